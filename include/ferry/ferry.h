@@ -1,0 +1,270 @@
+/*
+ * ferry.h — the public API of libferry: fast, secure inter-process communication.
+ *
+ * Rules that hold for every function here:
+ *  - Errors: a function returns 0 (or a count) on success and a negative errno value on
+ *    failure. errno is never the channel of an error. ferry_strerror() names every code.
+ *      -ETIMEDOUT  the deadline passed          -EAGAIN    FERRY_NOW and not ready
+ *      -EPIPE      the peer is gone             -EMSGSIZE  a message is too large
+ *      -EBADMSG    corrupt frame or ring (the channel is then closed for good)
+ *      -EINVAL     bad argument                 -ENOBUFS   an unbounded channel hit its memory cap
+ *      -EOPNOTSUPP not on this transport        -EBUSY     a loan or peek is already outstanding
+ *  - Timeouts: every blocking call takes `int64_t timeout_ns`: FERRY_FOREVER (-1) waits
+ *    forever, FERRY_NOW (0) returns at once, a positive value waits at most that long. The
+ *    bound is a deadline on CLOCK_MONOTONIC taken when the call starts; a signal (EINTR)
+ *    neither shortens nor lengthens it.
+ *  - Handles are opaque. A handle is released by its *_close function, which frees
+ *    everything it owns and never blocks for long.
+ *  - Threads: one channel end may be used by one sending thread and one receiving thread at
+ *    the same time (send/loan/commit on one side, recv/peek/release on the other). Anything
+ *    more needs the caller's own lock; many-to-many comes with mailboxes.
+ *  - Every file descriptor ferry creates has FD_CLOEXEC set, except the one fd that
+ *    ferry_pair_fd() makes for a child to inherit across exec.
+ */
+#ifndef FERRY_FERRY_H
+#define FERRY_FERRY_H
+
+#include <stddef.h>
+#include <stdint.h>
+#include <sys/types.h>
+
+#ifdef __cplusplus
+extern "C" {
+#endif
+
+#define FERRY_VERSION_MAJOR 0
+#define FERRY_VERSION_MINOR 1
+
+/* Timeouts. */
+#define FERRY_FOREVER ((int64_t)-1)
+#define FERRY_NOW     ((int64_t)0)
+
+/* Capacity (messages queued per direction). 0 is a rendezvous: a send returns only once
+ * the receiver has taken the message. N > 0 bounds the queue. FERRY_CAP_RING (the default)
+ * queues as many as fit in the ring. FERRY_UNBOUNDED never blocks a send: the ring grows. */
+#define FERRY_UNBOUNDED UINT32_MAX
+#define FERRY_CAP_RING  (UINT32_MAX - 1)
+
+/* At most this many file descriptors ride on one message. */
+#define FERRY_MAX_FDS 16
+/* The largest max_msg a channel may be configured with (1 GiB). */
+#define FERRY_MAX_MSG_LIMIT ((size_t)1 << 30)
+
+/* Channel flags (ferry_chan_opts.flags). */
+#define FERRY_CHECKSUM (1u << 0) /* every message carries a crc32c, checked on receipt */
+#define FERRY_NO_SPIN  (1u << 1) /* a waiting call sleeps at once instead of spinning first */
+
+typedef struct ferry_chan ferry_chan;
+typedef struct ferry_listener ferry_listener;
+
+/*
+ * Channel options. Always start from ferry_chan_opts_init(). The side that creates the
+ * channel (ferry_pair*, ferry_listen) decides the shape of the channel: capacity,
+ * ring_bytes, max_msg, mem_cap and FERRY_CHECKSUM; the other side takes them from the
+ * handshake and uses only its local choices (spin_ns, FERRY_NO_SPIN).
+ */
+typedef struct ferry_chan_opts {
+    uint32_t capacity; /* 0, N, FERRY_CAP_RING (default) or FERRY_UNBOUNDED */
+    uint32_t flags;    /* FERRY_CHECKSUM | FERRY_NO_SPIN */
+    size_t ring_bytes; /* ring size per direction, a power of two >= 4096; default 256 KiB.
+                          0 = derive from max_msg */
+    size_t max_msg;    /* largest message; default and most ring_bytes / 2 - 128;
+                          at most FERRY_MAX_MSG_LIMIT */
+    size_t mem_cap;    /* FERRY_UNBOUNDED only: largest ring it may grow to; default 64 MiB.
+                          All live rings of a direction together stay under 2 * mem_cap. */
+    int64_t spin_ns;   /* how long a waiting call may spin before it sleeps; default 50 us.
+                          The spin adapts downwards when it does not pay off. */
+    unsigned mode;     /* ferry_listen: permission bits of the socket file; default 0600 */
+} ferry_chan_opts;
+
+/* Fill *o with the defaults. Never fails. */
+void ferry_chan_opts_init(ferry_chan_opts *o);
+
+/*
+ * A message. On send, the library reads type, data[0..len) and fds[0..nfds) and keeps
+ * nothing: the caller still owns data and its fds (the peer gets duplicates). On receive,
+ * the caller supplies data and cap; the library sets type, len and fds/nfds, and the
+ * caller owns the received fds (FD_CLOEXEC set) and must close them.
+ * Types are >= 0; a negative type is -EINVAL on send.
+ */
+typedef struct ferry_msg {
+    int64_t type;
+    void *data;
+    size_t len; /* send: bytes to send; receive: bytes received (or needed, on -EMSGSIZE) */
+    size_t cap; /* receive: size of data */
+    uint32_t nfds;
+    int fds[FERRY_MAX_FDS];
+} ferry_msg;
+
+/* Counters of one channel end. Exact for the calling end; read at any time from any
+ * thread (each counter is individually consistent). */
+typedef struct ferry_stats {
+    uint64_t sent_msgs, sent_bytes; /* messages committed to the peer */
+    uint64_t recv_msgs, recv_bytes; /* messages taken by this end */
+    uint64_t send_waits;            /* times a send/loan/commit slept in the kernel */
+    uint64_t recv_waits;            /* times a recv/peek slept in the kernel */
+    uint64_t wakeups;               /* wake-up system calls this end made for its peer */
+    uint64_t drops;                 /* messages sent but never delivered (a rendezvous send
+                                       that timed out and was withdrawn) */
+    uint64_t grows;                 /* FERRY_UNBOUNDED: rings added by this end's sends */
+} ferry_stats;
+
+/* ---------------------------------------------------------------- errors */
+
+/* A short, static, human-readable name for a value returned by ferry (negative errno)
+ * or a positive errno. Never NULL. Thread-safe. */
+const char *ferry_strerror(int err);
+
+/* ---------------------------------------------------------------- making channels */
+
+/*
+ * ferry_pair — make both ends of a shared-memory channel in this process, typically
+ * before fork(): the parent keeps one end and the child the other (close the one you do
+ * not use in each process). opts may be NULL for the defaults.
+ * On success *a and *b are owned by the caller. On failure nothing is left behind.
+ * Errors: -EINVAL (options), -ENOMEM, -EMFILE/-ENFILE.
+ */
+int ferry_pair(const ferry_chan_opts *opts, ferry_chan **a, ferry_chan **b);
+
+/*
+ * ferry_pair_fd — like ferry_pair, but the second end is handed out as one file
+ * descriptor (FD_CLOEXEC cleared) for a child to inherit across exec; the child turns it
+ * into a channel with ferry_chan_adopt(). The caller owns *a and *child_fd; it closes
+ * *child_fd after fork. Errors as ferry_pair.
+ */
+int ferry_pair_fd(const ferry_chan_opts *opts, ferry_chan **a, int *child_fd);
+
+/*
+ * ferry_chan_adopt — turn a descriptor made by ferry_pair_fd() (inherited across exec)
+ * into a channel end. On success the channel owns fd; on failure fd is closed.
+ * opts (may be NULL) supplies only local choices (spin_ns, FERRY_NO_SPIN).
+ * Errors: -EBADMSG (not a ferry descriptor, or a refused segment), -EBADF, -ENOMEM.
+ */
+int ferry_chan_adopt(int fd, const ferry_chan_opts *opts, ferry_chan **out);
+
+/*
+ * ferry_listen — listen at a URL. Supported here: "shm:///path/to.sock" — a Unix socket
+ * file (mode opts->mode, default 0600, set before the file appears) where peers meet; the
+ * data then flows through shared memory. The caller owns *out; ferry_listener_close()
+ * unlinks the socket file. Errors: -EINVAL (bad URL), -EPROTONOSUPPORT (unknown scheme),
+ * -EADDRINUSE, -ENAMETOOLONG, -EACCES, and other socket errors.
+ */
+int ferry_listen(const char *url, const ferry_chan_opts *opts, ferry_listener **out);
+
+/*
+ * ferry_accept — wait for the next peer and return its channel (owned by the caller).
+ * Errors: -ETIMEDOUT, -EAGAIN (FERRY_NOW), -ENOMEM, -EMFILE.
+ */
+int ferry_accept(ferry_listener *l, ferry_chan **out, int64_t timeout_ns);
+
+/* A descriptor readable while a peer waits to be accepted. Owned by the listener. */
+int ferry_listener_fd(const ferry_listener *l);
+
+/* Stop listening, unlink the socket file and free the listener. NULL is a no-op. */
+void ferry_listener_close(ferry_listener *l);
+
+/*
+ * ferry_chan_open — connect to a listener at a URL ("shm:///path/to.sock") and wait for
+ * its handshake. opts (may be NULL) supplies only local choices. The caller owns *out.
+ * Errors: -ENOENT / -ECONNREFUSED (nobody listens), -ETIMEDOUT, -EAGAIN, -EBADMSG (a bad
+ * handshake or a refused segment), -EINVAL, -EPROTONOSUPPORT.
+ */
+int ferry_chan_open(const char *url, const ferry_chan_opts *opts, ferry_chan **out,
+                    int64_t timeout_ns);
+
+/* Close a channel end: the peer sees -EPIPE once it has drained what was sent. Frees
+ * everything, including fds of received-but-untaken messages. NULL is a no-op. Must not
+ * race with other calls on the same end. */
+void ferry_chan_close(ferry_chan *ch);
+
+/* ---------------------------------------------------------------- messages */
+
+/*
+ * ferry_send — copy len bytes as one message of type 0. The caller keeps buf.
+ * Blocks while the channel is full (capacity or ring bytes); with capacity 0 it returns
+ * only once the receiver has taken the message (on timeout the message is withdrawn and
+ * never delivered).
+ * Errors: -EMSGSIZE (len > max_msg; nothing sent), -ETIMEDOUT, -EAGAIN, -EPIPE, -EBADMSG,
+ * -ENOBUFS (unbounded channel at its memory cap), -EBUSY (a loan is outstanding).
+ */
+int ferry_send(ferry_chan *ch, const void *buf, size_t len, int64_t timeout_ns);
+
+/*
+ * ferry_recv — take the next message (any type) and copy it into buf.
+ * Returns its length. If it is longer than cap, -EMSGSIZE and it stays queued.
+ * Fds riding on it are closed (use ferry_recvmsg to get them).
+ * Errors: -EMSGSIZE, -ETIMEDOUT, -EAGAIN, -EPIPE (peer gone and nothing left), -EBADMSG.
+ */
+ssize_t ferry_recv(ferry_chan *ch, void *buf, size_t cap, int64_t timeout_ns);
+
+/*
+ * ferry_sendmsg — send m->type, m->data[0..m->len) and m->fds[0..m->nfds). The caller
+ * keeps its data and fds. Errors as ferry_send, and -EINVAL (type < 0, nfds > 16, a
+ * bad fd).
+ */
+int ferry_sendmsg(ferry_chan *ch, const ferry_msg *m, int64_t timeout_ns);
+
+/*
+ * ferry_recvmsg — take the next message that matches filter, into m->data (m->cap bytes):
+ *    filter == 0  the next message;
+ *    filter  > 0  the next message of exactly that type;
+ *    filter  < 0  the first message of the lowest type <= -filter (System V msgrcv).
+ * Messages the filter passes over stay queued, in order. Returns the length and sets
+ * m->type, m->len, m->nfds, m->fds (the caller owns those fds).
+ * On -EMSGSIZE m->len is the size needed and the message stays queued.
+ * Errors as ferry_recv, and -EINVAL (filter == INT64_MIN).
+ */
+ssize_t ferry_recvmsg(ferry_chan *ch, ferry_msg *m, int64_t filter, int64_t timeout_ns);
+
+/* ---------------------------------------------------------------- zero copy */
+
+/*
+ * ferry_loan — reserve room for a message of up to len bytes in the ring and return a
+ * writable pointer to it in *buf (32-byte aligned). Fill it, then ferry_commit(). The
+ * pointer is valid until the commit. One loan at a time per end (-EBUSY otherwise).
+ * The timeout covers the whole send: it also bounds the wait in ferry_commit on a
+ * capacity-0 channel. Errors as ferry_send.
+ */
+int ferry_loan(ferry_chan *ch, size_t len, void **buf, int64_t timeout_ns);
+
+/*
+ * ferry_commit — publish the loaned message with the given type and length (<= the loaned
+ * len). On a capacity-0 channel it then waits, within the loan's deadline, until the
+ * receiver has taken it; on timeout the message is withdrawn (-ETIMEDOUT / -EAGAIN).
+ * Errors: -EINVAL (no loan, len too large, type < 0), -ETIMEDOUT, -EAGAIN, -EPIPE.
+ */
+int ferry_commit(ferry_chan *ch, int64_t type, size_t len);
+
+/*
+ * ferry_peek — find the next message matching filter (rules of ferry_recvmsg) and give a
+ * read-only view of it in place: m->data points into shared memory, valid until
+ * ferry_release(); m->type, m->len set; fds are handed to the caller in m->fds/m->nfds.
+ * m->cap is ignored. The peer cannot take the memory back, but a hostile peer can change
+ * its bytes while you read: validate what you read. One peek at a time (-EBUSY).
+ * Errors as ferry_recvmsg (never -EMSGSIZE).
+ */
+int ferry_peek(ferry_chan *ch, int64_t filter, ferry_msg *m, int64_t timeout_ns);
+
+/* ferry_release — give the peeked message's memory back. Errors: -EINVAL (no peek). */
+int ferry_release(ferry_chan *ch);
+
+/* ---------------------------------------------------------------- integration */
+
+/*
+ * ferry_chan_fd — a descriptor that polls readable (POLLIN / EPOLLIN) while a message is
+ * waiting to be received, or once the peer is gone. Level-triggered. Owned by the
+ * channel (do not close it). The first call arms the notification; until then, and when
+ * nobody polls, sends make no system call for it. Errors: -ENOMEM, -EMFILE.
+ */
+int ferry_chan_fd(ferry_chan *ch);
+
+/* Copy the counters of this end into *st. Errors: -EINVAL (NULL). */
+int ferry_chan_stats(const ferry_chan *ch, ferry_stats *st);
+
+/* The maximum message size of this channel (decided at creation). */
+size_t ferry_chan_max_msg(const ferry_chan *ch);
+
+#ifdef __cplusplus
+}
+#endif
+#endif /* FERRY_FERRY_H */

@@ -1,0 +1,160 @@
+/*
+ * chan.c — the generic channel: the public entry points. Checks what does not depend on
+ * the transport, turns timeouts into deadlines once, finds the transport of a URL, and
+ * dispatches through its ops table (transport/transport.h).
+ */
+#include "core/time.h"
+#include "core/url.h"
+#include "transport/transport.h"
+
+#include <errno.h>
+#include <string.h>
+
+static const ferry__ops *const transports[] = {&ferry__shm_ops};
+
+void ferry_chan_opts_init(ferry_chan_opts *o)
+{
+    memset(o, 0, sizeof *o);
+    o->capacity = FERRY_CAP_RING;
+    o->ring_bytes = 256 * 1024;
+    o->max_msg = 0; /* derived from the ring */
+    o->mem_cap = 64 * 1024 * 1024;
+    o->spin_ns = 50 * 1000;
+    o->mode = 0600;
+}
+
+static int find_transport(const char *url, const ferry__ops **ops, const char **rest)
+{
+    char scheme[16];
+    int rc = ferry__url_split(url, scheme, rest);
+    if (rc < 0) return rc;
+    for (size_t i = 0; i < sizeof transports / sizeof transports[0]; i++) {
+        if (strcmp(transports[i]->scheme, scheme) == 0) {
+            *ops = transports[i];
+            return 0;
+        }
+    }
+    return -EPROTONOSUPPORT;
+}
+
+int ferry_listen(const char *url, const ferry_chan_opts *opts, ferry_listener **out)
+{
+    const ferry__ops *ops;
+    const char *rest;
+    if (!out) return -EINVAL;
+    int rc = find_transport(url, &ops, &rest);
+    return rc < 0 ? rc : ops->listen(rest, opts, out);
+}
+
+int ferry_accept(ferry_listener *l, ferry_chan **out, int64_t timeout_ns)
+{
+    if (!l || !out) return -EINVAL;
+    return l->ops->accept(l, out, ferry__deadline(timeout_ns));
+}
+
+int ferry_listener_fd(const ferry_listener *l)
+{
+    return l ? l->ops->listener_fd(l) : -EINVAL;
+}
+
+void ferry_listener_close(ferry_listener *l)
+{
+    if (l) l->ops->listener_close(l);
+}
+
+int ferry_chan_open(const char *url, const ferry_chan_opts *opts, ferry_chan **out,
+                    int64_t timeout_ns)
+{
+    const ferry__ops *ops;
+    const char *rest;
+    if (!out) return -EINVAL;
+    int64_t deadline = ferry__deadline(timeout_ns);
+    int rc = find_transport(url, &ops, &rest);
+    return rc < 0 ? rc : ops->open(rest, opts, out, deadline);
+}
+
+void ferry_chan_close(ferry_chan *ch)
+{
+    if (ch) ch->ops->close(ch);
+}
+
+int ferry_sendmsg(ferry_chan *ch, const ferry_msg *m, int64_t timeout_ns)
+{
+    if (!ch || !m || m->type < 0 || m->nfds > FERRY_MAX_FDS || (m->len && !m->data))
+        return -EINVAL;
+    return ch->ops->sendmsg(ch, m, ferry__deadline(timeout_ns));
+}
+
+int ferry_send(ferry_chan *ch, const void *buf, size_t len, int64_t timeout_ns)
+{
+    ferry_msg m = {.type = 0, .data = (void *)buf, .len = len, .nfds = 0};
+    return ferry_sendmsg(ch, &m, timeout_ns);
+}
+
+ssize_t ferry_recvmsg(ferry_chan *ch, ferry_msg *m, int64_t filter, int64_t timeout_ns)
+{
+    if (!ch || !m || filter == INT64_MIN || (m->cap && !m->data)) return -EINVAL;
+    return ch->ops->recvmsg(ch, m, filter, 1, ferry__deadline(timeout_ns));
+}
+
+ssize_t ferry_recv(ferry_chan *ch, void *buf, size_t cap, int64_t timeout_ns)
+{
+    if (!ch || (cap && !buf)) return -EINVAL;
+    ferry_msg m = {.data = buf, .cap = cap};
+    return ch->ops->recvmsg(ch, &m, 0, 0, ferry__deadline(timeout_ns));
+}
+
+int ferry_loan(ferry_chan *ch, size_t len, void **buf, int64_t timeout_ns)
+{
+    if (!ch || !buf) return -EINVAL;
+    if (!ch->ops->loan) return -EOPNOTSUPP;
+    return ch->ops->loan(ch, len, buf, ferry__deadline(timeout_ns));
+}
+
+int ferry_commit(ferry_chan *ch, int64_t type, size_t len)
+{
+    if (!ch || type < 0) return -EINVAL;
+    if (!ch->ops->commit) return -EOPNOTSUPP;
+    return ch->ops->commit(ch, type, len);
+}
+
+int ferry_peek(ferry_chan *ch, int64_t filter, ferry_msg *m, int64_t timeout_ns)
+{
+    if (!ch || !m || filter == INT64_MIN) return -EINVAL;
+    if (!ch->ops->peek) return -EOPNOTSUPP;
+    return ch->ops->peek(ch, filter, m, ferry__deadline(timeout_ns));
+}
+
+int ferry_release(ferry_chan *ch)
+{
+    if (!ch) return -EINVAL;
+    if (!ch->ops->release) return -EOPNOTSUPP;
+    return ch->ops->release(ch);
+}
+
+int ferry_chan_fd(ferry_chan *ch)
+{
+    return ch ? ch->ops->fd(ch) : -EINVAL;
+}
+
+size_t ferry_chan_max_msg(const ferry_chan *ch)
+{
+    return ch ? ch->ops->max_msg(ch) : 0;
+}
+
+int ferry_chan_stats(const ferry_chan *ch, ferry_stats *st)
+{
+    if (!ch || !st) return -EINVAL;
+#define GET(f) st->f = atomic_load_explicit(&ch->st.f, memory_order_relaxed)
+    GET(sent_msgs);
+    GET(sent_bytes);
+    GET(recv_msgs);
+    GET(recv_bytes);
+    GET(send_waits);
+    GET(recv_waits);
+    GET(wakeups);
+    GET(drops);
+    GET(grows);
+#undef GET
+    return 0;
+}

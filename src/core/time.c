@@ -1,0 +1,40 @@
+/*
+ * time.c — deadlines on CLOCK_MONOTONIC (see time.h).
+ */
+#define _GNU_SOURCE
+#include "time.h"
+
+#include <time.h>
+
+static int64_t clock_ns(clockid_t id)
+{
+    struct timespec ts;
+    clock_gettime(id, &ts);
+    return (int64_t)ts.tv_sec * 1000000000 + ts.tv_nsec;
+}
+
+int64_t ferry__now_ns(void)
+{
+    return clock_ns(CLOCK_MONOTONIC);
+}
+
+int64_t ferry__coarse_ns(void)
+{
+    return clock_ns(CLOCK_MONOTONIC_COARSE);
+}
+
+int64_t ferry__deadline(int64_t timeout_ns)
+{
+    if (timeout_ns < 0) return FERRY__NO_DEADLINE;
+    if (timeout_ns == 0) return 0;
+    int64_t now = ferry__now_ns();
+    if (timeout_ns > FERRY__NO_DEADLINE - 1 - now) return FERRY__NO_DEADLINE - 1;
+    return now + timeout_ns;
+}
+
+int64_t ferry__remaining(int64_t deadline)
+{
+    if (deadline == FERRY__NO_DEADLINE) return INT64_MAX;
+    if (deadline == 0) return 0;
+    return deadline - ferry__now_ns();
+}

@@ -1,0 +1,92 @@
+/*
+ * ring.h — the layout of one direction of a shm channel, shared by both processes.
+ *
+ * A direction has a control block (the first FERRY__RING_CTL_BYTES of its first segment)
+ * and a data ring (the rest of the first segment; for FERRY_UNBOUNDED, later segments
+ * that hold only a ring). Rings are powers of two. Records are written in place:
+ *
+ *   [32-byte header (frame.h layout) | payload | padding to 64 bytes]
+ *
+ * Positions are free-running 64-bit byte counts over the life of the direction (they
+ * continue across segments); a ring index is pos & (size - 1). Records start on 64-byte
+ * boundaries and never cross the ring's end (a WRAP record pads to the end instead).
+ *
+ * Publication: the header's seq word is the commit word. The producer writes header and
+ * payload, sets the *next* header slot's seq to 0, then stores seq with release order.
+ * The consumer, waiting at a slot, acquires seq; it must read 0 (not yet) or exactly the
+ * seq it expects — anything else is corruption. Because every slot is zeroed before the
+ * record in front of it is published, stale bytes from earlier laps can never look
+ * committed. So the consumer waits on the record's own cache line, not on an index.
+ * The producer always keeps 64 bytes free beyond a record for that next slot.
+ *
+ * Capacity 0 (rendezvous): the consumer claims a record by CAS on seq (adding
+ * SEQ_CLAIMED) before it uses it; a producer whose send timed out withdraws it by CAS
+ * (adding SEQ_CANCELLED). Exactly one of the two wins.
+ *
+ * Who writes what (each group on its own cache line, so a line is written by one side):
+ *   producer: data_futex, space_waiting           consumer: data_waiting, armed
+ *   consumer: tail, taken (per message)            consumer: space_futex
+ *   both:     ready (eventfd state; see shm.c)
+ */
+#ifndef FERRY_SHM_RING_H
+#define FERRY_SHM_RING_H
+
+#include <stdalign.h>
+#include <stdatomic.h>
+#include <stdint.h>
+
+#include "core/frame.h"
+
+#define FERRY__RING_CTL_BYTES 4096u
+#define FERRY__REC_ALIGN      64u
+#define FERRY__RING_MIN       4096u
+#define FERRY__RING_MAX       ((uint64_t)1 << 33) /* 8 GiB */
+
+#define FERRY__SEQ_CLAIMED   ((uint64_t)1 << 63)
+#define FERRY__SEQ_CANCELLED ((uint64_t)1 << 62)
+#define FERRY__SEQ_MASK      (FERRY__SEQ_CANCELLED - 1)
+
+typedef struct ferry__ring_ctl {
+    /* Producer-written. */
+    alignas(64) _Atomic uint32_t data_futex; /* bumped to wake a consumer waiting for data */
+    alignas(64) _Atomic uint32_t space_waiting; /* producer sleeps for space / a take */
+    /* Consumer-written, rarely; read by the producer after every commit. */
+    alignas(64) _Atomic uint32_t data_waiting; /* consumer sleeps for data */
+    _Atomic uint32_t armed;                    /* consumer polls an eventfd for data */
+    /* Consumer-written, per message; read by the producer only when the ring looks full. */
+    alignas(64) _Atomic uint64_t tail; /* position of the oldest record not yet taken */
+    _Atomic uint64_t taken;            /* messages taken (capacity counting) */
+    /* Consumer-written, rarely. */
+    alignas(64) _Atomic uint32_t space_futex; /* bumped to wake a producer waiting for space */
+    /* Written by both (eventfd readiness). */
+    alignas(64) _Atomic uint32_t ready;
+} ferry__ring_ctl;
+
+_Static_assert(sizeof(ferry__ring_ctl) <= FERRY__RING_CTL_BYTES, "ctl block too large");
+
+/* The record header as it lies in the ring (same bytes as frame.h, little-endian host). */
+typedef struct ferry__rec {
+    uint32_t magic;
+    uint8_t version, flags, nfds, reserved;
+    int64_t type;
+    _Atomic uint64_t seq;
+    uint32_t len, crc;
+} ferry__rec;
+
+_Static_assert(sizeof(ferry__rec) == FERRY__FRAME_HDR, "record header must be 32 bytes");
+_Static_assert(__BYTE_ORDER__ == __ORDER_LITTLE_ENDIAN__, "ring records are little-endian");
+
+/* Bytes a record of len payload bytes occupies. */
+static inline uint64_t ferry__rec_footprint(uint64_t len)
+{
+    return (FERRY__FRAME_HDR + len + FERRY__REC_ALIGN - 1) & ~(uint64_t)(FERRY__REC_ALIGN - 1);
+}
+
+/* The largest max_msg a ring of size bytes can carry: any record plus a possible WRAP and
+ * the next header slot must fit in an empty ring (2 * footprint + 64 <= size). */
+static inline uint64_t ferry__ring_max_msg(uint64_t size)
+{
+    return size / 2 - 2 * FERRY__REC_ALIGN;
+}
+
+#endif

@@ -1,0 +1,106 @@
+/*
+ * wait.c — spin-then-futex waiting (see wait.h for the protocol).
+ */
+#define _GNU_SOURCE
+#include "wait.h"
+
+#include "core/time.h"
+
+#include <errno.h>
+#include <linux/futex.h>
+#include <sys/syscall.h>
+#include <time.h>
+#include <unistd.h>
+
+#if defined(__x86_64__) || defined(__i386__)
+#define cpu_relax() __builtin_ia32_pause()
+#else
+#define cpu_relax() atomic_signal_fence(memory_order_seq_cst)
+#endif
+
+void ferry__spin_init(ferry__spin *s, int64_t max_ns)
+{
+    s->max_ns = max_ns < 0 ? 0 : max_ns;
+    s->cur_ns = s->max_ns;
+}
+
+static int futex_wait(_Atomic uint32_t *addr, uint32_t val, int64_t ns)
+{
+    struct timespec ts = {.tv_sec = ns / 1000000000, .tv_nsec = ns % 1000000000};
+    long r = syscall(SYS_futex, (uint32_t *)addr, FUTEX_WAIT, val, &ts, NULL, 0);
+    return r < 0 ? -errno : 0;
+}
+
+/* Spin for up to the current budget; 1 if cond held, 0 if not, <0 error. */
+static int spin(ferry__spin *s, ferry__cond_fn cond, void *arg, int64_t deadline)
+{
+    if (s->cur_ns <= 0 || deadline == 0) return 0;
+    int64_t end = ferry__now_ns() + s->cur_ns;
+    if (end > deadline) end = deadline;
+    for (;;) {
+        for (int i = 0; i < 64; i++) {
+            int c = cond(arg);
+            if (c != 0) return c;
+            cpu_relax();
+        }
+        if (ferry__now_ns() >= end) return 0;
+    }
+}
+
+int ferry__wait(ferry__spin *s, ferry__cond_fn cond, ferry__alive_fn alive, void *arg,
+                _Atomic uint32_t *futex, _Atomic uint32_t *waiting, int64_t deadline,
+                uint64_t *sleeps)
+{
+    int c = cond(arg);
+    if (c != 0) return c < 0 ? c : 0;
+    c = spin(s, cond, arg, deadline);
+    if (c != 0) {
+        /* Spinning paid off: let the budget grow back towards its maximum. */
+        s->cur_ns = s->cur_ns * 2 > s->max_ns ? s->max_ns : s->cur_ns * 2;
+        return c < 0 ? c : 0;
+    }
+    if (s->max_ns > 0) {
+        int64_t floor = s->max_ns / 16;
+        s->cur_ns = s->cur_ns / 2 < floor ? floor : s->cur_ns / 2;
+    }
+    int rc, timed_out = 0;
+    for (;;) {
+        /* Announce ourselves, then read the futex word, then re-check the condition.
+         * The seq_cst store + fence pair with the waker's fence (wait.h): if the waker's
+         * state change is not visible to the re-check below, our flag is visible to it,
+         * and it will bump the word after we read it, so FUTEX_WAIT returns at once. */
+        atomic_store_explicit(waiting, 1, memory_order_seq_cst);
+        uint32_t seen = atomic_load_explicit(futex, memory_order_seq_cst);
+        atomic_thread_fence(memory_order_seq_cst);
+        c = cond(arg);
+        if (c != 0) {
+            rc = c < 0 ? c : 0;
+            break;
+        }
+        int64_t left = ferry__remaining(deadline);
+        if (left <= 0) {
+            rc = deadline == 0 ? -EAGAIN : -ETIMEDOUT;
+            break;
+        }
+        /* Ask the kernel whether the peer lives only after a whole slice went by without
+         * a wake-up: a live peer wakes us long before, so the fast path pays nothing. */
+        if (timed_out && (rc = alive(arg)) < 0) break;
+        int64_t slice = left < FERRY__WAIT_SLICE_NS ? left : FERRY__WAIT_SLICE_NS;
+        if (sleeps) (*sleeps)++;
+        int w = futex_wait(futex, seen, slice);
+        timed_out = w == -ETIMEDOUT;
+        /* 0 (woken), -EAGAIN (word changed), -EINTR, -ETIMEDOUT: all loop and re-check; the
+         * deadline is absolute, so signals neither shorten nor lengthen the wait. */
+    }
+    atomic_store_explicit(waiting, 0, memory_order_relaxed);
+    return rc;
+}
+
+int ferry__wake_if_waiting(_Atomic uint32_t *futex, _Atomic uint32_t *waiting)
+{
+    /* The caller's fence orders its state change before this load (wait.h). */
+    if (!atomic_load_explicit(waiting, memory_order_relaxed)) return 0;
+    atomic_fetch_add_explicit(futex, 1, memory_order_seq_cst);
+    syscall(SYS_futex, (uint32_t *)futex, FUTEX_WAKE, 1, NULL, NULL, 0);
+    return 1;
+}

@@ -1,0 +1,480 @@
+/*
+ * shm.c — the shm transport: channels whose data flows through lock-free rings in sealed
+ * memfds (ring.h), set up over a Unix-socket control link (shm_link.h) that stays open as
+ * the liveness link. This file makes channels (ferry_pair, ferry_pair_fd,
+ * ferry_chan_adopt, ferry_listen/accept, ferry_chan_open), checks liveness, closes, and
+ * holds the ops table; shm_tx.c and shm_rx.c move the messages.
+ *
+ * Rules: the creating side (pair, listener) decides the channel's shape and makes both
+ * directions' segments and eventfds; the adopting side validates every value and every
+ * fd of the handshake before it maps anything (-EBADMSG otherwise).
+ */
+#define _GNU_SOURCE
+#include "shm_chan.h"
+#include "shm_link.h"
+
+#include "core/time.h"
+
+#include <errno.h>
+#include <fcntl.h>
+#include <limits.h>
+#include <poll.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/eventfd.h>
+#include <sys/socket.h>
+#include <sys/stat.h>
+#include <sys/un.h>
+#include <unistd.h>
+
+#define LIVE_CHECK_NS (10 * 1000 * 1000) /* a send or empty poll asks the kernel this often */
+
+/* ------------------------------------------------------------------ liveness */
+
+int ferry__shm_fail(shm_chan *c, int err)
+{
+    int zero = 0;
+    atomic_compare_exchange_strong_explicit(&c->dead, &zero, err, memory_order_relaxed,
+                                            memory_order_relaxed);
+    /* A peer that broke the rules is cut off: it sees the link hang up. */
+    if (err == -EBADMSG) shutdown(c->link, SHUT_RDWR);
+    return atomic_load_explicit(&c->dead, memory_order_relaxed);
+}
+
+int ferry__shm_alive(void *chan)
+{
+    shm_chan *c = chan;
+    int dead = atomic_load_explicit(&c->dead, memory_order_relaxed);
+    if (dead) return dead;
+    return ferry__link_alive(c->link) < 0 ? ferry__shm_fail(c, -EPIPE) : 0;
+}
+
+int ferry__shm_check_alive(shm_chan *c)
+{
+    int64_t now = ferry__coarse_ns();
+    if (now < c->next_live_check) return 0;
+    c->next_live_check = now + LIVE_CHECK_NS;
+    return ferry__shm_alive(c);
+}
+
+/* ------------------------------------------------------------------ shape */
+
+typedef struct shape {
+    uint32_t capacity, flags;
+    uint64_t ring_bytes, max_msg, mem_cap;
+} shape;
+
+static int is_pow2(uint64_t v)
+{
+    return v && !(v & (v - 1));
+}
+
+/* The shape a creator asks for, from its options, or -EINVAL. */
+static int shape_from_opts(const ferry_chan_opts *o, shape *s)
+{
+    ferry_chan_opts d;
+    if (!o) {
+        ferry_chan_opts_init(&d);
+        o = &d;
+    }
+    if (o->flags & ~(uint32_t)(FERRY_CHECKSUM | FERRY_NO_SPIN)) return -EINVAL;
+    if (o->max_msg > FERRY_MAX_MSG_LIMIT) return -EINVAL;
+    uint64_t ring = o->ring_bytes;
+    if (ring == 0) { /* the smallest ring that carries max_msg */
+        ring = FERRY__RING_MIN;
+        while (ferry__ring_max_msg(ring) < o->max_msg) ring *= 2;
+    }
+    if (!is_pow2(ring) || ring < FERRY__RING_MIN || ring > FERRY__RING_MAX) return -EINVAL;
+    uint64_t max = o->max_msg ? o->max_msg : ferry__ring_max_msg(ring);
+    if (max > ferry__ring_max_msg(ring)) return -EINVAL;
+    if (max > FERRY_MAX_MSG_LIMIT) max = FERRY_MAX_MSG_LIMIT;
+    if (o->capacity == FERRY_UNBOUNDED && o->mem_cap < ring) return -EINVAL;
+    s->capacity = o->capacity;
+    s->flags = o->flags & FERRY_CHECKSUM;
+    s->ring_bytes = ring;
+    s->max_msg = max;
+    s->mem_cap = o->mem_cap;
+    return 0;
+}
+
+/* Validate a shape received from a peer: -EBADMSG unless it is one we could have made. */
+static int shape_from_link(const ferry__link_msg *m, shape *s)
+{
+    uint64_t ring = m->ring_bytes;
+    if (!is_pow2(ring) || ring < FERRY__RING_MIN || ring > FERRY__RING_MAX ||
+        m->max_msg > ferry__ring_max_msg(ring) || m->max_msg > FERRY_MAX_MSG_LIMIT ||
+        (m->flags & ~(uint32_t)FERRY_CHECKSUM) || m->seq != 0)
+        return -EBADMSG;
+    s->capacity = m->capacity;
+    s->flags = m->flags;
+    s->ring_bytes = ring;
+    s->max_msg = m->max_msg;
+    s->mem_cap = m->mem_cap < ring ? ring : m->mem_cap;
+    return 0;
+}
+
+/* ------------------------------------------------------------------ channel objects */
+
+extern const ferry__ops ferry__shm_ops;
+
+static shm_chan *chan_new(int link, const shape *s, const ferry_chan_opts *local)
+{
+    shm_chan *c = calloc(1, sizeof *c);
+    if (!c) return NULL;
+    c->base.ops = &ferry__shm_ops;
+    c->link = link;
+    c->capacity = s->capacity;
+    c->flags = s->flags;
+    c->ring_bytes = s->ring_bytes;
+    c->max_msg = s->max_msg;
+    c->mem_cap = s->mem_cap;
+    c->tx.efd = c->rx.efd = -1;
+    c->rx.epfd = -1;
+    ferry_chan_opts d;
+    if (!local) {
+        ferry_chan_opts_init(&d);
+        local = &d;
+    }
+    int64_t spin = (local->flags & FERRY_NO_SPIN) ? 0 : local->spin_ns;
+    ferry__spin_init(&c->tx.spin, spin);
+    ferry__spin_init(&c->rx.spin, spin);
+    return c;
+}
+
+/* Wire the two first segments in: the control blocks and the first rings. */
+static int chan_attach(shm_chan *c)
+{
+    c->tx.ctl = c->seg_tx.base;
+    c->tx.data = (uint8_t *)c->seg_tx.base + FERRY__RING_CTL_BYTES;
+    c->tx.size = c->ring_bytes;
+    return ferry__shm_rx_init(c);
+}
+
+static void chan_free(shm_chan *c)
+{
+    if (!c) return;
+    ferry__shm_rx_free(c);
+    ferry__shm_tx_free(c);
+    ferry__seg_unmap(&c->seg_tx);
+    ferry__seg_unmap(&c->seg_rx);
+    if (c->tx.efd >= 0) close(c->tx.efd);
+    if (c->rx.efd >= 0) close(c->rx.efd);
+    if (c->link >= 0) close(c->link);
+    free(c);
+}
+
+static void shm_close(ferry_chan *ch)
+{
+    chan_free((shm_chan *)ch);
+}
+
+/*
+ * Creator side of the handshake on link: make both directions, send SETUP with their
+ * segments and eventfds. On success the channel owns link; on failure link is closed.
+ */
+static int setup_create(int link, const ferry_chan_opts *o, ferry_chan **out)
+{
+    shape s;
+    int rc = shape_from_opts(o, &s);
+    if (rc < 0) {
+        close(link);
+        return rc;
+    }
+    shm_chan *c = chan_new(link, &s, o);
+    if (!c) {
+        close(link);
+        return -ENOMEM;
+    }
+    int segfd[2] = {-1, -1};
+    size_t size = FERRY__RING_CTL_BYTES + s.ring_bytes;
+    rc = ferry__seg_create(size, &segfd[0], &c->seg_tx);
+    if (rc == 0) rc = ferry__seg_create(size, &segfd[1], &c->seg_rx);
+    if (rc == 0) {
+        c->tx.efd = eventfd(0, EFD_CLOEXEC | EFD_NONBLOCK);
+        c->rx.efd = eventfd(0, EFD_CLOEXEC | EFD_NONBLOCK);
+        if (c->tx.efd < 0 || c->rx.efd < 0) rc = -errno;
+    }
+    if (rc == 0) rc = chan_attach(c);
+    if (rc == 0) {
+        ferry__link_msg m = {.magic = FERRY__SETUP_MAGIC,
+                             .kind = FERRY__LINK_SETUP,
+                             .ring_bytes = s.ring_bytes,
+                             .max_msg = s.max_msg,
+                             .mem_cap = s.mem_cap,
+                             .capacity = s.capacity,
+                             .flags = s.flags};
+        int fds[4] = {segfd[0], segfd[1], c->tx.efd, c->rx.efd};
+        rc = ferry__link_send(link, &m, fds, 4, ferry__deadline(1000000000));
+    }
+    for (int i = 0; i < 2; i++)
+        if (segfd[i] >= 0) close(segfd[i]);
+    if (rc < 0) {
+        chan_free(c);
+        return rc;
+    }
+    *out = &c->base;
+    return 0;
+}
+
+/* Is fd an eventfd? (The kernel names its anonymous inode.) */
+static int is_eventfd(int fd)
+{
+    char path[64], name[64];
+    snprintf(path, sizeof path, "/proc/self/fd/%d", fd);
+    ssize_t n = readlink(path, name, sizeof name - 1);
+    if (n < 0) return 0;
+    name[n] = '\0';
+    return strcmp(name, "anon_inode:[eventfd]") == 0;
+}
+
+/*
+ * Adopter side: wait for SETUP on link until deadline, validate it and its fds, map.
+ * On success the channel owns link; on failure link is closed.
+ */
+static int setup_adopt(int link, const ferry_chan_opts *local, int64_t deadline,
+                       ferry_chan **out)
+{
+    ferry__link_msg m;
+    int fds[4];
+    shape s;
+    int rc = ferry__link_recv(link, FERRY__LINK_SETUP, &m, fds, 4, deadline);
+    if (rc < 0) {
+        close(link);
+        return rc;
+    }
+    shm_chan *c = NULL;
+    rc = shape_from_link(&m, &s);
+    if (rc == 0 && (!is_eventfd(fds[2]) || !is_eventfd(fds[3]))) rc = -EBADMSG;
+    if (rc == 0 && !(c = chan_new(link, &s, local))) rc = -ENOMEM;
+    size_t size = FERRY__RING_CTL_BYTES + s.ring_bytes;
+    /* The creator's outgoing direction is our incoming one. */
+    if (rc == 0) rc = ferry__seg_map_checked(fds[0], size, &c->seg_rx);
+    if (rc == 0) rc = ferry__seg_map_checked(fds[1], size, &c->seg_tx);
+    close(fds[0]);
+    close(fds[1]);
+    if (c) {
+        c->rx.efd = fds[2];
+        c->tx.efd = fds[3];
+        if (rc == 0) rc = chan_attach(c);
+        if (rc < 0) chan_free(c); /* closes link and the eventfds */
+    } else {
+        close(fds[2]);
+        close(fds[3]);
+        close(link);
+    }
+    if (rc < 0) return rc;
+    *out = &c->base;
+    return 0;
+}
+
+/* ------------------------------------------------------------------ pairs */
+
+/* Both ends of a link; the creator's handshake is already queued on *fd. */
+static int pair_link(const ferry_chan_opts *opts, ferry_chan **a, int *fd)
+{
+    int sv[2];
+    if (!a || !fd) return -EINVAL;
+    if (socketpair(AF_UNIX, SOCK_SEQPACKET | SOCK_CLOEXEC, 0, sv) < 0) return -errno;
+    int rc = setup_create(sv[0], opts, a);
+    if (rc < 0) {
+        close(sv[1]);
+        return rc;
+    }
+    *fd = sv[1];
+    return 0;
+}
+
+int ferry_pair_fd(const ferry_chan_opts *opts, ferry_chan **a, int *child_fd)
+{
+    int rc = pair_link(opts, a, child_fd);
+    if (rc == 0 && fcntl(*child_fd, F_SETFD, 0) < 0) { /* it must survive exec */
+        rc = -errno;
+        close(*child_fd);
+        ferry_chan_close(*a);
+        *a = NULL;
+    }
+    return rc;
+}
+
+int ferry_pair(const ferry_chan_opts *opts, ferry_chan **a, ferry_chan **b)
+{
+    int fd;
+    if (!b) return -EINVAL;
+    int rc = pair_link(opts, a, &fd);
+    if (rc < 0) return rc;
+    rc = setup_adopt(fd, opts, FERRY__NO_DEADLINE, b);
+    if (rc < 0) {
+        ferry_chan_close(*a);
+        *a = NULL;
+    }
+    return rc;
+}
+
+int ferry_chan_adopt(int fd, const ferry_chan_opts *opts, ferry_chan **out)
+{
+    if (!out) {
+        close(fd);
+        return -EINVAL;
+    }
+    if (fcntl(fd, F_SETFD, FD_CLOEXEC) < 0) return -EBADF;
+    /* The SETUP message was queued before the fd was handed over: never wait for it. */
+    int rc = setup_adopt(fd, opts, 0, out);
+    return rc == -EAGAIN ? -EBADMSG : rc;
+}
+
+/* ------------------------------------------------------------------ listen / open */
+
+typedef struct shm_listener {
+    struct ferry_listener base;
+    int fd;
+    ferry_chan_opts opts;
+    char path[sizeof(((struct sockaddr_un *)0)->sun_path)];
+} shm_listener;
+
+static int make_addr(const char *where, struct sockaddr_un *sa)
+{
+    if (!where || where[0] != '/') return -EINVAL;
+    size_t n = strlen(where);
+    if (n >= sizeof sa->sun_path) return -ENAMETOOLONG;
+    memset(sa, 0, sizeof *sa);
+    sa->sun_family = AF_UNIX;
+    memcpy(sa->sun_path, where, n + 1);
+    return 0;
+}
+
+/* A socket file nobody listens on any more (its creator died) may be replaced. */
+static int is_stale(const struct sockaddr_un *sa)
+{
+    int s = socket(AF_UNIX, SOCK_SEQPACKET | SOCK_CLOEXEC, 0);
+    if (s < 0) return 0;
+    int r = connect(s, (const struct sockaddr *)sa, sizeof *sa);
+    int stale = r < 0 && errno == ECONNREFUSED;
+    close(s);
+    struct stat st;
+    return stale && lstat(sa->sun_path, &st) == 0 && S_ISSOCK(st.st_mode);
+}
+
+static int shm_listen(const char *where, const ferry_chan_opts *o, ferry_listener **out)
+{
+    struct sockaddr_un sa;
+    shape s;
+    int rc = make_addr(where, &sa);
+    if (rc < 0) return rc;
+    if ((rc = shape_from_opts(o, &s)) < 0) return rc;
+    shm_listener *l = calloc(1, sizeof *l);
+    if (!l) return -ENOMEM;
+    if (o)
+        l->opts = *o;
+    else
+        ferry_chan_opts_init(&l->opts);
+    l->base.ops = &ferry__shm_ops;
+    memcpy(l->path, sa.sun_path, sizeof l->path);
+    l->fd = socket(AF_UNIX, SOCK_SEQPACKET | SOCK_CLOEXEC | SOCK_NONBLOCK, 0);
+    if (l->fd < 0) {
+        rc = -errno;
+        free(l);
+        return rc;
+    }
+    /* The socket file takes its mode from the socket inode at bind time (less the umask),
+     * so it never exists with wider permissions than asked. */
+    if (fchmod(l->fd, l->opts.mode & 0777) < 0) rc = -errno;
+    if (rc == 0 && bind(l->fd, (struct sockaddr *)&sa, sizeof sa) < 0) {
+        rc = -errno;
+        if (rc == -EADDRINUSE && is_stale(&sa) && unlink(sa.sun_path) == 0)
+            rc = bind(l->fd, (struct sockaddr *)&sa, sizeof sa) < 0 ? -errno : 0;
+    }
+    if (rc == 0 && listen(l->fd, 128) < 0) {
+        rc = -errno;
+        unlink(sa.sun_path);
+    }
+    if (rc < 0) {
+        close(l->fd);
+        free(l);
+        return rc;
+    }
+    *out = &l->base;
+    return 0;
+}
+
+static int shm_accept(ferry_listener *fl, ferry_chan **out, int64_t deadline)
+{
+    shm_listener *l = (shm_listener *)fl;
+    for (;;) {
+        int s = accept4(l->fd, NULL, NULL, SOCK_CLOEXEC);
+        if (s >= 0) {
+            int rc = setup_create(s, &l->opts, out);
+            if (rc == -EPIPE) continue; /* the client gave up already: take the next */
+            return rc;
+        }
+        if (errno == ECONNABORTED || errno == EINTR) continue;
+        if (errno != EAGAIN) return -errno;
+        int64_t left = ferry__remaining(deadline);
+        if (left <= 0) return deadline == 0 ? -EAGAIN : -ETIMEDOUT;
+        struct pollfd p = {.fd = l->fd, .events = POLLIN};
+        if (poll(&p, 1, left == INT64_MAX ? -1 : (int)((left + 999999) / 1000000)) < 0 &&
+            errno != EINTR)
+            return -errno;
+    }
+}
+
+static int shm_listener_fd(const ferry_listener *fl)
+{
+    return ((const shm_listener *)fl)->fd;
+}
+
+static void shm_listener_close(ferry_listener *fl)
+{
+    shm_listener *l = (shm_listener *)fl;
+    unlink(l->path);
+    close(l->fd);
+    free(l);
+}
+
+static int shm_open(const char *where, const ferry_chan_opts *o, ferry_chan **out,
+                    int64_t deadline)
+{
+    struct sockaddr_un sa;
+    int rc = make_addr(where, &sa);
+    if (rc < 0) return rc;
+    int s = socket(AF_UNIX, SOCK_SEQPACKET | SOCK_CLOEXEC | SOCK_NONBLOCK, 0);
+    if (s < 0) return -errno;
+    for (;;) {
+        if (connect(s, (struct sockaddr *)&sa, sizeof sa) == 0) break;
+        rc = -errno;
+        if (rc == -EINTR) continue;
+        if (rc != -EAGAIN) { /* EAGAIN: the backlog is full; try again shortly */
+            close(s);
+            return rc;
+        }
+        if (ferry__remaining(deadline) <= 0) {
+            close(s);
+            return deadline == 0 ? -EAGAIN : -ETIMEDOUT;
+        }
+        usleep(1000);
+    }
+    return setup_adopt(s, o, deadline, out);
+}
+
+static size_t shm_max_msg(const ferry_chan *ch)
+{
+    return ((const shm_chan *)ch)->max_msg;
+}
+
+const ferry__ops ferry__shm_ops = {
+    .scheme = "shm",
+    .listen = shm_listen,
+    .accept = shm_accept,
+    .listener_fd = shm_listener_fd,
+    .listener_close = shm_listener_close,
+    .open = shm_open,
+    .sendmsg = ferry__shm_sendmsg,
+    .recvmsg = ferry__shm_recvmsg,
+    .loan = ferry__shm_loan,
+    .commit = ferry__shm_commit,
+    .peek = ferry__shm_peek,
+    .release = ferry__shm_release,
+    .fd = ferry__shm_fd,
+    .max_msg = shm_max_msg,
+    .close = shm_close,
+};

@@ -1,0 +1,105 @@
+/*
+ * shm_chan.h — the state of one end of a shm channel, shared by the files of the shm
+ * transport: shm.c (making, connecting and closing channels, the ops table), shm_tx.c
+ * (the producer of the outgoing direction) and shm_rx.c (the consumer of the incoming
+ * direction, with typed selective receive).
+ *
+ * Rules: the tx half is touched only by the sending thread and the rx half only by the
+ * receiving thread; `dead` is written by either with relaxed atomics (it only ever goes
+ * from 0 to an error). Everything the peer can write (the ring control blocks and rings)
+ * is read through copies that are validated before use (ring.h).
+ */
+#ifndef FERRY_TRANSPORT_SHM_CHAN_H
+#define FERRY_TRANSPORT_SHM_CHAN_H
+
+#include "shm/ring.h"
+#include "shm/segment.h"
+#include "shm/wait.h"
+#include "transport.h"
+
+/* One mapped ring of the incoming direction. The first lives in the direction's first
+ * segment (after its control block); later ones are whole segments (FERRY_UNBOUNDED). */
+typedef struct rx_map {
+    ferry__seg seg; /* empty for the first ring (it belongs to the control segment) */
+    uint8_t *data;
+    uint64_t size;
+    uint64_t end; /* position just past this ring's JUMP record; UINT64_MAX while current */
+} rx_map;
+
+/* A record the consumer has read (header validated) but not yet taken. */
+typedef struct rx_entry {
+    uint64_t pos, seq;
+    int64_t type;
+    uint32_t len, nfds;
+    int claimed; /* capacity 0: this end already won the claim */
+    rx_map *map;
+    int fds[FERRY_MAX_FDS];
+} rx_entry;
+
+typedef struct shm_tx {
+    ferry__ring_ctl *ctl;
+    uint8_t *data;
+    uint64_t size;
+    ferry__seg grown; /* the current ring when it is not the first one */
+    uint64_t head;    /* next record position */
+    uint64_t tail_cache, taken_cache;
+    uint64_t seq; /* seq of the last committed record */
+    uint64_t sent, cancelled;
+    int efd; /* the peer's readiness eventfd */
+    ferry__spin spin;
+    /* The outstanding loan. */
+    int loaned;
+    uint64_t loan_pos;
+    size_t loan_len;
+    int64_t loan_deadline;
+} shm_tx;
+
+typedef struct shm_rx {
+    ferry__ring_ctl *ctl;
+    rx_map **maps; /* maps[nmaps - 1] is the ring being scanned */
+    size_t nmaps;
+    uint64_t scan;   /* next record position to read */
+    uint64_t expect; /* seq expected there */
+    uint64_t taken;
+    rx_entry *q; /* read, not yet taken, in order: q[qhead .. qhead + qlen) */
+    size_t qhead, qlen, qcap;
+    int held; /* a peek is outstanding: q[qhead + held_idx] */
+    size_t held_idx;
+    int efd;  /* our readiness eventfd */
+    int epfd; /* ferry_chan_fd(), -1 until asked */
+    ferry__spin spin;
+} shm_rx;
+
+typedef struct shm_chan {
+    struct ferry_chan base;
+    int link; /* control link socket */
+    uint32_t capacity, flags;
+    uint64_t ring_bytes, max_msg, mem_cap;
+    ferry__seg seg_tx, seg_rx; /* the two first segments (control block + first ring) */
+    _Atomic int dead;          /* 0, -EPIPE or -EBADMSG */
+    int64_t next_live_check;   /* coarse clock */
+    shm_tx tx;
+    shm_rx rx;
+} shm_chan;
+
+/* shm.c */
+int ferry__shm_alive(void *chan);       /* ferry__alive_fn: poll the link */
+int ferry__shm_check_alive(shm_chan *c); /* the same, at most every few ms (coarse clock) */
+int ferry__shm_fail(shm_chan *c, int err); /* mark broken (-EBADMSG shuts the link down) */
+
+/* shm_tx.c */
+int ferry__shm_sendmsg(ferry_chan *ch, const ferry_msg *m, int64_t deadline);
+int ferry__shm_loan(ferry_chan *ch, size_t len, void **buf, int64_t deadline);
+int ferry__shm_commit(ferry_chan *ch, int64_t type, size_t len);
+void ferry__shm_tx_free(shm_chan *c);
+
+/* shm_rx.c */
+ssize_t ferry__shm_recvmsg(ferry_chan *ch, ferry_msg *m, int64_t filter, int keep_fds,
+                           int64_t deadline);
+int ferry__shm_peek(ferry_chan *ch, int64_t filter, ferry_msg *m, int64_t deadline);
+int ferry__shm_release(ferry_chan *ch);
+int ferry__shm_fd(ferry_chan *ch);
+int ferry__shm_rx_init(shm_chan *c);
+void ferry__shm_rx_free(shm_chan *c);
+
+#endif

@@ -1,0 +1,52 @@
+/*
+ * shm_link.h — the Unix-socket control link of a shm channel (SOCK_SEQPACKET).
+ *
+ * The link carries, in order, from each producer to its consumer:
+ *   SETUP (once, creator -> adopter): the channel's shape and 4 fds: the two direction
+ *          segments (creator->adopter first) and the two eventfds (same order);
+ *   FDS   the fds riding on record `seq`, sent before that record is committed;
+ *   SEG   the next ring segment of an unbounded direction, sent before the JUMP record
+ *          `seq` that points to it.
+ * Because a producer sends these before it commits the record they belong to, its
+ * consumer finds them already queued when it reaches the record (MSG_DONTWAIT); a
+ * mismatch (kind, seq, fd count, truncated control data) is -EBADMSG.
+ * A hang-up on the link means the peer is gone (its process died or it closed).
+ * Every received fd gets FD_CLOEXEC; on any error all fds that did arrive are closed.
+ */
+#ifndef FERRY_TRANSPORT_SHM_LINK_H
+#define FERRY_TRANSPORT_SHM_LINK_H
+
+#include <stdint.h>
+
+#define FERRY__LINK_SETUP 1u
+#define FERRY__LINK_FDS   2u
+#define FERRY__LINK_SEG   3u
+
+#define FERRY__SETUP_MAGIC 0x48595246u /* "FRYH" */
+
+typedef struct ferry__link_msg {
+    uint32_t magic; /* FERRY__SETUP_MAGIC */
+    uint32_t kind;
+    uint64_t seq;        /* FDS, SEG: the record this belongs to */
+    uint64_t ring_bytes; /* SETUP: initial ring per direction; SEG: the new ring's size */
+    uint64_t max_msg;    /* SETUP */
+    uint64_t mem_cap;    /* SETUP */
+    uint32_t capacity;   /* SETUP */
+    uint32_t flags;      /* SETUP: FERRY_CHECKSUM */
+} ferry__link_msg;
+
+/* Send m with nfds fds (nfds <= 16), waiting for room until deadline.
+ * Errors: -EPIPE (peer gone), -EINVAL (a bad fd), -ETIMEDOUT/-EAGAIN. */
+int ferry__link_send(int sock, const ferry__link_msg *m, const int *fds, unsigned nfds,
+                     int64_t deadline);
+
+/* Receive one message of exactly `kind` carrying exactly nfds fds into fds[], waiting
+ * until deadline (0 = only what is queued). Errors: -EBADMSG (anything else arrived or
+ * was truncated), -EPIPE (hang-up), -ETIMEDOUT/-EAGAIN (nothing yet). */
+int ferry__link_recv(int sock, uint32_t kind, ferry__link_msg *m, int *fds, unsigned nfds,
+                     int64_t deadline);
+
+/* 0 while the peer is connected, -EPIPE once it hung up. One poll(), no waiting. */
+int ferry__link_alive(int sock);
+
+#endif

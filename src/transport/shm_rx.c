@@ -1,0 +1,448 @@
+/*
+ * shm_rx.c — the consumer of a shm channel's incoming direction: read records in place
+ * (each header copied once and validated), typed selective receive, zero-copy peek, the
+ * rendezvous claim, ring growth (JUMP) and eventfd readiness for ferry_chan_fd().
+ *
+ * Records read but not yet taken wait in a local queue (q), in ring order, still in the
+ * ring: a filter that passes over a message leaves it where it is, and the tail we
+ * publish (the producer's free-space bound) is the position of the oldest untaken
+ * record. So skipped messages keep their order and keep counting against capacity.
+ * Only the receiving thread of a channel end runs this code (shm_chan.h).
+ */
+#define _GNU_SOURCE
+#include "shm_chan.h"
+#include "shm_link.h"
+
+#include <errno.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/epoll.h>
+#include <unistd.h>
+
+static ferry__rec *rec_in(const rx_map *m, uint64_t pos)
+{
+    return (ferry__rec *)(m->data + (pos & (m->size - 1)));
+}
+
+static rx_map *cur_map(shm_rx *r)
+{
+    return r->maps[r->nmaps - 1];
+}
+
+static rx_entry *q_at(shm_rx *r, size_t i)
+{
+    return &r->q[r->qhead + i];
+}
+
+static int q_push(shm_rx *r, const rx_entry *e)
+{
+    if (r->qhead + r->qlen == r->qcap) {
+        if (r->qhead > 0) {
+            memmove(r->q, r->q + r->qhead, r->qlen * sizeof *r->q);
+            r->qhead = 0;
+        } else {
+            size_t cap = r->qcap ? r->qcap * 2 : 64;
+            rx_entry *q = realloc(r->q, cap * sizeof *q);
+            if (!q) return -ENOMEM;
+            r->q = q;
+            r->qcap = cap;
+        }
+    }
+    r->q[r->qhead + r->qlen++] = *e;
+    return 0;
+}
+
+static void q_remove(shm_rx *r, size_t i)
+{
+    if (i == 0) {
+        r->qhead++;
+    } else {
+        rx_entry *e = q_at(r, i);
+        memmove(e, e + 1, (r->qlen - i - 1) * sizeof *e);
+    }
+    if (--r->qlen == 0) r->qhead = 0;
+}
+
+static void close_fds(const int *fds, uint32_t n)
+{
+    for (uint32_t i = 0; i < n; i++) close(fds[i]);
+}
+
+/* Is something committed (or scribbled) at the scan position? Acquire pairs with the
+ * producer's release store of seq: the record's bytes are visible once seq is. */
+static int rx_ready(void *arg)
+{
+    shm_rx *r = &((shm_chan *)arg)->rx;
+    return atomic_load_explicit(&rec_in(cur_map(r), r->scan)->seq, memory_order_acquire) != 0;
+}
+
+/* A JUMP record: take the next ring from the link and continue there. */
+static int rx_jump(shm_chan *c)
+{
+    shm_rx *r = &c->rx;
+    ferry__link_msg m;
+    int fd;
+    int rc = ferry__link_recv(c->link, FERRY__LINK_SEG, &m, &fd, 1, 0);
+    if (rc < 0) return rc == -EPIPE ? rc : -EBADMSG;
+    uint64_t size = m.ring_bytes;
+    rx_map *old = cur_map(r);
+    if (m.seq != r->expect || size < old->size || (size & (size - 1)) || size > FERRY__RING_MAX) {
+        close(fd);
+        return -EBADMSG;
+    }
+    rx_map *nm = calloc(1, sizeof *nm);
+    rx_map **maps = realloc(r->maps, (r->nmaps + 1) * sizeof *maps);
+    if (maps) r->maps = maps;
+    rc = !nm || !maps ? -ENOMEM : ferry__seg_map_checked(fd, size, &nm->seg);
+    close(fd);
+    if (rc < 0) {
+        free(nm);
+        return rc;
+    }
+    nm->data = nm->seg.base;
+    nm->size = size;
+    nm->end = UINT64_MAX;
+    old->end = r->scan + FERRY__REC_ALIGN;
+    r->maps[r->nmaps++] = nm;
+    return 0;
+}
+
+/*
+ * Read the record at the scan position. Returns 1 with *e filled for a message, 0 when
+ * nothing is committed there yet, or an error (-EBADMSG: the producer broke the rules).
+ * Control records (WRAP, JUMP, withdrawn rendezvous messages) are passed over here.
+ */
+static int rx_next(shm_chan *c, rx_entry *e)
+{
+    shm_rx *r = &c->rx;
+    for (;;) {
+        rx_map *m = cur_map(r);
+        uint64_t off = r->scan & (m->size - 1);
+        ferry__rec *rec = rec_in(m, r->scan);
+        uint64_t s = atomic_load_explicit(&rec->seq, memory_order_acquire);
+        if (s == 0) return 0;
+        /* Every slot is cleared before the record in front of it is published, so only 0
+         * or exactly the expected seq (plus the withdrawn bit, capacity 0) can be here. */
+        uint64_t extra = s & ~FERRY__SEQ_MASK;
+        if ((s & FERRY__SEQ_MASK) != r->expect ||
+            (extra && (c->capacity != 0 || extra != FERRY__SEQ_CANCELLED)))
+            return -EBADMSG;
+        /* Copy the header once; only the copy is validated and used. */
+        ferry__rec h;
+        memcpy(&h, rec, offsetof(ferry__rec, seq));
+        memcpy(&h.len, &rec->len, sizeof h.len + sizeof h.crc);
+        ferry__frame f = {.flags = h.flags,
+                          .nfds = h.nfds,
+                          .type = h.type,
+                          .seq = r->expect,
+                          .len = h.len,
+                          .crc = h.crc};
+        if (h.magic != FERRY__FRAME_MAGIC || h.version != FERRY__FRAME_VERSION ||
+            h.reserved != 0 || ferry__frame_validate(&f, (uint32_t)c->max_msg) < 0)
+            return -EBADMSG;
+        uint8_t ctl = f.flags & (FERRY__F_WRAP | FERRY__F_JUMP);
+        if (ctl && (f.len || f.nfds || ctl == (FERRY__F_WRAP | FERRY__F_JUMP) || extra))
+            return -EBADMSG;
+        uint64_t fp = f.flags & FERRY__F_WRAP ? m->size - off : ferry__rec_footprint(f.len);
+        if (off + fp > m->size) return -EBADMSG;
+        if ((c->flags & FERRY_CHECKSUM) && !ctl &&
+            (!(f.flags & FERRY__F_CRC) || ferry__frame_check_crc(&f, (uint8_t *)rec + 32) < 0))
+            return -EBADMSG;
+        if (f.nfds) {
+            ferry__link_msg lm;
+            int rc = ferry__link_recv(c->link, FERRY__LINK_FDS, &lm, e->fds, f.nfds, 0);
+            if (rc == 0 && lm.seq != r->expect) {
+                close_fds(e->fds, f.nfds);
+                rc = -EBADMSG;
+            }
+            if (rc < 0) return rc == -EPIPE ? rc : -EBADMSG;
+        }
+        if (f.flags & FERRY__F_JUMP) {
+            int rc = rx_jump(c);
+            if (rc < 0) return rc;
+        }
+        uint64_t pos = r->scan;
+        r->scan += fp;
+        r->expect++;
+        if (ctl) continue;
+        if (extra) { /* withdrawn by the producer before anyone claimed it */
+            close_fds(e->fds, f.nfds);
+            continue;
+        }
+        e->pos = pos;
+        e->seq = f.seq;
+        e->type = f.type;
+        e->len = f.len;
+        e->nfds = f.nfds;
+        e->claimed = 0;
+        e->map = m;
+        return 1;
+    }
+}
+
+/* Publish our progress: messages taken and the oldest position still in use. */
+static void rx_publish(shm_chan *c)
+{
+    shm_rx *r = &c->rx;
+    uint64_t tail = r->qlen ? q_at(r, 0)->pos : r->scan;
+    atomic_store_explicit(&r->ctl->taken, r->taken, memory_order_relaxed);
+    /* Release: our reads of every record below `tail` are done before the producer may
+     * reuse those bytes (it acquires tail). It also publishes `taken` with it. */
+    atomic_store_explicit(&r->ctl->tail, tail, memory_order_release);
+    /* Dekker pair with a producer that announces it sleeps for space (wait.h). */
+    atomic_thread_fence(memory_order_seq_cst);
+    if (ferry__wake_if_waiting(&r->ctl->space_futex, &r->ctl->space_waiting))
+        FERRY__COUNT(c->base.st.wakeups, 1);
+    /* Rings we have left and no longer read from can go. */
+    while (r->nmaps > 1 && r->maps[0]->end <= tail) {
+        rx_map *old = r->maps[0];
+        ferry__seg_unmap(&old->seg);
+        free(old);
+        memmove(r->maps, r->maps + 1, (r->nmaps - 1) * sizeof *r->maps);
+        r->nmaps--;
+    }
+}
+
+/* Capacity 0: win the record against a producer that may withdraw it. 1 won, 0 lost. */
+static int rx_claim(shm_chan *c, rx_entry *e)
+{
+    if (c->capacity != 0 || e->claimed) return 1;
+    ferry__rec *rec = rec_in(e->map, e->pos);
+    uint64_t seq = e->seq;
+    /* acq_rel CAS: a full barrier on the claim, then the producer's flag is read. */
+    if (!atomic_compare_exchange_strong_explicit(&rec->seq, &seq, seq | FERRY__SEQ_CLAIMED,
+                                                 memory_order_acq_rel, memory_order_acquire))
+        return 0;
+    e->claimed = 1;
+    atomic_thread_fence(memory_order_seq_cst);
+    if (ferry__wake_if_waiting(&c->rx.ctl->space_futex, &c->rx.ctl->space_waiting))
+        FERRY__COUNT(c->base.st.wakeups, 1);
+    return 1;
+}
+
+/* Index in q of the best match for filter among what is queued, or -1. */
+static long rx_pick(shm_rx *r, int64_t filter)
+{
+    long best = -1;
+    for (size_t i = 0; i < r->qlen; i++) {
+        const rx_entry *e = q_at(r, i);
+        if (!ferry__filter_match(filter, e->type)) continue;
+        if (filter >= 0) return (long)i;
+        if (best < 0 || e->type < q_at(r, (size_t)best)->type) best = (long)i;
+    }
+    return best;
+}
+
+static int rx_alive(void *arg)
+{
+    return ferry__shm_alive(arg);
+}
+
+/* Find (and, with capacity 0, claim) the message to hand out next; its index in q. */
+static int rx_find(shm_chan *c, int64_t filter, int64_t deadline, size_t *idx)
+{
+    shm_rx *r = &c->rx;
+    for (;;) {
+        long best = rx_pick(r, filter);
+        /* Anything queued is older than the ring's contents; a "lowest type" filter must
+         * also see everything committed so far before it chooses. */
+        if (best < 0 || filter < 0) {
+            rx_entry e;
+            int rc;
+            while ((rc = rx_next(c, &e)) == 1) {
+                if (q_push(r, &e) < 0) {
+                    close_fds(e.fds, e.nfds);
+                    return -ENOMEM;
+                }
+                if (!ferry__filter_match(filter, e.type)) continue;
+                if (best < 0 || (filter < 0 && e.type < q_at(r, (size_t)best)->type))
+                    best = (long)r->qlen - 1;
+                if (filter >= 0) break;
+            }
+            if (rc < 0) return ferry__shm_fail(c, rc);
+        }
+        if (best >= 0) {
+            if (rx_claim(c, q_at(r, (size_t)best))) {
+                *idx = (size_t)best;
+                return 0;
+            }
+            rx_entry *e = q_at(r, (size_t)best); /* withdrawn: forget it */
+            close_fds(e->fds, e->nfds);
+            q_remove(r, (size_t)best);
+            rx_publish(c);
+            continue;
+        }
+        int dead = atomic_load_explicit(&c->dead, memory_order_relaxed);
+        uint64_t sleeps = 0;
+        int rc = dead ? dead
+                      : ferry__wait(&r->spin, rx_ready, rx_alive, c, &r->ctl->data_futex,
+                                    &r->ctl->data_waiting, deadline, &sleeps);
+        FERRY__COUNT(c->base.st.recv_waits, sleeps);
+        if (rc == -EAGAIN && ferry__shm_check_alive(c) < 0) rc = -EPIPE;
+        /* The peer is gone: hand out what it committed before it went, then -EPIPE. */
+        if (rc == -EPIPE && rx_ready(c)) continue;
+        if (rc < 0) return rc;
+    }
+}
+
+/* Readiness of ferry_chan_fd(): a message queued here or committed in the ring. */
+static int rx_has_message(shm_chan *c)
+{
+    return c->rx.qlen > 0 || rx_ready(c);
+}
+
+static void rx_set_ready(shm_rx *r)
+{
+    if (!atomic_exchange_explicit(&r->ctl->ready, 1, memory_order_seq_cst)) {
+        uint64_t one = 1;
+        if (write(r->efd, &one, sizeof one) < 0) { /* saturated: readable anyway */
+        }
+    }
+}
+
+/* After a take, clear readiness when nothing is left. Order: drain the eventfd, then
+ * clear `ready`, fence, and re-check, so a producer racing with us either sees ready == 0
+ * and signals, or we see its record and signal ourselves. */
+static void rx_update_ready(shm_chan *c)
+{
+    shm_rx *r = &c->rx;
+    if (r->epfd < 0 || rx_has_message(c)) return;
+    uint64_t v;
+    if (read(r->efd, &v, sizeof v) < 0) { /* already clear */
+    }
+    atomic_store_explicit(&r->ctl->ready, 0, memory_order_seq_cst);
+    atomic_thread_fence(memory_order_seq_cst);
+    if (rx_has_message(c)) rx_set_ready(r);
+}
+
+/* Take q[idx] out of the queue and account for it. */
+static void rx_taken(shm_chan *c, size_t idx, uint32_t len)
+{
+    shm_rx *r = &c->rx;
+    q_remove(r, idx);
+    r->taken++;
+    FERRY__COUNT(c->base.st.recv_msgs, 1);
+    FERRY__COUNT(c->base.st.recv_bytes, len);
+    rx_publish(c);
+    rx_update_ready(c);
+}
+
+static int rx_check(shm_chan *c)
+{
+    if (c->rx.held) return -EBUSY;
+    int dead = atomic_load_explicit(&c->dead, memory_order_relaxed);
+    return dead == -EBADMSG ? dead : 0;
+}
+
+ssize_t ferry__shm_recvmsg(ferry_chan *ch, ferry_msg *m, int64_t filter, int keep_fds,
+                           int64_t deadline)
+{
+    shm_chan *c = (shm_chan *)ch;
+    size_t idx;
+    int rc = rx_check(c);
+    if (rc == 0) rc = rx_find(c, filter, deadline, &idx);
+    if (rc < 0) return rc;
+    rx_entry *e = q_at(&c->rx, idx);
+    m->type = e->type;
+    m->len = e->len;
+    if (e->len > m->cap) return -EMSGSIZE; /* it stays queued */
+    if (e->len) memcpy(m->data, (uint8_t *)rec_in(e->map, e->pos) + FERRY__FRAME_HDR, e->len);
+    if (keep_fds) {
+        m->nfds = e->nfds;
+        memcpy(m->fds, e->fds, e->nfds * sizeof(int));
+    } else {
+        close_fds(e->fds, e->nfds);
+    }
+    uint32_t len = e->len;
+    rx_taken(c, idx, len);
+    return (ssize_t)len;
+}
+
+int ferry__shm_peek(ferry_chan *ch, int64_t filter, ferry_msg *m, int64_t deadline)
+{
+    shm_chan *c = (shm_chan *)ch;
+    size_t idx;
+    int rc = rx_check(c);
+    if (rc == 0) rc = rx_find(c, filter, deadline, &idx);
+    if (rc < 0) return rc;
+    rx_entry *e = q_at(&c->rx, idx);
+    m->type = e->type;
+    m->len = e->len;
+    m->data = (uint8_t *)rec_in(e->map, e->pos) + FERRY__FRAME_HDR;
+    m->nfds = e->nfds;
+    memcpy(m->fds, e->fds, e->nfds * sizeof(int));
+    e->nfds = 0; /* the caller owns them now */
+    c->rx.held = 1;
+    c->rx.held_idx = idx;
+    return 0;
+}
+
+int ferry__shm_release(ferry_chan *ch)
+{
+    shm_chan *c = (shm_chan *)ch;
+    if (!c->rx.held) return -EINVAL;
+    c->rx.held = 0;
+    rx_taken(c, c->rx.held_idx, q_at(&c->rx, c->rx.held_idx)->len);
+    return 0;
+}
+
+int ferry__shm_fd(ferry_chan *ch)
+{
+    shm_chan *c = (shm_chan *)ch;
+    shm_rx *r = &c->rx;
+    if (r->epfd >= 0) return r->epfd;
+    int ep = epoll_create1(EPOLL_CLOEXEC);
+    if (ep < 0) return -errno;
+    /* The eventfd says "a message is waiting"; the link, registered for hang-up only,
+     * says "the peer is gone" (EPOLLHUP is always reported). */
+    struct epoll_event ev = {.events = EPOLLIN};
+    struct epoll_event hup = {.events = EPOLLRDHUP};
+    if (epoll_ctl(ep, EPOLL_CTL_ADD, r->efd, &ev) < 0 ||
+        epoll_ctl(ep, EPOLL_CTL_ADD, c->link, &hup) < 0) {
+        int e = -errno;
+        close(ep);
+        return e;
+    }
+    r->epfd = ep;
+    /* Arm, then look: a producer that commits after the store below sees armed and
+     * signals; anything committed before it, we see here. */
+    atomic_store_explicit(&r->ctl->armed, 1, memory_order_seq_cst);
+    atomic_thread_fence(memory_order_seq_cst);
+    if (rx_has_message(c)) rx_set_ready(r);
+    return ep;
+}
+
+int ferry__shm_rx_init(shm_chan *c)
+{
+    shm_rx *r = &c->rx;
+    rx_map *m = calloc(1, sizeof *m);
+    r->maps = malloc(sizeof *r->maps);
+    if (!m || !r->maps) {
+        free(m);
+        free(r->maps);
+        r->maps = NULL;
+        return -ENOMEM;
+    }
+    m->data = (uint8_t *)c->seg_rx.base + FERRY__RING_CTL_BYTES;
+    m->size = c->ring_bytes;
+    m->end = UINT64_MAX;
+    r->maps[0] = m;
+    r->nmaps = 1;
+    r->ctl = c->seg_rx.base;
+    r->expect = 1;
+    r->epfd = -1;
+    return 0;
+}
+
+void ferry__shm_rx_free(shm_chan *c)
+{
+    shm_rx *r = &c->rx;
+    for (size_t i = 0; i < r->qlen; i++) close_fds(q_at(r, i)->fds, q_at(r, i)->nfds);
+    free(r->q);
+    for (size_t i = 0; i < r->nmaps; i++) {
+        ferry__seg_unmap(&r->maps[i]->seg);
+        free(r->maps[i]);
+    }
+    free(r->maps);
+    if (r->epfd >= 0) close(r->epfd);
+}

@@ -1,0 +1,299 @@
+/*
+ * shm_tx.c — the producer of a shm channel's outgoing direction: reserve room in the
+ * ring, write a record in place, publish it with one release store, wake the consumer
+ * only when it announced that it sleeps; capacity, rendezvous and ring growth.
+ * Only the sending thread of a channel end runs this code (shm_chan.h).
+ */
+#define _GNU_SOURCE
+#include "shm_chan.h"
+#include "shm_link.h"
+
+#include "core/crc32c.h"
+
+#include <errno.h>
+#include <string.h>
+#include <unistd.h>
+
+static ferry__rec *rec_at(shm_tx *t, uint64_t pos)
+{
+    return (ferry__rec *)(t->data + (pos & (t->size - 1)));
+}
+
+/* Refresh what we know of the consumer. Acquire: the consumer released the bytes below
+ * `tail` only after it finished reading them, so we may overwrite them after this load. */
+static int tx_refresh(shm_chan *c)
+{
+    shm_tx *t = &c->tx;
+    uint64_t tail = atomic_load_explicit(&t->ctl->tail, memory_order_acquire);
+    uint64_t taken = atomic_load_explicit(&t->ctl->taken, memory_order_acquire);
+    if (tail > t->head || tail < t->tail_cache || taken > t->sent || taken < t->taken_cache)
+        return ferry__shm_fail(c, -EBADMSG); /* a consumer that scribbles its indices */
+    t->tail_cache = tail;
+    t->taken_cache = taken;
+    return 0;
+}
+
+/* Would a record of footprint fp fit now (ring bytes and the message cap)? */
+static int tx_fits(const shm_chan *c, uint64_t fp)
+{
+    const shm_tx *t = &c->tx;
+    uint64_t off = t->head & (t->size - 1), to_end = t->size - off;
+    uint64_t need = fp <= to_end ? fp + FERRY__REC_ALIGN : to_end + fp + FERRY__REC_ALIGN;
+    if (t->head - t->tail_cache + need > t->size) return 0;
+    uint32_t cap = c->capacity;
+    if (cap != 0 && cap != FERRY_CAP_RING && cap != FERRY_UNBOUNDED &&
+        t->sent - t->cancelled - t->taken_cache >= cap)
+        return 0;
+    return 1;
+}
+
+struct fit_arg {
+    shm_chan *c;
+    uint64_t fp;
+};
+
+/* ferry__cond_fn: does the record fit after a fresh look at the consumer's indices? */
+static int tx_fits_cond(void *arg)
+{
+    struct fit_arg *a = arg;
+    int rc = tx_refresh(a->c);
+    return rc < 0 ? rc : tx_fits(a->c, a->fp);
+}
+
+static int tx_alive(void *arg)
+{
+    return ferry__shm_alive(((struct fit_arg *)arg)->c);
+}
+
+/* Publish the record whose header and payload are written at pos, footprint fp. */
+static void tx_publish(shm_chan *c, ferry__rec *r, uint64_t next)
+{
+    shm_tx *t = &c->tx;
+    /* Clear the next slot's commit word first, so stale bytes there can never pass for a
+     * committed record; the release store below orders this (and the whole record)
+     * before the consumer can see the new seq. */
+    atomic_store_explicit(&rec_at(t, next)->seq, 0, memory_order_relaxed);
+    atomic_store_explicit(&r->seq, ++t->seq, memory_order_release);
+    /* Dekker pair with the consumer's "announce, fence, re-check" (wait.h): order the
+     * publication before the loads of its waiting and armed flags. */
+    atomic_thread_fence(memory_order_seq_cst);
+    if (ferry__wake_if_waiting(&t->ctl->data_futex, &t->ctl->data_waiting))
+        FERRY__COUNT(c->base.st.wakeups, 1);
+    if (atomic_load_explicit(&t->ctl->armed, memory_order_relaxed) &&
+        !atomic_load_explicit(&t->ctl->ready, memory_order_relaxed) &&
+        !atomic_exchange_explicit(&t->ctl->ready, 1, memory_order_seq_cst)) {
+        uint64_t one = 1;
+        if (write(t->efd, &one, sizeof one) < 0) { /* full counter: it is readable anyway */
+        }
+    }
+    t->head = next;
+}
+
+static void tx_header(shm_chan *c, ferry__rec *r, uint8_t flags, uint8_t nfds, int64_t type,
+                      uint32_t len)
+{
+    r->magic = FERRY__FRAME_MAGIC;
+    r->version = FERRY__FRAME_VERSION;
+    r->flags = flags;
+    r->nfds = nfds;
+    r->reserved = 0;
+    r->type = type;
+    r->len = len;
+    r->crc = 0;
+    if (c->flags & FERRY_CHECKSUM) {
+        r->flags |= FERRY__F_CRC;
+        ferry__frame f = {.flags = r->flags,
+                          .nfds = nfds,
+                          .type = type,
+                          .seq = c->tx.seq + 1,
+                          .len = len,
+                          .crc = 0};
+        r->crc = ferry__frame_crc(&f, (uint8_t *)r + FERRY__FRAME_HDR);
+    }
+}
+
+/* Commit a control record (WRAP or JUMP) of footprint fp at the head. */
+static void tx_control(shm_chan *c, uint8_t flag, uint64_t fp)
+{
+    ferry__rec *r = rec_at(&c->tx, c->tx.head);
+    tx_header(c, r, flag, 0, 0, 0);
+    tx_publish(c, r, c->tx.head + fp);
+}
+
+/* FERRY_UNBOUNDED and the ring is full: continue in a ring twice as large, handed to the
+ * consumer over the link before the JUMP record that points to it. */
+static int tx_grow(shm_chan *c)
+{
+    shm_tx *t = &c->tx;
+    uint64_t size = t->size * 2;
+    if (size > c->mem_cap || size > FERRY__RING_MAX) return -ENOBUFS;
+    int fd;
+    ferry__seg seg;
+    int rc = ferry__seg_create(size, &fd, &seg);
+    if (rc < 0) return rc == -ENOMEM ? -ENOBUFS : rc;
+    ferry__link_msg m = {.magic = FERRY__SETUP_MAGIC,
+                         .kind = FERRY__LINK_SEG,
+                         .seq = t->seq + 1,
+                         .ring_bytes = size};
+    /* Never wait here: an unbounded send does not block. A link too full to take one
+     * more message counts as out of buffer space. */
+    rc = ferry__link_send(c->link, &m, &fd, 1, 0);
+    close(fd);
+    if (rc < 0) {
+        ferry__seg_unmap(&seg);
+        return rc == -EAGAIN ? -ENOBUFS : rc;
+    }
+    /* The JUMP takes the 64 bytes every reservation keeps free after the head. */
+    tx_control(c, FERRY__F_JUMP, FERRY__REC_ALIGN);
+    ferry__seg_unmap(&t->grown);
+    t->grown = seg;
+    t->data = seg.base;
+    t->size = size;
+    FERRY__COUNT(c->base.st.grows, 1);
+    return 0;
+}
+
+/* Wait for room for a record of len bytes; on success the record goes at t->head. */
+static int tx_reserve(shm_chan *c, size_t len, int64_t deadline)
+{
+    shm_tx *t = &c->tx;
+    uint64_t fp = ferry__rec_footprint(len);
+    struct fit_arg a = {c, fp};
+    for (;;) {
+        int rc = tx_fits_cond(&a);
+        if (rc < 0) return rc;
+        if (rc == 0 && c->capacity == FERRY_UNBOUNDED) {
+            rc = tx_grow(c);
+            if (rc < 0) return rc;
+            continue;
+        }
+        if (rc == 0) {
+            uint64_t sleeps = 0;
+            rc = ferry__wait(&t->spin, tx_fits_cond, tx_alive, &a, &t->ctl->space_futex,
+                             &t->ctl->space_waiting, deadline, &sleeps);
+            FERRY__COUNT(c->base.st.send_waits, sleeps);
+            if (rc < 0) return rc;
+        }
+        uint64_t off = t->head & (t->size - 1), to_end = t->size - off;
+        if (fp > to_end) tx_control(c, FERRY__F_WRAP, to_end); /* pad to the end */
+        return 0;
+    }
+}
+
+struct claim_arg {
+    shm_chan *c;
+    ferry__rec *r;
+};
+
+static int tx_claimed(void *arg)
+{
+    struct claim_arg *a = arg;
+    /* Acquire pairs with the consumer's claiming CAS. */
+    return (atomic_load_explicit(&a->r->seq, memory_order_acquire) & FERRY__SEQ_CLAIMED) != 0;
+}
+
+static int tx_claim_alive(void *arg)
+{
+    return ferry__shm_alive(((struct claim_arg *)arg)->c);
+}
+
+/* Capacity 0: wait until the consumer claims the record just committed at r; if the
+ * deadline passes first, withdraw it (exactly one of claim and withdrawal wins). */
+static int tx_rendezvous(shm_chan *c, ferry__rec *r, int64_t deadline)
+{
+    shm_tx *t = &c->tx;
+    struct claim_arg a = {c, r};
+    uint64_t sleeps = 0;
+    int rc = ferry__wait(&t->spin, tx_claimed, tx_claim_alive, &a, &t->ctl->space_futex,
+                         &t->ctl->space_waiting, deadline, &sleeps);
+    FERRY__COUNT(c->base.st.send_waits, sleeps);
+    if (rc == 0) return 0;
+    uint64_t seq = t->seq;
+    if (atomic_compare_exchange_strong_explicit(&r->seq, &seq, seq | FERRY__SEQ_CANCELLED,
+                                                memory_order_acq_rel, memory_order_acquire)) {
+        t->cancelled++;
+        FERRY__COUNT(c->base.st.drops, 1);
+        return rc;
+    }
+    return 0; /* the consumer claimed it just in time */
+}
+
+static int tx_check(shm_chan *c, size_t len)
+{
+    int dead = atomic_load_explicit(&c->dead, memory_order_relaxed);
+    if (dead) return dead;
+    if (len > c->max_msg) return -EMSGSIZE;
+    if (c->tx.loaned) return -EBUSY;
+    return ferry__shm_check_alive(c);
+}
+
+/* Publish the record at the head (header still to write) and do the capacity-0 wait. */
+static int tx_finish(shm_chan *c, int64_t type, size_t len, uint32_t nfds, int64_t deadline)
+{
+    shm_tx *t = &c->tx;
+    ferry__rec *r = rec_at(t, t->head);
+    tx_header(c, r, 0, (uint8_t)nfds, type, (uint32_t)len);
+    tx_publish(c, r, t->head + ferry__rec_footprint(len));
+    t->sent++;
+    FERRY__COUNT(c->base.st.sent_msgs, 1);
+    FERRY__COUNT(c->base.st.sent_bytes, len);
+    if (c->capacity != 0) return 0;
+    int rc = tx_rendezvous(c, r, deadline);
+    if (rc < 0) {
+        FERRY__COUNT(c->base.st.sent_msgs, (uint64_t)-1);
+        FERRY__COUNT(c->base.st.sent_bytes, (uint64_t)-len);
+    }
+    return rc;
+}
+
+int ferry__shm_sendmsg(ferry_chan *ch, const ferry_msg *m, int64_t deadline)
+{
+    shm_chan *c = (shm_chan *)ch;
+    int rc = tx_check(c, m->len);
+    if (rc < 0) return rc;
+    rc = tx_reserve(c, m->len, deadline);
+    if (rc < 0) return rc;
+    if (m->nfds) {
+        /* The fds go first, so the consumer finds them queued when it reads the record. */
+        ferry__link_msg lm = {
+            .magic = FERRY__SETUP_MAGIC, .kind = FERRY__LINK_FDS, .seq = c->tx.seq + 1};
+        rc = ferry__link_send(c->link, &lm, m->fds, m->nfds, deadline);
+        if (rc < 0) return rc;
+    }
+    if (m->len) memcpy((uint8_t *)rec_at(&c->tx, c->tx.head) + FERRY__FRAME_HDR, m->data, m->len);
+    return tx_finish(c, m->type, m->len, m->nfds, deadline);
+}
+
+int ferry__shm_loan(ferry_chan *ch, size_t len, void **buf, int64_t deadline)
+{
+    shm_chan *c = (shm_chan *)ch;
+    int rc = tx_check(c, len);
+    if (rc < 0) return rc;
+    rc = tx_reserve(c, len, deadline);
+    if (rc < 0) return rc;
+    shm_tx *t = &c->tx;
+    t->loaned = 1;
+    t->loan_pos = t->head;
+    t->loan_len = len;
+    t->loan_deadline = deadline;
+    /* Records start on 64-byte boundaries and the payload follows the 32-byte header in
+     * the same cache line (so a small message costs one line): 32-byte aligned. */
+    *buf = (uint8_t *)rec_at(t, t->head) + FERRY__FRAME_HDR;
+    return 0;
+}
+
+int ferry__shm_commit(ferry_chan *ch, int64_t type, size_t len)
+{
+    shm_chan *c = (shm_chan *)ch;
+    shm_tx *t = &c->tx;
+    if (!t->loaned || len > t->loan_len) return -EINVAL;
+    t->loaned = 0;
+    int dead = atomic_load_explicit(&c->dead, memory_order_relaxed);
+    if (dead) return dead;
+    return tx_finish(c, type, len, 0, t->loan_deadline);
+}
+
+void ferry__shm_tx_free(shm_chan *c)
+{
+    ferry__seg_unmap(&c->tx.grown);
+}

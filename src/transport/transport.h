@@ -1,0 +1,81 @@
+/*
+ * transport.h — the contract between the generic channel (src/chan) and a transport.
+ *
+ * A transport is one file and one ops table. Its channel struct begins with
+ * `struct ferry_chan` (the generic part: ops pointer and counters) and its listener with
+ * `struct ferry_listener`. The generic layer checks arguments that do not depend on the
+ * transport (NULLs, nfds, negative types, filter range) and turns timeouts into absolute
+ * deadlines (core/time.h) before it calls an op; ops never see a relative timeout.
+ * Every op returns 0 / a count or a negative errno, as the public API does.
+ */
+#ifndef FERRY_TRANSPORT_H
+#define FERRY_TRANSPORT_H
+
+#include <stdatomic.h>
+#include <stdint.h>
+
+#include "ferry/ferry.h"
+
+typedef struct ferry__ops ferry__ops;
+
+/* Counters: written only by the thread that owns that side (sender or receiver) with
+ * relaxed atomics, so another thread may read them at any time (ferry_chan_stats). */
+typedef struct ferry__counters {
+    _Atomic uint64_t sent_msgs, sent_bytes, recv_msgs, recv_bytes;
+    _Atomic uint64_t send_waits, recv_waits, wakeups, drops, grows;
+} ferry__counters;
+
+/* Add n to a counter that only one thread writes (plain load + store: no locked op). */
+#define FERRY__COUNT(c, n)                                                                   \
+    atomic_store_explicit(&(c), atomic_load_explicit(&(c), memory_order_relaxed) + (n),     \
+                          memory_order_relaxed)
+
+struct ferry_chan {
+    const ferry__ops *ops;
+    ferry__counters st;
+};
+
+struct ferry_listener {
+    const ferry__ops *ops;
+};
+
+struct ferry__ops {
+    const char *scheme; /* URL scheme, e.g. "shm" */
+
+    /* Listen at / connect to the part of the URL after "scheme://". */
+    int (*listen)(const char *where, const ferry_chan_opts *o, ferry_listener **out);
+    int (*accept)(ferry_listener *l, ferry_chan **out, int64_t deadline);
+    int (*listener_fd)(const ferry_listener *l);
+    void (*listener_close)(ferry_listener *l);
+    int (*open)(const char *where, const ferry_chan_opts *o, ferry_chan **out, int64_t deadline);
+
+    /* Send m (validated: type >= 0, nfds <= FERRY_MAX_FDS, data non-NULL when len > 0). */
+    int (*sendmsg)(ferry_chan *ch, const ferry_msg *m, int64_t deadline);
+    /* Receive the first message matching filter into m (m->data, m->cap). When keep_fds
+     * is 0, fds riding on the message are closed instead of handed over. */
+    ssize_t (*recvmsg)(ferry_chan *ch, ferry_msg *m, int64_t filter, int keep_fds,
+                       int64_t deadline);
+    /* Zero copy; NULL when the transport has none (-EOPNOTSUPP). */
+    int (*loan)(ferry_chan *ch, size_t len, void **buf, int64_t deadline);
+    int (*commit)(ferry_chan *ch, int64_t type, size_t len);
+    int (*peek)(ferry_chan *ch, int64_t filter, ferry_msg *m, int64_t deadline);
+    int (*release)(ferry_chan *ch);
+
+    int (*fd)(ferry_chan *ch);
+    size_t (*max_msg)(const ferry_chan *ch);
+    void (*close)(ferry_chan *ch);
+};
+
+/* The transports, by scheme. */
+extern const ferry__ops ferry__shm_ops;
+
+/* Does a message of this type pass the filter (ferry_recvmsg rules)? For filter < 0 this
+ * says only "eligible" (type <= -filter); the caller picks the lowest eligible type. */
+static inline int ferry__filter_match(int64_t filter, int64_t type)
+{
+    if (filter == 0) return 1;
+    if (filter > 0) return type == filter;
+    return type <= -filter;
+}
+
+#endif
