@@ -1,0 +1,202 @@
+/*
+ * test_shm_hostile.c — a misbehaving peer cannot crash us or make us read out of bounds.
+ *
+ *  1. Refused handshakes: a SETUP whose segment fd is not a memfd, is an unsealed memfd,
+ *     has the wrong size, whose shape is out of range, or whose "eventfd" is a pipe, is
+ *     refused by ferry_chan_adopt with -EBADMSG before anything is mapped, and no fd
+ *     leaks (the adopted fd is closed too).
+ *  2. Scribbling peers, for real from another process through the shared mapping: a
+ *     record with a wrong seq, a length over the maximum, a record running past the
+ *     ring's end, bad magic, a bogus WRAP; and a consumer that scribbles its tail. Each
+ *     gives -EBADMSG, the channel stays closed (-EBADMSG again), and the peer sees its
+ *     link hang up (-EPIPE). Run under ASan in CI: any stray access would abort.
+ */
+#include "testutil.h"
+
+#include "ferry/ferry.h"
+#include "shm/ring.h"
+#include "shm/segment.h"
+#include "transport/shm_chan.h"
+#include "transport/shm_link.h"
+
+#include <fcntl.h>
+#include <stdatomic.h>
+#include <sys/eventfd.h>
+#include <sys/mman.h>
+#include <sys/socket.h>
+
+#define RING 4096u
+#define SIZE (FERRY__RING_CTL_BYTES + RING)
+
+/* Send a SETUP with the given fds on sv[0]; adopt sv[1]; return adopt's result. */
+static int adopt_with(const ferry__link_msg *m, int fds[4])
+{
+    int sv[2];
+    CHECK(socketpair(AF_UNIX, SOCK_SEQPACKET | SOCK_CLOEXEC, 0, sv) == 0);
+    CHECK_EQ(ferry__link_send(sv[0], m, fds, 4, 0), 0);
+    ferry_chan *ch = NULL;
+    int rc = ferry_chan_adopt(sv[1], NULL, &ch);
+    if (rc == 0) ferry_chan_close(ch);
+    CHECK(fcntl(sv[1], F_GETFD) < 0 && errno == EBADF); /* adopt owns it either way */
+    close(sv[0]);
+    return rc;
+}
+
+static int sealed_memfd(size_t size, int seals)
+{
+    int fd = memfd_create("t", MFD_CLOEXEC | MFD_ALLOW_SEALING);
+    CHECK(fd >= 0);
+    CHECK(ftruncate(fd, (off_t)size) == 0);
+    if (seals) CHECK(fcntl(fd, F_ADD_SEALS, seals) == 0);
+    return fd;
+}
+
+static void test_refused_setup(void)
+{
+    ferry__link_msg good = {.magic = FERRY__SETUP_MAGIC,
+                            .kind = FERRY__LINK_SETUP,
+                            .ring_bytes = RING,
+                            .max_msg = ferry__ring_max_msg(RING),
+                            .mem_cap = RING,
+                            .capacity = FERRY_CAP_RING};
+    int seals = F_SEAL_SHRINK | F_SEAL_GROW;
+    int before = fd_count();
+    for (int variant = 0; variant < 8; variant++) {
+        int fds[4] = {sealed_memfd(SIZE, seals), sealed_memfd(SIZE, seals),
+                      eventfd(0, EFD_CLOEXEC), eventfd(0, EFD_CLOEXEC)};
+        ferry__link_msg m = good;
+        int pipefd[2] = {-1, -1};
+        int expect = -EBADMSG;
+        switch (variant) {
+        case 0: expect = 0; break; /* the control: a good handshake is accepted */
+        case 1: /* not a memfd: a regular file */
+            close(fds[0]);
+            fds[0] = open("/proc/self/exe", O_RDONLY | O_CLOEXEC);
+            break;
+        case 2: /* a memfd without seals */
+            close(fds[1]);
+            fds[1] = sealed_memfd(SIZE, 0);
+            break;
+        case 3: /* sealed, wrong size */
+            close(fds[0]);
+            fds[0] = sealed_memfd(SIZE * 2, seals);
+            break;
+        case 4: m.ring_bytes = RING + 64; break;        /* not a power of two */
+        case 5: m.max_msg = RING; break;                /* larger than the ring carries */
+        case 6: m.flags = 0x80; break;                  /* unknown flag */
+        case 7: /* an "eventfd" that is a pipe */
+            CHECK(pipe2(pipefd, O_CLOEXEC) == 0);
+            close(fds[2]);
+            fds[2] = pipefd[0];
+            break;
+        }
+        CHECK_EQ(adopt_with(&m, fds), expect);
+        for (int i = 0; i < 4; i++) close(fds[i]);
+        if (pipefd[1] >= 0) close(pipefd[1]);
+    }
+    /* Not a ferry descriptor at all. */
+    int p[2];
+    CHECK(pipe2(p, O_CLOEXEC) == 0);
+    ferry_chan *ch;
+    CHECK_EQ(ferry_chan_adopt(p[0], NULL, &ch), -EBADMSG);
+    close(p[1]);
+    CHECK_EQ(fd_count(), before);
+}
+
+/* How the child breaks the rules. */
+enum scribble {
+    BAD_SEQ,
+    BAD_LEN,
+    PAST_END,
+    BAD_MAGIC,
+    BAD_WRAP,
+    BAD_TAIL,
+    NSCRIBBLE
+};
+
+/* In the child: forge a record at the producer's head of ch's outgoing ring. */
+static void forge(ferry_chan *ch, enum scribble how)
+{
+    shm_chan *c = (shm_chan *)ch;
+    shm_tx *t = &c->tx;
+    if (how == PAST_END) {
+        /* Walk the real producer with legal 64-byte records to the ring's second-to-last
+         * line, then forge a 256-byte record there that would run past the end. */
+        while ((t->head & (t->size - 1)) != t->size - 2 * 64)
+            CHECK_EQ(ferry_send(ch, "x", 1, 1000000000), 0);
+    }
+    ferry__rec *r = (ferry__rec *)(t->data + (t->head & (t->size - 1)));
+    r->magic = how == BAD_MAGIC ? 0xdeadbeef : FERRY__FRAME_MAGIC;
+    r->version = FERRY__FRAME_VERSION;
+    r->flags = how == BAD_WRAP ? FERRY__F_WRAP : 0; /* a WRAP must be empty: this is not */
+    r->nfds = 0;
+    r->reserved = 0;
+    r->type = 1;
+    r->len = how == BAD_LEN ? (uint32_t)c->max_msg + 1 : how == PAST_END ? 200 : 8;
+    r->crc = 0;
+    uint64_t seq = how == BAD_SEQ ? t->seq + 7 : t->seq + 1;
+    atomic_store_explicit(&r->seq, seq, memory_order_release);
+}
+
+static void test_scribble(enum scribble how)
+{
+    ferry_chan_opts o;
+    ferry_chan_opts_init(&o);
+    o.ring_bytes = RING;
+    ferry_chan *a, *b;
+    int before = fd_count();
+    CHECK_EQ(ferry_pair(&o, &a, &b), 0);
+    int sync[2];
+    CHECK(pipe(sync) == 0);
+    pid_t pid = fork();
+    CHECK(pid >= 0);
+    if (pid == 0) {
+        ferry_chan_close(a);
+        close(sync[0]);
+        char buf[64];
+        if (how == BAD_TAIL) {
+            /* As consumer: claim to have consumed more than was ever written. */
+            shm_chan *c = (shm_chan *)b;
+            atomic_store_explicit(&c->rx.ctl->tail, 1u << 20, memory_order_release);
+        } else {
+            CHECK_EQ(ferry_send(b, "ok", 2, 1000000000), 0); /* one good message first */
+            forge(b, how);
+        }
+        CHECK(write(sync[1], "x", 1) == 1);
+        /* The parent cuts us off: our link hangs up. */
+        ssize_t r = ferry_recv(b, buf, sizeof buf, 5000000000LL);
+        CHECK_EQ(r, -EPIPE);
+        ferry_chan_close(b);
+        _exit(0);
+    }
+    ferry_chan_close(b);
+    close(sync[1]);
+    char x;
+    CHECK(read(sync[0], &x, 1) == 1);
+    close(sync[0]);
+    char buf[256];
+    if (how == BAD_TAIL) {
+        /* The producer notices when it next looks at the consumer's indices: fill up. */
+        int rc = 0;
+        for (int i = 0; i < 1000 && rc == 0; i++) rc = ferry_send(a, buf, 200, FERRY_NOW);
+        CHECK_EQ(rc, -EBADMSG);
+        CHECK_EQ(ferry_send(a, buf, 1, FERRY_NOW), -EBADMSG);
+    } else {
+        CHECK_EQ(ferry_recv(a, buf, sizeof buf, 1000000000), 2);
+        if (how == PAST_END) /* the legal filler records come first */
+            while (ferry_recv(a, buf, sizeof buf, FERRY_NOW) == 1) {}
+        CHECK_EQ(ferry_recv(a, buf, sizeof buf, 1000000000), -EBADMSG);
+        CHECK_EQ(ferry_recv(a, buf, sizeof buf, FERRY_NOW), -EBADMSG);
+    }
+    ferry_chan_close(a);
+    wait_ok(pid);
+    CHECK_EQ(fd_count(), before);
+}
+
+int main(void)
+{
+    test_refused_setup();
+    for (int how = 0; how < NSCRIBBLE; how++) test_scribble((enum scribble)how);
+    printf("ok\n");
+    return 0;
+}
