@@ -80,8 +80,7 @@ void ferry_chan_close(ferry_chan *ch)
 
 int ferry_sendmsg(ferry_chan *ch, const ferry_msg *m, int64_t timeout_ns)
 {
-    if (!ch || !m || m->type < 0 || m->nfds > FERRY_MAX_FDS || (m->len && !m->data))
-        return -EINVAL;
+    if (!ch || !m || m->type < 0 || m->nfds > FERRY_MAX_FDS || (m->len && !m->data)) return -EINVAL;
     return ch->ops->sendmsg(ch, m, ferry__deadline(timeout_ns));
 }
 

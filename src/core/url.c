@@ -14,8 +14,8 @@ int ferry__url_split(const char *url, char scheme[16], const char **rest)
     if (n == 0 || n > 15) return -EINVAL;
     for (size_t i = 0; i < n; i++) {
         char c = url[i];
-        int ok = (c >= 'a' && c <= 'z') || (c >= '0' && c <= '9') || c == '+' || c == '-' ||
-                 c == '.';
+        int ok =
+            (c >= 'a' && c <= 'z') || (c >= '0' && c <= '9') || c == '+' || c == '-' || c == '.';
         if (!ok) return -EINVAL;
         scheme[i] = c;
     }

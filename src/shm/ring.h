@@ -48,7 +48,7 @@
 
 typedef struct ferry__ring_ctl {
     /* Producer-written. */
-    alignas(64) _Atomic uint32_t data_futex; /* bumped to wake a consumer waiting for data */
+    alignas(64) _Atomic uint32_t data_futex;    /* bumped to wake a consumer waiting for data */
     alignas(64) _Atomic uint32_t space_waiting; /* producer sleeps for space / a take */
     /* Consumer-written, rarely; read by the producer after every commit. */
     alignas(64) _Atomic uint32_t data_waiting; /* consumer sleeps for data */

@@ -232,8 +232,7 @@ static int is_eventfd(int fd)
  * Adopter side: wait for SETUP on link until deadline, validate it and its fds, map.
  * On success the channel owns link; on failure link is closed.
  */
-static int setup_adopt(int link, const ferry_chan_opts *local, int64_t deadline,
-                       ferry_chan **out)
+static int setup_adopt(int link, const ferry_chan_opts *local, int64_t deadline, ferry_chan **out)
 {
     ferry__link_msg m;
     int fds[4];
@@ -384,10 +383,11 @@ static int shm_listen(const char *where, const ferry_chan_opts *o, ferry_listene
         if (rc == -EADDRINUSE && is_stale(&sa) && unlink(sa.sun_path) == 0)
             rc = bind(l->fd, (struct sockaddr *)&sa, sizeof sa) < 0 ? -errno : 0;
     }
-    if (rc == 0 && listen(l->fd, 128) < 0) {
-        rc = -errno;
-        unlink(sa.sun_path);
-    }
+    int bound = rc == 0; /* from here on, the file is ours to remove on failure */
+    /* bind() applied the umask; now give exactly the mode asked for (only widening). */
+    if (rc == 0 && chmod(sa.sun_path, l->opts.mode & 0777) < 0) rc = -errno;
+    if (rc == 0 && listen(l->fd, 128) < 0) rc = -errno;
+    if (rc < 0 && bound) unlink(sa.sun_path);
     if (rc < 0) {
         close(l->fd);
         free(l);
@@ -431,8 +431,7 @@ static void shm_listener_close(ferry_listener *fl)
     free(l);
 }
 
-static int shm_open(const char *where, const ferry_chan_opts *o, ferry_chan **out,
-                    int64_t deadline)
+static int shm_open(const char *where, const ferry_chan_opts *o, ferry_chan **out, int64_t deadline)
 {
     struct sockaddr_un sa;
     int rc = make_addr(where, &sa);

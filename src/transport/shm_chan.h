@@ -83,8 +83,8 @@ typedef struct shm_chan {
 } shm_chan;
 
 /* shm.c */
-int ferry__shm_alive(void *chan);       /* ferry__alive_fn: poll the link */
-int ferry__shm_check_alive(shm_chan *c); /* the same, at most every few ms (coarse clock) */
+int ferry__shm_alive(void *chan);          /* ferry__alive_fn: poll the link */
+int ferry__shm_check_alive(shm_chan *c);   /* the same, at most every few ms (coarse clock) */
 int ferry__shm_fail(shm_chan *c, int err); /* mark broken (-EBADMSG shuts the link down) */
 
 /* shm_tx.c */

@@ -137,8 +137,8 @@ static int rx_next(shm_chan *c, rx_entry *e)
                           .seq = r->expect,
                           .len = h.len,
                           .crc = h.crc};
-        if (h.magic != FERRY__FRAME_MAGIC || h.version != FERRY__FRAME_VERSION ||
-            h.reserved != 0 || ferry__frame_validate(&f, (uint32_t)c->max_msg) < 0)
+        if (h.magic != FERRY__FRAME_MAGIC || h.version != FERRY__FRAME_VERSION || h.reserved != 0 ||
+            ferry__frame_validate(&f, (uint32_t)c->max_msg) < 0)
             return -EBADMSG;
         uint8_t ctl = f.flags & (FERRY__F_WRAP | FERRY__F_JUMP);
         if (ctl && (f.len || f.nfds || ctl == (FERRY__F_WRAP | FERRY__F_JUMP) || extra))
@@ -278,7 +278,11 @@ static int rx_find(shm_chan *c, int64_t filter, int64_t deadline, size_t *idx)
                       : ferry__wait(&r->spin, rx_ready, rx_alive, c, &r->ctl->data_futex,
                                     &r->ctl->data_waiting, deadline, &sleeps);
         FERRY__COUNT(c->base.st.recv_waits, sleeps);
-        if (rc == -EAGAIN && ferry__shm_check_alive(c) < 0) rc = -EPIPE;
+        /* Nothing there and FERRY_NOW: is the peer still there? An event loop (armed fd)
+         * has just been told "readable", so it gets a real answer; a busy poller gets
+         * one every few milliseconds, which keeps its empty polls free of syscalls. */
+        if (rc == -EAGAIN && (r->epfd >= 0 ? ferry__shm_alive(c) : ferry__shm_check_alive(c)) < 0)
+            rc = -EPIPE;
         /* The peer is gone: hand out what it committed before it went, then -EPIPE. */
         if (rc == -EPIPE && rx_ready(c)) continue;
         if (rc < 0) return rc;

@@ -26,8 +26,8 @@ typedef struct ferry__counters {
 } ferry__counters;
 
 /* Add n to a counter that only one thread writes (plain load + store: no locked op). */
-#define FERRY__COUNT(c, n)                                                                   \
-    atomic_store_explicit(&(c), atomic_load_explicit(&(c), memory_order_relaxed) + (n),     \
+#define FERRY__COUNT(c, n)                                                                         \
+    atomic_store_explicit(&(c), atomic_load_explicit(&(c), memory_order_relaxed) + (n),            \
                           memory_order_relaxed)
 
 struct ferry_chan {

@@ -79,7 +79,8 @@ static void *producer(void *arg)
         }
         if (i % 1024 == 0) { /* drain the acknowledgements flowing back */
             char ack[8];
-            while (ferry_recv(ch, ack, sizeof ack, FERRY_NOW) == 8) {}
+            while (ferry_recv(ch, ack, sizeof ack, FERRY_NOW) == 8) {
+            }
         }
     }
     return NULL;

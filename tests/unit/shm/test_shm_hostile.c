@@ -62,14 +62,16 @@ static void test_refused_setup(void)
     int seals = F_SEAL_SHRINK | F_SEAL_GROW;
     int before = fd_count();
     for (int variant = 0; variant < 8; variant++) {
-        int fds[4] = {sealed_memfd(SIZE, seals), sealed_memfd(SIZE, seals),
-                      eventfd(0, EFD_CLOEXEC), eventfd(0, EFD_CLOEXEC)};
+        int fds[4] = {sealed_memfd(SIZE, seals), sealed_memfd(SIZE, seals), eventfd(0, EFD_CLOEXEC),
+                      eventfd(0, EFD_CLOEXEC)};
         ferry__link_msg m = good;
         int pipefd[2] = {-1, -1};
         int expect = -EBADMSG;
         switch (variant) {
-        case 0: expect = 0; break; /* the control: a good handshake is accepted */
-        case 1: /* not a memfd: a regular file */
+        case 0:
+            expect = 0;
+            break; /* the control: a good handshake is accepted */
+        case 1:    /* not a memfd: a regular file */
             close(fds[0]);
             fds[0] = open("/proc/self/exe", O_RDONLY | O_CLOEXEC);
             break;
@@ -81,10 +83,16 @@ static void test_refused_setup(void)
             close(fds[0]);
             fds[0] = sealed_memfd(SIZE * 2, seals);
             break;
-        case 4: m.ring_bytes = RING + 64; break;        /* not a power of two */
-        case 5: m.max_msg = RING; break;                /* larger than the ring carries */
-        case 6: m.flags = 0x80; break;                  /* unknown flag */
-        case 7: /* an "eventfd" that is a pipe */
+        case 4:
+            m.ring_bytes = RING + 64;
+            break; /* not a power of two */
+        case 5:
+            m.max_msg = RING;
+            break; /* larger than the ring carries */
+        case 6:
+            m.flags = 0x80;
+            break; /* unknown flag */
+        case 7:    /* an "eventfd" that is a pipe */
             CHECK(pipe2(pipefd, O_CLOEXEC) == 0);
             close(fds[2]);
             fds[2] = pipefd[0];
@@ -104,15 +112,7 @@ static void test_refused_setup(void)
 }
 
 /* How the child breaks the rules. */
-enum scribble {
-    BAD_SEQ,
-    BAD_LEN,
-    PAST_END,
-    BAD_MAGIC,
-    BAD_WRAP,
-    BAD_TAIL,
-    NSCRIBBLE
-};
+enum scribble { BAD_SEQ, BAD_LEN, PAST_END, BAD_MAGIC, BAD_WRAP, BAD_TAIL, NSCRIBBLE };
 
 /* In the child: forge a record at the producer's head of ch's outgoing ring. */
 static void forge(ferry_chan *ch, enum scribble how)
@@ -184,7 +184,8 @@ static void test_scribble(enum scribble how)
     } else {
         CHECK_EQ(ferry_recv(a, buf, sizeof buf, 1000000000), 2);
         if (how == PAST_END) /* the legal filler records come first */
-            while (ferry_recv(a, buf, sizeof buf, FERRY_NOW) == 1) {}
+            while (ferry_recv(a, buf, sizeof buf, FERRY_NOW) == 1) {
+            }
         CHECK_EQ(ferry_recv(a, buf, sizeof buf, 1000000000), -EBADMSG);
         CHECK_EQ(ferry_recv(a, buf, sizeof buf, FERRY_NOW), -EBADMSG);
     }

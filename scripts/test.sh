@@ -1,0 +1,43 @@
+#!/usr/bin/env bash
+# test.sh — the whole test suite: the normal build and every CTest test; the same under
+# ASan+UBSan; the ring and channel tests under TSan; and the frame decoder under
+# libFuzzer for FERRY_FUZZ_SECONDS (default 60). Each build has its own directory under
+# build-test/. Exits non-zero on the first failure.
+set -euo pipefail
+cd "$(dirname "$0")/.."
+. scripts/deps.sh
+jobs=$(nproc)
+fuzz_seconds=${FERRY_FUZZ_SECONDS:-60}
+b=build-test
+
+step() { echo; echo "== $*"; }
+
+step "build and test (gcc, RelWithDebInfo)"
+cmake -S . -B $b/plain -DCMAKE_BUILD_TYPE=RelWithDebInfo >/dev/null
+cmake --build $b/plain -j"$jobs"
+ctest --test-dir $b/plain --output-on-failure -j"$jobs"
+
+step "ASan + UBSan (clang)"
+cmake -S . -B $b/asan -DCMAKE_C_COMPILER=clang -DCMAKE_BUILD_TYPE=Debug -DFERRY_SANITIZE=address >/dev/null
+cmake --build $b/asan -j"$jobs"
+ASAN_OPTIONS=detect_leaks=1:abort_on_error=1 UBSAN_OPTIONS=print_stacktrace=1:halt_on_error=1 \
+  ctest --test-dir $b/asan --output-on-failure -j"$jobs" -E '^bench_'
+
+step "TSan (clang): rings and channels"
+cmake -S . -B $b/tsan -DCMAKE_C_COMPILER=clang -DCMAKE_BUILD_TYPE=Debug -DFERRY_SANITIZE=thread >/dev/null
+cmake --build $b/tsan -j"$jobs"
+TSAN_OPTIONS=halt_on_error=1 ctest --test-dir $b/tsan --output-on-failure -j"$jobs" -R 'ring|chan'
+
+step "libFuzzer: frame decoder, ${fuzz_seconds}s"
+cmake -S . -B $b/fuzz -DCMAKE_C_COMPILER=clang -DFERRY_FUZZ=ON >/dev/null
+cmake --build $b/fuzz -j"$jobs" --target fuzz_frame
+mkdir -p $b/fuzz/corpus
+cp tests/fuzz/corpus/frame/* $b/fuzz/corpus/
+$b/fuzz/tests/fuzz/fuzz_frame -max_total_time="$fuzz_seconds" -print_final_stats=1 \
+  $b/fuzz/corpus >$b/fuzz/fuzz.log 2>&1 || { tail -50 $b/fuzz/fuzz.log; exit 1; }
+tail -3 $b/fuzz/fuzz.log
+
+step "no ferry objects left behind"
+left=$( (ls /dev/shm; ls /dev/mqueue 2>/dev/null) | grep -ci ferry || true)
+[ "$left" -eq 0 ] || { echo "ferry objects left in /dev/shm or /dev/mqueue"; exit 1; }
+echo "all tests passed"

@@ -1,0 +1,241 @@
+/*
+ * test_chan_basic — the basic contract of a shared-memory channel made by ferry_pair()
+ * and split across fork():
+ *  - ferry_chan_opts_init() fills the documented defaults; a default channel's
+ *    ferry_chan_max_msg() is ring_bytes / 2 - 128 = 130944 on both ends;
+ *  - ping-pong: 100 round trips, each echo exact in length and content;
+ *  - ordering: 10,000 messages with sequence numbers and varying sizes arrive in order,
+ *    none lost, duplicated or torn;
+ *  - sizes 0, 1 and max are delivered exactly; max+1 is -EMSGSIZE (ferry_send and
+ *    ferry_sendmsg) with nothing sent: the next message received is the one after;
+ *  - a receive buffer too small: ferry_recv -> -EMSGSIZE (also with cap 0), ferry_recvmsg
+ *    -> -EMSGSIZE with m.len = the size needed, and the message stays queued until a big
+ *    enough buffer takes it; a 0-byte message fits a 0-byte buffer;
+ *  - duplex: both processes send 5,000 messages while receiving 5,000 (a sender thread
+ *    and a receiving thread on each end), both streams in order;
+ *  - close: what was sent before ferry_chan_close() is still received, then -EPIPE on
+ *    receive and send;
+ *  - no fd leaks in either process.
+ */
+#include "chantest.h"
+
+#include <pthread.h>
+
+#define PINGS    100
+#define ORDER_N  10000
+#define DUPLEX_N 5000
+#define CLOSE_N  10
+
+static size_t max_msg;
+static uint8_t *big; /* max_msg + 4096 bytes */
+
+static void send_seq(ferry_chan *ch, uint64_t seq, size_t len)
+{
+    uint8_t buf[512];
+    CHECK(len <= sizeof buf);
+    fill_seq(buf, len, seq);
+    CHECK_EQ(ferry_send(ch, buf, len, T5S), 0);
+}
+
+static void recv_seq(ferry_chan *ch, uint64_t seq, size_t len)
+{
+    uint8_t buf[512];
+    ssize_t n = ferry_recv(ch, buf, sizeof buf, T5S);
+    CHECK_EQ(n, (ssize_t)len);
+    CHECK(check_seq(buf, len, seq));
+}
+
+/* An 8-byte acknowledgement carrying a value. */
+static void send_ack(ferry_chan *ch, uint64_t v)
+{
+    CHECK_EQ(ferry_send(ch, &v, sizeof v, T5S), 0);
+}
+
+static void recv_ack(ferry_chan *ch, uint64_t v)
+{
+    uint64_t got = 0;
+    CHECK_EQ(ferry_recv(ch, &got, sizeof got, T5S), (ssize_t)sizeof got);
+    CHECK_EQ(got, v);
+}
+
+/* ---------------------------------------------------------------- duplex */
+
+struct sender_arg {
+    ferry_chan *ch;
+    uint64_t first;
+};
+
+static void *duplex_sender(void *p)
+{
+    struct sender_arg *a = p;
+    for (uint64_t i = 0; i < DUPLEX_N; i++) send_seq(a->ch, a->first + i, seq_len(i, 200));
+    return NULL;
+}
+
+/* Send DUPLEX_N (seq from my_first) from a thread while receiving DUPLEX_N (seq from
+ * peer_first) on this thread. */
+static void duplex(ferry_chan *ch, uint64_t my_first, uint64_t peer_first)
+{
+    pthread_t t;
+    struct sender_arg arg = {ch, my_first};
+    CHECK_EQ(pthread_create(&t, NULL, duplex_sender, &arg), 0);
+    for (uint64_t i = 0; i < DUPLEX_N; i++) recv_seq(ch, peer_first + i, seq_len(i, 200));
+    CHECK_EQ(pthread_join(t, NULL), 0);
+}
+
+/* ---------------------------------------------------------------- child */
+
+static void child_main(ferry_chan *b)
+{
+    uint8_t buf[512];
+
+    STAGE("child: ping-pong");
+    for (int i = 0; i < PINGS; i++) {
+        ssize_t n = ferry_recv(b, buf, sizeof buf, T5S);
+        CHECK_EQ(n, (ssize_t)seq_len((uint64_t)i, 56));
+        CHECK(check_seq(buf, (size_t)n, (uint64_t)i));
+        CHECK_EQ(ferry_send(b, buf, (size_t)n, T5S), 0);
+    }
+
+    STAGE("child: ordering");
+    for (uint64_t s = 0; s < ORDER_N; s++) recv_seq(b, s, seq_len(s, 120));
+    send_ack(b, ORDER_N);
+
+    STAGE("child: sizes");
+    CHECK_EQ(ferry_recv(b, big, max_msg + 4096, T5S), 0);
+    CHECK_EQ(ferry_recv(b, big, max_msg + 4096, T5S), 1);
+    CHECK_EQ(big[0], 0xA5);
+    CHECK_EQ(ferry_recv(b, big, max_msg + 4096, T5S), (ssize_t)max_msg);
+    CHECK(check_seq(big, max_msg, 777));
+    /* the max+1 messages were not sent: next is "after" */
+    CHECK_EQ(ferry_recv(b, big, max_msg + 4096, T5S), 5);
+    CHECK(memcmp(big, "after", 5) == 0);
+    CHECK_EQ(ferry_recv(b, big, max_msg + 4096, FERRY_NOW), -EAGAIN);
+    /* the other direction: max, then max+1 refused */
+    fill_seq(big, max_msg, 778);
+    CHECK_EQ(ferry_send(b, big, max_msg, T5S), 0);
+    CHECK_EQ(ferry_send(b, big, max_msg + 1, T5S), -EMSGSIZE);
+    CHECK_EQ(ferry_send(b, "back", 4, T5S), 0);
+
+    STAGE("child: small buffer");
+    CHECK_EQ(ferry_recv(b, buf, 99, T5S), -EMSGSIZE);
+    CHECK_EQ(ferry_recv(b, buf, 0, FERRY_NOW), -EMSGSIZE);
+    ferry_msg m;
+    memset(&m, 0, sizeof m);
+    m.data = buf;
+    m.cap = 10;
+    CHECK_EQ(ferry_recvmsg(b, &m, 0, FERRY_NOW), -EMSGSIZE);
+    CHECK_EQ(m.len, 100);
+    CHECK_EQ(ferry_recv(b, buf, 100, FERRY_NOW), 100);
+    CHECK(check_seq(buf, 100, 4242));
+    /* a 0-byte message fits a 0-byte buffer */
+    CHECK_EQ(ferry_recv(b, buf, 0, T5S), 0);
+    CHECK_EQ(ferry_recv(b, buf, sizeof buf, FERRY_NOW), -EAGAIN);
+    send_ack(b, 4);
+
+    STAGE("child: duplex");
+    duplex(b, 2000000, 1000000);
+    send_ack(b, 5);
+
+    STAGE("child: close");
+    for (uint64_t s = 0; s < CLOSE_N; s++) recv_seq(b, 3000000 + s, 16);
+    CHECK_EQ(ferry_recv(b, buf, sizeof buf, T5S), -EPIPE);
+    CHECK_EQ(ferry_recv(b, buf, sizeof buf, FERRY_NOW), -EPIPE);
+    CHECK_EQ(ferry_send(b, "x", 1, T5S), -EPIPE);
+}
+
+/* ---------------------------------------------------------------- parent */
+
+static void parent_main(ferry_chan *a)
+{
+    uint8_t buf[512];
+
+    STAGE("parent: ping-pong");
+    for (int i = 0; i < PINGS; i++) {
+        size_t len = seq_len((uint64_t)i, 56);
+        send_seq(a, (uint64_t)i, len);
+        recv_seq(a, (uint64_t)i, len);
+    }
+
+    STAGE("parent: ordering");
+    for (uint64_t s = 0; s < ORDER_N; s++) send_seq(a, s, seq_len(s, 120));
+    recv_ack(a, ORDER_N);
+
+    STAGE("parent: sizes");
+    CHECK_EQ(ferry_send(a, buf, 0, T5S), 0);
+    buf[0] = 0xA5;
+    CHECK_EQ(ferry_send(a, buf, 1, T5S), 0);
+    fill_seq(big, max_msg + 1, 777);
+    CHECK_EQ(ferry_send(a, big, max_msg, T5S), 0);
+    CHECK_EQ(ferry_send(a, big, max_msg + 1, T5S), -EMSGSIZE);
+    CHECK_EQ(ferry_send(a, big, max_msg + 1, FERRY_NOW), -EMSGSIZE);
+    ferry_msg m;
+    memset(&m, 0, sizeof m);
+    m.type = 3;
+    m.data = big;
+    m.len = max_msg + 1;
+    CHECK_EQ(ferry_sendmsg(a, &m, T5S), -EMSGSIZE);
+    CHECK_EQ(ferry_send(a, "after", 5, T5S), 0);
+    CHECK_EQ(ferry_recv(a, big, max_msg + 4096, T5S), (ssize_t)max_msg);
+    CHECK(check_seq(big, max_msg, 778));
+    CHECK_EQ(ferry_recv(a, big, max_msg + 4096, T5S), 4);
+    CHECK(memcmp(big, "back", 4) == 0);
+
+    STAGE("parent: small buffer");
+    fill_seq(buf, 100, 4242);
+    CHECK_EQ(ferry_send(a, buf, 100, T5S), 0);
+    CHECK_EQ(ferry_send(a, buf, 0, T5S), 0);
+    recv_ack(a, 4);
+
+    STAGE("parent: duplex");
+    duplex(a, 1000000, 2000000);
+    recv_ack(a, 5);
+
+    STAGE("parent: close");
+    for (uint64_t s = 0; s < CLOSE_N; s++) send_seq(a, 3000000 + s, 16);
+}
+
+int main(void)
+{
+    watchdog_arm();
+
+    STAGE("defaults");
+    ferry_chan_opts o;
+    memset(&o, 0x5A, sizeof o);
+    ferry_chan_opts_init(&o);
+    CHECK_EQ(o.capacity, FERRY_CAP_RING);
+    CHECK_EQ(o.flags, 0);
+    CHECK_EQ(o.ring_bytes, 256 * 1024);
+    CHECK_EQ(o.mem_cap, 64 << 20);
+    CHECK_EQ(o.spin_ns, 50000);
+    CHECK_EQ(o.mode, 0600);
+
+    int base = fd_count();
+    ferry_chan *a = NULL, *b = NULL;
+    CHECK_EQ(ferry_pair(NULL, &a, &b), 0);
+    CHECK(a != NULL && b != NULL && a != b);
+    max_msg = ferry_chan_max_msg(a);
+    CHECK_EQ(max_msg, 256 * 1024 / 2 - 128);
+    CHECK_EQ(ferry_chan_max_msg(b), max_msg);
+    big = malloc(max_msg + 4096);
+    CHECK(big != NULL);
+
+    pid_t pid = fork_child();
+    if (pid == 0) {
+        ferry_chan_close(a);
+        child_main(b);
+        ferry_chan_close(b);
+        CHECK_EQ(fd_count(), base);
+        free(big);
+        child_exit();
+    }
+    ferry_chan_close(b);
+    parent_main(a);
+    ferry_chan_close(a);
+    STAGE("parent: wait child");
+    wait_ok(pid);
+    CHECK_EQ(fd_count(), base);
+    free(big);
+    printf("test_chan_basic: ok\n");
+    return 0;
+}

@@ -1,0 +1,308 @@
+/*
+ * test_chan_capacity — the capacity modes of a shared-memory channel, with a forked peer
+ * (synchronised through ctl pipes, never through timing alone):
+ *  - capacity N = 4: four FERRY_NOW sends succeed, the fifth is -EAGAIN, a 50 ms send is
+ *    -ETIMEDOUT after >= 50 ms (and < 1 s); once the peer has taken one, a send succeeds
+ *    and the queue is full again; a blocked send (5 s bound) returns 0 as soon as the
+ *    peer takes one (>= 100 ms later, since the peer waits 100 ms); the peer then gets
+ *    every message in order and nothing else; no drops counted;
+ *  - capacity 0 (rendezvous): a send returns only once the receiver has taken the
+ *    message (the receiver takes it after 200 ms: elapsed >= 200 ms); a FERRY_NOW send
+ *    with no receiver waiting is -EAGAIN and a 50 ms send is -ETIMEDOUT, and neither
+ *    message is ever delivered (the receiver sees -EAGAIN / -ETIMEDOUT, then the next
+ *    real message); stats.drops counts the two withdrawn messages;
+ *  - FERRY_CAP_RING with a 4096-byte ring: FERRY_NOW sends of 100 bytes succeed until the
+ *    ring is full (-EAGAIN; between 10 and 40 of them), a 20 ms send is -ETIMEDOUT,
+ *    and the peer receives them all in order;
+ *  - FERRY_UNBOUNDED with a 4096-byte ring and a 1 MiB mem_cap: 2,000 FERRY_NOW sends of
+ *    100 bytes with nobody receiving all succeed (stats.grows > 0) and arrive in order;
+ *    then sends fill it until -ENOBUFS (a bounded loop), -ENOBUFS repeats, everything
+ *    sent before arrives in order, and once drained a send works again;
+ *  - no fd leaks in either process.
+ */
+#include "chantest.h"
+
+#define PAYLOAD 100
+
+static void send_n(ferry_chan *ch, uint64_t seq, int64_t timeout, int expect)
+{
+    uint8_t buf[PAYLOAD];
+    fill_seq(buf, sizeof buf, seq);
+    CHECK_EQ(ferry_send(ch, buf, sizeof buf, timeout), expect);
+}
+
+static void recv_n(ferry_chan *ch, uint64_t seq, int64_t timeout)
+{
+    uint8_t buf[PAYLOAD + 64];
+    ssize_t n = ferry_recv(ch, buf, sizeof buf, timeout);
+    if (n != PAYLOAD)
+        fprintf(stderr, "recv of seq %" PRIu64 ": %zd (%s)\n", seq, n,
+                n < 0 ? ferry_strerror((int)n) : "length");
+    CHECK_EQ(n, PAYLOAD);
+    CHECK(check_seq(buf, PAYLOAD, seq));
+}
+
+static void recv_none(ferry_chan *ch)
+{
+    uint8_t buf[PAYLOAD + 64];
+    CHECK_EQ(ferry_recv(ch, buf, sizeof buf, FERRY_NOW), -EAGAIN);
+}
+
+/* Make a pair with opts, fork; run child(b, ctl) in the child and parent(a, ctl, pid) in
+ * the parent; check fds on both sides. */
+static void run(const ferry_chan_opts *o, void (*child)(ferry_chan *, ctl *),
+                void (*parent)(ferry_chan *, ctl *))
+{
+    int base = fd_count();
+    ctl c;
+    ctl_init(&c);
+    ferry_chan *a = NULL, *b = NULL;
+    CHECK_EQ(ferry_pair(o, &a, &b), 0);
+    pid_t pid = fork_child();
+    if (pid == 0) {
+        ctl_child(&c);
+        ferry_chan_close(a);
+        child(b, &c);
+        ferry_chan_close(b);
+        ctl_close(&c);
+        CHECK_EQ(fd_count(), base);
+        child_exit();
+    }
+    ctl_parent(&c);
+    ferry_chan_close(b);
+    parent(a, &c);
+    ferry_chan_close(a);
+    wait_ok(pid);
+    ctl_close(&c);
+    CHECK_EQ(fd_count(), base);
+}
+
+/* ---------------------------------------------------------------- capacity 4 */
+
+static void cap4_child(ferry_chan *b, ctl *c)
+{
+    STAGE("cap4 child");
+    ctl_expect(c, '1');
+    recv_n(b, 0, T5S);
+    ctl_put(c, 'a');
+    ctl_expect(c, '2');
+    sleep_ms(100);
+    recv_n(b, 1, T5S); /* unblocks the parent's send of seq 5 */
+    for (uint64_t s = 2; s <= 5; s++) recv_n(b, s, T5S);
+    recv_none(b);
+    ferry_stats st;
+    CHECK_EQ(ferry_chan_stats(b, &st), 0);
+    CHECK_EQ(st.recv_msgs, 6);
+    CHECK_EQ(st.sent_msgs, 0);
+    ctl_put(c, 'b');
+}
+
+static void cap4_parent(ferry_chan *a, ctl *c)
+{
+    STAGE("cap4 parent");
+    for (uint64_t s = 0; s < 4; s++) send_n(a, s, FERRY_NOW, 0);
+    send_n(a, 99, FERRY_NOW, -EAGAIN);
+    int64_t t0 = now_ns();
+    send_n(a, 99, 50 * MS, -ETIMEDOUT);
+    int64_t el = now_ns() - t0;
+    printf("capacity 4: 50 ms send timed out after %.1f ms\n", el / 1e6);
+    CHECK(el >= 50 * MS);
+    CHECK(el < 1 * SEC);
+
+    ctl_put(c, '1'); /* the peer takes seq 0 */
+    ctl_expect(c, 'a');
+    send_n(a, 4, FERRY_NOW, 0);
+    send_n(a, 99, FERRY_NOW, -EAGAIN); /* full again: 1,2,3,4 */
+
+    t0 = now_ns();
+    ctl_put(c, '2'); /* the peer takes seq 1 after 100 ms */
+    send_n(a, 5, T5S, 0);
+    el = now_ns() - t0;
+    printf("capacity 4: blocked send released after %.1f ms\n", el / 1e6);
+    CHECK(el >= 100 * MS);
+    CHECK(el < 3 * SEC);
+    ctl_expect(c, 'b');
+
+    ferry_stats st;
+    CHECK_EQ(ferry_chan_stats(a, &st), 0);
+    CHECK_EQ(st.sent_msgs, 6);
+    CHECK_EQ(st.sent_bytes, 6 * PAYLOAD);
+    CHECK_EQ(st.drops, 0);
+}
+
+/* ---------------------------------------------------------------- capacity 0 */
+
+static void cap0_child(ferry_chan *b, ctl *c)
+{
+    STAGE("cap0 child: rendezvous");
+    ctl_expect(c, '1');
+    sleep_ms(200);
+    recv_n(b, 1, T5S);
+
+    STAGE("cap0 child: withdrawn");
+    ctl_expect(c, '2'); /* the parent's NOW and 50 ms sends have failed */
+    recv_none(b);
+    uint8_t buf[PAYLOAD + 64];
+    CHECK_EQ(ferry_recv(b, buf, sizeof buf, 50 * MS), -ETIMEDOUT);
+    ctl_put(c, 'a');
+    recv_n(b, 4, T5S); /* the next real message, not 2 or 3 */
+    recv_none(b);
+    ctl_put(c, 'b');
+}
+
+static void cap0_parent(ferry_chan *a, ctl *c)
+{
+    STAGE("cap0 parent: rendezvous");
+    int64_t t0 = now_ns();
+    ctl_put(c, '1');
+    send_n(a, 1, T5S, 0);
+    int64_t el = now_ns() - t0;
+    printf("capacity 0: send returned after %.1f ms (receiver took it at 200 ms)\n", el / 1e6);
+    CHECK(el >= 200 * MS);
+    CHECK(el < 3 * SEC);
+
+    STAGE("cap0 parent: withdrawn");
+    send_n(a, 2, FERRY_NOW, -EAGAIN);
+    t0 = now_ns();
+    send_n(a, 3, 50 * MS, -ETIMEDOUT);
+    el = now_ns() - t0;
+    CHECK(el >= 50 * MS);
+    CHECK(el < 1 * SEC);
+    ctl_put(c, '2');
+    ctl_expect(c, 'a');
+    send_n(a, 4, T5S, 0);
+    ctl_expect(c, 'b');
+
+    ferry_stats st;
+    CHECK_EQ(ferry_chan_stats(a, &st), 0);
+    CHECK_EQ(st.drops, 2);
+}
+
+/* ---------------------------------------------------------------- FERRY_CAP_RING */
+
+static void ring_child(ferry_chan *b, ctl *c)
+{
+    STAGE("ring child");
+    ctl_expect(c, '1');
+    uint64_t n = 0;
+    CHECK_EQ(read(c->rd, &n, sizeof n), (ssize_t)sizeof n);
+    for (uint64_t s = 0; s < n; s++) recv_n(b, s, T5S);
+    recv_none(b);
+    ctl_put(c, 'a');
+}
+
+static void ring_parent(ferry_chan *a, ctl *c)
+{
+    STAGE("ring parent");
+    uint64_t n = 0;
+    int r = 0;
+    while (n < 1000) {
+        uint8_t buf[PAYLOAD];
+        fill_seq(buf, sizeof buf, n);
+        r = ferry_send(a, buf, sizeof buf, FERRY_NOW);
+        if (r != 0) break;
+        n++;
+    }
+    printf("FERRY_CAP_RING, 4096-byte ring: %" PRIu64 " messages of %d bytes queued\n", n, PAYLOAD);
+    CHECK_EQ(r, -EAGAIN);
+    CHECK(n >= 10 && n <= 40);
+    int64_t t0 = now_ns();
+    send_n(a, 999, 20 * MS, -ETIMEDOUT);
+    CHECK(now_ns() - t0 >= 20 * MS);
+    ctl_put(c, '1');
+    CHECK_EQ(write(c->wr, &n, sizeof n), (ssize_t)sizeof n);
+    ctl_expect(c, 'a');
+    send_n(a, n, FERRY_NOW, 0); /* room again */
+}
+
+/* ---------------------------------------------------------------- FERRY_UNBOUNDED */
+
+#define UNB_FIRST 2000
+
+static void unb_child(ferry_chan *b, ctl *c)
+{
+    STAGE("unbounded child: first 2000");
+    ctl_expect(c, '1');
+    for (uint64_t s = 0; s < UNB_FIRST; s++) recv_n(b, s, T5S);
+    recv_none(b);
+    ctl_put(c, 'a');
+
+    STAGE("unbounded child: fill to cap");
+    ctl_expect(c, '2');
+    uint64_t n = 0;
+    CHECK_EQ(read(c->rd, &n, sizeof n), (ssize_t)sizeof n);
+    for (uint64_t s = 0; s < n; s++) recv_n(b, 100000 + s, T5S);
+    recv_none(b);
+    ctl_put(c, 'b');
+    recv_n(b, 999999, T5S);
+    recv_none(b);
+    ctl_put(c, 'c');
+}
+
+static void unb_parent(ferry_chan *a, ctl *c)
+{
+    STAGE("unbounded parent: first 2000");
+    for (uint64_t s = 0; s < UNB_FIRST; s++) send_n(a, s, FERRY_NOW, 0);
+    ferry_stats st;
+    CHECK_EQ(ferry_chan_stats(a, &st), 0);
+    printf("FERRY_UNBOUNDED: 2000 x %d bytes queued, grows = %" PRIu64 "\n", PAYLOAD, st.grows);
+    CHECK(st.grows > 0);
+    CHECK_EQ(st.sent_msgs, UNB_FIRST);
+    ctl_put(c, '1');
+    ctl_expect(c, 'a');
+
+    STAGE("unbounded parent: fill to cap");
+    uint64_t n = 0;
+    int r = 0;
+    while (n < 200000) {
+        uint8_t buf[PAYLOAD];
+        fill_seq(buf, sizeof buf, 100000 + n);
+        r = ferry_send(a, buf, sizeof buf, FERRY_NOW);
+        if (r != 0) break;
+        n++;
+    }
+    CHECK_EQ(ferry_chan_stats(a, &st), 0);
+    printf("FERRY_UNBOUNDED, mem_cap 1 MiB: %" PRIu64 " more messages queued before %s, "
+           "grows = %" PRIu64 "\n",
+           n, ferry_strerror(r), st.grows);
+    CHECK_EQ(r, -ENOBUFS);
+    CHECK(n > 1000); /* 1 MiB holds several thousand 100-byte messages */
+    send_n(a, 999998, FERRY_NOW, -ENOBUFS);
+    send_n(a, 999998, 10 * MS, -ENOBUFS); /* never blocks: fails at once */
+    ctl_put(c, '2');
+    CHECK_EQ(write(c->wr, &n, sizeof n), (ssize_t)sizeof n);
+    ctl_expect(c, 'b');
+    send_n(a, 999999, FERRY_NOW, 0); /* drained: room again */
+    ctl_expect(c, 'c');
+    CHECK_EQ(ferry_chan_stats(a, &st), 0);
+    CHECK_EQ(st.sent_msgs, UNB_FIRST + n + 1);
+    CHECK_EQ(st.drops, 0);
+}
+
+int main(void)
+{
+    watchdog_arm();
+    ferry_chan_opts o;
+
+    ferry_chan_opts_init(&o);
+    o.capacity = 4;
+    run(&o, cap4_child, cap4_parent);
+
+    ferry_chan_opts_init(&o);
+    o.capacity = 0;
+    run(&o, cap0_child, cap0_parent);
+
+    ferry_chan_opts_init(&o);
+    o.capacity = FERRY_CAP_RING;
+    o.ring_bytes = 4096;
+    run(&o, ring_child, ring_parent);
+
+    ferry_chan_opts_init(&o);
+    o.capacity = FERRY_UNBOUNDED;
+    o.ring_bytes = 4096;
+    o.mem_cap = 1 << 20;
+    run(&o, unb_child, unb_parent);
+
+    printf("test_chan_capacity: ok\n");
+    return 0;
+}

@@ -1,0 +1,178 @@
+/*
+ * bench.h — the internal interface of `ferry bench`, shared by its files:
+ *   bench.c        the driver: options, which rows to run, output, target ratios
+ *   bench_peer.c   the second process: fork, CPU pinning, a shared control page, reaping
+ *   bench_loop.c   the measured loops (warm-up, bounds by count and time, timing)
+ *   bench_base.c   the baselines: spin, futex, pipe, memcpy
+ *   bench_ferry.c  the ferry rows: ferry-shm, ferry-shm-blocking, ferry-shm-zerocopy
+ *   bench_stats.c  samples and percentiles
+ *
+ * Rules: every measurement forks its own peer and tears everything down before it
+ * returns. A row runner never prints; it fills a bench_result, or returns -1 with a
+ * reason in res->err. Every received payload is checked (its size, and a stamp of its
+ * sequence number in its first and last 8 bytes), so a broken channel fails the row
+ * instead of producing a number.
+ */
+#ifndef FERRY_TOOL_BENCH_H
+#define FERRY_TOOL_BENCH_H
+
+#include <stdatomic.h>
+#include <stddef.h>
+#include <stdint.h>
+#include <string.h>
+#include <sys/types.h>
+#include <time.h>
+
+#include "bench_stats.h"
+
+typedef enum { BENCH_PINGPONG, BENCH_STREAM } bench_pattern;
+
+/* How long one measurement runs: a warm-up that is not measured, then the measured part.
+ * Each part stops at its count or its time, whichever comes first. */
+typedef struct bench_budget {
+    uint64_t warm_iters;
+    int64_t warm_ns;
+    uint64_t max_iters; /* pingpong round trips; a stream measures 10x as many messages */
+    int64_t run_ns;
+} bench_budget;
+
+/* One measurement to make. */
+typedef struct bench_job {
+    const char *mechanism;
+    bench_pattern pattern;
+    size_t size; /* payload bytes */
+    const bench_budget *budget;
+    int peer_cpu; /* the CPU the peer process pins itself to; -1: no pinning */
+} bench_job;
+
+/* What one measurement found. A figure that does not apply is negative. */
+typedef struct bench_result {
+    double rtt_p50_ns, rtt_p99_ns, rtt_p999_ns;
+    double msgs_per_s, bytes_per_s;
+    char err[256]; /* why the measurement failed */
+} bench_result;
+
+typedef int (*bench_fn)(const bench_job *job, bench_result *res);
+
+/* ---- row runners: 0 and *res filled, or -1 with res->err set */
+int bench_spin(const bench_job *job, bench_result *res);           /* bench_base.c */
+int bench_futex(const bench_job *job, bench_result *res);          /* bench_base.c */
+int bench_pipe(const bench_job *job, bench_result *res);           /* bench_base.c */
+int bench_memcpy(const bench_job *job, bench_result *res);         /* bench_base.c */
+int bench_ferry_shm(const bench_job *job, bench_result *res);      /* bench_ferry.c */
+int bench_ferry_blocking(const bench_job *job, bench_result *res); /* bench_ferry.c */
+int bench_ferry_zerocopy(const bench_job *job, bench_result *res); /* bench_ferry.c */
+
+/* ---- the peer process (bench_peer.c) */
+
+/* One page shared by the two processes of a measurement, each field on its own line. */
+typedef struct bench_shared {
+    _Alignas(64) _Atomic uint32_t stop; /* the measuring side asks a streaming peer to stop */
+    _Alignas(64) _Atomic uint32_t line; /* spin/futex baselines: the one shared cache line */
+    _Alignas(64) char err[256];         /* the peer's reason for failing, NUL-terminated */
+} bench_shared;
+
+typedef struct bench_peer {
+    pid_t pid;
+    bench_shared *sh;
+} bench_peer;
+
+/* The peer's work; runs in the child. Returns 0, or -1 after bench_peer_fail(). */
+typedef int (*bench_peer_fn)(void *ctx, bench_shared *sh);
+
+/* Fork a peer that pins itself to job->peer_cpu and runs fn(ctx, sh), then exits.
+ * Returns 0, or -1 with res->err set. */
+int bench_peer_start(bench_peer *p, const bench_job *job, bench_peer_fn fn, void *ctx,
+                     bench_result *res);
+/* Wait (boundedly; then SIGKILL) for the peer and free the shared page. Returns 0 when the
+ * peer succeeded; otherwise -1 and, unless res->err is already set, the peer's reason. */
+int bench_peer_finish(bench_peer *p, bench_result *res);
+/* In the peer: record why it failed (printf-style). Returns -1. */
+int bench_peer_fail(bench_shared *sh, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
+/* In the driver: record why a measurement failed. Returns -1. */
+int bench_fail(bench_result *res, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
+
+/* Choose two CPUs this process may run on, pin the caller to the first (*self_cpu) and
+ * return the second (the peer's), or -1 when fewer than two are allowed or pinning fails. */
+int bench_pin_setup(int *self_cpu);
+
+/* ---- the measured loops (bench_loop.c) */
+
+/* One round trip carrying sequence number seq: 0, or -1 with res->err set. */
+typedef int (*bench_rt_fn)(void *ctx, uint64_t seq, bench_result *res);
+/* Receive one streamed message, which must carry seq: 1 received, 0 the stream ended,
+ * -1 with res->err set. */
+typedef int (*bench_rx_fn)(void *ctx, uint64_t seq, bench_result *res);
+
+/* Warm up, then time every round trip: fills rtt_p50/p99/p999 and msgs_per_s. */
+int bench_loop_pingpong(const bench_job *job, bench_rt_fn rt, void *ctx, bench_result *res);
+/* Receive a stream: warm up, time the messages received until the count or the time is
+ * up, then ask the sender to stop (sh->stop) and drain the rest (checked, not counted)
+ * until the stream ends. Fills msgs_per_s and bytes_per_s. */
+int bench_loop_stream_rx(const bench_job *job, bench_shared *sh, bench_rx_fn rx, void *ctx,
+                         bench_result *res);
+/* How many messages a streaming peer may send at most, and for how long (a backstop: the
+ * receiver normally stops it first through sh->stop). */
+uint64_t bench_stream_max_msgs(const bench_job *job);
+int64_t bench_stream_max_ns(const bench_job *job);
+
+/* Per blocking operation: longer than this means the channel is broken. */
+#define BENCH_OP_TIMEOUT_NS ((int64_t)5 * 1000 * 1000 * 1000)
+
+/* ---- small helpers */
+
+static inline int64_t bench_now_ns(void)
+{
+    struct timespec ts;
+    clock_gettime(CLOCK_MONOTONIC, &ts);
+    return (int64_t)ts.tv_sec * 1000000000 + ts.tv_nsec;
+}
+
+/* A hint to the CPU that we are busy-waiting (x86 `pause`). */
+static inline void bench_cpu_relax(void)
+{
+#if defined(__x86_64__) || defined(__i386__)
+    __builtin_ia32_pause();
+#elif defined(__aarch64__)
+    __asm__ __volatile__("yield");
+#endif
+}
+
+/* Stamp seq into the first and last 8 bytes of a payload (size >= 8). */
+static inline void bench_stamp(void *p, size_t size, uint64_t seq)
+{
+    memcpy(p, &seq, sizeof seq);
+    memcpy((char *)p + size - sizeof seq, &seq, sizeof seq);
+}
+
+/* Does a payload carry seq in its first and last 8 bytes? */
+static inline int bench_stamp_ok(const void *p, size_t size, uint64_t seq)
+{
+    uint64_t a, b;
+    memcpy(&a, p, sizeof a);
+    memcpy(&b, (const char *)p + size - sizeof b, sizeof b);
+    return a == seq && b == seq;
+}
+
+/* The fill byte at offset i of a copied payload (between the stamps). */
+static inline unsigned char bench_fill_byte(size_t i)
+{
+    return (unsigned char)(i * 131u + 7u);
+}
+
+/* Fill a payload with the pattern (the stamps are written over it per message). */
+static inline void bench_fill(void *p, size_t size)
+{
+    for (size_t i = 0; i < size; i++) ((unsigned char *)p)[i] = bench_fill_byte(i);
+}
+
+/* A copied payload: the stamps, and the pattern byte at two offsets in the middle. */
+static inline int bench_copy_ok(const void *p, size_t size, uint64_t seq)
+{
+    const unsigned char *b = p;
+    size_t m1 = size / 2, m2 = size - 9;
+    return bench_stamp_ok(p, size, seq) && b[m1] == bench_fill_byte(m1) &&
+           b[m2] == bench_fill_byte(m2);
+}
+
+#endif /* FERRY_TOOL_BENCH_H */

@@ -1,0 +1,346 @@
+/*
+ * bench_base.c — the baselines that the ferry rows are measured against, in the same run:
+ *   spin-baseline   two processes ping-pong on one shared cache line, busy-waiting with
+ *                   `pause`: the physical floor of a core-to-core hand-off (64 B only).
+ *   futex-baseline  the same, but every message is a futex wake and every wait a futex
+ *                   wait, never a spin: the floor of a kernel hand-off (64 B only).
+ *   pipe            a raw pipe pair (pingpong) or one pipe (stream); messages are written
+ *                   and read whole, with the default pipe buffer.
+ *   memcpy-baseline one core copying 1 MiB blocks into a 4 MiB working set (the ring of
+ *                   the 1 MiB ferry stream), cycling: what one copy costs.
+ * Rules: every wait is bounded (a dead peer fails the row, it never hangs it); the peer
+ * closes the driver's ends of pipes it inherited, or it would never see end-of-file.
+ */
+#define _GNU_SOURCE /* syscall(), SYS_futex */
+#include "bench.h"
+
+#include <errno.h>
+#include <linux/futex.h>
+#include <stdlib.h>
+#include <sys/syscall.h>
+#include <unistd.h>
+
+#define STOP_VALUE         UINT32_MAX /* the driver's "we are done" on the shared line */
+#define SPIN_CHECK         4096       /* spins between two looks at the clock */
+#define MEMCPY_WORKING_SET ((size_t)4 << 20)
+
+/* The values on the shared line: the driver writes ping(seq), the peer answers pong(seq). */
+static uint32_t ping(uint64_t seq)
+{
+    return (uint32_t)(2 * seq + 1);
+}
+static uint32_t pong(uint64_t seq)
+{
+    return (uint32_t)(2 * seq + 2);
+}
+
+/* ------------------------------------------------------------------ spin */
+
+/* Busy-wait until *w == want. 1 when the driver said stop, -1 after BENCH_OP_TIMEOUT_NS.
+ * The clock is looked at only every SPIN_CHECK spins, so a fast hand-off never reads it.
+ * Acquire: pairs with the release store of the other side, so that whatever it wrote
+ * before its store is visible here (nothing in this baseline, but any real channel
+ * publishes a payload this way, so the floor must pay for the same ordering). */
+static int spin_wait(_Atomic uint32_t *w, uint32_t want)
+{
+    int64_t deadline = 0;
+    for (unsigned k = 1;; k++) {
+        uint32_t v = atomic_load_explicit(w, memory_order_acquire);
+        if (v == want) return 0;
+        if (v == STOP_VALUE) return 1;
+        bench_cpu_relax();
+        if (k % SPIN_CHECK == 0) {
+            int64_t t = bench_now_ns();
+            if (deadline == 0)
+                deadline = t + BENCH_OP_TIMEOUT_NS;
+            else if (t > deadline)
+                return -1;
+        }
+    }
+}
+
+static int spin_rt(void *ctx, uint64_t seq, bench_result *res)
+{
+    _Atomic uint32_t *w = ctx;
+    /* Release: orders our earlier writes before the ping (see spin_wait). */
+    atomic_store_explicit(w, ping(seq), memory_order_release);
+    if (spin_wait(w, pong(seq)) != 0) return bench_fail(res, "no answer on the cache line");
+    return 0;
+}
+
+static int spin_echo(void *ctx, bench_shared *sh)
+{
+    (void)ctx;
+    for (uint64_t seq = 0;; seq++) {
+        int r = spin_wait(&sh->line, ping(seq));
+        if (r == 1) return 0;
+        if (r < 0) return bench_peer_fail(sh, "peer: no ping on the cache line");
+        /* Release: pairs with the driver's acquire in spin_wait. */
+        atomic_store_explicit(&sh->line, pong(seq), memory_order_release);
+    }
+}
+
+int bench_spin(const bench_job *job, bench_result *res)
+{
+    bench_peer p;
+    if (bench_peer_start(&p, job, spin_echo, NULL, res) != 0) return -1;
+    int rc = bench_loop_pingpong(job, spin_rt, &p.sh->line, res);
+    /* Release: the peer's acquire load sees STOP after everything before it. */
+    atomic_store_explicit(&p.sh->line, STOP_VALUE, memory_order_release);
+    if (bench_peer_finish(&p, res) != 0) rc = -1;
+    return rc;
+}
+
+/* ------------------------------------------------------------------ futex */
+
+/* The line is shared between processes (MAP_SHARED), so no FUTEX_PRIVATE_FLAG. */
+static long futex(_Atomic uint32_t *w, int op, uint32_t val, const struct timespec *ts)
+{
+    return syscall(SYS_futex, (uint32_t *)w, op, val, ts, NULL, 0);
+}
+
+/* Sleep in the kernel until *w == want; never spins. 1 on STOP, -1 after the timeout.
+ * Each sleep is bounded (100 ms) so that a dead peer is noticed.
+ * Acquire: as in spin_wait. FUTEX_WAIT re-checks *w == v in the kernel, so a store and
+ * wake that land between our load and our sleep are never lost. */
+static int futex_wait_for(_Atomic uint32_t *w, uint32_t want)
+{
+    const struct timespec slice = {0, 100 * 1000 * 1000};
+    int64_t deadline = 0;
+    for (;;) {
+        uint32_t v = atomic_load_explicit(w, memory_order_acquire);
+        if (v == want) return 0;
+        if (v == STOP_VALUE) return 1;
+        if (futex(w, FUTEX_WAIT, v, &slice) != 0) {
+            if (errno == ETIMEDOUT) {
+                int64_t t = bench_now_ns();
+                if (deadline == 0)
+                    deadline = t + BENCH_OP_TIMEOUT_NS;
+                else if (t > deadline)
+                    return -1;
+            } else if (errno != EAGAIN && errno != EINTR) {
+                return -1;
+            }
+        }
+    }
+}
+
+/* Store v and wake the other side, every time (this baseline has no waiter flag).
+ * Release: as in spin_rt; the wake comes after the store, so the woken side sees v. */
+static void futex_post(_Atomic uint32_t *w, uint32_t v)
+{
+    atomic_store_explicit(w, v, memory_order_release);
+    futex(w, FUTEX_WAKE, 1, NULL);
+}
+
+static int futex_rt(void *ctx, uint64_t seq, bench_result *res)
+{
+    _Atomic uint32_t *w = ctx;
+    futex_post(w, ping(seq));
+    if (futex_wait_for(w, pong(seq)) != 0) return bench_fail(res, "no futex answer");
+    return 0;
+}
+
+static int futex_echo(void *ctx, bench_shared *sh)
+{
+    (void)ctx;
+    for (uint64_t seq = 0;; seq++) {
+        int r = futex_wait_for(&sh->line, ping(seq));
+        if (r == 1) return 0;
+        if (r < 0) return bench_peer_fail(sh, "peer: no futex ping");
+        futex_post(&sh->line, pong(seq));
+    }
+}
+
+int bench_futex(const bench_job *job, bench_result *res)
+{
+    bench_peer p;
+    if (bench_peer_start(&p, job, futex_echo, NULL, res) != 0) return -1;
+    int rc = bench_loop_pingpong(job, futex_rt, &p.sh->line, res);
+    futex_post(&p.sh->line, STOP_VALUE);
+    if (bench_peer_finish(&p, res) != 0) rc = -1;
+    return rc;
+}
+
+/* ------------------------------------------------------------------ pipe */
+
+typedef struct pipe_ctx {
+    int to_peer[2], from_peer[2]; /* pingpong: both; stream: from_peer only */
+    size_t size;
+    unsigned char *sbuf, *rbuf; /* the message sent, the message received */
+    const bench_job *job;
+} pipe_ctx;
+
+static int write_full(int fd, const unsigned char *p, size_t n)
+{
+    while (n > 0) {
+        ssize_t w = write(fd, p, n);
+        if (w < 0 && errno == EINTR) continue;
+        if (w < 0) return -errno;
+        p += w;
+        n -= (size_t)w;
+    }
+    return 0;
+}
+
+/* Read one whole message: 1, 0 at end-of-file before its first byte, -EPROTO when the
+ * file ends inside it, -errno on error. */
+static int read_full(int fd, unsigned char *p, size_t n)
+{
+    size_t got = 0;
+    while (got < n) {
+        ssize_t r = read(fd, p + got, n - got);
+        if (r < 0 && errno == EINTR) continue;
+        if (r < 0) return -errno;
+        if (r == 0) return got == 0 ? 0 : -EPROTO;
+        got += (size_t)r;
+    }
+    return 1;
+}
+
+static void close_fd(int *fd)
+{
+    if (*fd >= 0) close(*fd);
+    *fd = -1;
+}
+
+static int pipe_rt(void *ctx, uint64_t seq, bench_result *res)
+{
+    pipe_ctx *c = ctx;
+    bench_stamp(c->sbuf, c->size, seq);
+    int r = write_full(c->to_peer[1], c->sbuf, c->size);
+    if (r < 0) return bench_fail(res, "write: %s", strerror(-r));
+    if ((r = read_full(c->from_peer[0], c->rbuf, c->size)) != 1)
+        return bench_fail(res, "read: %s", r ? strerror(-r) : "end of file");
+    if (!bench_copy_ok(c->rbuf, c->size, seq)) return bench_fail(res, "wrong payload");
+    return 0;
+}
+
+static int pipe_echo(void *ctx, bench_shared *sh)
+{
+    pipe_ctx *c = ctx;
+    close_fd(&c->to_peer[1]); /* the driver's ends */
+    close_fd(&c->from_peer[0]);
+    for (uint64_t seq = 0;; seq++) {
+        int r = read_full(c->to_peer[0], c->rbuf, c->size);
+        if (r == 0) return 0; /* the driver is done */
+        if (r < 0) return bench_peer_fail(sh, "peer: read: %s", strerror(-r));
+        if (!bench_copy_ok(c->rbuf, c->size, seq))
+            return bench_peer_fail(sh, "peer: wrong payload");
+        if ((r = write_full(c->from_peer[1], c->rbuf, c->size)) < 0)
+            return bench_peer_fail(sh, "peer: write: %s", strerror(-r));
+    }
+}
+
+static int pipe_send_stream(void *ctx, bench_shared *sh)
+{
+    pipe_ctx *c = ctx;
+    const uint64_t max = bench_stream_max_msgs(c->job);
+    const int64_t deadline = bench_now_ns() + bench_stream_max_ns(c->job);
+    close_fd(&c->from_peer[0]);
+    /* Relaxed load of stop: see stop_sender() in bench_loop.c. */
+    for (uint64_t seq = 0; seq < max && !atomic_load_explicit(&sh->stop, memory_order_relaxed);
+         seq++) {
+        bench_stamp(c->sbuf, c->size, seq);
+        int r = write_full(c->from_peer[1], c->sbuf, c->size);
+        if (r < 0) return bench_peer_fail(sh, "peer: write: %s", strerror(-r));
+        if (seq % 64 == 0 && bench_now_ns() > deadline) break;
+    }
+    close_fd(&c->from_peer[1]);
+    return 0;
+}
+
+static int pipe_rx(void *ctx, uint64_t seq, bench_result *res)
+{
+    pipe_ctx *c = ctx;
+    int r = read_full(c->from_peer[0], c->rbuf, c->size);
+    if (r == 0) return 0;
+    if (r < 0) return bench_fail(res, "read: %s", strerror(-r));
+    if (!bench_copy_ok(c->rbuf, c->size, seq)) return bench_fail(res, "wrong payload");
+    return 1;
+}
+
+int bench_pipe(const bench_job *job, bench_result *res)
+{
+    pipe_ctx c = {{-1, -1}, {-1, -1}, job->size, malloc(job->size), malloc(job->size), job};
+    bench_peer p = {-1, NULL};
+    int rc = -1;
+    int stream = job->pattern == BENCH_STREAM;
+
+    if (!c.sbuf || !c.rbuf) {
+        bench_fail(res, "out of memory");
+        goto out;
+    }
+    bench_fill(c.sbuf, c.size);
+    memset(c.rbuf, 0, c.size);
+    if ((!stream && pipe(c.to_peer) != 0) || pipe(c.from_peer) != 0) {
+        bench_fail(res, "pipe: %s", strerror(errno));
+        goto out;
+    }
+    if (bench_peer_start(&p, job, stream ? pipe_send_stream : pipe_echo, &c, res) != 0) goto out;
+    close_fd(&c.to_peer[0]); /* the peer's ends */
+    close_fd(&c.from_peer[1]);
+    if (stream)
+        rc = bench_loop_stream_rx(job, p.sh, pipe_rx, &c, res);
+    else
+        rc = bench_loop_pingpong(job, pipe_rt, &c, res);
+out:
+    for (int i = 0; i < 2; i++) {
+        close_fd(&c.to_peer[i]);
+        close_fd(&c.from_peer[i]);
+    }
+    if (p.pid > 0 && bench_peer_finish(&p, res) != 0) rc = -1;
+    free(c.sbuf);
+    free(c.rbuf);
+    return rc;
+}
+
+/* ------------------------------------------------------------------ memcpy */
+
+/* Copy one block into the next slot of the working set, then check it like a receiver
+ * would. The empty asm with a "memory" clobber makes the compiler assume the whole
+ * destination is read, so the copy cannot be shrunk to the bytes that are checked. */
+static int copy_one(unsigned char *dst, unsigned char *src, size_t blk, uint64_t seq)
+{
+    unsigned char *d = dst + (seq % (MEMCPY_WORKING_SET / blk)) * blk;
+    bench_stamp(src, blk, seq);
+    memcpy(d, src, blk);
+    __asm__ __volatile__("" ::: "memory");
+    return bench_copy_ok(d, blk, seq) ? 0 : -1;
+}
+
+int bench_memcpy(const bench_job *job, bench_result *res)
+{
+    const bench_budget *b = job->budget;
+    const size_t blk = job->size;
+    unsigned char *src = malloc(blk), *dst = malloc(MEMCPY_WORKING_SET);
+    uint64_t seq = 0, n = 0;
+    int rc = 0;
+
+    if (!src || !dst || blk > MEMCPY_WORKING_SET || blk < 64) {
+        free(src);
+        free(dst);
+        return bench_fail(res, "out of memory or bad block size");
+    }
+    bench_fill(src, blk);
+    memset(dst, 0, MEMCPY_WORKING_SET); /* fault every page in before measuring */
+
+    int64_t warm_end = bench_now_ns() + b->warm_ns;
+    for (uint64_t i = 0; i < b->warm_iters && rc == 0; i++) {
+        rc = copy_one(dst, src, blk, seq++);
+        if (bench_now_ns() >= warm_end) break;
+    }
+    int64_t t0 = bench_now_ns(), t = t0, end = t0 + b->run_ns;
+    while (rc == 0 && n < b->max_iters && t < end) {
+        rc = copy_one(dst, src, blk, seq++);
+        n++;
+        t = bench_now_ns();
+    }
+    if (rc != 0)
+        bench_fail(res, "the copy does not match");
+    else
+        res->bytes_per_s = bench_rate((double)n * (double)blk, t - t0);
+    free(src);
+    free(dst);
+    return rc;
+}
