@@ -81,7 +81,8 @@ void ferry_chan_close(ferry_chan *ch)
 int ferry_sendmsg(ferry_chan *ch, const ferry_msg *m, int64_t timeout_ns)
 {
     if (!ch || !m || m->type < 0 || m->nfds > FERRY_MAX_FDS || (m->len && !m->data)) return -EINVAL;
-    return ch->ops->sendmsg(ch, m, ferry__deadline(timeout_ns));
+    ferry__when w = ferry__when_from(timeout_ns);
+    return ch->ops->sendmsg(ch, m, &w);
 }
 
 int ferry_send(ferry_chan *ch, const void *buf, size_t len, int64_t timeout_ns)
@@ -93,21 +94,24 @@ int ferry_send(ferry_chan *ch, const void *buf, size_t len, int64_t timeout_ns)
 ssize_t ferry_recvmsg(ferry_chan *ch, ferry_msg *m, int64_t filter, int64_t timeout_ns)
 {
     if (!ch || !m || filter == INT64_MIN || (m->cap && !m->data)) return -EINVAL;
-    return ch->ops->recvmsg(ch, m, filter, 1, ferry__deadline(timeout_ns));
+    ferry__when w = ferry__when_from(timeout_ns);
+    return ch->ops->recvmsg(ch, m, filter, 1, &w);
 }
 
 ssize_t ferry_recv(ferry_chan *ch, void *buf, size_t cap, int64_t timeout_ns)
 {
     if (!ch || (cap && !buf)) return -EINVAL;
     ferry_msg m = {.data = buf, .cap = cap};
-    return ch->ops->recvmsg(ch, &m, 0, 0, ferry__deadline(timeout_ns));
+    ferry__when w = ferry__when_from(timeout_ns);
+    return ch->ops->recvmsg(ch, &m, 0, 0, &w);
 }
 
 int ferry_loan(ferry_chan *ch, size_t len, void **buf, int64_t timeout_ns)
 {
     if (!ch || !buf) return -EINVAL;
     if (!ch->ops->loan) return -EOPNOTSUPP;
-    return ch->ops->loan(ch, len, buf, ferry__deadline(timeout_ns));
+    ferry__when w = ferry__when_from(timeout_ns);
+    return ch->ops->loan(ch, len, buf, &w);
 }
 
 int ferry_commit(ferry_chan *ch, int64_t type, size_t len)
@@ -121,7 +125,8 @@ int ferry_peek(ferry_chan *ch, int64_t filter, ferry_msg *m, int64_t timeout_ns)
 {
     if (!ch || !m || filter == INT64_MIN) return -EINVAL;
     if (!ch->ops->peek) return -EOPNOTSUPP;
-    return ch->ops->peek(ch, filter, m, ferry__deadline(timeout_ns));
+    ferry__when w = ferry__when_from(timeout_ns);
+    return ch->ops->peek(ch, filter, m, &w);
 }
 
 int ferry_release(ferry_chan *ch)

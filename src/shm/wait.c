@@ -31,29 +31,34 @@ static int futex_wait(_Atomic uint32_t *addr, uint32_t val, int64_t ns)
     return r < 0 ? -errno : 0;
 }
 
-/* Spin for up to the current budget; 1 if cond held, 0 if not, <0 error. */
-static int spin(ferry__spin *s, ferry__cond_fn cond, void *arg, int64_t deadline)
+/* Spin for up to the current budget; 1 if cond held, 0 if not, <0 error. The clock is
+ * first read after a first round of spinning: a quick hand-off never pays for it. */
+static int spin(ferry__spin *s, ferry__cond_fn cond, void *arg, ferry__when *w)
 {
-    if (s->cur_ns <= 0 || deadline == 0) return 0;
-    int64_t end = ferry__now_ns() + s->cur_ns;
-    if (end > deadline) end = deadline;
+    if (s->cur_ns <= 0 || w->at == 0) return 0;
+    int64_t end = 0;
     for (;;) {
         for (int i = 0; i < 64; i++) {
             int c = cond(arg);
             if (c != 0) return c;
             cpu_relax();
         }
-        if (ferry__now_ns() >= end) return 0;
+        int64_t now = ferry__now_ns();
+        if (end == 0) {
+            int64_t at = ferry__when_at(w);
+            end = now + s->cur_ns < at ? now + s->cur_ns : at;
+        }
+        if (now >= end) return 0;
     }
 }
 
 int ferry__wait(ferry__spin *s, ferry__cond_fn cond, ferry__alive_fn alive, void *arg,
-                _Atomic uint32_t *futex, _Atomic uint32_t *waiting, int64_t deadline,
+                _Atomic uint32_t *futex, _Atomic uint32_t *waiting, ferry__when *w,
                 uint64_t *sleeps)
 {
     int c = cond(arg);
     if (c != 0) return c < 0 ? c : 0;
-    c = spin(s, cond, arg, deadline);
+    c = spin(s, cond, arg, w);
     if (c != 0) {
         /* Spinning paid off: let the budget grow back towards its maximum. */
         s->cur_ns = s->cur_ns * 2 > s->max_ns ? s->max_ns : s->cur_ns * 2;
@@ -77,9 +82,10 @@ int ferry__wait(ferry__spin *s, ferry__cond_fn cond, ferry__alive_fn alive, void
             rc = c < 0 ? c : 0;
             break;
         }
-        int64_t left = ferry__remaining(deadline);
+        int64_t at = ferry__when_at(w);
+        int64_t left = ferry__remaining(at);
         if (left <= 0) {
-            rc = deadline == 0 ? -EAGAIN : -ETIMEDOUT;
+            rc = at == 0 ? -EAGAIN : -ETIMEDOUT;
             break;
         }
         /* Ask the kernel whether the peer lives only after a whole slice went by without

@@ -21,6 +21,8 @@
 #include <stdatomic.h>
 #include <stdint.h>
 
+#include "core/time.h"
+
 #define FERRY__WAIT_SLICE_NS (20 * 1000 * 1000) /* 20 ms: liveness is checked this often */
 
 /* Adaptive spin state, one per waiting side. */
@@ -38,12 +40,12 @@ typedef int (*ferry__alive_fn)(void *arg);
 
 /*
  * Wait until cond(arg) holds (returns 0), cond returns an error (returned as is), the
- * deadline (absolute, CLOCK_MONOTONIC ns; 0 = do not wait) passes (-ETIMEDOUT, or
- * -EAGAIN when deadline == 0), or alive(arg) reports an error (returned as is).
+ * deadline passes (-ETIMEDOUT, or -EAGAIN for FERRY_NOW), or alive(arg) reports an error
+ * (returned as is). The deadline is fixed on first need (time.h).
  * *sleeps is incremented for every FUTEX_WAIT that actually slept.
  */
 int ferry__wait(ferry__spin *s, ferry__cond_fn cond, ferry__alive_fn alive, void *arg,
-                _Atomic uint32_t *futex, _Atomic uint32_t *waiting, int64_t deadline,
+                _Atomic uint32_t *futex, _Atomic uint32_t *waiting, ferry__when *w,
                 uint64_t *sleeps);
 
 /* Waker side: call after a full fence that follows the state change. Returns 1 if a

@@ -51,7 +51,7 @@ typedef struct shm_tx {
     int loaned;
     uint64_t loan_pos;
     size_t loan_len;
-    int64_t loan_deadline;
+    ferry__when loan_when;
 } shm_tx;
 
 typedef struct shm_rx {
@@ -88,15 +88,15 @@ int ferry__shm_check_alive(shm_chan *c);   /* the same, at most every few ms (co
 int ferry__shm_fail(shm_chan *c, int err); /* mark broken (-EBADMSG shuts the link down) */
 
 /* shm_tx.c */
-int ferry__shm_sendmsg(ferry_chan *ch, const ferry_msg *m, int64_t deadline);
-int ferry__shm_loan(ferry_chan *ch, size_t len, void **buf, int64_t deadline);
+int ferry__shm_sendmsg(ferry_chan *ch, const ferry_msg *m, ferry__when *w);
+int ferry__shm_loan(ferry_chan *ch, size_t len, void **buf, ferry__when *w);
 int ferry__shm_commit(ferry_chan *ch, int64_t type, size_t len);
 void ferry__shm_tx_free(shm_chan *c);
 
 /* shm_rx.c */
 ssize_t ferry__shm_recvmsg(ferry_chan *ch, ferry_msg *m, int64_t filter, int keep_fds,
-                           int64_t deadline);
-int ferry__shm_peek(ferry_chan *ch, int64_t filter, ferry_msg *m, int64_t deadline);
+                           ferry__when *w);
+int ferry__shm_peek(ferry_chan *ch, int64_t filter, ferry_msg *m, ferry__when *w);
 int ferry__shm_release(ferry_chan *ch);
 int ferry__shm_fd(ferry_chan *ch);
 int ferry__shm_rx_init(shm_chan *c);

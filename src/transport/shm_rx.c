@@ -239,7 +239,7 @@ static int rx_alive(void *arg)
 }
 
 /* Find (and, with capacity 0, claim) the message to hand out next; its index in q. */
-static int rx_find(shm_chan *c, int64_t filter, int64_t deadline, size_t *idx)
+static int rx_find(shm_chan *c, int64_t filter, ferry__when *w, size_t *idx)
 {
     shm_rx *r = &c->rx;
     for (;;) {
@@ -276,7 +276,7 @@ static int rx_find(shm_chan *c, int64_t filter, int64_t deadline, size_t *idx)
         uint64_t sleeps = 0;
         int rc = dead ? dead
                       : ferry__wait(&r->spin, rx_ready, rx_alive, c, &r->ctl->data_futex,
-                                    &r->ctl->data_waiting, deadline, &sleeps);
+                                    &r->ctl->data_waiting, w, &sleeps);
         FERRY__COUNT(c->base.st.recv_waits, sleeps);
         /* Nothing there and FERRY_NOW: is the peer still there? An event loop (armed fd)
          * has just been told "readable", so it gets a real answer; a busy poller gets
@@ -339,12 +339,12 @@ static int rx_check(shm_chan *c)
 }
 
 ssize_t ferry__shm_recvmsg(ferry_chan *ch, ferry_msg *m, int64_t filter, int keep_fds,
-                           int64_t deadline)
+                           ferry__when *w)
 {
     shm_chan *c = (shm_chan *)ch;
     size_t idx;
     int rc = rx_check(c);
-    if (rc == 0) rc = rx_find(c, filter, deadline, &idx);
+    if (rc == 0) rc = rx_find(c, filter, w, &idx);
     if (rc < 0) return rc;
     rx_entry *e = q_at(&c->rx, idx);
     m->type = e->type;
@@ -362,12 +362,12 @@ ssize_t ferry__shm_recvmsg(ferry_chan *ch, ferry_msg *m, int64_t filter, int kee
     return (ssize_t)len;
 }
 
-int ferry__shm_peek(ferry_chan *ch, int64_t filter, ferry_msg *m, int64_t deadline)
+int ferry__shm_peek(ferry_chan *ch, int64_t filter, ferry_msg *m, ferry__when *w)
 {
     shm_chan *c = (shm_chan *)ch;
     size_t idx;
     int rc = rx_check(c);
-    if (rc == 0) rc = rx_find(c, filter, deadline, &idx);
+    if (rc == 0) rc = rx_find(c, filter, w, &idx);
     if (rc < 0) return rc;
     rx_entry *e = q_at(&c->rx, idx);
     m->type = e->type;

@@ -65,14 +65,16 @@ static int tx_alive(void *arg)
     return ferry__shm_alive(((struct fit_arg *)arg)->c);
 }
 
-/* Publish the record whose header and payload are written at pos, footprint fp. */
-static void tx_publish(shm_chan *c, ferry__rec *r, uint64_t next)
+/* Publish the record r (header and payload written); the next one goes at `next`. */
+static void tx_publish(shm_chan *c, ferry__rec *r, uint64_t next, int jump)
 {
     shm_tx *t = &c->tx;
     /* Clear the next slot's commit word first, so stale bytes there can never pass for a
      * committed record; the release store below orders this (and the whole record)
-     * before the consumer can see the new seq. */
-    atomic_store_explicit(&rec_at(t, next)->seq, 0, memory_order_relaxed);
+     * before the consumer can see the new seq. After a JUMP the next slot is in the new,
+     * zero-filled ring: the old ring's bytes at that position may be a record still
+     * waiting to be read, and must not be touched. */
+    if (!jump) atomic_store_explicit(&rec_at(t, next)->seq, 0, memory_order_relaxed);
     atomic_store_explicit(&r->seq, ++t->seq, memory_order_release);
     /* Dekker pair with the consumer's "announce, fence, re-check" (wait.h): order the
      * publication before the loads of its waiting and armed flags. */
@@ -117,7 +119,7 @@ static void tx_control(shm_chan *c, uint8_t flag, uint64_t fp)
 {
     ferry__rec *r = rec_at(&c->tx, c->tx.head);
     tx_header(c, r, flag, 0, 0, 0);
-    tx_publish(c, r, c->tx.head + fp);
+    tx_publish(c, r, c->tx.head + fp, flag == FERRY__F_JUMP);
 }
 
 /* FERRY_UNBOUNDED and the ring is full: continue in a ring twice as large, handed to the
@@ -154,13 +156,16 @@ static int tx_grow(shm_chan *c)
 }
 
 /* Wait for room for a record of len bytes; on success the record goes at t->head. */
-static int tx_reserve(shm_chan *c, size_t len, int64_t deadline)
+static int tx_reserve(shm_chan *c, size_t len, ferry__when *w)
 {
     shm_tx *t = &c->tx;
     uint64_t fp = ferry__rec_footprint(len);
     struct fit_arg a = {c, fp};
     for (;;) {
-        int rc = tx_fits_cond(&a);
+        /* What we cached of the consumer's indices is usually enough; only when it says
+         * "full" do we pull the consumer's line over (tx_fits_cond refreshes). */
+        int rc = tx_fits(c, fp);
+        if (rc == 0) rc = tx_fits_cond(&a);
         if (rc < 0) return rc;
         if (rc == 0 && c->capacity == FERRY_UNBOUNDED) {
             rc = tx_grow(c);
@@ -170,7 +175,7 @@ static int tx_reserve(shm_chan *c, size_t len, int64_t deadline)
         if (rc == 0) {
             uint64_t sleeps = 0;
             rc = ferry__wait(&t->spin, tx_fits_cond, tx_alive, &a, &t->ctl->space_futex,
-                             &t->ctl->space_waiting, deadline, &sleeps);
+                             &t->ctl->space_waiting, w, &sleeps);
             FERRY__COUNT(c->base.st.send_waits, sleeps);
             if (rc < 0) return rc;
         }
@@ -199,13 +204,13 @@ static int tx_claim_alive(void *arg)
 
 /* Capacity 0: wait until the consumer claims the record just committed at r; if the
  * deadline passes first, withdraw it (exactly one of claim and withdrawal wins). */
-static int tx_rendezvous(shm_chan *c, ferry__rec *r, int64_t deadline)
+static int tx_rendezvous(shm_chan *c, ferry__rec *r, ferry__when *w)
 {
     shm_tx *t = &c->tx;
     struct claim_arg a = {c, r};
     uint64_t sleeps = 0;
     int rc = ferry__wait(&t->spin, tx_claimed, tx_claim_alive, &a, &t->ctl->space_futex,
-                         &t->ctl->space_waiting, deadline, &sleeps);
+                         &t->ctl->space_waiting, w, &sleeps);
     FERRY__COUNT(c->base.st.send_waits, sleeps);
     if (rc == 0) return 0;
     uint64_t seq = t->seq;
@@ -228,17 +233,17 @@ static int tx_check(shm_chan *c, size_t len)
 }
 
 /* Publish the record at the head (header still to write) and do the capacity-0 wait. */
-static int tx_finish(shm_chan *c, int64_t type, size_t len, uint32_t nfds, int64_t deadline)
+static int tx_finish(shm_chan *c, int64_t type, size_t len, uint32_t nfds, ferry__when *w)
 {
     shm_tx *t = &c->tx;
     ferry__rec *r = rec_at(t, t->head);
     tx_header(c, r, 0, (uint8_t)nfds, type, (uint32_t)len);
-    tx_publish(c, r, t->head + ferry__rec_footprint(len));
+    tx_publish(c, r, t->head + ferry__rec_footprint(len), 0);
     t->sent++;
     FERRY__COUNT(c->base.st.sent_msgs, 1);
     FERRY__COUNT(c->base.st.sent_bytes, len);
     if (c->capacity != 0) return 0;
-    int rc = tx_rendezvous(c, r, deadline);
+    int rc = tx_rendezvous(c, r, w);
     if (rc < 0) {
         FERRY__COUNT(c->base.st.sent_msgs, (uint64_t)-1);
         FERRY__COUNT(c->base.st.sent_bytes, (uint64_t)-len);
@@ -246,36 +251,39 @@ static int tx_finish(shm_chan *c, int64_t type, size_t len, uint32_t nfds, int64
     return rc;
 }
 
-int ferry__shm_sendmsg(ferry_chan *ch, const ferry_msg *m, int64_t deadline)
+int ferry__shm_sendmsg(ferry_chan *ch, const ferry_msg *m, ferry__when *w)
 {
     shm_chan *c = (shm_chan *)ch;
     int rc = tx_check(c, m->len);
     if (rc < 0) return rc;
-    rc = tx_reserve(c, m->len, deadline);
+    /* A rendezvous send always waits for its receiver: fix its deadline now. */
+    if (c->capacity == 0) ferry__when_at(w);
+    rc = tx_reserve(c, m->len, w);
     if (rc < 0) return rc;
     if (m->nfds) {
         /* The fds go first, so the consumer finds them queued when it reads the record. */
         ferry__link_msg lm = {
             .magic = FERRY__SETUP_MAGIC, .kind = FERRY__LINK_FDS, .seq = c->tx.seq + 1};
-        rc = ferry__link_send(c->link, &lm, m->fds, m->nfds, deadline);
+        rc = ferry__link_send(c->link, &lm, m->fds, m->nfds, ferry__when_at(w));
         if (rc < 0) return rc;
     }
     if (m->len) memcpy((uint8_t *)rec_at(&c->tx, c->tx.head) + FERRY__FRAME_HDR, m->data, m->len);
-    return tx_finish(c, m->type, m->len, m->nfds, deadline);
+    return tx_finish(c, m->type, m->len, m->nfds, w);
 }
 
-int ferry__shm_loan(ferry_chan *ch, size_t len, void **buf, int64_t deadline)
+int ferry__shm_loan(ferry_chan *ch, size_t len, void **buf, ferry__when *w)
 {
     shm_chan *c = (shm_chan *)ch;
     int rc = tx_check(c, len);
     if (rc < 0) return rc;
-    rc = tx_reserve(c, len, deadline);
+    if (c->capacity == 0) ferry__when_at(w);
+    rc = tx_reserve(c, len, w);
     if (rc < 0) return rc;
     shm_tx *t = &c->tx;
     t->loaned = 1;
     t->loan_pos = t->head;
     t->loan_len = len;
-    t->loan_deadline = deadline;
+    t->loan_when = *w;
     /* Records start on 64-byte boundaries and the payload follows the 32-byte header in
      * the same cache line (so a small message costs one line): 32-byte aligned. */
     *buf = (uint8_t *)rec_at(t, t->head) + FERRY__FRAME_HDR;
@@ -290,7 +298,7 @@ int ferry__shm_commit(ferry_chan *ch, int64_t type, size_t len)
     t->loaned = 0;
     int dead = atomic_load_explicit(&c->dead, memory_order_relaxed);
     if (dead) return dead;
-    return tx_finish(c, type, len, 0, t->loan_deadline);
+    return tx_finish(c, type, len, 0, &t->loan_when);
 }
 
 void ferry__shm_tx_free(shm_chan *c)

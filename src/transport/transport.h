@@ -4,8 +4,10 @@
  * A transport is one file and one ops table. Its channel struct begins with
  * `struct ferry_chan` (the generic part: ops pointer and counters) and its listener with
  * `struct ferry_listener`. The generic layer checks arguments that do not depend on the
- * transport (NULLs, nfds, negative types, filter range) and turns timeouts into absolute
- * deadlines (core/time.h) before it calls an op; ops never see a relative timeout.
+ * transport (NULLs, nfds, negative types, filter range) and turns timeouts into
+ * deadlines before it calls an op: absolute ones (int64_t) for the slow calls, and lazy
+ * ones (ferry__when, core/time.h) for the message calls, whose fast path must not read
+ * the clock.
  * Every op returns 0 / a count or a negative errno, as the public API does.
  */
 #ifndef FERRY_TRANSPORT_H
@@ -14,6 +16,7 @@
 #include <stdatomic.h>
 #include <stdint.h>
 
+#include "core/time.h"
 #include "ferry/ferry.h"
 
 typedef struct ferry__ops ferry__ops;
@@ -50,15 +53,15 @@ struct ferry__ops {
     int (*open)(const char *where, const ferry_chan_opts *o, ferry_chan **out, int64_t deadline);
 
     /* Send m (validated: type >= 0, nfds <= FERRY_MAX_FDS, data non-NULL when len > 0). */
-    int (*sendmsg)(ferry_chan *ch, const ferry_msg *m, int64_t deadline);
+    int (*sendmsg)(ferry_chan *ch, const ferry_msg *m, ferry__when *w);
     /* Receive the first message matching filter into m (m->data, m->cap). When keep_fds
      * is 0, fds riding on the message are closed instead of handed over. */
     ssize_t (*recvmsg)(ferry_chan *ch, ferry_msg *m, int64_t filter, int keep_fds,
-                       int64_t deadline);
+                       ferry__when *w);
     /* Zero copy; NULL when the transport has none (-EOPNOTSUPP). */
-    int (*loan)(ferry_chan *ch, size_t len, void **buf, int64_t deadline);
+    int (*loan)(ferry_chan *ch, size_t len, void **buf, ferry__when *w);
     int (*commit)(ferry_chan *ch, int64_t type, size_t len);
-    int (*peek)(ferry_chan *ch, int64_t filter, ferry_msg *m, int64_t deadline);
+    int (*peek)(ferry_chan *ch, int64_t filter, ferry_msg *m, ferry__when *w);
     int (*release)(ferry_chan *ch);
 
     int (*fd)(ferry_chan *ch);

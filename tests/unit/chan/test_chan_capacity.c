@@ -189,6 +189,9 @@ static void ring_child(ferry_chan *b, ctl *c)
     for (uint64_t s = 0; s < n; s++) recv_n(b, s, T5S);
     recv_none(b);
     ctl_put(c, 'a');
+    recv_n(b, n, T5S);
+    recv_none(b);
+    ctl_put(c, 'b');
 }
 
 static void ring_parent(ferry_chan *a, ctl *c)
@@ -213,6 +216,7 @@ static void ring_parent(ferry_chan *a, ctl *c)
     CHECK_EQ(write(c->wr, &n, sizeof n), (ssize_t)sizeof n);
     ctl_expect(c, 'a');
     send_n(a, n, FERRY_NOW, 0); /* room again */
+    ctl_expect(c, 'b');
 }
 
 /* ---------------------------------------------------------------- FERRY_UNBOUNDED */
