@@ -1,7 +1,7 @@
 /*
  * test_chan_zerocopy — ferry_loan/ferry_commit and ferry_peek/ferry_release, with a forked
  * peer:
- *  - round trip: a loaned pointer is 64-byte aligned; what is written there is what the
+ *  - round trip: a loaned pointer is 32-byte aligned; what is written there is what the
  *    peer's ferry_peek shows in place (type, len, bytes, no fds); ferry_release gives it
  *    back; both directions;
  *  - misuse: loan twice -> -EBUSY (and ferry_send / ferry_sendmsg -> -EBUSY while a loan
@@ -27,14 +27,14 @@
 
 static size_t max_msg;
 
-/* Loaned pointers that were not 64-byte aligned: counted (with the first one's offset)
+/* Loaned pointers that were not 32-byte aligned: counted (with the first one's offset)
  * and checked at the end, so that one failure does not hide the rest of the test. */
 static int misaligned;
 static unsigned first_misalign;
 
-static void check_aligned64(const void *p)
+static void check_aligned32(const void *p)
 {
-    if (((uintptr_t)p & 63) != 0 && misaligned++ == 0) first_misalign = (uintptr_t)p & 63;
+    if (((uintptr_t)p & 31) != 0 && misaligned++ == 0) first_misalign = (uintptr_t)p & 63;
 }
 
 static void loan_commit(ferry_chan *ch, size_t loan, size_t len, int64_t type, uint64_t seq)
@@ -42,7 +42,7 @@ static void loan_commit(ferry_chan *ch, size_t loan, size_t len, int64_t type, u
     void *p = NULL;
     CHECK_EQ(ferry_loan(ch, loan, &p, T5S), 0);
     CHECK(p != NULL);
-    check_aligned64(p);
+    check_aligned32(p);
     fill_seq(p, len, seq);
     CHECK_EQ(ferry_commit(ch, type, len), 0);
 }
@@ -157,7 +157,7 @@ static void parent_main(ferry_chan *a, ctl *c)
     STAGE("parent: first loan");
     CHECK_EQ(ferry_loan(a, 1000, &p, T5S), 0);
     CHECK(p != NULL);
-    check_aligned64(p);
+    check_aligned32(p);
     CHECK_EQ(ferry_loan(a, 10, &p2, FERRY_NOW), -EBUSY);
     CHECK_EQ(ferry_send(a, "x", 1, FERRY_NOW), -EBUSY);
     ferry_msg m;
@@ -285,7 +285,7 @@ int main(void)
     rendezvous_loans();
     CHECK_EQ(fd_count(), base);
     if (misaligned)
-        fprintf(stderr, "%d loaned pointers not 64-byte aligned (the first at offset %u mod 64)\n",
+        fprintf(stderr, "%d loaned pointers not 32-byte aligned (the first at offset %u mod 64)\n",
                 misaligned, first_misalign);
     CHECK_EQ(misaligned, 0);
     printf("test_chan_zerocopy: ok\n");
