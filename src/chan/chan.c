@@ -87,7 +87,11 @@ int ferry_sendmsg(ferry_chan *ch, const ferry_msg *m, int64_t timeout_ns)
 
 int ferry_send(ferry_chan *ch, const void *buf, size_t len, int64_t timeout_ns)
 {
-    ferry_msg m = {.type = 0, .data = (void *)buf, .len = len, .nfds = 0};
+    ferry_msg m; /* only these fields are read: no need to clear the fd array */
+    m.type = 0;
+    m.data = (void *)buf;
+    m.len = len;
+    m.nfds = 0;
     return ferry_sendmsg(ch, &m, timeout_ns);
 }
 
@@ -101,7 +105,10 @@ ssize_t ferry_recvmsg(ferry_chan *ch, ferry_msg *m, int64_t filter, int64_t time
 ssize_t ferry_recv(ferry_chan *ch, void *buf, size_t cap, int64_t timeout_ns)
 {
     if (!ch || (cap && !buf)) return -EINVAL;
-    ferry_msg m = {.data = buf, .cap = cap};
+    ferry_msg m; /* keep_fds == 0: the fd array is neither read nor written */
+    m.data = buf;
+    m.cap = cap;
+    m.nfds = 0;
     ferry__when w = ferry__when_from(timeout_ns);
     return ch->ops->recvmsg(ch, &m, 0, 0, &w);
 }

@@ -28,8 +28,9 @@
 /* Header flags. */
 #define FERRY__F_CRC  0x01u /* crc field is valid and must be checked */
 #define FERRY__F_WRAP 0x02u /* shm ring: padding to the ring's end; continue at offset 0 */
-#define FERRY__F_JUMP 0x04u /* shm ring: continue in the next segment (sent on the control link)   \
-                             */
+#define FERRY__F_JUMP                                                                              \
+    0x04u /* shm ring: continue in the next segment (sent on the control link)                     \
+           */
 #define FERRY__F_ALL 0x07u
 
 /* The decoded header. */

@@ -24,7 +24,8 @@
  * (adding SEQ_CANCELLED). Exactly one of the two wins.
  *
  * Who writes what (each group on its own cache line, so a line is written by one side):
- *   producer: data_futex, space_waiting           consumer: data_waiting, armed
+ *   producer: data_futex; space_waiting, space_fence
+ *   consumer: data_waiting, armed, data_fence
  *   consumer: tail, taken (per message)            consumer: space_futex
  *   both:     ready (eventfd state; see shm.c)
  */
@@ -50,9 +51,11 @@ typedef struct ferry__ring_ctl {
     /* Producer-written. */
     alignas(64) _Atomic uint32_t data_futex;    /* bumped to wake a consumer waiting for data */
     alignas(64) _Atomic uint32_t space_waiting; /* producer sleeps for space / a take */
+    _Atomic uint32_t space_fence; /* producer's membarrier failed: the consumer must fence */
     /* Consumer-written, rarely; read by the producer after every commit. */
     alignas(64) _Atomic uint32_t data_waiting; /* consumer sleeps for data */
     _Atomic uint32_t armed;                    /* consumer polls an eventfd for data */
+    _Atomic uint32_t data_fence; /* consumer's membarrier failed: the producer must fence */
     /* Consumer-written, per message; read by the producer only when the ring looks full. */
     alignas(64) _Atomic uint64_t tail; /* position of the oldest record not yet taken */
     _Atomic uint64_t taken;            /* messages taken (capacity counting) */

@@ -8,6 +8,8 @@
 
 #include <errno.h>
 #include <linux/futex.h>
+#include <linux/membarrier.h>
+#include <pthread.h>
 #include <sys/syscall.h>
 #include <time.h>
 #include <unistd.h>
@@ -17,6 +19,40 @@
 #else
 #define cpu_relax() atomic_signal_fence(memory_order_seq_cst)
 #endif
+
+_Atomic int ferry__mb_state;
+
+/* A child of fork() is a new mm, not registered: it registers again on first publish. */
+static void mb_forked(void)
+{
+    if (atomic_load_explicit(&ferry__mb_state, memory_order_relaxed) > 0)
+        atomic_store_explicit(&ferry__mb_state, 0, memory_order_relaxed);
+}
+
+static void mb_once(void)
+{
+    pthread_atfork(NULL, NULL, mb_forked);
+}
+
+int ferry__fence_setup(void)
+{
+    static pthread_once_t once = PTHREAD_ONCE_INIT;
+    pthread_once(&once, mb_once);
+    long r = syscall(SYS_membarrier, MEMBARRIER_CMD_REGISTER_GLOBAL_EXPEDITED, 0, 0);
+    int st = r == 0 ? 1 : -1;
+    atomic_store_explicit(&ferry__mb_state, st, memory_order_relaxed);
+    return st;
+}
+
+/* The waiter's side of the Dekker pair (wait.h): a full barrier here and on every
+ * running registered thread, or a plain fence and a request that the waker fence too. */
+static void waiter_fence(_Atomic uint32_t *cannot)
+{
+    if (syscall(SYS_membarrier, MEMBARRIER_CMD_GLOBAL_EXPEDITED, 0, 0) == 0) return;
+    if (!atomic_load_explicit(cannot, memory_order_relaxed))
+        atomic_store_explicit(cannot, 1, memory_order_seq_cst);
+    atomic_thread_fence(memory_order_seq_cst);
+}
 
 void ferry__spin_init(ferry__spin *s, int64_t max_ns)
 {
@@ -53,8 +89,8 @@ static int spin(ferry__spin *s, ferry__cond_fn cond, void *arg, ferry__when *w)
 }
 
 int ferry__wait(ferry__spin *s, ferry__cond_fn cond, ferry__alive_fn alive, void *arg,
-                _Atomic uint32_t *futex, _Atomic uint32_t *waiting, ferry__when *w,
-                uint64_t *sleeps)
+                _Atomic uint32_t *futex, _Atomic uint32_t *waiting, _Atomic uint32_t *cannot,
+                ferry__when *w, uint64_t *sleeps)
 {
     int c = cond(arg);
     if (c != 0) return c < 0 ? c : 0;
@@ -70,13 +106,14 @@ int ferry__wait(ferry__spin *s, ferry__cond_fn cond, ferry__alive_fn alive, void
     }
     int rc, timed_out = 0;
     for (;;) {
-        /* Announce ourselves, then read the futex word, then re-check the condition.
-         * The seq_cst store + fence pair with the waker's fence (wait.h): if the waker's
-         * state change is not visible to the re-check below, our flag is visible to it,
-         * and it will bump the word after we read it, so FUTEX_WAIT returns at once. */
-        atomic_store_explicit(waiting, 1, memory_order_seq_cst);
-        uint32_t seen = atomic_load_explicit(futex, memory_order_seq_cst);
-        atomic_thread_fence(memory_order_seq_cst);
+        /* Announce ourselves, read the futex word, barrier, re-check the condition. The
+         * barrier pairs with the waker's (wait.h): if the waker's state change is not
+         * visible to the re-check below, our flag is visible to it, and it bumps the word
+         * after we read it, so FUTEX_WAIT returns at once. The acquire on the word pairs
+         * with the waker's bump: a bump we see brings its state change with it. */
+        atomic_store_explicit(waiting, 1, memory_order_relaxed);
+        uint32_t seen = atomic_load_explicit(futex, memory_order_acquire);
+        waiter_fence(cannot);
         c = cond(arg);
         if (c != 0) {
             rc = c < 0 ? c : 0;

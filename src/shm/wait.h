@@ -6,12 +6,23 @@
  *           word, full fence, re-check cond(), and FUTEX_WAIT on the word for at most
  *           FERRY__WAIT_SLICE_NS; repeat until cond() holds, the deadline passes, or the
  *           liveness check reports the peer gone. *waiting is cleared on the way out.
- *   waker:  make cond() true (release store), full fence, and only if *waiting is set,
- *           bump the futex word and FUTEX_WAKE (ferry__wake_if_waiting).
- * The two fences form a Dekker pair: either the waiter's re-check sees the new state, or
- * the waker sees the waiting flag; so no wake-up is lost and the fast path (nobody
+ *   waker:  make cond() true (release store), ferry__publish_fence, and only if *waiting
+ *           is set, bump the futex word and FUTEX_WAKE (ferry__wake_if_waiting).
+ * The two barriers form a Dekker pair: either the waiter's re-check sees the new state,
+ * or the waker sees the waiting flag; so no wake-up is lost and the fast path (nobody
  * waiting) makes no system call. Waits are sliced so that a dead peer, which will never
  * wake us, is noticed within a slice.
+ *
+ * The barriers are asymmetric: the waker (the hot path, once per message) needs only a
+ * compiler barrier, because the waiter (the slow path, about to sleep anyway) calls
+ * membarrier(MEMBARRIER_CMD_GLOBAL_EXPEDITED), which makes every running thread of every
+ * registered process execute a full barrier — the same trick as userspace RCU. A full
+ * fence per message costs as much as draining the store buffer, which for a record just
+ * written to lines the peer holds means waiting out a cache-line transfer. Every process
+ * that publishes registers (ferry__fence_setup, again after fork); where membarrier is
+ * missing, the publisher fences itself, and a waiter whose membarrier fails raises the
+ * `cannot` flag in shared memory so that its publisher does too (the first sleep after
+ * that change may then wait one slice).
  *
  * Futexes here are shared (not FUTEX_PRIVATE): the words live in memfd mappings.
  */
@@ -24,6 +35,25 @@
 #include "core/time.h"
 
 #define FERRY__WAIT_SLICE_NS (20 * 1000 * 1000) /* 20 ms: liveness is checked this often */
+
+/* This process's membarrier registration: 0 not (yet, or not since fork), 1 registered,
+ * -1 unavailable. */
+extern _Atomic int ferry__mb_state;
+
+/* Register this process for expedited membarriers; returns the new ferry__mb_state. */
+int ferry__fence_setup(void);
+
+/* The waker's barrier between its state change and its load of the waiting flag.
+ * peer_cannot: the waiter's "my membarrier failed" flag. */
+static inline void ferry__publish_fence(_Atomic uint32_t *peer_cannot)
+{
+    int st = atomic_load_explicit(&ferry__mb_state, memory_order_relaxed);
+    if (__builtin_expect(st == 0, 0)) st = ferry__fence_setup();
+    if (st > 0 && !atomic_load_explicit(peer_cannot, memory_order_relaxed))
+        atomic_signal_fence(memory_order_seq_cst); /* the waiter's membarrier does the rest */
+    else
+        atomic_thread_fence(memory_order_seq_cst);
+}
 
 /* Adaptive spin state, one per waiting side. */
 typedef struct ferry__spin {
@@ -45,11 +75,11 @@ typedef int (*ferry__alive_fn)(void *arg);
  * *sleeps is incremented for every FUTEX_WAIT that actually slept.
  */
 int ferry__wait(ferry__spin *s, ferry__cond_fn cond, ferry__alive_fn alive, void *arg,
-                _Atomic uint32_t *futex, _Atomic uint32_t *waiting, ferry__when *w,
-                uint64_t *sleeps);
+                _Atomic uint32_t *futex, _Atomic uint32_t *waiting, _Atomic uint32_t *cannot,
+                ferry__when *w, uint64_t *sleeps);
 
-/* Waker side: call after a full fence that follows the state change. Returns 1 if a
- * wake-up system call was made. */
+/* Waker side: call after ferry__publish_fence, which follows the state change. Returns 1
+ * if a wake-up system call was made. */
 int ferry__wake_if_waiting(_Atomic uint32_t *futex, _Atomic uint32_t *waiting);
 
 #endif

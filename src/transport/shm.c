@@ -122,6 +122,7 @@ static shm_chan *chan_new(int link, const shape *s, const ferry_chan_opts *local
 {
     shm_chan *c = calloc(1, sizeof *c);
     if (!c) return NULL;
+    ferry__fence_setup(); /* this process publishes: let sleepers' membarriers reach it */
     c->base.ops = &ferry__shm_ops;
     c->link = link;
     c->capacity = s->capacity;

@@ -34,7 +34,9 @@ static rx_entry *q_at(shm_rx *r, size_t i)
     return &r->q[r->qhead + i];
 }
 
-static int q_push(shm_rx *r, const rx_entry *e)
+/* The free slot just past the queue's end, for rx_next to fill in place; qlen++ keeps
+ * it. NULL when out of memory. */
+static rx_entry *q_slot(shm_rx *r)
 {
     if (r->qhead + r->qlen == r->qcap) {
         if (r->qhead > 0) {
@@ -43,13 +45,12 @@ static int q_push(shm_rx *r, const rx_entry *e)
         } else {
             size_t cap = r->qcap ? r->qcap * 2 : 64;
             rx_entry *q = realloc(r->q, cap * sizeof *q);
-            if (!q) return -ENOMEM;
+            if (!q) return NULL;
             r->q = q;
             r->qcap = cap;
         }
     }
-    r->q[r->qhead + r->qlen++] = *e;
-    return 0;
+    return &r->q[r->qhead + r->qlen];
 }
 
 static void q_remove(shm_rx *r, size_t i)
@@ -190,7 +191,7 @@ static void rx_publish(shm_chan *c)
      * reuse those bytes (it acquires tail). It also publishes `taken` with it. */
     atomic_store_explicit(&r->ctl->tail, tail, memory_order_release);
     /* Dekker pair with a producer that announces it sleeps for space (wait.h). */
-    atomic_thread_fence(memory_order_seq_cst);
+    ferry__publish_fence(&r->ctl->space_fence);
     if (ferry__wake_if_waiting(&r->ctl->space_futex, &r->ctl->space_waiting))
         FERRY__COUNT(c->base.st.wakeups, 1);
     /* Rings we have left and no longer read from can go. */
@@ -209,12 +210,12 @@ static int rx_claim(shm_chan *c, rx_entry *e)
     if (c->capacity != 0 || e->claimed) return 1;
     ferry__rec *rec = rec_in(e->map, e->pos);
     uint64_t seq = e->seq;
-    /* acq_rel CAS: a full barrier on the claim, then the producer's flag is read. */
     if (!atomic_compare_exchange_strong_explicit(&rec->seq, &seq, seq | FERRY__SEQ_CLAIMED,
-                                                 memory_order_acq_rel, memory_order_acquire))
+                                                 memory_order_seq_cst, memory_order_acquire))
         return 0;
     e->claimed = 1;
-    atomic_thread_fence(memory_order_seq_cst);
+    /* Dekker pair with a producer that announces it sleeps until the claim (wait.h). */
+    ferry__publish_fence(&c->rx.ctl->space_fence);
     if (ferry__wake_if_waiting(&c->rx.ctl->space_futex, &c->rx.ctl->space_waiting))
         FERRY__COUNT(c->base.st.wakeups, 1);
     return 1;
@@ -247,18 +248,16 @@ static int rx_find(shm_chan *c, int64_t filter, ferry__when *w, size_t *idx)
         /* Anything queued is older than the ring's contents; a "lowest type" filter must
          * also see everything committed so far before it chooses. */
         if (best < 0 || filter < 0) {
-            rx_entry e;
+            rx_entry *e;
             int rc;
-            while ((rc = rx_next(c, &e)) == 1) {
-                if (q_push(r, &e) < 0) {
-                    close_fds(e.fds, e.nfds);
-                    return -ENOMEM;
-                }
-                if (!ferry__filter_match(filter, e.type)) continue;
-                if (best < 0 || (filter < 0 && e.type < q_at(r, (size_t)best)->type))
+            while ((e = q_slot(r)) && (rc = rx_next(c, e)) == 1) {
+                r->qlen++;
+                if (!ferry__filter_match(filter, e->type)) continue;
+                if (best < 0 || (filter < 0 && e->type < q_at(r, (size_t)best)->type))
                     best = (long)r->qlen - 1;
                 if (filter >= 0) break;
             }
+            if (!e) return -ENOMEM;
             if (rc < 0) return ferry__shm_fail(c, rc);
         }
         if (best >= 0) {
@@ -276,7 +275,7 @@ static int rx_find(shm_chan *c, int64_t filter, ferry__when *w, size_t *idx)
         uint64_t sleeps = 0;
         int rc = dead ? dead
                       : ferry__wait(&r->spin, rx_ready, rx_alive, c, &r->ctl->data_futex,
-                                    &r->ctl->data_waiting, w, &sleeps);
+                                    &r->ctl->data_waiting, &r->ctl->data_fence, w, &sleeps);
         FERRY__COUNT(c->base.st.recv_waits, sleeps);
         /* Nothing there and FERRY_NOW: is the peer still there? An event loop (armed fd)
          * has just been told "readable", so it gets a real answer; a busy poller gets

@@ -76,9 +76,9 @@ static void tx_publish(shm_chan *c, ferry__rec *r, uint64_t next, int jump)
      * waiting to be read, and must not be touched. */
     if (!jump) atomic_store_explicit(&rec_at(t, next)->seq, 0, memory_order_relaxed);
     atomic_store_explicit(&r->seq, ++t->seq, memory_order_release);
-    /* Dekker pair with the consumer's "announce, fence, re-check" (wait.h): order the
+    /* Dekker pair with the consumer's "announce, barrier, re-check" (wait.h): order the
      * publication before the loads of its waiting and armed flags. */
-    atomic_thread_fence(memory_order_seq_cst);
+    ferry__publish_fence(&t->ctl->data_fence);
     if (ferry__wake_if_waiting(&t->ctl->data_futex, &t->ctl->data_waiting))
         FERRY__COUNT(c->base.st.wakeups, 1);
     if (atomic_load_explicit(&t->ctl->armed, memory_order_relaxed) &&
@@ -175,7 +175,7 @@ static int tx_reserve(shm_chan *c, size_t len, ferry__when *w)
         if (rc == 0) {
             uint64_t sleeps = 0;
             rc = ferry__wait(&t->spin, tx_fits_cond, tx_alive, &a, &t->ctl->space_futex,
-                             &t->ctl->space_waiting, w, &sleeps);
+                             &t->ctl->space_waiting, &t->ctl->space_fence, w, &sleeps);
             FERRY__COUNT(c->base.st.send_waits, sleeps);
             if (rc < 0) return rc;
         }
@@ -210,7 +210,7 @@ static int tx_rendezvous(shm_chan *c, ferry__rec *r, ferry__when *w)
     struct claim_arg a = {c, r};
     uint64_t sleeps = 0;
     int rc = ferry__wait(&t->spin, tx_claimed, tx_claim_alive, &a, &t->ctl->space_futex,
-                         &t->ctl->space_waiting, w, &sleeps);
+                         &t->ctl->space_waiting, &t->ctl->space_fence, w, &sleeps);
     FERRY__COUNT(c->base.st.send_waits, sleeps);
     if (rc == 0) return 0;
     uint64_t seq = t->seq;

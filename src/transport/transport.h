@@ -56,8 +56,7 @@ struct ferry__ops {
     int (*sendmsg)(ferry_chan *ch, const ferry_msg *m, ferry__when *w);
     /* Receive the first message matching filter into m (m->data, m->cap). When keep_fds
      * is 0, fds riding on the message are closed instead of handed over. */
-    ssize_t (*recvmsg)(ferry_chan *ch, ferry_msg *m, int64_t filter, int keep_fds,
-                       ferry__when *w);
+    ssize_t (*recvmsg)(ferry_chan *ch, ferry_msg *m, int64_t filter, int keep_fds, ferry__when *w);
     /* Zero copy; NULL when the transport has none (-EOPNOTSUPP). */
     int (*loan)(ferry_chan *ch, size_t len, void **buf, ferry__when *w);
     int (*commit)(ferry_chan *ch, int64_t type, size_t len);
