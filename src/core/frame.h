@@ -18,6 +18,7 @@
 #ifndef FERRY_CORE_FRAME_H
 #define FERRY_CORE_FRAME_H
 
+#include <errno.h>
 #include <stddef.h>
 #include <stdint.h>
 
@@ -53,8 +54,15 @@ void ferry__frame_encode(const ferry__frame *f, uint8_t out[FERRY__FRAME_HDR]);
 int ferry__frame_decode(const uint8_t in[FERRY__FRAME_HDR], uint32_t max_len, ferry__frame *f);
 
 /* Validate an already-decoded header (the same rules as decode, minus magic/version,
- * which the caller checked). Returns 0 or -EBADMSG. */
-int ferry__frame_validate(const ferry__frame *f, uint32_t max_len);
+ * which the caller checked). Returns 0 or -EBADMSG. Inline: the shm ring runs it on
+ * every record. */
+static inline int ferry__frame_validate(const ferry__frame *f, uint32_t max_len)
+{
+    if ((f->flags & ~FERRY__F_ALL) != 0 || f->nfds > 16 /* FERRY_MAX_FDS */ ||
+        f->len > max_len || f->type < 0)
+        return -EBADMSG;
+    return 0;
+}
 
 /* crc32c of the header (encoded with crc = 0) followed by payload[0..f->len). */
 uint32_t ferry__frame_crc(const ferry__frame *f, const void *payload);

@@ -26,7 +26,7 @@ static ferry__rec *rec_in(const rx_map *m, uint64_t pos)
 
 static rx_map *cur_map(shm_rx *r)
 {
-    return r->maps[r->nmaps - 1];
+    return r->cur;
 }
 
 static rx_entry *q_at(shm_rx *r, size_t i)
@@ -105,6 +105,7 @@ static int rx_jump(shm_chan *c)
     nm->end = UINT64_MAX;
     old->end = r->scan + FERRY__REC_ALIGN;
     r->maps[r->nmaps++] = nm;
+    r->cur = nm;
     return 0;
 }
 
@@ -122,6 +123,8 @@ static int rx_next(shm_chan *c, rx_entry *e)
         ferry__rec *rec = rec_in(m, r->scan);
         uint64_t s = atomic_load_explicit(&rec->seq, memory_order_acquire);
         if (s == 0) return 0;
+        /* Ask for the record's second line now, so its transfer overlaps the checks. */
+        __builtin_prefetch((uint8_t *)rec + FERRY__REC_ALIGN);
         /* Every slot is cleared before the record in front of it is published, so only 0
          * or exactly the expected seq (plus the withdrawn bit, capacity 0) can be here. */
         uint64_t extra = s & ~FERRY__SEQ_MASK;
@@ -431,6 +434,7 @@ int ferry__shm_rx_init(shm_chan *c)
     m->end = UINT64_MAX;
     r->maps[0] = m;
     r->nmaps = 1;
+    r->cur = m;
     r->ctl = c->seg_rx.base;
     r->expect = 1;
     r->epfd = -1;
