@@ -58,8 +58,8 @@ int ferry__frame_decode(const uint8_t in[FERRY__FRAME_HDR], uint32_t max_len, fe
  * every record. */
 static inline int ferry__frame_validate(const ferry__frame *f, uint32_t max_len)
 {
-    if ((f->flags & ~FERRY__F_ALL) != 0 || f->nfds > 16 /* FERRY_MAX_FDS */ ||
-        f->len > max_len || f->type < 0)
+    if ((f->flags & ~FERRY__F_ALL) != 0 || f->nfds > 16 /* FERRY_MAX_FDS */ || f->len > max_len ||
+        f->type < 0)
         return -EBADMSG;
     return 0;
 }

@@ -58,7 +58,7 @@ typedef struct shm_rx {
     ferry__ring_ctl *ctl;
     rx_map **maps; /* maps[nmaps - 1] is the ring being scanned */
     size_t nmaps;
-    rx_map *cur;   /* = maps[nmaps - 1], kept at hand for the per-record path */
+    rx_map *cur;     /* = maps[nmaps - 1], kept at hand for the per-record path */
     uint64_t scan;   /* next record position to read */
     uint64_t expect; /* seq expected there */
     uint64_t taken;

@@ -65,16 +65,21 @@ static int tx_alive(void *arg)
     return ferry__shm_alive(((struct fit_arg *)arg)->c);
 }
 
-/* Publish the record r (header and payload written); the next one goes at `next`. */
-static void tx_publish(shm_chan *c, ferry__rec *r, uint64_t next, int jump)
+/* Clear the commit word of the slot at `next` (reserved: it lies within the room we
+ * checked), so stale bytes there can never pass for a committed record. The release
+ * store in tx_publish orders this before the consumer can see the record in front. */
+static void tx_clear_slot(shm_tx *t, uint64_t next)
+{
+    atomic_store_explicit(&rec_at(t, next)->seq, 0, memory_order_relaxed);
+}
+
+/* Publish the record r (header and payload written, the next slot cleared, unless it is
+ * a JUMP: the next slot is then in the new, zero-filled ring, and the old ring's bytes at
+ * that position may be a record still waiting to be read); the next record goes at
+ * `next`. */
+static void tx_publish(shm_chan *c, ferry__rec *r, uint64_t next)
 {
     shm_tx *t = &c->tx;
-    /* Clear the next slot's commit word first, so stale bytes there can never pass for a
-     * committed record; the release store below orders this (and the whole record)
-     * before the consumer can see the new seq. After a JUMP the next slot is in the new,
-     * zero-filled ring: the old ring's bytes at that position may be a record still
-     * waiting to be read, and must not be touched. */
-    if (!jump) atomic_store_explicit(&rec_at(t, next)->seq, 0, memory_order_relaxed);
     atomic_store_explicit(&r->seq, ++t->seq, memory_order_release);
     /* Dekker pair with the consumer's "announce, barrier, re-check" (wait.h): order the
      * publication before the loads of its waiting and armed flags. */
@@ -119,7 +124,8 @@ static void tx_control(shm_chan *c, uint8_t flag, uint64_t fp)
 {
     ferry__rec *r = rec_at(&c->tx, c->tx.head);
     tx_header(c, r, flag, 0, 0, 0);
-    tx_publish(c, r, c->tx.head + fp, flag == FERRY__F_JUMP);
+    if (flag != FERRY__F_JUMP) tx_clear_slot(&c->tx, c->tx.head + fp);
+    tx_publish(c, r, c->tx.head + fp);
 }
 
 /* FERRY_UNBOUNDED and the ring is full: continue in a ring twice as large, handed to the
@@ -238,7 +244,7 @@ static int tx_finish(shm_chan *c, int64_t type, size_t len, uint32_t nfds, ferry
     shm_tx *t = &c->tx;
     ferry__rec *r = rec_at(t, t->head);
     tx_header(c, r, 0, (uint8_t)nfds, type, (uint32_t)len);
-    tx_publish(c, r, t->head + ferry__rec_footprint(len), 0);
+    tx_publish(c, r, t->head + ferry__rec_footprint(len));
     t->sent++;
     FERRY__COUNT(c->base.st.sent_msgs, 1);
     FERRY__COUNT(c->base.st.sent_bytes, len);
@@ -267,6 +273,11 @@ int ferry__shm_sendmsg(ferry_chan *ch, const ferry_msg *m, ferry__when *w)
         rc = ferry__link_send(c->link, &lm, m->fds, m->nfds, ferry__when_at(w));
         if (rc < 0) return rc;
     }
+    /* Clear the next slot before writing the record, while the consumer is still busy
+     * with (or waiting on) the lines in front. In bench/ring_designs this ordering was
+     * 20-30 ns per round trip faster than clearing just before the publication; in
+     * ferry bench the difference is within the machine's noise. */
+    tx_clear_slot(&c->tx, c->tx.head + ferry__rec_footprint(m->len));
     if (m->len) memcpy((uint8_t *)rec_at(&c->tx, c->tx.head) + FERRY__FRAME_HDR, m->data, m->len);
     return tx_finish(c, m->type, m->len, m->nfds, w);
 }
@@ -298,6 +309,7 @@ int ferry__shm_commit(ferry_chan *ch, int64_t type, size_t len)
     t->loaned = 0;
     int dead = atomic_load_explicit(&c->dead, memory_order_relaxed);
     if (dead) return dead;
+    tx_clear_slot(t, t->head + ferry__rec_footprint(len));
     return tx_finish(c, type, len, 0, &t->loan_when);
 }
 

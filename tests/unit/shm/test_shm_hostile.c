@@ -165,7 +165,8 @@ static void test_scribble(enum scribble how)
         CHECK(write(sync[1], "x", 1) == 1);
         /* The parent cuts us off: our link hangs up. */
         ssize_t r;
-        while ((r = ferry_recv(b, buf, sizeof buf, 5000000000LL)) >= 0) {}
+        while ((r = ferry_recv(b, buf, sizeof buf, 5000000000LL)) >= 0) {
+        }
         CHECK_EQ(r, -EPIPE);
         ferry_chan_close(b);
         _exit(0);
