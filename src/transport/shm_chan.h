@@ -31,7 +31,9 @@ typedef struct rx_entry {
     uint64_t pos, seq;
     int64_t type;
     uint32_t len, nfds;
-    int claimed; /* capacity 0: this end already won the claim */
+    uint32_t crc;  /* FERRY__F_CRC set in flags: checked on what is handed out */
+    uint8_t flags; /* header flags */
+    int claimed;   /* capacity 0: this end already won the claim */
     rx_map *map;
     int fds[FERRY_MAX_FDS];
 } rx_entry;

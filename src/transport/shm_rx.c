@@ -149,9 +149,10 @@ static int rx_next(shm_chan *c, rx_entry *e)
             return -EBADMSG;
         uint64_t fp = f.flags & FERRY__F_WRAP ? m->size - off : ferry__rec_footprint(f.len);
         if (off + fp > m->size) return -EBADMSG;
-        if ((c->flags & FERRY_CHECKSUM) && !ctl &&
-            (!(f.flags & FERRY__F_CRC) || ferry__frame_check_crc(&f, (uint8_t *)rec + 32) < 0))
-            return -EBADMSG;
+        /* A checksummed channel requires a crc on every message; it is checked on the
+         * bytes handed out (the copy, or the view at peek), not here, so the peer cannot
+         * change them between check and use. */
+        if ((c->flags & FERRY_CHECKSUM) && !ctl && !(f.flags & FERRY__F_CRC)) return -EBADMSG;
         if (f.nfds) {
             ferry__link_msg lm;
             int rc = ferry__link_recv(c->link, FERRY__LINK_FDS, &lm, e->fds, f.nfds, 0);
@@ -178,6 +179,8 @@ static int rx_next(shm_chan *c, rx_entry *e)
         e->type = f.type;
         e->len = f.len;
         e->nfds = f.nfds;
+        e->crc = f.crc;
+        e->flags = f.flags;
         e->claimed = 0;
         e->map = m;
         return 1;
@@ -333,6 +336,18 @@ static void rx_taken(shm_chan *c, size_t idx, uint32_t len)
     rx_update_ready(c);
 }
 
+/* Does the crc the producer wrote disagree with these payload bytes? */
+static int rx_crc_bad(const rx_entry *e, const void *payload)
+{
+    ferry__frame f = {.flags = e->flags,
+                      .nfds = (uint8_t)e->nfds,
+                      .type = e->type,
+                      .seq = e->seq,
+                      .len = e->len,
+                      .crc = e->crc};
+    return ferry__frame_check_crc(&f, payload) < 0;
+}
+
 static int rx_check(shm_chan *c)
 {
     if (c->rx.held) return -EBUSY;
@@ -353,6 +368,7 @@ ssize_t ferry__shm_recvmsg(ferry_chan *ch, ferry_msg *m, int64_t filter, int kee
     m->len = e->len;
     if (e->len > m->cap) return -EMSGSIZE; /* it stays queued */
     if (e->len) memcpy(m->data, (uint8_t *)rec_in(e->map, e->pos) + FERRY__FRAME_HDR, e->len);
+    if ((e->flags & FERRY__F_CRC) && rx_crc_bad(e, m->data)) return ferry__shm_fail(c, -EBADMSG);
     if (keep_fds) {
         m->nfds = e->nfds;
         memcpy(m->fds, e->fds, e->nfds * sizeof(int));
@@ -372,9 +388,11 @@ int ferry__shm_peek(ferry_chan *ch, int64_t filter, ferry_msg *m, ferry__when *w
     if (rc == 0) rc = rx_find(c, filter, w, &idx);
     if (rc < 0) return rc;
     rx_entry *e = q_at(&c->rx, idx);
+    uint8_t *data = (uint8_t *)rec_in(e->map, e->pos) + FERRY__FRAME_HDR;
+    if ((e->flags & FERRY__F_CRC) && rx_crc_bad(e, data)) return ferry__shm_fail(c, -EBADMSG);
     m->type = e->type;
     m->len = e->len;
-    m->data = (uint8_t *)rec_in(e->map, e->pos) + FERRY__FRAME_HDR;
+    m->data = data;
     m->nfds = e->nfds;
     memcpy(m->fds, e->fds, e->nfds * sizeof(int));
     e->nfds = 0; /* the caller owns them now */

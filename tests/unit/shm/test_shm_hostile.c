@@ -7,7 +7,8 @@
  *     leaks (the adopted fd is closed too).
  *  2. Scribbling peers, for real from another process through the shared mapping: a
  *     record with a wrong seq, a length over the maximum, a record running past the
- *     ring's end, bad magic, a bogus WRAP; and a consumer that scribbles its tail. Each
+ *     ring's end, bad magic, a bogus WRAP, a payload changed after its crc was written
+ *     (FERRY_CHECKSUM); and a consumer that scribbles its tail. Each
  *     gives -EBADMSG, the channel stays closed (-EBADMSG again), and the peer sees its
  *     link hang up (-EPIPE). Run under ASan in CI: any stray access would abort.
  */
@@ -112,13 +113,19 @@ static void test_refused_setup(void)
 }
 
 /* How the child breaks the rules. */
-enum scribble { BAD_SEQ, BAD_LEN, PAST_END, BAD_MAGIC, BAD_WRAP, BAD_TAIL, NSCRIBBLE };
+enum scribble { BAD_SEQ, BAD_LEN, PAST_END, BAD_MAGIC, BAD_WRAP, BAD_TAIL, BAD_CRC, NSCRIBBLE };
 
 /* In the child: forge a record at the producer's head of ch's outgoing ring. */
 static void forge(ferry_chan *ch, enum scribble how)
 {
     shm_chan *c = (shm_chan *)ch;
     shm_tx *t = &c->tx;
+    if (how == BAD_CRC) { /* a good record, then one byte of its payload changed */
+        CHECK_EQ(ferry_send(ch, "payload", 7, 1000000000), 0);
+        uint8_t *rec = t->data + ((t->head - 64) & (t->size - 1));
+        rec[FERRY__FRAME_HDR + 3] ^= 0x20;
+        return;
+    }
     if (how == PAST_END) {
         /* Walk the real producer with legal 64-byte records to the ring's second-to-last
          * line, then forge a 256-byte record there that would run past the end. */
@@ -143,6 +150,7 @@ static void test_scribble(enum scribble how)
     ferry_chan_opts o;
     ferry_chan_opts_init(&o);
     o.ring_bytes = RING;
+    if (how == BAD_CRC) o.flags |= FERRY_CHECKSUM;
     ferry_chan *a, *b;
     int before = fd_count();
     CHECK_EQ(ferry_pair(&o, &a, &b), 0);
