@@ -73,10 +73,10 @@ static void tx_clear_slot(shm_tx *t, uint64_t next)
     atomic_store_explicit(&rec_at(t, next)->seq, 0, memory_order_relaxed);
 }
 
-/* Publish the record r (header and payload written, the next slot cleared, unless it is
- * a JUMP: the next slot is then in the new, zero-filled ring, and the old ring's bytes at
- * that position may be a record still waiting to be read); the next record goes at
- * `next`. */
+/* Publish the record r, whose header and payload are written and whose next slot is
+ * cleared (tx_clear_slot; after a JUMP the next slot lies in the new, zero-filled ring,
+ * and the old ring's bytes at that position may be a record still waiting to be read, so
+ * they are left alone); the next record goes at `next`. */
 static void tx_publish(shm_chan *c, ferry__rec *r, uint64_t next)
 {
     shm_tx *t = &c->tx;
