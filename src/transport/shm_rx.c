@@ -87,7 +87,9 @@ static int rx_jump(shm_chan *c)
     if (rc < 0) return rc == -EPIPE ? rc : -EBADMSG;
     uint64_t size = m.ring_bytes;
     rx_map *old = cur_map(r);
-    if (m.seq != r->expect || size < old->size || (size & (size - 1)) || size > FERRY__RING_MAX) {
+    /* Only an unbounded channel grows, by rings no smaller, up to its memory cap. */
+    if (c->capacity != FERRY_UNBOUNDED || m.seq != r->expect || size < old->size ||
+        (size & (size - 1)) || size > FERRY__RING_MAX || size > c->mem_cap) {
         close(fd);
         return -EBADMSG;
     }

@@ -8,7 +8,8 @@
  *  2. Scribbling peers, for real from another process through the shared mapping: a
  *     record with a wrong seq, a length over the maximum, a record running past the
  *     ring's end, bad magic, a bogus WRAP, a payload changed after its crc was written
- *     (FERRY_CHECKSUM); and a consumer that scribbles its tail. Each
+ *     (FERRY_CHECKSUM), a JUMP to a well-formed new ring on a channel that is not
+ *     unbounded; and a consumer that scribbles its tail. Each
  *     gives -EBADMSG, the channel stays closed (-EBADMSG again), and the peer sees its
  *     link hang up (-EPIPE). Run under ASan in CI: any stray access would abort.
  */
@@ -113,7 +114,17 @@ static void test_refused_setup(void)
 }
 
 /* How the child breaks the rules. */
-enum scribble { BAD_SEQ, BAD_LEN, PAST_END, BAD_MAGIC, BAD_WRAP, BAD_TAIL, BAD_CRC, NSCRIBBLE };
+enum scribble {
+    BAD_SEQ,
+    BAD_LEN,
+    PAST_END,
+    BAD_MAGIC,
+    BAD_WRAP,
+    BAD_TAIL,
+    BAD_CRC,
+    BAD_JUMP,
+    NSCRIBBLE
+};
 
 /* In the child: forge a record at the producer's head of ch's outgoing ring. */
 static void forge(ferry_chan *ch, enum scribble how)
@@ -126,6 +137,18 @@ static void forge(ferry_chan *ch, enum scribble how)
         rec[FERRY__FRAME_HDR + 3] ^= 0x20;
         return;
     }
+    if (how == BAD_JUMP) { /* a real, sealed ring handed over, but this channel is bounded */
+        int fd;
+        ferry__seg seg;
+        CHECK_EQ(ferry__seg_create(2 * RING, &fd, &seg), 0);
+        ferry__link_msg m = {.magic = FERRY__SETUP_MAGIC,
+                             .kind = FERRY__LINK_SEG,
+                             .seq = t->seq + 1,
+                             .ring_bytes = 2 * RING};
+        CHECK_EQ(ferry__link_send(c->link, &m, &fd, 1, 0), 0);
+        close(fd);
+        ferry__seg_unmap(&seg);
+    }
     if (how == PAST_END) {
         /* Walk the real producer with legal 64-byte records to the ring's second-to-last
          * line, then forge a 256-byte record there that would run past the end. */
@@ -135,11 +158,14 @@ static void forge(ferry_chan *ch, enum scribble how)
     ferry__rec *r = (ferry__rec *)(t->data + (t->head & (t->size - 1)));
     r->magic = how == BAD_MAGIC ? 0xdeadbeef : FERRY__FRAME_MAGIC;
     r->version = FERRY__FRAME_VERSION;
-    r->flags = how == BAD_WRAP ? FERRY__F_WRAP : 0; /* a WRAP must be empty: this is not */
+    r->flags = how == BAD_WRAP   ? FERRY__F_WRAP /* a WRAP must be empty: this is not */
+               : how == BAD_JUMP ? FERRY__F_JUMP
+                                 : 0;
     r->nfds = 0;
     r->reserved = 0;
     r->type = 1;
     r->len = how == BAD_LEN ? (uint32_t)c->max_msg + 1 : how == PAST_END ? 200 : 8;
+    if (how == BAD_JUMP) r->len = 0;
     r->crc = 0;
     uint64_t seq = how == BAD_SEQ ? t->seq + 7 : t->seq + 1;
     atomic_store_explicit(&r->seq, seq, memory_order_release);
