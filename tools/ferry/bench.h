@@ -1,6 +1,7 @@
 /*
  * bench.h — the internal interface of `ferry bench`, shared by its files:
- *   bench.c        the driver: options, which rows to run, output, target ratios
+ *   bench.c        the driver: options, which rows to run in which order, repetitions,
+ *                  medians, output, target ratios
  *   bench_peer.c   the second process: fork, CPU pinning, a shared control page, reaping
  *   bench_loop.c   the measured loops (warm-up, bounds by count and time, timing)
  *   bench_base.c   the baselines: spin, futex, pipe, memcpy

@@ -6,6 +6,8 @@
 #   ferry bench --csv --smoke --only spin-baseline,ferry-shm
 # which must exit 0 and print exactly the CSV header, then at least one well-formed row
 # for each selected mechanism and none for the others; and the same run as a table.
+# Then --repeat: bad values exit 2, and `--repeat 2 --smoke` still prints exactly one row
+# per mechanism/pattern/size (the medians), in CSV and in the table (with its spread).
 set -u
 FERRY=$1
 tmp=$(mktemp -d) || exit 1
@@ -37,6 +39,9 @@ expect 2 "$FERRY"
 expect 0 "$FERRY" bench --help
 expect 2 "$FERRY" bench --no-such-option
 expect 2 "$FERRY" bench --only no-such-mechanism
+expect 2 "$FERRY" bench --repeat 0
+expect 2 "$FERRY" bench --repeat x
+expect 2 "$FERRY" bench --repeat
 
 # ---- a tiny benchmark, CSV
 header='mechanism,pattern,size,rtt_p50_ns,rtt_p99_ns,rtt_p999_ns,msgs_per_s,bytes_per_s'
@@ -73,5 +78,17 @@ awk -F, '
 expect 0 "$FERRY" bench --smoke --only spin-baseline
 head -n 1 "$tmp/out" | grep -q '^mechanism  *pattern  *size  *rtt_p50_ns' || fail "table header"
 grep -q '^spin-baseline  *pingpong  *64 ' "$tmp/out" || fail "no spin-baseline table row"
+
+# ---- repeated: one row (the medians) per mechanism/pattern/size, whatever N
+expect 0 "$FERRY" bench --csv --repeat 2 --smoke --only spin-baseline,ferry-shm
+[ "$(head -n 1 "$tmp/out")" = "$header" ] || fail "--repeat 2: CSV header"
+# spin-baseline: pingpong 64; ferry-shm: 4 pingpong sizes and 2 stream sizes.
+[ "$(wc -l <"$tmp/out")" -eq 8 ] || fail "--repeat 2: $(($(wc -l <"$tmp/out") - 1)) rows, want 7"
+dups=$(awk -F, 'NR > 1 && NF == 8 { print $1 "," $2 "," $3 }' "$tmp/out" | sort | uniq -d)
+[ -z "$dups" ] || fail "--repeat 2: duplicated rows: $dups"
+[ "$(awk -F, 'NR > 1 && NF == 8' "$tmp/out" | wc -l)" -eq 7 ] || fail "--repeat 2: bad rows"
+expect 0 "$FERRY" bench --repeat 2 --smoke --only spin-baseline
+head -n 1 "$tmp/out" | grep -q ' spread$' || fail "--repeat 2: no spread column"
+[ "$(grep -c '^spin-baseline ' "$tmp/out")" -eq 1 ] || fail "--repeat 2: spin-baseline rows"
 
 echo "test_cli: ok"
