@@ -9,9 +9,14 @@
  *    (PR_SET_PDEATHSIG) and has its own watchdog. End a child with child_exit().
  *  - ctl pipes: a tiny bidirectional byte channel between parent and child, independent
  *    of the channel under test, for "now do X" synchronisation; every read is bounded.
+ *  - forked pairs: run_pair() is the whole harness of a test with a forked peer: a
+ *    channel pair split across fork(), ctl pipes, and an fd-leak check in both processes.
+ *    peer_start()/peer_wait()/peer_end() and peer_fork() are its parts, for tests that
+ *    need something else (a peer that is killed, a parent part with more arguments).
  *  - seq payloads: fill_seq()/check_seq() write and verify a payload that carries a
  *    sequence number and bytes derived from it, so order, loss, duplication and tearing
- *    are all visible.
+ *    are all visible; send_seq_span()/recv_seq_span() send and check one on a channel.
+ *  - send_fds(): send a string message with a type and fds.
  *  - tmpdir: mkdtemp under /tmp for socket files; tmpdir_remove() requires it empty
  *    (no socket file left behind), and an atexit hook cleans up after a failed check.
  */
@@ -189,6 +194,82 @@ static inline void ctl_expect(ctl *c, char v)
     CHECK_EQ(ctl_get(c), v);
 }
 
+/* ---------------------------------------------------------------- forked pairs */
+
+/* A channel pair split across fork(), with ctl pipes between the two processes. */
+typedef struct peer {
+    ctl c;     /* this process's ctl ends */
+    pid_t pid; /* the child's pid in the parent, 0 in the child */
+    int base;  /* the fd count before the pipes and the pair were made */
+} peer;
+
+/* Make ctl pipes and a channel pair with o (NULL: the defaults), and fork. Like fork(),
+ * returns in both processes: 0 in the child, the child's pid in the parent. *ch is this
+ * process's end (the parent keeps the pair's first end, the child its second); each
+ * process has closed the other's end and taken its own ctl ends. */
+static inline pid_t peer_fork(peer *p, const ferry_chan_opts *o, ferry_chan **ch)
+{
+    p->base = fd_count();
+    ctl_init(&p->c);
+    ferry_chan *a = NULL, *b = NULL;
+    CHECK_EQ(ferry_pair(o, &a, &b), 0);
+    p->pid = fork_child();
+    if (p->pid == 0) {
+        ctl_child(&p->c);
+        ferry_chan_close(a);
+        *ch = b;
+    } else {
+        ctl_parent(&p->c);
+        ferry_chan_close(b);
+        *ch = a;
+    }
+    return p->pid;
+}
+
+/* Close this process's end ch (NULL: already closed) and ctl ends, and require the fd
+ * count to be back where it was before peer_fork(). The parent reaps the child first. */
+static inline void peer_end(peer *p, ferry_chan *ch)
+{
+    ferry_chan_close(ch);
+    ctl_close(&p->c);
+    CHECK_EQ(fd_count(), p->base);
+}
+
+/* peer_fork(), with the child running child(its end, ctl); when that returns, the child
+ * ends as peer_end() says and exits 0. Returns the parent's end. */
+static inline ferry_chan *peer_start(peer *p, const ferry_chan_opts *o,
+                                     void (*child)(ferry_chan *, ctl *))
+{
+    ferry_chan *ch = NULL;
+    if (peer_fork(p, o, &ch) == 0) {
+        child(ch, &p->c);
+        peer_end(p, ch);
+        child_exit();
+    }
+    return ch;
+}
+
+/* In the parent: close its end ch, require the child to exit 0, then peer_end(). */
+static inline void peer_wait(peer *p, ferry_chan *ch)
+{
+    ferry_chan_close(ch);
+    STAGE("parent: wait for the child");
+    wait_ok(p->pid);
+    peer_end(p, NULL);
+}
+
+/* The whole harness: a pair made with o (NULL: the defaults) split across fork(); the
+ * child runs child(its end, ctl) and the parent parent(its end, ctl); then each closes
+ * its end and ctl ends and requires no fd leak, and the child must have exited 0. */
+static inline void run_pair(const ferry_chan_opts *o, void (*child)(ferry_chan *, ctl *),
+                            void (*parent)(ferry_chan *, ctl *))
+{
+    peer p;
+    ferry_chan *a = peer_start(&p, o, child);
+    parent(a, &p.c);
+    peer_wait(&p, a);
+}
+
 /* ---------------------------------------------------------------- payloads */
 
 /* Byte i of the payload of sequence number seq (after the 8-byte header). */
@@ -222,6 +303,42 @@ static inline bool check_seq(const void *buf, size_t len, uint64_t seq)
 static inline size_t seq_len(uint64_t seq, size_t span)
 {
     return 8 + (size_t)((seq * 2654435761u) % span);
+}
+
+/* Send seq's payload, seq_len(seq, span) bytes long, waiting at most 5 s. */
+static inline void send_seq_span(ferry_chan *ch, uint64_t seq, size_t span)
+{
+    uint8_t buf[256];
+    size_t len = seq_len(seq, span);
+    CHECK(len <= sizeof buf);
+    fill_seq(buf, len, seq);
+    CHECK_EQ(ferry_send(ch, buf, len, T5S), 0);
+}
+
+/* Receive one message, waiting at most timeout, and require it to be seq's payload,
+ * seq_len(seq, span) bytes long. */
+static inline void recv_seq_span(ferry_chan *ch, uint64_t seq, size_t span, int64_t timeout)
+{
+    uint8_t buf[512];
+    ssize_t n = ferry_recv(ch, buf, sizeof buf, timeout);
+    if (n < 0) fprintf(stderr, "recv of seq %" PRIu64 ": %s\n", seq, ferry_strerror((int)n));
+    CHECK_EQ(n, (ssize_t)seq_len(seq, span));
+    CHECK(check_seq(buf, (size_t)n, seq));
+}
+
+/* ---------------------------------------------------------------- messages */
+
+/* ferry_sendmsg (5 s bound) of type with the string s as payload and fds[0..n). */
+static inline void send_fds(ferry_chan *ch, int64_t type, const char *s, const int *fds, uint32_t n)
+{
+    ferry_msg m;
+    memset(&m, 0, sizeof m);
+    m.type = type;
+    m.data = (void *)s;
+    m.len = strlen(s);
+    m.nfds = n;
+    for (uint32_t i = 0; i < n; i++) m.fds[i] = fds[i];
+    CHECK_EQ(ferry_sendmsg(ch, &m, T5S), 0);
 }
 
 /* ---------------------------------------------------------------- fds */

@@ -26,8 +26,17 @@
 #define DUPLEX_N 5000
 #define CLOSE_N  10
 
-static size_t max_msg;
-static uint8_t *big; /* max_msg + 4096 bytes */
+static size_t max_msg; /* of the channel under test */
+static uint8_t *big;   /* max_msg + 4096 bytes */
+
+/* Set max_msg from this process's end ch and allocate big. */
+static void big_alloc(ferry_chan *ch)
+{
+    max_msg = ferry_chan_max_msg(ch);
+    CHECK_EQ(max_msg, 256 * 1024 / 2 - 128); /* a default channel */
+    big = malloc(max_msg + 4096);
+    CHECK(big != NULL);
+}
 
 static void send_seq(ferry_chan *ch, uint64_t seq, size_t len)
 {
@@ -85,9 +94,12 @@ static void duplex(ferry_chan *ch, uint64_t my_first, uint64_t peer_first)
 
 /* ---------------------------------------------------------------- child */
 
-static void child_main(ferry_chan *b)
+/* The peer needs no ctl: it is driven by the channel itself. */
+static void child_main(ferry_chan *b, ctl *c)
 {
+    (void)c;
     uint8_t buf[512];
+    big_alloc(b);
 
     STAGE("child: ping-pong");
     for (int i = 0; i < PINGS; i++) {
@@ -142,13 +154,16 @@ static void child_main(ferry_chan *b)
     CHECK_EQ(ferry_recv(b, buf, sizeof buf, T5S), -EPIPE);
     CHECK_EQ(ferry_recv(b, buf, sizeof buf, FERRY_NOW), -EPIPE);
     CHECK_EQ(ferry_send(b, "x", 1, T5S), -EPIPE);
+    free(big);
 }
 
 /* ---------------------------------------------------------------- parent */
 
-static void parent_main(ferry_chan *a)
+static void parent_main(ferry_chan *a, ctl *c)
 {
+    (void)c;
     uint8_t buf[512];
+    big_alloc(a);
 
     STAGE("parent: ping-pong");
     for (int i = 0; i < PINGS; i++) {
@@ -193,6 +208,7 @@ static void parent_main(ferry_chan *a)
 
     STAGE("parent: close");
     for (uint64_t s = 0; s < CLOSE_N; s++) send_seq(a, 3000000 + s, 16);
+    free(big);
 }
 
 int main(void)
@@ -210,32 +226,18 @@ int main(void)
     CHECK_EQ(o.spin_ns, 50000);
     CHECK_EQ(o.mode, 0600);
 
+    STAGE("pair");
     int base = fd_count();
     ferry_chan *a = NULL, *b = NULL;
     CHECK_EQ(ferry_pair(NULL, &a, &b), 0);
     CHECK(a != NULL && b != NULL && a != b);
-    max_msg = ferry_chan_max_msg(a);
-    CHECK_EQ(max_msg, 256 * 1024 / 2 - 128);
-    CHECK_EQ(ferry_chan_max_msg(b), max_msg);
-    big = malloc(max_msg + 4096);
-    CHECK(big != NULL);
-
-    pid_t pid = fork_child();
-    if (pid == 0) {
-        ferry_chan_close(a);
-        child_main(b);
-        ferry_chan_close(b);
-        CHECK_EQ(fd_count(), base);
-        free(big);
-        child_exit();
-    }
-    ferry_chan_close(b);
-    parent_main(a);
+    CHECK_EQ(ferry_chan_max_msg(a), 256 * 1024 / 2 - 128);
+    CHECK_EQ(ferry_chan_max_msg(b), ferry_chan_max_msg(a));
     ferry_chan_close(a);
-    STAGE("parent: wait child");
-    wait_ok(pid);
+    ferry_chan_close(b);
     CHECK_EQ(fd_count(), base);
-    free(big);
+
+    run_pair(NULL, child_main, parent_main);
     printf("test_chan_basic: ok\n");
     return 0;
 }

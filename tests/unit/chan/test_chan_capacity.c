@@ -48,35 +48,6 @@ static void recv_none(ferry_chan *ch)
     CHECK_EQ(ferry_recv(ch, buf, sizeof buf, FERRY_NOW), -EAGAIN);
 }
 
-/* Make a pair with opts, fork; run child(b, ctl) in the child and parent(a, ctl, pid) in
- * the parent; check fds on both sides. */
-static void run(const ferry_chan_opts *o, void (*child)(ferry_chan *, ctl *),
-                void (*parent)(ferry_chan *, ctl *))
-{
-    int base = fd_count();
-    ctl c;
-    ctl_init(&c);
-    ferry_chan *a = NULL, *b = NULL;
-    CHECK_EQ(ferry_pair(o, &a, &b), 0);
-    pid_t pid = fork_child();
-    if (pid == 0) {
-        ctl_child(&c);
-        ferry_chan_close(a);
-        child(b, &c);
-        ferry_chan_close(b);
-        ctl_close(&c);
-        CHECK_EQ(fd_count(), base);
-        child_exit();
-    }
-    ctl_parent(&c);
-    ferry_chan_close(b);
-    parent(a, &c);
-    ferry_chan_close(a);
-    wait_ok(pid);
-    ctl_close(&c);
-    CHECK_EQ(fd_count(), base);
-}
-
 /* ---------------------------------------------------------------- capacity 4 */
 
 static void cap4_child(ferry_chan *b, ctl *c)
@@ -290,22 +261,22 @@ int main(void)
 
     ferry_chan_opts_init(&o);
     o.capacity = 4;
-    run(&o, cap4_child, cap4_parent);
+    run_pair(&o, cap4_child, cap4_parent);
 
     ferry_chan_opts_init(&o);
     o.capacity = 0;
-    run(&o, cap0_child, cap0_parent);
+    run_pair(&o, cap0_child, cap0_parent);
 
     ferry_chan_opts_init(&o);
     o.capacity = FERRY_CAP_RING;
     o.ring_bytes = 4096;
-    run(&o, ring_child, ring_parent);
+    run_pair(&o, ring_child, ring_parent);
 
     ferry_chan_opts_init(&o);
     o.capacity = FERRY_UNBOUNDED;
     o.ring_bytes = 4096;
     o.mem_cap = 1 << 20;
-    run(&o, unb_child, unb_parent);
+    run_pair(&o, unb_child, unb_parent);
 
     printf("test_chan_capacity: ok\n");
     return 0;

@@ -26,17 +26,27 @@ static uint64_t next_rand(void)
     return rng;
 }
 
-static void child_main(ferry_chan *b, size_t max_msg)
+/* ferry_recvmsg of any type (5 s bound) into a cleared *m with buf[0..cap) for the
+ * payload. */
+static ssize_t recv_into(ferry_chan *ch, ferry_msg *m, void *buf, size_t cap)
 {
+    memset(m, 0, sizeof *m);
+    m->data = buf;
+    m->cap = cap;
+    return ferry_recvmsg(ch, m, 0, T5S);
+}
+
+/* The peer echoes everything back; it needs no ctl. */
+static void child_main(ferry_chan *b, ctl *c)
+{
+    (void)c;
+    size_t max_msg = ferry_chan_max_msg(b);
     uint8_t *buf = malloc(max_msg);
     CHECK(buf != NULL);
     STAGE("child: echo");
     for (int i = 0; i < ROUNDS; i++) {
         ferry_msg m;
-        memset(&m, 0, sizeof m);
-        m.data = buf;
-        m.cap = max_msg;
-        ssize_t n = ferry_recvmsg(b, &m, 0, T5S);
+        ssize_t n = recv_into(b, &m, buf, max_msg);
         if (n < 0) fprintf(stderr, "child recvmsg %d: %s\n", i, ferry_strerror((int)n));
         CHECK(n >= 0);
         CHECK_EQ(m.nfds, 0);
@@ -58,10 +68,7 @@ static void child_main(ferry_chan *b, size_t max_msg)
     }
     STAGE("child: fd echo");
     ferry_msg m;
-    memset(&m, 0, sizeof m);
-    m.data = buf;
-    m.cap = max_msg;
-    CHECK_EQ(ferry_recvmsg(b, &m, 0, T5S), 2);
+    CHECK_EQ(recv_into(b, &m, buf, max_msg), 2);
     CHECK_EQ(m.nfds, 1);
     CHECK_EQ(ferry_sendmsg(b, &m, T5S), 0);
     close(m.fds[0]);
@@ -70,8 +77,11 @@ static void child_main(ferry_chan *b, size_t max_msg)
     free(buf);
 }
 
-static void parent_main(ferry_chan *a, size_t max_msg)
+static void parent_main(ferry_chan *a, ctl *c)
 {
+    (void)c;
+    size_t max_msg = ferry_chan_max_msg(a);
+    CHECK(max_msg > 8192);
     uint8_t *out = malloc(max_msg), *in = malloc(max_msg);
     CHECK(out != NULL && in != NULL);
     STAGE("parent: round trips");
@@ -85,10 +95,7 @@ static void parent_main(ferry_chan *a, size_t max_msg)
         m.len = len;
         CHECK_EQ(ferry_sendmsg(a, &m, T5S), 0);
         ferry_msg r;
-        memset(&r, 0, sizeof r);
-        r.data = in;
-        r.cap = max_msg;
-        ssize_t n = ferry_recvmsg(a, &r, 0, T5S);
+        ssize_t n = recv_into(a, &r, in, max_msg);
         if (n < 0) fprintf(stderr, "parent recvmsg %d: %s\n", i, ferry_strerror((int)n));
         CHECK_EQ(n, (ssize_t)len);
         CHECK_EQ(r.type, m.type);
@@ -115,19 +122,10 @@ static void parent_main(ferry_chan *a, size_t max_msg)
     int mfd = memfd_create("ck", MFD_CLOEXEC);
     CHECK(mfd >= 0);
     CHECK_EQ(write(mfd, "crc", 3), 3);
-    ferry_msg m;
-    memset(&m, 0, sizeof m);
-    m.type = 1;
-    m.data = "fd";
-    m.len = 2;
-    m.nfds = 1;
-    m.fds[0] = mfd;
-    CHECK_EQ(ferry_sendmsg(a, &m, T5S), 0);
+    send_fds(a, 1, "fd", &mfd, 1);
     close(mfd);
-    memset(&m, 0, sizeof m);
-    m.data = in;
-    m.cap = max_msg;
-    CHECK_EQ(ferry_recvmsg(a, &m, 0, T5S), 2);
+    ferry_msg m;
+    CHECK_EQ(recv_into(a, &m, in, max_msg), 2);
     CHECK_EQ(m.type, 1);
     CHECK_EQ(m.nfds, 1);
     char b3[4] = {0};
@@ -141,27 +139,10 @@ static void parent_main(ferry_chan *a, size_t max_msg)
 static void run(uint32_t flags)
 {
     printf("flags 0x%x\n", flags);
-    int base = fd_count();
     ferry_chan_opts o;
     ferry_chan_opts_init(&o);
     o.flags = flags;
-    ferry_chan *a = NULL, *b = NULL;
-    CHECK_EQ(ferry_pair(&o, &a, &b), 0);
-    size_t max_msg = ferry_chan_max_msg(a);
-    CHECK(max_msg > 8192);
-    pid_t pid = fork_child();
-    if (pid == 0) {
-        ferry_chan_close(a);
-        child_main(b, max_msg);
-        ferry_chan_close(b);
-        CHECK_EQ(fd_count(), base);
-        child_exit();
-    }
-    ferry_chan_close(b);
-    parent_main(a, max_msg);
-    ferry_chan_close(a);
-    wait_ok(pid);
-    CHECK_EQ(fd_count(), base);
+    run_pair(&o, child_main, parent_main);
 }
 
 int main(void)

@@ -19,14 +19,7 @@
 #include <sys/epoll.h>
 
 #define LOOP_N 10000
-
-static void send_seq(ferry_chan *ch, uint64_t seq)
-{
-    uint8_t buf[128];
-    size_t len = seq_len(seq, 100);
-    fill_seq(buf, len, seq);
-    CHECK_EQ(ferry_send(ch, buf, len, T5S), 0);
-}
+#define SPAN   100 /* message sizes: seq_len(seq, SPAN) */
 
 static void child_main(ferry_chan *b, ctl *c)
 {
@@ -34,22 +27,22 @@ static void child_main(ferry_chan *b, ctl *c)
         char cmd = ctl_get(c);
         switch (cmd) {
         case '1': /* one message */
-            send_seq(b, 0);
+            send_seq_span(b, 0, SPAN);
             ctl_put(c, 'k');
             break;
         case '3': /* three messages */
-            for (uint64_t s = 1; s <= 3; s++) send_seq(b, s);
+            for (uint64_t s = 1; s <= 3; s++) send_seq_span(b, s, SPAN);
             ctl_put(c, 'k');
             break;
         case 'd': /* one message after 100 ms */
             sleep_ms(100);
-            send_seq(b, 4);
+            send_seq_span(b, 4, SPAN);
             break;
         case 'L': /* the event-loop stream */
-            for (uint64_t s = 0; s < LOOP_N; s++) send_seq(b, 1000 + s);
+            for (uint64_t s = 0; s < LOOP_N; s++) send_seq_span(b, 1000 + s, SPAN);
             break;
         case 'S': /* a small stream */
-            for (uint64_t s = 0; s < 2000; s++) send_seq(b, 1000 + s);
+            for (uint64_t s = 0; s < 2000; s++) send_seq_span(b, 1000 + s, SPAN);
             break;
         case 'z': /* sleep until killed */
             ctl_put(c, 'k');
@@ -71,12 +64,21 @@ static int events(int ep, int timeout_ms, uint32_t *ev)
     return n;
 }
 
+/* Take seq's message, which must be there already. */
 static void recv_seq(ferry_chan *ch, uint64_t seq)
 {
-    uint8_t buf[256];
-    ssize_t n = ferry_recv(ch, buf, sizeof buf, FERRY_NOW);
-    CHECK_EQ(n, (ssize_t)seq_len(seq, 100));
-    CHECK(check_seq(buf, (size_t)n, seq));
+    recv_seq_span(ch, seq, SPAN, FERRY_NOW);
+}
+
+/* An epoll instance watching fd for EPOLLIN. */
+static int epoll_for(int fd)
+{
+    int ep = epoll_create1(EPOLL_CLOEXEC);
+    CHECK(ep >= 0);
+    struct epoll_event e = {.events = EPOLLIN};
+    e.data.fd = fd;
+    CHECK_EQ(epoll_ctl(ep, EPOLL_CTL_ADD, fd, &e), 0);
+    return ep;
 }
 
 /* Receive n messages (seq 1000..) with epoll_wait + ferry_recv(FERRY_NOW) only. */
@@ -92,7 +94,7 @@ static void event_loop(ferry_chan *a, int ep, uint64_t n)
         ssize_t r;
         while ((r = ferry_recv(a, buf, sizeof buf, FERRY_NOW)) >= 0) {
             CHECK(next < 1000 + n);
-            CHECK_EQ(r, (ssize_t)seq_len(next, 100));
+            CHECK_EQ(r, (ssize_t)seq_len(next, SPAN));
             CHECK(check_seq(buf, (size_t)r, next));
             next++;
         }
@@ -102,48 +104,35 @@ static void event_loop(ferry_chan *a, int ep, uint64_t n)
     CHECK_EQ(events(ep, 0, NULL), 0);
 }
 
+/* The peer (child_main) is killed at the end: the run reaps it with wait_signaled() and
+ * ends with peer_end(), not peer_wait(). */
 static void run(void)
 {
-    int base = fd_count();
-    ctl c;
-    ctl_init(&c);
-    ferry_chan *a = NULL, *b = NULL;
-    CHECK_EQ(ferry_pair(NULL, &a, &b), 0);
-    pid_t pid = fork_child();
-    if (pid == 0) {
-        ctl_child(&c);
-        ferry_chan_close(a);
-        child_main(b, &c);
-        child_exit();
-    }
-    ctl_parent(&c);
-    ferry_chan_close(b);
+    peer p;
+    ferry_chan *a = peer_start(&p, NULL, child_main);
+    ctl *c = &p.c;
 
     STAGE("armed late");
-    ctl_put(&c, '1');
-    ctl_expect(&c, 'k');
+    ctl_put(c, '1');
+    ctl_expect(c, 'k');
     int fd = ferry_chan_fd(a);
     CHECK(fd >= 0);
     CHECK(fd_is_cloexec(fd));
     CHECK_EQ(ferry_chan_fd(a), fd);
-    struct pollfd p = {.fd = fd, .events = POLLIN};
-    CHECK_EQ(poll(&p, 1, 0), 1);
-    CHECK(p.revents & POLLIN);
+    struct pollfd pfd = {.fd = fd, .events = POLLIN};
+    CHECK_EQ(poll(&pfd, 1, 0), 1);
+    CHECK(pfd.revents & POLLIN);
     recv_seq(a, 0);
-    p.revents = 0;
-    CHECK_EQ(poll(&p, 1, 0), 0);
+    pfd.revents = 0;
+    CHECK_EQ(poll(&pfd, 1, 0), 0);
 
     STAGE("empty");
-    int ep = epoll_create1(EPOLL_CLOEXEC);
-    CHECK(ep >= 0);
-    struct epoll_event e = {.events = EPOLLIN};
-    e.data.fd = fd;
-    CHECK_EQ(epoll_ctl(ep, EPOLL_CTL_ADD, fd, &e), 0);
+    int ep = epoll_for(fd);
     CHECK_EQ(events(ep, 0, NULL), 0);
 
     STAGE("level");
-    ctl_put(&c, '3');
-    ctl_expect(&c, 'k');
+    ctl_put(c, '3');
+    ctl_expect(c, 'k');
     uint32_t ev = 0;
     CHECK_EQ(events(ep, 5000, &ev), 1);
     CHECK(ev & EPOLLIN);
@@ -160,7 +149,7 @@ static void run(void)
 
     STAGE("blocked epoll_wait");
     int64_t t0 = now_ns();
-    ctl_put(&c, 'd');
+    ctl_put(c, 'd');
     CHECK_EQ(events(ep, 5000, &ev), 1);
     int64_t el = now_ns() - t0;
     printf("blocked epoll_wait woke after %.1f ms (send at 100 ms)\n", el / 1e6);
@@ -171,66 +160,46 @@ static void run(void)
     CHECK_EQ(events(ep, 0, NULL), 0);
 
     STAGE("event loop");
-    ctl_put(&c, 'L');
+    ctl_put(c, 'L');
     event_loop(a, ep, LOOP_N);
 
     STAGE("peer death");
-    ctl_put(&c, 'z');
-    ctl_expect(&c, 'k');
+    ctl_put(c, 'z');
+    ctl_expect(c, 'k');
     CHECK_EQ(events(ep, 0, NULL), 0);
     int64_t t_kill = now_ns();
-    kill(pid, SIGKILL);
+    kill(p.pid, SIGKILL);
     CHECK_EQ(events(ep, 5000, &ev), 1);
     printf("peer death seen by epoll after %.2f ms\n", (now_ns() - t_kill) / 1e6);
     CHECK(ev & EPOLLIN);
     CHECK_EQ(ferry_recv(a, buf, sizeof buf, FERRY_NOW), -EPIPE);
-    wait_signaled(pid, SIGKILL);
+    wait_signaled(p.pid, SIGKILL);
 
     close(ep);
-    ferry_chan_close(a);
-    ctl_close(&c);
-    CHECK_EQ(fd_count(), base);
+    peer_end(&p, a);
 }
 
 /* The event loop on a small, never-spinning channel: the sender is often blocked. */
 static void run_small(void)
 {
     STAGE("small event loop");
-    int base = fd_count();
-    ctl c;
-    ctl_init(&c);
     ferry_chan_opts o;
     ferry_chan_opts_init(&o);
     o.capacity = 8;
     o.flags = FERRY_NO_SPIN;
-    ferry_chan *a = NULL, *b = NULL;
-    CHECK_EQ(ferry_pair(&o, &a, &b), 0);
-    pid_t pid = fork_child();
-    if (pid == 0) {
-        ctl_child(&c);
-        ferry_chan_close(a);
-        child_main(b, &c);
-        child_exit();
-    }
-    ctl_parent(&c);
-    ferry_chan_close(b);
+    peer p;
+    ferry_chan *a = peer_start(&p, &o, child_main);
     int fd = ferry_chan_fd(a);
     CHECK(fd >= 0);
-    int ep = epoll_create1(EPOLL_CLOEXEC);
-    CHECK(ep >= 0);
-    struct epoll_event e = {.events = EPOLLIN};
-    e.data.fd = fd;
-    CHECK_EQ(epoll_ctl(ep, EPOLL_CTL_ADD, fd, &e), 0);
-    ctl_put(&c, 'S');
+    int ep = epoll_for(fd);
+    ctl_put(&p.c, 'S');
     event_loop(a, ep, 2000);
-    ctl_put(&c, 'z');
-    ctl_expect(&c, 'k');
-    kill(pid, SIGKILL);
-    wait_signaled(pid, SIGKILL);
+    ctl_put(&p.c, 'z');
+    ctl_expect(&p.c, 'k');
+    kill(p.pid, SIGKILL);
+    wait_signaled(p.pid, SIGKILL);
     close(ep);
-    ferry_chan_close(a);
-    ctl_close(&c);
-    CHECK_EQ(fd_count(), base);
+    peer_end(&p, a);
 }
 
 int main(void)

@@ -20,18 +20,6 @@
 
 #include <sys/mman.h>
 
-static void send_fds(ferry_chan *ch, int64_t type, const char *s, const int *fds, uint32_t n)
-{
-    ferry_msg m;
-    memset(&m, 0, sizeof m);
-    m.type = type;
-    m.data = (void *)s;
-    m.len = strlen(s);
-    m.nfds = n;
-    for (uint32_t i = 0; i < n; i++) m.fds[i] = fds[i];
-    CHECK_EQ(ferry_sendmsg(ch, &m, T5S), 0);
-}
-
 /* recvmsg into m (payload buffer buf[64]); expect type, payload s and nfds fds, each
  * open, distinct and FD_CLOEXEC. */
 static void recv_fds(ferry_chan *ch, ferry_msg *m, char *buf, int64_t filter, int64_t type,
@@ -253,27 +241,16 @@ static void parent_main(ferry_chan *a, ctl *c)
 int main(void)
 {
     watchdog_arm();
-    int base = fd_count();
-    ctl c;
-    ctl_init(&c);
-    ferry_chan *a = NULL, *b = NULL;
-    CHECK_EQ(ferry_pair(NULL, &a, &b), 0);
-    pid_t pid = fork_child();
-    if (pid == 0) {
-        ctl_child(&c);
-        ferry_chan_close(a);
-        child_main(b, &c); /* closes b */
-        ctl_close(&c);
-        CHECK_EQ(fd_count(), base);
+    /* Not run_pair(): the child closes its end itself, in its last stage. */
+    peer p;
+    ferry_chan *ch = NULL;
+    if (peer_fork(&p, NULL, &ch) == 0) {
+        child_main(ch, &p.c); /* closes ch */
+        peer_end(&p, NULL);
         child_exit();
     }
-    ctl_parent(&c);
-    ferry_chan_close(b);
-    parent_main(a, &c);
-    wait_ok(pid);
-    ferry_chan_close(a);
-    ctl_close(&c);
-    CHECK_EQ(fd_count(), base);
+    parent_main(ch, &p.c);
+    peer_wait(&p, ch);
     printf("test_chan_fds: ok\n");
     return 0;
 }

@@ -73,29 +73,27 @@ static void recv_late(ferry_chan *a, ctl *c, int64_t timeout, const char *what)
     CHECK(el < 3 * SEC);
 }
 
-static void run(uint32_t flags)
+/* A 300 ms ferry_send of one byte on a fresh pair made with o, after `fill` FERRY_NOW
+ * sends; returns its result, with the time it took in *el and the SIGUSR1 handlers run
+ * meanwhile in *h. */
+static int send_300ms(const ferry_chan_opts *o, int fill, int64_t *el, int *h)
 {
-    printf("flags 0x%x\n", flags);
-    int base = fd_count();
-    ctl c;
-    ctl_init(&c);
-    ferry_chan_opts o;
-    ferry_chan_opts_init(&o);
-    o.flags = flags;
-    ferry_chan *a = NULL, *b = NULL;
-    CHECK_EQ(ferry_pair(&o, &a, &b), 0);
-    pid_t pid = fork_child();
-    if (pid == 0) {
-        ctl_child(&c);
-        ferry_chan_close(a);
-        child_main(b, &c);
-        ferry_chan_close(b);
-        ctl_close(&c);
-        CHECK_EQ(fd_count(), base);
-        child_exit();
-    }
-    ctl_parent(&c);
-    ferry_chan_close(b);
+    ferry_chan *s = NULL, *r = NULL;
+    CHECK_EQ(ferry_pair(o, &s, &r), 0);
+    for (int i = 0; i < fill; i++) CHECK_EQ(ferry_send(s, "1", 1, FERRY_NOW), 0);
+    sig_atomic_t h0 = hits;
+    int64_t t0 = now_ns();
+    int ret = ferry_send(s, "2", 1, 300 * MS);
+    *el = now_ns() - t0;
+    *h = hits - h0;
+    ferry_chan_close(s);
+    ferry_chan_close(r);
+    return ret;
+}
+
+/* The channel a was made with flags. */
+static void parent_main(ferry_chan *a, ctl *c, uint32_t flags)
+{
     char buf[16];
 
     STAGE("recv FERRY_NOW");
@@ -114,9 +112,9 @@ static void run(uint32_t flags)
     CHECK(el <= 1 * SEC);
 
     STAGE("recv satisfied later");
-    recv_late(a, &c, FERRY_FOREVER, "FERRY_FOREVER");
-    recv_late(a, &c, T5S, "5 s bound");
-    recv_late(a, &c, INT64_MAX, "INT64_MAX bound");
+    recv_late(a, c, FERRY_FOREVER, "FERRY_FOREVER");
+    recv_late(a, c, T5S, "5 s bound");
+    recv_late(a, c, INT64_MAX, "INT64_MAX bound");
 
     STAGE("EINTR");
     struct sigaction sa, old;
@@ -138,37 +136,25 @@ static void run(uint32_t flags)
     STAGE("EINTR: recv forever");
     h0 = hits;
     t0 = now_ns();
-    ctl_put(&c, 's');
+    ctl_put(c, 's');
     ssize_t n2 = ferry_recv(a, buf, sizeof buf, FERRY_FOREVER);
     int64_t el2 = now_ns() - t0;
     int h2 = hits - h0;
 
     STAGE("EINTR: send 300 ms on a full capacity-1 channel");
-    ferry_chan *s1 = NULL, *r1c = NULL;
     ferry_chan_opts o1;
     ferry_chan_opts_init(&o1);
     o1.capacity = 1;
     o1.flags = flags;
-    CHECK_EQ(ferry_pair(&o1, &s1, &r1c), 0);
-    CHECK_EQ(ferry_send(s1, "1", 1, FERRY_NOW), 0);
-    h0 = hits;
-    t0 = now_ns();
-    int r3 = ferry_send(s1, "2", 1, 300 * MS);
-    int64_t el3 = now_ns() - t0;
-    int h3 = hits - h0;
-    ferry_chan_close(s1);
-    ferry_chan_close(r1c);
+    int64_t el3;
+    int h3;
+    int r3 = send_300ms(&o1, 1, &el3, &h3);
 
     STAGE("EINTR: send 300 ms on a capacity-0 channel");
     o1.capacity = 0;
-    CHECK_EQ(ferry_pair(&o1, &s1, &r1c), 0);
-    h0 = hits;
-    t0 = now_ns();
-    int r4 = ferry_send(s1, "3", 1, 300 * MS);
-    int64_t el4 = now_ns() - t0;
-    int h4 = hits - h0;
-    ferry_chan_close(s1);
-    ferry_chan_close(r1c);
+    int64_t el4;
+    int h4;
+    int r4 = send_300ms(&o1, 0, &el4, &h4);
 
     stop_signaller(sig);
     CHECK_EQ(sigaction(SIGUSR1, &old, NULL), 0);
@@ -198,11 +184,19 @@ static void run(uint32_t flags)
     CHECK(el4 < 1500 * MS);
     CHECK(h4 >= 5);
 
-    ctl_put(&c, 'q');
-    ferry_chan_close(a);
-    wait_ok(pid);
-    ctl_close(&c);
-    CHECK_EQ(fd_count(), base);
+    ctl_put(c, 'q');
+}
+
+static void run(uint32_t flags)
+{
+    printf("flags 0x%x\n", flags);
+    ferry_chan_opts o;
+    ferry_chan_opts_init(&o);
+    o.flags = flags;
+    peer p;
+    ferry_chan *a = peer_start(&p, &o, child_main);
+    parent_main(a, &p.c, flags);
+    peer_wait(&p, a);
 }
 
 int main(void)

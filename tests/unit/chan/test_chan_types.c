@@ -167,28 +167,7 @@ static void parent_main(ferry_chan *a, ctl *c)
 int main(void)
 {
     watchdog_arm();
-    int base = fd_count();
-    ctl c;
-    ctl_init(&c);
-    ferry_chan *a = NULL, *b = NULL;
-    CHECK_EQ(ferry_pair(NULL, &a, &b), 0);
-    pid_t pid = fork_child();
-    if (pid == 0) {
-        ctl_child(&c);
-        ferry_chan_close(a);
-        child_main(b, &c);
-        ferry_chan_close(b);
-        ctl_close(&c);
-        CHECK_EQ(fd_count(), base);
-        child_exit();
-    }
-    ctl_parent(&c);
-    ferry_chan_close(b);
-    parent_main(a, &c);
-    ferry_chan_close(a);
-    wait_ok(pid);
-    ctl_close(&c);
-    CHECK_EQ(fd_count(), base);
+    run_pair(NULL, child_main, parent_main);
     printf("test_chan_types: ok\n");
     return 0;
 }

@@ -25,7 +25,7 @@
 
 #define LOANS 100
 
-static size_t max_msg;
+static size_t max_msg; /* of the channel under test: each process sets it from its end */
 
 /* Loaned pointers that were not 32-byte aligned: counted (with the first one's offset)
  * and checked at the end, so that one failure does not hide the rest of the test. */
@@ -72,6 +72,7 @@ static size_t loan_len(int i)
 
 static void child_main(ferry_chan *b, ctl *c)
 {
+    max_msg = ferry_chan_max_msg(b);
     ferry_msg m;
     memset(&m, 0, sizeof m);
 
@@ -145,6 +146,7 @@ static void child_main(ferry_chan *b, ctl *c)
 
 static void parent_main(ferry_chan *a, ctl *c)
 {
+    max_msg = ferry_chan_max_msg(a);
     void *p = NULL, *p2 = NULL;
 
     STAGE("parent: misuse without a loan");
@@ -184,13 +186,7 @@ static void parent_main(ferry_chan *a, ctl *c)
     int mfd = memfd_create("zc", MFD_CLOEXEC);
     CHECK(mfd >= 0);
     CHECK_EQ(write(mfd, "in-fd!", 6), 6);
-    memset(&m, 0, sizeof m);
-    m.type = 4;
-    m.data = "fd!";
-    m.len = 3;
-    m.nfds = 1;
-    m.fds[0] = mfd;
-    CHECK_EQ(ferry_sendmsg(a, &m, T5S), 0);
+    send_fds(a, 4, "fd!", &mfd, 1);
     close(mfd);
 
     STAGE("parent: peek the loan back");
@@ -259,29 +255,7 @@ int main(void)
 {
     watchdog_arm();
     int base = fd_count();
-    ctl c;
-    ctl_init(&c);
-    ferry_chan *a = NULL, *b = NULL;
-    CHECK_EQ(ferry_pair(NULL, &a, &b), 0);
-    max_msg = ferry_chan_max_msg(a);
-    pid_t pid = fork_child();
-    if (pid == 0) {
-        ctl_child(&c);
-        ferry_chan_close(a);
-        child_main(b, &c);
-        ferry_chan_close(b);
-        ctl_close(&c);
-        CHECK_EQ(fd_count(), base);
-        child_exit();
-    }
-    ctl_parent(&c);
-    ferry_chan_close(b);
-    parent_main(a, &c);
-    wait_ok(pid);
-    ferry_chan_close(a);
-    ctl_close(&c);
-    CHECK_EQ(fd_count(), base);
-
+    run_pair(NULL, child_main, parent_main);
     rendezvous_loans();
     CHECK_EQ(fd_count(), base);
     if (misaligned)
