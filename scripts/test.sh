@@ -23,10 +23,10 @@ cmake --build $b/asan -j"$jobs"
 ASAN_OPTIONS=detect_leaks=1:abort_on_error=1 UBSAN_OPTIONS=print_stacktrace=1:halt_on_error=1 \
   ctest --test-dir $b/asan --output-on-failure -j"$jobs" -E '^bench_'
 
-step "TSan (clang): rings and channels"
+step "TSan (clang): rings, growth and channels"
 cmake -S . -B $b/tsan -DCMAKE_C_COMPILER=clang -DCMAKE_BUILD_TYPE=Debug -DFERRY_SANITIZE=thread >/dev/null
 cmake --build $b/tsan -j"$jobs"
-TSAN_OPTIONS=halt_on_error=1 ctest --test-dir $b/tsan --output-on-failure -j"$jobs" -R 'ring|chan'
+TSAN_OPTIONS=halt_on_error=1 ctest --test-dir $b/tsan --output-on-failure -j"$jobs" -R 'ring|grow|chan'
 
 step "libFuzzer: frame decoder, ${fuzz_seconds}s"
 cmake -S . -B $b/fuzz -DCMAKE_C_COMPILER=clang -DFERRY_FUZZ=ON >/dev/null
