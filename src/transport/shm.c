@@ -28,8 +28,6 @@
 #include <sys/un.h>
 #include <unistd.h>
 
-#define LIVE_CHECK_NS (10 * 1000 * 1000) /* a send or empty poll asks the kernel this often */
-
 /* ------------------------------------------------------------------ liveness */
 
 int ferry__shm_fail(shm_chan *c, int err)
@@ -48,14 +46,6 @@ int ferry__shm_alive(void *chan)
     int dead = atomic_load_explicit(&c->dead, memory_order_relaxed);
     if (dead) return dead;
     return ferry__link_alive(c->link) < 0 ? ferry__shm_fail(c, -EPIPE) : 0;
-}
-
-int ferry__shm_check_alive(shm_chan *c)
-{
-    int64_t now = ferry__coarse_ns();
-    if (now < c->next_live_check) return 0;
-    c->next_live_check = now + LIVE_CHECK_NS;
-    return ferry__shm_alive(c);
 }
 
 /* ------------------------------------------------------------------ shape */

@@ -86,8 +86,19 @@ typedef struct shm_chan {
 } shm_chan;
 
 /* shm.c */
-int ferry__shm_alive(void *chan);          /* ferry__alive_fn: poll the link */
-int ferry__shm_check_alive(shm_chan *c);   /* the same, at most every few ms (coarse clock) */
+int ferry__shm_alive(void *chan); /* ferry__alive_fn: poll the link */
+
+#define FERRY__LIVE_CHECK_NS (10 * 1000 * 1000) /* a send or empty poll asks this often */
+
+/* ferry__shm_alive, at most every FERRY__LIVE_CHECK_NS (coarse clock); inline: every
+ * send runs it. */
+static inline int ferry__shm_check_alive(shm_chan *c)
+{
+    int64_t now = ferry__coarse_ns();
+    if (__builtin_expect(now < c->next_live_check, 1)) return 0;
+    c->next_live_check = now + FERRY__LIVE_CHECK_NS;
+    return ferry__shm_alive(c);
+}
 int ferry__shm_fail(shm_chan *c, int err); /* mark broken (-EBADMSG shuts the link down) */
 
 /* shm_tx.c */
