@@ -9,7 +9,9 @@
  *     record with a wrong seq, a length over the maximum, a record running past the
  *     ring's end, bad magic, a bogus WRAP, a payload changed after its crc was written
  *     (FERRY_CHECKSUM), a JUMP to a well-formed new ring on a channel that is not
- *     unbounded; and a consumer that scribbles its tail. Each
+ *     unbounded, 20 fds on the link for a record that announces 2 (the control data is
+ *     truncated: the fds that did arrive are closed); and a consumer that scribbles its
+ *     tail. Each
  *     gives -EBADMSG, the channel stays closed (-EBADMSG again), and the peer sees its
  *     link hang up (-EPIPE). Run under ASan in CI: any stray access would abort.
  */
@@ -123,6 +125,7 @@ enum scribble {
     BAD_TAIL,
     BAD_CRC,
     BAD_JUMP,
+    BAD_FDS,
     NSCRIBBLE
 };
 
@@ -149,6 +152,28 @@ static void forge(ferry_chan *ch, enum scribble how)
         close(fd);
         ferry__seg_unmap(&seg);
     }
+    if (how == BAD_FDS) { /* more fds than any message may carry, sent raw on the link */
+        int fds[20];
+        for (int i = 0; i < 20; i++) fds[i] = open("/dev/null", O_RDONLY | O_CLOEXEC);
+        ferry__link_msg m = {
+            .magic = FERRY__SETUP_MAGIC, .kind = FERRY__LINK_FDS, .seq = t->seq + 1};
+        union {
+            struct cmsghdr align;
+            char buf[CMSG_SPACE(sizeof fds)];
+        } ctrl = {0};
+        struct iovec iov = {.iov_base = &m, .iov_len = sizeof m};
+        struct msghdr mh = {.msg_iov = &iov,
+                            .msg_iovlen = 1,
+                            .msg_control = ctrl.buf,
+                            .msg_controllen = sizeof ctrl.buf};
+        struct cmsghdr *cm = CMSG_FIRSTHDR(&mh);
+        cm->cmsg_level = SOL_SOCKET;
+        cm->cmsg_type = SCM_RIGHTS;
+        cm->cmsg_len = CMSG_LEN(sizeof fds);
+        memcpy(CMSG_DATA(cm), fds, sizeof fds);
+        CHECK_EQ(sendmsg(c->link, &mh, 0), (long long)sizeof m);
+        for (int i = 0; i < 20; i++) close(fds[i]);
+    }
     if (how == PAST_END) {
         /* Walk the real producer with legal 64-byte records to the ring's second-to-last
          * line, then forge a 256-byte record there that would run past the end. */
@@ -161,7 +186,7 @@ static void forge(ferry_chan *ch, enum scribble how)
     r->flags = how == BAD_WRAP   ? FERRY__F_WRAP /* a WRAP must be empty: this is not */
                : how == BAD_JUMP ? FERRY__F_JUMP
                                  : 0;
-    r->nfds = 0;
+    r->nfds = how == BAD_FDS ? 2 : 0;
     r->reserved = 0;
     r->type = 1;
     r->len = how == BAD_LEN ? (uint32_t)c->max_msg + 1 : how == PAST_END ? 200 : 8;
