@@ -24,6 +24,7 @@
 #include "transport/shm_link.h"
 
 #include <fcntl.h>
+#include <poll.h>
 #include <stdatomic.h>
 #include <sys/eventfd.h>
 #include <sys/mman.h>
@@ -222,7 +223,12 @@ static void test_scribble(enum scribble how)
             forge(b, how);
         }
         CHECK(write(sync[1], "x", 1) == 1);
-        /* The parent cuts us off: our link hangs up. */
+        /* The parent cuts us off: our link hangs up. (With a scribbled tail, wait for that
+         * before receiving anything: a take would publish a true tail over the lie.) */
+        if (how == BAD_TAIL) {
+            struct pollfd p = {.fd = ((shm_chan *)b)->link, .events = POLLRDHUP};
+            CHECK_EQ(poll(&p, 1, 5000), 1);
+        }
         ssize_t r;
         while ((r = ferry_recv(b, buf, sizeof buf, 5000000000LL)) >= 0) {
         }
