@@ -227,7 +227,7 @@ static int setup_adopt(int link, const ferry_chan_opts *local, int64_t deadline,
 {
     ferry__link_msg m;
     int fds[4];
-    shape s;
+    shape s = {0};
     int rc = ferry__link_recv(link, FERRY__LINK_SETUP, &m, fds, 4, deadline);
     if (rc < 0) {
         close(link);
