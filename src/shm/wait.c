@@ -139,10 +139,8 @@ int ferry__wait(ferry__spin *s, ferry__cond_fn cond, ferry__alive_fn alive, void
     return rc;
 }
 
-int ferry__wake_if_waiting(_Atomic uint32_t *futex, _Atomic uint32_t *waiting)
+int ferry__wake_waiter(_Atomic uint32_t *futex, _Atomic uint32_t *waiting)
 {
-    /* The caller's fence orders its state change before this load (wait.h). */
-    if (!atomic_load_explicit(waiting, memory_order_relaxed)) return 0;
     /* Take the announcement, so one sleep costs at most one wake-up call; the waiter
      * announces itself again each time before it sleeps again. */
     if (!atomic_exchange_explicit(waiting, 0, memory_order_seq_cst)) return 0;

@@ -80,6 +80,13 @@ int ferry__wait(ferry__spin *s, ferry__cond_fn cond, ferry__alive_fn alive, void
 
 /* Waker side: call after ferry__publish_fence, which follows the state change. Returns 1
  * if a wake-up system call was made. */
-int ferry__wake_if_waiting(_Atomic uint32_t *futex, _Atomic uint32_t *waiting);
+int ferry__wake_waiter(_Atomic uint32_t *futex, _Atomic uint32_t *waiting);
+static inline int ferry__wake_if_waiting(_Atomic uint32_t *futex, _Atomic uint32_t *waiting)
+{
+    /* The caller's barrier orders its state change before this load. Inline: nobody
+     * waiting is the per-message case, and costs one load. */
+    if (__builtin_expect(!atomic_load_explicit(waiting, memory_order_relaxed), 1)) return 0;
+    return ferry__wake_waiter(futex, waiting);
+}
 
 #endif
