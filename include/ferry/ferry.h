@@ -53,6 +53,7 @@ extern "C" {
 /* Channel flags (ferry_chan_opts.flags). */
 #define FERRY_CHECKSUM (1u << 0) /* every message carries a crc32c, checked on receipt */
 #define FERRY_NO_SPIN  (1u << 1) /* a waiting call sleeps at once instead of spinning first */
+#define FERRY_PERSIST  (1u << 2) /* posixmq, sysvmq: the queue outlives its creator's close */
 
 typedef struct ferry_chan ferry_chan;
 typedef struct ferry_listener ferry_listener;
@@ -263,6 +264,20 @@ int ferry_chan_stats(const ferry_chan *ch, ferry_stats *st);
 
 /* The maximum message size of this channel (decided at creation). */
 size_t ferry_chan_max_msg(const ferry_chan *ch);
+
+/* The peer's identity as the kernel stamped it (SO_PEERCRED when the link was made). */
+typedef struct ferry_cred {
+    uid_t uid;
+    gid_t gid;
+    pid_t pid;
+} ferry_cred;
+
+/*
+ * ferry_chan_peer — the peer's kernel-stamped credentials, on transports that can know
+ * them (unix, and shm channels made by ferry_listen/ferry_chan_open). Errors:
+ * -EOPNOTSUPP (the transport cannot know: tcp, pipes, fifos, queues, shm pairs), -EINVAL.
+ */
+int ferry_chan_peer(const ferry_chan *ch, ferry_cred *out);
 
 #ifdef __cplusplus
 }

@@ -153,6 +153,13 @@ size_t ferry_chan_max_msg(const ferry_chan *ch)
     return ch ? ch->ops->max_msg(ch) : 0;
 }
 
+int ferry_chan_peer(const ferry_chan *ch, ferry_cred *out)
+{
+    if (!ch || !out) return -EINVAL;
+    if (!ch->ops->peer) return -EOPNOTSUPP;
+    return ch->ops->peer(ch, out);
+}
+
 int ferry_chan_stats(const ferry_chan *ch, ferry_stats *st)
 {
     if (!ch || !st) return -EINVAL;

@@ -388,6 +388,27 @@ static int shm_listen(const char *where, const ferry_chan_opts *o, ferry_listene
     return 0;
 }
 
+/* Record the peer's kernel-stamped credentials (a link made by connect/accept; a
+ * socketpair's would name its creator, so pairs have none). */
+static void take_cred(ferry_chan *ch)
+{
+    shm_chan *c = (shm_chan *)ch;
+    struct ucred u;
+    socklen_t n = sizeof u;
+    if (getsockopt(c->link, SOL_SOCKET, SO_PEERCRED, &u, &n) == 0) {
+        c->cred = (ferry_cred){.uid = u.uid, .gid = u.gid, .pid = u.pid};
+        c->has_cred = 1;
+    }
+}
+
+static int shm_peer(const ferry_chan *ch, ferry_cred *out)
+{
+    const shm_chan *c = (const shm_chan *)ch;
+    if (!c->has_cred) return -EOPNOTSUPP;
+    *out = c->cred;
+    return 0;
+}
+
 static int shm_accept(ferry_listener *fl, ferry_chan **out, int64_t deadline)
 {
     shm_listener *l = (shm_listener *)fl;
@@ -396,6 +417,7 @@ static int shm_accept(ferry_listener *fl, ferry_chan **out, int64_t deadline)
         if (s >= 0) {
             int rc = setup_create(s, &l->opts, out);
             if (rc == -EPIPE) continue; /* the client gave up already: take the next */
+            if (rc == 0) take_cred(*out);
             return rc;
         }
         if (errno == ECONNABORTED || errno == EINTR) continue;
@@ -443,7 +465,9 @@ static int shm_open(const char *where, const ferry_chan_opts *o, ferry_chan **ou
         }
         usleep(1000);
     }
-    return setup_adopt(s, o, deadline, out);
+    rc = setup_adopt(s, o, deadline, out);
+    if (rc == 0) take_cred(*out);
+    return rc;
 }
 
 static size_t shm_max_msg(const ferry_chan *ch)
@@ -466,5 +490,6 @@ const ferry__ops ferry__shm_ops = {
     .release = ferry__shm_release,
     .fd = ferry__shm_fd,
     .max_msg = shm_max_msg,
+    .peer = shm_peer,
     .close = shm_close,
 };

@@ -80,6 +80,8 @@ typedef struct shm_chan {
     uint64_t ring_bytes, max_msg, mem_cap;
     ferry__seg seg_tx, seg_rx; /* the two first segments (control block + first ring) */
     _Atomic int dead;          /* 0, -EPIPE or -EBADMSG */
+    int has_cred;              /* met through a listener: the link's SO_PEERCRED is the peer */
+    ferry_cred cred;
     int64_t next_live_check;   /* coarse clock */
     shm_tx tx;
     shm_rx rx;

@@ -65,6 +65,8 @@ struct ferry__ops {
 
     int (*fd)(ferry_chan *ch);
     size_t (*max_msg)(const ferry_chan *ch);
+    /* The peer's credentials; NULL when the transport cannot know them (-EOPNOTSUPP). */
+    int (*peer)(const ferry_chan *ch, ferry_cred *out);
     void (*close)(ferry_chan *ch);
 };
 
