@@ -12,6 +12,7 @@
 #define _GNU_SOURCE
 #include "shm_chan.h"
 #include "shm_link.h"
+#include "sockutil.h"
 
 #include "core/time.h"
 
@@ -319,37 +320,15 @@ typedef struct shm_listener {
     struct ferry_listener base;
     int fd;
     ferry_chan_opts opts;
-    char path[sizeof(((struct sockaddr_un *)0)->sun_path)];
+    char path[sizeof(((struct sockaddr_un *)0)->sun_path)]; /* "" for an abstract name */
 } shm_listener;
-
-static int make_addr(const char *where, struct sockaddr_un *sa)
-{
-    if (!where || where[0] != '/') return -EINVAL;
-    size_t n = strlen(where);
-    if (n >= sizeof sa->sun_path) return -ENAMETOOLONG;
-    memset(sa, 0, sizeof *sa);
-    sa->sun_family = AF_UNIX;
-    memcpy(sa->sun_path, where, n + 1);
-    return 0;
-}
-
-/* A socket file nobody listens on any more (its creator died) may be replaced. */
-static int is_stale(const struct sockaddr_un *sa)
-{
-    int s = socket(AF_UNIX, SOCK_SEQPACKET | SOCK_CLOEXEC, 0);
-    if (s < 0) return 0;
-    int r = connect(s, (const struct sockaddr *)sa, sizeof *sa);
-    int stale = r < 0 && errno == ECONNREFUSED;
-    close(s);
-    struct stat st;
-    return stale && lstat(sa->sun_path, &st) == 0 && S_ISSOCK(st.st_mode);
-}
 
 static int shm_listen(const char *where, const ferry_chan_opts *o, ferry_listener **out)
 {
     struct sockaddr_un sa;
+    socklen_t len;
     shape s;
-    int rc = make_addr(where, &sa);
+    int rc = ferry__unix_addr(where, &sa, &len);
     if (rc < 0) return rc;
     if ((rc = shape_from_opts(o, &s)) < 0) return rc;
     shm_listener *l = calloc(1, sizeof *l);
@@ -360,27 +339,9 @@ static int shm_listen(const char *where, const ferry_chan_opts *o, ferry_listene
         ferry_chan_opts_init(&l->opts);
     l->base.ops = &ferry__shm_ops;
     memcpy(l->path, sa.sun_path, sizeof l->path);
-    l->fd = socket(AF_UNIX, SOCK_SEQPACKET | SOCK_CLOEXEC | SOCK_NONBLOCK, 0);
+    l->fd = ferry__unix_listen(SOCK_SEQPACKET, &sa, len, l->opts.mode);
     if (l->fd < 0) {
-        rc = -errno;
-        free(l);
-        return rc;
-    }
-    /* The socket file takes its mode from the socket inode at bind time (less the umask),
-     * so it never exists with wider permissions than asked. */
-    if (fchmod(l->fd, l->opts.mode & 0777) < 0) rc = -errno;
-    if (rc == 0 && bind(l->fd, (struct sockaddr *)&sa, sizeof sa) < 0) {
-        rc = -errno;
-        if (rc == -EADDRINUSE && is_stale(&sa) && unlink(sa.sun_path) == 0)
-            rc = bind(l->fd, (struct sockaddr *)&sa, sizeof sa) < 0 ? -errno : 0;
-    }
-    int bound = rc == 0; /* from here on, the file is ours to remove on failure */
-    /* bind() applied the umask; now give exactly the mode asked for (only widening). */
-    if (rc == 0 && chmod(sa.sun_path, l->opts.mode & 0777) < 0) rc = -errno;
-    if (rc == 0 && listen(l->fd, 128) < 0) rc = -errno;
-    if (rc < 0 && bound) unlink(sa.sun_path);
-    if (rc < 0) {
-        close(l->fd);
+        rc = l->fd;
         free(l);
         return rc;
     }
@@ -413,21 +374,12 @@ static int shm_accept(ferry_listener *fl, ferry_chan **out, int64_t deadline)
 {
     shm_listener *l = (shm_listener *)fl;
     for (;;) {
-        int s = accept4(l->fd, NULL, NULL, SOCK_CLOEXEC);
-        if (s >= 0) {
-            int rc = setup_create(s, &l->opts, out);
-            if (rc == -EPIPE) continue; /* the client gave up already: take the next */
-            if (rc == 0) take_cred(*out);
-            return rc;
-        }
-        if (errno == ECONNABORTED || errno == EINTR) continue;
-        if (errno != EAGAIN) return -errno;
-        int64_t left = ferry__remaining(deadline);
-        if (left <= 0) return deadline == 0 ? -EAGAIN : -ETIMEDOUT;
-        struct pollfd p = {.fd = l->fd, .events = POLLIN};
-        if (poll(&p, 1, left == INT64_MAX ? -1 : (int)((left + 999999) / 1000000)) < 0 &&
-            errno != EINTR)
-            return -errno;
+        int s = ferry__accept(l->fd, deadline);
+        if (s < 0) return s;
+        int rc = setup_create(s, &l->opts, out);
+        if (rc == -EPIPE) continue; /* the client gave up already: take the next */
+        if (rc == 0) take_cred(*out);
+        return rc;
     }
 }
 
@@ -439,7 +391,7 @@ static int shm_listener_fd(const ferry_listener *fl)
 static void shm_listener_close(ferry_listener *fl)
 {
     shm_listener *l = (shm_listener *)fl;
-    unlink(l->path);
+    if (l->path[0]) unlink(l->path);
     close(l->fd);
     free(l);
 }
@@ -447,24 +399,11 @@ static void shm_listener_close(ferry_listener *fl)
 static int shm_open(const char *where, const ferry_chan_opts *o, ferry_chan **out, int64_t deadline)
 {
     struct sockaddr_un sa;
-    int rc = make_addr(where, &sa);
+    socklen_t len;
+    int rc = ferry__unix_addr(where, &sa, &len);
     if (rc < 0) return rc;
-    int s = socket(AF_UNIX, SOCK_SEQPACKET | SOCK_CLOEXEC | SOCK_NONBLOCK, 0);
-    if (s < 0) return -errno;
-    for (;;) {
-        if (connect(s, (struct sockaddr *)&sa, sizeof sa) == 0) break;
-        rc = -errno;
-        if (rc == -EINTR) continue;
-        if (rc != -EAGAIN) { /* EAGAIN: the backlog is full; try again shortly */
-            close(s);
-            return rc;
-        }
-        if (ferry__remaining(deadline) <= 0) {
-            close(s);
-            return deadline == 0 ? -EAGAIN : -ETIMEDOUT;
-        }
-        usleep(1000);
-    }
+    int s = ferry__connect(AF_UNIX, SOCK_SEQPACKET, (struct sockaddr *)&sa, len, deadline);
+    if (s < 0) return s;
     rc = setup_adopt(s, o, deadline, out);
     if (rc == 0) take_cred(*out);
     return rc;

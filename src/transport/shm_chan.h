@@ -82,7 +82,7 @@ typedef struct shm_chan {
     _Atomic int dead;          /* 0, -EPIPE or -EBADMSG */
     int has_cred;              /* met through a listener: the link's SO_PEERCRED is the peer */
     ferry_cred cred;
-    int64_t next_live_check;   /* coarse clock */
+    int64_t next_live_check; /* coarse clock */
     shm_tx tx;
     shm_rx rx;
 } shm_chan;

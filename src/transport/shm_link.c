@@ -4,6 +4,8 @@
 #define _GNU_SOURCE
 #include "shm_link.h"
 
+#include "fdchan.h"
+
 #include "core/time.h"
 #include "ferry/ferry.h"
 
@@ -12,20 +14,6 @@
 #include <string.h>
 #include <sys/socket.h>
 #include <unistd.h>
-
-/* Wait until sock has `events` or the deadline passes. */
-static int wait_fd(int sock, short events, int64_t deadline)
-{
-    for (;;) {
-        int64_t left = ferry__remaining(deadline);
-        if (left <= 0) return deadline == 0 ? -EAGAIN : -ETIMEDOUT;
-        int ms = left == INT64_MAX ? -1 : (int)((left + 999999) / 1000000);
-        struct pollfd p = {.fd = sock, .events = events};
-        int n = poll(&p, 1, ms);
-        if (n > 0) return 0;
-        if (n < 0 && errno != EINTR) return -errno;
-    }
-}
 
 int ferry__link_send(int sock, const ferry__link_msg *m, const int *fds, unsigned nfds,
                      int64_t deadline)
@@ -56,7 +44,7 @@ int ferry__link_send(int sock, const ferry__link_msg *m, const int *fds, unsigne
         if (e == EBADF) return -EINVAL; /* one of the caller's fds */
         if (e == EPIPE || e == ECONNRESET || e == ENOTCONN) return -EPIPE;
         if (e != EAGAIN) return -e;
-        int rc = wait_fd(sock, POLLOUT, deadline);
+        int rc = ferry__wait_fd(sock, POLLOUT, deadline);
         if (rc < 0) return rc;
     }
 }
@@ -84,7 +72,7 @@ int ferry__link_recv(int sock, uint32_t kind, ferry__link_msg *m, int *fds, unsi
             int e = errno;
             if (e == EINTR) continue;
             if (e == EAGAIN) {
-                int rc = wait_fd(sock, POLLIN, deadline);
+                int rc = ferry__wait_fd(sock, POLLIN, deadline);
                 if (rc < 0) return rc;
                 continue;
             }

@@ -1,0 +1,608 @@
+/*
+ * fdchan.c — ferry frames over kernel file descriptors (see fdchan.h for the rules).
+ */
+#define _GNU_SOURCE
+#include "fdchan.h"
+
+#include "core/frame.h"
+#include "core/time.h"
+
+#include <errno.h>
+#include <poll.h>
+#include <pthread.h>
+#include <signal.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/epoll.h>
+#include <sys/eventfd.h>
+#include <sys/socket.h>
+#include <sys/stat.h>
+#include <sys/uio.h>
+#include <unistd.h>
+
+#define FDCHAN_BACKLOG_MAX ((size_t)8 << 20) /* bytes of parsed, untaken messages */
+#define HELLO_LEN          8u
+
+typedef struct fmsg {
+    struct fmsg *next;
+    int64_t type;
+    uint32_t len, nfds;
+    int fds[FERRY_MAX_FDS];
+    uint8_t data[];
+} fmsg;
+
+typedef struct fdchan {
+    struct ferry_chan base;
+    int rfd, wfd;
+    int sock; /* a socket (MSG_NOSIGNAL), else a pipe or FIFO */
+    unsigned kind;
+    uint32_t max_msg;
+    _Atomic int dead; /* 0, -EPIPE or -EBADMSG; only ever set once */
+    uint64_t tx_seq, rx_seq;
+    /* receive */
+    uint8_t *rbuf; /* stream: unparsed bytes rbuf[rstart .. rlen); packet: one packet */
+    size_t rstart, rlen, rcap;
+    fmsg *qhead, **qtail;
+    size_t qbytes;
+    /* send: the rest of a frame the kernel took only part of */
+    uint8_t *pend;
+    size_t pend_off, pend_len;
+    /* ferry_chan_fd */
+    int efd, epfd, ready;
+    int has_cred;
+    ferry_cred cred;
+    char *unlink1, *unlink2;
+} fdchan;
+
+/* ------------------------------------------------------------------ helpers */
+
+int ferry__wait_fd(int fd, short events, int64_t deadline)
+{
+    for (;;) {
+        int64_t left = ferry__remaining(deadline);
+        if (left <= 0) return deadline == 0 ? -EAGAIN : -ETIMEDOUT;
+        int ms = left == INT64_MAX ? -1 : (int)((left + 999999) / 1000000);
+        struct pollfd p = {.fd = fd, .events = events};
+        int n = poll(&p, 1, ms);
+        if (n > 0) return 0;
+        if (n < 0 && errno != EINTR) return -errno;
+    }
+}
+
+int ferry__fdchan_max_from_opts(const ferry_chan_opts *o, size_t limit, size_t *max)
+{
+    size_t m = o && o->max_msg ? o->max_msg : FDCHAN_DEFAULT_MAX;
+    if (m > limit) m = o && o->max_msg ? 0 : limit; /* asked for too much: refuse */
+    if (m == 0 || m > FERRY_MAX_MSG_LIMIT) return -EINVAL;
+    *max = m;
+    return 0;
+}
+
+static int fail(fdchan *c, int err)
+{
+    int zero = 0;
+    if (atomic_compare_exchange_strong(&c->dead, &zero, err) && err == -EBADMSG) {
+        /* A peer that broke the rules is cut off: it sees the link hang up. Only the
+         * receiving side finds a bad frame, so it closes only what it owns: a socket is
+         * shut down both ways; a pipe's read end is closed (its writer gets EPIPE). */
+        if (c->sock) {
+            shutdown(c->rfd, SHUT_RDWR);
+        } else {
+            close(c->rfd);
+            c->rfd = -1;
+        }
+    }
+    if (c->epfd >= 0 && !c->ready) { /* an event loop must hear about it */
+        uint64_t one = 1;
+        c->ready = write(c->efd, &one, sizeof one) == sizeof one;
+    }
+    return atomic_load(&c->dead);
+}
+
+/* Write without SIGPIPE: sockets say MSG_NOSIGNAL; for a pipe the signal is blocked for
+ * the call and a SIGPIPE it raised is taken back. */
+static ssize_t write_frame(fdchan *c, struct iovec *iov, int niov, const int *fds, unsigned nfds)
+{
+    union {
+        struct cmsghdr align;
+        char buf[CMSG_SPACE(sizeof(int) * FERRY_MAX_FDS)];
+    } ctrl;
+    struct msghdr mh = {.msg_iov = iov, .msg_iovlen = (size_t)niov};
+    if (nfds) {
+        memset(&ctrl, 0, sizeof ctrl);
+        mh.msg_control = ctrl.buf;
+        mh.msg_controllen = CMSG_SPACE(sizeof(int) * nfds);
+        struct cmsghdr *cm = CMSG_FIRSTHDR(&mh);
+        cm->cmsg_level = SOL_SOCKET;
+        cm->cmsg_type = SCM_RIGHTS;
+        cm->cmsg_len = CMSG_LEN(sizeof(int) * nfds);
+        memcpy(CMSG_DATA(cm), fds, sizeof(int) * nfds);
+    }
+    if (c->sock) return sendmsg(c->wfd, &mh, MSG_DONTWAIT | MSG_NOSIGNAL);
+    sigset_t pipe_set, old, pending;
+    ssize_t n;
+    sigemptyset(&pipe_set);
+    sigaddset(&pipe_set, SIGPIPE);
+    pthread_sigmask(SIG_BLOCK, &pipe_set, &old);
+    sigpending(&pending);
+    int was_pending = sigismember(&pending, SIGPIPE);
+    n = writev(c->wfd, iov, niov); /* the descriptor is O_NONBLOCK */
+    int e = errno;
+    if (n < 0 && e == EPIPE && !was_pending) {
+        struct timespec zero = {0, 0};
+        sigtimedwait(&pipe_set, NULL, &zero);
+    }
+    pthread_sigmask(SIG_SETMASK, &old, NULL);
+    errno = e;
+    return n;
+}
+
+static int write_error(fdchan *c, int e)
+{
+    if (e == EPIPE || e == ECONNRESET || e == ENOTCONN || e == ESHUTDOWN) return fail(c, -EPIPE);
+    if (e == EBADF) return -EINVAL; /* one of the caller's fds */
+    return -e;
+}
+
+/* Write what is left of a begun frame. */
+static int flush(fdchan *c, int64_t deadline)
+{
+    while (c->pend_off < c->pend_len) {
+        struct iovec iov = {c->pend + c->pend_off, c->pend_len - c->pend_off};
+        ssize_t n = write_frame(c, &iov, 1, NULL, 0);
+        if (n > 0) {
+            c->pend_off += (size_t)n;
+            continue;
+        }
+        if (n < 0 && errno != EAGAIN && errno != EINTR) return write_error(c, errno);
+        int rc = ferry__wait_fd(c->wfd, POLLOUT, deadline);
+        if (rc < 0) return rc;
+    }
+    free(c->pend);
+    c->pend = NULL;
+    c->pend_off = c->pend_len = 0;
+    return 0;
+}
+
+/* Send one frame: the header (seq = next) and payload, with fds on a packet link. */
+static int send_frame(fdchan *c, uint64_t seq, int64_t type, const void *data, uint32_t len,
+                      const int *fds, unsigned nfds, ferry__when *w)
+{
+    ferry__frame f = {.flags = (c->kind & FDCHAN_CHECKSUM) ? FERRY__F_CRC : 0,
+                      .nfds = (uint8_t)nfds,
+                      .type = type,
+                      .seq = seq,
+                      .len = len,
+                      .crc = 0};
+    if (f.flags & FERRY__F_CRC) f.crc = ferry__frame_crc(&f, data);
+    uint8_t hdr[FERRY__FRAME_HDR];
+    ferry__frame_encode(&f, hdr);
+    struct iovec iov[2] = {{hdr, sizeof hdr}, {(void *)data, len}};
+    size_t total = sizeof hdr + len;
+    for (;;) {
+        ssize_t n = write_frame(c, iov, len ? 2 : 1, fds, nfds);
+        if (n == (ssize_t)total) return 0;
+        if (n > 0) { /* the kernel took part of the frame: the rest must follow it */
+            c->pend_len = total - (size_t)n;
+            c->pend_off = 0;
+            c->pend = malloc(c->pend_len);
+            if (!c->pend) return fail(c, -EPIPE); /* cannot finish the frame: give up */
+            size_t skip = (size_t)n;
+            for (int i = 0, k = 0; i < 2; i++) {
+                size_t l = iov[i].iov_len, from = skip < l ? skip : l;
+                skip -= from;
+                memcpy(c->pend + k, (uint8_t *)iov[i].iov_base + from, l - from);
+                k += (int)(l - from);
+            }
+            int rc = flush(c, ferry__when_at(w));
+            return rc == -EAGAIN || rc == -ETIMEDOUT ? 0 : rc; /* begun is delivered */
+        }
+        if (n < 0 && errno == EMSGSIZE) return -EMSGSIZE;
+        if (n < 0 && errno != EAGAIN && errno != EINTR) return write_error(c, errno);
+        int rc = ferry__wait_fd(c->wfd, POLLOUT, ferry__when_at(w));
+        if (rc < 0) return rc;
+    }
+}
+
+/* ------------------------------------------------------------------ receiving */
+
+static void msg_free(fmsg *m)
+{
+    for (uint32_t i = 0; i < m->nfds; i++) close(m->fds[i]);
+    free(m);
+}
+
+/* Check a decoded frame against the channel's rules and make a message of it. HELLO
+ * frames are checked and swallowed (NULL, 0). */
+static int accept_frame(fdchan *c, const ferry__frame *f, const uint8_t *payload, const int *fds,
+                        unsigned nfds, fmsg **out)
+{
+    *out = NULL;
+    if (f->seq != c->rx_seq || f->nfds != nfds || (f->flags & ~FERRY__F_CRC) ||
+        ((c->kind & FDCHAN_CHECKSUM) && !(f->flags & FERRY__F_CRC)) ||
+        ferry__frame_check_crc(f, payload) < 0)
+        return -EBADMSG;
+    if (c->rx_seq++ == 0) { /* the peer's HELLO: it must agree on the shape */
+        uint32_t max, flags;
+        memcpy(&max, payload, 4);
+        memcpy(&flags, payload + 4, 4);
+        if (f->len != HELLO_LEN || max != c->max_msg || flags != (c->kind & FDCHAN_CHECKSUM))
+            return -EBADMSG;
+        return 0;
+    }
+    fmsg *m = malloc(sizeof *m + f->len);
+    if (!m) return -ENOMEM;
+    m->next = NULL;
+    m->type = f->type;
+    m->len = f->len;
+    m->nfds = nfds;
+    memcpy(m->fds, fds, nfds * sizeof(int));
+    memcpy(m->data, payload, f->len);
+    *out = m;
+    return 0;
+}
+
+static void enqueue(fdchan *c, fmsg *m)
+{
+    *c->qtail = m;
+    c->qtail = &m->next;
+    c->qbytes += m->len + sizeof *m;
+}
+
+/* Parse whole frames out of the stream buffer. */
+static int parse_stream(fdchan *c)
+{
+    for (;;) {
+        size_t have = c->rlen - c->rstart;
+        if (have < FERRY__FRAME_HDR) return 0;
+        ferry__frame f;
+        uint32_t max = c->rx_seq == 0 ? HELLO_LEN : c->max_msg;
+        if (ferry__frame_decode(c->rbuf + c->rstart, max, &f) < 0) return -EBADMSG;
+        size_t need = FERRY__FRAME_HDR + f.len;
+        if (have < need) {
+            if (c->rstart) { /* make room at the end for the rest of this frame */
+                memmove(c->rbuf, c->rbuf + c->rstart, have);
+                c->rlen = have;
+                c->rstart = 0;
+            }
+            if (c->rcap < need) {
+                uint8_t *b = realloc(c->rbuf, need);
+                if (!b) return -ENOMEM;
+                c->rbuf = b;
+                c->rcap = need;
+            }
+            return 0;
+        }
+        fmsg *m;
+        int rc = accept_frame(c, &f, c->rbuf + c->rstart + FERRY__FRAME_HDR, NULL, 0, &m);
+        if (rc < 0) return rc;
+        if (m) enqueue(c, m);
+        c->rstart += need;
+        if (c->rstart == c->rlen) c->rstart = c->rlen = 0;
+    }
+}
+
+/* Read one packet (with its fds) into a message. */
+static int read_packet(fdchan *c)
+{
+    union {
+        struct cmsghdr align;
+        char buf[CMSG_SPACE(sizeof(int) * FERRY_MAX_FDS)];
+    } ctrl;
+    struct iovec iov = {c->rbuf, c->rcap};
+    struct msghdr mh = {
+        .msg_iov = &iov, .msg_iovlen = 1, .msg_control = ctrl.buf, .msg_controllen = sizeof ctrl};
+    ssize_t n = recvmsg(c->rfd, &mh, MSG_DONTWAIT | MSG_CMSG_CLOEXEC);
+    if (n < 0) return errno == EAGAIN || errno == EINTR ? 0 : -EPIPE;
+    if (n == 0) return -EPIPE;
+    int fds[FERRY_MAX_FDS + 8];
+    unsigned nfds = 0;
+    int overflow = 0;
+    for (struct cmsghdr *cm = CMSG_FIRSTHDR(&mh); cm; cm = CMSG_NXTHDR(&mh, cm)) {
+        if (cm->cmsg_level != SOL_SOCKET || cm->cmsg_type != SCM_RIGHTS) continue;
+        size_t k = (cm->cmsg_len - CMSG_LEN(0)) / sizeof(int);
+        for (size_t i = 0; i < k; i++) {
+            int fd;
+            memcpy(&fd, CMSG_DATA(cm) + i * sizeof(int), sizeof fd);
+            if (nfds < sizeof fds / sizeof fds[0])
+                fds[nfds++] = fd;
+            else {
+                close(fd);
+                overflow = 1;
+            }
+        }
+    }
+    ferry__frame f;
+    fmsg *m = NULL;
+    uint32_t max = c->rx_seq == 0 ? HELLO_LEN : c->max_msg;
+    int rc = -EBADMSG;
+    if (!overflow && !(mh.msg_flags & (MSG_CTRUNC | MSG_TRUNC)) && n >= FERRY__FRAME_HDR &&
+        ferry__frame_decode(c->rbuf, max, &f) == 0 && (size_t)n == FERRY__FRAME_HDR + f.len)
+        rc = accept_frame(c, &f, c->rbuf + FERRY__FRAME_HDR, fds, nfds, &m);
+    if (rc < 0) {
+        for (unsigned i = 0; i < nfds; i++) close(fds[i]);
+        return rc;
+    }
+    if (m) enqueue(c, m);
+    return 1;
+}
+
+/* Take in what the kernel has now: 1 progress, 0 nothing there, -EPIPE end of stream,
+ * -EBADMSG / -ENOMEM. */
+static int fill(fdchan *c)
+{
+    if (c->kind & FDCHAN_PACKET) return read_packet(c);
+    if (c->rlen == c->rcap) { /* parse_stream keeps room for the frame in progress */
+        size_t cap = c->rcap ? c->rcap * 2 : 65536;
+        uint8_t *b = realloc(c->rbuf, cap);
+        if (!b) return -ENOMEM;
+        c->rbuf = b;
+        c->rcap = cap;
+    }
+    ssize_t n = read(c->rfd, c->rbuf + c->rlen, c->rcap - c->rlen);
+    if (n < 0) return errno == EAGAIN || errno == EINTR ? 0 : -EPIPE;
+    if (n == 0) return -EPIPE; /* a frame cut short by the end is lost with the peer */
+    c->rlen += (size_t)n;
+    int rc = parse_stream(c);
+    return rc < 0 ? rc : 1;
+}
+
+/* The first queued message matching filter (the lowest type for filter < 0), or NULL;
+ * *link points at the pointer to it. */
+static fmsg *pick(fdchan *c, int64_t filter, fmsg ***link)
+{
+    fmsg *best = NULL, **best_link = NULL;
+    for (fmsg **l = &c->qhead; *l; l = &(*l)->next) {
+        if (!ferry__filter_match(filter, (*l)->type)) continue;
+        if (!best || (filter < 0 && (*l)->type < best->type)) {
+            best = *l;
+            best_link = l;
+        }
+        if (filter >= 0) break;
+    }
+    *link = best_link;
+    return best;
+}
+
+static void update_ready(fdchan *c)
+{
+    if (c->epfd < 0) return;
+    int want = c->qhead != NULL || atomic_load(&c->dead) != 0;
+    uint64_t v = 1;
+    if (want && !c->ready)
+        c->ready = write(c->efd, &v, sizeof v) == sizeof v;
+    else if (!want && c->ready)
+        c->ready = !(read(c->efd, &v, sizeof v) == sizeof v);
+}
+
+static int take(fdchan *c, int64_t filter, ferry__when *w, fmsg **out)
+{
+    for (;;) {
+        fmsg **link;
+        /* A "lowest type" filter must see everything that has arrived before it picks. */
+        int rc = 1;
+        if (filter < 0)
+            while (c->qbytes < FDCHAN_BACKLOG_MAX && !atomic_load(&c->dead) && (rc = fill(c)) > 0) {
+            }
+        if (rc < 0) fail(c, rc == -ENOMEM ? -EBADMSG : rc);
+        fmsg *m = pick(c, filter, &link);
+        if (m) {
+            *link = m->next;
+            if (c->qtail == &m->next) c->qtail = link;
+            c->qbytes -= m->len + sizeof *m;
+            *out = m;
+            return 0;
+        }
+        int dead = atomic_load(&c->dead);
+        if (dead) return dead;
+        if (c->qbytes < FDCHAN_BACKLOG_MAX) {
+            rc = fill(c);
+            if (rc > 0) continue;
+            if (rc < 0) {
+                fail(c, rc == -ENOMEM ? -EBADMSG : rc);
+                continue; /* hand out what was queued first */
+            }
+            rc = ferry__wait_fd(c->rfd, POLLIN, ferry__when_at(w));
+        } else { /* full of messages the filter passes over: only time can help */
+            rc = ferry__wait_fd(-1, 0, ferry__when_at(w)); /* poll ignores fd -1: a sleep */
+        }
+        if (rc < 0) return rc;
+    }
+}
+
+/* ------------------------------------------------------------------ ops */
+
+int ferry__fdchan_sendmsg(ferry_chan *ch, const ferry_msg *m, ferry__when *w)
+{
+    fdchan *c = (fdchan *)ch;
+    int dead = atomic_load(&c->dead);
+    if (dead) return dead;
+    if (m->len > c->max_msg) return -EMSGSIZE;
+    if (m->nfds && !(c->kind & FDCHAN_PACKET)) return -EOPNOTSUPP;
+    if (c->pend) { /* the rest of the last frame goes first */
+        int rc = flush(c, ferry__when_at(w));
+        if (rc < 0) return rc;
+    }
+    int rc = send_frame(c, c->tx_seq + 1, m->type, m->data, (uint32_t)m->len, m->fds, m->nfds, w);
+    if (rc < 0) return rc;
+    c->tx_seq++;
+    FERRY__COUNT(c->base.st.sent_msgs, 1);
+    FERRY__COUNT(c->base.st.sent_bytes, m->len);
+    return 0;
+}
+
+ssize_t ferry__fdchan_recvmsg(ferry_chan *ch, ferry_msg *m, int64_t filter, int keep_fds,
+                              ferry__when *w)
+{
+    fdchan *c = (fdchan *)ch;
+    if (atomic_load(&c->dead) == -EBADMSG) return -EBADMSG;
+    fmsg *msg = NULL;
+    int rc = take(c, filter, w, &msg);
+    if (rc < 0) {
+        update_ready(c);
+        return rc;
+    }
+    m->type = msg->type;
+    m->len = msg->len;
+    if (msg->len > m->cap) { /* it stays queued, at the front */
+        msg->next = c->qhead;
+        c->qhead = msg;
+        if (c->qtail == &c->qhead) c->qtail = &msg->next;
+        c->qbytes += msg->len + sizeof *msg;
+        return -EMSGSIZE;
+    }
+    if (msg->len) memcpy(m->data, msg->data, msg->len);
+    if (keep_fds) {
+        m->nfds = msg->nfds;
+        memcpy(m->fds, msg->fds, msg->nfds * sizeof(int));
+        msg->nfds = 0;
+    }
+    uint32_t len = msg->len;
+    msg_free(msg);
+    FERRY__COUNT(c->base.st.recv_msgs, 1);
+    FERRY__COUNT(c->base.st.recv_bytes, len);
+    update_ready(c);
+    return (ssize_t)len;
+}
+
+int ferry__fdchan_fd(ferry_chan *ch)
+{
+    fdchan *c = (fdchan *)ch;
+    if (c->epfd >= 0) return c->epfd;
+    int ep = epoll_create1(EPOLL_CLOEXEC);
+    c->efd = eventfd(0, EFD_CLOEXEC | EFD_NONBLOCK);
+    struct epoll_event ev = {.events = EPOLLIN};
+    if (ep < 0 || c->efd < 0 || epoll_ctl(ep, EPOLL_CTL_ADD, c->rfd, &ev) < 0 ||
+        epoll_ctl(ep, EPOLL_CTL_ADD, c->efd, &ev) < 0) {
+        int e = -errno;
+        if (ep >= 0) close(ep);
+        if (c->efd >= 0) close(c->efd);
+        c->efd = -1;
+        return e;
+    }
+    c->epfd = ep;
+    update_ready(c); /* messages already queued here make it readable too */
+    return ep;
+}
+
+size_t ferry__fdchan_max_msg(const ferry_chan *ch)
+{
+    return ((const fdchan *)ch)->max_msg;
+}
+
+int ferry__fdchan_peer(const ferry_chan *ch, ferry_cred *out)
+{
+    const fdchan *c = (const fdchan *)ch;
+    if (!c->has_cred) return -EOPNOTSUPP;
+    *out = c->cred;
+    return 0;
+}
+
+void ferry__fdchan_set_cred(ferry_chan *ch, const ferry_cred *cred)
+{
+    fdchan *c = (fdchan *)ch;
+    c->cred = *cred;
+    c->has_cred = 1;
+}
+
+void ferry__fdchan_close(ferry_chan *ch)
+{
+    fdchan *c = (fdchan *)ch;
+    if (c->pend && !atomic_load(&c->dead)) flush(c, 0); /* what the kernel takes now */
+    free(c->pend);
+    while (c->qhead) {
+        fmsg *m = c->qhead;
+        c->qhead = m->next;
+        msg_free(m);
+    }
+    free(c->rbuf);
+    if (c->epfd >= 0) close(c->epfd);
+    if (c->efd >= 0) close(c->efd);
+    if (c->wfd >= 0 && c->wfd != c->rfd) close(c->wfd);
+    if (c->rfd >= 0) close(c->rfd);
+    if (c->unlink1) unlink(c->unlink1);
+    if (c->unlink2) unlink(c->unlink2);
+    free(c->unlink1);
+    free(c->unlink2);
+    free(c);
+}
+
+/* ------------------------------------------------------------------ making */
+
+static int send_hello(fdchan *c)
+{
+    uint32_t hello[2] = {c->max_msg, c->kind & FDCHAN_CHECKSUM};
+    ferry__when now = ferry__when_from(1000000000); /* an empty link takes 40 bytes */
+    return send_frame(c, 0, 0, hello, HELLO_LEN, NULL, 0, &now);
+}
+
+/* A joiner: read the creator's HELLO (the first frame) to learn the shape. */
+static int await_hello(fdchan *c, int64_t deadline)
+{
+    uint8_t hdr[FERRY__FRAME_HDR + HELLO_LEN];
+    size_t got = 0;
+    while (got < sizeof hdr) {
+        ssize_t n = read(c->rfd, hdr + got, sizeof hdr - got);
+        if (n > 0) {
+            got += (size_t)n;
+            if (c->kind & FDCHAN_PACKET) break; /* one packet is the whole HELLO */
+            continue;
+        }
+        if (n == 0) return -EPIPE;
+        if (errno != EAGAIN && errno != EINTR) return errno == ECONNRESET ? -EPIPE : -EBADMSG;
+        int rc = ferry__wait_fd(c->rfd, POLLIN, deadline);
+        if (rc < 0) return rc;
+    }
+    ferry__frame f;
+    if (got != sizeof hdr || ferry__frame_decode(hdr, HELLO_LEN, &f) < 0 || f.seq != 0 ||
+        f.len != HELLO_LEN || f.nfds || ferry__frame_check_crc(&f, hdr + FERRY__FRAME_HDR) < 0)
+        return -EBADMSG;
+    uint32_t max, flags;
+    memcpy(&max, hdr + FERRY__FRAME_HDR, 4);
+    memcpy(&flags, hdr + FERRY__FRAME_HDR + 4, 4);
+    if (max == 0 || max > FERRY_MAX_MSG_LIMIT || (flags & ~FDCHAN_CHECKSUM)) return -EBADMSG;
+    c->max_msg = max;
+    c->kind |= flags;
+    c->rx_seq = 1;
+    return 0;
+}
+
+int ferry__fdchan_new(const ferry__fdchan_cfg *cfg, int64_t deadline, ferry_chan **out)
+{
+    fdchan *c = calloc(1, sizeof *c);
+    int rc = c ? 0 : -ENOMEM;
+    if (c) {
+        c->base.ops = cfg->ops;
+        c->rfd = cfg->rfd;
+        c->wfd = cfg->wfd;
+        struct stat st;
+        c->sock = fstat(cfg->wfd, &st) == 0 && S_ISSOCK(st.st_mode);
+        c->kind = cfg->kind;
+        c->max_msg = (uint32_t)cfg->max_msg;
+        c->qtail = &c->qhead;
+        c->efd = c->epfd = -1;
+        if ((cfg->unlink1 && !(c->unlink1 = strdup(cfg->unlink1))) ||
+            (cfg->unlink2 && !(c->unlink2 = strdup(cfg->unlink2))))
+            rc = -ENOMEM;
+    }
+    if (rc == 0 && cfg->max_msg == 0) rc = await_hello(c, deadline);
+    if (rc == 0) rc = send_hello(c);
+    if (rc == 0 && (c->kind & FDCHAN_PACKET)) { /* one packet at most: header + max_msg */
+        c->rcap = FERRY__FRAME_HDR + c->max_msg;
+        if (!(c->rbuf = malloc(c->rcap))) rc = -ENOMEM;
+    }
+    if (rc < 0) {
+        if (c) {
+            free(c->unlink1); /* on failure the caller's paths stay where they are */
+            free(c->unlink2);
+            c->unlink1 = c->unlink2 = NULL;
+            ferry__fdchan_close(&c->base);
+        } else {
+            close(cfg->rfd);
+            if (cfg->wfd != cfg->rfd) close(cfg->wfd);
+        }
+        return rc;
+    }
+    *out = &c->base;
+    return 0;
+}

@@ -1,0 +1,78 @@
+/*
+ * fdchan.h — a channel of ferry frames over kernel file descriptors: the common engine of
+ * the unix, tcp, fifo and pipe transports. Each of those is one file that makes the
+ * descriptors (listen, accept, connect, pipe) and hands them to this engine.
+ *
+ * Two kinds of descriptor:
+ *   packet  SOCK_SEQPACKET: one frame per packet, fds ride as SCM_RIGHTS on it;
+ *   stream  a byte stream (pipe, FIFO, TCP): frames back to back, no fds.
+ * Every frame is the 32-byte header of DESIGN §4 and its payload. Frames carry seq 1, 2,
+ * ... in order; the first frame each way is a HELLO (seq 0, an 8-byte payload: the
+ * channel's max_msg and flags), so an end that joins later (a connecting client, a child
+ * that got its pipe ends across exec) learns the channel's shape from its creator. With
+ * FERRY_CHECKSUM (always on tcp) every frame carries a crc32c, checked on receipt.
+ * Anything that does not decode exactly — bad header, wrong seq, a frame longer than
+ * max_msg, a crc mismatch, truncated control data — is -EBADMSG, and the channel is
+ * closed for good (both descriptors shut, so the peer sees -EPIPE).
+ *
+ * Receiving: what the kernel has is read into a buffer and parsed into whole messages
+ * kept in a local queue, from which the type filter picks (messages passed over stay
+ * queued in order). The queue is bounded (FDCHAN_BACKLOG_MAX bytes): past it nothing more
+ * is read, so the kernel's buffers fill and the sender waits.
+ * Sending: header and payload go out with one writev/sendmsg. On a byte stream the kernel
+ * may take part of a frame; the rest is kept and written before anything else, so frames
+ * are never torn: a send that has begun is delivered (it returns 0), and the remainder
+ * goes out first on the next send (or at close, as far as the kernel takes it without
+ * waiting). A send that cannot begin before its deadline sends nothing.
+ * Writes to a pipe whose reader is gone raise no SIGPIPE (it is blocked and consumed).
+ * Threads: one sending and one receiving thread at a time, as for every channel.
+ */
+#ifndef FERRY_TRANSPORT_FDCHAN_H
+#define FERRY_TRANSPORT_FDCHAN_H
+
+#include "transport.h"
+
+#define FDCHAN_PACKET   1u /* SOCK_SEQPACKET: frame boundaries and SCM_RIGHTS */
+#define FDCHAN_CHECKSUM 2u /* crc on every frame (FERRY_CHECKSUM, or the transport's rule) */
+
+/* The default and largest max_msg of the stream transports. */
+#define FDCHAN_DEFAULT_MAX ((size_t)1 << 20)
+
+/* How the engine learns the channel's shape. */
+typedef struct ferry__fdchan_cfg {
+    const ferry__ops *ops; /* the transport's ops table (its fd functions are the engine's) */
+    int rfd, wfd;          /* may be the same socket; the channel owns them from now on */
+    unsigned kind;         /* FDCHAN_PACKET, FDCHAN_CHECKSUM */
+    size_t max_msg;        /* creator: the channel's max_msg; joiner: 0 (learnt from HELLO) */
+    const char *unlink1, *unlink2; /* paths to remove when this end closes (or NULL) */
+} ferry__fdchan_cfg;
+
+/*
+ * Make a channel end. A creator (cfg->max_msg > 0) sends its HELLO and returns at once; a
+ * joiner waits until deadline for the creator's HELLO, then answers with its own. On
+ * failure the descriptors are closed. Errors: -ETIMEDOUT/-EAGAIN (no HELLO), -EBADMSG,
+ * -EPIPE, -ENOMEM.
+ */
+int ferry__fdchan_new(const ferry__fdchan_cfg *cfg, int64_t deadline, ferry_chan **out);
+
+/* Record the peer's credentials (unix: SO_PEERCRED taken at connect/accept). */
+void ferry__fdchan_set_cred(ferry_chan *ch, const ferry_cred *cred);
+
+/* The ops every fd transport shares; its table points at these. */
+int ferry__fdchan_sendmsg(ferry_chan *ch, const ferry_msg *m, ferry__when *w);
+ssize_t ferry__fdchan_recvmsg(ferry_chan *ch, ferry_msg *m, int64_t filter, int keep_fds,
+                              ferry__when *w);
+int ferry__fdchan_fd(ferry_chan *ch);
+size_t ferry__fdchan_max_msg(const ferry_chan *ch);
+int ferry__fdchan_peer(const ferry_chan *ch, ferry_cred *out);
+void ferry__fdchan_close(ferry_chan *ch);
+
+/* Wait until fd has `events` (POLLIN/POLLOUT) or the deadline passes: 0, -ETIMEDOUT,
+ * -EAGAIN (deadline 0), or another -errno. EINTR does not shorten the wait. */
+int ferry__wait_fd(int fd, short events, int64_t deadline);
+
+/* The max_msg a creator asks for: opts->max_msg, or the default; -EINVAL above the
+ * limit. */
+int ferry__fdchan_max_from_opts(const ferry_chan_opts *o, size_t limit, size_t *max);
+
+#endif

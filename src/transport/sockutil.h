@@ -1,0 +1,31 @@
+/*
+ * sockutil.h — socket chores shared by the transports that listen and connect (shm's
+ * meeting point, unix, tcp): Unix addresses (a path, or "@name" in the abstract
+ * namespace), binding a path with an exact mode, replacing a stale socket file, accepting
+ * and connecting within a deadline. Every descriptor made here has FD_CLOEXEC and
+ * O_NONBLOCK.
+ */
+#ifndef FERRY_TRANSPORT_SOCKUTIL_H
+#define FERRY_TRANSPORT_SOCKUTIL_H
+
+#include <stdint.h>
+#include <sys/socket.h>
+#include <sys/un.h>
+
+/* "/path" or "@name" -> address and its length. -EINVAL (neither), -ENAMETOOLONG. */
+int ferry__unix_addr(const char *where, struct sockaddr_un *sa, socklen_t *len);
+
+/* A listening Unix socket of `type` at sa. A path gets exactly `mode` (never wider, not
+ * even for a moment) and replaces a stale socket file nobody listens on. -errno. */
+int ferry__unix_listen(int type, const struct sockaddr_un *sa, socklen_t len, unsigned mode);
+
+/* accept4 on a non-blocking listener, waiting until deadline. Returns the new socket or
+ * -ETIMEDOUT / -EAGAIN (deadline 0) / -errno. */
+int ferry__accept(int lfd, int64_t deadline);
+
+/* A non-blocking connect of a new socket (domain, type) to sa, waiting until deadline for
+ * it to complete. Returns the socket or -errno (-ENOENT, -ECONNREFUSED, -ETIMEDOUT...). */
+int ferry__connect(int domain, int type, const struct sockaddr *sa, socklen_t len,
+                   int64_t deadline);
+
+#endif
