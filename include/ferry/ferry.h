@@ -178,6 +178,23 @@ int ferry_chan_open(const char *url, const ferry_chan_opts *opts, ferry_chan **o
  * race with other calls on the same end. */
 void ferry_chan_close(ferry_chan *ch);
 
+/*
+ * ferry_pipe_pair — both ends of a channel over two anonymous pipes, typically made
+ * before fork (close the end you do not use in each process). Messages carry types (in
+ * the ferry frame) but no fds (-EOPNOTSUPP); capacity is the kernel's pipe buffer, so
+ * opts->capacity must be FERRY_CAP_RING (else -EOPNOTSUPP); max_msg defaults to 1 MiB.
+ * On success the caller owns both ends. Errors: -EINVAL, -EOPNOTSUPP, -EMFILE, -ENOMEM.
+ */
+int ferry_pipe_pair(const ferry_chan_opts *opts, ferry_chan **a, ferry_chan **b);
+
+/*
+ * ferry_pipe_pair_fd — like ferry_pipe_pair, but the second end is handed out as two
+ * descriptors (read end, write end; FD_CLOEXEC cleared) for a child to inherit across
+ * exec; the child joins with ferry_chan_open("pipe://R,W", ...). The caller owns *a and
+ * both child_fds, and closes the latter after fork.
+ */
+int ferry_pipe_pair_fd(const ferry_chan_opts *opts, ferry_chan **a, int child_fds[2]);
+
 /* ---------------------------------------------------------------- messages */
 
 /*

@@ -10,7 +10,8 @@
 #include <errno.h>
 #include <string.h>
 
-static const ferry__ops *const transports[] = {&ferry__shm_ops};
+static const ferry__ops *const transports[] = {&ferry__shm_ops, &ferry__unix_ops, &ferry__tcp_ops,
+                                               &ferry__fifo_ops, &ferry__pipe_ops};
 
 void ferry_chan_opts_init(ferry_chan_opts *o)
 {

@@ -548,10 +548,15 @@ static int await_hello(fdchan *c, int64_t deadline)
             if (c->kind & FDCHAN_PACKET) break; /* one packet is the whole HELLO */
             continue;
         }
-        if (n == 0) return -EPIPE;
-        if (errno != EAGAIN && errno != EINTR) return errno == ECONNRESET ? -EPIPE : -EBADMSG;
+        /* A FIFO nobody has opened for writing yet reads as end of file: wait for the
+         * creator (poll reports POLLHUP only once a writer came and went). */
+        if (n == 0 && (c->sock || got)) return -EPIPE;
+        if (n < 0 && errno != EAGAIN && errno != EINTR)
+            return errno == ECONNRESET ? -EPIPE : -EBADMSG;
+        struct pollfd p = {.fd = c->rfd, .events = POLLIN};
         int rc = ferry__wait_fd(c->rfd, POLLIN, deadline);
         if (rc < 0) return rc;
+        if (n == 0 && poll(&p, 1, 0) == 1 && !(p.revents & POLLIN)) return -EPIPE;
     }
     ferry__frame f;
     if (got != sizeof hdr || ferry__frame_decode(hdr, HELLO_LEN, &f) < 0 || f.seq != 0 ||

@@ -1,0 +1,151 @@
+/*
+ * fifo.c — the fifo transport: "fifo:///path" names two FIFOs, path.c2s (client to
+ * server) and path.s2c, carrying ferry frames as byte streams (fdchan.h).
+ * ferry_listen makes both (exactly opts->mode, default 0600; -EADDRINUSE if they exist)
+ * and removes them when the listener closes. A FIFO joins two parties only, so a
+ * listener accepts ONE client; a second ferry_accept is -EBUSY. The kernel does not tell
+ * a FIFO's reader that a writer arrived, so ferry_accept looks for the client (it opens
+ * path.s2c for reading first) every millisecond until its deadline, and there is no
+ * listener fd (ferry_listener_fd is -EOPNOTSUPP).
+ * Rules: no fds (-EOPNOTSUPP), no credentials, capacity is the kernel's pipe buffer
+ * (only FERRY_CAP_RING); a peer that closes or dies is seen as end of stream (-EPIPE).
+ */
+#define _GNU_SOURCE
+#include "fdchan.h"
+
+#include "core/time.h"
+
+#include <errno.h>
+#include <fcntl.h>
+#include <limits.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/stat.h>
+#include <unistd.h>
+
+typedef struct fifo_listener {
+    struct ferry_listener base;
+    int rfd; /* path.c2s read end, handed to the channel at accept; -1 after */
+    size_t max;
+    unsigned kind;
+    char c2s[PATH_MAX], s2c[PATH_MAX];
+} fifo_listener;
+
+static int names(const char *where, char c2s[PATH_MAX], char s2c[PATH_MAX])
+{
+    if (!where || where[0] != '/') return -EINVAL;
+    if (snprintf(c2s, PATH_MAX, "%s.c2s", where) >= PATH_MAX ||
+        snprintf(s2c, PATH_MAX, "%s.s2c", where) >= PATH_MAX)
+        return -ENAMETOOLONG;
+    return 0;
+}
+
+/* A FIFO with exactly `mode` (mkfifo applies the umask, which can only narrow it). */
+static int make_fifo(const char *path, unsigned mode)
+{
+    if (mkfifo(path, mode & 0777) < 0) return errno == EEXIST ? -EADDRINUSE : -errno;
+    if (chmod(path, mode & 0777) < 0) {
+        int rc = -errno;
+        unlink(path);
+        return rc;
+    }
+    return 0;
+}
+
+static int fifo_listen(const char *where, const ferry_chan_opts *o, ferry_listener **out)
+{
+    fifo_listener *l = calloc(1, sizeof *l);
+    if (!l) return -ENOMEM;
+    int rc = names(where, l->c2s, l->s2c);
+    if (rc == 0 && o && o->capacity != FERRY_CAP_RING) rc = -EOPNOTSUPP;
+    if (rc == 0) rc = ferry__fdchan_max_from_opts(o, FERRY_MAX_MSG_LIMIT, &l->max);
+    if (rc < 0) {
+        free(l);
+        return rc;
+    }
+    unsigned mode = o ? o->mode : 0600;
+    l->base.ops = &ferry__fifo_ops;
+    l->kind = o && (o->flags & FERRY_CHECKSUM) ? FDCHAN_CHECKSUM : 0;
+    rc = make_fifo(l->c2s, mode);
+    if (rc == 0 && (rc = make_fifo(l->s2c, mode)) < 0) unlink(l->c2s);
+    if (rc == 0) { /* our read end: a client's write end opens against it */
+        l->rfd = open(l->c2s, O_RDONLY | O_NONBLOCK | O_CLOEXEC);
+        if (l->rfd < 0) {
+            rc = -errno;
+            unlink(l->c2s);
+            unlink(l->s2c);
+        }
+    }
+    if (rc < 0) {
+        free(l);
+        return rc;
+    }
+    *out = &l->base;
+    return 0;
+}
+
+static int fifo_accept(ferry_listener *fl, ferry_chan **out, int64_t deadline)
+{
+    fifo_listener *l = (fifo_listener *)fl;
+    if (l->rfd < 0) return -EBUSY;
+    int w;
+    /* Opening the write end without waiting succeeds once the client has its read end. */
+    while ((w = open(l->s2c, O_WRONLY | O_NONBLOCK | O_CLOEXEC)) < 0) {
+        if (errno != ENXIO && errno != EINTR) return -errno;
+        if (ferry__remaining(deadline) <= 0) return deadline == 0 ? -EAGAIN : -ETIMEDOUT;
+        usleep(1000);
+    }
+    ferry__fdchan_cfg cfg = {
+        .ops = &ferry__fifo_ops, .rfd = l->rfd, .wfd = w, .kind = l->kind, .max_msg = l->max};
+    l->rfd = -1; /* the channel owns it now, whatever happens */
+    return ferry__fdchan_new(&cfg, deadline, out);
+}
+
+static int fifo_listener_fd(const ferry_listener *fl)
+{
+    (void)fl;
+    return -EOPNOTSUPP;
+}
+
+static void fifo_listener_close(ferry_listener *fl)
+{
+    fifo_listener *l = (fifo_listener *)fl;
+    if (l->rfd >= 0) close(l->rfd);
+    unlink(l->c2s);
+    unlink(l->s2c);
+    free(l);
+}
+
+static int fifo_open(const char *where, const ferry_chan_opts *o, ferry_chan **out,
+                     int64_t deadline)
+{
+    (void)o; /* the listener decides the shape */
+    char c2s[PATH_MAX], s2c[PATH_MAX];
+    int rc = names(where, c2s, s2c);
+    if (rc < 0) return rc;
+    int r = open(s2c, O_RDONLY | O_NONBLOCK | O_CLOEXEC); /* first: the listener looks for it */
+    if (r < 0) return -errno;
+    int w = open(c2s, O_WRONLY | O_NONBLOCK | O_CLOEXEC);
+    if (w < 0) {
+        rc = errno == ENXIO ? -ECONNREFUSED : -errno; /* nobody reads: no listener */
+        close(r);
+        return rc;
+    }
+    ferry__fdchan_cfg cfg = {.ops = &ferry__fifo_ops, .rfd = r, .wfd = w};
+    return ferry__fdchan_new(&cfg, deadline, out);
+}
+
+const ferry__ops ferry__fifo_ops = {
+    .scheme = "fifo",
+    .listen = fifo_listen,
+    .accept = fifo_accept,
+    .listener_fd = fifo_listener_fd,
+    .listener_close = fifo_listener_close,
+    .open = fifo_open,
+    .sendmsg = ferry__fdchan_sendmsg,
+    .recvmsg = ferry__fdchan_recvmsg,
+    .fd = ferry__fdchan_fd,
+    .max_msg = ferry__fdchan_max_msg,
+    .close = ferry__fdchan_close,
+};

@@ -1,0 +1,144 @@
+/*
+ * tcp.c — the tcp transport: "tcp://host:port" ("tcp://[v6addr]:port" for IPv6), the
+ * cross-machine transport. A byte stream of ferry frames (fdchan.h), every one with a
+ * crc32c; TCP_NODELAY on both ends.
+ * Rules: no fds on messages (-EOPNOTSUPP), no credentials (-EOPNOTSUPP), capacity is
+ * the kernel's socket buffers (only FERRY_CAP_RING); max_msg defaults to 1 MiB, up to
+ * FERRY_MAX_MSG_LIMIT. Port 0 is not supported (a client could not know the port).
+ */
+#define _GNU_SOURCE
+#include "fdchan.h"
+#include "sockutil.h"
+
+#include <errno.h>
+#include <netdb.h>
+#include <netinet/in.h>
+#include <netinet/tcp.h>
+#include <stdlib.h>
+#include <string.h>
+#include <unistd.h>
+
+typedef struct tcp_listener {
+    struct ferry_listener base;
+    int fd;
+    size_t max;
+} tcp_listener;
+
+/* "host:port" or "[v6]:port" -> the first address getaddrinfo gives (numeric port). */
+static int resolve(const char *where, int passive, struct sockaddr_storage *ss, socklen_t *len)
+{
+    char host[256];
+    const char *port;
+    if (where[0] == '[') {
+        const char *end = strchr(where, ']');
+        if (!end || end[1] != ':' || (size_t)(end - where - 1) >= sizeof host) return -EINVAL;
+        memcpy(host, where + 1, (size_t)(end - where - 1));
+        host[end - where - 1] = '\0';
+        port = end + 2;
+    } else {
+        const char *colon = strrchr(where, ':');
+        if (!colon || (size_t)(colon - where) >= sizeof host) return -EINVAL;
+        memcpy(host, where, (size_t)(colon - where));
+        host[colon - where] = '\0';
+        port = colon + 1;
+    }
+    char *e;
+    long p = strtol(port, &e, 10);
+    if (!host[0] || *e || p <= 0 || p > 65535) return -EINVAL;
+    struct addrinfo hints = {.ai_socktype = SOCK_STREAM,
+                             .ai_flags = AI_NUMERICSERV | (passive ? AI_PASSIVE : 0)};
+    struct addrinfo *ai;
+    if (getaddrinfo(host, port, &hints, &ai) != 0) return -ENOENT;
+    memcpy(ss, ai->ai_addr, ai->ai_addrlen);
+    *len = ai->ai_addrlen;
+    freeaddrinfo(ai);
+    return 0;
+}
+
+static int make_end(int s, size_t max, int64_t deadline, ferry_chan **out)
+{
+    int one = 1;
+    setsockopt(s, IPPROTO_TCP, TCP_NODELAY, &one, sizeof one);
+    ferry__fdchan_cfg cfg = {
+        .ops = &ferry__tcp_ops, .rfd = s, .wfd = s, .kind = FDCHAN_CHECKSUM, .max_msg = max};
+    return ferry__fdchan_new(&cfg, deadline, out);
+}
+
+static int tcp_listen(const char *where, const ferry_chan_opts *o, ferry_listener **out)
+{
+    struct sockaddr_storage ss;
+    socklen_t len;
+    size_t max;
+    int rc = resolve(where, 1, &ss, &len);
+    if (rc < 0) return rc;
+    if (o && o->capacity != FERRY_CAP_RING) return -EOPNOTSUPP;
+    if ((rc = ferry__fdchan_max_from_opts(o, FERRY_MAX_MSG_LIMIT, &max)) < 0) return rc;
+    int fd = socket(ss.ss_family, SOCK_STREAM | SOCK_CLOEXEC | SOCK_NONBLOCK, 0);
+    if (fd < 0) return -errno;
+    int one = 1;
+    setsockopt(fd, SOL_SOCKET, SO_REUSEADDR, &one, sizeof one);
+    if (bind(fd, (struct sockaddr *)&ss, len) < 0 || listen(fd, 128) < 0) {
+        rc = -errno;
+        close(fd);
+        return rc;
+    }
+    tcp_listener *l = calloc(1, sizeof *l);
+    if (!l) {
+        close(fd);
+        return -ENOMEM;
+    }
+    l->base.ops = &ferry__tcp_ops;
+    l->fd = fd;
+    l->max = max;
+    *out = &l->base;
+    return 0;
+}
+
+static int tcp_accept(ferry_listener *fl, ferry_chan **out, int64_t deadline)
+{
+    tcp_listener *l = (tcp_listener *)fl;
+    for (;;) {
+        int s = ferry__accept(l->fd, deadline);
+        if (s < 0) return s;
+        int rc = make_end(s, l->max, deadline, out);
+        if (rc != -EPIPE) return rc; /* a client that gave up already: take the next */
+    }
+}
+
+static int tcp_listener_fd(const ferry_listener *fl)
+{
+    return ((const tcp_listener *)fl)->fd;
+}
+
+static void tcp_listener_close(ferry_listener *fl)
+{
+    tcp_listener *l = (tcp_listener *)fl;
+    close(l->fd);
+    free(l);
+}
+
+static int tcp_open(const char *where, const ferry_chan_opts *o, ferry_chan **out, int64_t deadline)
+{
+    (void)o; /* the listener decides the shape */
+    struct sockaddr_storage ss;
+    socklen_t len;
+    int rc = resolve(where, 0, &ss, &len);
+    if (rc < 0) return rc;
+    int s = ferry__connect(ss.ss_family, SOCK_STREAM, (struct sockaddr *)&ss, len, deadline);
+    if (s < 0) return s;
+    return make_end(s, 0, deadline, out);
+}
+
+const ferry__ops ferry__tcp_ops = {
+    .scheme = "tcp",
+    .listen = tcp_listen,
+    .accept = tcp_accept,
+    .listener_fd = tcp_listener_fd,
+    .listener_close = tcp_listener_close,
+    .open = tcp_open,
+    .sendmsg = ferry__fdchan_sendmsg,
+    .recvmsg = ferry__fdchan_recvmsg,
+    .fd = ferry__fdchan_fd,
+    .max_msg = ferry__fdchan_max_msg,
+    .close = ferry__fdchan_close,
+};
