@@ -18,9 +18,14 @@
 #include <stdlib.h>
 #include <unistd.h>
 
-static int end(int rfd, int wfd, size_t max, int64_t deadline, ferry_chan **out)
+static int end(int rfd, int wfd, size_t max, const ferry_chan_opts *o, int64_t deadline,
+               ferry_chan **out)
 {
-    ferry__fdchan_cfg cfg = {.ops = &ferry__pipe_ops, .rfd = rfd, .wfd = wfd, .max_msg = max};
+    ferry__fdchan_cfg cfg = {.ops = &ferry__pipe_ops,
+                             .rfd = rfd,
+                             .wfd = wfd,
+                             .kind = o && (o->flags & FERRY_CHECKSUM) ? FDCHAN_CHECKSUM : 0,
+                             .max_msg = max};
     return ferry__fdchan_new(&cfg, deadline, out);
 }
 
@@ -28,7 +33,6 @@ static int end(int rfd, int wfd, size_t max, int64_t deadline, ferry_chan **out)
 static int make_pipes(const ferry_chan_opts *o, int p[2][2], size_t *max)
 {
     if (o && o->capacity != FERRY_CAP_RING) return -EOPNOTSUPP;
-    if (o && (o->flags & FERRY_CHECKSUM)) return -EOPNOTSUPP; /* local: the kernel's copy */
     int rc = ferry__fdchan_max_from_opts(o, FERRY_MAX_MSG_LIMIT, max);
     if (rc < 0) return rc;
     if (pipe2(p[0], O_CLOEXEC | O_NONBLOCK) < 0) return -errno;
@@ -50,13 +54,13 @@ int ferry_pipe_pair(const ferry_chan_opts *opts, ferry_chan **a, ferry_chan **b)
     int rc = make_pipes(opts, p, &max);
     if (rc < 0) return rc;
     /* Both ends are creators: each says HELLO into its own write end now. */
-    rc = end(p[1][0], p[0][1], max, 0, a);
+    rc = end(p[1][0], p[0][1], max, opts, 0, a);
     if (rc < 0) {
         close(p[0][0]);
         close(p[1][1]);
         return rc;
     }
-    rc = end(p[0][0], p[1][1], max, 0, b);
+    rc = end(p[0][0], p[1][1], max, opts, 0, b);
     if (rc < 0) {
         ferry_chan_close(*a);
         *a = NULL;
@@ -71,7 +75,7 @@ int ferry_pipe_pair_fd(const ferry_chan_opts *opts, ferry_chan **a, int child_fd
     if (!a || !child_fds) return -EINVAL;
     int rc = make_pipes(opts, p, &max);
     if (rc < 0) return rc;
-    rc = end(p[1][0], p[0][1], max, 0, a);
+    rc = end(p[1][0], p[0][1], max, opts, 0, a);
     if (rc < 0) {
         close(p[0][0]);
         close(p[1][1]);
@@ -99,7 +103,7 @@ static int pipe_open(const char *where, const ferry_chan_opts *o, ferry_chan **o
         fcntl(fd, F_SETFD, FD_CLOEXEC);
         fcntl(fd, F_SETFL, fcntl(fd, F_GETFL) | O_NONBLOCK);
     }
-    return end(r, w, 0, deadline, out);
+    return end(r, w, 0, NULL, deadline, out); /* the shape comes with the creator's HELLO */
 }
 
 static int pipe_listen(const char *where, const ferry_chan_opts *o, ferry_listener **out)
