@@ -5,7 +5,9 @@
  * and max with their types, max+1 -> -EMSGSIZE, 10,000 ordered messages, ferry_chan_peer
  * (the peer's pid where the transport knows it, -EOPNOTSUPP where not), the peer's close
  * seen as -EPIPE, and no fd or file left behind.
- * Usage: test_transport_roundtrip SCHEME (pipe, unix, unix-abstract, tcp, tcp6, fifo, shm).
+ * Usage: test_transport_roundtrip SCHEME (pipe, pipe-exec, unix, unix-abstract, tcp, tcp6,
+ * fifo, shm). pipe-exec hands the child its ends across exec (ferry_pipe_pair_fd, then
+ * ferry_chan_open("pipe://R,W") in the exec'd child).
  */
 #include "testutil.h"
 
@@ -86,6 +88,15 @@ static int free_port(int family)
 
 int main(int argc, char **argv)
 {
+    if (argc == 3 && !strcmp(argv[1], "--child")) { /* exec'd by pipe-exec */
+        ferry_chan *b;
+        char url[64];
+        snprintf(url, sizeof url, "pipe://%s", argv[2]);
+        CHECK_EQ(ferry_chan_open(url, NULL, &b, T), 0);
+        int rc = echo(b);
+        ferry_chan_close(b);
+        return rc;
+    }
     CHECK(argc == 2);
     const char *scheme = argv[1];
     char dir[] = "/tmp/ferry-rt-XXXXXX", url[256];
@@ -93,6 +104,8 @@ int main(int argc, char **argv)
     int has_cred = 0, pair = 0;
     if (!strcmp(scheme, "pipe"))
         pair = 1;
+    else if (!strcmp(scheme, "pipe-exec"))
+        pair = 2;
     else if (!strcmp(scheme, "unix"))
         snprintf(url, sizeof url, "unix://%s/s", dir), has_cred = 1;
     else if (!strcmp(scheme, "unix-abstract"))
@@ -110,12 +123,21 @@ int main(int argc, char **argv)
     int before = fd_count();
     ferry_chan *a = NULL, *b = NULL;
     ferry_listener *l = NULL;
-    if (pair)
+    int child_fds[2] = {-1, -1};
+    if (pair == 1)
         CHECK_EQ(ferry_pipe_pair(NULL, &a, &b), 0);
+    else if (pair == 2)
+        CHECK_EQ(ferry_pipe_pair_fd(NULL, &a, child_fds), 0);
     else
         CHECK_EQ(ferry_listen(url, NULL, &l), 0);
     pid_t pid = fork();
     CHECK(pid >= 0);
+    if (pid == 0 && pair == 2) {
+        char fds[32];
+        snprintf(fds, sizeof fds, "%d,%d", child_fds[0], child_fds[1]);
+        execl("/proc/self/exe", argv[0], "--child", fds, (char *)NULL);
+        _exit(5);
+    }
     if (pid == 0) {
         if (pair) {
             ferry_chan_close(a);
@@ -126,8 +148,10 @@ int main(int argc, char **argv)
         ferry_chan_close(b);
         _exit(rc);
     }
-    if (pair)
+    if (pair == 1)
         ferry_chan_close(b);
+    else if (pair == 2)
+        close(child_fds[0]), close(child_fds[1]);
     else
         CHECK_EQ(ferry_accept(l, &a, T), 0);
     exercise(a, pid, has_cred);
