@@ -1,0 +1,1466 @@
+/*
+ * conformance — one behaviour suite for every transport, selected by URL scheme:
+ *     conformance SCHEME [FORM]      e.g. conformance shm, conformance unix abstract
+ * runs every check below on every address form of SCHEME (the table in schemes.c), each
+ * check with a fresh channel whose other end lives in a forked child. Exit status 0: all
+ * passed; 1: a check failed; 2: unknown scheme, or a transport not in this build
+ * (ferry_listen -EPROTONOSUPPORT, or no ferry_pipe_pair).
+ *
+ * Checks, with exact results:
+ *  - order: 10,000 messages of varied sizes each way arrive in order, intact, once;
+ *    the counters (ferry_chan_stats) of both ends are exact;
+ *  - sizes: 0, 1 and max (ferry_chan_max_msg, the same at both ends) bytes arrive intact
+ *    both ways; max + 1 is -EMSGSIZE with nothing sent; a receive buffer one byte short
+ *    is -EMSGSIZE (recvmsg: m.len = the size needed) and the message stays queued;
+ *  - types: filter 0 takes the next, > 0 exactly that type, < 0 the first of the lowest
+ *    type <= |filter| (type 0 included); passed-over messages stay queued in order; a
+ *    too-small buffer leaves a filtered message queued; a filtered receive waiting
+ *    (FERRY_FOREVER) while other types arrive is satisfied by the later matching one;
+ *    a negative type and filter INT64_MIN are -EINVAL;
+ *  - timeouts: FERRY_NOW on an empty channel is -EAGAIN at once; a 100 ms bound (with
+ *    and without a filter) is -ETIMEDOUT after >= 100 ms and < 1.1 s; FERRY_FOREVER and
+ *    a 5 s bound are satisfied by a send 100 ms later;
+ *  - capacity, for each mode the transport has: N = 4 (the fifth FERRY_NOW send is
+ *    -EAGAIN, a 50 ms send -ETIMEDOUT, a blocked send completes when the peer takes one);
+ *    0 (a send returns once taken; a send nobody takes is withdrawn, never delivered,
+ *    and counted in stats.drops); FERRY_CAP_RING (FERRY_NOW sends succeed until the
+ *    buffer is full, then -EAGAIN; all arrive; after the drain a send works again);
+ *    FERRY_UNBOUNDED (2,000 sends nobody receives all succeed); every mode the transport
+ *    does not have is refused with -EOPNOTSUPP by ferry_listen / the pair function;
+ *  - fds: where fds ride, a memfd and a pipe end arrive as working fds (FD_CLOEXEC), the
+ *    sender keeps its own, ferry_recv closes the fds of what it takes; elsewhere a send
+ *    with an fd is -EOPNOTSUPP and sends nothing; 17 fds are -EINVAL;
+ *  - credentials: where known, ferry_chan_peer gives each end the uid, gid and pid of the
+ *    other process; elsewhere -EOPNOTSUPP at both ends;
+ *  - pollable fd: where there is one, ferry_chan_fd polls readable exactly while a
+ *    message waits (level-triggered: with two queued, still after taking the first) and
+ *    once the peer has closed; elsewhere -EOPNOTSUPP;
+ *  - zero copy: where there is, a loaned and committed message is peeked and released;
+ *    elsewhere ferry_loan / ferry_peek / ferry_release are -EOPNOTSUPP;
+ *  - peer death (kill -9 of the child): everything it sent arrives first, then, where
+ *    the transport can know, -EPIPE on every receive and send, a receive blocked in
+ *    FERRY_FOREVER returns -EPIPE within 150 ms of the kill and a sender sees -EPIPE
+ *    within 150 ms (figures printed); where it cannot (queues), the drained channel is
+ *    -EAGAIN / -ETIMEDOUT and the rest is reported skipped. A send to a dead peer must
+ *    return -EPIPE, never raise SIGPIPE: the suite does not ignore SIGPIPE;
+ *  - garbage, on stream transports: (a) a raw peer (a raw socket connected to the
+ *    listener, the FIFOs opened by hand) writing junk is refused: ferry_accept or the
+ *    first receive gives -EBADMSG, and a socket listener still accepts a real client
+ *    afterwards; (b) mid-stream, after three valid messages the peer writes one broken
+ *    frame (junk, bad version, reserved byte, unknown flag, 17 fds, length max + 1,
+ *    negative type, crc mismatch, missing crc where required) straight into its stream
+ *    fd: the receiver gets the three messages, then -EBADMSG, then only -EBADMSG or
+ *    -EPIPE from every later call, without a crash;
+ *  - no leaks: every check ends with the fd count and the ferry memfd mappings of both
+ *    processes as they were before it, and the temporary directory empty; the whole run
+ *    ends with nothing left behind (leftovers.c: queues, FIFOs, socket files, segments).
+ * Rules of the harness: an accepted channel outlives its listener (the listener is
+ * closed right after ferry_accept); every blocking call is bounded (5 s, or
+ * FERRY_FOREVER under the 30 s watchdog, re-armed for each check).
+ */
+#include "chantest.h" /* first: testutil.h defines _GNU_SOURCE */
+#include "conf.h"
+
+#include <pthread.h>
+#include <stdarg.h>
+#include <sys/mman.h>
+
+#define PAYLOAD 100 /* capacity checks: message size */
+
+static int n_ok, n_skip;
+
+static void ok(const form *f, const char *fmt, ...)
+{
+    va_list ap;
+    va_start(ap, fmt);
+    printf("ok    %s %s: ", f->scheme, f->name);
+    vprintf(fmt, ap);
+    printf("\n");
+    va_end(ap);
+    n_ok++;
+}
+
+static void skip(const form *f, const char *what, const char *why)
+{
+    printf("skip  %s %s: %s: %s\n", f->scheme, f->name, what, why);
+    n_skip++;
+}
+
+/* Each check starts a fresh watchdog period. */
+static void begin(const char *stage)
+{
+    STAGE(stage);
+    alarm(WATCHDOG_S);
+}
+
+/* ---------------------------------------------------------------- ctl extras */
+
+static void ctl_send(ctl *c, const void *p, size_t n)
+{
+    const char *b = p;
+    while (n) {
+        ssize_t w = write(c->wr, b, n);
+        if (w < 0 && errno == EINTR) continue;
+        CHECK(w > 0);
+        b += w;
+        n -= (size_t)w;
+    }
+}
+
+static void ctl_recv(ctl *c, void *p, size_t n)
+{
+    char *b = p;
+    for (size_t i = 0; i < n; i++) b[i] = ctl_get(c);
+}
+
+static void ctl_put_u64(ctl *c, uint64_t v)
+{
+    ctl_send(c, &v, sizeof v);
+}
+
+static uint64_t ctl_get_u64(ctl *c)
+{
+    uint64_t v;
+    ctl_recv(c, &v, sizeof v);
+    return v;
+}
+
+/* ---------------------------------------------------------------- connections */
+
+/* One channel across fork: this process's end, the ctl pipes, and what the end-of-check
+ * leak checks compare with. */
+typedef struct conn {
+    const form *f;
+    ctl c;
+    pid_t pid;      /* the child's pid in the parent, 0 in the child */
+    int base, maps; /* fd count and ferry memfd mappings before */
+    ferry_chan *ch; /* this process's end */
+    addr a;         /* the address (not for pairs) */
+    fdset before;   /* the fds open just before this process's end was made */
+    int death_sig;  /* parent: the child is expected to die of this signal (0: exit 0) */
+    bool reaped;    /* parent: the check has reaped the child already */
+} conn;
+
+/* Listen at a fresh address of f; a fresh one again if it is taken (a tcp port raced
+ * away, a System V key in use). */
+static int listen_fresh(const form *f, const ferry_chan_opts *o, addr *a, ferry_listener **l)
+{
+    int rc = -EADDRINUSE;
+    for (int i = 0; i < 20 && (rc == -EADDRINUSE || rc == -EEXIST); i++) {
+        rc = addr_make(f, a);
+        if (rc < 0) return rc;
+        rc = ferry_listen(a->url, o, l);
+    }
+    if (rc < 0 && rc != -EPROTONOSUPPORT)
+        fprintf(stderr, "ferry_listen(%s): %s\n", a->url, ferry_strerror(rc));
+    return rc;
+}
+
+/* Make a channel of form f with options o (NULL: defaults; decided by the parent, which
+ * listens or makes the pair) and fork. Returns in both processes like fork(): 0 in the
+ * child. Listening forms: the child gets the address over the ctl pipe, then
+ * ferry_chan_open; the parent ferry_accept and closes its listener. */
+static pid_t conn_fork(conn *k, const form *f, const ferry_chan_opts *o)
+{
+    memset(k, 0, sizeof *k);
+    k->f = f;
+    k->base = fd_count();
+    k->maps = memfd_maps();
+    ctl_init(&k->c);
+    if (f->addr == ADDR_PAIR) {
+        ferry_chan *a = NULL, *b = NULL;
+        fdset_take(&k->before);
+        CHECK_EQ(f->pair(o, &a, &b), 0);
+        k->pid = fork_child();
+        if (k->pid == 0) {
+            ctl_child(&k->c);
+            ferry_chan_close(a);
+            k->ch = b;
+        } else {
+            leftovers_note_pid(k->pid);
+            ctl_parent(&k->c);
+            ferry_chan_close(b);
+            k->ch = a;
+        }
+        return k->pid;
+    }
+    k->pid = fork_child();
+    if (k->pid == 0) {
+        ctl_child(&k->c);
+        ctl_recv(&k->c, &k->a, sizeof k->a);
+        fdset_take(&k->before);
+        int rc = ferry_chan_open(k->a.url, NULL, &k->ch, T5S);
+        if (rc < 0) fprintf(stderr, "ferry_chan_open(%s): %s\n", k->a.url, ferry_strerror(rc));
+        CHECK_EQ(rc, 0);
+        return 0;
+    }
+    leftovers_note_pid(k->pid);
+    ctl_parent(&k->c);
+    ferry_listener *l = NULL;
+    CHECK_EQ(listen_fresh(f, o, &k->a, &l), 0);
+    ctl_send(&k->c, &k->a, sizeof k->a);
+    int rc = ferry_accept(l, &k->ch, T5S);
+    if (rc < 0) fprintf(stderr, "ferry_accept(%s): %s\n", k->a.url, ferry_strerror(rc));
+    CHECK_EQ(rc, 0);
+    ferry_listener_close(l);
+    return k->pid;
+}
+
+/* Child: close its end and ctl pipes, require no leak, exit 0. */
+static void conn_child_end(conn *k)
+{
+    ferry_chan_close(k->ch);
+    ctl_close(&k->c);
+    CHECK_EQ(fd_count(), k->base);
+    CHECK_EQ(memfd_maps(), k->maps);
+    child_exit();
+}
+
+/* Parent: close its end, reap the child (exit 0, or death by k->death_sig), close the
+ * ctl pipes; require no leak and nothing left in the temporary directory. */
+static void conn_parent_end(conn *k)
+{
+    ferry_chan_close(k->ch);
+    k->ch = NULL;
+    STAGE("parent: wait for the child");
+    if (!k->reaped && k->death_sig)
+        wait_signaled(k->pid, k->death_sig);
+    else if (!k->reaped)
+        wait_ok(k->pid);
+    ctl_close(&k->c);
+    CHECK_EQ(fd_count(), k->base);
+    CHECK_EQ(memfd_maps(), k->maps);
+    CHECK_EQ(tmpdir_entries(), 0);
+}
+
+/* The whole harness of a check: a channel of form f made with o, child(k) in the child
+ * and parent(k) in the parent, then the leak checks in both. Neither closes its end
+ * before both are done (ctl 'D', 'E'), so that no last check sees the peer gone. */
+static void run(const form *f, const ferry_chan_opts *o, void (*child)(conn *),
+                void (*parent)(conn *))
+{
+    conn k;
+    if (conn_fork(&k, f, o) == 0) {
+        child(&k);
+        ctl_put(&k.c, 'D');
+        ctl_expect(&k.c, 'E');
+        conn_child_end(&k);
+    }
+    parent(&k);
+    ctl_expect(&k.c, 'D');
+    ctl_put(&k.c, 'E');
+    conn_parent_end(&k);
+}
+
+/* ---------------------------------------------------------------- message helpers */
+
+static void send_typed(ferry_chan *ch, int64_t type, const char *s)
+{
+    send_fds(ch, type, s, NULL, 0);
+}
+
+/* recvmsg with filter and timeout; require type and payload s, no fds. */
+static void expect_typed(ferry_chan *ch, int64_t filter, int64_t timeout, int64_t type,
+                         const char *s)
+{
+    char buf[64];
+    ferry_msg m;
+    memset(&m, 0, sizeof m);
+    m.type = -77;
+    m.data = buf;
+    m.cap = sizeof buf;
+    ssize_t n = ferry_recvmsg(ch, &m, filter, timeout);
+    if (n < 0)
+        fprintf(stderr, "recvmsg filter %" PRId64 ": %s (want type %" PRId64 " \"%s\")\n", filter,
+                ferry_strerror((int)n), type, s);
+    CHECK_EQ(n, (ssize_t)strlen(s));
+    CHECK_EQ(m.len, strlen(s));
+    CHECK_EQ(m.type, type);
+    CHECK_EQ(m.nfds, 0);
+    CHECK(memcmp(buf, s, strlen(s)) == 0);
+}
+
+/* recvmsg with filter and timeout; require the error err. */
+static void expect_err(ferry_chan *ch, int64_t filter, int64_t timeout, int err)
+{
+    char buf[64];
+    ferry_msg m;
+    memset(&m, 0, sizeof m);
+    m.data = buf;
+    m.cap = sizeof buf;
+    ssize_t n = ferry_recvmsg(ch, &m, filter, timeout);
+    if (n != err)
+        fprintf(stderr, "recvmsg filter %" PRId64 ": %zd %s (want %s)\n", filter, n,
+                n < 0 ? ferry_strerror((int)n) : "", ferry_strerror(err));
+    CHECK_EQ(n, err);
+}
+
+/* Nothing is waiting: a FERRY_NOW receive is -EAGAIN. */
+static void expect_empty(ferry_chan *ch)
+{
+    expect_err(ch, 0, FERRY_NOW, -EAGAIN);
+}
+
+/* A receive with a deadline of bound ns: err after >= bound and < bound + 1 s. */
+static void expect_timeout(ferry_chan *ch, int64_t filter, int64_t bound)
+{
+    int64_t t0 = now_ns();
+    expect_err(ch, filter, bound, -ETIMEDOUT);
+    int64_t el = now_ns() - t0;
+    if (el < bound || el >= bound + SEC)
+        fprintf(stderr, "a %.0f ms receive took %.1f ms\n", bound / 1e6, el / 1e6);
+    CHECK(el >= bound);
+    CHECK(el < bound + SEC);
+}
+
+static void send_n(ferry_chan *ch, uint64_t seq, int64_t timeout, int expect)
+{
+    uint8_t buf[PAYLOAD];
+    fill_seq(buf, sizeof buf, seq);
+    int r = ferry_send(ch, buf, sizeof buf, timeout);
+    if (r != expect)
+        fprintf(stderr, "send of seq %" PRIu64 ": %s (want %s)\n", seq, ferry_strerror(r),
+                ferry_strerror(expect));
+    CHECK_EQ(r, expect);
+}
+
+static void recv_n(ferry_chan *ch, uint64_t seq, int64_t timeout)
+{
+    uint8_t buf[PAYLOAD + 64];
+    ssize_t n = ferry_recv(ch, buf, sizeof buf, timeout);
+    if (n != PAYLOAD)
+        fprintf(stderr, "recv of seq %" PRIu64 ": %zd (%s)\n", seq, n,
+                n < 0 ? ferry_strerror((int)n) : "length");
+    CHECK_EQ(n, PAYLOAD);
+    CHECK(check_seq(buf, PAYLOAD, seq));
+}
+
+static bool readable(int fd, int timeout_ms)
+{
+    struct pollfd p = {.fd = fd, .events = POLLIN};
+    int r;
+    while ((r = poll(&p, 1, timeout_ms)) < 0 && errno == EINTR) {
+    }
+    CHECK(r >= 0);
+    return r == 1 && (p.revents & (POLLIN | POLLHUP | POLLERR));
+}
+
+/* ---------------------------------------------------------------- order */
+
+#define ORDER_N    10000
+#define ORDER_SPAN 200 /* sizes 8..207 */
+
+static uint64_t order_bytes(void)
+{
+    uint64_t b = 0;
+    for (uint64_t s = 0; s < ORDER_N; s++) b += seq_len(s, ORDER_SPAN);
+    return b;
+}
+
+static void order_stats(ferry_chan *ch)
+{
+    ferry_stats st;
+    CHECK_EQ(ferry_chan_stats(ch, &st), 0);
+    CHECK_EQ(st.sent_msgs, ORDER_N);
+    CHECK_EQ(st.recv_msgs, ORDER_N);
+    CHECK_EQ(st.sent_bytes, order_bytes());
+    CHECK_EQ(st.recv_bytes, order_bytes());
+}
+
+static void order_child(conn *k)
+{
+    STAGE("order: child sends");
+    for (uint64_t s = 0; s < ORDER_N; s++) send_seq_span(k->ch, s, ORDER_SPAN);
+    STAGE("order: child receives");
+    for (uint64_t s = 0; s < ORDER_N; s++) recv_seq_span(k->ch, s, ORDER_SPAN, T5S);
+    expect_empty(k->ch);
+    order_stats(k->ch);
+}
+
+static void order_parent(conn *k)
+{
+    CHECK(ferry_chan_max_msg(k->ch) >= 8 + ORDER_SPAN);
+    STAGE("order: parent receives");
+    for (uint64_t s = 0; s < ORDER_N; s++) recv_seq_span(k->ch, s, ORDER_SPAN, T5S);
+    expect_empty(k->ch);
+    STAGE("order: parent sends");
+    for (uint64_t s = 0; s < ORDER_N; s++) send_seq_span(k->ch, s, ORDER_SPAN);
+    /* the child checks its side and its counters before it exits 0 */
+}
+
+static void check_order(const form *f)
+{
+    begin("order");
+    run(f, NULL, order_child, order_parent);
+    ok(f, "order: %d messages each way, in order, intact, exact counters", ORDER_N);
+}
+
+/* ---------------------------------------------------------------- sizes */
+
+/* Send 0, 1 and max bytes, try max + 1 (send and sendmsg), then a 3-byte marker. */
+static void sizes_send(ferry_chan *ch, size_t max, uint8_t *buf)
+{
+    CHECK_EQ(ferry_send(ch, NULL, 0, T5S), 0);
+    fill_seq(buf, 1, 1001);
+    CHECK_EQ(ferry_send(ch, buf, 1, T5S), 0);
+    fill_seq(buf, max, 1002);
+    CHECK_EQ(ferry_send(ch, buf, max, T5S), 0);
+    fill_seq(buf, max + 1, 1003);
+    CHECK_EQ(ferry_send(ch, buf, max + 1, T5S), -EMSGSIZE);
+    ferry_msg m;
+    memset(&m, 0, sizeof m);
+    m.type = 4;
+    m.data = buf;
+    m.len = max + 1;
+    CHECK_EQ(ferry_sendmsg(ch, &m, FERRY_NOW), -EMSGSIZE);
+    fill_seq(buf, 3, 1004);
+    CHECK_EQ(ferry_send(ch, buf, 3, T5S), 0);
+}
+
+static void sizes_recv(ferry_chan *ch, size_t max, uint8_t *buf)
+{
+    CHECK_EQ(ferry_recv(ch, NULL, 0, T5S), 0);
+    CHECK_EQ(ferry_recv(ch, buf, max, T5S), 1);
+    CHECK(check_seq(buf, 1, 1001));
+    /* one byte short: refused, and it stays queued */
+    CHECK_EQ(ferry_recv(ch, buf, max - 1, T5S), -EMSGSIZE);
+    ferry_msg m;
+    memset(&m, 0, sizeof m);
+    m.data = buf;
+    m.cap = max - 1;
+    CHECK_EQ(ferry_recvmsg(ch, &m, 0, T5S), -EMSGSIZE);
+    CHECK_EQ(m.len, max);
+    memset(buf, 0, max);
+    CHECK_EQ(ferry_recv(ch, buf, max, T5S), (ssize_t)max);
+    CHECK(check_seq(buf, max, 1002));
+    /* next comes the marker: max + 1 sent nothing */
+    CHECK_EQ(ferry_recv(ch, buf, max, T5S), 3);
+    CHECK(check_seq(buf, 3, 1004));
+    expect_empty(ch);
+}
+
+static void sizes_child(conn *k)
+{
+    STAGE("sizes: child");
+    size_t max = (size_t)ctl_get_u64(&k->c);
+    CHECK_EQ(ferry_chan_max_msg(k->ch), max);
+    uint8_t *buf = malloc(max + 1);
+    CHECK(buf != NULL);
+    sizes_recv(k->ch, max, buf);
+    sizes_send(k->ch, max, buf);
+    free(buf);
+}
+
+static size_t sizes_max;
+
+static void sizes_parent(conn *k)
+{
+    STAGE("sizes: parent");
+    size_t max = ferry_chan_max_msg(k->ch);
+    CHECK(max >= 1 && max <= FERRY_MAX_MSG_LIMIT);
+    ctl_put_u64(&k->c, max);
+    uint8_t *buf = malloc(max + 1);
+    CHECK(buf != NULL);
+    sizes_send(k->ch, max, buf);
+    sizes_recv(k->ch, max, buf);
+    free(buf);
+    sizes_max = max;
+}
+
+static void check_sizes(const form *f)
+{
+    begin("sizes");
+    run(f, NULL, sizes_child, sizes_parent);
+    ok(f,
+       "sizes: 0, 1, max (%zu) both ways; max + 1 -EMSGSIZE, nothing sent; short buffer "
+       "-EMSGSIZE, message kept",
+       sizes_max);
+}
+
+/* ---------------------------------------------------------------- types */
+
+#define BIG_TYPE ((int64_t)1 << 40)
+
+static void types_child(conn *k)
+{
+    ferry_chan *ch = k->ch;
+    STAGE("types: child");
+    send_typed(ch, 5, "m0");
+    send_typed(ch, 3, "m1");
+    send_typed(ch, 7, "m2");
+    send_typed(ch, 3, "m3");
+    send_typed(ch, 1, "m4");
+    ctl_put(&k->c, 's');
+
+    ctl_expect(&k->c, 't');
+    send_typed(ch, 1, "a");
+    send_typed(ch, 0, "z");
+    send_typed(ch, BIG_TYPE, "big");
+    send_typed(ch, 2, "b1");
+    send_typed(ch, 2, "b2");
+    send_typed(ch, 2, "b3");
+    ferry_msg m;
+    memset(&m, 0, sizeof m);
+    m.type = -1;
+    CHECK_EQ(ferry_sendmsg(ch, &m, T5S), -EINVAL);
+    m.type = INT64_MIN;
+    CHECK_EQ(ferry_sendmsg(ch, &m, T5S), -EINVAL);
+    ctl_put(&k->c, 'u');
+
+    STAGE("types: child, waiting filter");
+    ctl_expect(&k->c, 'w');
+    sleep_ms(50);
+    send_typed(ch, 1, "one-a");
+    send_typed(ch, 1, "one-b");
+    send_typed(ch, 1, "one-c");
+    sleep_ms(100);
+    send_typed(ch, 2, "two");
+}
+
+static void types_parent(conn *k)
+{
+    ferry_chan *ch = k->ch;
+    STAGE("types: parent, filters");
+    ctl_expect(&k->c, 's'); /* sent: 5 m0, 3 m1, 7 m2, 3 m3, 1 m4 */
+    expect_typed(ch, 3, T5S, 3, "m1");
+    expect_typed(ch, -4, T5S, 1, "m4");
+    expect_typed(ch, -4, T5S, 3, "m3");
+    expect_err(ch, 9, FERRY_NOW, -EAGAIN);
+    expect_err(ch, -2, FERRY_NOW, -EAGAIN);
+    expect_timeout(ch, 6, 50 * MS);
+    char small[1];
+    ferry_msg m;
+    memset(&m, 0, sizeof m);
+    m.data = small;
+    m.cap = sizeof small;
+    CHECK_EQ(ferry_recvmsg(ch, &m, 7, T5S), -EMSGSIZE);
+    CHECK_EQ(m.len, 2);
+    expect_typed(ch, 0, T5S, 5, "m0"); /* passed over, still first */
+    expect_typed(ch, 0, T5S, 7, "m2"); /* kept after -EMSGSIZE */
+    expect_empty(ch);
+
+    STAGE("types: parent, type 0 and big types");
+    ctl_put(&k->c, 't');
+    ctl_expect(&k->c, 'u'); /* sent: 1 a, 0 z, 2^40 big, 2 b1, 2 b2, 2 b3 */
+    expect_typed(ch, -1, T5S, 0, "z");
+    expect_typed(ch, -1, T5S, 1, "a");
+    expect_typed(ch, BIG_TYPE, T5S, BIG_TYPE, "big");
+    expect_typed(ch, 2, T5S, 2, "b1");
+    expect_typed(ch, 0, T5S, 2, "b2");
+    expect_typed(ch, -2, T5S, 2, "b3");
+    expect_empty(ch); /* the -EINVAL sends sent nothing */
+    memset(&m, 0, sizeof m);
+    CHECK_EQ(ferry_recvmsg(ch, &m, INT64_MIN, FERRY_NOW), -EINVAL);
+
+    STAGE("types: parent, waiting filter");
+    int64_t t0 = now_ns();
+    ctl_put(&k->c, 'w');
+    expect_typed(ch, 2, FERRY_FOREVER, 2, "two");
+    CHECK(now_ns() - t0 >= 150 * MS);
+    expect_typed(ch, 1, T5S, 1, "one-a");
+    expect_typed(ch, 0, T5S, 1, "one-b");
+    expect_typed(ch, -1, T5S, 1, "one-c");
+    expect_empty(ch);
+}
+
+static void check_types(const form *f)
+{
+    begin("types");
+    run(f, NULL, types_child, types_parent);
+    ok(f, "types: filters 0, >0, <0 (type 0 and 2^40 too), passed-over messages kept in order, "
+          "a waiting filter satisfied later, -EINVAL for type < 0 and filter INT64_MIN");
+}
+
+/* ---------------------------------------------------------------- timeouts */
+
+static void timeouts_child(conn *k)
+{
+    STAGE("timeouts: child");
+    ctl_expect(&k->c, 'f');
+    sleep_ms(100);
+    CHECK_EQ(ferry_send(k->ch, "late", 4, T5S), 0);
+    ctl_expect(&k->c, 'g');
+    sleep_ms(100);
+    CHECK_EQ(ferry_send(k->ch, "later", 5, T5S), 0);
+    char buf[16];
+    CHECK_EQ(ferry_recv(k->ch, buf, sizeof buf, T5S), 3);
+    CHECK(memcmp(buf, "now", 3) == 0);
+}
+
+static void timeouts_parent(conn *k)
+{
+    ferry_chan *ch = k->ch;
+    char buf[16];
+    STAGE("timeouts: FERRY_NOW");
+    int64_t t0 = now_ns();
+    CHECK_EQ(ferry_recv(ch, buf, sizeof buf, FERRY_NOW), -EAGAIN);
+    CHECK(now_ns() - t0 < 100 * MS);
+    STAGE("timeouts: bounded");
+    expect_timeout(ch, 0, 100 * MS);
+    expect_timeout(ch, 5, 100 * MS);
+    STAGE("timeouts: FERRY_FOREVER, satisfied later");
+    t0 = now_ns();
+    ctl_put(&k->c, 'f');
+    CHECK_EQ(ferry_recv(ch, buf, sizeof buf, FERRY_FOREVER), 4);
+    CHECK(memcmp(buf, "late", 4) == 0);
+    CHECK(now_ns() - t0 >= 100 * MS);
+    STAGE("timeouts: 5 s, satisfied later");
+    t0 = now_ns();
+    ctl_put(&k->c, 'g');
+    CHECK_EQ(ferry_recv(ch, buf, sizeof buf, T5S), 5);
+    CHECK(memcmp(buf, "later", 5) == 0);
+    int64_t el = now_ns() - t0;
+    CHECK(el >= 100 * MS && el < T5S);
+    CHECK_EQ(ferry_send(ch, "now", 3, FERRY_NOW), 0);
+}
+
+static void check_timeouts(const form *f)
+{
+    begin("timeouts");
+    run(f, NULL, timeouts_child, timeouts_parent);
+    ok(f, "timeouts: FERRY_NOW -EAGAIN at once; 100 ms -ETIMEDOUT in [100 ms, 1.1 s); "
+          "FERRY_FOREVER and 5 s satisfied by a later send");
+}
+
+/* ---------------------------------------------------------------- capacity */
+
+/* capacity 4: the parent sends, the child takes when told. */
+static void cap_n_child(conn *k)
+{
+    STAGE("capacity N: child");
+    ctl_expect(&k->c, '1');
+    recv_n(k->ch, 0, T5S);
+    ctl_put(&k->c, 'a');
+    ctl_expect(&k->c, '2');
+    sleep_ms(100);
+    recv_n(k->ch, 1, T5S);
+    ctl_expect(&k->c, '3');
+    for (uint64_t s = 2; s <= 5; s++) recv_n(k->ch, s, T5S);
+    expect_empty(k->ch);
+}
+
+static void cap_n_parent(conn *k)
+{
+    ferry_chan *ch = k->ch;
+    STAGE("capacity N: parent");
+    for (uint64_t s = 0; s < 4; s++) send_n(ch, s, FERRY_NOW, 0);
+    send_n(ch, 4, FERRY_NOW, -EAGAIN);
+    int64_t t0 = now_ns();
+    send_n(ch, 4, 50 * MS, -ETIMEDOUT);
+    int64_t el = now_ns() - t0;
+    CHECK(el >= 50 * MS && el < 50 * MS + SEC);
+    ctl_put(&k->c, '1');
+    ctl_expect(&k->c, 'a'); /* the child took seq 0: room for one */
+    send_n(ch, 4, FERRY_NOW, 0);
+    send_n(ch, 5, FERRY_NOW, -EAGAIN);
+    t0 = now_ns();
+    ctl_put(&k->c, '2'); /* the child takes seq 1 in 100 ms */
+    send_n(ch, 5, T5S, 0);
+    CHECK(now_ns() - t0 >= 100 * MS);
+    ctl_put(&k->c, '3');
+    ferry_stats st;
+    CHECK_EQ(ferry_chan_stats(ch, &st), 0);
+    CHECK_EQ(st.sent_msgs, 6);
+    CHECK_EQ(st.drops, 0);
+}
+
+/* capacity 0: a rendezvous. */
+static void cap_zero_child(conn *k)
+{
+    STAGE("capacity 0: child");
+    ctl_expect(&k->c, '1');
+    sleep_ms(200);
+    recv_n(k->ch, 0, T5S);
+    ctl_expect(&k->c, '2');
+    expect_empty(k->ch); /* the two withdrawn messages never arrive */
+    ctl_put(&k->c, 'b');
+    recv_n(k->ch, 3, T5S);
+    expect_empty(k->ch);
+}
+
+static void cap_zero_parent(conn *k)
+{
+    ferry_chan *ch = k->ch;
+    STAGE("capacity 0: parent");
+    int64_t t0 = now_ns();
+    ctl_put(&k->c, '1');
+    send_n(ch, 0, T5S, 0); /* returns once taken, 200 ms later */
+    CHECK(now_ns() - t0 >= 200 * MS);
+    send_n(ch, 1, FERRY_NOW, -EAGAIN);
+    t0 = now_ns();
+    send_n(ch, 2, 50 * MS, -ETIMEDOUT);
+    int64_t el = now_ns() - t0;
+    CHECK(el >= 50 * MS && el < 50 * MS + SEC);
+    ctl_put(&k->c, '2');
+    ctl_expect(&k->c, 'b');
+    send_n(ch, 3, T5S, 0);
+    ferry_stats st;
+    CHECK_EQ(ferry_chan_stats(ch, &st), 0);
+    CHECK_EQ(st.drops, 2);
+}
+
+/* FERRY_CAP_RING: fill with FERRY_NOW sends until the buffer is full. */
+#define RING_MAX_SENDS (1u << 20)
+
+static void cap_ring_child(conn *k)
+{
+    STAGE("capacity ring: child");
+    uint64_t n = ctl_get_u64(&k->c);
+    for (uint64_t s = 0; s < n; s++) recv_n(k->ch, s, T5S);
+    expect_empty(k->ch);
+    ctl_put(&k->c, 'd');
+    recv_n(k->ch, n, T5S);
+    expect_empty(k->ch);
+}
+
+static uint64_t ring_filled;
+
+static void cap_ring_parent(conn *k)
+{
+    ferry_chan *ch = k->ch;
+    STAGE("capacity ring: parent");
+    uint64_t s = 0;
+    uint8_t buf[PAYLOAD];
+    for (; s < RING_MAX_SENDS; s++) {
+        fill_seq(buf, sizeof buf, s);
+        int r = ferry_send(ch, buf, sizeof buf, FERRY_NOW);
+        if (r == -EAGAIN) break;
+        CHECK_EQ(r, 0);
+    }
+    CHECK(s >= 1 && s < RING_MAX_SENDS);
+    int64_t t0 = now_ns();
+    send_n(ch, s, 20 * MS, -ETIMEDOUT);
+    CHECK(now_ns() - t0 >= 20 * MS);
+    ctl_put_u64(&k->c, s);
+    ctl_expect(&k->c, 'd'); /* drained: a send works again */
+    send_n(ch, s, FERRY_NOW, 0);
+    ring_filled = s;
+}
+
+/* FERRY_UNBOUNDED: sends never block. */
+#define UNBOUNDED_N 2000
+
+static void cap_unbounded_child(conn *k)
+{
+    STAGE("capacity unbounded: child");
+    uint64_t n = ctl_get_u64(&k->c);
+    CHECK_EQ(n, UNBOUNDED_N);
+    for (uint64_t s = 0; s < n; s++) recv_n(k->ch, s, T5S);
+    expect_empty(k->ch);
+}
+
+static void cap_unbounded_parent(conn *k)
+{
+    STAGE("capacity unbounded: parent");
+    for (uint64_t s = 0; s < UNBOUNDED_N; s++) send_n(k->ch, s, FERRY_NOW, 0);
+    ctl_put_u64(&k->c, UNBOUNDED_N);
+}
+
+/* A capacity mode the transport does not have: refused where the shape is decided. */
+static void cap_refused(const form *f, uint32_t capacity, const char *what)
+{
+    begin("capacity: refused mode");
+    int base = fd_count();
+    ferry_chan_opts o;
+    ferry_chan_opts_init(&o);
+    o.capacity = capacity;
+    int rc;
+    if (f->addr == ADDR_PAIR) {
+        ferry_chan *a = NULL, *b = NULL;
+        rc = f->pair(&o, &a, &b);
+    } else {
+        ferry_listener *l = NULL;
+        addr a;
+        rc = listen_fresh(f, &o, &a, &l);
+        if (rc == 0) ferry_listener_close(l);
+    }
+    if (rc != -EOPNOTSUPP) fprintf(stderr, "capacity %s: %s\n", what, ferry_strerror(rc));
+    CHECK_EQ(rc, -EOPNOTSUPP);
+    CHECK_EQ(fd_count(), base);
+    CHECK_EQ(tmpdir_entries(), 0);
+}
+
+static void check_capacity(const form *f)
+{
+    ferry_chan_opts o;
+    ferry_chan_opts_init(&o);
+    if (f->capmodes & CAPM_N) {
+        begin("capacity N");
+        o.capacity = 4;
+        run(f, &o, cap_n_child, cap_n_parent);
+        ok(f, "capacity 4: 5th FERRY_NOW send -EAGAIN, 50 ms -ETIMEDOUT, blocked send freed by a "
+              "receive");
+    } else {
+        cap_refused(f, 4, "4");
+        ok(f, "capacity 4: -EOPNOTSUPP (not on this transport)");
+    }
+    if (f->capmodes & CAPM_ZERO) {
+        begin("capacity 0");
+        o.capacity = 0;
+        run(f, &o, cap_zero_child, cap_zero_parent);
+        ok(f, "capacity 0: a send returns once taken; untaken sends withdrawn, never delivered, "
+              "counted as drops");
+    } else {
+        cap_refused(f, 0, "0");
+        ok(f, "capacity 0: -EOPNOTSUPP (not on this transport)");
+    }
+    if (f->capmodes & CAPM_RING) {
+        begin("capacity ring");
+        o.capacity = FERRY_CAP_RING;
+        o.ring_bytes = 4096;
+        run(f, &o, cap_ring_child, cap_ring_parent);
+        ok(f,
+           "capacity ring: %" PRIu64 " FERRY_NOW sends of %d bytes, then -EAGAIN; all arrive "
+           "in order; after the drain a send works",
+           ring_filled, PAYLOAD);
+    } else {
+        cap_refused(f, FERRY_CAP_RING, "FERRY_CAP_RING");
+        ok(f, "capacity ring: -EOPNOTSUPP (not on this transport)");
+    }
+    if (f->capmodes & CAPM_UNBOUNDED) {
+        begin("capacity unbounded");
+        o.capacity = FERRY_UNBOUNDED;
+        o.ring_bytes = 4096;
+        o.mem_cap = 1 << 20;
+        run(f, &o, cap_unbounded_child, cap_unbounded_parent);
+        ok(f, "capacity unbounded: %d FERRY_NOW sends nobody receives all succeed, all arrive",
+           UNBOUNDED_N);
+    } else {
+        cap_refused(f, FERRY_UNBOUNDED, "FERRY_UNBOUNDED");
+        ok(f, "capacity unbounded: -EOPNOTSUPP (not on this transport)");
+    }
+}
+
+/* ---------------------------------------------------------------- fds */
+
+static const char FD_TEXT[] = "fd-content";
+
+static void fds_child(conn *k)
+{
+    STAGE("fds: child");
+    int c0 = fd_count();
+    char buf[64];
+    ferry_msg m;
+    memset(&m, 0, sizeof m);
+    m.data = buf;
+    m.cap = sizeof buf;
+    if (!k->f->fds) {
+        CHECK_EQ(ferry_recvmsg(k->ch, &m, 0, T5S), 6); /* the marker, nothing before it */
+        CHECK(memcmp(buf, "marker", 6) == 0);
+        CHECK_EQ(m.nfds, 0);
+        expect_empty(k->ch);
+        CHECK_EQ(fd_count(), c0);
+        return;
+    }
+    CHECK_EQ(ferry_recvmsg(k->ch, &m, 0, T5S), 7);
+    CHECK(memcmp(buf, "two fds", 7) == 0);
+    CHECK_EQ(m.type, 9);
+    CHECK_EQ(m.nfds, 2);
+    CHECK(m.fds[0] != m.fds[1]);
+    CHECK(fd_is_cloexec(m.fds[0]) && fd_is_cloexec(m.fds[1]));
+    char got[sizeof FD_TEXT];
+    CHECK_EQ(pread(m.fds[0], got, sizeof got, 0), (ssize_t)sizeof FD_TEXT - 1);
+    CHECK(memcmp(got, FD_TEXT, sizeof FD_TEXT - 1) == 0);
+    CHECK_EQ(write(m.fds[1], "ok", 2), 2);
+    close(m.fds[0]);
+    close(m.fds[1]);
+    CHECK_EQ(fd_count(), c0);
+    /* ferry_recv closes the fds riding on what it takes */
+    CHECK_EQ(ferry_recv(k->ch, buf, sizeof buf, T5S), 7);
+    CHECK(memcmp(buf, "dropped", 7) == 0);
+    CHECK_EQ(fd_count(), c0);
+    ctl_put(&k->c, 'c');
+}
+
+static void fds_parent(conn *k)
+{
+    STAGE("fds: parent");
+    int p[2];
+    CHECK_EQ(pipe2(p, O_CLOEXEC), 0);
+    ferry_msg m;
+    memset(&m, 0, sizeof m);
+    m.type = 9;
+    m.nfds = 17;
+    for (int i = 0; i < FERRY_MAX_FDS; i++) m.fds[i] = p[1];
+    CHECK_EQ(ferry_sendmsg(k->ch, &m, T5S), -EINVAL);
+    if (!k->f->fds) {
+        m.data = (void *)"with fd";
+        m.len = 7;
+        m.nfds = 1;
+        CHECK_EQ(ferry_sendmsg(k->ch, &m, T5S), -EOPNOTSUPP);
+        send_typed(k->ch, 9, "marker");
+        close(p[0]);
+        close(p[1]);
+        return;
+    }
+    int mfd = memfd_create("conformance", MFD_CLOEXEC);
+    CHECK(mfd >= 0);
+    CHECK_EQ(write(mfd, FD_TEXT, sizeof FD_TEXT - 1), (ssize_t)sizeof FD_TEXT - 1);
+    int two[2] = {mfd, p[1]};
+    send_fds(k->ch, 9, "two fds", two, 2);
+    CHECK(fd_is_open(mfd) && fd_is_open(p[1])); /* the sender keeps its own */
+    CHECK(readable(p[0], 5000));
+    char buf[4];
+    CHECK_EQ(read(p[0], buf, sizeof buf), 2); /* written by the child through its copy */
+    CHECK(memcmp(buf, "ok", 2) == 0);
+    send_fds(k->ch, 10, "dropped", &p[1], 1);
+    ctl_expect(&k->c, 'c');
+    close(p[1]); /* the last write end: the child's copies are all closed */
+    CHECK(readable(p[0], 5000));
+    CHECK_EQ(read(p[0], buf, sizeof buf), 0);
+    close(p[0]);
+    close(mfd);
+}
+
+static void check_fds(const form *f)
+{
+    begin("fds");
+    run(f, NULL, fds_child, fds_parent);
+    if (f->fds)
+        ok(f, "fds: a memfd and a pipe end arrive working and FD_CLOEXEC, the sender keeps its "
+              "own, ferry_recv closes them; 17 fds -EINVAL");
+    else
+        ok(f, "fds: a send with an fd -EOPNOTSUPP, nothing sent; 17 fds -EINVAL");
+}
+
+/* ---------------------------------------------------------------- credentials */
+
+static void creds_expect(const conn *k, pid_t peer)
+{
+    ferry_cred c;
+    memset(&c, 0, sizeof c);
+    CHECK_EQ(ferry_chan_peer(k->ch, NULL), -EINVAL);
+    if (!k->f->creds) {
+        CHECK_EQ(ferry_chan_peer(k->ch, &c), -EOPNOTSUPP);
+        return;
+    }
+    CHECK_EQ(ferry_chan_peer(k->ch, &c), 0);
+    CHECK_EQ(c.pid, peer);
+    CHECK_EQ(c.uid, getuid());
+    CHECK_EQ(c.gid, getgid());
+}
+
+static void creds_child(conn *k)
+{
+    STAGE("credentials: child");
+    creds_expect(k, getppid());
+}
+
+static void creds_parent(conn *k)
+{
+    STAGE("credentials: parent");
+    creds_expect(k, k->pid);
+}
+
+static void check_creds(const form *f)
+{
+    begin("credentials");
+    run(f, NULL, creds_child, creds_parent);
+    ok(f, f->creds ? "credentials: each end knows the other's uid, gid and pid"
+                   : "credentials: ferry_chan_peer -EOPNOTSUPP at both ends");
+}
+
+/* ---------------------------------------------------------------- pollable fd */
+
+static void poll_child(conn *k)
+{
+    STAGE("pollable: child");
+    if (!k->f->pollable) {
+        CHECK_EQ(ferry_chan_fd(k->ch), -EOPNOTSUPP);
+        return;
+    }
+    ctl_expect(&k->c, 'p');
+    CHECK_EQ(ferry_send(k->ch, "x", 1, T5S), 0);
+    CHECK_EQ(ferry_send(k->ch, "y", 1, T5S), 0);
+    ctl_put(&k->c, 's');
+    ctl_expect(&k->c, 'q');
+    ferry_chan_close(k->ch); /* the parent sees the peer gone */
+    k->ch = NULL;
+}
+
+static void poll_parent(conn *k)
+{
+    STAGE("pollable: parent");
+    if (!k->f->pollable) {
+        CHECK_EQ(ferry_chan_fd(k->ch), -EOPNOTSUPP);
+        return;
+    }
+    int fd = ferry_chan_fd(k->ch);
+    CHECK(fd >= 0);
+    CHECK_EQ(ferry_chan_fd(k->ch), fd);
+    CHECK(fd_is_cloexec(fd));
+    CHECK(!readable(fd, 0));
+    ctl_put(&k->c, 'p');
+    CHECK(readable(fd, 5000));
+    ctl_expect(&k->c, 's'); /* both sent */
+    CHECK(readable(fd, 0)); /* level-triggered: still readable until taken */
+    char buf[8];
+    CHECK_EQ(ferry_recv(k->ch, buf, sizeof buf, FERRY_NOW), 1);
+    CHECK_EQ(buf[0], 'x');
+    CHECK(readable(fd, 0)); /* "y" waits (even if read ahead from the kernel) */
+    CHECK_EQ(ferry_recv(k->ch, buf, sizeof buf, FERRY_NOW), 1);
+    CHECK_EQ(buf[0], 'y');
+    CHECK(!readable(fd, 0));
+    ctl_put(&k->c, 'q');
+    if (k->f->death) {
+        CHECK(readable(fd, 5000));
+        CHECK_EQ(ferry_recv(k->ch, buf, sizeof buf, FERRY_NOW), -EPIPE);
+    }
+}
+
+static void check_poll(const form *f)
+{
+    begin("pollable");
+    run(f, NULL, poll_child, poll_parent);
+    if (!f->pollable)
+        ok(f, "pollable fd: ferry_chan_fd -EOPNOTSUPP");
+    else
+        ok(f, "pollable fd: readable exactly while a message waits%s",
+           f->death ? ", and once the peer has closed" : "");
+}
+
+/* ---------------------------------------------------------------- zero copy */
+
+static void zc_child(conn *k)
+{
+    STAGE("zero copy: child");
+    void *p = NULL;
+    if (!k->f->zerocopy) {
+        CHECK_EQ(ferry_loan(k->ch, 64, &p, T5S), -EOPNOTSUPP);
+        return;
+    }
+    CHECK_EQ(ferry_loan(k->ch, 64, &p, T5S), 0);
+    CHECK(p != NULL);
+    fill_seq(p, 64, 77);
+    CHECK_EQ(ferry_commit(k->ch, 7, 64), 0);
+}
+
+static void zc_parent(conn *k)
+{
+    STAGE("zero copy: parent");
+    ferry_msg m;
+    memset(&m, 0, sizeof m);
+    if (!k->f->zerocopy) {
+        void *p = NULL;
+        CHECK_EQ(ferry_loan(k->ch, 64, &p, T5S), -EOPNOTSUPP);
+        CHECK_EQ(ferry_peek(k->ch, 0, &m, FERRY_NOW), -EOPNOTSUPP);
+        CHECK_EQ(ferry_release(k->ch), -EOPNOTSUPP);
+        return;
+    }
+    CHECK_EQ(ferry_peek(k->ch, 7, &m, T5S), 0);
+    CHECK_EQ(m.type, 7);
+    CHECK_EQ(m.len, 64);
+    CHECK(check_seq(m.data, 64, 77));
+    CHECK_EQ(ferry_release(k->ch), 0);
+    CHECK_EQ(ferry_release(k->ch), -EINVAL);
+    expect_empty(k->ch);
+}
+
+static void check_zerocopy(const form *f)
+{
+    begin("zero copy");
+    run(f, NULL, zc_child, zc_parent);
+    ok(f, f->zerocopy ? "zero copy: loan + commit, peek + release"
+                      : "zero copy: loan, peek, release -EOPNOTSUPP");
+}
+
+/* ---------------------------------------------------------------- peer death */
+
+#define DEATH_N    8 /* fits a queue of the kernel's default depth */
+#define DEATH_SPAN 56
+
+static void death_buffered_child(conn *k)
+{
+    STAGE("death: child sends, then SIGKILL");
+    for (uint64_t s = 0; s < DEATH_N; s++) send_seq_span(k->ch, s, DEATH_SPAN);
+    raise(SIGKILL);
+}
+
+static void death_buffered_parent(conn *k)
+{
+    STAGE("death: parent drains");
+    k->death_sig = SIGKILL;
+    wait_signaled(k->pid, SIGKILL); /* everything is sent and the sender is dead */
+    k->reaped = true;
+    for (uint64_t s = 0; s < DEATH_N; s++) recv_seq_span(k->ch, s, DEATH_SPAN, T5S);
+    char buf[128];
+    if (!k->f->death) {
+        CHECK_EQ(ferry_recv(k->ch, buf, sizeof buf, FERRY_NOW), -EAGAIN);
+        expect_timeout(k->ch, 0, 100 * MS);
+        return;
+    }
+    CHECK_EQ(ferry_recv(k->ch, buf, sizeof buf, T5S), -EPIPE);
+    CHECK_EQ(ferry_recv(k->ch, buf, sizeof buf, FERRY_NOW), -EPIPE);
+    CHECK_EQ(ferry_recv(k->ch, buf, sizeof buf, FERRY_FOREVER), -EPIPE);
+    expect_err(k->ch, 3, T5S, -EPIPE);
+    CHECK_EQ(ferry_send(k->ch, "x", 1, T5S), -EPIPE);
+    CHECK_EQ(ferry_send(k->ch, "x", 1, FERRY_NOW), -EPIPE);
+}
+
+struct killer {
+    pid_t pid;
+    int64_t t_kill;
+};
+
+static void *killer_main(void *p)
+{
+    struct killer *kl = p;
+    sleep_ms(100);
+    kl->t_kill = now_ns();
+    kill(kl->pid, SIGKILL);
+    return NULL;
+}
+
+static void death_sleep_child(conn *k)
+{
+    ctl_put(&k->c, 'r');
+    for (;;) pause(); /* until killed (or the watchdog) */
+}
+
+static double blocked_ms, send_ms;
+
+static void death_blocked_parent(conn *k)
+{
+    STAGE("death: a blocked receive");
+    k->death_sig = SIGKILL;
+    ctl_expect(&k->c, 'r');
+    struct killer kl = {k->pid, 0};
+    pthread_t t;
+    CHECK_EQ(pthread_create(&t, NULL, killer_main, &kl), 0);
+    char buf[16];
+    ssize_t r = ferry_recv(k->ch, buf, sizeof buf, FERRY_FOREVER);
+    int64_t t_ret = now_ns();
+    CHECK_EQ(pthread_join(t, NULL), 0);
+    blocked_ms = (double)(t_ret - kl.t_kill) / 1e6;
+    printf("      blocked receive: %s %.2f ms after the kill\n", ferry_strerror((int)r),
+           blocked_ms);
+    CHECK_EQ(r, -EPIPE);
+    CHECK(kl.t_kill > 0 && t_ret > kl.t_kill);
+    CHECK(t_ret - kl.t_kill < 150 * MS);
+}
+
+static void death_send_parent(conn *k)
+{
+    STAGE("death: sends after the kill");
+    k->death_sig = SIGKILL;
+    ctl_expect(&k->c, 'r');
+    int64_t t_kill = now_ns();
+    kill(k->pid, SIGKILL);
+    int r = 0, sends = 0;
+    while (now_ns() - t_kill < 2 * SEC) {
+        r = ferry_send(k->ch, "ping", 4, FERRY_NOW);
+        sends++;
+        if (r == -EPIPE) break;
+        CHECK(r == 0 || r == -EAGAIN);
+        sleep_ms(1);
+    }
+    int64_t t_ret = now_ns();
+    send_ms = (double)(t_ret - t_kill) / 1e6;
+    printf("      send after the kill: %s %.2f ms after the kill (%d sends)\n", ferry_strerror(r),
+           send_ms, sends);
+    CHECK_EQ(r, -EPIPE);
+    CHECK(t_ret - t_kill < 150 * MS);
+    CHECK_EQ(ferry_send(k->ch, "ping", 4, T5S), -EPIPE);
+}
+
+/* A check whose child is killed: no end-of-check handshake with it. */
+static void run_death(const form *f, void (*child)(conn *), void (*parent)(conn *))
+{
+    conn k;
+    if (conn_fork(&k, f, NULL) == 0) {
+        child(&k); /* never returns: killed */
+        conn_child_end(&k);
+    }
+    parent(&k);
+    conn_parent_end(&k);
+}
+
+static void check_death(const form *f)
+{
+    begin("death: buffered");
+    run_death(f, death_buffered_child, death_buffered_parent);
+    if (!f->death) {
+        ok(f,
+           "peer death: the %d messages sent before kill -9 arrive; then -EAGAIN / "
+           "-ETIMEDOUT",
+           DEATH_N);
+        skip(f, "peer death -EPIPE", f->note);
+        return;
+    }
+    ok(f,
+       "peer death: the %d messages sent before kill -9 arrive, then -EPIPE on every "
+       "receive and send",
+       DEATH_N);
+    begin("death: blocked receive");
+    run_death(f, death_sleep_child, death_blocked_parent);
+    ok(f, "peer death: a blocked FERRY_FOREVER receive -EPIPE %.2f ms after kill -9 (< 150)",
+       blocked_ms);
+    begin("death: send");
+    run_death(f, death_sleep_child, death_send_parent);
+    ok(f, "peer death: a sender sees -EPIPE %.2f ms after kill -9 (< 150), no SIGPIPE", send_ms);
+}
+
+/* ---------------------------------------------------------------- garbage */
+
+/* After -EBADMSG the channel stays closed: every call is -EBADMSG or -EPIPE. */
+static void expect_closed(ferry_chan *ch)
+{
+    char buf[64];
+    ferry_msg m;
+    for (int round = 0; round < 2; round++) {
+        ssize_t r[6];
+        r[0] = ferry_recv(ch, buf, sizeof buf, FERRY_NOW);
+        r[1] = ferry_recv(ch, buf, sizeof buf, 100 * MS);
+        r[2] = ferry_recv(ch, buf, sizeof buf, FERRY_FOREVER);
+        memset(&m, 0, sizeof m);
+        m.data = buf;
+        m.cap = sizeof buf;
+        r[3] = ferry_recvmsg(ch, &m, 3, T5S);
+        r[4] = ferry_send(ch, "after", 5, T5S);
+        memset(&m, 0, sizeof m);
+        m.type = 2;
+        r[5] = ferry_sendmsg(ch, &m, FERRY_NOW);
+        for (int i = 0; i < 6; i++) {
+            if (r[i] != -EBADMSG && r[i] != -EPIPE)
+                fprintf(stderr, "call %d on a channel closed by -EBADMSG: %zd %s\n", i, r[i],
+                        r[i] < 0 ? ferry_strerror((int)r[i]) : "");
+            CHECK(r[i] == -EBADMSG || r[i] == -EPIPE);
+        }
+    }
+}
+
+static int garbage_kind;
+
+static void garbage_child(conn *k)
+{
+    STAGE("garbage: child writes a broken frame into its stream");
+    int raw = raw_find(k->f, &k->a, &k->before);
+    uint8_t g[128];
+    const char *what;
+    size_t n = garbage_make(k->f, garbage_kind, ferry_chan_max_msg(k->ch), g, &what);
+    CHECK(n > 0);
+    CHECK_EQ(ferry_send(k->ch, "v0", 2, T5S), 0);
+    CHECK_EQ(ferry_send(k->ch, "v1", 2, T5S), 0);
+    CHECK_EQ(ferry_send(k->ch, "v2", 2, T5S), 0);
+    CHECK_EQ(write(raw, g, n), (ssize_t)n);
+    ctl_put(&k->c, 'g');
+    ctl_expect(&k->c, 'x');
+}
+
+static void garbage_parent(conn *k)
+{
+    STAGE("garbage: parent receives");
+    ctl_expect(&k->c, 'g');
+    char buf[64];
+    for (int i = 0; i < 3; i++) {
+        char want[3] = {'v', (char)('0' + i), 0};
+        CHECK_EQ(ferry_recv(k->ch, buf, sizeof buf, T5S), 2);
+        CHECK(memcmp(buf, want, 2) == 0);
+    }
+    ssize_t r = ferry_recv(k->ch, buf, sizeof buf, T5S);
+    if (r != -EBADMSG)
+        fprintf(stderr, "after garbage: %zd %s\n", r, r < 0 ? ferry_strerror((int)r) : "");
+    CHECK_EQ(r, -EBADMSG);
+    expect_closed(k->ch);
+    ctl_put(&k->c, 'x');
+}
+
+/* A real client on a listener that met a raw peer before: it still works. */
+static void genuine_client(ferry_listener *l, const addr *a)
+{
+    ctl c;
+    ctl_init(&c);
+    pid_t pid = fork_child();
+    if (pid == 0) {
+        ctl_child(&c);
+        ferry_chan *ch = NULL;
+        CHECK_EQ(ferry_chan_open(a->url, NULL, &ch, T5S), 0);
+        CHECK_EQ(ferry_send(ch, "alive", 5, T5S), 0);
+        ctl_expect(&c, 'x');
+        ferry_chan_close(ch);
+        child_exit();
+    }
+    leftovers_note_pid(pid);
+    ctl_parent(&c);
+    ferry_chan *ch = NULL;
+    CHECK_EQ(ferry_accept(l, &ch, T5S), 0);
+    char buf[16];
+    CHECK_EQ(ferry_recv(ch, buf, sizeof buf, T5S), 5);
+    CHECK(memcmp(buf, "alive", 5) == 0);
+    ctl_put(&c, 'x');
+    ferry_chan_close(ch);
+    wait_ok(pid);
+    ctl_close(&c);
+}
+
+/* A raw peer instead of ferry_chan_open writes junk; the listening side refuses it at
+ * ferry_accept or at the first receive (-EBADMSG), never crashes. */
+static void garbage_raw_peer(const form *f)
+{
+    begin("garbage: raw peer");
+    int base = fd_count(), maps = memfd_maps();
+    ctl c;
+    ctl_init(&c);
+    pid_t pid = fork_child();
+    if (pid == 0) {
+        ctl_child(&c);
+        addr a;
+        ctl_recv(&c, &a, sizeof a);
+        int extra = -1;
+        int fd = raw_connect(f, &a, &extra);
+        uint8_t g[128];
+        const char *what;
+        size_t n = garbage_make(f, G_JUNK, 0, g, &what);
+        CHECK_EQ(write(fd, g, n), (ssize_t)n);
+        ctl_put(&c, 'g');
+        ctl_expect(&c, 'x');
+        close(fd);
+        if (extra >= 0) close(extra);
+        ctl_close(&c);
+        CHECK_EQ(fd_count(), base);
+        child_exit();
+    }
+    leftovers_note_pid(pid);
+    ctl_parent(&c);
+    ferry_listener *l = NULL;
+    addr a;
+    CHECK_EQ(listen_fresh(f, NULL, &a, &l), 0);
+    ctl_send(&c, &a, sizeof a);
+    ferry_chan *ch = NULL;
+    int rc = ferry_accept(l, &ch, T5S);
+    const char *where;
+    if (rc == 0) {
+        ctl_expect(&c, 'g');
+        char buf[64];
+        ssize_t r = ferry_recv(ch, buf, sizeof buf, T5S);
+        if (r != -EBADMSG)
+            fprintf(stderr, "raw peer's junk: %zd %s\n", r, r < 0 ? ferry_strerror((int)r) : "");
+        CHECK_EQ(r, -EBADMSG);
+        expect_closed(ch);
+        ferry_chan_close(ch);
+        where = "-EBADMSG at the first receive, then closed";
+    } else {
+        if (rc != -EBADMSG) fprintf(stderr, "ferry_accept of a raw peer: %s\n", ferry_strerror(rc));
+        CHECK_EQ(rc, -EBADMSG);
+        ctl_expect(&c, 'g');
+        where = "ferry_accept -EBADMSG";
+    }
+    ctl_put(&c, 'x');
+    wait_ok(pid);
+    ctl_close(&c);
+    bool sockets = f->raw == RAW_SEQPACKET || f->raw == RAW_TCP;
+    if (sockets) genuine_client(l, &a);
+    ferry_listener_close(l);
+    CHECK_EQ(fd_count(), base);
+    CHECK_EQ(memfd_maps(), maps);
+    CHECK_EQ(tmpdir_entries(), 0);
+    ok(f, "garbage from a raw peer: %s%s", where,
+       sockets ? "; the listener then accepts a real client" : "");
+}
+
+static void check_garbage(const form *f)
+{
+    if (f->raw == RAW_NONE) {
+        skip(f, "garbage", f->note ? f->note : "not a byte stream");
+        return;
+    }
+    if (f->raw_peer)
+        garbage_raw_peer(f);
+    else
+        skip(f, "garbage from a raw peer", f->note);
+    for (garbage_kind = 0; garbage_kind < G_COUNT; garbage_kind++) {
+        uint8_t g[128];
+        const char *what;
+        if (garbage_make(f, garbage_kind, 1000, g, &what) == 0) continue;
+        begin("garbage: mid-stream");
+        run(f, NULL, garbage_child, garbage_parent);
+        ok(f, "garbage mid-stream (%s): 3 messages, then -EBADMSG, then closed", what);
+    }
+}
+
+/* ---------------------------------------------------------------- main */
+
+static void run_form(const form *f)
+{
+    printf("== %s %s\n", f->scheme, f->name);
+    check_sizes(f);
+    check_order(f);
+    check_types(f);
+    check_timeouts(f);
+    check_capacity(f);
+    check_fds(f);
+    check_creds(f);
+    check_poll(f);
+    check_zerocopy(f);
+    check_death(f);
+    check_garbage(f);
+}
+
+/* Is the transport of f in this library? Exits 2 when it is not. */
+static void require_built(const form *f)
+{
+    if (f->addr == ADDR_PAIR) {
+        if (f->pair) return;
+        fprintf(stderr, "conformance %s: not built: %s\n", f->scheme, f->missing);
+        exit(2);
+    }
+    ferry_listener *l = NULL;
+    addr a;
+    int rc = listen_fresh(f, NULL, &a, &l);
+    if (rc == -EPROTONOSUPPORT) {
+        fprintf(stderr,
+                "conformance %s: not built: this libferry has no %s transport "
+                "(ferry_listen(\"%s\"): -EPROTONOSUPPORT)\n",
+                f->scheme, f->scheme, a.url);
+        exit(2);
+    }
+    CHECK_EQ(rc, 0);
+    ferry_listener_close(l);
+}
+
+static void usage(void)
+{
+    fprintf(stderr, "usage: conformance SCHEME [FORM]; the schemes and their forms:\n");
+    for (size_t i = 0; i < conf_nforms; i++)
+        fprintf(stderr, "  %s %s\n", conf_forms[i].scheme, conf_forms[i].name);
+    exit(2);
+}
+
+int main(int argc, char **argv)
+{
+    setvbuf(stdout, NULL, _IOLBF, 0);
+    if (argc < 2 || argc > 3) usage();
+    const char *scheme = argv[1], *name = argc > 2 ? argv[2] : NULL;
+    size_t n = 0;
+    for (size_t i = 0; i < conf_nforms; i++)
+        if (strcmp(conf_forms[i].scheme, scheme) == 0 &&
+            (!name || strcmp(conf_forms[i].name, name) == 0))
+            n++;
+    if (n == 0) {
+        fprintf(stderr, "conformance: unknown scheme or form: %s%s%s\n", scheme, name ? " " : "",
+                name ? name : "");
+        usage();
+    }
+    watchdog_arm();
+    conf_init(tmpdir_make());
+    leftovers_begin(chantest_dir);
+    int base = fd_count(), maps = memfd_maps();
+    for (size_t i = 0; i < conf_nforms; i++) {
+        const form *f = &conf_forms[i];
+        if (strcmp(f->scheme, scheme) != 0 || (name && strcmp(f->name, name) != 0)) continue;
+        const char *why = form_unavailable(f);
+        if (why && f->addr == ADDR_PAIR) require_built(f); /* exits 2 */
+        if (why) {
+            skip(f, "every check", why);
+            continue;
+        }
+        require_built(f);
+        run_form(f);
+    }
+    CHECK_EQ(fd_count(), base);
+    CHECK_EQ(memfd_maps(), maps);
+    leftovers_end();
+    tmpdir_remove();
+    printf("conformance %s: %d checks passed, %d skipped\n", scheme, n_ok, n_skip);
+    return 0;
+}
