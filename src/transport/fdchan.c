@@ -13,8 +13,11 @@
 #include <signal.h>
 #include <stdlib.h>
 #include <string.h>
+#include <fcntl.h>
+#include <linux/sockios.h>
 #include <sys/epoll.h>
 #include <sys/eventfd.h>
+#include <sys/ioctl.h>
 #include <sys/socket.h>
 #include <sys/stat.h>
 #include <sys/uio.h>
@@ -164,6 +167,40 @@ static int flush(fdchan *c, int64_t deadline)
     return 0;
 }
 
+/*
+ * On a byte stream, wait (until the deadline) for room for a whole frame of `size` bytes,
+ * so that a frame is started only when the kernel will take all of it: a frame begun and
+ * not finished would leave the receiver waiting for the rest. The kernel tells no exact
+ * figure, so this errs on the safe side: for a pipe, its size less what is queued and
+ * one page (the buffer is kept in pages); for a socket, half its send buffer (the rest
+ * is the kernel's bookkeeping) less what is queued. A frame larger than the whole buffer
+ * can never fit: it is written as the reader makes room (see send_frame).
+ * Returns 0, or -EAGAIN / -ETIMEDOUT with nothing sent.
+ */
+static int wait_room(fdchan *c, size_t size, ferry__when *w)
+{
+    /* A packet, or a pipe write of at most PIPE_BUF, is atomic: all of it or EAGAIN. */
+    if ((c->kind & FDCHAN_PACKET) || (!c->sock && size <= 4096)) return 0;
+    for (int backoff = 50;; backoff = backoff < 2000 ? backoff * 2 : 2000) {
+        int queued = 0, cap;
+        socklen_t l = sizeof cap;
+        if (c->sock) {
+            if (ioctl(c->wfd, SIOCOUTQ, &queued) < 0 ||
+                getsockopt(c->wfd, SOL_SOCKET, SO_SNDBUF, &cap, &l) < 0)
+                return 0;
+            cap /= 2;
+        } else {
+            if (ioctl(c->wfd, FIONREAD, &queued) < 0 || (cap = fcntl(c->wfd, F_GETPIPE_SZ)) < 0)
+                return 0;
+            cap -= 4096;
+        }
+        if (size > (size_t)cap || size <= (size_t)(cap - queued)) return 0;
+        int64_t at = ferry__when_at(w);
+        if (ferry__remaining(at) <= 0) return at == 0 ? -EAGAIN : -ETIMEDOUT;
+        usleep((useconds_t)backoff); /* POLLOUT would say yes already: some room is there */
+    }
+}
+
 /* Send one frame: the header (seq = next) and payload, with fds on a packet link. */
 static int send_frame(fdchan *c, uint64_t seq, int64_t type, const void *data, uint32_t len,
                       const int *fds, unsigned nfds, ferry__when *w)
@@ -179,6 +216,8 @@ static int send_frame(fdchan *c, uint64_t seq, int64_t type, const void *data, u
     ferry__frame_encode(&f, hdr);
     struct iovec iov[2] = {{hdr, sizeof hdr}, {(void *)data, len}};
     size_t total = sizeof hdr + len;
+    int rc = wait_room(c, total, w);
+    if (rc < 0) return rc;
     for (;;) {
         ssize_t n = write_frame(c, iov, len ? 2 : 1, fds, nfds);
         if (n == (ssize_t)total) return 0;
@@ -375,7 +414,9 @@ static void update_ready(fdchan *c)
         c->ready = !(read(c->efd, &v, sizeof v) == sizeof v);
 }
 
-static int take(fdchan *c, int64_t filter, ferry__when *w, fmsg **out)
+/* Find the message to hand out next; *out points at the queue's pointer to it (it stays
+ * queued until the caller unlinks it). */
+static int find(fdchan *c, int64_t filter, ferry__when *w, fmsg ***out)
 {
     for (;;) {
         fmsg **link;
@@ -385,12 +426,8 @@ static int take(fdchan *c, int64_t filter, ferry__when *w, fmsg **out)
             while (c->qbytes < FDCHAN_BACKLOG_MAX && !atomic_load(&c->dead) && (rc = fill(c)) > 0) {
             }
         if (rc < 0) fail(c, rc == -ENOMEM ? -EBADMSG : rc);
-        fmsg *m = pick(c, filter, &link);
-        if (m) {
-            *link = m->next;
-            if (c->qtail == &m->next) c->qtail = link;
-            c->qbytes -= m->len + sizeof *m;
-            *out = m;
+        if (pick(c, filter, &link)) {
+            *out = link;
             return 0;
         }
         int dead = atomic_load(&c->dead);
@@ -435,22 +472,19 @@ ssize_t ferry__fdchan_recvmsg(ferry_chan *ch, ferry_msg *m, int64_t filter, int 
                               ferry__when *w)
 {
     fdchan *c = (fdchan *)ch;
-    if (atomic_load(&c->dead) == -EBADMSG) return -EBADMSG;
-    fmsg *msg = NULL;
-    int rc = take(c, filter, w, &msg);
+    fmsg **link = NULL; /* messages that arrived whole before a broken frame still count */
+    int rc = find(c, filter, w, &link);
     if (rc < 0) {
         update_ready(c);
         return rc;
     }
+    fmsg *msg = *link;
     m->type = msg->type;
     m->len = msg->len;
-    if (msg->len > m->cap) { /* it stays queued, at the front */
-        msg->next = c->qhead;
-        c->qhead = msg;
-        if (c->qtail == &c->qhead) c->qtail = &msg->next;
-        c->qbytes += msg->len + sizeof *msg;
-        return -EMSGSIZE;
-    }
+    if (msg->len > m->cap) return -EMSGSIZE; /* it stays queued, where it is */
+    *link = msg->next;
+    if (c->qtail == &msg->next) c->qtail = link;
+    c->qbytes -= msg->len + sizeof *msg;
     if (msg->len) memcpy(m->data, msg->data, msg->len);
     if (keep_fds) {
         m->nfds = msg->nfds;
@@ -481,7 +515,13 @@ int ferry__fdchan_fd(ferry_chan *ch)
         return e;
     }
     c->epfd = ep;
-    update_ready(c); /* messages already queued here make it readable too */
+    /* Take in what the kernel holds (the peer's HELLO, say), so that the descriptor's
+     * readiness means a message; messages queued here make it readable too. */
+    int rc = 0;
+    while (c->qbytes < FDCHAN_BACKLOG_MAX && !atomic_load(&c->dead) && (rc = fill(c)) > 0) {
+    }
+    if (rc < 0) fail(c, rc == -ENOMEM ? -EBADMSG : rc);
+    update_ready(c);
     return ep;
 }
 

@@ -29,6 +29,11 @@
 #define CAPM_RING      (1u << 2) /* FERRY_CAP_RING: as many as the buffer holds */
 #define CAPM_UNBOUNDED (1u << 3) /* FERRY_UNBOUNDED: a send never blocks */
 #define CAPM_ALL       (CAPM_ZERO | CAPM_N | CAPM_RING | CAPM_UNBOUNDED)
+/* With CAPM_RING: the limit moves on its own (tcp: the peer's kernel keeps taking data
+ * into its receive buffer while the application reads nothing), so a send after the
+ * first -EAGAIN may succeed a little later; only the -EAGAIN and the delivery of
+ * everything sent are asserted. */
+#define CAPM_RING_LOOSE (1u << 4)
 
 /* How the two ends of a channel are made. */
 typedef enum addr_kind {

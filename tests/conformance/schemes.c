@@ -28,16 +28,6 @@
 #include <sys/un.h>
 #include <time.h>
 
-#ifdef FERRY_HAVE_PIPE_PAIR
-#define PIPE_PAIR    ferry_pipe_pair
-#define PIPE_MISSING NULL
-#else
-#define PIPE_PAIR NULL
-#define PIPE_MISSING                                                                               \
-    "ferry_pipe_pair() is not in this build: configure with -DFERRY_HAVE_PIPE_PAIR=ON once the "   \
-    "pipe transport has landed"
-#endif
-
 #define QUEUE_NOTE "a queue outlives its writer: peer death cannot be known (no -EPIPE)"
 
 /* The table. Keep it true to the transports: a row is the specification its transport's
@@ -93,7 +83,7 @@ const form conf_forms[] = {
      .pollable = true,
      .crc_always = true,
      .raw_peer = true,
-     .capmodes = CAPM_RING,
+     .capmodes = CAPM_RING | CAPM_RING_LOOSE,
      .raw = RAW_TCP},
     {.scheme = "tcp",
      .name = "ipv6",
@@ -102,7 +92,7 @@ const form conf_forms[] = {
      .pollable = true,
      .crc_always = true,
      .raw_peer = true,
-     .capmodes = CAPM_RING,
+     .capmodes = CAPM_RING | CAPM_RING_LOOSE,
      .raw = RAW_TCP},
     {.scheme = "fifo",
      .name = "path",
@@ -115,8 +105,7 @@ const form conf_forms[] = {
     {.scheme = "pipe",
      .name = "pair",
      .addr = ADDR_PAIR,
-     .pair = PIPE_PAIR,
-     .missing = PIPE_MISSING,
+     .pair = ferry_pipe_pair,
      .death = true,
      .pollable = true,
      .capmodes = CAPM_RING,
