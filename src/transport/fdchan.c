@@ -230,7 +230,7 @@ static int send_frame(fdchan *c, uint64_t seq, int64_t type, const void *data, u
             for (int i = 0, k = 0; i < 2; i++) {
                 size_t l = iov[i].iov_len, from = skip < l ? skip : l;
                 skip -= from;
-                memcpy(c->pend + k, (uint8_t *)iov[i].iov_base + from, l - from);
+                if (l > from) memcpy(c->pend + k, (uint8_t *)iov[i].iov_base + from, l - from);
                 k += (int)(l - from);
             }
             int rc = flush(c, ferry__when_at(w));
@@ -275,7 +275,7 @@ static int accept_frame(fdchan *c, const ferry__frame *f, const uint8_t *payload
     m->type = f->type;
     m->len = f->len;
     m->nfds = nfds;
-    memcpy(m->fds, fds, nfds * sizeof(int));
+    if (nfds) memcpy(m->fds, fds, nfds * sizeof(int));
     memcpy(m->data, payload, f->len);
     *out = m;
     return 0;
