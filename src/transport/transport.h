@@ -72,6 +72,7 @@ struct ferry__ops {
 
 /* The transports, by scheme. */
 extern const ferry__ops ferry__shm_ops;
+extern const ferry__ops ferry__posixmq_ops; /* posixmq.c */
 
 /* Does a message of this type pass the filter (ferry_recvmsg rules)? For filter < 0 this
  * says only "eligible" (type <= -filter); the caller picks the lowest eligible type. */
