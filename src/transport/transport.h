@@ -73,6 +73,7 @@ struct ferry__ops {
 /* The transports, by scheme. */
 extern const ferry__ops ferry__shm_ops;
 extern const ferry__ops ferry__posixmq_ops; /* posixmq.c */
+extern const ferry__ops ferry__sysvmq_ops;  /* sysvmq.c */
 
 /* Does a message of this type pass the filter (ferry_recvmsg rules)? For filter < 0 this
  * says only "eligible" (type <= -filter); the caller picks the lowest eligible type. */
