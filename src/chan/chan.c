@@ -10,8 +10,10 @@
 #include <errno.h>
 #include <string.h>
 
-static const ferry__ops *const transports[] = {&ferry__shm_ops, &ferry__unix_ops, &ferry__tcp_ops,
-                                               &ferry__fifo_ops, &ferry__pipe_ops};
+static const ferry__ops *const transports[] = {
+    &ferry__shm_ops,  &ferry__unix_ops,    &ferry__tcp_ops,    &ferry__fifo_ops,
+    &ferry__pipe_ops, &ferry__posixmq_ops, &ferry__sysvmq_ops,
+};
 
 void ferry_chan_opts_init(ferry_chan_opts *o)
 {

@@ -72,7 +72,7 @@ struct ferry__ops {
 
 /* The transports, by scheme. */
 extern const ferry__ops ferry__shm_ops, ferry__pipe_ops, ferry__unix_ops, ferry__fifo_ops,
-    ferry__tcp_ops;
+    ferry__tcp_ops, ferry__posixmq_ops, ferry__sysvmq_ops;
 
 /* Does a message of this type pass the filter (ferry_recvmsg rules)? For filter < 0 this
  * says only "eligible" (type <= -filter); the caller picks the lowest eligible type. */

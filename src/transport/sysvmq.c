@@ -1,0 +1,772 @@
+/*
+ * sysvmq.c — the sysvmq transport: ferry channels over System V message queues
+ * (msgget/msgsnd/msgrcv), with native typed receive.
+ *
+ * URLs: "sysvmq://KEY" (KEY decimal or 0x-hex, 1..0xffffffff), "sysvmq://" (IPC_PRIVATE),
+ * and, for ferry_chan_open only, "sysvmq://#MSQID" (a door queue by its id, as `ipcs -q`
+ * shows it).
+ *
+ * Duplex scheme: two queues per channel. The *door* (the queue at KEY, or the private
+ * queue) carries opener -> listener; the *back* queue (always IPC_PRIVATE) carries
+ * listener -> opener. The listener puts one *hello* message into the door, of the
+ * reserved mtype LONG_MAX: 24 bytes, little-endian: u32 'FRYQ' | u8 version 1 | u8 flags
+ * (bit 0: FERRY_CHECKSUM) | u16 0 | i32 back msqid | u32 0 | u64 max_msg. An opener takes
+ * the hello, learns the back queue and the channel's shape from it, and puts it back
+ * when it closes: one peer at a time (a second opener meanwhile finds no hello,
+ * -ECONNREFUSED). An opener that dies without closing takes the hello with it: the
+ * channel can then not be opened again (remove it with ipcrm, or let its creator's close
+ * remove it).
+ *
+ * Rules:
+ *  - Types: the ferry type is the System V mtype minus one (mtype must be > 0): type t
+ *    travels as mtype t + 1, filter f > 0 becomes msgtyp f + 1 and f < 0 becomes
+ *    -(|f| + 1), so msgrcv itself applies the ferry rules (0 next, > 0 exact, < 0 lowest
+ *    type <= |f|). Filter 0 is msgtyp LONG_MAX with MSG_EXCEPT (the next message that is
+ *    not a hello). Types run 0..LONG_MAX - 2 (TYPE_MAX): a larger type or positive filter
+ *    is -EINVAL; a negative filter beyond it means "any type".
+ *  - Every message is mtype + one ferry frame (core/frame.h header, then the payload),
+ *    validated strictly on receipt: frame decode, length equal to what msgrcv returned,
+ *    no fds, no shm flags, a crc when the channel has FERRY_CHECKSUM (checked whenever
+ *    flagged), header type + 1 == mtype, not longer than 32 + max_msg. Anything else is
+ *    -EBADMSG and the channel is broken for good.
+ *  - Shape (decided by the listener, carried by the hello): max_msg + 32 <= msgmax
+ *    (/proc/sys/kernel/msgmax; max_msg 0 means msgmax - 32). System V counts capacity in
+ *    bytes: capacity N sets msg_qbytes = N * (32 + max_msg) on both queues (so N messages
+ *    of max_msg bytes fit; more smaller ones do), which must be <= msgmnb
+ *    (/proc/sys/kernel/msgmnb); FERRY_CAP_RING keeps the kernel default (msgmnb);
+ *    0 and FERRY_UNBOUNDED are -EOPNOTSUPP. Beyond a limit is -EINVAL.
+ *  - Waiting: msgsnd/msgrcv have no timeout, so they run with IPC_NOWAIT and a blocked
+ *    call sleeps in a backoff loop (50 us doubling to 1 ms, never past the absolute
+ *    CLOCK_MONOTONIC deadline; EINTR just loops). There is no pollable descriptor:
+ *    ferry_chan_fd is -EOPNOTSUPP.
+ *  - -EMSGSIZE on receive: msgrcv has already taken the message, so it is held locally,
+ *    at the front: the next receive whose filter it matches returns it (exactly where it
+ *    was for the same filter, for a positive one, and for a negative one — a lower type
+ *    still in the queue wins; an untyped receive after a typed -EMSGSIZE gets it before
+ *    older messages of other types).
+ *  - Peer death: when the listener's side closes (and the queues are removed) the
+ *    opener's calls return -EPIPE (queued messages are lost with the queue). The
+ *    listener cannot see its opener die: its receives just time out.
+ *  - Lifetime: the queues are removed (IPC_RMID) when the last of the listener and its
+ *    accepted channel closes, in the process that created them, unless FERRY_PERSIST:
+ *    then they stay, with their messages, and can be opened again (once the hello is
+ *    back) or listened on again. ferry_listen on an existing KEY is -EADDRINUSE, or with
+ *    FERRY_PERSIST reuses the queues when their hello is there (no opener attached) and
+ *    has the same max_msg and FERRY_CHECKSUM. Closing an end in a process other than
+ *    the one that made it (a forked child's inherited copy) removes or gives back
+ *    nothing.
+ *  - IPC_PRIVATE: the door has no key; a process forked from the listener's creator
+ *    opens it with ferry_chan_open("sysvmq://") (the most recent private listener still
+ *    open in the creator when it forked), any other process with "sysvmq://#MSQID".
+ *  - ferry_accept hands out the listener's channel once, at once; a second accept waits
+ *    out its deadline (-ETIMEDOUT, -EAGAIN for FERRY_NOW).
+ *  - fds cannot ride on a queue message: nfds > 0 is -EOPNOTSUPP; so are zero copy and
+ *    peer credentials.
+ *  - Threads: one sending and one receiving thread per end; the sender owns tx, txbuf
+ *    and seq, the receiver rx, rxbuf and the held message.
+ */
+#define _GNU_SOURCE /* MSG_EXCEPT */
+#include "transport.h"
+
+#include "core/frame.h"
+#include "core/time.h"
+
+#include <errno.h>
+#include <limits.h>
+#include <poll.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/eventfd.h>
+#include <sys/msg.h>
+#include <time.h>
+#include <unistd.h>
+
+#define HDR         ((size_t)FERRY__FRAME_HDR)
+#define HELLO_MTYPE LONG_MAX
+#define TYPE_MAX    ((int64_t)LONG_MAX - 2) /* mtype TYPE_MAX + 1 stays below the hello's */
+#define HELLO_LEN   24
+#define HELLO_MAGIC 0x51595246u /* "FRYQ" */
+#define HELLO_CRC   0x01u
+
+#define BACKOFF_MIN_NS 50000LL   /* 50 us */
+#define BACKOFF_MAX_NS 1000000LL /* 1 ms */
+
+/* ------------------------------------------------------------------ limits and shape */
+
+/* A positive number from a /proc file, or dflt when it cannot be read. */
+static long proc_long(const char *path, long dflt)
+{
+    FILE *f = fopen(path, "re");
+    long v = 0;
+    if (!f) return dflt;
+    if (fscanf(f, "%ld", &v) != 1 || v <= 0) v = dflt;
+    fclose(f);
+    return v;
+}
+
+typedef struct sv_shape {
+    size_t max_msg;
+    size_t qbytes; /* 0: the kernel default */
+    int crc;
+} sv_shape;
+
+/* The shape a listener asks for. Errors: -EINVAL (unknown flag, max_msg beyond msgmax,
+ * capacity beyond msgmnb), -EOPNOTSUPP (capacity 0 or FERRY_UNBOUNDED). */
+static int shape_from_opts(const ferry_chan_opts *o, sv_shape *s)
+{
+    long msgmax = proc_long("/proc/sys/kernel/msgmax", 8192);
+    long msgmnb = proc_long("/proc/sys/kernel/msgmnb", 16384);
+    if (o->flags & ~(uint32_t)(FERRY_CHECKSUM | FERRY_NO_SPIN | FERRY_PERSIST)) return -EINVAL;
+    if (o->capacity == 0 || o->capacity == FERRY_UNBOUNDED) return -EOPNOTSUPP;
+    size_t max = o->max_msg ? o->max_msg : msgmax > (long)HDR ? (size_t)msgmax - HDR : 0;
+    if (max > FERRY_MAX_MSG_LIMIT || max + HDR > (size_t)msgmax) return -EINVAL;
+    s->max_msg = max;
+    s->crc = (o->flags & FERRY_CHECKSUM) != 0;
+    s->qbytes = 0;
+    if (o->capacity != FERRY_CAP_RING) {
+        if (o->capacity > (size_t)msgmnb / (HDR + max)) return -EINVAL;
+        s->qbytes = (size_t)o->capacity * (HDR + max);
+    }
+    return 0;
+}
+
+/* ------------------------------------------------------------------ the hello */
+
+typedef struct sv_buf {
+    long mtype;
+    uint8_t text[];
+} sv_buf;
+
+typedef struct hello_buf {
+    long mtype;
+    uint8_t text[HELLO_LEN];
+} hello_buf;
+
+static void put32(uint8_t *p, uint32_t v)
+{
+    for (int i = 0; i < 4; i++) p[i] = (uint8_t)(v >> (8 * i));
+}
+
+static uint32_t get32(const uint8_t *p)
+{
+    return (uint32_t)p[0] | (uint32_t)p[1] << 8 | (uint32_t)p[2] << 16 | (uint32_t)p[3] << 24;
+}
+
+static void hello_encode(hello_buf *h, int back, const sv_shape *s)
+{
+    memset(h, 0, sizeof *h);
+    h->mtype = HELLO_MTYPE;
+    put32(h->text, HELLO_MAGIC);
+    h->text[4] = 1;
+    h->text[5] = s->crc ? HELLO_CRC : 0;
+    put32(h->text + 8, (uint32_t)back);
+    put32(h->text + 16, (uint32_t)s->max_msg);
+    put32(h->text + 20, (uint32_t)((uint64_t)s->max_msg >> 32));
+}
+
+/* Validate a hello of n bytes: 0 and *back, *s filled, or -EBADMSG. */
+static int hello_decode(const hello_buf *h, ssize_t n, int *back, sv_shape *s)
+{
+    const uint8_t *t = h->text;
+    uint64_t max = get32(t + 16) | (uint64_t)get32(t + 20) << 32;
+    int32_t id = (int32_t)get32(t + 8);
+    if (n != HELLO_LEN || get32(t) != HELLO_MAGIC || t[4] != 1 || (t[5] & ~HELLO_CRC) || t[6] ||
+        t[7] || get32(t + 12) || id < 0 || max > FERRY_MAX_MSG_LIMIT)
+        return -EBADMSG;
+    *back = id;
+    s->max_msg = (size_t)max;
+    s->crc = (t[5] & HELLO_CRC) != 0;
+    s->qbytes = 0;
+    return 0;
+}
+
+/* Put a hello (back) into door without waiting. 0 or -errno. */
+static int hello_post(int door, const hello_buf *h)
+{
+    for (;;) {
+        if (msgsnd(door, h, HELLO_LEN, IPC_NOWAIT) == 0) return 0;
+        if (errno != EINTR) return -errno;
+    }
+}
+
+/* Take the hello out of door without waiting: its length, or -errno (-ENOMSG: none). */
+static ssize_t hello_take(int door, hello_buf *h)
+{
+    for (;;) {
+        ssize_t n = msgrcv(door, h, HELLO_LEN, HELLO_MTYPE, IPC_NOWAIT);
+        if (n >= 0 || errno != EINTR) return n < 0 ? -errno : n;
+    }
+}
+
+/* Is there a hello in door? (A zero-byte read of a non-empty message fails with E2BIG
+ * and leaves it queued.) */
+static int hello_present(int door)
+{
+    hello_buf h;
+    ssize_t n;
+    do n = msgrcv(door, &h, 0, HELLO_MTYPE, IPC_NOWAIT);
+    while (n < 0 && errno == EINTR);
+    return n < 0 && errno == E2BIG;
+}
+
+static int queue_exists(int id)
+{
+    struct msqid_ds ds;
+    return msgctl(id, IPC_STAT, &ds) == 0;
+}
+
+/* ------------------------------------------------------------------ ownership */
+
+/* The most recent IPC_PRIVATE door still listened on in this process image (a forked
+ * child inherits it): what ferry_chan_open("sysvmq://") opens. -1 when none. */
+static _Atomic int last_private = -1;
+
+/* The queues of one channel, shared by a listener and the channel it accepted: the last
+ * of them to close removes the queues (unless persist), and only in the process that
+ * created them. */
+typedef struct sv_ids {
+    _Atomic int refs;
+    int persist;
+    pid_t owner;
+    int door, back;
+    hello_buf hello;
+} sv_ids;
+
+static void ids_put(sv_ids *q)
+{
+    if (!q || atomic_fetch_sub(&q->refs, 1) != 1) return;
+    if (q->owner == getpid()) {
+        int door = q->door;
+        atomic_compare_exchange_strong(&last_private, &door, -1);
+        if (!q->persist) {
+            msgctl(q->door, IPC_RMID, NULL);
+            msgctl(q->back, IPC_RMID, NULL);
+        }
+    }
+    free(q);
+}
+
+/* ------------------------------------------------------------------ waiting */
+
+/* The error of a wait that found its deadline passed. */
+static int timed_out(int64_t deadline)
+{
+    return deadline == 0 ? -EAGAIN : -ETIMEDOUT;
+}
+
+/* Sleep for *step (doubling it up to BACKOFF_MAX_NS), never past deadline. Returns 0
+ * when the deadline has passed (nothing slept), 1 otherwise. A signal just cuts the
+ * sleep short: the caller re-checks and comes back. */
+static int backoff(int64_t *step, int64_t deadline)
+{
+    int64_t left = ferry__remaining(deadline);
+    if (left <= 0) return 0;
+    int64_t d = *step < left ? *step : left;
+    struct timespec ts = {d / 1000000000, d % 1000000000};
+    nanosleep(&ts, NULL);
+    *step = *step * 2 > BACKOFF_MAX_NS ? BACKOFF_MAX_NS : *step * 2;
+    return 1;
+}
+
+/* ------------------------------------------------------------------ channel */
+
+typedef struct sv_chan {
+    struct ferry_chan base;
+    int tx, rx; /* msqids */
+    size_t max_msg;
+    int crc;          /* FERRY_CHECKSUM: frames carry a crc, both ways */
+    _Atomic int dead; /* 0, -EPIPE (queue removed) or -EBADMSG */
+    sv_ids *ids;      /* creator side; NULL on the opener */
+    /* opener side: the hello it took, given back to the door on close (by its owner) */
+    int has_hello;
+    pid_t owner;
+    hello_buf hello;
+    /* sender */
+    uint64_t seq;
+    sv_buf *txbuf; /* mtype + HDR + max_msg */
+    /* receiver */
+    sv_buf *rxbuf;
+    int held; /* a message refused with -EMSGSIZE, taken out of the queue */
+    int64_t held_type;
+    size_t held_len;
+    uint8_t *held_data;
+} sv_chan;
+
+extern const ferry__ops ferry__sysvmq_ops;
+
+static void chan_free(sv_chan *c)
+{
+    if (!c) return;
+    /* Best effort: a removed door (EINVAL/EIDRM) or a full one takes no hello. */
+    if (c->has_hello && c->owner == getpid() && !hello_present(c->tx)) hello_post(c->tx, &c->hello);
+    free(c->txbuf);
+    free(c->rxbuf);
+    free(c->held_data);
+    ids_put(c->ids);
+    free(c);
+}
+
+/* A channel over the queues tx and rx. Takes the ids reference (dropped on failure).
+ * Errors: -ENOMEM. */
+static int chan_make(int tx, int rx, const sv_shape *s, sv_ids *ids, ferry_chan **out)
+{
+    sv_chan *c = calloc(1, sizeof *c);
+    if (!c) {
+        ids_put(ids);
+        return -ENOMEM;
+    }
+    c->base.ops = &ferry__sysvmq_ops;
+    c->tx = tx;
+    c->rx = rx;
+    c->max_msg = s->max_msg;
+    c->crc = s->crc;
+    c->ids = ids;
+    c->txbuf = malloc(sizeof(sv_buf) + HDR + s->max_msg);
+    c->rxbuf = malloc(sizeof(sv_buf) + HDR + s->max_msg);
+    if (!c->txbuf || !c->rxbuf) {
+        chan_free(c);
+        return -ENOMEM;
+    }
+    *out = &c->base;
+    return 0;
+}
+
+/* Break the channel for good with err; returns the error it is broken with. */
+static int chan_fail(sv_chan *c, int err)
+{
+    int zero = 0;
+    atomic_compare_exchange_strong_explicit(&c->dead, &zero, err, memory_order_relaxed,
+                                            memory_order_relaxed);
+    return atomic_load_explicit(&c->dead, memory_order_relaxed);
+}
+
+/* Map a failed msgsnd/msgrcv on queue id: a removed queue breaks the channel with
+ * -EPIPE (the creator closed); anything else is passed through. */
+static int queue_error(sv_chan *c, int id, int err)
+{
+    if (err == EIDRM || (err == EINVAL && !queue_exists(id))) return chan_fail(c, -EPIPE);
+    return -err;
+}
+
+/* ------------------------------------------------------------------ send */
+
+static int svq_sendmsg(ferry_chan *ch, const ferry_msg *m, ferry__when *w)
+{
+    sv_chan *c = (sv_chan *)ch;
+    int dead = atomic_load_explicit(&c->dead, memory_order_relaxed);
+    if (dead) return dead;
+    if (m->nfds > 0) return -EOPNOTSUPP;
+    if (m->type > TYPE_MAX) return -EINVAL;
+    if (m->len > c->max_msg) return -EMSGSIZE;
+    ferry__frame f = {.flags = c->crc ? FERRY__F_CRC : 0,
+                      .type = m->type,
+                      .seq = c->seq + 1,
+                      .len = (uint32_t)m->len};
+    uint8_t *text = c->txbuf->text;
+    if (m->len) memcpy(text + HDR, m->data, m->len);
+    if (c->crc) f.crc = ferry__frame_crc(&f, text + HDR);
+    ferry__frame_encode(&f, text);
+    c->txbuf->mtype = (long)m->type + 1;
+    int64_t step = BACKOFF_MIN_NS;
+    int waited = 0;
+    for (;;) {
+        if (msgsnd(c->tx, c->txbuf, HDR + m->len, IPC_NOWAIT) == 0) break;
+        if (errno == EINTR) continue;
+        if (errno != EAGAIN) return queue_error(c, c->tx, errno);
+        int64_t at = ferry__when_at(w);
+        if (!waited && ferry__remaining(at) > 0) FERRY__COUNT(c->base.st.send_waits, 1);
+        waited = 1;
+        if (!backoff(&step, at)) return timed_out(at);
+    }
+    c->seq++;
+    FERRY__COUNT(c->base.st.sent_msgs, 1);
+    FERRY__COUNT(c->base.st.sent_bytes, m->len);
+    return 0;
+}
+
+/* ------------------------------------------------------------------ receive */
+
+/* Hand out a message into m; -EMSGSIZE when it does not fit (m->len: the size needed). */
+static ssize_t deliver(sv_chan *c, ferry_msg *m, int keep_fds, int64_t type, const void *data,
+                       size_t len)
+{
+    m->type = type;
+    m->len = len;
+    if (len > m->cap) return -EMSGSIZE;
+    if (len) memcpy(m->data, data, len);
+    if (keep_fds) m->nfds = 0;
+    FERRY__COUNT(c->base.st.recv_msgs, 1);
+    FERRY__COUNT(c->base.st.recv_bytes, len);
+    return (ssize_t)len;
+}
+
+/* Does the held message answer this filter now? 1 yes, 0 no, or an error. For a
+ * negative filter, a lower type still in the queue wins: probe for one with a zero-byte
+ * msgrcv (E2BIG: there is one, and it stays queued). */
+static int held_wins(sv_chan *c, int64_t filter)
+{
+    if (filter == 0) return 1;
+    if (filter > 0) return c->held_type == filter;
+    if (c->held_type > -filter) return 0;
+    if (c->held_type == 0) return 1;
+    for (;;) {
+        ssize_t n = msgrcv(c->rx, c->rxbuf, 0, -(long)c->held_type, IPC_NOWAIT);
+        if (n >= 0) return chan_fail(c, -EBADMSG); /* an empty message: not a frame */
+        if (errno == EINTR) continue;
+        if (errno == ENOMSG) return 1;
+        if (errno == E2BIG) return 0;
+        return queue_error(c, c->rx, errno);
+    }
+}
+
+/* Validate the n-byte message in rxbuf: 0 (header in *f) or -EBADMSG. */
+static int frame_check(const sv_chan *c, ssize_t n, ferry__frame *f)
+{
+    const uint8_t *text = c->rxbuf->text;
+    if ((size_t)n < HDR) return -EBADMSG;
+    int rc = ferry__frame_decode(text, (uint32_t)c->max_msg, f);
+    if (rc < 0) return rc;
+    if ((size_t)f->len != (size_t)n - HDR || f->nfds != 0 || (f->flags & ~FERRY__F_CRC) != 0 ||
+        (c->crc && !(f->flags & FERRY__F_CRC)) || f->type + 1 != (int64_t)c->rxbuf->mtype)
+        return -EBADMSG;
+    return ferry__frame_check_crc(f, text + HDR);
+}
+
+static ssize_t svq_recvmsg(ferry_chan *ch, ferry_msg *m, int64_t filter, int keep_fds,
+                           ferry__when *w)
+{
+    sv_chan *c = (sv_chan *)ch;
+    long msgtyp;
+    int flags = IPC_NOWAIT;
+    if (filter == 0) {
+        msgtyp = HELLO_MTYPE;
+        flags |= MSG_EXCEPT;
+    } else if (filter > 0) {
+        if (filter > TYPE_MAX) return -EINVAL;
+        msgtyp = (long)filter + 1;
+    } else {
+        msgtyp = -filter > TYPE_MAX ? -(long)TYPE_MAX - 1 : -(long)(-filter + 1);
+    }
+    int64_t step = BACKOFF_MIN_NS;
+    int waited = 0;
+    for (;;) {
+        int dead = atomic_load_explicit(&c->dead, memory_order_relaxed);
+        if (dead) return dead;
+        if (c->held) {
+            int rc = held_wins(c, filter);
+            if (rc < 0) return rc;
+            if (rc) {
+                ssize_t n = deliver(c, m, keep_fds, c->held_type, c->held_data, c->held_len);
+                if (n >= 0) {
+                    free(c->held_data);
+                    c->held_data = NULL;
+                    c->held = 0;
+                }
+                return n;
+            }
+        }
+        ssize_t n = msgrcv(c->rx, c->rxbuf, HDR + c->max_msg, msgtyp, flags);
+        if (n >= 0) {
+            ferry__frame f;
+            int rc = frame_check(c, n, &f);
+            if (rc < 0) return chan_fail(c, rc);
+            const uint8_t *payload = c->rxbuf->text + HDR;
+            if (f.len <= m->cap) return deliver(c, m, keep_fds, f.type, payload, f.len);
+            /* It is out of the queue already: hold it at the front. */
+            uint8_t *copy = malloc(f.len);
+            if (!copy) return -ENOMEM;
+            memcpy(copy, payload, f.len);
+            c->held = 1;
+            c->held_type = f.type;
+            c->held_len = f.len;
+            c->held_data = copy;
+            m->type = f.type;
+            m->len = f.len;
+            return -EMSGSIZE;
+        }
+        if (errno == EINTR) continue;
+        if (errno == E2BIG) { /* longer than any frame of this channel: drop it */
+            while (msgrcv(c->rx, c->rxbuf, HDR + c->max_msg, msgtyp, flags | MSG_NOERROR) < 0 &&
+                   errno == EINTR) {
+            }
+            return chan_fail(c, -EBADMSG);
+        }
+        if (errno != ENOMSG) return queue_error(c, c->rx, errno);
+        int64_t at = ferry__when_at(w);
+        if (!waited && ferry__remaining(at) > 0) FERRY__COUNT(c->base.st.recv_waits, 1);
+        waited = 1;
+        if (!backoff(&step, at)) return timed_out(at);
+    }
+}
+
+static int svq_fd(ferry_chan *ch)
+{
+    (void)ch;
+    return -EOPNOTSUPP; /* System V queues are not file descriptors */
+}
+
+static size_t svq_max_msg(const ferry_chan *ch)
+{
+    return ((const sv_chan *)ch)->max_msg;
+}
+
+static void svq_close(ferry_chan *ch)
+{
+    chan_free((sv_chan *)ch);
+}
+
+/* ------------------------------------------------------------------ URLs */
+
+/* Parse the URL part: *key (IPC_PRIVATE for ""), or *id for "#MSQID" (then *key is
+ * left alone and *by_id set). Errors: -EINVAL. */
+static int parse_where(const char *where, key_t *key, int *id, int *by_id)
+{
+    *by_id = 0;
+    if (!where) return -EINVAL;
+    if (where[0] == '\0') {
+        *key = IPC_PRIVATE;
+        return 0;
+    }
+    const char *p = where;
+    int base = 10;
+    if (p[0] == '#') {
+        *by_id = 1;
+        p++;
+    } else if (p[0] == '0' && (p[1] == 'x' || p[1] == 'X')) {
+        base = 16;
+        p += 2;
+    }
+    if (*p == '\0') return -EINVAL;
+    uint64_t v = 0;
+    for (; *p; p++) {
+        int d;
+        if (*p >= '0' && *p <= '9')
+            d = *p - '0';
+        else if (base == 16 && *p >= 'a' && *p <= 'f')
+            d = *p - 'a' + 10;
+        else if (base == 16 && *p >= 'A' && *p <= 'F')
+            d = *p - 'A' + 10;
+        else
+            return -EINVAL;
+        v = v * (uint64_t)base + (uint64_t)d;
+        if (v > UINT32_MAX) return -EINVAL;
+    }
+    if (*by_id) {
+        if (v > INT_MAX) return -EINVAL;
+        *id = (int)v;
+        return 0;
+    }
+    if (v == 0) return -EINVAL; /* 0 is IPC_PRIVATE: spelled "sysvmq://" */
+    *key = (key_t)(uint32_t)v;
+    return 0;
+}
+
+/* ------------------------------------------------------------------ listen / accept / open */
+
+typedef struct sv_listener {
+    struct ferry_listener base;
+    sv_ids *ids;
+    sv_shape shape;
+    int accepted;
+    int efd; /* readable until the one accept */
+} sv_listener;
+
+/* Set msg_qbytes of queue id (0: leave the default). */
+static int set_qbytes(int id, size_t qbytes)
+{
+    struct msqid_ds ds;
+    if (qbytes == 0) return 0;
+    if (msgctl(id, IPC_STAT, &ds) < 0) return -errno;
+    ds.msg_qbytes = (msglen_t)qbytes;
+    return msgctl(id, IPC_SET, &ds) < 0 ? -errno : 0;
+}
+
+/* FERRY_PERSIST on an existing door: reuse it when its hello matches the asked shape
+ * (the hello goes back for an opener). Errors: -EADDRINUSE. */
+static int reattach(int door, const sv_shape *want, sv_ids *q)
+{
+    sv_shape have;
+    ssize_t n = hello_take(door, &q->hello);
+    if (n < 0) return -EADDRINUSE; /* no hello: not ours, or its peer is attached */
+    int rc = hello_decode(&q->hello, n, &q->back, &have);
+    if (rc == 0 &&
+        (have.max_msg != want->max_msg || have.crc != want->crc || !queue_exists(q->back)))
+        rc = -EADDRINUSE;
+    if (hello_post(door, &q->hello) < 0) return -EADDRINUSE;
+    return rc < 0 ? -EADDRINUSE : 0;
+}
+
+/*
+ * ferry_listen("sysvmq://KEY" or "sysvmq://"): make the door and back queues (mode
+ * opts->mode) and post the hello. Errors: -EINVAL (bad URL, options beyond msgmax /
+ * msgmnb), -EOPNOTSUPP (capacity 0 or FERRY_UNBOUNDED), -EADDRINUSE (KEY exists; with
+ * FERRY_PERSIST: exists and is not a reusable ferry door of this shape), -EACCES,
+ * -ENOSPC (msgmni), -ENOMEM. On failure the queues this call made are removed. The
+ * caller owns *out.
+ */
+static int svq_listen(const char *where, const ferry_chan_opts *o, ferry_listener **out)
+{
+    ferry_chan_opts d;
+    if (!o) {
+        ferry_chan_opts_init(&d);
+        o = &d;
+    }
+    key_t key = IPC_PRIVATE;
+    int id, by_id;
+    int rc = parse_where(where, &key, &id, &by_id);
+    if (rc == 0 && by_id) rc = -EINVAL; /* a listener makes its queues */
+    sv_shape s;
+    if (rc == 0) rc = shape_from_opts(o, &s);
+    if (rc < 0) return rc;
+    sv_listener *l = calloc(1, sizeof *l);
+    sv_ids *q = calloc(1, sizeof *q);
+    if (!l || !q) {
+        free(l);
+        free(q);
+        return -ENOMEM;
+    }
+    int mode = (int)(o->mode & 0777);
+    atomic_init(&q->refs, 1);
+    q->persist = (o->flags & FERRY_PERSIST) != 0;
+    q->owner = getpid();
+    q->back = -1;
+    int made = 0;
+    q->door = msgget(key, IPC_CREAT | IPC_EXCL | mode);
+    if (q->door >= 0) {
+        made = 1;
+        q->back = msgget(IPC_PRIVATE, IPC_CREAT | mode);
+        if (q->back < 0) rc = -errno;
+        if (rc == 0) rc = set_qbytes(q->door, s.qbytes);
+        if (rc == 0) rc = set_qbytes(q->back, s.qbytes);
+        if (rc == 0) {
+            hello_encode(&q->hello, q->back, &s);
+            rc = hello_post(q->door, &q->hello);
+        }
+    } else if (errno == EEXIST && q->persist) {
+        q->door = msgget(key, 0);
+        rc = q->door < 0 ? -errno : reattach(q->door, &s, q);
+    } else {
+        rc = errno == EEXIST ? -EADDRINUSE : -errno;
+    }
+    if (rc == 0) {
+        l->efd = eventfd(1, EFD_CLOEXEC | EFD_NONBLOCK);
+        if (l->efd < 0) rc = -errno;
+    }
+    if (rc < 0) {
+        if (made) msgctl(q->door, IPC_RMID, NULL);
+        if (made && q->back >= 0) msgctl(q->back, IPC_RMID, NULL);
+        free(q);
+        free(l);
+        return rc;
+    }
+    l->base.ops = &ferry__sysvmq_ops;
+    l->ids = q;
+    l->shape = s;
+    if (key == IPC_PRIVATE) atomic_store(&last_private, q->door);
+    *out = &l->base;
+    return 0;
+}
+
+/*
+ * ferry_accept: the listener's channel (receives on the door, sends on the back queue),
+ * once. Later calls wait out the deadline. Errors: -ETIMEDOUT, -EAGAIN, -ENOMEM.
+ */
+static int svq_accept(ferry_listener *fl, ferry_chan **out, int64_t deadline)
+{
+    sv_listener *l = (sv_listener *)fl;
+    if (!l->accepted) {
+        atomic_fetch_add(&l->ids->refs, 1); /* the channel shares the removal duty */
+        int rc = chan_make(l->ids->back, l->ids->door, &l->shape, l->ids, out);
+        if (rc < 0) return rc;
+        l->accepted = 1;
+        uint64_t v;
+        ssize_t r = read(l->efd, &v, sizeof v); /* no longer readable: nobody waits */
+        (void)r;
+        return 0;
+    }
+    for (;;) {
+        int64_t left = ferry__remaining(deadline);
+        if (left <= 0) return timed_out(deadline);
+        struct pollfd p = {.fd = l->efd, .events = POLLIN}; /* never readable again */
+        struct timespec ts = {left / 1000000000, left % 1000000000};
+        if (ppoll(&p, 1, left == INT64_MAX ? NULL : &ts, NULL) < 0 && errno != EINTR) return -errno;
+    }
+}
+
+static int svq_listener_fd(const ferry_listener *fl)
+{
+    return ((const sv_listener *)fl)->efd;
+}
+
+static void svq_listener_close(ferry_listener *fl)
+{
+    sv_listener *l = (sv_listener *)fl;
+    close(l->efd);
+    ids_put(l->ids);
+    free(l);
+}
+
+/*
+ * ferry_chan_open("sysvmq://KEY", "sysvmq://#MSQID" or "sysvmq://"): find the door,
+ * take its hello, and attach to the back queue it names. Does not wait. opts are not
+ * used (the shape, FERRY_CHECKSUM included, comes from the hello). The channel holds the
+ * hello until it is closed (one peer at a time).
+ * Errors: -EINVAL (bad URL), -ENOENT (no such queue; "sysvmq://" without an inherited
+ * private listener), -ECONNREFUSED (no hello: not a ferry door, or a peer is
+ * attached), -EBADMSG (a malformed hello, or its back queue is gone), -EACCES, -ENOMEM.
+ * On failure the hello is put back.
+ */
+static int svq_open(const char *where, const ferry_chan_opts *o, ferry_chan **out, int64_t deadline)
+{
+    (void)o;
+    (void)deadline;
+    key_t key = IPC_PRIVATE;
+    int door = -1, by_id;
+    int rc = parse_where(where, &key, &door, &by_id);
+    if (rc < 0) return rc;
+    if (!by_id && key == IPC_PRIVATE) {
+        door = atomic_load(&last_private);
+        if (door < 0) return -ENOENT;
+    } else if (!by_id) {
+        door = msgget(key, 0);
+        if (door < 0) return -errno;
+    }
+    hello_buf h;
+    ssize_t n = hello_take(door, &h);
+    /* From here on the hello is ours: give it back on any failure. */
+    if (n == -ENOMSG) return -ECONNREFUSED;
+    if (n == -E2BIG) return -EBADMSG; /* a message of the hello's type that is not one */
+    if (n == -EINVAL || n == -EIDRM) return -ENOENT;
+    if (n < 0) return (int)n;
+    int back;
+    sv_shape s;
+    rc = hello_decode(&h, n, &back, &s);
+    if (rc == 0 && !queue_exists(back)) rc = -EBADMSG;
+    if (rc == 0) rc = chan_make(door, back, &s, NULL, out);
+    if (rc < 0) {
+        for (;;) { /* give the hello back, as it was */
+            if (msgsnd(door, &h, (size_t)n, IPC_NOWAIT) == 0 || errno != EINTR) break;
+        }
+        return rc;
+    }
+    sv_chan *c = (sv_chan *)*out;
+    c->has_hello = 1;
+    c->owner = getpid();
+    c->hello = h;
+    return 0;
+}
+
+const ferry__ops ferry__sysvmq_ops = {
+    .scheme = "sysvmq",
+    .listen = svq_listen,
+    .accept = svq_accept,
+    .listener_fd = svq_listener_fd,
+    .listener_close = svq_listener_close,
+    .open = svq_open,
+    .sendmsg = svq_sendmsg,
+    .recvmsg = svq_recvmsg,
+    .fd = svq_fd,
+    .max_msg = svq_max_msg,
+    .close = svq_close,
+};

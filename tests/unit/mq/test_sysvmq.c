@@ -1,0 +1,783 @@
+/*
+ * test_sysvmq — the sysvmq:// transport (src/transport/sysvmq.c) against the public API,
+ * with exact error codes; every blocking call is bounded:
+ *  - URLs and options: bad keys and ids -EINVAL, no queue -ENOENT, a key in use
+ *    -EADDRINUSE, a foreign queue at the key -ECONNREFUSED, capacity 0 / FERRY_UNBOUNDED
+ *    -EOPNOTSUPP, an unknown flag and the kernel limits exceeded (msgmax, msgmnb)
+ *    -EINVAL while the limits themselves work; the default shape; the mode;
+ *  - a round trip between two processes over KEY (300 messages each way, in order; the
+ *    child closes its inherited listener first, which must remove nothing), one peer
+ *    only (a second opener -ECONNREFUSED), FERRY_CHECKSUM;
+ *  - IPC_PRIVATE: a forked child opens "sysvmq://", another one "sysvmq://#MSQID";
+ *  - sizes 0, 1, max, max+1 (-EMSGSIZE, nothing sent); a too-small buffer (-EMSGSIZE,
+ *    the size needed, the message held at the front);
+ *  - every type-filter rule (native msgrcv), the type range, a waiting filter;
+ *  - timeouts: FERRY_NOW -EAGAIN, bounded -ETIMEDOUT with elapsed >= bound (also under a
+ *    storm of signals), FERRY_FOREVER released by a peer; the same for a full queue;
+ *    capacity counted in bytes; a second accept;
+ *  - -EOPNOTSUPP: fds, ferry_chan_fd, zero copy, credentials;
+ *  - peer death: the listener's side closing gives the opener -EPIPE, also while it
+ *    waits; an opener killed (kill -9): what it sent is received, then the listener's
+ *    receives time out, and the channel cannot be opened again (the hello died with it);
+ *  - FERRY_PERSIST: the queues survive close, are opened and re-listened, then the test
+ *    removes them;
+ *  - garbage from a raw msgsnd (junk, short, length lie, mtype != type + 1, missing or
+ *    bad crc, fds, shm flags, too long, empty) -> -EBADMSG and the channel stays broken;
+ *    a junk hello -> -EBADMSG at open, and it is left in place; a good raw frame is taken;
+ *  - afterwards `ipcs -q` lists exactly what it listed before, and no fd leaked.
+ */
+#include "mqtest.h"
+
+#include <limits.h>
+#include <sys/msg.h>
+
+static key_t key; /* a free key for this run */
+static char key_url[64];
+static long msgmax, msgmnb;
+
+typedef struct raw_msg {
+    long mtype;
+    uint8_t text[16384];
+} raw_msg;
+
+/* A key nobody uses, from base upwards. */
+static key_t free_key(key_t base)
+{
+    for (key_t k = base;; k++)
+        if (msgget(k, 0) < 0 && errno == ENOENT) return k;
+}
+
+static const char *key_str(key_t k)
+{
+    static char u[2][64];
+    static int i;
+    i ^= 1;
+    snprintf(u[i], sizeof u[i], "sysvmq://0x%x", (unsigned)k);
+    return u[i];
+}
+
+static struct msqid_ds stat_of(int id)
+{
+    struct msqid_ds ds;
+    CHECK_EQ(msgctl(id, IPC_STAT, &ds), 0);
+    return ds;
+}
+
+/* The door of our newest private listener: a key-0 queue holding one message (the hello)
+ * last sent by this process. */
+static int find_private_door(void)
+{
+    FILE *f = fopen("/proc/sysvipc/msg", "r");
+    CHECK(f != NULL);
+    char line[512];
+    int found = -1;
+    CHECK(fgets(line, sizeof line, f) != NULL); /* header */
+    while (fgets(line, sizeof line, f)) {
+        long k, id, qnum, lspid;
+        unsigned long perms, cbytes;
+        if (sscanf(line, "%ld %ld %lo %lu %ld %ld", &k, &id, &perms, &cbytes, &qnum, &lspid) != 6)
+            continue;
+        if (k == 0 && qnum == 1 && lspid == getpid()) found = (int)id;
+    }
+    fclose(f);
+    CHECK(found >= 0);
+    return found;
+}
+
+/* ---------------------------------------------------------------- URLs and options */
+
+static void test_urls_and_options(void)
+{
+    STAGE("urls and options");
+    ferry_listener *l = NULL;
+    ferry_chan *ch = NULL;
+    ferry_chan_opts o;
+    ferry_chan_opts_init(&o);
+
+    /* No private listener yet in this process. */
+    CHECK_EQ(ferry_chan_open("sysvmq://", NULL, &ch, T5S), -ENOENT);
+    const char *bad[] = {"sysvmq://0",          "sysvmq://12ab",       "sysvmq://0x",
+                         "sysvmq://-5",         "sysvmq://0xg",        "sysvmq:// 1",
+                         "sysvmq://4294967296", "sysvmq://0x100000000"};
+    for (size_t i = 0; i < sizeof bad / sizeof bad[0]; i++) {
+        CHECK_EQ(ferry_listen(bad[i], NULL, &l), -EINVAL);
+        CHECK_EQ(ferry_chan_open(bad[i], NULL, &ch, T5S), -EINVAL);
+    }
+    CHECK_EQ(ferry_listen("sysvmq://#5", NULL, &l), -EINVAL); /* a listener makes queues */
+    CHECK_EQ(ferry_chan_open("sysvmq://#", NULL, &ch, T5S), -EINVAL);
+    CHECK_EQ(ferry_chan_open("sysvmq://#x1", NULL, &ch, T5S), -EINVAL);
+    CHECK_EQ(ferry_chan_open("sysvmq://#2147483648", NULL, &ch, T5S), -EINVAL);
+    key_t nokey = free_key(key + 100);
+    CHECK_EQ(ferry_chan_open(key_str(nokey), NULL, &ch, T5S), -ENOENT);
+    CHECK_EQ(ferry_chan_open("sysvmq://#2147483000", NULL, &ch, T5S), -ENOENT);
+
+    o.capacity = 0;
+    CHECK_EQ(ferry_listen(key_url, &o, &l), -EOPNOTSUPP);
+    o.capacity = FERRY_UNBOUNDED;
+    CHECK_EQ(ferry_listen(key_url, &o, &l), -EOPNOTSUPP);
+    ferry_chan_opts_init(&o);
+    o.flags = 1u << 12;
+    CHECK_EQ(ferry_listen(key_url, &o, &l), -EINVAL);
+    ferry_chan_opts_init(&o);
+    o.max_msg = (size_t)msgmax - 32 + 1;
+    CHECK_EQ(ferry_listen(key_url, &o, &l), -EINVAL);
+    o.max_msg = 100;
+    o.capacity = (uint32_t)(msgmnb / 132) + 1;
+    CHECK_EQ(ferry_listen(key_url, &o, &l), -EINVAL);
+    CHECK(msgget(key, 0) < 0 && errno == ENOENT); /* nothing was made */
+
+    /* At the limits. */
+    o.capacity = (uint32_t)(msgmnb / 132);
+    ferry_chan *srv, *cli;
+    pair_make(key_url, &o, &l, &srv, &cli);
+    CHECK_EQ(stat_of(msgget(key, 0)).msg_qbytes, (msglen_t)(o.capacity * 132));
+    pair_close(l, srv, cli);
+    CHECK(msgget(key, 0) < 0 && errno == ENOENT);
+    ferry_chan_opts_init(&o);
+    o.max_msg = (size_t)msgmax - 32;
+    o.mode = 0640;
+    pair_make(key_url, &o, &l, &srv, &cli);
+    CHECK_EQ(ferry_chan_max_msg(srv), (size_t)msgmax - 32);
+    CHECK_EQ(ferry_chan_max_msg(cli), (size_t)msgmax - 32);
+    struct msqid_ds ds = stat_of(msgget(key, 0));
+    CHECK_EQ(ds.msg_perm.mode & 0777, 0640);
+    CHECK_EQ(ds.msg_qbytes, (msglen_t)msgmnb); /* FERRY_CAP_RING: the kernel default */
+    /* The key is taken while it lives. */
+    ferry_listener *l2;
+    CHECK_EQ(ferry_listen(key_url, NULL, &l2), -EADDRINUSE);
+    o.flags = FERRY_PERSIST; /* its hello is taken: not reusable either */
+    CHECK_EQ(ferry_listen(key_url, &o, &l2), -EADDRINUSE);
+    pair_close(l, srv, cli);
+    CHECK(msgget(key, 0) < 0 && errno == ENOENT);
+
+    /* Defaults. */
+    pair_make(key_url, NULL, &l, &srv, &cli);
+    CHECK_EQ(ferry_chan_max_msg(cli), (size_t)msgmax - 32);
+    CHECK_EQ(stat_of(msgget(key, 0)).msg_perm.mode & 0777, 0600);
+    pair_close(l, srv, cli);
+
+    /* A queue at the key that ferry did not make. */
+    int foreign = msgget(key, IPC_CREAT | IPC_EXCL | 0600);
+    CHECK(foreign >= 0);
+    CHECK_EQ(ferry_chan_open(key_url, NULL, &ch, T5S), -ECONNREFUSED);
+    CHECK_EQ(ferry_listen(key_url, NULL, &l), -EADDRINUSE);
+    ferry_chan_opts_init(&o);
+    o.flags = FERRY_PERSIST;
+    CHECK_EQ(ferry_listen(key_url, &o, &l), -EADDRINUSE);
+    CHECK_EQ(stat_of(foreign).msg_qnum, 0); /* left as it was */
+    CHECK_EQ(msgctl(foreign, IPC_RMID, NULL), 0);
+}
+
+/* ---------------------------------------------------------------- two processes */
+
+#define RT_N 300
+
+static void test_round_trip(void)
+{
+    STAGE("round trip");
+    ferry_chan_opts o;
+    ferry_chan_opts_init(&o);
+    o.flags = FERRY_CHECKSUM;
+    o.max_msg = 512;
+    ferry_listener *l;
+    CHECK_EQ(ferry_listen(key_url, &o, &l), 0);
+    ctl c;
+    ctl_init(&c);
+    pid_t pid = fork_child();
+    if (pid == 0) {
+        ctl_child(&c);
+        ferry_listener_close(l); /* in another process: removes nothing */
+        ferry_chan *ch;
+        CHECK_EQ(ferry_chan_open(key_url, NULL, &ch, T5S), 0);
+        CHECK_EQ(ferry_chan_max_msg(ch), 512);
+        STAGE("child: send");
+        for (uint64_t i = 0; i < RT_N; i++) send_seq_span(ch, i, 200);
+        STAGE("child: receive");
+        for (uint64_t i = 0; i < RT_N; i++) recv_seq_span(ch, i + 1000, 100, T5S);
+        ctl_put(&c, 'd');
+        ctl_expect(&c, 'q'); /* the parent tried a second opener meanwhile */
+        ferry_chan_close(ch);
+        ctl_close(&c);
+        child_exit();
+    }
+    ctl_parent(&c);
+    ferry_chan *ch;
+    CHECK_EQ(ferry_accept(l, &ch, T5S), 0);
+    STAGE("parent: receive");
+    for (uint64_t i = 0; i < RT_N; i++) recv_seq_span(ch, i, 200, T5S);
+    STAGE("parent: send");
+    for (uint64_t i = 0; i < RT_N; i++) send_seq_span(ch, i + 1000, 100);
+    ctl_expect(&c, 'd');
+    ferry_chan *second;
+    CHECK_EQ(ferry_chan_open(key_url, NULL, &second, T5S), -ECONNREFUSED);
+    ctl_put(&c, 'q');
+    wait_ok(pid);
+    ctl_close(&c);
+    ferry_stats st;
+    CHECK_EQ(ferry_chan_stats(ch, &st), 0);
+    CHECK_EQ(st.recv_msgs, RT_N);
+    CHECK_EQ(st.sent_msgs, RT_N);
+    ferry_chan_close(ch);
+    CHECK(msgget(key, 0) >= 0); /* the listener still holds the queues */
+    ferry_listener_close(l);
+    CHECK(msgget(key, 0) < 0 && errno == ENOENT);
+}
+
+/* Child side of a private-queue exchange: open url, answer "ping" with "pong". */
+static void private_child(const char *url)
+{
+    ferry_chan *ch;
+    int rc = ferry_chan_open(url, NULL, &ch, T5S);
+    if (rc < 0) fprintf(stderr, "open %s: %s\n", url, ferry_strerror(rc));
+    CHECK_EQ(rc, 0);
+    expect(ch, 0, T5S, 3, "ping");
+    send_typed(ch, 4, "pong");
+    ferry_chan_close(ch);
+    child_exit();
+}
+
+static void test_private(void)
+{
+    STAGE("private");
+    ferry_listener *l;
+    ferry_chan *ch;
+    for (int by_id = 0; by_id < 2; by_id++) {
+        CHECK_EQ(ferry_listen("sysvmq://", NULL, &l), 0);
+        char url[64] = "sysvmq://";
+        if (by_id) snprintf(url, sizeof url, "sysvmq://#%d", find_private_door());
+        pid_t pid = fork_child();
+        if (pid == 0) private_child(url);
+        CHECK_EQ(ferry_accept(l, &ch, T5S), 0);
+        send_typed(ch, 3, "ping");
+        expect(ch, 0, T5S, 4, "pong");
+        wait_ok(pid);
+        ferry_chan_close(ch);
+        ferry_listener_close(l);
+    }
+    /* No private listener open any more. */
+    CHECK_EQ(ferry_chan_open("sysvmq://", NULL, &ch, T5S), -ENOENT);
+}
+
+/* ---------------------------------------------------------------- sizes */
+
+static void test_sizes(void)
+{
+    STAGE("sizes");
+    ferry_chan_opts o;
+    ferry_chan_opts_init(&o);
+    o.max_msg = 100;
+    ferry_listener *l;
+    ferry_chan *srv, *cli;
+    pair_make(key_url, &o, &l, &srv, &cli);
+    CHECK_EQ(ferry_chan_max_msg(cli), 100);
+    uint8_t buf[200], in[200];
+    size_t sizes[3] = {0, 1, 100};
+    for (int i = 0; i < 3; i++) {
+        fill_seq(buf, sizes[i], (uint64_t)i);
+        CHECK_EQ(ferry_send(cli, buf, sizes[i], T5S), 0);
+    }
+    CHECK_EQ(ferry_send(cli, buf, 101, T5S), -EMSGSIZE);
+    CHECK_EQ(ferry_recv(srv, NULL, 0, T5S), 0);
+    CHECK_EQ(ferry_recv(srv, in, sizeof in, T5S), 1);
+    CHECK(check_seq(in, 1, 1));
+    ferry_msg m;
+    memset(&m, 0, sizeof m);
+    m.data = in;
+    m.cap = 99;
+    CHECK_EQ(ferry_recvmsg(srv, &m, 0, T5S), -EMSGSIZE);
+    CHECK_EQ(m.len, 100);
+    CHECK_EQ(ferry_recv(srv, in, 99, T5S), -EMSGSIZE);
+    CHECK_EQ(ferry_recv(srv, in, sizeof in, T5S), 100);
+    CHECK(check_seq(in, 100, 2));
+    CHECK_EQ(ferry_recv(srv, in, sizeof in, FERRY_NOW), -EAGAIN);
+    pair_close(l, srv, cli);
+}
+
+/* ---------------------------------------------------------------- types */
+
+#define TYPE_MAX (INT64_MAX - 2)
+
+static void test_types(void)
+{
+    STAGE("types");
+    ferry_listener *l;
+    ferry_chan *srv, *cli;
+    pair_make(key_url, NULL, &l, &srv, &cli);
+    send_typed(cli, 5, "m0");
+    send_typed(cli, 3, "m1");
+    send_typed(cli, 7, "m2");
+    send_typed(cli, 3, "m3");
+    send_typed(cli, 1, "m4");
+    expect(srv, 3, T5S, 3, "m1");
+    expect(srv, -4, T5S, 1, "m4");
+    expect(srv, -4, T5S, 3, "m3");
+    expect_err(srv, 9, FERRY_NOW, -EAGAIN);
+    expect_err(srv, -2, FERRY_NOW, -EAGAIN);
+    int64_t t0 = now_ns();
+    expect_err(srv, 6, 50 * MS, -ETIMEDOUT);
+    CHECK(now_ns() - t0 >= 50 * MS);
+    expect(srv, 0, FERRY_NOW, 5, "m0");
+    expect(srv, 0, FERRY_NOW, 7, "m2");
+    expect_err(srv, 0, FERRY_NOW, -EAGAIN);
+
+    /* -EMSGSIZE holds the message at the front: the same filter gets it again, a negative
+     * filter only when nothing lower waits, an untyped receive first of all. */
+    send_typed(cli, 5, "a5");
+    send_typed(cli, 7, "b7");
+    send_typed(cli, 2, "c2");
+    char small[1];
+    ferry_msg m;
+    memset(&m, 0, sizeof m);
+    m.data = small;
+    m.cap = sizeof small;
+    CHECK_EQ(ferry_recvmsg(srv, &m, 7, FERRY_NOW), -EMSGSIZE);
+    CHECK_EQ(m.len, 2);
+    CHECK_EQ(m.type, 7);
+    expect_err(srv, 8, FERRY_NOW, -EAGAIN);
+    expect(srv, -9, FERRY_NOW, 2, "c2"); /* lower than the held 7 */
+    expect(srv, 7, FERRY_NOW, 7, "b7");
+    expect(srv, 0, FERRY_NOW, 5, "a5");
+    send_typed(cli, 5, "d5");
+    send_typed(cli, 7, "e7");
+    CHECK_EQ(ferry_recvmsg(srv, &m, 7, FERRY_NOW), -EMSGSIZE);
+    expect(srv, -9, FERRY_NOW, 5, "d5");
+    expect(srv, -9, FERRY_NOW, 7, "e7");
+    send_typed(cli, 5, "f5");
+    send_typed(cli, 7, "g7");
+    CHECK_EQ(ferry_recvmsg(srv, &m, -7, FERRY_NOW), -EMSGSIZE); /* takes f5 */
+    CHECK_EQ(m.type, 5);
+    expect(srv, 0, FERRY_NOW, 5, "f5");
+    expect(srv, 0, FERRY_NOW, 7, "g7");
+    expect_err(srv, 0, FERRY_NOW, -EAGAIN);
+
+    /* The type range: 0..INT64_MAX-2. */
+    memset(&m, 0, sizeof m);
+    m.data = "x";
+    m.len = 1;
+    m.type = INT64_MAX;
+    CHECK_EQ(ferry_sendmsg(cli, &m, T5S), -EINVAL);
+    m.type = INT64_MAX - 1;
+    CHECK_EQ(ferry_sendmsg(cli, &m, T5S), -EINVAL);
+    m.type = -1;
+    CHECK_EQ(ferry_sendmsg(cli, &m, T5S), -EINVAL);
+    expect_err(srv, TYPE_MAX + 1, FERRY_NOW, -EINVAL);
+    expect_err(srv, INT64_MIN, FERRY_NOW, -EINVAL);
+    send_typed(cli, TYPE_MAX, "top");
+    send_typed(cli, 1, "one");
+    CHECK_EQ(ferry_send(cli, "zero", 4, T5S), 0);
+    send_typed(cli, 4, "a");
+    send_typed(cli, 4, "b");
+    expect(srv, -1, FERRY_NOW, 0, "zero");
+    expect(srv, TYPE_MAX, FERRY_NOW, TYPE_MAX, "top");
+    expect(srv, -INT64_MAX, FERRY_NOW, 1, "one");
+    expect(srv, 4, FERRY_NOW, 4, "a");
+    expect(srv, 0, FERRY_NOW, 4, "b");
+    expect_err(srv, -INT64_MAX, FERRY_NOW, -EAGAIN);
+
+    /* A waiting filter: three type-1 messages arrive while it waits for a 2 (sent by a
+     * child through its inherited copy of the opener's end). */
+    pid_t pid = fork_child();
+    if (pid == 0) {
+        sleep_ms(30);
+        send_typed(cli, 1, "p");
+        send_typed(cli, 1, "q");
+        send_typed(cli, 1, "r");
+        sleep_ms(30);
+        send_typed(cli, 2, "two");
+        child_exit();
+    }
+    STAGE("types: waiting filter");
+    expect(srv, 2, T5S, 2, "two");
+    wait_ok(pid);
+    expect(srv, 0, FERRY_NOW, 1, "p");
+    expect(srv, 1, FERRY_NOW, 1, "q");
+    expect(srv, -1, FERRY_NOW, 1, "r");
+    expect_err(srv, 0, FERRY_NOW, -EAGAIN);
+    pair_close(l, srv, cli);
+}
+
+/* ---------------------------------------------------------------- timeouts and capacity */
+
+static void test_timeouts(void)
+{
+    STAGE("timeouts");
+    ferry_chan_opts o;
+    ferry_chan_opts_init(&o);
+    o.max_msg = 100;
+    o.capacity = 3; /* msg_qbytes = 3 * 132 */
+    ferry_listener *l;
+    ferry_chan *srv, *cli;
+    CHECK_EQ(ferry_listen(key_url, &o, &l), 0);
+    int lfd = ferry_listener_fd(l);
+    CHECK(lfd >= 0);
+    CHECK(readable(lfd));
+    CHECK_EQ(ferry_accept(l, &srv, FERRY_NOW), 0);
+    CHECK(!readable(lfd));
+    ferry_chan *none = NULL;
+    CHECK_EQ(ferry_accept(l, &none, FERRY_NOW), -EAGAIN);
+    int64_t t0 = now_ns();
+    CHECK_EQ(ferry_accept(l, &none, 30 * MS), -ETIMEDOUT);
+    CHECK(now_ns() - t0 >= 30 * MS);
+    CHECK(none == NULL);
+    CHECK_EQ(ferry_chan_open(key_url, NULL, &cli, T5S), 0);
+
+    char buf[128];
+    CHECK_EQ(ferry_recv(srv, buf, sizeof buf, FERRY_NOW), -EAGAIN);
+    t0 = now_ns();
+    CHECK_EQ(ferry_recv(srv, buf, sizeof buf, 50 * MS), -ETIMEDOUT);
+    CHECK(now_ns() - t0 >= 50 * MS);
+    usr1_catch();
+    mqtest_signals = 0;
+    pid_t storm = usr1_storm(300);
+    t0 = now_ns();
+    CHECK_EQ(ferry_recv(srv, buf, sizeof buf, 200 * MS), -ETIMEDOUT);
+    CHECK(now_ns() - t0 >= 200 * MS);
+    CHECK(mqtest_signals > 0);
+    wait_ok(storm);
+
+    pid_t pid = fork_child();
+    if (pid == 0) {
+        sleep_ms(100);
+        CHECK_EQ(ferry_send(cli, "late", 4, T5S), 0);
+        child_exit();
+    }
+    STAGE("timeouts: recv forever");
+    t0 = now_ns();
+    CHECK_EQ(ferry_recv(srv, buf, sizeof buf, FERRY_FOREVER), 4);
+    CHECK(now_ns() - t0 >= 90 * MS);
+    CHECK(memcmp(buf, "late", 4) == 0);
+    wait_ok(pid);
+
+    /* Capacity: three messages of max_msg fill the queue. */
+    STAGE("timeouts: full queue");
+    memset(buf, 'c', sizeof buf);
+    for (int i = 0; i < 3; i++) CHECK_EQ(ferry_send(cli, buf, 100, FERRY_NOW), 0);
+    CHECK_EQ(ferry_send(cli, buf, 100, FERRY_NOW), -EAGAIN);
+    CHECK_EQ(ferry_send(cli, buf, 0, FERRY_NOW), -EAGAIN);
+    t0 = now_ns();
+    CHECK_EQ(ferry_send(cli, buf, 100, 50 * MS), -ETIMEDOUT);
+    CHECK(now_ns() - t0 >= 50 * MS);
+    mqtest_signals = 0;
+    storm = usr1_storm(150);
+    t0 = now_ns();
+    CHECK_EQ(ferry_send(cli, buf, 100, 100 * MS), -ETIMEDOUT);
+    CHECK(now_ns() - t0 >= 100 * MS);
+    wait_ok(storm);
+    pid = fork_child();
+    if (pid == 0) {
+        sleep_ms(100);
+        char b[128];
+        CHECK_EQ(ferry_recv(srv, b, sizeof b, T5S), 100);
+        ferry_chan_close(srv); /* a copy in another process: removes nothing */
+        child_exit();
+    }
+    t0 = now_ns();
+    buf[0] = 'e';
+    CHECK_EQ(ferry_send(cli, buf, 100, FERRY_FOREVER), 0);
+    CHECK(now_ns() - t0 >= 90 * MS);
+    wait_ok(pid);
+    ferry_stats st;
+    CHECK_EQ(ferry_chan_stats(cli, &st), 0);
+    CHECK(st.send_waits >= 3);
+    for (int i = 0; i < 3; i++) CHECK_EQ(ferry_recv(srv, buf, sizeof buf, FERRY_NOW), 100);
+    CHECK_EQ(buf[0], 'e');
+    /* System V counts bytes: smaller messages fit in greater number (396 / 32). */
+    int n = 0;
+    while (ferry_send(cli, "", 0, FERRY_NOW) == 0) n++;
+    CHECK_EQ(n, 396 / 32);
+    for (int i = 0; i < n; i++) CHECK_EQ(ferry_recv(srv, buf, sizeof buf, FERRY_NOW), 0);
+    CHECK_EQ(ferry_recv(srv, buf, sizeof buf, FERRY_NOW), -EAGAIN);
+    pair_close(l, srv, cli);
+}
+
+/* ---------------------------------------------------------------- not supported */
+
+static void test_unsupported(void)
+{
+    STAGE("unsupported");
+    ferry_listener *l;
+    ferry_chan *srv, *cli;
+    pair_make(key_url, NULL, &l, &srv, &cli);
+    int p[2];
+    CHECK_EQ(pipe2(p, O_CLOEXEC), 0);
+    ferry_msg m;
+    memset(&m, 0, sizeof m);
+    m.data = "f";
+    m.len = 1;
+    m.nfds = 1;
+    m.fds[0] = p[0];
+    CHECK_EQ(ferry_sendmsg(cli, &m, T5S), -EOPNOTSUPP);
+    CHECK_EQ(ferry_sendmsg(srv, &m, T5S), -EOPNOTSUPP);
+    CHECK_EQ(ferry_recv(srv, NULL, 0, FERRY_NOW), -EAGAIN);
+    CHECK_EQ(ferry_recv(cli, NULL, 0, FERRY_NOW), -EAGAIN);
+    close(p[0]);
+    close(p[1]);
+    CHECK_EQ(ferry_chan_fd(srv), -EOPNOTSUPP);
+    CHECK_EQ(ferry_chan_fd(cli), -EOPNOTSUPP);
+    void *ptr;
+    CHECK_EQ(ferry_loan(cli, 8, &ptr, T5S), -EOPNOTSUPP);
+    CHECK_EQ(ferry_commit(cli, 0, 8), -EOPNOTSUPP);
+    CHECK_EQ(ferry_peek(srv, 0, &m, T5S), -EOPNOTSUPP);
+    CHECK_EQ(ferry_release(srv), -EOPNOTSUPP);
+    ferry_cred cr;
+    CHECK_EQ(ferry_chan_peer(srv, &cr), -EOPNOTSUPP);
+    pair_close(l, srv, cli);
+}
+
+/* ---------------------------------------------------------------- peer death */
+
+static void test_peer_gone(void)
+{
+    STAGE("peer gone");
+    ferry_listener *l;
+    ferry_chan *srv, *cli;
+    pair_make(key_url, NULL, &l, &srv, &cli);
+    send_typed(srv, 1, "last");
+    ferry_chan_close(srv);
+    ferry_listener_close(l); /* removes the queues: what was in them is gone too */
+    char buf[16];
+    CHECK_EQ(ferry_recv(cli, buf, sizeof buf, FERRY_NOW), -EPIPE);
+    CHECK_EQ(ferry_send(cli, "x", 1, FERRY_NOW), -EPIPE);
+    CHECK_EQ(ferry_recv(cli, buf, sizeof buf, T5S), -EPIPE);
+    ferry_chan_close(cli);
+
+    /* While the opener waits. */
+    CHECK_EQ(ferry_listen(key_url, NULL, &l), 0);
+    CHECK_EQ(ferry_accept(l, &srv, FERRY_NOW), 0);
+    pid_t pid = fork_child();
+    if (pid == 0) {
+        ferry_chan *c2;
+        CHECK_EQ(ferry_chan_open(key_url, NULL, &c2, T5S), 0);
+        int64_t t0 = now_ns();
+        CHECK_EQ(ferry_recv(c2, buf, sizeof buf, T5S), -EPIPE);
+        CHECK(now_ns() - t0 < 4 * SEC);
+        ferry_chan_close(c2);
+        child_exit();
+    }
+    sleep_ms(100);
+    ferry_chan_close(srv);
+    ferry_listener_close(l);
+    wait_ok(pid);
+
+    /* An opener killed (kill -9): what it sent is still received, then the listener's
+     * receives time out; the hello died with it, so nobody can open the channel again. */
+    CHECK_EQ(ferry_listen(key_url, NULL, &l), 0);
+    CHECK_EQ(ferry_accept(l, &srv, FERRY_NOW), 0);
+    ctl c;
+    ctl_init(&c);
+    pid = fork_child();
+    if (pid == 0) {
+        ctl_child(&c);
+        ferry_chan *c2;
+        CHECK_EQ(ferry_chan_open(key_url, NULL, &c2, T5S), 0);
+        send_typed(c2, 1, "one");
+        send_typed(c2, 2, "two");
+        ctl_put(&c, 's');
+        for (;;) pause(); /* killed here */
+    }
+    ctl_parent(&c);
+    ctl_expect(&c, 's');
+    kill(pid, SIGKILL);
+    wait_signaled(pid, SIGKILL);
+    ctl_close(&c);
+    expect(srv, 2, FERRY_NOW, 2, "two");
+    expect(srv, 0, FERRY_NOW, 1, "one");
+    expect_err(srv, 0, FERRY_NOW, -EAGAIN);
+    int64_t t0 = now_ns();
+    expect_err(srv, 0, 50 * MS, -ETIMEDOUT);
+    CHECK(now_ns() - t0 >= 50 * MS);
+    CHECK_EQ(ferry_send(srv, "x", 1, FERRY_NOW), 0);
+    ferry_chan *again;
+    CHECK_EQ(ferry_chan_open(key_url, NULL, &again, T5S), -ECONNREFUSED);
+    ferry_chan_close(srv);
+    ferry_listener_close(l);
+    CHECK(msgget(key, 0) < 0 && errno == ENOENT);
+}
+
+/* ---------------------------------------------------------------- persistence */
+
+/* The System V queues in `now` that are not in `before`, by msqid. */
+static int new_queues(const char *before, int *ids, int max)
+{
+    char *now = ipcs_snapshot();
+    int n = 0;
+    for (char *line = strtok(now, "\n"); line; line = strtok(NULL, "\n")) {
+        if (strstr(before, line)) continue;
+        CHECK(n < max);
+        CHECK_EQ(sscanf(line, "%*s %d", &ids[n]), 1);
+        n++;
+    }
+    free(now);
+    return n;
+}
+
+static void test_persist(void)
+{
+    STAGE("persist");
+    char *before = ipcs_snapshot();
+    ferry_chan_opts o;
+    ferry_chan_opts_init(&o);
+    o.flags = FERRY_PERSIST;
+    o.max_msg = 200;
+    ferry_listener *l;
+    ferry_chan *srv, *cli;
+    pair_make(key_url, &o, &l, &srv, &cli);
+    send_typed(srv, 6, "kept");
+    send_typed(cli, 2, "back");
+    ferry_chan_close(srv);
+    ferry_listener_close(l); /* the queues stay */
+    ferry_chan_close(cli);   /* the opener gives the hello back */
+    int ids[4];
+    CHECK_EQ(new_queues(before, ids, 4), 2); /* door and back queue */
+    CHECK(msgget(key, 0) >= 0);
+
+    /* Open again: the message waits; one peer at a time. */
+    CHECK_EQ(ferry_chan_open(key_url, NULL, &cli, T5S), 0);
+    CHECK_EQ(ferry_chan_max_msg(cli), 200);
+    expect(cli, 0, FERRY_NOW, 6, "kept");
+    ferry_chan *cli2;
+    CHECK_EQ(ferry_chan_open(key_url, NULL, &cli2, T5S), -ECONNREFUSED);
+    CHECK_EQ(ferry_listen(key_url, &o, &l), -EADDRINUSE); /* a peer is attached */
+    ferry_chan_close(cli);
+
+    /* Listen again: another shape, or no FERRY_PERSIST, is refused; the same shape
+     * reuses the queues, with what they hold. */
+    ferry_chan_opts p = o;
+    p.max_msg = 100;
+    CHECK_EQ(ferry_listen(key_url, &p, &l), -EADDRINUSE);
+    p = o;
+    p.flags = FERRY_PERSIST | FERRY_CHECKSUM;
+    CHECK_EQ(ferry_listen(key_url, &p, &l), -EADDRINUSE);
+    p = o;
+    p.flags = 0;
+    CHECK_EQ(ferry_listen(key_url, &p, &l), -EADDRINUSE);
+    CHECK_EQ(new_queues(before, ids, 4), 2);
+    CHECK_EQ(ferry_listen(key_url, &o, &l), 0);
+    CHECK_EQ(ferry_accept(l, &srv, FERRY_NOW), 0);
+    expect(srv, 0, FERRY_NOW, 2, "back");
+    CHECK_EQ(ferry_chan_open(key_url, NULL, &cli, T5S), 0);
+    send_typed(cli, 3, "again");
+    expect(srv, 0, FERRY_NOW, 3, "again");
+    send_typed(srv, 4, "reply");
+    expect(cli, 0, FERRY_NOW, 4, "reply");
+    pair_close(l, srv, cli);
+    CHECK_EQ(new_queues(before, ids, 4), 2);
+
+    /* The test removes them. */
+    for (int i = 0; i < 2; i++) CHECK_EQ(msgctl(ids[i], IPC_RMID, NULL), 0);
+    CHECK_EQ(new_queues(before, ids, 4), 0);
+    CHECK(msgget(key, 0) < 0 && errno == ENOENT);
+    free(before);
+}
+
+/* ---------------------------------------------------------------- garbage */
+
+static void raw_send(long mtype, const void *buf, size_t len)
+{
+    static raw_msg r;
+    int door = msgget(key, 0);
+    CHECK(door >= 0);
+    r.mtype = mtype;
+    memcpy(r.text, buf, len);
+    CHECK_EQ(msgsnd(door, &r, len, IPC_NOWAIT), 0);
+}
+
+/* The channels under attack have max_msg 100. */
+static const junk junks[] = {
+    {.what = "junk bytes", .raw = "garbage bytes", .mtype = 2},
+    {.what = "shorter than a header", .raw = "short", .mtype = 2},
+    {.what = "empty", .raw = "", .mtype = 2},
+    {.what = "length lies", .type = 1, .len = 3, .claim = 1},
+    {.what = "length lies (short)", .type = 1, .len = 3, .claim = -1},
+    {.what = "type != mtype - 1", .type = 7, .len = 3, .mtype = 2},
+    {.what = "crc missing (checksummed)", .type = 1, .len = 3, .checksum = 1},
+    {.what = "bad crc (checksummed)", .type = 1, .len = 3, .flags = FERRY__F_CRC, .checksum = 1},
+    {.what = "bad crc", .type = 1, .len = 3, .flags = FERRY__F_CRC},
+    {.what = "fds", .type = 1, .len = 3, .nfds = 2},
+    {.what = "shm flag", .type = 1, .len = 3, .flags = FERRY__F_JUMP},
+    {.what = "longer than 32 + max_msg", .type = 1, .len = 140, .claim = -40},
+    {.what = "payload_len > max_msg", .type = 1, .len = 100, .claim = 1},
+};
+
+static void test_garbage(void)
+{
+    STAGE("garbage");
+    ferry_listener *l;
+    ferry_chan *srv, *cli;
+    static uint8_t b[1024];
+    ferry_chan_opts o;
+    for (size_t v = 0; v < sizeof junks / sizeof junks[0]; v++) {
+        const junk *j = &junks[v];
+        STAGE(j->what);
+        ferry_chan_opts_init(&o);
+        o.max_msg = 100;
+        if (j->checksum) o.flags = FERRY_CHECKSUM;
+        pair_make(key_url, &o, &l, &srv, &cli);
+        send_typed(cli, 4, "before"); /* a good message first: it is still received */
+        raw_send(j->mtype ? j->mtype : (long)j->type + 1, b, junk_build(j, b));
+        expect(srv, 0, FERRY_NOW, 4, "before");
+        /* Typed (mtype 2 is type 1) or not, a receive meets it: -EBADMSG, for good. */
+        expect_err(srv, v % 2 ? 1 : -9, FERRY_NOW, -EBADMSG);
+        expect_err(srv, 0, FERRY_NOW, -EBADMSG);
+        expect_err(srv, -5, T5S, -EBADMSG);
+        CHECK_EQ(ferry_send(srv, "x", 1, FERRY_NOW), -EBADMSG);
+        pair_close(l, srv, cli);
+        CHECK(msgget(key, 0) < 0 && errno == ENOENT);
+    }
+    /* A good frame from a raw writer is taken, with a crc too. */
+    STAGE("garbage: a good raw frame");
+    ferry_chan_opts_init(&o);
+    o.flags = FERRY_CHECKSUM;
+    pair_make(key_url, &o, &l, &srv, &cli);
+    junk good = {.type = 9, .len = 3, .flags = FERRY__F_CRC, .crc_ok = 1};
+    raw_send(10, b, junk_build(&good, b));
+    expect(srv, 9, FERRY_NOW, 9, "JJJ");
+    pair_close(l, srv, cli);
+
+    /* A junk hello: -EBADMSG at open, and it stays where it was. */
+    int q = msgget(key, IPC_CREAT | IPC_EXCL | 0600);
+    CHECK(q >= 0);
+    raw_msg *r = malloc(sizeof *r);
+    CHECK(r != NULL);
+    r->mtype = LONG_MAX;
+    memset(r->text, 0x5a, 24);
+    CHECK_EQ(msgsnd(q, r, 24, 0), 0);
+    ferry_chan *ch;
+    CHECK_EQ(ferry_chan_open(key_url, NULL, &ch, T5S), -EBADMSG);
+    CHECK_EQ(stat_of(q).msg_qnum, 1);
+    CHECK_EQ(msgsnd(q, r, 30, 0), 0); /* and a longer one of that type first in line */
+    CHECK_EQ(msgrcv(q, r, 24, LONG_MAX, IPC_NOWAIT), 24);
+    CHECK_EQ(ferry_chan_open(key_url, NULL, &ch, T5S), -EBADMSG);
+    CHECK_EQ(stat_of(q).msg_qnum, 1);
+    free(r);
+    CHECK_EQ(msgctl(q, IPC_RMID, NULL), 0);
+}
+
+int main(void)
+{
+    watchdog_arm();
+    msgmax = proc_num("/proc/sys/kernel/msgmax");
+    msgmnb = proc_num("/proc/sys/kernel/msgmnb");
+    key = free_key((key_t)(0x7e000000u | ((unsigned)getpid() & 0xfffffu) << 4));
+    snprintf(key_url, sizeof key_url, "%s", key_str(key));
+    char *before = ipcs_snapshot();
+    int fds = fd_count();
+
+    test_urls_and_options();
+    test_round_trip();
+    test_private();
+    test_sizes();
+    test_types();
+    test_timeouts();
+    test_unsupported();
+    test_peer_gone();
+    test_persist();
+    test_garbage();
+
+    STAGE("leftovers");
+    CHECK_EQ(fd_count(), fds);
+    snap_expect_equal(ipcs_snapshot, before, "System V queues (ipcs -q)");
+    free(before);
+    printf("test_sysvmq: ok\n");
+    return 0;
+}
