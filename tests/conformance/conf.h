@@ -34,6 +34,9 @@
  * first -EAGAIN may succeed a little later; only the -EAGAIN and the delivery of
  * everything sent are asserted. */
 #define CAPM_RING_LOOSE (1u << 4)
+/* Capacity N is accepted but counted in bytes (System V: msg_qbytes = N full-size
+ * messages), so more than N small messages fit: the exact count is not asserted. */
+#define CAPM_N_BYTES (1u << 5)
 
 /* How the two ends of a channel are made. */
 typedef enum addr_kind {
@@ -73,6 +76,9 @@ typedef struct form {
     bool zerocopy;       /* ferry_loan/commit/peek/release (else -EOPNOTSUPP) */
     bool crc_always;     /* every frame must carry a crc (a frame without: -EBADMSG) */
     bool raw_peer;       /* a raw writer can stand in for ferry_chan_open */
+    bool emsgsize_held;  /* a message refused with -EMSGSIZE leaves the kernel's queue and is
+                            held apart: it comes out on the next receive it matches, ahead
+                            of older messages (System V: msgrcv cannot look without taking) */
     unsigned capmodes;   /* CAPM_* */
     raw_kind raw;        /* the stream under a channel end, RAW_NONE if none */
     const char *note;    /* what cannot be checked on this transport, and why */

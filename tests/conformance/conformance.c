@@ -535,8 +535,13 @@ static void types_parent(conn *k)
     m.cap = sizeof small;
     CHECK_EQ(ferry_recvmsg(ch, &m, 7, T5S), -EMSGSIZE);
     CHECK_EQ(m.len, 2);
-    expect_typed(ch, 0, T5S, 5, "m0"); /* passed over, still first */
-    expect_typed(ch, 0, T5S, 7, "m2"); /* kept after -EMSGSIZE */
+    if (k->f->emsgsize_held) { /* held apart: it comes first (see conf.h) */
+        expect_typed(ch, 0, T5S, 7, "m2");
+        expect_typed(ch, 0, T5S, 5, "m0");
+    } else {
+        expect_typed(ch, 0, T5S, 5, "m0"); /* passed over, still first */
+        expect_typed(ch, 0, T5S, 7, "m2"); /* kept after -EMSGSIZE */
+    }
     expect_empty(ch);
 
     STAGE("types: parent, type 0 and big types");
@@ -787,9 +792,14 @@ static void check_capacity(const form *f)
 {
     ferry_chan_opts o;
     ferry_chan_opts_init(&o);
-    if (f->capmodes & CAPM_N) {
+    if (f->capmodes & CAPM_N_BYTES) {
+        skip(f, "capacity N", "counted in bytes (N full-size messages), not messages");
+    } else if (f->capmodes & CAPM_N) {
         begin("capacity N");
         o.capacity = 4;
+        /* Small messages: a queue counted in bytes (System V: msgmnb, 16 KiB by default)
+         * must hold 4 of the largest. */
+        o.max_msg = 1024;
         run(f, &o, cap_n_child, cap_n_parent);
         ok(f, "capacity 4: 5th FERRY_NOW send -EAGAIN, 50 ms -ETIMEDOUT, blocked send freed by a "
               "receive");

@@ -119,10 +119,11 @@ const form conf_forms[] = {
      .raw = RAW_NONE,
      .note = QUEUE_NOTE},
     {.scheme = "sysvmq",
+     .emsgsize_held = true,
      .name = "key",
      .addr = ADDR_SYSVMQ,
      .pollable = false,
-     .capmodes = CAPM_N | CAPM_RING,
+     .capmodes = CAPM_N | CAPM_RING | CAPM_N_BYTES,
      .raw = RAW_NONE,
      .note = QUEUE_NOTE},
 };
