@@ -124,12 +124,15 @@ static int fifo_open(const char *where, const ferry_chan_opts *o, ferry_chan **o
     char c2s[PATH_MAX], s2c[PATH_MAX];
     int rc = names(where, c2s, s2c);
     if (rc < 0) return rc;
-    int r = open(s2c, O_RDONLY | O_NONBLOCK | O_CLOEXEC); /* first: the listener looks for it */
-    if (r < 0) return -errno;
+    /* Our write end first (it opens only while the listener reads: else no listener),
+     * then our read end, last: that is what the listener's accept waits for, and once it
+     * has it, it may close the listener and remove both names. */
     int w = open(c2s, O_WRONLY | O_NONBLOCK | O_CLOEXEC);
-    if (w < 0) {
-        rc = errno == ENXIO ? -ECONNREFUSED : -errno; /* nobody reads: no listener */
-        close(r);
+    if (w < 0) return errno == ENXIO ? -ECONNREFUSED : -errno;
+    int r = open(s2c, O_RDONLY | O_NONBLOCK | O_CLOEXEC);
+    if (r < 0) {
+        rc = -errno;
+        close(w);
         return rc;
     }
     ferry__fdchan_cfg cfg = {.ops = &ferry__fifo_ops, .rfd = r, .wfd = w};
