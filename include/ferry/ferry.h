@@ -144,11 +144,20 @@ int ferry_pair_fd(const ferry_chan_opts *opts, ferry_chan **a, int *child_fd);
 int ferry_chan_adopt(int fd, const ferry_chan_opts *opts, ferry_chan **out);
 
 /*
- * ferry_listen — listen at a URL. Supported here: "shm:///path/to.sock" — a Unix socket
- * file (mode opts->mode, default 0600, set before the file appears) where peers meet; the
- * data then flows through shared memory. The caller owns *out; ferry_listener_close()
- * unlinks the socket file. Errors: -EINVAL (bad URL), -EPROTONOSUPPORT (unknown scheme),
- * -EADDRINUSE, -ENAMETOOLONG, -EACCES, and other socket errors.
+ * ferry_listen — listen at a URL. The schemes (docs/transports.md has what each can do):
+ *   "shm:///path" or "shm://@name"  peers meet at a Unix socket; data flows through
+ *                                   shared memory
+ *   "unix:///path", "unix://@name"  SOCK_SEQPACKET (fds, credentials)
+ *   "tcp://host:port", "tcp://[v6]:port"
+ *   "fifo:///path"                  two FIFOs, path.c2s and path.s2c; one client
+ *   "posixmq:///name"               two POSIX queues, /name.c2s and /name.s2c; one peer
+ *   "sysvmq://KEY", "sysvmq://"     System V queues (KEY decimal or 0x hex; or private)
+ * A socket file or FIFO gets exactly opts->mode (default 0600; never wider, not even for
+ * a moment). The listener decides the channel's shape (capacity, max_msg, checksum). The
+ * caller owns *out; ferry_listener_close() removes the names it made (queues: see
+ * FERRY_PERSIST). Errors: -EINVAL (bad URL or options), -EPROTONOSUPPORT (unknown
+ * scheme), -EOPNOTSUPP (a capacity mode the transport lacks), -EADDRINUSE, -ENAMETOOLONG,
+ * -EACCES, and other errors of the kernel calls.
  */
 int ferry_listen(const char *url, const ferry_chan_opts *opts, ferry_listener **out);
 
@@ -165,7 +174,8 @@ int ferry_listener_fd(const ferry_listener *l);
 void ferry_listener_close(ferry_listener *l);
 
 /*
- * ferry_chan_open — connect to a listener at a URL ("shm:///path/to.sock") and wait for
+ * ferry_chan_open — connect to a listener at a URL (the schemes of ferry_listen, and
+ * "pipe://R,W" for the ends ferry_pipe_pair_fd handed to an exec'd child) and wait for
  * its handshake. opts (may be NULL) supplies only local choices. The caller owns *out.
  * Errors: -ENOENT / -ECONNREFUSED (nobody listens), -ETIMEDOUT, -EAGAIN, -EBADMSG (a bad
  * handshake or a refused segment), -EINVAL, -EPROTONOSUPPORT.
