@@ -1,7 +1,8 @@
 /*
  * bench.h — the internal interface of `ferry bench`, shared by its files:
- *   bench.c        the driver: options, which rows to run in which order, repetitions,
- *                  medians, output, target ratios
+ *   bench.c, bench_mechs.c, bench_plan.c, bench_report.c, bench_plot.c
+ *                  the driver: options, the table of mechanisms and targets, which rows
+ *                  to run in which order, repetitions, medians, output (bench_plan.h)
  *   bench_peer.c   the second process: fork, CPU pinning, a shared control page, reaping
  *   bench_loop.c   the measured loops (warm-up, bounds by count and time, timing)
  *   bench_base.c   the baselines: spin, futex, pipe, memcpy
@@ -43,7 +44,8 @@ typedef struct bench_job {
     bench_pattern pattern;
     size_t size; /* payload bytes */
     const bench_budget *budget;
-    int peer_cpu; /* the CPU the peer process pins itself to; -1: no pinning */
+    int peer_cpu;    /* the CPU the peer process pins itself to; -1: no pinning */
+    const void *arg; /* the mechanism's table argument (bench_mechs.c), or NULL */
 } bench_job;
 
 /* What one measurement found. A figure that does not apply is negative. */

@@ -1,0 +1,38 @@
+/*
+ * bench_mechs.c — what `ferry bench` measures: the table of mechanisms (one entry each:
+ * name, runner, the rows it has, its argument and hooks; see bench_plan.h) and the table
+ * of target ratios.
+ *
+ * Order matters twice. Mechanisms are printed in table order. Targets decide the order of
+ * measurement within a repetition (bench_measure_order): each target's two rows run back
+ * to back, the denominator first, and a row already placed by an earlier target stays
+ * where it is; so targets that share a row are listed one after the other, which keeps
+ * the new partner right after the shared row.
+ */
+#define _POSIX_C_SOURCE 200809L /* clock_gettime in bench.h */
+#include "bench_plan.h"
+
+const bench_mech BENCH_MECHS[] = {
+    {.name = "spin-baseline", .fn = bench_spin, .shape = SHAPE_LINE},
+    {.name = "futex-baseline", .fn = bench_futex, .shape = SHAPE_LINE},
+    {.name = "pipe", .fn = bench_pipe, .shape = SHAPE_ALL},
+    {.name = "memcpy-baseline", .fn = bench_memcpy, .shape = SHAPE_COPY},
+    {.name = "ferry-shm", .fn = bench_ferry_shm, .shape = SHAPE_ALL},
+    {.name = "ferry-shm-blocking", .fn = bench_ferry_blocking, .shape = SHAPE_ALL},
+    {.name = "ferry-shm-zerocopy", .fn = bench_ferry_zerocopy, .shape = SHAPE_ALL},
+};
+const size_t BENCH_NMECHS = sizeof BENCH_MECHS / sizeof BENCH_MECHS[0];
+
+const bench_target BENCH_TARGETS[] = {
+    {"ferry-shm pingpong 64 p50 / spin-baseline p50", "ferry-shm", "spin-baseline", BENCH_PINGPONG,
+     BENCH_PINGPONG, 64, 64, F_P50, 1, 1.5},
+    {"ferry-shm-blocking pingpong 64 p50 / futex-baseline p50", "ferry-shm-blocking",
+     "futex-baseline", BENCH_PINGPONG, BENCH_PINGPONG, 64, 64, F_P50, 1, 1.2},
+    {"ferry-shm stream 64 msgs/s / pipe stream 64 msgs/s", "ferry-shm", "pipe", BENCH_STREAM,
+     BENCH_STREAM, 64, 64, F_MSGS, 0, 10},
+    {"ferry-shm-zerocopy pingpong 1 MiB p50 / its 64 B p50", "ferry-shm-zerocopy",
+     "ferry-shm-zerocopy", BENCH_PINGPONG, BENCH_PINGPONG, 1048576, 64, F_P50, 1, 2},
+    {"ferry-shm stream 1 MiB bytes/s / memcpy-baseline bytes/s", "ferry-shm", "memcpy-baseline",
+     BENCH_STREAM, BENCH_STREAM, 1048576, 1048576, F_BYTES, 0, 0.5},
+};
+const size_t BENCH_NTARGETS = sizeof BENCH_TARGETS / sizeof BENCH_TARGETS[0];
