@@ -65,6 +65,9 @@ int bench_memcpy(const bench_job *job, bench_result *res);         /* bench_base
 int bench_ferry_shm(const bench_job *job, bench_result *res);      /* bench_ferry.c */
 int bench_ferry_blocking(const bench_job *job, bench_result *res); /* bench_ferry.c */
 int bench_ferry_zerocopy(const bench_job *job, bench_result *res); /* bench_ferry.c */
+/* The raw kernel mechanisms: job->arg is the link's raw_ops (bench_raw.h). */
+int bench_raw(const bench_job *job, bench_result *res);     /* bench_raw.c */
+int bench_eventfd(const bench_job *job, bench_result *res); /* bench_raw_eventfd.c */
 
 /* ---- the peer process (bench_peer.c) */
 
@@ -121,6 +124,15 @@ int64_t bench_stream_max_ns(const bench_job *job);
 
 /* Per blocking operation: longer than this means the channel is broken. */
 #define BENCH_OP_TIMEOUT_NS ((int64_t)5 * 1000 * 1000 * 1000)
+
+/* ---- bounded blocking calls (bench_guard.c): while armed, a blocked system call of this
+ * process returns EINTR at least every 250 ms; on EINTR, call bench_guard_expired(&since)
+ * (since = 0 before the operation): 1 once the operation has waited longer than
+ * BENCH_OP_TIMEOUT_NS, else 0 (retry). Arm in the driver after forking the peer, disarm
+ * before the next fork. */
+int bench_guard_arm(void); /* 0 or -errno */
+void bench_guard_disarm(void);
+int bench_guard_expired(int64_t *since);
 
 /* ---- small helpers */
 

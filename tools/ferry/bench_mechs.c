@@ -11,6 +11,7 @@
  */
 #define _POSIX_C_SOURCE 200809L /* clock_gettime in bench.h */
 #include "bench_plan.h"
+#include "bench_raw.h"
 
 const bench_mech BENCH_MECHS[] = {
     {.name = "spin-baseline", .fn = bench_spin, .shape = SHAPE_LINE},
@@ -20,6 +21,25 @@ const bench_mech BENCH_MECHS[] = {
     {.name = "ferry-shm", .fn = bench_ferry_shm, .shape = SHAPE_ALL},
     {.name = "ferry-shm-blocking", .fn = bench_ferry_blocking, .shape = SHAPE_ALL},
     {.name = "ferry-shm-zerocopy", .fn = bench_ferry_zerocopy, .shape = SHAPE_ALL},
+    /* The kernel mechanisms, raw (no ferry). */
+    {.name = "unix",
+     .fn = bench_raw,
+     .shape = SHAPE_ALL,
+     .arg = &BENCH_RAW_UNIX,
+     .limit = bench_raw_unix_limit},
+    {.name = "tcp", .fn = bench_raw, .shape = SHAPE_ALL, .arg = &BENCH_RAW_TCP},
+    {.name = "fifo", .fn = bench_raw, .shape = SHAPE_ALL, .arg = &BENCH_RAW_FIFO},
+    {.name = "posixmq",
+     .fn = bench_raw,
+     .shape = SHAPE_ALL,
+     .arg = &BENCH_RAW_POSIXMQ,
+     .limit = bench_raw_posixmq_limit},
+    {.name = "sysvmq",
+     .fn = bench_raw,
+     .shape = SHAPE_ALL,
+     .arg = &BENCH_RAW_SYSVMQ,
+     .limit = bench_raw_sysvmq_limit},
+    {.name = "eventfd", .fn = bench_eventfd, .shape = SHAPE_LINE},
 };
 const size_t BENCH_NMECHS = sizeof BENCH_MECHS / sizeof BENCH_MECHS[0];
 
