@@ -93,6 +93,17 @@ int bench_peer_start(bench_peer *p, const bench_job *job, bench_peer_fn fn, void
 /* Wait (boundedly; then SIGKILL) for the peer and free the shared page. Returns 0 when the
  * peer succeeded; otherwise -1 and, unless res->err is already set, the peer's reason. */
 int bench_peer_finish(bench_peer *p, bench_result *res);
+/* The measuring side when it runs in a child (bench_run_apart): fills *res (a shared
+ * page) and returns 0, or -1 with res->err set. peer_sh is the peer's shared page (for a
+ * stream: its stop flag). */
+typedef int (*bench_measure_fn)(void *ctx, bench_shared *peer_sh, bench_result *res);
+/* Run a measurement with both sides in children: fork the peer (pinned to job->peer_cpu)
+ * running peer(ctx, sh), then a measuring child (on the driver's CPU) running measure();
+ * wait for both and copy its figures into *res. The driver itself never touches the
+ * mechanism. A child leaves with _exit() when its function returns, unless the function
+ * leaves by itself. 0, or -1 with res->err set. */
+int bench_run_apart(const bench_job *job, bench_peer_fn peer, bench_measure_fn measure, void *ctx,
+                    bench_result *res);
 /* In the peer: record why it failed (printf-style). Returns -1. */
 int bench_peer_fail(bench_shared *sh, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
 /* In the driver: record why a measurement failed. Returns -1. */

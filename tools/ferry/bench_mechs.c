@@ -11,6 +11,7 @@
  */
 #define _POSIX_C_SOURCE 200809L /* clock_gettime in bench.h */
 #include "bench_plan.h"
+#include "bench_lib.h"
 #include "bench_raw.h"
 
 const bench_mech BENCH_MECHS[] = {
@@ -40,6 +41,28 @@ const bench_mech BENCH_MECHS[] = {
      .arg = &BENCH_RAW_SYSVMQ,
      .limit = bench_raw_sysvmq_limit},
     {.name = "eventfd", .fn = bench_eventfd, .shape = SHAPE_LINE},
+/* The peers, when ferry was built with them (tools/ferry/CMakeLists.txt). */
+#ifdef FERRY_BENCH_ZMQ
+    {.name = "zeromq-ipc",
+     .fn = bench_lib,
+     .shape = SHAPE_ALL,
+     .arg = &(const lib_spec){&BENCH_LIB_ZMQ, "ipc"}},
+    {.name = "zeromq-tcp",
+     .fn = bench_lib,
+     .shape = SHAPE_ALL,
+     .arg = &(const lib_spec){&BENCH_LIB_ZMQ, "tcp"}},
+#else
+    {.name = "zeromq-ipc", .missing = FERRY_BENCH_MISSING_ZMQ},
+    {.name = "zeromq-tcp", .missing = FERRY_BENCH_MISSING_ZMQ},
+#endif
+#ifdef FERRY_BENCH_NNG
+    {.name = "nng-ipc",
+     .fn = bench_lib,
+     .shape = SHAPE_ALL,
+     .arg = &(const lib_spec){&BENCH_LIB_NNG, NULL}},
+#else
+    {.name = "nng-ipc", .missing = FERRY_BENCH_MISSING_NNG},
+#endif
 };
 const size_t BENCH_NMECHS = sizeof BENCH_MECHS / sizeof BENCH_MECHS[0];
 
