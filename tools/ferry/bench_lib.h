@@ -52,10 +52,12 @@ typedef struct lib_spec {
     const void *arg;
 } lib_spec;
 
-extern const lib_ops BENCH_LIB_ZMQ;      /* bench_zmq.c; arg: "ipc" or "tcp" */
-extern const lib_ops BENCH_LIB_NNG;      /* bench_nng.c; arg: NULL (ipc) */
-extern const lib_ops BENCH_LIB_IOX;      /* bench_iox.c; arg: NULL */
-const char *bench_iox_unavailable(void); /* bench_iox_roudi.c */
-void bench_iox_done(void);               /* bench_iox_roudi.c: stop RouDi */
+extern const lib_ops BENCH_LIB_ZMQ; /* bench_zmq.c; arg: "ipc" or "tcp" */
+extern const lib_ops BENCH_LIB_NNG; /* bench_nng.c; arg: NULL (ipc) */
+extern const lib_ops BENCH_LIB_IOX; /* bench_iox.c; arg: NULL */
+/* bench_iox_roudi.c: RouDi, started once per run by the first iceoryx measurement. */
+const char *bench_iox_unavailable(void); /* NULL, or why the rows cannot run here */
+int bench_iox_prepare(const bench_job *job, bench_result *res); /* start RouDi if needed */
+void bench_iox_done(void); /* stop RouDi, remove what it left */
 
 #endif /* FERRY_TOOL_BENCH_LIB_H */

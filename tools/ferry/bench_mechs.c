@@ -63,6 +63,16 @@ const bench_mech BENCH_MECHS[] = {
 #else
     {.name = "nng-ipc", .missing = FERRY_BENCH_MISSING_NNG},
 #endif
+#ifdef FERRY_BENCH_IOX
+    {.name = "iceoryx",
+     .fn = bench_lib,
+     .shape = SHAPE_ALL,
+     .arg = &(const lib_spec){&BENCH_LIB_IOX, NULL},
+     .unavailable = bench_iox_unavailable,
+     .done = bench_iox_done},
+#else
+    {.name = "iceoryx", .missing = FERRY_BENCH_MISSING_IOX},
+#endif
 };
 const size_t BENCH_NMECHS = sizeof BENCH_MECHS / sizeof BENCH_MECHS[0];
 

@@ -28,6 +28,8 @@ bench_rdv *bench_rdv_new(int with_dir, bench_result *res)
     }
     atomic_init(&r->ready, 0); /* before fork: fork orders it before the children */
     atomic_init(&r->ended, 0);
+    static uint32_t serial;
+    r->serial = serial++;
     r->endpoint[0] = r->dir[0] = '\0';
     if (with_dir) {
         const char *tmp = getenv("TMPDIR");

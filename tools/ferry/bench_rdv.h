@@ -11,6 +11,7 @@
 typedef struct bench_rdv {
     _Alignas(64) _Atomic uint32_t ready; /* 1 once endpoint is written */
     _Atomic uint32_t ended;              /* 1 once the end marker has been received */
+    uint32_t serial;                     /* this measurement's number in the run */
     char endpoint[512];
     char dir[200]; /* "" unless asked for; short enough for a socket path inside it */
 } bench_rdv;
