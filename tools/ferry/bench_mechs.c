@@ -77,15 +77,24 @@ const bench_mech BENCH_MECHS[] = {
 const size_t BENCH_NMECHS = sizeof BENCH_MECHS / sizeof BENCH_MECHS[0];
 
 const bench_target BENCH_TARGETS[] = {
+    /* ferry-shm pingpong 64 is in three targets: iceoryx, then ferry-shm, then the spin
+     * floor are measured back to back, zeromq-ipc right after. */
+    {"ferry-shm pingpong 64 p50 / iceoryx pingpong 64 p50", "ferry-shm", "iceoryx", BENCH_PINGPONG,
+     BENCH_PINGPONG, 64, 64, F_P50, 1, 0.2},
     {"ferry-shm pingpong 64 p50 / spin-baseline p50", "ferry-shm", "spin-baseline", BENCH_PINGPONG,
      BENCH_PINGPONG, 64, 64, F_P50, 1, 1.5},
+    {"ferry-shm pingpong 64 p50 / zeromq-ipc pingpong 64 p50", "ferry-shm", "zeromq-ipc",
+     BENCH_PINGPONG, BENCH_PINGPONG, 64, 64, F_P50, 1, 0.02},
     {"ferry-shm-blocking pingpong 64 p50 / futex-baseline p50", "ferry-shm-blocking",
      "futex-baseline", BENCH_PINGPONG, BENCH_PINGPONG, 64, 64, F_P50, 1, 1.2},
     {"ferry-shm stream 64 msgs/s / pipe stream 64 msgs/s", "ferry-shm", "pipe", BENCH_STREAM,
      BENCH_STREAM, 64, 64, F_MSGS, 0, 10},
     {"ferry-shm-zerocopy pingpong 1 MiB p50 / its 64 B p50", "ferry-shm-zerocopy",
      "ferry-shm-zerocopy", BENCH_PINGPONG, BENCH_PINGPONG, 1048576, 64, F_P50, 1, 2},
+    /* ferry-shm stream 1 MiB: memcpy, ferry-shm, unix back to back. */
     {"ferry-shm stream 1 MiB bytes/s / memcpy-baseline bytes/s", "ferry-shm", "memcpy-baseline",
      BENCH_STREAM, BENCH_STREAM, 1048576, 1048576, F_BYTES, 0, 0.5},
+    {"ferry-shm stream 1 MiB bytes/s / unix stream 1 MiB bytes/s", "ferry-shm", "unix",
+     BENCH_STREAM, BENCH_STREAM, 1048576, 1048576, F_BYTES, 0, 3},
 };
 const size_t BENCH_NTARGETS = sizeof BENCH_TARGETS / sizeof BENCH_TARGETS[0];
