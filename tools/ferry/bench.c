@@ -43,7 +43,7 @@ static void usage(FILE *f)
 {
     fprintf(f,
             "usage: ferry bench [--csv] [--quick | --smoke] [--repeat N]\n"
-            "                   [--only MECH[,MECH...]]\n"
+            "                   [--only MECH[,MECH...]] [--plot FILE.svg]\n"
             "\n"
             "Measures ferry against baselines, all in this run on this machine, with two\n"
             "processes pinned to different CPUs where allowed. Progress goes to stderr.\n"
@@ -58,6 +58,8 @@ static void usage(FILE *f)
             "  --quick     a short run, under 30 s (default: the full run, about a minute)\n"
             "  --smoke     a tiny run that only checks that every row works (for tests)\n"
             "  --repeat N  run the plan N times, 1..%d (default %d; --quick %d; --smoke %d)\n"
+            "  --plot F    also write the pingpong p50s as a chart: an SVG file, log-log,\n"
+            "              one line per mechanism, ferry highlighted\n"
             "  --only L    only these mechanisms (comma-separated):\n",
             BENCH_MAX_REPEAT, REPEAT_FULL, REPEAT_QUICK, REPEAT_SMOKE);
     for (size_t i = 0; i < BENCH_NMECHS; i++) {
@@ -145,7 +147,7 @@ int bench_main(int argc, char **argv)
 {
     const bench_budget *budget = &BUDGET_FULL;
     int csv = 0, selected[BENCH_NMECHS], repeat = 0, mode_repeat = REPEAT_FULL;
-    const char *only = NULL;
+    const char *only = NULL, *plot = NULL;
 
     for (size_t i = 0; i < BENCH_NMECHS; i++) selected[i] = 1;
     for (int i = 1; i < argc; i++) {
@@ -162,6 +164,10 @@ int bench_main(int argc, char **argv)
             only = argv[++i];
         else if (strncmp(a, "--only=", 7) == 0)
             only = a + 7;
+        else if (strcmp(a, "--plot") == 0 && i + 1 < argc)
+            plot = argv[++i];
+        else if (strncmp(a, "--plot=", 7) == 0)
+            plot = a + 7;
         else if (strcmp(a, "--repeat") == 0 && i + 1 < argc)
             rep_arg = argv[++i];
         else if (strncmp(a, "--repeat=", 9) == 0)
@@ -250,6 +256,7 @@ int bench_main(int argc, char **argv)
         bench_print_targets(stdout, rows, n, repeat);
     }
     fflush(stdout);
+    if (plot && bench_plot_svg(plot, rows, n, repeat, &notes) != 0) failed = 1;
     free(reps);
     return failed ? 1 : 0;
 }

@@ -163,7 +163,7 @@ void bench_print_targets(FILE *f, const bench_row *rows, size_t n, int repeat)
         char range[64] = "";
         if (repeat > 1) snprintf(range, sizeof range, "%.3g..%.3g", lo, hi);
         int pass = t->at_most ? med <= t->limit : med >= t->limit;
-        fprintf(f, "  %-58s %9.3g  %-15s %s %-4g  %s\n", t->label, med, range,
+        fprintf(f, "  %-58s %9.3g  %-17s %s %-4g  %s\n", t->label, med, range,
                 t->at_most ? "<=" : ">=", t->limit, pass ? "PASS" : "MISS");
     }
 }
