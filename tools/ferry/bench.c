@@ -20,6 +20,7 @@
  * pinned to one CPU and each peer to another where allowed.
  */
 #define _POSIX_C_SOURCE 200809L /* strtok_r, isatty, strdup */
+#include "bench_ferry.h"
 #include "bench_plan.h"
 #include "commands.h"
 
@@ -38,12 +39,42 @@ static const bench_budget BUDGET_SMOKE = {10, 1 * MS, 200, 20 * MS};
 #define REPEAT_FULL  5
 #define REPEAT_QUICK 3
 #define REPEAT_SMOKE 1
+#define MAX_URLS     4
+
+/* The rows added by --url: a mechanism each, made here. */
+static struct {
+    bench_mech mech;
+    bench_ferry_spec spec;
+    char name[40];
+} urls[MAX_URLS];
+static int nurls;
+
+/* Make a mechanism for --url. 0, or -1 (bad URL or too many). */
+static int add_url(const char *url)
+{
+    size_t n = strcspn(url, ":");
+    if (nurls == MAX_URLS) {
+        fprintf(stderr, "ferry bench: at most %d --url\n", MAX_URLS);
+        return -1;
+    }
+    if (n == 0 || n > 15 || strncmp(url + n, "://", 3) != 0 ||
+        strspn(url, "abcdefghijklmnopqrstuvwxyz0123456789+-.") != n) {
+        fprintf(stderr, "ferry bench: --url wants scheme://..., not '%s'\n", url);
+        return -1;
+    }
+    urls[nurls].spec = (bench_ferry_spec){.url = url};
+    snprintf(urls[nurls].name, sizeof urls[nurls].name, "ferry-%.*s-url", (int)n, url);
+    urls[nurls].mech = (bench_mech){
+        .name = urls[nurls].name, .fn = bench_ferry, .shape = SHAPE_ALL, .arg = &urls[nurls].spec};
+    nurls++;
+    return 0;
+}
 
 static void usage(FILE *f)
 {
     fprintf(f,
             "usage: ferry bench [--csv] [--quick | --smoke] [--repeat N]\n"
-            "                   [--only MECH[,MECH...]] [--plot FILE.svg]\n"
+            "                   [--only MECH[,MECH...]] [--url URL]... [--plot FILE.svg]\n"
             "\n"
             "Measures ferry against baselines, all in this run on this machine, with two\n"
             "processes pinned to different CPUs where allowed. Progress goes to stderr.\n"
@@ -59,10 +90,15 @@ static void usage(FILE *f)
             "              few minutes)\n"
             "  --smoke     a tiny run that only checks that every row works (for tests)\n"
             "  --repeat N  run the plan N times, 1..%d (default %d; --quick %d; --smoke %d)\n"
-            "  --plot F    also write the pingpong p50s as a chart: an SVG file, log-log,\n"
-            "              one line per mechanism, ferry highlighted\n"
+            "  --plot F    also write a chart to F (SVG): p50 round trip by size, log-log,\n"
+            "              one line per mechanism, ferry highlighted; stream throughput bars\n"
+            "  --url URL   also measure ferry over URL, as a row ferry-<scheme>-url, with\n"
+            "              ferry_listen + ferry_chan_open; {dir}, {port}, {name}, {key} in it\n"
+            "              become a private directory, a free TCP port, a unique name and a\n"
+            "              unique number. Alone (without --only) it measures only that row.\n"
+            "              E.g. --url 'shm://{dir}/bench.sock' (up to %d)\n"
             "  --only L    only these mechanisms (comma-separated):\n",
-            BENCH_MAX_REPEAT, REPEAT_FULL, REPEAT_QUICK, REPEAT_SMOKE);
+            BENCH_MAX_REPEAT, REPEAT_FULL, REPEAT_QUICK, REPEAT_SMOKE, MAX_URLS);
     for (size_t i = 0; i < BENCH_NMECHS; i++) {
         const bench_mech *m = &BENCH_MECHS[i];
         if (m->fn)
@@ -165,7 +201,12 @@ int bench_main(int argc, char **argv)
             only = argv[++i];
         else if (strncmp(a, "--only=", 7) == 0)
             only = a + 7;
-        else if (strcmp(a, "--plot") == 0 && i + 1 < argc)
+        else if ((strcmp(a, "--url") == 0 && i + 1 < argc) || strncmp(a, "--url=", 6) == 0) {
+            if (add_url(a[5] == '=' ? a + 6 : argv[++i]) != 0) {
+                usage(stderr);
+                return 2;
+            }
+        } else if (strcmp(a, "--plot") == 0 && i + 1 < argc)
             plot = argv[++i];
         else if (strncmp(a, "--plot=", 7) == 0)
             plot = a + 7;
@@ -187,9 +228,9 @@ int bench_main(int argc, char **argv)
         }
     }
     if (repeat == 0) repeat = mode_repeat;
-    if (only) {
+    if (only || nurls) {
         memset(selected, 0, sizeof selected);
-        if (select_only(only, selected) != 0) {
+        if (only && select_only(only, selected) != 0) {
             usage(stderr);
             return 2;
         }
@@ -198,6 +239,7 @@ int bench_main(int argc, char **argv)
     static bench_row rows[BENCH_MAX_ROWS];
     static bench_notes notes;
     size_t n = bench_plan(rows, selected, &notes), order[BENCH_MAX_ROWS];
+    for (int i = 0; i < nurls; i++) n = bench_plan_mech(rows, n, &urls[i].mech, &notes);
     bench_measure_order(rows, n, order);
     bench_result *reps = calloc(n * (size_t)repeat + 1, sizeof *reps);
     if (!reps) {
@@ -211,8 +253,8 @@ int bench_main(int argc, char **argv)
     signal(SIGPIPE, SIG_IGN); /* a closed pipe or socket is an error code, not a death */
     for (int i = 0; i < notes.n; i++)
         fprintf(stderr, "ferry bench: %s: %s\n", notes.note[i].names, notes.note[i].text);
-    fprintf(stderr, "ferry bench: %zu measurements x %d repetition%s, ", n, repeat,
-            repeat > 1 ? "s" : "");
+    fprintf(stderr, "ferry bench: %zu measurement%s x %d repetition%s, ", n, n == 1 ? "" : "s",
+            repeat, repeat > 1 ? "s" : "");
     if (peer_cpu >= 0)
         fprintf(stderr, "pinned to cpu %d and cpu %d\n", self_cpu, peer_cpu);
     else

@@ -6,7 +6,11 @@
  *   bench_peer.c   the second process: fork, CPU pinning, a shared control page, reaping
  *   bench_loop.c   the measured loops (warm-up, bounds by count and time, timing)
  *   bench_base.c   the baselines: spin, futex, pipe, memcpy
- *   bench_ferry.c  the ferry rows: ferry-shm, ferry-shm-blocking, ferry-shm-zerocopy
+ *   bench_ferry.c  the ferry rows: any transport, by pair or by URL (bench_ferry.h)
+ *   bench_raw*.c   the raw kernel mechanisms (bench_raw.h)
+ *   bench_lib.c, bench_zmq.c, bench_nng.c, bench_iox*.c, bench_rdv.c
+ *                  the peer libraries, both sides in children (bench_lib.h)
+ *   bench_guard.c  bounded blocking calls for mechanisms without timeouts
  *   bench_stats.c  samples and percentiles
  *
  * Rules: every measurement forks its own peer and tears everything down before it
@@ -58,13 +62,11 @@ typedef struct bench_result {
 typedef int (*bench_fn)(const bench_job *job, bench_result *res);
 
 /* ---- row runners: 0 and *res filled, or -1 with res->err set */
-int bench_spin(const bench_job *job, bench_result *res);           /* bench_base.c */
-int bench_futex(const bench_job *job, bench_result *res);          /* bench_base.c */
-int bench_pipe(const bench_job *job, bench_result *res);           /* bench_base.c */
-int bench_memcpy(const bench_job *job, bench_result *res);         /* bench_base.c */
-int bench_ferry_shm(const bench_job *job, bench_result *res);      /* bench_ferry.c */
-int bench_ferry_blocking(const bench_job *job, bench_result *res); /* bench_ferry.c */
-int bench_ferry_zerocopy(const bench_job *job, bench_result *res); /* bench_ferry.c */
+int bench_spin(const bench_job *job, bench_result *res);   /* bench_base.c */
+int bench_futex(const bench_job *job, bench_result *res);  /* bench_base.c */
+int bench_pipe(const bench_job *job, bench_result *res);   /* bench_base.c */
+int bench_memcpy(const bench_job *job, bench_result *res); /* bench_base.c */
+/* The ferry rows: bench_ferry() in bench_ferry.h, job->arg its bench_ferry_spec. */
 /* The raw kernel mechanisms: job->arg is the link's raw_ops (bench_raw.h). */
 int bench_raw(const bench_job *job, bench_result *res);     /* bench_raw.c */
 int bench_eventfd(const bench_job *job, bench_result *res); /* bench_raw_eventfd.c */

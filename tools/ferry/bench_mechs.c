@@ -11,6 +11,7 @@
  */
 #define _POSIX_C_SOURCE 200809L /* clock_gettime in bench.h */
 #include "bench_plan.h"
+#include "bench_ferry.h"
 #include "bench_lib.h"
 #include "bench_raw.h"
 
@@ -19,9 +20,23 @@ const bench_mech BENCH_MECHS[] = {
     {.name = "futex-baseline", .fn = bench_futex, .shape = SHAPE_LINE},
     {.name = "pipe", .fn = bench_pipe, .shape = SHAPE_ALL},
     {.name = "memcpy-baseline", .fn = bench_memcpy, .shape = SHAPE_COPY},
-    {.name = "ferry-shm", .fn = bench_ferry_shm, .shape = SHAPE_ALL},
-    {.name = "ferry-shm-blocking", .fn = bench_ferry_blocking, .shape = SHAPE_ALL},
-    {.name = "ferry-shm-zerocopy", .fn = bench_ferry_zerocopy, .shape = SHAPE_ALL},
+    /* ferry. A row for another transport is one more entry, e.g.
+     *   {.name = "ferry-unix", .fn = bench_ferry, .shape = SHAPE_ALL,
+     *    .arg = &(const bench_ferry_spec){.url = "unix://{dir}/bench.sock"}},
+     * with .limit when the transport's kernel caps the message size (see bench_ferry.h
+     * for the URL's placeholders, and the targets below for its ratio to the raw row). */
+    {.name = "ferry-shm",
+     .fn = bench_ferry,
+     .shape = SHAPE_ALL,
+     .arg = &(const bench_ferry_spec){.pair = ferry_pair}},
+    {.name = "ferry-shm-blocking",
+     .fn = bench_ferry,
+     .shape = SHAPE_ALL,
+     .arg = &(const bench_ferry_spec){.pair = ferry_pair, .flags = FERRY_NO_SPIN}},
+    {.name = "ferry-shm-zerocopy",
+     .fn = bench_ferry,
+     .shape = SHAPE_ALL,
+     .arg = &(const bench_ferry_spec){.pair = ferry_pair, .zerocopy = 1}},
     /* The kernel mechanisms, raw (no ferry). */
     {.name = "unix",
      .fn = bench_raw,

@@ -76,40 +76,43 @@ static void add_row(bench_row *rows, size_t *n, const bench_mech *m, bench_patte
     r->mech = m;
 }
 
+size_t bench_plan_mech(bench_row *rows, size_t n, const bench_mech *m, bench_notes *notes)
+{
+    const char *why;
+    if (!m->fn) {
+        note(notes, m->name, "left out: %s", m->missing);
+        return n;
+    }
+    if (m->unavailable && (why = m->unavailable()) != NULL) {
+        note(notes, m->name, "left out: %s", why);
+        return n;
+    }
+    if (m->shape == SHAPE_LINE) add_row(rows, &n, m, BENCH_PINGPONG, 64);
+    if (m->shape == SHAPE_COPY) add_row(rows, &n, m, BENCH_STREAM, 1048576);
+    if (m->shape != SHAPE_ALL) return n;
+    const char *limit_name = NULL;
+    size_t limit = m->limit ? m->limit(&limit_name) : SIZE_MAX, over = 0;
+    for (size_t k = 0; k < sizeof PINGPONG_SIZES / sizeof *PINGPONG_SIZES; k++)
+        if (PINGPONG_SIZES[k] <= limit)
+            add_row(rows, &n, m, BENCH_PINGPONG, PINGPONG_SIZES[k]);
+        else
+            over++;
+    for (size_t k = 0; k < sizeof STREAM_SIZES / sizeof *STREAM_SIZES; k++)
+        if (STREAM_SIZES[k] <= limit)
+            add_row(rows, &n, m, BENCH_STREAM, STREAM_SIZES[k]);
+        else
+            over++;
+    if (over)
+        note(notes, m->name, "sizes above %zu bytes not possible (%s)", limit,
+             limit_name ? limit_name : "a limit of the mechanism");
+    return n;
+}
+
 size_t bench_plan(bench_row *rows, const int *selected, bench_notes *notes)
 {
     size_t n = 0;
-    for (size_t i = 0; i < BENCH_NMECHS; i++) {
-        const bench_mech *m = &BENCH_MECHS[i];
-        const char *why;
-        if (!selected[i]) continue;
-        if (!m->fn) {
-            note(notes, m->name, "left out: %s", m->missing);
-            continue;
-        }
-        if (m->unavailable && (why = m->unavailable()) != NULL) {
-            note(notes, m->name, "left out: %s", why);
-            continue;
-        }
-        if (m->shape == SHAPE_LINE) add_row(rows, &n, m, BENCH_PINGPONG, 64);
-        if (m->shape == SHAPE_COPY) add_row(rows, &n, m, BENCH_STREAM, 1048576);
-        if (m->shape != SHAPE_ALL) continue;
-        const char *limit_name = NULL;
-        size_t limit = m->limit ? m->limit(&limit_name) : SIZE_MAX, over = 0;
-        for (size_t k = 0; k < sizeof PINGPONG_SIZES / sizeof *PINGPONG_SIZES; k++)
-            if (PINGPONG_SIZES[k] <= limit)
-                add_row(rows, &n, m, BENCH_PINGPONG, PINGPONG_SIZES[k]);
-            else
-                over++;
-        for (size_t k = 0; k < sizeof STREAM_SIZES / sizeof *STREAM_SIZES; k++)
-            if (STREAM_SIZES[k] <= limit)
-                add_row(rows, &n, m, BENCH_STREAM, STREAM_SIZES[k]);
-            else
-                over++;
-        if (over)
-            note(notes, m->name, "sizes above %zu bytes not possible (%s)", limit,
-                 limit_name ? limit_name : "a limit of the mechanism");
-    }
+    for (size_t i = 0; i < BENCH_NMECHS; i++)
+        if (selected[i]) n = bench_plan_mech(rows, n, &BENCH_MECHS[i], notes);
     return n;
 }
 

@@ -89,6 +89,9 @@ typedef struct bench_notes {
  * mechanism, in the printed order; rows a mechanism cannot have here are left out, with a
  * note. Returns the number of rows (at most BENCH_MAX_ROWS). */
 size_t bench_plan(bench_row *rows, const int *selected, bench_notes *notes);
+/* Add the rows of one more mechanism (not in the table, e.g. --url) to a plan of n rows.
+ * Returns the new number of rows. */
+size_t bench_plan_mech(bench_row *rows, size_t n, const bench_mech *m, bench_notes *notes);
 /* The order in which one repetition measures the rows: see bench_plan.c. */
 void bench_measure_order(const bench_row *rows, size_t n, size_t *order);
 /* The index of a planned row, or -1. */

@@ -13,7 +13,9 @@
 # private IPC and mount namespace where we may (exact: its queue lists must be empty),
 # else by comparing /dev/mqueue and `ipcs -q` before and after; FIFOs under $TMPDIR.
 # Then the peers (ZeroMQ, NNG, iceoryx): rows when built in, else a note and no rows;
-# iceoryx leaves nothing in /dev/shm or /tmp. Then --plot: a well-formed SVG.
+# iceoryx leaves nothing in /dev/shm or /tmp. Then --url (the generic ferry row, by
+# listen/open, here over shm://): its six rows, nothing left in {dir}. Then --plot: a
+# well-formed SVG.
 set -u
 FERRY=$1
 tmp=$(mktemp -d) || exit 1
@@ -183,6 +185,17 @@ if [ -n "$peers" ]; then
     iox_names | sort | cmp -s - "$tmp/iox-before" || fail "iceoryx left: $(iox_names)"
     [ -z "$(ls -A "$tmp/tmpdir-peers")" ] || fail "left in TMPDIR: $(ls -A "$tmp/tmpdir-peers")"
 fi
+
+# ---- --url: a ferry row by URL (what a ferry-<scheme> table entry does)
+mkdir "$tmp/tmpdir-url"
+expect 0 env TMPDIR="$tmp/tmpdir-url" "$FERRY" bench --csv --smoke --url 'shm://{dir}/bench.sock'
+check_rows "$tmp/out" ferry-shm-url
+[ "$(wc -l <"$tmp/out")" -eq 7 ] || fail "--url: $(($(wc -l <"$tmp/out") - 1)) rows, want 6"
+[ -z "$(ls -A "$tmp/tmpdir-url")" ] || fail "--url left: $(ls -A "$tmp/tmpdir-url")"
+expect 2 "$FERRY" bench --url 'no scheme'
+expect 1 env TMPDIR="$tmp/tmpdir-url" "$FERRY" bench --smoke --url 'nosuch://{dir}/x'
+grep -q 'EPROTONOSUPPORT' "$tmp/err" || fail "--url with an unknown scheme: no reason given"
+[ -z "$(ls -A "$tmp/tmpdir-url")" ] || fail "--url (failed) left: $(ls -A "$tmp/tmpdir-url")"
 
 # ---- --plot: a well-formed SVG chart
 expect 0 "$FERRY" bench --smoke --only spin-baseline,ferry-shm,unix,posixmq --plot "$tmp/p.svg"
