@@ -111,5 +111,20 @@ const bench_target BENCH_TARGETS[] = {
      BENCH_STREAM, BENCH_STREAM, 1048576, 1048576, F_BYTES, 0, 0.5},
     {"ferry-shm stream 1 MiB bytes/s / unix stream 1 MiB bytes/s", "ferry-shm", "unix",
      BENCH_STREAM, BENCH_STREAM, 1048576, 1048576, F_BYTES, 0, 3},
+/* Each ferry kernel transport against its raw mechanism, at every pingpong size both
+ * have. Printed once both rows exist (the ferry-<scheme> rows come with their
+ * transports). */
+#define VS_RAW(ferry, raw)                                                                         \
+    {                                                                                              \
+        ferry " pingpong p50 / " raw " pingpong p50", ferry, raw, BENCH_PINGPONG, BENCH_PINGPONG,  \
+            BENCH_EACH_SIZE, BENCH_EACH_SIZE, F_P50, 1, 1.25                                       \
+    }
+    VS_RAW("ferry-unix", "unix"),
+    VS_RAW("ferry-tcp", "tcp"),
+    VS_RAW("ferry-fifo", "fifo"),
+    VS_RAW("ferry-pipe", "pipe"),
+    VS_RAW("ferry-posixmq", "posixmq"),
+    VS_RAW("ferry-sysvmq", "sysvmq"),
+#undef VS_RAW
 };
 const size_t BENCH_NTARGETS = sizeof BENCH_TARGETS / sizeof BENCH_TARGETS[0];

@@ -116,20 +116,34 @@ size_t bench_plan(bench_row *rows, const int *selected, bench_notes *notes)
     return n;
 }
 
+int bench_target_sizes(const bench_target *t, size_t sizes[4][2])
+{
+    if (t->num_size != BENCH_EACH_SIZE || t->den_size != BENCH_EACH_SIZE) {
+        sizes[0][0] = t->num_size;
+        sizes[0][1] = t->den_size;
+        return 1;
+    }
+    for (int k = 0; k < 4; k++) sizes[k][0] = sizes[k][1] = PINGPONG_SIZES[k];
+    return 4;
+}
+
 void bench_measure_order(const bench_row *rows, size_t n, size_t *order)
 {
     int taken[BENCH_MAX_ROWS] = {0};
     size_t m = 0;
     for (size_t i = 0; i < BENCH_NTARGETS; i++) {
         const bench_target *t = &BENCH_TARGETS[i];
-        long pair[2] = {bench_find_row(rows, n, t->den, t->den_pat, t->den_size),
-                        bench_find_row(rows, n, t->num, t->num_pat, t->num_size)};
-        if (pair[0] < 0 || pair[1] < 0) continue; /* a ratio needs both rows */
-        for (int j = 0; j < 2; j++)
-            if (!taken[pair[j]]) {
-                taken[pair[j]] = 1;
-                order[m++] = (size_t)pair[j];
-            }
+        size_t sizes[4][2];
+        for (int k = bench_target_sizes(t, sizes) - 1; k >= 0; k--) {
+            long pair[2] = {bench_find_row(rows, n, t->den, t->den_pat, sizes[k][1]),
+                            bench_find_row(rows, n, t->num, t->num_pat, sizes[k][0])};
+            if (pair[0] < 0 || pair[1] < 0) continue; /* a ratio needs both rows */
+            for (int j = 0; j < 2; j++)
+                if (!taken[pair[j]]) {
+                    taken[pair[j]] = 1;
+                    order[m++] = (size_t)pair[j];
+                }
+        }
     }
     for (size_t k = 0; k < n; k++)
         if (!taken[k]) order[m++] = k;

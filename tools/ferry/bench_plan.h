@@ -52,11 +52,16 @@ typedef struct bench_target {
     const char *label;
     const char *num, *den; /* mechanisms */
     bench_pattern num_pat, den_pat;
-    size_t num_size, den_size;
+    size_t num_size, den_size; /* both 0: one ratio per pingpong size (BENCH_EACH_SIZE) */
     bench_field field;
     int at_most; /* 1: ratio <= limit; 0: ratio >= limit */
     double limit;
 } bench_target;
+
+#define BENCH_EACH_SIZE 0
+/* The (num, den) sizes a target compares: one pair, or one per pingpong size when both
+ * are BENCH_EACH_SIZE. Returns how many (at most 4). */
+int bench_target_sizes(const bench_target *t, size_t sizes[4][2]);
 
 extern const bench_target BENCH_TARGETS[];
 extern const size_t BENCH_NTARGETS;

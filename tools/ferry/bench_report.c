@@ -131,39 +131,55 @@ void bench_print_notes(FILE *f, const bench_notes *notes)
         fprintf(f, "%s: %s\n", notes->note[i].names, notes->note[i].text);
 }
 
+/* One target line, for the sizes a and b are measured at; prints the header first if
+ * *header is 0. */
+static void print_target(FILE *f, const bench_target *t, const char *label, const bench_row *na,
+                         const bench_row *nb, int repeat, int *header)
+{
+    double ratio[BENCH_MAX_REPEAT], lo, hi;
+    int m = 0;
+    /* The ratio within each repetition: both figures measured back to back. */
+    for (int k = 0; k < repeat; k++) {
+        double x = bench_field_of(&na->rep[k], t->field);
+        double y = bench_field_of(&nb->rep[k], t->field);
+        if (x >= 0 && y > 0) ratio[m++] = x / y;
+    }
+    if (m == 0) return;
+    if (!*header) {
+        if (repeat > 1)
+            fprintf(f,
+                    "\ntargets (ratio per repetition, both rows measured back to back; the "
+                    "median of %d, min..max):\n",
+                    repeat);
+        else
+            fprintf(f, "\ntargets (ratios within this run, each pair measured back to back):\n");
+    }
+    *header = 1;
+    double med = bench_median(ratio, m, &lo, &hi);
+    char range[64] = "";
+    if (repeat > 1) snprintf(range, sizeof range, "%.3g..%.3g", lo, hi);
+    int pass = t->at_most ? med <= t->limit : med >= t->limit;
+    fprintf(f, "  %-60s %9.3g  %-17s %s %-4g  %s\n", label, med, range,
+            t->at_most ? "<=" : ">=", t->limit, pass ? "PASS" : "MISS");
+}
+
 void bench_print_targets(FILE *f, const bench_row *rows, size_t n, int repeat)
 {
     int header = 0;
     for (size_t i = 0; i < BENCH_NTARGETS; i++) {
         const bench_target *t = &BENCH_TARGETS[i];
-        long a = bench_find_row(rows, n, t->num, t->num_pat, t->num_size);
-        long b = bench_find_row(rows, n, t->den, t->den_pat, t->den_size);
-        if (a < 0 || b < 0 || !rows[a].ok || !rows[b].ok) continue;
-        /* The ratio within each repetition: both figures measured back to back. */
-        double ratio[BENCH_MAX_REPEAT], lo, hi;
-        int m = 0;
-        for (int k = 0; k < repeat; k++) {
-            double x = bench_field_of(&rows[a].rep[k], t->field);
-            double y = bench_field_of(&rows[b].rep[k], t->field);
-            if (x >= 0 && y > 0) ratio[m++] = x / y;
-        }
-        if (m == 0) continue;
-        if (!header) {
-            if (repeat > 1)
-                fprintf(f,
-                        "\ntargets (ratio per repetition, both rows measured back to back; the "
-                        "median of %d, min..max):\n",
-                        repeat);
+        size_t sizes[4][2];
+        int each = bench_target_sizes(t, sizes) > 1;
+        for (int k = 0; k < bench_target_sizes(t, sizes); k++) {
+            long a = bench_find_row(rows, n, t->num, t->num_pat, sizes[k][0]);
+            long b = bench_find_row(rows, n, t->den, t->den_pat, sizes[k][1]);
+            if (a < 0 || b < 0 || !rows[a].ok || !rows[b].ok) continue;
+            char label[96];
+            if (each)
+                snprintf(label, sizeof label, "%s, %zu B", t->label, sizes[k][0]);
             else
-                fprintf(f,
-                        "\ntargets (ratios within this run, each pair measured back to back):\n");
+                snprintf(label, sizeof label, "%s", t->label);
+            print_target(f, t, label, &rows[a], &rows[b], repeat, &header);
         }
-        header = 1;
-        double med = bench_median(ratio, m, &lo, &hi);
-        char range[64] = "";
-        if (repeat > 1) snprintf(range, sizeof range, "%.3g..%.3g", lo, hi);
-        int pass = t->at_most ? med <= t->limit : med >= t->limit;
-        fprintf(f, "  %-58s %9.3g  %-17s %s %-4g  %s\n", t->label, med, range,
-                t->at_most ? "<=" : ">=", t->limit, pass ? "PASS" : "MISS");
     }
 }
