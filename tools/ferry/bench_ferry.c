@@ -18,7 +18,7 @@
  * asks); every call has a bound (BENCH_OP_TIMEOUT_NS); -EPIPE on receive is the normal end
  * of a run (the other side closed), anywhere else it is a failure.
  */
-#define _GNU_SOURCE /* mkdtemp, kill */
+#define _POSIX_C_SOURCE 200809L /* mkdtemp, kill */
 #include "bench_ferry.h"
 
 #include <arpa/inet.h>

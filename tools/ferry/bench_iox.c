@@ -16,7 +16,7 @@
  * exit(), whose handlers deregister it (after _exit RouDi keeps a dead application, and
  * its shutdown then aborts).
  */
-#define _GNU_SOURCE
+#define _POSIX_C_SOURCE 200809L /* getppid, nanosleep */
 #include "bench_lib.h"
 
 #include <errno.h>

@@ -14,7 +14,7 @@
  * The title names the machine (CPU model, CPU count, kernel) and the date; the rows left
  * out are listed at the bottom. Every marker and bar has a tooltip (<title>).
  */
-#define _GNU_SOURCE /* uname, localtime_r */
+#define _POSIX_C_SOURCE 200809L /* localtime_r */
 #include "bench_plan.h"
 
 #include <errno.h>

@@ -9,7 +9,7 @@
  * would never see an end), and the link's names are removed only after the peer is
  * reaped (ops->free with remove = 1), whatever happened.
  */
-#define _GNU_SOURCE /* kill() and struct iovec with the rest of POSIX */
+#define _POSIX_C_SOURCE 200809L /* kill, writev */
 #include "bench_raw.h"
 
 #include <errno.h>

@@ -8,7 +8,7 @@
  * Waits are bounded: EINTR under the guard in the driver (bench_guard.c), the watchdog in
  * the peer.
  */
-#define _GNU_SOURCE /* EFD_CLOEXEC, kill() */
+#define _POSIX_C_SOURCE 200809L /* kill */
 #include "bench.h"
 
 #include <errno.h>

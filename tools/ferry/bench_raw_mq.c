@@ -11,7 +11,7 @@
  * A queue has no end of file: the end of a stream is an empty message.
  * Every blocking call is bounded: EINTR under the guard, see bench_guard.c.
  */
-#define _GNU_SOURCE /* O_CLOEXEC for mq_open, struct msgbuf-style use */
+#define _XOPEN_SOURCE 700 /* msgsnd, msgrcv (XSI) */
 #include "bench_raw.h"
 
 #include <errno.h>

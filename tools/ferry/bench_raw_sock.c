@@ -9,7 +9,7 @@
  *         a length prefix (bench_raw.c).
  * Both are connected before fork and carry no name, so nothing can be left behind.
  */
-#define _GNU_SOURCE /* SOCK_CLOEXEC */
+#define _GNU_SOURCE /* accept4 */
 #include "bench_raw.h"
 
 #include <arpa/inet.h>
