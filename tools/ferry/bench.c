@@ -13,13 +13,18 @@
  * figures measured in the same conditions, and the reported ratio is the median of those
  * (with their min..max). Rows are still printed in the usual grouped order.
  *
+ * Interrupted (SIGINT, SIGTERM, SIGHUP), the run stops after the measurement under way
+ * (its processes got the signal too, when it came from the terminal), releases what the
+ * mechanisms kept (e.g. stops iceoryx's RouDi and removes its files), prints nothing and
+ * dies of the same signal.
+ *
  * Rules: stdout carries only the results (CSV stays pure: the header and one line per
  * row, same columns whatever N); progress, notes and failures go to stderr. A row that
  * fails in any repetition is not run again and prints no figures; the run then exits 1.
  * Bad usage exits 2. Every row is measured in this run, on this machine, with this process
  * pinned to one CPU and each peer to another where allowed.
  */
-#define _POSIX_C_SOURCE 200809L /* strtok_r, isatty, strdup */
+#define _POSIX_C_SOURCE 200809L /* strtok_r, isatty, strdup, sigaction, strsignal */
 #include "bench_ferry.h"
 #include "bench_plan.h"
 #include "commands.h"
@@ -167,6 +172,28 @@ static void progress(int tty, size_t i, size_t total, int rep, int repeat, const
             r->job.mechanism, bench_pattern_name(r->job.pattern), r->job.size, tty ? "" : "\n");
 }
 
+static volatile sig_atomic_t stop_signal; /* the signal that interrupted the run, or 0 */
+
+static void on_stop(int sig)
+{
+    stop_signal = sig;
+}
+
+static const int STOP_SIGNALS[] = {SIGINT, SIGTERM, SIGHUP};
+
+/* Catch the stop signals (children reset them: bench_peer.c). SA_RESTART: a measurement
+ * under way is not disturbed; the run stops between two measurements. */
+static void catch_stop_signals(void)
+{
+    struct sigaction sa;
+    memset(&sa, 0, sizeof sa);
+    sa.sa_handler = on_stop;
+    sigemptyset(&sa.sa_mask);
+    sa.sa_flags = SA_RESTART;
+    for (size_t i = 0; i < sizeof STOP_SIGNALS / sizeof *STOP_SIGNALS; i++)
+        sigaction(STOP_SIGNALS[i], &sa, NULL);
+}
+
 /* Run the hooks that release what mechanisms kept for the run (each once). */
 static void release_mechs(const bench_row *rows, size_t n)
 {
@@ -251,6 +278,7 @@ int bench_main(int argc, char **argv)
     int tty = isatty(STDERR_FILENO), failed = 0;
 
     signal(SIGPIPE, SIG_IGN); /* a closed pipe or socket is an error code, not a death */
+    catch_stop_signals();
     for (int i = 0; i < notes.n; i++)
         fprintf(stderr, "ferry bench: %s: %s\n", notes.note[i].names, notes.note[i].text);
     fprintf(stderr, "ferry bench: %zu measurement%s x %d repetition%s, ", n, n == 1 ? "" : "s",
@@ -267,8 +295,8 @@ int bench_main(int argc, char **argv)
         rows[k].ok = 1;
     }
     /* Round-robin: every row once per repetition, in the order of bench_measure_order(). */
-    for (int rep = 0; rep < repeat; rep++) {
-        for (size_t j = 0; j < n; j++) {
+    for (int rep = 0; rep < repeat && !stop_signal; rep++) {
+        for (size_t j = 0; j < n && !stop_signal; j++) {
             bench_row *r = &rows[order[j]];
             bench_result *res = &r->rep[rep];
             if (!r->ok) continue; /* it failed in an earlier repetition */
@@ -285,6 +313,14 @@ int bench_main(int argc, char **argv)
     }
     if (tty) fprintf(stderr, "\r\033[K");
     release_mechs(rows, n);
+    if (stop_signal) {
+        const int sig = stop_signal;
+        fprintf(stderr, "ferry bench: interrupted (%s)\n", strsignal(sig));
+        free(reps);
+        signal(sig, SIG_DFL);
+        raise(sig);
+        return 1;
+    }
     for (size_t k = 0; k < n; k++)
         if (rows[k].ok) bench_summarize(&rows[k], repeat);
 

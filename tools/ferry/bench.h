@@ -111,6 +111,10 @@ int bench_peer_fail(bench_shared *sh, const char *fmt, ...) __attribute__((forma
 /* In the driver: record why a measurement failed. Returns -1. */
 int bench_fail(bench_result *res, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
 
+/* In a child of the driver: the driver's stop signals (SIGINT, SIGTERM, SIGHUP) back to
+ * their default action. bench_peer_start and bench_run_apart do it for their children. */
+void bench_child_signals(void);
+
 /* Choose two CPUs this process may run on, pin the caller to the first (*self_cpu) and
  * return the second (the peer's), or -1 when fewer than two are allowed or pinning fails. */
 int bench_pin_setup(int *self_cpu);

@@ -47,6 +47,14 @@ int bench_peer_fail(bench_shared *sh, const char *fmt, ...)
     return -1;
 }
 
+void bench_child_signals(void)
+{
+    /* The driver catches these to stop between measurements; a child dies of them. */
+    signal(SIGINT, SIG_DFL);
+    signal(SIGTERM, SIG_DFL);
+    signal(SIGHUP, SIG_DFL);
+}
+
 static int pin_to(int cpu)
 {
     cpu_set_t set;
@@ -96,6 +104,7 @@ int bench_peer_start(bench_peer *p, const bench_job *job, bench_peer_fn fn, void
     }
     if (pid == 0) {
         const bench_budget *b = job->budget;
+        bench_child_signals();
         alarm((unsigned)((b->warm_ns + b->run_ns) / 1000000000 + 60)); /* watchdog */
         if (job->peer_cpu >= 0 && pin_to(job->peer_cpu) != 0) {
             bench_peer_fail(p->sh, "peer: pin to cpu %d: %s", job->peer_cpu, strerror(errno));
@@ -170,6 +179,7 @@ int bench_run_apart(const bench_job *job, bench_peer_fn peer, bench_measure_fn m
     pid_t pid = fork();
     if (pid == 0) {
         const bench_budget *b = job->budget;
+        bench_child_signals();
         alarm((unsigned)((b->warm_ns + b->run_ns) / 1000000000 + 60)); /* watchdog */
         _exit(measure(ctx, p.sh, out) == 0 ? 0 : 1);
     }
