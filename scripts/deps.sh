@@ -1,6 +1,13 @@
 #!/usr/bin/env bash
-# deps.sh — install what building and testing ferry needs on Debian, only when missing.
-# Sourced by demo.sh and test.sh. Needs root (or sudo) only when something is missing.
+# deps.sh — install what ferry needs on Debian, only when missing. Sourced:
+#   . scripts/deps.sh        building and testing (test.sh): compilers, cmake, sanitizer
+#                            runtimes
+#   . scripts/deps.sh demo   the same, plus what the demo compares ferry with (demo.sh):
+#                            ZeroMQ, NNG and iceoryx for their `ferry bench` rows,
+#                            pkg-config to find them, and rsvg-convert to turn the chart
+#                            into a PNG
+# Needs root (or sudo) only when something is missing. The build works without the demo
+# packages: `ferry bench` then leaves those rows out and says so.
 need=()
 command -v cmake >/dev/null 2>&1 || need+=(cmake)
 command -v make >/dev/null 2>&1 || need+=(make)
@@ -9,6 +16,13 @@ command -v clang >/dev/null 2>&1 || need+=(clang)
 # The clang runtimes for the sanitizers and libFuzzer.
 ls /usr/lib/llvm-*/lib/clang/*/lib/linux/libclang_rt.fuzzer-x86_64.a >/dev/null 2>&1 ||
   need+=(libclang-rt-14-dev)
+if [ "${1:-}" = demo ]; then
+  # dpkg-query: installed, whatever the state of PATH or pkg-config.
+  for pkg in pkg-config libzmq3-dev libnng-dev iceoryx libiceoryx-binding-c-dev \
+    libiceoryx-posh-dev libiceoryx-hoofs-dev librsvg2-bin; do
+    dpkg-query -W -f='${Status}' "$pkg" 2>/dev/null | grep -q 'ok installed' || need+=("$pkg")
+  done
+fi
 if [ ${#need[@]} -gt 0 ]; then
   echo "installing: ${need[*]}" >&2
   SUDO=""

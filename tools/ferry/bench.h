@@ -1,11 +1,16 @@
 /*
  * bench.h — the internal interface of `ferry bench`, shared by its files:
- *   bench.c        the driver: options, which rows to run in which order, repetitions,
- *                  medians, output, target ratios
+ *   bench.c, bench_mechs.c, bench_plan.c, bench_report.c, bench_plot.c
+ *                  the driver: options, the table of mechanisms and targets, which rows
+ *                  to run in which order, repetitions, medians, output (bench_plan.h)
  *   bench_peer.c   the second process: fork, CPU pinning, a shared control page, reaping
  *   bench_loop.c   the measured loops (warm-up, bounds by count and time, timing)
  *   bench_base.c   the baselines: spin, futex, pipe, memcpy
- *   bench_ferry.c  the ferry rows: ferry-shm, ferry-shm-blocking, ferry-shm-zerocopy
+ *   bench_ferry.c  the ferry rows: any transport, by pair or by URL (bench_ferry.h)
+ *   bench_raw*.c   the raw kernel mechanisms (bench_raw.h)
+ *   bench_lib.c, bench_zmq.c, bench_nng.c, bench_iox*.c, bench_rdv.c
+ *                  the peer libraries, both sides in children (bench_lib.h)
+ *   bench_guard.c  bounded blocking calls for mechanisms without timeouts
  *   bench_stats.c  samples and percentiles
  *
  * Rules: every measurement forks its own peer and tears everything down before it
@@ -43,7 +48,8 @@ typedef struct bench_job {
     bench_pattern pattern;
     size_t size; /* payload bytes */
     const bench_budget *budget;
-    int peer_cpu; /* the CPU the peer process pins itself to; -1: no pinning */
+    int peer_cpu;    /* the CPU the peer process pins itself to; -1: no pinning */
+    const void *arg; /* the mechanism's table argument (bench_mechs.c), or NULL */
 } bench_job;
 
 /* What one measurement found. A figure that does not apply is negative. */
@@ -56,13 +62,14 @@ typedef struct bench_result {
 typedef int (*bench_fn)(const bench_job *job, bench_result *res);
 
 /* ---- row runners: 0 and *res filled, or -1 with res->err set */
-int bench_spin(const bench_job *job, bench_result *res);           /* bench_base.c */
-int bench_futex(const bench_job *job, bench_result *res);          /* bench_base.c */
-int bench_pipe(const bench_job *job, bench_result *res);           /* bench_base.c */
-int bench_memcpy(const bench_job *job, bench_result *res);         /* bench_base.c */
-int bench_ferry_shm(const bench_job *job, bench_result *res);      /* bench_ferry.c */
-int bench_ferry_blocking(const bench_job *job, bench_result *res); /* bench_ferry.c */
-int bench_ferry_zerocopy(const bench_job *job, bench_result *res); /* bench_ferry.c */
+int bench_spin(const bench_job *job, bench_result *res);   /* bench_base.c */
+int bench_futex(const bench_job *job, bench_result *res);  /* bench_base.c */
+int bench_pipe(const bench_job *job, bench_result *res);   /* bench_base.c */
+int bench_memcpy(const bench_job *job, bench_result *res); /* bench_base.c */
+/* The ferry rows: bench_ferry() in bench_ferry.h, job->arg its bench_ferry_spec. */
+/* The raw kernel mechanisms: job->arg is the link's raw_ops (bench_raw.h). */
+int bench_raw(const bench_job *job, bench_result *res);     /* bench_raw.c */
+int bench_eventfd(const bench_job *job, bench_result *res); /* bench_raw_eventfd.c */
 
 /* ---- the peer process (bench_peer.c) */
 
@@ -88,10 +95,25 @@ int bench_peer_start(bench_peer *p, const bench_job *job, bench_peer_fn fn, void
 /* Wait (boundedly; then SIGKILL) for the peer and free the shared page. Returns 0 when the
  * peer succeeded; otherwise -1 and, unless res->err is already set, the peer's reason. */
 int bench_peer_finish(bench_peer *p, bench_result *res);
+/* The measuring side when it runs in a child (bench_run_apart): fills *res (a shared
+ * page) and returns 0, or -1 with res->err set. peer_sh is the peer's shared page (for a
+ * stream: its stop flag). */
+typedef int (*bench_measure_fn)(void *ctx, bench_shared *peer_sh, bench_result *res);
+/* Run a measurement with both sides in children: fork the peer (pinned to job->peer_cpu)
+ * running peer(ctx, sh), then a measuring child (on the driver's CPU) running measure();
+ * wait for both and copy its figures into *res. The driver itself never touches the
+ * mechanism. A child leaves with _exit() when its function returns, unless the function
+ * leaves by itself. 0, or -1 with res->err set. */
+int bench_run_apart(const bench_job *job, bench_peer_fn peer, bench_measure_fn measure, void *ctx,
+                    bench_result *res);
 /* In the peer: record why it failed (printf-style). Returns -1. */
 int bench_peer_fail(bench_shared *sh, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
 /* In the driver: record why a measurement failed. Returns -1. */
 int bench_fail(bench_result *res, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
+
+/* In a child of the driver: the driver's stop signals (SIGINT, SIGTERM, SIGHUP) back to
+ * their default action. bench_peer_start and bench_run_apart do it for their children. */
+void bench_child_signals(void);
 
 /* Choose two CPUs this process may run on, pin the caller to the first (*self_cpu) and
  * return the second (the peer's), or -1 when fewer than two are allowed or pinning fails. */
@@ -119,6 +141,15 @@ int64_t bench_stream_max_ns(const bench_job *job);
 
 /* Per blocking operation: longer than this means the channel is broken. */
 #define BENCH_OP_TIMEOUT_NS ((int64_t)5 * 1000 * 1000 * 1000)
+
+/* ---- bounded blocking calls (bench_guard.c): while armed, a blocked system call of this
+ * process returns EINTR at least every 250 ms; on EINTR, call bench_guard_expired(&since)
+ * (since = 0 before the operation): 1 once the operation has waited longer than
+ * BENCH_OP_TIMEOUT_NS, else 0 (retry). Arm in the driver after forking the peer, disarm
+ * before the next fork. */
+int bench_guard_arm(void); /* 0 or -errno */
+void bench_guard_disarm(void);
+int bench_guard_expired(int64_t *since);
 
 /* ---- small helpers */
 

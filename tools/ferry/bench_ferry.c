@@ -1,7 +1,8 @@
 /*
- * bench_ferry.c — the ferry rows of `ferry bench`, over a ferry_pair() shared-memory
- * channel split across fork():
- *   ferry-shm           ferry_send / ferry_recv, default waiting (spin, then sleep)
+ * bench_ferry.c — the ferry rows of `ferry bench` (see bench_ferry.h for the table
+ * argument: a pair made before fork, or a URL to listen at and open). In the table:
+ *   ferry-shm           a ferry_pair() shared-memory channel; ferry_send / ferry_recv,
+ *                       default waiting (spin, then sleep)
  *   ferry-shm-blocking  the same with FERRY_NO_SPIN: every wait sleeps in the kernel
  *   ferry-shm-zerocopy  ferry_loan / ferry_commit to send, ferry_peek / ferry_release to
  *                       receive. The sender writes only the first and last 8 bytes of the
@@ -10,24 +11,33 @@
  *                       or reading it.
  * Channel shape: the defaults (256 KiB ring, max message 130944 bytes), except that a
  * message larger than the default maximum (the 1 MiB rows) gets a 4 MiB ring, whose
- * default maximum (2 MiB - 128) holds it.
+ * default maximum (2 MiB - 128) holds it. A channel made by URL asks for a maximum
+ * message of exactly the row's size (transports with a kernel limit, such as a queue's
+ * message size, take what they need), with the same ring rule.
  * Rules: each process closes the end it does not use right after fork (as ferry_pair()
  * asks); every call has a bound (BENCH_OP_TIMEOUT_NS); -EPIPE on receive is the normal end
  * of a run (the other side closed), anywhere else it is a failure.
  */
-#define _POSIX_C_SOURCE 200809L
-#include "bench.h"
+#define _POSIX_C_SOURCE 200809L /* mkdtemp, kill */
+#include "bench_ferry.h"
 
+#include <arpa/inet.h>
+#include <dirent.h>
 #include <errno.h>
+#include <netinet/in.h>
+#include <signal.h>
+#include <stdio.h>
 #include <stdlib.h>
-
-#include <ferry/ferry.h>
+#include <sys/socket.h>
+#include <unistd.h>
 
 #define BIG_RING ((size_t)4 << 20)
 #define TMO      BENCH_OP_TIMEOUT_NS
 
 typedef struct fctx {
-    ferry_chan *a, *b; /* a: the driver's end; b: the peer's end */
+    ferry_chan *a, *b;     /* a: the driver's end; b: the peer's end */
+    const char *url;       /* by URL: the peer opens it (b is NULL until then) */
+    ferry_chan_opts local; /* the peer's local options for ferry_chan_open */
     size_t size;
     unsigned char *sbuf, *rbuf; /* copying rows: the message sent, the message received
                                    (apart, so a receive that copies nothing cannot pass) */
@@ -100,12 +110,22 @@ static int ferry_rt(void *ctx, uint64_t seq, bench_result *res)
     return 0;
 }
 
+/* In the peer: close the driver's end (a pair) or open ours (a URL). 0, or -1. */
+static int peer_end(fctx *c, bench_shared *sh)
+{
+    ferry_chan_close(c->a); /* the driver's end, when it was made before fork */
+    c->a = NULL;
+    if (!c->url) return 0;
+    int r = ferry_chan_open(c->url, &c->local, &c->b, TMO);
+    return r < 0 ? bench_peer_fail(sh, "peer: ferry_chan_open %s: %s", c->url, ferry_strerror(r))
+                 : 0;
+}
+
 static int ferry_echo(void *ctx, bench_shared *sh)
 {
     fctx *c = ctx;
     const char *why;
-    ferry_chan_close(c->a); /* the driver's end */
-    c->a = NULL;
+    if (peer_end(c, sh) != 0) return -1;
     for (uint64_t seq = 0;; seq++) {
         int r = recv_one(c, c->b, seq, &why);
         if (r == 0) break; /* the driver is done */
@@ -123,9 +143,8 @@ static int ferry_stream_send(void *ctx, bench_shared *sh)
 {
     fctx *c = ctx;
     const uint64_t max = bench_stream_max_msgs(c->job);
+    if (peer_end(c, sh) != 0) return -1;
     const int64_t deadline = bench_now_ns() + bench_stream_max_ns(c->job);
-    ferry_chan_close(c->a); /* the driver's end */
-    c->a = NULL;
     /* Relaxed load of stop: see stop_sender() in bench_loop.c. */
     for (uint64_t seq = 0; seq < max && !atomic_load_explicit(&sh->stop, memory_order_relaxed);
          seq++) {
@@ -146,19 +165,111 @@ static int ferry_rx(void *ctx, uint64_t seq, bench_result *res)
     return r;
 }
 
+/* ------------------------------------------------------------------ URLs */
+
+/* What a URL's placeholders stand for in one measurement. */
+typedef struct url_env {
+    char dir[200]; /* "" until made */
+    char url[512];
+} url_env;
+
+/* A free TCP port on 127.0.0.1, or -1. */
+static int free_port(void)
+{
+    struct sockaddr_in a = {.sin_family = AF_INET, .sin_port = 0};
+    socklen_t len = sizeof a;
+    int fd = socket(AF_INET, SOCK_STREAM | SOCK_CLOEXEC, 0), port = -1;
+    a.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
+    if (fd >= 0 && bind(fd, (struct sockaddr *)&a, sizeof a) == 0 &&
+        getsockname(fd, (struct sockaddr *)&a, &len) == 0)
+        port = ntohs(a.sin_port);
+    if (fd >= 0) close(fd);
+    return port;
+}
+
+/* Expand the placeholders of tmpl into e->url. 0, or -1 with res->err set. */
+static int expand_url(const char *tmpl, url_env *e, bench_result *res)
+{
+    static unsigned serial;
+    const unsigned n = serial++;
+    size_t o = 0;
+    e->dir[0] = '\0';
+    for (const char *p = tmpl; *p && o < sizeof e->url - 1;) {
+        char val[256];
+        size_t skip = 0;
+        val[0] = '\0';
+        if (strncmp(p, "{dir}", 5) == 0) {
+            skip = 5;
+            if (!e->dir[0]) {
+                const char *tmp = getenv("TMPDIR");
+                snprintf(e->dir, sizeof e->dir, "%.150s/ferry-bench-XXXXXX",
+                         tmp && *tmp ? tmp : "/tmp");
+                if (!mkdtemp(e->dir)) {
+                    e->dir[0] = '\0';
+                    return bench_fail(res, "mkdtemp: %s", strerror(errno));
+                }
+            }
+            snprintf(val, sizeof val, "%s", e->dir);
+        } else if (strncmp(p, "{port}", 6) == 0) {
+            int port = free_port();
+            if (port < 0) return bench_fail(res, "no free TCP port: %s", strerror(errno));
+            skip = 6;
+            snprintf(val, sizeof val, "%d", port);
+        } else if (strncmp(p, "{name}", 6) == 0) {
+            skip = 6;
+            snprintf(val, sizeof val, "ferry-bench-%ld-%u", (long)getpid(), n);
+        } else if (strncmp(p, "{key}", 5) == 0) {
+            skip = 5;
+            snprintf(val, sizeof val, "%ld", ((long)getpid() << 10 | (n & 1023)) & 0x7fffffff);
+        }
+        if (skip) {
+            o += (size_t)snprintf(e->url + o, sizeof e->url - o, "%s", val);
+            p += skip;
+        } else {
+            e->url[o++] = *p++;
+        }
+    }
+    if (o >= sizeof e->url - 1) return bench_fail(res, "URL too long: %s", tmpl);
+    e->url[o] = '\0';
+    return 0;
+}
+
+/* Remove {dir} and whatever the transport left in it. */
+static void remove_dir(url_env *e)
+{
+    if (!e->dir[0]) return;
+    DIR *d = opendir(e->dir);
+    struct dirent *ent;
+    char path[sizeof e->dir + 300];
+    while (d && (ent = readdir(d)) != NULL) {
+        if (strcmp(ent->d_name, ".") == 0 || strcmp(ent->d_name, "..") == 0) continue;
+        snprintf(path, sizeof path, "%s/%s", e->dir, ent->d_name);
+        unlink(path);
+    }
+    if (d) closedir(d);
+    rmdir(e->dir);
+    e->dir[0] = '\0';
+}
+
 /* ------------------------------------------------------------------ the runner */
 
-static int run(const bench_job *job, uint32_t flags, int zerocopy, bench_result *res)
+int bench_ferry(const bench_job *job, bench_result *res)
 {
-    fctx c = {NULL, NULL, job->size, NULL, NULL, zerocopy, job};
+    const bench_ferry_spec *spec = job->arg;
+    fctx c = {NULL, NULL, NULL, {0}, job->size, NULL, NULL, spec->zerocopy, job};
     bench_peer p = {-1, NULL};
+    ferry_listener *l = NULL;
+    url_env env = {"", ""};
     ferry_chan_opts o;
     int rc = -1, r;
 
     ferry_chan_opts_init(&o);
-    o.flags |= flags;
-    if (c.size > o.ring_bytes / 2 - 128) o.ring_bytes = BIG_RING; /* see the top comment */
-    if (!zerocopy) {
+    o.flags |= spec->flags;
+    if (spec->url) o.max_msg = c.size; /* see the top comment */
+    if (c.size > o.ring_bytes / 2 - 128) o.ring_bytes = BIG_RING;
+    ferry_chan_opts_init(&c.local);
+    c.local.flags |= spec->flags & FERRY_NO_SPIN; /* the opener's only choice */
+    if (!spec->zerocopy) {
         c.sbuf = malloc(c.size);
         c.rbuf = malloc(c.size);
         if (!c.sbuf || !c.rbuf) {
@@ -168,18 +279,34 @@ static int run(const bench_job *job, uint32_t flags, int zerocopy, bench_result 
         bench_fill(c.sbuf, c.size);
         memset(c.rbuf, 0, c.size);
     }
-    if ((r = ferry_pair(&o, &c.a, &c.b)) < 0) {
-        bench_fail(res, "ferry_pair: %s", ferry_strerror(r));
+    if (spec->url) {
+        if (expand_url(spec->url, &env, res) != 0) goto out;
+        if ((r = ferry_listen(env.url, &o, &l)) < 0) {
+            bench_fail(res, "ferry_listen %s: %s", env.url, ferry_strerror(r));
+            goto out;
+        }
+        c.url = env.url;
+    } else if ((r = (spec->pair ? spec->pair : ferry_pair)(&o, &c.a, &c.b)) < 0) {
+        bench_fail(res, "making the pair: %s", ferry_strerror(r));
         goto out;
+    }
+    bench_peer_fn peer = job->pattern == BENCH_STREAM ? ferry_stream_send : ferry_echo;
+    if (bench_peer_start(&p, job, peer, &c, res) != 0) goto out;
+    ferry_chan_close(c.b); /* the peer's end, when made here */
+    c.b = NULL;
+    if (l) {
+        r = ferry_accept(l, &c.a, TMO);
+        ferry_listener_close(l); /* no name left behind from here on */
+        l = NULL;
+        if (r < 0) {
+            bench_fail(res, "ferry_accept %s: %s", env.url, ferry_strerror(r));
+            goto out;
+        }
     }
     if (ferry_chan_max_msg(c.a) < c.size) {
         bench_fail(res, "max_msg %zu < %zu", ferry_chan_max_msg(c.a), c.size);
         goto out;
     }
-    bench_peer_fn peer = job->pattern == BENCH_STREAM ? ferry_stream_send : ferry_echo;
-    if (bench_peer_start(&p, job, peer, &c, res) != 0) goto out;
-    ferry_chan_close(c.b); /* the peer's end */
-    c.b = NULL;
     if (job->pattern == BENCH_STREAM)
         rc = bench_loop_stream_rx(job, p.sh, ferry_rx, &c, res);
     else
@@ -187,23 +314,11 @@ static int run(const bench_job *job, uint32_t flags, int zerocopy, bench_result 
 out:
     ferry_chan_close(c.a); /* the peer sees -EPIPE and exits */
     ferry_chan_close(c.b);
+    ferry_listener_close(l);
+    if (rc != 0 && p.pid > 0) kill(p.pid, SIGKILL); /* it may be waiting to connect */
     if (p.pid > 0 && bench_peer_finish(&p, res) != 0) rc = -1;
+    remove_dir(&env);
     free(c.sbuf);
     free(c.rbuf);
     return rc;
-}
-
-int bench_ferry_shm(const bench_job *job, bench_result *res)
-{
-    return run(job, 0, 0, res);
-}
-
-int bench_ferry_blocking(const bench_job *job, bench_result *res)
-{
-    return run(job, FERRY_NO_SPIN, 0, res);
-}
-
-int bench_ferry_zerocopy(const bench_job *job, bench_result *res)
-{
-    return run(job, 0, 1, res);
 }

@@ -8,6 +8,12 @@
  * within PEER_REAP_NS after the driver is done with it is killed (SIGKILL), and a
  * watchdog alarm() kills a peer stuck for much longer than its budget, so no measurement
  * can hang the run.
+ *
+ * bench_run_apart() runs the measuring side in a child of its own as well, for peer
+ * libraries that must not be initialised in the driver: they start threads that a later
+ * fork would not copy (ZeroMQ, NNG), or keep a per-process runtime that cannot be made
+ * twice (iceoryx). The driver then only waits: the measuring child stays on the driver's
+ * CPU and writes its figures into a shared page.
  */
 #define _GNU_SOURCE /* sched_setaffinity, CPU_SET, MAP_ANONYMOUS */
 #include "bench.h"
@@ -39,6 +45,14 @@ int bench_peer_fail(bench_shared *sh, const char *fmt, ...)
     vsnprintf(sh->err, sizeof sh->err, fmt, ap);
     va_end(ap);
     return -1;
+}
+
+void bench_child_signals(void)
+{
+    /* The driver catches these to stop between measurements; a child dies of them. */
+    signal(SIGINT, SIG_DFL);
+    signal(SIGTERM, SIG_DFL);
+    signal(SIGHUP, SIG_DFL);
 }
 
 static int pin_to(int cpu)
@@ -90,6 +104,7 @@ int bench_peer_start(bench_peer *p, const bench_job *job, bench_peer_fn fn, void
     }
     if (pid == 0) {
         const bench_budget *b = job->budget;
+        bench_child_signals();
         alarm((unsigned)((b->warm_ns + b->run_ns) / 1000000000 + 60)); /* watchdog */
         if (job->peer_cpu >= 0 && pin_to(job->peer_cpu) != 0) {
             bench_peer_fail(p->sh, "peer: pin to cpu %d: %s", job->peer_cpu, strerror(errno));
@@ -141,5 +156,52 @@ int bench_peer_finish(bench_peer *p, bench_result *res)
     if (p->sh) munmap(p->sh, sizeof *p->sh);
     p->sh = NULL;
     p->pid = -1;
+    return rc;
+}
+
+int bench_run_apart(const bench_job *job, bench_peer_fn peer, bench_measure_fn measure, void *ctx,
+                    bench_result *res)
+{
+    bench_peer p;
+    int status = 0, rc = 0;
+    if (bench_peer_start(&p, job, peer, ctx, res) != 0) return -1;
+    bench_result *out =
+        mmap(NULL, sizeof *out, PROT_READ | PROT_WRITE, MAP_SHARED | MAP_ANONYMOUS, -1, 0);
+    if (out == MAP_FAILED) {
+        bench_fail(res, "mmap: %s", strerror(errno));
+        kill(p.pid, SIGKILL);
+        bench_peer_finish(&p, res);
+        return -1;
+    }
+    *out = *res; /* before fork: fork orders it before the child's reads */
+    fflush(stdout);
+    fflush(stderr);
+    pid_t pid = fork();
+    if (pid == 0) {
+        const bench_budget *b = job->budget;
+        bench_child_signals();
+        alarm((unsigned)((b->warm_ns + b->run_ns) / 1000000000 + 60)); /* watchdog */
+        _exit(measure(ctx, p.sh, out) == 0 ? 0 : 1);
+    }
+    if (pid < 0) {
+        rc = bench_fail(res, "fork: %s", strerror(errno));
+    } else {
+        /* Blocking: the child's watchdog bounds this wait. */
+        while (waitpid(pid, &status, 0) < 0 && errno == EINTR) {
+        }
+        /* The child has exited: waitpid orders everything it wrote before our reads. */
+        if (WIFEXITED(status) && WEXITSTATUS(status) == 0)
+            *res = *out;
+        else if (WIFEXITED(status) && out->err[0])
+            rc = bench_fail(res, "%.250s", out->err);
+        else if (WIFSIGNALED(status))
+            rc = bench_fail(res, "measuring process killed by signal %d (%s)", WTERMSIG(status),
+                            strsignal(WTERMSIG(status)));
+        else
+            rc = bench_fail(res, "measuring process failed (status %d)", status);
+    }
+    if (rc != 0) kill(p.pid, SIGKILL); /* it may be waiting for a message forever */
+    munmap(out, sizeof *out);
+    if (bench_peer_finish(&p, res) != 0) rc = -1;
     return rc;
 }

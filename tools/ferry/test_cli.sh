@@ -8,6 +8,14 @@
 # for each selected mechanism and none for the others; and the same run as a table.
 # Then --repeat: bad values exit 2, and `--repeat 2 --smoke` still prints exactly one row
 # per mechanism/pattern/size (the medians), in CSV and in the table (with its spread).
+# Then the raw kernel rows (unix, tcp, fifo, posixmq, sysvmq, eventfd): well-formed rows,
+# sizes within the queues' limits (the rest noted), and nothing left behind — run in a
+# private IPC and mount namespace where we may (exact: its queue lists must be empty),
+# else by comparing /dev/mqueue and `ipcs -q` before and after; FIFOs under $TMPDIR.
+# Then the peers (ZeroMQ, NNG, iceoryx): rows when built in, else a note and no rows;
+# iceoryx leaves nothing in /dev/shm or /tmp. Then --url (the generic ferry row, by
+# listen/open, here over shm://): its six rows, nothing left in {dir}. Then --plot: a
+# well-formed SVG.
 set -u
 FERRY=$1
 tmp=$(mktemp -d) || exit 1
@@ -43,36 +51,43 @@ expect 2 "$FERRY" bench --repeat 0
 expect 2 "$FERRY" bench --repeat x
 expect 2 "$FERRY" bench --repeat
 
+# check_rows FILE MECH...: every CSV row has 8 fields, one of the MECHs, a known pattern;
+# pingpong rows carry p50 <= p99 <= p99.9 and msgs_per_s; stream rows msgs_per_s and
+# bytes_per_s; and each MECH has at least one row.
+check_rows() {
+    file=$1
+    shift
+    for m in "$@"; do
+        n=$(awk -F, -v m="$m" 'NR > 1 && $1 == m' "$file" | wc -l)
+        [ "$n" -ge 1 ] || fail "no CSV row for $m"
+    done
+    awk -F, -v mechs=" $* " '
+        function num(x) { return x ~ /^[0-9]+$/ }
+        NR == 1 { next }
+        NF != 8 { print "wrong field count: " $0; bad = 1; next }
+        index(mechs, " " $1 " ") == 0 { print "unselected mechanism: " $0; bad = 1 }
+        !num($3) { print "bad size: " $0; bad = 1 }
+        $2 == "pingpong" {
+            if (!num($4) || !num($5) || !num($6) || !num($7) || $8 != "" ||
+                $4 + 0 > $5 + 0 || $5 + 0 > $6 + 0 || $4 + 0 == 0 || $7 + 0 == 0)
+                { print "bad pingpong row: " $0; bad = 1 }
+            next
+        }
+        $2 == "stream" {
+            if ($4 != "" || $5 != "" || $6 != "" || !num($7) || !num($8) || $8 + 0 == 0)
+                { print "bad stream row: " $0; bad = 1 }
+            next
+        }
+        { print "unknown pattern: " $0; bad = 1 }
+        END { exit bad }
+    ' "$file" >&2 || fail "malformed CSV rows"
+}
+
 # ---- a tiny benchmark, CSV
 header='mechanism,pattern,size,rtt_p50_ns,rtt_p99_ns,rtt_p999_ns,msgs_per_s,bytes_per_s'
 expect 0 "$FERRY" bench --csv --smoke --only spin-baseline,ferry-shm
 [ "$(head -n 1 "$tmp/out")" = "$header" ] || fail "CSV header is '$(head -n 1 "$tmp/out")'"
-for m in spin-baseline ferry-shm; do
-    n=$(awk -F, -v m="$m" 'NR > 1 && $1 == m' "$tmp/out" | wc -l)
-    [ "$n" -ge 1 ] || fail "no CSV row for $m"
-done
-# Every row: 8 fields, a selected mechanism, a known pattern; pingpong rows carry
-# p50 <= p99 <= p99.9 and msgs_per_s; stream rows carry msgs_per_s and bytes_per_s.
-awk -F, '
-    function num(x) { return x ~ /^[0-9]+$/ }
-    NR == 1 { next }
-    NF != 8 { print "wrong field count: " $0; bad = 1; next }
-    $1 != "spin-baseline" && $1 != "ferry-shm" { print "unselected mechanism: " $0; bad = 1 }
-    !num($3) { print "bad size: " $0; bad = 1 }
-    $2 == "pingpong" {
-        if (!num($4) || !num($5) || !num($6) || !num($7) || $8 != "" ||
-            $4 + 0 > $5 + 0 || $5 + 0 > $6 + 0 || $4 + 0 == 0 || $7 + 0 == 0)
-            { print "bad pingpong row: " $0; bad = 1 }
-        next
-    }
-    $2 == "stream" {
-        if ($4 != "" || $5 != "" || $6 != "" || !num($7) || !num($8) || $8 + 0 == 0)
-            { print "bad stream row: " $0; bad = 1 }
-        next
-    }
-    { print "unknown pattern: " $0; bad = 1 }
-    END { exit bad }
-' "$tmp/out" >&2 || fail "malformed CSV rows"
+check_rows "$tmp/out" spin-baseline ferry-shm
 
 # ---- the same as a table
 expect 0 "$FERRY" bench --smoke --only spin-baseline
@@ -90,5 +105,110 @@ dups=$(awk -F, 'NR > 1 && NF == 8 { print $1 "," $2 "," $3 }' "$tmp/out" | sort 
 expect 0 "$FERRY" bench --repeat 2 --smoke --only spin-baseline
 head -n 1 "$tmp/out" | grep -q ' spread$' || fail "--repeat 2: no spread column"
 [ "$(grep -c '^spin-baseline ' "$tmp/out")" -eq 1 ] || fail "--repeat 2: spin-baseline rows"
+
+# ---- the raw kernel mechanisms, and what they leave behind
+raw=unix,tcp,fifo,posixmq,sysvmq,eventfd
+queues_sysv() { ipcs -q 2>/dev/null | awk '$1 ~ /^0x/ { print $2 }' | sort; }
+queues_posix() { [ -d /dev/mqueue ] && ls -A /dev/mqueue | sort; }
+mkdir "$tmp/tmpdir" "$tmp/mq"
+if unshare -i -m true 2>/dev/null; then
+    # A fresh IPC namespace has no queues; whatever is left there is ours.
+    unshare -i -m sh -c '
+        mount -t mqueue none "$1/mq" || exit 99
+        TMPDIR="$1/tmpdir" "$2" bench --csv --smoke --only "$3" >"$1/out" 2>"$1/err"
+        rc=$?
+        ls -A "$1/mq" >"$1/left-mq"
+        ipcs -q | awk "\$1 ~ /^0x/" >"$1/left-sysv"
+        exit $rc' sh "$tmp" "$FERRY" "$raw"
+    got=$?
+    [ "$got" -eq 99 ] && fail "cannot mount an mqueue file system in a private namespace"
+    [ "$got" -eq 0 ] || { cat "$tmp/err" >&2; fail "raw rows exited $got"; }
+    [ -s "$tmp/left-mq" ] && fail "POSIX queues left behind: $(cat "$tmp/left-mq")"
+    [ -s "$tmp/left-sysv" ] && fail "System V queues left behind: $(cat "$tmp/left-sysv")"
+else
+    # Shared namespace: another program's queues would show up too.
+    queues_sysv >"$tmp/sysv-before"
+    queues_posix >"$tmp/mq-before"
+    expect 0 env TMPDIR="$tmp/tmpdir" "$FERRY" bench --csv --smoke --only "$raw"
+    queues_sysv | cmp -s - "$tmp/sysv-before" || fail "ipcs -q changed: $(queues_sysv)"
+    queues_posix | cmp -s - "$tmp/mq-before" || fail "/dev/mqueue changed: $(queues_posix)"
+fi
+[ -z "$(ls -A "$tmp/tmpdir")" ] || fail "left in TMPDIR: $(ls -A "$tmp/tmpdir")"
+[ "$(head -n 1 "$tmp/out")" = "$header" ] || fail "raw rows: CSV header"
+check_rows "$tmp/out" unix tcp fifo posixmq sysvmq eventfd
+# Every pattern and size where the mechanism allows it, and a note where it does not.
+[ "$(awk -F, '$1 == "unix" || $1 == "tcp" || $1 == "fifo"' "$tmp/out" | wc -l)" -eq 18 ] ||
+    fail "unix, tcp, fifo: not 6 rows each"
+[ "$(awk -F, '$1 == "eventfd"' "$tmp/out")" != "" ] &&
+    [ "$(awk -F, '$1 == "eventfd" { print $2, $3 }' "$tmp/out")" = "pingpong 64" ] ||
+    fail "eventfd: want exactly one row, pingpong 64"
+msgsize_max=$(cat /proc/sys/fs/mqueue/msgsize_max 2>/dev/null || echo 8192)
+big=$(awk -F, -v m="$msgsize_max" '$1 == "posixmq" && $3 + 0 > m + 0' "$tmp/out")
+[ -z "$big" ] || fail "posixmq row above msgsize_max: $big"
+if [ "$msgsize_max" -lt 65536 ]; then
+    grep -q "posixmq: sizes above $msgsize_max bytes not possible (msgsize_max)" "$tmp/err" ||
+        fail "no note on posixmq's msgsize_max"
+fi
+msgmax=$(cat /proc/sys/kernel/msgmax 2>/dev/null || echo 8192)
+big=$(awk -F, -v m="$msgmax" '$1 == "sysvmq" && $3 + 0 > m + 0' "$tmp/out")
+[ -z "$big" ] || fail "sysvmq row above msgmax: $big"
+
+# ---- the peers: rows when built in, a note and no rows when not
+"$FERRY" bench --help >"$tmp/help"
+peers=""
+for m in zeromq-ipc zeromq-tcp nng-ipc iceoryx; do
+    if grep -q "^ *$m  (not built" "$tmp/help"; then
+        expect 0 "$FERRY" bench --csv --smoke --only "$m"
+        [ "$(wc -l <"$tmp/out")" -eq 1 ] || fail "$m is not built but has rows"
+        grep -q "$m: left out" "$tmp/err" || fail "$m: no note that it is left out"
+    elif [ "$m" = iceoryx ] && [ -e /tmp/roudi.lock ]; then
+        echo "test_cli: another iox-roudi runs here: iceoryx not tried" >&2
+    else
+        peers="$peers${peers:+,}$m"
+    fi
+done
+# iceoryx's fixed names: its segments in /dev/shm, RouDi's and our applications' in /tmp.
+iox_names() {
+    ls -A /dev/shm | grep -E "^(iceoryx_mgmt|$(id -gn)|$(id -un))\$"
+    ls -A /tmp | grep -E '^(roudi|roudi\.lock|iox-unique-roudi\.lock|ferry-iox-.*)$'
+}
+if [ -n "$peers" ]; then
+    iox_names | sort >"$tmp/iox-before"
+    mkdir "$tmp/tmpdir-peers"
+    expect 0 env TMPDIR="$tmp/tmpdir-peers" "$FERRY" bench --csv --smoke --only "$peers"
+    ran=$(echo "$peers" | tr , ' ')
+    if grep -q 'iceoryx: left out' "$tmp/err"; then # iox-roudi missing at run time
+        ran=$(echo "$ran" | sed 's/iceoryx//')
+    fi
+    # shellcheck disable=SC2086 # one word per mechanism
+    check_rows "$tmp/out" $ran
+    iox_names | sort | cmp -s - "$tmp/iox-before" || fail "iceoryx left: $(iox_names)"
+    [ -z "$(ls -A "$tmp/tmpdir-peers")" ] || fail "left in TMPDIR: $(ls -A "$tmp/tmpdir-peers")"
+fi
+
+# ---- --url: a ferry row by URL (what a ferry-<scheme> table entry does)
+mkdir "$tmp/tmpdir-url"
+expect 0 env TMPDIR="$tmp/tmpdir-url" "$FERRY" bench --csv --smoke --url 'shm://{dir}/bench.sock'
+check_rows "$tmp/out" ferry-shm-url
+[ "$(wc -l <"$tmp/out")" -eq 7 ] || fail "--url: $(($(wc -l <"$tmp/out") - 1)) rows, want 6"
+[ -z "$(ls -A "$tmp/tmpdir-url")" ] || fail "--url left: $(ls -A "$tmp/tmpdir-url")"
+expect 2 "$FERRY" bench --url 'no scheme'
+expect 1 env TMPDIR="$tmp/tmpdir-url" "$FERRY" bench --smoke --url 'nosuch://{dir}/x'
+grep -q 'EPROTONOSUPPORT' "$tmp/err" || fail "--url with an unknown scheme: no reason given"
+[ -z "$(ls -A "$tmp/tmpdir-url")" ] || fail "--url (failed) left: $(ls -A "$tmp/tmpdir-url")"
+
+# ---- --plot: a well-formed SVG chart
+expect 0 "$FERRY" bench --smoke --only spin-baseline,ferry-shm,unix,posixmq --plot "$tmp/p.svg"
+[ -s "$tmp/p.svg" ] || fail "--plot wrote nothing"
+head -n 1 "$tmp/p.svg" | grep -q '^<?xml' || fail "--plot: no XML declaration"
+[ "$(tail -n 1 "$tmp/p.svg")" = "</svg>" ] || fail "--plot: the SVG does not end with </svg>"
+for want in '<svg xmlns=' '<polyline' 'ferry-shm' 'unix' 'spin-baseline' 'msgsize_max'; do
+    grep -q "$want" "$tmp/p.svg" || fail "--plot: no '$want' in the SVG"
+done
+if command -v xmllint >/dev/null 2>&1; then
+    xmllint --noout "$tmp/p.svg" || fail "--plot: xmllint refuses the SVG"
+fi
+expect 1 "$FERRY" bench --smoke --only spin-baseline --plot "$tmp/no/such/dir/p.svg"
+grep -q -- '--plot' "$tmp/err" || fail "--plot to a bad path: no message"
 
 echo "test_cli: ok"

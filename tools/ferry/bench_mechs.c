@@ -1,0 +1,130 @@
+/*
+ * bench_mechs.c — what `ferry bench` measures: the table of mechanisms (one entry each:
+ * name, runner, the rows it has, its argument and hooks; see bench_plan.h) and the table
+ * of target ratios.
+ *
+ * Order matters twice. Mechanisms are printed in table order. Targets decide the order of
+ * measurement within a repetition (bench_measure_order): each target's two rows run back
+ * to back, the denominator first, and a row already placed by an earlier target stays
+ * where it is; so targets that share a row are listed one after the other, which keeps
+ * the new partner right after the shared row.
+ */
+#define _POSIX_C_SOURCE 200809L /* clock_gettime in bench.h */
+#include "bench_plan.h"
+#include "bench_ferry.h"
+#include "bench_lib.h"
+#include "bench_raw.h"
+
+const bench_mech BENCH_MECHS[] = {
+    {.name = "spin-baseline", .fn = bench_spin, .shape = SHAPE_LINE},
+    {.name = "futex-baseline", .fn = bench_futex, .shape = SHAPE_LINE},
+    {.name = "pipe", .fn = bench_pipe, .shape = SHAPE_ALL},
+    {.name = "memcpy-baseline", .fn = bench_memcpy, .shape = SHAPE_COPY},
+    /* ferry. A row for another transport is one more entry, e.g.
+     *   {.name = "ferry-unix", .fn = bench_ferry, .shape = SHAPE_ALL,
+     *    .arg = &(const bench_ferry_spec){.url = "unix://{dir}/bench.sock"}},
+     * with .limit when the transport's kernel caps the message size (see bench_ferry.h
+     * for the URL's placeholders, and the targets below for its ratio to the raw row). */
+    {.name = "ferry-shm",
+     .fn = bench_ferry,
+     .shape = SHAPE_ALL,
+     .arg = &(const bench_ferry_spec){.pair = ferry_pair}},
+    {.name = "ferry-shm-blocking",
+     .fn = bench_ferry,
+     .shape = SHAPE_ALL,
+     .arg = &(const bench_ferry_spec){.pair = ferry_pair, .flags = FERRY_NO_SPIN}},
+    {.name = "ferry-shm-zerocopy",
+     .fn = bench_ferry,
+     .shape = SHAPE_ALL,
+     .arg = &(const bench_ferry_spec){.pair = ferry_pair, .zerocopy = 1}},
+    /* The kernel mechanisms, raw (no ferry). */
+    {.name = "unix",
+     .fn = bench_raw,
+     .shape = SHAPE_ALL,
+     .arg = &BENCH_RAW_UNIX,
+     .limit = bench_raw_unix_limit},
+    {.name = "tcp", .fn = bench_raw, .shape = SHAPE_ALL, .arg = &BENCH_RAW_TCP},
+    {.name = "fifo", .fn = bench_raw, .shape = SHAPE_ALL, .arg = &BENCH_RAW_FIFO},
+    {.name = "posixmq",
+     .fn = bench_raw,
+     .shape = SHAPE_ALL,
+     .arg = &BENCH_RAW_POSIXMQ,
+     .limit = bench_raw_posixmq_limit},
+    {.name = "sysvmq",
+     .fn = bench_raw,
+     .shape = SHAPE_ALL,
+     .arg = &BENCH_RAW_SYSVMQ,
+     .limit = bench_raw_sysvmq_limit},
+    {.name = "eventfd", .fn = bench_eventfd, .shape = SHAPE_LINE},
+/* The peers, when ferry was built with them (tools/ferry/CMakeLists.txt). */
+#ifdef FERRY_BENCH_ZMQ
+    {.name = "zeromq-ipc",
+     .fn = bench_lib,
+     .shape = SHAPE_ALL,
+     .arg = &(const lib_spec){&BENCH_LIB_ZMQ, "ipc"}},
+    {.name = "zeromq-tcp",
+     .fn = bench_lib,
+     .shape = SHAPE_ALL,
+     .arg = &(const lib_spec){&BENCH_LIB_ZMQ, "tcp"}},
+#else
+    {.name = "zeromq-ipc", .missing = FERRY_BENCH_MISSING_ZMQ},
+    {.name = "zeromq-tcp", .missing = FERRY_BENCH_MISSING_ZMQ},
+#endif
+#ifdef FERRY_BENCH_NNG
+    {.name = "nng-ipc",
+     .fn = bench_lib,
+     .shape = SHAPE_ALL,
+     .arg = &(const lib_spec){&BENCH_LIB_NNG, NULL}},
+#else
+    {.name = "nng-ipc", .missing = FERRY_BENCH_MISSING_NNG},
+#endif
+#ifdef FERRY_BENCH_IOX
+    {.name = "iceoryx",
+     .fn = bench_lib,
+     .shape = SHAPE_ALL,
+     .arg = &(const lib_spec){&BENCH_LIB_IOX, NULL},
+     .unavailable = bench_iox_unavailable,
+     .done = bench_iox_done},
+#else
+    {.name = "iceoryx", .missing = FERRY_BENCH_MISSING_IOX},
+#endif
+};
+const size_t BENCH_NMECHS = sizeof BENCH_MECHS / sizeof BENCH_MECHS[0];
+
+const bench_target BENCH_TARGETS[] = {
+    /* ferry-shm pingpong 64 is in three targets: iceoryx, then ferry-shm, then the spin
+     * floor are measured back to back, zeromq-ipc right after. */
+    {"ferry-shm pingpong 64 p50 / iceoryx pingpong 64 p50", "ferry-shm", "iceoryx", BENCH_PINGPONG,
+     BENCH_PINGPONG, 64, 64, F_P50, 1, 0.2},
+    {"ferry-shm pingpong 64 p50 / spin-baseline p50", "ferry-shm", "spin-baseline", BENCH_PINGPONG,
+     BENCH_PINGPONG, 64, 64, F_P50, 1, 1.5},
+    {"ferry-shm pingpong 64 p50 / zeromq-ipc pingpong 64 p50", "ferry-shm", "zeromq-ipc",
+     BENCH_PINGPONG, BENCH_PINGPONG, 64, 64, F_P50, 1, 0.02},
+    {"ferry-shm-blocking pingpong 64 p50 / futex-baseline p50", "ferry-shm-blocking",
+     "futex-baseline", BENCH_PINGPONG, BENCH_PINGPONG, 64, 64, F_P50, 1, 1.2},
+    {"ferry-shm stream 64 msgs/s / pipe stream 64 msgs/s", "ferry-shm", "pipe", BENCH_STREAM,
+     BENCH_STREAM, 64, 64, F_MSGS, 0, 10},
+    {"ferry-shm-zerocopy pingpong 1 MiB p50 / its 64 B p50", "ferry-shm-zerocopy",
+     "ferry-shm-zerocopy", BENCH_PINGPONG, BENCH_PINGPONG, 1048576, 64, F_P50, 1, 2},
+    /* ferry-shm stream 1 MiB: memcpy, ferry-shm, unix back to back. */
+    {"ferry-shm stream 1 MiB bytes/s / memcpy-baseline bytes/s", "ferry-shm", "memcpy-baseline",
+     BENCH_STREAM, BENCH_STREAM, 1048576, 1048576, F_BYTES, 0, 0.5},
+    {"ferry-shm stream 1 MiB bytes/s / unix stream 1 MiB bytes/s", "ferry-shm", "unix",
+     BENCH_STREAM, BENCH_STREAM, 1048576, 1048576, F_BYTES, 0, 3},
+/* Each ferry kernel transport against its raw mechanism, at every pingpong size both
+ * have. Printed once both rows exist (the ferry-<scheme> rows come with their
+ * transports). */
+#define VS_RAW(ferry, raw)                                                                         \
+    {                                                                                              \
+        ferry " pingpong p50 / " raw " pingpong p50", ferry, raw, BENCH_PINGPONG, BENCH_PINGPONG,  \
+            BENCH_EACH_SIZE, BENCH_EACH_SIZE, F_P50, 1, 1.25                                       \
+    }
+    VS_RAW("ferry-unix", "unix"),
+    VS_RAW("ferry-tcp", "tcp"),
+    VS_RAW("ferry-fifo", "fifo"),
+    VS_RAW("ferry-pipe", "pipe"),
+    VS_RAW("ferry-posixmq", "posixmq"),
+    VS_RAW("ferry-sysvmq", "sysvmq"),
+#undef VS_RAW
+};
+const size_t BENCH_NTARGETS = sizeof BENCH_TARGETS / sizeof BENCH_TARGETS[0];
