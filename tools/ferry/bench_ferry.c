@@ -61,16 +61,28 @@ static int send_one(fctx *c, ferry_chan *ch, uint64_t seq)
     return ferry_commit(ch, 0, c->size);
 }
 
+/* The last message of a run, in band: a queue (posixmq, sysvmq) outlives its writer, so
+ * the end of a run cannot be told by -EPIPE alone. */
+#define END_TYPE 1
+
+static void send_end(ferry_chan *ch)
+{
+    ferry_msg m = {.type = END_TYPE};
+    ferry_sendmsg(ch, &m, TMO); /* best effort: -EPIPE ends the run just as well */
+}
+
 /* ------------------------------------------------------------------ receiving */
 
-/* Receive one message and check that it is seq: 1, 0 on -EPIPE (the other side closed),
- * or a negative errno; *why names a bad payload (then the return is -EBADMSG). */
+/* Receive one message and check that it is seq: 1, 0 at the end of the run (END_TYPE, or
+ * -EPIPE: the other side closed), or a negative errno; *why names a bad payload (then the
+ * return is -EBADMSG). */
 static int recv_one(fctx *c, ferry_chan *ch, uint64_t seq, const char **why)
 {
     *why = NULL;
     if (!c->zerocopy) {
-        ssize_t n = ferry_recv(ch, c->rbuf, c->size, TMO);
-        if (n == -EPIPE) return 0;
+        ferry_msg m = {.data = c->rbuf, .cap = c->size};
+        ssize_t n = ferry_recvmsg(ch, &m, 0, TMO);
+        if (n == -EPIPE || (n >= 0 && m.type == END_TYPE)) return 0;
         if (n < 0) return (int)n;
         if ((size_t)n != c->size)
             *why = "wrong size";
@@ -82,6 +94,7 @@ static int recv_one(fctx *c, ferry_chan *ch, uint64_t seq, const char **why)
     int r = ferry_peek(ch, 0, &m, TMO);
     if (r == -EPIPE) return 0;
     if (r < 0) return r;
+    if (m.type == END_TYPE) return ferry_release(ch) < 0 ? -EBADMSG : 0;
     if (m.len != c->size || m.nfds != 0)
         *why = "wrong size";
     else if (!bench_stamp_ok(m.data, c->size, seq))
@@ -152,7 +165,8 @@ static int ferry_stream_send(void *ctx, bench_shared *sh)
         if (r < 0) return bench_peer_fail(sh, "peer: send: %s", ferry_strerror(r));
         if (seq % 64 == 0 && bench_now_ns() > deadline) break;
     }
-    ferry_chan_close(c->b); /* the receiver drains, then sees -EPIPE */
+    send_end(c->b); /* the receiver drains up to here */
+    ferry_chan_close(c->b);
     return 0;
 }
 
@@ -312,7 +326,8 @@ int bench_ferry(const bench_job *job, bench_result *res)
     else
         rc = bench_loop_pingpong(job, ferry_rt, &c, res);
 out:
-    ferry_chan_close(c.a); /* the peer sees -EPIPE and exits */
+    if (c.a && job->pattern != BENCH_STREAM) send_end(c.a); /* the echoing peer exits */
+    ferry_chan_close(c.a); /* (and sees -EPIPE, where the transport can tell) */
     ferry_chan_close(c.b);
     ferry_listener_close(l);
     if (rc != 0 && p.pid > 0) kill(p.pid, SIGKILL); /* it may be waiting to connect */
