@@ -30,6 +30,7 @@ typedef struct fmsg {
     struct fmsg *next;
     int64_t type;
     uint32_t len, nfds;
+    uint32_t room; /* bytes of data[] allocated */
     int fds[FERRY_MAX_FDS];
     uint8_t data[];
 } fmsg;
@@ -43,8 +44,9 @@ typedef struct fdchan {
     _Atomic int dead; /* 0, -EPIPE or -EBADMSG; only ever set once */
     uint64_t tx_seq, rx_seq;
     /* receive */
-    uint8_t *rbuf; /* stream: unparsed bytes rbuf[rstart .. rlen); packet: one packet */
+    uint8_t *rbuf; /* stream: unparsed bytes rbuf[rstart .. rlen) */
     size_t rstart, rlen, rcap;
+    struct fmsg *spare; /* packet: the next packet's payload is read straight into it */
     fmsg *qhead, **qtail;
     size_t qbytes;
     /* send: the rest of a frame the kernel took only part of */
@@ -251,10 +253,11 @@ static void msg_free(fmsg *m)
     free(m);
 }
 
-/* Check a decoded frame against the channel's rules and make a message of it. HELLO
- * frames are checked and swallowed (NULL, 0). */
+/* Check a decoded frame against the channel's rules and make a message of it: `into`,
+ * when the payload was read into it already, else a new one. HELLO frames are checked
+ * and swallowed (NULL, 0). */
 static int accept_frame(fdchan *c, const ferry__frame *f, const uint8_t *payload, const int *fds,
-                        unsigned nfds, fmsg **out)
+                        unsigned nfds, fmsg *into, fmsg **out)
 {
     *out = NULL;
     if (f->seq != c->rx_seq || f->nfds != nfds || (f->flags & ~FERRY__F_CRC) ||
@@ -269,14 +272,15 @@ static int accept_frame(fdchan *c, const ferry__frame *f, const uint8_t *payload
             return -EBADMSG;
         return 0;
     }
-    fmsg *m = malloc(sizeof *m + f->len);
+    fmsg *m = into ? into : malloc(sizeof *m + f->len);
     if (!m) return -ENOMEM;
+    if (!into) m->room = f->len;
     m->next = NULL;
     m->type = f->type;
     m->len = f->len;
     m->nfds = nfds;
     if (nfds) memcpy(m->fds, fds, nfds * sizeof(int));
-    memcpy(m->data, payload, f->len);
+    if (!into) memcpy(m->data, payload, f->len);
     *out = m;
     return 0;
 }
@@ -313,7 +317,7 @@ static int parse_stream(fdchan *c)
             return 0;
         }
         fmsg *m;
-        int rc = accept_frame(c, &f, c->rbuf + c->rstart + FERRY__FRAME_HDR, NULL, 0, &m);
+        int rc = accept_frame(c, &f, c->rbuf + c->rstart + FERRY__FRAME_HDR, NULL, 0, NULL, &m);
         if (rc < 0) return rc;
         if (m) enqueue(c, m);
         c->rstart += need;
@@ -321,16 +325,22 @@ static int parse_stream(fdchan *c)
     }
 }
 
-/* Read one packet (with its fds) into a message. */
+/* Read one packet (with its fds) into a message: the payload goes straight into the
+ * message's own memory (one copy less on the way to the caller). */
 static int read_packet(fdchan *c)
 {
     union {
         struct cmsghdr align;
         char buf[CMSG_SPACE(sizeof(int) * FERRY_MAX_FDS)];
     } ctrl;
-    struct iovec iov = {c->rbuf, c->rcap};
+    if (!c->spare) {
+        if (!(c->spare = malloc(sizeof(fmsg) + c->max_msg))) return -ENOMEM;
+        c->spare->room = c->max_msg;
+    }
+    uint8_t hdr[FERRY__FRAME_HDR];
+    struct iovec iov[2] = {{hdr, sizeof hdr}, {c->spare->data, c->max_msg}};
     struct msghdr mh = {
-        .msg_iov = &iov, .msg_iovlen = 1, .msg_control = ctrl.buf, .msg_controllen = sizeof ctrl};
+        .msg_iov = iov, .msg_iovlen = 2, .msg_control = ctrl.buf, .msg_controllen = sizeof ctrl};
     ssize_t n = recvmsg(c->rfd, &mh, MSG_DONTWAIT | MSG_CMSG_CLOEXEC);
     if (n < 0) return errno == EAGAIN || errno == EINTR ? 0 : -EPIPE;
     if (n == 0) return -EPIPE;
@@ -356,13 +366,23 @@ static int read_packet(fdchan *c)
     uint32_t max = c->rx_seq == 0 ? HELLO_LEN : c->max_msg;
     int rc = -EBADMSG;
     if (!overflow && !(mh.msg_flags & (MSG_CTRUNC | MSG_TRUNC)) && n >= FERRY__FRAME_HDR &&
-        ferry__frame_decode(c->rbuf, max, &f) == 0 && (size_t)n == FERRY__FRAME_HDR + f.len)
-        rc = accept_frame(c, &f, c->rbuf + FERRY__FRAME_HDR, fds, nfds, &m);
+        ferry__frame_decode(hdr, max, &f) == 0 && (size_t)n == FERRY__FRAME_HDR + f.len)
+        rc = accept_frame(c, &f, c->spare->data, fds, nfds, c->spare, &m);
     if (rc < 0) {
         for (unsigned i = 0; i < nfds; i++) close(fds[i]);
         return rc;
     }
-    if (m) enqueue(c, m);
+    if (m) { /* the spare is this message now; give back what it does not use */
+        c->spare = NULL;
+        if ((size_t)m->len + 4096 < c->max_msg) {
+            fmsg *s = realloc(m, sizeof *m + m->len);
+            if (s) {
+                m = s;
+                m->room = m->len;
+            }
+        }
+        enqueue(c, m);
+    }
     return 1;
 }
 
@@ -492,7 +512,12 @@ ssize_t ferry__fdchan_recvmsg(ferry_chan *ch, ferry_msg *m, int64_t filter, int 
         msg->nfds = 0;
     }
     uint32_t len = msg->len;
-    msg_free(msg);
+    /* A packet buffer of full size is kept for the next packet: large messages then cost
+     * no allocation (and no page faults). */
+    if ((c->kind & FDCHAN_PACKET) && !c->spare && msg->room == c->max_msg && !msg->nfds)
+        c->spare = msg;
+    else
+        msg_free(msg);
     FERRY__COUNT(c->base.st.recv_msgs, 1);
     FERRY__COUNT(c->base.st.recv_bytes, len);
     update_ready(c);
@@ -556,6 +581,7 @@ void ferry__fdchan_close(ferry_chan *ch)
         msg_free(m);
     }
     free(c->rbuf);
+    free(c->spare);
     if (c->epfd >= 0) close(c->epfd);
     if (c->efd >= 0) close(c->efd);
     if (c->wfd >= 0 && c->wfd != c->rfd) close(c->wfd);
@@ -632,10 +658,6 @@ int ferry__fdchan_new(const ferry__fdchan_cfg *cfg, int64_t deadline, ferry_chan
     }
     if (rc == 0 && cfg->max_msg == 0) rc = await_hello(c, deadline);
     if (rc == 0) rc = send_hello(c);
-    if (rc == 0 && (c->kind & FDCHAN_PACKET)) { /* one packet at most: header + max_msg */
-        c->rcap = FERRY__FRAME_HDR + c->max_msg;
-        if (!(c->rbuf = malloc(c->rcap))) rc = -ENOMEM;
-    }
     if (rc < 0) {
         if (c) {
             free(c->unlink1); /* on failure the caller's paths stay where they are */
