@@ -46,21 +46,32 @@ static int make_pipes(const ferry_chan_opts *o, int p[2][2], size_t *max)
     return 0;
 }
 
-int ferry_pipe_pair(const ferry_chan_opts *opts, ferry_chan **a, ferry_chan **b)
+/* The pipes and the first end (a creator: it says HELLO into its write end now); the
+ * second end's descriptors go to other[0] (read) and other[1] (write). */
+static int first_end(const ferry_chan_opts *opts, ferry_chan **a, int other[2], size_t *max)
 {
     int p[2][2];
-    size_t max;
-    if (!a || !b) return -EINVAL;
-    int rc = make_pipes(opts, p, &max);
+    int rc = make_pipes(opts, p, max);
     if (rc < 0) return rc;
-    /* Both ends are creators: each says HELLO into its own write end now. */
-    rc = end(p[1][0], p[0][1], max, opts, 0, a);
+    rc = end(p[1][0], p[0][1], *max, opts, 0, a);
     if (rc < 0) {
         close(p[0][0]);
         close(p[1][1]);
         return rc;
     }
-    rc = end(p[0][0], p[1][1], max, opts, 0, b);
+    other[0] = p[0][0];
+    other[1] = p[1][1];
+    return 0;
+}
+
+int ferry_pipe_pair(const ferry_chan_opts *opts, ferry_chan **a, ferry_chan **b)
+{
+    int other[2];
+    size_t max;
+    if (!a || !b) return -EINVAL;
+    int rc = first_end(opts, a, other, &max);
+    if (rc < 0) return rc;
+    rc = end(other[0], other[1], max, opts, 0, b); /* a creator too: both say HELLO */
     if (rc < 0) {
         ferry_chan_close(*a);
         *a = NULL;
@@ -70,20 +81,11 @@ int ferry_pipe_pair(const ferry_chan_opts *opts, ferry_chan **a, ferry_chan **b)
 
 int ferry_pipe_pair_fd(const ferry_chan_opts *opts, ferry_chan **a, int child_fds[2])
 {
-    int p[2][2];
     size_t max;
     if (!a || !child_fds) return -EINVAL;
-    int rc = make_pipes(opts, p, &max);
+    int rc = first_end(opts, a, child_fds, &max);
     if (rc < 0) return rc;
-    rc = end(p[1][0], p[0][1], max, opts, 0, a);
-    if (rc < 0) {
-        close(p[0][0]);
-        close(p[1][1]);
-        return rc;
-    }
     /* The child's ends must survive exec; it joins (waits for our HELLO) when it opens. */
-    child_fds[0] = p[0][0];
-    child_fds[1] = p[1][1];
     fcntl(child_fds[0], F_SETFD, 0);
     fcntl(child_fds[1], F_SETFD, 0);
     return 0;
