@@ -367,22 +367,16 @@ static int read_packet(fdchan *c)
     int rc = -EBADMSG;
     if (!overflow && !(mh.msg_flags & (MSG_CTRUNC | MSG_TRUNC)) && n >= FERRY__FRAME_HDR &&
         ferry__frame_decode(hdr, max, &f) == 0 && (size_t)n == FERRY__FRAME_HDR + f.len)
-        rc = accept_frame(c, &f, c->spare->data, fds, nfds, c->spare, &m);
+        /* A large payload stays where it was read (no copy); a small one is copied into
+         * a message of its own size, and the big buffer serves the next packet. */
+        rc = accept_frame(c, &f, c->spare->data, fds, nfds,
+                          (size_t)f.len + 4096 < c->max_msg ? NULL : c->spare, &m);
     if (rc < 0) {
         for (unsigned i = 0; i < nfds; i++) close(fds[i]);
         return rc;
     }
-    if (m) { /* the spare is this message now; give back what it does not use */
-        c->spare = NULL;
-        if ((size_t)m->len + 4096 < c->max_msg) {
-            fmsg *s = realloc(m, sizeof *m + m->len);
-            if (s) {
-                m = s;
-                m->room = m->len;
-            }
-        }
-        enqueue(c, m);
-    }
+    if (m == c->spare) c->spare = NULL; /* it is this message now */
+    if (m) enqueue(c, m);
     return 1;
 }
 
