@@ -306,6 +306,132 @@ typedef struct ferry_cred {
  */
 int ferry_chan_peer(const ferry_chan *ch, ferry_cred *out);
 
+/* ---------------------------------------------------------------- the naming service */
+
+/*
+ * ferryd, the broker, names servers and introduces clients to them (DESIGN §6). It
+ * listens on $FERRY_BROKER, else $XDG_RUNTIME_DIR/ferry/ferryd.sock, else
+ * /run/ferry/ferryd.sock. The first call that needs it starts it when none runs (unless
+ * FERRY_NO_AUTOSPAWN=1; the program is $FERRY_FERRYD, else the ferryd installed with
+ * this library, else "ferryd" on PATH). Identity is the kernel's (SO_PEERCRED), never a
+ * payload's. Names: 1..255 bytes of dot-separated parts, each 1..63 of [A-Za-z0-9_-],
+ * e.g. "org.example.echo"; anything else is -EINVAL.
+ * Errors common to every call here: -EINVAL, -ENOENT (no such name, or one the caller
+ * may not see), -EACCES (policy), -EDQUOT (quota), -ETIMEDOUT/-EAGAIN, -ECONNREFUSED
+ * (no broker and none could be started), -EBADMSG (the broker broke the protocol).
+ */
+
+/* Name policy flags. */
+#define FERRY_TAKEOVER (1u << 0) /* a later ferry_register by the same uid (or root) takes
+                                    the name over; without it the name is -EEXIST */
+
+#define FERRY_POLICY_MAX_IDS 16
+
+/*
+ * The policy of a name, decided by the server that registers it. `mode` gives rights
+ * like a file's, for the owner (its uid), the group (`gid`, or the owner's gid when
+ * gid is (gid_t)-1; membership counts supplementary groups) and others: 4 = may see the
+ * name (lookup, list, watch), 2 = may connect (implies see). Uids in allow_uids and
+ * groups in allow_gids may see and connect whatever the mode says. root may see and
+ * connect everything. Default (ferry_policy_init): mode 0600, no allow lists, no flags.
+ */
+typedef struct ferry_policy {
+    unsigned mode;
+    gid_t gid;
+    uint32_t flags; /* FERRY_TAKEOVER */
+    uint32_t n_uids, n_gids;
+    uid_t allow_uids[FERRY_POLICY_MAX_IDS];
+    gid_t allow_gids[FERRY_POLICY_MAX_IDS];
+} ferry_policy;
+
+/* Fill *p with the defaults. Never fails. */
+void ferry_policy_init(ferry_policy *p);
+
+/*
+ * ferry_register — own `name` and serve it: clients that ferry_connect() to it come out
+ * of ferry_accept(*out) as channels. policy may be NULL (the defaults); opts (may be
+ * NULL) is the shape of every channel made (as for ferry_listen). The system policy
+ * (/etc/ferry/policy.conf) says which uids may own which names: -EACCES otherwise.
+ * A name owned by another live process is -EEXIST (unless its policy allows a takeover:
+ * FERRY_TAKEOVER). If ferryd restarts, the listener registers again by itself the next
+ * time it is used (ferry_accept, or its fd polled), backing off while the broker is away;
+ * channels already made are not affected. The name is released by
+ * ferry_listener_close(), or when this process dies. The caller owns *out.
+ * Errors: those above, and -EEXIST.
+ */
+int ferry_register(const char *name, const ferry_policy *policy, const ferry_chan_opts *opts,
+                   ferry_listener **out, int64_t timeout_ns);
+
+/* Kinds of channel ferry_connect makes. */
+#define FERRY_KIND_SHM  0 /* shared memory (the default) */
+#define FERRY_KIND_UNIX 1 /* a SOCK_SEQPACKET socket pair */
+
+/*
+ * ferry_connect — look up `name`, and if the policy lets the caller connect, get a
+ * channel to its server: ferryd makes a socket pair and hands one end to each side (a
+ * capability: nobody else can open it). The server's ferry_accept() yields the other
+ * end, and ferry_chan_peer() on each end gives the other's kernel-stamped uid, gid and
+ * pid. kind: FERRY_KIND_SHM or FERRY_KIND_UNIX. The call waits (within timeout_ns) for
+ * the server to accept. The caller owns *out.
+ * Errors: those above, -EPIPE (the server died before accepting).
+ */
+int ferry_connect(const char *name, int kind, const ferry_chan_opts *opts, ferry_chan **out,
+                  int64_t timeout_ns);
+
+/* What ferry_lookup and ferry_list tell about a name. */
+typedef struct ferry_name_info {
+    char name[256];
+    uid_t uid;         /* owner */
+    gid_t gid;         /* the policy's group */
+    pid_t pid;         /* owner process */
+    unsigned mode;     /* the policy's mode */
+    uint64_t connects; /* introductions made to this name so far */
+} ferry_name_info;
+
+/* ferry_lookup — the owner of `name`. Errors: those above. */
+int ferry_lookup(const char *name, ferry_name_info *out, int64_t timeout_ns);
+
+/*
+ * ferry_list — the names the caller may see, in name order, starting after `after`
+ * (NULL or "" for the first): up to `cap` entries into out. Returns the number written;
+ * call again with the last name to go on, until it returns less than cap.
+ */
+ssize_t ferry_list(const char *after, ferry_name_info *out, size_t cap, int64_t timeout_ns);
+
+typedef struct ferry_watch ferry_watch;
+
+/* Events a watch delivers. */
+#define FERRY_EV_OWNED    1 /* the name got an owner */
+#define FERRY_EV_CHANGED  2 /* the name was taken over by another process */
+#define FERRY_EV_RELEASED 3 /* its owner released the name (listener closed) */
+#define FERRY_EV_DIED     4 /* its owner died; the name is free */
+
+typedef struct ferry_watch_event {
+    int kind;            /* FERRY_EV_* */
+    ferry_name_info info; /* the name and the owner it concerns (the new one for CHANGED) */
+} ferry_watch_event;
+
+/*
+ * ferry_watch_open — watch the names matching `pattern` ("org.example.echo", or a prefix
+ * ending in '*': "org.example.*", or "*"), among those the caller may see. The caller owns
+ * *out (ferry_watch_close). Errors: those above.
+ */
+int ferry_watch_open(const char *pattern, ferry_watch **out, int64_t timeout_ns);
+
+/* The next event, waiting up to timeout_ns. -EPIPE once the broker is gone (open a new
+ * watch: events missed meanwhile are not replayed). */
+int ferry_watch_next(ferry_watch *w, ferry_watch_event *ev, int64_t timeout_ns);
+
+/* A descriptor readable while an event waits (level-triggered). Owned by the watch. */
+int ferry_watch_fd(const ferry_watch *w);
+
+/* Stop watching. NULL is a no-op. */
+void ferry_watch_close(ferry_watch *w);
+
+/* The broker's socket path this process uses (see above) into buf. Returns the length,
+ * or -ENAMETOOLONG. */
+ssize_t ferry_broker_path(char *buf, size_t cap);
+
 #ifdef __cplusplus
 }
 #endif

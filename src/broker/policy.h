@@ -1,0 +1,107 @@
+/*
+ * policy.h — ferryd's rules, with no I/O but reading the policy file: what a valid name
+ * and watch pattern are, who may see / connect to a name (the name's ferry_policy, set by
+ * its server), who may own which names and how much each uid may hold (the system policy
+ * file, /etc/ferry/policy.conf). Used by ferryd (src/broker/server.c) and by the client
+ * library to refuse bad names before asking.
+ *
+ * Identity (ferry__ident) is always what the kernel said about a peer (SO_PEERCRED and
+ * SO_PEERGROUPS), never anything a peer wrote. uid 0 (root) may see, connect to and own
+ * everything, and has no quota.
+ *
+ * The policy file, one rule per line, '#' starts a comment, words separated by blanks:
+ *   own PATTERN WHO...          who may own names matching PATTERN
+ *   quota KIND N [WHO]          a quota for every uid, or for one uid when WHO is given
+ * PATTERN is a name ("org.example.echo": that name only), a prefix of whole parts ending
+ * in ".*" ("org.example.*": every name below org.example, not org.example itself), or
+ * "*" (every name). WHO is a uid number, a user name, "@" and a gid number or group
+ * name, or "*" (everyone). The most specific matching `own` rule decides (an exact name
+ * beats any prefix, a longer prefix beats a shorter one, "*" is last); a name no rule
+ * matches may be owned by anyone. KIND is one of names, conns, pending, fds, bytes.
+ * Defaults: names 256, conns 256, pending 64, fds 128, bytes 1048576.
+ * Errors in the file are reported with the line number; a missing file is no error (the
+ * defaults hold).
+ */
+#ifndef FERRY_BROKER_POLICY_H
+#define FERRY_BROKER_POLICY_H
+
+#include "ferry/ferry.h"
+
+#include <stddef.h>
+#include <stdint.h>
+#include <sys/types.h>
+
+#define FERRY__NAME_MAX   255 /* bytes, without the NUL */
+#define FERRY__PART_MAX   63
+#define FERRY__MAX_GROUPS 64
+
+/* Who a peer is, as the kernel stamped it. */
+typedef struct ferry__ident {
+    uid_t uid;
+    gid_t gid; /* primary */
+    pid_t pid;
+    uint32_t ngroups; /* supplementary groups (SO_PEERGROUPS), at most FERRY__MAX_GROUPS */
+    gid_t groups[FERRY__MAX_GROUPS];
+} ferry__ident;
+
+/* Is gid the primary or a supplementary group of who? 1 or 0. */
+int ferry__ident_in_group(const ferry__ident *who, gid_t gid);
+
+/* 0 if name is a valid name (ferry.h: 1..255 bytes of dot-separated parts, each 1..63
+ * of [A-Za-z0-9_-]), else -EINVAL. NULL is -EINVAL. */
+int ferry__name_valid(const char *name);
+
+/* 0 if pat is a valid watch pattern: a valid name, a valid name followed by ".*", or
+ * "*"; else -EINVAL. */
+int ferry__pattern_valid(const char *pat);
+
+/* Does name match the (valid) pattern? 1 or 0. "a.b.*" matches "a.b.c" and "a.b.c.d",
+ * not "a.b" nor "a.bc". */
+int ferry__pattern_match(const char *pat, const char *name);
+
+/* Rights in ferry_policy.mode, per class (owner 0700, group 0070, other 0007). */
+#define FERRY__SEE     4u
+#define FERRY__CONNECT 2u
+
+/* 0 if p is acceptable from a server (mode <= 0777, n_uids/n_gids <= the maximum, no
+ * unknown flags), else -EINVAL. */
+int ferry__policy_valid(const ferry_policy *p);
+
+/* Does policy p of a name owned by owner_uid (whose group is p->gid, or owner_gid when
+ * p->gid is (gid_t)-1) grant `right` (FERRY__SEE or FERRY__CONNECT) to who? CONNECT
+ * implies SEE. allow lists grant both. root is always granted. 1 or 0. */
+int ferry__policy_allows(const ferry_policy *p, uid_t owner_uid, gid_t owner_gid,
+                         const ferry__ident *who, unsigned right);
+
+/* Quotas of one uid. */
+typedef struct ferry__quota {
+    uint64_t names;   /* names owned */
+    uint64_t conns;   /* connections to ferryd open at once */
+    uint64_t pending; /* introductions asked for and not yet accepted by the server */
+    uint64_t fds;     /* descriptors ferryd holds or has in flight for the uid */
+    uint64_t bytes;   /* bytes queued in ferryd for the uid's connections */
+} ferry__quota;
+
+typedef struct ferry__sysconf ferry__sysconf;
+
+/*
+ * Read the policy file at path. A missing file (ENOENT) gives the defaults. On a syntax
+ * error returns -EINVAL and writes "PATH:LINE: what" into err (errlen bytes, may be 0).
+ * The caller owns *out (ferry__sysconf_free). Errors: -EINVAL, -ENOMEM, -EACCES, -errno
+ * of reading the file.
+ */
+int ferry__sysconf_load(const char *path, ferry__sysconf **out, char *err, size_t errlen);
+
+/* The defaults (no rules, default quotas). The caller owns *out. -ENOMEM. */
+int ferry__sysconf_default(ferry__sysconf **out);
+
+void ferry__sysconf_free(ferry__sysconf *c);
+
+/* May who own name under the system policy? 1 or 0. root: always 1. */
+int ferry__sysconf_may_own(const ferry__sysconf *c, const char *name, const ferry__ident *who);
+
+/* The quota of uid (its own lines, else the general ones, else the defaults). root gets
+ * UINT64_MAX everywhere. */
+void ferry__sysconf_quota(const ferry__sysconf *c, uid_t uid, ferry__quota *out);
+
+#endif
