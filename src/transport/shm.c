@@ -409,6 +409,18 @@ static int shm_open(const char *where, const ferry_chan_opts *o, ferry_chan **ou
     return rc;
 }
 
+int ferry__shm_from_link(int link, int creator, const ferry_chan_opts *o, const ferry_cred *peer,
+                         int64_t deadline, ferry_chan **out)
+{
+    int rc = creator ? setup_create(link, o, out) : setup_adopt(link, o, deadline, out);
+    if (rc == 0 && peer) {
+        shm_chan *c = (shm_chan *)*out;
+        c->cred = *peer;
+        c->has_cred = 1;
+    }
+    return rc;
+}
+
 static size_t shm_max_msg(const ferry_chan *ch)
 {
     return ((const shm_chan *)ch)->max_msg;

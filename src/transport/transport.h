@@ -74,6 +74,18 @@ struct ferry__ops {
 extern const ferry__ops ferry__shm_ops, ferry__pipe_ops, ferry__unix_ops, ferry__fifo_ops,
     ferry__tcp_ops, ferry__posixmq_ops, ferry__sysvmq_ops;
 
+/*
+ * Make a channel end on a connected SOCK_SEQPACKET socket that someone else made (the
+ * broker's socket pairs): creator != 0 is the side that decides the shape from o (the
+ * server), else the side that learns it (o: local choices only). peer (may be NULL) is
+ * the other side's identity as the broker vouches for it (SO_PEERCRED on a socket pair
+ * would name the broker). On success the channel owns s; on failure s is closed.
+ */
+int ferry__shm_from_link(int s, int creator, const ferry_chan_opts *o, const ferry_cred *peer,
+                         int64_t deadline, ferry_chan **out);
+int ferry__unix_from_sock(int s, int creator, const ferry_chan_opts *o, const ferry_cred *peer,
+                          int64_t deadline, ferry_chan **out);
+
 /* Does a message of this type pass the filter (ferry_recvmsg rules)? For filter < 0 this
  * says only "eligible" (type <= -filter); the caller picks the lowest eligible type. */
 static inline int ferry__filter_match(int64_t filter, int64_t type)

@@ -127,6 +127,29 @@ static int unix_open(const char *where, const ferry_chan_opts *o, ferry_chan **o
     return make_end(s, 0, 0, deadline, out);
 }
 
+int ferry__unix_from_sock(int s, int creator, const ferry_chan_opts *o, const ferry_cred *peer,
+                          int64_t deadline, ferry_chan **out)
+{
+    size_t max = 0;
+    unsigned kind = 0;
+    if (creator) {
+        int rc = o && o->capacity != FERRY_CAP_RING
+                     ? -EOPNOTSUPP
+                     : ferry__fdchan_max_from_opts(o, packet_limit(), &max);
+        if (rc < 0) {
+            close(s);
+            return rc;
+        }
+        kind = o && (o->flags & FERRY_CHECKSUM) ? FDCHAN_CHECKSUM : 0;
+    }
+    big_sndbuf(s);
+    ferry__fdchan_cfg cfg = {
+        .ops = &ferry__unix_ops, .rfd = s, .wfd = s, .kind = kind | FDCHAN_PACKET, .max_msg = max};
+    int rc = ferry__fdchan_new(&cfg, deadline, out);
+    if (rc == 0 && peer) ferry__fdchan_set_cred(*out, peer);
+    return rc;
+}
+
 const ferry__ops ferry__unix_ops = {
     .scheme = "unix",
     .listen = unix_listen,

@@ -1,0 +1,534 @@
+/*
+ * client.c — the library's side of the naming service (ferry.h, "the naming service"):
+ * finding ferryd (and starting it), ferry_register and its listener, ferry_connect,
+ * ferry_lookup, ferry_list and watches.
+ *
+ * Rules:
+ *  - Each call or handle has its own connection to ferryd: a listener keeps one for as
+ *    long as it owns its name (ferryd frees the name when it closes), a watch one for its
+ *    events; connect, lookup and list open one for the call and close it. So nothing is
+ *    shared between threads, and a fork copies nothing that matters.
+ *  - Starting ferryd: when nobody listens on the broker's socket and FERRY_NO_AUTOSPAWN is
+ *    unset, the program is spawned (it detaches, and exits at once if another instance
+ *    holds the lock) with --exit-idle, then the connect is retried with backoff until the
+ *    deadline (at most 5 s for the start).
+ *  - A listener whose ferryd went away registers again: each ferry_accept (and a poll of
+ *    its fd, which wakes when it is time to retry) tries, backing off 10 ms .. 1 s.
+ *  - Requests wait for their reply within the caller's deadline; a reply that is not the
+ *    one expected is -EBADMSG.
+ */
+#define _GNU_SOURCE
+#include "policy.h"
+#include "proto.h"
+
+#include "core/time.h"
+#include "transport/fdchan.h"
+#include "transport/sockutil.h"
+#include "transport/transport.h"
+
+#include <errno.h>
+#include <poll.h>
+#include <spawn.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/epoll.h>
+#include <sys/socket.h>
+#include <sys/stat.h>
+#include <sys/timerfd.h>
+#include <sys/wait.h>
+#include <unistd.h>
+
+extern char **environ;
+
+#define SPAWN_WAIT_NS  (5 * (int64_t)1000000000)
+#define BACKOFF_MIN_NS (10 * (int64_t)1000000)
+#define BACKOFF_MAX_NS ((int64_t)1000000000)
+
+ssize_t ferry_broker_path(char *buf, size_t cap)
+{
+    const char *env = getenv("FERRY_BROKER"), *xdg = getenv("XDG_RUNTIME_DIR");
+    int n;
+    if (env && *env)
+        n = snprintf(buf, cap, "%s", env);
+    else if (xdg && *xdg)
+        n = snprintf(buf, cap, "%s/ferry/ferryd.sock", xdg);
+    else
+        n = snprintf(buf, cap, "/run/ferry/ferryd.sock");
+    if (n < 0 || (size_t)n >= cap || (size_t)n >= sizeof(((struct sockaddr_un *)0)->sun_path))
+        return -ENAMETOOLONG;
+    return n;
+}
+
+/* ------------------------------------------------------------------ reaching ferryd */
+
+static int autospawn_allowed(void)
+{
+    const char *v = getenv("FERRY_NO_AUTOSPAWN");
+    return !v || !*v || strcmp(v, "0") == 0;
+}
+
+/* The ferryd program: $FERRY_FERRYD, the one built next to this library, the installed
+ * one, else "ferryd" on PATH. */
+static const char *ferryd_program(void)
+{
+    const char *env = getenv("FERRY_FERRYD");
+    if (env && *env) return env;
+#ifdef FERRY_FERRYD_BUILD
+    if (access(FERRY_FERRYD_BUILD, X_OK) == 0) return FERRY_FERRYD_BUILD;
+#endif
+#ifdef FERRY_FERRYD_INSTALL
+    if (access(FERRY_FERRYD_INSTALL, X_OK) == 0) return FERRY_FERRYD_INSTALL;
+#endif
+    return "ferryd";
+}
+
+/* Start ferryd for path and wait for its starter to report (it exits once ferryd
+ * listens, or at once when another one runs). */
+static void spawn_ferryd(const char *path)
+{
+    const char *prog = ferryd_program();
+    char *argv[] = {"ferryd", "--socket", (char *)path, "--exit-idle", "30", NULL};
+    pid_t pid;
+    int rc = strchr(prog, '/') ? posix_spawn(&pid, prog, NULL, NULL, argv, environ)
+                               : posix_spawnp(&pid, prog, NULL, NULL, argv, environ);
+    if (rc != 0) return;
+    int st;
+    while (waitpid(pid, &st, 0) < 0 && errno == EINTR) {
+    }
+}
+
+/* A connection to ferryd, starting it when allowed. Returns the socket or -errno. */
+static int dial(int64_t deadline)
+{
+    char path[108];
+    struct sockaddr_un sa;
+    socklen_t len;
+    if (ferry_broker_path(path, sizeof path) < 0) return -ENAMETOOLONG;
+    int rc = ferry__unix_addr(path, &sa, &len);
+    if (rc < 0) return rc;
+    int spawned = 0;
+    int64_t backoff = 1000000, spawn_deadline = 0;
+    for (;;) {
+        int s = ferry__connect(AF_UNIX, SOCK_SEQPACKET, (struct sockaddr *)&sa, len, deadline);
+        if (s >= 0) return s;
+        if (s != -ENOENT && s != -ECONNREFUSED) return s;
+        if (!autospawn_allowed()) return -ECONNREFUSED;
+        if (!spawned) {
+            spawn_ferryd(path);
+            spawned = 1;
+            spawn_deadline = ferry__now_ns() + SPAWN_WAIT_NS;
+            continue;
+        }
+        int64_t now = ferry__now_ns();
+        if (now >= spawn_deadline) return -ECONNREFUSED;
+        if (deadline != FERRY__NO_DEADLINE && now + backoff > deadline)
+            return deadline == 0 ? -EAGAIN : -ETIMEDOUT;
+        usleep((useconds_t)(backoff / 1000));
+        if (backoff < 50000000) backoff *= 2;
+    }
+}
+
+static uint64_t next_seq(void)
+{
+    static _Atomic uint64_t seq;
+    return atomic_fetch_add_explicit(&seq, 1, memory_order_relaxed) + 1;
+}
+
+/* Wait for the next packet on s until deadline. Returns 1 or -errno (-EPIPE when ferryd
+ * hung up). */
+static int next_packet(int s, void *buf, int64_t *op, uint64_t *seq, size_t *len, int *fd,
+                       int64_t deadline)
+{
+    for (;;) {
+        int rc = ferry__brecv(s, buf, op, seq, len, fd);
+        if (rc != 0) return rc;
+        if ((rc = ferry__wait_fd(s, POLLIN, deadline)) < 0) return rc;
+    }
+}
+
+/*
+ * Send a request and wait for its reply: the reply's body (after the status) is left in
+ * r (reading from buf), its fd (if any) in *fd (owned by the caller; may be NULL when
+ * none is expected). Returns the reply's status (0 or -errno) or an error of the exchange.
+ */
+static int call(int s, int64_t op, const ferry__bw *req, void *buf, ferry__br *r, int *fd,
+                int64_t deadline)
+{
+    uint64_t seq = next_seq();
+    if (fd) *fd = -1;
+    int rc = ferry__bsend(s, op, seq, req->p, req->len, -1);
+    if (rc == -EAGAIN) { /* a fresh connection is never full; be correct anyway */
+        if ((rc = ferry__wait_fd(s, POLLOUT, deadline)) == 0)
+            rc = ferry__bsend(s, op, seq, req->p, req->len, -1);
+    }
+    if (rc < 0) return rc == -EPIPE ? -ECONNREFUSED : rc;
+    int64_t rop;
+    uint64_t rseq;
+    size_t len;
+    int rfd;
+    rc = next_packet(s, buf, &rop, &rseq, &len, &rfd, deadline);
+    if (rc < 0) return rc == -EPIPE ? -ECONNREFUSED : rc;
+    *r = (ferry__br){.p = buf, .len = len};
+    int status = (int)ferry__br_u32(r);
+    /* seq 0: ferryd refused the connection itself (over the connections quota). */
+    if (rop != FERRY__OP_REPLY || (rseq != seq && rseq != 0) || r->err || status > 0 ||
+        (rseq == 0 && status == 0) || (rfd >= 0 && (!fd || status < 0))) {
+        if (rfd >= 0) close(rfd);
+        return -EBADMSG;
+    }
+    if (fd) *fd = rfd;
+    return status;
+}
+
+/* ------------------------------------------------------------------ listener */
+
+typedef struct blistener {
+    struct ferry_listener base;
+    int sock;  /* connection to ferryd, or -1 while it is away */
+    int ep;    /* ferry_listener_fd: sock and tfd */
+    int tfd;   /* fires when it is time to try registering again */
+    int lost;  /* 0, or why the name is gone for good (-ECONNABORTED, -EEXIST, ...) */
+    int64_t backoff, retry_at;
+    char name[FERRY__NAME_MAX + 1];
+    ferry_policy pol;
+    ferry_chan_opts opts;
+} blistener;
+
+/* Register on a new connection. 0, or -errno (the connection is then closed). */
+static int do_register(blistener *l, int64_t deadline)
+{
+    int s = dial(deadline);
+    if (s < 0) return s;
+    uint8_t req[512], buf[FERRY__BMSG_MAX];
+    ferry__bw w = {.p = req, .cap = sizeof req};
+    ferry__br r;
+    ferry__bw_register(&w, l->name, &l->pol);
+    int rc = w.err ? w.err : call(s, FERRY__OP_REGISTER, &w, buf, &r, NULL, deadline);
+    if (rc == 0 && ferry__br_end(&r) < 0) rc = -EBADMSG;
+    if (rc < 0) {
+        close(s);
+        return rc;
+    }
+    struct epoll_event ev = {.events = EPOLLIN};
+    ev.data.fd = s;
+    if (epoll_ctl(l->ep, EPOLL_CTL_ADD, s, &ev) < 0) {
+        rc = -errno;
+        close(s);
+        return rc;
+    }
+    l->sock = s;
+    l->backoff = 0;
+    return 0;
+}
+
+static void lose_broker(blistener *l)
+{
+    if (l->sock >= 0) {
+        close(l->sock); /* also leaves the epoll set */
+        l->sock = -1;
+    }
+    l->retry_at = ferry__now_ns(); /* try again at once, then back off */
+}
+
+/* ferryd is away: try to register again when it is time. 0 when registered. */
+static int reregister(blistener *l, int64_t deadline)
+{
+    for (;;) {
+        int64_t now = ferry__now_ns();
+        if (now >= l->retry_at) {
+            int rc = do_register(l, deadline);
+            if (rc == 0) return 0;
+            if (rc != -ECONNREFUSED && rc != -ETIMEDOUT && rc != -EAGAIN && rc != -EBADMSG) {
+                l->lost = rc; /* e.g. someone else owns the name now: -EEXIST */
+                return rc;
+            }
+            l->backoff = l->backoff ? l->backoff * 2 : BACKOFF_MIN_NS;
+            if (l->backoff > BACKOFF_MAX_NS) l->backoff = BACKOFF_MAX_NS;
+            l->retry_at = ferry__now_ns() + l->backoff;
+            struct itimerspec its = {.it_value = {l->retry_at / 1000000000,
+                                                  l->retry_at % 1000000000}};
+            timerfd_settime(l->tfd, TFD_TIMER_ABSTIME, &its, NULL);
+        }
+        int64_t until = deadline == FERRY__NO_DEADLINE || l->retry_at < deadline ? l->retry_at
+                                                                                 : deadline;
+        if (ferry__remaining(deadline) <= 0) return deadline == 0 ? -EAGAIN : -ETIMEDOUT;
+        int rc = ferry__wait_fd(-1, 0, until); /* a sleep until the retry or the deadline */
+        if (rc < 0 && rc != -ETIMEDOUT && rc != -EAGAIN) return rc;
+    }
+}
+
+/* Turn an introduction into a channel. 1 made, 0 the client had gone (take the next),
+ * -errno. */
+static int take_intro(blistener *l, ferry__br *r, int fd, int64_t deadline, ferry_chan **out)
+{
+    uint64_t id = ferry__br_u64(r);
+    uint32_t kind = ferry__br_u32(r);
+    ferry_cred cred;
+    ferry__br_cred(r, &cred);
+    if (ferry__br_end(r) < 0 || fd < 0 || (kind != FERRY_KIND_SHM && kind != FERRY_KIND_UNIX)) {
+        if (fd >= 0) close(fd);
+        return -EBADMSG;
+    }
+    uint8_t req[8];
+    ferry__bw w = {.p = req, .cap = sizeof req};
+    ferry__bw_u64(&w, id);
+    ferry__bsend(l->sock, FERRY__OP_ACCEPTED, next_seq(), w.p, w.len, -1);
+    int rc = kind == FERRY_KIND_SHM ? ferry__shm_from_link(fd, 1, &l->opts, &cred, deadline, out)
+                                    : ferry__unix_from_sock(fd, 1, &l->opts, &cred, deadline, out);
+    if (rc == 0) return 1;
+    return rc == -ENOMEM || rc == -EMFILE || rc == -ENFILE ? rc : 0;
+}
+
+static int bl_accept(ferry_listener *fl, ferry_chan **out, int64_t deadline)
+{
+    blistener *l = (blistener *)fl;
+    uint8_t buf[FERRY__BMSG_MAX];
+    for (;;) {
+        if (l->lost) return l->lost;
+        if (l->sock < 0) {
+            int rc = reregister(l, deadline);
+            if (rc < 0) return rc;
+        }
+        int64_t op;
+        uint64_t seq;
+        size_t len;
+        int fd;
+        int rc = next_packet(l->sock, buf, &op, &seq, &len, &fd, deadline);
+        if (rc == -ETIMEDOUT || rc == -EAGAIN) return rc;
+        if (rc < 0) { /* ferryd went away (or broke the protocol): register again */
+            lose_broker(l);
+            continue;
+        }
+        ferry__br r = {.p = buf, .len = len};
+        if (op == FERRY__OP_INTRO) {
+            rc = take_intro(l, &r, fd, deadline, out);
+            if (rc == 1) return 0;
+            if (rc == -EBADMSG) lose_broker(l);
+            else if (rc < 0) return rc;
+            continue;
+        }
+        if (fd >= 0) close(fd);
+        if (op == FERRY__OP_LOST) { /* taken over by its new owner */
+            l->lost = -ECONNABORTED;
+            lose_broker(l);
+            continue;
+        }
+        lose_broker(l); /* nothing else is sent to a server */
+    }
+}
+
+static int bl_fd(const ferry_listener *fl)
+{
+    return ((const blistener *)fl)->ep;
+}
+
+static void bl_close(ferry_listener *fl)
+{
+    blistener *l = (blistener *)fl;
+    if (l->sock >= 0 && !l->lost) { /* say it is a release, not a death */
+        uint8_t req[300];
+        ferry__bw w = {.p = req, .cap = sizeof req};
+        ferry__bw_str(&w, l->name);
+        ferry__bsend(l->sock, FERRY__OP_UNREGISTER, next_seq(), w.p, w.len, -1);
+    }
+    if (l->sock >= 0) close(l->sock);
+    close(l->tfd);
+    close(l->ep);
+    free(l);
+}
+
+static const ferry__ops broker_listener_ops = {
+    .scheme = "broker",
+    .accept = bl_accept,
+    .listener_fd = bl_fd,
+    .listener_close = bl_close,
+};
+
+int ferry_register(const char *name, const ferry_policy *policy, const ferry_chan_opts *opts,
+                   ferry_listener **out, int64_t timeout_ns)
+{
+    if (!out || ferry__name_valid(name) < 0) return -EINVAL;
+    int64_t deadline = ferry__deadline(timeout_ns);
+    blistener *l = calloc(1, sizeof *l);
+    if (!l) return -ENOMEM;
+    l->base.ops = &broker_listener_ops;
+    l->sock = -1;
+    snprintf(l->name, sizeof l->name, "%s", name);
+    if (policy)
+        l->pol = *policy;
+    else
+        ferry_policy_init(&l->pol);
+    if (opts)
+        l->opts = *opts;
+    else
+        ferry_chan_opts_init(&l->opts);
+    int rc = ferry__policy_valid(&l->pol);
+    l->ep = epoll_create1(EPOLL_CLOEXEC);
+    l->tfd = timerfd_create(CLOCK_MONOTONIC, TFD_CLOEXEC | TFD_NONBLOCK);
+    if (rc == 0 && (l->ep < 0 || l->tfd < 0)) rc = -errno;
+    if (rc == 0) {
+        struct epoll_event ev = {.events = EPOLLIN};
+        ev.data.fd = l->tfd;
+        if (epoll_ctl(l->ep, EPOLL_CTL_ADD, l->tfd, &ev) < 0) rc = -errno;
+    }
+    if (rc == 0) rc = do_register(l, deadline);
+    if (rc < 0) {
+        if (l->ep >= 0) close(l->ep);
+        if (l->tfd >= 0) close(l->tfd);
+        free(l);
+        return rc;
+    }
+    *out = &l->base;
+    return 0;
+}
+
+/* ------------------------------------------------------------------ connect, lookup, list */
+
+int ferry_connect(const char *name, int kind, const ferry_chan_opts *opts, ferry_chan **out,
+                  int64_t timeout_ns)
+{
+    if (!out || ferry__name_valid(name) < 0 || (kind != FERRY_KIND_SHM && kind != FERRY_KIND_UNIX))
+        return -EINVAL;
+    int64_t deadline = ferry__deadline(timeout_ns);
+    int s = dial(deadline);
+    if (s < 0) return s;
+    uint8_t req[300], buf[FERRY__BMSG_MAX];
+    ferry__bw w = {.p = req, .cap = sizeof req};
+    ferry__br r;
+    ferry__bw_str(&w, name);
+    ferry__bw_u32(&w, (uint32_t)kind);
+    int fd;
+    int rc = call(s, FERRY__OP_CONNECT, &w, buf, &r, &fd, deadline);
+    close(s);
+    if (rc < 0) return rc;
+    ferry_cred server;
+    ferry__br_cred(&r, &server);
+    if (ferry__br_end(&r) < 0 || fd < 0) {
+        if (fd >= 0) close(fd);
+        return -EBADMSG;
+    }
+    return kind == FERRY_KIND_SHM ? ferry__shm_from_link(fd, 0, opts, &server, deadline, out)
+                                  : ferry__unix_from_sock(fd, 0, opts, &server, deadline, out);
+}
+
+int ferry_lookup(const char *name, ferry_name_info *out, int64_t timeout_ns)
+{
+    if (!out || ferry__name_valid(name) < 0) return -EINVAL;
+    int64_t deadline = ferry__deadline(timeout_ns);
+    int s = dial(deadline);
+    if (s < 0) return s;
+    uint8_t req[300], buf[FERRY__BMSG_MAX];
+    ferry__bw w = {.p = req, .cap = sizeof req};
+    ferry__br r;
+    ferry__bw_str(&w, name);
+    int rc = call(s, FERRY__OP_LOOKUP, &w, buf, &r, NULL, deadline);
+    close(s);
+    if (rc < 0) return rc;
+    ferry__br_info(&r, out);
+    return ferry__br_end(&r);
+}
+
+ssize_t ferry_list(const char *after, ferry_name_info *out, size_t cap, int64_t timeout_ns)
+{
+    if ((!out && cap) || (after && *after && ferry__name_valid(after) < 0)) return -EINVAL;
+    int64_t deadline = ferry__deadline(timeout_ns);
+    int s = dial(deadline);
+    if (s < 0) return s;
+    uint8_t req[300], buf[FERRY__BMSG_MAX];
+    char from[FERRY__NAME_MAX + 1];
+    snprintf(from, sizeof from, "%s", after ? after : "");
+    size_t got = 0;
+    int rc = 0;
+    while (got < cap) { /* one page per request, until full or the end */
+        ferry__bw w = {.p = req, .cap = sizeof req};
+        ferry__br r;
+        ferry__bw_str(&w, from);
+        ferry__bw_u32(&w, cap - got > UINT32_MAX ? UINT32_MAX : (uint32_t)(cap - got));
+        if ((rc = call(s, FERRY__OP_LIST, &w, buf, &r, NULL, deadline)) < 0) break;
+        uint32_t n = ferry__br_u32(&r);
+        if (n > cap - got) rc = -EBADMSG;
+        for (uint32_t i = 0; i < n && !rc; i++) ferry__br_info(&r, &out[got + i]);
+        if (rc == 0) rc = ferry__br_end(&r);
+        if (rc < 0) break;
+        if (n == 0) break;
+        got += n;
+        snprintf(from, sizeof from, "%s", out[got - 1].name);
+    }
+    close(s);
+    return rc < 0 ? rc : (ssize_t)got;
+}
+
+/* ------------------------------------------------------------------ watches */
+
+struct ferry_watch {
+    int sock;
+};
+
+int ferry_watch_open(const char *pattern, ferry_watch **out, int64_t timeout_ns)
+{
+    if (!out || ferry__pattern_valid(pattern) < 0) return -EINVAL;
+    int64_t deadline = ferry__deadline(timeout_ns);
+    ferry_watch *wt = malloc(sizeof *wt);
+    if (!wt) return -ENOMEM;
+    int s = dial(deadline);
+    if (s < 0) {
+        free(wt);
+        return s;
+    }
+    uint8_t req[300], buf[FERRY__BMSG_MAX];
+    ferry__bw w = {.p = req, .cap = sizeof req};
+    ferry__br r;
+    ferry__bw_str(&w, pattern);
+    int rc = call(s, FERRY__OP_WATCH, &w, buf, &r, NULL, deadline);
+    if (rc == 0) rc = ferry__br_end(&r);
+    if (rc < 0) {
+        close(s);
+        free(wt);
+        return rc;
+    }
+    wt->sock = s;
+    *out = wt;
+    return 0;
+}
+
+int ferry_watch_next(ferry_watch *wt, ferry_watch_event *ev, int64_t timeout_ns)
+{
+    if (!wt || !ev) return -EINVAL;
+    if (wt->sock < 0) return -EPIPE;
+    uint8_t buf[FERRY__BMSG_MAX];
+    int64_t op;
+    uint64_t seq;
+    size_t len;
+    int fd;
+    int rc = next_packet(wt->sock, buf, &op, &seq, &len, &fd, ferry__deadline(timeout_ns));
+    if (rc == 1) {
+        ferry__br r = {.p = buf, .len = len};
+        ev->kind = (int)ferry__br_u32(&r);
+        ferry__br_info(&r, &ev->info);
+        rc = op == FERRY__OP_EVENT && fd < 0 && ev->kind >= FERRY_EV_OWNED &&
+                     ev->kind <= FERRY_EV_DIED
+                 ? ferry__br_end(&r)
+                 : -EBADMSG;
+        if (fd >= 0) close(fd);
+        if (rc == 0) return 0;
+    }
+    if (rc == -EPIPE || rc == -EBADMSG) { /* the watch is over: say so from now on */
+        close(wt->sock);
+        wt->sock = -1;
+        return -EPIPE;
+    }
+    return rc;
+}
+
+int ferry_watch_fd(const ferry_watch *wt)
+{
+    return wt ? wt->sock : -EINVAL;
+}
+
+void ferry_watch_close(ferry_watch *wt)
+{
+    if (!wt) return;
+    if (wt->sock >= 0) close(wt->sock);
+    free(wt);
+}

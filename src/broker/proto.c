@@ -1,0 +1,249 @@
+/*
+ * proto.c — the broker protocol's codec and packet I/O (see proto.h for the rules).
+ */
+#define _GNU_SOURCE /* MSG_CMSG_CLOEXEC */
+#include "proto.h"
+#include "policy.h"
+
+#include "core/frame.h"
+
+#include <errno.h>
+#include <string.h>
+#include <sys/socket.h>
+#include <sys/uio.h>
+#include <unistd.h>
+
+/* ------------------------------------------------------------------ writing */
+
+static void put(ferry__bw *w, const void *v, size_t n)
+{
+    if (w->err) return;
+    if (w->cap - w->len < n) {
+        w->err = -EMSGSIZE;
+        return;
+    }
+    memcpy(w->p + w->len, v, n);
+    w->len += n;
+}
+
+void ferry__bw_u32(ferry__bw *w, uint32_t v)
+{
+    uint8_t b[4] = {(uint8_t)v, (uint8_t)(v >> 8), (uint8_t)(v >> 16), (uint8_t)(v >> 24)};
+    put(w, b, 4);
+}
+
+void ferry__bw_u64(ferry__bw *w, uint64_t v)
+{
+    ferry__bw_u32(w, (uint32_t)v);
+    ferry__bw_u32(w, (uint32_t)(v >> 32));
+}
+
+void ferry__bw_str(ferry__bw *w, const char *s)
+{
+    size_t n = strlen(s);
+    if (n > FERRY__NAME_MAX) {
+        w->err = -EINVAL;
+        return;
+    }
+    uint8_t b[2] = {(uint8_t)n, (uint8_t)(n >> 8)};
+    put(w, b, 2);
+    put(w, s, n);
+}
+
+void ferry__bw_cred(ferry__bw *w, const ferry_cred *c)
+{
+    ferry__bw_u32(w, (uint32_t)c->uid);
+    ferry__bw_u32(w, (uint32_t)c->gid);
+    ferry__bw_u32(w, (uint32_t)c->pid);
+}
+
+void ferry__bw_info(ferry__bw *w, const ferry_name_info *in)
+{
+    ferry__bw_str(w, in->name);
+    ferry__bw_cred(w, &(ferry_cred){.uid = in->uid, .gid = in->gid, .pid = in->pid});
+    ferry__bw_u32(w, in->mode);
+    ferry__bw_u64(w, in->connects);
+}
+
+void ferry__bw_register(ferry__bw *w, const char *name, const ferry_policy *p)
+{
+    ferry__bw_str(w, name);
+    ferry__bw_u32(w, p->mode);
+    ferry__bw_u32(w, (uint32_t)p->gid);
+    ferry__bw_u32(w, p->flags);
+    if (p->n_uids > FERRY_POLICY_MAX_IDS || p->n_gids > FERRY_POLICY_MAX_IDS) {
+        w->err = -EINVAL;
+        return;
+    }
+    ferry__bw_u32(w, p->n_uids);
+    for (uint32_t i = 0; i < p->n_uids; i++) ferry__bw_u32(w, (uint32_t)p->allow_uids[i]);
+    ferry__bw_u32(w, p->n_gids);
+    for (uint32_t i = 0; i < p->n_gids; i++) ferry__bw_u32(w, (uint32_t)p->allow_gids[i]);
+}
+
+/* ------------------------------------------------------------------ reading */
+
+static const uint8_t *take(ferry__br *r, size_t n)
+{
+    if (r->err || r->len - r->off < n) {
+        r->err = -EBADMSG;
+        return NULL;
+    }
+    const uint8_t *p = r->p + r->off;
+    r->off += n;
+    return p;
+}
+
+uint32_t ferry__br_u32(ferry__br *r)
+{
+    const uint8_t *b = take(r, 4);
+    if (!b) return 0;
+    return (uint32_t)b[0] | (uint32_t)b[1] << 8 | (uint32_t)b[2] << 16 | (uint32_t)b[3] << 24;
+}
+
+uint64_t ferry__br_u64(ferry__br *r)
+{
+    uint64_t lo = ferry__br_u32(r);
+    return lo | (uint64_t)ferry__br_u32(r) << 32;
+}
+
+void ferry__br_str(ferry__br *r, char *out, size_t cap)
+{
+    out[0] = '\0';
+    const uint8_t *b = take(r, 2);
+    if (!b) return;
+    size_t n = (size_t)b[0] | (size_t)b[1] << 8;
+    const uint8_t *s = n < cap ? take(r, n) : NULL;
+    if (!s || memchr(s, 0, n)) {
+        r->err = -EBADMSG;
+        return;
+    }
+    memcpy(out, s, n);
+    out[n] = '\0';
+}
+
+void ferry__br_cred(ferry__br *r, ferry_cred *out)
+{
+    out->uid = (uid_t)ferry__br_u32(r);
+    out->gid = (gid_t)ferry__br_u32(r);
+    out->pid = (pid_t)ferry__br_u32(r);
+}
+
+void ferry__br_info(ferry__br *r, ferry_name_info *out)
+{
+    ferry_cred c;
+    ferry__br_str(r, out->name, sizeof out->name);
+    ferry__br_cred(r, &c);
+    out->uid = c.uid;
+    out->gid = c.gid;
+    out->pid = c.pid;
+    out->mode = ferry__br_u32(r);
+    out->connects = ferry__br_u64(r);
+}
+
+int ferry__br_end(const ferry__br *r)
+{
+    return r->err || r->off != r->len ? -EBADMSG : 0;
+}
+
+int ferry__br_register(ferry__br *r, char name[256], ferry_policy *p)
+{
+    memset(p, 0, sizeof *p);
+    ferry__br_str(r, name, 256);
+    p->mode = ferry__br_u32(r);
+    p->gid = (gid_t)ferry__br_u32(r);
+    p->flags = ferry__br_u32(r);
+    p->n_uids = ferry__br_u32(r);
+    if (p->n_uids > FERRY_POLICY_MAX_IDS) return -EBADMSG;
+    for (uint32_t i = 0; i < p->n_uids; i++) p->allow_uids[i] = (uid_t)ferry__br_u32(r);
+    p->n_gids = ferry__br_u32(r);
+    if (p->n_gids > FERRY_POLICY_MAX_IDS) return -EBADMSG;
+    for (uint32_t i = 0; i < p->n_gids; i++) p->allow_gids[i] = (gid_t)ferry__br_u32(r);
+    return ferry__br_end(r);
+}
+
+/* ------------------------------------------------------------------ packets */
+
+int ferry__bsend(int sock, int64_t op, uint64_t seq, const void *payload, size_t len, int fd)
+{
+    union {
+        struct cmsghdr align;
+        char buf[CMSG_SPACE(sizeof(int))];
+    } ctrl;
+    if (len > FERRY__BMSG_MAX) return -EMSGSIZE;
+    ferry__frame f = {.flags = 0,
+                      .nfds = fd >= 0 ? 1 : 0,
+                      .type = op,
+                      .seq = seq,
+                      .len = (uint32_t)len,
+                      .crc = 0};
+    uint8_t hdr[FERRY__FRAME_HDR];
+    ferry__frame_encode(&f, hdr);
+    struct iovec iov[2] = {{hdr, sizeof hdr}, {(void *)payload, len}};
+    struct msghdr mh = {.msg_iov = iov, .msg_iovlen = len ? 2 : 1};
+    if (fd >= 0) {
+        memset(&ctrl, 0, sizeof ctrl);
+        mh.msg_control = ctrl.buf;
+        mh.msg_controllen = sizeof ctrl.buf;
+        struct cmsghdr *cm = CMSG_FIRSTHDR(&mh);
+        cm->cmsg_level = SOL_SOCKET;
+        cm->cmsg_type = SCM_RIGHTS;
+        cm->cmsg_len = CMSG_LEN(sizeof(int));
+        memcpy(CMSG_DATA(cm), &fd, sizeof fd);
+    }
+    for (;;) {
+        ssize_t n = sendmsg(sock, &mh, MSG_DONTWAIT | MSG_NOSIGNAL);
+        if (n >= 0) return 0; /* a packet goes whole or not at all */
+        if (errno == EINTR) continue;
+        if (errno == EAGAIN) return -EAGAIN;
+        if (errno == EPIPE || errno == ECONNRESET || errno == ENOTCONN) return -EPIPE;
+        return -errno;
+    }
+}
+
+int ferry__brecv(int sock, void *buf, int64_t *op, uint64_t *seq, size_t *len, int *fd)
+{
+    union {
+        struct cmsghdr align;
+        char buf[CMSG_SPACE(sizeof(int) * 8)];
+    } ctrl;
+    uint8_t hdr[FERRY__FRAME_HDR];
+    struct iovec iov[2] = {{hdr, sizeof hdr}, {buf, FERRY__BMSG_MAX}};
+    struct msghdr mh = {
+        .msg_iov = iov, .msg_iovlen = 2, .msg_control = ctrl.buf, .msg_controllen = sizeof ctrl};
+    *fd = -1;
+    ssize_t n;
+    while ((n = recvmsg(sock, &mh, MSG_DONTWAIT | MSG_CMSG_CLOEXEC)) < 0 && errno == EINTR) {
+    }
+    if (n < 0) {
+        if (errno == EAGAIN) return 0;
+        return errno == ECONNRESET || errno == ENOTCONN ? -EPIPE : -errno;
+    }
+    if (n == 0) return -EPIPE;
+    /* Take every fd that came, whatever else is wrong, so none leaks. */
+    int got = -1, nfds = 0;
+    for (struct cmsghdr *c = CMSG_FIRSTHDR(&mh); c; c = CMSG_NXTHDR(&mh, c)) {
+        if (c->cmsg_level != SOL_SOCKET || c->cmsg_type != SCM_RIGHTS) continue;
+        size_t k = (c->cmsg_len - CMSG_LEN(0)) / sizeof(int);
+        for (size_t i = 0; i < k; i++) {
+            int x;
+            memcpy(&x, CMSG_DATA(c) + i * sizeof(int), sizeof x);
+            if (nfds++ == 0)
+                got = x;
+            else
+                close(x);
+        }
+    }
+    ferry__frame f;
+    if ((mh.msg_flags & (MSG_TRUNC | MSG_CTRUNC)) || n < (ssize_t)FERRY__FRAME_HDR ||
+        ferry__frame_decode(hdr, FERRY__BMSG_MAX, &f) < 0 || f.flags != 0 ||
+        (size_t)n != FERRY__FRAME_HDR + f.len || f.nfds != nfds || nfds > 1) {
+        if (got >= 0) close(got);
+        return -EBADMSG;
+    }
+    *op = f.type;
+    *seq = f.seq;
+    *len = f.len;
+    *fd = got;
+    return 1;
+}

@@ -1,0 +1,99 @@
+/*
+ * proto.h — the broker protocol: what ferryd and the library say to each other over a
+ * Unix SOCK_SEQPACKET connection to ferryd's socket.
+ *
+ * Every packet is one ferry frame (DESIGN §4): the 32-byte header, then a payload of at
+ * most FERRY__BMSG_MAX bytes. The header's type is the operation (FERRY__OP_*), its seq
+ * the request id (the client picks it; the reply carries it back; unsolicited packets
+ * from ferryd carry seq 0), nfds is 0 or 1. No crc: the kernel does not corrupt a local
+ * socket, and a lying peer can compute a crc too.
+ *
+ * Payloads are little-endian fields in a fixed order per operation, strings as a u16
+ * length and that many bytes (no NUL; a NUL inside is invalid). A decoder accepts exactly
+ * the bytes of its operation: a short payload, a string too long, or bytes left over are
+ * -EBADMSG, and ferryd drops a connection that sends one. Packets are read whole (a
+ * truncated one is -EBADMSG) and their fds taken (closed when unexpected).
+ *
+ *   client -> ferryd                          ferryd -> client (seq = the request's)
+ *   REGISTER name policy (mode gid flags       REPLY status
+ *            n_uids uids n_gids gids)
+ *   UNREGISTER name                            REPLY status
+ *   CONNECT name kind                          REPLY status [server ident] + fd
+ *   LOOKUP name                                REPLY status [info]
+ *   LIST after max                             REPLY status count info...
+ *   WATCH pattern                              REPLY status
+ *   ACCEPTED id  (the server took introduction id; no reply)
+ *                                             ferryd -> server / watcher (seq 0)
+ *                                              INTRO id kind client-ident + fd
+ *                                              LOST name  (taken over by another owner)
+ *                                              EVENT kind info
+ * status is 0 or a negative errno value. An info is: name uid gid pid mode connects.
+ * An ident is: uid gid pid.
+ */
+#ifndef FERRY_BROKER_PROTO_H
+#define FERRY_BROKER_PROTO_H
+
+#include "ferry/ferry.h"
+
+#include <stddef.h>
+#include <stdint.h>
+
+#define FERRY__BMSG_MAX 16384u /* largest payload either side sends */
+
+enum {
+    FERRY__OP_REGISTER = 1,
+    FERRY__OP_UNREGISTER,
+    FERRY__OP_CONNECT,
+    FERRY__OP_LOOKUP,
+    FERRY__OP_LIST,
+    FERRY__OP_WATCH,
+    FERRY__OP_ACCEPTED,
+    FERRY__OP_REPLY = 64,
+    FERRY__OP_INTRO,
+    FERRY__OP_LOST,
+    FERRY__OP_EVENT,
+};
+
+/* A payload being written: bytes p[0..len) of cap; err sticks at -EMSGSIZE on overflow. */
+typedef struct ferry__bw {
+    uint8_t *p;
+    size_t len, cap;
+    int err;
+} ferry__bw;
+
+void ferry__bw_u32(ferry__bw *w, uint32_t v);
+void ferry__bw_u64(ferry__bw *w, uint64_t v);
+void ferry__bw_str(ferry__bw *w, const char *s); /* at most FERRY__NAME_MAX bytes */
+void ferry__bw_info(ferry__bw *w, const ferry_name_info *in);
+void ferry__bw_cred(ferry__bw *w, const ferry_cred *c);
+
+/* A payload being read: p[off..len); err sticks at -EBADMSG once anything is wrong. */
+typedef struct ferry__br {
+    const uint8_t *p;
+    size_t len, off;
+    int err;
+} ferry__br;
+
+uint32_t ferry__br_u32(ferry__br *r);
+uint64_t ferry__br_u64(ferry__br *r);
+/* A string into out (cap bytes with its NUL). Too long for out, or a NUL inside: err. */
+void ferry__br_str(ferry__br *r, char *out, size_t cap);
+void ferry__br_info(ferry__br *r, ferry_name_info *out);
+void ferry__br_cred(ferry__br *r, ferry_cred *out);
+/* 0 if everything read was valid and nothing is left over, else -EBADMSG. */
+int ferry__br_end(const ferry__br *r);
+
+/* A REGISTER request's body, decoded and validated (name, policy). */
+int ferry__br_register(ferry__br *r, char name[256], ferry_policy *p);
+void ferry__bw_register(ferry__bw *w, const char *name, const ferry_policy *p);
+
+/* Send one packet (header, payload, optional fd) without blocking: 0, -EAGAIN (the
+ * socket is full: nothing sent), -EPIPE, -errno. */
+int ferry__bsend(int sock, int64_t op, uint64_t seq, const void *payload, size_t len, int fd);
+
+/* Receive one packet without blocking into buf (FERRY__BMSG_MAX bytes): sets *op, *seq,
+ * *len and *fd (-1 if none; the caller owns it). Returns 1, 0 (nothing there),
+ * -EPIPE (end), -EBADMSG (not a valid frame, truncated, extra fds: any fds are closed). */
+int ferry__brecv(int sock, void *buf, int64_t *op, uint64_t *seq, size_t *len, int *fd);
+
+#endif

@@ -1,0 +1,791 @@
+/*
+ * server.c — ferryd's event loop (see server.h for its rules, proto.h for the protocol,
+ * policy.h for the checks).
+ *
+ * State: every connection (conn) with its kernel identity and its uid's usage record
+ * (uidrec, the quota counters); the names, in an array sorted by name (lookup by binary
+ * search, list in order); per server connection, the introductions it has not yet
+ * accepted (each one charged to the uid that asked for it: one pending introduction and
+ * one fd in flight, freed when the server says ACCEPTED or goes away).
+ * Death: a server's names are freed when its connection hangs up or when its process
+ * exits (its pidfd polls readable) — whichever comes first; watchers hear at once.
+ */
+#define _GNU_SOURCE /* SO_PEERCRED, struct ucred, accept4, SOCK_CLOEXEC */
+#include "server.h"
+#include "policy.h"
+#include "proto.h"
+
+#include "core/time.h"
+
+#include <errno.h>
+#include <signal.h>
+#include <stdarg.h>
+#include <stddef.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/epoll.h>
+#include <sys/signalfd.h>
+#include <sys/socket.h>
+#include <sys/syscall.h>
+#include <sys/timerfd.h>
+#include <unistd.h>
+
+#ifndef SO_PEERPIDFD
+#define SO_PEERPIDFD 77
+#endif
+
+enum { T_LISTEN, T_SIGNAL, T_TIMER, T_CONN, T_PIDFD };
+
+typedef struct tag {
+    int kind;
+} tag;
+
+typedef struct uidrec {
+    struct uidrec *next;
+    uid_t uid;
+    ferry__quota used;
+    int logged; /* the first quota hit of this uid was logged */
+} uidrec;
+
+typedef struct outpkt { /* a packet waiting for room in a client's socket */
+    struct outpkt *next;
+    int64_t op;
+    uint64_t seq;
+    int fd;
+    size_t len;
+    uint8_t data[];
+} outpkt;
+
+typedef struct intro { /* an introduction the server has not accepted yet */
+    uint64_t id;
+    uidrec *asker;
+} intro;
+
+typedef struct conn {
+    tag t;     /* T_CONN */
+    tag pidt;  /* T_PIDFD */
+    struct conn *prev, *next;
+    int fd, pidfd;
+    ferry__ident id;
+    uidrec *u;
+    int64_t last_ns; /* when it last spoke (or connected) */
+    int server;      /* owns (or owned) names */
+    char *watch;     /* its watch pattern, or NULL */
+    uint32_t nnames;
+    intro *intros;
+    size_t nintros, capintros;
+    outpkt *oq, **oqtail;
+    size_t oqbytes;
+    int out_armed;
+    int dropping; /* marked to be closed at the end of this round */
+} conn;
+
+typedef struct name {
+    conn *owner;
+    ferry_policy pol;
+    gid_t gid; /* the policy's group, resolved */
+    uint64_t connects;
+    char name[];
+} name;
+
+typedef struct broker {
+    const ferry__broker_cfg *cfg;
+    int ep, tfd;
+    tag lt, st, tt;
+    ferry__sysconf *sys;
+    conn *conns;
+    uidrec *uids;
+    name **names;
+    size_t nnames, capnames;
+    uint64_t next_intro;
+    int64_t idle_since; /* when the last connection closed (0: some are open) */
+    int stop;
+} broker;
+
+static void logf_(const char *fmt, ...) __attribute__((format(printf, 1, 2)));
+static void logf_(const char *fmt, ...)
+{
+    va_list ap;
+    va_start(ap, fmt);
+    fputs("ferryd: ", stderr);
+    vfprintf(stderr, fmt, ap);
+    fputc('\n', stderr);
+    va_end(ap);
+}
+
+/* ------------------------------------------------------------------ quotas */
+
+static uidrec *uid_get(broker *b, uid_t uid)
+{
+    for (uidrec *u = b->uids; u; u = u->next)
+        if (u->uid == uid) return u;
+    uidrec *u = calloc(1, sizeof *u);
+    if (!u) return NULL;
+    u->uid = uid;
+    u->next = b->uids;
+    b->uids = u;
+    return u;
+}
+
+/* Can u take `more` of the counter at offset `off` in ferry__quota? Logs the first hit. */
+static int quota_ok(broker *b, uidrec *u, size_t off, uint64_t more, const char *what)
+{
+    ferry__quota q;
+    ferry__sysconf_quota(b->sys, u->uid, &q);
+    uint64_t used = *(uint64_t *)((char *)&u->used + off);
+    uint64_t lim = *(uint64_t *)((char *)&q + off);
+    if (used + more <= lim) return 1;
+    if (!u->logged) {
+        u->logged = 1;
+        logf_("uid %u is over its %s quota (%llu); further hits are not logged", (unsigned)u->uid,
+              what, (unsigned long long)lim);
+    }
+    return 0;
+}
+#define QUOTA_OK(b, u, field, more) quota_ok(b, u, offsetof(ferry__quota, field), more, #field)
+
+/* ------------------------------------------------------------------ names */
+
+static size_t name_pos(broker *b, const char *s, int *found)
+{
+    size_t lo = 0, hi = b->nnames;
+    while (lo < hi) {
+        size_t mid = (lo + hi) / 2;
+        int c = strcmp(b->names[mid]->name, s);
+        if (c == 0) {
+            *found = 1;
+            return mid;
+        }
+        if (c < 0)
+            lo = mid + 1;
+        else
+            hi = mid;
+    }
+    *found = 0;
+    return lo;
+}
+
+static name *name_find(broker *b, const char *s)
+{
+    int found;
+    size_t i = name_pos(b, s, &found);
+    return found ? b->names[i] : NULL;
+}
+
+static int visible(const name *n, const ferry__ident *who, unsigned right)
+{
+    return ferry__policy_allows(&n->pol, n->owner->id.uid, n->gid, who, right);
+}
+
+static void info_of(const name *n, ferry_name_info *in)
+{
+    memset(in, 0, sizeof *in);
+    snprintf(in->name, sizeof in->name, "%s", n->name);
+    in->uid = n->owner->id.uid;
+    in->gid = n->gid;
+    in->pid = n->owner->id.pid;
+    in->mode = n->pol.mode;
+    in->connects = n->connects;
+}
+
+/* ------------------------------------------------------------------ output */
+
+static void drop(broker *b, conn *c, const char *why);
+
+static int arm_out(broker *b, conn *c, int on)
+{
+    if (c->out_armed == on) return 0;
+    struct epoll_event ev = {.events = EPOLLIN | (on ? EPOLLOUT : 0), .data.ptr = &c->t};
+    if (epoll_ctl(b->ep, EPOLL_CTL_MOD, c->fd, &ev) < 0) return -errno;
+    c->out_armed = on;
+    return 0;
+}
+
+/* Send what is queued, in order. */
+static void flush_out(broker *b, conn *c)
+{
+    while (c->oq) {
+        outpkt *p = c->oq;
+        int rc = ferry__bsend(c->fd, p->op, p->seq, p->data, p->len, p->fd);
+        if (rc == -EAGAIN) break;
+        if (rc < 0) {
+            drop(b, c, "gone while sending");
+            return;
+        }
+        c->oq = p->next;
+        if (!c->oq) c->oqtail = &c->oq;
+        c->oqbytes -= p->len;
+        c->u->used.bytes -= p->len;
+        if (p->fd >= 0) {
+            close(p->fd);
+            c->u->used.fds--;
+        }
+        free(p);
+    }
+    if (arm_out(b, c, c->oq != NULL) < 0) drop(b, c, "epoll");
+}
+
+/* Send a packet to c, or queue it (within its uid's byte quota). fd (may be -1) is
+ * always consumed. A connection that cannot take it is dropped. */
+static void emit(broker *b, conn *c, int64_t op, uint64_t seq, const ferry__bw *w, int fd)
+{
+    if (c->dropping) goto out;
+    if (!c->oq) {
+        int rc = ferry__bsend(c->fd, op, seq, w->p, w->len, fd);
+        if (rc == 0) goto out;
+        if (rc != -EAGAIN) {
+            drop(b, c, "gone while sending");
+            goto out;
+        }
+    }
+    if (!QUOTA_OK(b, c->u, bytes, w->len) || (fd >= 0 && !QUOTA_OK(b, c->u, fds, 1))) {
+        drop(b, c, "does not read what it is sent (bytes quota)");
+        goto out;
+    }
+    outpkt *p = malloc(sizeof *p + w->len);
+    if (!p) {
+        drop(b, c, "out of memory");
+        goto out;
+    }
+    p->next = NULL;
+    p->op = op;
+    p->seq = seq;
+    p->fd = fd;
+    p->len = w->len;
+    memcpy(p->data, w->p, w->len);
+    *c->oqtail = p;
+    c->oqtail = &p->next;
+    c->oqbytes += w->len;
+    c->u->used.bytes += w->len;
+    if (fd >= 0) c->u->used.fds++;
+    if (arm_out(b, c, 1) < 0) drop(b, c, "epoll");
+    return;
+out:
+    if (fd >= 0) close(fd);
+}
+
+static void reply(broker *b, conn *c, uint64_t seq, int status)
+{
+    uint8_t buf[8];
+    ferry__bw w = {.p = buf, .cap = sizeof buf};
+    ferry__bw_u32(&w, (uint32_t)status);
+    emit(b, c, FERRY__OP_REPLY, seq, &w, -1);
+}
+
+/* Tell every watcher that may see n about it. */
+static void announce(broker *b, const name *n, int kind)
+{
+    uint8_t buf[512];
+    ferry__bw w = {.p = buf, .cap = sizeof buf};
+    ferry_name_info in;
+    info_of(n, &in);
+    ferry__bw_u32(&w, (uint32_t)kind);
+    ferry__bw_info(&w, &in);
+    for (conn *c = b->conns; c; c = c->next)
+        if (c->watch && !c->dropping && ferry__pattern_match(c->watch, n->name) &&
+            visible(n, &c->id, FERRY__SEE))
+            emit(b, c, FERRY__OP_EVENT, 0, &w, -1);
+}
+
+/* ------------------------------------------------------------------ names come and go */
+
+static void name_remove(broker *b, size_t i, int kind)
+{
+    name *n = b->names[i];
+    announce(b, n, kind);
+    n->owner->nnames--;
+    n->owner->u->used.names--;
+    memmove(&b->names[i], &b->names[i + 1], (b->nnames - i - 1) * sizeof *b->names);
+    b->nnames--;
+    free(n);
+}
+
+/* The process behind c exists as long as its pidfd is not readable. */
+static void watch_pid(broker *b, conn *c)
+{
+    if (c->pidfd >= 0) return;
+    socklen_t l = sizeof c->pidfd;
+    if (getsockopt(c->fd, SOL_SOCKET, SO_PEERPIDFD, &c->pidfd, &l) < 0) {
+        /* Kernels before 6.5: open it by number. The pid was taken at connect; the
+         * connection is still open, so the process (or its fd's inheritor) lives. */
+        c->pidfd = (int)syscall(SYS_pidfd_open, c->id.pid, 0);
+        if (c->pidfd < 0) return; /* no pidfds: the hang-up alone tells */
+    }
+    struct epoll_event ev = {.events = EPOLLIN, .data.ptr = &c->pidt};
+    if (epoll_ctl(b->ep, EPOLL_CTL_ADD, c->pidfd, &ev) < 0) {
+        close(c->pidfd);
+        c->pidfd = -1;
+    }
+}
+
+static int do_register(broker *b, conn *c, ferry__br *r)
+{
+    char nm[256];
+    ferry_policy pol;
+    if (ferry__br_register(r, nm, &pol) < 0) return -EBADMSG;
+    if (ferry__name_valid(nm) < 0 || ferry__policy_valid(&pol) < 0) return -EINVAL;
+    if (!ferry__sysconf_may_own(b->sys, nm, &c->id)) return -EACCES;
+    int found;
+    size_t i = name_pos(b, nm, &found);
+    name *old = found ? b->names[i] : NULL;
+    if (old && (old->owner == c || !(old->pol.flags & FERRY_TAKEOVER) ||
+                (c->id.uid != old->owner->id.uid && c->id.uid != 0)))
+        return -EEXIST;
+    if (!QUOTA_OK(b, c->u, names, 1)) return -EDQUOT;
+    name *n = malloc(sizeof *n + strlen(nm) + 1);
+    if (!n) return -ENOMEM;
+    if (!old && b->nnames == b->capnames) {
+        size_t cap = b->capnames ? b->capnames * 2 : 64;
+        name **a = realloc(b->names, cap * sizeof *a);
+        if (!a) {
+            free(n);
+            return -ENOMEM;
+        }
+        b->names = a;
+        b->capnames = cap;
+    }
+    strcpy(n->name, nm);
+    n->owner = c;
+    n->pol = pol;
+    n->gid = pol.gid == (gid_t)-1 ? c->id.gid : pol.gid;
+    n->connects = 0;
+    c->nnames++;
+    c->u->used.names++;
+    c->server = 1;
+    watch_pid(b, c);
+    if (old) { /* a takeover: the old owner hears it lost the name */
+        uint8_t buf[300];
+        ferry__bw w = {.p = buf, .cap = sizeof buf};
+        ferry__bw_str(&w, nm);
+        emit(b, old->owner, FERRY__OP_LOST, 0, &w, -1);
+        old->owner->nnames--;
+        old->owner->u->used.names--;
+        n->connects = old->connects;
+        b->names[i] = n;
+        free(old);
+        announce(b, n, FERRY_EV_CHANGED);
+    } else {
+        memmove(&b->names[i + 1], &b->names[i], (b->nnames - i) * sizeof *b->names);
+        b->names[i] = n;
+        b->nnames++;
+        announce(b, n, FERRY_EV_OWNED);
+    }
+    return 0;
+}
+
+static int do_unregister(broker *b, conn *c, ferry__br *r)
+{
+    char nm[256];
+    ferry__br_str(r, nm, sizeof nm);
+    if (ferry__br_end(r) < 0) return -EBADMSG;
+    int found;
+    size_t i = name_pos(b, nm, &found);
+    if (!found || b->names[i]->owner != c) return -ENOENT;
+    name_remove(b, i, FERRY_EV_RELEASED);
+    return 0;
+}
+
+/* ------------------------------------------------------------------ introductions */
+
+static void intro_release(conn *server, size_t k)
+{
+    uidrec *u = server->intros[k].asker;
+    u->used.pending--;
+    u->used.fds--;
+    server->intros[k] = server->intros[--server->nintros];
+}
+
+static int do_connect(broker *b, conn *c, uint64_t seq, ferry__br *r)
+{
+    char nm[256];
+    ferry__br_str(r, nm, sizeof nm);
+    uint32_t kind = ferry__br_u32(r);
+    if (ferry__br_end(r) < 0) return -EBADMSG;
+    if (kind != FERRY_KIND_SHM && kind != FERRY_KIND_UNIX) return -EINVAL;
+    if (ferry__name_valid(nm) < 0) return -EINVAL;
+    name *n = name_find(b, nm);
+    if (!n || !visible(n, &c->id, FERRY__SEE)) return -ENOENT;
+    if (!visible(n, &c->id, FERRY__CONNECT)) return -EACCES;
+    if (!QUOTA_OK(b, c->u, pending, 1) || !QUOTA_OK(b, c->u, fds, 1)) return -EDQUOT;
+    conn *s = n->owner;
+    if (s->nintros == s->capintros) {
+        size_t cap = s->capintros ? s->capintros * 2 : 8;
+        intro *a = realloc(s->intros, cap * sizeof *a);
+        if (!a) return -ENOMEM;
+        s->intros = a;
+        s->capintros = cap;
+    }
+    int sv[2];
+    if (socketpair(AF_UNIX, SOCK_SEQPACKET | SOCK_CLOEXEC, 0, sv) < 0) return -errno;
+    uint64_t id = ++b->next_intro;
+    s->intros[s->nintros++] = (intro){.id = id, .asker = c->u};
+    c->u->used.pending++;
+    c->u->used.fds++;
+    n->connects++;
+
+    uint8_t buf[64];
+    ferry__bw w = {.p = buf, .cap = sizeof buf};
+    ferry__bw_u64(&w, id);
+    ferry__bw_u32(&w, kind);
+    ferry__bw_cred(&w, &(ferry_cred){.uid = c->id.uid, .gid = c->id.gid, .pid = c->id.pid});
+    emit(b, s, FERRY__OP_INTRO, 0, &w, sv[0]);
+
+    w.len = 0;
+    ferry__bw_u32(&w, 0);
+    ferry__bw_cred(&w, &(ferry_cred){.uid = s->id.uid, .gid = s->id.gid, .pid = s->id.pid});
+    emit(b, c, FERRY__OP_REPLY, seq, &w, sv[1]);
+    return 1; /* replied */
+}
+
+static int do_accepted(conn *c, ferry__br *r)
+{
+    uint64_t id = ferry__br_u64(r);
+    if (ferry__br_end(r) < 0) return -EBADMSG;
+    for (size_t k = 0; k < c->nintros; k++)
+        if (c->intros[k].id == id) {
+            intro_release(c, k);
+            return 0;
+        }
+    return -EBADMSG; /* an id it was never given */
+}
+
+/* ------------------------------------------------------------------ queries */
+
+static int do_lookup(broker *b, conn *c, uint64_t seq, ferry__br *r)
+{
+    char nm[256];
+    ferry__br_str(r, nm, sizeof nm);
+    if (ferry__br_end(r) < 0) return -EBADMSG;
+    name *n = ferry__name_valid(nm) == 0 ? name_find(b, nm) : NULL;
+    if (!n || !visible(n, &c->id, FERRY__SEE)) return -ENOENT;
+    uint8_t buf[512];
+    ferry__bw w = {.p = buf, .cap = sizeof buf};
+    ferry_name_info in;
+    info_of(n, &in);
+    ferry__bw_u32(&w, 0);
+    ferry__bw_info(&w, &in);
+    emit(b, c, FERRY__OP_REPLY, seq, &w, -1);
+    return 1;
+}
+
+static int do_list(broker *b, conn *c, uint64_t seq, ferry__br *r)
+{
+    char after[256];
+    ferry__br_str(r, after, sizeof after);
+    uint32_t max = ferry__br_u32(r);
+    if (ferry__br_end(r) < 0) return -EBADMSG;
+    static uint8_t buf[FERRY__BMSG_MAX];
+    ferry__bw w = {.p = buf, .cap = sizeof buf};
+    ferry__bw_u32(&w, 0);
+    ferry__bw_u32(&w, 0); /* the count, filled in below */
+    uint32_t count = 0;
+    int found;
+    size_t i = after[0] ? name_pos(b, after, &found) + (size_t)found : 0;
+    for (; i < b->nnames && count < max; i++) {
+        name *n = b->names[i];
+        if (!visible(n, &c->id, FERRY__SEE)) continue;
+        ferry_name_info in;
+        info_of(n, &in);
+        size_t before = w.len;
+        ferry__bw_info(&w, &in);
+        if (w.err) { /* the page is full: the caller asks again from the last name */
+            w.len = before;
+            w.err = 0;
+            break;
+        }
+        count++;
+    }
+    uint8_t *cp = buf + 4;
+    cp[0] = (uint8_t)count;
+    cp[1] = (uint8_t)(count >> 8);
+    cp[2] = (uint8_t)(count >> 16);
+    cp[3] = (uint8_t)(count >> 24);
+    emit(b, c, FERRY__OP_REPLY, seq, &w, -1);
+    return 1;
+}
+
+static int do_watch(conn *c, ferry__br *r)
+{
+    char pat[258];
+    ferry__br_str(r, pat, sizeof pat);
+    if (ferry__br_end(r) < 0) return -EBADMSG;
+    if (ferry__pattern_valid(pat) < 0) return -EINVAL;
+    char *p = strdup(pat);
+    if (!p) return -ENOMEM;
+    free(c->watch);
+    c->watch = p;
+    return 0;
+}
+
+/* ------------------------------------------------------------------ connections */
+
+static void conn_free(broker *b, conn *c)
+{
+    for (size_t i = b->nnames; i-- > 0;)
+        if (b->names[i]->owner == c) name_remove(b, i, FERRY_EV_DIED);
+    while (c->nintros) intro_release(c, 0);
+    free(c->intros);
+    while (c->oq) {
+        outpkt *p = c->oq;
+        c->oq = p->next;
+        c->u->used.bytes -= p->len;
+        if (p->fd >= 0) {
+            close(p->fd);
+            c->u->used.fds--;
+        }
+        free(p);
+    }
+    if (c->pidfd >= 0) close(c->pidfd);
+    close(c->fd);
+    c->u->used.conns--;
+    c->u->used.fds--;
+    free(c->watch);
+    if (c->prev)
+        c->prev->next = c->next;
+    else
+        b->conns = c->next;
+    if (c->next) c->next->prev = c->prev;
+    free(c);
+}
+
+/* Mark c to be closed once the current event is handled (its names freed then). */
+static void drop(broker *b, conn *c, const char *why)
+{
+    (void)b;
+    if (c->dropping) return;
+    c->dropping = 1;
+    if (why && b->cfg->verbose)
+        logf_("dropping pid %d uid %u: %s", (int)c->id.pid, (unsigned)c->id.uid, why);
+}
+
+static void reap(broker *b)
+{
+    for (conn *c = b->conns, *next; c; c = next) {
+        next = c->next;
+        if (c->dropping) conn_free(b, c);
+    }
+}
+
+static int peer_ident(int fd, ferry__ident *id)
+{
+    struct ucred u;
+    socklen_t l = sizeof u;
+    if (getsockopt(fd, SOL_SOCKET, SO_PEERCRED, &u, &l) < 0) return -errno;
+    memset(id, 0, sizeof *id);
+    id->uid = u.uid;
+    id->gid = u.gid;
+    id->pid = u.pid;
+    gid_t g[FERRY__MAX_GROUPS];
+    l = sizeof g;
+    if (getsockopt(fd, SOL_SOCKET, SO_PEERGROUPS, g, &l) == 0) {
+        id->ngroups = l / sizeof(gid_t);
+        memcpy(id->groups, g, l);
+    } /* ERANGE: more groups than we keep; membership then counts the primary gid only
+         and the ones that fit would be wrong to guess, so none are kept */
+    return 0;
+}
+
+static void on_accept(broker *b)
+{
+    for (;;) {
+        int fd = accept4(b->cfg->listen_fd, NULL, NULL, SOCK_CLOEXEC | SOCK_NONBLOCK);
+        if (fd < 0) {
+            if (errno == EINTR || errno == ECONNABORTED) continue;
+            if (errno != EAGAIN) logf_("accept: %s", strerror(errno));
+            return;
+        }
+        ferry__ident id;
+        uidrec *u;
+        conn *c;
+        if (peer_ident(fd, &id) < 0 || !(u = uid_get(b, id.uid))) {
+            close(fd);
+            continue;
+        }
+        if (!QUOTA_OK(b, u, conns, 1) || !QUOTA_OK(b, u, fds, 1)) {
+            uint8_t buf[4];
+            ferry__bw w = {.p = buf, .cap = sizeof buf};
+            ferry__bw_u32(&w, (uint32_t)-EDQUOT);
+            ferry__bsend(fd, FERRY__OP_REPLY, 0, w.p, w.len, -1); /* then hang up */
+            close(fd);
+            continue;
+        }
+        if (!(c = calloc(1, sizeof *c))) {
+            close(fd);
+            continue;
+        }
+        c->t.kind = T_CONN;
+        c->pidt.kind = T_PIDFD;
+        c->fd = fd;
+        c->pidfd = -1;
+        c->id = id;
+        c->u = u;
+        c->last_ns = ferry__now_ns();
+        c->oqtail = &c->oq;
+        struct epoll_event ev = {.events = EPOLLIN, .data.ptr = &c->t};
+        if (epoll_ctl(b->ep, EPOLL_CTL_ADD, fd, &ev) < 0) {
+            close(fd);
+            free(c);
+            continue;
+        }
+        u->used.conns++;
+        u->used.fds++;
+        c->next = b->conns;
+        if (b->conns) b->conns->prev = c;
+        b->conns = c;
+    }
+}
+
+static void on_request(broker *b, conn *c)
+{
+    static uint8_t buf[FERRY__BMSG_MAX];
+    for (int k = 0; k < 64 && !c->dropping; k++) { /* then let the others have a turn */
+        int64_t op;
+        uint64_t seq;
+        size_t len;
+        int fd;
+        int rc = ferry__brecv(c->fd, buf, &op, &seq, &len, &fd);
+        if (rc == 0) return;
+        if (rc < 0) {
+            drop(b, c, rc == -EPIPE ? NULL : "bad packet");
+            return;
+        }
+        if (fd >= 0) { /* clients hand ferryd no descriptors */
+            close(fd);
+            drop(b, c, "sent a descriptor");
+            return;
+        }
+        c->last_ns = ferry__now_ns();
+        ferry__br r = {.p = buf, .len = len};
+        switch (op) {
+        case FERRY__OP_REGISTER: rc = do_register(b, c, &r); break;
+        case FERRY__OP_UNREGISTER: rc = do_unregister(b, c, &r); break;
+        case FERRY__OP_CONNECT: rc = do_connect(b, c, seq, &r); break;
+        case FERRY__OP_LOOKUP: rc = do_lookup(b, c, seq, &r); break;
+        case FERRY__OP_LIST: rc = do_list(b, c, seq, &r); break;
+        case FERRY__OP_WATCH: rc = do_watch(c, &r); break;
+        case FERRY__OP_ACCEPTED:
+            rc = do_accepted(c, &r);
+            if (rc == 0) rc = 1; /* no reply */
+            break;
+        default: rc = -EBADMSG;
+        }
+        if (b->cfg->verbose)
+            logf_("pid %d uid %u op %lld: %d", (int)c->id.pid, (unsigned)c->id.uid, (long long)op,
+                  rc);
+        if (rc == -EBADMSG) {
+            drop(b, c, "malformed request");
+            return;
+        }
+        if (rc <= 0) reply(b, c, seq, rc);
+    }
+}
+
+static void on_tick(broker *b)
+{
+    uint64_t n;
+    if (read(b->tfd, &n, sizeof n) < 0) { /* nothing: a spurious wake */
+    }
+    int64_t now = ferry__now_ns(), idle = (int64_t)b->cfg->idle_ms * 1000000;
+    for (conn *c = b->conns; c; c = c->next)
+        if (!c->server && !c->watch && !c->nintros && now - c->last_ns > idle)
+            drop(b, c, "idle");
+    if (b->conns) {
+        b->idle_since = 0;
+    } else if (!b->idle_since) {
+        b->idle_since = now;
+    } else if (b->cfg->exit_idle_s > 0 &&
+               now - b->idle_since >= (int64_t)b->cfg->exit_idle_s * 1000000000) {
+        b->stop = 1;
+    }
+}
+
+static void on_signal(broker *b)
+{
+    struct signalfd_siginfo si;
+    while (read(b->cfg->signal_fd, &si, sizeof si) == sizeof si) {
+        if (si.ssi_signo == SIGHUP) {
+            char err[256] = "";
+            ferry__sysconf *s;
+            int rc = ferry__sysconf_load(b->cfg->policy_path, &s, err, sizeof err);
+            if (rc < 0) {
+                logf_("policy not reloaded, keeping the old one: %s", err[0] ? err : strerror(-rc));
+            } else {
+                ferry__sysconf_free(b->sys);
+                b->sys = s;
+                logf_("policy reloaded from %s", b->cfg->policy_path);
+            }
+        } else {
+            b->stop = 1;
+        }
+    }
+}
+
+int ferry__broker_run(const ferry__broker_cfg *cfg)
+{
+    broker b = {.cfg = cfg, .tfd = -1};
+    char err[256] = "";
+    int rc = ferry__sysconf_load(cfg->policy_path, &b.sys, err, sizeof err);
+    if (rc < 0) {
+        logf_("%s", err[0] ? err : strerror(-rc));
+        return rc;
+    }
+    b.lt.kind = T_LISTEN;
+    b.st.kind = T_SIGNAL;
+    b.tt.kind = T_TIMER;
+    b.ep = epoll_create1(EPOLL_CLOEXEC);
+    b.tfd = timerfd_create(CLOCK_MONOTONIC, TFD_CLOEXEC | TFD_NONBLOCK);
+    struct itimerspec its = {.it_interval = {0, 250000000}, .it_value = {0, 250000000}};
+    struct epoll_event e1 = {.events = EPOLLIN, .data.ptr = &b.lt};
+    struct epoll_event e2 = {.events = EPOLLIN, .data.ptr = &b.st};
+    struct epoll_event e3 = {.events = EPOLLIN, .data.ptr = &b.tt};
+    if (b.ep < 0 || b.tfd < 0 || timerfd_settime(b.tfd, 0, &its, NULL) < 0 ||
+        epoll_ctl(b.ep, EPOLL_CTL_ADD, cfg->listen_fd, &e1) < 0 ||
+        epoll_ctl(b.ep, EPOLL_CTL_ADD, cfg->signal_fd, &e2) < 0 ||
+        epoll_ctl(b.ep, EPOLL_CTL_ADD, b.tfd, &e3) < 0) {
+        rc = -errno;
+        goto out;
+    }
+    while (!b.stop) {
+        struct epoll_event evs[64];
+        int n = epoll_wait(b.ep, evs, 64, -1);
+        if (n < 0 && errno != EINTR) {
+            rc = -errno;
+            break;
+        }
+        for (int i = 0; i < n; i++) {
+            tag *t = evs[i].data.ptr;
+            switch (t->kind) {
+            case T_LISTEN: on_accept(&b); break;
+            case T_SIGNAL: on_signal(&b); break;
+            case T_TIMER: on_tick(&b); break;
+            case T_PIDFD: { /* the process died: its connection goes too */
+                conn *c = (conn *)((char *)t - offsetof(conn, pidt));
+                drop(&b, c, "process exited");
+                break;
+            }
+            case T_CONN: {
+                conn *c = (conn *)t;
+                if (c->dropping) break;
+                if (evs[i].events & EPOLLOUT) flush_out(&b, c);
+                if (evs[i].events & (EPOLLIN | EPOLLHUP | EPOLLERR)) on_request(&b, c);
+                break;
+            }
+            }
+        }
+        reap(&b); /* only now: a later event of this round may name a dropped conn */
+    }
+out:
+    for (conn *c = b.conns; c; c = c->next) c->dropping = 1;
+    reap(&b);
+    while (b.uids) {
+        uidrec *u = b.uids;
+        b.uids = u->next;
+        free(u);
+    }
+    free(b.names);
+    ferry__sysconf_free(b.sys);
+    if (b.tfd >= 0) close(b.tfd);
+    if (b.ep >= 0) close(b.ep);
+    return rc;
+}

@@ -1,0 +1,35 @@
+/*
+ * server.h — ferryd's event loop: the registry of names, the policy checks, the quotas,
+ * introductions, watches and death notices (DESIGN §6, docs/broker.md).
+ *
+ * Rules: one thread, one epoll set, no blocking call anywhere (every socket is
+ * non-blocking; a reply that does not fit in a client's socket is queued, within the
+ * uid's byte quota). ferryd names, checks and introduces; no data flows through it.
+ * Identity is what the kernel says (SO_PEERCRED, SO_PEERGROUPS, SO_PEERPIDFD), never a
+ * payload. A connection that breaks the protocol, or stays silent without a role (not a
+ * server, not a watcher) for idle_ms, is dropped; the others are not disturbed.
+ */
+#ifndef FERRY_BROKER_SERVER_H
+#define FERRY_BROKER_SERVER_H
+
+#include <stdint.h>
+
+typedef struct ferry__broker_cfg {
+    int listen_fd;           /* a listening, non-blocking SOCK_SEQPACKET socket; not owned */
+    int signal_fd;           /* a signalfd for SIGTERM/SIGINT (stop) and SIGHUP (reload) */
+    const char *policy_path; /* the system policy file (a missing file: the defaults) */
+    int idle_ms;             /* silent connections without a role are dropped after this */
+    int exit_idle_s;         /* > 0: return once no connection was open for this long */
+    int verbose;             /* log every request to stderr */
+} ferry__broker_cfg;
+
+/*
+ * Serve until SIGTERM or SIGINT arrives on cfg->signal_fd. Also returns, after a clean
+ * shutdown, when exit_idle_s is set and no connection was open that long. Returns 0 after a clean
+ * shutdown (every connection closed, everything freed), or -errno if the policy file
+ * cannot be read at start or the loop cannot be set up. On SIGHUP the policy file is read
+ * again; a file with an error is reported and the old policy kept.
+ */
+int ferry__broker_run(const ferry__broker_cfg *cfg);
+
+#endif

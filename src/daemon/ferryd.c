@@ -1,0 +1,203 @@
+/*
+ * ferryd.c — the naming-service daemon: a thin main around ferry__broker_run
+ * (src/broker/server.c).
+ *
+ *   ferryd [--foreground] [--socket PATH] [--policy FILE] [--idle-ms N] [--exit-idle S]
+ *          [--verbose]
+ *
+ * Rules:
+ *  - The socket is --socket, else the path every client uses (ferry_broker_path():
+ *    $FERRY_BROKER, $XDG_RUNTIME_DIR/ferry/ferryd.sock, /run/ferry/ferryd.sock). A
+ *    missing directory is made 0755 (its parent must exist); the socket file is 0666:
+ *    anyone may talk to ferryd, and ferryd's policy decides what they may do.
+ *  - One ferryd per socket: it holds an exclusive lock on PATH.lock for its whole life (a
+ *    second one exits with status 3, "already running"); the lock file holds its pid.
+ *  - systemd socket activation: with LISTEN_PID = our pid and LISTEN_FDS >= 1, fd 3 is
+ *    the listening socket (SOCK_SEQPACKET) and nothing is bound or unlinked by ferryd.
+ *  - Without --foreground it detaches (fork, setsid, stdio to /dev/null, or stderr to
+ *    $FERRY_LOG) and the starting process exits 0 once the socket accepts connections.
+ *  - SIGTERM / SIGINT: close every connection, remove the socket file, exit 0.
+ *    SIGHUP: read the policy file again (--policy, $FERRY_POLICY, /etc/ferry/policy.conf).
+ *  - --exit-idle S: exit when no connection has been open for S seconds (ferryd keeps no
+ *    state a restart would lose; the library starts ferryd with this when it autospawns).
+ */
+#define _GNU_SOURCE
+#include "broker/server.h"
+
+#include "ferry/ferry.h"
+#include "transport/sockutil.h"
+
+#include <errno.h>
+#include <fcntl.h>
+#include <getopt.h>
+#include <limits.h>
+#include <signal.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/file.h>
+#include <sys/signalfd.h>
+#include <sys/socket.h>
+#include <sys/stat.h>
+#include <unistd.h>
+
+static void usage(FILE *f)
+{
+    fputs("usage: ferryd [--foreground] [--socket PATH] [--policy FILE] [--idle-ms N]\n"
+          "              [--exit-idle SECONDS] [--verbose]\n",
+          f);
+}
+
+/* Make the socket's directory when it is missing (0755; only the last level). */
+static int make_dir(const char *sock)
+{
+    char dir[PATH_MAX];
+    snprintf(dir, sizeof dir, "%s", sock);
+    char *slash = strrchr(dir, '/');
+    if (!slash || slash == dir) return 0;
+    *slash = '\0';
+    if (mkdir(dir, 0755) < 0 && errno != EEXIST) return -errno;
+    struct stat st;
+    if (stat(dir, &st) < 0) return -errno;
+    /* A directory anyone may write without the sticky bit lets others replace the socket. */
+    if ((st.st_mode & S_IWOTH) && !(st.st_mode & S_ISVTX)) return -EPERM;
+    return 0;
+}
+
+static int activated_fd(void)
+{
+    const char *pid = getenv("LISTEN_PID"), *n = getenv("LISTEN_FDS");
+    if (!pid || !n || atol(pid) != (long)getpid() || atoi(n) < 1) return -1;
+    unsetenv("LISTEN_PID");
+    unsetenv("LISTEN_FDS");
+    unsetenv("LISTEN_FDNAMES");
+    int fd = 3, type = 0;
+    socklen_t l = sizeof type;
+    if (getsockopt(fd, SOL_SOCKET, SO_TYPE, &type, &l) < 0 || type != SOCK_SEQPACKET) return -2;
+    fcntl(fd, F_SETFD, FD_CLOEXEC);
+    fcntl(fd, F_SETFL, fcntl(fd, F_GETFL) | O_NONBLOCK);
+    return fd;
+}
+
+int main(int argc, char **argv)
+{
+    static const struct option opts[] = {
+        {"foreground", no_argument, 0, 'f'}, {"socket", required_argument, 0, 's'},
+        {"policy", required_argument, 0, 'p'}, {"idle-ms", required_argument, 0, 'i'},
+        {"exit-idle", required_argument, 0, 'x'}, {"verbose", no_argument, 0, 'v'},
+        {"help", no_argument, 0, 'h'}, {0, 0, 0, 0}};
+    int foreground = 0, c;
+    char sock[sizeof(((struct sockaddr_un *)0)->sun_path)] = "";
+    const char *policy = getenv("FERRY_POLICY");
+    ferry__broker_cfg cfg = {.idle_ms = 5000};
+    while ((c = getopt_long(argc, argv, "fs:p:i:x:vh", opts, NULL)) != -1) {
+        switch (c) {
+        case 'f': foreground = 1; break;
+        case 's': snprintf(sock, sizeof sock, "%s", optarg); break;
+        case 'p': policy = optarg; break;
+        case 'i': cfg.idle_ms = atoi(optarg); break;
+        case 'x': cfg.exit_idle_s = atoi(optarg); break;
+        case 'v': cfg.verbose = 1; break;
+        case 'h': usage(stdout); return 0;
+        default: usage(stderr); return 2;
+        }
+    }
+    cfg.policy_path = policy && *policy ? policy : "/etc/ferry/policy.conf";
+    if (!sock[0] && ferry_broker_path(sock, sizeof sock) < 0) {
+        fprintf(stderr, "ferryd: the socket path is too long\n");
+        return 2;
+    }
+    signal(SIGPIPE, SIG_IGN);
+    sigset_t set;
+    sigemptyset(&set);
+    sigaddset(&set, SIGTERM);
+    sigaddset(&set, SIGINT);
+    sigaddset(&set, SIGHUP);
+    sigprocmask(SIG_BLOCK, &set, NULL);
+
+    int lfd = activated_fd();
+    if (lfd == -2) {
+        fprintf(stderr, "ferryd: the socket systemd passed is not SOCK_SEQPACKET\n");
+        return 1;
+    }
+    int activated = lfd >= 0;
+
+    /* Detach first, so that the lock is held by the process that serves. */
+    int ready[2] = {-1, -1};
+    if (!foreground) {
+        if (pipe2(ready, O_CLOEXEC) < 0) return 1;
+        pid_t pid = fork();
+        if (pid < 0) return 1;
+        if (pid > 0) { /* wait for the word that it listens (or its exit) */
+            char ok = 0;
+            close(ready[1]);
+            ssize_t n;
+            while ((n = read(ready[0], &ok, 1)) < 0 && errno == EINTR) {
+            }
+            return n == 1 ? ok : 1;
+        }
+        close(ready[0]);
+        setsid();
+        int nul = open("/dev/null", O_RDWR | O_CLOEXEC);
+        const char *log = getenv("FERRY_LOG");
+        int err = log && *log ? open(log, O_WRONLY | O_CREAT | O_APPEND | O_CLOEXEC, 0600) : -1;
+        if (nul >= 0) {
+            dup2(nul, 0);
+            dup2(nul, 1);
+            dup2(err >= 0 ? err : nul, 2);
+        }
+    }
+    char status = 1;
+    char lockpath[sizeof sock + 8];
+    snprintf(lockpath, sizeof lockpath, "%s.lock", sock);
+    int lock = -1, rc;
+    if (!activated) {
+        if ((rc = make_dir(sock)) < 0) {
+            fprintf(stderr, "ferryd: directory of %s: %s\n", sock, strerror(-rc));
+            goto fail;
+        }
+        lock = open(lockpath, O_RDWR | O_CREAT | O_CLOEXEC | O_NOFOLLOW, 0600);
+        if (lock < 0) {
+            fprintf(stderr, "ferryd: %s: %s\n", lockpath, strerror(errno));
+            goto fail;
+        }
+        if (flock(lock, LOCK_EX | LOCK_NB) < 0) {
+            fprintf(stderr, "ferryd: already running on %s\n", sock);
+            status = 3;
+            goto fail;
+        }
+        char pid[32];
+        int n = snprintf(pid, sizeof pid, "%d\n", (int)getpid());
+        if (ftruncate(lock, 0) < 0 || write(lock, pid, (size_t)n) != n) {
+        } /* the pid is a courtesy for `ferry ls`; the lock is what counts */
+        struct sockaddr_un sa;
+        socklen_t len;
+        rc = ferry__unix_addr(sock, &sa, &len);
+        if (rc == 0) rc = lfd = ferry__unix_listen(SOCK_SEQPACKET, &sa, len, 0666);
+        if (rc < 0) {
+            fprintf(stderr, "ferryd: listen on %s: %s\n", sock, strerror(-rc));
+            goto fail;
+        }
+    }
+    cfg.listen_fd = lfd;
+    cfg.signal_fd = signalfd(-1, &set, SFD_CLOEXEC | SFD_NONBLOCK);
+    if (cfg.signal_fd < 0) goto fail;
+    if (ready[1] >= 0) { /* listening: the starter may go */
+        status = 0;
+        if (write(ready[1], &status, 1) != 1) {
+        }
+        close(ready[1]);
+        ready[1] = -1;
+    }
+    rc = ferry__broker_run(&cfg);
+    if (!activated && sock[0] != '@') unlink(sock);
+    close(lfd);
+    close(cfg.signal_fd);
+    if (lock >= 0) close(lock);
+    return rc < 0 ? 1 : 0;
+fail:
+    if (ready[1] >= 0 && write(ready[1], &status, 1) != 1) {
+    }
+    if (lock >= 0) close(lock);
+    return status;
+}
