@@ -9,15 +9,22 @@
  * SO_PEERGROUPS), never anything a peer wrote. uid 0 (root) may see, connect to and own
  * everything, and has no quota.
  *
- * The policy file, one rule per line, '#' starts a comment, words separated by blanks:
+ * The policy file, one rule per line (at most 4096 bytes, no NUL), '#' anywhere starts
+ * a comment to the end of the line, words separated by blanks (spaces, tabs; '\r' too):
  *   own PATTERN WHO...          who may own names matching PATTERN
  *   quota KIND N [WHO]          a quota for every uid, or for one uid when WHO is given
  * PATTERN is a name ("org.example.echo": that name only), a prefix of whole parts ending
  * in ".*" ("org.example.*": every name below org.example, not org.example itself), or
  * "*" (every name). WHO is a uid number, a user name, "@" and a gid number or group
- * name, or "*" (everyone). The most specific matching `own` rule decides (an exact name
- * beats any prefix, a longer prefix beats a shorter one, "*" is last); a name no rule
- * matches may be owned by anyone. KIND is one of names, conns, pending, fds, bytes.
+ * name, or "*" (everyone); all digits is a number (below (uid_t)-1), names are resolved
+ * when the file is loaded (an unknown one is an error). The most specific matching `own`
+ * rule decides (an exact name beats any prefix, a longer prefix beats a shorter one, "*"
+ * is last); several lines with the same pattern add up (any of their WHOs may own); a
+ * name no rule matches may be owned by anyone. KIND is one of names, conns, pending,
+ * fds, bytes; N is a decimal u64 (digits only); the WHO of a quota is a uid or user name
+ * only (not a group, not "*": leave WHO out for everyone). A uid's quota lines override
+ * the general ones kind by kind; of two lines for the same kind and uid (or both
+ * general), the last wins.
  * Defaults: names 256, conns 256, pending 64, fds 128, bytes 1048576.
  * Errors in the file are reported with the line number; a missing file is no error (the
  * defaults hold).
@@ -69,7 +76,9 @@ int ferry__policy_valid(const ferry_policy *p);
 
 /* Does policy p of a name owned by owner_uid (whose group is p->gid, or owner_gid when
  * p->gid is (gid_t)-1) grant `right` (FERRY__SEE or FERRY__CONNECT) to who? CONNECT
- * implies SEE. allow lists grant both. root is always granted. 1 or 0. */
+ * implies SEE. allow lists grant both. root is always granted. As for a file, one class
+ * counts: the owner's bits for the owner uid, else the group's for a member, else the
+ * others' (mode 0066 denies the owner). Any other `right`, or a NULL: 0. 1 or 0. */
 int ferry__policy_allows(const ferry_policy *p, uid_t owner_uid, gid_t owner_gid,
                          const ferry__ident *who, unsigned right);
 
@@ -97,7 +106,8 @@ int ferry__sysconf_default(ferry__sysconf **out);
 
 void ferry__sysconf_free(ferry__sysconf *c);
 
-/* May who own name under the system policy? 1 or 0. root: always 1. */
+/* May who own name under the system policy? 1 or 0. root: always 1. An invalid name:
+ * 0 (even for root). c NULL: the defaults (anyone). */
 int ferry__sysconf_may_own(const ferry__sysconf *c, const char *name, const ferry__ident *who);
 
 /* The quota of uid (its own lines, else the general ones, else the defaults). root gets

@@ -1,0 +1,498 @@
+/*
+ * policy.c — ferryd's rules (see policy.h): valid names and watch patterns, a name's
+ * ferry_policy (who may see / connect to it), and the system policy file (who may own
+ * which names, the quotas of each uid). The file is parsed once into a ferry__sysconf:
+ * `own` rules (pattern, its rank, and the WHOs, user and group names resolved at load)
+ * and quotas (a general set, and per-uid overrides with a mask of the kinds they set).
+ *
+ * _POSIX_C_SOURCE (not _GNU_SOURCE): -std=c11 hides getpwnam_r, getgrnam_r, fdopen,
+ * strdup and O_CLOEXEC otherwise.
+ */
+#define _POSIX_C_SOURCE 200809L
+
+#include "broker/policy.h"
+
+#include <errno.h>
+#include <fcntl.h>
+#include <grp.h>
+#include <pwd.h>
+#include <stdarg.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <unistd.h>
+
+/* ------------------------------------------------------------ names and patterns */
+
+static int name_char(char c)
+{
+    return (c >= 'a' && c <= 'z') || (c >= 'A' && c <= 'Z') || (c >= '0' && c <= '9') || c == '_' ||
+           c == '-';
+}
+
+int ferry__name_valid(const char *name)
+{
+    if (!name) return -EINVAL;
+    size_t len = 0, part = 0;
+    for (; name[len]; len++) {
+        if (len == FERRY__NAME_MAX) return -EINVAL;
+        if (name[len] == '.') {
+            if (part == 0) return -EINVAL;
+            part = 0;
+        } else if (name_char(name[len]) && part < FERRY__PART_MAX) {
+            part++;
+        } else {
+            return -EINVAL;
+        }
+    }
+    return part > 0 ? 0 : -EINVAL; /* also catches "" and a trailing dot */
+}
+
+/* Is pat a prefix pattern ("x.y.*")? Only the shape: validity is checked elsewhere. */
+static int is_prefix(const char *pat, size_t n)
+{
+    return n >= 2 && pat[n - 2] == '.' && pat[n - 1] == '*';
+}
+
+int ferry__pattern_valid(const char *pat)
+{
+    if (!pat) return -EINVAL;
+    if (strcmp(pat, "*") == 0) return 0;
+    size_t n = strnlen(pat, FERRY__NAME_MAX + 3);
+    if (!is_prefix(pat, n)) return ferry__name_valid(pat);
+    if (n - 2 > FERRY__NAME_MAX) return -EINVAL;
+    char base[FERRY__NAME_MAX + 1];
+    memcpy(base, pat, n - 2);
+    base[n - 2] = '\0';
+    return ferry__name_valid(base);
+}
+
+int ferry__pattern_match(const char *pat, const char *name)
+{
+    if (!pat || !name) return 0;
+    if (strcmp(pat, "*") == 0) return 1;
+    size_t n = strlen(pat);
+    if (is_prefix(pat, n)) /* "a.b." must start name, and something must follow */
+        return strncmp(pat, name, n - 1) == 0 && name[n - 1] != '\0';
+    return strcmp(pat, name) == 0;
+}
+
+/* ------------------------------------------------------------ a name's ferry_policy */
+
+void ferry_policy_init(ferry_policy *p)
+{
+    if (!p) return;
+    memset(p, 0, sizeof *p);
+    p->mode = 0600;
+    p->gid = (gid_t)-1;
+}
+
+int ferry__ident_in_group(const ferry__ident *who, gid_t gid)
+{
+    if (!who) return 0;
+    if (who->gid == gid) return 1;
+    uint32_t n = who->ngroups < FERRY__MAX_GROUPS ? who->ngroups : FERRY__MAX_GROUPS;
+    for (uint32_t i = 0; i < n; i++)
+        if (who->groups[i] == gid) return 1;
+    return 0;
+}
+
+int ferry__policy_valid(const ferry_policy *p)
+{
+    if (!p || p->mode > 0777 || p->n_uids > FERRY_POLICY_MAX_IDS ||
+        p->n_gids > FERRY_POLICY_MAX_IDS || (p->flags & ~(uint32_t)FERRY_TAKEOVER) != 0)
+        return -EINVAL;
+    return 0;
+}
+
+int ferry__policy_allows(const ferry_policy *p, uid_t owner_uid, gid_t owner_gid,
+                         const ferry__ident *who, unsigned right)
+{
+    if (!p || !who || (right != FERRY__SEE && right != FERRY__CONNECT)) return 0;
+    if (who->uid == 0) return 1;
+    uint32_t nu = p->n_uids < FERRY_POLICY_MAX_IDS ? p->n_uids : FERRY_POLICY_MAX_IDS;
+    uint32_t ng = p->n_gids < FERRY_POLICY_MAX_IDS ? p->n_gids : FERRY_POLICY_MAX_IDS;
+    for (uint32_t i = 0; i < nu; i++)
+        if (p->allow_uids[i] == who->uid) return 1;
+    for (uint32_t i = 0; i < ng; i++)
+        if (ferry__ident_in_group(who, p->allow_gids[i])) return 1;
+
+    /* One class, as for a file: the owner's bits, else the group's, else the others'. */
+    gid_t group = p->gid == (gid_t)-1 ? owner_gid : p->gid;
+    unsigned bits;
+    if (who->uid == owner_uid)
+        bits = p->mode >> 6;
+    else if (ferry__ident_in_group(who, group))
+        bits = p->mode >> 3;
+    else
+        bits = p->mode;
+    unsigned need = right == FERRY__SEE ? FERRY__SEE | FERRY__CONNECT : FERRY__CONNECT;
+    return (bits & need) != 0;
+}
+
+/* ------------------------------------------------------------ the system policy */
+
+#define LINE_LEN 4096 /* bytes of a line, without its newline */
+
+enum { WHO_ANY, WHO_UID, WHO_GID };
+
+typedef struct who_spec {
+    int kind;    /* WHO_* */
+    unsigned id; /* the uid or gid */
+} who_spec;
+
+typedef struct own_rule {
+    char *pat;
+    size_t rank; /* "*" 1, a prefix 1 + its length, an exact name SIZE_MAX */
+    size_t nwho;
+    who_spec *who;
+} own_rule;
+
+enum { Q_NAMES, Q_CONNS, Q_PENDING, Q_FDS, Q_BYTES, Q_N };
+
+static const char *const kind_names[Q_N] = {"names", "conns", "pending", "fds", "bytes"};
+static const uint64_t kind_defaults[Q_N] = {256, 256, 64, 128, 1048576};
+
+typedef struct uid_quota {
+    uid_t uid;
+    unsigned set; /* bit k: v[k] was given */
+    uint64_t v[Q_N];
+} uid_quota;
+
+struct ferry__sysconf {
+    own_rule *rules;
+    size_t nrules, caprules;
+    uint64_t general[Q_N];
+    uid_quota *quotas;
+    size_t nquotas, capquotas;
+};
+
+/* arr with room for n + 1 items of size bytes (maybe moved; *cap updated), or NULL
+ * (arr untouched). */
+static void *grow(void *arr, size_t *cap, size_t n, size_t size)
+{
+    if (n < *cap) return arr;
+    size_t ncap = *cap ? *cap * 2 : 8;
+    if (ncap > SIZE_MAX / size) return NULL;
+    void *p = realloc(arr, ncap * size);
+    if (p) *cap = ncap;
+    return p;
+}
+
+int ferry__sysconf_default(ferry__sysconf **out)
+{
+    if (!out) return -EINVAL;
+    ferry__sysconf *c = calloc(1, sizeof *c);
+    *out = c;
+    if (!c) return -ENOMEM;
+    memcpy(c->general, kind_defaults, sizeof c->general);
+    return 0;
+}
+
+void ferry__sysconf_free(ferry__sysconf *c)
+{
+    if (!c) return;
+    for (size_t i = 0; i < c->nrules; i++) {
+        free(c->rules[i].pat);
+        free(c->rules[i].who);
+    }
+    free(c->rules);
+    free(c->quotas);
+    free(c);
+}
+
+/* Where a parse is, to report errors as "PATH:LINE: what". */
+typedef struct parse_ctx {
+    const char *path;
+    unsigned line;
+    char *err;
+    size_t errlen;
+} parse_ctx;
+
+__attribute__((format(printf, 2, 3))) static int syntax(parse_ctx *x, const char *fmt, ...)
+{
+    if (x->err && x->errlen) {
+        int n = snprintf(x->err, x->errlen, "%s:%u: ", x->path, x->line);
+        if (n >= 0 && (size_t)n < x->errlen) {
+            va_list ap;
+            va_start(ap, fmt);
+            vsnprintf(x->err + n, x->errlen - (size_t)n, fmt, ap);
+            va_end(ap);
+        }
+    }
+    return -EINVAL;
+}
+
+static int blank(char c)
+{
+    return c == ' ' || c == '\t' || c == '\r';
+}
+
+/* The next blank-separated word of *p (NUL-terminated in place), or NULL at the end. */
+static char *next_word(char **p)
+{
+    char *s = *p;
+    while (blank(*s)) s++;
+    if (!*s) {
+        *p = s;
+        return NULL;
+    }
+    char *w = s;
+    while (*s && !blank(*s)) s++;
+    if (*s) *s++ = '\0';
+    *p = s;
+    return w;
+}
+
+/* Decimal digits only, no sign, no overflow: 0; else -1. */
+static int parse_u64(const char *s, uint64_t *out)
+{
+    uint64_t v = 0;
+    if (!*s) return -1;
+    for (; *s; s++) {
+        if (*s < '0' || *s > '9') return -1;
+        unsigned d = (unsigned)(*s - '0');
+        if (v > (UINT64_MAX - d) / 10) return -1;
+        v = v * 10 + d;
+    }
+    *out = v;
+    return 0;
+}
+
+static int all_digits(const char *s)
+{
+    for (; *s; s++)
+        if (*s < '0' || *s > '9') return 0;
+    return 1;
+}
+
+/* The uid of user `name` (group: the gid of group `name`): 0, -ENOENT, -ENOMEM. */
+static int lookup_id(const char *name, int group, unsigned *id)
+{
+    long hint = sysconf(group ? _SC_GETGR_R_SIZE_MAX : _SC_GETPW_R_SIZE_MAX);
+    size_t len = hint > 0 ? (size_t)hint : 1024;
+    for (;;) {
+        char *buf = malloc(len);
+        if (!buf) return -ENOMEM;
+        int rc, found = 0;
+        if (group) {
+            struct group gr, *res = NULL;
+            rc = getgrnam_r(name, &gr, buf, len, &res);
+            if (rc == 0 && res) found = 1, *id = gr.gr_gid;
+        } else {
+            struct passwd pw, *res = NULL;
+            rc = getpwnam_r(name, &pw, buf, len, &res);
+            if (rc == 0 && res) found = 1, *id = pw.pw_uid;
+        }
+        free(buf);
+        if (rc == ERANGE && len < (1u << 20)) {
+            len *= 2;
+            continue;
+        }
+        if (rc == ENOMEM) return -ENOMEM;
+        return found ? 0 : -ENOENT;
+    }
+}
+
+/* One WHO: "*", a uid or user name, "@" and a gid or group name (only a user when
+ * user_only). */
+static int parse_who(parse_ctx *x, const char *w, int user_only, who_spec *out)
+{
+    if (strcmp(w, "*") == 0) {
+        if (user_only) return syntax(x, "quota: WHO must be a uid or user name, not '*'");
+        out->kind = WHO_ANY;
+        return 0;
+    }
+    int group = w[0] == '@';
+    if (group && user_only) return syntax(x, "quota: WHO must be a uid or user name: '%s'", w);
+    const char *s = group ? w + 1 : w;
+    if (!*s) return syntax(x, "missing group after '@'");
+    out->kind = group ? WHO_GID : WHO_UID;
+    if (all_digits(s)) {
+        uint64_t v;
+        if (parse_u64(s, &v) != 0 || v >= (uint64_t)(uid_t)-1)
+            return syntax(x, "%s out of range: '%s'", group ? "gid" : "uid", s);
+        out->id = (unsigned)v;
+        return 0;
+    }
+    int rc = lookup_id(s, group, &out->id);
+    if (rc == -ENOENT) return syntax(x, "unknown %s '%s'", group ? "group" : "user", s);
+    return rc;
+}
+
+/* "own PATTERN WHO..." (rest: after the keyword). */
+static int parse_own(parse_ctx *x, ferry__sysconf *c, char *rest)
+{
+    char *pat = next_word(&rest);
+    if (!pat) return syntax(x, "own: missing pattern");
+    if (ferry__pattern_valid(pat) != 0) return syntax(x, "own: bad pattern '%s'", pat);
+    size_t n = strlen(pat), cap = 0;
+    own_rule r = {.rank = strcmp(pat, "*") == 0 ? 1 : is_prefix(pat, n) ? 1 + n : SIZE_MAX};
+    int rc = 0;
+    for (char *w; (w = next_word(&rest)) != NULL; r.nwho++) {
+        who_spec *a = grow(r.who, &cap, r.nwho, sizeof *a);
+        if (!a) {
+            rc = -ENOMEM;
+            goto fail;
+        }
+        r.who = a;
+        if ((rc = parse_who(x, w, 0, &r.who[r.nwho])) != 0) goto fail;
+    }
+    if (r.nwho == 0) {
+        rc = syntax(x, "own: missing WHO after '%s'", pat);
+        goto fail;
+    }
+    own_rule *rules = grow(c->rules, &c->caprules, c->nrules, sizeof *rules);
+    if (!rules || !(r.pat = strdup(pat))) {
+        rc = -ENOMEM;
+        if (rules) c->rules = rules;
+        goto fail;
+    }
+    c->rules = rules;
+    c->rules[c->nrules++] = r;
+    return 0;
+fail:
+    free(r.who);
+    return rc;
+}
+
+/* "quota KIND N [WHO]" (rest: after the keyword). */
+static int parse_quota(parse_ctx *x, ferry__sysconf *c, char *rest)
+{
+    char *kind = next_word(&rest), *num = next_word(&rest), *w = next_word(&rest);
+    if (!kind) return syntax(x, "quota: missing KIND");
+    int k = 0;
+    while (k < Q_N && strcmp(kind, kind_names[k]) != 0) k++;
+    if (k == Q_N) return syntax(x, "quota: unknown KIND '%s'", kind);
+    if (!num) return syntax(x, "quota: missing N");
+    uint64_t v;
+    if (parse_u64(num, &v) != 0) return syntax(x, "quota: bad number '%s'", num);
+    if (next_word(&rest)) return syntax(x, "quota: too many fields");
+    if (!w) {
+        c->general[k] = v;
+        return 0;
+    }
+    who_spec who;
+    int rc = parse_who(x, w, 1, &who);
+    if (rc) return rc;
+    size_t i = 0;
+    while (i < c->nquotas && c->quotas[i].uid != (uid_t)who.id) i++;
+    if (i == c->nquotas) {
+        uid_quota *q = grow(c->quotas, &c->capquotas, c->nquotas, sizeof *q);
+        if (!q) return -ENOMEM;
+        c->quotas = q;
+        c->quotas[c->nquotas++] = (uid_quota){.uid = (uid_t)who.id};
+    }
+    c->quotas[i].v[k] = v;
+    c->quotas[i].set |= 1u << k;
+    return 0;
+}
+
+static int parse_line(parse_ctx *x, ferry__sysconf *c, char *line)
+{
+    char *hash = strchr(line, '#');
+    if (hash) *hash = '\0';
+    char *rest = line, *kw = next_word(&rest);
+    if (!kw) return 0;
+    if (strcmp(kw, "own") == 0) return parse_own(x, c, rest);
+    if (strcmp(kw, "quota") == 0) return parse_quota(x, c, rest);
+    return syntax(x, "unknown keyword '%s'", kw);
+}
+
+/* The next line into buf (LINE_LEN + 1 bytes), without its newline: 1, 0 at the end,
+ * or an error. */
+static int read_line(FILE *f, char *buf, parse_ctx *x)
+{
+    size_t n = 0;
+    int ch;
+    errno = 0;
+    while ((ch = getc(f)) != EOF && ch != '\n') {
+        if (ch == '\0') return syntax(x, "NUL byte in line");
+        if (n == LINE_LEN) return syntax(x, "line longer than %d bytes", LINE_LEN);
+        buf[n++] = (char)ch;
+    }
+    if (ch == EOF && ferror(f)) return errno ? -errno : -EIO;
+    if (ch == EOF && n == 0) return 0;
+    buf[n] = '\0';
+    return 1;
+}
+
+int ferry__sysconf_load(const char *path, ferry__sysconf **out, char *err, size_t errlen)
+{
+    if (err && errlen) err[0] = '\0';
+    if (!out) return -EINVAL;
+    *out = NULL;
+    if (!path) return -EINVAL;
+    int fd = open(path, O_RDONLY | O_CLOEXEC);
+    if (fd < 0) return errno == ENOENT ? ferry__sysconf_default(out) : -errno;
+    FILE *f = fdopen(fd, "r");
+    if (!f) {
+        int e = errno;
+        close(fd);
+        return -e;
+    }
+    ferry__sysconf *c;
+    int rc = ferry__sysconf_default(&c);
+    parse_ctx x = {.path = path, .err = err, .errlen = errlen};
+    char line[LINE_LEN + 1];
+    while (rc == 0) {
+        x.line++;
+        rc = read_line(f, line, &x);
+        if (rc <= 0) break;
+        rc = parse_line(&x, c, line);
+    }
+    fclose(f);
+    if (rc < 0) {
+        ferry__sysconf_free(c);
+        return rc;
+    }
+    *out = c;
+    return 0;
+}
+
+static int rule_has(const own_rule *r, const ferry__ident *who)
+{
+    for (size_t i = 0; i < r->nwho; i++) {
+        const who_spec *w = &r->who[i];
+        if (w->kind == WHO_ANY || (w->kind == WHO_UID && who->uid == (uid_t)w->id) ||
+            (w->kind == WHO_GID && ferry__ident_in_group(who, (gid_t)w->id)))
+            return 1;
+    }
+    return 0;
+}
+
+int ferry__sysconf_may_own(const ferry__sysconf *c, const char *name, const ferry__ident *who)
+{
+    if (!who || ferry__name_valid(name) != 0) return 0;
+    if (who->uid == 0 || !c) return 1;
+    size_t best = 0; /* the rank of the most specific matching rule so far */
+    int ok = 0;
+    for (size_t i = 0; i < c->nrules; i++) {
+        const own_rule *r = &c->rules[i];
+        if (r->rank < best || !ferry__pattern_match(r->pat, name)) continue;
+        if (r->rank > best) best = r->rank, ok = 0;
+        if (!ok) ok = rule_has(r, who); /* equal ranks: the same pattern, lines add up */
+    }
+    return best == 0 ? 1 : ok;
+}
+
+void ferry__sysconf_quota(const ferry__sysconf *c, uid_t uid, ferry__quota *out)
+{
+    uint64_t v[Q_N];
+    if (!out) return;
+    if (uid == 0) {
+        for (int k = 0; k < Q_N; k++) v[k] = UINT64_MAX;
+    } else {
+        memcpy(v, c ? c->general : kind_defaults, sizeof v);
+        for (size_t i = 0; c && i < c->nquotas; i++) {
+            if (c->quotas[i].uid != uid) continue;
+            for (int k = 0; k < Q_N; k++)
+                if (c->quotas[i].set & (1u << k)) v[k] = c->quotas[i].v[k];
+        }
+    }
+    out->names = v[Q_NAMES];
+    out->conns = v[Q_CONNS];
+    out->pending = v[Q_PENDING];
+    out->fds = v[Q_FDS];
+    out->bytes = v[Q_BYTES];
+}
