@@ -185,10 +185,10 @@ static int call(int s, int64_t op, const ferry__bw *req, void *buf, ferry__br *r
 
 typedef struct blistener {
     struct ferry_listener base;
-    int sock;  /* connection to ferryd, or -1 while it is away */
-    int ep;    /* ferry_listener_fd: sock and tfd */
-    int tfd;   /* fires when it is time to try registering again */
-    int lost;  /* 0, or why the name is gone for good (-ECONNABORTED, -EEXIST, ...) */
+    int sock; /* connection to ferryd, or -1 while it is away */
+    int ep;   /* ferry_listener_fd: sock and tfd */
+    int tfd;  /* fires when it is time to try registering again */
+    int lost; /* 0, or why the name is gone for good (-ECONNABORTED, -EEXIST, ...) */
     int64_t backoff, retry_at;
     char name[FERRY__NAME_MAX + 1];
     ferry_policy pol;
@@ -246,12 +246,12 @@ static int reregister(blistener *l, int64_t deadline)
             l->backoff = l->backoff ? l->backoff * 2 : BACKOFF_MIN_NS;
             if (l->backoff > BACKOFF_MAX_NS) l->backoff = BACKOFF_MAX_NS;
             l->retry_at = ferry__now_ns() + l->backoff;
-            struct itimerspec its = {.it_value = {l->retry_at / 1000000000,
-                                                  l->retry_at % 1000000000}};
+            struct itimerspec its = {
+                .it_value = {l->retry_at / 1000000000, l->retry_at % 1000000000}};
             timerfd_settime(l->tfd, TFD_TIMER_ABSTIME, &its, NULL);
         }
-        int64_t until = deadline == FERRY__NO_DEADLINE || l->retry_at < deadline ? l->retry_at
-                                                                                 : deadline;
+        int64_t until =
+            deadline == FERRY__NO_DEADLINE || l->retry_at < deadline ? l->retry_at : deadline;
         if (ferry__remaining(deadline) <= 0) return deadline == 0 ? -EAGAIN : -ETIMEDOUT;
         int rc = ferry__wait_fd(-1, 0, until); /* a sleep until the retry or the deadline */
         if (rc < 0 && rc != -ETIMEDOUT && rc != -EAGAIN) return rc;
@@ -304,8 +304,10 @@ static int bl_accept(ferry_listener *fl, ferry_chan **out, int64_t deadline)
         if (op == FERRY__OP_INTRO) {
             rc = take_intro(l, &r, fd, deadline, out);
             if (rc == 1) return 0;
-            if (rc == -EBADMSG) lose_broker(l);
-            else if (rc < 0) return rc;
+            if (rc == -EBADMSG)
+                lose_broker(l);
+            else if (rc < 0)
+                return rc;
             continue;
         }
         if (fd >= 0) close(fd);

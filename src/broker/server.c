@@ -63,8 +63,8 @@ typedef struct intro { /* an introduction the server has not accepted yet */
 } intro;
 
 typedef struct conn {
-    tag t;     /* T_CONN */
-    tag pidt;  /* T_PIDFD */
+    tag t;    /* T_CONN */
+    tag pidt; /* T_PIDFD */
     struct conn *prev, *next;
     int fd, pidfd;
     ferry__ident id;
@@ -595,7 +595,7 @@ static void on_accept(broker *b)
             if (errno != EAGAIN) logf_("accept: %s", strerror(errno));
             return;
         }
-        ferry__ident id;
+        ferry__ident id = {0};
         uidrec *u;
         conn *c;
         if (peer_ident(fd, &id) < 0 || !(u = uid_get(b, id.uid))) {
@@ -658,17 +658,30 @@ static void on_request(broker *b, conn *c)
         c->last_ns = ferry__now_ns();
         ferry__br r = {.p = buf, .len = len};
         switch (op) {
-        case FERRY__OP_REGISTER: rc = do_register(b, c, &r); break;
-        case FERRY__OP_UNREGISTER: rc = do_unregister(b, c, &r); break;
-        case FERRY__OP_CONNECT: rc = do_connect(b, c, seq, &r); break;
-        case FERRY__OP_LOOKUP: rc = do_lookup(b, c, seq, &r); break;
-        case FERRY__OP_LIST: rc = do_list(b, c, seq, &r); break;
-        case FERRY__OP_WATCH: rc = do_watch(c, &r); break;
+        case FERRY__OP_REGISTER:
+            rc = do_register(b, c, &r);
+            break;
+        case FERRY__OP_UNREGISTER:
+            rc = do_unregister(b, c, &r);
+            break;
+        case FERRY__OP_CONNECT:
+            rc = do_connect(b, c, seq, &r);
+            break;
+        case FERRY__OP_LOOKUP:
+            rc = do_lookup(b, c, seq, &r);
+            break;
+        case FERRY__OP_LIST:
+            rc = do_list(b, c, seq, &r);
+            break;
+        case FERRY__OP_WATCH:
+            rc = do_watch(c, &r);
+            break;
         case FERRY__OP_ACCEPTED:
             rc = do_accepted(c, &r);
             if (rc == 0) rc = 1; /* no reply */
             break;
-        default: rc = -EBADMSG;
+        default:
+            rc = -EBADMSG;
         }
         if (b->cfg->verbose)
             logf_("pid %d uid %u op %lld: %d", (int)c->id.pid, (unsigned)c->id.uid, (long long)op,
@@ -688,8 +701,7 @@ static void on_tick(broker *b)
     }
     int64_t now = ferry__now_ns(), idle = (int64_t)b->cfg->idle_ms * 1000000;
     for (conn *c = b->conns; c; c = c->next)
-        if (!c->server && !c->watch && !c->nintros && now - c->last_ns > idle)
-            drop(b, c, "idle");
+        if (!c->server && !c->watch && !c->nintros && now - c->last_ns > idle) drop(b, c, "idle");
     if (b->conns) {
         b->idle_since = 0;
     } else if (!b->idle_since) {
@@ -756,9 +768,15 @@ int ferry__broker_run(const ferry__broker_cfg *cfg)
         for (int i = 0; i < n; i++) {
             tag *t = evs[i].data.ptr;
             switch (t->kind) {
-            case T_LISTEN: on_accept(&b); break;
-            case T_SIGNAL: on_signal(&b); break;
-            case T_TIMER: on_tick(&b); break;
+            case T_LISTEN:
+                on_accept(&b);
+                break;
+            case T_SIGNAL:
+                on_signal(&b);
+                break;
+            case T_TIMER:
+                on_tick(&b);
+                break;
             case T_PIDFD: { /* the process died: its connection goes too */
                 conn *c = (conn *)((char *)t - offsetof(conn, pidt));
                 drop(&b, c, "process exited");

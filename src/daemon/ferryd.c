@@ -81,25 +81,44 @@ static int activated_fd(void)
 
 int main(int argc, char **argv)
 {
-    static const struct option opts[] = {
-        {"foreground", no_argument, 0, 'f'}, {"socket", required_argument, 0, 's'},
-        {"policy", required_argument, 0, 'p'}, {"idle-ms", required_argument, 0, 'i'},
-        {"exit-idle", required_argument, 0, 'x'}, {"verbose", no_argument, 0, 'v'},
-        {"help", no_argument, 0, 'h'}, {0, 0, 0, 0}};
+    static const struct option opts[] = {{"foreground", no_argument, 0, 'f'},
+                                         {"socket", required_argument, 0, 's'},
+                                         {"policy", required_argument, 0, 'p'},
+                                         {"idle-ms", required_argument, 0, 'i'},
+                                         {"exit-idle", required_argument, 0, 'x'},
+                                         {"verbose", no_argument, 0, 'v'},
+                                         {"help", no_argument, 0, 'h'},
+                                         {0, 0, 0, 0}};
     int foreground = 0, c;
     char sock[sizeof(((struct sockaddr_un *)0)->sun_path)] = "";
     const char *policy = getenv("FERRY_POLICY");
     ferry__broker_cfg cfg = {.idle_ms = 5000};
     while ((c = getopt_long(argc, argv, "fs:p:i:x:vh", opts, NULL)) != -1) {
         switch (c) {
-        case 'f': foreground = 1; break;
-        case 's': snprintf(sock, sizeof sock, "%s", optarg); break;
-        case 'p': policy = optarg; break;
-        case 'i': cfg.idle_ms = atoi(optarg); break;
-        case 'x': cfg.exit_idle_s = atoi(optarg); break;
-        case 'v': cfg.verbose = 1; break;
-        case 'h': usage(stdout); return 0;
-        default: usage(stderr); return 2;
+        case 'f':
+            foreground = 1;
+            break;
+        case 's':
+            snprintf(sock, sizeof sock, "%s", optarg);
+            break;
+        case 'p':
+            policy = optarg;
+            break;
+        case 'i':
+            cfg.idle_ms = atoi(optarg);
+            break;
+        case 'x':
+            cfg.exit_idle_s = atoi(optarg);
+            break;
+        case 'v':
+            cfg.verbose = 1;
+            break;
+        case 'h':
+            usage(stdout);
+            return 0;
+        default:
+            usage(stderr);
+            return 2;
         }
     }
     cfg.policy_path = policy && *policy ? policy : "/etc/ferry/policy.conf";
