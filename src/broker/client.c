@@ -44,6 +44,7 @@ extern char **environ;
 #define SPAWN_WAIT_NS  (5 * (int64_t)1000000000)
 #define BACKOFF_MIN_NS (10 * (int64_t)1000000)
 #define BACKOFF_MAX_NS ((int64_t)1000000000)
+#define REREGISTER_NS  ((int64_t)1000000000)
 
 ssize_t ferry_broker_path(char *buf, size_t cap)
 {
@@ -235,9 +236,14 @@ static void lose_broker(blistener *l)
 static int reregister(blistener *l, int64_t deadline)
 {
     for (;;) {
+        uint64_t fired;
+        if (read(l->tfd, &fired, sizeof fired) < 0) { /* not yet: nothing to clear */
+        }
         int64_t now = ferry__now_ns();
         if (now >= l->retry_at) {
-            int rc = do_register(l, deadline);
+            /* The exchange gets its own bound: ferryd answers in microseconds, and even
+             * a FERRY_NOW accept must be able to finish registering. */
+            int rc = do_register(l, ferry__deadline(REREGISTER_NS));
             if (rc == 0) return 0;
             if (rc != -ECONNREFUSED && rc != -ETIMEDOUT && rc != -EAGAIN && rc != -EBADMSG) {
                 l->lost = rc; /* e.g. someone else owns the name now: -EEXIST */

@@ -15,6 +15,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/prctl.h>
 #include <sys/socket.h>
 #include <sys/stat.h>
 #include <sys/un.h>
@@ -56,6 +57,7 @@ static inline void broker_run(test_broker *b, const char *const *extra)
     b->pid = fork();
     CHECK(b->pid >= 0);
     if (b->pid == 0) {
+        prctl(PR_SET_PDEATHSIG, SIGKILL); /* a test that dies takes its ferryd along */
         execv(FERRYD_PATH, (char *const *)argv);
         _exit(127);
     }

@@ -11,6 +11,7 @@
 #include <ferry/ferry.h>
 #include <poll.h>
 #include <signal.h>
+#include <sys/prctl.h>
 
 #define SEC ((int64_t)1000000000)
 
@@ -24,6 +25,7 @@ static pid_t serve(const char *name, int rounds, const ferry_policy *pol)
     pid_t pid = fork();
     CHECK(pid >= 0);
     if (pid == 0) {
+        prctl(PR_SET_PDEATHSIG, SIGKILL); /* a failed check in the parent ends it too */
         close(ready[0]);
         ferry_listener *l;
         CHECK_EQ(ferry_register(name, pol, NULL, &l, 5 * SEC), 0);
