@@ -88,7 +88,7 @@ int main(void)
     ferry_watch *w_other;
     CHECK_EQ(ferry_watch_open("org.other", &w_other, SEC), 0);
 
-    pid_t srv = serve("org.test.echo", 2, NULL);
+    pid_t srv = serve("org.test.echo", 3, NULL);
     ferry_watch_event ev;
     CHECK_EQ(ferry_watch_next(w, &ev, 5 * SEC), 0);
     CHECK_EQ(ev.kind, FERRY_EV_OWNED);
@@ -124,7 +124,10 @@ int main(void)
     CHECK_EQ(ev.kind, FERRY_EV_RELEASED);
     CHECK(strcmp(ev.info.name, "org.test.aaa") == 0);
 
-    /* Death: the name is free at once and the watcher hears it. */
+    /* Death: the name is free at once, the watcher hears it, and a client's channel
+     * (made but not yet served) says the peer is gone. */
+    ferry_chan *orphan;
+    CHECK_EQ(ferry_connect("org.test.echo", FERRY_KIND_UNIX, NULL, &orphan, 5 * SEC), 0);
     CHECK_EQ(kill(srv, SIGKILL), 0);
     int64_t t0 = 0;
     struct timespec ts;
@@ -137,6 +140,9 @@ int main(void)
     CHECK(took < SEC / 10);
     waitpid(srv, NULL, 0);
     CHECK_EQ(ferry_lookup("org.test.echo", &in, SEC), -ENOENT);
+    char byte;
+    CHECK_EQ(ferry_recv(orphan, &byte, 1, 5 * SEC), -EPIPE);
+    ferry_chan_close(orphan);
     CHECK_EQ(ferry_watch_next(w_other, &ev, 0), -EAGAIN); /* it matched nothing */
 
     ferry_watch_close(w);
