@@ -40,4 +40,11 @@ tail -3 $b/fuzz/fuzz.log
 step "no ferry objects left behind"
 left=$( (ls /dev/shm; ls /dev/mqueue 2>/dev/null) | grep -ci ferry || true)
 [ "$left" -eq 0 ] || { echo "ferry objects left in /dev/shm or /dev/mqueue"; exit 1; }
+# Tests run their ferryd in /tmp/ferry-test-*: none may still run, no directory may stay.
+if pgrep -f 'ferryd.*/tmp/ferry-test-' >/dev/null; then
+  echo "a test left ferryd running:"; pgrep -af 'ferryd.*/tmp/ferry-test-'; exit 1
+fi
+if ls -d /tmp/ferry-test-* >/dev/null 2>&1; then
+  echo "a test left its directory:"; ls -d /tmp/ferry-test-*; exit 1
+fi
 echo "all tests passed"
