@@ -1,7 +1,8 @@
 #!/usr/bin/env bash
 # test.sh — the whole test suite: the normal build and every CTest test; the same under
-# ASan+UBSan; the ring and channel tests under TSan; and the frame decoder under
-# libFuzzer for FERRY_FUZZ_SECONDS (default 60). Each build has its own directory under
+# ASan+UBSan; the ring and channel tests under TSan; and the frame decoder and the broker
+# protocol codec under libFuzzer for FERRY_FUZZ_SECONDS (default 60) each, the two
+# harnesses side by side. Each build has its own directory under
 # build-test/. Exits non-zero on the first failure.
 set -euo pipefail
 cd "$(dirname "$0")/.."
@@ -28,14 +29,30 @@ cmake -S . -B $b/tsan -DCMAKE_C_COMPILER=clang -DCMAKE_BUILD_TYPE=Debug -DFERRY_
 cmake --build $b/tsan -j"$jobs"
 TSAN_OPTIONS=halt_on_error=1 ctest --test-dir $b/tsan --output-on-failure -j"$jobs" -R 'ring|grow|chan'
 
-step "libFuzzer: frame decoder, ${fuzz_seconds}s"
+step "libFuzzer: frame decoder and broker protocol, ${fuzz_seconds}s each, side by side"
 cmake -S . -B $b/fuzz -DCMAKE_C_COMPILER=clang -DFERRY_FUZZ=ON >/dev/null
-cmake --build $b/fuzz -j"$jobs" --target fuzz_frame
-mkdir -p $b/fuzz/corpus
-cp tests/fuzz/corpus/frame/* $b/fuzz/corpus/
-$b/fuzz/tests/fuzz/fuzz_frame -max_total_time="$fuzz_seconds" -print_final_stats=1 \
-  $b/fuzz/corpus >$b/fuzz/fuzz.log 2>&1 || { tail -50 $b/fuzz/fuzz.log; exit 1; }
-tail -3 $b/fuzz/fuzz.log
+cmake --build $b/fuzz -j"$jobs" --target fuzz_frame fuzz_broker
+# fuzz NAME: run the harness NAME on a copy of its seed corpus (libFuzzer adds to it).
+fuzz() {
+    rm -rf "$b/fuzz/corpus-$1" && mkdir -p "$b/fuzz/corpus-$1"
+    cp "tests/fuzz/corpus/$1"/* "$b/fuzz/corpus-$1/"
+    "$b/fuzz/tests/fuzz/fuzz_$1" -max_total_time="$fuzz_seconds" -print_final_stats=1 \
+        "$b/fuzz/corpus-$1" >"$b/fuzz/fuzz-$1.log" 2>&1
+}
+fuzz frame & frame_pid=$!
+fuzz broker & broker_pid=$!
+wait $frame_pid && frame_rc=0 || frame_rc=$?
+wait $broker_pid && broker_rc=0 || broker_rc=$?
+for h in frame broker; do
+    rc=$frame_rc
+    [ "$h" = broker ] && rc=$broker_rc
+    if [ "$rc" -eq 0 ]; then
+        echo "fuzz_$h:" && tail -5 "$b/fuzz/fuzz-$h.log"
+    else
+        echo "fuzz_$h FAILED:" && tail -50 "$b/fuzz/fuzz-$h.log"
+    fi
+done
+[ "$frame_rc" -eq 0 ] && [ "$broker_rc" -eq 0 ] || exit 1
 
 step "no ferry objects left behind"
 left=$( (ls /dev/shm; ls /dev/mqueue 2>/dev/null) | grep -ci ferry || true)

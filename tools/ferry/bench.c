@@ -25,6 +25,7 @@
  * pinned to one CPU and each peer to another where allowed.
  */
 #define _POSIX_C_SOURCE 200809L /* strtok_r, isatty, strdup, sigaction, strsignal */
+#include "bench_broker.h"
 #include "bench_ferry.h"
 #include "bench_plan.h"
 #include "commands.h"
@@ -80,6 +81,7 @@ static void usage(FILE *f)
     fprintf(f,
             "usage: ferry bench [--csv] [--quick | --smoke] [--repeat N]\n"
             "                   [--only MECH[,MECH...]] [--url URL]... [--plot FILE.svg]\n"
+            "       ferry bench --scale [--csv] [--smoke]\n"
             "\n"
             "Measures ferry against baselines, all in this run on this machine, with two\n"
             "processes pinned to different CPUs where allowed. Progress goes to stderr.\n"
@@ -102,6 +104,10 @@ static void usage(FILE *f)
             "              become a private directory, a free TCP port, a unique name and a\n"
             "              unique number. Alone (without --only) it measures only that row.\n"
             "              E.g. --url 'shm://{dir}/bench.sock' (up to %d)\n"
+            "  --scale     instead of the rows: start a private ferryd, register 10,000 names\n"
+            "              (10 server processes) and open 1,000 clients (watches), then report\n"
+            "              ferryd's VmRSS (target: < 16 MiB); with --smoke, 100 names and 20\n"
+            "              clients\n"
             "  --only L    only these mechanisms (comma-separated):\n",
             BENCH_MAX_REPEAT, REPEAT_FULL, REPEAT_QUICK, REPEAT_SMOKE, MAX_URLS);
     for (size_t i = 0; i < BENCH_NMECHS; i++) {
@@ -210,7 +216,7 @@ static void release_mechs(const bench_row *rows, size_t n)
 int bench_main(int argc, char **argv)
 {
     const bench_budget *budget = &BUDGET_FULL;
-    int csv = 0, selected[BENCH_NMECHS], repeat = 0, mode_repeat = REPEAT_FULL;
+    int csv = 0, selected[BENCH_NMECHS], repeat = 0, mode_repeat = REPEAT_FULL, scale = 0;
     const char *only = NULL, *plot = NULL;
 
     for (size_t i = 0; i < BENCH_NMECHS; i++) selected[i] = 1;
@@ -218,6 +224,8 @@ int bench_main(int argc, char **argv)
         const char *a = argv[i], *rep_arg = NULL;
         if (strcmp(a, "--csv") == 0)
             csv = 1;
+        else if (strcmp(a, "--scale") == 0)
+            scale = 1;
         else if (strcmp(a, "--quick") == 0) {
             budget = &BUDGET_QUICK;
             mode_repeat = REPEAT_QUICK;
@@ -253,6 +261,15 @@ int bench_main(int argc, char **argv)
             usage(stderr);
             return 2;
         }
+    }
+    if (scale) {
+        if (only || nurls || plot || repeat) {
+            fprintf(stderr, "ferry bench: --scale takes only --csv and --smoke\n\n");
+            usage(stderr);
+            return 2;
+        }
+        signal(SIGPIPE, SIG_IGN);
+        return bench_scale_main(budget == &BUDGET_SMOKE, csv);
     }
     if (repeat == 0) repeat = mode_repeat;
     if (only || nurls) {

@@ -11,6 +11,7 @@
  */
 #define _POSIX_C_SOURCE 200809L /* clock_gettime in bench.h */
 #include "bench_plan.h"
+#include "bench_broker.h"
 #include "bench_ferry.h"
 #include "bench_lib.h"
 #include "bench_raw.h"
@@ -65,6 +66,11 @@ const bench_mech BENCH_MECHS[] = {
      .shape = SHAPE_ALL,
      .arg = &(const bench_ferry_spec){.url = "sysvmq://{key}"},
      .limit = bench_raw_sysvmq_limit},
+    /* The naming service: connect through a private ferryd, one round trip, close. */
+    {.name = "broker-connect",
+     .fn = bench_broker_connect,
+     .shape = SHAPE_LINE,
+     .unavailable = bench_broker_unavailable},
     /* The kernel mechanisms, raw (no ferry). */
     {.name = "unix",
      .fn = bench_raw,
@@ -148,6 +154,9 @@ const bench_target BENCH_TARGETS[] = {
             BENCH_EACH_SIZE, BENCH_EACH_SIZE, F_P50, 1, 1.25                                       \
     }
     VS_RAW("ferry-unix", "unix"),
+    /* Right after VS_RAW ferry-unix, so broker-connect is measured just after ferry-unix 64. */
+    {"broker-connect p50 / ferry-unix pingpong 64 p50", "broker-connect", "ferry-unix",
+     BENCH_PINGPONG, BENCH_PINGPONG, 64, 64, F_P50, 1, 20},
     VS_RAW("ferry-tcp", "tcp"),
     VS_RAW("ferry-fifo", "fifo"),
     VS_RAW("ferry-pipe", "pipe"),

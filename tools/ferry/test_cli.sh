@@ -14,8 +14,9 @@
 # else by comparing /dev/mqueue and `ipcs -q` before and after; FIFOs under $TMPDIR.
 # Then the peers (ZeroMQ, NNG, iceoryx): rows when built in, else a note and no rows;
 # iceoryx leaves nothing in /dev/shm or /tmp. Then --url (the generic ferry row, by
-# listen/open, here over shm://): its six rows, nothing left in {dir}. Then --plot: a
-# well-formed SVG.
+# listen/open, here over shm://): its six rows, nothing left in {dir}. Then the naming
+# service: broker-connect (one row) and --scale --smoke (its report, its CSV) with a
+# private ferryd each, nothing left in TMPDIR. Then --plot: a well-formed SVG.
 set -u
 FERRY=$1
 tmp=$(mktemp -d) || exit 1
@@ -196,6 +197,26 @@ expect 2 "$FERRY" bench --url 'no scheme'
 expect 1 env TMPDIR="$tmp/tmpdir-url" "$FERRY" bench --smoke --url 'nosuch://{dir}/x'
 grep -q 'EPROTONOSUPPORT' "$tmp/err" || fail "--url with an unknown scheme: no reason given"
 [ -z "$(ls -A "$tmp/tmpdir-url")" ] || fail "--url (failed) left: $(ls -A "$tmp/tmpdir-url")"
+
+# ---- the naming service: broker-connect through a private ferryd, and --scale; both
+# stop their ferryd and leave nothing in TMPDIR
+mkdir "$tmp/tmpdir-broker"
+expect 0 env TMPDIR="$tmp/tmpdir-broker" "$FERRY" bench --csv --smoke --only broker-connect
+check_rows "$tmp/out" broker-connect
+[ "$(awk -F, '$1 == "broker-connect" { print $2, $3 }' "$tmp/out")" = "pingpong 64" ] ||
+    fail "broker-connect: want exactly one row, pingpong 64"
+[ -z "$(ls -A "$tmp/tmpdir-broker")" ] || fail "broker-connect left: $(ls -A "$tmp/tmpdir-broker")"
+expect 0 env TMPDIR="$tmp/tmpdir-broker" "$FERRY" bench --smoke --scale
+grep -q '^  VmRSS [0-9]* KiB' "$tmp/out" || fail "--scale: no VmRSS line"
+grep -Eq '^  ferryd VmRSS, 100 names \+ 20 clients .*(PASS|MISS)$' "$tmp/out" ||
+    fail "--scale: no target line"
+expect 0 env TMPDIR="$tmp/tmpdir-broker" "$FERRY" bench --smoke --scale --csv
+[ "$(head -n 1 "$tmp/out")" = "names,servers,clients,ferryd_rss_kib,ferryd_hwm_kib,ferryd_fds" ] ||
+    fail "--scale --csv: header"
+awk -F, 'NR == 2 && NF == 6 && $1 == 100 && $4 > 0 { ok = 1 } END { exit !(ok && NR == 2) }' \
+    "$tmp/out" || fail "--scale --csv: bad row: $(cat "$tmp/out")"
+[ -z "$(ls -A "$tmp/tmpdir-broker")" ] || fail "--scale left: $(ls -A "$tmp/tmpdir-broker")"
+expect 2 "$FERRY" bench --scale --only spin-baseline
 
 # ---- --plot: a well-formed SVG chart
 expect 0 "$FERRY" bench --smoke --only spin-baseline,ferry-shm,unix,posixmq --plot "$tmp/p.svg"
