@@ -3,6 +3,7 @@
  *   test_ls_helper register NAME   own NAME at ferryd (policy mode 0644), print "ready",
  *                                  then accept connections (closing each) until killed
  *   test_ls_helper connect NAME    connect to NAME once and close; exit 0 or 1
+ *   test_ls_helper send URL        ferry_chan_open(URL), send one message, close
  *   test_ls_helper listen URL      ferry_listen(URL) (queues: with FERRY_PERSIST and
  *                                  max_msg 1024), print "ready", wait until killed
  * Rules: "ready" is printed (and flushed) only once the name or listener exists; any
@@ -25,7 +26,7 @@ static void ready(void)
 int main(int argc, char **argv)
 {
     if (argc != 3) {
-        fputs("usage: test_ls_helper register|connect NAME | listen URL\n", stderr);
+        fputs("usage: test_ls_helper register|connect NAME | listen|send URL\n", stderr);
         return 2;
     }
     int rc;
@@ -51,6 +52,14 @@ int main(int argc, char **argv)
         ferry_chan_close(ch);
         return 0;
     }
+    if (strcmp(argv[1], "send") == 0) {
+        ferry_chan *ch;
+        if ((rc = ferry_chan_open(argv[2], NULL, &ch, 5 * SEC)) < 0) goto fail;
+        rc = ferry_send(ch, "queued", 6, 5 * SEC);
+        ferry_chan_close(ch);
+        if (rc < 0) goto fail;
+        return 0;
+    }
     if (strcmp(argv[1], "listen") == 0) {
         ferry_chan_opts o;
         ferry_chan_opts_init(&o);
@@ -63,7 +72,7 @@ int main(int argc, char **argv)
         ready();
         for (;;) pause();
     }
-    fputs("usage: test_ls_helper register|connect NAME | listen URL\n", stderr);
+    fputs("usage: test_ls_helper register|connect NAME | listen|send URL\n", stderr);
     return 2;
 fail:
     fprintf(stderr, "test_ls_helper %s %s: %s\n", argv[1], argv[2], ferry_strerror(rc));
