@@ -1,6 +1,8 @@
 /*
  * main.c — the `ferry` command-line tool: dispatch to a subcommand.
  *   ferry bench [options]   measure ferry against baselines (see `ferry bench --help`)
+ *   ferry ls [options]      ferryd's names and the kernel objects ferry made (ls.c)
+ *   ferry rm OBJECT|--stale remove ferry-made kernel objects (ls.c)
  *   ferry help [command]    this help, or a command's help
  *   ferry --version
  * An unknown command prints the usage on stderr and exits 2.
@@ -20,6 +22,8 @@ static void usage(FILE *f)
           "\n"
           "commands:\n"
           "  bench      measure ferry against baselines, in one run on this machine\n"
+          "  ls         list ferryd's names and the IPC objects ferry made (stale ones too)\n"
+          "  rm         remove ferry-made IPC objects: rm OBJECT..., rm --stale\n"
           "  help [cmd] show this help, or the help of a command\n"
           "\n"
           "  ferry --version   print the version\n",
@@ -34,10 +38,15 @@ int main(int argc, char **argv)
     }
     const char *cmd = argv[1];
     if (strcmp(cmd, "bench") == 0) return bench_main(argc - 1, argv + 1);
+    if (strcmp(cmd, "ls") == 0) return ls_main(argc - 1, argv + 1);
+    if (strcmp(cmd, "rm") == 0) return rm_main(argc - 1, argv + 1);
     if (strcmp(cmd, "help") == 0 || strcmp(cmd, "--help") == 0 || strcmp(cmd, "-h") == 0) {
-        if (argc > 2 && strcmp(argv[2], "bench") == 0) {
-            char *args[] = {"bench", "--help", NULL};
-            return bench_main(2, args);
+        static int (*const mains[])(int, char **) = {bench_main, ls_main, rm_main};
+        static const char *const names[] = {"bench", "ls", "rm"};
+        for (int i = 0; argc > 2 && i < 3; i++) {
+            if (strcmp(argv[2], names[i]) != 0) continue;
+            char *args[] = {(char *)names[i], "--help", NULL};
+            return mains[i](2, args);
         }
         usage(stdout);
         return 0;

@@ -1,0 +1,1159 @@
+/*
+ * ls.c — `ferry ls` (ferry's `ipcs -a`) and `ferry rm`: what the naming service holds,
+ * and the kernel objects ferry's transports made, with the ones whose makers are gone
+ * marked stale (docs/ferry-ls.md is the user's guide).
+ *
+ *   ferry ls [--json] [--path DIR]... [--mqueue DIR] [--broker SOCKET]
+ *   ferry rm [-n] [--path DIR]... [--mqueue DIR] (--stale | OBJECT...)
+ *
+ * Rules:
+ *  - Never starts ferryd: FERRY_NO_AUTOSPAWN=1 is set for the tool's own calls. Names come
+ *    from ferry_list (paged, 64 a call, 2 s per call); ferryd's pid from PATH.lock (its
+ *    courtesy; absent under socket activation). ferryd not running is no error.
+ *  - Kernel objects are found the way the transports name them:
+ *      posixmq  queues NAME.c2s / NAME.s2c in the mqueue file system (--mqueue, default
+ *               /dev/mqueue); when both exist their mq_msgsize must match and be >= 32
+ *               (a ferry frame header), else they are not ferry's. One row per pair.
+ *      sysvmq   a door queue holds ferry's hello (mtype LONG_MAX, 24 bytes, magic
+ *               "FRYQ", version 1) naming its back queue: one row per door (+ back).
+ *               Messages are read with MSG_COPY, which copies and takes nothing, so
+ *               looking changes no queue (nor its lspid/lrpid). A queue without a hello
+ *               (a peer holds it) is ferry's only when a message in it is a ferry frame
+ *               ("FRY1" header, mtype = type + 1); an empty one cannot be told apart.
+ *      fifo     PATH.c2s / PATH.s2c FIFOs, and socket files, only in --path DIRs.
+ *  - Liveness, from what the kernel keeps:
+ *      posixmq, fifo  live while some process has one of the pair open (every
+ *               /proc/PID/fd is looked at; a ferry listener keeps its queues or its
+ *               c2s FIFO open); stale when none does; unknown when a process that could
+ *               open it had fds we may not read (root's are not counted for non-root).
+ *      sysvmq   the kernel keeps no creator pid and no opener count: only the last
+ *               sender and receiver of each queue (msg_lspid, msg_lrpid, as
+ *               /proc/sysvipc/msg shows them). Live when one of those pids is alive,
+ *               stale when all are dead, unknown when there are none.
+ *      socket   live when it is in /proc/net/unix as listening, or a connect succeeds;
+ *               stale when a connect is refused (ECONNREFUSED): nobody listens.
+ *    A pid is alive when kill(pid, 0) succeeds or says EPERM (pids may be reused, and
+ *    pids of another pid namespace read as 0: unknown).
+ *  - `ferry rm` uses the kernel's permission checks (mq_unlink, msgctl IPC_RMID,
+ *    unlink): each failure is reported on stderr and the rest goes on. OBJECT is
+ *    "/name" (a POSIX pair: both queues), "sysvmq:ID" (that queue, and when it is a
+ *    ferry door the back queue its hello names; also the back queue's door), a path
+ *    (a socket or FIFO; PATH whose PATH.c2s / PATH.s2c are FIFOs removes both), or a
+ *    ferry URL (posixmq:///x, sysvmq://#ID, fifo:///p, unix:///p, shm:///p). Regular
+ *    files and directories are never removed.
+ *  - Exit status: 0 done; 1 something failed (ls: ferryd answered with an error; rm: an
+ *    object could not be removed); 2 usage.
+ */
+#define _GNU_SOURCE
+#include "commands.h"
+
+#include <ferry/ferry.h>
+
+#include <ctype.h>
+#include <dirent.h>
+#include <errno.h>
+#include <fcntl.h>
+#include <getopt.h>
+#include <limits.h>
+#include <mqueue.h>
+#include <signal.h>
+#include <stdarg.h>
+#include <stdint.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/msg.h>
+#include <sys/socket.h>
+#include <sys/stat.h>
+#include <sys/un.h>
+#include <unistd.h>
+
+#define SEC_NS       ((int64_t)1000000000)
+#define CALL_TIMEOUT (2 * SEC_NS)
+#define PAGE         64
+#define MAX_PIDS     8
+#define MAX_DIRS     16
+#define MAX_SCAN     100000 /* messages looked at per System V queue */
+#define HDR          32     /* a ferry frame header */
+#define HELLO_LEN    24
+#define HELLO_MAGIC  0x51595246u /* "FRYQ" */
+#define FRAME_MAGIC  0x31595246u /* "FRY1" */
+
+enum { ST_LIVE, ST_STALE, ST_UNKNOWN };
+static const char *const state_names[] = {"live", "stale", "unknown"};
+
+typedef struct pidref {
+    pid_t pid;
+    char role[12]; /* "open", "c2s.snd", "c2s.rcv", "s2c.snd", "s2c.rcv" */
+    int alive;
+} pidref;
+
+/* One ferry object: a queue pair, a FIFO pair or a socket file. */
+typedef struct obj {
+    const char *kind;       /* "posixmq", "sysvmq", "fifo", "socket" */
+    char name[PATH_MAX];    /* what `ferry rm` takes */
+    char part[2][PATH_MAX]; /* c2s, s2c: queue names or paths; "" when missing */
+    int id[2];              /* sysvmq: door (c2s) and back (s2c) ids, -1 missing */
+    long long key;          /* sysvmq: the door's key (0: private) */
+    dev_t dev[2];           /* posixmq, fifo: to find who has them open */
+    ino_t ino[2];
+    uid_t uid;
+    unsigned mode;
+    long depth[2]; /* messages queued c2s, s2c; -1 unknown */
+    pidref pids[MAX_PIDS];
+    int npids;
+    int unreadable; /* a process that could hold it had fds we could not read */
+    int state;
+    char note[160];
+} obj;
+
+typedef struct objlist {
+    obj *v;
+    size_t n, cap;
+} objlist;
+
+typedef struct scanopts {
+    const char *mqdir;
+    const char *dirs[MAX_DIRS];
+    int ndirs;
+} scanopts;
+
+/* Notes about what could not be looked at (shown once, under the objects). */
+typedef struct notes {
+    char text[8][200];
+    int n;
+} notes;
+
+static void note_add(notes *ns, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
+static void note_add(notes *ns, const char *fmt, ...)
+{
+    if (ns->n >= 8) return;
+    va_list ap;
+    va_start(ap, fmt);
+    vsnprintf(ns->text[ns->n++], sizeof ns->text[0], fmt, ap);
+    va_end(ap);
+}
+
+static obj *obj_new(objlist *l, const char *kind)
+{
+    if (l->n == l->cap) {
+        size_t cap = l->cap ? l->cap * 2 : 16;
+        obj *v = realloc(l->v, cap * sizeof *v);
+        if (!v) {
+            fprintf(stderr, "ferry: out of memory\n");
+            exit(1);
+        }
+        l->v = v;
+        l->cap = cap;
+    }
+    obj *o = &l->v[l->n++];
+    memset(o, 0, sizeof *o);
+    o->kind = kind;
+    o->id[0] = o->id[1] = -1;
+    o->depth[0] = o->depth[1] = -1;
+    o->state = ST_UNKNOWN;
+    return o;
+}
+
+static int pid_alive(pid_t pid)
+{
+    return pid > 0 && (kill(pid, 0) == 0 || errno == EPERM);
+}
+
+static void pid_add(obj *o, pid_t pid, const char *role)
+{
+    if (pid <= 0) return;
+    for (int i = 0; i < o->npids; i++)
+        if (o->pids[i].pid == pid && strcmp(o->pids[i].role, role) == 0) return;
+    if (o->npids == MAX_PIDS) return;
+    pidref *p = &o->pids[o->npids++];
+    p->pid = pid;
+    snprintf(p->role, sizeof p->role, "%s", role);
+    p->alive = pid_alive(pid);
+}
+
+static int ends_with(const char *s, const char *suffix)
+{
+    size_t n = strlen(s), m = strlen(suffix);
+    return n > m && strcmp(s + n - m, suffix) == 0;
+}
+
+/* ------------------------------------------------------------------ POSIX queues */
+
+static void scan_posixmq(const scanopts *so, objlist *l, notes *ns)
+{
+    DIR *d = opendir(so->mqdir);
+    if (!d) {
+        note_add(ns, "POSIX queues not listed: %s: %s (mount -t mqueue none /dev/mqueue)",
+                 so->mqdir, strerror(errno));
+        return;
+    }
+    size_t first = l->n;
+    struct dirent *e;
+    while ((e = readdir(d)) != NULL) {
+        int side = ends_with(e->d_name, ".c2s") ? 0 : ends_with(e->d_name, ".s2c") ? 1 : -1;
+        if (side < 0) continue;
+        char base[NAME_MAX + 2];
+        snprintf(base, sizeof base, "/%.*s", (int)(strlen(e->d_name) - 4), e->d_name);
+        obj *o = NULL;
+        for (size_t i = first; i < l->n; i++)
+            if (strcmp(l->v[i].name, base) == 0) o = &l->v[i];
+        if (!o) {
+            o = obj_new(l, "posixmq");
+            snprintf(o->name, sizeof o->name, "%s", base);
+        }
+        snprintf(o->part[side], sizeof o->part[side], "/%s", e->d_name);
+        struct stat st;
+        if (fstatat(dirfd(d), e->d_name, &st, 0) == 0) {
+            o->dev[side] = st.st_dev;
+            o->ino[side] = st.st_ino;
+            o->uid = st.st_uid;
+            o->mode = st.st_mode & 07777;
+        }
+    }
+    closedir(d);
+    /* Depths, and the shape check: a pair ferry made has equal msgsize >= 32. */
+    for (size_t i = first; i < l->n;) {
+        obj *o = &l->v[i];
+        long msgsize[2] = {-1, -1};
+        for (int s = 0; s < 2; s++) {
+            if (!o->part[s][0]) continue;
+            mqd_t q = mq_open(o->part[s], O_RDONLY | O_NONBLOCK | O_CLOEXEC);
+            struct mq_attr a;
+            if (q == (mqd_t)-1) continue;
+            if (mq_getattr(q, &a) == 0) {
+                o->depth[s] = a.mq_curmsgs;
+                msgsize[s] = a.mq_msgsize;
+            }
+            mq_close(q);
+        }
+        int foreign = (msgsize[0] >= 0 && msgsize[0] < HDR) ||
+                      (msgsize[1] >= 0 && msgsize[1] < HDR) ||
+                      (msgsize[0] >= 0 && msgsize[1] >= 0 && msgsize[0] != msgsize[1]);
+        if (foreign) {
+            l->v[i] = l->v[--l->n];
+            continue;
+        }
+        if (!o->part[0][0] || !o->part[1][0])
+            snprintf(o->note, sizeof o->note, "half a pair: no %s",
+                     o->part[0][0] ? ".s2c" : ".c2s");
+        i++;
+    }
+}
+
+/* ------------------------------------------------------------------ System V queues */
+
+typedef struct svq {
+    int id;
+    long long key;
+    unsigned mode;
+    long qnum;
+    pid_t lspid, lrpid;
+    uid_t uid;
+    int back;   /* a door: the back queue its hello names; else -1 */
+    int frames; /* holds a ferry frame */
+    int used;
+} svq;
+
+static long proc_long(const char *path, long dflt)
+{
+    FILE *f = fopen(path, "re");
+    long v = 0;
+    if (!f) return dflt;
+    if (fscanf(f, "%ld", &v) != 1 || v <= 0) v = dflt;
+    fclose(f);
+    return v;
+}
+
+static uint32_t get32(const uint8_t *p)
+{
+    return (uint32_t)p[0] | (uint32_t)p[1] << 8 | (uint32_t)p[2] << 16 | (uint32_t)p[3] << 24;
+}
+
+/* Look into q with MSG_COPY (nothing is taken): its hello, or a ferry frame. 0, or -errno
+ * when it cannot be read (-ENOSYS: the kernel has no MSG_COPY). */
+static int sv_classify(svq *q, void *buf, size_t cap)
+{
+    struct {
+        long mtype;
+        uint8_t text[];
+    } *m = buf;
+    for (long pos = 0; pos < MAX_SCAN; pos++) {
+        ssize_t n = msgrcv(q->id, m, cap, pos, IPC_NOWAIT | MSG_COPY | MSG_NOERROR);
+        if (n < 0) {
+            if (errno == EINTR) {
+                pos--;
+                continue;
+            }
+            return errno == ENOMSG ? 0 : -errno;
+        }
+        const uint8_t *t = m->text;
+        if (m->mtype == LONG_MAX && n == HELLO_LEN && get32(t) == HELLO_MAGIC && t[4] == 1 &&
+            (int32_t)get32(t + 8) >= 0)
+            q->back = (int)get32(t + 8);
+        else if (n >= HDR && get32(t) == FRAME_MAGIC && t[4] == 1) {
+            int64_t type = 0;
+            for (int i = 7; i >= 0; i--) type = type << 8 | t[8 + i];
+            if (type >= 0 && type < LONG_MAX && m->mtype == type + 1) q->frames = 1;
+        }
+    }
+    return 0;
+}
+
+static void sv_pids(obj *o, const svq *q, int side)
+{
+    pid_add(o, q->lspid, side ? "s2c.snd" : "c2s.snd");
+    pid_add(o, q->lrpid, side ? "s2c.rcv" : "c2s.rcv");
+}
+
+static void scan_sysvmq(objlist *l, notes *ns)
+{
+    FILE *f = fopen("/proc/sysvipc/msg", "re");
+    if (!f) {
+        note_add(ns, "System V queues not listed: /proc/sysvipc/msg: %s", strerror(errno));
+        return;
+    }
+    svq *qs = NULL;
+    size_t nq = 0, capq = 0;
+    char line[512];
+    if (!fgets(line, sizeof line, f)) line[0] = '\0'; /* the header */
+    while (fgets(line, sizeof line, f)) {
+        svq q = {.back = -1};
+        long long key;
+        unsigned mode;
+        unsigned long cbytes;
+        int id, lspid, lrpid;
+        unsigned uid;
+        if (sscanf(line, "%lld %d %o %lu %ld %d %d %u", &key, &id, &mode, &cbytes, &q.qnum, &lspid,
+                   &lrpid, &uid) != 8)
+            continue;
+        q.key = key;
+        q.id = id;
+        q.mode = mode & 0777;
+        q.lspid = lspid;
+        q.lrpid = lrpid;
+        q.uid = uid;
+        if (nq == capq) {
+            capq = capq ? capq * 2 : 16;
+            svq *v = realloc(qs, capq * sizeof *v);
+            if (!v) break;
+            qs = v;
+        }
+        qs[nq++] = q;
+    }
+    fclose(f);
+    size_t cap = (size_t)proc_long("/proc/sys/kernel/msgmax", 8192) + sizeof(long);
+    void *buf = malloc(cap);
+    int unread = 0, nocopy = 0;
+    for (size_t i = 0; buf && i < nq; i++) {
+        int rc = sv_classify(&qs[i], buf, cap - sizeof(long));
+        if (rc == -ENOSYS)
+            nocopy = 1;
+        else if (rc < 0)
+            unread++;
+    }
+    free(buf);
+    if (nocopy)
+        note_add(ns, "System V queues: the kernel has no MSG_COPY; ferry's cannot be recognised");
+    if (unread)
+        note_add(ns, "System V queues: %d could not be read (permission); not listed", unread);
+    for (size_t i = 0; i < nq; i++) {
+        if (qs[i].back < 0) continue;
+        svq *door = &qs[i], *back = NULL;
+        for (size_t j = 0; j < nq; j++)
+            if (qs[j].id == door->back && j != i) back = &qs[j];
+        obj *o = obj_new(l, "sysvmq");
+        door->used = 1;
+        snprintf(o->name, sizeof o->name, "sysvmq:%d", door->id);
+        snprintf(o->part[0], sizeof o->part[0], "%d", door->id);
+        o->id[0] = door->id;
+        o->key = door->key;
+        o->uid = door->uid;
+        o->mode = door->mode;
+        o->depth[0] = door->qnum - 1; /* less the hello */
+        sv_pids(o, door, 0);
+        char keys[32] = "private";
+        if (door->key) snprintf(keys, sizeof keys, "0x%08llx", door->key & 0xffffffffLL);
+        if (back) {
+            back->used = 1;
+            o->id[1] = back->id;
+            snprintf(o->part[1], sizeof o->part[1], "%d", back->id);
+            o->depth[1] = back->qnum;
+            sv_pids(o, back, 1);
+            snprintf(o->note, sizeof o->note, "key %s, back queue %d", keys, back->id);
+        } else {
+            snprintf(o->note, sizeof o->note, "key %s, back queue %d is gone", keys, door->back);
+        }
+    }
+    for (size_t i = 0; i < nq; i++) {
+        if (qs[i].used || !qs[i].frames) continue;
+        obj *o = obj_new(l, "sysvmq");
+        snprintf(o->name, sizeof o->name, "sysvmq:%d", qs[i].id);
+        snprintf(o->part[0], sizeof o->part[0], "%d", qs[i].id);
+        o->id[0] = qs[i].id;
+        o->key = qs[i].key;
+        o->uid = qs[i].uid;
+        o->mode = qs[i].mode;
+        o->depth[0] = qs[i].qnum;
+        sv_pids(o, &qs[i], 0);
+        snprintf(o->note, sizeof o->note,
+                 "holds ferry frames but no hello (a peer holds it, or died holding it)");
+    }
+    free(qs);
+}
+
+/* ------------------------------------------------------------------ FIFOs and sockets */
+
+/* Is path in /proc/net/unix as a listening socket? 1, 0, or -1 (cannot tell). */
+static int unix_listening(const char *path)
+{
+    FILE *f = fopen("/proc/net/unix", "re");
+    if (!f) return -1;
+    char line[PATH_MAX + 128];
+    int found = 0;
+    while (!found && fgets(line, sizeof line, f)) {
+        unsigned long flags;
+        char p[PATH_MAX + 1];
+        /* Num RefCount Protocol Flags Type St Inode Path */
+        if (sscanf(line, "%*s %*s %*s %lx %*s %*s %*s %4096s", &flags, p) != 2) continue;
+        if ((flags & 0x10000) && strcmp(p, path) == 0) found = 1; /* __SO_ACCEPTCON */
+    }
+    fclose(f);
+    return found;
+}
+
+/* Who listens at socket file path: ST_LIVE, ST_STALE (refused) or ST_UNKNOWN. */
+static int socket_state(const char *path, char *why, size_t whylen)
+{
+    char real[PATH_MAX];
+    if (unix_listening(path) == 1 || (realpath(path, real) && unix_listening(real) == 1))
+        return ST_LIVE;
+    struct sockaddr_un sa = {.sun_family = AF_UNIX};
+    if (strlen(path) >= sizeof sa.sun_path) {
+        snprintf(why, whylen, "path too long to connect to");
+        return ST_UNKNOWN;
+    }
+    memcpy(sa.sun_path, path, strlen(path) + 1);
+    static const int types[] = {SOCK_SEQPACKET, SOCK_STREAM, SOCK_DGRAM};
+    for (size_t i = 0; i < sizeof types / sizeof types[0]; i++) {
+        int s = socket(AF_UNIX, types[i] | SOCK_CLOEXEC | SOCK_NONBLOCK, 0);
+        if (s < 0) break;
+        int rc = connect(s, (struct sockaddr *)&sa, sizeof sa);
+        int err = errno;
+        close(s);
+        if (rc == 0 || err == EINPROGRESS || err == EAGAIN) return ST_LIVE;
+        if (err == ECONNREFUSED) {
+            snprintf(why, whylen, "nobody listens (connect: ECONNREFUSED)");
+            return ST_STALE;
+        }
+        if (err != EPROTOTYPE) {
+            snprintf(why, whylen, "connect: %s", strerror(err));
+            return ST_UNKNOWN;
+        }
+    }
+    return ST_UNKNOWN;
+}
+
+static void scan_dir(const char *dir, objlist *l, notes *ns)
+{
+    DIR *d = opendir(dir);
+    if (!d) {
+        note_add(ns, "--path %s: %s", dir, strerror(errno));
+        return;
+    }
+    size_t first = l->n;
+    struct dirent *e;
+    while ((e = readdir(d)) != NULL) {
+        struct stat st;
+        if (e->d_name[0] == '.' && (!e->d_name[1] || (e->d_name[1] == '.' && !e->d_name[2])))
+            continue;
+        if (fstatat(dirfd(d), e->d_name, &st, AT_SYMLINK_NOFOLLOW) < 0) continue;
+        char path[PATH_MAX];
+        int n =
+            snprintf(path, sizeof path, "%s%s%s", dir, ends_with(dir, "/") ? "" : "/", e->d_name);
+        if (n < 0 || (size_t)n >= sizeof path) continue;
+        if (S_ISSOCK(st.st_mode)) {
+            obj *o = obj_new(l, "socket");
+            snprintf(o->name, sizeof o->name, "%s", path);
+            snprintf(o->part[0], sizeof o->part[0], "%s", path);
+            o->uid = st.st_uid;
+            o->mode = st.st_mode & 07777;
+            o->state = socket_state(path, o->note, sizeof o->note);
+            continue;
+        }
+        int side = ends_with(path, ".c2s") ? 0 : ends_with(path, ".s2c") ? 1 : -1;
+        if (!S_ISFIFO(st.st_mode) || side < 0) continue;
+        char base[PATH_MAX];
+        snprintf(base, sizeof base, "%.*s", (int)(strlen(path) - 4), path);
+        obj *o = NULL;
+        for (size_t i = first; i < l->n; i++)
+            if (strcmp(l->v[i].kind, "fifo") == 0 && strcmp(l->v[i].name, base) == 0) o = &l->v[i];
+        if (!o) {
+            o = obj_new(l, "fifo");
+            snprintf(o->name, sizeof o->name, "%s", base);
+        }
+        snprintf(o->part[side], sizeof o->part[side], "%s", path);
+        o->dev[side] = st.st_dev;
+        o->ino[side] = st.st_ino;
+        o->uid = st.st_uid;
+        o->mode = st.st_mode & 07777;
+    }
+    closedir(d);
+    for (size_t i = first; i < l->n; i++) {
+        obj *o = &l->v[i];
+        if (strcmp(o->kind, "fifo") == 0 && (!o->part[0][0] || !o->part[1][0]))
+            snprintf(o->note, sizeof o->note, "half a pair: no %s",
+                     o->part[0][0] ? ".s2c" : ".c2s");
+    }
+}
+
+/* ------------------------------------------------------------------ who has what open */
+
+/* Could a process of uid open o (by its mode bits)? root's processes are not counted
+ * when we cannot read them (a non-root caller never can). */
+static int could_open(const obj *o, uid_t uid)
+{
+    return uid != 0 && (uid == o->uid || (o->mode & 066));
+}
+
+/* Look at every process's fds for the posixmq and fifo objects. */
+static void scan_holders(objlist *l)
+{
+    int want = 0;
+    for (size_t i = 0; i < l->n; i++)
+        if (l->v[i].ino[0] || l->v[i].ino[1]) want = 1;
+    if (!want) return;
+    DIR *proc = opendir("/proc");
+    if (!proc) return;
+    pid_t self = getpid();
+    struct dirent *pe;
+    while ((pe = readdir(proc)) != NULL) {
+        if (!isdigit((unsigned char)pe->d_name[0])) continue;
+        pid_t pid = (pid_t)atol(pe->d_name);
+        if (pid == self) continue;
+        char fdpath[64];
+        snprintf(fdpath, sizeof fdpath, "/proc/%d/fd", (int)pid);
+        DIR *fds = opendir(fdpath);
+        if (!fds) {
+            struct stat pst;
+            if (errno == EACCES && fstatat(dirfd(proc), pe->d_name, &pst, 0) == 0)
+                for (size_t i = 0; i < l->n; i++)
+                    if (could_open(&l->v[i], pst.st_uid)) l->v[i].unreadable = 1;
+            continue;
+        }
+        struct dirent *fe;
+        while ((fe = readdir(fds)) != NULL) {
+            struct stat st;
+            if (fe->d_name[0] == '.') continue;
+            if (fstatat(dirfd(fds), fe->d_name, &st, 0) < 0) continue;
+            if (!S_ISFIFO(st.st_mode) && !S_ISREG(st.st_mode)) continue; /* mqueue: S_IFREG */
+            for (size_t i = 0; i < l->n; i++) {
+                obj *o = &l->v[i];
+                for (int s = 0; s < 2; s++)
+                    if (o->ino[s] && o->ino[s] == st.st_ino && o->dev[s] == st.st_dev)
+                        pid_add(o, pid, "open");
+            }
+        }
+        closedir(fds);
+    }
+    closedir(proc);
+}
+
+static void decide(obj *o)
+{
+    if (strcmp(o->kind, "socket") == 0) return; /* decided when found */
+    int alive = 0;
+    for (int i = 0; i < o->npids; i++) alive |= o->pids[i].alive;
+    if (alive) {
+        o->state = ST_LIVE;
+    } else if (strcmp(o->kind, "sysvmq") == 0) {
+        o->state = o->npids ? ST_STALE : ST_UNKNOWN;
+    } else {
+        o->state = o->unreadable ? ST_UNKNOWN : ST_STALE;
+        if (o->unreadable && !o->note[0])
+            snprintf(o->note, sizeof o->note, "could not read the fds of some processes");
+    }
+}
+
+/* Queues have a depth; FIFOs and sockets show none (looking would mean opening them). */
+static int has_depth(const obj *o)
+{
+    return strcmp(o->kind, "posixmq") == 0 || strcmp(o->kind, "sysvmq") == 0;
+}
+
+static int kind_rank(const char *k)
+{
+    return strcmp(k, "posixmq") == 0  ? 0
+           : strcmp(k, "sysvmq") == 0 ? 1
+           : strcmp(k, "fifo") == 0   ? 2
+                                      : 3;
+}
+
+/* Rows in a stable order: by kind, then name (System V ids numerically). */
+static int obj_cmp(const void *a, const void *b)
+{
+    const obj *x = a, *y = b;
+    int r = kind_rank(x->kind) - kind_rank(y->kind);
+    if (r) return r;
+    if (x->id[0] != y->id[0]) return x->id[0] < y->id[0] ? -1 : 1;
+    return strcmp(x->name, y->name);
+}
+
+static void scan_all(const scanopts *so, objlist *l, notes *ns)
+{
+    scan_posixmq(so, l, ns);
+    scan_sysvmq(l, ns);
+    for (int i = 0; i < so->ndirs; i++) scan_dir(so->dirs[i], l, ns);
+    scan_holders(l);
+    for (size_t i = 0; i < l->n; i++) decide(&l->v[i]);
+    if (l->n) qsort(l->v, l->n, sizeof *l->v, obj_cmp);
+}
+
+/* ------------------------------------------------------------------ the broker */
+
+typedef struct broker {
+    char sock[108];
+    int running;
+    int err; /* ferry_list's error, when not "not running" */
+    pid_t pid;
+    ferry_name_info *names;
+    size_t n;
+} broker;
+
+static void broker_read(broker *b)
+{
+    memset(b, 0, sizeof *b);
+    if (ferry_broker_path(b->sock, sizeof b->sock) < 0) b->sock[0] = '\0';
+    char lock[sizeof b->sock + 8];
+    snprintf(lock, sizeof lock, "%s.lock", b->sock);
+    FILE *f = fopen(lock, "re");
+    int pid;
+    if (f && fscanf(f, "%d", &pid) == 1 && pid > 0) b->pid = pid;
+    if (f) fclose(f);
+    size_t cap = 0;
+    char after[256] = "";
+    for (;;) {
+        if (b->n + PAGE > cap) {
+            cap = cap ? cap * 2 : PAGE * 2;
+            ferry_name_info *v = realloc(b->names, cap * sizeof *v);
+            if (!v) {
+                b->err = -ENOMEM;
+                return;
+            }
+            b->names = v;
+        }
+        ssize_t n = ferry_list(after, b->names + b->n, PAGE, CALL_TIMEOUT);
+        if (n < 0) {
+            if (n != -ECONNREFUSED && n != -ENOENT) b->err = (int)n;
+            if (b->n == 0 && (n == -ECONNREFUSED || n == -ENOENT)) return;
+            b->running = 1;
+            return;
+        }
+        b->running = 1;
+        b->n += (size_t)n;
+        if (n < PAGE) return;
+        snprintf(after, sizeof after, "%s", b->names[b->n - 1].name);
+    }
+}
+
+/* ------------------------------------------------------------------ output */
+
+/* A JSON string: escapes, and invalid UTF-8 bytes as U+FFFD. */
+static void json_str(FILE *f, const char *s)
+{
+    const unsigned char *p = (const unsigned char *)s;
+    fputc('"', f);
+    while (*p) {
+        unsigned c = *p;
+        if (c == '"' || c == '\\') {
+            fprintf(f, "\\%c", c);
+            p++;
+        } else if (c < 0x20 || c == 0x7f) {
+            fprintf(f, "\\u%04x", c);
+            p++;
+        } else if (c < 0x80) {
+            fputc((int)c, f);
+            p++;
+        } else {
+            int len = c >= 0xf0 && c <= 0xf4 ? 4 : c >= 0xe0 ? 3 : c >= 0xc2 && c < 0xe0 ? 2 : 0;
+            int ok = len > 0;
+            for (int i = 1; ok && i < len; i++) ok = (p[i] & 0xc0) == 0x80;
+            if (ok && len == 3 && c == 0xe0 && p[1] < 0xa0) ok = 0;  /* overlong */
+            if (ok && len == 3 && c == 0xed && p[1] >= 0xa0) ok = 0; /* surrogates */
+            if (ok && len == 4 && c == 0xf0 && p[1] < 0x90) ok = 0;
+            if (ok && len == 4 && c == 0xf4 && p[1] >= 0x90) ok = 0;
+            if (ok) {
+                fwrite(p, 1, (size_t)len, f);
+                p += len;
+            } else {
+                fputs("\\ufffd", f);
+                p++;
+            }
+        }
+    }
+    fputc('"', f);
+}
+
+static void print_json(const broker *b, const objlist *l, const notes *ns)
+{
+    FILE *f = stdout;
+    fputs("{\"broker\": {\"socket\": ", f);
+    json_str(f, b->sock);
+    fprintf(f, ", \"running\": %s, \"pid\": ", b->running ? "true" : "false");
+    if (b->pid > 0)
+        fprintf(f, "%d, \"pid_alive\": %s", (int)b->pid, pid_alive(b->pid) ? "true" : "false");
+    else
+        fputs("null, \"pid_alive\": null", f);
+    fputs(", \"error\": ", f);
+    if (b->err)
+        json_str(f, ferry_strerror(b->err));
+    else
+        fputs("null", f);
+    fputs("},\n \"names\": [", f);
+    for (size_t i = 0; i < b->n; i++) {
+        const ferry_name_info *n = &b->names[i];
+        fputs(i ? ",\n  {\"name\": " : "\n  {\"name\": ", f);
+        json_str(f, n->name);
+        fprintf(f,
+                ", \"uid\": %u, \"gid\": %u, \"pid\": %d, \"mode\": \"%04o\", \"connects\": %llu, "
+                "\"owner_alive\": %s}",
+                (unsigned)n->uid, (unsigned)n->gid, (int)n->pid, n->mode,
+                (unsigned long long)n->connects, pid_alive(n->pid) ? "true" : "false");
+    }
+    fputs("],\n \"objects\": [", f);
+    for (size_t i = 0; i < l->n; i++) {
+        const obj *o = &l->v[i];
+        fprintf(f, "%s{\"kind\": \"%s\", \"object\": ", i ? ",\n  " : "\n  ", o->kind);
+        json_str(f, o->name);
+        fputs(", \"parts\": [", f);
+        int nparts = strcmp(o->kind, "socket") == 0 ? 1 : 2;
+        for (int s = 0; s < nparts; s++) {
+            if (s) fputs(", ", f);
+            if (o->part[s][0])
+                json_str(f, o->part[s]);
+            else
+                fputs("null", f);
+        }
+        fputc(']', f);
+        if (strcmp(o->kind, "sysvmq") == 0) {
+            fprintf(f, ", \"ids\": [%d, ", o->id[0]);
+            if (o->id[1] >= 0)
+                fprintf(f, "%d]", o->id[1]);
+            else
+                fputs("null]", f);
+            if (o->key)
+                fprintf(f, ", \"key\": \"0x%08llx\"", o->key & 0xffffffffLL);
+            else
+                fputs(", \"key\": null", f);
+        }
+        fprintf(f, ", \"uid\": %u, \"mode\": \"%04o\"", (unsigned)o->uid, o->mode);
+        if (has_depth(o)) {
+            fputs(", \"depth\": [", f);
+            for (int s = 0; s < 2; s++) {
+                if (s) fputs(", ", f);
+                if (o->depth[s] >= 0)
+                    fprintf(f, "%ld", o->depth[s]);
+                else
+                    fputs("null", f);
+            }
+            fputc(']', f);
+        }
+        fprintf(f, ", \"state\": \"%s\", \"pids\": [", state_names[o->state]);
+        for (int k = 0; k < o->npids; k++)
+            fprintf(f, "%s{\"pid\": %d, \"role\": \"%s\", \"alive\": %s}", k ? ", " : "",
+                    (int)o->pids[k].pid, o->pids[k].role, o->pids[k].alive ? "true" : "false");
+        fputs("], \"note\": ", f);
+        if (o->note[0])
+            json_str(f, o->note);
+        else
+            fputs("null", f);
+        fputc('}', f);
+    }
+    fputs("],\n \"notes\": [", f);
+    for (int i = 0; i < ns->n; i++) {
+        if (i) fputs(", ", f);
+        json_str(f, ns->text[i]);
+    }
+    fputs("]}\n", f);
+}
+
+static void print_text(const broker *b, const objlist *l, const notes *ns)
+{
+    if (!b->running) {
+        printf("ferryd: not running (socket %s)\n", b->sock);
+    } else {
+        printf("ferryd: running on %s", b->sock);
+        if (b->pid > 0) printf(" (pid %d%s)", (int)b->pid, pid_alive(b->pid) ? "" : ", dead?");
+        putchar('\n');
+        if (b->err) printf("ferryd: list: %s\n", ferry_strerror(b->err));
+        if (b->n == 0) {
+            printf("no names\n");
+        } else {
+            printf("%-32s %6s %8s %5s %9s %s\n", "NAME", "UID", "PID", "MODE", "CONNECTS", "OWNER");
+            for (size_t i = 0; i < b->n; i++) {
+                const ferry_name_info *n = &b->names[i];
+                printf("%-32s %6u %8d %04o %9llu %s\n", n->name, (unsigned)n->uid, (int)n->pid,
+                       n->mode, (unsigned long long)n->connects,
+                       pid_alive(n->pid) ? "alive" : "dead");
+            }
+        }
+    }
+    putchar('\n');
+    if (l->n == 0) {
+        printf("no ferry-made kernel objects found\n");
+    } else {
+        printf("%-8s %-28s %6s %5s %-9s %-7s %s\n", "KIND", "OBJECT", "UID", "MODE", "DEPTH",
+               "STATE", "PIDS; NOTE");
+        for (size_t i = 0; i < l->n; i++) {
+            const obj *o = &l->v[i];
+            char depth[48] = "-", d0[24] = "?", d1[24] = "?";
+            if (has_depth(o)) {
+                if (o->depth[0] >= 0) snprintf(d0, sizeof d0, "%ld", o->depth[0]);
+                if (o->depth[1] >= 0) snprintf(d1, sizeof d1, "%ld", o->depth[1]);
+                snprintf(depth, sizeof depth, "%s/%s", d0, d1);
+            }
+            printf("%-8s %-28s %6u %04o %-9s %-*s", o->kind, o->name, (unsigned)o->uid, o->mode,
+                   depth, o->npids || o->note[0] ? 7 : 0, state_names[o->state]);
+            for (int k = 0; k < o->npids; k++)
+                printf(" %s%d%s",
+                       strcmp(o->pids[k].role, "open") ? "" : "open:", (int)o->pids[k].pid,
+                       o->pids[k].alive ? "" : "(dead)");
+            if (o->note[0]) printf("%s %s", o->npids ? ";" : "", o->note);
+            putchar('\n');
+        }
+    }
+    for (int i = 0; i < ns->n; i++) printf("note: %s\n", ns->text[i]);
+}
+
+/* ------------------------------------------------------------------ options */
+
+static void ls_usage(FILE *f)
+{
+    fputs("usage: ferry ls [--json] [--path DIR]... [--mqueue DIR] [--broker SOCKET]\n"
+          "  what ferryd holds (names, owners, connects) and the kernel objects ferry's\n"
+          "  transports made (POSIX and System V queue pairs; FIFO pairs and socket files\n"
+          "  in each --path DIR), each live, stale (its makers are gone) or unknown.\n"
+          "  --json           one JSON object: {\"broker\", \"names\", \"objects\", \"notes\"}\n"
+          "  --path DIR       also look for FIFO pairs (*.c2s, *.s2c) and sockets in DIR\n"
+          "  --mqueue DIR     where the mqueue file system is mounted (/dev/mqueue)\n"
+          "  --broker SOCKET  ferryd's socket (default: as the library finds it)\n"
+          "  ferryd is never started by this command. Exit: 0, 1 ferryd failed, 2 usage.\n",
+          f);
+}
+
+static void rm_usage(FILE *f)
+{
+    fputs("usage: ferry rm [-n] [--path DIR]... [--mqueue DIR] (--stale | OBJECT...)\n"
+          "  --stale     remove every stale object `ferry ls` (same options) shows\n"
+          "  OBJECT      /name (both POSIX queues), sysvmq:ID (the queue, and its ferry\n"
+          "              partner), a path (socket, FIFO, or PATH.c2s + PATH.s2c), or a URL\n"
+          "  -n          say what would be removed, remove nothing\n"
+          "  Exit: 0 all removed, 1 something could not be (each is reported), 2 usage.\n",
+          f);
+}
+
+enum { OPT_JSON = 1000, OPT_PATH, OPT_MQUEUE, OPT_BROKER, OPT_STALE };
+
+/* Parse the options ls and rm share (and their own). Returns 0, or 2 after a usage
+ * message; *help set for --help. */
+static int parse(int argc, char **argv, int is_rm, scanopts *so, int *json, int *stale, int *dry,
+                 int *help)
+{
+    static const struct option lopts[] = {{"json", no_argument, 0, OPT_JSON},
+                                          {"path", required_argument, 0, OPT_PATH},
+                                          {"mqueue", required_argument, 0, OPT_MQUEUE},
+                                          {"broker", required_argument, 0, OPT_BROKER},
+                                          {"stale", no_argument, 0, OPT_STALE},
+                                          {"dry-run", no_argument, 0, 'n'},
+                                          {"help", no_argument, 0, 'h'},
+                                          {0, 0, 0, 0}};
+    void (*usage)(FILE *) = is_rm ? rm_usage : ls_usage;
+    int c;
+    so->mqdir = "/dev/mqueue";
+    optind = 1;
+    opterr = 0;
+    while ((c = getopt_long(argc, argv, is_rm ? "+nh" : "+h", lopts, NULL)) != -1) {
+        switch (c) {
+        case OPT_JSON:
+            if (is_rm) goto bad;
+            *json = 1;
+            break;
+        case OPT_PATH:
+            if (so->ndirs == MAX_DIRS) {
+                fprintf(stderr, "ferry: at most %d --path\n", MAX_DIRS);
+                return 2;
+            }
+            so->dirs[so->ndirs++] = optarg;
+            break;
+        case OPT_MQUEUE:
+            so->mqdir = optarg;
+            break;
+        case OPT_BROKER:
+            if (is_rm) goto bad;
+            setenv("FERRY_BROKER", optarg, 1);
+            break;
+        case OPT_STALE:
+            if (!is_rm) goto bad;
+            *stale = 1;
+            break;
+        case 'n':
+            *dry = 1;
+            break;
+        case 'h':
+            *help = 1;
+            usage(stdout);
+            return 0;
+        default:
+            goto bad;
+        }
+    }
+    return 0;
+bad:
+    fprintf(stderr, "ferry %s: bad option '%s'\n", is_rm ? "rm" : "ls",
+            optind > 0 && optind <= argc ? argv[optind - 1] : "?");
+    usage(stderr);
+    return 2;
+}
+
+int ls_main(int argc, char **argv)
+{
+    scanopts so = {0};
+    int json = 0, stale = 0, dry = 0, help = 0;
+    int rc = parse(argc, argv, 0, &so, &json, &stale, &dry, &help);
+    if (rc || help) return rc;
+    if (optind < argc) {
+        fprintf(stderr, "ferry ls: unexpected argument '%s'\n", argv[optind]);
+        ls_usage(stderr);
+        return 2;
+    }
+    setenv("FERRY_NO_AUTOSPAWN", "1", 1);
+    signal(SIGPIPE, SIG_IGN);
+    broker b;
+    broker_read(&b);
+    objlist l = {0};
+    notes ns = {0};
+    scan_all(&so, &l, &ns);
+    if (json)
+        print_json(&b, &l, &ns);
+    else
+        print_text(&b, &l, &ns);
+    free(b.names);
+    free(l.v);
+    if (fflush(stdout) != 0) return 1;
+    return b.err ? 1 : 0;
+}
+
+/* ------------------------------------------------------------------ rm */
+
+static int failed; /* errors reported by this run of rm */
+
+static void report(const char *what, int err)
+{
+    fprintf(stderr, "ferry rm: %s: %s\n", what, strerror(err));
+    failed++;
+}
+
+static void rm_mq(const char *name, int dry, int *removed)
+{
+    if (dry) {
+        printf("would remove posixmq %s\n", name);
+        return;
+    }
+    if (mq_unlink(name) == 0) {
+        printf("removed posixmq %s\n", name);
+        (*removed)++;
+    } else if (errno != ENOENT) {
+        report(name, errno);
+    }
+}
+
+static void rm_sysv(int id, int dry, int *removed)
+{
+    char what[32];
+    snprintf(what, sizeof what, "sysvmq:%d", id);
+    if (dry) {
+        printf("would remove sysvmq %d\n", id);
+        return;
+    }
+    if (msgctl(id, IPC_RMID, NULL) == 0) {
+        printf("removed sysvmq %d\n", id);
+        (*removed)++;
+    } else if (errno != EINVAL && errno != EIDRM) { /* gone meanwhile */
+        report(what, errno);
+    }
+}
+
+static void rm_path(const char *path, int dry, int *removed)
+{
+    if (dry) {
+        printf("would remove %s\n", path);
+        return;
+    }
+    if (unlink(path) == 0) {
+        printf("removed %s\n", path);
+        (*removed)++;
+    } else if (errno != ENOENT) {
+        report(path, errno);
+    }
+}
+
+static void rm_obj(const obj *o, int dry)
+{
+    int removed = 0;
+    for (int s = 0; s < 2; s++) {
+        if (!o->part[s][0]) continue;
+        if (strcmp(o->kind, "posixmq") == 0)
+            rm_mq(o->part[s], dry, &removed);
+        else if (strcmp(o->kind, "sysvmq") == 0)
+            rm_sysv(o->id[s], dry, &removed);
+        else
+            rm_path(o->part[s], dry, &removed);
+    }
+}
+
+/* Is st a socket or FIFO (what ferry makes)? */
+static int ferry_file(const char *path, struct stat *st)
+{
+    return lstat(path, st) == 0 && (S_ISSOCK(st->st_mode) || S_ISFIFO(st->st_mode));
+}
+
+/* Is arg no OBJECT at all? Says why and returns 1. Checked for every operand before
+ * anything is removed. */
+static int operand_bad(const char *arg)
+{
+    const char *p = arg;
+    if (strncmp(p, "sysvmq://#", 10) == 0 || strncmp(p, "sysvmq:", 7) == 0) {
+        const char *num = p + (p[7] == '/' ? 10 : 7);
+        char *end;
+        errno = 0;
+        long id = strtol(num, &end, 10);
+        if (isdigit((unsigned char)*num) && !*end && !errno && id <= INT_MAX) return 0;
+        fprintf(stderr, "ferry rm: '%s': want sysvmq:ID (the msqid `ferry ls` shows)\n", arg);
+        return 1;
+    }
+    if (strncmp(p, "posixmq://", 10) == 0)
+        p += 10;
+    else if (strncmp(p, "fifo://", 7) == 0)
+        p += 7;
+    else if (strncmp(p, "unix://", 7) == 0)
+        p += 7;
+    else if (strncmp(p, "shm://", 6) == 0)
+        p += 6;
+    if (!p[0] || p[0] == '@') {
+        fprintf(stderr, "ferry rm: '%s': not a ferry object with a name to remove\n", arg);
+        return 1;
+    }
+    return 0;
+}
+
+/* Remove one OBJECT operand (operand_bad said it is one). */
+static void rm_one(const char *arg, int dry)
+{
+    const char *p = arg;
+    int removed = 0;
+    if (strncmp(p, "posixmq://", 10) == 0) p += 10;
+    if (strncmp(p, "sysvmq://#", 10) == 0 || strncmp(p, "sysvmq:", 7) == 0) {
+        long id = strtol(p + (p[7] == '/' ? 10 : 7), NULL, 10);
+        /* The queue, and its ferry partner (door <-> back). */
+        objlist l = {0};
+        notes ns = {0};
+        scan_sysvmq(&l, &ns);
+        int other = -1;
+        for (size_t i = 0; i < l.n; i++) {
+            if (l.v[i].id[0] == (int)id) other = l.v[i].id[1];
+            if (l.v[i].id[1] == (int)id) other = l.v[i].id[0];
+        }
+        free(l.v);
+        if (!dry && msgctl((int)id, IPC_RMID, NULL) < 0) {
+            report(arg, errno == EINVAL ? ENOENT : errno);
+        } else if (dry) {
+            printf("would remove sysvmq %ld\n", id);
+        } else {
+            printf("removed sysvmq %ld\n", id);
+        }
+        if (other >= 0) rm_sysv(other, dry, &removed);
+        return;
+    }
+    const char *path = NULL;
+    if (strncmp(arg, "fifo://", 7) == 0)
+        path = arg + 7;
+    else if (strncmp(arg, "unix://", 7) == 0 || strncmp(arg, "shm://", 6) == 0)
+        path = strchr(arg, ':') + 3;
+    if (!path && p[0] == '/' && p[1] && !strchr(p + 1, '/')) { /* a POSIX pair */
+        char c2s[NAME_MAX + 2], s2c[NAME_MAX + 2];
+        if (strlen(p) + 4 > NAME_MAX) {
+            report(arg, ENAMETOOLONG);
+            return;
+        }
+        snprintf(c2s, sizeof c2s, "%s.c2s", p);
+        snprintf(s2c, sizeof s2c, "%s.s2c", p);
+        int before = failed;
+        rm_mq(c2s, dry, &removed);
+        rm_mq(s2c, dry, &removed);
+        if (!dry && !removed && failed == before) report(arg, ENOENT);
+        return;
+    }
+    if (!path) path = arg;
+    struct stat st;
+    char buf[PATH_MAX];
+    if (ferry_file(path, &st)) {
+        rm_path(path, dry, &removed);
+        int side = ends_with(path, ".c2s") ? 0 : ends_with(path, ".s2c") ? 1 : -1;
+        if (S_ISFIFO(st.st_mode) && side >= 0) { /* its partner FIFO */
+            snprintf(buf, sizeof buf, "%.*s%s", (int)(strlen(path) - 4), path,
+                     side ? ".c2s" : ".s2c");
+            if (lstat(buf, &st) == 0 && S_ISFIFO(st.st_mode)) rm_path(buf, dry, &removed);
+        }
+        return;
+    }
+    if (lstat(path, &st) == 0) {
+        fprintf(stderr, "ferry rm: %s: not a socket or FIFO; left alone\n", path);
+        failed++;
+        return;
+    }
+    int found = 0;
+    for (int s = 0; s < 2; s++) {
+        if (snprintf(buf, sizeof buf, "%s%s", path, s ? ".s2c" : ".c2s") >= (int)sizeof buf) break;
+        if (lstat(buf, &st) == 0 && S_ISFIFO(st.st_mode)) {
+            found = 1;
+            rm_path(buf, dry, &removed);
+        }
+    }
+    if (!found) report(path, ENOENT);
+}
+
+int rm_main(int argc, char **argv)
+{
+    scanopts so = {0};
+    int json = 0, stale = 0, dry = 0, help = 0;
+    int rc = parse(argc, argv, 1, &so, &json, &stale, &dry, &help);
+    if (rc || help) return rc;
+    if (stale == (optind < argc)) {
+        fprintf(stderr, "ferry rm: give --stale or the objects to remove (not both)\n");
+        rm_usage(stderr);
+        return 2;
+    }
+    setenv("FERRY_NO_AUTOSPAWN", "1", 1);
+    failed = 0;
+    if (stale) {
+        objlist l = {0};
+        notes ns = {0};
+        scan_all(&so, &l, &ns);
+        int n = 0;
+        for (size_t i = 0; i < l.n; i++) {
+            if (l.v[i].state != ST_STALE) continue;
+            rm_obj(&l.v[i], dry);
+            n++;
+        }
+        if (n == 0) printf("nothing stale\n");
+        free(l.v);
+        return failed ? 1 : 0;
+    }
+    for (int i = optind; i < argc; i++)
+        if (operand_bad(argv[i])) {
+            rm_usage(stderr);
+            return 2;
+        }
+    for (int i = optind; i < argc; i++) rm_one(argv[i], dry);
+    return failed ? 1 : 0;
+}

@@ -1,0 +1,244 @@
+#!/bin/sh
+# test_ls.sh — `ferry ls` and `ferry rm` end to end (run by CTest as ferry_ls).
+#   usage: test_ls.sh PATH/TO/ferry PATH/TO/test_ls_helper PATH/TO/ferryd
+# Runs in a private IPC and mount namespace (unshare -i -m; exit 77, a skip, where that is
+# not allowed): `ferry rm --stale` must never see, let alone remove, the queues of tests
+# running beside it, and the "nothing left" checks are exact. An mqueue file system is
+# mounted on $tmp/mq (passed as --mqueue).
+# Checks, with exact exit codes:
+#  - usage errors exit 2; help exits 0;
+#  - with no ferryd: "ferryd: not running", exit 0, and nothing was started (the tool
+#    sets FERRY_NO_AUTOSPAWN itself: a FERRY_FERRYD that would leave a mark leaves none);
+#  - a real ferryd on a private socket: a registered name shows with its owner pid,
+#    mode, connects (1 after one connect) and "alive", in text and in JSON (which must
+#    parse: python3 -m json.tool) with the broker's pid from the lock file;
+#  - live and killed (-9) listeners: posixmq and sysvmq with FERRY_PERSIST, a FIFO pair
+#    and a unix socket under --path: the killed ones are "stale", the live ones "live";
+#    queue depths count a queued message;
+#  - rm -n --stale removes nothing; rm --stale removes exactly the stale ones (ipcs -q
+#    and the mqueue directory then hold only the live pairs); as another uid, rm --stale
+#    reports the kernel's refusal and exits 1, leaving the queue; rm of missing objects
+#    and of a regular file exits 1 (the file stays); rm /name, sysvmq:ID, a FIFO base
+#    path remove them (0); at the end nothing ferry-made is left.
+set -u
+FERRY=$1
+HELPER=$2
+FERRYD=$3
+
+if [ "${FERRY_LS_INNER:-}" != 1 ]; then
+    if ! unshare -i -m true 2>/dev/null; then
+        echo "test_ls: SKIP: no private IPC/mount namespace (unshare -i -m) here" >&2
+        exit 77
+    fi
+    FERRY_LS_INNER=1 exec unshare -i -m sh "$0" "$@"
+fi
+
+tmp=$(mktemp -d) || exit 1
+chmod 755 "$tmp"
+mkdir "$tmp/mq" "$tmp/d"
+mount -t mqueue none "$tmp/mq" || { echo "test_ls: cannot mount mqueue" >&2; exit 1; }
+pids=""
+cleanup() {
+    for p in $pids; do kill -9 "$p" 2>/dev/null; done
+    wait 2>/dev/null
+    umount "$tmp/mq" 2>/dev/null
+    rm -rf "$tmp"
+}
+trap cleanup EXIT
+trap 'exit 1' INT TERM
+
+fail() {
+    echo "test_ls: FAIL: $*" >&2
+    [ -f "$tmp/out" ] && sed 's/^/  out: /' "$tmp/out" >&2
+    [ -f "$tmp/err" ] && sed 's/^/  err: /' "$tmp/err" >&2
+    exit 1
+}
+
+# expect CODE CMD...: run CMD (stdout to $tmp/out, stderr to $tmp/err), want exit CODE.
+expect() {
+    want=$1
+    shift
+    "$@" >"$tmp/out" 2>"$tmp/err"
+    got=$?
+    [ "$got" -eq "$want" ] || fail "'$*' exited $got, want $want"
+}
+
+# json PYTHON-EXPR: evaluate EXPR with d = the JSON of `ferry ls --json` in $tmp/out; fail
+# unless it is true.
+json() {
+    python3 -c '
+import json, sys
+d = json.load(open(sys.argv[1]))
+obj = {o["object"]: o for o in d["objects"]}
+names = {n["name"]: n for n in d["names"]}
+sys.exit(0 if eval(sys.argv[2]) else 1)' "$tmp/out" "$1" || fail "JSON check failed: $1"
+}
+
+# start NAME ARGS...: run the helper in the background until it says "ready".
+start() {
+    tag=$1
+    shift
+    "$HELPER" "$@" >"$tmp/$tag.out" 2>"$tmp/$tag.err" &
+    eval "pid_$tag=$!"
+    pids="$pids $!"
+    i=0
+    until grep -q ready "$tmp/$tag.out" 2>/dev/null; do
+        i=$((i + 1))
+        [ $i -gt 500 ] && { cat "$tmp/$tag.err" >&2; fail "helper $* never got ready"; }
+        sleep 0.01
+    done
+}
+
+LS="$FERRY ls --mqueue $tmp/mq --path $tmp/d"
+RM="$FERRY rm --mqueue $tmp/mq --path $tmp/d"
+export FERRY_BROKER="$tmp/ferryd.sock"
+
+# ---- usage
+expect 0 "$FERRY" help ls
+grep -q '^usage: ferry ls' "$tmp/out" || fail "help ls"
+expect 0 "$FERRY" rm --help
+grep -q '^usage: ferry rm' "$tmp/out" || fail "rm --help"
+expect 2 "$FERRY" ls --no-such-option
+grep -q '^usage: ferry ls' "$tmp/err" || fail "bad option: no usage on stderr"
+expect 2 "$FERRY" ls extra
+expect 2 "$FERRY" ls --stale
+expect 2 "$FERRY" rm
+expect 2 "$FERRY" rm --stale /x
+expect 2 "$FERRY" rm --json --stale
+expect 2 "$FERRY" rm sysvmq:abc
+expect 2 "$FERRY" rm sysvmq:
+expect 2 "$FERRY" rm unix://@abstract
+
+# ---- no ferryd: listed as not running, nothing started, objects still listed
+printf '#!/bin/sh\ntouch %s/spawned\n' "$tmp" >"$tmp/fake-ferryd"
+chmod 755 "$tmp/fake-ferryd"
+unset FERRY_NO_AUTOSPAWN
+expect 0 env FERRY_FERRYD="$tmp/fake-ferryd" $LS
+grep -q '^ferryd: not running' "$tmp/out" || fail "no 'ferryd: not running'"
+grep -q '^no ferry-made kernel objects found' "$tmp/out" || fail "empty namespace shows objects"
+[ -e "$tmp/spawned" ] && fail "ferry ls started ferryd"
+expect 0 env FERRY_FERRYD="$tmp/fake-ferryd" $LS --json
+python3 -m json.tool "$tmp/out" >/dev/null || fail "--json does not parse"
+json 'd["broker"]["running"] is False and d["names"] == [] and d["objects"] == []'
+[ -e "$tmp/spawned" ] && fail "ferry ls --json started ferryd"
+export FERRY_NO_AUTOSPAWN=1
+
+# ---- a real ferryd and a name
+"$FERRYD" --foreground --socket "$FERRY_BROKER" --policy "$tmp/none.conf" 2>"$tmp/ferryd.err" &
+ferryd=$!
+pids="$pids $ferryd"
+i=0
+while :; do
+    $LS >"$tmp/out" 2>&1
+    grep -q '^ferryd: running' "$tmp/out" && break
+    i=$((i + 1))
+    [ $i -gt 500 ] && fail "ferryd never came up"
+    sleep 0.01
+done
+start name register org.test.ls
+expect 0 "$HELPER" connect org.test.ls
+expect 0 $LS
+grep -q "^ferryd: running on $FERRY_BROKER (pid $ferryd)" "$tmp/out" || fail "broker line"
+grep -Eq "^org\.test\.ls +0 +$pid_name +0644 +1 alive$" "$tmp/out" || fail "name line"
+
+# ---- live and stale objects
+start mqlive listen posixmq:///lslive
+start mqdead listen posixmq:///lsdead
+start svlive listen sysvmq://0x7e770001
+start svdead listen sysvmq://0x7e770002
+start fifo listen "fifo://$tmp/d/ff"
+start unix listen "unix://$tmp/d/us"
+start unixlive listen "unix://$tmp/d/ul"
+expect 0 "$HELPER" send posixmq:///lsdead
+expect 0 "$HELPER" send sysvmq://0x7e770002
+kill -9 $pid_mqdead $pid_svdead $pid_fifo $pid_unix
+wait $pid_mqdead $pid_svdead $pid_fifo $pid_unix 2>/dev/null
+live_door=$(ipcs -q | awk '$1 == "0x7e770001" { print $2 }')
+dead_door=$(ipcs -q | awk '$1 == "0x7e770002" { print $2 }')
+[ -n "$live_door" ] && [ -n "$dead_door" ] || fail "sysvmq listeners made no queues"
+
+expect 0 $LS
+grep -Eq "^posixmq +/lslive +0 +0600 +0/0 +live +open:$pid_mqlive$" "$tmp/out" || fail "live posixmq"
+grep -Eq "^posixmq +/lsdead +0 +0600 +1/0 +stale$" "$tmp/out" || fail "stale posixmq"
+grep -Eq "^sysvmq +sysvmq:$live_door +.* live +$pid_svlive; key 0x7e770001" "$tmp/out" ||
+    fail "live sysvmq"
+grep -Eq "^sysvmq +sysvmq:$dead_door +0 +0600 +1/0 +stale .*\(dead\)" "$tmp/out" ||
+    fail "stale sysvmq"
+grep -Eq "^fifo +$tmp/d/ff +0 +0600 +- +stale$" "$tmp/out" || fail "stale fifo"
+grep -Eq "^socket +$tmp/d/us +.* stale +nobody listens" "$tmp/out" || fail "stale socket"
+grep -Eq "^socket +$tmp/d/ul +.* live$" "$tmp/out" || fail "live socket"
+[ "$(grep -c ' stale' "$tmp/out")" -eq 4 ] || fail "want exactly 4 stale objects"
+
+expect 0 $LS --json
+python3 -m json.tool "$tmp/out" >/dev/null || fail "--json does not parse"
+json "d['broker']['running'] and d['broker']['pid'] == $ferryd and d['broker']['pid_alive']"
+json "names['org.test.ls']['pid'] == $pid_name and names['org.test.ls']['connects'] == 1"
+json "names['org.test.ls']['owner_alive'] and names['org.test.ls']['mode'] == '0644'"
+json "obj['/lslive']['state'] == 'live' and obj['/lslive']['pids'][0]['pid'] == $pid_mqlive"
+json "obj['/lsdead']['state'] == 'stale' and obj['/lsdead']['depth'] == [1, 0]"
+json "obj['/lsdead']['parts'] == ['/lsdead.c2s', '/lsdead.s2c']"
+json "obj['sysvmq:$dead_door']['state'] == 'stale' and obj['sysvmq:$dead_door']['key'] == '0x7e770002'"
+json "obj['sysvmq:$dead_door']['depth'] == [1, 0] and obj['sysvmq:$live_door']['state'] == 'live'"
+json "all(not p['alive'] for p in obj['sysvmq:$dead_door']['pids'])"
+json "obj['$tmp/d/ff']['state'] == 'stale' and obj['$tmp/d/us']['state'] == 'stale'"
+json "obj['$tmp/d/ul']['state'] == 'live' and len(d['objects']) == 7"
+
+# ---- rm --stale
+expect 0 $RM -n --stale
+[ "$(grep -c '^would remove' "$tmp/out")" -eq 7 ] || fail "rm -n: want 7 lines"
+expect 0 $LS
+[ "$(grep -c ' stale' "$tmp/out")" -eq 4 ] || fail "rm -n removed something"
+
+if setpriv --reuid=65534 --regid=65534 --clear-groups true 2>/dev/null; then
+    expect 1 setpriv --reuid=65534 --regid=65534 --clear-groups $RM --stale
+    grep -q '^ferry rm: /lsdead.c2s: \(Permission denied\|Operation not permitted\)$' \
+        "$tmp/err" || fail "rm as nobody: the kernel's refusal not reported"
+    [ -e "$tmp/mq/lsdead.c2s" ] || fail "rm as nobody removed root's queue"
+fi
+
+expect 0 $RM --stale
+[ "$(grep -c '^removed' "$tmp/out")" -eq 7 ] || fail "rm --stale: want 7 removals"
+expect 0 $LS
+grep -q ' stale' "$tmp/out" && fail "stale objects left after rm --stale"
+[ "$(ls "$tmp/mq" | tr '\n' ' ')" = "lslive.c2s lslive.s2c " ] || fail "mqueue: $(ls "$tmp/mq")"
+[ "$(ipcs -q | grep -c '^0x')" -eq 2 ] || fail "ipcs -q: $(ipcs -q)"
+[ "$(ls "$tmp/d" | tr '\n' ' ')" = "ul " ] || fail "--path dir: $(ls "$tmp/d")"
+expect 0 $RM --stale
+grep -q '^nothing stale$' "$tmp/out" || fail "second rm --stale"
+
+# ---- rm OBJECT
+expect 1 "$FERRY" rm /no-such-queue
+grep -q 'No such file' "$tmp/err" || fail "rm of a missing queue: no report"
+expect 1 "$FERRY" rm sysvmq:99999
+expect 1 "$FERRY" rm "$tmp/d/nothing"
+: >"$tmp/d/regular"
+expect 1 "$FERRY" rm "$tmp/d/regular"
+[ -f "$tmp/d/regular" ] || fail "rm removed a regular file"
+rm -f "$tmp/d/regular"
+kill -9 $pid_mqlive $pid_svlive $pid_unixlive
+wait $pid_mqlive $pid_svlive $pid_unixlive 2>/dev/null
+expect 0 "$FERRY" rm posixmq:///lslive
+[ "$(grep -c '^removed posixmq' "$tmp/out")" -eq 2 ] || fail "rm /lslive"
+expect 0 "$FERRY" rm "sysvmq:$live_door"
+[ "$(grep -c '^removed sysvmq' "$tmp/out")" -eq 2 ] || fail "rm sysvmq: door and back"
+start fifo2 listen "fifo://$tmp/d/f2"
+kill -9 $pid_fifo2
+wait $pid_fifo2 2>/dev/null
+expect 0 "$FERRY" rm "$tmp/d/f2" "$tmp/d/ul"
+[ "$(grep -c '^removed' "$tmp/out")" -eq 3 ] || fail "rm fifo base path and socket"
+
+# ---- nothing ferry-made is left
+expect 0 $LS
+grep -q '^no ferry-made kernel objects found' "$tmp/out" || fail "objects left"
+[ -z "$(ls -A "$tmp/mq")" ] || fail "mqueue not empty: $(ls -A "$tmp/mq")"
+[ "$(ipcs -q | grep -c '^0x')" -eq 0 ] || fail "ipcs -q not empty: $(ipcs -q)"
+[ -z "$(ls -A "$tmp/d")" ] || fail "--path dir not empty"
+
+kill $pid_name
+wait $pid_name 2>/dev/null
+kill -TERM $ferryd
+wait $ferryd
+rc=$?
+[ $rc -eq 0 ] || fail "ferryd exited $rc on SIGTERM"
+pids=""
+echo "test_ls: ok"
