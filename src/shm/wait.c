@@ -104,7 +104,7 @@ int ferry__wait(ferry__spin *s, ferry__cond_fn cond, ferry__alive_fn alive, void
         int64_t floor = s->max_ns / 16;
         s->cur_ns = s->cur_ns / 2 < floor ? floor : s->cur_ns / 2;
     }
-    int rc, timed_out = 0;
+    int rc, check_peer = 0;
     for (;;) {
         /* Announce ourselves, read the futex word, barrier, re-check the condition. The
          * barrier pairs with the waker's (wait.h): if the waker's state change is not
@@ -125,13 +125,15 @@ int ferry__wait(ferry__spin *s, ferry__cond_fn cond, ferry__alive_fn alive, void
             rc = at == 0 ? -EAGAIN : -ETIMEDOUT;
             break;
         }
-        /* Ask the kernel whether the peer lives only after a whole slice went by without
-         * a wake-up: a live peer wakes us long before, so the fast path pays nothing. */
-        if (timed_out && (rc = alive(arg)) < 0) break;
+        /* Ask the kernel whether the peer lives only after a slice went by without a
+         * wake-up, or after a wake-up that brought nothing (a closing peer wakes us on
+         * its way out): a live peer's wake-ups bring what we wait for, so the fast path
+         * pays nothing. */
+        if (check_peer && (rc = alive(arg)) < 0) break;
         int64_t slice = left < FERRY__WAIT_SLICE_NS ? left : FERRY__WAIT_SLICE_NS;
         if (sleeps) (*sleeps)++;
         int w = futex_wait(futex, seen, slice);
-        timed_out = w == -ETIMEDOUT;
+        check_peer = w != -EINTR;
         /* 0 (woken), -EAGAIN (word changed), -EINTR, -ETIMEDOUT: all loop and re-check; the
          * deadline is absolute, so signals neither shorten nor lengthen the wait. */
     }

@@ -146,6 +146,14 @@ static int chan_attach(shm_chan *c)
 static void chan_free(shm_chan *c)
 {
     if (!c) return;
+    if (c->link >= 0 && c->tx.ctl && c->rx.ctl) {
+        /* Hang up first, then wake a peer asleep on either ring: it re-checks, finds the
+         * link hung up and returns -EPIPE now rather than at the end of its sleep slice. */
+        close(c->link);
+        c->link = -1;
+        ferry__wake_waiter(&c->tx.ctl->data_futex, &c->tx.ctl->data_waiting);
+        ferry__wake_waiter(&c->rx.ctl->space_futex, &c->rx.ctl->space_waiting);
+    }
     ferry__shm_rx_free(c);
     ferry__shm_tx_free(c);
     ferry__seg_unmap(&c->seg_tx);
