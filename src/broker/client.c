@@ -158,6 +158,7 @@ static int call(int s, int64_t op, const ferry__bw *req, void *buf, ferry__br *r
 {
     uint64_t seq = next_seq();
     if (fd) *fd = -1;
+    if (req->err) return req->err; /* it could not be encoded: never send half of it */
     int rc = ferry__bsend(s, op, seq, req->p, req->len, -1);
     if (rc == -EAGAIN) { /* a fresh connection is never full; be correct anyway */
         if ((rc = ferry__wait_fd(s, POLLOUT, deadline)) == 0)

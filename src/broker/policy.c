@@ -60,7 +60,7 @@ int ferry__pattern_valid(const char *pat)
     if (strcmp(pat, "*") == 0) return 0;
     size_t n = strnlen(pat, FERRY__NAME_MAX + 3);
     if (!is_prefix(pat, n)) return ferry__name_valid(pat);
-    if (n - 2 > FERRY__NAME_MAX) return -EINVAL;
+    if (n > FERRY__NAME_MAX) return -EINVAL; /* a pattern, too, is at most 255 bytes */
     char base[FERRY__NAME_MAX + 1];
     memcpy(base, pat, n - 2);
     base[n - 2] = '\0';

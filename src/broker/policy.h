@@ -58,8 +58,8 @@ int ferry__ident_in_group(const ferry__ident *who, gid_t gid);
  * of [A-Za-z0-9_-]), else -EINVAL. NULL is -EINVAL. */
 int ferry__name_valid(const char *name);
 
-/* 0 if pat is a valid watch pattern: a valid name, a valid name followed by ".*", or
- * "*"; else -EINVAL. */
+/* 0 if pat is a valid watch pattern: a valid name, a valid name followed by ".*" (255
+ * bytes in all, like a name: a longer one could match no name), or "*"; else -EINVAL. */
 int ferry__pattern_valid(const char *pat);
 
 /* Does name match the (valid) pattern? 1 or 0. "a.b.*" matches "a.b.c" and "a.b.c.d",

@@ -14,6 +14,20 @@
 
 #define SEC ((int64_t)1000000000)
 
+/* Is pid running (not gone, not a zombie waiting for a reaper that is in no hurry)? */
+static int running(pid_t pid)
+{
+    char path[64], st[256];
+    snprintf(path, sizeof path, "/proc/%d/stat", (int)pid);
+    FILE *f = fopen(path, "re");
+    if (!f) return 0;
+    size_t n = fread(st, 1, sizeof st - 1, f);
+    fclose(f);
+    st[n] = '\0';
+    const char *p = strrchr(st, ')');
+    return p && p[1] == ' ' && p[2] != 'Z';
+}
+
 /* How many processes run ferryd with this socket path on their command line. */
 static int count_ferryd(const char *sock, pid_t *pid)
 {
@@ -34,27 +48,13 @@ static int count_ferryd(const char *sock, pid_t *pid)
         int has_sock = 0;
         for (size_t i = 0; i < len; i += strlen(cmd + i) + 1)
             if (strcmp(cmd + i, sock) == 0) has_sock = 1;
-        if (is_ferryd && has_sock) {
+        if (is_ferryd && has_sock && running((pid_t)atoi(e->d_name))) {
             n++;
             *pid = (pid_t)atoi(e->d_name);
         }
     }
     closedir(d);
     return n;
-}
-
-/* Is pid running (not gone, not a zombie waiting for a reaper that is in no hurry)? */
-static int running(pid_t pid)
-{
-    char path[64], st[256];
-    snprintf(path, sizeof path, "/proc/%d/stat", (int)pid);
-    FILE *f = fopen(path, "re");
-    if (!f) return 0;
-    size_t n = fread(st, 1, sizeof st - 1, f);
-    fclose(f);
-    st[n] = '\0';
-    const char *p = strrchr(st, ')');
-    return p && p[1] == ' ' && p[2] != 'Z';
 }
 
 int main(void)
@@ -78,7 +78,9 @@ int main(void)
         }
     }
     for (int i = 0; i < 4; i++) wait_ok(kids[i]);
+    /* One serves; the others (lock taken) are on their way out. */
     pid_t d = 0;
+    for (int i = 0; i < 200 && count_ferryd(b.sock, &d) > 1; i++) sleep_ms(10);
     CHECK_EQ(count_ferryd(b.sock, &d), 1);
     /* It serves: a registration and a lookup through it. */
     ferry_listener *l;
