@@ -25,6 +25,7 @@
 
 #define FDCHAN_BACKLOG_MAX ((size_t)8 << 20) /* bytes of parsed, untaken messages */
 #define HELLO_LEN          8u
+#define RBUF_SIZE          ((size_t)64 << 10) /* stream: the read buffer; longer frames bypass it */
 
 typedef struct fmsg {
     struct fmsg *next;
@@ -46,7 +47,16 @@ typedef struct fdchan {
     /* receive */
     uint8_t *rbuf; /* stream: unparsed bytes rbuf[rstart .. rlen) */
     size_t rstart, rlen, rcap;
-    struct fmsg *spare; /* packet: the next packet's payload is read straight into it */
+    /* stream: a frame too long for rbuf, whose payload is being read straight into its
+     * message (part_msg): part_got of part_f.len bytes are there */
+    int part_on;
+    ferry__frame part_f;
+    fmsg *part_msg;
+    size_t part_got;
+    /* A large message's memory, kept for the next large one (no allocation and no page
+     * faults each time): packet, max_msg bytes, the next packet is read into it; stream,
+     * at least RBUF_SIZE bytes, the next long frame's payload goes into it. */
+    struct fmsg *spare;
     fmsg *qhead, **qtail;
     size_t qbytes;
     /* send: the rest of a frame the kernel took only part of */
@@ -253,13 +263,12 @@ static void msg_free(fmsg *m)
     free(m);
 }
 
-/* Check a decoded frame against the channel's rules and make a message of it: `into`,
- * when the payload was read into it already, else a new one. HELLO frames are checked
- * and swallowed (NULL, 0). */
-static int accept_frame(fdchan *c, const ferry__frame *f, const uint8_t *payload, const int *fds,
-                        unsigned nfds, fmsg *into, fmsg **out)
+/* Check a decoded frame, whose payload is at `payload`, against the channel's rules:
+ * strict seq, as many fds as the header says, known flags, a crc where the channel needs
+ * one and a right one wherever it is. 0: a message; 1: the peer's HELLO (checked, and
+ * nothing to queue); -EBADMSG. */
+static int check_frame(fdchan *c, const ferry__frame *f, const uint8_t *payload, unsigned nfds)
 {
-    *out = NULL;
     if (f->seq != c->rx_seq || f->nfds != nfds || (f->flags & ~FERRY__F_CRC) ||
         ((c->kind & FDCHAN_CHECKSUM) && !(f->flags & FERRY__F_CRC)) ||
         ferry__frame_check_crc(f, payload) < 0)
@@ -270,8 +279,20 @@ static int accept_frame(fdchan *c, const ferry__frame *f, const uint8_t *payload
         memcpy(&flags, payload + 4, 4);
         if (f->len != HELLO_LEN || max != c->max_msg || flags != (c->kind & FDCHAN_CHECKSUM))
             return -EBADMSG;
-        return 0;
+        return 1;
     }
+    return 0;
+}
+
+/* Check a decoded frame (check_frame) and make a message of it: `into`, when the payload
+ * was read into it already, else a new one. HELLO frames are checked and swallowed (NULL,
+ * 0). */
+static int accept_frame(fdchan *c, const ferry__frame *f, const uint8_t *payload, const int *fds,
+                        unsigned nfds, fmsg *into, fmsg **out)
+{
+    *out = NULL;
+    int rc = check_frame(c, f, payload, nfds);
+    if (rc != 0) return rc < 0 ? rc : 0;
     fmsg *m = into ? into : malloc(sizeof *m + f->len);
     if (!m) return -ENOMEM;
     if (!into) m->room = f->len;
@@ -292,37 +313,135 @@ static void enqueue(fdchan *c, fmsg *m)
     c->qbytes += m->len + sizeof *m;
 }
 
-/* Parse whole frames out of the stream buffer. */
+/* Memory for a message of len bytes: the spare when it is large enough, else new. */
+static fmsg *take_spare(fdchan *c, size_t len)
+{
+    fmsg *m = c->spare;
+    if (m && m->room >= len) {
+        c->spare = NULL;
+        return m;
+    }
+    if (!(m = malloc(sizeof *m + len))) return NULL;
+    m->room = (uint32_t)len;
+    m->nfds = 0;
+    return m;
+}
+
+/* A message the caller is done with: a large one (a packet buffer of full size, or a
+ * stream message longer than rbuf) becomes the spare if it is larger than the one kept;
+ * the rest is freed. */
+static void recycle(fdchan *c, fmsg *m)
+{
+    size_t min = (c->kind & FDCHAN_PACKET) ? c->max_msg : RBUF_SIZE;
+    if (!m->nfds && m->room >= min && (!c->spare || c->spare->room < m->room)) {
+        free(c->spare);
+        c->spare = m;
+    } else {
+        msg_free(m);
+    }
+}
+
+/* A frame too long for rbuf: its header is decoded, and the first n bytes of its payload
+ * (all that followed the header in rbuf) are at head. Its message is made now, and the
+ * rest of the payload is read straight into it (fill_part), not through rbuf. */
+static int begin_part(fdchan *c, const ferry__frame *f, const uint8_t *head, size_t n)
+{
+    fmsg *m = take_spare(c, f->len);
+    if (!m) return -ENOMEM;
+    memcpy(m->data, head, n);
+    c->part_f = *f;
+    c->part_msg = m;
+    c->part_got = n;
+    c->part_on = 1;
+    return 0;
+}
+
+/* The frame in progress, once all its payload is in: checked like any frame (a bad one
+ * is -EBADMSG, as if it had come through rbuf), then queued. */
+static int end_part(fdchan *c)
+{
+    fmsg *m = c->part_msg, *out;
+    c->part_on = 0;
+    c->part_msg = NULL;
+    int rc = accept_frame(c, &c->part_f, m->data, NULL, 0, m, &out);
+    if (rc < 0 || !out) { /* (a HELLO is never this long: max is HELLO_LEN for seq 0) */
+        free(m);
+        return rc < 0 ? rc : 0;
+    }
+    enqueue(c, out);
+    return 0;
+}
+
+/* Drop the frame in progress (the channel is failing: it can never be completed). */
+static void drop_part(fdchan *c)
+{
+    if (c->part_on) free(c->part_msg);
+    c->part_msg = NULL;
+    c->part_on = 0;
+}
+
+/* Parse whole frames out of the stream buffer. A frame longer than the whole buffer is
+ * begun as a part (and everything left in rbuf is its payload); what is left of a frame
+ * not yet whole is moved to the front, so that there is room after it for the rest. */
 static int parse_stream(fdchan *c)
 {
-    for (;;) {
+    while (c->rlen - c->rstart >= FERRY__FRAME_HDR) {
         size_t have = c->rlen - c->rstart;
-        if (have < FERRY__FRAME_HDR) return 0;
         ferry__frame f;
         uint32_t max = c->rx_seq == 0 ? HELLO_LEN : c->max_msg;
         if (ferry__frame_decode(c->rbuf + c->rstart, max, &f) < 0) return -EBADMSG;
+        const uint8_t *payload = c->rbuf + c->rstart + FERRY__FRAME_HDR;
         size_t need = FERRY__FRAME_HDR + f.len;
-        if (have < need) {
-            if (c->rstart) { /* make room at the end for the rest of this frame */
-                memmove(c->rbuf, c->rbuf + c->rstart, have);
-                c->rlen = have;
-                c->rstart = 0;
-            }
-            if (c->rcap < need) {
-                uint8_t *b = realloc(c->rbuf, need);
-                if (!b) return -ENOMEM;
-                c->rbuf = b;
-                c->rcap = need;
-            }
+        if (need > c->rcap) { /* then have < need too */
+            int rc = begin_part(c, &f, payload, have - FERRY__FRAME_HDR);
+            if (rc < 0) return rc;
+            c->rstart = c->rlen = 0; /* all that was in rbuf belongs to it */
             return 0;
         }
+        if (have < need) break;
         fmsg *m;
-        int rc = accept_frame(c, &f, c->rbuf + c->rstart + FERRY__FRAME_HDR, NULL, 0, NULL, &m);
+        int rc = accept_frame(c, &f, payload, NULL, 0, NULL, &m);
         if (rc < 0) return rc;
         if (m) enqueue(c, m);
         c->rstart += need;
-        if (c->rstart == c->rlen) c->rstart = c->rlen = 0;
     }
+    if (c->rstart) { /* keep the start of the next frame at the front */
+        memmove(c->rbuf, c->rbuf + c->rstart, c->rlen - c->rstart);
+        c->rlen -= c->rstart;
+        c->rstart = 0;
+    }
+    return 0;
+}
+
+/* Read more of the frame in progress, never past its end (what follows it is the next
+ * frame's, and goes to rbuf). Returns as fill; a read that leaves the frame unfinished
+ * took all the kernel had, so it says 0 (wait) rather than 1 (try again). */
+static int fill_part(fdchan *c)
+{
+    size_t left = c->part_f.len - c->part_got;
+    ssize_t n = read(c->rfd, c->part_msg->data + c->part_got, left);
+    if (n < 0) return errno == EAGAIN || errno == EINTR ? 0 : -EPIPE;
+    if (n == 0) return -EPIPE; /* a frame cut short by the end is lost with the peer */
+    c->part_got += (size_t)n;
+    if ((size_t)n < left) return 0;
+    int rc = end_part(c);
+    return rc < 0 ? rc : 1;
+}
+
+/* Read stream bytes into rbuf and parse them. */
+static int fill_rbuf(fdchan *c)
+{
+    if (!c->rbuf) {
+        if (!(c->rbuf = malloc(RBUF_SIZE))) return -ENOMEM;
+        c->rcap = RBUF_SIZE;
+    }
+    /* parse_stream leaves room: the frame in progress fits in rbuf, and starts at 0 */
+    ssize_t n = read(c->rfd, c->rbuf + c->rlen, c->rcap - c->rlen);
+    if (n < 0) return errno == EAGAIN || errno == EINTR ? 0 : -EPIPE;
+    if (n == 0) return -EPIPE; /* a frame cut short by the end is lost with the peer */
+    c->rlen += (size_t)n;
+    int rc = parse_stream(c);
+    return rc < 0 ? rc : 1;
 }
 
 /* Read one packet (with its fds) into a message: the payload goes straight into the
@@ -381,23 +500,14 @@ static int read_packet(fdchan *c)
 }
 
 /* Take in what the kernel has now: 1 progress, 0 nothing there, -EPIPE end of stream,
- * -EBADMSG / -ENOMEM. */
+ * -EBADMSG / -ENOMEM. After an error the channel fails (the callers see to it), so a
+ * frame in progress is dropped: it can never be finished. */
 static int fill(fdchan *c)
 {
     if (c->kind & FDCHAN_PACKET) return read_packet(c);
-    if (c->rlen == c->rcap) { /* parse_stream keeps room for the frame in progress */
-        size_t cap = c->rcap ? c->rcap * 2 : 65536;
-        uint8_t *b = realloc(c->rbuf, cap);
-        if (!b) return -ENOMEM;
-        c->rbuf = b;
-        c->rcap = cap;
-    }
-    ssize_t n = read(c->rfd, c->rbuf + c->rlen, c->rcap - c->rlen);
-    if (n < 0) return errno == EAGAIN || errno == EINTR ? 0 : -EPIPE;
-    if (n == 0) return -EPIPE; /* a frame cut short by the end is lost with the peer */
-    c->rlen += (size_t)n;
-    int rc = parse_stream(c);
-    return rc < 0 ? rc : 1;
+    int rc = c->part_on ? fill_part(c) : fill_rbuf(c);
+    if (rc < 0) drop_part(c);
+    return rc;
 }
 
 /* The first queued message matching filter (the lowest type for filter < 0), or NULL;
@@ -506,12 +616,7 @@ ssize_t ferry__fdchan_recvmsg(ferry_chan *ch, ferry_msg *m, int64_t filter, int 
         msg->nfds = 0;
     }
     uint32_t len = msg->len;
-    /* A packet buffer of full size is kept for the next packet: large messages then cost
-     * no allocation (and no page faults). */
-    if ((c->kind & FDCHAN_PACKET) && !c->spare && msg->room == c->max_msg && !msg->nfds)
-        c->spare = msg;
-    else
-        msg_free(msg);
+    recycle(c, msg);
     FERRY__COUNT(c->base.st.recv_msgs, 1);
     FERRY__COUNT(c->base.st.recv_bytes, len);
     update_ready(c);
@@ -575,6 +680,7 @@ void ferry__fdchan_close(ferry_chan *ch)
         msg_free(m);
     }
     free(c->rbuf);
+    drop_part(c);
     free(c->spare);
     if (c->epfd >= 0) close(c->epfd);
     if (c->efd >= 0) close(c->efd);
