@@ -47,12 +47,20 @@ typedef struct fdchan {
     /* receive */
     uint8_t *rbuf; /* stream: unparsed bytes rbuf[rstart .. rlen) */
     size_t rstart, rlen, rcap;
-    /* stream: a frame too long for rbuf, whose payload is being read straight into its
-     * message (part_msg): part_got of part_f.len bytes are there */
+    /* stream: a frame too long for rbuf, whose payload is being read straight into place
+     * (part_dst): its message part_msg, or the caller's buffer (part_msg NULL; only while
+     * that receive lasts). part_got of part_f.len bytes are there. */
     int part_on;
     ferry__frame part_f;
+    uint8_t *part_dst;
     fmsg *part_msg;
     size_t part_got;
+    /* During a receive: the caller's message, into which the next frame may be read
+     * directly when it is the one the receive will return (direct_fits); NULL when not.
+     * delivered: a frame went there, and the receive returns it. */
+    ferry_msg *direct;
+    int64_t direct_filter;
+    int delivered;
     /* A large message's memory, kept for the next large one (no allocation and no page
      * faults each time): packet, max_msg bytes, the next packet is read into it; stream,
      * at least RBUF_SIZE bytes, the next long frame's payload goes into it. */
@@ -311,6 +319,31 @@ static void enqueue(fdchan *c, fmsg *m)
     *c->qtail = m;
     c->qtail = &m->next;
     c->qbytes += m->len + sizeof *m;
+    /* The receive in progress will return this one (or an earlier one): no later frame
+     * may go straight to the caller. */
+    if (c->direct && ferry__filter_match(c->direct_filter, m->type)) c->direct = NULL;
+}
+
+/* May this stream frame (header decoded, payload not yet checked) be read straight into
+ * the caller's buffer? Only when the receive in progress would return it: the filter
+ * takes it, nothing queued comes first (enqueue sees to that), it fits (a longer one
+ * must stay queued for -EMSGSIZE, the buffer untouched), and it is not the HELLO. */
+static int direct_fits(const fdchan *c, const ferry__frame *f)
+{
+    return c->direct && c->rx_seq != 0 && f->len <= c->direct->cap &&
+           ferry__filter_match(c->direct_filter, f->type);
+}
+
+/* A checked frame is in the caller's buffer: the receive returns it, and takes no more. */
+static void deliver(fdchan *c, const ferry__frame *f, const int *fds, unsigned nfds)
+{
+    ferry_msg *m = c->direct;
+    m->type = f->type;
+    m->len = f->len;
+    m->nfds = nfds;
+    if (nfds) memcpy(m->fds, fds, nfds * sizeof(int));
+    c->direct = NULL;
+    c->delivered = 1;
 }
 
 /* Memory for a message of len bytes: the spare when it is large enough, else new. */
@@ -342,13 +375,19 @@ static void recycle(fdchan *c, fmsg *m)
 }
 
 /* A frame too long for rbuf: its header is decoded, and the first n bytes of its payload
- * (all that followed the header in rbuf) are at head. Its message is made now, and the
- * rest of the payload is read straight into it (fill_part), not through rbuf. */
+ * (all that followed the header in rbuf) are at head. Its place is chosen now, the
+ * caller's buffer when it fits there, else a message, and the rest of the payload is
+ * read straight into it (fill_part), not through rbuf. */
 static int begin_part(fdchan *c, const ferry__frame *f, const uint8_t *head, size_t n)
 {
-    fmsg *m = take_spare(c, f->len);
-    if (!m) return -ENOMEM;
-    memcpy(m->data, head, n);
+    fmsg *m = NULL;
+    if (direct_fits(c, f)) {
+        c->part_dst = c->direct->data;
+    } else {
+        if (!(m = take_spare(c, f->len))) return -ENOMEM;
+        c->part_dst = m->data;
+    }
+    memcpy(c->part_dst, head, n);
     c->part_f = *f;
     c->part_msg = m;
     c->part_got = n;
@@ -356,13 +395,32 @@ static int begin_part(fdchan *c, const ferry__frame *f, const uint8_t *head, siz
     return 0;
 }
 
+/* The receive that owns the caller's buffer is ending with its frame still coming in:
+ * what arrived moves into a message of its own, where the rest will go. */
+static int detach_part(fdchan *c)
+{
+    if (!c->part_on || c->part_msg) return 0;
+    fmsg *m = take_spare(c, c->part_f.len);
+    if (!m) return -ENOMEM;
+    memcpy(m->data, c->part_dst, c->part_got);
+    c->part_msg = m;
+    c->part_dst = m->data;
+    return 0;
+}
+
 /* The frame in progress, once all its payload is in: checked like any frame (a bad one
- * is -EBADMSG, as if it had come through rbuf), then queued. */
+ * is -EBADMSG, as if it had come through rbuf), then handed to the caller (it is in the
+ * caller's buffer already) or queued. */
 static int end_part(fdchan *c)
 {
     fmsg *m = c->part_msg, *out;
     c->part_on = 0;
     c->part_msg = NULL;
+    if (!m) { /* (never the HELLO: that is at most HELLO_LEN bytes) */
+        int rc = check_frame(c, &c->part_f, c->part_dst, 0);
+        if (rc == 0) deliver(c, &c->part_f, NULL, 0);
+        return rc < 0 ? rc : 0;
+    }
     int rc = accept_frame(c, &c->part_f, m->data, NULL, 0, m, &out);
     if (rc < 0 || !out) { /* (a HELLO is never this long: max is HELLO_LEN for seq 0) */
         free(m);
@@ -375,7 +433,7 @@ static int end_part(fdchan *c)
 /* Drop the frame in progress (the channel is failing: it can never be completed). */
 static void drop_part(fdchan *c)
 {
-    if (c->part_on) free(c->part_msg);
+    if (c->part_on) free(c->part_msg); /* (NULL when it was the caller's buffer) */
     c->part_msg = NULL;
     c->part_on = 0;
 }
@@ -399,10 +457,17 @@ static int parse_stream(fdchan *c)
             return 0;
         }
         if (have < need) break;
-        fmsg *m;
-        int rc = accept_frame(c, &f, payload, NULL, 0, NULL, &m);
-        if (rc < 0) return rc;
-        if (m) enqueue(c, m);
+        if (direct_fits(c, &f)) { /* checked here, then copied once: to the caller */
+            int rc = check_frame(c, &f, payload, 0);
+            if (rc < 0) return rc;
+            if (f.len) memcpy(c->direct->data, payload, f.len);
+            deliver(c, &f, NULL, 0);
+        } else {
+            fmsg *m;
+            int rc = accept_frame(c, &f, payload, NULL, 0, NULL, &m);
+            if (rc < 0) return rc;
+            if (m) enqueue(c, m);
+        }
         c->rstart += need;
     }
     if (c->rstart) { /* keep the start of the next frame at the front */
@@ -419,7 +484,7 @@ static int parse_stream(fdchan *c)
 static int fill_part(fdchan *c)
 {
     size_t left = c->part_f.len - c->part_got;
-    ssize_t n = read(c->rfd, c->part_msg->data + c->part_got, left);
+    ssize_t n = read(c->rfd, c->part_dst + c->part_got, left);
     if (n < 0) return errno == EAGAIN || errno == EINTR ? 0 : -EPIPE;
     if (n == 0) return -EPIPE; /* a frame cut short by the end is lost with the peer */
     c->part_got += (size_t)n;
@@ -444,20 +509,32 @@ static int fill_rbuf(fdchan *c)
     return rc < 0 ? rc : 1;
 }
 
-/* Read one packet (with its fds) into a message: the payload goes straight into the
- * message's own memory (one copy less on the way to the caller). */
+/*
+ * Read one packet (with its fds). Its payload goes straight to where it is used: the
+ * caller's buffer when the receive in progress will surely return it, which is when it
+ * takes any type (filter 0), nothing is queued before it, the HELLO is past, and the
+ * buffer holds max_msg bytes, so that no valid packet can be too long for it (the header
+ * is not known before the read, and one that is too long must stay queued with the
+ * caller's buffer untouched). Otherwise into a message's own memory (the spare). Either
+ * way, the kernel's copy is the only one.
+ */
 static int read_packet(fdchan *c)
 {
     union {
         struct cmsghdr align;
         char buf[CMSG_SPACE(sizeof(int) * FERRY_MAX_FDS)];
     } ctrl;
-    if (!c->spare) {
+    ferry_msg *to = c->direct;
+    if (to && (c->direct_filter != 0 || to->cap < c->max_msg || c->qhead || c->rx_seq == 0))
+        to = NULL;
+    if (!to && !c->spare) {
         if (!(c->spare = malloc(sizeof(fmsg) + c->max_msg))) return -ENOMEM;
         c->spare->room = c->max_msg;
+        c->spare->nfds = 0;
     }
-    uint8_t hdr[FERRY__FRAME_HDR];
-    struct iovec iov[2] = {{hdr, sizeof hdr}, {c->spare->data, c->max_msg}};
+    uint8_t hdr[FERRY__FRAME_HDR], *dst = to ? (uint8_t *)to->data : c->spare->data;
+    /* max_msg bytes of room, no more: a longer packet is MSG_TRUNC, i.e. -EBADMSG */
+    struct iovec iov[2] = {{hdr, sizeof hdr}, {dst, c->max_msg}};
     struct msghdr mh = {
         .msg_iov = iov, .msg_iovlen = 2, .msg_control = ctrl.buf, .msg_controllen = sizeof ctrl};
     ssize_t n = recvmsg(c->rfd, &mh, MSG_DONTWAIT | MSG_CMSG_CLOEXEC);
@@ -484,12 +561,19 @@ static int read_packet(fdchan *c)
     fmsg *m = NULL;
     uint32_t max = c->rx_seq == 0 ? HELLO_LEN : c->max_msg;
     int rc = -EBADMSG;
-    if (!overflow && !(mh.msg_flags & (MSG_CTRUNC | MSG_TRUNC)) && n >= FERRY__FRAME_HDR &&
-        ferry__frame_decode(hdr, max, &f) == 0 && (size_t)n == FERRY__FRAME_HDR + f.len)
+    int good = !overflow && !(mh.msg_flags & (MSG_CTRUNC | MSG_TRUNC)) && n >= FERRY__FRAME_HDR &&
+               ferry__frame_decode(hdr, max, &f) == 0 && (size_t)n == FERRY__FRAME_HDR + f.len;
+    if (good && to) { /* (never the HELLO: rx_seq > 0) */
+        if ((rc = check_frame(c, &f, dst, nfds)) == 0) {
+            deliver(c, &f, fds, nfds);
+            return 1;
+        }
+    } else if (good) {
         /* A large payload stays where it was read (no copy); a small one is copied into
          * a message of its own size, and the big buffer serves the next packet. */
-        rc = accept_frame(c, &f, c->spare->data, fds, nfds,
+        rc = accept_frame(c, &f, dst, fds, nfds,
                           (size_t)f.len + 4096 < c->max_msg ? NULL : c->spare, &m);
+    }
     if (rc < 0) {
         for (unsigned i = 0; i < nfds; i++) close(fds[i]);
         return rc;
@@ -538,8 +622,8 @@ static void update_ready(fdchan *c)
         c->ready = !(read(c->efd, &v, sizeof v) == sizeof v);
 }
 
-/* Find the message to hand out next; *out points at the queue's pointer to it (it stays
- * queued until the caller unlinks it). */
+/* Find the message to hand out next: 0, and *out points at the queue's pointer to it (it
+ * stays queued until the caller unlinks it); or 1, it went straight into c->direct. */
 static int find(fdchan *c, int64_t filter, ferry__when *w, fmsg ***out)
 {
     for (;;) {
@@ -550,6 +634,7 @@ static int find(fdchan *c, int64_t filter, ferry__when *w, fmsg ***out)
             while (c->qbytes < FDCHAN_BACKLOG_MAX && !atomic_load(&c->dead) && (rc = fill(c)) > 0) {
             }
         if (rc < 0) fail(c, rc == -ENOMEM ? -EBADMSG : rc);
+        if (c->delivered) return 1; /* straight into the caller's buffer */
         if (pick(c, filter, &link)) {
             *out = link;
             return 0;
@@ -597,7 +682,29 @@ ssize_t ferry__fdchan_recvmsg(ferry_chan *ch, ferry_msg *m, int64_t filter, int 
 {
     fdchan *c = (fdchan *)ch;
     fmsg **link = NULL; /* messages that arrived whole before a broken frame still count */
+    /* The frame this receive returns may be read straight into m->data (the only copy
+     * is the kernel's): not with a "lowest type" filter, which must see everything that
+     * has arrived before it picks. */
+    c->direct = filter >= 0 ? m : NULL;
+    c->direct_filter = filter;
+    c->delivered = 0;
     int rc = find(c, filter, w, &link);
+    c->direct = NULL;
+    if (c->part_on && !c->part_msg && detach_part(c) < 0) { /* m->data is the caller's again */
+        drop_part(c);
+        fail(c, -EBADMSG); /* as any -ENOMEM while receiving */
+    }
+    if (rc == 1) { /* it is in m already: type, len, fds */
+        size_t len = m->len;
+        if (!keep_fds) {
+            for (uint32_t i = 0; i < m->nfds; i++) close(m->fds[i]);
+            m->nfds = 0;
+        }
+        FERRY__COUNT(c->base.st.recv_msgs, 1);
+        FERRY__COUNT(c->base.st.recv_bytes, len);
+        update_ready(c);
+        return (ssize_t)len;
+    }
     if (rc < 0) {
         update_ready(c);
         return rc;
