@@ -4,6 +4,7 @@
 #define _GNU_SOURCE
 #include "fdchan.h"
 
+#include "core/crc32c.h"
 #include "core/frame.h"
 #include "core/time.h"
 
@@ -55,6 +56,7 @@ typedef struct fdchan {
     uint8_t *part_dst;
     fmsg *part_msg;
     size_t part_got;
+    uint32_t part_crc; /* with a crc: the running crc of the header and the bytes got */
     /* During a receive: the caller's message, into which the next frame may be read
      * directly when it is the one the receive will return (direct_fits); NULL when not.
      * delivered: a frame went there, and the receive returns it. */
@@ -273,13 +275,16 @@ static void msg_free(fmsg *m)
 
 /* Check a decoded frame, whose payload is at `payload`, against the channel's rules:
  * strict seq, as many fds as the header says, known flags, a crc where the channel needs
- * one and a right one wherever it is. 0: a message; 1: the peer's HELLO (checked, and
- * nothing to queue); -EBADMSG. */
-static int check_frame(fdchan *c, const ferry__frame *f, const uint8_t *payload, unsigned nfds)
+ * one and a right one wherever it is (sum: the crc already made as the payload came in,
+ * or NULL to make it now). 0: a message; 1: the peer's HELLO (checked, and nothing to
+ * queue); -EBADMSG. */
+static int check_frame(fdchan *c, const ferry__frame *f, const uint8_t *payload, unsigned nfds,
+                       const uint32_t *sum)
 {
     if (f->seq != c->rx_seq || f->nfds != nfds || (f->flags & ~FERRY__F_CRC) ||
         ((c->kind & FDCHAN_CHECKSUM) && !(f->flags & FERRY__F_CRC)) ||
-        ferry__frame_check_crc(f, payload) < 0)
+        ((f->flags & FERRY__F_CRC) &&
+         (sum ? *sum != f->crc : ferry__frame_check_crc(f, payload) < 0)))
         return -EBADMSG;
     if (c->rx_seq++ == 0) { /* the peer's HELLO: it must agree on the shape */
         uint32_t max, flags;
@@ -296,10 +301,10 @@ static int check_frame(fdchan *c, const ferry__frame *f, const uint8_t *payload,
  * was read into it already, else a new one. HELLO frames are checked and swallowed (NULL,
  * 0). */
 static int accept_frame(fdchan *c, const ferry__frame *f, const uint8_t *payload, const int *fds,
-                        unsigned nfds, fmsg *into, fmsg **out)
+                        unsigned nfds, fmsg *into, const uint32_t *sum, fmsg **out)
 {
     *out = NULL;
-    int rc = check_frame(c, f, payload, nfds);
+    int rc = check_frame(c, f, payload, nfds, sum);
     if (rc != 0) return rc < 0 ? rc : 0;
     fmsg *m = into ? into : malloc(sizeof *m + f->len);
     if (!m) return -ENOMEM;
@@ -392,6 +397,13 @@ static int begin_part(fdchan *c, const ferry__frame *f, const uint8_t *head, siz
     c->part_msg = m;
     c->part_got = n;
     c->part_on = 1;
+    if (f->flags & FERRY__F_CRC) { /* the crc of the header with crc 0 (ferry__frame_crc) */
+        ferry__frame z = *f;
+        uint8_t h[FERRY__FRAME_HDR];
+        z.crc = 0;
+        ferry__frame_encode(&z, h);
+        c->part_crc = ferry__crc32c(ferry__crc32c(0, h, sizeof h), head, n);
+    }
     return 0;
 }
 
@@ -417,11 +429,11 @@ static int end_part(fdchan *c)
     c->part_on = 0;
     c->part_msg = NULL;
     if (!m) { /* (never the HELLO: that is at most HELLO_LEN bytes) */
-        int rc = check_frame(c, &c->part_f, c->part_dst, 0);
+        int rc = check_frame(c, &c->part_f, c->part_dst, 0, &c->part_crc);
         if (rc == 0) deliver(c, &c->part_f, NULL, 0);
         return rc < 0 ? rc : 0;
     }
-    int rc = accept_frame(c, &c->part_f, m->data, NULL, 0, m, &out);
+    int rc = accept_frame(c, &c->part_f, m->data, NULL, 0, m, &c->part_crc, &out);
     if (rc < 0 || !out) { /* (a HELLO is never this long: max is HELLO_LEN for seq 0) */
         free(m);
         return rc < 0 ? rc : 0;
@@ -458,13 +470,13 @@ static int parse_stream(fdchan *c)
         }
         if (have < need) break;
         if (direct_fits(c, &f)) { /* checked here, then copied once: to the caller */
-            int rc = check_frame(c, &f, payload, 0);
+            int rc = check_frame(c, &f, payload, 0, NULL);
             if (rc < 0) return rc;
             if (f.len) memcpy(c->direct->data, payload, f.len);
             deliver(c, &f, NULL, 0);
         } else {
             fmsg *m;
-            int rc = accept_frame(c, &f, payload, NULL, 0, NULL, &m);
+            int rc = accept_frame(c, &f, payload, NULL, 0, NULL, NULL, &m);
             if (rc < 0) return rc;
             if (m) enqueue(c, m);
         }
@@ -487,6 +499,10 @@ static int fill_part(fdchan *c)
     ssize_t n = read(c->rfd, c->part_dst + c->part_got, left);
     if (n < 0) return errno == EAGAIN || errno == EINTR ? 0 : -EPIPE;
     if (n == 0) return -EPIPE; /* a frame cut short by the end is lost with the peer */
+    /* The crc is made as the payload comes in, while the rest is still on its way: at
+     * the end only the last piece is left to sum. */
+    if (c->part_f.flags & FERRY__F_CRC)
+        c->part_crc = ferry__crc32c(c->part_crc, c->part_dst + c->part_got, (size_t)n);
     c->part_got += (size_t)n;
     if ((size_t)n < left) return 0;
     int rc = end_part(c);
@@ -564,7 +580,7 @@ static int read_packet(fdchan *c)
     int good = !overflow && !(mh.msg_flags & (MSG_CTRUNC | MSG_TRUNC)) && n >= FERRY__FRAME_HDR &&
                ferry__frame_decode(hdr, max, &f) == 0 && (size_t)n == FERRY__FRAME_HDR + f.len;
     if (good && to) { /* (never the HELLO: rx_seq > 0) */
-        if ((rc = check_frame(c, &f, dst, nfds)) == 0) {
+        if ((rc = check_frame(c, &f, dst, nfds, NULL)) == 0) {
             deliver(c, &f, fds, nfds);
             return 1;
         }
@@ -572,7 +588,7 @@ static int read_packet(fdchan *c)
         /* A large payload stays where it was read (no copy); a small one is copied into
          * a message of its own size, and the big buffer serves the next packet. */
         rc = accept_frame(c, &f, dst, fds, nfds,
-                          (size_t)f.len + 4096 < c->max_msg ? NULL : c->spare, &m);
+                          (size_t)f.len + 4096 < c->max_msg ? NULL : c->spare, NULL, &m);
     }
     if (rc < 0) {
         for (unsigned i = 0; i < nfds; i++) close(fds[i]);
