@@ -64,8 +64,9 @@ typedef struct fdchan {
     int64_t direct_filter;
     int delivered;
     /* A large message's memory, kept for the next large one (no allocation and no page
-     * faults each time): packet, max_msg bytes, the next packet is read into it; stream,
-     * at least RBUF_SIZE bytes, the next long frame's payload goes into it. */
+     * faults each time): packet, max_msg bytes, the next packet is read into it (unless
+     * it goes to the caller); stream, the memory of a frame too long for rbuf, the next
+     * such frame's payload goes into it when it is large enough. */
     struct fmsg *spare;
     fmsg *qhead, **qtail;
     size_t qbytes;
@@ -365,13 +366,14 @@ static fmsg *take_spare(fdchan *c, size_t len)
     return m;
 }
 
-/* A message the caller is done with: a large one (a packet buffer of full size, or a
- * stream message longer than rbuf) becomes the spare if it is larger than the one kept;
- * the rest is freed. */
+/* A message the caller is done with: a large one (a packet buffer of full size, or the
+ * memory of a stream frame too long for rbuf) becomes the spare if it is larger than the
+ * one kept; the rest is freed. */
 static void recycle(fdchan *c, fmsg *m)
 {
-    size_t min = (c->kind & FDCHAN_PACKET) ? c->max_msg : RBUF_SIZE;
-    if (!m->nfds && m->room >= min && (!c->spare || c->spare->room < m->room)) {
+    int large = (c->kind & FDCHAN_PACKET) ? m->room == c->max_msg
+                                          : FERRY__FRAME_HDR + (size_t)m->room > RBUF_SIZE;
+    if (!m->nfds && large && (!c->spare || c->spare->room < m->room)) {
         free(c->spare);
         c->spare = m;
     } else {
