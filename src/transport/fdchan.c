@@ -4,6 +4,7 @@
 #define _GNU_SOURCE
 #include "fdchan.h"
 
+#include "core/crc32c.h"
 #include "core/frame.h"
 #include "core/time.h"
 
@@ -25,6 +26,7 @@
 
 #define FDCHAN_BACKLOG_MAX ((size_t)8 << 20) /* bytes of parsed, untaken messages */
 #define HELLO_LEN          8u
+#define RBUF_SIZE          ((size_t)64 << 10) /* stream: the read buffer; longer frames bypass it */
 
 typedef struct fmsg {
     struct fmsg *next;
@@ -46,7 +48,26 @@ typedef struct fdchan {
     /* receive */
     uint8_t *rbuf; /* stream: unparsed bytes rbuf[rstart .. rlen) */
     size_t rstart, rlen, rcap;
-    struct fmsg *spare; /* packet: the next packet's payload is read straight into it */
+    /* stream: a frame too long for rbuf, whose payload is being read straight into place
+     * (part_dst): its message part_msg, or the caller's buffer (part_msg NULL; only while
+     * that receive lasts). part_got of part_f.len bytes are there. */
+    int part_on;
+    ferry__frame part_f;
+    uint8_t *part_dst;
+    fmsg *part_msg;
+    size_t part_got;
+    uint32_t part_crc; /* with a crc: the running crc of the header and the bytes got */
+    /* During a receive: the caller's message, into which the next frame may be read
+     * directly when it is the one the receive will return (direct_fits); NULL when not.
+     * delivered: a frame went there, and the receive returns it. */
+    ferry_msg *direct;
+    int64_t direct_filter;
+    int delivered;
+    /* A large message's memory, kept for the next large one (no allocation and no page
+     * faults each time): packet, max_msg bytes, the next packet is read into it (unless
+     * it goes to the caller); stream, the memory of a frame too long for rbuf, the next
+     * such frame's payload goes into it when it is large enough. */
+    struct fmsg *spare;
     fmsg *qhead, **qtail;
     size_t qbytes;
     /* send: the rest of a frame the kernel took only part of */
@@ -253,16 +274,18 @@ static void msg_free(fmsg *m)
     free(m);
 }
 
-/* Check a decoded frame against the channel's rules and make a message of it: `into`,
- * when the payload was read into it already, else a new one. HELLO frames are checked
- * and swallowed (NULL, 0). */
-static int accept_frame(fdchan *c, const ferry__frame *f, const uint8_t *payload, const int *fds,
-                        unsigned nfds, fmsg *into, fmsg **out)
+/* Check a decoded frame, whose payload is at `payload`, against the channel's rules:
+ * strict seq, as many fds as the header says, known flags, a crc where the channel needs
+ * one and a right one wherever it is (sum: the crc already made as the payload came in,
+ * or NULL to make it now). 0: a message; 1: the peer's HELLO (checked, and nothing to
+ * queue); -EBADMSG. */
+static int check_frame(fdchan *c, const ferry__frame *f, const uint8_t *payload, unsigned nfds,
+                       const uint32_t *sum)
 {
-    *out = NULL;
     if (f->seq != c->rx_seq || f->nfds != nfds || (f->flags & ~FERRY__F_CRC) ||
         ((c->kind & FDCHAN_CHECKSUM) && !(f->flags & FERRY__F_CRC)) ||
-        ferry__frame_check_crc(f, payload) < 0)
+        ((f->flags & FERRY__F_CRC) &&
+         (sum ? *sum != f->crc : ferry__frame_check_crc(f, payload) < 0)))
         return -EBADMSG;
     if (c->rx_seq++ == 0) { /* the peer's HELLO: it must agree on the shape */
         uint32_t max, flags;
@@ -270,8 +293,20 @@ static int accept_frame(fdchan *c, const ferry__frame *f, const uint8_t *payload
         memcpy(&flags, payload + 4, 4);
         if (f->len != HELLO_LEN || max != c->max_msg || flags != (c->kind & FDCHAN_CHECKSUM))
             return -EBADMSG;
-        return 0;
+        return 1;
     }
+    return 0;
+}
+
+/* Check a decoded frame (check_frame) and make a message of it: `into`, when the payload
+ * was read into it already, else a new one. HELLO frames are checked and swallowed (NULL,
+ * 0). */
+static int accept_frame(fdchan *c, const ferry__frame *f, const uint8_t *payload, const int *fds,
+                        unsigned nfds, fmsg *into, const uint32_t *sum, fmsg **out)
+{
+    *out = NULL;
+    int rc = check_frame(c, f, payload, nfds, sum);
+    if (rc != 0) return rc < 0 ? rc : 0;
     fmsg *m = into ? into : malloc(sizeof *m + f->len);
     if (!m) return -ENOMEM;
     if (!into) m->room = f->len;
@@ -290,55 +325,234 @@ static void enqueue(fdchan *c, fmsg *m)
     *c->qtail = m;
     c->qtail = &m->next;
     c->qbytes += m->len + sizeof *m;
+    /* The receive in progress will return this one (or an earlier one): no later frame
+     * may go straight to the caller. */
+    if (c->direct && ferry__filter_match(c->direct_filter, m->type)) c->direct = NULL;
 }
 
-/* Parse whole frames out of the stream buffer. */
-static int parse_stream(fdchan *c)
+/* May this stream frame (header decoded, payload not yet checked) be read straight into
+ * the caller's buffer? Only when the receive in progress would return it: the filter
+ * takes it, nothing queued comes first (enqueue sees to that), it fits (a longer one
+ * must stay queued for -EMSGSIZE, the buffer untouched), and it is not the HELLO. */
+static int direct_fits(const fdchan *c, const ferry__frame *f)
 {
-    for (;;) {
-        size_t have = c->rlen - c->rstart;
-        if (have < FERRY__FRAME_HDR) return 0;
-        ferry__frame f;
-        uint32_t max = c->rx_seq == 0 ? HELLO_LEN : c->max_msg;
-        if (ferry__frame_decode(c->rbuf + c->rstart, max, &f) < 0) return -EBADMSG;
-        size_t need = FERRY__FRAME_HDR + f.len;
-        if (have < need) {
-            if (c->rstart) { /* make room at the end for the rest of this frame */
-                memmove(c->rbuf, c->rbuf + c->rstart, have);
-                c->rlen = have;
-                c->rstart = 0;
-            }
-            if (c->rcap < need) {
-                uint8_t *b = realloc(c->rbuf, need);
-                if (!b) return -ENOMEM;
-                c->rbuf = b;
-                c->rcap = need;
-            }
-            return 0;
-        }
-        fmsg *m;
-        int rc = accept_frame(c, &f, c->rbuf + c->rstart + FERRY__FRAME_HDR, NULL, 0, NULL, &m);
-        if (rc < 0) return rc;
-        if (m) enqueue(c, m);
-        c->rstart += need;
-        if (c->rstart == c->rlen) c->rstart = c->rlen = 0;
+    return c->direct && c->rx_seq != 0 && f->len <= c->direct->cap &&
+           ferry__filter_match(c->direct_filter, f->type);
+}
+
+/* A checked frame is in the caller's buffer: the receive returns it, and takes no more. */
+static void deliver(fdchan *c, const ferry__frame *f, const int *fds, unsigned nfds)
+{
+    ferry_msg *m = c->direct;
+    m->type = f->type;
+    m->len = f->len;
+    m->nfds = nfds;
+    if (nfds) memcpy(m->fds, fds, nfds * sizeof(int));
+    c->direct = NULL;
+    c->delivered = 1;
+}
+
+/* Memory for a message of len bytes: the spare when it is large enough, else new. */
+static fmsg *take_spare(fdchan *c, size_t len)
+{
+    fmsg *m = c->spare;
+    if (m && m->room >= len) {
+        c->spare = NULL;
+        return m;
+    }
+    if (!(m = malloc(sizeof *m + len))) return NULL;
+    m->room = (uint32_t)len;
+    m->nfds = 0;
+    return m;
+}
+
+/* A message the caller is done with: a large one (a packet buffer of full size, or the
+ * memory of a stream frame too long for rbuf) becomes the spare if it is larger than the
+ * one kept; the rest is freed. */
+static void recycle(fdchan *c, fmsg *m)
+{
+    int large = (c->kind & FDCHAN_PACKET) ? m->room == c->max_msg
+                                          : FERRY__FRAME_HDR + (size_t)m->room > RBUF_SIZE;
+    if (!m->nfds && large && (!c->spare || c->spare->room < m->room)) {
+        free(c->spare);
+        c->spare = m;
+    } else {
+        msg_free(m);
     }
 }
 
-/* Read one packet (with its fds) into a message: the payload goes straight into the
- * message's own memory (one copy less on the way to the caller). */
+/* A frame too long for rbuf: its header is decoded, and the first n bytes of its payload
+ * (all that followed the header in rbuf) are at head. Its place is chosen now, the
+ * caller's buffer when it fits there, else a message, and the rest of the payload is
+ * read straight into it (fill_part), not through rbuf. */
+static int begin_part(fdchan *c, const ferry__frame *f, const uint8_t *head, size_t n)
+{
+    fmsg *m = NULL;
+    if (direct_fits(c, f)) {
+        c->part_dst = c->direct->data;
+    } else {
+        if (!(m = take_spare(c, f->len))) return -ENOMEM;
+        c->part_dst = m->data;
+    }
+    memcpy(c->part_dst, head, n);
+    c->part_f = *f;
+    c->part_msg = m;
+    c->part_got = n;
+    c->part_on = 1;
+    if (f->flags & FERRY__F_CRC) { /* the crc of the header with crc 0 (ferry__frame_crc) */
+        ferry__frame z = *f;
+        uint8_t h[FERRY__FRAME_HDR];
+        z.crc = 0;
+        ferry__frame_encode(&z, h);
+        c->part_crc = ferry__crc32c(ferry__crc32c(0, h, sizeof h), head, n);
+    }
+    return 0;
+}
+
+/* The receive that owns the caller's buffer is ending with its frame still coming in:
+ * what arrived moves into a message of its own, where the rest will go. */
+static int detach_part(fdchan *c)
+{
+    if (!c->part_on || c->part_msg) return 0;
+    fmsg *m = take_spare(c, c->part_f.len);
+    if (!m) return -ENOMEM;
+    memcpy(m->data, c->part_dst, c->part_got);
+    c->part_msg = m;
+    c->part_dst = m->data;
+    return 0;
+}
+
+/* The frame in progress, once all its payload is in: checked like any frame (a bad one
+ * is -EBADMSG, as if it had come through rbuf), then handed to the caller (it is in the
+ * caller's buffer already) or queued. */
+static int end_part(fdchan *c)
+{
+    fmsg *m = c->part_msg, *out;
+    c->part_on = 0;
+    c->part_msg = NULL;
+    if (!m) { /* (never the HELLO: that is at most HELLO_LEN bytes) */
+        int rc = check_frame(c, &c->part_f, c->part_dst, 0, &c->part_crc);
+        if (rc == 0) deliver(c, &c->part_f, NULL, 0);
+        return rc < 0 ? rc : 0;
+    }
+    int rc = accept_frame(c, &c->part_f, m->data, NULL, 0, m, &c->part_crc, &out);
+    if (rc < 0 || !out) { /* (a HELLO is never this long: max is HELLO_LEN for seq 0) */
+        free(m);
+        return rc < 0 ? rc : 0;
+    }
+    enqueue(c, out);
+    return 0;
+}
+
+/* Drop the frame in progress (the channel is failing: it can never be completed). */
+static void drop_part(fdchan *c)
+{
+    if (c->part_on) free(c->part_msg); /* (NULL when it was the caller's buffer) */
+    c->part_msg = NULL;
+    c->part_on = 0;
+}
+
+/* Parse whole frames out of the stream buffer. A frame longer than the whole buffer is
+ * begun as a part (and everything left in rbuf is its payload); what is left of a frame
+ * not yet whole is moved to the front, so that there is room after it for the rest. */
+static int parse_stream(fdchan *c)
+{
+    while (c->rlen - c->rstart >= FERRY__FRAME_HDR) {
+        size_t have = c->rlen - c->rstart;
+        ferry__frame f;
+        uint32_t max = c->rx_seq == 0 ? HELLO_LEN : c->max_msg;
+        if (ferry__frame_decode(c->rbuf + c->rstart, max, &f) < 0) return -EBADMSG;
+        const uint8_t *payload = c->rbuf + c->rstart + FERRY__FRAME_HDR;
+        size_t need = FERRY__FRAME_HDR + f.len;
+        if (need > c->rcap) { /* then have < need too */
+            int rc = begin_part(c, &f, payload, have - FERRY__FRAME_HDR);
+            if (rc < 0) return rc;
+            c->rstart = c->rlen = 0; /* all that was in rbuf belongs to it */
+            return 0;
+        }
+        if (have < need) break;
+        if (direct_fits(c, &f)) { /* checked here, then copied once: to the caller */
+            int rc = check_frame(c, &f, payload, 0, NULL);
+            if (rc < 0) return rc;
+            if (f.len) memcpy(c->direct->data, payload, f.len);
+            deliver(c, &f, NULL, 0);
+        } else {
+            fmsg *m;
+            int rc = accept_frame(c, &f, payload, NULL, 0, NULL, NULL, &m);
+            if (rc < 0) return rc;
+            if (m) enqueue(c, m);
+        }
+        c->rstart += need;
+    }
+    if (c->rstart) { /* keep the start of the next frame at the front */
+        memmove(c->rbuf, c->rbuf + c->rstart, c->rlen - c->rstart);
+        c->rlen -= c->rstart;
+        c->rstart = 0;
+    }
+    return 0;
+}
+
+/* Read more of the frame in progress, never past its end (what follows it is the next
+ * frame's, and goes to rbuf). Returns as fill; a read that leaves the frame unfinished
+ * took all the kernel had, so it says 0 (wait) rather than 1 (try again). */
+static int fill_part(fdchan *c)
+{
+    size_t left = c->part_f.len - c->part_got;
+    ssize_t n = read(c->rfd, c->part_dst + c->part_got, left);
+    if (n < 0) return errno == EAGAIN || errno == EINTR ? 0 : -EPIPE;
+    if (n == 0) return -EPIPE; /* a frame cut short by the end is lost with the peer */
+    /* The crc is made as the payload comes in, while the rest is still on its way: at
+     * the end only the last piece is left to sum. */
+    if (c->part_f.flags & FERRY__F_CRC)
+        c->part_crc = ferry__crc32c(c->part_crc, c->part_dst + c->part_got, (size_t)n);
+    c->part_got += (size_t)n;
+    if ((size_t)n < left) return 0;
+    int rc = end_part(c);
+    return rc < 0 ? rc : 1;
+}
+
+/* Read stream bytes into rbuf and parse them. */
+static int fill_rbuf(fdchan *c)
+{
+    if (!c->rbuf) {
+        if (!(c->rbuf = malloc(RBUF_SIZE))) return -ENOMEM;
+        c->rcap = RBUF_SIZE;
+    }
+    /* parse_stream leaves room: the frame in progress fits in rbuf, and starts at 0 */
+    ssize_t n = read(c->rfd, c->rbuf + c->rlen, c->rcap - c->rlen);
+    if (n < 0) return errno == EAGAIN || errno == EINTR ? 0 : -EPIPE;
+    if (n == 0) return -EPIPE; /* a frame cut short by the end is lost with the peer */
+    c->rlen += (size_t)n;
+    int rc = parse_stream(c);
+    return rc < 0 ? rc : 1;
+}
+
+/*
+ * Read one packet (with its fds). Its payload goes straight to where it is used: the
+ * caller's buffer when the receive in progress will surely return it, which is when it
+ * takes any type (filter 0), nothing is queued before it, the HELLO is past, and the
+ * buffer holds max_msg bytes, so that no valid packet can be too long for it (the header
+ * is not known before the read, and one that is too long must stay queued with the
+ * caller's buffer untouched). Otherwise into a message's own memory (the spare). Either
+ * way, the kernel's copy is the only one.
+ */
 static int read_packet(fdchan *c)
 {
     union {
         struct cmsghdr align;
         char buf[CMSG_SPACE(sizeof(int) * FERRY_MAX_FDS)];
     } ctrl;
-    if (!c->spare) {
+    ferry_msg *to = c->direct;
+    if (to && (c->direct_filter != 0 || to->cap < c->max_msg || c->qhead || c->rx_seq == 0))
+        to = NULL;
+    if (!to && !c->spare) {
         if (!(c->spare = malloc(sizeof(fmsg) + c->max_msg))) return -ENOMEM;
         c->spare->room = c->max_msg;
+        c->spare->nfds = 0;
     }
-    uint8_t hdr[FERRY__FRAME_HDR];
-    struct iovec iov[2] = {{hdr, sizeof hdr}, {c->spare->data, c->max_msg}};
+    uint8_t hdr[FERRY__FRAME_HDR], *dst = to ? (uint8_t *)to->data : c->spare->data;
+    /* max_msg bytes of room, no more: a longer packet is MSG_TRUNC, i.e. -EBADMSG */
+    struct iovec iov[2] = {{hdr, sizeof hdr}, {dst, c->max_msg}};
     struct msghdr mh = {
         .msg_iov = iov, .msg_iovlen = 2, .msg_control = ctrl.buf, .msg_controllen = sizeof ctrl};
     ssize_t n = recvmsg(c->rfd, &mh, MSG_DONTWAIT | MSG_CMSG_CLOEXEC);
@@ -365,12 +579,19 @@ static int read_packet(fdchan *c)
     fmsg *m = NULL;
     uint32_t max = c->rx_seq == 0 ? HELLO_LEN : c->max_msg;
     int rc = -EBADMSG;
-    if (!overflow && !(mh.msg_flags & (MSG_CTRUNC | MSG_TRUNC)) && n >= FERRY__FRAME_HDR &&
-        ferry__frame_decode(hdr, max, &f) == 0 && (size_t)n == FERRY__FRAME_HDR + f.len)
+    int good = !overflow && !(mh.msg_flags & (MSG_CTRUNC | MSG_TRUNC)) && n >= FERRY__FRAME_HDR &&
+               ferry__frame_decode(hdr, max, &f) == 0 && (size_t)n == FERRY__FRAME_HDR + f.len;
+    if (good && to) { /* (never the HELLO: rx_seq > 0) */
+        if ((rc = check_frame(c, &f, dst, nfds, NULL)) == 0) {
+            deliver(c, &f, fds, nfds);
+            return 1;
+        }
+    } else if (good) {
         /* A large payload stays where it was read (no copy); a small one is copied into
          * a message of its own size, and the big buffer serves the next packet. */
-        rc = accept_frame(c, &f, c->spare->data, fds, nfds,
-                          (size_t)f.len + 4096 < c->max_msg ? NULL : c->spare, &m);
+        rc = accept_frame(c, &f, dst, fds, nfds,
+                          (size_t)f.len + 4096 < c->max_msg ? NULL : c->spare, NULL, &m);
+    }
     if (rc < 0) {
         for (unsigned i = 0; i < nfds; i++) close(fds[i]);
         return rc;
@@ -381,23 +602,14 @@ static int read_packet(fdchan *c)
 }
 
 /* Take in what the kernel has now: 1 progress, 0 nothing there, -EPIPE end of stream,
- * -EBADMSG / -ENOMEM. */
+ * -EBADMSG / -ENOMEM. After an error the channel fails (the callers see to it), so a
+ * frame in progress is dropped: it can never be finished. */
 static int fill(fdchan *c)
 {
     if (c->kind & FDCHAN_PACKET) return read_packet(c);
-    if (c->rlen == c->rcap) { /* parse_stream keeps room for the frame in progress */
-        size_t cap = c->rcap ? c->rcap * 2 : 65536;
-        uint8_t *b = realloc(c->rbuf, cap);
-        if (!b) return -ENOMEM;
-        c->rbuf = b;
-        c->rcap = cap;
-    }
-    ssize_t n = read(c->rfd, c->rbuf + c->rlen, c->rcap - c->rlen);
-    if (n < 0) return errno == EAGAIN || errno == EINTR ? 0 : -EPIPE;
-    if (n == 0) return -EPIPE; /* a frame cut short by the end is lost with the peer */
-    c->rlen += (size_t)n;
-    int rc = parse_stream(c);
-    return rc < 0 ? rc : 1;
+    int rc = c->part_on ? fill_part(c) : fill_rbuf(c);
+    if (rc < 0) drop_part(c);
+    return rc;
 }
 
 /* The first queued message matching filter (the lowest type for filter < 0), or NULL;
@@ -428,8 +640,8 @@ static void update_ready(fdchan *c)
         c->ready = !(read(c->efd, &v, sizeof v) == sizeof v);
 }
 
-/* Find the message to hand out next; *out points at the queue's pointer to it (it stays
- * queued until the caller unlinks it). */
+/* Find the message to hand out next: 0, and *out points at the queue's pointer to it (it
+ * stays queued until the caller unlinks it); or 1, it went straight into c->direct. */
 static int find(fdchan *c, int64_t filter, ferry__when *w, fmsg ***out)
 {
     for (;;) {
@@ -440,6 +652,7 @@ static int find(fdchan *c, int64_t filter, ferry__when *w, fmsg ***out)
             while (c->qbytes < FDCHAN_BACKLOG_MAX && !atomic_load(&c->dead) && (rc = fill(c)) > 0) {
             }
         if (rc < 0) fail(c, rc == -ENOMEM ? -EBADMSG : rc);
+        if (c->delivered) return 1; /* straight into the caller's buffer */
         if (pick(c, filter, &link)) {
             *out = link;
             return 0;
@@ -487,7 +700,29 @@ ssize_t ferry__fdchan_recvmsg(ferry_chan *ch, ferry_msg *m, int64_t filter, int 
 {
     fdchan *c = (fdchan *)ch;
     fmsg **link = NULL; /* messages that arrived whole before a broken frame still count */
+    /* The frame this receive returns may be read straight into m->data (the only copy
+     * is the kernel's): not with a "lowest type" filter, which must see everything that
+     * has arrived before it picks. */
+    c->direct = filter >= 0 ? m : NULL;
+    c->direct_filter = filter;
+    c->delivered = 0;
     int rc = find(c, filter, w, &link);
+    c->direct = NULL;
+    if (c->part_on && !c->part_msg && detach_part(c) < 0) { /* m->data is the caller's again */
+        drop_part(c);
+        fail(c, -EBADMSG); /* as any -ENOMEM while receiving */
+    }
+    if (rc == 1) { /* it is in m already: type, len, fds */
+        size_t len = m->len;
+        if (!keep_fds) {
+            for (uint32_t i = 0; i < m->nfds; i++) close(m->fds[i]);
+            m->nfds = 0;
+        }
+        FERRY__COUNT(c->base.st.recv_msgs, 1);
+        FERRY__COUNT(c->base.st.recv_bytes, len);
+        update_ready(c);
+        return (ssize_t)len;
+    }
     if (rc < 0) {
         update_ready(c);
         return rc;
@@ -506,12 +741,7 @@ ssize_t ferry__fdchan_recvmsg(ferry_chan *ch, ferry_msg *m, int64_t filter, int 
         msg->nfds = 0;
     }
     uint32_t len = msg->len;
-    /* A packet buffer of full size is kept for the next packet: large messages then cost
-     * no allocation (and no page faults). */
-    if ((c->kind & FDCHAN_PACKET) && !c->spare && msg->room == c->max_msg && !msg->nfds)
-        c->spare = msg;
-    else
-        msg_free(msg);
+    recycle(c, msg);
     FERRY__COUNT(c->base.st.recv_msgs, 1);
     FERRY__COUNT(c->base.st.recv_bytes, len);
     update_ready(c);
@@ -575,6 +805,7 @@ void ferry__fdchan_close(ferry_chan *ch)
         msg_free(m);
     }
     free(c->rbuf);
+    drop_part(c);
     free(c->spare);
     if (c->epfd >= 0) close(c->epfd);
     if (c->efd >= 0) close(c->efd);

@@ -15,10 +15,23 @@
  * max_msg, a crc mismatch, truncated control data — is -EBADMSG, and the channel is
  * closed for good (both descriptors shut, so the peer sees -EPIPE).
  *
- * Receiving: what the kernel has is read into a buffer and parsed into whole messages
- * kept in a local queue, from which the type filter picks (messages passed over stay
- * queued in order). The queue is bounded (FDCHAN_BACKLOG_MAX bytes): past it nothing more
- * is read, so the kernel's buffers fill and the sender waits.
+ * Receiving: what the kernel has is parsed into whole messages kept in a local queue,
+ * from which the type filter picks (messages passed over stay queued in order). The
+ * queue is bounded (FDCHAN_BACKLOG_MAX bytes): past it nothing more is read, so the
+ * kernel's buffers fill and the sender waits.
+ * Copies: a message goes straight to the caller's buffer when it is the one the receive
+ * in progress returns (filter >= 0, nothing matching queued before it, and it fits);
+ * otherwise into a message of its own, and the receive that takes it copies it out.
+ *   packet  recvmsg writes the payload into the caller's buffer when the filter is 0 and
+ *           the buffer holds max_msg bytes (the header comes with the payload, so only
+ *           then can no valid packet be too long for it); else into a message.
+ *   stream  read through a 64 KiB buffer and copied out once, to the caller or into a
+ *           message. A frame longer than that buffer has its rest read by the kernel
+ *           straight into the caller's buffer or its message (the crc summed as it
+ *           comes in): ferry copies no more of it than the first 64 KiB.
+ * A message too long for the caller's buffer is never written there: it stays queued
+ * (-EMSGSIZE). A receive that ends (timeout) in the middle of a frame going into the
+ * caller's buffer moves what came into a message of its own, and the rest goes there.
  * Sending: header and payload go out with one writev/sendmsg. On a byte stream the kernel
  * may take part of a frame; the rest is kept and written before anything else, so frames
  * are never torn: a send that has begun is delivered (it returns 0), and the remainder
