@@ -332,7 +332,8 @@ static int do_register(broker *b, conn *c, ferry__br *r)
     if (old && (old->owner == c || !(old->pol.flags & FERRY_TAKEOVER) ||
                 (c->id.uid != old->owner->id.uid && c->id.uid != 0)))
         return -EEXIST;
-    if (!QUOTA_OK(b, c->u, names, 1)) return -EDQUOT;
+    /* A takeover from the same uid moves a name it already holds: no new name. */
+    if ((!old || old->owner->u != c->u) && !QUOTA_OK(b, c->u, names, 1)) return -EDQUOT;
     name *n = malloc(sizeof *n + strlen(nm) + 1);
     if (!n) return -ENOMEM;
     if (!old && b->nnames == b->capnames) {
