@@ -162,7 +162,10 @@ static int call(int s, int64_t op, const ferry__bw *req, void *buf, ferry__br *r
         if ((rc = ferry__wait_fd(s, POLLOUT, deadline)) == 0)
             rc = ferry__bsend(s, op, seq, req->p, req->len, -1);
     }
-    if (rc < 0) return rc == -EPIPE ? -ECONNREFUSED : rc;
+    /* -EPIPE: ferryd may have refused the connection (quota) and hung up before the
+     * request went out; its refusal then waits in the socket. Read it. */
+    if (rc < 0 && rc != -EPIPE) return rc;
+    int unsent = rc < 0;
     int64_t rop;
     uint64_t rseq;
     size_t len;
@@ -171,6 +174,10 @@ static int call(int s, int64_t op, const ferry__bw *req, void *buf, ferry__br *r
     if (rc < 0) return rc == -EPIPE ? -ECONNREFUSED : rc;
     *r = (ferry__br){.p = buf, .len = len};
     int status = (int)ferry__br_u32(r);
+    if (unsent && (rop != FERRY__OP_REPLY || rseq != 0 || r->err || status >= 0 || rfd >= 0)) {
+        if (rfd >= 0) close(rfd);
+        return -ECONNREFUSED;
+    }
     /* seq 0: ferryd refused the connection itself (over the connections quota). */
     if (rop != FERRY__OP_REPLY || (rseq != seq && rseq != 0) || r->err || status > 0 ||
         (rseq == 0 && status == 0) || (rfd >= 0 && (!fd || status < 0))) {
