@@ -27,6 +27,7 @@
 #include "transport/transport.h"
 
 #include <errno.h>
+#include <fcntl.h>
 #include <poll.h>
 #include <spawn.h>
 #include <stdio.h>
@@ -188,6 +189,15 @@ static int call(int s, int64_t op, const ferry__bw *req, void *buf, ferry__br *r
     return status;
 }
 
+/* A channel's link from ferryd must be non-blocking (the transports wait with their own
+ * deadlines); do not count on the ferryd that sent it. 0 or -errno. */
+static int link_nonblock(int fd)
+{
+    int fl = fcntl(fd, F_GETFL);
+    if (fl < 0 || (!(fl & O_NONBLOCK) && fcntl(fd, F_SETFL, fl | O_NONBLOCK) < 0)) return -errno;
+    return 0;
+}
+
 /* ------------------------------------------------------------------ listener */
 
 typedef struct blistener {
@@ -273,7 +283,8 @@ static int take_intro(blistener *l, ferry__br *r, int fd, int64_t deadline, ferr
     uint32_t kind = ferry__br_u32(r);
     ferry_cred cred;
     ferry__br_cred(r, &cred);
-    if (ferry__br_end(r) < 0 || fd < 0 || (kind != FERRY_KIND_SHM && kind != FERRY_KIND_UNIX)) {
+    if (ferry__br_end(r) < 0 || fd < 0 || (kind != FERRY_KIND_SHM && kind != FERRY_KIND_UNIX) ||
+        link_nonblock(fd) < 0) {
         if (fd >= 0) close(fd);
         return -EBADMSG;
     }
@@ -413,7 +424,7 @@ int ferry_connect(const char *name, int kind, const ferry_chan_opts *opts, ferry
     if (rc < 0) return rc;
     ferry_cred server;
     ferry__br_cred(&r, &server);
-    if (ferry__br_end(&r) < 0 || fd < 0) {
+    if (ferry__br_end(&r) < 0 || fd < 0 || link_nonblock(fd) < 0) {
         if (fd >= 0) close(fd);
         return -EBADMSG;
     }

@@ -418,7 +418,9 @@ static int do_connect(broker *b, conn *c, uint64_t seq, ferry__br *r)
         s->capintros = cap;
     }
     int sv[2];
-    if (socketpair(AF_UNIX, SOCK_SEQPACKET | SOCK_CLOEXEC, 0, sv) < 0) return -errno;
+    /* Non-blocking, as every transport expects of its link (the flag travels with it). */
+    if (socketpair(AF_UNIX, SOCK_SEQPACKET | SOCK_CLOEXEC | SOCK_NONBLOCK, 0, sv) < 0)
+        return -errno;
     uint64_t id = ++b->next_intro;
     s->intros[s->nintros++] = (intro){.id = id, .asker = c->u};
     c->u->used.pending++;
