@@ -104,6 +104,7 @@ static inline pid_t spawn_as(const ident *id, void (*fn)(void *), void *arg)
     if (pid == 0) {
         become(id, parent);
         fn(arg);
+        fflush(stdout);
         _exit(0);
     }
     return pid;
