@@ -494,6 +494,7 @@ static void test_forged(test_broker *b)
 int main(void)
 {
     require_root();
+    test_deadline(90);
     signal(SIGPIPE, SIG_IGN);
     test_broker b;
     broker_init(&b);

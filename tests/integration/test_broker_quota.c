@@ -302,6 +302,7 @@ static void test_flood(pid_t echo)
 int main(void)
 {
     require_root();
+    test_deadline(90);
     signal(SIGPIPE, SIG_IGN);
     test_broker b;
     B = &b;
