@@ -591,7 +591,10 @@ static int peer_ident(int fd, ferry__ident *id)
 
 static void on_accept(broker *b)
 {
-    for (;;) {
+    /* A bounded number per round, then the requests of those already connected get their
+     * turn (the listening socket stays ready): a uid that connects without pause (and is
+     * refused each time) must not keep ferryd in this loop. */
+    for (int k = 0; k < 64; k++) {
         int fd = accept4(b->cfg->listen_fd, NULL, NULL, SOCK_CLOEXEC | SOCK_NONBLOCK);
         if (fd < 0) {
             if (errno == EINTR || errno == ECONNABORTED) continue;
