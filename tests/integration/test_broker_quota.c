@@ -168,7 +168,7 @@ static void test_bytes(void)
         ferry_listener_close(l);
     }
     long rss1 = proc_rss_kb(B->pid);
-    CHECK(rss1 - rss0 < 32 * 1024);
+    CHECK(rss1 - rss0 < 8 * 1024);
     CHECK(write(sp[0], "d", 1) == 1);
     close(sp[0]);
     wait_ok(w);
@@ -299,7 +299,7 @@ static void test_flood(pid_t echo)
            fds0, max_rss, rss0);
     /* HOG's 4 connections, GOOD's 2 at most, one being refused, and slack. */
     CHECK(max_fds <= fds0 + 4 + 2 + 1 + 8);
-    CHECK(max_rss - rss0 < 32 * 1024);
+    CHECK(max_rss - rss0 < 8 * 1024);
 }
 
 int main(void)
