@@ -27,6 +27,7 @@
 #include "transport/transport.h"
 
 #include <errno.h>
+#include <fcntl.h>
 #include <poll.h>
 #include <spawn.h>
 #include <stdio.h>
@@ -164,7 +165,10 @@ static int call(int s, int64_t op, const ferry__bw *req, void *buf, ferry__br *r
         if ((rc = ferry__wait_fd(s, POLLOUT, deadline)) == 0)
             rc = ferry__bsend(s, op, seq, req->p, req->len, -1);
     }
-    if (rc < 0) return rc == -EPIPE ? -ECONNREFUSED : rc;
+    /* -EPIPE: ferryd may have refused the connection (quota) and hung up before the
+     * request went out; its refusal then waits in the socket. Read it. */
+    if (rc < 0 && rc != -EPIPE) return rc;
+    int unsent = rc < 0;
     int64_t rop;
     uint64_t rseq;
     size_t len;
@@ -173,6 +177,10 @@ static int call(int s, int64_t op, const ferry__bw *req, void *buf, ferry__br *r
     if (rc < 0) return rc == -EPIPE ? -ECONNREFUSED : rc;
     *r = (ferry__br){.p = buf, .len = len};
     int status = (int)ferry__br_u32(r);
+    if (unsent && (rop != FERRY__OP_REPLY || rseq != 0 || r->err || status >= 0 || rfd >= 0)) {
+        if (rfd >= 0) close(rfd);
+        return -ECONNREFUSED;
+    }
     /* seq 0: ferryd refused the connection itself (over the connections quota). */
     if (rop != FERRY__OP_REPLY || (rseq != seq && rseq != 0) || r->err || status > 0 ||
         (rseq == 0 && status == 0) || (rfd >= 0 && (!fd || status < 0))) {
@@ -181,6 +189,15 @@ static int call(int s, int64_t op, const ferry__bw *req, void *buf, ferry__br *r
     }
     if (fd) *fd = rfd;
     return status;
+}
+
+/* A channel's link from ferryd must be non-blocking (the transports wait with their own
+ * deadlines); do not count on the ferryd that sent it. 0 or -errno. */
+static int link_nonblock(int fd)
+{
+    int fl = fcntl(fd, F_GETFL);
+    if (fl < 0 || (!(fl & O_NONBLOCK) && fcntl(fd, F_SETFL, fl | O_NONBLOCK) < 0)) return -errno;
+    return 0;
 }
 
 /* ------------------------------------------------------------------ listener */
@@ -273,7 +290,8 @@ static int take_intro(blistener *l, ferry__br *r, int fd, int64_t deadline, ferr
     uint32_t kind = ferry__br_u32(r);
     ferry_cred cred;
     ferry__br_cred(r, &cred);
-    if (ferry__br_end(r) < 0 || fd < 0 || (kind != FERRY_KIND_SHM && kind != FERRY_KIND_UNIX)) {
+    if (ferry__br_end(r) < 0 || fd < 0 || (kind != FERRY_KIND_SHM && kind != FERRY_KIND_UNIX) ||
+        link_nonblock(fd) < 0) {
         if (fd >= 0) close(fd);
         return -EBADMSG;
     }
@@ -413,7 +431,7 @@ int ferry_connect(const char *name, int kind, const ferry_chan_opts *opts, ferry
     if (rc < 0) return rc;
     ferry_cred server;
     ferry__br_cred(&r, &server);
-    if (ferry__br_end(&r) < 0 || fd < 0) {
+    if (ferry__br_end(&r) < 0 || fd < 0 || link_nonblock(fd) < 0) {
         if (fd >= 0) close(fd);
         return -EBADMSG;
     }

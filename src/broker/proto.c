@@ -213,7 +213,13 @@ int ferry__brecv(int sock, void *buf, int64_t *op, uint64_t *seq, size_t *len, i
         .msg_iov = iov, .msg_iovlen = 2, .msg_control = ctrl.buf, .msg_controllen = sizeof ctrl};
     *fd = -1;
     ssize_t n;
-    while ((n = recvmsg(sock, &mh, MSG_DONTWAIT | MSG_CMSG_CLOEXEC)) < 0 && errno == EINTR) {
+    int resets = 0;
+    /* ECONNRESET: the peer closed with packets of ours unread. The kernel says so once,
+     * ahead of what the peer sent before it closed, which is still queued: read on. */
+    while ((n = recvmsg(sock, &mh, MSG_DONTWAIT | MSG_CMSG_CLOEXEC)) < 0 &&
+           (errno == EINTR || (errno == ECONNRESET && !resets++))) {
+        mh.msg_controllen = sizeof ctrl;
+        mh.msg_flags = 0;
     }
     if (n < 0) {
         if (errno == EAGAIN) return 0;

@@ -332,7 +332,8 @@ static int do_register(broker *b, conn *c, ferry__br *r)
     if (old && (old->owner == c || !(old->pol.flags & FERRY_TAKEOVER) ||
                 (c->id.uid != old->owner->id.uid && c->id.uid != 0)))
         return -EEXIST;
-    if (!QUOTA_OK(b, c->u, names, 1)) return -EDQUOT;
+    /* A takeover from the same uid moves a name it already holds: no new name. */
+    if ((!old || old->owner->u != c->u) && !QUOTA_OK(b, c->u, names, 1)) return -EDQUOT;
     name *n = malloc(sizeof *n + strlen(nm) + 1);
     if (!n) return -ENOMEM;
     if (!old && b->nnames == b->capnames) {
@@ -417,7 +418,9 @@ static int do_connect(broker *b, conn *c, uint64_t seq, ferry__br *r)
         s->capintros = cap;
     }
     int sv[2];
-    if (socketpair(AF_UNIX, SOCK_SEQPACKET | SOCK_CLOEXEC, 0, sv) < 0) return -errno;
+    /* Non-blocking, as every transport expects of its link (the flag travels with it). */
+    if (socketpair(AF_UNIX, SOCK_SEQPACKET | SOCK_CLOEXEC | SOCK_NONBLOCK, 0, sv) < 0)
+        return -errno;
     uint64_t id = ++b->next_intro;
     s->intros[s->nintros++] = (intro){.id = id, .asker = c->u};
     c->u->used.pending++;
@@ -588,7 +591,10 @@ static int peer_ident(int fd, ferry__ident *id)
 
 static void on_accept(broker *b)
 {
-    for (;;) {
+    /* A bounded number per round, then the requests of those already connected get their
+     * turn (the listening socket stays ready): a uid that connects without pause (and is
+     * refused each time) must not keep ferryd in this loop. */
+    for (int k = 0; k < 64; k++) {
         int fd = accept4(b->cfg->listen_fd, NULL, NULL, SOCK_CLOEXEC | SOCK_NONBLOCK);
         if (fd < 0) {
             if (errno == EINTR || errno == ECONNABORTED) continue;
