@@ -18,6 +18,7 @@
 #include "core/time.h"
 
 #include <errno.h>
+#include <poll.h>
 #include <signal.h>
 #include <stdarg.h>
 #include <stddef.h>
@@ -62,15 +63,22 @@ typedef struct intro { /* an introduction the server has not accepted yet */
     uidrec *asker;
 } intro;
 
+typedef struct proc { /* a process that owns names: its pidfd, shared by its connections */
+    tag t;            /* T_PIDFD */
+    struct proc *next;
+    pid_t pid;
+    int pidfd;
+    int refs; /* connections watching it */
+} proc;
+
 typedef struct conn {
-    tag t;    /* T_CONN */
-    tag pidt; /* T_PIDFD */
+    tag t; /* T_CONN */
     struct conn *prev, *next;
-    int fd, pidfd;
+    int fd;
+    proc *proc; /* its process, watched once it owns a name; or NULL */
     ferry__ident id;
     uidrec *u;
     int64_t last_ns; /* when it last spoke (or connected) */
-    int server;      /* owns (or owned) names */
     char *watch;     /* its watch pattern, or NULL */
     uint32_t nnames;
     intro *intros;
@@ -95,6 +103,7 @@ typedef struct broker {
     tag lt, st, tt;
     ferry__sysconf *sys;
     conn *conns;
+    proc *procs;
     uidrec *uids;
     name **names;
     size_t nnames, capnames;
@@ -274,18 +283,30 @@ static void reply(broker *b, conn *c, uint64_t seq, int status)
 }
 
 /* Tell every watcher that may see n about it. */
-static void announce(broker *b, const name *n, int kind)
+static void event_packet(const name *n, int kind, ferry__bw *w)
 {
-    uint8_t buf[512];
-    ferry__bw w = {.p = buf, .cap = sizeof buf};
     ferry_name_info in;
     info_of(n, &in);
-    ferry__bw_u32(&w, (uint32_t)kind);
-    ferry__bw_info(&w, &in);
-    for (conn *c = b->conns; c; c = c->next)
-        if (c->watch && !c->dropping && ferry__pattern_match(c->watch, n->name) &&
-            visible(n, &c->id, FERRY__SEE))
+    ferry__bw_u32(w, (uint32_t)kind);
+    ferry__bw_info(w, &in);
+}
+
+/* Tell every watcher that may see n about it. On a takeover (prev: the name as it was),
+ * a watcher that could see the old owner's name but may not see the new one hears that
+ * the name was released: from where it stands, it was. */
+static void announce(broker *b, const name *n, int kind, const name *prev)
+{
+    uint8_t buf[512], pbuf[512];
+    ferry__bw w = {.p = buf, .cap = sizeof buf}, pw = {.p = pbuf, .cap = sizeof pbuf};
+    event_packet(n, kind, &w);
+    if (prev) event_packet(prev, FERRY_EV_RELEASED, &pw);
+    for (conn *c = b->conns; c; c = c->next) {
+        if (!c->watch || c->dropping || !ferry__pattern_match(c->watch, n->name)) continue;
+        if (visible(n, &c->id, FERRY__SEE))
             emit(b, c, FERRY__OP_EVENT, 0, &w, -1);
+        else if (prev && visible(prev, &c->id, FERRY__SEE))
+            emit(b, c, FERRY__OP_EVENT, 0, &pw, -1);
+    }
 }
 
 /* ------------------------------------------------------------------ names come and go */
@@ -293,7 +314,7 @@ static void announce(broker *b, const name *n, int kind)
 static void name_remove(broker *b, size_t i, int kind)
 {
     name *n = b->names[i];
-    announce(b, n, kind);
+    announce(b, n, kind, NULL);
     n->owner->nnames--;
     n->owner->u->used.names--;
     memmove(&b->names[i], &b->names[i + 1], (b->nnames - i - 1) * sizeof *b->names);
@@ -301,22 +322,59 @@ static void name_remove(broker *b, size_t i, int kind)
     free(n);
 }
 
-/* The process behind c exists as long as its pidfd is not readable. */
+static int pidfd_exited(int fd)
+{
+    struct pollfd p = {.fd = fd, .events = POLLIN};
+    return poll(&p, 1, 0) > 0;
+}
+
+/* Watch the process behind c (it exists as long as its pidfd is not readable): one pidfd
+ * per process, however many of its connections own names. */
 static void watch_pid(broker *b, conn *c)
 {
-    if (c->pidfd >= 0) return;
-    socklen_t l = sizeof c->pidfd;
-    if (getsockopt(c->fd, SOL_SOCKET, SO_PEERPIDFD, &c->pidfd, &l) < 0) {
+    if (c->proc) return;
+    for (proc *p = b->procs; p; p = p->next)
+        if (p->pid == c->id.pid && !pidfd_exited(p->pidfd)) { /* not a recycled pid */
+            p->refs++;
+            c->proc = p;
+            return;
+        }
+    int fd;
+    socklen_t l = sizeof fd;
+    if (getsockopt(c->fd, SOL_SOCKET, SO_PEERPIDFD, &fd, &l) < 0) {
         /* Kernels before 6.5: open it by number. The pid was taken at connect; the
          * connection is still open, so the process (or its fd's inheritor) lives. */
-        c->pidfd = (int)syscall(SYS_pidfd_open, c->id.pid, 0);
-        if (c->pidfd < 0) return; /* no pidfds: the hang-up alone tells */
+        fd = (int)syscall(SYS_pidfd_open, c->id.pid, 0);
+        if (fd < 0) return; /* no pidfds: the hang-up alone tells */
     }
-    struct epoll_event ev = {.events = EPOLLIN, .data.ptr = &c->pidt};
-    if (epoll_ctl(b->ep, EPOLL_CTL_ADD, c->pidfd, &ev) < 0) {
-        close(c->pidfd);
-        c->pidfd = -1;
+    proc *p = calloc(1, sizeof *p);
+    struct epoll_event ev = {.events = EPOLLIN, .data.ptr = p};
+    if (!p || epoll_ctl(b->ep, EPOLL_CTL_ADD, fd, &ev) < 0) {
+        free(p);
+        close(fd);
+        return;
     }
+    p->t.kind = T_PIDFD;
+    p->pid = c->id.pid;
+    p->pidfd = fd;
+    p->refs = 1;
+    p->next = b->procs;
+    b->procs = p;
+    c->proc = p;
+}
+
+static void unwatch_pid(broker *b, conn *c)
+{
+    proc *p = c->proc;
+    c->proc = NULL;
+    if (!p || --p->refs > 0) return;
+    for (proc **l = &b->procs; *l; l = &(*l)->next)
+        if (*l == p) {
+            *l = p->next;
+            break;
+        }
+    close(p->pidfd); /* also leaves the epoll set */
+    free(p);
 }
 
 static int do_register(broker *b, conn *c, ferry__br *r)
@@ -353,7 +411,6 @@ static int do_register(broker *b, conn *c, ferry__br *r)
     n->connects = 0;
     c->nnames++;
     c->u->used.names++;
-    c->server = 1;
     watch_pid(b, c);
     if (old) { /* a takeover: the old owner hears it lost the name */
         uint8_t buf[300];
@@ -364,13 +421,13 @@ static int do_register(broker *b, conn *c, ferry__br *r)
         old->owner->u->used.names--;
         n->connects = old->connects;
         b->names[i] = n;
+        announce(b, n, FERRY_EV_CHANGED, old);
         free(old);
-        announce(b, n, FERRY_EV_CHANGED);
     } else {
         memmove(&b->names[i + 1], &b->names[i], (b->nnames - i) * sizeof *b->names);
         b->names[i] = n;
         b->nnames++;
-        announce(b, n, FERRY_EV_OWNED);
+        announce(b, n, FERRY_EV_OWNED, NULL);
     }
     return 0;
 }
@@ -539,7 +596,7 @@ static void conn_free(broker *b, conn *c)
         }
         free(p);
     }
-    if (c->pidfd >= 0) close(c->pidfd);
+    unwatch_pid(b, c);
     close(c->fd);
     c->u->used.conns--;
     c->u->used.fds--;
@@ -621,9 +678,7 @@ static void on_accept(broker *b)
             continue;
         }
         c->t.kind = T_CONN;
-        c->pidt.kind = T_PIDFD;
         c->fd = fd;
-        c->pidfd = -1;
         c->id = id;
         c->u = u;
         c->last_ns = ferry__now_ns();
@@ -707,7 +762,7 @@ static void on_tick(broker *b)
     }
     int64_t now = ferry__now_ns(), idle = (int64_t)b->cfg->idle_ms * 1000000;
     for (conn *c = b->conns; c; c = c->next)
-        if (!c->server && !c->watch && !c->nintros && now - c->last_ns > idle) drop(b, c, "idle");
+        if (!c->nnames && !c->watch && !c->nintros && now - c->last_ns > idle) drop(b, c, "idle");
     if (b->conns) {
         b->idle_since = 0;
     } else if (!b->idle_since) {
@@ -783,9 +838,9 @@ int ferry__broker_run(const ferry__broker_cfg *cfg)
             case T_TIMER:
                 on_tick(&b);
                 break;
-            case T_PIDFD: { /* the process died: its connection goes too */
-                conn *c = (conn *)((char *)t - offsetof(conn, pidt));
-                drop(&b, c, "process exited");
+            case T_PIDFD: { /* the process died: its connections go too */
+                for (conn *c = b.conns; c; c = c->next)
+                    if (c->proc == (proc *)t) drop(&b, c, "process exited");
                 break;
             }
             case T_CONN: {
