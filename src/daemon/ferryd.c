@@ -197,9 +197,6 @@ int main(int argc, char **argv)
             fprintf(stderr, "ferryd: listen on %s: %s\n", sock, strerror(-rc));
             goto fail;
         }
-        /* The longest backlog the system allows: one uid connecting non-stop then fills
-         * it more slowly, and ferryd takes at most 64 a round, so others get their turn. */
-        listen(lfd, SOMAXCONN);
     }
     cfg.listen_fd = lfd;
     cfg.signal_fd = signalfd(-1, &set, SFD_CLOEXEC | SFD_NONBLOCK);
