@@ -56,10 +56,10 @@ static uint32_t rnd32(void)
 
 /* hw == sw (the hardware path splits long buffers into blocks; the software one never
  * does, so it is the independent reference). Seeds alternate between 0 and others. */
-static void check_hw_vs_sw(const uint8_t *big, size_t bigsize)
+static void check_hw_vs_sw(const uint8_t *big, size_t bigsize, size_t every_len_to)
 {
     static const size_t aligns[] = {0, 1, 4, 7};
-    for (size_t len = 0; len <= 20000; len++)
+    for (size_t len = 0; len <= every_len_to; len++)
         for (size_t a = 0; a < sizeof aligns / sizeof aligns[0]; a++) {
             const uint8_t *p = big + aligns[a];
             uint32_t seed = a & 1 ? (uint32_t)len * 0x9E3779B1u : 0;
@@ -134,12 +134,12 @@ int main(void)
     for (size_t i = 0; i < BIG; i++) big[i] = rnd8();
     check_incremental_random(ferry__crc32c, big + 3, 100000);
     if (hw) {
-        check_hw_vs_sw(big, BIG);
+        check_hw_vs_sw(big, BIG, 20000);
         check_incremental_random(ferry__crc32c_hw, big + 1, 100000);
         memset(big, 0, BIG);
-        check_hw_vs_sw(big, BIG);
+        check_hw_vs_sw(big, BIG, 2000);
         memset(big, 0xff, BIG);
-        check_hw_vs_sw(big, BIG);
+        check_hw_vs_sw(big, BIG, 2000);
     }
     free(big);
 
