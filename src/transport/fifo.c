@@ -4,9 +4,11 @@
  * ferry_listen makes both (exactly opts->mode, default 0600; -EADDRINUSE if they exist)
  * and removes them when the listener closes. A FIFO joins two parties only, so a
  * listener accepts ONE client; a second ferry_accept is -EBUSY. The kernel does not tell
- * a FIFO's reader that a writer arrived, so ferry_accept looks for the client (it opens
- * path.s2c for reading first) every millisecond until its deadline, and there is no
- * listener fd (ferry_listener_fd is -EOPNOTSUPP).
+ * a FIFO's reader that a writer arrived, so the listener watches path.s2c with inotify:
+ * a client opens it for reading (after its write end of path.c2s), which raises IN_OPEN.
+ * That inotify descriptor is ferry_listener_fd (readable once a client may be there; an
+ * accept that finds nobody, say after another program opened the FIFO, drains it and
+ * returns -EAGAIN), and ferry_accept sleeps on it between tries.
  * Rules: no fds (-EOPNOTSUPP), no credentials, capacity is the kernel's pipe buffer
  * (only FERRY_CAP_RING); a peer that closes or dies is seen as end of stream (-EPIPE).
  */
@@ -21,12 +23,15 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <poll.h>
+#include <sys/inotify.h>
 #include <sys/stat.h>
 #include <unistd.h>
 
 typedef struct fifo_listener {
     struct ferry_listener base;
     int rfd; /* path.c2s read end, handed to the channel at accept; -1 after */
+    int ino; /* inotify: IN_OPEN of path.s2c (ferry_listener_fd) */
     size_t max;
     unsigned kind;
     char c2s[PATH_MAX], s2c[PATH_MAX];
@@ -69,10 +74,14 @@ static int fifo_listen(const char *where, const ferry_chan_opts *o, ferry_listen
     l->kind = o && (o->flags & FERRY_CHECKSUM) ? FDCHAN_CHECKSUM : 0;
     rc = make_fifo(l->c2s, mode);
     if (rc == 0 && (rc = make_fifo(l->s2c, mode)) < 0) unlink(l->c2s);
+    l->rfd = l->ino = -1;
     if (rc == 0) { /* our read end: a client's write end opens against it */
         l->rfd = open(l->c2s, O_RDONLY | O_NONBLOCK | O_CLOEXEC);
-        if (l->rfd < 0) {
+        l->ino = inotify_init1(IN_NONBLOCK | IN_CLOEXEC);
+        if (l->rfd < 0 || l->ino < 0 || inotify_add_watch(l->ino, l->s2c, IN_OPEN) < 0) {
             rc = -errno;
+            if (l->rfd >= 0) close(l->rfd);
+            if (l->ino >= 0) close(l->ino);
             unlink(l->c2s);
             unlink(l->s2c);
         }
@@ -90,11 +99,16 @@ static int fifo_accept(ferry_listener *fl, ferry_chan **out, int64_t deadline)
     fifo_listener *l = (fifo_listener *)fl;
     if (l->rfd < 0) return -EBUSY;
     int w;
-    /* Opening the write end without waiting succeeds once the client has its read end. */
-    while ((w = open(l->s2c, O_WRONLY | O_NONBLOCK | O_CLOEXEC)) < 0) {
+    /* Opening the write end without waiting succeeds once the client has its read end;
+     * until then, sleep until path.s2c is opened (by the client, or anyone). */
+    for (;;) {
+        char ev[4096]; /* drain first: an open after this is a new event */
+        while (read(l->ino, ev, sizeof ev) > 0) {
+        }
+        if ((w = open(l->s2c, O_WRONLY | O_NONBLOCK | O_CLOEXEC)) >= 0) break;
         if (errno != ENXIO && errno != EINTR) return -errno;
-        if (ferry__remaining(deadline) <= 0) return deadline == 0 ? -EAGAIN : -ETIMEDOUT;
-        usleep(1000);
+        int rc = ferry__wait_fd(l->ino, POLLIN, deadline);
+        if (rc < 0) return rc;
     }
     ferry__fdchan_cfg cfg = {
         .ops = &ferry__fifo_ops, .rfd = l->rfd, .wfd = w, .kind = l->kind, .max_msg = l->max};
@@ -104,14 +118,14 @@ static int fifo_accept(ferry_listener *fl, ferry_chan **out, int64_t deadline)
 
 static int fifo_listener_fd(const ferry_listener *fl)
 {
-    (void)fl;
-    return -EOPNOTSUPP;
+    return ((const fifo_listener *)fl)->ino;
 }
 
 static void fifo_listener_close(ferry_listener *fl)
 {
     fifo_listener *l = (fifo_listener *)fl;
     if (l->rfd >= 0) close(l->rfd);
+    close(l->ino);
     unlink(l->c2s);
     unlink(l->s2c);
     free(l);
