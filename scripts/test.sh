@@ -58,9 +58,11 @@ step "no ferry objects left behind"
 left=$( (ls /dev/shm; ls /dev/mqueue 2>/dev/null) | grep -ci ferry || true)
 [ "$left" -eq 0 ] || { echo "ferry objects left in /dev/shm or /dev/mqueue"; exit 1; }
 # Tests run their ferryd in /tmp/ferry-test-*: none may still run, no directory may stay.
-if pgrep -f 'ferryd.*/tmp/ferry-test-' >/dev/null; then
-  echo "a test left ferryd running:"; pgrep -af 'ferryd.*/tmp/ferry-test-'; exit 1
-fi
+# (/proc by hand: procps, hence pgrep, is not on every fresh machine)
+# ([f]: so that the grep does not find itself)
+stray=$(for c in /proc/[0-9]*/cmdline; do tr '\0' ' ' <"$c"; echo; done 2>/dev/null |
+  grep '[f]erryd.*/tmp/ferry-test-' || true)
+[ -z "$stray" ] || { echo "a test left ferryd running: $stray"; exit 1; }
 if ls -d /tmp/ferry-test-* >/dev/null 2>&1; then
   echo "a test left its directory:"; ls -d /tmp/ferry-test-*; exit 1
 fi
