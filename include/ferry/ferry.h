@@ -432,6 +432,168 @@ void ferry_watch_close(ferry_watch *w);
  * or -ENAMETOOLONG. */
 ssize_t ferry_broker_path(char *buf, size_t cap);
 
+/* ---------------------------------------------------------------- synchronization */
+
+/*
+ * Semaphores, robust mutexes, barriers and events between processes. Each object lives in
+ * a sealed memfd (never a name in /dev/shm). Three ways to share one:
+ *  - anonymous, before fork: ferry_X_create(); the handle works in parent and child;
+ *  - by descriptor: ferry_X_fd() (owned by the object) sent over a unix channel or
+ *    inherited across exec (clear FD_CLOEXEC on a dup), then ferry_X_adopt(fd);
+ *  - by name, through ferryd: ferry_publish(name, ferry_X_fd(x), kind, policy) by the
+ *    owner, ferry_X_open(name) by others (the policy's connect right; -ENOENT / -EACCES
+ *    as for ferry_connect). The name lives as long as the ferry_pub; processes that
+ *    opened the object keep it after that.
+ * A receiver of a descriptor validates it (seals, size, kind, version) before use:
+ * -EBADMSG otherwise. A hostile process that shares an object can break it for the
+ * others (it can write the shared words); it cannot make ferry crash or write outside
+ * the object. Waits never spin for long: a blocked caller sleeps on a futex.
+ * Threads: every call may be made from any thread, on the same handle too.
+ */
+
+/* Kinds of published object (ferry_publish). */
+#define FERRY_OBJ_SEM     1
+#define FERRY_OBJ_MUTEX   2
+#define FERRY_OBJ_BARRIER 3
+#define FERRY_OBJ_EVENT   4
+
+typedef struct ferry_pub ferry_pub;
+
+/*
+ * ferry_publish — give the object behind fd (a ferry_X_fd()) a name in ferryd, with a
+ * policy like ferry_register's (may be NULL: the defaults). ferryd keeps a duplicate of
+ * fd and hands duplicates to whoever opens the name and may connect. The name is freed
+ * by ferry_unpublish or when this process dies. The caller keeps fd; owns *out.
+ * Errors: as ferry_register (-EEXIST, -EACCES, -EDQUOT, -EINVAL, -ECONNREFUSED), and
+ * -EBADMSG (fd is not a ferry object of that kind).
+ */
+int ferry_publish(const char *name, int fd, int kind, const ferry_policy *policy,
+                  ferry_pub **out, int64_t timeout_ns);
+
+/* Free the name (objects already opened are not affected). NULL is a no-op. */
+void ferry_unpublish(ferry_pub *p);
+
+/* ---- counting semaphore */
+
+typedef struct ferry_sem ferry_sem;
+
+/* Undo, like System V SEM_UNDO: units a process took with ferry_sem_wait and has not
+ * given back with ferry_sem_post when it dies are returned to the semaphore. */
+#define FERRY_SEM_UNDO (1u << 0)
+
+/* A semaphore with initial value (<= INT32_MAX) and flags (FERRY_SEM_UNDO). The caller
+ * owns *out. Errors: -EINVAL, -ENOMEM, -EMFILE. */
+int ferry_sem_create(uint32_t value, uint32_t flags, ferry_sem **out);
+/* On success the semaphore owns fd; on failure fd is closed. -EBADMSG, -ENOMEM. */
+int ferry_sem_adopt(int fd, ferry_sem **out);
+int ferry_sem_open(const char *name, ferry_sem **out, int64_t timeout_ns);
+/* The object's descriptor (owned by the semaphore). */
+int ferry_sem_fd(const ferry_sem *s);
+/* P: take one unit, waiting up to timeout_ns. No system call when a unit is there.
+ * Errors: -ETIMEDOUT, -EAGAIN (FERRY_NOW and none), -EBADMSG (corrupted object). */
+int ferry_sem_wait(ferry_sem *s, int64_t timeout_ns);
+/* P without waiting: 0 or -EAGAIN. */
+int ferry_sem_trywait(ferry_sem *s);
+/* V: give one unit back and wake a waiter if there is one. -EOVERFLOW at INT32_MAX. */
+int ferry_sem_post(ferry_sem *s);
+/* The current value (>= 0), a snapshot. */
+int ferry_sem_value(const ferry_sem *s);
+void ferry_sem_close(ferry_sem *s);
+
+/* ---- robust mutex */
+
+typedef struct ferry_mutex ferry_mutex;
+
+/* Fair: the lock is handed over in the order lockers asked for it (FIFO, bounded
+ * waiting). Without it, a waker may be overtaken by a newcomer (faster). */
+#define FERRY_MUTEX_FAIR (1u << 0)
+
+int ferry_mutex_create(uint32_t flags, ferry_mutex **out);
+int ferry_mutex_adopt(int fd, ferry_mutex **out);
+int ferry_mutex_open(const char *name, ferry_mutex **out, int64_t timeout_ns);
+int ferry_mutex_fd(const ferry_mutex *m);
+/*
+ * Lock, waiting up to timeout_ns. Returns 0 (locked), or -EOWNERDEAD: the previous owner
+ * died holding it; the caller now holds it, must repair the protected state and call
+ * ferry_mutex_consistent() before unlocking — unlocking without that makes the mutex
+ * unusable for everyone (-ENOTRECOVERABLE from then on). Errors: -ETIMEDOUT, -EAGAIN
+ * (FERRY_NOW and held), -ENOTRECOVERABLE, -EDEADLK (this thread holds it already).
+ */
+int ferry_mutex_lock(ferry_mutex *m, int64_t timeout_ns);
+/* Lock without waiting: 0, -EOWNERDEAD, or -EBUSY when held. */
+int ferry_mutex_trylock(ferry_mutex *m);
+/* Mark the state repaired after -EOWNERDEAD. -EINVAL if not in that state. */
+int ferry_mutex_consistent(ferry_mutex *m);
+/* Unlock. -EPERM if the calling thread does not hold it. */
+int ferry_mutex_unlock(ferry_mutex *m);
+void ferry_mutex_close(ferry_mutex *m);
+
+/* ---- barrier */
+
+typedef struct ferry_barrier ferry_barrier;
+
+/* A barrier for count (>= 1) parties. */
+int ferry_barrier_create(uint32_t count, ferry_barrier **out);
+int ferry_barrier_adopt(int fd, ferry_barrier **out);
+int ferry_barrier_open(const char *name, ferry_barrier **out, int64_t timeout_ns);
+int ferry_barrier_fd(const ferry_barrier *b);
+/* Wait until count parties have arrived: returns 1 in exactly one of them, 0 in the
+ * others; the barrier is then ready for the next round. A party that times out
+ * (-ETIMEDOUT) withdraws its arrival. */
+int ferry_barrier_wait(ferry_barrier *b, int64_t timeout_ns);
+void ferry_barrier_close(ferry_barrier *b);
+
+/* ---- events: reliable, counted notification with a 64-bit payload */
+
+typedef struct ferry_event ferry_event;
+
+/* ferry_event_post flag: merge with an event of the same payload not yet taken (like a
+ * standard signal); without it every event is delivered (like a real-time signal). */
+#define FERRY_EVENT_COALESCE (1u << 0)
+
+/*
+ * An event queue that others post to: capacity events (>= 1, 0 = default 1024) are kept
+ * until taken; a post to a full queue waits (none is ever lost). Anonymous: shared like
+ * the other objects (ferry_event_fd / ferry_event_adopt, or ferry_publish it with
+ * FERRY_OBJ_EVENT: a process or a group of processes gets named events that way).
+ */
+int ferry_event_create(uint32_t capacity, ferry_event **out);
+int ferry_event_adopt(int fd, ferry_event **out);
+/* Open the queue published under name — or, with a pattern "org.x.*", every queue
+ * published under a matching name the caller may connect to (a group: a post reaches
+ * each). -ENOENT when none. */
+int ferry_event_open(const char *name, ferry_event **out, int64_t timeout_ns);
+/* The object's descriptor, to pass (owned by the event). */
+int ferry_event_fd(const ferry_event *e);
+/* A descriptor that polls readable while an event waits (level-triggered). */
+int ferry_event_poll_fd(ferry_event *e);
+/* Post one event (to every queue of a group). Errors: -ETIMEDOUT, -EAGAIN (full). */
+int ferry_event_post(ferry_event *e, uint64_t payload, uint32_t flags, int64_t timeout_ns);
+/* Take the oldest event. Errors: -ETIMEDOUT, -EAGAIN. */
+int ferry_event_next(ferry_event *e, uint64_t *payload, int64_t timeout_ns);
+/* Events posted to this queue so far, and how many were merged (coalesced). */
+int ferry_event_counts(const ferry_event *e, uint64_t *posted, uint64_t *merged);
+void ferry_event_close(ferry_event *e);
+
+/* ---- signals */
+
+/*
+ * ferry_signal_fd — block the signals in mask (bit n-1 for signal n, 1..64) for the
+ * calling thread (call it before making threads, so that they inherit the mask) and
+ * return a signalfd that polls readable while one is pending; read struct
+ * signalfd_siginfo from it (sys/signalfd.h). The caller owns the fd (FD_CLOEXEC,
+ * O_NONBLOCK). Errors: -EINVAL (empty mask, or SIGKILL/SIGSTOP), -EMFILE.
+ */
+int ferry_signal_fd(uint64_t mask);
+
+/*
+ * ferry_kill — send signal sig to the process that owns name (a ferry_register or
+ * ferry_publish name), if its policy lets the caller connect. ferryd sends it (by the
+ * owner's pidfd, so never to a recycled pid). Errors: -ENOENT, -EACCES, -EINVAL (sig),
+ * -ESRCH (the owner is exiting), and the broker errors.
+ */
+int ferry_kill(const char *name, int sig, int64_t timeout_ns);
+
 #ifdef __cplusplus
 }
 #endif

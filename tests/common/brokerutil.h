@@ -3,7 +3,8 @@
  * points FERRY_BROKER at a socket in it, turns autospawn off (FERRY_NO_AUTOSPAWN=1, so a
  * test never talks to another ferryd) and starts the ferryd this build made
  * (FERRYD_PATH) in the foreground, waiting until it accepts connections.
- * broker_stop() sends SIGTERM, requires a clean exit and removes the directory;
+ * broker_stop() sends SIGTERM, requires a clean exit and removes the directory (a test
+ * that fails a CHECK has its ferryd killed and directory removed at exit);
  * broker_kill() is kill -9 (the socket file stays, as after a crash).
  * Include after testutil.h.
  */
@@ -65,10 +66,26 @@ static inline void broker_run(test_broker *b, const char *const *extra)
     CHECK(broker_connectable(b->sock));
 }
 
+static void broker_remove_files(test_broker *b);
+
+/* A failed CHECK exits: take the test's ferryd and directory along (in the process that
+ * started them only: a forked child's exit must not). */
+static test_broker *broker_current;
+static pid_t broker_owner;
+static void broker_atexit(void)
+{
+    if (!broker_current || getpid() != broker_owner) return;
+    if (broker_current->pid > 0) kill(broker_current->pid, SIGKILL);
+    broker_remove_files(broker_current);
+}
+
 /* A private directory and socket path; FERRY_BROKER and FERRY_NO_AUTOSPAWN set. The
  * policy file is dir/policy.conf (absent unless the test writes it). */
 static inline void broker_init(test_broker *b)
 {
+    if (!broker_current) atexit(broker_atexit);
+    broker_current = b;
+    broker_owner = getpid();
     snprintf(b->dir, sizeof b->dir, "/tmp/ferry-test-XXXXXX");
     CHECK(mkdtemp(b->dir) != NULL);
     chmod(b->dir, 0755); /* tests that drop to other uids must reach the socket */
@@ -102,13 +119,21 @@ static inline void broker_stop(test_broker *b)
         wait_ok(b->pid);
         b->pid = -1;
     }
+    broker_current = NULL;
+    broker_remove_files(b);
+    CHECK(access(b->dir, F_OK) < 0);
+}
+
+static void broker_remove_files(test_broker *b)
+{
     char p[200];
-    const char *files[] = {"ferryd.sock", "ferryd.sock.lock", "policy.conf"};
+    const char *files[] = {"ferryd.sock", "ferryd.sock.lock", "policy.conf", "policy.conf.tmp",
+                           "ferryd.log"};
     for (size_t i = 0; i < sizeof files / sizeof files[0]; i++) {
         snprintf(p, sizeof p, "%s/%s", b->dir, files[i]);
         unlink(p);
     }
-    CHECK(rmdir(b->dir) == 0);
+    rmdir(b->dir);
 }
 
 #endif

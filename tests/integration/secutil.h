@@ -76,38 +76,6 @@ static inline void become(const ident *id, pid_t parent)
     if (getppid() != parent) _exit(1);
 }
 
-/* On a failed CHECK in the test's main process: kill ferryd and remove its directory. */
-static test_broker *cleanup_broker;
-static pid_t cleanup_pid;
-
-static inline void cleanup_at_exit(void)
-{
-    if (getpid() != cleanup_pid || !cleanup_broker) return;
-    test_broker *b = cleanup_broker;
-    broker_kill(b);
-    char p[200];
-    const char *files[] = {"ferryd.sock", "ferryd.sock.lock", "policy.conf", "policy.conf.tmp",
-                           "ferryd.log"};
-    for (size_t i = 0; i < sizeof files / sizeof files[0]; i++) {
-        snprintf(p, sizeof p, "%s/%s", b->dir, files[i]);
-        unlink(p);
-    }
-    rmdir(b->dir);
-}
-
-/* Call after broker_init. broker_stop at the end still does the normal cleanup. */
-static inline void cleanup_on_failure(test_broker *b)
-{
-    cleanup_broker = b;
-    cleanup_pid = getpid();
-    atexit(cleanup_at_exit);
-}
-
-static inline void cleanup_done(void)
-{
-    cleanup_broker = NULL;
-}
-
 /* Fork a child that becomes id and runs fn(arg); it exits 0 when fn returns (a failed
  * CHECK exits 1). */
 static inline pid_t spawn_as(const ident *id, void (*fn)(void *), void *arg)

@@ -310,7 +310,6 @@ int main(void)
     test_broker b;
     B = &b;
     broker_init(&b);
-    cleanup_on_failure(&b);
     write_file(b.policy, "quota names 3 60011\n"
                          "quota names 3 60015\n"
                          "quota conns 4 60011\n"
@@ -342,7 +341,6 @@ int main(void)
     kill_wait(echo);
     CHECK_EQ(fd_count(), fds);
     broker_stop(&b);
-    cleanup_done();
     printf("ok\n");
     return 0;
 }
