@@ -150,20 +150,21 @@ static int next_packet(int s, void *buf, int64_t *op, uint64_t *seq, size_t *len
 }
 
 /*
- * Send a request and wait for its reply: the reply's body (after the status) is left in
+ * Send a request (with sendfd, unless -1; the caller keeps it) and wait for its reply: the
+ * reply's body (after the status) is left in
  * r (reading from buf), its fd (if any) in *fd (owned by the caller; may be NULL when
  * none is expected). Returns the reply's status (0 or -errno) or an error of the exchange.
  */
-static int call(int s, int64_t op, const ferry__bw *req, void *buf, ferry__br *r, int *fd,
-                int64_t deadline)
+static int call(int s, int64_t op, const ferry__bw *req, int sendfd, void *buf, ferry__br *r,
+                int *fd, int64_t deadline)
 {
     uint64_t seq = next_seq();
     if (fd) *fd = -1;
     if (req->err) return req->err; /* it could not be encoded: never send half of it */
-    int rc = ferry__bsend(s, op, seq, req->p, req->len, -1);
+    int rc = ferry__bsend(s, op, seq, req->p, req->len, sendfd);
     if (rc == -EAGAIN) { /* a fresh connection is never full; be correct anyway */
         if ((rc = ferry__wait_fd(s, POLLOUT, deadline)) == 0)
-            rc = ferry__bsend(s, op, seq, req->p, req->len, -1);
+            rc = ferry__bsend(s, op, seq, req->p, req->len, sendfd);
     }
     /* -EPIPE: ferryd may have refused the connection (quota) and hung up before the
      * request went out; its refusal then waits in the socket. Read it. */
@@ -223,7 +224,7 @@ static int do_register(blistener *l, int64_t deadline)
     ferry__bw w = {.p = req, .cap = sizeof req};
     ferry__br r;
     ferry__bw_register(&w, l->name, &l->pol);
-    int rc = w.err ? w.err : call(s, FERRY__OP_REGISTER, &w, buf, &r, NULL, deadline);
+    int rc = w.err ? w.err : call(s, FERRY__OP_REGISTER, &w, -1, buf, &r, NULL, deadline);
     if (rc == 0 && ferry__br_end(&r) < 0) rc = -EBADMSG;
     if (rc < 0) {
         close(s);
@@ -426,7 +427,7 @@ int ferry_connect(const char *name, int kind, const ferry_chan_opts *opts, ferry
     ferry__bw_str(&w, name);
     ferry__bw_u32(&w, (uint32_t)kind);
     int fd;
-    int rc = call(s, FERRY__OP_CONNECT, &w, buf, &r, &fd, deadline);
+    int rc = call(s, FERRY__OP_CONNECT, &w, -1, buf, &r, &fd, deadline);
     close(s);
     if (rc < 0) return rc;
     ferry_cred server;
@@ -449,7 +450,7 @@ int ferry_lookup(const char *name, ferry_name_info *out, int64_t timeout_ns)
     ferry__bw w = {.p = req, .cap = sizeof req};
     ferry__br r;
     ferry__bw_str(&w, name);
-    int rc = call(s, FERRY__OP_LOOKUP, &w, buf, &r, NULL, deadline);
+    int rc = call(s, FERRY__OP_LOOKUP, &w, -1, buf, &r, NULL, deadline);
     close(s);
     if (rc < 0) return rc;
     ferry__br_info(&r, out);
@@ -472,7 +473,7 @@ ssize_t ferry_list(const char *after, ferry_name_info *out, size_t cap, int64_t 
         ferry__br r;
         ferry__bw_str(&w, from);
         ferry__bw_u32(&w, cap - got > UINT32_MAX ? UINT32_MAX : (uint32_t)(cap - got));
-        if ((rc = call(s, FERRY__OP_LIST, &w, buf, &r, NULL, deadline)) < 0) break;
+        if ((rc = call(s, FERRY__OP_LIST, &w, -1, buf, &r, NULL, deadline)) < 0) break;
         uint32_t n = ferry__br_u32(&r);
         if (n > cap - got) rc = -EBADMSG;
         for (uint32_t i = 0; i < n && !rc; i++) ferry__br_info(&r, &out[got + i]);
@@ -507,7 +508,7 @@ int ferry_watch_open(const char *pattern, ferry_watch **out, int64_t timeout_ns)
     ferry__bw w = {.p = req, .cap = sizeof req};
     ferry__br r;
     ferry__bw_str(&w, pattern);
-    int rc = call(s, FERRY__OP_WATCH, &w, buf, &r, NULL, deadline);
+    int rc = call(s, FERRY__OP_WATCH, &w, -1, buf, &r, NULL, deadline);
     if (rc == 0) rc = ferry__br_end(&r);
     if (rc < 0) {
         close(s);
@@ -558,4 +559,98 @@ void ferry_watch_close(ferry_watch *wt)
     if (!wt) return;
     if (wt->sock >= 0) close(wt->sock);
     free(wt);
+}
+
+/* ------------------------------------------------------------------ published objects */
+
+struct ferry_pub {
+    int sock; /* the connection that owns the name */
+    char name[FERRY__NAME_MAX + 1];
+};
+
+int ferry_publish(const char *name, int fd, int kind, const ferry_policy *policy, ferry_pub **out,
+                  int64_t timeout_ns)
+{
+    if (!out || fd < 0 || kind < FERRY_OBJ_SEM || kind > FERRY_OBJ_EVENT ||
+        ferry__name_valid(name) < 0)
+        return -EINVAL;
+    ferry_policy pol;
+    if (policy)
+        pol = *policy;
+    else
+        ferry_policy_init(&pol);
+    if (ferry__policy_valid(&pol) < 0) return -EINVAL;
+    int64_t deadline = ferry__deadline(timeout_ns);
+    ferry_pub *p = calloc(1, sizeof *p);
+    if (!p) return -ENOMEM;
+    int s = dial(deadline);
+    if (s < 0) {
+        free(p);
+        return s;
+    }
+    uint8_t req[512], buf[FERRY__BMSG_MAX];
+    ferry__bw w = {.p = req, .cap = sizeof req};
+    ferry__br r;
+    ferry__bw_register(&w, name, &pol);
+    ferry__bw_u32(&w, (uint32_t)kind);
+    int rc = call(s, FERRY__OP_PUBLISH, &w, fd, buf, &r, NULL, deadline);
+    if (rc == 0) rc = ferry__br_end(&r);
+    if (rc < 0) {
+        close(s);
+        free(p);
+        return rc;
+    }
+    p->sock = s;
+    snprintf(p->name, sizeof p->name, "%s", name);
+    *out = p;
+    return 0;
+}
+
+void ferry_unpublish(ferry_pub *p)
+{
+    if (!p) return;
+    uint8_t req[300];
+    ferry__bw w = {.p = req, .cap = sizeof req};
+    ferry__bw_str(&w, p->name);
+    ferry__bsend(p->sock, FERRY__OP_UNREGISTER, next_seq(), w.p, w.len, -1); /* a release */
+    close(p->sock);
+    free(p);
+}
+
+int ferry__obj_open(const char *name, int kind, int *fd, int64_t timeout_ns)
+{
+    if (!fd || ferry__name_valid(name) < 0) return -EINVAL;
+    int64_t deadline = ferry__deadline(timeout_ns);
+    int s = dial(deadline);
+    if (s < 0) return s;
+    uint8_t req[300], buf[FERRY__BMSG_MAX];
+    ferry__bw w = {.p = req, .cap = sizeof req};
+    ferry__br r;
+    ferry__bw_str(&w, name);
+    ferry__bw_u32(&w, (uint32_t)kind);
+    int rc = call(s, FERRY__OP_OPEN, &w, -1, buf, &r, fd, deadline);
+    close(s);
+    if (rc == 0 && (ferry__br_end(&r) < 0 || *fd < 0)) rc = -EBADMSG;
+    if (rc < 0 && *fd >= 0) {
+        close(*fd);
+        *fd = -1;
+    }
+    return rc;
+}
+
+int ferry_kill(const char *name, int sig, int64_t timeout_ns)
+{
+    if (ferry__name_valid(name) < 0 || sig <= 0 || sig > 64) return -EINVAL;
+    int64_t deadline = ferry__deadline(timeout_ns);
+    int s = dial(deadline);
+    if (s < 0) return s;
+    uint8_t req[300], buf[FERRY__BMSG_MAX];
+    ferry__bw w = {.p = req, .cap = sizeof req};
+    ferry__br r;
+    ferry__bw_str(&w, name);
+    ferry__bw_u32(&w, (uint32_t)sig);
+    int rc = call(s, FERRY__OP_KILL, &w, -1, buf, &r, NULL, deadline);
+    close(s);
+    if (rc == 0) rc = ferry__br_end(&r);
+    return rc;
 }

@@ -148,6 +148,12 @@ int ferry__br_end(const ferry__br *r)
 
 int ferry__br_register(ferry__br *r, char name[256], ferry_policy *p)
 {
+    int rc = ferry__br_register_body(r, name, p);
+    return rc < 0 ? rc : ferry__br_end(r);
+}
+
+int ferry__br_register_body(ferry__br *r, char name[256], ferry_policy *p)
+{
     memset(p, 0, sizeof *p);
     ferry__br_str(r, name, 256);
     p->mode = ferry__br_u32(r);
@@ -159,7 +165,7 @@ int ferry__br_register(ferry__br *r, char name[256], ferry_policy *p)
     p->n_gids = ferry__br_u32(r);
     if (p->n_gids > FERRY_POLICY_MAX_IDS) return -EBADMSG;
     for (uint32_t i = 0; i < p->n_gids; i++) p->allow_gids[i] = (gid_t)ferry__br_u32(r);
-    return ferry__br_end(r);
+    return r->err ? -EBADMSG : 0;
 }
 
 /* ------------------------------------------------------------------ packets */

@@ -5,7 +5,8 @@
  * Every packet is one ferry frame (DESIGN §4): the 32-byte header, then a payload of at
  * most FERRY__BMSG_MAX bytes. The header's type is the operation (FERRY__OP_*), its seq
  * the request id (the client picks it; the reply carries it back; unsolicited packets
- * from ferryd carry seq 0), nfds is 0 or 1. No crc: the kernel does not corrupt a local
+ * from ferryd carry seq 0), nfds is 0 or 1 (a client sends a descriptor only with
+ * PUBLISH). No crc: the kernel does not corrupt a local
  * socket, and a lying peer can compute a crc too.
  *
  * Payloads are little-endian fields in a fixed order per operation, strings as a u16
@@ -23,6 +24,9 @@
  *   LIST after max                             REPLY status count info...
  *   WATCH pattern                              REPLY status
  *   ACCEPTED id  (the server took introduction id; no reply)
+ *   PUBLISH name policy kind + memfd          REPLY status
+ *   OPEN name kind                             REPLY status + fd (a duplicate)
+ *   KILL name sig                              REPLY status
  *                                             ferryd -> server / watcher (seq 0)
  *                                              INTRO id kind client-ident + fd
  *                                              LOST name  (taken over by another owner)
@@ -48,6 +52,9 @@ enum {
     FERRY__OP_LIST,
     FERRY__OP_WATCH,
     FERRY__OP_ACCEPTED,
+    FERRY__OP_PUBLISH,
+    FERRY__OP_OPEN,
+    FERRY__OP_KILL,
     FERRY__OP_REPLY = 64,
     FERRY__OP_INTRO,
     FERRY__OP_LOST,
@@ -83,8 +90,10 @@ void ferry__br_cred(ferry__br *r, ferry_cred *out);
 /* 0 if everything read was valid and nothing is left over, else -EBADMSG. */
 int ferry__br_end(const ferry__br *r);
 
-/* A REGISTER request's body, decoded and validated (name, policy). */
+/* A REGISTER request's body, decoded and validated (name, policy). The _body form
+ * leaves what follows (PUBLISH: the kind) to be read, and does not check the end. */
 int ferry__br_register(ferry__br *r, char name[256], ferry_policy *p);
+int ferry__br_register_body(ferry__br *r, char name[256], ferry_policy *p);
 void ferry__bw_register(ferry__bw *w, const char *name, const ferry_policy *p);
 
 /* Send one packet (header, payload, optional fd) without blocking: 0, -EAGAIN (the

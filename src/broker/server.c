@@ -18,6 +18,7 @@
 #include "core/time.h"
 
 #include <errno.h>
+#include <fcntl.h>
 #include <poll.h>
 #include <signal.h>
 #include <stdarg.h>
@@ -91,6 +92,8 @@ typedef struct conn {
 
 typedef struct name {
     conn *owner;
+    uint32_t kind; /* 0: a server (REGISTER); else a published object, FERRY_OBJ_* */
+    int objfd;     /* the published object's memfd, or -1 */
     ferry_policy pol;
     gid_t gid; /* the policy's group, resolved */
     uint64_t connects;
@@ -311,12 +314,23 @@ static void announce(broker *b, const name *n, int kind, const name *prev)
 
 /* ------------------------------------------------------------------ names come and go */
 
+/* n's owner no longer holds it: uncount it (and the object's descriptor). */
+static void name_unown(name *n)
+{
+    n->owner->nnames--;
+    n->owner->u->used.names--;
+    if (n->objfd >= 0) {
+        close(n->objfd);
+        n->objfd = -1;
+        n->owner->u->used.fds--;
+    }
+}
+
 static void name_remove(broker *b, size_t i, int kind)
 {
     name *n = b->names[i];
     announce(b, n, kind, NULL);
-    n->owner->nnames--;
-    n->owner->u->used.names--;
+    name_unown(n);
     memmove(&b->names[i], &b->names[i + 1], (b->nnames - i - 1) * sizeof *b->names);
     b->nnames--;
     free(n);
@@ -377,12 +391,21 @@ static void unwatch_pid(broker *b, conn *c)
     free(p);
 }
 
-static int do_register(broker *b, conn *c, ferry__br *r)
+/* Is fd a sealed memfd (what a ferry object is)? Its contents are for the openers to
+ * validate; ferryd only keeps and hands it out. */
+static int is_sealed_memfd(int fd)
 {
-    char nm[256];
-    ferry_policy pol;
-    if (ferry__br_register(r, nm, &pol) < 0) return -EBADMSG;
+    int seals = fcntl(fd, F_GET_SEALS);
+    int need = F_SEAL_SHRINK | F_SEAL_GROW | F_SEAL_SEAL;
+    return seals >= 0 && (seals & need) == need;
+}
+
+static int register_name(broker *b, conn *c, const char *nm, const ferry_policy *polp,
+                         uint32_t kind, int objfd)
+{
+    ferry_policy pol = *polp;
     if (ferry__name_valid(nm) < 0 || ferry__policy_valid(&pol) < 0) return -EINVAL;
+    if (kind && (kind > FERRY_OBJ_EVENT || !is_sealed_memfd(objfd))) return -EINVAL;
     if (!ferry__sysconf_may_own(b->sys, nm, &c->id)) return -EACCES;
     int found;
     size_t i = name_pos(b, nm, &found);
@@ -392,6 +415,7 @@ static int do_register(broker *b, conn *c, ferry__br *r)
         return -EEXIST;
     /* A takeover from the same uid moves a name it already holds: no new name. */
     if ((!old || old->owner->u != c->u) && !QUOTA_OK(b, c->u, names, 1)) return -EDQUOT;
+    if (objfd >= 0 && !QUOTA_OK(b, c->u, fds, 1)) return -EDQUOT;
     name *n = malloc(sizeof *n + strlen(nm) + 1);
     if (!n) return -ENOMEM;
     if (!old && b->nnames == b->capnames) {
@@ -409,16 +433,18 @@ static int do_register(broker *b, conn *c, ferry__br *r)
     n->pol = pol;
     n->gid = pol.gid == (gid_t)-1 ? c->id.gid : pol.gid;
     n->connects = 0;
+    n->kind = kind;
+    n->objfd = objfd;
     c->nnames++;
     c->u->used.names++;
+    if (objfd >= 0) c->u->used.fds++;
     watch_pid(b, c);
     if (old) { /* a takeover: the old owner hears it lost the name */
         uint8_t buf[300];
         ferry__bw w = {.p = buf, .cap = sizeof buf};
         ferry__bw_str(&w, nm);
         emit(b, old->owner, FERRY__OP_LOST, 0, &w, -1);
-        old->owner->nnames--;
-        old->owner->u->used.names--;
+        name_unown(old);
         n->connects = old->connects;
         b->names[i] = n;
         announce(b, n, FERRY_EV_CHANGED, old);
@@ -430,6 +456,23 @@ static int do_register(broker *b, conn *c, ferry__br *r)
         announce(b, n, FERRY_EV_OWNED, NULL);
     }
     return 0;
+}
+
+/* REGISTER (kind 0, objfd -1) and PUBLISH (an object kind and its memfd, which this
+ * takes over in every case). */
+static int do_register(broker *b, conn *c, ferry__br *r, uint32_t kind, int objfd)
+{
+    char nm[256];
+    ferry_policy pol;
+    int rc = ferry__br_register_body(r, nm, &pol);
+    if (kind) kind = ferry__br_u32(r);
+    if (rc < 0 || ferry__br_end(r) < 0 || (objfd >= 0) != (kind != 0)) {
+        if (objfd >= 0) close(objfd);
+        return -EBADMSG;
+    }
+    rc = register_name(b, c, nm, &pol, kind, objfd);
+    if (rc < 0 && objfd >= 0) close(objfd);
+    return rc;
 }
 
 static int do_unregister(broker *b, conn *c, ferry__br *r)
@@ -465,6 +508,7 @@ static int do_connect(broker *b, conn *c, uint64_t seq, ferry__br *r)
     name *n = name_find(b, nm);
     if (!n || !visible(n, &c->id, FERRY__SEE)) return -ENOENT;
     if (!visible(n, &c->id, FERRY__CONNECT)) return -EACCES;
+    if (n->kind) return -EPROTOTYPE; /* an object, not a server: ferry_X_open it */
     if (!QUOTA_OK(b, c->u, pending, 1) || !QUOTA_OK(b, c->u, fds, 1)) return -EDQUOT;
     conn *s = n->owner;
     if (s->nintros == s->capintros) {
@@ -511,6 +555,44 @@ static int do_accepted(conn *c, ferry__br *r)
 }
 
 /* ------------------------------------------------------------------ queries */
+
+/* OPEN name kind: a duplicate of the published object's descriptor. */
+static int do_open(broker *b, conn *c, uint64_t seq, ferry__br *r)
+{
+    char nm[256];
+    ferry__br_str(r, nm, sizeof nm);
+    uint32_t kind = ferry__br_u32(r);
+    if (ferry__br_end(r) < 0) return -EBADMSG;
+    if (ferry__name_valid(nm) < 0 || kind == 0 || kind > FERRY_OBJ_EVENT) return -EINVAL;
+    name *n = name_find(b, nm);
+    if (!n || !visible(n, &c->id, FERRY__SEE)) return -ENOENT;
+    if (!visible(n, &c->id, FERRY__CONNECT)) return -EACCES;
+    if (n->kind != kind) return -EPROTOTYPE;
+    int fd = fcntl(n->objfd, F_DUPFD_CLOEXEC, 0);
+    if (fd < 0) return -errno;
+    n->connects++;
+    uint8_t buf[4];
+    ferry__bw w = {.p = buf, .cap = sizeof buf};
+    ferry__bw_u32(&w, 0);
+    emit(b, c, FERRY__OP_REPLY, seq, &w, fd);
+    return 1;
+}
+
+/* KILL name sig: a signal to the name's owner, by its pidfd (never a recycled pid). */
+static int do_kill(broker *b, conn *c, ferry__br *r)
+{
+    char nm[256];
+    ferry__br_str(r, nm, sizeof nm);
+    uint32_t sig = ferry__br_u32(r);
+    if (ferry__br_end(r) < 0) return -EBADMSG;
+    if (ferry__name_valid(nm) < 0 || sig == 0 || sig > 64) return -EINVAL;
+    name *n = name_find(b, nm);
+    if (!n || !visible(n, &c->id, FERRY__SEE)) return -ENOENT;
+    if (!visible(n, &c->id, FERRY__CONNECT)) return -EACCES;
+    if (!n->owner->proc) return -ESRCH; /* no pidfd: its death is under way or unknowable */
+    if (syscall(SYS_pidfd_send_signal, n->owner->proc->pidfd, (int)sig, NULL, 0) < 0) return -errno;
+    return 0;
+}
 
 static int do_lookup(broker *b, conn *c, uint64_t seq, ferry__br *r)
 {
@@ -711,7 +793,7 @@ static void on_request(broker *b, conn *c)
             drop(b, c, rc == -EPIPE ? NULL : "bad packet");
             return;
         }
-        if (fd >= 0) { /* clients hand ferryd no descriptors */
+        if (fd >= 0 && op != FERRY__OP_PUBLISH) { /* only a published object rides along */
             close(fd);
             drop(b, c, "sent a descriptor");
             return;
@@ -720,7 +802,16 @@ static void on_request(broker *b, conn *c)
         ferry__br r = {.p = buf, .len = len};
         switch (op) {
         case FERRY__OP_REGISTER:
-            rc = do_register(b, c, &r);
+            rc = do_register(b, c, &r, 0, -1);
+            break;
+        case FERRY__OP_PUBLISH:
+            rc = fd < 0 ? -EBADMSG : do_register(b, c, &r, 1, fd);
+            break;
+        case FERRY__OP_OPEN:
+            rc = do_open(b, c, seq, &r);
+            break;
+        case FERRY__OP_KILL:
+            rc = do_kill(b, c, &r);
             break;
         case FERRY__OP_UNREGISTER:
             rc = do_unregister(b, c, &r);

@@ -60,6 +60,7 @@ static const char *const names[] = {
     [ELOOP] = "ELOOP: too many symbolic links",
     [EROFS] = "EROFS: read-only file system",
     [EDEADLK] = "EDEADLK: deadlock avoided",
+    [EPROTOTYPE] = "EPROTOTYPE: a name of another kind (server or object)",
 };
 
 const char *ferry_strerror(int err)
