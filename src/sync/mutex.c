@@ -1,0 +1,711 @@
+/*
+ * mutex.c — ferry_mutex: a robust mutex between processes, optionally fair (FIFO).
+ *
+ * Design. The lock itself is a glibc pthread mutex, PTHREAD_PROCESS_SHARED |
+ * PTHREAD_MUTEX_ROBUST | PTHREAD_MUTEX_ERRORCHECK, living in the object's sealed memfd.
+ * Why not a futex word of our own: robustness against kill -9 at *any* instruction needs
+ * the kernel's robust-futex list (the kernel marks the word FUTEX_OWNER_DIED and wakes a
+ * waiter when the owner exits or execs, with list_op_pending covering the instructions
+ * between taking the word and linking it). A thread has one such list and glibc owns it
+ * (set_robust_list at thread start, a glibc-internal doubly linked format on 64-bit); a
+ * word of our own would have to be linked into glibc's list by copying glibc's private
+ * list code. glibc's robust mutex is that code, tested for decades, and keeps every
+ * required property: no system call when uncontended (a CAS plus list linking in user
+ * space), EOWNERDEAD/ENOTRECOVERABLE, EDEADLK and EPERM (ERRORCHECK), and a timed lock
+ * on CLOCK_MONOTONIC (pthread_mutex_clocklock) that restarts after EINTR towards the same
+ * absolute deadline.
+ *
+ * The price is trust: the pthread mutex's fields, including the robust-list links glibc
+ * follows in the owner's process, are in the shared object. A process that shares a
+ * ferry_mutex can therefore make a locker misbehave or crash by scribbling on them. The
+ * process-shared pthread state is trusted between sharers; only share a mutex with
+ * processes you trust that far (ferry_publish's policy decides who can open it).
+ * Adoption checks what can be checked: the common header (obj.c), the flags word, and
+ * that the pthread mutex's kind is the one this library makes.
+ *
+ * Lost wake-ups from dead waiters: glibc's unlock wakes one waiter; if that waiter is
+ * killed before it takes the lock, nobody else is woken. So every wait here sleeps in
+ * slices of FERRY__WAIT_SLICE_NS (20 ms) and retries: a wake-up lost to a death costs at
+ * most one slice, and a sleeping waiter costs ~50 wake-ups per second (far below 1% CPU).
+ *
+ * Fair mode (FERRY_MUTEX_FAIR): a ticket lock in front of the robust mutex. A locker
+ * takes a ticket (next_ticket++), waits until now_serving equals it, then locks the robust
+ * mutex and, once it holds it, advances now_serving so that the next ticket holder comes
+ * and waits on the robust mutex itself. At most one thread therefore ever waits on the
+ * robust mutex, so it is handed over in ticket order; and an owner's death wakes that one
+ * waiter at once with EOWNERDEAD (the kernel's robust wake). Exclusion never depends on
+ * the tickets: only the robust mutex gives it, the tickets only order the lockers.
+ *   Waiters sleep on now_serving with FUTEX_WAIT_BITSET, bit (ticket % 32); an advance
+ * wakes only that bucket, and only when `sleepers` says somebody sleeps (so the fair path
+ * makes no system call when uncontended either).
+ *   Dead and departed ticket holders: a locker first claims a slot (slots[], CAS of its
+ * process identity {pid, start time}) and marks it TAKING, then takes its ticket and
+ * records it in the slot (HAVE). A waiter that times out marks its slot GONE; whoever
+ * advances now_serving to a GONE ticket skips it at once (n_gone says when to look). A
+ * waiter whose slice passed without progress asks whether the ticket being served is
+ * abandoned: no slot holds it as HAVE for a live process, and no live process is TAKING
+ * (the one that is might be about to record it) — then it skips it (CAS of now_serving,
+ * so a racing advance is never undone). So a ticket holder killed at any point stalls
+ * the queue for at most about one slice.
+ *   Remaining windows (documented, none breaks exclusion): (1) ferry_mutex_trylock in
+ * fair mode takes a ticket only when it is served at once and holds no slot for the few
+ * instructions it keeps it; a waiter whose slice ends just then may skip it, and the two
+ * then meet at the robust mutex (one FIFO step may be lost). (2) Liveness is judged by
+ * pid and start time (/proc/PID/stat; zombies count as dead): all sharers must be in one
+ * pid namespace. Without /proc only kill(pid, 0) is used (a recycled pid looks alive
+ * until it exits). (3) At most FERRY__MUTEX_SLOTS threads wait in the queue at a time;
+ * more wait (sleeping, with their deadline) for a free slot before taking a ticket, so
+ * FIFO order holds among the queued ones. (4) A process killed while counted in
+ * `sleepers`, `n_gone` or `slot_waiters` leaves the count high: later unlocks make a
+ * wake-up call that wakes nobody, nothing worse.
+ *
+ * Threads: any call from any thread, several threads on one handle. Close while the
+ * calling thread holds the mutex unlocks it first; closing while another thread of the
+ * process holds it is undefined (as pthread_mutex_destroy of a locked mutex).
+ *
+ * _GNU_SOURCE: gettid(), pthread_mutex_clocklock() and syscall() are GNU extensions.
+ */
+#define _GNU_SOURCE
+#include "ferry/ferry.h"
+
+#include "core/time.h"
+#include "obj.h"
+#include "shm/wait.h"
+
+#include <errno.h>
+#include <fcntl.h>
+#include <limits.h>
+#include <linux/futex.h>
+#include <pthread.h>
+#include <signal.h>
+#include <stdatomic.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/syscall.h>
+#include <time.h>
+#include <unistd.h>
+
+#if defined(__SANITIZE_THREAD__)
+#define FERRY_TSAN 1
+#elif defined(__has_feature)
+#if __has_feature(thread_sanitizer)
+#define FERRY_TSAN 1
+#endif
+#endif
+
+#if defined(__x86_64__) || defined(__i386__)
+#define cpu_relax() __builtin_ia32_pause()
+#else
+#define cpu_relax() atomic_signal_fence(memory_order_seq_cst)
+#endif
+
+#define FERRY__MUTEX_SLOTS 128
+#define SPIN_NS            20000 /* spin this long on a held word before sleeping */
+
+/* Slot states (low 32 bits of st; the ticket is the high 32). */
+enum { SLOT_FREE = 0, SLOT_TAKING = 1, SLOT_HAVE = 2, SLOT_GONE = 3 };
+
+typedef struct mslot {
+    _Atomic uint64_t id; /* owner process: (start time << 22) | pid, 0 = free */
+    _Atomic uint64_t st; /* (ticket << 32) | state: one word, so CAS has no ABA */
+} mslot;
+
+typedef struct mobj {
+    ferry__obj_hdr hdr;
+    uint32_t flags; /* FERRY_MUTEX_FAIR; read once at adopt */
+    uint32_t pad;
+    pthread_mutex_t mu; /* the robust lock (trusted: see above) */
+    /* fair mode */
+    _Atomic uint32_t next_ticket;
+    _Atomic uint32_t now_serving; /* futex word, FUTEX_WAIT_BITSET bit ticket % 32 */
+    _Atomic uint32_t sleepers;    /* waiters asleep (or about to be) on now_serving */
+    _Atomic uint32_t n_gone;      /* slots in state GONE */
+    _Atomic uint32_t slot_gen;    /* futex word: bumped when a slot is freed */
+    _Atomic uint32_t slot_waiters;
+    mslot slots[FERRY__MUTEX_SLOTS];
+} mobj;
+
+_Static_assert(sizeof(mobj) <= 4096, "a mutex object is one page");
+_Static_assert(ATOMIC_LLONG_LOCK_FREE == 2, "64-bit atomics in shared memory");
+
+struct ferry_mutex {
+    int fd;
+    uint32_t flags; /* private copy */
+    ferry__seg seg;
+    mobj *o;
+};
+
+/* ------------------------------------------------------------ who am I, who lives */
+
+static _Thread_local pid_t tls_tid;
+static _Atomic uint64_t self_id_cache; /* this process's slot identity, 0 = not yet */
+
+static void forked_child(void)
+{
+    /* The child's only thread is the one that forked: its tid and the process's
+     * identity are new. */
+    tls_tid = 0;
+    atomic_store_explicit(&self_id_cache, 0, memory_order_relaxed);
+}
+
+static void once_setup(void)
+{
+    pthread_atfork(NULL, NULL, forked_child);
+}
+
+static void setup(void)
+{
+    static pthread_once_t once = PTHREAD_ONCE_INIT;
+    pthread_once(&once, once_setup);
+}
+
+static pid_t my_tid(void)
+{
+    if (!tls_tid) tls_tid = gettid();
+    return tls_tid;
+}
+
+#define PID_BITS   22 /* PID_MAX_LIMIT is 2^22 */
+#define PID_MASK   ((1ull << PID_BITS) - 1)
+#define START_MASK ((1ull << (64 - PID_BITS)) - 1)
+
+/* Read /proc/PID/stat: state and start time (clock ticks after boot). 0 on success,
+ * -ENOENT when the process is gone, other negative when /proc cannot tell. */
+static int proc_stat(pid_t pid, char *state, uint64_t *start)
+{
+    char path[48], buf[1024];
+    snprintf(path, sizeof path, "/proc/%d/stat", (int)pid);
+    int fd = open(path, O_RDONLY | O_CLOEXEC);
+    if (fd < 0) return errno == ENOENT || errno == ESRCH ? -ENOENT : -errno;
+    ssize_t n = read(fd, buf, sizeof buf - 1);
+    int err = errno;
+    close(fd);
+    if (n <= 0) return n < 0 && err == ESRCH ? -ENOENT : -EIO;
+    buf[n] = 0;
+    char *p = strrchr(buf, ')'); /* the name may contain anything but not after this */
+    if (!p || p[1] != ' ' || !p[2]) return -EIO;
+    *state = p[2];
+    /* Field 3 is the state; start time is field 22: 19 more separators on. */
+    p += 2;
+    for (int f = 3; f < 22; f++) {
+        p = strchr(p, ' ');
+        if (!p) return -EIO;
+        p++;
+    }
+    *start = strtoull(p, NULL, 10);
+    return 0;
+}
+
+static uint64_t self_id(void)
+{
+    uint64_t id = atomic_load_explicit(&self_id_cache, memory_order_relaxed);
+    if (id) return id;
+    pid_t pid = getpid();
+    char st;
+    uint64_t start = 0;
+    if (proc_stat(pid, &st, &start) < 0) start = 0; /* no /proc: pid alone */
+    id = ((start & START_MASK) << PID_BITS) | ((uint64_t)pid & PID_MASK);
+    atomic_store_explicit(&self_id_cache, id, memory_order_relaxed);
+    return id;
+}
+
+/* Is the process behind a slot identity alive? Only called on slow paths. */
+static int id_alive(uint64_t id)
+{
+    if (id == 0) return 0;
+    if (id == self_id()) return 1;
+    pid_t pid = (pid_t)(id & PID_MASK);
+    if (pid <= 0) return 0;
+    if (kill(pid, 0) < 0 && errno == ESRCH) return 0;
+    char st;
+    uint64_t start;
+    int rc = proc_stat(pid, &st, &start);
+    if (rc == -ENOENT) return 0;
+    if (rc < 0) return 1; /* cannot tell: assume alive (never skip a live one) */
+    if (st == 'Z' || st == 'X') return 0;
+    uint64_t want = id >> PID_BITS;
+    return want == 0 || (start & START_MASK) == want; /* else the pid was recycled */
+}
+
+/* ---------------------------------------------------------------------- futexes */
+
+static void abs_ts(int64_t at_ns, struct timespec *ts)
+{
+    ts->tv_sec = at_ns / 1000000000;
+    ts->tv_nsec = at_ns % 1000000000;
+}
+
+/* Sleep while *w == val, until absolute CLOCK_MONOTONIC at_ns, woken by bitset. */
+static int futex_wait_abs(_Atomic uint32_t *w, uint32_t val, int64_t at_ns, uint32_t bitset)
+{
+    struct timespec ts;
+    abs_ts(at_ns, &ts);
+    long r = syscall(SYS_futex, (uint32_t *)w, FUTEX_WAIT_BITSET, val, &ts, NULL, bitset);
+    return r < 0 ? -errno : 0;
+}
+
+static void futex_wake_bits(_Atomic uint32_t *w, uint32_t bitset)
+{
+    syscall(SYS_futex, (uint32_t *)w, FUTEX_WAKE_BITSET, INT_MAX, NULL, NULL, bitset);
+}
+
+static uint32_t ticket_bit(uint32_t t)
+{
+    return 1u << (t % 32);
+}
+
+/* The end of the next sleep: the deadline or one slice from now, whichever is first. */
+static int64_t slice_end(int64_t at)
+{
+    int64_t now = ferry__now_ns();
+    return at - now < FERRY__WAIT_SLICE_NS ? at : now + FERRY__WAIT_SLICE_NS;
+}
+
+/* ------------------------------------------------------------------ robust layer */
+
+static int map_err(int rc)
+{
+    return rc == 0 ? 0 : -rc;
+}
+
+/* The futex word of the pthread mutex: the owner's tid in its low 30 bits (the kernel's
+ * robust-futex format, which glibc's robust mutexes use). */
+static int word_owner(mobj *o)
+{
+    return __atomic_load_n(&o->mu.__data.__lock, __ATOMIC_RELAXED) & FUTEX_TID_MASK;
+}
+
+/* Does the calling thread hold the mutex? The kernel clears the tid from the word when
+ * its owner dies, so a stale match after a recycled tid is impossible. */
+static int held_by_me(mobj *o)
+{
+    return word_owner(o) == my_tid();
+}
+
+static int robust_timedlock(mobj *o, int64_t until)
+{
+    struct timespec ts;
+#ifdef FERRY_TSAN
+    /* TSan (LLVM 14) does not intercept pthread_mutex_clocklock; it does timedlock, which
+     * counts on CLOCK_REALTIME. One slice at a time, so a clock jump only bends a slice. */
+    struct timespec rt;
+    clock_gettime(CLOCK_REALTIME, &rt);
+    int64_t at = (int64_t)rt.tv_sec * 1000000000 + rt.tv_nsec + (until - ferry__now_ns());
+    abs_ts(at, &ts);
+    return pthread_mutex_timedlock(&o->mu, &ts);
+#else
+    abs_ts(until, &ts);
+    return pthread_mutex_clocklock(&o->mu, CLOCK_MONOTONIC, &ts);
+#endif
+}
+
+/* Lock the robust mutex by w's deadline: 0, -EOWNERDEAD, -ENOTRECOVERABLE, -EDEADLK,
+ * -EAGAIN (FERRY_NOW and held), -ETIMEDOUT. */
+static int robust_lock(mobj *o, ferry__when *w)
+{
+    int rc = pthread_mutex_trylock(&o->mu); /* no system call when free */
+    if (rc != EBUSY) return map_err(rc);
+    if (w->at == 0) return -EAGAIN;
+    /* A short spin, reading only (no CAS storm on the line), pays for short critical
+     * sections; it is bounded by time, not by a count. */
+    int64_t end = 0;
+    for (;;) {
+        for (int i = 0; i < 64 && word_owner(o) != 0; i++) cpu_relax();
+        if (word_owner(o) == 0) {
+            rc = pthread_mutex_trylock(&o->mu);
+            if (rc != EBUSY) return map_err(rc);
+        }
+        int64_t now = ferry__now_ns();
+        if (end == 0) {
+            int64_t at = ferry__when_at(w);
+            end = at - now < SPIN_NS ? at : now + SPIN_NS;
+        }
+        if (now >= end) break;
+    }
+    for (;;) {
+        int64_t at = ferry__when_at(w);
+        if (ferry__remaining(at) <= 0) return -ETIMEDOUT;
+        /* Sleep a slice at most: a wake-up lost because the woken waiter was killed
+         * before it took the lock is retried here. */
+        rc = robust_timedlock(o, slice_end(at));
+        if (rc != ETIMEDOUT) return map_err(rc);
+    }
+}
+
+/* ---------------------------------------------------------------------- fair layer */
+
+static uint64_t st_make(uint32_t ticket, uint32_t state)
+{
+    return ((uint64_t)ticket << 32) | state;
+}
+
+/* Give a slot's identity back (its st is FREE already), with release, so that a
+ * claimer's CAS on id (acquire) finds the state FREE; then wake slot waiters. */
+static void slot_release_id(mobj *o, mslot *sl)
+{
+    atomic_store_explicit(&sl->id, 0, memory_order_release);
+    /* Dekker with claim_slot: our free, full fence, read slot_waiters; theirs is
+     * slot_waiters++, read slot_gen, scan the slots, FUTEX_WAIT on slot_gen. Either its
+     * scan sees the slot free or we see it announced (and bump the word it sleeps on). */
+    atomic_thread_fence(memory_order_seq_cst);
+    if (atomic_load_explicit(&o->slot_waiters, memory_order_relaxed)) {
+        atomic_fetch_add_explicit(&o->slot_gen, 1, memory_order_seq_cst);
+        futex_wake_bits(&o->slot_gen, FUTEX_BITSET_MATCH_ANY);
+    }
+}
+
+/* Free a slot we own. */
+static void slot_free(mobj *o, mslot *sl)
+{
+    atomic_store_explicit(&sl->st, SLOT_FREE, memory_order_seq_cst);
+    slot_release_id(o, sl);
+}
+
+/* Free the slot that marks ticket t GONE, if there is one (whoever wins the CAS). */
+static int free_gone(mobj *o, uint32_t t)
+{
+    uint64_t want = st_make(t, SLOT_GONE);
+    for (int i = 0; i < FERRY__MUTEX_SLOTS; i++) {
+        mslot *sl = &o->slots[i];
+        uint64_t cur = atomic_load_explicit(&sl->st, memory_order_seq_cst);
+        if (cur == want &&
+            atomic_compare_exchange_strong_explicit(&sl->st, &cur, SLOT_FREE, memory_order_seq_cst,
+                                                    memory_order_seq_cst)) {
+            atomic_fetch_sub_explicit(&o->n_gone, 1, memory_order_relaxed);
+            slot_release_id(o, sl);
+            return 1;
+        }
+    }
+    return 0;
+}
+
+/*
+ * Pass the turn on from ticket s (which is done: served and locked, given up, timed out
+ * or dead), then past every following ticket whose holder has left (GONE). Every step is
+ * a CAS from the exact ticket, so a step somebody else already made is never repeated.
+ */
+static void advance_from(mobj *o, uint32_t s)
+{
+    for (;;) {
+        /* seq_cst: the Dekker pairs are (a) with the waiters' sleepers++ then futex
+         * compare, and (b) with abandon()'s GONE store, n_gone++, then its read of
+         * now_serving: either we see its GONE below, or it sees our new value. */
+        if (!atomic_compare_exchange_strong_explicit(&o->now_serving, &s, s + 1,
+                                                     memory_order_seq_cst, memory_order_seq_cst))
+            return;
+        free_gone(o, s); /* s itself may have been a GONE ticket being skipped */
+        s++;
+        if (atomic_load_explicit(&o->sleepers, memory_order_seq_cst))
+            futex_wake_bits(&o->now_serving, ticket_bit(s));
+        if (!atomic_load_explicit(&o->n_gone, memory_order_seq_cst)) return;
+        int gone = 0;
+        uint64_t want = st_make(s, SLOT_GONE);
+        for (int i = 0; i < FERRY__MUTEX_SLOTS && !gone; i++)
+            gone = atomic_load_explicit(&o->slots[i].st, memory_order_seq_cst) == want;
+        if (!gone) return;
+    }
+}
+
+/*
+ * Has the holder of ticket s (being served) left for good? Only a slow path asks (after
+ * a slice without progress, or trylock finding a queue). s must have been handed out
+ * (the caller holds a later ticket or saw next_ticket past s); its taker marked a slot
+ * TAKING before taking it (seq_cst), so the scan below sees TAKING, HAVE(s), or — once
+ * it advanced now_serving past s — anything, which the caller's CAS from s then ignores.
+ */
+static int ticket_abandoned(mobj *o, uint32_t s)
+{
+    for (int i = 0; i < FERRY__MUTEX_SLOTS; i++) {
+        mslot *sl = &o->slots[i];
+        uint64_t st = atomic_load_explicit(&sl->st, memory_order_seq_cst);
+        uint32_t state = (uint32_t)st, tk = (uint32_t)(st >> 32);
+        if (state == SLOT_TAKING || (state == SLOT_HAVE && tk == s)) {
+            if (id_alive(atomic_load_explicit(&sl->id, memory_order_acquire))) return 0;
+        }
+    }
+    return 1;
+}
+
+/* Claim a slot for this process (CAS of the identity), reclaiming one of a dead process
+ * when none is free, waiting for one (by the deadline) when all are taken. */
+static int claim_slot(mobj *o, ferry__when *w, mslot **out)
+{
+    uint64_t me = self_id();
+    int announced = 0, rc = 0;
+    for (;;) {
+        uint32_t gen = atomic_load_explicit(&o->slot_gen, memory_order_seq_cst);
+        for (int i = 0; i < FERRY__MUTEX_SLOTS; i++) {
+            mslot *sl = &o->slots[i];
+            uint64_t cur = 0;
+            /* acquire: pairs with slot_release_id; the slot's st is FREE. */
+            if (atomic_load_explicit(&sl->id, memory_order_relaxed) == 0 &&
+                atomic_compare_exchange_strong_explicit(&sl->id, &cur, me, memory_order_acquire,
+                                                        memory_order_relaxed)) {
+                *out = sl;
+                goto done;
+            }
+        }
+        for (int i = 0; i < FERRY__MUTEX_SLOTS; i++) {
+            mslot *sl = &o->slots[i];
+            uint64_t cur = atomic_load_explicit(&sl->id, memory_order_acquire);
+            if (cur != 0 && !id_alive(cur) &&
+                atomic_compare_exchange_strong_explicit(&sl->id, &cur, me, memory_order_acquire,
+                                                        memory_order_relaxed)) {
+                /* Its old state (a dead ticket, maybe) is dropped: that ticket then has
+                 * no slot, which ticket_abandoned reads as abandoned, as it should. */
+                uint64_t st = atomic_exchange_explicit(&sl->st, SLOT_FREE, memory_order_seq_cst);
+                if ((uint32_t)st == SLOT_GONE)
+                    atomic_fetch_sub_explicit(&o->n_gone, 1, memory_order_relaxed);
+                *out = sl;
+                goto done;
+            }
+        }
+        int64_t at = ferry__when_at(w);
+        if (ferry__remaining(at) <= 0) {
+            rc = at == 0 ? -EAGAIN : -ETIMEDOUT;
+            goto done;
+        }
+        if (!announced) { /* announce (seq_cst), then scan once more before sleeping */
+            atomic_fetch_add_explicit(&o->slot_waiters, 1, memory_order_seq_cst);
+            announced = 1;
+            continue;
+        }
+        futex_wait_abs(&o->slot_gen, gen, slice_end(at), FUTEX_BITSET_MATCH_ANY);
+    }
+done:
+    if (announced) atomic_fetch_sub_explicit(&o->slot_waiters, 1, memory_order_relaxed);
+    return rc;
+}
+
+/* Wait until ticket t is served (0) or the deadline passes. */
+static int wait_turn(mobj *o, uint32_t t, ferry__when *w)
+{
+    for (;;) {
+        /* acquire: a turn passed to us brings the previous holder's writes with it
+         * (not needed for exclusion — the robust mutex gives that — but cheap). */
+        uint32_t s = atomic_load_explicit(&o->now_serving, memory_order_acquire);
+        if (s == t) return 0;
+        if ((int32_t)(t - s) < 0) return 0; /* passed over (a skip in a window): go on */
+        int64_t at = ferry__when_at(w);
+        if (ferry__remaining(at) <= 0) return at == 0 ? -EAGAIN : -ETIMEDOUT;
+        /* Announce, then let the kernel compare the word: the seq_cst RMW pairs with
+         * advance_from's CAS then load of sleepers (the kernel's futex_wait orders its
+         * read after our RMW with a full barrier). */
+        atomic_fetch_add_explicit(&o->sleepers, 1, memory_order_seq_cst);
+        int r = futex_wait_abs(&o->now_serving, s, slice_end(at), ticket_bit(t));
+        atomic_fetch_sub_explicit(&o->sleepers, 1, memory_order_relaxed);
+        if (r == -ETIMEDOUT && atomic_load_explicit(&o->now_serving, memory_order_seq_cst) == s &&
+            ticket_abandoned(o, s))
+            advance_from(o, s);
+    }
+}
+
+/* Leave the queue holding ticket t that is not served yet (deadline passed). */
+static void abandon(mobj *o, mslot *sl, uint32_t t)
+{
+    /* The slot stays claimed, marked GONE: the advancer that reaches t skips it and
+     * frees the slot. seq_cst: a Dekker pair with advance_from (see there). */
+    atomic_store_explicit(&sl->st, st_make(t, SLOT_GONE), memory_order_seq_cst);
+    atomic_fetch_add_explicit(&o->n_gone, 1, memory_order_seq_cst);
+    uint32_t s = atomic_load_explicit(&o->now_serving, memory_order_seq_cst);
+    if (s == t)
+        advance_from(o, t); /* served meanwhile: pass it on ourselves (frees the slot) */
+    else if ((int32_t)(s - t) > 0)
+        free_gone(o, t); /* already passed over: nobody else will free it */
+}
+
+static int fair_trylock(mobj *o)
+{
+    if (held_by_me(o)) return -EDEADLK;
+    for (int i = 0; i < FERRY__MUTEX_SLOTS + 2; i++) {
+        uint32_t s = atomic_load_explicit(&o->now_serving, memory_order_seq_cst);
+        uint32_t t = atomic_load_explicit(&o->next_ticket, memory_order_seq_cst);
+        if (s != t) {
+            /* Someone is queued. Unless the ticket being served was left behind by a dead
+             * or departed locker (then skip it and look again), we would overtake them. */
+            if ((int32_t)(t - s) < 0 || !ticket_abandoned(o, s)) return -EBUSY;
+            advance_from(o, s);
+            continue;
+        }
+        /* Take the ticket only if it is served at once (see window (1) above). */
+        if (!atomic_compare_exchange_strong_explicit(&o->next_ticket, &t, t + 1,
+                                                     memory_order_seq_cst, memory_order_seq_cst))
+            continue;
+        int rc = pthread_mutex_trylock(&o->mu);
+        advance_from(o, t); /* locked or not, our turn is over */
+        return map_err(rc);
+    }
+    return -EBUSY;
+}
+
+static int fair_lock(mobj *o, ferry__when *w)
+{
+    if (held_by_me(o)) return -EDEADLK; /* we would queue behind ourselves */
+    if (w->at == 0) {
+        int rc = fair_trylock(o);
+        return rc == -EBUSY ? -EAGAIN : rc;
+    }
+    mslot *sl;
+    int rc = claim_slot(o, w, &sl);
+    if (rc < 0) return rc;
+    /* TAKING before the ticket, HAVE(t) after it, all seq_cst: whoever sees the ticket
+     * handed out (next_ticket past it) sees one of the two (ticket_abandoned). */
+    atomic_store_explicit(&sl->st, st_make(0, SLOT_TAKING), memory_order_seq_cst);
+    uint32_t t = atomic_fetch_add_explicit(&o->next_ticket, 1, memory_order_seq_cst);
+    atomic_store_explicit(&sl->st, st_make(t, SLOT_HAVE), memory_order_seq_cst);
+    rc = wait_turn(o, t, w);
+    if (rc < 0) {
+        abandon(o, sl, t);
+        return rc;
+    }
+    rc = robust_lock(o, w);
+    /* Held (or given up): the next ticket may come and wait on the robust mutex. The
+     * slot is freed after the turn passed on, so a death in between leaves a stale HAVE
+     * (reclaimed later) rather than a served ticket with no slot. */
+    advance_from(o, t);
+    slot_free(o, sl);
+    return rc;
+}
+
+/* ---------------------------------------------------------------------- the API */
+
+static int make_handle(int fd, ferry__seg *seg, ferry_mutex **out)
+{
+    ferry_mutex *m = calloc(1, sizeof *m);
+    if (!m) return -ENOMEM;
+    m->fd = fd;
+    m->seg = *seg;
+    m->o = seg->base;
+    m->flags = __atomic_load_n(&m->o->flags, __ATOMIC_RELAXED);
+    *out = m;
+    return 0;
+}
+
+static int init_attr(pthread_mutexattr_t *a)
+{
+    int rc = pthread_mutexattr_init(a);
+    if (rc == 0) rc = pthread_mutexattr_setpshared(a, PTHREAD_PROCESS_SHARED);
+    if (rc == 0) rc = pthread_mutexattr_setrobust(a, PTHREAD_MUTEX_ROBUST);
+    if (rc == 0) rc = pthread_mutexattr_settype(a, PTHREAD_MUTEX_ERRORCHECK);
+    return -rc;
+}
+
+int ferry_mutex_create(uint32_t flags, ferry_mutex **out)
+{
+    if (!out || (flags & ~FERRY_MUTEX_FAIR)) return -EINVAL;
+    setup();
+    int fd;
+    ferry__seg seg;
+    int rc = ferry__obj_create(FERRY_OBJ_MUTEX, sizeof(mobj), &fd, &seg);
+    if (rc < 0) return rc;
+    mobj *o = seg.base;
+    o->flags = flags;
+    pthread_mutexattr_t a;
+    rc = init_attr(&a);
+    if (rc == 0) rc = -pthread_mutex_init(&o->mu, &a);
+    pthread_mutexattr_destroy(&a);
+    if (rc == 0) rc = make_handle(fd, &seg, out);
+    if (rc < 0) {
+        ferry__seg_unmap(&seg);
+        close(fd);
+    }
+    return rc;
+}
+
+/* The kind word glibc keeps for a mutex made like ours (type, robust, pshared bits). */
+static int expected_kind(int *kind)
+{
+    pthread_mutexattr_t a;
+    pthread_mutex_t probe;
+    int rc = init_attr(&a);
+    if (rc == 0) rc = -pthread_mutex_init(&probe, &a);
+    pthread_mutexattr_destroy(&a);
+    if (rc < 0) return rc;
+    *kind = probe.__data.__kind;
+    pthread_mutex_destroy(&probe);
+    return 0;
+}
+
+int ferry_mutex_adopt(int fd, ferry_mutex **out)
+{
+    if (fd < 0) return -EBADMSG;
+    if (!out) {
+        close(fd);
+        return -EINVAL;
+    }
+    setup();
+    ferry__seg seg;
+    int rc = ferry__obj_map(fd, FERRY_OBJ_MUTEX, &seg);
+    if (rc == 0 && seg.size < sizeof(mobj)) {
+        ferry__seg_unmap(&seg);
+        rc = -EBADMSG;
+    }
+    if (rc == 0) {
+        mobj *o = seg.base;
+        int kind = 0;
+        rc = expected_kind(&kind);
+        uint32_t flags = __atomic_load_n(&o->flags, __ATOMIC_RELAXED);
+        if (rc == 0 && ((flags & ~FERRY_MUTEX_FAIR) ||
+                        __atomic_load_n(&o->mu.__data.__kind, __ATOMIC_RELAXED) != kind))
+            rc = -EBADMSG;
+        if (rc == 0) rc = make_handle(fd, &seg, out);
+        if (rc < 0) ferry__seg_unmap(&seg);
+    }
+    if (rc < 0) close(fd);
+    return rc;
+}
+
+int ferry_mutex_open(const char *name, ferry_mutex **out, int64_t timeout_ns)
+{
+    if (!out) return -EINVAL;
+    int fd = -1;
+    int rc = ferry__obj_open(name, FERRY_OBJ_MUTEX, &fd, timeout_ns);
+    if (rc < 0) return rc;
+    return ferry_mutex_adopt(fd, out);
+}
+
+int ferry_mutex_fd(const ferry_mutex *m)
+{
+    return m ? m->fd : -EINVAL;
+}
+
+int ferry_mutex_lock(ferry_mutex *m, int64_t timeout_ns)
+{
+    if (!m) return -EINVAL;
+    ferry__when w = ferry__when_from(timeout_ns);
+    if (m->flags & FERRY_MUTEX_FAIR) return fair_lock(m->o, &w);
+    return robust_lock(m->o, &w);
+}
+
+int ferry_mutex_trylock(ferry_mutex *m)
+{
+    if (!m) return -EINVAL;
+    if (m->flags & FERRY_MUTEX_FAIR) return fair_trylock(m->o);
+    return map_err(pthread_mutex_trylock(&m->o->mu));
+}
+
+int ferry_mutex_consistent(ferry_mutex *m)
+{
+    if (!m || !held_by_me(m->o)) return -EINVAL;
+    return map_err(pthread_mutex_consistent(&m->o->mu));
+}
+
+int ferry_mutex_unlock(ferry_mutex *m)
+{
+    if (!m) return -EINVAL;
+    /* Fair mode needs nothing more: the next ticket holder already waits on the robust
+     * mutex (now_serving moved on when we locked). glibc's unlock is a release. */
+    return map_err(pthread_mutex_unlock(&m->o->mu));
+}
+
+void ferry_mutex_close(ferry_mutex *m)
+{
+    if (!m) return;
+    /* Unmapping a mutex this thread holds would leave glibc's robust list pointing into
+     * the hole: unlock it first. */
+    if (held_by_me(m->o)) pthread_mutex_unlock(&m->o->mu);
+    ferry__seg_unmap(&m->seg);
+    close(m->fd);
+    free(m);
+}
