@@ -25,8 +25,10 @@
  *
  * Lost wake-ups from dead waiters: glibc's unlock wakes one waiter; if that waiter is
  * killed before it takes the lock, nobody else is woken. So every wait here sleeps in
- * slices of FERRY__WAIT_SLICE_NS (20 ms) and retries: a wake-up lost to a death costs at
- * most one slice, and a sleeping waiter costs ~50 wake-ups per second (far below 1% CPU).
+ * slices and retries: a wake-up lost to a death costs at most one slice. Slices start at
+ * SLICE_MIN_NS (20 ms) and double while a wait makes no progress, up to SLICE_MAX_NS
+ * (160 ms): a timed-out futex wait costs ~100 us of CPU in a VM, so fixed 20 ms slices
+ * alone would cost 0.5% of a CPU per sleeper; this way a long wait costs ~0.1%.
  *
  * Fair mode (FERRY_MUTEX_FAIR): a ticket lock in front of the robust mutex. A locker
  * takes a ticket (next_ticket++), waits until now_serving equals it, then locks the robust
@@ -46,7 +48,8 @@
  * abandoned: no slot holds it as HAVE for a live process, and no live process is TAKING
  * (the one that is might be about to record it) — then it skips it (CAS of now_serving,
  * so a racing advance is never undone). So a ticket holder killed at any point stalls
- * the queue for at most about one slice.
+ * the queue for at most about one slice (the wait had made no progress for that long,
+ * so at most SLICE_MAX_NS, and 20 ms when the death is noticed early in the wait).
  *   Remaining windows (documented, none breaks exclusion): (1) ferry_mutex_trylock in
  * fair mode takes a ticket only when it is served at once and holds no slot for the few
  * instructions it keeps it; a waiter whose slice ends just then may skip it, and the two
@@ -102,6 +105,8 @@
 
 #define FERRY__MUTEX_SLOTS 128
 #define SPIN_NS            20000 /* spin this long on a held word before sleeping */
+#define SLICE_MIN_NS       (20 * 1000 * 1000)
+#define SLICE_MAX_NS       (160 * 1000 * 1000)
 
 /* Slot states (low 32 bits of st; the ticket is the high 32). */
 enum { SLOT_FREE = 0, SLOT_TAKING = 1, SLOT_HAVE = 2, SLOT_GONE = 3 };
@@ -135,6 +140,11 @@ struct ferry_mutex {
     ferry__seg seg;
     mobj *o;
 };
+
+/* A test seam: when set, called with each fair ticket right after it is taken (the
+ * bounded-waiting test logs request order by ticket, which a log written before the
+ * call cannot give: the caller may be preempted between its log and its ticket). */
+void (*ferry__mutex_ticket_hook)(uint32_t ticket);
 
 /* ------------------------------------------------------------ who am I, who lives */
 
@@ -255,11 +265,14 @@ static uint32_t ticket_bit(uint32_t t)
     return 1u << (t % 32);
 }
 
-/* The end of the next sleep: the deadline or one slice from now, whichever is first. */
-static int64_t slice_end(int64_t at)
+/* The end of the next sleep: the deadline or one slice from now, whichever is first.
+ * *slice (start at 0) doubles from SLICE_MIN_NS to SLICE_MAX_NS at every call; a caller
+ * that sees progress sets it back to 0. */
+static int64_t slice_end(int64_t at, int64_t *slice)
 {
+    *slice = *slice == 0 ? SLICE_MIN_NS : *slice * 2 > SLICE_MAX_NS ? SLICE_MAX_NS : *slice * 2;
     int64_t now = ferry__now_ns();
-    return at - now < FERRY__WAIT_SLICE_NS ? at : now + FERRY__WAIT_SLICE_NS;
+    return at - now < *slice ? at : now + *slice;
 }
 
 /* ------------------------------------------------------------------ robust layer */
@@ -323,12 +336,13 @@ static int robust_lock(mobj *o, ferry__when *w)
         }
         if (now >= end) break;
     }
+    int64_t slice = 0;
     for (;;) {
         int64_t at = ferry__when_at(w);
         if (ferry__remaining(at) <= 0) return -ETIMEDOUT;
         /* Sleep a slice at most: a wake-up lost because the woken waiter was killed
          * before it took the lock is retried here. */
-        rc = robust_timedlock(o, slice_end(at));
+        rc = robust_timedlock(o, slice_end(at, &slice));
         if (rc != ETIMEDOUT) return map_err(rc);
     }
 }
@@ -433,6 +447,7 @@ static int claim_slot(mobj *o, ferry__when *w, mslot **out)
 {
     uint64_t me = self_id();
     int announced = 0, rc = 0;
+    int64_t slice = 0;
     for (;;) {
         uint32_t gen = atomic_load_explicit(&o->slot_gen, memory_order_seq_cst);
         for (int i = 0; i < FERRY__MUTEX_SLOTS; i++) {
@@ -471,7 +486,7 @@ static int claim_slot(mobj *o, ferry__when *w, mslot **out)
             announced = 1;
             continue;
         }
-        futex_wait_abs(&o->slot_gen, gen, slice_end(at), FUTEX_BITSET_MATCH_ANY);
+        futex_wait_abs(&o->slot_gen, gen, slice_end(at, &slice), FUTEX_BITSET_MATCH_ANY);
     }
 done:
     if (announced) atomic_fetch_sub_explicit(&o->slot_waiters, 1, memory_order_relaxed);
@@ -481,6 +496,8 @@ done:
 /* Wait until ticket t is served (0) or the deadline passes. */
 static int wait_turn(mobj *o, uint32_t t, ferry__when *w)
 {
+    int64_t slice = 0;
+    uint32_t prev = t; /* now_serving at the last sleep: progress resets the slice */
     for (;;) {
         /* acquire: a turn passed to us brings the previous holder's writes with it
          * (not needed for exclusion — the robust mutex gives that — but cheap). */
@@ -489,12 +506,15 @@ static int wait_turn(mobj *o, uint32_t t, ferry__when *w)
         if ((int32_t)(t - s) < 0) return 0; /* passed over (a skip in a window): go on */
         int64_t at = ferry__when_at(w);
         if (ferry__remaining(at) <= 0) return at == 0 ? -EAGAIN : -ETIMEDOUT;
+        if (s != prev) slice = 0;
+        prev = s;
         /* Announce, then let the kernel compare the word: the seq_cst RMW pairs with
          * advance_from's CAS then load of sleepers (the kernel's futex_wait orders its
          * read after our RMW with a full barrier). */
         atomic_fetch_add_explicit(&o->sleepers, 1, memory_order_seq_cst);
-        int r = futex_wait_abs(&o->now_serving, s, slice_end(at), ticket_bit(t));
+        int r = futex_wait_abs(&o->now_serving, s, slice_end(at, &slice), ticket_bit(t));
         atomic_fetch_sub_explicit(&o->sleepers, 1, memory_order_relaxed);
+        /* A slice without progress: has the ticket being served been left behind? */
         if (r == -ETIMEDOUT && atomic_load_explicit(&o->now_serving, memory_order_seq_cst) == s &&
             ticket_abandoned(o, s))
             advance_from(o, s);
@@ -554,6 +574,7 @@ static int fair_lock(mobj *o, ferry__when *w)
     atomic_store_explicit(&sl->st, st_make(0, SLOT_TAKING), memory_order_seq_cst);
     uint32_t t = atomic_fetch_add_explicit(&o->next_ticket, 1, memory_order_seq_cst);
     atomic_store_explicit(&sl->st, st_make(t, SLOT_HAVE), memory_order_seq_cst);
+    if (ferry__mutex_ticket_hook) ferry__mutex_ticket_hook(t);
     rc = wait_turn(o, t, w);
     if (rc < 0) {
         abandon(o, sl, t);
