@@ -23,6 +23,15 @@
  * Adoption checks what can be checked: the common header (obj.c), the flags word, and
  * that the pthread mutex's kind is the one this library makes.
  *
+ * Not recoverable: glibc 2.36's pthread_mutex_trylock, on a mutex made not recoverable,
+ * returns ENOTRECOVERABLE but leaves the lock word holding the caller's tid (and not on
+ * its robust list), so the next lock by that thread says EDEADLK and others block. So
+ * ferry keeps the state itself in rstate: RS_INCONSISTENT while the holder that got
+ * EOWNERDEAD has not called consistent, RS_BROKEN once it unlocked like that (set before
+ * glibc's unlock, so whoever glibc tells ENOTRECOVERABLE sees it too). Every lock path
+ * checks RS_BROKEN before it touches the pthread mutex; a word leaked by trylock anyway
+ * (the flag came up between the check and glibc's CAS) is released on the spot.
+ *
  * Lost wake-ups from dead waiters: glibc's unlock wakes one waiter; if that waiter is
  * killed before it takes the lock, nobody else is woken. So every wait here sleeps in
  * slices and retries: a wake-up lost to a death costs at most one slice. Slices start at
@@ -118,9 +127,9 @@ typedef struct mslot {
 
 typedef struct mobj {
     ferry__obj_hdr hdr;
-    uint32_t flags; /* FERRY_MUTEX_FAIR; read once at adopt */
-    uint32_t pad;
-    pthread_mutex_t mu; /* the robust lock (trusted: see above) */
+    uint32_t flags;          /* FERRY_MUTEX_FAIR; read once at adopt */
+    _Atomic uint32_t rstate; /* RS_INCONSISTENT | RS_BROKEN (see "Not recoverable") */
+    pthread_mutex_t mu;      /* the robust lock (trusted: see above) */
     /* fair mode */
     _Atomic uint32_t next_ticket;
     _Atomic uint32_t now_serving; /* futex word, FUTEX_WAIT_BITSET bit ticket % 32 */
@@ -313,12 +322,43 @@ static int robust_timedlock(mobj *o, int64_t until)
 #endif
 }
 
+enum { RS_INCONSISTENT = 1, RS_BROKEN = 2 };
+
+/* acquire: pairs with the release in ferry_mutex_unlock's fetch_or (and glibc's unlock,
+ * which follows it, is a release too). */
+static int broken(mobj *o)
+{
+    return (atomic_load_explicit(&o->rstate, memory_order_acquire) & RS_BROKEN) != 0;
+}
+
+/* What glibc said, in ferry's terms, with the not-recoverable bookkeeping. */
+static int robust_result(mobj *o, int rc)
+{
+    if (rc == EOWNERDEAD) {
+        /* We hold it now; only the holder writes RS_INCONSISTENT. */
+        atomic_fetch_or_explicit(&o->rstate, RS_INCONSISTENT, memory_order_relaxed);
+    } else if (rc == ENOTRECOVERABLE && held_by_me(o)) {
+        /* glibc's trylock leaked the word to us (see above): give it back, waking a
+         * waiter the way glibc's unlock does (release: nothing to publish, but cheap). */
+        int old = __atomic_exchange_n(&o->mu.__data.__lock, 0, __ATOMIC_RELEASE);
+        if (old & FUTEX_WAITERS)
+            syscall(SYS_futex, (uint32_t *)&o->mu.__data.__lock, FUTEX_WAKE, 1, NULL, NULL, 0);
+    }
+    return map_err(rc);
+}
+
+static int robust_trylock(mobj *o)
+{
+    if (broken(o)) return -ENOTRECOVERABLE;
+    return robust_result(o, pthread_mutex_trylock(&o->mu)); /* no system call when free */
+}
+
 /* Lock the robust mutex by w's deadline: 0, -EOWNERDEAD, -ENOTRECOVERABLE, -EDEADLK,
  * -EAGAIN (FERRY_NOW and held), -ETIMEDOUT. */
 static int robust_lock(mobj *o, ferry__when *w)
 {
-    int rc = pthread_mutex_trylock(&o->mu); /* no system call when free */
-    if (rc != EBUSY) return map_err(rc);
+    int rc = robust_trylock(o);
+    if (rc != -EBUSY) return rc;
     if (w->at == 0) return -EAGAIN;
     /* A short spin, reading only (no CAS storm on the line), pays for short critical
      * sections; it is bounded by time, not by a count. */
@@ -326,8 +366,8 @@ static int robust_lock(mobj *o, ferry__when *w)
     for (;;) {
         for (int i = 0; i < 64 && word_owner(o) != 0; i++) cpu_relax();
         if (word_owner(o) == 0) {
-            rc = pthread_mutex_trylock(&o->mu);
-            if (rc != EBUSY) return map_err(rc);
+            rc = robust_trylock(o);
+            if (rc != -EBUSY) return rc;
         }
         int64_t now = ferry__now_ns();
         if (end == 0) {
@@ -340,10 +380,11 @@ static int robust_lock(mobj *o, ferry__when *w)
     for (;;) {
         int64_t at = ferry__when_at(w);
         if (ferry__remaining(at) <= 0) return -ETIMEDOUT;
+        if (broken(o)) return -ENOTRECOVERABLE;
         /* Sleep a slice at most: a wake-up lost because the woken waiter was killed
          * before it took the lock is retried here. */
         rc = robust_timedlock(o, slice_end(at, &slice));
-        if (rc != ETIMEDOUT) return map_err(rc);
+        if (rc != ETIMEDOUT) return robust_result(o, rc);
     }
 }
 
@@ -537,6 +578,7 @@ static void abandon(mobj *o, mslot *sl, uint32_t t)
 
 static int fair_trylock(mobj *o)
 {
+    if (broken(o)) return -ENOTRECOVERABLE;
     if (held_by_me(o)) return -EDEADLK;
     for (int i = 0; i < FERRY__MUTEX_SLOTS + 2; i++) {
         uint32_t s = atomic_load_explicit(&o->now_serving, memory_order_seq_cst);
@@ -552,15 +594,16 @@ static int fair_trylock(mobj *o)
         if (!atomic_compare_exchange_strong_explicit(&o->next_ticket, &t, t + 1,
                                                      memory_order_seq_cst, memory_order_seq_cst))
             continue;
-        int rc = pthread_mutex_trylock(&o->mu);
+        int rc = robust_trylock(o);
         advance_from(o, t); /* locked or not, our turn is over */
-        return map_err(rc);
+        return rc;
     }
     return -EBUSY;
 }
 
 static int fair_lock(mobj *o, ferry__when *w)
 {
+    if (broken(o)) return -ENOTRECOVERABLE;
     if (held_by_me(o)) return -EDEADLK; /* we would queue behind ourselves */
     if (w->at == 0) {
         int rc = fair_trylock(o);
@@ -703,21 +746,31 @@ int ferry_mutex_trylock(ferry_mutex *m)
 {
     if (!m) return -EINVAL;
     if (m->flags & FERRY_MUTEX_FAIR) return fair_trylock(m->o);
-    return map_err(pthread_mutex_trylock(&m->o->mu));
+    return robust_trylock(m->o);
 }
 
 int ferry_mutex_consistent(ferry_mutex *m)
 {
-    if (!m || !held_by_me(m->o)) return -EINVAL;
-    return map_err(pthread_mutex_consistent(&m->o->mu));
+    if (!m || broken(m->o) || !held_by_me(m->o)) return -EINVAL;
+    int rc = pthread_mutex_consistent(&m->o->mu);
+    if (rc == 0)
+        atomic_fetch_and_explicit(&m->o->rstate, ~(uint32_t)RS_INCONSISTENT, memory_order_relaxed);
+    return map_err(rc);
 }
 
 int ferry_mutex_unlock(ferry_mutex *m)
 {
     if (!m) return -EINVAL;
+    mobj *o = m->o;
+    if (broken(o) || !held_by_me(o)) return -EPERM; /* nobody holds a broken mutex */
+    /* Unlocking after EOWNERDEAD without consistent: broken for good. The flag goes up
+     * before glibc's unlock (a release), so whoever glibc then tells ENOTRECOVERABLE, or
+     * takes the word, sees it. */
+    if (atomic_load_explicit(&o->rstate, memory_order_relaxed) & RS_INCONSISTENT)
+        atomic_fetch_or_explicit(&o->rstate, RS_BROKEN, memory_order_release);
     /* Fair mode needs nothing more: the next ticket holder already waits on the robust
      * mutex (now_serving moved on when we locked). glibc's unlock is a release. */
-    return map_err(pthread_mutex_unlock(&m->o->mu));
+    return map_err(pthread_mutex_unlock(&o->mu));
 }
 
 void ferry_mutex_close(ferry_mutex *m)
@@ -725,7 +778,7 @@ void ferry_mutex_close(ferry_mutex *m)
     if (!m) return;
     /* Unmapping a mutex this thread holds would leave glibc's robust list pointing into
      * the hole: unlock it first. */
-    if (held_by_me(m->o)) pthread_mutex_unlock(&m->o->mu);
+    if (held_by_me(m->o)) ferry_mutex_unlock(m);
     ferry__seg_unmap(&m->seg);
     close(m->fd);
     free(m);
