@@ -35,9 +35,10 @@
  * Lost wake-ups from dead waiters: glibc's unlock wakes one waiter; if that waiter is
  * killed before it takes the lock, nobody else is woken. So every wait here sleeps in
  * slices and retries: a wake-up lost to a death costs at most one slice. Slices start at
- * SLICE_MIN_NS (20 ms) and double while a wait makes no progress, up to SLICE_MAX_NS
+ * SLICE_MIN_NS (5 ms) and double while a wait makes no progress, up to SLICE_MAX_NS
  * (160 ms): a timed-out futex wait costs ~100 us of CPU in a VM, so fixed 20 ms slices
- * alone would cost 0.5% of a CPU per sleeper; this way a long wait costs ~0.1%.
+ * would cost 0.5% of a CPU per sleeper; this way a long wait costs ~0.1%, and a death
+ * early in a wait is noticed within milliseconds.
  *
  * Fair mode (FERRY_MUTEX_FAIR): a ticket lock in front of the robust mutex. A locker
  * takes a ticket (next_ticket++), waits until now_serving equals it, then locks the robust
@@ -58,7 +59,7 @@
  * (the one that is might be about to record it) — then it skips it (CAS of now_serving,
  * so a racing advance is never undone). So a ticket holder killed at any point stalls
  * the queue for at most about one slice (the wait had made no progress for that long,
- * so at most SLICE_MAX_NS, and 20 ms when the death is noticed early in the wait).
+ * so at most SLICE_MAX_NS, and 5 ms when the death comes early in the wait).
  *   Remaining windows (documented, none breaks exclusion): (1) ferry_mutex_trylock in
  * fair mode takes a ticket only when it is served at once and holds no slot for the few
  * instructions it keeps it; a waiter whose slice ends just then may skip it, and the two
@@ -106,6 +107,10 @@
 #endif
 #endif
 
+#ifdef FERRY_TSAN
+#include <sanitizer/tsan_interface.h>
+#endif
+
 #if defined(__x86_64__) || defined(__i386__)
 #define cpu_relax() __builtin_ia32_pause()
 #else
@@ -114,7 +119,7 @@
 
 #define FERRY__MUTEX_SLOTS 128
 #define SPIN_NS            20000 /* spin this long on a held word before sleeping */
-#define SLICE_MIN_NS       (20 * 1000 * 1000)
+#define SLICE_MIN_NS       (5 * 1000 * 1000)
 #define SLICE_MAX_NS       (160 * 1000 * 1000)
 
 /* Slot states (low 32 bits of st; the ticket is the high 32). */
@@ -384,6 +389,14 @@ static int robust_lock(mobj *o, ferry__when *w)
         /* Sleep a slice at most: a wake-up lost because the woken waiter was killed
          * before it took the lock is retried here. */
         rc = robust_timedlock(o, slice_end(at, &slice));
+#ifdef FERRY_TSAN
+        /* TSan's timedlock interceptor records a lock only on 0, not on EOWNERDEAD (its
+         * trylock one does both): tell it we hold the mutex. */
+        if (rc == EOWNERDEAD) {
+            __tsan_mutex_pre_lock(&o->mu, __tsan_mutex_try_lock);
+            __tsan_mutex_post_lock(&o->mu, __tsan_mutex_try_lock, 0);
+        }
+#endif
         if (rc != ETIMEDOUT) return robust_result(o, rc);
     }
 }

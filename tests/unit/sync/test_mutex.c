@@ -20,6 +20,14 @@
 
 #include <sys/time.h>
 
+#if defined(__SANITIZE_THREAD__)
+#define UNDER_TSAN 1
+#elif defined(__has_feature)
+#if __has_feature(thread_sanitizer)
+#define UNDER_TSAN 1
+#endif
+#endif
+
 static uint32_t mode; /* the flags of the current round */
 
 /* ------------------------------------------------------------------ basics */
@@ -155,7 +163,12 @@ static void case_eintr(void)
     int64_t el = now_ns() - t0;
     struct itimerval off = {{0, 0}, {0, 0}};
     CHECK(setitimer(ITIMER_REAL, &off, NULL) == 0);
-    CHECK(atomic_load(&alarms) > 10); /* the signals did come */
+#ifdef UNDER_TSAN
+    sleep_ms(1); /* TSan holds a handler back until a call it intercepts, and merges */
+    CHECK(atomic_load(&alarms) >= 1);
+#else
+    CHECK(atomic_load(&alarms) > 10);    /* the signals did come */
+#endif
     CHECK(el >= 300 * MS && el < 300 * MS + SEC);
     hold_release(&h);
     ferry_mutex_close(m);
@@ -320,7 +333,12 @@ static void case_named(void)
     CHECK_EQ(ferry_mutex_trylock(m2), -EDEADLK); /* the same lock, this thread holds it */
     pid_t pid = spawn(named_child, NULL);
     sleep_ms(100);
+#ifdef UNDER_TSAN
+    /* TSan knows a pthread mutex by its address: the other mapping is another mutex. */
+    CHECK_EQ(ferry_mutex_unlock(m), 0);
+#else
     CHECK_EQ(ferry_mutex_unlock(m2), 0); /* through either handle */
+#endif
     wait_ok(pid);
     ferry_mutex_close(m2);
     ferry_unpublish(pub2);
