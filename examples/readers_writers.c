@@ -44,6 +44,7 @@ typedef struct shared {
     _Atomic int readers_in, writers_in, max_readers_in;
     _Atomic int violations;
     _Atomic int writers_done;
+    _Atomic int readers_started; /* readers that finished their first read */
     _Atomic long reads[READERS];
     _Atomic long reads_during_writes; /* reads made while some writer was still working */
     volatile uint64_t record[WORDS];  /* all words equal, when not half-written */
@@ -76,6 +77,7 @@ static void unlock(ferry_mutex *m)
 
 static void reader(int r)
 {
+    int started = 0;
     while (atomic_load(&sh->writers_done) < WRITERS) {
         lock(turnstile);
         lock(seat[r]);
@@ -93,11 +95,21 @@ static void reader(int r)
         unlock(seat[r]);
         atomic_fetch_add(&sh->reads[r], 1);
         if (atomic_load(&sh->writers_done) < WRITERS) atomic_fetch_add(&sh->reads_during_writes, 1);
+        if (!started) {
+            atomic_fetch_add(&sh->readers_started, 1);
+            started = 1;
+        }
     }
 }
 
 static void writer(int w)
 {
+    /* Start once every reader is reading: the writers must get through a stream of
+     * readers that never stops. */
+    while (atomic_load(&sh->readers_started) < READERS) {
+        struct timespec ms = {0, 1000000};
+        nanosleep(&ms, NULL);
+    }
     for (int n = 0; n < WRITES; n++) {
         lock(turnstile);
         for (int r = 0; r < READERS; r++) lock(seat[r]);
@@ -157,16 +169,28 @@ int main(void)
     long reads = 0;
     for (int r = 0; r < READERS; r++) {
         reads += atomic_load(&sh->reads[r]);
-        if (atomic_load(&sh->reads[r]) == 0) ok = 0; /* every reader kept coming */
+        if (atomic_load(&sh->reads[r]) == 0) { /* every reader kept coming */
+            fprintf(stderr, "reader %d never read\n", r);
+            ok = 0;
+        }
     }
     printf("readers_writers: %d writers wrote %d times each while %d readers read %ld times "
            "(%ld of them while writers were still working); up to %d readers at once; "
            "%d violations; %.2f s\n",
            WRITERS, WRITES, READERS, reads, atomic_load(&sh->reads_during_writes),
            atomic_load(&sh->max_readers_in), atomic_load(&sh->violations), secs);
-    if (atomic_load(&sh->writers_done) != WRITERS || atomic_load(&sh->violations) != 0 ||
-        atomic_load(&sh->reads_during_writes) == 0)
+    if (atomic_load(&sh->writers_done) != WRITERS) {
+        fprintf(stderr, "not every writer finished\n");
         ok = 0;
+    }
+    if (atomic_load(&sh->violations) != 0) {
+        fprintf(stderr, "an invariant was broken\n");
+        ok = 0;
+    }
+    if (atomic_load(&sh->reads_during_writes) == 0) {
+        fprintf(stderr, "no reads while the writers worked\n");
+        ok = 0;
+    }
     ferry_mutex_close(turnstile);
     for (int r = 0; r < READERS; r++) ferry_mutex_close(seat[r]);
     printf("readers_writers: %s\n", ok ? "ok" : "FAILED");

@@ -83,7 +83,6 @@
 
 #include "core/time.h"
 #include "obj.h"
-#include "shm/wait.h"
 
 #include <errno.h>
 #include <fcntl.h>
@@ -462,7 +461,9 @@ static void advance_from(mobj *o, uint32_t s)
         if (!atomic_compare_exchange_strong_explicit(&o->now_serving, &s, s + 1,
                                                      memory_order_seq_cst, memory_order_seq_cst))
             return;
-        free_gone(o, s); /* s itself may have been a GONE ticket being skipped */
+        /* s itself may have been a GONE ticket being skipped. If its GONE came after our
+         * n_gone read, its owner read now_serving after our CAS and frees it itself. */
+        if (atomic_load_explicit(&o->n_gone, memory_order_seq_cst)) free_gone(o, s);
         s++;
         if (atomic_load_explicit(&o->sleepers, memory_order_seq_cst))
             futex_wake_bits(&o->now_serving, ticket_bit(s));
