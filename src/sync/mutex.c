@@ -595,6 +595,9 @@ static int fair_trylock(mobj *o)
     if (broken(o)) return -ENOTRECOVERABLE;
     if (held_by_me(o)) return -EDEADLK;
     for (int i = 0; i < FERRY__MUTEX_SLOTS + 2; i++) {
+        /* seq_cst: now_serving before next_ticket, so s == t means nobody held a ticket
+         * that was not yet served at that point; the CAS below then takes t only if no
+         * ticket was handed out since. */
         uint32_t s = atomic_load_explicit(&o->now_serving, memory_order_seq_cst);
         uint32_t t = atomic_load_explicit(&o->next_ticket, memory_order_seq_cst);
         if (s != t) {
