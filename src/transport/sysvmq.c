@@ -579,7 +579,7 @@ typedef struct sv_listener {
     sv_ids *ids;
     sv_shape shape;
     int accepted;
-    int efd;     /* readable until the one accept */
+    int efd;        /* readable until the one accept */
     int is_private; /* the door is IPC_PRIVATE: its URL is "sysvmq://#MSQID" */
 } sv_listener;
 

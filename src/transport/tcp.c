@@ -126,8 +126,8 @@ static int tcp_listener_url(const ferry_listener *fl, char *buf, size_t cap)
     if (getnameinfo((struct sockaddr *)&ss, len, host, sizeof host, serv, sizeof serv,
                     NI_NUMERICHOST | NI_NUMERICSERV) != 0)
         return -EINVAL;
-    int n = snprintf(buf, cap, ss.ss_family == AF_INET6 ? "tcp://[%s]:%s" : "tcp://%s:%s", host,
-                     serv);
+    int n =
+        snprintf(buf, cap, ss.ss_family == AF_INET6 ? "tcp://[%s]:%s" : "tcp://%s:%s", host, serv);
     return n < 0 || (size_t)n >= cap ? -ENAMETOOLONG : n;
 }
 

@@ -3,8 +3,9 @@
  *  - tcp on port 0 (127.0.0.1 and ::1): ferry_listen works, the URL names the loopback
  *    address and the port the kernel picked (nonzero, equal to getsockname of the
  *    listener's socket), and a forked child reaches the listener through it (one
- *    message each way); port 0 is for listening only (ferry_chan_open -EINVAL), and an
- *    empty port is -EINVAL;
+ *    message each way); on 0.0.0.0 the URL keeps the wildcard and still reaches it from
+ *    here; port 0 is for listening only (ferry_chan_open -EINVAL); an empty, negative
+ *    or too large port is -EINVAL;
  *  - sysvmq:// (IPC_PRIVATE): the URL is "sysvmq://#MSQID"; that queue exists (msgctl
  *    IPC_STAT: key IPC_PRIVATE, mode 0600) and `ipcs -q` lists it; a process that is
  *    fork + exec'd (this binary, "--open URL": no inherited private listener) and a
@@ -131,6 +132,20 @@ static void tcp_port0(int family)
     ferry_chan *ch = NULL;
     CHECK_EQ(ferry_chan_open(given, NULL, &ch, T5S), -EINVAL);
     CHECK(ch == NULL);
+    ferry_listener_close(l);
+}
+
+/* A wildcard address stays one, and reaches the listener from this machine. */
+static void tcp_wildcard(void)
+{
+    STAGE("tcp wildcard");
+    ferry_listener *l = listen_ok("tcp://0.0.0.0:0");
+    char url[URL_CAP];
+    snprintf(url, sizeof url, "%s", url_of(l));
+    printf("tcp://0.0.0.0:0 -> %s\n", url);
+    CHECK(strncmp(url, "tcp://0.0.0.0:", 14) == 0);
+    CHECK(atoi(url + 14) > 0);
+    roundtrip(l, url, false);
     ferry_listener_close(l);
 }
 
@@ -311,6 +326,7 @@ int main(int argc, char **argv)
     errors();
     tcp_port0(AF_INET);
     tcp_port0(AF_INET6);
+    tcp_wildcard();
     tcp_bad_ports();
     sysvmq_private();
     sysvmq_key();
