@@ -148,7 +148,8 @@ int ferry_chan_adopt(int fd, const ferry_chan_opts *opts, ferry_chan **out);
  *   "shm:///path" or "shm://@name"  peers meet at a Unix socket; data flows through
  *                                   shared memory
  *   "unix:///path", "unix://@name"  SOCK_SEQPACKET (fds, credentials)
- *   "tcp://host:port", "tcp://[v6]:port"
+ *   "tcp://host:port", "tcp://[v6]:port"   (port 0: the kernel picks a free one; see
+ *                                   ferry_listener_url)
  *   "fifo:///path"                  two FIFOs, path.c2s and path.s2c; one client
  *   "posixmq:///name"               two POSIX queues, /name.c2s and /name.s2c; one peer
  *   "sysvmq://KEY", "sysvmq://"     System V queues (KEY decimal or 0x hex; or private)
@@ -169,6 +170,23 @@ int ferry_accept(ferry_listener *l, ferry_chan **out, int64_t timeout_ns);
 
 /* A descriptor readable while a peer waits to be accepted. Owned by the listener. */
 int ferry_listener_fd(const ferry_listener *l);
+
+/*
+ * ferry_listener_url — the URL a peer passes to ferry_chan_open to reach l: written,
+ * NUL-terminated, into buf (the caller's, cap bytes). Returns its length (without the
+ * NUL). By scheme:
+ *   "tcp://..."   the address and port the socket is bound to, numeric (getsockname):
+ *                 after ferry_listen("tcp://127.0.0.1:0") the port the kernel picked,
+ *                 e.g. "tcp://127.0.0.1:40123", "tcp://[::1]:40123". A wildcard address
+ *                 (0.0.0.0, [::]) stays one: it reaches l from this machine only.
+ *   "sysvmq://"   (IPC_PRIVATE) "sysvmq://#MSQID", the door queue's id (as `ipcs -q`
+ *                 shows it), which any process the queue's mode lets in can open;
+ *                 "sysvmq://KEY" as given.
+ *   other schemes the URL as given to ferry_listen.
+ * Errors: -EINVAL (l or buf NULL), -ENAMETOOLONG (cap too small: buf is left as it was),
+ * -EOPNOTSUPP (a listener not made by ferry_listen: ferry_register's).
+ */
+ssize_t ferry_listener_url(const ferry_listener *l, char *buf, size_t cap);
 
 /* Stop listening, unlink the socket file and free the listener. NULL is a no-op. */
 void ferry_listener_close(ferry_listener *l);
