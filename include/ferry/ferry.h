@@ -391,7 +391,9 @@ int ferry_register(const char *name, const ferry_policy *policy, const ferry_cha
  * end, and ferry_chan_peer() on each end gives the other's kernel-stamped uid, gid and
  * pid. kind: FERRY_KIND_SHM or FERRY_KIND_UNIX. The call waits (within timeout_ns) for
  * the server to accept. The caller owns *out.
- * Errors: those above, -EPIPE (the server died before accepting).
+ * Errors: those above, -EPIPE (the server died before accepting, or cannot make a
+ * channel of that kind with its options: a unix channel has only FERRY_CAP_RING),
+ * -EPROTOTYPE (the name is a published object, not a server).
  */
 int ferry_connect(const char *name, int kind, const ferry_chan_opts *opts, ferry_chan **out,
                   int64_t timeout_ns);
