@@ -205,9 +205,9 @@ const bench_target BENCH_TARGETS[] = {
     {"sysv-sem uncontended p50 / ferry-sem uncontended p50", "sysv-sem", "ferry-sem",
      BENCH_UNCONTENDED, BENCH_UNCONTENDED, 0, 0, F_P50, 0, 10},
     /* No threshold given for these: the ratio is printed as INFO. */
-    {"ferry-mutex handoff p50 / pthread-robust-mutex handoff p50", "ferry-mutex",
-     "pthread-robust-mutex", BENCH_HANDOFF, BENCH_HANDOFF, 0, 0, F_P50, BENCH_INFO, 0},
-    {"ferry-mutex-fair handoff p50 / pthread-robust-mutex handoff p50", "ferry-mutex-fair",
+    {"ferry-mutex handoff p50 / pthread-robust-mutex p50", "ferry-mutex", "pthread-robust-mutex",
+     BENCH_HANDOFF, BENCH_HANDOFF, 0, 0, F_P50, BENCH_INFO, 0},
+    {"ferry-mutex-fair handoff p50 / pthread-robust-mutex p50", "ferry-mutex-fair",
      "pthread-robust-mutex", BENCH_HANDOFF, BENCH_HANDOFF, 0, 0, F_P50, BENCH_INFO, 0},
     {"ferry-event pingpong 64 p50 / eventfd pingpong 64 p50", "ferry-event", "eventfd",
      BENCH_PINGPONG, BENCH_PINGPONG, 64, 64, F_P50, BENCH_INFO, 0},
