@@ -42,7 +42,7 @@ static int carrier(const char *data, size_t len, const int *fds, int nfds, int s
     int sv[2];
     CHECK(socketpair(AF_UNIX, SOCK_SEQPACKET | SOCK_CLOEXEC, 0, sv) == 0);
     int all[8];
-    memcpy(all, fds, (size_t)nfds * sizeof(int));
+    if (nfds > 0) memcpy(all, fds, (size_t)nfds * sizeof(int));
     if (self) all[nfds++] = sv[0];
     union {
         char buf[CMSG_SPACE(8 * sizeof(int))];
