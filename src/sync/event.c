@@ -385,13 +385,15 @@ static int post1(member *m, uint64_t payload, uint32_t flags, ferry__when *w)
 /* Take from any member, starting at the round-robin point: 1, 0 (all empty), <0. */
 static int take_any(ferry_event *e, uint64_t *payload)
 {
+    /* relaxed: only spreads the takes; orders nothing */
     size_t start = e->n > 1 ? atomic_fetch_add_explicit(&e->rr, 1, memory_order_relaxed) % e->n : 0;
     for (size_t k = 0; k < e->n; k++) {
         member *m = &e->m[(start + k) % e->n];
         int rc = try_take(m, payload);
         if (rc < 0) return rc;
         if (rc > 0) {
-            /* Someone polls: if we emptied the queue, its doorbell must go quiet. */
+            /* Someone polls: if we emptied the queue, its doorbell must go quiet. (relaxed:
+             * a flag set once; settle's seq_cst accesses do the ordering.) */
             if (atomic_load_explicit(&m->q->polled, memory_order_relaxed) && !has_event(m))
                 settle(m);
             return 1;
