@@ -456,7 +456,9 @@ ssize_t ferry_broker_path(char *buf, size_t cap);
 
 /*
  * Semaphores, robust mutexes, barriers and events between processes. Each object lives in
- * a sealed memfd (never a name in /dev/shm). Three ways to share one:
+ * a sealed memfd (never a name in /dev/shm); an event queue's descriptor is a unix socket
+ * that carries its memfd and its doorbell (see ferry_event_create). Three ways to share
+ * one:
  *  - anonymous, before fork: ferry_X_create(); the handle works in parent and child;
  *  - by descriptor: ferry_X_fd() (owned by the object) sent over a unix channel or
  *    inherited across exec (clear FD_CLOEXEC on a dup), then ferry_X_adopt(fd);
@@ -467,7 +469,8 @@ ssize_t ferry_broker_path(char *buf, size_t cap);
  * A receiver of a descriptor validates it (seals, size, kind, version) before use:
  * -EBADMSG otherwise. A hostile process that shares an object can break it for the
  * others (it can write the shared words); it cannot make ferry crash or write outside
- * the object. Waits never spin for long: a blocked caller sleeps on a futex.
+ * the object. Waits never spin for long: a blocked caller sleeps on a futex (an event
+ * taker in poll on the doorbell).
  * Threads: every call may be made from any thread, on the same handle too.
  */
 
@@ -485,7 +488,8 @@ typedef struct ferry_pub ferry_pub;
  * fd and hands duplicates to whoever opens the name and may connect. The name is freed
  * by ferry_unpublish or when this process dies. The caller keeps fd; owns *out.
  * Errors: as ferry_register (-EEXIST, -EACCES, -EDQUOT, -EINVAL, -ECONNREFUSED), and
- * -EBADMSG (fd is not a ferry object of that kind).
+ * -EINVAL (ferryd refuses fd: not a sealed memfd, or for FERRY_OBJ_EVENT not a
+ * SOCK_SEQPACKET unix socket).
  */
 int ferry_publish(const char *name, int fd, int kind, const ferry_policy *policy,
                   ferry_pub **out, int64_t timeout_ns);
@@ -504,7 +508,8 @@ typedef struct ferry_sem ferry_sem;
 /* A semaphore with initial value (<= INT32_MAX) and flags (FERRY_SEM_UNDO). The caller
  * owns *out. Errors: -EINVAL, -ENOMEM, -EMFILE. */
 int ferry_sem_create(uint32_t value, uint32_t flags, ferry_sem **out);
-/* On success the semaphore owns fd; on failure fd is closed. -EBADMSG, -ENOMEM. */
+/* On success the semaphore owns fd; on failure fd is closed. -EBADMSG, -ENOMEM. (The same
+ * holds for every ferry_X_adopt below.) */
 int ferry_sem_adopt(int fd, ferry_sem **out);
 int ferry_sem_open(const char *name, ferry_sem **out, int64_t timeout_ns);
 /* The object's descriptor (owned by the semaphore). */
@@ -573,9 +578,13 @@ typedef struct ferry_event ferry_event;
 
 /*
  * An event queue that others post to: capacity events (>= 1, 0 = default 1024) are kept
- * until taken; a post to a full queue waits (none is ever lost). Anonymous: shared like
- * the other objects (ferry_event_fd / ferry_event_adopt, or ferry_publish it with
- * FERRY_OBJ_EVENT: a process or a group of processes gets named events that way).
+ * until taken; a post to a full queue waits (none is ever lost). Any holder may post and
+ * take. Anonymous: shared like the other objects (ferry_event_fd / ferry_event_adopt, or
+ * ferry_publish it with FERRY_OBJ_EVENT: a process or a group of processes gets named
+ * events that way). The descriptor is a SOCK_SEQPACKET socket holding one message that
+ * carries the queue's memfd and the doorbell socket's other end (read with MSG_PEEK by
+ * every adopter); a live queue therefore keeps 2 descriptors in flight, which the kernel
+ * counts against the creator's RLIMIT_NOFILE.
  */
 int ferry_event_create(uint32_t capacity, ferry_event **out);
 int ferry_event_adopt(int fd, ferry_event **out);
@@ -583,11 +592,17 @@ int ferry_event_adopt(int fd, ferry_event **out);
  * published under a matching name the caller may connect to (a group: a post reaches
  * each). -ENOENT when none. */
 int ferry_event_open(const char *name, ferry_event **out, int64_t timeout_ns);
-/* The object's descriptor, to pass (owned by the event). */
+/* The object's descriptor, to pass (owned by the event). -EINVAL for a group. */
 int ferry_event_fd(const ferry_event *e);
-/* A descriptor that polls readable while an event waits (level-triggered). */
+/* A descriptor that polls readable while an event waits (level-triggered): the doorbell
+ * for one queue, an epoll set of them for a group. Posters ring it only while someone
+ * may be polling, so it costs nothing when unused. It can wake spuriously for a moment
+ * (ferry_event_next then says -EAGAIN). */
 int ferry_event_poll_fd(ferry_event *e);
-/* Post one event (to every queue of a group). Errors: -ETIMEDOUT, -EAGAIN (full). */
+/* Post one event (to every queue of a group, in turn: a post that fails may already have
+ * reached some). With FERRY_EVENT_COALESCE two posts made at the very same moment may
+ * both be queued (merging is never wrong, it can be missed). Errors: -ETIMEDOUT, -EAGAIN
+ * (full). */
 int ferry_event_post(ferry_event *e, uint64_t payload, uint32_t flags, int64_t timeout_ns);
 /* Take the oldest event. Errors: -ETIMEDOUT, -EAGAIN. */
 int ferry_event_next(ferry_event *e, uint64_t *payload, int64_t timeout_ns);
@@ -602,14 +617,16 @@ void ferry_event_close(ferry_event *e);
  * calling thread (call it before making threads, so that they inherit the mask) and
  * return a signalfd that polls readable while one is pending; read struct
  * signalfd_siginfo from it (sys/signalfd.h). The caller owns the fd (FD_CLOEXEC,
- * O_NONBLOCK). Errors: -EINVAL (empty mask, or SIGKILL/SIGSTOP), -EMFILE.
+ * O_NONBLOCK). Errors: -EINVAL (empty mask, SIGKILL/SIGSTOP, or glibc's reserved 32 and
+ * 33), -EMFILE.
  */
 int ferry_signal_fd(uint64_t mask);
 
 /*
  * ferry_kill — send signal sig to the process that owns name (a ferry_register or
  * ferry_publish name), if its policy lets the caller connect. ferryd sends it (by the
- * owner's pidfd, so never to a recycled pid). Errors: -ENOENT, -EACCES, -EINVAL (sig),
+ * owner's pidfd, so never to a recycled pid); the receiver sees ferryd as the sender
+ * (ssi_pid). Errors: -ENOENT, -EACCES, -EINVAL (sig),
  * -ESRCH (the owner is exiting), and the broker errors.
  */
 int ferry_kill(const char *name, int sig, int64_t timeout_ns);
