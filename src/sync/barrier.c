@@ -23,8 +23,8 @@
  *    once (-EAGAIN, the library's rule for FERRY_NOW).
  *  - Sleep: read gen, then state; if state's generation is still g, FUTEX_WAIT on gen
  *    with the value read — the completer changes state before gen, so either we see the
- *    new state or the kernel sees gen changed. Sleeps are sliced (SLICE_NS): a completer
- *    killed between its CAS and its store of gen does not strand the others.
+ *    new state or the kernel sees gen changed. Sleeps are sliced (20 ms, doubling to 160 ms): a
+ * completer killed between its CAS and its store of gen does not strand the others.
  *  - Memory: every CAS on state is acq_rel and every waiter's load of it acquire, so what
  *    each party wrote before arriving is visible to every party after the round (the
  *    arrivals form a release sequence that the completer's CAS reads and continues).
@@ -48,8 +48,9 @@
 #include <time.h>
 #include <unistd.h>
 
-#define SLICE_NS (20 * 1000 * 1000)
-#define PAGE     4096u
+#define SLICE_MIN_NS ((int64_t)20 * 1000 * 1000) /* doubling up to the max when idle */
+#define SLICE_MAX_NS ((int64_t)160 * 1000 * 1000)
+#define PAGE         4096u
 
 typedef struct barrier_shared {
     ferry__obj_hdr hdr;
@@ -180,6 +181,7 @@ int ferry_barrier_wait(ferry_barrier *b, int64_t timeout_ns)
             break;
     }
     ferry__when w = ferry__when_from(timeout_ns);
+    int64_t slice = SLICE_MIN_NS;
     for (;;) {
         /* gen before state: the completer stores them in the other order, so if we see
          * the old state, the gen we read is old too, and FUTEX_WAIT returns at once once
@@ -201,7 +203,8 @@ int ferry_barrier_wait(ferry_barrier *b, int64_t timeout_ns)
                     return at == 0 ? -EAGAIN : -ETIMEDOUT;
             }
         }
-        futex_wait(&sh->gen, f, left < SLICE_NS ? left : SLICE_NS);
+        if (futex_wait(&sh->gen, f, left < slice ? left : slice) == -ETIMEDOUT)
+            slice = slice * 2 > SLICE_MAX_NS ? SLICE_MAX_NS : slice * 2;
         /* Woken, gen changed, EINTR or the slice ended: re-check; the deadline is fixed. */
     }
 }

@@ -16,11 +16,11 @@
  *
  * Rules:
  *  - P (wait): take a unit by CAS value v -> v-1 (v > 0). No unit: register in waiters,
- *    re-check value, FUTEX_WAIT on value == 0 in slices of SLICE_NS; unregister on the
- *    way out. The deadline is absolute (time.h), so EINTR and slices do not change it.
+ *    re-check value, FUTEX_WAIT on value == 0 in slices (20 ms growing to 160 ms); unregister on
+ * the way out. The deadline is absolute (time.h), so EINTR and slices do not change it.
  *  - V (post): CAS value v -> v+1 (-EOVERFLOW at INT32_MAX), then FUTEX_WAKE one waiter
  *    only if waiters != 0. A wake that finds its waiter gone, or a woken waiter that is
- *    killed before it takes the unit, costs at most one slice: every sleeper re-checks
+ *    killed before it takes the unit, costs at most one slice (<= 160 ms): every sleeper re-checks
  *    value when its slice ends.
  *  - Lost wake-ups: waiter (waiters++ ; load value) and poster (value++ ; load waiters)
  *    are a Dekker pair made of sequentially consistent operations: at least one sees the
@@ -39,8 +39,10 @@
  *    slot, nothing held. exec keeps the process (and what it holds), as for System V.
  *    Threads of a process share its slot (two racing first waits may claim two slots:
  *    harmless, a post looks for held units in all of the process's slots).
- *  - Reclaim: a waiter that finds no unit scans the table once, and again every time a
- *    slice ends without a wake-up; a wait that finds the table full scans too. An entry
+ *  - Reclaim: a waiter (trywait and FERRY_NOW too) that finds no unit scans the table
+ *    once, and again every time a slice ends without a wake-up (so a blocked waiter
+ *    gets a dead holder's units within 160 ms); a wait that finds the table full scans
+ *    too. An entry
  *    of our namespace whose process is dead (no such pid, another start time, or exited:
  *    a zombie counts as dead — the pidfd polls readable) is claimed by CAS id -> id |
  *    RECLAIM (one reclaimer wins), its held units are added to value (at most INT32_MAX),
@@ -90,10 +92,14 @@
 #define SYS_pidfd_open 434
 #endif
 
-#define SLICE_NS  (20 * 1000 * 1000) /* a sleeper re-checks (and reclaims) this often */
-#define SPINS     64                 /* polls of value before the slow path */
-#define PAGE      4096u
-#define UNDO_SIZE (32u * 1024u) /* 1022 slots */
+/* A sleeper re-checks value (and reclaims, with UNDO) when a slice ends: the first slice
+ * is SLICE_MIN_NS, each one that ends without a wake-up doubles, up to SLICE_MAX_NS (a
+ * long wait costs ~10 wake-ups a second: under 0.1% of a CPU). */
+#define SLICE_MIN_NS ((int64_t)20 * 1000 * 1000)
+#define SLICE_MAX_NS ((int64_t)160 * 1000 * 1000)
+#define SPINS        64 /* polls of value before the slow path */
+#define PAGE         4096u
+#define UNDO_SIZE    (32u * 1024u) /* 1022 slots */
 
 #define PID_BITS   22
 #define PID_MASK   ((UINT64_C(1) << PID_BITS) - 1)
@@ -487,6 +493,7 @@ static int wait_slow(ferry_sem *s, sem_slot *e, int64_t timeout_ns)
     atomic_fetch_add_explicit(&sh->waiters, 1, memory_order_seq_cst);
     if (e) atomic_fetch_add_explicit(&e->waiting, 1, memory_order_relaxed);
     int rc, scan = e != NULL;
+    int64_t slice = SLICE_MIN_NS;
     for (;;) {
         /* seq_cst load: after our registration in the single total order; if it misses a
          * post's increment, that post's load of waiters sees our registration. */
@@ -512,10 +519,15 @@ static int wait_slow(ferry_sem *s, sem_slot *e, int64_t timeout_ns)
             rc = -ETIMEDOUT;
             break;
         }
-        int r = futex_wait(&sh->value, 0, left < SLICE_NS ? left : SLICE_NS);
+        int r = futex_wait(&sh->value, 0, left < slice ? left : slice);
         /* 0 woken, -EAGAIN value changed, -EINTR: re-check. -ETIMEDOUT: the slice ended
          * without a wake-up: re-check, and look for dead holders again. */
-        if (r == -ETIMEDOUT) scan = e != NULL;
+        if (r == -ETIMEDOUT) {
+            scan = e != NULL;
+            slice = slice * 2 > SLICE_MAX_NS ? SLICE_MAX_NS : slice * 2;
+        } else if (r == 0) {
+            slice = SLICE_MIN_NS;
+        }
     }
     if (e) atomic_fetch_sub_explicit(&e->waiting, 1, memory_order_relaxed);
     waiters_sub(sh, 1); /* never below 0 (a reclaim or a hostile sharer may have cut it) */
