@@ -23,8 +23,9 @@
  *    once (-EAGAIN, the library's rule for FERRY_NOW).
  *  - Sleep: read gen, then state; if state's generation is still g, FUTEX_WAIT on gen
  *    with the value read — the completer changes state before gen, so either we see the
- *    new state or the kernel sees gen changed. Sleeps are sliced (20 ms, doubling to 160 ms): a
- * completer killed between its CAS and its store of gen does not strand the others.
+ *    new state or the kernel sees gen changed. Sleeps are sliced (20 ms, doubling to
+ *    160 ms): a completer killed between its CAS and its store of gen does not strand
+ *    the others.
  *  - Memory: every CAS on state is acq_rel and every waiter's load of it acquire, so what
  *    each party wrote before arriving is visible to every party after the round (the
  *    arrivals form a release sequence that the completer's CAS reads and continues).

@@ -16,47 +16,51 @@
  *
  * Rules:
  *  - P (wait): take a unit by CAS value v -> v-1 (v > 0). No unit: register in waiters,
- *    re-check value, FUTEX_WAIT on value == 0 in slices (20 ms growing to 160 ms); unregister on
- * the way out. The deadline is absolute (time.h), so EINTR and slices do not change it.
+ *    re-check value, FUTEX_WAIT on value == 0 in slices (20 ms, doubling to 160 ms while
+ *    nothing happens); unregister on the way out. The deadline is absolute (time.h), so
+ *    EINTR and slices neither shorten nor lengthen it.
  *  - V (post): CAS value v -> v+1 (-EOVERFLOW at INT32_MAX), then FUTEX_WAKE one waiter
- *    only if waiters != 0. A wake that finds its waiter gone, or a woken waiter that is
- *    killed before it takes the unit, costs at most one slice (<= 160 ms): every sleeper re-checks
- *    value when its slice ends.
+ *    only if waiters != 0: no system call when nobody waits. A wake-up spent on a waiter
+ *    that is killed before it takes the unit costs the others at most one slice: every
+ *    sleeper re-checks value when its slice ends.
  *  - Lost wake-ups: waiter (waiters++ ; load value) and poster (value++ ; load waiters)
- *    are a Dekker pair made of sequentially consistent operations: at least one sees the
- *    other's write (the proof is at post()). FUTEX_WAIT re-checks value == 0 in the kernel.
+ *    are a Dekker pair of sequentially consistent operations: at least one sees the
+ *    other's write (the argument is at post()). FUTEX_WAIT re-checks value == 0 in the
+ *    kernel, so a post between our check and our sleep makes the sleep return at once.
  *  - A value above INT32_MAX (a sharer wrote garbage) is -EBADMSG from every call.
  *
  * FERRY_SEM_UNDO (like System V SEM_UNDO):
  *  - A process is identified by id = start time << 22 | pid (the start time, field 22 of
  *    /proc/self/stat, in clock ticks, 41 bits; pid < 2^22 = PID_MAX_LIMIT), read once per
  *    process (again in a child of fork, by a pthread_atfork handler), so a recycled pid
- *    is a different process; and by its pid namespace (ns, the inode of /proc/self/ns/pid),
- *    since a pid means something only in its namespace.
+ *    is a different process; and by its pid namespace (ns, the inode of
+ *    /proc/self/ns/pid), since a pid means something only in its namespace.
  *  - A process's first wait claims a free slot (CAS id 0 -> mine, then ns), kept until
  *    the process dies. A wait adds one to held after taking the unit; a post takes one
  *    from held (if > 0) before giving the unit. A fork child is a new process: its own
  *    slot, nothing held. exec keeps the process (and what it holds), as for System V.
- *    Threads of a process share its slot (two racing first waits may claim two slots:
+ *    Threads share their process's slot (two racing first waits may claim two slots:
  *    harmless, a post looks for held units in all of the process's slots).
- *  - Reclaim: a waiter (trywait and FERRY_NOW too) that finds no unit scans the table
- *    once, and again every time a slice ends without a wake-up (so a blocked waiter
- *    gets a dead holder's units within 160 ms); a wait that finds the table full scans
- *    too. An entry
- *    of our namespace whose process is dead (no such pid, another start time, or exited:
- *    a zombie counts as dead — the pidfd polls readable) is claimed by CAS id -> id |
- *    RECLAIM (one reclaimer wins), its held units are added to value (at most INT32_MAX),
- *    its waiting count taken from waiters, the waiters woken, and the slot freed.
- *    Entries of another pid namespace are never judged (they stay until a sharer of
- *    their namespace reclaims them). Where /proc hides a process (hidepid) its pid is
- *    trusted to be alive: units are kept rather than wrongly returned.
- *  - Table full (every slot held by a live process) -> -ENOSPC from wait and trywait.
+ *  - Death (kill, crash or a plain exit without posting) returns the units lazily: a
+ *    wait (trywait and FERRY_NOW too) that finds no unit scans the table once, and again
+ *    every time a slice ends without a wake-up (a blocked waiter gets a dead holder's
+ *    units within ~160 ms); a wait that finds the table full scans too. ferry_sem_value
+ *    does not scan: it may count a dead holder's units as taken until the next wait.
+ *    An entry of our pid namespace whose process is dead (no such pid, another start
+ *    time, or exited: a zombie is dead — its pidfd polls readable) is claimed by CAS id
+ *    -> id | RECLAIM (one reclaimer wins), its held units are added to value (at most
+ *    INT32_MAX), its waiting count is taken off waiters, that many waiters are woken,
+ *    and the slot is freed. Entries of another pid namespace are never judged (a sharer
+ *    of their namespace reclaims them). Where /proc hides a process (hidepid) its pid
+ *    is trusted to be alive: units are kept rather than wrongly returned.
+ *  - Table full (1022 slots held by live processes) -> -ENOSPC from wait and trywait.
  *  - The windows that remain: a process killed (SIGKILL, the OOM killer) exactly between
- *    the two atomic instructions of a step loses one unit for good — in wait between the
- *    CAS that takes the unit and held++, in post between held-- and the CAS that gives
- *    it. Units are never duplicated: every order was chosen so that a kill loses rather
- *    than doubles one. A reclaimer killed inside its reclaim (between claiming an entry
- *    and freeing it) may lose the dead process's units and leaves the slot unusable. A
+ *    two consecutive atomic instructions loses one unit for good — in wait between the
+ *    CAS that takes the unit and held++; in post between held-- and the CAS that gives
+ *    the unit (or, for a post refused with -EOVERFLOW, before held is restored). Units
+ *    are never duplicated: each order was chosen so that a kill loses one rather than
+ *    doubles one. A reclaimer killed inside its reclaim (between claiming an entry and
+ *    freeing it) may lose the dead process's units and leaves that slot unusable; a
  *    process killed between claiming a slot and writing its ns leaves the slot unusable.
  *  - A process made by a raw clone() that skips pthread_atfork handlers shares its
  *    parent's identity.
@@ -213,7 +217,8 @@ static uint64_t ns_of_self(void)
 /* This process's identity (see the header); 0 if it cannot be made. */
 static uint64_t identity(void)
 {
-    uint64_t id = atomic_load_explicit(&my_id, memory_order_relaxed);
+    /* acquire: pairs with the release below, so a thread that sees the id sees my_ns. */
+    uint64_t id = atomic_load_explicit(&my_id, memory_order_acquire);
     if (__builtin_expect(id != 0, 1)) return id;
     static pthread_once_t once = PTHREAD_ONCE_INIT;
     pthread_once(&once, id_once);
@@ -224,7 +229,7 @@ static uint64_t identity(void)
     if (pid <= 0 || (uint64_t)pid > PID_MASK) return 0;
     id = (start & START_MASK) << PID_BITS | (uint64_t)pid;
     atomic_store_explicit(&my_ns, ns_of_self(), memory_order_relaxed);
-    atomic_store_explicit(&my_id, id, memory_order_relaxed);
+    atomic_store_explicit(&my_id, id, memory_order_release);
     return id;
 }
 
@@ -264,10 +269,11 @@ static int owner_dead(uint64_t id)
 /* Add n units to value, saturating at INT32_MAX. */
 static void value_add(sem_shared *sh, uint32_t n)
 {
+    if (n > INT32_MAX) n = INT32_MAX; /* a held count a sharer scribbled on */
     uint32_t v = atomic_load_explicit(&sh->value, memory_order_relaxed);
     for (;;) {
-        uint32_t nv = v > (uint32_t)INT32_MAX - n ? (uint32_t)INT32_MAX : v + n;
         if (v > INT32_MAX) return; /* corrupted: leave it for -EBADMSG */
+        uint32_t nv = v > (uint32_t)INT32_MAX - n ? (uint32_t)INT32_MAX : v + n;
         /* seq_cst: the same Dekker pair as post() (the wake below reads waiters). */
         if (atomic_compare_exchange_weak_explicit(&sh->value, &v, nv, memory_order_seq_cst,
                                                   memory_order_relaxed))
