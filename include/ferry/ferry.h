@@ -488,8 +488,8 @@ typedef struct ferry_pub ferry_pub;
  * fd and hands duplicates to whoever opens the name and may connect. The name is freed
  * by ferry_unpublish or when this process dies. The caller keeps fd; owns *out.
  * Errors: as ferry_register (-EEXIST, -EACCES, -EDQUOT, -EINVAL, -ECONNREFUSED), and
- * -EINVAL (ferryd refuses fd: not a sealed memfd, or for FERRY_OBJ_EVENT not a
- * SOCK_SEQPACKET unix socket).
+ * -EBADMSG (fd is not a ferry object of that kind), -EINVAL (ferryd refuses fd: not a
+ * sealed memfd, or for FERRY_OBJ_EVENT not a SOCK_SEQPACKET unix socket).
  */
 int ferry_publish(const char *name, int fd, int kind, const ferry_policy *policy,
                   ferry_pub **out, int64_t timeout_ns);
@@ -502,26 +502,35 @@ void ferry_unpublish(ferry_pub *p);
 typedef struct ferry_sem ferry_sem;
 
 /* Undo, like System V SEM_UNDO: units a process took with ferry_sem_wait and has not
- * given back with ferry_sem_post when it dies are returned to the semaphore. */
+ * given back with ferry_sem_post when it dies are returned to the semaphore — lazily: by
+ * the next wait that finds none, or a blocked waiter within its sleep slice (at most
+ * 160 ms). A table in the object holds up to 1022 processes (-ENOSPC beyond). Processes
+ * are told apart by pid and start time (a recycled pid is another process); reclaiming
+ * works within one pid namespace (units of a process in another are kept, never wrongly
+ * returned). A process killed exactly between the two instructions that take a unit and
+ * record it (or record and give back) loses that one unit; killed at any other point —
+ * holding, waiting, working — its units come back exactly. */
 #define FERRY_SEM_UNDO (1u << 0)
 
 /* A semaphore with initial value (<= INT32_MAX) and flags (FERRY_SEM_UNDO). The caller
  * owns *out. Errors: -EINVAL, -ENOMEM, -EMFILE. */
 int ferry_sem_create(uint32_t value, uint32_t flags, ferry_sem **out);
-/* On success the semaphore owns fd; on failure fd is closed. -EBADMSG, -ENOMEM. (The same
- * holds for every ferry_X_adopt below.) */
+/* On success the semaphore owns fd; on failure fd is closed. -EBADMSG, -ENOMEM, -EINVAL
+ * (out is NULL). (The same holds for every ferry_X_adopt below.) */
 int ferry_sem_adopt(int fd, ferry_sem **out);
 int ferry_sem_open(const char *name, ferry_sem **out, int64_t timeout_ns);
 /* The object's descriptor (owned by the semaphore). */
 int ferry_sem_fd(const ferry_sem *s);
 /* P: take one unit, waiting up to timeout_ns. No system call when a unit is there.
- * Errors: -ETIMEDOUT, -EAGAIN (FERRY_NOW and none), -EBADMSG (corrupted object). */
+ * Errors: -ETIMEDOUT, -EAGAIN (FERRY_NOW and none), -EBADMSG (corrupted object),
+ * -ENOSPC (FERRY_SEM_UNDO: the table of processes is full), -EINVAL (NULL). */
 int ferry_sem_wait(ferry_sem *s, int64_t timeout_ns);
-/* P without waiting: 0 or -EAGAIN. */
+/* P without waiting: 0, or -EAGAIN and the errors of ferry_sem_wait. */
 int ferry_sem_trywait(ferry_sem *s);
-/* V: give one unit back and wake a waiter if there is one. -EOVERFLOW at INT32_MAX. */
+/* V: give one unit back and wake a waiter if there is one. -EOVERFLOW at INT32_MAX,
+ * -EBADMSG, -EINVAL. */
 int ferry_sem_post(ferry_sem *s);
-/* The current value (>= 0), a snapshot. */
+/* The current value (>= 0), a snapshot; or -EBADMSG. */
 int ferry_sem_value(const ferry_sem *s);
 void ferry_sem_close(ferry_sem *s);
 
@@ -564,7 +573,9 @@ int ferry_barrier_open(const char *name, ferry_barrier **out, int64_t timeout_ns
 int ferry_barrier_fd(const ferry_barrier *b);
 /* Wait until count parties have arrived: returns 1 in exactly one of them, 0 in the
  * others; the barrier is then ready for the next round. A party that times out
- * (-ETIMEDOUT) withdraws its arrival. */
+ * (-ETIMEDOUT, or -EAGAIN for FERRY_NOW) withdraws its arrival — unless the round
+ * completed as it gave up: then it belongs to that round and returns 0 or 1.
+ * -EBADMSG for a corrupted object. */
 int ferry_barrier_wait(ferry_barrier *b, int64_t timeout_ns);
 void ferry_barrier_close(ferry_barrier *b);
 
