@@ -1,5 +1,6 @@
 #!/usr/bin/env bash
-# demo.sh — build ferry and show it: the ping-pong example, then the benchmark table —
+# demo.sh — build ferry and show it: the ping-pong example, two processes meeting by name
+# through ferryd (named_echo), then the benchmark table —
 # ferry's shared-memory channel against the physical and kernel floors, the raw kernel
 # mechanisms (unix, tcp, fifo, POSIX and System V queues, eventfd) and the peer libraries
 # (ZeroMQ, NNG, iceoryx), all measured now on this machine — and the same as a chart,
@@ -12,6 +13,9 @@ cmake -S . -B build -DCMAKE_BUILD_TYPE=RelWithDebInfo >/dev/null
 cmake --build build -j"$(nproc)" >/dev/null
 echo "== examples/pingpong"
 ./build/examples/pingpong
+echo
+echo "== examples/named_echo: two processes meet by name through ferryd"
+./build/examples/named_echo
 echo
 echo "== ferry bench --quick --plot build/ferry-bench.svg"
 ./build/tools/ferry/ferry bench --quick --plot build/ferry-bench.svg "$@"

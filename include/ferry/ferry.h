@@ -148,7 +148,8 @@ int ferry_chan_adopt(int fd, const ferry_chan_opts *opts, ferry_chan **out);
  *   "shm:///path" or "shm://@name"  peers meet at a Unix socket; data flows through
  *                                   shared memory
  *   "unix:///path", "unix://@name"  SOCK_SEQPACKET (fds, credentials)
- *   "tcp://host:port", "tcp://[v6]:port"
+ *   "tcp://host:port", "tcp://[v6]:port"   (port 0: the kernel picks a free one; see
+ *                                   ferry_listener_url)
  *   "fifo:///path"                  two FIFOs, path.c2s and path.s2c; one client
  *   "posixmq:///name"               two POSIX queues, /name.c2s and /name.s2c; one peer
  *   "sysvmq://KEY", "sysvmq://"     System V queues (KEY decimal or 0x hex; or private)
@@ -169,6 +170,23 @@ int ferry_accept(ferry_listener *l, ferry_chan **out, int64_t timeout_ns);
 
 /* A descriptor readable while a peer waits to be accepted. Owned by the listener. */
 int ferry_listener_fd(const ferry_listener *l);
+
+/*
+ * ferry_listener_url — the URL a peer passes to ferry_chan_open to reach l: written,
+ * NUL-terminated, into buf (the caller's, cap bytes). Returns its length (without the
+ * NUL). By scheme:
+ *   "tcp://..."   the address and port the socket is bound to, numeric (getsockname):
+ *                 after ferry_listen("tcp://127.0.0.1:0") the port the kernel picked,
+ *                 e.g. "tcp://127.0.0.1:40123", "tcp://[::1]:40123". A wildcard address
+ *                 (0.0.0.0, [::]) stays one: it reaches l from this machine only.
+ *   "sysvmq://"   (IPC_PRIVATE) "sysvmq://#MSQID", the door queue's id (as `ipcs -q`
+ *                 shows it), which any process the queue's mode lets in can open;
+ *                 "sysvmq://KEY" as given.
+ *   other schemes the URL as given to ferry_listen.
+ * Errors: -EINVAL (l or buf NULL), -ENAMETOOLONG (cap too small: buf is left as it was),
+ * -EOPNOTSUPP (a listener not made by ferry_listen: ferry_register's).
+ */
+ssize_t ferry_listener_url(const ferry_listener *l, char *buf, size_t cap);
 
 /* Stop listening, unlink the socket file and free the listener. NULL is a no-op. */
 void ferry_listener_close(ferry_listener *l);
@@ -373,7 +391,9 @@ int ferry_register(const char *name, const ferry_policy *policy, const ferry_cha
  * end, and ferry_chan_peer() on each end gives the other's kernel-stamped uid, gid and
  * pid. kind: FERRY_KIND_SHM or FERRY_KIND_UNIX. The call waits (within timeout_ns) for
  * the server to accept. The caller owns *out.
- * Errors: those above, -EPIPE (the server died before accepting).
+ * Errors: those above, -EPIPE (the server died before accepting, or cannot make a
+ * channel of that kind with its options: a unix channel has only FERRY_CAP_RING),
+ * -EPROTOTYPE (the name is a published object, not a server).
  */
 int ferry_connect(const char *name, int kind, const ferry_chan_opts *opts, ferry_chan **out,
                   int64_t timeout_ns);
@@ -436,7 +456,9 @@ ssize_t ferry_broker_path(char *buf, size_t cap);
 
 /*
  * Semaphores, robust mutexes, barriers and events between processes. Each object lives in
- * a sealed memfd (never a name in /dev/shm). Three ways to share one:
+ * a sealed memfd (never a name in /dev/shm); an event queue's descriptor is a unix socket
+ * that carries its memfd and its doorbell (see ferry_event_create). Three ways to share
+ * one:
  *  - anonymous, before fork: ferry_X_create(); the handle works in parent and child;
  *  - by descriptor: ferry_X_fd() (owned by the object) sent over a unix channel or
  *    inherited across exec (clear FD_CLOEXEC on a dup), then ferry_X_adopt(fd);
@@ -447,7 +469,8 @@ ssize_t ferry_broker_path(char *buf, size_t cap);
  * A receiver of a descriptor validates it (seals, size, kind, version) before use:
  * -EBADMSG otherwise. A hostile process that shares an object can break it for the
  * others (it can write the shared words); it cannot make ferry crash or write outside
- * the object. Waits never spin for long: a blocked caller sleeps on a futex.
+ * the object. Waits never spin for long: a blocked caller sleeps on a futex (an event
+ * taker in poll on the doorbell).
  * Threads: every call may be made from any thread, on the same handle too.
  */
 
@@ -465,7 +488,8 @@ typedef struct ferry_pub ferry_pub;
  * fd and hands duplicates to whoever opens the name and may connect. The name is freed
  * by ferry_unpublish or when this process dies. The caller keeps fd; owns *out.
  * Errors: as ferry_register (-EEXIST, -EACCES, -EDQUOT, -EINVAL, -ECONNREFUSED), and
- * -EBADMSG (fd is not a ferry object of that kind).
+ * -EBADMSG (fd is not a ferry object of that kind), -EINVAL (ferryd refuses fd: not a
+ * sealed memfd, or for FERRY_OBJ_EVENT not a SOCK_SEQPACKET unix socket).
  */
 int ferry_publish(const char *name, int fd, int kind, const ferry_policy *policy,
                   ferry_pub **out, int64_t timeout_ns);
@@ -478,25 +502,35 @@ void ferry_unpublish(ferry_pub *p);
 typedef struct ferry_sem ferry_sem;
 
 /* Undo, like System V SEM_UNDO: units a process took with ferry_sem_wait and has not
- * given back with ferry_sem_post when it dies are returned to the semaphore. */
+ * given back with ferry_sem_post when it dies are returned to the semaphore — lazily: by
+ * the next wait that finds none, or a blocked waiter within its sleep slice (at most
+ * 160 ms). A table in the object holds up to 1022 processes (-ENOSPC beyond). Processes
+ * are told apart by pid and start time (a recycled pid is another process); reclaiming
+ * works within one pid namespace (units of a process in another are kept, never wrongly
+ * returned). A process killed exactly between the two instructions that take a unit and
+ * record it (or record and give back) loses that one unit; killed at any other point —
+ * holding, waiting, working — its units come back exactly. */
 #define FERRY_SEM_UNDO (1u << 0)
 
 /* A semaphore with initial value (<= INT32_MAX) and flags (FERRY_SEM_UNDO). The caller
  * owns *out. Errors: -EINVAL, -ENOMEM, -EMFILE. */
 int ferry_sem_create(uint32_t value, uint32_t flags, ferry_sem **out);
-/* On success the semaphore owns fd; on failure fd is closed. -EBADMSG, -ENOMEM. */
+/* On success the semaphore owns fd; on failure fd is closed. -EBADMSG, -ENOMEM, -EINVAL
+ * (out is NULL). (The same holds for every ferry_X_adopt below.) */
 int ferry_sem_adopt(int fd, ferry_sem **out);
 int ferry_sem_open(const char *name, ferry_sem **out, int64_t timeout_ns);
 /* The object's descriptor (owned by the semaphore). */
 int ferry_sem_fd(const ferry_sem *s);
 /* P: take one unit, waiting up to timeout_ns. No system call when a unit is there.
- * Errors: -ETIMEDOUT, -EAGAIN (FERRY_NOW and none), -EBADMSG (corrupted object). */
+ * Errors: -ETIMEDOUT, -EAGAIN (FERRY_NOW and none), -EBADMSG (corrupted object),
+ * -ENOSPC (FERRY_SEM_UNDO: the table of processes is full), -EINVAL (NULL). */
 int ferry_sem_wait(ferry_sem *s, int64_t timeout_ns);
-/* P without waiting: 0 or -EAGAIN. */
+/* P without waiting: 0, or -EAGAIN and the errors of ferry_sem_wait. */
 int ferry_sem_trywait(ferry_sem *s);
-/* V: give one unit back and wake a waiter if there is one. -EOVERFLOW at INT32_MAX. */
+/* V: give one unit back and wake a waiter if there is one. -EOVERFLOW at INT32_MAX,
+ * -EBADMSG, -EINVAL. */
 int ferry_sem_post(ferry_sem *s);
-/* The current value (>= 0), a snapshot. */
+/* The current value (>= 0), a snapshot; or -EBADMSG. */
 int ferry_sem_value(const ferry_sem *s);
 void ferry_sem_close(ferry_sem *s);
 
@@ -539,7 +573,9 @@ int ferry_barrier_open(const char *name, ferry_barrier **out, int64_t timeout_ns
 int ferry_barrier_fd(const ferry_barrier *b);
 /* Wait until count parties have arrived: returns 1 in exactly one of them, 0 in the
  * others; the barrier is then ready for the next round. A party that times out
- * (-ETIMEDOUT) withdraws its arrival. */
+ * (-ETIMEDOUT, or -EAGAIN for FERRY_NOW) withdraws its arrival — unless the round
+ * completed as it gave up: then it belongs to that round and returns 0 or 1.
+ * -EBADMSG for a corrupted object. */
 int ferry_barrier_wait(ferry_barrier *b, int64_t timeout_ns);
 void ferry_barrier_close(ferry_barrier *b);
 
@@ -553,9 +589,13 @@ typedef struct ferry_event ferry_event;
 
 /*
  * An event queue that others post to: capacity events (>= 1, 0 = default 1024) are kept
- * until taken; a post to a full queue waits (none is ever lost). Anonymous: shared like
- * the other objects (ferry_event_fd / ferry_event_adopt, or ferry_publish it with
- * FERRY_OBJ_EVENT: a process or a group of processes gets named events that way).
+ * until taken; a post to a full queue waits (none is ever lost). Any holder may post and
+ * take. Anonymous: shared like the other objects (ferry_event_fd / ferry_event_adopt, or
+ * ferry_publish it with FERRY_OBJ_EVENT: a process or a group of processes gets named
+ * events that way). The descriptor is a SOCK_SEQPACKET socket holding one message that
+ * carries the queue's memfd and the doorbell socket's other end (read with MSG_PEEK by
+ * every adopter); a live queue therefore keeps 2 descriptors in flight, which the kernel
+ * counts against the creator's RLIMIT_NOFILE.
  */
 int ferry_event_create(uint32_t capacity, ferry_event **out);
 int ferry_event_adopt(int fd, ferry_event **out);
@@ -563,11 +603,17 @@ int ferry_event_adopt(int fd, ferry_event **out);
  * published under a matching name the caller may connect to (a group: a post reaches
  * each). -ENOENT when none. */
 int ferry_event_open(const char *name, ferry_event **out, int64_t timeout_ns);
-/* The object's descriptor, to pass (owned by the event). */
+/* The object's descriptor, to pass (owned by the event). -EINVAL for a group. */
 int ferry_event_fd(const ferry_event *e);
-/* A descriptor that polls readable while an event waits (level-triggered). */
+/* A descriptor that polls readable while an event waits (level-triggered): the doorbell
+ * for one queue, an epoll set of them for a group. Posters ring it only while someone
+ * may be polling, so it costs nothing when unused. It can wake spuriously for a moment
+ * (ferry_event_next then says -EAGAIN). */
 int ferry_event_poll_fd(ferry_event *e);
-/* Post one event (to every queue of a group). Errors: -ETIMEDOUT, -EAGAIN (full). */
+/* Post one event (to every queue of a group, in turn: a post that fails may already have
+ * reached some). With FERRY_EVENT_COALESCE two posts made at the very same moment may
+ * both be queued (merging is never wrong, it can be missed). Errors: -ETIMEDOUT, -EAGAIN
+ * (full). */
 int ferry_event_post(ferry_event *e, uint64_t payload, uint32_t flags, int64_t timeout_ns);
 /* Take the oldest event. Errors: -ETIMEDOUT, -EAGAIN. */
 int ferry_event_next(ferry_event *e, uint64_t *payload, int64_t timeout_ns);
@@ -582,14 +628,16 @@ void ferry_event_close(ferry_event *e);
  * calling thread (call it before making threads, so that they inherit the mask) and
  * return a signalfd that polls readable while one is pending; read struct
  * signalfd_siginfo from it (sys/signalfd.h). The caller owns the fd (FD_CLOEXEC,
- * O_NONBLOCK). Errors: -EINVAL (empty mask, or SIGKILL/SIGSTOP), -EMFILE.
+ * O_NONBLOCK). Errors: -EINVAL (empty mask, SIGKILL/SIGSTOP, or glibc's reserved 32 and
+ * 33), -EMFILE.
  */
 int ferry_signal_fd(uint64_t mask);
 
 /*
  * ferry_kill — send signal sig to the process that owns name (a ferry_register or
  * ferry_publish name), if its policy lets the caller connect. ferryd sends it (by the
- * owner's pidfd, so never to a recycled pid). Errors: -ENOENT, -EACCES, -EINVAL (sig),
+ * owner's pidfd, so never to a recycled pid); the receiver sees ferryd as the sender
+ * (ssi_pid). Errors: -ENOENT, -EACCES, -EINVAL (sig),
  * -ESRCH (the owner is exiting), and the broker errors.
  */
 int ferry_kill(const char *name, int sig, int64_t timeout_ns);

@@ -21,6 +21,8 @@
 #include "policy.h"
 #include "proto.h"
 
+#include "sync/obj.h"
+
 #include "core/time.h"
 #include "transport/fdchan.h"
 #include "transport/sockutil.h"
@@ -580,6 +582,11 @@ int ferry_publish(const char *name, int fd, int kind, const ferry_policy *policy
     else
         ferry_policy_init(&pol);
     if (ferry__policy_valid(&pol) < 0) return -EINVAL;
+    if (kind != FERRY_OBJ_EVENT) { /* say now, not at the first opener, that fd is wrong */
+        ferry__seg seg;
+        if (ferry__obj_map(fd, (uint32_t)kind, &seg) < 0) return -EBADMSG;
+        ferry__seg_unmap(&seg);
+    }
     int64_t deadline = ferry__deadline(timeout_ns);
     ferry_pub *p = calloc(1, sizeof *p);
     if (!p) return -ENOMEM;

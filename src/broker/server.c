@@ -391,10 +391,19 @@ static void unwatch_pid(broker *b, conn *c)
     free(p);
 }
 
-/* Is fd a sealed memfd (what a ferry object is)? Its contents are for the openers to
- * validate; ferryd only keeps and hands it out. */
-static int is_sealed_memfd(int fd)
+/* Is fd what an object of `kind` is? Semaphores, mutexes and barriers are sealed memfds;
+ * an event queue is a SOCK_SEQPACKET unix socket, the carrier of its memfd and of its
+ * doorbell (src/sync/event.c says why). The contents are for the openers to validate;
+ * ferryd only keeps the descriptor and hands out duplicates (it never reads from it). */
+static int is_object_fd(int fd, uint32_t kind)
 {
+    if (kind == FERRY_OBJ_EVENT) {
+        int v;
+        socklen_t l = sizeof v;
+        if (getsockopt(fd, SOL_SOCKET, SO_DOMAIN, &v, &l) < 0 || v != AF_UNIX) return 0;
+        l = sizeof v;
+        return getsockopt(fd, SOL_SOCKET, SO_TYPE, &v, &l) == 0 && v == SOCK_SEQPACKET;
+    }
     int seals = fcntl(fd, F_GET_SEALS);
     int need = F_SEAL_SHRINK | F_SEAL_GROW | F_SEAL_SEAL;
     return seals >= 0 && (seals & need) == need;
@@ -405,7 +414,7 @@ static int register_name(broker *b, conn *c, const char *nm, const ferry_policy 
 {
     ferry_policy pol = *polp;
     if (ferry__name_valid(nm) < 0 || ferry__policy_valid(&pol) < 0) return -EINVAL;
-    if (kind && (kind > FERRY_OBJ_EVENT || !is_sealed_memfd(objfd))) return -EINVAL;
+    if (kind && (kind > FERRY_OBJ_EVENT || !is_object_fd(objfd, kind))) return -EINVAL;
     if (!ferry__sysconf_may_own(b->sys, nm, &c->id)) return -EACCES;
     int found;
     size_t i = name_pos(b, nm, &found);

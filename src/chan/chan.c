@@ -3,11 +3,13 @@
  * the transport, turns timeouts into deadlines once, finds the transport of a URL, and
  * dispatches through its ops table (transport/transport.h).
  */
+#define _GNU_SOURCE /* strdup */
 #include "core/time.h"
 #include "core/url.h"
 #include "transport/transport.h"
 
 #include <errno.h>
+#include <stdlib.h>
 #include <string.h>
 
 static const ferry__ops *const transports[] = {
@@ -46,7 +48,17 @@ int ferry_listen(const char *url, const ferry_chan_opts *opts, ferry_listener **
     const char *rest;
     if (!out) return -EINVAL;
     int rc = find_transport(url, &ops, &rest);
-    return rc < 0 ? rc : ops->listen(rest, opts, out);
+    if (rc < 0) return rc;
+    ferry_listener *l = NULL;
+    if ((rc = ops->listen(rest, opts, &l)) < 0) return rc;
+    /* Keep the URL for ferry_listener_url. Failing here undoes the listen. */
+    l->url = strdup(url);
+    if (!l->url) {
+        ops->listener_close(l);
+        return -ENOMEM;
+    }
+    *out = l;
+    return 0;
 }
 
 int ferry_accept(ferry_listener *l, ferry_chan **out, int64_t timeout_ns)
@@ -60,9 +72,30 @@ int ferry_listener_fd(const ferry_listener *l)
     return l ? l->ops->listener_fd(l) : -EINVAL;
 }
 
+ssize_t ferry_listener_url(const ferry_listener *l, char *buf, size_t cap)
+{
+    if (!l || !buf) return -EINVAL;
+    char own[FERRY__URL_MAX];
+    const char *u = l->url;
+    if (l->ops->url) {
+        int n = l->ops->url(l, own, sizeof own);
+        if (n < 0) return n;
+        if (n > 0) u = own;
+    }
+    if (!u) return -EOPNOTSUPP; /* not made by ferry_listen (a broker listener) */
+    size_t len = strlen(u);
+    if (len >= cap) return -ENAMETOOLONG; /* nothing written */
+    memcpy(buf, u, len + 1);
+    return (ssize_t)len;
+}
+
 void ferry_listener_close(ferry_listener *l)
 {
-    if (l) l->ops->listener_close(l);
+    if (!l) return;
+    /* The transport's close frees the whole struct: the URL copy goes first. */
+    free(l->url);
+    l->url = NULL;
+    l->ops->listener_close(l);
 }
 
 int ferry_chan_open(const char *url, const ferry_chan_opts *opts, ferry_chan **out,

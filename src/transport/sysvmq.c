@@ -57,7 +57,8 @@
  *    nothing.
  *  - IPC_PRIVATE: the door has no key; a process forked from the listener's creator
  *    opens it with ferry_chan_open("sysvmq://") (the most recent private listener still
- *    open in the creator when it forked), any other process with "sysvmq://#MSQID".
+ *    open in the creator when it forked), any other process with "sysvmq://#MSQID"
+ *    (ferry_listener_url tells it).
  *  - ferry_accept hands out the listener's channel once, at once; a second accept waits
  *    out its deadline (-ETIMEDOUT, -EAGAIN for FERRY_NOW).
  *  - fds cannot ride on a queue message: nfds > 0 is -EOPNOTSUPP; so are zero copy and
@@ -578,7 +579,8 @@ typedef struct sv_listener {
     sv_ids *ids;
     sv_shape shape;
     int accepted;
-    int efd; /* readable until the one accept */
+    int efd;        /* readable until the one accept */
+    int is_private; /* the door is IPC_PRIVATE: its URL is "sysvmq://#MSQID" */
 } sv_listener;
 
 /* Set msg_qbytes of queue id (0: leave the default). */
@@ -672,7 +674,8 @@ static int svq_listen(const char *where, const ferry_chan_opts *o, ferry_listene
     l->base.ops = &ferry__sysvmq_ops;
     l->ids = q;
     l->shape = s;
-    if (key == IPC_PRIVATE) atomic_store(&last_private, q->door);
+    l->is_private = key == IPC_PRIVATE;
+    if (l->is_private) atomic_store(&last_private, q->door);
     *out = &l->base;
     return 0;
 }
@@ -706,6 +709,16 @@ static int svq_accept(ferry_listener *fl, ferry_chan **out, int64_t deadline)
 static int svq_listener_fd(const ferry_listener *fl)
 {
     return ((const sv_listener *)fl)->efd;
+}
+
+/* A private door is reached by its id ("sysvmq://#MSQID"); a keyed one by the URL given
+ * to ferry_listen (0: the generic layer's copy of it). */
+static int svq_listener_url(const ferry_listener *fl, char *buf, size_t cap)
+{
+    const sv_listener *l = (const sv_listener *)fl;
+    if (!l->is_private) return 0;
+    int n = snprintf(buf, cap, "sysvmq://#%d", l->ids->door);
+    return n < 0 || (size_t)n >= cap ? -ENAMETOOLONG : n;
 }
 
 static void svq_listener_close(ferry_listener *fl)
@@ -772,6 +785,7 @@ const ferry__ops ferry__sysvmq_ops = {
     .accept = svq_accept,
     .listener_fd = svq_listener_fd,
     .listener_close = svq_listener_close,
+    .url = svq_listener_url,
     .open = svq_open,
     .sendmsg = svq_sendmsg,
     .recvmsg = svq_recvmsg,

@@ -4,7 +4,10 @@
  * crc32c; TCP_NODELAY on both ends.
  * Rules: no fds on messages (-EOPNOTSUPP), no credentials (-EOPNOTSUPP), capacity is
  * the kernel's socket buffers (only FERRY_CAP_RING); max_msg defaults to 1 MiB, up to
- * FERRY_MAX_MSG_LIMIT. Port 0 is not supported (a client could not know the port).
+ * FERRY_MAX_MSG_LIMIT. A listener on port 0 gets a free port from the kernel;
+ * ferry_listener_url tells the address and port it is bound to (numeric, from
+ * getsockname), e.g. "tcp://127.0.0.1:40123" or "tcp://[::1]:40123". Port 0 is for
+ * listening only: ferry_chan_open on it is -EINVAL.
  */
 #define _GNU_SOURCE
 #include "fdchan.h"
@@ -14,6 +17,7 @@
 #include <netdb.h>
 #include <netinet/in.h>
 #include <netinet/tcp.h>
+#include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <unistd.h>
@@ -24,7 +28,8 @@ typedef struct tcp_listener {
     size_t max;
 } tcp_listener;
 
-/* "host:port" or "[v6]:port" -> the first address getaddrinfo gives (numeric port). */
+/* "host:port" or "[v6]:port" -> the first address getaddrinfo gives (numeric port; 0
+ * only when passive: the kernel picks one at bind). */
 static int resolve(const char *where, int passive, struct sockaddr_storage *ss, socklen_t *len)
 {
     char host[256];
@@ -44,7 +49,7 @@ static int resolve(const char *where, int passive, struct sockaddr_storage *ss, 
     }
     char *e;
     long p = strtol(port, &e, 10);
-    if (!host[0] || *e || p <= 0 || p > 65535) return -EINVAL;
+    if (!host[0] || !port[0] || *e || p < (passive ? 0 : 1) || p > 65535) return -EINVAL;
     struct addrinfo hints = {.ai_socktype = SOCK_STREAM,
                              .ai_flags = AI_NUMERICSERV | (passive ? AI_PASSIVE : 0)};
     struct addrinfo *ai;
@@ -110,6 +115,22 @@ static int tcp_listener_fd(const ferry_listener *fl)
     return ((const tcp_listener *)fl)->fd;
 }
 
+/* The address the listening socket is bound to: the real port when it was asked for 0. */
+static int tcp_listener_url(const ferry_listener *fl, char *buf, size_t cap)
+{
+    const tcp_listener *l = (const tcp_listener *)fl;
+    struct sockaddr_storage ss;
+    socklen_t len = sizeof ss;
+    if (getsockname(l->fd, (struct sockaddr *)&ss, &len) < 0) return -errno;
+    char host[NI_MAXHOST], serv[NI_MAXSERV];
+    if (getnameinfo((struct sockaddr *)&ss, len, host, sizeof host, serv, sizeof serv,
+                    NI_NUMERICHOST | NI_NUMERICSERV) != 0)
+        return -EINVAL;
+    int n =
+        snprintf(buf, cap, ss.ss_family == AF_INET6 ? "tcp://[%s]:%s" : "tcp://%s:%s", host, serv);
+    return n < 0 || (size_t)n >= cap ? -ENAMETOOLONG : n;
+}
+
 static void tcp_listener_close(ferry_listener *fl)
 {
     tcp_listener *l = (tcp_listener *)fl;
@@ -135,6 +156,7 @@ const ferry__ops ferry__tcp_ops = {
     .accept = tcp_accept,
     .listener_fd = tcp_listener_fd,
     .listener_close = tcp_listener_close,
+    .url = tcp_listener_url,
     .open = tcp_open,
     .sendmsg = ferry__fdchan_sendmsg,
     .recvmsg = ferry__fdchan_recvmsg,

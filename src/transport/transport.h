@@ -38,9 +38,16 @@ struct ferry_chan {
     ferry__counters st;
 };
 
+/* A listener made by ferry_listen: url is its copy of the URL it was given (malloc'd by
+ * chan.c after ops->listen succeeded, freed by chan.c before ops->listener_close). A
+ * listener made elsewhere (the broker's) is calloc'd: url NULL, no URL to tell. */
 struct ferry_listener {
     const ferry__ops *ops;
+    char *url;
 };
+
+/* Room the generic layer gives ops->url: enough for any URL a transport makes itself. */
+#define FERRY__URL_MAX 256
 
 struct ferry__ops {
     const char *scheme; /* URL scheme, e.g. "shm" */
@@ -50,6 +57,11 @@ struct ferry__ops {
     int (*accept)(ferry_listener *l, ferry_chan **out, int64_t deadline);
     int (*listener_fd)(const ferry_listener *l);
     void (*listener_close)(ferry_listener *l);
+    /* The URL a peer opens to reach l, when it differs from the one given to listen
+     * (tcp port 0, a private sysvmq door): write it, NUL-terminated, into buf (cap is
+     * FERRY__URL_MAX) and return its length; 0 = use the stored listen URL (l->url).
+     * NULL op: always the stored URL. */
+    int (*url)(const ferry_listener *l, char *buf, size_t cap);
     int (*open)(const char *where, const ferry_chan_opts *o, ferry_chan **out, int64_t deadline);
 
     /* Send m (validated: type >= 0, nfds <= FERRY_MAX_FDS, data non-NULL when len > 0). */

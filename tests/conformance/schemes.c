@@ -7,7 +7,9 @@
  *
  * The rows other than shm follow the forms the transports are being built to (issue 3):
  *   unix://PATH and unix://@NAME  SOCK_SEQPACKET; fds; credentials (SO_PEERCRED)
- *   tcp://127.0.0.1:P, tcp://[::1]:P  no fds; a crc on every frame; port 0 not supported
+ *   tcp://127.0.0.1:P, tcp://[::1]:P  no fds; a crc on every frame (port 0 works for
+ *                                 ferry_listen, ferry_listener_url tells the port; these
+ *                                 rows use a probed free port)
  *   fifo://PATH                   FIFOs PATH.c2s / PATH.s2c made by ferry_listen, 0600
  *   pipe                          ferry_pipe_pair() before fork
  *   posixmq:///NAME, sysvmq://KEY queues: no fds; peer death unknowable; capacity N is

@@ -119,6 +119,9 @@ static void usage(FILE *f)
     }
     fputs("\nPatterns: pingpong (round trip; p50/p99/p99.9 in ns, msgs_per_s = round trips/s)\n"
           "at 64, 4096, 65536, 1048576 bytes; stream (one-way throughput) at 64 and 1048576.\n"
+          "Synchronization, size 0: uncontended (one process; the time of one wait+post pair\n"
+          "of a semaphore, from batches of 100; msgs_per_s = pairs/s) and handoff (two\n"
+          "processes take turns through one mutex; the time of one round of the turn).\n"
           "The table's spread column is min..max over the repetitions of rtt_p50_ns, or for\n"
           "a stream row of msgs_per_s (bytes_per_s for memcpy-baseline).\n",
           f);

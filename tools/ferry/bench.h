@@ -8,6 +8,8 @@
  *   bench_base.c   the baselines: spin, futex, pipe, memcpy
  *   bench_ferry.c  the ferry rows: any transport, by pair or by URL (bench_ferry.h)
  *   bench_raw*.c   the raw kernel mechanisms (bench_raw.h)
+ *   bench_sync.c   the synchronization rows: semaphores, mutexes, signals, events
+ *                  (bench_sync.h)
  *   bench_lib.c, bench_zmq.c, bench_nng.c, bench_iox*.c, bench_rdv.c
  *                  the peer libraries, both sides in children (bench_lib.h)
  *   bench_guard.c  bounded blocking calls for mechanisms without timeouts
@@ -31,7 +33,10 @@
 
 #include "bench_stats.h"
 
-typedef enum { BENCH_PINGPONG, BENCH_STREAM } bench_pattern;
+/* pingpong: a round trip between two processes; stream: one-way throughput; uncontended:
+ * one process, a synchronization object's fast path (bench_sync.c); handoff: two
+ * processes taking turns through a shared mutex (bench_sync.c). */
+typedef enum { BENCH_PINGPONG, BENCH_STREAM, BENCH_UNCONTENDED, BENCH_HANDOFF } bench_pattern;
 
 /* How long one measurement runs: a warm-up that is not measured, then the measured part.
  * Each part stops at its count or its time, whichever comes first. */

@@ -15,6 +15,7 @@
 #include "bench_ferry.h"
 #include "bench_lib.h"
 #include "bench_raw.h"
+#include "bench_sync.h"
 
 const bench_mech BENCH_MECHS[] = {
     {.name = "spin-baseline", .fn = bench_spin, .shape = SHAPE_LINE},
@@ -90,6 +91,41 @@ const bench_mech BENCH_MECHS[] = {
      .arg = &BENCH_RAW_SYSVMQ,
      .limit = bench_raw_sysvmq_limit},
     {.name = "eventfd", .fn = bench_eventfd, .shape = SHAPE_LINE},
+    /* Synchronization (bench_sync.c): semaphores uncontended, mutexes handed off between
+     * two processes, notifications pingpong next to eventfd. The ferry rows are left out,
+     * with a note, while this libferry lacks the object. */
+    {.name = "posix-sem",
+     .fn = bench_sem,
+     .shape = SHAPE_UNCONTENDED,
+     .arg = &(const bench_sync_spec){SYNC_POSIX, 0}},
+    {.name = "sysv-sem",
+     .fn = bench_sem,
+     .shape = SHAPE_UNCONTENDED,
+     .arg = &(const bench_sync_spec){SYNC_SYSV, 0}},
+    {.name = "ferry-sem",
+     .fn = bench_sem,
+     .shape = SHAPE_UNCONTENDED,
+     .arg = &(const bench_sync_spec){SYNC_FERRY, 0},
+     .unavailable = bench_ferry_sem_unavailable},
+    {.name = "pthread-robust-mutex",
+     .fn = bench_mutex_handoff,
+     .shape = SHAPE_HANDOFF,
+     .arg = &(const bench_sync_spec){SYNC_POSIX, 0}},
+    {.name = "ferry-mutex",
+     .fn = bench_mutex_handoff,
+     .shape = SHAPE_HANDOFF,
+     .arg = &(const bench_sync_spec){SYNC_FERRY, 0},
+     .unavailable = bench_ferry_mutex_unavailable},
+    {.name = "ferry-mutex-fair",
+     .fn = bench_mutex_handoff,
+     .shape = SHAPE_HANDOFF,
+     .arg = &(const bench_sync_spec){SYNC_FERRY, FERRY_MUTEX_FAIR},
+     .unavailable = bench_ferry_mutex_unavailable},
+    {.name = "rt-signal", .fn = bench_rt_signal, .shape = SHAPE_LINE},
+    {.name = "ferry-event",
+     .fn = bench_ferry_event,
+     .shape = SHAPE_LINE,
+     .unavailable = bench_ferry_event_unavailable},
 /* The peers, when ferry was built with them (tools/ferry/CMakeLists.txt). */
 #ifdef FERRY_BENCH_ZMQ
     {.name = "zeromq-ipc",
@@ -163,5 +199,19 @@ const bench_target BENCH_TARGETS[] = {
     VS_RAW("ferry-posixmq", "posixmq"),
     VS_RAW("ferry-sysvmq", "sysvmq"),
 #undef VS_RAW
+    /* Synchronization (issue 6). posix-sem, ferry-sem, sysv-sem back to back. */
+    {"ferry-sem uncontended p50 / posix-sem uncontended p50", "ferry-sem", "posix-sem",
+     BENCH_UNCONTENDED, BENCH_UNCONTENDED, 0, 0, F_P50, 1, 1.2},
+    {"sysv-sem uncontended p50 / ferry-sem uncontended p50", "sysv-sem", "ferry-sem",
+     BENCH_UNCONTENDED, BENCH_UNCONTENDED, 0, 0, F_P50, 0, 10},
+    /* No threshold given for these: the ratio is printed as INFO. */
+    {"ferry-mutex handoff p50 / pthread-robust-mutex p50", "ferry-mutex", "pthread-robust-mutex",
+     BENCH_HANDOFF, BENCH_HANDOFF, 0, 0, F_P50, BENCH_INFO, 0},
+    {"ferry-mutex-fair handoff p50 / pthread-robust-mutex p50", "ferry-mutex-fair",
+     "pthread-robust-mutex", BENCH_HANDOFF, BENCH_HANDOFF, 0, 0, F_P50, BENCH_INFO, 0},
+    {"ferry-event pingpong 64 p50 / eventfd pingpong 64 p50", "ferry-event", "eventfd",
+     BENCH_PINGPONG, BENCH_PINGPONG, 64, 64, F_P50, BENCH_INFO, 0},
+    {"rt-signal pingpong 64 p50 / eventfd pingpong 64 p50", "rt-signal", "eventfd", BENCH_PINGPONG,
+     BENCH_PINGPONG, 64, 64, F_P50, BENCH_INFO, 0},
 };
 const size_t BENCH_NTARGETS = sizeof BENCH_TARGETS / sizeof BENCH_TARGETS[0];

@@ -22,7 +22,8 @@ static const size_t STREAM_SIZES[] = {64, 1048576};
 
 const char *bench_pattern_name(bench_pattern p)
 {
-    return p == BENCH_PINGPONG ? "pingpong" : "stream";
+    static const char *const NAMES[] = {"pingpong", "stream", "uncontended", "handoff"};
+    return NAMES[p];
 }
 
 double bench_field_of(const bench_result *res, bench_field f)
@@ -89,6 +90,8 @@ size_t bench_plan_mech(bench_row *rows, size_t n, const bench_mech *m, bench_not
     }
     if (m->shape == SHAPE_LINE) add_row(rows, &n, m, BENCH_PINGPONG, 64);
     if (m->shape == SHAPE_COPY) add_row(rows, &n, m, BENCH_STREAM, 1048576);
+    if (m->shape == SHAPE_UNCONTENDED) add_row(rows, &n, m, BENCH_UNCONTENDED, 0);
+    if (m->shape == SHAPE_HANDOFF) add_row(rows, &n, m, BENCH_HANDOFF, 0);
     if (m->shape != SHAPE_ALL) return n;
     const char *limit_name = NULL;
     size_t limit = m->limit ? m->limit(&limit_name) : SIZE_MAX, over = 0;

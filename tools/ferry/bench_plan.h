@@ -21,9 +21,11 @@
 
 /* Which rows a mechanism has. */
 typedef enum bench_shape {
-    SHAPE_LINE, /* pingpong at 64 B only: one cache line, or a counter with no payload */
-    SHAPE_ALL,  /* pingpong at every size, stream at both sizes */
-    SHAPE_COPY, /* stream at 1 MiB only */
+    SHAPE_LINE,        /* pingpong at 64 B only: one cache line, or a counter with no payload */
+    SHAPE_ALL,         /* pingpong at every size, stream at both sizes */
+    SHAPE_COPY,        /* stream at 1 MiB only */
+    SHAPE_UNCONTENDED, /* uncontended at size 0 only: a synchronization object, one process */
+    SHAPE_HANDOFF,     /* handoff at size 0 only: a mutex taken in turns by two processes */
 } bench_shape;
 
 typedef struct bench_mech {
@@ -47,18 +49,21 @@ extern const size_t BENCH_NMECHS;
 /* A figure a target compares. */
 typedef enum bench_field { F_P50, F_MSGS, F_BYTES } bench_field;
 
-/* A target: the ratio num/den of one figure of two rows, measured in the same run. */
+/* A target: the ratio num/den of one figure of two rows, measured in the same run. With
+ * at_most = BENCH_INFO there is no limit: the ratio is printed, marked INFO. */
 typedef struct bench_target {
     const char *label;
     const char *num, *den; /* mechanisms */
     bench_pattern num_pat, den_pat;
-    size_t num_size, den_size; /* both 0: one ratio per pingpong size (BENCH_EACH_SIZE) */
+    size_t num_size, den_size; /* both BENCH_EACH_SIZE: one ratio per pingpong size */
     bench_field field;
-    int at_most; /* 1: ratio <= limit; 0: ratio >= limit */
+    int at_most; /* 1: ratio <= limit; 0: ratio >= limit; BENCH_INFO: no limit */
     double limit;
 } bench_target;
 
-#define BENCH_EACH_SIZE 0
+#define BENCH_INFO (-1)
+
+#define BENCH_EACH_SIZE SIZE_MAX
 /* The (num, den) sizes a target compares: one pair, or one per pingpong size when both
  * are BENCH_EACH_SIZE. Returns how many (at most 4). */
 int bench_target_sizes(const bench_target *t, size_t sizes[4][2]);

@@ -50,13 +50,13 @@ void bench_summarize(bench_row *r, int repeat)
     }
 }
 
-/* The spread cell: min..max over the repetitions of p50 (pingpong), msgs/s (stream), or
- * bytes/s when that is the only figure. */
+/* The spread cell: min..max over the repetitions of p50 (every pattern but stream),
+ * msgs/s (stream), or bytes/s when that is the only figure. */
 static void spread(const bench_row *r, int repeat, char *out, size_t len)
 {
-    bench_field f = r->job.pattern == BENCH_PINGPONG ? F_P50
-                    : r->res.msgs_per_s >= 0         ? F_MSGS
-                                                     : F_BYTES;
+    bench_field f = r->job.pattern != BENCH_STREAM ? F_P50
+                    : r->res.msgs_per_s >= 0       ? F_MSGS
+                                                   : F_BYTES;
     double v[BENCH_MAX_REPEAT], lo, hi;
     for (int i = 0; i < repeat; i++) v[i] = bench_field_of(&r->rep[i], f);
     bench_median(v, repeat, &lo, &hi);
@@ -158,6 +158,10 @@ static void print_target(FILE *f, const bench_target *t, const char *label, cons
     double med = bench_median(ratio, m, &lo, &hi);
     char range[64] = "";
     if (repeat > 1) snprintf(range, sizeof range, "%.3g..%.3g", lo, hi);
+    if (t->at_most == BENCH_INFO) {
+        fprintf(f, "  %-60s %9.3g  %-17s %-7s  INFO\n", label, med, range, "");
+        return;
+    }
     int pass = t->at_most ? med <= t->limit : med >= t->limit;
     fprintf(f, "  %-60s %9.3g  %-17s %s %-4g  %s\n", label, med, range,
             t->at_most ? "<=" : ">=", t->limit, pass ? "PASS" : "MISS");

@@ -14,7 +14,10 @@
 # else by comparing /dev/mqueue and `ipcs -q` before and after; FIFOs under $TMPDIR.
 # Then the peers (ZeroMQ, NNG, iceoryx): rows when built in, else a note and no rows;
 # iceoryx leaves nothing in /dev/shm or /tmp. Then --url (the generic ferry row, by
-# listen/open, here over shm://): its six rows, nothing left in {dir}. Then the naming
+# listen/open, here over shm://): its six rows, nothing left in {dir}. Then the
+# synchronization rows (semaphores, mutexes, rt-signal, ferry events): one row each where
+# libferry has the object (else a note), no semaphore set or /dev/shm file left, in a
+# private IPC and mount namespace where we may. Then the naming
 # service: broker-connect (one row) and --scale --smoke (its report, its CSV) with a
 # private ferryd each, nothing left in TMPDIR. Then --plot: a well-formed SVG.
 set -u
@@ -53,8 +56,9 @@ expect 2 "$FERRY" bench --repeat x
 expect 2 "$FERRY" bench --repeat
 
 # check_rows FILE MECH...: every CSV row has 8 fields, one of the MECHs, a known pattern;
-# pingpong rows carry p50 <= p99 <= p99.9 and msgs_per_s; stream rows msgs_per_s and
-# bytes_per_s; and each MECH has at least one row.
+# pingpong, uncontended and handoff rows carry p50 <= p99 <= p99.9 and msgs_per_s (the
+# last two at size 0); stream rows msgs_per_s and bytes_per_s; and each MECH has at least
+# one row.
 check_rows() {
     file=$1
     shift
@@ -68,10 +72,11 @@ check_rows() {
         NF != 8 { print "wrong field count: " $0; bad = 1; next }
         index(mechs, " " $1 " ") == 0 { print "unselected mechanism: " $0; bad = 1 }
         !num($3) { print "bad size: " $0; bad = 1 }
-        $2 == "pingpong" {
+        $2 == "pingpong" || $2 == "uncontended" || $2 == "handoff" {
             if (!num($4) || !num($5) || !num($6) || !num($7) || $8 != "" ||
                 $4 + 0 > $5 + 0 || $5 + 0 > $6 + 0 || $4 + 0 == 0 || $7 + 0 == 0)
-                { print "bad pingpong row: " $0; bad = 1 }
+                { print "bad " $2 " row: " $0; bad = 1 }
+            if ($2 != "pingpong" && $3 != 0) { print "bad size: " $0; bad = 1 }
             next
         }
         $2 == "stream" {
@@ -197,6 +202,53 @@ expect 2 "$FERRY" bench --url 'no scheme'
 expect 1 env TMPDIR="$tmp/tmpdir-url" "$FERRY" bench --smoke --url 'nosuch://{dir}/x'
 grep -q 'EPROTONOSUPPORT' "$tmp/err" || fail "--url with an unknown scheme: no reason given"
 [ -z "$(ls -A "$tmp/tmpdir-url")" ] || fail "--url (failed) left: $(ls -A "$tmp/tmpdir-url")"
+
+# ---- the synchronization rows (bench_sync.c): one row each, with its pattern and size;
+# the ferry ones only where this libferry has the object (else a note). Nothing left
+# behind: no System V semaphore set, nothing in /dev/shm (the sem_t is unnamed, ferry
+# objects are memfds) — exact in a private IPC namespace with a private /dev/shm, else
+# `ipcs -s` and /dev/shm before and after. (A SIGRTMIN left pending would kill the run.)
+sync=posix-sem,sysv-sem,ferry-sem,pthread-robust-mutex,ferry-mutex,ferry-mutex-fair,rt-signal
+sync=$sync,eventfd,ferry-event
+sems() { ipcs -s 2>/dev/null | awk '$1 ~ /^0x/ { print $2 }' | sort; }
+if unshare -i -m true 2>/dev/null; then
+    unshare -i -m sh -c '
+        mount -t tmpfs none /dev/shm || exit 99
+        "$2" bench --csv --smoke --only "$3" >"$1/out" 2>"$1/err"
+        rc=$?
+        ls -A /dev/shm >"$1/left-shm"
+        ipcs -s | awk "\$1 ~ /^0x/" >"$1/left-sem"
+        exit $rc' sh "$tmp" "$FERRY" "$sync"
+    got=$?
+    [ "$got" -eq 99 ] && fail "cannot mount a tmpfs on /dev/shm in a private namespace"
+    [ "$got" -eq 0 ] || { cat "$tmp/err" >&2; fail "synchronization rows exited $got"; }
+    [ -s "$tmp/left-shm" ] && fail "left in /dev/shm: $(cat "$tmp/left-shm")"
+    [ -s "$tmp/left-sem" ] && fail "semaphore sets left behind: $(cat "$tmp/left-sem")"
+else
+    sems >"$tmp/sem-before"
+    ls -A /dev/shm | sort >"$tmp/shm-before"
+    expect 0 "$FERRY" bench --csv --smoke --only "$sync"
+    sems | cmp -s - "$tmp/sem-before" || fail "ipcs -s changed: $(sems)"
+    ls -A /dev/shm | sort | cmp -s - "$tmp/shm-before" || fail "/dev/shm changed"
+fi
+ran=""
+for m in $(echo "$sync" | tr , ' '); do
+    case $m in
+    *-sem) want="uncontended 0" ;;
+    *-mutex*) want="handoff 0" ;;
+    *) want="pingpong 64" ;;
+    esac
+    if grep -q "[ ,]${m}[ ,:].*left out: this libferry has no" "$tmp/err"; then
+        case $m in ferry-*) ;; *) fail "$m left out" ;; esac
+        [ -z "$(awk -F, -v m="$m" '$1 == m' "$tmp/out")" ] || fail "$m left out but has rows"
+        continue
+    fi
+    [ "$(awk -F, -v m="$m" '$1 == m { print $2, $3 }' "$tmp/out")" = "$want" ] ||
+        fail "$m: want exactly one row, $want"
+    ran="$ran $m"
+done
+# shellcheck disable=SC2086 # one word per mechanism
+check_rows "$tmp/out" $ran
 
 # ---- the naming service: broker-connect through a private ferryd, and --scale; both
 # stop their ferryd and leave nothing in TMPDIR
