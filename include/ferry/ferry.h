@@ -469,7 +469,7 @@ ssize_t ferry_broker_path(char *buf, size_t cap);
  * A receiver of a descriptor validates it (seals, size, kind, version) before use:
  * -EBADMSG otherwise. A hostile process that shares an object can break it for the
  * others (it can write the shared words); it cannot make ferry crash or write outside
- * the object. Waits never spin for long: a blocked caller sleeps on a futex (an event
+ * the object — except a ferry_mutex, whose sharers are trusted (see below). Waits never spin for long: a blocked caller sleeps on a futex (an event
  * taker in poll on the doorbell).
  * Threads: every call may be made from any thread, on the same handle too.
  */
@@ -539,9 +539,20 @@ void ferry_sem_close(ferry_sem *s);
 typedef struct ferry_mutex ferry_mutex;
 
 /* Fair: the lock is handed over in the order lockers asked for it (FIFO, bounded
- * waiting). Without it, a waker may be overtaken by a newcomer (faster). */
+ * waiting). Without it, a waker may be overtaken by a newcomer (faster). All sharers of a
+ * fair mutex must be in one pid namespace; at most 128 threads queue at once (more wait
+ * for a place first); a waiter that dies in the queue delays it by up to one sleep slice
+ * (5..160 ms). */
 #define FERRY_MUTEX_FAIR (1u << 0)
 
+/*
+ * The lock is a glibc robust, process-shared, error-checking pthread mutex inside the
+ * object (the kernel's robust-futex list makes owner death safe at any instruction). Its
+ * fields are shared, so a process that shares a ferry_mutex can make a locker misbehave
+ * or crash by scribbling on them: share a mutex only with processes you trust that far
+ * (the publishing policy decides who can open it).
+ * create: -EINVAL (unknown flags), -ENOMEM, -EMFILE. adopt: as ferry_sem_adopt.
+ */
 int ferry_mutex_create(uint32_t flags, ferry_mutex **out);
 int ferry_mutex_adopt(int fd, ferry_mutex **out);
 int ferry_mutex_open(const char *name, ferry_mutex **out, int64_t timeout_ns);
@@ -554,12 +565,15 @@ int ferry_mutex_fd(const ferry_mutex *m);
  * (FERRY_NOW and held), -ENOTRECOVERABLE, -EDEADLK (this thread holds it already).
  */
 int ferry_mutex_lock(ferry_mutex *m, int64_t timeout_ns);
-/* Lock without waiting: 0, -EOWNERDEAD, or -EBUSY when held. */
+/* Lock without waiting: 0, -EOWNERDEAD, -EBUSY when held, -EDEADLK, -ENOTRECOVERABLE. */
 int ferry_mutex_trylock(ferry_mutex *m);
-/* Mark the state repaired after -EOWNERDEAD. -EINVAL if not in that state. */
+/* Mark the state repaired after -EOWNERDEAD. -EINVAL if not in that state or the caller
+ * does not hold the mutex. */
 int ferry_mutex_consistent(ferry_mutex *m);
-/* Unlock. -EPERM if the calling thread does not hold it. */
+/* Unlock. -EPERM if the calling thread does not hold it (or it is not recoverable). */
 int ferry_mutex_unlock(ferry_mutex *m);
+/* Close. If the calling thread holds the mutex it is unlocked first (an inconsistent one
+ * thereby becomes not recoverable). */
 void ferry_mutex_close(ferry_mutex *m);
 
 /* ---- barrier */

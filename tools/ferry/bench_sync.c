@@ -37,9 +37,6 @@
  * children are reaped, the sem_t is unnamed (no /dev/shm name), ferry objects are memfds,
  * and the driver takes any signal still pending before it unblocks SIGRTMIN again.
  *
- * The ferry objects come with issue 6, one at a time: their functions are weak references
- * here, so this tool links against a libferry that lacks one, and the row is then left out
- * with a note (bench_ferry_*_unavailable).
  */
 #define _GNU_SOURCE /* MAP_ANONYMOUS, sigqueue, sigtimedwait, semop */
 #include "bench_sync.h"
@@ -54,43 +51,9 @@
 #include <sys/sem.h>
 #include <unistd.h>
 
-#pragma weak ferry_sem_create
-#pragma weak ferry_sem_wait
-#pragma weak ferry_sem_post
-#pragma weak ferry_sem_value
-#pragma weak ferry_sem_close
-#pragma weak ferry_mutex_create
-#pragma weak ferry_mutex_lock
-#pragma weak ferry_mutex_unlock
-#pragma weak ferry_mutex_close
-#pragma weak ferry_event_create
-#pragma weak ferry_event_post
-#pragma weak ferry_event_next
-#pragma weak ferry_event_close
 
 #define SEM_BATCH  100  /* wait+post pairs per timed batch */
 #define LOOK_EVERY 1024 /* lock attempts between two looks at the clock */
-
-const char *bench_ferry_sem_unavailable(void)
-{
-    if (ferry_sem_create && ferry_sem_wait && ferry_sem_post && ferry_sem_value && ferry_sem_close)
-        return NULL;
-    return "this libferry has no ferry_sem yet";
-}
-
-const char *bench_ferry_mutex_unavailable(void)
-{
-    if (ferry_mutex_create && ferry_mutex_lock && ferry_mutex_unlock && ferry_mutex_close)
-        return NULL;
-    return "this libferry has no ferry_mutex yet";
-}
-
-const char *bench_ferry_event_unavailable(void)
-{
-    if (ferry_event_create && ferry_event_post && ferry_event_next && ferry_event_close)
-        return NULL;
-    return "this libferry has no ferry_event yet";
-}
 
 /* The peer of a measurement that needs none (bench_run_apart always forks one). */
 static int idle_peer(void *ctx, bench_shared *sh)

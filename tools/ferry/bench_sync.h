@@ -30,10 +30,4 @@ int bench_rt_signal(const bench_job *job, bench_result *res);
 /* pingpong 64 (a 64-bit payload): two ferry event queues, one each way. */
 int bench_ferry_event(const bench_job *job, bench_result *res);
 
-/* The ferry rows' `unavailable` hooks: NULL when this libferry has the object, else why
- * not (the objects of issue 6 land one by one). */
-const char *bench_ferry_sem_unavailable(void);
-const char *bench_ferry_mutex_unavailable(void);
-const char *bench_ferry_event_unavailable(void);
-
 #endif /* FERRY_TOOL_BENCH_SYNC_H */
