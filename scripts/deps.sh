@@ -1,7 +1,7 @@
 #!/usr/bin/env bash
 # deps.sh — install what ferry needs on Debian, only when missing. Sourced:
 #   . scripts/deps.sh        building and testing (test.sh): compilers, cmake, sanitizer
-#                            runtimes
+#                            runtimes, python3 and libuv (for tests and examples)
 #   . scripts/deps.sh demo   the same, plus what the demo compares ferry with (demo.sh):
 #                            ZeroMQ, NNG and iceoryx for their `ferry bench` rows,
 #                            pkg-config to find them, and rsvg-convert to turn the chart
@@ -14,6 +14,9 @@ command -v make >/dev/null 2>&1 || need+=(make)
 command -v gcc >/dev/null 2>&1 || need+=(gcc libc6-dev)
 command -v clang >/dev/null 2>&1 || need+=(clang)
 command -v python3 >/dev/null 2>&1 || need+=(python3) # test_ls.sh checks `ferry ls --json` parses
+# examples/libuv_echo (ferry in a libuv loop) is built and run by the tests.
+command -v pkg-config >/dev/null 2>&1 || need+=(pkg-config)
+dpkg-query -W -f='${Status}' libuv1-dev 2>/dev/null | grep -q 'ok installed' || need+=(libuv1-dev)
 # The clang runtimes for the sanitizers and libFuzzer.
 ls /usr/lib/llvm-*/lib/clang/*/lib/linux/libclang_rt.fuzzer-x86_64.a >/dev/null 2>&1 ||
   need+=(libclang-rt-14-dev)
