@@ -656,6 +656,49 @@ int ferry_signal_fd(uint64_t mask);
  */
 int ferry_kill(const char *name, int sig, int64_t timeout_ns);
 
+/* ---------------------------------------------------------------- direct communication */
+
+/*
+ * Send(P, m) and Receive(Q, m) by name, without managing channels: the library connects
+ * on first use (ferry_connect, shared memory) and keeps and reuses the connection.
+ *
+ * ferry_send_to — send m (as ferry_sendmsg) to the process that owns `name` (a
+ * ferry_inbox_open or ferry_register name). The connection is kept per name and process
+ * (a fork's child makes its own). If the owner went away and a new one owns the name, a
+ * send that finds the old connection broken connects again and sends once more; a
+ * message is never sent twice. Thread-safe (sends to one name are serialized).
+ * Errors: those of ferry_connect and ferry_sendmsg.
+ */
+int ferry_send_to(const char *name, const ferry_msg *m, int64_t timeout_ns);
+
+/* Forget the connections ferry_send_to keeps (closes them). Optional. */
+void ferry_send_to_reset(void);
+
+typedef struct ferry_inbox ferry_inbox;
+
+/* ferry_inbox_open — register `name` (policy and opts as ferry_register) and receive
+ * from every process that sends to it. The caller owns *out. Errors as ferry_register. */
+int ferry_inbox_open(const char *name, const ferry_policy *policy, const ferry_chan_opts *opts,
+                     ferry_inbox **out, int64_t timeout_ns);
+
+/*
+ * ferry_recv_from — the next message matching filter (ferry_recvmsg rules) from the
+ * process that owns the name `from` now (looked up in ferryd), or from anyone (from ==
+ * NULL). *sender (may be NULL) gets the sender's kernel-stamped identity. Messages from
+ * others stay queued in their channels. Not thread-safe: one receiving thread per inbox.
+ * Errors: those of ferry_recvmsg (-EMSGSIZE: the message stays), -ENOENT (`from` is not
+ * a name the caller may see), -ETIMEDOUT, -EAGAIN.
+ */
+ssize_t ferry_recv_from(ferry_inbox *in, const char *from, ferry_msg *m, int64_t filter,
+                        ferry_cred *sender, int64_t timeout_ns);
+
+/* A descriptor readable when ferry_recv_from(in, NULL, ...) may find something (a message
+ * or a new sender). Owned by the inbox. */
+int ferry_inbox_fd(const ferry_inbox *in);
+
+/* Close every channel and release the name. NULL is a no-op. */
+void ferry_inbox_close(ferry_inbox *in);
+
 #ifdef __cplusplus
 }
 #endif
