@@ -15,6 +15,7 @@
 #include "bench_ferry.h"
 #include "bench_lib.h"
 #include "bench_raw.h"
+#include "bench_reqrep.h"
 #include "bench_sync.h"
 
 const bench_mech BENCH_MECHS[] = {
@@ -154,6 +155,23 @@ const bench_mech BENCH_MECHS[] = {
 #else
     {.name = "iceoryx", .missing = FERRY_BENCH_MISSING_IOX},
 #endif
+/* Request/reply peers (bench_reqrep.c), for the RPC figures: pingpong 64 B. */
+#ifdef FERRY_BENCH_ZMQ
+    {.name = "zeromq-reqrep",
+     .fn = bench_lib,
+     .shape = SHAPE_LINE,
+     .arg = &(const lib_spec){&BENCH_LIB_ZMQ_REQREP, NULL}},
+#else
+    {.name = "zeromq-reqrep", .missing = FERRY_BENCH_MISSING_ZMQ},
+#endif
+#ifdef FERRY_BENCH_SDBUS
+    {.name = "dbus-call",
+     .fn = bench_dbus_call,
+     .shape = SHAPE_LINE,
+     .unavailable = bench_dbus_unavailable},
+#else
+    {.name = "dbus-call", .missing = FERRY_BENCH_MISSING_SDBUS},
+#endif
 };
 const size_t BENCH_NMECHS = sizeof BENCH_MECHS / sizeof BENCH_MECHS[0];
 
@@ -208,6 +226,16 @@ const bench_target BENCH_TARGETS[] = {
     {"ferry-event pingpong 64 p50 / eventfd pingpong 64 p50", "ferry-event", "eventfd",
      BENCH_PINGPONG, BENCH_PINGPONG, 64, 64, F_P50, BENCH_INFO, 0},
     {"rt-signal pingpong 64 p50 / eventfd pingpong 64 p50", "rt-signal", "eventfd", BENCH_PINGPONG,
+     BENCH_PINGPONG, 64, 64, F_P50, BENCH_INFO, 0},
+    /* RPC (issue 5): the request/reply peers against ferry-rpc, printed once a ferry-rpc
+     * row exists; against ferry-shm pingpong 64 as INFO meanwhile (and as context). */
+    {"zeromq-reqrep p50 / ferry-rpc p50", "zeromq-reqrep", "ferry-rpc", BENCH_PINGPONG,
+     BENCH_PINGPONG, 64, 64, F_P50, 0, 20},
+    {"dbus-call p50 / ferry-rpc p50", "dbus-call", "ferry-rpc", BENCH_PINGPONG, BENCH_PINGPONG, 64,
+     64, F_P50, 0, 50},
+    {"zeromq-reqrep p50 / ferry-shm pingpong 64 p50", "zeromq-reqrep", "ferry-shm", BENCH_PINGPONG,
+     BENCH_PINGPONG, 64, 64, F_P50, BENCH_INFO, 0},
+    {"dbus-call p50 / ferry-shm pingpong 64 p50", "dbus-call", "ferry-shm", BENCH_PINGPONG,
      BENCH_PINGPONG, 64, 64, F_P50, BENCH_INFO, 0},
 };
 const size_t BENCH_NTARGETS = sizeof BENCH_TARGETS / sizeof BENCH_TARGETS[0];
