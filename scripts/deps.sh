@@ -3,9 +3,9 @@
 #   . scripts/deps.sh        building and testing (test.sh): compilers, cmake, sanitizer
 #                            runtimes, python3 and libuv (for tests and examples)
 #   . scripts/deps.sh demo   the same, plus what the demo compares ferry with (demo.sh):
-#                            ZeroMQ, NNG and iceoryx for their `ferry bench` rows,
-#                            pkg-config to find them, and rsvg-convert to turn the chart
-#                            into a PNG
+#                            ZeroMQ, NNG, iceoryx and sd-bus (libsystemd-dev; with dbus
+#                            for dbus-daemon) for their `ferry bench` rows, pkg-config to
+#                            find them, and rsvg-convert to turn the chart into a PNG
 # Needs root (or sudo) only when something is missing. The build works without the demo
 # packages: `ferry bench` then leaves those rows out and says so.
 need=()
@@ -23,7 +23,7 @@ ls /usr/lib/llvm-*/lib/clang/*/lib/linux/libclang_rt.fuzzer-x86_64.a >/dev/null 
 if [ "${1:-}" = demo ]; then
   # dpkg-query: installed, whatever the state of PATH or pkg-config.
   for pkg in pkg-config libzmq3-dev libnng-dev iceoryx libiceoryx-binding-c-dev \
-    libiceoryx-posh-dev libiceoryx-hoofs-dev librsvg2-bin; do
+    libiceoryx-posh-dev libiceoryx-hoofs-dev libsystemd-dev dbus librsvg2-bin; do
     dpkg-query -W -f='${Status}' "$pkg" 2>/dev/null | grep -q 'ok installed' || need+=("$pkg")
   done
 fi

@@ -122,6 +122,9 @@ static void usage(FILE *f)
           "Synchronization, size 0: uncontended (one process; the time of one wait+post pair\n"
           "of a semaphore, from batches of 100; msgs_per_s = pairs/s) and handoff (two\n"
           "processes take turns through one mutex; the time of one round of the turn).\n"
+          "Request/reply peers, pingpong at 64 only: zeromq-reqrep (REQ/REP over ipc://) and\n"
+          "dbus-call (an sd-bus method call through a dbus-daemon each measurement starts\n"
+          "on a private address and stops).\n"
           "The table's spread column is min..max over the repetitions of rtt_p50_ns, or for\n"
           "a stream row of msgs_per_s (bytes_per_s for memcpy-baseline).\n",
           f);

@@ -12,8 +12,10 @@
 # sizes within the queues' limits (the rest noted), and nothing left behind — run in a
 # private IPC and mount namespace where we may (exact: its queue lists must be empty),
 # else by comparing /dev/mqueue and `ipcs -q` before and after; FIFOs under $TMPDIR.
-# Then the peers (ZeroMQ, NNG, iceoryx): rows when built in, else a note and no rows;
-# iceoryx leaves nothing in /dev/shm or /tmp. Then --url (the generic ferry row, by
+# Then the peers (ZeroMQ, NNG, iceoryx, and the request/reply ones: zeromq-reqrep,
+# dbus-call): rows when built in, else a note and no rows; iceoryx leaves nothing in
+# /dev/shm or /tmp; zeromq-reqrep and dbus-call have exactly pingpong 64, and dbus-call
+# leaves no dbus-daemon running and nothing in TMPDIR. Then --url (the generic ferry row, by
 # listen/open, here over shm://): its six rows, nothing left in {dir}. Then the
 # synchronization rows (semaphores, mutexes, rt-signal, ferry events): one row each where
 # libferry has the object (else a note), no semaphore set or /dev/shm file left, in a
@@ -162,7 +164,7 @@ big=$(awk -F, -v m="$msgmax" '$1 == "sysvmq" && $3 + 0 > m + 0' "$tmp/out")
 # ---- the peers: rows when built in, a note and no rows when not
 "$FERRY" bench --help >"$tmp/help"
 peers=""
-for m in zeromq-ipc zeromq-tcp nng-ipc iceoryx; do
+for m in zeromq-ipc zeromq-tcp nng-ipc iceoryx zeromq-reqrep dbus-call; do
     if grep -q "^ *$m  (not built" "$tmp/help"; then
         expect 0 "$FERRY" bench --csv --smoke --only "$m"
         [ "$(wc -l <"$tmp/out")" -eq 1 ] || fail "$m is not built but has rows"
@@ -183,13 +185,23 @@ if [ -n "$peers" ]; then
     mkdir "$tmp/tmpdir-peers"
     expect 0 env TMPDIR="$tmp/tmpdir-peers" "$FERRY" bench --csv --smoke --only "$peers"
     ran=$(echo "$peers" | tr , ' ')
-    if grep -q 'iceoryx: left out' "$tmp/err"; then # iox-roudi missing at run time
-        ran=$(echo "$ran" | sed 's/iceoryx//')
-    fi
+    # At run time: iox-roudi or dbus-daemon missing.
+    for m in iceoryx dbus-call; do
+        grep -q "$m: left out" "$tmp/err" && ran=$(echo "$ran" | sed "s/$m//")
+    done
     # shellcheck disable=SC2086 # one word per mechanism
     check_rows "$tmp/out" $ran
+    for m in zeromq-reqrep dbus-call; do
+        case " $ran " in *" $m "*) ;; *) continue ;; esac
+        [ "$(awk -F, -v m="$m" '$1 == m { print $2, $3 }' "$tmp/out")" = "pingpong 64" ] ||
+            fail "$m: want exactly one row, pingpong 64"
+    done
     iox_names | sort | cmp -s - "$tmp/iox-before" || fail "iceoryx left: $(iox_names)"
     [ -z "$(ls -A "$tmp/tmpdir-peers")" ] || fail "left in TMPDIR: $(ls -A "$tmp/tmpdir-peers")"
+    # dbus-call's daemon runs with a config file in TMPDIR: none may be running any more.
+    if command -v pgrep >/dev/null 2>&1 && pgrep -f "$tmp/tmpdir-peers" >/dev/null; then
+        fail "left running: $(pgrep -a -f "$tmp/tmpdir-peers")"
+    fi
 fi
 
 # ---- --url: a ferry row by URL (what a ferry-<scheme> table entry does)
