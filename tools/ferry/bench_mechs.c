@@ -14,8 +14,8 @@
 #include "bench_broker.h"
 #include "bench_ferry.h"
 #include "bench_lib.h"
+#include "bench_reqrep.h" /* peer-library rows too */
 #include "bench_raw.h"
-#include "bench_reqrep.h"
 #include "bench_sync.h"
 
 const bench_mech BENCH_MECHS[] = {
