@@ -193,9 +193,13 @@ typedef struct dside {
     size_t len;
 } dside;
 
+/* The D-Bus error of the last failed call in this process (e.g. the daemon's
+ * org.freedesktop.DBus.Error.ServiceUnknown), which says more than its errno. */
+static char last_bus_error[200];
+
 static const char *dbus_error(int code)
 {
-    return strerror(-code);
+    return last_bus_error[0] ? last_bus_error : strerror(-code);
 }
 
 __attribute__((noreturn)) static void dbus_close_and_exit(void *s, int code)
@@ -285,6 +289,9 @@ static int dbus_send(void *s, const void *p, size_t n)
         if ((r = new_call(d, p, n, &m)) < 0) return r;
         d->reply = sd_bus_message_unref(d->reply);
         r = sd_bus_call(d->bus, m, (uint64_t)(BENCH_OP_TIMEOUT_NS / 1000), &e, &d->reply);
+        if (r < 0 && sd_bus_error_is_set(&e))
+            snprintf(last_bus_error, sizeof last_bus_error, "%s: %s", e.name,
+                     e.message ? e.message : strerror(-r));
         sd_bus_error_free(&e);
         sd_bus_message_unref(m);
         return r < 0 ? r : 0;
