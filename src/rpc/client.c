@@ -281,7 +281,7 @@ static int send_kind(ferry_rpc_client *c, int kind, uint64_t id, const ferry_msg
 }
 
 /* Take an id for k, enter it in the table and send its request. */
-static int start(ferry_rpc_client *c, struct call *k, const ferry_msg *req, int64_t deadline,
+static int start(ferry_rpc_client *c, struct call *k, const ferry_msg *req, ferry__when *w,
                  uint64_t *idp)
 {
     pthread_mutex_lock(&c->mu);
@@ -296,7 +296,9 @@ static int start(ferry_rpc_client *c, struct call *k, const ferry_msg *req, int6
     table_insert(c, k);
     pthread_mutex_unlock(&c->mu);
 
-    int rc = send_kind(c, FERRY__RPC_REQUEST, k->id, req, timeout_of(deadline));
+    /* The send fixes its own deadline lazily, as the call does (ferry__when). */
+    int rc = send_kind(c, FERRY__RPC_REQUEST, k->id, req,
+                       w->at == FERRY__LAZY ? w->timeout : timeout_of(w->at));
 
     pthread_mutex_lock(&c->mu);
     k->sending = 0;
@@ -317,11 +319,15 @@ static void abs_ts(int64_t deadline, struct timespec *ts)
     ts->tv_nsec = deadline % 1000000000;
 }
 
-/* Wait for sync call k until deadline, reading replies when the reader role is free
- * (mu held on entry and exit). Removes k from the table and returns its result. */
-static ssize_t wait_call(ferry_rpc_client *c, struct call *k, int64_t deadline)
+/* Wait for sync call k until its deadline, reading replies when the reader role is free
+ * (mu held on entry and exit). Removes k from the table and returns its result.
+ * The deadline is read lazily (core/time.h): a call whose reply comes within its first
+ * read never reads the clock; it is fixed at the first wait that does not end with a
+ * message for this call (as if taken when that wait began). */
+static ssize_t wait_call(ferry_rpc_client *c, struct call *k, ferry__when *w)
 {
     ssize_t rc;
+    const ssize_t expired = w->timeout == 0 ? -EAGAIN : -ETIMEDOUT;
     for (;;) {
         if (k->done) {
             rc = k->rc;
@@ -331,20 +337,28 @@ static ssize_t wait_call(ferry_rpc_client *c, struct call *k, int64_t deadline)
             rc = c->dead;
             break;
         }
-        int64_t rem = ferry__remaining(deadline);
         if (!c->reader) {
+            int lazy = w->at == FERRY__LAZY;
+            int64_t slice;
+            if (lazy) {
+                slice = w->timeout < SLICE_NS ? w->timeout : SLICE_NS;
+            } else {
+                int64_t rem = ferry__remaining(w->at);
+                slice = rem <= 0 ? FERRY_NOW : rem < SLICE_NS ? rem : SLICE_NS;
+            }
             c->reader = 1;
-            read_one(c, rem <= 0 ? FERRY_NOW : rem < SLICE_NS ? rem : SLICE_NS);
+            ssize_t r = read_one(c, slice);
             c->reader = 0;
             if (k->done || c->dead) continue;
-            if (ferry__remaining(deadline) <= 0) {
-                rc = deadline == 0 ? -EAGAIN : -ETIMEDOUT;
+            if (lazy) w->at = r >= 0 ? ferry__when_at(w) : ferry__now_ns() + (w->timeout - slice);
+            if (ferry__remaining(w->at) <= 0) {
+                rc = expired;
                 break;
             }
             continue;
         }
-        if (rem <= 0) {
-            rc = deadline == 0 ? -EAGAIN : -ETIMEDOUT;
+        if (ferry__remaining(ferry__when_at(w)) <= 0) {
+            rc = expired;
             break;
         }
         /* Follow: sleep until our reply comes or the reader role is free. */
@@ -352,11 +366,11 @@ static ssize_t wait_call(ferry_rpc_client *c, struct call *k, int64_t deadline)
         k->wnext = c->waiters;
         if (c->waiters) c->waiters->wprev = k;
         c->waiters = k;
-        if (deadline == FERRY__NO_DEADLINE) {
+        if (w->at == FERRY__NO_DEADLINE) {
             pthread_cond_wait(&k->cv, &c->mu);
         } else {
             struct timespec ts;
-            abs_ts(deadline, &ts);
+            abs_ts(w->at, &ts);
             pthread_cond_timedwait(&k->cv, &c->mu, &ts);
         }
         if (k->wprev)
@@ -386,16 +400,16 @@ static int init_sync(struct call *k, ferry_msg *resp, int heap)
 ssize_t ferry_call(ferry_rpc_client *c, const ferry_msg *req, ferry_msg *resp, int64_t timeout_ns)
 {
     if (!c || !req || !resp) return -EINVAL;
-    int64_t deadline = ferry__deadline(timeout_ns);
+    ferry__when w = ferry__when_from(timeout_ns);
     struct call k;
     int rc = init_sync(&k, resp, 0);
     if (rc < 0) return rc;
-    if ((rc = start(c, &k, req, deadline, NULL)) < 0) {
+    if ((rc = start(c, &k, req, &w, NULL)) < 0) {
         pthread_cond_destroy(&k.cv);
         return rc;
     }
     pthread_mutex_lock(&c->mu);
-    ssize_t r = wait_call(c, &k, deadline);
+    ssize_t r = wait_call(c, &k, &w);
     pthread_mutex_unlock(&c->mu);
     pthread_cond_destroy(&k.cv);
     return r;
@@ -412,7 +426,8 @@ int ferry_call_start(ferry_rpc_client *c, const ferry_msg *req, ferry_msg *resp,
         free(k);
         return rc;
     }
-    if ((rc = start(c, k, req, ferry__deadline(timeout_ns), id)) < 0) {
+    ferry__when w = ferry__when_from(timeout_ns);
+    if ((rc = start(c, k, req, &w, id)) < 0) {
         free_call(k);
         return rc;
     }
@@ -422,7 +437,7 @@ int ferry_call_start(ferry_rpc_client *c, const ferry_msg *req, ferry_msg *resp,
 ssize_t ferry_call_wait(ferry_rpc_client *c, uint64_t id, int64_t timeout_ns)
 {
     if (!c) return -EINVAL;
-    int64_t deadline = ferry__deadline(timeout_ns);
+    ferry__when w = ferry__when_from(timeout_ns);
     pthread_mutex_lock(&c->mu);
     struct call *k = table_find(c, id);
     if (!k || k->async || !k->heap || k->waiting) {
@@ -430,7 +445,7 @@ ssize_t ferry_call_wait(ferry_rpc_client *c, uint64_t id, int64_t timeout_ns)
         return -ENOENT;
     }
     k->waiting = 1;
-    ssize_t r = wait_call(c, k, deadline);
+    ssize_t r = wait_call(c, k, &w);
     pthread_mutex_unlock(&c->mu);
     free_call(k);
     return r;
@@ -461,7 +476,8 @@ int ferry_call_async(ferry_rpc_client *c, const ferry_msg *req, ferry_msg *resp,
     k->resp = resp;
     k->cb = cb;
     k->ctx = ctx;
-    int rc = start(c, k, req, ferry__deadline(timeout_ns), id);
+    ferry__when w = ferry__when_from(timeout_ns);
+    int rc = start(c, k, req, &w, id);
     if (rc < 0) free(k);
     return rc;
 }

@@ -130,14 +130,15 @@ void ferry_rpc_server_close(ferry_rpc_server *s)
 ssize_t ferry_recv_request(ferry_rpc_server *s, ferry_rpc_request *rq, int64_t timeout_ns)
 {
     if (!s || !rq) return -EINVAL;
-    /* One deadline for the whole call: dropped messages do not extend it. */
-    int64_t deadline = ferry__deadline(timeout_ns);
+    /* One deadline for the whole call: dropped messages do not extend it. It is read
+     * lazily (core/time.h): fixed after the first drop, when the receive loops. */
+    ferry__when w = ferry__when_from(timeout_ns);
     pthread_mutex_lock(&s->recv_mu);
     ssize_t rc;
     for (;;) {
-        int64_t to = FERRY_FOREVER;
-        if (deadline != FERRY__NO_DEADLINE) {
-            to = ferry__remaining(deadline);
+        int64_t to = w.timeout;
+        if (w.at != FERRY__LAZY && w.at != FERRY__NO_DEADLINE) {
+            to = ferry__remaining(w.at);
             if (to <= 0) to = FERRY_NOW;
         }
         rc = ferry_recvmsg(s->ch, &rq->msg, 0, to);
@@ -163,6 +164,7 @@ ssize_t ferry_recv_request(ferry_rpc_server *s, ferry_rpc_request *rq, int64_t t
             break;
         }
         for (uint32_t i = 0; i < rq->msg.nfds; i++) close(rq->msg.fds[i]);
+        ferry__when_at(&w);
     }
     pthread_mutex_unlock(&s->recv_mu);
     if (rc >= 0) rq->msg.type = 0;
