@@ -15,12 +15,13 @@
 #include <time.h>
 
 enum {
-    CMD_ECHO = 0,   /* reply transform(payload) */
-    CMD_SLEEP = 1,  /* sleep arg ms, then reply like ECHO */
-    CMD_BIG = 2,    /* reply arg bytes of 0xAB */
-    CMD_TWICE = 3,  /* reply, then reply again (-ENOENT) and to unknown ids (-ENOENT) */
-    CMD_COUNT = 4,  /* reply u64: one-way messages seen so far */
-    CMD_NOREPLY = 5 /* never reply */
+    CMD_ECHO = 0,    /* reply transform(payload) */
+    CMD_SLEEP = 1,   /* sleep arg ms, then reply like ECHO */
+    CMD_BIG = 2,     /* reply arg bytes of 0xAB */
+    CMD_TWICE = 3,   /* reply, then reply again (-ENOENT) and to unknown ids (-ENOENT) */
+    CMD_COUNT = 4,   /* reply u64: one-way messages seen so far */
+    CMD_NOREPLY = 5, /* never reply */
+    CMD_FD = 8       /* write "x" to the request's fd, reply with that fd, close it */
 };
 
 typedef struct req_head {
@@ -100,6 +101,17 @@ static inline int serve_one(ferry_rpc_server *s, ferry_rpc_request *rq, uint64_t
         CHECK_EQ(ferry_reply(s, rq->id + 1000000, &r, FERRY_FOREVER), -ENOENT);
         CHECK_EQ(ferry_reply(s, 0, &r, FERRY_FOREVER), -ENOENT);
         return 0;
+    case CMD_FD: {
+        CHECK_EQ(rq->msg.nfds, 1);
+        CHECK_EQ(write(rq->msg.fds[0], "x", 1), 1);
+        r.len = 1;
+        out[0] = 'f';
+        r.nfds = 1;
+        r.fds[0] = rq->msg.fds[0];
+        int rc = ferry_reply(s, rq->id, &r, FERRY_FOREVER);
+        close(rq->msg.fds[0]);
+        return rc;
+    }
     default:
         CHECK(0);
     }

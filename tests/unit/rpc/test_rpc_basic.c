@@ -13,6 +13,8 @@
  *    cancelling it again or an unknown id is -ENOENT; its reply is dropped;
  *  - the server's errors: a second reply, a reply to an unknown id and to id 0 are
  *    -ENOENT there (checked in the server) and reach nobody (the client drops nothing);
+ *  - fds: a request carries a pipe's write end, the server writes to it and sends it
+ *    back on the reply;
  *  - async: 200 calls through ferry_call_async, completed by poll on ferry_rpc_fd +
  *    ferry_rpc_dispatch in this thread, each reply its own; an async call to a request
  *    that is never answered, cancelled: its callback runs with -ECANCELED;
@@ -212,6 +214,28 @@ int main(void)
         CHECK(memcmp(resp, want, wl) == 0);
         echo_ok(4);
         CHECK_EQ(ferry_rpc_dropped(cli), 2);
+    }
+
+    /* fds ride on requests and replies */
+    {
+        int pfd[2];
+        CHECK_EQ(pipe(pfd), 0);
+        uint8_t req[16], resp[16];
+        char ch;
+        ferry_msg q = {.data = req, .len = make_req(req, CMD_FD, 0, 0, 0), .nfds = 1};
+        q.fds[0] = pfd[1];
+        ferry_msg r = {.data = resp, .cap = sizeof resp};
+        CHECK_EQ(ferry_call(cli, &q, &r, FERRY_FOREVER), 1);
+        CHECK_EQ(resp[0], 'f');
+        CHECK_EQ(r.nfds, 1);
+        CHECK_EQ(read(pfd[0], &ch, 1), 1);
+        CHECK_EQ(ch, 'x');
+        CHECK_EQ(write(r.fds[0], "y", 1), 1); /* the reply's fd: the same pipe */
+        CHECK_EQ(read(pfd[0], &ch, 1), 1);
+        CHECK_EQ(ch, 'y');
+        close(r.fds[0]);
+        close(pfd[0]);
+        close(pfd[1]);
     }
 
     /* async through poll */

@@ -9,6 +9,7 @@
  * transform;
  *  - a forked client process connects by name (ferry_rpc_connect), makes 1,000 calls
  *    and exits; its connection is dropped by the server (served again afterwards);
+ *  - a FERRY_KIND_UNIX connection: 200 calls, half of them deferred;
  *  - one-way messages: 50 sent, counted exactly by the handler;
  *  - a second ferry_serve of the same name is -EEXIST;
  *  - ferry_serve_stop frees everything: no fd leaks, ferryd stops cleanly.
@@ -162,6 +163,15 @@ int main(void)
         _exit(0);
     }
     wait_ok(pid);
+
+    /* a unix-socket connection to the same service */
+    {
+        ferry_rpc_client *u;
+        CHECK_EQ(ferry_rpc_connect(NAME, FERRY_KIND_UNIX, NULL, &u, 5LL * 1000000000), 0);
+        for (int i = 0; i < 200; i++)
+            call_ok(u, i % 2 ? CMD_DEFER : CMD_ECHO, (uint64_t)i + 9000, FERRY_FOREVER);
+        ferry_rpc_client_close(u);
+    }
 
     /* correlation through the pool, with deferred replies */
     CHECK_EQ(ferry_rpc_connect(NAME, FERRY_KIND_SHM, NULL, &shared, 5LL * 1000000000), 0);
