@@ -48,9 +48,9 @@ struct call {
     ferry_msg *resp;
     ferry_rpc_callback cb;
     void *ctx;
-    int async, heap, done, sending, waiting;
+    int async, heap, done, sending, waiting, has_cv;
     ssize_t rc;
-    pthread_cond_t cv; /* sync calls only */
+    pthread_cond_t cv; /* sync calls, made when the call first sleeps (has_cv) */
 };
 
 struct ferry_rpc_client {
@@ -119,7 +119,7 @@ static void complete(ferry_rpc_client *c, struct call *k, ssize_t rc)
             c->dhead = k;
         c->dtail = k;
         ring(c);
-    } else {
+    } else if (k->has_cv) { /* without one, the caller is not asleep: it reads */
         pthread_cond_signal(&k->cv);
     }
 }
@@ -230,7 +230,7 @@ int ferry_rpc_connect(const char *name, int kind, const ferry_chan_opts *opts,
 
 static void free_call(struct call *k)
 {
-    if (!k->async) pthread_cond_destroy(&k->cv);
+    if (k->has_cv) pthread_cond_destroy(&k->cv);
     if (k->heap) free(k);
 }
 
@@ -280,9 +280,10 @@ static int send_kind(ferry_rpc_client *c, int kind, uint64_t id, const ferry_msg
     return rc;
 }
 
-/* Take an id for k, enter it in the table and send its request. */
+/* Take an id for k, enter it in the table and send its request. With keep_locked, a
+ * successful start returns with mu held (ferry_call goes on to wait: one lock fewer). */
 static int start(ferry_rpc_client *c, struct call *k, const ferry_msg *req, ferry__when *w,
-                 uint64_t *idp)
+                 uint64_t *idp, int keep_locked)
 {
     pthread_mutex_lock(&c->mu);
     if (c->dead) {
@@ -309,7 +310,7 @@ static int start(ferry_rpc_client *c, struct call *k, const ferry_msg *req, ferr
     } else if (c->dead) {
         complete(c, k, c->dead);
     }
-    pthread_mutex_unlock(&c->mu);
+    if (rc < 0 || !keep_locked) pthread_mutex_unlock(&c->mu);
     return rc < 0 ? rc : 0;
 }
 
@@ -362,6 +363,14 @@ static ssize_t wait_call(ferry_rpc_client *c, struct call *k, ferry__when *w)
             break;
         }
         /* Follow: sleep until our reply comes or the reader role is free. */
+        if (!k->has_cv) {
+            pthread_condattr_t ca;
+            pthread_condattr_init(&ca);
+            pthread_condattr_setclock(&ca, CLOCK_MONOTONIC);
+            pthread_cond_init(&k->cv, &ca); /* cannot fail on Linux */
+            pthread_condattr_destroy(&ca);
+            k->has_cv = 1;
+        }
         k->wprev = NULL;
         k->wnext = c->waiters;
         if (c->waiters) c->waiters->wprev = k;
@@ -384,17 +393,11 @@ static ssize_t wait_call(ferry_rpc_client *c, struct call *k, ferry__when *w)
     return rc;
 }
 
-static int init_sync(struct call *k, ferry_msg *resp, int heap)
+static void init_sync(struct call *k, ferry_msg *resp, int heap)
 {
     memset(k, 0, sizeof *k);
     k->resp = resp;
     k->heap = heap;
-    pthread_condattr_t ca;
-    pthread_condattr_init(&ca);
-    pthread_condattr_setclock(&ca, CLOCK_MONOTONIC);
-    int rc = pthread_cond_init(&k->cv, &ca);
-    pthread_condattr_destroy(&ca);
-    return -rc;
 }
 
 ssize_t ferry_call(ferry_rpc_client *c, const ferry_msg *req, ferry_msg *resp, int64_t timeout_ns)
@@ -402,16 +405,12 @@ ssize_t ferry_call(ferry_rpc_client *c, const ferry_msg *req, ferry_msg *resp, i
     if (!c || !req || !resp) return -EINVAL;
     ferry__when w = ferry__when_from(timeout_ns);
     struct call k;
-    int rc = init_sync(&k, resp, 0);
+    init_sync(&k, resp, 0);
+    int rc = start(c, &k, req, &w, NULL, 1);
     if (rc < 0) return rc;
-    if ((rc = start(c, &k, req, &w, NULL)) < 0) {
-        pthread_cond_destroy(&k.cv);
-        return rc;
-    }
-    pthread_mutex_lock(&c->mu);
-    ssize_t r = wait_call(c, &k, &w);
+    ssize_t r = wait_call(c, &k, &w); /* mu held since start */
     pthread_mutex_unlock(&c->mu);
-    pthread_cond_destroy(&k.cv);
+    if (k.has_cv) pthread_cond_destroy(&k.cv);
     return r;
 }
 
@@ -421,13 +420,10 @@ int ferry_call_start(ferry_rpc_client *c, const ferry_msg *req, ferry_msg *resp,
     if (!c || !req || !resp || !id) return -EINVAL;
     struct call *k = malloc(sizeof *k);
     if (!k) return -ENOMEM;
-    int rc = init_sync(k, resp, 1);
-    if (rc < 0) {
-        free(k);
-        return rc;
-    }
+    init_sync(k, resp, 1);
     ferry__when w = ferry__when_from(timeout_ns);
-    if ((rc = start(c, k, req, &w, id)) < 0) {
+    int rc = start(c, k, req, &w, id, 0);
+    if (rc < 0) {
         free_call(k);
         return rc;
     }
@@ -477,7 +473,7 @@ int ferry_call_async(ferry_rpc_client *c, const ferry_msg *req, ferry_msg *resp,
     k->cb = cb;
     k->ctx = ctx;
     ferry__when w = ferry__when_from(timeout_ns);
-    int rc = start(c, k, req, &w, id);
+    int rc = start(c, k, req, &w, id, 0);
     if (rc < 0) free(k);
     return rc;
 }
