@@ -690,7 +690,8 @@ void ferry_rpc_client_close(ferry_rpc_client *c);
 /*
  * ferry_call — send req (type ignored; data, len, fds: the caller keeps them) and wait
  * for its reply into resp (the caller's data/cap; on return type 0, len, and fds the
- * caller then owns). Returns the reply's length. timeout_ns bounds the whole call.
+ * caller then owns). Returns the reply's length. timeout_ns bounds the whole call; like
+ * the channel's calls, the deadline is read lazily (fixed at the call's first wait).
  * Errors: -ETIMEDOUT, -EAGAIN (FERRY_NOW), -EPIPE, -EMSGSIZE, -ECANCELED, and the errors
  * of ferry_sendmsg.
  */
@@ -719,7 +720,9 @@ typedef void (*ferry_rpc_callback)(ferry_rpc_client *c, uint64_t id, ssize_t rc,
  * ferry_call_async — send req and return at once; the reply goes into resp (the
  * caller's, valid until the callback) and cb(ctx) runs from ferry_rpc_dispatch, in the
  * thread that calls it, when ferry_rpc_fd polls readable. No thread is made. *id (may be
- * NULL) gets the id for ferry_call_cancel. Errors: those of sending (nothing pending then).
+ * NULL) gets the id for ferry_call_cancel. timeout_ns bounds the send only: the call then
+ * waits for its reply until it comes, is cancelled, or the connection dies (-EPIPE).
+ * Errors: those of sending (nothing pending then).
  */
 int ferry_call_async(ferry_rpc_client *c, const ferry_msg *req, ferry_msg *resp,
                      ferry_rpc_callback cb, void *ctx, uint64_t *id, int64_t timeout_ns);
