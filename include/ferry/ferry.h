@@ -707,7 +707,9 @@ int ferry_call_start(ferry_rpc_client *c, const ferry_msg *req, ferry_msg *resp,
 ssize_t ferry_call_wait(ferry_rpc_client *c, uint64_t id, int64_t timeout_ns);
 
 /* Cancel a pending call (sync or async): its wait returns -ECANCELED, its callback runs
- * with -ECANCELED from ferry_rpc_dispatch; its reply, if any comes, is dropped.
+ * with -ECANCELED from ferry_rpc_dispatch; its reply, if any comes, is dropped. The
+ * server is told, best effort (a cancel message sent without waiting): see
+ * ferry_rpc_cancelled.
  * Errors: -ENOENT (no such call pending: unknown, finished or already cancelled). */
 int ferry_call_cancel(ferry_rpc_client *c, uint64_t id);
 
@@ -770,9 +772,14 @@ ssize_t ferry_recv_request(ferry_rpc_server *s, ferry_rpc_request *rq, int64_t t
 
 /* ferry_reply — answer request id with resp (type ignored; the caller keeps data and
  * fds). Once per request: a second reply, or one to an id never received, is -ENOENT and
- * sends nothing. The id is used up even when the send fails. Errors: -ENOENT, and those
- * of ferry_sendmsg. */
+ * sends nothing; a reply to a request the client cancelled is -ECANCELED and sends
+ * nothing. The id is used up in every case, even when the send fails. Errors: -ENOENT,
+ * -ECANCELED, and those of ferry_sendmsg. */
 int ferry_reply(ferry_rpc_server *s, uint64_t id, const ferry_msg *resp, int64_t timeout_ns);
+/* Has the client cancelled request id? 1 yes, 0 no, -ENOENT (not awaiting a reply). The
+ * cancel is seen once a receive on this connection has read it (ferry_serve's threads
+ * read continuously; a manual server at its next ferry_recv_request). */
+int ferry_rpc_cancelled(ferry_rpc_server *s, uint64_t id);
 /* The fd that polls readable while a request waits (ferry_chan_fd). */
 int ferry_rpc_server_fd(ferry_rpc_server *s);
 

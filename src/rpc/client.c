@@ -458,6 +458,11 @@ int ferry_call_cancel(ferry_rpc_client *c, uint64_t id)
         rc = 0;
     }
     pthread_mutex_unlock(&c->mu);
+    if (rc == 0) { /* tell the server, best effort (a full channel: it just answers) */
+        ferry_msg none;
+        memset(&none, 0, sizeof none);
+        send_kind(c, FERRY__RPC_CANCEL, id, &none, FERRY_NOW);
+    }
     return rc;
 }
 

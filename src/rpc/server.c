@@ -9,7 +9,10 @@
  *  - An id enters the set when its request is received and leaves it at its (first)
  *    reply: a reply to an id not in the set (never received, or answered already) is
  *    -ENOENT on the server and nothing reaches the client.
- *  - Messages that are neither requests nor one-way are dropped (their fds closed).
+ *  - A cancel from the client marks its id (bit 63 of the stored id): ferry_rpc_cancelled
+ *    says so, and the reply is then -ECANCELED and not sent. A cancel for an id not in the
+ *    set (answered already, or never received) is ignored.
+ *  - Messages of any other kind are dropped (their fds closed).
  *  - The set is open addressing with linear probing (ids are never 0), deletion by
  *    backward shift, grown at half load.
  */
@@ -33,13 +36,30 @@ struct ferry_rpc_server {
     size_t cap, n;
 };
 
+/* Bit 63 of a stored id: the client cancelled the request (ids have 56 bits). */
+#define CANCELLED (UINT64_C(1) << 63)
+
 static size_t slot_of(uint64_t id, size_t cap)
 {
+    id &= FERRY__RPC_ID_MASK;
     return (size_t)((id * UINT64_C(0x9E3779B97F4A7C15)) >> 32) & (cap - 1);
+}
+
+/* The slot holding id, or -1. */
+static ssize_t set_find(const ferry_rpc_server *s, uint64_t id)
+{
+    if (!s->cap || id == 0) return -1; /* 0 marks an empty slot */
+    size_t j = slot_of(id, s->cap);
+    while (s->ids[j]) {
+        if ((s->ids[j] & FERRY__RPC_ID_MASK) == id) return (ssize_t)j;
+        j = (j + 1) & (s->cap - 1);
+    }
+    return -1;
 }
 
 static int set_add(ferry_rpc_server *s, uint64_t id)
 {
+    if (set_find(s, id) >= 0) return 0; /* a client that reuses an id: one reply */
     if ((s->n + 1) * 2 > s->cap) {
         size_t ncap = s->cap ? s->cap * 2 : 64;
         uint64_t *nids = calloc(ncap, sizeof *nids);
@@ -55,28 +75,22 @@ static int set_add(ferry_rpc_server *s, uint64_t id)
         s->cap = ncap;
     }
     size_t j = slot_of(id, s->cap);
-    while (s->ids[j]) {
-        if (s->ids[j] == id) return 0; /* a client that reuses an id: one reply */
-        j = (j + 1) & (s->cap - 1);
-    }
+    while (s->ids[j]) j = (j + 1) & (s->cap - 1);
     s->ids[j] = id;
     s->n++;
     return 0;
 }
 
-/* Remove id; -ENOENT if absent. */
+/* Remove id: 0, -ECANCELED (it was cancelled), or -ENOENT (absent). */
 static int set_del(ferry_rpc_server *s, uint64_t id)
 {
-    if (!s->cap || id == 0) return -ENOENT; /* 0 marks an empty slot */
-    size_t m = s->cap - 1, j = slot_of(id, s->cap);
-    while (s->ids[j] != id) {
-        if (!s->ids[j]) return -ENOENT;
-        j = (j + 1) & m;
-    }
+    ssize_t at = set_find(s, id);
+    if (at < 0) return -ENOENT;
+    int rc = (s->ids[at] & CANCELLED) ? -ECANCELED : 0;
     /* Backward shift: move later entries of the run into the hole when their home slot
      * does not lie cyclically in (hole, their slot]. */
-    size_t hole = j;
-    for (size_t k = (j + 1) & m; s->ids[k]; k = (k + 1) & m) {
+    size_t m = s->cap - 1, hole = (size_t)at;
+    for (size_t k = (hole + 1) & m; s->ids[k]; k = (k + 1) & m) {
         size_t home = slot_of(s->ids[k], s->cap);
         int between = hole <= k ? (hole < home && home <= k) : (hole < home || home <= k);
         if (!between) {
@@ -86,7 +100,7 @@ static int set_del(ferry_rpc_server *s, uint64_t id)
     }
     s->ids[hole] = 0;
     s->n--;
-    return 0;
+    return rc;
 }
 
 int ferry_rpc_server_new(ferry_chan *ch, ferry_rpc_server **out)
@@ -158,7 +172,12 @@ ssize_t ferry_recv_request(ferry_rpc_server *s, ferry_rpc_request *rq, int64_t t
             rq->oneway = 0;
             break;
         }
-        if (kind == FERRY__RPC_ONEWAY) {
+        if (kind == FERRY__RPC_CANCEL) {
+            pthread_mutex_lock(&s->mu);
+            ssize_t at = set_find(s, id);
+            if (at >= 0) s->ids[at] |= CANCELLED;
+            pthread_mutex_unlock(&s->mu);
+        } else if (kind == FERRY__RPC_ONEWAY) {
             rq->id = 0;
             rq->oneway = 1;
             break;
@@ -177,7 +196,7 @@ int ferry_reply(ferry_rpc_server *s, uint64_t id, const ferry_msg *resp, int64_t
     pthread_mutex_lock(&s->mu);
     int rc = set_del(s, id);
     pthread_mutex_unlock(&s->mu);
-    if (rc < 0) return rc;
+    if (rc < 0) return rc; /* -ECANCELED: the client is not waiting; nothing to send */
     ferry_msg out;
     out.type = ferry__rpc_type(FERRY__RPC_REPLY, id);
     out.data = resp->data;
@@ -188,6 +207,16 @@ int ferry_reply(ferry_rpc_server *s, uint64_t id, const ferry_msg *resp, int64_t
     pthread_mutex_lock(&s->send_mu);
     rc = ferry_sendmsg(s->ch, &out, timeout_ns);
     pthread_mutex_unlock(&s->send_mu);
+    return rc;
+}
+
+int ferry_rpc_cancelled(ferry_rpc_server *s, uint64_t id)
+{
+    if (!s) return -EINVAL;
+    pthread_mutex_lock(&s->mu);
+    ssize_t at = set_find(s, id);
+    int rc = at < 0 ? -ENOENT : (s->ids[at] & CANCELLED) ? 1 : 0;
+    pthread_mutex_unlock(&s->mu);
     return rc;
 }
 

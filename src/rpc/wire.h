@@ -1,6 +1,7 @@
 /*
  * wire.h — the RPC framing on a ferry channel (internal). Each message's ferry type is
- * (kind << 56) | id: kind 1 request, 2 reply, 3 one-way (id 0); ids are 1 .. 2^56-1,
+ * (kind << 56) | id: kind 1 request, 2 reply, 3 one-way (id 0), 4 cancel (no payload:
+ * the client no longer waits for id's reply); ids are 1 .. 2^56-1,
  * per client connection, never reused in its life. The payload and fds are the user's,
  * untouched. Anything else is dropped by the receiving side (never a crash).
  */
@@ -12,6 +13,7 @@
 #define FERRY__RPC_REQUEST 1
 #define FERRY__RPC_REPLY   2
 #define FERRY__RPC_ONEWAY  3
+#define FERRY__RPC_CANCEL  4 /* the client gave up on id: no reply wanted */
 
 #define FERRY__RPC_ID_BITS 56
 #define FERRY__RPC_ID_MASK ((UINT64_C(1) << FERRY__RPC_ID_BITS) - 1)

@@ -9,6 +9,8 @@
  * transform;
  *  - a forked client process connects by name (ferry_rpc_connect), makes 1,000 calls
  *    and exits; its connection is dropped by the server (served again afterwards);
+ *  - cancel reaches the server: a handler waiting on ferry_rpc_cancelled sees 1 once the
+ *    client cancels, its reply is then -ECANCELED and sends nothing;
  *  - a FERRY_KIND_UNIX connection: 200 calls, half of them deferred;
  *  - one-way messages: 50 sent, counted exactly by the handler;
  *  - a second ferry_serve of the same name is -EEXIST;
@@ -25,11 +27,13 @@
 #define NPOOL     4
 #define CMD_BARR  6
 #define CMD_DEFER 7
+#define CMD_WAITC 9 /* wait until the client cancels, then reply: -ECANCELED */
 #define NTHREADS  8
 #define NCALLS    2000
 
 static pthread_barrier_t barr;
 static _Atomic uint64_t oneways;
+static _Atomic int saw_cancel;
 
 /* ---- the deferred replies: a queue and a thread */
 struct later {
@@ -91,6 +95,19 @@ static void handler(ferry_rpc_server *conn, ferry_rpc_request *rq, void *ctx)
         qhead = l;
         pthread_cond_signal(&qcv);
         pthread_mutex_unlock(&qmu);
+        return;
+    }
+    if (h.cmd == CMD_WAITC) {
+        CHECK_EQ(ferry_rpc_cancelled(conn, rq->id), 0);
+        int64_t s = mono_ns();
+        while (ferry_rpc_cancelled(conn, rq->id) != 1) {
+            CHECK(mono_ns() - s < 5LL * 1000000000);
+            sleep_ms_(1);
+        }
+        r.len = 1;
+        CHECK_EQ(ferry_reply(conn, rq->id, &r, FERRY_FOREVER), -ECANCELED);
+        CHECK_EQ(ferry_rpc_cancelled(conn, rq->id), -ENOENT);
+        saw_cancel = 1;
         return;
     }
     if (h.cmd == CMD_BARR) pthread_barrier_wait(&barr);
@@ -181,6 +198,26 @@ int main(void)
     for (int t = 0; t < NTHREADS; t++) pthread_join(th[t], NULL);
     printf("pool: %d calls in %.1f ms\n", NTHREADS * NCALLS, (mono_ns() - t0) / 1e6);
     CHECK_EQ(ferry_rpc_dropped(shared), 0);
+
+    /* the server sees a cancel */
+    {
+        uint8_t req[16], resp[16];
+        uint64_t id;
+        ferry_msg q = {.data = req, .len = make_req(req, CMD_WAITC, 0, 0, 0)};
+        ferry_msg r = {.data = resp, .cap = sizeof resp};
+        CHECK_EQ(ferry_call_start(shared, &q, &r, &id, FERRY_FOREVER), 0);
+        sleep_ms_(20);
+        CHECK(!saw_cancel);
+        CHECK_EQ(ferry_call_cancel(shared, id), 0);
+        CHECK_EQ(ferry_call_wait(shared, id, FERRY_FOREVER), -ECANCELED);
+        int64_t s = mono_ns();
+        while (!saw_cancel) {
+            CHECK(mono_ns() - s < 5LL * 1000000000);
+            sleep_ms_(1);
+        }
+        call_ok(shared, CMD_ECHO, 4242, FERRY_FOREVER);
+        CHECK_EQ(ferry_rpc_dropped(shared), 0); /* nothing was sent for the cancelled call */
+    }
 
     /* one-way */
     for (int i = 0; i < 50; i++) {
