@@ -10,8 +10,9 @@
  *    out or was cancelled) it wakes every waiting caller so that one takes the role over
  *    (leader/follower). ferry_rpc_dispatch takes the same role, reading without waiting.
  *  - Every field of the client and of its calls is guarded by mu (the mutex is the only
- *    memory-ordering point here: no atomics); the channel and rbuf are used only by the
- *    thread holding the reader role, the send side only under send_mu.
+ *    memory-ordering point here: no atomics); the channel's receive side and rbuf (grown
+ *    to the largest reply seen) are used only by the thread holding the reader role, the
+ *    send side only under send_mu.
  *  - A call lives in the id table from the moment its id is taken until its waiter
  *    removes it (sync) or its completion is queued (async). A reply whose id is not in the
  *    table, or whose call is already done, is dropped and counted (fds closed): late
@@ -37,8 +38,9 @@
 #include <time.h>
 #include <unistd.h>
 
-#define NBUCKETS 1024
-#define SLICE_NS (20 * 1000 * 1000LL)
+#define NBUCKETS   1024
+#define SLICE_NS   (20 * 1000 * 1000LL)
+#define RBUF_START (64 * 1024) /* the reader's buffer at first; grown on demand */
 
 struct call {
     uint64_t id;
@@ -185,6 +187,13 @@ static ssize_t read_one(ferry_rpc_client *c, int64_t timeout_ns)
     m.nfds = 0;
     pthread_mutex_unlock(&c->mu);
     ssize_t rc = ferry_recvmsg(c->ch, &m, 0, timeout_ns);
+    while (rc == -EMSGSIZE && m.len > c->rcap) { /* the buffer grows to the largest reply */
+        void *nb = realloc(c->rbuf, m.len);
+        if (!nb) break; /* -EMSGSIZE: the connection ends (-EBADMSG) */
+        c->rbuf = m.data = nb;
+        c->rcap = m.cap = m.len;
+        rc = ferry_recvmsg(c->ch, &m, 0, FERRY_NOW);
+    }
     /* A shm receive that waits out its deadline does not ask whether the peer lives; an
      * empty FERRY_NOW receive does (at most every 10 ms): so a whole idle slice ends with
      * one, and a dead server is seen within a slice. */
@@ -202,8 +211,9 @@ int ferry_rpc_client_new(ferry_chan *ch, ferry_rpc_client **out)
     if (!ch || !out) return -EINVAL;
     ferry_rpc_client *c = calloc(1, sizeof *c);
     if (!c) return -ENOMEM;
-    c->rcap = ferry_chan_max_msg(ch);
-    c->rbuf = malloc(c->rcap ? c->rcap : 1);
+    size_t max = ferry_chan_max_msg(ch);
+    c->rcap = max < RBUF_START ? (max ? max : 1) : RBUF_START;
+    c->rbuf = malloc(c->rcap);
     if (!c->rbuf) {
         free(c);
         return -ENOMEM;

@@ -6,7 +6,8 @@
  *    exactly its own request's transform (no mismatch), and nothing is dropped;
  *  - one-way messages: 100 sent, then a call counts exactly 100 at the server;
  *  - -EMSGSIZE: a 1,000-byte reply to a caller allowing 100 (resp.len says 1000); the
- *    connection goes on;
+ *    connection goes on; a 100,000-byte reply (larger than the reader's first buffer)
+ *    arrives whole;
  *  - late reply: a call times out (-ETIMEDOUT at 50 ms) while the server sleeps 300 ms;
  *    the next call gets its own reply, the late one is dropped (ferry_rpc_dropped 1);
  *  - cancel: a started call cancelled from another thread ends with -ECANCELED at once;
@@ -169,6 +170,17 @@ int main(void)
         CHECK_EQ(ferry_call(cli, &q, &r, FERRY_FOREVER), -EMSGSIZE);
         CHECK_EQ(r.len, 1000);
         echo_ok(1);
+    }
+
+    /* a reply larger than the reader's first buffer (64 KiB): it grows */
+    {
+        static uint8_t big[100000];
+        uint8_t req[16];
+        ferry_msg q = {.data = req, .len = make_req(req, CMD_BIG, sizeof big, 0, 0)};
+        ferry_msg r = {.data = big, .cap = sizeof big};
+        CHECK_EQ(ferry_call(cli, &q, &r, FERRY_FOREVER), (ssize_t)sizeof big);
+        for (size_t i = 0; i < sizeof big; i++) CHECK_EQ(big[i], 0xAB);
+        echo_ok(6);
     }
 
     /* late reply */
