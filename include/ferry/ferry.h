@@ -699,6 +699,153 @@ int ferry_inbox_fd(const ferry_inbox *in);
 /* Close every channel and release the name. NULL is a no-op. */
 void ferry_inbox_close(ferry_inbox *in);
 
+/* ---------------------------------------------------------------- RPC */
+
+/*
+ * Call and reply over one channel (docs/rpc.md). A client connection
+ * (ferry_rpc_client) carries many calls at once, from many threads, each matched to its
+ * reply by a correlation id; a server connection (ferry_rpc_server) receives requests and
+ * replies to them, from any thread, in any order. On the wire each message's ferry type
+ * holds the kind (request, reply, one-way) and the 56-bit id; the payload is the caller's
+ * bytes and fds, untouched, so requests and replies are sized at run time (up to the
+ * channel's max_msg).
+ * Threads: every call below may be made from any thread, on the same handle too.
+ * Errors, besides those of the channel: -ETIMEDOUT (no reply in time: the call is
+ * forgotten and a late reply is dropped), -ECANCELED (ferry_call_cancel), -EPIPE (the
+ * peer is gone: every pending call ends with it, within the reader's 20 ms slice),
+ * -EMSGSIZE (a reply larger than the caller's cap: resp->len says how large),
+ * -ENOENT (ferry_reply to an id that is not awaiting a reply: unknown or already answered).
+ */
+typedef struct ferry_rpc_client ferry_rpc_client;
+typedef struct ferry_rpc_server ferry_rpc_server;
+typedef struct ferry_rpc_service ferry_rpc_service;
+
+/* Make a client connection on ch. On success the client owns ch (closed by
+ * ferry_rpc_client_close); on failure the caller keeps it. Errors: -EINVAL, -ENOMEM. */
+int ferry_rpc_client_new(ferry_chan *ch, ferry_rpc_client **out);
+/* ferry_connect(name, kind, opts) and ferry_rpc_client_new. The caller owns *out. */
+int ferry_rpc_connect(const char *name, int kind, const ferry_chan_opts *opts,
+                      ferry_rpc_client **out, int64_t timeout_ns);
+/* Close the connection and its channel. Calls still pending are forgotten (async
+ * callbacks not run); no call may be in progress on other threads. NULL is a no-op. */
+void ferry_rpc_client_close(ferry_rpc_client *c);
+
+/*
+ * ferry_call — send req (type ignored; data, len, fds: the caller keeps them) and wait
+ * for its reply into resp (the caller's data/cap; on return type 0, len, and fds the
+ * caller then owns). Returns the reply's length. timeout_ns bounds the whole call; like
+ * the channel's calls, the deadline is read lazily (fixed at the call's first wait).
+ * Errors: -ETIMEDOUT, -EAGAIN (FERRY_NOW), -EPIPE, -EMSGSIZE, -ECANCELED, and the errors
+ * of ferry_sendmsg.
+ */
+ssize_t ferry_call(ferry_rpc_client *c, const ferry_msg *req, ferry_msg *resp,
+                   int64_t timeout_ns);
+
+/* The split form of ferry_call, for a call that another thread may cancel: start sends
+ * the request and gives its id; resp (the caller's) must stay valid until wait returns.
+ * Every started call is ended by exactly one ferry_call_wait (which frees it). Wait
+ * returns as ferry_call. */
+int ferry_call_start(ferry_rpc_client *c, const ferry_msg *req, ferry_msg *resp,
+                     uint64_t *id, int64_t timeout_ns);
+ssize_t ferry_call_wait(ferry_rpc_client *c, uint64_t id, int64_t timeout_ns);
+
+/* Cancel a pending call (sync or async): its wait returns -ECANCELED, its callback runs
+ * with -ECANCELED from ferry_rpc_dispatch; its reply, if any comes, is dropped. The
+ * server is told, best effort (a cancel message sent without waiting): see
+ * ferry_rpc_cancelled.
+ * Errors: -ENOENT (no such call pending: unknown, finished or already cancelled). */
+int ferry_call_cancel(ferry_rpc_client *c, uint64_t id);
+
+/* Completion of an asynchronous call: rc is the reply's length or a negative errno;
+ * resp is the one given to ferry_call_async (fds in it now owned by the callee). */
+typedef void (*ferry_rpc_callback)(ferry_rpc_client *c, uint64_t id, ssize_t rc,
+                                   ferry_msg *resp, void *ctx);
+
+/*
+ * ferry_call_async — send req and return at once; the reply goes into resp (the
+ * caller's, valid until the callback) and cb(ctx) runs from ferry_rpc_dispatch, in the
+ * thread that calls it, when ferry_rpc_fd polls readable. No thread is made. *id (may be
+ * NULL) gets the id for ferry_call_cancel. timeout_ns bounds the send only: the call then
+ * waits for its reply until it comes, is cancelled, or the connection dies (-EPIPE).
+ * Errors: those of sending (nothing pending then).
+ */
+int ferry_call_async(ferry_rpc_client *c, const ferry_msg *req, ferry_msg *resp,
+                     ferry_rpc_callback cb, void *ctx, uint64_t *id, int64_t timeout_ns);
+
+/* A descriptor that polls readable (level-triggered) while ferry_rpc_dispatch has work:
+ * a message on the channel or a finished async call. Owned by the client. It may stay
+ * readable while another thread is reading replies inside ferry_call. Errors: -ENOMEM,
+ * -EMFILE. */
+int ferry_rpc_fd(ferry_rpc_client *c);
+/* Read the replies waiting (never blocks) and run the callbacks of finished async
+ * calls. Returns how many callbacks ran, or -EPIPE / -EBADMSG once the connection died
+ * (after running the callbacks of the calls it ended). */
+int ferry_rpc_dispatch(ferry_rpc_client *c);
+
+/* A one-way message to the server: no reply, no id. Errors as ferry_sendmsg. */
+int ferry_rpc_send(ferry_rpc_client *c, const ferry_msg *m, int64_t timeout_ns);
+
+/* Replies dropped so far: late (after a timeout or cancel) or for unknown ids. */
+uint64_t ferry_rpc_dropped(const ferry_rpc_client *c);
+
+/* ---- server side */
+
+/* A request as the server receives it. */
+typedef struct ferry_rpc_request {
+    uint64_t id;   /* to pass to ferry_reply; 0 for a one-way message */
+    int oneway;    /* 1: a one-way message, nothing to reply */
+    ferry_msg msg; /* data/cap the caller's (ferry_recv_request) or the worker's
+                      (ferry_serve: valid during the handler only); fds the receiver's */
+} ferry_rpc_request;
+
+/* Make a server connection on ch (e.g. from ferry_accept). On success it owns ch. One
+ * reference, dropped by ferry_rpc_server_close. Errors: -EINVAL, -ENOMEM. */
+int ferry_rpc_server_new(ferry_chan *ch, ferry_rpc_server **out);
+/* Take another reference (to reply later from another thread); each is dropped by a
+ * ferry_rpc_server_close. The last one closes the channel. */
+ferry_rpc_server *ferry_rpc_server_ref(ferry_rpc_server *s);
+void ferry_rpc_server_close(ferry_rpc_server *s);
+
+/*
+ * ferry_recv_request — the next request or one-way message into rq->msg (data/cap set
+ * by the caller; rules of ferry_recvmsg: -EMSGSIZE leaves it queued, msg.len the size
+ * needed). Returns its length. Errors as ferry_recvmsg (-EPIPE: the client is gone).
+ */
+ssize_t ferry_recv_request(ferry_rpc_server *s, ferry_rpc_request *rq, int64_t timeout_ns);
+
+/* ferry_reply — answer request id with resp (type ignored; the caller keeps data and
+ * fds). Once per request: a second reply, or one to an id never received, is -ENOENT and
+ * sends nothing; a reply to a request the client cancelled is -ECANCELED and sends
+ * nothing. The id is used up in every case, even when the send fails. Errors: -ENOENT,
+ * -ECANCELED, and those of ferry_sendmsg. */
+int ferry_reply(ferry_rpc_server *s, uint64_t id, const ferry_msg *resp, int64_t timeout_ns);
+/* Has the client cancelled request id? 1 yes, 0 no, -ENOENT (not awaiting a reply). The
+ * cancel is seen once a receive on this connection has read it (ferry_serve's threads
+ * read continuously; a manual server at its next ferry_recv_request). */
+int ferry_rpc_cancelled(ferry_rpc_server *s, uint64_t id);
+/* The fd that polls readable while a request waits (ferry_chan_fd). */
+int ferry_rpc_server_fd(ferry_rpc_server *s);
+
+/* A handler of ferry_serve: called for each request or one-way message, in a pool
+ * thread. It replies with ferry_reply(conn, rq->id, ...) now or, holding a
+ * ferry_rpc_server_ref, later from any thread. rq->msg.data is valid during the call only;
+ * fds in it belong to the handler. */
+typedef void (*ferry_rpc_handler)(ferry_rpc_server *conn, ferry_rpc_request *rq, void *ctx);
+
+/*
+ * ferry_serve — register name (ferry_register with policy and opts, both may be NULL) and
+ * serve every client that connects with nthreads (>= 1) threads sharing one epoll set:
+ * each connection is read by one thread at a time, but its requests are handled in
+ * parallel. Returns at once; the caller owns *out. Errors: those of ferry_register,
+ * -EINVAL, -ENOMEM, -EMFILE, -EAGAIN (threads).
+ */
+int ferry_serve(const char *name, ferry_rpc_handler handler, void *ctx, unsigned nthreads,
+                const ferry_policy *policy, const ferry_chan_opts *opts,
+                ferry_rpc_service **out, int64_t timeout_ns);
+/* Stop: join the threads, release the name, drop the connections (those a handler still
+ * holds a reference to stay open until it closes them). NULL is a no-op. */
+void ferry_serve_stop(ferry_rpc_service *s);
+
 #ifdef __cplusplus
 }
 #endif
