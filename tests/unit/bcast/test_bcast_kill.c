@@ -1,0 +1,148 @@
+/*
+ * test_bcast_kill — broadcast to 4 subscriber processes, one of which stops reading and is
+ * killed (-9) while it blocks the publisher: the publisher goes on within 100 ms of the
+ * kill, and the 3 others get every message, in order and intact, then -EPIPE at the end
+ * of the stream. Then the same with a drop-oldest subscriber killed while it holds a peek
+ * (the only way such a subscriber blocks the publisher). No descriptor left behind.
+ */
+#include "testutil.h"
+
+#include "bcasttest.h"
+
+#include <ferry/ferry.h>
+#include <signal.h>
+
+#define NSUB   4
+#define NMSG   20000
+#define VICTIM 2
+
+static void reader(ferry_bcast *b, int ready_fd)
+{
+    ferry_sub *s;
+    CHECK_EQ(ferry_bcast_subscribe(b, 0, &s), 0);
+    CHECK(write(ready_fd, "r", 1) == 1);
+    unsigned char buf[64];
+    for (uint64_t i = 0; i < NMSG; i++) {
+        int64_t type = -1;
+        ssize_t n = ferry_sub_recv(s, buf, sizeof buf, &type, 20 * SEC);
+        if (n < 0 || type != (int64_t)i || !body_ok(i, buf, (size_t)n)) {
+            fprintf(stderr, "reader %d: message %llu: %zd type %lld\n", (int)getpid(),
+                    (unsigned long long)i, n, (long long)type);
+            _exit(1);
+        }
+    }
+    CHECK_EQ(ferry_sub_recv(s, buf, sizeof buf, NULL, 20 * SEC), -EPIPE);
+    CHECK_EQ(ferry_sub_lost(s), 0);
+    ferry_sub_close(s);
+    _exit(0);
+}
+
+/* The victim reads 5 messages, says so with the type (= sequence) of the next message,
+ * which it holds in a peek if drop-oldest, and then sleeps. A drop-oldest victim may have
+ * lost messages before it began: the one it holds is then later than 5. */
+static void victim(ferry_bcast *b, int ready_fd, uint32_t flags)
+{
+    ferry_sub *s;
+    CHECK_EQ(ferry_bcast_subscribe(b, flags, &s), 0);
+    CHECK(write(ready_fd, "r", 1) == 1);
+    unsigned char buf[64];
+    for (int i = 0; i < 5; i++) CHECK(ferry_sub_recv(s, buf, sizeof buf, NULL, 20 * SEC) > 0);
+    int64_t held = 5;
+    if (flags & FERRY_SUB_DROP_OLDEST) {
+        ferry_msg m;
+        CHECK_EQ(ferry_sub_peek(s, &m, 20 * SEC), 0);
+        held = m.type;
+        CHECK(held >= 5 && (uint64_t)held == 5 + ferry_sub_lost(s));
+    }
+    char msg[9] = "5";
+    memcpy(msg + 1, &held, 8);
+    CHECK(write(ready_fd, msg, 9) == 9);
+    for (;;) pause();
+}
+
+static void run(uint32_t victim_flags)
+{
+    ferry_bcast_opts o;
+    ferry_bcast_opts_init(&o);
+    o.slots = 16;
+    o.max_msg = 64;
+    ferry_bcast *b;
+    CHECK_EQ(ferry_bcast_create(&o, &b), 0);
+    int ready[2], five[2];
+    CHECK(pipe(ready) == 0 && pipe(five) == 0);
+    pid_t pids[NSUB];
+    for (int k = 0; k < NSUB; k++) {
+        pids[k] = fork();
+        CHECK(pids[k] >= 0);
+        if (pids[k] == 0) {
+            if (k == VICTIM) victim(b, five[1], victim_flags);
+            reader(b, ready[1]);
+        }
+    }
+    char c;
+    for (int k = 0; k < NSUB - 1; k++) CHECK(read(ready[0], &c, 1) == 1);
+    CHECK(read(five[0], &c, 1) == 1 && c == 'r'); /* the victim subscribed */
+    CHECK_EQ(ferry_bcast_subscribers(b), NSUB);
+
+    unsigned char buf[64];
+    int killed = 0, victim_read = 0;
+    int64_t held = -1;
+    int64_t kill_at = 0, resumed_after = -1;
+    uint64_t blocked_at = 0;
+    for (uint64_t i = 0; i < NMSG; i++) {
+        size_t n = body(i, buf);
+        int rc;
+        while ((rc = ferry_bcast_publish(b, (int64_t)i, buf, n, killed ? 10 * SEC : 50 * MS)) ==
+               -ETIMEDOUT) {
+            CHECK(!killed);
+            /* blocked: by the victim once it has read its 5 and we are 16 past them */
+            if (!victim_read) {
+                char msg[9];
+                CHECK(read(five[0], msg, 9) == 9 && msg[0] == '5');
+                memcpy(&held, msg + 1, 8);
+                victim_read = 1;
+            }
+            if (i >= (uint64_t)held + o.slots) {
+                blocked_at = i;
+                CHECK_EQ(kill(pids[VICTIM], SIGKILL), 0);
+                kill_at = now_ns();
+                killed = 1;
+            }
+        }
+        CHECK_EQ(rc, 0);
+        if (killed && resumed_after < 0) resumed_after = now_ns() - kill_at;
+    }
+    CHECK(killed);
+    CHECK_EQ(blocked_at, (uint64_t)held + o.slots); /* exactly a ring past what it holds */
+    if (!(victim_flags & FERRY_SUB_DROP_OLDEST)) CHECK_EQ(held, 5);
+    fprintf(stderr, "victim flags %u: publisher resumed %.1f ms after the kill\n", victim_flags,
+            (double)resumed_after / 1e6);
+    CHECK(resumed_after >= 0 && resumed_after < 100 * MS);
+    CHECK_EQ(ferry_bcast_subscribers(b), NSUB - 1);
+    ferry_bcast_close(b); /* end of stream */
+    for (int k = 0; k < NSUB; k++) {
+        if (k == VICTIM) {
+            int st;
+            CHECK(waitpid(pids[k], &st, 0) == pids[k]);
+            CHECK(WIFSIGNALED(st) && WTERMSIG(st) == SIGKILL);
+        } else {
+            wait_ok(pids[k]);
+        }
+    }
+    close(ready[0]);
+    close(ready[1]);
+    close(five[0]);
+    close(five[1]);
+}
+
+int main(void)
+{
+    int fds = fd_count();
+    int64_t t0 = now_ns();
+    run(0);
+    run(FERRY_SUB_DROP_OLDEST);
+    CHECK(now_ns() - t0 < 30 * SEC);
+    CHECK_EQ(fd_count(), fds);
+    printf("test_bcast_kill: ok\n");
+    return 0;
+}
