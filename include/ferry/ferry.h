@@ -676,8 +676,8 @@ int ferry_kill(const char *name, int sig, int64_t timeout_ns);
  *    dead processes too.
  *  - A subscriber starts at the current head (messages published before it subscribed are
  *    not its, nor lost); ferry_sub_close frees its entry.
- *  - End of stream: ferry_bcast_close in the publishing process (the creator, or the last
- *    process that published) ends the stream; subscribers get -EPIPE after the last
+ *  - End of stream: ferry_bcast_end, or ferry_bcast_close in the publishing process (the
+ *    creator, or the last process that published), ends the stream; subscribers get -EPIPE after the last
  *    message. A publisher process that dies is noticed by waiting subscribers within a
  *    slice (-EPIPE after the last message).
  *  - Threads: publish/loan/commit from one thread at a time (one publisher); subscribe
@@ -722,6 +722,9 @@ int ferry_bcast_fd(const ferry_bcast *b);
 size_t ferry_bcast_max_msg(const ferry_bcast *b);
 /* Active subscribers now (a snapshot, of every process), or -EINVAL. */
 int ferry_bcast_subscribers(const ferry_bcast *b);
+/* End the stream now (from the publisher): subscribers get -EPIPE once they have taken
+ * every message published before; later publishes are -EPIPE. -EINVAL (NULL). */
+int ferry_bcast_end(ferry_bcast *b);
 /* Close the handle. In the publishing process this also ends the stream (above). The
  * process's ferry_subs must be closed first. NULL is a no-op. */
 void ferry_bcast_close(ferry_bcast *b);
@@ -730,7 +733,7 @@ void ferry_bcast_close(ferry_bcast *b);
  * ferry_bcast_publish — copy len bytes as one message of type (>= 0) to every
  * subscriber. Waits (up to timeout_ns) while a blocking subscriber is `slots` behind.
  * Errors: -EMSGSIZE (len > max_msg), -ETIMEDOUT, -EAGAIN (FERRY_NOW), -EINVAL, -EBUSY
- * (a loan is outstanding).
+ * (a loan is outstanding), -EPIPE (the stream was ended).
  */
 int ferry_bcast_publish(ferry_bcast *b, int64_t type, const void *data, size_t len,
                         int64_t timeout_ns);

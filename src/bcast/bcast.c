@@ -409,17 +409,23 @@ int ferry_bcast_subscribers(const ferry_bcast *b)
     return n;
 }
 
+int ferry_bcast_end(ferry_bcast *b)
+{
+    if (!b) return -EINVAL;
+    bshm *sh = b->sh;
+    /* End of stream. seq_cst: a Dekker pair with a waiting subscriber's sub_waiting++
+     * and its re-check of closed, like a publish (the wake-up is unconditional anyway). */
+    atomic_store_explicit(&sh->closed, 1, memory_order_seq_cst);
+    atomic_fetch_add_explicit(&sh->data_ftx, 1, memory_order_seq_cst);
+    futex_wake_all(&sh->data_ftx);
+    return 0;
+}
+
 void ferry_bcast_close(ferry_bcast *b)
 {
     if (!b) return;
-    bshm *sh = b->sh;
-    if (atomic_load_explicit(&sh->pub_id, memory_order_relaxed) == identity()) {
-        /* End of stream. seq_cst: a Dekker pair with a waiting subscriber's
-         * sub_waiting++ and its re-check of closed, like a publish. */
-        atomic_store_explicit(&sh->closed, 1, memory_order_seq_cst);
-        atomic_fetch_add_explicit(&sh->data_ftx, 1, memory_order_seq_cst);
-        futex_wake_all(&sh->data_ftx);
-    }
+    if (atomic_load_explicit(&b->sh->pub_id, memory_order_relaxed) == identity())
+        ferry_bcast_end(b);
     ferry__seg_unmap(&b->seg);
     close(b->fd);
     free(b);
@@ -505,6 +511,8 @@ int ferry_bcast_loan(ferry_bcast *b, size_t len, void **buf, int64_t timeout_ns)
 {
     if (!b || !buf) return -EINVAL;
     if (b->loaned) return -EBUSY;
+    /* relaxed: a flag; publishing after the end is the caller's error */
+    if (atomic_load_explicit(&b->sh->closed, memory_order_relaxed)) return -EPIPE;
     if (len > b->max_msg) return -EMSGSIZE;
     bshm *sh = b->sh;
     uint64_t id = identity();
