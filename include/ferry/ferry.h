@@ -685,8 +685,7 @@ int ferry_kill(const char *name, int sig, int64_t timeout_ns);
  *    outlive its ferry_subs in the process.
  *  - Hostile sharers can break the stream for others (-EBADMSG, missing messages), never
  *    make ferry touch memory outside the object. Validate what you read.
- *  - Not provided yet: a pollable descriptor for subscriptions (ferry_sub_fd), fds riding
- *    on messages.
+ *  - Not provided: fds riding on messages.
  */
 
 #define FERRY_OBJ_BCAST 6 /* ferry_publish kind of a broadcast object */
@@ -764,6 +763,16 @@ int ferry_sub_peek(ferry_sub *s, ferry_msg *m, int64_t timeout_ns);
 int ferry_sub_release(ferry_sub *s);
 /* Messages the publisher dropped for this drop-oldest subscription so far (exact). */
 uint64_t ferry_sub_lost(const ferry_sub *s);
+/*
+ * ferry_sub_fd — a descriptor that polls readable (POLLIN) while a message waits for this
+ * subscription, or once the stream has ended. Level-triggered, owned by the subscription.
+ * It is a datagram socket with an abstract name the publisher rings (publisher and
+ * subscriber must share a network namespace); the first call arms it, and until then
+ * publishing makes no system call for it. It may wake spuriously (ferry_sub_recv then
+ * says -EAGAIN). A publisher's death does not make it readable (a waiting recv notices).
+ * Errors: -EMFILE, -ENOMEM.
+ */
+int ferry_sub_fd(ferry_sub *s);
 /* Leave: the entry is freed (a publisher waiting on it goes on). NULL is a no-op. */
 void ferry_sub_close(ferry_sub *s);
 

@@ -77,7 +77,10 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/random.h>
+#include <sys/socket.h>
 #include <sys/syscall.h>
+#include <sys/un.h>
 #include <time.h>
 #include <unistd.h>
 
@@ -100,6 +103,7 @@ typedef struct bshm {
     _Atomic uint32_t closed; /* the publisher closed: end of stream */
     _Atomic uint32_t pub_ftx, pub_waiting;
     _Atomic uint32_t data_ftx, sub_waiting;
+    _Atomic uint32_t npolled; /* entries with a doorbell (ferry_sub_fd) */
     _Alignas(64) _Atomic uint64_t head;
 } bshm;
 
@@ -108,7 +112,9 @@ typedef struct subent {
     _Atomic uint32_t flags; /* FERRY_SUB_* */
     _Atomic uint64_t id;    /* the subscriber's process identity */
     _Atomic uint64_t pos;   /* next message not released; | HOLD while peeked */
-    char pad[SUB_BYTES - 24];
+    _Atomic uint64_t token; /* 0, or the name of its doorbell socket (ferry_sub_fd) */
+    _Atomic uint32_t bell;  /* 0 armed: the next publish rings; 1 rung or not needed */
+    char pad[SUB_BYTES - 36];
 } subent;
 
 typedef struct slothdr {
@@ -135,6 +141,7 @@ struct ferry_bcast {
     int loaned;
     uint64_t loan_seq;
     size_t loan_len;
+    _Atomic int bellsock; /* -1, or the socket the publisher rings doorbells with */
 };
 
 struct ferry_sub {
@@ -144,6 +151,7 @@ struct ferry_sub {
     uint64_t expect; /* the pos this subscriber last set */
     uint64_t lost;   /* messages the publisher dropped for us */
     int peeked;      /* a peek of message `expect` is outstanding */
+    int bellfd;      /* -1, or the doorbell (ferry_sub_fd) */
 };
 
 /* ------------------------------------------------------------------ helpers */
@@ -313,6 +321,7 @@ static int make_handle(int fd, ferry__seg seg, ferry_bcast **out)
     ferry_bcast *b = calloc(1, sizeof *b);
     if (!b) return -ENOMEM;
     b->fd = fd;
+    atomic_init(&b->bellsock, -1);
     b->seg = seg;
     b->sh = sh;
     b->subs = (subent *)((char *)seg.base + SUBS_OFF);
@@ -409,6 +418,8 @@ int ferry_bcast_subscribers(const ferry_bcast *b)
     return n;
 }
 
+static void ring_all(ferry_bcast *b);
+
 int ferry_bcast_end(ferry_bcast *b)
 {
     if (!b) return -EINVAL;
@@ -418,6 +429,7 @@ int ferry_bcast_end(ferry_bcast *b)
     atomic_store_explicit(&sh->closed, 1, memory_order_seq_cst);
     atomic_fetch_add_explicit(&sh->data_ftx, 1, memory_order_seq_cst);
     futex_wake_all(&sh->data_ftx);
+    ring_all(b); /* the end makes the doorbells readable too */
     return 0;
 }
 
@@ -426,9 +438,82 @@ void ferry_bcast_close(ferry_bcast *b)
     if (!b) return;
     if (atomic_load_explicit(&b->sh->pub_id, memory_order_relaxed) == identity())
         ferry_bcast_end(b);
+    int bs = atomic_load_explicit(&b->bellsock, memory_order_relaxed);
+    if (bs >= 0) close(bs);
     ferry__seg_unmap(&b->seg);
     close(b->fd);
     free(b);
+}
+
+/* ------------------------------------------------------------------ doorbells
+ * ferry_sub_fd. A memfd cannot be polled and the publisher holds no descriptor of a
+ * subscriber's, so a polled subscription owns a SOCK_DGRAM unix socket bound to an
+ * abstract address named by a random 64-bit token ("\0ferry-bcast-<hex>"), which it
+ * writes into its entry; the publisher rings it by sending one byte there from a socket of
+ * its own (MSG_DONTWAIT: never blocks). The entry's `bell` word keeps the system calls to
+ * the transitions (event.c's scheme): 0 armed — the next publish must ring; 1 rung, or
+ * not needed. The publisher, after its seq_cst store of head, reads npolled and each
+ * polled entry's bell (seq_cst) and rings iff it flips 0 -> 1. The subscriber settles its
+ * bell whenever it found or left nothing to take: drain the socket, arm (seq_cst store),
+ * re-check head (seq_cst) and ring itself if a message (or the end) is there — the Dekker
+ * pair with the publisher, so the descriptor is readable while a message waits and not
+ * after the subscriber emptied its backlog (level-triggered; a ring delayed between flip
+ * and send, or a datagram from anyone who knows the name — abstract names are listed in
+ * /proc/net/unix — is a spurious wake-up: recv then says -EAGAIN and settles again).
+ * Abstract names are per network namespace: publisher and subscriber must share one. */
+
+static void bell_addr(uint64_t token, struct sockaddr_un *sa, socklen_t *len)
+{
+    memset(sa, 0, sizeof *sa);
+    sa->sun_family = AF_UNIX;
+    int n = snprintf(sa->sun_path + 1, sizeof sa->sun_path - 1, "ferry-bcast-%016llx",
+                     (unsigned long long)token);
+    *len = (socklen_t)(offsetof(struct sockaddr_un, sun_path) + 1 + (size_t)n);
+}
+
+static void bell_send(int sock, uint64_t token)
+{
+    struct sockaddr_un sa;
+    socklen_t len;
+    bell_addr(token, &sa, &len);
+    char c = 1;
+    /* ECONNREFUSED (it left), EAGAIN (full: readable already): nothing to do */
+    if (sendto(sock, &c, 1, MSG_DONTWAIT | MSG_NOSIGNAL, (struct sockaddr *)&sa, len) < 0) {
+    }
+}
+
+/* The publisher's ringing socket, made on first need (-1 if it cannot be made: the
+ * subscribers then notice messages at their next settle or wait). */
+static int pub_sock(ferry_bcast *b)
+{
+    /* relaxed / acq_rel: the descriptor is a plain value; racing creators close theirs */
+    int fd = atomic_load_explicit(&b->bellsock, memory_order_acquire);
+    if (fd >= 0) return fd;
+    int nfd = socket(AF_UNIX, SOCK_DGRAM | SOCK_CLOEXEC | SOCK_NONBLOCK, 0);
+    if (nfd < 0) return -1;
+    int expect = -1;
+    if (!atomic_compare_exchange_strong_explicit(&b->bellsock, &expect, nfd, memory_order_acq_rel,
+                                                 memory_order_acquire)) {
+        close(nfd);
+        return expect;
+    }
+    return nfd;
+}
+
+/* Ring every armed doorbell (after a publish or the end). */
+static void ring_all(ferry_bcast *b)
+{
+    /* seq_cst: after the seq_cst store of head (or closed); the Dekker pair with a
+     * settling subscriber's arm and re-check. */
+    if (!atomic_load_explicit(&b->sh->npolled, memory_order_seq_cst)) return;
+    for (uint32_t i = 0; i < b->max_subs; i++) {
+        subent *e = &b->subs[i];
+        uint64_t token = atomic_load_explicit(&e->token, memory_order_seq_cst);
+        if (!token || atomic_load_explicit(&e->bell, memory_order_seq_cst) != 0) continue;
+        if (atomic_exchange_explicit(&e->bell, 1, memory_order_seq_cst) != 0) continue;
+        int sock = pub_sock(b);
+        if (sock >= 0) bell_send(sock, token);
+    }
 }
 
 /* ------------------------------------------------------------------ publishing */
@@ -465,19 +550,28 @@ static int room_for(ferry_bcast *b, uint64_t s, uint32_t *blocker)
     return 1;
 }
 
+/* Free the entry of a dead process (state was ACTIVE and id matched): CAS, and take its
+ * doorbell off the count. 1 if we freed it. */
+static int evict(ferry_bcast *b, subent *e)
+{
+    uint32_t st = SUB_ACTIVE;
+    if (!atomic_compare_exchange_strong_explicit(&e->state, &st, SUB_FREE, memory_order_seq_cst,
+                                                 memory_order_relaxed))
+        return 0;
+    if (atomic_exchange_explicit(&e->token, 0, memory_order_seq_cst))
+        atomic_fetch_sub_explicit(&b->sh->npolled, 1, memory_order_seq_cst);
+    return 1;
+}
+
 /* The blocking entry is a dead process's: free it. */
 static void check_blocker(ferry_bcast *b, uint32_t i)
 {
     subent *e = &b->subs[i];
     uint64_t id = atomic_load_explicit(&e->id, memory_order_relaxed);
     if (!proc_dead(id)) return;
-    uint32_t st = SUB_ACTIVE;
     /* The id must still be the one we judged (the entry may have been freed and
-     * claimed by a live process meanwhile). Release: nothing to publish; seq_cst keeps
-     * it simple. */
-    if (atomic_load_explicit(&e->id, memory_order_seq_cst) == id)
-        atomic_compare_exchange_strong_explicit(&e->state, &st, SUB_FREE, memory_order_seq_cst,
-                                                memory_order_seq_cst);
+     * claimed by a live process meanwhile). */
+    if (atomic_load_explicit(&e->id, memory_order_seq_cst) == id) evict(b, e);
 }
 
 static int wait_room(ferry_bcast *b, uint64_t s, ferry__when *w)
@@ -549,6 +643,7 @@ int ferry_bcast_commit(ferry_bcast *b, int64_t type, size_t len)
         atomic_fetch_add_explicit(&sh->data_ftx, 1, memory_order_seq_cst);
         futex_wake_all(&sh->data_ftx);
     }
+    ring_all(b);
     return 0;
 }
 
@@ -584,8 +679,7 @@ static int claim_entry(ferry_bcast *b, int reclaim)
         if (st == SUB_ACTIVE && reclaim) {
             uint64_t id = atomic_load_explicit(&e->id, memory_order_relaxed);
             if (proc_dead(id) && atomic_load_explicit(&e->id, memory_order_seq_cst) == id &&
-                atomic_compare_exchange_strong_explicit(&e->state, &st, SUB_FREE,
-                                                        memory_order_seq_cst, memory_order_relaxed))
+                evict(b, e))
                 st = SUB_FREE;
         }
         /* acquire on success: the previous owner's last accesses come before ours */
@@ -612,6 +706,9 @@ int ferry_bcast_subscribe(ferry_bcast *b, uint32_t flags, ferry_sub **out)
     subent *e = &b->subs[i];
     atomic_store_explicit(&e->id, identity(), memory_order_relaxed);
     atomic_store_explicit(&e->flags, flags, memory_order_relaxed);
+    atomic_store_explicit(&e->bell, 1, memory_order_relaxed);
+    if (atomic_exchange_explicit(&e->token, 0, memory_order_seq_cst)) /* a leftover */
+        atomic_fetch_sub_explicit(&sh->npolled, 1, memory_order_seq_cst);
     uint64_t h = atomic_load_explicit(&sh->head, memory_order_seq_cst);
     atomic_store_explicit(&e->pos, h, memory_order_relaxed);
     /* seq_cst: the publisher's scan either sees us ACTIVE (and, by this release, our id,
@@ -629,6 +726,7 @@ int ferry_bcast_subscribe(ferry_bcast *b, uint32_t flags, ferry_sub **out)
     s->e = e;
     s->flags = flags;
     s->expect = h2;
+    s->bellfd = -1;
     *out = s;
     return 0;
 }
@@ -636,6 +734,11 @@ int ferry_bcast_subscribe(ferry_bcast *b, uint32_t flags, ferry_sub **out)
 void ferry_sub_close(ferry_sub *s)
 {
     if (!s) return;
+    if (s->bellfd >= 0) {
+        if (atomic_exchange_explicit(&s->e->token, 0, memory_order_seq_cst))
+            atomic_fetch_sub_explicit(&s->b->sh->npolled, 1, memory_order_seq_cst);
+        close(s->bellfd);
+    }
     /* seq_cst: our last reads of slots come before the entry is free (release), and the
      * first half of the room Dekker pair with a waiting publisher. */
     atomic_store_explicit(&s->e->state, SUB_FREE, memory_order_seq_cst);
@@ -697,6 +800,8 @@ static int wait_data(ferry_bcast *b, uint64_t want, ferry__when *w)
     }
 }
 
+static void after_take(ferry_sub *s);
+
 /* Find the next message: its seq in *seq and slot in *h (0), or an error. Accounts
  * drops. With hold, the message is held (HOLD set) on success. */
 static int next_msg(ferry_sub *s, int hold, uint64_t *seq, slothdr **hp, ferry__when *w)
@@ -715,7 +820,10 @@ static int next_msg(ferry_sub *s, int hold, uint64_t *seq, slothdr **hp, ferry__
             s->expect = p;
         }
         int rc = wait_data(b, p, w);
-        if (rc < 0) return rc;
+        if (rc < 0) {
+            after_take(s); /* nothing there (or the end): the doorbell must say so */
+            return rc;
+        }
         slothdr *h = slot_at(b, p);
         /* acquire: pairs with the publisher's release of the slot */
         if (atomic_load_explicit(&h->seq, memory_order_acquire) != p) {
@@ -780,6 +888,7 @@ ssize_t ferry_sub_recv(ferry_sub *s, void *buf, size_t cap, int64_t *type, int64
         if (len) memcpy(buf, (char *)h + SLOT_HDR, (size_t)len);
         if (advance(s, seq, seq) == 1) continue; /* dropped while we copied: torn */
         if (type) *type = t;
+        after_take(s);
         return (ssize_t)len;
     }
     return -EBADMSG;
@@ -815,5 +924,73 @@ int ferry_sub_release(ferry_sub *s)
     atomic_store_explicit(&s->e->pos, seq + 1, memory_order_seq_cst);
     s->expect = seq + 1;
     wake_pub(s->b->sh);
+    after_take(s);
     return 0;
+}
+
+/* ------------------------------------------------------------------ the doorbell */
+
+/* Drain, arm, re-check and ring ourselves if a message (or the end) waits. */
+static void settle(ferry_sub *s)
+{
+    subent *e = s->e;
+    bshm *sh = s->b->sh;
+    char buf[16];
+    for (int i = 0; i < 1024; i++)
+        if (recv(s->bellfd, buf, sizeof buf, MSG_DONTWAIT) <= 0) break;
+    /* seq_cst store, then seq_cst loads: the Dekker pair with a publisher's store of
+     * head (or closed) and its load of our bell (ring_all). */
+    atomic_store_explicit(&e->bell, 0, memory_order_seq_cst);
+    uint64_t p = atomic_load_explicit(&e->pos, memory_order_seq_cst) & ~HOLD;
+    if (atomic_load_explicit(&sh->head, memory_order_seq_cst) > p ||
+        atomic_load_explicit(&sh->closed, memory_order_seq_cst)) {
+        if (atomic_exchange_explicit(&e->bell, 1, memory_order_seq_cst) == 0)
+            bell_send(s->bellfd, atomic_load_explicit(&e->token, memory_order_relaxed));
+    }
+}
+
+/* After a take or a failed wait: keep the doorbell exact. A message still waiting means
+ * the bell is rung (1) with its byte queued: nothing to do. */
+static void after_take(ferry_sub *s)
+{
+    if (s->bellfd < 0 || s->peeked) return;
+    uint64_t p = atomic_load_explicit(&s->e->pos, memory_order_relaxed) & ~HOLD;
+    /* acquire: a plain check; settle re-checks with seq_cst */
+    if (atomic_load_explicit(&s->b->sh->head, memory_order_acquire) > p &&
+        atomic_load_explicit(&s->e->bell, memory_order_relaxed) == 1)
+        return;
+    settle(s);
+}
+
+int ferry_sub_fd(ferry_sub *s)
+{
+    if (!s) return -EINVAL;
+    if (s->bellfd >= 0) return s->bellfd;
+    int fd = socket(AF_UNIX, SOCK_DGRAM | SOCK_CLOEXEC | SOCK_NONBLOCK, 0);
+    if (fd < 0) return -errno;
+    uint64_t token = 0;
+    int rc = -EADDRINUSE;
+    for (int tries = 0; tries < 8 && rc == -EADDRINUSE; tries++) {
+        if (getrandom(&token, sizeof token, 0) != (ssize_t)sizeof token) {
+            rc = -errno;
+            break;
+        }
+        if (token == 0) continue;
+        struct sockaddr_un sa;
+        socklen_t len;
+        bell_addr(token, &sa, &len);
+        rc = bind(fd, (struct sockaddr *)&sa, len) < 0 ? -errno : 0;
+    }
+    if (rc < 0) {
+        close(fd);
+        return rc;
+    }
+    s->bellfd = fd;
+    subent *e = s->e;
+    atomic_store_explicit(&e->bell, 1, memory_order_relaxed); /* not armed yet */
+    /* seq_cst: a publisher that sees npolled sees the token (and then reads the bell) */
+    atomic_store_explicit(&e->token, token, memory_order_seq_cst);
+    atomic_fetch_add_explicit(&s->b->sh->npolled, 1, memory_order_seq_cst);
+    settle(s);
+    return fd;
 }
