@@ -11,7 +11,8 @@
  * the number of messages published; only the publisher writes it.
  *
  * Subscribers. Entry i: state (FREE, JOINING, ACTIVE), flags, the process identity
- * {start time, pid} and `pos`: the sequence of the next message this subscriber has not
+ * {start time, pid} (0 while FREE: a leaving subscriber clears it, an evicter clears it
+ * by CAS first) and `pos`: the sequence of the next message this subscriber has not
  * released (bit 63 HOLD: a peek of message pos is outstanding). A subscriber moves its own
  * pos forward (CAS); the publisher moves the pos of a FERRY_SUB_DROP_OLDEST subscriber
  * forward (CAS, never while HOLD is set) when it needs that slot: that is a drop. The
@@ -152,6 +153,7 @@ struct ferry_sub {
     uint64_t lost;   /* messages the publisher dropped for us */
     int peeked;      /* a peek of message `expect` is outstanding */
     int bellfd;      /* -1, or the doorbell (ferry_sub_fd) */
+    uint64_t id;     /* our identity, as written into the entry */
 };
 
 /* ------------------------------------------------------------------ helpers */
@@ -550,16 +552,20 @@ static int room_for(ferry_bcast *b, uint64_t s, uint32_t *blocker)
     return 1;
 }
 
-/* Free the entry of a dead process (state was ACTIVE and id matched): CAS, and take its
- * doorbell off the count. 1 if we freed it. */
-static int evict(ferry_bcast *b, subent *e)
+/* Free the entry of the dead process `id` (judged dead by the caller). The id is
+ * cleared first, by CAS: one evicter wins, and an entry whose id is no longer that one
+ * (freed and claimed again meanwhile) is left alone. Entries are freed with id 0 (see
+ * ferry_sub_close), so while the id is the dead process's nobody else can claim the
+ * entry and the state may be set FREE plainly. 1 if we freed it. */
+static int evict(ferry_bcast *b, subent *e, uint64_t id)
 {
-    uint32_t st = SUB_ACTIVE;
-    if (!atomic_compare_exchange_strong_explicit(&e->state, &st, SUB_FREE, memory_order_seq_cst,
-                                                 memory_order_relaxed))
+    if (id == 0 || !atomic_compare_exchange_strong_explicit(&e->id, &id, 0, memory_order_seq_cst,
+                                                            memory_order_relaxed))
         return 0;
     if (atomic_exchange_explicit(&e->token, 0, memory_order_seq_cst))
         atomic_fetch_sub_explicit(&b->sh->npolled, 1, memory_order_seq_cst);
+    /* seq_cst (a release): the cleared id and token come before the entry is free */
+    atomic_store_explicit(&e->state, SUB_FREE, memory_order_seq_cst);
     return 1;
 }
 
@@ -568,10 +574,7 @@ static void check_blocker(ferry_bcast *b, uint32_t i)
 {
     subent *e = &b->subs[i];
     uint64_t id = atomic_load_explicit(&e->id, memory_order_relaxed);
-    if (!proc_dead(id)) return;
-    /* The id must still be the one we judged (the entry may have been freed and
-     * claimed by a live process meanwhile). */
-    if (atomic_load_explicit(&e->id, memory_order_seq_cst) == id) evict(b, e);
+    if (id != 0 && proc_dead(id)) evict(b, e, id);
 }
 
 static int wait_room(ferry_bcast *b, uint64_t s, ferry__when *w)
@@ -676,11 +679,11 @@ static int claim_entry(ferry_bcast *b, int reclaim)
     for (uint32_t i = 0; i < b->max_subs; i++) {
         subent *e = &b->subs[i];
         uint32_t st = atomic_load_explicit(&e->state, memory_order_relaxed);
-        if (st == SUB_ACTIVE && reclaim) {
+        if (st != SUB_FREE && reclaim) {
+            /* ACTIVE, or JOINING by a process that died subscribing (once its id is
+             * written; a joiner killed before that instruction leaks the entry) */
             uint64_t id = atomic_load_explicit(&e->id, memory_order_relaxed);
-            if (proc_dead(id) && atomic_load_explicit(&e->id, memory_order_seq_cst) == id &&
-                evict(b, e))
-                st = SUB_FREE;
+            if (id != 0 && proc_dead(id) && evict(b, e, id)) st = SUB_FREE;
         }
         /* acquire on success: the previous owner's last accesses come before ours */
         if (st == SUB_FREE &&
@@ -704,7 +707,8 @@ int ferry_bcast_subscribe(ferry_bcast *b, uint32_t flags, ferry_sub **out)
     }
     bshm *sh = b->sh;
     subent *e = &b->subs[i];
-    atomic_store_explicit(&e->id, identity(), memory_order_relaxed);
+    uint64_t me = identity();
+    atomic_store_explicit(&e->id, me, memory_order_relaxed);
     atomic_store_explicit(&e->flags, flags, memory_order_relaxed);
     atomic_store_explicit(&e->bell, 1, memory_order_relaxed);
     if (atomic_exchange_explicit(&e->token, 0, memory_order_seq_cst)) /* a leftover */
@@ -727,6 +731,7 @@ int ferry_bcast_subscribe(ferry_bcast *b, uint32_t flags, ferry_sub **out)
     s->flags = flags;
     s->expect = h2;
     s->bellfd = -1;
+    s->id = me;
     *out = s;
     return 0;
 }
@@ -739,9 +744,15 @@ void ferry_sub_close(ferry_sub *s)
             atomic_fetch_sub_explicit(&s->b->sh->npolled, 1, memory_order_seq_cst);
         close(s->bellfd);
     }
-    /* seq_cst: our last reads of slots come before the entry is free (release), and the
-     * first half of the room Dekker pair with a waiting publisher. */
-    atomic_store_explicit(&s->e->state, SUB_FREE, memory_order_seq_cst);
+    /* Only if the entry is still ours (not evicted: a misjudged process; then it may be
+     * someone else's by now). Entries are free with id 0 (evict relies on it); the CAS
+     * is ordered before the seq_cst store below. */
+    uint64_t me = s->id;
+    if (atomic_compare_exchange_strong_explicit(&s->e->id, &me, 0, memory_order_relaxed,
+                                                memory_order_relaxed))
+        /* seq_cst: our last reads of slots come before the entry is free (release), and
+         * the first half of the room Dekker pair with a waiting publisher. */
+        atomic_store_explicit(&s->e->state, SUB_FREE, memory_order_seq_cst);
     wake_pub(s->b->sh);
     free(s);
 }
@@ -809,8 +820,9 @@ static int next_msg(ferry_sub *s, int hold, uint64_t *seq, slothdr **hp, ferry__
     ferry_bcast *b = s->b;
     subent *e = s->e;
     for (int tries = 0; tries < RETRY_MAX; tries++) {
-        if (atomic_load_explicit(&e->state, memory_order_relaxed) != SUB_ACTIVE)
-            return -EPIPE; /* evicted (only happens to a process judged dead: garbage) */
+        if (atomic_load_explicit(&e->state, memory_order_relaxed) != SUB_ACTIVE ||
+            atomic_load_explicit(&e->id, memory_order_relaxed) != s->id)
+            return -EPIPE; /* evicted (only happens to a process misjudged dead) */
         /* acquire: a drop by the publisher moved it; nothing else to see */
         uint64_t p = atomic_load_explicit(&e->pos, memory_order_acquire);
         if (p & HOLD) return -EBADMSG; /* not ours: a sharer wrote it */

@@ -3,7 +3,8 @@
  * killed (-9) while it blocks the publisher: the publisher goes on within 100 ms of the
  * kill, and the 3 others get every message, in order and intact, then -EPIPE at the end
  * of the stream. Then the same with a drop-oldest subscriber killed while it holds a peek
- * (the only way such a subscriber blocks the publisher). No descriptor left behind.
+ * (the only way such a subscriber blocks the publisher). A full table reclaims the entries
+ * of killed subscribers. No descriptor left behind.
  */
 #include "testutil.h"
 
@@ -135,12 +136,69 @@ static void run(uint32_t victim_flags)
     close(five[1]);
 }
 
+/* A full table: the entries of subscribers killed -9 (idle, so blocking nobody) are
+ * reclaimed by the next subscribe; a live one's never. */
+static void test_reclaim(void)
+{
+    ferry_bcast_opts o;
+    ferry_bcast_opts_init(&o);
+    o.max_subs = 3;
+    ferry_bcast *b;
+    CHECK_EQ(ferry_bcast_create(&o, &b), 0);
+    ferry_sub *mine;
+    CHECK_EQ(ferry_bcast_subscribe(b, 0, &mine), 0);
+    int ready[2];
+    CHECK(pipe(ready) == 0);
+    pid_t pids[2];
+    for (int k = 0; k < 2; k++) {
+        pids[k] = fork();
+        CHECK(pids[k] >= 0);
+        if (pids[k] == 0) {
+            ferry_sub *s;
+            CHECK_EQ(ferry_bcast_subscribe(b, k ? FERRY_SUB_DROP_OLDEST : 0, &s), 0);
+            CHECK(ferry_sub_fd(s) >= 0);
+            CHECK(write(ready[1], "r", 1) == 1);
+            for (;;) pause();
+        }
+    }
+    char c;
+    for (int k = 0; k < 2; k++) CHECK(read(ready[0], &c, 1) == 1);
+    ferry_sub *more[2];
+    CHECK_EQ(ferry_bcast_subscribers(b), 3);
+    CHECK_EQ(ferry_bcast_subscribe(b, 0, &more[0]), -ENOSPC); /* all alive */
+    CHECK_EQ(kill(pids[0], SIGKILL), 0);
+    CHECK(waitpid(pids[0], NULL, 0) == pids[0]);
+    CHECK_EQ(ferry_bcast_subscribe(b, 0, &more[0]), 0); /* the dead one's entry */
+    CHECK_EQ(ferry_bcast_subscribe(b, 0, &more[1]), -ENOSPC);
+    CHECK_EQ(kill(pids[1], SIGKILL), 0); /* a zombie counts as dead */
+    int64_t t0 = now_ns();
+    int rc;
+    while ((rc = ferry_bcast_subscribe(b, 0, &more[1])) == -ENOSPC && now_ns() - t0 < 5 * SEC)
+        usleep(1000);
+    CHECK_EQ(rc, 0);
+    CHECK(waitpid(pids[1], NULL, 0) == pids[1]);
+    CHECK_EQ(ferry_bcast_subscribers(b), 3);
+    CHECK_EQ(ferry_bcast_publish(b, 5, "x", 1, FERRY_NOW), 0);
+    for (int k = 0; k < 2; k++) {
+        int64_t type;
+        char buf[4];
+        CHECK_EQ(ferry_sub_recv(more[k], buf, sizeof buf, &type, FERRY_NOW), 1);
+        CHECK_EQ(type, 5);
+        ferry_sub_close(more[k]);
+    }
+    ferry_sub_close(mine);
+    ferry_bcast_close(b);
+    close(ready[0]);
+    close(ready[1]);
+}
+
 int main(void)
 {
     int fds = fd_count();
     int64_t t0 = now_ns();
     run(0);
     run(FERRY_SUB_DROP_OLDEST);
+    test_reclaim();
     CHECK(now_ns() - t0 < 30 * SEC);
     CHECK_EQ(fd_count(), fds);
     printf("test_bcast_kill: ok\n");
