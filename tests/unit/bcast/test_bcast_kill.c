@@ -4,7 +4,8 @@
  * kill, and the 3 others get every message, in order and intact, then -EPIPE at the end
  * of the stream. Then the same with a drop-oldest subscriber killed while it holds a peek
  * (the only way such a subscriber blocks the publisher). A full table reclaims the entries
- * of killed subscribers. No descriptor left behind.
+ * of killed subscribers; a killed publisher gives its subscribers -EPIPE. No descriptor
+ * left behind.
  */
 #include "testutil.h"
 
@@ -192,6 +193,44 @@ static void test_reclaim(void)
     close(ready[1]);
 }
 
+/* The publisher (a child that took over publishing) is killed -9: a subscriber gets what
+ * was published, then -EPIPE within a few slices, not its 10 s deadline. */
+static void test_publisher_death(void)
+{
+    ferry_bcast *b;
+    CHECK_EQ(ferry_bcast_create(NULL, &b), 0);
+    ferry_sub *s;
+    CHECK_EQ(ferry_bcast_subscribe(b, 0, &s), 0);
+    int ready[2];
+    CHECK(pipe(ready) == 0);
+    pid_t pid = fork();
+    CHECK(pid >= 0);
+    if (pid == 0) {
+        for (int64_t i = 0; i < 10; i++) CHECK_EQ(ferry_bcast_publish(b, i, "p", 1, FERRY_NOW), 0);
+        CHECK(write(ready[1], "p", 1) == 1);
+        for (;;) pause();
+    }
+    char c;
+    CHECK(read(ready[0], &c, 1) == 1);
+    char buf[8];
+    int64_t type;
+    for (int64_t i = 0; i < 10; i++) {
+        CHECK_EQ(ferry_sub_recv(s, buf, sizeof buf, &type, FERRY_NOW), 1);
+        CHECK_EQ(type, i);
+    }
+    CHECK_EQ(ferry_sub_recv(s, buf, sizeof buf, NULL, 30 * MS), -ETIMEDOUT); /* alive */
+    CHECK_EQ(kill(pid, SIGKILL), 0);
+    int64_t t0 = now_ns();
+    CHECK_EQ(ferry_sub_recv(s, buf, sizeof buf, NULL, 10 * SEC), -EPIPE);
+    int64_t dt = now_ns() - t0;
+    CHECK(dt < 500 * MS);
+    CHECK(waitpid(pid, NULL, 0) == pid);
+    ferry_sub_close(s);
+    ferry_bcast_close(b);
+    close(ready[0]);
+    close(ready[1]);
+}
+
 int main(void)
 {
     int fds = fd_count();
@@ -199,6 +238,7 @@ int main(void)
     run(0);
     run(FERRY_SUB_DROP_OLDEST);
     test_reclaim();
+    test_publisher_death();
     CHECK(now_ns() - t0 < 30 * SEC);
     CHECK_EQ(fd_count(), fds);
     printf("test_bcast_kill: ok\n");
