@@ -27,11 +27,10 @@
  * alive, and evicts a dead one (CAS ACTIVE -> FREE). A dead subscriber thus blocks the
  * publisher for one slice plus the check (~20-40 ms), never 100 ms.
  *
- * A copying receive of a drop-oldest subscriber copies without holding the slot and then
- * CASes pos from s to s+1: the publisher overwrites slot s only after moving that pos
- * past s, so a successful CAS proves the copy was not torn; a failed one discards the copy
- * (it is counted as lost) and retries. A peek sets HOLD by CAS, so the slot is stable
- * until ferry_sub_release.
+ * A peek sets HOLD by CAS, so the slot is stable until ferry_sub_release; a copying
+ * receive of a drop-oldest subscriber holds its message the same way for the copy (so no
+ * copy is ever torn, and there is no data race on the bytes); a blocking subscriber's
+ * copy needs no hold, as the publisher never moves its pos.
  *
  * Joining (the subtle point): a subscriber claims a FREE entry (CAS -> JOINING), writes
  * its identity, flags and pos = head, stores ACTIVE (seq_cst), then reads head again
@@ -860,8 +859,8 @@ static int next_msg(ferry_sub *s, int hold, uint64_t *seq, slothdr **hp, ferry__
     return -EBADMSG;
 }
 
-/* Mark message seq released by us and wake the publisher if it waits. 0, or 1 when the
- * publisher had dropped it meanwhile (a drop-oldest copy that may be torn). */
+/* A blocking subscriber took message seq (its pos was `from`): mark it released and wake
+ * the publisher if it waits. 0, or 1 when the pos had changed (only a sharer does that). */
 static int advance(ferry_sub *s, uint64_t from, uint64_t seq)
 {
     uint64_t want = from;
@@ -880,30 +879,43 @@ ssize_t ferry_sub_recv(ferry_sub *s, void *buf, size_t cap, int64_t *type, int64
     if (!s || (cap && !buf)) return -EINVAL;
     if (s->peeked) return -EBUSY;
     ferry__when w = ferry__when_from(timeout_ns);
-    for (int tries = 0; tries < RETRY_MAX; tries++) {
-        uint64_t seq;
-        slothdr *h;
-        int rc = next_msg(s, 0, &seq, &h, &w);
-        if (rc < 0) return rc;
-        uint64_t len = atomic_load_explicit(&h->len, memory_order_relaxed);
-        int64_t t = atomic_load_explicit(&h->type, memory_order_relaxed);
-        if (len > s->b->max_msg) {
-            if (s->flags & FERRY_SUB_DROP_OLDEST && advance(s, seq, seq) == 1) continue;
-            return -EBADMSG;
+    /* A drop-oldest subscriber holds the message while it copies (as a peek does), so
+     * the publisher cannot drop and overwrite it under the copy; a blocking one need not:
+     * the publisher never moves its pos. */
+    int hold = (s->flags & FERRY_SUB_DROP_OLDEST) != 0;
+    uint64_t seq;
+    slothdr *h;
+    int rc = next_msg(s, hold, &seq, &h, &w);
+    if (rc < 0) return rc;
+    uint64_t len = atomic_load_explicit(&h->len, memory_order_relaxed);
+    int64_t t = atomic_load_explicit(&h->type, memory_order_relaxed);
+    ssize_t ret = (ssize_t)len;
+    if (len > s->b->max_msg)
+        ret = -EBADMSG; /* a sharer wrote it */
+    else if (len > cap)
+        ret = -EMSGSIZE; /* it stays */
+    else if (len)
+        memcpy(buf, (char *)h + SLOT_HDR, (size_t)len);
+    if (ret == -EMSGSIZE) {
+        /* Leave it queued: drop the hold (only we move a held pos). seq_cst: the room
+         * Dekker pair, as in release. */
+        if (hold) {
+            atomic_store_explicit(&s->e->pos, seq, memory_order_seq_cst);
+            wake_pub(s->b->sh);
         }
-        if (len > cap) {
-            if (s->flags & FERRY_SUB_DROP_OLDEST &&
-                atomic_load_explicit(&s->e->pos, memory_order_acquire) != seq)
-                continue; /* dropped meanwhile: its len may be torn */
-            return -EMSGSIZE;
-        }
-        if (len) memcpy(buf, (char *)h + SLOT_HDR, (size_t)len);
-        if (advance(s, seq, seq) == 1) continue; /* dropped while we copied: torn */
-        if (type) *type = t;
-        after_take(s);
-        return (ssize_t)len;
+        return ret;
     }
-    return -EBADMSG;
+    if (hold) {
+        /* seq_cst: release of our reads of the slot, and the room Dekker pair */
+        atomic_store_explicit(&s->e->pos, seq + 1, memory_order_seq_cst);
+        s->expect = seq + 1;
+        wake_pub(s->b->sh);
+    } else if (advance(s, seq, seq) == 1) {
+        return -EBADMSG; /* a blocking subscriber's pos moved under it: a sharer */
+    }
+    if (ret >= 0 && type) *type = t;
+    after_take(s);
+    return ret;
 }
 
 int ferry_sub_peek(ferry_sub *s, ferry_msg *m, int64_t timeout_ns)

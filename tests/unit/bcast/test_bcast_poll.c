@@ -3,7 +3,8 @@
  * waits for that subscription (recv, peek/release, FERRY_NOW misses, several
  * subscriptions each with its own state) and once the stream ended; a subscriber process
  * driven only by epoll_wait and FERRY_NOW receives all 20,000 messages of a bursty
- * publisher in order. No descriptor left behind.
+ * publisher in order; so do subscriber threads (blocking and drop-oldest, with exact
+ * lost counts) polling in the publisher's process. No descriptor left behind.
  */
 #include "testutil.h"
 
@@ -11,6 +12,8 @@
 
 #include <ferry/ferry.h>
 #include <poll.h>
+#include <pthread.h>
+#include <stdatomic.h>
 #include <sys/epoll.h>
 
 static int readable(int fd)
@@ -119,12 +122,68 @@ static void test_epoll(void)
     close(go[1]);
 }
 
+/* The same within one process, a subscriber thread per kind polling its descriptor (for
+ * TSan: the doorbell's arm/ring pairs between threads). */
+static ferry_bcast *TB;
+static _Atomic int tready;
+
+static void *poll_thread(void *arg)
+{
+    ferry_sub *s;
+    CHECK_EQ(ferry_bcast_subscribe(TB, (uint32_t)(intptr_t)arg, &s), 0);
+    int fd = ferry_sub_fd(s);
+    CHECK(fd >= 0);
+    atomic_fetch_add(&tready, 1);
+    unsigned char buf[64];
+    int64_t last = -1, type;
+    uint64_t got = 0;
+    for (;;) {
+        struct pollfd p = {.fd = fd, .events = POLLIN};
+        CHECK_EQ(poll(&p, 1, 10000), 1);
+        ssize_t r;
+        while ((r = ferry_sub_recv(s, buf, sizeof buf, &type, FERRY_NOW)) > 0) {
+            CHECK(type > last && body_ok((uint64_t)type, buf, (size_t)r));
+            last = type;
+            got++;
+        }
+        if (r == -EPIPE) break;
+        CHECK_EQ(r, -EAGAIN);
+    }
+    CHECK_EQ(last, NMSG - 1);
+    CHECK_EQ(got + ferry_sub_lost(s), NMSG);
+    if (!arg) CHECK_EQ(got, NMSG);
+    ferry_sub_close(s);
+    return NULL;
+}
+
+static void test_threads(void)
+{
+    ferry_bcast_opts o;
+    ferry_bcast_opts_init(&o);
+    o.slots = 16;
+    o.max_msg = 64;
+    CHECK_EQ(ferry_bcast_create(&o, &TB), 0);
+    pthread_t t[2];
+    CHECK(pthread_create(&t[0], NULL, poll_thread, (void *)(intptr_t)0) == 0);
+    CHECK(pthread_create(&t[1], NULL, poll_thread, (void *)(intptr_t)FERRY_SUB_DROP_OLDEST) == 0);
+    while (atomic_load(&tready) < 2) sched_yield();
+    unsigned char buf[64];
+    for (uint64_t i = 0; i < NMSG; i++) {
+        CHECK_EQ(ferry_bcast_publish(TB, (int64_t)i, buf, body(i, buf), 10 * SEC), 0);
+        if (i % 997 == 0) usleep(1000);
+    }
+    CHECK_EQ(ferry_bcast_end(TB), 0);
+    for (int k = 0; k < 2; k++) CHECK(pthread_join(t[k], NULL) == 0);
+    ferry_bcast_close(TB);
+}
+
 int main(void)
 {
     int fds = fd_count();
     int64_t t0 = now_ns();
     test_level();
     test_epoll();
+    test_threads();
     CHECK(now_ns() - t0 < 30 * SEC);
     CHECK_EQ(fd_count(), fds);
     printf("test_bcast_poll: ok\n");
