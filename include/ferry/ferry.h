@@ -668,8 +668,8 @@ int ferry_kill(const char *name, int sig, int64_t timeout_ns);
  *  - Slow subscribers: by default a subscriber that falls `slots` messages behind blocks
  *    the publisher (lossless). With FERRY_SUB_DROP_OLDEST the publisher instead drops that
  *    subscriber's oldest message, and ferry_sub_lost() counts exactly how many it lost.
- *    A drop-oldest subscriber's outstanding peek holds its one message (the publisher
- *    waits for that release).
+ *    A drop-oldest subscriber's outstanding peek (or copy in progress) holds its one
+ *    message: the publisher waits for that release.
  *  - A subscriber's entry records its process ({pid, start time}); a publisher blocked by
  *    a dead process's entry frees it within one 20 ms slice (a dead subscriber blocks it
  *    for well under 100 ms). ferry_bcast_subscribe on a full table frees the entries of
@@ -677,12 +677,13 @@ int ferry_kill(const char *name, int sig, int64_t timeout_ns);
  *  - A subscriber starts at the current head (messages published before it subscribed are
  *    not its, nor lost); ferry_sub_close frees its entry.
  *  - End of stream: ferry_bcast_end, or ferry_bcast_close in the publishing process (the
- *    creator, or the last process that published), ends the stream; subscribers get -EPIPE after the last
- *    message. A publisher process that dies is noticed by waiting subscribers within a
- *    slice (-EPIPE after the last message).
+ *    creator, or the last process that published), ends the stream; subscribers get
+ *    -EPIPE after the last message. A publisher process that dies is noticed by waiting
+ *    subscribers within a slice (-EPIPE after the last message).
  *  - Threads: publish/loan/commit from one thread at a time (one publisher); subscribe
- *    from any thread; a ferry_sub is used by one thread at a time. The ferry_bcast must
- *    outlive its ferry_subs in the process.
+ *    from any thread; a ferry_sub is used by one thread at a time, in the process that
+ *    made it (not in a fork child). The ferry_bcast must outlive its ferry_subs in the
+ *    process. All sharers must be in one pid namespace (liveness is judged by pid).
  *  - Hostile sharers can break the stream for others (-EBADMSG, missing messages), never
  *    make ferry touch memory outside the object. Validate what you read.
  *  - Not provided: fds riding on messages.
