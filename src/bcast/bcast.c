@@ -104,6 +104,8 @@ typedef struct bshm {
     _Atomic uint32_t pub_ftx, pub_waiting;
     _Atomic uint32_t data_ftx, sub_waiting;
     _Atomic uint32_t npolled; /* entries with a doorbell (ferry_sub_fd) */
+    _Atomic uint32_t used;    /* 1 + the highest entry ever claimed: the publisher's scans
+                                 stop there (bounded by max_subs on use) */
     _Alignas(64) _Atomic uint64_t head;
 } bshm;
 
@@ -501,13 +503,22 @@ static int pub_sock(ferry_bcast *b)
     return nfd;
 }
 
+/* How many entries the publisher must scan. seq_cst: after its seq_cst store of head;
+ * a joiner raises `used` (seq_cst) before it stores ACTIVE, so the joining argument (top
+ * of the file) holds for this load as for the load of the state. */
+static uint32_t scan_len(const ferry_bcast *b)
+{
+    uint32_t n = atomic_load_explicit(&b->sh->used, memory_order_seq_cst);
+    return n < b->max_subs ? n : b->max_subs;
+}
+
 /* Ring every armed doorbell (after a publish or the end). */
 static void ring_all(ferry_bcast *b)
 {
     /* seq_cst: after the seq_cst store of head (or closed); the Dekker pair with a
      * settling subscriber's arm and re-check. */
     if (!atomic_load_explicit(&b->sh->npolled, memory_order_seq_cst)) return;
-    for (uint32_t i = 0; i < b->max_subs; i++) {
+    for (uint32_t i = 0, n = scan_len(b); i < n; i++) {
         subent *e = &b->subs[i];
         uint64_t token = atomic_load_explicit(&e->token, memory_order_seq_cst);
         if (!token || atomic_load_explicit(&e->bell, memory_order_seq_cst) != 0) continue;
@@ -525,7 +536,7 @@ static int room_for(ferry_bcast *b, uint64_t s, uint32_t *blocker)
 {
     if (s < b->nslots) return 1;      /* the slot never held a message */
     uint64_t low = s - b->nslots + 1; /* every pos must be >= low */
-    for (uint32_t i = 0; i < b->max_subs; i++) {
+    for (uint32_t i = 0, n = scan_len(b); i < n; i++) {
         subent *e = &b->subs[i];
         /* seq_cst: after our seq_cst store of head (the joining argument at the top). */
         if (atomic_load_explicit(&e->state, memory_order_seq_cst) != SUB_ACTIVE) continue;
@@ -708,6 +719,12 @@ int ferry_bcast_subscribe(ferry_bcast *b, uint32_t flags, ferry_sub **out)
     subent *e = &b->subs[i];
     uint64_t me = identity();
     atomic_store_explicit(&e->id, me, memory_order_relaxed);
+    /* Raise `used` to cover us (seq_cst, before our ACTIVE store: see scan_len). */
+    uint32_t u = atomic_load_explicit(&sh->used, memory_order_seq_cst);
+    while (u < (uint32_t)i + 1 &&
+           !atomic_compare_exchange_weak_explicit(&sh->used, &u, (uint32_t)i + 1,
+                                                  memory_order_seq_cst, memory_order_seq_cst)) {
+    }
     atomic_store_explicit(&e->flags, flags, memory_order_relaxed);
     atomic_store_explicit(&e->bell, 1, memory_order_relaxed);
     if (atomic_exchange_explicit(&e->token, 0, memory_order_seq_cst)) /* a leftover */
