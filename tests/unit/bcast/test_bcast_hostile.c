@@ -51,11 +51,14 @@ int main(void)
             x ^= x >> 7;
             x ^= x << 17;
             size_t i = 2 + (size_t)(x % (n - 2));
+            /* Mostly spare the publisher's identity and the end flag (words 4 and 5), or
+             * every call soon says -EPIPE and the rest goes unexercised. */
+            if ((i == 4 || i == 5) && (x & 0xf0) != 0) continue;
             uint64_t v = x;
             if (x & 1) v &= 0xff; /* small values too: they pass more checks */
             if ((x & 6) == 2) v |= (uint64_t)1 << 63;
             __atomic_store_n(&w[i], v, __ATOMIC_RELAXED);
-            if ((x & 0x3f) == 0) usleep(500); /* slow enough that most calls succeed */
+            if ((x & 0x3) == 0) usleep(1000); /* slow enough that many calls succeed */
         }
     }
     unsigned char buf[128];
