@@ -846,6 +846,127 @@ int ferry_serve(const char *name, ferry_rpc_handler handler, void *ctx, unsigned
  * holds a reference to stay open until it closes them). NULL is a no-op. */
 void ferry_serve_stop(ferry_rpc_service *s);
 
+/* ---------------------------------------------------------------- broadcast */
+
+/*
+ * One publisher, any number of subscribers: every subscriber gets every message, in
+ * order, zero copy. The object is a ring of `slots` fixed-size slots in a sealed memfd
+ * (shared like the synchronization objects: before fork, ferry_bcast_fd +
+ * ferry_bcast_adopt, or ferry_publish(..., FERRY_OBJ_BCAST, ...) + ferry_bcast_open). A
+ * message is written once into its slot; the slot is reused once every subscriber has
+ * released the message it held. docs/broadcast.md has the design.
+ *  - Slow subscribers: by default a subscriber that falls `slots` messages behind blocks
+ *    the publisher (lossless). With FERRY_SUB_DROP_OLDEST the publisher instead drops that
+ *    subscriber's oldest message, and ferry_sub_lost() counts exactly how many it lost.
+ *    A drop-oldest subscriber's outstanding peek (or copy in progress) holds its one
+ *    message: the publisher waits for that release.
+ *  - A subscriber's entry records its process ({pid, start time}); a publisher blocked by
+ *    a dead process's entry frees it within one 20 ms slice (a dead subscriber blocks it
+ *    for well under 100 ms). ferry_bcast_subscribe on a full table frees the entries of
+ *    dead processes too.
+ *  - A subscriber starts at the current head (messages published before it subscribed are
+ *    not its, nor lost); ferry_sub_close frees its entry.
+ *  - End of stream: ferry_bcast_end, or ferry_bcast_close in the publishing process (the
+ *    creator, or the last process that published), ends the stream; subscribers get
+ *    -EPIPE after the last message. A publisher process that dies is noticed by waiting
+ *    subscribers within a slice (-EPIPE after the last message).
+ *  - Threads: publish/loan/commit from one thread at a time (one publisher); subscribe
+ *    from any thread; a ferry_sub is used by one thread at a time, in the process that
+ *    made it (not in a fork child). The ferry_bcast must outlive its ferry_subs in the
+ *    process. All sharers must be in one pid namespace (liveness is judged by pid).
+ *  - Hostile sharers can break the stream for others (-EBADMSG, missing messages), never
+ *    make ferry touch memory outside the object. Validate what you read.
+ *  - Not provided: fds riding on messages.
+ */
+
+#define FERRY_OBJ_BCAST 6 /* ferry_publish kind of a broadcast object */
+
+/* The largest max_subs. */
+#define FERRY_BCAST_MAX_SUBS 1024
+
+typedef struct ferry_bcast ferry_bcast;
+typedef struct ferry_sub ferry_sub;
+
+/* Broadcast options: always start from ferry_bcast_opts_init(). */
+typedef struct ferry_bcast_opts {
+    uint32_t slots;    /* ring slots, a power of two >= 2; default 64 */
+    uint32_t max_subs; /* subscribers at once, 1..FERRY_BCAST_MAX_SUBS; default 32 */
+    size_t max_msg;    /* largest message, 1..FERRY_MAX_MSG_LIMIT; default 4096. The whole
+                          object (about slots * max_msg) must stay under 64 MiB */
+} ferry_bcast_opts;
+
+/* Fill *o with the defaults. Never fails. */
+void ferry_bcast_opts_init(ferry_bcast_opts *o);
+
+/* A new broadcast object; the calling process is its publisher. opts may be NULL. The
+ * caller owns *out. Errors: -EINVAL (options, or too large), -ENOMEM, -EMFILE. */
+int ferry_bcast_create(const ferry_bcast_opts *opts, ferry_bcast **out);
+/* On success the object owns fd; on failure fd is closed. -EBADMSG (not a broadcast
+ * object), -ENOMEM, -EINVAL. */
+int ferry_bcast_adopt(int fd, ferry_bcast **out);
+/* Open the object published under name (rules of ferry_sem_open). */
+int ferry_bcast_open(const char *name, ferry_bcast **out, int64_t timeout_ns);
+/* The object's descriptor (owned by the object). */
+int ferry_bcast_fd(const ferry_bcast *b);
+/* The largest message (decided at creation). */
+size_t ferry_bcast_max_msg(const ferry_bcast *b);
+/* Active subscribers now (a snapshot, of every process), or -EINVAL. */
+int ferry_bcast_subscribers(const ferry_bcast *b);
+/* End the stream now (from the publisher): subscribers get -EPIPE once they have taken
+ * every message published before; later publishes are -EPIPE. -EINVAL (NULL). */
+int ferry_bcast_end(ferry_bcast *b);
+/* Close the handle. In the publishing process this also ends the stream (above). The
+ * process's ferry_subs must be closed first. NULL is a no-op. */
+void ferry_bcast_close(ferry_bcast *b);
+
+/*
+ * ferry_bcast_publish — copy len bytes as one message of type (>= 0) to every
+ * subscriber. Waits (up to timeout_ns) while a blocking subscriber is `slots` behind.
+ * Errors: -EMSGSIZE (len > max_msg), -ETIMEDOUT, -EAGAIN (FERRY_NOW), -EINVAL, -EBUSY
+ * (a loan is outstanding), -EPIPE (the stream was ended).
+ */
+int ferry_bcast_publish(ferry_bcast *b, int64_t type, const void *data, size_t len,
+                        int64_t timeout_ns);
+/* Zero copy: reserve the next slot (up to len bytes; waits as publish), fill *buf, then
+ * ferry_bcast_commit. One loan at a time (-EBUSY). */
+int ferry_bcast_loan(ferry_bcast *b, size_t len, void **buf, int64_t timeout_ns);
+/* Publish the loaned slot with len (<= the loaned len) bytes. -EINVAL (no loan, len too
+ * large, type < 0: the loan stays). */
+int ferry_bcast_commit(ferry_bcast *b, int64_t type, size_t len);
+
+/* Subscription flag: drop the oldest message instead of blocking the publisher. */
+#define FERRY_SUB_DROP_OLDEST (1u << 0)
+
+/* Subscribe (from any process holding the object): the first message received is the
+ * next one published. The caller owns *out. Errors: -EINVAL, -ENOSPC (max_subs live
+ * subscribers), -ENOMEM. */
+int ferry_bcast_subscribe(ferry_bcast *b, uint32_t flags, ferry_sub **out);
+/* Take the next message into buf (cap bytes); returns its length and sets *type (may be
+ * NULL). -EMSGSIZE (it stays; a drop-oldest subscriber may lose it meanwhile),
+ * -ETIMEDOUT, -EAGAIN, -EPIPE (end of stream, nothing left), -EBUSY (a peek is
+ * outstanding), -EBADMSG (a corrupted object). */
+ssize_t ferry_sub_recv(ferry_sub *s, void *buf, size_t cap, int64_t *type, int64_t timeout_ns);
+/* Zero copy: m->data points at the next message in shared memory (read-only), valid
+ * until ferry_sub_release; m->type, m->len set, m->nfds = 0. Errors as ferry_sub_recv
+ * (never -EMSGSIZE). */
+int ferry_sub_peek(ferry_sub *s, ferry_msg *m, int64_t timeout_ns);
+/* Release the peeked message. -EINVAL (no peek). */
+int ferry_sub_release(ferry_sub *s);
+/* Messages the publisher dropped for this drop-oldest subscription so far (exact). */
+uint64_t ferry_sub_lost(const ferry_sub *s);
+/*
+ * ferry_sub_fd — a descriptor that polls readable (POLLIN) while a message waits for this
+ * subscription, or once the stream has ended. Level-triggered, owned by the subscription.
+ * It is a datagram socket with an abstract name the publisher rings (publisher and
+ * subscriber must share a network namespace); the first call arms it, and until then
+ * publishing makes no system call for it. It may wake spuriously (ferry_sub_recv then
+ * says -EAGAIN). A publisher's death does not make it readable (a waiting recv notices).
+ * Errors: -EMFILE, -ENOMEM.
+ */
+int ferry_sub_fd(ferry_sub *s);
+/* Leave: the entry is freed (a publisher waiting on it goes on). NULL is a no-op. */
+void ferry_sub_close(ferry_sub *s);
+
 #ifdef __cplusplus
 }
 #endif

@@ -573,8 +573,8 @@ struct ferry_pub {
 int ferry_publish(const char *name, int fd, int kind, const ferry_policy *policy, ferry_pub **out,
                   int64_t timeout_ns)
 {
-    if (!out || fd < 0 || kind < FERRY_OBJ_SEM || kind > FERRY_OBJ_EVENT ||
-        ferry__name_valid(name) < 0)
+    if (!out || fd < 0 || kind < FERRY_OBJ_SEM ||
+        (kind > FERRY_OBJ_EVENT && kind != FERRY_OBJ_BCAST) || ferry__name_valid(name) < 0)
         return -EINVAL;
     ferry_policy pol;
     if (policy)
