@@ -24,10 +24,10 @@ cmake --build $b/asan -j"$jobs"
 ASAN_OPTIONS=detect_leaks=1:abort_on_error=1 UBSAN_OPTIONS=print_stacktrace=1:halt_on_error=1 \
   ctest --test-dir $b/asan --output-on-failure -j"$jobs" -E '^bench_'
 
-step "TSan (clang): rings, growth, channels and the synchronization objects"
+step "TSan (clang): rings, growth, channels, synchronization objects, RPC, mailboxes, broadcast"
 cmake -S . -B $b/tsan -DCMAKE_C_COMPILER=clang -DCMAKE_BUILD_TYPE=Debug -DFERRY_SANITIZE=thread >/dev/null
 cmake --build $b/tsan -j"$jobs"
-TSAN_OPTIONS=halt_on_error=1 ctest --test-dir $b/tsan --output-on-failure -j"$jobs" -R 'ring|grow|chan|sem|mutex|barrier|event'
+TSAN_OPTIONS=halt_on_error=1 ctest --test-dir $b/tsan --output-on-failure -j"$jobs" -R 'ring|grow|chan|sem|mutex|barrier|event|rpc|bcast|mailbox'
 
 step "libFuzzer: frame decoder and broker protocol, ${fuzz_seconds}s each, side by side"
 cmake -S . -B $b/fuzz -DCMAKE_C_COMPILER=clang -DFERRY_FUZZ=ON >/dev/null
