@@ -573,7 +573,7 @@ struct ferry_pub {
 int ferry_publish(const char *name, int fd, int kind, const ferry_policy *policy, ferry_pub **out,
                   int64_t timeout_ns)
 {
-    if (!out || fd < 0 || kind < FERRY_OBJ_SEM || kind > FERRY_OBJ_EVENT ||
+    if (!out || fd < 0 || kind < FERRY_OBJ_SEM || kind > FERRY_OBJ_MAILBOX ||
         ferry__name_valid(name) < 0)
         return -EINVAL;
     ferry_policy pol;

@@ -414,7 +414,7 @@ static int register_name(broker *b, conn *c, const char *nm, const ferry_policy 
 {
     ferry_policy pol = *polp;
     if (ferry__name_valid(nm) < 0 || ferry__policy_valid(&pol) < 0) return -EINVAL;
-    if (kind && (kind > FERRY_OBJ_EVENT || !is_object_fd(objfd, kind))) return -EINVAL;
+    if (kind && (kind > FERRY_OBJ_MAILBOX || !is_object_fd(objfd, kind))) return -EINVAL;
     if (!ferry__sysconf_may_own(b->sys, nm, &c->id)) return -EACCES;
     int found;
     size_t i = name_pos(b, nm, &found);
@@ -572,7 +572,7 @@ static int do_open(broker *b, conn *c, uint64_t seq, ferry__br *r)
     ferry__br_str(r, nm, sizeof nm);
     uint32_t kind = ferry__br_u32(r);
     if (ferry__br_end(r) < 0) return -EBADMSG;
-    if (ferry__name_valid(nm) < 0 || kind == 0 || kind > FERRY_OBJ_EVENT) return -EINVAL;
+    if (ferry__name_valid(nm) < 0 || kind == 0 || kind > FERRY_OBJ_MAILBOX) return -EINVAL;
     name *n = name_find(b, nm);
     if (!n || !visible(n, &c->id, FERRY__SEE)) return -ENOENT;
     if (!visible(n, &c->id, FERRY__CONNECT)) return -EACCES;

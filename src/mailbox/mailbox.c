@@ -1,0 +1,800 @@
+/*
+ * mailbox.c — ferry_mailbox: a many-to-many queue of typed messages in a sealed memfd
+ * (obj.h, kind FERRY_OBJ_MAILBOX); ferry.h "mailboxes" is the contract.
+ *
+ * The object:
+ *   page 0   the header: the common obj.h header; the shape (capacity, flags, nslots,
+ *            max_msg, dsize), written at create and read once at adopt onto the handle,
+ *            checked against the mapping and never read from shared memory again; a
+ *            robust process-shared pthread mutex; the fields it guards (next_seq,
+ *            nready, the exclusive hold, counters, waiter counts); four futex words.
+ *   table    nslots entries of 64 bytes: {state, owner, seq, type, len}.
+ *   data     nslots areas of dsize bytes (max_msg rounded up to 64), one per entry.
+ * The table is apart from the data so that scanning it touches only its own pages: a
+ * memfd page is allocated only once touched, so an FERRY_UNBOUNDED mailbox costs memory
+ * for the messages it held at once, not for its cap.
+ *
+ * A slot's state, changed only under the lock:
+ *   FREE     unused.
+ *   WRITING  claimed by a sender (owner = its process id) that is copying its message
+ *            in, outside the lock (or holds it as a loan). Invisible to receivers.
+ *   READY    queued: seq (the order of publication, from next_seq), type, len are set.
+ *   TAKEN    handed to a receiver (owner = its process id) that copies it out outside
+ *            the lock (or holds it as a peek), then frees it.
+ * The state word is the truth; nready (READY slots) is a cache recomputed when a lock
+ * holder died. Every step changes state as its last write, so a process killed at any
+ * instruction inside the lock leaves slots that are each in one of these states (at
+ * worst a counter is one off): after EOWNERDEAD the next locker recomputes nready and
+ * marks the mutex consistent.
+ *
+ * Ordering. Every shared field but the futex words is read and written under the lock,
+ * whose acquire/release orders them. The data of a slot is written outside the lock by
+ * its one WRITING owner and published by the locked store of READY (the unlock releases
+ * the data with it; a receiver's lock acquires it), and read outside the lock by its one
+ * TAKEN owner, whose lock acquired it; nobody else touches a WRITING or TAKEN slot's data
+ * (but a reclaimer, which frees slots whose owner is dead).
+ *
+ * Waiting. A waiter, under the lock, finds nothing to do, reads the futex word
+ * (relaxed: the lock orders it), counts itself in the waiter count, unlocks and
+ * FUTEX_WAITs on that value for at most a slice (20 ms). A waker changes the state and,
+ * if the count is not 0, bumps the word, both under the lock, and FUTEX_WAKEs everyone
+ * after unlocking. Since the bump comes after the waiter's read (both locked), either
+ * the waiter's FUTEX_WAIT sees the new value and returns at once, or it is asleep and
+ * woken: no wake-up is lost. A waiter killed while counted leaves the count high: wakers
+ * then make a needless system call each. Words: msg_ftx (receivers: a message became
+ * READY), room_ftx (senders: a slot became FREE), take_ftx (rendezvous senders: a
+ * message was taken), hold_ftx (attachers: the hold was given up).
+ *
+ * Dead processes. A caller that finds nothing to do (no message to take, no free slot,
+ * the hold taken) reclaims, at most once a slice: every WRITING or TAKEN slot whose
+ * owner is dead (proc.h) is freed (WRITING: counted torn) or, TAKEN, freed and counted
+ * lost — or, with FERRY_MAILBOX_AT_LEAST_ONCE, made READY again with its old seq (back
+ * at its place in the queue) and counted returned. A dead holder of the exclusive hold
+ * loses it to the next attacher.
+ *
+ * Selection, under the lock, by a scan of the table: filter 0 the READY slot with the
+ * lowest seq; > 0 the lowest seq of that type; < 0 the lowest (type, seq) with type <=
+ * -filter. Sends take the lowest-numbered FREE slot (so pages are reused).
+ */
+#define _GNU_SOURCE /* syscall() for futexes, hidden by -std=c11 */
+#include "mailbox/proc.h"
+#include "sync/obj.h"
+
+#include "core/time.h"
+#include "ferry/ferry.h"
+
+#include <errno.h>
+#include <limits.h>
+#include <linux/futex.h>
+#include <pthread.h>
+#include <stdatomic.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/syscall.h>
+#include <time.h>
+#include <unistd.h>
+
+enum { S_FREE = 0, S_WRITING = 1, S_READY = 2, S_TAKEN = 3 };
+
+#define MB_PAGE        4096u
+#define MB_TABLE_OFF   MB_PAGE
+#define MB_ENTRY       64u
+#define MB_CAP_DEFAULT 64u
+#define MB_MSG_DEFAULT 4096u
+#define MB_MSG_MAX     ((size_t)16 << 20)
+#define MB_RV_SLOTS    64u /* capacity 0: senders at once */
+#define MB_SLICE_NS    ((int64_t)20 * 1000 * 1000)
+#define MB_FLAGS       (FERRY_MAILBOX_EXCLUSIVE | FERRY_MAILBOX_AT_LEAST_ONCE)
+
+typedef struct mbslot {
+    uint32_t state; /* S_* */
+    uint32_t pad0;
+    uint64_t owner; /* WRITING, TAKEN: the owning process (proc.h) */
+    uint64_t seq;   /* READY, TAKEN: order of publication */
+    int64_t type;
+    uint64_t len;
+    char pad1[MB_ENTRY - 40];
+} mbslot;
+_Static_assert(sizeof(mbslot) == MB_ENTRY, "table entry size");
+
+typedef struct mbshm {
+    ferry__obj_hdr hdr;
+    /* the shape: written at create, read once at adopt */
+    uint32_t capacity, flags, nslots, pad0;
+    uint64_t max_msg, dsize;
+    /* guarded by lock */
+    _Alignas(64) pthread_mutex_t lock;
+    uint64_t next_seq;
+    uint32_t nready;
+    uint32_t rx_wait, tx_wait, rv_wait, hold_wait;
+    uint32_t pad1;
+    uint64_t hold_id, hold_token; /* exclusive: the holder (0: none) */
+    uint64_t sent, received, lost, returned, withdrawn, torn;
+    /* futex words: bumped under the lock, read by FUTEX_WAIT outside it */
+    _Alignas(64) _Atomic uint32_t msg_ftx, room_ftx, take_ftx, hold_ftx;
+} mbshm;
+_Static_assert(sizeof(mbshm) <= MB_PAGE, "the header fits its page");
+
+struct ferry_mailbox {
+    ferry__seg seg;
+    int fd;
+    mbshm *h;
+    mbslot *tab;
+    char *data;
+    /* private copies of the shape */
+    uint32_t capacity, flags, nslots;
+    size_t max_msg, dsize;
+    uint64_t token;     /* tells this handle's hold from another's in the same process */
+    pthread_mutex_t lk; /* guards loan and peek */
+    int64_t loan, peek; /* slot indices, or -1 */
+};
+
+static _Atomic uint64_t next_token = 1;
+
+/* ------------------------------------------------------------------ small helpers */
+
+static size_t round_up(size_t v, size_t a)
+{
+    return (v + a - 1) / a * a;
+}
+
+/* The object's size for nslots of dsize bytes, or 0 if larger than obj.h allows. */
+static size_t obj_size(uint32_t nslots, size_t dsize)
+{
+    size_t tab = round_up((size_t)nslots * MB_ENTRY, MB_PAGE);
+    if (dsize > FERRY__OBJ_MAX / (nslots ? nslots : 1)) return 0;
+    size_t total = MB_TABLE_OFF + tab + (size_t)nslots * dsize;
+    return total > FERRY__OBJ_MAX ? 0 : total;
+}
+
+static void futex_wait(_Atomic uint32_t *w, uint32_t val, int64_t ns)
+{
+    struct timespec ts = {.tv_sec = ns / 1000000000, .tv_nsec = ns % 1000000000};
+    syscall(SYS_futex, (uint32_t *)w, FUTEX_WAIT, val, &ts, NULL, 0);
+}
+
+static void futex_wake_all(_Atomic uint32_t *w)
+{
+    syscall(SYS_futex, (uint32_t *)w, FUTEX_WAKE, INT_MAX, NULL, NULL, 0);
+}
+
+/* -ETIMEDOUT, or -EAGAIN for FERRY_NOW, if the deadline passed; else the ns left. */
+static int64_t time_left(ferry__when *w)
+{
+    int64_t at = ferry__when_at(w);
+    if (at == FERRY__NO_DEADLINE) return INT64_MAX;
+    int64_t left = ferry__remaining(at);
+    if (left > 0) return left;
+    return at == 0 ? -EAGAIN : -ETIMEDOUT;
+}
+
+static char *slot_data(ferry_mailbox *mb, uint32_t i)
+{
+    return mb->data + (size_t)i * mb->dsize;
+}
+
+/* Wakes owed after unlocking (bit per futex word). */
+enum { W_MSG = 1, W_ROOM = 2, W_TAKE = 4, W_HOLD = 8 };
+
+/* Under the lock: bump the word if someone waits on it, and note the wake-up owed. */
+static void owe(uint32_t waiters, _Atomic uint32_t *ftx, int bit, int *wakes)
+{
+    if (!waiters) return;
+    /* relaxed: the lock orders the bump after the state change and after any waiter's
+     * locked read of the word. */
+    atomic_fetch_add_explicit(ftx, 1, memory_order_relaxed);
+    *wakes |= bit;
+}
+
+static void pay(ferry_mailbox *mb, int wakes)
+{
+    if (wakes & W_MSG) futex_wake_all(&mb->h->msg_ftx);
+    if (wakes & W_ROOM) futex_wake_all(&mb->h->room_ftx);
+    if (wakes & W_TAKE) futex_wake_all(&mb->h->take_ftx);
+    if (wakes & W_HOLD) futex_wake_all(&mb->h->hold_ftx);
+}
+
+/* Recompute the caches after a lock holder died (under the lock). */
+static void repair(ferry_mailbox *mb)
+{
+    uint32_t n = 0;
+    for (uint32_t i = 0; i < mb->nslots; i++)
+        if (mb->tab[i].state == S_READY) n++;
+    mb->h->nready = n;
+}
+
+static int mb_lock(ferry_mailbox *mb)
+{
+    int r = pthread_mutex_lock(&mb->h->lock);
+    if (r == EOWNERDEAD) {
+        /* A holder died inside: every slot is in a valid state (see the header). */
+        repair(mb);
+        pthread_mutex_consistent(&mb->h->lock);
+        return 0;
+    }
+    return r == 0 ? 0 : -EBADMSG; /* ENOTRECOVERABLE, EINVAL: a broken lock */
+}
+
+static void mb_unlock(ferry_mailbox *mb)
+{
+    pthread_mutex_unlock(&mb->h->lock);
+}
+
+/* Wait on ftx (under the lock; returns with it held): count in *count, unlock, sleep
+ * at most left (and a slice), lock. -EBADMSG if the lock broke. */
+static int sleep_on(ferry_mailbox *mb, _Atomic uint32_t *ftx, uint32_t *count, int64_t left)
+{
+    /* relaxed: read under the lock, which orders it before any waker's bump. */
+    uint32_t v = atomic_load_explicit(ftx, memory_order_relaxed);
+    (*count)++;
+    mb_unlock(mb);
+    futex_wait(ftx, v, left < MB_SLICE_NS ? left : MB_SLICE_NS);
+    int rc = mb_lock(mb);
+    if (rc < 0) return rc;
+    if (*count) (*count)--;
+    return 0;
+}
+
+/*
+ * Under the lock: free or return the slots of dead owners, and drop a dead holder's hold
+ * (at most once a slice per call: *last is the time of the last run). Returns the number
+ * of changes; wakes owed are added to *wakes. A verdict per owner is cached for the scan.
+ */
+static int reclaim(ferry_mailbox *mb, int64_t *last, int *wakes)
+{
+    int64_t now = ferry__coarse_ns();
+    if (*last != 0 && now - *last < MB_SLICE_NS) return 0;
+    *last = now;
+    mbshm *h = mb->h;
+    uint64_t me = ferry__mb_self();
+    enum { CACHE = 8 };
+    uint64_t ids[CACHE];
+    int dead[CACHE], nc = 0, changed = 0;
+    for (uint32_t i = 0; i < mb->nslots; i++) {
+        mbslot *s = &mb->tab[i];
+        if (s->state != S_WRITING && s->state != S_TAKEN) continue;
+        uint64_t o = s->owner;
+        if (o == me) continue;
+        int d = -1;
+        for (int k = 0; k < nc; k++)
+            if (ids[k] == o) d = dead[k];
+        if (d < 0) {
+            d = ferry__mb_dead(o);
+            if (nc < CACHE) {
+                ids[nc] = o;
+                dead[nc++] = d;
+            }
+        }
+        if (!d) continue;
+        changed++;
+        if (s->state == S_WRITING) {
+            h->torn++;
+            s->state = S_FREE;
+            owe(h->tx_wait, &h->room_ftx, W_ROOM, wakes);
+        } else if (mb->flags & FERRY_MAILBOX_AT_LEAST_ONCE) {
+            h->returned++;
+            s->state = S_READY; /* keeps its seq: back at its place */
+            h->nready++;
+            owe(h->rx_wait, &h->msg_ftx, W_MSG, wakes);
+        } else {
+            h->lost++;
+            s->state = S_FREE;
+            owe(h->tx_wait, &h->room_ftx, W_ROOM, wakes);
+        }
+    }
+    if (h->hold_id != 0 && h->hold_id != me && ferry__mb_dead(h->hold_id)) {
+        h->hold_id = h->hold_token = 0;
+        owe(h->hold_wait, &h->hold_ftx, W_HOLD, wakes);
+        changed++;
+    }
+    return changed;
+}
+
+/* ------------------------------------------------------------------ sending */
+
+/* Under the lock: claim a FREE slot for writing. The index, or -1 when none. */
+static int64_t claim(ferry_mailbox *mb)
+{
+    for (uint32_t i = 0; i < mb->nslots; i++) {
+        mbslot *s = &mb->tab[i];
+        if (s->state == S_FREE) {
+            s->owner = ferry__mb_self();
+            s->state = S_WRITING; /* last: a death before it leaves the slot FREE */
+            return i;
+        }
+    }
+    return -1;
+}
+
+/* Claim a slot, waiting for room as the capacity says. The index, or < 0. */
+static int64_t claim_wait(ferry_mailbox *mb, ferry__when *w)
+{
+    mbshm *h = mb->h;
+    int64_t last = 0, idx;
+    int wakes = 0, rc = mb_lock(mb);
+    if (rc < 0) return rc;
+    for (;;) {
+        if ((idx = claim(mb)) >= 0) break;
+        if (reclaim(mb, &last, &wakes) > 0) continue;
+        if (mb->capacity == FERRY_UNBOUNDED) {
+            idx = -ENOBUFS;
+            break;
+        }
+        int64_t left = time_left(w);
+        if (left < 0) {
+            idx = left;
+            break;
+        }
+        if ((rc = sleep_on(mb, &h->room_ftx, &h->tx_wait, left)) < 0) return rc;
+    }
+    mb_unlock(mb);
+    pay(mb, wakes);
+    return idx;
+}
+
+/* Under the lock: make the WRITING slot i READY. Returns its seq. */
+static uint64_t publish(ferry_mailbox *mb, uint32_t i, int64_t type, size_t len, int *wakes)
+{
+    mbshm *h = mb->h;
+    mbslot *s = &mb->tab[i];
+    uint64_t seq = h->next_seq++;
+    s->seq = seq;
+    s->type = type;
+    s->len = len;
+    /* last: a death before it leaves the slot WRITING (reclaimed as torn, never seen);
+     * the unlock that follows releases the data written outside the lock with it. */
+    s->state = S_READY;
+    h->nready++;
+    h->sent++;
+    owe(h->rx_wait, &h->msg_ftx, W_MSG, wakes);
+    return seq;
+}
+
+/* Rendezvous: wait until the message (slot i, seq) is taken; withdraw it on timeout. */
+static int await_taken(ferry_mailbox *mb, uint32_t i, uint64_t seq, ferry__when *w)
+{
+    mbshm *h = mb->h;
+    mbslot *s = &mb->tab[i];
+    int64_t last = 0;
+    int wakes = 0, rc = mb_lock(mb);
+    if (rc < 0) return rc;
+    for (;;) {
+        if (s->state != S_READY || s->seq != seq) {
+            rc = 0; /* taken (and maybe finished, and the slot reused since) */
+            break;
+        }
+        reclaim(mb, &last, &wakes);
+        int64_t left = time_left(w);
+        if (left < 0) {
+            s->state = S_FREE; /* withdrawn: no receiver will see it */
+            h->nready--;
+            h->withdrawn++;
+            owe(h->tx_wait, &h->room_ftx, W_ROOM, &wakes);
+            rc = (int)left;
+            break;
+        }
+        if ((rc = sleep_on(mb, &h->take_ftx, &h->rv_wait, left)) < 0) return rc;
+    }
+    mb_unlock(mb);
+    pay(mb, wakes);
+    return rc;
+}
+
+int ferry_mailbox_send(ferry_mailbox *mb, int64_t type, const void *buf, size_t len,
+                       int64_t timeout_ns)
+{
+    if (!mb || type < 0 || (!buf && len)) return -EINVAL;
+    if (len > mb->max_msg) return -EMSGSIZE;
+    ferry__when w = ferry__when_from(timeout_ns);
+    int64_t idx = claim_wait(mb, &w);
+    if (idx < 0) return (int)idx;
+    if (len) memcpy(slot_data(mb, (uint32_t)idx), buf, len); /* ours alone: WRITING */
+    int wakes = 0, rc = mb_lock(mb);
+    if (rc < 0) return rc;
+    uint64_t seq = publish(mb, (uint32_t)idx, type, len, &wakes);
+    mb_unlock(mb);
+    pay(mb, wakes);
+    if (mb->capacity == 0) return await_taken(mb, (uint32_t)idx, seq, &w);
+    return 0;
+}
+
+int ferry_mailbox_loan(ferry_mailbox *mb, void **buf, int64_t timeout_ns)
+{
+    if (!mb || !buf) return -EINVAL;
+    if (mb->capacity == 0) return -EOPNOTSUPP;
+    pthread_mutex_lock(&mb->lk);
+    int rc = 0;
+    if (mb->loan >= 0) {
+        rc = -EBUSY;
+    } else {
+        ferry__when w = ferry__when_from(timeout_ns);
+        int64_t idx = claim_wait(mb, &w);
+        if (idx < 0) {
+            rc = (int)idx;
+        } else {
+            mb->loan = idx;
+            *buf = slot_data(mb, (uint32_t)idx);
+        }
+    }
+    pthread_mutex_unlock(&mb->lk);
+    return rc;
+}
+
+int ferry_mailbox_commit(ferry_mailbox *mb, int64_t type, size_t len)
+{
+    if (!mb) return -EINVAL;
+    pthread_mutex_lock(&mb->lk);
+    int rc = -EINVAL;
+    if (mb->loan >= 0 && type >= 0 && len <= mb->max_msg) {
+        int wakes = 0;
+        if ((rc = mb_lock(mb)) == 0) {
+            publish(mb, (uint32_t)mb->loan, type, len, &wakes);
+            mb_unlock(mb);
+            pay(mb, wakes);
+            mb->loan = -1;
+        }
+    }
+    pthread_mutex_unlock(&mb->lk);
+    return rc;
+}
+
+/* ------------------------------------------------------------------ receiving */
+
+/* Under the lock: the READY slot filter picks, or -1. */
+static int64_t pick(ferry_mailbox *mb, int64_t filter)
+{
+    if (mb->h->nready == 0) return -1;
+    int64_t best = -1;
+    int64_t lim = filter < 0 ? -filter : 0;
+    for (uint32_t i = 0; i < mb->nslots; i++) {
+        mbslot *s = &mb->tab[i];
+        if (s->state != S_READY) continue;
+        if (filter > 0 && s->type != filter) continue;
+        if (filter < 0 && s->type > lim) continue;
+        if (best >= 0) {
+            mbslot *b = &mb->tab[best];
+            if (filter < 0 && s->type != b->type) {
+                if (s->type > b->type) continue;
+            } else if (s->seq > b->seq) {
+                continue;
+            }
+        }
+        best = i;
+    }
+    return best;
+}
+
+/* Is this handle allowed to receive? (under the lock) */
+static int may_receive(ferry_mailbox *mb)
+{
+    if (!(mb->flags & FERRY_MAILBOX_EXCLUSIVE)) return 1;
+    return mb->h->hold_id == ferry__mb_self() && mb->h->hold_token == mb->token;
+}
+
+/* Take a message: the slot index (now TAKEN by this process), or < 0. cap: -EMSGSIZE
+ * (leaving it queued, *len set) if its length is larger. */
+static int64_t take(ferry_mailbox *mb, int64_t filter, size_t cap, size_t *len, ferry__when *w)
+{
+    mbshm *h = mb->h;
+    int64_t last = 0, idx;
+    int wakes = 0, rc = mb_lock(mb);
+    if (rc < 0) return rc;
+    for (;;) {
+        if (!may_receive(mb)) {
+            idx = -EPERM;
+            break;
+        }
+        if ((idx = pick(mb, filter)) >= 0) {
+            mbslot *s = &mb->tab[idx];
+            if (s->len > mb->max_msg) {
+                idx = -EBADMSG;
+                break;
+            }
+            *len = (size_t)s->len;
+            if (s->len > cap) {
+                idx = -EMSGSIZE;
+                break;
+            }
+            s->owner = ferry__mb_self();
+            s->state = S_TAKEN; /* last: a death before it leaves the message READY */
+            h->nready--;
+            owe(h->rv_wait, &h->take_ftx, W_TAKE, &wakes);
+            break;
+        }
+        if (reclaim(mb, &last, &wakes) > 0) continue;
+        int64_t left = time_left(w);
+        if (left < 0) {
+            idx = left;
+            break;
+        }
+        if ((rc = sleep_on(mb, &h->msg_ftx, &h->rx_wait, left)) < 0) return rc;
+    }
+    mb_unlock(mb);
+    pay(mb, wakes);
+    return idx;
+}
+
+/* Free the TAKEN slot i: the message has been received. */
+static void finish(ferry_mailbox *mb, uint32_t i)
+{
+    int wakes = 0;
+    if (mb_lock(mb) < 0) return;
+    mbshm *h = mb->h;
+    mb->tab[i].state = S_FREE;
+    h->received++;
+    owe(h->tx_wait, &h->room_ftx, W_ROOM, &wakes);
+    mb_unlock(mb);
+    pay(mb, wakes);
+}
+
+ssize_t ferry_mailbox_recv(ferry_mailbox *mb, int64_t filter, int64_t *type, void *buf,
+                           size_t cap, int64_t timeout_ns)
+{
+    if (!mb || filter == INT64_MIN || (!buf && cap)) return -EINVAL;
+    ferry__when w = ferry__when_from(timeout_ns);
+    size_t len = 0;
+    int64_t idx = take(mb, filter, cap, &len, &w);
+    if (idx < 0) return idx;
+    /* Ours alone (TAKEN); the lock in take acquired the sender's data. */
+    if (len) memcpy(buf, slot_data(mb, (uint32_t)idx), len);
+    if (type) *type = mb->tab[idx].type; /* nobody changes a TAKEN slot's fields */
+    finish(mb, (uint32_t)idx);
+    return (ssize_t)len;
+}
+
+int ferry_mailbox_peek(ferry_mailbox *mb, int64_t filter, const void **data, size_t *len,
+                       int64_t *type, int64_t timeout_ns)
+{
+    if (!mb || !data || !len || filter == INT64_MIN) return -EINVAL;
+    pthread_mutex_lock(&mb->lk);
+    int rc = 0;
+    if (mb->peek >= 0) {
+        rc = -EBUSY;
+    } else {
+        ferry__when w = ferry__when_from(timeout_ns);
+        size_t n = 0;
+        int64_t idx = take(mb, filter, SIZE_MAX, &n, &w);
+        if (idx < 0) {
+            rc = (int)idx;
+        } else {
+            mb->peek = idx;
+            *data = slot_data(mb, (uint32_t)idx);
+            *len = n;
+            if (type) *type = mb->tab[idx].type;
+        }
+    }
+    pthread_mutex_unlock(&mb->lk);
+    return rc;
+}
+
+int ferry_mailbox_release(ferry_mailbox *mb)
+{
+    if (!mb) return -EINVAL;
+    pthread_mutex_lock(&mb->lk);
+    int rc = -EINVAL;
+    if (mb->peek >= 0) {
+        finish(mb, (uint32_t)mb->peek);
+        mb->peek = -1;
+        rc = 0;
+    }
+    pthread_mutex_unlock(&mb->lk);
+    return rc;
+}
+
+/* ------------------------------------------------------------------ exclusive hold */
+
+int ferry_mailbox_attach(ferry_mailbox *mb, int64_t timeout_ns)
+{
+    if (!mb || !(mb->flags & FERRY_MAILBOX_EXCLUSIVE)) return -EINVAL;
+    mbshm *h = mb->h;
+    ferry__when w = ferry__when_from(timeout_ns);
+    uint64_t me = ferry__mb_self();
+    int64_t last = 0;
+    int wakes = 0, rc = mb_lock(mb);
+    if (rc < 0) return rc;
+    for (;;) {
+        if (h->hold_id == me && h->hold_token == mb->token) break; /* ours already */
+        if (h->hold_id == 0) {
+            h->hold_token = mb->token;
+            h->hold_id = me;
+            break;
+        }
+        if (reclaim(mb, &last, &wakes) > 0) continue;
+        int64_t left = time_left(&w);
+        if (left < 0) {
+            rc = left == -EAGAIN ? -EBUSY : (int)left;
+            break;
+        }
+        if ((rc = sleep_on(mb, &h->hold_ftx, &h->hold_wait, left)) < 0) return rc;
+    }
+    mb_unlock(mb);
+    pay(mb, wakes);
+    return rc;
+}
+
+int ferry_mailbox_detach(ferry_mailbox *mb)
+{
+    if (!mb) return -EINVAL;
+    mbshm *h = mb->h;
+    int wakes = 0, rc = mb_lock(mb);
+    if (rc < 0) return rc;
+    if (h->hold_id == ferry__mb_self() && h->hold_token == mb->token) {
+        h->hold_id = h->hold_token = 0;
+        owe(h->hold_wait, &h->hold_ftx, W_HOLD, &wakes);
+    } else {
+        rc = -EPERM;
+    }
+    mb_unlock(mb);
+    pay(mb, wakes);
+    return rc;
+}
+
+/* ------------------------------------------------------------------ the rest */
+
+int ferry_mailbox_stats_get(const ferry_mailbox *cmb, ferry_mailbox_stats *st)
+{
+    if (!cmb || !st) return -EINVAL;
+    ferry_mailbox *mb = (ferry_mailbox *)cmb; /* the lock is shared state, not the handle */
+    int rc = mb_lock(mb);
+    if (rc < 0) return rc;
+    mbshm *h = mb->h;
+    *st = (ferry_mailbox_stats){.sent = h->sent,
+                                .received = h->received,
+                                .lost = h->lost,
+                                .returned = h->returned,
+                                .withdrawn = h->withdrawn,
+                                .torn = h->torn,
+                                .queued = h->nready,
+                                .capacity = mb->capacity,
+                                .max_msg = mb->max_msg};
+    mb_unlock(mb);
+    return 0;
+}
+
+int ferry_mailbox_fd(const ferry_mailbox *mb)
+{
+    return mb ? mb->fd : -EINVAL;
+}
+
+void ferry_mailbox_close(ferry_mailbox *mb)
+{
+    if (!mb) return;
+    pthread_mutex_lock(&mb->lk);
+    if (mb->peek >= 0) finish(mb, (uint32_t)mb->peek);
+    if (mb->loan >= 0 && mb_lock(mb) == 0) { /* discarded: never visible */
+        int wakes = 0;
+        mb->tab[mb->loan].state = S_FREE;
+        owe(mb->h->tx_wait, &mb->h->room_ftx, W_ROOM, &wakes);
+        mb_unlock(mb);
+        pay(mb, wakes);
+    }
+    pthread_mutex_unlock(&mb->lk);
+    if (mb->flags & FERRY_MAILBOX_EXCLUSIVE) ferry_mailbox_detach(mb); /* -EPERM: not ours */
+    pthread_mutex_destroy(&mb->lk);
+    ferry__seg_unmap(&mb->seg);
+    close(mb->fd);
+    free(mb);
+}
+
+void ferry_mailbox_opts_init(ferry_mailbox_opts *o)
+{
+    if (!o) return;
+    *o = (ferry_mailbox_opts){.capacity = MB_CAP_DEFAULT, .flags = 0, .max_msg = MB_MSG_DEFAULT};
+}
+
+/* A handle over the mapped object seg (whose shape has been checked) and fd. */
+static int make_handle(int fd, ferry__seg *seg, uint32_t capacity, uint32_t flags,
+                       uint32_t nslots, size_t max_msg, size_t dsize, ferry_mailbox **out)
+{
+    ferry_mailbox *mb = calloc(1, sizeof *mb);
+    if (!mb) return -ENOMEM;
+    mb->seg = *seg;
+    mb->fd = fd;
+    mb->h = seg->base;
+    mb->tab = (mbslot *)((char *)seg->base + MB_TABLE_OFF);
+    mb->data = (char *)seg->base + MB_TABLE_OFF + round_up((size_t)nslots * MB_ENTRY, MB_PAGE);
+    mb->capacity = capacity;
+    mb->flags = flags;
+    mb->nslots = nslots;
+    mb->max_msg = max_msg;
+    mb->dsize = dsize;
+    /* relaxed: a unique number, nothing to order */
+    mb->token = atomic_fetch_add_explicit(&next_token, 1, memory_order_relaxed);
+    mb->loan = mb->peek = -1;
+    pthread_mutex_init(&mb->lk, NULL);
+    *out = mb;
+    return 0;
+}
+
+int ferry_mailbox_create(const ferry_mailbox_opts *opts, ferry_mailbox **out)
+{
+    if (!out) return -EINVAL;
+    ferry_mailbox_opts o;
+    ferry_mailbox_opts_init(&o);
+    if (opts) o = *opts;
+    if ((o.flags & ~MB_FLAGS) || o.max_msg == 0 || o.max_msg > MB_MSG_MAX) return -EINVAL;
+    size_t dsize = round_up(o.max_msg, 64);
+    uint32_t nslots;
+    if (o.capacity == FERRY_UNBOUNDED || o.capacity == 0) {
+        nslots = o.capacity == 0 ? MB_RV_SLOTS : FERRY_MAILBOX_MAX_SLOTS;
+        while (nslots > 0 && obj_size(nslots, dsize) == 0) /* as many as fit */
+            nslots = nslots > 64 ? nslots - nslots / 16 : nslots - 1;
+        if (nslots == 0) return -EINVAL;
+    } else {
+        nslots = o.capacity;
+        if (nslots > FERRY_MAILBOX_MAX_SLOTS || obj_size(nslots, dsize) == 0) return -EINVAL;
+    }
+    int fd = -1;
+    ferry__seg seg;
+    int rc = ferry__obj_create(FERRY_OBJ_MAILBOX, obj_size(nslots, dsize), &fd, &seg);
+    if (rc < 0) return rc;
+    mbshm *h = seg.base;
+    /* Nobody else sees the object yet: plain initialization (a new memfd reads as zeros:
+     * every slot FREE). Whoever gets it later does so through a system call (fork,
+     * sendmsg, ferryd), which orders these writes before their reads. */
+    h->capacity = o.capacity;
+    h->flags = o.flags;
+    h->nslots = nslots;
+    h->max_msg = o.max_msg;
+    h->dsize = dsize;
+    h->next_seq = 1;
+    pthread_mutexattr_t a;
+    pthread_mutexattr_init(&a);
+    pthread_mutexattr_setpshared(&a, PTHREAD_PROCESS_SHARED);
+    pthread_mutexattr_setrobust(&a, PTHREAD_MUTEX_ROBUST);
+    rc = -pthread_mutex_init(&h->lock, &a);
+    pthread_mutexattr_destroy(&a);
+    if (rc == 0) rc = make_handle(fd, &seg, o.capacity, o.flags, nslots, o.max_msg, dsize, out);
+    if (rc < 0) {
+        ferry__seg_unmap(&seg);
+        close(fd);
+    }
+    return rc;
+}
+
+int ferry_mailbox_adopt(int fd, ferry_mailbox **out)
+{
+    if (fd < 0) return -EINVAL;
+    if (!out) {
+        close(fd);
+        return -EINVAL;
+    }
+    ferry__seg seg;
+    int rc = ferry__obj_map(fd, FERRY_OBJ_MAILBOX, &seg);
+    if (rc < 0) {
+        close(fd);
+        return rc;
+    }
+    /* The shape, read once onto private copies (a sharer may change the shared words
+     * later) and checked against the mapping. */
+    volatile mbshm *h = seg.base;
+    uint32_t capacity = h->capacity, flags = h->flags, nslots = h->nslots;
+    uint64_t max_msg = h->max_msg, dsize = h->dsize;
+    int ok = !(flags & ~MB_FLAGS) && max_msg >= 1 && max_msg <= MB_MSG_MAX &&
+             dsize == round_up(max_msg, 64) && nslots >= 1 &&
+             nslots <= FERRY_MAILBOX_MAX_SLOTS &&
+             (capacity == 0                 ? nslots <= MB_RV_SLOTS
+              : capacity == FERRY_UNBOUNDED ? 1
+                                            : nslots == capacity);
+    size_t need = ok ? obj_size(nslots, (size_t)dsize) : 0;
+    if (!ok || need == 0 || need > seg.size) {
+        ferry__seg_unmap(&seg);
+        close(fd);
+        return -EBADMSG;
+    }
+    rc = make_handle(fd, &seg, capacity, flags, nslots, (size_t)max_msg, (size_t)dsize, out);
+    if (rc < 0) {
+        ferry__seg_unmap(&seg);
+        close(fd);
+    }
+    return rc;
+}
+
+int ferry_mailbox_open(const char *name, ferry_mailbox **out, int64_t timeout_ns)
+{
+    if (!name || !out) return -EINVAL;
+    int fd;
+    int rc = ferry__obj_open(name, FERRY_OBJ_MAILBOX, &fd, timeout_ns);
+    if (rc < 0) return rc;
+    return ferry_mailbox_adopt(fd, out);
+}
