@@ -84,6 +84,7 @@ enum { S_FREE = 0, S_WRITING = 1, S_READY = 2, S_TAKEN = 3 };
 #define MB_MSG_MAX     ((size_t)16 << 20)
 #define MB_RV_SLOTS    64u /* capacity 0: senders at once */
 #define MB_SLICE_NS    ((int64_t)20 * 1000 * 1000)
+#define NIL            UINT32_MAX
 #define MB_FLAGS       (FERRY_MAILBOX_EXCLUSIVE | FERRY_MAILBOX_AT_LEAST_ONCE)
 
 typedef struct mbslot {
@@ -93,7 +94,8 @@ typedef struct mbslot {
     uint64_t seq;   /* READY, TAKEN: order of publication */
     int64_t type;
     uint64_t len;
-    char pad1[MB_ENTRY - 40];
+    uint32_t prev, next; /* READY: the queue, in seq order; FREE: next on the free stack */
+    char pad1[MB_ENTRY - 48];
 } mbslot;
 _Static_assert(sizeof(mbslot) == MB_ENTRY, "table entry size");
 
@@ -105,9 +107,11 @@ typedef struct mbshm {
     /* guarded by lock */
     _Alignas(64) pthread_mutex_t lock;
     uint64_t next_seq;
-    uint32_t nready;
+    uint32_t nready, nbusy;  /* READY slots; WRITING and TAKEN slots */
+    uint32_t head, tail;     /* the READY queue, oldest first (NIL: empty) */
+    uint32_t free_top;       /* the stack of FREE slots below hiwat (NIL: empty) */
+    uint32_t hiwat;          /* slots at and above it have never been used (FREE) */
     uint32_t rx_wait, tx_wait, rv_wait, hold_wait;
-    uint32_t pad1;
     uint64_t hold_id, hold_token; /* exclusive: the holder (0: none) */
     uint64_t sent, received, lost, returned, withdrawn, torn;
     /* futex words: bumped under the lock, read by FUTEX_WAIT outside it */
@@ -194,13 +198,135 @@ static void pay(ferry_mailbox *mb, int wakes)
     if (wakes & W_HOLD) futex_wake_all(&mb->h->hold_ftx);
 }
 
-/* Recompute the caches after a lock holder died (under the lock). */
+/* Rebuild every derived structure from the slots' states (under the lock): after a lock
+ * holder died (it may have been half way through relinking), or when a link is found
+ * broken (a sharer scribbled). A state that is none of S_* is made FREE (counted torn).
+ * The READY queue is rebuilt in seq order by insertion from the tail (the common case,
+ * slots already in order, is linear). */
 static void repair(ferry_mailbox *mb)
 {
-    uint32_t n = 0;
-    for (uint32_t i = 0; i < mb->nslots; i++)
-        if (mb->tab[i].state == S_READY) n++;
-    mb->h->nready = n;
+    mbshm *h = mb->h;
+    uint32_t hi = h->hiwat <= mb->nslots ? h->hiwat : mb->nslots;
+    h->hiwat = hi;
+    h->head = h->tail = h->free_top = NIL;
+    h->nready = h->nbusy = 0;
+    for (uint32_t i = hi; i-- > 0;) { /* downwards: the free stack pops low slots first */
+        mbslot *s = &mb->tab[i];
+        if (s->state == S_WRITING || s->state == S_TAKEN) {
+            h->nbusy++;
+        } else if (s->state == S_READY) {
+            uint32_t after = h->tail; /* insert after the last slot of a lower seq */
+            while (after != NIL && mb->tab[after].seq > s->seq) after = mb->tab[after].prev;
+            s->prev = after;
+            s->next = after == NIL ? h->head : mb->tab[after].next;
+            if (s->next == NIL) h->tail = i;
+            else mb->tab[s->next].prev = i;
+            if (after == NIL) h->head = i;
+            else mb->tab[after].next = i;
+            h->nready++;
+        } else {
+            if (s->state != S_FREE) h->torn++;
+            s->state = S_FREE;
+            s->next = h->free_top;
+            h->free_top = i;
+        }
+    }
+}
+
+/* ---- slot transitions, under the lock. The state is written last (see the header). */
+
+static int link_ok(ferry_mailbox *mb, uint32_t i)
+{
+    return i == NIL || i < mb->nslots;
+}
+
+/* Take slot i (READY) out of the queue. */
+static void unlink_ready(ferry_mailbox *mb, uint32_t i)
+{
+    mbshm *h = mb->h;
+    mbslot *s = &mb->tab[i];
+    if (!link_ok(mb, s->prev) || !link_ok(mb, s->next))
+        repair(mb); /* cannot happen unless a sharer scribbled: relinks i soundly */
+    if (s->prev == NIL) h->head = s->next;
+    else mb->tab[s->prev].next = s->next;
+    if (s->next == NIL) h->tail = s->prev;
+    else mb->tab[s->next].prev = s->prev;
+    h->nready--;
+}
+
+/* A FREE slot, now WRITING for this process; or -1 when none. */
+static int64_t claim(ferry_mailbox *mb)
+{
+    mbshm *h = mb->h;
+    uint32_t i = h->free_top;
+    if (i != NIL && (i >= mb->nslots || mb->tab[i].state != S_FREE)) {
+        repair(mb);
+        i = h->free_top;
+    }
+    if (i != NIL) {
+        h->free_top = mb->tab[i].next;
+    } else if (h->hiwat < mb->nslots) {
+        i = h->hiwat++; /* first: a death before the state write leaves i FREE below it */
+    } else {
+        return -1;
+    }
+    mbslot *s = &mb->tab[i];
+    s->owner = ferry__mb_self();
+    s->state = S_WRITING;
+    h->nbusy++;
+    return i;
+}
+
+/* WRITING or TAKEN or READY slot i -> FREE. */
+static void to_free(ferry_mailbox *mb, uint32_t i)
+{
+    mbshm *h = mb->h;
+    mbslot *s = &mb->tab[i];
+    if (s->state == S_READY) unlink_ready(mb, i);
+    else if (h->nbusy) h->nbusy--;
+    s->state = S_FREE;
+    s->next = h->free_top;
+    h->free_top = i;
+}
+
+/* WRITING (appended: its seq is the newest) or TAKEN (back at its seq's place) -> READY. */
+static void to_ready(ferry_mailbox *mb, uint32_t i)
+{
+    mbshm *h = mb->h;
+    mbslot *s = &mb->tab[i];
+    uint32_t after = h->tail;
+    for (uint32_t steps = 0; after != NIL && mb->tab[after].seq > s->seq; steps++) {
+        if (steps > mb->nslots || !link_ok(mb, mb->tab[after].prev)) {
+            s->state = S_READY; /* let repair place it */
+            repair(mb);
+            return;
+        }
+        after = mb->tab[after].prev;
+    }
+    s->prev = after;
+    s->next = after == NIL ? h->head : mb->tab[after].next;
+    if (!link_ok(mb, s->next)) {
+        s->state = S_READY;
+        repair(mb);
+        return;
+    }
+    if (s->next == NIL) h->tail = i;
+    else mb->tab[s->next].prev = i;
+    if (after == NIL) h->head = i;
+    else mb->tab[after].next = i;
+    if (h->nbusy) h->nbusy--;
+    h->nready++;
+    s->state = S_READY;
+}
+
+/* READY slot i -> TAKEN by this process. */
+static void to_taken(ferry_mailbox *mb, uint32_t i)
+{
+    mbslot *s = &mb->tab[i];
+    unlink_ready(mb, i);
+    s->owner = ferry__mb_self();
+    s->state = S_TAKEN;
+    mb->h->nbusy++;
 }
 
 static int mb_lock(ferry_mailbox *mb)
@@ -246,11 +372,13 @@ static int reclaim(ferry_mailbox *mb, int64_t *last, int *wakes)
     if (*last != 0 && now - *last < MB_SLICE_NS) return 0;
     *last = now;
     mbshm *h = mb->h;
+    if (h->nbusy == 0 && h->hold_id == 0) return 0; /* nobody to look at */
     uint64_t me = ferry__mb_self();
     enum { CACHE = 8 };
     uint64_t ids[CACHE];
     int dead[CACHE], nc = 0, changed = 0;
-    for (uint32_t i = 0; i < mb->nslots; i++) {
+    uint32_t hi = h->hiwat <= mb->nslots ? h->hiwat : mb->nslots;
+    for (uint32_t i = 0; i < hi && h->nbusy; i++) {
         mbslot *s = &mb->tab[i];
         if (s->state != S_WRITING && s->state != S_TAKEN) continue;
         uint64_t o = s->owner;
@@ -269,16 +397,15 @@ static int reclaim(ferry_mailbox *mb, int64_t *last, int *wakes)
         changed++;
         if (s->state == S_WRITING) {
             h->torn++;
-            s->state = S_FREE;
+            to_free(mb, i);
             owe(h->tx_wait, &h->room_ftx, W_ROOM, wakes);
         } else if (mb->flags & FERRY_MAILBOX_AT_LEAST_ONCE) {
             h->returned++;
-            s->state = S_READY; /* keeps its seq: back at its place */
-            h->nready++;
+            to_ready(mb, i); /* keeps its seq: back at its place */
             owe(h->rx_wait, &h->msg_ftx, W_MSG, wakes);
         } else {
             h->lost++;
-            s->state = S_FREE;
+            to_free(mb, i);
             owe(h->tx_wait, &h->room_ftx, W_ROOM, wakes);
         }
     }
@@ -291,20 +418,6 @@ static int reclaim(ferry_mailbox *mb, int64_t *last, int *wakes)
 }
 
 /* ------------------------------------------------------------------ sending */
-
-/* Under the lock: claim a FREE slot for writing. The index, or -1 when none. */
-static int64_t claim(ferry_mailbox *mb)
-{
-    for (uint32_t i = 0; i < mb->nslots; i++) {
-        mbslot *s = &mb->tab[i];
-        if (s->state == S_FREE) {
-            s->owner = ferry__mb_self();
-            s->state = S_WRITING; /* last: a death before it leaves the slot FREE */
-            return i;
-        }
-    }
-    return -1;
-}
 
 /* Claim a slot, waiting for room as the capacity says. The index, or < 0. */
 static int64_t claim_wait(ferry_mailbox *mb, ferry__when *w)
@@ -341,10 +454,10 @@ static uint64_t publish(ferry_mailbox *mb, uint32_t i, int64_t type, size_t len,
     s->seq = seq;
     s->type = type;
     s->len = len;
-    /* last: a death before it leaves the slot WRITING (reclaimed as torn, never seen);
-     * the unlock that follows releases the data written outside the lock with it. */
-    s->state = S_READY;
-    h->nready++;
+    /* to_ready writes the state last: a death before it leaves the slot WRITING
+     * (reclaimed as torn, never seen); the unlock that follows releases the data
+     * written outside the lock with it. */
+    to_ready(mb, i);
     h->sent++;
     owe(h->rx_wait, &h->msg_ftx, W_MSG, wakes);
     return seq;
@@ -366,8 +479,7 @@ static int await_taken(ferry_mailbox *mb, uint32_t i, uint64_t seq, ferry__when 
         reclaim(mb, &last, &wakes);
         int64_t left = time_left(w);
         if (left < 0) {
-            s->state = S_FREE; /* withdrawn: no receiver will see it */
-            h->nready--;
+            to_free(mb, i); /* withdrawn: no receiver will see it */
             h->withdrawn++;
             owe(h->tx_wait, &h->room_ftx, W_ROOM, &wakes);
             rc = (int)left;
@@ -440,28 +552,30 @@ int ferry_mailbox_commit(ferry_mailbox *mb, int64_t type, size_t len)
 
 /* ------------------------------------------------------------------ receiving */
 
-/* Under the lock: the READY slot filter picks, or -1. */
+/* Under the lock: the READY slot filter picks, or -1. The queue is in seq order, so
+ * the first match is the oldest; for filter < 0 the first of the lowest type. */
 static int64_t pick(ferry_mailbox *mb, int64_t filter)
 {
-    if (mb->h->nready == 0) return -1;
-    int64_t best = -1;
-    int64_t lim = filter < 0 ? -filter : 0;
-    for (uint32_t i = 0; i < mb->nslots; i++) {
-        mbslot *s = &mb->tab[i];
-        if (s->state != S_READY) continue;
-        if (filter > 0 && s->type != filter) continue;
-        if (filter < 0 && s->type > lim) continue;
-        if (best >= 0) {
-            mbslot *b = &mb->tab[best];
-            if (filter < 0 && s->type != b->type) {
-                if (s->type > b->type) continue;
-            } else if (s->seq > b->seq) {
-                continue;
+    mbshm *h = mb->h;
+    for (int attempt = 0; attempt < 2; attempt++) {
+        int64_t best = -1;
+        int64_t lim = filter < 0 ? -filter : 0;
+        uint32_t i = h->head, steps = 0;
+        for (; i != NIL && i < mb->nslots && steps <= mb->nslots; steps++) {
+            mbslot *s = &mb->tab[i];
+            if (s->state != S_READY) break; /* a broken queue */
+            if (filter == 0) return i;
+            if (filter > 0 && s->type == filter) return i;
+            if (filter < 0 && s->type <= lim && (best < 0 || s->type < mb->tab[best].type)) {
+                best = i;
+                if (s->type == 0) return i; /* none lower */
             }
+            i = s->next;
         }
-        best = i;
+        if (i == NIL) return best;
+        repair(mb); /* cannot happen unless a sharer scribbled: rebuild, look again */
     }
-    return best;
+    return -1;
 }
 
 /* Is this handle allowed to receive? (under the lock) */
@@ -495,9 +609,7 @@ static int64_t take(ferry_mailbox *mb, int64_t filter, size_t cap, size_t *len, 
                 idx = -EMSGSIZE;
                 break;
             }
-            s->owner = ferry__mb_self();
-            s->state = S_TAKEN; /* last: a death before it leaves the message READY */
-            h->nready--;
+            to_taken(mb, (uint32_t)idx); /* a death before its state write: still READY */
             owe(h->rv_wait, &h->take_ftx, W_TAKE, &wakes);
             break;
         }
@@ -520,7 +632,7 @@ static void finish(ferry_mailbox *mb, uint32_t i)
     int wakes = 0;
     if (mb_lock(mb) < 0) return;
     mbshm *h = mb->h;
-    mb->tab[i].state = S_FREE;
+    to_free(mb, i);
     h->received++;
     owe(h->tx_wait, &h->room_ftx, W_ROOM, &wakes);
     mb_unlock(mb);
@@ -663,7 +775,7 @@ void ferry_mailbox_close(ferry_mailbox *mb)
     if (mb->peek >= 0) finish(mb, (uint32_t)mb->peek);
     if (mb->loan >= 0 && mb_lock(mb) == 0) { /* discarded: never visible */
         int wakes = 0;
-        mb->tab[mb->loan].state = S_FREE;
+        to_free(mb, (uint32_t)mb->loan);
         owe(mb->h->tx_wait, &mb->h->room_ftx, W_ROOM, &wakes);
         mb_unlock(mb);
         pay(mb, wakes);
@@ -738,6 +850,7 @@ int ferry_mailbox_create(const ferry_mailbox_opts *opts, ferry_mailbox **out)
     h->max_msg = o.max_msg;
     h->dsize = dsize;
     h->next_seq = 1;
+    h->head = h->tail = h->free_top = NIL;
     pthread_mutexattr_t a;
     pthread_mutexattr_init(&a);
     pthread_mutexattr_setpshared(&a, PTHREAD_PROCESS_SHARED);
