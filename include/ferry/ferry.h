@@ -662,7 +662,10 @@ int ferry_kill(const char *name, int sig, int64_t timeout_ns);
 /*
  * Mailboxes: indirect, many-to-many communication. A mailbox is a queue of typed messages
  * in a sealed memfd (kind FERRY_OBJ_MAILBOX) that any number of processes send to and any
- * number receive from; each message goes to exactly one receiver. It is shared like the
+ * number receive from; each message goes to exactly one receiver. Its descriptor is, as
+ * for an event queue, a SOCK_SEQPACKET socket carrying the memfd and a doorbell (so a
+ * live mailbox keeps 2 descriptors in flight, counted against the creator's
+ * RLIMIT_NOFILE; ferryd refuses anything else with -EINVAL). It is shared like the
  * synchronization objects (see there): before fork, by descriptor (ferry_mailbox_fd /
  * ferry_mailbox_adopt, -EBADMSG for anything that is not a mailbox), or by name
  * (ferry_publish(name, ferry_mailbox_fd(mb), FERRY_OBJ_MAILBOX, policy) by the owner,
@@ -696,7 +699,6 @@ int ferry_kill(const char *name, int sig, int64_t timeout_ns);
  * before every use (-EBADMSG), so a corrupted mailbox never makes ferry write outside it.
  * Threads: every call may be made from any thread; each handle has at most one loan and
  * one peek outstanding at a time (-EBUSY).
- * Not (yet) provided: a pollable descriptor for receivers.
  */
 typedef struct ferry_mailbox ferry_mailbox;
 
@@ -745,6 +747,12 @@ int ferry_mailbox_adopt(int fd, ferry_mailbox **out);
 int ferry_mailbox_open(const char *name, ferry_mailbox **out, int64_t timeout_ns);
 /* The object's descriptor (owned by the mailbox), to publish or pass on. */
 int ferry_mailbox_fd(const ferry_mailbox *mb);
+/* A descriptor (owned by the mailbox, shared by every holder) that polls readable while
+ * at least one message is queued (level-triggered; whatever its type: a typed receive
+ * may still say -EAGAIN). Once anyone asked for it, every call that changes the queue
+ * keeps it exact (a send or a receive that flips it costs a system call); before, it
+ * costs nothing. Errors: -EINVAL, -EBADMSG. */
+int ferry_mailbox_poll_fd(ferry_mailbox *mb);
 
 /* Send a copy of buf[0..len) as one message of type (>= 0). The caller keeps buf.
  * Errors: -EINVAL (type < 0, NULL), -EMSGSIZE (len > max_msg), -ETIMEDOUT / -EAGAIN

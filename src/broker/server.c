@@ -392,12 +392,13 @@ static void unwatch_pid(broker *b, conn *c)
 }
 
 /* Is fd what an object of `kind` is? Semaphores, mutexes and barriers are sealed memfds;
- * an event queue is a SOCK_SEQPACKET unix socket, the carrier of its memfd and of its
- * doorbell (src/sync/event.c says why). The contents are for the openers to validate;
- * ferryd only keeps the descriptor and hands out duplicates (it never reads from it). */
+ * an event queue and a mailbox are SOCK_SEQPACKET unix sockets, the carrier of the
+ * object's memfd and of its doorbell (src/sync/event.c says why). The contents are for
+ * the openers to validate; ferryd only keeps the descriptor and hands out duplicates (it
+ * never reads from it). */
 static int is_object_fd(int fd, uint32_t kind)
 {
-    if (kind == FERRY_OBJ_EVENT) {
+    if (kind == FERRY_OBJ_EVENT || kind == FERRY_OBJ_MAILBOX) {
         int v;
         socklen_t l = sizeof v;
         if (getsockopt(fd, SOL_SOCKET, SO_DOMAIN, &v, &l) < 0 || v != AF_UNIX) return 0;

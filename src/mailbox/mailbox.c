@@ -10,6 +10,15 @@
  *            nready, the exclusive hold, counters, waiter counts); four futex words.
  *   table    nslots entries of 64 bytes: {state, owner, seq, type, len}.
  *   data     nslots areas of dsize bytes (max_msg rounded up to 64), one per entry.
+ * The descriptor. A memfd cannot be polled, so the object's descriptor is a carrier, as
+ * for an event queue (src/sync/event.c has the reasoning): socketpair(SOCK_SEQPACKET) ->
+ * (A, B); one message "FMB1" with SCM_RIGHTS [memfd, A] sent on A waits in B's queue for
+ * good. B is ferry_mailbox_fd (what ferryd keeps, what adopt takes); an adopter reads the
+ * message with MSG_PEEK (it stays), maps the memfd and closes it, and keeps A: the
+ * doorbell's receiving end (the poll fd), while a 1-byte send on B rings it. Once someone
+ * asked for a poll fd (polled), every unlock makes the doorbell match the queue (ring
+ * when nready > 0 and bell is 0, drain when nready == 0 and bell is 1) — under the lock,
+ * so the two change together.
  * The table is apart from the data so that scanning it touches only its own pages: a
  * memfd page is allocated only once touched, so an FERRY_UNBOUNDED mailbox costs memory
  * for the messages it held at once, not for its cap.
@@ -56,7 +65,7 @@
  * lowest seq; > 0 the lowest seq of that type; < 0 the lowest (type, seq) with type <=
  * -filter. Sends take the lowest-numbered FREE slot (so pages are reused).
  */
-#define _GNU_SOURCE /* syscall() for futexes, hidden by -std=c11 */
+#define _GNU_SOURCE /* syscall() for futexes, MSG_CMSG_CLOEXEC */
 #include "mailbox/proc.h"
 #include "sync/obj.h"
 
@@ -70,6 +79,7 @@
 #include <stdatomic.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/socket.h>
 #include <sys/syscall.h>
 #include <time.h>
 #include <unistd.h>
@@ -85,6 +95,8 @@ enum { S_FREE = 0, S_WRITING = 1, S_READY = 2, S_TAKEN = 3 };
 #define MB_RV_SLOTS    64u /* capacity 0: senders at once */
 #define MB_SLICE_NS    ((int64_t)20 * 1000 * 1000)
 #define NIL            UINT32_MAX
+#define MB_MAGIC       "FMB1" /* the carrier message */
+#define MB_MAGIC_LEN   4
 #define MB_FLAGS       (FERRY_MAILBOX_EXCLUSIVE | FERRY_MAILBOX_AT_LEAST_ONCE)
 
 typedef struct mbslot {
@@ -107,11 +119,13 @@ typedef struct mbshm {
     /* guarded by lock */
     _Alignas(64) pthread_mutex_t lock;
     uint64_t next_seq;
-    uint32_t nready, nbusy;  /* READY slots; WRITING and TAKEN slots */
-    uint32_t head, tail;     /* the READY queue, oldest first (NIL: empty) */
-    uint32_t free_top;       /* the stack of FREE slots below hiwat (NIL: empty) */
-    uint32_t hiwat;          /* slots at and above it have never been used (FREE) */
+    uint32_t nready, nbusy; /* READY slots; WRITING and TAKEN slots */
+    uint32_t head, tail;    /* the READY queue, oldest first (NIL: empty) */
+    uint32_t free_top;      /* the stack of FREE slots below hiwat (NIL: empty) */
+    uint32_t hiwat;         /* slots at and above it have never been used (FREE) */
     uint32_t rx_wait, tx_wait, rv_wait, hold_wait;
+    uint32_t polled;              /* someone asked for a poll fd: keep the doorbell exact */
+    uint32_t bell;                /* 1: a doorbell byte is (believed) in the ring's queue */
     uint64_t hold_id, hold_token; /* exclusive: the holder (0: none) */
     uint64_t sent, received, lost, returned, withdrawn, torn;
     /* futex words: bumped under the lock, read by FUTEX_WAIT outside it */
@@ -121,7 +135,8 @@ _Static_assert(sizeof(mbshm) <= MB_PAGE, "the header fits its page");
 
 struct ferry_mailbox {
     ferry__seg seg;
-    int fd;
+    int fd;   /* B: the carrier, the object's descriptor, the doorbell's sending end */
+    int ring; /* A: the doorbell's receiving end, the poll fd */
     mbshm *h;
     mbslot *tab;
     char *data;
@@ -198,6 +213,15 @@ static void pay(ferry_mailbox *mb, int wakes)
     if (wakes & W_HOLD) futex_wake_all(&mb->h->hold_ftx);
 }
 
+/* Drain the doorbell (at most a bounded number of bytes: more only from a hostile
+ * sharer). */
+static void drain(ferry_mailbox *mb)
+{
+    char b[64];
+    for (int i = 0; i < 64; i++)
+        if (recv(mb->ring, b, sizeof b, MSG_DONTWAIT) <= 0) break;
+}
+
 /* Rebuild every derived structure from the slots' states (under the lock): after a lock
  * holder died (it may have been half way through relinking), or when a link is found
  * broken (a sharer scribbled). A state that is none of S_* is made FREE (counted torn).
@@ -210,6 +234,10 @@ static void repair(ferry_mailbox *mb)
     h->hiwat = hi;
     h->head = h->tail = h->free_top = NIL;
     h->nready = h->nbusy = 0;
+    if (h->polled) { /* a holder may have died between ringing and noting it */
+        drain(mb);
+        h->bell = 0; /* mb_unlock rings again if a message is queued */
+    }
     for (uint32_t i = hi; i-- > 0;) { /* downwards: the free stack pops low slots first */
         mbslot *s = &mb->tab[i];
         if (s->state == S_WRITING || s->state == S_TAKEN) {
@@ -219,10 +247,14 @@ static void repair(ferry_mailbox *mb)
             while (after != NIL && mb->tab[after].seq > s->seq) after = mb->tab[after].prev;
             s->prev = after;
             s->next = after == NIL ? h->head : mb->tab[after].next;
-            if (s->next == NIL) h->tail = i;
-            else mb->tab[s->next].prev = i;
-            if (after == NIL) h->head = i;
-            else mb->tab[after].next = i;
+            if (s->next == NIL)
+                h->tail = i;
+            else
+                mb->tab[s->next].prev = i;
+            if (after == NIL)
+                h->head = i;
+            else
+                mb->tab[after].next = i;
             h->nready++;
         } else {
             if (s->state != S_FREE) h->torn++;
@@ -247,10 +279,14 @@ static void unlink_ready(ferry_mailbox *mb, uint32_t i)
     mbslot *s = &mb->tab[i];
     if (!link_ok(mb, s->prev) || !link_ok(mb, s->next))
         repair(mb); /* cannot happen unless a sharer scribbled: relinks i soundly */
-    if (s->prev == NIL) h->head = s->next;
-    else mb->tab[s->prev].next = s->next;
-    if (s->next == NIL) h->tail = s->prev;
-    else mb->tab[s->next].prev = s->prev;
+    if (s->prev == NIL)
+        h->head = s->next;
+    else
+        mb->tab[s->prev].next = s->next;
+    if (s->next == NIL)
+        h->tail = s->prev;
+    else
+        mb->tab[s->next].prev = s->prev;
     h->nready--;
 }
 
@@ -282,8 +318,10 @@ static void to_free(ferry_mailbox *mb, uint32_t i)
 {
     mbshm *h = mb->h;
     mbslot *s = &mb->tab[i];
-    if (s->state == S_READY) unlink_ready(mb, i);
-    else if (h->nbusy) h->nbusy--;
+    if (s->state == S_READY)
+        unlink_ready(mb, i);
+    else if (h->nbusy)
+        h->nbusy--;
     s->state = S_FREE;
     s->next = h->free_top;
     h->free_top = i;
@@ -310,10 +348,14 @@ static void to_ready(ferry_mailbox *mb, uint32_t i)
         repair(mb);
         return;
     }
-    if (s->next == NIL) h->tail = i;
-    else mb->tab[s->next].prev = i;
-    if (after == NIL) h->head = i;
-    else mb->tab[after].next = i;
+    if (s->next == NIL)
+        h->tail = i;
+    else
+        mb->tab[s->next].prev = i;
+    if (after == NIL)
+        h->head = i;
+    else
+        mb->tab[after].next = i;
     if (h->nbusy) h->nbusy--;
     h->nready++;
     s->state = S_READY;
@@ -341,8 +383,26 @@ static int mb_lock(ferry_mailbox *mb)
     return r == 0 ? 0 : -EBADMSG; /* ENOTRECOVERABLE, EINVAL: a broken lock */
 }
 
+/* Under the lock: make the doorbell say whether a message is queued (only once someone
+ * polls: otherwise it costs nothing). Done under the lock, so the doorbell and the queue
+ * change together: the ring polls readable exactly while nready > 0. A process killed
+ * between its send and setting bell leaves one byte too many, drained at the next
+ * transition to empty (bell is set again before that by the next want). */
+static void bell_sync(ferry_mailbox *mb)
+{
+    mbshm *h = mb->h;
+    if (!h->polled) return;
+    if (h->nready > 0 && !h->bell) {
+        if (send(mb->fd, "", 1, MSG_DONTWAIT | MSG_NOSIGNAL) == 1) h->bell = 1;
+    } else if (h->nready == 0 && h->bell) {
+        drain(mb);
+        h->bell = 0;
+    }
+}
+
 static void mb_unlock(ferry_mailbox *mb)
 {
+    bell_sync(mb);
     pthread_mutex_unlock(&mb->h->lock);
 }
 
@@ -639,8 +699,8 @@ static void finish(ferry_mailbox *mb, uint32_t i)
     pay(mb, wakes);
 }
 
-ssize_t ferry_mailbox_recv(ferry_mailbox *mb, int64_t filter, int64_t *type, void *buf,
-                           size_t cap, int64_t timeout_ns)
+ssize_t ferry_mailbox_recv(ferry_mailbox *mb, int64_t filter, int64_t *type, void *buf, size_t cap,
+                           int64_t timeout_ns)
 {
     if (!mb || filter == INT64_MIN || (!buf && cap)) return -EINVAL;
     ferry__when w = ferry__when_from(timeout_ns);
@@ -768,6 +828,16 @@ int ferry_mailbox_fd(const ferry_mailbox *mb)
     return mb ? mb->fd : -EINVAL;
 }
 
+int ferry_mailbox_poll_fd(ferry_mailbox *mb)
+{
+    if (!mb) return -EINVAL;
+    int rc = mb_lock(mb);
+    if (rc < 0) return rc;
+    mb->h->polled = 1; /* from now on every unlock keeps the doorbell exact */
+    mb_unlock(mb);
+    return mb->ring;
+}
+
 void ferry_mailbox_close(ferry_mailbox *mb)
 {
     if (!mb) return;
@@ -785,6 +855,7 @@ void ferry_mailbox_close(ferry_mailbox *mb)
     pthread_mutex_destroy(&mb->lk);
     ferry__seg_unmap(&mb->seg);
     close(mb->fd);
+    close(mb->ring);
     free(mb);
 }
 
@@ -795,13 +866,14 @@ void ferry_mailbox_opts_init(ferry_mailbox_opts *o)
 }
 
 /* A handle over the mapped object seg (whose shape has been checked) and fd. */
-static int make_handle(int fd, ferry__seg *seg, uint32_t capacity, uint32_t flags,
+static int make_handle(int fd, int ring, ferry__seg *seg, uint32_t capacity, uint32_t flags,
                        uint32_t nslots, size_t max_msg, size_t dsize, ferry_mailbox **out)
 {
     ferry_mailbox *mb = calloc(1, sizeof *mb);
     if (!mb) return -ENOMEM;
     mb->seg = *seg;
     mb->fd = fd;
+    mb->ring = ring;
     mb->h = seg->base;
     mb->tab = (mbslot *)((char *)seg->base + MB_TABLE_OFF);
     mb->data = (char *)seg->base + MB_TABLE_OFF + round_up((size_t)nslots * MB_ENTRY, MB_PAGE);
@@ -816,6 +888,15 @@ static int make_handle(int fd, ferry__seg *seg, uint32_t capacity, uint32_t flag
     pthread_mutex_init(&mb->lk, NULL);
     *out = mb;
     return 0;
+}
+
+static int is_seqpacket(int fd)
+{
+    int v;
+    socklen_t l = sizeof v;
+    if (getsockopt(fd, SOL_SOCKET, SO_DOMAIN, &v, &l) < 0 || v != AF_UNIX) return 0;
+    l = sizeof v;
+    return getsockopt(fd, SOL_SOCKET, SO_TYPE, &v, &l) == 0 && v == SOCK_SEQPACKET;
 }
 
 int ferry_mailbox_create(const ferry_mailbox_opts *opts, ferry_mailbox **out)
@@ -836,9 +917,9 @@ int ferry_mailbox_create(const ferry_mailbox_opts *opts, ferry_mailbox **out)
         nslots = o.capacity;
         if (nslots > FERRY_MAILBOX_MAX_SLOTS || obj_size(nslots, dsize) == 0) return -EINVAL;
     }
-    int fd = -1;
+    int mfd = -1, sv[2] = {-1, -1};
     ferry__seg seg;
-    int rc = ferry__obj_create(FERRY_OBJ_MAILBOX, obj_size(nslots, dsize), &fd, &seg);
+    int rc = ferry__obj_create(FERRY_OBJ_MAILBOX, obj_size(nslots, dsize), &mfd, &seg);
     if (rc < 0) return rc;
     mbshm *h = seg.base;
     /* Nobody else sees the object yet: plain initialization (a new memfd reads as zeros:
@@ -857,12 +938,79 @@ int ferry_mailbox_create(const ferry_mailbox_opts *opts, ferry_mailbox **out)
     pthread_mutexattr_setrobust(&a, PTHREAD_MUTEX_ROBUST);
     rc = -pthread_mutex_init(&h->lock, &a);
     pthread_mutexattr_destroy(&a);
-    if (rc == 0) rc = make_handle(fd, &seg, o.capacity, o.flags, nslots, o.max_msg, dsize, out);
-    if (rc < 0) {
-        ferry__seg_unmap(&seg);
-        close(fd);
+    if (rc < 0) goto fail;
+    /* The carrier (src/sync/event.c's design): one message on A into B's queue holding
+     * [memfd, A], read with MSG_PEEK by every adopter; B is the object's descriptor. */
+    if (socketpair(AF_UNIX, SOCK_SEQPACKET | SOCK_CLOEXEC, 0, sv) < 0) {
+        rc = -errno;
+        goto fail;
     }
+    int fds[2] = {mfd, sv[0]};
+    union {
+        char buf[CMSG_SPACE(sizeof fds)];
+        struct cmsghdr align;
+    } cm;
+    memset(&cm, 0, sizeof cm);
+    struct iovec iov = {.iov_base = (void *)MB_MAGIC, .iov_len = MB_MAGIC_LEN};
+    struct msghdr msg = {
+        .msg_iov = &iov, .msg_iovlen = 1, .msg_control = cm.buf, .msg_controllen = sizeof cm.buf};
+    struct cmsghdr *c = CMSG_FIRSTHDR(&msg);
+    c->cmsg_level = SOL_SOCKET;
+    c->cmsg_type = SCM_RIGHTS;
+    c->cmsg_len = CMSG_LEN(sizeof fds);
+    memcpy(CMSG_DATA(c), fds, sizeof fds);
+    if (sendmsg(sv[0], &msg, MSG_NOSIGNAL) != MB_MAGIC_LEN) {
+        rc = errno == ETOOMANYREFS ? -EMFILE : -errno; /* too many descriptors in flight */
+        goto fail;
+    }
+    rc = make_handle(sv[1], sv[0], &seg, o.capacity, o.flags, nslots, o.max_msg, dsize, out);
+    if (rc < 0) goto fail;
+    close(mfd); /* mapped, and in the carrier */
+    return 0;
+fail:
+    ferry__seg_unmap(&seg);
+    close(mfd);
+    if (sv[0] >= 0) close(sv[0]);
+    if (sv[1] >= 0) close(sv[1]);
     return rc;
+}
+
+/* The memfd and the ring from carrier fd (which the caller keeps): 0, or -EBADMSG. */
+static int carrier_open(int fd, int *mfd, int *ring)
+{
+    int got[3], ngot = 0;
+    if (!is_seqpacket(fd)) return -EBADMSG;
+    char buf[MB_MAGIC_LEN + 1];
+    union {
+        char buf[CMSG_SPACE(3 * sizeof(int))]; /* room for one too many: refused */
+        struct cmsghdr align;
+    } cm;
+    struct iovec iov = {.iov_base = buf, .iov_len = sizeof buf};
+    struct msghdr msg = {
+        .msg_iov = &iov, .msg_iovlen = 1, .msg_control = cm.buf, .msg_controllen = sizeof cm.buf};
+    /* MSG_PEEK: the message stays for the next one who adopts. */
+    ssize_t n = recvmsg(fd, &msg, MSG_PEEK | MSG_DONTWAIT | MSG_CMSG_CLOEXEC);
+    if (n < 0) return -EBADMSG;
+    for (struct cmsghdr *c = CMSG_FIRSTHDR(&msg); c; c = CMSG_NXTHDR(&msg, c)) {
+        if (c->cmsg_level != SOL_SOCKET || c->cmsg_type != SCM_RIGHTS) continue;
+        size_t k = (c->cmsg_len - CMSG_LEN(0)) / sizeof(int);
+        for (size_t i = 0; i < k; i++) {
+            int f;
+            memcpy(&f, CMSG_DATA(c) + i * sizeof(int), sizeof f);
+            if (ngot < 3)
+                got[ngot++] = f;
+            else
+                close(f);
+        }
+    }
+    if (n != MB_MAGIC_LEN || memcmp(buf, MB_MAGIC, MB_MAGIC_LEN) != 0 ||
+        (msg.msg_flags & (MSG_TRUNC | MSG_CTRUNC)) || ngot != 2 || !is_seqpacket(got[1])) {
+        for (int i = 0; i < ngot; i++) close(got[i]);
+        return -EBADMSG;
+    }
+    *mfd = got[0];
+    *ring = got[1];
+    return 0;
 }
 
 int ferry_mailbox_adopt(int fd, ferry_mailbox **out)
@@ -872,9 +1020,17 @@ int ferry_mailbox_adopt(int fd, ferry_mailbox **out)
         close(fd);
         return -EINVAL;
     }
-    ferry__seg seg;
-    int rc = ferry__obj_map(fd, FERRY_OBJ_MAILBOX, &seg);
+    int mfd, ring;
+    int rc = carrier_open(fd, &mfd, &ring);
     if (rc < 0) {
+        close(fd);
+        return rc;
+    }
+    ferry__seg seg;
+    rc = ferry__obj_map(mfd, FERRY_OBJ_MAILBOX, &seg);
+    close(mfd); /* mapped (or not a mailbox): the memfd itself is no longer needed */
+    if (rc < 0) {
+        close(ring);
         close(fd);
         return rc;
     }
@@ -884,20 +1040,18 @@ int ferry_mailbox_adopt(int fd, ferry_mailbox **out)
     uint32_t capacity = h->capacity, flags = h->flags, nslots = h->nslots;
     uint64_t max_msg = h->max_msg, dsize = h->dsize;
     int ok = !(flags & ~MB_FLAGS) && max_msg >= 1 && max_msg <= MB_MSG_MAX &&
-             dsize == round_up(max_msg, 64) && nslots >= 1 &&
-             nslots <= FERRY_MAILBOX_MAX_SLOTS &&
+             dsize == round_up(max_msg, 64) && nslots >= 1 && nslots <= FERRY_MAILBOX_MAX_SLOTS &&
              (capacity == 0                 ? nslots <= MB_RV_SLOTS
               : capacity == FERRY_UNBOUNDED ? 1
                                             : nslots == capacity);
     size_t need = ok ? obj_size(nslots, (size_t)dsize) : 0;
-    if (!ok || need == 0 || need > seg.size) {
-        ferry__seg_unmap(&seg);
-        close(fd);
-        return -EBADMSG;
-    }
-    rc = make_handle(fd, &seg, capacity, flags, nslots, (size_t)max_msg, (size_t)dsize, out);
+    if (!ok || need == 0 || need > seg.size) rc = -EBADMSG;
+    if (rc == 0)
+        rc = make_handle(fd, ring, &seg, capacity, flags, nslots, (size_t)max_msg, (size_t)dsize,
+                         out);
     if (rc < 0) {
         ferry__seg_unmap(&seg);
+        close(ring);
         close(fd);
     }
     return rc;

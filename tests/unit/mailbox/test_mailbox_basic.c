@@ -14,6 +14,7 @@
 #include "sync/obj.h"
 
 #include <fcntl.h>
+#include <poll.h>
 #include <signal.h>
 #include <stdint.h>
 #include <sys/mman.h>
@@ -186,8 +187,7 @@ static void test_capacity(void)
     if (pid == 0) {
         for (int i = 0; i < 100; i++) {
             int v;
-            CHECK_EQ(ferry_mailbox_recv(mb, 0, NULL, &v, sizeof v, 5000 * 1000 * 1000LL),
-                     sizeof v);
+            CHECK_EQ(ferry_mailbox_recv(mb, 0, NULL, &v, sizeof v, 5000 * 1000 * 1000LL), sizeof v);
             CHECK_EQ(v, i);
         }
         _exit(0);
@@ -241,6 +241,50 @@ static void test_capacity(void)
     ferry_mailbox_close(NULL);
 }
 
+/* A carrier like the library's, over fds[0..n) and magic: the descriptor to adopt. */
+static int carrier(const int *fds, int n, const char *magic)
+{
+    int sv[2];
+    CHECK_EQ(socketpair(AF_UNIX, SOCK_SEQPACKET | SOCK_CLOEXEC, 0, sv), 0);
+    int all[4];
+    for (int i = 0; i < n; i++) all[i] = fds[i] == -2 ? sv[0] : fds[i]; /* -2: the ring */
+    union {
+        char buf[CMSG_SPACE(4 * sizeof(int))];
+        struct cmsghdr align;
+    } cm;
+    memset(&cm, 0, sizeof cm);
+    struct iovec iov = {.iov_base = (void *)magic, .iov_len = strlen(magic)};
+    struct msghdr msg = {.msg_iov = &iov, .msg_iovlen = 1};
+    if (n > 0) {
+        msg.msg_control = cm.buf;
+        msg.msg_controllen = CMSG_SPACE(n * sizeof(int));
+        struct cmsghdr *c = CMSG_FIRSTHDR(&msg);
+        c->cmsg_level = SOL_SOCKET;
+        c->cmsg_type = SCM_RIGHTS;
+        c->cmsg_len = CMSG_LEN(n * sizeof(int));
+        memcpy(CMSG_DATA(c), all, n * sizeof(int));
+    }
+    CHECK(sendmsg(sv[0], &msg, 0) == (ssize_t)strlen(magic));
+    close(sv[0]);
+    return sv[1];
+}
+
+/* A mailbox-kind memfd (16 KiB) whose shape says cap/flags/nslots/max_msg/dsize. */
+static int shaped(uint32_t cap, uint32_t flags, uint32_t nslots, uint64_t max_msg, uint64_t dsize)
+{
+    int mfd;
+    ferry__seg seg;
+    CHECK_EQ(ferry__obj_create(FERRY_OBJ_MAILBOX, 16384, &mfd, &seg), 0);
+    uint32_t *w = (uint32_t *)((char *)seg.base + sizeof(ferry__obj_hdr));
+    w[0] = cap;
+    w[1] = flags;
+    w[2] = nslots;
+    memcpy(&w[4], &max_msg, 8);
+    memcpy(&w[6], &dsize, 8);
+    ferry__seg_unmap(&seg);
+    return mfd;
+}
+
 static void test_garbage(void)
 {
     ferry_mailbox *mb = NULL;
@@ -260,47 +304,101 @@ static void test_garbage(void)
     CHECK_EQ(ferry_sem_create(1, 0, &s), 0);
     CHECK_EQ(ferry_mailbox_adopt(fcntl(ferry_sem_fd(s), F_DUPFD_CLOEXEC, 0), &mb), -EBADMSG);
     ferry_sem_close(s);
+    /* a bare mailbox memfd (no carrier) */
+    int mfd = shaped(8, 0, 8, 64, 64);
+    CHECK_EQ(ferry_mailbox_adopt(mfd, &mb), -EBADMSG);
+    /* carriers that are wrong: bad magic, no fds, one fd, a stream ring, another kind */
+    mfd = shaped(8, 0, 8, 64, 64);
+    int two[2] = {mfd, -2};
+    CHECK_EQ(ferry_mailbox_adopt(carrier(two, 2, "FEV1"), &mb), -EBADMSG);
+    CHECK_EQ(ferry_mailbox_adopt(carrier(two, 0, "FMB1"), &mb), -EBADMSG);
+    CHECK_EQ(ferry_mailbox_adopt(carrier(two, 1, "FMB1"), &mb), -EBADMSG);
+    int st[2];
+    CHECK_EQ(socketpair(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0, st), 0);
+    int wrong_ring[2] = {mfd, st[0]};
+    CHECK_EQ(ferry_mailbox_adopt(carrier(wrong_ring, 2, "FMB1"), &mb), -EBADMSG);
+    close(st[0]);
+    close(st[1]);
+    ferry_event *ev;
+    CHECK_EQ(ferry_event_create(4, &ev), 0);
+    CHECK_EQ(ferry_mailbox_adopt(fcntl(ferry_event_fd(ev), F_DUPFD_CLOEXEC, 0), &mb), -EBADMSG);
+    ferry_event_close(ev);
+    close(mfd);
     /* a mailbox header over a shape that does not fit, or lies */
     struct {
         uint32_t nslots_delta, cap;
         uint64_t max_msg, dsize;
         uint32_t flags;
     } bad[] = {
-        {1, 8, 64, 64, 0},         /* nslots != capacity */
-        {0, 8, 64, 128, 0},        /* dsize wrong */
-        {0, 8, 0, 0, 0},           /* max_msg 0 */
-        {0, 8, 64, 64, 1u << 9},   /* unknown flag */
-        {0, 2000, 64, 64, 0},      /* more slots than the file holds */
+        {1, 8, 64, 64, 0},             /* nslots != capacity */
+        {0, 8, 64, 128, 0},            /* dsize wrong */
+        {0, 8, 0, 0, 0},               /* max_msg 0 */
+        {0, 8, 64, 64, 1u << 9},       /* unknown flag */
+        {0, 2000, 64, 64, 0},          /* more slots than the file holds */
         {0, 8, 1u << 25, 1u << 25, 0}, /* max_msg too large */
     };
     for (size_t k = 0; k < sizeof bad / sizeof bad[0]; k++) {
-        int mfd;
-        ferry__seg seg;
-        CHECK_EQ(ferry__obj_create(FERRY_OBJ_MAILBOX, 16384, &mfd, &seg), 0);
-        uint32_t *w = (uint32_t *)((char *)seg.base + sizeof(ferry__obj_hdr));
-        w[0] = bad[k].cap;                  /* capacity */
-        w[1] = bad[k].flags;                /* flags */
-        w[2] = bad[k].cap + bad[k].nslots_delta; /* nslots */
-        memcpy(&w[4], &bad[k].max_msg, 8);
-        memcpy(&w[6], &bad[k].dsize, 8);
-        ferry__seg_unmap(&seg);
-        CHECK_EQ(ferry_mailbox_adopt(mfd, &mb), -EBADMSG);
+        mfd = shaped(bad[k].cap, bad[k].flags, bad[k].cap + bad[k].nslots_delta, bad[k].max_msg,
+                     bad[k].dsize);
+        int f[2] = {mfd, -2};
+        CHECK_EQ(ferry_mailbox_adopt(carrier(f, 2, "FMB1"), &mb), -EBADMSG);
+        close(mfd);
     }
     /* the same, right, is accepted (the layout this test writes is the real one) */
-    {
-        int mfd;
-        ferry__seg seg;
-        CHECK_EQ(ferry__obj_create(FERRY_OBJ_MAILBOX, 16384, &mfd, &seg), 0);
-        uint32_t *w = (uint32_t *)((char *)seg.base + sizeof(ferry__obj_hdr));
-        w[0] = 8;
-        w[2] = 8;
-        uint64_t m = 64;
-        memcpy(&w[4], &m, 8);
-        memcpy(&w[6], &m, 8);
-        ferry__seg_unmap(&seg);
-        CHECK_EQ(ferry_mailbox_adopt(mfd, &mb), 0);
-        ferry_mailbox_close(mb);
+    mfd = shaped(8, 0, 8, 64, 64);
+    int f[2] = {mfd, -2};
+    CHECK_EQ(ferry_mailbox_adopt(carrier(f, 2, "FMB1"), &mb), 0);
+    close(mfd);
+    ferry_mailbox_close(mb);
+}
+
+static void test_poll(void)
+{
+    ferry_mailbox *mb = make(8, 0, 16);
+    int pfd = ferry_mailbox_poll_fd(mb);
+    CHECK(pfd >= 0);
+    CHECK_EQ(ferry_mailbox_poll_fd(mb), pfd);
+    struct pollfd p = {.fd = pfd, .events = POLLIN};
+    CHECK_EQ(poll(&p, 1, 0), 0);
+    send_int(mb, 0, 1);
+    CHECK_EQ(poll(&p, 1, 0), 1);
+    send_int(mb, 0, 2);
+    CHECK_EQ(poll(&p, 1, 0), 1);
+    expect(mb, 0, 0, 1);
+    CHECK_EQ(poll(&p, 1, 0), 1); /* one left */
+    expect(mb, 0, 0, 2);
+    CHECK_EQ(poll(&p, 1, 0), 0); /* level-triggered: quiet once empty */
+    /* a peek takes it off the queue: quiet while held */
+    send_int(mb, 0, 3);
+    const void *d;
+    size_t len;
+    CHECK_EQ(ferry_mailbox_peek(mb, 0, &d, &len, NULL, FERRY_NOW), 0);
+    CHECK_EQ(poll(&p, 1, 0), 0);
+    CHECK_EQ(ferry_mailbox_release(mb), 0);
+    /* another process's send wakes a poll here; its handle's ring is the same socket */
+    pid_t pid = fork();
+    CHECK(pid >= 0);
+    if (pid == 0) {
+        struct timespec ts = {0, 30 * 1000 * 1000};
+        nanosleep(&ts, NULL);
+        ferry_mailbox *c;
+        CHECK_EQ(ferry_mailbox_adopt(fcntl(ferry_mailbox_fd(mb), F_DUPFD_CLOEXEC, 0), &c), 0);
+        send_int(c, 4, 4);
+        ferry_mailbox_close(c);
+        _exit(0);
     }
+    CHECK_EQ(poll(&p, 1, 5000), 1);
+    wait_ok(pid);
+    expect(mb, 0, 4, 4);
+    CHECK_EQ(poll(&p, 1, 0), 0);
+    /* a rendezvous withdraw leaves it quiet */
+    ferry_mailbox_close(mb);
+    mb = make(0, 0, 16);
+    pfd = ferry_mailbox_poll_fd(mb);
+    p.fd = pfd;
+    CHECK_EQ(ferry_mailbox_send(mb, 0, "a", 1, 10 * 1000 * 1000), -ETIMEDOUT);
+    CHECK_EQ(poll(&p, 1, 0), 0);
+    ferry_mailbox_close(mb);
 }
 
 static void test_exclusive(void)
@@ -314,7 +412,7 @@ static void test_exclusive(void)
     CHECK_EQ(ferry_mailbox_recv(mb, 0, NULL, &v, sizeof v, FERRY_NOW), -EPERM);
     CHECK_EQ(ferry_mailbox_detach(mb), -EPERM);
     CHECK_EQ(ferry_mailbox_attach(mb, FERRY_NOW), 0);
-    CHECK_EQ(ferry_mailbox_attach(mb, FERRY_NOW), 0); /* already */
+    CHECK_EQ(ferry_mailbox_attach(mb, FERRY_NOW), 0);     /* already */
     CHECK_EQ(ferry_mailbox_attach(b, FERRY_NOW), -EBUSY); /* another handle, same process */
     int64_t t0 = ferry__now_ns();
     CHECK_EQ(ferry_mailbox_attach(b, 30 * 1000 * 1000), -ETIMEDOUT);
@@ -355,6 +453,7 @@ int main(void)
     test_capacity();
     test_garbage();
     test_exclusive();
+    test_poll();
     CHECK_EQ(fd_count(), fds);
     printf("ok\n");
     return 0;

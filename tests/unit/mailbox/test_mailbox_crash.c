@@ -89,8 +89,7 @@ static void run(uint32_t flags, unsigned seed)
     o.flags = flags;
     ferry_mailbox *mb;
     CHECK_EQ(ferry_mailbox_create(&o, &mb), 0);
-    shared *sh =
-        mmap(NULL, sizeof *sh, PROT_READ | PROT_WRITE, MAP_SHARED | MAP_ANONYMOUS, -1, 0);
+    shared *sh = mmap(NULL, sizeof *sh, PROT_READ | PROT_WRITE, MAP_SHARED | MAP_ANONYMOUS, -1, 0);
     CHECK(sh != MAP_FAILED);
     static uint8_t buf[MSG];
     uint32_t parent_sent = 0;
@@ -152,8 +151,7 @@ static void run(uint32_t flags, unsigned seed)
     printf("flags %u: parent sent %u, all sent %llu, received %llu, lost %llu, returned %llu, "
            "torn %llu\n",
            flags, parent_sent, (unsigned long long)s.sent, (unsigned long long)s.received,
-           (unsigned long long)s.lost, (unsigned long long)s.returned,
-           (unsigned long long)s.torn);
+           (unsigned long long)s.lost, (unsigned long long)s.returned, (unsigned long long)s.torn);
     CHECK(parent_sent > ROUNDS * PER_ROUND / 2);
     munmap(sh, sizeof *sh);
     ferry_mailbox_close(mb);

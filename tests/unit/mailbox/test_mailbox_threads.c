@@ -79,7 +79,8 @@ static void *attach_main(void *arg)
         CHECK_EQ(ferry_mailbox_attach(mb, 10 * SEC), 0);
         int h = atomic_fetch_add(&holders, 1) + 1;
         int m = atomic_load(&max_holders);
-        while (h > m && !atomic_compare_exchange_weak(&max_holders, &m, h)) {}
+        while (h > m && !atomic_compare_exchange_weak(&max_holders, &m, h)) {
+        }
         atomic_fetch_sub(&holders, 1);
         CHECK_EQ(ferry_mailbox_detach(mb), 0);
     }
