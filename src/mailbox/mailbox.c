@@ -333,6 +333,11 @@ static void to_ready(ferry_mailbox *mb, uint32_t i)
     mbshm *h = mb->h;
     mbslot *s = &mb->tab[i];
     uint32_t after = h->tail;
+    if (!link_ok(mb, after)) { /* a sharer scribbled: rebuild, with i in it */
+        s->state = S_READY;
+        repair(mb);
+        return;
+    }
     for (uint32_t steps = 0; after != NIL && mb->tab[after].seq > s->seq; steps++) {
         if (steps > mb->nslots || !link_ok(mb, mb->tab[after].prev)) {
             s->state = S_READY; /* let repair place it */
