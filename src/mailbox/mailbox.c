@@ -66,6 +66,7 @@
  * -filter. Sends take the lowest-numbered FREE slot (so pages are reused).
  */
 #define _GNU_SOURCE /* syscall() for futexes, MSG_CMSG_CLOEXEC */
+#include "mailbox/internal.h"
 #include "mailbox/proc.h"
 #include "sync/obj.h"
 
@@ -637,8 +638,10 @@ static int64_t pick(ferry_mailbox *mb, int64_t filter)
             }
             i = s->next;
         }
-        if (i == NIL) return best;
-        repair(mb); /* cannot happen unless a sharer scribbled: rebuild, look again */
+        /* A walk that ended well and saw every READY slot (or found one) is the answer.
+         * Else (cannot happen unless a sharer scribbled): rebuild, look again. */
+        if (i == NIL && (best >= 0 || steps == h->nready)) return best;
+        repair(mb);
     }
     return -1;
 }
@@ -1069,4 +1072,30 @@ int ferry_mailbox_open(const char *name, ferry_mailbox **out, int64_t timeout_ns
     int rc = ferry__obj_open(name, FERRY_OBJ_MAILBOX, &fd, timeout_ns);
     if (rc < 0) return rc;
     return ferry_mailbox_adopt(fd, out);
+}
+
+/* ------------------------------------------------------------------ test hooks */
+
+int ferry__mailbox_lock_and_keep(ferry_mailbox *mb)
+{
+    return mb_lock(mb);
+}
+
+void ferry__mailbox_scribble(ferry_mailbox *mb, uint32_t seed)
+{
+    if (mb_lock(mb) < 0) return;
+    mbshm *h = mb->h;
+    uint32_t x = seed * 2654435761u + 1;
+#define NEXT() (x = x * 1103515245u + 12345u, (x >> 3) % (mb->nslots + 3) + (x & 1 ? 0 : NIL - 2))
+    h->head = NEXT();
+    h->tail = NEXT();
+    h->free_top = NEXT();
+    h->nready = NEXT();
+    h->nbusy = NEXT();
+    for (uint32_t i = 0; i < mb->nslots; i++) {
+        mb->tab[i].prev = NEXT();
+        mb->tab[i].next = NEXT();
+    }
+#undef NEXT
+    pthread_mutex_unlock(&h->lock); /* not mb_unlock: the doorbell is left as it was */
 }
