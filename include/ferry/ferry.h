@@ -674,9 +674,10 @@ int ferry_kill(const char *name, int sig, int64_t timeout_ns);
  * mailbox exists (while any process or ferryd holds its descriptor).
  *
  * Hand-out: messages are handed out oldest first (among those a receive's filter
- * matches). Competing receivers (the default) take turns through one lock; a receiver
- * that waits is woken with the others when a message arrives and the first to take the
- * lock gets the oldest message (no strict FIFO order among waiting receivers).
+ * matches). Competing receivers (the default) are served fairly, in FIFO order: a message
+ * that arrives while receivers wait is handed to the one that has waited longest among
+ * those whose filter takes it, and nobody else (a newcomer included) can take it from
+ * under it. Up to 64 waiters are queued so; more wait unordered.
  * FERRY_MAILBOX_EXCLUSIVE: only the handle that holds the mailbox
  * (ferry_mailbox_attach) may receive; others wait for it or get -EBUSY.
  *

@@ -30,6 +30,9 @@
  *   READY    queued: seq (the order of publication, from next_seq), type, len are set.
  *   TAKEN    handed to a receiver (owner = its process id) that copies it out outside
  *            the lock (or holds it as a peek), then frees it.
+ *   HANDED   queued for one waiting receiver (owner = its process id; its rxq entry names
+ *            the slot): the fair hand-out (see take). Not in the queue; becomes TAKEN
+ *            when that receiver wakes, or READY again if it leaves or dies first.
  * The state word is the truth; nready (READY slots) is a cache recomputed when a lock
  * holder died. Every step changes state as its last write, so a process killed at any
  * instruction inside the lock leaves slots that are each in one of these states (at
@@ -85,7 +88,7 @@
 #include <time.h>
 #include <unistd.h>
 
-enum { S_FREE = 0, S_WRITING = 1, S_READY = 2, S_TAKEN = 3 };
+enum { S_FREE = 0, S_WRITING = 1, S_READY = 2, S_TAKEN = 3, S_HANDED = 4 };
 
 #define MB_PAGE        4096u
 #define MB_TABLE_OFF   MB_PAGE
@@ -94,6 +97,7 @@ enum { S_FREE = 0, S_WRITING = 1, S_READY = 2, S_TAKEN = 3 };
 #define MB_MSG_DEFAULT 4096u
 #define MB_MSG_MAX     ((size_t)16 << 20)
 #define MB_RV_SLOTS    64u /* capacity 0: senders at once */
+#define MB_RXQ         64u /* waiting receivers served in FIFO order */
 #define MB_SLICE_NS    ((int64_t)20 * 1000 * 1000)
 #define NIL            UINT32_MAX
 #define MB_MAGIC       "FMB1" /* the carrier message */
@@ -112,6 +116,15 @@ typedef struct mbslot {
 } mbslot;
 _Static_assert(sizeof(mbslot) == MB_ENTRY, "table entry size");
 
+/* A waiting receiver (under the lock). */
+typedef struct mbwaiter {
+    uint64_t ticket; /* 0: a free entry; else its place in the FIFO of waiters */
+    uint64_t owner, token;
+    int64_t filter;
+    uint32_t assigned; /* NIL, or the slot HANDED to it */
+    uint32_t pad;
+} mbwaiter;
+
 typedef struct mbshm {
     ferry__obj_hdr hdr;
     /* the shape: written at create, read once at adopt */
@@ -120,7 +133,7 @@ typedef struct mbshm {
     /* guarded by lock */
     _Alignas(64) pthread_mutex_t lock;
     uint64_t next_seq;
-    uint32_t nready, nbusy; /* READY slots; WRITING and TAKEN slots */
+    uint32_t nready, nbusy; /* READY slots; WRITING, TAKEN and HANDED slots */
     uint32_t head, tail;    /* the READY queue, oldest first (NIL: empty) */
     uint32_t free_top;      /* the stack of FREE slots below hiwat (NIL: empty) */
     uint32_t hiwat;         /* slots at and above it have never been used (FREE) */
@@ -131,6 +144,9 @@ typedef struct mbshm {
     uint64_t sent, received, lost, returned, withdrawn, torn;
     /* futex words: bumped under the lock, read by FUTEX_WAIT outside it */
     _Alignas(64) _Atomic uint32_t msg_ftx, room_ftx, take_ftx, hold_ftx;
+    /* guarded by lock: the waiting receivers */
+    _Alignas(64) uint64_t next_ticket;
+    mbwaiter rxq[MB_RXQ];
 } mbshm;
 _Static_assert(sizeof(mbshm) <= MB_PAGE, "the header fits its page");
 
@@ -235,13 +251,25 @@ static void repair(ferry_mailbox *mb)
     h->hiwat = hi;
     h->head = h->tail = h->free_top = NIL;
     h->nready = h->nbusy = 0;
+    for (uint32_t k = 0; k < MB_RXQ; k++) { /* an assignment must name a HANDED slot */
+        mbwaiter *e = &h->rxq[k];
+        if (e->ticket && e->assigned != NIL &&
+            (e->assigned >= hi || mb->tab[e->assigned].state != S_HANDED))
+            e->assigned = NIL;
+    }
     if (h->polled) { /* a holder may have died between ringing and noting it */
         drain(mb);
         h->bell = 0; /* mb_unlock rings again if a message is queued */
     }
     for (uint32_t i = hi; i-- > 0;) { /* downwards: the free stack pops low slots first */
         mbslot *s = &mb->tab[i];
-        if (s->state == S_WRITING || s->state == S_TAKEN) {
+        if (s->state == S_HANDED) { /* handed to a waiter that still has it, or back */
+            int held = 0;
+            for (uint32_t k = 0; k < MB_RXQ && !held; k++)
+                held = h->rxq[k].ticket && h->rxq[k].assigned == i;
+            if (!held) s->state = S_READY;
+        }
+        if (s->state == S_WRITING || s->state == S_TAKEN || s->state == S_HANDED) {
             h->nbusy++;
         } else if (s->state == S_READY) {
             uint32_t after = h->tail; /* insert after the last slot of a lower seq */
@@ -377,6 +405,51 @@ static void to_taken(ferry_mailbox *mb, uint32_t i)
     mb->h->nbusy++;
 }
 
+/* Does filter (ferry_recvmsg's rules) take a message of type? */
+static int matches(int64_t filter, int64_t type)
+{
+    if (filter == 0) return 1;
+    if (filter > 0) return type == filter;
+    return type <= -filter;
+}
+
+/* The fair hand-out: READY slot i (just queued) -> HANDED to the oldest waiting receiver
+ * whose filter takes it and who has nothing handed yet, if there is one; it then sees it
+ * as soon as it wakes, and nobody else can take it meanwhile. */
+static void handoff(ferry_mailbox *mb, uint32_t i, int *wakes)
+{
+    mbshm *h = mb->h;
+    mbslot *s = &mb->tab[i];
+    if (s->state != S_READY) return;
+    mbwaiter *best = NULL;
+    for (uint32_t k = 0; k < MB_RXQ; k++) {
+        mbwaiter *e = &h->rxq[k];
+        if (!e->ticket || e->assigned != NIL || !matches(e->filter, s->type)) continue;
+        if (!best || e->ticket < best->ticket) best = e;
+    }
+    if (!best) return;
+    unlink_ready(mb, i);
+    s->owner = best->owner;
+    s->state = S_HANDED;
+    h->nbusy++;
+    best->assigned = i;
+    owe(h->rx_wait, &h->msg_ftx, W_MSG, wakes);
+}
+
+/* Take waiter entry e out of the FIFO; a slot handed to it goes back to the queue (and
+ * on to the next waiter). */
+static void unregister(ferry_mailbox *mb, mbwaiter *e, int *wakes)
+{
+    uint32_t a = e->assigned;
+    e->ticket = 0;
+    e->assigned = NIL;
+    if (a < mb->nslots && mb->tab[a].state == S_HANDED) {
+        to_ready(mb, a); /* its old seq: its old place */
+        handoff(mb, a, wakes);
+        owe(mb->h->rx_wait, &mb->h->msg_ftx, W_MSG, wakes);
+    }
+}
+
 static int mb_lock(ferry_mailbox *mb)
 {
     int r = pthread_mutex_lock(&mb->h->lock);
@@ -444,8 +517,20 @@ static int reclaim(ferry_mailbox *mb, int64_t *last, int *wakes)
     uint64_t ids[CACHE];
     int dead[CACHE], nc = 0, changed = 0;
     uint32_t hi = h->hiwat <= mb->nslots ? h->hiwat : mb->nslots;
+    for (uint32_t k = 0; k < MB_RXQ; k++) { /* waiters that died waiting */
+        mbwaiter *e = &h->rxq[k];
+        if (!e->ticket || e->owner == me || !ferry__mb_dead(e->owner)) continue;
+        unregister(mb, e, wakes); /* what it was handed was never delivered: queued again */
+        changed++;
+    }
     for (uint32_t i = 0; i < hi && h->nbusy; i++) {
         mbslot *s = &mb->tab[i];
+        if (s->state == S_HANDED && s->owner != me && ferry__mb_dead(s->owner)) {
+            to_ready(mb, i); /* handed to a dead waiter whose entry is gone: queued again */
+            handoff(mb, i, wakes);
+            changed++;
+            continue;
+        }
         if (s->state != S_WRITING && s->state != S_TAKEN) continue;
         uint64_t o = s->owner;
         if (o == me) continue;
@@ -468,6 +553,7 @@ static int reclaim(ferry_mailbox *mb, int64_t *last, int *wakes)
         } else if (mb->flags & FERRY_MAILBOX_AT_LEAST_ONCE) {
             h->returned++;
             to_ready(mb, i); /* keeps its seq: back at its place */
+            handoff(mb, i, wakes);
             owe(h->rx_wait, &h->msg_ftx, W_MSG, wakes);
         } else {
             h->lost++;
@@ -526,6 +612,7 @@ static uint64_t publish(ferry_mailbox *mb, uint32_t i, int64_t type, size_t len,
     to_ready(mb, i);
     h->sent++;
     owe(h->rx_wait, &h->msg_ftx, W_MSG, wakes);
+    handoff(mb, i, wakes);
     return seq;
 }
 
@@ -654,17 +741,46 @@ static int may_receive(ferry_mailbox *mb)
 }
 
 /* Take a message: the slot index (now TAKEN by this process), or < 0. cap: -EMSGSIZE
- * (leaving it queued, *len set) if its length is larger. */
+ * (leaving it queued, *len set) if its length is larger.
+ * Fairness: a caller that finds nothing registers in the FIFO of waiters (rxq, a ticket
+ * from next_ticket) before it sleeps; a message queued while it waits is handed to the
+ * oldest waiter it suits (handoff), so waiting receivers are served in the order they
+ * came and a newcomer cannot take a message from under them. More than MB_RXQ waiters:
+ * the rest wait unregistered and pick what is left (not FIFO among themselves). */
 static int64_t take(ferry_mailbox *mb, int64_t filter, size_t cap, size_t *len, ferry__when *w)
 {
     mbshm *h = mb->h;
+    uint64_t me = ferry__mb_self(), ticket = 0;
+    mbwaiter *e = NULL; /* our entry while registered */
     int64_t last = 0, idx;
     int wakes = 0, rc = mb_lock(mb);
     if (rc < 0) return rc;
     for (;;) {
+        if (e && (e->ticket != ticket || e->owner != me || e->token != mb->token))
+            e = NULL; /* not ours any more (a sharer scribbled): register again */
         if (!may_receive(mb)) {
             idx = -EPERM;
             break;
+        }
+        if (e && e->assigned != NIL) { /* handed to us */
+            uint32_t a = e->assigned;
+            e->assigned = NIL;
+            mbslot *s = a < mb->nslots ? &mb->tab[a] : NULL;
+            if (s && s->state == S_HANDED) {
+                *len = (size_t)s->len;
+                if (s->len > mb->max_msg || s->len > cap) {
+                    idx = s->len > mb->max_msg ? -EBADMSG : -EMSGSIZE;
+                    e->assigned = a;
+                    unregister(mb, e, &wakes); /* it stays queued, for the others */
+                    e = NULL;
+                    break;
+                }
+                s->owner = me;
+                s->state = S_TAKEN; /* stays counted in nbusy */
+                idx = a;
+                owe(h->rv_wait, &h->take_ftx, W_TAKE, &wakes);
+                break;
+            }
         }
         if ((idx = pick(mb, filter)) >= 0) {
             mbslot *s = &mb->tab[idx];
@@ -687,8 +803,23 @@ static int64_t take(ferry_mailbox *mb, int64_t filter, size_t cap, size_t *len, 
             idx = left;
             break;
         }
+        if (!e) { /* join the FIFO of waiters, if there is room */
+            for (uint32_t k = 0; k < MB_RXQ && !e; k++)
+                if (!h->rxq[k].ticket) e = &h->rxq[k];
+            if (e) {
+                e->owner = me;
+                e->token = mb->token;
+                e->filter = filter;
+                e->assigned = NIL;
+                ticket = h->next_ticket++;
+                if (ticket == 0) ticket = h->next_ticket++; /* 0 means free */
+                e->ticket = ticket; /* last: the entry is live once it has a ticket */
+            }
+        }
         if ((rc = sleep_on(mb, &h->msg_ftx, &h->rx_wait, left)) < 0) return rc;
     }
+    if (e && e->ticket == ticket && e->owner == me && e->token == mb->token)
+        unregister(mb, e, &wakes);
     mb_unlock(mb);
     pay(mb, wakes);
     return idx;
@@ -939,6 +1070,7 @@ int ferry_mailbox_create(const ferry_mailbox_opts *opts, ferry_mailbox **out)
     h->max_msg = o.max_msg;
     h->dsize = dsize;
     h->next_seq = 1;
+    h->next_ticket = 1;
     h->head = h->tail = h->free_top = NIL;
     pthread_mutexattr_t a;
     pthread_mutexattr_init(&a);
