@@ -732,6 +732,8 @@ typedef struct ferry_mailbox_stats {
     uint64_t returned;  /* at-least-once: put back after their receiver died */
     uint64_t withdrawn; /* rendezvous sends that timed out before a receiver took them */
     uint64_t torn;      /* messages being written by senders that died (never visible) */
+    uint64_t recovered; /* processes that died inside the mailbox's lock: each may have
+                           left one of the counters above one off */
     uint32_t queued;    /* messages waiting now */
     uint32_t capacity;  /* as created */
     size_t max_msg;     /* as created */

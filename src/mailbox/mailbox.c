@@ -35,9 +35,12 @@
  *            when that receiver wakes, or READY again if it leaves or dies first.
  * The state word is the truth; nready (READY slots) is a cache recomputed when a lock
  * holder died. Every step changes state as its last write, so a process killed at any
- * instruction inside the lock leaves slots that are each in one of these states (at
- * worst a counter is one off): after EOWNERDEAD the next locker recomputes nready and
- * marks the mutex consistent.
+ * instruction inside the lock leaves slots that are each in one of these states: after
+ * EOWNERDEAD the next locker rebuilds the derived structures, counts the recovery and
+ * marks the mutex consistent. A counter is updated next to, not atomically with, its
+ * state change, so each such death may leave one counter one off (sent and received
+ * one short, lost or returned one over); the recoveries are counted so that a reader
+ * knows how far to trust them.
  *
  * Ordering. Every shared field but the futex words is read and written under the lock,
  * whose acquire/release orders them. The data of a slot is written outside the lock by
@@ -141,7 +144,7 @@ typedef struct mbshm {
     uint32_t polled;              /* someone asked for a poll fd: keep the doorbell exact */
     uint32_t bell;                /* 1: a doorbell byte is (believed) in the ring's queue */
     uint64_t hold_id, hold_token; /* exclusive: the holder (0: none) */
-    uint64_t sent, received, lost, returned, withdrawn, torn;
+    uint64_t sent, received, lost, returned, withdrawn, torn, recovered;
     /* futex words: bumped under the lock, read by FUTEX_WAIT outside it */
     _Alignas(64) _Atomic uint32_t msg_ftx, room_ftx, take_ftx, hold_ftx;
     /* guarded by lock: the waiting receivers */
@@ -456,6 +459,7 @@ static int mb_lock(ferry_mailbox *mb)
     if (r == EOWNERDEAD) {
         /* A holder died inside: every slot is in a valid state (see the header). */
         repair(mb);
+        mb->h->recovered++;
         pthread_mutex_consistent(&mb->h->lock);
         return 0;
     }
@@ -955,6 +959,7 @@ int ferry_mailbox_stats_get(const ferry_mailbox *cmb, ferry_mailbox_stats *st)
                                 .returned = h->returned,
                                 .withdrawn = h->withdrawn,
                                 .torn = h->torn,
+                                .recovered = h->recovered,
                                 .queued = h->nready,
                                 .capacity = mb->capacity,
                                 .max_msg = mb->max_msg};

@@ -6,7 +6,8 @@
  * parent sends too, and kills both with SIGKILL. At the end the parent drains the
  * mailbox (dead owners' slots are reclaimed when it finds nothing) and checks:
  *  - no message was ever torn: every message received carries its whole pattern;
- *  - the counters add up exactly: sent == received + lost, nothing queued or in flight;
+ *  - the counters add up: sent == received + lost, nothing queued or in flight — exactly
+ *    but for one per process killed inside the mailbox's lock (stats.recovered);
  *  - at-most-once (default): no message was counted twice; every message the parent sent
  *    was received, or is one of the lost;
  *  - at-least-once: nothing lost; every message the parent sent was received at least
@@ -127,7 +128,10 @@ static void run(uint32_t flags, unsigned seed)
     CHECK_EQ(ferry_mailbox_stats_get(mb, &s), 0);
     CHECK_EQ(atomic_load(&sh->bad), 0);
     CHECK_EQ(s.queued, 0);
-    CHECK_EQ(s.sent, s.received + s.lost); /* nothing in flight, every message accounted */
+    /* Nothing in flight, every message accounted: exactly, but for a process killed inside
+     * the lock, which may leave one counter one off (counted in recovered). */
+    uint64_t r = s.recovered;
+    CHECK(s.sent <= s.received + s.lost + r && s.received + s.lost <= s.sent + r);
     uint64_t total = 0, distinct = 0, missing = 0;
     for (uint32_t id = 0; id < MAX_ID; id++) {
         uint32_t c = atomic_load(&sh->count[id]);
@@ -142,16 +146,17 @@ static void run(uint32_t flags, unsigned seed)
         CHECK_EQ(s.lost, 0);
         CHECK_EQ(missing, 0);
         CHECK(total - distinct <= s.returned);
-        CHECK(total <= s.received + s.returned);
+        CHECK(total <= s.received + s.returned + r);
     } else {
         CHECK_EQ(s.returned, 0);
         CHECK(missing <= s.lost);
-        CHECK(total <= s.received + s.lost);
+        CHECK(total <= s.received + s.lost + r);
     }
     printf("flags %u: parent sent %u, all sent %llu, received %llu, lost %llu, returned %llu, "
-           "torn %llu\n",
+           "torn %llu, recovered %llu\n",
            flags, parent_sent, (unsigned long long)s.sent, (unsigned long long)s.received,
-           (unsigned long long)s.lost, (unsigned long long)s.returned, (unsigned long long)s.torn);
+           (unsigned long long)s.lost, (unsigned long long)s.returned, (unsigned long long)s.torn,
+           (unsigned long long)r);
     CHECK(parent_sent > ROUNDS * PER_ROUND / 2);
     munmap(sh, sizeof *sh);
     ferry_mailbox_close(mb);

@@ -64,6 +64,7 @@ static void test_lock_death(void)
     CHECK_EQ(st.sent, N);
     CHECK_EQ(st.received, N);
     CHECK_EQ(st.queued, 0);
+    CHECK_EQ(st.recovered, 2);
     ferry_mailbox_close(mb);
 }
 
