@@ -7,8 +7,9 @@
  *            max_msg, dsize), written at create and read once at adopt onto the handle,
  *            checked against the mapping and never read from shared memory again; a
  *            robust process-shared pthread mutex; the fields it guards (next_seq,
- *            nready, the exclusive hold, counters, waiter counts); four futex words.
- *   table    nslots entries of 64 bytes: {state, owner, seq, type, len}.
+ *            the queue's head and tail, the free stack, the exclusive hold, counters,
+ *            waiter counts, the FIFO of waiting receivers rxq); four futex words.
+ *   table    nslots entries of 64 bytes: {state, owner, seq, type, len, prev, next}.
  *   data     nslots areas of dsize bytes (max_msg rounded up to 64), one per entry.
  * The descriptor. A memfd cannot be polled, so the object's descriptor is a carrier, as
  * for an event queue (src/sync/event.c has the reasoning): socketpair(SOCK_SEQPACKET) ->
@@ -33,8 +34,12 @@
  *   HANDED   queued for one waiting receiver (owner = its process id; its rxq entry names
  *            the slot): the fair hand-out (see take). Not in the queue; becomes TAKEN
  *            when that receiver wakes, or READY again if it leaves or dies first.
- * The state word is the truth; nready (READY slots) is a cache recomputed when a lock
- * holder died. Every step changes state as its last write, so a process killed at any
+ * The state word is the truth. Derived from it, under the lock: the READY queue (a
+ * doubly linked list in seq order: publication appends, a return inserts at its seq),
+ * the stack of FREE slots below hiwat (slots above it were never used), and nready /
+ * nbusy. They are rebuilt from the states (repair) when a lock holder died, and when
+ * a link or count is found not to fit (only a sharer that scribbled can cause that):
+ * every link is bounds-checked before it is followed and every walk is bounded. Every step changes state as its last write, so a process killed at any
  * instruction inside the lock leaves slots that are each in one of these states: after
  * EOWNERDEAD the next locker rebuilds the derived structures, counts the recovery and
  * marks the mutex consistent. A counter is updated next to, not atomically with, its
@@ -61,15 +66,18 @@
  * message was taken), hold_ftx (attachers: the hold was given up).
  *
  * Dead processes. A caller that finds nothing to do (no message to take, no free slot,
- * the hold taken) reclaims, at most once a slice: every WRITING or TAKEN slot whose
- * owner is dead (proc.h) is freed (WRITING: counted torn) or, TAKEN, freed and counted
- * lost — or, with FERRY_MAILBOX_AT_LEAST_ONCE, made READY again with its old seq (back
- * at its place in the queue) and counted returned. A dead holder of the exclusive hold
- * loses it to the next attacher.
+ * the hold taken) reclaims, at most once a slice (and only if some slot is busy or the
+ * hold taken): a dead waiter's rxq entry is removed and what was handed to it queued
+ * again (never delivered: not lost); every WRITING or TAKEN slot whose owner is dead
+ * (proc.h) is freed (WRITING: counted torn) or, TAKEN, freed and counted lost — or, with
+ * FERRY_MAILBOX_AT_LEAST_ONCE, made READY again with its old seq (back at its place in
+ * the queue) and counted returned. A dead holder of the exclusive hold loses it to the
+ * next attacher.
  *
- * Selection, under the lock, by a scan of the table: filter 0 the READY slot with the
- * lowest seq; > 0 the lowest seq of that type; < 0 the lowest (type, seq) with type <=
- * -filter. Sends take the lowest-numbered FREE slot (so pages are reused).
+ * Selection, under the lock, by a walk of the queue from its head: filter 0 the head;
+ * > 0 the first of that type; < 0 the first of the lowest type <= -filter. A message
+ * queued while receivers wait is handed instead (see take). Sends pop the free stack
+ * (the most recently freed slot first: its pages are warm), else take slot hiwat.
  */
 #define _GNU_SOURCE /* syscall() for futexes, MSG_CMSG_CLOEXEC */
 #include "mailbox/internal.h"
