@@ -490,7 +490,8 @@ typedef struct ferry_pub ferry_pub;
  * by ferry_unpublish or when this process dies. The caller keeps fd; owns *out.
  * Errors: as ferry_register (-EEXIST, -EACCES, -EDQUOT, -EINVAL, -ECONNREFUSED), and
  * -EBADMSG (fd is not a ferry object of that kind), -EINVAL (ferryd refuses fd: not a
- * sealed memfd, or for FERRY_OBJ_EVENT not a SOCK_SEQPACKET unix socket).
+ * sealed memfd, or for FERRY_OBJ_EVENT and FERRY_OBJ_MAILBOX not a SOCK_SEQPACKET unix
+ * socket).
  */
 int ferry_publish(const char *name, int fd, int kind, const ferry_policy *policy,
                   ferry_pub **out, int64_t timeout_ns);
@@ -769,8 +770,8 @@ int ferry_mailbox_send(ferry_mailbox *mb, int64_t type, const void *buf, size_t 
  * Returns its length and sets *type (may be NULL). Errors: -ETIMEDOUT / -EAGAIN,
  * -EMSGSIZE (larger than cap: it stays queued), -EINVAL (filter INT64_MIN, NULL buf
  * with cap > 0), -EPERM (an exclusive mailbox this handle does not hold), -EBADMSG. */
-ssize_t ferry_mailbox_recv(ferry_mailbox *mb, int64_t filter, int64_t *type, void *buf,
-                           size_t cap, int64_t timeout_ns);
+ssize_t ferry_mailbox_recv(ferry_mailbox *mb, int64_t filter, int64_t *type, void *buf, size_t cap,
+                           int64_t timeout_ns);
 
 /* Zero copy, sending: *buf points at max_msg bytes in the mailbox; write the message
  * there and ferry_mailbox_commit it (invisible until then). Errors as ferry_mailbox_send
