@@ -479,6 +479,7 @@ ssize_t ferry_broker_path(char *buf, size_t cap);
 #define FERRY_OBJ_MUTEX   2
 #define FERRY_OBJ_BARRIER 3
 #define FERRY_OBJ_EVENT   4
+#define FERRY_OBJ_MAILBOX 5 /* a ferry_mailbox (see "mailboxes") */
 
 typedef struct ferry_pub ferry_pub;
 
@@ -489,7 +490,8 @@ typedef struct ferry_pub ferry_pub;
  * by ferry_unpublish or when this process dies. The caller keeps fd; owns *out.
  * Errors: as ferry_register (-EEXIST, -EACCES, -EDQUOT, -EINVAL, -ECONNREFUSED), and
  * -EBADMSG (fd is not a ferry object of that kind), -EINVAL (ferryd refuses fd: not a
- * sealed memfd, or for FERRY_OBJ_EVENT not a SOCK_SEQPACKET unix socket).
+ * sealed memfd, or for FERRY_OBJ_EVENT and FERRY_OBJ_MAILBOX not a SOCK_SEQPACKET unix
+ * socket).
  */
 int ferry_publish(const char *name, int fd, int kind, const ferry_policy *policy,
                   ferry_pub **out, int64_t timeout_ns);
@@ -966,6 +968,151 @@ uint64_t ferry_sub_lost(const ferry_sub *s);
 int ferry_sub_fd(ferry_sub *s);
 /* Leave: the entry is freed (a publisher waiting on it goes on). NULL is a no-op. */
 void ferry_sub_close(ferry_sub *s);
+
+/* ---------------------------------------------------------------- mailboxes */
+
+/*
+ * Mailboxes: indirect, many-to-many communication. A mailbox is a queue of typed messages
+ * in a sealed memfd (kind FERRY_OBJ_MAILBOX) that any number of processes send to and any
+ * number receive from; each message goes to exactly one receiver. Its descriptor is, as
+ * for an event queue, a SOCK_SEQPACKET socket carrying the memfd and a doorbell (so a
+ * live mailbox keeps 2 descriptors in flight, counted against the creator's
+ * RLIMIT_NOFILE; ferryd refuses anything else with -EINVAL). It is shared like the
+ * synchronization objects (see there): before fork, by descriptor (ferry_mailbox_fd /
+ * ferry_mailbox_adopt, -EBADMSG for anything that is not a mailbox), or by name
+ * (ferry_publish(name, ferry_mailbox_fd(mb), FERRY_OBJ_MAILBOX, policy) by the owner,
+ * ferry_mailbox_open(name) by others: -ENOENT / -EACCES / -EPROTOTYPE as for the other
+ * objects). Messages stay queued, whether or not a receiver is there, for as long as the
+ * mailbox exists (while any process or ferryd holds its descriptor).
+ *
+ * Hand-out: messages are handed out oldest first (among those a receive's filter
+ * matches). Competing receivers (the default) are served fairly, in FIFO order: a message
+ * that arrives while receivers wait is handed to the one that has waited longest among
+ * those whose filter takes it, and nobody else (a newcomer included) can take it from
+ * under it. Up to 64 waiters are queued so; more wait unordered.
+ * FERRY_MAILBOX_EXCLUSIVE: only the handle that holds the mailbox
+ * (ferry_mailbox_attach) may receive; others wait for it or get -EBUSY.
+ *
+ * Crash semantics. A message is invisible until its sender's send (or commit) completes:
+ * a sender that dies mid-write leaves nothing torn behind (its slot is freed by the next
+ * caller that needs room or finds nothing to take). A message taken by a receiver that
+ * dies before it finished (inside ferry_mailbox_recv's copy, or between ferry_mailbox_peek
+ * and ferry_mailbox_release) is, once noticed (a receiver that finds nothing to take, or
+ * a waiting receiver within 20 ms): dropped and counted in `lost` (the default,
+ * at-most-once), or with FERRY_MAILBOX_AT_LEAST_ONCE put back at its old place in the
+ * queue and counted in `returned` (it may then be delivered twice). The holder of an
+ * exclusive mailbox that dies releases it. Processes are told apart by pid and start time;
+ * all processes sharing a mailbox must be in one pid namespace.
+ *
+ * Trust: the queue is guarded by a robust process-shared pthread mutex inside the object
+ * (a holder that dies at any instruction is survived). As for ferry_mutex, a process that
+ * shares a mailbox can break it for the others or make them misbehave by scribbling on
+ * the lock: share a mailbox only with processes you trust that far (the publishing policy
+ * decides who can open it). Sizes, indices and lengths read from the object are checked
+ * before every use (-EBADMSG), so a corrupted mailbox never makes ferry write outside it.
+ * Threads: every call may be made from any thread; each handle has at most one loan and
+ * one peek outstanding at a time (-EBUSY).
+ */
+typedef struct ferry_mailbox ferry_mailbox;
+
+/* Flags (ferry_mailbox_opts.flags). */
+#define FERRY_MAILBOX_EXCLUSIVE     (1u << 0) /* one receiver at a time (attach) */
+#define FERRY_MAILBOX_AT_LEAST_ONCE (1u << 1) /* a dead receiver's message goes back */
+
+/* The most messages a mailbox may hold (capacity N, and FERRY_UNBOUNDED's cap). */
+#define FERRY_MAILBOX_MAX_SLOTS 65536u
+
+typedef struct ferry_mailbox_opts {
+    uint32_t capacity; /* 0: rendezvous (a send returns once a receiver took it; at most
+                          64 senders at once); N: at most N messages queued, a send to a
+                          full mailbox waits; FERRY_UNBOUNDED: a send never waits, but
+                          gets -ENOBUFS at the cap: as many messages as fit in 64 MiB
+                          (at most FERRY_MAILBOX_MAX_SLOTS). Default 64. */
+    uint32_t flags;    /* FERRY_MAILBOX_EXCLUSIVE | FERRY_MAILBOX_AT_LEAST_ONCE */
+    size_t max_msg;    /* largest message, 1 .. 16 MiB; default 4096. Every message takes a
+                          slot of max_msg bytes plus 64 (memory is touched only when used) */
+} ferry_mailbox_opts;
+
+/* Fill *o with the defaults. Never fails. */
+void ferry_mailbox_opts_init(ferry_mailbox_opts *o);
+
+/* Counters of the mailbox (shared by every handle), a snapshot. */
+typedef struct ferry_mailbox_stats {
+    uint64_t sent;      /* messages made visible by sends and commits */
+    uint64_t received;  /* messages handed to a receiver and finished with */
+    uint64_t lost;      /* at-most-once: taken by a receiver that died before finishing */
+    uint64_t returned;  /* at-least-once: put back after their receiver died */
+    uint64_t withdrawn; /* rendezvous sends that timed out before a receiver took them */
+    uint64_t torn;      /* messages being written by senders that died (never visible) */
+    uint64_t recovered; /* processes that died inside the mailbox's lock: each may have
+                           left one of the counters above one off */
+    uint32_t queued;    /* messages waiting now */
+    uint32_t capacity;  /* as created */
+    size_t max_msg;     /* as created */
+} ferry_mailbox_stats;
+
+/* A new mailbox (opts NULL: the defaults). The caller owns *out. Errors: -EINVAL
+ * (options, unknown flags, too large), -ENOMEM, -EMFILE. */
+int ferry_mailbox_create(const ferry_mailbox_opts *opts, ferry_mailbox **out);
+/* As ferry_sem_adopt: on success the mailbox owns fd; on failure fd is closed (-EBADMSG
+ * when fd is not a mailbox, -ENOMEM, -EINVAL). */
+int ferry_mailbox_adopt(int fd, ferry_mailbox **out);
+/* Open the mailbox published under name (ferryd's policy decides): errors as
+ * ferry_sem_open. */
+int ferry_mailbox_open(const char *name, ferry_mailbox **out, int64_t timeout_ns);
+/* The object's descriptor (owned by the mailbox), to publish or pass on. */
+int ferry_mailbox_fd(const ferry_mailbox *mb);
+/* A descriptor (owned by the mailbox, shared by every holder) that polls readable while
+ * at least one message is queued (level-triggered; whatever its type: a typed receive
+ * may still say -EAGAIN). Once anyone asked for it, every call that changes the queue
+ * keeps it exact (a send or a receive that flips it costs a system call); before, it
+ * costs nothing. Errors: -EINVAL, -EBADMSG. */
+int ferry_mailbox_poll_fd(ferry_mailbox *mb);
+
+/* Send a copy of buf[0..len) as one message of type (>= 0). The caller keeps buf.
+ * Errors: -EINVAL (type < 0, NULL), -EMSGSIZE (len > max_msg), -ETIMEDOUT / -EAGAIN
+ * (full, or for capacity 0 no receiver took it in time: then it is withdrawn, never
+ * delivered), -ENOBUFS (FERRY_UNBOUNDED at its cap), -EBADMSG (corrupted mailbox). */
+int ferry_mailbox_send(ferry_mailbox *mb, int64_t type, const void *buf, size_t len,
+                       int64_t timeout_ns);
+
+/* Take the oldest message that matches filter (the rules of ferry_recvmsg: 0 any, > 0
+ * exactly that type, < 0 the lowest type <= -filter) and copy it into buf (cap bytes).
+ * Returns its length and sets *type (may be NULL). Errors: -ETIMEDOUT / -EAGAIN,
+ * -EMSGSIZE (larger than cap: it stays queued), -EINVAL (filter INT64_MIN, NULL buf
+ * with cap > 0), -EPERM (an exclusive mailbox this handle does not hold), -EBADMSG. */
+ssize_t ferry_mailbox_recv(ferry_mailbox *mb, int64_t filter, int64_t *type, void *buf, size_t cap,
+                           int64_t timeout_ns);
+
+/* Zero copy, sending: *buf points at max_msg bytes in the mailbox; write the message
+ * there and ferry_mailbox_commit it (invisible until then). Errors as ferry_mailbox_send
+ * (capacity 0: -EOPNOTSUPP), -EBUSY (a loan is outstanding on this handle). */
+int ferry_mailbox_loan(ferry_mailbox *mb, void **buf, int64_t timeout_ns);
+/* Publish the loan as one message of type and len (<= max_msg). -EINVAL (no loan, bad
+ * type or len: the loan is kept). */
+int ferry_mailbox_commit(ferry_mailbox *mb, int64_t type, size_t len);
+
+/* Zero copy, receiving: take the message ferry_mailbox_recv would, and point *data at it
+ * in the mailbox (valid until ferry_mailbox_release; *len and *type set, type may be
+ * NULL). It is this receiver's, and counts as taken, until released (see "Crash
+ * semantics"). Errors as ferry_mailbox_recv, -EBUSY (a peek is outstanding). */
+int ferry_mailbox_peek(ferry_mailbox *mb, int64_t filter, const void **data, size_t *len,
+                       int64_t *type, int64_t timeout_ns);
+/* Finish with the peeked message. -EINVAL if none is outstanding. */
+int ferry_mailbox_release(ferry_mailbox *mb);
+
+/* FERRY_MAILBOX_EXCLUSIVE: make this handle the mailbox's one receiver, waiting up to
+ * timeout_ns for the holder to detach, close or die. Errors: -EBUSY (FERRY_NOW and held
+ * by another), -ETIMEDOUT, -EINVAL (not an exclusive mailbox). 0 if already held. */
+int ferry_mailbox_attach(ferry_mailbox *mb, int64_t timeout_ns);
+/* Give the hold up. -EPERM if this handle does not hold it. */
+int ferry_mailbox_detach(ferry_mailbox *mb);
+
+int ferry_mailbox_stats_get(const ferry_mailbox *mb, ferry_mailbox_stats *st);
+
+/* Close the handle: an outstanding loan is discarded, an outstanding peek released, a
+ * hold given up. The mailbox lives on while others hold it. NULL is a no-op. */
+void ferry_mailbox_close(ferry_mailbox *mb);
 
 #ifdef __cplusplus
 }
