@@ -10,6 +10,8 @@ cd "$(dirname "$0")/.."
 jobs=$(nproc)
 fuzz_seconds=${FERRY_FUZZ_SECONDS:-60}
 b=build-test
+started=$(mktemp)  # what the tests leave is what is newer than this
+trap 'rm -f "$started"' EXIT
 
 step() { echo; echo "== $*"; }
 
@@ -63,7 +65,8 @@ left=$( (ls /dev/shm; ls /dev/mqueue 2>/dev/null) | grep -ci ferry || true)
 stray=$(for c in /proc/[0-9]*/cmdline; do tr '\0' ' ' <"$c"; echo; done 2>/dev/null |
   grep '[f]erryd.*/tmp/ferry-test-' || true)
 [ -z "$stray" ] || { echo "a test left ferryd running: $stray"; exit 1; }
-if ls -d /tmp/ferry-test-* >/dev/null 2>&1; then
-  echo "a test left its directory:"; ls -d /tmp/ferry-test-*; exit 1
+left_dirs=$(find /tmp -maxdepth 1 -name 'ferry-test-*' -newer "$started")
+if [ -n "$left_dirs" ]; then
+  echo "a test left its directory:"; echo "$left_dirs"; exit 1
 fi
 echo "all tests passed"
