@@ -10,6 +10,8 @@ cd "$(dirname "$0")/.."
 jobs=$(nproc)
 fuzz_seconds=${FERRY_FUZZ_SECONDS:-60}
 b=build-test
+started=$(mktemp)  # what the tests leave is what is newer than this
+trap 'rm -f "$started"' EXIT
 
 step() { echo; echo "== $*"; }
 
@@ -24,10 +26,10 @@ cmake --build $b/asan -j"$jobs"
 ASAN_OPTIONS=detect_leaks=1:abort_on_error=1 UBSAN_OPTIONS=print_stacktrace=1:halt_on_error=1 \
   ctest --test-dir $b/asan --output-on-failure -j"$jobs" -E '^bench_'
 
-step "TSan (clang): rings, growth, channels and the synchronization objects"
+step "TSan (clang): rings, growth, channels, synchronization objects, RPC, mailboxes, broadcast"
 cmake -S . -B $b/tsan -DCMAKE_C_COMPILER=clang -DCMAKE_BUILD_TYPE=Debug -DFERRY_SANITIZE=thread >/dev/null
 cmake --build $b/tsan -j"$jobs"
-TSAN_OPTIONS=halt_on_error=1 ctest --test-dir $b/tsan --output-on-failure -j"$jobs" -R 'ring|grow|chan|sem|mutex|barrier|event'
+TSAN_OPTIONS=halt_on_error=1 ctest --test-dir $b/tsan --output-on-failure -j"$jobs" -R 'ring|grow|chan|sem|mutex|barrier|event|rpc|bcast|mailbox'
 
 step "libFuzzer: frame decoder and broker protocol, ${fuzz_seconds}s each, side by side"
 cmake -S . -B $b/fuzz -DCMAKE_C_COMPILER=clang -DFERRY_FUZZ=ON >/dev/null
@@ -63,7 +65,8 @@ left=$( (ls /dev/shm; ls /dev/mqueue 2>/dev/null) | grep -ci ferry || true)
 stray=$(for c in /proc/[0-9]*/cmdline; do tr '\0' ' ' <"$c"; echo; done 2>/dev/null |
   grep '[f]erryd.*/tmp/ferry-test-' || true)
 [ -z "$stray" ] || { echo "a test left ferryd running: $stray"; exit 1; }
-if ls -d /tmp/ferry-test-* >/dev/null 2>&1; then
-  echo "a test left its directory:"; ls -d /tmp/ferry-test-*; exit 1
+left_dirs=$(find /tmp -maxdepth 1 -name 'ferry-test-*' -newer "$started")
+if [ -n "$left_dirs" ]; then
+  echo "a test left its directory:"; echo "$left_dirs"; exit 1
 fi
 echo "all tests passed"

@@ -479,6 +479,7 @@ ssize_t ferry_broker_path(char *buf, size_t cap);
 #define FERRY_OBJ_MUTEX   2
 #define FERRY_OBJ_BARRIER 3
 #define FERRY_OBJ_EVENT   4
+#define FERRY_OBJ_MAILBOX 5 /* a ferry_mailbox (see "mailboxes") */
 
 typedef struct ferry_pub ferry_pub;
 
@@ -489,7 +490,8 @@ typedef struct ferry_pub ferry_pub;
  * by ferry_unpublish or when this process dies. The caller keeps fd; owns *out.
  * Errors: as ferry_register (-EEXIST, -EACCES, -EDQUOT, -EINVAL, -ECONNREFUSED), and
  * -EBADMSG (fd is not a ferry object of that kind), -EINVAL (ferryd refuses fd: not a
- * sealed memfd, or for FERRY_OBJ_EVENT not a SOCK_SEQPACKET unix socket).
+ * sealed memfd, or for FERRY_OBJ_EVENT and FERRY_OBJ_MAILBOX not a SOCK_SEQPACKET unix
+ * socket).
  */
 int ferry_publish(const char *name, int fd, int kind, const ferry_policy *policy,
                   ferry_pub **out, int64_t timeout_ns);
@@ -698,6 +700,419 @@ int ferry_inbox_fd(const ferry_inbox *in);
 
 /* Close every channel and release the name. NULL is a no-op. */
 void ferry_inbox_close(ferry_inbox *in);
+
+/* ---------------------------------------------------------------- RPC */
+
+/*
+ * Call and reply over one channel (docs/rpc.md). A client connection
+ * (ferry_rpc_client) carries many calls at once, from many threads, each matched to its
+ * reply by a correlation id; a server connection (ferry_rpc_server) receives requests and
+ * replies to them, from any thread, in any order. On the wire each message's ferry type
+ * holds the kind (request, reply, one-way) and the 56-bit id; the payload is the caller's
+ * bytes and fds, untouched, so requests and replies are sized at run time (up to the
+ * channel's max_msg).
+ * Threads: every call below may be made from any thread, on the same handle too.
+ * Errors, besides those of the channel: -ETIMEDOUT (no reply in time: the call is
+ * forgotten and a late reply is dropped), -ECANCELED (ferry_call_cancel), -EPIPE (the
+ * peer is gone: every pending call ends with it, within the reader's 20 ms slice),
+ * -EMSGSIZE (a reply larger than the caller's cap: resp->len says how large),
+ * -ENOENT (ferry_reply to an id that is not awaiting a reply: unknown or already answered).
+ */
+typedef struct ferry_rpc_client ferry_rpc_client;
+typedef struct ferry_rpc_server ferry_rpc_server;
+typedef struct ferry_rpc_service ferry_rpc_service;
+
+/* Make a client connection on ch. On success the client owns ch (closed by
+ * ferry_rpc_client_close); on failure the caller keeps it. Errors: -EINVAL, -ENOMEM. */
+int ferry_rpc_client_new(ferry_chan *ch, ferry_rpc_client **out);
+/* ferry_connect(name, kind, opts) and ferry_rpc_client_new. The caller owns *out. */
+int ferry_rpc_connect(const char *name, int kind, const ferry_chan_opts *opts,
+                      ferry_rpc_client **out, int64_t timeout_ns);
+/* Close the connection and its channel. Calls still pending are forgotten (async
+ * callbacks not run); no call may be in progress on other threads. NULL is a no-op. */
+void ferry_rpc_client_close(ferry_rpc_client *c);
+
+/*
+ * ferry_call — send req (type ignored; data, len, fds: the caller keeps them) and wait
+ * for its reply into resp (the caller's data/cap; on return type 0, len, and fds the
+ * caller then owns). Returns the reply's length. timeout_ns bounds the whole call; like
+ * the channel's calls, the deadline is read lazily (fixed at the call's first wait).
+ * Errors: -ETIMEDOUT, -EAGAIN (FERRY_NOW), -EPIPE, -EMSGSIZE, -ECANCELED, and the errors
+ * of ferry_sendmsg.
+ */
+ssize_t ferry_call(ferry_rpc_client *c, const ferry_msg *req, ferry_msg *resp,
+                   int64_t timeout_ns);
+
+/* The split form of ferry_call, for a call that another thread may cancel: start sends
+ * the request and gives its id; resp (the caller's) must stay valid until wait returns.
+ * Every started call is ended by exactly one ferry_call_wait (which frees it). Wait
+ * returns as ferry_call. */
+int ferry_call_start(ferry_rpc_client *c, const ferry_msg *req, ferry_msg *resp,
+                     uint64_t *id, int64_t timeout_ns);
+ssize_t ferry_call_wait(ferry_rpc_client *c, uint64_t id, int64_t timeout_ns);
+
+/* Cancel a pending call (sync or async): its wait returns -ECANCELED, its callback runs
+ * with -ECANCELED from ferry_rpc_dispatch; its reply, if any comes, is dropped. The
+ * server is told, best effort (a cancel message sent without waiting): see
+ * ferry_rpc_cancelled.
+ * Errors: -ENOENT (no such call pending: unknown, finished or already cancelled). */
+int ferry_call_cancel(ferry_rpc_client *c, uint64_t id);
+
+/* Completion of an asynchronous call: rc is the reply's length or a negative errno;
+ * resp is the one given to ferry_call_async (fds in it now owned by the callee). */
+typedef void (*ferry_rpc_callback)(ferry_rpc_client *c, uint64_t id, ssize_t rc,
+                                   ferry_msg *resp, void *ctx);
+
+/*
+ * ferry_call_async — send req and return at once; the reply goes into resp (the
+ * caller's, valid until the callback) and cb(ctx) runs from ferry_rpc_dispatch, in the
+ * thread that calls it, when ferry_rpc_fd polls readable. No thread is made. *id (may be
+ * NULL) gets the id for ferry_call_cancel. timeout_ns bounds the send only: the call then
+ * waits for its reply until it comes, is cancelled, or the connection dies (-EPIPE).
+ * Errors: those of sending (nothing pending then).
+ */
+int ferry_call_async(ferry_rpc_client *c, const ferry_msg *req, ferry_msg *resp,
+                     ferry_rpc_callback cb, void *ctx, uint64_t *id, int64_t timeout_ns);
+
+/* A descriptor that polls readable (level-triggered) while ferry_rpc_dispatch has work:
+ * a message on the channel or a finished async call. Owned by the client. It may stay
+ * readable while another thread is reading replies inside ferry_call. Errors: -ENOMEM,
+ * -EMFILE. */
+int ferry_rpc_fd(ferry_rpc_client *c);
+/* Read the replies waiting (never blocks) and run the callbacks of finished async
+ * calls. Returns how many callbacks ran, or -EPIPE / -EBADMSG once the connection died
+ * (after running the callbacks of the calls it ended). */
+int ferry_rpc_dispatch(ferry_rpc_client *c);
+
+/* A one-way message to the server: no reply, no id. Errors as ferry_sendmsg. */
+int ferry_rpc_send(ferry_rpc_client *c, const ferry_msg *m, int64_t timeout_ns);
+
+/* Replies dropped so far: late (after a timeout or cancel) or for unknown ids. */
+uint64_t ferry_rpc_dropped(const ferry_rpc_client *c);
+
+/* ---- server side */
+
+/* A request as the server receives it. */
+typedef struct ferry_rpc_request {
+    uint64_t id;   /* to pass to ferry_reply; 0 for a one-way message */
+    int oneway;    /* 1: a one-way message, nothing to reply */
+    ferry_msg msg; /* data/cap the caller's (ferry_recv_request) or the worker's
+                      (ferry_serve: valid during the handler only); fds the receiver's */
+} ferry_rpc_request;
+
+/* Make a server connection on ch (e.g. from ferry_accept). On success it owns ch. One
+ * reference, dropped by ferry_rpc_server_close. Errors: -EINVAL, -ENOMEM. */
+int ferry_rpc_server_new(ferry_chan *ch, ferry_rpc_server **out);
+/* Take another reference (to reply later from another thread); each is dropped by a
+ * ferry_rpc_server_close. The last one closes the channel. */
+ferry_rpc_server *ferry_rpc_server_ref(ferry_rpc_server *s);
+void ferry_rpc_server_close(ferry_rpc_server *s);
+
+/*
+ * ferry_recv_request — the next request or one-way message into rq->msg (data/cap set
+ * by the caller; rules of ferry_recvmsg: -EMSGSIZE leaves it queued, msg.len the size
+ * needed). Returns its length. Errors as ferry_recvmsg (-EPIPE: the client is gone).
+ */
+ssize_t ferry_recv_request(ferry_rpc_server *s, ferry_rpc_request *rq, int64_t timeout_ns);
+
+/* ferry_reply — answer request id with resp (type ignored; the caller keeps data and
+ * fds). Once per request: a second reply, or one to an id never received, is -ENOENT and
+ * sends nothing; a reply to a request the client cancelled is -ECANCELED and sends
+ * nothing. The id is used up in every case, even when the send fails. Errors: -ENOENT,
+ * -ECANCELED, and those of ferry_sendmsg. */
+int ferry_reply(ferry_rpc_server *s, uint64_t id, const ferry_msg *resp, int64_t timeout_ns);
+/* Has the client cancelled request id? 1 yes, 0 no, -ENOENT (not awaiting a reply). The
+ * cancel is seen once a receive on this connection has read it (ferry_serve's threads
+ * read continuously; a manual server at its next ferry_recv_request). */
+int ferry_rpc_cancelled(ferry_rpc_server *s, uint64_t id);
+/* The fd that polls readable while a request waits (ferry_chan_fd). */
+int ferry_rpc_server_fd(ferry_rpc_server *s);
+
+/* A handler of ferry_serve: called for each request or one-way message, in a pool
+ * thread. It replies with ferry_reply(conn, rq->id, ...) now or, holding a
+ * ferry_rpc_server_ref, later from any thread. rq->msg.data is valid during the call only;
+ * fds in it belong to the handler. */
+typedef void (*ferry_rpc_handler)(ferry_rpc_server *conn, ferry_rpc_request *rq, void *ctx);
+
+/*
+ * ferry_serve — register name (ferry_register with policy and opts, both may be NULL) and
+ * serve every client that connects with nthreads (>= 1) threads sharing one epoll set:
+ * each connection is read by one thread at a time, but its requests are handled in
+ * parallel. Returns at once; the caller owns *out. Errors: those of ferry_register,
+ * -EINVAL, -ENOMEM, -EMFILE, -EAGAIN (threads).
+ */
+int ferry_serve(const char *name, ferry_rpc_handler handler, void *ctx, unsigned nthreads,
+                const ferry_policy *policy, const ferry_chan_opts *opts,
+                ferry_rpc_service **out, int64_t timeout_ns);
+/* Stop: join the threads, release the name, drop the connections (those a handler still
+ * holds a reference to stay open until it closes them). NULL is a no-op. */
+void ferry_serve_stop(ferry_rpc_service *s);
+
+/* ---------------------------------------------------------------- broadcast */
+
+/*
+ * One publisher, any number of subscribers: every subscriber gets every message, in
+ * order, zero copy. The object is a ring of `slots` fixed-size slots in a sealed memfd
+ * (shared like the synchronization objects: before fork, ferry_bcast_fd +
+ * ferry_bcast_adopt, or ferry_publish(..., FERRY_OBJ_BCAST, ...) + ferry_bcast_open). A
+ * message is written once into its slot; the slot is reused once every subscriber has
+ * released the message it held. docs/broadcast.md has the design.
+ *  - Slow subscribers: by default a subscriber that falls `slots` messages behind blocks
+ *    the publisher (lossless). With FERRY_SUB_DROP_OLDEST the publisher instead drops that
+ *    subscriber's oldest message, and ferry_sub_lost() counts exactly how many it lost.
+ *    A drop-oldest subscriber's outstanding peek (or copy in progress) holds its one
+ *    message: the publisher waits for that release.
+ *  - A subscriber's entry records its process ({pid, start time}); a publisher blocked by
+ *    a dead process's entry frees it within one 20 ms slice (a dead subscriber blocks it
+ *    for well under 100 ms). ferry_bcast_subscribe on a full table frees the entries of
+ *    dead processes too.
+ *  - A subscriber starts at the current head (messages published before it subscribed are
+ *    not its, nor lost); ferry_sub_close frees its entry.
+ *  - End of stream: ferry_bcast_end, or ferry_bcast_close in the publishing process (the
+ *    creator, or the last process that published), ends the stream; subscribers get
+ *    -EPIPE after the last message. A publisher process that dies is noticed by waiting
+ *    subscribers within a slice (-EPIPE after the last message).
+ *  - Threads: publish/loan/commit from one thread at a time (one publisher); subscribe
+ *    from any thread; a ferry_sub is used by one thread at a time, in the process that
+ *    made it (not in a fork child). The ferry_bcast must outlive its ferry_subs in the
+ *    process. All sharers must be in one pid namespace (liveness is judged by pid).
+ *  - Hostile sharers can break the stream for others (-EBADMSG, missing messages), never
+ *    make ferry touch memory outside the object. Validate what you read.
+ *  - Not provided: fds riding on messages.
+ */
+
+#define FERRY_OBJ_BCAST 6 /* ferry_publish kind of a broadcast object */
+
+/* The largest max_subs. */
+#define FERRY_BCAST_MAX_SUBS 1024
+
+typedef struct ferry_bcast ferry_bcast;
+typedef struct ferry_sub ferry_sub;
+
+/* Broadcast options: always start from ferry_bcast_opts_init(). */
+typedef struct ferry_bcast_opts {
+    uint32_t slots;    /* ring slots, a power of two >= 2; default 64 */
+    uint32_t max_subs; /* subscribers at once, 1..FERRY_BCAST_MAX_SUBS; default 32 */
+    size_t max_msg;    /* largest message, 1..FERRY_MAX_MSG_LIMIT; default 4096. The whole
+                          object (about slots * max_msg) must stay under 64 MiB */
+} ferry_bcast_opts;
+
+/* Fill *o with the defaults. Never fails. */
+void ferry_bcast_opts_init(ferry_bcast_opts *o);
+
+/* A new broadcast object; the calling process is its publisher. opts may be NULL. The
+ * caller owns *out. Errors: -EINVAL (options, or too large), -ENOMEM, -EMFILE. */
+int ferry_bcast_create(const ferry_bcast_opts *opts, ferry_bcast **out);
+/* On success the object owns fd; on failure fd is closed. -EBADMSG (not a broadcast
+ * object), -ENOMEM, -EINVAL. */
+int ferry_bcast_adopt(int fd, ferry_bcast **out);
+/* Open the object published under name (rules of ferry_sem_open). */
+int ferry_bcast_open(const char *name, ferry_bcast **out, int64_t timeout_ns);
+/* The object's descriptor (owned by the object). */
+int ferry_bcast_fd(const ferry_bcast *b);
+/* The largest message (decided at creation). */
+size_t ferry_bcast_max_msg(const ferry_bcast *b);
+/* Active subscribers now (a snapshot, of every process), or -EINVAL. */
+int ferry_bcast_subscribers(const ferry_bcast *b);
+/* End the stream now (from the publisher): subscribers get -EPIPE once they have taken
+ * every message published before; later publishes are -EPIPE. -EINVAL (NULL). */
+int ferry_bcast_end(ferry_bcast *b);
+/* Close the handle. In the publishing process this also ends the stream (above). The
+ * process's ferry_subs must be closed first. NULL is a no-op. */
+void ferry_bcast_close(ferry_bcast *b);
+
+/*
+ * ferry_bcast_publish — copy len bytes as one message of type (>= 0) to every
+ * subscriber. Waits (up to timeout_ns) while a blocking subscriber is `slots` behind.
+ * Errors: -EMSGSIZE (len > max_msg), -ETIMEDOUT, -EAGAIN (FERRY_NOW), -EINVAL, -EBUSY
+ * (a loan is outstanding), -EPIPE (the stream was ended).
+ */
+int ferry_bcast_publish(ferry_bcast *b, int64_t type, const void *data, size_t len,
+                        int64_t timeout_ns);
+/* Zero copy: reserve the next slot (up to len bytes; waits as publish), fill *buf, then
+ * ferry_bcast_commit. One loan at a time (-EBUSY). */
+int ferry_bcast_loan(ferry_bcast *b, size_t len, void **buf, int64_t timeout_ns);
+/* Publish the loaned slot with len (<= the loaned len) bytes. -EINVAL (no loan, len too
+ * large, type < 0: the loan stays). */
+int ferry_bcast_commit(ferry_bcast *b, int64_t type, size_t len);
+
+/* Subscription flag: drop the oldest message instead of blocking the publisher. */
+#define FERRY_SUB_DROP_OLDEST (1u << 0)
+
+/* Subscribe (from any process holding the object): the first message received is the
+ * next one published. The caller owns *out. Errors: -EINVAL, -ENOSPC (max_subs live
+ * subscribers), -ENOMEM. */
+int ferry_bcast_subscribe(ferry_bcast *b, uint32_t flags, ferry_sub **out);
+/* Take the next message into buf (cap bytes); returns its length and sets *type (may be
+ * NULL). -EMSGSIZE (it stays; a drop-oldest subscriber may lose it meanwhile),
+ * -ETIMEDOUT, -EAGAIN, -EPIPE (end of stream, nothing left), -EBUSY (a peek is
+ * outstanding), -EBADMSG (a corrupted object). */
+ssize_t ferry_sub_recv(ferry_sub *s, void *buf, size_t cap, int64_t *type, int64_t timeout_ns);
+/* Zero copy: m->data points at the next message in shared memory (read-only), valid
+ * until ferry_sub_release; m->type, m->len set, m->nfds = 0. Errors as ferry_sub_recv
+ * (never -EMSGSIZE). */
+int ferry_sub_peek(ferry_sub *s, ferry_msg *m, int64_t timeout_ns);
+/* Release the peeked message. -EINVAL (no peek). */
+int ferry_sub_release(ferry_sub *s);
+/* Messages the publisher dropped for this drop-oldest subscription so far (exact). */
+uint64_t ferry_sub_lost(const ferry_sub *s);
+/*
+ * ferry_sub_fd — a descriptor that polls readable (POLLIN) while a message waits for this
+ * subscription, or once the stream has ended. Level-triggered, owned by the subscription.
+ * It is a datagram socket with an abstract name the publisher rings (publisher and
+ * subscriber must share a network namespace); the first call arms it, and until then
+ * publishing makes no system call for it. It may wake spuriously (ferry_sub_recv then
+ * says -EAGAIN). A publisher's death does not make it readable (a waiting recv notices).
+ * Errors: -EMFILE, -ENOMEM.
+ */
+int ferry_sub_fd(ferry_sub *s);
+/* Leave: the entry is freed (a publisher waiting on it goes on). NULL is a no-op. */
+void ferry_sub_close(ferry_sub *s);
+
+/* ---------------------------------------------------------------- mailboxes */
+
+/*
+ * Mailboxes: indirect, many-to-many communication. A mailbox is a queue of typed messages
+ * in a sealed memfd (kind FERRY_OBJ_MAILBOX) that any number of processes send to and any
+ * number receive from; each message goes to exactly one receiver. Its descriptor is, as
+ * for an event queue, a SOCK_SEQPACKET socket carrying the memfd and a doorbell (so a
+ * live mailbox keeps 2 descriptors in flight, counted against the creator's
+ * RLIMIT_NOFILE; ferryd refuses anything else with -EINVAL). It is shared like the
+ * synchronization objects (see there): before fork, by descriptor (ferry_mailbox_fd /
+ * ferry_mailbox_adopt, -EBADMSG for anything that is not a mailbox), or by name
+ * (ferry_publish(name, ferry_mailbox_fd(mb), FERRY_OBJ_MAILBOX, policy) by the owner,
+ * ferry_mailbox_open(name) by others: -ENOENT / -EACCES / -EPROTOTYPE as for the other
+ * objects). Messages stay queued, whether or not a receiver is there, for as long as the
+ * mailbox exists (while any process or ferryd holds its descriptor).
+ *
+ * Hand-out: messages are handed out oldest first (among those a receive's filter
+ * matches). Competing receivers (the default) are served fairly, in FIFO order: a message
+ * that arrives while receivers wait is handed to the one that has waited longest among
+ * those whose filter takes it, and nobody else (a newcomer included) can take it from
+ * under it. Up to 64 waiters are queued so; more wait unordered.
+ * FERRY_MAILBOX_EXCLUSIVE: only the handle that holds the mailbox
+ * (ferry_mailbox_attach) may receive; others wait for it or get -EBUSY.
+ *
+ * Crash semantics. A message is invisible until its sender's send (or commit) completes:
+ * a sender that dies mid-write leaves nothing torn behind (its slot is freed by the next
+ * caller that needs room or finds nothing to take). A message taken by a receiver that
+ * dies before it finished (inside ferry_mailbox_recv's copy, or between ferry_mailbox_peek
+ * and ferry_mailbox_release) is, once noticed (a receiver that finds nothing to take, or
+ * a waiting receiver within 20 ms): dropped and counted in `lost` (the default,
+ * at-most-once), or with FERRY_MAILBOX_AT_LEAST_ONCE put back at its old place in the
+ * queue and counted in `returned` (it may then be delivered twice). The holder of an
+ * exclusive mailbox that dies releases it. Processes are told apart by pid and start time;
+ * all processes sharing a mailbox must be in one pid namespace.
+ *
+ * Trust: the queue is guarded by a robust process-shared pthread mutex inside the object
+ * (a holder that dies at any instruction is survived). As for ferry_mutex, a process that
+ * shares a mailbox can break it for the others or make them misbehave by scribbling on
+ * the lock: share a mailbox only with processes you trust that far (the publishing policy
+ * decides who can open it). Sizes, indices and lengths read from the object are checked
+ * before every use (-EBADMSG), so a corrupted mailbox never makes ferry write outside it.
+ * Threads: every call may be made from any thread; each handle has at most one loan and
+ * one peek outstanding at a time (-EBUSY).
+ */
+typedef struct ferry_mailbox ferry_mailbox;
+
+/* Flags (ferry_mailbox_opts.flags). */
+#define FERRY_MAILBOX_EXCLUSIVE     (1u << 0) /* one receiver at a time (attach) */
+#define FERRY_MAILBOX_AT_LEAST_ONCE (1u << 1) /* a dead receiver's message goes back */
+
+/* The most messages a mailbox may hold (capacity N, and FERRY_UNBOUNDED's cap). */
+#define FERRY_MAILBOX_MAX_SLOTS 65536u
+
+typedef struct ferry_mailbox_opts {
+    uint32_t capacity; /* 0: rendezvous (a send returns once a receiver took it; at most
+                          64 senders at once); N: at most N messages queued, a send to a
+                          full mailbox waits; FERRY_UNBOUNDED: a send never waits, but
+                          gets -ENOBUFS at the cap: as many messages as fit in 64 MiB
+                          (at most FERRY_MAILBOX_MAX_SLOTS). Default 64. */
+    uint32_t flags;    /* FERRY_MAILBOX_EXCLUSIVE | FERRY_MAILBOX_AT_LEAST_ONCE */
+    size_t max_msg;    /* largest message, 1 .. 16 MiB; default 4096. Every message takes a
+                          slot of max_msg bytes plus 64 (memory is touched only when used) */
+} ferry_mailbox_opts;
+
+/* Fill *o with the defaults. Never fails. */
+void ferry_mailbox_opts_init(ferry_mailbox_opts *o);
+
+/* Counters of the mailbox (shared by every handle), a snapshot. */
+typedef struct ferry_mailbox_stats {
+    uint64_t sent;      /* messages made visible by sends and commits */
+    uint64_t received;  /* messages handed to a receiver and finished with */
+    uint64_t lost;      /* at-most-once: taken by a receiver that died before finishing */
+    uint64_t returned;  /* at-least-once: put back after their receiver died */
+    uint64_t withdrawn; /* rendezvous sends that timed out before a receiver took them */
+    uint64_t torn;      /* messages being written by senders that died (never visible) */
+    uint64_t recovered; /* processes that died inside the mailbox's lock: each may have
+                           left one of the counters above one off */
+    uint32_t queued;    /* messages waiting now */
+    uint32_t capacity;  /* as created */
+    size_t max_msg;     /* as created */
+} ferry_mailbox_stats;
+
+/* A new mailbox (opts NULL: the defaults). The caller owns *out. Errors: -EINVAL
+ * (options, unknown flags, too large), -ENOMEM, -EMFILE. */
+int ferry_mailbox_create(const ferry_mailbox_opts *opts, ferry_mailbox **out);
+/* As ferry_sem_adopt: on success the mailbox owns fd; on failure fd is closed (-EBADMSG
+ * when fd is not a mailbox, -ENOMEM, -EINVAL). */
+int ferry_mailbox_adopt(int fd, ferry_mailbox **out);
+/* Open the mailbox published under name (ferryd's policy decides): errors as
+ * ferry_sem_open. */
+int ferry_mailbox_open(const char *name, ferry_mailbox **out, int64_t timeout_ns);
+/* The object's descriptor (owned by the mailbox), to publish or pass on. */
+int ferry_mailbox_fd(const ferry_mailbox *mb);
+/* A descriptor (owned by the mailbox, shared by every holder) that polls readable while
+ * at least one message is queued (level-triggered; whatever its type: a typed receive
+ * may still say -EAGAIN). Once anyone asked for it, every call that changes the queue
+ * keeps it exact (a send or a receive that flips it costs a system call); before, it
+ * costs nothing. Errors: -EINVAL, -EBADMSG. */
+int ferry_mailbox_poll_fd(ferry_mailbox *mb);
+
+/* Send a copy of buf[0..len) as one message of type (>= 0). The caller keeps buf.
+ * Errors: -EINVAL (type < 0, NULL), -EMSGSIZE (len > max_msg), -ETIMEDOUT / -EAGAIN
+ * (full, or for capacity 0 no receiver took it in time: then it is withdrawn, never
+ * delivered), -ENOBUFS (FERRY_UNBOUNDED at its cap), -EBADMSG (corrupted mailbox). */
+int ferry_mailbox_send(ferry_mailbox *mb, int64_t type, const void *buf, size_t len,
+                       int64_t timeout_ns);
+
+/* Take the oldest message that matches filter (the rules of ferry_recvmsg: 0 any, > 0
+ * exactly that type, < 0 the lowest type <= -filter) and copy it into buf (cap bytes).
+ * Returns its length and sets *type (may be NULL). Errors: -ETIMEDOUT / -EAGAIN,
+ * -EMSGSIZE (larger than cap: it stays queued), -EINVAL (filter INT64_MIN, NULL buf
+ * with cap > 0), -EPERM (an exclusive mailbox this handle does not hold), -EBADMSG. */
+ssize_t ferry_mailbox_recv(ferry_mailbox *mb, int64_t filter, int64_t *type, void *buf, size_t cap,
+                           int64_t timeout_ns);
+
+/* Zero copy, sending: *buf points at max_msg bytes in the mailbox; write the message
+ * there and ferry_mailbox_commit it (invisible until then). Errors as ferry_mailbox_send
+ * (capacity 0: -EOPNOTSUPP), -EBUSY (a loan is outstanding on this handle). */
+int ferry_mailbox_loan(ferry_mailbox *mb, void **buf, int64_t timeout_ns);
+/* Publish the loan as one message of type and len (<= max_msg). -EINVAL (no loan, bad
+ * type or len: the loan is kept). */
+int ferry_mailbox_commit(ferry_mailbox *mb, int64_t type, size_t len);
+
+/* Zero copy, receiving: take the message ferry_mailbox_recv would, and point *data at it
+ * in the mailbox (valid until ferry_mailbox_release; *len and *type set, type may be
+ * NULL). It is this receiver's, and counts as taken, until released (see "Crash
+ * semantics"). Errors as ferry_mailbox_recv, -EBUSY (a peek is outstanding). */
+int ferry_mailbox_peek(ferry_mailbox *mb, int64_t filter, const void **data, size_t *len,
+                       int64_t *type, int64_t timeout_ns);
+/* Finish with the peeked message. -EINVAL if none is outstanding. */
+int ferry_mailbox_release(ferry_mailbox *mb);
+
+/* FERRY_MAILBOX_EXCLUSIVE: make this handle the mailbox's one receiver, waiting up to
+ * timeout_ns for the holder to detach, close or die. Errors: -EBUSY (FERRY_NOW and held
+ * by another), -ETIMEDOUT, -EINVAL (not an exclusive mailbox). 0 if already held. */
+int ferry_mailbox_attach(ferry_mailbox *mb, int64_t timeout_ns);
+/* Give the hold up. -EPERM if this handle does not hold it. */
+int ferry_mailbox_detach(ferry_mailbox *mb);
+
+int ferry_mailbox_stats_get(const ferry_mailbox *mb, ferry_mailbox_stats *st);
+
+/* Close the handle: an outstanding loan is discarded, an outstanding peek released, a
+ * hold given up. The mailbox lives on while others hold it. NULL is a no-op. */
+void ferry_mailbox_close(ferry_mailbox *mb);
 
 #ifdef __cplusplus
 }

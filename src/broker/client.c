@@ -573,7 +573,7 @@ struct ferry_pub {
 int ferry_publish(const char *name, int fd, int kind, const ferry_policy *policy, ferry_pub **out,
                   int64_t timeout_ns)
 {
-    if (!out || fd < 0 || kind < FERRY_OBJ_SEM || kind > FERRY_OBJ_EVENT ||
+    if (!out || fd < 0 || kind < FERRY_OBJ_SEM || kind > FERRY_OBJ_BCAST ||
         ferry__name_valid(name) < 0)
         return -EINVAL;
     ferry_policy pol;
@@ -582,7 +582,9 @@ int ferry_publish(const char *name, int fd, int kind, const ferry_policy *policy
     else
         ferry_policy_init(&pol);
     if (ferry__policy_valid(&pol) < 0) return -EINVAL;
-    if (kind != FERRY_OBJ_EVENT) { /* say now, not at the first opener, that fd is wrong */
+    /* say now, not at the first opener, that fd is wrong (an event queue or a mailbox is
+     * a carrier socket: its opener validates it) */
+    if (kind != FERRY_OBJ_EVENT && kind != FERRY_OBJ_MAILBOX) {
         ferry__seg seg;
         if (ferry__obj_map(fd, (uint32_t)kind, &seg) < 0) return -EBADMSG;
         ferry__seg_unmap(&seg);

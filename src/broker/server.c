@@ -392,12 +392,13 @@ static void unwatch_pid(broker *b, conn *c)
 }
 
 /* Is fd what an object of `kind` is? Semaphores, mutexes and barriers are sealed memfds;
- * an event queue is a SOCK_SEQPACKET unix socket, the carrier of its memfd and of its
- * doorbell (src/sync/event.c says why). The contents are for the openers to validate;
- * ferryd only keeps the descriptor and hands out duplicates (it never reads from it). */
+ * an event queue and a mailbox are SOCK_SEQPACKET unix sockets, the carrier of the
+ * object's memfd and of its doorbell (src/sync/event.c says why). The contents are for
+ * the openers to validate; ferryd only keeps the descriptor and hands out duplicates (it
+ * never reads from it). */
 static int is_object_fd(int fd, uint32_t kind)
 {
-    if (kind == FERRY_OBJ_EVENT) {
+    if (kind == FERRY_OBJ_EVENT || kind == FERRY_OBJ_MAILBOX) {
         int v;
         socklen_t l = sizeof v;
         if (getsockopt(fd, SOL_SOCKET, SO_DOMAIN, &v, &l) < 0 || v != AF_UNIX) return 0;
@@ -414,7 +415,7 @@ static int register_name(broker *b, conn *c, const char *nm, const ferry_policy 
 {
     ferry_policy pol = *polp;
     if (ferry__name_valid(nm) < 0 || ferry__policy_valid(&pol) < 0) return -EINVAL;
-    if (kind && (kind > FERRY_OBJ_EVENT || !is_object_fd(objfd, kind))) return -EINVAL;
+    if (kind && (kind > FERRY_OBJ_BCAST || !is_object_fd(objfd, kind))) return -EINVAL;
     if (!ferry__sysconf_may_own(b->sys, nm, &c->id)) return -EACCES;
     int found;
     size_t i = name_pos(b, nm, &found);
@@ -572,7 +573,7 @@ static int do_open(broker *b, conn *c, uint64_t seq, ferry__br *r)
     ferry__br_str(r, nm, sizeof nm);
     uint32_t kind = ferry__br_u32(r);
     if (ferry__br_end(r) < 0) return -EBADMSG;
-    if (ferry__name_valid(nm) < 0 || kind == 0 || kind > FERRY_OBJ_EVENT) return -EINVAL;
+    if (ferry__name_valid(nm) < 0 || kind == 0 || kind > FERRY_OBJ_BCAST) return -EINVAL;
     name *n = name_find(b, nm);
     if (!n || !visible(n, &c->id, FERRY__SEE)) return -ENOENT;
     if (!visible(n, &c->id, FERRY__CONNECT)) return -EACCES;

@@ -82,7 +82,8 @@ typedef struct shm_chan {
     _Atomic int dead;          /* 0, -EPIPE or -EBADMSG */
     int has_cred;              /* met through a listener: the link's SO_PEERCRED is the peer */
     ferry_cred cred;
-    int64_t next_live_check; /* coarse clock */
+    _Atomic int64_t next_live_check; /* coarse clock; the sending and the receiving thread
+                                        both use it: relaxed (a rate limit, no data) */
     shm_tx tx;
     shm_rx rx;
 } shm_chan;
@@ -97,8 +98,11 @@ int ferry__shm_alive(void *chan); /* ferry__alive_fn: poll the link */
 static inline int ferry__shm_check_alive(shm_chan *c)
 {
     int64_t now = ferry__coarse_ns();
-    if (__builtin_expect(now < c->next_live_check, 1)) return 0;
-    c->next_live_check = now + FERRY__LIVE_CHECK_NS;
+    /* Relaxed: a send and a receive on one end may race here; the worst outcome is one
+     * extra or one late liveness poll. */
+    if (__builtin_expect(now < atomic_load_explicit(&c->next_live_check, memory_order_relaxed), 1))
+        return 0;
+    atomic_store_explicit(&c->next_live_check, now + FERRY__LIVE_CHECK_NS, memory_order_relaxed);
     return ferry__shm_alive(c);
 }
 int ferry__shm_fail(shm_chan *c, int err); /* mark broken (-EBADMSG shuts the link down) */

@@ -16,6 +16,7 @@
 #include "bench_lib.h"
 #include "bench_reqrep.h" /* peer-library rows too */
 #include "bench_raw.h"
+#include "bench_rpc.h"
 #include "bench_sync.h"
 
 const bench_mech BENCH_MECHS[] = {
@@ -68,6 +69,8 @@ const bench_mech BENCH_MECHS[] = {
      .shape = SHAPE_ALL,
      .arg = &(const bench_ferry_spec){.url = "sysvmq://{key}"},
      .limit = bench_raw_sysvmq_limit},
+    /* RPC (src/rpc): ferry_call round trips to a ferry_recv_request / ferry_reply peer. */
+    {.name = "ferry-rpc", .fn = bench_ferry_rpc, .shape = SHAPE_LINE},
     /* The naming service: connect through a private ferryd, one round trip, close. */
     {.name = "broker-connect",
      .fn = bench_broker_connect,
@@ -176,8 +179,8 @@ const bench_mech BENCH_MECHS[] = {
 const size_t BENCH_NMECHS = sizeof BENCH_MECHS / sizeof BENCH_MECHS[0];
 
 const bench_target BENCH_TARGETS[] = {
-    /* ferry-shm pingpong 64 is in three targets: iceoryx, then ferry-shm, then the spin
-     * floor are measured back to back, zeromq-ipc right after. */
+    /* ferry-shm pingpong 64 is in four targets: iceoryx, then ferry-shm, then the spin
+     * floor are measured back to back, zeromq-ipc and ferry-rpc right after. */
     {"ferry-shm pingpong 64 p50 / iceoryx pingpong 64 p50", "ferry-shm", "iceoryx", BENCH_PINGPONG,
      BENCH_PINGPONG, 64, 64, F_P50, 1, 0.2},
     {"ferry-shm pingpong 64 p50 / spin-baseline p50", "ferry-shm", "spin-baseline", BENCH_PINGPONG,
@@ -196,6 +199,9 @@ const bench_target BENCH_TARGETS[] = {
      BENCH_PINGPONG, 64, 64, F_P50, BENCH_INFO, 0},
     {"ferry-shm pingpong 64 p50 / zeromq-ipc pingpong 64 p50", "ferry-shm", "zeromq-ipc",
      BENCH_PINGPONG, BENCH_PINGPONG, 64, 64, F_P50, 1, 0.02},
+    /* RPC over the same channel: the cost of correlation (issue 5). */
+    {"ferry-rpc pingpong 64 p50 / ferry-shm pingpong 64 p50", "ferry-rpc", "ferry-shm",
+     BENCH_PINGPONG, BENCH_PINGPONG, 64, 64, F_P50, 1, 1.3},
     {"ferry-shm-blocking pingpong 64 p50 / futex-baseline p50", "ferry-shm-blocking",
      "futex-baseline", BENCH_PINGPONG, BENCH_PINGPONG, 64, 64, F_P50, 1, 1.2},
     {"ferry-shm stream 64 msgs/s / pipe stream 64 msgs/s", "ferry-shm", "pipe", BENCH_STREAM,

@@ -1,0 +1,1246 @@
+/*
+ * mailbox.c — ferry_mailbox: a many-to-many queue of typed messages in a sealed memfd
+ * (obj.h, kind FERRY_OBJ_MAILBOX); ferry.h "mailboxes" is the contract.
+ *
+ * The object:
+ *   page 0   the header: the common obj.h header; the shape (capacity, flags, nslots,
+ *            max_msg, dsize), written at create and read once at adopt onto the handle,
+ *            checked against the mapping and never read from shared memory again; a
+ *            robust process-shared pthread mutex; the fields it guards (next_seq,
+ *            the queue's head and tail, the free stack, the exclusive hold, counters,
+ *            waiter counts, the FIFO of waiting receivers rxq); four futex words.
+ *   table    nslots entries of 64 bytes: {state, owner, seq, type, len, prev, next}.
+ *   data     nslots areas of dsize bytes (max_msg rounded up to 64), one per entry.
+ * The descriptor. A memfd cannot be polled, so the object's descriptor is a carrier, as
+ * for an event queue (src/sync/event.c has the reasoning): socketpair(SOCK_SEQPACKET) ->
+ * (A, B); one message "FMB1" with SCM_RIGHTS [memfd, A] sent on A waits in B's queue for
+ * good. B is ferry_mailbox_fd (what ferryd keeps, what adopt takes); an adopter reads the
+ * message with MSG_PEEK (it stays), maps the memfd and closes it, and keeps A: the
+ * doorbell's receiving end (the poll fd), while a 1-byte send on B rings it. Once someone
+ * asked for a poll fd (polled), every unlock makes the doorbell match the queue (ring
+ * when nready > 0 and bell is 0, drain when nready == 0 and bell is 1) — under the lock,
+ * so the two change together.
+ * The table is apart from the data so that scanning it touches only its own pages: a
+ * memfd page is allocated only once touched, so an FERRY_UNBOUNDED mailbox costs memory
+ * for the messages it held at once, not for its cap.
+ *
+ * A slot's state, changed only under the lock:
+ *   FREE     unused.
+ *   WRITING  claimed by a sender (owner = its process id) that is copying its message
+ *            in, outside the lock (or holds it as a loan). Invisible to receivers.
+ *   READY    queued: seq (the order of publication, from next_seq), type, len are set.
+ *   TAKEN    handed to a receiver (owner = its process id) that copies it out outside
+ *            the lock (or holds it as a peek), then frees it.
+ *   HANDED   queued for one waiting receiver (owner = its process id; its rxq entry names
+ *            the slot): the fair hand-out (see take). Not in the queue; becomes TAKEN
+ *            when that receiver wakes, or READY again if it leaves or dies first.
+ * The state word is the truth. Derived from it, under the lock: the READY queue (a
+ * doubly linked list in seq order: publication appends, a return inserts at its seq),
+ * the stack of FREE slots below hiwat (slots above it were never used), and nready /
+ * nbusy. They are rebuilt from the states (repair) when a lock holder died, and when
+ * a link or count is found not to fit (only a sharer that scribbled can cause that):
+ * every link is bounds-checked before it is followed and every walk is bounded. Every step changes state as its last write, so a process killed at any
+ * instruction inside the lock leaves slots that are each in one of these states: after
+ * EOWNERDEAD the next locker rebuilds the derived structures, counts the recovery and
+ * marks the mutex consistent. A counter is updated next to, not atomically with, its
+ * state change, so each such death may leave one counter one off (sent and received
+ * one short, lost or returned one over); the recoveries are counted so that a reader
+ * knows how far to trust them.
+ *
+ * Ordering. Every shared field but the futex words is read and written under the lock,
+ * whose acquire/release orders them. The data of a slot is written outside the lock by
+ * its one WRITING owner and published by the locked store of READY (the unlock releases
+ * the data with it; a receiver's lock acquires it), and read outside the lock by its one
+ * TAKEN owner, whose lock acquired it; nobody else touches a WRITING or TAKEN slot's data
+ * (but a reclaimer, which frees slots whose owner is dead).
+ *
+ * Waiting. A waiter, under the lock, finds nothing to do, reads the futex word
+ * (relaxed: the lock orders it), counts itself in the waiter count, unlocks and
+ * FUTEX_WAITs on that value for at most a slice (20 ms). A waker changes the state and,
+ * if the count is not 0, bumps the word, both under the lock, and FUTEX_WAKEs everyone
+ * after unlocking. Since the bump comes after the waiter's read (both locked), either
+ * the waiter's FUTEX_WAIT sees the new value and returns at once, or it is asleep and
+ * woken: no wake-up is lost. A waiter killed while counted leaves the count high: wakers
+ * then make a needless system call each. Words: msg_ftx (receivers: a message became
+ * READY), room_ftx (senders: a slot became FREE), take_ftx (rendezvous senders: a
+ * message was taken), hold_ftx (attachers: the hold was given up).
+ *
+ * Dead processes. A caller that finds nothing to do (no message to take, no free slot,
+ * the hold taken) reclaims, at most once a slice (and only if some slot is busy or the
+ * hold taken): a dead waiter's rxq entry is removed and what was handed to it queued
+ * again (never delivered: not lost); every WRITING or TAKEN slot whose owner is dead
+ * (proc.h) is freed (WRITING: counted torn) or, TAKEN, freed and counted lost — or, with
+ * FERRY_MAILBOX_AT_LEAST_ONCE, made READY again with its old seq (back at its place in
+ * the queue) and counted returned. A dead holder of the exclusive hold loses it to the
+ * next attacher.
+ *
+ * Selection, under the lock, by a walk of the queue from its head: filter 0 the head;
+ * > 0 the first of that type; < 0 the first of the lowest type <= -filter. A message
+ * queued while receivers wait is handed instead (see take). Sends pop the free stack
+ * (the most recently freed slot first: its pages are warm), else take slot hiwat.
+ */
+#define _GNU_SOURCE /* syscall() for futexes, MSG_CMSG_CLOEXEC */
+#include "mailbox/internal.h"
+#include "mailbox/proc.h"
+#include "sync/obj.h"
+
+#include "core/time.h"
+#include "ferry/ferry.h"
+
+#include <errno.h>
+#include <limits.h>
+#include <linux/futex.h>
+#include <pthread.h>
+#include <stdatomic.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/socket.h>
+#include <sys/syscall.h>
+#include <time.h>
+#include <unistd.h>
+
+enum { S_FREE = 0, S_WRITING = 1, S_READY = 2, S_TAKEN = 3, S_HANDED = 4 };
+
+#define MB_PAGE        4096u
+#define MB_TABLE_OFF   MB_PAGE
+#define MB_ENTRY       64u
+#define MB_CAP_DEFAULT 64u
+#define MB_MSG_DEFAULT 4096u
+#define MB_MSG_MAX     ((size_t)16 << 20)
+#define MB_RV_SLOTS    64u /* capacity 0: senders at once */
+#define MB_RXQ         64u /* waiting receivers served in FIFO order */
+#define MB_SLICE_NS    ((int64_t)20 * 1000 * 1000)
+#define NIL            UINT32_MAX
+#define MB_MAGIC       "FMB1" /* the carrier message */
+#define MB_MAGIC_LEN   4
+#define MB_FLAGS       (FERRY_MAILBOX_EXCLUSIVE | FERRY_MAILBOX_AT_LEAST_ONCE)
+
+typedef struct mbslot {
+    uint32_t state; /* S_* */
+    uint32_t pad0;
+    uint64_t owner; /* WRITING, TAKEN: the owning process (proc.h) */
+    uint64_t seq;   /* READY, TAKEN: order of publication */
+    int64_t type;
+    uint64_t len;
+    uint32_t prev, next; /* READY: the queue, in seq order; FREE: next on the free stack */
+    char pad1[MB_ENTRY - 48];
+} mbslot;
+_Static_assert(sizeof(mbslot) == MB_ENTRY, "table entry size");
+
+/* A waiting receiver (under the lock). */
+typedef struct mbwaiter {
+    uint64_t ticket; /* 0: a free entry; else its place in the FIFO of waiters */
+    uint64_t owner, token;
+    int64_t filter;
+    uint32_t assigned; /* NIL, or the slot HANDED to it */
+    uint32_t pad;
+} mbwaiter;
+
+typedef struct mbshm {
+    ferry__obj_hdr hdr;
+    /* the shape: written at create, read once at adopt */
+    uint32_t capacity, flags, nslots, pad0;
+    uint64_t max_msg, dsize;
+    /* guarded by lock */
+    _Alignas(64) pthread_mutex_t lock;
+    uint64_t next_seq;
+    uint32_t nready, nbusy; /* READY slots; WRITING, TAKEN and HANDED slots */
+    uint32_t head, tail;    /* the READY queue, oldest first (NIL: empty) */
+    uint32_t free_top;      /* the stack of FREE slots below hiwat (NIL: empty) */
+    uint32_t hiwat;         /* slots at and above it have never been used (FREE) */
+    uint32_t rx_wait, tx_wait, rv_wait, hold_wait;
+    uint32_t polled;              /* someone asked for a poll fd: keep the doorbell exact */
+    uint32_t bell;                /* 1: a doorbell byte is (believed) in the ring's queue */
+    uint64_t hold_id, hold_token; /* exclusive: the holder (0: none) */
+    uint64_t sent, received, lost, returned, withdrawn, torn, recovered;
+    /* futex words: bumped under the lock, read by FUTEX_WAIT outside it */
+    _Alignas(64) _Atomic uint32_t msg_ftx, room_ftx, take_ftx, hold_ftx;
+    /* guarded by lock: the waiting receivers */
+    _Alignas(64) uint64_t next_ticket;
+    mbwaiter rxq[MB_RXQ];
+} mbshm;
+_Static_assert(sizeof(mbshm) <= MB_PAGE, "the header fits its page");
+
+struct ferry_mailbox {
+    ferry__seg seg;
+    int fd;   /* B: the carrier, the object's descriptor, the doorbell's sending end */
+    int ring; /* A: the doorbell's receiving end, the poll fd */
+    mbshm *h;
+    mbslot *tab;
+    char *data;
+    /* private copies of the shape */
+    uint32_t capacity, flags, nslots;
+    size_t max_msg, dsize;
+    uint64_t token;     /* tells this handle's hold from another's in the same process */
+    pthread_mutex_t lk; /* guards loan and peek */
+    int64_t loan, peek; /* slot indices, or -1 */
+};
+
+static _Atomic uint64_t next_token = 1;
+
+/* ------------------------------------------------------------------ small helpers */
+
+static size_t round_up(size_t v, size_t a)
+{
+    return (v + a - 1) / a * a;
+}
+
+/* The object's size for nslots of dsize bytes, or 0 if larger than obj.h allows. */
+static size_t obj_size(uint32_t nslots, size_t dsize)
+{
+    size_t tab = round_up((size_t)nslots * MB_ENTRY, MB_PAGE);
+    if (dsize > FERRY__OBJ_MAX / (nslots ? nslots : 1)) return 0;
+    size_t total = MB_TABLE_OFF + tab + (size_t)nslots * dsize;
+    return total > FERRY__OBJ_MAX ? 0 : total;
+}
+
+static void futex_wait(_Atomic uint32_t *w, uint32_t val, int64_t ns)
+{
+    struct timespec ts = {.tv_sec = ns / 1000000000, .tv_nsec = ns % 1000000000};
+    syscall(SYS_futex, (uint32_t *)w, FUTEX_WAIT, val, &ts, NULL, 0);
+}
+
+static void futex_wake_all(_Atomic uint32_t *w)
+{
+    syscall(SYS_futex, (uint32_t *)w, FUTEX_WAKE, INT_MAX, NULL, NULL, 0);
+}
+
+/* -ETIMEDOUT, or -EAGAIN for FERRY_NOW, if the deadline passed; else the ns left. */
+static int64_t time_left(ferry__when *w)
+{
+    int64_t at = ferry__when_at(w);
+    if (at == FERRY__NO_DEADLINE) return INT64_MAX;
+    int64_t left = ferry__remaining(at);
+    if (left > 0) return left;
+    return at == 0 ? -EAGAIN : -ETIMEDOUT;
+}
+
+static char *slot_data(ferry_mailbox *mb, uint32_t i)
+{
+    return mb->data + (size_t)i * mb->dsize;
+}
+
+/* Wakes owed after unlocking (bit per futex word). */
+enum { W_MSG = 1, W_ROOM = 2, W_TAKE = 4, W_HOLD = 8 };
+
+/* Under the lock: bump the word if someone waits on it, and note the wake-up owed. */
+static void owe(uint32_t waiters, _Atomic uint32_t *ftx, int bit, int *wakes)
+{
+    if (!waiters) return;
+    /* relaxed: the lock orders the bump after the state change and after any waiter's
+     * locked read of the word. */
+    atomic_fetch_add_explicit(ftx, 1, memory_order_relaxed);
+    *wakes |= bit;
+}
+
+static void pay(ferry_mailbox *mb, int wakes)
+{
+    if (wakes & W_MSG) futex_wake_all(&mb->h->msg_ftx);
+    if (wakes & W_ROOM) futex_wake_all(&mb->h->room_ftx);
+    if (wakes & W_TAKE) futex_wake_all(&mb->h->take_ftx);
+    if (wakes & W_HOLD) futex_wake_all(&mb->h->hold_ftx);
+}
+
+/* Drain the doorbell (at most a bounded number of bytes: more only from a hostile
+ * sharer). */
+static void drain(ferry_mailbox *mb)
+{
+    char b[64];
+    for (int i = 0; i < 64; i++)
+        if (recv(mb->ring, b, sizeof b, MSG_DONTWAIT) <= 0) break;
+}
+
+/* Rebuild every derived structure from the slots' states (under the lock): after a lock
+ * holder died (it may have been half way through relinking), or when a link is found
+ * broken (a sharer scribbled). A state that is none of S_* is made FREE (counted torn).
+ * The READY queue is rebuilt in seq order by insertion from the tail (the common case,
+ * slots already in order, is linear). */
+static void repair(ferry_mailbox *mb)
+{
+    mbshm *h = mb->h;
+    uint32_t hi = h->hiwat <= mb->nslots ? h->hiwat : mb->nslots;
+    h->hiwat = hi;
+    h->head = h->tail = h->free_top = NIL;
+    h->nready = h->nbusy = 0;
+    for (uint32_t k = 0; k < MB_RXQ; k++) { /* an assignment must name a HANDED slot */
+        mbwaiter *e = &h->rxq[k];
+        if (e->ticket && e->assigned != NIL &&
+            (e->assigned >= hi || mb->tab[e->assigned].state != S_HANDED))
+            e->assigned = NIL;
+    }
+    if (h->polled) { /* a holder may have died between ringing and noting it */
+        drain(mb);
+        h->bell = 0; /* mb_unlock rings again if a message is queued */
+    }
+    for (uint32_t i = hi; i-- > 0;) { /* downwards: the free stack pops low slots first */
+        mbslot *s = &mb->tab[i];
+        if (s->state == S_HANDED) { /* handed to a waiter that still has it, or back */
+            int held = 0;
+            for (uint32_t k = 0; k < MB_RXQ && !held; k++)
+                held = h->rxq[k].ticket && h->rxq[k].assigned == i;
+            if (!held) s->state = S_READY;
+        }
+        if (s->state == S_WRITING || s->state == S_TAKEN || s->state == S_HANDED) {
+            h->nbusy++;
+        } else if (s->state == S_READY) {
+            uint32_t after = h->tail; /* insert after the last slot of a lower seq */
+            while (after != NIL && mb->tab[after].seq > s->seq) after = mb->tab[after].prev;
+            s->prev = after;
+            s->next = after == NIL ? h->head : mb->tab[after].next;
+            if (s->next == NIL)
+                h->tail = i;
+            else
+                mb->tab[s->next].prev = i;
+            if (after == NIL)
+                h->head = i;
+            else
+                mb->tab[after].next = i;
+            h->nready++;
+        } else {
+            if (s->state != S_FREE) h->torn++;
+            s->state = S_FREE;
+            s->next = h->free_top;
+            h->free_top = i;
+        }
+    }
+}
+
+/* ---- slot transitions, under the lock. The state is written last (see the header). */
+
+static int link_ok(ferry_mailbox *mb, uint32_t i)
+{
+    return i == NIL || i < mb->nslots;
+}
+
+/* Take slot i (READY) out of the queue. */
+static void unlink_ready(ferry_mailbox *mb, uint32_t i)
+{
+    mbshm *h = mb->h;
+    mbslot *s = &mb->tab[i];
+    if (!link_ok(mb, s->prev) || !link_ok(mb, s->next))
+        repair(mb); /* cannot happen unless a sharer scribbled: relinks i soundly */
+    if (s->prev == NIL)
+        h->head = s->next;
+    else
+        mb->tab[s->prev].next = s->next;
+    if (s->next == NIL)
+        h->tail = s->prev;
+    else
+        mb->tab[s->next].prev = s->prev;
+    h->nready--;
+}
+
+/* A FREE slot, now WRITING for this process; or -1 when none. */
+static int64_t claim(ferry_mailbox *mb)
+{
+    mbshm *h = mb->h;
+    uint32_t i = h->free_top;
+    if (i != NIL && (i >= mb->nslots || mb->tab[i].state != S_FREE)) {
+        repair(mb);
+        i = h->free_top;
+    }
+    if (i != NIL) {
+        h->free_top = mb->tab[i].next;
+    } else if (h->hiwat < mb->nslots) {
+        i = h->hiwat++; /* first: a death before the state write leaves i FREE below it */
+    } else {
+        return -1;
+    }
+    mbslot *s = &mb->tab[i];
+    s->owner = ferry__mb_self();
+    s->state = S_WRITING;
+    h->nbusy++;
+    return i;
+}
+
+/* WRITING or TAKEN or READY slot i -> FREE. */
+static void to_free(ferry_mailbox *mb, uint32_t i)
+{
+    mbshm *h = mb->h;
+    mbslot *s = &mb->tab[i];
+    if (s->state == S_READY)
+        unlink_ready(mb, i);
+    else if (h->nbusy)
+        h->nbusy--;
+    s->state = S_FREE;
+    s->next = h->free_top;
+    h->free_top = i;
+}
+
+/* WRITING (appended: its seq is the newest) or TAKEN (back at its seq's place) -> READY. */
+static void to_ready(ferry_mailbox *mb, uint32_t i)
+{
+    mbshm *h = mb->h;
+    mbslot *s = &mb->tab[i];
+    uint32_t after = h->tail;
+    if (!link_ok(mb, after)) { /* a sharer scribbled: rebuild, with i in it */
+        s->state = S_READY;
+        repair(mb);
+        return;
+    }
+    for (uint32_t steps = 0; after != NIL && mb->tab[after].seq > s->seq; steps++) {
+        if (steps > mb->nslots || !link_ok(mb, mb->tab[after].prev)) {
+            s->state = S_READY; /* let repair place it */
+            repair(mb);
+            return;
+        }
+        after = mb->tab[after].prev;
+    }
+    s->prev = after;
+    s->next = after == NIL ? h->head : mb->tab[after].next;
+    if (!link_ok(mb, s->next)) {
+        s->state = S_READY;
+        repair(mb);
+        return;
+    }
+    if (s->next == NIL)
+        h->tail = i;
+    else
+        mb->tab[s->next].prev = i;
+    if (after == NIL)
+        h->head = i;
+    else
+        mb->tab[after].next = i;
+    if (h->nbusy) h->nbusy--;
+    h->nready++;
+    s->state = S_READY;
+}
+
+/* READY slot i -> TAKEN by this process. */
+static void to_taken(ferry_mailbox *mb, uint32_t i)
+{
+    mbslot *s = &mb->tab[i];
+    unlink_ready(mb, i);
+    s->owner = ferry__mb_self();
+    s->state = S_TAKEN;
+    mb->h->nbusy++;
+}
+
+/* Does filter (ferry_recvmsg's rules) take a message of type? */
+static int matches(int64_t filter, int64_t type)
+{
+    if (filter == 0) return 1;
+    if (filter > 0) return type == filter;
+    return type <= -filter;
+}
+
+/* The fair hand-out: READY slot i (just queued) -> HANDED to the oldest waiting receiver
+ * whose filter takes it and who has nothing handed yet, if there is one; it then sees it
+ * as soon as it wakes, and nobody else can take it meanwhile. */
+static void handoff(ferry_mailbox *mb, uint32_t i, int *wakes)
+{
+    mbshm *h = mb->h;
+    mbslot *s = &mb->tab[i];
+    if (s->state != S_READY) return;
+    mbwaiter *best = NULL;
+    for (uint32_t k = 0; k < MB_RXQ; k++) {
+        mbwaiter *e = &h->rxq[k];
+        if (!e->ticket || e->assigned != NIL || !matches(e->filter, s->type)) continue;
+        if (!best || e->ticket < best->ticket) best = e;
+    }
+    if (!best) return;
+    unlink_ready(mb, i);
+    s->owner = best->owner;
+    s->state = S_HANDED;
+    h->nbusy++;
+    best->assigned = i;
+    owe(h->rx_wait, &h->msg_ftx, W_MSG, wakes);
+}
+
+/* Take waiter entry e out of the FIFO; a slot handed to it goes back to the queue (and
+ * on to the next waiter). */
+static void unregister(ferry_mailbox *mb, mbwaiter *e, int *wakes)
+{
+    uint32_t a = e->assigned;
+    e->ticket = 0;
+    e->assigned = NIL;
+    if (a < mb->nslots && mb->tab[a].state == S_HANDED) {
+        to_ready(mb, a); /* its old seq: its old place */
+        handoff(mb, a, wakes);
+        owe(mb->h->rx_wait, &mb->h->msg_ftx, W_MSG, wakes);
+    }
+}
+
+static int mb_lock(ferry_mailbox *mb)
+{
+    int r = pthread_mutex_lock(&mb->h->lock);
+    if (r == EOWNERDEAD) {
+        /* A holder died inside: every slot is in a valid state (see the header). */
+        repair(mb);
+        mb->h->recovered++;
+        pthread_mutex_consistent(&mb->h->lock);
+        return 0;
+    }
+    return r == 0 ? 0 : -EBADMSG; /* ENOTRECOVERABLE, EINVAL: a broken lock */
+}
+
+/* Under the lock: make the doorbell say whether a message is queued (only once someone
+ * polls: otherwise it costs nothing). Done under the lock, so the doorbell and the queue
+ * change together: the ring polls readable exactly while nready > 0. A process killed
+ * between its send and setting bell leaves one byte too many, drained at the next
+ * transition to empty (bell is set again before that by the next want). */
+static void bell_sync(ferry_mailbox *mb)
+{
+    mbshm *h = mb->h;
+    if (!h->polled) return;
+    if (h->nready > 0 && !h->bell) {
+        if (send(mb->fd, "", 1, MSG_DONTWAIT | MSG_NOSIGNAL) == 1) h->bell = 1;
+    } else if (h->nready == 0 && h->bell) {
+        drain(mb);
+        h->bell = 0;
+    }
+}
+
+static void mb_unlock(ferry_mailbox *mb)
+{
+    bell_sync(mb);
+    pthread_mutex_unlock(&mb->h->lock);
+}
+
+/* Wait on ftx (under the lock; returns with it held): count in *count, unlock, sleep
+ * at most left (and a slice), lock. -EBADMSG if the lock broke. */
+static int sleep_on(ferry_mailbox *mb, _Atomic uint32_t *ftx, uint32_t *count, int64_t left)
+{
+    /* relaxed: read under the lock, which orders it before any waker's bump. */
+    uint32_t v = atomic_load_explicit(ftx, memory_order_relaxed);
+    (*count)++;
+    mb_unlock(mb);
+    futex_wait(ftx, v, left < MB_SLICE_NS ? left : MB_SLICE_NS);
+    int rc = mb_lock(mb);
+    if (rc < 0) return rc;
+    if (*count) (*count)--;
+    return 0;
+}
+
+/*
+ * Under the lock: free or return the slots of dead owners, and drop a dead holder's hold
+ * (at most once a slice per call: *last is the time of the last run). Returns the number
+ * of changes; wakes owed are added to *wakes. A verdict per owner is cached for the scan.
+ */
+static int reclaim(ferry_mailbox *mb, int64_t *last, int *wakes)
+{
+    int64_t now = ferry__coarse_ns();
+    if (*last != 0 && now - *last < MB_SLICE_NS) return 0;
+    *last = now;
+    mbshm *h = mb->h;
+    if (h->nbusy == 0 && h->hold_id == 0) return 0; /* nobody to look at */
+    uint64_t me = ferry__mb_self();
+    enum { CACHE = 8 };
+    uint64_t ids[CACHE];
+    int dead[CACHE], nc = 0, changed = 0;
+    uint32_t hi = h->hiwat <= mb->nslots ? h->hiwat : mb->nslots;
+    for (uint32_t k = 0; k < MB_RXQ; k++) { /* waiters that died waiting */
+        mbwaiter *e = &h->rxq[k];
+        if (!e->ticket || e->owner == me || !ferry__mb_dead(e->owner)) continue;
+        unregister(mb, e, wakes); /* what it was handed was never delivered: queued again */
+        changed++;
+    }
+    for (uint32_t i = 0; i < hi && h->nbusy; i++) {
+        mbslot *s = &mb->tab[i];
+        if (s->state == S_HANDED && s->owner != me && ferry__mb_dead(s->owner)) {
+            to_ready(mb, i); /* handed to a dead waiter whose entry is gone: queued again */
+            handoff(mb, i, wakes);
+            changed++;
+            continue;
+        }
+        if (s->state != S_WRITING && s->state != S_TAKEN) continue;
+        uint64_t o = s->owner;
+        if (o == me) continue;
+        int d = -1;
+        for (int k = 0; k < nc; k++)
+            if (ids[k] == o) d = dead[k];
+        if (d < 0) {
+            d = ferry__mb_dead(o);
+            if (nc < CACHE) {
+                ids[nc] = o;
+                dead[nc++] = d;
+            }
+        }
+        if (!d) continue;
+        changed++;
+        if (s->state == S_WRITING) {
+            h->torn++;
+            to_free(mb, i);
+            owe(h->tx_wait, &h->room_ftx, W_ROOM, wakes);
+        } else if (mb->flags & FERRY_MAILBOX_AT_LEAST_ONCE) {
+            h->returned++;
+            to_ready(mb, i); /* keeps its seq: back at its place */
+            handoff(mb, i, wakes);
+            owe(h->rx_wait, &h->msg_ftx, W_MSG, wakes);
+        } else {
+            h->lost++;
+            to_free(mb, i);
+            owe(h->tx_wait, &h->room_ftx, W_ROOM, wakes);
+        }
+    }
+    if (h->hold_id != 0 && h->hold_id != me && ferry__mb_dead(h->hold_id)) {
+        h->hold_id = h->hold_token = 0;
+        owe(h->hold_wait, &h->hold_ftx, W_HOLD, wakes);
+        changed++;
+    }
+    return changed;
+}
+
+/* ------------------------------------------------------------------ sending */
+
+/* Claim a slot, waiting for room as the capacity says. The index, or < 0. */
+static int64_t claim_wait(ferry_mailbox *mb, ferry__when *w)
+{
+    mbshm *h = mb->h;
+    int64_t last = 0, idx;
+    int wakes = 0, rc = mb_lock(mb);
+    if (rc < 0) return rc;
+    for (;;) {
+        if ((idx = claim(mb)) >= 0) break;
+        if (reclaim(mb, &last, &wakes) > 0) continue;
+        if (mb->capacity == FERRY_UNBOUNDED) {
+            idx = -ENOBUFS;
+            break;
+        }
+        int64_t left = time_left(w);
+        if (left < 0) {
+            idx = left;
+            break;
+        }
+        if ((rc = sleep_on(mb, &h->room_ftx, &h->tx_wait, left)) < 0) return rc;
+    }
+    mb_unlock(mb);
+    pay(mb, wakes);
+    return idx;
+}
+
+/* Under the lock: make the WRITING slot i READY. Returns its seq. */
+static uint64_t publish(ferry_mailbox *mb, uint32_t i, int64_t type, size_t len, int *wakes)
+{
+    mbshm *h = mb->h;
+    mbslot *s = &mb->tab[i];
+    uint64_t seq = h->next_seq++;
+    s->seq = seq;
+    s->type = type;
+    s->len = len;
+    /* to_ready writes the state last: a death before it leaves the slot WRITING
+     * (reclaimed as torn, never seen); the unlock that follows releases the data
+     * written outside the lock with it. */
+    to_ready(mb, i);
+    h->sent++;
+    owe(h->rx_wait, &h->msg_ftx, W_MSG, wakes);
+    handoff(mb, i, wakes);
+    return seq;
+}
+
+/* Rendezvous: wait until the message (slot i, seq) is taken; withdraw it on timeout. */
+static int await_taken(ferry_mailbox *mb, uint32_t i, uint64_t seq, ferry__when *w)
+{
+    mbshm *h = mb->h;
+    mbslot *s = &mb->tab[i];
+    int64_t last = 0;
+    int wakes = 0, rc = mb_lock(mb);
+    if (rc < 0) return rc;
+    for (;;) {
+        if (s->state != S_READY || s->seq != seq) {
+            rc = 0; /* taken (and maybe finished, and the slot reused since) */
+            break;
+        }
+        reclaim(mb, &last, &wakes);
+        int64_t left = time_left(w);
+        if (left < 0) {
+            to_free(mb, i); /* withdrawn: no receiver will see it */
+            h->withdrawn++;
+            owe(h->tx_wait, &h->room_ftx, W_ROOM, &wakes);
+            rc = (int)left;
+            break;
+        }
+        if ((rc = sleep_on(mb, &h->take_ftx, &h->rv_wait, left)) < 0) return rc;
+    }
+    mb_unlock(mb);
+    pay(mb, wakes);
+    return rc;
+}
+
+int ferry_mailbox_send(ferry_mailbox *mb, int64_t type, const void *buf, size_t len,
+                       int64_t timeout_ns)
+{
+    if (!mb || type < 0 || (!buf && len)) return -EINVAL;
+    if (len > mb->max_msg) return -EMSGSIZE;
+    ferry__when w = ferry__when_from(timeout_ns);
+    int64_t idx = claim_wait(mb, &w);
+    if (idx < 0) return (int)idx;
+    if (len) memcpy(slot_data(mb, (uint32_t)idx), buf, len); /* ours alone: WRITING */
+    int wakes = 0, rc = mb_lock(mb);
+    if (rc < 0) return rc;
+    uint64_t seq = publish(mb, (uint32_t)idx, type, len, &wakes);
+    mb_unlock(mb);
+    pay(mb, wakes);
+    if (mb->capacity == 0) return await_taken(mb, (uint32_t)idx, seq, &w);
+    return 0;
+}
+
+int ferry_mailbox_loan(ferry_mailbox *mb, void **buf, int64_t timeout_ns)
+{
+    if (!mb || !buf) return -EINVAL;
+    if (mb->capacity == 0) return -EOPNOTSUPP;
+    pthread_mutex_lock(&mb->lk);
+    int rc = 0;
+    if (mb->loan >= 0) {
+        rc = -EBUSY;
+    } else {
+        ferry__when w = ferry__when_from(timeout_ns);
+        int64_t idx = claim_wait(mb, &w);
+        if (idx < 0) {
+            rc = (int)idx;
+        } else {
+            mb->loan = idx;
+            *buf = slot_data(mb, (uint32_t)idx);
+        }
+    }
+    pthread_mutex_unlock(&mb->lk);
+    return rc;
+}
+
+int ferry_mailbox_commit(ferry_mailbox *mb, int64_t type, size_t len)
+{
+    if (!mb) return -EINVAL;
+    pthread_mutex_lock(&mb->lk);
+    int rc = -EINVAL;
+    if (mb->loan >= 0 && type >= 0 && len <= mb->max_msg) {
+        int wakes = 0;
+        if ((rc = mb_lock(mb)) == 0) {
+            publish(mb, (uint32_t)mb->loan, type, len, &wakes);
+            mb_unlock(mb);
+            pay(mb, wakes);
+            mb->loan = -1;
+        }
+    }
+    pthread_mutex_unlock(&mb->lk);
+    return rc;
+}
+
+/* ------------------------------------------------------------------ receiving */
+
+/* Under the lock: the READY slot filter picks, or -1. The queue is in seq order, so
+ * the first match is the oldest; for filter < 0 the first of the lowest type. */
+static int64_t pick(ferry_mailbox *mb, int64_t filter)
+{
+    mbshm *h = mb->h;
+    for (int attempt = 0; attempt < 2; attempt++) {
+        int64_t best = -1;
+        int64_t lim = filter < 0 ? -filter : 0;
+        uint32_t i = h->head, steps = 0;
+        for (; i != NIL && i < mb->nslots && steps <= mb->nslots; steps++) {
+            mbslot *s = &mb->tab[i];
+            if (s->state != S_READY) break; /* a broken queue */
+            if (filter == 0) return i;
+            if (filter > 0 && s->type == filter) return i;
+            if (filter < 0 && s->type <= lim && (best < 0 || s->type < mb->tab[best].type)) {
+                best = i;
+                if (s->type == 0) return i; /* none lower */
+            }
+            i = s->next;
+        }
+        /* A walk that ended well and saw every READY slot (or found one) is the answer.
+         * Else (cannot happen unless a sharer scribbled): rebuild, look again. */
+        if (i == NIL && (best >= 0 || steps == h->nready)) return best;
+        repair(mb);
+    }
+    return -1;
+}
+
+/* Is this handle allowed to receive? (under the lock) */
+static int may_receive(ferry_mailbox *mb)
+{
+    if (!(mb->flags & FERRY_MAILBOX_EXCLUSIVE)) return 1;
+    return mb->h->hold_id == ferry__mb_self() && mb->h->hold_token == mb->token;
+}
+
+/* Take a message: the slot index (now TAKEN by this process), or < 0. cap: -EMSGSIZE
+ * (leaving it queued, *len set) if its length is larger.
+ * Fairness: a caller that finds nothing registers in the FIFO of waiters (rxq, a ticket
+ * from next_ticket) before it sleeps; a message queued while it waits is handed to the
+ * oldest waiter it suits (handoff), so waiting receivers are served in the order they
+ * came and a newcomer cannot take a message from under them. More than MB_RXQ waiters:
+ * the rest wait unregistered and pick what is left (not FIFO among themselves). */
+static int64_t take(ferry_mailbox *mb, int64_t filter, size_t cap, size_t *len, ferry__when *w)
+{
+    mbshm *h = mb->h;
+    uint64_t me = ferry__mb_self(), ticket = 0;
+    mbwaiter *e = NULL; /* our entry while registered */
+    int64_t last = 0, idx;
+    int wakes = 0, rc = mb_lock(mb);
+    if (rc < 0) return rc;
+    for (;;) {
+        if (e && (e->ticket != ticket || e->owner != me || e->token != mb->token))
+            e = NULL; /* not ours any more (a sharer scribbled): register again */
+        if (!may_receive(mb)) {
+            idx = -EPERM;
+            break;
+        }
+        if (e && e->assigned != NIL) { /* handed to us */
+            uint32_t a = e->assigned;
+            e->assigned = NIL;
+            mbslot *s = a < mb->nslots ? &mb->tab[a] : NULL;
+            if (s && s->state == S_HANDED) {
+                *len = (size_t)s->len;
+                if (s->len > mb->max_msg || s->len > cap) {
+                    idx = s->len > mb->max_msg ? -EBADMSG : -EMSGSIZE;
+                    e->assigned = a;
+                    unregister(mb, e, &wakes); /* it stays queued, for the others */
+                    e = NULL;
+                    break;
+                }
+                s->owner = me;
+                s->state = S_TAKEN; /* stays counted in nbusy */
+                idx = a;
+                owe(h->rv_wait, &h->take_ftx, W_TAKE, &wakes);
+                break;
+            }
+        }
+        if ((idx = pick(mb, filter)) >= 0) {
+            mbslot *s = &mb->tab[idx];
+            if (s->len > mb->max_msg) {
+                idx = -EBADMSG;
+                break;
+            }
+            *len = (size_t)s->len;
+            if (s->len > cap) {
+                idx = -EMSGSIZE;
+                break;
+            }
+            to_taken(mb, (uint32_t)idx); /* a death before its state write: still READY */
+            owe(h->rv_wait, &h->take_ftx, W_TAKE, &wakes);
+            break;
+        }
+        if (reclaim(mb, &last, &wakes) > 0) continue;
+        int64_t left = time_left(w);
+        if (left < 0) {
+            idx = left;
+            break;
+        }
+        if (!e) { /* join the FIFO of waiters, if there is room */
+            for (uint32_t k = 0; k < MB_RXQ && !e; k++)
+                if (!h->rxq[k].ticket) e = &h->rxq[k];
+            if (e) {
+                e->owner = me;
+                e->token = mb->token;
+                e->filter = filter;
+                e->assigned = NIL;
+                ticket = h->next_ticket++;
+                if (ticket == 0) ticket = h->next_ticket++; /* 0 means free */
+                e->ticket = ticket; /* last: the entry is live once it has a ticket */
+            }
+        }
+        if ((rc = sleep_on(mb, &h->msg_ftx, &h->rx_wait, left)) < 0) return rc;
+    }
+    if (e && e->ticket == ticket && e->owner == me && e->token == mb->token)
+        unregister(mb, e, &wakes);
+    mb_unlock(mb);
+    pay(mb, wakes);
+    return idx;
+}
+
+/* Free the TAKEN slot i: the message has been received. */
+static void finish(ferry_mailbox *mb, uint32_t i)
+{
+    int wakes = 0;
+    if (mb_lock(mb) < 0) return;
+    mbshm *h = mb->h;
+    to_free(mb, i);
+    h->received++;
+    owe(h->tx_wait, &h->room_ftx, W_ROOM, &wakes);
+    mb_unlock(mb);
+    pay(mb, wakes);
+}
+
+ssize_t ferry_mailbox_recv(ferry_mailbox *mb, int64_t filter, int64_t *type, void *buf, size_t cap,
+                           int64_t timeout_ns)
+{
+    if (!mb || filter == INT64_MIN || (!buf && cap)) return -EINVAL;
+    ferry__when w = ferry__when_from(timeout_ns);
+    size_t len = 0;
+    int64_t idx = take(mb, filter, cap, &len, &w);
+    if (idx < 0) return idx;
+    /* Ours alone (TAKEN); the lock in take acquired the sender's data. */
+    if (len) memcpy(buf, slot_data(mb, (uint32_t)idx), len);
+    if (type) *type = mb->tab[idx].type; /* nobody changes a TAKEN slot's fields */
+    finish(mb, (uint32_t)idx);
+    return (ssize_t)len;
+}
+
+int ferry_mailbox_peek(ferry_mailbox *mb, int64_t filter, const void **data, size_t *len,
+                       int64_t *type, int64_t timeout_ns)
+{
+    if (!mb || !data || !len || filter == INT64_MIN) return -EINVAL;
+    pthread_mutex_lock(&mb->lk);
+    int rc = 0;
+    if (mb->peek >= 0) {
+        rc = -EBUSY;
+    } else {
+        ferry__when w = ferry__when_from(timeout_ns);
+        size_t n = 0;
+        int64_t idx = take(mb, filter, SIZE_MAX, &n, &w);
+        if (idx < 0) {
+            rc = (int)idx;
+        } else {
+            mb->peek = idx;
+            *data = slot_data(mb, (uint32_t)idx);
+            *len = n;
+            if (type) *type = mb->tab[idx].type;
+        }
+    }
+    pthread_mutex_unlock(&mb->lk);
+    return rc;
+}
+
+int ferry_mailbox_release(ferry_mailbox *mb)
+{
+    if (!mb) return -EINVAL;
+    pthread_mutex_lock(&mb->lk);
+    int rc = -EINVAL;
+    if (mb->peek >= 0) {
+        finish(mb, (uint32_t)mb->peek);
+        mb->peek = -1;
+        rc = 0;
+    }
+    pthread_mutex_unlock(&mb->lk);
+    return rc;
+}
+
+/* ------------------------------------------------------------------ exclusive hold */
+
+int ferry_mailbox_attach(ferry_mailbox *mb, int64_t timeout_ns)
+{
+    if (!mb || !(mb->flags & FERRY_MAILBOX_EXCLUSIVE)) return -EINVAL;
+    mbshm *h = mb->h;
+    ferry__when w = ferry__when_from(timeout_ns);
+    uint64_t me = ferry__mb_self();
+    int64_t last = 0;
+    int wakes = 0, rc = mb_lock(mb);
+    if (rc < 0) return rc;
+    for (;;) {
+        if (h->hold_id == me && h->hold_token == mb->token) break; /* ours already */
+        if (h->hold_id == 0) {
+            h->hold_token = mb->token;
+            h->hold_id = me;
+            break;
+        }
+        if (reclaim(mb, &last, &wakes) > 0) continue;
+        int64_t left = time_left(&w);
+        if (left < 0) {
+            rc = left == -EAGAIN ? -EBUSY : (int)left;
+            break;
+        }
+        if ((rc = sleep_on(mb, &h->hold_ftx, &h->hold_wait, left)) < 0) return rc;
+    }
+    mb_unlock(mb);
+    pay(mb, wakes);
+    return rc;
+}
+
+int ferry_mailbox_detach(ferry_mailbox *mb)
+{
+    if (!mb) return -EINVAL;
+    mbshm *h = mb->h;
+    int wakes = 0, rc = mb_lock(mb);
+    if (rc < 0) return rc;
+    if (h->hold_id == ferry__mb_self() && h->hold_token == mb->token) {
+        h->hold_id = h->hold_token = 0;
+        owe(h->hold_wait, &h->hold_ftx, W_HOLD, &wakes);
+    } else {
+        rc = -EPERM;
+    }
+    mb_unlock(mb);
+    pay(mb, wakes);
+    return rc;
+}
+
+/* ------------------------------------------------------------------ the rest */
+
+int ferry_mailbox_stats_get(const ferry_mailbox *cmb, ferry_mailbox_stats *st)
+{
+    if (!cmb || !st) return -EINVAL;
+    ferry_mailbox *mb = (ferry_mailbox *)cmb; /* the lock is shared state, not the handle */
+    int rc = mb_lock(mb);
+    if (rc < 0) return rc;
+    mbshm *h = mb->h;
+    *st = (ferry_mailbox_stats){.sent = h->sent,
+                                .received = h->received,
+                                .lost = h->lost,
+                                .returned = h->returned,
+                                .withdrawn = h->withdrawn,
+                                .torn = h->torn,
+                                .recovered = h->recovered,
+                                .queued = h->nready,
+                                .capacity = mb->capacity,
+                                .max_msg = mb->max_msg};
+    mb_unlock(mb);
+    return 0;
+}
+
+int ferry_mailbox_fd(const ferry_mailbox *mb)
+{
+    return mb ? mb->fd : -EINVAL;
+}
+
+int ferry_mailbox_poll_fd(ferry_mailbox *mb)
+{
+    if (!mb) return -EINVAL;
+    int rc = mb_lock(mb);
+    if (rc < 0) return rc;
+    mb->h->polled = 1; /* from now on every unlock keeps the doorbell exact */
+    mb_unlock(mb);
+    return mb->ring;
+}
+
+void ferry_mailbox_close(ferry_mailbox *mb)
+{
+    if (!mb) return;
+    pthread_mutex_lock(&mb->lk);
+    if (mb->peek >= 0) finish(mb, (uint32_t)mb->peek);
+    if (mb->loan >= 0 && mb_lock(mb) == 0) { /* discarded: never visible */
+        int wakes = 0;
+        to_free(mb, (uint32_t)mb->loan);
+        owe(mb->h->tx_wait, &mb->h->room_ftx, W_ROOM, &wakes);
+        mb_unlock(mb);
+        pay(mb, wakes);
+    }
+    pthread_mutex_unlock(&mb->lk);
+    if (mb->flags & FERRY_MAILBOX_EXCLUSIVE) ferry_mailbox_detach(mb); /* -EPERM: not ours */
+    pthread_mutex_destroy(&mb->lk);
+    ferry__seg_unmap(&mb->seg);
+    close(mb->fd);
+    close(mb->ring);
+    free(mb);
+}
+
+void ferry_mailbox_opts_init(ferry_mailbox_opts *o)
+{
+    if (!o) return;
+    *o = (ferry_mailbox_opts){.capacity = MB_CAP_DEFAULT, .flags = 0, .max_msg = MB_MSG_DEFAULT};
+}
+
+/* A handle over the mapped object seg (whose shape has been checked) and fd. */
+static int make_handle(int fd, int ring, ferry__seg *seg, uint32_t capacity, uint32_t flags,
+                       uint32_t nslots, size_t max_msg, size_t dsize, ferry_mailbox **out)
+{
+    ferry_mailbox *mb = calloc(1, sizeof *mb);
+    if (!mb) return -ENOMEM;
+    mb->seg = *seg;
+    mb->fd = fd;
+    mb->ring = ring;
+    mb->h = seg->base;
+    mb->tab = (mbslot *)((char *)seg->base + MB_TABLE_OFF);
+    mb->data = (char *)seg->base + MB_TABLE_OFF + round_up((size_t)nslots * MB_ENTRY, MB_PAGE);
+    mb->capacity = capacity;
+    mb->flags = flags;
+    mb->nslots = nslots;
+    mb->max_msg = max_msg;
+    mb->dsize = dsize;
+    /* relaxed: a unique number, nothing to order */
+    mb->token = atomic_fetch_add_explicit(&next_token, 1, memory_order_relaxed);
+    mb->loan = mb->peek = -1;
+    pthread_mutex_init(&mb->lk, NULL);
+    *out = mb;
+    return 0;
+}
+
+static int is_seqpacket(int fd)
+{
+    int v;
+    socklen_t l = sizeof v;
+    if (getsockopt(fd, SOL_SOCKET, SO_DOMAIN, &v, &l) < 0 || v != AF_UNIX) return 0;
+    l = sizeof v;
+    return getsockopt(fd, SOL_SOCKET, SO_TYPE, &v, &l) == 0 && v == SOCK_SEQPACKET;
+}
+
+int ferry_mailbox_create(const ferry_mailbox_opts *opts, ferry_mailbox **out)
+{
+    if (!out) return -EINVAL;
+    ferry_mailbox_opts o;
+    ferry_mailbox_opts_init(&o);
+    if (opts) o = *opts;
+    if ((o.flags & ~MB_FLAGS) || o.max_msg == 0 || o.max_msg > MB_MSG_MAX) return -EINVAL;
+    size_t dsize = round_up(o.max_msg, 64);
+    uint32_t nslots;
+    if (o.capacity == FERRY_UNBOUNDED || o.capacity == 0) {
+        nslots = o.capacity == 0 ? MB_RV_SLOTS : FERRY_MAILBOX_MAX_SLOTS;
+        while (nslots > 0 && obj_size(nslots, dsize) == 0) /* as many as fit */
+            nslots = nslots > 64 ? nslots - nslots / 16 : nslots - 1;
+        if (nslots == 0) return -EINVAL;
+    } else {
+        nslots = o.capacity;
+        if (nslots > FERRY_MAILBOX_MAX_SLOTS || obj_size(nslots, dsize) == 0) return -EINVAL;
+    }
+    int mfd = -1, sv[2] = {-1, -1};
+    ferry__seg seg;
+    int rc = ferry__obj_create(FERRY_OBJ_MAILBOX, obj_size(nslots, dsize), &mfd, &seg);
+    if (rc < 0) return rc;
+    mbshm *h = seg.base;
+    /* Nobody else sees the object yet: plain initialization (a new memfd reads as zeros:
+     * every slot FREE). Whoever gets it later does so through a system call (fork,
+     * sendmsg, ferryd), which orders these writes before their reads. */
+    h->capacity = o.capacity;
+    h->flags = o.flags;
+    h->nslots = nslots;
+    h->max_msg = o.max_msg;
+    h->dsize = dsize;
+    h->next_seq = 1;
+    h->next_ticket = 1;
+    h->head = h->tail = h->free_top = NIL;
+    pthread_mutexattr_t a;
+    pthread_mutexattr_init(&a);
+    pthread_mutexattr_setpshared(&a, PTHREAD_PROCESS_SHARED);
+    pthread_mutexattr_setrobust(&a, PTHREAD_MUTEX_ROBUST);
+    rc = -pthread_mutex_init(&h->lock, &a);
+    pthread_mutexattr_destroy(&a);
+    if (rc < 0) goto fail;
+    /* The carrier (src/sync/event.c's design): one message on A into B's queue holding
+     * [memfd, A], read with MSG_PEEK by every adopter; B is the object's descriptor. */
+    if (socketpair(AF_UNIX, SOCK_SEQPACKET | SOCK_CLOEXEC, 0, sv) < 0) {
+        rc = -errno;
+        goto fail;
+    }
+    int fds[2] = {mfd, sv[0]};
+    union {
+        char buf[CMSG_SPACE(sizeof fds)];
+        struct cmsghdr align;
+    } cm;
+    memset(&cm, 0, sizeof cm);
+    struct iovec iov = {.iov_base = (void *)MB_MAGIC, .iov_len = MB_MAGIC_LEN};
+    struct msghdr msg = {
+        .msg_iov = &iov, .msg_iovlen = 1, .msg_control = cm.buf, .msg_controllen = sizeof cm.buf};
+    struct cmsghdr *c = CMSG_FIRSTHDR(&msg);
+    c->cmsg_level = SOL_SOCKET;
+    c->cmsg_type = SCM_RIGHTS;
+    c->cmsg_len = CMSG_LEN(sizeof fds);
+    memcpy(CMSG_DATA(c), fds, sizeof fds);
+    if (sendmsg(sv[0], &msg, MSG_NOSIGNAL) != MB_MAGIC_LEN) {
+        rc = errno == ETOOMANYREFS ? -EMFILE : -errno; /* too many descriptors in flight */
+        goto fail;
+    }
+    rc = make_handle(sv[1], sv[0], &seg, o.capacity, o.flags, nslots, o.max_msg, dsize, out);
+    if (rc < 0) goto fail;
+    close(mfd); /* mapped, and in the carrier */
+    return 0;
+fail:
+    ferry__seg_unmap(&seg);
+    close(mfd);
+    if (sv[0] >= 0) close(sv[0]);
+    if (sv[1] >= 0) close(sv[1]);
+    return rc;
+}
+
+/* The memfd and the ring from carrier fd (which the caller keeps): 0, or -EBADMSG. */
+static int carrier_open(int fd, int *mfd, int *ring)
+{
+    int got[3], ngot = 0;
+    if (!is_seqpacket(fd)) return -EBADMSG;
+    char buf[MB_MAGIC_LEN + 1];
+    union {
+        char buf[CMSG_SPACE(3 * sizeof(int))]; /* room for one too many: refused */
+        struct cmsghdr align;
+    } cm;
+    struct iovec iov = {.iov_base = buf, .iov_len = sizeof buf};
+    struct msghdr msg = {
+        .msg_iov = &iov, .msg_iovlen = 1, .msg_control = cm.buf, .msg_controllen = sizeof cm.buf};
+    /* MSG_PEEK: the message stays for the next one who adopts. */
+    ssize_t n = recvmsg(fd, &msg, MSG_PEEK | MSG_DONTWAIT | MSG_CMSG_CLOEXEC);
+    if (n < 0) return -EBADMSG;
+    for (struct cmsghdr *c = CMSG_FIRSTHDR(&msg); c; c = CMSG_NXTHDR(&msg, c)) {
+        if (c->cmsg_level != SOL_SOCKET || c->cmsg_type != SCM_RIGHTS) continue;
+        size_t k = (c->cmsg_len - CMSG_LEN(0)) / sizeof(int);
+        for (size_t i = 0; i < k; i++) {
+            int f;
+            memcpy(&f, CMSG_DATA(c) + i * sizeof(int), sizeof f);
+            if (ngot < 3)
+                got[ngot++] = f;
+            else
+                close(f);
+        }
+    }
+    if (n != MB_MAGIC_LEN || memcmp(buf, MB_MAGIC, MB_MAGIC_LEN) != 0 ||
+        (msg.msg_flags & (MSG_TRUNC | MSG_CTRUNC)) || ngot != 2 || !is_seqpacket(got[1])) {
+        for (int i = 0; i < ngot; i++) close(got[i]);
+        return -EBADMSG;
+    }
+    *mfd = got[0];
+    *ring = got[1];
+    return 0;
+}
+
+int ferry_mailbox_adopt(int fd, ferry_mailbox **out)
+{
+    if (fd < 0) return -EINVAL;
+    if (!out) {
+        close(fd);
+        return -EINVAL;
+    }
+    int mfd, ring;
+    int rc = carrier_open(fd, &mfd, &ring);
+    if (rc < 0) {
+        close(fd);
+        return rc;
+    }
+    ferry__seg seg;
+    rc = ferry__obj_map(mfd, FERRY_OBJ_MAILBOX, &seg);
+    close(mfd); /* mapped (or not a mailbox): the memfd itself is no longer needed */
+    if (rc < 0) {
+        close(ring);
+        close(fd);
+        return rc;
+    }
+    /* The shape, read once onto private copies (a sharer may change the shared words
+     * later) and checked against the mapping. */
+    volatile mbshm *h = seg.base;
+    uint32_t capacity = h->capacity, flags = h->flags, nslots = h->nslots;
+    uint64_t max_msg = h->max_msg, dsize = h->dsize;
+    int ok = !(flags & ~MB_FLAGS) && max_msg >= 1 && max_msg <= MB_MSG_MAX &&
+             dsize == round_up(max_msg, 64) && nslots >= 1 && nslots <= FERRY_MAILBOX_MAX_SLOTS &&
+             (capacity == 0                 ? nslots <= MB_RV_SLOTS
+              : capacity == FERRY_UNBOUNDED ? 1
+                                            : nslots == capacity);
+    size_t need = ok ? obj_size(nslots, (size_t)dsize) : 0;
+    if (!ok || need == 0 || need > seg.size) rc = -EBADMSG;
+    if (rc == 0)
+        rc = make_handle(fd, ring, &seg, capacity, flags, nslots, (size_t)max_msg, (size_t)dsize,
+                         out);
+    if (rc < 0) {
+        ferry__seg_unmap(&seg);
+        close(ring);
+        close(fd);
+    }
+    return rc;
+}
+
+int ferry_mailbox_open(const char *name, ferry_mailbox **out, int64_t timeout_ns)
+{
+    if (!name || !out) return -EINVAL;
+    int fd;
+    int rc = ferry__obj_open(name, FERRY_OBJ_MAILBOX, &fd, timeout_ns);
+    if (rc < 0) return rc;
+    return ferry_mailbox_adopt(fd, out);
+}
+
+/* ------------------------------------------------------------------ test hooks */
+
+int ferry__mailbox_lock_and_keep(ferry_mailbox *mb)
+{
+    return mb_lock(mb);
+}
+
+void ferry__mailbox_scribble(ferry_mailbox *mb, uint32_t seed)
+{
+    if (mb_lock(mb) < 0) return;
+    mbshm *h = mb->h;
+    uint32_t x = seed * 2654435761u + 1;
+#define NEXT() (x = x * 1103515245u + 12345u, (x >> 3) % (mb->nslots + 3) + (x & 1 ? 0 : NIL - 2))
+    h->head = NEXT();
+    h->tail = NEXT();
+    h->free_top = NEXT();
+    h->nready = NEXT();
+    h->nbusy = NEXT();
+    for (uint32_t i = 0; i < mb->nslots; i++) {
+        mb->tab[i].prev = NEXT();
+        mb->tab[i].next = NEXT();
+    }
+#undef NEXT
+    pthread_mutex_unlock(&h->lock); /* not mb_unlock: the doorbell is left as it was */
+}
