@@ -179,15 +179,16 @@ const bench_mech BENCH_MECHS[] = {
 const size_t BENCH_NMECHS = sizeof BENCH_MECHS / sizeof BENCH_MECHS[0];
 
 const bench_target BENCH_TARGETS[] = {
-    /* ferry-shm pingpong 64 is in four targets: iceoryx, then ferry-shm, then the spin
-     * floor are measured back to back, zeromq-ipc and ferry-rpc right after. */
+    /* ferry-shm pingpong 64 is in six targets: iceoryx, then ferry-shm, then the spin
+     * floor are measured back to back, then ferry-rpc, zeromq-reqrep, dbus-call (the RPC
+     * targets below) and zeromq-ipc. */
     {"ferry-shm pingpong 64 p50 / iceoryx pingpong 64 p50", "ferry-shm", "iceoryx", BENCH_PINGPONG,
      BENCH_PINGPONG, 64, 64, F_P50, 1, 0.2},
     {"ferry-shm pingpong 64 p50 / spin-baseline p50", "ferry-shm", "spin-baseline", BENCH_PINGPONG,
      BENCH_PINGPONG, 64, 64, F_P50, 1, 1.5},
-    /* RPC (issue 5): the request/reply peers against ferry-rpc, printed once a ferry-rpc
-     * row exists; against ferry-shm pingpong 64 as INFO meanwhile (and as context). Here,
-     * before any other ferry-rpc target: ferry-rpc (the denominator), zeromq-reqrep and
+    /* RPC (issue 5): the request/reply peers against ferry-rpc; against ferry-shm
+     * pingpong 64 as INFO (context, and the only ratio of a run without ferry-rpc). Here,
+     * before the other ferry-rpc target: ferry-rpc (the denominator), zeromq-reqrep and
      * dbus-call are measured back to back, right after ferry-shm and the spin floor. */
     {"zeromq-reqrep p50 / ferry-rpc p50", "zeromq-reqrep", "ferry-rpc", BENCH_PINGPONG,
      BENCH_PINGPONG, 64, 64, F_P50, 0, 20},
