@@ -63,6 +63,7 @@
  */
 #define _GNU_SOURCE /* syscall(), pidfd_open via SYS_, fstat with -std=c11 */
 #include "core/time.h"
+#include "core/futex.h"
 #include "ferry/ferry.h"
 #include "sync/obj.h"
 
@@ -158,18 +159,6 @@ struct ferry_sub {
 };
 
 /* ------------------------------------------------------------------ helpers */
-
-static int futex_wait(_Atomic uint32_t *w, uint32_t val, int64_t ns)
-{
-    struct timespec ts = {.tv_sec = ns / 1000000000, .tv_nsec = ns % 1000000000};
-    long r = syscall(SYS_futex, (uint32_t *)w, FUTEX_WAIT, val, &ts, NULL, 0);
-    return r < 0 ? -errno : 0;
-}
-
-static void futex_wake_all(_Atomic uint32_t *w)
-{
-    syscall(SYS_futex, (uint32_t *)w, FUTEX_WAKE, INT_MAX, NULL, NULL, 0);
-}
 
 /* The ns left before the deadline (INT64_MAX: forever), or -ETIMEDOUT / -EAGAIN. */
 static int64_t time_left(ferry__when *w)
@@ -431,7 +420,7 @@ int ferry_bcast_end(ferry_bcast *b)
      * and its re-check of closed, like a publish (the wake-up is unconditional anyway). */
     atomic_store_explicit(&sh->closed, 1, memory_order_seq_cst);
     atomic_fetch_add_explicit(&sh->data_ftx, 1, memory_order_seq_cst);
-    futex_wake_all(&sh->data_ftx);
+    ferry__futex_wake(&sh->data_ftx, INT32_MAX);
     ring_all(b); /* the end makes the doorbells readable too */
     return 0;
 }
@@ -610,7 +599,7 @@ static int wait_room(ferry_bcast *b, uint64_t s, ferry__when *w)
         int64_t left = time_left(w);
         if (left < 0) return (int)left;
         if (left > SLICE_NS) left = SLICE_NS;
-        futex_wait(&sh->pub_ftx, v, left); /* woken, EAGAIN, EINTR, timeout: re-check */
+        ferry__futex_wait(&sh->pub_ftx, v, left); /* woken, EAGAIN, EINTR, timeout: re-check */
     }
 }
 
@@ -654,7 +643,7 @@ int ferry_bcast_commit(ferry_bcast *b, int64_t type, size_t len)
     b->loaned = 0;
     if (atomic_load_explicit(&sh->sub_waiting, memory_order_seq_cst)) {
         atomic_fetch_add_explicit(&sh->data_ftx, 1, memory_order_seq_cst);
-        futex_wake_all(&sh->data_ftx);
+        ferry__futex_wake(&sh->data_ftx, INT32_MAX);
     }
     ring_all(b);
     return 0;
@@ -680,7 +669,7 @@ static void wake_pub(bshm *sh)
     if (atomic_load_explicit(&sh->pub_waiting, memory_order_seq_cst) &&
         atomic_exchange_explicit(&sh->pub_waiting, 0, memory_order_seq_cst)) {
         atomic_fetch_add_explicit(&sh->pub_ftx, 1, memory_order_seq_cst);
-        futex_wake_all(&sh->pub_ftx);
+        ferry__futex_wake(&sh->pub_ftx, INT32_MAX);
     }
 }
 
@@ -812,7 +801,7 @@ static int wait_data(ferry_bcast *b, uint64_t want, ferry__when *w)
                 rc = (int)left;
             } else {
                 if (left > SLICE_NS) left = SLICE_NS;
-                futex_wait(&sh->data_ftx, v, left);
+                ferry__futex_wait(&sh->data_ftx, v, left);
                 checked = 1; /* check the publisher's liveness from the next round on */
             }
         }

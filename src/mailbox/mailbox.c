@@ -39,13 +39,13 @@
  * the stack of FREE slots below hiwat (slots above it were never used), and nready /
  * nbusy. They are rebuilt from the states (repair) when a lock holder died, and when
  * a link or count is found not to fit (only a sharer that scribbled can cause that):
- * every link is bounds-checked before it is followed and every walk is bounded. Every step changes state as its last write, so a process killed at any
- * instruction inside the lock leaves slots that are each in one of these states: after
- * EOWNERDEAD the next locker rebuilds the derived structures, counts the recovery and
- * marks the mutex consistent. A counter is updated next to, not atomically with, its
- * state change, so each such death may leave one counter one off (sent and received
- * one short, lost or returned one over); the recoveries are counted so that a reader
- * knows how far to trust them.
+ * every link is bounds-checked before it is followed and every walk is bounded. Every step changes
+ * state as its last write, so a process killed at any instruction inside the lock leaves slots that
+ * are each in one of these states: after EOWNERDEAD the next locker rebuilds the derived
+ * structures, counts the recovery and marks the mutex consistent. A counter is updated next to, not
+ * atomically with, its state change, so each such death may leave one counter one off (sent and
+ * received one short, lost or returned one over); the recoveries are counted so that a reader knows
+ * how far to trust them.
  *
  * Ordering. Every shared field but the futex words is read and written under the lock,
  * whose acquire/release orders them. The data of a slot is written outside the lock by
@@ -81,6 +81,7 @@
  */
 #define _GNU_SOURCE /* syscall() for futexes, MSG_CMSG_CLOEXEC */
 #include "mailbox/internal.h"
+#include "core/futex.h"
 #include "mailbox/proc.h"
 #include "sync/obj.h"
 
@@ -194,17 +195,6 @@ static size_t obj_size(uint32_t nslots, size_t dsize)
     return total > FERRY__OBJ_MAX ? 0 : total;
 }
 
-static void futex_wait(_Atomic uint32_t *w, uint32_t val, int64_t ns)
-{
-    struct timespec ts = {.tv_sec = ns / 1000000000, .tv_nsec = ns % 1000000000};
-    syscall(SYS_futex, (uint32_t *)w, FUTEX_WAIT, val, &ts, NULL, 0);
-}
-
-static void futex_wake_all(_Atomic uint32_t *w)
-{
-    syscall(SYS_futex, (uint32_t *)w, FUTEX_WAKE, INT_MAX, NULL, NULL, 0);
-}
-
 /* -ETIMEDOUT, or -EAGAIN for FERRY_NOW, if the deadline passed; else the ns left. */
 static int64_t time_left(ferry__when *w)
 {
@@ -235,10 +225,10 @@ static void owe(uint32_t waiters, _Atomic uint32_t *ftx, int bit, int *wakes)
 
 static void pay(ferry_mailbox *mb, int wakes)
 {
-    if (wakes & W_MSG) futex_wake_all(&mb->h->msg_ftx);
-    if (wakes & W_ROOM) futex_wake_all(&mb->h->room_ftx);
-    if (wakes & W_TAKE) futex_wake_all(&mb->h->take_ftx);
-    if (wakes & W_HOLD) futex_wake_all(&mb->h->hold_ftx);
+    if (wakes & W_MSG) ferry__futex_wake(&mb->h->msg_ftx, INT32_MAX);
+    if (wakes & W_ROOM) ferry__futex_wake(&mb->h->room_ftx, INT32_MAX);
+    if (wakes & W_TAKE) ferry__futex_wake(&mb->h->take_ftx, INT32_MAX);
+    if (wakes & W_HOLD) ferry__futex_wake(&mb->h->hold_ftx, INT32_MAX);
 }
 
 /* Drain the doorbell (at most a bounded number of bytes: more only from a hostile
@@ -505,7 +495,7 @@ static int sleep_on(ferry_mailbox *mb, _Atomic uint32_t *ftx, uint32_t *count, i
     uint32_t v = atomic_load_explicit(ftx, memory_order_relaxed);
     (*count)++;
     mb_unlock(mb);
-    futex_wait(ftx, v, left < MB_SLICE_NS ? left : MB_SLICE_NS);
+    ferry__futex_wait(ftx, v, left < MB_SLICE_NS ? left : MB_SLICE_NS);
     int rc = mb_lock(mb);
     if (rc < 0) return rc;
     if (*count) (*count)--;

@@ -3,6 +3,7 @@
  */
 #define _GNU_SOURCE
 #include "wait.h"
+#include "core/futex.h"
 
 #include "core/time.h"
 
@@ -58,13 +59,6 @@ void ferry__spin_init(ferry__spin *s, int64_t max_ns)
 {
     s->max_ns = max_ns < 0 ? 0 : max_ns;
     s->cur_ns = s->max_ns;
-}
-
-static int futex_wait(_Atomic uint32_t *addr, uint32_t val, int64_t ns)
-{
-    struct timespec ts = {.tv_sec = ns / 1000000000, .tv_nsec = ns % 1000000000};
-    long r = syscall(SYS_futex, (uint32_t *)addr, FUTEX_WAIT, val, &ts, NULL, 0);
-    return r < 0 ? -errno : 0;
 }
 
 /* Spin for up to the current budget; 1 if cond held, 0 if not, <0 error. The clock is
@@ -132,7 +126,7 @@ int ferry__wait(ferry__spin *s, ferry__cond_fn cond, ferry__alive_fn alive, void
         if (check_peer && (rc = alive(arg)) < 0) break;
         int64_t slice = left < FERRY__WAIT_SLICE_NS ? left : FERRY__WAIT_SLICE_NS;
         if (sleeps) (*sleeps)++;
-        int w = futex_wait(futex, seen, slice);
+        int w = ferry__futex_wait(futex, seen, slice);
         check_peer = w != -EINTR;
         /* 0 (woken), -EAGAIN (word changed), -EINTR, -ETIMEDOUT: all loop and re-check; the
          * deadline is absolute, so signals neither shorten nor lengthen the wait. */
@@ -147,6 +141,6 @@ int ferry__wake_waiter(_Atomic uint32_t *futex, _Atomic uint32_t *waiting)
      * announces itself again each time before it sleeps again. */
     if (!atomic_exchange_explicit(waiting, 0, memory_order_seq_cst)) return 0;
     atomic_fetch_add_explicit(futex, 1, memory_order_seq_cst);
-    syscall(SYS_futex, (uint32_t *)futex, FUTEX_WAKE, 1, NULL, NULL, 0);
+    ferry__futex_wake(futex, 1);
     return 1;
 }

@@ -35,6 +35,7 @@
  */
 #define _GNU_SOURCE /* syscall() (futex), hidden by -std=c11 */
 #include "obj.h"
+#include "core/futex.h"
 
 #include <ferry/ferry.h>
 
@@ -69,13 +70,6 @@ struct ferry_barrier {
     barrier_shared *sh;
     uint32_t count; /* private copy */
 };
-
-static int futex_wait(_Atomic uint32_t *addr, uint32_t val, int64_t ns)
-{
-    struct timespec ts = {.tv_sec = ns / 1000000000, .tv_nsec = ns % 1000000000};
-    long r = syscall(SYS_futex, (uint32_t *)addr, FUTEX_WAIT, val, &ts, NULL, 0);
-    return r < 0 ? -errno : 0;
-}
 
 static int make_handle(int fd, ferry__seg seg, ferry_barrier **out)
 {
@@ -173,7 +167,7 @@ int ferry_barrier_wait(ferry_barrier *b, int64_t timeout_ns)
                 continue;
             /* After state (see the sleep rule), then wake everyone. */
             atomic_store_explicit(&sh->gen, g + 1, memory_order_release);
-            syscall(SYS_futex, (uint32_t *)&sh->gen, FUTEX_WAKE, INT_MAX, NULL, NULL, 0);
+            ferry__futex_wake(&sh->gen, INT32_MAX);
             return 1;
         }
         /* acq_rel: our writes before arriving go into the release sequence. */
@@ -204,7 +198,7 @@ int ferry_barrier_wait(ferry_barrier *b, int64_t timeout_ns)
                     return at == 0 ? -EAGAIN : -ETIMEDOUT;
             }
         }
-        if (futex_wait(&sh->gen, f, left < slice ? left : slice) == -ETIMEDOUT)
+        if (ferry__futex_wait(&sh->gen, f, left < slice ? left : slice) == -ETIMEDOUT)
             slice = slice * 2 > SLICE_MAX_NS ? SLICE_MAX_NS : slice * 2;
         /* Woken, gen changed, EINTR or the slice ended: re-check; the deadline is fixed. */
     }

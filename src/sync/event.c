@@ -69,6 +69,7 @@
  */
 #define _GNU_SOURCE /* ppoll, MSG_CMSG_CLOEXEC, syscall() for futexes */
 #include "obj.h"
+#include "core/futex.h"
 
 #include "broker/policy.h"
 #include "core/time.h"
@@ -163,19 +164,6 @@ static void member_free(member *m)
     m->obj = m->ring = -1;
 }
 
-static int futex_wait(_Atomic uint32_t *w, uint32_t val, int64_t ns)
-{
-    struct timespec ts = {.tv_sec = ns / 1000000000, .tv_nsec = ns % 1000000000};
-    long r =
-        syscall(SYS_futex, (uint32_t *)w, FUTEX_WAIT, val, ns == INT64_MAX ? NULL : &ts, NULL, 0);
-    return r < 0 ? -errno : 0;
-}
-
-static void futex_wake_all(_Atomic uint32_t *w)
-{
-    syscall(SYS_futex, (uint32_t *)w, FUTEX_WAKE, INT_MAX, NULL, NULL, 0);
-}
-
 /* -ETIMEDOUT, or -EAGAIN for FERRY_NOW, if the deadline has passed; else the ns left
  * (INT64_MAX: forever). */
 static int64_t time_left(ferry__when *w)
@@ -251,7 +239,7 @@ static int try_take(member *m, uint64_t *payload)
                     /* The bump is what a waiter that read room_ftx before it but has not
                      * slept yet notices (FUTEX_WAIT fails with EAGAIN). */
                     atomic_fetch_add_explicit(&q->room_ftx, 1, memory_order_seq_cst);
-                    futex_wake_all(&q->room_ftx);
+                    ferry__futex_wake(&q->room_ftx, INT32_MAX);
                 }
                 return 1;
             }
@@ -358,9 +346,9 @@ static int wait_room(member *m, ferry__when *w)
         int64_t left = time_left(w);
         if (left < 0) return (int)left;
         if (left > EV_SLICE_NS)
-            left = EV_SLICE_NS;            /* a lost wake-up
-                                           (a hostile sharer) costs a slice */
-        futex_wait(&q->room_ftx, v, left); /* woken, EAGAIN, EINTR, timeout: re-check */
+            left = EV_SLICE_NS;                   /* a lost wake-up
+                                                  (a hostile sharer) costs a slice */
+        ferry__futex_wait(&q->room_ftx, v, left); /* woken, EAGAIN, EINTR, timeout: re-check */
     }
 }
 

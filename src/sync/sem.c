@@ -71,6 +71,7 @@
  */
 #define _GNU_SOURCE /* syscall() (futex, pidfd_open), hidden by -std=c11 */
 #include "obj.h"
+#include "core/futex.h"
 
 #include <ferry/ferry.h>
 
@@ -148,18 +149,6 @@ struct ferry_sem {
 };
 
 /* ------------------------------------------------------------------ futex */
-
-static int futex_wait(_Atomic uint32_t *addr, uint32_t val, int64_t ns)
-{
-    struct timespec ts = {.tv_sec = ns / 1000000000, .tv_nsec = ns % 1000000000};
-    long r = syscall(SYS_futex, (uint32_t *)addr, FUTEX_WAIT, val, &ts, NULL, 0);
-    return r < 0 ? -errno : 0;
-}
-
-static void futex_wake(_Atomic uint32_t *addr, int n)
-{
-    syscall(SYS_futex, (uint32_t *)addr, FUTEX_WAKE, n, NULL, NULL, 0);
-}
 
 /* ------------------------------------------------------------------ process identity */
 
@@ -328,7 +317,7 @@ static uint32_t reclaim(ferry_sem *s, int free_all)
     /* The returned units are in value (seq_cst, value_add): wake as many sleepers. A
      * waiter registered after our read of waiters re-checks value itself (Dekker). */
     if (units && atomic_load_explicit(&sh->waiters, memory_order_seq_cst))
-        futex_wake(&sh->value, units > INT_MAX ? INT_MAX : (int)units);
+        ferry__futex_wake(&sh->value, units > INT_MAX ? INT_MAX : (int)units);
     return free_all ? freed : units;
 }
 
@@ -525,7 +514,7 @@ static int wait_slow(ferry_sem *s, sem_slot *e, int64_t timeout_ns)
             rc = -ETIMEDOUT;
             break;
         }
-        int r = futex_wait(&sh->value, 0, left < slice ? left : slice);
+        int r = ferry__futex_wait(&sh->value, 0, left < slice ? left : slice);
         /* 0 woken, -EAGAIN value changed, -EINTR: re-check. -ETIMEDOUT: the slice ended
          * without a wake-up: re-check, and look for dead holders again. */
         if (r == -ETIMEDOUT) {
@@ -618,7 +607,8 @@ int ferry_sem_post(ferry_sem *s)
                                                   memory_order_relaxed))
             break;
     }
-    if (atomic_load_explicit(&sh->waiters, memory_order_seq_cst) != 0) futex_wake(&sh->value, 1);
+    if (atomic_load_explicit(&sh->waiters, memory_order_seq_cst) != 0)
+        ferry__futex_wake(&sh->value, 1);
     return 0;
 }
 
