@@ -63,6 +63,7 @@
  */
 #define _GNU_SOURCE /* syscall(), pidfd_open via SYS_, fstat with -std=c11 */
 #include "core/time.h"
+#include "core/proc.h"
 #include "core/futex.h"
 #include "ferry/ferry.h"
 #include "sync/obj.h"
@@ -175,102 +176,6 @@ static slothdr *slot_at(const ferry_bcast *b, uint64_t seq)
     return (slothdr *)(b->slots + (size_t)(seq & (b->nslots - 1)) * b->stride);
 }
 
-/* ------------------------------------------------------------------ process identity
- * As in sync/sem.c: id = start time (field 22 of /proc/<pid>/stat) << 22 | pid, so a
- * recycled pid is another process. Read once per process (again after fork). */
-
-#define PID_BITS   22
-#define PID_MASK   (((uint64_t)1 << PID_BITS) - 1)
-#define START_MASK (((uint64_t)1 << 41) - 1)
-
-static _Atomic uint64_t my_id;
-
-static void id_forked(void)
-{
-    atomic_store_explicit(&my_id, 0, memory_order_relaxed);
-}
-
-static void id_once(void)
-{
-    pthread_atfork(NULL, NULL, id_forked);
-}
-
-/* state (field 3) and start time (field 22) of pid (0: self). 0, -ENOENT or -EIO. */
-static int read_stat(pid_t pid, char *state, uint64_t *start)
-{
-    char path[40], buf[1024];
-    if (pid > 0)
-        snprintf(path, sizeof path, "/proc/%d/stat", (int)pid);
-    else
-        snprintf(path, sizeof path, "/proc/self/stat");
-    int fd = open(path, O_RDONLY | O_CLOEXEC);
-    if (fd < 0) return errno == ENOENT || errno == ESRCH ? -ENOENT : -EIO;
-    ssize_t n;
-    do n = read(fd, buf, sizeof buf - 1);
-    while (n < 0 && errno == EINTR);
-    close(fd);
-    if (n <= 0) return n == 0 || errno == ESRCH ? -ENOENT : -EIO;
-    buf[n] = 0;
-    char *p = strrchr(buf, ')'); /* the command name may hold anything, ')' too */
-    if (!p || p[1] != ' ') return -EIO;
-    p += 2;
-    *state = *p;
-    for (int field = 3; field < 22; field++) {
-        p = strchr(p, ' ');
-        if (!p) return -EIO;
-        p++;
-    }
-    char *end;
-    *start = strtoull(p, &end, 10);
-    return end == p ? -EIO : 0;
-}
-
-static uint64_t identity(void)
-{
-    /* relaxed: the id is a value computed from this process alone; a thread that reads 0
-     * just computes it again. */
-    uint64_t id = atomic_load_explicit(&my_id, memory_order_relaxed);
-    if (__builtin_expect(id != 0, 1)) return id;
-    static pthread_once_t once = PTHREAD_ONCE_INIT;
-    pthread_once(&once, id_once);
-    pid_t pid = getpid();
-    char st;
-    uint64_t start = 0;
-    if (read_stat(0, &st, &start) < 0) start = 0;
-    id = (start & START_MASK) << PID_BITS | ((uint64_t)pid & PID_MASK);
-    atomic_store_explicit(&my_id, id, memory_order_relaxed);
-    return id;
-}
-
-/* 1 if the process `id` names is certainly dead (gone, pid recycled, or a zombie). */
-static int proc_dead(uint64_t id)
-{
-    pid_t pid = (pid_t)(id & PID_MASK);
-    uint64_t start = (id >> PID_BITS) & START_MASK;
-    if (pid <= 0) return 1;
-    int pfd = (int)syscall(SYS_pidfd_open, pid, 0);
-    if (pfd < 0 && errno == ESRCH) return 1;
-    char state = 0;
-    uint64_t now_start = 0;
-    int rc = read_stat(pid, &state, &now_start);
-    int dead = 0;
-    if (rc == 0) {
-        if (start != 0 && (now_start & START_MASK) != start) dead = 1; /* pid recycled */
-    } else if (rc == -ENOENT && pfd < 0) {
-        dead = kill(pid, 0) < 0 && errno == ESRCH;
-    }
-    if (!dead && pfd >= 0) {
-        /* Opened before the start time matched: this process's pidfd. Readable once the
-         * process has exited (a zombie too). */
-        struct pollfd p = {.fd = pfd, .events = POLLIN};
-        dead = poll(&p, 1, 0) == 1 && (p.revents & POLLIN);
-    } else if (!dead && rc == 0 && (state == 'Z' || state == 'X')) {
-        dead = 1;
-    }
-    if (pfd >= 0) close(pfd);
-    return dead;
-}
-
 /* ------------------------------------------------------------------ making and mapping */
 
 void ferry_bcast_opts_init(ferry_bcast_opts *o)
@@ -347,7 +252,7 @@ int ferry_bcast_create(const ferry_bcast_opts *opts, ferry_bcast **out)
     sh->nslots = o.slots;
     sh->max_subs = o.max_subs;
     sh->max_msg = o.max_msg;
-    atomic_store_explicit(&sh->pub_id, identity(), memory_order_relaxed);
+    atomic_store_explicit(&sh->pub_id, ferry__proc_self(), memory_order_relaxed);
     /* Every slot's seq starts at a value no message has below nslots: slot i holds
      * "message i - nslots" (never published): UINT64_MAX - x. Only used as a check. */
     for (uint32_t i = 0; i < o.slots; i++) {
@@ -428,7 +333,7 @@ int ferry_bcast_end(ferry_bcast *b)
 void ferry_bcast_close(ferry_bcast *b)
 {
     if (!b) return;
-    if (atomic_load_explicit(&b->sh->pub_id, memory_order_relaxed) == identity())
+    if (atomic_load_explicit(&b->sh->pub_id, memory_order_relaxed) == ferry__proc_self())
         ferry_bcast_end(b);
     int bs = atomic_load_explicit(&b->bellsock, memory_order_relaxed);
     if (bs >= 0) close(bs);
@@ -573,7 +478,7 @@ static void check_blocker(ferry_bcast *b, uint32_t i)
 {
     subent *e = &b->subs[i];
     uint64_t id = atomic_load_explicit(&e->id, memory_order_relaxed);
-    if (id != 0 && proc_dead(id)) evict(b, e, id);
+    if (id != 0 && ferry__proc_dead(id)) evict(b, e, id);
 }
 
 static int wait_room(ferry_bcast *b, uint64_t s, ferry__when *w)
@@ -611,7 +516,7 @@ int ferry_bcast_loan(ferry_bcast *b, size_t len, void **buf, int64_t timeout_ns)
     if (atomic_load_explicit(&b->sh->closed, memory_order_relaxed)) return -EPIPE;
     if (len > b->max_msg) return -EMSGSIZE;
     bshm *sh = b->sh;
-    uint64_t id = identity();
+    uint64_t id = ferry__proc_self();
     /* relaxed: a label read by subscribers' liveness checks only */
     if (atomic_load_explicit(&sh->pub_id, memory_order_relaxed) != id)
         atomic_store_explicit(&sh->pub_id, id, memory_order_relaxed);
@@ -682,7 +587,7 @@ static int claim_entry(ferry_bcast *b, int reclaim)
             /* ACTIVE, or JOINING by a process that died subscribing (once its id is
              * written; a joiner killed before that instruction leaks the entry) */
             uint64_t id = atomic_load_explicit(&e->id, memory_order_relaxed);
-            if (id != 0 && proc_dead(id) && evict(b, e, id)) st = SUB_FREE;
+            if (id != 0 && ferry__proc_dead(id) && evict(b, e, id)) st = SUB_FREE;
         }
         /* acquire on success: the previous owner's last accesses come before ours */
         if (st == SUB_FREE &&
@@ -706,7 +611,7 @@ int ferry_bcast_subscribe(ferry_bcast *b, uint32_t flags, ferry_sub **out)
     }
     bshm *sh = b->sh;
     subent *e = &b->subs[i];
-    uint64_t me = identity();
+    uint64_t me = ferry__proc_self();
     atomic_store_explicit(&e->id, me, memory_order_relaxed);
     /* Raise `used` to cover us (seq_cst, before our ACTIVE store: see scan_len). */
     uint32_t u = atomic_load_explicit(&sh->used, memory_order_seq_cst);
@@ -772,7 +677,7 @@ static int pub_gone(ferry_bcast *b)
 {
     if (atomic_load_explicit(&b->sh->closed, memory_order_seq_cst)) return -EPIPE;
     uint64_t id = atomic_load_explicit(&b->sh->pub_id, memory_order_relaxed);
-    return proc_dead(id) ? -EPIPE : 0;
+    return ferry__proc_dead(id) ? -EPIPE : 0;
 }
 
 /* Wait for message `want` (head > want) or the end. 0, -EPIPE, -ETIMEDOUT, -EAGAIN. */

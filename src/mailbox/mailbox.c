@@ -82,7 +82,7 @@
 #define _GNU_SOURCE /* syscall() for futexes, MSG_CMSG_CLOEXEC */
 #include "mailbox/internal.h"
 #include "core/futex.h"
-#include "mailbox/proc.h"
+#include "core/proc.h"
 #include "sync/obj.h"
 
 #include "core/time.h"
@@ -337,7 +337,7 @@ static int64_t claim(ferry_mailbox *mb)
         return -1;
     }
     mbslot *s = &mb->tab[i];
-    s->owner = ferry__mb_self();
+    s->owner = ferry__proc_self();
     s->state = S_WRITING;
     h->nbusy++;
     return i;
@@ -401,7 +401,7 @@ static void to_taken(ferry_mailbox *mb, uint32_t i)
 {
     mbslot *s = &mb->tab[i];
     unlink_ready(mb, i);
-    s->owner = ferry__mb_self();
+    s->owner = ferry__proc_self();
     s->state = S_TAKEN;
     mb->h->nbusy++;
 }
@@ -514,20 +514,20 @@ static int reclaim(ferry_mailbox *mb, int64_t *last, int *wakes)
     *last = now;
     mbshm *h = mb->h;
     if (h->nbusy == 0 && h->hold_id == 0) return 0; /* nobody to look at */
-    uint64_t me = ferry__mb_self();
+    uint64_t me = ferry__proc_self();
     enum { CACHE = 8 };
     uint64_t ids[CACHE];
     int dead[CACHE], nc = 0, changed = 0;
     uint32_t hi = h->hiwat <= mb->nslots ? h->hiwat : mb->nslots;
     for (uint32_t k = 0; k < MB_RXQ; k++) { /* waiters that died waiting */
         mbwaiter *e = &h->rxq[k];
-        if (!e->ticket || e->owner == me || !ferry__mb_dead(e->owner)) continue;
+        if (!e->ticket || e->owner == me || !ferry__proc_dead(e->owner)) continue;
         unregister(mb, e, wakes); /* what it was handed was never delivered: queued again */
         changed++;
     }
     for (uint32_t i = 0; i < hi && h->nbusy; i++) {
         mbslot *s = &mb->tab[i];
-        if (s->state == S_HANDED && s->owner != me && ferry__mb_dead(s->owner)) {
+        if (s->state == S_HANDED && s->owner != me && ferry__proc_dead(s->owner)) {
             to_ready(mb, i); /* handed to a dead waiter whose entry is gone: queued again */
             handoff(mb, i, wakes);
             changed++;
@@ -540,7 +540,7 @@ static int reclaim(ferry_mailbox *mb, int64_t *last, int *wakes)
         for (int k = 0; k < nc; k++)
             if (ids[k] == o) d = dead[k];
         if (d < 0) {
-            d = ferry__mb_dead(o);
+            d = ferry__proc_dead(o);
             if (nc < CACHE) {
                 ids[nc] = o;
                 dead[nc++] = d;
@@ -563,7 +563,7 @@ static int reclaim(ferry_mailbox *mb, int64_t *last, int *wakes)
             owe(h->tx_wait, &h->room_ftx, W_ROOM, wakes);
         }
     }
-    if (h->hold_id != 0 && h->hold_id != me && ferry__mb_dead(h->hold_id)) {
+    if (h->hold_id != 0 && h->hold_id != me && ferry__proc_dead(h->hold_id)) {
         h->hold_id = h->hold_token = 0;
         owe(h->hold_wait, &h->hold_ftx, W_HOLD, wakes);
         changed++;
@@ -739,7 +739,7 @@ static int64_t pick(ferry_mailbox *mb, int64_t filter)
 static int may_receive(ferry_mailbox *mb)
 {
     if (!(mb->flags & FERRY_MAILBOX_EXCLUSIVE)) return 1;
-    return mb->h->hold_id == ferry__mb_self() && mb->h->hold_token == mb->token;
+    return mb->h->hold_id == ferry__proc_self() && mb->h->hold_token == mb->token;
 }
 
 /* Take a message: the slot index (now TAKEN by this process), or < 0. cap: -EMSGSIZE
@@ -752,7 +752,7 @@ static int may_receive(ferry_mailbox *mb)
 static int64_t take(ferry_mailbox *mb, int64_t filter, size_t cap, size_t *len, ferry__when *w)
 {
     mbshm *h = mb->h;
-    uint64_t me = ferry__mb_self(), ticket = 0;
+    uint64_t me = ferry__proc_self(), ticket = 0;
     mbwaiter *e = NULL; /* our entry while registered */
     int64_t last = 0, idx;
     int wakes = 0, rc = mb_lock(mb);
@@ -901,7 +901,7 @@ int ferry_mailbox_attach(ferry_mailbox *mb, int64_t timeout_ns)
     if (!mb || !(mb->flags & FERRY_MAILBOX_EXCLUSIVE)) return -EINVAL;
     mbshm *h = mb->h;
     ferry__when w = ferry__when_from(timeout_ns);
-    uint64_t me = ferry__mb_self();
+    uint64_t me = ferry__proc_self();
     int64_t last = 0;
     int wakes = 0, rc = mb_lock(mb);
     if (rc < 0) return rc;
@@ -931,7 +931,7 @@ int ferry_mailbox_detach(ferry_mailbox *mb)
     mbshm *h = mb->h;
     int wakes = 0, rc = mb_lock(mb);
     if (rc < 0) return rc;
-    if (h->hold_id == ferry__mb_self() && h->hold_token == mb->token) {
+    if (h->hold_id == ferry__proc_self() && h->hold_token == mb->token) {
         h->hold_id = h->hold_token = 0;
         owe(h->hold_wait, &h->hold_ftx, W_HOLD, &wakes);
     } else {

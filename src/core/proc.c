@@ -1,5 +1,5 @@
 /*
- * proc.c — process identity for the mailbox (see proc.h).
+ * proc.c — process identity and death, for objects shared in memory (see proc.h).
  */
 #define _GNU_SOURCE /* syscall() (pidfd_open), hidden by -std=c11 */
 #include "proc.h"
@@ -67,7 +67,7 @@ static int read_stat(pid_t pid, char *state, uint64_t *start)
     return end == p ? -EIO : 0;
 }
 
-uint64_t ferry__mb_self(void)
+uint64_t ferry__proc_self(void)
 {
     /* relaxed: the id is a value computed from the process alone; two threads racing
      * compute the same one. */
@@ -84,7 +84,7 @@ uint64_t ferry__mb_self(void)
     return id;
 }
 
-int ferry__mb_dead(uint64_t id)
+int ferry__proc_dead(uint64_t id)
 {
     pid_t pid = (pid_t)(id & PID_MASK);
     uint64_t start = (id >> PID_BITS) & START_MASK;

@@ -1,0 +1,25 @@
+/*
+ * proc.h — who a process is, for the crash handling of objects shared in memory
+ * (mailboxes, broadcast rings): id = start time << 22 | pid (the start time, field 22 of
+ * /proc/<pid>/stat, 41 bits), so that a recycled pid is another process. The same scheme
+ * as src/sync/sem.c and mutex.c, which keep variants of their own (pid-namespace aware).
+ *
+ * Rules:
+ *  - The id is read once per process and again in a fork child (pthread_atfork).
+ *  - ferry__proc_dead says 1 only when the process is certainly gone (no such pid, another
+ *    start time, or exited: its pidfd polls readable); anything it cannot tell is alive.
+ *  - A pid means something only in one pid namespace: every process sharing a mailbox
+ *    must be in the same one (documented in ferry.h for each object).
+ */
+#ifndef FERRY_CORE_PROC_H
+#define FERRY_CORE_PROC_H
+
+#include <stdint.h>
+
+/* This process's id, never 0 (falls back to the bare pid without /proc). */
+uint64_t ferry__proc_self(void);
+
+/* 1 if the process id names is certainly dead, else 0. */
+int ferry__proc_dead(uint64_t id);
+
+#endif
