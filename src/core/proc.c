@@ -36,9 +36,7 @@ static void id_once(void)
     pthread_atfork(NULL, NULL, id_forked);
 }
 
-/* Parse /proc/<pid>/stat: state (field 3) and start time (field 22). 0, -ENOENT (no such
- * process, or hidden) or -EIO. */
-static int read_stat(pid_t pid, char *state, uint64_t *start)
+int ferry__proc_stat(pid_t pid, char *state, uint64_t *start)
 {
     char path[40], buf[1024];
     if (pid > 0)
@@ -78,7 +76,7 @@ uint64_t ferry__proc_self(void)
     pid_t pid = getpid();
     char st;
     uint64_t start = 0;
-    if (read_stat(0, &st, &start) < 0) start = 0; /* no /proc: the pid only */
+    if (ferry__proc_stat(0, &st, &start) < 0) start = 0; /* no /proc: the pid only */
     id = (start & START_MASK) << PID_BITS | ((uint64_t)pid & PID_MASK);
     atomic_store_explicit(&my_id, id, memory_order_relaxed);
     return id;
@@ -93,7 +91,7 @@ int ferry__proc_dead(uint64_t id)
     if (pfd < 0 && errno == ESRCH) return 1;
     char state = 0;
     uint64_t now_start = 0;
-    int rc = read_stat(pid, &state, &now_start);
+    int rc = ferry__proc_stat(pid, &state, &now_start);
     int dead = 0;
     if (rc == 0) {
         if (start != 0 && (now_start & START_MASK) != start) dead = 1; /* pid recycled */

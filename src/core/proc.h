@@ -15,6 +15,12 @@
 #define FERRY_CORE_PROC_H
 
 #include <stdint.h>
+#include <sys/types.h>
+
+/* Parse /proc/<pid>/stat (pid 0: this process): the state (field 3) and the start time
+ * (field 22, clock ticks after boot). 0, -ENOENT (no such process, or hidden from us) or
+ * -EIO. */
+int ferry__proc_stat(pid_t pid, char *state, uint64_t *start);
 
 /* This process's id, never 0 (falls back to the bare pid without /proc). */
 uint64_t ferry__proc_self(void);

@@ -80,6 +80,7 @@
  */
 #define _GNU_SOURCE
 #include "ferry/ferry.h"
+#include "core/proc.h"
 
 #include "core/time.h"
 #include "obj.h"
@@ -193,33 +194,6 @@ static pid_t my_tid(void)
 #define PID_MASK   ((1ull << PID_BITS) - 1)
 #define START_MASK ((1ull << (64 - PID_BITS)) - 1)
 
-/* Read /proc/PID/stat: state and start time (clock ticks after boot). 0 on success,
- * -ENOENT when the process is gone, other negative when /proc cannot tell. */
-static int proc_stat(pid_t pid, char *state, uint64_t *start)
-{
-    char path[48], buf[1024];
-    snprintf(path, sizeof path, "/proc/%d/stat", (int)pid);
-    int fd = open(path, O_RDONLY | O_CLOEXEC);
-    if (fd < 0) return errno == ENOENT || errno == ESRCH ? -ENOENT : -errno;
-    ssize_t n = read(fd, buf, sizeof buf - 1);
-    int err = errno;
-    close(fd);
-    if (n <= 0) return n < 0 && err == ESRCH ? -ENOENT : -EIO;
-    buf[n] = 0;
-    char *p = strrchr(buf, ')'); /* the name may contain anything but not after this */
-    if (!p || p[1] != ' ' || !p[2]) return -EIO;
-    *state = p[2];
-    /* Field 3 is the state; start time is field 22: 19 more separators on. */
-    p += 2;
-    for (int f = 3; f < 22; f++) {
-        p = strchr(p, ' ');
-        if (!p) return -EIO;
-        p++;
-    }
-    *start = strtoull(p, NULL, 10);
-    return 0;
-}
-
 static uint64_t self_id(void)
 {
     uint64_t id = atomic_load_explicit(&self_id_cache, memory_order_relaxed);
@@ -227,7 +201,7 @@ static uint64_t self_id(void)
     pid_t pid = getpid();
     char st;
     uint64_t start = 0;
-    if (proc_stat(pid, &st, &start) < 0) start = 0; /* no /proc: pid alone */
+    if (ferry__proc_stat(pid, &st, &start) < 0) start = 0; /* no /proc: pid alone */
     id = ((start & START_MASK) << PID_BITS) | ((uint64_t)pid & PID_MASK);
     atomic_store_explicit(&self_id_cache, id, memory_order_relaxed);
     return id;
@@ -243,7 +217,7 @@ static int id_alive(uint64_t id)
     if (kill(pid, 0) < 0 && errno == ESRCH) return 0;
     char st;
     uint64_t start;
-    int rc = proc_stat(pid, &st, &start);
+    int rc = ferry__proc_stat(pid, &st, &start);
     if (rc == -ENOENT) return 0;
     if (rc < 0) return 1; /* cannot tell: assume alive (never skip a live one) */
     if (st == 'Z' || st == 'X') return 0;

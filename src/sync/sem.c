@@ -71,6 +71,7 @@
  */
 #define _GNU_SOURCE /* syscall() (futex, pidfd_open), hidden by -std=c11 */
 #include "obj.h"
+#include "core/proc.h"
 #include "core/futex.h"
 
 #include <ferry/ferry.h>
@@ -148,8 +149,6 @@ struct ferry_sem {
     _Atomic uint32_t hint; /* where this process's slot probably is */
 };
 
-/* ------------------------------------------------------------------ futex */
-
 /* ------------------------------------------------------------------ process identity */
 
 static _Atomic uint64_t my_id; /* 0: not read yet in this process */
@@ -163,37 +162,6 @@ static void id_forked(void)
 static void id_once(void)
 {
     pthread_atfork(NULL, NULL, id_forked);
-}
-
-/* Parse /proc/<pid>/stat: state (field 3) and start time (field 22). 0, or -ENOENT
- * (no such file: no such process, or hidden), or -EIO. */
-static int read_stat(pid_t pid, char *state, uint64_t *start)
-{
-    char path[40], buf[1024];
-    if (pid > 0)
-        snprintf(path, sizeof path, "/proc/%d/stat", (int)pid);
-    else
-        snprintf(path, sizeof path, "/proc/self/stat");
-    int fd = open(path, O_RDONLY | O_CLOEXEC);
-    if (fd < 0) return errno == ENOENT || errno == ESRCH ? -ENOENT : -EIO;
-    ssize_t n;
-    do n = read(fd, buf, sizeof buf - 1);
-    while (n < 0 && errno == EINTR);
-    close(fd);
-    if (n <= 0) return n == 0 || errno == ESRCH ? -ENOENT : -EIO;
-    buf[n] = 0;
-    char *p = strrchr(buf, ')'); /* the command name may hold anything, ')' too */
-    if (!p || p[1] != ' ') return -EIO;
-    p += 2;
-    *state = *p;
-    for (int field = 3; field < 22; field++) {
-        p = strchr(p, ' ');
-        if (!p) return -EIO;
-        p++;
-    }
-    char *end;
-    *start = strtoull(p, &end, 10);
-    return end == p ? -EIO : 0;
 }
 
 static uint64_t ns_of_self(void)
@@ -214,7 +182,7 @@ static uint64_t identity(void)
     pid_t pid = getpid();
     char st;
     uint64_t start = 0;
-    if (read_stat(0, &st, &start) < 0) start = 0; /* no /proc: pid only (documented) */
+    if (ferry__proc_stat(0, &st, &start) < 0) start = 0; /* no /proc: pid only (documented) */
     if (pid <= 0 || (uint64_t)pid > PID_MASK) return 0;
     id = (start & START_MASK) << PID_BITS | (uint64_t)pid;
     atomic_store_explicit(&my_ns, ns_of_self(), memory_order_relaxed);
@@ -232,7 +200,7 @@ static int owner_dead(uint64_t id)
     if (pfd < 0 && errno == ESRCH) return 1;
     char state = 0;
     uint64_t now_start = 0;
-    int rc = read_stat(pid, &state, &now_start);
+    int rc = ferry__proc_stat(pid, &state, &now_start);
     int dead = 0;
     if (rc == 0) {
         if (start != 0 && (now_start & START_MASK) != start) dead = 1; /* pid recycled */
