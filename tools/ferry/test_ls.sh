@@ -17,7 +17,9 @@
 #    queue depths count a queued message;
 #  - rm -n --stale removes nothing; rm --stale removes exactly the stale ones (ipcs -q
 #    and the mqueue directory then hold only the live pairs); as another uid, rm --stale
-#    reports the kernel's refusal and exits 1, leaving the queue; rm of missing objects
+#    reports the kernel's refusal and exits 1, leaving the queue (that `ferry` and its
+#    libferry.so.0 are staged under /tmp first, tests/common/stage.sh: the build tree may
+#    be where uid 65534 cannot enter); rm of missing objects
 #    and of a regular file exits 1 (the file stays); rm /name, sysvmq:ID, a FIFO base
 #    path remove them (0); at the end nothing ferry-made is left;
 #  - sysvmq liveness from ferry's records (pid + start time of listener and opener): a
@@ -40,7 +42,10 @@ if [ "${FERRY_LS_INNER:-}" != 1 ]; then
     FERRY_LS_INNER=1 exec unshare -i -m sh "$0" "$@"
 fi
 
-tmp=$(mktemp -d) || exit 1
+. "$(dirname "$0")/../../tests/common/stage.sh"
+
+# Under /tmp, whatever TMPDIR says: `ferry rm` as uid 65534 must reach --mqueue / --path.
+tmp=$(mktemp -d /tmp/test_ls.XXXXXX) || exit 1
 chmod 755 "$tmp"
 mkdir "$tmp/mq" "$tmp/d"
 mount -t mqueue none "$tmp/mq" || { echo "test_ls: cannot mount mqueue" >&2; exit 1; }
@@ -50,6 +55,7 @@ cleanup() {
     wait 2>/dev/null
     umount "$tmp/mq" 2>/dev/null
     rm -rf "$tmp"
+    stage_cleanup
 }
 trap cleanup EXIT
 trap 'exit 1' INT TERM
@@ -197,7 +203,8 @@ expect 0 $LS
 [ "$(grep -c ' stale' "$tmp/out")" -eq 4 ] || fail "rm -n removed something"
 
 if setpriv --reuid=65534 --regid=65534 --clear-groups true 2>/dev/null; then
-    expect 1 setpriv --reuid=65534 --regid=65534 --clear-groups $RM --stale
+    stage_programs "$FERRY" || fail "cannot stage ferry for uid 65534"
+    expect 1 stage_run 65534 ferry rm --mqueue "$tmp/mq" --path "$tmp/d" --stale
     grep -q '^ferry rm: /lsdead.c2s: \(Permission denied\|Operation not permitted\)$' \
         "$tmp/err" || fail "rm as nobody: the kernel's refusal not reported"
     [ -e "$tmp/mq/lsdead.c2s" ] || fail "rm as nobody removed root's queue"
