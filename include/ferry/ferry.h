@@ -298,9 +298,13 @@ int ferry_release(ferry_chan *ch);
 
 /*
  * ferry_chan_fd — a descriptor that polls readable (POLLIN / EPOLLIN) while a message is
- * waiting to be received, or once the peer is gone. Level-triggered. Owned by the
- * channel (do not close it). The first call arms the notification; until then, and when
- * nobody polls, sends make no system call for it. Errors: -ENOMEM, -EMFILE.
+ * waiting to be received, or once the peer is gone (where the transport can tell: not on
+ * posixmq). Level-triggered. Owned by the channel (do not close it); every call returns
+ * the same one. The first call arms the notification; until then, and when nobody polls,
+ * sends make no system call for it. On posixmq it must not race with a receive on the
+ * same end (call it first, or from the receiving thread). Errors: -EOPNOTSUPP (sysvmq:
+ * a System V queue is no descriptor, there is nothing to poll), -EINVAL (ch NULL),
+ * -EMFILE / -ENFILE (descriptor limits), -ENOMEM, -ENOSPC (fs.epoll.max_user_watches).
  */
 int ferry_chan_fd(ferry_chan *ch);
 

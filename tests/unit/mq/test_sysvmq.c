@@ -523,6 +523,7 @@ static void test_unsupported(void)
     close(p[1]);
     CHECK_EQ(ferry_chan_fd(srv), -EOPNOTSUPP);
     CHECK_EQ(ferry_chan_fd(cli), -EOPNOTSUPP);
+    CHECK_EQ(ferry_chan_fd(NULL), -EINVAL); /* as ferry.h says, on every transport */
     void *ptr;
     CHECK_EQ(ferry_loan(cli, 8, &ptr, T5S), -EOPNOTSUPP);
     CHECK_EQ(ferry_commit(cli, 0, 8), -EOPNOTSUPP);
