@@ -14,26 +14,35 @@
  *      posixmq  queues NAME.c2s / NAME.s2c in the mqueue file system (--mqueue, default
  *               /dev/mqueue); when both exist their mq_msgsize must match and be >= 32
  *               (a ferry frame header), else they are not ferry's. One row per pair.
- *      sysvmq   a door queue holds ferry's hello (mtype LONG_MAX, 24 bytes, magic
- *               "FRYQ", version 1) naming its back queue: one row per door (+ back).
- *               Messages are read with MSG_COPY, which copies and takes nothing, so
- *               looking changes no queue (nor its lspid/lrpid). A queue without a hello
- *               (a peer holds it) is ferry's only when a message in it is a ferry frame
- *               ("FRY1" header, mtype = type + 1); an empty one cannot be told apart.
+ *      sysvmq   by ferry's records (src/transport/sysvmq_rec.h, mtype LONG_MAX): a back
+ *               queue's owner record names its door, a door's hello or attach record
+ *               its back queue; one row per channel (door + back), also when one of
+ *               the two is gone. Messages are read with MSG_COPY, which copies and
+ *               takes nothing, so looking changes no queue (nor its lspid/lrpid); at
+ *               most MAX_SCAN per queue, each bounded by msgmax and every field
+ *               checked. A queue with ferry frames ("FRY1", mtype = type + 1) or
+ *               records but no usable pairing is listed alone (never stale).
  *      fifo     PATH.c2s / PATH.s2c FIFOs, and socket files, only in --path DIRs.
  *  - Liveness, from what the kernel keeps:
  *      posixmq, fifo  live while some process has one of the pair open (every
  *               /proc/PID/fd is looked at; a ferry listener keeps its queues or its
  *               c2s FIFO open); stale when none does; unknown when a process that could
  *               open it had fds we may not read (root's are not counted for non-root).
- *      sysvmq   the kernel keeps no creator pid and no opener count: only the last
- *               sender and receiver of each queue (msg_lspid, msg_lrpid, as
- *               /proc/sysvipc/msg shows them). Live when one of those pids is alive,
- *               stale when all are dead, unknown when there are none.
+ *      sysvmq   the kernel keeps no creator pid, so the records name the listener and
+ *               the attached opener (pid + start time, core/proc.h). Live when any
+ *               identity a record names is alive (a forged record can only make an
+ *               object live). Stale only when proven (sv_judge): the back queue holds
+ *               exactly one owner record that only its owner's uid could have written
+ *               (no group/other write, owner = creator = the door's creator), the door
+ *               exactly one hello or attach record agreeing with it, every identity
+ *               named is dead, and the kernel's last sender and receiver of both
+ *               queues are gone. Anything else is unknown, with the reason in the note.
+ *               rm --stale judges a sysvmq object again just before removing it.
  *      socket   live when it is in /proc/net/unix as listening, or a connect succeeds;
  *               stale when a connect is refused (ECONNREFUSED): nobody listens.
  *    A pid is alive when kill(pid, 0) succeeds or says EPERM (pids may be reused, and
- *    pids of another pid namespace read as 0: unknown).
+ *    pids of another pid namespace read as 0: unknown); a recorded identity is dead when
+ *    ferry__proc_dead says so (no such pid, another start time, or exited).
  *  - `ferry rm` uses the kernel's permission checks (mq_unlink, msgctl IPC_RMID,
  *    unlink): each failure is reported on stderr and the rest goes on. OBJECT is
  *    "/name" (a POSIX pair: both queues), "sysvmq:ID" (that queue, and when it is a
