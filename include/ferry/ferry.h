@@ -154,7 +154,8 @@ int ferry_chan_adopt(int fd, const ferry_chan_opts *opts, ferry_chan **out);
  *   "posixmq:///name"               two POSIX queues, /name.c2s and /name.s2c; one peer
  *   "sysvmq://KEY", "sysvmq://"     System V queues (KEY decimal or 0x hex; or private)
  * A socket file or FIFO gets exactly opts->mode (default 0600; never wider, not even for
- * a moment). The listener decides the channel's shape (capacity, max_msg, checksum). The
+ * a moment); a sysvmq door queue gets opts->mode, its back queue opts->mode without group
+ * and other write (only its owner writes there). The listener decides the channel's shape (capacity, max_msg, checksum). The
  * caller owns *out; ferry_listener_close() removes the names it made (queues: see
  * FERRY_PERSIST). Errors: -EINVAL (bad URL or options), -EPROTONOSUPPORT (unknown
  * scheme), -EOPNOTSUPP (a capacity mode the transport lacks), -EADDRINUSE, -ENAMETOOLONG,
