@@ -28,7 +28,8 @@
 #    queues, and rm --stale removes both (ipcs -q as before); "unknown" and kept: dead
 #    parties but a live non-ferry process sent last, and a forged pair whose back queue
 #    others may write; a forged attach record naming dead processes appended to a live
-#    door leaves it "live".
+#    door leaves it "live"; posixmq, judged by who holds the queues open, keeps a live
+#    listener whose opener was killed "live", and both killed "stale" (both removed).
 set -u
 FERRY=$1
 HELPER=$2
@@ -302,6 +303,24 @@ wait $pid_l1 $pid_poke 2>/dev/null
 expect 0 "$FERRY" rm "sysvmq:$d1" "sysvmq:$d3" "sysvmq:$d4"
 [ "$(grep -c '^removed sysvmq' "$tmp/out")" -eq 6 ] || fail "rm of (a), (c), (d): want 6 queues"
 [ -z "$(sv_ids)" ] || fail "ipcs -q not empty: $(ipcs -q)"
+
+# ---- posixmq has no such flaw: who holds a queue open is the kernel's own record
+start pl listen posixmq:///lsheld
+start po hold posixmq:///lsheld
+kill -9 $pid_po
+wait $pid_po 2>/dev/null
+expect 0 $LS
+grep -Eq "^posixmq +/lsheld +0 +0600 +1/0 +live +open:$pid_pl$" "$tmp/out" ||
+    fail "posixmq: live listener, killed opener: not live"
+expect 0 $RM --stale
+grep -q '^nothing stale$' "$tmp/out" || fail "posixmq: rm --stale removed a live pair"
+kill -9 $pid_pl
+wait $pid_pl 2>/dev/null
+expect 0 $LS
+grep -Eq "^posixmq +/lsheld +0 +0600 +1/0 +stale$" "$tmp/out" || fail "posixmq: both killed: not stale"
+expect 0 $RM --stale
+[ "$(grep -c '^removed posixmq' "$tmp/out")" -eq 2 ] || fail "posixmq: rm --stale: want 2"
+[ -z "$(ls -A "$tmp/mq")" ] || fail "mqueue not empty: $(ls -A "$tmp/mq")"
 
 kill $pid_name
 wait $pid_name 2>/dev/null
