@@ -154,7 +154,8 @@ int ferry_chan_adopt(int fd, const ferry_chan_opts *opts, ferry_chan **out);
  *   "posixmq:///name"               two POSIX queues, /name.c2s and /name.s2c; one peer
  *   "sysvmq://KEY", "sysvmq://"     System V queues (KEY decimal or 0x hex; or private)
  * A socket file or FIFO gets exactly opts->mode (default 0600; never wider, not even for
- * a moment). The listener decides the channel's shape (capacity, max_msg, checksum). The
+ * a moment); a sysvmq door queue gets opts->mode, its back queue opts->mode without group
+ * and other write (only its owner writes there). The listener decides the channel's shape (capacity, max_msg, checksum). The
  * caller owns *out; ferry_listener_close() removes the names it made (queues: see
  * FERRY_PERSIST). Errors: -EINVAL (bad URL or options), -EPROTONOSUPPORT (unknown
  * scheme), -EOPNOTSUPP (a capacity mode the transport lacks), -EADDRINUSE, -ENAMETOOLONG,
@@ -298,9 +299,13 @@ int ferry_release(ferry_chan *ch);
 
 /*
  * ferry_chan_fd — a descriptor that polls readable (POLLIN / EPOLLIN) while a message is
- * waiting to be received, or once the peer is gone. Level-triggered. Owned by the
- * channel (do not close it). The first call arms the notification; until then, and when
- * nobody polls, sends make no system call for it. Errors: -ENOMEM, -EMFILE.
+ * waiting to be received, or once the peer is gone (where the transport can tell: not on
+ * posixmq). Level-triggered. Owned by the channel (do not close it); every call returns
+ * the same one. The first call arms the notification; until then, and when nobody polls,
+ * sends make no system call for it. On posixmq it must not race with a receive on the
+ * same end (call it first, or from the receiving thread). Errors: -EOPNOTSUPP (sysvmq:
+ * a System V queue is no descriptor, there is nothing to poll), -EINVAL (ch NULL),
+ * -EMFILE / -ENFILE (descriptor limits), -ENOMEM, -ENOSPC (fs.epoll.max_user_watches).
  */
 int ferry_chan_fd(ferry_chan *ch);
 

@@ -7,15 +7,18 @@
  * shows it).
  *
  * Duplex scheme: two queues per channel. The *door* (the queue at KEY, or the private
- * queue) carries opener -> listener; the *back* queue (always IPC_PRIVATE) carries
- * listener -> opener. The listener puts one *hello* message into the door, of the
- * reserved mtype LONG_MAX: 24 bytes, little-endian: u32 'FRYQ' | u8 version 1 | u8 flags
- * (bit 0: FERRY_CHECKSUM) | u16 0 | i32 back msqid | u32 0 | u64 max_msg. An opener takes
- * the hello, learns the back queue and the channel's shape from it, and puts it back
- * when it closes: one peer at a time (a second opener meanwhile finds no hello,
- * -ECONNREFUSED). An opener that dies without closing takes the hello with it: the
- * channel can then not be opened again (remove it with ipcrm, or let its creator's close
- * remove it).
+ * queue) carries opener -> listener; the *back* queue (always IPC_PRIVATE, mode without
+ * group/other write: only its owner writes to it) carries listener -> opener. ferry's
+ * own *records* travel as messages of the reserved mtype LONG_MAX (format:
+ * sysvmq_rec.h). The listener puts an *owner* record (door, listener identity) into the
+ * back queue for its whole life, and a *hello* (back queue, shape, listener identity)
+ * into the door. An opener takes the hello, learns the back queue and the channel's
+ * shape from it, and puts an *attach* record (back, door, listener and opener
+ * identities) in its place; when it closes it takes its attach record out and puts the
+ * hello back: one peer at a time (a second opener meanwhile finds the longer attach
+ * record first in line, or nothing: -ECONNREFUSED). An opener that dies without closing
+ * leaves its attach record: the channel can then not be opened again, and `ferry ls`
+ * can tell from the identities (src/core/proc.h) that everybody named is gone.
  *
  * Rules:
  *  - Types: the ferry type is the System V mtype minus one (mtype must be > 0): type t
@@ -31,10 +34,15 @@
  *    -EBADMSG and the channel is broken for good.
  *  - Shape (decided by the listener, carried by the hello): max_msg + 32 <= msgmax
  *    (/proc/sys/kernel/msgmax; max_msg 0 means msgmax - 32). System V counts capacity in
- *    bytes: capacity N sets msg_qbytes = N * (32 + max_msg) on both queues (so N messages
- *    of max_msg bytes fit; more smaller ones do), which must be <= msgmnb
- *    (/proc/sys/kernel/msgmnb); FERRY_CAP_RING keeps the kernel default (msgmnb);
- *    0 and FERRY_UNBOUNDED are -EOPNOTSUPP. Beyond a limit is -EINVAL.
+ *    bytes: capacity N sets msg_qbytes = N * (32 + max_msg) + 48 (the room of a record)
+ *    on both queues (so N messages of max_msg bytes fit beside the record; more smaller
+ *    ones do), which must be <= msgmnb (/proc/sys/kernel/msgmnb); FERRY_CAP_RING keeps
+ *    the kernel default (msgmnb); 0 and FERRY_UNBOUNDED are -EOPNOTSUPP. Beyond a limit
+ *    is -EINVAL.
+ *  - Records are never frames: every receive excludes mtype LONG_MAX (filter 0 with
+ *    MSG_EXCEPT, the others by range). A record's bytes are the writer's claim: the
+ *    transport checks the hello it takes (exact length, every field) and treats a record
+ *    it did not write as not its own; only `ferry ls` judges liveness from them.
  *  - Waiting: msgsnd/msgrcv have no timeout, so they run with IPC_NOWAIT and a blocked
  *    call sleeps in a backoff loop (50 us doubling to 1 ms, never past the absolute
  *    CLOCK_MONOTONIC deadline; EINTR just loops). There is no pollable descriptor:
@@ -47,14 +55,15 @@
  *  - Peer death: when the listener's side closes (and the queues are removed) the
  *    opener's calls return -EPIPE (queued messages are lost with the queue). The
  *    listener cannot see its opener die: its receives just time out.
- *  - Lifetime: the queues are removed (IPC_RMID) when the last of the listener and its
- *    accepted channel closes, in the process that created them, unless FERRY_PERSIST:
- *    then they stay, with their messages, and can be opened again (once the hello is
- *    back) or listened on again. ferry_listen on an existing KEY is -EADDRINUSE, or with
- *    FERRY_PERSIST reuses the queues when their hello is there (no opener attached) and
- *    has the same max_msg and FERRY_CHECKSUM. Closing an end in a process other than
- *    the one that made it (a forked child's inherited copy) removes or gives back
- *    nothing.
+ *  - Lifetime: the queues are removed (IPC_RMID; the back queue first) when the last of
+ *    the listener and its accepted channel closes, in the process that created them,
+ *    unless FERRY_PERSIST: then they stay, with their messages and records, and can be
+ *    opened again (once the hello is back) or listened on again. ferry_listen on an
+ *    existing KEY is -EADDRINUSE, or with FERRY_PERSIST reuses the queues when their
+ *    hello is there (no opener attached) and has the same max_msg and FERRY_CHECKSUM,
+ *    rewriting both records to name the new listener (-EACCES for a uid that may not
+ *    write the back queue). Closing an end in a process other than the one that made it
+ *    (a forked child's inherited copy) removes or gives back nothing.
  *  - IPC_PRIVATE: the door has no key; a process forked from the listener's creator
  *    opens it with ferry_chan_open("sysvmq://") (the most recent private listener still
  *    open in the creator when it forked), any other process with "sysvmq://#MSQID"
@@ -69,7 +78,10 @@
 #define _GNU_SOURCE /* MSG_EXCEPT */
 #include "transport.h"
 
+#include "sysvmq_rec.h"
+
 #include "core/frame.h"
+#include "core/proc.h"
 #include "core/time.h"
 
 #include <errno.h>
@@ -85,11 +97,9 @@
 #include <unistd.h>
 
 #define HDR         ((size_t)FERRY__FRAME_HDR)
-#define HELLO_MTYPE LONG_MAX
-#define TYPE_MAX    ((int64_t)LONG_MAX - 2) /* mtype TYPE_MAX + 1 stays below the hello's */
-#define HELLO_LEN   24
-#define HELLO_MAGIC 0x51595246u /* "FRYQ" */
-#define HELLO_CRC   0x01u
+#define REC_MTYPE   FERRY__SVQ_REC_MTYPE         /* LONG_MAX: ferry's records, never a frame */
+#define TYPE_MAX    ((int64_t)LONG_MAX - 2)      /* mtype TYPE_MAX + 1 stays below the records' */
+#define REC_RESERVE ((size_t)FERRY__SVQ_REC_MAX) /* bytes kept in each queue for a record */
 
 #define BACKOFF_MIN_NS 50000LL   /* 50 us */
 #define BACKOFF_YIELDS 500       /* first, this many sched_yield() rounds (~150 us here) */
@@ -128,89 +138,73 @@ static int shape_from_opts(const ferry_chan_opts *o, sv_shape *s)
     s->crc = (o->flags & FERRY_CHECKSUM) != 0;
     s->qbytes = 0;
     if (o->capacity != FERRY_CAP_RING) {
-        if (o->capacity > (size_t)msgmnb / (HDR + max)) return -EINVAL;
-        s->qbytes = (size_t)o->capacity * (HDR + max);
+        if ((size_t)msgmnb < REC_RESERVE ||
+            o->capacity > ((size_t)msgmnb - REC_RESERVE) / (HDR + max))
+            return -EINVAL;
+        s->qbytes = (size_t)o->capacity * (HDR + max) + REC_RESERVE;
     }
     return 0;
 }
 
-/* ------------------------------------------------------------------ the hello */
+/* ------------------------------------------------------------------ records */
 
 typedef struct sv_buf {
     long mtype;
     uint8_t text[];
 } sv_buf;
 
-typedef struct hello_buf {
+/* A record message (sysvmq_rec.h): mtype LONG_MAX, at most FERRY__SVQ_REC_MAX bytes. */
+typedef struct rec_buf {
     long mtype;
-    uint8_t text[HELLO_LEN];
-} hello_buf;
+    uint8_t text[FERRY__SVQ_REC_MAX];
+    size_t len; /* not sent: the length of text */
+} rec_buf;
 
-static void put32(uint8_t *p, uint32_t v)
+static void rec_make(rec_buf *b, const ferry__svq_rec *r)
 {
-    for (int i = 0; i < 4; i++) p[i] = (uint8_t)(v >> (8 * i));
+    b->mtype = REC_MTYPE;
+    b->len = svq_rec_encode(r, b->text);
 }
 
-static uint32_t get32(const uint8_t *p)
-{
-    return (uint32_t)p[0] | (uint32_t)p[1] << 8 | (uint32_t)p[2] << 16 | (uint32_t)p[3] << 24;
-}
-
-static void hello_encode(hello_buf *h, int back, const sv_shape *s)
-{
-    memset(h, 0, sizeof *h);
-    h->mtype = HELLO_MTYPE;
-    put32(h->text, HELLO_MAGIC);
-    h->text[4] = 1;
-    h->text[5] = s->crc ? HELLO_CRC : 0;
-    put32(h->text + 8, (uint32_t)back);
-    put32(h->text + 16, (uint32_t)s->max_msg);
-    put32(h->text + 20, (uint32_t)((uint64_t)s->max_msg >> 32));
-}
-
-/* Validate a hello of n bytes: 0 and *back, *s filled, or -EBADMSG. */
-static int hello_decode(const hello_buf *h, ssize_t n, int *back, sv_shape *s)
-{
-    const uint8_t *t = h->text;
-    uint64_t max = get32(t + 16) | (uint64_t)get32(t + 20) << 32;
-    int32_t id = (int32_t)get32(t + 8);
-    if (n != HELLO_LEN || get32(t) != HELLO_MAGIC || t[4] != 1 || (t[5] & ~HELLO_CRC) || t[6] ||
-        t[7] || get32(t + 12) || id < 0 || max > FERRY_MAX_MSG_LIMIT)
-        return -EBADMSG;
-    *back = id;
-    s->max_msg = (size_t)max;
-    s->crc = (t[5] & HELLO_CRC) != 0;
-    s->qbytes = 0;
-    return 0;
-}
-
-/* Put a hello (back) into door without waiting. 0 or -errno. */
-static int hello_post(int door, const hello_buf *h)
+/* Put a record into queue id without waiting. 0 or -errno. */
+static int rec_post(int id, const rec_buf *b)
 {
     for (;;) {
-        if (msgsnd(door, h, HELLO_LEN, IPC_NOWAIT) == 0) return 0;
+        if (msgsnd(id, b, b->len, IPC_NOWAIT) == 0) return 0;
         if (errno != EINTR) return -errno;
     }
 }
 
-/* Take the hello out of door without waiting: its length, or -errno (-ENOMSG: none). */
-static ssize_t hello_take(int door, hello_buf *h)
+/* Take the first record-type message of queue id, if it is at most max bytes, without
+ * waiting: its length, or -errno (-ENOMSG: none; -E2BIG: the first is longer, and stays). */
+static ssize_t rec_take(int id, rec_buf *b, size_t max)
 {
     for (;;) {
-        ssize_t n = msgrcv(door, h, HELLO_LEN, HELLO_MTYPE, IPC_NOWAIT);
+        ssize_t n = msgrcv(id, b, max, REC_MTYPE, IPC_NOWAIT);
+        if (n >= 0) b->len = (size_t)n;
         if (n >= 0 || errno != EINTR) return n < 0 ? -errno : n;
     }
 }
 
-/* Is there a hello in door? (A zero-byte read of a non-empty message fails with E2BIG
- * and leaves it queued.) */
-static int hello_present(int door)
+/* The hello of a channel: its back queue, shape and listener. */
+static void hello_make(rec_buf *b, int back, const sv_shape *s, uint64_t listener)
 {
-    hello_buf h;
-    ssize_t n;
-    do n = msgrcv(door, &h, 0, HELLO_MTYPE, IPC_NOWAIT);
-    while (n < 0 && errno == EINTR);
-    return n < 0 && errno == E2BIG;
+    ferry__svq_rec r = {.kind = FERRY__SVQ_HELLO,
+                        .crc = s->crc,
+                        .back = back,
+                        .max_msg = s->max_msg,
+                        .listener = listener};
+    rec_make(b, &r);
+}
+
+/* Validate a taken hello: 0 and *r, *s filled, or -EBADMSG. */
+static int hello_decode(const rec_buf *b, ferry__svq_rec *r, sv_shape *s)
+{
+    if (svq_rec_decode(b->text, b->len, r) < 0 || r->kind != FERRY__SVQ_HELLO) return -EBADMSG;
+    s->max_msg = (size_t)r->max_msg;
+    s->crc = r->crc;
+    s->qbytes = 0;
+    return 0;
 }
 
 static int queue_exists(int id)
@@ -233,9 +227,10 @@ typedef struct sv_ids {
     int persist;
     pid_t owner;
     int door, back;
-    hello_buf hello;
 } sv_ids;
 
+/* The back queue goes first: a creator killed in between leaves the door, whose record
+ * still names everybody (`ferry ls` can judge it), not a lone back queue. */
 static void ids_put(sv_ids *q)
 {
     if (!q || atomic_fetch_sub(&q->refs, 1) != 1) return;
@@ -243,8 +238,8 @@ static void ids_put(sv_ids *q)
         int door = q->door;
         atomic_compare_exchange_strong(&last_private, &door, -1);
         if (!q->persist) {
-            msgctl(q->door, IPC_RMID, NULL);
             msgctl(q->back, IPC_RMID, NULL);
+            msgctl(q->door, IPC_RMID, NULL);
         }
     }
     free(q);
@@ -288,10 +283,11 @@ typedef struct sv_chan {
     int crc;          /* FERRY_CHECKSUM: frames carry a crc, both ways */
     _Atomic int dead; /* 0, -EPIPE (queue removed) or -EBADMSG */
     sv_ids *ids;      /* creator side; NULL on the opener */
-    /* opener side: the hello it took, given back to the door on close (by its owner) */
-    int has_hello;
+    /* opener side: the hello it took, given back to the door on close (by its owner),
+     * and the attach record it put there in the hello's place (when it could) */
+    int has_hello, attached;
     pid_t owner;
-    hello_buf hello;
+    rec_buf hello, attach;
     /* sender */
     uint64_t seq;
     sv_buf *txbuf; /* mtype + HDR + max_msg */
@@ -305,11 +301,33 @@ typedef struct sv_chan {
 
 extern const ferry__ops ferry__sysvmq_ops;
 
+/* The opener's close: take its attach record out of the door and put the hello back in
+ * its place (the attach record's room is the hello's). Best effort: a removed door
+ * (EINVAL/EIDRM) takes nothing; a record first in line that is not ours (a raw writer's)
+ * is put back and the hello stays out (the door then refuses openers, as it would with
+ * that record in it anyway). */
+static void hello_give_back(sv_chan *c)
+{
+    if (!c->has_hello || c->owner != getpid()) return;
+    if (c->attached) {
+        rec_buf r;
+        ssize_t n = rec_take(c->tx, &r, FERRY__SVQ_REC_MAX);
+        if (n == -ENOMSG) {
+            /* taken by someone else: the hello still goes back */
+        } else if (n < 0) {
+            return;
+        } else if (r.len != c->attach.len || memcmp(r.text, c->attach.text, r.len) != 0) {
+            rec_post(c->tx, &r);
+            return;
+        }
+    }
+    rec_post(c->tx, &c->hello);
+}
+
 static void chan_free(sv_chan *c)
 {
     if (!c) return;
-    /* Best effort: a removed door (EINVAL/EIDRM) or a full one takes no hello. */
-    if (c->has_hello && c->owner == getpid() && !hello_present(c->tx)) hello_post(c->tx, &c->hello);
+    hello_give_back(c);
     free(c->txbuf);
     free(c->rxbuf);
     free(c->held_data);
@@ -450,7 +468,7 @@ static ssize_t svq_recvmsg(ferry_chan *ch, ferry_msg *m, int64_t filter, int kee
     long msgtyp;
     int flags = IPC_NOWAIT;
     if (filter == 0) {
-        msgtyp = HELLO_MTYPE;
+        msgtyp = REC_MTYPE;
         flags |= MSG_EXCEPT;
     } else if (filter > 0) {
         if (filter > TYPE_MAX) return -EINVAL;
@@ -593,19 +611,52 @@ static int set_qbytes(int id, size_t qbytes)
     return msgctl(id, IPC_SET, &ds) < 0 ? -errno : 0;
 }
 
-/* FERRY_PERSIST on an existing door: reuse it when its hello matches the asked shape
- * (the hello goes back for an opener). Errors: -EADDRINUSE. */
+/* FERRY_PERSIST on an existing door: reuse it when its hello matches the asked shape,
+ * and make this process its listener: the hello and the back queue's owner record are
+ * replaced by ones naming it. Errors: -EADDRINUSE (no hello: not ferry's, or its peer is
+ * attached; another shape; the back queue gone or not this door's), -EACCES (the back
+ * queue may not be written: only its owner's uid listens on it). On failure the records
+ * are put back as they were. */
 static int reattach(int door, const sv_shape *want, sv_ids *q)
 {
+    rec_buf hello, owner, b;
+    ferry__svq_rec r;
     sv_shape have;
-    ssize_t n = hello_take(door, &q->hello);
+    ssize_t n = rec_take(door, &hello, FERRY__SVQ_HELLO_LEN);
     if (n < 0) return -EADDRINUSE; /* no hello: not ours, or its peer is attached */
-    int rc = hello_decode(&q->hello, n, &q->back, &have);
+    int rc = hello_decode(&hello, &r, &have);
     if (rc == 0 &&
-        (have.max_msg != want->max_msg || have.crc != want->crc || !queue_exists(q->back)))
+        (have.max_msg != want->max_msg || have.crc != want->crc || !queue_exists(r.back)))
         rc = -EADDRINUSE;
-    if (hello_post(door, &q->hello) < 0) return -EADDRINUSE;
-    return rc < 0 ? -EADDRINUSE : 0;
+    int took = 0;
+    if (rc == 0) {
+        q->back = r.back;
+        n = rec_take(q->back, &owner, FERRY__SVQ_REC_MAX);
+        ferry__svq_rec o;
+        if (n >= 0) {
+            took = 1;
+            if (svq_rec_decode(owner.text, owner.len, &o) < 0 || o.kind != FERRY__SVQ_OWNER ||
+                o.door != door)
+                rc = -EADDRINUSE;
+        } else if (n != -ENOMSG) {
+            rc = n == -EACCES ? -EACCES : -EADDRINUSE;
+        }
+    }
+    if (rc == 0) {
+        ferry__svq_rec o = {.kind = FERRY__SVQ_OWNER, .door = door, .listener = ferry__proc_self()};
+        rec_make(&b, &o);
+        rc = rec_post(q->back, &b);
+        if (rc < 0) rc = rc == -EACCES || rc == -EPERM ? -EACCES : -EADDRINUSE;
+    }
+    if (rc == 0) {
+        hello_make(&b, q->back, want, ferry__proc_self());
+        if (rec_post(door, &b) == 0) return 0;
+        rc = -EADDRINUSE; /* cannot happen: the old hello's room is free */
+        rec_take(q->back, &b, FERRY__SVQ_REC_MAX);
+    }
+    if (took) rec_post(q->back, &owner);
+    rec_post(door, &hello);
+    return rc;
 }
 
 /*
@@ -646,13 +697,22 @@ static int svq_listen(const char *where, const ferry_chan_opts *o, ferry_listene
     q->door = msgget(key, IPC_CREAT | IPC_EXCL | mode);
     if (q->door >= 0) {
         made = 1;
-        q->back = msgget(IPC_PRIVATE, IPC_CREAT | mode);
+        /* Only the owner writes to the back queue: its owner record cannot be forged by
+         * a peer of another uid (an opener only receives from it). */
+        q->back = msgget(IPC_PRIVATE, IPC_CREAT | (mode & ~022));
         if (q->back < 0) rc = -errno;
         if (rc == 0) rc = set_qbytes(q->door, s.qbytes);
         if (rc == 0) rc = set_qbytes(q->back, s.qbytes);
+        rec_buf b;
         if (rc == 0) {
-            hello_encode(&q->hello, q->back, &s);
-            rc = hello_post(q->door, &q->hello);
+            ferry__svq_rec o = {
+                .kind = FERRY__SVQ_OWNER, .door = q->door, .listener = ferry__proc_self()};
+            rec_make(&b, &o);
+            rc = rec_post(q->back, &b);
+        }
+        if (rc == 0) {
+            hello_make(&b, q->back, &s, ferry__proc_self());
+            rc = rec_post(q->door, &b);
         }
     } else if (errno == EEXIST && q->persist) {
         q->door = msgget(key, 0);
@@ -754,28 +814,35 @@ static int svq_open(const char *where, const ferry_chan_opts *o, ferry_chan **ou
         door = msgget(key, 0);
         if (door < 0) return -errno;
     }
-    hello_buf h;
-    ssize_t n = hello_take(door, &h);
+    rec_buf h;
+    ssize_t n = rec_take(door, &h, FERRY__SVQ_HELLO_LEN);
     /* From here on the hello is ours: give it back on any failure. */
     if (n == -ENOMSG) return -ECONNREFUSED;
-    if (n == -E2BIG) return -EBADMSG; /* a message of the hello's type that is not one */
+    if (n == -E2BIG) return -ECONNREFUSED; /* a longer record first: a peer's attach record */
     if (n == -EINVAL || n == -EIDRM) return -ENOENT;
     if (n < 0) return (int)n;
-    int back;
+    ferry__svq_rec r;
     sv_shape s;
-    rc = hello_decode(&h, n, &back, &s);
-    if (rc == 0 && !queue_exists(back)) rc = -EBADMSG;
-    if (rc == 0) rc = chan_make(door, back, &s, NULL, out);
+    rc = hello_decode(&h, &r, &s);
+    if (rc == 0 && !queue_exists(r.back)) rc = -EBADMSG;
+    if (rc == 0) rc = chan_make(door, r.back, &s, NULL, out);
     if (rc < 0) {
-        for (;;) { /* give the hello back, as it was */
-            if (msgsnd(door, &h, (size_t)n, IPC_NOWAIT) == 0 || errno != EINTR) break;
-        }
+        rec_post(door, &h); /* give the hello back, as it was */
         return rc;
     }
     sv_chan *c = (sv_chan *)*out;
     c->has_hello = 1;
     c->owner = getpid();
     c->hello = h;
+    /* In the hello's place, a record of who holds it (for `ferry ls`). Best effort: a
+     * door filled by a raw writer has no room, and the channel works without it. */
+    ferry__svq_rec a = {.kind = FERRY__SVQ_ATTACH,
+                        .back = r.back,
+                        .door = door,
+                        .listener = r.listener,
+                        .opener = ferry__proc_self()};
+    rec_make(&c->attach, &a);
+    c->attached = rec_post(door, &c->attach) == 0;
     return 0;
 }
 

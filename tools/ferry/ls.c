@@ -14,26 +14,35 @@
  *      posixmq  queues NAME.c2s / NAME.s2c in the mqueue file system (--mqueue, default
  *               /dev/mqueue); when both exist their mq_msgsize must match and be >= 32
  *               (a ferry frame header), else they are not ferry's. One row per pair.
- *      sysvmq   a door queue holds ferry's hello (mtype LONG_MAX, 24 bytes, magic
- *               "FRYQ", version 1) naming its back queue: one row per door (+ back).
- *               Messages are read with MSG_COPY, which copies and takes nothing, so
- *               looking changes no queue (nor its lspid/lrpid). A queue without a hello
- *               (a peer holds it) is ferry's only when a message in it is a ferry frame
- *               ("FRY1" header, mtype = type + 1); an empty one cannot be told apart.
+ *      sysvmq   by ferry's records (src/transport/sysvmq_rec.h, mtype LONG_MAX): a back
+ *               queue's owner record names its door, a door's hello or attach record
+ *               its back queue; one row per channel (door + back), also when one of
+ *               the two is gone. Messages are read with MSG_COPY, which copies and
+ *               takes nothing, so looking changes no queue (nor its lspid/lrpid); at
+ *               most MAX_SCAN per queue, each bounded by msgmax and every field
+ *               checked. A queue with ferry frames ("FRY1", mtype = type + 1) or
+ *               records but no usable pairing is listed alone (never stale).
  *      fifo     PATH.c2s / PATH.s2c FIFOs, and socket files, only in --path DIRs.
  *  - Liveness, from what the kernel keeps:
  *      posixmq, fifo  live while some process has one of the pair open (every
  *               /proc/PID/fd is looked at; a ferry listener keeps its queues or its
  *               c2s FIFO open); stale when none does; unknown when a process that could
  *               open it had fds we may not read (root's are not counted for non-root).
- *      sysvmq   the kernel keeps no creator pid and no opener count: only the last
- *               sender and receiver of each queue (msg_lspid, msg_lrpid, as
- *               /proc/sysvipc/msg shows them). Live when one of those pids is alive,
- *               stale when all are dead, unknown when there are none.
+ *      sysvmq   the kernel keeps no creator pid, so the records name the listener and
+ *               the attached opener (pid + start time, core/proc.h). Live when any
+ *               identity a record names is alive (a forged record can only make an
+ *               object live). Stale only when proven (sv_judge): the back queue holds
+ *               exactly one owner record that only its owner's uid could have written
+ *               (no group/other write, owner = creator = the door's creator), the door
+ *               exactly one hello or attach record agreeing with it, every identity
+ *               named is dead, and the kernel's last sender and receiver of both
+ *               queues are gone. Anything else is unknown, with the reason in the note.
+ *               rm --stale judges a sysvmq object again just before removing it.
  *      socket   live when it is in /proc/net/unix as listening, or a connect succeeds;
  *               stale when a connect is refused (ECONNREFUSED): nobody listens.
  *    A pid is alive when kill(pid, 0) succeeds or says EPERM (pids may be reused, and
- *    pids of another pid namespace read as 0: unknown).
+ *    pids of another pid namespace read as 0: unknown); a recorded identity is dead when
+ *    ferry__proc_dead says so (no such pid, another start time, or exited).
  *  - `ferry rm` uses the kernel's permission checks (mq_unlink, msgctl IPC_RMID,
  *    unlink): each failure is reported on stderr and the rest goes on. OBJECT is
  *    "/name" (a POSIX pair: both queues), "sysvmq:ID" (that queue, and when it is a
@@ -48,6 +57,9 @@
 #include "commands.h"
 
 #include <ferry/ferry.h>
+
+#include "core/proc.h"
+#include "transport/sysvmq_rec.h"
 
 #include <ctype.h>
 #include <dirent.h>
@@ -73,10 +85,8 @@
 #define PAGE         64
 #define MAX_PIDS     8
 #define MAX_DIRS     16
-#define MAX_SCAN     100000 /* messages looked at per System V queue */
-#define HDR          32     /* a ferry frame header */
-#define HELLO_LEN    24
-#define HELLO_MAGIC  0x51595246u /* "FRYQ" */
+#define MAX_SCAN     100000      /* messages looked at per System V queue */
+#define HDR          32          /* a ferry frame header */
 #define FRAME_MAGIC  0x31595246u /* "FRY1" */
 
 enum { ST_LIVE, ST_STALE, ST_UNKNOWN };
@@ -243,15 +253,23 @@ static void scan_posixmq(const scanopts *so, objlist *l, notes *ns)
 
 /* ------------------------------------------------------------------ System V queues */
 
+#define MAX_RECS 4 /* records kept per queue (more is already wrong: one is normal) */
+
 typedef struct svq {
     int id;
     long long key;
     unsigned mode;
+    uid_t uid, cuid;
     long qnum;
     pid_t lspid, lrpid;
-    uid_t uid;
-    int back;   /* a door: the back queue its hello names; else -1 */
-    int frames; /* holds a ferry frame */
+    int nmsg_rec;                 /* messages of the records' mtype (LONG_MAX) */
+    int bad;                      /* one of them is no record, or the scan was cut short,
+                                     or the queue changed while looked at */
+    int v1;                       /* a version-1 hello (no identities) */
+    int v1_back;                  /* the back queue it names */
+    int frames;                   /* holds a ferry frame */
+    ferry__svq_rec rec[MAX_RECS]; /* the records found, in queue order */
+    int nrec;
     int used;
 } svq;
 
@@ -265,47 +283,222 @@ static long proc_long(const char *path, long dflt)
     return v;
 }
 
-static uint32_t get32(const uint8_t *p)
-{
-    return (uint32_t)p[0] | (uint32_t)p[1] << 8 | (uint32_t)p[2] << 16 | (uint32_t)p[3] << 24;
-}
-
-/* Look into q with MSG_COPY (nothing is taken): its hello, or a ferry frame. 0, or -errno
- * when it cannot be read (-ENOSYS: the kernel has no MSG_COPY). */
+/* Look into q with MSG_COPY (nothing is taken, and the queue's lspid/lrpid stay): its
+ * records and whether it holds a ferry frame. Every message is copied into buf (cap
+ * bytes, MSG_NOERROR) and only its first bytes are parsed, each field checked. 0, or
+ * -errno when it cannot be read (-ENOSYS: the kernel has no MSG_COPY). */
 static int sv_classify(svq *q, void *buf, size_t cap)
 {
     struct {
         long mtype;
         uint8_t text[];
     } *m = buf;
-    for (long pos = 0; pos < MAX_SCAN; pos++) {
+    long pos;
+    for (pos = 0; pos < MAX_SCAN; pos++) {
         ssize_t n = msgrcv(q->id, m, cap, pos, IPC_NOWAIT | MSG_COPY | MSG_NOERROR);
         if (n < 0) {
             if (errno == EINTR) {
                 pos--;
                 continue;
             }
-            return errno == ENOMSG ? 0 : -errno;
+            if (errno == ENOMSG) return 0;
+            return -errno;
         }
         const uint8_t *t = m->text;
-        if (m->mtype == LONG_MAX && n == HELLO_LEN && get32(t) == HELLO_MAGIC && t[4] == 1 &&
-            (int32_t)get32(t + 8) >= 0)
-            q->back = (int)get32(t + 8);
-        else if (n >= HDR && get32(t) == FRAME_MAGIC && t[4] == 1) {
-            int64_t type = 0;
-            for (int i = 7; i >= 0; i--) type = type << 8 | t[8 + i];
+        if (m->mtype == FERRY__SVQ_REC_MTYPE) {
+            ferry__svq_rec r;
+            q->nmsg_rec++;
+            if (svq_rec_decode(t, (size_t)n, &r) == 0) {
+                if (q->nrec < MAX_RECS)
+                    q->rec[q->nrec++] = r;
+                else
+                    q->bad = 1;
+            } else if (n == FERRY__SVQ_HELLO1_LEN && svq_get32(t) == FERRY__SVQ_HELLO_MAGIC &&
+                       t[4] == 1 && (int32_t)svq_get32(t + 8) >= 0) {
+                q->v1 = 1;
+                q->v1_back = (int)svq_get32(t + 8);
+            } else {
+                q->bad = 1;
+            }
+        } else if (n >= HDR && svq_get32(t) == FRAME_MAGIC && t[4] == 1) {
+            int64_t type = (int64_t)svq_get64(t + 8);
             if (type >= 0 && type < LONG_MAX && m->mtype == type + 1) q->frames = 1;
         }
     }
+    q->bad = 1; /* more than MAX_SCAN messages: not all were looked at */
     return 0;
 }
 
-static void sv_pids(obj *o, const svq *q, int side)
+/* Read queue q: its state (IPC_STAT) before and after looking into it; a queue that
+ * changed meanwhile is marked bad (its records cannot be taken as they were). 0 or -errno. */
+static int sv_read(svq *q, void *buf, size_t cap)
 {
-    pid_add(o, q->lspid, side ? "s2c.snd" : "c2s.snd");
-    pid_add(o, q->lrpid, side ? "s2c.rcv" : "c2s.rcv");
+    struct msqid_ds a, b;
+    if (msgctl(q->id, IPC_STAT, &a) < 0) return -errno;
+    int rc = sv_classify(q, buf, cap);
+    if (rc < 0) return rc;
+    if (msgctl(q->id, IPC_STAT, &b) < 0) return -errno;
+    if (a.msg_qnum != b.msg_qnum || a.msg_stime != b.msg_stime || a.msg_rtime != b.msg_rtime ||
+        a.msg_lspid != b.msg_lspid || a.msg_lrpid != b.msg_lrpid)
+        q->bad = 1;
+    q->mode = b.msg_perm.mode & 0777;
+    q->uid = b.msg_perm.uid;
+    q->cuid = b.msg_perm.cuid;
+    q->qnum = (long)b.msg_qnum;
+    q->lspid = b.msg_lspid;
+    q->lrpid = b.msg_lrpid;
+    return 0;
 }
 
+static svq *sv_find(svq *qs, size_t nq, int id)
+{
+    for (size_t i = 0; id >= 0 && i < nq; i++)
+        if (qs[i].id == id) return &qs[i];
+    return NULL;
+}
+
+/* The one record of q (exactly one, and nothing else of that mtype), or NULL. */
+static const ferry__svq_rec *sv_only(const svq *q)
+{
+    return q && q->nrec == 1 && q->nmsg_rec == 1 && !q->bad ? &q->rec[0] : NULL;
+}
+
+/* A back queue's owner record that only its owner could have written: the queue gives
+ * no write right to group or others, and its owner is its creator. NULL otherwise. */
+static const ferry__svq_rec *sv_trusted_owner(const svq *b)
+{
+    const ferry__svq_rec *r = sv_only(b);
+    if (!r || r->kind != FERRY__SVQ_OWNER || (b->mode & 022) || b->uid != b->cuid) return NULL;
+    return r;
+}
+
+static void sv_id_add(obj *o, uint64_t id, const char *role)
+{
+    pid_t pid = (pid_t)(id & ((UINT64_C(1) << 22) - 1));
+    for (int i = 0; i < o->npids; i++)
+        if (o->pids[i].pid == pid && strcmp(o->pids[i].role, role) == 0) return;
+    if (o->npids == MAX_PIDS) return;
+    pidref *p = &o->pids[o->npids++];
+    p->pid = pid;
+    snprintf(p->role, sizeof p->role, "%s", role);
+    p->alive = !ferry__proc_dead(id);
+}
+
+/* Every identity the records of q claim (any alive makes the object live). */
+static int sv_claims(obj *o, const svq *q)
+{
+    int alive = 0;
+    for (int i = 0; q && i < q->nrec; i++) {
+        sv_id_add(o, q->rec[i].listener, "listener");
+        alive |= !ferry__proc_dead(q->rec[i].listener);
+        if (q->rec[i].kind == FERRY__SVQ_ATTACH) {
+            sv_id_add(o, q->rec[i].opener, "opener");
+            alive |= !ferry__proc_dead(q->rec[i].opener);
+        }
+    }
+    return alive;
+}
+
+/* Show a kernel-recorded pid unless a record already names it. */
+static void sv_pid_add(obj *o, pid_t pid, const char *role)
+{
+    for (int i = 0; i < o->npids; i++)
+        if (o->pids[i].pid == pid &&
+            (strcmp(o->pids[i].role, "listener") == 0 || strcmp(o->pids[i].role, "opener") == 0))
+            return;
+    pid_add(o, pid, role);
+}
+
+/* Are the kernel's last sender and receiver of q all gone (and the sender one we can
+ * see: 0 means none, or one in another pid namespace)? */
+static int sv_kernel_gone(obj *o, const svq *q, int side)
+{
+    sv_pid_add(o, q->lspid, side ? "s2c.snd" : "c2s.snd");
+    sv_pid_add(o, q->lrpid, side ? "s2c.rcv" : "c2s.rcv");
+    return q->lspid > 0 && !pid_alive(q->lspid) && (q->lrpid == 0 || !pid_alive(q->lrpid));
+}
+
+/*
+ * Judge a sysvmq object from its door d and back queue b (either may be NULL):
+ *  live     a process a record names is alive (a forged record can only make it live);
+ *  stale    everything is proven: b holds exactly one trusted owner record naming d; d
+ *           exactly one hello or attach record naming b, with the same listener; every
+ *           identity named is dead (core/proc.h: no such pid, or another start time);
+ *           and the kernel's last sender and receiver of both queues are gone;
+ *  unknown  anything else (why: in o->note).
+ */
+static void sv_judge(obj *o, const svq *d, const svq *b)
+{
+    int alive = sv_claims(o, b) | sv_claims(o, d);
+    int gone = 1;
+    if (d) gone &= sv_kernel_gone(o, d, 0);
+    if (b) gone &= sv_kernel_gone(o, b, 1);
+    const char *why = NULL;
+    const ferry__svq_rec *own = sv_trusted_owner(b), *dr = sv_only(d);
+    if (alive) {
+        o->state = ST_LIVE;
+        return;
+    }
+    if (!d)
+        why = "door queue gone: its opener cannot be proven gone";
+    else if (!b)
+        why = "back queue gone: the door's records alone prove nothing";
+    else if (d->v1)
+        why = "made by an older ferry (no identities recorded)";
+    else if (!own || own->door != d->id || d->cuid != b->cuid)
+        why = "no trustworthy owner record in the back queue";
+    else if (!dr || (dr->kind != FERRY__SVQ_HELLO && dr->kind != FERRY__SVQ_ATTACH))
+        why = d->nmsg_rec ? "the door holds records ferry did not write"
+                          : "the door holds no record (a client may hold the hello)";
+    else if (dr->back != b->id || dr->listener != own->listener ||
+             (dr->kind == FERRY__SVQ_ATTACH && dr->door != d->id))
+        why = "the door's record disagrees with the back queue's";
+    else if (!gone)
+        why = "a live or unseen process used it last";
+    if (why) {
+        o->state = ST_UNKNOWN;
+        size_t n = strlen(o->note);
+        snprintf(o->note + n, sizeof o->note - n, "%s%s", n ? "; " : "", why);
+        return;
+    }
+    o->state = ST_STALE;
+}
+
+/* Fill a row for door d and back b (either may be NULL, not both). */
+static void sv_row(objlist *l, svq *d, svq *b, int back_named)
+{
+    obj *o = obj_new(l, "sysvmq");
+    svq *q0 = d ? d : b;
+    snprintf(o->name, sizeof o->name, "sysvmq:%d", q0->id);
+    o->key = q0->key;
+    o->uid = q0->uid;
+    o->mode = q0->mode;
+    char keys[32] = "private";
+    if (q0->key) snprintf(keys, sizeof keys, "0x%08llx", q0->key & 0xffffffffLL);
+    if (d) {
+        d->used = 1;
+        o->id[0] = d->id;
+        snprintf(o->part[0], sizeof o->part[0], "%d", d->id);
+        o->depth[0] = d->qnum - d->nmsg_rec;
+    }
+    if (b) {
+        b->used = 1;
+        o->id[1] = b->id;
+        snprintf(o->part[1], sizeof o->part[1], "%d", b->id);
+        o->depth[1] = b->qnum - b->nmsg_rec;
+    }
+    if (d && b)
+        snprintf(o->note, sizeof o->note, "key %s, back queue %d", keys, b->id);
+    else if (d && back_named >= 0)
+        snprintf(o->note, sizeof o->note, "key %s, back queue %d is gone", keys, back_named);
+    else if (d)
+        snprintf(o->note, sizeof o->note, "key %s", keys);
+    else
+        snprintf(o->note, sizeof o->note, "back queue of door %d", back_named);
+    sv_judge(o, d, b);
+}
+
+/* The System V queues, from /proc/sysvipc/msg (ids and keys) and each one's own state. */
 static void scan_sysvmq(objlist *l, notes *ns)
 {
     FILE *f = fopen("/proc/sysvipc/msg", "re");
@@ -318,86 +511,66 @@ static void scan_sysvmq(objlist *l, notes *ns)
     char line[512];
     if (!fgets(line, sizeof line, f)) line[0] = '\0'; /* the header */
     while (fgets(line, sizeof line, f)) {
-        svq q = {.back = -1};
         long long key;
-        unsigned mode;
-        unsigned long cbytes;
-        int id, lspid, lrpid;
-        unsigned uid;
-        if (sscanf(line, "%lld %d %o %lu %ld %d %d %u", &key, &id, &mode, &cbytes, &q.qnum, &lspid,
-                   &lrpid, &uid) != 8)
-            continue;
-        q.key = key;
-        q.id = id;
-        q.mode = mode & 0777;
-        q.lspid = lspid;
-        q.lrpid = lrpid;
-        q.uid = uid;
+        int id;
+        if (sscanf(line, "%lld %d", &key, &id) != 2 || id < 0) continue;
         if (nq == capq) {
             capq = capq ? capq * 2 : 16;
             svq *v = realloc(qs, capq * sizeof *v);
             if (!v) break;
             qs = v;
         }
-        qs[nq++] = q;
+        qs[nq++] = (svq){.id = id, .key = key, .v1_back = -1};
     }
     fclose(f);
-    size_t cap = (size_t)proc_long("/proc/sys/kernel/msgmax", 8192) + sizeof(long);
-    void *buf = malloc(cap);
+    size_t cap = (size_t)proc_long("/proc/sys/kernel/msgmax", 8192);
+    void *buf = malloc(cap + sizeof(long));
     int unread = 0, nocopy = 0;
+    size_t keep = 0;
     for (size_t i = 0; buf && i < nq; i++) {
-        int rc = sv_classify(&qs[i], buf, cap - sizeof(long));
+        int rc = sv_read(&qs[i], buf, cap);
         if (rc == -ENOSYS)
             nocopy = 1;
-        else if (rc < 0)
+        else if (rc == -EACCES || rc == -EPERM)
             unread++;
+        if (rc == 0) qs[keep++] = qs[i]; /* gone meanwhile, or unreadable: not listed */
     }
+    nq = buf ? keep : 0;
     free(buf);
     if (nocopy)
         note_add(ns, "System V queues: the kernel has no MSG_COPY; ferry's cannot be recognised");
     if (unread)
         note_add(ns, "System V queues: %d could not be read (permission); not listed", unread);
+    /* 1. Back queues with an owner record, each with the door it names (when it exists
+     *    and is not another's). */
     for (size_t i = 0; i < nq; i++) {
-        if (qs[i].back < 0) continue;
-        svq *door = &qs[i], *back = NULL;
-        for (size_t j = 0; j < nq; j++)
-            if (qs[j].id == door->back && j != i) back = &qs[j];
-        obj *o = obj_new(l, "sysvmq");
-        door->used = 1;
-        snprintf(o->name, sizeof o->name, "sysvmq:%d", door->id);
-        snprintf(o->part[0], sizeof o->part[0], "%d", door->id);
-        o->id[0] = door->id;
-        o->key = door->key;
-        o->uid = door->uid;
-        o->mode = door->mode;
-        o->depth[0] = door->qnum - 1; /* less the hello */
-        sv_pids(o, door, 0);
-        char keys[32] = "private";
-        if (door->key) snprintf(keys, sizeof keys, "0x%08llx", door->key & 0xffffffffLL);
-        if (back) {
-            back->used = 1;
-            o->id[1] = back->id;
-            snprintf(o->part[1], sizeof o->part[1], "%d", back->id);
-            o->depth[1] = back->qnum;
-            sv_pids(o, back, 1);
-            snprintf(o->note, sizeof o->note, "key %s, back queue %d", keys, back->id);
-        } else {
-            snprintf(o->note, sizeof o->note, "key %s, back queue %d is gone", keys, door->back);
-        }
+        const ferry__svq_rec *own = sv_only(&qs[i]);
+        if (!own || own->kind != FERRY__SVQ_OWNER) continue;
+        svq *d = sv_find(qs, nq, own->door);
+        if (d && (d->used || d == &qs[i])) d = NULL;
+        sv_row(l, d, &qs[i], own->door);
     }
+    /* 2. Doors (a hello or an attach record) not taken yet, with the back queue they
+     *    name when it is not another's. */
     for (size_t i = 0; i < nq; i++) {
-        if (qs[i].used || !qs[i].frames) continue;
-        obj *o = obj_new(l, "sysvmq");
-        snprintf(o->name, sizeof o->name, "sysvmq:%d", qs[i].id);
-        snprintf(o->part[0], sizeof o->part[0], "%d", qs[i].id);
-        o->id[0] = qs[i].id;
-        o->key = qs[i].key;
-        o->uid = qs[i].uid;
-        o->mode = qs[i].mode;
-        o->depth[0] = qs[i].qnum;
-        sv_pids(o, &qs[i], 0);
-        snprintf(o->note, sizeof o->note,
-                 "holds ferry frames but no hello (a peer holds it, or died holding it)");
+        svq *d = &qs[i];
+        if (d->used) continue;
+        int back = d->v1 ? d->v1_back : -1;
+        for (int k = 0; k < d->nrec; k++)
+            if (d->rec[k].kind != FERRY__SVQ_OWNER) back = d->rec[k].back;
+        if (back < 0) continue;
+        svq *b = sv_find(qs, nq, back);
+        if (b && (b->used || b == d)) b = NULL;
+        sv_row(l, d, b, back);
+    }
+    /* 3. Anything else holding ferry frames or records: listed alone, never stale. */
+    for (size_t i = 0; i < nq; i++) {
+        svq *q = &qs[i];
+        if (q->used || (!q->frames && !q->nrec)) continue;
+        sv_row(l, q, NULL, -1);
+        snprintf(l->v[l->n - 1].note, sizeof l->v[l->n - 1].note,
+                 "holds ferry frames or records but no usable hello or owner record");
+        if (l->v[l->n - 1].state != ST_LIVE) l->v[l->n - 1].state = ST_UNKNOWN;
     }
     free(qs);
 }
@@ -561,13 +734,12 @@ static void scan_holders(objlist *l)
 
 static void decide(obj *o)
 {
-    if (strcmp(o->kind, "socket") == 0) return; /* decided when found */
+    if (strcmp(o->kind, "socket") == 0 || strcmp(o->kind, "sysvmq") == 0)
+        return; /* decided when found */
     int alive = 0;
     for (int i = 0; i < o->npids; i++) alive |= o->pids[i].alive;
     if (alive) {
         o->state = ST_LIVE;
-    } else if (strcmp(o->kind, "sysvmq") == 0) {
-        o->state = o->npids ? ST_STALE : ST_UNKNOWN;
     } else {
         o->state = o->unreadable ? ST_UNKNOWN : ST_STALE;
         if (o->unreadable && !o->note[0])
@@ -736,11 +908,15 @@ static void print_json(const broker *b, const objlist *l, const notes *ns)
         }
         fputc(']', f);
         if (strcmp(o->kind, "sysvmq") == 0) {
-            fprintf(f, ", \"ids\": [%d, ", o->id[0]);
-            if (o->id[1] >= 0)
-                fprintf(f, "%d]", o->id[1]);
-            else
-                fputs("null]", f);
+            fputs(", \"ids\": [", f);
+            for (int s = 0; s < 2; s++) {
+                if (s) fputs(", ", f);
+                if (o->id[s] >= 0)
+                    fprintf(f, "%d", o->id[s]);
+                else
+                    fputs("null", f);
+            }
+            fputc(']', f);
             if (o->key)
                 fprintf(f, ", \"key\": \"0x%08llx\"", o->key & 0xffffffffLL);
             else
@@ -815,8 +991,7 @@ static void print_text(const broker *b, const objlist *l, const notes *ns)
             printf("%-8s %-28s %6u %04o %-9s %-*s", o->kind, o->name, (unsigned)o->uid, o->mode,
                    depth, o->npids || o->note[0] ? 7 : 0, state_names[o->state]);
             for (int k = 0; k < o->npids; k++)
-                printf(" %s%d%s",
-                       strcmp(o->pids[k].role, "open") ? "" : "open:", (int)o->pids[k].pid,
+                printf(" %s:%d%s", o->pids[k].role, (int)o->pids[k].pid,
                        o->pids[k].alive ? "" : "(dead)");
             if (o->note[0]) printf("%s %s", o->npids ? ";" : "", o->note);
             putchar('\n');
@@ -1011,6 +1186,20 @@ static void rm_obj(const obj *o, int dry)
     }
 }
 
+/* Is the sysvmq object o still stale? Judged again just before it is removed: a client
+ * may have attached, or a listener come back, since the scan. */
+static int sv_still_stale(const obj *o)
+{
+    objlist l = {0};
+    notes ns = {0};
+    scan_sysvmq(&l, &ns);
+    int stale = 0;
+    for (size_t i = 0; i < l.n; i++)
+        if (l.v[i].id[0] == o->id[0] && l.v[i].id[1] == o->id[1]) stale = l.v[i].state == ST_STALE;
+    free(l.v);
+    return stale;
+}
+
 /* Is st a socket or FIFO (what ferry makes)? */
 static int ferry_file(const char *path, struct stat *st)
 {
@@ -1142,8 +1331,12 @@ int rm_main(int argc, char **argv)
         int n = 0;
         for (size_t i = 0; i < l.n; i++) {
             if (l.v[i].state != ST_STALE) continue;
-            rm_obj(&l.v[i], dry);
             n++;
+            if (!dry && strcmp(l.v[i].kind, "sysvmq") == 0 && !sv_still_stale(&l.v[i])) {
+                printf("kept %s: no longer stale\n", l.v[i].name);
+                continue;
+            }
+            rm_obj(&l.v[i], dry);
         }
         if (n == 0) printf("nothing stale\n");
         free(l.v);

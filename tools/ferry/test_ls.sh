@@ -17,9 +17,19 @@
 #    queue depths count a queued message;
 #  - rm -n --stale removes nothing; rm --stale removes exactly the stale ones (ipcs -q
 #    and the mqueue directory then hold only the live pairs); as another uid, rm --stale
-#    reports the kernel's refusal and exits 1, leaving the queue; rm of missing objects
+#    reports the kernel's refusal and exits 1, leaving the queue (that `ferry` and its
+#    libferry.so.0 are staged under /tmp first, tests/common/stage.sh: the build tree may
+#    be where uid 65534 cannot enter); rm of missing objects
 #    and of a regular file exits 1 (the file stays); rm /name, sysvmq:ID, a FIFO base
-#    path remove them (0); at the end nothing ferry-made is left.
+#    path remove them (0); at the end nothing ferry-made is left;
+#  - sysvmq liveness from ferry's records (pid + start time of listener and opener): a
+#    live listener whose opener was killed after sending last is "live" and kept by
+#    rm --stale; a private channel with both sides killed (-9) is "stale" with both its
+#    queues, and rm --stale removes both (ipcs -q as before); "unknown" and kept: dead
+#    parties but a live non-ferry process sent last, and a forged pair whose back queue
+#    others may write; a forged attach record naming dead processes appended to a live
+#    door leaves it "live"; posixmq, judged by who holds the queues open, keeps a live
+#    listener whose opener was killed "live", and both killed "stale" (both removed).
 set -u
 FERRY=$1
 HELPER=$2
@@ -33,7 +43,10 @@ if [ "${FERRY_LS_INNER:-}" != 1 ]; then
     FERRY_LS_INNER=1 exec unshare -i -m sh "$0" "$@"
 fi
 
-tmp=$(mktemp -d) || exit 1
+. "$(dirname "$0")/../../tests/common/stage.sh"
+
+# Under /tmp, whatever TMPDIR says: `ferry rm` as uid 65534 must reach --mqueue / --path.
+tmp=$(mktemp -d /tmp/test_ls.XXXXXX) || exit 1
 chmod 755 "$tmp"
 mkdir "$tmp/mq" "$tmp/d"
 mount -t mqueue none "$tmp/mq" || { echo "test_ls: cannot mount mqueue" >&2; exit 1; }
@@ -43,6 +56,7 @@ cleanup() {
     wait 2>/dev/null
     umount "$tmp/mq" 2>/dev/null
     rm -rf "$tmp"
+    stage_cleanup
 }
 trap cleanup EXIT
 trap 'exit 1' INT TERM
@@ -160,7 +174,7 @@ dead_door=$(ipcs -q | awk '$1 == "0x7e770002" { print $2 }')
 expect 0 $LS
 grep -Eq "^posixmq +/lslive +0 +0600 +0/0 +live +open:$pid_mqlive$" "$tmp/out" || fail "live posixmq"
 grep -Eq "^posixmq +/lsdead +0 +0600 +1/0 +stale$" "$tmp/out" || fail "stale posixmq"
-grep -Eq "^sysvmq +sysvmq:$live_door +.* live +$pid_svlive; key 0x7e770001" "$tmp/out" ||
+grep -Eq "^sysvmq +sysvmq:$live_door +.* live +listener:$pid_svlive; key 0x7e770001" "$tmp/out" ||
     fail "live sysvmq"
 grep -Eq "^sysvmq +sysvmq:$dead_door +0 +0600 +1/0 +stale .*\(dead\)" "$tmp/out" ||
     fail "stale sysvmq"
@@ -190,7 +204,8 @@ expect 0 $LS
 [ "$(grep -c ' stale' "$tmp/out")" -eq 4 ] || fail "rm -n removed something"
 
 if setpriv --reuid=65534 --regid=65534 --clear-groups true 2>/dev/null; then
-    expect 1 setpriv --reuid=65534 --regid=65534 --clear-groups $RM --stale
+    stage_programs "$FERRY" || fail "cannot stage ferry for uid 65534"
+    expect 1 stage_run 65534 ferry rm --mqueue "$tmp/mq" --path "$tmp/d" --stale
     grep -q '^ferry rm: /lsdead.c2s: \(Permission denied\|Operation not permitted\)$' \
         "$tmp/err" || fail "rm as nobody: the kernel's refusal not reported"
     [ -e "$tmp/mq/lsdead.c2s" ] || fail "rm as nobody removed root's queue"
@@ -233,6 +248,79 @@ grep -q '^no ferry-made kernel objects found' "$tmp/out" || fail "objects left"
 [ -z "$(ls -A "$tmp/mq")" ] || fail "mqueue not empty: $(ls -A "$tmp/mq")"
 [ "$(ipcs -q | grep -c '^0x')" -eq 0 ] || fail "ipcs -q not empty: $(ipcs -q)"
 [ -z "$(ls -A "$tmp/d")" ] || fail "--path dir not empty"
+
+# ---- sysvmq: liveness from the records
+sv_ids() { ipcs -q | awk '/^0x/ { print $2 }' | sort -n | tr '\n' ' '; }
+# (a) a live listener whose opener, killed, sent last
+start l1 listen sysvmq://0x7e770011
+start o1 hold sysvmq://0x7e770011
+kill -9 $pid_o1
+wait $pid_o1 2>/dev/null
+d1=$(ipcs -q | awk '$1 == "0x7e770011" { print $2 }')
+[ -n "$d1" ] || fail "no queue at 0x7e770011"
+# (c) both parties killed, then a live process that is not ferry's sends into the door
+start l3 listen sysvmq://0x7e770013
+start o3 hold sysvmq://0x7e770013
+kill -9 $pid_l3 $pid_o3
+wait $pid_l3 $pid_o3 2>/dev/null
+d3=$(ipcs -q | awk '$1 == "0x7e770013" { print $2 }')
+start poke poke "$d3"
+# (d) a forged pair: records naming a dead process, but a back queue others may write
+d4=$("$HELPER" forge pair) || fail "forge pair"
+# (e) a forged attach record naming a dead process, appended to the live door d1
+"$HELPER" forge "attach=$d1" >/dev/null || fail "forge attach"
+before=$(sv_ids)
+# (b) a private channel, both sides killed
+start l2 listen sysvmq://
+u2=$(sed -n 's/^ready //p' "$tmp/l2.out")
+d2=${u2#sysvmq://#}
+case $u2 in sysvmq://#[0-9]*) ;; *) fail "private listener URL '$u2'" ;; esac
+start o2 hold "$u2"
+kill -9 $pid_l2 $pid_o2
+wait $pid_l2 $pid_o2 2>/dev/null
+
+expect 0 $LS
+grep -Eq "^sysvmq +sysvmq:$d1 +0 +0600 +1/0 +live +listener:$pid_l1 opener:$pid_o1\(dead\)" \
+    "$tmp/out" || fail "(a) live listener, dead opener: not live"
+grep -Eq "^sysvmq +sysvmq:$d2 +0 +0600 +1/0 +stale +listener:$pid_l2\(dead\) opener:$pid_o2\(dead\); key private, back queue [0-9]+$" \
+    "$tmp/out" || fail "(b) private channel, both killed: not stale"
+expect 0 $LS --json
+python3 -m json.tool "$tmp/out" >/dev/null || fail "--json does not parse"
+json "obj['sysvmq:$d1']['state'] == 'live' and None not in obj['sysvmq:$d1']['ids']"
+json "obj['sysvmq:$d2']['state'] == 'stale' and obj['sysvmq:$d2']['key'] is None"
+json "obj['sysvmq:$d2']['ids'][0] == $d2 and obj['sysvmq:$d2']['ids'][1] is not None"
+json "obj['sysvmq:$d3']['state'] == 'unknown' and 'used it last' in obj['sysvmq:$d3']['note']"
+json "obj['sysvmq:$d4']['state'] == 'unknown' and 'trustworthy' in obj['sysvmq:$d4']['note']"
+json "[o['state'] for o in d['objects']].count('stale') == 1 and len(d['objects']) == 4"
+expect 0 $RM --stale
+[ "$(grep -c '^removed sysvmq' "$tmp/out")" -eq 2 ] || fail "rm --stale: want the 2 queues of (b)"
+grep -q "^removed sysvmq $d2$" "$tmp/out" || fail "rm --stale: door $d2 not removed"
+[ "$(sv_ids)" = "$before" ] || fail "ipcs -q after rm --stale: $(sv_ids), want $before"
+expect 0 $LS --json
+json "[o['state'] for o in d['objects']] .count('stale') == 0 and len(d['objects']) == 3"
+kill -9 $pid_l1 $pid_poke
+wait $pid_l1 $pid_poke 2>/dev/null
+expect 0 "$FERRY" rm "sysvmq:$d1" "sysvmq:$d3" "sysvmq:$d4"
+[ "$(grep -c '^removed sysvmq' "$tmp/out")" -eq 6 ] || fail "rm of (a), (c), (d): want 6 queues"
+[ -z "$(sv_ids)" ] || fail "ipcs -q not empty: $(ipcs -q)"
+
+# ---- posixmq has no such flaw: who holds a queue open is the kernel's own record
+start pl listen posixmq:///lsheld
+start po hold posixmq:///lsheld
+kill -9 $pid_po
+wait $pid_po 2>/dev/null
+expect 0 $LS
+grep -Eq "^posixmq +/lsheld +0 +0600 +1/0 +live +open:$pid_pl$" "$tmp/out" ||
+    fail "posixmq: live listener, killed opener: not live"
+expect 0 $RM --stale
+grep -q '^nothing stale$' "$tmp/out" || fail "posixmq: rm --stale removed a live pair"
+kill -9 $pid_pl
+wait $pid_pl 2>/dev/null
+expect 0 $LS
+grep -Eq "^posixmq +/lsheld +0 +0600 +1/0 +stale$" "$tmp/out" || fail "posixmq: both killed: not stale"
+expect 0 $RM --stale
+[ "$(grep -c '^removed posixmq' "$tmp/out")" -eq 2 ] || fail "posixmq: rm --stale: want 2"
+[ -z "$(ls -A "$tmp/mq")" ] || fail "mqueue not empty: $(ls -A "$tmp/mq")"
 
 kill $pid_name
 wait $pid_name 2>/dev/null

@@ -5,14 +5,32 @@
  *   test_ls_helper connect NAME    connect to NAME once and close; exit 0 or 1
  *   test_ls_helper send URL        ferry_chan_open(URL), send one message, close
  *   test_ls_helper listen URL      ferry_listen(URL) (queues: with FERRY_PERSIST and
- *                                  max_msg 1024), print "ready", wait until killed
- * Rules: "ready" is printed (and flushed) only once the name or listener exists; any
- * failure prints the ferry error on stderr and exits 1; bad usage exits 2.
+ *                                  max_msg 1024), print "ready URL" (ferry_listener_url:
+ *                                  sysvmq://#ID for a private queue), wait until killed
+ *   test_ls_helper hold URL        ferry_chan_open(URL), send one message, print "ready",
+ *                                  wait until killed (holding the channel)
+ *   test_ls_helper poke MSQID      send one non-ferry message (mtype 1) into System V
+ *                                  queue MSQID, print "ready", wait until killed
+ *   test_ls_helper forge WHAT      raw System V writes, as a hostile process would; prints
+ *                                  the queue id involved and exits:
+ *                                  "pair": a door (0600) and a back queue whose mode lets
+ *                                  others write (0622), with a hello and an owner record
+ *                                  naming this (soon dead) process; prints the door's id
+ *                                  "attach=ID": appends to door ID an attach record that
+ *                                  names this (soon dead) process as listener and opener
+ * Rules: "ready" is printed (and flushed) only once the name, listener or channel exists;
+ * any failure prints the error on stderr and exits 1; bad usage exits 2.
  */
 #include <ferry/ferry.h>
 
+#include "core/proc.h"
+#include "transport/sysvmq_rec.h"
+
+#include <errno.h>
 #include <stdio.h>
+#include <stdlib.h>
 #include <string.h>
+#include <sys/msg.h>
 #include <unistd.h>
 
 #define SEC ((int64_t)1000000000)
@@ -23,10 +41,51 @@ static void ready(void)
     fflush(stdout);
 }
 
+typedef struct rec_msg {
+    long mtype;
+    uint8_t text[FERRY__SVQ_REC_MAX];
+} rec_msg;
+
+/* Send record r into queue id; 0 or -errno. */
+static int rec_send(int id, const ferry__svq_rec *r)
+{
+    rec_msg m = {.mtype = FERRY__SVQ_REC_MTYPE};
+    size_t n = svq_rec_encode(r, m.text);
+    return msgsnd(id, &m, n, IPC_NOWAIT) == 0 ? 0 : -errno;
+}
+
+static int forge(const char *what)
+{
+    uint64_t me = ferry__proc_self();
+    if (strcmp(what, "pair") == 0) {
+        int door = msgget(IPC_PRIVATE, IPC_CREAT | 0600);
+        int back = msgget(IPC_PRIVATE, IPC_CREAT | 0622);
+        if (door < 0 || back < 0) return -errno;
+        ferry__svq_rec own = {.kind = FERRY__SVQ_OWNER, .door = door, .listener = me};
+        ferry__svq_rec hello = {
+            .kind = FERRY__SVQ_HELLO, .back = back, .max_msg = 64, .listener = me};
+        int rc = rec_send(back, &own);
+        if (rc == 0) rc = rec_send(door, &hello);
+        if (rc == 0) printf("%d\n", door);
+        return rc;
+    }
+    if (strncmp(what, "attach=", 7) == 0) {
+        int door = atoi(what + 7);
+        ferry__svq_rec a = {
+            .kind = FERRY__SVQ_ATTACH, .back = 0, .door = door, .listener = me, .opener = me};
+        int rc = rec_send(door, &a);
+        if (rc == 0) printf("%d\n", door);
+        return rc;
+    }
+    return -EINVAL;
+}
+
 int main(int argc, char **argv)
 {
     if (argc != 3) {
-        fputs("usage: test_ls_helper register|connect NAME | listen|send URL\n", stderr);
+        fputs("usage: test_ls_helper register|connect NAME | listen|send|hold URL | poke ID | "
+              "forge WHAT\n",
+              stderr);
         return 2;
     }
     int rc;
@@ -69,10 +128,41 @@ int main(int argc, char **argv)
         }
         ferry_listener *l;
         if ((rc = ferry_listen(argv[2], &o, &l)) < 0) goto fail;
+        char url[128];
+        if ((rc = (int)ferry_listener_url(l, url, sizeof url)) < 0) goto fail;
+        printf("ready %s\n", url);
+        fflush(stdout);
+        for (;;) pause();
+    }
+    if (strcmp(argv[1], "hold") == 0) {
+        ferry_chan *ch;
+        if ((rc = ferry_chan_open(argv[2], NULL, &ch, 5 * SEC)) < 0) goto fail;
+        if ((rc = ferry_send(ch, "held", 4, 5 * SEC)) < 0) goto fail;
         ready();
         for (;;) pause();
     }
-    fputs("usage: test_ls_helper register|connect NAME | listen|send URL\n", stderr);
+    if (strcmp(argv[1], "poke") == 0) {
+        struct {
+            long mtype;
+            char text[1];
+        } m = {1, {'x'}};
+        if (msgsnd(atoi(argv[2]), &m, 1, IPC_NOWAIT) < 0) {
+            perror("test_ls_helper poke: msgsnd");
+            return 1;
+        }
+        ready();
+        for (;;) pause();
+    }
+    if (strcmp(argv[1], "forge") == 0) {
+        if ((rc = forge(argv[2])) < 0) {
+            fprintf(stderr, "test_ls_helper forge %s: %s\n", argv[2], strerror(-rc));
+            return 1;
+        }
+        return 0;
+    }
+    fputs("usage: test_ls_helper register|connect NAME | listen|send|hold URL | poke ID | forge "
+          "WHAT\n",
+          stderr);
     return 2;
 fail:
     fprintf(stderr, "test_ls_helper %s %s: %s\n", argv[1], argv[2], ferry_strerror(rc));

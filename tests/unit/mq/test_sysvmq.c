@@ -20,13 +20,22 @@
  *    waits; an opener killed (kill -9): what it sent is received, then the listener's
  *    receives time out, and the channel cannot be opened again (the hello died with it);
  *  - FERRY_PERSIST: the queues survive close, are opened and re-listened, then the test
- *    removes them;
+ *    removes them; a re-listen from another process rewrites both records to name it;
+ *  - ferry's records (read with MSG_COPY, nothing taken): the door holds one hello naming
+ *    the back queue and the listener; the back queue (mode without group/other write)
+ *    one owner record naming the door and the listener; an attached opener replaces the
+ *    hello with an attach record naming both, and its close puts the same hello back;
  *  - garbage from a raw msgsnd (junk, short, length lie, mtype != type + 1, missing or
  *    bad crc, fds, shm flags, too long, empty) -> -EBADMSG and the channel stays broken;
- *    a junk hello -> -EBADMSG at open, and it is left in place; a good raw frame is taken;
+ *    a junk hello -> -EBADMSG at open, and it is left in place; a message of the records'
+ *    type longer than a hello first in line -> -ECONNREFUSED, left in place; a good raw
+ *    frame is taken;
  *  - afterwards `ipcs -q` lists exactly what it listed before, and no fd leaked.
  */
 #include "mqtest.h"
+
+#include "core/proc.h"
+#include "transport/sysvmq_rec.h"
 
 #include <limits.h>
 #include <sys/msg.h>
@@ -63,8 +72,8 @@ static struct msqid_ds stat_of(int id)
     return ds;
 }
 
-/* The door of our newest private listener: a key-0 queue holding one message (the hello)
- * last sent by this process. */
+/* The door of our newest private listener: a key-0 queue holding one 40-byte message
+ * (the hello; the back queue holds a 32-byte owner record) last sent by this process. */
 static int find_private_door(void)
 {
     FILE *f = fopen("/proc/sysvipc/msg", "r");
@@ -77,7 +86,7 @@ static int find_private_door(void)
         unsigned long perms, cbytes;
         if (sscanf(line, "%ld %ld %lo %lu %ld %ld", &k, &id, &perms, &cbytes, &qnum, &lspid) != 6)
             continue;
-        if (k == 0 && qnum == 1 && lspid == getpid()) found = (int)id;
+        if (k == 0 && qnum == 1 && cbytes == 40 && lspid == getpid()) found = (int)id;
     }
     fclose(f);
     CHECK(found >= 0);
@@ -122,15 +131,15 @@ static void test_urls_and_options(void)
     o.max_msg = (size_t)msgmax - 32 + 1;
     CHECK_EQ(ferry_listen(key_url, &o, &l), -EINVAL);
     o.max_msg = 100;
-    o.capacity = (uint32_t)(msgmnb / 132) + 1;
+    o.capacity = (uint32_t)((msgmnb - 48) / 132) + 1; /* 48: room for ferry's record */
     CHECK_EQ(ferry_listen(key_url, &o, &l), -EINVAL);
     CHECK(msgget(key, 0) < 0 && errno == ENOENT); /* nothing was made */
 
     /* At the limits. */
-    o.capacity = (uint32_t)(msgmnb / 132);
+    o.capacity = (uint32_t)((msgmnb - 48) / 132);
     ferry_chan *srv, *cli;
     pair_make(key_url, &o, &l, &srv, &cli);
-    CHECK_EQ(stat_of(msgget(key, 0)).msg_qbytes, (msglen_t)(o.capacity * 132));
+    CHECK_EQ(stat_of(msgget(key, 0)).msg_qbytes, (msglen_t)(o.capacity * 132 + 48));
     pair_close(l, srv, cli);
     CHECK(msgget(key, 0) < 0 && errno == ENOENT);
     ferry_chan_opts_init(&o);
@@ -404,7 +413,7 @@ static void test_timeouts(void)
     ferry_chan_opts o;
     ferry_chan_opts_init(&o);
     o.max_msg = 100;
-    o.capacity = 3; /* msg_qbytes = 3 * 132 */
+    o.capacity = 3; /* msg_qbytes = 3 * 132 + 48 (the attach record's room) */
     ferry_listener *l;
     ferry_chan *srv, *cli;
     CHECK_EQ(ferry_listen(key_url, &o, &l), 0);
@@ -514,6 +523,7 @@ static void test_unsupported(void)
     close(p[1]);
     CHECK_EQ(ferry_chan_fd(srv), -EOPNOTSUPP);
     CHECK_EQ(ferry_chan_fd(cli), -EOPNOTSUPP);
+    CHECK_EQ(ferry_chan_fd(NULL), -EINVAL); /* as ferry.h says, on every transport */
     void *ptr;
     CHECK_EQ(ferry_loan(cli, 8, &ptr, T5S), -EOPNOTSUPP);
     CHECK_EQ(ferry_commit(cli, 0, 8), -EOPNOTSUPP);
@@ -594,6 +604,117 @@ static void test_peer_gone(void)
     CHECK(msgget(key, 0) < 0 && errno == ENOENT);
 }
 
+/* ---------------------------------------------------------------- ferry's records */
+
+/* The records (mtype LONG_MAX) of queue id, read with MSG_COPY (nothing is taken), into
+ * out; each must decode. Returns how many. */
+static int records_of(int id, ferry__svq_rec *out, int max)
+{
+    raw_msg *r = malloc(sizeof *r);
+    CHECK(r != NULL);
+    int n = 0;
+    for (long pos = 0;; pos++) {
+        ssize_t len = msgrcv(id, r, sizeof r->text, pos, IPC_NOWAIT | MSG_COPY);
+        if (len < 0) {
+            CHECK_EQ(errno, ENOMSG);
+            break;
+        }
+        if (r->mtype != LONG_MAX) continue;
+        CHECK(n < max);
+        CHECK_EQ(svq_rec_decode(r->text, (size_t)len, &out[n]), 0);
+        n++;
+    }
+    free(r);
+    return n;
+}
+
+static pid_t id_pid(uint64_t id)
+{
+    return (pid_t)(id & ((UINT64_C(1) << 22) - 1));
+}
+
+/* Does this kernel have MSG_COPY (CONFIG_CHECKPOINT_RESTORE)? */
+static int have_msg_copy(void)
+{
+    int q = msgget(IPC_PRIVATE, 0600);
+    CHECK(q >= 0);
+    raw_msg *r = malloc(sizeof *r);
+    CHECK(r != NULL);
+    r->mtype = 1;
+    CHECK_EQ(msgsnd(q, r, 1, 0), 0);
+    int ok = msgrcv(q, r, 16, 0, IPC_NOWAIT | MSG_COPY) == 1;
+    free(r);
+    CHECK_EQ(msgctl(q, IPC_RMID, NULL), 0);
+    return ok;
+}
+
+static void test_records(void)
+{
+    STAGE("records");
+    if (!have_msg_copy()) {
+        printf("test_sysvmq: records not checked: no MSG_COPY in this kernel\n");
+        return;
+    }
+    ferry_chan_opts o;
+    ferry_chan_opts_init(&o);
+    o.flags = FERRY_CHECKSUM;
+    o.max_msg = 100;
+    o.mode = 0666;
+    ferry_listener *l;
+    CHECK_EQ(ferry_listen(key_url, &o, &l), 0);
+    int door = msgget(key, 0);
+    CHECK(door >= 0);
+    ferry__svq_rec hello[4], rec[4];
+    CHECK_EQ(records_of(door, hello, 4), 1);
+    CHECK_EQ(hello[0].kind, FERRY__SVQ_HELLO);
+    CHECK_EQ(hello[0].crc, 1);
+    CHECK_EQ(hello[0].max_msg, 100);
+    CHECK_EQ(hello[0].listener, ferry__proc_self());
+    int back = hello[0].back;
+    CHECK_EQ(stat_of(door).msg_perm.mode & 0777, 0666);
+    CHECK_EQ(stat_of(back).msg_perm.mode & 0777, 0644); /* only the owner writes to it */
+    CHECK_EQ(records_of(back, rec, 4), 1);
+    CHECK_EQ(rec[0].kind, FERRY__SVQ_OWNER);
+    CHECK_EQ(rec[0].door, door);
+    CHECK_EQ(rec[0].listener, ferry__proc_self());
+
+    /* An opener in another process: its attach record in the hello's place. */
+    ctl c;
+    ctl_init(&c);
+    pid_t pid = fork_child();
+    if (pid == 0) {
+        ctl_child(&c);
+        ferry_chan *ch;
+        CHECK_EQ(ferry_chan_open(key_url, NULL, &ch, T5S), 0);
+        ctl_put(&c, 'o');
+        ctl_expect(&c, 'q');
+        ferry_chan_close(ch);
+        child_exit();
+    }
+    ctl_parent(&c);
+    ctl_expect(&c, 'o');
+    CHECK_EQ(records_of(door, rec, 4), 1);
+    CHECK_EQ(rec[0].kind, FERRY__SVQ_ATTACH);
+    CHECK_EQ(rec[0].back, back);
+    CHECK_EQ(rec[0].door, door);
+    CHECK_EQ(rec[0].listener, ferry__proc_self());
+    CHECK_EQ(id_pid(rec[0].opener), pid);
+    CHECK(!ferry__proc_dead(rec[0].opener));
+    ferry_chan *second;
+    CHECK_EQ(ferry_chan_open(key_url, NULL, &second, T5S), -ECONNREFUSED);
+    CHECK_EQ(records_of(door, rec, 4), 1);
+    CHECK_EQ(rec[0].kind, FERRY__SVQ_ATTACH);
+    ctl_put(&c, 'q');
+    wait_ok(pid);
+    ctl_close(&c);
+    CHECK_EQ(records_of(door, rec, 4), 1); /* the same hello is back */
+    CHECK(memcmp(&rec[0], &hello[0], sizeof rec[0]) == 0);
+    CHECK_EQ(stat_of(door).msg_qnum, 1);
+    ferry_listener_close(l);
+    CHECK(msgget(key, 0) < 0 && errno == ENOENT);
+    CHECK(msgctl(back, IPC_STAT, &(struct msqid_ds){0}) < 0);
+}
+
 /* ---------------------------------------------------------------- persistence */
 
 /* The System V queues in `now` that are not in `before`, by msqid. */
@@ -662,6 +783,29 @@ static void test_persist(void)
     expect(cli, 0, FERRY_NOW, 4, "reply");
     pair_close(l, srv, cli);
     CHECK_EQ(new_queues(before, ids, 4), 2);
+
+    /* A re-listen from another process makes it the listener in both records. */
+    if (have_msg_copy()) {
+        pid_t pid = fork_child();
+        if (pid == 0) {
+            ferry_listener *l2;
+            CHECK_EQ(ferry_listen(key_url, &o, &l2), 0);
+            ferry_listener_close(l2);
+            child_exit();
+        }
+        wait_ok(pid);
+        ferry__svq_rec rec[4];
+        int door = msgget(key, 0);
+        CHECK_EQ(records_of(door, rec, 4), 1);
+        CHECK_EQ(rec[0].kind, FERRY__SVQ_HELLO);
+        CHECK_EQ(id_pid(rec[0].listener), pid);
+        int back = rec[0].back;
+        CHECK_EQ(records_of(back, rec, 4), 1);
+        CHECK_EQ(rec[0].kind, FERRY__SVQ_OWNER);
+        CHECK_EQ(rec[0].door, door);
+        CHECK_EQ(id_pid(rec[0].listener), pid);
+        CHECK(ferry__proc_dead(rec[0].listener));
+    }
 
     /* The test removes them. */
     for (int i = 0; i < 2; i++) CHECK_EQ(msgctl(ids[i], IPC_RMID, NULL), 0);
@@ -749,6 +893,12 @@ static void test_garbage(void)
     CHECK_EQ(msgrcv(q, r, 24, LONG_MAX, IPC_NOWAIT), 24);
     CHECK_EQ(ferry_chan_open(key_url, NULL, &ch, T5S), -EBADMSG);
     CHECK_EQ(stat_of(q).msg_qnum, 1);
+    /* Longer than a hello (as an attach record is): refused, and nothing is taken. */
+    CHECK_EQ(msgrcv(q, r, 30, LONG_MAX, IPC_NOWAIT), 30);
+    CHECK_EQ(msgsnd(q, r, 41, 0), 0);
+    CHECK_EQ(ferry_chan_open(key_url, NULL, &ch, T5S), -ECONNREFUSED);
+    CHECK_EQ(stat_of(q).msg_qnum, 1);
+    CHECK_EQ(stat_of(q).msg_cbytes, 41);
     free(r);
     CHECK_EQ(msgctl(q, IPC_RMID, NULL), 0);
 }
@@ -771,6 +921,7 @@ int main(void)
     test_timeouts();
     test_unsupported();
     test_peer_gone();
+    test_records();
     test_persist();
     test_garbage();
 
