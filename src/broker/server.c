@@ -29,6 +29,7 @@
 #include <sys/epoll.h>
 #include <sys/signalfd.h>
 #include <sys/socket.h>
+#include <sys/stat.h>
 #include <sys/syscall.h>
 #include <sys/timerfd.h>
 #include <unistd.h>
@@ -588,7 +589,72 @@ static int do_open(broker *b, conn *c, uint64_t seq, ferry__br *r)
     return 1;
 }
 
-/* KILL name sig: a signal to the name's owner, by its pidfd (never a recycled pid). */
+/* What kill(2) looks at in a process: its uids and whether it holds CAP_KILL in ferryd's
+ * user namespace. */
+typedef struct kcred {
+    uid_t ruid, euid, suid;
+    int cap_kill;
+} kcred;
+
+/* Read the kcred of process pid from /proc/PID/status; pidfd (the same process) pins
+ * it: read after, a pidfd that is not readable says the pid was not recycled meanwhile.
+ * 0, or -ESRCH (gone or unreadable: the caller then knows nothing of it). */
+static int read_kcred(pid_t pid, int pidfd, kcred *k)
+{
+    char path[64], buf[4096];
+    if (pid <= 0 || pidfd < 0) return -ESRCH;
+    snprintf(path, sizeof path, "/proc/%d/status", (int)pid);
+    int fd = open(path, O_RDONLY | O_CLOEXEC);
+    if (fd < 0) return -ESRCH;
+    ssize_t n = read(fd, buf, sizeof buf - 1);
+    close(fd);
+    if (n <= 0) return -ESRCH;
+    buf[n] = '\0';
+    const char *u = strstr(buf, "\nUid:"), *cap = strstr(buf, "\nCapEff:");
+    unsigned r, e, sv;
+    unsigned long long capv;
+    if (!u || !cap || sscanf(u, "\nUid: %u %u %u", &r, &e, &sv) != 3 ||
+        sscanf(cap, "\nCapEff: %llx", &capv) != 1)
+        return -ESRCH;
+    k->ruid = r;
+    k->euid = e;
+    k->suid = sv;
+    /* CAP_KILL (5) counts in ferryd's user namespace only (a capability in a child
+     * namespace does not reach a process outside it). */
+    struct stat mine, theirs;
+    snprintf(path, sizeof path, "/proc/%d/ns/user", (int)pid);
+    k->cap_kill = ((capv >> 5) & 1) && stat("/proc/self/ns/user", &mine) == 0 &&
+                  stat(path, &theirs) == 0 && mine.st_ino == theirs.st_ino &&
+                  mine.st_dev == theirs.st_dev;
+    return pidfd_exited(pidfd) ? -ESRCH : 0;
+}
+
+/* Would kill(2) let the caller c signal the process t? Both what the kernel stamped at
+ * connect (SO_PEERCRED: the euid then; uid 0 counts as privileged) and the caller's
+ * credentials now (real or effective uid equal to the target's real or saved uid, or
+ * CAP_KILL), when they can be read: a process that dropped its privilege since it
+ * connected does not keep it here. A target whose uids cannot be read is signalled only
+ * for the privileged. 1 or 0. */
+static int kill_rule_allows(conn *c, proc *t)
+{
+    kcred tc, cc;
+    int tok = read_kcred(t->pid, t->pidfd, &tc) == 0;
+    if (c->id.uid != 0 && !(tok && (c->id.uid == tc.ruid || c->id.uid == tc.suid))) return 0;
+    int pfd = -1;
+    socklen_t l = sizeof pfd;
+    if (getsockopt(c->fd, SOL_SOCKET, SO_PEERPIDFD, &pfd, &l) < 0) pfd = -1;
+    int cok = pfd >= 0 && read_kcred(c->id.pid, pfd, &cc) == 0;
+    if (pfd >= 0) close(pfd);
+    if (!cok) return 1; /* only the stamp is known, and it passed */
+    if (cc.cap_kill) return 1;
+    return tok &&
+           (cc.ruid == tc.ruid || cc.ruid == tc.suid || cc.euid == tc.ruid || cc.euid == tc.suid);
+}
+
+/* KILL name sig: a signal to the name's owner, by its pidfd (never a recycled pid).
+ * ferryd's own privilege is lent only where the name's policy or the system policy
+ * grants a signal right; otherwise the caller must be able to connect and kill(2)'s rule
+ * must let it signal the owner itself. */
 static int do_kill(broker *b, conn *c, ferry__br *r)
 {
     char nm[256];
@@ -597,10 +663,18 @@ static int do_kill(broker *b, conn *c, ferry__br *r)
     if (ferry__br_end(r) < 0) return -EBADMSG;
     if (ferry__name_valid(nm) < 0 || sig == 0 || sig > 64) return -EINVAL;
     name *n = name_find(b, nm);
-    if (!n || !visible(n, &c->id, FERRY__SEE)) return -ENOENT;
-    if (!visible(n, &c->id, FERRY__CONNECT)) return -EACCES;
-    if (!n->owner->proc) return -ESRCH; /* no pidfd: its death is under way or unknowable */
-    if (syscall(SYS_pidfd_send_signal, n->owner->proc->pidfd, (int)sig, NULL, 0) < 0) return -errno;
+    /* Grants are for the unprivileged: root's stamp grants everything, but whether a
+     * process stamped root may still signal is for kill(2)'s rule to say (it may have
+     * dropped its privilege since it connected). */
+    int unpriv = c->id.uid != 0;
+    int sys = n && unpriv && ferry__sysconf_may_signal(b->sys, nm, &c->id);
+    if (!n || (!sys && !visible(n, &c->id, FERRY__SEE))) return -ENOENT;
+    proc *t = n->owner->proc;
+    int granted = sys || (unpriv && visible(n, &c->id, FERRY__SIGNAL));
+    if (!granted && !visible(n, &c->id, FERRY__CONNECT)) return -EACCES;
+    if (!t) return -ESRCH; /* no pidfd: its death is under way or unknowable */
+    if (!granted && !kill_rule_allows(c, t)) return -EPERM;
+    if (syscall(SYS_pidfd_send_signal, t->pidfd, (int)sig, NULL, 0) < 0) return -errno;
     return 0;
 }
 
