@@ -9,6 +9,25 @@
  * one fd in flight, freed when the server says ACCEPTED or goes away).
  * Death: a server's names are freed when its connection hangs up or when its process
  * exits (its pidfd polls readable) — whichever comes first; watchers hear at once.
+ *
+ * Resources (DESIGN §8, "ferryd's privilege is never lent"):
+ *  - Every descriptor ferryd holds for a client is charged to a uid's used.fds: its
+ *    connections, the pidfd of a name-owning process (to the uid of the connection that
+ *    opened it), published objects, descriptors in queued packets, introductions in
+ *    flight (to the asker). Their sum is checked against a budget taken from
+ *    RLIMIT_NOFILE at start (ferryd.c raises it to the hard limit), less what ferryd
+ *    itself has open and a little slack; new connections leave a reserve for existing
+ *    clients, other uids leave one for root. With no room for a new connection, or on
+ *    EMFILE/ENFILE, the listener leaves the epoll set until a connection is freed or the
+ *    next tick (250 ms): never a busy loop.
+ *  - Packets queued for a connection are charged to whoever caused them: its own replies,
+ *    events and LOST notices to its uid (past its quota or the connection's bound, which
+ *    holds for root too, it is dropped); an introduction to the asker, within a fair
+ *    share of the server's foreign budget (past it the asker gets -EDQUOT; the server is
+ *    never dropped for what others ask of it).
+ *  - uid records are freed once they hold nothing; what clients can make ferryd log is
+ *    rate-limited (rlogf).
+ *  - Signals (do_kill) follow kill(2)'s rule for the caller unless a policy grants them.
  */
 #define _GNU_SOURCE /* SO_PEERCRED, struct ucred, accept4, SOCK_CLOEXEC */
 #include "server.h"
@@ -438,9 +457,9 @@ static int enqueue(broker *b, conn *c, uidrec *payer, int64_t op, uint64_t seq, 
 }
 
 /* Send a packet to c, or queue it, charged to c's uid (its replies, its events, the news
- * that it lost a name): within its uid's quotas and the connection's bound (which holds
- * for root too). fd (may be -1) is always consumed. A connection that cannot take it
- * does not read what it is sent, and is dropped. */
+ * that it lost a name): within its uid's quotas, the connection's bound (which holds
+ * for root too) and, for a descriptor, ferryd's fd budget. fd (may be -1) is always consumed. A
+ * connection that cannot take it does not read what it is sent, and is dropped. */
 static void emit(broker *b, conn *c, int64_t op, uint64_t seq, const ferry__bw *w, int fd)
 {
     if (c->dropping) goto out;
@@ -452,7 +471,8 @@ static void emit(broker *b, conn *c, int64_t op, uint64_t seq, const ferry__bw *
             goto out;
         }
     }
-    if (c->oqbytes + w->len > CONN_QBYTES || (fd >= 0 && c->oqfds + 1 > CONN_QFDS) ||
+    if (c->oqbytes + w->len > CONN_QBYTES ||
+        (fd >= 0 && (c->oqfds + 1 > CONN_QFDS || !fd_room(b, c->u, 0, 1))) ||
         !QUOTA_OK(b, c->u, bytes, w->len) || (fd >= 0 && !QUOTA_OK(b, c->u, fds, 1))) {
         drop(b, c, "does not read what it is sent (bytes quota)");
         goto out;
