@@ -297,16 +297,22 @@ static void budget_init(broker *b)
     b->fd_res_root = b->fd_res_existing;
 }
 
-/* May a connection of u (newconn: one being accepted) make ferryd hold n more
+/* May a connection of uid (newconn: one being accepted) make ferryd hold n more
  * descriptors? New connections leave the existing clients' reserve alone, other uids
- * leave root's. Logs (rate-limited) a refusal. */
-static int fd_room(broker *b, const uidrec *u, int newconn, uint64_t n)
+ * leave root's. 1 or 0. */
+static int fd_fits(const broker *b, uid_t uid, int newconn, uint64_t n)
 {
     uint64_t lim = b->fd_avail, keep = 0;
     if (newconn) keep += b->fd_res_existing;
-    if (u->uid != 0) keep += b->fd_res_root;
+    if (uid != 0) keep += b->fd_res_root;
     lim = lim > keep ? lim - keep : 0;
-    if (fds_held(b) + n <= lim) return 1;
+    return fds_held(b) + n <= lim;
+}
+
+/* fd_fits for a connection of u; logs (rate-limited) a refusal. */
+static int fd_room(broker *b, const uidrec *u, int newconn, uint64_t n)
+{
+    if (fd_fits(b, u->uid, newconn, n)) return 1;
     rlogf(b, "fd budget: refused %llu more for uid %u (%s; %llu held of %llu)",
           (unsigned long long)n, (unsigned)u->uid, newconn ? "a new connection" : "a request",
           (unsigned long long)fds_held(b), (unsigned long long)b->fd_avail);
@@ -1093,12 +1099,14 @@ static int peer_ident(int fd, ferry__ident *id)
 /* Stop polling the listener (no room for any new connection, or the kernel said
  * EMFILE/ENFILE): connections wait in its backlog instead of making ferryd spin. It is
  * polled again once a connection was freed, or at the next tick. */
-static void listen_pause(broker *b)
+static void listen_pause(broker *b, const char *why)
 {
     if (b->lpaused) return;
     if (epoll_ctl(b->ep, EPOLL_CTL_DEL, b->cfg->listen_fd, NULL) < 0) return;
     b->lpaused = 1;
     b->freed = 0;
+    rlogf(b, "not accepting connections for now: %s (%llu fds held of %llu)", why,
+          (unsigned long long)fds_held(b), (unsigned long long)b->fd_avail);
 }
 
 static void listen_resume(broker *b)
@@ -1122,10 +1130,9 @@ static void on_accept(broker *b)
     /* A bounded number per round, then the requests of those already connected get their
      * turn (the listening socket stays ready): a uid that connects without pause (and is
      * refused each time) must not keep ferryd in this loop. */
-    static const uidrec root = {.uid = 0};
     for (int k = 0; k < 64; k++) {
-        if (!fd_room(b, &root, 1, 1)) { /* not even root could come in now */
-            listen_pause(b);
+        if (!fd_fits(b, 0, 1, 1)) { /* not even root could come in now */
+            listen_pause(b, "the fd budget is full");
             return;
         }
         int fd = accept4(b->cfg->listen_fd, NULL, NULL, SOCK_CLOEXEC | SOCK_NONBLOCK);
@@ -1134,7 +1141,7 @@ static void on_accept(broker *b)
             if (errno == EAGAIN) return;
             rlogf(b, "accept: %s", strerror(errno));
             if (errno == EMFILE || errno == ENFILE || errno == ENOBUFS || errno == ENOMEM)
-                listen_pause(b);
+                listen_pause(b, strerror(errno));
             return;
         }
         ferry__ident id = {0};

@@ -156,7 +156,7 @@ static void test_root_never_reads(void)
            "socket); ferryd RSS %ld -> %ld kB\n",
            rounds, got, rss0, rss);
     CHECK(rounds < 8000);
-    CHECK(rss - rss0 < 8 * 1024);
+    CHECK(rss - rss0 < 16 * 1024); /* the queue's bound is 1 MiB (ASan's quarantine adds) */
 }
 
 int main(void)
