@@ -399,7 +399,9 @@ int ferry_register(const char *name, const ferry_policy *policy, const ferry_cha
  * the server to accept. The caller owns *out.
  * Errors: those above, -EPIPE (the server died before accepting, or cannot make a
  * channel of that kind with its options: a unix channel has only FERRY_CAP_RING),
- * -EPROTOTYPE (the name is a published object, not a server).
+ * -EPROTOTYPE (the name is a published object, not a server), -EDQUOT (also: the server
+ * is slow, and the introductions this uid asked for that wait for it in ferryd already
+ * hold its fair share of the server's queue there).
  */
 int ferry_connect(const char *name, int kind, const ferry_chan_opts *opts, ferry_chan **out,
                   int64_t timeout_ns);
