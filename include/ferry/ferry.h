@@ -347,6 +347,12 @@ int ferry_chan_peer(const ferry_chan *ch, ferry_cred *out);
 /* Name policy flags. */
 #define FERRY_TAKEOVER (1u << 0) /* a later ferry_register by the same uid (or root) takes
                                     the name over; without it the name is -EEXIST */
+/* Signal rights (ferry_kill), all off by default: without one, ferry_kill does only what
+ * the caller's own kill(2) could do to the owner. Each lets a class of callers that may
+ * see the name signal its owner beyond that. */
+#define FERRY_SIGNAL_GROUP   (1u << 1) /* members of the policy's group */
+#define FERRY_SIGNAL_ALLOWED (1u << 2) /* the uids and groups in allow_uids / allow_gids */
+#define FERRY_SIGNAL_ANYONE  (1u << 3) /* anyone who may see the name */
 
 #define FERRY_POLICY_MAX_IDS 16
 
@@ -361,7 +367,7 @@ int ferry_chan_peer(const ferry_chan *ch, ferry_cred *out);
 typedef struct ferry_policy {
     unsigned mode;
     gid_t gid;
-    uint32_t flags; /* FERRY_TAKEOVER */
+    uint32_t flags; /* FERRY_TAKEOVER, FERRY_SIGNAL_* */
     uint32_t n_uids, n_gids;
     uid_t allow_uids[FERRY_POLICY_MAX_IDS];
     gid_t allow_gids[FERRY_POLICY_MAX_IDS];
@@ -398,7 +404,9 @@ int ferry_register(const char *name, const ferry_policy *policy, const ferry_cha
  * the server to accept. The caller owns *out.
  * Errors: those above, -EPIPE (the server died before accepting, or cannot make a
  * channel of that kind with its options: a unix channel has only FERRY_CAP_RING),
- * -EPROTOTYPE (the name is a published object, not a server).
+ * -EPROTOTYPE (the name is a published object, not a server), -EDQUOT (also: the server
+ * is slow, and the introductions this uid asked for that wait for it in ferryd already
+ * hold its fair share of the server's queue there).
  */
 int ferry_connect(const char *name, int kind, const ferry_chan_opts *opts, ferry_chan **out,
                   int64_t timeout_ns);
@@ -655,11 +663,17 @@ void ferry_event_close(ferry_event *e);
 int ferry_signal_fd(uint64_t mask);
 
 /*
- * ferry_kill — send signal sig to the process that owns name (a ferry_register or
- * ferry_publish name), if its policy lets the caller connect. ferryd sends it (by the
- * owner's pidfd, so never to a recycled pid); the receiver sees ferryd as the sender
- * (ssi_pid). Errors: -ENOENT, -EACCES, -EINVAL (sig),
- * -ESRCH (the owner is exiting), and the broker errors.
+ * ferry_kill — send signal sig (1..64) to the process that owns name (a ferry_register
+ * or ferry_publish name). ferryd never lends its own privilege: the signal is sent when
+ * the name's policy grants the caller a signal right (FERRY_SIGNAL_*, or a `signal` rule
+ * of the system policy file), or else when the caller may connect to the name and its
+ * own kill(2) would be allowed to signal the owner (its real or effective uid is the
+ * owner's real or saved uid, or it holds CAP_KILL in ferryd's user namespace; root
+ * may). ferryd sends it (by the owner's pidfd, so never to a recycled pid); the receiver
+ * sees ferryd as the sender (ssi_pid). Errors: -ENOENT (no such name, or one the caller
+ * may not see), -EACCES (the caller may see the name but neither connect nor signal),
+ * -EPERM (no signal right, and kill(2)'s rule refuses: what the caller's own kill would
+ * say), -EINVAL (sig), -ESRCH (the owner is exiting), and the broker errors.
  */
 int ferry_kill(const char *name, int sig, int64_t timeout_ns);
 

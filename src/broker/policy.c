@@ -1,9 +1,10 @@
 /*
  * policy.c — ferryd's rules (see policy.h): valid names and watch patterns, a name's
  * ferry_policy (who may see / connect to it), and the system policy file (who may own
- * which names, the quotas of each uid). The file is parsed once into a ferry__sysconf:
- * `own` rules (pattern, its rank, and the WHOs, user and group names resolved at load)
- * and quotas (a general set, and per-uid overrides with a mask of the kinds they set).
+ * which names, who may signal whose, the quotas of each uid). The file is parsed once
+ * into a ferry__sysconf: `own` and `signal` rules (pattern, its rank, and the WHOs, user
+ * and group names resolved at load) and quotas (a general set, and per-uid overrides
+ * with a mask of the kinds they set).
  *
  * _POSIX_C_SOURCE (not _GNU_SOURCE): -std=c11 hides getpwnam_r, getgrnam_r, fdopen,
  * strdup and O_CLOEXEC otherwise.
@@ -100,25 +101,41 @@ int ferry__ident_in_group(const ferry__ident *who, gid_t gid)
 int ferry__policy_valid(const ferry_policy *p)
 {
     if (!p || p->mode > 0777 || p->n_uids > FERRY_POLICY_MAX_IDS ||
-        p->n_gids > FERRY_POLICY_MAX_IDS || (p->flags & ~(uint32_t)FERRY_TAKEOVER) != 0)
+        p->n_gids > FERRY_POLICY_MAX_IDS ||
+        (p->flags & ~(uint32_t)(FERRY_TAKEOVER | FERRY_SIGNAL_GROUP | FERRY_SIGNAL_ALLOWED |
+                                FERRY_SIGNAL_ANYONE)) != 0)
         return -EINVAL;
     return 0;
 }
 
-int ferry__policy_allows(const ferry_policy *p, uid_t owner_uid, gid_t owner_gid,
-                         const ferry__ident *who, unsigned right)
+/* Is who in p's allow_uids, or a member of one of its allow_gids? */
+static int in_allow_lists(const ferry_policy *p, const ferry__ident *who)
 {
-    if (!p || !who || (right != FERRY__SEE && right != FERRY__CONNECT)) return 0;
-    if (who->uid == 0) return 1;
     uint32_t nu = p->n_uids < FERRY_POLICY_MAX_IDS ? p->n_uids : FERRY_POLICY_MAX_IDS;
     uint32_t ng = p->n_gids < FERRY_POLICY_MAX_IDS ? p->n_gids : FERRY_POLICY_MAX_IDS;
     for (uint32_t i = 0; i < nu; i++)
         if (p->allow_uids[i] == who->uid) return 1;
     for (uint32_t i = 0; i < ng; i++)
         if (ferry__ident_in_group(who, p->allow_gids[i])) return 1;
+    return 0;
+}
+
+int ferry__policy_allows(const ferry_policy *p, uid_t owner_uid, gid_t owner_gid,
+                         const ferry__ident *who, unsigned right)
+{
+    if (!p || !who) return 0;
+    if (right != FERRY__SEE && right != FERRY__CONNECT && right != FERRY__SIGNAL) return 0;
+    if (who->uid == 0) return 1;
+    gid_t group = p->gid == (gid_t)-1 ? owner_gid : p->gid;
+    if (right == FERRY__SIGNAL) { /* explicit grants only, to those who may see the name */
+        if (!ferry__policy_allows(p, owner_uid, owner_gid, who, FERRY__SEE)) return 0;
+        if (p->flags & FERRY_SIGNAL_ANYONE) return 1;
+        if ((p->flags & FERRY_SIGNAL_GROUP) && ferry__ident_in_group(who, group)) return 1;
+        return (p->flags & FERRY_SIGNAL_ALLOWED) && in_allow_lists(p, who);
+    }
+    if (in_allow_lists(p, who)) return 1;
 
     /* One class, as for a file: the owner's bits, else the group's, else the others'. */
-    gid_t group = p->gid == (gid_t)-1 ? owner_gid : p->gid;
     unsigned bits;
     if (who->uid == owner_uid)
         bits = p->mode >> 6;
@@ -159,9 +176,14 @@ typedef struct uid_quota {
     uint64_t v[Q_N];
 } uid_quota;
 
-struct ferry__sysconf {
+/* A list of own (or signal) rules. */
+typedef struct rule_set {
     own_rule *rules;
     size_t nrules, caprules;
+} rule_set;
+
+struct ferry__sysconf {
+    rule_set own, sig;
     uint64_t general[Q_N];
     uid_quota *quotas;
     size_t nquotas, capquotas;
@@ -192,11 +214,14 @@ int ferry__sysconf_default(ferry__sysconf **out)
 void ferry__sysconf_free(ferry__sysconf *c)
 {
     if (!c) return;
-    for (size_t i = 0; i < c->nrules; i++) {
-        free(c->rules[i].pat);
-        free(c->rules[i].who);
+    rule_set *sets[2] = {&c->own, &c->sig};
+    for (int k = 0; k < 2; k++) {
+        for (size_t i = 0; i < sets[k]->nrules; i++) {
+            free(sets[k]->rules[i].pat);
+            free(sets[k]->rules[i].who);
+        }
+        free(sets[k]->rules);
     }
-    free(c->rules);
     free(c->quotas);
     free(c);
 }
@@ -320,12 +345,13 @@ static int parse_who(parse_ctx *x, const char *w, int user_only, who_spec *out)
     return rc;
 }
 
-/* "own PATTERN WHO..." (rest: after the keyword). */
-static int parse_own(parse_ctx *x, ferry__sysconf *c, char *rest)
+/* "own PATTERN WHO..." or "signal PATTERN WHO..." (kw; rest: after the keyword), into
+ * set. */
+static int parse_own(parse_ctx *x, rule_set *set, const char *kw, char *rest)
 {
     char *pat = next_word(&rest);
-    if (!pat) return syntax(x, "own: missing pattern");
-    if (ferry__pattern_valid(pat) != 0) return syntax(x, "own: bad pattern '%s'", pat);
+    if (!pat) return syntax(x, "%s: missing pattern", kw);
+    if (ferry__pattern_valid(pat) != 0) return syntax(x, "%s: bad pattern '%s'", kw, pat);
     size_t n = strlen(pat), cap = 0;
     own_rule r = {.rank = strcmp(pat, "*") == 0 ? 1 : is_prefix(pat, n) ? 1 + n : SIZE_MAX};
     int rc = 0;
@@ -339,17 +365,17 @@ static int parse_own(parse_ctx *x, ferry__sysconf *c, char *rest)
         if ((rc = parse_who(x, w, 0, &r.who[r.nwho])) != 0) goto fail;
     }
     if (r.nwho == 0) {
-        rc = syntax(x, "own: missing WHO after '%s'", pat);
+        rc = syntax(x, "%s: missing WHO after '%s'", kw, pat);
         goto fail;
     }
-    own_rule *rules = grow(c->rules, &c->caprules, c->nrules, sizeof *rules);
+    own_rule *rules = grow(set->rules, &set->caprules, set->nrules, sizeof *rules);
     if (!rules || !(r.pat = strdup(pat))) {
         rc = -ENOMEM;
-        if (rules) c->rules = rules;
+        if (rules) set->rules = rules;
         goto fail;
     }
-    c->rules = rules;
-    c->rules[c->nrules++] = r;
+    set->rules = rules;
+    set->rules[set->nrules++] = r;
     return 0;
 fail:
     free(r.who);
@@ -394,7 +420,8 @@ static int parse_line(parse_ctx *x, ferry__sysconf *c, char *line)
     if (hash) *hash = '\0';
     char *rest = line, *kw = next_word(&rest);
     if (!kw) return 0;
-    if (strcmp(kw, "own") == 0) return parse_own(x, c, rest);
+    if (strcmp(kw, "own") == 0) return parse_own(x, &c->own, kw, rest);
+    if (strcmp(kw, "signal") == 0) return parse_own(x, &c->sig, kw, rest);
     if (strcmp(kw, "quota") == 0) return parse_quota(x, c, rest);
     return syntax(x, "unknown keyword '%s'", kw);
 }
@@ -461,19 +488,33 @@ static int rule_has(const own_rule *r, const ferry__ident *who)
     return 0;
 }
 
-int ferry__sysconf_may_own(const ferry__sysconf *c, const char *name, const ferry__ident *who)
+/* The most specific rules of set matching name: 1 if they grant who, 0 if not, -1 if no
+ * rule matches. */
+static int rules_decide(const rule_set *set, const char *name, const ferry__ident *who)
 {
-    if (!who || ferry__name_valid(name) != 0) return 0;
-    if (who->uid == 0 || !c) return 1;
     size_t best = 0; /* the rank of the most specific matching rule so far */
     int ok = 0;
-    for (size_t i = 0; i < c->nrules; i++) {
-        const own_rule *r = &c->rules[i];
+    for (size_t i = 0; i < set->nrules; i++) {
+        const own_rule *r = &set->rules[i];
         if (r->rank < best || !ferry__pattern_match(r->pat, name)) continue;
         if (r->rank > best) best = r->rank, ok = 0;
         if (!ok) ok = rule_has(r, who); /* equal ranks: the same pattern, lines add up */
     }
-    return best == 0 ? 1 : ok;
+    return best == 0 ? -1 : ok;
+}
+
+int ferry__sysconf_may_own(const ferry__sysconf *c, const char *name, const ferry__ident *who)
+{
+    if (!who || ferry__name_valid(name) != 0) return 0;
+    if (who->uid == 0 || !c) return 1;
+    return rules_decide(&c->own, name, who) != 0; /* no rule: anyone */
+}
+
+int ferry__sysconf_may_signal(const ferry__sysconf *c, const char *name, const ferry__ident *who)
+{
+    if (!who || ferry__name_valid(name) != 0) return 0;
+    if (who->uid == 0) return 1;
+    return c && rules_decide(&c->sig, name, who) == 1; /* no rule: nobody */
 }
 
 void ferry__sysconf_quota(const ferry__sysconf *c, uid_t uid, ferry__quota *out)

@@ -13,6 +13,9 @@
  * a comment to the end of the line, words separated by blanks (spaces, tabs; '\r' too):
  *   own PATTERN WHO...          who may own names matching PATTERN
  *   quota KIND N [WHO]          a quota for every uid, or for one uid when WHO is given
+ *   signal PATTERN WHO...       who may signal (ferry_kill) the owners of names matching
+ *                               PATTERN, whatever the name's policy says (an explicit
+ *                               grant: ferryd then sends with its own privilege)
  * PATTERN is a name ("org.example.echo": that name only), a prefix of whole parts ending
  * in ".*" ("org.example.*": every name below org.example, not org.example itself), or
  * "*" (every name). WHO is a uid number, a user name, "@" and a gid number or group
@@ -20,7 +23,9 @@
  * when the file is loaded (an unknown one is an error). The most specific matching `own`
  * rule decides (an exact name beats any prefix, a longer prefix beats a shorter one, "*"
  * is last); several lines with the same pattern add up (any of their WHOs may own); a
- * name no rule matches may be owned by anyone. KIND is one of names, conns, pending,
+ * name no rule matches may be owned by anyone. `signal` rules are chosen the same way
+ * (the most specific matching pattern decides, lines with one pattern add up), but a name
+ * no signal rule matches grants nobody anything. KIND is one of names, conns, pending,
  * fds, bytes; N is a decimal u64 (digits only); the WHO of a quota is a uid or user name
  * only (not a group, not "*": leave WHO out for everyone). A uid's quota lines override
  * the general ones kind by kind; of two lines for the same kind and uid (or both
@@ -69,16 +74,22 @@ int ferry__pattern_match(const char *pat, const char *name);
 /* Rights in ferry_policy.mode, per class (owner 0700, group 0070, other 0007). */
 #define FERRY__SEE     4u
 #define FERRY__CONNECT 2u
+/* Not a mode bit: the signal right of a name, from its policy's FERRY_SIGNAL_* flags. */
+#define FERRY__SIGNAL 1u
 
 /* 0 if p is acceptable from a server (mode <= 0777, n_uids/n_gids <= the maximum, no
  * unknown flags), else -EINVAL. */
 int ferry__policy_valid(const ferry_policy *p);
 
 /* Does policy p of a name owned by owner_uid (whose group is p->gid, or owner_gid when
- * p->gid is (gid_t)-1) grant `right` (FERRY__SEE or FERRY__CONNECT) to who? CONNECT
- * implies SEE. allow lists grant both. root is always granted. As for a file, one class
- * counts: the owner's bits for the owner uid, else the group's for a member, else the
- * others' (mode 0066 denies the owner). Any other `right`, or a NULL: 0. 1 or 0. */
+ * p->gid is (gid_t)-1) grant `right` (FERRY__SEE, FERRY__CONNECT or FERRY__SIGNAL) to
+ * who? CONNECT implies SEE. allow lists grant both. root is always granted. As for a
+ * file, one class counts: the owner's bits for the owner uid, else the group's for a
+ * member, else the others' (mode 0066 denies the owner). FERRY__SIGNAL is granted only
+ * explicitly, and only with SEE: FERRY_SIGNAL_ANYONE to everyone, FERRY_SIGNAL_GROUP to
+ * the group's members, FERRY_SIGNAL_ALLOWED to the allow lists (the mode grants no
+ * signal, not even to the owner: the owner's uid passes kill(2)'s rule by itself).
+ * Any other `right`, or a NULL: 0. 1 or 0. */
 int ferry__policy_allows(const ferry_policy *p, uid_t owner_uid, gid_t owner_gid,
                          const ferry__ident *who, unsigned right);
 
@@ -87,8 +98,11 @@ typedef struct ferry__quota {
     uint64_t names;   /* names owned */
     uint64_t conns;   /* connections to ferryd open at once */
     uint64_t pending; /* introductions asked for and not yet accepted by the server */
-    uint64_t fds;     /* descriptors ferryd holds or has in flight for the uid */
-    uint64_t bytes;   /* bytes queued in ferryd for the uid's connections */
+    uint64_t fds;     /* descriptors ferryd holds or has in flight for the uid (its
+                         connections, its name-owning processes' pidfds, its published
+                         objects, queued descriptors, its introductions in flight) */
+    uint64_t bytes;   /* bytes queued in ferryd for the uid's connections, and of the
+                         introductions it asked for that wait for a slow server */
 } ferry__quota;
 
 typedef struct ferry__sysconf ferry__sysconf;
@@ -109,6 +123,10 @@ void ferry__sysconf_free(ferry__sysconf *c);
 /* May who own name under the system policy? 1 or 0. root: always 1. An invalid name:
  * 0 (even for root). c NULL: the defaults (anyone). */
 int ferry__sysconf_may_own(const ferry__sysconf *c, const char *name, const ferry__ident *who);
+
+/* Does the system policy grant who the right to signal the owner of name (a `signal`
+ * rule)? 1 or 0. root: 1. An invalid name, or c NULL (the defaults): 0. */
+int ferry__sysconf_may_signal(const ferry__sysconf *c, const char *name, const ferry__ident *who);
 
 /* The quota of uid (its own lines, else the general ones, else the defaults). root gets
  * UINT64_MAX everywhere. */

@@ -9,6 +9,25 @@
  * one fd in flight, freed when the server says ACCEPTED or goes away).
  * Death: a server's names are freed when its connection hangs up or when its process
  * exits (its pidfd polls readable) — whichever comes first; watchers hear at once.
+ *
+ * Resources (DESIGN §8, "ferryd's privilege is never lent"):
+ *  - Every descriptor ferryd holds for a client is charged to a uid's used.fds: its
+ *    connections, the pidfd of a name-owning process (to the uid of the connection that
+ *    opened it), published objects, descriptors in queued packets, introductions in
+ *    flight (to the asker). Their sum is checked against a budget taken from
+ *    RLIMIT_NOFILE at start (ferryd.c raises it to the hard limit), less what ferryd
+ *    itself has open and a little slack; new connections leave a reserve for existing
+ *    clients, other uids leave one for root. With no room for a new connection, or on
+ *    EMFILE/ENFILE, the listener leaves the epoll set until a connection is freed or the
+ *    next tick (250 ms): never a busy loop.
+ *  - Packets queued for a connection are charged to whoever caused them: its own replies,
+ *    events and LOST notices to its uid (past its quota or the connection's bound, which
+ *    holds for root too, it is dropped); an introduction to the asker, within a fair
+ *    share of the server's foreign budget (past it the asker gets -EDQUOT; the server is
+ *    never dropped for what others ask of it).
+ *  - uid records are freed once they hold nothing; what clients can make ferryd log is
+ *    rate-limited (rlogf).
+ *  - Signals (do_kill) follow kill(2)'s rule for the caller unless a policy grants them.
  */
 #define _GNU_SOURCE /* SO_PEERCRED, struct ucred, accept4, SOCK_CLOEXEC */
 #include "server.h"
@@ -23,12 +42,15 @@
 #include <signal.h>
 #include <stdarg.h>
 #include <stddef.h>
+#include <dirent.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <sys/epoll.h>
+#include <sys/resource.h>
 #include <sys/signalfd.h>
 #include <sys/socket.h>
+#include <sys/stat.h>
 #include <sys/syscall.h>
 #include <sys/timerfd.h>
 #include <unistd.h>
@@ -38,6 +60,9 @@
 #endif
 
 enum { T_LISTEN, T_SIGNAL, T_TIMER, T_CONN, T_PIDFD };
+
+#define FD_SLACK       16u /* descriptors ferryd opens for a moment, kept out of the budget */
+#define FD_RESERVE_MIN 16u /* the least of each reserve of the budget */
 
 typedef struct tag {
     int kind;
@@ -52,6 +77,7 @@ typedef struct uidrec {
 
 typedef struct outpkt { /* a packet waiting for room in a client's socket */
     struct outpkt *next;
+    uidrec *payer; /* charged for it: NULL, the receiver's uid; else the sender's */
     int64_t op;
     uint64_t seq;
     int fd;
@@ -69,8 +95,25 @@ typedef struct proc { /* a process that owns names: its pidfd, shared by its con
     struct proc *next;
     pid_t pid;
     int pidfd;
-    int refs; /* connections watching it */
+    int refs;  /* connections watching it */
+    uidrec *u; /* charged one fd for the pidfd: the uid of the connection that opened it */
 } proc;
+
+/* What one sender has queued on a receiving connection (introductions to a slow server):
+ * its share of the connection's foreign budget. */
+typedef struct share {
+    struct share *next;
+    uidrec *actor;
+    uint64_t bytes, fds;
+} share;
+
+/* Bounds of one connection's queue in ferryd, whatever its uid's quota says (root's is
+ * unlimited): all packets, and those other uids caused (introductions), of which each
+ * sender may hold a fair share only. */
+#define CONN_QBYTES    (1u << 20)
+#define CONN_QFDS      256u
+#define FOREIGN_QBYTES (256u << 10)
+#define FOREIGN_QFDS   128u
 
 typedef struct conn {
     tag t; /* T_CONN */
@@ -85,7 +128,9 @@ typedef struct conn {
     intro *intros;
     size_t nintros, capintros;
     outpkt *oq, **oqtail;
-    size_t oqbytes;
+    size_t oqbytes, oqfds; /* queued in all */
+    size_t fbytes, ffds;   /* of which other uids' (shares) */
+    share *shares;         /* per sender; a sender with nothing queued has no entry */
     int out_armed;
     int dropping; /* marked to be closed at the end of this round */
 } conn;
@@ -113,16 +158,59 @@ typedef struct broker {
     uint64_t next_intro;
     int64_t idle_since; /* when the last connection closed (0: some are open) */
     int stop;
+    /* The fd budget: descriptors ferryd may hold for its clients (every one is charged
+     * to a uid's used.fds; the sum is what is held), and the reserves kept from new
+     * connections (existing clients') and from other uids (root's). */
+    uint64_t fd_avail, fd_res_existing, fd_res_root;
+    int lpaused;      /* the listener is out of the epoll set (no room, or EMFILE) */
+    int freed;        /* a connection was freed since the listener was paused */
+    int64_t rl_start; /* rate limit of the log: this window's start, lines, dropped */
+    unsigned rl_lines;
+    uint64_t rl_dropped;
 } broker;
 
+static void vlog(const char *fmt, va_list ap)
+{
+    fputs("ferryd: ", stderr);
+    vfprintf(stderr, fmt, ap);
+    fputc('\n', stderr);
+}
+
+/* Log what happens rarely or on purpose (start-up, reload): not rate-limited. */
 static void logf_(const char *fmt, ...) __attribute__((format(printf, 1, 2)));
 static void logf_(const char *fmt, ...)
 {
     va_list ap;
     va_start(ap, fmt);
-    fputs("ferryd: ", stderr);
-    vfprintf(stderr, fmt, ap);
-    fputc('\n', stderr);
+    vlog(fmt, ap);
+    va_end(ap);
+}
+
+/* Log what clients can cause (quota hits, an exhausted budget, accept errors): at most
+ * RL_LINES lines per RL_WINDOW_NS, then one line saying how many were left out. */
+#define RL_LINES     10u
+#define RL_WINDOW_NS (10 * 1000000000LL)
+static void rlogf(broker *b, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
+static void rlogf(broker *b, const char *fmt, ...)
+{
+    int64_t now = ferry__now_ns();
+    if (now - b->rl_start >= RL_WINDOW_NS) {
+        if (b->rl_dropped)
+            logf_("%llu more messages were not logged (at most %u per %llds)",
+                  (unsigned long long)b->rl_dropped, RL_LINES,
+                  (long long)(RL_WINDOW_NS / 1000000000));
+        b->rl_start = now;
+        b->rl_lines = 0;
+        b->rl_dropped = 0;
+    }
+    if (b->rl_lines >= RL_LINES) {
+        b->rl_dropped++;
+        return;
+    }
+    b->rl_lines++;
+    va_list ap;
+    va_start(ap, fmt);
+    vlog(fmt, ap);
     va_end(ap);
 }
 
@@ -150,12 +238,86 @@ static int quota_ok(broker *b, uidrec *u, size_t off, uint64_t more, const char 
     if (used + more <= lim) return 1;
     if (!u->logged) {
         u->logged = 1;
-        logf_("uid %u is over its %s quota (%llu); further hits are not logged", (unsigned)u->uid,
-              what, (unsigned long long)lim);
+        rlogf(b, "uid %u is over its %s quota (%llu); further hits are not logged",
+              (unsigned)u->uid, what, (unsigned long long)lim);
     }
     return 0;
 }
 #define QUOTA_OK(b, u, field, more) quota_ok(b, u, offsetof(ferry__quota, field), more, #field)
+
+/* Free the usage records of uids that hold nothing (nothing points at a record whose
+ * counters are all 0: a connection holds conns, an introduction pending, a queued packet
+ * bytes, a pidfd fds). */
+static void uid_sweep(broker *b)
+{
+    for (uidrec **l = &b->uids; *l;) {
+        uidrec *u = *l;
+        if (!u->used.names && !u->used.conns && !u->used.pending && !u->used.fds &&
+            !u->used.bytes) {
+            *l = u->next;
+            free(u);
+        } else {
+            l = &u->next;
+        }
+    }
+}
+
+/* ------------------------------------------------------------------ the fd budget */
+
+/* Descriptors ferryd holds for its clients now: every one is charged to a uid. */
+static uint64_t fds_held(const broker *b)
+{
+    uint64_t n = 0;
+    for (const uidrec *u = b->uids; u; u = u->next) n += u->used.fds;
+    return n;
+}
+
+/* Set the budget from the fd limit (after ferryd.c raised it) and what is open now. */
+static void budget_init(broker *b)
+{
+    struct rlimit rl;
+    uint64_t lim = 1024;
+    if (getrlimit(RLIMIT_NOFILE, &rl) == 0)
+        lim = rl.rlim_cur == RLIM_INFINITY || rl.rlim_cur > (1u << 20) ? (1u << 20) : rl.rlim_cur;
+    /* What ferryd itself has open (stdio, the listener, epoll, timer, signalfd, lock),
+     * and room for the few it opens for a moment (accept4 before it knows who, the
+     * socket pair of an introduction, a pidfd to read a caller's credentials). */
+    uint64_t base = 0;
+    DIR *d = opendir("/proc/self/fd");
+    if (d) {
+        for (struct dirent *e; (e = readdir(d)) != NULL;)
+            if (e->d_name[0] != '.') base++;
+        closedir(d);
+    } else {
+        base = 16;
+    }
+    base += FD_SLACK;
+    b->fd_avail = lim > base ? lim - base : 0;
+    b->fd_res_existing = b->fd_avail / 16 > FD_RESERVE_MIN ? b->fd_avail / 16 : FD_RESERVE_MIN;
+    b->fd_res_root = b->fd_res_existing;
+}
+
+/* May a connection of uid (newconn: one being accepted) make ferryd hold n more
+ * descriptors? New connections leave the existing clients' reserve alone, other uids
+ * leave root's. 1 or 0. */
+static int fd_fits(const broker *b, uid_t uid, int newconn, uint64_t n)
+{
+    uint64_t lim = b->fd_avail, keep = 0;
+    if (newconn) keep += b->fd_res_existing;
+    if (uid != 0) keep += b->fd_res_root;
+    lim = lim > keep ? lim - keep : 0;
+    return fds_held(b) + n <= lim;
+}
+
+/* fd_fits for a connection of u; logs (rate-limited) a refusal. */
+static int fd_room(broker *b, const uidrec *u, int newconn, uint64_t n)
+{
+    if (fd_fits(b, u->uid, newconn, n)) return 1;
+    rlogf(b, "fd budget: refused %llu more for uid %u (%s; %llu held of %llu)",
+          (unsigned long long)n, (unsigned)u->uid, newconn ? "a new connection" : "a request",
+          (unsigned long long)fds_held(b), (unsigned long long)b->fd_avail);
+    return 0;
+}
 
 /* ------------------------------------------------------------------ names */
 
@@ -214,6 +376,49 @@ static int arm_out(broker *b, conn *c, int on)
     return 0;
 }
 
+static share *share_find(conn *c, const uidrec *actor)
+{
+    for (share *sh = c->shares; sh; sh = sh->next)
+        if (sh->actor == actor) return sh;
+    return NULL;
+}
+
+/* Take the first queued packet off c (sent, or c is going) and undo its charge: the
+ * receiver's uid for its own packets (bytes, and the fd it holds), the sender's for
+ * another uid's (bytes and its share; the fd of an introduction stays charged to the
+ * asker as in flight until the server accepts it or goes). */
+static void unqueue(conn *c)
+{
+    outpkt *p = c->oq;
+    c->oq = p->next;
+    if (!c->oq) c->oqtail = &c->oq;
+    c->oqbytes -= p->len;
+    if (p->fd >= 0) {
+        close(p->fd);
+        c->oqfds--;
+    }
+    if (p->payer) {
+        share **l = &c->shares;
+        while (*l && (*l)->actor != p->payer) l = &(*l)->next;
+        share *sh = *l; /* there: it holds at least this packet */
+        sh->bytes -= p->len;
+        c->fbytes -= p->len;
+        if (p->fd >= 0) {
+            sh->fds--;
+            c->ffds--;
+        }
+        if (!sh->bytes && !sh->fds) {
+            *l = sh->next;
+            free(sh);
+        }
+        p->payer->used.bytes -= p->len;
+    } else {
+        c->u->used.bytes -= p->len;
+        if (p->fd >= 0) c->u->used.fds--;
+    }
+    free(p);
+}
+
 /* Send what is queued, in order. */
 static void flush_out(broker *b, conn *c)
 {
@@ -225,21 +430,42 @@ static void flush_out(broker *b, conn *c)
             drop(b, c, "gone while sending");
             return;
         }
-        c->oq = p->next;
-        if (!c->oq) c->oqtail = &c->oq;
-        c->oqbytes -= p->len;
-        c->u->used.bytes -= p->len;
-        if (p->fd >= 0) {
-            close(p->fd);
-            c->u->used.fds--;
-        }
-        free(p);
+        unqueue(c);
     }
     if (arm_out(b, c, c->oq != NULL) < 0) drop(b, c, "epoll");
 }
 
-/* Send a packet to c, or queue it (within its uid's byte quota). fd (may be -1) is
- * always consumed. A connection that cannot take it is dropped. */
+/* Append a packet to c's queue, charged to payer (NULL: c's own uid). 0 or -ENOMEM. */
+static int enqueue(broker *b, conn *c, uidrec *payer, int64_t op, uint64_t seq, const ferry__bw *w,
+                   int fd)
+{
+    outpkt *p = malloc(sizeof *p + w->len);
+    if (!p) return -ENOMEM;
+    p->next = NULL;
+    p->payer = payer;
+    p->op = op;
+    p->seq = seq;
+    p->fd = fd;
+    p->len = w->len;
+    memcpy(p->data, w->p, w->len);
+    *c->oqtail = p;
+    c->oqtail = &p->next;
+    c->oqbytes += w->len;
+    if (fd >= 0) c->oqfds++;
+    if (payer) {
+        payer->used.bytes += w->len;
+    } else {
+        c->u->used.bytes += w->len;
+        if (fd >= 0) c->u->used.fds++;
+    }
+    if (arm_out(b, c, 1) < 0) drop(b, c, "epoll");
+    return 0;
+}
+
+/* Send a packet to c, or queue it, charged to c's uid (its replies, its events, the news
+ * that it lost a name): within its uid's quotas, the connection's bound (which holds
+ * for root too) and, for a descriptor, ferryd's fd budget. fd (may be -1) is always consumed. A
+ * connection that cannot take it does not read what it is sent, and is dropped. */
 static void emit(broker *b, conn *c, int64_t op, uint64_t seq, const ferry__bw *w, int fd)
 {
     if (c->dropping) goto out;
@@ -251,30 +477,79 @@ static void emit(broker *b, conn *c, int64_t op, uint64_t seq, const ferry__bw *
             goto out;
         }
     }
-    if (!QUOTA_OK(b, c->u, bytes, w->len) || (fd >= 0 && !QUOTA_OK(b, c->u, fds, 1))) {
+    if (c->oqbytes + w->len > CONN_QBYTES ||
+        (fd >= 0 && (c->oqfds + 1 > CONN_QFDS || !fd_room(b, c->u, 0, 1))) ||
+        !QUOTA_OK(b, c->u, bytes, w->len) || (fd >= 0 && !QUOTA_OK(b, c->u, fds, 1))) {
         drop(b, c, "does not read what it is sent (bytes quota)");
         goto out;
     }
-    outpkt *p = malloc(sizeof *p + w->len);
-    if (!p) {
+    if (enqueue(b, c, NULL, op, seq, w, fd) < 0) {
         drop(b, c, "out of memory");
         goto out;
     }
-    p->next = NULL;
-    p->op = op;
-    p->seq = seq;
-    p->fd = fd;
-    p->len = w->len;
-    memcpy(p->data, w->p, w->len);
-    *c->oqtail = p;
-    c->oqtail = &p->next;
-    c->oqbytes += w->len;
-    c->u->used.bytes += w->len;
-    if (fd >= 0) c->u->used.fds++;
-    if (arm_out(b, c, 1) < 0) drop(b, c, "epoll");
     return;
 out:
     if (fd >= 0) close(fd);
+}
+
+/* The fair share (dbus-broker's rule): of `remaining` units that `users` senders share
+ * (this one included), a sender holding `held` may take `more` when
+ * (users + 1) * (held + more) - held <= remaining — so one sender gets at most about
+ * half of what is left, and there is always some left for the next. */
+static int share_ok(uint64_t remaining, uint64_t users, uint64_t held, uint64_t more)
+{
+    uint64_t x;
+    if (__builtin_add_overflow(held, more, &x) || __builtin_mul_overflow(x, users + 1, &x))
+        return 0;
+    return x - held <= remaining;
+}
+
+/* Send a packet to c that actor (another uid) caused — an introduction — or queue it
+ * charged to actor: to its bytes quota, and within actor's fair share of c's foreign
+ * budget (the fd, when queued, is charged to actor already, as in flight). The receiver
+ * is never dropped for what others send it. 0 (fd consumed), -EDQUOT (actor's share or
+ * quota is full: nothing sent, fd not consumed), -EPIPE (c is gone: fd not consumed),
+ * -ENOMEM (fd not consumed). */
+static int emit_for(broker *b, conn *c, uidrec *actor, int64_t op, const ferry__bw *w, int fd)
+{
+    if (c->dropping) return -EPIPE;
+    if (!c->oq) {
+        int rc = ferry__bsend(c->fd, op, 0, w->p, w->len, fd);
+        if (rc == 0) {
+            if (fd >= 0) close(fd);
+            return 0;
+        }
+        if (rc != -EAGAIN) {
+            drop(b, c, "gone while sending");
+            return -EPIPE;
+        }
+    }
+    share *sh = share_find(c, actor);
+    uint64_t users = 1;
+    for (share *o = c->shares; o; o = o->next) users += o->actor != actor;
+    uint64_t held_b = sh ? sh->bytes : 0, held_f = sh ? sh->fds : 0, nf = fd >= 0;
+    if (c->oqbytes + w->len > CONN_QBYTES || c->oqfds + nf > CONN_QFDS ||
+        !share_ok(FOREIGN_QBYTES - c->fbytes, users, held_b, w->len) ||
+        !share_ok(FOREIGN_QFDS - c->ffds, users, held_f, nf) || !QUOTA_OK(b, actor, bytes, w->len))
+        return -EDQUOT;
+    if (!sh) {
+        if (!(sh = calloc(1, sizeof *sh))) return -ENOMEM;
+        sh->actor = actor;
+        sh->next = c->shares;
+        c->shares = sh;
+    }
+    if (enqueue(b, c, actor, op, 0, w, fd) < 0) {
+        if (!sh->bytes && !sh->fds) {
+            c->shares = sh->next; /* it was just put first */
+            free(sh);
+        }
+        return -ENOMEM;
+    }
+    sh->bytes += w->len;
+    sh->fds += nf;
+    c->fbytes += w->len;
+    c->ffds += nf;
+    return 0;
 }
 
 static void reply(broker *b, conn *c, uint64_t seq, int status)
@@ -343,38 +618,44 @@ static int pidfd_exited(int fd)
 }
 
 /* Watch the process behind c (it exists as long as its pidfd is not readable): one pidfd
- * per process, however many of its connections own names. */
-static void watch_pid(broker *b, conn *c)
+ * per process, however many of its connections own names, charged to the uid of the
+ * connection that opened it. 0 (also when pidfds are missing: the hang-up alone tells),
+ * or -EDQUOT (the uid's fds quota, or ferryd's fd budget, has no room for it). */
+static int watch_pid(broker *b, conn *c)
 {
-    if (c->proc) return;
+    if (c->proc) return 0;
     for (proc *p = b->procs; p; p = p->next)
         if (p->pid == c->id.pid && !pidfd_exited(p->pidfd)) { /* not a recycled pid */
             p->refs++;
             c->proc = p;
-            return;
+            return 0;
         }
+    if (!QUOTA_OK(b, c->u, fds, 1) || !fd_room(b, c->u, 0, 1)) return -EDQUOT;
     int fd;
     socklen_t l = sizeof fd;
     if (getsockopt(c->fd, SOL_SOCKET, SO_PEERPIDFD, &fd, &l) < 0) {
         /* Kernels before 6.5: open it by number. The pid was taken at connect; the
          * connection is still open, so the process (or its fd's inheritor) lives. */
         fd = (int)syscall(SYS_pidfd_open, c->id.pid, 0);
-        if (fd < 0) return; /* no pidfds: the hang-up alone tells */
+        if (fd < 0) return 0; /* no pidfds: the hang-up alone tells */
     }
     proc *p = calloc(1, sizeof *p);
     struct epoll_event ev = {.events = EPOLLIN, .data.ptr = p};
     if (!p || epoll_ctl(b->ep, EPOLL_CTL_ADD, fd, &ev) < 0) {
         free(p);
         close(fd);
-        return;
+        return 0;
     }
     p->t.kind = T_PIDFD;
     p->pid = c->id.pid;
     p->pidfd = fd;
     p->refs = 1;
+    p->u = c->u;
+    p->u->used.fds++;
     p->next = b->procs;
     b->procs = p;
     c->proc = p;
+    return 0;
 }
 
 static void unwatch_pid(broker *b, conn *c)
@@ -388,6 +669,7 @@ static void unwatch_pid(broker *b, conn *c)
             break;
         }
     close(p->pidfd); /* also leaves the epoll set */
+    p->u->used.fds--;
     free(p);
 }
 
@@ -425,7 +707,9 @@ static int register_name(broker *b, conn *c, const char *nm, const ferry_policy 
         return -EEXIST;
     /* A takeover from the same uid moves a name it already holds: no new name. */
     if ((!old || old->owner->u != c->u) && !QUOTA_OK(b, c->u, names, 1)) return -EDQUOT;
-    if (objfd >= 0 && !QUOTA_OK(b, c->u, fds, 1)) return -EDQUOT;
+    if (objfd >= 0 && (!QUOTA_OK(b, c->u, fds, 1) || !fd_room(b, c->u, 0, 1))) return -EDQUOT;
+    int rc = watch_pid(b, c); /* its pidfd is charged too */
+    if (rc < 0) return rc;
     name *n = malloc(sizeof *n + strlen(nm) + 1);
     if (!n) return -ENOMEM;
     if (!old && b->nnames == b->capnames) {
@@ -448,7 +732,6 @@ static int register_name(broker *b, conn *c, const char *nm, const ferry_policy 
     c->nnames++;
     c->u->used.names++;
     if (objfd >= 0) c->u->used.fds++;
-    watch_pid(b, c);
     if (old) { /* a takeover: the old owner hears it lost the name */
         uint8_t buf[300];
         ferry__bw w = {.p = buf, .cap = sizeof buf};
@@ -520,6 +803,7 @@ static int do_connect(broker *b, conn *c, uint64_t seq, ferry__br *r)
     if (!visible(n, &c->id, FERRY__CONNECT)) return -EACCES;
     if (n->kind) return -EPROTOTYPE; /* an object, not a server: ferry_X_open it */
     if (!QUOTA_OK(b, c->u, pending, 1) || !QUOTA_OK(b, c->u, fds, 1)) return -EDQUOT;
+    if (!fd_room(b, c->u, 0, 2)) return -EDQUOT; /* the pair; one end may wait in a queue */
     conn *s = n->owner;
     if (s->nintros == s->capintros) {
         size_t cap = s->capintros ? s->capintros * 2 : 8;
@@ -543,7 +827,16 @@ static int do_connect(broker *b, conn *c, uint64_t seq, ferry__br *r)
     ferry__bw_u64(&w, id);
     ferry__bw_u32(&w, kind);
     ferry__bw_cred(&w, &(ferry_cred){.uid = c->id.uid, .gid = c->id.gid, .pid = c->id.pid});
-    emit(b, s, FERRY__OP_INTRO, 0, &w, sv[0]);
+    /* The server's uid is not charged for what its clients ask: a slow server is not
+     * dropped; the asker whose share of its queue is full is refused. */
+    int rc = emit_for(b, s, c->u, FERRY__OP_INTRO, &w, sv[0]);
+    if (rc < 0) {
+        close(sv[0]);
+        close(sv[1]);
+        intro_release(s, s->nintros - 1);
+        n->connects--;
+        return rc; /* -EPIPE: the server is going (ferry_connect's meaning) */
+    }
 
     w.len = 0;
     ferry__bw_u32(&w, 0);
@@ -588,7 +881,72 @@ static int do_open(broker *b, conn *c, uint64_t seq, ferry__br *r)
     return 1;
 }
 
-/* KILL name sig: a signal to the name's owner, by its pidfd (never a recycled pid). */
+/* What kill(2) looks at in a process: its uids and whether it holds CAP_KILL in ferryd's
+ * user namespace. */
+typedef struct kcred {
+    uid_t ruid, euid, suid;
+    int cap_kill;
+} kcred;
+
+/* Read the kcred of process pid from /proc/PID/status; pidfd (the same process) pins
+ * it: read after, a pidfd that is not readable says the pid was not recycled meanwhile.
+ * 0, or -ESRCH (gone or unreadable: the caller then knows nothing of it). */
+static int read_kcred(pid_t pid, int pidfd, kcred *k)
+{
+    char path[64], buf[4096];
+    if (pid <= 0 || pidfd < 0) return -ESRCH;
+    snprintf(path, sizeof path, "/proc/%d/status", (int)pid);
+    int fd = open(path, O_RDONLY | O_CLOEXEC);
+    if (fd < 0) return -ESRCH;
+    ssize_t n = read(fd, buf, sizeof buf - 1);
+    close(fd);
+    if (n <= 0) return -ESRCH;
+    buf[n] = '\0';
+    const char *u = strstr(buf, "\nUid:"), *cap = strstr(buf, "\nCapEff:");
+    unsigned r, e, sv;
+    unsigned long long capv;
+    if (!u || !cap || sscanf(u, "\nUid: %u %u %u", &r, &e, &sv) != 3 ||
+        sscanf(cap, "\nCapEff: %llx", &capv) != 1)
+        return -ESRCH;
+    k->ruid = r;
+    k->euid = e;
+    k->suid = sv;
+    /* CAP_KILL (5) counts in ferryd's user namespace only (a capability in a child
+     * namespace does not reach a process outside it). */
+    struct stat mine, theirs;
+    snprintf(path, sizeof path, "/proc/%d/ns/user", (int)pid);
+    k->cap_kill = ((capv >> 5) & 1) && stat("/proc/self/ns/user", &mine) == 0 &&
+                  stat(path, &theirs) == 0 && mine.st_ino == theirs.st_ino &&
+                  mine.st_dev == theirs.st_dev;
+    return pidfd_exited(pidfd) ? -ESRCH : 0;
+}
+
+/* Would kill(2) let the caller c signal the process t? Both what the kernel stamped at
+ * connect (SO_PEERCRED: the euid then; uid 0 counts as privileged) and the caller's
+ * credentials now (real or effective uid equal to the target's real or saved uid, or
+ * CAP_KILL), when they can be read: a process that dropped its privilege since it
+ * connected does not keep it here. A target whose uids cannot be read is signalled only
+ * for the privileged. 1 or 0. */
+static int kill_rule_allows(conn *c, proc *t)
+{
+    kcred tc, cc;
+    int tok = read_kcred(t->pid, t->pidfd, &tc) == 0;
+    if (c->id.uid != 0 && !(tok && (c->id.uid == tc.ruid || c->id.uid == tc.suid))) return 0;
+    int pfd = -1;
+    socklen_t l = sizeof pfd;
+    if (getsockopt(c->fd, SOL_SOCKET, SO_PEERPIDFD, &pfd, &l) < 0) pfd = -1;
+    int cok = pfd >= 0 && read_kcred(c->id.pid, pfd, &cc) == 0;
+    if (pfd >= 0) close(pfd);
+    if (!cok) return 1; /* only the stamp is known, and it passed */
+    if (cc.cap_kill) return 1;
+    return tok &&
+           (cc.ruid == tc.ruid || cc.ruid == tc.suid || cc.euid == tc.ruid || cc.euid == tc.suid);
+}
+
+/* KILL name sig: a signal to the name's owner, by its pidfd (never a recycled pid).
+ * ferryd's own privilege is lent only where the name's policy or the system policy
+ * grants a signal right; otherwise the caller must be able to connect and kill(2)'s rule
+ * must let it signal the owner itself. */
 static int do_kill(broker *b, conn *c, ferry__br *r)
 {
     char nm[256];
@@ -597,10 +955,18 @@ static int do_kill(broker *b, conn *c, ferry__br *r)
     if (ferry__br_end(r) < 0) return -EBADMSG;
     if (ferry__name_valid(nm) < 0 || sig == 0 || sig > 64) return -EINVAL;
     name *n = name_find(b, nm);
-    if (!n || !visible(n, &c->id, FERRY__SEE)) return -ENOENT;
-    if (!visible(n, &c->id, FERRY__CONNECT)) return -EACCES;
-    if (!n->owner->proc) return -ESRCH; /* no pidfd: its death is under way or unknowable */
-    if (syscall(SYS_pidfd_send_signal, n->owner->proc->pidfd, (int)sig, NULL, 0) < 0) return -errno;
+    /* Grants are for the unprivileged: root's stamp grants everything, but whether a
+     * process stamped root may still signal is for kill(2)'s rule to say (it may have
+     * dropped its privilege since it connected). */
+    int unpriv = c->id.uid != 0;
+    int sys = n && unpriv && ferry__sysconf_may_signal(b->sys, nm, &c->id);
+    if (!n || (!sys && !visible(n, &c->id, FERRY__SEE))) return -ENOENT;
+    proc *t = n->owner->proc;
+    int granted = sys || (unpriv && visible(n, &c->id, FERRY__SIGNAL));
+    if (!granted && !visible(n, &c->id, FERRY__CONNECT)) return -EACCES;
+    if (!t) return -ESRCH; /* no pidfd: its death is under way or unknowable */
+    if (!granted && !kill_rule_allows(c, t)) return -EPERM;
+    if (syscall(SYS_pidfd_send_signal, t->pidfd, (int)sig, NULL, 0) < 0) return -errno;
     return 0;
 }
 
@@ -678,17 +1044,9 @@ static void conn_free(broker *b, conn *c)
         if (b->names[i]->owner == c) name_remove(b, i, FERRY_EV_DIED);
     while (c->nintros) intro_release(c, 0);
     free(c->intros);
-    while (c->oq) {
-        outpkt *p = c->oq;
-        c->oq = p->next;
-        c->u->used.bytes -= p->len;
-        if (p->fd >= 0) {
-            close(p->fd);
-            c->u->used.fds--;
-        }
-        free(p);
-    }
+    while (c->oq) unqueue(c); /* the shares go with their last packet */
     unwatch_pid(b, c);
+    b->freed = 1;
     close(c->fd);
     c->u->used.conns--;
     c->u->used.fds--;
@@ -738,16 +1096,52 @@ static int peer_ident(int fd, ferry__ident *id)
     return 0;
 }
 
+/* Stop polling the listener (no room for any new connection, or the kernel said
+ * EMFILE/ENFILE): connections wait in its backlog instead of making ferryd spin. It is
+ * polled again once a connection was freed, or at the next tick. */
+static void listen_pause(broker *b, const char *why)
+{
+    if (b->lpaused) return;
+    if (epoll_ctl(b->ep, EPOLL_CTL_DEL, b->cfg->listen_fd, NULL) < 0) return;
+    b->lpaused = 1;
+    b->freed = 0;
+    rlogf(b, "not accepting connections for now: %s (%llu fds held of %llu)", why,
+          (unsigned long long)fds_held(b), (unsigned long long)b->fd_avail);
+}
+
+static void listen_resume(broker *b)
+{
+    if (!b->lpaused) return;
+    struct epoll_event ev = {.events = EPOLLIN, .data.ptr = &b->lt};
+    if (epoll_ctl(b->ep, EPOLL_CTL_ADD, b->cfg->listen_fd, &ev) == 0) b->lpaused = 0;
+}
+
+static void refuse(int fd, int status)
+{
+    uint8_t buf[4];
+    ferry__bw w = {.p = buf, .cap = sizeof buf};
+    ferry__bw_u32(&w, (uint32_t)status);
+    ferry__bsend(fd, FERRY__OP_REPLY, 0, w.p, w.len, -1); /* then hang up */
+    close(fd);
+}
+
 static void on_accept(broker *b)
 {
     /* A bounded number per round, then the requests of those already connected get their
      * turn (the listening socket stays ready): a uid that connects without pause (and is
      * refused each time) must not keep ferryd in this loop. */
     for (int k = 0; k < 64; k++) {
+        if (!fd_fits(b, 0, 1, 1)) { /* not even root could come in now */
+            listen_pause(b, "the fd budget is full");
+            return;
+        }
         int fd = accept4(b->cfg->listen_fd, NULL, NULL, SOCK_CLOEXEC | SOCK_NONBLOCK);
         if (fd < 0) {
             if (errno == EINTR || errno == ECONNABORTED) continue;
-            if (errno != EAGAIN) logf_("accept: %s", strerror(errno));
+            if (errno == EAGAIN) return;
+            rlogf(b, "accept: %s", strerror(errno));
+            if (errno == EMFILE || errno == ENFILE || errno == ENOBUFS || errno == ENOMEM)
+                listen_pause(b, strerror(errno));
             return;
         }
         ferry__ident id = {0};
@@ -757,12 +1151,8 @@ static void on_accept(broker *b)
             close(fd);
             continue;
         }
-        if (!QUOTA_OK(b, u, conns, 1) || !QUOTA_OK(b, u, fds, 1)) {
-            uint8_t buf[4];
-            ferry__bw w = {.p = buf, .cap = sizeof buf};
-            ferry__bw_u32(&w, (uint32_t)-EDQUOT);
-            ferry__bsend(fd, FERRY__OP_REPLY, 0, w.p, w.len, -1); /* then hang up */
-            close(fd);
+        if (!QUOTA_OK(b, u, conns, 1) || !QUOTA_OK(b, u, fds, 1) || !fd_room(b, u, 1, 1)) {
+            refuse(fd, -EDQUOT);
             continue;
         }
         if (!(c = calloc(1, sizeof *c))) {
@@ -920,8 +1310,10 @@ int ferry__broker_run(const ferry__broker_cfg *cfg)
         rc = -errno;
         goto out;
     }
+    budget_init(&b);
     while (!b.stop) {
         struct epoll_event evs[64];
+        int ticked = 0;
         int n = epoll_wait(b.ep, evs, 64, -1);
         if (n < 0 && errno != EINTR) {
             rc = -errno;
@@ -938,6 +1330,7 @@ int ferry__broker_run(const ferry__broker_cfg *cfg)
                 break;
             case T_TIMER:
                 on_tick(&b);
+                ticked = 1;
                 break;
             case T_PIDFD: { /* the process died: its connections go too */
                 for (conn *c = b.conns; c; c = c->next)
@@ -954,6 +1347,8 @@ int ferry__broker_run(const ferry__broker_cfg *cfg)
             }
         }
         reap(&b); /* only now: a later event of this round may name a dropped conn */
+        uid_sweep(&b);
+        if (b.lpaused && (b.freed || ticked)) listen_resume(&b);
     }
 out:
     for (conn *c = b.conns; c; c = c->next) c->dropping = 1;

@@ -8,6 +8,10 @@
  * Identity is what the kernel says (SO_PEERCRED, SO_PEERGROUPS, SO_PEERPIDFD), never a
  * payload. A connection that breaks the protocol, or stays silent without a role (not a
  * server, not a watcher) for idle_ms, is dropped; the others are not disturbed.
+ * ferryd lends no privilege (a signal follows kill(2) unless a policy grants it); every
+ * descriptor it holds is charged to a uid and budgeted against RLIMIT_NOFILE, with
+ * reserves for root and for existing clients; what a client asks of another is charged
+ * to the asker; what clients can make it log is rate-limited.
  */
 #ifndef FERRY_BROKER_SERVER_H
 #define FERRY_BROKER_SERVER_H

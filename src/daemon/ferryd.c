@@ -20,6 +20,9 @@
  *    SIGHUP: read the policy file again (--policy, $FERRY_POLICY, /etc/ferry/policy.conf).
  *  - --exit-idle S: exit when no connection has been open for S seconds (ferryd keeps no
  *    state a restart would lose; the library starts ferryd with this when it autospawns).
+ *  - At start the soft RLIMIT_NOFILE is raised to the hard limit: every descriptor
+ *    ferryd holds is for some client, and server.c budgets them against this limit
+ *    (with reserves for root and for existing clients).
  */
 #define _GNU_SOURCE
 #include "broker/server.h"
@@ -36,6 +39,7 @@
 #include <stdlib.h>
 #include <string.h>
 #include <sys/file.h>
+#include <sys/resource.h>
 #include <sys/signalfd.h>
 #include <sys/socket.h>
 #include <sys/stat.h>
@@ -62,6 +66,18 @@ static int make_dir(const char *sock)
     /* A directory anyone may write without the sticky bit lets others replace the socket. */
     if ((st.st_mode & S_IWOTH) && !(st.st_mode & S_ISVTX)) return -EPERM;
     return 0;
+}
+
+/* Raise the soft fd limit to the hard one (ferryd uses epoll, never select: any number
+ * is fine). Failing to is no error: the budget follows whatever limit holds. */
+static void raise_fd_limit(void)
+{
+    struct rlimit rl;
+    if (getrlimit(RLIMIT_NOFILE, &rl) == 0 && rl.rlim_cur < rl.rlim_max) {
+        rl.rlim_cur = rl.rlim_max;
+        if (setrlimit(RLIMIT_NOFILE, &rl) < 0) {
+        }
+    }
 }
 
 static int activated_fd(void)
@@ -127,6 +143,7 @@ int main(int argc, char **argv)
         return 2;
     }
     signal(SIGPIPE, SIG_IGN);
+    raise_fd_limit();
     sigset_t set;
     sigemptyset(&set);
     sigaddset(&set, SIGTERM);

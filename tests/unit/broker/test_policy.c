@@ -145,7 +145,9 @@ static void check_policy(void)
     q.n_gids = FERRY_POLICY_MAX_IDS + 1;
     CHECK_EQ(ferry__policy_valid(&q), -EINVAL);
     q.n_gids = 0;
-    q.flags = 2;
+    q.flags = FERRY_SIGNAL_GROUP | FERRY_SIGNAL_ALLOWED | FERRY_SIGNAL_ANYONE;
+    CHECK_EQ(ferry__policy_valid(&q), 0);
+    q.flags = 1u << 4;
     CHECK_EQ(ferry__policy_valid(&q), -EINVAL);
     q.flags = 1u << 31;
     CHECK_EQ(ferry__policy_valid(&q), -EINVAL);
@@ -220,10 +222,33 @@ static void check_policy(void)
     ferry_policy_init(&p);
     p.mode = 0777;
     CHECK_EQ(ferry__policy_allows(&p, 1000, 100, &owner, 0), 0);
-    CHECK_EQ(ferry__policy_allows(&p, 1000, 100, &owner, 1), 0);
+    CHECK_EQ(ferry__policy_allows(&p, 1000, 100, &owner, FERRY__SIGNAL), 0); /* not a bit */
     CHECK_EQ(ferry__policy_allows(&p, 1000, 100, &owner, FERRY__SEE | FERRY__CONNECT), 0);
     CHECK_EQ(ferry__policy_allows(NULL, 1000, 100, &owner, FERRY__SEE), 0);
     CHECK_EQ(ferry__policy_allows(&p, 1000, 100, NULL, FERRY__SEE), 0);
+
+    /* the signal right: explicit grants only, to those who may see; root always */
+    ferry_policy_init(&p);
+    p.mode = 0666;
+    CHECK_EQ(ferry__policy_allows(&p, 1000, 100, &owner, FERRY__SIGNAL), 0);
+    CHECK_EQ(ferry__policy_allows(&p, 1000, 100, &other, FERRY__SIGNAL), 0);
+    CHECK_EQ(ferry__policy_allows(&p, 1000, 100, &root, FERRY__SIGNAL), 1);
+    p.flags = FERRY_SIGNAL_GROUP;
+    CHECK_EQ(ferry__policy_allows(&p, 1000, 100, &supp, FERRY__SIGNAL), 1);
+    CHECK_EQ(ferry__policy_allows(&p, 1000, 100, &other, FERRY__SIGNAL), 0);
+    p.flags = FERRY_SIGNAL_ANYONE;
+    CHECK_EQ(ferry__policy_allows(&p, 1000, 100, &other, FERRY__SIGNAL), 1);
+    p.mode = 0660; /* anyone who may see: the others may not */
+    CHECK_EQ(ferry__policy_allows(&p, 1000, 100, &other, FERRY__SIGNAL), 0);
+    CHECK_EQ(ferry__policy_allows(&p, 1000, 100, &member, FERRY__SIGNAL), 1);
+    p.flags = FERRY_SIGNAL_ALLOWED;
+    p.mode = 0600;
+    p.allow_uids[0] = 3000;
+    p.n_uids = 1;
+    CHECK_EQ(ferry__policy_allows(&p, 1000, 100, &other, FERRY__SIGNAL), 1);
+    CHECK_EQ(ferry__policy_allows(&p, 1000, 100, &member, FERRY__SIGNAL), 0);
+    p.flags = 0; /* the allow list alone grants see and connect, not signal */
+    CHECK_EQ(ferry__policy_allows(&p, 1000, 100, &other, FERRY__SIGNAL), 0);
 
     CHECK_EQ(ferry__ident_in_group(&supp, 50), 1);
     CHECK_EQ(ferry__ident_in_group(&supp, 7), 1);
@@ -343,6 +368,31 @@ static void check_syntax_errors(void)
 static ferry__ident id_(uid_t uid, gid_t gid)
 {
     return ident(uid, gid, 0, NULL);
+}
+
+/* `signal PATTERN WHO...`: the most specific pattern decides; no rule grants nothing. */
+static void check_signal_rules(void)
+{
+    char err[256];
+    ferry__sysconf *c = NULL;
+    CHECK_EQ(load("signal org.* 2\nsignal org.example.* @500\nsignal org.example.* 3\n", &c, err,
+                  sizeof err),
+             0);
+    const gid_t g500[] = {500};
+    ferry__ident w500 = ident(9, 9, 1, g500), u2 = id_(2, 2), u3 = id_(3, 3), root = id_(0, 0);
+    CHECK_EQ(ferry__sysconf_may_signal(c, "org.example.echo", &w500), 1);
+    CHECK_EQ(ferry__sysconf_may_signal(c, "org.example.echo", &u3), 1);
+    CHECK_EQ(ferry__sysconf_may_signal(c, "org.example.echo", &u2), 0); /* a longer prefix */
+    CHECK_EQ(ferry__sysconf_may_signal(c, "org.other", &u2), 1);
+    CHECK_EQ(ferry__sysconf_may_signal(c, "net.x", &u2), 0); /* no rule: nobody */
+    CHECK_EQ(ferry__sysconf_may_signal(c, "net.x", &root), 1);
+    CHECK_EQ(ferry__sysconf_may_signal(c, "bad..name", &root), 0);
+    /* signal rules do not touch ownership, nor own rules signals */
+    CHECK_EQ(ferry__sysconf_may_own(c, "org.example.echo", &u2), 1);
+    ferry__sysconf_free(c);
+    CHECK_EQ(ferry__sysconf_may_signal(NULL, "net.x", &u2), 0);
+    check_error("signal\n", 1, "signal: missing pattern");
+    check_error("signal a.b\n", 1, "signal: missing WHO");
 }
 
 static void check_own(void)
@@ -521,6 +571,7 @@ int main(void)
     check_policy();
     check_syntax_errors();
     check_own();
+    check_signal_rules();
     check_quotas();
     CHECK_EQ(fd_count(), fds);
     printf("test_policy: ok\n");

@@ -248,9 +248,10 @@ static void test_policy(void)
     for (int i = 0; i < 3; i++) gone_within(names[i], 1000);
 }
 
-/* With `quota fds 3`: one publish holds two descriptors in ferryd (its connection and
- * the object), so a second publish (a third and a fourth) is refused, while a register
- * (a connection, no object) still fits. */
+/* With `quota fds 4`: one publish holds three descriptors in ferryd (its connection, the
+ * object, and the publisher's pidfd), so a second publish (a fourth and a fifth: the
+ * pidfd is shared by the process's connections) is refused, while a register (a
+ * connection, no object) still fits. */
 static void as_quota(void *arg)
 {
     (void)arg;
@@ -267,7 +268,7 @@ static void as_quota(void *arg)
         if ((rc = ferry_register("org.pub.qsrv", NULL, NULL, &l, 5 * SEC)) == -EDQUOT) sleep_ms(5);
     CHECK_EQ(rc, 0);
     ferry_listener_close(l);
-    ferry_unpublish(p1); /* frees two */
+    ferry_unpublish(p1); /* frees all three */
     rc = -EDQUOT;
     for (int i = 0; i < 200 && rc == -EDQUOT; i++)
         if ((rc = ferry_publish("org.pub.q2", fd, FERRY_OBJ_EVENT, NULL, &p2, 5 * SEC)) == -EDQUOT)
@@ -288,7 +289,7 @@ int main(void)
     int fds = fd_count();
     broker_init(&B);
     char conf[128];
-    snprintf(conf, sizeof conf, "quota fds 3 %u\n", (unsigned)QUOTA.uid);
+    snprintf(conf, sizeof conf, "quota fds 4 %u\n", (unsigned)QUOTA.uid);
     write_file(B.policy, conf);
     broker_run(&B, NULL);
     sleep_ms(20);

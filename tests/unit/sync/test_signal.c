@@ -79,8 +79,8 @@ static void test_signal_fd(void)
 
 /* ------------------------------------------------------------------ ferry_kill */
 
-/* The target: owns org.sig.srv (registered, 0606), publishes org.sig.ev (0604) and
- * org.sig.priv (0600); reports every signal it reads on its signal fd until SIGUSR2. */
+/* The target: owns org.sig.srv (registered, 0606, anyone may signal), publishes org.sig.ev (0604)
+ * and org.sig.priv (0600); reports every signal it reads on its signal fd until SIGUSR2. */
 static void target(int ready, int out)
 {
     int sfd = ferry_signal_fd(BIT(SIGUSR1) | BIT(SIGUSR2) | BIT(SIGRTMIN));
@@ -91,7 +91,9 @@ static void target(int ready, int out)
     ferry_pub *p1, *p2;
     ferry_policy_init(&pol);
     pol.mode = 0606;
+    pol.flags = FERRY_SIGNAL_ANYONE; /* kill(2) would not let another uid signal root */
     CHECK_EQ(ferry_register("org.sig.srv", &pol, NULL, &l, 5 * SEC), 0);
+    pol.flags = 0;
     CHECK_EQ(ferry_event_create(4, &e), 0);
     pol.mode = 0604;
     CHECK_EQ(ferry_publish("org.sig.ev", ferry_event_fd(e), FERRY_OBJ_EVENT, &pol, &p1, 5 * SEC),
