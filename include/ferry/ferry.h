@@ -342,6 +342,10 @@ int ferry_chan_peer(const ferry_chan *ch, ferry_cred *out);
 /* Name policy flags. */
 #define FERRY_TAKEOVER (1u << 0) /* a later ferry_register by the same uid (or root) takes
                                     the name over; without it the name is -EEXIST */
+/* ferry_publish of a plain (not FERRY_MUTEX_FAIR) ferry_mutex: the publisher trusts every
+ * uid the policy lets open it not to scribble on the mutex's glibc fields (see
+ * ferry_mutex_create). Without it ferryd hands such a mutex to the publisher's uid only. */
+#define FERRY_POLICY_TRUSTED_SHARERS (1u << 4)
 
 #define FERRY_POLICY_MAX_IDS 16
 
@@ -356,7 +360,7 @@ int ferry_chan_peer(const ferry_chan *ch, ferry_cred *out);
 typedef struct ferry_policy {
     unsigned mode;
     gid_t gid;
-    uint32_t flags; /* FERRY_TAKEOVER */
+    uint32_t flags; /* FERRY_TAKEOVER, FERRY_POLICY_TRUSTED_SHARERS */
     uint32_t n_uids, n_gids;
     uid_t allow_uids[FERRY_POLICY_MAX_IDS];
     gid_t allow_gids[FERRY_POLICY_MAX_IDS];

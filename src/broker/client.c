@@ -16,6 +16,11 @@
  *    its fd, which wakes when it is time to retry) tries, backing off 10 ms .. 1 s.
  *  - Requests wait for their reply within the caller's deadline; a reply that is not the
  *    one expected is -EBADMSG.
+ *  - The broker's identity is checked before anything is sent: the socket's peer
+ *    (SO_PEERCRED, the process that listened) must run as root, as this process's euid,
+ *    or as $FERRY_BROKER_UID (a decimal uid; anything else in it is ignored). Otherwise
+ *    the call is -EPERM and nothing is started in its place: whoever listens at the path
+ *    could hand out channels with forged peer credentials.
  */
 #define _GNU_SOURCE
 #include "policy.h"
@@ -102,7 +107,33 @@ static void spawn_ferryd(const char *path)
     }
 }
 
-/* A connection to ferryd, starting it when allowed. Returns the socket or -errno. */
+/* The uid $FERRY_BROKER_UID names, if it is a plain decimal uid: 1, else 0. */
+static int configured_broker_uid(uid_t *uid)
+{
+    const char *v = getenv("FERRY_BROKER_UID");
+    if (!v || *v < '0' || *v > '9') return 0;
+    char *end;
+    errno = 0;
+    unsigned long long n = strtoull(v, &end, 10);
+    if (errno || *end || n >= (uid_t)-1) return 0; /* (uid_t)-1 is no uid */
+    *uid = (uid_t)n;
+    return 1;
+}
+
+/* Is the process listening behind s a broker we may trust? 0, or -EPERM. */
+static int check_broker(int s)
+{
+    struct ucred cr;
+    socklen_t l = sizeof cr;
+    if (getsockopt(s, SOL_SOCKET, SO_PEERCRED, &cr, &l) < 0 || l != sizeof cr) return -EPERM;
+    uid_t cfg;
+    if (cr.uid == 0 || cr.uid == geteuid() || (configured_broker_uid(&cfg) && cr.uid == cfg))
+        return 0;
+    return -EPERM;
+}
+
+/* A connection to ferryd, starting it when allowed. Returns the socket or -errno
+ * (-EPERM: the broker at the path runs as a uid this process does not trust). */
 static int dial(int64_t deadline)
 {
     char path[108];
@@ -115,7 +146,11 @@ static int dial(int64_t deadline)
     int64_t backoff = 1000000, spawn_deadline = 0;
     for (;;) {
         int s = ferry__connect(AF_UNIX, SOCK_SEQPACKET, (struct sockaddr *)&sa, len, deadline);
-        if (s >= 0) return s;
+        if (s >= 0) {
+            if ((rc = check_broker(s)) == 0) return s;
+            close(s); /* someone listens there: never start a ferryd over it */
+            return rc;
+        }
         if (s != -ENOENT && s != -ECONNREFUSED) return s;
         if (!autospawn_allowed()) return -ECONNREFUSED;
         if (!spawned) {
