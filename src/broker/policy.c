@@ -100,7 +100,8 @@ int ferry__ident_in_group(const ferry__ident *who, gid_t gid)
 int ferry__policy_valid(const ferry_policy *p)
 {
     if (!p || p->mode > 0777 || p->n_uids > FERRY_POLICY_MAX_IDS ||
-        p->n_gids > FERRY_POLICY_MAX_IDS || (p->flags & ~(uint32_t)(FERRY_TAKEOVER | FERRY_POLICY_TRUSTED_SHARERS)) != 0)
+        p->n_gids > FERRY_POLICY_MAX_IDS ||
+        (p->flags & ~(uint32_t)(FERRY_TAKEOVER | FERRY_POLICY_TRUSTED_SHARERS)) != 0)
         return -EINVAL;
     return 0;
 }

@@ -116,7 +116,7 @@ static int make_dir(const char *sock)
         real[len] = c;
         if (len <= 1) break;
         while (len > 1 && real[len - 1] != '/') len--; /* to the parent's end */
-        if (len > 1) len--;                             /* drop the slash, except "/" */
+        if (len > 1) len--;                            /* drop the slash, except "/" */
     }
     return 0;
 }

@@ -161,7 +161,7 @@ static int unix_peer_ino(uint32_t ino, uint32_t *peer)
  * 1 yes, 0 no (no unix_diag), -1 cannot tell now (no descriptors: ask again later). */
 static int peer_check_works(void)
 {
-    static _Atomic int known; /* 0 not asked yet, 1 yes, -1 no */
+    static _Atomic int known;                                   /* 0 not asked yet, 1 yes, -1 no */
     int k = atomic_load_explicit(&known, memory_order_relaxed); /* a cached fact, no data */
     if (k) return k > 0;
     int sv[2];
