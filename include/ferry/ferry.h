@@ -336,7 +336,11 @@ int ferry_chan_peer(const ferry_chan *ch, ferry_cred *out);
  * e.g. "org.example.echo"; anything else is -EINVAL.
  * Errors common to every call here: -EINVAL, -ENOENT (no such name, or one the caller
  * may not see), -EACCES (policy), -EDQUOT (quota), -ETIMEDOUT/-EAGAIN, -ECONNREFUSED
- * (no broker and none could be started), -EBADMSG (the broker broke the protocol).
+ * (no broker and none could be started), -EBADMSG (the broker broke the protocol),
+ * -EPERM (the process listening at the broker's path runs as a uid the caller does not
+ * trust: a broker must run as root, as the caller's euid, or as the uid in
+ * $FERRY_BROKER_UID (decimal; anything else there is ignored). Its SO_PEERCRED is checked
+ * before anything is sent, and no ferryd is started in its place.)
  */
 
 /* Name policy flags. */
@@ -494,8 +498,13 @@ typedef struct ferry_pub ferry_pub;
  * by ferry_unpublish or when this process dies. The caller keeps fd; owns *out.
  * Errors: as ferry_register (-EEXIST, -EACCES, -EDQUOT, -EINVAL, -ECONNREFUSED), and
  * -EBADMSG (fd is not a ferry object of that kind), -EINVAL (ferryd refuses fd: not a
- * sealed memfd, or for FERRY_OBJ_EVENT and FERRY_OBJ_MAILBOX not a SOCK_SEQPACKET unix
- * socket).
+ * sealed memfd whose header is of that kind, or for FERRY_OBJ_EVENT and
+ * FERRY_OBJ_MAILBOX not a genuine carrier: a SOCK_SEQPACKET socket whose queued message
+ * has the kind's magic and exactly the object's memfd and the socket's own peer — a
+ * connection to ferryd or any other socket is refused), -EPERM (a plain ferry_mutex —
+ * not FERRY_MUTEX_FAIR — whose policy lets another uid open it: group or other connect
+ * right, an allowed group, an allowed uid other than the caller's; unless the policy has
+ * FERRY_POLICY_TRUSTED_SHARERS).
  */
 int ferry_publish(const char *name, int fd, int kind, const ferry_policy *policy,
                   ferry_pub **out, int64_t timeout_ns);
@@ -554,10 +563,16 @@ typedef struct ferry_mutex ferry_mutex;
 /*
  * The lock is a glibc robust, process-shared, error-checking pthread mutex inside the
  * object (the kernel's robust-futex list makes owner death safe at any instruction). Its
- * fields are shared, so a process that shares a ferry_mutex can make a locker misbehave
- * or crash by scribbling on them: share a mutex only with processes you trust that far
- * (the publishing policy decides who can open it).
+ * fields are shared, so a process that shares a plain ferry_mutex can make a locker
+ * misbehave, crash or write where it chooses by scribbling on them: share it only with
+ * processes you trust that far. ferryd therefore hands a plain mutex only to the
+ * publisher's uid: ferry_publish of one whose policy lets another uid open it is -EPERM,
+ * and ferry_mutex_open of one by another uid (root included) is -EPERM — unless the
+ * publisher set FERRY_POLICY_TRUSTED_SHARERS in the policy. (ferryd reads the mode from
+ * the object at each of these steps; a FERRY_MUTEX_FAIR mutex needs no flag.)
  * create: -EINVAL (unknown flags), -ENOMEM, -EMFILE. adopt: as ferry_sem_adopt.
+ * open: those of the naming service, -EPROTOTYPE (not a mutex), -EBADMSG, and -EPERM
+ * (above).
  */
 int ferry_mutex_create(uint32_t flags, ferry_mutex **out);
 int ferry_mutex_adopt(int fd, ferry_mutex **out);
@@ -615,7 +630,10 @@ typedef struct ferry_event ferry_event;
  * events that way). The descriptor is a SOCK_SEQPACKET socket holding one message that
  * carries the queue's memfd and the doorbell socket's other end (read with MSG_PEEK by
  * every adopter); a live queue therefore keeps 2 descriptors in flight, which the kernel
- * counts against the creator's RLIMIT_NOFILE.
+ * counts against the creator's RLIMIT_NOFILE. ferry_event_adopt checks the carrier
+ * (-EBADMSG): the magic, exactly two descriptors, a sealed memfd holding an event queue,
+ * and a doorbell that is the carrier's own peer (asked of the kernel by sock_diag; on a
+ * kernel without unix_diag only its type is checked); ferryd checks the same at publish.
  */
 int ferry_event_create(uint32_t capacity, ferry_event **out);
 int ferry_event_adopt(int fd, ferry_event **out);
@@ -981,7 +999,8 @@ void ferry_sub_close(ferry_sub *s);
  * number receive from; each message goes to exactly one receiver. Its descriptor is, as
  * for an event queue, a SOCK_SEQPACKET socket carrying the memfd and a doorbell (so a
  * live mailbox keeps 2 descriptors in flight, counted against the creator's
- * RLIMIT_NOFILE; ferryd refuses anything else with -EINVAL). It is shared like the
+ * RLIMIT_NOFILE; ferryd refuses anything else with -EINVAL, and adopt with -EBADMSG,
+ * checking the carrier as for an event queue: see ferry_event_create). It is shared like the
  * synchronization objects (see there): before fork, by descriptor (ferry_mailbox_fd /
  * ferry_mailbox_adopt, -EBADMSG for anything that is not a mailbox), or by name
  * (ferry_publish(name, ferry_mailbox_fd(mb), FERRY_OBJ_MAILBOX, policy) by the owner,
