@@ -340,7 +340,8 @@ int ferry_chan_peer(const ferry_chan *ch, ferry_cred *out);
  * -EPERM (the process listening at the broker's path runs as a uid the caller does not
  * trust: a broker must run as root, as the caller's euid, or as the uid in
  * $FERRY_BROKER_UID (decimal; anything else there is ignored). Its SO_PEERCRED is checked
- * before anything is sent, and no ferryd is started in its place.)
+ * before anything is sent, and no ferryd is started in its place. Also when the ferryd
+ * started for the path refused its directory: one another uid owns or others may write.)
  */
 
 /* Name policy flags. */

@@ -74,7 +74,8 @@ static const char *unsafe_dir(const struct stat *st, int last)
  * that nobody else could replace the socket: the directory must be ferryd's own (its
  * euid's) and not writable by its group or others, and every directory above it owned by
  * root or ferryd's euid and not writable by others unless sticky (the path is resolved
- * first: a symlink's target is what is checked). 0, or -1 after a message on stderr. */
+ * first: a symlink's target is what is checked). 0; -1 unsafe, -2 unusable (no such
+ * directory, no access), each after a message on stderr. */
 static int make_dir(const char *sock)
 {
     char dir[PATH_MAX], real[PATH_MAX];
@@ -89,11 +90,11 @@ static int make_dir(const char *sock)
         *slash = '\0';
     if (mkdir(dir, 0755) < 0 && errno != EEXIST) {
         fprintf(stderr, "ferryd: cannot make %s: %s\n", dir, strerror(errno));
-        return -1;
+        return -2;
     }
     if (!realpath(dir, real)) {
         fprintf(stderr, "ferryd: %s: %s\n", dir, strerror(errno));
-        return -1;
+        return -2;
     }
     /* From the directory up to "/": each prefix of the resolved path. */
     int first = 1;
@@ -103,7 +104,7 @@ static int make_dir(const char *sock)
         struct stat st;
         if (stat(real, &st) < 0) {
             fprintf(stderr, "ferryd: %s: %s\n", real, strerror(errno));
-            return -1;
+            return -2;
         }
         const char *why = unsafe_dir(&st, first);
         if (why) {
@@ -228,8 +229,8 @@ int main(int argc, char **argv)
     snprintf(lockpath, sizeof lockpath, "%s.lock", sock);
     int lock = -1, rc;
     if (!activated) {
-        if (make_dir(sock) < 0) {
-            status = 4; /* an unsafe (or unusable) directory: said on stderr */
+        if ((rc = make_dir(sock)) < 0) {
+            if (rc == -1) status = 4; /* unsafe: the library tells its caller -EPERM */
             goto fail;
         }
         lock = open(lockpath, O_RDWR | O_CREAT | O_CLOEXEC | O_NOFOLLOW, 0600);

@@ -12,7 +12,8 @@
  * ferryd's side: it refuses (exit status 4, a message naming the directory, no socket
  * made) a socket directory owned by another uid, one its group or others may write
  * (sticky or not), and one under a directory owned by another uid; it starts in a
- * directory it owns (mode 0755 or 0700) under sticky /tmp.
+ * directory it owns (mode 0755 or 0700) under sticky /tmp. A client that autospawns
+ * ferryd for a path in such a directory gets -EPERM at once.
  * Needs root (to become other uids); otherwise prints SKIP and passes.
  */
 #include "testutil.h"
@@ -145,6 +146,31 @@ static void test_fake(const char *top)
     unsetenv("FERRY_FERRYD");
 }
 
+/* Autospawn for a path in a directory another uid owns (nobody listens there): the
+ * ferryd started refuses it (status 4) and the call says -EPERM at once, instead of
+ * waiting for a ferryd that will never listen. */
+static void test_autospawn_unsafe(const char *top)
+{
+    char dir[200], path[220];
+    snprintf(dir, sizeof dir, "%s/evil2", top);
+    snprintf(path, sizeof path, "%s/ferryd.sock", dir);
+    CHECK(mkdir(dir, 0755) == 0);
+    CHECK(chown(dir, FAKE.uid, FAKE.gid) == 0);
+    setenv("FERRY_BROKER", path, 1);
+    setenv("FERRY_FERRYD", FERRYD_PATH, 1);
+    unsetenv("FERRY_NO_AUTOSPAWN");
+    int64_t t0 = now_ns();
+    ferry_name_info in;
+    CHECK_EQ(ferry_lookup("org.fake.x", &in, 10 * SEC), -EPERM);
+    int64_t took = now_ns() - t0;
+    printf("autospawn into an unsafe directory: -EPERM after %.1f ms\n", (double)took / 1e6);
+    CHECK(took < 4 * SEC); /* the start-up wait is 5 s: it was not waited out */
+    CHECK(access(path, F_OK) < 0);
+    CHECK(rmdir(dir) == 0);
+    setenv("FERRY_NO_AUTOSPAWN", "1", 1);
+    unsetenv("FERRY_FERRYD");
+}
+
 /* Run ferryd on sock; returns its exit status (it must exit within 5 s) and checks its
  * message when it refuses. A ferryd that starts is stopped with SIGTERM (status 0). */
 static int run_ferryd(const char *sock, const char *policy)
@@ -246,7 +272,7 @@ static void cleanup(void)
     const char *files[] = {"evil/ferryd.sock",   "fake-ferryd.sh",          "spawned",
                            "d/mine/ferryd.sock", "d/mine/ferryd.sock.lock", "d/ferryd.sock",
                            "d/ferryd.sock.lock"};
-    const char *dirs[] = {"evil", "d/mine", "d"};
+    const char *dirs[] = {"evil", "evil2", "d/mine", "d"};
     char p[128];
     for (size_t i = 0; i < sizeof files / sizeof files[0]; i++) {
         snprintf(p, sizeof p, "%s/%s", top_dir, files[i]);
@@ -271,6 +297,7 @@ int main(void)
     int fds = fd_count();
     test_fake(b.dir);
     test_dirs(b.dir, b.policy);
+    test_autospawn_unsafe(b.dir);
     CHECK_EQ(fd_count(), fds);
     broker_stop(&b);
     printf("test_fake_broker: ok\n");
