@@ -61,9 +61,11 @@ int ferry__obj_check(int fd, uint32_t kind)
     if (fstat(fd, &st) < 0 || !S_ISREG(st.st_mode) || st.st_size < (off_t)sizeof(ferry__obj_hdr) ||
         (size_t)st.st_size > FERRY__OBJ_MAX)
         return -EBADMSG;
+    /* Sealed as ferry__seg_create seals: the size is fixed, and so are the seals (nobody
+     * can add a write seal later and make the others' mappings fail). */
+    int need = F_SEAL_SHRINK | F_SEAL_GROW | F_SEAL_SEAL;
     int seals = fcntl(fd, F_GET_SEALS);
-    if (seals < 0 || (seals & (F_SEAL_SHRINK | F_SEAL_GROW)) != (F_SEAL_SHRINK | F_SEAL_GROW))
-        return -EBADMSG;
+    if (seals < 0 || (seals & need) != need) return -EBADMSG;
     ferry__obj_hdr h; /* one private copy: the sharers may write the header any time */
     if (ferry__obj_read(fd, 0, &h, sizeof h) < 0) return -EBADMSG;
     if (h.magic != FERRY__OBJ_MAGIC || h.kind != kind || h.version != FERRY__OBJ_VERSION ||

@@ -53,7 +53,8 @@ int ferry__obj_create(uint32_t kind, size_t size, int *fd, ferry__seg *seg);
 int ferry__obj_map(int fd, uint32_t kind, ferry__seg *seg);
 
 /* Is fd an object of `kind` without mapping it (ferryd checks what it is given this way):
- * a regular file sealed against shrinking and growing, of a size within the bounds, whose
+ * a regular file sealed against shrinking and growing and against further seals (as
+ * ferry__obj_create seals it), of a size within the bounds, whose
  * header (read once with pread) has the magic, the kind, the version and the file's
  * size. 0 or -EBADMSG. */
 int ferry__obj_check(int fd, uint32_t kind);
