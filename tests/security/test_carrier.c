@@ -10,7 +10,8 @@
  * — the magic of the other kind, a memfd of another kind, an unsealed memfd, three
  * descriptors, a doorbell that is some other socket's peer, the carrier as its own
  * doorbell. A forged carrier made exactly like a real one is accepted (so each refusal is
- * the check's, not an accident). ferryd keeps no descriptor of a refused carrier, and a
+ * the check's, not an accident). Over the raw protocol, a sealed memfd whose header is of
+ * another kind is refused too (-EINVAL). ferryd keeps no descriptor of a refused carrier, and a
  * real queue and mailbox published 0666 open and work for another uid (60021), whose
  * check asks the kernel the same question unprivileged.
  * Needs root (to become another uid); otherwise prints SKIP and passes.
@@ -124,6 +125,32 @@ static void accepted(int fd, int kind)
     ferry_unpublish(p);
 }
 
+/* PUBLISH over the raw protocol (ferry_publish checks a memfd kind itself first): ferryd's
+ * own answer for fd as an object of kind. */
+static int raw_publish(const test_broker *b, int fd, uint32_t kind)
+{
+    int s = raw_dial(b);
+    uint8_t req[512], buf[FERRY__BMSG_MAX];
+    ferry__bw w = {.p = req, .cap = sizeof req};
+    ferry_policy pol;
+    ferry_policy_init(&pol);
+    ferry__bw_register(&w, "org.car.raw", &pol);
+    ferry__bw_u32(&w, kind);
+    CHECK_EQ(ferry__bsend(s, FERRY__OP_PUBLISH, 7, w.p, w.len, fd), 0);
+    int64_t op;
+    uint64_t seq;
+    size_t len;
+    int rfd;
+    CHECK_EQ(raw_next(s, buf, &op, &seq, &len, &rfd, 5000), 1);
+    CHECK_EQ(op, FERRY__OP_REPLY);
+    CHECK_EQ(seq, 7);
+    CHECK_EQ(rfd, -1);
+    ferry__br r = {.p = buf, .len = len};
+    int rc = (int)ferry__br_u32(&r);
+    close(s); /* a published name goes with the connection */
+    return rc;
+}
+
 static void other_main(void *arg)
 {
     (void)arg;
@@ -216,6 +243,13 @@ int main(void)
     close(conn2);
     /* The duplicates each refused carrier's peek installed in ferryd were closed. */
     CHECK(ferryd_fds_settled(&b) <= ferryd_base);
+    /* The memfd kinds: ferryd reads the header too, not only the seals. */
+    CHECK_EQ(raw_publish(&b, sem_mem, FERRY_OBJ_MUTEX), -EINVAL);
+    CHECK_EQ(raw_publish(&b, sem_mem, FERRY_OBJ_BARRIER), -EINVAL);
+    CHECK_EQ(raw_publish(&b, ev_mem, FERRY_OBJ_SEM), -EINVAL);
+    CHECK_EQ(raw_publish(&b, raw_mem, FERRY_OBJ_EVENT), -EINVAL);
+    CHECK_EQ(raw_publish(&b, sem_mem, FERRY_OBJ_SEM), 0);
+    gone("org.car.raw");
     /* Made exactly like a real one (the real memfd, its own doorbell): accepted. */
     int good_ev = forge("FEV1", (int[]){ev_mem, PAIR_A}, 2);
     accepted(good_ev, FERRY_OBJ_EVENT);
