@@ -341,7 +341,12 @@ int ferry_chan_peer(const ferry_chan *ch, ferry_cred *out);
  * e.g. "org.example.echo"; anything else is -EINVAL.
  * Errors common to every call here: -EINVAL, -ENOENT (no such name, or one the caller
  * may not see), -EACCES (policy), -EDQUOT (quota), -ETIMEDOUT/-EAGAIN, -ECONNREFUSED
- * (no broker and none could be started), -EBADMSG (the broker broke the protocol).
+ * (no broker and none could be started), -EBADMSG (the broker broke the protocol),
+ * -EPERM (the process listening at the broker's path runs as a uid the caller does not
+ * trust: a broker must run as root, as the caller's euid, or as the uid in
+ * $FERRY_BROKER_UID (decimal; anything else there is ignored). Its SO_PEERCRED is checked
+ * before anything is sent, and no ferryd is started in its place. Also when the ferryd
+ * started for the path refused its directory: one another uid owns or others may write.)
  */
 
 /* Name policy flags. */
@@ -353,6 +358,10 @@ int ferry_chan_peer(const ferry_chan *ch, ferry_cred *out);
 #define FERRY_SIGNAL_GROUP   (1u << 1) /* members of the policy's group */
 #define FERRY_SIGNAL_ALLOWED (1u << 2) /* the uids and groups in allow_uids / allow_gids */
 #define FERRY_SIGNAL_ANYONE  (1u << 3) /* anyone who may see the name */
+/* ferry_publish of a plain (not FERRY_MUTEX_FAIR) ferry_mutex: the publisher trusts every
+ * uid the policy lets open it not to scribble on the mutex's glibc fields (see
+ * ferry_mutex_create). Without it ferryd hands such a mutex to the publisher's uid only. */
+#define FERRY_POLICY_TRUSTED_SHARERS (1u << 4)
 
 #define FERRY_POLICY_MAX_IDS 16
 
@@ -367,7 +376,7 @@ int ferry_chan_peer(const ferry_chan *ch, ferry_cred *out);
 typedef struct ferry_policy {
     unsigned mode;
     gid_t gid;
-    uint32_t flags; /* FERRY_TAKEOVER, FERRY_SIGNAL_* */
+    uint32_t flags; /* FERRY_TAKEOVER, FERRY_SIGNAL_*, FERRY_POLICY_TRUSTED_SHARERS */
     uint32_t n_uids, n_gids;
     uid_t allow_uids[FERRY_POLICY_MAX_IDS];
     gid_t allow_gids[FERRY_POLICY_MAX_IDS];
@@ -503,8 +512,13 @@ typedef struct ferry_pub ferry_pub;
  * by ferry_unpublish or when this process dies. The caller keeps fd; owns *out.
  * Errors: as ferry_register (-EEXIST, -EACCES, -EDQUOT, -EINVAL, -ECONNREFUSED), and
  * -EBADMSG (fd is not a ferry object of that kind), -EINVAL (ferryd refuses fd: not a
- * sealed memfd, or for FERRY_OBJ_EVENT and FERRY_OBJ_MAILBOX not a SOCK_SEQPACKET unix
- * socket).
+ * sealed memfd whose header is of that kind, or for FERRY_OBJ_EVENT and
+ * FERRY_OBJ_MAILBOX not a genuine carrier: a SOCK_SEQPACKET socket whose queued message
+ * has the kind's magic and exactly the object's memfd and the socket's own peer — a
+ * connection to ferryd or any other socket is refused), -EPERM (a plain ferry_mutex —
+ * not FERRY_MUTEX_FAIR — whose policy lets another uid open it: group or other connect
+ * right, an allowed group, an allowed uid other than the caller's; unless the policy has
+ * FERRY_POLICY_TRUSTED_SHARERS).
  */
 int ferry_publish(const char *name, int fd, int kind, const ferry_policy *policy,
                   ferry_pub **out, int64_t timeout_ns);
@@ -563,10 +577,16 @@ typedef struct ferry_mutex ferry_mutex;
 /*
  * The lock is a glibc robust, process-shared, error-checking pthread mutex inside the
  * object (the kernel's robust-futex list makes owner death safe at any instruction). Its
- * fields are shared, so a process that shares a ferry_mutex can make a locker misbehave
- * or crash by scribbling on them: share a mutex only with processes you trust that far
- * (the publishing policy decides who can open it).
+ * fields are shared, so a process that shares a plain ferry_mutex can make a locker
+ * misbehave, crash or write where it chooses by scribbling on them: share it only with
+ * processes you trust that far. ferryd therefore hands a plain mutex only to the
+ * publisher's uid: ferry_publish of one whose policy lets another uid open it is -EPERM,
+ * and ferry_mutex_open of one by another uid (root included) is -EPERM — unless the
+ * publisher set FERRY_POLICY_TRUSTED_SHARERS in the policy. (ferryd reads the mode from
+ * the object at each of these steps; a FERRY_MUTEX_FAIR mutex needs no flag.)
  * create: -EINVAL (unknown flags), -ENOMEM, -EMFILE. adopt: as ferry_sem_adopt.
+ * open: those of the naming service, -EPROTOTYPE (not a mutex), -EBADMSG, and -EPERM
+ * (above).
  */
 int ferry_mutex_create(uint32_t flags, ferry_mutex **out);
 int ferry_mutex_adopt(int fd, ferry_mutex **out);
@@ -624,7 +644,10 @@ typedef struct ferry_event ferry_event;
  * events that way). The descriptor is a SOCK_SEQPACKET socket holding one message that
  * carries the queue's memfd and the doorbell socket's other end (read with MSG_PEEK by
  * every adopter); a live queue therefore keeps 2 descriptors in flight, which the kernel
- * counts against the creator's RLIMIT_NOFILE.
+ * counts against the creator's RLIMIT_NOFILE. ferry_event_adopt checks the carrier
+ * (-EBADMSG): the magic, exactly two descriptors, a sealed memfd holding an event queue,
+ * and a doorbell that is the carrier's own peer (asked of the kernel by sock_diag; on a
+ * kernel without unix_diag only its type is checked); ferryd checks the same at publish.
  */
 int ferry_event_create(uint32_t capacity, ferry_event **out);
 int ferry_event_adopt(int fd, ferry_event **out);
@@ -996,7 +1019,8 @@ void ferry_sub_close(ferry_sub *s);
  * number receive from; each message goes to exactly one receiver. Its descriptor is, as
  * for an event queue, a SOCK_SEQPACKET socket carrying the memfd and a doorbell (so a
  * live mailbox keeps 2 descriptors in flight, counted against the creator's
- * RLIMIT_NOFILE; ferryd refuses anything else with -EINVAL). It is shared like the
+ * RLIMIT_NOFILE; ferryd refuses anything else with -EINVAL, and adopt with -EBADMSG,
+ * checking the carrier as for an event queue: see ferry_event_create). It is shared like the
  * synchronization objects (see there): before fork, by descriptor (ferry_mailbox_fd /
  * ferry_mailbox_adopt, -EBADMSG for anything that is not a mailbox), or by name
  * (ferry_publish(name, ferry_mailbox_fd(mb), FERRY_OBJ_MAILBOX, policy) by the owner,

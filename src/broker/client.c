@@ -16,6 +16,12 @@
  *    its fd, which wakes when it is time to retry) tries, backing off 10 ms .. 1 s.
  *  - Requests wait for their reply within the caller's deadline; a reply that is not the
  *    one expected is -EBADMSG.
+ *  - The broker's identity is checked before anything is sent: the socket's peer
+ *    (SO_PEERCRED, the process that listened) must run as root, as this process's euid,
+ *    or as $FERRY_BROKER_UID (a decimal uid; anything else in it is ignored). Otherwise
+ *    the call is -EPERM and nothing is started in its place: whoever listens at the path
+ *    could hand out channels with forged peer credentials. A ferryd started for a path
+ *    whose directory others could write refuses to run (exit status 4): -EPERM too.
  */
 #define _GNU_SOURCE
 #include "policy.h"
@@ -87,22 +93,55 @@ static const char *ferryd_program(void)
     return "ferryd";
 }
 
+/* ferryd's exit status for a socket directory others could write (src/daemon/ferryd.c). */
+#define FERRYD_UNSAFE_DIR 4
+
 /* Start ferryd for path and wait for its starter to report (it exits once ferryd
- * listens, or at once when another one runs). */
-static void spawn_ferryd(const char *path)
+ * listens, or at once when another one runs). Returns the starter's exit status, or -1
+ * (it could not be started or was killed). */
+static int spawn_ferryd(const char *path)
 {
     const char *prog = ferryd_program();
     char *argv[] = {"ferryd", "--socket", (char *)path, "--exit-idle", "30", NULL};
     pid_t pid;
     int rc = strchr(prog, '/') ? posix_spawn(&pid, prog, NULL, NULL, argv, environ)
                                : posix_spawnp(&pid, prog, NULL, NULL, argv, environ);
-    if (rc != 0) return;
+    if (rc != 0) return -1;
     int st;
-    while (waitpid(pid, &st, 0) < 0 && errno == EINTR) {
+    while (waitpid(pid, &st, 0) < 0) {
+        if (errno != EINTR) return -1;
     }
+    return WIFEXITED(st) ? WEXITSTATUS(st) : -1;
 }
 
-/* A connection to ferryd, starting it when allowed. Returns the socket or -errno. */
+/* The uid $FERRY_BROKER_UID names, if it is a plain decimal uid: 1, else 0. */
+static int configured_broker_uid(uid_t *uid)
+{
+    const char *v = getenv("FERRY_BROKER_UID");
+    if (!v || *v < '0' || *v > '9') return 0;
+    char *end;
+    errno = 0;
+    unsigned long long n = strtoull(v, &end, 10);
+    if (errno || *end || n >= (uid_t)-1) return 0; /* (uid_t)-1 is no uid */
+    *uid = (uid_t)n;
+    return 1;
+}
+
+/* Is the process listening behind s a broker we may trust? 0, or -EPERM. */
+static int check_broker(int s)
+{
+    struct ucred cr;
+    socklen_t l = sizeof cr;
+    if (getsockopt(s, SOL_SOCKET, SO_PEERCRED, &cr, &l) < 0 || l != sizeof cr) return -EPERM;
+    uid_t cfg;
+    if (cr.uid == 0 || cr.uid == geteuid() || (configured_broker_uid(&cfg) && cr.uid == cfg))
+        return 0;
+    return -EPERM;
+}
+
+/* A connection to ferryd, starting it when allowed. Returns the socket or -errno
+ * (-EPERM: the broker at the path runs as a uid this process does not trust, or the
+ * ferryd started for it refused its directory as unsafe). */
 static int dial(int64_t deadline)
 {
     char path[108];
@@ -115,11 +154,16 @@ static int dial(int64_t deadline)
     int64_t backoff = 1000000, spawn_deadline = 0;
     for (;;) {
         int s = ferry__connect(AF_UNIX, SOCK_SEQPACKET, (struct sockaddr *)&sa, len, deadline);
-        if (s >= 0) return s;
+        if (s >= 0) {
+            if ((rc = check_broker(s)) == 0) return s;
+            close(s); /* someone listens there: never start a ferryd over it */
+            return rc;
+        }
         if (s != -ENOENT && s != -ECONNREFUSED) return s;
         if (!autospawn_allowed()) return -ECONNREFUSED;
         if (!spawned) {
-            spawn_ferryd(path);
+            /* ferryd refused the directory: whoever can write it could listen there. */
+            if (spawn_ferryd(path) == FERRYD_UNSAFE_DIR) return -EPERM;
             spawned = 1;
             spawn_deadline = ferry__now_ns() + SPAWN_WAIT_NS;
             continue;

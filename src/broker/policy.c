@@ -103,7 +103,8 @@ int ferry__policy_valid(const ferry_policy *p)
     if (!p || p->mode > 0777 || p->n_uids > FERRY_POLICY_MAX_IDS ||
         p->n_gids > FERRY_POLICY_MAX_IDS ||
         (p->flags & ~(uint32_t)(FERRY_TAKEOVER | FERRY_SIGNAL_GROUP | FERRY_SIGNAL_ALLOWED |
-                                FERRY_SIGNAL_ANYONE)) != 0)
+                                FERRY_SIGNAL_ANYONE |
+                                FERRY_POLICY_TRUSTED_SHARERS)) != 0)
         return -EINVAL;
     return 0;
 }

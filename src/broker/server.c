@@ -35,6 +35,7 @@
 #include "proto.h"
 
 #include "core/time.h"
+#include "sync/obj.h"
 
 #include <errno.h>
 #include <fcntl.h>
@@ -673,23 +674,43 @@ static void unwatch_pid(broker *b, conn *c)
     free(p);
 }
 
-/* Is fd what an object of `kind` is? Semaphores, mutexes and barriers are sealed memfds;
- * an event queue and a mailbox are SOCK_SEQPACKET unix sockets, the carrier of the
- * object's memfd and of its doorbell (src/sync/event.c says why). The contents are for
- * the openers to validate; ferryd only keeps the descriptor and hands out duplicates (it
- * never reads from it). */
+/* Is fd what an object of `kind` is? Semaphores, mutexes, barriers and broadcast rings
+ * are sealed memfds whose header says so (ferry__obj_check: read with pread, never
+ * mapped); an event queue and a mailbox are carriers (sync/obj.h), checked by
+ * ferry__carrier_open: the duplicates its peek installs are closed at once, so a
+ * carrier costs ferryd one descriptor. A connection to ferryd, any other socket, a
+ * message without the kind's magic, a wrong memfd or a foreign doorbell are refused:
+ * nothing in what ferryd is given steers more than the fixed-size peek. */
 static int is_object_fd(int fd, uint32_t kind)
 {
     if (kind == FERRY_OBJ_EVENT || kind == FERRY_OBJ_MAILBOX) {
-        int v;
-        socklen_t l = sizeof v;
-        if (getsockopt(fd, SOL_SOCKET, SO_DOMAIN, &v, &l) < 0 || v != AF_UNIX) return 0;
-        l = sizeof v;
-        return getsockopt(fd, SOL_SOCKET, SO_TYPE, &v, &l) == 0 && v == SOCK_SEQPACKET;
+        int mfd, ring;
+        if (ferry__carrier_open(fd, kind, &mfd, &ring) < 0) return 0;
+        close(mfd);
+        close(ring);
+        return 1;
     }
-    int seals = fcntl(fd, F_GET_SEALS);
-    int need = F_SEAL_SHRINK | F_SEAL_GROW | F_SEAL_SEAL;
-    return seals >= 0 && (seals & need) == need;
+    return ferry__obj_check(fd, kind) == 0;
+}
+
+/* Is the mutex behind fd (checked by is_object_fd) a plain one — a glibc robust mutex
+ * whose sharers can make each other write through pointers they store in it? Its flags
+ * word, read once onto a private copy; an unreadable one counts as plain. */
+static int plain_mutex(int fd)
+{
+    uint32_t flags;
+    return ferry__obj_read(fd, FERRY__MUTEX_FLAGS_OFF, &flags, sizeof flags) < 0 ||
+           !(flags & FERRY_MUTEX_FAIR);
+}
+
+/* May anyone but the owner's uid (root aside, which may open anything) open a name under
+ * pol: group or other connect right, a group in the allow list, another uid in it? */
+static int opens_to_others(const ferry_policy *pol, uid_t owner)
+{
+    if ((pol->mode & 0022) || pol->n_gids > 0) return 1;
+    for (uint32_t i = 0; i < pol->n_uids && i < FERRY_POLICY_MAX_IDS; i++)
+        if (pol->allow_uids[i] != owner) return 1;
+    return 0;
 }
 
 static int register_name(broker *b, conn *c, const char *nm, const ferry_policy *polp,
@@ -698,6 +719,10 @@ static int register_name(broker *b, conn *c, const char *nm, const ferry_policy 
     ferry_policy pol = *polp;
     if (ferry__name_valid(nm) < 0 || ferry__policy_valid(&pol) < 0) return -EINVAL;
     if (kind && (kind > FERRY_OBJ_BCAST || !is_object_fd(objfd, kind))) return -EINVAL;
+    /* A plain mutex goes to other uids only if the publisher says it trusts them. */
+    if (kind == FERRY_OBJ_MUTEX && !(pol.flags & FERRY_POLICY_TRUSTED_SHARERS) &&
+        opens_to_others(&pol, c->id.uid) && plain_mutex(objfd))
+        return -EPERM;
     if (!ferry__sysconf_may_own(b->sys, nm, &c->id)) return -EACCES;
     int found;
     size_t i = name_pos(b, nm, &found);
@@ -871,6 +896,11 @@ static int do_open(broker *b, conn *c, uint64_t seq, ferry__br *r)
     if (!n || !visible(n, &c->id, FERRY__SEE)) return -ENOENT;
     if (!visible(n, &c->id, FERRY__CONNECT)) return -EACCES;
     if (n->kind != kind) return -EPROTOTYPE;
+    /* A plain mutex not marked trusted is the owner's uid's only (root too is another uid
+     * here): its mode is read again, since the publisher may have changed the word. */
+    if (kind == FERRY_OBJ_MUTEX && c->id.uid != n->owner->id.uid &&
+        !(n->pol.flags & FERRY_POLICY_TRUSTED_SHARERS) && plain_mutex(n->objfd))
+        return -EPERM;
     int fd = fcntl(n->objfd, F_DUPFD_CLOEXEC, 0);
     if (fd < 0) return -errno;
     n->connects++;

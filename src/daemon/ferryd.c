@@ -10,6 +10,10 @@
  *    $FERRY_BROKER, $XDG_RUNTIME_DIR/ferry/ferryd.sock, /run/ferry/ferryd.sock). A
  *    missing directory is made 0755 (its parent must exist); the socket file is 0666:
  *    anyone may talk to ferryd, and ferryd's policy decides what they may do.
+ *  - The directory must be ferryd's own (its euid's), not writable by its group or others,
+ *    under directories owned by root or that euid and writable by others only when sticky;
+ *    otherwise someone else could put a fake ferryd there: ferryd says why and exits with
+ *    status 4. (Clients check the broker's uid too: see src/broker/client.c.)
  *  - One ferryd per socket: it holds an exclusive lock on PATH.lock for its whole life (a
  *    second one exits with status 3, "already running"); the lock file holds its pid.
  *  - systemd socket activation: with LISTEN_PID = our pid and LISTEN_FDS >= 1, fd 3 is
@@ -52,19 +56,73 @@ static void usage(FILE *f)
           f);
 }
 
-/* Make the socket's directory when it is missing (0755; only the last level). */
+/* Why a directory on the socket's path is unsafe (or NULL): st is its stat, last says it
+ * is the socket's own directory. */
+static const char *unsafe_dir(const struct stat *st, int last)
+{
+    if (!S_ISDIR(st->st_mode)) return "not a directory";
+    if (last) { /* ours alone: nobody else may add, remove or rename a file in it */
+        if (st->st_uid != geteuid()) return "owned by another uid";
+        if (st->st_mode & (S_IWGRP | S_IWOTH)) return "writable by its group or others";
+        return NULL;
+    }
+    /* Above it: nobody but root or us may rename our directory away, unless the sticky
+     * bit says only a file's owner may (like /tmp). */
+    if (st->st_uid != 0 && st->st_uid != geteuid()) return "owned by another uid";
+    if ((st->st_mode & (S_IWGRP | S_IWOTH)) && !(st->st_mode & S_ISVTX))
+        return "writable by its group or others without the sticky bit";
+    return NULL;
+}
+
+/* Make the socket's directory when it is missing (0755; only the last level), then check
+ * that nobody else could replace the socket: the directory must be ferryd's own (its
+ * euid's) and not writable by its group or others, and every directory above it owned by
+ * root or ferryd's euid and not writable by others unless sticky (the path is resolved
+ * first: a symlink's target is what is checked). 0; -1 unsafe, -2 unusable (no such
+ * directory, no access), each after a message on stderr. */
 static int make_dir(const char *sock)
 {
-    char dir[PATH_MAX];
+    char dir[PATH_MAX], real[PATH_MAX];
     snprintf(dir, sizeof dir, "%s", sock);
+    if (sock[0] == '@') return 0; /* an abstract name: no directory */
     char *slash = strrchr(dir, '/');
-    if (!slash || slash == dir) return 0;
-    *slash = '\0';
-    if (mkdir(dir, 0755) < 0 && errno != EEXIST) return -errno;
-    struct stat st;
-    if (stat(dir, &st) < 0) return -errno;
-    /* A directory anyone may write without the sticky bit lets others replace the socket. */
-    if ((st.st_mode & S_IWOTH) && !(st.st_mode & S_ISVTX)) return -EPERM;
+    if (!slash)
+        snprintf(dir, sizeof dir, "."); /* a file in the working directory */
+    else if (slash == dir)
+        slash[1] = '\0'; /* "/x.sock": the root directory */
+    else
+        *slash = '\0';
+    if (mkdir(dir, 0755) < 0 && errno != EEXIST) {
+        fprintf(stderr, "ferryd: cannot make %s: %s\n", dir, strerror(errno));
+        return -2;
+    }
+    if (!realpath(dir, real)) {
+        fprintf(stderr, "ferryd: %s: %s\n", dir, strerror(errno));
+        return -2;
+    }
+    /* From the directory up to "/": each prefix of the resolved path. */
+    int first = 1;
+    for (size_t len = strlen(real);; first = 0) {
+        char c = real[len];
+        real[len] = '\0';
+        struct stat st;
+        if (stat(real, &st) < 0) {
+            fprintf(stderr, "ferryd: %s: %s\n", real, strerror(errno));
+            return -2;
+        }
+        const char *why = unsafe_dir(&st, first);
+        if (why) {
+            fprintf(stderr,
+                    "ferryd: refusing the socket directory %s: %s is %s (uid %u, mode %04o); "
+                    "another user could replace the socket\n",
+                    dir, real, why, (unsigned)st.st_uid, (unsigned)(st.st_mode & 07777));
+            return -1;
+        }
+        real[len] = c;
+        if (len <= 1) break;
+        while (len > 1 && real[len - 1] != '/') len--; /* to the parent's end */
+        if (len > 1) len--;                            /* drop the slash, except "/" */
+    }
     return 0;
 }
 
@@ -189,7 +247,7 @@ int main(int argc, char **argv)
     int lock = -1, rc;
     if (!activated) {
         if ((rc = make_dir(sock)) < 0) {
-            fprintf(stderr, "ferryd: directory of %s: %s\n", sock, strerror(-rc));
+            if (rc == -1) status = 4; /* unsafe: the library tells its caller -EPERM */
             goto fail;
         }
         lock = open(lockpath, O_RDWR | O_CREAT | O_CLOEXEC | O_NOFOLLOW, 0600);

@@ -112,8 +112,8 @@ enum { S_FREE = 0, S_WRITING = 1, S_READY = 2, S_TAKEN = 3, S_HANDED = 4 };
 #define MB_RXQ         64u /* waiting receivers served in FIFO order */
 #define MB_SLICE_NS    ((int64_t)20 * 1000 * 1000)
 #define NIL            UINT32_MAX
-#define MB_MAGIC       "FMB1" /* the carrier message */
-#define MB_MAGIC_LEN   4
+#define MB_MAGIC       FERRY__MAILBOX_MAGIC /* the carrier message (sync/obj.h) */
+#define MB_MAGIC_LEN   FERRY__CARRIER_MAGIC_LEN
 #define MB_FLAGS       (FERRY_MAILBOX_EXCLUSIVE | FERRY_MAILBOX_AT_LEAST_ONCE)
 
 typedef struct mbslot {
@@ -1032,15 +1032,6 @@ static int make_handle(int fd, int ring, ferry__seg *seg, uint32_t capacity, uin
     return 0;
 }
 
-static int is_seqpacket(int fd)
-{
-    int v;
-    socklen_t l = sizeof v;
-    if (getsockopt(fd, SOL_SOCKET, SO_DOMAIN, &v, &l) < 0 || v != AF_UNIX) return 0;
-    l = sizeof v;
-    return getsockopt(fd, SOL_SOCKET, SO_TYPE, &v, &l) == 0 && v == SOCK_SEQPACKET;
-}
-
 int ferry_mailbox_create(const ferry_mailbox_opts *opts, ferry_mailbox **out)
 {
     if (!out) return -EINVAL;
@@ -1118,42 +1109,12 @@ fail:
     return rc;
 }
 
-/* The memfd and the ring from carrier fd (which the caller keeps): 0, or -EBADMSG. */
+/* The memfd and the ring from carrier fd (which the caller keeps): 0, or -EBADMSG.
+ * ferry__carrier_open (sync/obj.h) checks the magic, exactly [memfd, ring], the memfd a
+ * mailbox object and the ring fd's own peer. */
 static int carrier_open(int fd, int *mfd, int *ring)
 {
-    int got[3], ngot = 0;
-    if (!is_seqpacket(fd)) return -EBADMSG;
-    char buf[MB_MAGIC_LEN + 1];
-    union {
-        char buf[CMSG_SPACE(3 * sizeof(int))]; /* room for one too many: refused */
-        struct cmsghdr align;
-    } cm;
-    struct iovec iov = {.iov_base = buf, .iov_len = sizeof buf};
-    struct msghdr msg = {
-        .msg_iov = &iov, .msg_iovlen = 1, .msg_control = cm.buf, .msg_controllen = sizeof cm.buf};
-    /* MSG_PEEK: the message stays for the next one who adopts. */
-    ssize_t n = recvmsg(fd, &msg, MSG_PEEK | MSG_DONTWAIT | MSG_CMSG_CLOEXEC);
-    if (n < 0) return -EBADMSG;
-    for (struct cmsghdr *c = CMSG_FIRSTHDR(&msg); c; c = CMSG_NXTHDR(&msg, c)) {
-        if (c->cmsg_level != SOL_SOCKET || c->cmsg_type != SCM_RIGHTS) continue;
-        size_t k = (c->cmsg_len - CMSG_LEN(0)) / sizeof(int);
-        for (size_t i = 0; i < k; i++) {
-            int f;
-            memcpy(&f, CMSG_DATA(c) + i * sizeof(int), sizeof f);
-            if (ngot < 3)
-                got[ngot++] = f;
-            else
-                close(f);
-        }
-    }
-    if (n != MB_MAGIC_LEN || memcmp(buf, MB_MAGIC, MB_MAGIC_LEN) != 0 ||
-        (msg.msg_flags & (MSG_TRUNC | MSG_CTRUNC)) || ngot != 2 || !is_seqpacket(got[1])) {
-        for (int i = 0; i < ngot; i++) close(got[i]);
-        return -EBADMSG;
-    }
-    *mfd = got[0];
-    *ring = got[1];
-    return 0;
+    return ferry__carrier_open(fd, FERRY_OBJ_MAILBOX, mfd, ring);
 }
 
 int ferry_mailbox_adopt(int fd, ferry_mailbox **out)

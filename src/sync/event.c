@@ -96,8 +96,8 @@
 #define cpu_relax() atomic_signal_fence(memory_order_seq_cst)
 #endif
 
-#define EV_MAGIC       "FEV1" /* the carrier message */
-#define EV_MAGIC_LEN   4
+#define EV_MAGIC       FERRY__EVENT_MAGIC /* the carrier message (obj.h) */
+#define EV_MAGIC_LEN   FERRY__CARRIER_MAGIC_LEN
 #define EV_CAP_DEFAULT 1024u
 #define EV_SLOTS_OFF   256u
 #define EV_SPINS       256  /* polls of the queue before sleeping */
@@ -560,46 +560,15 @@ fail:
     return rc;
 }
 
-static int is_seqpacket(int fd)
-{
-    int v;
-    socklen_t l = sizeof v;
-    if (getsockopt(fd, SOL_SOCKET, SO_DOMAIN, &v, &l) < 0 || v != AF_UNIX) return 0;
-    l = sizeof v;
-    return getsockopt(fd, SOL_SOCKET, SO_TYPE, &v, &l) == 0 && v == SOCK_SEQPACKET;
-}
-
-/* Make m from the carrier fd, which m then owns (closed on failure). */
+/* Make m from the carrier fd, which m then owns (closed on failure). The carrier is
+ * checked by ferry__carrier_open (obj.h): magic, exactly [memfd, doorbell], the memfd an
+ * event queue, the doorbell fd's own peer. */
 static int member_adopt(member *m, int fd)
 {
-    int got[3], ngot = 0, rc = -EBADMSG;
-    if (!is_seqpacket(fd)) goto out;
-    char buf[EV_MAGIC_LEN + 1];
-    union {
-        char buf[CMSG_SPACE(3 * sizeof(int))]; /* room for one too many: refused */
-        struct cmsghdr align;
-    } cm;
-    struct iovec iov = {.iov_base = buf, .iov_len = sizeof buf};
-    struct msghdr msg = {
-        .msg_iov = &iov, .msg_iovlen = 1, .msg_control = cm.buf, .msg_controllen = sizeof cm.buf};
-    /* MSG_PEEK: the message stays for the next one who adopts. */
-    ssize_t n = recvmsg(fd, &msg, MSG_PEEK | MSG_DONTWAIT | MSG_CMSG_CLOEXEC);
-    if (n < 0) goto out;
-    for (struct cmsghdr *c = CMSG_FIRSTHDR(&msg); c; c = CMSG_NXTHDR(&msg, c)) {
-        if (c->cmsg_level != SOL_SOCKET || c->cmsg_type != SCM_RIGHTS) continue;
-        size_t k = (c->cmsg_len - CMSG_LEN(0)) / sizeof(int);
-        for (size_t i = 0; i < k; i++) {
-            int f;
-            memcpy(&f, CMSG_DATA(c) + i * sizeof(int), sizeof f);
-            if (ngot < 3)
-                got[ngot++] = f;
-            else
-                close(f);
-        }
-    }
-    if (n != EV_MAGIC_LEN || memcmp(buf, EV_MAGIC, EV_MAGIC_LEN) != 0 ||
-        (msg.msg_flags & (MSG_TRUNC | MSG_CTRUNC)) || ngot != 2 || !is_seqpacket(got[1]))
-        goto out;
+    int got[2], ngot = 0;
+    int rc = ferry__carrier_open(fd, FERRY_OBJ_EVENT, &got[0], &got[1]);
+    if (rc < 0) goto out;
+    ngot = 2;
     if ((rc = ferry__obj_map(got[0], FERRY_OBJ_EVENT, &m->seg)) < 0) goto out;
     m->q = m->seg.base;
     /* The capacity, read once (a sharer may change the shared word later), must fit. */

@@ -12,6 +12,17 @@
  *    mapping; a peer that shares the object can still change any word later, so code
  *    that follows a shared index masks or bounds it on every use.
  *  - Sizes: at least the header, at most FERRY__OBJ_MAX.
+ *  - Carriers. An event queue's and a mailbox's descriptor is not the memfd but a
+ *    *carrier*: one end B of a SOCK_SEQPACKET socket pair (A, B) whose receive queue holds
+ *    one message, sent on A: the kind's 4-byte magic with SCM_RIGHTS [memfd, A]
+ *    (src/sync/event.c says why). ferry__carrier_open is the one check of a carrier, for
+ *    the library's adopters and for ferryd's PUBLISH alike: it reads that message with
+ *    MSG_PEEK (so it stays for the next adopter), into fixed buffers (room for one
+ *    descriptor too many, which makes it refused), and requires the magic of the kind,
+ *    exactly two descriptors, a memfd that is an object of the kind (ferry__obj_check),
+ *    and as the second the very socket at the other end of B (its inode is B's peer's,
+ *    asked of the kernel through sock_diag). So a connection to ferryd, any other socket,
+ *    or a message with the wrong memfd or a foreign doorbell is refused.
  */
 #ifndef FERRY_SYNC_OBJ_H
 #define FERRY_SYNC_OBJ_H
@@ -40,6 +51,34 @@ int ferry__obj_create(uint32_t kind, size_t size, int *fd, ferry__seg *seg);
 /* Map the object behind fd after checking it is a ferry object of `kind` (seals, size,
  * header). The caller keeps fd in every case. -EBADMSG (not one), -ENOMEM. */
 int ferry__obj_map(int fd, uint32_t kind, ferry__seg *seg);
+
+/* Is fd an object of `kind` without mapping it (ferryd checks what it is given this way):
+ * a regular file sealed against shrinking and growing and against further seals (as
+ * ferry__obj_create seals it), of a size within the bounds, whose
+ * header (read once with pread) has the magic, the kind, the version and the file's
+ * size. 0 or -EBADMSG. */
+int ferry__obj_check(int fd, uint32_t kind);
+
+/* Read n bytes at off of the object behind fd (after ferry__obj_check) onto buf: a
+ * private copy of words the caller then judges itself. 0 or -EBADMSG (short). */
+int ferry__obj_read(int fd, size_t off, void *buf, size_t n);
+
+/* The carrier's message: the magic of FERRY_OBJ_EVENT and FERRY_OBJ_MAILBOX carriers. */
+#define FERRY__CARRIER_MAGIC_LEN 4
+#define FERRY__EVENT_MAGIC       "FEV1"
+#define FERRY__MAILBOX_MAGIC     "FMB1"
+
+/* Check carrier fd (FERRY_OBJ_EVENT or FERRY_OBJ_MAILBOX; see "Carriers" above) and take
+ * the duplicates its message installs: on success *memfd (an object of kind, checked
+ * with ferry__obj_check, not mapped) and *ring (the doorbell's receiving end, fd's peer)
+ * belong to the caller, FD_CLOEXEC; fd is the caller's in every case. Never blocks.
+ * -EBADMSG: not a carrier of that kind (also when the process has no room for the two
+ * duplicates: the kernel then truncates the message's descriptors). */
+int ferry__carrier_open(int fd, uint32_t kind, int *memfd, int *ring);
+
+/* The offset of a mutex's flags word (FERRY_MUTEX_FAIR) in its object, right after the
+ * header: ferryd reads it to tell a plain mutex from a fair one (mutex.c asserts it). */
+#define FERRY__MUTEX_FLAGS_OFF sizeof(ferry__obj_hdr)
 
 /* A descriptor for the object published under name in ferryd (broker/client.c): the
  * caller owns *fd. Errors as ferry_connect, and -EPROTOTYPE (a name of another kind). */

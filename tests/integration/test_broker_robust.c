@@ -285,7 +285,7 @@ static void test_garbage(pid_t echo)
     ferry__bw_register(&w, "org.rb.bad", &pol);
     bad_value(FERRY__OP_REGISTER, &w, -EINVAL);
     ferry_policy_init(&pol);
-    pol.flags = 1u << 4; /* no such flag */
+    pol.flags = 1u << 5; /* no such flag */
     w = (ferry__bw){.p = pl, .cap = sizeof pl};
     ferry__bw_register(&w, "org.rb.bad", &pol);
     bad_value(FERRY__OP_REGISTER, &w, -EINVAL);

@@ -147,7 +147,7 @@ static void check_policy(void)
     q.n_gids = 0;
     q.flags = FERRY_SIGNAL_GROUP | FERRY_SIGNAL_ALLOWED | FERRY_SIGNAL_ANYONE;
     CHECK_EQ(ferry__policy_valid(&q), 0);
-    q.flags = 1u << 4;
+    q.flags = 1u << 5;
     CHECK_EQ(ferry__policy_valid(&q), -EINVAL);
     q.flags = 1u << 31;
     CHECK_EQ(ferry__policy_valid(&q), -EINVAL);

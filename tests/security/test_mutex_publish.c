@@ -1,0 +1,181 @@
+// SPDX-License-Identifier: MIT
+/*
+ * test_mutex_publish — issue 11 finding 2's rule for the plain ferry_mutex: a glibc robust
+ * mutex in shared memory lets its sharers make each other write through pointers they
+ * store in it, so ferryd hands a plain mutex only to the publisher's uid unless the
+ * publisher sets FERRY_POLICY_TRUSTED_SHARERS.
+ *
+ * With a real ferryd: a plain mutex published 0600 or 0644 (others see it, cannot open it)
+ * or with only the publisher's own uid allowed is fine; published 0666, 0660, 0606, to an
+ * allowed other uid or group, without the flag: -EPERM (by root and by another uid). With
+ * the flag: published, and another uid (60031) opens and uses it. A fair mutex published
+ * 0666 is fine without the flag. A publisher that turns its fair mutex plain after
+ * publishing it (it writes the flags word) gets it refused at open: -EPERM for another
+ * uid, while its own uid still opens it.
+ * Needs root (to become other uids); otherwise prints SKIP and passes.
+ */
+#include "testutil.h"
+
+#include "brokerutil.h"
+#include "secutil.h"
+
+#include "sync/obj.h"
+
+#include <signal.h>
+#include <sys/mman.h>
+
+static const ident OPENER = {60031, 60031, 0, {0}};
+static const ident PUBLISHER = {60032, 60032, 0, {0}};
+
+static int publish(ferry_mutex *m, const char *name, unsigned mode, uint32_t flags, uid_t allow_uid,
+                   gid_t allow_gid, ferry_pub **p)
+{
+    ferry_policy pol;
+    ferry_policy_init(&pol);
+    pol.mode = mode;
+    pol.flags = flags;
+    if (allow_uid != (uid_t)-1) pol.allow_uids[pol.n_uids++] = allow_uid;
+    if (allow_gid != (gid_t)-1) pol.allow_gids[pol.n_gids++] = allow_gid;
+    return ferry_publish(name, ferry_mutex_fd(m), FERRY_OBJ_MUTEX, &pol, p, 5 * SEC);
+}
+
+static void gone(const char *name)
+{
+    ferry_name_info in;
+    for (int i = 0; i < 500 && ferry_lookup(name, &in, 5 * SEC) == 0; i++) sleep_ms(2);
+    CHECK_EQ(ferry_lookup(name, &in, 5 * SEC), -ENOENT);
+}
+
+/* The plain-mutex rule, for a publisher of uid `me`. */
+static void plain_rules(uid_t me)
+{
+    ferry_mutex *m;
+    CHECK_EQ(ferry_mutex_create(0, &m), 0);
+    ferry_pub *p;
+    const unsigned ok_modes[] = {0600, 0644, 0640, 0604, 0700};
+    for (size_t i = 0; i < sizeof ok_modes / sizeof ok_modes[0]; i++) {
+        CHECK_EQ(publish(m, "org.mx.plain", ok_modes[i], 0, (uid_t)-1, (gid_t)-1, &p), 0);
+        ferry_unpublish(p);
+        gone("org.mx.plain");
+    }
+    CHECK_EQ(publish(m, "org.mx.plain", 0600, 0, me, (gid_t)-1, &p), 0); /* itself only */
+    ferry_unpublish(p);
+    gone("org.mx.plain");
+    const unsigned bad_modes[] = {0666, 0660, 0606, 0620, 0602, 0622};
+    for (size_t i = 0; i < sizeof bad_modes / sizeof bad_modes[0]; i++) {
+        int rc = publish(m, "org.mx.plain", bad_modes[i], 0, (uid_t)-1, (gid_t)-1, &p);
+        if (rc != -EPERM) fprintf(stderr, "mode %o: %d\n", bad_modes[i], rc);
+        CHECK_EQ(rc, -EPERM);
+    }
+    CHECK_EQ(publish(m, "org.mx.plain", 0600, 0, OPENER.uid, (gid_t)-1, &p), -EPERM);
+    CHECK_EQ(publish(m, "org.mx.plain", 0600, 0, (uid_t)-1, 60100, &p), -EPERM);
+    CHECK_EQ(publish(m, "org.mx.plain", 0600, FERRY_TAKEOVER, OPENER.uid, (gid_t)-1, &p), -EPERM);
+    ferry_name_info in;
+    CHECK_EQ(ferry_lookup("org.mx.plain", &in, 5 * SEC), -ENOENT); /* nothing was named */
+    ferry_mutex_close(m);
+}
+
+static void publisher_rules(void *arg)
+{
+    (void)arg;
+    plain_rules(getuid());
+}
+
+static void open_and_lock(void *arg)
+{
+    const char *name = arg;
+    ferry_mutex *m;
+    CHECK_EQ(ferry_mutex_open(name, &m, 5 * SEC), 0);
+    CHECK_EQ(ferry_mutex_lock(m, 5 * SEC), 0);
+    CHECK_EQ(ferry_mutex_unlock(m), 0);
+    ferry_mutex_close(m);
+}
+
+static void open_refused(void *arg)
+{
+    ferry_mutex *m;
+    CHECK_EQ(ferry_mutex_open(arg, &m, 5 * SEC), -EPERM);
+}
+
+/* A publisher (60032) that publishes a fair mutex 0666, then turns it plain by writing
+ * its flags word: another uid's open is refused, its own uid's is not. */
+static void flipper(void *arg)
+{
+    int *go = arg; /* go[0]: read end, "opened" from the parent; go[1]: write end, "ready" */
+    ferry_mutex *m;
+    CHECK_EQ(ferry_mutex_create(FERRY_MUTEX_FAIR, &m), 0);
+    ferry_pub *p;
+    CHECK_EQ(publish(m, "org.mx.flip", 0666, 0, (uid_t)-1, (gid_t)-1, &p), 0);
+    void *map = mmap(NULL, 4096, PROT_READ | PROT_WRITE, MAP_SHARED, ferry_mutex_fd(m), 0);
+    CHECK(map != MAP_FAILED);
+    uint32_t plain = 0;
+    memcpy((char *)map + FERRY__MUTEX_FLAGS_OFF, &plain, sizeof plain);
+    munmap(map, 4096);
+    CHECK(write(go[1], "r", 1) == 1);
+    char c;
+    CHECK(read(go[0], &c, 1) == 1); /* the parent is done */
+    ferry_unpublish(p);
+    ferry_mutex_close(m);
+}
+
+int main(void)
+{
+    require_root();
+    test_deadline(60);
+    signal(SIGPIPE, SIG_IGN);
+    test_broker b;
+    broker_start(&b);
+    int fds = fd_count();
+
+    plain_rules(0);
+    run_as(&PUBLISHER, publisher_rules, NULL);
+
+    /* With the flag: published for everyone, and another uid uses it. */
+    ferry_mutex *m;
+    CHECK_EQ(ferry_mutex_create(0, &m), 0);
+    ferry_pub *p;
+    CHECK_EQ(
+        publish(m, "org.mx.trusted", 0666, FERRY_POLICY_TRUSTED_SHARERS, (uid_t)-1, (gid_t)-1, &p),
+        0);
+    run_as(&OPENER, open_and_lock, "org.mx.trusted");
+    ferry_unpublish(p);
+    gone("org.mx.trusted");
+    /* Published 0600 without it: root's own uid opens it; another uid may not even see it. */
+    CHECK_EQ(publish(m, "org.mx.own", 0600, 0, (uid_t)-1, (gid_t)-1, &p), 0);
+    open_and_lock("org.mx.own");
+    ferry_unpublish(p);
+    gone("org.mx.own");
+    ferry_mutex_close(m);
+
+    /* A fair mutex needs no flag. */
+    CHECK_EQ(ferry_mutex_create(FERRY_MUTEX_FAIR, &m), 0);
+    CHECK_EQ(publish(m, "org.mx.fair", 0666, 0, (uid_t)-1, (gid_t)-1, &p), 0);
+    run_as(&OPENER, open_and_lock, "org.mx.fair");
+    ferry_unpublish(p);
+    gone("org.mx.fair");
+    ferry_mutex_close(m);
+
+    /* Turned plain after publishing: refused at open to another uid (root included),
+     * served to the publisher's own uid. */
+    int to_child[2], from_child[2];
+    CHECK(pipe(to_child) == 0 && pipe(from_child) == 0);
+    int go[2] = {to_child[0], from_child[1]};
+    pid_t pub = spawn_as(&PUBLISHER, flipper, go);
+    char c;
+    CHECK(read(from_child[0], &c, 1) == 1);
+    run_as(&OPENER, open_refused, "org.mx.flip");
+    open_refused("org.mx.flip");
+    run_as(&PUBLISHER, open_and_lock, "org.mx.flip");
+    CHECK(write(to_child[1], "d", 1) == 1);
+    wait_ok(pub);
+    close(to_child[0]);
+    close(to_child[1]);
+    close(from_child[0]);
+    close(from_child[1]);
+    gone("org.mx.flip");
+
+    CHECK_EQ(fd_count(), fds);
+    broker_stop(&b);
+    printf("test_mutex_publish: ok\n");
+    return 0;
+}
