@@ -44,6 +44,7 @@ typedef struct fdchan {
     unsigned kind;
     uint32_t max_msg;
     _Atomic int dead; /* 0, -EPIPE or -EBADMSG; only ever set once */
+    int reset_seen;   /* a read said ECONNRESET once: what is queued is read next */
     uint64_t tx_seq, rx_seq;
     /* receive */
     uint8_t *rbuf; /* stream: unparsed bytes rbuf[rstart .. rlen) */
@@ -492,6 +493,20 @@ static int parse_stream(fdchan *c)
     return 0;
 }
 
+/* A read failed with e: 0 (nothing there now: wait), 1 (try again) or -EPIPE. A socket
+ * whose peer closed with data of ours unread reports ECONNRESET once (the kernel hands
+ * out the error before the queue, and clears it): what the peer sent before it closed is
+ * still queued here and comes next, then the end of stream. A second reset is the end. */
+static int read_error(fdchan *c, int e)
+{
+    if (e == EAGAIN || e == EINTR) return 0;
+    if (e == ECONNRESET && !c->reset_seen) {
+        c->reset_seen = 1;
+        return 1;
+    }
+    return -EPIPE;
+}
+
 /* Read more of the frame in progress, never past its end (what follows it is the next
  * frame's, and goes to rbuf). Returns as fill; a read that leaves the frame unfinished
  * took all the kernel had, so it says 0 (wait) rather than 1 (try again). */
@@ -499,7 +514,7 @@ static int fill_part(fdchan *c)
 {
     size_t left = c->part_f.len - c->part_got;
     ssize_t n = read(c->rfd, c->part_dst + c->part_got, left);
-    if (n < 0) return errno == EAGAIN || errno == EINTR ? 0 : -EPIPE;
+    if (n < 0) return read_error(c, errno);
     if (n == 0) return -EPIPE; /* a frame cut short by the end is lost with the peer */
     /* The crc is made as the payload comes in, while the rest is still on its way: at
      * the end only the last piece is left to sum. */
@@ -520,7 +535,7 @@ static int fill_rbuf(fdchan *c)
     }
     /* parse_stream leaves room: the frame in progress fits in rbuf, and starts at 0 */
     ssize_t n = read(c->rfd, c->rbuf + c->rlen, c->rcap - c->rlen);
-    if (n < 0) return errno == EAGAIN || errno == EINTR ? 0 : -EPIPE;
+    if (n < 0) return read_error(c, errno);
     if (n == 0) return -EPIPE; /* a frame cut short by the end is lost with the peer */
     c->rlen += (size_t)n;
     int rc = parse_stream(c);
@@ -556,7 +571,7 @@ static int read_packet(fdchan *c)
     struct msghdr mh = {
         .msg_iov = iov, .msg_iovlen = 2, .msg_control = ctrl.buf, .msg_controllen = sizeof ctrl};
     ssize_t n = recvmsg(c->rfd, &mh, MSG_DONTWAIT | MSG_CMSG_CLOEXEC);
-    if (n < 0) return errno == EAGAIN || errno == EINTR ? 0 : -EPIPE;
+    if (n < 0) return read_error(c, errno);
     if (n == 0) return -EPIPE;
     int fds[FERRY_MAX_FDS + 8];
     unsigned nfds = 0;
@@ -799,6 +814,17 @@ void ferry__fdchan_close(ferry_chan *ch)
     fdchan *c = (fdchan *)ch;
     if (c->pend && !atomic_load(&c->dead)) flush(c, 0); /* what the kernel takes now */
     free(c->pend);
+    if (c->sock && !(c->kind & FDCHAN_PACKET) && c->rfd >= 0) {
+        /* TCP answers a close with data unread by a reset, and a reset throws away what
+         * this end sent and the peer has not yet taken. So: the end of our stream goes
+         * after our data (FIN), and what the peer sent is read and dropped first (as much
+         * as is there now, bounded: this never waits). A seqpacket peer loses nothing
+         * that way: it reads what is queued before the reset (read_error). */
+        shutdown(c->wfd, SHUT_WR);
+        char sink[16384];
+        for (int i = 0; i < 4096 && recv(c->rfd, sink, sizeof sink, MSG_DONTWAIT) > 0; i++) {
+        }
+    }
     while (c->qhead) {
         fmsg *m = c->qhead;
         c->qhead = m->next;
@@ -842,6 +868,10 @@ static int await_hello(fdchan *c, int64_t deadline)
         /* A FIFO nobody has opened for writing yet reads as end of file: wait for the
          * creator (poll reports POLLHUP only once a writer came and went). */
         if (n == 0 && (c->sock || got)) return -EPIPE;
+        if (n < 0 && errno == ECONNRESET && !c->reset_seen) { /* read_error: queued first */
+            c->reset_seen = 1;
+            continue;
+        }
         if (n < 0 && errno != EAGAIN && errno != EINTR)
             return errno == ECONNRESET ? -EPIPE : -EBADMSG;
         struct pollfd p = {.fd = c->rfd, .events = POLLIN};

@@ -43,6 +43,9 @@
  *    within 150 ms (figures printed); where it cannot (queues), the drained channel is
  *    -EAGAIN / -ETIMEDOUT and the rest is reported skipped. A send to a dead peer must
  *    return -EPIPE, never raise SIGPIPE: the suite does not ignore SIGPIPE;
+ *  - close: an end that closes with the peer's messages unread, right after filling the
+ *    buffer (FERRY_NOW sends until -EAGAIN), loses nothing: the peer receives every one,
+ *    then -EPIPE (where the transport knows; else -EAGAIN); both ways;
  *  - garbage, on stream transports: (a) a raw peer (a raw socket connected to the
  *    listener, the FIFOs opened by hand) writing junk is refused: ferry_accept or the
  *    first receive gives -EBADMSG, and a socket listener still accepts a real client
@@ -1214,6 +1217,92 @@ static void check_death(const form *f)
     ok(f, "peer death: a sender sees -EPIPE %.2f ms after kill -9 (< 150), no SIGPIPE", send_ms);
 }
 
+/* ---------------------------------------------------------------- close */
+
+/* A close never destroys what the closing end sent: the closer first leaves messages of
+ * the peer unread in its end (as a send-only server leaves the client's HELLO), then
+ * sends until the buffer is full (FERRY_NOW until -EAGAIN, at most CLOSE_MAX) and
+ * closes at once; the peer, told over ctl afterwards, receives every one in order, then
+ * -EPIPE where the transport knows (else -EAGAIN). Both ways: the accepting end closes
+ * ("a server sends a reply and closes"), then the opening end. */
+#define CLOSE_MAX 16384u
+#define CLOSE_UNREAD 3
+
+static int close_by_parent; /* which end closes in this round */
+static uint64_t close_sent;
+
+static void close_fill_and_close(conn *k)
+{
+    uint8_t buf[PAYLOAD];
+    uint64_t s = 0;
+    for (; s < CLOSE_MAX; s++) {
+        fill_seq(buf, sizeof buf, s);
+        int r = ferry_send(k->ch, buf, sizeof buf, FERRY_NOW);
+        if (r == -EAGAIN) break;
+        CHECK_EQ(r, 0);
+    }
+    CHECK(s >= 1);
+    ferry_chan_close(k->ch); /* with the peer's messages unread */
+    k->ch = NULL;
+    ctl_put_u64(&k->c, s);
+    close_sent = s;
+}
+
+static void close_drain(conn *k)
+{
+    uint64_t n = ctl_get_u64(&k->c);
+    for (uint64_t s = 0; s < n; s++) recv_n(k->ch, s, T5S);
+    char buf[PAYLOAD + 64];
+    ssize_t r = ferry_recv(k->ch, buf, sizeof buf, k->f->death ? T5S : FERRY_NOW);
+    if (r != (k->f->death ? -EPIPE : -EAGAIN))
+        fprintf(stderr, "after the %" PRIu64 " messages of a closed peer: %zd %s\n", n, r,
+                r < 0 ? ferry_strerror((int)r) : "");
+    CHECK_EQ(r, k->f->death ? -EPIPE : -EAGAIN);
+    close_sent = n;
+}
+
+static void close_child(conn *k)
+{
+    STAGE("close: child");
+    if (close_by_parent) {
+        for (int i = 0; i < CLOSE_UNREAD; i++) send_typed(k->ch, 1, "unread");
+        ctl_put(&k->c, 's');
+        close_drain(k);
+    } else {
+        ctl_expect(&k->c, 's');
+        close_fill_and_close(k);
+    }
+}
+
+static void close_parent(conn *k)
+{
+    STAGE("close: parent");
+    if (close_by_parent) {
+        ctl_expect(&k->c, 's');
+        close_fill_and_close(k);
+    } else {
+        for (int i = 0; i < CLOSE_UNREAD; i++) send_typed(k->ch, 1, "unread");
+        ctl_put(&k->c, 's');
+        close_drain(k);
+    }
+}
+
+static void check_close(const form *f)
+{
+    for (close_by_parent = 1; close_by_parent >= 0; close_by_parent--) {
+        if (close_by_parent && f->addr == ADDR_SYSVMQ) { /* see sysvmq.c, "Peer death" */
+            skip(f, "close by the accepting end",
+                 "its close removes the queues, with the messages in them");
+            continue;
+        }
+        begin(close_by_parent ? "close: the accepting end" : "close: the opening end");
+        run(f, NULL, close_child, close_parent);
+        ok(f, "close by the %s end with unread messages: its %" PRIu64 " messages (a full buffer) "
+              "arrive, then %s",
+           close_by_parent ? "accepting" : "opening", close_sent, f->death ? "-EPIPE" : "-EAGAIN");
+    }
+}
+
 /* ---------------------------------------------------------------- garbage */
 
 /* After -EBADMSG the channel stays closed: every call is -EBADMSG or -EPIPE. */
@@ -1407,6 +1496,7 @@ static void run_form(const form *f)
     check_poll(f);
     check_zerocopy(f);
     check_death(f);
+    check_close(f);
     check_garbage(f);
 }
 
