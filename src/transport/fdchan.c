@@ -198,7 +198,8 @@ static int flush(fdchan *c, int64_t deadline)
  * figure, so this errs on the safe side: for a pipe, its size less what is queued and
  * one page (the buffer is kept in pages); for a socket, half its send buffer (the rest
  * is the kernel's bookkeeping) less what is queued. A frame larger than the whole buffer
- * can never fit: it is written as the reader makes room (see send_frame).
+ * can never fit: it is written as the reader makes room (see send_frame). A peer that is
+ * gone ends the wait at once (the write that follows says -EPIPE).
  * Returns 0, or -EAGAIN / -ETIMEDOUT with nothing sent.
  */
 static int wait_room(fdchan *c, size_t size, ferry__when *w)
@@ -219,9 +220,18 @@ static int wait_room(fdchan *c, size_t size, ferry__when *w)
             cap -= 4096;
         }
         if (size > (size_t)cap || size <= (size_t)(cap - queued)) return 0;
-        int64_t at = ferry__when_at(w);
-        if (ferry__remaining(at) <= 0) return at == 0 ? -EAGAIN : -ETIMEDOUT;
-        usleep((useconds_t)backoff); /* POLLOUT would say yes already: some room is there */
+        int64_t at = ferry__when_at(w), left = ferry__remaining(at);
+        if (left <= 0) return at == 0 ? -EAGAIN : -ETIMEDOUT;
+        /* POLLOUT would say yes already (some room is there), so sleep on nothing but
+         * the peer's end: poll reports POLLERR/POLLHUP whatever it is asked, which is
+         * when the reader is gone (a pipe without readers, a reset connection). Then the
+         * write goes ahead and fails: -EPIPE at once, not at the deadline. */
+        int64_t ns = (int64_t)backoff * 1000;
+        if (ns > left) ns = left;
+        struct timespec ts = {0, (long)ns};
+        struct pollfd p = {.fd = c->wfd, .events = 0};
+        int n = ppoll(&p, 1, &ts, NULL);
+        if (n > 0 && (p.revents & (POLLERR | POLLHUP | POLLNVAL))) return 0;
     }
 }
 

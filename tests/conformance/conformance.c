@@ -40,7 +40,8 @@
  *  - peer death (kill -9 of the child): everything it sent arrives first, then, where
  *    the transport can know, -EPIPE on every receive and send, a receive blocked in
  *    FERRY_FOREVER returns -EPIPE within 150 ms of the kill and a sender sees -EPIPE
- *    within 150 ms (figures printed); where it cannot (queues), the drained channel is
+ *    within 150 ms, and a send blocked (FERRY_FOREVER) on a full channel of 12,000-byte messages
+ *    returns -EPIPE within 100 ms (figures printed); where it cannot (queues), the drained channel is
  *    -EAGAIN / -ETIMEDOUT and the rest is reported skipped. A send to a dead peer must
  *    return -EPIPE, never raise SIGPIPE: the suite does not ignore SIGPIPE;
  *  - close: an end that closes with the peer's messages unread, right after filling the
@@ -1180,6 +1181,41 @@ static void death_send_parent(conn *k)
     CHECK_EQ(ferry_send(k->ch, "ping", 4, T5S), -EPIPE);
 }
 
+/* A sender blocked on a full channel (FERRY_FOREVER) when the receiver is killed: -EPIPE
+ * within 100 ms. Messages of 12,000 bytes (fifo: above PIPE_BUF, where a write is not atomic
+ * and the sender waits for room for the whole frame). */
+#define BLOCKED_SEND_LEN 12000
+static double blocked_send_ms;
+
+static void death_blocked_send_parent(conn *k)
+{
+    STAGE("death: a blocked send");
+    k->death_sig = SIGKILL;
+    ctl_expect(&k->c, 'r');
+    size_t len = ferry_chan_max_msg(k->ch);
+    if (len > BLOCKED_SEND_LEN) len = BLOCKED_SEND_LEN;
+    uint8_t *buf = calloc(1, len);
+    CHECK(buf != NULL);
+    int r = 0;
+    for (int i = 0; i < 1000000 && (r = ferry_send(k->ch, buf, len, FERRY_NOW)) == 0; i++) {
+    }
+    CHECK_EQ(r, -EAGAIN); /* full */
+    struct killer kl = {k->pid, 0};
+    pthread_t t;
+    CHECK_EQ(pthread_create(&t, NULL, killer_main, &kl), 0);
+    /* (tcp: the peer's kernel may still take more while its receive buffer grows) */
+    while ((r = ferry_send(k->ch, buf, len, FERRY_FOREVER)) == 0) {
+    }
+    int64_t t_ret = now_ns();
+    CHECK_EQ(pthread_join(t, NULL), 0);
+    free(buf);
+    blocked_send_ms = (double)(t_ret - kl.t_kill) / 1e6;
+    printf("      blocked send: %s %.2f ms after the kill\n", ferry_strerror(r), blocked_send_ms);
+    CHECK_EQ(r, -EPIPE);
+    CHECK(kl.t_kill > 0 && t_ret > kl.t_kill);
+    CHECK(t_ret - kl.t_kill < 100 * MS);
+}
+
 /* A check whose child is killed: no end-of-check handshake with it. */
 static void run_death(const form *f, void (*child)(conn *), void (*parent)(conn *))
 {
@@ -1215,6 +1251,11 @@ static void check_death(const form *f)
     begin("death: send");
     run_death(f, death_sleep_child, death_send_parent);
     ok(f, "peer death: a sender sees -EPIPE %.2f ms after kill -9 (< 150), no SIGPIPE", send_ms);
+    begin("death: blocked send");
+    run_death(f, death_sleep_child, death_blocked_send_parent);
+    ok(f, "peer death: a FERRY_FOREVER send blocked on a full channel -EPIPE %.2f ms after kill -9 "
+          "(< 100)",
+       blocked_send_ms);
 }
 
 /* ---------------------------------------------------------------- close */
