@@ -153,6 +153,7 @@ int ferry_chan_adopt(int fd, const ferry_chan_opts *opts, ferry_chan **out);
  *   "fifo:///path"                  two FIFOs, path.c2s and path.s2c; one client
  *   "posixmq:///name"               two POSIX queues, /name.c2s and /name.s2c; one peer
  *   "sysvmq://KEY", "sysvmq://"     System V queues (KEY decimal or 0x hex; or private)
+ * The scheme is case-insensitive (RFC 3986): "SHM://" and "Unix://" work too.
  * A socket file or FIFO gets exactly opts->mode (default 0600; never wider, not even for
  * a moment). The listener decides the channel's shape (capacity, max_msg, checksum). The
  * caller owns *out; ferry_listener_close() removes the names it made (queues: see

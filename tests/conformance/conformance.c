@@ -9,6 +9,8 @@
  * Checks, with exact results:
  *  - order: 10,000 messages of varied sizes each way arrive in order, intact, once;
  *    the counters (ferry_chan_stats) of both ends are exact;
+ *  - url case: schemes are case-insensitive: listening at "UNIX://..." and opening
+ *    "Unix://..." make a working channel;
  *  - sizes: 0, 1 and max (ferry_chan_max_msg, the same at both ends) bytes arrive intact
  *    both ways; max + 1 is -EMSGSIZE with nothing sent; a receive buffer one byte short
  *    is -EMSGSIZE (recvmsg: m.len = the size needed) and the message stays queued;
@@ -65,6 +67,7 @@
 #include "chantest.h" /* first: testutil.h defines _GNU_SOURCE */
 #include "conf.h"
 
+#include <ctype.h>
 #include <pthread.h>
 #include <stdarg.h>
 #include <sys/mman.h>
@@ -145,6 +148,18 @@ typedef struct conn {
     bool reaped;    /* parent: the check has reaped the child already */
 } conn;
 
+/* URL schemes are case-insensitive (RFC 3986): while set, the parent listens at the URL
+ * with its scheme in upper case ("UNIX://...") and the child opens it in mixed case
+ * ("Unix://..."). */
+static bool url_case;
+static char f_scheme_mixed[24]; /* "Unix://" */
+
+static void scheme_case(char *url, bool upper_all)
+{
+    for (size_t i = 0; url[i] && url[i] != ':'; i++)
+        if (upper_all || i == 0) url[i] = (char)toupper((unsigned char)url[i]);
+}
+
 /* Listen at a fresh address of f; a fresh one again if it is taken (a tcp port raced
  * away, a System V key in use). */
 static int listen_fresh(const form *f, const ferry_chan_opts *o, addr *a, ferry_listener **l)
@@ -153,6 +168,7 @@ static int listen_fresh(const form *f, const ferry_chan_opts *o, addr *a, ferry_
     for (int i = 0; i < 20 && (rc == -EADDRINUSE || rc == -EEXIST); i++) {
         rc = addr_make(f, a);
         if (rc < 0) return rc;
+        if (url_case) scheme_case(a->url, true);
         rc = ferry_listen(a->url, o, l);
     }
     if (rc < 0 && rc != -EPROTONOSUPPORT)
@@ -192,6 +208,10 @@ static pid_t conn_fork(conn *k, const form *f, const ferry_chan_opts *o)
     if (k->pid == 0) {
         ctl_child(&k->c);
         ctl_recv(&k->c, &k->a, sizeof k->a);
+        if (url_case) { /* "UNIX://..." -> "Unix://..." */
+            for (size_t i = 1; k->a.url[i] && k->a.url[i] != ':'; i++)
+                k->a.url[i] = (char)tolower((unsigned char)k->a.url[i]);
+        }
         fdset_take(&k->before);
         int rc = ferry_chan_open(k->a.url, NULL, &k->ch, T5S);
         if (rc < 0) fprintf(stderr, "ferry_chan_open(%s): %s\n", k->a.url, ferry_strerror(rc));
@@ -621,6 +641,35 @@ static void timeouts_parent(conn *k)
     int64_t el = now_ns() - t0;
     CHECK(el >= 100 * MS && el < T5S);
     CHECK_EQ(ferry_send(ch, "now", 3, FERRY_NOW), 0);
+}
+
+/* The order check's first messages, over a channel met at the URL in upper and mixed
+ * case. */
+static void url_case_child(conn *k)
+{
+    CHECK(strncmp(k->a.url, f_scheme_mixed, strlen(f_scheme_mixed)) == 0);
+    for (uint64_t s = 0; s < 3; s++) recv_seq_span(k->ch, s, 56, T5S);
+}
+
+static void url_case_parent(conn *k)
+{
+    for (uint64_t s = 0; s < 3; s++) send_seq_span(k->ch, s, 56);
+}
+
+static void check_url_case(const form *f)
+{
+    if (f->addr == ADDR_PAIR) {
+        skip(f, "URL scheme in upper case", "made in pairs, not at a URL");
+        return;
+    }
+    snprintf(f_scheme_mixed, sizeof f_scheme_mixed, "%s://", f->scheme);
+    scheme_case(f_scheme_mixed, false);
+    begin("url case");
+    url_case = true;
+    run(f, NULL, url_case_child, url_case_parent);
+    url_case = false;
+    ok(f, "the scheme is case-insensitive: listen at \"%s\" in upper case, open in mixed case",
+       f->scheme);
 }
 
 static void check_timeouts(const form *f)
@@ -1528,6 +1577,7 @@ static void run_form(const form *f)
 {
     printf("== %s %s\n", f->scheme, f->name);
     check_sizes(f);
+    check_url_case(f);
     check_order(f);
     check_types(f);
     check_timeouts(f);
