@@ -10,7 +10,9 @@
  *      -EINVAL     bad argument                 -ENOBUFS   an unbounded channel hit its memory cap
  *      -EOPNOTSUPP not on this transport        -EBUSY     a loan or peek is already outstanding
  *  - Timeouts: every blocking call takes `int64_t timeout_ns`: FERRY_FOREVER (-1) waits
- *    forever, FERRY_NOW (0) returns at once, a positive value waits at most that long. The
+ *    forever, FERRY_NOW (0) returns at once, a positive value waits at most that long. Any
+ *    other negative value is -EINVAL, returned at once by every call that takes a
+ *    timeout_ns, before it does anything (nothing sent, taken, locked or registered). The
  *    bound is a deadline on CLOCK_MONOTONIC taken when the call starts; a signal (EINTR)
  *    neither shortens nor lengthens it.
  *  - Handles are opaque. A handle is released by its *_close function, which frees

@@ -859,7 +859,7 @@ void ferry__fdchan_close(ferry_chan *ch)
 static int send_hello(fdchan *c)
 {
     uint32_t hello[2] = {c->max_msg, c->kind & FDCHAN_CHECKSUM};
-    ferry__when now = ferry__when_from(1000000000); /* an empty link takes 40 bytes */
+    ferry__when now = ferry__when_in(1000000000); /* an empty link takes 40 bytes */
     return send_frame(c, 0, 0, hello, HELLO_LEN, NULL, 0, &now);
 }
 

@@ -21,7 +21,10 @@
  *    a negative type and filter INT64_MIN are -EINVAL;
  *  - timeouts: FERRY_NOW on an empty channel is -EAGAIN at once; a 100 ms bound (with
  *    and without a filter) is -ETIMEDOUT after >= 100 ms and < 1.1 s; FERRY_FOREVER and
- *    a 5 s bound are satisfied by a send 100 ms later;
+ *    a 5 s bound are satisfied by a send 100 ms later; a negative timeout other than
+ *    FERRY_FOREVER (-2, -1 s, INT64_MIN) is -EINVAL at once on send, sendmsg, recv,
+ *    recvmsg (any filter), loan, peek, ferry_accept and ferry_chan_open, with nothing
+ *    sent or taken;
  *  - capacity, for each mode the transport has: N = 4 (the fifth FERRY_NOW send is
  *    -EAGAIN, a 50 ms send -ETIMEDOUT, a blocked send completes when the peer takes one);
  *    0 (a send returns once taken; a send nobody takes is withdrawn, never delivered,
@@ -602,6 +605,33 @@ static void check_types(const form *f)
 
 /* ---------------------------------------------------------------- timeouts */
 
+/* A negative timeout other than FERRY_FOREVER is -EINVAL at once, on every call that
+ * takes one, and the call does nothing. */
+static void expect_bad_timeouts(ferry_chan *ch, const form *f)
+{
+    static const int64_t bad[] = {-2, -SEC, INT64_MIN};
+    char buf[16];
+    for (size_t i = 0; i < sizeof bad / sizeof bad[0]; i++) {
+        int64_t t = bad[i], t0 = now_ns();
+        ferry_msg m;
+        CHECK_EQ(ferry_send(ch, "bad", 3, t), -EINVAL);
+        memset(&m, 0, sizeof m);
+        m.type = 3;
+        CHECK_EQ(ferry_sendmsg(ch, &m, t), -EINVAL);
+        CHECK_EQ(ferry_recv(ch, buf, sizeof buf, t), -EINVAL);
+        expect_err(ch, 0, t, -EINVAL);
+        expect_err(ch, 7, t, -EINVAL);
+        expect_err(ch, -7, t, -EINVAL);
+        if (f->zerocopy) {
+            void *p;
+            CHECK_EQ(ferry_loan(ch, 4, &p, t), -EINVAL);
+            memset(&m, 0, sizeof m);
+            CHECK_EQ(ferry_peek(ch, 0, &m, t), -EINVAL);
+        }
+        CHECK(now_ns() - t0 < SEC);
+    }
+}
+
 static void timeouts_child(conn *k)
 {
     STAGE("timeouts: child");
@@ -614,6 +644,9 @@ static void timeouts_child(conn *k)
     char buf[16];
     CHECK_EQ(ferry_recv(k->ch, buf, sizeof buf, T5S), 3);
     CHECK(memcmp(buf, "now", 3) == 0);
+    expect_bad_timeouts(k->ch, k->f);
+    CHECK_EQ(ferry_recv(k->ch, buf, sizeof buf, T5S), 4); /* none of the refused sends */
+    CHECK(memcmp(buf, "last", 4) == 0);
 }
 
 static void timeouts_parent(conn *k)
@@ -641,6 +674,20 @@ static void timeouts_parent(conn *k)
     int64_t el = now_ns() - t0;
     CHECK(el >= 100 * MS && el < T5S);
     CHECK_EQ(ferry_send(ch, "now", 3, FERRY_NOW), 0);
+    STAGE("timeouts: negative other than FERRY_FOREVER");
+    expect_bad_timeouts(ch, k->f);
+    CHECK_EQ(ferry_send(ch, "last", 4, T5S), 0);
+    if (k->f->addr != ADDR_PAIR) { /* accept and open refuse it too */
+        ferry_listener *l = NULL;
+        addr a;
+        ferry_chan *other = NULL;
+        CHECK_EQ(listen_fresh(k->f, NULL, &a, &l), 0);
+        CHECK_EQ(ferry_accept(l, &other, -2), -EINVAL);
+        CHECK_EQ(ferry_chan_open(a.url, NULL, &other, -2), -EINVAL);
+        CHECK_EQ(ferry_chan_open(a.url, NULL, &other, INT64_MIN), -EINVAL);
+        CHECK(other == NULL);
+        ferry_listener_close(l);
+    }
 }
 
 /* The order check's first messages, over a channel met at the URL in upper and mixed
@@ -677,7 +724,8 @@ static void check_timeouts(const form *f)
     begin("timeouts");
     run(f, NULL, timeouts_child, timeouts_parent);
     ok(f, "timeouts: FERRY_NOW -EAGAIN at once; 100 ms -ETIMEDOUT in [100 ms, 1.1 s); "
-          "FERRY_FOREVER and 5 s satisfied by a later send");
+          "FERRY_FOREVER and 5 s satisfied by a later send; other negative timeouts -EINVAL "
+          "at once, nothing sent");
 }
 
 /* ---------------------------------------------------------------- capacity */
