@@ -49,6 +49,8 @@ extern "C" {
 
 /* At most this many file descriptors ride on one message. */
 #define FERRY_MAX_FDS 16
+/* The default of ferry_chan_opts.max_skipped_fds. */
+#define FERRY_SKIPPED_FDS_DEFAULT 64u
 /* The largest max_msg a channel may be configured with (1 GiB). */
 #define FERRY_MAX_MSG_LIMIT ((size_t)1 << 30)
 
@@ -64,7 +66,15 @@ typedef struct ferry_listener ferry_listener;
  * Channel options. Always start from ferry_chan_opts_init(). The side that creates the
  * channel (ferry_pair*, ferry_listen) decides the shape of the channel: capacity,
  * ring_bytes, max_msg, mem_cap and FERRY_CHECKSUM; the other side takes them from the
- * handshake and uses only its local choices (spin_ns, FERRY_NO_SPIN).
+ * handshake and uses only its local choices (spin_ns, FERRY_NO_SPIN, max_skipped_fds).
+ * max_skipped_fds (each end's own, never negotiated; 0 means the default): once the
+ * messages this end holds because its typed receives passed over them carry that many
+ * fds, it takes no more messages from the transport, so the sender is held back as by a
+ * full channel (its sends wait, -EAGAIN, -ETIMEDOUT). A receive that matches a held
+ * message, or an untyped one, still proceeds and frees the budget; a typed receive that
+ * cannot waits out its deadline (-EAGAIN for FERRY_NOW, -ETIMEDOUT). Nothing is dropped.
+ * So a peer cannot fill this end's fd table through messages it skips: at most
+ * max_skipped_fds + FERRY_MAX_FDS - 1 fds are held.
  */
 typedef struct ferry_chan_opts {
     uint32_t capacity; /* 0, N, FERRY_CAP_RING (default) or FERRY_UNBOUNDED */
@@ -78,6 +88,7 @@ typedef struct ferry_chan_opts {
     int64_t spin_ns;   /* how long a waiting call may spin before it sleeps; default 50 us.
                           The spin adapts downwards when it does not pay off. */
     unsigned mode;     /* ferry_listen: permission bits of the socket file; default 0600 */
+    uint32_t max_skipped_fds; /* fds a receiving end keeps in messages its typed receives passed over; default FERRY_SKIPPED_FDS_DEFAULT (64) */
 } ferry_chan_opts;
 
 /* Fill *o with the defaults. Never fails. */

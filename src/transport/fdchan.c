@@ -71,6 +71,7 @@ typedef struct fdchan {
     struct fmsg *spare;
     fmsg *qhead, **qtail;
     size_t qbytes;
+    uint32_t qfds, qfds_max; /* fds in queued messages, and the bound (max_skipped_fds) */
     /* send: the rest of a frame the kernel took only part of */
     uint8_t *pend;
     size_t pend_off, pend_len;
@@ -271,6 +272,14 @@ static int send_frame(fdchan *c, uint64_t seq, int64_t type, const void *data, u
             return rc == -EAGAIN || rc == -ETIMEDOUT ? 0 : rc; /* begun is delivered */
         }
         if (n < 0 && errno == EMSGSIZE) return -EMSGSIZE;
+        if (n < 0 && errno == ETOOMANYREFS) { /* too many of this user's fds in flight */
+            /* The peer must take some first: a full channel, as far as the sender can
+             * tell (nothing was sent). Poll for it every millisecond until the deadline. */
+            int64_t at = ferry__when_at(w), left = ferry__remaining(at);
+            if (left <= 0) return at == 0 ? -EAGAIN : -ETIMEDOUT;
+            usleep((useconds_t)(left < 1000000 ? (left + 999) / 1000 : 1000));
+            continue;
+        }
         if (n < 0 && errno != EAGAIN && errno != EINTR) return write_error(c, errno);
         int rc = ferry__wait_fd(c->wfd, POLLOUT, ferry__when_at(w));
         if (rc < 0) return rc;
@@ -336,6 +345,7 @@ static void enqueue(fdchan *c, fmsg *m)
     *c->qtail = m;
     c->qtail = &m->next;
     c->qbytes += m->len + sizeof *m;
+    c->qfds += m->nfds;
     /* The receive in progress will return this one (or an earlier one): no later frame
      * may go straight to the caller. */
     if (c->direct && ferry__filter_match(c->direct_filter, m->type)) c->direct = NULL;
@@ -637,6 +647,15 @@ static int fill(fdchan *c)
     return rc;
 }
 
+/* May more be taken in from the kernel? Not while the queue of messages the receives
+ * passed over is at its bound in bytes or in fds (max_skipped_fds): then the kernel's
+ * buffer fills and the sender is held back. One packet may bring FERRY_MAX_FDS fds, so
+ * at most qfds_max + FERRY_MAX_FDS - 1 are held. */
+static int may_pull(const fdchan *c)
+{
+    return c->qbytes < FDCHAN_BACKLOG_MAX && c->qfds < c->qfds_max;
+}
+
 /* The first queued message matching filter (the lowest type for filter < 0), or NULL;
  * *link points at the pointer to it. */
 static fmsg *pick(fdchan *c, int64_t filter, fmsg ***link)
@@ -674,7 +693,7 @@ static int find(fdchan *c, int64_t filter, ferry__when *w, fmsg ***out)
         /* A "lowest type" filter must see everything that has arrived before it picks. */
         int rc = 1;
         if (filter < 0)
-            while (c->qbytes < FDCHAN_BACKLOG_MAX && !atomic_load(&c->dead) && (rc = fill(c)) > 0) {
+            while (may_pull(c) && !atomic_load(&c->dead) && (rc = fill(c)) > 0) {
             }
         if (rc < 0) fail(c, rc == -ENOMEM ? -EBADMSG : rc);
         if (c->delivered) return 1; /* straight into the caller's buffer */
@@ -684,7 +703,7 @@ static int find(fdchan *c, int64_t filter, ferry__when *w, fmsg ***out)
         }
         int dead = atomic_load(&c->dead);
         if (dead) return dead;
-        if (c->qbytes < FDCHAN_BACKLOG_MAX) {
+        if (may_pull(c)) {
             rc = fill(c);
             if (rc > 0) continue;
             if (rc < 0) {
@@ -692,7 +711,8 @@ static int find(fdchan *c, int64_t filter, ferry__when *w, fmsg ***out)
                 continue; /* hand out what was queued first */
             }
             rc = ferry__wait_fd(c->rfd, POLLIN, ferry__when_at(w));
-        } else { /* full of messages the filter passes over: only time can help */
+        } else { /* full of messages the filter passes over (bytes or fds): only time
+                  * can help (the one receiving thread is this one) */
             rc = ferry__wait_fd(-1, 0, ferry__when_at(w)); /* poll ignores fd -1: a sleep */
         }
         if (rc < 0) return rc;
@@ -759,6 +779,7 @@ ssize_t ferry__fdchan_recvmsg(ferry_chan *ch, ferry_msg *m, int64_t filter, int 
     *link = msg->next;
     if (c->qtail == &msg->next) c->qtail = link;
     c->qbytes -= msg->len + sizeof *msg;
+    c->qfds -= msg->nfds;
     if (msg->len) memcpy(m->data, msg->data, msg->len);
     if (keep_fds) {
         m->nfds = msg->nfds;
@@ -792,7 +813,7 @@ int ferry__fdchan_fd(ferry_chan *ch)
     /* Take in what the kernel holds (the peer's HELLO, say), so that the descriptor's
      * readiness means a message; messages queued here make it readable too. */
     int rc = 0;
-    while (c->qbytes < FDCHAN_BACKLOG_MAX && !atomic_load(&c->dead) && (rc = fill(c)) > 0) {
+    while (may_pull(c) && !atomic_load(&c->dead) && (rc = fill(c)) > 0) {
     }
     if (rc < 0) fail(c, rc == -ENOMEM ? -EBADMSG : rc);
     update_ready(c);
@@ -916,6 +937,7 @@ int ferry__fdchan_new(const ferry__fdchan_cfg *cfg, int64_t deadline, ferry_chan
         c->kind = cfg->kind;
         c->max_msg = (uint32_t)cfg->max_msg;
         c->qtail = &c->qhead;
+        c->qfds_max = cfg->max_skipped_fds ? cfg->max_skipped_fds : FERRY_SKIPPED_FDS_DEFAULT;
         c->efd = c->epfd = -1;
         if ((cfg->unlink1 && !(c->unlink1 = strdup(cfg->unlink1))) ||
             (cfg->unlink2 && !(c->unlink2 = strdup(cfg->unlink2))))

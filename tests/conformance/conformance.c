@@ -35,6 +35,10 @@
  *  - fds: where fds ride, a memfd and a pipe end arrive as working fds (FD_CLOEXEC), the
  *    sender keeps its own, ferry_recv closes the fds of what it takes; elsewhere a send
  *    with an fd is -EOPNOTSUPP and sends nothing; 17 fds are -EINVAL;
+ *  - skipped fds: where fds ride (unix here), 200 messages of 16 fds that the receiver's
+ *    typed receives pass over keep its fd count at most max_skipped_fds (default 64,
+ *    and 16) + 15 (+ 2); the typed receives time out; then untyped receives drain all
+ *    in order with their fds;
  *  - credentials: where known, ferry_chan_peer gives each end the uid, gid and pid of the
  *    other process; elsewhere -EOPNOTSUPP at both ends;
  *  - pollable fd: where there is one, ferry_chan_fd polls readable exactly while a
@@ -1038,6 +1042,106 @@ static void check_fds(const form *f)
         ok(f, "fds: a send with an fd -EOPNOTSUPP, nothing sent; 17 fds -EINVAL");
 }
 
+/* Skipped fds (ferry_chan_opts.max_skipped_fds): the child sends SKIP_N messages of type 1
+ * with FERRY_MAX_FDS fds each (FERRY_FOREVER: it may be held back), then one of type 2.
+ * The parent's typed receives (filter 5) pass over them for a while: -ETIMEDOUT and
+ * -EAGAIN, and its fd count never grows past the cap + FERRY_MAX_FDS - 1 (+ 2 spare).
+ * Then untyped receives drain all SKIP_N in order, each with its FERRY_MAX_FDS working
+ * fds, and the type-2 message last: nothing dropped. */
+#define SKIP_N 200
+static uint32_t skip_cap; /* the receiver's max_skipped_fds (0: default) */
+static int skip_peak;     /* the most fds the receiver held, above its count before */
+
+static void skip_child(conn *k)
+{
+    STAGE("skipped fds: child sends");
+    int p[FERRY_MAX_FDS / 2][2];
+    for (int i = 0; i < FERRY_MAX_FDS / 2; i++) CHECK_EQ(pipe2(p[i], O_CLOEXEC), 0);
+    ferry_msg m;
+    memset(&m, 0, sizeof m);
+    m.type = 1;
+    m.nfds = FERRY_MAX_FDS;
+    for (int i = 0; i < FERRY_MAX_FDS; i++) m.fds[i] = p[i / 2][i % 2];
+    for (uint32_t i = 0; i < SKIP_N; i++) {
+        m.data = &i;
+        m.len = sizeof i;
+        CHECK_EQ(ferry_sendmsg(k->ch, &m, FERRY_FOREVER), 0);
+    }
+    for (int i = 0; i < FERRY_MAX_FDS; i++) close(m.fds[i]);
+    send_typed(k->ch, 2, "end");
+}
+
+static void skip_parent(conn *k)
+{
+    STAGE("skipped fds: parent skips");
+    int base = fd_count(), bound = (int)(skip_cap ? skip_cap : FERRY_SKIPPED_FDS_DEFAULT) +
+                                   FERRY_MAX_FDS - 1 + 2;
+    skip_peak = 0;
+    char buf[64];
+    ferry_msg m;
+    for (int round = 0; round < 6; round++) {
+        memset(&m, 0, sizeof m);
+        m.data = buf;
+        m.cap = sizeof buf;
+        ssize_t r = ferry_recvmsg(k->ch, &m, 5, round == 5 ? FERRY_NOW : 100 * MS);
+        if (r != (round == 5 ? -EAGAIN : -ETIMEDOUT))
+            fprintf(stderr, "typed receive %d: %zd %s\n", round, r,
+                    r < 0 ? ferry_strerror((int)r) : "");
+        CHECK_EQ(r, round == 5 ? -EAGAIN : -ETIMEDOUT);
+        int held = fd_count() - base;
+        if (held > skip_peak) skip_peak = held;
+        if (held > bound) fprintf(stderr, "the receiver holds %d fds (bound %d)\n", held, bound);
+        CHECK(held <= bound);
+    }
+    CHECK(skip_peak >= (int)(skip_cap ? skip_cap : FERRY_SKIPPED_FDS_DEFAULT)); /* it did fill */
+    STAGE("skipped fds: parent drains");
+    for (uint32_t i = 0; i < SKIP_N; i++) {
+        memset(&m, 0, sizeof m);
+        m.data = buf;
+        m.cap = sizeof buf;
+        ssize_t r = ferry_recvmsg(k->ch, &m, 0, T5S);
+        if (r != (ssize_t)sizeof i)
+            fprintf(stderr, "drain %u: %zd %s\n", i, r, r < 0 ? ferry_strerror((int)r) : "");
+        CHECK_EQ(r, (ssize_t)sizeof i);
+        CHECK_EQ(m.type, 1);
+        uint32_t got;
+        memcpy(&got, buf, sizeof got);
+        CHECK_EQ(got, i);
+        CHECK_EQ(m.nfds, FERRY_MAX_FDS);
+        for (uint32_t j = 0; j < m.nfds; j++) {
+            CHECK(fd_is_open(m.fds[j]));
+            close(m.fds[j]);
+        }
+        CHECK(fd_count() - base <= bound);
+    }
+    expect_typed(k->ch, 0, T5S, 2, "end");
+}
+
+static void check_skipped_fds(const form *f)
+{
+    if (!f->fds) {
+        skip(f, "skipped fds", "no fds on this transport");
+        return;
+    }
+    if (f->raw != RAW_SEQPACKET) { /* shm: its own cap comes with the shm transport's work */
+        skip(f, "skipped fds", "checked on unix here");
+        return;
+    }
+    ferry_chan_opts o;
+    ferry_chan_opts_init(&o);
+    const uint32_t caps[] = {0, 16};
+    for (size_t i = 0; i < 2; i++) {
+        begin("skipped fds");
+        skip_cap = caps[i];
+        o.max_skipped_fds = caps[i] ? caps[i] : FERRY_SKIPPED_FDS_DEFAULT;
+        run(f, caps[i] ? &o : NULL, skip_child, skip_parent);
+        ok(f,
+           "skipped fds: %d messages of %d fds a typed receive passes over: at most %d fds "
+           "held (max_skipped_fds %u), then all drained in order with their fds",
+           SKIP_N, FERRY_MAX_FDS, skip_peak, o.max_skipped_fds);
+    }
+}
+
 /* ---------------------------------------------------------------- credentials */
 
 static void creds_expect(const conn *k, pid_t peer)
@@ -1631,6 +1735,7 @@ static void run_form(const form *f)
     check_timeouts(f);
     check_capacity(f);
     check_fds(f);
+    check_skipped_fds(f);
     check_creds(f);
     check_poll(f);
     check_zerocopy(f);
