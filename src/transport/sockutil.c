@@ -8,9 +8,12 @@
 #include "fdchan.h"
 
 #include <errno.h>
+#include <fcntl.h>
 #include <poll.h>
 #include <stddef.h>
+#include <stdio.h>
 #include <string.h>
+#include <sys/file.h>
 #include <sys/stat.h>
 #include <unistd.h>
 
@@ -31,15 +34,81 @@ int ferry__unix_addr(const char *where, struct sockaddr_un *sa, socklen_t *len)
     return 0;
 }
 
-/* A socket file nobody listens on any more (its creator died) may be replaced. */
-static int is_stale(int type, const struct sockaddr_un *sa, socklen_t len)
+/* Is sa a socket file nobody listens on any more (its creator died)? The connect does not
+ * wait: a listener whose backlog is full answers EAGAIN, and is alive. Only a refused
+ * connect (ECONNREFUSED) on a path that was the same socket file before and after it
+ * (*ino) is stale: a dead socket file never comes back to life (bind makes a new one). */
+static int is_stale(int type, const struct sockaddr_un *sa, socklen_t len, ino_t *ino)
 {
-    int s = socket(AF_UNIX, type | SOCK_CLOEXEC, 0);
+    struct stat a, b;
+    if (lstat(sa->sun_path, &a) < 0 || !S_ISSOCK(a.st_mode)) return 0;
+    int s = socket(AF_UNIX, type | SOCK_CLOEXEC | SOCK_NONBLOCK, 0);
     if (s < 0) return 0;
     int stale = connect(s, (const struct sockaddr *)sa, len) < 0 && errno == ECONNREFUSED;
     close(s);
+    if (!stale || lstat(sa->sun_path, &b) < 0 || b.st_ino != a.st_ino || b.st_dev != a.st_dev)
+        return 0;
+    *ino = a.st_ino;
+    return 1;
+}
+
+/* Bind at a path where a stale socket file is: remove it and bind, so that of two
+ * listeners starting at once exactly one wins and a live listener is never removed.
+ * The ferry processes replacing a stale file in one directory take turns (an flock on
+ * the directory, waited for at most a second); each checks again under the lock that
+ * the file is still the same stale one before it unlinks it. A process that binds
+ * without the lock can only win the name (bind creates it, atomically) once the stale
+ * file is gone; then our bind fails with -EADDRINUSE. */
+static int replace_stale(int fd, int type, const struct sockaddr_un *sa, socklen_t len)
+{
+    char dir[sizeof sa->sun_path];
+    memcpy(dir, sa->sun_path, sizeof dir);
+    char *slash = strrchr(dir, '/');
+    if (!slash) return -EADDRINUSE;
+    if (slash == dir)
+        dir[1] = '\0';
+    else
+        *slash = '\0';
+    int dfd = open(dir, O_RDONLY | O_DIRECTORY | O_CLOEXEC);
+    if (dfd < 0) return -EADDRINUSE;
+    int rc = -EADDRINUSE, locked = 0;
+    for (int i = 0; i < 1000 && !(locked = flock(dfd, LOCK_EX | LOCK_NB) == 0); i++) {
+        if (errno != EWOULDBLOCK && errno != EINTR) break;
+        usleep(1000);
+    }
+    ino_t ino;
+    if (locked && is_stale(type, sa, len, &ino)) {
+        struct stat st;
+        /* (is_stale saw the same inode before and after its connect) */
+        if (lstat(sa->sun_path, &st) == 0 && st.st_ino == ino && unlink(sa->sun_path) == 0)
+            rc = bind(fd, (const struct sockaddr *)sa, len) < 0 ? -errno : 0;
+    }
+    close(dfd); /* drops the lock */
+    return rc;
+}
+
+/* Give the socket file at path exactly `mode`, without following a symlink and only if
+ * it is a socket owned by this euid: what is at the path is opened with O_PATH |
+ * O_NOFOLLOW, checked (fstat) and changed through that descriptor (/proc/self/fd), so a
+ * symlink or another user's file swapped in after bind is refused (-EACCES), never
+ * changed. */
+static int chmod_own_socket(const char *path, unsigned mode)
+{
+    int pfd = open(path, O_PATH | O_NOFOLLOW | O_CLOEXEC);
+    if (pfd < 0) return errno == ELOOP ? -EACCES : -errno;
     struct stat st;
-    return stale && lstat(sa->sun_path, &st) == 0 && S_ISSOCK(st.st_mode);
+    int rc = 0;
+    if (fstat(pfd, &st) < 0)
+        rc = -errno;
+    else if (!S_ISSOCK(st.st_mode) || st.st_uid != geteuid())
+        rc = -EACCES;
+    else if ((st.st_mode & 07777) != (mode & 0777)) {
+        char proc[64];
+        snprintf(proc, sizeof proc, "/proc/self/fd/%d", pfd);
+        if (chmod(proc, mode & 0777) < 0) rc = -errno;
+    }
+    close(pfd);
+    return rc;
 }
 
 int ferry__unix_listen(int type, const struct sockaddr_un *sa, socklen_t len, unsigned mode)
@@ -53,15 +122,14 @@ int ferry__unix_listen(int type, const struct sockaddr_un *sa, socklen_t len, un
     if (path && fchmod(fd, mode & 0777) < 0) rc = -errno;
     if (rc == 0 && bind(fd, (const struct sockaddr *)sa, len) < 0) {
         rc = -errno;
-        if (rc == -EADDRINUSE && path && is_stale(type, sa, len) && unlink(sa->sun_path) == 0)
-            rc = bind(fd, (const struct sockaddr *)sa, len) < 0 ? -errno : 0;
+        if (rc == -EADDRINUSE && path) rc = replace_stale(fd, type, sa, len);
     }
     int bound = rc == 0 && path; /* from here on, the file is ours to remove on failure */
     /* bind() applied the umask; now give exactly the mode asked for (only widening). */
-    if (bound && chmod(sa->sun_path, mode & 0777) < 0) rc = -errno;
+    if (bound) rc = chmod_own_socket(sa->sun_path, mode);
     if (rc == 0 && listen(fd, 128) < 0) rc = -errno;
     if (rc < 0) {
-        if (bound) unlink(sa->sun_path);
+        if (bound && rc != -EACCES) unlink(sa->sun_path); /* (-EACCES: not ours any more) */
         close(fd);
         return rc;
     }

@@ -16,7 +16,11 @@
 int ferry__unix_addr(const char *where, struct sockaddr_un *sa, socklen_t *len);
 
 /* A listening Unix socket of `type` at sa. A path gets exactly `mode` (never wider, not
- * even for a moment) and replaces a stale socket file nobody listens on. -errno. */
+ * even for a moment), set without following a symlink and only on a socket file of this
+ * euid (else -EACCES). It replaces a stale socket file nobody listens on (checked with a
+ * connect that never waits: a live listener with a full backlog is not stale); of
+ * listeners starting at once on a stale path exactly one wins, and a live listener's
+ * file is never removed (the others get -EADDRINUSE). -errno. */
 int ferry__unix_listen(int type, const struct sockaddr_un *sa, socklen_t len, unsigned mode);
 
 /* accept4 on a non-blocking listener, waiting until deadline. Returns the new socket or
