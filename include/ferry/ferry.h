@@ -210,14 +210,17 @@ void ferry_listener_close(ferry_listener *l);
  * "pipe://R,W" for the ends ferry_pipe_pair_fd handed to an exec'd child) and wait for
  * its handshake. opts (may be NULL) supplies only local choices. The caller owns *out.
  * Errors: -ENOENT / -ECONNREFUSED (nobody listens), -ETIMEDOUT, -EAGAIN, -EBADMSG (a bad
- * handshake or a refused segment), -EINVAL, -EPROTONOSUPPORT.
+ * handshake or a refused segment), -EINVAL, -EPROTONOSUPPORT, -EACCES (fifo: a path
+ * that is not a FIFO owned by the caller's euid or root, or a symlink).
  */
 int ferry_chan_open(const char *url, const ferry_chan_opts *opts, ferry_chan **out,
                     int64_t timeout_ns);
 
 /* Close a channel end: the peer sees -EPIPE once it has drained what was sent. Frees
  * everything, including fds of received-but-untaken messages. NULL is a no-op. Must not
- * race with other calls on the same end. */
+ * race with other calls on the same end. A close never destroys what this end sent,
+ * also when messages of the peer are still unread here (tcp: what the peer sends after
+ * the close may make the kernel reset the connection; docs/transports.md). */
 void ferry_chan_close(ferry_chan *ch);
 
 /*
