@@ -45,6 +45,7 @@ typedef struct fdchan {
     uint32_t max_msg;
     _Atomic int dead; /* 0, -EPIPE or -EBADMSG; only ever set once */
     int reset_seen;   /* a read said ECONNRESET once: what is queued is read next */
+    unsigned long forks_at_new; /* stream socket: the fork count when the end was made */
     uint64_t tx_seq, rx_seq;
     /* receive */
     uint8_t *rbuf; /* stream: unparsed bytes rbuf[rstart .. rlen) */
@@ -83,6 +84,24 @@ typedef struct fdchan {
 } fdchan;
 
 /* ------------------------------------------------------------------ helpers */
+
+/* Forks of this process (and, in a child, of its parent) since the first stream socket
+ * end was made: counted by pthread_atfork handlers. A stream socket end made before a
+ * fork may share its socket with another process, whose copy must not be disturbed by
+ * this copy's close (see ferry__fdchan_close). Relaxed: the count is only compared with
+ * itself, and a fork and a close of the same end in two threads race anyway. */
+static _Atomic unsigned long forks;
+static pthread_once_t forks_once = PTHREAD_ONCE_INIT;
+
+static void count_fork(void)
+{
+    atomic_fetch_add_explicit(&forks, 1, memory_order_relaxed);
+}
+
+static void forks_init(void)
+{
+    pthread_atfork(NULL, count_fork, count_fork);
+}
 
 int ferry__wait_fd(int fd, short events, int64_t deadline)
 {
@@ -845,12 +864,15 @@ void ferry__fdchan_close(ferry_chan *ch)
     fdchan *c = (fdchan *)ch;
     if (c->pend && !atomic_load(&c->dead)) flush(c, 0); /* what the kernel takes now */
     free(c->pend);
-    if (c->sock && !(c->kind & FDCHAN_PACKET) && c->rfd >= 0) {
+    if (c->sock && !(c->kind & FDCHAN_PACKET) && c->rfd >= 0 &&
+        atomic_load_explicit(&forks, memory_order_relaxed) == c->forks_at_new) {
         /* TCP answers a close with data unread by a reset, and a reset throws away what
          * this end sent and the peer has not yet taken. So: the end of our stream goes
          * after our data (FIN), and what the peer sent is read and dropped first (as much
          * as is there now, bounded: this never waits). A seqpacket peer loses nothing
-         * that way: it reads what is queued before the reset (read_error). */
+         * that way: it reads what is queued before the reset (read_error). Not after a
+         * fork: the socket may be another process's too (a copy closed in the process
+         * that does not use it), and only the last close reaches TCP anyway. */
         shutdown(c->wfd, SHUT_WR);
         char sink[16384];
         for (int i = 0; i < 4096 && recv(c->rfd, sink, sizeof sink, MSG_DONTWAIT) > 0; i++) {
@@ -934,6 +956,10 @@ int ferry__fdchan_new(const ferry__fdchan_cfg *cfg, int64_t deadline, ferry_chan
         c->wfd = cfg->wfd;
         struct stat st;
         c->sock = fstat(cfg->wfd, &st) == 0 && S_ISSOCK(st.st_mode);
+        if (c->sock && !(cfg->kind & FDCHAN_PACKET)) {
+            pthread_once(&forks_once, forks_init);
+            c->forks_at_new = atomic_load_explicit(&forks, memory_order_relaxed);
+        }
         c->kind = cfg->kind;
         c->max_msg = (uint32_t)cfg->max_msg;
         c->qtail = &c->qhead;

@@ -56,6 +56,8 @@
  *  - close: an end that closes with the peer's messages unread, right after filling the
  *    buffer (FERRY_NOW sends until -EAGAIN), loses nothing: the peer receives every one,
  *    then -EPIPE (where the transport knows; else -EAGAIN); both ways;
+ *  - fork copy (fd transports): a copy of an end that a forked process inherits and
+ *    closes disturbs neither end (messages unread in it stay, both ways work);
  *  - garbage, on stream transports: (a) a raw peer (a raw socket connected to the
  *    listener, the FIFOs opened by hand) writing junk is refused: ferry_accept or the
  *    first receive gives -EBADMSG, and a socket listener still accepts a real client
@@ -1545,6 +1547,46 @@ static void check_close(const form *f)
     }
 }
 
+/* A copy of a channel end inherited by a forked process and closed there (the end it
+ * does not use) disturbs neither end: the child sends 3 messages, the parent forks a
+ * process that closes its copy of the parent's end and exits, then the parent receives
+ * the 3 and both ways still work. (Stream and packet transports: the fd engine.) */
+static void fork_copy_child(conn *k)
+{
+    STAGE("fork copy: child");
+    for (uint64_t s = 0; s < 3; s++) send_seq_span(k->ch, s, 56);
+    ctl_put(&k->c, 's');
+    recv_seq_span(k->ch, 10, 56, T5S);
+    send_seq_span(k->ch, 11, 56);
+}
+
+static void fork_copy_parent(conn *k)
+{
+    STAGE("fork copy: parent");
+    ctl_expect(&k->c, 's');
+    sleep_ms(20); /* the 3 are in this end's socket, unread */
+    pid_t pid = fork_child();
+    if (pid == 0) {
+        ferry_chan_close(k->ch); /* the copy this process does not use */
+        _exit(0);
+    }
+    wait_ok(pid);
+    for (uint64_t s = 0; s < 3; s++) recv_seq_span(k->ch, s, 56, T5S);
+    send_seq_span(k->ch, 10, 56);
+    recv_seq_span(k->ch, 11, 56, T5S);
+}
+
+static void check_fork_copy(const form *f)
+{
+    if (f->raw == RAW_NONE) {
+        skip(f, "a copy closed after fork", "checked on the fd transports");
+        return;
+    }
+    begin("fork copy");
+    run(f, NULL, fork_copy_child, fork_copy_parent);
+    ok(f, "a copy of an end closed in a forked process disturbs neither end");
+}
+
 /* ---------------------------------------------------------------- garbage */
 
 /* After -EBADMSG the channel stays closed: every call is -EBADMSG or -EPIPE. */
@@ -1741,6 +1783,7 @@ static void run_form(const form *f)
     check_zerocopy(f);
     check_death(f);
     check_close(f);
+    check_fork_copy(f);
     check_garbage(f);
 }
 
