@@ -77,7 +77,10 @@ static int replace_stale(int fd, int type, const struct sockaddr_un *sa, socklen
         usleep(1000);
     }
     ino_t ino;
-    if (locked && is_stale(type, sa, len, &ino)) {
+    struct stat now;
+    if (locked && lstat(sa->sun_path, &now) < 0 && errno == ENOENT) /* gone meanwhile */
+        rc = bind(fd, (const struct sockaddr *)sa, len) < 0 ? -errno : 0;
+    else if (locked && is_stale(type, sa, len, &ino)) {
         struct stat st;
         /* (is_stale saw the same inode before and after its connect) */
         if (lstat(sa->sun_path, &st) == 0 && st.st_ino == ino && unlink(sa->sun_path) == 0)
