@@ -43,8 +43,8 @@ typedef struct fdchan {
     int sock; /* a socket (MSG_NOSIGNAL), else a pipe or FIFO */
     unsigned kind;
     uint32_t max_msg;
-    _Atomic int dead; /* 0, -EPIPE or -EBADMSG; only ever set once */
-    int reset_seen;   /* a read said ECONNRESET once: what is queued is read next */
+    _Atomic int dead;           /* 0, -EPIPE or -EBADMSG; only ever set once */
+    int reset_seen;             /* a read said ECONNRESET once: what is queued is read next */
     unsigned long forks_at_new; /* stream socket: the fork count when the end was made */
     uint64_t tx_seq, rx_seq;
     /* receive */

@@ -59,7 +59,7 @@ typedef struct ferry__fdchan_cfg {
     unsigned kind;         /* FDCHAN_PACKET, FDCHAN_CHECKSUM */
     size_t max_msg;        /* creator: the channel's max_msg; joiner: 0 (learnt from HELLO) */
     const char *unlink1, *unlink2; /* paths to remove when this end closes (or NULL) */
-    uint32_t max_skipped_fds; /* this end's ferry_chan_opts.max_skipped_fds; 0: default */
+    uint32_t max_skipped_fds;      /* this end's ferry_chan_opts.max_skipped_fds; 0: default */
 } ferry__fdchan_cfg;
 
 /*

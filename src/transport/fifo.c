@@ -72,8 +72,8 @@ static int open_fifo(const char *path, int flags)
         fd = open(proc, flags | O_NONBLOCK | O_CLOEXEC);
         if (fd < 0 && errno == ENOENT && access("/proc/self/fd", F_OK) < 0) { /* no /proc */
             fd = open(path, flags | O_NONBLOCK | O_NOFOLLOW | O_CLOEXEC);
-            if (fd >= 0 && (fstat(fd, &st2) < 0 || st2.st_ino != st.st_ino ||
-                            st2.st_dev != st.st_dev)) {
+            if (fd >= 0 &&
+                (fstat(fd, &st2) < 0 || st2.st_ino != st.st_ino || st2.st_dev != st.st_dev)) {
                 close(fd);
                 fd = -EACCES;
                 errno = EACCES;

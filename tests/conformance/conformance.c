@@ -50,9 +50,9 @@
  *    the transport can know, -EPIPE on every receive and send, a receive blocked in
  *    FERRY_FOREVER returns -EPIPE within 150 ms of the kill and a sender sees -EPIPE
  *    within 150 ms, and a send blocked (FERRY_FOREVER) on a full channel of 12,000-byte messages
- *    returns -EPIPE within 100 ms (figures printed); where it cannot (queues), the drained channel is
- *    -EAGAIN / -ETIMEDOUT and the rest is reported skipped. A send to a dead peer must
- *    return -EPIPE, never raise SIGPIPE: the suite does not ignore SIGPIPE;
+ *    returns -EPIPE within 100 ms (figures printed); where it cannot (queues), the drained channel
+ * is -EAGAIN / -ETIMEDOUT and the rest is reported skipped. A send to a dead peer must return
+ * -EPIPE, never raise SIGPIPE: the suite does not ignore SIGPIPE;
  *  - close: an end that closes with the peer's messages unread, right after filling the
  *    buffer (FERRY_NOW sends until -EAGAIN), loses nothing: the peer receives every one,
  *    then -EPIPE (where the transport knows; else -EAGAIN); both ways;
@@ -1076,8 +1076,8 @@ static void skip_child(conn *k)
 static void skip_parent(conn *k)
 {
     STAGE("skipped fds: parent skips");
-    int base = fd_count(), bound = (int)(skip_cap ? skip_cap : FERRY_SKIPPED_FDS_DEFAULT) +
-                                   FERRY_MAX_FDS - 1 + 2;
+    int base = fd_count(),
+        bound = (int)(skip_cap ? skip_cap : FERRY_SKIPPED_FDS_DEFAULT) + FERRY_MAX_FDS - 1 + 2;
     skip_peak = 0;
     char buf[64];
     ferry_msg m;
@@ -1456,8 +1456,9 @@ static void check_death(const form *f)
     ok(f, "peer death: a sender sees -EPIPE %.2f ms after kill -9 (< 150), no SIGPIPE", send_ms);
     begin("death: blocked send");
     run_death(f, death_sleep_child, death_blocked_send_parent);
-    ok(f, "peer death: a FERRY_FOREVER send blocked on a full channel -EPIPE %.2f ms after kill -9 "
-          "(< 100)",
+    ok(f,
+       "peer death: a FERRY_FOREVER send blocked on a full channel -EPIPE %.2f ms after kill -9 "
+       "(< 100)",
        blocked_send_ms);
 }
 
@@ -1469,7 +1470,7 @@ static void check_death(const form *f)
  * closes at once; the peer, told over ctl afterwards, receives every one in order, then
  * -EPIPE where the transport knows (else -EAGAIN). Both ways: the accepting end closes
  * ("a server sends a reply and closes"), then the opening end. */
-#define CLOSE_MAX 16384u
+#define CLOSE_MAX    16384u
 #define CLOSE_UNREAD 3
 
 static int close_by_parent; /* which end closes in this round */
@@ -1541,8 +1542,9 @@ static void check_close(const form *f)
         }
         begin(close_by_parent ? "close: the accepting end" : "close: the opening end");
         run(f, NULL, close_child, close_parent);
-        ok(f, "close by the %s end with unread messages: its %" PRIu64 " messages (a full buffer) "
-              "arrive, then %s",
+        ok(f,
+           "close by the %s end with unread messages: its %" PRIu64 " messages (a full buffer) "
+           "arrive, then %s",
            close_by_parent ? "accepting" : "opening", close_sent, f->death ? "-EPIPE" : "-EAGAIN");
     }
 }
