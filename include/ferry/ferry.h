@@ -168,14 +168,16 @@ int ferry_chan_adopt(int fd, const ferry_chan_opts *opts, ferry_chan **out);
  *   "sysvmq://KEY", "sysvmq://"     System V queues (KEY decimal or 0x hex; or private)
  * The scheme is case-insensitive (RFC 3986): "SHM://" and "Unix://" work too.
  * A socket file or FIFO gets exactly opts->mode (default 0600; never wider, not even for
- * a moment), set without following a symlink: a name swapped for something that is not
- * this user's socket/FIFO is -EACCES. A stale socket file (nobody listens) is replaced;
- * of listeners starting at once on one, exactly one wins (-EADDRINUSE for the others),
- * and a live listener's file is never removed. The listener decides the channel's shape (capacity, max_msg, checksum). The
+ * a moment). The listener decides the channel's shape (capacity, max_msg, checksum). The
  * caller owns *out; ferry_listener_close() removes the names it made (queues: see
  * FERRY_PERSIST). Errors: -EINVAL (bad URL or options), -EPROTONOSUPPORT (unknown
  * scheme), -EOPNOTSUPP (a capacity mode the transport lacks), -EADDRINUSE, -ENAMETOOLONG,
  * -EACCES, and other errors of the kernel calls.
+ * Names on a shared filesystem: the mode is set without following a symlink, so a name
+ * swapped for something that is not this user's socket file or FIFO is -EACCES. A stale
+ * socket file (nobody listens) is replaced; of listeners starting at once on one,
+ * exactly one wins (-EADDRINUSE for the others), and a live listener's file is never
+ * removed.
  */
 int ferry_listen(const char *url, const ferry_chan_opts *opts, ferry_listener **out);
 
