@@ -12,6 +12,7 @@
 #include <poll.h>
 #include <stddef.h>
 #include <stdio.h>
+#include <stdlib.h>
 #include <string.h>
 #include <sys/file.h>
 #include <sys/stat.h>
@@ -52,41 +53,82 @@ static int is_stale(int type, const struct sockaddr_un *sa, socklen_t len, ino_t
     return 1;
 }
 
-/* Bind at a path where a stale socket file is: remove it and bind, so that of two
- * listeners starting at once exactly one wins and a live listener is never removed.
- * The ferry processes replacing a stale file in one directory take turns (an flock on
- * the directory, waited for at most a second); each checks again under the lock that
- * the file is still the same stale one before it unlinks it. A process that binds
- * without the lock can only win the name (bind creates it, atomically) once the stale
- * file is gone; then our bind fails with -EADDRINUSE. */
-static int replace_stale(int fd, int type, const struct sockaddr_un *sa, socklen_t len)
+/* Take turns with the other ferry processes that place a socket file in the directory
+ * of path: an flock on the directory, waited for at most a second (a process that holds
+ * it longer only makes this listen fail with -EADDRINUSE, as taking the name itself
+ * would). Returns the directory's descriptor (close it to unlock), or -1. */
+static int lock_dir(const char *path)
 {
-    char dir[sizeof sa->sun_path];
-    memcpy(dir, sa->sun_path, sizeof dir);
+    char dir[sizeof(((struct sockaddr_un *)0)->sun_path)];
+    size_t n = strlen(path);
+    if (n >= sizeof dir) return -1;
+    memcpy(dir, path, n + 1);
     char *slash = strrchr(dir, '/');
-    if (!slash) return -EADDRINUSE;
-    if (slash == dir)
-        dir[1] = '\0';
-    else
-        *slash = '\0';
+    if (!slash) return -1;
+    slash[slash == dir ? 1 : 0] = '\0';
     int dfd = open(dir, O_RDONLY | O_DIRECTORY | O_CLOEXEC);
-    if (dfd < 0) return -EADDRINUSE;
-    int rc = -EADDRINUSE, locked = 0;
-    for (int i = 0; i < 1000 && !(locked = flock(dfd, LOCK_EX | LOCK_NB) == 0); i++) {
+    if (dfd < 0) return -1;
+    for (int i = 0; i < 1000; i++) {
+        if (flock(dfd, LOCK_EX | LOCK_NB) == 0) return dfd;
         if (errno != EWOULDBLOCK && errno != EINTR) break;
         usleep(1000);
     }
+    close(dfd);
+    return -1;
+}
+
+/* Put the listening socket file `tmp` (ours, in our private directory) at sa's path,
+ * never over a live listener: link() when the name is free (atomic: exactly one of
+ * several wins), else, when a stale socket file is there, rename() over it, under the
+ * directory lock (lock_dir) and after checking again that it is the same stale file. A
+ * socket file appears at the path only once it listens, so no listener starting at the
+ * same time can take it for stale. -EADDRINUSE when the name is taken. */
+static int place(int type, const struct sockaddr_un *sa, socklen_t len, const char *tmp)
+{
+    if (link(tmp, sa->sun_path) == 0) return 0;
+    if (errno != EEXIST) return -errno;
+    int dfd = lock_dir(sa->sun_path), rc = -EADDRINUSE;
     ino_t ino;
-    struct stat now;
-    if (locked && lstat(sa->sun_path, &now) < 0 && errno == ENOENT) /* gone meanwhile */
-        rc = bind(fd, (const struct sockaddr *)sa, len) < 0 ? -errno : 0;
-    else if (locked && is_stale(type, sa, len, &ino)) {
-        struct stat st;
-        /* (is_stale saw the same inode before and after its connect) */
-        if (lstat(sa->sun_path, &st) == 0 && st.st_ino == ino && unlink(sa->sun_path) == 0)
-            rc = bind(fd, (const struct sockaddr *)sa, len) < 0 ? -errno : 0;
+    if (dfd >= 0) {
+        if (link(tmp, sa->sun_path) == 0) /* gone meanwhile */
+            rc = 0;
+        else if (errno == EEXIST && is_stale(type, sa, len, &ino)) {
+            struct stat st; /* (is_stale saw that inode before and after its connect) */
+            if (lstat(sa->sun_path, &st) == 0 && st.st_ino == ino)
+                rc = rename(tmp, sa->sun_path) < 0 ? -errno : 0;
+        }
+        close(dfd); /* drops the lock */
     }
-    close(dfd); /* drops the lock */
+    return rc;
+}
+
+/* The listening socket fd (bound, mode set, listening) at sa's path, made where nobody
+ * else can reach it: in a private directory (mkdtemp, 0700) next to the path, where its
+ * mode is set, and only then placed at the path (place). No symlink is ever followed and
+ * nothing outside that directory is changed. -ENAMETOOLONG when the private name does
+ * not fit a socket address (the caller then binds in place). */
+static int listen_private(int fd, int type, const struct sockaddr_un *sa, socklen_t len,
+                          unsigned mode)
+{
+    struct sockaddr_un tmp = {.sun_family = AF_UNIX};
+    const char *slash = strrchr(sa->sun_path, '/');
+    size_t dlen = (size_t)(slash - sa->sun_path);
+    if (!slash || dlen + sizeof "/.XXXXXX/s" > sizeof tmp.sun_path) return -ENAMETOOLONG;
+    memcpy(tmp.sun_path, sa->sun_path, dlen);
+    memcpy(tmp.sun_path + dlen, "/.XXXXXX", sizeof "/.XXXXXX");
+    if (!mkdtemp(tmp.sun_path)) return -errno;
+    size_t plen = strlen(tmp.sun_path);
+    char dir[sizeof tmp.sun_path];
+    memcpy(dir, tmp.sun_path, plen + 1);
+    memcpy(tmp.sun_path + plen, "/s", 3);
+    int rc = 0;
+    if (bind(fd, (const struct sockaddr *)&tmp, sizeof tmp) < 0) rc = -errno;
+    /* bind() applied the umask; give exactly the mode asked for (only widening) */
+    if (rc == 0 && chmod(tmp.sun_path, mode & 0777) < 0) rc = -errno;
+    if (rc == 0 && listen(fd, 128) < 0) rc = -errno;
+    if (rc == 0) rc = place(type, sa, len, tmp.sun_path);
+    unlink(tmp.sun_path); /* (after rename: gone already) */
+    rmdir(dir);
     return rc;
 }
 
@@ -94,7 +136,7 @@ static int replace_stale(int fd, int type, const struct sockaddr_un *sa, socklen
  * it is a socket owned by this euid: what is at the path is opened with O_PATH |
  * O_NOFOLLOW, checked (fstat) and changed through that descriptor (/proc/self/fd), so a
  * symlink or another user's file swapped in after bind is refused (-EACCES), never
- * changed. */
+ * changed. (For a path too long for listen_private.) */
 static int chmod_own_socket(const char *path, unsigned mode)
 {
     int pfd = open(path, O_PATH | O_NOFOLLOW | O_CLOEXEC);
@@ -114,25 +156,49 @@ static int chmod_own_socket(const char *path, unsigned mode)
     return rc;
 }
 
+/* Bind and listen in place, for a path whose private directory name would not fit a
+ * socket address. A stale file is replaced under the directory lock, as in place(); the
+ * socket listens before the lock is dropped. (A listener starting at the same moment
+ * may see this one between its bind and its listen, and take it for stale: only here.) */
+static int listen_in_place(int fd, int type, const struct sockaddr_un *sa, socklen_t len,
+                           unsigned mode)
+{
+    int rc = bind(fd, (const struct sockaddr *)sa, len) < 0 ? -errno : 0;
+    int dfd = rc == -EADDRINUSE ? lock_dir(sa->sun_path) : -1;
+    if (dfd >= 0) {
+        ino_t ino;
+        struct stat st; /* (is_stale saw that inode before and after its connect) */
+        if (is_stale(type, sa, len, &ino) && lstat(sa->sun_path, &st) == 0 && st.st_ino == ino &&
+            unlink(sa->sun_path) == 0)
+            rc = bind(fd, (const struct sockaddr *)sa, len) < 0 ? -errno : 0;
+    }
+    if (rc < 0) { /* nothing of ours at the path */
+        if (dfd >= 0) close(dfd);
+        return rc;
+    }
+    if (listen(fd, 128) < 0) rc = -errno;
+    if (dfd >= 0) close(dfd); /* listening: no longer to be taken for stale */
+    if (rc == 0) rc = chmod_own_socket(sa->sun_path, mode);
+    if (rc < 0 && rc != -EACCES) unlink(sa->sun_path); /* (-EACCES: not ours any more) */
+    return rc;
+}
+
 int ferry__unix_listen(int type, const struct sockaddr_un *sa, socklen_t len, unsigned mode)
 {
     int path = sa->sun_path[0] != '\0';
     int fd = socket(AF_UNIX, type | SOCK_CLOEXEC | SOCK_NONBLOCK, 0);
     if (fd < 0) return -errno;
     int rc = 0;
-    /* The socket file takes its mode from the socket inode at bind time (less the umask),
-     * so it never exists with wider permissions than asked. */
-    if (path && fchmod(fd, mode & 0777) < 0) rc = -errno;
-    if (rc == 0 && bind(fd, (const struct sockaddr *)sa, len) < 0) {
-        rc = -errno;
-        if (rc == -EADDRINUSE && path) rc = replace_stale(fd, type, sa, len);
+    if (!path) {
+        if (bind(fd, (const struct sockaddr *)sa, len) < 0 || listen(fd, 128) < 0) rc = -errno;
+    } else {
+        /* The socket file takes its mode from the socket inode at bind time (less the
+         * umask), so it never exists with wider permissions than asked. */
+        if (fchmod(fd, mode & 0777) < 0) rc = -errno;
+        if (rc == 0) rc = listen_private(fd, type, sa, len, mode);
+        if (rc == -ENAMETOOLONG) rc = listen_in_place(fd, type, sa, len, mode);
     }
-    int bound = rc == 0 && path; /* from here on, the file is ours to remove on failure */
-    /* bind() applied the umask; now give exactly the mode asked for (only widening). */
-    if (bound) rc = chmod_own_socket(sa->sun_path, mode);
-    if (rc == 0 && listen(fd, 128) < 0) rc = -errno;
     if (rc < 0) {
-        if (bound && rc != -EACCES) unlink(sa->sun_path); /* (-EACCES: not ours any more) */
         close(fd);
         return rc;
     }

@@ -3,12 +3,14 @@
  * test_fs_races — the filesystem races of a listener's socket file and of fifo://
  * (docs/security.md): run as root; the parts that need another user run in children
  * that drop to throwaway uids (secutil.h).
- *  - chmod after bind: right after bind() / mkfifo() makes the name, the "attacker"
- *    (this test's wrapper of bind and mkfifo, -Wl,--wrap: the worst moment, every time)
- *    replaces it with a symlink to a file of the listener's user. ferry_listen on
- *    unix://, shm:// and fifo:// with mode 0666 then fails with -EACCES and the file the
- *    symlink points to keeps its mode 0600. A symlink planted before ferry_listen: the
- *    listen is -EADDRINUSE and the target is untouched.
+ *  - chmod after bind: right after bind() / mkfifo() makes a name in a directory others
+ *    may write, the "attacker" (this test's wrapper of bind and mkfifo, -Wl,--wrap: the
+ *    worst moment, every time) replaces it with a symlink to a file of the listener's
+ *    user. unix:// and shm:// bind in a private directory and place the finished socket
+ *    file: no moment to swap, the listen works, mode exactly 0666; with a path too long
+ *    for that, and on fifo://, the swap happens and ferry_listen (mode 0666) is -EACCES.
+ *    Always the symlink's target keeps its mode 0600. A symlink planted before
+ *    ferry_listen: the listen is -EADDRINUSE and the target is untouched.
  *  - stale replacement: 150 rounds of 4 processes that call ferry_listen at once on a
  *    stale socket file (bound, then its socket closed): exactly one gets 0, the others
  *    -EADDRINUSE, and the file is then the winner's live listener (a connect succeeds).
@@ -28,6 +30,7 @@
 #include "secutil.h"
 
 #include <dirent.h>
+#include <ftw.h>
 #include <fcntl.h>
 #include <signal.h>
 #include <stdio.h>
@@ -42,9 +45,11 @@ static char dir[64];
 
 /* ------------------------------------------------------------------ the attacker */
 
-/* Armed: the next bind()/mkfifo() that makes swap_path has it replaced at once by a
- * symlink to swap_target (then it disarms). */
-static char swap_path[256], swap_target[256];
+/* Armed (swap_target set): the next name bind() or mkfifo() makes in a directory that
+ * others may write (mode o+w, as the attacker's uid could) is replaced at once by a
+ * symlink to swap_target; the name goes to swapped and the attacker is disarmed. A name
+ * made in a directory only its owner can enter is out of the attacker's reach. */
+static char swap_target[256], swapped[256];
 
 int __real_bind(int fd, const struct sockaddr *sa, socklen_t len);
 int __wrap_bind(int fd, const struct sockaddr *sa, socklen_t len);
@@ -53,10 +58,19 @@ int __wrap_mkfifo(const char *path, mode_t mode);
 
 static void swap_now(const char *path)
 {
-    if (!swap_path[0] || strcmp(path, swap_path) != 0) return;
+    char parent[256];
+    size_t n = strlen(path);
+    if (!swap_target[0] || !path[0] || n >= sizeof parent) return;
+    memcpy(parent, path, n + 1);
+    char *slash = strrchr(parent, '/');
+    struct stat st;
+    if (!slash) return;
+    *slash = '\0';
+    if (stat(parent, &st) < 0 || !(st.st_mode & S_IWOTH)) return;
     CHECK(unlink(path) == 0);
     CHECK(symlink(swap_target, path) == 0);
-    swap_path[0] = '\0';
+    memcpy(swapped, path, n + 1);
+    swap_target[0] = '\0';
 }
 
 int __wrap_bind(int fd, const struct sockaddr *sa, socklen_t len)
@@ -147,47 +161,68 @@ static int try_connect(const char *path, int *out)
 
 /* ------------------------------------------------------------------ chmod after bind */
 
-static void check_symlink_swap(const char *scheme, const char *suffix)
+/* The attacker swaps the first name the listener makes where it can: with the socket
+ * bound in a private directory (unix, shm) there is no such name and the listen works
+ * (the socket file has exactly 0666); where the name is made in place (FIFOs, and a
+ * socket path too long for the private directory) the listen is -EACCES. Either way the
+ * symlink's target keeps its mode 0600. */
+static void check_symlink_swap(const char *scheme, const char *suffix, const char *sub)
 {
-    char target[256], base[256], made[256], url[320];
+    char target[256], where[256], base[300], url[320];
     path_of(target, sizeof target, "victim-file");
-    path_of(base, sizeof base, "sock");
-    snprintf(made, sizeof made, "%s%s", base, suffix); /* the name the listener makes */
+    path_of(where, sizeof where, sub);
+    if (sub[0]) {
+        CHECK(mkdir(where, 0777) == 0);
+        CHECK(chmod(where, 0777) == 0);
+    }
+    snprintf(base, sizeof base, "%s/%s", where, sub[0] ? "s" : "sock");
     int t = open(target, O_CREAT | O_EXCL | O_WRONLY | O_CLOEXEC, 0600);
     CHECK(t >= 0);
     close(t);
     CHECK(chmod(target, 0600) == 0);
     snprintf(url, sizeof url, "%s://%s", scheme, base);
+    int want_swap = strcmp(scheme, "fifo") == 0 || sub[0];
 
-    /* swapped right after bind/mkfifo */
-    snprintf(swap_path, sizeof swap_path, "%s", made);
     snprintf(swap_target, sizeof swap_target, "%s", target);
+    swapped[0] = '\0';
     ferry_listener *l = NULL;
     int rc = listen_mode(url, 0666, &l);
-    if (rc != -EACCES) fprintf(stderr, "%s listen over a swapped symlink: %d\n", scheme, rc);
-    CHECK_EQ(rc, -EACCES);
-    CHECK(swap_path[0] == '\0'); /* the swap did happen */
+    swap_target[0] = '\0';
+    if (rc != (want_swap ? -EACCES : 0) || !swapped[0] != !want_swap)
+        fprintf(stderr, "%s listen (%s): %d, swapped \"%s\"\n", scheme, base, rc, swapped);
     if (mode_of(target) != 0600) fprintf(stderr, "%s: target mode %o\n", scheme, mode_of(target));
     CHECK_EQ(mode_of(target), 0600);
+    CHECK_EQ(!swapped[0], !want_swap);
     struct stat st;
-    CHECK(lstat(made, &st) == 0 && S_ISLNK(st.st_mode)); /* the attacker's link is left */
-    CHECK(unlink(made) == 0);
-    if (strcmp(scheme, "fifo") == 0) { /* the other FIFO (made first) was removed */
-        char other[300];
-        snprintf(other, sizeof other, "%s.c2s", base);
+    if (want_swap) {
+        CHECK_EQ(rc, -EACCES);
+        CHECK(lstat(swapped, &st) == 0 && S_ISLNK(st.st_mode)); /* the attacker's link */
+        CHECK(unlink(swapped) == 0);
+        char other[320];
+        snprintf(other, sizeof other, "%s.c2s", base); /* fifo: the first FIFO went */
         CHECK(lstat(other, &st) < 0 && errno == ENOENT);
+    } else {
+        CHECK_EQ(rc, 0);
+        CHECK(lstat(base, &st) == 0 && S_ISSOCK(st.st_mode) && st.st_uid == geteuid());
+        CHECK_EQ(st.st_mode & 07777, 0666);
+        ferry_listener_close(l);
     }
 
     /* planted before: the name is taken */
+    char made[320];
+    snprintf(made, sizeof made, "%s%s", base, suffix);
     CHECK(symlink(target, made) == 0);
     rc = listen_mode(url, 0666, &l);
     CHECK_EQ(rc, -EADDRINUSE);
     CHECK_EQ(mode_of(target), 0600);
     CHECK(unlink(made) == 0);
     CHECK(unlink(target) == 0);
+    if (sub[0]) CHECK(rmdir(where) == 0);
     CHECK_EQ(dir_entries(), 0);
-    printf("ok   %s: a symlink swapped in after %s is refused (-EACCES), its target keeps 0600\n",
-           scheme, strcmp(scheme, "fifo") ? "bind" : "mkfifo");
+    printf("ok   %s%s: %s; a symlink planted before -EADDRINUSE; its target keeps 0600\n", scheme,
+           sub[0] ? " (a path too long for the private directory)" : "",
+           want_swap ? "the name swapped for a symlink right after it is made: -EACCES"
+                     : "bound in a private directory, no moment for a swap: 0666 exactly");
 }
 
 /* ------------------------------------------------------------------ stale replacement */
@@ -386,6 +421,20 @@ static void check_fifo_owner(void)
            "root's FIFOs are opened\n");
 }
 
+/* A failed check exits: remove what this run made (in the process that made it). */
+static pid_t main_pid;
+
+static int rm_one(const char *path, const struct stat *st, int flag, struct FTW *ftw)
+{
+    (void)st, (void)flag, (void)ftw;
+    return remove(path) < 0 ? 0 : 0;
+}
+
+static void cleanup(void)
+{
+    if (getpid() == main_pid && dir[0]) nftw(dir, rm_one, 16, FTW_DEPTH | FTW_PHYS);
+}
+
 /* test_fs_races [PART]: symlink, stale, backlog or fifo; all by default. */
 int main(int argc, char **argv)
 {
@@ -395,12 +444,21 @@ int main(int argc, char **argv)
     test_deadline(110);
     snprintf(dir, sizeof dir, "/tmp/ferry-fsrace-XXXXXX");
     CHECK(mkdtemp(dir) != NULL);
+    main_pid = getpid();
+    atexit(cleanup);
     CHECK(chmod(dir, 0777) == 0); /* the throwaway uids work here too */
     int base = fd_count();
     if (PART("symlink")) {
-        check_symlink_swap("unix", "");
-        check_symlink_swap("shm", "");
-        check_symlink_swap("fifo", ".s2c");
+        /* a directory name that leaves room for "/s" but not for "/.XXXXXX/s" */
+        char longsub[128];
+        size_t dl = strlen(dir), n = 98 - dl - 1;
+        CHECK(n < sizeof longsub);
+        memset(longsub, 'd', n);
+        longsub[n] = '\0';
+        check_symlink_swap("unix", "", "");
+        check_symlink_swap("shm", "", "");
+        check_symlink_swap("unix", "", longsub);
+        check_symlink_swap("fifo", ".s2c", "");
     }
     if (PART("stale")) check_stale_race();
     if (PART("backlog")) check_full_backlog();
