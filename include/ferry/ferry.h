@@ -10,7 +10,9 @@
  *      -EINVAL     bad argument                 -ENOBUFS   an unbounded channel hit its memory cap
  *      -EOPNOTSUPP not on this transport        -EBUSY     a loan or peek is already outstanding
  *  - Timeouts: every blocking call takes `int64_t timeout_ns`: FERRY_FOREVER (-1) waits
- *    forever, FERRY_NOW (0) returns at once, a positive value waits at most that long. The
+ *    forever, FERRY_NOW (0) returns at once, a positive value waits at most that long. Any
+ *    other negative value is -EINVAL, returned at once by every call that takes a
+ *    timeout_ns, before it does anything (nothing sent, taken, locked or registered). The
  *    bound is a deadline on CLOCK_MONOTONIC taken when the call starts; a signal (EINTR)
  *    neither shortens nor lengthens it.
  *  - Handles are opaque. A handle is released by its *_close function, which frees
@@ -47,6 +49,8 @@ extern "C" {
 
 /* At most this many file descriptors ride on one message. */
 #define FERRY_MAX_FDS 16
+/* The default of ferry_chan_opts.max_skipped_fds. */
+#define FERRY_SKIPPED_FDS_DEFAULT 64u
 /* The largest max_msg a channel may be configured with (1 GiB). */
 #define FERRY_MAX_MSG_LIMIT ((size_t)1 << 30)
 
@@ -62,7 +66,15 @@ typedef struct ferry_listener ferry_listener;
  * Channel options. Always start from ferry_chan_opts_init(). The side that creates the
  * channel (ferry_pair*, ferry_listen) decides the shape of the channel: capacity,
  * ring_bytes, max_msg, mem_cap and FERRY_CHECKSUM; the other side takes them from the
- * handshake and uses only its local choices (spin_ns, FERRY_NO_SPIN).
+ * handshake and uses only its local choices (spin_ns, FERRY_NO_SPIN, max_skipped_fds).
+ * max_skipped_fds (each end's own, never negotiated; 0 means the default): once the
+ * messages this end holds because its typed receives passed over them carry that many
+ * fds, it takes no more messages from the transport, so the sender is held back as by a
+ * full channel (its sends wait, -EAGAIN, -ETIMEDOUT). A receive that matches a held
+ * message, or an untyped one, still proceeds and frees the budget; a typed receive that
+ * cannot waits out its deadline (-EAGAIN for FERRY_NOW, -ETIMEDOUT). Nothing is dropped.
+ * So a peer cannot fill this end's fd table through messages it skips: at most
+ * max_skipped_fds + FERRY_MAX_FDS - 1 fds are held.
  */
 typedef struct ferry_chan_opts {
     uint32_t capacity; /* 0, N, FERRY_CAP_RING (default) or FERRY_UNBOUNDED */
@@ -76,6 +88,7 @@ typedef struct ferry_chan_opts {
     int64_t spin_ns;   /* how long a waiting call may spin before it sleeps; default 50 us.
                           The spin adapts downwards when it does not pay off. */
     unsigned mode;     /* ferry_listen: permission bits of the socket file; default 0600 */
+    uint32_t max_skipped_fds; /* fds a receiving end keeps in messages its typed receives passed over; default FERRY_SKIPPED_FDS_DEFAULT (64) */
 } ferry_chan_opts;
 
 /* Fill *o with the defaults. Never fails. */
@@ -153,6 +166,7 @@ int ferry_chan_adopt(int fd, const ferry_chan_opts *opts, ferry_chan **out);
  *   "fifo:///path"                  two FIFOs, path.c2s and path.s2c; one client
  *   "posixmq:///name"               two POSIX queues, /name.c2s and /name.s2c; one peer
  *   "sysvmq://KEY", "sysvmq://"     System V queues (KEY decimal or 0x hex; or private)
+ * The scheme is case-insensitive (RFC 3986): "SHM://" and "Unix://" work too.
  * A socket file or FIFO gets exactly opts->mode (default 0600; never wider, not even for
  * a moment); a sysvmq door queue gets opts->mode, its back queue opts->mode without group
  * and other write (only its owner writes there). The listener decides the channel's shape (capacity, max_msg, checksum). The
@@ -160,6 +174,11 @@ int ferry_chan_adopt(int fd, const ferry_chan_opts *opts, ferry_chan **out);
  * FERRY_PERSIST). Errors: -EINVAL (bad URL or options), -EPROTONOSUPPORT (unknown
  * scheme), -EOPNOTSUPP (a capacity mode the transport lacks), -EADDRINUSE, -ENAMETOOLONG,
  * -EACCES, and other errors of the kernel calls.
+ * Names on a shared filesystem: the mode is set without following a symlink, so a name
+ * swapped for something that is not this user's socket file or FIFO is -EACCES. A stale
+ * socket file (nobody listens) is replaced; of listeners starting at once on one,
+ * exactly one wins (-EADDRINUSE for the others), and a live listener's file is never
+ * removed.
  */
 int ferry_listen(const char *url, const ferry_chan_opts *opts, ferry_listener **out);
 
@@ -197,14 +216,17 @@ void ferry_listener_close(ferry_listener *l);
  * "pipe://R,W" for the ends ferry_pipe_pair_fd handed to an exec'd child) and wait for
  * its handshake. opts (may be NULL) supplies only local choices. The caller owns *out.
  * Errors: -ENOENT / -ECONNREFUSED (nobody listens), -ETIMEDOUT, -EAGAIN, -EBADMSG (a bad
- * handshake or a refused segment), -EINVAL, -EPROTONOSUPPORT.
+ * handshake or a refused segment), -EINVAL, -EPROTONOSUPPORT, -EACCES (fifo: a path
+ * that is not a FIFO owned by the caller's euid or root, or a symlink).
  */
 int ferry_chan_open(const char *url, const ferry_chan_opts *opts, ferry_chan **out,
                     int64_t timeout_ns);
 
 /* Close a channel end: the peer sees -EPIPE once it has drained what was sent. Frees
  * everything, including fds of received-but-untaken messages. NULL is a no-op. Must not
- * race with other calls on the same end. */
+ * race with other calls on the same end. A close never destroys what this end sent,
+ * also when messages of the peer are still unread here (tcp: what the peer sends after
+ * the close may make the kernel reset the connection; docs/transports.md). */
 void ferry_chan_close(ferry_chan *ch);
 
 /*

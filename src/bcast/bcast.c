@@ -510,7 +510,8 @@ static int wait_room(ferry_bcast *b, uint64_t s, ferry__when *w)
 
 int ferry_bcast_loan(ferry_bcast *b, size_t len, void **buf, int64_t timeout_ns)
 {
-    if (!b || !buf) return -EINVAL;
+    ferry__when w;
+    if (!b || !buf || ferry__when_from(timeout_ns, &w) < 0) return -EINVAL;
     if (b->loaned) return -EBUSY;
     /* relaxed: a flag; publishing after the end is the caller's error */
     if (atomic_load_explicit(&b->sh->closed, memory_order_relaxed)) return -EPIPE;
@@ -522,7 +523,6 @@ int ferry_bcast_loan(ferry_bcast *b, size_t len, void **buf, int64_t timeout_ns)
         atomic_store_explicit(&sh->pub_id, id, memory_order_relaxed);
     /* relaxed: only the publisher writes head */
     uint64_t s = atomic_load_explicit(&sh->head, memory_order_relaxed);
-    ferry__when w = ferry__when_from(timeout_ns);
     int rc = wait_room(b, s, &w);
     if (rc < 0) return rc;
     b->loaned = 1;
@@ -787,9 +787,9 @@ static int advance(ferry_sub *s, uint64_t from, uint64_t seq)
 
 ssize_t ferry_sub_recv(ferry_sub *s, void *buf, size_t cap, int64_t *type, int64_t timeout_ns)
 {
-    if (!s || (cap && !buf)) return -EINVAL;
+    ferry__when w;
+    if (!s || (cap && !buf) || ferry__when_from(timeout_ns, &w) < 0) return -EINVAL;
     if (s->peeked) return -EBUSY;
-    ferry__when w = ferry__when_from(timeout_ns);
     /* A drop-oldest subscriber holds the message while it copies (as a peek does), so
      * the publisher cannot drop and overwrite it under the copy; a blocking one need not:
      * the publisher never moves its pos. */
@@ -831,9 +831,9 @@ ssize_t ferry_sub_recv(ferry_sub *s, void *buf, size_t cap, int64_t *type, int64
 
 int ferry_sub_peek(ferry_sub *s, ferry_msg *m, int64_t timeout_ns)
 {
-    if (!s || !m) return -EINVAL;
+    ferry__when w;
+    if (!s || !m || ferry__when_from(timeout_ns, &w) < 0) return -EINVAL;
     if (s->peeked) return -EBUSY;
-    ferry__when w = ferry__when_from(timeout_ns);
     uint64_t seq;
     slothdr *h;
     int rc = next_msg(s, 1, &seq, &h, &w);

@@ -308,7 +308,7 @@ static int reregister(blistener *l, int64_t deadline)
         if (now >= l->retry_at) {
             /* The exchange gets its own bound: ferryd answers in microseconds, and even
              * a FERRY_NOW accept must be able to finish registering. */
-            int rc = do_register(l, ferry__deadline(REREGISTER_NS));
+            int rc = do_register(l, ferry__deadline_in(REREGISTER_NS));
             if (rc == 0) return 0;
             if (rc != -ECONNREFUSED && rc != -ETIMEDOUT && rc != -EAGAIN && rc != -EBADMSG) {
                 l->lost = rc; /* e.g. someone else owns the name now: -EEXIST */
@@ -423,7 +423,8 @@ int ferry_register(const char *name, const ferry_policy *policy, const ferry_cha
                    ferry_listener **out, int64_t timeout_ns)
 {
     if (!out || ferry__name_valid(name) < 0) return -EINVAL;
-    int64_t deadline = ferry__deadline(timeout_ns);
+    int64_t deadline;
+    if (ferry__deadline(timeout_ns, &deadline) < 0) return -EINVAL;
     blistener *l = calloc(1, sizeof *l);
     if (!l) return -ENOMEM;
     l->base.ops = &broker_listener_ops;
@@ -464,7 +465,8 @@ int ferry_connect(const char *name, int kind, const ferry_chan_opts *opts, ferry
 {
     if (!out || ferry__name_valid(name) < 0 || (kind != FERRY_KIND_SHM && kind != FERRY_KIND_UNIX))
         return -EINVAL;
-    int64_t deadline = ferry__deadline(timeout_ns);
+    int64_t deadline;
+    if (ferry__deadline(timeout_ns, &deadline) < 0) return -EINVAL;
     int s = dial(deadline);
     if (s < 0) return s;
     uint8_t req[300], buf[FERRY__BMSG_MAX];
@@ -489,7 +491,8 @@ int ferry_connect(const char *name, int kind, const ferry_chan_opts *opts, ferry
 int ferry_lookup(const char *name, ferry_name_info *out, int64_t timeout_ns)
 {
     if (!out || ferry__name_valid(name) < 0) return -EINVAL;
-    int64_t deadline = ferry__deadline(timeout_ns);
+    int64_t deadline;
+    if (ferry__deadline(timeout_ns, &deadline) < 0) return -EINVAL;
     int s = dial(deadline);
     if (s < 0) return s;
     uint8_t req[300], buf[FERRY__BMSG_MAX];
@@ -506,7 +509,8 @@ int ferry_lookup(const char *name, ferry_name_info *out, int64_t timeout_ns)
 ssize_t ferry_list(const char *after, ferry_name_info *out, size_t cap, int64_t timeout_ns)
 {
     if ((!out && cap) || (after && *after && ferry__name_valid(after) < 0)) return -EINVAL;
-    int64_t deadline = ferry__deadline(timeout_ns);
+    int64_t deadline;
+    if (ferry__deadline(timeout_ns, &deadline) < 0) return -EINVAL;
     int s = dial(deadline);
     if (s < 0) return s;
     uint8_t req[300], buf[FERRY__BMSG_MAX];
@@ -542,7 +546,8 @@ struct ferry_watch {
 int ferry_watch_open(const char *pattern, ferry_watch **out, int64_t timeout_ns)
 {
     if (!out || ferry__pattern_valid(pattern) < 0) return -EINVAL;
-    int64_t deadline = ferry__deadline(timeout_ns);
+    int64_t deadline;
+    if (ferry__deadline(timeout_ns, &deadline) < 0) return -EINVAL;
     ferry_watch *wt = malloc(sizeof *wt);
     if (!wt) return -ENOMEM;
     int s = dial(deadline);
@@ -575,7 +580,9 @@ int ferry_watch_next(ferry_watch *wt, ferry_watch_event *ev, int64_t timeout_ns)
     uint64_t seq;
     size_t len;
     int fd;
-    int rc = next_packet(wt->sock, buf, &op, &seq, &len, &fd, ferry__deadline(timeout_ns));
+    int64_t deadline;
+    if (ferry__deadline(timeout_ns, &deadline) < 0) return -EINVAL;
+    int rc = next_packet(wt->sock, buf, &op, &seq, &len, &fd, deadline);
     if (rc == 1) {
         ferry__br r = {.p = buf, .len = len};
         ev->kind = (int)ferry__br_u32(&r);
@@ -633,7 +640,8 @@ int ferry_publish(const char *name, int fd, int kind, const ferry_policy *policy
         if (ferry__obj_map(fd, (uint32_t)kind, &seg) < 0) return -EBADMSG;
         ferry__seg_unmap(&seg);
     }
-    int64_t deadline = ferry__deadline(timeout_ns);
+    int64_t deadline;
+    if (ferry__deadline(timeout_ns, &deadline) < 0) return -EINVAL;
     ferry_pub *p = calloc(1, sizeof *p);
     if (!p) return -ENOMEM;
     int s = dial(deadline);
@@ -673,7 +681,8 @@ void ferry_unpublish(ferry_pub *p)
 int ferry__obj_open(const char *name, int kind, int *fd, int64_t timeout_ns)
 {
     if (!fd || ferry__name_valid(name) < 0) return -EINVAL;
-    int64_t deadline = ferry__deadline(timeout_ns);
+    int64_t deadline;
+    if (ferry__deadline(timeout_ns, &deadline) < 0) return -EINVAL;
     int s = dial(deadline);
     if (s < 0) return s;
     uint8_t req[300], buf[FERRY__BMSG_MAX];
@@ -694,7 +703,8 @@ int ferry__obj_open(const char *name, int kind, int *fd, int64_t timeout_ns)
 int ferry_kill(const char *name, int sig, int64_t timeout_ns)
 {
     if (ferry__name_valid(name) < 0 || sig <= 0 || sig > 64) return -EINVAL;
-    int64_t deadline = ferry__deadline(timeout_ns);
+    int64_t deadline;
+    if (ferry__deadline(timeout_ns, &deadline) < 0) return -EINVAL;
     int s = dial(deadline);
     if (s < 0) return s;
     uint8_t req[300], buf[FERRY__BMSG_MAX];

@@ -26,6 +26,7 @@ void ferry_chan_opts_init(ferry_chan_opts *o)
     o->mem_cap = 64 * 1024 * 1024;
     o->spin_ns = 50 * 1000;
     o->mode = 0600;
+    o->max_skipped_fds = FERRY_SKIPPED_FDS_DEFAULT;
 }
 
 static int find_transport(const char *url, const ferry__ops **ops, const char **rest)
@@ -63,8 +64,9 @@ int ferry_listen(const char *url, const ferry_chan_opts *opts, ferry_listener **
 
 int ferry_accept(ferry_listener *l, ferry_chan **out, int64_t timeout_ns)
 {
-    if (!l || !out) return -EINVAL;
-    return l->ops->accept(l, out, ferry__deadline(timeout_ns));
+    int64_t deadline;
+    if (!l || !out || ferry__deadline(timeout_ns, &deadline) < 0) return -EINVAL;
+    return l->ops->accept(l, out, deadline);
 }
 
 int ferry_listener_fd(const ferry_listener *l)
@@ -103,8 +105,8 @@ int ferry_chan_open(const char *url, const ferry_chan_opts *opts, ferry_chan **o
 {
     const ferry__ops *ops;
     const char *rest;
-    if (!out) return -EINVAL;
-    int64_t deadline = ferry__deadline(timeout_ns);
+    int64_t deadline;
+    if (!out || ferry__deadline(timeout_ns, &deadline) < 0) return -EINVAL;
     int rc = find_transport(url, &ops, &rest);
     return rc < 0 ? rc : ops->open(rest, opts, out, deadline);
 }
@@ -117,7 +119,8 @@ void ferry_chan_close(ferry_chan *ch)
 int ferry_sendmsg(ferry_chan *ch, const ferry_msg *m, int64_t timeout_ns)
 {
     if (!ch || !m || m->type < 0 || m->nfds > FERRY_MAX_FDS || (m->len && !m->data)) return -EINVAL;
-    ferry__when w = ferry__when_from(timeout_ns);
+    ferry__when w;
+    if (ferry__when_from(timeout_ns, &w) < 0) return -EINVAL;
     return ch->ops->sendmsg(ch, m, &w);
 }
 
@@ -134,7 +137,8 @@ int ferry_send(ferry_chan *ch, const void *buf, size_t len, int64_t timeout_ns)
 ssize_t ferry_recvmsg(ferry_chan *ch, ferry_msg *m, int64_t filter, int64_t timeout_ns)
 {
     if (!ch || !m || filter == INT64_MIN || (m->cap && !m->data)) return -EINVAL;
-    ferry__when w = ferry__when_from(timeout_ns);
+    ferry__when w;
+    if (ferry__when_from(timeout_ns, &w) < 0) return -EINVAL;
     return ch->ops->recvmsg(ch, m, filter, 1, &w);
 }
 
@@ -145,7 +149,8 @@ ssize_t ferry_recv(ferry_chan *ch, void *buf, size_t cap, int64_t timeout_ns)
     m.data = buf;
     m.cap = cap;
     m.nfds = 0;
-    ferry__when w = ferry__when_from(timeout_ns);
+    ferry__when w;
+    if (ferry__when_from(timeout_ns, &w) < 0) return -EINVAL;
     return ch->ops->recvmsg(ch, &m, 0, 0, &w);
 }
 
@@ -153,7 +158,8 @@ int ferry_loan(ferry_chan *ch, size_t len, void **buf, int64_t timeout_ns)
 {
     if (!ch || !buf) return -EINVAL;
     if (!ch->ops->loan) return -EOPNOTSUPP;
-    ferry__when w = ferry__when_from(timeout_ns);
+    ferry__when w;
+    if (ferry__when_from(timeout_ns, &w) < 0) return -EINVAL;
     return ch->ops->loan(ch, len, buf, &w);
 }
 
@@ -168,7 +174,8 @@ int ferry_peek(ferry_chan *ch, int64_t filter, ferry_msg *m, int64_t timeout_ns)
 {
     if (!ch || !m || filter == INT64_MIN) return -EINVAL;
     if (!ch->ops->peek) return -EOPNOTSUPP;
-    ferry__when w = ferry__when_from(timeout_ns);
+    ferry__when w;
+    if (ferry__when_from(timeout_ns, &w) < 0) return -EINVAL;
     return ch->ops->peek(ch, filter, m, &w);
 }
 

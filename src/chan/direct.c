@@ -79,7 +79,8 @@ static dest *cache_get(const char *name)
 int ferry_send_to(const char *name, const ferry_msg *m, int64_t timeout_ns)
 {
     if (!name || !m) return -EINVAL;
-    int64_t deadline = ferry__deadline(timeout_ns);
+    int64_t deadline;
+    if (ferry__deadline(timeout_ns, &deadline) < 0) return -EINVAL;
     dest *d = cache_get(name);
     if (!d) return -ENOMEM;
     pthread_mutex_lock(&d->lock);
@@ -228,7 +229,8 @@ ssize_t ferry_recv_from(ferry_inbox *in, const char *from, ferry_msg *m, int64_t
                         ferry_cred *sender, int64_t timeout_ns)
 {
     if (!in || !m) return -EINVAL;
-    int64_t deadline = ferry__deadline(timeout_ns);
+    int64_t deadline;
+    if (ferry__deadline(timeout_ns, &deadline) < 0) return -EINVAL;
     int busy = 0; /* the last wait said "ready", yet the pass after it found nothing */
     for (;;) {
         int rc = take_new(in);

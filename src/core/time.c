@@ -23,13 +23,20 @@ int64_t ferry__coarse_ns(void)
     return clock_ns(CLOCK_MONOTONIC_COARSE);
 }
 
-int64_t ferry__deadline(int64_t timeout_ns)
+int64_t ferry__deadline_in(int64_t ns)
 {
-    if (timeout_ns < 0) return FERRY__NO_DEADLINE;
-    if (timeout_ns == 0) return 0;
+    if (ns < 0) return FERRY__NO_DEADLINE; /* (never asked: internal bounds are >= 0) */
+    if (ns == 0) return 0;
     int64_t now = ferry__now_ns();
-    if (timeout_ns > FERRY__NO_DEADLINE - 1 - now) return FERRY__NO_DEADLINE - 1;
-    return now + timeout_ns;
+    if (ns > FERRY__NO_DEADLINE - 1 - now) return FERRY__NO_DEADLINE - 1;
+    return now + ns;
+}
+
+int ferry__deadline(int64_t timeout_ns, int64_t *deadline)
+{
+    if (!ferry__timeout_ok(timeout_ns)) return -EINVAL;
+    *deadline = ferry__deadline_in(timeout_ns);
+    return 0;
 }
 
 int64_t ferry__remaining(int64_t deadline)

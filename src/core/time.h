@@ -2,11 +2,15 @@
  * time.h — deadlines on CLOCK_MONOTONIC. A timeout_ns (FERRY_FOREVER, FERRY_NOW, or a
  * bound) becomes an absolute deadline once, when a call starts; every wait inside the
  * call is then measured against that deadline, so EINTR and retries neither shorten nor
- * lengthen it.
+ * lengthen it. A negative timeout other than FERRY_FOREVER (-1) is -EINVAL: only the
+ * functions here that take a caller's timeout_ns (ferry__deadline, ferry__when_from)
+ * make a deadline of it, and both refuse it; the *_in forms are for the library's own
+ * fixed bounds.
  */
 #ifndef FERRY_CORE_TIME_H
 #define FERRY_CORE_TIME_H
 
+#include <errno.h>
 #include <stdint.h>
 
 #define FERRY__NO_DEADLINE INT64_MAX
@@ -27,24 +31,44 @@ typedef struct ferry__when {
 int64_t ferry__now_ns(void);
 /* Now on CLOCK_MONOTONIC_COARSE (a few ms resolution, no TSC read): cheap. */
 int64_t ferry__coarse_ns(void);
-/* timeout_ns -> absolute deadline: FOREVER (<0) -> FERRY__NO_DEADLINE, 0 -> 0 (already
- * passed), else now + timeout (saturating). */
-int64_t ferry__deadline(int64_t timeout_ns);
+/* A caller's timeout_ns -> absolute deadline in *deadline: FERRY_FOREVER (-1) ->
+ * FERRY__NO_DEADLINE, 0 -> 0 (already passed), > 0 -> now + timeout (saturating).
+ * Returns 0, or -EINVAL for any other negative value (only -1 means forever). Every
+ * public call that takes a timeout_ns turns it into a deadline through this function or
+ * ferry__when_from, before it does anything else, so every one refuses a bad timeout the
+ * same way. */
+int ferry__deadline(int64_t timeout_ns, int64_t *deadline);
+/* An internal bound of ns >= 0 (never a caller's timeout_ns) -> absolute deadline. */
+int64_t ferry__deadline_in(int64_t ns);
 /* ns left until deadline: <= 0 means passed; FERRY__NO_DEADLINE stays INT64_MAX. */
 int64_t ferry__remaining(int64_t deadline);
 
-static inline ferry__when ferry__when_from(int64_t timeout_ns)
+/* Is timeout_ns one the API defines: FERRY_FOREVER (-1), FERRY_NOW (0) or positive? */
+static inline int ferry__timeout_ok(int64_t timeout_ns)
 {
-    ferry__when w = {timeout_ns, timeout_ns < 0    ? FERRY__NO_DEADLINE
-                                 : timeout_ns == 0 ? 0
-                                                   : FERRY__LAZY};
+    return timeout_ns >= -1;
+}
+
+/* A caller's timeout_ns -> a lazy deadline in *w (ferry__when_at fixes it when first
+ * needed). Returns 0, or -EINVAL (as ferry__deadline) with *w unusable. */
+static inline int ferry__when_from(int64_t timeout_ns, ferry__when *w)
+{
+    w->timeout = timeout_ns;
+    w->at = timeout_ns == 0 ? 0 : timeout_ns == -1 ? FERRY__NO_DEADLINE : FERRY__LAZY;
+    return ferry__timeout_ok(timeout_ns) ? 0 : -EINVAL;
+}
+
+/* An internal bound of ns >= 0 (never a caller's timeout_ns) -> a lazy deadline. */
+static inline ferry__when ferry__when_in(int64_t ns)
+{
+    ferry__when w = {ns, ns == 0 ? 0 : FERRY__LAZY};
     return w;
 }
 
 /* The absolute deadline, fixing it now if it was not yet. */
 static inline int64_t ferry__when_at(ferry__when *w)
 {
-    if (w->at == FERRY__LAZY) w->at = ferry__deadline(w->timeout);
+    if (w->at == FERRY__LAZY) w->at = ferry__deadline_in(w->timeout); /* (checked: > 0) */
     return w->at;
 }
 

@@ -6,8 +6,8 @@
 
 #include <stddef.h>
 
-/* Copy the scheme (lower-case letters, digits, '+', '-', '.'; 1..15 chars) into scheme[16]
- * and point *rest just after "://". Returns 0 or -EINVAL. */
+/* Copy the scheme (letters, digits, '+', '-', '.'; 1..15 chars), folded to lower case,
+ * into scheme[16] and point *rest just after "://". Returns 0 or -EINVAL. */
 int ferry__url_split(const char *url, char scheme[16], const char **rest);
 
 #endif

@@ -652,7 +652,8 @@ int ferry_mailbox_send(ferry_mailbox *mb, int64_t type, const void *buf, size_t 
 {
     if (!mb || type < 0 || (!buf && len)) return -EINVAL;
     if (len > mb->max_msg) return -EMSGSIZE;
-    ferry__when w = ferry__when_from(timeout_ns);
+    ferry__when w;
+    if (ferry__when_from(timeout_ns, &w) < 0) return -EINVAL;
     int64_t idx = claim_wait(mb, &w);
     if (idx < 0) return (int)idx;
     if (len) memcpy(slot_data(mb, (uint32_t)idx), buf, len); /* ours alone: WRITING */
@@ -667,14 +668,14 @@ int ferry_mailbox_send(ferry_mailbox *mb, int64_t type, const void *buf, size_t 
 
 int ferry_mailbox_loan(ferry_mailbox *mb, void **buf, int64_t timeout_ns)
 {
-    if (!mb || !buf) return -EINVAL;
+    ferry__when w;
+    if (!mb || !buf || ferry__when_from(timeout_ns, &w) < 0) return -EINVAL;
     if (mb->capacity == 0) return -EOPNOTSUPP;
     pthread_mutex_lock(&mb->lk);
     int rc = 0;
     if (mb->loan >= 0) {
         rc = -EBUSY;
     } else {
-        ferry__when w = ferry__when_from(timeout_ns);
         int64_t idx = claim_wait(mb, &w);
         if (idx < 0) {
             rc = (int)idx;
@@ -843,8 +844,9 @@ static void finish(ferry_mailbox *mb, uint32_t i)
 ssize_t ferry_mailbox_recv(ferry_mailbox *mb, int64_t filter, int64_t *type, void *buf, size_t cap,
                            int64_t timeout_ns)
 {
-    if (!mb || filter == INT64_MIN || (!buf && cap)) return -EINVAL;
-    ferry__when w = ferry__when_from(timeout_ns);
+    ferry__when w;
+    if (!mb || filter == INT64_MIN || (!buf && cap) || ferry__when_from(timeout_ns, &w) < 0)
+        return -EINVAL;
     size_t len = 0;
     int64_t idx = take(mb, filter, cap, &len, &w);
     if (idx < 0) return idx;
@@ -858,13 +860,14 @@ ssize_t ferry_mailbox_recv(ferry_mailbox *mb, int64_t filter, int64_t *type, voi
 int ferry_mailbox_peek(ferry_mailbox *mb, int64_t filter, const void **data, size_t *len,
                        int64_t *type, int64_t timeout_ns)
 {
-    if (!mb || !data || !len || filter == INT64_MIN) return -EINVAL;
+    ferry__when w;
+    if (!mb || !data || !len || filter == INT64_MIN || ferry__when_from(timeout_ns, &w) < 0)
+        return -EINVAL;
     pthread_mutex_lock(&mb->lk);
     int rc = 0;
     if (mb->peek >= 0) {
         rc = -EBUSY;
     } else {
-        ferry__when w = ferry__when_from(timeout_ns);
         size_t n = 0;
         int64_t idx = take(mb, filter, SIZE_MAX, &n, &w);
         if (idx < 0) {
@@ -898,9 +901,10 @@ int ferry_mailbox_release(ferry_mailbox *mb)
 
 int ferry_mailbox_attach(ferry_mailbox *mb, int64_t timeout_ns)
 {
-    if (!mb || !(mb->flags & FERRY_MAILBOX_EXCLUSIVE)) return -EINVAL;
+    ferry__when w;
+    if (!mb || !(mb->flags & FERRY_MAILBOX_EXCLUSIVE) || ferry__when_from(timeout_ns, &w) < 0)
+        return -EINVAL;
     mbshm *h = mb->h;
-    ferry__when w = ferry__when_from(timeout_ns);
     uint64_t me = ferry__proc_self();
     int64_t last = 0;
     int wakes = 0, rc = mb_lock(mb);

@@ -413,7 +413,8 @@ static void init_sync(struct call *k, ferry_msg *resp, int heap)
 ssize_t ferry_call(ferry_rpc_client *c, const ferry_msg *req, ferry_msg *resp, int64_t timeout_ns)
 {
     if (!c || !req || !resp) return -EINVAL;
-    ferry__when w = ferry__when_from(timeout_ns);
+    ferry__when w;
+    if (ferry__when_from(timeout_ns, &w) < 0) return -EINVAL;
     struct call k;
     init_sync(&k, resp, 0);
     int rc = start(c, &k, req, &w, NULL, 1);
@@ -427,11 +428,11 @@ ssize_t ferry_call(ferry_rpc_client *c, const ferry_msg *req, ferry_msg *resp, i
 int ferry_call_start(ferry_rpc_client *c, const ferry_msg *req, ferry_msg *resp, uint64_t *id,
                      int64_t timeout_ns)
 {
-    if (!c || !req || !resp || !id) return -EINVAL;
+    ferry__when w;
+    if (!c || !req || !resp || !id || ferry__when_from(timeout_ns, &w) < 0) return -EINVAL;
     struct call *k = malloc(sizeof *k);
     if (!k) return -ENOMEM;
     init_sync(k, resp, 1);
-    ferry__when w = ferry__when_from(timeout_ns);
     int rc = start(c, k, req, &w, id, 0);
     if (rc < 0) {
         free_call(k);
@@ -442,8 +443,8 @@ int ferry_call_start(ferry_rpc_client *c, const ferry_msg *req, ferry_msg *resp,
 
 ssize_t ferry_call_wait(ferry_rpc_client *c, uint64_t id, int64_t timeout_ns)
 {
-    if (!c) return -EINVAL;
-    ferry__when w = ferry__when_from(timeout_ns);
+    ferry__when w;
+    if (!c || ferry__when_from(timeout_ns, &w) < 0) return -EINVAL;
     pthread_mutex_lock(&c->mu);
     struct call *k = table_find(c, id);
     if (!k || k->async || !k->heap || k->waiting) {
@@ -479,7 +480,8 @@ int ferry_call_cancel(ferry_rpc_client *c, uint64_t id)
 int ferry_call_async(ferry_rpc_client *c, const ferry_msg *req, ferry_msg *resp,
                      ferry_rpc_callback cb, void *ctx, uint64_t *id, int64_t timeout_ns)
 {
-    if (!c || !req || !resp || !cb) return -EINVAL;
+    ferry__when w;
+    if (!c || !req || !resp || !cb || ferry__when_from(timeout_ns, &w) < 0) return -EINVAL;
     struct call *k = calloc(1, sizeof *k);
     if (!k) return -ENOMEM;
     k->async = 1;
@@ -487,7 +489,6 @@ int ferry_call_async(ferry_rpc_client *c, const ferry_msg *req, ferry_msg *resp,
     k->resp = resp;
     k->cb = cb;
     k->ctx = ctx;
-    ferry__when w = ferry__when_from(timeout_ns);
     int rc = start(c, k, req, &w, id, 0);
     if (rc < 0) free(k);
     return rc;

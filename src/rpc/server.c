@@ -146,7 +146,8 @@ ssize_t ferry_recv_request(ferry_rpc_server *s, ferry_rpc_request *rq, int64_t t
     if (!s || !rq) return -EINVAL;
     /* One deadline for the whole call: dropped messages do not extend it. It is read
      * lazily (core/time.h): fixed after the first drop, when the receive loops. */
-    ferry__when w = ferry__when_from(timeout_ns);
+    ferry__when w;
+    if (ferry__when_from(timeout_ns, &w) < 0) return -EINVAL;
     pthread_mutex_lock(&s->recv_mu);
     ssize_t rc;
     for (;;) {
@@ -192,7 +193,8 @@ ssize_t ferry_recv_request(ferry_rpc_server *s, ferry_rpc_request *rq, int64_t t
 
 int ferry_reply(ferry_rpc_server *s, uint64_t id, const ferry_msg *resp, int64_t timeout_ns)
 {
-    if (!s || !resp || resp->nfds > FERRY_MAX_FDS) return -EINVAL;
+    /* (the timeout is checked before the id is taken: a bad one must not lose the call) */
+    if (!s || !resp || resp->nfds > FERRY_MAX_FDS || !ferry__timeout_ok(timeout_ns)) return -EINVAL;
     pthread_mutex_lock(&s->mu);
     int rc = set_del(s, id);
     pthread_mutex_unlock(&s->mu);

@@ -149,7 +149,8 @@ void ferry_barrier_close(ferry_barrier *b)
 
 int ferry_barrier_wait(ferry_barrier *b, int64_t timeout_ns)
 {
-    if (!b) return -EINVAL;
+    ferry__when w;
+    if (!b || ferry__when_from(timeout_ns, &w) < 0) return -EINVAL; /* before arriving */
     barrier_shared *sh = b->sh;
     uint32_t count = b->count;
     uint64_t st = atomic_load_explicit(&sh->state, memory_order_relaxed);
@@ -175,7 +176,6 @@ int ferry_barrier_wait(ferry_barrier *b, int64_t timeout_ns)
                                                   memory_order_acq_rel, memory_order_relaxed))
             break;
     }
-    ferry__when w = ferry__when_from(timeout_ns);
     int64_t slice = SLICE_MIN_NS;
     for (;;) {
         /* gen before state: the completer stores them in the other order, so if we see

@@ -392,8 +392,9 @@ static int take_any(ferry_event *e, uint64_t *payload)
 
 int ferry_event_post(ferry_event *e, uint64_t payload, uint32_t flags, int64_t timeout_ns)
 {
-    if (!e || (flags & ~FERRY_EVENT_COALESCE)) return -EINVAL;
-    ferry__when w = ferry__when_from(timeout_ns);
+    ferry__when w;
+    if (!e || (flags & ~FERRY_EVENT_COALESCE) || ferry__when_from(timeout_ns, &w) < 0)
+        return -EINVAL;
     for (size_t i = 0; i < e->n; i++) {
         int rc = post1(&e->m[i], payload, flags, &w);
         if (rc < 0) return rc;
@@ -403,8 +404,8 @@ int ferry_event_post(ferry_event *e, uint64_t payload, uint32_t flags, int64_t t
 
 int ferry_event_next(ferry_event *e, uint64_t *payload, int64_t timeout_ns)
 {
-    if (!e || !payload) return -EINVAL;
-    ferry__when w = ferry__when_from(timeout_ns);
+    ferry__when w;
+    if (!e || !payload || ferry__when_from(timeout_ns, &w) < 0) return -EINVAL;
     int rc = take_any(e, payload);
     if (rc != 0) return rc < 0 ? rc : 0;
     if (w.at != 0) /* a short spin first: a post may be on its way */
@@ -620,7 +621,8 @@ static int64_t sub_timeout(int64_t deadline)
 static int open_group(const char *pattern, ferry_event **out, int64_t timeout_ns)
 {
     if (ferry__pattern_valid(pattern) < 0) return -EINVAL;
-    int64_t deadline = ferry__deadline(timeout_ns);
+    int64_t deadline;
+    if (ferry__deadline(timeout_ns, &deadline) < 0) return -EINVAL;
     char after[256] = "";
     size_t plen = strlen(pattern) - 1; /* "org.x.*" -> the prefix "org.x." ("*": "") */
     if (plen > 0)

@@ -730,8 +730,8 @@ int ferry_mutex_fd(const ferry_mutex *m)
 
 int ferry_mutex_lock(ferry_mutex *m, int64_t timeout_ns)
 {
-    if (!m) return -EINVAL;
-    ferry__when w = ferry__when_from(timeout_ns);
+    ferry__when w;
+    if (!m || ferry__when_from(timeout_ns, &w) < 0) return -EINVAL;
     if (m->flags & FERRY_MUTEX_FAIR) return fair_lock(m->o, &w);
     return robust_lock(m->o, &w);
 }

@@ -435,10 +435,10 @@ static int take(sem_shared *sh)
     return 0;
 }
 
-static int wait_slow(ferry_sem *s, sem_slot *e, int64_t timeout_ns)
+static int wait_slow(ferry_sem *s, sem_slot *e, ferry__when *wp)
 {
     sem_shared *sh = s->sh;
-    ferry__when w = ferry__when_from(timeout_ns);
+    ferry__when w = *wp;
     if (w.at == 0) { /* FERRY_NOW: no wait, but a dead holder's units count */
         if (e && reclaim(s, 0) > 0) {
             int c = take(sh);
@@ -499,7 +499,8 @@ static int wait_slow(ferry_sem *s, sem_slot *e, int64_t timeout_ns)
 
 static int wait_common(ferry_sem *s, int64_t timeout_ns)
 {
-    if (!s) return -EINVAL;
+    ferry__when w;
+    if (!s || ferry__when_from(timeout_ns, &w) < 0) return -EINVAL; /* before taking */
     sem_slot *e = NULL;
     if (s->flags & FERRY_SEM_UNDO) {
         int err = 0;
@@ -508,7 +509,7 @@ static int wait_common(ferry_sem *s, int64_t timeout_ns)
     }
     int rc = take(s->sh);
     if (rc == 0)
-        rc = wait_slow(s, e, timeout_ns);
+        rc = wait_slow(s, e, &w);
     else if (rc > 0)
         rc = 0;
     /* After the unit is ours (the window of the header: a kill here loses the unit). */

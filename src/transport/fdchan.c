@@ -43,7 +43,9 @@ typedef struct fdchan {
     int sock; /* a socket (MSG_NOSIGNAL), else a pipe or FIFO */
     unsigned kind;
     uint32_t max_msg;
-    _Atomic int dead; /* 0, -EPIPE or -EBADMSG; only ever set once */
+    _Atomic int dead;           /* 0, -EPIPE or -EBADMSG; only ever set once */
+    int reset_seen;             /* a read said ECONNRESET once: what is queued is read next */
+    unsigned long forks_at_new; /* stream socket: the fork count when the end was made */
     uint64_t tx_seq, rx_seq;
     /* receive */
     uint8_t *rbuf; /* stream: unparsed bytes rbuf[rstart .. rlen) */
@@ -70,6 +72,7 @@ typedef struct fdchan {
     struct fmsg *spare;
     fmsg *qhead, **qtail;
     size_t qbytes;
+    uint32_t qfds, qfds_max; /* fds in queued messages, and the bound (max_skipped_fds) */
     /* send: the rest of a frame the kernel took only part of */
     uint8_t *pend;
     size_t pend_off, pend_len;
@@ -81,6 +84,24 @@ typedef struct fdchan {
 } fdchan;
 
 /* ------------------------------------------------------------------ helpers */
+
+/* Forks of this process (and, in a child, of its parent) since the first stream socket
+ * end was made: counted by pthread_atfork handlers. A stream socket end made before a
+ * fork may share its socket with another process, whose copy must not be disturbed by
+ * this copy's close (see ferry__fdchan_close). Relaxed: the count is only compared with
+ * itself, and a fork and a close of the same end in two threads race anyway. */
+static _Atomic unsigned long forks;
+static pthread_once_t forks_once = PTHREAD_ONCE_INIT;
+
+static void count_fork(void)
+{
+    atomic_fetch_add_explicit(&forks, 1, memory_order_relaxed);
+}
+
+static void forks_init(void)
+{
+    pthread_atfork(NULL, count_fork, count_fork);
+}
 
 int ferry__wait_fd(int fd, short events, int64_t deadline)
 {
@@ -197,7 +218,8 @@ static int flush(fdchan *c, int64_t deadline)
  * figure, so this errs on the safe side: for a pipe, its size less what is queued and
  * one page (the buffer is kept in pages); for a socket, half its send buffer (the rest
  * is the kernel's bookkeeping) less what is queued. A frame larger than the whole buffer
- * can never fit: it is written as the reader makes room (see send_frame).
+ * can never fit: it is written as the reader makes room (see send_frame). A peer that is
+ * gone ends the wait at once (the write that follows says -EPIPE).
  * Returns 0, or -EAGAIN / -ETIMEDOUT with nothing sent.
  */
 static int wait_room(fdchan *c, size_t size, ferry__when *w)
@@ -218,9 +240,18 @@ static int wait_room(fdchan *c, size_t size, ferry__when *w)
             cap -= 4096;
         }
         if (size > (size_t)cap || size <= (size_t)(cap - queued)) return 0;
-        int64_t at = ferry__when_at(w);
-        if (ferry__remaining(at) <= 0) return at == 0 ? -EAGAIN : -ETIMEDOUT;
-        usleep((useconds_t)backoff); /* POLLOUT would say yes already: some room is there */
+        int64_t at = ferry__when_at(w), left = ferry__remaining(at);
+        if (left <= 0) return at == 0 ? -EAGAIN : -ETIMEDOUT;
+        /* POLLOUT would say yes already (some room is there), so sleep on nothing but
+         * the peer's end: poll reports POLLERR/POLLHUP whatever it is asked, which is
+         * when the reader is gone (a pipe without readers, a reset connection). Then the
+         * write goes ahead and fails: -EPIPE at once, not at the deadline. */
+        int64_t ns = (int64_t)backoff * 1000;
+        if (ns > left) ns = left;
+        struct timespec ts = {0, (long)ns};
+        struct pollfd p = {.fd = c->wfd, .events = 0};
+        int n = ppoll(&p, 1, &ts, NULL);
+        if (n > 0 && (p.revents & (POLLERR | POLLHUP | POLLNVAL))) return 0;
     }
 }
 
@@ -260,6 +291,14 @@ static int send_frame(fdchan *c, uint64_t seq, int64_t type, const void *data, u
             return rc == -EAGAIN || rc == -ETIMEDOUT ? 0 : rc; /* begun is delivered */
         }
         if (n < 0 && errno == EMSGSIZE) return -EMSGSIZE;
+        if (n < 0 && errno == ETOOMANYREFS) { /* too many of this user's fds in flight */
+            /* The peer must take some first: a full channel, as far as the sender can
+             * tell (nothing was sent). Poll for it every millisecond until the deadline. */
+            int64_t at = ferry__when_at(w), left = ferry__remaining(at);
+            if (left <= 0) return at == 0 ? -EAGAIN : -ETIMEDOUT;
+            usleep((useconds_t)(left < 1000000 ? (left + 999) / 1000 : 1000));
+            continue;
+        }
         if (n < 0 && errno != EAGAIN && errno != EINTR) return write_error(c, errno);
         int rc = ferry__wait_fd(c->wfd, POLLOUT, ferry__when_at(w));
         if (rc < 0) return rc;
@@ -325,6 +364,7 @@ static void enqueue(fdchan *c, fmsg *m)
     *c->qtail = m;
     c->qtail = &m->next;
     c->qbytes += m->len + sizeof *m;
+    c->qfds += m->nfds;
     /* The receive in progress will return this one (or an earlier one): no later frame
      * may go straight to the caller. */
     if (c->direct && ferry__filter_match(c->direct_filter, m->type)) c->direct = NULL;
@@ -492,6 +532,20 @@ static int parse_stream(fdchan *c)
     return 0;
 }
 
+/* A read failed with e: 0 (nothing there now: wait), 1 (try again) or -EPIPE. A socket
+ * whose peer closed with data of ours unread reports ECONNRESET once (the kernel hands
+ * out the error before the queue, and clears it): what the peer sent before it closed is
+ * still queued here and comes next, then the end of stream. A second reset is the end. */
+static int read_error(fdchan *c, int e)
+{
+    if (e == EAGAIN || e == EINTR) return 0;
+    if (e == ECONNRESET && !c->reset_seen) {
+        c->reset_seen = 1;
+        return 1;
+    }
+    return -EPIPE;
+}
+
 /* Read more of the frame in progress, never past its end (what follows it is the next
  * frame's, and goes to rbuf). Returns as fill; a read that leaves the frame unfinished
  * took all the kernel had, so it says 0 (wait) rather than 1 (try again). */
@@ -499,7 +553,7 @@ static int fill_part(fdchan *c)
 {
     size_t left = c->part_f.len - c->part_got;
     ssize_t n = read(c->rfd, c->part_dst + c->part_got, left);
-    if (n < 0) return errno == EAGAIN || errno == EINTR ? 0 : -EPIPE;
+    if (n < 0) return read_error(c, errno);
     if (n == 0) return -EPIPE; /* a frame cut short by the end is lost with the peer */
     /* The crc is made as the payload comes in, while the rest is still on its way: at
      * the end only the last piece is left to sum. */
@@ -520,7 +574,7 @@ static int fill_rbuf(fdchan *c)
     }
     /* parse_stream leaves room: the frame in progress fits in rbuf, and starts at 0 */
     ssize_t n = read(c->rfd, c->rbuf + c->rlen, c->rcap - c->rlen);
-    if (n < 0) return errno == EAGAIN || errno == EINTR ? 0 : -EPIPE;
+    if (n < 0) return read_error(c, errno);
     if (n == 0) return -EPIPE; /* a frame cut short by the end is lost with the peer */
     c->rlen += (size_t)n;
     int rc = parse_stream(c);
@@ -556,7 +610,7 @@ static int read_packet(fdchan *c)
     struct msghdr mh = {
         .msg_iov = iov, .msg_iovlen = 2, .msg_control = ctrl.buf, .msg_controllen = sizeof ctrl};
     ssize_t n = recvmsg(c->rfd, &mh, MSG_DONTWAIT | MSG_CMSG_CLOEXEC);
-    if (n < 0) return errno == EAGAIN || errno == EINTR ? 0 : -EPIPE;
+    if (n < 0) return read_error(c, errno);
     if (n == 0) return -EPIPE;
     int fds[FERRY_MAX_FDS + 8];
     unsigned nfds = 0;
@@ -612,6 +666,15 @@ static int fill(fdchan *c)
     return rc;
 }
 
+/* May more be taken in from the kernel? Not while the queue of messages the receives
+ * passed over is at its bound in bytes or in fds (max_skipped_fds): then the kernel's
+ * buffer fills and the sender is held back. One packet may bring FERRY_MAX_FDS fds, so
+ * at most qfds_max + FERRY_MAX_FDS - 1 are held. */
+static int may_pull(const fdchan *c)
+{
+    return c->qbytes < FDCHAN_BACKLOG_MAX && c->qfds < c->qfds_max;
+}
+
 /* The first queued message matching filter (the lowest type for filter < 0), or NULL;
  * *link points at the pointer to it. */
 static fmsg *pick(fdchan *c, int64_t filter, fmsg ***link)
@@ -649,7 +712,7 @@ static int find(fdchan *c, int64_t filter, ferry__when *w, fmsg ***out)
         /* A "lowest type" filter must see everything that has arrived before it picks. */
         int rc = 1;
         if (filter < 0)
-            while (c->qbytes < FDCHAN_BACKLOG_MAX && !atomic_load(&c->dead) && (rc = fill(c)) > 0) {
+            while (may_pull(c) && !atomic_load(&c->dead) && (rc = fill(c)) > 0) {
             }
         if (rc < 0) fail(c, rc == -ENOMEM ? -EBADMSG : rc);
         if (c->delivered) return 1; /* straight into the caller's buffer */
@@ -659,7 +722,7 @@ static int find(fdchan *c, int64_t filter, ferry__when *w, fmsg ***out)
         }
         int dead = atomic_load(&c->dead);
         if (dead) return dead;
-        if (c->qbytes < FDCHAN_BACKLOG_MAX) {
+        if (may_pull(c)) {
             rc = fill(c);
             if (rc > 0) continue;
             if (rc < 0) {
@@ -667,7 +730,8 @@ static int find(fdchan *c, int64_t filter, ferry__when *w, fmsg ***out)
                 continue; /* hand out what was queued first */
             }
             rc = ferry__wait_fd(c->rfd, POLLIN, ferry__when_at(w));
-        } else { /* full of messages the filter passes over: only time can help */
+        } else { /* full of messages the filter passes over (bytes or fds): only time
+                  * can help (the one receiving thread is this one) */
             rc = ferry__wait_fd(-1, 0, ferry__when_at(w)); /* poll ignores fd -1: a sleep */
         }
         if (rc < 0) return rc;
@@ -734,6 +798,7 @@ ssize_t ferry__fdchan_recvmsg(ferry_chan *ch, ferry_msg *m, int64_t filter, int 
     *link = msg->next;
     if (c->qtail == &msg->next) c->qtail = link;
     c->qbytes -= msg->len + sizeof *msg;
+    c->qfds -= msg->nfds;
     if (msg->len) memcpy(m->data, msg->data, msg->len);
     if (keep_fds) {
         m->nfds = msg->nfds;
@@ -767,7 +832,7 @@ int ferry__fdchan_fd(ferry_chan *ch)
     /* Take in what the kernel holds (the peer's HELLO, say), so that the descriptor's
      * readiness means a message; messages queued here make it readable too. */
     int rc = 0;
-    while (c->qbytes < FDCHAN_BACKLOG_MAX && !atomic_load(&c->dead) && (rc = fill(c)) > 0) {
+    while (may_pull(c) && !atomic_load(&c->dead) && (rc = fill(c)) > 0) {
     }
     if (rc < 0) fail(c, rc == -ENOMEM ? -EBADMSG : rc);
     update_ready(c);
@@ -799,6 +864,20 @@ void ferry__fdchan_close(ferry_chan *ch)
     fdchan *c = (fdchan *)ch;
     if (c->pend && !atomic_load(&c->dead)) flush(c, 0); /* what the kernel takes now */
     free(c->pend);
+    if (c->sock && !(c->kind & FDCHAN_PACKET) && c->rfd >= 0 &&
+        atomic_load_explicit(&forks, memory_order_relaxed) == c->forks_at_new) {
+        /* TCP answers a close with data unread by a reset, and a reset throws away what
+         * this end sent and the peer has not yet taken. So: the end of our stream goes
+         * after our data (FIN), and what the peer sent is read and dropped first (as much
+         * as is there now, bounded: this never waits). A seqpacket peer loses nothing
+         * that way: it reads what is queued before the reset (read_error). Not after a
+         * fork: the socket may be another process's too (a copy closed in the process
+         * that does not use it), and only the last close reaches TCP anyway. */
+        shutdown(c->wfd, SHUT_WR);
+        char sink[16384];
+        for (int i = 0; i < 4096 && recv(c->rfd, sink, sizeof sink, MSG_DONTWAIT) > 0; i++) {
+        }
+    }
     while (c->qhead) {
         fmsg *m = c->qhead;
         c->qhead = m->next;
@@ -823,7 +902,7 @@ void ferry__fdchan_close(ferry_chan *ch)
 static int send_hello(fdchan *c)
 {
     uint32_t hello[2] = {c->max_msg, c->kind & FDCHAN_CHECKSUM};
-    ferry__when now = ferry__when_from(1000000000); /* an empty link takes 40 bytes */
+    ferry__when now = ferry__when_in(1000000000); /* an empty link takes 40 bytes */
     return send_frame(c, 0, 0, hello, HELLO_LEN, NULL, 0, &now);
 }
 
@@ -842,6 +921,10 @@ static int await_hello(fdchan *c, int64_t deadline)
         /* A FIFO nobody has opened for writing yet reads as end of file: wait for the
          * creator (poll reports POLLHUP only once a writer came and went). */
         if (n == 0 && (c->sock || got)) return -EPIPE;
+        if (n < 0 && errno == ECONNRESET && !c->reset_seen) { /* read_error: queued first */
+            c->reset_seen = 1;
+            continue;
+        }
         if (n < 0 && errno != EAGAIN && errno != EINTR)
             return errno == ECONNRESET ? -EPIPE : -EBADMSG;
         struct pollfd p = {.fd = c->rfd, .events = POLLIN};
@@ -873,9 +956,14 @@ int ferry__fdchan_new(const ferry__fdchan_cfg *cfg, int64_t deadline, ferry_chan
         c->wfd = cfg->wfd;
         struct stat st;
         c->sock = fstat(cfg->wfd, &st) == 0 && S_ISSOCK(st.st_mode);
+        if (c->sock && !(cfg->kind & FDCHAN_PACKET)) {
+            pthread_once(&forks_once, forks_init);
+            c->forks_at_new = atomic_load_explicit(&forks, memory_order_relaxed);
+        }
         c->kind = cfg->kind;
         c->max_msg = (uint32_t)cfg->max_msg;
         c->qtail = &c->qhead;
+        c->qfds_max = cfg->max_skipped_fds ? cfg->max_skipped_fds : FERRY_SKIPPED_FDS_DEFAULT;
         c->efd = c->epfd = -1;
         if ((cfg->unlink1 && !(c->unlink1 = strdup(cfg->unlink1))) ||
             (cfg->unlink2 && !(c->unlink2 = strdup(cfg->unlink2))))

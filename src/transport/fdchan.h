@@ -17,8 +17,9 @@
  *
  * Receiving: what the kernel has is parsed into whole messages kept in a local queue,
  * from which the type filter picks (messages passed over stay queued in order). The
- * queue is bounded (FDCHAN_BACKLOG_MAX bytes): past it nothing more is read, so the
- * kernel's buffers fill and the sender waits.
+ * queue is bounded (FDCHAN_BACKLOG_MAX bytes, and max_skipped_fds fds in its messages):
+ * past either bound nothing more is read, so the kernel's buffers fill and the sender
+ * waits; a receive that matches a queued message (any untyped one does) still proceeds.
  * Copies: a message goes straight to the caller's buffer when it is the one the receive
  * in progress returns (filter >= 0, nothing matching queued before it, and it fits);
  * otherwise into a message of its own, and the receive that takes it copies it out.
@@ -58,6 +59,7 @@ typedef struct ferry__fdchan_cfg {
     unsigned kind;         /* FDCHAN_PACKET, FDCHAN_CHECKSUM */
     size_t max_msg;        /* creator: the channel's max_msg; joiner: 0 (learnt from HELLO) */
     const char *unlink1, *unlink2; /* paths to remove when this end closes (or NULL) */
+    uint32_t max_skipped_fds;      /* this end's ferry_chan_opts.max_skipped_fds; 0: default */
 } ferry__fdchan_cfg;
 
 /*

@@ -11,6 +11,9 @@
  * returns -EAGAIN), and ferry_accept sleeps on it between tries.
  * Rules: no fds (-EOPNOTSUPP), no credentials, capacity is the kernel's pipe buffer
  * (only FERRY_CAP_RING); a peer that closes or dies is seen as end of stream (-EPIPE).
+ * Only a FIFO owned by the caller's euid or by root is ever opened (never through a
+ * symlink): anything else at the path is -EACCES, so fifo:// joins processes of one
+ * user (or a root-made FIFO); across users, use unix:// (it knows the peer).
  */
 #define _GNU_SOURCE
 #include "fdchan.h"
@@ -46,16 +49,65 @@ static int names(const char *where, char c2s[PATH_MAX], char s2c[PATH_MAX])
     return 0;
 }
 
-/* A FIFO with exactly `mode` (mkfifo applies the umask, which can only narrow it). */
+/*
+ * Open the FIFO at path with flags (O_RDONLY / O_WRONLY, O_NONBLOCK is added), only if
+ * it is a FIFO (never a symlink: O_NOFOLLOW) owned by this euid or root; anything else is
+ * -EACCES, and is not opened at all: the path is opened with O_PATH first, checked with
+ * fstat, and that very file is then opened through /proc/self/fd (so nothing can be
+ * swapped in between, and a device or regular file never sees an open). Without /proc
+ * the path is opened with O_NOFOLLOW and must be the same file. Returns the descriptor
+ * or -errno (-ENOENT, -ENXIO: no reader at the other end of a write open).
+ */
+static int open_fifo(const char *path, int flags)
+{
+    int pfd = open(path, O_PATH | O_NOFOLLOW | O_CLOEXEC);
+    if (pfd < 0) return errno == ELOOP ? -EACCES : -errno;
+    struct stat st, st2;
+    int fd = -EACCES;
+    if (fstat(pfd, &st) < 0)
+        fd = -errno;
+    else if (S_ISFIFO(st.st_mode) && (st.st_uid == geteuid() || st.st_uid == 0)) {
+        char proc[64];
+        snprintf(proc, sizeof proc, "/proc/self/fd/%d", pfd);
+        fd = open(proc, flags | O_NONBLOCK | O_CLOEXEC);
+        if (fd < 0 && errno == ENOENT && access("/proc/self/fd", F_OK) < 0) { /* no /proc */
+            fd = open(path, flags | O_NONBLOCK | O_NOFOLLOW | O_CLOEXEC);
+            if (fd >= 0 &&
+                (fstat(fd, &st2) < 0 || st2.st_ino != st.st_ino || st2.st_dev != st.st_dev)) {
+                close(fd);
+                fd = -EACCES;
+                errno = EACCES;
+            }
+        }
+        if (fd < 0) fd = -errno;
+    }
+    close(pfd);
+    return fd;
+}
+
+/* A FIFO with exactly `mode` (mkfifo applies the umask, which can only narrow it). The
+ * mode is set through an O_PATH descriptor of what is at path, checked to be a FIFO of
+ * this euid: a symlink or another file swapped in after mkfifo is refused (-EACCES),
+ * never changed. */
 static int make_fifo(const char *path, unsigned mode)
 {
     if (mkfifo(path, mode & 0777) < 0) return errno == EEXIST ? -EADDRINUSE : -errno;
-    if (chmod(path, mode & 0777) < 0) {
-        int rc = -errno;
-        unlink(path);
-        return rc;
+    int rc = 0, pfd = open(path, O_PATH | O_NOFOLLOW | O_CLOEXEC);
+    struct stat st;
+    if (pfd < 0)
+        rc = errno == ELOOP ? -EACCES : -errno;
+    else if (fstat(pfd, &st) < 0)
+        rc = -errno;
+    else if (!S_ISFIFO(st.st_mode) || st.st_uid != geteuid())
+        rc = -EACCES;
+    else if ((st.st_mode & 07777) != (mode & 0777)) {
+        char proc[64];
+        snprintf(proc, sizeof proc, "/proc/self/fd/%d", pfd);
+        if (chmod(proc, mode & 0777) < 0) rc = -errno;
     }
-    return 0;
+    if (pfd >= 0) close(pfd);
+    if (rc < 0 && rc != -EACCES) unlink(path); /* (-EACCES: not ours any more) */
+    return rc;
 }
 
 static int fifo_listen(const char *where, const ferry_chan_opts *o, ferry_listener **out)
@@ -76,10 +128,11 @@ static int fifo_listen(const char *where, const ferry_chan_opts *o, ferry_listen
     if (rc == 0 && (rc = make_fifo(l->s2c, mode)) < 0) unlink(l->c2s);
     l->rfd = l->ino = -1;
     if (rc == 0) { /* our read end: a client's write end opens against it */
-        l->rfd = open(l->c2s, O_RDONLY | O_NONBLOCK | O_CLOEXEC);
+        l->rfd = open_fifo(l->c2s, O_RDONLY);
         l->ino = inotify_init1(IN_NONBLOCK | IN_CLOEXEC);
-        if (l->rfd < 0 || l->ino < 0 || inotify_add_watch(l->ino, l->s2c, IN_OPEN) < 0) {
-            rc = -errno;
+        if (l->rfd < 0 || l->ino < 0 ||
+            inotify_add_watch(l->ino, l->s2c, IN_OPEN | IN_DONT_FOLLOW) < 0) {
+            rc = l->rfd < 0 ? l->rfd : -errno;
             if (l->rfd >= 0) close(l->rfd);
             if (l->ino >= 0) close(l->ino);
             unlink(l->c2s);
@@ -105,8 +158,8 @@ static int fifo_accept(ferry_listener *fl, ferry_chan **out, int64_t deadline)
         char ev[4096]; /* drain first: an open after this is a new event */
         while (read(l->ino, ev, sizeof ev) > 0) {
         }
-        if ((w = open(l->s2c, O_WRONLY | O_NONBLOCK | O_CLOEXEC)) >= 0) break;
-        if (errno != ENXIO && errno != EINTR) return -errno;
+        if ((w = open_fifo(l->s2c, O_WRONLY)) >= 0) break;
+        if (w != -ENXIO && w != -EINTR) return w;
         int rc = ferry__wait_fd(l->ino, POLLIN, deadline);
         if (rc < 0) return rc;
     }
@@ -141,13 +194,12 @@ static int fifo_open(const char *where, const ferry_chan_opts *o, ferry_chan **o
     /* Our write end first (it opens only while the listener reads: else no listener),
      * then our read end, last: that is what the listener's accept waits for, and once it
      * has it, it may close the listener and remove both names. */
-    int w = open(c2s, O_WRONLY | O_NONBLOCK | O_CLOEXEC);
-    if (w < 0) return errno == ENXIO ? -ECONNREFUSED : -errno;
-    int r = open(s2c, O_RDONLY | O_NONBLOCK | O_CLOEXEC);
+    int w = open_fifo(c2s, O_WRONLY);
+    if (w < 0) return w == -ENXIO ? -ECONNREFUSED : w;
+    int r = open_fifo(s2c, O_RDONLY);
     if (r < 0) {
-        rc = -errno;
         close(w);
-        return rc;
+        return r;
     }
     ferry__fdchan_cfg cfg = {.ops = &ferry__fifo_ops, .rfd = r, .wfd = w};
     return ferry__fdchan_new(&cfg, deadline, out);

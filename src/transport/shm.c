@@ -205,7 +205,7 @@ static int setup_create(int link, const ferry_chan_opts *o, ferry_chan **out)
                              .capacity = s.capacity,
                              .flags = s.flags};
         int fds[4] = {segfd[0], segfd[1], c->tx.efd, c->rx.efd};
-        rc = ferry__link_send(link, &m, fds, 4, ferry__deadline(1000000000));
+        rc = ferry__link_send(link, &m, fds, 4, ferry__deadline_in(1000000000));
     }
     for (int i = 0; i < 2; i++)
         if (segfd[i] >= 0) close(segfd[i]);

@@ -15,8 +15,16 @@
 /* "/path" or "@name" -> address and its length. -EINVAL (neither), -ENAMETOOLONG. */
 int ferry__unix_addr(const char *where, struct sockaddr_un *sa, socklen_t *len);
 
-/* A listening Unix socket of `type` at sa. A path gets exactly `mode` (never wider, not
- * even for a moment) and replaces a stale socket file nobody listens on. -errno. */
+/* A listening Unix socket of `type` at sa. A path's socket is bound, given exactly
+ * `mode` (never wider, not even for a moment) and set listening in a private directory
+ * (mkdtemp, 0700) next to the path, then placed there: link() on a free name, rename()
+ * over a stale socket file nobody listens on (checked with a connect that never waits:
+ * a live listener with a full backlog is not stale, and checked again under an flock on
+ * the directory). So no symlink is followed, a name appears only once it listens, of
+ * listeners starting at once exactly one wins (the others -EADDRINUSE), and a live
+ * listener's file is never removed. A path too long for the private name is bound in
+ * place, its mode set through an O_PATH|O_NOFOLLOW descriptor checked to be our socket
+ * (else -EACCES). -errno. */
 int ferry__unix_listen(int type, const struct sockaddr_un *sa, socklen_t len, unsigned mode);
 
 /* accept4 on a non-blocking listener, waiting until deadline. Returns the new socket or

@@ -6,7 +6,9 @@
  * Rules: a socket file gets exactly opts->mode (default 0600) and is removed when the
  * listener closes; capacity is the kernel's socket buffer (only FERRY_CAP_RING); a
  * message is one packet, so max_msg is bounded by the largest send buffer the system
- * grants (net.core.wmem_max): asking for more is -EINVAL.
+ * grants (net.core.wmem_max): asking for more is -EINVAL. Each end holds at most its
+ * opts->max_skipped_fds (+ FERRY_MAX_FDS - 1) fds in messages its typed receives passed
+ * over (fdchan.h); beyond, the sender is held back.
  */
 #define _GNU_SOURCE
 #include "fdchan.h"
@@ -24,6 +26,7 @@ typedef struct unix_listener {
     int fd;
     size_t max;
     unsigned kind;
+    uint32_t skipped_fds; /* opts->max_skipped_fds of the accepted ends (0: default) */
     char path[sizeof(((struct sockaddr_un *)0)->sun_path)]; /* "" for an abstract name */
 } unix_listener;
 
@@ -55,11 +58,16 @@ static void set_cred(ferry_chan *ch, int s)
         ferry__fdchan_set_cred(ch, &(ferry_cred){.uid = u.uid, .gid = u.gid, .pid = u.pid});
 }
 
-static int make_end(int s, size_t max, unsigned kind, int64_t deadline, ferry_chan **out)
+static int make_end(int s, size_t max, unsigned kind, uint32_t skipped_fds, int64_t deadline,
+                    ferry_chan **out)
 {
     big_sndbuf(s);
-    ferry__fdchan_cfg cfg = {
-        .ops = &ferry__unix_ops, .rfd = s, .wfd = s, .kind = kind | FDCHAN_PACKET, .max_msg = max};
+    ferry__fdchan_cfg cfg = {.ops = &ferry__unix_ops,
+                             .rfd = s,
+                             .wfd = s,
+                             .kind = kind | FDCHAN_PACKET,
+                             .max_msg = max,
+                             .max_skipped_fds = skipped_fds};
     int rc = ferry__fdchan_new(&cfg, deadline, out);
     if (rc == 0) set_cred(*out, s);
     return rc;
@@ -79,6 +87,7 @@ static int unix_listen(const char *where, const ferry_chan_opts *o, ferry_listen
     l->base.ops = &ferry__unix_ops;
     l->max = max;
     l->kind = o && (o->flags & FERRY_CHECKSUM) ? FDCHAN_CHECKSUM : 0;
+    l->skipped_fds = o ? o->max_skipped_fds : 0;
     memcpy(l->path, sa.sun_path, sizeof l->path);
     l->fd = ferry__unix_listen(SOCK_SEQPACKET, &sa, len, o ? o->mode : 0600);
     if (l->fd < 0) {
@@ -96,7 +105,7 @@ static int unix_accept(ferry_listener *fl, ferry_chan **out, int64_t deadline)
     for (;;) {
         int s = ferry__accept(l->fd, deadline);
         if (s < 0) return s;
-        int rc = make_end(s, l->max, l->kind, deadline, out);
+        int rc = make_end(s, l->max, l->kind, l->skipped_fds, deadline, out);
         if (rc != -EPIPE) return rc; /* a client that gave up already: take the next */
     }
 }
@@ -117,14 +126,14 @@ static void unix_listener_close(ferry_listener *fl)
 static int unix_open(const char *where, const ferry_chan_opts *o, ferry_chan **out,
                      int64_t deadline)
 {
-    (void)o; /* the listener decides the shape */
+    /* the listener decides the shape; o gives only local choices */
     struct sockaddr_un sa;
     socklen_t len;
     int rc = ferry__unix_addr(where, &sa, &len);
     if (rc < 0) return rc;
     int s = ferry__connect(AF_UNIX, SOCK_SEQPACKET, (struct sockaddr *)&sa, len, deadline);
     if (s < 0) return s;
-    return make_end(s, 0, 0, deadline, out);
+    return make_end(s, 0, 0, o ? o->max_skipped_fds : 0, deadline, out);
 }
 
 int ferry__unix_from_sock(int s, int creator, const ferry_chan_opts *o, const ferry_cred *peer,
@@ -143,8 +152,12 @@ int ferry__unix_from_sock(int s, int creator, const ferry_chan_opts *o, const fe
         kind = o && (o->flags & FERRY_CHECKSUM) ? FDCHAN_CHECKSUM : 0;
     }
     big_sndbuf(s);
-    ferry__fdchan_cfg cfg = {
-        .ops = &ferry__unix_ops, .rfd = s, .wfd = s, .kind = kind | FDCHAN_PACKET, .max_msg = max};
+    ferry__fdchan_cfg cfg = {.ops = &ferry__unix_ops,
+                             .rfd = s,
+                             .wfd = s,
+                             .kind = kind | FDCHAN_PACKET,
+                             .max_msg = max,
+                             .max_skipped_fds = o ? o->max_skipped_fds : 0};
     int rc = ferry__fdchan_new(&cfg, deadline, out);
     if (rc == 0 && peer) ferry__fdchan_set_cred(*out, peer);
     return rc;

@@ -9,6 +9,8 @@
  * Checks, with exact results:
  *  - order: 10,000 messages of varied sizes each way arrive in order, intact, once;
  *    the counters (ferry_chan_stats) of both ends are exact;
+ *  - url case: schemes are case-insensitive: listening at "UNIX://..." and opening
+ *    "Unix://..." make a working channel;
  *  - sizes: 0, 1 and max (ferry_chan_max_msg, the same at both ends) bytes arrive intact
  *    both ways; max + 1 is -EMSGSIZE with nothing sent; a receive buffer one byte short
  *    is -EMSGSIZE (recvmsg: m.len = the size needed) and the message stays queued;
@@ -19,7 +21,10 @@
  *    a negative type and filter INT64_MIN are -EINVAL;
  *  - timeouts: FERRY_NOW on an empty channel is -EAGAIN at once; a 100 ms bound (with
  *    and without a filter) is -ETIMEDOUT after >= 100 ms and < 1.1 s; FERRY_FOREVER and
- *    a 5 s bound are satisfied by a send 100 ms later;
+ *    a 5 s bound are satisfied by a send 100 ms later; a negative timeout other than
+ *    FERRY_FOREVER (-2, -1 s, INT64_MIN) is -EINVAL at once on send, sendmsg, recv,
+ *    recvmsg (any filter), loan, peek, ferry_accept and ferry_chan_open, with nothing
+ *    sent or taken;
  *  - capacity, for each mode the transport has: N = 4 (the fifth FERRY_NOW send is
  *    -EAGAIN, a 50 ms send -ETIMEDOUT, a blocked send completes when the peer takes one);
  *    0 (a send returns once taken; a send nobody takes is withdrawn, never delivered,
@@ -30,6 +35,10 @@
  *  - fds: where fds ride, a memfd and a pipe end arrive as working fds (FD_CLOEXEC), the
  *    sender keeps its own, ferry_recv closes the fds of what it takes; elsewhere a send
  *    with an fd is -EOPNOTSUPP and sends nothing; 17 fds are -EINVAL;
+ *  - skipped fds: where fds ride (unix here), 200 messages of 16 fds that the receiver's
+ *    typed receives pass over keep its fd count at most max_skipped_fds (default 64,
+ *    and 16) + 15 (+ 2); the typed receives time out; then untyped receives drain all
+ *    in order with their fds;
  *  - credentials: where known, ferry_chan_peer gives each end the uid, gid and pid of the
  *    other process; elsewhere -EOPNOTSUPP at both ends;
  *  - pollable fd: where there is one, ferry_chan_fd polls readable exactly while a
@@ -40,9 +49,15 @@
  *  - peer death (kill -9 of the child): everything it sent arrives first, then, where
  *    the transport can know, -EPIPE on every receive and send, a receive blocked in
  *    FERRY_FOREVER returns -EPIPE within 150 ms of the kill and a sender sees -EPIPE
- *    within 150 ms (figures printed); where it cannot (queues), the drained channel is
- *    -EAGAIN / -ETIMEDOUT and the rest is reported skipped. A send to a dead peer must
- *    return -EPIPE, never raise SIGPIPE: the suite does not ignore SIGPIPE;
+ *    within 150 ms, and a send blocked (FERRY_FOREVER) on a full channel of 12,000-byte messages
+ *    returns -EPIPE within 100 ms (figures printed); where it cannot (queues), the drained channel
+ * is -EAGAIN / -ETIMEDOUT and the rest is reported skipped. A send to a dead peer must return
+ * -EPIPE, never raise SIGPIPE: the suite does not ignore SIGPIPE;
+ *  - close: an end that closes with the peer's messages unread, right after filling the
+ *    buffer (FERRY_NOW sends until -EAGAIN), loses nothing: the peer receives every one,
+ *    then -EPIPE (where the transport knows; else -EAGAIN); both ways;
+ *  - fork copy (fd transports): a copy of an end that a forked process inherits and
+ *    closes disturbs neither end (messages unread in it stay, both ways work);
  *  - garbage, on stream transports: (a) a raw peer (a raw socket connected to the
  *    listener, the FIFOs opened by hand) writing junk is refused: ferry_accept or the
  *    first receive gives -EBADMSG, and a socket listener still accepts a real client
@@ -61,6 +76,7 @@
 #include "chantest.h" /* first: testutil.h defines _GNU_SOURCE */
 #include "conf.h"
 
+#include <ctype.h>
 #include <pthread.h>
 #include <stdarg.h>
 #include <sys/mman.h>
@@ -141,6 +157,18 @@ typedef struct conn {
     bool reaped;    /* parent: the check has reaped the child already */
 } conn;
 
+/* URL schemes are case-insensitive (RFC 3986): while set, the parent listens at the URL
+ * with its scheme in upper case ("UNIX://...") and the child opens it in mixed case
+ * ("Unix://..."). */
+static bool url_case;
+static char f_scheme_mixed[24]; /* "Unix://" */
+
+static void scheme_case(char *url, bool upper_all)
+{
+    for (size_t i = 0; url[i] && url[i] != ':'; i++)
+        if (upper_all || i == 0) url[i] = (char)toupper((unsigned char)url[i]);
+}
+
 /* Listen at a fresh address of f; a fresh one again if it is taken (a tcp port raced
  * away, a System V key in use). */
 static int listen_fresh(const form *f, const ferry_chan_opts *o, addr *a, ferry_listener **l)
@@ -149,6 +177,7 @@ static int listen_fresh(const form *f, const ferry_chan_opts *o, addr *a, ferry_
     for (int i = 0; i < 20 && (rc == -EADDRINUSE || rc == -EEXIST); i++) {
         rc = addr_make(f, a);
         if (rc < 0) return rc;
+        if (url_case) scheme_case(a->url, true);
         rc = ferry_listen(a->url, o, l);
     }
     if (rc < 0 && rc != -EPROTONOSUPPORT)
@@ -188,6 +217,10 @@ static pid_t conn_fork(conn *k, const form *f, const ferry_chan_opts *o)
     if (k->pid == 0) {
         ctl_child(&k->c);
         ctl_recv(&k->c, &k->a, sizeof k->a);
+        if (url_case) { /* "UNIX://..." -> "Unix://..." */
+            for (size_t i = 1; k->a.url[i] && k->a.url[i] != ':'; i++)
+                k->a.url[i] = (char)tolower((unsigned char)k->a.url[i]);
+        }
         fdset_take(&k->before);
         int rc = ferry_chan_open(k->a.url, NULL, &k->ch, T5S);
         if (rc < 0) fprintf(stderr, "ferry_chan_open(%s): %s\n", k->a.url, ferry_strerror(rc));
@@ -578,6 +611,33 @@ static void check_types(const form *f)
 
 /* ---------------------------------------------------------------- timeouts */
 
+/* A negative timeout other than FERRY_FOREVER is -EINVAL at once, on every call that
+ * takes one, and the call does nothing. */
+static void expect_bad_timeouts(ferry_chan *ch, const form *f)
+{
+    static const int64_t bad[] = {-2, -SEC, INT64_MIN};
+    char buf[16];
+    for (size_t i = 0; i < sizeof bad / sizeof bad[0]; i++) {
+        int64_t t = bad[i], t0 = now_ns();
+        ferry_msg m;
+        CHECK_EQ(ferry_send(ch, "bad", 3, t), -EINVAL);
+        memset(&m, 0, sizeof m);
+        m.type = 3;
+        CHECK_EQ(ferry_sendmsg(ch, &m, t), -EINVAL);
+        CHECK_EQ(ferry_recv(ch, buf, sizeof buf, t), -EINVAL);
+        expect_err(ch, 0, t, -EINVAL);
+        expect_err(ch, 7, t, -EINVAL);
+        expect_err(ch, -7, t, -EINVAL);
+        if (f->zerocopy) {
+            void *p;
+            CHECK_EQ(ferry_loan(ch, 4, &p, t), -EINVAL);
+            memset(&m, 0, sizeof m);
+            CHECK_EQ(ferry_peek(ch, 0, &m, t), -EINVAL);
+        }
+        CHECK(now_ns() - t0 < SEC);
+    }
+}
+
 static void timeouts_child(conn *k)
 {
     STAGE("timeouts: child");
@@ -590,6 +650,9 @@ static void timeouts_child(conn *k)
     char buf[16];
     CHECK_EQ(ferry_recv(k->ch, buf, sizeof buf, T5S), 3);
     CHECK(memcmp(buf, "now", 3) == 0);
+    expect_bad_timeouts(k->ch, k->f);
+    CHECK_EQ(ferry_recv(k->ch, buf, sizeof buf, T5S), 4); /* none of the refused sends */
+    CHECK(memcmp(buf, "last", 4) == 0);
 }
 
 static void timeouts_parent(conn *k)
@@ -617,6 +680,49 @@ static void timeouts_parent(conn *k)
     int64_t el = now_ns() - t0;
     CHECK(el >= 100 * MS && el < T5S);
     CHECK_EQ(ferry_send(ch, "now", 3, FERRY_NOW), 0);
+    STAGE("timeouts: negative other than FERRY_FOREVER");
+    expect_bad_timeouts(ch, k->f);
+    CHECK_EQ(ferry_send(ch, "last", 4, T5S), 0);
+    if (k->f->addr != ADDR_PAIR) { /* accept and open refuse it too */
+        ferry_listener *l = NULL;
+        addr a;
+        ferry_chan *other = NULL;
+        CHECK_EQ(listen_fresh(k->f, NULL, &a, &l), 0);
+        CHECK_EQ(ferry_accept(l, &other, -2), -EINVAL);
+        CHECK_EQ(ferry_chan_open(a.url, NULL, &other, -2), -EINVAL);
+        CHECK_EQ(ferry_chan_open(a.url, NULL, &other, INT64_MIN), -EINVAL);
+        CHECK(other == NULL);
+        ferry_listener_close(l);
+    }
+}
+
+/* The order check's first messages, over a channel met at the URL in upper and mixed
+ * case. */
+static void url_case_child(conn *k)
+{
+    CHECK(strncmp(k->a.url, f_scheme_mixed, strlen(f_scheme_mixed)) == 0);
+    for (uint64_t s = 0; s < 3; s++) recv_seq_span(k->ch, s, 56, T5S);
+}
+
+static void url_case_parent(conn *k)
+{
+    for (uint64_t s = 0; s < 3; s++) send_seq_span(k->ch, s, 56);
+}
+
+static void check_url_case(const form *f)
+{
+    if (f->addr == ADDR_PAIR) {
+        skip(f, "URL scheme in upper case", "made in pairs, not at a URL");
+        return;
+    }
+    snprintf(f_scheme_mixed, sizeof f_scheme_mixed, "%s://", f->scheme);
+    scheme_case(f_scheme_mixed, false);
+    begin("url case");
+    url_case = true;
+    run(f, NULL, url_case_child, url_case_parent);
+    url_case = false;
+    ok(f, "the scheme is case-insensitive: listen at \"%s\" in upper case, open in mixed case",
+       f->scheme);
 }
 
 static void check_timeouts(const form *f)
@@ -624,7 +730,8 @@ static void check_timeouts(const form *f)
     begin("timeouts");
     run(f, NULL, timeouts_child, timeouts_parent);
     ok(f, "timeouts: FERRY_NOW -EAGAIN at once; 100 ms -ETIMEDOUT in [100 ms, 1.1 s); "
-          "FERRY_FOREVER and 5 s satisfied by a later send");
+          "FERRY_FOREVER and 5 s satisfied by a later send; other negative timeouts -EINVAL "
+          "at once, nothing sent");
 }
 
 /* ---------------------------------------------------------------- capacity */
@@ -937,6 +1044,106 @@ static void check_fds(const form *f)
         ok(f, "fds: a send with an fd -EOPNOTSUPP, nothing sent; 17 fds -EINVAL");
 }
 
+/* Skipped fds (ferry_chan_opts.max_skipped_fds): the child sends SKIP_N messages of type 1
+ * with FERRY_MAX_FDS fds each (FERRY_FOREVER: it may be held back), then one of type 2.
+ * The parent's typed receives (filter 5) pass over them for a while: -ETIMEDOUT and
+ * -EAGAIN, and its fd count never grows past the cap + FERRY_MAX_FDS - 1 (+ 2 spare).
+ * Then untyped receives drain all SKIP_N in order, each with its FERRY_MAX_FDS working
+ * fds, and the type-2 message last: nothing dropped. */
+#define SKIP_N 200
+static uint32_t skip_cap; /* the receiver's max_skipped_fds (0: default) */
+static int skip_peak;     /* the most fds the receiver held, above its count before */
+
+static void skip_child(conn *k)
+{
+    STAGE("skipped fds: child sends");
+    int p[FERRY_MAX_FDS / 2][2];
+    for (int i = 0; i < FERRY_MAX_FDS / 2; i++) CHECK_EQ(pipe2(p[i], O_CLOEXEC), 0);
+    ferry_msg m;
+    memset(&m, 0, sizeof m);
+    m.type = 1;
+    m.nfds = FERRY_MAX_FDS;
+    for (int i = 0; i < FERRY_MAX_FDS; i++) m.fds[i] = p[i / 2][i % 2];
+    for (uint32_t i = 0; i < SKIP_N; i++) {
+        m.data = &i;
+        m.len = sizeof i;
+        CHECK_EQ(ferry_sendmsg(k->ch, &m, FERRY_FOREVER), 0);
+    }
+    for (int i = 0; i < FERRY_MAX_FDS; i++) close(m.fds[i]);
+    send_typed(k->ch, 2, "end");
+}
+
+static void skip_parent(conn *k)
+{
+    STAGE("skipped fds: parent skips");
+    int base = fd_count(),
+        bound = (int)(skip_cap ? skip_cap : FERRY_SKIPPED_FDS_DEFAULT) + FERRY_MAX_FDS - 1 + 2;
+    skip_peak = 0;
+    char buf[64];
+    ferry_msg m;
+    for (int round = 0; round < 6; round++) {
+        memset(&m, 0, sizeof m);
+        m.data = buf;
+        m.cap = sizeof buf;
+        ssize_t r = ferry_recvmsg(k->ch, &m, 5, round == 5 ? FERRY_NOW : 100 * MS);
+        if (r != (round == 5 ? -EAGAIN : -ETIMEDOUT))
+            fprintf(stderr, "typed receive %d: %zd %s\n", round, r,
+                    r < 0 ? ferry_strerror((int)r) : "");
+        CHECK_EQ(r, round == 5 ? -EAGAIN : -ETIMEDOUT);
+        int held = fd_count() - base;
+        if (held > skip_peak) skip_peak = held;
+        if (held > bound) fprintf(stderr, "the receiver holds %d fds (bound %d)\n", held, bound);
+        CHECK(held <= bound);
+    }
+    CHECK(skip_peak >= (int)(skip_cap ? skip_cap : FERRY_SKIPPED_FDS_DEFAULT)); /* it did fill */
+    STAGE("skipped fds: parent drains");
+    for (uint32_t i = 0; i < SKIP_N; i++) {
+        memset(&m, 0, sizeof m);
+        m.data = buf;
+        m.cap = sizeof buf;
+        ssize_t r = ferry_recvmsg(k->ch, &m, 0, T5S);
+        if (r != (ssize_t)sizeof i)
+            fprintf(stderr, "drain %u: %zd %s\n", i, r, r < 0 ? ferry_strerror((int)r) : "");
+        CHECK_EQ(r, (ssize_t)sizeof i);
+        CHECK_EQ(m.type, 1);
+        uint32_t got;
+        memcpy(&got, buf, sizeof got);
+        CHECK_EQ(got, i);
+        CHECK_EQ(m.nfds, FERRY_MAX_FDS);
+        for (uint32_t j = 0; j < m.nfds; j++) {
+            CHECK(fd_is_open(m.fds[j]));
+            close(m.fds[j]);
+        }
+        CHECK(fd_count() - base <= bound);
+    }
+    expect_typed(k->ch, 0, T5S, 2, "end");
+}
+
+static void check_skipped_fds(const form *f)
+{
+    if (!f->fds) {
+        skip(f, "skipped fds", "no fds on this transport");
+        return;
+    }
+    if (f->raw != RAW_SEQPACKET) { /* shm: its own cap comes with the shm transport's work */
+        skip(f, "skipped fds", "checked on unix here");
+        return;
+    }
+    ferry_chan_opts o;
+    ferry_chan_opts_init(&o);
+    const uint32_t caps[] = {0, 16};
+    for (size_t i = 0; i < 2; i++) {
+        begin("skipped fds");
+        skip_cap = caps[i];
+        o.max_skipped_fds = caps[i] ? caps[i] : FERRY_SKIPPED_FDS_DEFAULT;
+        run(f, caps[i] ? &o : NULL, skip_child, skip_parent);
+        ok(f,
+           "skipped fds: %d messages of %d fds a typed receive passes over: at most %d fds "
+           "held (max_skipped_fds %u), then all drained in order with their fds",
+           SKIP_N, FERRY_MAX_FDS, skip_peak, o.max_skipped_fds);
+    }
+}
+
 /* ---------------------------------------------------------------- credentials */
 
 static void creds_expect(const conn *k, pid_t peer)
@@ -1177,6 +1384,41 @@ static void death_send_parent(conn *k)
     CHECK_EQ(ferry_send(k->ch, "ping", 4, T5S), -EPIPE);
 }
 
+/* A sender blocked on a full channel (FERRY_FOREVER) when the receiver is killed: -EPIPE
+ * within 100 ms. Messages of 12,000 bytes (fifo: above PIPE_BUF, where a write is not atomic
+ * and the sender waits for room for the whole frame). */
+#define BLOCKED_SEND_LEN 12000
+static double blocked_send_ms;
+
+static void death_blocked_send_parent(conn *k)
+{
+    STAGE("death: a blocked send");
+    k->death_sig = SIGKILL;
+    ctl_expect(&k->c, 'r');
+    size_t len = ferry_chan_max_msg(k->ch);
+    if (len > BLOCKED_SEND_LEN) len = BLOCKED_SEND_LEN;
+    uint8_t *buf = calloc(1, len);
+    CHECK(buf != NULL);
+    int r = 0;
+    for (int i = 0; i < 1000000 && (r = ferry_send(k->ch, buf, len, FERRY_NOW)) == 0; i++) {
+    }
+    CHECK_EQ(r, -EAGAIN); /* full */
+    struct killer kl = {k->pid, 0};
+    pthread_t t;
+    CHECK_EQ(pthread_create(&t, NULL, killer_main, &kl), 0);
+    /* (tcp: the peer's kernel may still take more while its receive buffer grows) */
+    while ((r = ferry_send(k->ch, buf, len, FERRY_FOREVER)) == 0) {
+    }
+    int64_t t_ret = now_ns();
+    CHECK_EQ(pthread_join(t, NULL), 0);
+    free(buf);
+    blocked_send_ms = (double)(t_ret - kl.t_kill) / 1e6;
+    printf("      blocked send: %s %.2f ms after the kill\n", ferry_strerror(r), blocked_send_ms);
+    CHECK_EQ(r, -EPIPE);
+    CHECK(kl.t_kill > 0 && t_ret > kl.t_kill);
+    CHECK(t_ret - kl.t_kill < 100 * MS);
+}
+
 /* A check whose child is killed: no end-of-check handshake with it. */
 static void run_death(const form *f, void (*child)(conn *), void (*parent)(conn *))
 {
@@ -1212,6 +1454,139 @@ static void check_death(const form *f)
     begin("death: send");
     run_death(f, death_sleep_child, death_send_parent);
     ok(f, "peer death: a sender sees -EPIPE %.2f ms after kill -9 (< 150), no SIGPIPE", send_ms);
+    begin("death: blocked send");
+    run_death(f, death_sleep_child, death_blocked_send_parent);
+    ok(f,
+       "peer death: a FERRY_FOREVER send blocked on a full channel -EPIPE %.2f ms after kill -9 "
+       "(< 100)",
+       blocked_send_ms);
+}
+
+/* ---------------------------------------------------------------- close */
+
+/* A close never destroys what the closing end sent: the closer first leaves messages of
+ * the peer unread in its end (as a send-only server leaves the client's HELLO), then
+ * sends until the buffer is full (FERRY_NOW until -EAGAIN, at most CLOSE_MAX) and
+ * closes at once; the peer, told over ctl afterwards, receives every one in order, then
+ * -EPIPE where the transport knows (else -EAGAIN). Both ways: the accepting end closes
+ * ("a server sends a reply and closes"), then the opening end. */
+#define CLOSE_MAX    16384u
+#define CLOSE_UNREAD 3
+
+static int close_by_parent; /* which end closes in this round */
+static uint64_t close_sent;
+
+static void close_fill_and_close(conn *k)
+{
+    uint8_t buf[PAYLOAD];
+    uint64_t s = 0;
+    for (; s < CLOSE_MAX; s++) {
+        fill_seq(buf, sizeof buf, s);
+        int r = ferry_send(k->ch, buf, sizeof buf, FERRY_NOW);
+        if (r == -EAGAIN) break;
+        CHECK_EQ(r, 0);
+    }
+    CHECK(s >= 1);
+    ferry_chan_close(k->ch); /* with the peer's messages unread */
+    k->ch = NULL;
+    ctl_put_u64(&k->c, s);
+    close_sent = s;
+}
+
+static void close_drain(conn *k)
+{
+    uint64_t n = ctl_get_u64(&k->c);
+    for (uint64_t s = 0; s < n; s++) recv_n(k->ch, s, T5S);
+    char buf[PAYLOAD + 64];
+    ssize_t r = ferry_recv(k->ch, buf, sizeof buf, k->f->death ? T5S : FERRY_NOW);
+    if (r != (k->f->death ? -EPIPE : -EAGAIN))
+        fprintf(stderr, "after the %" PRIu64 " messages of a closed peer: %zd %s\n", n, r,
+                r < 0 ? ferry_strerror((int)r) : "");
+    CHECK_EQ(r, k->f->death ? -EPIPE : -EAGAIN);
+    close_sent = n;
+}
+
+static void close_child(conn *k)
+{
+    STAGE("close: child");
+    if (close_by_parent) {
+        for (int i = 0; i < CLOSE_UNREAD; i++) send_typed(k->ch, 1, "unread");
+        ctl_put(&k->c, 's');
+        close_drain(k);
+    } else {
+        ctl_expect(&k->c, 's');
+        close_fill_and_close(k);
+    }
+}
+
+static void close_parent(conn *k)
+{
+    STAGE("close: parent");
+    if (close_by_parent) {
+        ctl_expect(&k->c, 's');
+        close_fill_and_close(k);
+    } else {
+        for (int i = 0; i < CLOSE_UNREAD; i++) send_typed(k->ch, 1, "unread");
+        ctl_put(&k->c, 's');
+        close_drain(k);
+    }
+}
+
+static void check_close(const form *f)
+{
+    for (close_by_parent = 1; close_by_parent >= 0; close_by_parent--) {
+        if (close_by_parent && f->addr == ADDR_SYSVMQ) { /* see sysvmq.c, "Peer death" */
+            skip(f, "close by the accepting end",
+                 "its close removes the queues, with the messages in them");
+            continue;
+        }
+        begin(close_by_parent ? "close: the accepting end" : "close: the opening end");
+        run(f, NULL, close_child, close_parent);
+        ok(f,
+           "close by the %s end with unread messages: its %" PRIu64 " messages (a full buffer) "
+           "arrive, then %s",
+           close_by_parent ? "accepting" : "opening", close_sent, f->death ? "-EPIPE" : "-EAGAIN");
+    }
+}
+
+/* A copy of a channel end inherited by a forked process and closed there (the end it
+ * does not use) disturbs neither end: the child sends 3 messages, the parent forks a
+ * process that closes its copy of the parent's end and exits, then the parent receives
+ * the 3 and both ways still work. (Stream and packet transports: the fd engine.) */
+static void fork_copy_child(conn *k)
+{
+    STAGE("fork copy: child");
+    for (uint64_t s = 0; s < 3; s++) send_seq_span(k->ch, s, 56);
+    ctl_put(&k->c, 's');
+    recv_seq_span(k->ch, 10, 56, T5S);
+    send_seq_span(k->ch, 11, 56);
+}
+
+static void fork_copy_parent(conn *k)
+{
+    STAGE("fork copy: parent");
+    ctl_expect(&k->c, 's');
+    sleep_ms(20); /* the 3 are in this end's socket, unread */
+    pid_t pid = fork_child();
+    if (pid == 0) {
+        ferry_chan_close(k->ch); /* the copy this process does not use */
+        _exit(0);
+    }
+    wait_ok(pid);
+    for (uint64_t s = 0; s < 3; s++) recv_seq_span(k->ch, s, 56, T5S);
+    send_seq_span(k->ch, 10, 56);
+    recv_seq_span(k->ch, 11, 56, T5S);
+}
+
+static void check_fork_copy(const form *f)
+{
+    if (f->raw == RAW_NONE) {
+        skip(f, "a copy closed after fork", "checked on the fd transports");
+        return;
+    }
+    begin("fork copy");
+    run(f, NULL, fork_copy_child, fork_copy_parent);
+    ok(f, "a copy of an end closed in a forked process disturbs neither end");
 }
 
 /* ---------------------------------------------------------------- garbage */
@@ -1398,15 +1773,19 @@ static void run_form(const form *f)
 {
     printf("== %s %s\n", f->scheme, f->name);
     check_sizes(f);
+    check_url_case(f);
     check_order(f);
     check_types(f);
     check_timeouts(f);
     check_capacity(f);
     check_fds(f);
+    check_skipped_fds(f);
     check_creds(f);
     check_poll(f);
     check_zerocopy(f);
     check_death(f);
+    check_close(f);
+    check_fork_copy(f);
     check_garbage(f);
 }
 

@@ -7,7 +7,7 @@
  * seen as -EPIPE, and no fd or file left behind.
  * Usage: test_transport_roundtrip SCHEME (pipe, pipe-exec, unix, unix-abstract, tcp, tcp6,
  * fifo, shm). pipe-exec hands the child its ends across exec (ferry_pipe_pair_fd, then
- * ferry_chan_open("pipe://R,W") in the exec'd child).
+ * ferry_chan_open("PIPE://R,W") in the exec'd child: the scheme in upper case).
  */
 #include "testutil.h"
 
@@ -91,7 +91,7 @@ int main(int argc, char **argv)
     if (argc == 3 && !strcmp(argv[1], "--child")) { /* exec'd by pipe-exec */
         ferry_chan *b;
         char url[64];
-        snprintf(url, sizeof url, "pipe://%s", argv[2]);
+        snprintf(url, sizeof url, "PIPE://%s", argv[2]); /* schemes are case-insensitive */
         CHECK_EQ(ferry_chan_open(url, NULL, &b, T), 0);
         int rc = echo(b);
         ferry_chan_close(b);
