@@ -76,7 +76,15 @@ typedef struct ferry_chan_opts {
     int64_t spin_ns;   /* how long a waiting call may spin before it sleeps; default 50 us.
                           The spin adapts downwards when it does not pay off. */
     unsigned mode;     /* ferry_listen: permission bits of the socket file; default 0600 */
+    uint32_t max_skipped_fds; /* fds a receiving end keeps in messages its typed receives passed over; default FERRY_SKIPPED_FDS_DEFAULT (64) */
+    size_t max_map; /* adopting end (shm): the most it agrees to map for one channel, all
+                       rings of both directions including growth, plus the private heap
+                       of its skip queue; default FERRY_MAX_MAP_DEFAULT (512 MiB), 0 = the
+                       default. A creator's shape beyond it fails the handshake: -E2BIG */
 } ferry_chan_opts;
+
+#define FERRY_SKIPPED_FDS_DEFAULT 64u
+#define FERRY_MAX_MAP_DEFAULT     ((size_t)512 << 20)
 
 /* Fill *o with the defaults. Never fails. */
 void ferry_chan_opts_init(ferry_chan_opts *o);

@@ -26,6 +26,8 @@ void ferry_chan_opts_init(ferry_chan_opts *o)
     o->mem_cap = 64 * 1024 * 1024;
     o->spin_ns = 50 * 1000;
     o->mode = 0600;
+    o->max_skipped_fds = FERRY_SKIPPED_FDS_DEFAULT;
+    o->max_map = FERRY_MAX_MAP_DEFAULT;
 }
 
 static int find_transport(const char *url, const ferry__ops **ops, const char **rest)
