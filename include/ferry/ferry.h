@@ -54,6 +54,10 @@ extern "C" {
 #define FERRY_CHECKSUM (1u << 0) /* every message carries a crc32c, checked on receipt */
 #define FERRY_NO_SPIN  (1u << 1) /* a waiting call sleeps at once instead of spinning first */
 #define FERRY_PERSIST  (1u << 2) /* posixmq, sysvmq: the queue outlives its creator's close */
+#define FERRY_PEEK_PRIVATE (1u << 3) /* shm, a local choice of each end: ferry_peek copies the
+                                        message into memory of this end and checks the crc
+                                        there (see ferry_peek); no transport shares memory
+                                        otherwise, so elsewhere it changes nothing */
 
 typedef struct ferry_chan ferry_chan;
 typedef struct ferry_listener ferry_listener;
@@ -293,9 +297,17 @@ int ferry_commit(ferry_chan *ch, int64_t type, size_t len);
  * ferry_peek — find the next message matching filter (rules of ferry_recvmsg) and give a
  * read-only view of it in place: m->data points into shared memory, valid until
  * ferry_release(); m->type, m->len set; fds are handed to the caller in m->fds/m->nfds.
- * m->cap is ignored. The peer cannot take the memory back, but a hostile peer can change
- * its bytes while you read: validate what you read. One peek at a time (-EBUSY).
- * Errors as ferry_recvmsg (never -EMSGSIZE).
+ * m->cap is ignored. The peer cannot take the memory back, but it can still write those
+ * bytes: a peeked view is only as trustworthy as the peer. The crc of a FERRY_CHECKSUM
+ * channel is checked on the shared bytes at the peek, and a hostile (or buggy) peer can
+ * change them after that check, while you read. So validate what you read, and read each
+ * byte once (copy what you check, check what you copied). Copy receives (ferry_recv,
+ * ferry_recvmsg) are safe: the crc is checked on the private copy they hand out. An end
+ * opened with FERRY_PEEK_PRIVATE gets that from ferry_peek too: the message is copied
+ * into memory of this end (valid until ferry_release), the crc is checked on the copy,
+ * and m->data points to it (one copy, as a receive costs). One peek at a time (-EBUSY).
+ * Errors as ferry_recvmsg (never -EMSGSIZE; -ENOMEM: no memory for the private copy,
+ * the message stays queued).
  */
 int ferry_peek(ferry_chan *ch, int64_t filter, ferry_msg *m, int64_t timeout_ns);
 

@@ -34,9 +34,10 @@
 
 #include "core/time.h"
 
-#define FERRY__WAIT_SLICE_NS (5 * 1000 * 1000) /* 5 ms: liveness is checked this often (a poll
-                                                  and a futex call per slice: ~400 system
-                                                  calls a second while asleep) */
+#define FERRY__WAIT_SLICE_NS                                                                       \
+    (5 * 1000 * 1000) /* 5 ms: liveness is checked this often (a poll                              \
+                         and a futex call per slice: ~400 system                                   \
+                         calls a second while asleep) */
 
 /* This process's membarrier registration: 0 not (yet, or not since fork), 1 registered,
  * -1 unavailable. */

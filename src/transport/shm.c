@@ -69,7 +69,7 @@ static int shape_from_opts(const ferry_chan_opts *o, shape *s)
         ferry_chan_opts_init(&d);
         o = &d;
     }
-    if (o->flags & ~(uint32_t)(FERRY_CHECKSUM | FERRY_NO_SPIN)) return -EINVAL;
+    if (o->flags & ~(uint32_t)(FERRY_CHECKSUM | FERRY_NO_SPIN | FERRY_PEEK_PRIVATE)) return -EINVAL;
     if (o->max_msg > FERRY_MAX_MSG_LIMIT) return -EINVAL;
     uint64_t ring = o->ring_bytes;
     if (ring == 0) { /* the smallest ring that carries max_msg */
@@ -142,6 +142,7 @@ static shm_chan *chan_new(int link, const shape *s, const ferry_chan_opts *local
     }
     int64_t spin = (local->flags & FERRY_NO_SPIN) ? 0 : local->spin_ns;
     c->rx.max_skipped = local->max_skipped_fds;
+    c->rx.peek_private = (local->flags & FERRY_PEEK_PRIVATE) != 0;
     ferry__spin_init(&c->tx.spin, spin);
     ferry__spin_init(&c->rx.spin, spin);
     return c;

@@ -33,13 +33,13 @@ typedef struct rx_entry {
     uint64_t pos, seq;
     int64_t type;
     rx_map *map;
-    int *fds;     /* nfds fds (malloc'd, owned by the entry); NULL while none are held
-                     (capacity 0: they come with the claim) */
+    int *fds; /* nfds fds (malloc'd, owned by the entry); NULL while none are held
+                 (capacity 0: they come with the claim) */
     uint32_t len;
-    uint8_t nfds;  /* fds the record carries */
-    uint8_t flags; /* header flags */
+    uint8_t nfds;    /* fds the record carries */
+    uint8_t flags;   /* header flags */
     uint8_t claimed; /* capacity 0: this end already won the claim */
-    uint32_t crc;  /* FERRY__F_CRC set in flags: checked on what is handed out */
+    uint32_t crc;    /* FERRY__F_CRC set in flags: checked on what is handed out */
 } rx_entry;
 
 typedef struct shm_tx {
@@ -74,7 +74,10 @@ typedef struct shm_rx {
     uint32_t qfds;        /* fds held by entries in q (not counting a peeked one) */
     uint32_t max_skipped; /* the local fd budget of skipped messages (ferry_chan_opts) */
     uint64_t mapped;      /* bytes of growth rings mapped now */
-    int held; /* a peek is outstanding: q[qhead + held_idx] */
+    int held;             /* a peek is outstanding: q[qhead + held_idx] */
+    int peek_private;     /* FERRY_PEEK_PRIVATE: a peek hands out a copy in pbuf */
+    uint8_t *pbuf;        /* that copy (malloc'd, grown to the largest message peeked) */
+    size_t pcap;
     size_t held_idx;
     int efd;  /* our readiness eventfd */
     int epfd; /* ferry_chan_fd(), -1 until asked */

@@ -483,8 +483,21 @@ int ferry__shm_peek(ferry_chan *ch, int64_t filter, ferry_msg *m, ferry__when *w
     int rc = rx_check(c);
     if (rc == 0) rc = rx_find(c, filter, w, &idx);
     if (rc < 0) return rc;
-    rx_entry *e = q_at(&c->rx, idx);
+    shm_rx *r = &c->rx;
+    rx_entry *e = q_at(r, idx);
     uint8_t *data = (uint8_t *)rec_in(e->map, e->pos) + FERRY__FRAME_HDR;
+    if (r->peek_private) {
+        /* Copy first, check the crc on the copy: what the caller reads is what was
+         * checked, whatever the peer writes to the ring afterwards. */
+        if (e->len > r->pcap) {
+            uint8_t *b = realloc(r->pbuf, e->len);
+            if (!b) return -ENOMEM; /* it stays queued */
+            r->pbuf = b;
+            r->pcap = e->len;
+        }
+        if (e->len) memcpy(r->pbuf, data, e->len);
+        data = r->pbuf;
+    }
     if ((e->flags & FERRY__F_CRC) && rx_crc_bad(e, data)) return ferry__shm_fail(c, -EBADMSG);
     m->type = e->type;
     m->len = e->len;
@@ -567,5 +580,6 @@ void ferry__shm_rx_free(shm_chan *c)
         free(r->maps[i]);
     }
     free(r->maps);
+    free(r->pbuf);
     if (r->epfd >= 0) close(r->epfd);
 }
