@@ -54,10 +54,10 @@ extern "C" {
 #define FERRY_CHECKSUM (1u << 0) /* every message carries a crc32c, checked on receipt */
 #define FERRY_NO_SPIN  (1u << 1) /* a waiting call sleeps at once instead of spinning first */
 #define FERRY_PERSIST  (1u << 2) /* posixmq, sysvmq: the queue outlives its creator's close */
-#define FERRY_PEEK_PRIVATE (1u << 3) /* shm, a local choice of each end: ferry_peek copies the
-                                        message into memory of this end and checks the crc
-                                        there (see ferry_peek); no transport shares memory
-                                        otherwise, so elsewhere it changes nothing */
+/* shm, a local choice of each end: ferry_peek copies the message into memory of this end
+ * and checks the crc there (see ferry_peek). No other transport peeks into shared memory,
+ * so elsewhere it changes nothing. */
+#define FERRY_PEEK_PRIVATE (1u << 3)
 
 typedef struct ferry_chan ferry_chan;
 typedef struct ferry_listener ferry_listener;
@@ -150,8 +150,10 @@ int ferry_pair_fd(const ferry_chan_opts *opts, ferry_chan **a, int *child_fd);
 /*
  * ferry_chan_adopt — turn a descriptor made by ferry_pair_fd() (inherited across exec)
  * into a channel end. On success the channel owns fd; on failure fd is closed.
- * opts (may be NULL) supplies only local choices (spin_ns, FERRY_NO_SPIN).
- * Errors: -EBADMSG (not a ferry descriptor, or a refused segment), -EBADF, -ENOMEM.
+ * opts (may be NULL) supplies only local choices (spin_ns, FERRY_NO_SPIN,
+ * FERRY_PEEK_PRIVATE, max_skipped_fds, max_map).
+ * Errors: -EBADMSG (not a ferry descriptor, or a refused segment), -E2BIG (the creator's
+ * shape needs more than opts->max_map: nothing was mapped), -EBADF, -ENOMEM.
  */
 int ferry_chan_adopt(int fd, const ferry_chan_opts *opts, ferry_chan **out);
 
@@ -208,7 +210,8 @@ void ferry_listener_close(ferry_listener *l);
  * "pipe://R,W" for the ends ferry_pipe_pair_fd handed to an exec'd child) and wait for
  * its handshake. opts (may be NULL) supplies only local choices. The caller owns *out.
  * Errors: -ENOENT / -ECONNREFUSED (nobody listens), -ETIMEDOUT, -EAGAIN, -EBADMSG (a bad
- * handshake or a refused segment), -EINVAL, -EPROTONOSUPPORT.
+ * handshake or a refused segment), -E2BIG (shm: the listener's shape needs more memory
+ * than opts->max_map lets this end map), -EINVAL, -EPROTONOSUPPORT.
  */
 int ferry_chan_open(const char *url, const ferry_chan_opts *opts, ferry_chan **out,
                     int64_t timeout_ns);
@@ -241,7 +244,10 @@ int ferry_pipe_pair_fd(const ferry_chan_opts *opts, ferry_chan **a, int child_fd
  * ferry_send — copy len bytes as one message of type 0. The caller keeps buf.
  * Blocks while the channel is full (capacity or ring bytes); with capacity 0 it returns
  * only once the receiver has taken the message (on timeout the message is withdrawn and
- * never delivered).
+ * never delivered; on shm its fds never left this process, so none stays open anywhere).
+ * A peer that died is noticed: on shm a call waiting on the ring returns -EPIPE within
+ * 10 ms of the peer's death (at once when the peer closes; an armed ferry_chan_fd polls
+ * readable at once), on the other transports when the kernel reports the hang-up.
  * Errors: -EMSGSIZE (len > max_msg; nothing sent), -ETIMEDOUT, -EAGAIN, -EPIPE, -EBADMSG,
  * -ENOBUFS (unbounded channel at its memory cap), -EBUSY (a loan is outstanding).
  */
@@ -269,6 +275,12 @@ int ferry_sendmsg(ferry_chan *ch, const ferry_msg *m, int64_t timeout_ns);
  *    filter  < 0  the first message of the lowest type <= -filter (System V msgrcv).
  * Messages the filter passes over stay queued, in order. Returns the length and sets
  * m->type, m->len, m->nfds, m->fds (the caller owns those fds).
+ * Skipped messages keep their fds, so an end keeps at most opts->max_skipped_fds of them
+ * (plus one message's): beyond that it takes no further message with fds in, and the
+ * sender is pushed back as on a full channel (nothing is dropped). A receive that
+ * matches a message already queued, or with filter 0, still proceeds and frees the
+ * budget; a typed receive that cannot progress waits until its deadline (-ETIMEDOUT /
+ * -EAGAIN), or returns -EPIPE once the peer is gone (filter 0 still drains everything).
  * On -EMSGSIZE m->len is the size needed and the message stays queued.
  * Errors as ferry_recv, and -EINVAL (filter == INT64_MIN).
  */
@@ -411,7 +423,8 @@ int ferry_register(const char *name, const ferry_policy *policy, const ferry_cha
  * end, and ferry_chan_peer() on each end gives the other's kernel-stamped uid, gid and
  * pid. kind: FERRY_KIND_SHM or FERRY_KIND_UNIX. The call waits (within timeout_ns) for
  * the server to accept. The caller owns *out.
- * Errors: those above, -EPIPE (the server died before accepting, or cannot make a
+ * Errors: those above, -E2BIG (FERRY_KIND_SHM: the server's shape needs more memory
+ * than opts->max_map lets this client map), -EPIPE (the server died before accepting, or cannot make a
  * channel of that kind with its options: a unix channel has only FERRY_CAP_RING),
  * -EPROTOTYPE (the name is a published object, not a server).
  */
