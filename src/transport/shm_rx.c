@@ -257,42 +257,52 @@ static void rx_publish(shm_chan *c)
     }
 }
 
-/* Capacity 0: win the record against a producer that may withdraw it, then take its
- * fds, which the producer sends only once it sees the claim. 1 won, 0 lost, or an
- * error (-EPIPE, -EBADMSG, -ENOMEM). */
-static int rx_claim(shm_chan *c, rx_entry *e)
+/* Capacity 0, a claimed record that carries fds: take them from the link. The producer
+ * sends them as soon as it sees the claim, so wait for them until the caller's deadline
+ * but at least a second (a FERRY_NOW receive must not lose the race with a live
+ * producer). 1 with e->fds set; -ETIMEDOUT / -EAGAIN / -ENOMEM leave the record claimed
+ * and queued for the next call; -EPIPE (the producer died first: the message is dropped)
+ * or -EBADMSG fail the channel. */
+static int rx_claim_fds(shm_chan *c, rx_entry *e, ferry__when *w)
 {
-    if (c->capacity != 0 || e->claimed) return 1;
-    ferry__rec *rec = rec_in(e->map, e->pos);
-    uint64_t seq = e->seq;
-    if (!atomic_compare_exchange_strong_explicit(&rec->seq, &seq, seq | FERRY__SEQ_CLAIMED,
-                                                 memory_order_seq_cst, memory_order_acquire))
-        return 0;
-    e->claimed = 1;
-    /* Dekker pair with a producer that announces it sleeps until the claim (wait.h). */
-    ferry__publish_fence(&c->rx.ctl->space_fence);
-    if (ferry__wake_if_waiting(&c->rx.ctl->space_futex, &c->rx.ctl->space_waiting))
-        FERRY__COUNT(c->base.st.wakeups, 1);
-    if (e->nfds) {
-        /* The producer sends them as soon as it sees the claim; if it dies first, the
-         * link hangs up (-EPIPE). A hostile one that never sends holds only this call. */
-        int *fds = malloc(e->nfds * sizeof *fds);
-        if (!fds) return -ENOMEM;
-        ferry__link_msg lm;
-        int rc = ferry__link_recv(c->link, FERRY__LINK_FDS, &lm, fds, e->nfds, FERRY__NO_DEADLINE);
-        if (rc == 0 && lm.seq != e->seq) {
-            for (uint32_t i = 0; i < e->nfds; i++) close(fds[i]);
-            rc = -EBADMSG;
-        }
-        if (rc < 0) {
-            free(fds);
-            e->nfds = 0;
-            return ferry__shm_fail(c, rc == -EPIPE ? rc : -EBADMSG);
-        }
-        e->fds = fds;
-        c->rx.qfds += e->nfds;
+    int64_t at = ferry__when_at(w), grace = ferry__deadline(1000000000);
+    int *fds = malloc(e->nfds * sizeof *fds);
+    if (!fds) return -ENOMEM;
+    ferry__link_msg lm;
+    int rc = ferry__link_recv(c->link, FERRY__LINK_FDS, &lm, fds, e->nfds, at > grace ? at : grace);
+    if (rc == 0 && lm.seq != e->seq) {
+        for (uint32_t i = 0; i < e->nfds; i++) close(fds[i]);
+        rc = -EBADMSG;
     }
+    if (rc < 0) {
+        free(fds);
+        if (rc == -ETIMEDOUT || rc == -EAGAIN) return at == 0 ? -EAGAIN : -ETIMEDOUT;
+        return ferry__shm_fail(c, rc == -EPIPE ? rc : -EBADMSG);
+    }
+    e->fds = fds;
+    c->rx.qfds += e->nfds;
     return 1;
+}
+
+/* Capacity 0: win the record against a producer that may withdraw it, then take its
+ * fds, which the producer sends only once it sees the claim. 1 won (and has its fds), 0
+ * lost, or an error of rx_claim_fds. */
+static int rx_claim(shm_chan *c, rx_entry *e, ferry__when *w)
+{
+    if (c->capacity != 0) return 1;
+    if (!e->claimed) {
+        ferry__rec *rec = rec_in(e->map, e->pos);
+        uint64_t seq = e->seq;
+        if (!atomic_compare_exchange_strong_explicit(&rec->seq, &seq, seq | FERRY__SEQ_CLAIMED,
+                                                     memory_order_seq_cst, memory_order_acquire))
+            return 0;
+        e->claimed = 1;
+        /* Dekker pair with a producer that announces it sleeps until the claim (wait.h). */
+        ferry__publish_fence(&c->rx.ctl->space_fence);
+        if (ferry__wake_if_waiting(&c->rx.ctl->space_futex, &c->rx.ctl->space_waiting))
+            FERRY__COUNT(c->base.st.wakeups, 1);
+    }
+    return e->nfds && !e->fds ? rx_claim_fds(c, e, w) : 1;
 }
 
 /* Index in q of the best match for filter among what is queued, or -1. */
@@ -362,11 +372,12 @@ static int rx_find(shm_chan *c, int64_t filter, ferry__when *w, size_t *idx)
         }
         if (best >= 0) {
             rx_entry *e = q_at(r, (size_t)best);
-            int rc = rx_claim(c, e);
+            int rc = rx_claim(c, e, w);
             if (rc == 1) {
                 *idx = (size_t)best;
                 return 0;
             }
+            if (rc == -ETIMEDOUT || rc == -EAGAIN || rc == -ENOMEM) return rc; /* kept */
             /* Withdrawn (or its producer died before it sent the fds): forget it. */
             entry_drop_fds(r, e);
             q_remove(r, (size_t)best);

@@ -16,6 +16,8 @@
  *     bounded one by one only) is -EBADMSG.
  *  4. rendezvous fds: a capacity-0 send with an fd that times out leaves no copy of the
  *     fd anywhere (the pipe it belongs to sees EOF at once); a claimed one delivers it.
+ *     A producer that does not send the fds of a claimed record holds a receive for at most
+ *     max(its deadline, 1 s): -ETIMEDOUT, and the next call takes the record with its fds.
  *  5. death: a receiver asleep on an empty channel notices a peer killed by SIGKILL
  *     (which never closes anything itself) within the 5 ms liveness slice (ferry.h says
  *     10 ms); the test asserts the median of 5 rounds under 12 ms (it was ~20 ms with the
@@ -363,6 +365,50 @@ static void rendezvous_fds(void)
     CHECK_EQ(fd_count(), before);
 }
 
+/* A rendezvous producer that commits a record announcing an fd and does not send it when
+ * claimed: the receive ends at max(its deadline, 1 s) with -ETIMEDOUT, the record stays
+ * claimed and queued, and the next call takes it once the fd arrives. */
+static void rendezvous_fds_late(void)
+{
+    int before = fd_count();
+    ferry_chan_opts o;
+    ferry_chan_opts_init(&o);
+    o.capacity = 0;
+    ferry_chan *a, *b;
+    CHECK_EQ(ferry_pair(&o, &a, &b), 0);
+    shm_chan *c = (shm_chan *)a;
+    shm_tx *t = &c->tx;
+    ferry__rec *r = (ferry__rec *)(t->data + (t->head & (t->size - 1)));
+    r->magic = FERRY__FRAME_MAGIC;
+    r->version = FERRY__FRAME_VERSION;
+    r->flags = 0;
+    r->nfds = 1;
+    r->reserved = 0;
+    r->type = 3;
+    r->len = 0;
+    r->crc = 0;
+    atomic_store_explicit(&r->seq, t->seq + 1, memory_order_release);
+    ferry_msg m = {.data = NULL, .cap = 0};
+    int64_t t0 = now_ns();
+    CHECK_EQ(ferry_recvmsg(b, &m, 3, 50 * 1000000), -ETIMEDOUT);
+    int64_t took = now_ns() - t0;
+    CHECK(took >= 900 * 1000000LL && took < 10 * 1000000000LL);
+    CHECK(atomic_load(&r->seq) & FERRY__SEQ_CLAIMED);
+    int efd = eventfd(0, EFD_CLOEXEC);
+    ferry__link_msg lm = {.magic = FERRY__SETUP_MAGIC, .kind = FERRY__LINK_FDS, .seq = t->seq + 1};
+    CHECK_EQ(ferry__link_send(c->link, &lm, &efd, 1, 0), 0);
+    CHECK_EQ(ferry_recvmsg(b, &m, 0, FERRY_NOW), 0);
+    CHECK_EQ(m.type, 3);
+    CHECK_EQ(m.nfds, 1);
+    struct stat x, y;
+    CHECK(fstat(m.fds[0], &x) == 0 && fstat(efd, &y) == 0 && x.st_ino == y.st_ino);
+    close(m.fds[0]);
+    close(efd);
+    ferry_chan_close(a);
+    ferry_chan_close(b);
+    CHECK_EQ(fd_count(), before);
+}
+
 static int cmp64(const void *x, const void *y)
 {
     int64_t a = *(const int64_t *)x, b = *(const int64_t *)y;
@@ -417,6 +463,7 @@ int main(int argc, char **argv)
                  {"max_map", max_map},
                  {"growth_same_size", growth_same_size},
                  {"rendezvous_fds", rendezvous_fds},
+                 {"rendezvous_fds_late", rendezvous_fds_late},
                  {"death_bound", death_bound}};
     for (size_t i = 0; i < sizeof parts / sizeof parts[0]; i++)
         if (argc < 2 || strcmp(argv[1], parts[i].name) == 0) parts[i].fn();
