@@ -85,7 +85,8 @@ static int shape_from_opts(const ferry_chan_opts *o, shape *s)
     s->flags = o->flags & FERRY_CHECKSUM;
     s->ring_bytes = ring;
     s->max_msg = max;
-    s->mem_cap = o->mem_cap;
+    s->mem_cap =
+        o->mem_cap > FERRY__RING_MAX ? FERRY__RING_MAX : o->mem_cap; /* no ring grows past */
     return 0;
 }
 

@@ -330,7 +330,8 @@ static int rx_wait_blocked(shm_chan *c, ferry__when *w)
 {
     int64_t at = ferry__when_at(w);
     for (;;) {
-        if (ferry__shm_alive(c) < 0) return -EPIPE;
+        int dead = ferry__shm_alive(c);
+        if (dead < 0) return dead;
         int64_t left = ferry__remaining(at);
         if (left <= 0) return at == 0 ? -EAGAIN : -ETIMEDOUT;
         int64_t ms = (left + 999999) / 1000000;
