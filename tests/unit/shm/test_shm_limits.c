@@ -20,7 +20,7 @@
  *     max(its deadline, 1 s): -ETIMEDOUT, and the next call takes the record with its fds.
  *  5. death: a receiver asleep on an empty channel notices a peer killed by SIGKILL
  *     (which never closes anything itself) within the 5 ms liveness slice (ferry.h says
- *     10 ms); the test asserts the median of 5 rounds under 12 ms (it was ~20 ms with the
+ *     10 ms); the test asserts the median of 5 rounds under 15 ms (it was 18 ms with the
  *     old 20 ms slice).
  */
 #include "testutil.h"
@@ -448,7 +448,7 @@ static void death_bound(void)
     }
     qsort(lat, 5, sizeof lat[0], cmp64);
     printf("kill -9 to -EPIPE: median %.2f ms, max %.2f ms\n", lat[2] / 1e6, lat[4] / 1e6);
-    CHECK(lat[2] < 12 * 1000000);
+    CHECK(lat[2] < 15 * 1000000); /* 5 ms slices: ~3 ms here; the old 20 ms slice: 18 ms */
     munmap((void *)when, 4096);
 }
 
