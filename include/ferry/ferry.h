@@ -66,7 +66,8 @@ typedef struct ferry_listener ferry_listener;
  * Channel options. Always start from ferry_chan_opts_init(). The side that creates the
  * channel (ferry_pair*, ferry_listen) decides the shape of the channel: capacity,
  * ring_bytes, max_msg, mem_cap and FERRY_CHECKSUM; the other side takes them from the
- * handshake and uses only its local choices (spin_ns, FERRY_NO_SPIN).
+ * handshake and uses only its local choices (spin_ns, FERRY_NO_SPIN, FERRY_PEEK_PRIVATE,
+ * max_skipped_fds, max_map).
  */
 typedef struct ferry_chan_opts {
     uint32_t capacity; /* 0, N, FERRY_CAP_RING (default) or FERRY_UNBOUNDED */

@@ -42,6 +42,9 @@ typedef struct rx_entry {
     uint32_t crc;    /* FERRY__F_CRC set in flags: checked on what is handed out */
 } rx_entry;
 
+_Static_assert(sizeof(rx_entry) <= FERRY__REC_ALIGN,
+               "a queue entry costs no more private heap than its record takes of the ring");
+
 typedef struct shm_tx {
     ferry__ring_ctl *ctl;
     uint8_t *data;
