@@ -77,6 +77,7 @@ typedef struct shm_rx {
     uint32_t qfds;        /* fds held by entries in q (not counting a peeked one) */
     uint32_t max_skipped; /* the local fd budget of skipped messages (ferry_chan_opts) */
     uint64_t mapped;      /* bytes of growth rings mapped now */
+    int fds_pending;      /* capacity 0: a claimed entry in q still waits for its fds */
     int held;             /* a peek is outstanding: q[qhead + held_idx] */
     int peek_private;     /* FERRY_PEEK_PRIVATE: a peek hands out a copy in pbuf */
     uint8_t *pbuf;        /* that copy (malloc'd, grown to the largest message peeked) */

@@ -258,30 +258,56 @@ static void rx_publish(shm_chan *c)
 }
 
 /* Capacity 0, a claimed record that carries fds: take them from the link. The producer
- * sends them as soon as it sees the claim, so wait for them until the caller's deadline
- * but at least a second (a FERRY_NOW receive must not lose the race with a live
- * producer). 1 with e->fds set; -ETIMEDOUT / -EAGAIN / -ENOMEM leave the record claimed
- * and queued for the next call; -EPIPE (the producer died first: the message is dropped)
- * or -EBADMSG fail the channel. */
+ * sends them as soon as it sees the claim; wait for them until the caller's deadline (a
+ * FERRY_NOW receive may so return -EAGAIN before a live producer got to it). 1 with
+ * e->fds set; -ETIMEDOUT / -EAGAIN / -ENOMEM leave the record claimed and queued for the
+ * next call; -EPIPE (the producer died first: the message is dropped) or -EBADMSG fail
+ * the channel. */
 static int rx_claim_fds(shm_chan *c, rx_entry *e, ferry__when *w)
 {
-    int64_t at = ferry__when_at(w), grace = ferry__deadline(1000000000);
+    int64_t at = ferry__when_at(w);
     int *fds = malloc(e->nfds * sizeof *fds);
     if (!fds) return -ENOMEM;
     ferry__link_msg lm;
-    int rc = ferry__link_recv(c->link, FERRY__LINK_FDS, &lm, fds, e->nfds, at > grace ? at : grace);
+    int rc = ferry__link_recv(c->link, FERRY__LINK_FDS, &lm, fds, e->nfds, at);
     if (rc == 0 && lm.seq != e->seq) {
         for (uint32_t i = 0; i < e->nfds; i++) close(fds[i]);
         rc = -EBADMSG;
     }
     if (rc < 0) {
         free(fds);
-        if (rc == -ETIMEDOUT || rc == -EAGAIN) return at == 0 ? -EAGAIN : -ETIMEDOUT;
+        if (rc == -ETIMEDOUT || rc == -EAGAIN) {
+            c->rx.fds_pending = 1;
+            return at == 0 ? -EAGAIN : -ETIMEDOUT;
+        }
         return ferry__shm_fail(c, rc == -EPIPE ? rc : -EBADMSG);
     }
     e->fds = fds;
     c->rx.qfds += e->nfds;
+    c->rx.fds_pending = 0;
     return 1;
+}
+
+/* Capacity 0: the fds of a record claimed by an earlier call come first on the link, so
+ * take them before anything else (whatever this call's filter). 0, or an error of
+ * rx_claim_fds; an -EPIPE or -EBADMSG drops that record. */
+static int rx_pending_fds(shm_chan *c, ferry__when *w)
+{
+    shm_rx *r = &c->rx;
+    for (size_t i = 0; i < r->qlen; i++) {
+        rx_entry *e = q_at(r, i);
+        if (!e->claimed || !e->nfds || e->fds) continue;
+        int rc = rx_claim_fds(c, e, w);
+        if (rc == 1) return 0;
+        if (rc != -ETIMEDOUT && rc != -EAGAIN && rc != -ENOMEM) {
+            r->fds_pending = 0;
+            q_remove(r, i);
+            rx_publish(c);
+        }
+        return rc;
+    }
+    r->fds_pending = 0;
+    return 0;
 }
 
 /* Capacity 0: win the record against a producer that may withdraw it, then take its
@@ -345,6 +371,10 @@ static int rx_wait_blocked(shm_chan *c, ferry__when *w)
 static int rx_find(shm_chan *c, int64_t filter, ferry__when *w, size_t *idx)
 {
     shm_rx *r = &c->rx;
+    if (r->fds_pending) {
+        int rc = rx_pending_fds(c, w);
+        if (rc < 0) return rc;
+    }
     for (;;) {
         long best = rx_pick(r, filter);
         int blocked = 0;

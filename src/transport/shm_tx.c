@@ -262,13 +262,12 @@ static int tx_finish(shm_chan *c, int64_t type, size_t len, uint32_t nfds, const
     }
     if (nfds) {
         /* Claimed: the receiver now waits for exactly these. With one rendezvous message
-         * in flight at a time a receiver that reads its link always has room for them,
-         * so wait for room until the deadline but at least a second (as the receiver
-         * waits for them); a link still full then belongs to a receiver that does not
-         * read it, which broke the protocol. A dead receiver hangs the link up: -EPIPE. */
-        int64_t at = ferry__when_at(w), grace = ferry__deadline(1000000000);
+         * in flight at a time a receiver that reads its link always has room for them
+         * (the send does not wait); a link still full at the deadline belongs to a
+         * receiver that does not read it, which broke the protocol. A dead receiver hangs
+         * the link up: -EPIPE. */
         ferry__link_msg lm = {.magic = FERRY__SETUP_MAGIC, .kind = FERRY__LINK_FDS, .seq = seq};
-        rc = ferry__link_send(c->link, &lm, fds, nfds, at > grace ? at : grace);
+        rc = ferry__link_send(c->link, &lm, fds, nfds, ferry__when_at(w));
         if (rc == -ETIMEDOUT || rc == -EAGAIN) rc = ferry__shm_fail(c, -EBADMSG);
     }
     return rc;
