@@ -245,7 +245,9 @@ int ferry_pipe_pair_fd(const ferry_chan_opts *opts, ferry_chan **a, int child_fd
  * ferry_send — copy len bytes as one message of type 0. The caller keeps buf.
  * Blocks while the channel is full (capacity or ring bytes); with capacity 0 it returns
  * only once the receiver has taken the message (on timeout the message is withdrawn and
- * never delivered; on shm its fds never left this process, so none stays open anywhere).
+ * never delivered; on shm its fds never left this process, so none stays open anywhere;
+ * they travel once the receiver has claimed it, and a receive whose deadline passes
+ * before they arrive returns -ETIMEDOUT / -EAGAIN and takes that message next time).
  * A peer that died is noticed: on shm a call waiting on the ring returns -EPIPE within
  * 10 ms of the peer's death (at once when the peer closes; an armed ferry_chan_fd polls
  * readable at once), on the other transports when the kernel reports the hang-up.
