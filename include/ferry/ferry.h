@@ -47,6 +47,10 @@ extern "C" {
 
 /* At most this many file descriptors ride on one message. */
 #define FERRY_MAX_FDS 16
+/* The default of ferry_chan_opts.max_skipped_fds. */
+#define FERRY_SKIPPED_FDS_DEFAULT 64u
+/* The default of ferry_chan_opts.max_map (shm adopters). */
+#define FERRY_MAX_MAP_DEFAULT ((size_t)512 << 20)
 /* The largest max_msg a channel may be configured with (1 GiB). */
 #define FERRY_MAX_MSG_LIMIT ((size_t)1 << 30)
 
@@ -66,8 +70,18 @@ typedef struct ferry_listener ferry_listener;
  * Channel options. Always start from ferry_chan_opts_init(). The side that creates the
  * channel (ferry_pair*, ferry_listen) decides the shape of the channel: capacity,
  * ring_bytes, max_msg, mem_cap and FERRY_CHECKSUM; the other side takes them from the
- * handshake and uses only its local choices (spin_ns, FERRY_NO_SPIN, FERRY_PEEK_PRIVATE,
- * max_skipped_fds, max_map).
+ * handshake and uses only its local choices (spin_ns, FERRY_NO_SPIN, max_skipped_fds).
+ * max_skipped_fds (each end's own, never negotiated; 0 means the default): once the
+ * messages this end holds because its typed receives passed over them carry that many
+ * fds, it takes no more messages from the transport, so the sender is held back as by a
+ * full channel (its sends wait, -EAGAIN, -ETIMEDOUT). A receive that matches a held
+ * message, or an untyped one, still proceeds and frees the budget; a typed receive that
+ * cannot waits out its deadline (-EAGAIN for FERRY_NOW, -ETIMEDOUT). Nothing is dropped.
+ * So a peer cannot fill this end's fd table through messages it skips: at most
+ * max_skipped_fds + FERRY_MAX_FDS - 1 fds are held.
+ * On shm the local choices also include FERRY_PEEK_PRIVATE and max_map; there a typed
+ * receive held back by the budget returns -EPIPE once the peer is gone (an untyped one
+ * still drains what it sent), and the budget applies only to messages carrying fds.
  */
 typedef struct ferry_chan_opts {
     uint32_t capacity; /* 0, N, FERRY_CAP_RING (default) or FERRY_UNBOUNDED */
@@ -87,9 +101,6 @@ typedef struct ferry_chan_opts {
                        of its skip queue; default FERRY_MAX_MAP_DEFAULT (512 MiB), 0 = the
                        default. A creator's shape beyond it fails the handshake: -E2BIG */
 } ferry_chan_opts;
-
-#define FERRY_SKIPPED_FDS_DEFAULT 64u
-#define FERRY_MAX_MAP_DEFAULT     ((size_t)512 << 20)
 
 /* Fill *o with the defaults. Never fails. */
 void ferry_chan_opts_init(ferry_chan_opts *o);
@@ -212,7 +223,8 @@ void ferry_listener_close(ferry_listener *l);
  * its handshake. opts (may be NULL) supplies only local choices. The caller owns *out.
  * Errors: -ENOENT / -ECONNREFUSED (nobody listens), -ETIMEDOUT, -EAGAIN, -EBADMSG (a bad
  * handshake or a refused segment), -E2BIG (shm: the listener's shape needs more memory
- * than opts->max_map lets this end map), -EINVAL, -EPROTONOSUPPORT.
+ * than opts->max_map lets this end map), -EINVAL, -EPROTONOSUPPORT, -EACCES (fifo: a
+ * path that is not a FIFO owned by the caller's euid or root, or a symlink).
  */
 int ferry_chan_open(const char *url, const ferry_chan_opts *opts, ferry_chan **out,
                     int64_t timeout_ns);

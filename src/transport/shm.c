@@ -142,7 +142,7 @@ static shm_chan *chan_new(int link, const shape *s, const ferry_chan_opts *local
         local = &d;
     }
     int64_t spin = (local->flags & FERRY_NO_SPIN) ? 0 : local->spin_ns;
-    c->rx.max_skipped = local->max_skipped_fds;
+    c->rx.max_skipped = local->max_skipped_fds ? local->max_skipped_fds : FERRY_SKIPPED_FDS_DEFAULT;
     c->rx.peek_private = (local->flags & FERRY_PEEK_PRIVATE) != 0;
     ferry__spin_init(&c->tx.spin, spin);
     ferry__spin_init(&c->rx.spin, spin);
