@@ -290,12 +290,8 @@ int ferry_sendmsg(ferry_chan *ch, const ferry_msg *m, int64_t timeout_ns);
  *    filter  < 0  the first message of the lowest type <= -filter (System V msgrcv).
  * Messages the filter passes over stay queued, in order. Returns the length and sets
  * m->type, m->len, m->nfds, m->fds (the caller owns those fds).
- * Skipped messages keep their fds, so an end keeps at most opts->max_skipped_fds of them
- * (plus one message's): beyond that it takes no further message with fds in, and the
- * sender is pushed back as on a full channel (nothing is dropped). A receive that
- * matches a message already queued, or with filter 0, still proceeds and frees the
- * budget; a typed receive that cannot progress waits until its deadline (-ETIMEDOUT /
- * -EAGAIN), or returns -EPIPE once the peer is gone (filter 0 still drains everything).
+ * Skipped messages keep their fds: ferry_chan_opts.max_skipped_fds bounds how many this
+ * end holds, and how a sender is held back beyond it.
  * On -EMSGSIZE m->len is the size needed and the message stays queued.
  * Errors as ferry_recv, and -EINVAL (filter == INT64_MIN).
  */
