@@ -51,6 +51,8 @@ extern "C" {
 #define FERRY_MAX_FDS 16
 /* The default of ferry_chan_opts.max_skipped_fds. */
 #define FERRY_SKIPPED_FDS_DEFAULT 64u
+/* The default of ferry_chan_opts.max_map (shm adopters). */
+#define FERRY_MAX_MAP_DEFAULT ((size_t)512 << 20)
 /* The largest max_msg a channel may be configured with (1 GiB). */
 #define FERRY_MAX_MSG_LIMIT ((size_t)1 << 30)
 
@@ -58,6 +60,10 @@ extern "C" {
 #define FERRY_CHECKSUM (1u << 0) /* every message carries a crc32c, checked on receipt */
 #define FERRY_NO_SPIN  (1u << 1) /* a waiting call sleeps at once instead of spinning first */
 #define FERRY_PERSIST  (1u << 2) /* posixmq, sysvmq: the queue outlives its creator's close */
+/* shm, a local choice of each end: ferry_peek copies the message into memory of this end
+ * and checks the crc there (see ferry_peek). No other transport peeks into shared memory,
+ * so elsewhere it changes nothing. */
+#define FERRY_PEEK_PRIVATE (1u << 3)
 
 typedef struct ferry_chan ferry_chan;
 typedef struct ferry_listener ferry_listener;
@@ -75,6 +81,9 @@ typedef struct ferry_listener ferry_listener;
  * cannot waits out its deadline (-EAGAIN for FERRY_NOW, -ETIMEDOUT). Nothing is dropped.
  * So a peer cannot fill this end's fd table through messages it skips: at most
  * max_skipped_fds + FERRY_MAX_FDS - 1 fds are held.
+ * On shm the local choices also include FERRY_PEEK_PRIVATE and max_map; there a typed
+ * receive held back by the budget returns -EPIPE once the peer is gone (an untyped one
+ * still drains what it sent), and the budget applies only to messages carrying fds.
  */
 typedef struct ferry_chan_opts {
     uint32_t capacity; /* 0, N, FERRY_CAP_RING (default) or FERRY_UNBOUNDED */
@@ -89,6 +98,10 @@ typedef struct ferry_chan_opts {
                           The spin adapts downwards when it does not pay off. */
     unsigned mode;     /* ferry_listen: permission bits of the socket file; default 0600 */
     uint32_t max_skipped_fds; /* fds a receiving end keeps in messages its typed receives passed over; default FERRY_SKIPPED_FDS_DEFAULT (64) */
+    size_t max_map; /* adopting end (shm): the most it agrees to map for one channel, all
+                       rings of both directions including growth, plus the private heap
+                       of its skip queue; default FERRY_MAX_MAP_DEFAULT (512 MiB), 0 = the
+                       default. A creator's shape beyond it fails the handshake: -E2BIG */
 } ferry_chan_opts;
 
 /* Fill *o with the defaults. Never fails. */
@@ -151,8 +164,10 @@ int ferry_pair_fd(const ferry_chan_opts *opts, ferry_chan **a, int *child_fd);
 /*
  * ferry_chan_adopt — turn a descriptor made by ferry_pair_fd() (inherited across exec)
  * into a channel end. On success the channel owns fd; on failure fd is closed.
- * opts (may be NULL) supplies only local choices (spin_ns, FERRY_NO_SPIN).
- * Errors: -EBADMSG (not a ferry descriptor, or a refused segment), -EBADF, -ENOMEM.
+ * opts (may be NULL) supplies only local choices (spin_ns, FERRY_NO_SPIN,
+ * FERRY_PEEK_PRIVATE, max_skipped_fds, max_map).
+ * Errors: -EBADMSG (not a ferry descriptor, or a refused segment), -E2BIG (the creator's
+ * shape needs more than opts->max_map: nothing was mapped), -EBADF, -ENOMEM.
  */
 int ferry_chan_adopt(int fd, const ferry_chan_opts *opts, ferry_chan **out);
 
@@ -216,8 +231,9 @@ void ferry_listener_close(ferry_listener *l);
  * "pipe://R,W" for the ends ferry_pipe_pair_fd handed to an exec'd child) and wait for
  * its handshake. opts (may be NULL) supplies only local choices. The caller owns *out.
  * Errors: -ENOENT / -ECONNREFUSED (nobody listens), -ETIMEDOUT, -EAGAIN, -EBADMSG (a bad
- * handshake or a refused segment), -EINVAL, -EPROTONOSUPPORT, -EACCES (fifo: a path
- * that is not a FIFO owned by the caller's euid or root, or a symlink).
+ * handshake or a refused segment), -E2BIG (shm: the listener's shape needs more memory
+ * than opts->max_map lets this end map), -EINVAL, -EPROTONOSUPPORT, -EACCES (fifo: a
+ * path that is not a FIFO owned by the caller's euid or root, or a symlink).
  */
 int ferry_chan_open(const char *url, const ferry_chan_opts *opts, ferry_chan **out,
                     int64_t timeout_ns);
@@ -252,7 +268,12 @@ int ferry_pipe_pair_fd(const ferry_chan_opts *opts, ferry_chan **a, int child_fd
  * ferry_send — copy len bytes as one message of type 0. The caller keeps buf.
  * Blocks while the channel is full (capacity or ring bytes); with capacity 0 it returns
  * only once the receiver has taken the message (on timeout the message is withdrawn and
- * never delivered).
+ * never delivered; on shm its fds never left this process, so none stays open anywhere;
+ * they travel once the receiver has claimed it, and a receive whose deadline passes
+ * before they arrive returns -ETIMEDOUT / -EAGAIN and takes that message next time).
+ * A peer that died is noticed: on shm a call waiting on the ring returns -EPIPE within
+ * 10 ms of the peer's death (at once when the peer closes; an armed ferry_chan_fd polls
+ * readable at once), on the other transports when the kernel reports the hang-up.
  * Errors: -EMSGSIZE (len > max_msg; nothing sent), -ETIMEDOUT, -EAGAIN, -EPIPE, -EBADMSG,
  * -ENOBUFS (unbounded channel at its memory cap), -EBUSY (a loan is outstanding).
  */
@@ -280,6 +301,8 @@ int ferry_sendmsg(ferry_chan *ch, const ferry_msg *m, int64_t timeout_ns);
  *    filter  < 0  the first message of the lowest type <= -filter (System V msgrcv).
  * Messages the filter passes over stay queued, in order. Returns the length and sets
  * m->type, m->len, m->nfds, m->fds (the caller owns those fds).
+ * Skipped messages keep their fds: ferry_chan_opts.max_skipped_fds bounds how many this
+ * end holds, and how a sender is held back beyond it.
  * On -EMSGSIZE m->len is the size needed and the message stays queued.
  * Errors as ferry_recv, and -EINVAL (filter == INT64_MIN).
  */
@@ -308,9 +331,17 @@ int ferry_commit(ferry_chan *ch, int64_t type, size_t len);
  * ferry_peek — find the next message matching filter (rules of ferry_recvmsg) and give a
  * read-only view of it in place: m->data points into shared memory, valid until
  * ferry_release(); m->type, m->len set; fds are handed to the caller in m->fds/m->nfds.
- * m->cap is ignored. The peer cannot take the memory back, but a hostile peer can change
- * its bytes while you read: validate what you read. One peek at a time (-EBUSY).
- * Errors as ferry_recvmsg (never -EMSGSIZE).
+ * m->cap is ignored. The peer cannot take the memory back, but it can still write those
+ * bytes: a peeked view is only as trustworthy as the peer. The crc of a FERRY_CHECKSUM
+ * channel is checked on the shared bytes at the peek, and a hostile (or buggy) peer can
+ * change them after that check, while you read. So validate what you read, and read each
+ * byte once (copy what you check, check what you copied). Copy receives (ferry_recv,
+ * ferry_recvmsg) are safe: the crc is checked on the private copy they hand out. An end
+ * opened with FERRY_PEEK_PRIVATE gets that from ferry_peek too: the message is copied
+ * into memory of this end (valid until ferry_release), the crc is checked on the copy,
+ * and m->data points to it (one copy, as a receive costs). One peek at a time (-EBUSY).
+ * Errors as ferry_recvmsg (never -EMSGSIZE; -ENOMEM: no memory for the private copy,
+ * the message stays queued).
  */
 int ferry_peek(ferry_chan *ch, int64_t filter, ferry_msg *m, int64_t timeout_ns);
 
@@ -433,7 +464,8 @@ int ferry_register(const char *name, const ferry_policy *policy, const ferry_cha
  * end, and ferry_chan_peer() on each end gives the other's kernel-stamped uid, gid and
  * pid. kind: FERRY_KIND_SHM or FERRY_KIND_UNIX. The call waits (within timeout_ns) for
  * the server to accept. The caller owns *out.
- * Errors: those above, -EPIPE (the server died before accepting, or cannot make a
+ * Errors: those above, -E2BIG (FERRY_KIND_SHM: the server's shape needs more memory
+ * than opts->max_map lets this client map), -EPIPE (the server died before accepting, or cannot make a
  * channel of that kind with its options: a unix channel has only FERRY_CAP_RING),
  * -EPROTOTYPE (the name is a published object, not a server), -EDQUOT (also: the server
  * is slow, and the introductions this uid asked for that wait for it in ferryd already

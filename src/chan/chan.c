@@ -27,6 +27,7 @@ void ferry_chan_opts_init(ferry_chan_opts *o)
     o->spin_ns = 50 * 1000;
     o->mode = 0600;
     o->max_skipped_fds = FERRY_SKIPPED_FDS_DEFAULT;
+    o->max_map = FERRY_MAX_MAP_DEFAULT;
 }
 
 static int find_transport(const char *url, const ferry__ops **ops, const char **rest)

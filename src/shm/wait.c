@@ -98,16 +98,27 @@ int ferry__wait(ferry__spin *s, ferry__cond_fn cond, ferry__alive_fn alive, void
         int64_t floor = s->max_ns / 16;
         s->cur_ns = s->cur_ns / 2 < floor ? floor : s->cur_ns / 2;
     }
-    int rc, check_peer = 0;
+    int rc, check_peer = 0, announced = 0;
     for (;;) {
         /* Announce ourselves, read the futex word, barrier, re-check the condition. The
          * barrier pairs with the waker's (wait.h): if the waker's state change is not
          * visible to the re-check below, our flag is visible to it, and it bumps the word
          * after we read it, so FUTEX_WAIT returns at once. The acquire on the word pairs
          * with the waker's bump: a bump we see brings its state change with it. */
-        atomic_store_explicit(waiting, 1, memory_order_relaxed);
-        uint32_t seen = atomic_load_explicit(futex, memory_order_acquire);
-        waiter_fence(cannot);
+        uint32_t seen;
+        if (!announced || !atomic_load_explicit(waiting, memory_order_relaxed)) {
+            atomic_store_explicit(waiting, 1, memory_order_relaxed);
+            seen = atomic_load_explicit(futex, memory_order_acquire);
+            waiter_fence(cannot);
+            announced = 1;
+        } else {
+            /* A slice ran out and the flag is still up since our last barrier: every
+             * waker that published after that barrier sees it and bumps the word (a bump
+             * after this read makes FUTEX_WAIT return at once); what was published before
+             * it, the re-check below sees. So no second barrier (a membarrier interrupts
+             * other CPUs: once per sleep, not once per 5 ms slice). */
+            seen = atomic_load_explicit(futex, memory_order_acquire);
+        }
         c = cond(arg);
         if (c != 0) {
             rc = c < 0 ? c : 0;

@@ -5,7 +5,10 @@
  *   waiter: spin on cond() for an adaptive budget; then set *waiting = 1, read the futex
  *           word, full fence, re-check cond(), and FUTEX_WAIT on the word for at most
  *           FERRY__WAIT_SLICE_NS; repeat until cond() holds, the deadline passes, or the
- *           liveness check reports the peer gone. *waiting is cleared on the way out.
+ *           liveness check reports the peer gone (after a slice that ran out with
+ *           *waiting still set, only the word is read again and cond() re-checked: the
+ *           flag has been visible since the last fence). *waiting is cleared on the way
+ *           out.
  *   waker:  make cond() true (release store), ferry__publish_fence, and only if *waiting
  *           is set, bump the futex word and FUTEX_WAKE (ferry__wake_if_waiting).
  * The two barriers form a Dekker pair: either the waiter's re-check sees the new state,
@@ -34,7 +37,10 @@
 
 #include "core/time.h"
 
-#define FERRY__WAIT_SLICE_NS (20 * 1000 * 1000) /* 20 ms: liveness is checked this often */
+/* Liveness is checked this often while asleep: a peer killed by a signal wakes nobody, so
+ * it is noticed within a slice. Each slice costs a futex call and a poll (~200 of each a
+ * second per sleeping waiter; the barrier is paid once per sleep, not per slice). */
+#define FERRY__WAIT_SLICE_NS (5 * 1000 * 1000)
 
 /* This process's membarrier registration: 0 not (yet, or not since fork), 1 registered,
  * -1 unavailable. */

@@ -69,7 +69,7 @@ static int shape_from_opts(const ferry_chan_opts *o, shape *s)
         ferry_chan_opts_init(&d);
         o = &d;
     }
-    if (o->flags & ~(uint32_t)(FERRY_CHECKSUM | FERRY_NO_SPIN)) return -EINVAL;
+    if (o->flags & ~(uint32_t)(FERRY_CHECKSUM | FERRY_NO_SPIN | FERRY_PEEK_PRIVATE)) return -EINVAL;
     if (o->max_msg > FERRY_MAX_MSG_LIMIT) return -EINVAL;
     uint64_t ring = o->ring_bytes;
     if (ring == 0) { /* the smallest ring that carries max_msg */
@@ -85,7 +85,8 @@ static int shape_from_opts(const ferry_chan_opts *o, shape *s)
     s->flags = o->flags & FERRY_CHECKSUM;
     s->ring_bytes = ring;
     s->max_msg = max;
-    s->mem_cap = o->mem_cap;
+    s->mem_cap =
+        o->mem_cap > FERRY__RING_MAX ? FERRY__RING_MAX : o->mem_cap; /* no ring grows past */
     return 0;
 }
 
@@ -102,7 +103,19 @@ static int shape_from_link(const ferry__link_msg *m, shape *s)
     s->ring_bytes = ring;
     s->max_msg = m->max_msg;
     s->mem_cap = m->mem_cap < ring ? ring : m->mem_cap;
+    if (s->mem_cap > FERRY__RING_MAX) s->mem_cap = FERRY__RING_MAX; /* no ring grows past it */
     return 0;
+}
+
+/* The most an end of a channel of shape s maps, plus the most private heap its skip
+ * queue may take: per direction the control block and first ring, and with growth the
+ * later rings (each twice the last, all of a direction under 2 * mem_cap: shm_rx.c
+ * refuses more); the queue holds at most one entry per 64 bytes of incoming ring. */
+static uint64_t shape_footprint(const shape *s)
+{
+    uint64_t grow = s->capacity == FERRY_UNBOUNDED ? 2 * s->mem_cap : 0;
+    uint64_t in = s->ring_bytes + grow;
+    return 2 * (FERRY__RING_CTL_BYTES + in) + in / FERRY__REC_ALIGN * sizeof(rx_entry);
 }
 
 /* ------------------------------------------------------------------ channel objects */
@@ -129,6 +142,8 @@ static shm_chan *chan_new(int link, const shape *s, const ferry_chan_opts *local
         local = &d;
     }
     int64_t spin = (local->flags & FERRY_NO_SPIN) ? 0 : local->spin_ns;
+    c->rx.max_skipped = local->max_skipped_fds ? local->max_skipped_fds : FERRY_SKIPPED_FDS_DEFAULT;
+    c->rx.peek_private = (local->flags & FERRY_PEEK_PRIVATE) != 0;
     ferry__spin_init(&c->tx.spin, spin);
     ferry__spin_init(&c->rx.spin, spin);
     return c;
@@ -230,9 +245,12 @@ static int is_eventfd(int fd)
 
 /*
  * Adopter side: wait for SETUP on link until deadline, validate it and its fds, map.
+ * Unless `own` (ferry_pair: this process chose the shape itself), a shape that needs more
+ * than local->max_map (shape_footprint) is refused with -E2BIG before anything is mapped.
  * On success the channel owns link; on failure link is closed.
  */
-static int setup_adopt(int link, const ferry_chan_opts *local, int64_t deadline, ferry_chan **out)
+static int setup_adopt(int link, const ferry_chan_opts *local, int64_t deadline, int own,
+                       ferry_chan **out)
 {
     ferry__link_msg m;
     int fds[4];
@@ -245,6 +263,8 @@ static int setup_adopt(int link, const ferry_chan_opts *local, int64_t deadline,
     shm_chan *c = NULL;
     rc = shape_from_link(&m, &s);
     if (rc == 0 && (!is_eventfd(fds[2]) || !is_eventfd(fds[3]))) rc = -EBADMSG;
+    size_t max_map = local && local->max_map ? local->max_map : FERRY_MAX_MAP_DEFAULT;
+    if (rc == 0 && !own && shape_footprint(&s) > max_map) rc = -E2BIG;
     if (rc == 0 && !(c = chan_new(link, &s, local))) rc = -ENOMEM;
     size_t size = FERRY__RING_CTL_BYTES + s.ring_bytes;
     /* The creator's outgoing direction is our incoming one. */
@@ -302,7 +322,7 @@ int ferry_pair(const ferry_chan_opts *opts, ferry_chan **a, ferry_chan **b)
     if (!b) return -EINVAL;
     int rc = pair_link(opts, a, &fd);
     if (rc < 0) return rc;
-    rc = setup_adopt(fd, opts, FERRY__NO_DEADLINE, b);
+    rc = setup_adopt(fd, opts, FERRY__NO_DEADLINE, 1, b);
     if (rc < 0) {
         ferry_chan_close(*a);
         *a = NULL;
@@ -318,7 +338,7 @@ int ferry_chan_adopt(int fd, const ferry_chan_opts *opts, ferry_chan **out)
     }
     if (fcntl(fd, F_SETFD, FD_CLOEXEC) < 0) return -EBADF;
     /* The SETUP message was queued before the fd was handed over: never wait for it. */
-    int rc = setup_adopt(fd, opts, 0, out);
+    int rc = setup_adopt(fd, opts, 0, 0, out);
     return rc == -EAGAIN ? -EBADMSG : rc;
 }
 
@@ -412,7 +432,7 @@ static int shm_open(const char *where, const ferry_chan_opts *o, ferry_chan **ou
     if (rc < 0) return rc;
     int s = ferry__connect(AF_UNIX, SOCK_SEQPACKET, (struct sockaddr *)&sa, len, deadline);
     if (s < 0) return s;
-    rc = setup_adopt(s, o, deadline, out);
+    rc = setup_adopt(s, o, deadline, 0, out);
     if (rc == 0) take_cred(*out);
     return rc;
 }
@@ -420,7 +440,7 @@ static int shm_open(const char *where, const ferry_chan_opts *o, ferry_chan **ou
 int ferry__shm_from_link(int link, int creator, const ferry_chan_opts *o, const ferry_cred *peer,
                          int64_t deadline, ferry_chan **out)
 {
-    int rc = creator ? setup_create(link, o, out) : setup_adopt(link, o, deadline, out);
+    int rc = creator ? setup_create(link, o, out) : setup_adopt(link, o, deadline, 0, out);
     if (rc == 0 && peer) {
         shm_chan *c = (shm_chan *)*out;
         c->cred = *peer;

@@ -26,17 +26,24 @@ typedef struct rx_map {
     uint64_t end; /* position just past this ring's JUMP record; UINT64_MAX while current */
 } rx_map;
 
-/* A record the consumer has read (header validated) but not yet taken. */
+/* A record the consumer has read (header validated) but not yet taken. 56 bytes: the
+ * fds live out of line (only records that carry some have them), so the skip queue
+ * costs less private heap than the ring bytes its records take (64 or more each). */
 typedef struct rx_entry {
     uint64_t pos, seq;
     int64_t type;
-    uint32_t len, nfds;
-    uint32_t crc;  /* FERRY__F_CRC set in flags: checked on what is handed out */
-    uint8_t flags; /* header flags */
-    int claimed;   /* capacity 0: this end already won the claim */
     rx_map *map;
-    int fds[FERRY_MAX_FDS];
+    int *fds; /* nfds fds (malloc'd, owned by the entry); NULL while none are held
+                 (capacity 0: they come with the claim) */
+    uint32_t len;
+    uint8_t nfds;    /* fds the record carries */
+    uint8_t flags;   /* header flags */
+    uint8_t claimed; /* capacity 0: this end already won the claim */
+    uint32_t crc;    /* FERRY__F_CRC set in flags: checked on what is handed out */
 } rx_entry;
+
+_Static_assert(sizeof(rx_entry) <= FERRY__REC_ALIGN,
+               "a queue entry costs no more private heap than its record takes of the ring");
 
 typedef struct shm_tx {
     ferry__ring_ctl *ctl;
@@ -66,7 +73,15 @@ typedef struct shm_rx {
     uint64_t taken;
     rx_entry *q; /* read, not yet taken, in order: q[qhead .. qhead + qlen) */
     size_t qhead, qlen, qcap;
-    int held; /* a peek is outstanding: q[qhead + held_idx] */
+    size_t qmax;          /* the most entries q may ever need (bounds its heap) */
+    uint32_t qfds;        /* fds held by entries in q (not counting a peeked one) */
+    uint32_t max_skipped; /* the local fd budget of skipped messages (ferry_chan_opts) */
+    uint64_t mapped;      /* bytes of growth rings mapped now */
+    int fds_pending;      /* capacity 0: a claimed entry in q still waits for its fds */
+    int held;             /* a peek is outstanding: q[qhead + held_idx] */
+    int peek_private;     /* FERRY_PEEK_PRIVATE: a peek hands out a copy in pbuf */
+    uint8_t *pbuf;        /* that copy (malloc'd, grown to the largest message peeked) */
+    size_t pcap;
     size_t held_idx;
     int efd;  /* our readiness eventfd */
     int epfd; /* ferry_chan_fd(), -1 until asked */
@@ -114,6 +129,14 @@ int ferry__shm_commit(ferry_chan *ch, int64_t type, size_t len);
 void ferry__shm_tx_free(shm_chan *c);
 
 /* shm_rx.c */
+#define FERRY__RX_BLOCKED 2 /* ferry__shm_rx_next: the fd budget holds the next record back */
+/* Read the record at the scan position (the fuzz target fuzz_shm_ring drives this on
+ * hostile ring memory). Returns 1 with *e filled for a message (the caller owns e->fds),
+ * 0 when nothing is committed there yet, FERRY__RX_BLOCKED when the record carries fds
+ * and this end already holds its budget of skipped fds (unless `exempt` and filter
+ * matches the record: it is about to be taken), or an error (-EBADMSG: the producer
+ * broke the rules; -EPIPE; -ENOMEM). */
+int ferry__shm_rx_next(shm_chan *c, rx_entry *e, int64_t filter, int exempt);
 ssize_t ferry__shm_recvmsg(ferry_chan *ch, ferry_msg *m, int64_t filter, int keep_fds,
                            ferry__when *w);
 int ferry__shm_peek(ferry_chan *ch, int64_t filter, ferry_msg *m, ferry__when *w);

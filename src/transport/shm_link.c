@@ -79,8 +79,8 @@ int ferry__link_recv(int sock, uint32_t kind, ferry__link_msg *m, int *fds, unsi
             if (e == ECONNRESET || e == ENOTCONN) return -EPIPE;
             return -EBADMSG; /* not a socket, or worse */
         }
-        if (n == 0) return -EPIPE;
-        /* Collect every fd that arrived, whatever else is wrong, so none leaks. */
+        /* Collect every fd that arrived, whatever else is wrong, so none leaks (also
+         * with an empty datagram, which reads like the end of the stream). */
         int got[FERRY_MAX_FDS + 8];
         int ngot = 0, overflow = 0;
         for (struct cmsghdr *c = CMSG_FIRSTHDR(&mh); c; c = CMSG_NXTHDR(&mh, c)) {
@@ -96,6 +96,12 @@ int ferry__link_recv(int sock, uint32_t kind, ferry__link_msg *m, int *fds, unsi
                     overflow = 1;
                 }
             }
+        }
+        if (n == 0) {
+            close_all(got, ngot);
+            /* The end of the stream, or an empty datagram from a live peer (a rule it
+             * broke): only a hung-up link is the peer gone. */
+            return ngot == 0 && !overflow && ferry__link_alive(sock) < 0 ? -EPIPE : -EBADMSG;
         }
         int bad = overflow || (mh.msg_flags & (MSG_CTRUNC | MSG_TRUNC)) ||
                   n != (ssize_t)sizeof *m || m->magic != FERRY__SETUP_MAGIC || m->kind != kind ||

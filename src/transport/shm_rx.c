@@ -16,6 +16,7 @@
 #include <errno.h>
 #include <stdlib.h>
 #include <string.h>
+#include <poll.h>
 #include <sys/epoll.h>
 #include <unistd.h>
 
@@ -34,8 +35,9 @@ static rx_entry *q_at(shm_rx *r, size_t i)
     return &r->q[r->qhead + i];
 }
 
-/* The free slot just past the queue's end, for rx_next to fill in place; qlen++ keeps
- * it. NULL when out of memory. */
+/* The free slot just past the queue's end, for rx_next to fill in place; q_push keeps
+ * it. NULL when out of memory, or at qmax (which a rule-abiding producer cannot reach:
+ * every queued record takes at least 64 bytes of a live ring). */
 static rx_entry *q_slot(shm_rx *r)
 {
     if (r->qhead + r->qlen == r->qcap) {
@@ -43,7 +45,9 @@ static rx_entry *q_slot(shm_rx *r)
             memmove(r->q, r->q + r->qhead, r->qlen * sizeof *r->q);
             r->qhead = 0;
         } else {
+            if (r->qcap >= r->qmax) return NULL;
             size_t cap = r->qcap ? r->qcap * 2 : 64;
+            if (cap > r->qmax) cap = r->qmax;
             rx_entry *q = realloc(r->q, cap * sizeof *q);
             if (!q) return NULL;
             r->q = q;
@@ -53,6 +57,14 @@ static rx_entry *q_slot(shm_rx *r)
     return &r->q[r->qhead + r->qlen];
 }
 
+/* Keep the slot q_slot gave (filled by rx_next). */
+static void q_push(shm_rx *r)
+{
+    r->qfds += q_at(r, r->qlen)->nfds;
+    r->qlen++;
+}
+
+/* Drop q[i] (its fds already handed out or closed, and freed). */
 static void q_remove(shm_rx *r, size_t i)
 {
     if (i == 0) {
@@ -64,9 +76,29 @@ static void q_remove(shm_rx *r, size_t i)
     if (--r->qlen == 0) r->qhead = 0;
 }
 
-static void close_fds(const int *fds, uint32_t n)
+/* Close and free the fds an entry holds, and take them off the budget of the queue. */
+static void entry_drop_fds(shm_rx *r, rx_entry *e)
 {
-    for (uint32_t i = 0; i < n; i++) close(fds[i]);
+    if (e->fds) {
+        for (uint32_t i = 0; i < e->nfds; i++) close(e->fds[i]);
+        r->qfds -= e->nfds;
+    }
+    free(e->fds);
+    e->fds = NULL;
+    e->nfds = 0;
+}
+
+/* Hand an entry's fds to the caller (m->fds) and take them off the budget. */
+static void entry_give_fds(shm_rx *r, rx_entry *e, ferry_msg *m)
+{
+    m->nfds = e->fds ? e->nfds : 0;
+    if (e->fds) {
+        memcpy(m->fds, e->fds, e->nfds * sizeof(int));
+        r->qfds -= e->nfds;
+    }
+    free(e->fds);
+    e->fds = NULL;
+    e->nfds = 0;
 }
 
 /* Is something committed (or scribbled) at the scan position? Acquire pairs with the
@@ -87,9 +119,12 @@ static int rx_jump(shm_chan *c)
     if (rc < 0) return rc == -EPIPE ? rc : -EBADMSG;
     uint64_t size = m.ring_bytes;
     rx_map *old = cur_map(r);
-    /* Only an unbounded channel grows, by rings no smaller, up to its memory cap. */
-    if (c->capacity != FERRY_UNBOUNDED || m.seq != r->expect || size < old->size ||
-        (size & (size - 1)) || size > FERRY__RING_MAX || size > c->mem_cap) {
+    /* Only an unbounded channel grows, each ring twice the last (as the producer makes
+     * them), up to its memory cap: the rings of a direction then total under 2 * mem_cap,
+     * which is what the adopter agreed to map (shm.c). */
+    if (c->capacity != FERRY_UNBOUNDED || m.seq != r->expect || old->size > FERRY__RING_MAX ||
+        size != old->size * 2 || size > FERRY__RING_MAX || size > c->mem_cap ||
+        r->mapped + size > 2 * c->mem_cap) {
         close(fd);
         return -EBADMSG;
     }
@@ -105,6 +140,7 @@ static int rx_jump(shm_chan *c)
     nm->data = nm->seg.base;
     nm->size = size;
     nm->end = UINT64_MAX;
+    r->mapped += size;
     old->end = r->scan + FERRY__REC_ALIGN;
     r->maps[r->nmaps++] = nm;
     r->cur = nm;
@@ -112,11 +148,12 @@ static int rx_jump(shm_chan *c)
 }
 
 /*
- * Read the record at the scan position. Returns 1 with *e filled for a message, 0 when
- * nothing is committed there yet, or an error (-EBADMSG: the producer broke the rules).
- * Control records (WRAP, JUMP, withdrawn rendezvous messages) are passed over here.
+ * Read the record at the scan position (shm_chan.h: ferry__shm_rx_next). Control records
+ * (WRAP, JUMP, withdrawn rendezvous messages) are passed over here. The fd budget is
+ * checked before anything is taken in: a held-back record stays in the ring (and its fds
+ * on the link), so its producer is pushed back by the ring filling up.
  */
-static int rx_next(shm_chan *c, rx_entry *e)
+int ferry__shm_rx_next(shm_chan *c, rx_entry *e, int64_t filter, int exempt)
 {
     shm_rx *r = &c->rx;
     for (;;) {
@@ -155,14 +192,24 @@ static int rx_next(shm_chan *c, rx_entry *e)
          * bytes handed out (the copy, or the view at peek), not here, so the peer cannot
          * change them between check and use. */
         if ((c->flags & FERRY_CHECKSUM) && !ctl && !(f.flags & FERRY__F_CRC)) return -EBADMSG;
-        if (f.nfds) {
+        int *fds = NULL;
+        /* Capacity 0: the fds travel only once the record is claimed (rx_claim), so a
+         * withdrawn message never had any. */
+        if (f.nfds && c->capacity != 0) {
+            if (r->qfds >= r->max_skipped && !(exempt && ferry__filter_match(filter, f.type)))
+                return FERRY__RX_BLOCKED;
+            fds = malloc(f.nfds * sizeof *fds);
+            if (!fds) return -ENOMEM;
             ferry__link_msg lm;
-            int rc = ferry__link_recv(c->link, FERRY__LINK_FDS, &lm, e->fds, f.nfds, 0);
+            int rc = ferry__link_recv(c->link, FERRY__LINK_FDS, &lm, fds, f.nfds, 0);
             if (rc == 0 && lm.seq != r->expect) {
-                close_fds(e->fds, f.nfds);
+                for (uint32_t i = 0; i < f.nfds; i++) close(fds[i]);
                 rc = -EBADMSG;
             }
-            if (rc < 0) return rc == -EPIPE ? rc : -EBADMSG;
+            if (rc < 0) {
+                free(fds);
+                return rc == -EPIPE ? rc : -EBADMSG;
+            }
         }
         if (f.flags & FERRY__F_JUMP) {
             int rc = rx_jump(c);
@@ -171,12 +218,9 @@ static int rx_next(shm_chan *c, rx_entry *e)
         uint64_t pos = r->scan;
         r->scan += fp;
         r->expect++;
-        if (ctl) continue;
-        if (extra) { /* withdrawn by the producer before anyone claimed it */
-            close_fds(e->fds, f.nfds);
-            continue;
-        }
+        if (ctl || extra) continue; /* extra: withdrawn before anyone claimed it */
         e->pos = pos;
+        e->fds = fds;
         e->seq = f.seq;
         e->type = f.type;
         e->len = f.len;
@@ -205,6 +249,7 @@ static void rx_publish(shm_chan *c)
     /* Rings we have left and no longer read from can go. */
     while (r->nmaps > 1 && r->maps[0]->end <= tail) {
         rx_map *old = r->maps[0];
+        if (old->seg.base) r->mapped -= old->size;
         ferry__seg_unmap(&old->seg);
         free(old);
         memmove(r->maps, r->maps + 1, (r->nmaps - 1) * sizeof *r->maps);
@@ -212,21 +257,78 @@ static void rx_publish(shm_chan *c)
     }
 }
 
-/* Capacity 0: win the record against a producer that may withdraw it. 1 won, 0 lost. */
-static int rx_claim(shm_chan *c, rx_entry *e)
+/* Capacity 0, a claimed record that carries fds: take them from the link. The producer
+ * sends them as soon as it sees the claim; wait for them until the caller's deadline (a
+ * FERRY_NOW receive may so return -EAGAIN before a live producer got to it). 1 with
+ * e->fds set; -ETIMEDOUT / -EAGAIN / -ENOMEM leave the record claimed and queued for the
+ * next call; -EPIPE (the producer died first: the message is dropped) or -EBADMSG fail
+ * the channel. */
+static int rx_claim_fds(shm_chan *c, rx_entry *e, ferry__when *w)
 {
-    if (c->capacity != 0 || e->claimed) return 1;
-    ferry__rec *rec = rec_in(e->map, e->pos);
-    uint64_t seq = e->seq;
-    if (!atomic_compare_exchange_strong_explicit(&rec->seq, &seq, seq | FERRY__SEQ_CLAIMED,
-                                                 memory_order_seq_cst, memory_order_acquire))
-        return 0;
-    e->claimed = 1;
-    /* Dekker pair with a producer that announces it sleeps until the claim (wait.h). */
-    ferry__publish_fence(&c->rx.ctl->space_fence);
-    if (ferry__wake_if_waiting(&c->rx.ctl->space_futex, &c->rx.ctl->space_waiting))
-        FERRY__COUNT(c->base.st.wakeups, 1);
+    int64_t at = ferry__when_at(w);
+    int *fds = malloc(e->nfds * sizeof *fds);
+    if (!fds) return -ENOMEM;
+    ferry__link_msg lm;
+    int rc = ferry__link_recv(c->link, FERRY__LINK_FDS, &lm, fds, e->nfds, at);
+    if (rc == 0 && lm.seq != e->seq) {
+        for (uint32_t i = 0; i < e->nfds; i++) close(fds[i]);
+        rc = -EBADMSG;
+    }
+    if (rc < 0) {
+        free(fds);
+        if (rc == -ETIMEDOUT || rc == -EAGAIN) {
+            c->rx.fds_pending = 1;
+            return at == 0 ? -EAGAIN : -ETIMEDOUT;
+        }
+        return ferry__shm_fail(c, rc == -EPIPE ? rc : -EBADMSG);
+    }
+    e->fds = fds;
+    c->rx.qfds += e->nfds;
+    c->rx.fds_pending = 0;
     return 1;
+}
+
+/* Capacity 0: the fds of a record claimed by an earlier call come first on the link, so
+ * take them before anything else (whatever this call's filter). 0, or an error of
+ * rx_claim_fds; an -EPIPE or -EBADMSG drops that record. */
+static int rx_pending_fds(shm_chan *c, ferry__when *w)
+{
+    shm_rx *r = &c->rx;
+    for (size_t i = 0; i < r->qlen; i++) {
+        rx_entry *e = q_at(r, i);
+        if (!e->claimed || !e->nfds || e->fds) continue;
+        int rc = rx_claim_fds(c, e, w);
+        if (rc == 1) return 0;
+        if (rc != -ETIMEDOUT && rc != -EAGAIN && rc != -ENOMEM) {
+            r->fds_pending = 0;
+            q_remove(r, i);
+            rx_publish(c);
+        }
+        return rc;
+    }
+    r->fds_pending = 0;
+    return 0;
+}
+
+/* Capacity 0: win the record against a producer that may withdraw it, then take its
+ * fds, which the producer sends only once it sees the claim. 1 won (and has its fds), 0
+ * lost, or an error of rx_claim_fds. */
+static int rx_claim(shm_chan *c, rx_entry *e, ferry__when *w)
+{
+    if (c->capacity != 0) return 1;
+    if (!e->claimed) {
+        ferry__rec *rec = rec_in(e->map, e->pos);
+        uint64_t seq = e->seq;
+        if (!atomic_compare_exchange_strong_explicit(&rec->seq, &seq, seq | FERRY__SEQ_CLAIMED,
+                                                     memory_order_seq_cst, memory_order_acquire))
+            return 0;
+        e->claimed = 1;
+        /* Dekker pair with a producer that announces it sleeps until the claim (wait.h). */
+        ferry__publish_fence(&c->rx.ctl->space_fence);
+        if (ferry__wake_if_waiting(&c->rx.ctl->space_futex, &c->rx.ctl->space_waiting))
+            FERRY__COUNT(c->base.st.wakeups, 1);
+    }
+    return e->nfds && !e->fds ? rx_claim_fds(c, e, w) : 1;
 }
 
 /* Index in q of the best match for filter among what is queued, or -1. */
@@ -247,38 +349,74 @@ static int rx_alive(void *arg)
     return ferry__shm_alive(arg);
 }
 
+/* The fd budget holds the next record back and nothing queued matches: only a take from
+ * the queue (by this thread, which is here) could free the budget, so wait until the
+ * deadline, or until the peer is gone (-EPIPE: nothing this call could reach matches). */
+static int rx_wait_blocked(shm_chan *c, ferry__when *w)
+{
+    int64_t at = ferry__when_at(w);
+    for (;;) {
+        int dead = ferry__shm_alive(c);
+        if (dead < 0) return dead;
+        int64_t left = ferry__remaining(at);
+        if (left <= 0) return at == 0 ? -EAGAIN : -ETIMEDOUT;
+        int64_t ms = (left + 999999) / 1000000;
+        /* Hang-up only: the link's queued fds (POLLIN) must not wake us. */
+        struct pollfd p = {.fd = c->link, .events = POLLRDHUP};
+        (void)poll(&p, 1, ms > 1000 ? 1000 : (int)ms);
+    }
+}
+
 /* Find (and, with capacity 0, claim) the message to hand out next; its index in q. */
 static int rx_find(shm_chan *c, int64_t filter, ferry__when *w, size_t *idx)
 {
     shm_rx *r = &c->rx;
+    if (r->fds_pending) {
+        int rc = rx_pending_fds(c, w);
+        if (rc < 0) return rc;
+    }
     for (;;) {
         long best = rx_pick(r, filter);
+        int blocked = 0;
         /* Anything queued is older than the ring's contents; a "lowest type" filter must
-         * also see everything committed so far before it chooses. */
+         * also see everything committed so far (that the fd budget lets in) before it
+         * chooses. A record that matches and will be taken at once is exempt from the
+         * budget: with filter >= 0 the first match is taken, with filter < 0 only while
+         * nothing better is queued. */
         if (best < 0 || filter < 0) {
             rx_entry *e;
-            int rc;
-            while ((e = q_slot(r)) && (rc = rx_next(c, e)) == 1) {
-                r->qlen++;
+            int rc = 0;
+            while ((e = q_slot(r)) &&
+                   (rc = ferry__shm_rx_next(c, e, filter, filter >= 0 || best < 0)) == 1) {
+                q_push(r);
                 if (!ferry__filter_match(filter, e->type)) continue;
                 if (best < 0 || (filter < 0 && e->type < q_at(r, (size_t)best)->type))
                     best = (long)r->qlen - 1;
                 if (filter >= 0) break;
             }
-            if (!e) return -ENOMEM;
+            /* q at qmax: more records read than the rings can hold; a producer that
+             * overwrote records not yet taken. */
+            if (!e) return r->qlen >= r->qmax ? ferry__shm_fail(c, -EBADMSG) : -ENOMEM;
+            if (rc == -ENOMEM) return rc;
             if (rc < 0) return ferry__shm_fail(c, rc);
+            blocked = rc == FERRY__RX_BLOCKED;
         }
         if (best >= 0) {
-            if (rx_claim(c, q_at(r, (size_t)best))) {
+            rx_entry *e = q_at(r, (size_t)best);
+            int rc = rx_claim(c, e, w);
+            if (rc == 1) {
                 *idx = (size_t)best;
                 return 0;
             }
-            rx_entry *e = q_at(r, (size_t)best); /* withdrawn: forget it */
-            close_fds(e->fds, e->nfds);
+            if (rc == -ETIMEDOUT || rc == -EAGAIN || rc == -ENOMEM) return rc; /* kept */
+            /* Withdrawn (or its producer died before it sent the fds): forget it. */
+            entry_drop_fds(r, e);
             q_remove(r, (size_t)best);
             rx_publish(c);
+            if (rc < 0) return rc;
             continue;
         }
+        if (blocked) return rx_wait_blocked(c, w);
         int dead = atomic_load_explicit(&c->dead, memory_order_relaxed);
         uint64_t sleeps = 0;
         int rc = dead ? dead
@@ -371,12 +509,10 @@ ssize_t ferry__shm_recvmsg(ferry_chan *ch, ferry_msg *m, int64_t filter, int kee
     if (e->len > m->cap) return -EMSGSIZE; /* it stays queued */
     if (e->len) memcpy(m->data, (uint8_t *)rec_in(e->map, e->pos) + FERRY__FRAME_HDR, e->len);
     if ((e->flags & FERRY__F_CRC) && rx_crc_bad(e, m->data)) return ferry__shm_fail(c, -EBADMSG);
-    if (keep_fds) {
-        m->nfds = e->nfds;
-        memcpy(m->fds, e->fds, e->nfds * sizeof(int));
-    } else {
-        close_fds(e->fds, e->nfds);
-    }
+    if (keep_fds)
+        entry_give_fds(&c->rx, e, m);
+    else
+        entry_drop_fds(&c->rx, e);
     uint32_t len = e->len;
     rx_taken(c, idx, len);
     return (ssize_t)len;
@@ -389,15 +525,26 @@ int ferry__shm_peek(ferry_chan *ch, int64_t filter, ferry_msg *m, ferry__when *w
     int rc = rx_check(c);
     if (rc == 0) rc = rx_find(c, filter, w, &idx);
     if (rc < 0) return rc;
-    rx_entry *e = q_at(&c->rx, idx);
+    shm_rx *r = &c->rx;
+    rx_entry *e = q_at(r, idx);
     uint8_t *data = (uint8_t *)rec_in(e->map, e->pos) + FERRY__FRAME_HDR;
+    if (r->peek_private) {
+        /* Copy first, check the crc on the copy: what the caller reads is what was
+         * checked, whatever the peer writes to the ring afterwards. */
+        if (e->len > r->pcap) {
+            uint8_t *b = realloc(r->pbuf, e->len);
+            if (!b) return -ENOMEM; /* it stays queued */
+            r->pbuf = b;
+            r->pcap = e->len;
+        }
+        if (e->len) memcpy(r->pbuf, data, e->len);
+        data = r->pbuf;
+    }
     if ((e->flags & FERRY__F_CRC) && rx_crc_bad(e, data)) return ferry__shm_fail(c, -EBADMSG);
     m->type = e->type;
     m->len = e->len;
     m->data = data;
-    m->nfds = e->nfds;
-    memcpy(m->fds, e->fds, e->nfds * sizeof(int));
-    e->nfds = 0; /* the caller owns them now */
+    entry_give_fds(&c->rx, e, m); /* the caller owns them now */
     c->rx.held = 1;
     c->rx.held_idx = idx;
     return 0;
@@ -457,6 +604,10 @@ int ferry__shm_rx_init(shm_chan *c)
     r->cur = m;
     r->ctl = c->seg_rx.base;
     r->expect = 1;
+    /* Every queued record takes at least 64 bytes of a live ring: at most the first
+     * ring, or with growth the first ring and rings totalling under 2 * mem_cap. */
+    uint64_t ring_total = c->ring_bytes + (c->capacity == FERRY_UNBOUNDED ? 2 * c->mem_cap : 0);
+    r->qmax = (size_t)(ring_total / FERRY__REC_ALIGN);
     r->epfd = -1;
     return 0;
 }
@@ -464,12 +615,13 @@ int ferry__shm_rx_init(shm_chan *c)
 void ferry__shm_rx_free(shm_chan *c)
 {
     shm_rx *r = &c->rx;
-    for (size_t i = 0; i < r->qlen; i++) close_fds(q_at(r, i)->fds, q_at(r, i)->nfds);
+    for (size_t i = 0; i < r->qlen; i++) entry_drop_fds(r, q_at(r, i));
     free(r->q);
     for (size_t i = 0; i < r->nmaps; i++) {
         ferry__seg_unmap(&r->maps[i]->seg);
         free(r->maps[i]);
     }
     free(r->maps);
+    free(r->pbuf);
     if (r->epfd >= 0) close(r->epfd);
 }

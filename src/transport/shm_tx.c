@@ -11,6 +11,7 @@
 #include "core/crc32c.h"
 
 #include <errno.h>
+#include <fcntl.h>
 #include <string.h>
 #include <unistd.h>
 
@@ -238,8 +239,11 @@ static int tx_check(shm_chan *c, size_t len)
     return ferry__shm_check_alive(c);
 }
 
-/* Publish the record at the head (header still to write) and do the capacity-0 wait. */
-static int tx_finish(shm_chan *c, int64_t type, size_t len, uint32_t nfds, ferry__when *w)
+/* Publish the record at the head (header still to write) and do the capacity-0 wait;
+ * a capacity-0 message's fds go only once it is claimed, so a withdrawn message never
+ * leaves one in flight. */
+static int tx_finish(shm_chan *c, int64_t type, size_t len, uint32_t nfds, const int *fds,
+                     ferry__when *w)
 {
     shm_tx *t = &c->tx;
     ferry__rec *r = rec_at(t, t->head);
@@ -249,10 +253,22 @@ static int tx_finish(shm_chan *c, int64_t type, size_t len, uint32_t nfds, ferry
     FERRY__COUNT(c->base.st.sent_msgs, 1);
     FERRY__COUNT(c->base.st.sent_bytes, len);
     if (c->capacity != 0) return 0;
+    uint64_t seq = t->seq;
     int rc = tx_rendezvous(c, r, w);
     if (rc < 0) {
         FERRY__COUNT(c->base.st.sent_msgs, (uint64_t)-1);
         FERRY__COUNT(c->base.st.sent_bytes, (uint64_t)-len);
+        return rc;
+    }
+    if (nfds) {
+        /* Claimed: the receiver now waits for exactly these. With one rendezvous message
+         * in flight at a time a receiver that reads its link always has room for them
+         * (the send does not wait); a link still full at the deadline belongs to a
+         * receiver that does not read it, which broke the protocol. A dead receiver hangs
+         * the link up: -EPIPE. */
+        ferry__link_msg lm = {.magic = FERRY__SETUP_MAGIC, .kind = FERRY__LINK_FDS, .seq = seq};
+        rc = ferry__link_send(c->link, &lm, fds, nfds, ferry__when_at(w));
+        if (rc == -ETIMEDOUT || rc == -EAGAIN) rc = ferry__shm_fail(c, -EBADMSG);
     }
     return rc;
 }
@@ -264,9 +280,12 @@ int ferry__shm_sendmsg(ferry_chan *ch, const ferry_msg *m, ferry__when *w)
     if (rc < 0) return rc;
     /* A rendezvous send always waits for its receiver: fix its deadline now. */
     if (c->capacity == 0) ferry__when_at(w);
+    if (c->capacity == 0)
+        for (uint32_t i = 0; i < m->nfds; i++) /* checked now: they are sent after the commit */
+            if (fcntl(m->fds[i], F_GETFD) < 0) return -EINVAL;
     rc = tx_reserve(c, m->len, w);
     if (rc < 0) return rc;
-    if (m->nfds) {
+    if (m->nfds && c->capacity != 0) {
         /* The fds go first, so the consumer finds them queued when it reads the record. */
         ferry__link_msg lm = {
             .magic = FERRY__SETUP_MAGIC, .kind = FERRY__LINK_FDS, .seq = c->tx.seq + 1};
@@ -279,7 +298,7 @@ int ferry__shm_sendmsg(ferry_chan *ch, const ferry_msg *m, ferry__when *w)
      * ferry bench the difference is within the machine's noise. */
     tx_clear_slot(&c->tx, c->tx.head + ferry__rec_footprint(m->len));
     if (m->len) memcpy((uint8_t *)rec_at(&c->tx, c->tx.head) + FERRY__FRAME_HDR, m->data, m->len);
-    return tx_finish(c, m->type, m->len, m->nfds, w);
+    return tx_finish(c, m->type, m->len, m->nfds, m->fds, w);
 }
 
 int ferry__shm_loan(ferry_chan *ch, size_t len, void **buf, ferry__when *w)
@@ -310,7 +329,7 @@ int ferry__shm_commit(ferry_chan *ch, int64_t type, size_t len)
     int dead = atomic_load_explicit(&c->dead, memory_order_relaxed);
     if (dead) return dead;
     tx_clear_slot(t, t->head + ferry__rec_footprint(len));
-    return tx_finish(c, type, len, 0, &t->loan_when);
+    return tx_finish(c, type, len, 0, NULL, &t->loan_when);
 }
 
 void ferry__shm_tx_free(shm_chan *c)
