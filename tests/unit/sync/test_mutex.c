@@ -230,12 +230,12 @@ static void case_adopt_garbage(void)
     ferry__seg_unmap(&seg);
     refused(fd);
     /* A mutex object, each header word and the flags and pthread kind scribbled. */
-    refused(scribbled(0, 0x12345678));                      /* magic */
-    refused(scribbled(4, FERRY_OBJ_BARRIER));               /* kind */
-    refused(scribbled(8, FERRY__OBJ_VERSION + 1));          /* version */
-    refused(scribbled(12, 8192));                           /* size */
-    refused(scribbled(sizeof(ferry__obj_hdr), 0x80));       /* flags */
-    if (!(mode & FERRY_MUTEX_FAIR)) /* fair mode has no pthread mutex */
+    refused(scribbled(0, 0x12345678));                          /* magic */
+    refused(scribbled(4, FERRY_OBJ_BARRIER));                   /* kind */
+    refused(scribbled(8, FERRY__OBJ_VERSION + 1));              /* version */
+    refused(scribbled(12, 8192));                               /* size */
+    refused(scribbled(sizeof(ferry__obj_hdr), 0x80));           /* flags */
+    if (!(mode & FERRY_MUTEX_FAIR))                             /* fair mode has no pthread mutex */
         refused(scribbled(sizeof(ferry__obj_hdr) + 8 + 16, 0)); /* pthread kind */
     /* And an untouched one is accepted (the scribbles above were the only fault). */
     CHECK_EQ(ferry_mutex_adopt(scribbled(sizeof(ferry__obj_hdr) + 4, 0), &m), 0);
