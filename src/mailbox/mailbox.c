@@ -94,6 +94,7 @@
 #include <linux/futex.h>
 #include <pthread.h>
 #include <stdatomic.h>
+#include <stddef.h>
 #include <stdlib.h>
 #include <string.h>
 #include <sys/socket.h>
@@ -892,8 +893,18 @@ static int64_t take(ferry_mailbox *mb, int64_t filter, size_t cap, size_t *len, 
             if (s && RD(s->state) == S_HANDED) {
                 uint64_t l = RD(s->len); /* once: checked, then used */
                 *len = (size_t)l;
-                if (l > mb->max_msg || l > cap) {
-                    idx = l > mb->max_msg ? -EBADMSG : -EMSGSIZE;
+                if (l > mb->max_msg) { /* only a sharer writes that: dropped, as torn */
+                    s->owner = me;
+                    s->state = S_TAKEN;
+                    if (h->nhanded) h->nhanded--;
+                    to_free(mb, a);
+                    h->torn++;
+                    owe(h->tx_wait, &h->room_ftx, W_ROOM, &wakes);
+                    idx = -EBADMSG;
+                    break;
+                }
+                if (l > cap) {
+                    idx = -EMSGSIZE;
                     e->assigned = a;
                     unregister(mb, e, &wakes); /* it stays queued, for the others */
                     e = NULL;
@@ -915,7 +926,10 @@ static int64_t take(ferry_mailbox *mb, int64_t filter, size_t cap, size_t *len, 
         if ((idx = pick(mb, filter)) >= 0) {
             mbslot *s = &mb->tab[idx];
             uint64_t l = RD(s->len); /* once: checked, then used */
-            if (l > mb->max_msg) {
+            if (l > mb->max_msg) {   /* only a sharer writes that: dropped, as torn */
+                to_free(mb, (uint32_t)idx);
+                h->torn++;
+                owe(h->tx_wait, &h->room_ftx, W_ROOM, &wakes);
                 idx = -EBADMSG;
                 break;
             }
@@ -1358,4 +1372,18 @@ void ferry__mailbox_scribble(ferry_mailbox *mb, uint32_t seed)
     }
 #undef NEXT
     ferry__plock_unlock(&h->lock); /* not mb_unlock: the doorbell is left as it was */
+}
+
+void ferry__mailbox_get_layout(const ferry_mailbox *mb, ferry__mailbox_layout *l)
+{
+    *l = (ferry__mailbox_layout){
+        .lock_off = offsetof(mbshm, lock),
+        .lock_len = sizeof(ferry__plock),
+        .guarded_off = offsetof(mbshm, next_seq),
+        .guarded_len = sizeof(mbshm) - offsetof(mbshm, next_seq),
+        .table_off = MB_TABLE_OFF,
+        .entry_len = MB_ENTRY,
+        .nslots = mb->nslots,
+        .size = mb->seg.size,
+    };
 }
