@@ -93,6 +93,7 @@
 #include <pthread.h>
 #include <signal.h>
 #include <stdatomic.h>
+#include <stddef.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -161,6 +162,14 @@ struct ferry_mutex {
  * bounded-waiting test logs request order by ticket, which a log written before the
  * call cannot give: the caller may be preempted between its log and its ticket). */
 void (*ferry__mutex_ticket_hook)(uint32_t ticket);
+
+/* A test seam: where the fair lock's plock lies in the object (the scribbling test of
+ * tests/security plays a hostile sharer and needs to find it). */
+size_t ferry__mutex_plock_offset(void);
+size_t ferry__mutex_plock_offset(void)
+{
+    return offsetof(mobj, lk);
+}
 
 /* ------------------------------------------------------------ who am I, who lives */
 
