@@ -5,8 +5,9 @@
  * The object:
  *   page 0   the header: the common obj.h header; the shape (capacity, flags, nslots,
  *            max_msg, dsize), written at create and read once at adopt onto the handle,
- *            checked against the mapping and never read from shared memory again; a
- *            robust process-shared pthread mutex; the fields it guards (next_seq,
+ *            checked against the mapping and never read from shared memory again; the
+ *            lock (core/plock.h: a futex word owned by {tid, start time}); the fields it
+ *            guards (next_seq,
  *            the queue's head and tail, the free stack, the exclusive hold, counters,
  *            waiter counts, the FIFO of waiting receivers rxq); four futex words.
  *   table    nslots entries of 64 bytes: {state, owner, seq, type, len, prev, next}.
@@ -41,11 +42,29 @@
  * a link or count is found not to fit (only a sharer that scribbled can cause that):
  * every link is bounds-checked before it is followed and every walk is bounded. Every step changes
  * state as its last write, so a process killed at any instruction inside the lock leaves slots that
- * are each in one of these states: after EOWNERDEAD the next locker rebuilds the derived
+ * are each in one of these states: after -EOWNERDEAD (plock.h: the holder was found dead
+ * within a slice of a waiter's wait) the next locker rebuilds the derived
  * structures, counts the recovery and marks the mutex consistent. A counter is updated next to, not
  * atomically with, its state change, so each such death may leave one counter one off (sent and
  * received one short, lost or returned one over); the recoveries are counted so that a reader knows
  * how far to trust them.
+ *
+ * Hostile sharers. Anyone holding the mailbox can write any word of it at any time, the
+ * lock's too (then two processes may be inside at once). So every index, link, count,
+ * state and length is read once (RD) into a local that is checked and then used; every
+ * index is checked against the private nslots where it is used; every walk is bounded by
+ * nslots steps; the rebuild sorts private copies rather than following links; a length
+ * past max_msg drops its message (torn, -EBADMSG). No value makes a caller touch memory
+ * outside the mapping or loop without a bound, and every wait, the lock's included, ends
+ * by the call's deadline (plus MB_GRACE_NS for the lock: see mb_lock). What such a sharer
+ * can do is what any writer of the data can: lose, forge, reorder or delay messages.
+ *
+ * Per-sender order. Slots record their sender (the process, proc.h). A message is taken
+ * (pick) or handed (handoff) only if no older message of its sender is HANDED to a waiter
+ * that has not taken it yet (passes_handed), and hand-out walks the queue in seq order
+ * (handoff_queued). So when a waiter dies with a message handed to it, its sender's
+ * later messages wait in the queue until reclaim puts that one back: it is received
+ * first. (It used to be otherwise: the later ones flowed to other receivers meanwhile.)
  *
  * Ordering. Every shared field but the futex words is read and written under the lock,
  * whose acquire/release orders them. The data of a slot is written outside the lock by

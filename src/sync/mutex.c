@@ -1,7 +1,11 @@
 /*
  * mutex.c — ferry_mutex: a robust mutex between processes, optionally fair (FIFO).
  *
- * Design. The lock itself is a glibc pthread mutex, PTHREAD_PROCESS_SHARED |
+ * Two modes, two locks. Plain mode (flags 0) is described first; fair mode
+ * (FERRY_MUTEX_FAIR) does not use the pthread mutex at all (see "Fair mode"), so that
+ * it can be shared with processes that may be hostile.
+ *
+ * Plain mode. The lock itself is a glibc pthread mutex, PTHREAD_PROCESS_SHARED |
  * PTHREAD_MUTEX_ROBUST | PTHREAD_MUTEX_ERRORCHECK, living in the object's sealed memfd.
  * Why not a futex word of our own: robustness against kill -9 at *any* instruction needs
  * the kernel's robust-futex list (the kernel marks the word FUTEX_OWNER_DIED and wakes a
@@ -15,8 +19,8 @@
  * on CLOCK_MONOTONIC (pthread_mutex_clocklock) that restarts after EINTR towards the same
  * absolute deadline.
  *
- * The price is trust: the pthread mutex's fields, including the robust-list links glibc
- * follows in the owner's process, are in the shared object. A process that shares a
+ * The price is trust (plain mode only): the pthread mutex's fields, including the robust-list links
+ * glibc follows in the owner's process, are in the shared object. A process that shares a
  * ferry_mutex can therefore make a locker misbehave or crash by scribbling on them. The
  * process-shared pthread state is trusted between sharers; only share a mutex with
  * processes you trust that far (ferry_publish's policy decides who can open it).
@@ -40,13 +44,18 @@
  * would cost 0.5% of a CPU per sleeper; this way a long wait costs ~0.1%, and a death
  * early in a wait is noticed within milliseconds.
  *
- * Fair mode (FERRY_MUTEX_FAIR): a ticket lock in front of the robust mutex. A locker
- * takes a ticket (next_ticket++), waits until now_serving equals it, then locks the robust
- * mutex and, once it holds it, advances now_serving so that the next ticket holder comes
- * and waits on the robust mutex itself. At most one thread therefore ever waits on the
- * robust mutex, so it is handed over in ticket order; and an owner's death wakes that one
- * waiter at once with EOWNERDEAD (the kernel's robust wake). Exclusion never depends on
- * the tickets: only the robust mutex gives it, the tickets only order the lockers.
+ * Fair mode (FERRY_MUTEX_FAIR): a ticket lock in front of a plock (core/plock.h: a futex
+ * word owned by {tid, start time}, recovered by a death check; no pointers in shared
+ * memory, so a sharer that scribbles can deny or break the lock but never make a locker
+ * write where it chose or crash — the glibc robust mutex this used to be could). A locker
+ * takes a ticket (next_ticket++), waits until now_serving equals it, then locks the plock
+ * and, once it holds it, advances now_serving so that the next ticket holder comes and
+ * waits on the plock itself. At most one thread therefore ever waits on the plock, so it
+ * is handed over in ticket order; an owner's death is noticed by that waiter within one
+ * plock slice (1..50 ms), which gets -EOWNERDEAD. Exclusion never depends on the tickets:
+ * only the plock gives it, the tickets only order the lockers. Not recoverable, EDEADLK
+ * and EPERM are the plock's (rstate is plain mode's). Every loop over shared words is
+ * bounded (the slots by their count, advance_from by it too, every wait by the deadline).
  *   Waiters sleep on now_serving with FUTEX_WAIT_BITSET, bit (ticket % 32); an advance
  * wakes only that bucket, and only when `sleepers` says somebody sleeps (so the fair path
  * makes no system call when uncontended either).
