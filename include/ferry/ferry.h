@@ -1034,7 +1034,9 @@ void ferry_sub_close(ferry_sub *s);
  * -EBADMSG (a corrupted message or lock) or -ETIMEDOUT, but never make another process
  * crash, read or write outside the mailbox, or return later than 1 s past its deadline
  * (the grace every call gives a holder of the lock: honest ones hold it for
- * microseconds).
+ * microseconds; a call without a timeout — stats, poll fd, detach, close — waits that
+ * long at most, then gives up with -ETIMEDOUT, or in close and in a receive whose message
+ * was already copied leaves the slot busy until the process exits).
  * Threads: every call may be made from any thread; each handle has at most one loan and
  * one peek outstanding at a time (-EBUSY).
  */
@@ -1091,7 +1093,8 @@ int ferry_mailbox_fd(const ferry_mailbox *mb);
  * at least one message is queued (level-triggered; whatever its type: a typed receive
  * may still say -EAGAIN). Once anyone asked for it, every call that changes the queue
  * keeps it exact (a send or a receive that flips it costs a system call); before, it
- * costs nothing. Errors: -EINVAL, -EBADMSG. */
+ * costs nothing. Errors: -EINVAL, -EBADMSG, -ETIMEDOUT (a sharer held the lock for over
+ * 1 s: see "Trust"). */
 int ferry_mailbox_poll_fd(ferry_mailbox *mb);
 
 /* Send a copy of buf[0..len) as one message of type (>= 0). The caller keeps buf.
