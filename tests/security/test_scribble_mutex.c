@@ -104,6 +104,17 @@ static void attacker(void *arg)
                 __atomic_store_n((uint32_t *)(p + (off & ~(size_t)3)), (uint32_t)v,
                                  __ATOMIC_RELAXED);
         }
+        /* Sometimes hammer two neighbouring words for a while, so that a write lands
+         * while the victim holds the lock (what it takes to turn glibc's robust-list
+         * links, which the old fair mode had in here, into a write where we chose). */
+        if (rnd() % 4 == 0) {
+            size_t off = (lo + 7 + rnd() % 120) & ~(size_t)7;
+            uint64_t v1 = nasty(self), v2 = nasty(self);
+            for (int k = 0; k < 20000; k++) {
+                __atomic_store_n((uint64_t *)(p + off), v1, __ATOMIC_RELAXED);
+                __atomic_store_n((uint64_t *)(p + off + 8), v2, __ATOMIC_RELAXED);
+            }
+        }
         /* Mostly let "not recoverable" go again (a word like any other), so that the victim
          * spends the run in the lock's code, not failing at its door. */
         if (rnd() % 16)
