@@ -15,6 +15,14 @@
  */
 #include "mutex_testutil.h"
 
+#if defined(__SANITIZE_THREAD__)
+#define UNDER_TSAN 1
+#elif defined(__has_feature)
+#if __has_feature(thread_sanitizer)
+#define UNDER_TSAN 1
+#endif
+#endif
+
 static uint32_t mode;
 
 typedef struct shared {
@@ -173,6 +181,11 @@ static void other_process_locks(void *p)
 
 static void case_thread_exit(void)
 {
+#ifdef UNDER_TSAN
+    /* TSan keeps a pthread mutex held by a thread that exited (it does not model the
+     * kernel's robust list): the plain mode's next trylock is a "double lock" to it. */
+    if (!(mode & FERRY_MUTEX_FAIR)) return;
+#endif
     int fds = fd_count();
     ferry_mutex *m;
     CHECK_EQ(ferry_mutex_create(mode, &m), 0);
