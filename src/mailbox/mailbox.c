@@ -544,6 +544,9 @@ static int handoff(ferry_mailbox *mb, uint32_t i, int *wakes)
 static void handoff_queued(ferry_mailbox *mb, int *wakes)
 {
     mbshm *h = mb->h;
+    /* A registered waiter is outside the lock only in sleep_on, counted in rx_wait: none
+     * counted, none to hand to (the common, uncontended case skips the scan). */
+    if (!h->rx_wait) return;
     uint32_t free_waiters = 0;
     for (uint32_t k = 0; k < MB_RXQ; k++)
         free_waiters += h->rxq[k].ticket && h->rxq[k].assigned == NIL;
