@@ -545,7 +545,8 @@ ssize_t ferry_broker_path(char *buf, size_t cap);
  * A receiver of a descriptor validates it (seals, size, kind, version) before use:
  * -EBADMSG otherwise. A hostile process that shares an object can break it for the
  * others (it can write the shared words); it cannot make ferry crash or write outside
- * the object — except a ferry_mutex, whose sharers are trusted (see below). Waits never spin for long: a blocked caller sleeps on a futex (an event
+ * the object — except a plain ferry_mutex (without FERRY_MUTEX_FAIR), whose sharers are
+ * trusted (see below). Waits never spin for long: a blocked caller sleeps on a futex (an event
  * taker in poll on the doorbell).
  * Threads: every call may be made from any thread, on the same handle too.
  */
@@ -629,15 +630,26 @@ typedef struct ferry_mutex ferry_mutex;
 #define FERRY_MUTEX_FAIR (1u << 0)
 
 /*
- * The lock is a glibc robust, process-shared, error-checking pthread mutex inside the
- * object (the kernel's robust-futex list makes owner death safe at any instruction). Its
- * fields are shared, so a process that shares a plain ferry_mutex can make a locker
- * misbehave, crash or write where it chooses by scribbling on them: share it only with
- * processes you trust that far. ferryd therefore hands a plain mutex only to the
- * publisher's uid: ferry_publish of one whose policy lets another uid open it is -EPERM,
- * and ferry_mutex_open of one by another uid (root included) is -EPERM — unless the
- * publisher set FERRY_POLICY_TRUSTED_SHARERS in the policy. (ferryd reads the mode from
- * the object at each of these steps; a FERRY_MUTEX_FAIR mutex needs no flag.)
+ * Which mode to share with whom.
+ *  - Plain (flags 0): a glibc robust, process-shared, error-checking pthread mutex inside
+ *    the object — the fastest, and the kernel frees it at the owner's death or exec at
+ *    any instruction. But glibc keeps pointers in it (its robust list) and writes
+ *    through them on unlock: a sharer that scribbles on the object can make a locker
+ *    write where it chose, or crash. Share a plain mutex only with processes you trust
+ *    that far. ferryd therefore hands a plain mutex only to the publisher's uid:
+ *    ferry_publish of one whose policy lets another uid open it is -EPERM, and
+ *    ferry_mutex_open of one by another uid (root included) is -EPERM — unless the
+ *    publisher set FERRY_POLICY_TRUSTED_SHARERS in the policy.
+ *  - FERRY_MUTEX_FAIR: safe with untrusted sharers. The lock is a futex word owned by
+ *    {thread id, start time} (nothing in it is a pointer), recovered by a death check:
+ *    a holder's death (its thread or process exiting) is noticed by a waiter within one
+ *    sleep slice (1..50 ms), which then gets -EOWNERDEAD. A holder that execs keeps it
+ *    until it exits. A hostile sharer can still deny the lock (hold it, or write a live
+ *    holder into it: -ETIMEDOUT), break it (-ENOTRECOVERABLE), hand a locker -EOWNERDEAD,
+ *    -EDEADLK (it wrote the locker's own id) or, at unlock, -EPERM (it rewrote the word),
+ *    or let two lockers in at once: protect nothing from it you would not protect from
+ *    any writer of shared memory. It cannot make a locker crash, write outside the
+ *    object, or wait past its deadline by more than one slice.
  * create: -EINVAL (unknown flags), -ENOMEM, -EMFILE. adopt: as ferry_sem_adopt.
  * open: those of the naming service, -EPROTOTYPE (not a mutex), -EBADMSG, and -EPERM
  * (above).
@@ -1101,12 +1113,25 @@ void ferry_sub_close(ferry_sub *s);
  * exclusive mailbox that dies releases it. Processes are told apart by pid and start time;
  * all processes sharing a mailbox must be in one pid namespace.
  *
- * Trust: the queue is guarded by a robust process-shared pthread mutex inside the object
- * (a holder that dies at any instruction is survived). As for ferry_mutex, a process that
- * shares a mailbox can break it for the others or make them misbehave by scribbling on
- * the lock: share a mailbox only with processes you trust that far (the publishing policy
- * decides who can open it). Sizes, indices and lengths read from the object are checked
- * before every use (-EBADMSG), so a corrupted mailbox never makes ferry write outside it.
+ * Per-sender order: the messages of one sender (process) are taken in the order it sent
+ * them, also when a receiver dies while a message is handed to it (that message goes to
+ * another receiver before any later one of its sender). The one exception is
+ * FERRY_MAILBOX_AT_LEAST_ONCE's return: a message whose receiver died after taking it
+ * comes back at its old place in the queue, after later messages of its sender may have
+ * been received. A receiver stopped (SIGSTOP) while a message is handed to it holds back
+ * its sender's later messages until it runs again or dies.
+ *
+ * Trust: a mailbox may be shared with processes that do not trust each other. The queue
+ * is guarded by a futex lock word owned by {thread id, start time} (no pointers in it),
+ * recovered by a death check within a 1..50 ms slice; every size, index, link and length
+ * read from the object is read once and checked before use, and no walk is unbounded. So
+ * a hostile sharer can lose, forge, reorder or delay messages, and make calls fail with
+ * -EBADMSG (a corrupted message or lock) or -ETIMEDOUT, but never make another process
+ * crash, read or write outside the mailbox, or return later than 1 s past its deadline
+ * (the grace every call gives a holder of the lock: honest ones hold it for
+ * microseconds; a call without a timeout — stats, poll fd, detach, close — waits that
+ * long at most, then gives up with -ETIMEDOUT, or in close and in a receive whose message
+ * was already copied leaves the slot busy until the process exits).
  * Threads: every call may be made from any thread; each handle has at most one loan and
  * one peek outstanding at a time (-EBUSY).
  */
@@ -1163,7 +1188,8 @@ int ferry_mailbox_fd(const ferry_mailbox *mb);
  * at least one message is queued (level-triggered; whatever its type: a typed receive
  * may still say -EAGAIN). Once anyone asked for it, every call that changes the queue
  * keeps it exact (a send or a receive that flips it costs a system call); before, it
- * costs nothing. Errors: -EINVAL, -EBADMSG. */
+ * costs nothing. Errors: -EINVAL, -EBADMSG, -ETIMEDOUT (a sharer held the lock for over
+ * 1 s: see "Trust"). */
 int ferry_mailbox_poll_fd(ferry_mailbox *mb);
 
 /* Send a copy of buf[0..len) as one message of type (>= 0). The caller keeps buf.

@@ -17,4 +17,16 @@ int ferry__mailbox_lock_and_keep(ferry_mailbox *mb);
  * counts with values derived from seed (in range or not), as a hostile sharer could. */
 void ferry__mailbox_scribble(ferry_mailbox *mb, uint32_t seed);
 
+/* Where the shared words are, for tests that play a hostile sharer writing the object
+ * directly (tests/security/test_scribble_mailbox.c): byte offsets into the memfd. */
+typedef struct ferry__mailbox_layout {
+    size_t lock_off, lock_len;       /* the lock (plock.h: word, state) */
+    size_t guarded_off, guarded_len; /* the fields the lock guards, the waiter FIFO too */
+    size_t table_off, entry_len;     /* the slot table */
+    uint32_t nslots;
+    size_t size; /* of the object */
+} ferry__mailbox_layout;
+
+void ferry__mailbox_get_layout(const ferry_mailbox *mb, ferry__mailbox_layout *l);
+
 #endif

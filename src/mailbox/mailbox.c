@@ -5,8 +5,9 @@
  * The object:
  *   page 0   the header: the common obj.h header; the shape (capacity, flags, nslots,
  *            max_msg, dsize), written at create and read once at adopt onto the handle,
- *            checked against the mapping and never read from shared memory again; a
- *            robust process-shared pthread mutex; the fields it guards (next_seq,
+ *            checked against the mapping and never read from shared memory again; the
+ *            lock (core/plock.h: a futex word owned by {tid, start time}); the fields it
+ *            guards (next_seq,
  *            the queue's head and tail, the free stack, the exclusive hold, counters,
  *            waiter counts, the FIFO of waiting receivers rxq); four futex words.
  *   table    nslots entries of 64 bytes: {state, owner, seq, type, len, prev, next}.
@@ -41,11 +42,29 @@
  * a link or count is found not to fit (only a sharer that scribbled can cause that):
  * every link is bounds-checked before it is followed and every walk is bounded. Every step changes
  * state as its last write, so a process killed at any instruction inside the lock leaves slots that
- * are each in one of these states: after EOWNERDEAD the next locker rebuilds the derived
+ * are each in one of these states: after -EOWNERDEAD (plock.h: the holder was found dead
+ * within a slice of a waiter's wait) the next locker rebuilds the derived
  * structures, counts the recovery and marks the mutex consistent. A counter is updated next to, not
  * atomically with, its state change, so each such death may leave one counter one off (sent and
  * received one short, lost or returned one over); the recoveries are counted so that a reader knows
  * how far to trust them.
+ *
+ * Hostile sharers. Anyone holding the mailbox can write any word of it at any time, the
+ * lock's too (then two processes may be inside at once). So every index, link, count,
+ * state and length is read once (RD) into a local that is checked and then used; every
+ * index is checked against the private nslots where it is used; every walk is bounded by
+ * nslots steps; the rebuild sorts private copies rather than following links; a length
+ * past max_msg drops its message (torn, -EBADMSG). No value makes a caller touch memory
+ * outside the mapping or loop without a bound, and every wait, the lock's included, ends
+ * by the call's deadline (plus MB_GRACE_NS for the lock: see mb_lock). What such a sharer
+ * can do is what any writer of the data can: lose, forge, reorder or delay messages.
+ *
+ * Per-sender order. Slots record their sender (the process, proc.h). A message is taken
+ * (pick) or handed (handoff) only if no older message of its sender is HANDED to a waiter
+ * that has not taken it yet (passes_handed), and hand-out walks the queue in seq order
+ * (handoff_queued). So when a waiter dies with a message handed to it, its sender's
+ * later messages wait in the queue until reclaim puts that one back: it is received
+ * first. (It used to be otherwise: the later ones flowed to other receivers meanwhile.)
  *
  * Ordering. Every shared field but the futex words is read and written under the lock,
  * whose acquire/release orders them. The data of a slot is written outside the lock by
@@ -82,6 +101,7 @@
 #define _GNU_SOURCE /* syscall() for futexes, MSG_CMSG_CLOEXEC */
 #include "mailbox/internal.h"
 #include "core/futex.h"
+#include "core/plock.h"
 #include "core/proc.h"
 #include "sync/obj.h"
 
@@ -93,6 +113,7 @@
 #include <linux/futex.h>
 #include <pthread.h>
 #include <stdatomic.h>
+#include <stddef.h>
 #include <stdlib.h>
 #include <string.h>
 #include <sys/socket.h>
@@ -111,6 +132,7 @@ enum { S_FREE = 0, S_WRITING = 1, S_READY = 2, S_TAKEN = 3, S_HANDED = 4 };
 #define MB_RV_SLOTS    64u /* capacity 0: senders at once */
 #define MB_RXQ         64u /* waiting receivers served in FIFO order */
 #define MB_SLICE_NS    ((int64_t)20 * 1000 * 1000)
+#define MB_GRACE_NS    ((int64_t)1000 * 1000 * 1000) /* see mb_lock */
 #define NIL            UINT32_MAX
 #define MB_MAGIC       FERRY__MAILBOX_MAGIC /* the carrier message (sync/obj.h) */
 #define MB_MAGIC_LEN   FERRY__CARRIER_MAGIC_LEN
@@ -124,7 +146,8 @@ typedef struct mbslot {
     int64_t type;
     uint64_t len;
     uint32_t prev, next; /* READY: the queue, in seq order; FREE: next on the free stack */
-    char pad1[MB_ENTRY - 48];
+    uint64_t sender;     /* READY, HANDED, TAKEN: the sending process (proc.h) */
+    char pad1[MB_ENTRY - 56];
 } mbslot;
 _Static_assert(sizeof(mbslot) == MB_ENTRY, "table entry size");
 
@@ -143,7 +166,7 @@ typedef struct mbshm {
     uint32_t capacity, flags, nslots, pad0;
     uint64_t max_msg, dsize;
     /* guarded by lock */
-    _Alignas(64) pthread_mutex_t lock;
+    _Alignas(64) ferry__plock lock; /* plock.h: no pointers, safe with hostile sharers */
     uint64_t next_seq;
     uint32_t nready, nbusy; /* READY slots; WRITING, TAKEN and HANDED slots */
     uint32_t head, tail;    /* the READY queue, oldest first (NIL: empty) */
@@ -151,6 +174,7 @@ typedef struct mbshm {
     uint32_t hiwat;         /* slots at and above it have never been used (FREE) */
     uint32_t rx_wait, tx_wait, rv_wait, hold_wait;
     uint32_t polled;              /* someone asked for a poll fd: keep the doorbell exact */
+    uint32_t nhanded;             /* HANDED slots (0: no hand-out to look at in pick) */
     uint32_t bell;                /* 1: a doorbell byte is (believed) in the ring's queue */
     uint64_t hold_id, hold_token; /* exclusive: the holder (0: none) */
     uint64_t sent, received, lost, returned, withdrawn, torn, recovered;
@@ -240,59 +264,99 @@ static void drain(ferry_mailbox *mb)
         if (recv(mb->ring, b, sizeof b, MSG_DONTWAIT) <= 0) break;
 }
 
+/* A word of the object that a sharer may change at any time (an index, a length, a
+ * state): read it once, relaxed, into a local that is then checked and used. Never read
+ * such a field twice between its check and its use. */
+#define RD(x) __atomic_load_n(&(x), __ATOMIC_RELAXED)
+
+/* A READY slot and its seq, for the rebuild's sort (private memory). */
+typedef struct ready_ent {
+    uint64_t seq;
+    uint32_t i;
+} ready_ent;
+
+static int ready_cmp(const void *a, const void *b)
+{
+    const ready_ent *x = a, *y = b;
+    if (x->seq != y->seq) return x->seq < y->seq ? -1 : 1;
+    return x->i < y->i ? -1 : x->i > y->i;
+}
+
 /* Rebuild every derived structure from the slots' states (under the lock): after a lock
  * holder died (it may have been half way through relinking), or when a link is found
  * broken (a sharer scribbled). A state that is none of S_* is made FREE (counted torn).
- * The READY queue is rebuilt in seq order by insertion from the tail (the common case,
- * slots already in order, is linear). */
+ * Every word is read once (RD) and every index checked before use; no walk follows a
+ * link: the READY queue is rebuilt by sorting the READY slots by seq (private copies, in
+ * a private array: O(n log n) whatever the seqs say), the free stack by one pass. */
 static void repair(ferry_mailbox *mb)
 {
     mbshm *h = mb->h;
-    uint32_t hi = h->hiwat <= mb->nslots ? h->hiwat : mb->nslots;
+    uint32_t hi = RD(h->hiwat);
+    if (hi > mb->nslots) hi = mb->nslots;
     h->hiwat = hi;
     h->head = h->tail = h->free_top = NIL;
-    h->nready = h->nbusy = 0;
+    h->nready = h->nbusy = h->nhanded = 0;
     for (uint32_t k = 0; k < MB_RXQ; k++) { /* an assignment must name a HANDED slot */
         mbwaiter *e = &h->rxq[k];
-        if (e->ticket && e->assigned != NIL &&
-            (e->assigned >= hi || mb->tab[e->assigned].state != S_HANDED))
+        uint32_t a = RD(e->assigned);
+        if (RD(e->ticket) && a != NIL && (a >= hi || RD(mb->tab[a].state) != S_HANDED))
             e->assigned = NIL;
     }
     if (h->polled) { /* a holder may have died between ringing and noting it */
         drain(mb);
         h->bell = 0; /* mb_unlock rings again if a message is queued */
     }
+    /* malloc under the lock, sized by our private nslots only; if it fails, the queue is
+     * rebuilt in slot order (sound, out of order): only after a crash and under OOM. */
+    ready_ent *ord = malloc((size_t)(hi ? hi : 1) * sizeof *ord);
+    uint32_t n = 0;
     for (uint32_t i = hi; i-- > 0;) { /* downwards: the free stack pops low slots first */
         mbslot *s = &mb->tab[i];
-        if (s->state == S_HANDED) { /* handed to a waiter that still has it, or back */
+        uint32_t st = RD(s->state);
+        if (st == S_HANDED) { /* handed to a waiter that still has it, or back */
             int held = 0;
             for (uint32_t k = 0; k < MB_RXQ && !held; k++)
-                held = h->rxq[k].ticket && h->rxq[k].assigned == i;
-            if (!held) s->state = S_READY;
+                held = RD(h->rxq[k].ticket) && RD(h->rxq[k].assigned) == i;
+            if (!held) s->state = st = S_READY;
         }
-        if (s->state == S_WRITING || s->state == S_TAKEN || s->state == S_HANDED) {
+        if (st == S_WRITING || st == S_TAKEN || st == S_HANDED) {
             h->nbusy++;
-        } else if (s->state == S_READY) {
-            uint32_t after = h->tail; /* insert after the last slot of a lower seq */
-            while (after != NIL && mb->tab[after].seq > s->seq) after = mb->tab[after].prev;
-            s->prev = after;
-            s->next = after == NIL ? h->head : mb->tab[after].next;
-            if (s->next == NIL)
-                h->tail = i;
-            else
-                mb->tab[s->next].prev = i;
-            if (after == NIL)
+            if (st == S_HANDED) h->nhanded++;
+        } else if (st == S_READY) {
+            if (ord) {
+                ord[n] = (ready_ent){RD(s->seq), i};
+            } else { /* no memory: link in slot order (descending i: push at the head) */
+                uint32_t old = RD(h->head);
+                s->prev = NIL;
+                s->next = old;
+                if (old == NIL)
+                    h->tail = i;
+                else if (old < mb->nslots)
+                    mb->tab[old].prev = i;
                 h->head = i;
-            else
-                mb->tab[after].next = i;
-            h->nready++;
+            }
+            n++;
         } else {
-            if (s->state != S_FREE) h->torn++;
+            if (st != S_FREE) h->torn++;
             s->state = S_FREE;
             s->next = h->free_top;
             h->free_top = i;
         }
     }
+    if (ord) {
+        qsort(ord, n, sizeof *ord, ready_cmp);
+        for (uint32_t j = 0; j < n; j++) {
+            mbslot *s = &mb->tab[ord[j].i];
+            s->prev = j ? ord[j - 1].i : NIL;
+            s->next = j + 1 < n ? ord[j + 1].i : NIL;
+        }
+        if (n) {
+            h->head = ord[0].i;
+            h->tail = ord[n - 1].i;
+        }
+        free(ord);
+    }
+    h->nready = n;
 }
 
 /* ---- slot transitions, under the lock. The state is written last (see the header). */
@@ -302,39 +366,46 @@ static int link_ok(ferry_mailbox *mb, uint32_t i)
     return i == NIL || i < mb->nslots;
 }
 
-/* Take slot i (READY) out of the queue. */
+/* Take slot i (READY) out of the queue. Its links are read once and checked; if they do
+ * not fit (only a sharer that scribbled can cause that), the queue is rebuilt first.
+ * Every index is checked again where it is used (a sharer may write meanwhile). */
 static void unlink_ready(ferry_mailbox *mb, uint32_t i)
 {
     mbshm *h = mb->h;
     mbslot *s = &mb->tab[i];
-    if (!link_ok(mb, s->prev) || !link_ok(mb, s->next))
-        repair(mb); /* cannot happen unless a sharer scribbled: relinks i soundly */
-    if (s->prev == NIL)
-        h->head = s->next;
-    else
-        mb->tab[s->prev].next = s->next;
-    if (s->next == NIL)
-        h->tail = s->prev;
-    else
-        mb->tab[s->next].prev = s->prev;
-    h->nready--;
+    uint32_t p = RD(s->prev), n = RD(s->next);
+    if (!link_ok(mb, p) || !link_ok(mb, n)) {
+        repair(mb); /* relinks i soundly */
+        p = RD(s->prev);
+        n = RD(s->next);
+    }
+    if (p == NIL)
+        h->head = n;
+    else if (p < mb->nslots)
+        mb->tab[p].next = n;
+    if (n == NIL)
+        h->tail = p;
+    else if (n < mb->nslots)
+        mb->tab[n].prev = p;
+    if (h->nready) h->nready--;
 }
 
 /* A FREE slot, now WRITING for this process; or -1 when none. */
 static int64_t claim(ferry_mailbox *mb)
 {
     mbshm *h = mb->h;
-    uint32_t i = h->free_top;
-    if (i != NIL && (i >= mb->nslots || mb->tab[i].state != S_FREE)) {
+    uint32_t i = RD(h->free_top);
+    if (i != NIL && (i >= mb->nslots || RD(mb->tab[i].state) != S_FREE)) {
         repair(mb);
-        i = h->free_top;
+        i = RD(h->free_top);
     }
-    if (i != NIL) {
-        h->free_top = mb->tab[i].next;
-    } else if (h->hiwat < mb->nslots) {
-        i = h->hiwat++; /* first: a death before the state write leaves i FREE below it */
+    if (i != NIL && i < mb->nslots && RD(mb->tab[i].state) == S_FREE) {
+        h->free_top = RD(mb->tab[i].next); /* checked when popped */
     } else {
-        return -1;
+        uint32_t hw = RD(h->hiwat);
+        if (hw >= mb->nslots || RD(mb->tab[hw].state) != S_FREE) return -1;
+        i = hw;
+        h->hiwat = hw + 1; /* first: a death before the state write leaves i FREE below */
     }
     mbslot *s = &mb->tab[i];
     s->owner = ferry__proc_self();
@@ -348,7 +419,7 @@ static void to_free(ferry_mailbox *mb, uint32_t i)
 {
     mbshm *h = mb->h;
     mbslot *s = &mb->tab[i];
-    if (s->state == S_READY)
+    if (RD(s->state) == S_READY)
         unlink_ready(mb, i);
     else if (h->nbusy)
         h->nbusy--;
@@ -357,36 +428,30 @@ static void to_free(ferry_mailbox *mb, uint32_t i)
     h->free_top = i;
 }
 
-/* WRITING (appended: its seq is the newest) or TAKEN (back at its seq's place) -> READY. */
+/* WRITING (appended: its seq is the newest), TAKEN or HANDED (back at its seq's place)
+ * -> READY. The walk from the tail is bounded by nslots steps and checks every link;
+ * anything that does not fit makes the slot READY and rebuilds the queue instead. */
 static void to_ready(ferry_mailbox *mb, uint32_t i)
 {
     mbshm *h = mb->h;
     mbslot *s = &mb->tab[i];
-    uint32_t after = h->tail;
-    if (!link_ok(mb, after)) { /* a sharer scribbled: rebuild, with i in it */
-        s->state = S_READY;
-        repair(mb);
-        return;
+    if (RD(s->state) == S_HANDED && h->nhanded) h->nhanded--;
+    uint64_t seq = RD(s->seq);
+    uint32_t after = RD(h->tail), next;
+    for (uint32_t steps = 0;; steps++) {
+        if (after == NIL) break;
+        if (after >= mb->nslots || steps > mb->nslots) goto rebuild;
+        if (RD(mb->tab[after].seq) <= seq) break;
+        after = RD(mb->tab[after].prev);
     }
-    for (uint32_t steps = 0; after != NIL && mb->tab[after].seq > s->seq; steps++) {
-        if (steps > mb->nslots || !link_ok(mb, mb->tab[after].prev)) {
-            s->state = S_READY; /* let repair place it */
-            repair(mb);
-            return;
-        }
-        after = mb->tab[after].prev;
-    }
+    next = after == NIL ? RD(h->head) : RD(mb->tab[after].next);
+    if (!link_ok(mb, next)) goto rebuild;
     s->prev = after;
-    s->next = after == NIL ? h->head : mb->tab[after].next;
-    if (!link_ok(mb, s->next)) {
-        s->state = S_READY;
-        repair(mb);
-        return;
-    }
-    if (s->next == NIL)
+    s->next = next;
+    if (next == NIL)
         h->tail = i;
     else
-        mb->tab[s->next].prev = i;
+        mb->tab[next].prev = i;
     if (after == NIL)
         h->head = i;
     else
@@ -394,6 +459,10 @@ static void to_ready(ferry_mailbox *mb, uint32_t i)
     if (h->nbusy) h->nbusy--;
     h->nready++;
     s->state = S_READY;
+    return;
+rebuild:
+    s->state = S_READY; /* let repair place it */
+    repair(mb);
 }
 
 /* READY slot i -> TAKEN by this process. */
@@ -414,54 +483,123 @@ static int matches(int64_t filter, int64_t type)
     return type <= -filter;
 }
 
-/* The fair hand-out: READY slot i (just queued) -> HANDED to the oldest waiting receiver
- * whose filter takes it and who has nothing handed yet, if there is one; it then sees it
- * as soon as it wakes, and nobody else can take it meanwhile. */
-static void handoff(ferry_mailbox *mb, uint32_t i, int *wakes)
+/*
+ * Per-sender order (under the lock): would taking (or handing out) a message of sender
+ * snd with seq q pass an older message of the same sender that is HANDED to a waiter
+ * that has not taken it yet? Such a message is not the taker's to take: if that waiter
+ * died before taking it, it would come back after the newer one was received. So a
+ * message is taken, or handed, only once no older one of its sender is still handed:
+ * the waiter takes it (it was woken for it), or dies and reclaim puts it back in the
+ * queue, first. Only HANDED slots can hold a sender back (nhanded says whether any
+ * exists); TAKEN ones are received already (a dead taker's message is lost, in order,
+ * or with FERRY_MAILBOX_AT_LEAST_ONCE returned: see the header).
+ */
+static int passes_handed(ferry_mailbox *mb, uint64_t snd, uint64_t q)
+{
+    mbshm *h = mb->h;
+    if (!h->nhanded) return 0;
+    for (uint32_t k = 0; k < MB_RXQ; k++) {
+        mbwaiter *e = &h->rxq[k];
+        uint32_t a = RD(e->assigned);
+        if (!RD(e->ticket) || a >= mb->nslots) continue;
+        mbslot *t = &mb->tab[a];
+        if (RD(t->state) == S_HANDED && RD(t->sender) == snd && RD(t->seq) < q) return 1;
+    }
+    return 0;
+}
+
+/* The fair hand-out: READY slot i -> HANDED to the oldest waiting receiver whose filter
+ * takes it and who has nothing handed yet, if there is one; it then sees it as soon as it
+ * wakes, and nobody else can take it meanwhile. Not while an older message of its sender
+ * is handed (passes_handed): it then waits in the queue. 1 if handed. */
+static int handoff(ferry_mailbox *mb, uint32_t i, int *wakes)
 {
     mbshm *h = mb->h;
     mbslot *s = &mb->tab[i];
-    if (s->state != S_READY) return;
+    if (RD(s->state) != S_READY) return 0;
+    int64_t type = RD(s->type);
     mbwaiter *best = NULL;
     for (uint32_t k = 0; k < MB_RXQ; k++) {
         mbwaiter *e = &h->rxq[k];
-        if (!e->ticket || e->assigned != NIL || !matches(e->filter, s->type)) continue;
+        if (!e->ticket || e->assigned != NIL || !matches(e->filter, type)) continue;
         if (!best || e->ticket < best->ticket) best = e;
     }
-    if (!best) return;
+    if (!best || passes_handed(mb, RD(s->sender), RD(s->seq))) return 0;
     unlink_ready(mb, i);
     s->owner = best->owner;
     s->state = S_HANDED;
     h->nbusy++;
+    h->nhanded++;
     best->assigned = i;
     owe(h->rx_wait, &h->msg_ftx, W_MSG, wakes);
+    return 1;
+}
+
+/* Hand queued messages to the waiters that have nothing handed, oldest message first
+ * (after a message was queued, or a hand-out ended: one taken, or put back). In seq
+ * order, so that a message never goes out while an older one of its sender that a waiter
+ * could take stays queued; a message held back by passes_handed stays queued until the
+ * hand-out before it ends (then this runs again). The walk is bounded by nslots steps and
+ * stops once no waiter is free. */
+static void handoff_queued(ferry_mailbox *mb, int *wakes)
+{
+    mbshm *h = mb->h;
+    /* A registered waiter is outside the lock only in sleep_on, counted in rx_wait: none
+     * counted, none to hand to (the common, uncontended case skips the scan). */
+    if (!h->rx_wait) return;
+    uint32_t free_waiters = 0;
+    for (uint32_t k = 0; k < MB_RXQ; k++)
+        free_waiters += h->rxq[k].ticket && h->rxq[k].assigned == NIL;
+    uint32_t i = RD(h->head);
+    for (uint32_t steps = 0; free_waiters && i < mb->nslots && steps <= mb->nslots; steps++) {
+        uint32_t next = RD(mb->tab[i].next); /* before handoff unlinks i */
+        free_waiters -= (uint32_t)handoff(mb, i, wakes);
+        i = next;
+    }
 }
 
 /* Take waiter entry e out of the FIFO; a slot handed to it goes back to the queue (and
  * on to the next waiter). */
 static void unregister(ferry_mailbox *mb, mbwaiter *e, int *wakes)
 {
-    uint32_t a = e->assigned;
+    uint32_t a = RD(e->assigned);
     e->ticket = 0;
     e->assigned = NIL;
-    if (a < mb->nslots && mb->tab[a].state == S_HANDED) {
+    if (a < mb->nslots && RD(mb->tab[a].state) == S_HANDED) {
         to_ready(mb, a); /* its old seq: its old place */
-        handoff(mb, a, wakes);
+        handoff_queued(mb, wakes);
         owe(mb->h->rx_wait, &mb->h->msg_ftx, W_MSG, wakes);
     }
 }
 
-static int mb_lock(ferry_mailbox *mb)
+/*
+ * Take the lock (plock.h) for a call whose deadline is w (NULL: a call without one).
+ * Honest holders keep it for microseconds, so the wait is bounded by the later of the
+ * deadline and MB_GRACE_NS from now: a FERRY_NOW call or one whose deadline passed while
+ * it copied still gets the lock from an honest holder (a preempted one included), and a
+ * sharer that holds it for good delays a call at most MB_GRACE_NS past its deadline
+ * (-ETIMEDOUT, or -EAGAIN for FERRY_NOW). A holder that died inside: every slot is in a
+ * valid state (see the header), so the derived structures are rebuilt and the lock made
+ * consistent. -EBADMSG: the lock was made not recoverable (only a sharer writing the
+ * lock word can do that: ferry never leaves it inconsistent).
+ */
+static int mb_lock(ferry_mailbox *mb, ferry__when *w)
 {
-    int r = pthread_mutex_lock(&mb->h->lock);
-    if (r == EOWNERDEAD) {
-        /* A holder died inside: every slot is in a valid state (see the header). */
+    ferry__plock *lk = &mb->h->lock;
+    int r = ferry__plock_trylock(lk); /* the common case: no clock read */
+    if (r == -EBUSY) {
+        int64_t at = w ? ferry__when_at(w) : 0, grace = ferry__now_ns() + MB_GRACE_NS;
+        r = ferry__plock_lock(lk, at == FERRY__NO_DEADLINE ? at : at > grace ? at : grace);
+        if (r == -ETIMEDOUT && w && at == 0) r = -EAGAIN;
+    }
+    if (r == -EOWNERDEAD) {
         repair(mb);
         mb->h->recovered++;
-        pthread_mutex_consistent(&mb->h->lock);
+        ferry__plock_consistent(lk);
         return 0;
     }
-    return r == 0 ? 0 : -EBADMSG; /* ENOTRECOVERABLE, EINVAL: a broken lock */
+    if (r == -ETIMEDOUT || r == -EAGAIN || r == 0) return r;
+    return -EBADMSG; /* -ENOTRECOVERABLE; -EDEADLK: a sharer wrote our id in the word */
 }
 
 /* Under the lock: make the doorbell say whether a message is queued (only once someone
@@ -484,19 +622,21 @@ static void bell_sync(ferry_mailbox *mb)
 static void mb_unlock(ferry_mailbox *mb)
 {
     bell_sync(mb);
-    pthread_mutex_unlock(&mb->h->lock);
+    ferry__plock_unlock(&mb->h->lock); /* -EPERM only if a sharer wrote the word */
 }
 
 /* Wait on ftx (under the lock; returns with it held): count in *count, unlock, sleep
- * at most left (and a slice), lock. -EBADMSG if the lock broke. */
-static int sleep_on(ferry_mailbox *mb, _Atomic uint32_t *ftx, uint32_t *count, int64_t left)
+ * at most left (and a slice), lock by w's deadline. < 0 (mb_lock's errors): the lock
+ * is not held. */
+static int sleep_on(ferry_mailbox *mb, _Atomic uint32_t *ftx, uint32_t *count, int64_t left,
+                    ferry__when *w)
 {
     /* relaxed: read under the lock, which orders it before any waker's bump. */
     uint32_t v = atomic_load_explicit(ftx, memory_order_relaxed);
     (*count)++;
     mb_unlock(mb);
     ferry__futex_wait(ftx, v, left < MB_SLICE_NS ? left : MB_SLICE_NS);
-    int rc = mb_lock(mb);
+    int rc = mb_lock(mb, w);
     if (rc < 0) return rc;
     if (*count) (*count)--;
     return 0;
@@ -529,7 +669,7 @@ static int reclaim(ferry_mailbox *mb, int64_t *last, int *wakes)
         mbslot *s = &mb->tab[i];
         if (s->state == S_HANDED && s->owner != me && ferry__proc_dead(s->owner)) {
             to_ready(mb, i); /* handed to a dead waiter whose entry is gone: queued again */
-            handoff(mb, i, wakes);
+            handoff_queued(mb, wakes);
             changed++;
             continue;
         }
@@ -555,7 +695,7 @@ static int reclaim(ferry_mailbox *mb, int64_t *last, int *wakes)
         } else if (mb->flags & FERRY_MAILBOX_AT_LEAST_ONCE) {
             h->returned++;
             to_ready(mb, i); /* keeps its seq: back at its place */
-            handoff(mb, i, wakes);
+            handoff_queued(mb, wakes);
             owe(h->rx_wait, &h->msg_ftx, W_MSG, wakes);
         } else {
             h->lost++;
@@ -578,7 +718,7 @@ static int64_t claim_wait(ferry_mailbox *mb, ferry__when *w)
 {
     mbshm *h = mb->h;
     int64_t last = 0, idx;
-    int wakes = 0, rc = mb_lock(mb);
+    int wakes = 0, rc = mb_lock(mb, w);
     if (rc < 0) return rc;
     for (;;) {
         if ((idx = claim(mb)) >= 0) break;
@@ -592,7 +732,7 @@ static int64_t claim_wait(ferry_mailbox *mb, ferry__when *w)
             idx = left;
             break;
         }
-        if ((rc = sleep_on(mb, &h->room_ftx, &h->tx_wait, left)) < 0) return rc;
+        if ((rc = sleep_on(mb, &h->room_ftx, &h->tx_wait, left, w)) < 0) return rc;
     }
     mb_unlock(mb);
     pay(mb, wakes);
@@ -606,6 +746,7 @@ static uint64_t publish(ferry_mailbox *mb, uint32_t i, int64_t type, size_t len,
     mbslot *s = &mb->tab[i];
     uint64_t seq = h->next_seq++;
     s->seq = seq;
+    s->sender = ferry__proc_self();
     s->type = type;
     s->len = len;
     /* to_ready writes the state last: a death before it leaves the slot WRITING
@@ -614,7 +755,7 @@ static uint64_t publish(ferry_mailbox *mb, uint32_t i, int64_t type, size_t len,
     to_ready(mb, i);
     h->sent++;
     owe(h->rx_wait, &h->msg_ftx, W_MSG, wakes);
-    handoff(mb, i, wakes);
+    handoff_queued(mb, wakes);
     return seq;
 }
 
@@ -624,7 +765,7 @@ static int await_taken(ferry_mailbox *mb, uint32_t i, uint64_t seq, ferry__when 
     mbshm *h = mb->h;
     mbslot *s = &mb->tab[i];
     int64_t last = 0;
-    int wakes = 0, rc = mb_lock(mb);
+    int wakes = 0, rc = mb_lock(mb, w);
     if (rc < 0) return rc;
     for (;;) {
         if (s->state != S_READY || s->seq != seq) {
@@ -640,7 +781,7 @@ static int await_taken(ferry_mailbox *mb, uint32_t i, uint64_t seq, ferry__when 
             rc = (int)left;
             break;
         }
-        if ((rc = sleep_on(mb, &h->take_ftx, &h->rv_wait, left)) < 0) return rc;
+        if ((rc = sleep_on(mb, &h->take_ftx, &h->rv_wait, left, w)) < 0) return rc;
     }
     mb_unlock(mb);
     pay(mb, wakes);
@@ -657,7 +798,7 @@ int ferry_mailbox_send(ferry_mailbox *mb, int64_t type, const void *buf, size_t 
     int64_t idx = claim_wait(mb, &w);
     if (idx < 0) return (int)idx;
     if (len) memcpy(slot_data(mb, (uint32_t)idx), buf, len); /* ours alone: WRITING */
-    int wakes = 0, rc = mb_lock(mb);
+    int wakes = 0, rc = mb_lock(mb, &w);
     if (rc < 0) return rc;
     uint64_t seq = publish(mb, (uint32_t)idx, type, len, &wakes);
     mb_unlock(mb);
@@ -695,7 +836,7 @@ int ferry_mailbox_commit(ferry_mailbox *mb, int64_t type, size_t len)
     int rc = -EINVAL;
     if (mb->loan >= 0 && type >= 0 && len <= mb->max_msg) {
         int wakes = 0;
-        if ((rc = mb_lock(mb)) == 0) {
+        if ((rc = mb_lock(mb, NULL)) == 0) {
             publish(mb, (uint32_t)mb->loan, type, len, &wakes);
             mb_unlock(mb);
             pay(mb, wakes);
@@ -715,18 +856,21 @@ static int64_t pick(ferry_mailbox *mb, int64_t filter)
     mbshm *h = mb->h;
     for (int attempt = 0; attempt < 2; attempt++) {
         int64_t best = -1;
-        int64_t lim = filter < 0 ? -filter : 0;
-        uint32_t i = h->head, steps = 0;
+        uint32_t i = RD(h->head), steps = 0;
+        int64_t best_type = 0;
         for (; i != NIL && i < mb->nslots && steps <= mb->nslots; steps++) {
             mbslot *s = &mb->tab[i];
-            if (s->state != S_READY) break; /* a broken queue */
-            if (filter == 0) return i;
-            if (filter > 0 && s->type == filter) return i;
-            if (filter < 0 && s->type <= lim && (best < 0 || s->type < mb->tab[best].type)) {
+            if (RD(s->state) != S_READY) break; /* a broken queue */
+            int64_t type = RD(s->type);
+            uint32_t next = RD(s->next);
+            if (matches(filter, type) && (filter >= 0 || best < 0 || type < best_type) &&
+                !passes_handed(mb, RD(s->sender), RD(s->seq))) {
+                if (filter >= 0) return i;
                 best = i;
-                if (s->type == 0) return i; /* none lower */
+                best_type = type;
+                if (type == 0) return i; /* none lower */
             }
-            i = s->next;
+            i = next;
         }
         /* A walk that ended well and saw every READY slot (or found one) is the answer.
          * Else (cannot happen unless a sharer scribbled): rebuild, look again. */
@@ -756,7 +900,7 @@ static int64_t take(ferry_mailbox *mb, int64_t filter, size_t cap, size_t *len, 
     uint64_t me = ferry__proc_self(), ticket = 0;
     mbwaiter *e = NULL; /* our entry while registered */
     int64_t last = 0, idx;
-    int wakes = 0, rc = mb_lock(mb);
+    int wakes = 0, rc = mb_lock(mb, w);
     if (rc < 0) return rc;
     for (;;) {
         if (e && (e->ticket != ticket || e->owner != me || e->token != mb->token))
@@ -765,14 +909,25 @@ static int64_t take(ferry_mailbox *mb, int64_t filter, size_t cap, size_t *len, 
             idx = -EPERM;
             break;
         }
-        if (e && e->assigned != NIL) { /* handed to us */
-            uint32_t a = e->assigned;
+        uint32_t a = e ? RD(e->assigned) : NIL;
+        if (a != NIL) { /* handed to us */
             e->assigned = NIL;
             mbslot *s = a < mb->nslots ? &mb->tab[a] : NULL;
-            if (s && s->state == S_HANDED) {
-                *len = (size_t)s->len;
-                if (s->len > mb->max_msg || s->len > cap) {
-                    idx = s->len > mb->max_msg ? -EBADMSG : -EMSGSIZE;
+            if (s && RD(s->state) == S_HANDED) {
+                uint64_t l = RD(s->len); /* once: checked, then used */
+                *len = (size_t)l;
+                if (l > mb->max_msg) { /* only a sharer writes that: dropped, as torn */
+                    s->owner = me;
+                    s->state = S_TAKEN;
+                    if (h->nhanded) h->nhanded--;
+                    to_free(mb, a);
+                    h->torn++;
+                    owe(h->tx_wait, &h->room_ftx, W_ROOM, &wakes);
+                    idx = -EBADMSG;
+                    break;
+                }
+                if (l > cap) {
+                    idx = -EMSGSIZE;
                     e->assigned = a;
                     unregister(mb, e, &wakes); /* it stays queued, for the others */
                     e = NULL;
@@ -780,19 +935,29 @@ static int64_t take(ferry_mailbox *mb, int64_t filter, size_t cap, size_t *len, 
                 }
                 s->owner = me;
                 s->state = S_TAKEN; /* stays counted in nbusy */
+                if (h->nhanded) h->nhanded--;
                 idx = a;
                 owe(h->rv_wait, &h->take_ftx, W_TAKE, &wakes);
+                /* Messages of its sender held back behind it (passes_handed) may go. */
+                if (h->nready) {
+                    handoff_queued(mb, &wakes);
+                    owe(h->rx_wait, &h->msg_ftx, W_MSG, &wakes);
+                }
                 break;
             }
         }
         if ((idx = pick(mb, filter)) >= 0) {
             mbslot *s = &mb->tab[idx];
-            if (s->len > mb->max_msg) {
+            uint64_t l = RD(s->len); /* once: checked, then used */
+            if (l > mb->max_msg) {   /* only a sharer writes that: dropped, as torn */
+                to_free(mb, (uint32_t)idx);
+                h->torn++;
+                owe(h->tx_wait, &h->room_ftx, W_ROOM, &wakes);
                 idx = -EBADMSG;
                 break;
             }
-            *len = (size_t)s->len;
-            if (s->len > cap) {
+            *len = (size_t)l;
+            if (l > cap) {
                 idx = -EMSGSIZE;
                 break;
             }
@@ -819,7 +984,7 @@ static int64_t take(ferry_mailbox *mb, int64_t filter, size_t cap, size_t *len, 
                 e->ticket = ticket; /* last: the entry is live once it has a ticket */
             }
         }
-        if ((rc = sleep_on(mb, &h->msg_ftx, &h->rx_wait, left)) < 0) return rc;
+        if ((rc = sleep_on(mb, &h->msg_ftx, &h->rx_wait, left, w)) < 0) return rc;
     }
     if (e && e->ticket == ticket && e->owner == me && e->token == mb->token)
         unregister(mb, e, &wakes);
@@ -828,11 +993,13 @@ static int64_t take(ferry_mailbox *mb, int64_t filter, size_t cap, size_t *len, 
     return idx;
 }
 
-/* Free the TAKEN slot i: the message has been received. */
-static void finish(ferry_mailbox *mb, uint32_t i)
+/* Free the TAKEN slot i: the message has been received (w: the call's deadline, or
+ * NULL). If the lock cannot be had (only a sharer holding it for good: see mb_lock), the
+ * slot stays TAKEN by this live process: the message was delivered all the same. */
+static void finish(ferry_mailbox *mb, uint32_t i, ferry__when *w)
 {
     int wakes = 0;
-    if (mb_lock(mb) < 0) return;
+    if (mb_lock(mb, w) < 0) return;
     mbshm *h = mb->h;
     to_free(mb, i);
     h->received++;
@@ -852,8 +1019,8 @@ ssize_t ferry_mailbox_recv(ferry_mailbox *mb, int64_t filter, int64_t *type, voi
     if (idx < 0) return idx;
     /* Ours alone (TAKEN); the lock in take acquired the sender's data. */
     if (len) memcpy(buf, slot_data(mb, (uint32_t)idx), len);
-    if (type) *type = mb->tab[idx].type; /* nobody changes a TAKEN slot's fields */
-    finish(mb, (uint32_t)idx);
+    if (type) *type = RD(mb->tab[idx].type); /* data: whatever it says */
+    finish(mb, (uint32_t)idx, &w);
     return (ssize_t)len;
 }
 
@@ -889,7 +1056,7 @@ int ferry_mailbox_release(ferry_mailbox *mb)
     pthread_mutex_lock(&mb->lk);
     int rc = -EINVAL;
     if (mb->peek >= 0) {
-        finish(mb, (uint32_t)mb->peek);
+        finish(mb, (uint32_t)mb->peek, NULL);
         mb->peek = -1;
         rc = 0;
     }
@@ -907,7 +1074,7 @@ int ferry_mailbox_attach(ferry_mailbox *mb, int64_t timeout_ns)
     mbshm *h = mb->h;
     uint64_t me = ferry__proc_self();
     int64_t last = 0;
-    int wakes = 0, rc = mb_lock(mb);
+    int wakes = 0, rc = mb_lock(mb, &w);
     if (rc < 0) return rc;
     for (;;) {
         if (h->hold_id == me && h->hold_token == mb->token) break; /* ours already */
@@ -922,7 +1089,7 @@ int ferry_mailbox_attach(ferry_mailbox *mb, int64_t timeout_ns)
             rc = left == -EAGAIN ? -EBUSY : (int)left;
             break;
         }
-        if ((rc = sleep_on(mb, &h->hold_ftx, &h->hold_wait, left)) < 0) return rc;
+        if ((rc = sleep_on(mb, &h->hold_ftx, &h->hold_wait, left, &w)) < 0) return rc;
     }
     mb_unlock(mb);
     pay(mb, wakes);
@@ -933,7 +1100,7 @@ int ferry_mailbox_detach(ferry_mailbox *mb)
 {
     if (!mb) return -EINVAL;
     mbshm *h = mb->h;
-    int wakes = 0, rc = mb_lock(mb);
+    int wakes = 0, rc = mb_lock(mb, NULL);
     if (rc < 0) return rc;
     if (h->hold_id == ferry__proc_self() && h->hold_token == mb->token) {
         h->hold_id = h->hold_token = 0;
@@ -952,7 +1119,7 @@ int ferry_mailbox_stats_get(const ferry_mailbox *cmb, ferry_mailbox_stats *st)
 {
     if (!cmb || !st) return -EINVAL;
     ferry_mailbox *mb = (ferry_mailbox *)cmb; /* the lock is shared state, not the handle */
-    int rc = mb_lock(mb);
+    int rc = mb_lock(mb, NULL);
     if (rc < 0) return rc;
     mbshm *h = mb->h;
     *st = (ferry_mailbox_stats){.sent = h->sent,
@@ -977,7 +1144,7 @@ int ferry_mailbox_fd(const ferry_mailbox *mb)
 int ferry_mailbox_poll_fd(ferry_mailbox *mb)
 {
     if (!mb) return -EINVAL;
-    int rc = mb_lock(mb);
+    int rc = mb_lock(mb, NULL);
     if (rc < 0) return rc;
     mb->h->polled = 1; /* from now on every unlock keeps the doorbell exact */
     mb_unlock(mb);
@@ -988,8 +1155,8 @@ void ferry_mailbox_close(ferry_mailbox *mb)
 {
     if (!mb) return;
     pthread_mutex_lock(&mb->lk);
-    if (mb->peek >= 0) finish(mb, (uint32_t)mb->peek);
-    if (mb->loan >= 0 && mb_lock(mb) == 0) { /* discarded: never visible */
+    if (mb->peek >= 0) finish(mb, (uint32_t)mb->peek, NULL);
+    if (mb->loan >= 0 && mb_lock(mb, NULL) == 0) { /* discarded: never visible */
         int wakes = 0;
         to_free(mb, (uint32_t)mb->loan);
         owe(mb->h->tx_wait, &mb->h->room_ftx, W_ROOM, &wakes);
@@ -1070,13 +1237,7 @@ int ferry_mailbox_create(const ferry_mailbox_opts *opts, ferry_mailbox **out)
     h->next_seq = 1;
     h->next_ticket = 1;
     h->head = h->tail = h->free_top = NIL;
-    pthread_mutexattr_t a;
-    pthread_mutexattr_init(&a);
-    pthread_mutexattr_setpshared(&a, PTHREAD_PROCESS_SHARED);
-    pthread_mutexattr_setrobust(&a, PTHREAD_MUTEX_ROBUST);
-    rc = -pthread_mutex_init(&h->lock, &a);
-    pthread_mutexattr_destroy(&a);
-    if (rc < 0) goto fail;
+    ferry__plock_init(&h->lock);
     /* The carrier (src/sync/event.c's design): one message on A into B's queue holding
      * [memfd, A], read with MSG_PEEK by every adopter; B is the object's descriptor. */
     if (socketpair(AF_UNIX, SOCK_SEQPACKET | SOCK_CLOEXEC, 0, sv) < 0) {
@@ -1178,12 +1339,12 @@ int ferry_mailbox_open(const char *name, ferry_mailbox **out, int64_t timeout_ns
 
 int ferry__mailbox_lock_and_keep(ferry_mailbox *mb)
 {
-    return mb_lock(mb);
+    return mb_lock(mb, NULL);
 }
 
 void ferry__mailbox_scribble(ferry_mailbox *mb, uint32_t seed)
 {
-    if (mb_lock(mb) < 0) return;
+    if (mb_lock(mb, NULL) < 0) return;
     mbshm *h = mb->h;
     uint32_t x = seed * 2654435761u + 1;
 #define NEXT() (x = x * 1103515245u + 12345u, (x >> 3) % (mb->nslots + 3) + (x & 1 ? 0 : NIL - 2))
@@ -1197,5 +1358,19 @@ void ferry__mailbox_scribble(ferry_mailbox *mb, uint32_t seed)
         mb->tab[i].next = NEXT();
     }
 #undef NEXT
-    pthread_mutex_unlock(&h->lock); /* not mb_unlock: the doorbell is left as it was */
+    ferry__plock_unlock(&h->lock); /* not mb_unlock: the doorbell is left as it was */
+}
+
+void ferry__mailbox_get_layout(const ferry_mailbox *mb, ferry__mailbox_layout *l)
+{
+    *l = (ferry__mailbox_layout){
+        .lock_off = offsetof(mbshm, lock),
+        .lock_len = sizeof(ferry__plock),
+        .guarded_off = offsetof(mbshm, next_seq),
+        .guarded_len = sizeof(mbshm) - offsetof(mbshm, next_seq),
+        .table_off = MB_TABLE_OFF,
+        .entry_len = MB_ENTRY,
+        .nslots = mb->nslots,
+        .size = mb->seg.size,
+    };
 }

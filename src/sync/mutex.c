@@ -1,7 +1,11 @@
 /*
  * mutex.c — ferry_mutex: a robust mutex between processes, optionally fair (FIFO).
  *
- * Design. The lock itself is a glibc pthread mutex, PTHREAD_PROCESS_SHARED |
+ * Two modes, two locks. Plain mode (flags 0) is described first; fair mode
+ * (FERRY_MUTEX_FAIR) does not use the pthread mutex at all (see "Fair mode"), so that
+ * it can be shared with processes that may be hostile.
+ *
+ * Plain mode. The lock itself is a glibc pthread mutex, PTHREAD_PROCESS_SHARED |
  * PTHREAD_MUTEX_ROBUST | PTHREAD_MUTEX_ERRORCHECK, living in the object's sealed memfd.
  * Why not a futex word of our own: robustness against kill -9 at *any* instruction needs
  * the kernel's robust-futex list (the kernel marks the word FUTEX_OWNER_DIED and wakes a
@@ -15,8 +19,8 @@
  * on CLOCK_MONOTONIC (pthread_mutex_clocklock) that restarts after EINTR towards the same
  * absolute deadline.
  *
- * The price is trust: the pthread mutex's fields, including the robust-list links glibc
- * follows in the owner's process, are in the shared object. A process that shares a
+ * The price is trust (plain mode only): the pthread mutex's fields, including the robust-list links
+ * glibc follows in the owner's process, are in the shared object. A process that shares a
  * ferry_mutex can therefore make a locker misbehave or crash by scribbling on them. The
  * process-shared pthread state is trusted between sharers; only share a mutex with
  * processes you trust that far (ferry_publish's policy decides who can open it).
@@ -40,13 +44,18 @@
  * would cost 0.5% of a CPU per sleeper; this way a long wait costs ~0.1%, and a death
  * early in a wait is noticed within milliseconds.
  *
- * Fair mode (FERRY_MUTEX_FAIR): a ticket lock in front of the robust mutex. A locker
- * takes a ticket (next_ticket++), waits until now_serving equals it, then locks the robust
- * mutex and, once it holds it, advances now_serving so that the next ticket holder comes
- * and waits on the robust mutex itself. At most one thread therefore ever waits on the
- * robust mutex, so it is handed over in ticket order; and an owner's death wakes that one
- * waiter at once with EOWNERDEAD (the kernel's robust wake). Exclusion never depends on
- * the tickets: only the robust mutex gives it, the tickets only order the lockers.
+ * Fair mode (FERRY_MUTEX_FAIR): a ticket lock in front of a plock (core/plock.h: a futex
+ * word owned by {tid, start time}, recovered by a death check; no pointers in shared
+ * memory, so a sharer that scribbles can deny or break the lock but never make a locker
+ * write where it chose or crash — the glibc robust mutex this used to be could). A locker
+ * takes a ticket (next_ticket++), waits until now_serving equals it, then locks the plock
+ * and, once it holds it, advances now_serving so that the next ticket holder comes and
+ * waits on the plock itself. At most one thread therefore ever waits on the plock, so it
+ * is handed over in ticket order; an owner's death is noticed by that waiter within one
+ * plock slice (1..50 ms), which gets -EOWNERDEAD. Exclusion never depends on the tickets:
+ * only the plock gives it, the tickets only order the lockers. Not recoverable, EDEADLK
+ * and EPERM are the plock's (rstate is plain mode's). Every loop over shared words is
+ * bounded (the slots by their count, advance_from by it too, every wait by the deadline).
  *   Waiters sleep on now_serving with FUTEX_WAIT_BITSET, bit (ticket % 32); an advance
  * wakes only that bucket, and only when `sleepers` says somebody sleeps (so the fair path
  * makes no system call when uncontended either).
@@ -82,6 +91,7 @@
 #include "ferry/ferry.h"
 #include "core/proc.h"
 
+#include "core/plock.h"
 #include "core/time.h"
 #include "obj.h"
 
@@ -92,6 +102,7 @@
 #include <pthread.h>
 #include <signal.h>
 #include <stdatomic.h>
+#include <stddef.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -134,7 +145,8 @@ typedef struct mobj {
     ferry__obj_hdr hdr;
     uint32_t flags;          /* FERRY_MUTEX_FAIR; read once at adopt */
     _Atomic uint32_t rstate; /* RS_INCONSISTENT | RS_BROKEN (see "Not recoverable") */
-    pthread_mutex_t mu;      /* the robust lock (trusted: see above) */
+    pthread_mutex_t mu;      /* plain mode: the robust lock (trusted: see above) */
+    ferry__plock lk;         /* fair mode: the lock (plock.h: safe with hostile sharers) */
     /* fair mode */
     _Atomic uint32_t next_ticket;
     _Atomic uint32_t now_serving; /* futex word, FUTEX_WAIT_BITSET bit ticket % 32 */
@@ -163,17 +175,23 @@ struct ferry_mutex {
  * call cannot give: the caller may be preempted between its log and its ticket). */
 void (*ferry__mutex_ticket_hook)(uint32_t ticket);
 
+/* A test seam: where the fair lock's plock lies in the object (the scribbling test of
+ * tests/security plays a hostile sharer and needs to find it). */
+size_t ferry__mutex_plock_offset(void);
+size_t ferry__mutex_plock_offset(void)
+{
+    return offsetof(mobj, lk);
+}
+
 /* ------------------------------------------------------------ who am I, who lives */
 
 static _Thread_local pid_t tls_tid;
-static _Atomic uint64_t self_id_cache; /* this process's slot identity, 0 = not yet */
 
 static void forked_child(void)
 {
     /* The child's only thread is the one that forked: its tid and the process's
      * identity are new. */
     tls_tid = 0;
-    atomic_store_explicit(&self_id_cache, 0, memory_order_relaxed);
 }
 
 static void once_setup(void)
@@ -193,39 +211,19 @@ static pid_t my_tid(void)
     return tls_tid;
 }
 
-#define PID_BITS   22 /* PID_MAX_LIMIT is 2^22 */
-#define PID_MASK   ((1ull << PID_BITS) - 1)
-#define START_MASK ((1ull << (64 - PID_BITS)) - 1)
-
+/* The fair queue's slot identity: this process (proc.h: pid and start time). */
 static uint64_t self_id(void)
 {
-    uint64_t id = atomic_load_explicit(&self_id_cache, memory_order_relaxed);
-    if (id) return id;
-    pid_t pid = getpid();
-    char st;
-    uint64_t start = 0;
-    if (ferry__proc_stat(pid, &st, &start) < 0) start = 0; /* no /proc: pid alone */
-    id = ((start & START_MASK) << PID_BITS) | ((uint64_t)pid & PID_MASK);
-    atomic_store_explicit(&self_id_cache, id, memory_order_relaxed);
-    return id;
+    return ferry__proc_self();
 }
 
-/* Is the process behind a slot identity alive? Only called on slow paths. */
+/* Is the process behind a slot identity alive? Only called on slow paths; anything
+ * proc.h cannot tell counts as alive (never skip a live one). */
 static int id_alive(uint64_t id)
 {
     if (id == 0) return 0;
     if (id == self_id()) return 1;
-    pid_t pid = (pid_t)(id & PID_MASK);
-    if (pid <= 0) return 0;
-    if (kill(pid, 0) < 0 && errno == ESRCH) return 0;
-    char st;
-    uint64_t start;
-    int rc = ferry__proc_stat(pid, &st, &start);
-    if (rc == -ENOENT) return 0;
-    if (rc < 0) return 1; /* cannot tell: assume alive (never skip a live one) */
-    if (st == 'Z' || st == 'X') return 0;
-    uint64_t want = id >> PID_BITS;
-    return want == 0 || (start & START_MASK) == want; /* else the pid was recycled */
+    return !ferry__proc_dead(id);
 }
 
 /* ---------------------------------------------------------------------- futexes */
@@ -431,7 +429,9 @@ static int free_gone(mobj *o, uint32_t t)
  */
 static void advance_from(mobj *o, uint32_t s)
 {
-    for (;;) {
+    /* Bounded: each step past a GONE ticket needs a GONE slot, and there are
+     * FERRY__MUTEX_SLOTS of them (more steps only if a sharer keeps writing GONE ones). */
+    for (int step = 0; step <= FERRY__MUTEX_SLOTS + 1; step++) {
         /* seq_cst: the Dekker pairs are (a) with the waiters' sleepers++ then futex
          * compare, and (b) with abandon()'s GONE store, n_gone++, then its read of
          * now_serving: either we see its GONE below, or it sees our new value. */
@@ -569,8 +569,8 @@ static void abandon(mobj *o, mslot *sl, uint32_t t)
 
 static int fair_trylock(mobj *o)
 {
-    if (broken(o)) return -ENOTRECOVERABLE;
-    if (held_by_me(o)) return -EDEADLK;
+    if (ferry__plock_broken(&o->lk)) return -ENOTRECOVERABLE;
+    if (ferry__plock_held(&o->lk)) return -EDEADLK;
     for (int i = 0; i < FERRY__MUTEX_SLOTS + 2; i++) {
         /* seq_cst: now_serving before next_ticket, so s == t means nobody held a ticket
          * that was not yet served at that point; the CAS below then takes t only if no
@@ -588,7 +588,7 @@ static int fair_trylock(mobj *o)
         if (!atomic_compare_exchange_strong_explicit(&o->next_ticket, &t, t + 1,
                                                      memory_order_seq_cst, memory_order_seq_cst))
             continue;
-        int rc = robust_trylock(o);
+        int rc = ferry__plock_trylock(&o->lk);
         advance_from(o, t); /* locked or not, our turn is over */
         return rc;
     }
@@ -597,8 +597,8 @@ static int fair_trylock(mobj *o)
 
 static int fair_lock(mobj *o, ferry__when *w)
 {
-    if (broken(o)) return -ENOTRECOVERABLE;
-    if (held_by_me(o)) return -EDEADLK; /* we would queue behind ourselves */
+    if (ferry__plock_broken(&o->lk)) return -ENOTRECOVERABLE;
+    if (ferry__plock_held(&o->lk)) return -EDEADLK; /* we would queue behind ourselves */
     if (w->at == 0) {
         int rc = fair_trylock(o);
         return rc == -EBUSY ? -EAGAIN : rc;
@@ -617,7 +617,7 @@ static int fair_lock(mobj *o, ferry__when *w)
         abandon(o, sl, t);
         return rc;
     }
-    rc = robust_lock(o, w);
+    rc = ferry__plock_lock(&o->lk, ferry__when_at(w));
     /* Held (or given up): the next ticket may come and wait on the robust mutex. The
      * slot is freed after the turn passed on, so a death in between leaves a stale HAVE
      * (reclaimed later) rather than a served ticket with no slot. */
@@ -659,10 +659,14 @@ int ferry_mutex_create(uint32_t flags, ferry_mutex **out)
     if (rc < 0) return rc;
     mobj *o = seg.base;
     o->flags = flags;
-    pthread_mutexattr_t a;
-    rc = init_attr(&a);
-    if (rc == 0) rc = -pthread_mutex_init(&o->mu, &a);
-    pthread_mutexattr_destroy(&a);
+    if (flags & FERRY_MUTEX_FAIR) {
+        ferry__plock_init(&o->lk); /* no pthread mutex: nothing shared is a pointer */
+    } else {
+        pthread_mutexattr_t a;
+        rc = init_attr(&a);
+        if (rc == 0) rc = -pthread_mutex_init(&o->mu, &a);
+        pthread_mutexattr_destroy(&a);
+    }
     if (rc == 0) rc = make_handle(fd, &seg, out);
     if (rc < 0) {
         ferry__seg_unmap(&seg);
@@ -704,8 +708,10 @@ int ferry_mutex_adopt(int fd, ferry_mutex **out)
         int kind = 0;
         rc = expected_kind(&kind);
         uint32_t flags = __atomic_load_n(&o->flags, __ATOMIC_RELAXED);
+        /* Fair mode reads nothing of the pthread mutex; plain mode trusts it (see above). */
         if (rc == 0 && ((flags & ~FERRY_MUTEX_FAIR) ||
-                        __atomic_load_n(&o->mu.__data.__kind, __ATOMIC_RELAXED) != kind))
+                        (!(flags & FERRY_MUTEX_FAIR) &&
+                         __atomic_load_n(&o->mu.__data.__kind, __ATOMIC_RELAXED) != kind)))
             rc = -EBADMSG;
         if (rc == 0) rc = make_handle(fd, &seg, out);
         if (rc < 0) ferry__seg_unmap(&seg);
@@ -745,6 +751,7 @@ int ferry_mutex_trylock(ferry_mutex *m)
 
 int ferry_mutex_consistent(ferry_mutex *m)
 {
+    if (m && (m->flags & FERRY_MUTEX_FAIR)) return ferry__plock_consistent(&m->o->lk);
     if (!m || broken(m->o) || !held_by_me(m->o)) return -EINVAL;
     int rc = pthread_mutex_consistent(&m->o->mu);
     if (rc == 0)
@@ -756,14 +763,16 @@ int ferry_mutex_unlock(ferry_mutex *m)
 {
     if (!m) return -EINVAL;
     mobj *o = m->o;
+    /* Fair mode: the next ticket holder already waits on the lock (now_serving moved on
+     * when we locked); plock's unlock is a release. */
+    if (m->flags & FERRY_MUTEX_FAIR) return ferry__plock_unlock(&o->lk);
     if (broken(o) || !held_by_me(o)) return -EPERM; /* nobody holds a broken mutex */
     /* Unlocking after EOWNERDEAD without consistent: broken for good. The flag goes up
      * before glibc's unlock (a release), so whoever glibc then tells ENOTRECOVERABLE, or
      * takes the word, sees it. */
     if (atomic_load_explicit(&o->rstate, memory_order_relaxed) & RS_INCONSISTENT)
         atomic_fetch_or_explicit(&o->rstate, RS_BROKEN, memory_order_release);
-    /* Fair mode needs nothing more: the next ticket holder already waits on the robust
-     * mutex (now_serving moved on when we locked). glibc's unlock is a release. */
+    /* glibc's unlock is a release. */
     return map_err(pthread_mutex_unlock(&o->mu));
 }
 
@@ -772,7 +781,8 @@ void ferry_mutex_close(ferry_mutex *m)
     if (!m) return;
     /* Unmapping a mutex this thread holds would leave glibc's robust list pointing into
      * the hole: unlock it first. */
-    if (held_by_me(m->o)) ferry_mutex_unlock(m);
+    if ((m->flags & FERRY_MUTEX_FAIR) ? ferry__plock_held(&m->o->lk) : held_by_me(m->o))
+        ferry_mutex_unlock(m);
     ferry__seg_unmap(&m->seg);
     close(m->fd);
     free(m);

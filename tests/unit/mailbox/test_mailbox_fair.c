@@ -6,6 +6,9 @@
  *   - typed waiters: a message goes to the oldest waiter whose filter takes it;
  *   - a waiter killed while waiting: what it was handed goes on to the next waiter
  *     (never counted lost: it was never delivered).
+ *   - per-sender order across a dead waiter (issue 10, bug 4): the first of 20 messages
+ *     is handed to a waiter that was just killed; the surviving waiter must still get all
+ *     20 in the order sent (it used to get 2..20 and then 1, once the dead one was reaped).
  */
 #include "testutil.h"
 
@@ -122,6 +125,46 @@ static void test_dead_waiter(void)
     ferry_mailbox_close(mb);
 }
 
+static void test_dead_waiter_order(void)
+{
+    for (int round = 0; round < 5; round++) {
+        ferry_mailbox *mb = make();
+        pid_t dead = fork();
+        CHECK(dead >= 0);
+        if (dead == 0) {
+            int v;
+            ferry_mailbox_recv(mb, 0, NULL, &v, sizeof v, FERRY_FOREVER);
+            _exit(3); /* must not get here */
+        }
+        nap_ms(50); /* the doomed one is the oldest waiter */
+        pid_t live = fork();
+        CHECK(live >= 0);
+        if (live == 0) {
+            for (int i = 0; i < 20; i++) {
+                int v = -1;
+                CHECK_EQ(ferry_mailbox_recv(mb, 0, NULL, &v, sizeof v, 10 * SEC), sizeof v);
+                if (v != i) fprintf(stderr, "receive %d: got message %d\n", i, v);
+                CHECK_EQ(v, i);
+            }
+            _exit(0);
+        }
+        nap_ms(50);
+        kill(dead, SIGKILL);
+        int st;
+        CHECK_EQ(waitpid(dead, &st, 0), dead);
+        CHECK(WIFSIGNALED(st));
+        /* At once, before anyone noticed the death: 0 is handed to the dead waiter. */
+        for (int i = 0; i < 20; i++) CHECK_EQ(ferry_mailbox_send(mb, 0, &i, sizeof i, SEC), 0);
+        wait_ok(live);
+        ferry_mailbox_stats s;
+        CHECK_EQ(ferry_mailbox_stats_get(mb, &s), 0);
+        CHECK_EQ(s.lost, 0);
+        CHECK_EQ(s.received, 20);
+        CHECK_EQ(s.queued, 0);
+        ferry_mailbox_close(mb);
+    }
+}
+
 int main(void)
 {
     int fds = fd_count();
@@ -129,6 +172,7 @@ int main(void)
     test_no_stealing();
     test_typed();
     test_dead_waiter();
+    test_dead_waiter_order();
     CHECK_EQ(fd_count(), fds);
     printf("ok\n");
     return 0;

@@ -230,12 +230,13 @@ static void case_adopt_garbage(void)
     ferry__seg_unmap(&seg);
     refused(fd);
     /* A mutex object, each header word and the flags and pthread kind scribbled. */
-    refused(scribbled(0, 0x12345678));                      /* magic */
-    refused(scribbled(4, FERRY_OBJ_BARRIER));               /* kind */
-    refused(scribbled(8, FERRY__OBJ_VERSION + 1));          /* version */
-    refused(scribbled(12, 8192));                           /* size */
-    refused(scribbled(sizeof(ferry__obj_hdr), 0x80));       /* flags */
-    refused(scribbled(sizeof(ferry__obj_hdr) + 8 + 16, 0)); /* pthread kind */
+    refused(scribbled(0, 0x12345678));                          /* magic */
+    refused(scribbled(4, FERRY_OBJ_BARRIER));                   /* kind */
+    refused(scribbled(8, FERRY__OBJ_VERSION + 1));              /* version */
+    refused(scribbled(12, 8192));                               /* size */
+    refused(scribbled(sizeof(ferry__obj_hdr), 0x80));           /* flags */
+    if (!(mode & FERRY_MUTEX_FAIR))                             /* fair mode has no pthread mutex */
+        refused(scribbled(sizeof(ferry__obj_hdr) + 8 + 16, 0)); /* pthread kind */
     /* And an untouched one is accepted (the scribbles above were the only fault). */
     CHECK_EQ(ferry_mutex_adopt(scribbled(sizeof(ferry__obj_hdr) + 4, 0), &m), 0);
     CHECK_EQ(ferry_mutex_trylock(m), 0);
@@ -246,7 +247,7 @@ static void case_adopt_garbage(void)
 
 /* ------------------------------------------------------------------ exec */
 
-static int exec_child(int fd)
+static int exec_child(int fd, int said)
 {
     ferry_mutex *m;
     int rc = ferry_mutex_adopt(fd, &m);
@@ -258,6 +259,10 @@ static int exec_child(int fd)
         fprintf(stderr, "exec child: trylock %d\n", rc);
         return 1;
     }
+    /* Only now may the parent let go: it used to sleep 100 ms instead, which an exec'd
+     * TSan binary on a loaded machine can outlast (then this trylock found it free). */
+    if (write(said, "B", 1) != 1) return 1;
+    close(said);
     if ((rc = ferry_mutex_lock(m, 10 * SEC)) != 0) { /* until the parent lets go */
         fprintf(stderr, "exec child: lock %d\n", rc);
         return 1;
@@ -275,18 +280,25 @@ static void case_exec(void)
     CHECK_EQ(ferry_mutex_lock(m, FERRY_FOREVER), 0);
     int inh = dup(ferry_mutex_fd(m)); /* no FD_CLOEXEC: crosses exec */
     CHECK(inh >= 0);
+    int said[2]; /* the child says it found the mutex held (only then do we unlock) */
+    CHECK(pipe(said) == 0);
+    CHECK(fcntl(said[0], F_SETFD, FD_CLOEXEC) == 0);
     pid_t pid = fork();
     CHECK(pid >= 0);
     if (pid == 0) {
         prctl(PR_SET_PDEATHSIG, SIGKILL);
-        char arg[16];
+        char arg[16], arg2[16];
         snprintf(arg, sizeof arg, "%d", inh);
-        char *args[] = {"test_mutex", "--exec-child", arg, NULL};
+        snprintf(arg2, sizeof arg2, "%d", said[1]);
+        char *args[] = {"test_mutex", "--exec-child", arg, arg2, NULL};
         execv("/proc/self/exe", args);
         _exit(127);
     }
     close(inh);
-    sleep_ms(100); /* the child adopts, finds it held, and waits */
+    close(said[1]);
+    CHECK_EQ(get_byte_ms(said[0], 10000), 'B'); /* the child adopted and found it held */
+    close(said[0]);
+    sleep_ms(20); /* usually: the child is waiting in lock now (either way is correct) */
     CHECK_EQ(ferry_mutex_unlock(m), 0);
     wait_ok(pid);
     CHECK_EQ(ferry_mutex_trylock(m), 0);
@@ -299,10 +311,11 @@ static void case_exec(void)
 
 static void named_child(void *arg)
 {
-    (void)arg;
+    int *said = arg;
     ferry_mutex *m;
     CHECK_EQ(ferry_mutex_open("org.test.mutex", &m, 5 * SEC), 0);
     CHECK_EQ(ferry_mutex_trylock(m), -EBUSY); /* the parent holds it */
+    put_byte(said[1], 'B');                   /* only now may it let go */
     CHECK_EQ(ferry_mutex_lock(m, 10 * SEC), 0);
     CHECK_EQ(ferry_mutex_unlock(m), 0);
     ferry_mutex_close(m);
@@ -331,8 +344,13 @@ static void case_named(void)
     CHECK_EQ(ferry_mutex_open("org.test.mutex", &m2, 5 * SEC), 0);
     CHECK_EQ(ferry_mutex_lock(m, FERRY_FOREVER), 0);
     CHECK_EQ(ferry_mutex_trylock(m2), -EDEADLK); /* the same lock, this thread holds it */
-    pid_t pid = spawn(named_child, NULL);
-    sleep_ms(100);
+    int said[2];
+    CHECK(pipe2(said, O_CLOEXEC) == 0);
+    pid_t pid = spawn(named_child, said);
+    CHECK_EQ(get_byte_ms(said[0], 10000), 'B');
+    close(said[0]);
+    close(said[1]);
+    sleep_ms(20);
 #ifdef UNDER_TSAN
     /* TSan knows a pthread mutex by its address: the other mapping is another mutex. */
     CHECK_EQ(ferry_mutex_unlock(m), 0);
@@ -355,7 +373,8 @@ static void case_named(void)
 
 int main(int argc, char **argv)
 {
-    if (argc == 3 && strcmp(argv[1], "--exec-child") == 0) return exec_child(atoi(argv[2]));
+    if (argc == 4 && strcmp(argv[1], "--exec-child") == 0)
+        return exec_child(atoi(argv[2]), atoi(argv[3]));
     const uint32_t modes[] = {0, FERRY_MUTEX_FAIR};
     for (int i = 0; i < 2; i++) {
         mode = modes[i];

@@ -8,9 +8,20 @@
  *  - not recoverable: unlocking after -EOWNERDEAD without ferry_mutex_consistent gives
  *    -ENOTRECOVERABLE to everyone afterwards (lock, trylock, FERRY_NOW, a waiter that
  *    was already blocked, another process).
+ *  - a thread that exits holding it (its process lives on): the next locker, in the same
+ *    process and in another one, gets -EOWNERDEAD (fair mode: its plock names the thread,
+ *    not the process, so a thread's death is noticed as the kernel's robust list does).
  * Deaths at random points and of waiters: test_mutex_kill.c.
  */
 #include "mutex_testutil.h"
+
+#if defined(__SANITIZE_THREAD__)
+#define UNDER_TSAN 1
+#elif defined(__has_feature)
+#if __has_feature(thread_sanitizer)
+#define UNDER_TSAN 1
+#endif
+#endif
 
 static uint32_t mode;
 
@@ -150,6 +161,52 @@ static void case_not_recoverable(void)
     CHECK_EQ(fd_count(), fds);
 }
 
+/* ------------------------------------------------------------ a thread exits holding */
+
+static void *lock_and_exit(void *p)
+{
+    ferry_mutex *m = p;
+    int rc = ferry_mutex_lock(m, 5 * SEC);
+    CHECK(rc == 0 || rc == -EOWNERDEAD);
+    return NULL; /* exits holding it */
+}
+
+static void other_process_locks(void *p)
+{
+    ferry_mutex *m = p;
+    CHECK_EQ(ferry_mutex_lock(m, 5 * SEC), -EOWNERDEAD);
+    CHECK_EQ(ferry_mutex_consistent(m), 0);
+    CHECK_EQ(ferry_mutex_unlock(m), 0);
+}
+
+static void case_thread_exit(void)
+{
+#ifdef UNDER_TSAN
+    /* TSan keeps a pthread mutex held by a thread that exited (it does not model the
+     * kernel's robust list): the plain mode's next trylock is a "double lock" to it. */
+    if (!(mode & FERRY_MUTEX_FAIR)) return;
+#endif
+    int fds = fd_count();
+    ferry_mutex *m;
+    CHECK_EQ(ferry_mutex_create(mode, &m), 0);
+    for (int round = 0; round < 2; round++) {
+        pthread_t t;
+        CHECK(pthread_create(&t, NULL, lock_and_exit, m) == 0);
+        CHECK(pthread_join(t, NULL) == 0);
+        if (round == 0) {
+            CHECK_EQ(ferry_mutex_lock(m, 5 * SEC), -EOWNERDEAD);
+            CHECK_EQ(ferry_mutex_consistent(m), 0);
+            CHECK_EQ(ferry_mutex_unlock(m), 0);
+        } else {
+            wait_ok(spawn(other_process_locks, m));
+        }
+    }
+    CHECK_EQ(ferry_mutex_trylock(m), 0);
+    CHECK_EQ(ferry_mutex_unlock(m), 0);
+    ferry_mutex_close(m);
+    CHECK_EQ(fd_count(), fds);
+}
+
 int main(void)
 {
     const uint32_t modes[] = {0, FERRY_MUTEX_FAIR};
@@ -158,6 +215,7 @@ int main(void)
         printf("test_mutex_robust: mode %s\n", mode ? "fair" : "plain");
         run_case("owner death x1000", case_owner_death, 60);
         run_case("not recoverable", case_not_recoverable, 20);
+        run_case("a thread exits holding it", case_thread_exit, 20);
     }
     printf("test_mutex_robust: ok\n");
     return 0;

@@ -16,7 +16,10 @@
  *     by no fault of the lock: printed, not checked. Plain mode is measured for contrast
  *     (printed, not checked: it promises no order).
  *  4. No busy waiting: a waiter blocked for over 1 s (second in line, so in fair mode it
- *     sleeps on the ticket queue) uses under 1% of a CPU (getrusage RUSAGE_THREAD).
+ *     sleeps on the ticket queue) uses under 10% of a CPU (getrusage RUSAGE_THREAD). A
+ *     busy waiter uses ~100%; a sleeping one ~0.1% (printed), but a bound near that is a
+ *     timing assertion (TSan once measured 1.002% against a 1% bound on a loaded VM), so
+ *     the bound only tells sleeping from spinning. The cost itself is `ferry bench`'s.
  */
 #include "mutex_testutil.h"
 
@@ -340,7 +343,7 @@ static void case_no_busy_wait(void)
     printf("    %s mode: blocked %.0f ms, used %.2f ms of CPU (%.3f%%)\n", mode ? "fair" : "plain",
            el / 1e6, cpu / 1e6, 100.0 * (double)cpu / (double)el);
     CHECK(el >= SEC);
-    CHECK(cpu * 100 < el);
+    CHECK(cpu * 10 < el); /* sleeping, not spinning (see the header) */
     wait_ok(rel);
     wait_ok(first);
     wait_ok(h.pid);
