@@ -78,12 +78,15 @@ typedef struct ferry_listener ferry_listener;
  * fds, it takes no more messages from the transport, so the sender is held back as by a
  * full channel (its sends wait, -EAGAIN, -ETIMEDOUT). A receive that matches a held
  * message, or an untyped one, still proceeds and frees the budget; a typed receive that
- * cannot waits out its deadline (-EAGAIN for FERRY_NOW, -ETIMEDOUT). Nothing is dropped.
- * So a peer cannot fill this end's fd table through messages it skips: at most
- * max_skipped_fds + FERRY_MAX_FDS - 1 fds are held.
- * On shm the local choices also include FERRY_PEEK_PRIVATE and max_map; there a typed
- * receive held back by the budget returns -EPIPE once the peer is gone (an untyped one
- * still drains what it sent), and the budget applies only to messages carrying fds.
+ * cannot waits until its deadline (-EAGAIN for FERRY_NOW, -ETIMEDOUT) or until the peer
+ * is gone (closed or died; even with FERRY_FOREVER): then -EPIPE at once, without taking
+ * in more of what the peer sent, while untyped receives still drain all of it, in order,
+ * before their -EPIPE. Nothing is dropped. So a peer cannot fill this end's fd table
+ * through messages it skips: at most max_skipped_fds + FERRY_MAX_FDS - 1 fds are held.
+ * The rule is the same on every transport that carries fds (shm, unix; the fd engine's
+ * stream transports tcp, fifo and pipe hold the same way at their bound in bytes of
+ * skipped messages). On shm the budget applies only to messages carrying fds, and the
+ * local choices also include FERRY_PEEK_PRIVATE and max_map.
  */
 typedef struct ferry_chan_opts {
     uint32_t capacity; /* 0, N, FERRY_CAP_RING (default) or FERRY_UNBOUNDED */

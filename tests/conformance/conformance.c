@@ -1119,6 +1119,95 @@ static void skip_parent(conn *k)
     expect_typed(k->ch, 0, T5S, 2, "end");
 }
 
+/* The same budget once the sender is gone: the child sends SKIP_EXIT_N messages of type 1
+ * with FERRY_MAX_FDS fds each (more than the budget, few enough for the kernel to hold:
+ * no send waits), then one of type 2, closes its end and exits. The parent, after
+ * reaping it, makes a FERRY_FOREVER typed receive (filter 5) that nothing can match: it
+ * returns -EPIPE at once (within 1 s; a hang is caught by the check's watchdog), holding
+ * no more fds than the bound; then untyped receives drain all SKIP_EXIT_N in order with
+ * their fds, the type-2 message, and then -EPIPE. */
+#define SKIP_EXIT_N 12
+static double skip_exit_ms; /* how long the typed receive took */
+
+static void skip_exit_child(conn *k)
+{
+    STAGE("skipped fds, sender gone: child sends and exits");
+    int p[FERRY_MAX_FDS / 2][2];
+    for (int i = 0; i < FERRY_MAX_FDS / 2; i++) CHECK_EQ(pipe2(p[i], O_CLOEXEC), 0);
+    ferry_msg m;
+    memset(&m, 0, sizeof m);
+    m.type = 1;
+    m.nfds = FERRY_MAX_FDS;
+    for (int i = 0; i < FERRY_MAX_FDS; i++) m.fds[i] = p[i / 2][i % 2];
+    for (uint32_t i = 0; i < SKIP_EXIT_N; i++) {
+        m.data = &i;
+        m.len = sizeof i;
+        CHECK_EQ(ferry_sendmsg(k->ch, &m, T5S), 0);
+    }
+    for (int i = 0; i < FERRY_MAX_FDS; i++) close(m.fds[i]);
+    send_typed(k->ch, 2, "end");
+    ferry_chan_close(k->ch);
+    k->ch = NULL;
+}
+
+static void skip_exit_parent(conn *k)
+{
+    STAGE("skipped fds, sender gone: a FERRY_FOREVER typed receive (a hang here is the bug)");
+    int base = fd_count(),
+        bound = (int)(skip_cap ? skip_cap : FERRY_SKIPPED_FDS_DEFAULT) + FERRY_MAX_FDS - 1 + 2;
+    wait_ok(k->pid);
+    k->reaped = true;
+    char buf[64];
+    ferry_msg m;
+    memset(&m, 0, sizeof m);
+    m.data = buf;
+    m.cap = sizeof buf;
+    int64_t t0 = now_ns();
+    ssize_t r = ferry_recvmsg(k->ch, &m, 5, FERRY_FOREVER);
+    skip_exit_ms = (double)(now_ns() - t0) / 1e6;
+    if (r != -EPIPE)
+        fprintf(stderr, "typed receive after the sender left: %zd %s\n", r,
+                r < 0 ? ferry_strerror((int)r) : "");
+    CHECK_EQ(r, -EPIPE);
+    CHECK(skip_exit_ms < 1000);
+    CHECK(fd_count() - base <= bound);
+    STAGE("skipped fds, sender gone: parent drains");
+    for (uint32_t i = 0; i < SKIP_EXIT_N; i++) {
+        memset(&m, 0, sizeof m);
+        m.data = buf;
+        m.cap = sizeof buf;
+        r = ferry_recvmsg(k->ch, &m, 0, T5S);
+        if (r != (ssize_t)sizeof i)
+            fprintf(stderr, "drain %u: %zd %s\n", i, r, r < 0 ? ferry_strerror((int)r) : "");
+        CHECK_EQ(r, (ssize_t)sizeof i);
+        CHECK_EQ(m.type, 1);
+        uint32_t got;
+        memcpy(&got, buf, sizeof got);
+        CHECK_EQ(got, i);
+        CHECK_EQ(m.nfds, FERRY_MAX_FDS);
+        for (uint32_t j = 0; j < m.nfds; j++) {
+            CHECK(fd_is_open(m.fds[j]));
+            close(m.fds[j]);
+        }
+        CHECK(fd_count() - base <= bound);
+    }
+    expect_typed(k->ch, 0, T5S, 2, "end");
+    expect_err(k->ch, 0, T5S, -EPIPE);
+}
+
+/* A check whose child closes its end and exits on its own: no end-of-check handshake. */
+static void run_exit(const form *f, const ferry_chan_opts *o, void (*child)(conn *),
+                     void (*parent)(conn *))
+{
+    conn k;
+    if (conn_fork(&k, f, o) == 0) {
+        child(&k);
+        conn_child_end(&k);
+    }
+    parent(&k);
+    conn_parent_end(&k);
+}
+
 static void check_skipped_fds(const form *f)
 {
     if (!f->fds) {
@@ -1137,6 +1226,13 @@ static void check_skipped_fds(const form *f)
            "skipped fds: %d messages of %d fds a typed receive passes over: at most %d fds "
            "held (max_skipped_fds %u), then all drained in order with their fds",
            SKIP_N, FERRY_MAX_FDS, skip_peak, o.max_skipped_fds);
+        begin("skipped fds, sender gone");
+        run_exit(f, caps[i] ? &o : NULL, skip_exit_child, skip_exit_parent);
+        ok(f,
+           "skipped fds, sender gone: a FERRY_FOREVER typed receive at the budget "
+           "(max_skipped_fds %u) -EPIPE in %.2f ms, then all %d drained in order with their "
+           "fds, then -EPIPE",
+           o.max_skipped_fds, skip_exit_ms, SKIP_EXIT_N + 1);
     }
 }
 
