@@ -230,18 +230,70 @@ typedef struct sv_ids {
     int door, back;
 } sv_ids;
 
-/* The back queue goes first: a creator killed in between leaves the door, whose record
- * still names everybody (`ferry ls` can judge it), not a lone back queue. */
+/* Remove both queues. The back queue goes first: a process killed in between leaves the
+ * door, whose record still names everybody (`ferry ls` can judge it), not a lone back
+ * queue. Either may be gone already (the other side removed them: harmless). */
+static void queues_remove(int door, int back)
+{
+    msgctl(back, IPC_RMID, NULL);
+    msgctl(door, IPC_RMID, NULL);
+}
+
+/* Has the listener left the back queue (the "left" mark: its owner write bit cleared),
+ * or is the queue gone? 1, or 0 (also when it cannot be told). */
+static int listener_left(int back)
+{
+    struct msqid_ds ds;
+    if (msgctl(back, IPC_STAT, &ds) < 0) return errno == EINVAL || errno == EIDRM;
+    return !(ds.msg_perm.mode & 0200);
+}
+
+/* The listener leaves: mark the back queue (clear its owner write bit; only the owner,
+ * its creator or root may). 0 or -errno. */
+static int listener_leave(int back)
+{
+    struct msqid_ds ds;
+    if (msgctl(back, IPC_STAT, &ds) < 0) return -errno;
+    ds.msg_perm.mode &= (unsigned short)~0200;
+    return msgctl(back, IPC_SET, &ds) < 0 ? -errno : 0;
+}
+
+/* Is an opener attached to door, and alive? Takes the first record of the door (when it
+ * is an attach record: then it is put back at once) and judges its opener's identity:
+ * 1 attached and not proven dead; 0 no opener (a hello, no record: one is opening or
+ * closing, and then sees the "left" mark itself), or a dead one (killed). */
+static int opener_alive(int door)
+{
+    rec_buf r;
+    ssize_t n = rec_take(door, &r, FERRY__SVQ_REC_MAX);
+    if (n < 0) return 0;
+    ferry__svq_rec a = {0};
+    int alive = svq_rec_decode(r.text, r.len, &a) == 0 && a.kind == FERRY__SVQ_ATTACH &&
+                a.door == door && !ferry__proc_dead(a.opener);
+    if (a.kind != FERRY__SVQ_HELLO) rec_post(door, &r); /* (a hello is not needed: removing) */
+    return alive;
+}
+
+/* The last close of the listener and its channel, in the creator (see "Lifetime"): the
+ * queues are removed at once, unless an opener is attached and alive: then what this
+ * side sent and the opener has not read yet must stay, so the listener leaves (the
+ * "left" mark) and the opener removes the queues when it closes. Order (against the
+ * opener's close, which gives its attachment up and then looks for the mark): the mark
+ * first, then the look at the door, so at least one of the two removes them (both may:
+ * a second IPC_RMID finds nothing). A mark that cannot be set removes at once. */
+static void listener_last_close(sv_ids *q)
+{
+    if (listener_leave(q->back) == 0 && opener_alive(q->door)) return;
+    queues_remove(q->door, q->back);
+}
+
 static void ids_put(sv_ids *q)
 {
     if (!q || atomic_fetch_sub(&q->refs, 1) != 1) return;
     if (q->owner == getpid()) {
         int door = q->door;
         atomic_compare_exchange_strong(&last_private, &door, -1);
-        if (!q->persist) {
-            msgctl(q->back, IPC_RMID, NULL);
-            msgctl(q->door, IPC_RMID, NULL);
-        }
+        if (!q->persist) listener_last_close(q);
     }
     free(q);
 }
@@ -329,6 +381,11 @@ static void chan_free(sv_chan *c)
 {
     if (!c) return;
     hello_give_back(c);
+    /* After giving the attachment up: a listener that has left (see listener_last_close)
+     * left the queues to this opener, the last party out. (Another uid's opener may not
+     * remove them: IPC_RMID fails, and `ferry rm --stale` removes them.) */
+    if (c->has_hello && c->owner == getpid() && listener_left(c->rx))
+        queues_remove(c->tx, c->rx);
     free(c->txbuf);
     free(c->rxbuf);
     free(c->held_data);
@@ -397,12 +454,15 @@ static int svq_sendmsg(ferry_chan *ch, const ferry_msg *m, ferry__when *w)
     if (c->crc) f.crc = ferry__frame_crc(&f, text + HDR);
     ferry__frame_encode(&f, text);
     c->txbuf->mtype = (long)m->type + 1;
+    /* Opener: a listener that has left reads nothing more (one IPC_STAT per send). */
+    if (c->has_hello && listener_left(c->rx)) return -EPIPE;
     int64_t step = -BACKOFF_YIELDS;
     int waited = 0;
     for (;;) {
         if (msgsnd(c->tx, c->txbuf, HDR + m->len, IPC_NOWAIT) == 0) break;
         if (errno == EINTR) continue;
         if (errno != EAGAIN) return queue_error(c, c->tx, errno);
+        if (c->has_hello && listener_left(c->rx)) return -EPIPE; /* nobody will make room */
         int64_t at = ferry__when_at(w);
         if (!waited && ferry__remaining(at) > 0) FERRY__COUNT(c->base.st.send_waits, 1);
         waited = 1;
@@ -478,7 +538,7 @@ static ssize_t svq_recvmsg(ferry_chan *ch, ferry_msg *m, int64_t filter, int kee
         msgtyp = -filter > TYPE_MAX ? -(long)TYPE_MAX - 1 : -(long)(-filter + 1);
     }
     int64_t step = -BACKOFF_YIELDS;
-    int waited = 0;
+    int waited = 0, left_seen = 0;
     for (;;) {
         int dead = atomic_load_explicit(&c->dead, memory_order_relaxed);
         if (dead) return dead;
@@ -522,6 +582,15 @@ static ssize_t svq_recvmsg(ferry_chan *ch, ferry_msg *m, int64_t filter, int kee
             return chan_fail(c, -EBADMSG);
         }
         if (errno != ENOMSG) return queue_error(c, c->rx, errno);
+        /* Opener: the listener has left? Then nothing more comes; what it sent before it
+         * left (the mark) is all in the queue now: one more look, then -EPIPE (the
+         * channel is not failed: an untyped receive still drains other types). */
+        if (c->has_hello && !left_seen) {
+            left_seen = listener_left(c->rx);
+            if (left_seen) continue;
+        } else if (left_seen) {
+            return -EPIPE;
+        }
         int64_t at = ferry__when_at(w);
         if (!waited && ferry__remaining(at) > 0) FERRY__COUNT(c->base.st.recv_waits, 1);
         waited = 1;
@@ -700,7 +769,7 @@ static int svq_listen(const char *where, const ferry_chan_opts *o, ferry_listene
         made = 1;
         /* Only the owner writes to the back queue: its owner record cannot be forged by
          * a peer of another uid (an opener only receives from it). */
-        q->back = msgget(IPC_PRIVATE, IPC_CREAT | (mode & ~022));
+        q->back = msgget(IPC_PRIVATE, IPC_CREAT | (mode & ~022) | 0600);
         if (q->back < 0) rc = -errno;
         if (rc == 0) rc = set_qbytes(q->door, s.qbytes);
         if (rc == 0) rc = set_qbytes(q->back, s.qbytes);

@@ -543,13 +543,23 @@ static void test_peer_gone(void)
     ferry_chan *srv, *cli;
     pair_make(key_url, NULL, &l, &srv, &cli);
     send_typed(srv, 1, "last");
+    send_typed(srv, 2, "very last");
     ferry_chan_close(srv);
-    ferry_listener_close(l); /* removes the queues: what was in them is gone too */
+    /* An opener is attached: the listener leaves (its back queue's owner write bit goes)
+     * and the queues stay, with what it sent, until the opener closes. */
+    ferry_listener_close(l);
+    int door = msgget(key, 0);
+    CHECK(door >= 0);
     char buf[16];
+    expect_err(cli, 3, FERRY_NOW, -EPIPE);     /* a type that never comes */
+    expect(cli, 2, FERRY_FOREVER, 2, "very last"); /* what it sent still arrives */
+    expect(cli, 0, FERRY_NOW, 1, "last");
     CHECK_EQ(ferry_recv(cli, buf, sizeof buf, FERRY_NOW), -EPIPE);
     CHECK_EQ(ferry_send(cli, "x", 1, FERRY_NOW), -EPIPE);
-    CHECK_EQ(ferry_recv(cli, buf, sizeof buf, T5S), -EPIPE);
-    ferry_chan_close(cli);
+    CHECK_EQ(ferry_recv(cli, buf, sizeof buf, FERRY_FOREVER), -EPIPE);
+    ferry_chan_close(cli); /* the last party out removes the queues */
+    CHECK(msgget(key, 0) < 0 && errno == ENOENT);
+    CHECK(msgctl(door, IPC_STAT, &(struct msqid_ds){0}) < 0);
 
     /* While the opener waits. */
     CHECK_EQ(ferry_listen(key_url, NULL, &l), 0);
