@@ -384,8 +384,7 @@ static void chan_free(sv_chan *c)
     /* After giving the attachment up: a listener that has left (see listener_last_close)
      * left the queues to this opener, the last party out. (Another uid's opener may not
      * remove them: IPC_RMID fails, and `ferry rm --stale` removes them.) */
-    if (c->has_hello && c->owner == getpid() && listener_left(c->rx))
-        queues_remove(c->tx, c->rx);
+    if (c->has_hello && c->owner == getpid() && listener_left(c->rx)) queues_remove(c->tx, c->rx);
     free(c->txbuf);
     free(c->rxbuf);
     free(c->held_data);

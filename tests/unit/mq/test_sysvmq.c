@@ -551,7 +551,7 @@ static void test_peer_gone(void)
     int door = msgget(key, 0);
     CHECK(door >= 0);
     char buf[16];
-    expect_err(cli, 3, FERRY_NOW, -EPIPE);     /* a type that never comes */
+    expect_err(cli, 3, FERRY_NOW, -EPIPE);         /* a type that never comes */
     expect(cli, 2, FERRY_FOREVER, 2, "very last"); /* what it sent still arrives */
     expect(cli, 0, FERRY_NOW, 1, "last");
     CHECK_EQ(ferry_recv(cli, buf, sizeof buf, FERRY_NOW), -EPIPE);
