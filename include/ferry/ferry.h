@@ -187,7 +187,7 @@ int ferry_chan_adopt(int fd, const ferry_chan_opts *opts, ferry_chan **out);
  * The scheme is case-insensitive (RFC 3986): "SHM://" and "Unix://" work too.
  * A socket file or FIFO gets exactly opts->mode (default 0600; never wider, not even for
  * a moment); a sysvmq door queue gets opts->mode, its back queue opts->mode without group
- * and other write (only its owner writes there). The listener decides the channel's shape (capacity, max_msg, checksum). The
+ * and other write, plus owner read and write (only its owner writes there). The listener decides the channel's shape (capacity, max_msg, checksum). The
  * caller owns *out; ferry_listener_close() removes the names it made (queues: see
  * FERRY_PERSIST). Errors: -EINVAL (bad URL or options), -EPROTONOSUPPORT (unknown
  * scheme), -EOPNOTSUPP (a capacity mode the transport lacks), -EADDRINUSE, -ENAMETOOLONG,
@@ -245,7 +245,9 @@ int ferry_chan_open(const char *url, const ferry_chan_opts *opts, ferry_chan **o
  * everything, including fds of received-but-untaken messages. NULL is a no-op. Must not
  * race with other calls on the same end. A close never destroys what this end sent,
  * also when messages of the peer are still unread here (tcp: what the peer sends after
- * the close may make the kernel reset the connection; docs/transports.md). */
+ * the close may make the kernel reset the connection; sysvmq: a listener's close with
+ * an opener attached leaves the queues to the opener, whose close removes them;
+ * docs/transports.md). */
 void ferry_chan_close(ferry_chan *ch);
 
 /*

@@ -52,12 +52,28 @@
  *    was for the same filter, for a positive one, and for a negative one — a lower type
  *    still in the queue wins; an untyped receive after a typed -EMSGSIZE gets it before
  *    older messages of other types).
- *  - Peer death: when the listener's side closes (and the queues are removed) the
- *    opener's calls return -EPIPE (queued messages are lost with the queue). The
- *    listener cannot see its opener die: its receives just time out.
- *  - Lifetime: the queues are removed (IPC_RMID; the back queue first) when the last of
- *    the listener and its accepted channel closes, in the process that created them,
- *    unless FERRY_PERSIST: then they stay, with their messages and records, and can be
+ *  - Peer death: when the listener's side closes, the opener's calls return -EPIPE once
+ *    it has drained what the listener sent (a receive whose filter nothing left matches:
+ *    at once; a send: at once), also while one waits. The listener cannot see its
+ *    opener close or die: its receives just time out.
+ *  - Lifetime: a close never destroys what the closing side sent. The last close of the
+ *    listener and its accepted channel, in the process that created the queues (unless
+ *    FERRY_PERSIST), removes them (IPC_RMID; the back queue first) when no opener is
+ *    attached or the attached one is dead (its attach record's identity, core/proc.h).
+ *    With a live opener attached, the listener *leaves* instead: it clears the owner
+ *    write bit of the back queue (the "left" mark: only the owner, creator or root can
+ *    set it, so `ferry ls` trusts it), and the opener, the last party out, removes both
+ *    queues when it closes (after giving its attachment up, it looks for the mark; the
+ *    listener sets the mark before it looks for an attachment, so at least one of them
+ *    removes them; both may, harmlessly). An opener killed after the listener left
+ *    leaves them: `ferry ls` shows them stale once its identity is dead (the left
+ *    listener's no longer counts, nor its pid as the kernel's last user), and
+ *    `ferry rm --stale` removes them. An opener of another uid may not remove them
+ *    (System V lets only the owner, creator or root): they stay until `ferry rm
+ *    --stale` (run as the owner or root) once that opener's process has exited. Messages
+ *    the listener sent with no opener attached go with the queues (nobody could read
+ *    them; use FERRY_PERSIST). With FERRY_PERSIST the queues stay, with their messages
+ *    and records, and can be
  *    opened again (once the hello is back) or listened on again. ferry_listen on an
  *    existing KEY is -EADDRINUSE, or with FERRY_PERSIST reuses the queues when their
  *    hello is there (no opener attached) and has the same max_msg and FERRY_CHECKSUM,

@@ -36,7 +36,12 @@
  *               (no group/other write, owner = creator = the door's creator), the door
  *               exactly one hello or attach record agreeing with it, every identity
  *               named is dead, and the kernel's last sender and receiver of both
- *               queues are gone. Anything else is unknown, with the reason in the note.
+ *               queues are gone. A listener that has left its channel to the opener
+ *               (a trusted owner record and the back queue's owner write bit cleared:
+ *               sysvmq.c, "Lifetime") is shown "left" and counts as gone, and so does
+ *               its pid as the kernel's last user while it is that process: the channel
+ *               then lives with its opener. Anything else is unknown, with the reason
+ *               in the note.
  *               rm --stale judges a sysvmq object again just before removing it.
  *      socket   live when it is in /proc/net/unix as listening, or a connect succeeds;
  *               stale when a connect is refused (ECONNREFUSED): nobody listens.
