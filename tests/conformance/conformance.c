@@ -38,7 +38,12 @@
  *  - skipped fds: where fds ride (unix, shm), 200 messages of 16 fds that the receiver's
  *    typed receives pass over keep its fd count at most max_skipped_fds (default 64,
  *    and 16) + 15 (+ 2); the typed receives time out; then untyped receives drain all
- *    in order with their fds;
+ *    in order with their fds; and with the sender gone (12 such messages sent, its end
+ *    closed, its process reaped) a FERRY_FOREVER typed receive that cannot match returns
+ *    -EPIPE at once, then untyped receives drain all in order with their fds, then -EPIPE;
+ *  - skipped bytes, sender gone (the fd engine: unix, tcp, fifo, pipe): a FERRY_FOREVER
+ *    typed receive held back by the 8 MiB bound of skipped messages returns -EPIPE once
+ *    the sender closed; then every message drains in order and intact, then -EPIPE;
  *  - credentials: where known, ferry_chan_peer gives each end the uid, gid and pid of the
  *    other process; elsewhere -EOPNOTSUPP at both ends;
  *  - pollable fd: where there is one, ferry_chan_fd polls readable exactly while a
@@ -55,7 +60,8 @@
  * -EPIPE, never raise SIGPIPE: the suite does not ignore SIGPIPE;
  *  - close: an end that closes with the peer's messages unread, right after filling the
  *    buffer (FERRY_NOW sends until -EAGAIN), loses nothing: the peer receives every one,
- *    then -EPIPE (where the transport knows; else -EAGAIN); both ways;
+ *    then -EPIPE (where the transport knows, and on sysvmq for the opener after the
+ *    listener's close; else -EAGAIN); both ways, on every transport;
  *  - fork copy (fd transports): a copy of an end that a forked process inherits and
  *    closes disturbs neither end (messages unread in it stay, both ways work);
  *  - garbage, on stream transports: (a) a raw peer (a raw socket connected to the
@@ -1236,6 +1242,96 @@ static void check_skipped_fds(const form *f)
     }
 }
 
+/* Skipped bytes, sender gone (the fd engine: unix, tcp, fifo, pipe): its queue of
+ * messages a typed receive passed over is bounded in bytes too (8 MiB, fdchan.c). The
+ * child sends SKIPB_LEN-byte messages of type 1, a little over 8 MiB of them (the rest
+ * fits the kernel's buffer: no send waits for long), then one of type 2, closes its end
+ * and exits. The parent's FERRY_FOREVER typed receive (filter 5), made meanwhile, returns
+ * -EPIPE once the child has closed (a hang is caught by the check's watchdog); then
+ * untyped receives drain every message in order and intact, the type-2 one, then -EPIPE. */
+#define SKIPB_LEN   60000u
+#define SKIPB_BOUND ((size_t)8 << 20)
+static uint64_t skipb_n;
+
+static uint64_t skipb_count(void)
+{
+    return SKIPB_BOUND / SKIPB_LEN + 2; /* the bound is reached with one to spare */
+}
+
+static void skipb_child(conn *k)
+{
+    STAGE("skipped bytes, sender gone: child sends and exits");
+    CHECK(ferry_chan_max_msg(k->ch) >= SKIPB_LEN);
+    uint8_t *buf = malloc(SKIPB_LEN);
+    CHECK(buf != NULL);
+    ferry_msg m;
+    memset(&m, 0, sizeof m);
+    m.type = 1;
+    m.data = buf;
+    m.len = SKIPB_LEN;
+    for (uint64_t i = 0; i < skipb_count(); i++) {
+        fill_seq(buf, SKIPB_LEN, i);
+        int r = ferry_sendmsg(k->ch, &m, T5S);
+        if (r != 0) fprintf(stderr, "send %" PRIu64 ": %s\n", i, ferry_strerror(r));
+        CHECK_EQ(r, 0);
+    }
+    free(buf);
+    send_typed(k->ch, 2, "end");
+    ferry_chan_close(k->ch);
+    k->ch = NULL;
+}
+
+static void skipb_parent(conn *k)
+{
+    STAGE("skipped bytes, sender gone: a FERRY_FOREVER typed receive (a hang here is the bug)");
+    uint8_t *buf = malloc(SKIPB_LEN);
+    CHECK(buf != NULL);
+    ferry_msg m;
+    memset(&m, 0, sizeof m);
+    m.data = buf;
+    m.cap = SKIPB_LEN;
+    ssize_t r = ferry_recvmsg(k->ch, &m, 5, FERRY_FOREVER);
+    if (r != -EPIPE)
+        fprintf(stderr, "typed receive, the sender gone: %zd %s\n", r,
+                r < 0 ? ferry_strerror((int)r) : "");
+    CHECK_EQ(r, -EPIPE);
+    wait_ok(k->pid);
+    k->reaped = true;
+    STAGE("skipped bytes, sender gone: parent drains");
+    skipb_n = skipb_count();
+    for (uint64_t i = 0; i < skipb_n; i++) {
+        memset(&m, 0, sizeof m);
+        m.data = buf;
+        m.cap = SKIPB_LEN;
+        r = ferry_recvmsg(k->ch, &m, 0, T5S);
+        if (r != (ssize_t)SKIPB_LEN)
+            fprintf(stderr, "drain %" PRIu64 ": %zd %s\n", i, r,
+                    r < 0 ? ferry_strerror((int)r) : "");
+        CHECK_EQ(r, (ssize_t)SKIPB_LEN);
+        CHECK_EQ(m.type, 1);
+        CHECK(check_seq(buf, SKIPB_LEN, i));
+    }
+    free(buf);
+    expect_typed(k->ch, 0, T5S, 2, "end");
+    expect_err(k->ch, 0, T5S, -EPIPE);
+}
+
+static void check_skipped_bytes(const form *f)
+{
+    if (!f->death || strcmp(f->scheme, "shm") == 0 || f->addr == ADDR_POSIXMQ ||
+        f->addr == ADDR_SYSVMQ) {
+        skip(f, "skipped bytes, sender gone", "checked on the fd engine's transports");
+        return;
+    }
+    begin("skipped bytes, sender gone");
+    run_exit(f, NULL, skipb_child, skipb_parent);
+    ok(f,
+       "skipped bytes, sender gone: %" PRIu64 " messages of %u bytes (past the 8 MiB bound) a "
+       "FERRY_FOREVER typed receive passes over: -EPIPE once the sender closed, then all "
+       "drained in order, then -EPIPE",
+       skipb_n, SKIPB_LEN);
+}
+
 /* ---------------------------------------------------------------- credentials */
 
 static void creds_expect(const conn *k, pid_t peer)
@@ -1877,6 +1973,7 @@ static void run_form(const form *f)
     check_capacity(f);
     check_fds(f);
     check_skipped_fds(f);
+    check_skipped_bytes(f);
     check_creds(f);
     check_poll(f);
     check_zerocopy(f);
