@@ -79,14 +79,15 @@ typedef struct ferry_listener ferry_listener;
  * full channel (its sends wait, -EAGAIN, -ETIMEDOUT). A receive that matches a held
  * message, or an untyped one, still proceeds and frees the budget; a typed receive that
  * cannot waits until its deadline (-EAGAIN for FERRY_NOW, -ETIMEDOUT) or until the peer
- * is gone (closed or died; even with FERRY_FOREVER): then -EPIPE at once, without taking
- * in more of what the peer sent, while untyped receives still drain all of it, in order,
- * before their -EPIPE. Nothing is dropped. So a peer cannot fill this end's fd table
- * through messages it skips: at most max_skipped_fds + FERRY_MAX_FDS - 1 fds are held.
- * The rule is the same on every transport that carries fds (shm, unix; the fd engine's
- * stream transports tcp, fifo and pipe hold the same way at their bound in bytes of
- * skipped messages). On shm the budget applies only to messages carrying fds, and the
- * local choices also include FERRY_PEEK_PRIVATE and max_map.
+ * is gone (closed or died; also with FERRY_FOREVER): then -EPIPE, as soon as this end
+ * sees the peer gone (as a blocked receive would), without taking in more of what the
+ * peer sent, while untyped receives still drain all of it, in order, before their
+ * -EPIPE. Nothing is dropped. So a peer cannot fill this end's fd table through messages
+ * it skips: at most max_skipped_fds + FERRY_MAX_FDS - 1 fds are held. One rule for every
+ * transport: where fds ride (shm, unix) as above; unix, tcp, fifo and pipe hold back the
+ * same way at their bound of 8 MiB of skipped messages. On shm the budget applies only
+ * to messages carrying fds, and the local choices also include FERRY_PEEK_PRIVATE and
+ * max_map.
  */
 typedef struct ferry_chan_opts {
     uint32_t capacity; /* 0, N, FERRY_CAP_RING (default) or FERRY_UNBOUNDED */
