@@ -78,12 +78,16 @@ typedef struct ferry_listener ferry_listener;
  * fds, it takes no more messages from the transport, so the sender is held back as by a
  * full channel (its sends wait, -EAGAIN, -ETIMEDOUT). A receive that matches a held
  * message, or an untyped one, still proceeds and frees the budget; a typed receive that
- * cannot waits out its deadline (-EAGAIN for FERRY_NOW, -ETIMEDOUT). Nothing is dropped.
- * So a peer cannot fill this end's fd table through messages it skips: at most
- * max_skipped_fds + FERRY_MAX_FDS - 1 fds are held.
- * On shm the local choices also include FERRY_PEEK_PRIVATE and max_map; there a typed
- * receive held back by the budget returns -EPIPE once the peer is gone (an untyped one
- * still drains what it sent), and the budget applies only to messages carrying fds.
+ * cannot waits until its deadline (-EAGAIN for FERRY_NOW, -ETIMEDOUT) or until the peer
+ * is gone (closed or died; also with FERRY_FOREVER): then -EPIPE, as soon as this end
+ * sees the peer gone (as a blocked receive would), without taking in more of what the
+ * peer sent, while untyped receives still drain all of it, in order, before their
+ * -EPIPE. Nothing is dropped. So a peer cannot fill this end's fd table through messages
+ * it skips: at most max_skipped_fds + FERRY_MAX_FDS - 1 fds are held. One rule for every
+ * transport: where fds ride (shm, unix) as above; unix, tcp, fifo and pipe hold back the
+ * same way at their bound of 8 MiB of skipped messages. On shm the budget applies only
+ * to messages carrying fds, and the local choices also include FERRY_PEEK_PRIVATE and
+ * max_map.
  */
 typedef struct ferry_chan_opts {
     uint32_t capacity; /* 0, N, FERRY_CAP_RING (default) or FERRY_UNBOUNDED */
@@ -184,7 +188,7 @@ int ferry_chan_adopt(int fd, const ferry_chan_opts *opts, ferry_chan **out);
  * The scheme is case-insensitive (RFC 3986): "SHM://" and "Unix://" work too.
  * A socket file or FIFO gets exactly opts->mode (default 0600; never wider, not even for
  * a moment); a sysvmq door queue gets opts->mode, its back queue opts->mode without group
- * and other write (only its owner writes there). The listener decides the channel's shape (capacity, max_msg, checksum). The
+ * and other write, plus owner read and write (only its owner writes there). The listener decides the channel's shape (capacity, max_msg, checksum). The
  * caller owns *out; ferry_listener_close() removes the names it made (queues: see
  * FERRY_PERSIST). Errors: -EINVAL (bad URL or options), -EPROTONOSUPPORT (unknown
  * scheme), -EOPNOTSUPP (a capacity mode the transport lacks), -EADDRINUSE, -ENAMETOOLONG,
@@ -242,7 +246,9 @@ int ferry_chan_open(const char *url, const ferry_chan_opts *opts, ferry_chan **o
  * everything, including fds of received-but-untaken messages. NULL is a no-op. Must not
  * race with other calls on the same end. A close never destroys what this end sent,
  * also when messages of the peer are still unread here (tcp: what the peer sends after
- * the close may make the kernel reset the connection; docs/transports.md). */
+ * the close may make the kernel reset the connection; sysvmq: a listener's close with
+ * an opener attached leaves the queues to the opener, whose close removes them;
+ * docs/transports.md). */
 void ferry_chan_close(ferry_chan *ch);
 
 /*

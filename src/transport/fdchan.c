@@ -703,6 +703,27 @@ static void update_ready(fdchan *c)
         c->ready = !(read(c->efd, &v, sizeof v) == sizeof v);
 }
 
+/* The queue is at its bound and nothing queued matches: wait (until the deadline) for
+ * the peer to go, without taking anything more from the kernel. Asked for POLLRDHUP
+ * only, poll does not wake for data; it reports POLLRDHUP when a socket peer has shut
+ * down its sending side (closed, or died: no more will come), POLLHUP when a pipe or
+ * FIFO has no writer left or a socket is shut down both ways, POLLERR on a reset. Then
+ * -EPIPE: nothing that could still arrive is reachable past the bound (reading on would
+ * let the peer's last burst fill this end's fd table), while an untyped receive still
+ * drains everything the peer sent, in order. The channel is not failed for it. */
+static int wait_hangup(const fdchan *c, int64_t deadline)
+{
+    for (;;) {
+        int64_t left = ferry__remaining(deadline);
+        if (left <= 0) return deadline == 0 ? -EAGAIN : -ETIMEDOUT;
+        struct timespec ts = {left / 1000000000, left % 1000000000};
+        struct pollfd p = {.fd = c->rfd, .events = POLLRDHUP};
+        int n = ppoll(&p, 1, left == INT64_MAX ? NULL : &ts, NULL);
+        if (n > 0 && (p.revents & (POLLRDHUP | POLLHUP | POLLERR | POLLNVAL))) return -EPIPE;
+        if (n < 0 && errno != EINTR) return -errno;
+    }
+}
+
 /* Find the message to hand out next: 0, and *out points at the queue's pointer to it (it
  * stays queued until the caller unlinks it); or 1, it went straight into c->direct. */
 static int find(fdchan *c, int64_t filter, ferry__when *w, fmsg ***out)
@@ -731,8 +752,8 @@ static int find(fdchan *c, int64_t filter, ferry__when *w, fmsg ***out)
             }
             rc = ferry__wait_fd(c->rfd, POLLIN, ferry__when_at(w));
         } else { /* full of messages the filter passes over (bytes or fds): only time
-                  * can help (the one receiving thread is this one) */
-            rc = ferry__wait_fd(-1, 0, ferry__when_at(w)); /* poll ignores fd -1: a sleep */
+                  * can help (the one receiving thread is this one), or the peer's end */
+            rc = wait_hangup(c, ferry__when_at(w));
         }
         if (rc < 0) return rc;
     }

@@ -52,12 +52,28 @@
  *    was for the same filter, for a positive one, and for a negative one — a lower type
  *    still in the queue wins; an untyped receive after a typed -EMSGSIZE gets it before
  *    older messages of other types).
- *  - Peer death: when the listener's side closes (and the queues are removed) the
- *    opener's calls return -EPIPE (queued messages are lost with the queue). The
- *    listener cannot see its opener die: its receives just time out.
- *  - Lifetime: the queues are removed (IPC_RMID; the back queue first) when the last of
- *    the listener and its accepted channel closes, in the process that created them,
- *    unless FERRY_PERSIST: then they stay, with their messages and records, and can be
+ *  - Peer death: when the listener's side closes, the opener's calls return -EPIPE once
+ *    it has drained what the listener sent (a receive whose filter nothing left matches:
+ *    at once; a send: at once), also while one waits. The listener cannot see its
+ *    opener close or die: its receives just time out.
+ *  - Lifetime: a close never destroys what the closing side sent. The last close of the
+ *    listener and its accepted channel, in the process that created the queues (unless
+ *    FERRY_PERSIST), removes them (IPC_RMID; the back queue first) when no opener is
+ *    attached or the attached one is dead (its attach record's identity, core/proc.h).
+ *    With a live opener attached, the listener *leaves* instead: it clears the owner
+ *    write bit of the back queue (the "left" mark: only the owner, creator or root can
+ *    set it, so `ferry ls` trusts it), and the opener, the last party out, removes both
+ *    queues when it closes (after giving its attachment up, it looks for the mark; the
+ *    listener sets the mark before it looks for an attachment, so at least one of them
+ *    removes them; both may, harmlessly). An opener killed after the listener left
+ *    leaves them: `ferry ls` shows them stale once its identity is dead (the left
+ *    listener's no longer counts, nor its pid as the kernel's last user), and
+ *    `ferry rm --stale` removes them. An opener of another uid may not remove them
+ *    (System V lets only the owner, creator or root): they stay until `ferry rm
+ *    --stale` (run as the owner or root) once that opener's process has exited. Messages
+ *    the listener sent with no opener attached go with the queues (nobody could read
+ *    them; use FERRY_PERSIST). With FERRY_PERSIST the queues stay, with their messages
+ *    and records, and can be
  *    opened again (once the hello is back) or listened on again. ferry_listen on an
  *    existing KEY is -EADDRINUSE, or with FERRY_PERSIST reuses the queues when their
  *    hello is there (no opener attached) and has the same max_msg and FERRY_CHECKSUM,
@@ -230,18 +246,70 @@ typedef struct sv_ids {
     int door, back;
 } sv_ids;
 
-/* The back queue goes first: a creator killed in between leaves the door, whose record
- * still names everybody (`ferry ls` can judge it), not a lone back queue. */
+/* Remove both queues. The back queue goes first: a process killed in between leaves the
+ * door, whose record still names everybody (`ferry ls` can judge it), not a lone back
+ * queue. Either may be gone already (the other side removed them: harmless). */
+static void queues_remove(int door, int back)
+{
+    msgctl(back, IPC_RMID, NULL);
+    msgctl(door, IPC_RMID, NULL);
+}
+
+/* Has the listener left the back queue (the "left" mark: its owner write bit cleared),
+ * or is the queue gone? 1, or 0 (also when it cannot be told). */
+static int listener_left(int back)
+{
+    struct msqid_ds ds;
+    if (msgctl(back, IPC_STAT, &ds) < 0) return errno == EINVAL || errno == EIDRM;
+    return !(ds.msg_perm.mode & 0200);
+}
+
+/* The listener leaves: mark the back queue (clear its owner write bit; only the owner,
+ * its creator or root may). 0 or -errno. */
+static int listener_leave(int back)
+{
+    struct msqid_ds ds;
+    if (msgctl(back, IPC_STAT, &ds) < 0) return -errno;
+    ds.msg_perm.mode &= (unsigned short)~0200;
+    return msgctl(back, IPC_SET, &ds) < 0 ? -errno : 0;
+}
+
+/* Is an opener attached to door, and alive? Takes the first record of the door (when it
+ * is an attach record: then it is put back at once) and judges its opener's identity:
+ * 1 attached and not proven dead; 0 no opener (a hello, no record: one is opening or
+ * closing, and then sees the "left" mark itself), or a dead one (killed). */
+static int opener_alive(int door)
+{
+    rec_buf r;
+    ssize_t n = rec_take(door, &r, FERRY__SVQ_REC_MAX);
+    if (n < 0) return 0;
+    ferry__svq_rec a = {0};
+    int alive = svq_rec_decode(r.text, r.len, &a) == 0 && a.kind == FERRY__SVQ_ATTACH &&
+                a.door == door && !ferry__proc_dead(a.opener);
+    if (a.kind != FERRY__SVQ_HELLO) rec_post(door, &r); /* (a hello is not needed: removing) */
+    return alive;
+}
+
+/* The last close of the listener and its channel, in the creator (see "Lifetime"): the
+ * queues are removed at once, unless an opener is attached and alive: then what this
+ * side sent and the opener has not read yet must stay, so the listener leaves (the
+ * "left" mark) and the opener removes the queues when it closes. Order (against the
+ * opener's close, which gives its attachment up and then looks for the mark): the mark
+ * first, then the look at the door, so at least one of the two removes them (both may:
+ * a second IPC_RMID finds nothing). A mark that cannot be set removes at once. */
+static void listener_last_close(sv_ids *q)
+{
+    if (listener_leave(q->back) == 0 && opener_alive(q->door)) return;
+    queues_remove(q->door, q->back);
+}
+
 static void ids_put(sv_ids *q)
 {
     if (!q || atomic_fetch_sub(&q->refs, 1) != 1) return;
     if (q->owner == getpid()) {
         int door = q->door;
         atomic_compare_exchange_strong(&last_private, &door, -1);
-        if (!q->persist) {
-            msgctl(q->back, IPC_RMID, NULL);
-            msgctl(q->door, IPC_RMID, NULL);
-        }
+        if (!q->persist) listener_last_close(q);
     }
     free(q);
 }
@@ -329,6 +397,10 @@ static void chan_free(sv_chan *c)
 {
     if (!c) return;
     hello_give_back(c);
+    /* After giving the attachment up: a listener that has left (see listener_last_close)
+     * left the queues to this opener, the last party out. (Another uid's opener may not
+     * remove them: IPC_RMID fails, and `ferry rm --stale` removes them.) */
+    if (c->has_hello && c->owner == getpid() && listener_left(c->rx)) queues_remove(c->tx, c->rx);
     free(c->txbuf);
     free(c->rxbuf);
     free(c->held_data);
@@ -397,12 +469,15 @@ static int svq_sendmsg(ferry_chan *ch, const ferry_msg *m, ferry__when *w)
     if (c->crc) f.crc = ferry__frame_crc(&f, text + HDR);
     ferry__frame_encode(&f, text);
     c->txbuf->mtype = (long)m->type + 1;
+    /* Opener: a listener that has left reads nothing more (one IPC_STAT per send). */
+    if (c->has_hello && listener_left(c->rx)) return -EPIPE;
     int64_t step = -BACKOFF_YIELDS;
     int waited = 0;
     for (;;) {
         if (msgsnd(c->tx, c->txbuf, HDR + m->len, IPC_NOWAIT) == 0) break;
         if (errno == EINTR) continue;
         if (errno != EAGAIN) return queue_error(c, c->tx, errno);
+        if (c->has_hello && listener_left(c->rx)) return -EPIPE; /* nobody will make room */
         int64_t at = ferry__when_at(w);
         if (!waited && ferry__remaining(at) > 0) FERRY__COUNT(c->base.st.send_waits, 1);
         waited = 1;
@@ -478,7 +553,7 @@ static ssize_t svq_recvmsg(ferry_chan *ch, ferry_msg *m, int64_t filter, int kee
         msgtyp = -filter > TYPE_MAX ? -(long)TYPE_MAX - 1 : -(long)(-filter + 1);
     }
     int64_t step = -BACKOFF_YIELDS;
-    int waited = 0;
+    int waited = 0, left_seen = 0;
     for (;;) {
         int dead = atomic_load_explicit(&c->dead, memory_order_relaxed);
         if (dead) return dead;
@@ -522,6 +597,15 @@ static ssize_t svq_recvmsg(ferry_chan *ch, ferry_msg *m, int64_t filter, int kee
             return chan_fail(c, -EBADMSG);
         }
         if (errno != ENOMSG) return queue_error(c, c->rx, errno);
+        /* Opener: the listener has left? Then nothing more comes; what it sent before it
+         * left (the mark) is all in the queue now: one more look, then -EPIPE (the
+         * channel is not failed: an untyped receive still drains other types). */
+        if (c->has_hello && !left_seen) {
+            left_seen = listener_left(c->rx);
+            if (left_seen) continue;
+        } else if (left_seen) {
+            return -EPIPE;
+        }
         int64_t at = ferry__when_at(w);
         if (!waited && ferry__remaining(at) > 0) FERRY__COUNT(c->base.st.recv_waits, 1);
         waited = 1;
@@ -700,7 +784,7 @@ static int svq_listen(const char *where, const ferry_chan_opts *o, ferry_listene
         made = 1;
         /* Only the owner writes to the back queue: its owner record cannot be forged by
          * a peer of another uid (an opener only receives from it). */
-        q->back = msgget(IPC_PRIVATE, IPC_CREAT | (mode & ~022));
+        q->back = msgget(IPC_PRIVATE, IPC_CREAT | (mode & ~022) | 0600);
         if (q->back < 0) rc = -errno;
         if (rc == 0) rc = set_qbytes(q->door, s.qbytes);
         if (rc == 0) rc = set_qbytes(q->back, s.qbytes);

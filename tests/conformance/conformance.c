@@ -38,7 +38,12 @@
  *  - skipped fds: where fds ride (unix, shm), 200 messages of 16 fds that the receiver's
  *    typed receives pass over keep its fd count at most max_skipped_fds (default 64,
  *    and 16) + 15 (+ 2); the typed receives time out; then untyped receives drain all
- *    in order with their fds;
+ *    in order with their fds; and with the sender gone (12 such messages sent, its end
+ *    closed, its process reaped) a FERRY_FOREVER typed receive that cannot match returns
+ *    -EPIPE at once, then untyped receives drain all in order with their fds, then -EPIPE;
+ *  - skipped bytes, sender gone (the fd engine: unix, tcp, fifo, pipe): a FERRY_FOREVER
+ *    typed receive held back by the 8 MiB bound of skipped messages returns -EPIPE once
+ *    the sender closed; then every message drains in order and intact, then -EPIPE;
  *  - credentials: where known, ferry_chan_peer gives each end the uid, gid and pid of the
  *    other process; elsewhere -EOPNOTSUPP at both ends;
  *  - pollable fd: where there is one, ferry_chan_fd polls readable exactly while a
@@ -55,7 +60,8 @@
  * -EPIPE, never raise SIGPIPE: the suite does not ignore SIGPIPE;
  *  - close: an end that closes with the peer's messages unread, right after filling the
  *    buffer (FERRY_NOW sends until -EAGAIN), loses nothing: the peer receives every one,
- *    then -EPIPE (where the transport knows; else -EAGAIN); both ways;
+ *    then -EPIPE (where the transport knows, and on sysvmq for the opener after the
+ *    listener's close; else -EAGAIN); both ways, on every transport;
  *  - fork copy (fd transports): a copy of an end that a forked process inherits and
  *    closes disturbs neither end (messages unread in it stay, both ways work);
  *  - garbage, on stream transports: (a) a raw peer (a raw socket connected to the
@@ -1119,6 +1125,95 @@ static void skip_parent(conn *k)
     expect_typed(k->ch, 0, T5S, 2, "end");
 }
 
+/* The same budget once the sender is gone: the child sends SKIP_EXIT_N messages of type 1
+ * with FERRY_MAX_FDS fds each (more than the budget, few enough for the kernel to hold:
+ * no send waits), then one of type 2, closes its end and exits. The parent, after
+ * reaping it, makes a FERRY_FOREVER typed receive (filter 5) that nothing can match: it
+ * returns -EPIPE at once (within 1 s; a hang is caught by the check's watchdog), holding
+ * no more fds than the bound; then untyped receives drain all SKIP_EXIT_N in order with
+ * their fds, the type-2 message, and then -EPIPE. */
+#define SKIP_EXIT_N 12
+static double skip_exit_ms; /* how long the typed receive took */
+
+static void skip_exit_child(conn *k)
+{
+    STAGE("skipped fds, sender gone: child sends and exits");
+    int p[FERRY_MAX_FDS / 2][2];
+    for (int i = 0; i < FERRY_MAX_FDS / 2; i++) CHECK_EQ(pipe2(p[i], O_CLOEXEC), 0);
+    ferry_msg m;
+    memset(&m, 0, sizeof m);
+    m.type = 1;
+    m.nfds = FERRY_MAX_FDS;
+    for (int i = 0; i < FERRY_MAX_FDS; i++) m.fds[i] = p[i / 2][i % 2];
+    for (uint32_t i = 0; i < SKIP_EXIT_N; i++) {
+        m.data = &i;
+        m.len = sizeof i;
+        CHECK_EQ(ferry_sendmsg(k->ch, &m, T5S), 0);
+    }
+    for (int i = 0; i < FERRY_MAX_FDS; i++) close(m.fds[i]);
+    send_typed(k->ch, 2, "end");
+    ferry_chan_close(k->ch);
+    k->ch = NULL;
+}
+
+static void skip_exit_parent(conn *k)
+{
+    STAGE("skipped fds, sender gone: a FERRY_FOREVER typed receive (a hang here is the bug)");
+    int base = fd_count(),
+        bound = (int)(skip_cap ? skip_cap : FERRY_SKIPPED_FDS_DEFAULT) + FERRY_MAX_FDS - 1 + 2;
+    wait_ok(k->pid);
+    k->reaped = true;
+    char buf[64];
+    ferry_msg m;
+    memset(&m, 0, sizeof m);
+    m.data = buf;
+    m.cap = sizeof buf;
+    int64_t t0 = now_ns();
+    ssize_t r = ferry_recvmsg(k->ch, &m, 5, FERRY_FOREVER);
+    skip_exit_ms = (double)(now_ns() - t0) / 1e6;
+    if (r != -EPIPE)
+        fprintf(stderr, "typed receive after the sender left: %zd %s\n", r,
+                r < 0 ? ferry_strerror((int)r) : "");
+    CHECK_EQ(r, -EPIPE);
+    CHECK(skip_exit_ms < 1000);
+    CHECK(fd_count() - base <= bound);
+    STAGE("skipped fds, sender gone: parent drains");
+    for (uint32_t i = 0; i < SKIP_EXIT_N; i++) {
+        memset(&m, 0, sizeof m);
+        m.data = buf;
+        m.cap = sizeof buf;
+        r = ferry_recvmsg(k->ch, &m, 0, T5S);
+        if (r != (ssize_t)sizeof i)
+            fprintf(stderr, "drain %u: %zd %s\n", i, r, r < 0 ? ferry_strerror((int)r) : "");
+        CHECK_EQ(r, (ssize_t)sizeof i);
+        CHECK_EQ(m.type, 1);
+        uint32_t got;
+        memcpy(&got, buf, sizeof got);
+        CHECK_EQ(got, i);
+        CHECK_EQ(m.nfds, FERRY_MAX_FDS);
+        for (uint32_t j = 0; j < m.nfds; j++) {
+            CHECK(fd_is_open(m.fds[j]));
+            close(m.fds[j]);
+        }
+        CHECK(fd_count() - base <= bound);
+    }
+    expect_typed(k->ch, 0, T5S, 2, "end");
+    expect_err(k->ch, 0, T5S, -EPIPE);
+}
+
+/* A check whose child closes its end and exits on its own: no end-of-check handshake. */
+static void run_exit(const form *f, const ferry_chan_opts *o, void (*child)(conn *),
+                     void (*parent)(conn *))
+{
+    conn k;
+    if (conn_fork(&k, f, o) == 0) {
+        child(&k);
+        conn_child_end(&k);
+    }
+    parent(&k);
+    conn_parent_end(&k);
+}
+
 static void check_skipped_fds(const form *f)
 {
     if (!f->fds) {
@@ -1137,7 +1232,104 @@ static void check_skipped_fds(const form *f)
            "skipped fds: %d messages of %d fds a typed receive passes over: at most %d fds "
            "held (max_skipped_fds %u), then all drained in order with their fds",
            SKIP_N, FERRY_MAX_FDS, skip_peak, o.max_skipped_fds);
+        begin("skipped fds, sender gone");
+        run_exit(f, caps[i] ? &o : NULL, skip_exit_child, skip_exit_parent);
+        ok(f,
+           "skipped fds, sender gone: a FERRY_FOREVER typed receive at the budget "
+           "(max_skipped_fds %u) -EPIPE in %.2f ms, then all %d drained in order with their "
+           "fds, then -EPIPE",
+           o.max_skipped_fds, skip_exit_ms, SKIP_EXIT_N + 1);
     }
+}
+
+/* Skipped bytes, sender gone (the fd engine: unix, tcp, fifo, pipe): its queue of
+ * messages a typed receive passed over is bounded in bytes too (8 MiB, fdchan.c). The
+ * child sends SKIPB_LEN-byte messages of type 1, a little over 8 MiB of them (the rest
+ * fits the kernel's buffer: no send waits for long), then one of type 2, closes its end
+ * and exits. The parent's FERRY_FOREVER typed receive (filter 5), made meanwhile, returns
+ * -EPIPE once the child has closed (a hang is caught by the check's watchdog); then
+ * untyped receives drain every message in order and intact, the type-2 one, then -EPIPE. */
+#define SKIPB_LEN   60000u
+#define SKIPB_BOUND ((size_t)8 << 20)
+static uint64_t skipb_n;
+
+static uint64_t skipb_count(void)
+{
+    return SKIPB_BOUND / SKIPB_LEN + 2; /* the bound is reached with one to spare */
+}
+
+static void skipb_child(conn *k)
+{
+    STAGE("skipped bytes, sender gone: child sends and exits");
+    CHECK(ferry_chan_max_msg(k->ch) >= SKIPB_LEN);
+    uint8_t *buf = malloc(SKIPB_LEN);
+    CHECK(buf != NULL);
+    ferry_msg m;
+    memset(&m, 0, sizeof m);
+    m.type = 1;
+    m.data = buf;
+    m.len = SKIPB_LEN;
+    for (uint64_t i = 0; i < skipb_count(); i++) {
+        fill_seq(buf, SKIPB_LEN, i);
+        int r = ferry_sendmsg(k->ch, &m, T5S);
+        if (r != 0) fprintf(stderr, "send %" PRIu64 ": %s\n", i, ferry_strerror(r));
+        CHECK_EQ(r, 0);
+    }
+    free(buf);
+    send_typed(k->ch, 2, "end");
+    ferry_chan_close(k->ch);
+    k->ch = NULL;
+}
+
+static void skipb_parent(conn *k)
+{
+    STAGE("skipped bytes, sender gone: a FERRY_FOREVER typed receive (a hang here is the bug)");
+    uint8_t *buf = malloc(SKIPB_LEN);
+    CHECK(buf != NULL);
+    ferry_msg m;
+    memset(&m, 0, sizeof m);
+    m.data = buf;
+    m.cap = SKIPB_LEN;
+    ssize_t r = ferry_recvmsg(k->ch, &m, 5, FERRY_FOREVER);
+    if (r != -EPIPE)
+        fprintf(stderr, "typed receive, the sender gone: %zd %s\n", r,
+                r < 0 ? ferry_strerror((int)r) : "");
+    CHECK_EQ(r, -EPIPE);
+    wait_ok(k->pid);
+    k->reaped = true;
+    STAGE("skipped bytes, sender gone: parent drains");
+    skipb_n = skipb_count();
+    for (uint64_t i = 0; i < skipb_n; i++) {
+        memset(&m, 0, sizeof m);
+        m.data = buf;
+        m.cap = SKIPB_LEN;
+        r = ferry_recvmsg(k->ch, &m, 0, T5S);
+        if (r != (ssize_t)SKIPB_LEN)
+            fprintf(stderr, "drain %" PRIu64 ": %zd %s\n", i, r,
+                    r < 0 ? ferry_strerror((int)r) : "");
+        CHECK_EQ(r, (ssize_t)SKIPB_LEN);
+        CHECK_EQ(m.type, 1);
+        CHECK(check_seq(buf, SKIPB_LEN, i));
+    }
+    free(buf);
+    expect_typed(k->ch, 0, T5S, 2, "end");
+    expect_err(k->ch, 0, T5S, -EPIPE);
+}
+
+static void check_skipped_bytes(const form *f)
+{
+    if (!f->death || strcmp(f->scheme, "shm") == 0 || f->addr == ADDR_POSIXMQ ||
+        f->addr == ADDR_SYSVMQ) {
+        skip(f, "skipped bytes, sender gone", "checked on the fd engine's transports");
+        return;
+    }
+    begin("skipped bytes, sender gone");
+    run_exit(f, NULL, skipb_child, skipb_parent);
+    ok(f,
+       "skipped bytes, sender gone: %" PRIu64 " messages of %u bytes (past the 8 MiB bound) a "
+       "FERRY_FOREVER typed receive passes over: -EPIPE once the sender closed, then all "
+       "drained in order, then -EPIPE",
+       skipb_n, SKIPB_LEN);
 }
 
 /* ---------------------------------------------------------------- credentials */
@@ -1489,16 +1681,25 @@ static void close_fill_and_close(conn *k)
     close_sent = s;
 }
 
+/* Does the draining end of this round see its peer's close (-EPIPE)? Where peer death is
+ * seen, and on sysvmq the opener, when the listener closes (see sysvmq.c, "Peer death"). */
+static bool close_seen(const form *f)
+{
+    return f->death || (f->addr == ADDR_SYSVMQ && close_by_parent);
+}
+
 static void close_drain(conn *k)
 {
     uint64_t n = ctl_get_u64(&k->c);
     for (uint64_t s = 0; s < n; s++) recv_n(k->ch, s, T5S);
     char buf[PAYLOAD + 64];
-    ssize_t r = ferry_recv(k->ch, buf, sizeof buf, k->f->death ? T5S : FERRY_NOW);
-    if (r != (k->f->death ? -EPIPE : -EAGAIN))
+    bool seen = close_seen(k->f);
+    ssize_t r = ferry_recv(k->ch, buf, sizeof buf, seen ? T5S : FERRY_NOW);
+    if (r != (seen ? -EPIPE : -EAGAIN))
         fprintf(stderr, "after the %" PRIu64 " messages of a closed peer: %zd %s\n", n, r,
                 r < 0 ? ferry_strerror((int)r) : "");
-    CHECK_EQ(r, k->f->death ? -EPIPE : -EAGAIN);
+    CHECK_EQ(r, seen ? -EPIPE : -EAGAIN);
+    if (seen) CHECK_EQ(ferry_recv(k->ch, buf, sizeof buf, FERRY_FOREVER), -EPIPE); /* again */
     close_sent = n;
 }
 
@@ -1531,17 +1732,13 @@ static void close_parent(conn *k)
 static void check_close(const form *f)
 {
     for (close_by_parent = 1; close_by_parent >= 0; close_by_parent--) {
-        if (close_by_parent && f->addr == ADDR_SYSVMQ) { /* see sysvmq.c, "Peer death" */
-            skip(f, "close by the accepting end",
-                 "its close removes the queues, with the messages in them");
-            continue;
-        }
         begin(close_by_parent ? "close: the accepting end" : "close: the opening end");
         run(f, NULL, close_child, close_parent);
         ok(f,
            "close by the %s end with unread messages: its %" PRIu64 " messages (a full buffer) "
            "arrive, then %s",
-           close_by_parent ? "accepting" : "opening", close_sent, f->death ? "-EPIPE" : "-EAGAIN");
+           close_by_parent ? "accepting" : "opening", close_sent,
+           close_seen(f) ? "-EPIPE" : "-EAGAIN");
     }
 }
 
@@ -1776,6 +1973,7 @@ static void run_form(const form *f)
     check_capacity(f);
     check_fds(f);
     check_skipped_fds(f);
+    check_skipped_bytes(f);
     check_creds(f);
     check_poll(f);
     check_zerocopy(f);

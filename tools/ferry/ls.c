@@ -36,7 +36,12 @@
  *               (no group/other write, owner = creator = the door's creator), the door
  *               exactly one hello or attach record agreeing with it, every identity
  *               named is dead, and the kernel's last sender and receiver of both
- *               queues are gone. Anything else is unknown, with the reason in the note.
+ *               queues are gone. A listener that has left its channel to the opener
+ *               (a trusted owner record and the back queue's owner write bit cleared:
+ *               sysvmq.c, "Lifetime") is shown "left" and counts as gone, and so does
+ *               its pid as the kernel's last user while it is that process: the channel
+ *               then lives with its opener. Anything else is unknown, with the reason
+ *               in the note.
  *               rm --stale judges a sysvmq object again just before removing it.
  *      socket   live when it is in /proc/net/unix as listening, or a connect succeeds;
  *               stale when a connect is refused (ECONNREFUSED): nobody listens.
@@ -384,13 +389,18 @@ static void sv_id_add(obj *o, uint64_t id, const char *role)
     p->alive = !ferry__proc_dead(id);
 }
 
-/* Every identity the records of q claim (any alive makes the object live). */
-static int sv_claims(obj *o, const svq *q)
+/* Every identity the records of q claim (any alive makes the object live), except
+ * `left`: a listener that has left the channel to its opener (sv_left), shown as "left". */
+static int sv_claims(obj *o, const svq *q, uint64_t left)
 {
     int alive = 0;
     for (int i = 0; q && i < q->nrec; i++) {
-        sv_id_add(o, q->rec[i].listener, "listener");
-        alive |= !ferry__proc_dead(q->rec[i].listener);
+        if (left && q->rec[i].listener == left) {
+            sv_id_add(o, left, "left");
+        } else {
+            sv_id_add(o, q->rec[i].listener, "listener");
+            alive |= !ferry__proc_dead(q->rec[i].listener);
+        }
         if (q->rec[i].kind == FERRY__SVQ_ATTACH) {
             sv_id_add(o, q->rec[i].opener, "opener");
             alive |= !ferry__proc_dead(q->rec[i].opener);
@@ -410,12 +420,24 @@ static void sv_pid_add(obj *o, pid_t pid, const char *role)
 }
 
 /* Are the kernel's last sender and receiver of q all gone (and the sender one we can
- * see: 0 means none, or one in another pid namespace)? */
-static int sv_kernel_gone(obj *o, const svq *q, int side)
+ * see: 0 means none, or one in another pid namespace)? A listener that has left (pid
+ * left_pid, 0: none) counts as gone: it touches the queues no more. */
+static int sv_kernel_gone(obj *o, const svq *q, int side, pid_t left_pid)
 {
     sv_pid_add(o, q->lspid, side ? "s2c.snd" : "c2s.snd");
     sv_pid_add(o, q->lrpid, side ? "s2c.rcv" : "c2s.rcv");
-    return q->lspid > 0 && !pid_alive(q->lspid) && (q->lrpid == 0 || !pid_alive(q->lrpid));
+    int snd_gone = q->lspid > 0 && (q->lspid == left_pid || !pid_alive(q->lspid));
+    int rcv_gone = q->lrpid == 0 || q->lrpid == left_pid || !pid_alive(q->lrpid);
+    return snd_gone && rcv_gone;
+}
+
+/* The listener that has left its channel to the opener (sysvmq.c, "Lifetime"): the
+ * back queue's trusted owner record (only its owner can write it), and the owner's write
+ * bit cleared (only the owner, its creator or root can). Its identity, or 0. */
+static uint64_t sv_left(const svq *b)
+{
+    const ferry__svq_rec *own = sv_trusted_owner(b);
+    return own && !(b->mode & 0200) ? own->listener : 0;
 }
 
 /*
@@ -429,10 +451,13 @@ static int sv_kernel_gone(obj *o, const svq *q, int side)
  */
 static void sv_judge(obj *o, const svq *d, const svq *b)
 {
-    int alive = sv_claims(o, b) | sv_claims(o, d);
+    uint64_t left = sv_left(b);
+    /* its pid as the kernel's last user counts as gone only while it is that process */
+    pid_t left_pid = left && !ferry__proc_dead(left) ? (pid_t)(left & ((UINT64_C(1) << 22) - 1)) : 0;
+    int alive = sv_claims(o, b, left) | sv_claims(o, d, left);
     int gone = 1;
-    if (d) gone &= sv_kernel_gone(o, d, 0);
-    if (b) gone &= sv_kernel_gone(o, b, 1);
+    if (d) gone &= sv_kernel_gone(o, d, 0, left_pid);
+    if (b) gone &= sv_kernel_gone(o, b, 1, left_pid);
     const char *why = NULL;
     const ferry__svq_rec *own = sv_trusted_owner(b), *dr = sv_only(d);
     if (alive) {

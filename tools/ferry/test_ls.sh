@@ -29,7 +29,10 @@
 #    parties but a live non-ferry process sent last, and a forged pair whose back queue
 #    others may write; a forged attach record naming dead processes appended to a live
 #    door leaves it "live"; posixmq, judged by who holds the queues open, keeps a live
-#    listener whose opener was killed "live", and both killed "stale" (both removed).
+#    listener whose opener was killed "live", and both killed "stale" (both removed);
+#    a listener that closed with an opener attached (and lives on) has left: the
+#    channel is live while its opener lives, stale once the opener is killed, and
+#    rm --stale then removes both queues.
 set -u
 FERRY=$1
 HELPER=$2
@@ -303,6 +306,35 @@ wait $pid_l1 $pid_poke 2>/dev/null
 expect 0 "$FERRY" rm "sysvmq:$d1" "sysvmq:$d3" "sysvmq:$d4"
 [ "$(grep -c '^removed sysvmq' "$tmp/out")" -eq 6 ] || fail "rm of (a), (c), (d): want 6 queues"
 [ -z "$(sv_ids)" ] || fail "ipcs -q not empty: $(ipcs -q)"
+
+# (f) a listener that closed with its opener attached has left the queues to it (its
+# process lives on): live while the opener lives; once the opener is killed, stale, and
+# rm --stale removes both queues
+start lv leave sysvmq://0x7e770021
+start ov hold sysvmq://0x7e770021
+i=0
+until grep -q left "$tmp/lv.out" 2>/dev/null; do
+    i=$((i + 1))
+    [ $i -gt 500 ] && { cat "$tmp/lv.err" >&2; fail "(f) the listener never left"; }
+    sleep 0.01
+done
+d5=$(ipcs -q | awk '$1 == "0x7e770021" { print $2 }')
+[ -n "$d5" ] || fail "(f) the queues went with the listener's close"
+expect 0 $LS
+grep -Eq "^sysvmq +sysvmq:$d5 .* live +left:$pid_lv opener:$pid_ov[ ;]" "$tmp/out" ||
+    fail "(f) left listener, live opener: not live"
+expect 0 $RM --stale
+grep -q '^removed sysvmq' "$tmp/out" && fail "(f) rm --stale removed a live channel"
+kill -9 $pid_ov
+wait $pid_ov 2>/dev/null
+expect 0 $LS
+grep -Eq "^sysvmq +sysvmq:$d5 .* stale +left:$pid_lv opener:$pid_ov\(dead\)[ ;]" "$tmp/out" ||
+    fail "(f) left listener, killed opener: not stale"
+expect 0 $RM --stale
+[ "$(grep -c '^removed sysvmq' "$tmp/out")" -eq 2 ] || fail "(f) rm --stale: want its 2 queues"
+[ -z "$(sv_ids)" ] || fail "(f) ipcs -q not empty: $(ipcs -q)"
+kill -9 $pid_lv
+wait $pid_lv 2>/dev/null
 
 # ---- posixmq has no such flaw: who holds a queue open is the kernel's own record
 start pl listen posixmq:///lsheld

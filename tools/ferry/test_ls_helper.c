@@ -7,6 +7,11 @@
  *   test_ls_helper listen URL      ferry_listen(URL) (queues: with FERRY_PERSIST and
  *                                  max_msg 1024), print "ready URL" (ferry_listener_url:
  *                                  sysvmq://#ID for a private queue), wait until killed
+ *   test_ls_helper leave URL       ferry_listen(URL) (no FERRY_PERSIST), print "ready",
+ *                                  accept, receive one message, send "bye" and close the
+ *                                  channel and the listener (an opener is attached: the
+ *                                  listener leaves the queues to it), print "left", wait
+ *                                  until killed
  *   test_ls_helper hold URL        ferry_chan_open(URL), send one message, print "ready",
  *                                  wait until killed (holding the channel)
  *   test_ls_helper poke MSQID      send one non-ferry message (mtype 1) into System V
@@ -83,9 +88,10 @@ static int forge(const char *what)
 int main(int argc, char **argv)
 {
     if (argc != 3) {
-        fputs("usage: test_ls_helper register|connect NAME | listen|send|hold URL | poke ID | "
-              "forge WHAT\n",
-              stderr);
+        fputs(
+            "usage: test_ls_helper register|connect NAME | listen|leave|send|hold URL | poke ID | "
+            "forge WHAT\n",
+            stderr);
         return 2;
     }
     int rc;
@@ -134,6 +140,21 @@ int main(int argc, char **argv)
         fflush(stdout);
         for (;;) pause();
     }
+    if (strcmp(argv[1], "leave") == 0) {
+        ferry_listener *l;
+        ferry_chan *ch;
+        char buf[64];
+        if ((rc = ferry_listen(argv[2], NULL, &l)) < 0) goto fail;
+        ready();
+        if ((rc = ferry_accept(l, &ch, 5 * SEC)) < 0) goto fail;
+        if ((rc = (int)ferry_recv(ch, buf, sizeof buf, 5 * SEC)) < 0) goto fail;
+        if ((rc = ferry_send(ch, "bye", 3, 5 * SEC)) < 0) goto fail;
+        ferry_chan_close(ch);
+        ferry_listener_close(l);
+        fputs("left\n", stdout);
+        fflush(stdout);
+        for (;;) pause();
+    }
     if (strcmp(argv[1], "hold") == 0) {
         ferry_chan *ch;
         if ((rc = ferry_chan_open(argv[2], NULL, &ch, 5 * SEC)) < 0) goto fail;
@@ -160,7 +181,8 @@ int main(int argc, char **argv)
         }
         return 0;
     }
-    fputs("usage: test_ls_helper register|connect NAME | listen|send|hold URL | poke ID | forge "
+    fputs("usage: test_ls_helper register|connect NAME | listen|leave|send|hold URL | poke ID | "
+          "forge "
           "WHAT\n",
           stderr);
     return 2;

@@ -543,13 +543,23 @@ static void test_peer_gone(void)
     ferry_chan *srv, *cli;
     pair_make(key_url, NULL, &l, &srv, &cli);
     send_typed(srv, 1, "last");
+    send_typed(srv, 2, "very last");
     ferry_chan_close(srv);
-    ferry_listener_close(l); /* removes the queues: what was in them is gone too */
+    /* An opener is attached: the listener leaves (its back queue's owner write bit goes)
+     * and the queues stay, with what it sent, until the opener closes. */
+    ferry_listener_close(l);
+    int door = msgget(key, 0);
+    CHECK(door >= 0);
     char buf[16];
+    expect_err(cli, 3, FERRY_NOW, -EPIPE);         /* a type that never comes */
+    expect(cli, 2, FERRY_FOREVER, 2, "very last"); /* what it sent still arrives */
+    expect(cli, 0, FERRY_NOW, 1, "last");
     CHECK_EQ(ferry_recv(cli, buf, sizeof buf, FERRY_NOW), -EPIPE);
     CHECK_EQ(ferry_send(cli, "x", 1, FERRY_NOW), -EPIPE);
-    CHECK_EQ(ferry_recv(cli, buf, sizeof buf, T5S), -EPIPE);
-    ferry_chan_close(cli);
+    CHECK_EQ(ferry_recv(cli, buf, sizeof buf, FERRY_FOREVER), -EPIPE);
+    ferry_chan_close(cli); /* the last party out removes the queues */
+    CHECK(msgget(key, 0) < 0 && errno == ENOENT);
+    CHECK(msgctl(door, IPC_STAT, &(struct msqid_ds){0}) < 0);
 
     /* While the opener waits. */
     CHECK_EQ(ferry_listen(key_url, NULL, &l), 0);
@@ -713,6 +723,72 @@ static void test_records(void)
     ferry_listener_close(l);
     CHECK(msgget(key, 0) < 0 && errno == ENOENT);
     CHECK(msgctl(back, IPC_STAT, &(struct msqid_ds){0}) < 0);
+}
+
+/* The listener's close with an opener attached (sysvmq.c, "Lifetime"): it leaves (the
+ * back queue loses its owner write bit, the queues and what it sent stay); the opener
+ * drains, gets -EPIPE, and its close removes both queues. Then CLOSE_ROUNDS rounds where
+ * the listener and the opener (another process) close at the same moment: whichever
+ * order the kernel sees, nothing is left (and the opener's receive, if it came first,
+ * got the reply). */
+#define CLOSE_ROUNDS 100
+
+static void test_leave(void)
+{
+    STAGE("leave");
+    if (!have_msg_copy()) {
+        printf("test_sysvmq: leave not checked: no MSG_COPY in this kernel\n");
+        return;
+    }
+    for (int round = -1; round < CLOSE_ROUNDS; round++) {
+        ferry_listener *l;
+        ferry_chan *srv;
+        CHECK_EQ(ferry_listen(key_url, NULL, &l), 0);
+        int door = msgget(key, 0);
+        CHECK(door >= 0);
+        ferry__svq_rec rec[4];
+        CHECK_EQ(records_of(door, rec, 4), 1);
+        int back = rec[0].back;
+        CHECK_EQ(ferry_accept(l, &srv, FERRY_NOW), 0);
+        ctl c;
+        ctl_init(&c);
+        pid_t pid = fork_child();
+        if (pid == 0) {
+            ctl_child(&c);
+            ferry_chan *ch;
+            CHECK_EQ(ferry_chan_open(key_url, NULL, &ch, T5S), 0);
+            ctl_put(&c, 'o');
+            ctl_expect(&c, 'g');
+            if (round < 0) { /* the listener has left: its reply, then -EPIPE */
+                expect(ch, 0, T5S, 1, "reply");
+                expect_err(ch, 0, FERRY_FOREVER, -EPIPE);
+                CHECK_EQ(ferry_send(ch, "x", 1, FERRY_NOW), -EPIPE);
+            } else if (round % 2) {
+                sched_yield();
+            }
+            ferry_chan_close(ch);
+            child_exit();
+        }
+        ctl_parent(&c);
+        ctl_expect(&c, 'o');
+        send_typed(srv, 1, "reply");
+        if (round >= 0) ctl_put(&c, 'g');
+        ferry_chan_close(srv);
+        ferry_listener_close(l);
+        if (round < 0) {
+            struct msqid_ds ds = stat_of(back);
+            CHECK_EQ(ds.msg_perm.mode & 0777, 0400); /* the "left" mark */
+            CHECK_EQ(ds.msg_qnum, 2);                /* the owner record and the reply */
+            CHECK_EQ(records_of(back, rec, 4), 1);
+            CHECK_EQ(rec[0].kind, FERRY__SVQ_OWNER);
+            CHECK(msgget(key, 0) == door);
+            ctl_put(&c, 'g');
+        }
+        wait_ok(pid);
+        ctl_close(&c);
+        CHECK(msgget(key, 0) < 0 && errno == ENOENT);
+        CHECK(msgctl(back, IPC_STAT, &(struct msqid_ds){0}) < 0);
+    }
 }
 
 /* ---------------------------------------------------------------- persistence */
@@ -922,6 +998,7 @@ int main(void)
     test_unsupported();
     test_peer_gone();
     test_records();
+    test_leave();
     test_persist();
     test_garbage();
 
