@@ -718,7 +718,8 @@ int ferry__mutex_adopt_trust(int fd, int trusted, ferry_mutex **out)
         /* The mode, read once: this copy is checked here and is the handle's for good
          * (make_handle), so a sharer that rewrites the word later (a fair mutex turned
          * plain after ferryd or this check looked) never steers the handle into the
-         * plain mode's code. */
+         * plain mode's code. Relaxed: one word that nothing else is published with
+         * (the memfd's contents came with the descriptor). */
         uint32_t flags = __atomic_load_n(&o->flags, __ATOMIC_RELAXED);
         int plain = !(flags & FERRY_MUTEX_FAIR);
         if (rc == 0 && (flags & ~FERRY_MUTEX_FAIR)) rc = -EBADMSG;
