@@ -645,7 +645,14 @@ typedef struct ferry_mutex ferry_mutex;
  *    that far. ferryd therefore hands a plain mutex only to the publisher's uid:
  *    ferry_publish of one whose policy lets another uid open it is -EPERM, and
  *    ferry_mutex_open of one by another uid (root included) is -EPERM — unless the
- *    publisher set FERRY_POLICY_TRUSTED_SHARERS in the policy.
+ *    publisher set FERRY_POLICY_TRUSTED_SHARERS in the policy. The mode is the object's
+ *    own word, which its publisher can rewrite at any time; so ferry_mutex_open does not
+ *    rely on ferryd's look at it: ferryd also says whether the caller is trusted (its
+ *    uid is the publisher's, or the flag is set), and the library makes a plain mutex
+ *    only then (-EPERM otherwise), judging the mode by its own single read. A handle
+ *    keeps the mode it was made with for good (a later rewrite of the word never turns
+ *    it into the other mode). ferry_mutex_adopt makes whichever mode the object says:
+ *    adopt only a descriptor whose sender you trust as far as the mode needs.
  *  - FERRY_MUTEX_FAIR: safe with untrusted sharers. The lock is a futex word owned by
  *    {thread id, start time} (nothing in it is a pointer), recovered by a death check:
  *    a holder's death (its thread or process exiting) is noticed by a waiter within one
@@ -657,8 +664,9 @@ typedef struct ferry_mutex ferry_mutex;
  *    any writer of shared memory. It cannot make a locker crash, write outside the
  *    object, or wait past its deadline by more than one slice.
  * create: -EINVAL (unknown flags), -ENOMEM, -EMFILE. adopt: as ferry_sem_adopt.
- * open: those of the naming service, -EPROTOTYPE (not a mutex), -EBADMSG, and -EPERM
- * (above).
+ * open: those of the naming service, -EPROTOTYPE (not a mutex), -EBADMSG, and -EPERM: a
+ * plain mutex and the caller is not trusted with its sharers — refused by ferryd, or by
+ * the library when the publisher turned a fair mutex plain after ferryd looked (above).
  */
 int ferry_mutex_create(uint32_t flags, ferry_mutex **out);
 int ferry_mutex_adopt(int fd, ferry_mutex **out);

@@ -678,9 +678,11 @@ void ferry_unpublish(ferry_pub *p)
     free(p);
 }
 
-int ferry__obj_open(const char *name, int kind, int *fd, int64_t timeout_ns)
+int ferry__obj_open_trust(const char *name, int kind, int *fd, int *trusted, int64_t timeout_ns)
 {
-    if (!fd || ferry__name_valid(name) < 0) return -EINVAL;
+    if (!fd || !trusted || ferry__name_valid(name) < 0) return -EINVAL;
+    *fd = -1;
+    *trusted = 0;
     int64_t deadline;
     if (ferry__deadline(timeout_ns, &deadline) < 0) return -EINVAL;
     int s = dial(deadline);
@@ -692,12 +694,20 @@ int ferry__obj_open(const char *name, int kind, int *fd, int64_t timeout_ns)
     ferry__bw_u32(&w, (uint32_t)kind);
     int rc = call(s, FERRY__OP_OPEN, &w, -1, buf, &r, fd, deadline);
     close(s);
-    if (rc == 0 && (ferry__br_end(&r) < 0 || *fd < 0)) rc = -EBADMSG;
+    uint32_t oflags = 0;
+    if (rc == 0 && (ferry__br_open_reply(&r, &oflags) < 0 || *fd < 0)) rc = -EBADMSG;
     if (rc < 0 && *fd >= 0) {
         close(*fd);
         *fd = -1;
     }
+    if (rc == 0) *trusted = (oflags & FERRY__OPEN_TRUSTED) != 0;
     return rc;
+}
+
+int ferry__obj_open(const char *name, int kind, int *fd, int64_t timeout_ns)
+{
+    int trusted;
+    return ferry__obj_open_trust(name, kind, fd, &trusted, timeout_ns);
 }
 
 int ferry_kill(const char *name, int sig, int64_t timeout_ns)

@@ -146,6 +146,20 @@ int ferry__br_end(const ferry__br *r)
     return r->err || r->off != r->len ? -EBADMSG : 0;
 }
 
+void ferry__bw_open_reply(ferry__bw *w, uint32_t oflags)
+{
+    ferry__bw_u32(w, oflags);
+}
+
+int ferry__br_open_reply(ferry__br *r, uint32_t *oflags)
+{
+    uint32_t f = ferry__br_u32(r);
+    *oflags = 0;
+    if (ferry__br_end(r) < 0 || (f & ~FERRY__OPEN_TRUSTED)) return -EBADMSG;
+    *oflags = f;
+    return 0;
+}
+
 int ferry__br_register(ferry__br *r, char name[256], ferry_policy *p)
 {
     int rc = ferry__br_register_body(r, name, p);

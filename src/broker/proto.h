@@ -25,7 +25,7 @@
  *   WATCH pattern                              REPLY status
  *   ACCEPTED id  (the server took introduction id; no reply)
  *   PUBLISH name policy kind + memfd          REPLY status
- *   OPEN name kind                             REPLY status + fd (a duplicate)
+ *   OPEN name kind                             REPLY status [oflags] + fd (a duplicate)
  *   KILL name sig                              REPLY status
  *                                             ferryd -> server / watcher (seq 0)
  *                                              INTRO id kind client-ident + fd
@@ -33,6 +33,12 @@
  *                                              EVENT kind info
  * status is 0 or a negative errno value. An info is: name uid gid pid mode connects.
  * An ident is: uid gid pid.
+ * oflags (OPEN's reply, after status 0 only) is a u32 of FERRY__OPEN_* bits; any other bit
+ * set is -EBADMSG. FERRY__OPEN_TRUSTED: ferryd trusts the opener with the object's
+ * sharers — the publisher's policy has FERRY_POLICY_TRUSTED_SHARERS, or the opener's uid
+ * is the publisher's. The library makes a plain (not fair) ferry_mutex only with it
+ * (src/sync/mutex.c), judging the mode by its own single read of the object, since the
+ * publisher can rewrite the mode after ferryd looked.
  */
 #ifndef FERRY_BROKER_PROTO_H
 #define FERRY_BROKER_PROTO_H
@@ -89,6 +95,13 @@ void ferry__br_info(ferry__br *r, ferry_name_info *out);
 void ferry__br_cred(ferry__br *r, ferry_cred *out);
 /* 0 if everything read was valid and nothing is left over, else -EBADMSG. */
 int ferry__br_end(const ferry__br *r);
+
+#define FERRY__OPEN_TRUSTED 1u /* oflags: see above */
+
+/* OPEN's reply after its status 0: oflags. The decoder reads them onto *oflags and
+ * checks the end; unknown bits are -EBADMSG (*oflags is then 0). */
+void ferry__bw_open_reply(ferry__bw *w, uint32_t oflags);
+int ferry__br_open_reply(ferry__br *r, uint32_t *oflags);
 
 /* A REGISTER request's body, decoded and validated (name, policy). The _body form
  * leaves what follows (PUBLISH: the kind) to be read, and does not check the end. */

@@ -884,7 +884,7 @@ static int do_accepted(conn *c, ferry__br *r)
 
 /* ------------------------------------------------------------------ queries */
 
-/* OPEN name kind: a duplicate of the published object's descriptor. */
+/* OPEN name kind: a duplicate of the published object's descriptor, and oflags. */
 static int do_open(broker *b, conn *c, uint64_t seq, ferry__br *r)
 {
     char nm[256];
@@ -896,17 +896,21 @@ static int do_open(broker *b, conn *c, uint64_t seq, ferry__br *r)
     if (!n || !visible(n, &c->id, FERRY__SEE)) return -ENOENT;
     if (!visible(n, &c->id, FERRY__CONNECT)) return -EACCES;
     if (n->kind != kind) return -EPROTOTYPE;
-    /* A plain mutex not marked trusted is the owner's uid's only (root too is another uid
-     * here): its mode is read again, since the publisher may have changed the word. */
-    if (kind == FERRY_OBJ_MUTEX && c->id.uid != n->owner->id.uid &&
-        !(n->pol.flags & FERRY_POLICY_TRUSTED_SHARERS) && plain_mutex(n->objfd))
-        return -EPERM;
+    /* Trusted with the object's sharers: the owner's own uid (root too is another uid
+     * here), or anyone when the publisher says so. */
+    int trusted = c->id.uid == n->owner->id.uid || (n->pol.flags & FERRY_POLICY_TRUSTED_SHARERS);
+    /* A plain mutex goes to trusted openers only: its mode is read again, since the
+     * publisher may have changed the word. It may change it again after this read, so
+     * the reply says whether the opener is trusted and the library judges the mode by
+     * its own read (FERRY__OPEN_TRUSTED, proto.h). */
+    if (kind == FERRY_OBJ_MUTEX && !trusted && plain_mutex(n->objfd)) return -EPERM;
     int fd = fcntl(n->objfd, F_DUPFD_CLOEXEC, 0);
     if (fd < 0) return -errno;
     n->connects++;
-    uint8_t buf[4];
+    uint8_t buf[8];
     ferry__bw w = {.p = buf, .cap = sizeof buf};
     ferry__bw_u32(&w, 0);
+    ferry__bw_open_reply(&w, trusted ? FERRY__OPEN_TRUSTED : 0);
     emit(b, c, FERRY__OP_REPLY, seq, &w, fd);
     return 1;
 }

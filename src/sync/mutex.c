@@ -25,7 +25,12 @@
  * process-shared pthread state is trusted between sharers; only share a mutex with
  * processes you trust that far (ferry_publish's policy decides who can open it).
  * Adoption checks what can be checked: the common header (obj.c), the flags word, and
- * that the pthread mutex's kind is the one this library makes.
+ * that the pthread mutex's kind is the one this library makes. The flags word is read
+ * once; the handle keeps that copy and never looks at the shared word again. By name
+ * (ferry_mutex_open), ferryd says whether the caller is trusted with the publisher's
+ * sharers (FERRY__OPEN_TRUSTED: the publisher's uid, or FERRY_POLICY_TRUSTED_SHARERS),
+ * and a plain mutex is made only then (-EPERM otherwise): ferryd checks the mode too,
+ * but the publisher can turn a fair mutex plain between that check and this read.
  *
  * Not recoverable: glibc 2.36's pthread_mutex_trylock, on a mutex made not recoverable,
  * returns ENOTRECOVERABLE but leaves the lock word holding the caller's tid (and not on
@@ -628,14 +633,17 @@ static int fair_lock(mobj *o, ferry__when *w)
 
 /* ---------------------------------------------------------------------- the API */
 
-static int make_handle(int fd, ferry__seg *seg, ferry_mutex **out)
+/* flags: the mode, read once by the caller (create: its own; adopt: its single read of
+ * the shared word). The handle keeps this copy for good: every path picks its code by
+ * m->flags, never by the shared word, which a sharer may rewrite at any time. */
+static int make_handle(int fd, ferry__seg *seg, uint32_t flags, ferry_mutex **out)
 {
     ferry_mutex *m = calloc(1, sizeof *m);
     if (!m) return -ENOMEM;
     m->fd = fd;
     m->seg = *seg;
     m->o = seg->base;
-    m->flags = __atomic_load_n(&m->o->flags, __ATOMIC_RELAXED);
+    m->flags = flags;
     *out = m;
     return 0;
 }
@@ -667,7 +675,7 @@ int ferry_mutex_create(uint32_t flags, ferry_mutex **out)
         if (rc == 0) rc = -pthread_mutex_init(&o->mu, &a);
         pthread_mutexattr_destroy(&a);
     }
-    if (rc == 0) rc = make_handle(fd, &seg, out);
+    if (rc == 0) rc = make_handle(fd, &seg, flags, out);
     if (rc < 0) {
         ferry__seg_unmap(&seg);
         close(fd);
@@ -689,7 +697,7 @@ static int expected_kind(int *kind)
     return 0;
 }
 
-int ferry_mutex_adopt(int fd, ferry_mutex **out)
+int ferry__mutex_adopt_trust(int fd, int trusted, ferry_mutex **out)
 {
     if (fd < 0) return -EBADMSG;
     if (!out) {
@@ -707,26 +715,42 @@ int ferry_mutex_adopt(int fd, ferry_mutex **out)
         mobj *o = seg.base;
         int kind = 0;
         rc = expected_kind(&kind);
+        /* The mode, read once: this copy is checked here and is the handle's for good
+         * (make_handle), so a sharer that rewrites the word later (a fair mutex turned
+         * plain after ferryd or this check looked) never steers the handle into the
+         * plain mode's code. Relaxed: one word that nothing else is published with
+         * (the memfd's contents came with the descriptor). */
         uint32_t flags = __atomic_load_n(&o->flags, __ATOMIC_RELAXED);
+        int plain = !(flags & FERRY_MUTEX_FAIR);
+        if (rc == 0 && (flags & ~FERRY_MUTEX_FAIR)) rc = -EBADMSG;
+        /* A plain mutex for a caller not trusted with its sharers (ferryd said so):
+         * refused before anything of the pthread mutex is read. */
+        if (rc == 0 && plain && !trusted) rc = -EPERM;
         /* Fair mode reads nothing of the pthread mutex; plain mode trusts it (see above). */
-        if (rc == 0 && ((flags & ~FERRY_MUTEX_FAIR) ||
-                        (!(flags & FERRY_MUTEX_FAIR) &&
-                         __atomic_load_n(&o->mu.__data.__kind, __ATOMIC_RELAXED) != kind)))
+        if (rc == 0 && plain && __atomic_load_n(&o->mu.__data.__kind, __ATOMIC_RELAXED) != kind)
             rc = -EBADMSG;
-        if (rc == 0) rc = make_handle(fd, &seg, out);
+        if (rc == 0) rc = make_handle(fd, &seg, flags, out);
         if (rc < 0) ferry__seg_unmap(&seg);
     }
     if (rc < 0) close(fd);
     return rc;
 }
 
+int ferry_mutex_adopt(int fd, ferry_mutex **out)
+{
+    /* The caller chose where fd came from: it is trusted with what it holds. */
+    return ferry__mutex_adopt_trust(fd, 1, out);
+}
+
 int ferry_mutex_open(const char *name, ferry_mutex **out, int64_t timeout_ns)
 {
     if (!out) return -EINVAL;
-    int fd = -1;
-    int rc = ferry__obj_open(name, FERRY_OBJ_MUTEX, &fd, timeout_ns);
+    int fd = -1, trusted = 0;
+    int rc = ferry__obj_open_trust(name, FERRY_OBJ_MUTEX, &fd, &trusted, timeout_ns);
     if (rc < 0) return rc;
-    return ferry_mutex_adopt(fd, out);
+    /* ferryd's own check of the mode came before this: the publisher may have turned a
+     * fair mutex plain since, so the mode is judged again by adopt's single read. */
+    return ferry__mutex_adopt_trust(fd, trusted, out);
 }
 
 int ferry_mutex_fd(const ferry_mutex *m)

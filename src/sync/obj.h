@@ -80,8 +80,22 @@ int ferry__carrier_open(int fd, uint32_t kind, int *memfd, int *ring);
  * header: ferryd reads it to tell a plain mutex from a fair one (mutex.c asserts it). */
 #define FERRY__MUTEX_FLAGS_OFF sizeof(ferry__obj_hdr)
 
+/* ferry_mutex_adopt for a descriptor whose provider may not be trusted with a plain
+ * mutex (mutex.c): trusted 0 refuses, -EPERM, what its single read of the flags word
+ * says is a plain one. ferry_mutex_open is ferry__obj_open_trust then this. Ownership
+ * and other errors as ferry_mutex_adopt (fd is consumed in every case). */
+struct ferry_mutex;
+int ferry__mutex_adopt_trust(int fd, int trusted, struct ferry_mutex **out);
+
 /* A descriptor for the object published under name in ferryd (broker/client.c): the
- * caller owns *fd. Errors as ferry_connect, and -EPROTOTYPE (a name of another kind). */
+ * caller owns *fd. Errors as ferry_connect, and -EPROTOTYPE (a name of another kind),
+ * -EBADMSG (a malformed reply). */
 int ferry__obj_open(const char *name, int kind, int *fd, int64_t timeout_ns);
+
+/* The same, also saying (*trusted 1 or 0) whether ferryd trusts the caller with the
+ * object's sharers: the publisher's policy has FERRY_POLICY_TRUSTED_SHARERS, or the
+ * caller's uid is the publisher's (broker/proto.h, FERRY__OPEN_TRUSTED). A plain mutex
+ * is made from the descriptor only when it is 1 (ferry__mutex_adopt_trust). */
+int ferry__obj_open_trust(const char *name, int kind, int *fd, int *trusted, int64_t timeout_ns);
 
 #endif

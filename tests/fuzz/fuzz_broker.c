@@ -4,10 +4,11 @@
  *
  * Input: [op byte][payload]. The op byte picks the decoding a packet of that type gets:
  *  - requests, as ferryd decodes them (server.c): REGISTER (ferry__br_register), UNREGISTER
- *    and LOOKUP (a name), WATCH (a pattern), CONNECT (name, kind), LIST (after, max),
- *    ACCEPTED (id);
+ *    and LOOKUP (a name), WATCH (a pattern), CONNECT and OPEN (name, kind), LIST (after,
+ *    max), ACCEPTED (id);
  *  - what the client library decodes (client.c): REPLY (status, then nothing, a cred, an
- *    info, or a count and that many infos: every shape is tried), INTRO (id, kind, cred),
+ *    info, OPEN's oflags (ferry__br_open_reply), or a count and that many infos: every
+ *    shape is tried), INTRO (id, kind, cred),
  *    EVENT (kind, info), LOST (a name);
  *  - any other op byte: every one of the above.
  * Then the whole input goes as one packet (with 0..3 descriptors, from the byte at the
@@ -159,7 +160,7 @@ static void req_watch(const uint8_t *p, size_t n)
     check_end(&r, &w, rc);
 }
 
-/* CONNECT (name, kind) and LIST (after, max): a name and a u32. */
+/* CONNECT and OPEN (name, kind) and LIST (after, max): a name and a u32. */
 static void req_name_u32(const uint8_t *p, size_t n, int is_list)
 {
     char nm[256 + 16];
@@ -208,6 +209,21 @@ static void rep_reply(const uint8_t *p, size_t n)
     ferry__bw_u32(&w, st);
     ferry__bw_cred(&w, &c);
     check_end(&r, &w, ferry__br_end(&r));
+
+    /* status, oflags (OPEN): only known bits pass, and a refusal leaves no bit set */
+    r = READER(p, n);
+    st = ferry__br_u32(&r);
+    uint32_t of = 0xaaaaaaaau;
+    int orc = ferry__br_open_reply(&r, &of);
+    REQUIRE(orc == 0 || orc == -EBADMSG);
+    REQUIRE((of & ~FERRY__OPEN_TRUSTED) == 0);
+    if (orc != 0) REQUIRE(of == 0);
+    if (orc == 0) {
+        w = WRITER();
+        ferry__bw_u32(&w, st);
+        ferry__bw_open_reply(&w, of);
+        check_end(&r, &w, orc);
+    }
 
     /* status, info (LOOKUP) */
     ferry_name_info in;
@@ -293,6 +309,7 @@ static void dispatch(int64_t op, const uint8_t *p, size_t n)
         req_name(p, n);
         break;
     case FERRY__OP_CONNECT:
+    case FERRY__OP_OPEN:
         req_name_u32(p, n, 0);
         break;
     case FERRY__OP_LIST:

@@ -219,6 +219,20 @@ int main(int argc, char **argv)
     done("rep_connect", &w, 0, 0);
     w = start(FERRY__OP_REPLY);
     ferry__bw_u32(&w, 0);
+    ferry__bw_open_reply(&w, FERRY__OPEN_TRUSTED);
+    done("rep_open_trusted", &w, 0, 0);
+    done("rep_open_short", &w, 1, 0);
+    done("rep_open_trailing", &w, 0, 1);
+    w = start(FERRY__OP_REPLY);
+    ferry__bw_u32(&w, 0);
+    ferry__bw_open_reply(&w, 0);
+    done("rep_open_untrusted", &w, 0, 0);
+    w = start(FERRY__OP_REPLY);
+    ferry__bw_u32(&w, 0);
+    ferry__bw_u32(&w, FERRY__OPEN_TRUSTED | 0x80000002u);
+    done("rep_open_bad_bits", &w, 0, 0);
+    w = start(FERRY__OP_REPLY);
+    ferry__bw_u32(&w, 0);
     info(&w, "org.example.echo", 12);
     done("rep_lookup", &w, 0, 0);
     done("rep_lookup_trailing", &w, 0, 2);
@@ -239,6 +253,12 @@ int main(int argc, char **argv)
     ferry__bw_u32(&w, UINT32_MAX);
     info(&w, "a", 0);
     done("rep_list_bad_count", &w, 0, 0);
+
+    /* OPEN: name, kind */
+    w = start(FERRY__OP_OPEN);
+    ferry__bw_str(&w, "org.example.mutex");
+    ferry__bw_u32(&w, FERRY_OBJ_MUTEX);
+    done("req_open", &w, 0, 0);
 
     /* INTRO, EVENT, LOST */
     w = start(FERRY__OP_INTRO);
@@ -273,6 +293,10 @@ int main(int argc, char **argv)
     ferry__bw_cred(&p, &(ferry_cred){.uid = 1000, .gid = 1000, .pid = 77});
     packet("pkt_reply_connect_fd", FERRY__OP_REPLY, 1, 0, &p, 0);
     packet("pkt_reply_connect_nfds_5", FERRY__OP_REPLY, 5, 0, &p, 0);
+    p.len = 0;
+    ferry__bw_u32(&p, 0);
+    ferry__bw_open_reply(&p, FERRY__OPEN_TRUSTED);
+    packet("pkt_reply_open_fd", FERRY__OP_REPLY, 1, 0, &p, 0);
     p.len = 0;
     ferry__bw_u64(&p, 9);
     ferry__bw_u32(&p, FERRY_KIND_SHM);

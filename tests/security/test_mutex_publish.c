@@ -12,6 +12,13 @@
  * 0666 is fine without the flag. A publisher that turns its fair mutex plain after
  * publishing it (it writes the flags word) gets it refused at open: -EPERM for another
  * uid, while its own uid gets past ferryd and is refused by adopt (-EBADMSG: no plain mutex).
+ * A publisher that turns its fair mutex into a working plain one right after ferryd
+ * answered an OPEN (deterministically: the opener runs ferry_mutex_open's two steps,
+ * ferry__obj_open_trust then ferry__mutex_adopt_trust, and has the publisher flip the
+ * object in between): another uid, and root, get -EPERM from the library (ferryd's reply
+ * said "not trusted"); the publisher's own uid, and another uid under
+ * FERRY_POLICY_TRUSTED_SHARERS, are told "trusted" and get a plain mutex that works, by
+ * the two steps and by ferry_mutex_open itself.
  * Needs root (to become other uids); otherwise prints SKIP and passes.
  */
 #include "testutil.h"
@@ -127,6 +134,87 @@ static void flipper(void *arg)
     ferry_mutex_close(m);
 }
 
+/* ------------------------------------------------ flipped after ferryd answered */
+
+#define PAGE 4096
+static int cmd[2], ack[2]; /* opener -> racing publisher, and its answers */
+
+/* Ask the racing publisher to make its mutex plain ('p') or fair again ('f'). */
+static void flip(char c)
+{
+    char a;
+    CHECK(write(cmd[1], &c, 1) == 1);
+    CHECK(read(ack[0], &a, 1) == 1 && a == c);
+}
+
+/* The racing publisher (60032): one fair mutex published 0666 as org.mx.race and again,
+ * with FERRY_POLICY_TRUSTED_SHARERS, as org.mx.race.t. On 'p' it turns it into a working
+ * plain mutex (it copies over it, flags word included, the body of a plain mutex of its
+ * own: what a hostile publisher can do), on 'f' back into its fair self; it answers each
+ * with the same byte; 'd' ends. */
+static void race_publisher(void *arg)
+{
+    (void)arg;
+    ferry_mutex *m, *pm;
+    CHECK_EQ(ferry_mutex_create(FERRY_MUTEX_FAIR, &m), 0);
+    CHECK_EQ(ferry_mutex_create(0, &pm), 0);
+    ferry_pub *p, *pt;
+    CHECK_EQ(publish(m, "org.mx.race", 0666, 0, (uid_t)-1, (gid_t)-1, &p), 0);
+    CHECK_EQ(
+        publish(m, "org.mx.race.t", 0666, FERRY_POLICY_TRUSTED_SHARERS, (uid_t)-1, (gid_t)-1, &pt),
+        0);
+    uint8_t *obj = mmap(NULL, PAGE, PROT_READ | PROT_WRITE, MAP_SHARED, ferry_mutex_fd(m), 0);
+    uint8_t *plain = mmap(NULL, PAGE, PROT_READ, MAP_SHARED, ferry_mutex_fd(pm), 0);
+    CHECK(obj != MAP_FAILED && plain != MAP_FAILED);
+    static uint8_t fair[PAGE];
+    memcpy(fair, obj, PAGE);
+    CHECK(write(ack[1], "r", 1) == 1);
+    for (;;) {
+        char c;
+        CHECK(read(cmd[0], &c, 1) == 1);
+        if (c == 'd') break;
+        CHECK(c == 'p' || c == 'f');
+        const uint8_t *src = c == 'p' ? plain : fair;
+        memcpy(obj + FERRY__MUTEX_FLAGS_OFF, src + FERRY__MUTEX_FLAGS_OFF,
+               PAGE - FERRY__MUTEX_FLAGS_OFF);
+        CHECK(write(ack[1], &c, 1) == 1);
+    }
+    munmap(obj, PAGE);
+    munmap((void *)plain, PAGE);
+    ferry_unpublish(p);
+    ferry_unpublish(pt);
+    ferry_mutex_close(pm);
+    ferry_mutex_close(m);
+}
+
+typedef struct race {
+    const char *name;
+    int trusted; /* what ferryd must say */
+    int want;    /* what adopt must say once the mutex is plain */
+} race;
+
+/* ferry_mutex_open's two steps with the flip in between: ferryd sees a fair mutex and
+ * hands it over; by the time the library reads the mode it is plain. */
+static void open_then_flip(void *arg)
+{
+    const race *r = arg;
+    int fd = -1, trusted = -1;
+    CHECK_EQ(ferry__obj_open_trust(r->name, FERRY_OBJ_MUTEX, &fd, &trusted, 5 * SEC), 0);
+    CHECK(fd >= 0);
+    CHECK_EQ(trusted, r->trusted);
+    flip('p');
+    ferry_mutex *m = NULL;
+    CHECK_EQ(ferry__mutex_adopt_trust(fd, trusted, &m), r->want);
+    if (r->want == 0) { /* a trusted opener's plain mutex works */
+        CHECK_EQ(ferry_mutex_lock(m, 5 * SEC), 0);
+        CHECK_EQ(ferry_mutex_unlock(m), 0);
+        ferry_mutex_close(m);
+        /* and ferry_mutex_open itself (ferryd lets it pass: trusted) says the same */
+        open_and_lock((void *)r->name);
+    }
+    flip('f');
+}
+
 int main(void)
 {
     require_root();
@@ -182,6 +270,24 @@ int main(void)
     close(from_child[0]);
     close(from_child[1]);
     gone("org.mx.flip");
+
+    /* Turned plain right after ferryd answered: only a trusted opener gets it. */
+    CHECK(pipe(cmd) == 0 && pipe(ack) == 0);
+    pub = spawn_as(&PUBLISHER, race_publisher, NULL);
+    CHECK(read(ack[0], &c, 1) == 1);
+    run_as(&OPENER, open_then_flip, &(race){"org.mx.race", 0, -EPERM});
+    open_then_flip(&(race){"org.mx.race", 0, -EPERM}); /* root is another uid too */
+    run_as(&PUBLISHER, open_then_flip, &(race){"org.mx.race", 1, 0});
+    run_as(&OPENER, open_then_flip, &(race){"org.mx.race.t", 1, 0});
+    open_then_flip(&(race){"org.mx.race.t", 1, 0});
+    CHECK(write(cmd[1], "d", 1) == 1);
+    wait_ok(pub);
+    for (int i = 0; i < 2; i++) {
+        close(cmd[i]);
+        close(ack[i]);
+    }
+    gone("org.mx.race");
+    gone("org.mx.race.t");
 
     CHECK_EQ(fd_count(), fds);
     broker_stop(&b);
