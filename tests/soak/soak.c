@@ -323,7 +323,8 @@ int main(int argc, char **argv)
     }
     tp = argv[1];
     int rounds = atoi(argv[2]);
-    uint32_t seed = argc > 3 ? (uint32_t)strtoul(argv[3], NULL, 0) : (uint32_t)time(NULL);
+    uint32_t seed = argc > 3 ? (uint32_t)strtoul(argv[3], NULL, 0) : 0;
+    if (seed == 0) seed = (uint32_t)time(NULL) ^ ((uint32_t)getpid() << 16);
     int64_t bound_ns = (argc > 4 ? atoi(argv[4]) : 100) * MS;
     if (strcmp(tp, "shm") && strcmp(tp, "unix") && strcmp(tp, "tcp") && strcmp(tp, "fifo") &&
         strcmp(tp, "pipe")) {
