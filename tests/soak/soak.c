@@ -8,7 +8,9 @@
  * pair serves one client); a forked child streams numbered, checksummed messages of
  * random lengths (16 B .. 16 KiB) as fast as the channel takes them, and after each send
  * that returned 0 stores how many it has committed in a shared page; the parent receives
- * (sometimes pausing, so that the sender blocks on a full channel) and at a random moment
+ * (sometimes pausing, so that the sender blocks on a full channel; every other round
+ * after sending the sender one message it never reads, so that the dying end has unread
+ * data, as a server that replied has) and at a random moment
  * (0..8 ms in) kills the child with SIGKILL and reaps it. Then it drains the channel.
  * Checked every round (a failure prints "FAIL <transport> round <r>: <what>"):
  *   - every message is whole (its length and checksum match: untorn) and has the next
@@ -218,6 +220,13 @@ static void run_round(_Atomic uint64_t *committed, stats *s, int64_t bound_ns)
     ferry_chan *ch;
     pid_t pid = start_round(&ch, committed, rnd());
     if (pid < 0) return;
+    /* Every other round the receiver first sends the sender a message it never reads:
+     * the dying end then has unread data (a peer that replied to it, as a server does),
+     * which must not cost the receiver any message already sent to it. */
+    if (round_no % 2 == 0) {
+        int src = ferry_send(ch, "unread", 6, 1 * SEC);
+        if (src < 0) fail("send to the sender: %s", ferry_strerror(src));
+    }
     int64_t start = now_ns();
     int64_t kill_at = start + (int64_t)(rnd() % 8000) * 1000;
     int64_t pause_until = rnd() % 8 == 0 ? start + (int64_t)(rnd() % 4000) * 1000 : 0;
@@ -302,8 +311,10 @@ static void run_round(_Atomic uint64_t *committed, stats *s, int64_t bound_ns)
                  (long long)(bound_ns / MS));
         }
         if (expect < at_death)
-            fail("lost: %llu sends had returned 0 before the death, %llu messages received",
-                 (unsigned long long)at_death, (unsigned long long)expect);
+            fail("lost: %llu sends had returned 0 before the death, %llu messages received "
+                 "before -EPIPE%s",
+                 (unsigned long long)at_death, (unsigned long long)expect,
+                 round_no % 2 == 0 ? " (the dead sender had unread data)" : "");
         break;
     }
     (void)ok;
