@@ -20,11 +20,18 @@
  *                 the payload: the body's next bytes, padded with a pattern up to the
  *                 header's length (frames larger than the 64 KiB read buffer too);
  *   ctl bit 2  the peer is a SOCK_STREAM socket (as tcp) instead of a pipe;
- *   ctl bit 3  arm ferry_chan_fd before receiving (another path into the parser).
+ *   ctl bit 3  arm ferry_chan_fd before receiving (another path into the parser);
+ *   ctl bit 4  packet mode: S (at most 128 KiB) goes as SOCK_SEQPACKET packets, one frame
+ *              each as its length field says (the rest of S as one packet when it
+ *              lies), into a unix channel's joiner (ferry__unix_from_sock, as a
+ *              broker-made socket pair is adopted): the packet parser (read_packet);
+ *   ctl bit 5  packet mode: each packet carries nfds % 4 descriptors (its header's
+ *              nfds byte), which must come out with the message or be closed.
  *   seed       drives the chunk sizes, filters and buffer sizes.
  * Oracle: a reference parser (the frame rules of fdchan.h, written out plainly) says
  * what S holds: the valid frames before the first bad or cut one, and how the stream
- * ends (-EBADMSG: a bad frame; -EPIPE: the end, or a frame cut short). Every receive must
+ * ends (-EBADMSG: a bad frame; -EPIPE: the end, or a frame cut short; in packet mode a
+ * short, cut or over-long packet is -EBADMSG too, and only a clean end -EPIPE). Every receive must
  * then answer exactly what that model says for the bytes written so far: the message
  * the filter picks (type, length, bytes), -EMSGSIZE for a buffer too small (it stays
  * queued), -EAGAIN while the writer is open and nothing eligible is whole, and the end's
@@ -37,6 +44,8 @@
  */
 #define _GNU_SOURCE /* pipe2, F_SETPIPE_SZ */
 #include "core/frame.h"
+#include "core/time.h"
+#include "transport/transport.h"
 
 #include <ferry/ferry.h>
 
@@ -82,6 +91,7 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size);
 
 #define HELLO_BYTES (FERRY__FRAME_HDR + 8u)
 #define STREAM_MAX  ((size_t)1536 << 10) /* S is cut here (mid-frame if need be) */
+#define PKT_MAX     ((size_t)128 << 10)  /* packet mode: the socket's buffer takes this */
 
 /* The harness's own bookkeeping (building the stream, the model) is not what is fuzzed:
  * without coverage tracing it costs a fraction (its loops would dominate the run). */
@@ -199,7 +209,7 @@ NOCOV static void build_framed(buf *s, const uint8_t *body, size_t n, uint32_t m
 
 typedef struct mmsg {
     int64_t type;
-    uint32_t len;
+    uint32_t len, nfds;
     size_t off, end; /* payload at S[off, off + len); whole once end bytes are written */
     int taken;
 } mmsg;
@@ -209,16 +219,57 @@ typedef struct model {
     uint32_t max;
     mmsg *m;
     size_t n, cap;
+    int pkt;                /* packet mode: one frame per SOCK_SEQPACKET packet */
+    const size_t *pk_end;   /* packet mode: where each packet ends in S */
+    const uint8_t *pk_nfds; /* packet mode: descriptors riding on each packet */
+    size_t npk;
     int term;           /* -EBADMSG or -EPIPE */
     size_t term_at;     /* -EBADMSG: known once this many bytes are written */
     size_t first_taken; /* messages before it are all taken */
 } model;
 
+NOCOV static void add_msg(model *md, const ferry__frame *f, size_t pos)
+{
+    if (md->n == md->cap) {
+        md->cap = md->cap ? 2 * md->cap : 64;
+        md->m = realloc(md->m, md->cap * sizeof *md->m);
+        REQUIRE(md->m != NULL);
+    }
+    md->m[md->n++] = (mmsg){.type = f->type,
+                            .len = f->len,
+                            .nfds = f->nfds,
+                            .off = pos + FERRY__FRAME_HDR,
+                            .end = pos + FERRY__FRAME_HDR + f->len};
+}
+
+/* Packet mode: packet j is S[pk_end[j-1], pk_end[j]); a frame is valid only as a whole
+ * packet, with as many descriptors as its header says; anything else (short, cut, too
+ * long, bad) is -EBADMSG once that packet is in; a clean end is -EPIPE. */
+NOCOV static void parse_packets(model *md, const uint8_t *s, int csum)
+{
+    for (size_t j = 1; j < md->npk; j++) {
+        size_t a = md->pk_end[j - 1], b = md->pk_end[j];
+        ferry__frame f;
+        if (b - a < FERRY__FRAME_HDR || ferry__frame_decode(s + a, md->max, &f) < 0 ||
+            b - a != FERRY__FRAME_HDR + (size_t)f.len || f.seq != j || f.nfds != md->pk_nfds[j] ||
+            (f.flags & ~FERRY__F_CRC) || (csum && !(f.flags & FERRY__F_CRC)) ||
+            ferry__frame_check_crc(&f, s + a + FERRY__FRAME_HDR) < 0) {
+            md->term = -EBADMSG;
+            md->term_at = b;
+            return;
+        }
+        add_msg(md, &f, a);
+    }
+}
+
 NOCOV static void parse_model(model *md, const uint8_t *s, size_t len)
 {
-    memset(md, 0, sizeof *md);
     md->term = -EPIPE;
     md->term_at = SIZE_MAX;
+    if (md->pkt && len > 0 && md->pk_end[0] < HELLO_BYTES) {
+        md->open_rc = -EBADMSG; /* a short HELLO packet */
+        return;
+    }
     if (len < HELLO_BYTES) {
         md->open_rc = -EPIPE;
         return;
@@ -235,6 +286,10 @@ NOCOV static void parse_model(model *md, const uint8_t *s, size_t len)
     }
     md->max = max;
     int csum = (flags & 2) != 0;
+    if (md->pkt) {
+        parse_packets(md, s, csum);
+        return;
+    }
     size_t pos = HELLO_BYTES;
     for (uint64_t seq = 1;; seq++) {
         if (len - pos < FERRY__FRAME_HDR) return; /* the end, or a header cut: -EPIPE */
@@ -251,15 +306,7 @@ NOCOV static void parse_model(model *md, const uint8_t *s, size_t len)
             md->term_at = pos + FERRY__FRAME_HDR + f.len;
             return;
         }
-        if (md->n == md->cap) {
-            md->cap = md->cap ? 2 * md->cap : 64;
-            md->m = realloc(md->m, md->cap * sizeof *md->m);
-            REQUIRE(md->m != NULL);
-        }
-        md->m[md->n++] = (mmsg){.type = f.type,
-                                .len = f.len,
-                                .off = pos + FERRY__FRAME_HDR,
-                                .end = pos + FERRY__FRAME_HDR + f.len};
+        add_msg(md, &f, pos);
         pos += FERRY__FRAME_HDR + f.len;
     }
 }
@@ -335,6 +382,39 @@ static int feed(int fd, int sock, const uint8_t *s, size_t *done, size_t upto)
     return 0;
 }
 
+/* Packet mode: send packets [*next, upto) whole, each with its descriptors (duplicates
+ * of `spare`), until the socket is full. -1: the channel cut us off. */
+static int feed_packets(int fd, const uint8_t *s, const model *md, size_t *next, size_t upto,
+                        int spare)
+{
+    for (; *next < upto; (*next)++) {
+        size_t a = *next ? md->pk_end[*next - 1] : 0, n = md->pk_end[*next] - a;
+        int fds[3] = {spare, spare, spare};
+        unsigned k = md->pk_nfds[*next];
+        union {
+            char buf[CMSG_SPACE(sizeof fds)];
+            struct cmsghdr align;
+        } cm;
+        memset(&cm, 0, sizeof cm);
+        struct iovec iov = {(void *)(s + a), n};
+        struct msghdr mh = {.msg_iov = &iov, .msg_iovlen = 1};
+        if (k) {
+            mh.msg_control = cm.buf;
+            mh.msg_controllen = CMSG_SPACE(k * sizeof(int));
+            struct cmsghdr *c = CMSG_FIRSTHDR(&mh);
+            c->cmsg_level = SOL_SOCKET;
+            c->cmsg_type = SCM_RIGHTS;
+            c->cmsg_len = CMSG_LEN(k * sizeof(int));
+            memcpy(CMSG_DATA(c), fds, k * sizeof(int));
+        }
+        ssize_t w = sendmsg(fd, &mh, MSG_DONTWAIT | MSG_NOSIGNAL);
+        if (w == (ssize_t)n) continue;
+        if (w < 0 && (errno == EAGAIN || errno == EINTR)) return 0;
+        return -1;
+    }
+    return 0;
+}
+
 /* The end of the stream: a pipe's writer closes; a socket shuts down its sending side
  * only, so that the channel's own writes (its HELLO) still land (closed at the end). */
 static void end_writer(int fd, int sock)
@@ -361,12 +441,46 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
     const uint8_t *body = data + 4;
     size_t blen = size - 4;
 
+    int pkt = (ctl & 16) != 0;
     buf s = {0};
     if (ctl & 1)
         build_framed(&s, body, blen, max_table[data[1] & 7], (ctl & 2) != 0);
     else
         put(&s, body, blen);
     model md;
+    memset(&md, 0, sizeof md);
+    size_t *pk_end = NULL;
+    uint8_t *pk_nfds = NULL;
+    if (pkt) {
+        /* Cut S into packets, one frame each as its length field says (a peer may lie:
+         * the rest of S then goes as one packet); with ctl bit 5 each packet carries
+         * nfds % 4 descriptors, as its header's nfds byte says. */
+        if (s.len > PKT_MAX) s.len = PKT_MAX;
+        size_t cap = 16;
+        pk_end = malloc(cap * sizeof *pk_end);
+        pk_nfds = malloc(cap);
+        REQUIRE(pk_end && pk_nfds);
+        for (size_t a = 0; a < s.len;) {
+            size_t n = s.len - a;
+            if (n >= FERRY__FRAME_HDR) {
+                uint32_t l;
+                memcpy(&l, s.p + a + 24, 4);
+                if ((size_t)l + FERRY__FRAME_HDR < n) n = (size_t)l + FERRY__FRAME_HDR;
+            }
+            if (md.npk == cap) {
+                cap *= 2;
+                pk_end = realloc(pk_end, cap * sizeof *pk_end);
+                pk_nfds = realloc(pk_nfds, cap);
+                REQUIRE(pk_end && pk_nfds);
+            }
+            pk_nfds[md.npk] = (ctl & 32) && n >= FERRY__FRAME_HDR ? s.p[a + 6] % 4 : 0;
+            a += n;
+            pk_end[md.npk++] = a;
+        }
+        md.pkt = 1;
+        md.pk_end = pk_end;
+        md.pk_nfds = pk_nfds;
+    }
     parse_model(&md, s.p, s.len);
 
     int fds_before = fd_count();
@@ -374,8 +488,12 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
      * to wfd: a pipe (back) whose read end we keep, or, for a socket, a duplicate of its
      * own end (the HELLO then waits, unread, at fwd[1]), so that the channel sees a
      * socket both ways as on tcp. */
-    int fwd[2], back[2] = {-1, -1}, wfd;
-    if (sock) {
+    int fwd[2], back[2] = {-1, -1}, wfd = -1, spare = -1;
+    if (pkt) {
+        REQUIRE(socketpair(AF_UNIX, SOCK_SEQPACKET | SOCK_CLOEXEC, 0, fwd) == 0);
+        REQUIRE((spare = open("/dev/null", O_RDONLY | O_CLOEXEC)) >= 0);
+        sock = 1;
+    } else if (sock) {
         REQUIRE(socketpair(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0, fwd) == 0);
         REQUIRE((wfd = fcntl(fwd[0], F_DUPFD_CLOEXEC, 0)) >= 0);
     } else {
@@ -384,18 +502,29 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
         wfd = back[1];
     }
     fcntl(fwd[1], F_SETFL, O_NONBLOCK);
-    size_t done = 0;
-    size_t first = s.len < HELLO_BYTES ? s.len : HELLO_BYTES;
-    REQUIRE(feed(fwd[1], sock, s.p, &done, first) == 0 && done == first);
+    size_t done = 0, next_pk = 0;
+    if (pkt) {
+        if (md.npk)
+            REQUIRE(feed_packets(fwd[1], s.p, &md, &next_pk, 1, spare) == 0 && next_pk == 1);
+        done = next_pk ? pk_end[0] : 0;
+    } else {
+        size_t first = s.len < HELLO_BYTES ? s.len : HELLO_BYTES;
+        REQUIRE(feed(fwd[1], sock, s.p, &done, first) == 0 && done == first);
+    }
     int closed = 0;
     if (done == s.len) {
         end_writer(fwd[1], sock);
         closed = 1;
     }
-    char url[64];
-    snprintf(url, sizeof url, "pipe://%d,%d", fwd[0], wfd);
     ferry_chan *ch = NULL;
-    int rc = ferry_chan_open(url, NULL, &ch, 1000000000);
+    int rc;
+    if (pkt) { /* a unix channel's joiner, as a broker-made socket pair is adopted */
+        rc = ferry__unix_from_sock(fwd[0], 0, NULL, NULL, ferry__deadline(1000000000), &ch);
+    } else {
+        char url[64];
+        snprintf(url, sizeof url, "pipe://%d,%d", fwd[0], wfd);
+        rc = ferry_chan_open(url, NULL, &ch, 1000000000);
+    }
     if (rc != md.open_rc) fprintf(stderr, "open: %d, model %d\n", rc, md.open_rc);
     REQUIRE(rc == md.open_rc);
     if (rc < 0) goto out; /* the channel closed fwd[0] and wfd */
@@ -410,7 +539,15 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
             static const size_t sizes[] = {1, 3, 31, 32, 33, 40, 100, 4095, 4096, 65536, 70000};
             size_t k = rnd(&st) % 12, chunk = k < 11 ? sizes[k] : s.len;
             size_t upto = done + chunk < s.len ? done + chunk : s.len;
-            if (feed(fwd[1], sock, s.p, &done, upto) < 0 || done == s.len) {
+            int cut;
+            if (pkt) {
+                size_t up = next_pk + chunk % 5 + 1;
+                cut = feed_packets(fwd[1], s.p, &md, &next_pk, up < md.npk ? up : md.npk, spare);
+                done = next_pk ? pk_end[next_pk - 1] : 0;
+            } else {
+                cut = feed(fwd[1], sock, s.p, &done, upto);
+            }
+            if (cut < 0 || done == s.len) {
                 end_writer(fwd[1], sock);
                 closed = 1;
             }
@@ -463,7 +600,8 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
                         fprintf(stderr, "msg %zd (type %lld len %u) filter %lld: got %zd\n", want,
                                 (long long)e->type, e->len, (long long)filter, got);
                     REQUIRE(got == (ssize_t)e->len);
-                    REQUIRE(m.type == e->type && m.len == e->len && m.nfds == 0);
+                    REQUIRE(m.type == e->type && m.len == e->len && m.nfds == e->nfds);
+                    for (uint32_t k = 0; k < m.nfds; k++) REQUIRE(close(m.fds[k]) == 0);
                     REQUIRE(e->len == 0 || memcmp(b, s.p + e->off, e->len) == 0);
                     e->taken = 1;
                 }
@@ -494,8 +632,11 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 out:
     if (sock || !closed) close(fwd[1]);
     if (back[0] >= 0) close(back[0]);
+    if (spare >= 0) close(spare);
     REQUIRE(fd_count() == fds_before);
     free(md.m);
     free(s.p);
+    free(pk_end);
+    free(pk_nfds);
     return 0;
 }

@@ -74,6 +74,15 @@ static void rec(uint8_t fix, uint8_t flags, int64_t type, uint32_t plen, const c
     if (payload) add(payload, strlen(payload));
 }
 
+/* The same, with the nfds byte set (kept when fix has bit 1). */
+static void rec_nfds(uint8_t fix, uint8_t flags, int64_t type, uint32_t plen, const char *payload,
+                     uint8_t nfds)
+{
+    size_t at = len;
+    rec(fix, flags, type, plen, payload);
+    buf[at + 6] = nfds;
+}
+
 /* A raw-mode frame, encoded here. */
 static void raw_frame(uint8_t flags, int64_t type, uint64_t seq, const void *p, uint32_t n)
 {
@@ -152,6 +161,24 @@ static void stream_seeds(void)
     uint32_t hello2[2] = {65536, 0};
     raw_frame(0, 0, 0, hello2, 8);
     save("stream", "raw_hello_only");
+
+    /* packet mode (a unix channel): framed, then with descriptors on the messages */
+    stream_head(1 | 16, 3, 11);
+    rec(0, 0, 1, 5, "hello");
+    rec(0, 0, 2, 3, "two");
+    rec(128, 0, 3, 100, "cut packet");
+    save("stream", "packet_framed");
+    stream_head(1 | 16 | 32, 3, 12);
+    rec_nfds(2, 0, 1, 4, "fds!", 2);
+    rec_nfds(2, 0, 2, 4, "none", 0);
+    rec_nfds(2, 0, 3, 4, "one!", 1);
+    rec_nfds(2, 0, 3, 4, "bad!", 5);
+    save("stream", "packet_fds");
+    stream_head(16, 0, 13);
+    raw_frame(0, 0, 0, hello2, 8);
+    raw_frame(0, 4, 1, "raw packet", 10);
+    add("short", 5);
+    save("stream", "packet_raw");
 
     /* raw: a cut HELLO */
     stream_head(0, 0, 10);
