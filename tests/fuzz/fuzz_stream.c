@@ -519,7 +519,7 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
     ferry_chan *ch = NULL;
     int rc;
     if (pkt) { /* a unix channel's joiner, as a broker-made socket pair is adopted */
-        rc = ferry__unix_from_sock(fwd[0], 0, NULL, NULL, ferry__deadline(1000000000), &ch);
+        rc = ferry__unix_from_sock(fwd[0], 0, NULL, NULL, ferry__now_ns() + 1000000000, &ch);
     } else {
         char url[64];
         snprintf(url, sizeof url, "pipe://%d,%d", fwd[0], wfd);
