@@ -24,7 +24,8 @@ limit=${SOAK_FUZZ_SECONDS:+-max_total_time=$SOAK_FUZZ_SECONDS}
 declare -A target=(
     [frame]=src/core/frame.c [broker]=src/broker/proto.c [stream]=src/transport/fdchan.c
     [adopt]="src/sync/event.c src/bcast/bcast.c src/mailbox/mailbox.c"
-    [shm_ring]=src/transport/shm_rx.c [shm_setup]=src/transport/shm.c)
+    [shm_ring]=src/transport/shm_rx.c
+    [shm_setup]="src/transport/shm.c src/transport/shm_link.c")
 rc=0
 
 # llvm-cov-14 / llvm-profdata-14 (or unversioned), installed when missing.
