@@ -1,9 +1,8 @@
 #!/usr/bin/env bash
 # test.sh — the whole test suite: the normal build and every CTest test; the same under
-# ASan+UBSan; the ring and channel tests under TSan; and the frame decoder and the broker
-# protocol codec under libFuzzer for FERRY_FUZZ_SECONDS (default 60) each, the two
-# harnesses side by side. Each build has its own directory under
-# build-test/. Exits non-zero on the first failure.
+# ASan+UBSan; the ring and channel tests under TSan; and every libFuzzer harness (the list
+# `fuzzers` below) for FERRY_FUZZ_SECONDS (default 60) each, two at a time. Each build has
+# its own directory under build-test/. Exits non-zero on the first failure.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 . scripts/deps.sh
@@ -31,30 +30,40 @@ cmake -S . -B $b/tsan -DCMAKE_C_COMPILER=clang -DCMAKE_BUILD_TYPE=Debug -DFERRY_
 cmake --build $b/tsan -j"$jobs"
 TSAN_OPTIONS=halt_on_error=1 ctest --test-dir $b/tsan --output-on-failure -j"$jobs" -R 'ring|grow|chan|sem|mutex|barrier|event|rpc|bcast|mailbox'
 
-step "libFuzzer: frame decoder and broker protocol, ${fuzz_seconds}s each, side by side"
+# The libFuzzer harnesses (tests/fuzz/fuzz_NAME.c, seeds in tests/fuzz/corpus/NAME): add a
+# name here to run a new one. Names without a target in this tree are skipped.
+fuzzers="frame broker stream adopt shm_ring shm_setup"
+step "libFuzzer: each harness for ${fuzz_seconds}s, two at a time"
 cmake -S . -B $b/fuzz -DCMAKE_C_COMPILER=clang -DFERRY_FUZZ=ON >/dev/null
-cmake --build $b/fuzz -j"$jobs" --target fuzz_frame fuzz_broker
+targets=$(cmake --build $b/fuzz --target help | sed -n 's/^\.\.\. \(fuzz_[a-z_]*\)$/\1/p')
+run=""
+for h in $fuzzers; do
+    if grep -qx "fuzz_$h" <<<"$targets"; then run="$run $h"; else echo "(no target fuzz_$h)"; fi
+done
+cmake --build $b/fuzz -j"$jobs" --target $(for h in $run; do echo "fuzz_$h"; done)
 # fuzz NAME: run the harness NAME on a copy of its seed corpus (libFuzzer adds to it).
 fuzz() {
     rm -rf "$b/fuzz/corpus-$1" && mkdir -p "$b/fuzz/corpus-$1"
-    cp "tests/fuzz/corpus/$1"/* "$b/fuzz/corpus-$1/"
-    "$b/fuzz/tests/fuzz/fuzz_$1" -max_total_time="$fuzz_seconds" -print_final_stats=1 \
-        "$b/fuzz/corpus-$1" >"$b/fuzz/fuzz-$1.log" 2>&1
+    if [ -d "tests/fuzz/corpus/$1" ]; then cp "tests/fuzz/corpus/$1"/* "$b/fuzz/corpus-$1/"; fi
+    "$b/fuzz/tests/fuzz/fuzz_$1" -max_total_time="$fuzz_seconds" -timeout=30 -print_final_stats=1 \
+        -artifact_prefix="$b/fuzz/fuzz-$1-" "$b/fuzz/corpus-$1" >"$b/fuzz/fuzz-$1.log" 2>&1
 }
-fuzz frame & frame_pid=$!
-fuzz broker & broker_pid=$!
-wait $frame_pid && frame_rc=0 || frame_rc=$?
-wait $broker_pid && broker_rc=0 || broker_rc=$?
-for h in frame broker; do
-    rc=$frame_rc
-    [ "$h" = broker ] && rc=$broker_rc
-    if [ "$rc" -eq 0 ]; then
-        echo "fuzz_$h:" && tail -5 "$b/fuzz/fuzz-$h.log"
+for h in $run; do
+    while [ "$(jobs -pr | wc -l)" -ge 2 ]; do sleep 1; done
+    (set +e; fuzz "$h"; echo $? >"$b/fuzz/rc-$h") &
+done
+wait
+failed=""
+for h in $run; do
+    if [ "$(cat "$b/fuzz/rc-$h")" = 0 ]; then
+        echo "fuzz_$h:" && grep -E '^stat::(number_of_executed_units|average_exec_per_sec)' \
+            "$b/fuzz/fuzz-$h.log"
     else
         echo "fuzz_$h FAILED:" && tail -50 "$b/fuzz/fuzz-$h.log"
+        failed="$failed $h"
     fi
 done
-[ "$frame_rc" -eq 0 ] && [ "$broker_rc" -eq 0 ] || exit 1
+[ -z "$failed" ] || exit 1
 
 step "no ferry objects left behind"
 left=$( (ls /dev/shm; ls /dev/mqueue 2>/dev/null) | grep -ci ferry || true)

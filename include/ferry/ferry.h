@@ -248,7 +248,11 @@ int ferry_chan_open(const char *url, const ferry_chan_opts *opts, ferry_chan **o
  * also when messages of the peer are still unread here (tcp: what the peer sends after
  * the close may make the kernel reset the connection; sysvmq: a listener's close with
  * an opener attached leaves the queues to the opener, whose close removes them;
- * docs/transports.md). */
+ * docs/transports.md). A process killed without closing (SIGKILL, a crash) leaves what
+ * it sent to be drained on every transport, with one exception that ferry cannot avoid:
+ * on tcp, if the dead end had unread data, the kernel answers its close with a reset and
+ * drops what it had not transmitted yet, though its sends had returned 0 — the peer then
+ * gets a whole, gap-free prefix of the stream and -EPIPE. */
 void ferry_chan_close(ferry_chan *ch);
 
 /*

@@ -801,8 +801,8 @@ ssize_t ferry_sub_recv(ferry_sub *s, void *buf, size_t cap, int64_t *type, int64
     uint64_t len = atomic_load_explicit(&h->len, memory_order_relaxed);
     int64_t t = atomic_load_explicit(&h->type, memory_order_relaxed);
     ssize_t ret = (ssize_t)len;
-    if (len > s->b->max_msg)
-        ret = -EBADMSG; /* a sharer wrote it */
+    if (len > s->b->max_msg || t < 0)
+        ret = -EBADMSG; /* a sharer wrote it (types are >= 0): taken, not handed out */
     else if (len > cap)
         ret = -EMSGSIZE; /* it stays */
     else if (len)
@@ -841,11 +841,16 @@ int ferry_sub_peek(ferry_sub *s, ferry_msg *m, int64_t timeout_ns)
     /* Held: stable until release (a hostile sharer aside: len is bounded anyway). */
     uint64_t len = atomic_load_explicit(&h->len, memory_order_relaxed);
     if (len > s->b->max_msg) len = s->b->max_msg;
-    m->type = atomic_load_explicit(&h->type, memory_order_relaxed);
+    int64_t type = atomic_load_explicit(&h->type, memory_order_relaxed);
+    s->peeked = 1;
+    if (type < 0) { /* a sharer wrote it (types are >= 0): taken, not handed out */
+        ferry_sub_release(s);
+        return -EBADMSG;
+    }
+    m->type = type;
     m->len = (size_t)len;
     m->data = (char *)h + SLOT_HDR;
     m->nfds = 0;
-    s->peeked = 1;
     return 0;
 }
 
