@@ -129,7 +129,7 @@ typedef struct ferry_msg {
 
 /* Counters of one channel end. Exact for the calling end; read at any time from any
  * thread (each counter is individually consistent). */
-typedef struct ferry_stats {
+typedef struct ferry_chan_counters {
     uint64_t sent_msgs, sent_bytes; /* messages committed to the peer */
     uint64_t recv_msgs, recv_bytes; /* messages taken by this end */
     uint64_t send_waits;            /* times a send/loan/commit slept in the kernel */
@@ -138,7 +138,7 @@ typedef struct ferry_stats {
     uint64_t drops;                 /* messages sent but never delivered (a rendezvous send
                                        that timed out and was withdrawn) */
     uint64_t grows;                 /* FERRY_UNBOUNDED: rings added by this end's sends */
-} ferry_stats;
+} ferry_chan_counters;
 
 /* ---------------------------------------------------------------- errors */
 
@@ -208,7 +208,7 @@ int ferry_listen(const char *url, const ferry_chan_opts *opts, ferry_listener **
 int ferry_accept(ferry_listener *l, ferry_chan **out, int64_t timeout_ns);
 
 /* A descriptor readable while a peer waits to be accepted. Owned by the listener. */
-int ferry_listener_fd(const ferry_listener *l);
+int ferry_listener_poll_fd(const ferry_listener *l);
 
 /*
  * ferry_listener_url — the URL a peer passes to ferry_chan_open to reach l: written,
@@ -278,7 +278,7 @@ int ferry_pipe_pair_fd(const ferry_chan_opts *opts, ferry_chan **a, int child_fd
  * they travel once the receiver has claimed it, and a receive whose deadline passes
  * before they arrive returns -ETIMEDOUT / -EAGAIN and takes that message next time).
  * A peer that died is noticed: on shm a call waiting on the ring returns -EPIPE within
- * 10 ms of the peer's death (at once when the peer closes; an armed ferry_chan_fd polls
+ * 10 ms of the peer's death (at once when the peer closes; an armed ferry_chan_poll_fd polls
  * readable at once), on the other transports when the kernel reports the hang-up.
  * Errors: -EMSGSIZE (len > max_msg; nothing sent), -ETIMEDOUT, -EAGAIN, -EPIPE, -EBADMSG,
  * -ENOBUFS (unbounded channel at its memory cap), -EBUSY (a loan is outstanding).
@@ -357,7 +357,7 @@ int ferry_release(ferry_chan *ch);
 /* ---------------------------------------------------------------- integration */
 
 /*
- * ferry_chan_fd — a descriptor that polls readable (POLLIN / EPOLLIN) while a message is
+ * ferry_chan_poll_fd — a descriptor that polls readable (POLLIN / EPOLLIN) while a message is
  * waiting to be received, or once the peer is gone (where the transport can tell: not on
  * posixmq). Level-triggered. Owned by the channel (do not close it); every call returns
  * the same one. The first call arms the notification; until then, and when nobody polls,
@@ -366,10 +366,10 @@ int ferry_release(ferry_chan *ch);
  * a System V queue is no descriptor, there is nothing to poll), -EINVAL (ch NULL),
  * -EMFILE / -ENFILE (descriptor limits), -ENOMEM, -ENOSPC (fs.epoll.max_user_watches).
  */
-int ferry_chan_fd(ferry_chan *ch);
+int ferry_chan_poll_fd(ferry_chan *ch);
 
 /* Copy the counters of this end into *st. Errors: -EINVAL (NULL). */
-int ferry_chan_stats(const ferry_chan *ch, ferry_stats *st);
+int ferry_chan_stats(const ferry_chan *ch, ferry_chan_counters *st);
 
 /* The maximum message size of this channel (decided at creation). */
 size_t ferry_chan_max_msg(const ferry_chan *ch);
@@ -525,7 +525,7 @@ int ferry_watch_open(const char *pattern, ferry_watch **out, int64_t timeout_ns)
 int ferry_watch_next(ferry_watch *w, ferry_watch_event *ev, int64_t timeout_ns);
 
 /* A descriptor readable while an event waits (level-triggered). Owned by the watch. */
-int ferry_watch_fd(const ferry_watch *w);
+int ferry_watch_poll_fd(const ferry_watch *w);
 
 /* Stop watching. NULL is a no-op. */
 void ferry_watch_close(ferry_watch *w);
@@ -570,7 +570,7 @@ typedef struct ferry_pub ferry_pub;
  * ferry_publish — give the object behind fd (a ferry_X_fd()) a name in ferryd, with a
  * policy like ferry_register's (may be NULL: the defaults). ferryd keeps a duplicate of
  * fd and hands duplicates to whoever opens the name and may connect. The name is freed
- * by ferry_unpublish or when this process dies. The caller keeps fd; owns *out.
+ * by ferry_pub_close or when this process dies. The caller keeps fd; owns *out.
  * Errors: as ferry_register (-EEXIST, -EACCES, -EDQUOT, -EINVAL, -ECONNREFUSED), and
  * -EBADMSG (fd is not a ferry object of that kind), -EINVAL (ferryd refuses fd: not a
  * sealed memfd whose header is of that kind, or for FERRY_OBJ_EVENT and
@@ -585,7 +585,7 @@ int ferry_publish(const char *name, int fd, int kind, const ferry_policy *policy
                   ferry_pub **out, int64_t timeout_ns);
 
 /* Free the name (objects already opened are not affected). NULL is a no-op. */
-void ferry_unpublish(ferry_pub *p);
+void ferry_pub_close(ferry_pub *p);
 
 /* ---- counting semaphore */
 
@@ -750,20 +750,20 @@ int ferry_event_post(ferry_event *e, uint64_t payload, uint32_t flags, int64_t t
 /* Take the oldest event. Errors: -ETIMEDOUT, -EAGAIN. */
 int ferry_event_next(ferry_event *e, uint64_t *payload, int64_t timeout_ns);
 /* Events posted to this queue so far, and how many were merged (coalesced). */
-int ferry_event_counts(const ferry_event *e, uint64_t *posted, uint64_t *merged);
+int ferry_event_stats(const ferry_event *e, uint64_t *posted, uint64_t *merged);
 void ferry_event_close(ferry_event *e);
 
 /* ---- signals */
 
 /*
- * ferry_signal_fd — block the signals in mask (bit n-1 for signal n, 1..64) for the
+ * ferry_signal_poll_fd — block the signals in mask (bit n-1 for signal n, 1..64) for the
  * calling thread (call it before making threads, so that they inherit the mask) and
  * return a signalfd that polls readable while one is pending; read struct
  * signalfd_siginfo from it (sys/signalfd.h). The caller owns the fd (FD_CLOEXEC,
  * O_NONBLOCK). Errors: -EINVAL (empty mask, SIGKILL/SIGSTOP, or glibc's reserved 32 and
  * 33), -EMFILE.
  */
-int ferry_signal_fd(uint64_t mask);
+int ferry_signal_poll_fd(uint64_t mask);
 
 /*
  * ferry_kill — send signal sig (1..64) to the process that owns name (a ferry_register
@@ -818,7 +818,7 @@ ssize_t ferry_recv_from(ferry_inbox *in, const char *from, ferry_msg *m, int64_t
 
 /* A descriptor readable when ferry_recv_from(in, NULL, ...) may find something (a message
  * or a new sender). Owned by the inbox. */
-int ferry_inbox_fd(const ferry_inbox *in);
+int ferry_inbox_poll_fd(const ferry_inbox *in);
 
 /* Close every channel and release the name. NULL is a no-op. */
 void ferry_inbox_close(ferry_inbox *in);
@@ -846,8 +846,8 @@ typedef struct ferry_rpc_service ferry_rpc_service;
 
 /* Make a client connection on ch. On success the client owns ch (closed by
  * ferry_rpc_client_close); on failure the caller keeps it. Errors: -EINVAL, -ENOMEM. */
-int ferry_rpc_client_new(ferry_chan *ch, ferry_rpc_client **out);
-/* ferry_connect(name, kind, opts) and ferry_rpc_client_new. The caller owns *out. */
+int ferry_rpc_client_create(ferry_chan *ch, ferry_rpc_client **out);
+/* ferry_connect(name, kind, opts) and ferry_rpc_client_create. The caller owns *out. */
 int ferry_rpc_connect(const char *name, int kind, const ferry_chan_opts *opts,
                       ferry_rpc_client **out, int64_t timeout_ns);
 /* Close the connection and its channel. Calls still pending are forgotten (async
@@ -888,7 +888,7 @@ typedef void (*ferry_rpc_callback)(ferry_rpc_client *c, uint64_t id, ssize_t rc,
 /*
  * ferry_call_async — send req and return at once; the reply goes into resp (the
  * caller's, valid until the callback) and cb(ctx) runs from ferry_rpc_dispatch, in the
- * thread that calls it, when ferry_rpc_fd polls readable. No thread is made. *id (may be
+ * thread that calls it, when ferry_rpc_poll_fd polls readable. No thread is made. *id (may be
  * NULL) gets the id for ferry_call_cancel. timeout_ns bounds the send only: the call then
  * waits for its reply until it comes, is cancelled, or the connection dies (-EPIPE).
  * Errors: those of sending (nothing pending then).
@@ -900,7 +900,7 @@ int ferry_call_async(ferry_rpc_client *c, const ferry_msg *req, ferry_msg *resp,
  * a message on the channel or a finished async call. Owned by the client. It may stay
  * readable while another thread is reading replies inside ferry_call. Errors: -ENOMEM,
  * -EMFILE. */
-int ferry_rpc_fd(ferry_rpc_client *c);
+int ferry_rpc_poll_fd(ferry_rpc_client *c);
 /* Read the replies waiting (never blocks) and run the callbacks of finished async
  * calls. Returns how many callbacks ran, or -EPIPE / -EBADMSG once the connection died
  * (after running the callbacks of the calls it ended). */
@@ -923,12 +923,12 @@ typedef struct ferry_rpc_request {
 } ferry_rpc_request;
 
 /* Make a server connection on ch (e.g. from ferry_accept). On success it owns ch. One
- * reference, dropped by ferry_rpc_server_close. Errors: -EINVAL, -ENOMEM. */
-int ferry_rpc_server_new(ferry_chan *ch, ferry_rpc_server **out);
+ * reference, dropped by ferry_rpc_server_unref. Errors: -EINVAL, -ENOMEM. */
+int ferry_rpc_server_create(ferry_chan *ch, ferry_rpc_server **out);
 /* Take another reference (to reply later from another thread); each is dropped by a
- * ferry_rpc_server_close. The last one closes the channel. */
+ * ferry_rpc_server_unref. The last one closes the channel. */
 ferry_rpc_server *ferry_rpc_server_ref(ferry_rpc_server *s);
-void ferry_rpc_server_close(ferry_rpc_server *s);
+void ferry_rpc_server_unref(ferry_rpc_server *s);
 
 /*
  * ferry_recv_request — the next request or one-way message into rq->msg (data/cap set
@@ -947,8 +947,8 @@ int ferry_reply(ferry_rpc_server *s, uint64_t id, const ferry_msg *resp, int64_t
  * cancel is seen once a receive on this connection has read it (ferry_serve's threads
  * read continuously; a manual server at its next ferry_recv_request). */
 int ferry_rpc_cancelled(ferry_rpc_server *s, uint64_t id);
-/* The fd that polls readable while a request waits (ferry_chan_fd). */
-int ferry_rpc_server_fd(ferry_rpc_server *s);
+/* The fd that polls readable while a request waits (ferry_chan_poll_fd). */
+int ferry_rpc_server_poll_fd(ferry_rpc_server *s);
 
 /* A handler of ferry_serve: called for each request or one-way message, in a pool
  * thread. It replies with ferry_reply(conn, rq->id, ...) now or, holding a
@@ -968,7 +968,7 @@ int ferry_serve(const char *name, ferry_rpc_handler handler, void *ctx, unsigned
                 ferry_rpc_service **out, int64_t timeout_ns);
 /* Stop: join the threads, release the name, drop the connections (those a handler still
  * holds a reference to stay open until it closes them). NULL is a no-op. */
-void ferry_serve_stop(ferry_rpc_service *s);
+void ferry_rpc_service_close(ferry_rpc_service *s);
 
 /* ---------------------------------------------------------------- broadcast */
 
@@ -1079,7 +1079,7 @@ int ferry_sub_release(ferry_sub *s);
 /* Messages the publisher dropped for this drop-oldest subscription so far (exact). */
 uint64_t ferry_sub_lost(const ferry_sub *s);
 /*
- * ferry_sub_fd — a descriptor that polls readable (POLLIN) while a message waits for this
+ * ferry_sub_poll_fd — a descriptor that polls readable (POLLIN) while a message waits for this
  * subscription, or once the stream has ended. Level-triggered, owned by the subscription.
  * It is a datagram socket with an abstract name the publisher rings (publisher and
  * subscriber must share a network namespace); the first call arms it, and until then
@@ -1087,7 +1087,7 @@ uint64_t ferry_sub_lost(const ferry_sub *s);
  * says -EAGAIN). A publisher's death does not make it readable (a waiting recv notices).
  * Errors: -EMFILE, -ENOMEM.
  */
-int ferry_sub_fd(ferry_sub *s);
+int ferry_sub_poll_fd(ferry_sub *s);
 /* Leave: the entry is freed (a publisher waiting on it goes on). NULL is a no-op. */
 void ferry_sub_close(ferry_sub *s);
 
@@ -1173,7 +1173,7 @@ typedef struct ferry_mailbox_opts {
 void ferry_mailbox_opts_init(ferry_mailbox_opts *o);
 
 /* Counters of the mailbox (shared by every handle), a snapshot. */
-typedef struct ferry_mailbox_stats {
+typedef struct ferry_mailbox_counters {
     uint64_t sent;      /* messages made visible by sends and commits */
     uint64_t received;  /* messages handed to a receiver and finished with */
     uint64_t lost;      /* at-most-once: taken by a receiver that died before finishing */
@@ -1185,7 +1185,7 @@ typedef struct ferry_mailbox_stats {
     uint32_t queued;    /* messages waiting now */
     uint32_t capacity;  /* as created */
     size_t max_msg;     /* as created */
-} ferry_mailbox_stats;
+} ferry_mailbox_counters;
 
 /* A new mailbox (opts NULL: the defaults). The caller owns *out. Errors: -EINVAL
  * (options, unknown flags, too large), -ENOMEM, -EMFILE. */
@@ -1245,7 +1245,7 @@ int ferry_mailbox_attach(ferry_mailbox *mb, int64_t timeout_ns);
 /* Give the hold up. -EPERM if this handle does not hold it. */
 int ferry_mailbox_detach(ferry_mailbox *mb);
 
-int ferry_mailbox_stats_get(const ferry_mailbox *mb, ferry_mailbox_stats *st);
+int ferry_mailbox_stats(const ferry_mailbox *mb, ferry_mailbox_counters *st);
 
 /* Close the handle: an outstanding loan is discarded, an outstanding peek released, a
  * hold given up. The mailbox lives on while others hold it. NULL is a no-op. */
