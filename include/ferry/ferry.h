@@ -1,7 +1,24 @@
 /*
  * ferry.h — the public API of libferry: fast, secure inter-process communication.
  *
- * Rules that hold for every function here:
+ * Rules that hold for every function here (docs/api.md has them in full, with the
+ * checklist for adding an object):
+ *  - Names: ferry_<object>_<verb> (ferry_sem_wait); accessors of one value
+ *    ferry_<object>_<property> (ferry_chan_max_msg); types ferry_<thing>; options
+ *    ferry_<object>_opts, filled by ferry_<object>_opts_init() before use (NULL: the
+ *    defaults). The channel's message calls (ferry_send, ...) and the naming service's
+ *    (ferry_register, ...) are bare verbs.
+ *  - One suffix, one meaning: ferry_X_fd is the object's own descriptor, to pass to
+ *    another process (ferry_X_adopt turns it back into a handle); ferry_X_poll_fd is a
+ *    descriptor to poll for readiness. Both are owned by the object, except where the
+ *    function makes the descriptor for the caller (ferry_pair_fd, ferry_pipe_pair_fd,
+ *    ferry_signal_poll_fd).
+ *  - Counters: ferry_X_stats() copies them into a ferry_X_counters.
+ *  - Lifetimes: shared objects are made by ferry_X_create, reached by ferry_X_adopt (a
+ *    descriptor) or ferry_X_open (a name), released by ferry_X_close. Every handle type
+ *    ferry_X has one release function: ferry_X_close, or ferry_X_unref where the handle is
+ *    reference-counted within a process (ferry_X_ref takes another reference). Releasing
+ *    NULL is a no-op.
  *  - Errors: a function returns 0 (or a count) on success and a negative errno value on
  *    failure. errno is never the channel of an error. ferry_strerror() names every code.
  *      -ETIMEDOUT  the deadline passed          -EAGAIN    FERRY_NOW and not ready
@@ -15,8 +32,9 @@
  *    timeout_ns, before it does anything (nothing sent, taken, locked or registered). The
  *    bound is a deadline on CLOCK_MONOTONIC taken when the call starts; a signal (EINTR)
  *    neither shortens nor lengthens it.
- *  - Handles are opaque. A handle is released by its *_close function, which frees
- *    everything it owns and never blocks for long.
+ *  - Handles are opaque. A handle's release (above) frees everything it owns and never
+ *    blocks for long. Each doc comment says who owns a handle, buffer or fd on success
+ *    and on failure.
  *  - Threads: one channel end may be used by one sending thread and one receiving thread at
  *    the same time (send/loan/commit on one side, recv/peek/release on the other). Anything
  *    more needs the caller's own lock; many-to-many comes with mailboxes.
@@ -391,7 +409,7 @@ int ferry_chan_peer(const ferry_chan *ch, ferry_cred *out);
 /* ---------------------------------------------------------------- the naming service */
 
 /*
- * ferryd, the broker, names servers and introduces clients to them (DESIGN §6). It
+ * ferryd, the broker, names servers and introduces clients to them (docs/broker.md). It
  * listens on $FERRY_BROKER, else $XDG_RUNTIME_DIR/ferry/ferryd.sock, else
  * /run/ferry/ferryd.sock. The first call that needs it starts it when none runs (unless
  * FERRY_NO_AUTOSPAWN=1; the program is $FERRY_FERRYD, else the ferryd installed with
@@ -584,7 +602,8 @@ typedef struct ferry_pub ferry_pub;
 int ferry_publish(const char *name, int fd, int kind, const ferry_policy *policy,
                   ferry_pub **out, int64_t timeout_ns);
 
-/* Free the name (objects already opened are not affected). NULL is a no-op. */
+/* Unpublish: free the name (objects already opened are not affected) and the handle.
+ * NULL is a no-op. */
 void ferry_pub_close(ferry_pub *p);
 
 /* ---- counting semaphore */
@@ -749,7 +768,9 @@ int ferry_event_poll_fd(ferry_event *e);
 int ferry_event_post(ferry_event *e, uint64_t payload, uint32_t flags, int64_t timeout_ns);
 /* Take the oldest event. Errors: -ETIMEDOUT, -EAGAIN. */
 int ferry_event_next(ferry_event *e, uint64_t *payload, int64_t timeout_ns);
-/* Events posted to this queue so far, and how many were merged (coalesced). */
+/* The counters: events posted to this queue (a group: to its queues) so far, and how
+ * many were merged (coalesced); either pointer may be NULL. Unlike the other
+ * ferry_X_stats, two out parameters rather than a struct. -EINVAL (e NULL). */
 int ferry_event_stats(const ferry_event *e, uint64_t *posted, uint64_t *merged);
 void ferry_event_close(ferry_event *e);
 
@@ -759,8 +780,9 @@ void ferry_event_close(ferry_event *e);
  * ferry_signal_poll_fd — block the signals in mask (bit n-1 for signal n, 1..64) for the
  * calling thread (call it before making threads, so that they inherit the mask) and
  * return a signalfd that polls readable while one is pending; read struct
- * signalfd_siginfo from it (sys/signalfd.h). The caller owns the fd (FD_CLOEXEC,
- * O_NONBLOCK). Errors: -EINVAL (empty mask, SIGKILL/SIGSTOP, or glibc's reserved 32 and
+ * signalfd_siginfo from it (sys/signalfd.h). A descriptor to poll, not to pass (hence
+ * _poll_fd); unlike the other _poll_fds it is made for the caller, who owns it
+ * (FD_CLOEXEC, O_NONBLOCK) and closes it. Errors: -EINVAL (empty mask, SIGKILL/SIGSTOP, or glibc's reserved 32 and
  * 33), -EMFILE.
  */
 int ferry_signal_poll_fd(uint64_t mask);
@@ -928,6 +950,9 @@ int ferry_rpc_server_create(ferry_chan *ch, ferry_rpc_server **out);
 /* Take another reference (to reply later from another thread); each is dropped by a
  * ferry_rpc_server_unref. The last one closes the channel. */
 ferry_rpc_server *ferry_rpc_server_ref(ferry_rpc_server *s);
+/* Drop one reference; the last one closes the connection and its channel (no call may
+ * be in progress on it then). The connection has no _close: it is reference-counted.
+ * NULL is a no-op. */
 void ferry_rpc_server_unref(ferry_rpc_server *s);
 
 /*
@@ -960,14 +985,16 @@ typedef void (*ferry_rpc_handler)(ferry_rpc_server *conn, ferry_rpc_request *rq,
  * ferry_serve — register name (ferry_register with policy and opts, both may be NULL) and
  * serve every client that connects with nthreads (>= 1) threads sharing one epoll set:
  * each connection is read by one thread at a time, but its requests are handled in
- * parallel. Returns at once; the caller owns *out. Errors: those of ferry_register,
+ * parallel. Returns at once; the caller owns *out (ferry_rpc_service_close stops it).
+ * Errors: those of ferry_register,
  * -EINVAL, -ENOMEM, -EMFILE, -EAGAIN (threads).
  */
 int ferry_serve(const char *name, ferry_rpc_handler handler, void *ctx, unsigned nthreads,
                 const ferry_policy *policy, const ferry_chan_opts *opts,
                 ferry_rpc_service **out, int64_t timeout_ns);
-/* Stop: join the threads, release the name, drop the connections (those a handler still
- * holds a reference to stay open until it closes them). NULL is a no-op. */
+/* Stop serving and free the service: join the threads, release the name, drop the
+ * connections (those a handler still holds a reference to stay open until it drops it
+ * with ferry_rpc_server_unref). NULL is a no-op. */
 void ferry_rpc_service_close(ferry_rpc_service *s);
 
 /* ---------------------------------------------------------------- broadcast */
@@ -1245,6 +1272,8 @@ int ferry_mailbox_attach(ferry_mailbox *mb, int64_t timeout_ns);
 /* Give the hold up. -EPERM if this handle does not hold it. */
 int ferry_mailbox_detach(ferry_mailbox *mb);
 
+/* Copy the mailbox's counters (a snapshot taken under its lock) into *st. Errors:
+ * -EINVAL (NULL), -EBADMSG, -ETIMEDOUT (a sharer held the lock for over 1 s). */
 int ferry_mailbox_stats(const ferry_mailbox *mb, ferry_mailbox_counters *st);
 
 /* Close the handle: an outstanding loan is discarded, an outstanding peek released, a
