@@ -3,10 +3,10 @@
 #
 # rename-api-0.2.sh — the public API renames of ferry 0.2 (one naming rule: docs/api.md),
 # applied to every tracked text file of the tree (but docs/api.md, whose table lists them).
-# Mechanical and repeatable: it only
-# rewrites whole identifiers (word boundaries), no new name is an old one, so running it
-# again — e.g. after merging a branch that still uses the old names — changes only what
-# still uses them. No compatibility aliases are kept (0.x, the API is not frozen yet).
+# Mechanical and repeatable: it only rewrites whole identifiers (word boundaries), and no
+# new name is an old one, so running it again — e.g. after merging a branch that still
+# uses the old names — changes only what still uses them. C files that were
+# clang-format clean are formatted again (a longer name can move an alignment). No compatibility aliases are kept (0.x, the API is not frozen yet).
 #
 # Usage: ./scripts/rename-api-0.2.sh [path...]   (default: the whole tree, from git ls-files)
 #        ./scripts/rename-api-0.2.sh --check     (list remaining old names; exit 1 if any)
