@@ -2,7 +2,7 @@
  * epoll_server — one thread serves 1,000 clients through epoll.
  *
  * The server listens at a unix address, puts the listener's descriptor and every
- * channel's ferry_chan_fd() in one epoll set, and answers each request (a counter) with
+ * channel's ferry_chan_poll_fd() in one epoll set, and answers each request (a counter) with
  * the counter plus one; nothing in it blocks. Ten client processes open 100 channels each
  * and run 10 rounds: a request on every channel, then every answer, checked. The server
  * stops once every client has hung up and checks the totals.
@@ -72,7 +72,7 @@ int main(void)
 
     int ep = epoll_create1(EPOLL_CLOEXEC);
     struct epoll_event ev = {.events = EPOLLIN, .data.ptr = NULL}; /* NULL: the listener */
-    epoll_ctl(ep, EPOLL_CTL_ADD, ferry_listener_fd(l), &ev);
+    epoll_ctl(ep, EPOLL_CTL_ADD, ferry_listener_poll_fd(l), &ev);
     long accepted = 0, closed = 0, served = 0, bad = 0;
     while (closed < PROCS * PER) {
         struct epoll_event evs[64];
@@ -86,7 +86,7 @@ int main(void)
             if (!ch) { /* new clients */
                 while (ferry_accept(l, &ch, FERRY_NOW) == 0) {
                     struct epoll_event ce = {.events = EPOLLIN, .data.ptr = ch};
-                    epoll_ctl(ep, EPOLL_CTL_ADD, ferry_chan_fd(ch), &ce);
+                    epoll_ctl(ep, EPOLL_CTL_ADD, ferry_chan_poll_fd(ch), &ce);
                     accepted++;
                 }
                 continue;
@@ -98,7 +98,7 @@ int main(void)
                 if (ferry_send(ch, &v, sizeof v, SEC) == 0) served++;
             }
             if (got == -EPIPE) { /* the client is done */
-                epoll_ctl(ep, EPOLL_CTL_DEL, ferry_chan_fd(ch), NULL);
+                epoll_ctl(ep, EPOLL_CTL_DEL, ferry_chan_poll_fd(ch), NULL);
                 ferry_chan_close(ch);
                 closed++;
             } else if (got != -EAGAIN) {

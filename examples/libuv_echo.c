@@ -1,7 +1,7 @@
 /*
  * libuv_echo — ferry channels in a libuv event loop.
  *
- * A ferry listener's descriptor and each channel's ferry_chan_fd() are level-triggered
+ * A ferry listener's descriptor and each channel's ferry_chan_poll_fd() are level-triggered
  * pollable descriptors, so libuv watches them with uv_poll_t like any socket; on
  * readiness the callback takes what is there with FERRY_NOW and never blocks the loop. A
  * uv_timer runs alongside to show the loop stays free. Four forked clients each send 200
@@ -65,7 +65,7 @@ static void on_listener(uv_poll_t *p, int status, int events)
     while (ferry_accept(listener, &ch, FERRY_NOW) == 0) {
         conn *c = calloc(1, sizeof *c);
         c->ch = ch;
-        uv_poll_init(p->loop, &c->poll, ferry_chan_fd(ch));
+        uv_poll_init(p->loop, &c->poll, ferry_chan_poll_fd(ch));
         c->poll.data = c;
         uv_poll_start(&c->poll, UV_READABLE, on_chan);
     }
@@ -112,7 +112,7 @@ int main(void)
 
     uv_loop_t *loop = uv_default_loop();
     uv_poll_t lp;
-    uv_poll_init(loop, &lp, ferry_listener_fd(listener));
+    uv_poll_init(loop, &lp, ferry_listener_poll_fd(listener));
     uv_poll_start(&lp, UV_READABLE, on_listener);
     uv_timer_t tick;
     uv_timer_init(loop, &tick);

@@ -1,7 +1,24 @@
 /*
  * ferry.h — the public API of libferry: fast, secure inter-process communication.
  *
- * Rules that hold for every function here:
+ * Rules that hold for every function here (docs/api.md has them in full, with the
+ * checklist for adding an object):
+ *  - Names: ferry_<object>_<verb> (ferry_sem_wait); accessors of one value
+ *    ferry_<object>_<property> (ferry_chan_max_msg); types ferry_<thing>; options
+ *    ferry_<object>_opts, filled by ferry_<object>_opts_init() before use (NULL: the
+ *    defaults). The channel's message calls (ferry_send, ...) and the naming service's
+ *    (ferry_register, ...) are bare verbs.
+ *  - One suffix, one meaning: ferry_X_fd is the object's own descriptor, to pass to
+ *    another process (ferry_X_adopt turns it back into a handle); ferry_X_poll_fd is a
+ *    descriptor to poll for readiness. Both are owned by the object, except where the
+ *    function makes the descriptor for the caller (ferry_pair_fd, ferry_pipe_pair_fd,
+ *    ferry_signal_poll_fd).
+ *  - Counters: ferry_X_stats() copies them into a ferry_X_counters.
+ *  - Lifetimes: shared objects are made by ferry_X_create, reached by ferry_X_adopt (a
+ *    descriptor) or ferry_X_open (a name), released by ferry_X_close. Every handle type
+ *    ferry_X has one release function: ferry_X_close, or ferry_X_unref where the handle is
+ *    reference-counted within a process (ferry_X_ref takes another reference). Releasing
+ *    NULL is a no-op.
  *  - Errors: a function returns 0 (or a count) on success and a negative errno value on
  *    failure. errno is never the channel of an error. ferry_strerror() names every code.
  *      -ETIMEDOUT  the deadline passed          -EAGAIN    FERRY_NOW and not ready
@@ -15,8 +32,9 @@
  *    timeout_ns, before it does anything (nothing sent, taken, locked or registered). The
  *    bound is a deadline on CLOCK_MONOTONIC taken when the call starts; a signal (EINTR)
  *    neither shortens nor lengthens it.
- *  - Handles are opaque. A handle is released by its *_close function, which frees
- *    everything it owns and never blocks for long.
+ *  - Handles are opaque. A handle's release (above) frees everything it owns and never
+ *    blocks for long. Each doc comment says who owns a handle, buffer or fd on success
+ *    and on failure.
  *  - Threads: one channel end may be used by one sending thread and one receiving thread at
  *    the same time (send/loan/commit on one side, recv/peek/release on the other). Anything
  *    more needs the caller's own lock; many-to-many comes with mailboxes.
@@ -129,7 +147,7 @@ typedef struct ferry_msg {
 
 /* Counters of one channel end. Exact for the calling end; read at any time from any
  * thread (each counter is individually consistent). */
-typedef struct ferry_stats {
+typedef struct ferry_chan_counters {
     uint64_t sent_msgs, sent_bytes; /* messages committed to the peer */
     uint64_t recv_msgs, recv_bytes; /* messages taken by this end */
     uint64_t send_waits;            /* times a send/loan/commit slept in the kernel */
@@ -138,7 +156,7 @@ typedef struct ferry_stats {
     uint64_t drops;                 /* messages sent but never delivered (a rendezvous send
                                        that timed out and was withdrawn) */
     uint64_t grows;                 /* FERRY_UNBOUNDED: rings added by this end's sends */
-} ferry_stats;
+} ferry_chan_counters;
 
 /* ---------------------------------------------------------------- errors */
 
@@ -208,7 +226,7 @@ int ferry_listen(const char *url, const ferry_chan_opts *opts, ferry_listener **
 int ferry_accept(ferry_listener *l, ferry_chan **out, int64_t timeout_ns);
 
 /* A descriptor readable while a peer waits to be accepted. Owned by the listener. */
-int ferry_listener_fd(const ferry_listener *l);
+int ferry_listener_poll_fd(const ferry_listener *l);
 
 /*
  * ferry_listener_url — the URL a peer passes to ferry_chan_open to reach l: written,
@@ -282,7 +300,7 @@ int ferry_pipe_pair_fd(const ferry_chan_opts *opts, ferry_chan **a, int child_fd
  * they travel once the receiver has claimed it, and a receive whose deadline passes
  * before they arrive returns -ETIMEDOUT / -EAGAIN and takes that message next time).
  * A peer that died is noticed: on shm a call waiting on the ring returns -EPIPE within
- * 10 ms of the peer's death (at once when the peer closes; an armed ferry_chan_fd polls
+ * 10 ms of the peer's death (at once when the peer closes; an armed ferry_chan_poll_fd polls
  * readable at once), on the other transports when the kernel reports the hang-up.
  * Errors: -EMSGSIZE (len > max_msg; nothing sent), -ETIMEDOUT, -EAGAIN, -EPIPE, -EBADMSG,
  * -ENOBUFS (unbounded channel at its memory cap), -EBUSY (a loan is outstanding).
@@ -361,7 +379,7 @@ int ferry_release(ferry_chan *ch);
 /* ---------------------------------------------------------------- integration */
 
 /*
- * ferry_chan_fd — a descriptor that polls readable (POLLIN / EPOLLIN) while a message is
+ * ferry_chan_poll_fd — a descriptor that polls readable (POLLIN / EPOLLIN) while a message is
  * waiting to be received, or once the peer is gone (where the transport can tell: not on
  * posixmq). Level-triggered. Owned by the channel (do not close it); every call returns
  * the same one. The first call arms the notification; until then, and when nobody polls,
@@ -370,10 +388,10 @@ int ferry_release(ferry_chan *ch);
  * a System V queue is no descriptor, there is nothing to poll), -EINVAL (ch NULL),
  * -EMFILE / -ENFILE (descriptor limits), -ENOMEM, -ENOSPC (fs.epoll.max_user_watches).
  */
-int ferry_chan_fd(ferry_chan *ch);
+int ferry_chan_poll_fd(ferry_chan *ch);
 
 /* Copy the counters of this end into *st. Errors: -EINVAL (NULL). */
-int ferry_chan_stats(const ferry_chan *ch, ferry_stats *st);
+int ferry_chan_stats(const ferry_chan *ch, ferry_chan_counters *st);
 
 /* The maximum message size of this channel (decided at creation). */
 size_t ferry_chan_max_msg(const ferry_chan *ch);
@@ -395,7 +413,7 @@ int ferry_chan_peer(const ferry_chan *ch, ferry_cred *out);
 /* ---------------------------------------------------------------- the naming service */
 
 /*
- * ferryd, the broker, names servers and introduces clients to them (DESIGN §6). It
+ * ferryd, the broker, names servers and introduces clients to them (docs/broker.md). It
  * listens on $FERRY_BROKER, else $XDG_RUNTIME_DIR/ferry/ferryd.sock, else
  * /run/ferry/ferryd.sock. The first call that needs it starts it when none runs (unless
  * FERRY_NO_AUTOSPAWN=1; the program is $FERRY_FERRYD, else the ferryd installed with
@@ -529,7 +547,7 @@ int ferry_watch_open(const char *pattern, ferry_watch **out, int64_t timeout_ns)
 int ferry_watch_next(ferry_watch *w, ferry_watch_event *ev, int64_t timeout_ns);
 
 /* A descriptor readable while an event waits (level-triggered). Owned by the watch. */
-int ferry_watch_fd(const ferry_watch *w);
+int ferry_watch_poll_fd(const ferry_watch *w);
 
 /* Stop watching. NULL is a no-op. */
 void ferry_watch_close(ferry_watch *w);
@@ -574,7 +592,7 @@ typedef struct ferry_pub ferry_pub;
  * ferry_publish — give the object behind fd (a ferry_X_fd()) a name in ferryd, with a
  * policy like ferry_register's (may be NULL: the defaults). ferryd keeps a duplicate of
  * fd and hands duplicates to whoever opens the name and may connect. The name is freed
- * by ferry_unpublish or when this process dies. The caller keeps fd; owns *out.
+ * by ferry_pub_close or when this process dies. The caller keeps fd; owns *out.
  * Errors: as ferry_register (-EEXIST, -EACCES, -EDQUOT, -EINVAL, -ECONNREFUSED), and
  * -EBADMSG (fd is not a ferry object of that kind), -EINVAL (ferryd refuses fd: not a
  * sealed memfd whose header is of that kind, or for FERRY_OBJ_EVENT and
@@ -588,8 +606,9 @@ typedef struct ferry_pub ferry_pub;
 int ferry_publish(const char *name, int fd, int kind, const ferry_policy *policy,
                   ferry_pub **out, int64_t timeout_ns);
 
-/* Free the name (objects already opened are not affected). NULL is a no-op. */
-void ferry_unpublish(ferry_pub *p);
+/* Unpublish: free the name (objects already opened are not affected) and the handle.
+ * NULL is a no-op. */
+void ferry_pub_close(ferry_pub *p);
 
 /* ---- counting semaphore */
 
@@ -753,21 +772,24 @@ int ferry_event_poll_fd(ferry_event *e);
 int ferry_event_post(ferry_event *e, uint64_t payload, uint32_t flags, int64_t timeout_ns);
 /* Take the oldest event. Errors: -ETIMEDOUT, -EAGAIN. */
 int ferry_event_next(ferry_event *e, uint64_t *payload, int64_t timeout_ns);
-/* Events posted to this queue so far, and how many were merged (coalesced). */
-int ferry_event_counts(const ferry_event *e, uint64_t *posted, uint64_t *merged);
+/* The counters: events posted to this queue (a group: to its queues) so far, and how
+ * many were merged (coalesced); either pointer may be NULL. Unlike the other
+ * ferry_X_stats, two out parameters rather than a struct. -EINVAL (e NULL). */
+int ferry_event_stats(const ferry_event *e, uint64_t *posted, uint64_t *merged);
 void ferry_event_close(ferry_event *e);
 
 /* ---- signals */
 
 /*
- * ferry_signal_fd — block the signals in mask (bit n-1 for signal n, 1..64) for the
+ * ferry_signal_poll_fd — block the signals in mask (bit n-1 for signal n, 1..64) for the
  * calling thread (call it before making threads, so that they inherit the mask) and
  * return a signalfd that polls readable while one is pending; read struct
- * signalfd_siginfo from it (sys/signalfd.h). The caller owns the fd (FD_CLOEXEC,
- * O_NONBLOCK). Errors: -EINVAL (empty mask, SIGKILL/SIGSTOP, or glibc's reserved 32 and
+ * signalfd_siginfo from it (sys/signalfd.h). A descriptor to poll, not to pass (hence
+ * _poll_fd); unlike the other _poll_fds it is made for the caller, who owns it
+ * (FD_CLOEXEC, O_NONBLOCK) and closes it. Errors: -EINVAL (empty mask, SIGKILL/SIGSTOP, or glibc's reserved 32 and
  * 33), -EMFILE.
  */
-int ferry_signal_fd(uint64_t mask);
+int ferry_signal_poll_fd(uint64_t mask);
 
 /*
  * ferry_kill — send signal sig (1..64) to the process that owns name (a ferry_register
@@ -822,7 +844,7 @@ ssize_t ferry_recv_from(ferry_inbox *in, const char *from, ferry_msg *m, int64_t
 
 /* A descriptor readable when ferry_recv_from(in, NULL, ...) may find something (a message
  * or a new sender). Owned by the inbox. */
-int ferry_inbox_fd(const ferry_inbox *in);
+int ferry_inbox_poll_fd(const ferry_inbox *in);
 
 /* Close every channel and release the name. NULL is a no-op. */
 void ferry_inbox_close(ferry_inbox *in);
@@ -850,8 +872,8 @@ typedef struct ferry_rpc_service ferry_rpc_service;
 
 /* Make a client connection on ch. On success the client owns ch (closed by
  * ferry_rpc_client_close); on failure the caller keeps it. Errors: -EINVAL, -ENOMEM. */
-int ferry_rpc_client_new(ferry_chan *ch, ferry_rpc_client **out);
-/* ferry_connect(name, kind, opts) and ferry_rpc_client_new. The caller owns *out. */
+int ferry_rpc_client_create(ferry_chan *ch, ferry_rpc_client **out);
+/* ferry_connect(name, kind, opts) and ferry_rpc_client_create. The caller owns *out. */
 int ferry_rpc_connect(const char *name, int kind, const ferry_chan_opts *opts,
                       ferry_rpc_client **out, int64_t timeout_ns);
 /* Close the connection and its channel. Calls still pending are forgotten (async
@@ -892,7 +914,7 @@ typedef void (*ferry_rpc_callback)(ferry_rpc_client *c, uint64_t id, ssize_t rc,
 /*
  * ferry_call_async — send req and return at once; the reply goes into resp (the
  * caller's, valid until the callback) and cb(ctx) runs from ferry_rpc_dispatch, in the
- * thread that calls it, when ferry_rpc_fd polls readable. No thread is made. *id (may be
+ * thread that calls it, when ferry_rpc_poll_fd polls readable. No thread is made. *id (may be
  * NULL) gets the id for ferry_call_cancel. timeout_ns bounds the send only: the call then
  * waits for its reply until it comes, is cancelled, or the connection dies (-EPIPE).
  * Errors: those of sending (nothing pending then).
@@ -904,7 +926,7 @@ int ferry_call_async(ferry_rpc_client *c, const ferry_msg *req, ferry_msg *resp,
  * a message on the channel or a finished async call. Owned by the client. It may stay
  * readable while another thread is reading replies inside ferry_call. Errors: -ENOMEM,
  * -EMFILE. */
-int ferry_rpc_fd(ferry_rpc_client *c);
+int ferry_rpc_poll_fd(ferry_rpc_client *c);
 /* Read the replies waiting (never blocks) and run the callbacks of finished async
  * calls. Returns how many callbacks ran, or -EPIPE / -EBADMSG once the connection died
  * (after running the callbacks of the calls it ended). */
@@ -927,12 +949,15 @@ typedef struct ferry_rpc_request {
 } ferry_rpc_request;
 
 /* Make a server connection on ch (e.g. from ferry_accept). On success it owns ch. One
- * reference, dropped by ferry_rpc_server_close. Errors: -EINVAL, -ENOMEM. */
-int ferry_rpc_server_new(ferry_chan *ch, ferry_rpc_server **out);
+ * reference, dropped by ferry_rpc_server_unref. Errors: -EINVAL, -ENOMEM. */
+int ferry_rpc_server_create(ferry_chan *ch, ferry_rpc_server **out);
 /* Take another reference (to reply later from another thread); each is dropped by a
- * ferry_rpc_server_close. The last one closes the channel. */
+ * ferry_rpc_server_unref. The last one closes the channel. */
 ferry_rpc_server *ferry_rpc_server_ref(ferry_rpc_server *s);
-void ferry_rpc_server_close(ferry_rpc_server *s);
+/* Drop one reference; the last one closes the connection and its channel (no call may
+ * be in progress on it then). The connection has no _close: it is reference-counted.
+ * NULL is a no-op. */
+void ferry_rpc_server_unref(ferry_rpc_server *s);
 
 /*
  * ferry_recv_request — the next request or one-way message into rq->msg (data/cap set
@@ -951,8 +976,8 @@ int ferry_reply(ferry_rpc_server *s, uint64_t id, const ferry_msg *resp, int64_t
  * cancel is seen once a receive on this connection has read it (ferry_serve's threads
  * read continuously; a manual server at its next ferry_recv_request). */
 int ferry_rpc_cancelled(ferry_rpc_server *s, uint64_t id);
-/* The fd that polls readable while a request waits (ferry_chan_fd). */
-int ferry_rpc_server_fd(ferry_rpc_server *s);
+/* The fd that polls readable while a request waits (ferry_chan_poll_fd). */
+int ferry_rpc_server_poll_fd(ferry_rpc_server *s);
 
 /* A handler of ferry_serve: called for each request or one-way message, in a pool
  * thread. It replies with ferry_reply(conn, rq->id, ...) now or, holding a
@@ -964,15 +989,17 @@ typedef void (*ferry_rpc_handler)(ferry_rpc_server *conn, ferry_rpc_request *rq,
  * ferry_serve — register name (ferry_register with policy and opts, both may be NULL) and
  * serve every client that connects with nthreads (>= 1) threads sharing one epoll set:
  * each connection is read by one thread at a time, but its requests are handled in
- * parallel. Returns at once; the caller owns *out. Errors: those of ferry_register,
+ * parallel. Returns at once; the caller owns *out (ferry_rpc_service_close stops it).
+ * Errors: those of ferry_register,
  * -EINVAL, -ENOMEM, -EMFILE, -EAGAIN (threads).
  */
 int ferry_serve(const char *name, ferry_rpc_handler handler, void *ctx, unsigned nthreads,
                 const ferry_policy *policy, const ferry_chan_opts *opts,
                 ferry_rpc_service **out, int64_t timeout_ns);
-/* Stop: join the threads, release the name, drop the connections (those a handler still
- * holds a reference to stay open until it closes them). NULL is a no-op. */
-void ferry_serve_stop(ferry_rpc_service *s);
+/* Stop serving and free the service: join the threads, release the name, drop the
+ * connections (those a handler still holds a reference to stay open until it drops it
+ * with ferry_rpc_server_unref). NULL is a no-op. */
+void ferry_rpc_service_close(ferry_rpc_service *s);
 
 /* ---------------------------------------------------------------- broadcast */
 
@@ -1083,7 +1110,7 @@ int ferry_sub_release(ferry_sub *s);
 /* Messages the publisher dropped for this drop-oldest subscription so far (exact). */
 uint64_t ferry_sub_lost(const ferry_sub *s);
 /*
- * ferry_sub_fd — a descriptor that polls readable (POLLIN) while a message waits for this
+ * ferry_sub_poll_fd — a descriptor that polls readable (POLLIN) while a message waits for this
  * subscription, or once the stream has ended. Level-triggered, owned by the subscription.
  * It is a datagram socket with an abstract name the publisher rings (publisher and
  * subscriber must share a network namespace); the first call arms it, and until then
@@ -1091,7 +1118,7 @@ uint64_t ferry_sub_lost(const ferry_sub *s);
  * says -EAGAIN). A publisher's death does not make it readable (a waiting recv notices).
  * Errors: -EMFILE, -ENOMEM.
  */
-int ferry_sub_fd(ferry_sub *s);
+int ferry_sub_poll_fd(ferry_sub *s);
 /* Leave: the entry is freed (a publisher waiting on it goes on). NULL is a no-op. */
 void ferry_sub_close(ferry_sub *s);
 
@@ -1177,7 +1204,7 @@ typedef struct ferry_mailbox_opts {
 void ferry_mailbox_opts_init(ferry_mailbox_opts *o);
 
 /* Counters of the mailbox (shared by every handle), a snapshot. */
-typedef struct ferry_mailbox_stats {
+typedef struct ferry_mailbox_counters {
     uint64_t sent;      /* messages made visible by sends and commits */
     uint64_t received;  /* messages handed to a receiver and finished with */
     uint64_t lost;      /* at-most-once: taken by a receiver that died before finishing */
@@ -1189,7 +1216,7 @@ typedef struct ferry_mailbox_stats {
     uint32_t queued;    /* messages waiting now */
     uint32_t capacity;  /* as created */
     size_t max_msg;     /* as created */
-} ferry_mailbox_stats;
+} ferry_mailbox_counters;
 
 /* A new mailbox (opts NULL: the defaults). The caller owns *out. Errors: -EINVAL
  * (options, unknown flags, too large), -ENOMEM, -EMFILE. */
@@ -1249,7 +1276,9 @@ int ferry_mailbox_attach(ferry_mailbox *mb, int64_t timeout_ns);
 /* Give the hold up. -EPERM if this handle does not hold it. */
 int ferry_mailbox_detach(ferry_mailbox *mb);
 
-int ferry_mailbox_stats_get(const ferry_mailbox *mb, ferry_mailbox_stats *st);
+/* Copy the mailbox's counters (a snapshot taken under its lock) into *st. Errors:
+ * -EINVAL (NULL), -EBADMSG, -ETIMEDOUT (a sharer held the lock for over 1 s). */
+int ferry_mailbox_stats(const ferry_mailbox *mb, ferry_mailbox_counters *st);
 
 /* Close the handle: an outstanding loan is discarded, an outstanding peek released, a
  * hold given up. The mailbox lives on while others hold it. NULL is a no-op. */

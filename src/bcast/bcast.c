@@ -105,7 +105,7 @@ typedef struct bshm {
     _Atomic uint32_t closed; /* the publisher closed: end of stream */
     _Atomic uint32_t pub_ftx, pub_waiting;
     _Atomic uint32_t data_ftx, sub_waiting;
-    _Atomic uint32_t npolled; /* entries with a doorbell (ferry_sub_fd) */
+    _Atomic uint32_t npolled; /* entries with a doorbell (ferry_sub_poll_fd) */
     _Atomic uint32_t used;    /* 1 + the highest entry ever claimed: the publisher's scans
                                  stop there (bounded by max_subs on use) */
     _Alignas(64) _Atomic uint64_t head;
@@ -116,7 +116,7 @@ typedef struct subent {
     _Atomic uint32_t flags; /* FERRY_SUB_* */
     _Atomic uint64_t id;    /* the subscriber's process identity */
     _Atomic uint64_t pos;   /* next message not released; | HOLD while peeked */
-    _Atomic uint64_t token; /* 0, or the name of its doorbell socket (ferry_sub_fd) */
+    _Atomic uint64_t token; /* 0, or the name of its doorbell socket (ferry_sub_poll_fd) */
     _Atomic uint32_t bell;  /* 0 armed: the next publish rings; 1 rung or not needed */
     char pad[SUB_BYTES - 36];
 } subent;
@@ -155,7 +155,7 @@ struct ferry_sub {
     uint64_t expect; /* the pos this subscriber last set */
     uint64_t lost;   /* messages the publisher dropped for us */
     int peeked;      /* a peek of message `expect` is outstanding */
-    int bellfd;      /* -1, or the doorbell (ferry_sub_fd) */
+    int bellfd;      /* -1, or the doorbell (ferry_sub_poll_fd) */
     uint64_t id;     /* our identity, as written into the entry */
 };
 
@@ -343,7 +343,7 @@ void ferry_bcast_close(ferry_bcast *b)
 }
 
 /* ------------------------------------------------------------------ doorbells
- * ferry_sub_fd. A memfd cannot be polled and the publisher holds no descriptor of a
+ * ferry_sub_poll_fd. A memfd cannot be polled and the publisher holds no descriptor of a
  * subscriber's, so a polled subscription owns a SOCK_DGRAM unix socket bound to an
  * abstract address named by a random 64-bit token ("\0ferry-bcast-<hex>"), which it
  * writes into its entry; the publisher rings it by sending one byte there from a socket of
@@ -902,7 +902,7 @@ static void after_take(ferry_sub *s)
     settle(s);
 }
 
-int ferry_sub_fd(ferry_sub *s)
+int ferry_sub_poll_fd(ferry_sub *s)
 {
     if (!s) return -EINVAL;
     if (s->bellfd >= 0) return s->bellfd;

@@ -252,7 +252,7 @@ static int link_nonblock(int fd)
 typedef struct blistener {
     struct ferry_listener base;
     int sock; /* connection to ferryd, or -1 while it is away */
-    int ep;   /* ferry_listener_fd: sock and tfd */
+    int ep;   /* ferry_listener_poll_fd: sock and tfd */
     int tfd;  /* fires when it is time to try registering again */
     int lost; /* 0, or why the name is gone for good (-ECONNABORTED, -EEXIST, ...) */
     int64_t backoff, retry_at;
@@ -602,7 +602,7 @@ int ferry_watch_next(ferry_watch *wt, ferry_watch_event *ev, int64_t timeout_ns)
     return rc;
 }
 
-int ferry_watch_fd(const ferry_watch *wt)
+int ferry_watch_poll_fd(const ferry_watch *wt)
 {
     return wt ? wt->sock : -EINVAL;
 }
@@ -667,7 +667,7 @@ int ferry_publish(const char *name, int fd, int kind, const ferry_policy *policy
     return 0;
 }
 
-void ferry_unpublish(ferry_pub *p)
+void ferry_pub_close(ferry_pub *p)
 {
     if (!p) return;
     uint8_t req[300];

@@ -70,7 +70,7 @@ int ferry_accept(ferry_listener *l, ferry_chan **out, int64_t timeout_ns)
     return l->ops->accept(l, out, deadline);
 }
 
-int ferry_listener_fd(const ferry_listener *l)
+int ferry_listener_poll_fd(const ferry_listener *l)
 {
     return l ? l->ops->listener_fd(l) : -EINVAL;
 }
@@ -187,7 +187,7 @@ int ferry_release(ferry_chan *ch)
     return ch->ops->release(ch);
 }
 
-int ferry_chan_fd(ferry_chan *ch)
+int ferry_chan_poll_fd(ferry_chan *ch)
 {
     return ch ? ch->ops->fd(ch) : -EINVAL;
 }
@@ -204,7 +204,7 @@ int ferry_chan_peer(const ferry_chan *ch, ferry_cred *out)
     return ch->ops->peer(ch, out);
 }
 
-int ferry_chan_stats(const ferry_chan *ch, ferry_stats *st)
+int ferry_chan_stats(const ferry_chan *ch, ferry_chan_counters *st)
 {
     if (!ch || !st) return -EINVAL;
 #define GET(f) st->f = atomic_load_explicit(&ch->st.f, memory_order_relaxed)

@@ -132,7 +132,7 @@ void ferry_send_to_reset(void)
 
 struct ferry_inbox {
     ferry_listener *l;
-    int ep; /* ferry_inbox_fd: the listener's fd and every channel's */
+    int ep; /* ferry_inbox_poll_fd: the listener's fd and every channel's */
     ferry_chan **ch;
     ferry_cred *who;
     size_t n, cap, next; /* next: where a round-robin pass starts */
@@ -150,7 +150,7 @@ int ferry_inbox_open(const char *name, const ferry_policy *policy, const ferry_c
     if (rc == 0 && (in->ep = epoll_create1(EPOLL_CLOEXEC)) < 0) rc = -errno;
     if (rc == 0) {
         struct epoll_event ev = {.events = EPOLLIN, .data.ptr = NULL};
-        if (epoll_ctl(in->ep, EPOLL_CTL_ADD, ferry_listener_fd(in->l), &ev) < 0) rc = -errno;
+        if (epoll_ctl(in->ep, EPOLL_CTL_ADD, ferry_listener_poll_fd(in->l), &ev) < 0) rc = -errno;
     }
     if (rc < 0) {
         if (in->l) {
@@ -166,7 +166,7 @@ int ferry_inbox_open(const char *name, const ferry_policy *policy, const ferry_c
 
 static void drop_chan(ferry_inbox *in, size_t i)
 {
-    epoll_ctl(in->ep, EPOLL_CTL_DEL, ferry_chan_fd(in->ch[i]), NULL);
+    epoll_ctl(in->ep, EPOLL_CTL_DEL, ferry_chan_poll_fd(in->ch[i]), NULL);
     ferry_chan_close(in->ch[i]);
     in->n--;
     in->ch[i] = in->ch[in->n];
@@ -191,7 +191,7 @@ static int take_new(ferry_inbox *in)
             }
             in->cap = cap;
         }
-        int fd = ferry_chan_fd(ch);
+        int fd = ferry_chan_poll_fd(ch);
         struct epoll_event ev = {.events = EPOLLIN, .data.ptr = ch};
         if (fd < 0 || epoll_ctl(in->ep, EPOLL_CTL_ADD, fd, &ev) < 0) {
             ferry_chan_close(ch);
@@ -263,7 +263,7 @@ ssize_t ferry_recv_from(ferry_inbox *in, const char *from, ferry_msg *m, int64_t
     }
 }
 
-int ferry_inbox_fd(const ferry_inbox *in)
+int ferry_inbox_poll_fd(const ferry_inbox *in)
 {
     return in ? in->ep : -EINVAL;
 }

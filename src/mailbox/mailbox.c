@@ -1115,23 +1115,23 @@ int ferry_mailbox_detach(ferry_mailbox *mb)
 
 /* ------------------------------------------------------------------ the rest */
 
-int ferry_mailbox_stats_get(const ferry_mailbox *cmb, ferry_mailbox_stats *st)
+int ferry_mailbox_stats(const ferry_mailbox *cmb, ferry_mailbox_counters *st)
 {
     if (!cmb || !st) return -EINVAL;
     ferry_mailbox *mb = (ferry_mailbox *)cmb; /* the lock is shared state, not the handle */
     int rc = mb_lock(mb, NULL);
     if (rc < 0) return rc;
     mbshm *h = mb->h;
-    *st = (ferry_mailbox_stats){.sent = h->sent,
-                                .received = h->received,
-                                .lost = h->lost,
-                                .returned = h->returned,
-                                .withdrawn = h->withdrawn,
-                                .torn = h->torn,
-                                .recovered = h->recovered,
-                                .queued = h->nready,
-                                .capacity = mb->capacity,
-                                .max_msg = mb->max_msg};
+    *st = (ferry_mailbox_counters){.sent = h->sent,
+                                   .received = h->received,
+                                   .lost = h->lost,
+                                   .returned = h->returned,
+                                   .withdrawn = h->withdrawn,
+                                   .torn = h->torn,
+                                   .recovered = h->recovered,
+                                   .queued = h->nready,
+                                   .capacity = mb->capacity,
+                                   .max_msg = mb->max_msg};
     mb_unlock(mb);
     return 0;
 }

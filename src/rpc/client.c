@@ -20,7 +20,7 @@
  *  - A read error other than a timeout (-EPIPE: the server is gone; -EBADMSG) kills the
  *    connection: every pending call ends with it, and later calls fail with it at once.
  *  - Async completions are queued and run by ferry_rpc_dispatch outside mu; an eventfd
- *    next to the channel's fd in one epoll set makes ferry_rpc_fd readable while any wait.
+ *    next to the channel's fd in one epoll set makes ferry_rpc_poll_fd readable while any wait.
  */
 #define _GNU_SOURCE
 #include "rpc/wire.h"
@@ -206,7 +206,7 @@ static ssize_t read_one(ferry_rpc_client *c, int64_t timeout_ns)
     return rc;
 }
 
-int ferry_rpc_client_new(ferry_chan *ch, ferry_rpc_client **out)
+int ferry_rpc_client_create(ferry_chan *ch, ferry_rpc_client **out)
 {
     if (!ch || !out) return -EINVAL;
     ferry_rpc_client *c = calloc(1, sizeof *c);
@@ -234,7 +234,7 @@ int ferry_rpc_connect(const char *name, int kind, const ferry_chan_opts *opts,
     ferry_chan *ch;
     int rc = ferry_connect(name, kind, opts, &ch, timeout_ns);
     if (rc < 0) return rc;
-    if ((rc = ferry_rpc_client_new(ch, out)) < 0) ferry_chan_close(ch);
+    if ((rc = ferry_rpc_client_create(ch, out)) < 0) ferry_chan_close(ch);
     return rc;
 }
 
@@ -494,13 +494,13 @@ int ferry_call_async(ferry_rpc_client *c, const ferry_msg *req, ferry_msg *resp,
     return rc;
 }
 
-int ferry_rpc_fd(ferry_rpc_client *c)
+int ferry_rpc_poll_fd(ferry_rpc_client *c)
 {
     if (!c) return -EINVAL;
     pthread_mutex_lock(&c->mu);
     int rc = c->epfd;
     if (rc >= 0) goto out;
-    int cfd = ferry_chan_fd(c->ch);
+    int cfd = ferry_chan_poll_fd(c->ch);
     if (cfd < 0) {
         rc = cfd;
         goto out;

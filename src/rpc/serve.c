@@ -56,12 +56,12 @@ static void accept_all(ferry_rpc_service *v)
         ferry_chan *ch;
         if (ferry_accept(v->l, &ch, FERRY_NOW) < 0) return;
         struct node *nd = calloc(1, sizeof *nd);
-        if (!nd || ferry_rpc_server_new(ch, &nd->s) < 0) {
+        if (!nd || ferry_rpc_server_create(ch, &nd->s) < 0) {
             free(nd);
             ferry_chan_close(ch);
             continue;
         }
-        nd->fd = ferry_rpc_server_fd(nd->s);
+        nd->fd = ferry_rpc_server_poll_fd(nd->s);
         pthread_mutex_lock(&v->mu);
         nd->next = v->nodes;
         if (v->nodes) v->nodes->prev = nd;
@@ -75,7 +75,7 @@ static void accept_all(ferry_rpc_service *v)
                 v->nodes = nd->next;
             if (nd->next) nd->next->prev = nd->prev;
             pthread_mutex_unlock(&v->mu);
-            ferry_rpc_server_close(nd->s);
+            ferry_rpc_server_unref(nd->s);
             free(nd);
         }
     }
@@ -91,7 +91,7 @@ static void drop_node(ferry_rpc_service *v, struct node *nd)
         v->nodes = nd->next;
     if (nd->next) nd->next->prev = nd->prev;
     pthread_mutex_unlock(&v->mu);
-    ferry_rpc_server_close(nd->s);
+    ferry_rpc_server_unref(nd->s);
     free(nd);
 }
 
@@ -107,7 +107,7 @@ static void *worker(void *arg)
         if (ev.data.ptr == &stop_mark) break;
         if (ev.data.ptr == &listen_mark) {
             accept_all(v);
-            arm(v, EPOLL_CTL_MOD, ferry_listener_fd(v->l), &listen_mark);
+            arm(v, EPOLL_CTL_MOD, ferry_listener_poll_fd(v->l), &listen_mark);
             continue;
         }
         struct node *nd = ev.data.ptr;
@@ -131,7 +131,7 @@ static void *worker(void *arg)
         } else {
             drop_node(v, nd);
         }
-        ferry_rpc_server_close(s);
+        ferry_rpc_server_unref(s);
     }
     free(buf);
     return NULL;
@@ -163,21 +163,21 @@ int ferry_serve(const char *name, ferry_rpc_handler handler, void *ctx, unsigned
         rc = -errno;
         goto fail;
     }
-    if ((rc = arm(v, EPOLL_CTL_ADD, ferry_listener_fd(v->l), &listen_mark)) < 0) goto fail;
+    if ((rc = arm(v, EPOLL_CTL_ADD, ferry_listener_poll_fd(v->l), &listen_mark)) < 0) goto fail;
     for (; v->nthreads < nthreads; v->nthreads++) {
         if ((rc = -pthread_create(&v->threads[v->nthreads], NULL, worker, v)) < 0) {
-            ferry_serve_stop(v);
+            ferry_rpc_service_close(v);
             return rc;
         }
     }
     *out = v;
     return 0;
 fail:
-    ferry_serve_stop(v);
+    ferry_rpc_service_close(v);
     return rc;
 }
 
-void ferry_serve_stop(ferry_rpc_service *v)
+void ferry_rpc_service_close(ferry_rpc_service *v)
 {
     if (!v) return;
     if (v->stopfd >= 0) {

@@ -103,7 +103,7 @@ static int set_del(ferry_rpc_server *s, uint64_t id)
     return rc;
 }
 
-int ferry_rpc_server_new(ferry_chan *ch, ferry_rpc_server **out)
+int ferry_rpc_server_create(ferry_chan *ch, ferry_rpc_server **out)
 {
     if (!ch || !out) return -EINVAL;
     ferry_rpc_server *s = calloc(1, sizeof *s);
@@ -126,7 +126,7 @@ ferry_rpc_server *ferry_rpc_server_ref(ferry_rpc_server *s)
     return s;
 }
 
-void ferry_rpc_server_close(ferry_rpc_server *s)
+void ferry_rpc_server_unref(ferry_rpc_server *s)
 {
     if (!s) return;
     pthread_mutex_lock(&s->mu);
@@ -222,7 +222,7 @@ int ferry_rpc_cancelled(ferry_rpc_server *s, uint64_t id)
     return rc;
 }
 
-int ferry_rpc_server_fd(ferry_rpc_server *s)
+int ferry_rpc_server_poll_fd(ferry_rpc_server *s)
 {
-    return s ? ferry_chan_fd(s->ch) : -EINVAL;
+    return s ? ferry_chan_poll_fd(s->ch) : -EINVAL;
 }

@@ -441,7 +441,7 @@ int ferry_event_next(ferry_event *e, uint64_t *payload, int64_t timeout_ns)
     return rc < 0 ? rc : 0;
 }
 
-int ferry_event_counts(const ferry_event *e, uint64_t *posted, uint64_t *merged)
+int ferry_event_stats(const ferry_event *e, uint64_t *posted, uint64_t *merged)
 {
     if (!e) return -EINVAL;
     uint64_t p = 0, g = 0;

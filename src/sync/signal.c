@@ -1,5 +1,5 @@
 /*
- * signal.c — ferry_signal_fd (ferry.h, "signals"): signals as readable descriptors.
+ * signal.c — ferry_signal_poll_fd (ferry.h, "signals"): signals as readable descriptors.
  *
  * The signals of the mask are blocked in the calling thread (threads made later inherit
  * the mask), so that they stay pending instead of running a handler or the default
@@ -17,7 +17,7 @@
 #include <sys/signalfd.h>
 #include <unistd.h>
 
-int ferry_signal_fd(uint64_t mask)
+int ferry_signal_poll_fd(uint64_t mask)
 {
     const uint64_t unblockable = (1ull << (SIGKILL - 1)) | (1ull << (SIGSTOP - 1));
     if (mask == 0 || (mask & unblockable)) return -EINVAL;

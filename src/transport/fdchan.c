@@ -76,7 +76,7 @@ typedef struct fdchan {
     /* send: the rest of a frame the kernel took only part of */
     uint8_t *pend;
     size_t pend_off, pend_len;
-    /* ferry_chan_fd */
+    /* ferry_chan_poll_fd */
     int efd, epfd, ready;
     int has_cred;
     ferry_cred cred;

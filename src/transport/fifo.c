@@ -6,7 +6,7 @@
  * listener accepts ONE client; a second ferry_accept is -EBUSY. The kernel does not tell
  * a FIFO's reader that a writer arrived, so the listener watches path.s2c with inotify:
  * a client opens it for reading (after its write end of path.c2s), which raises IN_OPEN.
- * That inotify descriptor is ferry_listener_fd (readable once a client may be there; an
+ * That inotify descriptor is ferry_listener_poll_fd (readable once a client may be there; an
  * accept that finds nobody, say after another program opened the FIFO, drains it and
  * returns -EAGAIN), and ferry_accept sleeps on it between tries.
  * Rules: no fds (-EOPNOTSUPP), no credentials, capacity is the kernel's pipe buffer
@@ -34,7 +34,7 @@
 typedef struct fifo_listener {
     struct ferry_listener base;
     int rfd; /* path.c2s read end, handed to the channel at accept; -1 after */
-    int ino; /* inotify: IN_OPEN of path.s2c (ferry_listener_fd) */
+    int ino; /* inotify: IN_OPEN of path.s2c (ferry_listener_poll_fd) */
     size_t max;
     unsigned kind;
     char c2s[PATH_MAX], s2c[PATH_MAX];

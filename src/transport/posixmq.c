@@ -38,7 +38,7 @@
  *  - fds cannot ride on a queue message: a send with nfds > 0 is -EOPNOTSUPP. Zero copy
  *    (loan/commit/peek/release) and peer credentials are -EOPNOTSUPP too.
  *  - Threads: one sending and one receiving thread per end (ferry.h). The sender owns
- *    tx, txbuf and seq; the receiver owns rx, rxbuf and the backlog; ferry_chan_fd must
+ *    tx, txbuf and seq; the receiver owns rx, rxbuf and the backlog; ferry_chan_poll_fd must
  *    not race with a receive (call it first, or from the receiving thread).
  */
 #define _GNU_SOURCE /* ppoll */
@@ -197,7 +197,7 @@ typedef struct mq_chan {
     uint8_t *rxbuf;          /* HDR + max_msg */
     mq_entry *q;             /* backlog, oldest first: q[0 .. qlen) */
     size_t qlen, qcap, qmax; /* qmax: the bound (the rx queue's mq_maxmsg) */
-    /* readiness (ferry_chan_fd), -1 until asked */
+    /* readiness (ferry_chan_poll_fd), -1 until asked */
     int efd, epfd;
     int efd_set; /* the eventfd holds a count */
 } mq_chan;

@@ -84,7 +84,7 @@ typedef struct shm_rx {
     size_t pcap;
     size_t held_idx;
     int efd;  /* our readiness eventfd */
-    int epfd; /* ferry_chan_fd(), -1 until asked */
+    int epfd; /* ferry_chan_poll_fd(), -1 until asked */
     ferry__spin spin;
 } shm_rx;
 

@@ -1,7 +1,7 @@
 /*
  * shm_rx.c — the consumer of a shm channel's incoming direction: read records in place
  * (each header copied once and validated), typed selective receive, zero-copy peek, the
- * rendezvous claim, ring growth (JUMP) and eventfd readiness for ferry_chan_fd().
+ * rendezvous claim, ring growth (JUMP) and eventfd readiness for ferry_chan_poll_fd().
  *
  * Records read but not yet taken wait in a local queue (q), in ring order, still in the
  * ring: a filter that passes over a message leaves it where it is, and the tail we
@@ -434,7 +434,7 @@ static int rx_find(shm_chan *c, int64_t filter, ferry__when *w, size_t *idx)
     }
 }
 
-/* Readiness of ferry_chan_fd(): a message queued here or committed in the ring. */
+/* Readiness of ferry_chan_poll_fd(): a message queued here or committed in the ring. */
 static int rx_has_message(shm_chan *c)
 {
     return c->rx.qlen > 0 || rx_ready(c);

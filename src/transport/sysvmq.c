@@ -46,7 +46,7 @@
  *  - Waiting: msgsnd/msgrcv have no timeout, so they run with IPC_NOWAIT and a blocked
  *    call sleeps in a backoff loop (50 us doubling to 1 ms, never past the absolute
  *    CLOCK_MONOTONIC deadline; EINTR just loops). There is no pollable descriptor:
- *    ferry_chan_fd is -EOPNOTSUPP.
+ *    ferry_chan_poll_fd is -EOPNOTSUPP.
  *  - -EMSGSIZE on receive: msgrcv has already taken the message, so it is held locally,
  *    at the front: the next receive whose filter it matches returns it (exactly where it
  *    was for the same filter, for a positive one, and for a negative one — a lower type

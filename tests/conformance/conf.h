@@ -72,7 +72,7 @@ typedef struct form {
     bool fds;            /* fds ride on messages (else sendmsg with fds: -EOPNOTSUPP) */
     bool creds;          /* ferry_chan_peer knows the peer (else -EOPNOTSUPP) */
     bool death;          /* peer death is seen: -EPIPE once drained */
-    bool pollable;       /* ferry_chan_fd gives a pollable fd (else -EOPNOTSUPP) */
+    bool pollable;       /* ferry_chan_poll_fd gives a pollable fd (else -EOPNOTSUPP) */
     bool zerocopy;       /* ferry_loan/commit/peek/release (else -EOPNOTSUPP) */
     bool crc_always;     /* every frame must carry a crc (a frame without: -EBADMSG) */
     bool raw_peer;       /* a raw writer can stand in for ferry_chan_open */

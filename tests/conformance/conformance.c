@@ -46,7 +46,7 @@
  *    the sender closed; then every message drains in order and intact, then -EPIPE;
  *  - credentials: where known, ferry_chan_peer gives each end the uid, gid and pid of the
  *    other process; elsewhere -EOPNOTSUPP at both ends;
- *  - pollable fd: where there is one, ferry_chan_fd polls readable exactly while a
+ *  - pollable fd: where there is one, ferry_chan_poll_fd polls readable exactly while a
  *    message waits (level-triggered: with two queued, still after taking the first) and
  *    once the peer has closed; elsewhere -EOPNOTSUPP;
  *  - zero copy: where there is, a loaned and committed message is peeked and released;
@@ -398,7 +398,7 @@ static uint64_t order_bytes(void)
 
 static void order_stats(ferry_chan *ch)
 {
-    ferry_stats st;
+    ferry_chan_counters st;
     CHECK_EQ(ferry_chan_stats(ch, &st), 0);
     CHECK_EQ(st.sent_msgs, ORDER_N);
     CHECK_EQ(st.recv_msgs, ORDER_N);
@@ -776,7 +776,7 @@ static void cap_n_parent(conn *k)
     send_n(ch, 5, T5S, 0);
     CHECK(now_ns() - t0 >= 100 * MS);
     ctl_put(&k->c, '3');
-    ferry_stats st;
+    ferry_chan_counters st;
     CHECK_EQ(ferry_chan_stats(ch, &st), 0);
     CHECK_EQ(st.sent_msgs, 6);
     CHECK_EQ(st.drops, 0);
@@ -812,7 +812,7 @@ static void cap_zero_parent(conn *k)
     ctl_put(&k->c, '2');
     ctl_expect(&k->c, 'b');
     send_n(ch, 3, T5S, 0);
-    ferry_stats st;
+    ferry_chan_counters st;
     CHECK_EQ(ferry_chan_stats(ch, &st), 0);
     CHECK_EQ(st.drops, 2);
 }
@@ -1375,7 +1375,7 @@ static void poll_child(conn *k)
 {
     STAGE("pollable: child");
     if (!k->f->pollable) {
-        CHECK_EQ(ferry_chan_fd(k->ch), -EOPNOTSUPP);
+        CHECK_EQ(ferry_chan_poll_fd(k->ch), -EOPNOTSUPP);
         return;
     }
     ctl_expect(&k->c, 'p');
@@ -1391,12 +1391,12 @@ static void poll_parent(conn *k)
 {
     STAGE("pollable: parent");
     if (!k->f->pollable) {
-        CHECK_EQ(ferry_chan_fd(k->ch), -EOPNOTSUPP);
+        CHECK_EQ(ferry_chan_poll_fd(k->ch), -EOPNOTSUPP);
         return;
     }
-    int fd = ferry_chan_fd(k->ch);
+    int fd = ferry_chan_poll_fd(k->ch);
     CHECK(fd >= 0);
-    CHECK_EQ(ferry_chan_fd(k->ch), fd);
+    CHECK_EQ(ferry_chan_poll_fd(k->ch), fd);
     CHECK(fd_is_cloexec(fd));
     CHECK(!readable(fd, 0));
     ctl_put(&k->c, 'p');
@@ -1422,7 +1422,7 @@ static void check_poll(const form *f)
     begin("pollable");
     run(f, NULL, poll_child, poll_parent);
     if (!f->pollable)
-        ok(f, "pollable fd: ferry_chan_fd -EOPNOTSUPP");
+        ok(f, "pollable fd: ferry_chan_poll_fd -EOPNOTSUPP");
     else
         ok(f, "pollable fd: readable exactly while a message waits%s",
            f->death ? ", and once the peer has closed" : "");

@@ -25,9 +25,9 @@ static void server(int ready)
     int n = 0;
     for (;;) {
         struct pollfd p[9];
-        p[0] = (struct pollfd){.fd = ferry_listener_fd(l), .events = POLLIN};
+        p[0] = (struct pollfd){.fd = ferry_listener_poll_fd(l), .events = POLLIN};
         for (int i = 0; i < n; i++)
-            p[i + 1] = (struct pollfd){.fd = ferry_chan_fd(chans[i]), .events = POLLIN};
+            p[i + 1] = (struct pollfd){.fd = ferry_chan_poll_fd(chans[i]), .events = POLLIN};
         CHECK(poll(p, (nfds_t)n + 1, 1000) >= 0);
         if (p[0].revents) {
             ferry_chan *ch;

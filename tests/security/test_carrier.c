@@ -122,7 +122,7 @@ static void accepted(int fd, int kind)
 {
     ferry_pub *p = NULL;
     CHECK_EQ(ferry_publish("org.car.good", fd, kind, NULL, &p, 5 * SEC), 0);
-    ferry_unpublish(p);
+    ferry_pub_close(p);
 }
 
 /* PUBLISH over the raw protocol (ferry_publish checks a memfd kind itself first): ferryd's
@@ -277,8 +277,8 @@ int main(void)
     uint64_t v;
     CHECK_EQ(ferry_event_next(ev, &v, 5 * SEC), 0);
     CHECK_EQ(v, 7);
-    ferry_unpublish(pe);
-    ferry_unpublish(pm);
+    ferry_pub_close(pe);
+    ferry_pub_close(pm);
     gone("org.car.ev");
     gone("org.car.mb");
 

@@ -64,7 +64,7 @@ static void reg(const char *nm, unsigned mode, uint32_t flags, gid_t gid, uid_t 
 static void target_main(void *arg)
 {
     target_args *a = arg;
-    int sfd = ferry_signal_fd(BIT(SIGUSR1) | BIT(SIGUSR2) | BIT(SIGTERM));
+    int sfd = ferry_signal_poll_fd(BIT(SIGUSR1) | BIT(SIGUSR2) | BIT(SIGTERM));
     CHECK(sfd >= 0);
     if (a->as_svc) {
         reg("org.kd.svc", 0600, 0, (gid_t)-1, 0);

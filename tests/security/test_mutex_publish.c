@@ -62,11 +62,11 @@ static void plain_rules(uid_t me)
     const unsigned ok_modes[] = {0600, 0644, 0640, 0604, 0700};
     for (size_t i = 0; i < sizeof ok_modes / sizeof ok_modes[0]; i++) {
         CHECK_EQ(publish(m, "org.mx.plain", ok_modes[i], 0, (uid_t)-1, (gid_t)-1, &p), 0);
-        ferry_unpublish(p);
+        ferry_pub_close(p);
         gone("org.mx.plain");
     }
     CHECK_EQ(publish(m, "org.mx.plain", 0600, 0, me, (gid_t)-1, &p), 0); /* itself only */
-    ferry_unpublish(p);
+    ferry_pub_close(p);
     gone("org.mx.plain");
     const unsigned bad_modes[] = {0666, 0660, 0606, 0620, 0602, 0622};
     for (size_t i = 0; i < sizeof bad_modes / sizeof bad_modes[0]; i++) {
@@ -130,7 +130,7 @@ static void flipper(void *arg)
     CHECK(write(go[1], "r", 1) == 1);
     char c;
     CHECK(read(go[0], &c, 1) == 1); /* the parent is done */
-    ferry_unpublish(p);
+    ferry_pub_close(p);
     ferry_mutex_close(m);
 }
 
@@ -181,8 +181,8 @@ static void race_publisher(void *arg)
     }
     munmap(obj, PAGE);
     munmap((void *)plain, PAGE);
-    ferry_unpublish(p);
-    ferry_unpublish(pt);
+    ferry_pub_close(p);
+    ferry_pub_close(pt);
     ferry_mutex_close(pm);
     ferry_mutex_close(m);
 }
@@ -235,12 +235,12 @@ int main(void)
         publish(m, "org.mx.trusted", 0666, FERRY_POLICY_TRUSTED_SHARERS, (uid_t)-1, (gid_t)-1, &p),
         0);
     run_as(&OPENER, open_and_lock, "org.mx.trusted");
-    ferry_unpublish(p);
+    ferry_pub_close(p);
     gone("org.mx.trusted");
     /* Published 0600 without it: root's own uid opens it; another uid may not even see it. */
     CHECK_EQ(publish(m, "org.mx.own", 0600, 0, (uid_t)-1, (gid_t)-1, &p), 0);
     open_and_lock("org.mx.own");
-    ferry_unpublish(p);
+    ferry_pub_close(p);
     gone("org.mx.own");
     ferry_mutex_close(m);
 
@@ -248,7 +248,7 @@ int main(void)
     CHECK_EQ(ferry_mutex_create(FERRY_MUTEX_FAIR, &m), 0);
     CHECK_EQ(publish(m, "org.mx.fair", 0666, 0, (uid_t)-1, (gid_t)-1, &p), 0);
     run_as(&OPENER, open_and_lock, "org.mx.fair");
-    ferry_unpublish(p);
+    ferry_pub_close(p);
     gone("org.mx.fair");
     ferry_mutex_close(m);
 

@@ -260,7 +260,7 @@ static int connect_server(void *ctx, bench_shared *sh)
     atomic_store(&sh->line, 1);
     int rc = 0;
     while (rc == 0 && !atomic_load_explicit(&sh->stop, memory_order_relaxed)) {
-        struct pollfd pf = {.fd = ferry_listener_fd(l), .events = POLLIN};
+        struct pollfd pf = {.fd = ferry_listener_poll_fd(l), .events = POLLIN};
         if (poll(&pf, 1, 20) <= 0) continue; /* look at stop again */
         ferry_chan *ch;
         if ((r = ferry_accept(l, &ch, TMO)) < 0) {

@@ -39,23 +39,23 @@ static int rpc_echo(void *ctx, bench_shared *sh)
     ferry_chan_close(c->a); /* the driver's end */
     c->a = NULL;
     ferry_rpc_server *s;
-    int r = ferry_rpc_server_new(c->b, &s);
-    if (r < 0) return bench_peer_fail(sh, "peer: ferry_rpc_server_new: %s", ferry_strerror(r));
+    int r = ferry_rpc_server_create(c->b, &s);
+    if (r < 0) return bench_peer_fail(sh, "peer: ferry_rpc_server_create: %s", ferry_strerror(r));
     for (;;) {
         ferry_rpc_request rq = {.msg = {.data = c->rbuf, .cap = c->size}};
         ssize_t n = ferry_recv_request(s, &rq, BENCH_OP_TIMEOUT_NS);
         if (n == -EPIPE) break; /* the driver is done */
         if (n < 0) {
-            ferry_rpc_server_close(s);
+            ferry_rpc_server_unref(s);
             return bench_peer_fail(sh, "peer: ferry_recv_request: %s", ferry_strerror((int)n));
         }
         ferry_msg out = {.data = c->rbuf, .len = (size_t)n};
         if ((r = ferry_reply(s, rq.id, &out, BENCH_OP_TIMEOUT_NS)) < 0) {
-            ferry_rpc_server_close(s);
+            ferry_rpc_server_unref(s);
             return bench_peer_fail(sh, "peer: ferry_reply: %s", ferry_strerror(r));
         }
     }
-    ferry_rpc_server_close(s);
+    ferry_rpc_server_unref(s);
     return 0;
 }
 
@@ -79,8 +79,8 @@ int bench_ferry_rpc(const bench_job *job, bench_result *res)
     if (bench_peer_start(&p, job, rpc_echo, &c, res) != 0) goto out;
     ferry_chan_close(c.b);
     c.b = NULL;
-    if ((r = ferry_rpc_client_new(c.a, &c.cli)) < 0) {
-        bench_fail(res, "ferry_rpc_client_new: %s", ferry_strerror(r));
+    if ((r = ferry_rpc_client_create(c.a, &c.cli)) < 0) {
+        bench_fail(res, "ferry_rpc_client_create: %s", ferry_strerror(r));
         goto out;
     }
     c.a = NULL; /* the client's now */

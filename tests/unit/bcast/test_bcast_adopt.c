@@ -157,8 +157,8 @@ static void test_name(void)
     unsigned char buf[64];
     for (uint64_t i = 0; i < 5000; i++)
         CHECK_EQ(ferry_bcast_publish(b, (int64_t)i, buf, body(i, buf), 10 * SEC), 0);
-    ferry_unpublish(p); /* the object lives on in the subscriber */
-    ferry_unpublish(p2);
+    ferry_pub_close(p); /* the object lives on in the subscriber */
+    ferry_pub_close(p2);
     ferry_bcast_close(b);
     wait_ok(pid);
     ferry_sem_close(sem);

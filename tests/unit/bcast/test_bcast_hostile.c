@@ -34,7 +34,7 @@ int main(void)
     CHECK_EQ(ferry_bcast_subscribe(b, 0, &s[0]), 0);
     CHECK_EQ(ferry_bcast_subscribe(b, FERRY_SUB_DROP_OLDEST, &s[1]), 0);
     CHECK_EQ(ferry_bcast_subscribe(b, FERRY_SUB_DROP_OLDEST, &s[2]), 0);
-    CHECK(ferry_sub_fd(s[2]) >= 0);
+    CHECK(ferry_sub_poll_fd(s[2]) >= 0);
     struct stat st;
     CHECK(fstat(ferry_bcast_fd(b), &st) == 0);
     size_t size = (size_t)st.st_size;

@@ -186,7 +186,7 @@ static void test_reclaim(void)
         if (pids[k] == 0) {
             ferry_sub *s;
             CHECK_EQ(ferry_bcast_subscribe(b, k ? FERRY_SUB_DROP_OLDEST : 0, &s), 0);
-            CHECK(ferry_sub_fd(s) >= 0);
+            CHECK(ferry_sub_poll_fd(s) >= 0);
             CHECK(write(ready[1], "r", 1) == 1);
             for (;;) pause();
         }

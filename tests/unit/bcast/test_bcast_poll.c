@@ -1,5 +1,5 @@
 /*
- * test_bcast_poll — ferry_sub_fd is level-triggered: readable exactly while a message
+ * test_bcast_poll — ferry_sub_poll_fd is level-triggered: readable exactly while a message
  * waits for that subscription (recv, peek/release, FERRY_NOW misses, several
  * subscriptions each with its own state) and once the stream ended; a subscriber process
  * driven only by epoll_wait and FERRY_NOW receives all 20,000 messages of a bursty
@@ -30,9 +30,9 @@ static void test_level(void)
     CHECK_EQ(ferry_bcast_subscribe(b, 0, &s), 0);
     CHECK_EQ(ferry_bcast_subscribe(b, FERRY_SUB_DROP_OLDEST, &t), 0);
     CHECK_EQ(ferry_bcast_publish(b, 1, "a", 1, FERRY_NOW), 0); /* before the fds exist */
-    int fs = ferry_sub_fd(s), ft = ferry_sub_fd(t);
+    int fs = ferry_sub_poll_fd(s), ft = ferry_sub_poll_fd(t);
     CHECK(fs >= 0 && ft >= 0 && fs != ft);
-    CHECK_EQ(ferry_sub_fd(s), fs);
+    CHECK_EQ(ferry_sub_poll_fd(s), fs);
     CHECK(readable(fs) && readable(ft));
     char buf[16];
     CHECK_EQ(ferry_sub_recv(s, buf, sizeof buf, NULL, FERRY_NOW), 1);
@@ -83,7 +83,7 @@ static void test_epoll(void)
     if (pid == 0) {
         ferry_sub *s;
         CHECK_EQ(ferry_bcast_subscribe(b, 0, &s), 0);
-        int fd = ferry_sub_fd(s);
+        int fd = ferry_sub_poll_fd(s);
         CHECK(fd >= 0);
         int ep = epoll_create1(EPOLL_CLOEXEC);
         struct epoll_event ev = {.events = EPOLLIN};
@@ -131,7 +131,7 @@ static void *poll_thread(void *arg)
 {
     ferry_sub *s;
     CHECK_EQ(ferry_bcast_subscribe(TB, (uint32_t)(intptr_t)arg, &s), 0);
-    int fd = ferry_sub_fd(s);
+    int fd = ferry_sub_poll_fd(s);
     CHECK(fd >= 0);
     atomic_fetch_add(&tready, 1);
     unsigned char buf[64];

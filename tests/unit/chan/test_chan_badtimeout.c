@@ -183,8 +183,8 @@ static void check_rpc(void)
     CHECK_EQ(ferry_pipe_pair(NULL, &a, &b), 0);
     ferry_rpc_client *c;
     ferry_rpc_server *sv;
-    CHECK_EQ(ferry_rpc_client_new(a, &c), 0);
-    CHECK_EQ(ferry_rpc_server_new(b, &sv), 0);
+    CHECK_EQ(ferry_rpc_client_create(a, &c), 0);
+    CHECK_EQ(ferry_rpc_server_create(b, &sv), 0);
     char rbuf[64];
     ferry_msg req, resp;
     memset(&req, 0, sizeof req);
@@ -223,7 +223,7 @@ static void check_rpc(void)
     CHECK_EQ(ferry_call_wait(c, id, T5S), 1);
     CHECK_EQ(rbuf[0], 'r');
     ferry_rpc_client_close(c);
-    ferry_rpc_server_close(sv);
+    ferry_rpc_server_unref(sv);
 }
 
 static void check_broker(void)

@@ -61,7 +61,7 @@ static void cap4_child(ferry_chan *b, ctl *c)
     recv_n(b, 1, T5S); /* unblocks the parent's send of seq 5 */
     for (uint64_t s = 2; s <= 5; s++) recv_n(b, s, T5S);
     recv_none(b);
-    ferry_stats st;
+    ferry_chan_counters st;
     CHECK_EQ(ferry_chan_stats(b, &st), 0);
     CHECK_EQ(st.recv_msgs, 6);
     CHECK_EQ(st.sent_msgs, 0);
@@ -94,7 +94,7 @@ static void cap4_parent(ferry_chan *a, ctl *c)
     CHECK(el < 3 * SEC);
     ctl_expect(c, 'b');
 
-    ferry_stats st;
+    ferry_chan_counters st;
     CHECK_EQ(ferry_chan_stats(a, &st), 0);
     CHECK_EQ(st.sent_msgs, 6);
     CHECK_EQ(st.sent_bytes, 6 * PAYLOAD);
@@ -144,7 +144,7 @@ static void cap0_parent(ferry_chan *a, ctl *c)
     send_n(a, 4, T5S, 0);
     ctl_expect(c, 'b');
 
-    ferry_stats st;
+    ferry_chan_counters st;
     CHECK_EQ(ferry_chan_stats(a, &st), 0);
     CHECK_EQ(st.drops, 2);
 }
@@ -218,7 +218,7 @@ static void unb_parent(ferry_chan *a, ctl *c)
 {
     STAGE("unbounded parent: first 2000");
     for (uint64_t s = 0; s < UNB_FIRST; s++) send_n(a, s, FERRY_NOW, 0);
-    ferry_stats st;
+    ferry_chan_counters st;
     CHECK_EQ(ferry_chan_stats(a, &st), 0);
     printf("FERRY_UNBOUNDED: 2000 x %d bytes queued, grows = %" PRIu64 "\n", PAYLOAD, st.grows);
     CHECK(st.grows > 0);

@@ -1,6 +1,6 @@
 /*
- * test_chan_epoll — readiness of ferry_chan_fd() for event loops, with a forked sender:
- *  - armed late: a message sent before the first ferry_chan_fd() call makes the fd
+ * test_chan_epoll — readiness of ferry_chan_poll_fd() for event loops, with a forked sender:
+ *  - armed late: a message sent before the first ferry_chan_poll_fd() call makes the fd
  *    readable at once (poll); the fd has FD_CLOEXEC; a second call returns the same fd;
  *  - empty: epoll_wait(0) reports no event;
  *  - the peer sends 3: readable; still readable (level-triggered) after taking 1 and 2;
@@ -115,10 +115,10 @@ static void run(void)
     STAGE("armed late");
     ctl_put(c, '1');
     ctl_expect(c, 'k');
-    int fd = ferry_chan_fd(a);
+    int fd = ferry_chan_poll_fd(a);
     CHECK(fd >= 0);
     CHECK(fd_is_cloexec(fd));
-    CHECK_EQ(ferry_chan_fd(a), fd);
+    CHECK_EQ(ferry_chan_poll_fd(a), fd);
     struct pollfd pfd = {.fd = fd, .events = POLLIN};
     CHECK_EQ(poll(&pfd, 1, 0), 1);
     CHECK(pfd.revents & POLLIN);
@@ -189,7 +189,7 @@ static void run_small(void)
     o.flags = FERRY_NO_SPIN;
     peer p;
     ferry_chan *a = peer_start(&p, &o, child_main);
-    int fd = ferry_chan_fd(a);
+    int fd = ferry_chan_poll_fd(a);
     CHECK(fd >= 0);
     int ep = epoll_for(fd);
     ctl_put(&p.c, 'S');

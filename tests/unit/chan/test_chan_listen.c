@@ -1,11 +1,11 @@
 /*
  * test_chan_listen — meeting over a socket path: ferry_listen("shm:///dir/x.sock"),
- * ferry_accept, ferry_chan_open, ferry_listener_fd, ferry_listener_close. Socket files
+ * ferry_accept, ferry_chan_open, ferry_listener_poll_fd, ferry_listener_close. Socket files
  * live in a fresh mkdtemp directory that must be empty at the end.
  *  - the socket file exists with mode 0600 (default) once ferry_listen returns; with
  *    opts.mode 0660 (umask 022) it has mode 0660; the listener fd has FD_CLOEXEC;
  *  - ferry_accept FERRY_NOW with nobody -> -EAGAIN; 50 ms -> -ETIMEDOUT after >= 50 ms;
- *    ferry_listener_fd does not poll readable while nobody waits, and polls readable
+ *    ferry_listener_poll_fd does not poll readable while nobody waits, and polls readable
  *    when a client is waiting;
  *  - a forked client ferry_chan_open(url, NULL, &ch, 5 s) and pings; the channel has the
  *    listener's shape (max_msg 1000, capacity 4: the client's fifth FERRY_NOW send is
@@ -166,10 +166,10 @@ static void parent_main(ctl *c)
     CHECK_EQ(ferry_listen(url, &o, &l), 0);
     CHECK(l != NULL);
     check_mode(path, 0600);
-    int lfd = ferry_listener_fd(l);
+    int lfd = ferry_listener_poll_fd(l);
     CHECK(lfd >= 0);
     CHECK(fd_is_cloexec(lfd));
-    CHECK_EQ(ferry_listener_fd(l), lfd);
+    CHECK_EQ(ferry_listener_poll_fd(l), lfd);
     struct pollfd p = {.fd = lfd, .events = POLLIN};
     CHECK_EQ(poll(&p, 1, 0), 0);
 

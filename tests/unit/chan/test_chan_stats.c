@@ -37,7 +37,7 @@ static uint64_t sum_back(void)
 
 static void check_stats(ferry_chan *ch, uint64_t sm, uint64_t sb, uint64_t rm, uint64_t rb)
 {
-    ferry_stats st;
+    ferry_chan_counters st;
     memset(&st, 0xEE, sizeof st);
     CHECK_EQ(ferry_chan_stats(ch, &st), 0);
     CHECK_EQ(st.sent_msgs, sm);
@@ -80,7 +80,7 @@ static void child_main(ferry_chan *b, ctl *c)
     ctl_put(c, 'a');
 
     STAGE("child: asleep when the message comes");
-    ferry_stats st;
+    ferry_chan_counters st;
     CHECK_EQ(ferry_chan_stats(b, &st), 0);
     uint64_t waits0 = st.recv_waits;
     ctl_put(c, 'w');
@@ -127,7 +127,7 @@ static void parent_main(ferry_chan *a, ctl *c)
     check_stats(a, N_SEND + 5, sum_send(), N_BACK, sum_back());
 
     STAGE("parent: waits and wake-ups");
-    ferry_stats st;
+    ferry_chan_counters st;
     CHECK_EQ(ferry_chan_stats(a, &st), 0);
     uint64_t waits0 = st.recv_waits;
     CHECK_EQ(ferry_recv(a, buf, sizeof buf, 100 * MS), -ETIMEDOUT);
@@ -150,10 +150,10 @@ static void fresh_pair(void)
     STAGE("fresh pair");
     ferry_chan *a = NULL, *b = NULL;
     CHECK_EQ(ferry_pair(NULL, &a, &b), 0);
-    ferry_stats st;
+    ferry_chan_counters st;
     memset(&st, 0xEE, sizeof st);
     CHECK_EQ(ferry_chan_stats(a, &st), 0);
-    ferry_stats zero;
+    ferry_chan_counters zero;
     memset(&zero, 0, sizeof zero);
     CHECK(memcmp(&st, &zero, sizeof st) == 0);
     memset(&st, 0xEE, sizeof st);

@@ -119,7 +119,7 @@ static void tcp_port0(int family)
     /* The port is the one the socket is bound to. */
     struct sockaddr_storage ss;
     socklen_t len = sizeof ss;
-    CHECK_EQ(getsockname(ferry_listener_fd(l), (struct sockaddr *)&ss, &len), 0);
+    CHECK_EQ(getsockname(ferry_listener_poll_fd(l), (struct sockaddr *)&ss, &len), 0);
     CHECK_EQ(ss.ss_family, family);
     in_port_t bound = family == AF_INET ? ((struct sockaddr_in *)&ss)->sin_port
                                         : ((struct sockaddr_in6 *)&ss)->sin6_port;

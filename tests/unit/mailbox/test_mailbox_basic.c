@@ -88,8 +88,8 @@ static void test_copy_and_types(void)
     CHECK(memcmp(big, buf, 64) == 0);
     CHECK_EQ(ferry_mailbox_recv(mb, 0, &t, NULL, 0, FERRY_NOW), 0);
     CHECK_EQ(t, 6);
-    ferry_mailbox_stats st;
-    CHECK_EQ(ferry_mailbox_stats_get(mb, &st), 0);
+    ferry_mailbox_counters st;
+    CHECK_EQ(ferry_mailbox_stats(mb, &st), 0);
     CHECK_EQ(st.sent, 12);
     CHECK_EQ(st.received, 12);
     CHECK_EQ(st.queued, 0);
@@ -130,8 +130,8 @@ static void test_zero_copy(void)
     CHECK_EQ(ferry_mailbox_peek(a, 0, &d, &len, &t, FERRY_NOW), 0);
     CHECK_EQ(*(const int *)d, 7);
     ferry_mailbox_close(a);
-    ferry_mailbox_stats st;
-    CHECK_EQ(ferry_mailbox_stats_get(mb, &st), 0);
+    ferry_mailbox_counters st;
+    CHECK_EQ(ferry_mailbox_stats(mb, &st), 0);
     CHECK_EQ(st.sent, 2);
     CHECK_EQ(st.received, 2);
     CHECK_EQ(st.queued, 0);
@@ -176,8 +176,8 @@ static void test_capacity(void)
     CHECK_EQ(ferry_mailbox_send(mb, 0, "a", 1, 20 * 1000 * 1000), -ETIMEDOUT);
     void *p;
     CHECK_EQ(ferry_mailbox_loan(mb, &p, FERRY_NOW), -EOPNOTSUPP);
-    ferry_mailbox_stats st;
-    CHECK_EQ(ferry_mailbox_stats_get(mb, &st), 0);
+    ferry_mailbox_counters st;
+    CHECK_EQ(ferry_mailbox_stats(mb, &st), 0);
     CHECK_EQ(st.withdrawn, 2);
     CHECK_EQ(st.queued, 0);
     CHECK_EQ(ferry_mailbox_recv(mb, 0, NULL, &c, 1, FERRY_NOW), -EAGAIN);
@@ -195,7 +195,7 @@ static void test_capacity(void)
     for (int i = 0; i < 100; i++)
         CHECK_EQ(ferry_mailbox_send(mb, 0, &i, sizeof i, 5000 * 1000 * 1000LL), 0);
     wait_ok(pid);
-    CHECK_EQ(ferry_mailbox_stats_get(mb, &st), 0);
+    CHECK_EQ(ferry_mailbox_stats(mb, &st), 0);
     CHECK_EQ(st.received, 100);
     ferry_mailbox_close(mb);
 
@@ -234,7 +234,7 @@ static void test_capacity(void)
     CHECK_EQ(ferry_mailbox_create(&o, &x), -EINVAL);
     CHECK_EQ(ferry_mailbox_create(NULL, NULL), -EINVAL);
     CHECK_EQ(ferry_mailbox_create(NULL, &x), 0); /* the defaults */
-    CHECK_EQ(ferry_mailbox_stats_get(x, &st), 0);
+    CHECK_EQ(ferry_mailbox_stats(x, &st), 0);
     CHECK_EQ(st.capacity, 64);
     CHECK_EQ(st.max_msg, 4096);
     ferry_mailbox_close(x);

@@ -62,8 +62,8 @@ static void test_by_name(void)
             }
         int v;
         CHECK_EQ(ferry_mailbox_recv(m, 0, NULL, &v, sizeof v, FERRY_NOW), -EAGAIN);
-        ferry_mailbox_stats st;
-        CHECK_EQ(ferry_mailbox_stats_get(m, &st), 0);
+        ferry_mailbox_counters st;
+        CHECK_EQ(ferry_mailbox_stats(m, &st), 0);
         CHECK_EQ(st.sent, 100);
         CHECK_EQ(st.received, 100);
         CHECK_EQ(st.capacity, 128);
@@ -86,13 +86,13 @@ static void test_by_name(void)
         ferry_publish("org.mbox.bad", ferry_sem_fd(sem), FERRY_OBJ_MAILBOX, NULL, &bad, 5 * SEC),
         -EINVAL); /* ferryd: not a carrier socket */
     CHECK_EQ(ferry_mailbox_open("org.mbox.bad", &m, 5 * SEC), -ENOENT);
-    ferry_unpublish(ps);
+    ferry_pub_close(ps);
     ferry_sem_close(sem);
     CHECK_EQ(ferry_mailbox_open(NULL, &m, 5 * SEC), -EINVAL);
     CHECK_EQ(ferry_mailbox_open("org.mbox.a", NULL, 5 * SEC), -EINVAL);
     /* the name goes with unpublish; a handle opened before keeps working */
     CHECK_EQ(ferry_mailbox_open("org.mbox.a", &m, 5 * SEC), 0);
-    ferry_unpublish(p);
+    ferry_pub_close(p);
     int rc = 0;
     for (int i = 0; i < 100; i++) {
         ferry_mailbox *x;
@@ -144,7 +144,7 @@ static void test_policy(void)
     int v = 0;
     CHECK_EQ(ferry_mailbox_recv(mb, 0, NULL, &v, sizeof v, FERRY_NOW), sizeof v);
     CHECK_EQ(v, 606);
-    for (int i = 0; i < 3; i++) ferry_unpublish(p[i]);
+    for (int i = 0; i < 3; i++) ferry_pub_close(p[i]);
     ferry_mailbox_close(mb);
 }
 

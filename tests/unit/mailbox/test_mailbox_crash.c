@@ -124,8 +124,8 @@ static void run(uint32_t flags, unsigned seed)
         CHECK(len >= 0);
         check_msg(sh, buf, (size_t)len);
     }
-    ferry_mailbox_stats s;
-    CHECK_EQ(ferry_mailbox_stats_get(mb, &s), 0);
+    ferry_mailbox_counters s;
+    CHECK_EQ(ferry_mailbox_stats(mb, &s), 0);
     CHECK_EQ(atomic_load(&sh->bad), 0);
     CHECK_EQ(s.queued, 0);
     /* Nothing in flight, every message accounted: exactly, but for a process killed inside

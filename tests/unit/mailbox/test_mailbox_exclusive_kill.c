@@ -109,8 +109,8 @@ int main(void)
     }
     /* every message was received (at least once: a's taken one came back) */
     for (uint32_t i = 0; i < ROUNDS * MSGS; i++) CHECK(atomic_load(&sh->count[i]) >= 1);
-    ferry_mailbox_stats s;
-    CHECK_EQ(ferry_mailbox_stats_get(mb, &s), 0);
+    ferry_mailbox_counters s;
+    CHECK_EQ(ferry_mailbox_stats(mb, &s), 0);
     CHECK_EQ(s.queued, 0);
     CHECK_EQ(s.lost, 0);
     CHECK(s.returned >= ROUNDS / 2); /* most kills hit a holder holding a message */

@@ -117,8 +117,8 @@ static void test_dead_waiter(void)
     CHECK_EQ(ferry_mailbox_send(mb, 0, &v, sizeof v, 0), 0); /* handed to the dead one */
     wait_ok(live);
     CHECK(ferry__now_ns() - t0 < 2 * SEC);
-    ferry_mailbox_stats s;
-    CHECK_EQ(ferry_mailbox_stats_get(mb, &s), 0);
+    ferry_mailbox_counters s;
+    CHECK_EQ(ferry_mailbox_stats(mb, &s), 0);
     CHECK_EQ(s.lost, 0);
     CHECK_EQ(s.received, 1);
     CHECK_EQ(s.queued, 0);
@@ -156,8 +156,8 @@ static void test_dead_waiter_order(void)
         /* At once, before anyone noticed the death: 0 is handed to the dead waiter. */
         for (int i = 0; i < 20; i++) CHECK_EQ(ferry_mailbox_send(mb, 0, &i, sizeof i, SEC), 0);
         wait_ok(live);
-        ferry_mailbox_stats s;
-        CHECK_EQ(ferry_mailbox_stats_get(mb, &s), 0);
+        ferry_mailbox_counters s;
+        CHECK_EQ(ferry_mailbox_stats(mb, &s), 0);
         CHECK_EQ(s.lost, 0);
         CHECK_EQ(s.received, 20);
         CHECK_EQ(s.queued, 0);

@@ -111,8 +111,8 @@ int main(void)
         CHECK_EQ(ferry_mailbox_send(mb, 2, NULL, 0, 10 * SEC), 0); /* stop the survivor */
         wait_ok(rx[1]);
         CHECK_EQ(atomic_load(&sh->disorder), 0);
-        ferry_mailbox_stats s;
-        CHECK_EQ(ferry_mailbox_stats_get(mb, &s), 0);
+        ferry_mailbox_counters s;
+        CHECK_EQ(ferry_mailbox_stats(mb, &s), 0);
         uint32_t missing = 0;
         for (int a = 0; a < SENDERS; a++)
             for (int i = 0; i < PER; i++) {

@@ -59,8 +59,8 @@ static void test_lock_death(void)
         CHECK_EQ(t, i % 3);
     }
     CHECK_EQ(ferry_mailbox_recv(mb, 0, &t, &v, sizeof v, FERRY_NOW), -EAGAIN);
-    ferry_mailbox_stats st;
-    CHECK_EQ(ferry_mailbox_stats_get(mb, &st), 0);
+    ferry_mailbox_counters st;
+    CHECK_EQ(ferry_mailbox_stats(mb, &st), 0);
     CHECK_EQ(st.sent, N);
     CHECK_EQ(st.received, N);
     CHECK_EQ(st.queued, 0);
@@ -121,8 +121,8 @@ static void test_scribble(uint32_t seed)
         CHECK_EQ(ferry_mailbox_recv(mb, 0, NULL, &v, sizeof v, FERRY_NOW), sizeof v);
         CHECK_EQ(v, i);
     }
-    ferry_mailbox_stats st;
-    CHECK_EQ(ferry_mailbox_stats_get(mb, &st), 0);
+    ferry_mailbox_counters st;
+    CHECK_EQ(ferry_mailbox_stats(mb, &st), 0);
     CHECK_EQ(st.queued, 0);
     CHECK_EQ(st.sent, st.received);
     ferry_mailbox_close(mb);

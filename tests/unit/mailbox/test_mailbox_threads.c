@@ -110,8 +110,8 @@ int main(void)
     for (int i = 0; i < THREADS; i++) CHECK_EQ(ferry_mailbox_send(mb, 2, NULL, 0, 10 * SEC), 0);
     for (int i = 0; i < THREADS; i++) pthread_join(rx[i], NULL);
     for (int i = 0; i < THREADS * PER; i++) CHECK_EQ(atomic_load(&seen[i]), 1);
-    ferry_mailbox_stats st;
-    CHECK_EQ(ferry_mailbox_stats_get(mb, &st), 0);
+    ferry_mailbox_counters st;
+    CHECK_EQ(ferry_mailbox_stats(mb, &st), 0);
     CHECK_EQ(st.sent, THREADS * PER + THREADS);
     CHECK_EQ(st.received, THREADS * PER + THREADS);
     CHECK_EQ(st.queued, 0);

@@ -15,7 +15,7 @@
  *    storm of signals: EINTR does not shorten), FERRY_FOREVER released by a peer; the
  *    same for a send on a full queue (capacity N); a second accept;
  *  - -EOPNOTSUPP: fds, zero copy, peer credentials;
- *  - ferry_chan_fd and ferry_listener_fd readiness (backlog included);
+ *  - ferry_chan_poll_fd and ferry_listener_poll_fd readiness (backlog included);
  *  - peer death (kill -9): what it sent is still received, then receives time out;
  *  - FERRY_PERSIST: the queues survive close, can be opened and re-listened, then the
  *    test removes them;
@@ -165,7 +165,7 @@ static void test_round_trip(void)
         for (uint64_t i = 0; i < RT_N; i++) send_seq_span(ch, i, 200);
         STAGE("child: receive");
         for (uint64_t i = 0; i < RT_N; i++) recv_seq_span(ch, i + 1000, 100, T5S);
-        ferry_stats st;
+        ferry_chan_counters st;
         CHECK_EQ(ferry_chan_stats(ch, &st), 0);
         CHECK_EQ(st.sent_msgs, RT_N);
         CHECK_EQ(st.recv_msgs, RT_N);
@@ -219,7 +219,7 @@ static void test_sizes(void)
     CHECK_EQ(ferry_recv(srv, in, sizeof in, T5S), 100);
     CHECK(check_seq(in, 100, 2));
     CHECK_EQ(ferry_recv(srv, in, sizeof in, FERRY_NOW), -EAGAIN); /* max+1 never went */
-    ferry_stats st;
+    ferry_chan_counters st;
     CHECK_EQ(ferry_chan_stats(cli, &st), 0);
     CHECK_EQ(st.sent_msgs, 3);
     CHECK_EQ(st.sent_bytes, 101);
@@ -344,7 +344,7 @@ static void test_timeouts(void)
     ferry_listener *l;
     ferry_chan *srv, *cli;
     CHECK_EQ(ferry_listen(url("-to"), &o, &l), 0);
-    int lfd = ferry_listener_fd(l);
+    int lfd = ferry_listener_poll_fd(l);
     CHECK(lfd >= 0);
     CHECK(readable(lfd)); /* the one channel waits to be accepted */
     CHECK_EQ(ferry_accept(l, &srv, FERRY_NOW), 0);
@@ -417,7 +417,7 @@ static void test_timeouts(void)
     CHECK_EQ(ferry_send(cli, "e", 1, FERRY_FOREVER), 0);
     CHECK(now_ns() - t0 >= 90 * MS);
     wait_ok(pid);
-    ferry_stats st;
+    ferry_chan_counters st;
     CHECK_EQ(ferry_chan_stats(cli, &st), 0);
     CHECK(st.send_waits >= 3);
     for (int i = 0; i < 3; i++) CHECK_EQ(ferry_recv(srv, buf, sizeof buf, FERRY_NOW), 1);
@@ -465,9 +465,9 @@ static void test_chan_fd(void)
     ferry_listener *l;
     ferry_chan *srv, *cli;
     pair_make(url("-fd"), NULL, &l, &srv, &cli);
-    int fd = ferry_chan_fd(srv);
+    int fd = ferry_chan_poll_fd(srv);
     CHECK(fd >= 0);
-    CHECK_EQ(ferry_chan_fd(srv), fd);
+    CHECK_EQ(ferry_chan_poll_fd(srv), fd);
     CHECK(!readable(fd));
     send_typed(cli, 1, "x");
     CHECK(readable(fd));
@@ -479,7 +479,7 @@ static void test_chan_fd(void)
     /* Armed after the message was moved to the backlog: readable too. */
     send_typed(srv, 3, "z");
     expect_err(cli, 4, FERRY_NOW, -EAGAIN);
-    int fd2 = ferry_chan_fd(cli);
+    int fd2 = ferry_chan_poll_fd(cli);
     CHECK(fd2 >= 0);
     CHECK(readable(fd2));
     expect(cli, 3, FERRY_NOW, 3, "z");
@@ -612,7 +612,7 @@ static void test_garbage(void)
         ferry_chan_opts_init(&o);
         if (j->checksum) o.flags = FERRY_CHECKSUM;
         pair_make(url("-gb"), &o, &l, &srv, &cli);
-        int fd = ferry_chan_fd(srv);
+        int fd = ferry_chan_poll_fd(srv);
         CHECK(fd >= 0);
         send_typed(cli, 4, "before"); /* a good message first: it is still received */
         raw_send(b, junk_build(j, b), j->prio);

@@ -15,7 +15,7 @@
  *  - timeouts: FERRY_NOW -EAGAIN, bounded -ETIMEDOUT with elapsed >= bound (also under a
  *    storm of signals), FERRY_FOREVER released by a peer; the same for a full queue;
  *    capacity counted in bytes; a second accept;
- *  - -EOPNOTSUPP: fds, ferry_chan_fd, zero copy, credentials;
+ *  - -EOPNOTSUPP: fds, ferry_chan_poll_fd, zero copy, credentials;
  *  - peer death: the listener's side closing gives the opener -EPIPE, also while it
  *    waits; an opener killed (kill -9): what it sent is received, then the listener's
  *    receives time out, and the channel cannot be opened again (the hello died with it);
@@ -222,7 +222,7 @@ static void test_round_trip(void)
     ctl_put(&c, 'q');
     wait_ok(pid);
     ctl_close(&c);
-    ferry_stats st;
+    ferry_chan_counters st;
     CHECK_EQ(ferry_chan_stats(ch, &st), 0);
     CHECK_EQ(st.recv_msgs, RT_N);
     CHECK_EQ(st.sent_msgs, RT_N);
@@ -417,7 +417,7 @@ static void test_timeouts(void)
     ferry_listener *l;
     ferry_chan *srv, *cli;
     CHECK_EQ(ferry_listen(key_url, &o, &l), 0);
-    int lfd = ferry_listener_fd(l);
+    int lfd = ferry_listener_poll_fd(l);
     CHECK(lfd >= 0);
     CHECK(readable(lfd));
     CHECK_EQ(ferry_accept(l, &srv, FERRY_NOW), 0);
@@ -485,7 +485,7 @@ static void test_timeouts(void)
     CHECK_EQ(ferry_send(cli, buf, 100, FERRY_FOREVER), 0);
     CHECK(now_ns() - t0 >= 90 * MS);
     wait_ok(pid);
-    ferry_stats st;
+    ferry_chan_counters st;
     CHECK_EQ(ferry_chan_stats(cli, &st), 0);
     CHECK(st.send_waits >= 3);
     for (int i = 0; i < 3; i++) CHECK_EQ(ferry_recv(srv, buf, sizeof buf, FERRY_NOW), 100);
@@ -521,9 +521,9 @@ static void test_unsupported(void)
     CHECK_EQ(ferry_recv(cli, NULL, 0, FERRY_NOW), -EAGAIN);
     close(p[0]);
     close(p[1]);
-    CHECK_EQ(ferry_chan_fd(srv), -EOPNOTSUPP);
-    CHECK_EQ(ferry_chan_fd(cli), -EOPNOTSUPP);
-    CHECK_EQ(ferry_chan_fd(NULL), -EINVAL); /* as ferry.h says, on every transport */
+    CHECK_EQ(ferry_chan_poll_fd(srv), -EOPNOTSUPP);
+    CHECK_EQ(ferry_chan_poll_fd(cli), -EOPNOTSUPP);
+    CHECK_EQ(ferry_chan_poll_fd(NULL), -EINVAL); /* as ferry.h says, on every transport */
     void *ptr;
     CHECK_EQ(ferry_loan(cli, 8, &ptr, T5S), -EOPNOTSUPP);
     CHECK_EQ(ferry_commit(cli, 0, 8), -EOPNOTSUPP);

@@ -16,7 +16,7 @@
  *    -ENOENT there (checked in the server) and reach nobody (the client drops nothing);
  *  - fds: a request carries a pipe's write end, the server writes to it and sends it
  *    back on the reply;
- *  - async: 200 calls through ferry_call_async, completed by poll on ferry_rpc_fd +
+ *  - async: 200 calls through ferry_call_async, completed by poll on ferry_rpc_poll_fd +
  *    ferry_rpc_dispatch in this thread, each reply its own; an async call to a request
  *    that is never answered, cancelled: its callback runs with -ECANCELED;
  *  - no fd leaks.
@@ -33,7 +33,7 @@
 static void server(ferry_chan *ch)
 {
     ferry_rpc_server *s;
-    CHECK_EQ(ferry_rpc_server_new(ch, &s), 0);
+    CHECK_EQ(ferry_rpc_server_create(ch, &s), 0);
     static uint8_t bufs[BATCH][4096];
     ferry_rpc_request rq[BATCH];
     uint64_t oneways = 0;
@@ -47,7 +47,7 @@ static void server(ferry_chan *ch)
             if (rc == -EAGAIN) break;
             if (rc == -EPIPE) {
                 CHECK_EQ(n, 0);
-                ferry_rpc_server_close(s);
+                ferry_rpc_server_unref(s);
                 exit(0);
             }
             CHECK(rc >= 0);
@@ -135,7 +135,7 @@ int main(void)
         server(b);
     }
     ferry_chan_close(b);
-    CHECK_EQ(ferry_rpc_client_new(a, &cli), 0);
+    CHECK_EQ(ferry_rpc_client_create(a, &cli), 0);
 
     /* correlation */
     int64_t t0 = mono_ns();
@@ -252,9 +252,9 @@ int main(void)
 
     /* async through poll */
     {
-        int fd = ferry_rpc_fd(cli);
+        int fd = ferry_rpc_poll_fd(cli);
         CHECK(fd >= 0);
-        CHECK_EQ(ferry_rpc_fd(cli), fd);
+        CHECK_EQ(ferry_rpc_poll_fd(cli), fd);
         uint64_t noreply_id = 0;
         for (int i = 0; i <= NASYNC; i++) {
             struct actx *x = &actx[i];

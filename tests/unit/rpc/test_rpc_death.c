@@ -31,7 +31,7 @@ static pid_t start_server(int exit_after, ferry_chan **cl)
     if (pid == 0) {
         ferry_chan_close(a);
         ferry_rpc_server *s;
-        CHECK_EQ(ferry_rpc_server_new(b, &s), 0);
+        CHECK_EQ(ferry_rpc_server_create(b, &s), 0);
         uint8_t buf[256];
         for (int n = 0;; n++) {
             ferry_rpc_request rq = {.msg = {.data = buf, .cap = sizeof buf}};
@@ -74,7 +74,7 @@ int main(void)
 
     /* kill -9 */
     pid_t pid = start_server(0, &ch);
-    CHECK_EQ(ferry_rpc_client_new(ch, &cli), 0);
+    CHECK_EQ(ferry_rpc_client_create(ch, &cli), 0);
     static uint8_t areq[NASYNC][16], aresp[NASYNC][16];
     static ferry_msg ar[NASYNC];
     for (int i = 0; i < NASYNC; i++) {
@@ -83,7 +83,7 @@ int main(void)
         ar[i].cap = sizeof aresp[i];
         CHECK_EQ(ferry_call_async(cli, &q, &ar[i], on_reply, NULL, NULL, FERRY_FOREVER), 0);
     }
-    int fd = ferry_rpc_fd(cli);
+    int fd = ferry_rpc_poll_fd(cli);
     CHECK(fd >= 0);
     pthread_t th[NTHREADS];
     for (int t = 0; t < NTHREADS; t++)
@@ -121,7 +121,7 @@ int main(void)
 
     /* a server that exits after taking the request */
     pid = start_server(1, &ch);
-    CHECK_EQ(ferry_rpc_client_new(ch, &cli), 0);
+    CHECK_EQ(ferry_rpc_client_create(ch, &cli), 0);
     {
         uint8_t req[16], resp[16];
         ferry_msg q = {.data = req, .len = make_req(req, CMD_ECHO, 0, 0, 0)};

@@ -14,7 +14,7 @@
  *  - a FERRY_KIND_UNIX connection: 200 calls, half of them deferred;
  *  - one-way messages: 50 sent, counted exactly by the handler;
  *  - a second ferry_serve of the same name is -EEXIST;
- *  - ferry_serve_stop frees everything: no fd leaks, ferryd stops cleanly.
+ *  - ferry_rpc_service_close frees everything: no fd leaks, ferryd stops cleanly.
  */
 #include "rpctest.h"
 
@@ -63,7 +63,7 @@ static void *replier(void *arg)
         ferry_msg r = {.data = out, .len = expect_echo(l->req, l->len, out)};
         CHECK_EQ(ferry_reply(l->conn, l->id, &r, FERRY_FOREVER), 0);
         CHECK_EQ(ferry_reply(l->conn, l->id, &r, FERRY_FOREVER), -ENOENT);
-        ferry_rpc_server_close(l->conn);
+        ferry_rpc_server_unref(l->conn);
         free(l);
         pthread_mutex_lock(&qmu);
     }
@@ -238,7 +238,7 @@ int main(void)
     }
     ferry_rpc_client_close(shared);
 
-    ferry_serve_stop(svc);
+    ferry_rpc_service_close(svc);
     pthread_mutex_lock(&qmu);
     qstop = 1;
     pthread_cond_signal(&qcv);

@@ -124,7 +124,7 @@ int main(void)
         }
     }
     CHECK(pthread_join(t, NULL) == 0);
-    ferry_stats sa, sb;
+    ferry_chan_counters sa, sb;
     CHECK_EQ(ferry_chan_stats(a, &sa), 0);
     CHECK_EQ(ferry_chan_stats(b, &sb), 0);
     CHECK_EQ(sa.sent_msgs, n_msgs);

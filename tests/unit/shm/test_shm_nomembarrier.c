@@ -71,7 +71,7 @@ int main(void)
     shm_chan *c = (shm_chan *)a;
     CHECK_EQ(atomic_load(&c->rx.ctl->data_fence), 1);
     CHECK_EQ(atomic_load(&c->tx.ctl->data_fence), 1);
-    ferry_stats st;
+    ferry_chan_counters st;
     CHECK_EQ(ferry_chan_stats(a, &st), 0);
     CHECK(st.recv_waits > 0);
     ferry_chan_close(a);

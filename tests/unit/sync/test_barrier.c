@@ -305,7 +305,7 @@ static void t_named(void)
     ferry_sem *s = NULL;
     CHECK_EQ(ferry_sem_open("test.bar", &s, 5 * SEC), -EPROTOTYPE);
     CHECK(c == NULL && s == NULL);
-    ferry_unpublish(pub);
+    ferry_pub_close(pub);
     ferry_barrier_close(b);
     broker_stop(&br);
 }

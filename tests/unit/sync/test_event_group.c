@@ -62,7 +62,7 @@ static void group_side(void *arg)
     CHECK_EQ(ferry_event_post(g, 43, FERRY_EVENT_COALESCE, FERRY_NOW), 0);
     CHECK_EQ(ferry_event_post(g, 43, FERRY_EVENT_COALESCE, FERRY_NOW), 0);
     uint64_t posted, merged, v;
-    CHECK_EQ(ferry_event_counts(g, &posted, &merged), 0);
+    CHECK_EQ(ferry_event_stats(g, &posted, &merged), 0);
     CHECK_EQ(posted, 9);
     CHECK_EQ(merged, 3);
     CHECK(write(done, "1", 1) == 1);
@@ -142,7 +142,7 @@ static void test_group(void)
         CHECK_EQ(ferry_event_next(q[i], &v, FERRY_NOW), 0);
         CHECK_EQ(v, 43);
         CHECK_EQ(ferry_event_next(q[i], &v, FERRY_NOW), -EAGAIN);
-        CHECK_EQ(ferry_event_counts(q[i], &posted, &merged), 0);
+        CHECK_EQ(ferry_event_stats(q[i], &posted, &merged), 0);
         CHECK_EQ(posted, 3);
         CHECK_EQ(merged, 1);
     }
@@ -175,7 +175,7 @@ static void test_group(void)
     /* "*": everything this process may open: the 3, org.grp, org.grp-z, org.grpz.a. */
     CHECK_EQ(ferry_event_open("*", &g, 5 * SEC), 0);
     CHECK_EQ(ferry_event_post(g, 1, 0, FERRY_NOW), 0);
-    CHECK_EQ(ferry_event_counts(g, &posted, &merged), 0);
+    CHECK_EQ(ferry_event_stats(g, &posted, &merged), 0);
     /* Counts add up over members: the 3 queues have had 5 posts each (3 from the group,
      * 7, 8 or 9, and this one); sem_like, 3 members (published three times), 3 posts. */
     CHECK_EQ(posted, 3 * 5 + 3 * 3);
@@ -187,9 +187,9 @@ static void test_group(void)
     for (int i = 0; i < 3; i++) CHECK_EQ(ferry_event_next(sem_like, &v, FERRY_NOW), 0);
     CHECK_EQ(ferry_event_next(sem_like, &v, FERRY_NOW), -EAGAIN);
 
-    for (int i = 0; i < 4; i++) ferry_unpublish(px[i]);
+    for (int i = 0; i < 4; i++) ferry_pub_close(px[i]);
     for (int i = 0; i < 3; i++) {
-        ferry_unpublish(p[i]);
+        ferry_pub_close(p[i]);
         ferry_event_close(q[i]);
     }
     ferry_listener_close(l);
@@ -213,7 +213,7 @@ static void test_many(void)
     CHECK_EQ(ferry_event_open("org.many.*", &g, 5 * SEC), 0);
     CHECK_EQ(ferry_event_post(g, 5, 0, FERRY_NOW), 0);
     uint64_t v, posted;
-    CHECK_EQ(ferry_event_counts(g, &posted, NULL), 0);
+    CHECK_EQ(ferry_event_stats(g, &posted, NULL), 0);
     CHECK_EQ(posted, N);
     int pfd = ferry_event_poll_fd(g);
     CHECK(readable(pfd, 0));
@@ -235,7 +235,7 @@ static void test_many(void)
     CHECK(!readable(pfd, 0));
     ferry_event_close(g);
     for (int i = 0; i < N; i++) {
-        ferry_unpublish(p[i]);
+        ferry_pub_close(p[i]);
         ferry_event_close(q[i]);
     }
 }

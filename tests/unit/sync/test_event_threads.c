@@ -88,7 +88,7 @@ int main(void)
     /* Everything posted is in or through the queue: wait until it is all taken. */
     uint64_t posted, merged;
     for (;;) {
-        CHECK_EQ(ferry_event_counts(E, &posted, &merged), 0);
+        CHECK_EQ(ferry_event_stats(E, &posted, &merged), 0);
         if (atomic_load(&taken_total) + merged == posted) break;
         struct timespec ts = {0, 1000000};
         nanosleep(&ts, NULL);

@@ -359,10 +359,10 @@ static void case_named(void)
 #endif
     wait_ok(pid);
     ferry_mutex_close(m2);
-    ferry_unpublish(pub2);
+    ferry_pub_close(pub2);
     close(sfd);
     /* Opened objects outlive the name. */
-    ferry_unpublish(pub);
+    ferry_pub_close(pub);
     CHECK_EQ(ferry_mutex_open("org.test.mutex", &m2, 5 * SEC), -ENOENT);
     CHECK_EQ(ferry_mutex_trylock(m), 0);
     CHECK_EQ(ferry_mutex_unlock(m), 0);

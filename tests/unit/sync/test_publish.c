@@ -1,13 +1,13 @@
 /*
  * test_publish — publishing objects by name through a real ferryd (ferry_publish,
- * ferry_unpublish, ferry__obj_open), with an event queue as the object:
+ * ferry_pub_close, ferry__obj_open), with an event queue as the object:
  *   - a published queue opens by name and works across the handles; -EEXIST on a taken
  *     name; -EINVAL for a bad kind, fd or name (the library), and from ferryd for what is
  *     not an object of the kind (a pipe, a memfd without seals, a sealed memfd or a
  *     stream socket as an event queue);
  *   - -EPROTOTYPE: ferry_connect to an object's name, opening a server's name or an
  *     object of another kind; -ENOENT for a missing name;
- *   - the name goes with ferry_unpublish and with its publisher (kill -9: gone within
+ *   - the name goes with ferry_pub_close and with its publisher (kill -9: gone within
  *     100 ms), while queues already opened keep working;
  *   - as root: the policy (0600 unseen, 0604 seen but -EACCES, 0606 opens) for another
  *     uid, and the fds quota counts the object's descriptor;
@@ -102,8 +102,8 @@ static void test_basic(void)
     CHECK_EQ(ferry_kill("org.pub.none", SIGUSR1, 5 * SEC), -ENOENT);
 
     /* Unpublished: the name goes, the queues stay. */
-    ferry_unpublish(p);
-    ferry_unpublish(NULL);
+    ferry_pub_close(p);
+    ferry_pub_close(NULL);
     gone_within("org.pub.ev", 1000);
     CHECK_EQ(ferry__obj_open("org.pub.ev", FERRY_OBJ_EVENT, &fd, 5 * SEC), -ENOENT);
     CHECK_EQ(ferry_event_post(o, 43, 0, FERRY_NOW), 0);
@@ -111,7 +111,7 @@ static void test_basic(void)
     CHECK_EQ(v, 43);
     /* Published again, under the same name. */
     CHECK_EQ(ferry_publish("org.pub.ev", efd, FERRY_OBJ_EVENT, NULL, &p, 5 * SEC), 0);
-    ferry_unpublish(p);
+    ferry_pub_close(p);
     ferry_event_close(o);
     ferry_event_close(e);
     gone_within("org.pub.ev", 1000);
@@ -144,7 +144,7 @@ static void test_not_objects(void)
     CHECK_EQ(ferry_publish("org.pub.sem", m, FERRY_OBJ_SEM, NULL, &p, 5 * SEC), 0);
     int fd;
     CHECK_EQ(ferry__obj_open("org.pub.sem", FERRY_OBJ_EVENT, &fd, 5 * SEC), -EPROTOTYPE);
-    ferry_unpublish(p);
+    ferry_pub_close(p);
     ferry__seg_unmap(&seg);
     close(m);
     /* A stream socket, and a datagram one, are not event queues either. */
@@ -243,7 +243,7 @@ static void test_policy(void)
     uint64_t v;
     CHECK_EQ(ferry_event_next(e, &v, FERRY_NOW), 0);
     CHECK_EQ(v, 606);
-    for (int i = 0; i < 3; i++) ferry_unpublish(p[i]);
+    for (int i = 0; i < 3; i++) ferry_pub_close(p[i]);
     ferry_event_close(e);
     for (int i = 0; i < 3; i++) gone_within(names[i], 1000);
 }
@@ -268,13 +268,13 @@ static void as_quota(void *arg)
         if ((rc = ferry_register("org.pub.qsrv", NULL, NULL, &l, 5 * SEC)) == -EDQUOT) sleep_ms(5);
     CHECK_EQ(rc, 0);
     ferry_listener_close(l);
-    ferry_unpublish(p1); /* frees all three */
+    ferry_pub_close(p1); /* frees all three */
     rc = -EDQUOT;
     for (int i = 0; i < 200 && rc == -EDQUOT; i++)
         if ((rc = ferry_publish("org.pub.q2", fd, FERRY_OBJ_EVENT, NULL, &p2, 5 * SEC)) == -EDQUOT)
             sleep_ms(5);
     CHECK_EQ(rc, 0);
-    ferry_unpublish(p2);
+    ferry_pub_close(p2);
     ferry_event_close(e);
 }
 

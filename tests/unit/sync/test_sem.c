@@ -293,7 +293,7 @@ static void t_named(void)
     CHECK_EQ(ferry_barrier_open("test.sem", &bar, 5 * SEC), -EPROTOTYPE);
     /* Opened objects outlive the name. */
     CHECK_EQ(ferry_sem_open("test.sem", &c, 5 * SEC), 0);
-    ferry_unpublish(pub);
+    ferry_pub_close(pub);
     CHECK_EQ(ferry_sem_post(c), 0);
     CHECK_EQ(ferry_sem_value(s), 1);
     ferry_sem_close(c);

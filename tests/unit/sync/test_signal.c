@@ -1,6 +1,6 @@
 /*
- * test_signal — ferry_signal_fd and ferry_kill with a real ferryd:
- *   - ferry_signal_fd: -EINVAL for an empty mask, SIGKILL, SIGSTOP, glibc's signals; the
+ * test_signal — ferry_signal_poll_fd and ferry_kill with a real ferryd:
+ *   - ferry_signal_poll_fd: -EINVAL for an empty mask, SIGKILL, SIGSTOP, glibc's signals; the
  *     fd is CLOEXEC and non-blocking, readable exactly while a signal of the mask is
  *     pending; a real-time signal sent three times is read three times;
  *   - ferry_kill: the process that registered a name, or published one, gets the signal
@@ -35,15 +35,15 @@ static int readable(int fd, int ms)
 
 static void test_signal_fd(void)
 {
-    CHECK_EQ(ferry_signal_fd(0), -EINVAL);
-    CHECK_EQ(ferry_signal_fd(BIT(SIGKILL)), -EINVAL);
-    CHECK_EQ(ferry_signal_fd(BIT(SIGSTOP) | BIT(SIGUSR1)), -EINVAL);
-    CHECK_EQ(ferry_signal_fd(BIT(32)), -EINVAL); /* glibc's */
+    CHECK_EQ(ferry_signal_poll_fd(0), -EINVAL);
+    CHECK_EQ(ferry_signal_poll_fd(BIT(SIGKILL)), -EINVAL);
+    CHECK_EQ(ferry_signal_poll_fd(BIT(SIGSTOP) | BIT(SIGUSR1)), -EINVAL);
+    CHECK_EQ(ferry_signal_poll_fd(BIT(32)), -EINVAL); /* glibc's */
     sigset_t cur;
     CHECK(pthread_sigmask(SIG_BLOCK, NULL, &cur) == 0);
     CHECK(!sigismember(&cur, SIGUSR1)); /* a refused mask blocks nothing */
 
-    int fd = ferry_signal_fd(BIT(SIGUSR1) | BIT(SIGRTMIN + 1));
+    int fd = ferry_signal_poll_fd(BIT(SIGUSR1) | BIT(SIGRTMIN + 1));
     CHECK(fd >= 0);
     CHECK(fcntl(fd, F_GETFD) & FD_CLOEXEC);
     CHECK(fcntl(fd, F_GETFL) & O_NONBLOCK);
@@ -83,7 +83,7 @@ static void test_signal_fd(void)
  * and org.sig.priv (0600); reports every signal it reads on its signal fd until SIGUSR2. */
 static void target(int ready, int out)
 {
-    int sfd = ferry_signal_fd(BIT(SIGUSR1) | BIT(SIGUSR2) | BIT(SIGRTMIN));
+    int sfd = ferry_signal_poll_fd(BIT(SIGUSR1) | BIT(SIGUSR2) | BIT(SIGRTMIN));
     CHECK(sfd >= 0);
     ferry_policy pol;
     ferry_listener *l;

@@ -32,7 +32,7 @@ int main(void)
     int fds = fd_count();
     ferry_listener *l;
     CHECK_EQ(ferry_listen(url, NULL, &l), 0);
-    int lfd = ferry_listener_fd(l);
+    int lfd = ferry_listener_poll_fd(l);
     CHECK(lfd >= 0);
     CHECK(fcntl(lfd, F_GETFD) & FD_CLOEXEC);
     struct pollfd p = {.fd = lfd, .events = POLLIN};
