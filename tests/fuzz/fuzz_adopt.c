@@ -323,8 +323,8 @@ static void mb_ops(ferry_mailbox *mb, in *r, uint8_t *map, size_t size)
             break;
         }
         case 8: {
-            ferry_mailbox_stats st;
-            int rc = ferry_mailbox_stats_get(mb, &st);
+            ferry_mailbox_counters st;
+            int rc = ferry_mailbox_stats(mb, &st);
             ALLOWED(rc, HOSTILE);
             break;
         }
@@ -373,7 +373,7 @@ static void ev_ops(ferry_event *e, in *r, uint8_t *map, size_t size)
             break;
         }
         case 3: {
-            int rc = op & 4 ? ferry_event_poll_fd(e) : ferry_event_counts(e, NULL, NULL);
+            int rc = op & 4 ? ferry_event_poll_fd(e) : ferry_event_stats(e, NULL, NULL);
             ALLOWED(rc, HOSTILE);
             break;
         }
@@ -471,7 +471,7 @@ static void bc_ops(ferry_bcast *b, in *r, uint8_t *map, size_t size)
         }
         case 5: {
             if (!*s) break;
-            int rc = ferry_sub_fd(*s);
+            int rc = ferry_sub_poll_fd(*s);
             ALLOWED(rc, -EMFILE, -ENOMEM, -EADDRINUSE, HOSTILE);
             break;
         }

@@ -20,7 +20,7 @@
  *                 the payload: the body's next bytes, padded with a pattern up to the
  *                 header's length (frames larger than the 64 KiB read buffer too);
  *   ctl bit 2  the peer is a SOCK_STREAM socket (as tcp) instead of a pipe;
- *   ctl bit 3  arm ferry_chan_fd before receiving (another path into the parser);
+ *   ctl bit 3  arm ferry_chan_poll_fd before receiving (another path into the parser);
  *   ctl bit 4  packet mode: S (at most 128 KiB) goes as SOCK_SEQPACKET packets, one frame
  *              each as its length field says (the rest of S as one packet when it
  *              lies), into a unix channel's joiner (ferry__unix_from_sock, as a
@@ -528,7 +528,7 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
     if (rc != md.open_rc) fprintf(stderr, "open: %d, model %d\n", rc, md.open_rc);
     REQUIRE(rc == md.open_rc);
     if (rc < 0) goto out; /* the channel closed fwd[0] and wfd */
-    if (ctl & 8) REQUIRE(ferry_chan_fd(ch) >= 0);
+    if (ctl & 8) REQUIRE(ferry_chan_poll_fd(ch) >= 0);
 
     int64_t t0 = now_ms();
     int term_seen = 0, spurious = 0;

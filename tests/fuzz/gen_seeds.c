@@ -110,7 +110,7 @@ static void stream_seeds(void)
     rec(0, 0, 3, 11, "third frame");
     save("stream", "framed_small");
 
-    /* the same with crc, over a socket, ferry_chan_fd armed */
+    /* the same with crc, over a socket, ferry_chan_poll_fd armed */
     stream_head(1 | 2 | 4 | 8, 3, 2);
     rec(0, 1, 7, 4, "abcd");
     rec(0, 1, 3, 4, "efgh");
