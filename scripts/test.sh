@@ -16,6 +16,7 @@ trap 'rm -f "$started"' EXIT
 step() { echo; echo "== $*"; }
 
 step "build and test (gcc, RelWithDebInfo)"
+scripts/check-docs.sh # every path a doc or file header cites exists (a second)
 cmake -S . -B $b/plain -DCMAKE_BUILD_TYPE=RelWithDebInfo >/dev/null
 cmake --build $b/plain -j"$jobs"
 ctest --test-dir $b/plain --output-on-failure -j"$jobs"
