@@ -15,8 +15,11 @@ trap 'rm -f "$started"' EXIT
 
 step() { echo; echo "== $*"; }
 
-step "build and test (gcc, RelWithDebInfo)"
+step "docs and format: cited paths exist; clang-format-14 on scripts/format-files.txt"
 scripts/check-docs.sh # every path a doc or file header cites exists (a second)
+grep -v '^#' scripts/format-files.txt | xargs clang-format-14 --dry-run -Werror
+
+step "build and test (gcc, RelWithDebInfo)"
 cmake -S . -B $b/plain -DCMAKE_BUILD_TYPE=RelWithDebInfo >/dev/null
 cmake --build $b/plain -j"$jobs"
 ctest --test-dir $b/plain --output-on-failure -j"$jobs"
