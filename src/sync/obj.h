@@ -1,9 +1,7 @@
 /*
- * obj.h — what every object shared in memory by name or descriptor is made of: the
- * synchronization objects (src/sync), mailboxes (src/mailbox) and broadcast rings
- * (src/bcast). Each is a sealed memfd that starts with a common header, made here,
- * validated here when it comes from elsewhere (an inherited or received descriptor,
- * ferryd), and opened by name through ferryd (ferryd checks a published one here too).
+ * obj.h — what every synchronization object (src/sync) is made of: a sealed memfd that
+ * starts with a common header, made here, validated here when it comes from elsewhere
+ * (an inherited or received descriptor, ferryd), and opened by name through ferryd.
  *
  * Rules:
  *  - The memfd is sealed against shrinking and growing (ferry__seg_create), so a mapping
