@@ -1,11 +1,9 @@
 #!/usr/bin/env bash
-# test.sh — the whole test suite: every path the docs cite exists (check-docs.sh) and the
-# files of scripts/format-files.txt are clang-format-14 clean; the normal build and every
-# CTest test; the core and shm unit tests under valgrind memcheck; the same tests under
+# test.sh — the whole test suite: the normal build and every CTest test; the same under
 # ASan+UBSan; the ring and channel tests under TSan; and the frame decoder and the broker
 # protocol codec under libFuzzer for FERRY_FUZZ_SECONDS (default 60) each, the two
-# harnesses side by side. Each build has its own directory under build-test/. Exits
-# non-zero on the first failure.
+# harnesses side by side. Each build has its own directory under
+# build-test/. Exits non-zero on the first failure.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 . scripts/deps.sh
