@@ -17,7 +17,7 @@ step() { echo; echo "== $*"; }
 
 step "docs and format: cited paths exist; clang-format-14 on scripts/format-files.txt"
 scripts/check-docs.sh # every path a doc or file header cites exists (a second)
-grep -v '^#' scripts/format-files.txt | xargs clang-format-14 --dry-run -Werror
+scripts/check-format.sh # the files of scripts/format-files.txt are clang-format-14 clean
 
 step "build and test (gcc, RelWithDebInfo)"
 cmake -S . -B $b/plain -DCMAKE_BUILD_TYPE=RelWithDebInfo >/dev/null
