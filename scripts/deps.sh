@@ -1,7 +1,8 @@
 #!/usr/bin/env bash
 # deps.sh — install what ferry needs on Debian, only when missing. Sourced:
 #   . scripts/deps.sh        building and testing (test.sh): compilers, cmake, sanitizer
-#                            runtimes, python3 and libuv (for tests and examples)
+#                            runtimes, clang-format-14 (the format check), valgrind,
+#                            python3 and libuv (for tests and examples)
 #   . scripts/deps.sh demo   the same, plus what the demo compares ferry with (demo.sh):
 #                            ZeroMQ, NNG, iceoryx and sd-bus (libsystemd-dev; with dbus
 #                            for dbus-daemon) for their `ferry bench` rows, pkg-config to
@@ -13,10 +14,13 @@ command -v cmake >/dev/null 2>&1 || need+=(cmake)
 command -v make >/dev/null 2>&1 || need+=(make)
 command -v gcc >/dev/null 2>&1 || need+=(gcc libc6-dev)
 command -v clang >/dev/null 2>&1 || need+=(clang)
+# test.sh checks the format with this exact version (another formats differently).
+command -v clang-format-14 >/dev/null 2>&1 || need+=(clang-format-14)
 command -v python3 >/dev/null 2>&1 || need+=(python3) # test_ls.sh checks `ferry ls --json` parses
 # examples/libuv_echo (ferry in a libuv loop) is built and run by the tests.
 command -v pkg-config >/dev/null 2>&1 || need+=(pkg-config)
 dpkg-query -W -f='${Status}' libuv1-dev 2>/dev/null | grep -q 'ok installed' || need+=(libuv1-dev)
+command -v valgrind >/dev/null 2>&1 || need+=(valgrind) # test.sh's memcheck step
 # The clang runtimes for the sanitizers and libFuzzer.
 ls /usr/lib/llvm-*/lib/clang/*/lib/linux/libclang_rt.fuzzer-x86_64.a >/dev/null 2>&1 ||
   need+=(libclang-rt-14-dev)

@@ -14,10 +14,30 @@ trap 'rm -f "$started"' EXIT
 
 step() { echo; echo "== $*"; }
 
+step "docs and format: cited paths exist; clang-format-14 on scripts/format-files.txt"
+scripts/check-docs.sh # every path a doc or file header cites exists (a second)
+scripts/check-format.sh # the files of scripts/format-files.txt are clang-format-14 clean
+
 step "build and test (gcc, RelWithDebInfo)"
 cmake -S . -B $b/plain -DCMAKE_BUILD_TYPE=RelWithDebInfo >/dev/null
 cmake --build $b/plain -j"$jobs"
 ctest --test-dir $b/plain --output-on-failure -j"$jobs"
+
+step "valgrind memcheck: the core and shm unit tests (the plain build's binaries)"
+# Every test of tests/unit/core and tests/unit/shm (none execs; forked children are
+# checked too), except the two that bound a latency (test_shm_limits: kill -9 to -EPIPE
+# within 15 ms; test_shm_hangup: a hang-up seen within 5 ms), which valgrind's ~20x
+# slowdown breaks. About 45 s of CPU, most of it test_crc32c and test_ring_stress.
+vg_failed=0
+for t in $b/plain/tests/unit/core/test_* $b/plain/tests/unit/shm/test_*; do
+    [ -f "$t" ] && [ -x "$t" ] || continue
+    case ${t##*/} in test_shm_limits | test_shm_hangup) continue ;; esac
+    echo "$t"
+done | xargs -P"$jobs" -I{} sh -c 'valgrind -q --error-exitcode=1 --leak-check=full \
+    --errors-for-leak-kinds=definite,indirect "{}" >"{}.valgrind.log" 2>&1 ||
+    { echo "valgrind: {} FAILED:"; cat "{}.valgrind.log"; exit 1; }' || vg_failed=1
+[ "$vg_failed" -eq 0 ] || exit 1
+echo "valgrind: clean"
 
 step "ASan + UBSan (clang)"
 cmake -S . -B $b/asan -DCMAKE_C_COMPILER=clang -DCMAKE_BUILD_TYPE=Debug -DFERRY_SANITIZE=address >/dev/null

@@ -1,6 +1,7 @@
 /*
- * ferryd.c — the naming-service daemon: a thin main around ferry__broker_run
- * (src/broker/server.c).
+ * ferryd.c — the naming-service daemon: the process around ferry__broker_run
+ * (src/broker/server.c): options, the socket's directory and lock, detaching, systemd
+ * activation, signals. main() is those steps in order, each a function of its own.
  *
  *   ferryd [--foreground] [--socket PATH] [--policy FILE] [--idle-ms N] [--exit-idle S]
  *          [--verbose]
@@ -153,7 +154,18 @@ static int activated_fd(void)
     return fd;
 }
 
-int main(int argc, char **argv)
+/* The command line, parsed. */
+typedef struct daemon_opts {
+    int foreground;
+    char sock[sizeof(((struct sockaddr_un *)0)->sun_path)];
+    ferry__broker_cfg cfg; /* idle_ms, exit_idle_s, verbose, policy_path */
+} daemon_opts;
+
+#define GO (-1) /* the steps below: carry on (anything else: exit with it) */
+
+/* Parse argv into *o, with the socket path resolved. GO, or the exit code: 0 after --help,
+ * 2 on bad usage or a socket path too long. */
+static int parse_args(int argc, char **argv, daemon_opts *o)
 {
     static const struct option opts[] = {{"foreground", no_argument, 0, 'f'},
                                          {"socket", required_argument, 0, 's'},
@@ -163,29 +175,29 @@ int main(int argc, char **argv)
                                          {"verbose", no_argument, 0, 'v'},
                                          {"help", no_argument, 0, 'h'},
                                          {0, 0, 0, 0}};
-    int foreground = 0, c;
-    char sock[sizeof(((struct sockaddr_un *)0)->sun_path)] = "";
     const char *policy = getenv("FERRY_POLICY");
-    ferry__broker_cfg cfg = {.idle_ms = 5000};
+    int c;
+    memset(o, 0, sizeof *o);
+    o->cfg.idle_ms = 5000;
     while ((c = getopt_long(argc, argv, "fs:p:i:x:vh", opts, NULL)) != -1) {
         switch (c) {
         case 'f':
-            foreground = 1;
+            o->foreground = 1;
             break;
         case 's':
-            snprintf(sock, sizeof sock, "%s", optarg);
+            snprintf(o->sock, sizeof o->sock, "%s", optarg);
             break;
         case 'p':
             policy = optarg;
             break;
         case 'i':
-            cfg.idle_ms = atoi(optarg);
+            o->cfg.idle_ms = atoi(optarg);
             break;
         case 'x':
-            cfg.exit_idle_s = atoi(optarg);
+            o->cfg.exit_idle_s = atoi(optarg);
             break;
         case 'v':
-            cfg.verbose = 1;
+            o->cfg.verbose = 1;
             break;
         case 'h':
             usage(stdout);
@@ -195,19 +207,114 @@ int main(int argc, char **argv)
             return 2;
         }
     }
-    cfg.policy_path = policy && *policy ? policy : "/etc/ferry/policy.conf";
-    if (!sock[0] && ferry_broker_path(sock, sizeof sock) < 0) {
+    o->cfg.policy_path = policy && *policy ? policy : "/etc/ferry/policy.conf";
+    if (!o->sock[0] && ferry_broker_path(o->sock, sizeof o->sock) < 0) {
         fprintf(stderr, "ferryd: the socket path is too long\n");
         return 2;
     }
+    return GO;
+}
+
+/* Block the signals ferryd handles (through a signalfd later) and fill *set with them. */
+static void block_signals(sigset_t *set)
+{
+    sigemptyset(set);
+    sigaddset(set, SIGTERM);
+    sigaddset(set, SIGINT);
+    sigaddset(set, SIGHUP);
+    sigprocmask(SIG_BLOCK, set, NULL);
+}
+
+/* Detach: fork, and in the starting process wait for the child's word (its exit status:
+ * 0 once it listens) or its exit. The child (which returns GO) starts a session, puts its
+ * stdio on /dev/null (stderr on $FERRY_LOG if set) and keeps ready[1] to send the word.
+ * GO, or the starter's exit code. */
+static int detach(int ready[2])
+{
+    if (pipe2(ready, O_CLOEXEC) < 0) return 1;
+    pid_t pid = fork();
+    if (pid < 0) return 1;
+    if (pid > 0) { /* wait for the word that it listens (or its exit) */
+        char ok = 0;
+        close(ready[1]);
+        ssize_t n;
+        while ((n = read(ready[0], &ok, 1)) < 0 && errno == EINTR) {
+        }
+        return n == 1 ? ok : 1;
+    }
+    close(ready[0]);
+    setsid();
+    int nul = open("/dev/null", O_RDWR | O_CLOEXEC);
+    const char *log = getenv("FERRY_LOG");
+    int err = log && *log ? open(log, O_WRONLY | O_CREAT | O_APPEND | O_CLOEXEC, 0600) : -1;
+    if (nul >= 0) {
+        dup2(nul, 0);
+        dup2(nul, 1);
+        dup2(err >= 0 ? err : nul, 2);
+    }
+    return GO;
+}
+
+/* Take the exclusive lock on sock.lock (kept open in *lock, -1 if never opened) and write
+ * our pid into it. GO, or the exit status: 3 already running, 1 any other failure. */
+static int take_lock(const char *sock, int *lock)
+{
+    char lockpath[sizeof(((struct sockaddr_un *)0)->sun_path) + 8];
+    snprintf(lockpath, sizeof lockpath, "%s.lock", sock);
+    *lock = open(lockpath, O_RDWR | O_CREAT | O_CLOEXEC | O_NOFOLLOW, 0600);
+    if (*lock < 0) {
+        fprintf(stderr, "ferryd: %s: %s\n", lockpath, strerror(errno));
+        return 1;
+    }
+    if (flock(*lock, LOCK_EX | LOCK_NB) < 0) {
+        fprintf(stderr, "ferryd: already running on %s\n", sock);
+        return 3;
+    }
+    char pid[32];
+    int n = snprintf(pid, sizeof pid, "%d\n", (int)getpid());
+    if (ftruncate(*lock, 0) < 0 || write(*lock, pid, (size_t)n) != n) {
+    } /* the pid is a courtesy for `ferry ls`; the lock is what counts */
+    return GO;
+}
+
+/* Without socket activation: a safe directory, the lock, then the listening socket in
+ * *lfd. GO, or the exit status: 4 unsafe directory (the library tells its caller -EPERM),
+ * 3 already running, 1 any other failure. */
+static int bind_socket(const char *sock, int *lock, int *lfd)
+{
+    int rc = make_dir(sock);
+    if (rc < 0) return rc == -1 ? 4 : 1;
+    if ((rc = take_lock(sock, lock)) != GO) return rc;
+    struct sockaddr_un sa;
+    socklen_t len;
+    rc = ferry__unix_addr(sock, &sa, &len);
+    if (rc == 0) rc = *lfd = ferry__unix_listen(SOCK_SEQPACKET, &sa, len, 0666);
+    if (rc < 0) {
+        fprintf(stderr, "ferryd: listen on %s: %s\n", sock, strerror(-rc));
+        return 1;
+    }
+    return GO;
+}
+
+/* Send the starting process its exit status (if it waits: ready >= 0) and close the pipe. */
+static void tell_starter(int *ready, char status)
+{
+    if (*ready < 0) return;
+    if (write(*ready, &status, 1) != 1) {
+    }
+    close(*ready);
+    *ready = -1;
+}
+
+int main(int argc, char **argv)
+{
+    daemon_opts o;
+    int rc = parse_args(argc, argv, &o);
+    if (rc != GO) return rc;
     signal(SIGPIPE, SIG_IGN);
     raise_fd_limit();
     sigset_t set;
-    sigemptyset(&set);
-    sigaddset(&set, SIGTERM);
-    sigaddset(&set, SIGINT);
-    sigaddset(&set, SIGHUP);
-    sigprocmask(SIG_BLOCK, &set, NULL);
+    block_signals(&set);
 
     int lfd = activated_fd();
     if (lfd == -2) {
@@ -218,80 +325,24 @@ int main(int argc, char **argv)
 
     /* Detach first, so that the lock is held by the process that serves. */
     int ready[2] = {-1, -1};
-    if (!foreground) {
-        if (pipe2(ready, O_CLOEXEC) < 0) return 1;
-        pid_t pid = fork();
-        if (pid < 0) return 1;
-        if (pid > 0) { /* wait for the word that it listens (or its exit) */
-            char ok = 0;
-            close(ready[1]);
-            ssize_t n;
-            while ((n = read(ready[0], &ok, 1)) < 0 && errno == EINTR) {
-            }
-            return n == 1 ? ok : 1;
-        }
-        close(ready[0]);
-        setsid();
-        int nul = open("/dev/null", O_RDWR | O_CLOEXEC);
-        const char *log = getenv("FERRY_LOG");
-        int err = log && *log ? open(log, O_WRONLY | O_CREAT | O_APPEND | O_CLOEXEC, 0600) : -1;
-        if (nul >= 0) {
-            dup2(nul, 0);
-            dup2(nul, 1);
-            dup2(err >= 0 ? err : nul, 2);
-        }
+    if (!o.foreground && (rc = detach(ready)) != GO) return rc;
+    int lock = -1, status = GO;
+    if (!activated) status = bind_socket(o.sock, &lock, &lfd);
+    if (status == GO) {
+        o.cfg.listen_fd = lfd;
+        o.cfg.signal_fd = signalfd(-1, &set, SFD_CLOEXEC | SFD_NONBLOCK);
+        if (o.cfg.signal_fd < 0) status = 1;
     }
-    char status = 1;
-    char lockpath[sizeof sock + 8];
-    snprintf(lockpath, sizeof lockpath, "%s.lock", sock);
-    int lock = -1, rc;
-    if (!activated) {
-        if ((rc = make_dir(sock)) < 0) {
-            if (rc == -1) status = 4; /* unsafe: the library tells its caller -EPERM */
-            goto fail;
-        }
-        lock = open(lockpath, O_RDWR | O_CREAT | O_CLOEXEC | O_NOFOLLOW, 0600);
-        if (lock < 0) {
-            fprintf(stderr, "ferryd: %s: %s\n", lockpath, strerror(errno));
-            goto fail;
-        }
-        if (flock(lock, LOCK_EX | LOCK_NB) < 0) {
-            fprintf(stderr, "ferryd: already running on %s\n", sock);
-            status = 3;
-            goto fail;
-        }
-        char pid[32];
-        int n = snprintf(pid, sizeof pid, "%d\n", (int)getpid());
-        if (ftruncate(lock, 0) < 0 || write(lock, pid, (size_t)n) != n) {
-        } /* the pid is a courtesy for `ferry ls`; the lock is what counts */
-        struct sockaddr_un sa;
-        socklen_t len;
-        rc = ferry__unix_addr(sock, &sa, &len);
-        if (rc == 0) rc = lfd = ferry__unix_listen(SOCK_SEQPACKET, &sa, len, 0666);
-        if (rc < 0) {
-            fprintf(stderr, "ferryd: listen on %s: %s\n", sock, strerror(-rc));
-            goto fail;
-        }
+    if (status != GO) {
+        tell_starter(&ready[1], (char)status);
+        if (lock >= 0) close(lock);
+        return status;
     }
-    cfg.listen_fd = lfd;
-    cfg.signal_fd = signalfd(-1, &set, SFD_CLOEXEC | SFD_NONBLOCK);
-    if (cfg.signal_fd < 0) goto fail;
-    if (ready[1] >= 0) { /* listening: the starter may go */
-        status = 0;
-        if (write(ready[1], &status, 1) != 1) {
-        }
-        close(ready[1]);
-        ready[1] = -1;
-    }
-    rc = ferry__broker_run(&cfg);
-    if (!activated && sock[0] != '@') unlink(sock);
+    tell_starter(&ready[1], 0); /* listening: the starter may go */
+    rc = ferry__broker_run(&o.cfg);
+    if (!activated && o.sock[0] != '@') unlink(o.sock);
     close(lfd);
-    close(cfg.signal_fd);
+    close(o.cfg.signal_fd);
     if (lock >= 0) close(lock);
     return rc < 0 ? 1 : 0;
-fail:
-    if (ready[1] >= 0 && write(ready[1], &status, 1) != 1) {
-    }
-    if (lock >= 0) close(lock);
-    return status;
 }

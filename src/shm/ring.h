@@ -27,7 +27,11 @@
  *   producer: data_futex; space_waiting, space_fence
  *   consumer: data_waiting, armed, data_fence
  *   consumer: tail, taken (per message)            consumer: space_futex
- *   both:     ready (eventfd state; see shm.c)
+ *   both:     ready (eventfd state: set by the producer, src/transport/shm_tx.c; cleared
+ *             and re-armed by the consumer, rx_update_ready in shm_rx.c)
+ *
+ * The producer's side of this protocol is src/transport/shm_tx.c, the consumer's
+ * src/transport/shm_rx.c; setup and the checks of a peer's segments, shm.c.
  */
 #ifndef FERRY_SHM_RING_H
 #define FERRY_SHM_RING_H

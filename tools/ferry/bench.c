@@ -219,38 +219,47 @@ static void release_mechs(const bench_row *rows, size_t n)
     }
 }
 
-int bench_main(int argc, char **argv)
-{
-    const bench_budget *budget = &BUDGET_FULL;
-    int csv = 0, selected[BENCH_NMECHS], repeat = 0, mode_repeat = REPEAT_FULL, scale = 0;
-    const char *only = NULL, *plot = NULL;
+/* The command line, parsed. */
+typedef struct bench_opts {
+    const bench_budget *budget;
+    int csv, scale;
+    int repeat;      /* --repeat, or 0: the mode's default (mode_repeat) */
+    int mode_repeat; /* the default of the mode (full, --quick, --smoke) */
+    const char *only, *plot;
+} bench_opts;
 
-    for (size_t i = 0; i < BENCH_NMECHS; i++) selected[i] = 1;
+#define GO (-1) /* parse_args: carry on (anything else: exit with it) */
+
+/* Parse argv into *o (--url rows are added as they come). GO, or the exit code: 0 after
+ * --help, 2 on bad usage (with the usage on stderr). */
+static int parse_args(int argc, char **argv, bench_opts *o)
+{
+    *o = (bench_opts){.budget = &BUDGET_FULL, .mode_repeat = REPEAT_FULL};
     for (int i = 1; i < argc; i++) {
         const char *a = argv[i], *rep_arg = NULL;
         if (strcmp(a, "--csv") == 0)
-            csv = 1;
+            o->csv = 1;
         else if (strcmp(a, "--scale") == 0)
-            scale = 1;
+            o->scale = 1;
         else if (strcmp(a, "--quick") == 0) {
-            budget = &BUDGET_QUICK;
-            mode_repeat = REPEAT_QUICK;
+            o->budget = &BUDGET_QUICK;
+            o->mode_repeat = REPEAT_QUICK;
         } else if (strcmp(a, "--smoke") == 0) {
-            budget = &BUDGET_SMOKE;
-            mode_repeat = REPEAT_SMOKE;
+            o->budget = &BUDGET_SMOKE;
+            o->mode_repeat = REPEAT_SMOKE;
         } else if (strcmp(a, "--only") == 0 && i + 1 < argc)
-            only = argv[++i];
+            o->only = argv[++i];
         else if (strncmp(a, "--only=", 7) == 0)
-            only = a + 7;
+            o->only = a + 7;
         else if ((strcmp(a, "--url") == 0 && i + 1 < argc) || strncmp(a, "--url=", 6) == 0) {
             if (add_url(a[5] == '=' ? a + 6 : argv[++i]) != 0) {
                 usage(stderr);
                 return 2;
             }
         } else if (strcmp(a, "--plot") == 0 && i + 1 < argc)
-            plot = argv[++i];
+            o->plot = argv[++i];
         else if (strncmp(a, "--plot=", 7) == 0)
-            plot = a + 7;
+            o->plot = a + 7;
         else if (strcmp(a, "--repeat") == 0 && i + 1 < argc)
             rep_arg = argv[++i];
         else if (strncmp(a, "--repeat=", 9) == 0)
@@ -263,61 +272,64 @@ int bench_main(int argc, char **argv)
             usage(stderr);
             return 2;
         }
-        if (rep_arg && (repeat = parse_repeat(rep_arg)) < 0) {
+        if (rep_arg && (o->repeat = parse_repeat(rep_arg)) < 0) {
             usage(stderr);
             return 2;
         }
     }
-    if (scale) {
-        if (only || nurls || plot || repeat) {
-            fprintf(stderr, "ferry bench: --scale takes only --csv and --smoke\n\n");
-            usage(stderr);
-            return 2;
-        }
-        signal(SIGPIPE, SIG_IGN);
-        return bench_scale_main(budget == &BUDGET_SMOKE, csv);
-    }
-    if (repeat == 0) repeat = mode_repeat;
-    if (only || nurls) {
-        memset(selected, 0, sizeof selected);
-        if (only && select_only(only, selected) != 0) {
-            usage(stderr);
-            return 2;
-        }
-    }
+    return GO;
+}
 
-    static bench_row rows[BENCH_MAX_ROWS];
-    static bench_notes notes;
-    size_t n = bench_plan(rows, selected, &notes), order[BENCH_MAX_ROWS];
-    for (int i = 0; i < nurls; i++) n = bench_plan_mech(rows, n, &urls[i].mech, &notes);
-    bench_measure_order(rows, n, order);
-    bench_result *reps = calloc(n * (size_t)repeat + 1, sizeof *reps);
-    if (!reps) {
-        fprintf(stderr, "ferry bench: out of memory\n");
-        return 1;
+/* --scale instead of the rows: it takes only --csv and --smoke. Its exit code. */
+static int run_scale(const bench_opts *o)
+{
+    if (o->only || nurls || o->plot || o->repeat) {
+        fprintf(stderr, "ferry bench: --scale takes only --csv and --smoke\n\n");
+        usage(stderr);
+        return 2;
     }
-    const bench_budget share = split_budget(budget, repeat);
-    int self_cpu = -1, peer_cpu = bench_pin_setup(&self_cpu);
-    int tty = isatty(STDERR_FILENO), failed = 0;
+    signal(SIGPIPE, SIG_IGN);
+    return bench_scale_main(o->budget == &BUDGET_SMOKE, o->csv);
+}
 
-    signal(SIGPIPE, SIG_IGN); /* a closed pipe or socket is an error code, not a death */
-    catch_stop_signals();
-    for (int i = 0; i < notes.n; i++)
-        fprintf(stderr, "ferry bench: %s: %s\n", notes.note[i].names, notes.note[i].text);
+/* Which mechanisms run: all, or only --only's and --url's. 0, or -1 (usage printed). */
+static int select_mechs(const bench_opts *o, int selected[BENCH_NMECHS])
+{
+    for (size_t i = 0; i < BENCH_NMECHS; i++) selected[i] = 1;
+    if (!o->only && !nurls) return 0;
+    memset(selected, 0, BENCH_NMECHS * sizeof *selected);
+    if (o->only && select_only(o->only, selected) != 0) {
+        usage(stderr);
+        return -1;
+    }
+    return 0;
+}
+
+/* Say on stderr what is left out, how much will run, and where. */
+static void announce(const bench_notes *notes, size_t n, int repeat, int self_cpu, int peer_cpu)
+{
+    for (int i = 0; i < notes->n; i++)
+        fprintf(stderr, "ferry bench: %s: %s\n", notes->note[i].names, notes->note[i].text);
     fprintf(stderr, "ferry bench: %zu measurement%s x %d repetition%s, ", n, n == 1 ? "" : "s",
             repeat, repeat > 1 ? "s" : "");
     if (peer_cpu >= 0)
         fprintf(stderr, "pinned to cpu %d and cpu %d\n", self_cpu, peer_cpu);
     else
         fprintf(stderr, "not pinned (fewer than 2 cpus)\n");
+}
 
+/* Run every row once per repetition, round-robin in the given order, until done or a stop
+ * signal. Each row's results go to its rep[] (reps: n * repeat). 1 if a row failed. */
+static int run_rows(bench_row *rows, size_t n, const size_t *order, int repeat,
+                    const bench_budget *share, int peer_cpu, bench_result *reps)
+{
+    int tty = isatty(STDERR_FILENO), failed = 0;
     for (size_t k = 0; k < n; k++) {
-        rows[k].job.budget = &share;
+        rows[k].job.budget = share;
         rows[k].job.peer_cpu = peer_cpu;
         rows[k].rep = &reps[k * (size_t)repeat];
         rows[k].ok = 1;
     }
-    /* Round-robin: every row once per repetition, in the order of bench_measure_order(). */
     for (int rep = 0; rep < repeat && !stop_signal; rep++) {
         for (size_t j = 0; j < n && !stop_signal; j++) {
             bench_row *r = &rows[order[j]];
@@ -335,30 +347,73 @@ int bench_main(int argc, char **argv)
         }
     }
     if (tty) fprintf(stderr, "\r\033[K");
-    release_mechs(rows, n);
-    if (stop_signal) {
-        const int sig = stop_signal;
-        fprintf(stderr, "ferry bench: interrupted (%s)\n", strsignal(sig));
-        free(reps);
-        signal(sig, SIG_DFL);
-        raise(sig);
-        return 1;
-    }
+    return failed;
+}
+
+/* Interrupted: say so and die of the same signal (returns 1 only if that did not kill). */
+static int die_of_stop_signal(void)
+{
+    const int sig = stop_signal;
+    fprintf(stderr, "ferry bench: interrupted (%s)\n", strsignal(sig));
+    signal(sig, SIG_DFL);
+    raise(sig);
+    return 1;
+}
+
+/* The medians on stdout (CSV, or the table, notes and target ratios), then the chart if
+ * asked. 0, or -1 if the chart could not be written. */
+static int report(const bench_opts *o, bench_row *rows, size_t n, int repeat,
+                  const bench_notes *notes)
+{
     for (size_t k = 0; k < n; k++)
         if (rows[k].ok) bench_summarize(&rows[k], repeat);
-
-    if (csv) {
+    if (o->csv) {
         bench_print_csv(stdout, rows, n);
     } else {
         bench_print_table(stdout, rows, n, repeat);
-        if (notes.n) {
+        if (notes->n) {
             printf("\n");
-            bench_print_notes(stdout, &notes);
+            bench_print_notes(stdout, notes);
         }
         bench_print_targets(stdout, rows, n, repeat);
     }
     fflush(stdout);
-    if (plot && bench_plot_svg(plot, rows, n, repeat, &notes) != 0) failed = 1;
+    return o->plot && bench_plot_svg(o->plot, rows, n, repeat, notes) != 0 ? -1 : 0;
+}
+
+int bench_main(int argc, char **argv)
+{
+    bench_opts o;
+    int selected[BENCH_NMECHS];
+    int rc = parse_args(argc, argv, &o);
+    if (rc != GO) return rc;
+    if (o.scale) return run_scale(&o);
+    const int repeat = o.repeat ? o.repeat : o.mode_repeat;
+    if (select_mechs(&o, selected) != 0) return 2;
+
+    static bench_row rows[BENCH_MAX_ROWS];
+    static bench_notes notes;
+    size_t n = bench_plan(rows, selected, &notes), order[BENCH_MAX_ROWS];
+    for (int i = 0; i < nurls; i++) n = bench_plan_mech(rows, n, &urls[i].mech, &notes);
+    bench_measure_order(rows, n, order);
+    bench_result *reps = calloc(n * (size_t)repeat + 1, sizeof *reps);
+    if (!reps) {
+        fprintf(stderr, "ferry bench: out of memory\n");
+        return 1;
+    }
+    const bench_budget share = split_budget(o.budget, repeat);
+    int self_cpu = -1, peer_cpu = bench_pin_setup(&self_cpu);
+
+    signal(SIGPIPE, SIG_IGN); /* a closed pipe or socket is an error code, not a death */
+    catch_stop_signals();
+    announce(&notes, n, repeat, self_cpu, peer_cpu);
+    int failed = run_rows(rows, n, order, repeat, &share, peer_cpu, reps);
+    release_mechs(rows, n);
+    if (stop_signal) {
+        free(reps);
+        return die_of_stop_signal();
+    }
+    if (report(&o, rows, n, repeat, &notes) != 0) failed = 1;
     free(reps);
     return failed ? 1 : 0;
 }

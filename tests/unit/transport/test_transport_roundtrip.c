@@ -8,6 +8,7 @@
  * Usage: test_transport_roundtrip SCHEME (pipe, pipe-exec, unix, unix-abstract, tcp, tcp6,
  * fifo, shm). pipe-exec hands the child its ends across exec (ferry_pipe_pair_fd, then
  * ferry_chan_open("PIPE://R,W") in the exec'd child: the scheme in upper case).
+ * CTest runs only pipe-exec: the conformance suite checks the rest on every form.
  */
 #include "testutil.h"
 

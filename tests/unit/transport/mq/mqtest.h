@@ -1,5 +1,5 @@
 /*
- * mqtest.h — helpers for the message-queue transport tests (tests/unit/mq), on top of
+ * mqtest.h — helpers for the message-queue transport tests (tests/unit/transport/mq), on top of
  * chantest.h (watchdog, fork_child, ctl pipes, seq payloads, now_ns):
  *  - leftovers: mq_snapshot() lists the POSIX queues of the mqueue file system
  *    (/dev/mqueue, or — where it is not mounted — a private mount of it, made once in a
@@ -17,7 +17,7 @@
 #ifndef FERRY_MQTEST_H
 #define FERRY_MQTEST_H
 
-#include "../chan/chantest.h"
+#include "chantest.h"
 
 #include "core/frame.h"
 

@@ -1,5 +1,6 @@
 /*
- * chantest.h — helpers shared by the shm channel behaviour tests (tests/unit/chan).
+ * chantest.h — helpers shared by the channel behaviour tests (tests/unit/transport/shm,
+ * tests/unit/transport/mq) and the conformance suite.
  *
  *  - now_ns(), sleep_ms(): CLOCK_MONOTONIC time in ns, and a sleep that survives EINTR.
  *  - watchdog: every test process arms alarm(WATCHDOG_S); a hang then ends the process

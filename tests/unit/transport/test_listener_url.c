@@ -17,7 +17,7 @@
  *  - cleanup: no fd leak, no queue left (ipcs -q and the mqueue list as before), the
  *    socket files and FIFOs gone (the temp dir is empty at the end).
  */
-#include "../mq/mqtest.h"
+#include "mq/mqtest.h"
 
 #include <arpa/inet.h>
 #include <netinet/in.h>
