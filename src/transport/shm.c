@@ -2,8 +2,8 @@
  * shm.c — the shm transport: channels whose data flows through lock-free rings in sealed
  * memfds (ring.h), set up over a Unix-socket control link (shm_link.h) that stays open as
  * the liveness link. This file makes channels (ferry_pair, ferry_pair_fd,
- * ferry_chan_adopt, ferry_listen/accept, ferry_chan_open), checks liveness, closes, and
- * holds the ops table; shm_tx.c and shm_rx.c move the messages.
+ * ferry_chan_adopt, ferry_listen/accept, ferry_chan_open), closes, and holds the ops
+ * table; shm_live.c tells whether the peer is still there; shm_tx.c and shm_rx.c move the messages.
  *
  * Rules: the creating side (pair, listener) decides the channel's shape and makes both
  * directions' segments and eventfds; the adopting side validates every value and every
@@ -28,26 +28,6 @@
 #include <sys/stat.h>
 #include <sys/un.h>
 #include <unistd.h>
-
-/* ------------------------------------------------------------------ liveness */
-
-int ferry__shm_fail(shm_chan *c, int err)
-{
-    int zero = 0;
-    atomic_compare_exchange_strong_explicit(&c->dead, &zero, err, memory_order_relaxed,
-                                            memory_order_relaxed);
-    /* A peer that broke the rules is cut off: it sees the link hang up. */
-    if (err == -EBADMSG) shutdown(c->link, SHUT_RDWR);
-    return atomic_load_explicit(&c->dead, memory_order_relaxed);
-}
-
-int ferry__shm_alive(void *chan)
-{
-    shm_chan *c = chan;
-    int dead = atomic_load_explicit(&c->dead, memory_order_relaxed);
-    if (dead) return dead;
-    return ferry__link_alive(c->link) < 0 ? ferry__shm_fail(c, -EPIPE) : 0;
-}
 
 /* ------------------------------------------------------------------ shape */
 
