@@ -161,16 +161,6 @@ struct ferry_sub {
 
 /* ------------------------------------------------------------------ helpers */
 
-/* The ns left before the deadline (INT64_MAX: forever), or -ETIMEDOUT / -EAGAIN. */
-static int64_t time_left(ferry__when *w)
-{
-    int64_t at = ferry__when_at(w);
-    if (at == FERRY__NO_DEADLINE) return INT64_MAX;
-    int64_t left = ferry__remaining(at);
-    if (left > 0) return left;
-    return at == 0 ? -EAGAIN : -ETIMEDOUT;
-}
-
 static slothdr *slot_at(const ferry_bcast *b, uint64_t seq)
 {
     return (slothdr *)(b->slots + (size_t)(seq & (b->nslots - 1)) * b->stride);
@@ -501,7 +491,7 @@ static int wait_room(ferry_bcast *b, uint64_t s, ferry__when *w)
             next_check = now + SLICE_NS;
             if (room_for(b, s, &blocker)) return 0;
         }
-        int64_t left = time_left(w);
+        int64_t left = ferry__when_left(w);
         if (left < 0) return (int)left;
         if (left > SLICE_NS) left = SLICE_NS;
         ferry__futex_wait(&sh->pub_ftx, v, left); /* woken, EAGAIN, EINTR, timeout: re-check */
@@ -701,7 +691,7 @@ static int wait_data(ferry_bcast *b, uint64_t want, ferry__when *w)
                    (checked && pub_gone(b))) {
             rc = -EPIPE;
         } else {
-            int64_t left = time_left(w);
+            int64_t left = ferry__when_left(w);
             if (left < 0) {
                 rc = (int)left;
             } else {

@@ -375,26 +375,11 @@ static ssize_t q_find(const mq_chan *c, int64_t filter)
     return best;
 }
 
-/* Hand out a message: type, len and payload into m. -EMSGSIZE when it does not fit
- * (m->len says the size needed). */
-static ssize_t deliver(mq_chan *c, ferry_msg *m, int keep_fds, int64_t type, const void *data,
-                       size_t len)
-{
-    m->type = type;
-    m->len = len;
-    if (len > m->cap) return -EMSGSIZE;
-    if (len) memcpy(m->data, data, len);
-    if (keep_fds) m->nfds = 0;
-    FERRY__COUNT(c->base.st.recv_msgs, 1);
-    FERRY__COUNT(c->base.st.recv_bytes, len);
-    return (ssize_t)len;
-}
-
 /* Take backlog entry i (it stays on -EMSGSIZE). */
 static ssize_t deliver_q(mq_chan *c, ferry_msg *m, int keep_fds, size_t i)
 {
     mq_entry e = c->q[i];
-    ssize_t n = deliver(c, m, keep_fds, e.type, e.data, e.len);
+    ssize_t n = ferry__deliver(&c->base, m, keep_fds, e.type, e.data, e.len);
     if (n < 0) return n;
     free(e.data);
     memmove(&c->q[i], &c->q[i + 1], (c->qlen - i - 1) * sizeof *c->q);
@@ -428,7 +413,8 @@ static ssize_t rx_once(mq_chan *c, ferry_msg *m, int64_t filter, int keep_fds, i
             /* The first match (the backlog holds none): hand it out, or, when it does not
              * fit, keep it as the newest backlog entry: it stays queued, in order, and
              * deliver_q says -EMSGSIZE with the size needed. */
-            if (f.len <= m->cap) return deliver(c, m, keep_fds, f.type, c->rxbuf + HDR, f.len);
+            if (f.len <= m->cap)
+                return ferry__deliver(&c->base, m, keep_fds, f.type, c->rxbuf + HDR, f.len);
             rc = q_push(c, &f);
             if (rc < 0) return rc;
             return deliver_q(c, m, keep_fds, c->qlen - 1);

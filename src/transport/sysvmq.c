@@ -491,20 +491,6 @@ static int svq_sendmsg(ferry_chan *ch, const ferry_msg *m, ferry__when *w)
 
 /* ------------------------------------------------------------------ receive */
 
-/* Hand out a message into m; -EMSGSIZE when it does not fit (m->len: the size needed). */
-static ssize_t deliver(sv_chan *c, ferry_msg *m, int keep_fds, int64_t type, const void *data,
-                       size_t len)
-{
-    m->type = type;
-    m->len = len;
-    if (len > m->cap) return -EMSGSIZE;
-    if (len) memcpy(m->data, data, len);
-    if (keep_fds) m->nfds = 0;
-    FERRY__COUNT(c->base.st.recv_msgs, 1);
-    FERRY__COUNT(c->base.st.recv_bytes, len);
-    return (ssize_t)len;
-}
-
 /* Does the held message answer this filter now? 1 yes, 0 no, or an error. For a
  * negative filter, a lower type still in the queue wins: probe for one with a zero-byte
  * msgrcv (E2BIG: there is one, and it stays queued). */
@@ -561,7 +547,8 @@ static ssize_t svq_recvmsg(ferry_chan *ch, ferry_msg *m, int64_t filter, int kee
             int rc = held_wins(c, filter);
             if (rc < 0) return rc;
             if (rc) {
-                ssize_t n = deliver(c, m, keep_fds, c->held_type, c->held_data, c->held_len);
+                ssize_t n =
+                    ferry__deliver(&c->base, m, keep_fds, c->held_type, c->held_data, c->held_len);
                 if (n >= 0) {
                     free(c->held_data);
                     c->held_data = NULL;
@@ -576,7 +563,8 @@ static ssize_t svq_recvmsg(ferry_chan *ch, ferry_msg *m, int64_t filter, int kee
             int rc = frame_check(c, n, &f);
             if (rc < 0) return chan_fail(c, rc);
             const uint8_t *payload = c->rxbuf->text + HDR;
-            if (f.len <= m->cap) return deliver(c, m, keep_fds, f.type, payload, f.len);
+            if (f.len <= m->cap)
+                return ferry__deliver(&c->base, m, keep_fds, f.type, payload, f.len);
             /* It is out of the queue already: hold it at the front. */
             uint8_t *copy = malloc(f.len);
             if (!copy) return -ENOMEM;

@@ -13,9 +13,13 @@
 #ifndef FERRY_TRANSPORT_H
 #define FERRY_TRANSPORT_H
 
+#include <errno.h>
 #include <stdatomic.h>
 #include <stdint.h>
+#include <string.h>
+#include <sys/types.h>
 
+#include "core/filter.h"
 #include "core/time.h"
 #include "ferry/ferry.h"
 
@@ -98,13 +102,21 @@ int ferry__shm_from_link(int s, int creator, const ferry_chan_opts *o, const fer
 int ferry__unix_from_sock(int s, int creator, const ferry_chan_opts *o, const ferry_cred *peer,
                           int64_t deadline, ferry_chan **out);
 
-/* Does a message of this type pass the filter (ferry_recvmsg rules)? For filter < 0 this
- * says only "eligible" (type <= -filter); the caller picks the lowest eligible type. */
-static inline int ferry__filter_match(int64_t filter, int64_t type)
+/* Hand a message the transport holds (type, data, len) out into m, as ferry_recvmsg
+ * says: type and len always (len is the size needed on -EMSGSIZE, and nothing is
+ * copied); the payload when it fits; nfds 0 when keep_fds (transports that carry no fds).
+ * Counts the receive on ch. Returns len or -EMSGSIZE; data stays the caller's. */
+static inline ssize_t ferry__deliver(ferry_chan *ch, ferry_msg *m, int keep_fds, int64_t type,
+                                     const void *data, size_t len)
 {
-    if (filter == 0) return 1;
-    if (filter > 0) return type == filter;
-    return type <= -filter;
+    m->type = type;
+    m->len = len;
+    if (len > m->cap) return -EMSGSIZE;
+    if (len) memcpy(m->data, data, len);
+    if (keep_fds) m->nfds = 0;
+    FERRY__COUNT(ch->st.recv_msgs, 1);
+    FERRY__COUNT(ch->st.recv_bytes, len);
+    return (ssize_t)len;
 }
 
 #endif
