@@ -2,7 +2,7 @@
  * bcast.c — ferry_bcast: one publisher, any number of subscribers, every subscriber gets
  * every message in order (ferry.h, "broadcast"), zero copy through shared memory.
  *
- * The object is a sealed memfd (sync/obj.h, kind FERRY_OBJ_BCAST) shared like the
+ * The object is a sealed memfd (shm/obj.h, kind FERRY_OBJ_BCAST) shared like the
  * synchronization objects (fork, descriptor, ferry_publish). Layout:
  *     [bshm: header, sizes, head, wait words] [max_subs subscriber entries, 64 B each]
  *     [nslots slots: a 32-byte slot header, then max_msg bytes, stride a multiple of 64]
@@ -66,7 +66,8 @@
 #include "core/proc.h"
 #include "core/futex.h"
 #include "ferry/ferry.h"
-#include "sync/obj.h"
+#include "broker/client.h"
+#include "shm/obj.h"
 
 #include <errno.h>
 #include <fcntl.h>

@@ -27,7 +27,8 @@
 #include "policy.h"
 #include "proto.h"
 
-#include "sync/obj.h"
+#include "client.h"
+#include "shm/obj.h"
 
 #include "core/time.h"
 #include "transport/fdchan.h"

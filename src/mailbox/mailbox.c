@@ -1,6 +1,6 @@
 /*
  * mailbox.c — ferry_mailbox: a many-to-many queue of typed messages in a sealed memfd
- * (obj.h, kind FERRY_OBJ_MAILBOX); ferry.h "mailboxes" is the contract.
+ * (shm/obj.h, kind FERRY_OBJ_MAILBOX); ferry.h "mailboxes" is the contract.
  *
  * The object:
  *   page 0   the header: the common obj.h header; the shape (capacity, flags, nslots,
@@ -104,7 +104,8 @@
 #include "core/futex.h"
 #include "core/plock.h"
 #include "core/proc.h"
-#include "sync/obj.h"
+#include "broker/client.h"
+#include "shm/obj.h"
 
 #include "core/time.h"
 #include "ferry/ferry.h"
@@ -135,7 +136,7 @@ enum { S_FREE = 0, S_WRITING = 1, S_READY = 2, S_TAKEN = 3, S_HANDED = 4 };
 #define MB_SLICE_NS    ((int64_t)20 * 1000 * 1000)
 #define MB_GRACE_NS    ((int64_t)1000 * 1000 * 1000) /* see mb_lock */
 #define NIL            UINT32_MAX
-#define MB_MAGIC       FERRY__MAILBOX_MAGIC /* the carrier message (sync/obj.h) */
+#define MB_MAGIC       FERRY__MAILBOX_MAGIC /* the carrier message (shm/obj.h) */
 #define MB_MAGIC_LEN   FERRY__CARRIER_MAGIC_LEN
 #define MB_FLAGS       (FERRY_MAILBOX_EXCLUSIVE | FERRY_MAILBOX_AT_LEAST_ONCE)
 
@@ -1259,7 +1260,7 @@ fail:
 }
 
 /* The memfd and the ring from carrier fd (which the caller keeps): 0, or -EBADMSG.
- * ferry__carrier_open (sync/obj.h) checks the magic, exactly [memfd, ring], the memfd a
+ * ferry__carrier_open (shm/obj.h) checks the magic, exactly [memfd, ring], the memfd a
  * mailbox object and the ring fd's own peer. */
 static int carrier_open(int fd, int *mfd, int *ring)
 {
