@@ -202,7 +202,8 @@ typedef struct mq_chan {
     int efd_set; /* the eventfd holds a count */
 } mq_chan;
 
-extern const ferry__ops ferry__posixmq_ops;
+static const ferry__chan_ops chan_ops;
+static const ferry__listener_ops listener_ops;
 
 static void chan_free(mq_chan *c)
 {
@@ -232,7 +233,7 @@ static int chan_make(mqd_t tx, mqd_t rx, int crc, mq_names *names, ferry_chan **
         names_put(names);
         return -ENOMEM;
     }
-    c->base.ops = &ferry__posixmq_ops;
+    c->base.ops = &chan_ops;
     c->tx = tx;
     c->rx = rx;
     c->names = names;
@@ -541,7 +542,7 @@ static int pmq_listen(const char *where, const ferry_chan_opts *o, ferry_listene
 {
     ferry_chan_opts d;
     if (!o) {
-        ferry_chan_opts_init(&d);
+        ferry__opts_defaults(&d);
         o = &d;
     }
     struct mq_attr a;
@@ -555,7 +556,7 @@ static int pmq_listen(const char *where, const ferry_chan_opts *o, ferry_listene
         return -ENOMEM;
     }
     rc = names_parse(where, n->c2s, n->s2c);
-    l->base.ops = &ferry__posixmq_ops;
+    l->base.ops = &listener_ops;
     l->names = n;
     l->rx = l->tx = -1;
     l->crc = (o->flags & FERRY_CHECKSUM) != 0;
@@ -645,16 +646,22 @@ static int pmq_open(const char *where, const ferry_chan_opts *o, ferry_chan **ou
     return chan_make(tx, rx, o && (o->flags & FERRY_CHECKSUM), NULL, out);
 }
 
-const ferry__ops ferry__posixmq_ops = {
-    .scheme = "posixmq",
-    .listen = pmq_listen,
+static const ferry__listener_ops listener_ops = {
     .accept = pmq_accept,
-    .listener_fd = pmq_listener_fd,
-    .listener_close = pmq_listener_close,
-    .open = pmq_open,
+    .fd = pmq_listener_fd,
+    .close = pmq_listener_close,
+};
+
+static const ferry__chan_ops chan_ops = {
     .sendmsg = pmq_sendmsg,
     .recvmsg = pmq_recvmsg,
     .fd = pmq_fd,
     .max_msg = pmq_max_msg,
     .close = pmq_close,
+};
+
+const ferry__transport ferry__posixmq_transport = {
+    .scheme = "posixmq",
+    .listen = pmq_listen,
+    .open = pmq_open,
 };

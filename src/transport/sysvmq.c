@@ -368,7 +368,8 @@ typedef struct sv_chan {
     uint8_t *held_data;
 } sv_chan;
 
-extern const ferry__ops ferry__sysvmq_ops;
+static const ferry__chan_ops chan_ops;
+static const ferry__listener_ops listener_ops;
 
 /* The opener's close: take its attach record out of the door and put the hello back in
  * its place (the attach record's room is the hello's). Best effort: a removed door
@@ -417,7 +418,7 @@ static int chan_make(int tx, int rx, const sv_shape *s, sv_ids *ids, ferry_chan 
         ids_put(ids);
         return -ENOMEM;
     }
-    c->base.ops = &ferry__sysvmq_ops;
+    c->base.ops = &chan_ops;
     c->tx = tx;
     c->rx = rx;
     c->max_msg = s->max_msg;
@@ -744,7 +745,7 @@ static int svq_listen(const char *where, const ferry_chan_opts *o, ferry_listene
 {
     ferry_chan_opts d;
     if (!o) {
-        ferry_chan_opts_init(&d);
+        ferry__opts_defaults(&d);
         o = &d;
     }
     key_t key = IPC_PRIVATE;
@@ -804,7 +805,7 @@ static int svq_listen(const char *where, const ferry_chan_opts *o, ferry_listene
         free(l);
         return rc;
     }
-    l->base.ops = &ferry__sysvmq_ops;
+    l->base.ops = &listener_ops;
     l->ids = q;
     l->shape = s;
     l->is_private = key == IPC_PRIVATE;
@@ -919,17 +920,23 @@ static int svq_open(const char *where, const ferry_chan_opts *o, ferry_chan **ou
     return 0;
 }
 
-const ferry__ops ferry__sysvmq_ops = {
-    .scheme = "sysvmq",
-    .listen = svq_listen,
+static const ferry__listener_ops listener_ops = {
     .accept = svq_accept,
-    .listener_fd = svq_listener_fd,
-    .listener_close = svq_listener_close,
+    .fd = svq_listener_fd,
     .url = svq_listener_url,
-    .open = svq_open,
+    .close = svq_listener_close,
+};
+
+static const ferry__chan_ops chan_ops = {
     .sendmsg = svq_sendmsg,
     .recvmsg = svq_recvmsg,
     .fd = svq_fd,
     .max_msg = svq_max_msg,
     .close = svq_close,
+};
+
+const ferry__transport ferry__sysvmq_transport = {
+    .scheme = "sysvmq",
+    .listen = svq_listen,
+    .open = svq_open,
 };
