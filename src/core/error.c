@@ -13,7 +13,7 @@
 #include <limits.h>
 
 static const char *const names[] = {
-    /* The meanings ferry gives these codes (ferry.h, DESIGN §3). */
+    /* The meanings ferry gives these codes (ferry.h, docs/api.md). */
     [ETIMEDOUT] = "ETIMEDOUT: deadline passed",
     [EAGAIN] = "EAGAIN: not ready (FERRY_NOW)",
     [EPIPE] = "EPIPE: peer gone",
