@@ -70,7 +70,8 @@ struct ferry_listener {
 struct ferry__listener_ops {
     /* Wait for the next peer and make this side's channel end with it: 0 and *out (the
      * caller's, to close with ferry_chan_close). May block: on the peer's arrival and on
-     * its handshake. A peer that fails its handshake is dropped and the wait goes on;
+     * its handshake. A peer already gone (-EPIPE in the handshake) is skipped and the
+     * wait goes on; other handshake errors are returned (-EBADMSG, -ENOMEM, -EMFILE);
      * -ETIMEDOUT / -EAGAIN at the deadline. l stays the caller's. Required. */
     int (*accept)(ferry_listener *l, ferry_chan **out, int64_t deadline);
     /* A descriptor that polls readable when accept would not wait (level-triggered),
@@ -82,8 +83,9 @@ struct ferry__listener_ops {
      * Never blocks. NULL: always the stored URL. */
     int (*url)(const ferry_listener *l, char *buf, size_t cap);
     /* Stop listening and free l, the struct included (its url is already freed): the
-     * address is released (a socket path unlinked, a queue removed) and nothing pending
-     * is accepted any more. Channels already accepted live on. Never blocks. Required. */
+     * address is given back as the transport documents (a socket path unlinked; a queue
+     * removed, or left to a live opener: docs/transports.md), and nothing pending is
+     * accepted any more. Channels already accepted live on. Never blocks. Required. */
     void (*close)(ferry_listener *l);
 };
 
