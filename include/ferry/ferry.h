@@ -391,7 +391,7 @@ int ferry_chan_peer(const ferry_chan *ch, ferry_cred *out);
 /* ---------------------------------------------------------------- the naming service */
 
 /*
- * ferryd, the broker, names servers and introduces clients to them (docs/architecture.md, docs/broker.md). It
+ * ferryd, the broker, names servers and introduces clients to them (DESIGN §6). It
  * listens on $FERRY_BROKER, else $XDG_RUNTIME_DIR/ferry/ferryd.sock, else
  * /run/ferry/ferryd.sock. The first call that needs it starts it when none runs (unless
  * FERRY_NO_AUTOSPAWN=1; the program is $FERRY_FERRYD, else the ferryd installed with

@@ -2,7 +2,7 @@
  * proto.h — the broker protocol: what ferryd and the library say to each other over a
  * Unix SOCK_SEQPACKET connection to ferryd's socket.
  *
- * Every packet is one ferry frame (docs/architecture.md, "The wire frame"): the 32-byte header, then a payload of at
+ * Every packet is one ferry frame (DESIGN §4): the 32-byte header, then a payload of at
  * most FERRY__BMSG_MAX bytes. The header's type is the operation (FERRY__OP_*), its seq
  * the request id (the client picks it; the reply carries it back; unsolicited packets
  * from ferryd carry seq 0), nfds is 0 or 1 (a client sends a descriptor only with

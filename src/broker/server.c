@@ -10,7 +10,7 @@
  * Death: a server's names are freed when its connection hangs up or when its process
  * exits (its pidfd polls readable) — whichever comes first; watchers hear at once.
  *
- * Resources (docs/architecture.md, "The broker": ferryd's privilege is never lent):
+ * Resources (DESIGN §8, "ferryd's privilege is never lent"):
  *  - Every descriptor ferryd holds for a client is charged to a uid's used.fds: its
  *    connections, the pidfd of a name-owning process (to the uid of the connection that
  *    opened it), published objects, descriptors in queued packets, introductions in

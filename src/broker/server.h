@@ -1,6 +1,6 @@
 /*
  * server.h — ferryd's event loop: the registry of names, the policy checks, the quotas,
- * introductions, watches and death notices (docs/architecture.md "The broker", docs/broker.md).
+ * introductions, watches and death notices (DESIGN §6, docs/broker.md).
  *
  * Rules: one thread, one epoll set, no blocking call anywhere (every socket is
  * non-blocking; a reply that does not fit in a client's socket is queued, within the

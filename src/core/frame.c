@@ -1,5 +1,5 @@
 /*
- * frame.c — the 32-byte frame header (see frame.h and docs/architecture.md, "The wire frame").
+ * frame.c — the 32-byte frame header (see frame.h and DESIGN §4).
  *
  * Rules: fields are written and read byte by byte as little-endian, so the code is the
  * same on any host. The decoder first copies the 32 bytes into a private buffer (the

@@ -1,5 +1,5 @@
 /*
- * frame.h — the 32-byte ferry frame header (docs/architecture.md, "The wire frame"): its layout, encoder and strict
+ * frame.h — the 32-byte ferry frame header (DESIGN §4): its layout, encoder and strict
  * decoder. Used by every byte-stream transport and as the record header of a shm ring.
  *
  *   off  0  u32 magic 'FRY1' (0x31595246 little-endian: bytes 'F','R','Y','1')

@@ -6,7 +6,7 @@
  * Two kinds of descriptor:
  *   packet  SOCK_SEQPACKET: one frame per packet, fds ride as SCM_RIGHTS on it;
  *   stream  a byte stream (pipe, FIFO, TCP): frames back to back, no fds.
- * Every frame is the 32-byte header of docs/architecture.md ("The wire frame") and its payload. Frames carry seq 1, 2,
+ * Every frame is the 32-byte header of DESIGN §4 and its payload. Frames carry seq 1, 2,
  * ... in order; the first frame each way is a HELLO (seq 0, an 8-byte payload: the
  * channel's max_msg and flags), so an end that joins later (a connecting client, a child
  * that got its pipe ends across exec) learns the channel's shape from its creator. With
