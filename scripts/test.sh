@@ -1,6 +1,5 @@
 #!/usr/bin/env bash
-# test.sh — the whole test suite: the layer check (scripts/check-layers.sh); the normal
-# build and every CTest test; the same under
+# test.sh — the whole test suite: the normal build and every CTest test; the same under
 # ASan+UBSan; the ring and channel tests under TSan; and the frame decoder and the broker
 # protocol codec under libFuzzer for FERRY_FUZZ_SECONDS (default 60) each, the two
 # harnesses side by side. Each build has its own directory under
@@ -16,13 +15,10 @@ trap 'rm -f "$started"' EXIT
 
 step() { echo; echo "== $*"; }
 
-step "layers run one way: includes (docs/architecture.md)"
-scripts/check-layers.sh
-
 step "build and test (gcc, RelWithDebInfo)"
 cmake -S . -B $b/plain -DCMAKE_BUILD_TYPE=RelWithDebInfo >/dev/null
 cmake --build $b/plain -j"$jobs"
-scripts/check-layers.sh $b/plain # and calls, read from the objects just built
+scripts/check-layers.sh $b/plain # layers run one way: includes, and calls read from the objects
 ctest --test-dir $b/plain --output-on-failure -j"$jobs"
 
 step "ASan + UBSan (clang)"
