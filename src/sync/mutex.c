@@ -162,7 +162,7 @@ typedef struct mobj {
     mslot slots[FERRY__MUTEX_SLOTS];
 } mobj;
 
-/* ferryd tells a plain mutex from a fair one by this word (sync/obj.h). */
+/* ferryd tells a plain mutex from a fair one by this word (shm/obj.h). */
 _Static_assert(offsetof(mobj, flags) == FERRY__MUTEX_FLAGS_OFF, "ferryd reads flags here");
 
 _Static_assert(sizeof(mobj) <= 4096, "a mutex object is one page");
