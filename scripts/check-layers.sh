@@ -6,8 +6,9 @@
 # (include/, the public API) is for everyone. An area under src/ that is not in the table
 # below fails too: a new area takes its place in the picture first.
 # With a build directory as argument, it checks the calls as well: no object file of an
-# area refers to a symbol defined in a higher area (or another area of its layer), read
-# with nm from the objects of that build.
+# area refers to a symbol defined in a higher area (or another area of its layer), and no
+# files call each other in a circle (shm_tx.c -> shm.c -> shm_tx.c was one), read with nm
+# from the objects of that build.
 # Cheap (a grep; nm over ~45 objects): scripts/test.sh runs the includes first and the
 # calls after its first build. Exits non-zero on a violation.
 set -euo pipefail
@@ -75,10 +76,10 @@ if [ $# -ge 1 ]; then
         [ -f "$srcf" ] || continue
         area=${srcf#src/}
         area=${area%%/*}
-        nm --defined-only -g "$obj" | awk -v a="$area" 'NF == 3 && $2 ~ /[TDBRC]/ { print $3, a }' >>"$defs"
+        nm --defined-only -g "$obj" | awk -v a="$area" -v f="$srcf" 'NF == 3 && $2 ~ /[TDBRC]/ { print $3, a, f }' >>"$defs"
         nm -u "$obj" | awk -v a="$area" -v f="$srcf" '{ print $NF, a, f }' >>"$uses"
     done < <(find "$1/CMakeFiles" -path '*/src/*' -name '*.o' | sort)
-    while read -r sym area file target; do
+    while read -r sym area file target tfile; do
         [ "$area" = "$target" ] && continue
         lt=$(layer "$target")
         la=$(layer "$area")
@@ -89,8 +90,17 @@ if [ $# -ge 1 ]; then
             echo "$file: calls $sym of $target: sideways (both layer $la)"
             bad=1
         fi
-    done < <(awk 'NR == FNR { def[$1] = $2; next } ($1 in def) { print $1, $2, $3, def[$1] }' \
+    done < <(awk 'NR == FNR { def[$1] = $2 " " $3; next } ($1 in def) { print $1, $2, $3, def[$1] }' \
         <(sort -u "$defs") <(sort -u "$uses"))
+    # No circle between files either (within an area too): file -> file it calls, in
+    # tsort's input; tsort reports a loop when there is one.
+    loops=$(awk 'NR == FNR { def[$1] = $3; next } ($1 in def) && def[$1] != $3 { print $3, def[$1] }' \
+        <(sort -u "$defs") <(sort -u "$uses") | sort -u | tsort 2>&1 >/dev/null || true)
+    if [ -n "$loops" ]; then
+        echo "$loops"
+        echo "check-layers: files call each other in a circle"
+        bad=1
+    fi
     if [ "$bad" -ne 0 ]; then
         echo "check-layers: calls go against the layers (docs/architecture.md)"
         exit 1
