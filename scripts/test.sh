@@ -21,6 +21,7 @@ scripts/check-format.sh # the files of scripts/format-files.txt are clang-format
 step "build and test (gcc, RelWithDebInfo)"
 cmake -S . -B $b/plain -DCMAKE_BUILD_TYPE=RelWithDebInfo >/dev/null
 cmake --build $b/plain -j"$jobs"
+scripts/check-layers.sh $b/plain # layers run one way: includes, and calls read from the objects
 ctest --test-dir $b/plain --output-on-failure -j"$jobs"
 
 step "valgrind memcheck: the core and shm unit tests (the plain build's binaries)"

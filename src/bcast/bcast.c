@@ -2,7 +2,7 @@
  * bcast.c — ferry_bcast: one publisher, any number of subscribers, every subscriber gets
  * every message in order (ferry.h, "broadcast"), zero copy through shared memory.
  *
- * The object is a sealed memfd (sync/obj.h, kind FERRY_OBJ_BCAST) shared like the
+ * The object is a sealed memfd (shm/obj.h, kind FERRY_OBJ_BCAST) shared like the
  * synchronization objects (fork, descriptor, ferry_publish). Layout:
  *     [bshm: header, sizes, head, wait words] [max_subs subscriber entries, 64 B each]
  *     [nslots slots: a 32-byte slot header, then max_msg bytes, stride a multiple of 64]
@@ -66,7 +66,8 @@
 #include "core/proc.h"
 #include "core/futex.h"
 #include "ferry/ferry.h"
-#include "sync/obj.h"
+#include "broker/client.h"
+#include "shm/obj.h"
 
 #include <errno.h>
 #include <fcntl.h>
@@ -160,16 +161,6 @@ struct ferry_sub {
 };
 
 /* ------------------------------------------------------------------ helpers */
-
-/* The ns left before the deadline (INT64_MAX: forever), or -ETIMEDOUT / -EAGAIN. */
-static int64_t time_left(ferry__when *w)
-{
-    int64_t at = ferry__when_at(w);
-    if (at == FERRY__NO_DEADLINE) return INT64_MAX;
-    int64_t left = ferry__remaining(at);
-    if (left > 0) return left;
-    return at == 0 ? -EAGAIN : -ETIMEDOUT;
-}
 
 static slothdr *slot_at(const ferry_bcast *b, uint64_t seq)
 {
@@ -501,7 +492,7 @@ static int wait_room(ferry_bcast *b, uint64_t s, ferry__when *w)
             next_check = now + SLICE_NS;
             if (room_for(b, s, &blocker)) return 0;
         }
-        int64_t left = time_left(w);
+        int64_t left = ferry__when_left(w);
         if (left < 0) return (int)left;
         if (left > SLICE_NS) left = SLICE_NS;
         ferry__futex_wait(&sh->pub_ftx, v, left); /* woken, EAGAIN, EINTR, timeout: re-check */
@@ -701,7 +692,7 @@ static int wait_data(ferry_bcast *b, uint64_t want, ferry__when *w)
                    (checked && pub_gone(b))) {
             rc = -EPIPE;
         } else {
-            int64_t left = time_left(w);
+            int64_t left = ferry__when_left(w);
             if (left < 0) {
                 rc = (int)left;
             } else {

@@ -27,11 +27,13 @@
 #include "policy.h"
 #include "proto.h"
 
-#include "sync/obj.h"
+#include "client.h"
+#include "shm/obj.h"
 
 #include "core/time.h"
 #include "transport/fdchan.h"
 #include "transport/sockutil.h"
+#include "chan/chan.h"
 #include "transport/transport.h"
 
 #include <errno.h>
@@ -337,7 +339,7 @@ static int take_intro(blistener *l, ferry__br *r, int fd, int64_t deadline, ferr
     uint32_t kind = ferry__br_u32(r);
     ferry_cred cred;
     ferry__br_cred(r, &cred);
-    if (ferry__br_end(r) < 0 || fd < 0 || (kind != FERRY_KIND_SHM && kind != FERRY_KIND_UNIX) ||
+    if (ferry__br_end(r) < 0 || fd < 0 || !ferry__chan_kind_ok((int)kind) ||
         link_nonblock(fd) < 0) {
         if (fd >= 0) close(fd);
         return -EBADMSG;
@@ -346,8 +348,7 @@ static int take_intro(blistener *l, ferry__br *r, int fd, int64_t deadline, ferr
     ferry__bw w = {.p = req, .cap = sizeof req};
     ferry__bw_u64(&w, id);
     ferry__bsend(l->sock, FERRY__OP_ACCEPTED, next_seq(), w.p, w.len, -1);
-    int rc = kind == FERRY_KIND_SHM ? ferry__shm_from_link(fd, 1, &l->opts, &cred, deadline, out)
-                                    : ferry__unix_from_sock(fd, 1, &l->opts, &cred, deadline, out);
+    int rc = ferry__chan_from_sock((int)kind, fd, 1, &l->opts, &cred, deadline, out);
     if (rc == 0) return 1;
     return rc == -ENOMEM || rc == -EMFILE || rc == -ENFILE ? rc : 0;
 }
@@ -412,11 +413,10 @@ static void bl_close(ferry_listener *fl)
     free(l);
 }
 
-static const ferry__ops broker_listener_ops = {
-    .scheme = "broker",
+static const ferry__listener_ops broker_listener_ops = {
     .accept = bl_accept,
-    .listener_fd = bl_fd,
-    .listener_close = bl_close,
+    .fd = bl_fd,
+    .close = bl_close,
 };
 
 int ferry_register(const char *name, const ferry_policy *policy, const ferry_chan_opts *opts,
@@ -437,7 +437,7 @@ int ferry_register(const char *name, const ferry_policy *policy, const ferry_cha
     if (opts)
         l->opts = *opts;
     else
-        ferry_chan_opts_init(&l->opts);
+        ferry__opts_defaults(&l->opts);
     int rc = ferry__policy_valid(&l->pol);
     l->ep = epoll_create1(EPOLL_CLOEXEC);
     l->tfd = timerfd_create(CLOCK_MONOTONIC, TFD_CLOEXEC | TFD_NONBLOCK);
@@ -463,8 +463,7 @@ int ferry_register(const char *name, const ferry_policy *policy, const ferry_cha
 int ferry_connect(const char *name, int kind, const ferry_chan_opts *opts, ferry_chan **out,
                   int64_t timeout_ns)
 {
-    if (!out || ferry__name_valid(name) < 0 || (kind != FERRY_KIND_SHM && kind != FERRY_KIND_UNIX))
-        return -EINVAL;
+    if (!out || ferry__name_valid(name) < 0 || !ferry__chan_kind_ok(kind)) return -EINVAL;
     int64_t deadline;
     if (ferry__deadline(timeout_ns, &deadline) < 0) return -EINVAL;
     int s = dial(deadline);
@@ -484,8 +483,7 @@ int ferry_connect(const char *name, int kind, const ferry_chan_opts *opts, ferry
         if (fd >= 0) close(fd);
         return -EBADMSG;
     }
-    return kind == FERRY_KIND_SHM ? ferry__shm_from_link(fd, 0, opts, &server, deadline, out)
-                                  : ferry__unix_from_sock(fd, 0, opts, &server, deadline, out);
+    return ferry__chan_from_sock(kind, fd, 0, opts, &server, deadline, out);
 }
 
 int ferry_lookup(const char *name, ferry_name_info *out, int64_t timeout_ns)

@@ -1,10 +1,9 @@
 /*
- * policy.c — ferryd's rules (see policy.h): valid names and watch patterns, a name's
- * ferry_policy (who may see / connect to it), and the system policy file (who may own
- * which names, who may signal whose, the quotas of each uid). The file is parsed once
- * into a ferry__sysconf: `own` and `signal` rules (pattern, its rank, and the WHOs, user
- * and group names resolved at load) and quotas (a general set, and per-uid overrides
- * with a mask of the kinds they set).
+ * policy.c — ferryd's rules (see policy.h): a name's ferry_policy (who may see / connect to it),
+ * and the system policy file (who may own which names, who may signal whose, the quotas of each
+ * uid). The file is parsed once into a ferry__sysconf: `own` and `signal` rules (pattern, its rank,
+ * and the WHOs, user and group names resolved at load) and quotas (a general set, and per-uid
+ * overrides with a mask of the kinds they set).
  *
  * _POSIX_C_SOURCE (not _GNU_SOURCE): -std=c11 hides getpwnam_r, getgrnam_r, fdopen,
  * strdup and O_CLOEXEC otherwise.
@@ -22,61 +21,6 @@
 #include <stdlib.h>
 #include <string.h>
 #include <unistd.h>
-
-/* ------------------------------------------------------------ names and patterns */
-
-static int name_char(char c)
-{
-    return (c >= 'a' && c <= 'z') || (c >= 'A' && c <= 'Z') || (c >= '0' && c <= '9') || c == '_' ||
-           c == '-';
-}
-
-int ferry__name_valid(const char *name)
-{
-    if (!name) return -EINVAL;
-    size_t len = 0, part = 0;
-    for (; name[len]; len++) {
-        if (len == FERRY__NAME_MAX) return -EINVAL;
-        if (name[len] == '.') {
-            if (part == 0) return -EINVAL;
-            part = 0;
-        } else if (name_char(name[len]) && part < FERRY__PART_MAX) {
-            part++;
-        } else {
-            return -EINVAL;
-        }
-    }
-    return part > 0 ? 0 : -EINVAL; /* also catches "" and a trailing dot */
-}
-
-/* Is pat a prefix pattern ("x.y.*")? Only the shape: validity is checked elsewhere. */
-static int is_prefix(const char *pat, size_t n)
-{
-    return n >= 2 && pat[n - 2] == '.' && pat[n - 1] == '*';
-}
-
-int ferry__pattern_valid(const char *pat)
-{
-    if (!pat) return -EINVAL;
-    if (strcmp(pat, "*") == 0) return 0;
-    size_t n = strnlen(pat, FERRY__NAME_MAX + 3);
-    if (!is_prefix(pat, n)) return ferry__name_valid(pat);
-    if (n > FERRY__NAME_MAX) return -EINVAL; /* a pattern, too, is at most 255 bytes */
-    char base[FERRY__NAME_MAX + 1];
-    memcpy(base, pat, n - 2);
-    base[n - 2] = '\0';
-    return ferry__name_valid(base);
-}
-
-int ferry__pattern_match(const char *pat, const char *name)
-{
-    if (!pat || !name) return 0;
-    if (strcmp(pat, "*") == 0) return 1;
-    size_t n = strlen(pat);
-    if (is_prefix(pat, n)) /* "a.b." must start name, and something must follow */
-        return strncmp(pat, name, n - 1) == 0 && name[n - 1] != '\0';
-    return strcmp(pat, name) == 0;
-}
 
 /* ------------------------------------------------------------ a name's ferry_policy */
 
@@ -103,8 +47,7 @@ int ferry__policy_valid(const ferry_policy *p)
     if (!p || p->mode > 0777 || p->n_uids > FERRY_POLICY_MAX_IDS ||
         p->n_gids > FERRY_POLICY_MAX_IDS ||
         (p->flags & ~(uint32_t)(FERRY_TAKEOVER | FERRY_SIGNAL_GROUP | FERRY_SIGNAL_ALLOWED |
-                                FERRY_SIGNAL_ANYONE |
-                                FERRY_POLICY_TRUSTED_SHARERS)) != 0)
+                                FERRY_SIGNAL_ANYONE | FERRY_POLICY_TRUSTED_SHARERS)) != 0)
         return -EINVAL;
     return 0;
 }
@@ -354,7 +297,9 @@ static int parse_own(parse_ctx *x, rule_set *set, const char *kw, char *rest)
     if (!pat) return syntax(x, "%s: missing pattern", kw);
     if (ferry__pattern_valid(pat) != 0) return syntax(x, "%s: bad pattern '%s'", kw, pat);
     size_t n = strlen(pat), cap = 0;
-    own_rule r = {.rank = strcmp(pat, "*") == 0 ? 1 : is_prefix(pat, n) ? 1 + n : SIZE_MAX};
+    own_rule r = {.rank = strcmp(pat, "*") == 0              ? 1
+                          : ferry__pattern_is_prefix(pat, n) ? 1 + n
+                                                             : SIZE_MAX};
     int rc = 0;
     for (char *w; (w = next_word(&rest)) != NULL; r.nwho++) {
         who_spec *a = grow(r.who, &cap, r.nwho, sizeof *a);

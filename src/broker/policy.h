@@ -37,14 +37,13 @@
 #ifndef FERRY_BROKER_POLICY_H
 #define FERRY_BROKER_POLICY_H
 
+#include "core/name.h"
 #include "ferry/ferry.h"
 
 #include <stddef.h>
 #include <stdint.h>
 #include <sys/types.h>
 
-#define FERRY__NAME_MAX   255 /* bytes, without the NUL */
-#define FERRY__PART_MAX   63
 #define FERRY__MAX_GROUPS 64
 
 /* Who a peer is, as the kernel stamped it. */
@@ -58,18 +57,6 @@ typedef struct ferry__ident {
 
 /* Is gid the primary or a supplementary group of who? 1 or 0. */
 int ferry__ident_in_group(const ferry__ident *who, gid_t gid);
-
-/* 0 if name is a valid name (ferry.h: 1..255 bytes of dot-separated parts, each 1..63
- * of [A-Za-z0-9_-]), else -EINVAL. NULL is -EINVAL. */
-int ferry__name_valid(const char *name);
-
-/* 0 if pat is a valid watch pattern: a valid name, a valid name followed by ".*" (255
- * bytes in all, like a name: a longer one could match no name), or "*"; else -EINVAL. */
-int ferry__pattern_valid(const char *pat);
-
-/* Does name match the (valid) pattern? 1 or 0. "a.b.*" matches "a.b.c" and "a.b.c.d",
- * not "a.b" nor "a.bc". */
-int ferry__pattern_match(const char *pat, const char *name);
 
 /* Rights in ferry_policy.mode, per class (owner 0700, group 0070, other 0007). */
 #define FERRY__SEE     4u

@@ -35,7 +35,7 @@
 #include "proto.h"
 
 #include "core/time.h"
-#include "sync/obj.h"
+#include "shm/obj.h"
 
 #include <errno.h>
 #include <fcntl.h>
@@ -676,7 +676,7 @@ static void unwatch_pid(broker *b, conn *c)
 
 /* Is fd what an object of `kind` is? Semaphores, mutexes, barriers and broadcast rings
  * are sealed memfds whose header says so (ferry__obj_check: read with pread, never
- * mapped); an event queue and a mailbox are carriers (sync/obj.h), checked by
+ * mapped); an event queue and a mailbox are carriers (shm/obj.h), checked by
  * ferry__carrier_open: the duplicates its peek installs are closed at once, so a
  * carrier costs ferryd one descriptor. A connection to ferryd, any other socket, a
  * message without the kind's magic, a wrong memfd or a foreign doorbell are refused:

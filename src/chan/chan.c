@@ -1,62 +1,66 @@
 /*
  * chan.c — the generic channel: the public entry points. Checks what does not depend on
- * the transport, turns timeouts into deadlines once, finds the transport of a URL, and
- * dispatches through its ops table (transport/transport.h).
+ * the transport, turns timeouts into deadlines once, finds the transport of a URL (or of
+ * a pair, an adopted descriptor, a broker's socket), and dispatches through its table
+ * and ops (transport/transport.h). The only caller of the transports' doors.
  */
 #define _GNU_SOURCE /* strdup */
+#include "chan/chan.h"
 #include "core/time.h"
 #include "core/url.h"
 #include "transport/transport.h"
+
+#include <fcntl.h>
+#include <unistd.h>
 
 #include <errno.h>
 #include <stdlib.h>
 #include <string.h>
 
-static const ferry__ops *const transports[] = {
-    &ferry__shm_ops,  &ferry__unix_ops,    &ferry__tcp_ops,    &ferry__fifo_ops,
-    &ferry__pipe_ops, &ferry__posixmq_ops, &ferry__sysvmq_ops,
+/* Every transport: a new one adds its table here (transport/transport.h). */
+static const ferry__transport *const transports[] = {
+    &ferry__shm_transport,    &ferry__unix_transport, &ferry__tcp_transport,
+    &ferry__fifo_transport,   &ferry__pipe_transport, &ferry__posixmq_transport,
+    &ferry__sysvmq_transport,
 };
+
+#define NTRANSPORTS (sizeof transports / sizeof transports[0])
 
 void ferry_chan_opts_init(ferry_chan_opts *o)
 {
-    memset(o, 0, sizeof *o);
-    o->capacity = FERRY_CAP_RING;
-    o->ring_bytes = 256 * 1024;
-    o->max_msg = 0; /* derived from the ring */
-    o->mem_cap = 64 * 1024 * 1024;
-    o->spin_ns = 50 * 1000;
-    o->mode = 0600;
-    o->max_skipped_fds = FERRY_SKIPPED_FDS_DEFAULT;
-    o->max_map = FERRY_MAX_MAP_DEFAULT;
+    ferry__opts_defaults(o);
 }
 
-static int find_transport(const char *url, const ferry__ops **ops, const char **rest)
+static const ferry__transport *by_scheme(const char *scheme)
+{
+    for (size_t i = 0; i < NTRANSPORTS; i++)
+        if (strcmp(transports[i]->scheme, scheme) == 0) return transports[i];
+    return NULL;
+}
+
+static int find_transport(const char *url, const ferry__transport **t, const char **rest)
 {
     char scheme[16];
     int rc = ferry__url_split(url, scheme, rest);
     if (rc < 0) return rc;
-    for (size_t i = 0; i < sizeof transports / sizeof transports[0]; i++) {
-        if (strcmp(transports[i]->scheme, scheme) == 0) {
-            *ops = transports[i];
-            return 0;
-        }
-    }
-    return -EPROTONOSUPPORT;
+    *t = by_scheme(scheme);
+    return *t ? 0 : -EPROTONOSUPPORT;
 }
 
 int ferry_listen(const char *url, const ferry_chan_opts *opts, ferry_listener **out)
 {
-    const ferry__ops *ops;
+    const ferry__transport *t;
     const char *rest;
     if (!out) return -EINVAL;
-    int rc = find_transport(url, &ops, &rest);
+    int rc = find_transport(url, &t, &rest);
     if (rc < 0) return rc;
+    if (!t->listen) return -EOPNOTSUPP;
     ferry_listener *l = NULL;
-    if ((rc = ops->listen(rest, opts, &l)) < 0) return rc;
+    if ((rc = t->listen(rest, opts, &l)) < 0) return rc;
     /* Keep the URL for ferry_listener_url. Failing here undoes the listen. */
     l->url = strdup(url);
     if (!l->url) {
-        ops->listener_close(l);
+        l->ops->close(l);
         return -ENOMEM;
     }
     *out = l;
@@ -72,7 +76,7 @@ int ferry_accept(ferry_listener *l, ferry_chan **out, int64_t timeout_ns)
 
 int ferry_listener_poll_fd(const ferry_listener *l)
 {
-    return l ? l->ops->listener_fd(l) : -EINVAL;
+    return l ? l->ops->fd(l) : -EINVAL;
 }
 
 ssize_t ferry_listener_url(const ferry_listener *l, char *buf, size_t cap)
@@ -98,18 +102,92 @@ void ferry_listener_close(ferry_listener *l)
     /* The transport's close frees the whole struct: the URL copy goes first. */
     free(l->url);
     l->url = NULL;
-    l->ops->listener_close(l);
+    l->ops->close(l);
 }
 
 int ferry_chan_open(const char *url, const ferry_chan_opts *opts, ferry_chan **out,
                     int64_t timeout_ns)
 {
-    const ferry__ops *ops;
+    const ferry__transport *t;
     const char *rest;
     int64_t deadline;
     if (!out || ferry__deadline(timeout_ns, &deadline) < 0) return -EINVAL;
-    int rc = find_transport(url, &ops, &rest);
-    return rc < 0 ? rc : ops->open(rest, opts, out, deadline);
+    int rc = find_transport(url, &t, &rest);
+    return rc < 0 ? rc : t->open(rest, opts, out, deadline);
+}
+
+/* ------------------------------------------------------------ pairs and adoption */
+
+/* Both ends of a channel of the transport of scheme, in this process. */
+static int pair_of(const char *scheme, const ferry_chan_opts *opts, ferry_chan **a, ferry_chan **b)
+{
+    const ferry__transport *t = by_scheme(scheme);
+    if (!a || !b) return -EINVAL;
+    return t && t->pair ? t->pair(opts, a, b) : -EOPNOTSUPP;
+}
+
+/* One end, and the other as descriptors for a child (fds[1] -1 where one is enough). */
+static int pair_fd_of(const char *scheme, const ferry_chan_opts *opts, ferry_chan **a, int fds[2])
+{
+    const ferry__transport *t = by_scheme(scheme);
+    if (!a || !fds) return -EINVAL;
+    return t && t->pair_fd ? t->pair_fd(opts, a, fds) : -EOPNOTSUPP;
+}
+
+int ferry_pair(const ferry_chan_opts *opts, ferry_chan **a, ferry_chan **b)
+{
+    return pair_of("shm", opts, a, b);
+}
+
+int ferry_pair_fd(const ferry_chan_opts *opts, ferry_chan **a, int *child_fd)
+{
+    int fds[2];
+    if (!child_fd) return -EINVAL;
+    int rc = pair_fd_of("shm", opts, a, fds);
+    if (rc == 0) *child_fd = fds[0];
+    return rc;
+}
+
+int ferry_chan_adopt(int fd, const ferry_chan_opts *opts, ferry_chan **out)
+{
+    const ferry__transport *t = by_scheme("shm");
+    if (!t || !t->adopt) {
+        close(fd);
+        return -EOPNOTSUPP;
+    }
+    return t->adopt(fd, opts, out);
+}
+
+int ferry_pipe_pair(const ferry_chan_opts *opts, ferry_chan **a, ferry_chan **b)
+{
+    return pair_of("pipe", opts, a, b);
+}
+
+int ferry_pipe_pair_fd(const ferry_chan_opts *opts, ferry_chan **a, int child_fds[2])
+{
+    return pair_fd_of("pipe", opts, a, child_fds);
+}
+
+int ferry__chan_from_sock(int kind, int s, int creator, const ferry_chan_opts *o,
+                          const ferry_cred *peer, int64_t deadline, ferry_chan **out)
+{
+    for (size_t i = 0; i < NTRANSPORTS; i++)
+        if (transports[i]->kind == kind && transports[i]->from_sock)
+            return transports[i]->from_sock(s, creator, o, peer, deadline, out);
+    close(s);
+    return -EINVAL;
+}
+
+int ferry__chan_kind_ok(int kind)
+{
+    for (size_t i = 0; i < NTRANSPORTS; i++)
+        if (transports[i]->kind == kind && transports[i]->from_sock) return 1;
+    return 0;
+}
+
+int ferry__chan_alive(ferry_chan *ch)
+{
+    return ch->ops->alive ? ch->ops->alive(ch) : 0;
 }
 
 void ferry_chan_close(ferry_chan *ch)

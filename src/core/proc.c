@@ -13,6 +13,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/stat.h>
 #include <sys/syscall.h>
 #include <unistd.h>
 
@@ -25,6 +26,7 @@
 #define START_MASK ((UINT64_C(1) << 41) - 1)
 
 static _Atomic uint64_t my_id; /* 0: not read yet in this process */
+static _Atomic uint64_t my_ns; /* written before my_id (release), read after it (acquire) */
 
 static void id_forked(void)
 {
@@ -65,11 +67,19 @@ int ferry__proc_stat(pid_t pid, char *state, uint64_t *start)
     return end == p ? -EIO : 0;
 }
 
+static uint64_t ns_of_self(void)
+{
+    struct stat st;
+    if (stat("/proc/self/ns/pid", &st) < 0 || st.st_ino == 0) return 1; /* unknown: all alike */
+    return (uint64_t)st.st_ino;
+}
+
 uint64_t ferry__proc_self(void)
 {
-    /* relaxed: the id is a value computed from the process alone; two threads racing
+    /* acquire: pairs with the release below, so a thread that sees the id sees my_ns.
+     * The id itself is a value computed from the process alone; two threads racing
      * compute the same one. */
-    uint64_t id = atomic_load_explicit(&my_id, memory_order_relaxed);
+    uint64_t id = atomic_load_explicit(&my_id, memory_order_acquire);
     if (__builtin_expect(id != 0, 1)) return id;
     static pthread_once_t once = PTHREAD_ONCE_INIT;
     pthread_once(&once, id_once);
@@ -77,9 +87,17 @@ uint64_t ferry__proc_self(void)
     char st;
     uint64_t start = 0;
     if (ferry__proc_stat(0, &st, &start) < 0) start = 0; /* no /proc: the pid only */
+    /* pid & PID_MASK is the pid: Linux pids stay below PID_MAX_LIMIT, 2^22. */
     id = (start & START_MASK) << PID_BITS | ((uint64_t)pid & PID_MASK);
-    atomic_store_explicit(&my_id, id, memory_order_relaxed);
+    atomic_store_explicit(&my_ns, ns_of_self(), memory_order_relaxed);
+    atomic_store_explicit(&my_id, id, memory_order_release);
     return id;
+}
+
+uint64_t ferry__proc_ns(void)
+{
+    (void)ferry__proc_self(); /* makes my_ns (again in a fork child); acquire orders it */
+    return atomic_load_explicit(&my_ns, memory_order_relaxed);
 }
 
 int ferry__proc_dead(uint64_t id)

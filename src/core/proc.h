@@ -1,11 +1,13 @@
 /*
  * proc.h — who a process is, for the crash handling of objects shared in memory
  * (mailboxes, broadcast rings): id = start time << 22 | pid (the start time, field 22 of
- * /proc/<pid>/stat, 41 bits), so that a recycled pid is another process. The same scheme
- * as src/sync/sem.c and mutex.c, which keep variants of their own (pid-namespace aware).
+ * /proc/<pid>/stat, 41 bits), so that a recycled pid is another process; and the pid
+ * namespace it lives in. The one copy of this scheme: mailboxes, broadcast rings,
+ * semaphores (sync/sem.c) and fair mutexes (sync/mutex.c) all use it.
  *
  * Rules:
- *  - The id is read once per process and again in a fork child (pthread_atfork).
+ *  - The id (and the namespace) is read once per process and again in a fork child
+ *    (pthread_atfork).
  *  - ferry__proc_dead says 1 only when the process is certainly gone (no such pid, another
  *    start time, or exited: its pidfd polls readable); anything it cannot tell is alive.
  *  - A pid means something only in one pid namespace: every process sharing a mailbox
@@ -24,6 +26,10 @@ int ferry__proc_stat(pid_t pid, char *state, uint64_t *start);
 
 /* This process's id, never 0 (falls back to the bare pid without /proc). */
 uint64_t ferry__proc_self(void);
+
+/* This process's pid namespace: the inode of /proc/self/ns/pid, or 1 when it cannot be
+ * read (then every process counts as in one namespace). Never 0. */
+uint64_t ferry__proc_ns(void);
 
 /* 1 if the process id names is certainly dead, else 0. */
 int ferry__proc_dead(uint64_t id);

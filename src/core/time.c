@@ -45,3 +45,12 @@ int64_t ferry__remaining(int64_t deadline)
     if (deadline == 0) return 0;
     return deadline - ferry__now_ns();
 }
+
+int64_t ferry__when_left(ferry__when *w)
+{
+    int64_t at = ferry__when_at(w);
+    if (at == FERRY__NO_DEADLINE) return INT64_MAX;
+    int64_t left = ferry__remaining(at);
+    if (left > 0) return left;
+    return at == 0 ? -EAGAIN : -ETIMEDOUT;
+}

@@ -72,4 +72,9 @@ static inline int64_t ferry__when_at(ferry__when *w)
     return w->at;
 }
 
+/* The ns left before w's deadline (fixing it now if it was not yet): INT64_MAX for no
+ * deadline; -EAGAIN when it was FERRY_NOW, -ETIMEDOUT when it has passed. The wait loops
+ * of the objects that block on futexes (event queues, mailboxes, broadcast) use it. */
+int64_t ferry__when_left(ferry__when *w);
+
 #endif

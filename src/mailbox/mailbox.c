@@ -1,6 +1,6 @@
 /*
  * mailbox.c — ferry_mailbox: a many-to-many queue of typed messages in a sealed memfd
- * (obj.h, kind FERRY_OBJ_MAILBOX); ferry.h "mailboxes" is the contract.
+ * (shm/obj.h, kind FERRY_OBJ_MAILBOX); ferry.h "mailboxes" is the contract.
  *
  * The object:
  *   page 0   the header: the common obj.h header; the shape (capacity, flags, nslots,
@@ -100,10 +100,12 @@
  */
 #define _GNU_SOURCE /* syscall() for futexes, MSG_CMSG_CLOEXEC */
 #include "mailbox/internal.h"
+#include "core/filter.h"
 #include "core/futex.h"
 #include "core/plock.h"
 #include "core/proc.h"
-#include "sync/obj.h"
+#include "broker/client.h"
+#include "shm/obj.h"
 
 #include "core/time.h"
 #include "ferry/ferry.h"
@@ -134,7 +136,7 @@ enum { S_FREE = 0, S_WRITING = 1, S_READY = 2, S_TAKEN = 3, S_HANDED = 4 };
 #define MB_SLICE_NS    ((int64_t)20 * 1000 * 1000)
 #define MB_GRACE_NS    ((int64_t)1000 * 1000 * 1000) /* see mb_lock */
 #define NIL            UINT32_MAX
-#define MB_MAGIC       FERRY__MAILBOX_MAGIC /* the carrier message (sync/obj.h) */
+#define MB_MAGIC       FERRY__MAILBOX_MAGIC /* the carrier message (shm/obj.h) */
 #define MB_MAGIC_LEN   FERRY__CARRIER_MAGIC_LEN
 #define MB_FLAGS       (FERRY_MAILBOX_EXCLUSIVE | FERRY_MAILBOX_AT_LEAST_ONCE)
 
@@ -217,16 +219,6 @@ static size_t obj_size(uint32_t nslots, size_t dsize)
     if (dsize > FERRY__OBJ_MAX / (nslots ? nslots : 1)) return 0;
     size_t total = MB_TABLE_OFF + tab + (size_t)nslots * dsize;
     return total > FERRY__OBJ_MAX ? 0 : total;
-}
-
-/* -ETIMEDOUT, or -EAGAIN for FERRY_NOW, if the deadline passed; else the ns left. */
-static int64_t time_left(ferry__when *w)
-{
-    int64_t at = ferry__when_at(w);
-    if (at == FERRY__NO_DEADLINE) return INT64_MAX;
-    int64_t left = ferry__remaining(at);
-    if (left > 0) return left;
-    return at == 0 ? -EAGAIN : -ETIMEDOUT;
 }
 
 static char *slot_data(ferry_mailbox *mb, uint32_t i)
@@ -475,14 +467,6 @@ static void to_taken(ferry_mailbox *mb, uint32_t i)
     mb->h->nbusy++;
 }
 
-/* Does filter (ferry_recvmsg's rules) take a message of type? */
-static int matches(int64_t filter, int64_t type)
-{
-    if (filter == 0) return 1;
-    if (filter > 0) return type == filter;
-    return type <= -filter;
-}
-
 /*
  * Per-sender order (under the lock): would taking (or handing out) a message of sender
  * snd with seq q pass an older message of the same sender that is HANDED to a waiter
@@ -521,7 +505,7 @@ static int handoff(ferry_mailbox *mb, uint32_t i, int *wakes)
     mbwaiter *best = NULL;
     for (uint32_t k = 0; k < MB_RXQ; k++) {
         mbwaiter *e = &h->rxq[k];
-        if (!e->ticket || e->assigned != NIL || !matches(e->filter, type)) continue;
+        if (!e->ticket || e->assigned != NIL || !ferry__filter_match(e->filter, type)) continue;
         if (!best || e->ticket < best->ticket) best = e;
     }
     if (!best || passes_handed(mb, RD(s->sender), RD(s->seq))) return 0;
@@ -727,7 +711,7 @@ static int64_t claim_wait(ferry_mailbox *mb, ferry__when *w)
             idx = -ENOBUFS;
             break;
         }
-        int64_t left = time_left(w);
+        int64_t left = ferry__when_left(w);
         if (left < 0) {
             idx = left;
             break;
@@ -773,7 +757,7 @@ static int await_taken(ferry_mailbox *mb, uint32_t i, uint64_t seq, ferry__when 
             break;
         }
         reclaim(mb, &last, &wakes);
-        int64_t left = time_left(w);
+        int64_t left = ferry__when_left(w);
         if (left < 0) {
             to_free(mb, i); /* withdrawn: no receiver will see it */
             h->withdrawn++;
@@ -863,7 +847,8 @@ static int64_t pick(ferry_mailbox *mb, int64_t filter)
             if (RD(s->state) != S_READY) break; /* a broken queue */
             int64_t type = RD(s->type);
             uint32_t next = RD(s->next);
-            if (matches(filter, type) && (filter >= 0 || best < 0 || type < best_type) &&
+            if (ferry__filter_match(filter, type) &&
+                (filter >= 0 || best < 0 || type < best_type) &&
                 !passes_handed(mb, RD(s->sender), RD(s->seq))) {
                 if (filter >= 0) return i;
                 best = i;
@@ -966,7 +951,7 @@ static int64_t take(ferry_mailbox *mb, int64_t filter, size_t cap, size_t *len, 
             break;
         }
         if (reclaim(mb, &last, &wakes) > 0) continue;
-        int64_t left = time_left(w);
+        int64_t left = ferry__when_left(w);
         if (left < 0) {
             idx = left;
             break;
@@ -1084,7 +1069,7 @@ int ferry_mailbox_attach(ferry_mailbox *mb, int64_t timeout_ns)
             break;
         }
         if (reclaim(mb, &last, &wakes) > 0) continue;
-        int64_t left = time_left(&w);
+        int64_t left = ferry__when_left(&w);
         if (left < 0) {
             rc = left == -EAGAIN ? -EBUSY : (int)left;
             break;
@@ -1275,7 +1260,7 @@ fail:
 }
 
 /* The memfd and the ring from carrier fd (which the caller keeps): 0, or -EBADMSG.
- * ferry__carrier_open (sync/obj.h) checks the magic, exactly [memfd, ring], the memfd a
+ * ferry__carrier_open (shm/obj.h) checks the magic, exactly [memfd, ring], the memfd a
  * mailbox object and the ring fd's own peer. */
 static int carrier_open(int fd, int *mfd, int *ring)
 {

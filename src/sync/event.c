@@ -71,7 +71,7 @@
 #include "obj.h"
 #include "core/futex.h"
 
-#include "broker/policy.h"
+#include "core/name.h"
 #include "core/time.h"
 #include "ferry/ferry.h"
 
@@ -162,17 +162,6 @@ static void member_free(member *m)
     if (m->obj >= 0) close(m->obj);
     if (m->ring >= 0) close(m->ring);
     m->obj = m->ring = -1;
-}
-
-/* -ETIMEDOUT, or -EAGAIN for FERRY_NOW, if the deadline has passed; else the ns left
- * (INT64_MAX: forever). */
-static int64_t time_left(ferry__when *w)
-{
-    int64_t at = ferry__when_at(w);
-    if (at == FERRY__NO_DEADLINE) return INT64_MAX;
-    int64_t left = ferry__remaining(at);
-    if (left > 0) return left;
-    return at == 0 ? -EAGAIN : -ETIMEDOUT;
 }
 
 /* ------------------------------------------------------------------ the queue */
@@ -343,7 +332,7 @@ static int wait_room(member *m, ferry__when *w)
         atomic_store_explicit(&q->room_waiting, 1, memory_order_seq_cst);
         uint32_t v = atomic_load_explicit(&q->room_ftx, memory_order_seq_cst);
         if (has_room(m)) return 0;
-        int64_t left = time_left(w);
+        int64_t left = ferry__when_left(w);
         if (left < 0) return (int)left;
         if (left > EV_SLICE_NS)
             left = EV_SLICE_NS;                   /* a lost wake-up
@@ -425,7 +414,7 @@ int ferry_event_next(ferry_event *e, uint64_t *payload, int64_t timeout_ns)
                 settle(&e->m[i]);
         rc = take_any(e, payload);
         if (rc != 0) break;
-        int64_t left = time_left(&w);
+        int64_t left = ferry__when_left(&w);
         if (left < 0) {
             rc = (int)left;
             break;

@@ -162,7 +162,7 @@ typedef struct mobj {
     mslot slots[FERRY__MUTEX_SLOTS];
 } mobj;
 
-/* ferryd tells a plain mutex from a fair one by this word (sync/obj.h). */
+/* ferryd tells a plain mutex from a fair one by this word (shm/obj.h). */
 _Static_assert(offsetof(mobj, flags) == FERRY__MUTEX_FLAGS_OFF, "ferryd reads flags here");
 
 _Static_assert(sizeof(mobj) <= 4096, "a mutex object is one page");
@@ -216,18 +216,12 @@ static pid_t my_tid(void)
     return tls_tid;
 }
 
-/* The fair queue's slot identity: this process (proc.h: pid and start time). */
-static uint64_t self_id(void)
-{
-    return ferry__proc_self();
-}
-
 /* Is the process behind a slot identity alive? Only called on slow paths; anything
  * proc.h cannot tell counts as alive (never skip a live one). */
 static int id_alive(uint64_t id)
 {
     if (id == 0) return 0;
-    if (id == self_id()) return 1;
+    if (id == ferry__proc_self()) return 1;
     return !ferry__proc_dead(id);
 }
 
@@ -482,7 +476,7 @@ static int ticket_abandoned(mobj *o, uint32_t s)
  * when none is free, waiting for one (by the deadline) when all are taken. */
 static int claim_slot(mobj *o, ferry__when *w, mslot **out)
 {
-    uint64_t me = self_id();
+    uint64_t me = ferry__proc_self();
     int announced = 0, rc = 0;
     int64_t slice = 0;
     for (;;) {

@@ -94,10 +94,6 @@
 #include <time.h>
 #include <unistd.h>
 
-#ifndef SYS_pidfd_open
-#define SYS_pidfd_open 434
-#endif
-
 /* A sleeper re-checks value (and reclaims, with UNDO) when a slice ends: the first slice
  * is SLICE_MIN_NS, each one that ends without a wake-up doubles, up to SLICE_MAX_NS (a
  * long wait costs ~10 wake-ups a second: under 0.1% of a CPU). */
@@ -107,10 +103,7 @@
 #define PAGE         4096u
 #define UNDO_SIZE    (32u * 1024u) /* 1022 slots */
 
-#define PID_BITS   22
-#define PID_MASK   ((UINT64_C(1) << PID_BITS) - 1)
-#define START_MASK ((UINT64_C(1) << 41) - 1)
-#define RECLAIM    (UINT64_C(1) << 63)
+#define RECLAIM (UINT64_C(1) << 63)
 
 #if defined(__x86_64__) || defined(__i386__)
 #define cpu_relax() __builtin_ia32_pause()
@@ -151,75 +144,8 @@ struct ferry_sem {
 
 /* ------------------------------------------------------------------ process identity */
 
-static _Atomic uint64_t my_id; /* 0: not read yet in this process */
-static _Atomic uint64_t my_ns;
-
-static void id_forked(void)
-{
-    atomic_store_explicit(&my_id, 0, memory_order_relaxed);
-}
-
-static void id_once(void)
-{
-    pthread_atfork(NULL, NULL, id_forked);
-}
-
-static uint64_t ns_of_self(void)
-{
-    struct stat st;
-    if (stat("/proc/self/ns/pid", &st) < 0 || st.st_ino == 0) return 1; /* unknown: all alike */
-    return (uint64_t)st.st_ino;
-}
-
-/* This process's identity (see the header); 0 if it cannot be made. */
-static uint64_t identity(void)
-{
-    /* acquire: pairs with the release below, so a thread that sees the id sees my_ns. */
-    uint64_t id = atomic_load_explicit(&my_id, memory_order_acquire);
-    if (__builtin_expect(id != 0, 1)) return id;
-    static pthread_once_t once = PTHREAD_ONCE_INIT;
-    pthread_once(&once, id_once);
-    pid_t pid = getpid();
-    char st;
-    uint64_t start = 0;
-    if (ferry__proc_stat(0, &st, &start) < 0) start = 0; /* no /proc: pid only (documented) */
-    if (pid <= 0 || (uint64_t)pid > PID_MASK) return 0;
-    id = (start & START_MASK) << PID_BITS | (uint64_t)pid;
-    atomic_store_explicit(&my_ns, ns_of_self(), memory_order_relaxed);
-    atomic_store_explicit(&my_id, id, memory_order_release);
-    return id;
-}
-
-/* 1 if the process id names is certainly dead, else 0 (alive, or cannot tell). */
-static int owner_dead(uint64_t id)
-{
-    pid_t pid = (pid_t)(id & PID_MASK);
-    uint64_t start = (id >> PID_BITS) & START_MASK;
-    if (pid <= 0) return 1; /* not an identity anyone has: garbage */
-    int pfd = (int)syscall(SYS_pidfd_open, pid, 0);
-    if (pfd < 0 && errno == ESRCH) return 1;
-    char state = 0;
-    uint64_t now_start = 0;
-    int rc = ferry__proc_stat(pid, &state, &now_start);
-    int dead = 0;
-    if (rc == 0) {
-        if (start != 0 && (now_start & START_MASK) != start) dead = 1; /* pid recycled */
-    } else if (rc == -ENOENT && pfd < 0) {
-        dead = kill(pid, 0) < 0 && errno == ESRCH; /* no pidfd (old kernel, EMFILE) */
-    }
-    if (!dead && pfd >= 0) {
-        /* The pidfd was opened before the start time was read and matched, so it is this
-         * process's (the pid cannot have changed hands in between and back to a process
-         * that started before we read the entry). It polls readable once the whole
-         * thread group has exited — a zombie included, a live leader-less group not. */
-        struct pollfd p = {.fd = pfd, .events = POLLIN};
-        dead = poll(&p, 1, 0) == 1 && (p.revents & POLLIN);
-    } else if (!dead && rc == 0 && (state == 'Z' || state == 'X')) {
-        dead = 1; /* no pidfd: a zombie is dead (a leader-less live group is misjudged) */
-    }
-    if (pfd >= 0) close(pfd);
-    return dead;
-}
+/* This process's identity and pid namespace (see the header) are core/proc.h's:
+ * ferry__proc_self, ferry__proc_ns; whether a process is dead, ferry__proc_dead. */
 
 /* ------------------------------------------------------------------ the undo table */
 
@@ -253,8 +179,8 @@ static void waiters_sub(sem_shared *sh, uint32_t n)
 static uint32_t reclaim(ferry_sem *s, int free_all)
 {
     sem_shared *sh = s->sh;
-    uint64_t me = identity();
-    uint64_t ns = atomic_load_explicit(&my_ns, memory_order_relaxed);
+    uint64_t me = ferry__proc_self();
+    uint64_t ns = ferry__proc_ns();
     uint32_t units = 0, freed = 0;
     for (uint32_t i = 0; i < s->nslots; i++) {
         sem_slot *e = &sh->slots[i];
@@ -265,7 +191,7 @@ static uint32_t reclaim(ferry_sem *s, int free_all)
             atomic_load_explicit(&e->waiting, memory_order_relaxed) == 0)
             continue;
         if (atomic_load_explicit(&e->ns, memory_order_acquire) != ns) continue; /* 0: claiming */
-        if (!owner_dead(id)) continue;
+        if (!ferry__proc_dead(id)) continue;
         /* One reclaimer wins the entry; the dead owner can write nothing any more. */
         if (!atomic_compare_exchange_strong_explicit(&e->id, &id, id | RECLAIM,
                                                      memory_order_acq_rel, memory_order_relaxed))
@@ -294,7 +220,7 @@ static uint32_t reclaim(ferry_sem *s, int free_all)
 static sem_slot *my_slot(ferry_sem *s, int create, int *err)
 {
     sem_shared *sh = s->sh;
-    uint64_t me = identity();
+    uint64_t me = ferry__proc_self();
     if (me == 0) {
         *err = -EIO;
         return NULL;
@@ -318,8 +244,7 @@ static sem_slot *my_slot(ferry_sem *s, int create, int *err)
                 continue;
             /* acquire above: we see the slot as its last reclaimer left it (held 0).
              * release: a reclaimer that reads this ns sees our id, claim complete. */
-            atomic_store_explicit(&e->ns, atomic_load_explicit(&my_ns, memory_order_relaxed),
-                                  memory_order_release);
+            atomic_store_explicit(&e->ns, ferry__proc_ns(), memory_order_release);
             atomic_store_explicit(&s->hint, i, memory_order_relaxed);
             return e;
         }
@@ -533,7 +458,7 @@ static int unhold(ferry_sem *s)
     int err;
     sem_slot *e = my_slot(s, 0, &err);
     if (!e) return 0;
-    uint64_t me = identity();
+    uint64_t me = ferry__proc_self();
     for (uint32_t i = 0;; i++) {
         uint32_t h = atomic_load_explicit(&e->held, memory_order_relaxed);
         while (h > 0)

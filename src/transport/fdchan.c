@@ -1007,3 +1007,20 @@ int ferry__fdchan_new(const ferry__fdchan_cfg *cfg, int64_t deadline, ferry_chan
     *out = &c->base;
     return 0;
 }
+
+const ferry__chan_ops ferry__fdchan_ops = {
+    .sendmsg = ferry__fdchan_sendmsg,
+    .recvmsg = ferry__fdchan_recvmsg,
+    .fd = ferry__fdchan_fd,
+    .max_msg = ferry__fdchan_max_msg,
+    .close = ferry__fdchan_close,
+};
+
+const ferry__chan_ops ferry__fdchan_peer_ops = {
+    .sendmsg = ferry__fdchan_sendmsg,
+    .recvmsg = ferry__fdchan_recvmsg,
+    .fd = ferry__fdchan_fd,
+    .max_msg = ferry__fdchan_max_msg,
+    .peer = ferry__fdchan_peer,
+    .close = ferry__fdchan_close,
+};

@@ -54,10 +54,10 @@
 
 /* How the engine learns the channel's shape. */
 typedef struct ferry__fdchan_cfg {
-    const ferry__ops *ops; /* the transport's ops table (its fd functions are the engine's) */
-    int rfd, wfd;          /* may be the same socket; the channel owns them from now on */
-    unsigned kind;         /* FDCHAN_PACKET, FDCHAN_CHECKSUM */
-    size_t max_msg;        /* creator: the channel's max_msg; joiner: 0 (learnt from HELLO) */
+    const ferry__chan_ops *ops; /* ferry__fdchan_ops or ferry__fdchan_peer_ops */
+    int rfd, wfd;               /* may be the same socket; the channel owns them from now on */
+    unsigned kind;              /* FDCHAN_PACKET, FDCHAN_CHECKSUM */
+    size_t max_msg;             /* creator: the channel's max_msg; joiner: 0 (learnt from HELLO) */
     const char *unlink1, *unlink2; /* paths to remove when this end closes (or NULL) */
     uint32_t max_skipped_fds;      /* this end's ferry_chan_opts.max_skipped_fds; 0: default */
 } ferry__fdchan_cfg;
@@ -73,7 +73,11 @@ int ferry__fdchan_new(const ferry__fdchan_cfg *cfg, int64_t deadline, ferry_chan
 /* Record the peer's credentials (unix: SO_PEERCRED taken at connect/accept). */
 void ferry__fdchan_set_cred(ferry_chan *ch, const ferry_cred *cred);
 
-/* The ops every fd transport shares; its table points at these. */
+/* The channel ops every fd transport shares: ferry__fdchan_peer_ops also tells the
+ * peer's credentials (unix), ferry__fdchan_ops cannot (tcp, fifo, pipe). */
+extern const ferry__chan_ops ferry__fdchan_ops, ferry__fdchan_peer_ops;
+
+/* The functions behind them. */
 int ferry__fdchan_sendmsg(ferry_chan *ch, const ferry_msg *m, ferry__when *w);
 ssize_t ferry__fdchan_recvmsg(ferry_chan *ch, ferry_msg *m, int64_t filter, int keep_fds,
                               ferry__when *w);

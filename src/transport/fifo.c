@@ -31,6 +31,8 @@
 #include <sys/stat.h>
 #include <unistd.h>
 
+static const ferry__listener_ops listener_ops;
+
 typedef struct fifo_listener {
     struct ferry_listener base;
     int rfd; /* path.c2s read end, handed to the channel at accept; -1 after */
@@ -122,7 +124,7 @@ static int fifo_listen(const char *where, const ferry_chan_opts *o, ferry_listen
         return rc;
     }
     unsigned mode = o ? o->mode : 0600;
-    l->base.ops = &ferry__fifo_ops;
+    l->base.ops = &listener_ops;
     l->kind = o && (o->flags & FERRY_CHECKSUM) ? FDCHAN_CHECKSUM : 0;
     rc = make_fifo(l->c2s, mode);
     if (rc == 0 && (rc = make_fifo(l->s2c, mode)) < 0) unlink(l->c2s);
@@ -164,7 +166,7 @@ static int fifo_accept(ferry_listener *fl, ferry_chan **out, int64_t deadline)
         if (rc < 0) return rc;
     }
     ferry__fdchan_cfg cfg = {
-        .ops = &ferry__fifo_ops, .rfd = l->rfd, .wfd = w, .kind = l->kind, .max_msg = l->max};
+        .ops = &ferry__fdchan_ops, .rfd = l->rfd, .wfd = w, .kind = l->kind, .max_msg = l->max};
     l->rfd = -1; /* the channel owns it now, whatever happens */
     return ferry__fdchan_new(&cfg, deadline, out);
 }
@@ -201,20 +203,18 @@ static int fifo_open(const char *where, const ferry_chan_opts *o, ferry_chan **o
         close(w);
         return r;
     }
-    ferry__fdchan_cfg cfg = {.ops = &ferry__fifo_ops, .rfd = r, .wfd = w};
+    ferry__fdchan_cfg cfg = {.ops = &ferry__fdchan_ops, .rfd = r, .wfd = w};
     return ferry__fdchan_new(&cfg, deadline, out);
 }
 
-const ferry__ops ferry__fifo_ops = {
+static const ferry__listener_ops listener_ops = {
+    .accept = fifo_accept,
+    .fd = fifo_listener_fd,
+    .close = fifo_listener_close,
+};
+
+const ferry__transport ferry__fifo_transport = {
     .scheme = "fifo",
     .listen = fifo_listen,
-    .accept = fifo_accept,
-    .listener_fd = fifo_listener_fd,
-    .listener_close = fifo_listener_close,
     .open = fifo_open,
-    .sendmsg = ferry__fdchan_sendmsg,
-    .recvmsg = ferry__fdchan_recvmsg,
-    .fd = ferry__fdchan_fd,
-    .max_msg = ferry__fdchan_max_msg,
-    .close = ferry__fdchan_close,
 };

@@ -21,7 +21,7 @@
 static int end(int rfd, int wfd, size_t max, const ferry_chan_opts *o, int64_t deadline,
                ferry_chan **out)
 {
-    ferry__fdchan_cfg cfg = {.ops = &ferry__pipe_ops,
+    ferry__fdchan_cfg cfg = {.ops = &ferry__fdchan_ops,
                              .rfd = rfd,
                              .wfd = wfd,
                              .kind = o && (o->flags & FERRY_CHECKSUM) ? FDCHAN_CHECKSUM : 0,
@@ -64,7 +64,8 @@ static int first_end(const ferry_chan_opts *opts, ferry_chan **a, int other[2], 
     return 0;
 }
 
-int ferry_pipe_pair(const ferry_chan_opts *opts, ferry_chan **a, ferry_chan **b)
+/* The pair door (ferry_pipe_pair). */
+static int pipe_pair(const ferry_chan_opts *opts, ferry_chan **a, ferry_chan **b)
 {
     int other[2];
     size_t max;
@@ -73,13 +74,14 @@ int ferry_pipe_pair(const ferry_chan_opts *opts, ferry_chan **a, ferry_chan **b)
     if (rc < 0) return rc;
     rc = end(other[0], other[1], max, opts, 0, b); /* a creator too: both say HELLO */
     if (rc < 0) {
-        ferry_chan_close(*a);
+        ferry__fdchan_close(*a);
         *a = NULL;
     }
     return rc;
 }
 
-int ferry_pipe_pair_fd(const ferry_chan_opts *opts, ferry_chan **a, int child_fds[2])
+/* The pair_fd door (ferry_pipe_pair_fd): two descriptors, read and write. */
+static int pipe_pair_fd(const ferry_chan_opts *opts, ferry_chan **a, int child_fds[2])
 {
     size_t max;
     if (!a || !child_fds) return -EINVAL;
@@ -108,21 +110,10 @@ static int pipe_open(const char *where, const ferry_chan_opts *o, ferry_chan **o
     return end(r, w, 0, NULL, deadline, out); /* the shape comes with the creator's HELLO */
 }
 
-static int pipe_listen(const char *where, const ferry_chan_opts *o, ferry_listener **out)
-{
-    (void)where;
-    (void)o;
-    (void)out;
-    return -EOPNOTSUPP; /* pipes are made in pairs, not met at an address */
-}
-
-const ferry__ops ferry__pipe_ops = {
+/* No listen: pipes are made in pairs, not met at an address (-EOPNOTSUPP). */
+const ferry__transport ferry__pipe_transport = {
     .scheme = "pipe",
-    .listen = pipe_listen,
     .open = pipe_open,
-    .sendmsg = ferry__fdchan_sendmsg,
-    .recvmsg = ferry__fdchan_recvmsg,
-    .fd = ferry__fdchan_fd,
-    .max_msg = ferry__fdchan_max_msg,
-    .close = ferry__fdchan_close,
+    .pair = pipe_pair,
+    .pair_fd = pipe_pair_fd,
 };

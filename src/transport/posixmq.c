@@ -202,7 +202,8 @@ typedef struct mq_chan {
     int efd_set; /* the eventfd holds a count */
 } mq_chan;
 
-extern const ferry__ops ferry__posixmq_ops;
+static const ferry__chan_ops chan_ops;
+static const ferry__listener_ops listener_ops;
 
 static void chan_free(mq_chan *c)
 {
@@ -232,7 +233,7 @@ static int chan_make(mqd_t tx, mqd_t rx, int crc, mq_names *names, ferry_chan **
         names_put(names);
         return -ENOMEM;
     }
-    c->base.ops = &ferry__posixmq_ops;
+    c->base.ops = &chan_ops;
     c->tx = tx;
     c->rx = rx;
     c->names = names;
@@ -375,26 +376,11 @@ static ssize_t q_find(const mq_chan *c, int64_t filter)
     return best;
 }
 
-/* Hand out a message: type, len and payload into m. -EMSGSIZE when it does not fit
- * (m->len says the size needed). */
-static ssize_t deliver(mq_chan *c, ferry_msg *m, int keep_fds, int64_t type, const void *data,
-                       size_t len)
-{
-    m->type = type;
-    m->len = len;
-    if (len > m->cap) return -EMSGSIZE;
-    if (len) memcpy(m->data, data, len);
-    if (keep_fds) m->nfds = 0;
-    FERRY__COUNT(c->base.st.recv_msgs, 1);
-    FERRY__COUNT(c->base.st.recv_bytes, len);
-    return (ssize_t)len;
-}
-
 /* Take backlog entry i (it stays on -EMSGSIZE). */
 static ssize_t deliver_q(mq_chan *c, ferry_msg *m, int keep_fds, size_t i)
 {
     mq_entry e = c->q[i];
-    ssize_t n = deliver(c, m, keep_fds, e.type, e.data, e.len);
+    ssize_t n = ferry__deliver(&c->base, m, keep_fds, e.type, e.data, e.len);
     if (n < 0) return n;
     free(e.data);
     memmove(&c->q[i], &c->q[i + 1], (c->qlen - i - 1) * sizeof *c->q);
@@ -428,7 +414,8 @@ static ssize_t rx_once(mq_chan *c, ferry_msg *m, int64_t filter, int keep_fds, i
             /* The first match (the backlog holds none): hand it out, or, when it does not
              * fit, keep it as the newest backlog entry: it stays queued, in order, and
              * deliver_q says -EMSGSIZE with the size needed. */
-            if (f.len <= m->cap) return deliver(c, m, keep_fds, f.type, c->rxbuf + HDR, f.len);
+            if (f.len <= m->cap)
+                return ferry__deliver(&c->base, m, keep_fds, f.type, c->rxbuf + HDR, f.len);
             rc = q_push(c, &f);
             if (rc < 0) return rc;
             return deliver_q(c, m, keep_fds, c->qlen - 1);
@@ -555,7 +542,7 @@ static int pmq_listen(const char *where, const ferry_chan_opts *o, ferry_listene
 {
     ferry_chan_opts d;
     if (!o) {
-        ferry_chan_opts_init(&d);
+        ferry__opts_defaults(&d);
         o = &d;
     }
     struct mq_attr a;
@@ -569,7 +556,7 @@ static int pmq_listen(const char *where, const ferry_chan_opts *o, ferry_listene
         return -ENOMEM;
     }
     rc = names_parse(where, n->c2s, n->s2c);
-    l->base.ops = &ferry__posixmq_ops;
+    l->base.ops = &listener_ops;
     l->names = n;
     l->rx = l->tx = -1;
     l->crc = (o->flags & FERRY_CHECKSUM) != 0;
@@ -659,16 +646,22 @@ static int pmq_open(const char *where, const ferry_chan_opts *o, ferry_chan **ou
     return chan_make(tx, rx, o && (o->flags & FERRY_CHECKSUM), NULL, out);
 }
 
-const ferry__ops ferry__posixmq_ops = {
-    .scheme = "posixmq",
-    .listen = pmq_listen,
+static const ferry__listener_ops listener_ops = {
     .accept = pmq_accept,
-    .listener_fd = pmq_listener_fd,
-    .listener_close = pmq_listener_close,
-    .open = pmq_open,
+    .fd = pmq_listener_fd,
+    .close = pmq_listener_close,
+};
+
+static const ferry__chan_ops chan_ops = {
     .sendmsg = pmq_sendmsg,
     .recvmsg = pmq_recvmsg,
     .fd = pmq_fd,
     .max_msg = pmq_max_msg,
     .close = pmq_close,
+};
+
+const ferry__transport ferry__posixmq_transport = {
+    .scheme = "posixmq",
+    .listen = pmq_listen,
+    .open = pmq_open,
 };

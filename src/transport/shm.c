@@ -2,8 +2,8 @@
  * shm.c — the shm transport: channels whose data flows through lock-free rings in sealed
  * memfds (ring.h), set up over a Unix-socket control link (shm_link.h) that stays open as
  * the liveness link. This file makes channels (ferry_pair, ferry_pair_fd,
- * ferry_chan_adopt, ferry_listen/accept, ferry_chan_open), checks liveness, closes, and
- * holds the ops table; shm_tx.c and shm_rx.c move the messages.
+ * ferry_chan_adopt, ferry_listen/accept, ferry_chan_open), closes, and holds the ops
+ * table; shm_live.c tells whether the peer is still there; shm_tx.c and shm_rx.c move the messages.
  *
  * Rules: the creating side (pair, listener) decides the channel's shape and makes both
  * directions' segments and eventfds; the adopting side validates every value and every
@@ -29,26 +29,6 @@
 #include <sys/un.h>
 #include <unistd.h>
 
-/* ------------------------------------------------------------------ liveness */
-
-int ferry__shm_fail(shm_chan *c, int err)
-{
-    int zero = 0;
-    atomic_compare_exchange_strong_explicit(&c->dead, &zero, err, memory_order_relaxed,
-                                            memory_order_relaxed);
-    /* A peer that broke the rules is cut off: it sees the link hang up. */
-    if (err == -EBADMSG) shutdown(c->link, SHUT_RDWR);
-    return atomic_load_explicit(&c->dead, memory_order_relaxed);
-}
-
-int ferry__shm_alive(void *chan)
-{
-    shm_chan *c = chan;
-    int dead = atomic_load_explicit(&c->dead, memory_order_relaxed);
-    if (dead) return dead;
-    return ferry__link_alive(c->link) < 0 ? ferry__shm_fail(c, -EPIPE) : 0;
-}
-
 /* ------------------------------------------------------------------ shape */
 
 typedef struct shape {
@@ -66,7 +46,7 @@ static int shape_from_opts(const ferry_chan_opts *o, shape *s)
 {
     ferry_chan_opts d;
     if (!o) {
-        ferry_chan_opts_init(&d);
+        ferry__opts_defaults(&d);
         o = &d;
     }
     if (o->flags & ~(uint32_t)(FERRY_CHECKSUM | FERRY_NO_SPIN | FERRY_PEEK_PRIVATE)) return -EINVAL;
@@ -120,14 +100,15 @@ static uint64_t shape_footprint(const shape *s)
 
 /* ------------------------------------------------------------------ channel objects */
 
-extern const ferry__ops ferry__shm_ops;
+static const ferry__chan_ops chan_ops;
+static const ferry__listener_ops listener_ops;
 
 static shm_chan *chan_new(int link, const shape *s, const ferry_chan_opts *local)
 {
     shm_chan *c = calloc(1, sizeof *c);
     if (!c) return NULL;
     ferry__fence_setup(); /* this process publishes: let sleepers' membarriers reach it */
-    c->base.ops = &ferry__shm_ops;
+    c->base.ops = &chan_ops;
     c->link = link;
     c->capacity = s->capacity;
     c->flags = s->flags;
@@ -138,7 +119,7 @@ static shm_chan *chan_new(int link, const shape *s, const ferry_chan_opts *local
     c->rx.epfd = -1;
     ferry_chan_opts d;
     if (!local) {
-        ferry_chan_opts_init(&d);
+        ferry__opts_defaults(&d);
         local = &d;
     }
     int64_t spin = (local->flags & FERRY_NO_SPIN) ? 0 : local->spin_ns;
@@ -304,19 +285,22 @@ static int pair_link(const ferry_chan_opts *opts, ferry_chan **a, int *fd)
     return 0;
 }
 
-int ferry_pair_fd(const ferry_chan_opts *opts, ferry_chan **a, int *child_fd)
+/* The pair_fd door (ferry_pair_fd): one descriptor, fds[0]. */
+static int shm_pair_fd(const ferry_chan_opts *opts, ferry_chan **a, int fds[2])
 {
-    int rc = pair_link(opts, a, child_fd);
-    if (rc == 0 && fcntl(*child_fd, F_SETFD, 0) < 0) { /* it must survive exec */
+    int rc = pair_link(opts, a, &fds[0]);
+    fds[1] = -1;
+    if (rc == 0 && fcntl(fds[0], F_SETFD, 0) < 0) { /* it must survive exec */
         rc = -errno;
-        close(*child_fd);
-        ferry_chan_close(*a);
+        close(fds[0]);
+        shm_close(*a);
         *a = NULL;
     }
     return rc;
 }
 
-int ferry_pair(const ferry_chan_opts *opts, ferry_chan **a, ferry_chan **b)
+/* The pair door (ferry_pair). */
+static int shm_pair(const ferry_chan_opts *opts, ferry_chan **a, ferry_chan **b)
 {
     int fd;
     if (!b) return -EINVAL;
@@ -324,13 +308,14 @@ int ferry_pair(const ferry_chan_opts *opts, ferry_chan **a, ferry_chan **b)
     if (rc < 0) return rc;
     rc = setup_adopt(fd, opts, FERRY__NO_DEADLINE, 1, b);
     if (rc < 0) {
-        ferry_chan_close(*a);
+        shm_close(*a);
         *a = NULL;
     }
     return rc;
 }
 
-int ferry_chan_adopt(int fd, const ferry_chan_opts *opts, ferry_chan **out)
+/* The adopt door (ferry_chan_adopt). */
+static int shm_adopt(int fd, const ferry_chan_opts *opts, ferry_chan **out)
 {
     if (!out) {
         close(fd);
@@ -364,8 +349,8 @@ static int shm_listen(const char *where, const ferry_chan_opts *o, ferry_listene
     if (o)
         l->opts = *o;
     else
-        ferry_chan_opts_init(&l->opts);
-    l->base.ops = &ferry__shm_ops;
+        ferry__opts_defaults(&l->opts);
+    l->base.ops = &listener_ops;
     memcpy(l->path, sa.sun_path, sizeof l->path);
     l->fd = ferry__unix_listen(SOCK_SEQPACKET, &sa, len, l->opts.mode);
     if (l->fd < 0) {
@@ -454,13 +439,18 @@ static size_t shm_max_msg(const ferry_chan *ch)
     return ((const shm_chan *)ch)->max_msg;
 }
 
-const ferry__ops ferry__shm_ops = {
-    .scheme = "shm",
-    .listen = shm_listen,
+static int shm_alive(ferry_chan *ch)
+{
+    return ferry__shm_alive(ch);
+}
+
+static const ferry__listener_ops listener_ops = {
     .accept = shm_accept,
-    .listener_fd = shm_listener_fd,
-    .listener_close = shm_listener_close,
-    .open = shm_open,
+    .fd = shm_listener_fd,
+    .close = shm_listener_close,
+};
+
+static const ferry__chan_ops chan_ops = {
     .sendmsg = ferry__shm_sendmsg,
     .recvmsg = ferry__shm_recvmsg,
     .loan = ferry__shm_loan,
@@ -470,5 +460,17 @@ const ferry__ops ferry__shm_ops = {
     .fd = ferry__shm_fd,
     .max_msg = shm_max_msg,
     .peer = shm_peer,
+    .alive = shm_alive,
     .close = shm_close,
+};
+
+const ferry__transport ferry__shm_transport = {
+    .scheme = "shm",
+    .kind = FERRY_KIND_SHM,
+    .listen = shm_listen,
+    .open = shm_open,
+    .pair = shm_pair,
+    .pair_fd = shm_pair_fd,
+    .adopt = shm_adopt,
+    .from_sock = ferry__shm_from_link,
 };

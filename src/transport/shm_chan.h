@@ -103,7 +103,7 @@ typedef struct shm_chan {
     shm_rx rx;
 } shm_chan;
 
-/* shm.c */
+/* shm_live.c */
 int ferry__shm_alive(void *chan); /* ferry__alive_fn: poll the link */
 
 #define FERRY__LIVE_CHECK_NS (10 * 1000 * 1000) /* a send or empty poll asks this often */

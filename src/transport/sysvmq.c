@@ -368,7 +368,8 @@ typedef struct sv_chan {
     uint8_t *held_data;
 } sv_chan;
 
-extern const ferry__ops ferry__sysvmq_ops;
+static const ferry__chan_ops chan_ops;
+static const ferry__listener_ops listener_ops;
 
 /* The opener's close: take its attach record out of the door and put the hello back in
  * its place (the attach record's room is the hello's). Best effort: a removed door
@@ -417,7 +418,7 @@ static int chan_make(int tx, int rx, const sv_shape *s, sv_ids *ids, ferry_chan 
         ids_put(ids);
         return -ENOMEM;
     }
-    c->base.ops = &ferry__sysvmq_ops;
+    c->base.ops = &chan_ops;
     c->tx = tx;
     c->rx = rx;
     c->max_msg = s->max_msg;
@@ -491,20 +492,6 @@ static int svq_sendmsg(ferry_chan *ch, const ferry_msg *m, ferry__when *w)
 
 /* ------------------------------------------------------------------ receive */
 
-/* Hand out a message into m; -EMSGSIZE when it does not fit (m->len: the size needed). */
-static ssize_t deliver(sv_chan *c, ferry_msg *m, int keep_fds, int64_t type, const void *data,
-                       size_t len)
-{
-    m->type = type;
-    m->len = len;
-    if (len > m->cap) return -EMSGSIZE;
-    if (len) memcpy(m->data, data, len);
-    if (keep_fds) m->nfds = 0;
-    FERRY__COUNT(c->base.st.recv_msgs, 1);
-    FERRY__COUNT(c->base.st.recv_bytes, len);
-    return (ssize_t)len;
-}
-
 /* Does the held message answer this filter now? 1 yes, 0 no, or an error. For a
  * negative filter, a lower type still in the queue wins: probe for one with a zero-byte
  * msgrcv (E2BIG: there is one, and it stays queued). */
@@ -561,7 +548,8 @@ static ssize_t svq_recvmsg(ferry_chan *ch, ferry_msg *m, int64_t filter, int kee
             int rc = held_wins(c, filter);
             if (rc < 0) return rc;
             if (rc) {
-                ssize_t n = deliver(c, m, keep_fds, c->held_type, c->held_data, c->held_len);
+                ssize_t n =
+                    ferry__deliver(&c->base, m, keep_fds, c->held_type, c->held_data, c->held_len);
                 if (n >= 0) {
                     free(c->held_data);
                     c->held_data = NULL;
@@ -576,7 +564,8 @@ static ssize_t svq_recvmsg(ferry_chan *ch, ferry_msg *m, int64_t filter, int kee
             int rc = frame_check(c, n, &f);
             if (rc < 0) return chan_fail(c, rc);
             const uint8_t *payload = c->rxbuf->text + HDR;
-            if (f.len <= m->cap) return deliver(c, m, keep_fds, f.type, payload, f.len);
+            if (f.len <= m->cap)
+                return ferry__deliver(&c->base, m, keep_fds, f.type, payload, f.len);
             /* It is out of the queue already: hold it at the front. */
             uint8_t *copy = malloc(f.len);
             if (!copy) return -ENOMEM;
@@ -756,7 +745,7 @@ static int svq_listen(const char *where, const ferry_chan_opts *o, ferry_listene
 {
     ferry_chan_opts d;
     if (!o) {
-        ferry_chan_opts_init(&d);
+        ferry__opts_defaults(&d);
         o = &d;
     }
     key_t key = IPC_PRIVATE;
@@ -816,7 +805,7 @@ static int svq_listen(const char *where, const ferry_chan_opts *o, ferry_listene
         free(l);
         return rc;
     }
-    l->base.ops = &ferry__sysvmq_ops;
+    l->base.ops = &listener_ops;
     l->ids = q;
     l->shape = s;
     l->is_private = key == IPC_PRIVATE;
@@ -931,17 +920,23 @@ static int svq_open(const char *where, const ferry_chan_opts *o, ferry_chan **ou
     return 0;
 }
 
-const ferry__ops ferry__sysvmq_ops = {
-    .scheme = "sysvmq",
-    .listen = svq_listen,
+static const ferry__listener_ops listener_ops = {
     .accept = svq_accept,
-    .listener_fd = svq_listener_fd,
-    .listener_close = svq_listener_close,
+    .fd = svq_listener_fd,
     .url = svq_listener_url,
-    .open = svq_open,
+    .close = svq_listener_close,
+};
+
+static const ferry__chan_ops chan_ops = {
     .sendmsg = svq_sendmsg,
     .recvmsg = svq_recvmsg,
     .fd = svq_fd,
     .max_msg = svq_max_msg,
     .close = svq_close,
+};
+
+const ferry__transport ferry__sysvmq_transport = {
+    .scheme = "sysvmq",
+    .listen = svq_listen,
+    .open = svq_open,
 };

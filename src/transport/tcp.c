@@ -22,6 +22,8 @@
 #include <string.h>
 #include <unistd.h>
 
+static const ferry__listener_ops listener_ops;
+
 typedef struct tcp_listener {
     struct ferry_listener base;
     int fd;
@@ -65,7 +67,7 @@ static int make_end(int s, size_t max, int64_t deadline, ferry_chan **out)
     int one = 1;
     setsockopt(s, IPPROTO_TCP, TCP_NODELAY, &one, sizeof one);
     ferry__fdchan_cfg cfg = {
-        .ops = &ferry__tcp_ops, .rfd = s, .wfd = s, .kind = FDCHAN_CHECKSUM, .max_msg = max};
+        .ops = &ferry__fdchan_ops, .rfd = s, .wfd = s, .kind = FDCHAN_CHECKSUM, .max_msg = max};
     return ferry__fdchan_new(&cfg, deadline, out);
 }
 
@@ -92,7 +94,7 @@ static int tcp_listen(const char *where, const ferry_chan_opts *o, ferry_listene
         close(fd);
         return -ENOMEM;
     }
-    l->base.ops = &ferry__tcp_ops;
+    l->base.ops = &listener_ops;
     l->fd = fd;
     l->max = max;
     *out = &l->base;
@@ -150,17 +152,15 @@ static int tcp_open(const char *where, const ferry_chan_opts *o, ferry_chan **ou
     return make_end(s, 0, deadline, out);
 }
 
-const ferry__ops ferry__tcp_ops = {
+static const ferry__listener_ops listener_ops = {
+    .accept = tcp_accept,
+    .fd = tcp_listener_fd,
+    .url = tcp_listener_url,
+    .close = tcp_listener_close,
+};
+
+const ferry__transport ferry__tcp_transport = {
     .scheme = "tcp",
     .listen = tcp_listen,
-    .accept = tcp_accept,
-    .listener_fd = tcp_listener_fd,
-    .listener_close = tcp_listener_close,
-    .url = tcp_listener_url,
     .open = tcp_open,
-    .sendmsg = ferry__fdchan_sendmsg,
-    .recvmsg = ferry__fdchan_recvmsg,
-    .fd = ferry__fdchan_fd,
-    .max_msg = ferry__fdchan_max_msg,
-    .close = ferry__fdchan_close,
 };

@@ -21,6 +21,8 @@
 #include <string.h>
 #include <unistd.h>
 
+static const ferry__listener_ops listener_ops;
+
 typedef struct unix_listener {
     struct ferry_listener base;
     int fd;
@@ -62,7 +64,7 @@ static int make_end(int s, size_t max, unsigned kind, uint32_t skipped_fds, int6
                     ferry_chan **out)
 {
     big_sndbuf(s);
-    ferry__fdchan_cfg cfg = {.ops = &ferry__unix_ops,
+    ferry__fdchan_cfg cfg = {.ops = &ferry__fdchan_peer_ops,
                              .rfd = s,
                              .wfd = s,
                              .kind = kind | FDCHAN_PACKET,
@@ -84,7 +86,7 @@ static int unix_listen(const char *where, const ferry_chan_opts *o, ferry_listen
     if ((rc = ferry__fdchan_max_from_opts(o, packet_limit(), &max)) < 0) return rc;
     unix_listener *l = calloc(1, sizeof *l);
     if (!l) return -ENOMEM;
-    l->base.ops = &ferry__unix_ops;
+    l->base.ops = &listener_ops;
     l->max = max;
     l->kind = o && (o->flags & FERRY_CHECKSUM) ? FDCHAN_CHECKSUM : 0;
     l->skipped_fds = o ? o->max_skipped_fds : 0;
@@ -152,7 +154,7 @@ int ferry__unix_from_sock(int s, int creator, const ferry_chan_opts *o, const fe
         kind = o && (o->flags & FERRY_CHECKSUM) ? FDCHAN_CHECKSUM : 0;
     }
     big_sndbuf(s);
-    ferry__fdchan_cfg cfg = {.ops = &ferry__unix_ops,
+    ferry__fdchan_cfg cfg = {.ops = &ferry__fdchan_peer_ops,
                              .rfd = s,
                              .wfd = s,
                              .kind = kind | FDCHAN_PACKET,
@@ -163,17 +165,16 @@ int ferry__unix_from_sock(int s, int creator, const ferry_chan_opts *o, const fe
     return rc;
 }
 
-const ferry__ops ferry__unix_ops = {
-    .scheme = "unix",
-    .listen = unix_listen,
+static const ferry__listener_ops listener_ops = {
     .accept = unix_accept,
-    .listener_fd = unix_listener_fd,
-    .listener_close = unix_listener_close,
+    .fd = unix_listener_fd,
+    .close = unix_listener_close,
+};
+
+const ferry__transport ferry__unix_transport = {
+    .scheme = "unix",
+    .kind = FERRY_KIND_UNIX,
+    .listen = unix_listen,
     .open = unix_open,
-    .sendmsg = ferry__fdchan_sendmsg,
-    .recvmsg = ferry__fdchan_recvmsg,
-    .fd = ferry__fdchan_fd,
-    .max_msg = ferry__fdchan_max_msg,
-    .peer = ferry__fdchan_peer,
-    .close = ferry__fdchan_close,
+    .from_sock = ferry__unix_from_sock,
 };

@@ -20,9 +20,9 @@
  *    sender cannot starve the others. One receiving thread per inbox.
  */
 #define _GNU_SOURCE /* epoll, pthread */
+#include "chan/chan.h"
 #include "core/time.h"
 #include "ferry/ferry.h"
-#include "transport/shm_chan.h"
 
 #include <errno.h>
 #include <pthread.h>
@@ -99,7 +99,7 @@ int ferry_send_to(const char *name, const ferry_msg *m, int64_t timeout_ns)
         /* Ask the kernel whether the receiver is still there (a hang-up on the channel's
          * link) before sending: a send into the ring of a receiver that closed a moment
          * ago would otherwise succeed and be lost. */
-        if (!fresh && ferry__shm_alive(d->ch) < 0) {
+        if (!fresh && ferry__chan_alive(d->ch) < 0) {
             ferry_chan_close(d->ch);
             d->ch = NULL;
             rc = -EPIPE;

@@ -1,9 +1,9 @@
 /*
- * obj.c — making and checking synchronization objects' memfds, and the carriers of event
+ * obj.c — making and checking the memfds of objects shared in memory, and the carriers of event
  * queues and mailboxes (see obj.h).
  */
 #define _GNU_SOURCE /* off_t, fstat, F_GET_SEALS, MSG_CMSG_CLOEXEC with -std=c11 */
-#include "obj.h"
+#include "shm/obj.h"
 
 #include "ferry/ferry.h"
 

@@ -1,0 +1,29 @@
+// SPDX-License-Identifier: MIT
+/*
+ * chan.h — the generic channel's internal entry points, for the areas above it (the
+ * broker, direct): what the public API (ferry.h) does not offer but a layer above needs,
+ * always through the transports' tables (transport/transport.h), never by naming a
+ * transport.
+ */
+#ifndef FERRY_CHAN_CHAN_H
+#define FERRY_CHAN_CHAN_H
+
+#include "ferry/ferry.h"
+
+#include <stdint.h>
+
+/* A channel end of the transport of kind (FERRY_KIND_*) on a connected SOCK_SEQPACKET
+ * socket s that someone else made (the broker's socket pairs): the transport's
+ * from_sock door (transport.h says creator, o and peer). s is consumed in every case.
+ * -EINVAL: no transport serves that kind; else its errors. */
+int ferry__chan_from_sock(int kind, int s, int creator, const ferry_chan_opts *o,
+                          const ferry_cred *peer, int64_t deadline, ferry_chan **out);
+
+/* 1 if some transport serves kind through the broker (from_sock), else 0. */
+int ferry__chan_kind_ok(int kind);
+
+/* Is ch's peer still there: 0 yes or cannot tell, -EPIPE gone, -EBADMSG broken. One
+ * poll, never blocks (the transport's alive op). ch must be non-NULL. */
+int ferry__chan_alive(ferry_chan *ch);
+
+#endif
