@@ -100,7 +100,9 @@ typedef struct ferry_listener ferry_listener;
  * is gone (closed or died; also with FERRY_FOREVER): then -EPIPE, as soon as this end
  * sees the peer gone (as a blocked receive would), without taking in more of what the
  * peer sent, while untyped receives still drain all of it, in order, before their
- * -EPIPE. Nothing is dropped. So a peer cannot fill this end's fd table through messages
+ * -EPIPE. (tcp: the peer's end of stream arrives behind what it sent; while more of that
+ * is on its way than the kernel's buffers here take, the end cannot arrive, so such a
+ * receive waits for its deadline — give it one.) Nothing is dropped. So a peer cannot fill this end's fd table through messages
  * it skips: at most max_skipped_fds + FERRY_MAX_FDS - 1 fds are held. One rule for every
  * transport: where fds ride (shm, unix) as above; unix, tcp, fifo and pipe hold back the
  * same way at their bound of 8 MiB of skipped messages. On shm the budget applies only
