@@ -88,7 +88,8 @@ int main(int argc, char **argv)
         setenv("FERRY_BROKER", sock, 1);
     }
     int ready[2];
-    if (pipe2(ready, O_CLOEXEC) < 0) return 1; /* CLOEXEC: ferryd, started meanwhile, must not hold it */
+    if (pipe2(ready, O_CLOEXEC) < 0)
+        return 1; /* CLOEXEC: ferryd, started meanwhile, must not hold it */
     pid_t pid = fork();
     if (pid == 0) {
         close(ready[0]);

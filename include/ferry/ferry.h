@@ -102,30 +102,30 @@ typedef struct ferry_listener ferry_listener;
  * peer sent, while untyped receives still drain all of it, in order, before their
  * -EPIPE. (tcp: the peer's end of stream arrives behind what it sent; while more of that
  * is on its way than the kernel's buffers here take, the end cannot arrive, so such a
- * receive waits for its deadline — give it one.) Nothing is dropped. So a peer cannot fill this end's fd table through messages
- * it skips: at most max_skipped_fds + FERRY_MAX_FDS - 1 fds are held. One rule for every
- * transport: where fds ride (shm, unix) as above; unix, tcp, fifo and pipe hold back the
- * same way at their bound of 8 MiB of skipped messages. On shm the budget applies only
- * to messages carrying fds, and the local choices also include FERRY_PEEK_PRIVATE and
- * max_map.
+ * receive waits for its deadline — give it one.) Nothing is dropped. So a peer cannot fill this
+ * end's fd table through messages it skips: at most max_skipped_fds + FERRY_MAX_FDS - 1 fds are
+ * held. One rule for every transport: where fds ride (shm, unix) as above; unix, tcp, fifo and pipe
+ * hold back the same way at their bound of 8 MiB of skipped messages. On shm the budget applies
+ * only to messages carrying fds, and the local choices also include FERRY_PEEK_PRIVATE and max_map.
  */
 typedef struct ferry_chan_opts {
-    uint32_t capacity; /* 0, N, FERRY_CAP_RING (default) or FERRY_UNBOUNDED */
-    uint32_t flags;    /* FERRY_CHECKSUM | FERRY_NO_SPIN */
-    size_t ring_bytes; /* ring size per direction, a power of two >= 4096; default 256 KiB.
-                          0 = derive from max_msg */
-    size_t max_msg;    /* largest message; default and most ring_bytes / 2 - 128;
-                          at most FERRY_MAX_MSG_LIMIT */
-    size_t mem_cap;    /* FERRY_UNBOUNDED only: largest ring it may grow to; default 64 MiB.
-                          All live rings of a direction together stay under 2 * mem_cap. */
-    int64_t spin_ns;   /* how long a waiting call may spin before it sleeps; default 50 us.
-                          The spin adapts downwards when it does not pay off. */
-    unsigned mode;     /* ferry_listen: permission bits of the socket file; default 0600 */
-    uint32_t max_skipped_fds; /* fds a receiving end keeps in messages its typed receives passed over; default FERRY_SKIPPED_FDS_DEFAULT (64) */
-    size_t max_map; /* adopting end (shm): the most it agrees to map for one channel, all
-                       rings of both directions including growth, plus the private heap
-                       of its skip queue; default FERRY_MAX_MAP_DEFAULT (512 MiB), 0 = the
-                       default. A creator's shape beyond it fails the handshake: -E2BIG */
+    uint32_t capacity;        /* 0, N, FERRY_CAP_RING (default) or FERRY_UNBOUNDED */
+    uint32_t flags;           /* FERRY_CHECKSUM | FERRY_NO_SPIN */
+    size_t ring_bytes;        /* ring size per direction, a power of two >= 4096; default 256 KiB.
+                                 0 = derive from max_msg */
+    size_t max_msg;           /* largest message; default and most ring_bytes / 2 - 128;
+                                 at most FERRY_MAX_MSG_LIMIT */
+    size_t mem_cap;           /* FERRY_UNBOUNDED only: largest ring it may grow to; default 64 MiB.
+                                 All live rings of a direction together stay under 2 * mem_cap. */
+    int64_t spin_ns;          /* how long a waiting call may spin before it sleeps; default 50 us.
+                                 The spin adapts downwards when it does not pay off. */
+    unsigned mode;            /* ferry_listen: permission bits of the socket file; default 0600 */
+    uint32_t max_skipped_fds; /* fds a receiving end keeps in messages its typed receives passed
+                                 over; default FERRY_SKIPPED_FDS_DEFAULT (64) */
+    size_t max_map;           /* adopting end (shm): the most it agrees to map for one channel, all
+                                 rings of both directions including growth, plus the private heap
+                                 of its skip queue; default FERRY_MAX_MAP_DEFAULT (512 MiB), 0 = the
+                                 default. A creator's shape beyond it fails the handshake: -E2BIG */
 } ferry_chan_opts;
 
 /* Fill *o with the defaults. Never fails. */
@@ -208,16 +208,15 @@ int ferry_chan_adopt(int fd, const ferry_chan_opts *opts, ferry_chan **out);
  * The scheme is case-insensitive (RFC 3986): "SHM://" and "Unix://" work too.
  * A socket file or FIFO gets exactly opts->mode (default 0600; never wider, not even for
  * a moment); a sysvmq door queue gets opts->mode, its back queue opts->mode without group
- * and other write, plus owner read and write (only its owner writes there). The listener decides the channel's shape (capacity, max_msg, checksum). The
- * caller owns *out; ferry_listener_close() removes the names it made (queues: see
- * FERRY_PERSIST). Errors: -EINVAL (bad URL or options), -EPROTONOSUPPORT (unknown
- * scheme), -EOPNOTSUPP (a capacity mode the transport lacks), -EADDRINUSE, -ENAMETOOLONG,
- * -EACCES, and other errors of the kernel calls.
- * Names on a shared filesystem: the mode is set without following a symlink, so a name
- * swapped for something that is not this user's socket file or FIFO is -EACCES. A stale
- * socket file (nobody listens) is replaced; of listeners starting at once on one,
- * exactly one wins (-EADDRINUSE for the others), and a live listener's file is never
- * removed.
+ * and other write, plus owner read and write (only its owner writes there). The listener decides
+ * the channel's shape (capacity, max_msg, checksum). The caller owns *out; ferry_listener_close()
+ * removes the names it made (queues: see FERRY_PERSIST). Errors: -EINVAL (bad URL or options),
+ * -EPROTONOSUPPORT (unknown scheme), -EOPNOTSUPP (a capacity mode the transport lacks),
+ * -EADDRINUSE, -ENAMETOOLONG, -EACCES, and other errors of the kernel calls. Names on a shared
+ * filesystem: the mode is set without following a symlink, so a name swapped for something that is
+ * not this user's socket file or FIFO is -EACCES. A stale socket file (nobody listens) is replaced;
+ * of listeners starting at once on one, exactly one wins (-EADDRINUSE for the others), and a live
+ * listener's file is never removed.
  */
 int ferry_listen(const char *url, const ferry_chan_opts *opts, ferry_listener **out);
 
@@ -433,8 +432,9 @@ int ferry_chan_peer(const ferry_chan *ch, ferry_cred *out);
  */
 
 /* Name policy flags. */
-#define FERRY_TAKEOVER (1u << 0) /* a later ferry_register by the same uid (or root) takes
-                                    the name over; without it the name is -EEXIST */
+#define FERRY_TAKEOVER                                                                             \
+    (1u << 0) /* a later ferry_register by the same uid (or root) takes                            \
+                 the name over; without it the name is -EEXIST */
 /* Signal rights (ferry_kill), all off by default: without one, ferry_kill does only what
  * the caller's own kill(2) could do to the owner. Each lets a class of callers that may
  * see the name signal its owner beyond that. */
@@ -495,8 +495,8 @@ int ferry_register(const char *name, const ferry_policy *policy, const ferry_cha
  * pid. kind: FERRY_KIND_SHM or FERRY_KIND_UNIX. The call waits (within timeout_ns) for
  * the server to accept. The caller owns *out.
  * Errors: those above, -E2BIG (FERRY_KIND_SHM: the server's shape needs more memory
- * than opts->max_map lets this client map), -EPIPE (the server died before accepting, or cannot make a
- * channel of that kind with its options: a unix channel has only FERRY_CAP_RING),
+ * than opts->max_map lets this client map), -EPIPE (the server died before accepting, or cannot
+ * make a channel of that kind with its options: a unix channel has only FERRY_CAP_RING),
  * -EPROTOTYPE (the name is a published object, not a server), -EDQUOT (also: the server
  * is slow, and the introductions this uid asked for that wait for it in ferryd already
  * hold its fair share of the server's queue there).
@@ -533,7 +533,7 @@ typedef struct ferry_watch ferry_watch;
 #define FERRY_EV_DIED     4 /* its owner died; the name is free */
 
 typedef struct ferry_watch_event {
-    int kind;            /* FERRY_EV_* */
+    int kind;             /* FERRY_EV_* */
     ferry_name_info info; /* the name and the owner it concerns (the new one for CHANGED) */
 } ferry_watch_event;
 
@@ -605,8 +605,8 @@ typedef struct ferry_pub ferry_pub;
  * right, an allowed group, an allowed uid other than the caller's; unless the policy has
  * FERRY_POLICY_TRUSTED_SHARERS).
  */
-int ferry_publish(const char *name, int fd, int kind, const ferry_policy *policy,
-                  ferry_pub **out, int64_t timeout_ns);
+int ferry_publish(const char *name, int fd, int kind, const ferry_policy *policy, ferry_pub **out,
+                  int64_t timeout_ns);
 
 /* Unpublish: free the name (objects already opened are not affected) and the handle.
  * NULL is a no-op. */
@@ -788,8 +788,8 @@ void ferry_event_close(ferry_event *e);
  * return a signalfd that polls readable while one is pending; read struct
  * signalfd_siginfo from it (sys/signalfd.h). A descriptor to poll, not to pass (hence
  * _poll_fd); unlike the other _poll_fds it is made for the caller, who owns it
- * (FD_CLOEXEC, O_NONBLOCK) and closes it. Errors: -EINVAL (empty mask, SIGKILL/SIGSTOP, or glibc's reserved 32 and
- * 33), -EMFILE.
+ * (FD_CLOEXEC, O_NONBLOCK) and closes it. Errors: -EINVAL (empty mask, SIGKILL/SIGSTOP, or glibc's
+ * reserved 32 and 33), -EMFILE.
  */
 int ferry_signal_poll_fd(uint64_t mask);
 
@@ -890,15 +890,14 @@ void ferry_rpc_client_close(ferry_rpc_client *c);
  * Errors: -ETIMEDOUT, -EAGAIN (FERRY_NOW), -EPIPE, -EMSGSIZE, -ECANCELED, and the errors
  * of ferry_sendmsg.
  */
-ssize_t ferry_call(ferry_rpc_client *c, const ferry_msg *req, ferry_msg *resp,
-                   int64_t timeout_ns);
+ssize_t ferry_call(ferry_rpc_client *c, const ferry_msg *req, ferry_msg *resp, int64_t timeout_ns);
 
 /* The split form of ferry_call, for a call that another thread may cancel: start sends
  * the request and gives its id; resp (the caller's) must stay valid until wait returns.
  * Every started call is ended by exactly one ferry_call_wait (which frees it). Wait
  * returns as ferry_call. */
-int ferry_call_start(ferry_rpc_client *c, const ferry_msg *req, ferry_msg *resp,
-                     uint64_t *id, int64_t timeout_ns);
+int ferry_call_start(ferry_rpc_client *c, const ferry_msg *req, ferry_msg *resp, uint64_t *id,
+                     int64_t timeout_ns);
 ssize_t ferry_call_wait(ferry_rpc_client *c, uint64_t id, int64_t timeout_ns);
 
 /* Cancel a pending call (sync or async): its wait returns -ECANCELED, its callback runs
@@ -910,8 +909,8 @@ int ferry_call_cancel(ferry_rpc_client *c, uint64_t id);
 
 /* Completion of an asynchronous call: rc is the reply's length or a negative errno;
  * resp is the one given to ferry_call_async (fds in it now owned by the callee). */
-typedef void (*ferry_rpc_callback)(ferry_rpc_client *c, uint64_t id, ssize_t rc,
-                                   ferry_msg *resp, void *ctx);
+typedef void (*ferry_rpc_callback)(ferry_rpc_client *c, uint64_t id, ssize_t rc, ferry_msg *resp,
+                                   void *ctx);
 
 /*
  * ferry_call_async — send req and return at once; the reply goes into resp (the
@@ -996,8 +995,8 @@ typedef void (*ferry_rpc_handler)(ferry_rpc_server *conn, ferry_rpc_request *rq,
  * -EINVAL, -ENOMEM, -EMFILE, -EAGAIN (threads).
  */
 int ferry_serve(const char *name, ferry_rpc_handler handler, void *ctx, unsigned nthreads,
-                const ferry_policy *policy, const ferry_chan_opts *opts,
-                ferry_rpc_service **out, int64_t timeout_ns);
+                const ferry_policy *policy, const ferry_chan_opts *opts, ferry_rpc_service **out,
+                int64_t timeout_ns);
 /* Stop serving and free the service: join the threads, release the name, drop the
  * connections (those a handler still holds a reference to stay open until it drops it
  * with ferry_rpc_server_unref). NULL is a no-op. */

@@ -123,9 +123,7 @@ const bench_mech BENCH_MECHS[] = {
      .shape = SHAPE_HANDOFF,
      .arg = &(const bench_sync_spec){SYNC_FERRY, FERRY_MUTEX_FAIR}},
     {.name = "rt-signal", .fn = bench_rt_signal, .shape = SHAPE_LINE},
-    {.name = "ferry-event",
-     .fn = bench_ferry_event,
-     .shape = SHAPE_LINE},
+    {.name = "ferry-event", .fn = bench_ferry_event, .shape = SHAPE_LINE},
 /* The peers, when ferry was built with them (tools/ferry/CMakeLists.txt). */
 #ifdef FERRY_BENCH_ZMQ
     {.name = "zeromq-ipc",

@@ -51,7 +51,6 @@
 #include <sys/sem.h>
 #include <unistd.h>
 
-
 #define SEM_BATCH  100  /* wait+post pairs per timed batch */
 #define LOOK_EVERY 1024 /* lock attempts between two looks at the clock */
 

@@ -453,7 +453,8 @@ static void sv_judge(obj *o, const svq *d, const svq *b)
 {
     uint64_t left = sv_left(b);
     /* its pid as the kernel's last user counts as gone only while it is that process */
-    pid_t left_pid = left && !ferry__proc_dead(left) ? (pid_t)(left & ((UINT64_C(1) << 22) - 1)) : 0;
+    pid_t left_pid =
+        left && !ferry__proc_dead(left) ? (pid_t)(left & ((UINT64_C(1) << 22) - 1)) : 0;
     int alive = sv_claims(o, b, left) | sv_claims(o, d, left);
     int gone = 1;
     if (d) gone &= sv_kernel_gone(o, d, 0, left_pid);
