@@ -1,3 +1,4 @@
+// SPDX-License-Identifier: MIT
 /*
  * ring_designs.c — a self-contained experiment: what does a receiver save by waiting on the
  * record's own commit word (ferry's ring, src/shm/ring.h) instead of on a separate head

@@ -1,3 +1,4 @@
+// SPDX-License-Identifier: MIT
 /*
  * bounded_buffer.c — the classic bounded buffer (producer/consumer) between processes,
  * with three ferry semaphores:

@@ -1,3 +1,4 @@
+// SPDX-License-Identifier: MIT
 /*
  * dining_philosophers — five philosopher processes, five forks, each fork a ferry_mutex.
  *

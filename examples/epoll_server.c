@@ -1,3 +1,4 @@
+// SPDX-License-Identifier: MIT
 /*
  * epoll_server — one thread serves 1,000 clients through epoll.
  *

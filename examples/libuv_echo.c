@@ -1,3 +1,4 @@
+// SPDX-License-Identifier: MIT
 /*
  * libuv_echo — ferry channels in a libuv event loop.
  *

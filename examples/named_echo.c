@@ -1,3 +1,4 @@
+// SPDX-License-Identifier: MIT
 /*
  * named_echo — two unrelated processes find each other by name through ferryd.
  *

@@ -1,3 +1,4 @@
+// SPDX-License-Identifier: MIT
 /*
  * order_ba.c — ordering two processes with a semaphore: statement B (in one process)
  * runs before statement A (in another), whatever the scheduler does.

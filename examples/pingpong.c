@@ -1,3 +1,4 @@
+// SPDX-License-Identifier: MIT
 /*
  * pingpong.c — the smallest complete ferry program: a channel between a parent and its
  * child process.

@@ -1,3 +1,4 @@
+// SPDX-License-Identifier: MIT
 /*
  * readers_writers — the readers-writers problem between processes, with ferry_mutex
  * only, and no writer starvation.

@@ -1,4 +1,5 @@
 #!/usr/bin/env bash
+# SPDX-License-Identifier: MIT
 # demo.sh — build ferry and show it: the ping-pong example, two processes meeting by name
 # through ferryd (named_echo), then the benchmark table —
 # ferry's shared-memory channel against the physical and kernel floors, the raw kernel

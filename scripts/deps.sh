@@ -1,4 +1,5 @@
 #!/usr/bin/env bash
+# SPDX-License-Identifier: MIT
 # deps.sh — install what ferry needs on Debian, only when missing. Sourced:
 #   . scripts/deps.sh        building and testing (test.sh): compilers, cmake, sanitizer
 #                            runtimes, clang-format-14 (the format check), valgrind,

@@ -1,4 +1,5 @@
 #!/usr/bin/env bash
+# SPDX-License-Identifier: MIT
 # test.sh — the whole test suite: the normal build and every CTest test; the same under
 # ASan+UBSan; the ring and channel tests under TSan; and every libFuzzer harness (the list
 # `fuzzers` below) for FERRY_FUZZ_SECONDS (default 60) each, two at a time. Each build has
@@ -19,7 +20,7 @@ scripts/check-docs.sh # every path a doc or file header cites exists (a second)
 scripts/check-format.sh # the files of scripts/format-files.txt are clang-format-14 clean
 
 step "build and test (gcc, RelWithDebInfo)"
-cmake -S . -B $b/plain -DCMAKE_BUILD_TYPE=RelWithDebInfo >/dev/null
+cmake -S . -B $b/plain -DCMAKE_BUILD_TYPE=RelWithDebInfo -DFERRY_WERROR=ON >/dev/null
 cmake --build $b/plain -j"$jobs"
 scripts/check-layers.sh $b/plain # layers run one way: includes, and calls read from the objects
 ctest --test-dir $b/plain --output-on-failure -j"$jobs"
@@ -41,13 +42,13 @@ done | xargs -P"$jobs" -I{} sh -c 'valgrind -q --error-exitcode=1 --leak-check=f
 echo "valgrind: clean"
 
 step "ASan + UBSan (clang)"
-cmake -S . -B $b/asan -DCMAKE_C_COMPILER=clang -DCMAKE_BUILD_TYPE=Debug -DFERRY_SANITIZE=address >/dev/null
+cmake -S . -B $b/asan -DCMAKE_C_COMPILER=clang -DCMAKE_BUILD_TYPE=Debug -DFERRY_SANITIZE=address -DFERRY_WERROR=ON >/dev/null
 cmake --build $b/asan -j"$jobs"
 ASAN_OPTIONS=detect_leaks=1:abort_on_error=1 UBSAN_OPTIONS=print_stacktrace=1:halt_on_error=1 \
   ctest --test-dir $b/asan --output-on-failure -j"$jobs" -E '^bench_'
 
 step "TSan (clang): rings, growth, channels, synchronization objects, RPC, mailboxes, broadcast"
-cmake -S . -B $b/tsan -DCMAKE_C_COMPILER=clang -DCMAKE_BUILD_TYPE=Debug -DFERRY_SANITIZE=thread >/dev/null
+cmake -S . -B $b/tsan -DCMAKE_C_COMPILER=clang -DCMAKE_BUILD_TYPE=Debug -DFERRY_SANITIZE=thread -DFERRY_WERROR=ON >/dev/null
 cmake --build $b/tsan -j"$jobs"
 TSAN_OPTIONS=halt_on_error=1 ctest --test-dir $b/tsan --output-on-failure -j"$jobs" -R 'ring|grow|chan|sem|mutex|barrier|event|rpc|bcast|mailbox'
 
@@ -55,7 +56,7 @@ TSAN_OPTIONS=halt_on_error=1 ctest --test-dir $b/tsan --output-on-failure -j"$jo
 # name here to run a new one. Names without a target in this tree are skipped.
 fuzzers="frame broker stream adopt shm_ring shm_setup"
 step "libFuzzer: each harness for ${fuzz_seconds}s, two at a time"
-cmake -S . -B $b/fuzz -DCMAKE_C_COMPILER=clang -DFERRY_FUZZ=ON >/dev/null
+cmake -S . -B $b/fuzz -DCMAKE_C_COMPILER=clang -DFERRY_FUZZ=ON -DFERRY_WERROR=ON >/dev/null
 targets=$(cmake --build $b/fuzz --target help | sed -n 's/^\.\.\. \(fuzz_[a-z_]*\)$/\1/p')
 run=""
 for h in $fuzzers; do

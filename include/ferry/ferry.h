@@ -1,3 +1,4 @@
+// SPDX-License-Identifier: MIT
 /*
  * ferry.h — the public API of libferry: fast, secure inter-process communication.
  *

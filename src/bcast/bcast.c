@@ -1,3 +1,4 @@
+// SPDX-License-Identifier: MIT
 /*
  * bcast.c — ferry_bcast: one publisher, any number of subscribers, every subscriber gets
  * every message in order (ferry.h, "broadcast"), zero copy through shared memory.

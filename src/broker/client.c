@@ -1,3 +1,4 @@
+// SPDX-License-Identifier: MIT
 /*
  * client.c — the library's side of the naming service (ferry.h, "the naming service"):
  * finding ferryd (and starting it), ferry_register and its listener, ferry_connect,

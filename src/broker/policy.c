@@ -1,3 +1,4 @@
+// SPDX-License-Identifier: MIT
 /*
  * policy.c — ferryd's rules (see policy.h): a name's ferry_policy (who may see / connect to it),
  * and the system policy file (who may own which names, who may signal whose, the quotas of each

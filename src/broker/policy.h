@@ -1,3 +1,4 @@
+// SPDX-License-Identifier: MIT
 /*
  * policy.h — ferryd's rules, with no I/O but reading the policy file: what a valid name
  * and watch pattern are, who may see / connect to a name (the name's ferry_policy, set by

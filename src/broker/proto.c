@@ -1,3 +1,4 @@
+// SPDX-License-Identifier: MIT
 /*
  * proto.c — the broker protocol's codec and packet I/O (see proto.h for the rules).
  */

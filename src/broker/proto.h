@@ -1,3 +1,4 @@
+// SPDX-License-Identifier: MIT
 /*
  * proto.h — the broker protocol: what ferryd and the library say to each other over a
  * Unix SOCK_SEQPACKET connection to ferryd's socket.

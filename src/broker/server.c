@@ -1,3 +1,4 @@
+// SPDX-License-Identifier: MIT
 /*
  * server.c — ferryd's event loop (see server.h for its rules, proto.h for the protocol,
  * policy.h for the checks).

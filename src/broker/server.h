@@ -1,3 +1,4 @@
+// SPDX-License-Identifier: MIT
 /*
  * server.h — ferryd's event loop: the registry of names, the policy checks, the quotas,
  * introductions, watches and death notices (docs/architecture.md, docs/broker.md).

@@ -1,3 +1,4 @@
+// SPDX-License-Identifier: MIT
 /*
  * chan.c — the generic channel: the public entry points. Checks what does not depend on
  * the transport, turns timeouts into deadlines once, finds the transport of a URL (or of

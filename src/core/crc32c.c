@@ -1,3 +1,4 @@
+// SPDX-License-Identifier: MIT
 /*
  * crc32c.c — CRC-32C (Castagnoli), see crc32c.h.
  *

@@ -1,3 +1,4 @@
+// SPDX-License-Identifier: MIT
 /*
  * crc32c.h — CRC-32C (Castagnoli, reflected polynomial 0x82F63B78), as used by the frame.
  * ferry__crc32c picks the SSE4.2 instruction when the CPU has it (checked once) and a

@@ -1,3 +1,4 @@
+// SPDX-License-Identifier: MIT
 /*
  * error.c — ferry_strerror(): a short static name for every errno value ferry returns.
  *

@@ -1,3 +1,4 @@
+// SPDX-License-Identifier: MIT
 /*
  * frame.c — the 32-byte frame header (see frame.h and docs/architecture.md).
  *

@@ -1,3 +1,4 @@
+// SPDX-License-Identifier: MIT
 /*
  * frame.h — the 32-byte ferry frame header (docs/architecture.md): its layout, encoder and strict
  * decoder. Used by every byte-stream transport and as the record header of a shm ring.

@@ -1,3 +1,4 @@
+// SPDX-License-Identifier: MIT
 /*
  * futex.h — the two futex calls of every object that sleeps on a word in shared memory
  * (the shm rings, semaphores, barriers, event queues, mailboxes, broadcast rings).

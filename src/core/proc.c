@@ -1,3 +1,4 @@
+// SPDX-License-Identifier: MIT
 /*
  * proc.c — process identity and death, for objects shared in memory (see proc.h).
  */

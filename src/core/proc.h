@@ -1,3 +1,4 @@
+// SPDX-License-Identifier: MIT
 /*
  * proc.h — who a process is, for the crash handling of objects shared in memory
  * (mailboxes, broadcast rings): id = start time << 22 | pid (the start time, field 22 of

@@ -1,3 +1,4 @@
+// SPDX-License-Identifier: MIT
 /*
  * time.c — deadlines on CLOCK_MONOTONIC (see time.h).
  */

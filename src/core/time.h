@@ -1,3 +1,4 @@
+// SPDX-License-Identifier: MIT
 /*
  * time.h — deadlines on CLOCK_MONOTONIC. A timeout_ns (FERRY_FOREVER, FERRY_NOW, or a
  * bound) becomes an absolute deadline once, when a call starts; every wait inside the

@@ -1,3 +1,4 @@
+// SPDX-License-Identifier: MIT
 /*
  * url.c — split "scheme://rest" (see url.h). No allocation; the caller owns everything.
  * The scheme comes out in lower case: schemes are case-insensitive (RFC 3986 §3.1), so

@@ -1,3 +1,4 @@
+// SPDX-License-Identifier: MIT
 /*
  * url.h — split a ferry URL "scheme://rest" into its scheme and the rest.
  */

@@ -1,3 +1,4 @@
+// SPDX-License-Identifier: MIT
 /*
  * ferryd.c — the naming-service daemon: the process around ferry__broker_run
  * (src/broker/server.c): options, the socket's directory and lock, detaching, systemd

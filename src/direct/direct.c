@@ -1,3 +1,4 @@
+// SPDX-License-Identifier: MIT
 /*
  * direct.c — direct communication by name: ferry_send_to (Send(P, m)) and the inbox's
  * ferry_recv_from (Receive(Q, m)), on top of ferry_connect / ferry_register channels.

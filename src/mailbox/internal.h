@@ -1,3 +1,4 @@
+// SPDX-License-Identifier: MIT
 /*
  * internal.h — hooks into a mailbox for the tests only (never part of the API): they
  * let a test die holding the lock, and scribble on the derived structures, to exercise

@@ -1,3 +1,4 @@
+// SPDX-License-Identifier: MIT
 /*
  * mailbox.c — ferry_mailbox: a many-to-many queue of typed messages in a sealed memfd
  * (shm/obj.h, kind FERRY_OBJ_MAILBOX); ferry.h "mailboxes" is the contract.

@@ -1,3 +1,4 @@
+// SPDX-License-Identifier: MIT
 /*
  * client.c — the client side of RPC (ferry.h, "RPC"): calls matched to replies by id,
  * from many threads at once on one channel, synchronous or through a pollable fd.

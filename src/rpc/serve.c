@@ -1,3 +1,4 @@
+// SPDX-License-Identifier: MIT
 /*
  * serve.c — ferry_serve: a ready thread-pool RPC server (ferry.h, "RPC").
  *

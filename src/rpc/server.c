@@ -1,3 +1,4 @@
+// SPDX-License-Identifier: MIT
 /*
  * server.c — the server side of one RPC connection (ferry.h, "RPC"): receiving requests
  * and replying to them from any thread, in any order.

@@ -1,3 +1,4 @@
+// SPDX-License-Identifier: MIT
 /*
  * wire.h — the RPC framing on a ferry channel (internal). Each message's ferry type is
  * (kind << 56) | id: kind 1 request, 2 reply, 3 one-way (id 0), 4 cancel (no payload:

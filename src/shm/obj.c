@@ -1,3 +1,4 @@
+// SPDX-License-Identifier: MIT
 /*
  * obj.c — making and checking the memfds of objects shared in memory, and the carriers of event
  * queues and mailboxes (see obj.h).

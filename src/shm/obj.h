@@ -1,3 +1,4 @@
+// SPDX-License-Identifier: MIT
 /*
  * obj.h — what every object shared in memory (src/sync, src/mailbox, src/bcast) is made
  * of: a sealed memfd that starts with a common header, made here and validated here when

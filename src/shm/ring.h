@@ -1,3 +1,4 @@
+// SPDX-License-Identifier: MIT
 /*
  * ring.h — the layout of one direction of a shm channel, shared by both processes.
  *

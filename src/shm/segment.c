@@ -1,3 +1,4 @@
+// SPDX-License-Identifier: MIT
 /*
  * segment.c — sealed memfd segments (see segment.h).
  */

@@ -1,3 +1,4 @@
+// SPDX-License-Identifier: MIT
 /*
  * segment.h — shared-memory segments: anonymous memfds (never a name in /dev/shm),
  * sealed against shrinking and growing, mapped shared.

@@ -1,3 +1,4 @@
+// SPDX-License-Identifier: MIT
 /*
  * wait.c — spin-then-futex waiting (see wait.h for the protocol).
  */

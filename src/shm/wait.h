@@ -1,3 +1,4 @@
+// SPDX-License-Identifier: MIT
 /*
  * wait.h — spin-then-futex waiting on a condition in shared memory.
  *

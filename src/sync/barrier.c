@@ -1,3 +1,4 @@
+// SPDX-License-Identifier: MIT
 /*
  * barrier.c — ferry_barrier: a reusable barrier for count parties, shared between
  * processes in a sealed memfd object (obj.h, kind FERRY_OBJ_BARRIER).

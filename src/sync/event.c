@@ -1,3 +1,4 @@
+// SPDX-License-Identifier: MIT
 /*
  * event.c — ferry_event: reliable, counted event notification with a 64-bit payload
  * (ferry.h, "events"), between any processes that hold the object.

@@ -1,3 +1,4 @@
+// SPDX-License-Identifier: MIT
 /*
  * mutex.c — ferry_mutex: a robust mutex between processes, optionally fair (FIFO).
  *

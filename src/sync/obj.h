@@ -1,3 +1,4 @@
+// SPDX-License-Identifier: MIT
 /*
  * obj.h — what the synchronization objects (src/sync) share: the object segment
  * (shm/obj.h: making, mapping and checking an object's memfd, carriers), opening one by

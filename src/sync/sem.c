@@ -1,3 +1,4 @@
+// SPDX-License-Identifier: MIT
 /*
  * sem.c — ferry_sem: a counting semaphore shared between processes, in a sealed memfd
  * object (obj.h, kind FERRY_OBJ_SEM).

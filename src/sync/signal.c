@@ -1,3 +1,4 @@
+// SPDX-License-Identifier: MIT
 /*
  * signal.c — ferry_signal_poll_fd (ferry.h, "signals"): signals as readable descriptors.
  *

@@ -1,3 +1,4 @@
+// SPDX-License-Identifier: MIT
 /*
  * fdchan.c — ferry frames over kernel file descriptors (see fdchan.h for the rules).
  */

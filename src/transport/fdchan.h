@@ -1,3 +1,4 @@
+// SPDX-License-Identifier: MIT
 /*
  * fdchan.h — a channel of ferry frames over kernel file descriptors: the common engine of
  * the unix, tcp, fifo and pipe transports. Each of those is one file that makes the

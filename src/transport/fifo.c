@@ -1,3 +1,4 @@
+// SPDX-License-Identifier: MIT
 /*
  * fifo.c — the fifo transport: "fifo:///path" names two FIFOs, path.c2s (client to
  * server) and path.s2c, carrying ferry frames as byte streams (fdchan.h).

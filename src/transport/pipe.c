@@ -1,3 +1,4 @@
+// SPDX-License-Identifier: MIT
 /*
  * pipe.c — the pipe transport: two anonymous pipes (one per direction) carrying ferry
  * frames (fdchan.h). Made before fork with ferry_pipe_pair(); or ferry_pipe_pair_fd()

@@ -1,3 +1,4 @@
+// SPDX-License-Identifier: MIT
 /*
  * posixmq.c — the posixmq transport: ferry channels over POSIX message queues (mq_open).
  *

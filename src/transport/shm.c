@@ -1,3 +1,4 @@
+// SPDX-License-Identifier: MIT
 /*
  * shm.c — the shm transport: channels whose data flows through lock-free rings in sealed
  * memfds (ring.h), set up over a Unix-socket control link (shm_link.h) that stays open as
@@ -302,7 +303,7 @@ static int shm_pair_fd(const ferry_chan_opts *opts, ferry_chan **a, int fds[2])
 /* The pair door (ferry_pair). */
 static int shm_pair(const ferry_chan_opts *opts, ferry_chan **a, ferry_chan **b)
 {
-    int fd;
+    int fd = -1;
     if (!b) return -EINVAL;
     int rc = pair_link(opts, a, &fd);
     if (rc < 0) return rc;

@@ -1,3 +1,4 @@
+// SPDX-License-Identifier: MIT
 /*
  * shm_chan.h — the state of one end of a shm channel, shared by the files of the shm
  * transport: shm.c (making, connecting and closing channels, the ops table), shm_tx.c

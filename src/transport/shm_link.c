@@ -1,3 +1,4 @@
+// SPDX-License-Identifier: MIT
 /*
  * shm_link.c — the control link of a shm channel (see shm_link.h).
  */

@@ -1,3 +1,4 @@
+// SPDX-License-Identifier: MIT
 /*
  * shm_link.h — the Unix-socket control link of a shm channel (SOCK_SEQPACKET).
  *

@@ -1,3 +1,4 @@
+// SPDX-License-Identifier: MIT
 /*
  * shm_rx.c — the consumer of a shm channel's incoming direction: read records in place
  * (each header copied once and validated), typed selective receive, zero-copy peek, the

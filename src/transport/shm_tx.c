@@ -1,3 +1,4 @@
+// SPDX-License-Identifier: MIT
 /*
  * shm_tx.c — the producer of a shm channel's outgoing direction: reserve room in the
  * ring, write a record in place, publish it with one release store, wake the consumer

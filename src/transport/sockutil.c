@@ -1,3 +1,4 @@
+// SPDX-License-Identifier: MIT
 /*
  * sockutil.c — socket chores shared by the listening transports (see sockutil.h).
  */

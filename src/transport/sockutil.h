@@ -1,3 +1,4 @@
+// SPDX-License-Identifier: MIT
 /*
  * sockutil.h — socket chores shared by the transports that listen and connect (shm's
  * meeting point, unix, tcp): Unix addresses (a path, or "@name" in the abstract

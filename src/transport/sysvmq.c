@@ -1,3 +1,4 @@
+// SPDX-License-Identifier: MIT
 /*
  * sysvmq.c — the sysvmq transport: ferry channels over System V message queues
  * (msgget/msgsnd/msgrcv), with native typed receive.

@@ -1,3 +1,4 @@
+// SPDX-License-Identifier: MIT
 /*
  * tcp.c — the tcp transport: "tcp://host:port" ("tcp://[v6addr]:port" for IPv6), the
  * cross-machine transport. A byte stream of ferry frames (fdchan.h), every one with a

@@ -1,3 +1,4 @@
+// SPDX-License-Identifier: MIT
 /*
  * transport.h — the contract between the generic channel (src/chan) and a transport.
  *

@@ -1,3 +1,4 @@
+// SPDX-License-Identifier: MIT
 /*
  * unix.c — the unix transport: "unix:///path" (a socket file) or "unix://@name" (the
  * abstract namespace), SOCK_SEQPACKET, one ferry frame per packet (fdchan.h). Messages

@@ -1,3 +1,4 @@
+// SPDX-License-Identifier: MIT
 /*
  * brokerutil.h — a real ferryd for a test: broker_start() makes a private directory,
  * points FERRY_BROKER at a socket in it, turns autospawn off (FERRY_NO_AUTOSPAWN=1, so a

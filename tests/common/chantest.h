@@ -1,3 +1,4 @@
+// SPDX-License-Identifier: MIT
 /*
  * chantest.h — helpers shared by the channel behaviour tests (tests/unit/transport/shm,
  * tests/unit/transport/mq) and the conformance suite.

@@ -1,3 +1,4 @@
+// SPDX-License-Identifier: MIT
 /*
  * testutil.h — tiny assertion helpers for ferry tests. A failed check prints where and
  * what, and exits 1 (so a forked child's failure shows in its exit status).

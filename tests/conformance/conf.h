@@ -1,3 +1,4 @@
+// SPDX-License-Identifier: MIT
 /*
  * conf.h — the conformance suite's table of transports and the per-transport plumbing
  * behind it (schemes.c), and the before/after inventory of kernel objects (leftovers.c).

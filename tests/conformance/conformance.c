@@ -1,3 +1,4 @@
+// SPDX-License-Identifier: MIT
 /*
  * conformance — one behaviour suite for every transport, selected by URL scheme:
  *     conformance SCHEME [FORM]      e.g. conformance shm, conformance unix abstract

@@ -1,3 +1,4 @@
+// SPDX-License-Identifier: MIT
 /*
  * leftovers.c — the conformance suite's inventory of what a transport can leave behind,
  * taken before the first channel and after the last, and compared:

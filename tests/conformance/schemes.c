@@ -1,3 +1,4 @@
+// SPDX-License-Identifier: MIT
 /*
  * schemes.c — the conformance suite's table of transports (one row per URL scheme and
  * address form: how a pair is made, what the transport can do) and the per-transport

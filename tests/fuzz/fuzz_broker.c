@@ -1,3 +1,4 @@
+// SPDX-License-Identifier: MIT
 /*
  * fuzz_broker.c — libFuzzer harness for the broker protocol codec (src/broker/proto.c)
  * and the name checks ferryd runs on what it decodes (src/broker/policy.c).

@@ -1,3 +1,4 @@
+// SPDX-License-Identifier: MIT
 /*
  * fuzz_frame.c — libFuzzer harness for the frame header decoder (src/core/frame.c).
  *

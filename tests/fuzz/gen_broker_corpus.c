@@ -1,3 +1,4 @@
+// SPDX-License-Identifier: MIT
 /*
  * gen_broker_corpus.c — writes the seed corpus of fuzz_broker into a directory:
  *   fuzz_gen_broker_corpus tests/fuzz/corpus/broker

@@ -1,3 +1,4 @@
+// SPDX-License-Identifier: MIT
 /*
  * gen_corpus.c — writes the seed corpus of fuzz_frame into a directory:
  *   fuzz_gen_corpus tests/fuzz/corpus/frame

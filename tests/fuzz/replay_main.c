@@ -1,3 +1,4 @@
+// SPDX-License-Identifier: MIT
 /*
  * replay_main.c — a main() for a libFuzzer harness built without libFuzzer: runs every
  * regular file of each directory (or each file) named on the command line once through

@@ -1,3 +1,4 @@
+// SPDX-License-Identifier: MIT
 /*
  * secutil.h — helpers for the broker's security tests: children that drop to throwaway
  * uids/gids (setgroups + setresgid + setresuid), servers that run as such a uid, raw

@@ -1,3 +1,4 @@
+// SPDX-License-Identifier: MIT
 /*
  * test_broker_authz — who may do what with a name, with a real ferryd and children that
  * drop to throwaway uids: the owner (60001), group members of the name's group 60100 (by

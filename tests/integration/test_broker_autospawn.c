@@ -1,3 +1,4 @@
+// SPDX-License-Identifier: MIT
 /*
  * test_broker_autospawn — with no ferryd running, the first call that needs one starts
  * it: several processes asking at once end up with exactly one ferryd (its lock), which

@@ -1,3 +1,4 @@
+// SPDX-License-Identifier: MIT
 /*
  * test_broker_basic — the naming service end to end with a real ferryd: register,
  * lookup, list, connect (shm and unix) with each side learning the other's

@@ -1,3 +1,4 @@
+// SPDX-License-Identifier: MIT
 /*
  * test_broker_pidfd — ferryd learns of a server's death from the process itself (its
  * pidfd), not only from its connections: a server whose broker connections live on in a

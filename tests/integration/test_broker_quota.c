@@ -1,3 +1,4 @@
+// SPDX-License-Identifier: MIT
 /*
  * test_broker_quota — ferryd's per-uid quotas (policy.conf `quota KIND N WHO`) with a real
  * ferryd and children that drop to throwaway uids:

@@ -1,3 +1,4 @@
+// SPDX-License-Identifier: MIT
 /*
  * test_broker_restart — ferryd is killed (-9) and started again: a channel made through
  * it keeps working throughout, and the server (an event loop polling its listener fd and

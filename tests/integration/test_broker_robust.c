@@ -1,3 +1,4 @@
+// SPDX-License-Identifier: MIT
 /*
  * test_broker_robust — ferryd against clients that misbehave, with a real ferryd started
  * with --idle-ms 200:

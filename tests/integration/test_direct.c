@@ -1,3 +1,4 @@
+// SPDX-License-Identifier: MIT
 /*
  * test_direct — direct communication by name with a real ferryd: ferry_send_to reuses
  * one connection per destination (ferryd counts one introduction however many sends),

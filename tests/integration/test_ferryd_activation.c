@@ -1,3 +1,4 @@
+// SPDX-License-Identifier: MIT
 /*
  * test_ferryd_activation — ferryd under systemd-style socket activation, with the ferryd
  * this build made (FERRYD_PATH), on private paths:

@@ -1,3 +1,4 @@
+// SPDX-License-Identifier: MIT
 /*
  * bench.c — `ferry bench`: the driver. Parses the options, plans the measurements (rows;
  * see bench_plan.c), runs the whole list N times (--repeat) with a progress line on

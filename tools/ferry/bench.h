@@ -1,3 +1,4 @@
+// SPDX-License-Identifier: MIT
 /*
  * bench.h — the internal interface of `ferry bench`, shared by its files:
  *   bench.c, bench_mechs.c, bench_plan.c, bench_report.c, bench_plot.c

@@ -1,3 +1,4 @@
+// SPDX-License-Identifier: MIT
 /*
  * bench_base.c — the baselines that the ferry rows are measured against, in the same run:
  *   spin-baseline   two processes ping-pong on one shared cache line, busy-waiting with

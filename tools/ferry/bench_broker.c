@@ -1,3 +1,4 @@
+// SPDX-License-Identifier: MIT
 /*
  * bench_broker.c — the naming-service measurements of `ferry bench` (bench_broker.h).
  *

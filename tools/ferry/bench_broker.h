@@ -1,3 +1,4 @@
+// SPDX-License-Identifier: MIT
 /*
  * bench_broker.h — the naming-service measurements of `ferry bench` (bench_broker.c):
  *   broker-connect  a row (pingpong 64): ferry_connect through a real ferryd, one round

@@ -1,3 +1,4 @@
+// SPDX-License-Identifier: MIT
 /*
  * bench_ferry.c — the ferry rows of `ferry bench` (see bench_ferry.h for the table
  * argument: a pair made before fork, or a URL to listen at and open). In the table:

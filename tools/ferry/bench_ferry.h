@@ -1,3 +1,4 @@
+// SPDX-License-Identifier: MIT
 /*
  * bench_ferry.h — the ferry rows of `ferry bench` (bench_ferry.c): one runner,
  * bench_ferry(), whose table argument (job->arg) says how the two ends are made, so a row

@@ -1,3 +1,4 @@
+// SPDX-License-Identifier: MIT
 /*
  * bench_guard.c — a bound on blocking system calls that have no timeout of their own
  * (msgrcv, read of an eventfd, open of a FIFO, ...), at no cost per call.

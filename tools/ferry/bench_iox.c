@@ -1,3 +1,4 @@
+// SPDX-License-Identifier: MIT
 /*
  * bench_iox.c — the `iceoryx` row of `ferry bench` (see bench_lib.h): iceoryx 2.0 through
  * its C binding, publish/subscribe both ways (service "ferry-bench", instance = the

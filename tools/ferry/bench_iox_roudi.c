@@ -1,3 +1,4 @@
+// SPDX-License-Identifier: MIT
 /*
  * bench_iox_roudi.c — the iceoryx daemon (RouDi) for the `iceoryx` rows of `ferry bench`.
  *

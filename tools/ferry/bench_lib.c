@@ -1,3 +1,4 @@
+// SPDX-License-Identifier: MIT
 /*
  * bench_lib.c — the runner of the peer-library rows (see bench_lib.h): both sides in
  * children (bench_run_apart), meeting through a rendezvous; the driver makes the

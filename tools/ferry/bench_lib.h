@@ -1,3 +1,4 @@
+// SPDX-License-Identifier: MIT
 /*
  * bench_lib.h — the peer-library rows of `ferry bench` (ZeroMQ, NNG, iceoryx): one runner
  * (bench_lib.c) drives any message library given as a lib_ops table. Both sides run in

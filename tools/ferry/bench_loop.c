@@ -1,3 +1,4 @@
+// SPDX-License-Identifier: MIT
 /*
  * bench_loop.c — the measured loops shared by every row: warm-up, then measurement, each
  * bounded by a count and by time, so a measurement always ends by itself.

@@ -1,3 +1,4 @@
+// SPDX-License-Identifier: MIT
 /*
  * bench_mechs.c — what `ferry bench` measures: the table of mechanisms (one entry each:
  * name, runner, the rows it has, its argument and hooks; see bench_plan.h) and the table

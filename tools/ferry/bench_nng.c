@@ -1,3 +1,4 @@
+// SPDX-License-Identifier: MIT
 /*
  * bench_nng.c — the NNG row of `ferry bench` (see bench_lib.h): `nng-ipc`, two pair1
  * sockets over ipc:// in a private directory (the rendezvous's). Each child opens its own

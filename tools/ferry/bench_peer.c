@@ -1,3 +1,4 @@
+// SPDX-License-Identifier: MIT
 /*
  * bench_peer.c — the second process of a measurement: fork it, pin it, share one control
  * page with it, and reap it within a bounded time.

@@ -1,3 +1,4 @@
+// SPDX-License-Identifier: MIT
 /*
  * bench_plan.c — which rows a run measures, and in which order one repetition measures
  * them.

@@ -1,3 +1,4 @@
+// SPDX-License-Identifier: MIT
 /*
  * bench_plan.h — the driver side of `ferry bench`, shared by its files:
  *   bench.c         options, the run loop (repetitions, progress), exit status

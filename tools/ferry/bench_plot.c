@@ -1,3 +1,4 @@
+// SPDX-License-Identifier: MIT
 /*
  * bench_plot.c — `ferry bench --plot FILE.svg`: the pingpong rows as a chart, written as
  * SVG directly (no plotting program needed).

@@ -1,3 +1,4 @@
+// SPDX-License-Identifier: MIT
 /*
  * bench_raw.c — the runner of the raw kernel-mechanism rows (see bench_raw.h), and the
  * helpers their links share: full writes, length-prefixed frames, a buffered frame

@@ -1,3 +1,4 @@
+// SPDX-License-Identifier: MIT
 /*
  * bench_raw.h — the raw kernel mechanisms of `ferry bench`, measured without ferry: one
  * runner (bench_raw.c) drives any duplex link given as a raw_ops table, so a mechanism is

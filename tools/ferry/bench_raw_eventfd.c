@@ -1,3 +1,4 @@
+// SPDX-License-Identifier: MIT
 /*
  * bench_raw_eventfd.c — the raw `eventfd` row of `ferry bench`: two eventfds made before
  * fork (to-peer, from-peer) carry a counter, not a payload, so there is only pingpong, at

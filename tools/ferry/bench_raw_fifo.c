@@ -1,3 +1,4 @@
+// SPDX-License-Identifier: MIT
 /*
  * bench_raw_fifo.c — the raw `fifo` link of `ferry bench` (see bench_raw.h): two named
  * pipes (mkfifo, mode 0600) in a private directory made with mkdtemp under $TMPDIR (or

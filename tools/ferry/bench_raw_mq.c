@@ -1,3 +1,4 @@
+// SPDX-License-Identifier: MIT
 /*
  * bench_raw_mq.c — raw message-queue links for `ferry bench` (see bench_raw.h):
  *   posixmq  two POSIX queues (to-peer, from-peer), created by the driver before fork with

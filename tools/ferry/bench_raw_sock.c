@@ -1,3 +1,4 @@
+// SPDX-License-Identifier: MIT
 /*
  * bench_raw_sock.c — raw socket links for `ferry bench` (see bench_raw.h):
  *   unix  an AF_UNIX SOCK_SEQPACKET socketpair: the kernel keeps message boundaries, one

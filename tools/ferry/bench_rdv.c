@@ -1,3 +1,4 @@
+// SPDX-License-Identifier: MIT
 /*
  * bench_rdv.c — where the two children of a bench_run_apart() measurement meet: a page
  * shared across fork that carries the endpoint the measuring side bound (e.g. a TCP port

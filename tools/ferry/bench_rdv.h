@@ -1,3 +1,4 @@
+// SPDX-License-Identifier: MIT
 /*
  * bench_rdv.h — the meeting point of the two children of a bench_run_apart() measurement
  * (see bench_rdv.c): an endpoint published by the side that binds, and an optional

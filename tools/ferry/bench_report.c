@@ -1,3 +1,4 @@
+// SPDX-License-Identifier: MIT
 /*
  * bench_report.c — the output of `ferry bench`: per row, the median of each figure over
  * the repetitions; then CSV (the header and one line per row, nothing else), or an aligned

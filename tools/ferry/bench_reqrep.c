@@ -1,3 +1,4 @@
+// SPDX-License-Identifier: MIT
 /*
  * bench_reqrep.c — the request/reply peers of `ferry bench` (see bench_reqrep.h).
  *

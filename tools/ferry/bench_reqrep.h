@@ -1,3 +1,4 @@
+// SPDX-License-Identifier: MIT
 /*
  * bench_reqrep.h — the request/reply peers of `ferry bench` (bench_reqrep.c), the rows
  * the RPC figures of ferry are compared with, each a pingpong at 64 B:

@@ -1,3 +1,4 @@
+// SPDX-License-Identifier: MIT
 /*
  * bench_rpc.c — the ferry-rpc row of `ferry bench`: pingpong as RPC calls. The driver is
  * an RPC client (ferry_call) on one end of a ferry_pair made before fork, the peer a

@@ -1,3 +1,4 @@
+// SPDX-License-Identifier: MIT
 /*
  * bench_rpc.h — the ferry-rpc row of `ferry bench` (bench_rpc.c): a pingpong made of
  * ferry_call round trips to a peer serving with ferry_recv_request / ferry_reply over a

@@ -1,3 +1,4 @@
+// SPDX-License-Identifier: MIT
 /*
  * bench_stats.c — sample collection and nearest-rank percentiles (see bench_stats.h).
  * Plain single-threaded C: no shared state, nothing that needs ordering.

@@ -1,3 +1,4 @@
+// SPDX-License-Identifier: MIT
 /*
  * bench_stats.h — sample collection and percentiles for `ferry bench`.
  *

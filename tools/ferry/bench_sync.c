@@ -1,3 +1,4 @@
+// SPDX-License-Identifier: MIT
 /*
  * bench_sync.c — the synchronization rows of `ferry bench` (bench_sync.h):
  *
@@ -245,7 +246,7 @@ static int mtx_rt(void *ctx, uint64_t seq, bench_result *res)
     const uint64_t want = 2 * seq;
     int64_t since = 0;
     for (unsigned k = 1;; k++) {
-        uint64_t seen;
+        uint64_t seen = 0;
         int r = try_turn(c, want, &seen);
         if (r < 0) return bench_fail(res, "lock or unlock: %s", strerror(-r));
         if (r == 1) return 0;
@@ -269,7 +270,7 @@ static int mtx_peer(void *ctx, bench_shared *sh)
         const uint64_t want = 2 * n + 1;
         int64_t since = 0;
         for (unsigned k = 1;; k++) {
-            uint64_t seen;
+            uint64_t seen = 0;
             if (atomic_load_explicit(&c->pg->stop, memory_order_relaxed)) goto done;
             int r = try_turn(c, want, &seen);
             if (r < 0) {
@@ -391,7 +392,7 @@ static int sig_give(const sig_ctx *c, int v)
 static int sig_rt(void *ctx, uint64_t seq, bench_result *res)
 {
     sig_ctx *c = ctx;
-    int v, r;
+    int v = 0, r;
     if ((r = sig_give(c, sig_val(seq))) < 0) return bench_fail(res, "sigqueue: %s", strerror(-r));
     if ((r = sig_take(c, c->to, &v)) < 0) return bench_fail(res, "sigtimedwait: %s", strerror(-r));
     if (v != sig_val(seq)) return bench_fail(res, "wrong value %d", v);
@@ -404,7 +405,7 @@ static int sig_echo(void *ctx, bench_shared *sh)
     sig_ctx *c = ctx;
     c->to = getppid();
     for (uint64_t seq = 0;; seq++) {
-        int v, r = sig_take(c, c->to, &v);
+        int v = 0, r = sig_take(c, c->to, &v);
         if (r < 0) return bench_peer_fail(sh, "peer: sigtimedwait: %s", strerror(-r));
         if (v == SIG_END) return 0;
         if (v != sig_val(seq)) return bench_peer_fail(sh, "peer: wrong value %d", v);

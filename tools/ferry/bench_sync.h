@@ -1,3 +1,4 @@
+// SPDX-License-Identifier: MIT
 /*
  * bench_sync.h — the synchronization rows of `ferry bench` (bench_sync.c): semaphores
  * (uncontended wait+post pairs), process-shared robust mutexes (a contended hand-off

@@ -1,3 +1,4 @@
+// SPDX-License-Identifier: MIT
 /*
  * bench_zmq.c — the ZeroMQ rows of `ferry bench` (see bench_lib.h): two ZMQ_PAIR sockets,
  *   zeromq-ipc  over ipc:// in a private directory (the rendezvous's), and

@@ -1,3 +1,4 @@
+// SPDX-License-Identifier: MIT
 /*
  * commands.h — the subcommands of the `ferry` tool. Each takes the arguments that follow
  * the command name (argv[0] is the command name itself) and returns the process exit

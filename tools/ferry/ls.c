@@ -1,3 +1,4 @@
+// SPDX-License-Identifier: MIT
 /*
  * ls.c — `ferry ls` (ferry's `ipcs -a`) and `ferry rm`: what the naming service holds,
  * and the kernel objects ferry's transports made, with the ones whose makers are gone

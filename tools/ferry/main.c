@@ -1,3 +1,4 @@
+// SPDX-License-Identifier: MIT
 /*
  * main.c — the `ferry` command-line tool: dispatch to a subcommand.
  *   ferry bench [options]   measure ferry against baselines (see `ferry bench --help`)

@@ -1,4 +1,5 @@
 #!/bin/sh
+# SPDX-License-Identifier: MIT
 # test_cli.sh — smoke test of the `ferry` tool (run by CTest as ferry_cli).
 #   usage: test_cli.sh PATH/TO/ferry
 # Checks the exit codes of the dispatcher (help 0, --version 0, unknown command 2 with the

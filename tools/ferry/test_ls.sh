@@ -1,4 +1,5 @@
 #!/bin/sh
+# SPDX-License-Identifier: MIT
 # test_ls.sh — `ferry ls` and `ferry rm` end to end (run by CTest as ferry_ls).
 #   usage: test_ls.sh PATH/TO/ferry PATH/TO/test_ls_helper PATH/TO/ferryd
 # Runs in a private IPC and mount namespace (unshare -i -m; exit 77, a skip, where that is

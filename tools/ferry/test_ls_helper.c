@@ -1,3 +1,4 @@
+// SPDX-License-Identifier: MIT
 /*
  * test_ls_helper.c — a helper for test_ls.sh (built with the tests, never installed):
  *   test_ls_helper register NAME   own NAME at ferryd (policy mode 0644), print "ready",

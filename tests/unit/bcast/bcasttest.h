@@ -1,3 +1,4 @@
+// SPDX-License-Identifier: MIT
 /*
  * bcasttest.h — helpers shared by the broadcast tests: a monotonic clock in ns and a
  * message body that names its sequence number (so order and content can be checked

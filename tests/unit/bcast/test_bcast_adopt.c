@@ -1,3 +1,4 @@
+// SPDX-License-Identifier: MIT
 /*
  * test_bcast_adopt — sharing a broadcast object: ferry_bcast_adopt takes only a sealed
  * memfd that is a broadcast object with sizes that fit it; anything else (-1, a pipe, an

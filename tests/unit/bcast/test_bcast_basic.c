@@ -1,3 +1,4 @@
+// SPDX-License-Identifier: MIT
 /*
  * test_bcast_basic — one process: ordering and contents to several subscribers, types,
  * zero-copy peek/release and loan/commit, timeouts (-EAGAIN for FERRY_NOW, -ETIMEDOUT

@@ -1,3 +1,4 @@
+// SPDX-License-Identifier: MIT
 /*
  * test_bcast_drop — the slow-subscriber policies, with exact counts:
  *  - in one process: a drop-oldest subscriber that reads nothing while 100 messages go

@@ -1,3 +1,4 @@
+// SPDX-License-Identifier: MIT
 /*
  * test_bcast_hostile — a sharer that scribbles random words over the whole object (sizes,
  * head, wait words, subscriber entries, slots) while a publisher and subscribers of both

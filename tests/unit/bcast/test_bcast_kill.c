@@ -1,3 +1,4 @@
+// SPDX-License-Identifier: MIT
 /*
  * test_bcast_kill — broadcast to 4 subscriber processes, one of which stops reading and
  * is killed (-9) while it blocks the publisher: the publisher goes on within 100 ms of

@@ -1,3 +1,4 @@
+// SPDX-License-Identifier: MIT
 /*
  * test_bcast_poll — ferry_sub_poll_fd is level-triggered: readable exactly while a message
  * waits for that subscription (recv, peek/release, FERRY_NOW misses, several

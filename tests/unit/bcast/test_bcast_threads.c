@@ -1,3 +1,4 @@
+// SPDX-License-Identifier: MIT
 /*
  * test_bcast_threads — one publisher thread, subscriber threads of every kind at once
  * (for TSan): two blocking subscribers (copying recv and in-place peek) get all 200,000

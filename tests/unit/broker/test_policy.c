@@ -1,3 +1,4 @@
+// SPDX-License-Identifier: MIT
 /*
  * test_policy.c — ferryd's rules with no broker: valid names (the length and part limits,
  * dots, characters), watch patterns and their matching, a name's ferry_policy (owner,

@@ -1,3 +1,4 @@
+// SPDX-License-Identifier: MIT
 /*
  * test_crc32c.c — CRC-32C: the standard vectors (RFC 3720 B.4 and "123456789") for the
  * software, hardware (when the CPU has SSE4.2) and dispatching versions; sw == hw ==

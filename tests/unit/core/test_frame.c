@@ -1,3 +1,4 @@
+// SPDX-License-Identifier: MIT
 /*
  * test_frame.c — the 32-byte frame header: exact little-endian layout, encode/decode
  * round trip, every invalid field rejected with exactly -EBADMSG (and the boundaries

@@ -1,3 +1,4 @@
+// SPDX-License-Identifier: MIT
 /*
  * test_strerror.c — ferry_strerror(): every code ferry returns has its own string,
  * "NAME: meaning", the same for -e and e; 0 is "success"; anything else (including

@@ -1,3 +1,4 @@
+// SPDX-License-Identifier: MIT
 /*
  * test_mailbox_basic — one process (and a few children): copy and zero-copy send and
  * receive, typed selective receive (the ferry_recvmsg rules), capacities 0 / N /

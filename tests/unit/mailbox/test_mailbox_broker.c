@@ -1,3 +1,4 @@
+// SPDX-License-Identifier: MIT
 /*
  * test_mailbox_broker — mailboxes by name through a real ferryd:
  *   - a published mailbox opens by name in other processes; messages sent while no

@@ -1,3 +1,4 @@
+// SPDX-License-Identifier: MIT
 /*
  * test_mailbox_crash — kill -9 at random points, in both crash modes.
  *

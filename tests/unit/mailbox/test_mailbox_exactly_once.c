@@ -1,3 +1,4 @@
+// SPDX-License-Identifier: MIT
 /*
  * test_mailbox_exactly_once — 3 sender processes and 3 competing receiver processes on
  * one mailbox (capacity 64, so senders also wait for room): every message is received

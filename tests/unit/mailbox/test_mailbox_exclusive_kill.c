@@ -1,3 +1,4 @@
+// SPDX-License-Identifier: MIT
 /*
  * test_mailbox_exclusive_kill — an exclusive mailbox whose holder is killed (SIGKILL) at
  * a random point while it receives: the receiver waiting in ferry_mailbox_attach takes

@@ -1,3 +1,4 @@
+// SPDX-License-Identifier: MIT
 /*
  * test_mailbox_fair — the fair FIFO hand-out among waiting receivers:
  *   - 3 receiver processes start waiting 40 ms apart; 3 messages sent after that go to

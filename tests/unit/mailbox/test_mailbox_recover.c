@@ -1,3 +1,4 @@
+// SPDX-License-Identifier: MIT
 /*
  * test_mailbox_recover — the recovery paths, made deterministic with the test hooks of
  * src/mailbox/internal.h:

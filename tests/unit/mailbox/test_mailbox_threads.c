@@ -1,3 +1,4 @@
+// SPDX-License-Identifier: MIT
 /*
  * test_mailbox_threads — one process, many threads on one mailbox (for TSan): 4 sender
  * threads and 4 receiver threads, each on its own handle over the same object, half of

@@ -1,3 +1,4 @@
+// SPDX-License-Identifier: MIT
 /*
  * rpctest.h — shared pieces of the RPC tests: the request format and the transform the
  * servers apply, so each reply proves which request it answers.

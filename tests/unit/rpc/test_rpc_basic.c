@@ -1,3 +1,4 @@
+// SPDX-License-Identifier: MIT
 /*
  * test_rpc_basic — RPC over a ferry_pair with a forked server using the manual form
  * (ferry_recv_request / ferry_reply) that answers batches of requests in reverse order:

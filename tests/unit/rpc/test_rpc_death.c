@@ -1,3 +1,4 @@
+// SPDX-License-Identifier: MIT
 /*
  * test_rpc_death — the server dies with calls in flight:
  *  - kill -9: a forked server receives every request and never replies; 8 threads each

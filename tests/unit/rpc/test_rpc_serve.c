@@ -1,3 +1,4 @@
+// SPDX-License-Identifier: MIT
 /*
  * test_rpc_serve — ferry_serve with a real ferryd (brokerutil.h):
  *  - nthreads: 4 clients, each on its own connection, send a request whose handler waits

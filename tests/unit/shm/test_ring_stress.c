@@ -1,3 +1,4 @@
+// SPDX-License-Identifier: MIT
 /*
  * test_ring_stress.c — millions of messages through one shm channel between two threads
  * of one process (so ThreadSanitizer sees both sides of every ring access), checking

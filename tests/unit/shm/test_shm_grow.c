@@ -1,3 +1,4 @@
+// SPDX-License-Identifier: MIT
 /*
  * test_shm_grow.c — FERRY_UNBOUNDED channels growing ring after ring:
  *  1. typed receive across segments: 3,000 messages of types 1 and 2 alternating, sent

@@ -1,3 +1,4 @@
+// SPDX-License-Identifier: MIT
 /*
  * test_shm_hangup — a peer that closes its end wakes us: a receiver asleep on an empty
  * shm channel, and a sender asleep on a full one, return -EPIPE right after the other

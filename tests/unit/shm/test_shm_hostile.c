@@ -1,3 +1,4 @@
+// SPDX-License-Identifier: MIT
 /*
  * test_shm_hostile.c — a misbehaving peer cannot crash us or make us read out of bounds.
  *

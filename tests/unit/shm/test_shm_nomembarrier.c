@@ -1,3 +1,4 @@
+// SPDX-License-Identifier: MIT
 /*
  * test_shm_nomembarrier.c — the fallback when membarrier() is not available (old kernel,
  * or a seccomp policy that forbids it, as some container runtimes have): a seccomp

@@ -1,3 +1,4 @@
+// SPDX-License-Identifier: MIT
 /*
  * mutex_testutil.h — helpers for the ferry_mutex tests (test_mutex*.c).
  *

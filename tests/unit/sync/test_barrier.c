@@ -1,3 +1,4 @@
+// SPDX-License-Identifier: MIT
 /*
  * test_barrier.c — ferry_barrier: 4 processes x 1000 rounds (exactly one serial party
  * per round, nobody passes before everyone arrived), withdrawal on timeout (and the race

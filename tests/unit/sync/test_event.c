@@ -1,3 +1,4 @@
+// SPDX-License-Identifier: MIT
 /*
  * test_event — ferry_event between processes (no ferryd): exact counts and order under a
  * 1,000,000-event load from two posting processes (one with the inherited handle, one

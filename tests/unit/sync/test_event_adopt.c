@@ -1,3 +1,4 @@
+// SPDX-License-Identifier: MIT
 /*
  * test_event_adopt — what ferry_event_adopt accepts: only a carrier socket whose queued
  * message is "FEV1" with exactly [an event memfd, a SOCK_SEQPACKET socket], the memfd a

@@ -1,3 +1,4 @@
+// SPDX-License-Identifier: MIT
 /*
  * test_event_group — groups of event queues by name pattern (ferry_event_open
  * "org.grp.*") with a real ferryd: the group holds exactly the published queues under the

@@ -1,3 +1,4 @@
+// SPDX-License-Identifier: MIT
 /*
  * test_event_threads — one handle shared by threads (for TSan as much as for itself):
  * four posting threads, two taking with blocking ferry_event_next and one taking through

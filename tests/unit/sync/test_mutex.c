@@ -1,3 +1,4 @@
+// SPDX-License-Identifier: MIT
 /*
  * test_mutex.c — ferry_mutex basics, in both modes (plain and FERRY_MUTEX_FAIR):
  *  - lock/unlock/trylock; relock by the owner thread -EDEADLK (lock and trylock);

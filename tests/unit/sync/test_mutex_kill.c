@@ -1,3 +1,4 @@
+// SPDX-License-Identifier: MIT
 /*
  * test_mutex_kill.c — ferry_mutex when lockers die (kill -9) anywhere, in both modes:
  *  - kill at any point: two children lock and unlock in a loop, keeping an in-section

@@ -1,3 +1,4 @@
+// SPDX-License-Identifier: MIT
 /*
  * test_mutex_robust.c — ferry_mutex when its owner dies (kill -9), in both modes:
  *  - owner death, 1,000 rounds: a child locks, says so through a pipe and is killed; the

@@ -1,3 +1,4 @@
+// SPDX-License-Identifier: MIT
 /*
  * test_mutex_rules.c — the four rules of a critical-section solution, for ferry_mutex in
  * both modes, with real processes:

@@ -1,3 +1,4 @@
+// SPDX-License-Identifier: MIT
 /*
  * test_publish — publishing objects by name through a real ferryd (ferry_publish,
  * ferry_pub_close, ferry__obj_open), with an event queue as the object:

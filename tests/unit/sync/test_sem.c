@@ -1,3 +1,4 @@
+// SPDX-License-Identifier: MIT
 /*
  * test_sem.c — ferry_sem basics: values, timeouts, overflow, adopting garbage, and
  * sharing across fork, across exec (the descriptor number on the command line) and by

@@ -1,3 +1,4 @@
+// SPDX-License-Identifier: MIT
 /*
  * test_sem_cs.c — a binary ferry_sem as the lock of a critical section, checked against
  * the rules of one:

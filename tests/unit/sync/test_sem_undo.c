@@ -1,3 +1,4 @@
+// SPDX-License-Identifier: MIT
 /*
  * test_sem_undo.c — robustness of ferry_sem: FERRY_SEM_UNDO returns the units of a
  * process that dies (kill -9, or exit without posting), to a blocked waiter too, with

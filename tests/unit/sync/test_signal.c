@@ -1,3 +1,4 @@
+// SPDX-License-Identifier: MIT
 /*
  * test_signal — ferry_signal_poll_fd and ferry_kill with a real ferryd:
  *   - ferry_signal_poll_fd: -EINVAL for an empty mask, SIGKILL, SIGSTOP, glibc's signals; the

@@ -1,3 +1,4 @@
+// SPDX-License-Identifier: MIT
 /*
  * test_fdchan_large — large messages through the frame engine of the fd transports
  * (src/transport/fdchan.c), whose payloads are read straight into place: into the

@@ -1,3 +1,4 @@
+// SPDX-License-Identifier: MIT
 /*
  * test_fifo_listener — the fifo listener's descriptor (inotify on path.s2c): it is not
  * readable while no client came, becomes readable when one opens the FIFOs, and accept

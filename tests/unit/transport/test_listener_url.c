@@ -1,3 +1,4 @@
+// SPDX-License-Identifier: MIT
 /*
  * test_listener_url — ferry_listener_url, the URL a peer opens to reach a listener:
  *  - tcp on port 0 (127.0.0.1 and ::1): ferry_listen works, the URL names the loopback

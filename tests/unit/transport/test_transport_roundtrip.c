@@ -1,3 +1,4 @@
+// SPDX-License-Identifier: MIT
 /*
  * test_transport_roundtrip — every transport, the same round trip (the full conformance
  * suite lives in tests/conformance): a forked echo peer met through the transport's own

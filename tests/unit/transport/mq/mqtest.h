@@ -1,3 +1,4 @@
+// SPDX-License-Identifier: MIT
 /*
  * mqtest.h — helpers for the message-queue transport tests (tests/unit/transport/mq), on top of
  * chantest.h (watchdog, fork_child, ctl pipes, seq payloads, now_ns):

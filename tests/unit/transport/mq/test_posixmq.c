@@ -1,3 +1,4 @@
+// SPDX-License-Identifier: MIT
 /*
  * test_posixmq — the posixmq:// transport (src/transport/posixmq.c) against the public
  * API, with exact error codes; every blocking call is bounded:

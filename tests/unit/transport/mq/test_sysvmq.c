@@ -1,3 +1,4 @@
+// SPDX-License-Identifier: MIT
 /*
  * test_sysvmq — the sysvmq:// transport (src/transport/sysvmq.c) against the public API,
  * with exact error codes; every blocking call is bounded:

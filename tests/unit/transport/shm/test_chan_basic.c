@@ -1,3 +1,4 @@
+// SPDX-License-Identifier: MIT
 /*
  * test_chan_basic — the basic contract of a shared-memory channel made by ferry_pair()
  * and split across fork():

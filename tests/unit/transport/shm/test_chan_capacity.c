@@ -1,3 +1,4 @@
+// SPDX-License-Identifier: MIT
 /*
  * test_chan_capacity — the capacity modes of a shared-memory channel, with a forked peer
  * (synchronised through ctl pipes, never through timing alone):

@@ -1,3 +1,4 @@
+// SPDX-License-Identifier: MIT
 /*
  * test_chan_checksum — a FERRY_CHECKSUM channel works end to end (every message carries a
  * crc32c checked on receipt; a correct peer must never see -EBADMSG), with a forked echo

@@ -1,3 +1,4 @@
+// SPDX-License-Identifier: MIT
 /*
  * test_chan_death — peer death, kill -9 included:
  *  - buffered: the child sends 1,000 messages and raise(SIGKILL)s itself; the parent,

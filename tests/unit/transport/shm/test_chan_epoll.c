@@ -1,3 +1,4 @@
+// SPDX-License-Identifier: MIT
 /*
  * test_chan_epoll — readiness of ferry_chan_poll_fd() for event loops, with a forked sender:
  *  - armed late: a message sent before the first ferry_chan_poll_fd() call makes the fd

@@ -1,3 +1,4 @@
+// SPDX-License-Identifier: MIT
 /*
  * test_chan_exec — a channel end handed to a child across exec:
  *  - ferry_pair_fd() gives the parent's end and one fd with FD_CLOEXEC cleared; every

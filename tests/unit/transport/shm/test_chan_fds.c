@@ -1,3 +1,4 @@
+// SPDX-License-Identifier: MIT
 /*
  * test_chan_fds — file descriptors riding on messages, with a forked receiver (the fds
  * are made after the fork, so the receiver can only have them through the channel):

@@ -1,3 +1,4 @@
+// SPDX-License-Identifier: MIT
 /*
  * test_chan_limits — the configuration limits of a shm channel:
  *  - options out of range are -EINVAL and leave nothing behind: ring_bytes not a power of

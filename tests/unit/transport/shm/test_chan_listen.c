@@ -1,3 +1,4 @@
+// SPDX-License-Identifier: MIT
 /*
  * test_chan_listen — meeting over a socket path: ferry_listen("shm:///dir/x.sock"),
  * ferry_accept, ferry_chan_open, ferry_listener_poll_fd, ferry_listener_close. Socket files

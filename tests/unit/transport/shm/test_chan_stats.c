@@ -1,3 +1,4 @@
+// SPDX-License-Identifier: MIT
 /*
  * test_chan_stats — ferry_chan_stats() counters are exact, on both ends of a forked pair:
  *  - a fresh channel has every counter 0 on both ends; ferry_chan_stats(ch, NULL) ->

@@ -1,3 +1,4 @@
+// SPDX-License-Identifier: MIT
 /*
  * test_chan_timeout — the three kinds of timeout, measured on CLOCK_MONOTONIC, on a
  * default channel and on a FERRY_NO_SPIN channel, with a forked peer:

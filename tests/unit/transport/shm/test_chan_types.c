@@ -1,3 +1,4 @@
+// SPDX-License-Identifier: MIT
 /*
  * test_chan_types — typed messages and selective receive (System V msgrcv rules), with a
  * forked receiver:

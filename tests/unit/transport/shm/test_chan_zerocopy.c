@@ -1,3 +1,4 @@
+// SPDX-License-Identifier: MIT
 /*
  * test_chan_zerocopy — ferry_loan/ferry_commit and ferry_peek/ferry_release, with a forked
  * peer:
