@@ -1,9 +1,13 @@
 #!/usr/bin/env bash
 # SPDX-License-Identifier: MIT
-# test.sh — the whole test suite: the normal build and every CTest test; the same under
-# ASan+UBSan; the ring and channel tests under TSan; and every libFuzzer harness (the list
-# `fuzzers` below) for FERRY_FUZZ_SECONDS (default 60) each, two at a time. Each build has
-# its own directory under build-test/. Exits non-zero on the first failure.
+# test.sh — the whole test suite: every path the docs cite exists and every C file is
+# formatted; the normal build (warnings are errors here: FERRY_WERROR) and every CTest
+# test (unit, conformance, integration and security with a real ferryd, corpus replays,
+# the kill -9 soak at 300 rounds per transport); the layer check; the core and shm unit
+# tests under valgrind; everything again under ASan+UBSan; the ring, channel and
+# synchronization tests under TSan; and every libFuzzer harness (the list `fuzzers`
+# below) for FERRY_FUZZ_SECONDS (default 60) each, two at a time. Each build has its own
+# directory under build-test/. Exits non-zero on the first failure.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 . scripts/deps.sh
