@@ -137,8 +137,6 @@ enum { S_FREE = 0, S_WRITING = 1, S_READY = 2, S_TAKEN = 3, S_HANDED = 4 };
 #define MB_SLICE_NS    ((int64_t)20 * 1000 * 1000)
 #define MB_GRACE_NS    ((int64_t)1000 * 1000 * 1000) /* see mb_lock */
 #define NIL            UINT32_MAX
-#define MB_MAGIC       FERRY__MAILBOX_MAGIC /* the carrier message (shm/obj.h) */
-#define MB_MAGIC_LEN   FERRY__CARRIER_MAGIC_LEN
 #define MB_FLAGS       (FERRY_MAILBOX_EXCLUSIVE | FERRY_MAILBOX_AT_LEAST_ONCE)
 
 typedef struct mbslot {
@@ -1226,28 +1224,7 @@ int ferry_mailbox_create(const ferry_mailbox_opts *opts, ferry_mailbox **out)
     ferry__plock_init(&h->lock);
     /* The carrier (src/sync/event.c's design): one message on A into B's queue holding
      * [memfd, A], read with MSG_PEEK by every adopter; B is the object's descriptor. */
-    if (socketpair(AF_UNIX, SOCK_SEQPACKET | SOCK_CLOEXEC, 0, sv) < 0) {
-        rc = -errno;
-        goto fail;
-    }
-    int fds[2] = {mfd, sv[0]};
-    union {
-        char buf[CMSG_SPACE(sizeof fds)];
-        struct cmsghdr align;
-    } cm;
-    memset(&cm, 0, sizeof cm);
-    struct iovec iov = {.iov_base = (void *)MB_MAGIC, .iov_len = MB_MAGIC_LEN};
-    struct msghdr msg = {
-        .msg_iov = &iov, .msg_iovlen = 1, .msg_control = cm.buf, .msg_controllen = sizeof cm.buf};
-    struct cmsghdr *c = CMSG_FIRSTHDR(&msg);
-    c->cmsg_level = SOL_SOCKET;
-    c->cmsg_type = SCM_RIGHTS;
-    c->cmsg_len = CMSG_LEN(sizeof fds);
-    memcpy(CMSG_DATA(c), fds, sizeof fds);
-    if (sendmsg(sv[0], &msg, MSG_NOSIGNAL) != MB_MAGIC_LEN) {
-        rc = errno == ETOOMANYREFS ? -EMFILE : -errno; /* too many descriptors in flight */
-        goto fail;
-    }
+    if ((rc = ferry__carrier_make(FERRY_OBJ_MAILBOX, mfd, &sv[0], &sv[1])) < 0) goto fail;
     rc = make_handle(sv[1], sv[0], &seg, o.capacity, o.flags, nslots, o.max_msg, dsize, out);
     if (rc < 0) goto fail;
     close(mfd); /* mapped, and in the carrier */

@@ -200,11 +200,47 @@ static int is_peer(int fd, int ring)
     return unix_peer_ino((uint32_t)a.st_ino, &peer) == 1 && peer == (uint32_t)b.st_ino;
 }
 
+static const char *carrier_magic(uint32_t kind)
+{
+    return kind == FERRY_OBJ_EVENT     ? FERRY__EVENT_MAGIC
+           : kind == FERRY_OBJ_MAILBOX ? FERRY__MAILBOX_MAGIC
+                                       : NULL;
+}
+
+int ferry__carrier_make(uint32_t kind, int memfd, int *ring, int *carrier)
+{
+    const char *magic = carrier_magic(kind);
+    if (!magic) return -EINVAL;
+    int sv[2];
+    if (socketpair(AF_UNIX, SOCK_SEQPACKET | SOCK_CLOEXEC, 0, sv) < 0) return -errno;
+    int fds[2] = {memfd, sv[0]};
+    union {
+        char buf[CMSG_SPACE(sizeof fds)];
+        struct cmsghdr align;
+    } cm;
+    memset(&cm, 0, sizeof cm);
+    struct iovec iov = {.iov_base = (void *)magic, .iov_len = FERRY__CARRIER_MAGIC_LEN};
+    struct msghdr msg = {
+        .msg_iov = &iov, .msg_iovlen = 1, .msg_control = cm.buf, .msg_controllen = sizeof cm.buf};
+    struct cmsghdr *c = CMSG_FIRSTHDR(&msg);
+    c->cmsg_level = SOL_SOCKET;
+    c->cmsg_type = SCM_RIGHTS;
+    c->cmsg_len = CMSG_LEN(sizeof fds);
+    memcpy(CMSG_DATA(c), fds, sizeof fds);
+    if (sendmsg(sv[0], &msg, MSG_NOSIGNAL) != FERRY__CARRIER_MAGIC_LEN) {
+        int rc = errno == ETOOMANYREFS ? -EMFILE : -errno; /* too many descriptors in flight */
+        close(sv[0]);
+        close(sv[1]);
+        return rc;
+    }
+    *ring = sv[0];
+    *carrier = sv[1];
+    return 0;
+}
+
 int ferry__carrier_open(int fd, uint32_t kind, int *memfd, int *ring)
 {
-    const char *magic = kind == FERRY_OBJ_EVENT     ? FERRY__EVENT_MAGIC
-                        : kind == FERRY_OBJ_MAILBOX ? FERRY__MAILBOX_MAGIC
-                                                    : NULL;
+    const char *magic = carrier_magic(kind);
     if (!magic || !is_seqpacket(fd)) return -EBADMSG;
     int got[3], ngot = 0;
     char buf[FERRY__CARRIER_MAGIC_LEN + 1]; /* one byte more: a longer message is refused */

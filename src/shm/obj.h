@@ -79,6 +79,14 @@ int ferry__obj_read(int fd, size_t off, void *buf, size_t n);
  * duplicates: the kernel then truncates the message's descriptors). */
 int ferry__carrier_open(int fd, uint32_t kind, int *memfd, int *ring);
 
+/* Make a carrier for memfd, an object of kind (FERRY_OBJ_EVENT or FERRY_OBJ_MAILBOX):
+ * a SOCK_SEQPACKET pair (A, B) and, on A into B's queue, the one message holding the
+ * kind's magic and [memfd, A], where it stays. On success *ring is A (the doorbell's
+ * receiving end) and *carrier is B (the object's descriptor), both the caller's,
+ * FD_CLOEXEC; memfd stays the caller's in every case (the message holds a duplicate).
+ * -EMFILE (also when the uid has too many descriptors in flight), -ENFILE, -ENOMEM. */
+int ferry__carrier_make(uint32_t kind, int memfd, int *ring, int *carrier);
+
 /* The offset of a mutex's flags word (FERRY_MUTEX_FAIR) in its object, right after the
  * header: ferryd reads it to tell a plain mutex from a fair one (mutex.c asserts it). */
 #define FERRY__MUTEX_FLAGS_OFF sizeof(ferry__obj_hdr)

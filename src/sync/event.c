@@ -97,8 +97,6 @@
 #define cpu_relax() atomic_signal_fence(memory_order_seq_cst)
 #endif
 
-#define EV_MAGIC       FERRY__EVENT_MAGIC /* the carrier message (obj.h) */
-#define EV_MAGIC_LEN   FERRY__CARRIER_MAGIC_LEN
 #define EV_CAP_DEFAULT 1024u
 #define EV_SLOTS_OFF   256u
 #define EV_SPINS       256  /* polls of the queue before sleeping */
@@ -514,28 +512,8 @@ int ferry_event_create(uint32_t capacity, ferry_event **out)
      * call) comes before anyone else can map it. */
     for (uint32_t i = 0; i < capacity; i++) atomic_init(&m->slots[i].seq, 2 * (uint64_t)i);
     atomic_init(&m->q->bell, 1);
-    if (socketpair(AF_UNIX, SOCK_SEQPACKET | SOCK_CLOEXEC, 0, sv) < 0) {
-        rc = -errno;
-        goto fail;
-    }
-    int fds[2] = {mfd, sv[0]};
-    union {
-        char buf[CMSG_SPACE(sizeof fds)];
-        struct cmsghdr align;
-    } cm;
-    memset(&cm, 0, sizeof cm);
-    struct iovec iov = {.iov_base = (void *)EV_MAGIC, .iov_len = EV_MAGIC_LEN};
-    struct msghdr msg = {
-        .msg_iov = &iov, .msg_iovlen = 1, .msg_control = cm.buf, .msg_controllen = sizeof cm.buf};
-    struct cmsghdr *c = CMSG_FIRSTHDR(&msg);
-    c->cmsg_level = SOL_SOCKET;
-    c->cmsg_type = SCM_RIGHTS;
-    c->cmsg_len = CMSG_LEN(sizeof fds);
-    memcpy(CMSG_DATA(c), fds, sizeof fds);
-    if (sendmsg(sv[0], &msg, MSG_NOSIGNAL) != EV_MAGIC_LEN) {
-        rc = errno == ETOOMANYREFS ? -EMFILE : -errno; /* too many descriptors in flight */
-        goto fail;
-    }
+    /* The carrier: [memfd, A] in B's queue (see the header); sv = {A, B}. */
+    if ((rc = ferry__carrier_make(FERRY_OBJ_EVENT, mfd, &sv[0], &sv[1])) < 0) goto fail;
     close(mfd);
     m->ring = sv[0];
     m->obj = sv[1];
