@@ -25,7 +25,8 @@
  *    a 5 s bound are satisfied by a send 100 ms later; a negative timeout other than
  *    FERRY_FOREVER (-2, -1 s, INT64_MIN) is -EINVAL at once on send, sendmsg, recv,
  *    recvmsg (any filter), loan, peek, ferry_accept and ferry_chan_open, with nothing
- *    sent or taken;
+ *    sent (the peer's FERRY_NOW receive is -EAGAIN after) or taken (two messages queued
+ *    through the refusals arrive after them, in order);
  *  - capacity, for each mode the transport has: N = 4 (the fifth FERRY_NOW send is
  *    -EAGAIN, a 50 ms send -ETIMEDOUT, a blocked send completes when the peer takes one);
  *    0 (a send returns once taken; a send nobody takes is withdrawn, never delivered,
@@ -655,11 +656,14 @@ static void timeouts_child(conn *k)
     sleep_ms(100);
     CHECK_EQ(ferry_send(k->ch, "later", 5, T5S), 0);
     char buf[16];
+    ctl_expect(&k->c, 'h'); /* "now" and "last" are queued: the refusals must leave them */
+    expect_bad_timeouts(k->ch, k->f);
     CHECK_EQ(ferry_recv(k->ch, buf, sizeof buf, T5S), 3);
     CHECK(memcmp(buf, "now", 3) == 0);
-    expect_bad_timeouts(k->ch, k->f);
     CHECK_EQ(ferry_recv(k->ch, buf, sizeof buf, T5S), 4); /* none of the refused sends */
     CHECK(memcmp(buf, "last", 4) == 0);
+    expect_empty(k->ch);
+    ctl_put(&k->c, 'i'); /* the refusals are done */
 }
 
 static void timeouts_parent(conn *k)
@@ -687,18 +691,24 @@ static void timeouts_parent(conn *k)
     int64_t el = now_ns() - t0;
     CHECK(el >= 100 * MS && el < T5S);
     CHECK_EQ(ferry_send(ch, "now", 3, FERRY_NOW), 0);
+    CHECK_EQ(ferry_send(ch, "last", 4, T5S), 0);
+    ctl_put(&k->c, 'h');
     STAGE("timeouts: negative other than FERRY_FOREVER");
     expect_bad_timeouts(ch, k->f);
-    CHECK_EQ(ferry_send(ch, "last", 4, T5S), 0);
+    ctl_expect(&k->c, 'i');
+    expect_empty(ch); /* none of the child's refused sends arrived */
     if (k->f->addr != ADDR_PAIR) { /* accept and open refuse it too */
         ferry_listener *l = NULL;
         addr a;
         ferry_chan *other = NULL;
+        static const int64_t bad[] = {-2, -SEC, INT64_MIN};
         CHECK_EQ(listen_fresh(k->f, NULL, &a, &l), 0);
-        CHECK_EQ(ferry_accept(l, &other, -2), -EINVAL);
-        CHECK_EQ(ferry_chan_open(a.url, NULL, &other, -2), -EINVAL);
-        CHECK_EQ(ferry_chan_open(a.url, NULL, &other, INT64_MIN), -EINVAL);
-        CHECK(other == NULL);
+        for (size_t i = 0; i < sizeof bad / sizeof bad[0]; i++) {
+            CHECK_EQ(ferry_accept(l, &other, bad[i]), -EINVAL);
+            CHECK_EQ(ferry_chan_open(a.url, NULL, &other, bad[i]), -EINVAL);
+            CHECK(other == NULL);
+        }
+        CHECK_EQ(ferry_accept(l, &other, FERRY_NOW), -EAGAIN); /* no client was made */
         ferry_listener_close(l);
     }
 }
@@ -738,7 +748,7 @@ static void check_timeouts(const form *f)
     run(f, NULL, timeouts_child, timeouts_parent);
     ok(f, "timeouts: FERRY_NOW -EAGAIN at once; 100 ms -ETIMEDOUT in [100 ms, 1.1 s); "
           "FERRY_FOREVER and 5 s satisfied by a later send; other negative timeouts -EINVAL "
-          "at once, nothing sent");
+          "at once, nothing sent or taken");
 }
 
 /* ---------------------------------------------------------------- capacity */
