@@ -696,7 +696,7 @@ static void timeouts_parent(conn *k)
     STAGE("timeouts: negative other than FERRY_FOREVER");
     expect_bad_timeouts(ch, k->f);
     ctl_expect(&k->c, 'i');
-    expect_empty(ch); /* none of the child's refused sends arrived */
+    expect_empty(ch);              /* none of the child's refused sends arrived */
     if (k->f->addr != ADDR_PAIR) { /* accept and open refuse it too */
         ferry_listener *l = NULL;
         addr a;
