@@ -39,7 +39,7 @@
  *    does not have is refused with -EOPNOTSUPP by ferry_listen / the pair function;
  *  - fds: where fds ride, a memfd and a pipe end arrive as working fds (FD_CLOEXEC), the
  *    sender keeps its own, ferry_recv closes the fds of what it takes; elsewhere a send
- *    with an fd is -EOPNOTSUPP and sends nothing; 17 fds are -EINVAL;
+ *    with an fd is -EOPNOTSUPP at either end and sends nothing; 17 fds are -EINVAL;
  *  - skipped fds: where fds ride (unix, shm), 200 messages of 16 fds that the receiver's
  *    typed receives pass over keep its fd count at most max_skipped_fds (default 64,
  *    and 16) + 15 (+ 2); the typed receives time out; then untyped receives drain all
@@ -53,7 +53,7 @@
  *    other process; elsewhere -EOPNOTSUPP at both ends;
  *  - pollable fd: where there is one, ferry_chan_poll_fd polls readable exactly while a
  *    message waits (level-triggered: with two queued, still after taking the first) and
- *    once the peer has closed; elsewhere -EOPNOTSUPP;
+ *    once the peer has closed; elsewhere -EOPNOTSUPP; ferry_chan_poll_fd(NULL) is -EINVAL;
  *  - zero copy: where there is, a loaned and committed message is peeked and released;
  *    elsewhere ferry_loan / ferry_commit / ferry_peek / ferry_release are -EOPNOTSUPP;
  *  - peer death (kill -9 of the child): everything it sent arrives first (a typed
@@ -1012,6 +1012,13 @@ static void fds_child(conn *k)
         CHECK_EQ(m.nfds, 0);
         expect_empty(k->ch);
         CHECK_EQ(fd_count(), c0);
+        memset(&m, 0, sizeof m); /* refused this way too */
+        m.data = (void *)"with fd";
+        m.len = 7;
+        m.nfds = 1;
+        m.fds[0] = 0;
+        CHECK_EQ(ferry_sendmsg(k->ch, &m, T5S), -EOPNOTSUPP);
+        send_typed(k->ch, 9, "back");
         return;
     }
     CHECK_EQ(ferry_recvmsg(k->ch, &m, 0, T5S), 7);
@@ -1053,6 +1060,8 @@ static void fds_parent(conn *k)
         send_typed(k->ch, 9, "marker");
         close(p[0]);
         close(p[1]);
+        expect_typed(k->ch, 0, T5S, 9, "back"); /* the child's refused send sent nothing */
+        expect_empty(k->ch);
         return;
     }
     int mfd = memfd_create("conformance", MFD_CLOEXEC);
@@ -1082,7 +1091,7 @@ static void check_fds(const form *f)
         ok(f, "fds: a memfd and a pipe end arrive working and FD_CLOEXEC, the sender keeps its "
               "own, ferry_recv closes them; 17 fds -EINVAL");
     else
-        ok(f, "fds: a send with an fd -EOPNOTSUPP, nothing sent; 17 fds -EINVAL");
+        ok(f, "fds: a send with an fd -EOPNOTSUPP at both ends, nothing sent; 17 fds -EINVAL");
 }
 
 /* Skipped fds (ferry_chan_opts.max_skipped_fds): the child sends SKIP_N messages of type 1
@@ -1429,6 +1438,7 @@ static void poll_child(conn *k)
 static void poll_parent(conn *k)
 {
     STAGE("pollable: parent");
+    CHECK_EQ(ferry_chan_poll_fd(NULL), -EINVAL);
     if (!k->f->pollable) {
         CHECK_EQ(ferry_chan_poll_fd(k->ch), -EOPNOTSUPP);
         return;
