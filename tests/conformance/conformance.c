@@ -20,8 +20,9 @@
  *    type <= |filter| (type 0 included); passed-over messages stay queued in order; a
  *    too-small buffer leaves a filtered message queued (m.len, m.type: its size and
  *    type); the largest type (INT64_MAX; sysvmq INT64_MAX - 2) and filter -INT64_MAX
- *    work; a filtered receive waiting
- *    (FERRY_FOREVER) while other types arrive is satisfied by the later matching one;
+ *    work; two interleaved types each keep their order; ferry_recv takes any type; a
+ *    filtered receive waiting (FERRY_FOREVER) while other types arrive is satisfied by
+ *    the later matching one;
  *    a negative type and filter INT64_MIN are -EINVAL;
  *  - timeouts: FERRY_NOW on an empty channel is -EAGAIN at once; a 100 ms bound (with
  *    and without a filter) is -ETIMEDOUT after >= 100 ms and < 1.1 s; FERRY_FOREVER and
@@ -559,9 +560,18 @@ static void types_child(conn *k)
     memset(&m, 0, sizeof m);
     m.type = -1;
     CHECK_EQ(ferry_sendmsg(ch, &m, T5S), -EINVAL);
+    CHECK_EQ(ferry_sendmsg(ch, &m, FERRY_NOW), -EINVAL);
     m.type = INT64_MIN;
     CHECK_EQ(ferry_sendmsg(ch, &m, T5S), -EINVAL);
     ctl_put(&k->c, 'u');
+
+    ctl_expect(&k->c, 'v');  /* after the drain: a queue holds few */
+    send_typed(ch, 8, "8a"); /* two types interleaved: each keeps its order */
+    send_typed(ch, 6, "6a");
+    send_typed(ch, 8, "8b");
+    send_typed(ch, 6, "6b");
+    send_typed(ch, 8, "8c");
+    ctl_put(&k->c, 'x');
 
     STAGE("types: child, waiting filter");
     ctl_expect(&k->c, 'w');
@@ -603,7 +613,7 @@ static void types_parent(conn *k)
 
     STAGE("types: parent, type 0 and big types");
     ctl_put(&k->c, 't');
-    ctl_expect(&k->c, 'u'); /* 1 a, 0 z, 2^40 big, type_max max, 2 b1, 2 b2, 2 b3 */
+    ctl_expect(&k->c, 'u'); /* 1 a, 0 z, 2^40 big, type_max max, 2 b1..b3 */
     expect_typed(ch, -1, T5S, 0, "z");
     expect_typed(ch, -INT64_MAX, T5S, 1, "a");
     expect_typed(ch, type_max(k->f), T5S, type_max(k->f), "max");
@@ -612,8 +622,19 @@ static void types_parent(conn *k)
     expect_typed(ch, 0, T5S, 2, "b2");
     expect_typed(ch, -2, T5S, 2, "b3");
     expect_empty(ch); /* the -EINVAL sends sent nothing */
+    ctl_put(&k->c, 'v');
+    ctl_expect(&k->c, 'x'); /* sent: 8 8a, 6 6a, 8 8b, 6 6b, 8 8c */
+    expect_typed(ch, 8, T5S, 8, "8a");
+    expect_typed(ch, 0, T5S, 6, "6a");
+    expect_typed(ch, 8, T5S, 8, "8b");
+    expect_typed(ch, -8, T5S, 6, "6b");
+    char any[8]; /* ferry_recv takes any type */
+    CHECK_EQ(ferry_recv(ch, any, sizeof any, T5S), 2);
+    CHECK(memcmp(any, "8c", 2) == 0);
+    expect_empty(ch);
     memset(&m, 0, sizeof m);
     CHECK_EQ(ferry_recvmsg(ch, &m, INT64_MIN, FERRY_NOW), -EINVAL);
+    CHECK_EQ(ferry_recvmsg(ch, &m, INT64_MIN, T5S), -EINVAL);
 
     STAGE("types: parent, waiting filter");
     int64_t t0 = now_ns();
@@ -632,7 +653,8 @@ static void check_types(const form *f)
     run(f, NULL, types_child, types_parent);
     ok(f, "types: filters 0, >0, <0 (type 0 and 2^40 too), passed-over messages kept in order, "
           "a waiting filter satisfied later, -EINVAL for type < 0 and filter INT64_MIN; type "
-          "max (INT64_MAX, sysvmq INT64_MAX - 2) and filter -INT64_MAX work");
+          "max (INT64_MAX, sysvmq INT64_MAX - 2) and filter -INT64_MAX work; two interleaved "
+          "types keep their orders; ferry_recv takes any type");
 }
 
 /* ---------------------------------------------------------------- timeouts */
