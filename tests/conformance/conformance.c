@@ -32,9 +32,10 @@
  *    sent (the peer's FERRY_NOW receive is -EAGAIN after) or taken (two messages queued
  *    through the refusals arrive after them, in order);
  *  - capacity, for each mode the transport has: N = 4 (the fifth FERRY_NOW send is
- *    -EAGAIN, a 50 ms send -ETIMEDOUT, a blocked send completes when the peer takes one);
- *    0 (a send returns once taken; a send nobody takes is withdrawn, never delivered,
- *    and counted in stats.drops); FERRY_CAP_RING (FERRY_NOW sends succeed until the
+ *    -EAGAIN, a 50 ms send -ETIMEDOUT, a blocked send completes when the peer takes one;
+ *    the counters of both ends exact); 0 (a send returns once taken; a send nobody takes
+ *    is withdrawn, never delivered (the receiver's 50 ms receive is -ETIMEDOUT), and
+ *    counted in stats.drops); FERRY_CAP_RING (FERRY_NOW sends succeed until the
  *    buffer is full, then -EAGAIN; all arrive; after the drain a send works again);
  *    FERRY_UNBOUNDED (2,000 sends nobody receives all succeed); every mode the transport
  *    does not have is refused with -EOPNOTSUPP by ferry_listen / the pair function;
@@ -812,6 +813,10 @@ static void cap_n_child(conn *k)
     ctl_expect(&k->c, '3');
     for (uint64_t s = 2; s <= 5; s++) recv_n(k->ch, s, T5S);
     expect_empty(k->ch);
+    ferry_chan_counters st;
+    CHECK_EQ(ferry_chan_stats(k->ch, &st), 0);
+    CHECK_EQ(st.recv_msgs, 6);
+    CHECK_EQ(st.sent_msgs, 0);
 }
 
 static void cap_n_parent(conn *k)
@@ -831,11 +836,13 @@ static void cap_n_parent(conn *k)
     t0 = now_ns();
     ctl_put(&k->c, '2'); /* the child takes seq 1 in 100 ms */
     send_n(ch, 5, T5S, 0);
-    CHECK(now_ns() - t0 >= 100 * MS);
+    el = now_ns() - t0;
+    CHECK(el >= 100 * MS && el < 3 * SEC);
     ctl_put(&k->c, '3');
     ferry_chan_counters st;
     CHECK_EQ(ferry_chan_stats(ch, &st), 0);
     CHECK_EQ(st.sent_msgs, 6);
+    CHECK_EQ(st.sent_bytes, 6 * PAYLOAD);
     CHECK_EQ(st.drops, 0);
 }
 
@@ -848,6 +855,7 @@ static void cap_zero_child(conn *k)
     recv_n(k->ch, 0, T5S);
     ctl_expect(&k->c, '2');
     expect_empty(k->ch); /* the two withdrawn messages never arrive */
+    expect_timeout(k->ch, 0, 50 * MS);
     ctl_put(&k->c, 'b');
     recv_n(k->ch, 3, T5S);
     expect_empty(k->ch);
@@ -860,11 +868,12 @@ static void cap_zero_parent(conn *k)
     int64_t t0 = now_ns();
     ctl_put(&k->c, '1');
     send_n(ch, 0, T5S, 0); /* returns once taken, 200 ms later */
-    CHECK(now_ns() - t0 >= 200 * MS);
+    int64_t el = now_ns() - t0;
+    CHECK(el >= 200 * MS && el < 3 * SEC);
     send_n(ch, 1, FERRY_NOW, -EAGAIN);
     t0 = now_ns();
     send_n(ch, 2, 50 * MS, -ETIMEDOUT);
-    int64_t el = now_ns() - t0;
+    el = now_ns() - t0;
     CHECK(el >= 50 * MS && el < 50 * MS + SEC);
     ctl_put(&k->c, '2');
     ctl_expect(&k->c, 'b');
@@ -972,7 +981,7 @@ static void check_capacity(const form *f)
         o.max_msg = 1024;
         run(f, &o, cap_n_child, cap_n_parent);
         ok(f, "capacity 4: 5th FERRY_NOW send -EAGAIN, 50 ms -ETIMEDOUT, blocked send freed by a "
-              "receive");
+              "receive, exact counters");
     } else {
         cap_refused(f, 4, "4");
         ok(f, "capacity 4: -EOPNOTSUPP (not on this transport)");
