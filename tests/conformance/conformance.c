@@ -39,8 +39,13 @@
  *    buffer is full, then -EAGAIN; all arrive; after the drain a send works again);
  *    FERRY_UNBOUNDED (2,000 sends nobody receives all succeed); every mode the transport
  *    does not have is refused with -EOPNOTSUPP by ferry_listen / the pair function;
- *  - fds: where fds ride, a memfd and a pipe end arrive as working fds (FD_CLOEXEC), the
- *    sender keeps its own, ferry_recv closes the fds of what it takes; elsewhere a send
+ *  - fds: where fds ride, a memfd and a pipe end arrive as working fds (FD_CLOEXEC; a
+ *    write through the memfd is seen by the sender), the sender keeps its own,
+ *    ferry_recv closes the fds of what it takes; 16 fds (of /dev/null) arrive; nfds
+ *    UINT32_MAX, fd -1 and a closed fd are -EINVAL, nothing sent, no fd kept; the fds of
+ *    a message passed over by a filter, or refused -EMSGSIZE, stay with it and come with
+ *    it; an end closed with a message untaken frees its fds (a pipe reaches EOF while the
+ *    process lives); elsewhere a send
  *    with an fd is -EOPNOTSUPP at either end and sends nothing; 17 fds are -EINVAL;
  *  - skipped fds: where fds ride (unix, shm), 200 messages of 16 fds that the receiver's
  *    typed receives pass over keep its fd count at most max_skipped_fds (default 64,
@@ -95,6 +100,7 @@
 #include <pthread.h>
 #include <stdarg.h>
 #include <sys/mman.h>
+#include <sys/stat.h>
 
 #define PAYLOAD 100 /* capacity checks: message size */
 
@@ -1028,6 +1034,154 @@ static void check_capacity(const form *f)
 
 static const char FD_TEXT[] = "fd-content";
 
+/* recvmsg (filter) of type / s with nfds fds, each open, distinct and FD_CLOEXEC. */
+static void recv_with_fds(ferry_chan *ch, ferry_msg *m, char *buf, int64_t filter, int64_t type,
+                          const char *s, uint32_t nfds)
+{
+    memset(m, 0, sizeof *m);
+    for (int i = 0; i < FERRY_MAX_FDS; i++) m->fds[i] = -1;
+    m->data = buf;
+    m->cap = 64;
+    CHECK_EQ(ferry_recvmsg(ch, m, filter, T5S), (ssize_t)strlen(s));
+    CHECK(memcmp(buf, s, strlen(s)) == 0);
+    CHECK_EQ(m->type, type);
+    CHECK_EQ(m->nfds, nfds);
+    for (uint32_t i = 0; i < nfds; i++) {
+        CHECK(m->fds[i] >= 0);
+        CHECK(fd_is_cloexec(m->fds[i]));
+        for (uint32_t j = 0; j < i; j++) CHECK(m->fds[i] != m->fds[j]);
+    }
+}
+
+static void close_msg_fds(ferry_msg *m)
+{
+    for (uint32_t i = 0; i < m->nfds; i++) CHECK_EQ(close(m->fds[i]), 0);
+}
+
+static int memfd_with(const char *content)
+{
+    int fd = memfd_create("conformance", MFD_CLOEXEC);
+    CHECK(fd >= 0);
+    CHECK_EQ(write(fd, content, strlen(content)), (ssize_t)strlen(content));
+    return fd;
+}
+
+static void memfd_expect(int fd, const char *content)
+{
+    char buf[64] = {0};
+    CHECK_EQ(pread(fd, buf, sizeof buf, 0), (ssize_t)strlen(content));
+    CHECK(memcmp(buf, content, strlen(content)) == 0);
+}
+
+/* Where fds ride, after the first part: 16 fds; fds of a passed-over message and of one
+ * refused with -EMSGSIZE stay with it; an end closed with a message untaken frees its
+ * fds. */
+static void fds_more_child(conn *k)
+{
+    STAGE("fds: child, sixteen");
+    ferry_msg m;
+    char buf[64];
+    struct stat st, nul;
+    CHECK_EQ(stat("/dev/null", &nul), 0);
+    ctl_expect(&k->c, '3');
+    int n0 = fd_count();
+    recv_with_fds(k->ch, &m, buf, 0, 3, "sixteen", 16);
+    CHECK_EQ(fd_count(), n0 + 16);
+    for (int i = 0; i < 16; i++) {
+        CHECK_EQ(fstat(m.fds[i], &st), 0);
+        CHECK(S_ISCHR(st.st_mode));
+        CHECK_EQ(st.st_rdev, nul.st_rdev);
+    }
+    close_msg_fds(&m);
+    CHECK_EQ(fd_count(), n0);
+    expect_empty(k->ch); /* the refused sends sent nothing */
+    ctl_put(&k->c, 'g');
+
+    STAGE("fds: child, passed over and -EMSGSIZE");
+    recv_with_fds(k->ch, &m, buf, 2, 2, "second", 1);
+    memfd_expect(m.fds[0], "second-fd");
+    close_msg_fds(&m);
+    /* no count check here: the channel may hold the fds of the messages passed over */
+    recv_with_fds(k->ch, &m, buf, 0, 1, "first", 1);
+    memfd_expect(m.fds[0], "first-fd");
+    close_msg_fds(&m);
+    char small[2];
+    memset(&m, 0, sizeof m);
+    m.data = small;
+    m.cap = sizeof small;
+    CHECK_EQ(ferry_recvmsg(k->ch, &m, 0, T5S), -EMSGSIZE);
+    CHECK_EQ(m.len, 5);
+    recv_with_fds(k->ch, &m, buf, 0, 5, "large", 1);
+    memfd_expect(m.fds[0], "large-fd");
+    close_msg_fds(&m);
+    CHECK_EQ(fd_count(), n0);
+    ctl_put(&k->c, 'h');
+
+    STAGE("fds: child, close with an fd untaken");
+    ctl_expect(&k->c, '5');
+    ferry_chan_close(k->ch);
+    k->ch = NULL;
+    ctl_put(&k->c, 'i');
+}
+
+static void fds_more_parent(conn *k)
+{
+    STAGE("fds: parent, bad fds, sixteen");
+    int nul = open("/dev/null", O_RDWR | O_CLOEXEC);
+    CHECK(nul >= 0);
+    ferry_msg m;
+    memset(&m, 0, sizeof m);
+    m.type = 3;
+    m.data = (void *)"bad";
+    m.len = 3;
+    int sixteen[16];
+    for (int i = 0; i < 16; i++) {
+        sixteen[i] = fcntl(nul, F_DUPFD_CLOEXEC, 0);
+        CHECK(sixteen[i] >= 0);
+        m.fds[i] = sixteen[i];
+    }
+    int n0 = fd_count();
+    m.nfds = UINT32_MAX;
+    CHECK_EQ(ferry_sendmsg(k->ch, &m, T5S), -EINVAL);
+    m.nfds = 1;
+    m.fds[0] = -1;
+    CHECK_EQ(ferry_sendmsg(k->ch, &m, T5S), -EINVAL);
+    int closed = fcntl(nul, F_DUPFD_CLOEXEC, 0);
+    CHECK(closed >= 0);
+    close(closed);
+    m.fds[0] = closed;
+    CHECK_EQ(ferry_sendmsg(k->ch, &m, T5S), -EINVAL);
+    CHECK_EQ(fd_count(), n0);
+    send_fds(k->ch, 3, "sixteen", sixteen, 16);
+    CHECK_EQ(fd_count(), n0);
+    for (int i = 0; i < 16; i++) close(sixteen[i]);
+    close(nul);
+    ctl_put(&k->c, '3');
+
+    STAGE("fds: parent, passed over and -EMSGSIZE");
+    ctl_expect(&k->c, 'g');
+    int f1 = memfd_with("first-fd"), f2 = memfd_with("second-fd"), f3 = memfd_with("large-fd");
+    send_fds(k->ch, 1, "first", &f1, 1);
+    send_fds(k->ch, 2, "second", &f2, 1);
+    send_fds(k->ch, 5, "large", &f3, 1);
+    close(f1);
+    close(f2);
+    close(f3);
+    ctl_expect(&k->c, 'h');
+
+    STAGE("fds: parent, close with an fd untaken");
+    int p[2];
+    CHECK_EQ(pipe2(p, O_CLOEXEC), 0);
+    send_fds(k->ch, 0, "untaken", &p[1], 1);
+    close(p[1]);
+    ctl_put(&k->c, '5');
+    ctl_expect(&k->c, 'i'); /* the child closed its end without taking the message */
+    CHECK(readable(p[0], 5000));
+    char buf[4];
+    CHECK_EQ(read(p[0], buf, sizeof buf), 0); /* EOF: its copy of the write end is gone */
+    close(p[0]);
+}
+
 static void fds_child(conn *k)
 {
     STAGE("fds: child");
@@ -1058,9 +1212,11 @@ static void fds_child(conn *k)
     CHECK_EQ(m.nfds, 2);
     CHECK(m.fds[0] != m.fds[1]);
     CHECK(fd_is_cloexec(m.fds[0]) && fd_is_cloexec(m.fds[1]));
+    CHECK_EQ(fd_count(), c0 + 2);
     char got[sizeof FD_TEXT];
     CHECK_EQ(pread(m.fds[0], got, sizeof got, 0), (ssize_t)sizeof FD_TEXT - 1);
     CHECK(memcmp(got, FD_TEXT, sizeof FD_TEXT - 1) == 0);
+    CHECK_EQ(pwrite(m.fds[0], "X", 1, 100), 1); /* the sender sees it: the same file */
     CHECK_EQ(write(m.fds[1], "ok", 2), 2);
     close(m.fds[0]);
     close(m.fds[1]);
@@ -1070,6 +1226,7 @@ static void fds_child(conn *k)
     CHECK(memcmp(buf, "dropped", 7) == 0);
     CHECK_EQ(fd_count(), c0);
     ctl_put(&k->c, 'c');
+    fds_more_child(k);
 }
 
 static void fds_parent(conn *k)
@@ -1099,7 +1256,9 @@ static void fds_parent(conn *k)
     CHECK(mfd >= 0);
     CHECK_EQ(write(mfd, FD_TEXT, sizeof FD_TEXT - 1), (ssize_t)sizeof FD_TEXT - 1);
     int two[2] = {mfd, p[1]};
+    int n0 = fd_count();
     send_fds(k->ch, 9, "two fds", two, 2);
+    CHECK_EQ(fd_count(), n0);
     CHECK(fd_is_open(mfd) && fd_is_open(p[1])); /* the sender keeps its own */
     CHECK(readable(p[0], 5000));
     char buf[4];
@@ -1111,7 +1270,10 @@ static void fds_parent(conn *k)
     CHECK(readable(p[0], 5000));
     CHECK_EQ(read(p[0], buf, sizeof buf), 0);
     close(p[0]);
+    CHECK_EQ(pread(mfd, buf, 1, 100), 1);
+    CHECK_EQ(buf[0], 'X');
     close(mfd);
+    fds_more_parent(k);
 }
 
 static void check_fds(const form *f)
@@ -1120,7 +1282,9 @@ static void check_fds(const form *f)
     run(f, NULL, fds_child, fds_parent);
     if (f->fds)
         ok(f, "fds: a memfd and a pipe end arrive working and FD_CLOEXEC, the sender keeps its "
-              "own, ferry_recv closes them; 17 fds -EINVAL");
+              "own, ferry_recv closes them; 16 fds work; 17, UINT32_MAX, -1 or a closed fd "
+              "-EINVAL; fds stay with a message passed over or refused -EMSGSIZE; closing an "
+              "end frees the fds of what it did not take");
     else
         ok(f, "fds: a send with an fd -EOPNOTSUPP at both ends, nothing sent; 17 fds -EINVAL");
 }
@@ -1654,6 +1818,7 @@ static void death_send_parent(conn *k)
     CHECK_EQ(r, -EPIPE);
     CHECK(t_ret - t_kill < 150 * MS);
     CHECK_EQ(ferry_send(k->ch, "ping", 4, T5S), -EPIPE);
+    CHECK_EQ(ferry_send(k->ch, "ping", 4, FERRY_FOREVER), -EPIPE);
 }
 
 /* A sender blocked on a full channel (FERRY_FOREVER) when the receiver is killed: -EPIPE
