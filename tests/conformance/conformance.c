@@ -22,15 +22,14 @@
  *    type); the largest type (INT64_MAX; sysvmq INT64_MAX - 2) and filter -INT64_MAX
  *    work; two interleaved types each keep their order; ferry_recv takes any type; a
  *    filtered receive waiting (FERRY_FOREVER) while other types arrive is satisfied by
- *    the later matching one;
- *    a negative type and filter INT64_MIN are -EINVAL;
+ *    the later matching one; a negative type and filter INT64_MIN are -EINVAL;
  *  - timeouts: FERRY_NOW on an empty channel is -EAGAIN at once; a 100 ms bound (with
- *    and without a filter) is -ETIMEDOUT after >= 100 ms and < 1.1 s; FERRY_FOREVER and
- *    a 5 s bound are satisfied by a send 100 ms later; a negative timeout other than
- *    FERRY_FOREVER (-2, -1 s, INT64_MIN) is -EINVAL at once on send, sendmsg, recv,
- *    recvmsg (any filter), loan, peek, ferry_accept and ferry_chan_open, with nothing
- *    sent (the peer's FERRY_NOW receive is -EAGAIN after) or taken (two messages queued
- *    through the refusals arrive after them, in order);
+ *    and without a filter) is -ETIMEDOUT after >= 100 ms and < 1.1 s; FERRY_FOREVER, a
+ *    5 s bound and an INT64_MAX ns bound are satisfied by a send 100 ms later; a
+ *    negative timeout other than FERRY_FOREVER (-2, -1 s, INT64_MIN) is -EINVAL at once
+ *    on send, sendmsg, recv, recvmsg (any filter), loan, peek, ferry_accept and
+ *    ferry_chan_open, with nothing sent (the peer's FERRY_NOW receive is -EAGAIN after)
+ *    or taken (two messages queued through the refusals arrive after them, in order);
  *  - capacity, for each mode the transport has: N = 4 (the fifth FERRY_NOW send is
  *    -EAGAIN, a 50 ms send -ETIMEDOUT, a blocked send completes when the peer takes one;
  *    the counters of both ends exact); 0 (a send returns once taken; a send nobody takes
@@ -64,14 +63,15 @@
  *  - zero copy: where there is, a loaned and committed message is peeked and released;
  *    elsewhere ferry_loan / ferry_commit / ferry_peek / ferry_release are -EOPNOTSUPP;
  *  - peer death (kill -9 of the child): everything it sent arrives first (a typed
- *    receive passes over the rest to take the last), then, where
- *    the transport can know, -EPIPE on every receive and send, a receive blocked in
- *    FERRY_FOREVER returns -EPIPE within 150 ms of the kill and a sender sees -EPIPE
- *    within 150 ms, and a send blocked (FERRY_FOREVER) on a full channel of 12,000-byte messages
- *    returns -EPIPE within 100 ms (figures printed); where it cannot (queues), the drained channel
- * is -EAGAIN / -ETIMEDOUT, a FERRY_NOW send to the dead peer succeeds (no error: nobody
- * can tell), and the rest is reported skipped. A send to a dead peer must return
- * -EPIPE, never raise SIGPIPE: the suite does not ignore SIGPIPE;
+ *    receive passes over the rest to take the last), then, where the transport can
+ *    know, -EPIPE on every receive and send (FERRY_NOW, a bound, FERRY_FOREVER), a
+ *    receive blocked in FERRY_FOREVER returns -EPIPE within 150 ms of the kill and a
+ *    sender sees -EPIPE within 150 ms, and a send blocked (FERRY_FOREVER) on a full
+ *    channel of 12,000-byte messages returns -EPIPE within 100 ms (figures printed);
+ *    where it cannot (queues), the drained channel is -EAGAIN / -ETIMEDOUT, a FERRY_NOW
+ *    send to the dead peer succeeds (no error: nobody can tell), and the rest is
+ *    reported skipped. A send to a dead peer must return -EPIPE, never raise SIGPIPE:
+ *    the suite does not ignore SIGPIPE;
  *  - close: an end that closes with the peer's messages unread, right after filling the
  *    buffer (FERRY_NOW sends until -EAGAIN), loses nothing: the peer receives every one,
  *    then -EPIPE (where the transport knows, and on sysvmq for the opener after the
@@ -702,6 +702,9 @@ static void timeouts_child(conn *k)
     ctl_expect(&k->c, 'g');
     sleep_ms(100);
     CHECK_EQ(ferry_send(k->ch, "later", 5, T5S), 0);
+    ctl_expect(&k->c, 'm');
+    sleep_ms(100);
+    CHECK_EQ(ferry_send(k->ch, "max", 3, T5S), 0);
     char buf[16];
     ctl_expect(&k->c, 'h'); /* "now" and "last" are queued: the refusals must leave them */
     expect_bad_timeouts(k->ch, k->f);
@@ -736,6 +739,13 @@ static void timeouts_parent(conn *k)
     CHECK_EQ(ferry_recv(ch, buf, sizeof buf, T5S), 5);
     CHECK(memcmp(buf, "later", 5) == 0);
     int64_t el = now_ns() - t0;
+    CHECK(el >= 100 * MS && el < T5S);
+    STAGE("timeouts: INT64_MAX ns, satisfied later");
+    t0 = now_ns();
+    ctl_put(&k->c, 'm');
+    CHECK_EQ(ferry_recv(ch, buf, sizeof buf, INT64_MAX), 3); /* a deadline that must not wrap */
+    CHECK(memcmp(buf, "max", 3) == 0);
+    el = now_ns() - t0;
     CHECK(el >= 100 * MS && el < T5S);
     CHECK_EQ(ferry_send(ch, "now", 3, FERRY_NOW), 0);
     CHECK_EQ(ferry_send(ch, "last", 4, T5S), 0);
@@ -800,8 +810,8 @@ static void check_timeouts(const form *f)
     begin("timeouts");
     run(f, NULL, timeouts_child, timeouts_parent);
     ok(f, "timeouts: FERRY_NOW -EAGAIN at once; 100 ms -ETIMEDOUT in [100 ms, 1.1 s); "
-          "FERRY_FOREVER and 5 s satisfied by a later send; other negative timeouts -EINVAL "
-          "at once, nothing sent or taken");
+          "FERRY_FOREVER, 5 s and INT64_MAX ns satisfied by a later send; other negative "
+          "timeouts -EINVAL at once, nothing sent or taken");
 }
 
 /* ---------------------------------------------------------------- capacity */
