@@ -58,7 +58,8 @@
  *  - credentials: where known, ferry_chan_peer gives each end the uid, gid and pid of the
  *    other process; elsewhere -EOPNOTSUPP at both ends;
  *  - pollable fd: where there is one, ferry_chan_poll_fd polls readable exactly while a
- *    message waits (level-triggered: with two queued, still after taking the first) and
+ *    message waits (also one sent before the fd was first asked for; level-triggered:
+ *    with two queued, still after taking the first) and
  *    once the peer has closed; elsewhere -EOPNOTSUPP; ferry_chan_poll_fd(NULL) is -EINVAL;
  *  - zero copy: where there is, a loaned and committed message is peeked and released;
  *    elsewhere ferry_loan / ferry_commit / ferry_peek / ferry_release are -EOPNOTSUPP;
@@ -1631,6 +1632,8 @@ static void poll_child(conn *k)
         CHECK_EQ(ferry_chan_poll_fd(k->ch), -EOPNOTSUPP);
         return;
     }
+    CHECK_EQ(ferry_send(k->ch, "w", 1, T5S), 0); /* before the parent's first poll_fd */
+    ctl_put(&k->c, 'w');
     ctl_expect(&k->c, 'p');
     CHECK_EQ(ferry_send(k->ch, "x", 1, T5S), 0);
     CHECK_EQ(ferry_send(k->ch, "y", 1, T5S), 0);
@@ -1648,10 +1651,15 @@ static void poll_parent(conn *k)
         CHECK_EQ(ferry_chan_poll_fd(k->ch), -EOPNOTSUPP);
         return;
     }
+    ctl_expect(&k->c, 'w'); /* a message waits before the fd is first asked for */
     int fd = ferry_chan_poll_fd(k->ch);
     CHECK(fd >= 0);
     CHECK_EQ(ferry_chan_poll_fd(k->ch), fd);
     CHECK(fd_is_cloexec(fd));
+    CHECK(readable(fd, 0)); /* armed late: readable at once */
+    char w[4];
+    CHECK_EQ(ferry_recv(k->ch, w, sizeof w, FERRY_NOW), 1);
+    CHECK_EQ(w[0], 'w');
     CHECK(!readable(fd, 0));
     ctl_put(&k->c, 'p');
     CHECK(readable(fd, 5000));
@@ -1678,7 +1686,9 @@ static void check_poll(const form *f)
     if (!f->pollable)
         ok(f, "pollable fd: ferry_chan_poll_fd -EOPNOTSUPP");
     else
-        ok(f, "pollable fd: readable exactly while a message waits%s",
+        ok(f,
+           "pollable fd: readable exactly while a message waits (one sent before the fd was "
+           "made too)%s",
            f->death ? ", and once the peer has closed" : "");
 }
 
