@@ -13,9 +13,10 @@
  *  - url case: schemes are case-insensitive: listening at "UNIX://..." and opening
  *    "Unix://..." make a working channel;
  *  - sizes: 0, 1 and max (ferry_chan_max_msg, the same at both ends) bytes arrive intact
- *    both ways; max + 1 is -EMSGSIZE with nothing sent; a receive buffer one byte short
- *    is -EMSGSIZE (recvmsg: m.len = the size needed) and the message stays queued; the
- *    refused sends are not counted in ferry_chan_stats;
+ *    both ways; max + 1 is -EMSGSIZE (send and sendmsg, FERRY_NOW or a bound) with
+ *    nothing sent; a receive buffer one byte short, or of 0 bytes, is -EMSGSIZE (recvmsg:
+ *    m.len = the size needed) and the message stays queued; the refused sends are not
+ *    counted in ferry_chan_stats;
  *  - types: filter 0 takes the next, > 0 exactly that type, < 0 the first of the lowest
  *    type <= |filter| (type 0 included); passed-over messages stay queued in order; a
  *    too-small buffer leaves a filtered message queued (m.len, m.type: its size and
@@ -462,12 +463,14 @@ static void sizes_send(ferry_chan *ch, size_t max, uint8_t *buf)
     CHECK_EQ(ferry_send(ch, buf, max, T5S), 0);
     fill_seq(buf, max + 1, 1003);
     CHECK_EQ(ferry_send(ch, buf, max + 1, T5S), -EMSGSIZE);
+    CHECK_EQ(ferry_send(ch, buf, max + 1, FERRY_NOW), -EMSGSIZE);
     ferry_msg m;
     memset(&m, 0, sizeof m);
     m.type = 4;
     m.data = buf;
     m.len = max + 1;
     CHECK_EQ(ferry_sendmsg(ch, &m, FERRY_NOW), -EMSGSIZE);
+    CHECK_EQ(ferry_sendmsg(ch, &m, T5S), -EMSGSIZE);
     fill_seq(buf, 3, 1004);
     CHECK_EQ(ferry_send(ch, buf, 3, T5S), 0);
 }
@@ -475,6 +478,7 @@ static void sizes_send(ferry_chan *ch, size_t max, uint8_t *buf)
 static void sizes_recv(ferry_chan *ch, size_t max, uint8_t *buf)
 {
     CHECK_EQ(ferry_recv(ch, NULL, 0, T5S), 0);
+    CHECK_EQ(ferry_recv(ch, buf, 0, T5S), -EMSGSIZE); /* the 1-byte one stays */
     CHECK_EQ(ferry_recv(ch, buf, max, T5S), 1);
     CHECK(check_seq(buf, 1, 1001));
     /* one byte short: refused, and it stays queued */
