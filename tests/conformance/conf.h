@@ -80,6 +80,8 @@ typedef struct form {
     bool emsgsize_held;  /* a message refused with -EMSGSIZE leaves the kernel's queue and is
                             held apart: it comes out on the next receive it matches, ahead
                             of older messages (System V: msgrcv cannot look without taking) */
+    int64_t type_max;    /* the largest message type, 0: INT64_MAX (sysvmq keeps the top
+                            mtypes for itself) */
     unsigned capmodes;   /* CAPM_* */
     raw_kind raw;        /* the stream under a channel end, RAW_NONE if none */
     const char *note;    /* what cannot be checked on this transport, and why */

@@ -123,6 +123,7 @@ const form conf_forms[] = {
      .note = QUEUE_NOTE},
     {.scheme = "sysvmq",
      .emsgsize_held = true,
+     .type_max = INT64_MAX - 2,
      .name = "key",
      .addr = ADDR_SYSVMQ,
      .pollable = false,

@@ -10,16 +10,19 @@
  *    child closes its inherited listener first, which must remove nothing), one peer
  *    only (a second opener -ECONNREFUSED), FERRY_CHECKSUM;
  *  - IPC_PRIVATE: a forked child opens "sysvmq://", another one "sysvmq://#MSQID";
- *  - sizes 0, 1, max, max+1 (-EMSGSIZE, nothing sent); a too-small buffer (-EMSGSIZE,
- *    the size needed, the message held at the front);
- *  - every type-filter rule (native msgrcv), the type range, a waiting filter;
- *  - timeouts: FERRY_NOW -EAGAIN, bounded -ETIMEDOUT with elapsed >= bound (also under a
- *    storm of signals), FERRY_FOREVER released by a peer; the same for a full queue;
- *    capacity counted in bytes; a second accept;
- *  - -EOPNOTSUPP: fds, ferry_chan_poll_fd, zero copy, credentials;
- *  - peer death: the listener's side closing gives the opener -EPIPE, also while it
- *    waits; an opener killed (kill -9): what it sent is received, then the listener's
- *    receives time out, and the channel cannot be opened again (the hello died with it);
+ *  - max_msg set by option (100): max at both ends, max+1 -EMSGSIZE, nothing sent;
+ *  - a too-small buffer holds the message at the front (-EMSGSIZE, its size and type):
+ *    how the same, a negative and an untyped filter meet it; the type range 0..INT64_MAX-2
+ *    (INT64_MAX, INT64_MAX - 1 and a filter beyond it -EINVAL);
+ *  - timeouts under a storm of signals (EINTR does not shorten a bounded receive or a
+ *    send on a full queue); a full queue (capacity 3 of max_msg 100) -EAGAIN (also for 0
+ *    bytes) / -ETIMEDOUT, FERRY_FOREVER freed by a receive through a forked copy
+ *    (stats.send_waits); capacity counted in bytes; accept: the one channel at once (the
+ *    listener's poll fd readable), then -EAGAIN / -ETIMEDOUT;
+ *  - peer gone: the listener's side closing gives the opener -EPIPE (a typed receive that
+ *    cannot match at once, what it sent still arrives), also while it waits, and the last
+ *    party out removes the queues; an opener killed (kill -9): the channel cannot be
+ *    opened again (the hello died with it) and the queues go with the listener;
  *  - FERRY_PERSIST: the queues survive close, are opened and re-listened, then the test
  *    removes them; a re-listen from another process rewrites both records to name it;
  *  - ferry's records (read with MSG_COPY, nothing taken): the door holds one hello naming
@@ -32,6 +35,9 @@
  *    type longer than a hello first in line -> -ECONNREFUSED, left in place; a good raw
  *    frame is taken;
  *  - afterwards `ipcs -q` lists exactly what it listed before, and no fd leaked.
+ * What every transport does (sizes, type filters, plain timeouts, the -EOPNOTSUPP of fds,
+ * ferry_chan_poll_fd, zero copy and credentials, peer death by kill -9) is checked by
+ * tests/conformance (`conformance sysvmq`).
  */
 #include "mqtest.h"
 
@@ -280,26 +286,14 @@ static void test_sizes(void)
     ferry_chan *srv, *cli;
     pair_make(key_url, &o, &l, &srv, &cli);
     CHECK_EQ(ferry_chan_max_msg(cli), 100);
+    CHECK_EQ(ferry_chan_max_msg(srv), 100);
     uint8_t buf[200], in[200];
-    size_t sizes[3] = {0, 1, 100};
-    for (int i = 0; i < 3; i++) {
-        fill_seq(buf, sizes[i], (uint64_t)i);
-        CHECK_EQ(ferry_send(cli, buf, sizes[i], T5S), 0);
-    }
+    fill_seq(buf, 100, 2);
+    CHECK_EQ(ferry_send(cli, buf, 100, T5S), 0);
     CHECK_EQ(ferry_send(cli, buf, 101, T5S), -EMSGSIZE);
-    CHECK_EQ(ferry_recv(srv, NULL, 0, T5S), 0);
-    CHECK_EQ(ferry_recv(srv, in, sizeof in, T5S), 1);
-    CHECK(check_seq(in, 1, 1));
-    ferry_msg m;
-    memset(&m, 0, sizeof m);
-    m.data = in;
-    m.cap = 99;
-    CHECK_EQ(ferry_recvmsg(srv, &m, 0, T5S), -EMSGSIZE);
-    CHECK_EQ(m.len, 100);
-    CHECK_EQ(ferry_recv(srv, in, 99, T5S), -EMSGSIZE);
     CHECK_EQ(ferry_recv(srv, in, sizeof in, T5S), 100);
     CHECK(check_seq(in, 100, 2));
-    CHECK_EQ(ferry_recv(srv, in, sizeof in, FERRY_NOW), -EAGAIN);
+    CHECK_EQ(ferry_recv(srv, in, sizeof in, FERRY_NOW), -EAGAIN); /* max+1 never went */
     pair_close(l, srv, cli);
 }
 
@@ -313,23 +307,6 @@ static void test_types(void)
     ferry_listener *l;
     ferry_chan *srv, *cli;
     pair_make(key_url, NULL, &l, &srv, &cli);
-    send_typed(cli, 5, "m0");
-    send_typed(cli, 3, "m1");
-    send_typed(cli, 7, "m2");
-    send_typed(cli, 3, "m3");
-    send_typed(cli, 1, "m4");
-    expect(srv, 3, T5S, 3, "m1");
-    expect(srv, -4, T5S, 1, "m4");
-    expect(srv, -4, T5S, 3, "m3");
-    expect_err(srv, 9, FERRY_NOW, -EAGAIN);
-    expect_err(srv, -2, FERRY_NOW, -EAGAIN);
-    int64_t t0 = now_ns();
-    expect_err(srv, 6, 50 * MS, -ETIMEDOUT);
-    CHECK(now_ns() - t0 >= 50 * MS);
-    expect(srv, 0, FERRY_NOW, 5, "m0");
-    expect(srv, 0, FERRY_NOW, 7, "m2");
-    expect_err(srv, 0, FERRY_NOW, -EAGAIN);
-
     /* -EMSGSIZE holds the message at the front: the same filter gets it again, a negative
      * filter only when nothing lower waits, an untyped receive first of all. */
     send_typed(cli, 5, "a5");
@@ -368,40 +345,9 @@ static void test_types(void)
     CHECK_EQ(ferry_sendmsg(cli, &m, T5S), -EINVAL);
     m.type = INT64_MAX - 1;
     CHECK_EQ(ferry_sendmsg(cli, &m, T5S), -EINVAL);
-    m.type = -1;
-    CHECK_EQ(ferry_sendmsg(cli, &m, T5S), -EINVAL);
     expect_err(srv, TYPE_MAX + 1, FERRY_NOW, -EINVAL);
-    expect_err(srv, INT64_MIN, FERRY_NOW, -EINVAL);
     send_typed(cli, TYPE_MAX, "top");
-    send_typed(cli, 1, "one");
-    CHECK_EQ(ferry_send(cli, "zero", 4, T5S), 0);
-    send_typed(cli, 4, "a");
-    send_typed(cli, 4, "b");
-    expect(srv, -1, FERRY_NOW, 0, "zero");
     expect(srv, TYPE_MAX, FERRY_NOW, TYPE_MAX, "top");
-    expect(srv, -INT64_MAX, FERRY_NOW, 1, "one");
-    expect(srv, 4, FERRY_NOW, 4, "a");
-    expect(srv, 0, FERRY_NOW, 4, "b");
-    expect_err(srv, -INT64_MAX, FERRY_NOW, -EAGAIN);
-
-    /* A waiting filter: three type-1 messages arrive while it waits for a 2 (sent by a
-     * child through its inherited copy of the opener's end). */
-    pid_t pid = fork_child();
-    if (pid == 0) {
-        sleep_ms(30);
-        send_typed(cli, 1, "p");
-        send_typed(cli, 1, "q");
-        send_typed(cli, 1, "r");
-        sleep_ms(30);
-        send_typed(cli, 2, "two");
-        child_exit();
-    }
-    STAGE("types: waiting filter");
-    expect(srv, 2, T5S, 2, "two");
-    wait_ok(pid);
-    expect(srv, 0, FERRY_NOW, 1, "p");
-    expect(srv, 1, FERRY_NOW, 1, "q");
-    expect(srv, -1, FERRY_NOW, 1, "r");
     expect_err(srv, 0, FERRY_NOW, -EAGAIN);
     pair_close(l, srv, cli);
 }
@@ -432,10 +378,7 @@ static void test_timeouts(void)
     CHECK_EQ(ferry_chan_open(key_url, NULL, &cli, T5S), 0);
 
     char buf[128];
-    CHECK_EQ(ferry_recv(srv, buf, sizeof buf, FERRY_NOW), -EAGAIN);
-    t0 = now_ns();
-    CHECK_EQ(ferry_recv(srv, buf, sizeof buf, 50 * MS), -ETIMEDOUT);
-    CHECK(now_ns() - t0 >= 50 * MS);
+    /* EINTR does not shorten a bounded wait. */
     usr1_catch();
     mqtest_signals = 0;
     pid_t storm = usr1_storm(300);
@@ -444,19 +387,6 @@ static void test_timeouts(void)
     CHECK(now_ns() - t0 >= 200 * MS);
     CHECK(mqtest_signals > 0);
     wait_ok(storm);
-
-    pid_t pid = fork_child();
-    if (pid == 0) {
-        sleep_ms(100);
-        CHECK_EQ(ferry_send(cli, "late", 4, T5S), 0);
-        child_exit();
-    }
-    STAGE("timeouts: recv forever");
-    t0 = now_ns();
-    CHECK_EQ(ferry_recv(srv, buf, sizeof buf, FERRY_FOREVER), 4);
-    CHECK(now_ns() - t0 >= 90 * MS);
-    CHECK(memcmp(buf, "late", 4) == 0);
-    wait_ok(pid);
 
     /* Capacity: three messages of max_msg fill the queue. */
     STAGE("timeouts: full queue");
@@ -473,7 +403,7 @@ static void test_timeouts(void)
     CHECK_EQ(ferry_send(cli, buf, 100, 100 * MS), -ETIMEDOUT);
     CHECK(now_ns() - t0 >= 100 * MS);
     wait_ok(storm);
-    pid = fork_child();
+    pid_t pid = fork_child();
     if (pid == 0) {
         sleep_ms(100);
         char b[128];
@@ -497,41 +427,6 @@ static void test_timeouts(void)
     CHECK_EQ(n, 396 / 32);
     for (int i = 0; i < n; i++) CHECK_EQ(ferry_recv(srv, buf, sizeof buf, FERRY_NOW), 0);
     CHECK_EQ(ferry_recv(srv, buf, sizeof buf, FERRY_NOW), -EAGAIN);
-    pair_close(l, srv, cli);
-}
-
-/* ---------------------------------------------------------------- not supported */
-
-static void test_unsupported(void)
-{
-    STAGE("unsupported");
-    ferry_listener *l;
-    ferry_chan *srv, *cli;
-    pair_make(key_url, NULL, &l, &srv, &cli);
-    int p[2];
-    CHECK_EQ(pipe2(p, O_CLOEXEC), 0);
-    ferry_msg m;
-    memset(&m, 0, sizeof m);
-    m.data = "f";
-    m.len = 1;
-    m.nfds = 1;
-    m.fds[0] = p[0];
-    CHECK_EQ(ferry_sendmsg(cli, &m, T5S), -EOPNOTSUPP);
-    CHECK_EQ(ferry_sendmsg(srv, &m, T5S), -EOPNOTSUPP);
-    CHECK_EQ(ferry_recv(srv, NULL, 0, FERRY_NOW), -EAGAIN);
-    CHECK_EQ(ferry_recv(cli, NULL, 0, FERRY_NOW), -EAGAIN);
-    close(p[0]);
-    close(p[1]);
-    CHECK_EQ(ferry_chan_poll_fd(srv), -EOPNOTSUPP);
-    CHECK_EQ(ferry_chan_poll_fd(cli), -EOPNOTSUPP);
-    CHECK_EQ(ferry_chan_poll_fd(NULL), -EINVAL); /* as ferry.h says, on every transport */
-    void *ptr;
-    CHECK_EQ(ferry_loan(cli, 8, &ptr, T5S), -EOPNOTSUPP);
-    CHECK_EQ(ferry_commit(cli, 0, 8), -EOPNOTSUPP);
-    CHECK_EQ(ferry_peek(srv, 0, &m, T5S), -EOPNOTSUPP);
-    CHECK_EQ(ferry_release(srv), -EOPNOTSUPP);
-    ferry_cred cr;
-    CHECK_EQ(ferry_chan_peer(srv, &cr), -EOPNOTSUPP);
     pair_close(l, srv, cli);
 }
 
@@ -580,8 +475,9 @@ static void test_peer_gone(void)
     ferry_listener_close(l);
     wait_ok(pid);
 
-    /* An opener killed (kill -9): what it sent is still received, then the listener's
-     * receives time out; the hello died with it, so nobody can open the channel again. */
+    /* An opener killed (kill -9): the hello died with it, so nobody can open the channel
+     * again (what it sent is still received, then receives time out: conformance
+     * "peer death"). */
     CHECK_EQ(ferry_listen(key_url, NULL, &l), 0);
     CHECK_EQ(ferry_accept(l, &srv, FERRY_NOW), 0);
     ctl c;
@@ -591,8 +487,6 @@ static void test_peer_gone(void)
         ctl_child(&c);
         ferry_chan *c2;
         CHECK_EQ(ferry_chan_open(key_url, NULL, &c2, T5S), 0);
-        send_typed(c2, 1, "one");
-        send_typed(c2, 2, "two");
         ctl_put(&c, 's');
         for (;;) pause(); /* killed here */
     }
@@ -601,13 +495,6 @@ static void test_peer_gone(void)
     kill(pid, SIGKILL);
     wait_signaled(pid, SIGKILL);
     ctl_close(&c);
-    expect(srv, 2, FERRY_NOW, 2, "two");
-    expect(srv, 0, FERRY_NOW, 1, "one");
-    expect_err(srv, 0, FERRY_NOW, -EAGAIN);
-    int64_t t0 = now_ns();
-    expect_err(srv, 0, 50 * MS, -ETIMEDOUT);
-    CHECK(now_ns() - t0 >= 50 * MS);
-    CHECK_EQ(ferry_send(srv, "x", 1, FERRY_NOW), 0);
     ferry_chan *again;
     CHECK_EQ(ferry_chan_open(key_url, NULL, &again, T5S), -ECONNREFUSED);
     ferry_chan_close(srv);
@@ -996,7 +883,6 @@ int main(void)
     test_sizes();
     test_types();
     test_timeouts();
-    test_unsupported();
     test_peer_gone();
     test_records();
     test_leave();

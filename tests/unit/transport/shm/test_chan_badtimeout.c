@@ -3,10 +3,8 @@
  * test_chan_badtimeout — a negative timeout other than FERRY_FOREVER (-1) is -EINVAL on
  * every blocking call, at once, and the call does nothing (ferry.h, "Timeouts"). Each
  * bad value (-2, -1 s, INT64_MIN) on:
- *  - channels (a pipe pair and a shm pair; every transport is in tests/conformance):
- *    send, sendmsg, recv, recvmsg, loan, peek; nothing is sent (the peer's FERRY_NOW
- *    receive is -EAGAIN) and a queued message stays queued;
- *  - a listener: ferry_accept; ferry_chan_open;
+ *  - (channels, listeners and ferry_chan_open: in tests/conformance, check "timeouts",
+ *    on every transport;)
  *  - sync objects: ferry_sem_wait (the unit is not taken), ferry_mutex_lock (not locked),
  *    ferry_barrier_wait of a one-party barrier (not passed), ferry_event_post (nothing
  *    posted) and ferry_event_next;
@@ -26,64 +24,6 @@
 
 static const int64_t bad[] = {-2, -SEC, INT64_MIN};
 #define NBAD (sizeof bad / sizeof bad[0])
-
-static void check_chan_pair(ferry_chan *a, ferry_chan *b, int zerocopy)
-{
-    char buf[64];
-    ferry_msg m;
-    CHECK_EQ(ferry_send(a, "kept", 4, T5S), 0); /* stays queued through the refusals */
-    for (size_t i = 0; i < NBAD; i++) {
-        int64_t t = bad[i];
-        CHECK_EQ(ferry_send(a, "x", 1, t), -EINVAL);
-        memset(&m, 0, sizeof m);
-        m.data = "y";
-        m.len = 1;
-        CHECK_EQ(ferry_sendmsg(a, &m, t), -EINVAL);
-        CHECK_EQ(ferry_recv(b, buf, sizeof buf, t), -EINVAL);
-        memset(&m, 0, sizeof m);
-        m.data = buf;
-        m.cap = sizeof buf;
-        CHECK_EQ(ferry_recvmsg(b, &m, 0, t), -EINVAL);
-        CHECK_EQ(ferry_recvmsg(b, &m, 5, t), -EINVAL);
-        if (zerocopy) {
-            void *p;
-            CHECK_EQ(ferry_loan(a, 8, &p, t), -EINVAL);
-            memset(&m, 0, sizeof m);
-            CHECK_EQ(ferry_peek(b, 0, &m, t), -EINVAL);
-        }
-    }
-    CHECK_EQ(ferry_recv(b, buf, sizeof buf, T5S), 4);
-    CHECK(memcmp(buf, "kept", 4) == 0);
-    CHECK_EQ(ferry_recv(b, buf, sizeof buf, FERRY_NOW), -EAGAIN); /* nothing else sent */
-}
-
-static void check_channels(void)
-{
-    STAGE("channels");
-    ferry_chan *a, *b;
-    CHECK_EQ(ferry_pipe_pair(NULL, &a, &b), 0);
-    check_chan_pair(a, b, 0);
-    ferry_chan_close(a);
-    ferry_chan_close(b);
-    CHECK_EQ(ferry_pair(NULL, &a, &b), 0);
-    check_chan_pair(a, b, 1);
-    ferry_chan_close(a);
-    ferry_chan_close(b);
-
-    char url[128];
-    snprintf(url, sizeof url, "unix://%s/l.sock", tmpdir_make());
-    ferry_listener *l;
-    CHECK_EQ(ferry_listen(url, NULL, &l), 0);
-    for (size_t i = 0; i < NBAD; i++) {
-        ferry_chan *ch = NULL;
-        CHECK_EQ(ferry_accept(l, &ch, bad[i]), -EINVAL);
-        CHECK_EQ(ferry_chan_open(url, NULL, &ch, bad[i]), -EINVAL);
-        CHECK(ch == NULL);
-    }
-    CHECK_EQ(ferry_accept(l, &a, FERRY_NOW), -EAGAIN); /* no client was made */
-    ferry_listener_close(l);
-    tmpdir_remove();
-}
 
 static void check_sync(void)
 {
@@ -255,7 +195,6 @@ int main(void)
 {
     watchdog_arm();
     int base = fd_count();
-    check_channels();
     check_sync();
     check_mailbox();
     check_bcast();
