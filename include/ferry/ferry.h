@@ -1259,7 +1259,8 @@ ssize_t ferry_mailbox_recv(ferry_mailbox *mb, int64_t filter, int64_t *type, voi
  * (capacity 0: -EOPNOTSUPP), -EBUSY (a loan is outstanding on this handle). */
 int ferry_mailbox_loan(ferry_mailbox *mb, void **buf, int64_t timeout_ns);
 /* Publish the loan as one message of type and len (<= max_msg). -EINVAL (no loan, bad
- * type or len: the loan is kept). */
+ * type or len), -ETIMEDOUT (a sharer held the lock for over 1 s: see "Trust"), -EBADMSG:
+ * on an error the loan is kept (commit again, or close). */
 int ferry_mailbox_commit(ferry_mailbox *mb, int64_t type, size_t len);
 
 /* Zero copy, receiving: take the message ferry_mailbox_recv would, and point *data at it
@@ -1275,7 +1276,8 @@ int ferry_mailbox_release(ferry_mailbox *mb);
  * timeout_ns for the holder to detach, close or die. Errors: -EBUSY (FERRY_NOW and held
  * by another), -ETIMEDOUT, -EINVAL (not an exclusive mailbox). 0 if already held. */
 int ferry_mailbox_attach(ferry_mailbox *mb, int64_t timeout_ns);
-/* Give the hold up. -EPERM if this handle does not hold it. */
+/* Give the hold up. -EPERM if this handle does not hold it; -EBADMSG, -ETIMEDOUT (a
+ * sharer held the lock for over 1 s). */
 int ferry_mailbox_detach(ferry_mailbox *mb);
 
 /* Copy the mailbox's counters (a snapshot taken under its lock) into *st. Errors:
