@@ -53,6 +53,16 @@
 extern "C" {
 #endif
 
+/* FERRY_API marks the public API: libferry is built with hidden visibility, and only
+ * what carries this mark (and matches the linker version script) is exported. */
+#ifndef FERRY_API
+#if defined(__GNUC__)
+#define FERRY_API __attribute__((visibility("default")))
+#else
+#define FERRY_API
+#endif
+#endif
+
 #define FERRY_VERSION_MAJOR 0
 #define FERRY_VERSION_MINOR 1
 
@@ -130,7 +140,7 @@ typedef struct ferry_chan_opts {
 } ferry_chan_opts;
 
 /* Fill *o with the defaults. Never fails. */
-void ferry_chan_opts_init(ferry_chan_opts *o);
+FERRY_API void ferry_chan_opts_init(ferry_chan_opts *o);
 
 /*
  * A message. On send, the library reads type, data[0..len) and fds[0..nfds) and keeps
@@ -165,7 +175,7 @@ typedef struct ferry_chan_counters {
 
 /* A short, static, human-readable name for a value returned by ferry (negative errno)
  * or a positive errno. Never NULL. Thread-safe. */
-const char *ferry_strerror(int err);
+FERRY_API const char *ferry_strerror(int err);
 
 /* ---------------------------------------------------------------- making channels */
 
@@ -176,7 +186,7 @@ const char *ferry_strerror(int err);
  * On success *a and *b are owned by the caller. On failure nothing is left behind.
  * Errors: -EINVAL (options), -ENOMEM, -EMFILE/-ENFILE.
  */
-int ferry_pair(const ferry_chan_opts *opts, ferry_chan **a, ferry_chan **b);
+FERRY_API int ferry_pair(const ferry_chan_opts *opts, ferry_chan **a, ferry_chan **b);
 
 /*
  * ferry_pair_fd — like ferry_pair, but the second end is handed out as one file
@@ -184,7 +194,7 @@ int ferry_pair(const ferry_chan_opts *opts, ferry_chan **a, ferry_chan **b);
  * into a channel with ferry_chan_adopt(). The caller owns *a and *child_fd; it closes
  * *child_fd after fork. Errors as ferry_pair.
  */
-int ferry_pair_fd(const ferry_chan_opts *opts, ferry_chan **a, int *child_fd);
+FERRY_API int ferry_pair_fd(const ferry_chan_opts *opts, ferry_chan **a, int *child_fd);
 
 /*
  * ferry_chan_adopt — turn a descriptor made by ferry_pair_fd() (inherited across exec)
@@ -194,7 +204,7 @@ int ferry_pair_fd(const ferry_chan_opts *opts, ferry_chan **a, int *child_fd);
  * Errors: -EBADMSG (not a ferry descriptor, or a refused segment), -E2BIG (the creator's
  * shape needs more than opts->max_map: nothing was mapped), -EBADF, -ENOMEM.
  */
-int ferry_chan_adopt(int fd, const ferry_chan_opts *opts, ferry_chan **out);
+FERRY_API int ferry_chan_adopt(int fd, const ferry_chan_opts *opts, ferry_chan **out);
 
 /*
  * ferry_listen — listen at a URL. The schemes (docs/transports.md has what each can do):
@@ -219,16 +229,16 @@ int ferry_chan_adopt(int fd, const ferry_chan_opts *opts, ferry_chan **out);
  * of listeners starting at once on one, exactly one wins (-EADDRINUSE for the others), and a live
  * listener's file is never removed.
  */
-int ferry_listen(const char *url, const ferry_chan_opts *opts, ferry_listener **out);
+FERRY_API int ferry_listen(const char *url, const ferry_chan_opts *opts, ferry_listener **out);
 
 /*
  * ferry_accept — wait for the next peer and return its channel (owned by the caller).
  * Errors: -ETIMEDOUT, -EAGAIN (FERRY_NOW), -ENOMEM, -EMFILE.
  */
-int ferry_accept(ferry_listener *l, ferry_chan **out, int64_t timeout_ns);
+FERRY_API int ferry_accept(ferry_listener *l, ferry_chan **out, int64_t timeout_ns);
 
 /* A descriptor readable while a peer waits to be accepted. Owned by the listener. */
-int ferry_listener_poll_fd(const ferry_listener *l);
+FERRY_API int ferry_listener_poll_fd(const ferry_listener *l);
 
 /*
  * ferry_listener_url — the URL a peer passes to ferry_chan_open to reach l: written,
@@ -245,10 +255,10 @@ int ferry_listener_poll_fd(const ferry_listener *l);
  * Errors: -EINVAL (l or buf NULL), -ENAMETOOLONG (cap too small: buf is left as it was),
  * -EOPNOTSUPP (a listener not made by ferry_listen: ferry_register's).
  */
-ssize_t ferry_listener_url(const ferry_listener *l, char *buf, size_t cap);
+FERRY_API ssize_t ferry_listener_url(const ferry_listener *l, char *buf, size_t cap);
 
 /* Stop listening, unlink the socket file and free the listener. NULL is a no-op. */
-void ferry_listener_close(ferry_listener *l);
+FERRY_API void ferry_listener_close(ferry_listener *l);
 
 /*
  * ferry_chan_open — connect to a listener at a URL (the schemes of ferry_listen, and
@@ -259,8 +269,8 @@ void ferry_listener_close(ferry_listener *l);
  * than opts->max_map lets this end map), -EINVAL, -EPROTONOSUPPORT, -EACCES (fifo: a
  * path that is not a FIFO owned by the caller's euid or root, or a symlink).
  */
-int ferry_chan_open(const char *url, const ferry_chan_opts *opts, ferry_chan **out,
-                    int64_t timeout_ns);
+FERRY_API int ferry_chan_open(const char *url, const ferry_chan_opts *opts, ferry_chan **out,
+                              int64_t timeout_ns);
 
 /* Close a channel end: the peer sees -EPIPE once it has drained what was sent. Frees
  * everything, including fds of received-but-untaken messages. NULL is a no-op. Must not
@@ -273,7 +283,7 @@ int ferry_chan_open(const char *url, const ferry_chan_opts *opts, ferry_chan **o
  * on tcp, if the dead end had unread data, the kernel answers its close with a reset and
  * drops what it had not transmitted yet, though its sends had returned 0 — the peer then
  * gets a whole, gap-free prefix of the stream and -EPIPE. */
-void ferry_chan_close(ferry_chan *ch);
+FERRY_API void ferry_chan_close(ferry_chan *ch);
 
 /*
  * ferry_pipe_pair — both ends of a channel over two anonymous pipes, typically made
@@ -282,7 +292,7 @@ void ferry_chan_close(ferry_chan *ch);
  * opts->capacity must be FERRY_CAP_RING (else -EOPNOTSUPP); max_msg defaults to 1 MiB.
  * On success the caller owns both ends. Errors: -EINVAL, -EOPNOTSUPP, -EMFILE, -ENOMEM.
  */
-int ferry_pipe_pair(const ferry_chan_opts *opts, ferry_chan **a, ferry_chan **b);
+FERRY_API int ferry_pipe_pair(const ferry_chan_opts *opts, ferry_chan **a, ferry_chan **b);
 
 /*
  * ferry_pipe_pair_fd — like ferry_pipe_pair, but the second end is handed out as two
@@ -290,7 +300,7 @@ int ferry_pipe_pair(const ferry_chan_opts *opts, ferry_chan **a, ferry_chan **b)
  * exec; the child joins with ferry_chan_open("pipe://R,W", ...). The caller owns *a and
  * both child_fds, and closes the latter after fork.
  */
-int ferry_pipe_pair_fd(const ferry_chan_opts *opts, ferry_chan **a, int child_fds[2]);
+FERRY_API int ferry_pipe_pair_fd(const ferry_chan_opts *opts, ferry_chan **a, int child_fds[2]);
 
 /* ---------------------------------------------------------------- messages */
 
@@ -307,7 +317,7 @@ int ferry_pipe_pair_fd(const ferry_chan_opts *opts, ferry_chan **a, int child_fd
  * Errors: -EMSGSIZE (len > max_msg; nothing sent), -ETIMEDOUT, -EAGAIN, -EPIPE, -EBADMSG,
  * -ENOBUFS (unbounded channel at its memory cap), -EBUSY (a loan is outstanding).
  */
-int ferry_send(ferry_chan *ch, const void *buf, size_t len, int64_t timeout_ns);
+FERRY_API int ferry_send(ferry_chan *ch, const void *buf, size_t len, int64_t timeout_ns);
 
 /*
  * ferry_recv — take the next message (any type) and copy it into buf.
@@ -315,14 +325,14 @@ int ferry_send(ferry_chan *ch, const void *buf, size_t len, int64_t timeout_ns);
  * Fds riding on it are closed (use ferry_recvmsg to get them).
  * Errors: -EMSGSIZE, -ETIMEDOUT, -EAGAIN, -EPIPE (peer gone and nothing left), -EBADMSG.
  */
-ssize_t ferry_recv(ferry_chan *ch, void *buf, size_t cap, int64_t timeout_ns);
+FERRY_API ssize_t ferry_recv(ferry_chan *ch, void *buf, size_t cap, int64_t timeout_ns);
 
 /*
  * ferry_sendmsg — send m->type, m->data[0..m->len) and m->fds[0..m->nfds). The caller
  * keeps its data and fds. Errors as ferry_send, and -EINVAL (type < 0, nfds > 16, a
  * bad fd).
  */
-int ferry_sendmsg(ferry_chan *ch, const ferry_msg *m, int64_t timeout_ns);
+FERRY_API int ferry_sendmsg(ferry_chan *ch, const ferry_msg *m, int64_t timeout_ns);
 
 /*
  * ferry_recvmsg — take the next message that matches filter, into m->data (m->cap bytes):
@@ -336,7 +346,7 @@ int ferry_sendmsg(ferry_chan *ch, const ferry_msg *m, int64_t timeout_ns);
  * On -EMSGSIZE m->len is the size needed and the message stays queued.
  * Errors as ferry_recv, and -EINVAL (filter == INT64_MIN).
  */
-ssize_t ferry_recvmsg(ferry_chan *ch, ferry_msg *m, int64_t filter, int64_t timeout_ns);
+FERRY_API ssize_t ferry_recvmsg(ferry_chan *ch, ferry_msg *m, int64_t filter, int64_t timeout_ns);
 
 /* ---------------------------------------------------------------- zero copy */
 
@@ -347,7 +357,7 @@ ssize_t ferry_recvmsg(ferry_chan *ch, ferry_msg *m, int64_t filter, int64_t time
  * The timeout covers the whole send: it also bounds the wait in ferry_commit on a
  * capacity-0 channel. Errors as ferry_send.
  */
-int ferry_loan(ferry_chan *ch, size_t len, void **buf, int64_t timeout_ns);
+FERRY_API int ferry_loan(ferry_chan *ch, size_t len, void **buf, int64_t timeout_ns);
 
 /*
  * ferry_commit — publish the loaned message with the given type and length (<= the loaned
@@ -355,7 +365,7 @@ int ferry_loan(ferry_chan *ch, size_t len, void **buf, int64_t timeout_ns);
  * receiver has taken it; on timeout the message is withdrawn (-ETIMEDOUT / -EAGAIN).
  * Errors: -EINVAL (no loan, len too large, type < 0), -ETIMEDOUT, -EAGAIN, -EPIPE.
  */
-int ferry_commit(ferry_chan *ch, int64_t type, size_t len);
+FERRY_API int ferry_commit(ferry_chan *ch, int64_t type, size_t len);
 
 /*
  * ferry_peek — find the next message matching filter (rules of ferry_recvmsg) and give a
@@ -373,10 +383,10 @@ int ferry_commit(ferry_chan *ch, int64_t type, size_t len);
  * Errors as ferry_recvmsg (never -EMSGSIZE; -ENOMEM: no memory for the private copy,
  * the message stays queued).
  */
-int ferry_peek(ferry_chan *ch, int64_t filter, ferry_msg *m, int64_t timeout_ns);
+FERRY_API int ferry_peek(ferry_chan *ch, int64_t filter, ferry_msg *m, int64_t timeout_ns);
 
 /* ferry_release — give the peeked message's memory back. Errors: -EINVAL (no peek). */
-int ferry_release(ferry_chan *ch);
+FERRY_API int ferry_release(ferry_chan *ch);
 
 /* ---------------------------------------------------------------- integration */
 
@@ -390,13 +400,13 @@ int ferry_release(ferry_chan *ch);
  * a System V queue is no descriptor, there is nothing to poll), -EINVAL (ch NULL),
  * -EMFILE / -ENFILE (descriptor limits), -ENOMEM, -ENOSPC (fs.epoll.max_user_watches).
  */
-int ferry_chan_poll_fd(ferry_chan *ch);
+FERRY_API int ferry_chan_poll_fd(ferry_chan *ch);
 
 /* Copy the counters of this end into *st. Errors: -EINVAL (NULL). */
-int ferry_chan_stats(const ferry_chan *ch, ferry_chan_counters *st);
+FERRY_API int ferry_chan_stats(const ferry_chan *ch, ferry_chan_counters *st);
 
 /* The maximum message size of this channel (decided at creation). */
-size_t ferry_chan_max_msg(const ferry_chan *ch);
+FERRY_API size_t ferry_chan_max_msg(const ferry_chan *ch);
 
 /* The peer's identity as the kernel stamped it (SO_PEERCRED when the link was made). */
 typedef struct ferry_cred {
@@ -410,7 +420,7 @@ typedef struct ferry_cred {
  * them (unix, and shm channels made by ferry_listen/ferry_chan_open). Errors:
  * -EOPNOTSUPP (the transport cannot know: tcp, pipes, fifos, queues, shm pairs), -EINVAL.
  */
-int ferry_chan_peer(const ferry_chan *ch, ferry_cred *out);
+FERRY_API int ferry_chan_peer(const ferry_chan *ch, ferry_cred *out);
 
 /* ---------------------------------------------------------------- the naming service */
 
@@ -467,7 +477,7 @@ typedef struct ferry_policy {
 } ferry_policy;
 
 /* Fill *p with the defaults. Never fails. */
-void ferry_policy_init(ferry_policy *p);
+FERRY_API void ferry_policy_init(ferry_policy *p);
 
 /*
  * ferry_register — own `name` and serve it: clients that ferry_connect() to it come out
@@ -481,8 +491,8 @@ void ferry_policy_init(ferry_policy *p);
  * ferry_listener_close(), or when this process dies. The caller owns *out.
  * Errors: those above, and -EEXIST.
  */
-int ferry_register(const char *name, const ferry_policy *policy, const ferry_chan_opts *opts,
-                   ferry_listener **out, int64_t timeout_ns);
+FERRY_API int ferry_register(const char *name, const ferry_policy *policy,
+                             const ferry_chan_opts *opts, ferry_listener **out, int64_t timeout_ns);
 
 /* Kinds of channel ferry_connect makes. */
 #define FERRY_KIND_SHM  0 /* shared memory (the default) */
@@ -502,8 +512,8 @@ int ferry_register(const char *name, const ferry_policy *policy, const ferry_cha
  * is slow, and the introductions this uid asked for that wait for it in ferryd already
  * hold its fair share of the server's queue there).
  */
-int ferry_connect(const char *name, int kind, const ferry_chan_opts *opts, ferry_chan **out,
-                  int64_t timeout_ns);
+FERRY_API int ferry_connect(const char *name, int kind, const ferry_chan_opts *opts,
+                            ferry_chan **out, int64_t timeout_ns);
 
 /* What ferry_lookup and ferry_list tell about a name. */
 typedef struct ferry_name_info {
@@ -516,14 +526,15 @@ typedef struct ferry_name_info {
 } ferry_name_info;
 
 /* ferry_lookup — the owner of `name`. Errors: those above. */
-int ferry_lookup(const char *name, ferry_name_info *out, int64_t timeout_ns);
+FERRY_API int ferry_lookup(const char *name, ferry_name_info *out, int64_t timeout_ns);
 
 /*
  * ferry_list — the names the caller may see, in name order, starting after `after`
  * (NULL or "" for the first): up to `cap` entries into out. Returns the number written;
  * call again with the last name to go on, until it returns less than cap.
  */
-ssize_t ferry_list(const char *after, ferry_name_info *out, size_t cap, int64_t timeout_ns);
+FERRY_API ssize_t ferry_list(const char *after, ferry_name_info *out, size_t cap,
+                             int64_t timeout_ns);
 
 typedef struct ferry_watch ferry_watch;
 
@@ -543,21 +554,21 @@ typedef struct ferry_watch_event {
  * ending in '*': "org.example.*", or "*"), among those the caller may see. The caller owns
  * *out (ferry_watch_close). Errors: those above.
  */
-int ferry_watch_open(const char *pattern, ferry_watch **out, int64_t timeout_ns);
+FERRY_API int ferry_watch_open(const char *pattern, ferry_watch **out, int64_t timeout_ns);
 
 /* The next event, waiting up to timeout_ns. -EPIPE once the broker is gone (open a new
  * watch: events missed meanwhile are not replayed). */
-int ferry_watch_next(ferry_watch *w, ferry_watch_event *ev, int64_t timeout_ns);
+FERRY_API int ferry_watch_next(ferry_watch *w, ferry_watch_event *ev, int64_t timeout_ns);
 
 /* A descriptor readable while an event waits (level-triggered). Owned by the watch. */
-int ferry_watch_poll_fd(const ferry_watch *w);
+FERRY_API int ferry_watch_poll_fd(const ferry_watch *w);
 
 /* Stop watching. NULL is a no-op. */
-void ferry_watch_close(ferry_watch *w);
+FERRY_API void ferry_watch_close(ferry_watch *w);
 
 /* The broker's socket path this process uses (see above) into buf. Returns the length,
  * or -ENAMETOOLONG. */
-ssize_t ferry_broker_path(char *buf, size_t cap);
+FERRY_API ssize_t ferry_broker_path(char *buf, size_t cap);
 
 /* ---------------------------------------------------------------- synchronization */
 
@@ -606,12 +617,12 @@ typedef struct ferry_pub ferry_pub;
  * right, an allowed group, an allowed uid other than the caller's; unless the policy has
  * FERRY_POLICY_TRUSTED_SHARERS).
  */
-int ferry_publish(const char *name, int fd, int kind, const ferry_policy *policy, ferry_pub **out,
-                  int64_t timeout_ns);
+FERRY_API int ferry_publish(const char *name, int fd, int kind, const ferry_policy *policy,
+                            ferry_pub **out, int64_t timeout_ns);
 
 /* Unpublish: free the name (objects already opened are not affected) and the handle.
  * NULL is a no-op. */
-void ferry_pub_close(ferry_pub *p);
+FERRY_API void ferry_pub_close(ferry_pub *p);
 
 /* ---- counting semaphore */
 
@@ -630,25 +641,25 @@ typedef struct ferry_sem ferry_sem;
 
 /* A semaphore with initial value (<= INT32_MAX) and flags (FERRY_SEM_UNDO). The caller
  * owns *out. Errors: -EINVAL, -ENOMEM, -EMFILE. */
-int ferry_sem_create(uint32_t value, uint32_t flags, ferry_sem **out);
+FERRY_API int ferry_sem_create(uint32_t value, uint32_t flags, ferry_sem **out);
 /* On success the semaphore owns fd; on failure fd is closed. -EBADMSG, -ENOMEM, -EINVAL
  * (out is NULL). (The same holds for every ferry_X_adopt below.) */
-int ferry_sem_adopt(int fd, ferry_sem **out);
-int ferry_sem_open(const char *name, ferry_sem **out, int64_t timeout_ns);
+FERRY_API int ferry_sem_adopt(int fd, ferry_sem **out);
+FERRY_API int ferry_sem_open(const char *name, ferry_sem **out, int64_t timeout_ns);
 /* The object's descriptor (owned by the semaphore). */
-int ferry_sem_fd(const ferry_sem *s);
+FERRY_API int ferry_sem_fd(const ferry_sem *s);
 /* P: take one unit, waiting up to timeout_ns. No system call when a unit is there.
  * Errors: -ETIMEDOUT, -EAGAIN (FERRY_NOW and none), -EBADMSG (corrupted object),
  * -ENOSPC (FERRY_SEM_UNDO: the table of processes is full), -EINVAL (NULL). */
-int ferry_sem_wait(ferry_sem *s, int64_t timeout_ns);
+FERRY_API int ferry_sem_wait(ferry_sem *s, int64_t timeout_ns);
 /* P without waiting: 0, or -EAGAIN and the errors of ferry_sem_wait. */
-int ferry_sem_trywait(ferry_sem *s);
+FERRY_API int ferry_sem_trywait(ferry_sem *s);
 /* V: give one unit back and wake a waiter if there is one. -EOVERFLOW at INT32_MAX,
  * -EBADMSG, -EINVAL. */
-int ferry_sem_post(ferry_sem *s);
+FERRY_API int ferry_sem_post(ferry_sem *s);
 /* The current value (>= 0), a snapshot; or -EBADMSG. */
-int ferry_sem_value(const ferry_sem *s);
-void ferry_sem_close(ferry_sem *s);
+FERRY_API int ferry_sem_value(const ferry_sem *s);
+FERRY_API void ferry_sem_close(ferry_sem *s);
 
 /* ---- robust mutex */
 
@@ -694,10 +705,10 @@ typedef struct ferry_mutex ferry_mutex;
  * plain mutex and the caller is not trusted with its sharers — refused by ferryd, or by
  * the library when the publisher turned a fair mutex plain after ferryd looked (above).
  */
-int ferry_mutex_create(uint32_t flags, ferry_mutex **out);
-int ferry_mutex_adopt(int fd, ferry_mutex **out);
-int ferry_mutex_open(const char *name, ferry_mutex **out, int64_t timeout_ns);
-int ferry_mutex_fd(const ferry_mutex *m);
+FERRY_API int ferry_mutex_create(uint32_t flags, ferry_mutex **out);
+FERRY_API int ferry_mutex_adopt(int fd, ferry_mutex **out);
+FERRY_API int ferry_mutex_open(const char *name, ferry_mutex **out, int64_t timeout_ns);
+FERRY_API int ferry_mutex_fd(const ferry_mutex *m);
 /*
  * Lock, waiting up to timeout_ns. Returns 0 (locked), or -EOWNERDEAD: the previous owner
  * died holding it; the caller now holds it, must repair the protected state and call
@@ -705,34 +716,34 @@ int ferry_mutex_fd(const ferry_mutex *m);
  * unusable for everyone (-ENOTRECOVERABLE from then on). Errors: -ETIMEDOUT, -EAGAIN
  * (FERRY_NOW and held), -ENOTRECOVERABLE, -EDEADLK (this thread holds it already).
  */
-int ferry_mutex_lock(ferry_mutex *m, int64_t timeout_ns);
+FERRY_API int ferry_mutex_lock(ferry_mutex *m, int64_t timeout_ns);
 /* Lock without waiting: 0, -EOWNERDEAD, -EBUSY when held, -EDEADLK, -ENOTRECOVERABLE. */
-int ferry_mutex_trylock(ferry_mutex *m);
+FERRY_API int ferry_mutex_trylock(ferry_mutex *m);
 /* Mark the state repaired after -EOWNERDEAD. -EINVAL if not in that state or the caller
  * does not hold the mutex. */
-int ferry_mutex_consistent(ferry_mutex *m);
+FERRY_API int ferry_mutex_consistent(ferry_mutex *m);
 /* Unlock. -EPERM if the calling thread does not hold it (or it is not recoverable). */
-int ferry_mutex_unlock(ferry_mutex *m);
+FERRY_API int ferry_mutex_unlock(ferry_mutex *m);
 /* Close. If the calling thread holds the mutex it is unlocked first (an inconsistent one
  * thereby becomes not recoverable). */
-void ferry_mutex_close(ferry_mutex *m);
+FERRY_API void ferry_mutex_close(ferry_mutex *m);
 
 /* ---- barrier */
 
 typedef struct ferry_barrier ferry_barrier;
 
 /* A barrier for count (>= 1) parties. */
-int ferry_barrier_create(uint32_t count, ferry_barrier **out);
-int ferry_barrier_adopt(int fd, ferry_barrier **out);
-int ferry_barrier_open(const char *name, ferry_barrier **out, int64_t timeout_ns);
-int ferry_barrier_fd(const ferry_barrier *b);
+FERRY_API int ferry_barrier_create(uint32_t count, ferry_barrier **out);
+FERRY_API int ferry_barrier_adopt(int fd, ferry_barrier **out);
+FERRY_API int ferry_barrier_open(const char *name, ferry_barrier **out, int64_t timeout_ns);
+FERRY_API int ferry_barrier_fd(const ferry_barrier *b);
 /* Wait until count parties have arrived: returns 1 in exactly one of them, 0 in the
  * others; the barrier is then ready for the next round. A party that times out
  * (-ETIMEDOUT, or -EAGAIN for FERRY_NOW) withdraws its arrival — unless the round
  * completed as it gave up: then it belongs to that round and returns 0 or 1.
  * -EBADMSG for a corrupted object. */
-int ferry_barrier_wait(ferry_barrier *b, int64_t timeout_ns);
-void ferry_barrier_close(ferry_barrier *b);
+FERRY_API int ferry_barrier_wait(ferry_barrier *b, int64_t timeout_ns);
+FERRY_API void ferry_barrier_close(ferry_barrier *b);
 
 /* ---- events: reliable, counted notification with a 64-bit payload */
 
@@ -755,31 +766,32 @@ typedef struct ferry_event ferry_event;
  * and a doorbell that is the carrier's own peer (asked of the kernel by sock_diag; on a
  * kernel without unix_diag only its type is checked); ferryd checks the same at publish.
  */
-int ferry_event_create(uint32_t capacity, ferry_event **out);
-int ferry_event_adopt(int fd, ferry_event **out);
+FERRY_API int ferry_event_create(uint32_t capacity, ferry_event **out);
+FERRY_API int ferry_event_adopt(int fd, ferry_event **out);
 /* Open the queue published under name — or, with a pattern "org.x.*", every queue
  * published under a matching name the caller may connect to (a group: a post reaches
  * each). -ENOENT when none. */
-int ferry_event_open(const char *name, ferry_event **out, int64_t timeout_ns);
+FERRY_API int ferry_event_open(const char *name, ferry_event **out, int64_t timeout_ns);
 /* The object's descriptor, to pass (owned by the event). -EINVAL for a group. */
-int ferry_event_fd(const ferry_event *e);
+FERRY_API int ferry_event_fd(const ferry_event *e);
 /* A descriptor that polls readable while an event waits (level-triggered): the doorbell
  * for one queue, an epoll set of them for a group. Posters ring it only while someone
  * may be polling, so it costs nothing when unused. It can wake spuriously for a moment
  * (ferry_event_next then says -EAGAIN). */
-int ferry_event_poll_fd(ferry_event *e);
+FERRY_API int ferry_event_poll_fd(ferry_event *e);
 /* Post one event (to every queue of a group, in turn: a post that fails may already have
  * reached some). With FERRY_EVENT_COALESCE two posts made at the very same moment may
  * both be queued (merging is never wrong, it can be missed). Errors: -ETIMEDOUT, -EAGAIN
  * (full). */
-int ferry_event_post(ferry_event *e, uint64_t payload, uint32_t flags, int64_t timeout_ns);
+FERRY_API int ferry_event_post(ferry_event *e, uint64_t payload, uint32_t flags,
+                               int64_t timeout_ns);
 /* Take the oldest event. Errors: -ETIMEDOUT, -EAGAIN. */
-int ferry_event_next(ferry_event *e, uint64_t *payload, int64_t timeout_ns);
+FERRY_API int ferry_event_next(ferry_event *e, uint64_t *payload, int64_t timeout_ns);
 /* The counters: events posted to this queue (a group: to its queues) so far, and how
  * many were merged (coalesced); either pointer may be NULL. Unlike the other
  * ferry_X_stats, two out parameters rather than a struct. -EINVAL (e NULL). */
-int ferry_event_stats(const ferry_event *e, uint64_t *posted, uint64_t *merged);
-void ferry_event_close(ferry_event *e);
+FERRY_API int ferry_event_stats(const ferry_event *e, uint64_t *posted, uint64_t *merged);
+FERRY_API void ferry_event_close(ferry_event *e);
 
 /* ---- signals */
 
@@ -792,7 +804,7 @@ void ferry_event_close(ferry_event *e);
  * (FD_CLOEXEC, O_NONBLOCK) and closes it. Errors: -EINVAL (empty mask, SIGKILL/SIGSTOP, or glibc's
  * reserved 32 and 33), -EMFILE.
  */
-int ferry_signal_poll_fd(uint64_t mask);
+FERRY_API int ferry_signal_poll_fd(uint64_t mask);
 
 /*
  * ferry_kill — send signal sig (1..64) to the process that owns name (a ferry_register
@@ -807,7 +819,7 @@ int ferry_signal_poll_fd(uint64_t mask);
  * -EPERM (no signal right, and kill(2)'s rule refuses: what the caller's own kill would
  * say), -EINVAL (sig), -ESRCH (the owner is exiting), and the broker errors.
  */
-int ferry_kill(const char *name, int sig, int64_t timeout_ns);
+FERRY_API int ferry_kill(const char *name, int sig, int64_t timeout_ns);
 
 /* ---------------------------------------------------------------- direct communication */
 
@@ -822,17 +834,17 @@ int ferry_kill(const char *name, int sig, int64_t timeout_ns);
  * message is never sent twice. Thread-safe (sends to one name are serialized).
  * Errors: those of ferry_connect and ferry_sendmsg.
  */
-int ferry_send_to(const char *name, const ferry_msg *m, int64_t timeout_ns);
+FERRY_API int ferry_send_to(const char *name, const ferry_msg *m, int64_t timeout_ns);
 
 /* Forget the connections ferry_send_to keeps (closes them). Optional. */
-void ferry_send_to_reset(void);
+FERRY_API void ferry_send_to_reset(void);
 
 typedef struct ferry_inbox ferry_inbox;
 
 /* ferry_inbox_open — register `name` (policy and opts as ferry_register) and receive
  * from every process that sends to it. The caller owns *out. Errors as ferry_register. */
-int ferry_inbox_open(const char *name, const ferry_policy *policy, const ferry_chan_opts *opts,
-                     ferry_inbox **out, int64_t timeout_ns);
+FERRY_API int ferry_inbox_open(const char *name, const ferry_policy *policy,
+                               const ferry_chan_opts *opts, ferry_inbox **out, int64_t timeout_ns);
 
 /*
  * ferry_recv_from — the next message matching filter (ferry_recvmsg rules) from the
@@ -842,15 +854,15 @@ int ferry_inbox_open(const char *name, const ferry_policy *policy, const ferry_c
  * Errors: those of ferry_recvmsg (-EMSGSIZE: the message stays), -ENOENT (`from` is not
  * a name the caller may see), -ETIMEDOUT, -EAGAIN.
  */
-ssize_t ferry_recv_from(ferry_inbox *in, const char *from, ferry_msg *m, int64_t filter,
-                        ferry_cred *sender, int64_t timeout_ns);
+FERRY_API ssize_t ferry_recv_from(ferry_inbox *in, const char *from, ferry_msg *m, int64_t filter,
+                                  ferry_cred *sender, int64_t timeout_ns);
 
 /* A descriptor readable when ferry_recv_from(in, NULL, ...) may find something (a message
  * or a new sender). Owned by the inbox. */
-int ferry_inbox_poll_fd(const ferry_inbox *in);
+FERRY_API int ferry_inbox_poll_fd(const ferry_inbox *in);
 
 /* Close every channel and release the name. NULL is a no-op. */
-void ferry_inbox_close(ferry_inbox *in);
+FERRY_API void ferry_inbox_close(ferry_inbox *in);
 
 /* ---------------------------------------------------------------- RPC */
 
@@ -875,13 +887,13 @@ typedef struct ferry_rpc_service ferry_rpc_service;
 
 /* Make a client connection on ch. On success the client owns ch (closed by
  * ferry_rpc_client_close); on failure the caller keeps it. Errors: -EINVAL, -ENOMEM. */
-int ferry_rpc_client_create(ferry_chan *ch, ferry_rpc_client **out);
+FERRY_API int ferry_rpc_client_create(ferry_chan *ch, ferry_rpc_client **out);
 /* ferry_connect(name, kind, opts) and ferry_rpc_client_create. The caller owns *out. */
-int ferry_rpc_connect(const char *name, int kind, const ferry_chan_opts *opts,
-                      ferry_rpc_client **out, int64_t timeout_ns);
+FERRY_API int ferry_rpc_connect(const char *name, int kind, const ferry_chan_opts *opts,
+                                ferry_rpc_client **out, int64_t timeout_ns);
 /* Close the connection and its channel. Calls still pending are forgotten (async
  * callbacks not run); no call may be in progress on other threads. NULL is a no-op. */
-void ferry_rpc_client_close(ferry_rpc_client *c);
+FERRY_API void ferry_rpc_client_close(ferry_rpc_client *c);
 
 /*
  * ferry_call — send req (type ignored; data, len, fds: the caller keeps them) and wait
@@ -891,22 +903,23 @@ void ferry_rpc_client_close(ferry_rpc_client *c);
  * Errors: -ETIMEDOUT, -EAGAIN (FERRY_NOW), -EPIPE, -EMSGSIZE, -ECANCELED, and the errors
  * of ferry_sendmsg.
  */
-ssize_t ferry_call(ferry_rpc_client *c, const ferry_msg *req, ferry_msg *resp, int64_t timeout_ns);
+FERRY_API ssize_t ferry_call(ferry_rpc_client *c, const ferry_msg *req, ferry_msg *resp,
+                             int64_t timeout_ns);
 
 /* The split form of ferry_call, for a call that another thread may cancel: start sends
  * the request and gives its id; resp (the caller's) must stay valid until wait returns.
  * Every started call is ended by exactly one ferry_call_wait (which frees it). Wait
  * returns as ferry_call. */
-int ferry_call_start(ferry_rpc_client *c, const ferry_msg *req, ferry_msg *resp, uint64_t *id,
-                     int64_t timeout_ns);
-ssize_t ferry_call_wait(ferry_rpc_client *c, uint64_t id, int64_t timeout_ns);
+FERRY_API int ferry_call_start(ferry_rpc_client *c, const ferry_msg *req, ferry_msg *resp,
+                               uint64_t *id, int64_t timeout_ns);
+FERRY_API ssize_t ferry_call_wait(ferry_rpc_client *c, uint64_t id, int64_t timeout_ns);
 
 /* Cancel a pending call (sync or async): its wait returns -ECANCELED, its callback runs
  * with -ECANCELED from ferry_rpc_dispatch; its reply, if any comes, is dropped. The
  * server is told, best effort (a cancel message sent without waiting): see
  * ferry_rpc_cancelled.
  * Errors: -ENOENT (no such call pending: unknown, finished or already cancelled). */
-int ferry_call_cancel(ferry_rpc_client *c, uint64_t id);
+FERRY_API int ferry_call_cancel(ferry_rpc_client *c, uint64_t id);
 
 /* Completion of an asynchronous call: rc is the reply's length or a negative errno;
  * resp is the one given to ferry_call_async (fds in it now owned by the callee). */
@@ -921,24 +934,24 @@ typedef void (*ferry_rpc_callback)(ferry_rpc_client *c, uint64_t id, ssize_t rc,
  * waits for its reply until it comes, is cancelled, or the connection dies (-EPIPE).
  * Errors: those of sending (nothing pending then).
  */
-int ferry_call_async(ferry_rpc_client *c, const ferry_msg *req, ferry_msg *resp,
-                     ferry_rpc_callback cb, void *ctx, uint64_t *id, int64_t timeout_ns);
+FERRY_API int ferry_call_async(ferry_rpc_client *c, const ferry_msg *req, ferry_msg *resp,
+                               ferry_rpc_callback cb, void *ctx, uint64_t *id, int64_t timeout_ns);
 
 /* A descriptor that polls readable (level-triggered) while ferry_rpc_dispatch has work:
  * a message on the channel or a finished async call. Owned by the client. It may stay
  * readable while another thread is reading replies inside ferry_call. Errors: -ENOMEM,
  * -EMFILE. */
-int ferry_rpc_poll_fd(ferry_rpc_client *c);
+FERRY_API int ferry_rpc_poll_fd(ferry_rpc_client *c);
 /* Read the replies waiting (never blocks) and run the callbacks of finished async
  * calls. Returns how many callbacks ran, or -EPIPE / -EBADMSG once the connection died
  * (after running the callbacks of the calls it ended). */
-int ferry_rpc_dispatch(ferry_rpc_client *c);
+FERRY_API int ferry_rpc_dispatch(ferry_rpc_client *c);
 
 /* A one-way message to the server: no reply, no id. Errors as ferry_sendmsg. */
-int ferry_rpc_send(ferry_rpc_client *c, const ferry_msg *m, int64_t timeout_ns);
+FERRY_API int ferry_rpc_send(ferry_rpc_client *c, const ferry_msg *m, int64_t timeout_ns);
 
 /* Replies dropped so far: late (after a timeout or cancel) or for unknown ids. */
-uint64_t ferry_rpc_dropped(const ferry_rpc_client *c);
+FERRY_API uint64_t ferry_rpc_dropped(const ferry_rpc_client *c);
 
 /* ---- server side */
 
@@ -952,34 +965,36 @@ typedef struct ferry_rpc_request {
 
 /* Make a server connection on ch (e.g. from ferry_accept). On success it owns ch. One
  * reference, dropped by ferry_rpc_server_unref. Errors: -EINVAL, -ENOMEM. */
-int ferry_rpc_server_create(ferry_chan *ch, ferry_rpc_server **out);
+FERRY_API int ferry_rpc_server_create(ferry_chan *ch, ferry_rpc_server **out);
 /* Take another reference (to reply later from another thread); each is dropped by a
  * ferry_rpc_server_unref. The last one closes the channel. */
-ferry_rpc_server *ferry_rpc_server_ref(ferry_rpc_server *s);
+FERRY_API ferry_rpc_server *ferry_rpc_server_ref(ferry_rpc_server *s);
 /* Drop one reference; the last one closes the connection and its channel (no call may
  * be in progress on it then). The connection has no _close: it is reference-counted.
  * NULL is a no-op. */
-void ferry_rpc_server_unref(ferry_rpc_server *s);
+FERRY_API void ferry_rpc_server_unref(ferry_rpc_server *s);
 
 /*
  * ferry_recv_request — the next request or one-way message into rq->msg (data/cap set
  * by the caller; rules of ferry_recvmsg: -EMSGSIZE leaves it queued, msg.len the size
  * needed). Returns its length. Errors as ferry_recvmsg (-EPIPE: the client is gone).
  */
-ssize_t ferry_recv_request(ferry_rpc_server *s, ferry_rpc_request *rq, int64_t timeout_ns);
+FERRY_API ssize_t ferry_recv_request(ferry_rpc_server *s, ferry_rpc_request *rq,
+                                     int64_t timeout_ns);
 
 /* ferry_reply — answer request id with resp (type ignored; the caller keeps data and
  * fds). Once per request: a second reply, or one to an id never received, is -ENOENT and
  * sends nothing; a reply to a request the client cancelled is -ECANCELED and sends
  * nothing. The id is used up in every case, even when the send fails. Errors: -ENOENT,
  * -ECANCELED, and those of ferry_sendmsg. */
-int ferry_reply(ferry_rpc_server *s, uint64_t id, const ferry_msg *resp, int64_t timeout_ns);
+FERRY_API int ferry_reply(ferry_rpc_server *s, uint64_t id, const ferry_msg *resp,
+                          int64_t timeout_ns);
 /* Has the client cancelled request id? 1 yes, 0 no, -ENOENT (not awaiting a reply). The
  * cancel is seen once a receive on this connection has read it (ferry_serve's threads
  * read continuously; a manual server at its next ferry_recv_request). */
-int ferry_rpc_cancelled(ferry_rpc_server *s, uint64_t id);
+FERRY_API int ferry_rpc_cancelled(ferry_rpc_server *s, uint64_t id);
 /* The fd that polls readable while a request waits (ferry_chan_poll_fd). */
-int ferry_rpc_server_poll_fd(ferry_rpc_server *s);
+FERRY_API int ferry_rpc_server_poll_fd(ferry_rpc_server *s);
 
 /* A handler of ferry_serve: called for each request or one-way message, in a pool
  * thread. It replies with ferry_reply(conn, rq->id, ...) now or, holding a
@@ -995,13 +1010,13 @@ typedef void (*ferry_rpc_handler)(ferry_rpc_server *conn, ferry_rpc_request *rq,
  * Errors: those of ferry_register,
  * -EINVAL, -ENOMEM, -EMFILE, -EAGAIN (threads).
  */
-int ferry_serve(const char *name, ferry_rpc_handler handler, void *ctx, unsigned nthreads,
-                const ferry_policy *policy, const ferry_chan_opts *opts, ferry_rpc_service **out,
-                int64_t timeout_ns);
+FERRY_API int ferry_serve(const char *name, ferry_rpc_handler handler, void *ctx, unsigned nthreads,
+                          const ferry_policy *policy, const ferry_chan_opts *opts,
+                          ferry_rpc_service **out, int64_t timeout_ns);
 /* Stop serving and free the service: join the threads, release the name, drop the
  * connections (those a handler still holds a reference to stay open until it drops it
  * with ferry_rpc_server_unref). NULL is a no-op. */
-void ferry_rpc_service_close(ferry_rpc_service *s);
+FERRY_API void ferry_rpc_service_close(ferry_rpc_service *s);
 
 /* ---------------------------------------------------------------- broadcast */
 
@@ -1053,28 +1068,28 @@ typedef struct ferry_bcast_opts {
 } ferry_bcast_opts;
 
 /* Fill *o with the defaults. Never fails. */
-void ferry_bcast_opts_init(ferry_bcast_opts *o);
+FERRY_API void ferry_bcast_opts_init(ferry_bcast_opts *o);
 
 /* A new broadcast object; the calling process is its publisher. opts may be NULL. The
  * caller owns *out. Errors: -EINVAL (options, or too large), -ENOMEM, -EMFILE. */
-int ferry_bcast_create(const ferry_bcast_opts *opts, ferry_bcast **out);
+FERRY_API int ferry_bcast_create(const ferry_bcast_opts *opts, ferry_bcast **out);
 /* On success the object owns fd; on failure fd is closed. -EBADMSG (not a broadcast
  * object), -ENOMEM, -EINVAL. */
-int ferry_bcast_adopt(int fd, ferry_bcast **out);
+FERRY_API int ferry_bcast_adopt(int fd, ferry_bcast **out);
 /* Open the object published under name (rules of ferry_sem_open). */
-int ferry_bcast_open(const char *name, ferry_bcast **out, int64_t timeout_ns);
+FERRY_API int ferry_bcast_open(const char *name, ferry_bcast **out, int64_t timeout_ns);
 /* The object's descriptor (owned by the object). */
-int ferry_bcast_fd(const ferry_bcast *b);
+FERRY_API int ferry_bcast_fd(const ferry_bcast *b);
 /* The largest message (decided at creation). */
-size_t ferry_bcast_max_msg(const ferry_bcast *b);
+FERRY_API size_t ferry_bcast_max_msg(const ferry_bcast *b);
 /* Active subscribers now (a snapshot, of every process), or -EINVAL. */
-int ferry_bcast_subscribers(const ferry_bcast *b);
+FERRY_API int ferry_bcast_subscribers(const ferry_bcast *b);
 /* End the stream now (from the publisher): subscribers get -EPIPE once they have taken
  * every message published before; later publishes are -EPIPE. -EINVAL (NULL). */
-int ferry_bcast_end(ferry_bcast *b);
+FERRY_API int ferry_bcast_end(ferry_bcast *b);
 /* Close the handle. In the publishing process this also ends the stream (above). The
  * process's ferry_subs must be closed first. NULL is a no-op. */
-void ferry_bcast_close(ferry_bcast *b);
+FERRY_API void ferry_bcast_close(ferry_bcast *b);
 
 /*
  * ferry_bcast_publish — copy len bytes as one message of type (>= 0) to every
@@ -1082,14 +1097,14 @@ void ferry_bcast_close(ferry_bcast *b);
  * Errors: -EMSGSIZE (len > max_msg), -ETIMEDOUT, -EAGAIN (FERRY_NOW), -EINVAL, -EBUSY
  * (a loan is outstanding), -EPIPE (the stream was ended).
  */
-int ferry_bcast_publish(ferry_bcast *b, int64_t type, const void *data, size_t len,
-                        int64_t timeout_ns);
+FERRY_API int ferry_bcast_publish(ferry_bcast *b, int64_t type, const void *data, size_t len,
+                                  int64_t timeout_ns);
 /* Zero copy: reserve the next slot (up to len bytes; waits as publish), fill *buf, then
  * ferry_bcast_commit. One loan at a time (-EBUSY). */
-int ferry_bcast_loan(ferry_bcast *b, size_t len, void **buf, int64_t timeout_ns);
+FERRY_API int ferry_bcast_loan(ferry_bcast *b, size_t len, void **buf, int64_t timeout_ns);
 /* Publish the loaned slot with len (<= the loaned len) bytes. -EINVAL (no loan, len too
  * large, type < 0: the loan stays). */
-int ferry_bcast_commit(ferry_bcast *b, int64_t type, size_t len);
+FERRY_API int ferry_bcast_commit(ferry_bcast *b, int64_t type, size_t len);
 
 /* Subscription flag: drop the oldest message instead of blocking the publisher. */
 #define FERRY_SUB_DROP_OLDEST (1u << 0)
@@ -1097,20 +1112,21 @@ int ferry_bcast_commit(ferry_bcast *b, int64_t type, size_t len);
 /* Subscribe (from any process holding the object): the first message received is the
  * next one published. The caller owns *out. Errors: -EINVAL, -ENOSPC (max_subs live
  * subscribers), -ENOMEM. */
-int ferry_bcast_subscribe(ferry_bcast *b, uint32_t flags, ferry_sub **out);
+FERRY_API int ferry_bcast_subscribe(ferry_bcast *b, uint32_t flags, ferry_sub **out);
 /* Take the next message into buf (cap bytes); returns its length and sets *type (may be
  * NULL). -EMSGSIZE (it stays; a drop-oldest subscriber may lose it meanwhile),
  * -ETIMEDOUT, -EAGAIN, -EPIPE (end of stream, nothing left), -EBUSY (a peek is
  * outstanding), -EBADMSG (a corrupted object). */
-ssize_t ferry_sub_recv(ferry_sub *s, void *buf, size_t cap, int64_t *type, int64_t timeout_ns);
+FERRY_API ssize_t ferry_sub_recv(ferry_sub *s, void *buf, size_t cap, int64_t *type,
+                                 int64_t timeout_ns);
 /* Zero copy: m->data points at the next message in shared memory (read-only), valid
  * until ferry_sub_release; m->type, m->len set, m->nfds = 0. Errors as ferry_sub_recv
  * (never -EMSGSIZE). */
-int ferry_sub_peek(ferry_sub *s, ferry_msg *m, int64_t timeout_ns);
+FERRY_API int ferry_sub_peek(ferry_sub *s, ferry_msg *m, int64_t timeout_ns);
 /* Release the peeked message. -EINVAL (no peek). */
-int ferry_sub_release(ferry_sub *s);
+FERRY_API int ferry_sub_release(ferry_sub *s);
 /* Messages the publisher dropped for this drop-oldest subscription so far (exact). */
-uint64_t ferry_sub_lost(const ferry_sub *s);
+FERRY_API uint64_t ferry_sub_lost(const ferry_sub *s);
 /*
  * ferry_sub_poll_fd — a descriptor that polls readable (POLLIN) while a message waits for this
  * subscription, or once the stream has ended. Level-triggered, owned by the subscription.
@@ -1120,9 +1136,9 @@ uint64_t ferry_sub_lost(const ferry_sub *s);
  * says -EAGAIN). A publisher's death does not make it readable (a waiting recv notices).
  * Errors: -EMFILE, -ENOMEM.
  */
-int ferry_sub_poll_fd(ferry_sub *s);
+FERRY_API int ferry_sub_poll_fd(ferry_sub *s);
 /* Leave: the entry is freed (a publisher waiting on it goes on). NULL is a no-op. */
-void ferry_sub_close(ferry_sub *s);
+FERRY_API void ferry_sub_close(ferry_sub *s);
 
 /* ---------------------------------------------------------------- mailboxes */
 
@@ -1203,7 +1219,7 @@ typedef struct ferry_mailbox_opts {
 } ferry_mailbox_opts;
 
 /* Fill *o with the defaults. Never fails. */
-void ferry_mailbox_opts_init(ferry_mailbox_opts *o);
+FERRY_API void ferry_mailbox_opts_init(ferry_mailbox_opts *o);
 
 /* Counters of the mailbox (shared by every handle), a snapshot. */
 typedef struct ferry_mailbox_counters {
@@ -1222,71 +1238,71 @@ typedef struct ferry_mailbox_counters {
 
 /* A new mailbox (opts NULL: the defaults). The caller owns *out. Errors: -EINVAL
  * (options, unknown flags, too large), -ENOMEM, -EMFILE. */
-int ferry_mailbox_create(const ferry_mailbox_opts *opts, ferry_mailbox **out);
+FERRY_API int ferry_mailbox_create(const ferry_mailbox_opts *opts, ferry_mailbox **out);
 /* As ferry_sem_adopt: on success the mailbox owns fd; on failure fd is closed (-EBADMSG
  * when fd is not a mailbox, -ENOMEM, -EINVAL). */
-int ferry_mailbox_adopt(int fd, ferry_mailbox **out);
+FERRY_API int ferry_mailbox_adopt(int fd, ferry_mailbox **out);
 /* Open the mailbox published under name (ferryd's policy decides): errors as
  * ferry_sem_open. */
-int ferry_mailbox_open(const char *name, ferry_mailbox **out, int64_t timeout_ns);
+FERRY_API int ferry_mailbox_open(const char *name, ferry_mailbox **out, int64_t timeout_ns);
 /* The object's descriptor (owned by the mailbox), to publish or pass on. */
-int ferry_mailbox_fd(const ferry_mailbox *mb);
+FERRY_API int ferry_mailbox_fd(const ferry_mailbox *mb);
 /* A descriptor (owned by the mailbox, shared by every holder) that polls readable while
  * at least one message is queued (level-triggered; whatever its type: a typed receive
  * may still say -EAGAIN). Once anyone asked for it, every call that changes the queue
  * keeps it exact (a send or a receive that flips it costs a system call); before, it
  * costs nothing. Errors: -EINVAL, -EBADMSG, -ETIMEDOUT (a sharer held the lock for over
  * 1 s: see "Trust"). */
-int ferry_mailbox_poll_fd(ferry_mailbox *mb);
+FERRY_API int ferry_mailbox_poll_fd(ferry_mailbox *mb);
 
 /* Send a copy of buf[0..len) as one message of type (>= 0). The caller keeps buf.
  * Errors: -EINVAL (type < 0, NULL), -EMSGSIZE (len > max_msg), -ETIMEDOUT / -EAGAIN
  * (full, or for capacity 0 no receiver took it in time: then it is withdrawn, never
  * delivered), -ENOBUFS (FERRY_UNBOUNDED at its cap), -EBADMSG (corrupted mailbox). */
-int ferry_mailbox_send(ferry_mailbox *mb, int64_t type, const void *buf, size_t len,
-                       int64_t timeout_ns);
+FERRY_API int ferry_mailbox_send(ferry_mailbox *mb, int64_t type, const void *buf, size_t len,
+                                 int64_t timeout_ns);
 
 /* Take the oldest message that matches filter (the rules of ferry_recvmsg: 0 any, > 0
  * exactly that type, < 0 the lowest type <= -filter) and copy it into buf (cap bytes).
  * Returns its length and sets *type (may be NULL). Errors: -ETIMEDOUT / -EAGAIN,
  * -EMSGSIZE (larger than cap: it stays queued), -EINVAL (filter INT64_MIN, NULL buf
  * with cap > 0), -EPERM (an exclusive mailbox this handle does not hold), -EBADMSG. */
-ssize_t ferry_mailbox_recv(ferry_mailbox *mb, int64_t filter, int64_t *type, void *buf, size_t cap,
-                           int64_t timeout_ns);
+FERRY_API ssize_t ferry_mailbox_recv(ferry_mailbox *mb, int64_t filter, int64_t *type, void *buf,
+                                     size_t cap, int64_t timeout_ns);
 
 /* Zero copy, sending: *buf points at max_msg bytes in the mailbox; write the message
  * there and ferry_mailbox_commit it (invisible until then). Errors as ferry_mailbox_send
  * (capacity 0: -EOPNOTSUPP), -EBUSY (a loan is outstanding on this handle). */
-int ferry_mailbox_loan(ferry_mailbox *mb, void **buf, int64_t timeout_ns);
+FERRY_API int ferry_mailbox_loan(ferry_mailbox *mb, void **buf, int64_t timeout_ns);
 /* Publish the loan as one message of type and len (<= max_msg). -EINVAL (no loan, bad
  * type or len), -ETIMEDOUT (a sharer held the lock for over 1 s: see "Trust"), -EBADMSG:
  * on an error the loan is kept (commit again, or close). */
-int ferry_mailbox_commit(ferry_mailbox *mb, int64_t type, size_t len);
+FERRY_API int ferry_mailbox_commit(ferry_mailbox *mb, int64_t type, size_t len);
 
 /* Zero copy, receiving: take the message ferry_mailbox_recv would, and point *data at it
  * in the mailbox (valid until ferry_mailbox_release; *len and *type set, type may be
  * NULL). It is this receiver's, and counts as taken, until released (see "Crash
  * semantics"). Errors as ferry_mailbox_recv, -EBUSY (a peek is outstanding). */
-int ferry_mailbox_peek(ferry_mailbox *mb, int64_t filter, const void **data, size_t *len,
-                       int64_t *type, int64_t timeout_ns);
+FERRY_API int ferry_mailbox_peek(ferry_mailbox *mb, int64_t filter, const void **data, size_t *len,
+                                 int64_t *type, int64_t timeout_ns);
 /* Finish with the peeked message. -EINVAL if none is outstanding. */
-int ferry_mailbox_release(ferry_mailbox *mb);
+FERRY_API int ferry_mailbox_release(ferry_mailbox *mb);
 
 /* FERRY_MAILBOX_EXCLUSIVE: make this handle the mailbox's one receiver, waiting up to
  * timeout_ns for the holder to detach, close or die. Errors: -EBUSY (FERRY_NOW and held
  * by another), -ETIMEDOUT, -EINVAL (not an exclusive mailbox). 0 if already held. */
-int ferry_mailbox_attach(ferry_mailbox *mb, int64_t timeout_ns);
+FERRY_API int ferry_mailbox_attach(ferry_mailbox *mb, int64_t timeout_ns);
 /* Give the hold up. -EPERM if this handle does not hold it; -EBADMSG, -ETIMEDOUT (a
  * sharer held the lock for over 1 s). */
-int ferry_mailbox_detach(ferry_mailbox *mb);
+FERRY_API int ferry_mailbox_detach(ferry_mailbox *mb);
 
 /* Copy the mailbox's counters (a snapshot taken under its lock) into *st. Errors:
  * -EINVAL (NULL), -EBADMSG, -ETIMEDOUT (a sharer held the lock for over 1 s). */
-int ferry_mailbox_stats(const ferry_mailbox *mb, ferry_mailbox_counters *st);
+FERRY_API int ferry_mailbox_stats(const ferry_mailbox *mb, ferry_mailbox_counters *st);
 
 /* Close the handle: an outstanding loan is discarded, an outstanding peek released, a
  * hold given up. The mailbox lives on while others hold it. NULL is a no-op. */
-void ferry_mailbox_close(ferry_mailbox *mb);
+FERRY_API void ferry_mailbox_close(ferry_mailbox *mb);
 
 #ifdef __cplusplus
 }
