@@ -20,18 +20,19 @@
  *    that fields can be added at their end without breaking compiled callers. Prepare
  *    each with its ferry_X_init(&x) before use: an inline function of this header that
  *    records sizeof(x) in x.size (options: and fills the defaults, through the library's
- *    ferry_X_init_sized, which bindings that cannot use the inline call with their own
- *    sizeof). A copy of a prepared struct is prepared. A function that takes options reads
- *    min(size, its own sizeof) bytes: fields past an older caller's size take their
- *    defaults; a newer caller's struct is accepted when every byte past the library's
- *    struct is zero (a field added later means, when zero, what the versions before it
- *    did), else -E2BIG (the caller asks for something this library cannot do); a size of
- *    0 (a struct never prepared), below the first version's or above 4096 is -EINVAL. A
- *    ferry_X_stats writes min(size, its own sizeof) bytes and sets size to that (a field
- *    lies within size only if it was filled), -EINVAL for a size as above. Records that
- *    the library fills (ferry_name_info, ferry_watch_event, ferry_rpc_request) have
- *    reserved room it zeroes instead; ferry_msg and ferry_cred are fixed (more comes as
- *    new functions). docs/api.md has the rule in full.
+ *    ferry_X_opts_init_sized / ferry_policy_init_sized, which bindings that cannot use
+ *    the inline call with their own sizeof). A copy of a prepared struct is prepared. A
+ *    function that takes options reads min(size, its own sizeof) bytes: fields past an
+ *    older caller's size take their defaults; a newer caller's struct is accepted when
+ *    every byte past the library's struct is zero (a field added later means, when zero,
+ *    what the versions before it did), else -E2BIG (the caller asks for something this
+ *    library cannot do); a size of 0 (a struct never prepared), below the first
+ *    version's or above 4096 is -EINVAL. A ferry_X_stats writes min(size, its own
+ *    sizeof) bytes and sets size to that (a field lies within size only if it was
+ *    filled), -EINVAL for a size as above. Records that the library fills
+ *    (ferry_name_info, ferry_watch_event, ferry_rpc_request) have reserved room it zeroes
+ *    instead; ferry_msg and ferry_cred are fixed (more comes as new functions).
+ *    docs/api.md has the rule in full.
  *  - Lifetimes: shared objects are made by ferry_X_create, reached by ferry_X_adopt (a
  *    descriptor) or ferry_X_open (a name), released by ferry_X_close. Every handle type
  *    ferry_X has one release function: ferry_X_close, or ferry_X_unref where the handle is
@@ -564,11 +565,11 @@ FERRY_API int ferry_connect(const char *name, int kind, const ferry_chan_opts *o
 /* What ferry_lookup and ferry_list tell about a name. */
 typedef struct ferry_name_info {
     char name[256];
-    uid_t uid;         /* owner */
-    gid_t gid;         /* the policy's group */
-    pid_t pid;         /* owner process */
-    unsigned mode;     /* the policy's mode */
-    uint64_t connects; /* introductions made to this name so far */
+    uid_t uid;            /* owner */
+    gid_t gid;            /* the policy's group */
+    pid_t pid;            /* owner process */
+    unsigned mode;        /* the policy's mode */
+    uint64_t connects;    /* introductions made to this name so far */
     uint64_t reserved[8]; /* zeroed by the library: room for later fields, which read 0
                              from a library that does not know them */
 } ferry_name_info;
@@ -593,9 +594,9 @@ typedef struct ferry_watch ferry_watch;
 #define FERRY_EV_DIED     4 /* its owner died; the name is free */
 
 typedef struct ferry_watch_event {
-    int kind;             /* FERRY_EV_* */
-    uint32_t reserved;    /* zeroed by the library: room for a later field */
-    ferry_name_info info; /* the name and the owner it concerns (the new one for CHANGED) */
+    int kind;              /* FERRY_EV_* */
+    uint32_t reserved;     /* zeroed by the library: room for a later field */
+    ferry_name_info info;  /* the name and the owner it concerns (the new one for CHANGED) */
     uint64_t reserved2[4]; /* zeroed by the library: room for later fields */
 } ferry_watch_event;
 
@@ -1023,10 +1024,10 @@ FERRY_API uint64_t ferry_rpc_dropped(const ferry_rpc_client *c);
 
 /* A request as the server receives it. */
 typedef struct ferry_rpc_request {
-    uint64_t id;   /* to pass to ferry_reply; 0 for a one-way message */
-    int oneway;    /* 1: a one-way message, nothing to reply */
-    ferry_msg msg; /* data/cap the caller's (ferry_recv_request) or the worker's
-                      (ferry_serve: valid during the handler only); fds the receiver's */
+    uint64_t id;          /* to pass to ferry_reply; 0 for a one-way message */
+    int oneway;           /* 1: a one-way message, nothing to reply */
+    ferry_msg msg;        /* data/cap the caller's (ferry_recv_request) or the worker's
+                             (ferry_serve: valid during the handler only); fds the receiver's */
     uint64_t reserved[4]; /* zeroed by the library: room for later fields */
 } ferry_rpc_request;
 
