@@ -382,7 +382,9 @@ static void ev_ops(ferry_event *e, in *r, uint8_t *map, size_t size)
             break;
         }
         case 3: {
-            int rc = op & 4 ? ferry_event_poll_fd(e) : ferry_event_stats(e, &(ferry_event_counters){.size = sizeof(ferry_event_counters)});
+            int rc = op & 4 ? ferry_event_poll_fd(e)
+                            : ferry_event_stats(
+                                  e, &(ferry_event_counters){.size = sizeof(ferry_event_counters)});
             ALLOWED(rc, HOSTILE);
             break;
         }
