@@ -426,20 +426,19 @@ int ferry_register(const char *name, const ferry_policy *policy, const ferry_cha
     if (!out || ferry__name_valid(name) < 0) return -EINVAL;
     int64_t deadline;
     if (ferry__deadline(timeout_ns, &deadline) < 0) return -EINVAL;
+    ferry_policy pol;
+    ferry_chan_opts o;
+    int rc = ferry__policy_in(policy, &pol);
+    if (rc == 0) rc = ferry__chan_opts_in(opts, &o);
+    if (rc < 0) return rc;
     blistener *l = calloc(1, sizeof *l);
     if (!l) return -ENOMEM;
     l->base.ops = &broker_listener_ops;
     l->sock = -1;
     snprintf(l->name, sizeof l->name, "%s", name);
-    if (policy)
-        l->pol = *policy;
-    else
-        ferry_policy_init(&l->pol);
-    if (opts)
-        l->opts = *opts;
-    else
-        ferry__opts_defaults(&l->opts);
-    int rc = ferry__policy_valid(&l->pol);
+    l->pol = pol;
+    l->opts = o;
+    rc = ferry__policy_valid(&l->pol);
     l->ep = epoll_create1(EPOLL_CLOEXEC);
     l->tfd = timerfd_create(CLOCK_MONOTONIC, TFD_CLOEXEC | TFD_NONBLOCK);
     if (rc == 0 && (l->ep < 0 || l->tfd < 0)) rc = -errno;
@@ -467,6 +466,9 @@ int ferry_connect(const char *name, int kind, const ferry_chan_opts *opts, ferry
     if (!out || ferry__name_valid(name) < 0 || !ferry__chan_kind_ok(kind)) return -EINVAL;
     int64_t deadline;
     if (ferry__deadline(timeout_ns, &deadline) < 0) return -EINVAL;
+    ferry_chan_opts o;
+    int rc = ferry__chan_opts_in(opts, &o);
+    if (rc < 0) return rc;
     int s = dial(deadline);
     if (s < 0) return s;
     uint8_t req[300], buf[FERRY__BMSG_MAX];
@@ -475,7 +477,7 @@ int ferry_connect(const char *name, int kind, const ferry_chan_opts *opts, ferry
     ferry__bw_str(&w, name);
     ferry__bw_u32(&w, (uint32_t)kind);
     int fd;
-    int rc = call(s, FERRY__OP_CONNECT, &w, -1, buf, &r, &fd, deadline);
+    rc = call(s, FERRY__OP_CONNECT, &w, -1, buf, &r, &fd, deadline);
     close(s);
     if (rc < 0) return rc;
     ferry_cred server;
@@ -484,7 +486,7 @@ int ferry_connect(const char *name, int kind, const ferry_chan_opts *opts, ferry
         if (fd >= 0) close(fd);
         return -EBADMSG;
     }
-    return ferry__chan_from_sock(kind, fd, 0, opts, &server, deadline, out);
+    return ferry__chan_from_sock(kind, fd, 0, &o, &server, deadline, out);
 }
 
 int ferry_lookup(const char *name, ferry_name_info *out, int64_t timeout_ns)
@@ -585,6 +587,8 @@ int ferry_watch_next(ferry_watch *wt, ferry_watch_event *ev, int64_t timeout_ns)
     if (rc == 1) {
         ferry__br r = {.p = buf, .len = len};
         ev->kind = (int)ferry__br_u32(&r);
+        ev->reserved = 0; /* ferry.h: zeroed, room for later fields */
+        memset(ev->reserved2, 0, sizeof ev->reserved2);
         ferry__br_info(&r, &ev->info);
         rc = op == FERRY__OP_EVENT && fd < 0 && ev->kind >= FERRY_EV_OWNED &&
                      ev->kind <= FERRY_EV_DIED
@@ -627,10 +631,8 @@ int ferry_publish(const char *name, int fd, int kind, const ferry_policy *policy
         ferry__name_valid(name) < 0)
         return -EINVAL;
     ferry_policy pol;
-    if (policy)
-        pol = *policy;
-    else
-        ferry_policy_init(&pol);
+    int rc = ferry__policy_in(policy, &pol);
+    if (rc < 0) return rc;
     if (ferry__policy_valid(&pol) < 0) return -EINVAL;
     /* say now, not at the first opener, that fd is wrong (an event queue or a mailbox is
      * a carrier socket: its opener validates it) */
@@ -653,7 +655,7 @@ int ferry_publish(const char *name, int fd, int kind, const ferry_policy *policy
     ferry__br r;
     ferry__bw_register(&w, name, &pol);
     ferry__bw_u32(&w, (uint32_t)kind);
-    int rc = call(s, FERRY__OP_PUBLISH, &w, fd, buf, &r, NULL, deadline);
+    rc = call(s, FERRY__OP_PUBLISH, &w, fd, buf, &r, NULL, deadline);
     if (rc == 0) rc = ferry__br_end(&r);
     if (rc < 0) {
         close(s);
