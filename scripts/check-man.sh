@@ -27,7 +27,7 @@ trap 'rm -rf "$tmp"' EXIT
 # problem: report one (also from the subshells of pipelines: the mark is a file).
 problem() { echo "check-man: $*"; echo 1 >"$tmp/failed"; }
 
-# Build every page (as man/CMakeLists.txt does) and the links.
+# Build every page (as man/CMakeLists.txt does: no hyphenation after .TH) and the links.
 shopt -s nullglob
 scds=(man/*.scd)
 man3=(man/*.3.scd)
@@ -35,7 +35,8 @@ for scd in "${scds[@]}"; do
     page=$(basename "$scd" .scd)
     sec=${page##*.}
     mkdir -p "$tmp/man$sec"
-    if ! sed 's/@PROJECT_VERSION@/check/g' "$scd" | scdoc >"$tmp/man$sec/$page" 2>"$tmp/err"; then
+    if ! sed 's/@PROJECT_VERSION@/check/g' "$scd" | scdoc 2>"$tmp/err" |
+        sed '/^\.TH /a .nh' >"$tmp/man$sec/$page"; then
         problem "$scd: scdoc: $(cat "$tmp/err")"
     fi
 done
@@ -134,7 +135,7 @@ for scd in "${scds[@]}"; do
         grep -qxF "$id" "$tmp/macros" || grep -qxF "$id" "$tmp/envs" ||
             problem "$scd: names $id, neither a macro of ferry.h nor a variable the sources read"
     done
-    grep -oE '\bferry[a-z0-9_]*\([0-9]\)' "$scd" | sort -u | while read -r ref; do
+    grep -oE '\bferry[a-z0-9_]*\*?\([0-9]\)' "$scd" | tr -d '*' | sort -u | while read -r ref; do
         name=${ref%(*}
         sec=${ref#*(}
         sec=${sec%)}
