@@ -1,7 +1,8 @@
 #!/usr/bin/env bash
 # SPDX-License-Identifier: MIT
 # test.sh — the whole test suite: every path the docs cite exists, the man pages are
-# complete and render cleanly (check-man.sh), and every C file is formatted; the normal build (warnings are errors here: FERRY_WERROR) and every CTest
+# complete and render cleanly (check-man.sh), and every C file is formatted; the normal
+# build (warnings are errors here: FERRY_WERROR) and every CTest
 # test (unit, conformance, integration and security with a real ferryd, corpus replays,
 # the kill -9 soak at 300 rounds per transport); the layer check; the core and shm unit
 # tests under valgrind; everything again under ASan+UBSan; the ring, channel and
