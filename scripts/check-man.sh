@@ -40,7 +40,10 @@ for scd in "${scds[@]}"; do
         problem "$scd: scdoc: $(cat "$tmp/err")"
     fi
 done
-sh man/links.sh "$tmp" "${man3[@]}" || problem "man/links.sh failed"
+if ! sh man/links.sh "$tmp" "${man3[@]}"; then
+    echo "check-man: man/links.sh failed"
+    exit 1
+fi
 
 # The public API: "NAME<TAB>normalized prototype" for each FERRY_API declaration.
 perl -0777 -ne '
@@ -105,6 +108,12 @@ done
             >"render.out" 2>"render.err"; then
             echo "check-man: $f: man -l failed: $(head -3 render.err)"
             echo 1 >failed
+        elif head -c 4 "$f" | grep -q '^\.so '; then
+            # a link: its page's warnings are reported once, with the page
+            if grep -E "can't open|failed \.so" render.err >/dev/null; then
+                echo "check-man: $f: the link does not resolve: $(head -1 render.err)"
+                echo 1 >failed
+            fi
         elif [ -s render.err ]; then
             echo "check-man: $f: warnings:"
             sed 's/^/    /' render.err
