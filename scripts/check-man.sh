@@ -5,7 +5,8 @@
 # section-3 links with man/links.sh (as the build does), then checks:
 #  1. every public function of include/ferry/ferry.h (each declaration marked FERRY_API)
 #     has a page or a link (man3/FUNC.3), and a section-3 page's SYNOPSIS shows each
-#     function it lists in NAME with the prototype ferry.h declares (whitespace aside);
+#     function it lists in NAME with the prototype ferry.h declares (whitespace aside),
+#     and each struct it shows with ferry.h's fields, in order;
 #  2. every page and link renders with `man --warnings=all -l` (groff -wall) without a
 #     warning, and no rendered line is wider than MANWIDTH=80;
 #  3. every page names only what exists: each ferry_* identifier is a public function or
@@ -45,15 +46,29 @@ if ! sh man/links.sh "$tmp" "${man3[@]}"; then
     exit 1
 fi
 
-# The public API: "NAME<TAB>normalized prototype" for each FERRY_API declaration.
+# The public API: "NAME<TAB>normalized prototype" for each FERRY_API declaration, and for
+# each static inline function of the header (public too: the prototype without "static
+# inline" and the body).
 perl -0777 -ne '
     s{/\*.*?\*/}{}gs; s{//[^\n]*}{}g;           # comments
     s{^\s*#.*?(?<!\\)\n}{}gms;                  # preprocessor lines
-    while (/FERRY_API\s+([^;{]*?;)/gs) {
-        my $d = $1; $d =~ s/\s+/ /g; $d =~ s/\( /(/g; $d =~ s/ \)/)/g; $d =~ s/ ;/;/;
+    while (/FERRY_API\s+([^;{]*?;)|\bstatic\s+inline\s+([^;{]*?\))\s*\{/gs) {
+        my $d = defined $1 ? $1 : "$2;";
+        $d =~ s/\s+/ /g; $d =~ s/\( /(/g; $d =~ s/ \)/)/g; $d =~ s/ ;/;/;
         my ($n) = $d =~ /(ferry_\w+)\s*\(/ or next;
         print "$n\t$d\n";
     }' include/ferry/ferry.h >"$tmp/api"
+# The public structs: "NAME<TAB>field field ..." (names in order) for each typedef struct,
+# from ferry.h (structs) and from the pages' literal blocks (shown).
+fields='
+    sub fields { my $b = shift; $b =~ s{/\*.*?\*/}{}gs; $b =~ s/\[[^\]]*\]//g; my @f;
+        for my $d (split /;/, $b) { $d =~ s/^\s+|\s+$//g; next if $d eq "";
+            my @p = split /,/, $d; my ($first) = $p[0] =~ /(\w+)\s*$/; push @f, $first;
+            for (@p[1..$#p]) { my ($n) = /(\w+)\s*$/; push @f, $n } }
+        return join " ", @f }'
+perl -0777 -ne "$fields"'
+    while (/typedef\s+struct\s+(ferry_\w+)\s*\{(.*?)\}\s*\1\s*;/gs) { print "$1\t", fields($2), "\n" }
+    ' include/ferry/ferry.h >"$tmp/structs"
 [ -s "$tmp/api" ] || problem "no FERRY_API function found in include/ferry/ferry.h"
 cut -f1 "$tmp/api" | sort -u >"$tmp/funcs"
 # Public types (typedef names and struct tags), and macros.
@@ -98,6 +113,20 @@ for scd in "${man3[@]}"; do
                 problem "$scd: SYNOPSIS of $f differs from ferry.h:"$'\n'"    page:    $got"$'\n'"    ferry.h: $want"
             fi
         done
+done
+
+# Structs shown on a page have the fields ferry.h declares, in its order.
+for scd in "${scds[@]}"; do
+    perl -0777 -ne "$fields"'
+        while (/typedef\s+struct\s+(ferry_\w+)\s*\{(.*?)\}\s*\1\s*;/gs) { print "$1\t", fields($2), "\n" }
+        ' "$scd" | while IFS=$'\t' read -r name got; do
+        want=$(awk -F'\t' -v n="$name" '$1 == n { print $2 }' "$tmp/structs")
+        if [ -z "$want" ]; then
+            problem "$scd: shows struct $name, which ferry.h does not declare"
+        elif [ "$got" != "$want" ]; then
+            problem "$scd: struct $name differs from ferry.h:"$'\n'"    page:    $got"$'\n'"    ferry.h: $want"
+        fi
+    done
 done
 
 # 2. Every page and link renders without a warning, at most 80 columns wide.
