@@ -8,7 +8,8 @@
 #     function it lists in NAME with the prototype ferry.h declares (whitespace aside),
 #     and each struct it shows with ferry.h's fields, in order;
 #  2. every page renders with `man --warnings=all -l` (groff -wall) without a warning, and
-#     no rendered line is wider than MANWIDTH=80; every link resolves to a page;
+#     no rendered line is wider than MANWIDTH=80, and lexgrog (mandb) reads its NAME
+#     section; every link resolves to a page;
 #  3. every page names only what exists: each ferry_* identifier is a public function or
 #     type of ferry.h, or a page; each FERRY_* a macro of ferry.h or an environment
 #     variable or option the sources read; each NAME(N) reference to a ferry page points
@@ -153,6 +154,11 @@ done
             echo 1 >failed
         fi
         [ -s render.out ] || { echo "check-man: $f: renders empty"; echo 1 >failed; }
+        # mandb's parser reads the NAME section (whatis, apropos)
+        if command -v lexgrog >/dev/null 2>&1 && ! lexgrog "$f" >/dev/null 2>&1; then
+            echo "check-man: $f: lexgrog cannot read its NAME section (whatis, apropos)"
+            echo 1 >failed
+        fi
         wide=$(perl -CSD -ne 'chomp; print "    line $.: $_\n" if length > 80' render.out | head -3)
         if [ -n "$wide" ]; then
             echo "check-man: $f: rendered wider than 80 columns (a literal line of man/*.scd may be at most 69):"
