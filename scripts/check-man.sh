@@ -3,8 +3,8 @@
 # check-man.sh — the man pages (man/*.scd) are complete, accurate to the header and
 # render cleanly. Builds every page with scdoc into a temporary directory, makes the
 # section-3 links with man/links.sh (as the build does), then checks:
-#  1. every public function of include/ferry/ferry.h (each declaration marked FERRY_API)
-#     has a page or a link (man3/FUNC.3), and a section-3 page's SYNOPSIS shows each
+#  1. every public function of include/ferry/ferry.h (each declaration marked FERRY_API,
+#     and each static inline function) has a page or a link (man3/FUNC.3), and a section-3 page's SYNOPSIS shows each
 #     function it lists in NAME with the prototype ferry.h declares (whitespace aside),
 #     and each struct it shows with ferry.h's fields, in order;
 #  2. every page renders with `man --warnings=all -l` (groff -wall) without a warning, and
