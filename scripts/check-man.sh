@@ -13,7 +13,8 @@
 #  3. every page names only what exists: each ferry_* identifier is a public function or
 #     type of ferry.h, or a page; each FERRY_* a macro of ferry.h or an environment
 #     variable or option the sources read; each NAME(N) reference to a ferry page points
-#     to a page or link that is built (ferry(1) excepted while man/ferry.1.scd is absent).
+#     to a page or link that is built (ferry(1) excepted while man/ferry.1.scd is absent);
+#     each error code -EXXX one that ferry_strerror names (src/core/error.c).
 # Skips (exit 0, with a message) when scdoc or man is not installed (scripts/deps.sh
 # installs both). Exits 1 listing each problem.
 set -uo pipefail
@@ -180,6 +181,11 @@ for scd in "${scds[@]}"; do
     grep -oE '\bFERRY_[A-Z0-9_]*[A-Z0-9]\b' "$scd" | sort -u | while read -r id; do
         grep -qxF "$id" "$tmp/macros" || grep -qxF "$id" "$tmp/envs" ||
             problem "$scd: names $id, neither a macro of ferry.h nor a variable the sources read"
+    done
+    # every error code a page names is one ferry_strerror names (src/core/error.c)
+    grep -oE '(^|[^A-Za-z0-9_])-E[A-Z0-9]+\b' "$scd" | grep -oE 'E[A-Z0-9]+' | sort -u | while read -r e; do
+        grep -qE "^\s*\[$e\] = " src/core/error.c ||
+            problem "$scd: names -$e, which ferry_strerror (src/core/error.c) does not know"
     done
     grep -oE '\bferry[a-z0-9_]*\*?\([0-9]\)' "$scd" | tr -d '*' | sort -u | while read -r ref; do
         name=${ref%(*}
