@@ -80,7 +80,7 @@ perl -ne 'print "$1\n" while /\b(ferry_\w+)\s*;/g; print "$1\n" while /struct\s+
 grep -oE '^#define (FERRY_[A-Z0-9_]+)' include/ferry/ferry.h | cut -d' ' -f2 | sort -u >"$tmp/macros"
 # Environment variables and build options the sources and build files name.
 {
-    grep -rhoE '"FERRY_[A-Z0-9_]+"' src tools 2>/dev/null | tr -d '"'
+    grep -rhoE '"FERRY_[A-Z0-9_]+"' src tools bench 2>/dev/null | tr -d '"'
     git ls-files '*CMakeLists.txt' '*.cmake' | xargs grep -hoE '\bFERRY_[A-Z0-9_]+' 2>/dev/null
 } | sort -u >"$tmp/envs"
 
