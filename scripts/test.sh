@@ -1,7 +1,8 @@
 #!/usr/bin/env bash
 # SPDX-License-Identifier: MIT
-# test.sh — the whole test suite: every path the docs cite exists and every C file is
-# formatted; the normal build (warnings are errors here: FERRY_WERROR) and every CTest
+# test.sh — the whole test suite: every path the docs cite exists, the man pages are
+# complete and render cleanly (check-man.sh), and every C file is formatted; the normal
+# build (warnings are errors here: FERRY_WERROR) and every CTest
 # test (unit, conformance, integration and security with a real ferryd, corpus replays,
 # the kill -9 soak at 300 rounds per transport); the layer check; the core and shm unit
 # tests under valgrind; everything again under ASan+UBSan; the ring, channel and
@@ -19,8 +20,9 @@ trap 'rm -f "$started"' EXIT
 
 step() { echo; echo "== $*"; }
 
-step "docs and format: cited paths exist; clang-format-14 on scripts/format-files.txt"
+step "docs and format: cited paths exist; man pages; clang-format-14 on scripts/format-files.txt"
 scripts/check-docs.sh # every path a doc or file header cites exists (a second)
+scripts/check-man.sh # every public function has a man page; every page renders cleanly
 scripts/check-format.sh # the files of scripts/format-files.txt are clang-format-14 clean
 
 step "build and test (gcc, RelWithDebInfo)"
