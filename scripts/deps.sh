@@ -22,6 +22,9 @@ command -v python3 >/dev/null 2>&1 || need+=(python3) # test_ls.sh checks `ferry
 command -v pkg-config >/dev/null 2>&1 || need+=(pkg-config)
 dpkg-query -W -f='${Status}' libuv1-dev 2>/dev/null | grep -q 'ok installed' || need+=(libuv1-dev)
 command -v valgrind >/dev/null 2>&1 || need+=(valgrind) # test.sh's memcheck step
+# check-builds.sh (dpkg-buildflags), check-consumer.sh (dpkg-architecture), check-abi.sh (abidiff).
+command -v dpkg-buildflags >/dev/null 2>&1 || need+=(dpkg-dev)
+command -v abidiff >/dev/null 2>&1 || need+=(abigail-tools)
 # The clang runtimes for the sanitizers and libFuzzer.
 ls /usr/lib/llvm-*/lib/clang/*/lib/linux/libclang_rt.fuzzer-x86_64.a >/dev/null 2>&1 ||
   need+=(libclang-rt-14-dev)
