@@ -5,8 +5,8 @@
 # test (unit, conformance, integration and security with a real ferryd, corpus replays,
 # the kill -9 soak at 300 rounds per transport); the layer check; the ABI check (exports,
 # abidiff), an install used by tests/consumer three ways, and the Release, dpkg-buildflags
-# and clang builds without warnings (scripts/check-{abi,consumer,builds}.sh); the core and shm unit
-# tests under valgrind; everything again under ASan+UBSan; the ring, channel and
+# and clang builds without warnings (scripts/check-abi.sh, check-consumer.sh,
+# check-builds.sh); the core and shm unit tests under valgrind; everything again under ASan+UBSan; the ring, channel and
 # synchronization tests under TSan; and every libFuzzer harness (the list `fuzzers`
 # below) for FERRY_FUZZ_SECONDS (default 60) each, two at a time. Each build has its own
 # directory under build-test/. Exits non-zero on the first failure.
