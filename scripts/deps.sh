@@ -26,6 +26,9 @@ command -v valgrind >/dev/null 2>&1 || need+=(valgrind) # test.sh's memcheck ste
 # The man pages (man/*.scd) are built with scdoc and checked with man -l (check-man.sh).
 command -v scdoc >/dev/null 2>&1 || need+=(scdoc)
 command -v man >/dev/null 2>&1 || need+=(man-db)
+# check-builds.sh (dpkg-buildflags), check-consumer.sh (dpkg-architecture), check-abi.sh (abidiff).
+command -v dpkg-buildflags >/dev/null 2>&1 || need+=(dpkg-dev)
+command -v abidiff >/dev/null 2>&1 || need+=(abigail-tools)
 # The clang runtimes for the sanitizers and libFuzzer.
 ls /usr/lib/llvm-*/lib/clang/*/lib/linux/libclang_rt.fuzzer-x86_64.a >/dev/null 2>&1 ||
   need+=(libclang-rt-14-dev)

@@ -83,7 +83,7 @@ extern "C" {
 #endif
 
 #define FERRY_VERSION_MAJOR 0
-#define FERRY_VERSION_MINOR 1
+#define FERRY_VERSION_MINOR 2
 
 /* Timeouts. */
 #define FERRY_FOREVER ((int64_t)-1)
@@ -469,7 +469,9 @@ FERRY_API int ferry_chan_peer(const ferry_chan *ch, ferry_cred *out);
  * listens on $FERRY_BROKER, else $XDG_RUNTIME_DIR/ferry/ferryd.sock, else
  * /run/ferry/ferryd.sock. The first call that needs it starts it when none runs (unless
  * FERRY_NO_AUTOSPAWN=1; the program is $FERRY_FERRYD, else the ferryd installed with
- * this library, else "ferryd" on PATH). Identity is the kernel's (SO_PEERCRED), never a
+ * this library (its prefix's bin/), else "ferryd" on PATH; never a build tree's). These
+ * variables are read with secure_getenv: a set-uid caller ignores them, and searches no
+ * PATH. Identity is the kernel's (SO_PEERCRED), never a
  * payload's. Names: 1..255 bytes of dot-separated parts, each 1..63 of [A-Za-z0-9_-],
  * e.g. "org.example.echo"; anything else is -EINVAL.
  * Errors common to every call here: -EINVAL, -ENOENT (no such name, or one the caller

@@ -23,6 +23,8 @@
  *    the call is -EPERM and nothing is started in its place: whoever listens at the path
  *    could hand out channels with forged peer credentials. A ferryd started for a path
  *    whose directory others could write refuses to run (exit status 4): -EPERM too.
+ *  - The environment (FERRY_BROKER, XDG_RUNTIME_DIR, FERRY_NO_AUTOSPAWN, FERRY_FERRYD,
+ *    FERRY_BROKER_UID) is read with secure_getenv: a set-uid caller sees none of it.
  */
 #define _GNU_SOURCE
 #include "policy.h"
@@ -44,6 +46,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/auxv.h>
 #include <sys/epoll.h>
 #include <sys/socket.h>
 #include <sys/stat.h>
@@ -60,7 +63,7 @@ extern char **environ;
 
 ssize_t ferry_broker_path(char *buf, size_t cap)
 {
-    const char *env = getenv("FERRY_BROKER"), *xdg = getenv("XDG_RUNTIME_DIR");
+    const char *env = secure_getenv("FERRY_BROKER"), *xdg = secure_getenv("XDG_RUNTIME_DIR");
     int n;
     if (env && *env)
         n = snprintf(buf, cap, "%s", env);
@@ -77,22 +80,24 @@ ssize_t ferry_broker_path(char *buf, size_t cap)
 
 static int autospawn_allowed(void)
 {
-    const char *v = getenv("FERRY_NO_AUTOSPAWN");
+    const char *v = secure_getenv("FERRY_NO_AUTOSPAWN");
     return !v || !*v || strcmp(v, "0") == 0;
 }
 
-/* The ferryd program: $FERRY_FERRYD, the one built next to this library, the installed
- * one, else "ferryd" on PATH. */
+/* The ferryd program: $FERRY_FERRYD, else the installed one (FERRY_FERRYD_INSTALL: the
+ * install prefix's BINDIR, set by CMake), else "ferryd" on PATH. Never a build tree's (a
+ * deleted build directory would be a place to plant a program): tests and scripts name
+ * theirs in $FERRY_FERRYD. Every variable read here goes through secure_getenv, so a
+ * set-uid or otherwise privileged caller ignores them (and its PATH: no PATH search then,
+ * NULL when the installed one is not there). */
 static const char *ferryd_program(void)
 {
-    const char *env = getenv("FERRY_FERRYD");
+    const char *env = secure_getenv("FERRY_FERRYD");
     if (env && *env) return env;
-#ifdef FERRY_FERRYD_BUILD
-    if (access(FERRY_FERRYD_BUILD, X_OK) == 0) return FERRY_FERRYD_BUILD;
-#endif
 #ifdef FERRY_FERRYD_INSTALL
     if (access(FERRY_FERRYD_INSTALL, X_OK) == 0) return FERRY_FERRYD_INSTALL;
 #endif
+    if (getauxval(AT_SECURE)) return NULL;
     return "ferryd";
 }
 
@@ -105,6 +110,7 @@ static const char *ferryd_program(void)
 static int spawn_ferryd(const char *path)
 {
     const char *prog = ferryd_program();
+    if (!prog) return -1;
     char *argv[] = {"ferryd", "--socket", (char *)path, "--exit-idle", "30", NULL};
     pid_t pid;
     int rc = strchr(prog, '/') ? posix_spawn(&pid, prog, NULL, NULL, argv, environ)
@@ -120,7 +126,7 @@ static int spawn_ferryd(const char *path)
 /* The uid $FERRY_BROKER_UID names, if it is a plain decimal uid: 1, else 0. */
 static int configured_broker_uid(uid_t *uid)
 {
-    const char *v = getenv("FERRY_BROKER_UID");
+    const char *v = secure_getenv("FERRY_BROKER_UID");
     if (!v || *v < '0' || *v > '9') return 0;
     char *end;
     errno = 0;

@@ -1316,6 +1316,8 @@ int ferry_mailbox_open(const char *name, ferry_mailbox **out, int64_t timeout_ns
 
 /* ------------------------------------------------------------------ test hooks */
 
+#ifdef FERRY_TEST_HOOKS /* only in ferry_test_static, never in an installed library */
+
 int ferry__mailbox_lock_and_keep(ferry_mailbox *mb)
 {
     return mb_lock(mb, NULL);
@@ -1353,3 +1355,4 @@ void ferry__mailbox_get_layout(const ferry_mailbox *mb, ferry__mailbox_layout *l
         .size = mb->seg.size,
     };
 }
+#endif
