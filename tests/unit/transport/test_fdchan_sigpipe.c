@@ -105,8 +105,7 @@ int main(int argc, char **argv)
     CHECK_EQ(caught, 0);
 
     CHECK_EQ(fd_count(), before);
-    printf("%s: -EPIPE without SIGPIPE; disposition, mask and pending SIGPIPE kept (%s)\n",
-           argv[1],
+    printf("%s: -EPIPE without SIGPIPE; disposition, mask and pending SIGPIPE kept (%s)\n", argv[1],
            atomic_load(&ferry__fdchan_no_nosignal) ? "signal mask" : "RWF_NOSIGNAL");
     return 0;
 }

@@ -42,7 +42,7 @@
 #define MAXNR     512
 #define MARK_BASE 7000 /* the markers: close(-(MARK_BASE + 2 * phase + end)) */
 
-static const char *phase_name[NPHASES] = {"send 64 B",  "recv 64 B",  "pingpong 64 B",
+static const char *phase_name[NPHASES] = {"send 64 B",   "recv 64 B",   "pingpong 64 B",
                                           "send 64 KiB", "recv 64 KiB", "pingpong 64 KiB"};
 
 static void mark(int phase, int end)
@@ -169,33 +169,58 @@ static int tracee(const char *tr, int n)
 static const char *sysname(long nr)
 {
     switch (nr) {
-    case SYS_read: return "read";
-    case SYS_write: return "write";
-    case SYS_readv: return "readv";
-    case SYS_writev: return "writev";
-    case SYS_pwritev2: return "pwritev2";
-    case SYS_sendmsg: return "sendmsg";
-    case SYS_recvmsg: return "recvmsg";
-    case SYS_sendto: return "sendto";
-    case SYS_recvfrom: return "recvfrom";
+    case SYS_read:
+        return "read";
+    case SYS_write:
+        return "write";
+    case SYS_readv:
+        return "readv";
+    case SYS_writev:
+        return "writev";
+    case SYS_pwritev2:
+        return "pwritev2";
+    case SYS_sendmsg:
+        return "sendmsg";
+    case SYS_recvmsg:
+        return "recvmsg";
+    case SYS_sendto:
+        return "sendto";
+    case SYS_recvfrom:
+        return "recvfrom";
 #ifdef SYS_poll
-    case SYS_poll: return "poll";
+    case SYS_poll:
+        return "poll";
 #endif
-    case SYS_ppoll: return "ppoll";
-    case SYS_ioctl: return "ioctl";
-    case SYS_fcntl: return "fcntl";
-    case SYS_getsockopt: return "getsockopt";
-    case SYS_rt_sigprocmask: return "rt_sigprocmask";
-    case SYS_rt_sigpending: return "rt_sigpending";
-    case SYS_rt_sigtimedwait: return "rt_sigtimedwait";
-    case SYS_clock_gettime: return "clock_gettime";
-    case SYS_futex: return "futex";
-    case SYS_mmap: return "mmap";
-    case SYS_munmap: return "munmap";
-    case SYS_brk: return "brk";
-    case SYS_nanosleep: return "nanosleep";
-    case SYS_clock_nanosleep: return "clock_nanosleep";
-    default: return NULL;
+    case SYS_ppoll:
+        return "ppoll";
+    case SYS_ioctl:
+        return "ioctl";
+    case SYS_fcntl:
+        return "fcntl";
+    case SYS_getsockopt:
+        return "getsockopt";
+    case SYS_rt_sigprocmask:
+        return "rt_sigprocmask";
+    case SYS_rt_sigpending:
+        return "rt_sigpending";
+    case SYS_rt_sigtimedwait:
+        return "rt_sigtimedwait";
+    case SYS_clock_gettime:
+        return "clock_gettime";
+    case SYS_futex:
+        return "futex";
+    case SYS_mmap:
+        return "mmap";
+    case SYS_munmap:
+        return "munmap";
+    case SYS_brk:
+        return "brk";
+    case SYS_nanosleep:
+        return "nanosleep";
+    case SYS_clock_nanosleep:
+        return "clock_nanosleep";
+    default:
+        return NULL;
     }
 }
 
