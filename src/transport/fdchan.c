@@ -222,7 +222,8 @@ static ssize_t write_frame(fdchan *c, struct iovec *iov, int niov, const int *fd
         }
         n = sendmsg(c->wfd, &mh, MSG_DONTWAIT | MSG_NOSIGNAL);
     } else if (!atomic_load_explicit(&ferry__fdchan_no_nosignal, memory_order_relaxed)) {
-        n = pwritev2(c->wfd, iov, niov, -1, RWF_NOSIGNAL); /* -1: a pipe has no offset */
+        /* -1: a pipe has no offset (pwritev2 then writes as writev) */
+        n = pwritev2(c->wfd, iov, niov, -1, RWF_NOSIGNAL);
         if (n < 0 && (errno == EOPNOTSUPP || errno == ENOSYS)) { /* nothing was written */
             atomic_store_explicit(&ferry__fdchan_no_nosignal, 1, memory_order_relaxed);
             n = write_pipe_masked(c->wfd, iov, niov);

@@ -11,11 +11,12 @@
  * accept that finds nobody, say after another program opened the FIFO, drains it and
  * returns -EAGAIN), and ferry_accept sleeps on it between tries.
  * Rules: no fds (-EOPNOTSUPP), no credentials, capacity is the kernel's pipe buffer
- * (only FERRY_CAP_RING), which each end's writer enlarges to 1 MiB where the system allows
- * (as the pipe transport does: a 64 KiB message then goes in one write); a peer that closes or dies is seen as end of stream (-EPIPE).
- * Only a FIFO owned by the caller's euid or by root is ever opened (never through a
- * symlink): anything else at the path is -EACCES, so fifo:// joins processes of one
- * user (or a root-made FIFO); across users, use unix:// (it knows the peer).
+ * (only FERRY_CAP_RING), which each end's writer enlarges to 1 MiB where the system
+ * allows (as the pipe transport does: a 64 KiB message then goes in one write); a peer
+ * that closes or dies is seen as end of stream (-EPIPE). Only a FIFO owned by the
+ * caller's euid or by root is ever opened (never through a symlink): anything else at
+ * the path is -EACCES, so fifo:// joins processes of one user (or a root-made FIFO);
+ * across users, use unix:// (it knows the peer).
  */
 #define _GNU_SOURCE
 #include "fdchan.h"

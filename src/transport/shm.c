@@ -164,7 +164,8 @@ static void shm_close(ferry_chan *ch)
 
 /*
  * Creator side of the handshake on link: make both directions, send SETUP with their
- * segments (closed here once sent: the mappings stay). On success the channel owns link; on failure link is closed.
+ * segments (closed here once sent: the mappings stay). On success the channel owns link;
+ * on failure link is closed.
  */
 static int setup_create(int link, const ferry_chan_opts *o, ferry_chan **out)
 {

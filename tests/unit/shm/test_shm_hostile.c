@@ -97,7 +97,7 @@ static void test_refused_setup(void)
         case 6:
             m.flags = 0x80;
             break; /* unknown flag */
-        case 7: /* the old handshake: the segments and two eventfds (now 2 fds exactly) */
+        case 7:    /* the old handshake: the segments and two eventfds (now 2 fds exactly) */
             fds[2] = eventfd(0, EFD_CLOEXEC);
             fds[3] = eventfd(0, EFD_CLOEXEC);
             nfds = 4;
