@@ -115,7 +115,8 @@ static shm_chan *chan_new(int link, const shape *s, const ferry_chan_opts *local
     c->ring_bytes = s->ring_bytes;
     c->max_msg = s->max_msg;
     c->mem_cap = s->mem_cap;
-    c->rx.efd = c->rx.epfd = -1; /* (until ferry__shm_rx_init says so too) */
+    c->rx.efd = -1; /* (until ferry__shm_rx_init says so too) */
+    atomic_store_explicit(&c->rx.epfd, -1, memory_order_relaxed);
     ferry_chan_opts d;
     if (!local) {
         ferry__opts_defaults(&d);

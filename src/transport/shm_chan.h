@@ -85,11 +85,13 @@ typedef struct shm_rx {
     size_t held_idx;
     /* ferry_chan_poll_fd(): an epoll of the link (readable when the producer sent READY,
      * or it hung up) and efd, an eventfd this end writes itself when it finds a message
-     * the producer did not announce (self_set: it holds a count). Both -1 until asked:
-     * an end that is never armed holds one descriptor, its link. */
+     * the producer did not announce (self_set: it may hold a count). Both -1 until asked:
+     * an end that is never armed holds one descriptor, its link. ferry_chan_poll_fd may
+     * run in another thread than a receive: efd is written before epfd is published
+     * (release), and read only after epfd was seen (acquire); self_set is exchanged. */
     int efd;
-    int epfd;
-    int self_set;
+    _Atomic int epfd;
+    _Atomic int self_set;
     ferry__spin spin;
 } shm_rx;
 

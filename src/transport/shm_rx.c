@@ -428,7 +428,8 @@ static int rx_find(shm_chan *c, int64_t filter, ferry__when *w, size_t *idx)
         /* Nothing there and FERRY_NOW: is the peer still there? An event loop (armed fd)
          * has just been told "readable", so it gets a real answer; a busy poller gets
          * one every few milliseconds, which keeps its empty polls free of syscalls. */
-        if (rc == -EAGAIN && (r->epfd >= 0 ? ferry__shm_alive(c) : ferry__shm_check_alive(c)) < 0)
+        int armed = atomic_load_explicit(&r->epfd, memory_order_relaxed) >= 0; /* (a hint) */
+        if (rc == -EAGAIN && (armed ? ferry__shm_alive(c) : ferry__shm_check_alive(c)) < 0)
             rc = -EPIPE;
         /* The peer is gone: hand out what it committed before it went, then -EPIPE. */
         if (rc == -EPIPE && rx_ready(c)) continue;
@@ -450,7 +451,9 @@ static void rx_set_ready(shm_rx *r)
         uint64_t one = 1;
         if (write(r->efd, &one, sizeof one) < 0) { /* saturated: readable anyway */
         }
-        r->self_set = 1;
+        /* After the write: a clear that misses this flag leaves the count to the next
+         * clear, never a count nobody will take. Relaxed: the eventfd is the data. */
+        atomic_store_explicit(&r->self_set, 1, memory_order_relaxed);
     }
 }
 
@@ -465,16 +468,16 @@ static void rx_set_ready(shm_rx *r)
 static void rx_update_ready(shm_chan *c)
 {
     shm_rx *r = &c->rx;
-    if (r->epfd < 0 || rx_has_message(c)) return;
+    /* Acquire: pairs with ferry__shm_fd's release, so efd is there once epfd is. */
+    if (atomic_load_explicit(&r->epfd, memory_order_acquire) < 0 || rx_has_message(c)) return;
     if (ferry__link_drain_ready(c->link) < 0) {
         ferry__shm_fail(c, -EBADMSG);
         return;
     }
-    if (r->self_set) {
+    if (atomic_exchange_explicit(&r->self_set, 0, memory_order_relaxed)) {
         uint64_t v;
         if (read(r->efd, &v, sizeof v) < 0) { /* already clear */
         }
-        r->self_set = 0;
     }
     atomic_store_explicit(&r->ctl->ready, 0, memory_order_seq_cst);
     atomic_thread_fence(memory_order_seq_cst);
@@ -582,7 +585,8 @@ int ferry__shm_fd(ferry_chan *ch)
 {
     shm_chan *c = (shm_chan *)ch;
     shm_rx *r = &c->rx;
-    if (r->epfd >= 0) return r->epfd;
+    int armed = atomic_load_explicit(&r->epfd, memory_order_acquire);
+    if (armed >= 0) return armed;
     /* Made now, not with the channel: an end that is never armed holds only its link. */
     int ep = epoll_create1(EPOLL_CLOEXEC);
     int efd = eventfd(0, EFD_CLOEXEC | EFD_NONBLOCK);
@@ -599,7 +603,8 @@ int ferry__shm_fd(ferry_chan *ch)
         return e;
     }
     r->efd = efd;
-    r->epfd = ep;
+    /* Release: a receive in another thread that sees epfd sees efd (rx_update_ready). */
+    atomic_store_explicit(&r->epfd, ep, memory_order_release);
     /* Arm, then look: a producer that commits after the store below sees armed and
      * signals; anything committed before it, we see here. */
     atomic_store_explicit(&r->ctl->armed, 1, memory_order_seq_cst);
@@ -631,7 +636,8 @@ int ferry__shm_rx_init(shm_chan *c)
      * ring, or with growth the first ring and rings totalling under 2 * mem_cap. */
     uint64_t ring_total = c->ring_bytes + (c->capacity == FERRY_UNBOUNDED ? 2 * c->mem_cap : 0);
     r->qmax = (size_t)(ring_total / FERRY__REC_ALIGN);
-    r->epfd = r->efd = -1; /* (ferry__shm_fd makes them; ferry__shm_rx_free closes them) */
+    r->efd = -1; /* (ferry__shm_fd makes them; ferry__shm_rx_free closes them) */
+    atomic_store_explicit(&r->epfd, -1, memory_order_relaxed);
     return 0;
 }
 
@@ -646,6 +652,7 @@ void ferry__shm_rx_free(shm_chan *c)
     }
     free(r->maps);
     free(r->pbuf);
-    if (r->epfd >= 0) close(r->epfd);
+    int ep = atomic_load_explicit(&r->epfd, memory_order_relaxed); /* (no other thread now) */
+    if (ep >= 0) close(ep);
     if (r->efd >= 0) close(r->efd);
 }
