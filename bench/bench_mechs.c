@@ -23,6 +23,7 @@
 const bench_mech BENCH_MECHS[] = {
     {.name = "spin-baseline", .fn = bench_spin, .shape = SHAPE_LINE},
     {.name = "futex-baseline", .fn = bench_futex, .shape = SHAPE_LINE},
+    {.name = "futex-baseline-spin", .fn = bench_futex_spin, .shape = SHAPE_LINE},
     {.name = "pipe", .fn = bench_pipe, .shape = SHAPE_ALL},
     {.name = "memcpy-baseline", .fn = bench_memcpy, .shape = SHAPE_COPY},
     /* ferry. A row for another transport is one more entry, e.g.
