@@ -96,6 +96,12 @@ const bench_mech BENCH_MECHS[] = {
      .shape = SHAPE_ALL,
      .arg = &BENCH_RAW_SYSVMQ,
      .limit = bench_raw_sysvmq_limit},
+    /* Waited for as ferry-sysvmq waits (polling): the row ferry-sysvmq is compared with. */
+    {.name = "sysvmq-poll",
+     .fn = bench_raw,
+     .shape = SHAPE_ALL,
+     .arg = &BENCH_RAW_SYSVMQ_POLL,
+     .limit = bench_raw_sysvmq_limit},
     {.name = "eventfd", .fn = bench_eventfd, .shape = SHAPE_LINE},
     /* Synchronization (bench_sync.c): semaphores uncontended, mutexes handed off between
      * two processes, notifications pingpong next to eventfd. The ferry rows are left out,
@@ -230,7 +236,7 @@ const bench_target BENCH_TARGETS[] = {
     VS_RAW("ferry-fifo", "fifo"),
     VS_RAW("ferry-pipe", "pipe"),
     VS_RAW("ferry-posixmq", "posixmq"),
-    VS_RAW("ferry-sysvmq", "sysvmq"),
+    VS_RAW("ferry-sysvmq", "sysvmq-poll"), /* both poll: raw sysvmq sleeps in msgrcv */
 #undef VS_RAW
     /* Synchronization (issue 6). posix-sem, ferry-sem, sysv-sem back to back. */
     {"ferry-sem uncontended p50 / posix-sem uncontended p50", "ferry-sem", "posix-sem",
