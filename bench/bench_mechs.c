@@ -43,6 +43,10 @@ const bench_mech BENCH_MECHS[] = {
      .fn = bench_ferry,
      .shape = SHAPE_ALL,
      .arg = &(const bench_ferry_spec){.pair = ferry_pair, .zerocopy = 1}},
+    {.name = "ferry-shm-zerocopy-touch",
+     .fn = bench_ferry,
+     .shape = SHAPE_ALL,
+     .arg = &(const bench_ferry_spec){.pair = ferry_pair, .zerocopy = 1, .touch = 1}},
     /* ferry over the kernel mechanisms: each next to its raw row below. */
     {.name = "ferry-unix",
      .fn = bench_ferry,
