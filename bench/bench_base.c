@@ -13,8 +13,14 @@
  *   pipe            a raw pipe pair (pingpong) or one pipe (stream); messages are written
  *                   and read whole, each pipe enlarged to 1 MiB where the system allows
  *                   (as ferry-pipe's: the same buffer in both rows).
+ *   ring-baseline   a raw two-process, two-copy ring: the peer copies each 1 MiB
+ *                   message into a 4 MiB shared ring (four slots), the driver copies it
+ *                   out and checks it; both spin (with a sched_yield now and then) on
+ *                   the ring's two indices. The fair floor of ferry-shm's 1 MiB stream,
+ *                   which also copies twice (stream at 1 MiB only).
  *   memcpy-baseline one core copying 1 MiB blocks into a 4 MiB working set (the ring of
- *                   the 1 MiB ferry stream), cycling: what one copy costs.
+ *                   the 1 MiB ferry stream), cycling: what one copy costs (information:
+ *                   one core, one copy, a hot buffer).
  * Rules: every wait is bounded (a dead peer fails the row, it never hangs it); the peer
  * closes the driver's ends of pipes it inherited, or it would never see end-of-file.
  */
@@ -24,6 +30,7 @@
 #include <errno.h>
 #include <fcntl.h>
 #include <linux/futex.h>
+#include <sched.h>
 #include <stdlib.h>
 #include <sys/mman.h>
 #include <sys/syscall.h>
@@ -366,6 +373,124 @@ out:
         close_fd(&c.from_peer[i]);
     }
     if (p.pid > 0 && bench_peer_finish(&p, res) != 0) rc = -1;
+    free(c.sbuf);
+    free(c.rbuf);
+    return rc;
+}
+
+/* ------------------------------------------------------------------ ring */
+
+#define RING_BASE_BYTES ((size_t)4 << 20) /* as ferry-shm's 1 MiB stream ring */
+
+/* ring-baseline's shared page: a ring of whole messages in slots of job->size bytes,
+ * its indices and the producer's "no more" word, mapped before fork. */
+typedef struct ring_page {
+    _Alignas(64) _Atomic uint64_t head; /* messages written (the producer's) */
+    _Alignas(64) _Atomic uint64_t tail; /* messages read (the consumer's) */
+    _Alignas(64) _Atomic uint32_t ended;
+    _Alignas(64) unsigned char data[];
+} ring_page;
+
+typedef struct ring_ctx {
+    ring_page *pg;
+    size_t size, slots;
+    unsigned char *sbuf, *rbuf;
+    const bench_job *job;
+} ring_ctx;
+
+/* Wait (spinning, a sched_yield now and then: a loaded machine) until *w != v, or, when
+ * stop is given, until *stop. 0, 1 on stop, -1 after BENCH_OP_TIMEOUT_NS. Acquire: pairs
+ * with the other side's release store of the index, so the slot's bytes are there. */
+static int ring_wait(_Atomic uint64_t *w, uint64_t v, _Atomic uint32_t *stop)
+{
+    int64_t deadline = 0;
+    for (unsigned k = 1; atomic_load_explicit(w, memory_order_acquire) == v; k++) {
+        /* Relaxed: a stop flag, no data behind it (the indices carry the data). */
+        if (stop && atomic_load_explicit(stop, memory_order_relaxed)) return 1;
+        bench_cpu_relax();
+        if (k % SPIN_CHECK == 0) {
+            sched_yield();
+            int64_t t = bench_now_ns();
+            if (deadline == 0)
+                deadline = t + BENCH_OP_TIMEOUT_NS;
+            else if (t > deadline)
+                return -1;
+        }
+    }
+    return 0;
+}
+
+/* The peer: copy stamped messages into the ring (the first copy) until told to stop. */
+static int ring_send_stream(void *ctx, bench_shared *sh)
+{
+    ring_ctx *c = ctx;
+    ring_page *pg = c->pg;
+    const uint64_t max = bench_stream_max_msgs(c->job);
+    const int64_t deadline = bench_now_ns() + bench_stream_max_ns(c->job);
+    for (uint64_t seq = 0; seq < max && !atomic_load_explicit(&sh->stop, memory_order_relaxed);
+         seq++) {
+        /* Room: wait while the ring is full (tail == seq - slots). */
+        if (seq >= c->slots) {
+            int r = ring_wait(&pg->tail, seq - c->slots, &sh->stop);
+            if (r == 1) break;
+            if (r < 0) return bench_peer_fail(sh, "peer: the ring stays full");
+        }
+        bench_stamp(c->sbuf, c->size, seq);
+        memcpy(pg->data + (seq % c->slots) * c->size, c->sbuf, c->size);
+        /* Release: the slot's bytes before the index that hands them over. */
+        atomic_store_explicit(&pg->head, seq + 1, memory_order_release);
+        if (seq % 64 == 0 && bench_now_ns() > deadline) break;
+    }
+    /* Release: after the last head store (the consumer reads ended, then head again). */
+    atomic_store_explicit(&pg->ended, 1, memory_order_release);
+    return 0;
+}
+
+/* The driver: copy the next message out of the ring (the second copy) and check it. */
+static int ring_rx(void *ctx, uint64_t seq, bench_result *res)
+{
+    ring_ctx *c = ctx;
+    ring_page *pg = c->pg;
+    while (atomic_load_explicit(&pg->head, memory_order_acquire) == seq) {
+        /* Acquire: pairs with the producer's release of ended, after its last head. */
+        if (atomic_load_explicit(&pg->ended, memory_order_acquire) &&
+            atomic_load_explicit(&pg->head, memory_order_acquire) == seq)
+            return 0;
+        if (ring_wait(&pg->head, seq, &pg->ended) < 0)
+            return bench_fail(res, "the ring stays empty");
+    }
+    memcpy(c->rbuf, pg->data + (seq % c->slots) * c->size, c->size);
+    /* Release: our reads of the slot are done before the producer may reuse it. */
+    atomic_store_explicit(&pg->tail, seq + 1, memory_order_release);
+    if (!bench_copy_ok(c->rbuf, c->size, seq)) return bench_fail(res, "wrong payload");
+    return 1;
+}
+
+int bench_ring(const bench_job *job, bench_result *res)
+{
+    ring_ctx c = {
+        NULL, job->size, RING_BASE_BYTES / job->size, malloc(job->size), malloc(job->size), job};
+    size_t map = sizeof(ring_page) + RING_BASE_BYTES;
+    bench_peer p = {-1, NULL};
+    int rc = -1;
+    if (!c.sbuf || !c.rbuf || c.slots < 2) {
+        bench_fail(res, "out of memory or bad message size");
+        goto out;
+    }
+    c.pg = mmap(NULL, map, PROT_READ | PROT_WRITE, MAP_SHARED | MAP_ANONYMOUS, -1, 0);
+    if (c.pg == MAP_FAILED) {
+        c.pg = NULL;
+        bench_fail(res, "mmap: %s", strerror(errno));
+        goto out;
+    }
+    memset(c.pg->data, 0, RING_BASE_BYTES); /* fault every page in before measuring */
+    bench_fill(c.sbuf, c.size);
+    memset(c.rbuf, 0, c.size);
+    if (bench_peer_start(&p, job, ring_send_stream, &c, res) != 0) goto out;
+    rc = bench_loop_stream_rx(job, p.sh, ring_rx, &c, res);
+out:
+    if (p.pid > 0 && bench_peer_finish(&p, res) != 0) rc = -1;
+    if (c.pg) munmap(c.pg, map);
     free(c.sbuf);
     free(c.rbuf);
     return rc;
