@@ -224,7 +224,9 @@ static ssize_t write_frame(fdchan *c, struct iovec *iov, int niov, const int *fd
     } else if (!atomic_load_explicit(&ferry__fdchan_no_nosignal, memory_order_relaxed)) {
         /* -1: a pipe has no offset (pwritev2 then writes as writev) */
         n = pwritev2(c->wfd, iov, niov, -1, RWF_NOSIGNAL);
-        if (n < 0 && (errno == EOPNOTSUPP || errno == ENOSYS)) { /* nothing was written */
+        /* Nothing was written: an older kernel (EOPNOTSUPP; ENOSYS before pwritev2), or a
+         * seccomp filter that refuses pwritev2 (EPERM: a pipe write never says it). */
+        if (n < 0 && (errno == EOPNOTSUPP || errno == ENOSYS || errno == EPERM)) {
             atomic_store_explicit(&ferry__fdchan_no_nosignal, 1, memory_order_relaxed);
             n = write_pipe_masked(c->wfd, iov, niov);
         }
