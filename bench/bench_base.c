@@ -3,12 +3,24 @@
  * bench_base.c — the baselines that the ferry rows are measured against, in the same run:
  *   spin-baseline   two processes ping-pong on one shared cache line, busy-waiting with
  *                   `pause`: the physical floor of a core-to-core hand-off (64 B only).
- *   futex-baseline  the same, but every message is a futex wake and every wait a futex
- *                   wait, never a spin: the floor of a kernel hand-off (64 B only).
+ *   futex-baseline  the same, but every wait is a sleep in FUTEX_WAIT and every message
+ *                   a FUTEX_WAKE of a sleeper (the poster waits until the other side is
+ *                   asleep): the floor of a kernel hand-off between sleeping processes
+ *                   (64 B only). Before, it slept only when the answer was not there yet,
+ *                   and ran in one of two modes (neither side sleeping, or both).
+ *   futex-baseline-spin  the other mode, on purpose: each wait spins on the line for
+ *                   50 us before it sleeps, each message is a store and a FUTEX_WAKE.
  *   pipe            a raw pipe pair (pingpong) or one pipe (stream); messages are written
- *                   and read whole, with the default pipe buffer.
+ *                   and read whole, each pipe enlarged to 1 MiB where the system allows
+ *                   (as ferry-pipe's: the same buffer in both rows).
+ *   ring-baseline   a raw two-process, two-copy ring: the peer copies each 1 MiB
+ *                   message into a 4 MiB shared ring (four slots), the driver copies it
+ *                   out and checks it; both spin (with a sched_yield now and then) on
+ *                   the ring's two indices. The fair floor of ferry-shm's 1 MiB stream,
+ *                   which also copies twice (stream at 1 MiB only).
  *   memcpy-baseline one core copying 1 MiB blocks into a 4 MiB working set (the ring of
- *                   the 1 MiB ferry stream), cycling: what one copy costs.
+ *                   the 1 MiB ferry stream), cycling: what one copy costs (information:
+ *                   one core, one copy, a hot buffer).
  * Rules: every wait is bounded (a dead peer fails the row, it never hangs it); the peer
  * closes the driver's ends of pipes it inherited, or it would never see end-of-file.
  */
@@ -16,8 +28,11 @@
 #include "bench.h"
 
 #include <errno.h>
+#include <fcntl.h>
 #include <linux/futex.h>
+#include <sched.h>
 #include <stdlib.h>
+#include <sys/mman.h>
 #include <sys/syscall.h>
 #include <unistd.h>
 
@@ -100,67 +115,132 @@ static long futex(_Atomic uint32_t *w, int op, uint32_t val, const struct timesp
     return syscall(SYS_futex, (uint32_t *)w, op, val, ts, NULL, 0);
 }
 
-/* Sleep in the kernel until *w == want; never spins. 1 on STOP, -1 after the timeout.
- * Each sleep is bounded (100 ms) so that a dead peer is noticed.
- * Acquire: as in spin_wait. FUTEX_WAIT re-checks *w == v in the kernel, so a store and
- * wake that land between our load and our sleep are never lost. */
-static int futex_wait_for(_Atomic uint32_t *w, uint32_t want)
+/* The futex rows' shared page (mapped before fork): the value line, and one bell per side
+ * (0: the driver, 1: the peer) that only its owner sleeps on; a bell's value never
+ * changes, so FUTEX_WAIT on it always sleeps, until a FUTEX_WAKE. */
+typedef struct futex_page {
+    _Alignas(64) _Atomic uint32_t line;
+    _Alignas(64) _Atomic uint32_t bell[2];
+} futex_page;
+
+typedef struct futex_ctx {
+    futex_page *pg;
+    int side;  /* this process: 0 the driver, 1 the peer */
+    int sleep; /* 1: futex-baseline (every wait sleeps); 0: futex-baseline-spin */
+} futex_ctx;
+
+#define FUTEX_SPIN_NS (50 * 1000) /* futex-baseline-spin: spin this long before a sleep */
+
+/* Until line == want: 0, 1 on STOP, -1 after BENCH_OP_TIMEOUT_NS.
+ * Sleep mode: sleep on our bell every time, before even looking (the poster wakes us only
+ * once we are asleep, see futex_post), so every hand-off is a sleep and a wake-up.
+ * Spin mode: spin on the line for FUTEX_SPIN_NS, then sleep on it (FUTEX_WAIT re-checks
+ * line == v in the kernel, so a store and wake between our load and our sleep are never
+ * lost); the poster wakes every time, so neither side sleeps while the other answers
+ * within the spin: the fast mode the single futex-baseline of before fell into now and
+ * then. Each sleep is bounded (100 ms) so that a dead peer is noticed.
+ * Acquire: as in spin_wait. */
+static int futex_wait_for(const futex_ctx *c, uint32_t want)
 {
     const struct timespec slice = {0, 100 * 1000 * 1000};
-    int64_t deadline = 0;
-    for (;;) {
+    _Atomic uint32_t *w = &c->pg->line;
+    int64_t deadline = 0, spin_end = 0;
+    for (unsigned k = 1;; k++) {
+        if (c->sleep) futex(&c->pg->bell[c->side], FUTEX_WAIT, 0, &slice);
         uint32_t v = atomic_load_explicit(w, memory_order_acquire);
         if (v == want) return 0;
         if (v == STOP_VALUE) return 1;
-        if (futex(w, FUTEX_WAIT, v, &slice) != 0) {
-            if (errno == ETIMEDOUT) {
-                int64_t t = bench_now_ns();
-                if (deadline == 0)
-                    deadline = t + BENCH_OP_TIMEOUT_NS;
-                else if (t > deadline)
-                    return -1;
-            } else if (errno != EAGAIN && errno != EINTR) {
-                return -1;
+        if (!c->sleep) {
+            if (spin_end == 0) spin_end = bench_now_ns() + FUTEX_SPIN_NS;
+            if (k % 64 != 0 || bench_now_ns() < spin_end) {
+                bench_cpu_relax();
+                continue;
             }
+            if (futex(w, FUTEX_WAIT, v, &slice) == 0 || errno == EAGAIN || errno == EINTR) continue;
+            if (errno != ETIMEDOUT) return -1;
         }
+        int64_t t = bench_now_ns();
+        if (deadline == 0)
+            deadline = t + BENCH_OP_TIMEOUT_NS;
+        else if (t > deadline)
+            return -1;
     }
 }
 
-/* Store v and wake the other side, every time (this baseline has no waiter flag).
- * Release: as in spin_rt; the wake comes after the store, so the woken side sees v. */
-static void futex_post(_Atomic uint32_t *w, uint32_t v)
+/* Store v and wake the other side. Sleep mode: wake its bell until a sleeper was woken (it
+ * may not be asleep yet: then spin until it is), so that it always wakes from a sleep.
+ * Spin mode: wake the line every time (this baseline has no waiter flag).
+ * Release: as in spin_rt; the wake comes after the store, so the woken side sees v.
+ * 0, or -1 when the other side never went to sleep (BENCH_OP_TIMEOUT_NS: it is gone). */
+static int futex_post(const futex_ctx *c, uint32_t v)
 {
-    atomic_store_explicit(w, v, memory_order_release);
-    futex(w, FUTEX_WAKE, 1, NULL);
+    atomic_store_explicit(&c->pg->line, v, memory_order_release);
+    if (!c->sleep) {
+        futex(&c->pg->line, FUTEX_WAKE, 1, NULL);
+        return 0;
+    }
+    int64_t deadline = 0;
+    for (unsigned k = 1; futex(&c->pg->bell[1 - c->side], FUTEX_WAKE, 1, NULL) < 1; k++) {
+        bench_cpu_relax();
+        if (k % SPIN_CHECK == 0) {
+            int64_t t = bench_now_ns();
+            if (deadline == 0)
+                deadline = t + BENCH_OP_TIMEOUT_NS;
+            else if (t > deadline)
+                return -1;
+        }
+    }
+    return 0;
 }
 
 static int futex_rt(void *ctx, uint64_t seq, bench_result *res)
 {
-    _Atomic uint32_t *w = ctx;
-    futex_post(w, ping(seq));
-    if (futex_wait_for(w, pong(seq)) != 0) return bench_fail(res, "no futex answer");
+    const futex_ctx *c = ctx;
+    if (futex_post(c, ping(seq)) != 0) return bench_fail(res, "the peer never slept");
+    if (futex_wait_for(c, pong(seq)) != 0) return bench_fail(res, "no futex answer");
     return 0;
 }
 
 static int futex_echo(void *ctx, bench_shared *sh)
 {
-    (void)ctx;
+    futex_ctx c = *(const futex_ctx *)ctx;
+    c.side = 1;
     for (uint64_t seq = 0;; seq++) {
-        int r = futex_wait_for(&sh->line, ping(seq));
+        int r = futex_wait_for(&c, ping(seq));
         if (r == 1) return 0;
         if (r < 0) return bench_peer_fail(sh, "peer: no futex ping");
-        futex_post(&sh->line, pong(seq));
+        if (futex_post(&c, pong(seq)) != 0) return bench_peer_fail(sh, "peer: driver never slept");
     }
+}
+
+static int futex_row(const bench_job *job, bench_result *res, int sleep)
+{
+    futex_page *pg =
+        mmap(NULL, sizeof *pg, PROT_READ | PROT_WRITE, MAP_SHARED | MAP_ANONYMOUS, -1, 0);
+    if (pg == MAP_FAILED) return bench_fail(res, "mmap: %s", strerror(errno));
+    futex_ctx c = {pg, 0, sleep};
+    bench_peer p;
+    int rc = -1;
+    if (bench_peer_start(&p, job, futex_echo, &c, res) == 0) {
+        rc = bench_loop_pingpong(job, futex_rt, &c, res);
+        /* STOP: in sleep mode the peer is woken from its bell (if it is gone, the wake
+         * finds nobody until the timeout; its exit status tells the rest). */
+        futex_post(&c, STOP_VALUE);
+        if (sleep) futex(&pg->bell[1], FUTEX_WAKE, 1, NULL);
+        if (bench_peer_finish(&p, res) != 0) rc = -1;
+    }
+    munmap(pg, sizeof *pg);
+    return rc;
 }
 
 int bench_futex(const bench_job *job, bench_result *res)
 {
-    bench_peer p;
-    if (bench_peer_start(&p, job, futex_echo, NULL, res) != 0) return -1;
-    int rc = bench_loop_pingpong(job, futex_rt, &p.sh->line, res);
-    futex_post(&p.sh->line, STOP_VALUE);
-    if (bench_peer_finish(&p, res) != 0) rc = -1;
-    return rc;
+    return futex_row(job, res, 1);
+}
+
+int bench_futex_spin(const bench_job *job, bench_result *res)
+{
+    return futex_row(job, res, 0);
 }
 
 /* ------------------------------------------------------------------ pipe */
@@ -278,6 +358,8 @@ int bench_pipe(const bench_job *job, bench_result *res)
         bench_fail(res, "pipe: %s", strerror(errno));
         goto out;
     }
+    if (!stream) fcntl(c.to_peer[1], F_SETPIPE_SZ, 1 << 20); /* best effort, as ferry-pipe */
+    fcntl(c.from_peer[1], F_SETPIPE_SZ, 1 << 20);
     if (bench_peer_start(&p, job, stream ? pipe_send_stream : pipe_echo, &c, res) != 0) goto out;
     close_fd(&c.to_peer[0]); /* the peer's ends */
     close_fd(&c.from_peer[1]);
@@ -291,6 +373,124 @@ out:
         close_fd(&c.from_peer[i]);
     }
     if (p.pid > 0 && bench_peer_finish(&p, res) != 0) rc = -1;
+    free(c.sbuf);
+    free(c.rbuf);
+    return rc;
+}
+
+/* ------------------------------------------------------------------ ring */
+
+#define RING_BASE_BYTES ((size_t)4 << 20) /* as ferry-shm's 1 MiB stream ring */
+
+/* ring-baseline's shared page: a ring of whole messages in slots of job->size bytes,
+ * its indices and the producer's "no more" word, mapped before fork. */
+typedef struct ring_page {
+    _Alignas(64) _Atomic uint64_t head; /* messages written (the producer's) */
+    _Alignas(64) _Atomic uint64_t tail; /* messages read (the consumer's) */
+    _Alignas(64) _Atomic uint32_t ended;
+    _Alignas(64) unsigned char data[];
+} ring_page;
+
+typedef struct ring_ctx {
+    ring_page *pg;
+    size_t size, slots;
+    unsigned char *sbuf, *rbuf;
+    const bench_job *job;
+} ring_ctx;
+
+/* Wait (spinning, a sched_yield now and then: a loaded machine) until *w != v, or, when
+ * stop is given, until *stop. 0, 1 on stop, -1 after BENCH_OP_TIMEOUT_NS. Acquire: pairs
+ * with the other side's release store of the index, so the slot's bytes are there. */
+static int ring_wait(_Atomic uint64_t *w, uint64_t v, _Atomic uint32_t *stop)
+{
+    int64_t deadline = 0;
+    for (unsigned k = 1; atomic_load_explicit(w, memory_order_acquire) == v; k++) {
+        /* Relaxed: a stop flag, no data behind it (the indices carry the data). */
+        if (stop && atomic_load_explicit(stop, memory_order_relaxed)) return 1;
+        bench_cpu_relax();
+        if (k % SPIN_CHECK == 0) {
+            sched_yield();
+            int64_t t = bench_now_ns();
+            if (deadline == 0)
+                deadline = t + BENCH_OP_TIMEOUT_NS;
+            else if (t > deadline)
+                return -1;
+        }
+    }
+    return 0;
+}
+
+/* The peer: copy stamped messages into the ring (the first copy) until told to stop. */
+static int ring_send_stream(void *ctx, bench_shared *sh)
+{
+    ring_ctx *c = ctx;
+    ring_page *pg = c->pg;
+    const uint64_t max = bench_stream_max_msgs(c->job);
+    const int64_t deadline = bench_now_ns() + bench_stream_max_ns(c->job);
+    for (uint64_t seq = 0; seq < max && !atomic_load_explicit(&sh->stop, memory_order_relaxed);
+         seq++) {
+        /* Room: wait while the ring is full (tail == seq - slots). */
+        if (seq >= c->slots) {
+            int r = ring_wait(&pg->tail, seq - c->slots, &sh->stop);
+            if (r == 1) break;
+            if (r < 0) return bench_peer_fail(sh, "peer: the ring stays full");
+        }
+        bench_stamp(c->sbuf, c->size, seq);
+        memcpy(pg->data + (seq % c->slots) * c->size, c->sbuf, c->size);
+        /* Release: the slot's bytes before the index that hands them over. */
+        atomic_store_explicit(&pg->head, seq + 1, memory_order_release);
+        if (seq % 64 == 0 && bench_now_ns() > deadline) break;
+    }
+    /* Release: after the last head store (the consumer reads ended, then head again). */
+    atomic_store_explicit(&pg->ended, 1, memory_order_release);
+    return 0;
+}
+
+/* The driver: copy the next message out of the ring (the second copy) and check it. */
+static int ring_rx(void *ctx, uint64_t seq, bench_result *res)
+{
+    ring_ctx *c = ctx;
+    ring_page *pg = c->pg;
+    while (atomic_load_explicit(&pg->head, memory_order_acquire) == seq) {
+        /* Acquire: pairs with the producer's release of ended, after its last head. */
+        if (atomic_load_explicit(&pg->ended, memory_order_acquire) &&
+            atomic_load_explicit(&pg->head, memory_order_acquire) == seq)
+            return 0;
+        if (ring_wait(&pg->head, seq, &pg->ended) < 0)
+            return bench_fail(res, "the ring stays empty");
+    }
+    memcpy(c->rbuf, pg->data + (seq % c->slots) * c->size, c->size);
+    /* Release: our reads of the slot are done before the producer may reuse it. */
+    atomic_store_explicit(&pg->tail, seq + 1, memory_order_release);
+    if (!bench_copy_ok(c->rbuf, c->size, seq)) return bench_fail(res, "wrong payload");
+    return 1;
+}
+
+int bench_ring(const bench_job *job, bench_result *res)
+{
+    ring_ctx c = {
+        NULL, job->size, RING_BASE_BYTES / job->size, malloc(job->size), malloc(job->size), job};
+    size_t map = sizeof(ring_page) + RING_BASE_BYTES;
+    bench_peer p = {-1, NULL};
+    int rc = -1;
+    if (!c.sbuf || !c.rbuf || c.slots < 2) {
+        bench_fail(res, "out of memory or bad message size");
+        goto out;
+    }
+    c.pg = mmap(NULL, map, PROT_READ | PROT_WRITE, MAP_SHARED | MAP_ANONYMOUS, -1, 0);
+    if (c.pg == MAP_FAILED) {
+        c.pg = NULL;
+        bench_fail(res, "mmap: %s", strerror(errno));
+        goto out;
+    }
+    memset(c.pg->data, 0, RING_BASE_BYTES); /* fault every page in before measuring */
+    bench_fill(c.sbuf, c.size);
+    memset(c.rbuf, 0, c.size);
+    if (bench_peer_start(&p, job, ring_send_stream, &c, res) != 0) goto out;
+    rc = bench_loop_stream_rx(job, p.sh, ring_rx, &c, res);
+out:
+    if (p.pid > 0 && bench_peer_finish(&p, res) != 0) rc = -1;
+    if (c.pg) munmap(c.pg, map);
     free(c.sbuf);
     free(c.rbuf);
     return rc;

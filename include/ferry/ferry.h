@@ -434,10 +434,12 @@ FERRY_API int ferry_release(ferry_chan *ch);
  * waiting to be received, or once the peer is gone (where the transport can tell: not on
  * posixmq). Level-triggered. Owned by the channel (do not close it); every call returns
  * the same one. The first call arms the notification; until then, and when nobody polls,
- * sends make no system call for it. On posixmq it must not race with a receive on the
- * same end (call it first, or from the receiving thread). Errors: -EOPNOTSUPP (sysvmq:
- * a System V queue is no descriptor, there is nothing to poll), -EINVAL (ch NULL),
- * -EMFILE / -ENFILE (descriptor limits), -ENOMEM, -ENOSPC (fs.epoll.max_user_watches).
+ * sends make no system call for it. The first call also makes the descriptors behind it
+ * (shm: an epoll and an eventfd; until then a shm end holds one descriptor). On posixmq
+ * it must not race with a receive on the same end (call it first, or from the receiving
+ * thread). Errors: -EOPNOTSUPP (sysvmq: a System V queue is no descriptor, there is
+ * nothing to poll), -EINVAL (ch NULL), -EMFILE / -ENFILE (descriptor limits), -ENOMEM,
+ * -ENOSPC (fs.epoll.max_user_watches).
  */
 FERRY_API int ferry_chan_poll_fd(ferry_chan *ch);
 
