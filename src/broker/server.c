@@ -36,6 +36,7 @@
 #include "proto.h"
 
 #include "core/time.h"
+#include "daemon/log.h"
 #include "shm/obj.h"
 
 #include <errno.h>
@@ -171,34 +172,21 @@ typedef struct broker {
     uint64_t rl_dropped;
 } broker;
 
-static void vlog(const char *fmt, va_list ap)
-{
-    fputs("ferryd: ", stderr);
-    vfprintf(stderr, fmt, ap);
-    fputc('\n', stderr);
-}
-
-/* Log what happens rarely or on purpose (start-up, reload): not rate-limited. */
-static void logf_(const char *fmt, ...) __attribute__((format(printf, 1, 2)));
-static void logf_(const char *fmt, ...)
-{
-    va_list ap;
-    va_start(ap, fmt);
-    vlog(fmt, ap);
-    va_end(ap);
-}
+/* Log what happens rarely or on purpose (start-up, reload): not rate-limited. prio is a
+ * syslog priority (src/daemon/log.h picks where the line goes). */
+#define logf_ ferry__log
 
 /* Log what clients can cause (quota hits, an exhausted budget, accept errors): at most
  * RL_LINES lines per RL_WINDOW_NS, then one line saying how many were left out. */
 #define RL_LINES     10u
 #define RL_WINDOW_NS (10 * 1000000000LL)
-static void rlogf(broker *b, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
-static void rlogf(broker *b, const char *fmt, ...)
+static void rlogf(broker *b, int prio, const char *fmt, ...) __attribute__((format(printf, 3, 4)));
+static void rlogf(broker *b, int prio, const char *fmt, ...)
 {
     int64_t now = ferry__now_ns();
     if (now - b->rl_start >= RL_WINDOW_NS) {
         if (b->rl_dropped)
-            logf_("%llu more messages were not logged (at most %u per %llds)",
+            logf_(LOG_NOTICE, "%llu more messages were not logged (at most %u per %llds)",
                   (unsigned long long)b->rl_dropped, RL_LINES,
                   (long long)(RL_WINDOW_NS / 1000000000));
         b->rl_start = now;
@@ -212,7 +200,7 @@ static void rlogf(broker *b, const char *fmt, ...)
     b->rl_lines++;
     va_list ap;
     va_start(ap, fmt);
-    vlog(fmt, ap);
+    ferry__vlog(prio, fmt, ap);
     va_end(ap);
 }
 
@@ -240,7 +228,7 @@ static int quota_ok(broker *b, uidrec *u, size_t off, uint64_t more, const char 
     if (used + more <= lim) return 1;
     if (!u->logged) {
         u->logged = 1;
-        rlogf(b, "uid %u is over its %s quota (%llu); further hits are not logged",
+        rlogf(b, LOG_WARNING, "uid %u is over its %s quota (%llu); further hits are not logged",
               (unsigned)u->uid, what, (unsigned long long)lim);
     }
     return 0;
@@ -315,7 +303,7 @@ static int fd_fits(const broker *b, uid_t uid, int newconn, uint64_t n)
 static int fd_room(broker *b, const uidrec *u, int newconn, uint64_t n)
 {
     if (fd_fits(b, u->uid, newconn, n)) return 1;
-    rlogf(b, "fd budget: refused %llu more for uid %u (%s; %llu held of %llu)",
+    rlogf(b, LOG_WARNING, "fd budget: refused %llu more for uid %u (%s; %llu held of %llu)",
           (unsigned long long)n, (unsigned)u->uid, newconn ? "a new connection" : "a request",
           (unsigned long long)fds_held(b), (unsigned long long)b->fd_avail);
     return 0;
@@ -1101,7 +1089,7 @@ static void drop(broker *b, conn *c, const char *why)
     if (c->dropping) return;
     c->dropping = 1;
     if (why && b->cfg->verbose)
-        logf_("dropping pid %d uid %u: %s", (int)c->id.pid, (unsigned)c->id.uid, why);
+        logf_(LOG_INFO, "dropping pid %d uid %u: %s", (int)c->id.pid, (unsigned)c->id.uid, why);
 }
 
 static void reap(broker *b)
@@ -1140,7 +1128,7 @@ static void listen_pause(broker *b, const char *why)
     if (epoll_ctl(b->ep, EPOLL_CTL_DEL, b->cfg->listen_fd, NULL) < 0) return;
     b->lpaused = 1;
     b->freed = 0;
-    rlogf(b, "not accepting connections for now: %s (%llu fds held of %llu)", why,
+    rlogf(b, LOG_WARNING, "not accepting connections for now: %s (%llu fds held of %llu)", why,
           (unsigned long long)fds_held(b), (unsigned long long)b->fd_avail);
 }
 
@@ -1174,7 +1162,7 @@ static void on_accept(broker *b)
         if (fd < 0) {
             if (errno == EINTR || errno == ECONNABORTED) continue;
             if (errno == EAGAIN) return;
-            rlogf(b, "accept: %s", strerror(errno));
+            rlogf(b, LOG_ERR, "accept: %s", strerror(errno));
             if (errno == EMFILE || errno == ENFILE || errno == ENOBUFS || errno == ENOMEM)
                 listen_pause(b, strerror(errno));
             return;
@@ -1271,8 +1259,8 @@ static void on_request(broker *b, conn *c)
             rc = -EBADMSG;
         }
         if (b->cfg->verbose)
-            logf_("pid %d uid %u op %lld: %d", (int)c->id.pid, (unsigned)c->id.uid, (long long)op,
-                  rc);
+            logf_(LOG_DEBUG, "pid %d uid %u op %lld: %d", (int)c->id.pid, (unsigned)c->id.uid,
+                  (long long)op, rc);
         if (rc == -EBADMSG) {
             drop(b, c, "malformed request");
             return;
@@ -1299,21 +1287,30 @@ static void on_tick(broker *b)
     }
 }
 
+/* Tell the service manager (through cfg->on_state) what ferryd is doing now. */
+static void state(broker *b, const char *st)
+{
+    if (b->cfg->on_state) b->cfg->on_state(b->cfg->state_arg, st);
+}
+
 static void on_signal(broker *b)
 {
     struct signalfd_siginfo si;
     while (read(b->cfg->signal_fd, &si, sizeof si) == sizeof si) {
         if (si.ssi_signo == SIGHUP) {
+            state(b, "RELOADING=1");
             char err[256] = "";
             ferry__sysconf *s;
             int rc = ferry__sysconf_load(b->cfg->policy_path, &s, err, sizeof err);
             if (rc < 0) {
-                logf_("policy not reloaded, keeping the old one: %s", err[0] ? err : strerror(-rc));
+                logf_(LOG_ERR, "policy not reloaded, keeping the old one: %s",
+                      err[0] ? err : strerror(-rc));
             } else {
                 ferry__sysconf_free(b->sys);
                 b->sys = s;
-                logf_("policy reloaded from %s", b->cfg->policy_path);
+                logf_(LOG_INFO, "policy reloaded from %s", b->cfg->policy_path);
             }
+            state(b, "READY=1");
         } else {
             b->stop = 1;
         }
@@ -1326,7 +1323,7 @@ int ferry__broker_run(const ferry__broker_cfg *cfg)
     char err[256] = "";
     int rc = ferry__sysconf_load(cfg->policy_path, &b.sys, err, sizeof err);
     if (rc < 0) {
-        logf_("%s", err[0] ? err : strerror(-rc));
+        logf_(LOG_ERR, "%s", err[0] ? err : strerror(-rc));
         return rc;
     }
     b.lt.kind = T_LISTEN;
@@ -1346,6 +1343,7 @@ int ferry__broker_run(const ferry__broker_cfg *cfg)
         goto out;
     }
     budget_init(&b);
+    state(&b, "READY=1"); /* the listener is polled: connections are served from now */
     while (!b.stop) {
         struct epoll_event evs[64];
         int ticked = 0;
@@ -1385,6 +1383,7 @@ int ferry__broker_run(const ferry__broker_cfg *cfg)
         uid_sweep(&b);
         if (b.lpaused && (b.freed || ticked)) listen_resume(&b);
     }
+    state(&b, "STOPPING=1");
 out:
     for (conn *c = b.conns; c; c = c->next) c->dropping = 1;
     reap(&b);
