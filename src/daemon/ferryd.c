@@ -293,12 +293,15 @@ static int parse_args(int argc, char **argv, daemon_opts *o)
             return 0;
         case ':':
             return bad_usage("option %s needs a value", argv[optind - 1]);
-        default: /* '?' */
-            if (optopt && optopt < 256) {
+        default: { /* '?': optopt is the option's value when it is known */
+            const char *arg = argv[optind - 1];
+            if (strncmp(arg, "--", 2) != 0) {
                 char opt[3] = {'-', (char)optopt, 0};
                 return bad_usage("unknown option %s", opt);
             }
-            return bad_usage("unknown option %s", argv[optind - 1]);
+            if (optopt) return bad_usage("option %s takes no value", arg);
+            return bad_usage("unknown option %s", arg);
+        }
         }
     }
     if (optind < argc) return bad_usage("unexpected argument '%s'", argv[optind]);
