@@ -438,8 +438,9 @@ static void on_state(void *arg, const char *st)
     }
 }
 
-/* The path of the listening socket lfd (for the log: an activated one's is systemd's),
- * into buf; "?" when it has none. */
+/* The address the activated socket lfd was bound to (systemd's; for the log), into buf;
+ * "?" when it has none. (ferryd's own socket is bound under a temporary name and renamed
+ * into place: its path is --socket's, not this.) */
 static const char *sock_name(int lfd, char *buf, size_t cap)
 {
     struct sockaddr_un sa;
@@ -495,7 +496,8 @@ int main(int argc, char **argv)
         return status;
     }
     char name[sizeof o.sock + 1];
-    daemon_state ds = {.ready = ready[1], .sock = sock_name(lfd, name, sizeof name)};
+    daemon_state ds = {.ready = ready[1],
+                       .sock = activated ? sock_name(lfd, name, sizeof name) : o.sock};
     o.cfg.on_state = on_state;
     o.cfg.state_arg = &ds;
     rc = ferry__broker_run(&o.cfg); /* says READY=1 once serving (on_state) */
