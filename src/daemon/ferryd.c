@@ -23,10 +23,10 @@
  *  - Without --foreground it detaches (fork, setsid, stdio to /dev/null, or stderr to
  *    $FERRY_LOG) and the starting process exits 0 once the socket is served (the policy
  *    loaded), else with the daemon's exit status.
- *  - The log (src/daemon/log.h): syslog with --syslog, and when detached without
- *    $FERRY_LOG (the library starts ferryd so); else "<N>"-prefixed lines when stderr is
- *    systemd's journal ($JOURNAL_STREAM); else plain lines on stderr. Usage errors always
- *    go to stderr.
+ *  - The log (src/daemon/log.h): when detached, plain lines in $FERRY_LOG if set, else
+ *    syslog (the library starts ferryd so, with --syslog); in the foreground, syslog with
+ *    --syslog, else "<N>"-prefixed lines when stderr is systemd's journal
+ *    ($JOURNAL_STREAM), else plain lines on stderr. Usage errors always go to stderr.
  *  - The service manager: READY=1 to $NOTIFY_SOCKET once the socket is served,
  *    RELOADING=1/READY=1 around a reload, STOPPING=1 at the end (src/daemon/notify.h;
  *    Type=notify in dist/ferryd.service).
@@ -96,7 +96,7 @@ static void help(void)
         "  -i, --idle-ms N       drop a connection that stays silent without a role for N ms\n"
         "                        (default 5000)\n"
         "  -x, --exit-idle S     exit once no connection was open for S seconds (0: never)\n"
-        "      --syslog          log to syslog (the default when detached without $FERRY_LOG)\n"
+        "      --syslog          log to syslog (detached: the default without $FERRY_LOG)\n"
         "  -v, --verbose         log every request\n"
         "  -h, --help            this help, then exit 0\n"
         "  -V, --version         the version, then exit 0\n"
@@ -477,11 +477,12 @@ int main(int argc, char **argv)
     int activated = lfd >= 0;
 
     /* Detach first, so that the lock is held by the process that serves. Its stderr is
-     * then $FERRY_LOG or nothing: the log goes there, or to syslog. */
+     * then $FERRY_LOG (which wins over --syslog: it is asked for by name) or nothing: the
+     * log goes there, or to syslog. */
     int ready[2] = {-1, -1}, logfile = 0;
     if (!o.foreground) {
         if ((rc = detach(ready, &logfile)) != GO) return rc;
-        ferry__log_open(o.syslog || !logfile ? FERRY__LOG_SYSLOG : FERRY__LOG_STDERR);
+        ferry__log_open(logfile ? FERRY__LOG_STDERR : FERRY__LOG_SYSLOG);
     }
     int lock = -1, status = GO;
     if (!activated) status = bind_socket(o.sock, &lock, &lfd);
