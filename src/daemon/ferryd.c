@@ -83,28 +83,26 @@ static void usage(FILE *f)
 static void help(void)
 {
     usage(stdout);
-    fputs(
-        "\n"
-        "ferryd, ferry's naming service: names servers and introduces clients to them.\n"
-        "\n"
-        "  -f, --foreground      do not detach (under systemd, or to watch it)\n"
-        "  -s, --socket PATH     listen on PATH (default: $FERRY_BROKER, else\n"
-        "                        $XDG_RUNTIME_DIR/ferry/ferryd.sock, else /run/ferry/ferryd.sock;\n"
-        "                        @NAME: an abstract socket)\n"
-        "  -p, --policy FILE     the policy file (default: $FERRY_POLICY, else\n"
-        "                        /etc/ferry/policy.conf)\n"
-        "  -i, --idle-ms N       drop a connection that stays silent without a role for N ms\n"
-        "                        (default 5000)\n"
-        "  -x, --exit-idle S     exit once no connection was open for S seconds (0: never)\n"
-        "      --syslog          log to syslog (detached: the default without $FERRY_LOG)\n"
-        "  -v, --verbose         log every request\n"
-        "  -h, --help            this help, then exit 0\n"
-        "  -V, --version         the version, then exit 0\n"
-        "\n"
-        "Signals: SIGTERM/SIGINT stop it (exit 0), SIGHUP reads the policy file again.\n"
-        "Exit status: 0 stopped, 1 failure, 2 bad usage, 3 already running on the socket,\n"
-        "4 the socket's directory is unsafe. See ferryd(8).\n",
-        stdout);
+    fputs("\n"
+          "ferryd, ferry's naming service: names servers, introduces clients to them.\n"
+          "\n"
+          "  -f, --foreground    do not detach (under systemd, or to watch it)\n"
+          "  -s, --socket PATH   listen on PATH (@NAME: an abstract socket); default\n"
+          "                      $FERRY_BROKER, else $XDG_RUNTIME_DIR/ferry/ferryd.sock,\n"
+          "                      else /run/ferry/ferryd.sock\n"
+          "  -p, --policy FILE   the policy file; default $FERRY_POLICY, else\n"
+          "                      /etc/ferry/policy.conf\n"
+          "  -i, --idle-ms N     drop a connection silent without a role for N ms (5000)\n"
+          "  -x, --exit-idle S   exit once no connection was open for S seconds (0: never)\n"
+          "      --syslog        log to syslog (detached: the default without $FERRY_LOG)\n"
+          "  -v, --verbose       log every request\n"
+          "  -h, --help          this help, then exit 0\n"
+          "  -V, --version       the version, then exit 0\n"
+          "\n"
+          "SIGTERM/SIGINT stop it (exit 0); SIGHUP reads the policy file again.\n"
+          "Exit status: 0 stopped, 1 failure, 2 bad usage, 3 already running on the\n"
+          "socket, 4 the socket's directory is unsafe. See ferryd(8).\n",
+          stdout);
 }
 
 /* Why a directory on the socket's path is unsafe (or NULL): st is its stat, last says it
