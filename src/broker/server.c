@@ -911,6 +911,53 @@ typedef struct kcred {
     int cap_kill;
 } kcred;
 
+/* The contents of the small /proc file at path (up to cap - 1 bytes, NUL-terminated):
+ * its length, or -1 (unreadable, or too long to compare). */
+static ssize_t read_small(const char *path, char *buf, size_t cap)
+{
+    int fd = open(path, O_RDONLY | O_CLOEXEC);
+    if (fd < 0) return -1;
+    size_t len = 0;
+    ssize_t n;
+    while (len < cap - 1 && (n = read(fd, buf + len, cap - 1 - len)) > 0) len += (size_t)n;
+    n = len == cap - 1 ? -1 : (ssize_t)len; /* possibly cut: no answer */
+    close(fd);
+    if (n >= 0) buf[n] = '\0';
+    return n;
+}
+
+/* Are /proc/PID/NAME and /proc/self/NAME the same text? */
+static int same_map(pid_t pid, const char *name)
+{
+    char path[64], theirs[1024], mine[1024];
+    snprintf(path, sizeof path, "/proc/%d/%s", (int)pid, name);
+    ssize_t a = read_small(path, theirs, sizeof theirs);
+    snprintf(path, sizeof path, "/proc/self/%s", name);
+    ssize_t b = read_small(path, mine, sizeof mine);
+    return a >= 0 && a == b && memcmp(theirs, mine, (size_t)a) == 0;
+}
+
+/* Is process pid in ferryd's user namespace (where its capabilities count)? By the
+ * namespace itself (/proc/PID/ns/user: the same inode as ferryd's) where ferryd may look:
+ * that takes ptrace read access, which root has, and which a ferryd that runs as an
+ * unprivileged user with CAP_KILL (its systemd unit) has for its own uid's processes
+ * only. Where it may not, by the namespace's maps: /proc/PID/uid_map and gid_map
+ * (readable by anyone, shown relative to ferryd's namespace) must equal ferryd's own.
+ * Another namespace shows the same maps only if a process holding CAP_SETUID and
+ * CAP_SETGID in ferryd's namespace (root) made it with ferryd's full maps; a namespace
+ * an unprivileged user can make maps a few ids and never passes. 1 or 0. */
+static int same_userns(pid_t pid)
+{
+    char path[64];
+    struct stat mine, theirs;
+    snprintf(path, sizeof path, "/proc/%d/ns/user", (int)pid);
+    if (stat("/proc/self/ns/user", &mine) < 0) return 0;
+    if (stat(path, &theirs) == 0)
+        return mine.st_ino == theirs.st_ino && mine.st_dev == theirs.st_dev;
+    if (errno != EACCES && errno != EPERM) return 0; /* gone, or no /proc/PID/ns */
+    return same_map(pid, "uid_map") && same_map(pid, "gid_map");
+}
+
 /* Read the kcred of process pid from /proc/PID/status; pidfd (the same process) pins
  * it: read after, a pidfd that is not readable says the pid was not recycled meanwhile.
  * 0, or -ESRCH (gone or unreadable: the caller then knows nothing of it). */
@@ -936,11 +983,7 @@ static int read_kcred(pid_t pid, int pidfd, kcred *k)
     k->suid = sv;
     /* CAP_KILL (5) counts in ferryd's user namespace only (a capability in a child
      * namespace does not reach a process outside it). */
-    struct stat mine, theirs;
-    snprintf(path, sizeof path, "/proc/%d/ns/user", (int)pid);
-    k->cap_kill = ((capv >> 5) & 1) && stat("/proc/self/ns/user", &mine) == 0 &&
-                  stat(path, &theirs) == 0 && mine.st_ino == theirs.st_ino &&
-                  mine.st_dev == theirs.st_dev;
+    k->cap_kill = ((capv >> 5) & 1) && same_userns(pid);
     return pidfd_exited(pidfd) ? -ESRCH : 0;
 }
 

@@ -162,7 +162,7 @@ static void test_activated(void)
     CHECK(d >= 0);
     if (d == 0) {
         prctl(PR_SET_PDEATHSIG, SIGKILL);
-        if (dup2(lfd, 3) != 3) _exit(126);
+        if (lfd == 3 ? fcntl(3, F_SETFD, 0) < 0 : dup2(lfd, 3) != 3) _exit(126);
         char n[32];
         snprintf(n, sizeof n, "%d", (int)getpid());
         setenv("LISTEN_PID", n, 1);
