@@ -21,6 +21,10 @@
  *      started by the library (autospawn): syslog, and nothing on the caller's stdout or
  *      stderr.
  *    The namespace child is a child subreaper, so detached daemons stay its to reap.
+ *  - the library's autospawn runs ferryd with --syslog (after --socket PATH --exit-idle
+ *    30) and fds 0-2 on /dev/null: a wrapper in $FERRY_FERRYD records them, and what it
+ *    writes to its stdout and stderr never reaches the caller's (the test is a child
+ *    subreaper too).
  */
 #include "testutil.h"
 
@@ -158,6 +162,71 @@ static void test_stderr_and_journal(void)
         one_run(journal, buf, sizeof buf);
         check_lines(buf, 0);
     }
+}
+
+static pid_t lock_pid(const char *sock);
+static void rm_lock(const char *sock);
+
+/* ------------------------------------------------------------------ autospawn */
+
+/* The library starts ferryd with --syslog and its stdio on /dev/null: a wrapper named by
+ * $FERRY_FERRYD records its argv and fds 0-2, writes to its stdout and stderr (which
+ * must not reach the caller's), then execs ferryd. */
+static void test_autospawn_stdio(void)
+{
+    char wrap[140], rec[140], autosock[120], out_path[120], text[4096];
+    snprintf(wrap, sizeof wrap, "%s/wrap.sh", b.dir);
+    snprintf(rec, sizeof rec, "%s/argv", b.dir);
+    snprintf(autosock, sizeof autosock, "%s/auto.sock", b.dir);
+    snprintf(out_path, sizeof out_path, "%s/out", b.dir);
+    FILE *f = fopen(wrap, "w");
+    CHECK(f != NULL);
+    fprintf(
+        f,
+        "#!/bin/sh\n"
+        "f0=$(readlink /proc/$$/fd/0) f1=$(readlink /proc/$$/fd/1) f2=$(readlink /proc/$$/fd/2)\n"
+        "printf '%%s\\n' \"$@\" \"$f0\" \"$f1\" \"$f2\" > '%s'\n"
+        "echo leak-out; echo leak-err >&2\n"
+        "exec '%s' \"$@\"\n",
+        rec, FERRYD_PATH);
+    CHECK(fclose(f) == 0);
+    CHECK(chmod(wrap, 0700) == 0);
+    setenv("FERRY_BROKER", autosock, 1);
+    setenv("FERRY_FERRYD", wrap, 1);
+    unsetenv("FERRY_NO_AUTOSPAWN");
+    unsetenv("FERRY_LOG");
+    int out = open(out_path, O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0600);
+    CHECK(out >= 0);
+    fflush(stdout);
+    fflush(stderr);
+    int saved1 = dup(1), saved2 = dup(2);
+    CHECK(saved1 >= 0 && saved2 >= 0);
+    CHECK(dup2(out, 1) == 1 && dup2(out, 2) == 2);
+    ferry_name_info in;
+    int rc = ferry_lookup("org.test.nobody", &in, 10 * SEC);
+    CHECK(dup2(saved1, 1) == 1 && dup2(saved2, 2) == 2);
+    close(saved1);
+    close(saved2);
+    close(out);
+    CHECK_EQ(rc, -ENOENT);
+    pid_t d = lock_pid(autosock);
+    CHECK_EQ(kill(d, SIGTERM), 0);
+    wait_ok(d); /* ours to reap: main made this process a subreaper */
+    rm_lock(autosock);
+    slurp(out_path, text, sizeof text);
+    if (text[0]) fprintf(stderr, "the caller's stdio got: %s\n", text);
+    CHECK(text[0] == '\0');
+    slurp(rec, text, sizeof text);
+    char want[400];
+    snprintf(want, sizeof want,
+             "--socket\n%s\n--exit-idle\n30\n--syslog\n/dev/null\n/dev/null\n/dev/null\n",
+             autosock);
+    if (strcmp(text, want)) fprintf(stderr, "the wrapper saw:\n%s\nwant:\n%s\n", text, want);
+    CHECK(strcmp(text, want) == 0);
+    CHECK(unlink(rec) == 0 && unlink(wrap) == 0 && unlink(out_path) == 0);
+    setenv("FERRY_BROKER", b.sock, 1);
+    setenv("FERRY_NO_AUTOSPAWN", "1", 1);
+    unsetenv("FERRY_FERRYD");
 }
 
 /* ------------------------------------------------------------------ syslog */
@@ -341,7 +410,7 @@ static void test_syslog(void)
  * (registered before, run after) can remove the directory. */
 static void cleanup(void)
 {
-    const char *files[] = {"out", "auto.sock", "auto.sock.lock"};
+    const char *files[] = {"out", "auto.sock", "auto.sock.lock", "argv", "wrap.sh"};
     char p[160];
     for (size_t i = 0; i < sizeof files / sizeof files[0]; i++) {
         snprintf(p, sizeof p, "%s/%s", b.dir, files[i]);
@@ -355,7 +424,9 @@ int main(void)
     broker_init(&b); /* FERRY_BROKER = b.sock, FERRY_NO_AUTOSPAWN=1 */
     atexit(cleanup);
     snprintf(logpath, sizeof logpath, "%s/ferryd.log", b.dir);
+    CHECK(prctl(PR_SET_CHILD_SUBREAPER, 1) == 0); /* detached ferryds stay ours to reap */
     test_stderr_and_journal();
+    test_autospawn_stdio();
     test_syslog();
     broker_stop(&b); /* removes the directory */
     printf("test_ferryd_log: ok\n");
