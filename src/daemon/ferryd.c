@@ -418,8 +418,12 @@ static void on_state(void *arg, const char *st)
     daemon_state *d = arg;
     char msg[256];
     int first = d->sock && strcmp(st, "READY=1") == 0;
-    if (first) { /* the first READY=1 also says what is served */
-        snprintf(msg, sizeof msg, "READY=1\nSTATUS=serving %s", d->sock);
+    if (first) { /* the first READY=1 also says what is served (on one line: a control
+                    byte in the path must not start an assignment of its own) */
+        int n = snprintf(msg, sizeof msg, "READY=1\nSTATUS=serving %s", d->sock);
+        size_t end = n < 0 ? 0 : (size_t)n < sizeof msg ? (size_t)n : sizeof msg - 1;
+        for (size_t i = strlen("READY=1\n"); i < end; i++)
+            if ((unsigned char)msg[i] < 0x20 || msg[i] == 0x7f) msg[i] = '?';
         st = msg;
     }
     int rc = ferry__notify(st);

@@ -13,6 +13,7 @@
  *  - detached (no --foreground): the starting process exits 0 only once READY=1 was sent;
  *    READY=1 comes from the daemon (the pid in its lock file), not from the starter (the
  *    test is a child subreaper, so the daemon stays its child to reap).
+ *  - a socket path with a newline: STATUS= stays one line (the newline shown as '?').
  *  - a malformed $NOTIFY_SOCKET (not "/..." or "@..."): ferryd serves all the same.
  */
 #include "testutil.h"
@@ -220,6 +221,35 @@ static void test_detached(void)
     CHECK(unlink(lock) == 0);
 }
 
+/* A socket path with a newline in it: STATUS= stays one line (the newline shown as '?'),
+ * so the path cannot add an assignment (MAINPID=1) of its own. */
+static void test_control_bytes(void)
+{
+    char addr[120], buf[512], sock[120], lock[130], want[200];
+    snprintf(addr, sizeof addr, "%s/notify", b.dir);
+    snprintf(sock, sizeof sock, "%s/x\nMAINPID=1.sock", b.dir);
+    snprintf(lock, sizeof lock, "%s.lock", sock);
+    int ns = dgram_listen(addr);
+    char env[160];
+    snprintf(env, sizeof env, "NOTIFY_SOCKET=%s", addr);
+    const char *envs[] = {env, NULL};
+    const char *args[] = {"--foreground", "--socket", sock, "--policy", b.policy, NULL};
+    int nul = open("/dev/null", O_WRONLY | O_CLOEXEC);
+    CHECK(nul >= 0);
+    pid_t d = ferryd_spawn(args, envs, -1, nul);
+    close(nul);
+    expect(ns, d, "READY=1", buf, sizeof buf);
+    snprintf(want, sizeof want, "READY=1\nSTATUS=serving %s/x?MAINPID=1.sock", b.dir);
+    if (strcmp(buf, want)) fprintf(stderr, "got '%s'\nwant '%s'\n", buf, want);
+    CHECK(strcmp(buf, want) == 0);
+    CHECK_EQ(kill(d, SIGTERM), 0);
+    expect(ns, d, "STOPPING=1", buf, sizeof buf);
+    wait_ok(d);
+    close(ns);
+    CHECK(unlink(addr) == 0);
+    CHECK(unlink(lock) == 0);
+}
+
 static void test_malformed(void)
 {
     int nul = open("/dev/null", O_WRONLY | O_CLOEXEC); /* it warns once */
@@ -244,6 +274,7 @@ int main(void)
     test_bad_policy();
     test_activated();
     test_detached();
+    test_control_bytes();
     test_malformed();
     broker_stop(&b); /* removes the directory (and ferryd.log) */
     printf("test_ferryd_notify: ok\n");
