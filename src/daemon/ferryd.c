@@ -64,6 +64,7 @@
 #include <sys/signalfd.h>
 #include <sys/socket.h>
 #include <sys/stat.h>
+#include <time.h>
 #include <unistd.h>
 
 #ifndef FERRY_VERSION_STRING /* the build passes the project's version */
@@ -424,6 +425,13 @@ static void on_state(void *arg, const char *st)
         size_t end = n < 0 ? 0 : (size_t)n < sizeof msg ? (size_t)n : sizeof msg - 1;
         for (size_t i = strlen("READY=1\n"); i < end; i++)
             if ((unsigned char)msg[i] < 0x20 || msg[i] == 0x7f) msg[i] = '?';
+        st = msg;
+    } else if (strcmp(st, "RELOADING=1") == 0) { /* with the time, as sd_notify(3) asks */
+        struct timespec ts;
+        clock_gettime(CLOCK_MONOTONIC, &ts);
+        snprintf(msg, sizeof msg, "RELOADING=1\nMONOTONIC_USEC=%llu",
+                 (unsigned long long)ts.tv_sec * 1000000ull +
+                     (unsigned long long)ts.tv_nsec / 1000);
         st = msg;
     }
     int rc = ferry__notify(st);

@@ -5,7 +5,8 @@
  * datagram socket (SO_PASSCRED: the kernel names the sender) and $NOTIFY_SOCKET:
  *  - a path: READY=1 (with STATUS=serving PATH) arrives from ferryd's pid, and at that
  *    moment the socket already accepts connections and ferryd answers a lookup
- *    (-ENOENT for a name nobody owns); SIGHUP gives RELOADING=1 then READY=1; SIGTERM
+ *    (-ENOENT for a name nobody owns); SIGHUP gives RELOADING=1 (with MONOTONIC_USEC, a
+ *    time of CLOCK_MONOTONIC not in the future) then READY=1; SIGTERM
  *    gives STOPPING=1 and exit 0; nothing else is sent.
  *  - an abstract address ("@name"): the same READY=1.
  *  - a policy file with an error: ferryd exits 1 and never says READY=1.
@@ -92,6 +93,14 @@ static void test_path(void)
 
     CHECK_EQ(kill(d, SIGHUP), 0);
     expect(ns, d, "RELOADING=1", buf, sizeof buf);
+    const char *mono = strstr(buf, "\nMONOTONIC_USEC=");
+    CHECK(mono != NULL);
+    struct timespec now;
+    clock_gettime(CLOCK_MONOTONIC, &now);
+    unsigned long long usec = strtoull(mono + 16, NULL, 10),
+                       now_us = (unsigned long long)now.tv_sec * 1000000ull +
+                                (unsigned long long)now.tv_nsec / 1000;
+    CHECK(usec > 0 && usec <= now_us);
     expect(ns, d, "READY=1", buf, sizeof buf);
     serves_now();
 
