@@ -523,6 +523,10 @@ typedef struct ferry_name_info {
     pid_t pid;         /* owner process */
     unsigned mode;     /* the policy's mode */
     uint64_t connects; /* introductions made to this name so far */
+    uint32_t kind;     /* 0: a server (ferry_register, ferry_serve, ferry_inbox_open);
+                          else the FERRY_OBJ_* kind of a published object (ferry_publish) */
+    uint64_t since_ns; /* when the current owner took the name: CLOCK_REALTIME, ns since
+                          the epoch (ferryd's clock) */
 } ferry_name_info;
 
 /* ferry_lookup — the owner of `name`. Errors: those above. */
