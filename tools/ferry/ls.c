@@ -9,8 +9,10 @@
  *
  * Rules:
  *  - Never starts ferryd: FERRY_NO_AUTOSPAWN=1 is set for the tool's own calls. Names come
- *    from ferry_list (paged, 64 a call, 2 s per call); ferryd's pid from PATH.lock (its
- *    courtesy; absent under socket activation). ferryd not running is no error.
+ *    from ferry_list (paged, 64 a call, 2 s per call), with their kind (server or the
+ *    FERRY_OBJ_* of a published object); a mailbox's depth from ferry_mailbox_stats where
+ *    the caller may open it; ferryd's pid from PATH.lock (its courtesy; absent under
+ *    socket activation). ferryd not running is no error.
  *  - Kernel objects are found the way the transports name them:
  *      posixmq  queues NAME.c2s / NAME.s2c in the mqueue file system (--mqueue, default
  *               /dev/mqueue); when both exist their mq_msgsize must match and be >= 32
@@ -816,8 +818,38 @@ typedef struct broker {
     int err; /* ferry_list's error, when not "not running" */
     pid_t pid;
     ferry_name_info *names;
+    long *depth; /* per name: a mailbox's queued messages, -1 not a mailbox or unknown */
     size_t n;
 } broker;
+
+static const char *kind_of(uint32_t kind)
+{
+    static const char *const k[] = {"server", "semaphore", "mutex", "barrier",
+                                    "event",  "mailbox",   "broadcast"};
+    return kind < sizeof k / sizeof *k ? k[kind] : "?";
+}
+
+/* Each mailbox's depth, where the caller may open it (ferry_mailbox_open: the connect
+ * right); -1 for every other name, or when it cannot be opened. */
+static void broker_depths(broker *b)
+{
+    b->depth = calloc(b->n ? b->n : 1, sizeof *b->depth);
+    for (size_t i = 0; b->depth && i < b->n; i++) {
+        b->depth[i] = -1;
+        if (b->names[i].kind != FERRY_OBJ_MAILBOX) continue;
+        ferry_mailbox *mb;
+        if (ferry_mailbox_open(b->names[i].name, &mb, CALL_TIMEOUT) < 0) continue;
+        ferry_mailbox_counters st;
+        memset(&st, 0, sizeof st);
+        if (ferry_mailbox_stats(mb, &st) == 0) b->depth[i] = (long)st.queued;
+        ferry_mailbox_close(mb);
+    }
+}
+
+static long depth_of(const broker *b, size_t i)
+{
+    return b->depth ? b->depth[i] : -1;
+}
 
 static void broker_read(broker *b)
 {
@@ -846,11 +878,15 @@ static void broker_read(broker *b)
             if (n != -ECONNREFUSED && n != -ENOENT) b->err = (int)n;
             if (b->n == 0 && (n == -ECONNREFUSED || n == -ENOENT)) return;
             b->running = 1;
+            broker_depths(b);
             return;
         }
         b->running = 1;
         b->n += (size_t)n;
-        if (n < PAGE) return;
+        if (n < PAGE) {
+            broker_depths(b);
+            return;
+        }
         snprintf(after, sizeof after, "%s", b->names[b->n - 1].name);
     }
 }
@@ -914,10 +950,15 @@ static void print_json(const broker *b, const objlist *l, const notes *ns)
         fputs(i ? ",\n  {\"name\": " : "\n  {\"name\": ", f);
         json_str(f, n->name);
         fprintf(f,
-                ", \"uid\": %u, \"gid\": %u, \"pid\": %d, \"mode\": \"%04o\", \"connects\": %llu, "
-                "\"owner_alive\": %s}",
-                (unsigned)n->uid, (unsigned)n->gid, (int)n->pid, n->mode,
-                (unsigned long long)n->connects, pid_alive(n->pid) ? "true" : "false");
+                ", \"kind\": \"%s\", \"uid\": %u, \"gid\": %u, \"pid\": %d, \"mode\": \"%04o\", "
+                "\"connects\": %llu, \"since_ns\": %llu, \"owner_alive\": %s",
+                kind_of(n->kind), (unsigned)n->uid, (unsigned)n->gid, (int)n->pid, n->mode,
+                (unsigned long long)n->connects, (unsigned long long)n->since_ns,
+                pid_alive(n->pid) ? "true" : "false");
+        if (depth_of(b, i) >= 0)
+            fprintf(f, ", \"depth\": %ld}", depth_of(b, i));
+        else
+            fputs(", \"depth\": null}", f);
     }
     fputs("],\n \"objects\": [", f);
     for (size_t i = 0; i < l->n; i++) {
@@ -992,12 +1033,15 @@ static void print_text(const broker *b, const objlist *l, const notes *ns)
         if (b->n == 0) {
             printf("no names\n");
         } else {
-            printf("%-32s %6s %8s %5s %9s %s\n", "NAME", "UID", "PID", "MODE", "CONNECTS", "OWNER");
+            printf("%-32s %-9s %6s %8s %5s %9s %5s %s\n", "NAME", "KIND", "UID", "PID", "MODE",
+                   "CONNECTS", "DEPTH", "OWNER");
             for (size_t i = 0; i < b->n; i++) {
                 const ferry_name_info *n = &b->names[i];
-                printf("%-32s %6u %8d %04o %9llu %s\n", n->name, (unsigned)n->uid, (int)n->pid,
-                       n->mode, (unsigned long long)n->connects,
-                       pid_alive(n->pid) ? "alive" : "dead");
+                char depth[24] = "-";
+                if (depth_of(b, i) >= 0) snprintf(depth, sizeof depth, "%ld", depth_of(b, i));
+                printf("%-32s %-9s %6u %8d %04o %9llu %5s %s\n", n->name, kind_of(n->kind),
+                       (unsigned)n->uid, (int)n->pid, n->mode, (unsigned long long)n->connects,
+                       depth, pid_alive(n->pid) ? "alive" : "dead");
             }
         }
     }
@@ -1140,6 +1184,7 @@ int ls_main(int argc, char **argv)
     else
         print_text(&b, &l, &ns);
     free(b.names);
+    free(b.depth);
     free(l.v);
     if (fflush(stdout) != 0) return 1;
     return b.err ? 1 : 0;
