@@ -107,11 +107,12 @@ static int target_open(target *t, const cli_opts *o, const char *spec, int sendi
     return -EPROTOTYPE;
 }
 
-static int send_one(target *t, const cli_opts *o, const void *data, size_t len, int fd)
+static int send_one(target *t, const cli_opts *o, int64_t type, const void *data, size_t len,
+                    int fd)
 {
     ferry_msg m;
     memset(&m, 0, sizeof m);
-    m.type = o->type;
+    m.type = type;
     m.data = (void *)data;
     m.len = len;
     if (fd >= 0) {
@@ -123,7 +124,7 @@ static int send_one(target *t, const cli_opts *o, const void *data, size_t len, 
     for (;;) {
         int64_t s = cli_slice(&d);
         if (s == -EINTR || s == -ETIMEDOUT) return (int)s;
-        int rc = t->kind == T_MAILBOX ? ferry_mailbox_send(t->mb, o->type, data, len, s)
+        int rc = t->kind == T_MAILBOX ? ferry_mailbox_send(t->mb, type, data, len, s)
                                       : ferry_sendmsg(t->ch, &m, s);
         if (rc != -ETIMEDOUT && rc != -EAGAIN) return rc;
     }
@@ -148,7 +149,8 @@ int msg_send(const char *cmd, const cli_opts *o, const char *spec, const char *p
     rc = target_open(&t, o, spec, 1, want, &what);
     if (rc == 0 && fd >= 0 && t.kind != T_CHAN) rc = -EOPNOTSUPP, what = "--fd on a mailbox";
     int ex = 0;
-    if (rc < 0) {
+    if (rc == -EINTR) { /* stopped while waiting for a peer: nothing to say */
+    } else if (rc < 0) {
         ex = cli_fail(cmd, what, rc);
     } else {
         const void *data;
@@ -157,7 +159,7 @@ int msg_send(const char *cmd, const cli_opts *o, const char *spec, const char *p
         while ((rc = cli_input_next(&in, &data, &len)) == 1) {
             if (n++ > 0 && o->interval_ns > 0) cli_sleep_ns(o->interval_ns);
             if (cli_stop) break;
-            if ((rc = send_one(&t, o, data, len, fd)) < 0) break;
+            if ((rc = send_one(&t, o, in.type, data, len, fd)) < 0) break;
         }
         if (rc < 0 && rc != -EINTR)
             ex = cli_fail(cmd, rc == -EINVAL && n ? "input does not decode as --format says" : spec,
@@ -224,7 +226,7 @@ int msg_recv(const char *cmd, const cli_opts *o, const char *spec, int want)
     int rc = target_open(&t, o, spec, 0, want, &what);
     if (rc < 0) {
         target_close(&t);
-        return cli_fail(cmd, what, rc);
+        return rc == -EINTR ? 0 : cli_fail(cmd, what, rc);
     }
     size_t max;
     if (t.kind == T_MAILBOX) {
@@ -257,6 +259,7 @@ int msg_recv(const char *cmd, const cli_opts *o, const char *spec, int want)
             t.ch = NULL;
             n = accept_peer(&t, o);
             if (n == 0) continue;
+            if (n == -EBUSY) n = -EPIPE; /* fifo, sysvmq: one peer per listener, it left */
         }
         if (n == -EINTR) break;
         if (n == -EPIPE && o->count < 0) break; /* the end of the stream */

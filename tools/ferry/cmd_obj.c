@@ -187,7 +187,7 @@ int pub_main(int argc, char **argv)
                     rc = (int)s;
                     break;
                 }
-                rc = ferry_bcast_publish(bc, o.type, data, len, s);
+                rc = ferry_bcast_publish(bc, in.type, data, len, s);
                 if (rc != -ETIMEDOUT && rc != -EAGAIN) break;
             }
             if (rc < 0) break;

@@ -8,6 +8,7 @@
 #define _GNU_SOURCE
 #include "io.h"
 
+#include <ctype.h>
 #include <errno.h>
 #include <fcntl.h>
 #include <getopt.h>
@@ -291,8 +292,8 @@ int cli_parse(const char *cmd, int argc, char **argv, unsigned allowed, int min_
     if (o->npos < min_pos) return usage_error(cmd, usage, "missing argument%s", "");
     int sources = (o->data != NULL) + (o->file != NULL);
     if (sources > 1) return usage_error(cmd, usage, "--data and --file exclude each other%s", "");
-    if (o->lines && sources)
-        return usage_error(cmd, usage, "--lines reads stdin: not with --data or --file%s", "");
+    if (o->lines && o->data)
+        return usage_error(cmd, usage, "--lines reads stdin or --file: not --data%s", "");
     return -1;
 }
 
@@ -510,11 +511,11 @@ static int read_u4(const char *s, size_t n, size_t i, uint32_t *out)
     return 0;
 }
 
-/* A JSON string literal (surrounding whitespace allowed) into UTF-8 bytes. */
-static int json_decode(const char *s, size_t n, char *o, size_t *olen)
+/* The JSON string at s[*i] (a '"') into UTF-8 bytes at o (room for n - *i bytes); *i
+ * moves past it. */
+static int json_string(const char *s, size_t n, size_t *ip, char *o, size_t *olen)
 {
-    size_t i = 0, k = 0;
-    while (i < n && is_space((unsigned char)s[i])) i++;
+    size_t i = *ip, k = 0;
     if (i >= n || s[i++] != '"') return -EINVAL;
     for (;;) {
         if (i >= n) return -EINVAL;
@@ -545,15 +546,118 @@ static int json_decode(const char *s, size_t n, char *o, size_t *olen)
         } else if (cp >= 0xdc00 && cp < 0xe000) {
             return -EINVAL;
         }
-        k += put_utf8(o + k, cp);
+        k += put_utf8(o + k, cp); /* a \\uXXXX (6 bytes) makes at most 4 */
     }
-    while (i < n && is_space((unsigned char)s[i])) i++;
-    if (i != n) return -EINVAL;
+    *ip = i;
     *olen = k;
     return 0;
 }
 
-int cli_decode(int format, const char *s, size_t n, char **out, size_t *outlen)
+static void skip_ws(const char *s, size_t n, size_t *i)
+{
+    while (*i < n && is_space((unsigned char)s[*i])) (*i)++;
+}
+
+/* Skip a JSON scalar (number, true, false, null) or a string, or a flat array of them. */
+static int json_skip(const char *s, size_t n, size_t *i, char *scratch)
+{
+    size_t len;
+    if (*i < n && s[*i] == '"') return json_string(s, n, i, scratch, &len);
+    if (*i < n && s[*i] == '[') {
+        (*i)++;
+        skip_ws(s, n, i);
+        if (*i < n && s[*i] == ']') {
+            (*i)++;
+            return 0;
+        }
+        for (;;) {
+            skip_ws(s, n, i);
+            if (*i < n && (s[*i] == '[' || s[*i] == '{')) return -EINVAL; /* flat only */
+            if (json_skip(s, n, i, scratch) < 0) return -EINVAL;
+            skip_ws(s, n, i);
+            if (*i < n && s[*i] == ',') {
+                (*i)++;
+                continue;
+            }
+            if (*i < n && s[*i] == ']') {
+                (*i)++;
+                return 0;
+            }
+            return -EINVAL;
+        }
+    }
+    size_t start = *i;
+    while (*i < n && (isalnum((unsigned char)s[*i]) || strchr("+-.", s[*i]))) (*i)++;
+    return *i > start ? 0 : -EINVAL;
+}
+
+/* JSON input: a string literal, or an object as `ferry recv --format json` prints it:
+ * {"type": N, "data": "..."} or {"type": N, "base64": "..."} (other members, such as
+ * size, uid, pid, fds, are skipped). o has room for n bytes; *type is set when given. */
+static int json_decode(const char *s, size_t n, char *o, size_t *olen, int64_t *type)
+{
+    size_t i = 0;
+    skip_ws(s, n, &i);
+    if (i < n && s[i] == '"') {
+        if (json_string(s, n, &i, o, olen) < 0) return -EINVAL;
+        skip_ws(s, n, &i);
+        return i == n ? 0 : -EINVAL;
+    }
+    if (i >= n || s[i++] != '{') return -EINVAL;
+    char *scratch = malloc(n + 1);
+    if (!scratch) return -ENOMEM;
+    int rc = -EINVAL, have = 0;
+    *olen = 0;
+    skip_ws(s, n, &i);
+    if (i < n && s[i] == '}') goto end;
+    for (;;) {
+        char key[16];
+        size_t klen;
+        skip_ws(s, n, &i);
+        if (json_string(s, n, &i, scratch, &klen) < 0) goto out;
+        snprintf(key, sizeof key, "%.*s", (int)(klen < sizeof key ? klen : sizeof key - 1),
+                 scratch);
+        if (klen >= sizeof key) key[0] = '\0';
+        skip_ws(s, n, &i);
+        if (i >= n || s[i++] != ':') goto out;
+        skip_ws(s, n, &i);
+        if (strcmp(key, "data") == 0) {
+            if (have++ || json_string(s, n, &i, o, olen) < 0) goto out;
+        } else if (strcmp(key, "base64") == 0) {
+            size_t blen;
+            char *dec;
+            if (have++ || json_string(s, n, &i, scratch, &blen) < 0) goto out;
+            if (cli_decode(CLI_FMT_BASE64, scratch, blen, &dec, olen, NULL) < 0) goto out;
+            memcpy(o, dec, *olen);
+            free(dec);
+        } else if (strcmp(key, "type") == 0) {
+            char *end;
+            errno = 0;
+            long long v = strtoll(s + i, &end, 10);
+            if (errno || end == s + i || v < 0 || (size_t)(end - s) > n) goto out;
+            i = (size_t)(end - s);
+            if (type) *type = v;
+        } else if (json_skip(s, n, &i, scratch) < 0) {
+            goto out;
+        }
+        skip_ws(s, n, &i);
+        if (i < n && s[i] == ',') {
+            i++;
+            continue;
+        }
+        if (i < n && s[i] == '}') break;
+        goto out;
+    }
+end:
+    i++;
+    skip_ws(s, n, &i);
+    rc = i == n ? 0 : -EINVAL;
+out:
+    free(scratch);
+    return rc;
+}
+
+int cli_decode(int format, const char *s, size_t n, char **out, size_t *outlen, int64_t *type)
 {
     char *o = malloc(n + 1); /* every decoding is at most as long as its input */
     if (!o) return -ENOMEM;
@@ -594,7 +698,11 @@ int cli_decode(int format, const char *s, size_t n, char **out, size_t *outlen)
         }
         if (pad > 2 || bits >= 6) goto bad;
     } else if (format == CLI_FMT_JSON) {
-        if (json_decode(s, n, o, &k) < 0) goto bad;
+        int rc = json_decode(s, n, o, &k, type);
+        if (rc < 0) {
+            free(o);
+            return rc;
+        }
     } else {
         memcpy(o, s, n);
         k = n;
@@ -636,6 +744,15 @@ static int read_all(FILE *f, char **out, size_t *len)
         free(b);
         return -EIO;
     }
+    if (n == cap) { /* room for a NUL: the JSON decoder's strtoll stops there */
+        char *nb = realloc(b, cap + 1);
+        if (!nb) {
+            free(b);
+            return -ENOMEM;
+        }
+        b = nb;
+    }
+    b[n] = '\0';
     *out = b;
     *len = n;
     return 0;
@@ -646,10 +763,11 @@ int cli_input_open(cli_input *in, const cli_opts *o, const char *arg_payload)
     memset(in, 0, sizeof *in);
     in->o = o;
     const char *src = arg_payload ? arg_payload : o->data;
-    if (src) return cli_decode(o->format, src, strlen(src), &in->whole, &in->whole_len);
+    in->type = o->type;
+    if (src) return cli_decode(o->format, src, strlen(src), &in->whole, &in->whole_len, &in->type);
     if (o->lines) {
-        in->in = stdin;
-        return 0;
+        in->in = o->file ? fopen(o->file, "re") : stdin;
+        return in->in ? 0 : -errno;
     }
     FILE *f = stdin;
     if (o->file && !(f = fopen(o->file, "re"))) return -errno;
@@ -658,7 +776,7 @@ int cli_input_open(cli_input *in, const cli_opts *o, const char *arg_payload)
     int rc = read_all(f, &raw, &n);
     if (f != stdin) fclose(f);
     if (rc < 0) return rc;
-    rc = cli_decode(o->format, raw, n, &in->whole, &in->whole_len);
+    rc = cli_decode(o->format, raw, n, &in->whole, &in->whole_len, &in->type);
     free(raw);
     return rc;
 }
@@ -678,7 +796,8 @@ int cli_input_next(cli_input *in, const void **data, size_t *len)
         if ((size_t)n > CLI_MAX_INPUT) return -EMSGSIZE;
         free(in->whole);
         in->whole = NULL;
-        int rc = cli_decode(o->format, in->line, (size_t)n, &in->whole, &in->whole_len);
+        in->type = o->type;
+        int rc = cli_decode(o->format, in->line, (size_t)n, &in->whole, &in->whole_len, &in->type);
         if (rc < 0) return rc;
         in->sent++;
         *data = in->whole;
@@ -694,6 +813,7 @@ int cli_input_next(cli_input *in, const void **data, size_t *len)
 
 void cli_input_close(cli_input *in)
 {
+    if (in->in && in->in != stdin) fclose(in->in);
     free(in->whole);
     free(in->line);
     memset(in, 0, sizeof *in);

@@ -6,7 +6,7 @@
  * The convention (ferry(1), man/ferry.1.scd, has it for users):
  *   --format raw|text|hex|json|base64   how payloads are printed (and read: hex, base64 and
  *                                       json decode their input; raw and text take bytes)
- *   --data STRING | --file PATH | stdin one message; stdin with --lines: one per line
+ *   --data STRING | --file PATH | stdin one message; --lines: one per line (file or stdin)
  *   --type N (>= 0), --type-filter N    typed messages; System V msgrcv rules on receive
  *   --timeout 2.5s|250ms|forever|now    how long each wait may take
  *   --count N, --interval T             how many messages; the pause between sends
@@ -122,6 +122,7 @@ typedef struct cli_input {
     size_t line_cap;
     long sent;
     int done;
+    int64_t type; /* the current message's type: --type, or a JSON input's "type" */
 } cli_input;
 int cli_input_open(cli_input *in, const cli_opts *o, const char *arg_payload);
 /* The next message: 1 (*data, *len valid until the next call), 0 (no more), -errno
@@ -129,9 +130,11 @@ int cli_input_open(cli_input *in, const cli_opts *o, const char *arg_payload);
 int cli_input_next(cli_input *in, const void **data, size_t *len);
 void cli_input_close(cli_input *in);
 
-/* Decode text per format (hex, base64, json string; raw and text: a copy) into a new
- * buffer (*out, caller frees). -EINVAL when it does not decode, -ENOMEM. */
-int cli_decode(int format, const char *s, size_t n, char **out, size_t *outlen);
+/* Decode text per format (hex, base64; json: a string, or an object with "data" or
+ * "base64" and "type", as `ferry recv --format json` prints; raw and text: a copy) into a
+ * new buffer (*out, caller frees; at most n bytes). *type (may be NULL) gets a JSON
+ * object's type. -EINVAL when it does not decode, -ENOMEM. */
+int cli_decode(int format, const char *s, size_t n, char **out, size_t *outlen, int64_t *type);
 
 /* What is known of a received message besides its bytes. */
 typedef struct cli_meta {
