@@ -76,6 +76,9 @@ static int target_open(target *t, const cli_opts *o, const char *spec, int sendi
         if (want >= 0) return -EINVAL;
         if (!o->listen) return ferry_chan_open(spec, &co, &t->ch, to);
         if ((rc = ferry_listen(spec, &co, &t->l)) < 0) return rc;
+        char url[512];
+        if (ferry_listener_url(t->l, url, sizeof url) > 0) /* tcp port 0: the port it got */
+            fprintf(stderr, "ferry %s: listening on %s\n", sending ? "send" : "recv", url);
         return accept_peer(t, o);
     }
     if (o->listen) {
@@ -84,6 +87,7 @@ static int target_open(target *t, const cli_opts *o, const char *spec, int sendi
         ferry_policy_init(&pol);
         pol.mode = o->mode;
         if ((rc = ferry_register(spec, &pol, &co, &t->l, to)) < 0) return rc;
+        fprintf(stderr, "ferry %s: listening as %s\n", sending ? "send" : "recv", spec);
         return accept_peer(t, o);
     }
     uint32_t kind = 0;

@@ -149,12 +149,13 @@ static int parse_format(const char *s)
     return -1;
 }
 
+/* One line on stderr naming the problem (the usage is a `ferry help CMD` away). */
 static int usage_error(const char *cmd, void (*usage)(FILE *), const char *fmt, const char *arg)
 {
+    (void)usage;
     fprintf(stderr, "ferry %s: ", cmd);
     fprintf(stderr, fmt, arg);
-    fputs("\n", stderr);
-    if (usage) usage(stderr);
+    fprintf(stderr, " (see 'ferry help %.*s')\n", (int)strcspn(cmd, " "), cmd);
     return CLI_EX_USAGE;
 }
 
