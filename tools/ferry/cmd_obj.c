@@ -104,8 +104,13 @@ int mailbox_main(int argc, char **argv)
         mailbox_usage(stdout);
         return 0;
     }
-    fprintf(stderr, "ferry mailbox: %s '%s'\n", *verb ? "unknown verb" : "missing verb", verb);
-    mailbox_usage(stderr);
+    fprintf(stderr,
+            "ferry mailbox: %s '%s' (see 'ferry help mailbox')
+\",
+                    * verb
+                ? "unknown verb"
+                : "missing verb",
+            verb);
     return CLI_EX_USAGE;
 }
 
@@ -226,8 +231,13 @@ int event_main(int argc, char **argv)
     int post = strcmp(verb, "post") == 0, next = strcmp(verb, "next") == 0;
     int create = strcmp(verb, "create") == 0;
     if (!post && !next && !create) {
-        fprintf(stderr, "ferry event: %s '%s'\n", *verb ? "unknown verb" : "missing verb", verb);
-        event_usage(stderr);
+        fprintf(stderr,
+                "ferry event: %s '%s' (see 'ferry help event')
+\",
+                        * verb
+                    ? "unknown verb"
+                    : "missing verb",
+                verb);
         return CLI_EX_USAGE;
     }
     unsigned allowed = post   ? CLI_O_OBJ | CLI_O_TIMEOUT
@@ -324,8 +334,13 @@ int sem_main(int argc, char **argv)
     for (int i = 0; i < 4; i++)
         if (strcmp(verb, verbs[i]) == 0) v = i;
     if (v < 0) {
-        fprintf(stderr, "ferry sem: %s '%s'\n", *verb ? "unknown verb" : "missing verb", verb);
-        sem_usage(stderr);
+        fprintf(stderr,
+                "ferry sem: %s '%s' (see 'ferry help sem')
+\",
+                        * verb
+                    ? "unknown verb"
+                    : "missing verb",
+                verb);
         return CLI_EX_USAGE;
     }
     char cmd[32];
@@ -546,9 +561,10 @@ int kill_main(int argc, char **argv)
     if (rc >= 0) return rc;
     int sig = parse_signal(o.pos[1]);
     if (sig < 0) {
-        fprintf(stderr, "ferry kill: bad signal '%s' (a name like TERM or a number 1..64)\n",
+        fprintf(stderr,
+                "ferry kill: bad signal '%s' (a name like TERM or a number 1..64; see 'ferry help "
+                "kill')\n",
                 o.pos[1]);
-        kill_usage(stderr);
         return CLI_EX_USAGE;
     }
     rc = ferry_kill(o.pos[0], sig, o.timeout_ns < 0 ? 10 * SEC_NS : o.timeout_ns);

@@ -62,7 +62,6 @@ int call_main(int argc, char **argv)
     if (o.npos == 2 && (o.data || o.file || o.lines)) {
         fputs("ferry call: a PAYLOAD argument and --data/--file/--lines exclude each other\n",
               stderr);
-        call_usage(stderr);
         return CLI_EX_USAGE;
     }
     const char *name = o.pos[0];
@@ -273,7 +272,6 @@ int serve_main(int argc, char **argv)
     if (rc >= 0) return rc;
     if (!o.exec == !o.echo) {
         fputs("ferry serve: give exactly one of --exec CMD and --echo\n", stderr);
-        serve_usage(stderr);
         return CLI_EX_USAGE;
     }
     cli_signals();

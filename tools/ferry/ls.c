@@ -824,7 +824,7 @@ typedef struct broker {
 
 static const char *kind_of(uint32_t kind)
 {
-    static const char *const k[] = {"server", "semaphore", "mutex", "barrier",
+    static const char *const k[] = {"server", "semaphore", "mutex",    "barrier",
                                     "event",  "mailbox",   "broadcast"};
     return kind < sizeof k / sizeof *k ? k[kind] : "?";
 }

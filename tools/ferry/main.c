@@ -55,12 +55,11 @@ int main(int argc, char **argv)
     }
     const char *cmd = argv[1];
     static int (*const mains[])(int, char **) = {
-        bench_main, ls_main,      rm_main,  send_main, recv_main,  call_main, serve_main,
-        watch_main, mailbox_main, sub_main, pub_main,  event_main, sem_main,  stat_main,
-        kill_main};
-    static const char *const names[] = {"bench", "ls",    "rm",  "send", "recv",
+        bench_main,   ls_main,  rm_main,  send_main,  recv_main, call_main, serve_main, watch_main,
+        mailbox_main, sub_main, pub_main, event_main, sem_main,  stat_main, kill_main};
+    static const char *const names[] = {"bench", "ls",    "rm",    "send",    "recv",
                                         "call",  "serve", "watch", "mailbox", "sub",
-                                        "pub",   "event", "sem", "stat", "kill"};
+                                        "pub",   "event", "sem",   "stat",    "kill"};
     enum { NCMDS = sizeof names / sizeof *names };
     for (int i = 0; i < NCMDS; i++)
         if (strcmp(cmd, names[i]) == 0) return mains[i](argc - 1, argv + 1);
