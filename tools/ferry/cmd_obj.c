@@ -104,13 +104,8 @@ int mailbox_main(int argc, char **argv)
         mailbox_usage(stdout);
         return 0;
     }
-    fprintf(stderr,
-            "ferry mailbox: %s '%s' (see 'ferry help mailbox')
-\",
-                    * verb
-                ? "unknown verb"
-                : "missing verb",
-            verb);
+    fprintf(stderr, "ferry mailbox: %s '%s' (see 'ferry help mailbox')\n",
+            *verb ? "unknown verb" : "missing verb", verb);
     return CLI_EX_USAGE;
 }
 
@@ -231,13 +226,8 @@ int event_main(int argc, char **argv)
     int post = strcmp(verb, "post") == 0, next = strcmp(verb, "next") == 0;
     int create = strcmp(verb, "create") == 0;
     if (!post && !next && !create) {
-        fprintf(stderr,
-                "ferry event: %s '%s' (see 'ferry help event')
-\",
-                        * verb
-                    ? "unknown verb"
-                    : "missing verb",
-                verb);
+        fprintf(stderr, "ferry event: %s '%s' (see 'ferry help event')\n",
+                *verb ? "unknown verb" : "missing verb", verb);
         return CLI_EX_USAGE;
     }
     unsigned allowed = post   ? CLI_O_OBJ | CLI_O_TIMEOUT
@@ -334,13 +324,8 @@ int sem_main(int argc, char **argv)
     for (int i = 0; i < 4; i++)
         if (strcmp(verb, verbs[i]) == 0) v = i;
     if (v < 0) {
-        fprintf(stderr,
-                "ferry sem: %s '%s' (see 'ferry help sem')
-\",
-                        * verb
-                    ? "unknown verb"
-                    : "missing verb",
-                verb);
+        fprintf(stderr, "ferry sem: %s '%s' (see 'ferry help sem')\n",
+                *verb ? "unknown verb" : "missing verb", verb);
         return CLI_EX_USAGE;
     }
     char cmd[32];
