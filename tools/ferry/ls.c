@@ -4,7 +4,7 @@
  * and the kernel objects ferry's transports made, with the ones whose makers are gone
  * marked stale (docs/ferry-ls.md is the user's guide).
  *
- *   ferry ls [--json] [--path DIR]... [--mqueue DIR] [--broker SOCKET]
+ *   ferry ls [--json | --names] [--path DIR]... [--mqueue DIR] [--broker SOCKET]
  *   ferry rm [-n] [--path DIR]... [--mqueue DIR] (--stale | OBJECT...)
  *
  * Rules:
@@ -812,6 +812,8 @@ static void scan_all(const scanopts *so, objlist *l, notes *ns)
 
 /* ------------------------------------------------------------------ the broker */
 
+static int names_only; /* ls --names: the names alone, one a line (for completion) */
+
 typedef struct broker {
     char sock[108];
     int running;
@@ -833,6 +835,7 @@ static const char *kind_of(uint32_t kind)
  * right); -1 for every other name, or when it cannot be opened. */
 static void broker_depths(broker *b)
 {
+    if (names_only) return;
     b->depth = calloc(b->n ? b->n : 1, sizeof *b->depth);
     for (size_t i = 0; b->depth && i < b->n; i++) {
         b->depth[i] = -1;
@@ -1075,11 +1078,12 @@ static void print_text(const broker *b, const objlist *l, const notes *ns)
 
 static void ls_usage(FILE *f)
 {
-    fputs("usage: ferry ls [--json] [--path DIR]... [--mqueue DIR] [--broker SOCKET]\n"
+    fputs("usage: ferry ls [--json | --names] [--path DIR]... [--mqueue DIR] [--broker SOCKET]\n"
           "  what ferryd holds (names, owners, connects) and the kernel objects ferry's\n"
           "  transports made (POSIX and System V queue pairs; FIFO pairs and socket files\n"
           "  in each --path DIR), each live, stale (its makers are gone) or unknown.\n"
           "  --json           one JSON object: {\"broker\", \"names\", \"objects\", \"notes\"}\n"
+          "  --names          only ferryd's names, one a line (what completion uses)\n"
           "  --path DIR       also look for FIFO pairs (*.c2s, *.s2c) and sockets in DIR\n"
           "  --mqueue DIR     where the mqueue file system is mounted (/dev/mqueue)\n"
           "  --broker SOCKET  ferryd's socket (default: as the library finds it)\n"
@@ -1098,7 +1102,7 @@ static void rm_usage(FILE *f)
           f);
 }
 
-enum { OPT_JSON = 1000, OPT_PATH, OPT_MQUEUE, OPT_BROKER, OPT_STALE };
+enum { OPT_JSON = 1000, OPT_PATH, OPT_MQUEUE, OPT_BROKER, OPT_STALE, OPT_NAMES };
 
 /* Parse the options ls and rm share (and their own). Returns 0, or 2 after a usage
  * message; *help set for --help. */
@@ -1110,6 +1114,7 @@ static int parse(int argc, char **argv, int is_rm, scanopts *so, int *json, int 
                                           {"mqueue", required_argument, 0, OPT_MQUEUE},
                                           {"broker", required_argument, 0, OPT_BROKER},
                                           {"stale", no_argument, 0, OPT_STALE},
+                                          {"names", no_argument, 0, OPT_NAMES},
                                           {"dry-run", no_argument, 0, 'n'},
                                           {"help", no_argument, 0, 'h'},
                                           {0, 0, 0, 0}};
@@ -1137,6 +1142,10 @@ static int parse(int argc, char **argv, int is_rm, scanopts *so, int *json, int 
         case OPT_BROKER:
             if (is_rm) goto bad;
             setenv("FERRY_BROKER", optarg, 1);
+            break;
+        case OPT_NAMES:
+            if (is_rm) goto bad;
+            names_only = 1;
             break;
         case OPT_STALE:
             if (!is_rm) goto bad;
@@ -1176,6 +1185,12 @@ int ls_main(int argc, char **argv)
     signal(SIGPIPE, SIG_IGN);
     broker b;
     broker_read(&b);
+    if (names_only) { /* no kernel objects, no depths: quick enough for a Tab */
+        for (size_t i = 0; i < b.n; i++) printf("%s\n", b.names[i].name);
+        free(b.names);
+        free(b.depth);
+        return fflush(stdout) != 0 || b.err ? 1 : 0;
+    }
     objlist l = {0};
     notes ns = {0};
     scan_all(&so, &l, &ns);
