@@ -407,7 +407,7 @@ int stat_main(int argc, char **argv)
     int rc = cli_parse("stat", argc, argv, CLI_O_JSON | CLI_O_TIMEOUT, 1, 1, stat_usage, &o);
     if (rc >= 0) return rc;
     const char *name = o.pos[0];
-    int64_t to = o.timeout_ns < 0 ? 10 * SEC_NS : o.timeout_ns;
+    int64_t to = o.has_timeout ? o.timeout_ns : 10 * SEC_NS;
     ferry_name_info in;
     if ((rc = ferry_lookup(name, &in, to)) < 0) return cli_fail("stat", name, rc);
     struct timespec now;
@@ -552,6 +552,6 @@ int kill_main(int argc, char **argv)
                 o.pos[1]);
         return CLI_EX_USAGE;
     }
-    rc = ferry_kill(o.pos[0], sig, o.timeout_ns < 0 ? 10 * SEC_NS : o.timeout_ns);
+    rc = ferry_kill(o.pos[0], sig, o.has_timeout ? o.timeout_ns : 10 * SEC_NS);
     return rc < 0 ? cli_fail("kill", o.pos[0], rc) : 0;
 }

@@ -55,10 +55,7 @@ int call_main(int argc, char **argv)
                        CLI_O_IN | CLI_O_FORMAT | CLI_O_COUNT | CLI_O_TIMEOUT | CLI_O_UNIX, 1, 2,
                        call_usage, &o);
     if (rc >= 0) return rc;
-    int explicit_timeout = 0;
-    for (int i = 1; i < argc; i++)
-        if (strncmp(argv[i], "--timeout", 9) == 0) explicit_timeout = 1;
-    if (!explicit_timeout) o.timeout_ns = 30 * 1000000000LL;
+    if (!o.has_timeout) o.timeout_ns = 30 * 1000000000LL;
     if (o.npos == 2 && (o.data || o.file || o.lines)) {
         fputs("ferry call: a PAYLOAD argument and --data/--file/--lines exclude each other\n",
               stderr);

@@ -216,6 +216,7 @@ int cli_parse(const char *cmd, int argc, char **argv, unsigned allowed, int min_
             if (cli_parse_duration(optarg, &o->timeout_ns) < 0)
                 return usage_error(cmd, usage,
                                    "bad --timeout '%s' (e.g. 2.5s, 100ms, forever, now)", optarg);
+            o->has_timeout = 1;
             break;
         case OPT_INTERVAL:
             if (cli_parse_duration(optarg, &o->interval_ns) < 0 || o->interval_ns < 0)

@@ -66,6 +66,7 @@ typedef struct cli_opts {
     int has_type;
     int64_t type, type_filter;
     int64_t timeout_ns; /* FERRY_FOREVER unless --timeout */
+    int has_timeout;    /* --timeout was given */
     long count;         /* -1: no --count */
     int64_t interval_ns;
     unsigned mode; /* --mode, default 0600 */
