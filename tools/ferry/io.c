@@ -908,18 +908,22 @@ static void fd_target(int fd, char *buf, size_t cap)
     buf[n] = '\0';
 }
 
-static void print_text(FILE *f, const unsigned char *p, size_t n)
+/* Bytes as text a terminal shows and cannot be steered by: printable ASCII, \n and \t
+ * (when nl), and valid UTF-8 except the C1 controls (U+0080..U+009F, which some
+ * terminals obey as escape sequences) as they are; every other byte as \xHH. */
+static void put_safe(FILE *f, const unsigned char *p, size_t n, int nl)
 {
     size_t i = 0;
     while (i < n) {
         unsigned c = p[i];
-        if (c == '\n' || c == '\t' || (c >= 0x20 && c < 0x7f)) {
+        if ((nl && (c == '\n' || c == '\t')) || (c >= 0x20 && c < 0x7f)) {
             fputc((int)c, f);
             i++;
             continue;
         }
         size_t l = c >= 0xf0 ? 4 : c >= 0xe0 ? 3 : 2;
-        if (c >= 0x80 && i + l <= n && cli_utf8_valid(p + i, l)) {
+        int c1 = c == 0xc2 && i + 1 < n && p[i + 1] < 0xa0;
+        if (c >= 0x80 && !c1 && i + l <= n && cli_utf8_valid(p + i, l)) {
             fwrite(p + i, 1, l, f);
             i += l;
         } else {
@@ -927,6 +931,11 @@ static void print_text(FILE *f, const unsigned char *p, size_t n)
             i++;
         }
     }
+}
+
+static void print_text(FILE *f, const unsigned char *p, size_t n)
+{
+    put_safe(f, p, n, 1);
     if (n == 0 || p[n - 1] != '\n') fputc('\n', f);
 }
 
@@ -978,9 +987,10 @@ void cli_print_msg(FILE *f, const cli_opts *o, const void *data, size_t len, con
             fprintf(f, ", uid %u gid %u pid %d", (unsigned)m->cred.uid, (unsigned)m->cred.gid,
                     (int)m->cred.pid);
         if (m->has_lost) fprintf(f, ", lost %llu", (unsigned long long)m->lost);
-        for (int i = 0; i < m->nfds; i++) {
+        for (int i = 0; i < m->nfds; i++) { /* a path the sender chose: escaped */
             fd_target(m->fds[i], target, sizeof target);
-            fprintf(f, ", fd %s", target);
+            fputs(", fd ", f);
+            put_safe(f, (const unsigned char *)target, strlen(target), 0);
         }
         fputs("] ", f);
     }

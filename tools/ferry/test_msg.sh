@@ -205,6 +205,18 @@ send_up "unix://$tmp/d/b" --format raw --file "$tmp/bin" --timeout 10s
 reaped 0
 grep -q '"size": 6.*"base64": "AAH/YWJj"' "$tmp/rout" || fail "json binary: base64"
 
+# text output cannot steer a terminal: ESC and the C1 CSI (U+009B) come out as \xHH, in
+# the payload and in a received fd's path
+esc=$(printf 'evil\033[31m')
+echo x >"$tmp/d/$esc"
+receiver "unix://$tmp/d/b" --listen --count 1 --timeout 10s
+send_up "unix://$tmp/d/b" --data "$(printf 'a\033[2J\302\233b')" --fd "$tmp/d/$esc" --timeout 10s
+reaped 0
+rm -f "$tmp/d/$esc"
+grep -q "fd $tmp/d/evil\\\\x1b\[31m\] a\\\\x1b\[2J\\\\xc2\\\\x9bb$" "$tmp/rout" ||
+    fail "text output: control bytes not escaped: $(od -c "$tmp/rout")"
+[ "$(tr -d '\033' <"$tmp/rout" | wc -c)" -eq "$(wc -c <"$tmp/rout")" ] || fail "an ESC byte was printed"
+
 # ---- errors: one line on stderr naming the cause, and the documented code
 expect 2 "$FERRY" send "unix://$tmp/d/x" --format yaml --data x
 one_line "bad format 'yaml'"
