@@ -15,7 +15,8 @@
 # sender's uid and pid), on tcp `--fd` is refused (exit 1, one line naming it); `send
 # --listen` -> `recv` (the listener sends and closes; recv gets everything, then exit 0 at
 # the end of the stream); a binary payload survives --format raw byte for byte and
-# --format json as "base64"; bad --format, bad hex, bad URL scheme, bad --timeout exit 2
+# --format json as "base64"; text output escapes ESC and C1 controls (payload, fd path);
+# bad --format, bad hex, bad URL scheme, bad --timeout exit 2
 # with one line on stderr naming the cause; nobody listening exits 4; `--timeout 200ms`
 # with nothing coming exits 3. At the end: no queue (ipcs -q, the mqueue directory), no
 # socket file or FIFO left, no ferry process running.
