@@ -832,14 +832,19 @@ static const char *kind_of(uint32_t kind)
 }
 
 /* Each mailbox's depth, where the caller may open it (ferry_mailbox_open: the connect
- * right); -1 for every other name, or when it cannot be opened. */
+ * right); -1 for every other name, or when it cannot be opened, and beyond the first
+ * MAX_DEPTHS mailboxes (a sharer holding a mailbox's lock delays its stats up to 1 s:
+ * the bound keeps `ferry ls` quick). */
+#define MAX_DEPTHS 256
 static void broker_depths(broker *b)
 {
     if (names_only) return;
     b->depth = calloc(b->n ? b->n : 1, sizeof *b->depth);
+    int opened = 0;
     for (size_t i = 0; b->depth && i < b->n; i++) {
         b->depth[i] = -1;
-        if (b->names[i].kind != FERRY_OBJ_MAILBOX) continue;
+        if (b->names[i].kind != FERRY_OBJ_MAILBOX || opened >= MAX_DEPTHS) continue;
+        opened++;
         ferry_mailbox *mb;
         if (ferry_mailbox_open(b->names[i].name, &mb, CALL_TIMEOUT) < 0) continue;
         ferry_mailbox_counters st;
