@@ -82,10 +82,22 @@ static void run(const char *listen_url)
     CHECK_EQ(fd_count(), before);
 }
 
+static char dir[] = "/tmp/test_creator_gone.XXXXXX";
+
+/* Also after a failed CHECK (exit): the socket file a listener left, and the directory. */
+static void cleanup(void)
+{
+    char path[sizeof dir + 4];
+    snprintf(path, sizeof path, "%s/s", dir);
+    if (!dir[0]) return;
+    unlink(path);
+    rmdir(dir);
+}
+
 int main(void)
 {
-    char dir[] = "/tmp/test_creator_gone.XXXXXX";
     CHECK(mkdtemp(dir) != NULL);
+    atexit(cleanup);
     char url[300];
     snprintf(url, sizeof url, "unix://%s/s", dir);
     run(url);
@@ -93,6 +105,7 @@ int main(void)
     snprintf(url, sizeof url, "%s/s", dir);
     CHECK(access(url, F_OK) != 0); /* the listener removed its socket file */
     CHECK_EQ(rmdir(dir), 0);
+    dir[0] = '\0'; /* nothing left for cleanup */
     puts("test_creator_gone: ok");
     return 0;
 }
