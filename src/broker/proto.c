@@ -64,6 +64,8 @@ void ferry__bw_info(ferry__bw *w, const ferry_name_info *in)
     ferry__bw_cred(w, &(ferry_cred){.uid = in->uid, .gid = in->gid, .pid = in->pid});
     ferry__bw_u32(w, in->mode);
     ferry__bw_u64(w, in->connects);
+    ferry__bw_u32(w, in->kind);
+    ferry__bw_u64(w, in->since_ns);
 }
 
 void ferry__bw_register(ferry__bw *w, const char *name, const ferry_policy *p)
@@ -140,6 +142,12 @@ void ferry__br_info(ferry__br *r, ferry_name_info *out)
     out->pid = c.pid;
     out->mode = ferry__br_u32(r);
     out->connects = ferry__br_u64(r);
+    out->kind = ferry__br_u32(r);
+    if (out->kind > FERRY_OBJ_BCAST) { /* 0 (a server) or a FERRY_OBJ_* kind, nothing else */
+        out->kind = 0;
+        r->err = -EBADMSG;
+    }
+    out->since_ns = ferry__br_u64(r);
     memset(out->reserved, 0, sizeof out->reserved); /* ferry.h: zeroed, room for later */
 }
 

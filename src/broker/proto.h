@@ -32,7 +32,9 @@
  *                                              INTRO id kind client-ident + fd
  *                                              LOST name  (taken over by another owner)
  *                                              EVENT kind info
- * status is 0 or a negative errno value. An info is: name uid gid pid mode connects.
+ * status is 0 or a negative errno value. An info is: name uid gid pid mode connects kind
+ * since (kind: u32, 0 a server or a FERRY_OBJ_* kind, any other value -EBADMSG; since:
+ * u64, CLOCK_REALTIME ns when the owner took the name).
  * An ident is: uid gid pid.
  * oflags (OPEN's reply, after status 0 only) is a u32 of FERRY__OPEN_* bits; any other bit
  * set is -EBADMSG. FERRY__OPEN_TRUSTED: ferryd trusts the opener with the object's

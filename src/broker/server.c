@@ -145,6 +145,7 @@ typedef struct name {
     ferry_policy pol;
     gid_t gid; /* the policy's group, resolved */
     uint64_t connects;
+    uint64_t since_ns; /* CLOCK_REALTIME when the owner took it (ferry_name_info.since_ns) */
     char name[];
 } name;
 
@@ -351,6 +352,8 @@ static void info_of(const name *n, ferry_name_info *in)
     in->pid = n->owner->id.pid;
     in->mode = n->pol.mode;
     in->connects = n->connects;
+    in->kind = n->kind;
+    in->since_ns = n->since_ns;
 }
 
 /* ------------------------------------------------------------------ output */
@@ -743,6 +746,9 @@ static int register_name(broker *b, conn *c, const char *nm, const ferry_policy 
     n->connects = 0;
     n->kind = kind;
     n->objfd = objfd;
+    struct timespec now;
+    clock_gettime(CLOCK_REALTIME, &now);
+    n->since_ns = (uint64_t)now.tv_sec * 1000000000u + (uint64_t)now.tv_nsec;
     c->nnames++;
     c->u->used.names++;
     if (objfd >= 0) c->u->used.fds++;

@@ -1068,6 +1068,15 @@ int ferry__fdchan_new(const ferry__fdchan_cfg *cfg, int64_t deadline, ferry_chan
     }
     if (rc == 0 && cfg->max_msg == 0) rc = await_hello(c, deadline);
     if (rc == 0) rc = send_hello(c);
+    /* A joiner whose creator sent its HELLO and messages and closed already: the channel
+     * is made anyway, so that what the creator sent is drained, then -EPIPE (a close never
+     * destroys what that end sent). The failed write marked the link dead, which would
+     * stop receives before the queue: clear it (nothing else has seen it yet; the
+     * receives find the end after the creator's messages, and sends find it again). */
+    if (rc == -EPIPE && cfg->max_msg == 0) {
+        atomic_store(&c->dead, 0);
+        rc = 0;
+    }
     if (rc < 0) {
         if (c) {
             free(c->unlink1); /* on failure the caller's paths stay where they are */

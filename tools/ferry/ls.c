@@ -4,13 +4,15 @@
  * and the kernel objects ferry's transports made, with the ones whose makers are gone
  * marked stale (docs/ferry-ls.md is the user's guide).
  *
- *   ferry ls [--json] [--path DIR]... [--mqueue DIR] [--broker SOCKET]
+ *   ferry ls [--json | --names] [--path DIR]... [--mqueue DIR] [--broker SOCKET]
  *   ferry rm [-n] [--path DIR]... [--mqueue DIR] (--stale | OBJECT...)
  *
  * Rules:
  *  - Never starts ferryd: FERRY_NO_AUTOSPAWN=1 is set for the tool's own calls. Names come
- *    from ferry_list (paged, 64 a call, 2 s per call); ferryd's pid from PATH.lock (its
- *    courtesy; absent under socket activation). ferryd not running is no error.
+ *    from ferry_list (paged, 64 a call, 2 s per call), with their kind (server or the
+ *    FERRY_OBJ_* of a published object); a mailbox's depth from ferry_mailbox_stats where
+ *    the caller may open it; ferryd's pid from PATH.lock (its courtesy; absent under
+ *    socket activation). ferryd not running is no error.
  *  - Kernel objects are found the way the transports name them:
  *      posixmq  queues NAME.c2s / NAME.s2c in the mqueue file system (--mqueue, default
  *               /dev/mqueue); when both exist their mq_msgsize must match and be >= 32
@@ -810,14 +812,52 @@ static void scan_all(const scanopts *so, objlist *l, notes *ns)
 
 /* ------------------------------------------------------------------ the broker */
 
+static int names_only; /* ls --names: the names alone, one a line (for completion) */
+
 typedef struct broker {
     char sock[108];
     int running;
     int err; /* ferry_list's error, when not "not running" */
     pid_t pid;
     ferry_name_info *names;
+    long *depth; /* per name: a mailbox's queued messages, -1 not a mailbox or unknown */
     size_t n;
 } broker;
+
+static const char *kind_of(uint32_t kind)
+{
+    static const char *const k[] = {"server", "semaphore", "mutex",    "barrier",
+                                    "event",  "mailbox",   "broadcast"};
+    return kind < sizeof k / sizeof *k ? k[kind] : "?";
+}
+
+/* Each mailbox's depth, where the caller may open it (ferry_mailbox_open: the connect
+ * right); -1 for every other name, or when it cannot be opened, and beyond the first
+ * MAX_DEPTHS mailboxes (a sharer holding a mailbox's lock delays its stats up to 1 s:
+ * the bound keeps `ferry ls` quick). */
+#define MAX_DEPTHS 256
+static void broker_depths(broker *b)
+{
+    if (names_only) return;
+    b->depth = calloc(b->n ? b->n : 1, sizeof *b->depth);
+    int opened = 0;
+    for (size_t i = 0; b->depth && i < b->n; i++) {
+        b->depth[i] = -1;
+        if (b->names[i].kind != FERRY_OBJ_MAILBOX || opened >= MAX_DEPTHS) continue;
+        opened++;
+        ferry_mailbox *mb;
+        if (ferry_mailbox_open(b->names[i].name, &mb, CALL_TIMEOUT) < 0) continue;
+        ferry_mailbox_counters st;
+        ferry_mailbox_counters_init(&st);
+        if (ferry_mailbox_stats(mb, &st) == 0) b->depth[i] = (long)st.queued;
+        ferry_mailbox_close(mb);
+    }
+}
+
+static long depth_of(const broker *b, size_t i)
+{
+    return b->depth ? b->depth[i] : -1;
+}
 
 static void broker_read(broker *b)
 {
@@ -846,11 +886,15 @@ static void broker_read(broker *b)
             if (n != -ECONNREFUSED && n != -ENOENT) b->err = (int)n;
             if (b->n == 0 && (n == -ECONNREFUSED || n == -ENOENT)) return;
             b->running = 1;
+            broker_depths(b);
             return;
         }
         b->running = 1;
         b->n += (size_t)n;
-        if (n < PAGE) return;
+        if (n < PAGE) {
+            broker_depths(b);
+            return;
+        }
         snprintf(after, sizeof after, "%s", b->names[b->n - 1].name);
     }
 }
@@ -914,10 +958,15 @@ static void print_json(const broker *b, const objlist *l, const notes *ns)
         fputs(i ? ",\n  {\"name\": " : "\n  {\"name\": ", f);
         json_str(f, n->name);
         fprintf(f,
-                ", \"uid\": %u, \"gid\": %u, \"pid\": %d, \"mode\": \"%04o\", \"connects\": %llu, "
-                "\"owner_alive\": %s}",
-                (unsigned)n->uid, (unsigned)n->gid, (int)n->pid, n->mode,
-                (unsigned long long)n->connects, pid_alive(n->pid) ? "true" : "false");
+                ", \"kind\": \"%s\", \"uid\": %u, \"gid\": %u, \"pid\": %d, \"mode\": \"%04o\", "
+                "\"connects\": %llu, \"since_ns\": %llu, \"owner_alive\": %s",
+                kind_of(n->kind), (unsigned)n->uid, (unsigned)n->gid, (int)n->pid, n->mode,
+                (unsigned long long)n->connects, (unsigned long long)n->since_ns,
+                pid_alive(n->pid) ? "true" : "false");
+        if (depth_of(b, i) >= 0)
+            fprintf(f, ", \"depth\": %ld}", depth_of(b, i));
+        else
+            fputs(", \"depth\": null}", f);
     }
     fputs("],\n \"objects\": [", f);
     for (size_t i = 0; i < l->n; i++) {
@@ -992,12 +1041,15 @@ static void print_text(const broker *b, const objlist *l, const notes *ns)
         if (b->n == 0) {
             printf("no names\n");
         } else {
-            printf("%-32s %6s %8s %5s %9s %s\n", "NAME", "UID", "PID", "MODE", "CONNECTS", "OWNER");
+            printf("%-32s %-9s %6s %8s %5s %9s %5s %s\n", "NAME", "KIND", "UID", "PID", "MODE",
+                   "CONNECTS", "DEPTH", "OWNER");
             for (size_t i = 0; i < b->n; i++) {
                 const ferry_name_info *n = &b->names[i];
-                printf("%-32s %6u %8d %04o %9llu %s\n", n->name, (unsigned)n->uid, (int)n->pid,
-                       n->mode, (unsigned long long)n->connects,
-                       pid_alive(n->pid) ? "alive" : "dead");
+                char depth[24] = "-";
+                if (depth_of(b, i) >= 0) snprintf(depth, sizeof depth, "%ld", depth_of(b, i));
+                printf("%-32s %-9s %6u %8d %04o %9llu %5s %s\n", n->name, kind_of(n->kind),
+                       (unsigned)n->uid, (int)n->pid, n->mode, (unsigned long long)n->connects,
+                       depth, pid_alive(n->pid) ? "alive" : "dead");
             }
         }
     }
@@ -1031,11 +1083,12 @@ static void print_text(const broker *b, const objlist *l, const notes *ns)
 
 static void ls_usage(FILE *f)
 {
-    fputs("usage: ferry ls [--json] [--path DIR]... [--mqueue DIR] [--broker SOCKET]\n"
+    fputs("usage: ferry ls [--json | --names] [--path DIR]... [--mqueue DIR] [--broker SOCKET]\n"
           "  what ferryd holds (names, owners, connects) and the kernel objects ferry's\n"
           "  transports made (POSIX and System V queue pairs; FIFO pairs and socket files\n"
           "  in each --path DIR), each live, stale (its makers are gone) or unknown.\n"
           "  --json           one JSON object: {\"broker\", \"names\", \"objects\", \"notes\"}\n"
+          "  --names          only ferryd's names, one a line (what completion uses)\n"
           "  --path DIR       also look for FIFO pairs (*.c2s, *.s2c) and sockets in DIR\n"
           "  --mqueue DIR     where the mqueue file system is mounted (/dev/mqueue)\n"
           "  --broker SOCKET  ferryd's socket (default: as the library finds it)\n"
@@ -1054,7 +1107,7 @@ static void rm_usage(FILE *f)
           f);
 }
 
-enum { OPT_JSON = 1000, OPT_PATH, OPT_MQUEUE, OPT_BROKER, OPT_STALE };
+enum { OPT_JSON = 1000, OPT_PATH, OPT_MQUEUE, OPT_BROKER, OPT_STALE, OPT_NAMES };
 
 /* Parse the options ls and rm share (and their own). Returns 0, or 2 after a usage
  * message; *help set for --help. */
@@ -1066,6 +1119,7 @@ static int parse(int argc, char **argv, int is_rm, scanopts *so, int *json, int 
                                           {"mqueue", required_argument, 0, OPT_MQUEUE},
                                           {"broker", required_argument, 0, OPT_BROKER},
                                           {"stale", no_argument, 0, OPT_STALE},
+                                          {"names", no_argument, 0, OPT_NAMES},
                                           {"dry-run", no_argument, 0, 'n'},
                                           {"help", no_argument, 0, 'h'},
                                           {0, 0, 0, 0}};
@@ -1093,6 +1147,10 @@ static int parse(int argc, char **argv, int is_rm, scanopts *so, int *json, int 
         case OPT_BROKER:
             if (is_rm) goto bad;
             setenv("FERRY_BROKER", optarg, 1);
+            break;
+        case OPT_NAMES:
+            if (is_rm) goto bad;
+            names_only = 1;
             break;
         case OPT_STALE:
             if (!is_rm) goto bad;
@@ -1132,6 +1190,12 @@ int ls_main(int argc, char **argv)
     signal(SIGPIPE, SIG_IGN);
     broker b;
     broker_read(&b);
+    if (names_only) { /* no kernel objects, no depths: quick enough for a Tab */
+        for (size_t i = 0; i < b.n; i++) printf("%s\n", b.names[i].name);
+        free(b.names);
+        free(b.depth);
+        return fflush(stdout) != 0 || b.err ? 1 : 0;
+    }
     objlist l = {0};
     notes ns = {0};
     scan_all(&so, &l, &ns);
@@ -1140,6 +1204,7 @@ int ls_main(int argc, char **argv)
     else
         print_text(&b, &l, &ns);
     free(b.names);
+    free(b.depth);
     free(l.v);
     if (fflush(stdout) != 0) return 1;
     return b.err ? 1 : 0;

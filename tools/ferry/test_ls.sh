@@ -157,7 +157,7 @@ start name register org.test.ls
 expect 0 "$HELPER" connect org.test.ls
 expect 0 $LS
 grep -q "^ferryd: running on $FERRY_BROKER (pid $ferryd)" "$tmp/out" || fail "broker line"
-grep -Eq "^org\.test\.ls +0 +$pid_name +0644 +1 alive$" "$tmp/out" || fail "name line"
+grep -Eq "^org\.test\.ls +server +0 +$pid_name +0644 +1 +- alive$" "$tmp/out" || fail "name line"
 
 # ---- live and stale objects
 start mqlive listen posixmq:///lslive
