@@ -569,15 +569,15 @@ FERRY_API int ferry_connect(const char *name, int kind, const ferry_chan_opts *o
 /* What ferry_lookup and ferry_list tell about a name. */
 typedef struct ferry_name_info {
     char name[256];
-    uid_t uid;         /* owner */
-    gid_t gid;         /* the policy's group */
-    pid_t pid;         /* owner process */
-    unsigned mode;     /* the policy's mode */
-    uint64_t connects; /* introductions made to this name so far */
-    uint32_t kind;     /* 0: a server (ferry_register, ferry_serve, ferry_inbox_open);
-                          else the FERRY_OBJ_* kind of a published object (ferry_publish) */
-    uint64_t since_ns; /* when the current owner took the name: CLOCK_REALTIME, ns since
-                          the epoch (ferryd's clock) */
+    uid_t uid;            /* owner */
+    gid_t gid;            /* the policy's group */
+    pid_t pid;            /* owner process */
+    unsigned mode;        /* the policy's mode */
+    uint64_t connects;    /* introductions made to this name so far */
+    uint32_t kind;        /* 0: a server (ferry_register, ferry_serve, ferry_inbox_open);
+                             else the FERRY_OBJ_* kind of a published object (ferry_publish) */
+    uint64_t since_ns;    /* when the current owner took the name: CLOCK_REALTIME, ns since
+                             the epoch (ferryd's clock) */
     uint64_t reserved[8]; /* zeroed by the library: room for later fields, which read 0
                              from a library that does not know them */
 } ferry_name_info;
