@@ -12,6 +12,7 @@ cd "$(dirname "$0")/.."
 . scripts/deps.sh demo
 cmake -S . -B build -DCMAKE_BUILD_TYPE=RelWithDebInfo >/dev/null
 cmake --build build -j"$(nproc)" >/dev/null
+export FERRY_FERRYD="$PWD/build/ferryd" # the library and `ferry bench` start this build's ferryd
 echo "== examples/pingpong"
 ./build/examples/pingpong
 echo

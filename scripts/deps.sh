@@ -3,7 +3,8 @@
 # deps.sh — install what ferry needs on Debian, only when missing. Sourced:
 #   . scripts/deps.sh        building and testing (test.sh): compilers, cmake, sanitizer
 #                            runtimes, clang-format-14 (the format check), valgrind,
-#                            python3 and libuv (for tests and examples)
+#                            python3 and libuv (for tests and examples), scdoc and
+#                            man-db (the man pages and their check)
 #   . scripts/deps.sh demo   the same, plus what the demo compares ferry with (demo.sh):
 #                            ZeroMQ, NNG, iceoryx and sd-bus (libsystemd-dev; with dbus
 #                            for dbus-daemon) for their `ferry bench` rows, pkg-config to
@@ -22,6 +23,12 @@ command -v python3 >/dev/null 2>&1 || need+=(python3) # test_ls.sh checks `ferry
 command -v pkg-config >/dev/null 2>&1 || need+=(pkg-config)
 dpkg-query -W -f='${Status}' libuv1-dev 2>/dev/null | grep -q 'ok installed' || need+=(libuv1-dev)
 command -v valgrind >/dev/null 2>&1 || need+=(valgrind) # test.sh's memcheck step
+# The man pages (man/*.scd) are built with scdoc and checked with man -l (check-man.sh).
+command -v scdoc >/dev/null 2>&1 || need+=(scdoc)
+command -v man >/dev/null 2>&1 || need+=(man-db)
+# check-builds.sh (dpkg-buildflags), check-consumer.sh (dpkg-architecture), check-abi.sh (abidiff).
+command -v dpkg-buildflags >/dev/null 2>&1 || need+=(dpkg-dev)
+command -v abidiff >/dev/null 2>&1 || need+=(abigail-tools)
 # The clang runtimes for the sanitizers and libFuzzer.
 ls /usr/lib/llvm-*/lib/clang/*/lib/linux/libclang_rt.fuzzer-x86_64.a >/dev/null 2>&1 ||
   need+=(libclang-rt-14-dev)

@@ -1,10 +1,13 @@
 #!/usr/bin/env bash
 # SPDX-License-Identifier: MIT
-# test.sh — the whole test suite: every path the docs cite exists and every C file is
-# formatted; the normal build (warnings are errors here: FERRY_WERROR) and every CTest
+# test.sh — the whole test suite: every path the docs cite exists, the man pages are
+# complete and render cleanly (check-man.sh), and every C file is formatted; the normal
+# build (warnings are errors here: FERRY_WERROR) and every CTest
 # test (unit, conformance, integration and security with a real ferryd, corpus replays,
-# the kill -9 soak at 300 rounds per transport); the layer check; the core and shm unit
-# tests under valgrind; everything again under ASan+UBSan; the ring, channel and
+# the kill -9 soak at 300 rounds per transport); the layer check; the ABI check (exports,
+# abidiff), an install used by tests/consumer three ways, and the Release, dpkg-buildflags
+# and clang builds without warnings (scripts/check-abi.sh, check-consumer.sh,
+# check-builds.sh); the core and shm unit tests under valgrind; everything again under ASan+UBSan; the ring, channel and
 # synchronization tests under TSan; and every libFuzzer harness (the list `fuzzers`
 # below) for FERRY_FUZZ_SECONDS (default 60) each, two at a time. Each build has its own
 # directory under build-test/. Exits non-zero on the first failure.
@@ -19,8 +22,9 @@ trap 'rm -f "$started"' EXIT
 
 step() { echo; echo "== $*"; }
 
-step "docs and format: cited paths exist; clang-format-14 on scripts/format-files.txt"
+step "docs and format: cited paths exist; man pages; clang-format-14 on scripts/format-files.txt"
 scripts/check-docs.sh # every path a doc or file header cites exists (a second)
+scripts/check-man.sh # every public function has a man page; every page renders cleanly
 scripts/check-format.sh # the files of scripts/format-files.txt are clang-format-14 clean
 
 step "build and test (gcc, RelWithDebInfo)"
@@ -28,6 +32,11 @@ cmake -S . -B $b/plain -DCMAKE_BUILD_TYPE=RelWithDebInfo -DFERRY_WERROR=ON >/dev
 cmake --build $b/plain -j"$jobs"
 scripts/check-layers.sh $b/plain # layers run one way: includes, and calls read from the objects
 ctest --test-dir $b/plain --output-on-failure -j"$jobs"
+
+step "ABI, install and consumers, release builds"
+scripts/check-abi.sh $b/plain # exports = ferry.h's FERRY_API; abidiff against the last v* tag
+scripts/check-consumer.sh $b # an install in a temp prefix, used three ways (about 20 s)
+scripts/check-builds.sh $b # Release, dpkg-buildflags and clang builds: no warnings (about 2 min)
 
 step "valgrind memcheck: the core and shm unit tests (the plain build's binaries)"
 # Every test of tests/unit/core and tests/unit/shm (none execs; forked children are

@@ -15,6 +15,24 @@
  *    function makes the descriptor for the caller (ferry_pair_fd, ferry_pipe_pair_fd,
  *    ferry_signal_poll_fd).
  *  - Counters: ferry_X_stats() copies them into a ferry_X_counters.
+ *  - Sized structs: options (ferry_X_opts, ferry_policy) and counters (ferry_X_counters)
+ *    start with `size_t size`, the sizeof of the struct as the caller was compiled, so
+ *    that fields can be added at their end without breaking compiled callers. Prepare
+ *    each with its ferry_X_init(&x) before use: an inline function of this header that
+ *    records sizeof(x) in x.size (options: and fills the defaults, through the library's
+ *    ferry_X_opts_init_sized / ferry_policy_init_sized, which bindings that cannot use
+ *    the inline call with their own sizeof). A copy of a prepared struct is prepared. A
+ *    function that takes options reads min(size, its own sizeof) bytes: fields past an
+ *    older caller's size take their defaults; a newer caller's struct is accepted when
+ *    every byte past the library's struct is zero (a field added later means, when zero,
+ *    what the versions before it did), else -E2BIG (the caller asks for something this
+ *    library cannot do); a size of 0 (a struct never prepared), below the first
+ *    version's or above 4096 is -EINVAL. A ferry_X_stats writes min(size, its own
+ *    sizeof) bytes and sets size to that (a field lies within size only if it was
+ *    filled), -EINVAL for a size as above. Records that the library fills
+ *    (ferry_name_info, ferry_watch_event, ferry_rpc_request) have reserved room it zeroes
+ *    instead; ferry_msg and ferry_cred are fixed (more comes as new functions).
+ *    docs/api.md has the rule in full.
  *  - Lifetimes: shared objects are made by ferry_X_create, reached by ferry_X_adopt (a
  *    descriptor) or ferry_X_open (a name), released by ferry_X_close. Every handle type
  *    ferry_X has one release function: ferry_X_close, or ferry_X_unref where the handle is
@@ -47,6 +65,7 @@
 
 #include <stddef.h>
 #include <stdint.h>
+#include <string.h> /* memset, for the ferry_X_init inlines */
 #include <sys/types.h>
 
 #ifdef __cplusplus
@@ -64,7 +83,7 @@ extern "C" {
 #endif
 
 #define FERRY_VERSION_MAJOR 0
-#define FERRY_VERSION_MINOR 1
+#define FERRY_VERSION_MINOR 2
 
 /* Timeouts. */
 #define FERRY_FOREVER ((int64_t)-1)
@@ -120,6 +139,7 @@ typedef struct ferry_listener ferry_listener;
  * only to messages carrying fds, and the local choices also include FERRY_PEEK_PRIVATE and max_map.
  */
 typedef struct ferry_chan_opts {
+    size_t size;              /* sizeof(ferry_chan_opts) of the caller: ferry_chan_opts_init */
     uint32_t capacity;        /* 0, N, FERRY_CAP_RING (default) or FERRY_UNBOUNDED */
     uint32_t flags;           /* FERRY_CHECKSUM | FERRY_NO_SPIN */
     size_t ring_bytes;        /* ring size per direction, a power of two >= 4096; default 256 KiB.
@@ -139,8 +159,17 @@ typedef struct ferry_chan_opts {
                                  default. A creator's shape beyond it fails the handshake: -E2BIG */
 } ferry_chan_opts;
 
-/* Fill *o with the defaults. Never fails. */
-FERRY_API void ferry_chan_opts_init(ferry_chan_opts *o);
+/* The library's half of ferry_chan_opts_init, for bindings that cannot use the inline:
+ * zero size bytes at o, fill the defaults of the fields within them and set o->size =
+ * size (the caller's sizeof(ferry_chan_opts)). o NULL is a no-op. */
+FERRY_API void ferry_chan_opts_init_sized(ferry_chan_opts *o, size_t size);
+
+/* Fill *o with the defaults and record this program's sizeof(*o) ("Sized structs").
+ * Never fails. */
+static inline void ferry_chan_opts_init(ferry_chan_opts *o)
+{
+    ferry_chan_opts_init_sized(o, sizeof *o);
+}
 
 /*
  * A message. On send, the library reads type, data[0..len) and fds[0..nfds) and keeps
@@ -159,8 +188,11 @@ typedef struct ferry_msg {
 } ferry_msg;
 
 /* Counters of one channel end. Exact for the calling end; read at any time from any
- * thread (each counter is individually consistent). */
+ * thread (each counter is individually consistent). Prepare with
+ * ferry_chan_counters_init ("Sized structs"). */
 typedef struct ferry_chan_counters {
+    size_t size;                    /* set by ferry_chan_counters_init; ferry_chan_stats sets
+                                       it to the bytes it wrote */
     uint64_t sent_msgs, sent_bytes; /* messages committed to the peer */
     uint64_t recv_msgs, recv_bytes; /* messages taken by this end */
     uint64_t send_waits;            /* times a send/loan/commit slept in the kernel */
@@ -170,6 +202,13 @@ typedef struct ferry_chan_counters {
                                        that timed out and was withdrawn) */
     uint64_t grows;                 /* FERRY_UNBOUNDED: rings added by this end's sends */
 } ferry_chan_counters;
+
+/* Zero *st and record this program's sizeof(*st) in st->size. Never fails. */
+static inline void ferry_chan_counters_init(ferry_chan_counters *st)
+{
+    memset(st, 0, sizeof *st);
+    st->size = sizeof *st;
+}
 
 /* ---------------------------------------------------------------- errors */
 
@@ -395,14 +434,17 @@ FERRY_API int ferry_release(ferry_chan *ch);
  * waiting to be received, or once the peer is gone (where the transport can tell: not on
  * posixmq). Level-triggered. Owned by the channel (do not close it); every call returns
  * the same one. The first call arms the notification; until then, and when nobody polls,
- * sends make no system call for it. On posixmq it must not race with a receive on the
- * same end (call it first, or from the receiving thread). Errors: -EOPNOTSUPP (sysvmq:
- * a System V queue is no descriptor, there is nothing to poll), -EINVAL (ch NULL),
- * -EMFILE / -ENFILE (descriptor limits), -ENOMEM, -ENOSPC (fs.epoll.max_user_watches).
+ * sends make no system call for it. The first call also makes the descriptors behind it
+ * (shm: an epoll and an eventfd; until then a shm end holds one descriptor). On posixmq
+ * it must not race with a receive on the same end (call it first, or from the receiving
+ * thread). Errors: -EOPNOTSUPP (sysvmq: a System V queue is no descriptor, there is
+ * nothing to poll), -EINVAL (ch NULL), -EMFILE / -ENFILE (descriptor limits), -ENOMEM,
+ * -ENOSPC (fs.epoll.max_user_watches).
  */
 FERRY_API int ferry_chan_poll_fd(ferry_chan *ch);
 
-/* Copy the counters of this end into *st. Errors: -EINVAL (NULL). */
+/* Copy the counters of this end into *st (prepared by ferry_chan_counters_init: "Sized
+ * structs"). Errors: -EINVAL (NULL, or st->size 0, too small or above 4096). */
 FERRY_API int ferry_chan_stats(const ferry_chan *ch, ferry_chan_counters *st);
 
 /* The maximum message size of this channel (decided at creation). */
@@ -429,7 +471,9 @@ FERRY_API int ferry_chan_peer(const ferry_chan *ch, ferry_cred *out);
  * listens on $FERRY_BROKER, else $XDG_RUNTIME_DIR/ferry/ferryd.sock, else
  * /run/ferry/ferryd.sock. The first call that needs it starts it when none runs (unless
  * FERRY_NO_AUTOSPAWN=1; the program is $FERRY_FERRYD, else the ferryd installed with
- * this library, else "ferryd" on PATH). Identity is the kernel's (SO_PEERCRED), never a
+ * this library (its prefix's bin/), else "ferryd" on PATH; never a build tree's). These
+ * variables are read with secure_getenv: a set-uid caller ignores them, and searches no
+ * PATH. Identity is the kernel's (SO_PEERCRED), never a
  * payload's. Names: 1..255 bytes of dot-separated parts, each 1..63 of [A-Za-z0-9_-],
  * e.g. "org.example.echo"; anything else is -EINVAL.
  * Errors common to every call here: -EINVAL, -ENOENT (no such name, or one the caller
@@ -468,6 +512,7 @@ FERRY_API int ferry_chan_peer(const ferry_chan *ch, ferry_cred *out);
  * connect everything. Default (ferry_policy_init): mode 0600, no allow lists, no flags.
  */
 typedef struct ferry_policy {
+    size_t size; /* sizeof(ferry_policy) of the caller: ferry_policy_init */
     unsigned mode;
     gid_t gid;
     uint32_t flags; /* FERRY_TAKEOVER, FERRY_SIGNAL_*, FERRY_POLICY_TRUSTED_SHARERS */
@@ -476,8 +521,14 @@ typedef struct ferry_policy {
     gid_t allow_gids[FERRY_POLICY_MAX_IDS];
 } ferry_policy;
 
-/* Fill *p with the defaults. Never fails. */
-FERRY_API void ferry_policy_init(ferry_policy *p);
+/* The library's half of ferry_policy_init (as ferry_chan_opts_init_sized). */
+FERRY_API void ferry_policy_init_sized(ferry_policy *p, size_t size);
+
+/* Fill *p with the defaults and record this program's sizeof(*p). Never fails. */
+static inline void ferry_policy_init(ferry_policy *p)
+{
+    ferry_policy_init_sized(p, sizeof *p);
+}
 
 /*
  * ferry_register — own `name` and serve it: clients that ferry_connect() to it come out
@@ -518,11 +569,13 @@ FERRY_API int ferry_connect(const char *name, int kind, const ferry_chan_opts *o
 /* What ferry_lookup and ferry_list tell about a name. */
 typedef struct ferry_name_info {
     char name[256];
-    uid_t uid;         /* owner */
-    gid_t gid;         /* the policy's group */
-    pid_t pid;         /* owner process */
-    unsigned mode;     /* the policy's mode */
-    uint64_t connects; /* introductions made to this name so far */
+    uid_t uid;            /* owner */
+    gid_t gid;            /* the policy's group */
+    pid_t pid;            /* owner process */
+    unsigned mode;        /* the policy's mode */
+    uint64_t connects;    /* introductions made to this name so far */
+    uint64_t reserved[8]; /* zeroed by the library: room for later fields, which read 0
+                             from a library that does not know them */
 } ferry_name_info;
 
 /* ferry_lookup — the owner of `name`. Errors: those above. */
@@ -545,8 +598,10 @@ typedef struct ferry_watch ferry_watch;
 #define FERRY_EV_DIED     4 /* its owner died; the name is free */
 
 typedef struct ferry_watch_event {
-    int kind;             /* FERRY_EV_* */
-    ferry_name_info info; /* the name and the owner it concerns (the new one for CHANGED) */
+    int kind;              /* FERRY_EV_* */
+    uint32_t reserved;     /* zeroed by the library: room for a later field */
+    ferry_name_info info;  /* the name and the owner it concerns (the new one for CHANGED) */
+    uint64_t reserved2[4]; /* zeroed by the library: room for later fields */
 } ferry_watch_event;
 
 /*
@@ -787,10 +842,26 @@ FERRY_API int ferry_event_post(ferry_event *e, uint64_t payload, uint32_t flags,
                                int64_t timeout_ns);
 /* Take the oldest event. Errors: -ETIMEDOUT, -EAGAIN. */
 FERRY_API int ferry_event_next(ferry_event *e, uint64_t *payload, int64_t timeout_ns);
-/* The counters: events posted to this queue (a group: to its queues) so far, and how
- * many were merged (coalesced); either pointer may be NULL. Unlike the other
- * ferry_X_stats, two out parameters rather than a struct. -EINVAL (e NULL). */
-FERRY_API int ferry_event_stats(const ferry_event *e, uint64_t *posted, uint64_t *merged);
+/* Counters of an event queue (a group: summed over its queues), a snapshot. Prepare
+ * with ferry_event_counters_init ("Sized structs"). */
+typedef struct ferry_event_counters {
+    size_t size;     /* set by ferry_event_counters_init; ferry_event_stats sets it to the
+                        bytes it wrote */
+    uint64_t posted; /* events posted so far */
+    uint64_t merged; /* of those, how many were merged into one not yet taken
+                        (FERRY_EVENT_COALESCE) */
+} ferry_event_counters;
+
+/* Zero *st and record this program's sizeof(*st) in st->size. Never fails. */
+static inline void ferry_event_counters_init(ferry_event_counters *st)
+{
+    memset(st, 0, sizeof *st);
+    st->size = sizeof *st;
+}
+
+/* Copy the queue's counters into *st (prepared by ferry_event_counters_init). Errors:
+ * -EINVAL (NULL, or st->size 0, too small or above 4096). */
+FERRY_API int ferry_event_stats(const ferry_event *e, ferry_event_counters *st);
 FERRY_API void ferry_event_close(ferry_event *e);
 
 /* ---- signals */
@@ -957,10 +1028,11 @@ FERRY_API uint64_t ferry_rpc_dropped(const ferry_rpc_client *c);
 
 /* A request as the server receives it. */
 typedef struct ferry_rpc_request {
-    uint64_t id;   /* to pass to ferry_reply; 0 for a one-way message */
-    int oneway;    /* 1: a one-way message, nothing to reply */
-    ferry_msg msg; /* data/cap the caller's (ferry_recv_request) or the worker's
-                      (ferry_serve: valid during the handler only); fds the receiver's */
+    uint64_t id;          /* to pass to ferry_reply; 0 for a one-way message */
+    int oneway;           /* 1: a one-way message, nothing to reply */
+    ferry_msg msg;        /* data/cap the caller's (ferry_recv_request) or the worker's
+                             (ferry_serve: valid during the handler only); fds the receiver's */
+    uint64_t reserved[4]; /* zeroed by the library: room for later fields */
 } ferry_rpc_request;
 
 /* Make a server connection on ch (e.g. from ferry_accept). On success it owns ch. One
@@ -1061,14 +1133,21 @@ typedef struct ferry_sub ferry_sub;
 
 /* Broadcast options: always start from ferry_bcast_opts_init(). */
 typedef struct ferry_bcast_opts {
+    size_t size;       /* sizeof(ferry_bcast_opts) of the caller: ferry_bcast_opts_init */
     uint32_t slots;    /* ring slots, a power of two >= 2; default 64 */
     uint32_t max_subs; /* subscribers at once, 1..FERRY_BCAST_MAX_SUBS; default 32 */
     size_t max_msg;    /* largest message, 1..FERRY_MAX_MSG_LIMIT; default 4096. The whole
                           object (about slots * max_msg) must stay under 64 MiB */
 } ferry_bcast_opts;
 
-/* Fill *o with the defaults. Never fails. */
-FERRY_API void ferry_bcast_opts_init(ferry_bcast_opts *o);
+/* The library's half of ferry_bcast_opts_init (as ferry_chan_opts_init_sized). */
+FERRY_API void ferry_bcast_opts_init_sized(ferry_bcast_opts *o, size_t size);
+
+/* Fill *o with the defaults and record this program's sizeof(*o). Never fails. */
+static inline void ferry_bcast_opts_init(ferry_bcast_opts *o)
+{
+    ferry_bcast_opts_init_sized(o, sizeof *o);
+}
 
 /* A new broadcast object; the calling process is its publisher. opts may be NULL. The
  * caller owns *out. Errors: -EINVAL (options, or too large), -ENOMEM, -EMFILE. */
@@ -1208,6 +1287,7 @@ typedef struct ferry_mailbox ferry_mailbox;
 #define FERRY_MAILBOX_MAX_SLOTS 65536u
 
 typedef struct ferry_mailbox_opts {
+    size_t size;       /* sizeof(ferry_mailbox_opts) of the caller: ferry_mailbox_opts_init */
     uint32_t capacity; /* 0: rendezvous (a send returns once a receiver took it; at most
                           64 senders at once); N: at most N messages queued, a send to a
                           full mailbox waits; FERRY_UNBOUNDED: a send never waits, but
@@ -1218,11 +1298,20 @@ typedef struct ferry_mailbox_opts {
                           slot of max_msg bytes plus 64 (memory is touched only when used) */
 } ferry_mailbox_opts;
 
-/* Fill *o with the defaults. Never fails. */
-FERRY_API void ferry_mailbox_opts_init(ferry_mailbox_opts *o);
+/* The library's half of ferry_mailbox_opts_init (as ferry_chan_opts_init_sized). */
+FERRY_API void ferry_mailbox_opts_init_sized(ferry_mailbox_opts *o, size_t size);
 
-/* Counters of the mailbox (shared by every handle), a snapshot. */
+/* Fill *o with the defaults and record this program's sizeof(*o). Never fails. */
+static inline void ferry_mailbox_opts_init(ferry_mailbox_opts *o)
+{
+    ferry_mailbox_opts_init_sized(o, sizeof *o);
+}
+
+/* Counters of the mailbox (shared by every handle), a snapshot. Prepare with
+ * ferry_mailbox_counters_init ("Sized structs"). */
 typedef struct ferry_mailbox_counters {
+    size_t size;        /* set by ferry_mailbox_counters_init; ferry_mailbox_stats sets it
+                           to the bytes it wrote */
     uint64_t sent;      /* messages made visible by sends and commits */
     uint64_t received;  /* messages handed to a receiver and finished with */
     uint64_t lost;      /* at-most-once: taken by a receiver that died before finishing */
@@ -1235,6 +1324,13 @@ typedef struct ferry_mailbox_counters {
     uint32_t capacity;  /* as created */
     size_t max_msg;     /* as created */
 } ferry_mailbox_counters;
+
+/* Zero *st and record this program's sizeof(*st) in st->size. Never fails. */
+static inline void ferry_mailbox_counters_init(ferry_mailbox_counters *st)
+{
+    memset(st, 0, sizeof *st);
+    st->size = sizeof *st;
+}
 
 /* A new mailbox (opts NULL: the defaults). The caller owns *out. Errors: -EINVAL
  * (options, unknown flags, too large), -ENOMEM, -EMFILE. */
@@ -1296,8 +1392,9 @@ FERRY_API int ferry_mailbox_attach(ferry_mailbox *mb, int64_t timeout_ns);
  * sharer held the lock for over 1 s). */
 FERRY_API int ferry_mailbox_detach(ferry_mailbox *mb);
 
-/* Copy the mailbox's counters (a snapshot taken under its lock) into *st. Errors:
- * -EINVAL (NULL), -EBADMSG, -ETIMEDOUT (a sharer held the lock for over 1 s). */
+/* Copy the mailbox's counters (a snapshot taken under its lock) into *st (prepared by
+ * ferry_mailbox_counters_init). Errors: -EINVAL (NULL, or st->size 0, too small or above
+ * 4096), -EBADMSG, -ETIMEDOUT (a sharer held the lock for over 1 s). */
 FERRY_API int ferry_mailbox_stats(const ferry_mailbox *mb, ferry_mailbox_counters *st);
 
 /* Close the handle: an outstanding loan is discarded, an outstanding peek released, a

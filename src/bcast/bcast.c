@@ -63,6 +63,7 @@
  * one thread at a time (one publisher). A ferry_sub is used by one thread at a time.
  */
 #define _GNU_SOURCE /* syscall(), pidfd_open via SYS_, fstat with -std=c11 */
+#include "core/abi.h"
 #include "core/time.h"
 #include "core/proc.h"
 #include "core/futex.h"
@@ -170,13 +171,21 @@ static slothdr *slot_at(const ferry_bcast *b, uint64_t seq)
 
 /* ------------------------------------------------------------------ making and mapping */
 
-void ferry_bcast_opts_init(ferry_bcast_opts *o)
+/* The defaults, as a full struct of this version. */
+static void opts_defaults(ferry_bcast_opts *o)
 {
-    if (!o) return;
     memset(o, 0, sizeof *o);
+    o->size = sizeof *o;
     o->slots = 64;
     o->max_msg = 4096;
     o->max_subs = 32;
+}
+
+void ferry_bcast_opts_init_sized(ferry_bcast_opts *o, size_t size)
+{
+    ferry_bcast_opts d;
+    opts_defaults(&d);
+    ferry__sized_init(o, size, &d, sizeof d);
 }
 
 static size_t stride_of(size_t max_msg)
@@ -227,10 +236,9 @@ int ferry_bcast_create(const ferry_bcast_opts *opts, ferry_bcast **out)
 {
     if (!out) return -EINVAL;
     ferry_bcast_opts o;
-    if (opts)
-        o = *opts;
-    else
-        ferry_bcast_opts_init(&o);
+    opts_defaults(&o);
+    int rc = ferry__sized_in(&o, sizeof o, opts, FERRY__BCAST_OPTS_V0); /* core/abi.h */
+    if (rc < 0) return rc;
     if (o.slots < 2 || (o.slots & (o.slots - 1)) || o.max_msg < 1 ||
         o.max_msg > FERRY_MAX_MSG_LIMIT || o.max_subs < 1 || o.max_subs > FERRY_BCAST_MAX_SUBS)
         return -EINVAL;
@@ -238,7 +246,7 @@ int ferry_bcast_create(const ferry_bcast_opts *opts, ferry_bcast **out)
     if (size == 0) return -EINVAL;
     int fd;
     ferry__seg seg;
-    int rc = ferry__obj_create(FERRY_OBJ_BCAST, size, &fd, &seg);
+    rc = ferry__obj_create(FERRY_OBJ_BCAST, size, &fd, &seg);
     if (rc < 0) return rc;
     bshm *sh = seg.base;
     sh->nslots = o.slots;

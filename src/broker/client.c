@@ -23,6 +23,8 @@
  *    the call is -EPERM and nothing is started in its place: whoever listens at the path
  *    could hand out channels with forged peer credentials. A ferryd started for a path
  *    whose directory others could write refuses to run (exit status 4): -EPERM too.
+ *  - The environment (FERRY_BROKER, XDG_RUNTIME_DIR, FERRY_NO_AUTOSPAWN, FERRY_FERRYD,
+ *    FERRY_BROKER_UID) is read with secure_getenv: a set-uid caller sees none of it.
  */
 #define _GNU_SOURCE
 #include "policy.h"
@@ -44,6 +46,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/auxv.h>
 #include <sys/epoll.h>
 #include <sys/socket.h>
 #include <sys/stat.h>
@@ -60,7 +63,7 @@ extern char **environ;
 
 ssize_t ferry_broker_path(char *buf, size_t cap)
 {
-    const char *env = getenv("FERRY_BROKER"), *xdg = getenv("XDG_RUNTIME_DIR");
+    const char *env = secure_getenv("FERRY_BROKER"), *xdg = secure_getenv("XDG_RUNTIME_DIR");
     int n;
     if (env && *env)
         n = snprintf(buf, cap, "%s", env);
@@ -77,22 +80,24 @@ ssize_t ferry_broker_path(char *buf, size_t cap)
 
 static int autospawn_allowed(void)
 {
-    const char *v = getenv("FERRY_NO_AUTOSPAWN");
+    const char *v = secure_getenv("FERRY_NO_AUTOSPAWN");
     return !v || !*v || strcmp(v, "0") == 0;
 }
 
-/* The ferryd program: $FERRY_FERRYD, the one built next to this library, the installed
- * one, else "ferryd" on PATH. */
+/* The ferryd program: $FERRY_FERRYD, else the installed one (FERRY_FERRYD_INSTALL: the
+ * install prefix's BINDIR, set by CMake), else "ferryd" on PATH. Never a build tree's (a
+ * deleted build directory would be a place to plant a program): tests and scripts name
+ * theirs in $FERRY_FERRYD. Every variable read here goes through secure_getenv, so a
+ * set-uid or otherwise privileged caller ignores them (and its PATH: no PATH search then,
+ * NULL when the installed one is not there). */
 static const char *ferryd_program(void)
 {
-    const char *env = getenv("FERRY_FERRYD");
+    const char *env = secure_getenv("FERRY_FERRYD");
     if (env && *env) return env;
-#ifdef FERRY_FERRYD_BUILD
-    if (access(FERRY_FERRYD_BUILD, X_OK) == 0) return FERRY_FERRYD_BUILD;
-#endif
 #ifdef FERRY_FERRYD_INSTALL
     if (access(FERRY_FERRYD_INSTALL, X_OK) == 0) return FERRY_FERRYD_INSTALL;
 #endif
+    if (getauxval(AT_SECURE)) return NULL;
     return "ferryd";
 }
 
@@ -105,6 +110,7 @@ static const char *ferryd_program(void)
 static int spawn_ferryd(const char *path)
 {
     const char *prog = ferryd_program();
+    if (!prog) return -1;
     char *argv[] = {"ferryd", "--socket", (char *)path, "--exit-idle", "30", NULL};
     pid_t pid;
     int rc = strchr(prog, '/') ? posix_spawn(&pid, prog, NULL, NULL, argv, environ)
@@ -120,7 +126,7 @@ static int spawn_ferryd(const char *path)
 /* The uid $FERRY_BROKER_UID names, if it is a plain decimal uid: 1, else 0. */
 static int configured_broker_uid(uid_t *uid)
 {
-    const char *v = getenv("FERRY_BROKER_UID");
+    const char *v = secure_getenv("FERRY_BROKER_UID");
     if (!v || *v < '0' || *v > '9') return 0;
     char *end;
     errno = 0;
@@ -426,20 +432,19 @@ int ferry_register(const char *name, const ferry_policy *policy, const ferry_cha
     if (!out || ferry__name_valid(name) < 0) return -EINVAL;
     int64_t deadline;
     if (ferry__deadline(timeout_ns, &deadline) < 0) return -EINVAL;
+    ferry_policy pol;
+    ferry_chan_opts o;
+    int rc = ferry__policy_in(policy, &pol);
+    if (rc == 0) rc = ferry__chan_opts_in(opts, &o);
+    if (rc < 0) return rc;
     blistener *l = calloc(1, sizeof *l);
     if (!l) return -ENOMEM;
     l->base.ops = &broker_listener_ops;
     l->sock = -1;
     snprintf(l->name, sizeof l->name, "%s", name);
-    if (policy)
-        l->pol = *policy;
-    else
-        ferry_policy_init(&l->pol);
-    if (opts)
-        l->opts = *opts;
-    else
-        ferry__opts_defaults(&l->opts);
-    int rc = ferry__policy_valid(&l->pol);
+    l->pol = pol;
+    l->opts = o;
+    rc = ferry__policy_valid(&l->pol);
     l->ep = epoll_create1(EPOLL_CLOEXEC);
     l->tfd = timerfd_create(CLOCK_MONOTONIC, TFD_CLOEXEC | TFD_NONBLOCK);
     if (rc == 0 && (l->ep < 0 || l->tfd < 0)) rc = -errno;
@@ -467,6 +472,9 @@ int ferry_connect(const char *name, int kind, const ferry_chan_opts *opts, ferry
     if (!out || ferry__name_valid(name) < 0 || !ferry__chan_kind_ok(kind)) return -EINVAL;
     int64_t deadline;
     if (ferry__deadline(timeout_ns, &deadline) < 0) return -EINVAL;
+    ferry_chan_opts o;
+    int rc = ferry__chan_opts_in(opts, &o);
+    if (rc < 0) return rc;
     int s = dial(deadline);
     if (s < 0) return s;
     uint8_t req[300], buf[FERRY__BMSG_MAX];
@@ -475,7 +483,7 @@ int ferry_connect(const char *name, int kind, const ferry_chan_opts *opts, ferry
     ferry__bw_str(&w, name);
     ferry__bw_u32(&w, (uint32_t)kind);
     int fd;
-    int rc = call(s, FERRY__OP_CONNECT, &w, -1, buf, &r, &fd, deadline);
+    rc = call(s, FERRY__OP_CONNECT, &w, -1, buf, &r, &fd, deadline);
     close(s);
     if (rc < 0) return rc;
     ferry_cred server;
@@ -484,7 +492,7 @@ int ferry_connect(const char *name, int kind, const ferry_chan_opts *opts, ferry
         if (fd >= 0) close(fd);
         return -EBADMSG;
     }
-    return ferry__chan_from_sock(kind, fd, 0, opts, &server, deadline, out);
+    return ferry__chan_from_sock(kind, fd, 0, &o, &server, deadline, out);
 }
 
 int ferry_lookup(const char *name, ferry_name_info *out, int64_t timeout_ns)
@@ -585,6 +593,8 @@ int ferry_watch_next(ferry_watch *wt, ferry_watch_event *ev, int64_t timeout_ns)
     if (rc == 1) {
         ferry__br r = {.p = buf, .len = len};
         ev->kind = (int)ferry__br_u32(&r);
+        ev->reserved = 0; /* ferry.h: zeroed, room for later fields */
+        memset(ev->reserved2, 0, sizeof ev->reserved2);
         ferry__br_info(&r, &ev->info);
         rc = op == FERRY__OP_EVENT && fd < 0 && ev->kind >= FERRY_EV_OWNED &&
                      ev->kind <= FERRY_EV_DIED
@@ -627,10 +637,8 @@ int ferry_publish(const char *name, int fd, int kind, const ferry_policy *policy
         ferry__name_valid(name) < 0)
         return -EINVAL;
     ferry_policy pol;
-    if (policy)
-        pol = *policy;
-    else
-        ferry_policy_init(&pol);
+    int rc = ferry__policy_in(policy, &pol);
+    if (rc < 0) return rc;
     if (ferry__policy_valid(&pol) < 0) return -EINVAL;
     /* say now, not at the first opener, that fd is wrong (an event queue or a mailbox is
      * a carrier socket: its opener validates it) */
@@ -653,7 +661,7 @@ int ferry_publish(const char *name, int fd, int kind, const ferry_policy *policy
     ferry__br r;
     ferry__bw_register(&w, name, &pol);
     ferry__bw_u32(&w, (uint32_t)kind);
-    int rc = call(s, FERRY__OP_PUBLISH, &w, fd, buf, &r, NULL, deadline);
+    rc = call(s, FERRY__OP_PUBLISH, &w, fd, buf, &r, NULL, deadline);
     if (rc == 0) rc = ferry__br_end(&r);
     if (rc < 0) {
         close(s);

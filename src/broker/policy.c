@@ -12,6 +12,7 @@
 #define _POSIX_C_SOURCE 200809L
 
 #include "broker/policy.h"
+#include "core/abi.h"
 
 #include <errno.h>
 #include <fcntl.h>
@@ -25,12 +26,26 @@
 
 /* ------------------------------------------------------------ a name's ferry_policy */
 
-void ferry_policy_init(ferry_policy *p)
+/* The defaults of a policy, as a full struct of this version. */
+static void policy_defaults(ferry_policy *p)
 {
-    if (!p) return;
     memset(p, 0, sizeof *p);
+    p->size = sizeof *p;
     p->mode = 0600;
     p->gid = (gid_t)-1;
+}
+
+void ferry_policy_init_sized(ferry_policy *p, size_t size)
+{
+    ferry_policy d;
+    policy_defaults(&d);
+    ferry__sized_init(p, size, &d, sizeof d);
+}
+
+int ferry__policy_in(const ferry_policy *in, ferry_policy *p)
+{
+    policy_defaults(p);
+    return ferry__sized_in(p, sizeof *p, in, FERRY__POLICY_V0);
 }
 
 int ferry__ident_in_group(const ferry__ident *who, gid_t gid)

@@ -65,6 +65,12 @@ int ferry__ident_in_group(const ferry__ident *who, gid_t gid);
 /* Not a mode bit: the signal right of a name, from its policy's FERRY_SIGNAL_* flags. */
 #define FERRY__SIGNAL 1u
 
+/* The caller's policy in (NULL: none) as a full struct of this version in *p: the
+ * defaults, then min(in->size, sizeof) bytes of in (core/abi.h). 0, -EINVAL (in->size 0,
+ * too small, too large) or -E2BIG (fields this version does not know, set). Every public
+ * function that takes a ferry_policy calls it first. */
+int ferry__policy_in(const ferry_policy *in, ferry_policy *p);
+
 /* 0 if p is acceptable from a server (mode <= 0777, n_uids/n_gids <= the maximum, no
  * unknown flags), else -EINVAL. */
 int ferry__policy_valid(const ferry_policy *p);

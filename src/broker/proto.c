@@ -140,6 +140,7 @@ void ferry__br_info(ferry__br *r, ferry_name_info *out)
     out->pid = c.pid;
     out->mode = ferry__br_u32(r);
     out->connects = ferry__br_u64(r);
+    memset(out->reserved, 0, sizeof out->reserved); /* ferry.h: zeroed, room for later */
 }
 
 int ferry__br_end(const ferry__br *r)
@@ -170,6 +171,7 @@ int ferry__br_register(ferry__br *r, char name[256], ferry_policy *p)
 int ferry__br_register_body(ferry__br *r, char name[256], ferry_policy *p)
 {
     memset(p, 0, sizeof *p);
+    p->size = sizeof *p; /* a full struct of this version (ferry.h "Sized structs") */
     ferry__br_str(r, name, 256);
     p->mode = ferry__br_u32(r);
     p->gid = (gid_t)ferry__br_u32(r);

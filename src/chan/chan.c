@@ -7,6 +7,7 @@
  */
 #define _GNU_SOURCE /* strdup */
 #include "chan/chan.h"
+#include "core/abi.h"
 #include "core/time.h"
 #include "core/url.h"
 #include "transport/transport.h"
@@ -27,9 +28,17 @@ static const ferry__transport *const transports[] = {
 
 #define NTRANSPORTS (sizeof transports / sizeof transports[0])
 
-void ferry_chan_opts_init(ferry_chan_opts *o)
+void ferry_chan_opts_init_sized(ferry_chan_opts *o, size_t size)
+{
+    ferry_chan_opts d;
+    ferry__opts_defaults(&d);
+    ferry__sized_init(o, size, &d, sizeof d);
+}
+
+int ferry__chan_opts_in(const ferry_chan_opts *in, ferry_chan_opts *o)
 {
     ferry__opts_defaults(o);
+    return ferry__sized_in(o, sizeof *o, in, FERRY__CHAN_OPTS_V0);
 }
 
 static const ferry__transport *by_scheme(const char *scheme)
@@ -52,12 +61,14 @@ int ferry_listen(const char *url, const ferry_chan_opts *opts, ferry_listener **
 {
     const ferry__transport *t;
     const char *rest;
+    ferry_chan_opts o;
     if (!out) return -EINVAL;
-    int rc = find_transport(url, &t, &rest);
+    int rc = ferry__chan_opts_in(opts, &o);
     if (rc < 0) return rc;
+    if ((rc = find_transport(url, &t, &rest)) < 0) return rc;
     if (!t->listen) return -EOPNOTSUPP;
     ferry_listener *l = NULL;
-    if ((rc = t->listen(rest, opts, &l)) < 0) return rc;
+    if ((rc = t->listen(rest, &o, &l)) < 0) return rc;
     /* Keep the URL for ferry_listener_url. Failing here undoes the listen. */
     l->url = strdup(url);
     if (!l->url) {
@@ -112,9 +123,11 @@ int ferry_chan_open(const char *url, const ferry_chan_opts *opts, ferry_chan **o
     const ferry__transport *t;
     const char *rest;
     int64_t deadline;
+    ferry_chan_opts o;
     if (!out || ferry__deadline(timeout_ns, &deadline) < 0) return -EINVAL;
-    int rc = find_transport(url, &t, &rest);
-    return rc < 0 ? rc : t->open(rest, opts, out, deadline);
+    int rc = ferry__chan_opts_in(opts, &o);
+    if (rc < 0 || (rc = find_transport(url, &t, &rest)) < 0) return rc;
+    return t->open(rest, &o, out, deadline);
 }
 
 /* ------------------------------------------------------------ pairs and adoption */
@@ -123,16 +136,22 @@ int ferry_chan_open(const char *url, const ferry_chan_opts *opts, ferry_chan **o
 static int pair_of(const char *scheme, const ferry_chan_opts *opts, ferry_chan **a, ferry_chan **b)
 {
     const ferry__transport *t = by_scheme(scheme);
+    ferry_chan_opts o;
     if (!a || !b) return -EINVAL;
-    return t && t->pair ? t->pair(opts, a, b) : -EOPNOTSUPP;
+    int rc = ferry__chan_opts_in(opts, &o);
+    if (rc < 0) return rc;
+    return t && t->pair ? t->pair(&o, a, b) : -EOPNOTSUPP;
 }
 
 /* One end, and the other as descriptors for a child (fds[1] -1 where one is enough). */
 static int pair_fd_of(const char *scheme, const ferry_chan_opts *opts, ferry_chan **a, int fds[2])
 {
     const ferry__transport *t = by_scheme(scheme);
+    ferry_chan_opts o;
     if (!a || !fds) return -EINVAL;
-    return t && t->pair_fd ? t->pair_fd(opts, a, fds) : -EOPNOTSUPP;
+    int rc = ferry__chan_opts_in(opts, &o);
+    if (rc < 0) return rc;
+    return t && t->pair_fd ? t->pair_fd(&o, a, fds) : -EOPNOTSUPP;
 }
 
 int ferry_pair(const ferry_chan_opts *opts, ferry_chan **a, ferry_chan **b)
@@ -152,11 +171,14 @@ int ferry_pair_fd(const ferry_chan_opts *opts, ferry_chan **a, int *child_fd)
 int ferry_chan_adopt(int fd, const ferry_chan_opts *opts, ferry_chan **out)
 {
     const ferry__transport *t = by_scheme("shm");
-    if (!t || !t->adopt) {
-        close(fd);
-        return -EOPNOTSUPP;
+    ferry_chan_opts o;
+    int rc = ferry__chan_opts_in(opts, &o);
+    if (rc == 0 && (!t || !t->adopt)) rc = -EOPNOTSUPP;
+    if (rc < 0) {
+        close(fd); /* on failure fd is closed, whatever the failure */
+        return rc;
     }
-    return t->adopt(fd, opts, out);
+    return t->adopt(fd, &o, out);
 }
 
 int ferry_pipe_pair(const ferry_chan_opts *opts, ferry_chan **a, ferry_chan **b)
@@ -283,9 +305,12 @@ int ferry_chan_peer(const ferry_chan *ch, ferry_cred *out)
     return ch->ops->peer(ch, out);
 }
 
-int ferry_chan_stats(const ferry_chan *ch, ferry_chan_counters *st)
+int ferry_chan_stats(const ferry_chan *ch, ferry_chan_counters *ust)
 {
-    if (!ch || !st) return -EINVAL;
+    if (!ch || !ust) return -EINVAL;
+    /* a full struct of this version, then the caller's prefix of it (core/abi.h) */
+    ferry_chan_counters full = {.size = sizeof full}, *st = &full;
+    /* relaxed: each counter is individually consistent, nothing else is ordered by them */
 #define GET(f) st->f = atomic_load_explicit(&ch->st.f, memory_order_relaxed)
     GET(sent_msgs);
     GET(sent_bytes);
@@ -297,5 +322,5 @@ int ferry_chan_stats(const ferry_chan *ch, ferry_chan_counters *st)
     GET(drops);
     GET(grows);
 #undef GET
-    return 0;
+    return ferry__sized_out(ust, &full, sizeof full, FERRY__CHAN_COUNTERS_V0);
 }

@@ -62,6 +62,7 @@ static const char *const names[] = {
     [EROFS] = "EROFS: read-only file system",
     [EDEADLK] = "EDEADLK: deadlock avoided",
     [EPROTOTYPE] = "EPROTOTYPE: a name of another kind (server or object)",
+    [ECANCELED] = "ECANCELED: call cancelled",
 };
 
 const char *ferry_strerror(int err)

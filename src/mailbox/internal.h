@@ -1,6 +1,7 @@
 // SPDX-License-Identifier: MIT
 /*
- * internal.h — hooks into a mailbox for the tests only (never part of the API): they
+ * internal.h — hooks into a mailbox for the tests only (never part of the API; compiled
+ * only with FERRY_TEST_HOOKS, into ferry_test_static, never installed): they
  * let a test die holding the lock, and scribble on the derived structures, to exercise
  * the recovery paths deterministically (mailbox.c, "The state word is the truth").
  */

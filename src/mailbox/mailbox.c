@@ -101,6 +101,7 @@
  */
 #define _GNU_SOURCE /* syscall() for futexes, MSG_CMSG_CLOEXEC */
 #include "mailbox/internal.h"
+#include "core/abi.h"
 #include "core/filter.h"
 #include "core/futex.h"
 #include "core/plock.h"
@@ -1099,14 +1100,17 @@ int ferry_mailbox_detach(ferry_mailbox *mb)
 
 /* ------------------------------------------------------------------ the rest */
 
-int ferry_mailbox_stats(const ferry_mailbox *cmb, ferry_mailbox_counters *st)
+int ferry_mailbox_stats(const ferry_mailbox *cmb, ferry_mailbox_counters *ust)
 {
-    if (!cmb || !st) return -EINVAL;
+    if (!cmb || !ust) return -EINVAL;
+    /* a bad size is refused before the lock is taken (as every -EINVAL: at once) */
+    if (ferry__sized_check(ust, FERRY__MAILBOX_COUNTERS_V0) < 0) return -EINVAL;
     ferry_mailbox *mb = (ferry_mailbox *)cmb; /* the lock is shared state, not the handle */
     int rc = mb_lock(mb, NULL);
     if (rc < 0) return rc;
     mbshm *h = mb->h;
-    *st = (ferry_mailbox_counters){.sent = h->sent,
+    ferry_mailbox_counters full = {.size = sizeof full,
+                                   .sent = h->sent,
                                    .received = h->received,
                                    .lost = h->lost,
                                    .returned = h->returned,
@@ -1117,7 +1121,8 @@ int ferry_mailbox_stats(const ferry_mailbox *cmb, ferry_mailbox_counters *st)
                                    .capacity = mb->capacity,
                                    .max_msg = mb->max_msg};
     mb_unlock(mb);
-    return 0;
+    /* a full struct of this version, then the caller's prefix of it (core/abi.h) */
+    return ferry__sized_out(ust, &full, sizeof full, FERRY__MAILBOX_COUNTERS_V0);
 }
 
 int ferry_mailbox_fd(const ferry_mailbox *mb)
@@ -1156,10 +1161,20 @@ void ferry_mailbox_close(ferry_mailbox *mb)
     free(mb);
 }
 
-void ferry_mailbox_opts_init(ferry_mailbox_opts *o)
+/* The defaults, as a full struct of this version. */
+static void opts_defaults(ferry_mailbox_opts *o)
 {
-    if (!o) return;
-    *o = (ferry_mailbox_opts){.capacity = MB_CAP_DEFAULT, .flags = 0, .max_msg = MB_MSG_DEFAULT};
+    memset(o, 0, sizeof *o);
+    o->size = sizeof *o;
+    o->capacity = MB_CAP_DEFAULT;
+    o->max_msg = MB_MSG_DEFAULT;
+}
+
+void ferry_mailbox_opts_init_sized(ferry_mailbox_opts *o, size_t size)
+{
+    ferry_mailbox_opts d;
+    opts_defaults(&d);
+    ferry__sized_init(o, size, &d, sizeof d);
 }
 
 /* A handle over the mapped object seg (whose shape has been checked) and fd. */
@@ -1191,8 +1206,9 @@ int ferry_mailbox_create(const ferry_mailbox_opts *opts, ferry_mailbox **out)
 {
     if (!out) return -EINVAL;
     ferry_mailbox_opts o;
-    ferry_mailbox_opts_init(&o);
-    if (opts) o = *opts;
+    opts_defaults(&o);
+    int rc = ferry__sized_in(&o, sizeof o, opts, FERRY__MAILBOX_OPTS_V0); /* core/abi.h */
+    if (rc < 0) return rc;
     if ((o.flags & ~MB_FLAGS) || o.max_msg == 0 || o.max_msg > MB_MSG_MAX) return -EINVAL;
     size_t dsize = round_up(o.max_msg, 64);
     uint32_t nslots;
@@ -1207,7 +1223,7 @@ int ferry_mailbox_create(const ferry_mailbox_opts *opts, ferry_mailbox **out)
     }
     int mfd = -1, sv[2] = {-1, -1};
     ferry__seg seg;
-    int rc = ferry__obj_create(FERRY_OBJ_MAILBOX, obj_size(nslots, dsize), &mfd, &seg);
+    rc = ferry__obj_create(FERRY_OBJ_MAILBOX, obj_size(nslots, dsize), &mfd, &seg);
     if (rc < 0) return rc;
     mbshm *h = seg.base;
     /* Nobody else sees the object yet: plain initialization (a new memfd reads as zeros:
@@ -1300,6 +1316,8 @@ int ferry_mailbox_open(const char *name, ferry_mailbox **out, int64_t timeout_ns
 
 /* ------------------------------------------------------------------ test hooks */
 
+#ifdef FERRY_TEST_HOOKS /* only in ferry_test_static, never in an installed library */
+
 int ferry__mailbox_lock_and_keep(ferry_mailbox *mb)
 {
     return mb_lock(mb, NULL);
@@ -1337,3 +1355,4 @@ void ferry__mailbox_get_layout(const ferry_mailbox *mb, ferry__mailbox_layout *l
         .size = mb->seg.size,
     };
 }
+#endif

@@ -172,6 +172,7 @@ ssize_t ferry_recv_request(ferry_rpc_server *s, ferry_rpc_request *rq, int64_t t
             }
             rq->id = id;
             rq->oneway = 0;
+            memset(rq->reserved, 0, sizeof rq->reserved); /* ferry.h: zeroed, room for later */
             break;
         }
         if (kind == FERRY__RPC_CANCEL) {
@@ -182,6 +183,7 @@ ssize_t ferry_recv_request(ferry_rpc_server *s, ferry_rpc_request *rq, int64_t t
         } else if (kind == FERRY__RPC_ONEWAY) {
             rq->id = 0;
             rq->oneway = 1;
+            memset(rq->reserved, 0, sizeof rq->reserved);
             break;
         }
         for (uint32_t i = 0; i < rq->msg.nfds; i++) close(rq->msg.fds[i]);

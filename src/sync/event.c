@@ -70,6 +70,7 @@
  */
 #define _GNU_SOURCE /* ppoll, MSG_CMSG_CLOEXEC, syscall() for futexes */
 #include "obj.h"
+#include "core/abi.h"
 #include "core/futex.h"
 
 #include "core/name.h"
@@ -429,17 +430,16 @@ int ferry_event_next(ferry_event *e, uint64_t *payload, int64_t timeout_ns)
     return rc < 0 ? rc : 0;
 }
 
-int ferry_event_stats(const ferry_event *e, uint64_t *posted, uint64_t *merged)
+int ferry_event_stats(const ferry_event *e, ferry_event_counters *st)
 {
-    if (!e) return -EINVAL;
-    uint64_t p = 0, g = 0;
+    if (!e || !st) return -EINVAL;
+    ferry_event_counters full = {.size = sizeof full};
     for (size_t i = 0; i < e->n; i++) { /* relaxed: statistics, a snapshot */
-        p += atomic_load_explicit(&e->m[i].q->posted, memory_order_relaxed);
-        g += atomic_load_explicit(&e->m[i].q->merged, memory_order_relaxed);
+        full.posted += atomic_load_explicit(&e->m[i].q->posted, memory_order_relaxed);
+        full.merged += atomic_load_explicit(&e->m[i].q->merged, memory_order_relaxed);
     }
-    if (posted) *posted = p;
-    if (merged) *merged = g;
-    return 0;
+    /* a full struct of this version, then the caller's prefix of it (core/abi.h) */
+    return ferry__sized_out(st, &full, sizeof full, FERRY__EVENT_COUNTERS_V0);
 }
 
 int ferry_event_poll_fd(ferry_event *e)

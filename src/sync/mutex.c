@@ -176,6 +176,7 @@ struct ferry_mutex {
     mobj *o;
 };
 
+#ifdef FERRY_TEST_HOOKS /* only in ferry_test_static, never in an installed library */
 /* A test seam: when set, called with each fair ticket right after it is taken (the
  * bounded-waiting test logs request order by ticket, which a log written before the
  * call cannot give: the caller may be preempted between its log and its ticket). */
@@ -188,6 +189,7 @@ size_t ferry__mutex_plock_offset(void)
 {
     return offsetof(mobj, lk);
 }
+#endif
 
 /* ------------------------------------------------------------ who am I, who lives */
 
@@ -611,7 +613,9 @@ static int fair_lock(mobj *o, ferry__when *w)
     atomic_store_explicit(&sl->st, st_make(0, SLOT_TAKING), memory_order_seq_cst);
     uint32_t t = atomic_fetch_add_explicit(&o->next_ticket, 1, memory_order_seq_cst);
     atomic_store_explicit(&sl->st, st_make(t, SLOT_HAVE), memory_order_seq_cst);
+#ifdef FERRY_TEST_HOOKS
     if (ferry__mutex_ticket_hook) ferry__mutex_ticket_hook(t);
+#endif
     rc = wait_turn(o, t, w);
     if (rc < 0) {
         abandon(o, sl, t);

@@ -27,7 +27,12 @@
 
 #define FDCHAN_BACKLOG_MAX ((size_t)8 << 20) /* bytes of parsed, untaken messages */
 #define HELLO_LEN          8u
-#define RBUF_SIZE          ((size_t)64 << 10) /* stream: the read buffer; longer frames bypass it */
+/* stream: the read buffer, a 64 KiB message and its header (one read takes it whole);
+ * longer frames bypass it */
+#define RBUF_SIZE ((size_t)(64 << 10) + FERRY__FRAME_HDR)
+/* A poll that returned within this many ns found the data there already (it did not
+ * sleep): the next blocking receive reads first again (see find). */
+#define QUICK_POLL_NS 1500
 
 typedef struct fmsg {
     struct fmsg *next;
@@ -74,9 +79,17 @@ typedef struct fdchan {
     fmsg *qhead, **qtail;
     size_t qbytes;
     uint32_t qfds, qfds_max; /* fds in queued messages, and the bound (max_skipped_fds) */
+    /* A blocking receive polls before it reads (one read when the data is there, poll +
+     * read when it is not): set when a read found nothing, cleared when a poll found the
+     * data there already (see find). */
+    int wait_first;
     /* send: the rest of a frame the kernel took only part of */
     uint8_t *pend;
     size_t pend_off, pend_len;
+    /* stream: bytes the kernel surely takes whole now, as last asked (wait_room) less
+     * what was written since; pipe_cap: a pipe's size, asked once (0: not yet) */
+    size_t room;
+    int pipe_cap;
     /* ferry_chan_poll_fd */
     int efd, epfd, ready;
     int has_cred;
@@ -147,41 +160,80 @@ static int fail(fdchan *c, int err)
     return atomic_load(&c->dead);
 }
 
-/* Write without SIGPIPE: sockets say MSG_NOSIGNAL; for a pipe the signal is blocked for
- * the call and a SIGPIPE it raised is taken back. */
-static ssize_t write_frame(fdchan *c, struct iovec *iov, int niov, const int *fds, unsigned nfds)
+#ifndef RWF_NOSIGNAL
+#define RWF_NOSIGNAL 0x00000100 /* Linux 6.18: no SIGPIPE from this write */
+#endif
+
+/* 1 once a pwritev2 said the kernel does not know RWF_NOSIGNAL (before Linux 6.18): from
+ * then on a pipe's writes take the signal mask way (write_pipe_masked). Relaxed: every
+ * thread that reads 0 finds out the same thing for itself. Tests set it to check that
+ * way on a kernel that has the flag. */
+_Atomic int ferry__fdchan_no_nosignal;
+
+/* Write to a pipe or FIFO without SIGPIPE where the kernel cannot be told so: SIGPIPE is
+ * blocked in this thread for the write, and a SIGPIPE the write raised (it is this
+ * thread's, pending while blocked) is taken back before the mask is restored. A SIGPIPE
+ * that was pending before is the caller's and stays. The mask is the calling thread's
+ * only; the process's disposition of SIGPIPE is never touched (a library must not). Three
+ * system calls besides the write where SIGPIPE was not blocked (block, write, restore);
+ * where the caller blocks SIGPIPE already: ask what is pending, write (no restore). */
+static ssize_t write_pipe_masked(int fd, const struct iovec *iov, int niov)
 {
-    union {
-        struct cmsghdr align;
-        char buf[CMSG_SPACE(sizeof(int) * FERRY_MAX_FDS)];
-    } ctrl;
-    struct msghdr mh = {.msg_iov = iov, .msg_iovlen = (size_t)niov};
-    if (nfds) {
-        memset(&ctrl, 0, sizeof ctrl);
-        mh.msg_control = ctrl.buf;
-        mh.msg_controllen = CMSG_SPACE(sizeof(int) * nfds);
-        struct cmsghdr *cm = CMSG_FIRSTHDR(&mh);
-        cm->cmsg_level = SOL_SOCKET;
-        cm->cmsg_type = SCM_RIGHTS;
-        cm->cmsg_len = CMSG_LEN(sizeof(int) * nfds);
-        memcpy(CMSG_DATA(cm), fds, sizeof(int) * nfds);
-    }
-    if (c->sock) return sendmsg(c->wfd, &mh, MSG_DONTWAIT | MSG_NOSIGNAL);
     sigset_t pipe_set, old, pending;
-    ssize_t n;
     sigemptyset(&pipe_set);
     sigaddset(&pipe_set, SIGPIPE);
     pthread_sigmask(SIG_BLOCK, &pipe_set, &old);
-    sigpending(&pending);
-    int was_pending = sigismember(&pending, SIGPIPE);
-    n = writev(c->wfd, iov, niov); /* the descriptor is O_NONBLOCK */
+    /* Unblocked until now, no SIGPIPE can be pending for this thread (it would have been
+     * delivered): only a caller that blocks it may have one waiting. */
+    int blocked = sigismember(&old, SIGPIPE);
+    int was_pending = blocked && sigpending(&pending) == 0 && sigismember(&pending, SIGPIPE);
+    ssize_t n = writev(fd, iov, niov); /* the descriptor is O_NONBLOCK */
     int e = errno;
     if (n < 0 && e == EPIPE && !was_pending) {
         struct timespec zero = {0, 0};
         sigtimedwait(&pipe_set, NULL, &zero);
     }
-    pthread_sigmask(SIG_SETMASK, &old, NULL);
+    if (!blocked) pthread_sigmask(SIG_SETMASK, &old, NULL);
     errno = e;
+    return n;
+}
+
+/* Write without SIGPIPE: sockets say MSG_NOSIGNAL, pipes RWF_NOSIGNAL (one system call
+ * either way); on a kernel without RWF_NOSIGNAL a pipe's write is wrapped in the signal
+ * mask (write_pipe_masked). What the kernel took is taken off c->room. */
+static ssize_t write_frame(fdchan *c, struct iovec *iov, int niov, const int *fds, unsigned nfds)
+{
+    ssize_t n;
+    if (c->sock) {
+        union {
+            struct cmsghdr align;
+            char buf[CMSG_SPACE(sizeof(int) * FERRY_MAX_FDS)];
+        } ctrl;
+        struct msghdr mh = {.msg_iov = iov, .msg_iovlen = (size_t)niov};
+        if (nfds) {
+            memset(&ctrl, 0, sizeof ctrl);
+            mh.msg_control = ctrl.buf;
+            mh.msg_controllen = CMSG_SPACE(sizeof(int) * nfds);
+            struct cmsghdr *cm = CMSG_FIRSTHDR(&mh);
+            cm->cmsg_level = SOL_SOCKET;
+            cm->cmsg_type = SCM_RIGHTS;
+            cm->cmsg_len = CMSG_LEN(sizeof(int) * nfds);
+            memcpy(CMSG_DATA(cm), fds, sizeof(int) * nfds);
+        }
+        n = sendmsg(c->wfd, &mh, MSG_DONTWAIT | MSG_NOSIGNAL);
+    } else if (!atomic_load_explicit(&ferry__fdchan_no_nosignal, memory_order_relaxed)) {
+        /* -1: a pipe has no offset (pwritev2 then writes as writev) */
+        n = pwritev2(c->wfd, iov, niov, -1, RWF_NOSIGNAL);
+        /* Nothing was written: an older kernel (EOPNOTSUPP; ENOSYS before pwritev2), or a
+         * seccomp filter that refuses pwritev2 (EPERM: a pipe write never says it). */
+        if (n < 0 && (errno == EOPNOTSUPP || errno == ENOSYS || errno == EPERM)) {
+            atomic_store_explicit(&ferry__fdchan_no_nosignal, 1, memory_order_relaxed);
+            n = write_pipe_masked(c->wfd, iov, niov);
+        }
+    } else {
+        n = write_pipe_masked(c->wfd, iov, niov);
+    }
+    if (n > 0) c->room = c->room > (size_t)n ? c->room - (size_t)n : 0;
     return n;
 }
 
@@ -221,12 +273,17 @@ static int flush(fdchan *c, int64_t deadline)
  * is the kernel's bookkeeping) less what is queued. A frame larger than the whole buffer
  * can never fit: it is written as the reader makes room (see send_frame). A peer that is
  * gone ends the wait at once (the write that follows says -EPIPE).
+ * The figure is asked only when the room known from the last time is used up: what was
+ * free then, less what this end wrote since (write_frame), is free now or more, as the
+ * reader only ever takes bytes out (and a TCP send buffer only grows while autotuned). So
+ * a send asks the kernel (ioctl + getsockopt on a socket, ioctl on a pipe) once per that
+ * many bytes, not each time.
  * Returns 0, or -EAGAIN / -ETIMEDOUT with nothing sent.
  */
 static int wait_room(fdchan *c, size_t size, ferry__when *w)
 {
     /* A packet, or a pipe write of at most PIPE_BUF, is atomic: all of it or EAGAIN. */
-    if ((c->kind & FDCHAN_PACKET) || (!c->sock && size <= 4096)) return 0;
+    if ((c->kind & FDCHAN_PACKET) || (!c->sock && size <= 4096) || size <= c->room) return 0;
     for (int backoff = 50;; backoff = backoff < 2000 ? backoff * 2 : 2000) {
         int queued = 0, cap;
         socklen_t l = sizeof cap;
@@ -236,11 +293,12 @@ static int wait_room(fdchan *c, size_t size, ferry__when *w)
                 return 0;
             cap /= 2;
         } else {
-            if (ioctl(c->wfd, FIONREAD, &queued) < 0 || (cap = fcntl(c->wfd, F_GETPIPE_SZ)) < 0)
-                return 0;
-            cap -= 4096;
+            if (!c->pipe_cap && (c->pipe_cap = fcntl(c->wfd, F_GETPIPE_SZ)) < 0) c->pipe_cap = 0;
+            if (!c->pipe_cap || ioctl(c->wfd, FIONREAD, &queued) < 0) return 0;
+            cap = c->pipe_cap - 4096;
         }
-        if (size > (size_t)cap || size <= (size_t)(cap - queued)) return 0;
+        c->room = cap > queued ? (size_t)(cap - queued) : 0;
+        if (size > (size_t)cap || size <= c->room) return 0;
         int64_t at = ferry__when_at(w), left = ferry__remaining(at);
         if (left <= 0) return at == 0 ? -EAGAIN : -ETIMEDOUT;
         /* POLLOUT would say yes already (some room is there), so sleep on nothing but
@@ -574,12 +632,16 @@ static int fill_rbuf(fdchan *c)
         c->rcap = RBUF_SIZE;
     }
     /* parse_stream leaves room: the frame in progress fits in rbuf, and starts at 0 */
-    ssize_t n = read(c->rfd, c->rbuf + c->rlen, c->rcap - c->rlen);
+    size_t space = c->rcap - c->rlen;
+    uint64_t seq = c->rx_seq;
+    ssize_t n = read(c->rfd, c->rbuf + c->rlen, space);
     if (n < 0) return read_error(c, errno);
     if (n == 0) return -EPIPE; /* a frame cut short by the end is lost with the peer */
     c->rlen += (size_t)n;
     int rc = parse_stream(c);
-    return rc < 0 ? rc : 1;
+    /* A short read that finished no frame took all the kernel had: wait (0), as
+     * fill_part does, rather than read again only to hear EAGAIN. */
+    return rc < 0 ? rc : (size_t)n < space && c->rx_seq == seq ? 0 : 1;
 }
 
 /*
@@ -729,6 +791,7 @@ static int wait_hangup(const fdchan *c, int64_t deadline)
  * stays queued until the caller unlinks it); or 1, it went straight into c->direct. */
 static int find(fdchan *c, int64_t filter, ferry__when *w, fmsg ***out)
 {
+    int first = 1; /* no read yet in this receive */
     for (;;) {
         fmsg **link;
         /* A "lowest type" filter must see everything that has arrived before it picks. */
@@ -745,12 +808,24 @@ static int find(fdchan *c, int64_t filter, ferry__when *w, fmsg ***out)
         int dead = atomic_load(&c->dead);
         if (dead) return dead;
         if (may_pull(c)) {
+            /* A blocking receive whose last read found nothing polls first: poll + read
+             * when it has to wait (not read, poll, read), two calls when the data is
+             * there after all. A poll that came back at once had the data there: the next
+             * one reads first again (one call when the data is there). */
+            if (first && c->wait_first && w->timeout != 0) {
+                int64_t t0 = ferry__now_ns();
+                rc = ferry__wait_fd(c->rfd, POLLIN, ferry__when_at(w));
+                if (rc < 0) return rc;
+                if (ferry__now_ns() - t0 < QUICK_POLL_NS) c->wait_first = 0;
+            }
+            first = 0; /* (the reads after the first one come after a read or a poll) */
             rc = fill(c);
             if (rc > 0) continue;
             if (rc < 0) {
                 fail(c, rc == -ENOMEM ? -EBADMSG : rc);
                 continue; /* hand out what was queued first */
             }
+            c->wait_first = 1;
             rc = ferry__wait_fd(c->rfd, POLLIN, ferry__when_at(w));
         } else { /* full of messages the filter passes over (bytes or fds): only time
                   * can help (the one receiving thread is this one), or the peer's end */

@@ -39,7 +39,10 @@
  * are never torn: a send that has begun is delivered (it returns 0), and the remainder
  * goes out first on the next send (or at close, as far as the kernel takes it without
  * waiting). A send that cannot begin before its deadline sends nothing.
- * Writes to a pipe whose reader is gone raise no SIGPIPE (it is blocked and consumed).
+ * Writes to a pipe whose reader is gone raise no SIGPIPE: pwritev2 with RWF_NOSIGNAL
+ * (Linux 6.18), else SIGPIPE is blocked in the calling thread for the write and one the
+ * write raised is consumed (a SIGPIPE the caller had pending stays pending). The process's
+ * disposition of SIGPIPE is never changed.
  * Threads: one sending and one receiving thread at a time, as for every channel.
  */
 #ifndef FERRY_TRANSPORT_FDCHAN_H
@@ -73,6 +76,11 @@ int ferry__fdchan_new(const ferry__fdchan_cfg *cfg, int64_t deadline, ferry_chan
 
 /* Record the peer's credentials (unix: SO_PEERCRED taken at connect/accept). */
 void ferry__fdchan_set_cred(ferry_chan *ch, const ferry_cred *cred);
+
+/* 1 once the kernel said it has no RWF_NOSIGNAL (before Linux 6.18): pipe and FIFO writes
+ * then block SIGPIPE in the calling thread for the write instead. Tests set it to check
+ * that way on a newer kernel. */
+extern _Atomic int ferry__fdchan_no_nosignal;
 
 /* The channel ops every fd transport shares: ferry__fdchan_peer_ops also tells the
  * peer's credentials (unix), ferry__fdchan_ops cannot (tcp, fifo, pipe). */

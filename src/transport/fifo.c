@@ -11,10 +11,12 @@
  * accept that finds nobody, say after another program opened the FIFO, drains it and
  * returns -EAGAIN), and ferry_accept sleeps on it between tries.
  * Rules: no fds (-EOPNOTSUPP), no credentials, capacity is the kernel's pipe buffer
- * (only FERRY_CAP_RING); a peer that closes or dies is seen as end of stream (-EPIPE).
- * Only a FIFO owned by the caller's euid or by root is ever opened (never through a
- * symlink): anything else at the path is -EACCES, so fifo:// joins processes of one
- * user (or a root-made FIFO); across users, use unix:// (it knows the peer).
+ * (only FERRY_CAP_RING), which each end's writer enlarges to 1 MiB where the system
+ * allows (as the pipe transport does: a 64 KiB message then goes in one write); a peer
+ * that closes or dies is seen as end of stream (-EPIPE). Only a FIFO owned by the
+ * caller's euid or by root is ever opened (never through a symlink): anything else at
+ * the path is -EACCES, so fifo:// joins processes of one user (or a root-made FIFO);
+ * across users, use unix:// (it knows the peer).
  */
 #define _GNU_SOURCE
 #include "fdchan.h"
@@ -161,7 +163,10 @@ static int fifo_accept(ferry_listener *fl, ferry_chan **out, int64_t deadline)
         char ev[4096]; /* drain first: an open after this is a new event */
         while (read(l->ino, ev, sizeof ev) > 0) {
         }
-        if ((w = open_fifo(l->s2c, O_WRONLY)) >= 0) break;
+        if ((w = open_fifo(l->s2c, O_WRONLY)) >= 0) {
+            fcntl(w, F_SETPIPE_SZ, 1 << 20); /* best effort, as pipe.c */
+            break;
+        }
         if (w != -ENXIO && w != -EINTR) return w;
         int rc = ferry__wait_fd(l->ino, POLLIN, deadline);
         if (rc < 0) return rc;
@@ -199,6 +204,7 @@ static int fifo_open(const char *where, const ferry_chan_opts *o, ferry_chan **o
      * has it, it may close the listener and remove both names. */
     int w = open_fifo(c2s, O_WRONLY);
     if (w < 0) return w == -ENXIO ? -ECONNREFUSED : w;
+    fcntl(w, F_SETPIPE_SZ, 1 << 20); /* best effort, as pipe.c */
     int r = open_fifo(s2c, O_RDONLY);
     if (r < 0) {
         close(w);

@@ -7,7 +7,7 @@
  * table; shm_live.c tells whether the peer is still there; shm_tx.c and shm_rx.c move the messages.
  *
  * Rules: the creating side (pair, listener) decides the channel's shape and makes both
- * directions' segments and eventfds; the adopting side validates every value and every
+ * directions' segments; the adopting side validates every value and every
  * fd of the handshake before it maps anything (-EBADMSG otherwise).
  */
 #define _GNU_SOURCE
@@ -24,7 +24,6 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
-#include <sys/eventfd.h>
 #include <sys/socket.h>
 #include <sys/stat.h>
 #include <sys/un.h>
@@ -116,8 +115,8 @@ static shm_chan *chan_new(int link, const shape *s, const ferry_chan_opts *local
     c->ring_bytes = s->ring_bytes;
     c->max_msg = s->max_msg;
     c->mem_cap = s->mem_cap;
-    c->tx.efd = c->rx.efd = -1;
-    c->rx.epfd = -1;
+    c->rx.efd = -1; /* (until ferry__shm_rx_init says so too) */
+    atomic_store_explicit(&c->rx.epfd, -1, memory_order_relaxed);
     ferry_chan_opts d;
     if (!local) {
         ferry__opts_defaults(&d);
@@ -155,8 +154,6 @@ static void chan_free(shm_chan *c)
     ferry__shm_tx_free(c);
     ferry__seg_unmap(&c->seg_tx);
     ferry__seg_unmap(&c->seg_rx);
-    if (c->tx.efd >= 0) close(c->tx.efd);
-    if (c->rx.efd >= 0) close(c->rx.efd);
     if (c->link >= 0) close(c->link);
     free(c);
 }
@@ -168,7 +165,8 @@ static void shm_close(ferry_chan *ch)
 
 /*
  * Creator side of the handshake on link: make both directions, send SETUP with their
- * segments and eventfds. On success the channel owns link; on failure link is closed.
+ * segments (closed here once sent: the mappings stay). On success the channel owns link;
+ * on failure link is closed.
  */
 static int setup_create(int link, const ferry_chan_opts *o, ferry_chan **out)
 {
@@ -187,11 +185,6 @@ static int setup_create(int link, const ferry_chan_opts *o, ferry_chan **out)
     size_t size = FERRY__RING_CTL_BYTES + s.ring_bytes;
     rc = ferry__seg_create(size, &segfd[0], &c->seg_tx);
     if (rc == 0) rc = ferry__seg_create(size, &segfd[1], &c->seg_rx);
-    if (rc == 0) {
-        c->tx.efd = eventfd(0, EFD_CLOEXEC | EFD_NONBLOCK);
-        c->rx.efd = eventfd(0, EFD_CLOEXEC | EFD_NONBLOCK);
-        if (c->tx.efd < 0 || c->rx.efd < 0) rc = -errno;
-    }
     if (rc == 0) rc = chan_attach(c);
     if (rc == 0) {
         ferry__link_msg m = {.magic = FERRY__SETUP_MAGIC,
@@ -201,8 +194,7 @@ static int setup_create(int link, const ferry_chan_opts *o, ferry_chan **out)
                              .mem_cap = s.mem_cap,
                              .capacity = s.capacity,
                              .flags = s.flags};
-        int fds[4] = {segfd[0], segfd[1], c->tx.efd, c->rx.efd};
-        rc = ferry__link_send(link, &m, fds, 4, ferry__deadline_in(1000000000));
+        rc = ferry__link_send(link, &m, segfd, 2, ferry__deadline_in(1000000000));
     }
     for (int i = 0; i < 2; i++)
         if (segfd[i] >= 0) close(segfd[i]);
@@ -212,17 +204,6 @@ static int setup_create(int link, const ferry_chan_opts *o, ferry_chan **out)
     }
     *out = &c->base;
     return 0;
-}
-
-/* Is fd an eventfd? (The kernel names its anonymous inode.) */
-static int is_eventfd(int fd)
-{
-    char path[64], name[64];
-    snprintf(path, sizeof path, "/proc/self/fd/%d", fd);
-    ssize_t n = readlink(path, name, sizeof name - 1);
-    if (n < 0) return 0;
-    name[n] = '\0';
-    return strcmp(name, "anon_inode:[eventfd]") == 0;
 }
 
 /*
@@ -235,16 +216,15 @@ static int setup_adopt(int link, const ferry_chan_opts *local, int64_t deadline,
                        ferry_chan **out)
 {
     ferry__link_msg m;
-    int fds[4];
+    int fds[2];
     shape s = {0};
-    int rc = ferry__link_recv(link, FERRY__LINK_SETUP, &m, fds, 4, deadline);
+    int rc = ferry__link_recv(link, FERRY__LINK_SETUP, &m, fds, 2, deadline);
     if (rc < 0) {
         close(link);
         return rc;
     }
     shm_chan *c = NULL;
     rc = shape_from_link(&m, &s);
-    if (rc == 0 && (!is_eventfd(fds[2]) || !is_eventfd(fds[3]))) rc = -EBADMSG;
     size_t max_map = local && local->max_map ? local->max_map : FERRY_MAX_MAP_DEFAULT;
     if (rc == 0 && !own && shape_footprint(&s) > max_map) rc = -E2BIG;
     if (rc == 0 && !(c = chan_new(link, &s, local))) rc = -ENOMEM;
@@ -255,13 +235,9 @@ static int setup_adopt(int link, const ferry_chan_opts *local, int64_t deadline,
     close(fds[0]);
     close(fds[1]);
     if (c) {
-        c->rx.efd = fds[2];
-        c->tx.efd = fds[3];
         if (rc == 0) rc = chan_attach(c);
-        if (rc < 0) chan_free(c); /* closes link and the eventfds */
+        if (rc < 0) chan_free(c); /* closes link */
     } else {
-        close(fds[2]);
-        close(fds[3]);
         close(link);
     }
     if (rc < 0) return rc;

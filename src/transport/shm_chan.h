@@ -55,7 +55,6 @@ typedef struct shm_tx {
     uint64_t tail_cache, taken_cache;
     uint64_t seq; /* seq of the last committed record */
     uint64_t sent, cancelled;
-    int efd; /* the peer's readiness eventfd */
     ferry__spin spin;
     /* The outstanding loan. */
     int loaned;
@@ -84,8 +83,15 @@ typedef struct shm_rx {
     uint8_t *pbuf;        /* that copy (malloc'd, grown to the largest message peeked) */
     size_t pcap;
     size_t held_idx;
-    int efd;  /* our readiness eventfd */
-    int epfd; /* ferry_chan_poll_fd(), -1 until asked */
+    /* ferry_chan_poll_fd(): an epoll of the link (readable when the producer sent READY,
+     * or it hung up) and efd, an eventfd this end writes itself when it finds a message
+     * the producer did not announce (self_set: it may hold a count). Both -1 until asked:
+     * an end that is never armed holds one descriptor, its link. ferry_chan_poll_fd may
+     * run in another thread than a receive: efd is written before epfd is published
+     * (release), and read only after epfd was seen (acquire); self_set is exchanged. */
+    int efd;
+    _Atomic int epfd;
+    _Atomic int self_set;
     ferry__spin spin;
 } shm_rx;
 

@@ -50,6 +50,33 @@ int ferry__link_send(int sock, const ferry__link_msg *m, const int *fds, unsigne
     }
 }
 
+void ferry__link_send_ready(int sock)
+{
+    ferry__link_msg m = {.magic = FERRY__SETUP_MAGIC, .kind = FERRY__LINK_READY};
+    (void)send(sock, &m, sizeof m, MSG_DONTWAIT | MSG_NOSIGNAL);
+}
+
+int ferry__link_drain_ready(int sock)
+{
+    for (int i = 0;; i++) {
+        ferry__link_msg m;
+        /* A look at the front message without its fds (no control buffer: none are
+         * installed by the peek), then it is taken only if it is a READY. */
+        ssize_t n = recv(sock, &m, sizeof m, MSG_PEEK | MSG_DONTWAIT);
+        if (n < 0 && errno == EINTR) continue;
+        if (n < 0) return 0; /* nothing queued (or a hang-up: the liveness check's) */
+        if (n != (ssize_t)sizeof m || m.magic != FERRY__SETUP_MAGIC) return n == 0 ? 0 : -EBADMSG;
+        if (m.kind != FERRY__LINK_READY) return 0;
+        if (i >= FERRY__LINK_READY_MAX) return -EBADMSG;
+        /* Taken with room for no fds: any a hostile READY carried are closed by the
+         * kernel (MSG_CTRUNC), never installed here. */
+        struct iovec iov = {.iov_base = &m, .iov_len = sizeof m};
+        struct msghdr mh = {.msg_iov = &iov, .msg_iovlen = 1};
+        if (recvmsg(sock, &mh, MSG_DONTWAIT) != (ssize_t)sizeof m || (mh.msg_flags & MSG_CTRUNC))
+            return -EBADMSG;
+    }
+}
+
 static void close_all(const int *fds, int n)
 {
     for (int i = 0; i < n; i++) close(fds[i]);
@@ -62,7 +89,7 @@ int ferry__link_recv(int sock, uint32_t kind, ferry__link_msg *m, int *fds, unsi
         struct cmsghdr align;
         char buf[CMSG_SPACE(sizeof(int) * FERRY_MAX_FDS)];
     } ctrl;
-    for (;;) {
+    for (int ready = 0;;) {
         struct iovec iov = {.iov_base = m, .iov_len = sizeof *m};
         struct msghdr mh = {.msg_iov = &iov,
                             .msg_iovlen = 1,
@@ -105,8 +132,14 @@ int ferry__link_recv(int sock, uint32_t kind, ferry__link_msg *m, int *fds, unsi
             return ngot == 0 && !overflow && ferry__link_alive(sock) < 0 ? -EPIPE : -EBADMSG;
         }
         int bad = overflow || (mh.msg_flags & (MSG_CTRUNC | MSG_TRUNC)) ||
-                  n != (ssize_t)sizeof *m || m->magic != FERRY__SETUP_MAGIC || m->kind != kind ||
-                  ngot != (int)nfds;
+                  n != (ssize_t)sizeof *m || m->magic != FERRY__SETUP_MAGIC;
+        if (!bad && m->kind == FERRY__LINK_READY && kind != FERRY__LINK_READY) {
+            /* The producer's word to an armed poll fd: not what was asked for, skipped. */
+            close_all(got, ngot);
+            if (ngot || ++ready > FERRY__LINK_READY_MAX) return -EBADMSG;
+            continue;
+        }
+        bad = bad || m->kind != kind || ngot != (int)nfds;
         if (bad) {
             close_all(got, ngot);
             return -EBADMSG;

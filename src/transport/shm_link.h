@@ -3,14 +3,22 @@
  * shm_link.h — the Unix-socket control link of a shm channel (SOCK_SEQPACKET).
  *
  * The link carries, in order, from each producer to its consumer:
- *   SETUP (once, creator -> adopter): the channel's shape and 4 fds: the two direction
- *          segments (creator->adopter first) and the two eventfds (same order);
+ *   SETUP (once, creator -> adopter): the channel's shape and 2 fds: the two direction
+ *          segments (creator->adopter first);
  *   FDS   the fds riding on record `seq`, sent before that record is committed;
  *   SEG   the next ring segment of an unbounded direction, sent before the JUMP record
- *          `seq` that points to it.
- * Because a producer sends these before it commits the record they belong to, its
+ *          `seq` that points to it;
+ *   READY (no fds) only while the consumer has armed its ferry_chan_poll_fd (the ring's
+ *          `armed` word): the producer committed a record and turned the ring's `ready`
+ *          word from 0 to 1. It makes the link readable, which is what the consumer's
+ *          poll fd watches, so a channel end needs no descriptor besides the link until
+ *          it is armed (issue 15: one fd per channel end).
+ * Because a producer sends FDS and SEG before it commits the record they belong to, its
  * consumer finds them already queued when it reaches the record (MSG_DONTWAIT); a
- * mismatch (kind, seq, fd count, truncated control data) is -EBADMSG.
+ * mismatch (kind, seq, fd count, truncated control data) is -EBADMSG. READY messages in
+ * front of the one asked for are skipped (ferry__link_recv) or drained
+ * (ferry__link_drain_ready); a legitimate producer has at most one in flight per time the
+ * consumer cleared `ready`, so more than FERRY__LINK_READY_MAX in a row is -EBADMSG.
  * A hang-up on the link means the peer is gone (its process died or it closed).
  * Every received fd gets FD_CLOEXEC; on any error all fds that did arrive are closed.
  */
@@ -22,6 +30,9 @@
 #define FERRY__LINK_SETUP 1u
 #define FERRY__LINK_FDS   2u
 #define FERRY__LINK_SEG   3u
+#define FERRY__LINK_READY 4u
+
+#define FERRY__LINK_READY_MAX 4096 /* READY messages skipped in a row before -EBADMSG */
 
 #define FERRY__SETUP_MAGIC 0x48595246u /* "FRYH" */
 
@@ -46,6 +57,15 @@ int ferry__link_send(int sock, const ferry__link_msg *m, const int *fds, unsigne
  * was truncated), -EPIPE (hang-up), -ETIMEDOUT/-EAGAIN (nothing yet). */
 int ferry__link_recv(int sock, uint32_t kind, ferry__link_msg *m, int *fds, unsigned nfds,
                      int64_t deadline);
+
+/* Send READY without waiting; a full link is readable already (the message is not
+ * needed), and a hung-up one is the liveness check's business: nothing is reported. */
+void ferry__link_send_ready(int sock);
+
+/* Take the READY messages at the front of the link (none of any other kind: FDS and SEG
+ * stay queued for their records). Returns 0, or -EBADMSG (a malformed READY, or more than
+ * FERRY__LINK_READY_MAX of them). */
+int ferry__link_drain_ready(int sock);
 
 /* 0 while the peer is connected, -EPIPE once it hung up. One poll(), no waiting. */
 int ferry__link_alive(int sock);

@@ -19,6 +19,7 @@
 #include <string.h>
 #include <poll.h>
 #include <sys/epoll.h>
+#include <sys/eventfd.h>
 #include <unistd.h>
 
 static ferry__rec *rec_in(const rx_map *m, uint64_t pos)
@@ -427,7 +428,8 @@ static int rx_find(shm_chan *c, int64_t filter, ferry__when *w, size_t *idx)
         /* Nothing there and FERRY_NOW: is the peer still there? An event loop (armed fd)
          * has just been told "readable", so it gets a real answer; a busy poller gets
          * one every few milliseconds, which keeps its empty polls free of syscalls. */
-        if (rc == -EAGAIN && (r->epfd >= 0 ? ferry__shm_alive(c) : ferry__shm_check_alive(c)) < 0)
+        int armed = atomic_load_explicit(&r->epfd, memory_order_relaxed) >= 0; /* (a hint) */
+        if (rc == -EAGAIN && (armed ? ferry__shm_alive(c) : ferry__shm_check_alive(c)) < 0)
             rc = -EPIPE;
         /* The peer is gone: hand out what it committed before it went, then -EPIPE. */
         if (rc == -EPIPE && rx_ready(c)) continue;
@@ -441,24 +443,41 @@ static int rx_has_message(shm_chan *c)
     return c->rx.qlen > 0 || rx_ready(c);
 }
 
+/* A message is there that the producer may not have announced (it was committed before
+ * this end armed, or while `ready` was still 1): make the poll fd readable ourselves. */
 static void rx_set_ready(shm_rx *r)
 {
     if (!atomic_exchange_explicit(&r->ctl->ready, 1, memory_order_seq_cst)) {
         uint64_t one = 1;
         if (write(r->efd, &one, sizeof one) < 0) { /* saturated: readable anyway */
         }
+        /* After the write: a clear that misses this flag leaves the count to the next
+         * clear, never a count nobody will take. Relaxed: the eventfd is the data. */
+        atomic_store_explicit(&r->self_set, 1, memory_order_relaxed);
     }
 }
 
-/* After a take, clear readiness when nothing is left. Order: drain the eventfd, then
+/* After a take (or a receive that found nothing), clear readiness when nothing is left.
+ * Order: take the producer's READY messages off the link and drain our eventfd, then
  * clear `ready`, fence, and re-check, so a producer racing with us either sees ready == 0
- * and signals, or we see its record and signal ourselves. */
+ * and sends READY, or we see its record and signal ourselves. A READY still in flight
+ * (the producer turned `ready` to 1 and has not sent it yet) makes the fd readable with
+ * nothing there for a moment: the receive that follows finds nothing and comes here
+ * again. FDS and SEG messages stay on the link (its records come next: readable is
+ * right); a peer's malformed READY fails the channel (-EBADMSG). */
 static void rx_update_ready(shm_chan *c)
 {
     shm_rx *r = &c->rx;
-    if (r->epfd < 0 || rx_has_message(c)) return;
-    uint64_t v;
-    if (read(r->efd, &v, sizeof v) < 0) { /* already clear */
+    /* Acquire: pairs with ferry__shm_fd's release, so efd is there once epfd is. */
+    if (atomic_load_explicit(&r->epfd, memory_order_acquire) < 0 || rx_has_message(c)) return;
+    if (ferry__link_drain_ready(c->link) < 0) {
+        ferry__shm_fail(c, -EBADMSG);
+        return;
+    }
+    if (atomic_exchange_explicit(&r->self_set, 0, memory_order_relaxed)) {
+        uint64_t v;
+        if (read(r->efd, &v, sizeof v) < 0) { /* already clear */
+        }
     }
     atomic_store_explicit(&r->ctl->ready, 0, memory_order_seq_cst);
     atomic_thread_fence(memory_order_seq_cst);
@@ -503,6 +522,7 @@ ssize_t ferry__shm_recvmsg(ferry_chan *ch, ferry_msg *m, int64_t filter, int kee
     size_t idx;
     int rc = rx_check(c);
     if (rc == 0) rc = rx_find(c, filter, w, &idx);
+    if (rc == -EAGAIN || rc == -ETIMEDOUT) rx_update_ready(c); /* a READY that came late */
     if (rc < 0) return rc;
     rx_entry *e = q_at(&c->rx, idx);
     m->type = e->type;
@@ -525,6 +545,7 @@ int ferry__shm_peek(ferry_chan *ch, int64_t filter, ferry_msg *m, ferry__when *w
     size_t idx;
     int rc = rx_check(c);
     if (rc == 0) rc = rx_find(c, filter, w, &idx);
+    if (rc == -EAGAIN || rc == -ETIMEDOUT) rx_update_ready(c); /* a READY that came late */
     if (rc < 0) return rc;
     shm_rx *r = &c->rx;
     rx_entry *e = q_at(r, idx);
@@ -564,20 +585,26 @@ int ferry__shm_fd(ferry_chan *ch)
 {
     shm_chan *c = (shm_chan *)ch;
     shm_rx *r = &c->rx;
-    if (r->epfd >= 0) return r->epfd;
+    int armed = atomic_load_explicit(&r->epfd, memory_order_acquire);
+    if (armed >= 0) return armed;
+    /* Made now, not with the channel: an end that is never armed holds only its link. */
     int ep = epoll_create1(EPOLL_CLOEXEC);
-    if (ep < 0) return -errno;
-    /* The eventfd says "a message is waiting"; the link, registered for hang-up only,
-     * says "the peer is gone" (EPOLLHUP is always reported). */
+    int efd = eventfd(0, EFD_CLOEXEC | EFD_NONBLOCK);
+    /* The link says "a message is waiting" (the producer's READY; FDS and SEG messages
+     * come just before their records) and "the peer is gone" (hang-up); the eventfd says
+     * "a message is waiting" when this end found one the producer did not announce. */
     struct epoll_event ev = {.events = EPOLLIN};
-    struct epoll_event hup = {.events = EPOLLRDHUP};
-    if (epoll_ctl(ep, EPOLL_CTL_ADD, r->efd, &ev) < 0 ||
-        epoll_ctl(ep, EPOLL_CTL_ADD, c->link, &hup) < 0) {
+    struct epoll_event link = {.events = EPOLLIN | EPOLLRDHUP};
+    if (ep < 0 || efd < 0 || epoll_ctl(ep, EPOLL_CTL_ADD, efd, &ev) < 0 ||
+        epoll_ctl(ep, EPOLL_CTL_ADD, c->link, &link) < 0) {
         int e = -errno;
-        close(ep);
+        if (ep >= 0) close(ep);
+        if (efd >= 0) close(efd);
         return e;
     }
-    r->epfd = ep;
+    r->efd = efd;
+    /* Release: a receive in another thread that sees epfd sees efd (rx_update_ready). */
+    atomic_store_explicit(&r->epfd, ep, memory_order_release);
     /* Arm, then look: a producer that commits after the store below sees armed and
      * signals; anything committed before it, we see here. */
     atomic_store_explicit(&r->ctl->armed, 1, memory_order_seq_cst);
@@ -609,7 +636,8 @@ int ferry__shm_rx_init(shm_chan *c)
      * ring, or with growth the first ring and rings totalling under 2 * mem_cap. */
     uint64_t ring_total = c->ring_bytes + (c->capacity == FERRY_UNBOUNDED ? 2 * c->mem_cap : 0);
     r->qmax = (size_t)(ring_total / FERRY__REC_ALIGN);
-    r->epfd = -1;
+    r->efd = -1; /* (ferry__shm_fd makes them; ferry__shm_rx_free closes them) */
+    atomic_store_explicit(&r->epfd, -1, memory_order_relaxed);
     return 0;
 }
 
@@ -624,5 +652,7 @@ void ferry__shm_rx_free(shm_chan *c)
     }
     free(r->maps);
     free(r->pbuf);
-    if (r->epfd >= 0) close(r->epfd);
+    int ep = atomic_load_explicit(&r->epfd, memory_order_relaxed); /* (no other thread now) */
+    if (ep >= 0) close(ep);
+    if (r->efd >= 0) close(r->efd);
 }

@@ -90,11 +90,8 @@ static void tx_publish(shm_chan *c, ferry__rec *r, uint64_t next)
         FERRY__COUNT(c->base.st.wakeups, 1);
     if (atomic_load_explicit(&t->ctl->armed, memory_order_relaxed) &&
         !atomic_load_explicit(&t->ctl->ready, memory_order_relaxed) &&
-        !atomic_exchange_explicit(&t->ctl->ready, 1, memory_order_seq_cst)) {
-        uint64_t one = 1;
-        if (write(t->efd, &one, sizeof one) < 0) { /* full counter: it is readable anyway */
-        }
-    }
+        !atomic_exchange_explicit(&t->ctl->ready, 1, memory_order_seq_cst))
+        ferry__link_send_ready(c->link); /* the consumer's armed poll fd watches the link */
     t->head = next;
 }
 

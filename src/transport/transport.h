@@ -198,6 +198,7 @@ int ferry__unix_from_sock(int s, int creator, const ferry_chan_opts *o, const fe
 static inline void ferry__opts_defaults(ferry_chan_opts *o)
 {
     memset(o, 0, sizeof *o);
+    o->size = sizeof *o;
     o->capacity = FERRY_CAP_RING;
     o->ring_bytes = 256 * 1024;
     o->max_msg = 0; /* derived from the ring */

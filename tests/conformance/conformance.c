@@ -416,6 +416,7 @@ static uint64_t order_bytes(void)
 static void order_stats(ferry_chan *ch)
 {
     ferry_chan_counters st;
+    ferry_chan_counters_init(&st);
     CHECK_EQ(ferry_chan_stats(ch, &st), 0);
     CHECK_EQ(st.sent_msgs, ORDER_N);
     CHECK_EQ(st.recv_msgs, ORDER_N);
@@ -522,6 +523,7 @@ static void sizes_parent(conn *k)
     CHECK(buf != NULL);
     sizes_send(k->ch, max, buf);
     ferry_chan_counters st; /* the refused max + 1 sends are not counted */
+    ferry_chan_counters_init(&st);
     CHECK_EQ(ferry_chan_stats(k->ch, &st), 0);
     CHECK_EQ(st.sent_msgs, 4);
     CHECK_EQ(st.sent_bytes, max + 4);
@@ -835,6 +837,7 @@ static void cap_n_child(conn *k)
     for (uint64_t s = 2; s <= 5; s++) recv_n(k->ch, s, T5S);
     expect_empty(k->ch);
     ferry_chan_counters st;
+    ferry_chan_counters_init(&st);
     CHECK_EQ(ferry_chan_stats(k->ch, &st), 0);
     CHECK_EQ(st.recv_msgs, 6);
     CHECK_EQ(st.sent_msgs, 0);
@@ -861,6 +864,7 @@ static void cap_n_parent(conn *k)
     CHECK(el >= 100 * MS && el < 3 * SEC);
     ctl_put(&k->c, '3');
     ferry_chan_counters st;
+    ferry_chan_counters_init(&st);
     CHECK_EQ(ferry_chan_stats(ch, &st), 0);
     CHECK_EQ(st.sent_msgs, 6);
     CHECK_EQ(st.sent_bytes, 6 * PAYLOAD);
@@ -900,6 +904,7 @@ static void cap_zero_parent(conn *k)
     ctl_expect(&k->c, 'b');
     send_n(ch, 3, T5S, 0);
     ferry_chan_counters st;
+    ferry_chan_counters_init(&st);
     CHECK_EQ(ferry_chan_stats(ch, &st), 0);
     CHECK_EQ(st.drops, 2);
 }

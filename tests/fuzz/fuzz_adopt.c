@@ -327,6 +327,7 @@ static void mb_ops(ferry_mailbox *mb, in *r, uint8_t *map, size_t size)
         }
         case 8: {
             ferry_mailbox_counters st;
+            ferry_mailbox_counters_init(&st);
             int rc = ferry_mailbox_stats(mb, &st);
             ALLOWED(rc, MB_LOCKED, HOSTILE);
             break;
@@ -381,7 +382,9 @@ static void ev_ops(ferry_event *e, in *r, uint8_t *map, size_t size)
             break;
         }
         case 3: {
-            int rc = op & 4 ? ferry_event_poll_fd(e) : ferry_event_stats(e, NULL, NULL);
+            int rc = op & 4 ? ferry_event_poll_fd(e)
+                            : ferry_event_stats(
+                                  e, &(ferry_event_counters){.size = sizeof(ferry_event_counters)});
             ALLOWED(rc, HOSTILE);
             break;
         }

@@ -7,8 +7,7 @@
 #ifndef FERRY_TOOL_COMMANDS_H
 #define FERRY_TOOL_COMMANDS_H
 
-int bench_main(int argc, char **argv); /* bench.c */
-int ls_main(int argc, char **argv);    /* ls.c: `ferry ls` */
-int rm_main(int argc, char **argv);    /* ls.c: `ferry rm` */
+int ls_main(int argc, char **argv); /* ls.c: `ferry ls` */
+int rm_main(int argc, char **argv); /* ls.c: `ferry rm` */
 
 #endif /* FERRY_TOOL_COMMANDS_H */

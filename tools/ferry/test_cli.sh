@@ -1,9 +1,15 @@
 #!/bin/sh
 # SPDX-License-Identifier: MIT
-# test_cli.sh — smoke test of the `ferry` tool (run by CTest as ferry_cli).
-#   usage: test_cli.sh PATH/TO/ferry
+# test_cli.sh — smoke test of the `ferry` tool and its benchmark, ferry-bench (run by CTest
+# as ferry_cli).
+#   usage: test_cli.sh PATH/TO/ferry PATH/TO/ferry-bench INSTALL-BINDIR
 # Checks the exit codes of the dispatcher (help 0, --version 0, unknown command 2 with the
-# usage on stderr, bad bench options 2), then runs a tiny benchmark,
+# usage on stderr, unknown help topic 2 with one line on stderr, bad bench options 2), and
+# how `ferry bench` finds ferry-bench: next to ferry (this build), else in INSTALL-BINDIR,
+# else on PATH, else exit 127 with one line on stderr; ferry-bench run directly (--help,
+# --version, a tiny run, its private ferryd: $FERRY_FERRYD, else next to it, else
+# INSTALL-BINDIR). Every benchmark run below goes through `ferry bench` (the exec path):
+# first a tiny benchmark,
 #   ferry bench --csv --smoke --only spin-baseline,ferry-shm
 # which must exit 0 and print exactly the CSV header, then at least one well-formed row
 # for each selected mechanism and none for the others; and the same run as a table.
@@ -25,6 +31,8 @@
 # private ferryd each, nothing left in TMPDIR. Then --plot: a well-formed SVG.
 set -u
 FERRY=$1
+BENCH=$2
+BINDIR=$3
 tmp=$(mktemp -d) || exit 1
 trap 'rm -rf "$tmp"' EXIT INT TERM
 
@@ -51,12 +59,41 @@ expect 2 "$FERRY" no-such-command
 grep -q '^usage: ferry' "$tmp/err" || fail "unknown command: no usage on stderr"
 [ -s "$tmp/out" ] && fail "unknown command wrote to stdout"
 expect 2 "$FERRY"
+expect 2 "$FERRY" help no-such-topic
+[ "$(wc -l <"$tmp/err")" -eq 1 ] && grep -q "no-such-topic" "$tmp/err" ||
+    fail "unknown help topic: want one line on stderr naming it, got '$(cat "$tmp/err")'"
+[ -s "$tmp/out" ] && fail "unknown help topic wrote to stdout"
+expect 0 "$FERRY" help bench
+grep -q '^usage: ferry bench' "$tmp/out" || fail "help bench: no usage"
 expect 0 "$FERRY" bench --help
 expect 2 "$FERRY" bench --no-such-option
 expect 2 "$FERRY" bench --only no-such-mechanism
 expect 2 "$FERRY" bench --repeat 0
 expect 2 "$FERRY" bench --repeat x
 expect 2 "$FERRY" bench --repeat
+
+# ---- ferry-bench is its own program; `ferry bench` execs it (same output, same exit code)
+expect 0 "$BENCH" --version
+grep -q '^ferry-bench [0-9]' "$tmp/out" || fail "ferry-bench --version printed '$(cat "$tmp/out")'"
+cp "$tmp/out" "$tmp/version"
+expect 0 "$FERRY" bench --version
+cmp -s "$tmp/out" "$tmp/version" || fail "ferry bench --version: '$(cat "$tmp/out")'"
+expect 0 "$BENCH" --help
+grep -q '^usage: ferry bench' "$tmp/out" || fail "ferry-bench --help: no usage"
+expect 2 "$BENCH" --no-such-option
+# Not next to ferry: the installed one, else PATH, else 127 and one line on stderr.
+mkdir "$tmp/lone" "$tmp/path"
+cp "$FERRY" "$tmp/lone/ferry"
+if [ -x "$BINDIR/ferry-bench" ]; then
+    echo "test_cli: $BINDIR/ferry-bench is installed: exit 127 not tried" >&2
+else
+    expect 127 env PATH="$tmp/path" "$tmp/lone/ferry" bench --version
+    [ "$(wc -l <"$tmp/err")" -eq 1 ] && grep -q "ferry-bench" "$tmp/err" ||
+        fail "no ferry-bench: want one line on stderr, got '$(cat "$tmp/err")'"
+    cp "$BENCH" "$tmp/path/ferry-bench"
+    expect 0 env PATH="$tmp/path" "$tmp/lone/ferry" bench --version
+    cmp -s "$tmp/out" "$tmp/version" || fail "ferry-bench on PATH not run: '$(cat "$tmp/out")'"
+fi
 
 # check_rows FILE MECH...: every CSV row has 8 fields, one of the MECHs, a known pattern;
 # pingpong, uncontended and handoff rows carry p50 <= p99 <= p99.9 and msgs_per_s (the
@@ -97,6 +134,9 @@ header='mechanism,pattern,size,rtt_p50_ns,rtt_p99_ns,rtt_p999_ns,msgs_per_s,byte
 expect 0 "$FERRY" bench --csv --smoke --only spin-baseline,ferry-shm
 [ "$(head -n 1 "$tmp/out")" = "$header" ] || fail "CSV header is '$(head -n 1 "$tmp/out")'"
 check_rows "$tmp/out" spin-baseline ferry-shm
+expect 0 "$BENCH" --csv --smoke --only spin-baseline
+[ "$(head -n 1 "$tmp/out")" = "$header" ] || fail "ferry-bench: CSV header"
+check_rows "$tmp/out" spin-baseline
 
 # ---- the same as a table
 expect 0 "$FERRY" bench --smoke --only spin-baseline
@@ -282,6 +322,23 @@ awk -F, 'NR == 2 && NF == 6 && $1 == 100 && $4 > 0 { ok = 1 } END { exit !(ok &&
     "$tmp/out" || fail "--scale --csv: bad row: $(cat "$tmp/out")"
 [ -z "$(ls -A "$tmp/tmpdir-broker")" ] || fail "--scale left: $(ls -A "$tmp/tmpdir-broker")"
 expect 2 "$FERRY" bench --scale --only spin-baseline
+# Which ferryd: $FERRY_FERRYD, else the one next to ferry-bench (here a link to the built
+# one), else the installed one, else the row is left out with a note.
+cp "$BENCH" "$tmp/lone/ferry-bench"
+if [ -x "$BINDIR/ferryd" ]; then
+    echo "test_cli: $BINDIR/ferryd is installed: broker-connect without a ferryd not tried" >&2
+else
+    expect 0 env -u FERRY_FERRYD TMPDIR="$tmp/tmpdir-broker" "$tmp/lone/ferry-bench" --csv \
+        --smoke --only broker-connect
+    [ "$(wc -l <"$tmp/out")" -eq 1 ] || fail "no ferryd, yet broker-connect rows"
+    grep -q 'broker-connect.*no ferryd program' "$tmp/err" || fail "no ferryd: no note"
+fi
+ferryd=$(dirname "$BENCH")/ferryd
+[ -x "$ferryd" ] || fail "no ferryd next to $BENCH"
+expect 0 env FERRY_FERRYD="$ferryd" TMPDIR="$tmp/tmpdir-broker" "$tmp/lone/ferry-bench" \
+    --csv --smoke --only broker-connect
+check_rows "$tmp/out" broker-connect
+[ -z "$(ls -A "$tmp/tmpdir-broker")" ] || fail "broker-connect left: $(ls -A "$tmp/tmpdir-broker")"
 
 # ---- --plot: a well-formed SVG chart
 expect 0 "$FERRY" bench --smoke --only spin-baseline,ferry-shm,unix,posixmq --plot "$tmp/p.svg"

@@ -26,7 +26,7 @@ static const struct {
     E(ECONNRESET), E(ENOSPC),       E(EOWNERDEAD), E(ENOTRECOVERABLE), E(ESRCH),
     E(E2BIG),      E(EFAULT),       E(ENOTSUP),    E(EADDRNOTAVAIL),   E(ECONNABORTED),
     E(EIO),        E(EOVERFLOW),    E(EPROTO),     E(ENOTSOCK),        E(ENOTDIR),
-    E(ELOOP),      E(EROFS),        E(EDEADLK),
+    E(ELOOP),      E(EROFS),        E(EDEADLK),    E(EPROTOTYPE),      E(ECANCELED),
 };
 #define NCODES (sizeof codes / sizeof codes[0])
 

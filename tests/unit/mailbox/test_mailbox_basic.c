@@ -90,6 +90,7 @@ static void test_copy_and_types(void)
     CHECK_EQ(ferry_mailbox_recv(mb, 0, &t, NULL, 0, FERRY_NOW), 0);
     CHECK_EQ(t, 6);
     ferry_mailbox_counters st;
+    ferry_mailbox_counters_init(&st);
     CHECK_EQ(ferry_mailbox_stats(mb, &st), 0);
     CHECK_EQ(st.sent, 12);
     CHECK_EQ(st.received, 12);
@@ -132,6 +133,7 @@ static void test_zero_copy(void)
     CHECK_EQ(*(const int *)d, 7);
     ferry_mailbox_close(a);
     ferry_mailbox_counters st;
+    ferry_mailbox_counters_init(&st);
     CHECK_EQ(ferry_mailbox_stats(mb, &st), 0);
     CHECK_EQ(st.sent, 2);
     CHECK_EQ(st.received, 2);
@@ -178,6 +180,7 @@ static void test_capacity(void)
     void *p;
     CHECK_EQ(ferry_mailbox_loan(mb, &p, FERRY_NOW), -EOPNOTSUPP);
     ferry_mailbox_counters st;
+    ferry_mailbox_counters_init(&st);
     CHECK_EQ(ferry_mailbox_stats(mb, &st), 0);
     CHECK_EQ(st.withdrawn, 2);
     CHECK_EQ(st.queued, 0);

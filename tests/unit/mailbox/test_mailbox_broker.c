@@ -64,6 +64,7 @@ static void test_by_name(void)
         int v;
         CHECK_EQ(ferry_mailbox_recv(m, 0, NULL, &v, sizeof v, FERRY_NOW), -EAGAIN);
         ferry_mailbox_counters st;
+        ferry_mailbox_counters_init(&st);
         CHECK_EQ(ferry_mailbox_stats(m, &st), 0);
         CHECK_EQ(st.sent, 100);
         CHECK_EQ(st.received, 100);

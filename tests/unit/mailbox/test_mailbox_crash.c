@@ -126,6 +126,7 @@ static void run(uint32_t flags, unsigned seed)
         check_msg(sh, buf, (size_t)len);
     }
     ferry_mailbox_counters s;
+    ferry_mailbox_counters_init(&s);
     CHECK_EQ(ferry_mailbox_stats(mb, &s), 0);
     CHECK_EQ(atomic_load(&sh->bad), 0);
     CHECK_EQ(s.queued, 0);

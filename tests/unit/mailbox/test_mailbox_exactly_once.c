@@ -120,6 +120,7 @@ static void run(uint32_t capacity, int zero_copy)
     CHECK_EQ(total, SENDERS * PER);
     for (int i = 0; i < RECEIVERS; i++) CHECK(logs[i].n > 0); /* they did compete */
     ferry_mailbox_counters st;
+    ferry_mailbox_counters_init(&st);
     CHECK_EQ(ferry_mailbox_stats(mb, &st), 0);
     CHECK_EQ(st.sent, SENDERS * PER + RECEIVERS);
     CHECK_EQ(st.received, SENDERS * PER + RECEIVERS);

@@ -111,6 +111,7 @@ int main(void)
     /* every message was received (at least once: a's taken one came back) */
     for (uint32_t i = 0; i < ROUNDS * MSGS; i++) CHECK(atomic_load(&sh->count[i]) >= 1);
     ferry_mailbox_counters s;
+    ferry_mailbox_counters_init(&s);
     CHECK_EQ(ferry_mailbox_stats(mb, &s), 0);
     CHECK_EQ(s.queued, 0);
     CHECK_EQ(s.lost, 0);

@@ -119,6 +119,7 @@ static void test_dead_waiter(void)
     wait_ok(live);
     CHECK(ferry__now_ns() - t0 < 2 * SEC);
     ferry_mailbox_counters s;
+    ferry_mailbox_counters_init(&s);
     CHECK_EQ(ferry_mailbox_stats(mb, &s), 0);
     CHECK_EQ(s.lost, 0);
     CHECK_EQ(s.received, 1);
@@ -158,6 +159,7 @@ static void test_dead_waiter_order(void)
         for (int i = 0; i < 20; i++) CHECK_EQ(ferry_mailbox_send(mb, 0, &i, sizeof i, SEC), 0);
         wait_ok(live);
         ferry_mailbox_counters s;
+        ferry_mailbox_counters_init(&s);
         CHECK_EQ(ferry_mailbox_stats(mb, &s), 0);
         CHECK_EQ(s.lost, 0);
         CHECK_EQ(s.received, 20);

@@ -112,6 +112,7 @@ int main(void)
         wait_ok(rx[1]);
         CHECK_EQ(atomic_load(&sh->disorder), 0);
         ferry_mailbox_counters s;
+        ferry_mailbox_counters_init(&s);
         CHECK_EQ(ferry_mailbox_stats(mb, &s), 0);
         uint32_t missing = 0;
         for (int a = 0; a < SENDERS; a++)

@@ -61,6 +61,7 @@ static void test_lock_death(void)
     }
     CHECK_EQ(ferry_mailbox_recv(mb, 0, &t, &v, sizeof v, FERRY_NOW), -EAGAIN);
     ferry_mailbox_counters st;
+    ferry_mailbox_counters_init(&st);
     CHECK_EQ(ferry_mailbox_stats(mb, &st), 0);
     CHECK_EQ(st.sent, N);
     CHECK_EQ(st.received, N);
@@ -123,6 +124,7 @@ static void test_scribble(uint32_t seed)
         CHECK_EQ(v, i);
     }
     ferry_mailbox_counters st;
+    ferry_mailbox_counters_init(&st);
     CHECK_EQ(ferry_mailbox_stats(mb, &st), 0);
     CHECK_EQ(st.queued, 0);
     CHECK_EQ(st.sent, st.received);

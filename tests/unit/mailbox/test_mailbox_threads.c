@@ -112,6 +112,7 @@ int main(void)
     for (int i = 0; i < THREADS; i++) pthread_join(rx[i], NULL);
     for (int i = 0; i < THREADS * PER; i++) CHECK_EQ(atomic_load(&seen[i]), 1);
     ferry_mailbox_counters st;
+    ferry_mailbox_counters_init(&st);
     CHECK_EQ(ferry_mailbox_stats(mb, &st), 0);
     CHECK_EQ(st.sent, THREADS * PER + THREADS);
     CHECK_EQ(st.received, THREADS * PER + THREADS);

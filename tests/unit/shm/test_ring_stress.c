@@ -126,6 +126,8 @@ int main(void)
     }
     CHECK(pthread_join(t, NULL) == 0);
     ferry_chan_counters sa, sb;
+    ferry_chan_counters_init(&sa);
+    ferry_chan_counters_init(&sb);
     CHECK_EQ(ferry_chan_stats(a, &sa), 0);
     CHECK_EQ(ferry_chan_stats(b, &sb), 0);
     CHECK_EQ(sa.sent_msgs, n_msgs);

@@ -48,6 +48,7 @@ static void test_typed_across_rings(void)
         if (fd >= 0) close(fd);
     }
     ferry_chan_counters st;
+    ferry_chan_counters_init(&st);
     CHECK_EQ(ferry_chan_stats(a, &st), 0);
     CHECK(st.grows >= 3);
     for (int64_t type = 2; type >= 1; type--) {
@@ -105,6 +106,7 @@ static void test_threads(void)
     }
     CHECK(pthread_join(t, NULL) == 0);
     ferry_chan_counters st;
+    ferry_chan_counters_init(&st);
     CHECK_EQ(ferry_chan_stats(a, &st), 0);
     printf("two threads, %d messages, %llu growths: ok\n", THREAD_MSGS,
            (unsigned long long)st.grows);

@@ -35,11 +35,11 @@
 #define SIZE (FERRY__RING_CTL_BYTES + RING)
 
 /* Send a SETUP with the given fds on sv[0]; adopt sv[1]; return adopt's result. */
-static int adopt_with(const ferry__link_msg *m, int fds[4])
+static int adopt_with(const ferry__link_msg *m, int *fds, unsigned nfds)
 {
     int sv[2];
     CHECK(socketpair(AF_UNIX, SOCK_SEQPACKET | SOCK_CLOEXEC, 0, sv) == 0);
-    CHECK_EQ(ferry__link_send(sv[0], m, fds, 4, 0), 0);
+    CHECK_EQ(ferry__link_send(sv[0], m, fds, nfds, 0), 0);
     ferry_chan *ch = NULL;
     int rc = ferry_chan_adopt(sv[1], NULL, &ch);
     if (rc == 0) ferry_chan_close(ch);
@@ -68,10 +68,9 @@ static void test_refused_setup(void)
     int seals = F_SEAL_SHRINK | F_SEAL_GROW;
     int before = fd_count();
     for (int variant = 0; variant < 8; variant++) {
-        int fds[4] = {sealed_memfd(SIZE, seals), sealed_memfd(SIZE, seals), eventfd(0, EFD_CLOEXEC),
-                      eventfd(0, EFD_CLOEXEC)};
+        int fds[4] = {sealed_memfd(SIZE, seals), sealed_memfd(SIZE, seals), -1, -1};
+        unsigned nfds = 2;
         ferry__link_msg m = good;
-        int pipefd[2] = {-1, -1};
         int expect = -EBADMSG;
         switch (variant) {
         case 0:
@@ -98,15 +97,14 @@ static void test_refused_setup(void)
         case 6:
             m.flags = 0x80;
             break; /* unknown flag */
-        case 7:    /* an "eventfd" that is a pipe */
-            CHECK(pipe2(pipefd, O_CLOEXEC) == 0);
-            close(fds[2]);
-            fds[2] = pipefd[0];
+        case 7:    /* the old handshake: the segments and two eventfds (now 2 fds exactly) */
+            fds[2] = eventfd(0, EFD_CLOEXEC);
+            fds[3] = eventfd(0, EFD_CLOEXEC);
+            nfds = 4;
             break;
         }
-        CHECK_EQ(adopt_with(&m, fds), expect);
-        for (int i = 0; i < 4; i++) close(fds[i]);
-        if (pipefd[1] >= 0) close(pipefd[1]);
+        CHECK_EQ(adopt_with(&m, fds, nfds), expect);
+        for (unsigned i = 0; i < nfds; i++) close(fds[i]);
     }
     /* Not a ferry descriptor at all. */
     int p[2];
@@ -262,9 +260,76 @@ static void test_scribble(enum scribble how)
     CHECK_EQ(fd_count(), before);
 }
 
+/* Send a raw READY on link: `len` bytes of it, with fd attached unless fd < 0. */
+static void raw_ready(int link, size_t len, int fd)
+{
+    ferry__link_msg m = {.magic = FERRY__SETUP_MAGIC, .kind = FERRY__LINK_READY};
+    union {
+        struct cmsghdr align;
+        char buf[CMSG_SPACE(sizeof(int))];
+    } ctrl = {0};
+    struct iovec iov = {.iov_base = &m, .iov_len = len};
+    struct msghdr mh = {.msg_iov = &iov, .msg_iovlen = 1};
+    if (fd >= 0) {
+        mh.msg_control = ctrl.buf;
+        mh.msg_controllen = sizeof ctrl.buf;
+        struct cmsghdr *cm = CMSG_FIRSTHDR(&mh);
+        cm->cmsg_level = SOL_SOCKET;
+        cm->cmsg_type = SCM_RIGHTS;
+        cm->cmsg_len = CMSG_LEN(sizeof(int));
+        memcpy(CMSG_DATA(cm), &fd, sizeof fd);
+    }
+    CHECK_EQ(sendmsg(link, &mh, 0), (long long)len);
+}
+
+/* READY on the link (issue 15: the producer's word to an armed poll fd, which watches the
+ * link): skipped in front of the fds of a record; a malformed one (fds on it, or the
+ * wrong size) fails the channel with -EBADMSG, whether it is met in front of a record's
+ * fds or drained for an armed poll fd; no fd it carried stays open here. */
+static void test_ready(void)
+{
+    int before = fd_count();
+    for (int variant = 0; variant < 4; variant++) {
+        ferry_chan *a, *b;
+        CHECK_EQ(ferry_pair(NULL, &a, &b), 0);
+        int link = ((shm_chan *)b)->link;
+        int nul = open("/dev/null", O_RDONLY | O_CLOEXEC);
+        CHECK(nul >= 0);
+        char buf[64];
+        ferry_msg m = {.data = buf, .cap = sizeof buf};
+        if (variant == 0) { /* legitimate: skipped, the record's fd arrives */
+            raw_ready(link, sizeof(ferry__link_msg), -1);
+            ferry_msg s = {.type = 1, .data = "x", .len = 1, .nfds = 1, .fds = {nul}};
+            CHECK_EQ(ferry_sendmsg(b, &s, FERRY_NOW), 0);
+            CHECK_EQ(ferry_recvmsg(a, &m, 0, FERRY_NOW), 1);
+            CHECK_EQ(m.nfds, 1);
+            close(m.fds[0]);
+        } else if (variant == 1) { /* an fd on a READY in front of a record's fds */
+            raw_ready(link, sizeof(ferry__link_msg), nul);
+            ferry_msg s = {.type = 1, .data = "x", .len = 1, .nfds = 1, .fds = {nul}};
+            CHECK_EQ(ferry_sendmsg(b, &s, FERRY_NOW), 0);
+            CHECK_EQ(ferry_recvmsg(a, &m, 0, FERRY_NOW), -EBADMSG);
+        } else { /* drained for an armed poll fd: an fd on it (2), too short (3) */
+            int pfd = ferry_chan_poll_fd(a);
+            CHECK(pfd >= 0);
+            raw_ready(link, variant == 3 ? 8 : sizeof(ferry__link_msg), variant == 2 ? nul : -1);
+            CHECK_EQ(ferry_send(b, "x", 1, FERRY_NOW), 0);
+            struct pollfd p = {.fd = pfd, .events = POLLIN};
+            CHECK_EQ(poll(&p, 1, 1000), 1);
+            CHECK_EQ(ferry_recv(a, buf, sizeof buf, FERRY_NOW), 1); /* then it drains */
+            CHECK_EQ(ferry_recv(a, buf, sizeof buf, FERRY_NOW), -EBADMSG);
+        }
+        close(nul);
+        ferry_chan_close(a);
+        ferry_chan_close(b);
+    }
+    CHECK_EQ(fd_count(), before);
+}
+
 int main(void)
 {
     test_refused_setup();
+    test_ready();
     for (int how = 0; how < NSCRIBBLE; how++) test_scribble((enum scribble)how);
     printf("ok\n");
     return 0;

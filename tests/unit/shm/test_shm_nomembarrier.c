@@ -73,6 +73,7 @@ int main(void)
     CHECK_EQ(atomic_load(&c->rx.ctl->data_fence), 1);
     CHECK_EQ(atomic_load(&c->tx.ctl->data_fence), 1);
     ferry_chan_counters st;
+    ferry_chan_counters_init(&st);
     CHECK_EQ(ferry_chan_stats(a, &st), 0);
     CHECK(st.recv_waits > 0);
     ferry_chan_close(a);

@@ -3,7 +3,7 @@
  * test_fdchan_large — large messages through the frame engine of the fd transports
  * (src/transport/fdchan.c), whose payloads are read straight into place: into the
  * caller's buffer when the receive will return that frame, else into a message of their
- * own (a stream frame longer than the 64 KiB read buffer bypasses it).
+ * own (a stream frame longer than the read buffer, 64 KiB and a header, bypasses it).
  * Usage: test_fdchan_large MODE
  *   unix, tcp, pipe  a forked peer made by the transport's own way sends a script of
  *                    messages and the parent checks every byte: 1 MiB and max_msg;
@@ -64,12 +64,13 @@ static int pat_ok(const uint8_t *p, size_t n, uint32_t seed)
 
 /* ------------------------------------------------------------------ the script */
 
-/* The sizes of the mixed part: either side of the read buffer (64 KiB, less the 32-byte
- * header: 65504 is the longest frame it holds whole), small after large, and the ends. */
+/* The sizes of the mixed part: either side of the read buffer (64 KiB and the 32-byte
+ * header: 65536 is the longest frame it holds whole), small after large, and the ends. */
 static const size_t MIXED[] = {0,     1,
                                100,   65503,
                                65504, 65505,
-                               65536, 7,
+                               65535, 65536,
+                               65537, 7,
                                70000, 131072,
                                64,    4096,
                                1,     65505,

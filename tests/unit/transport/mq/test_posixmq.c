@@ -169,6 +169,7 @@ static void test_round_trip(void)
         STAGE("child: receive");
         for (uint64_t i = 0; i < RT_N; i++) recv_seq_span(ch, i + 1000, 100, T5S);
         ferry_chan_counters st;
+        ferry_chan_counters_init(&st);
         CHECK_EQ(ferry_chan_stats(ch, &st), 0);
         CHECK_EQ(st.sent_msgs, RT_N);
         CHECK_EQ(st.recv_msgs, RT_N);
@@ -308,6 +309,7 @@ static void test_timeouts(void)
     CHECK(now_ns() - t0 >= 90 * MS);
     wait_ok(pid);
     ferry_chan_counters st;
+    ferry_chan_counters_init(&st);
     CHECK_EQ(ferry_chan_stats(cli, &st), 0);
     CHECK(st.send_waits >= 3);
     for (int i = 0; i < 3; i++) CHECK_EQ(ferry_recv(srv, buf, sizeof buf, FERRY_NOW), 1);

@@ -230,6 +230,7 @@ static void test_round_trip(void)
     wait_ok(pid);
     ctl_close(&c);
     ferry_chan_counters st;
+    ferry_chan_counters_init(&st);
     CHECK_EQ(ferry_chan_stats(ch, &st), 0);
     CHECK_EQ(st.recv_msgs, RT_N);
     CHECK_EQ(st.sent_msgs, RT_N);
@@ -417,6 +418,7 @@ static void test_timeouts(void)
     CHECK(now_ns() - t0 >= 90 * MS);
     wait_ok(pid);
     ferry_chan_counters st;
+    ferry_chan_counters_init(&st);
     CHECK_EQ(ferry_chan_stats(cli, &st), 0);
     CHECK(st.send_waits >= 3);
     for (int i = 0; i < 3; i++) CHECK_EQ(ferry_recv(srv, buf, sizeof buf, FERRY_NOW), 100);

@@ -111,6 +111,7 @@ static void unb_parent(ferry_chan *a, ctl *c)
     STAGE("unbounded parent: first 2000");
     for (uint64_t s = 0; s < UNB_FIRST; s++) send_n(a, s, FERRY_NOW, 0);
     ferry_chan_counters st;
+    ferry_chan_counters_init(&st);
     CHECK_EQ(ferry_chan_stats(a, &st), 0);
     printf("FERRY_UNBOUNDED: 2000 x %d bytes queued, grows = %" PRIu64 "\n", PAYLOAD, st.grows);
     CHECK(st.grows > 0);

@@ -40,6 +40,7 @@ static void check_stats(ferry_chan *ch, uint64_t sm, uint64_t sb, uint64_t rm, u
 {
     ferry_chan_counters st;
     memset(&st, 0xEE, sizeof st);
+    st.size = sizeof st; /* prepared (ferry.h "Sized structs"), every counter garbage */
     CHECK_EQ(ferry_chan_stats(ch, &st), 0);
     CHECK_EQ(st.sent_msgs, sm);
     CHECK_EQ(st.sent_bytes, sb);
@@ -82,6 +83,7 @@ static void child_main(ferry_chan *b, ctl *c)
 
     STAGE("child: asleep when the message comes");
     ferry_chan_counters st;
+    ferry_chan_counters_init(&st);
     CHECK_EQ(ferry_chan_stats(b, &st), 0);
     uint64_t waits0 = st.recv_waits;
     ctl_put(c, 'w');
@@ -129,6 +131,7 @@ static void parent_main(ferry_chan *a, ctl *c)
 
     STAGE("parent: waits and wake-ups");
     ferry_chan_counters st;
+    ferry_chan_counters_init(&st);
     CHECK_EQ(ferry_chan_stats(a, &st), 0);
     uint64_t waits0 = st.recv_waits;
     CHECK_EQ(ferry_recv(a, buf, sizeof buf, 100 * MS), -ETIMEDOUT);
@@ -153,11 +156,13 @@ static void fresh_pair(void)
     CHECK_EQ(ferry_pair(NULL, &a, &b), 0);
     ferry_chan_counters st;
     memset(&st, 0xEE, sizeof st);
+    st.size = sizeof st; /* prepared (ferry.h "Sized structs"), every counter garbage */
     CHECK_EQ(ferry_chan_stats(a, &st), 0);
     ferry_chan_counters zero;
-    memset(&zero, 0, sizeof zero);
+    ferry_chan_counters_init(&zero);
     CHECK(memcmp(&st, &zero, sizeof st) == 0);
     memset(&st, 0xEE, sizeof st);
+    st.size = sizeof st;
     CHECK_EQ(ferry_chan_stats(b, &st), 0);
     CHECK(memcmp(&st, &zero, sizeof st) == 0);
     CHECK_EQ(ferry_chan_stats(a, NULL), -EINVAL);

@@ -222,6 +222,7 @@ static void rendezvous_loans(void)
     CHECK_EQ(ferry_recv(r, buf, sizeof buf, FERRY_NOW), -EAGAIN);
     CHECK_EQ(ferry_commit(s, 0, 10), -EINVAL); /* the loan is over */
     ferry_chan_counters st;
+    ferry_chan_counters_init(&st);
     CHECK_EQ(ferry_chan_stats(s, &st), 0);
     CHECK_EQ(st.drops, 2);
     CHECK_EQ(ferry_chan_stats(r, &st), 0);

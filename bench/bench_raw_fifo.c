@@ -7,11 +7,14 @@
  * writing and from-peer for reading, the peer the other way round. Messages are framed
  * with a length prefix (bench_raw.c).
  *
+ * Each side enlarges the FIFO it writes to 1 MiB where the system allows, as ferry-fifo
+ * does, so that both rows have the same buffer.
+ *
  * Nothing is left behind: once the driver's two opens have returned, both processes hold
  * both pipes, and the driver removes the two names and the directory before measuring;
  * on any failure ops->free(remove = 1) removes whatever still exists.
  */
-#define _POSIX_C_SOURCE 200809L /* mkdtemp */
+#define _GNU_SOURCE /* mkdtemp, F_SETPIPE_SZ */
 #include "bench_raw.h"
 
 #include <errno.h>
@@ -101,7 +104,8 @@ static int fifo_side(raw_link *l, int side)
     }
     l->out = side == 0 ? a : b;
     l->in = side == 0 ? b : a;
-    if (side == 0) remove_names(l); /* both processes hold both pipes now */
+    fcntl(l->out, F_SETPIPE_SZ, 1 << 20); /* best effort, as ferry-fifo */
+    if (side == 0) remove_names(l);       /* both processes hold both pipes now */
     return raw_reader_init(&l->rd, l->in);
 }
 

@@ -1,6 +1,7 @@
 // SPDX-License-Identifier: MIT
 /*
- * bench.c — `ferry bench`: the driver. Parses the options, plans the measurements (rows;
+ * bench.c — `ferry-bench` (also run as `ferry bench`, which execs it): main and the
+ * driver. Parses the options, plans the measurements (rows;
  * see bench_plan.c), runs the whole list N times (--repeat) with a progress line on
  * stderr, then prints per row the median of each figure over the N repetitions on stdout,
  * as CSV (--csv) or as an aligned table followed by the notes on rows left out and the
@@ -29,12 +30,15 @@
 #include "bench_broker.h"
 #include "bench_ferry.h"
 #include "bench_plan.h"
-#include "commands.h"
 
 #include <signal.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <unistd.h>
+
+#ifndef FERRY_BENCH_VERSION
+#define FERRY_BENCH_VERSION "unknown"
+#endif
 
 #define MS ((int64_t)1000 * 1000)
 
@@ -83,6 +87,8 @@ static void usage(FILE *f)
             "usage: ferry bench [--csv] [--quick | --smoke] [--repeat N]\n"
             "                   [--only MECH[,MECH...]] [--url URL]... [--plot FILE.svg]\n"
             "       ferry bench --scale [--csv] [--smoke]\n"
+            "       ferry bench --version\n"
+            "(`ferry bench` runs the program ferry-bench, which takes the same options.)\n"
             "\n"
             "Measures ferry against baselines, all in this run on this machine, with two\n"
             "processes pinned to different CPUs where allowed. Progress goes to stderr.\n"
@@ -268,6 +274,9 @@ static int parse_args(int argc, char **argv, bench_opts *o)
         else if (strcmp(a, "--help") == 0 || strcmp(a, "-h") == 0) {
             usage(stdout);
             return 0;
+        } else if (strcmp(a, "--version") == 0 || strcmp(a, "-V") == 0) {
+            printf("ferry-bench %s\n", FERRY_BENCH_VERSION);
+            return 0;
         } else {
             fprintf(stderr, "ferry bench: bad argument '%s'\n\n", a);
             usage(stderr);
@@ -382,7 +391,8 @@ static int report(const bench_opts *o, bench_row *rows, size_t n, int repeat,
     return o->plot && bench_plot_svg(o->plot, rows, n, repeat, notes) != 0 ? -1 : 0;
 }
 
-int bench_main(int argc, char **argv)
+/* ferry-bench [options]; `ferry bench [options]` execs it (tools/ferry/main.c). */
+int main(int argc, char **argv)
 {
     bench_opts o;
     int selected[BENCH_NMECHS];

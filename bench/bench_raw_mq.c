@@ -9,10 +9,15 @@
  *   sysvmq   one IPC_PRIVATE System V queue; the message type is the direction (1: to the
  *            peer, 2: from it). Removed (IPC_RMID) once the peer is reaped, on every path.
  *            A message may not exceed kernel.msgmax (nor the queue's kernel.msgmnb bytes).
+ *            Blocking msgsnd/msgrcv: a hand-off pays a kernel wake-up.
+ *   sysvmq-poll  the same queue, waited for the way ferry-sysvmq waits (System V queues
+ *            have no timeout and no descriptor): IPC_NOWAIT, then up to 500 sched_yield()
+ *            rounds, then sleeps from 50 us doubling to 1 ms (src/transport/sysvmq.c). The
+ *            row ferry-sysvmq is compared with; raw sysvmq stays as information.
  * A queue has no end of file: the end of a stream is an empty message.
  * Every blocking call is bounded: EINTR under the guard, see bench_guard.c.
  */
-#define _XOPEN_SOURCE 700 /* msgsnd, msgrcv (XSI) */
+#define _GNU_SOURCE /* msgsnd, msgrcv (XSI), sched_yield */
 #include "bench_raw.h"
 
 #include <errno.h>
@@ -20,7 +25,9 @@
 #include <mqueue.h>
 #include <stdio.h>
 #include <stdlib.h>
+#include <sched.h>
 #include <sys/msg.h>
+#include <time.h>
 #include <unistd.h>
 
 #define MQ_DEFAULT_DEPTH 10 /* fs.mqueue.msg_max's default */
@@ -35,6 +42,7 @@ struct raw_link {
     struct mbuf *buf; /* a System V message: type then bytes */
     size_t cap;       /* payload room in buf */
     int side;         /* after side(): 0 driver, 1 peer */
+    int poll;         /* sysvmq-poll: IPC_NOWAIT and ferry-sysvmq's backoff */
 };
 
 struct mbuf {
@@ -173,12 +181,36 @@ static int smq_side(raw_link *l, int side)
     return 0;
 }
 
+/* sysvmq-poll: one step of ferry-sysvmq's wait (src/transport/sysvmq.c, backoff):
+ * *step < 0 counts the sched_yield() rounds up to 0, then sleeps from 50 us doubling to
+ * 1 ms. */
+static void smq_backoff(int64_t *step)
+{
+    if (*step < 0) {
+        sched_yield();
+        if (++*step == 0) *step = 50000;
+        return;
+    }
+    struct timespec ts = {0, (long)*step};
+    nanosleep(&ts, NULL);
+    *step = *step * 2 > 1000000 ? 1000000 : *step * 2;
+}
+
 static int smq_send(raw_link *l, const void *p, size_t n)
 {
     if (n > l->cap) return -EMSGSIZE;
     l->buf->mtype = l->mtype_out;
     memcpy(l->buf->mtext, p, n); /* System V wants the type in front of the bytes */
-    RETRY(msgsnd(l->id, l->buf, n, 0));
+    if (!l->poll) {
+        RETRY(msgsnd(l->id, l->buf, n, 0));
+        return 0;
+    }
+    int64_t since = 0, step = -500;
+    while (msgsnd(l->id, l->buf, n, IPC_NOWAIT) != 0) {
+        if (errno != EAGAIN && errno != EINTR) return -errno;
+        if (bench_guard_expired(&since)) return -ETIMEDOUT;
+        smq_backoff(&step);
+    }
     return 0;
 }
 
@@ -186,11 +218,12 @@ static ssize_t smq_recv(raw_link *l, void *p, size_t cap)
 {
     ssize_t k;
     if (cap > l->cap) cap = l->cap;
-    int64_t since = 0;
-    while ((k = msgrcv(l->id, l->buf, cap, l->mtype_in, 0)) < 0) {
+    int64_t since = 0, step = -500;
+    while ((k = msgrcv(l->id, l->buf, cap, l->mtype_in, l->poll ? IPC_NOWAIT : 0)) < 0) {
         if (errno == E2BIG) return -EMSGSIZE;
-        if (errno != EINTR) return -errno;
+        if (errno != EINTR && !(l->poll && errno == ENOMSG)) return -errno;
         if (bench_guard_expired(&since)) return -ETIMEDOUT;
+        if (l->poll && errno == ENOMSG) smq_backoff(&step);
     }
     memcpy(p, l->buf->mtext, (size_t)k);
     return k; /* 0: the empty message that ends a stream */
@@ -202,3 +235,13 @@ static void smq_end(raw_link *l)
 }
 
 const raw_ops BENCH_RAW_SYSVMQ = {smq_make, smq_side, smq_send, smq_recv, smq_end, smq_free};
+
+static raw_link *smq_make_poll(const bench_job *job, bench_result *res)
+{
+    raw_link *l = smq_make(job, res);
+    if (l) l->poll = 1;
+    return l;
+}
+
+const raw_ops BENCH_RAW_SYSVMQ_POLL = {smq_make_poll, smq_side, smq_send,
+                                       smq_recv,      smq_end,  smq_free};

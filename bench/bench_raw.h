@@ -8,6 +8,7 @@
  *   fifo     two named pipes in a private temp dir, framed         (bench_raw_fifo.c)
  *   posixmq  two POSIX message queues                              (bench_raw_mq.c)
  *   sysvmq   one System V queue, one mtype per direction           (bench_raw_mq.c)
+ *   sysvmq-poll  the same, waited for as ferry-sysvmq waits (polls)  (bench_raw_mq.c)
  * (eventfd has no payload and its own runner: bench_raw_eventfd.c.)
  *
  * The protocol is that of every row: pingpong — the driver sends a stamped message, the
@@ -51,7 +52,7 @@ typedef struct raw_ops {
 } raw_ops;
 
 extern const raw_ops BENCH_RAW_UNIX, BENCH_RAW_TCP, BENCH_RAW_FIFO, BENCH_RAW_POSIXMQ,
-    BENCH_RAW_SYSVMQ;
+    BENCH_RAW_SYSVMQ, BENCH_RAW_SYSVMQ_POLL;
 
 /* The largest message each can carry here, and the limit that decides it. */
 size_t bench_raw_unix_limit(const char **limit_name);

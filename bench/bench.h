@@ -68,10 +68,12 @@ typedef struct bench_result {
 typedef int (*bench_fn)(const bench_job *job, bench_result *res);
 
 /* ---- row runners: 0 and *res filled, or -1 with res->err set */
-int bench_spin(const bench_job *job, bench_result *res);   /* bench_base.c */
-int bench_futex(const bench_job *job, bench_result *res);  /* bench_base.c */
-int bench_pipe(const bench_job *job, bench_result *res);   /* bench_base.c */
-int bench_memcpy(const bench_job *job, bench_result *res); /* bench_base.c */
+int bench_spin(const bench_job *job, bench_result *res);       /* bench_base.c */
+int bench_futex(const bench_job *job, bench_result *res);      /* bench_base.c */
+int bench_futex_spin(const bench_job *job, bench_result *res); /* bench_base.c */
+int bench_pipe(const bench_job *job, bench_result *res);       /* bench_base.c */
+int bench_memcpy(const bench_job *job, bench_result *res);     /* bench_base.c */
+int bench_ring(const bench_job *job, bench_result *res);       /* bench_base.c */
 /* The ferry rows: bench_ferry() in bench_ferry.h, job->arg its bench_ferry_spec. */
 /* The raw kernel mechanisms: job->arg is the link's raw_ops (bench_raw.h). */
 int bench_raw(const bench_job *job, bench_result *res);     /* bench_raw.c */

@@ -29,6 +29,9 @@ typedef struct bench_ferry_spec {
     const char *url; /* listen here, open here (placeholders above) */
     uint32_t flags;  /* ferry_chan_opts.flags, e.g. FERRY_NO_SPIN */
     int zerocopy;    /* send with loan/commit, receive with peek/release */
+    int touch;       /* zerocopy: the sender writes every byte in place, the receiver
+                        reads every byte in place (else only the stamps: a stream row
+                        then reports msgs/s, no bytes/s) */
 } bench_ferry_spec;
 
 int bench_ferry(const bench_job *job, bench_result *res); /* job->arg: bench_ferry_spec */

@@ -68,13 +68,24 @@ typedef struct bferryd {
     int env_set;
 } bferryd;
 
+/* The ferryd to run: $FERRY_FERRYD, else the ferryd next to this program (the directory
+ * of /proc/self/exe: an installed ferry-bench, or the build tree, where CMake links one
+ * next to ferry-bench to the built ferryd), else the installed one. NULL if none; the
+ * path found is in a static buffer. */
 static const char *ferryd_program(void)
 {
+    static char path[4096];
     const char *env = getenv("FERRY_FERRYD");
     if (env && *env) return env;
-#ifdef FERRY_BENCH_FERRYD
-    if (access(FERRY_BENCH_FERRYD, X_OK) == 0) return FERRY_BENCH_FERRYD;
-#endif
+    ssize_t n = readlink("/proc/self/exe", path, sizeof path - 1);
+    if (n > 0) {
+        path[n] = '\0';
+        char *slash = strrchr(path, '/');
+        if (slash && (size_t)(slash - path) + sizeof "/ferryd" <= sizeof path) {
+            memcpy(slash, "/ferryd", sizeof "/ferryd");
+            if (access(path, X_OK) == 0) return path;
+        }
+    }
 #ifdef FERRY_BENCH_FERRYD_INSTALL
     if (access(FERRY_BENCH_FERRYD_INSTALL, X_OK) == 0) return FERRY_BENCH_FERRYD_INSTALL;
 #endif
@@ -84,7 +95,7 @@ static const char *ferryd_program(void)
 const char *bench_broker_unavailable(void)
 {
     return ferryd_program() ? NULL
-                            : "no ferryd program (none built next to ferry nor installed; "
+                            : "no ferryd program (none next to ferry-bench nor installed; "
                               "$FERRY_FERRYD names one)";
 }
 

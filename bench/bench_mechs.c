@@ -23,7 +23,9 @@
 const bench_mech BENCH_MECHS[] = {
     {.name = "spin-baseline", .fn = bench_spin, .shape = SHAPE_LINE},
     {.name = "futex-baseline", .fn = bench_futex, .shape = SHAPE_LINE},
+    {.name = "futex-baseline-spin", .fn = bench_futex_spin, .shape = SHAPE_LINE},
     {.name = "pipe", .fn = bench_pipe, .shape = SHAPE_ALL},
+    {.name = "ring-baseline", .fn = bench_ring, .shape = SHAPE_COPY},
     {.name = "memcpy-baseline", .fn = bench_memcpy, .shape = SHAPE_COPY},
     /* ferry. A row for another transport is one more entry, e.g.
      *   {.name = "ferry-unix", .fn = bench_ferry, .shape = SHAPE_ALL,
@@ -42,6 +44,10 @@ const bench_mech BENCH_MECHS[] = {
      .fn = bench_ferry,
      .shape = SHAPE_ALL,
      .arg = &(const bench_ferry_spec){.pair = ferry_pair, .zerocopy = 1}},
+    {.name = "ferry-shm-zerocopy-touch",
+     .fn = bench_ferry,
+     .shape = SHAPE_ALL,
+     .arg = &(const bench_ferry_spec){.pair = ferry_pair, .zerocopy = 1, .touch = 1}},
     /* ferry over the kernel mechanisms: each next to its raw row below. */
     {.name = "ferry-unix",
      .fn = bench_ferry,
@@ -94,6 +100,12 @@ const bench_mech BENCH_MECHS[] = {
      .fn = bench_raw,
      .shape = SHAPE_ALL,
      .arg = &BENCH_RAW_SYSVMQ,
+     .limit = bench_raw_sysvmq_limit},
+    /* Waited for as ferry-sysvmq waits (polling): the row ferry-sysvmq is compared with. */
+    {.name = "sysvmq-poll",
+     .fn = bench_raw,
+     .shape = SHAPE_ALL,
+     .arg = &BENCH_RAW_SYSVMQ_POLL,
      .limit = bench_raw_sysvmq_limit},
     {.name = "eventfd", .fn = bench_eventfd, .shape = SHAPE_LINE},
     /* Synchronization (bench_sync.c): semaphores uncontended, mutexes handed off between
@@ -208,9 +220,13 @@ const bench_target BENCH_TARGETS[] = {
      BENCH_STREAM, 64, 64, F_MSGS, 0, 10},
     {"ferry-shm-zerocopy pingpong 1 MiB p50 / its 64 B p50", "ferry-shm-zerocopy",
      "ferry-shm-zerocopy", BENCH_PINGPONG, BENCH_PINGPONG, 1048576, 64, F_P50, 1, 2},
-    /* ferry-shm stream 1 MiB: memcpy, ferry-shm, unix back to back. */
+    /* ferry-shm stream 1 MiB: the two-copy ring, ferry-shm, memcpy, unix back to back. The
+     * ring is the like-for-like floor (two processes, two copies); memcpy (one core, one
+     * copy) is information. */
+    {"ferry-shm stream 1 MiB bytes/s / ring-baseline bytes/s", "ferry-shm", "ring-baseline",
+     BENCH_STREAM, BENCH_STREAM, 1048576, 1048576, F_BYTES, 0, 0.9},
     {"ferry-shm stream 1 MiB bytes/s / memcpy-baseline bytes/s", "ferry-shm", "memcpy-baseline",
-     BENCH_STREAM, BENCH_STREAM, 1048576, 1048576, F_BYTES, 0, 0.5},
+     BENCH_STREAM, BENCH_STREAM, 1048576, 1048576, F_BYTES, BENCH_INFO, 0},
     {"ferry-shm stream 1 MiB bytes/s / unix stream 1 MiB bytes/s", "ferry-shm", "unix",
      BENCH_STREAM, BENCH_STREAM, 1048576, 1048576, F_BYTES, 0, 3},
 /* Each ferry kernel transport against its raw mechanism, at every pingpong size both
@@ -229,7 +245,7 @@ const bench_target BENCH_TARGETS[] = {
     VS_RAW("ferry-fifo", "fifo"),
     VS_RAW("ferry-pipe", "pipe"),
     VS_RAW("ferry-posixmq", "posixmq"),
-    VS_RAW("ferry-sysvmq", "sysvmq"),
+    VS_RAW("ferry-sysvmq", "sysvmq-poll"), /* both poll: raw sysvmq sleeps in msgrcv */
 #undef VS_RAW
     /* Synchronization (issue 6). posix-sem, ferry-sem, sysv-sem back to back. */
     {"ferry-sem uncontended p50 / posix-sem uncontended p50", "ferry-sem", "posix-sem",
