@@ -111,10 +111,19 @@ static int spawn_ferryd(const char *path)
 {
     const char *prog = ferryd_program();
     if (!prog) return -1;
-    char *argv[] = {"ferryd", "--socket", (char *)path, "--exit-idle", "30", NULL};
+    /* Its log goes to syslog (--syslog), never into the caller's stdio (which may be a
+     * protocol stream): stdin, stdout and stderr are /dev/null from the start. */
+    char *argv[] = {"ferryd", "--socket", (char *)path, "--exit-idle", "30", "--syslog", NULL};
+    posix_spawn_file_actions_t fa;
+    if (posix_spawn_file_actions_init(&fa) != 0) return -1;
+    int rc = posix_spawn_file_actions_addopen(&fa, 0, "/dev/null", O_RDWR, 0);
+    if (rc == 0) rc = posix_spawn_file_actions_adddup2(&fa, 0, 1);
+    if (rc == 0) rc = posix_spawn_file_actions_adddup2(&fa, 0, 2);
     pid_t pid;
-    int rc = strchr(prog, '/') ? posix_spawn(&pid, prog, NULL, NULL, argv, environ)
-                               : posix_spawnp(&pid, prog, NULL, NULL, argv, environ);
+    if (rc == 0)
+        rc = strchr(prog, '/') ? posix_spawn(&pid, prog, &fa, NULL, argv, environ)
+                               : posix_spawnp(&pid, prog, &fa, NULL, argv, environ);
+    posix_spawn_file_actions_destroy(&fa);
     if (rc != 0) return -1;
     int st;
     while (waitpid(pid, &st, 0) < 0) {

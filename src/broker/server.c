@@ -36,6 +36,7 @@
 #include "proto.h"
 
 #include "core/time.h"
+#include "daemon/log.h"
 #include "shm/obj.h"
 
 #include <errno.h>
@@ -171,34 +172,21 @@ typedef struct broker {
     uint64_t rl_dropped;
 } broker;
 
-static void vlog(const char *fmt, va_list ap)
-{
-    fputs("ferryd: ", stderr);
-    vfprintf(stderr, fmt, ap);
-    fputc('\n', stderr);
-}
-
-/* Log what happens rarely or on purpose (start-up, reload): not rate-limited. */
-static void logf_(const char *fmt, ...) __attribute__((format(printf, 1, 2)));
-static void logf_(const char *fmt, ...)
-{
-    va_list ap;
-    va_start(ap, fmt);
-    vlog(fmt, ap);
-    va_end(ap);
-}
+/* Log what happens rarely or on purpose (start-up, reload): not rate-limited. prio is a
+ * syslog priority (src/daemon/log.h picks where the line goes). */
+#define logf_ ferry__log
 
 /* Log what clients can cause (quota hits, an exhausted budget, accept errors): at most
  * RL_LINES lines per RL_WINDOW_NS, then one line saying how many were left out. */
 #define RL_LINES     10u
 #define RL_WINDOW_NS (10 * 1000000000LL)
-static void rlogf(broker *b, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
-static void rlogf(broker *b, const char *fmt, ...)
+static void rlogf(broker *b, int prio, const char *fmt, ...) __attribute__((format(printf, 3, 4)));
+static void rlogf(broker *b, int prio, const char *fmt, ...)
 {
     int64_t now = ferry__now_ns();
     if (now - b->rl_start >= RL_WINDOW_NS) {
         if (b->rl_dropped)
-            logf_("%llu more messages were not logged (at most %u per %llds)",
+            logf_(LOG_NOTICE, "%llu more messages were not logged (at most %u per %llds)",
                   (unsigned long long)b->rl_dropped, RL_LINES,
                   (long long)(RL_WINDOW_NS / 1000000000));
         b->rl_start = now;
@@ -212,7 +200,7 @@ static void rlogf(broker *b, const char *fmt, ...)
     b->rl_lines++;
     va_list ap;
     va_start(ap, fmt);
-    vlog(fmt, ap);
+    ferry__vlog(prio, fmt, ap);
     va_end(ap);
 }
 
@@ -240,7 +228,7 @@ static int quota_ok(broker *b, uidrec *u, size_t off, uint64_t more, const char 
     if (used + more <= lim) return 1;
     if (!u->logged) {
         u->logged = 1;
-        rlogf(b, "uid %u is over its %s quota (%llu); further hits are not logged",
+        rlogf(b, LOG_WARNING, "uid %u is over its %s quota (%llu); further hits are not logged",
               (unsigned)u->uid, what, (unsigned long long)lim);
     }
     return 0;
@@ -315,7 +303,7 @@ static int fd_fits(const broker *b, uid_t uid, int newconn, uint64_t n)
 static int fd_room(broker *b, const uidrec *u, int newconn, uint64_t n)
 {
     if (fd_fits(b, u->uid, newconn, n)) return 1;
-    rlogf(b, "fd budget: refused %llu more for uid %u (%s; %llu held of %llu)",
+    rlogf(b, LOG_WARNING, "fd budget: refused %llu more for uid %u (%s; %llu held of %llu)",
           (unsigned long long)n, (unsigned)u->uid, newconn ? "a new connection" : "a request",
           (unsigned long long)fds_held(b), (unsigned long long)b->fd_avail);
     return 0;
@@ -923,6 +911,53 @@ typedef struct kcred {
     int cap_kill;
 } kcred;
 
+/* The contents of the small /proc file at path (up to cap - 1 bytes, NUL-terminated):
+ * its length, or -1 (unreadable, or too long to compare). */
+static ssize_t read_small(const char *path, char *buf, size_t cap)
+{
+    int fd = open(path, O_RDONLY | O_CLOEXEC);
+    if (fd < 0) return -1;
+    size_t len = 0;
+    ssize_t n;
+    while (len < cap - 1 && (n = read(fd, buf + len, cap - 1 - len)) > 0) len += (size_t)n;
+    n = len == cap - 1 ? -1 : (ssize_t)len; /* possibly cut: no answer */
+    close(fd);
+    if (n >= 0) buf[n] = '\0';
+    return n;
+}
+
+/* Are /proc/PID/NAME and /proc/self/NAME the same text? */
+static int same_map(pid_t pid, const char *name)
+{
+    char path[64], theirs[1024], mine[1024];
+    snprintf(path, sizeof path, "/proc/%d/%s", (int)pid, name);
+    ssize_t a = read_small(path, theirs, sizeof theirs);
+    snprintf(path, sizeof path, "/proc/self/%s", name);
+    ssize_t b = read_small(path, mine, sizeof mine);
+    return a >= 0 && a == b && memcmp(theirs, mine, (size_t)a) == 0;
+}
+
+/* Is process pid in ferryd's user namespace (where its capabilities count)? By the
+ * namespace itself (/proc/PID/ns/user: the same inode as ferryd's) where ferryd may look:
+ * that takes ptrace read access, which root has, and which a ferryd that runs as an
+ * unprivileged user with CAP_KILL (its systemd unit) has for its own uid's processes
+ * only. Where it may not, by the namespace's maps: /proc/PID/uid_map and gid_map
+ * (readable by anyone, shown relative to ferryd's namespace) must equal ferryd's own.
+ * Another namespace shows the same maps only if a process holding CAP_SETUID and
+ * CAP_SETGID in ferryd's namespace (root) made it with ferryd's full maps; a namespace
+ * an unprivileged user can make maps a few ids and never passes. 1 or 0. */
+static int same_userns(pid_t pid)
+{
+    char path[64];
+    struct stat mine, theirs;
+    snprintf(path, sizeof path, "/proc/%d/ns/user", (int)pid);
+    if (stat("/proc/self/ns/user", &mine) < 0) return 0;
+    if (stat(path, &theirs) == 0)
+        return mine.st_ino == theirs.st_ino && mine.st_dev == theirs.st_dev;
+    if (errno != EACCES && errno != EPERM) return 0; /* gone, or no /proc/PID/ns */
+    return same_map(pid, "uid_map") && same_map(pid, "gid_map");
+}
+
 /* Read the kcred of process pid from /proc/PID/status; pidfd (the same process) pins
  * it: read after, a pidfd that is not readable says the pid was not recycled meanwhile.
  * 0, or -ESRCH (gone or unreadable: the caller then knows nothing of it). */
@@ -948,11 +983,7 @@ static int read_kcred(pid_t pid, int pidfd, kcred *k)
     k->suid = sv;
     /* CAP_KILL (5) counts in ferryd's user namespace only (a capability in a child
      * namespace does not reach a process outside it). */
-    struct stat mine, theirs;
-    snprintf(path, sizeof path, "/proc/%d/ns/user", (int)pid);
-    k->cap_kill = ((capv >> 5) & 1) && stat("/proc/self/ns/user", &mine) == 0 &&
-                  stat(path, &theirs) == 0 && mine.st_ino == theirs.st_ino &&
-                  mine.st_dev == theirs.st_dev;
+    k->cap_kill = ((capv >> 5) & 1) && same_userns(pid);
     return pidfd_exited(pidfd) ? -ESRCH : 0;
 }
 
@@ -1101,7 +1132,7 @@ static void drop(broker *b, conn *c, const char *why)
     if (c->dropping) return;
     c->dropping = 1;
     if (why && b->cfg->verbose)
-        logf_("dropping pid %d uid %u: %s", (int)c->id.pid, (unsigned)c->id.uid, why);
+        logf_(LOG_INFO, "dropping pid %d uid %u: %s", (int)c->id.pid, (unsigned)c->id.uid, why);
 }
 
 static void reap(broker *b)
@@ -1140,7 +1171,7 @@ static void listen_pause(broker *b, const char *why)
     if (epoll_ctl(b->ep, EPOLL_CTL_DEL, b->cfg->listen_fd, NULL) < 0) return;
     b->lpaused = 1;
     b->freed = 0;
-    rlogf(b, "not accepting connections for now: %s (%llu fds held of %llu)", why,
+    rlogf(b, LOG_WARNING, "not accepting connections for now: %s (%llu fds held of %llu)", why,
           (unsigned long long)fds_held(b), (unsigned long long)b->fd_avail);
 }
 
@@ -1174,7 +1205,7 @@ static void on_accept(broker *b)
         if (fd < 0) {
             if (errno == EINTR || errno == ECONNABORTED) continue;
             if (errno == EAGAIN) return;
-            rlogf(b, "accept: %s", strerror(errno));
+            rlogf(b, LOG_ERR, "accept: %s", strerror(errno));
             if (errno == EMFILE || errno == ENFILE || errno == ENOBUFS || errno == ENOMEM)
                 listen_pause(b, strerror(errno));
             return;
@@ -1271,8 +1302,8 @@ static void on_request(broker *b, conn *c)
             rc = -EBADMSG;
         }
         if (b->cfg->verbose)
-            logf_("pid %d uid %u op %lld: %d", (int)c->id.pid, (unsigned)c->id.uid, (long long)op,
-                  rc);
+            logf_(LOG_DEBUG, "pid %d uid %u op %lld: %d", (int)c->id.pid, (unsigned)c->id.uid,
+                  (long long)op, rc);
         if (rc == -EBADMSG) {
             drop(b, c, "malformed request");
             return;
@@ -1299,21 +1330,30 @@ static void on_tick(broker *b)
     }
 }
 
+/* Tell the service manager (through cfg->on_state) what ferryd is doing now. */
+static void state(broker *b, const char *st)
+{
+    if (b->cfg->on_state) b->cfg->on_state(b->cfg->state_arg, st);
+}
+
 static void on_signal(broker *b)
 {
     struct signalfd_siginfo si;
     while (read(b->cfg->signal_fd, &si, sizeof si) == sizeof si) {
         if (si.ssi_signo == SIGHUP) {
+            state(b, "RELOADING=1");
             char err[256] = "";
             ferry__sysconf *s;
             int rc = ferry__sysconf_load(b->cfg->policy_path, &s, err, sizeof err);
             if (rc < 0) {
-                logf_("policy not reloaded, keeping the old one: %s", err[0] ? err : strerror(-rc));
+                logf_(LOG_ERR, "policy not reloaded, keeping the old one: %s",
+                      err[0] ? err : strerror(-rc));
             } else {
                 ferry__sysconf_free(b->sys);
                 b->sys = s;
-                logf_("policy reloaded from %s", b->cfg->policy_path);
+                logf_(LOG_INFO, "policy reloaded from %s", b->cfg->policy_path);
             }
+            state(b, "READY=1");
         } else {
             b->stop = 1;
         }
@@ -1326,7 +1366,7 @@ int ferry__broker_run(const ferry__broker_cfg *cfg)
     char err[256] = "";
     int rc = ferry__sysconf_load(cfg->policy_path, &b.sys, err, sizeof err);
     if (rc < 0) {
-        logf_("%s", err[0] ? err : strerror(-rc));
+        logf_(LOG_ERR, "%s", err[0] ? err : strerror(-rc));
         return rc;
     }
     b.lt.kind = T_LISTEN;
@@ -1346,6 +1386,7 @@ int ferry__broker_run(const ferry__broker_cfg *cfg)
         goto out;
     }
     budget_init(&b);
+    state(&b, "READY=1"); /* the listener is polled: connections are served from now */
     while (!b.stop) {
         struct epoll_event evs[64];
         int ticked = 0;
@@ -1385,6 +1426,7 @@ int ferry__broker_run(const ferry__broker_cfg *cfg)
         uid_sweep(&b);
         if (b.lpaused && (b.freed || ticked)) listen_resume(&b);
     }
+    state(&b, "STOPPING=1");
 out:
     for (conn *c = b.conns; c; c = c->next) c->dropping = 1;
     reap(&b);
