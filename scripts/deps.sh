@@ -29,6 +29,10 @@ command -v man >/dev/null 2>&1 || need+=(man-db)
 # check-builds.sh (dpkg-buildflags), check-consumer.sh (dpkg-architecture), check-abi.sh (abidiff).
 command -v dpkg-buildflags >/dev/null 2>&1 || need+=(dpkg-dev)
 command -v abidiff >/dev/null 2>&1 || need+=(abigail-tools)
+# check-deb.sh: debian/ built with dpkg-buildpackage (debhelper), checked with lintian.
+command -v dh >/dev/null 2>&1 || need+=(debhelper)
+command -v lintian >/dev/null 2>&1 || need+=(lintian)
+command -v fakeroot >/dev/null 2>&1 || need+=(fakeroot)
 # The clang runtimes for the sanitizers and libFuzzer.
 ls /usr/lib/llvm-*/lib/clang/*/lib/linux/libclang_rt.fuzzer-x86_64.a >/dev/null 2>&1 ||
   need+=(libclang-rt-14-dev)

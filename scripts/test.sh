@@ -7,7 +7,8 @@
 # the kill -9 soak at 300 rounds per transport); the layer check; the ABI check (exports,
 # abidiff), an install used by tests/consumer three ways, and the Release, dpkg-buildflags
 # and clang builds without warnings (scripts/check-abi.sh, check-consumer.sh,
-# check-builds.sh); the core and shm unit tests under valgrind; everything again under ASan+UBSan; the ring, channel and
+# check-builds.sh); the Debian packages built, lintian-clean, installed, used and purged
+# (check-deb.sh); the core and shm unit tests under valgrind; everything again under ASan+UBSan; the ring, channel and
 # synchronization tests under TSan; and every libFuzzer harness (the list `fuzzers`
 # below) for FERRY_FUZZ_SECONDS (default 60) each, two at a time. Each build has its own
 # directory under build-test/. Exits non-zero on the first failure.
@@ -37,6 +38,7 @@ step "ABI, install and consumers, release builds"
 scripts/check-abi.sh $b/plain # exports = ferry.h's FERRY_API; abidiff against the last v* tag
 scripts/check-consumer.sh $b # an install in a temp prefix, used three ways (about 20 s)
 scripts/check-builds.sh $b # Release, dpkg-buildflags and clang builds: no warnings (about 2 min)
+scripts/check-deb.sh # debian/: dpkg-buildpackage, lintian, install + use + purge (about 1 min)
 
 step "valgrind memcheck: the core and shm unit tests (the plain build's binaries)"
 # Every test of tests/unit/core and tests/unit/shm (none execs; forked children are
