@@ -100,6 +100,7 @@
 #include "core/plock.h"
 #include "core/time.h"
 #include "obj.h"
+#include "spin.h"
 
 #include <errno.h>
 #include <fcntl.h>
@@ -136,6 +137,7 @@
 
 #define FERRY__MUTEX_SLOTS 128
 #define SPIN_NS            20000 /* spin this long on a held word before sleeping */
+#define TURN_SPIN_NS       20000 /* the next in line spins this long for its turn */
 #define SLICE_MIN_NS       (5 * 1000 * 1000)
 #define SLICE_MAX_NS       (160 * 1000 * 1000)
 
@@ -161,6 +163,10 @@ typedef struct mobj {
     _Atomic uint32_t slot_gen;    /* futex word: bumped when a slot is freed */
     _Atomic uint32_t slot_waiters;
     mslot slots[FERRY__MUTEX_SLOTS];
+    /* Bit ticket % 32 is up while that ticket's holder sleeps on now_serving (a hint for
+     * the next one's spin, see wait_turn; appended here so the words above keep their
+     * offsets). */
+    _Atomic uint32_t napping;
 } mobj;
 
 /* ferryd tells a plain mutex from a fair one by this word (shm/obj.h). */
@@ -527,14 +533,52 @@ done:
     return rc;
 }
 
+/* The spin of wait_turn (spin.h): ticket t waits for now_serving to reach it. */
+typedef struct turn_arg {
+    mobj *o;
+    uint32_t t;
+} turn_arg;
+
+static int turn_ready(void *p)
+{
+    turn_arg *a = p;
+    /* acquire: as wait_turn's load. */
+    uint32_t s = atomic_load_explicit(&a->o->now_serving, memory_order_acquire);
+    return (int32_t)(a->t - s) <= 0; /* served, or passed over (see wait_turn) */
+}
+
+/* Is spinning for ticket t worth it: is the thread that passes the turn to t running?
+ * That is the holder of the ticket being served, s, once it takes the lock. So: t must
+ * be next (t == s + 1: one hand-off away; further back the wait is at least a whole
+ * critical section more, and a queue of spinners would burn every CPU), s's holder must
+ * not sleep on now_serving (its napping bit) nor on the lock (the plock's waiters bit:
+ * only the served ticket's holder waits there). Every word read is a sharer's to write;
+ * a lie costs at most the spin's bounded budget, or a sleep instead of a spin.
+ * relaxed: hints only, the decision to sleep is re-checked under the futex protocol. */
+static int turn_running(void *p)
+{
+    turn_arg *a = p;
+    uint32_t s = atomic_load_explicit(&a->o->now_serving, memory_order_relaxed);
+    if (a->t - s != 1) return 0;
+    if (atomic_load_explicit(&a->o->napping, memory_order_relaxed) & ticket_bit(s)) return 0;
+    return !ferry__plock_sleepers(&a->o->lk);
+}
+
 /* Wait until ticket t is served (0) or the deadline passes. */
 static int wait_turn(mobj *o, uint32_t t, ferry__when *w)
 {
+    /* First a short spin, while the one before us runs (turn_running): a hand-off from
+     * a running thread then costs no system call on either side (advance_from wakes only
+     * announced sleepers) and no scheduler round trip. */
+    turn_arg ta = {o, t};
+    if (!turn_ready(&ta) && turn_running(&ta) &&
+        ferry__sync_spin(turn_ready, turn_running, &ta, TURN_SPIN_NS, w))
+        return 0;
     int64_t slice = 0;
     uint32_t prev = t; /* now_serving at the last sleep: progress resets the slice */
     for (;;) {
         /* acquire: a turn passed to us brings the previous holder's writes with it
-         * (not needed for exclusion — the robust mutex gives that — but cheap). */
+         * (not needed for exclusion — the plock gives that — but cheap). */
         uint32_t s = atomic_load_explicit(&o->now_serving, memory_order_acquire);
         if (s == t) return 0;
         if ((int32_t)(t - s) < 0) return 0; /* passed over (a skip in a window): go on */
@@ -544,9 +588,12 @@ static int wait_turn(mobj *o, uint32_t t, ferry__when *w)
         prev = s;
         /* Announce, then let the kernel compare the word: the seq_cst RMW pairs with
          * advance_from's CAS then load of sleepers (the kernel's futex_wait orders its
-         * read after our RMW with a full barrier). */
+         * read after our RMW with a full barrier). The napping bit only tells the next
+         * in line not to spin for us (relaxed: a hint, see turn_running). */
         atomic_fetch_add_explicit(&o->sleepers, 1, memory_order_seq_cst);
+        atomic_fetch_or_explicit(&o->napping, ticket_bit(t), memory_order_relaxed);
         int r = futex_wait_abs(&o->now_serving, s, slice_end(at, &slice), ticket_bit(t));
+        atomic_fetch_and_explicit(&o->napping, ~ticket_bit(t), memory_order_relaxed);
         atomic_fetch_sub_explicit(&o->sleepers, 1, memory_order_relaxed);
         /* A slice without progress: has the ticket being served been left behind? */
         if (r == -ETIMEDOUT && atomic_load_explicit(&o->now_serving, memory_order_seq_cst) == s &&
