@@ -195,6 +195,13 @@ size_t ferry__mutex_plock_offset(void)
 {
     return offsetof(mobj, lk);
 }
+
+/* A test seam: this process's fair waits for a turn that spun (wait_turn's spin began),
+ * that the spin ended (the turn came), and the sleeps on now_serving. */
+_Atomic uint64_t ferry__mutex_turn_spins, ferry__mutex_turn_spun, ferry__mutex_turn_sleeps;
+#define TEST_COUNT(c) atomic_fetch_add_explicit(&(c), 1, memory_order_relaxed)
+#else
+#define TEST_COUNT(c) ((void)0)
 #endif
 
 /* ------------------------------------------------------------ who am I, who lives */
@@ -571,9 +578,13 @@ static int wait_turn(mobj *o, uint32_t t, ferry__when *w)
      * a running thread then costs no system call on either side (advance_from wakes only
      * announced sleepers) and no scheduler round trip. */
     turn_arg ta = {o, t};
-    if (!turn_ready(&ta) && turn_running(&ta) &&
-        ferry__sync_spin(turn_ready, turn_running, &ta, TURN_SPIN_NS, w))
-        return 0;
+    if (!turn_ready(&ta) && turn_running(&ta)) {
+        TEST_COUNT(ferry__mutex_turn_spins);
+        if (ferry__sync_spin(turn_ready, turn_running, &ta, TURN_SPIN_NS, w)) {
+            TEST_COUNT(ferry__mutex_turn_spun);
+            return 0;
+        }
+    }
     int64_t slice = 0;
     uint32_t prev = t; /* now_serving at the last sleep: progress resets the slice */
     for (;;) {
@@ -592,6 +603,7 @@ static int wait_turn(mobj *o, uint32_t t, ferry__when *w)
          * in line not to spin for us (relaxed: a hint, see turn_running). */
         atomic_fetch_add_explicit(&o->sleepers, 1, memory_order_seq_cst);
         atomic_fetch_or_explicit(&o->napping, ticket_bit(t), memory_order_relaxed);
+        TEST_COUNT(ferry__mutex_turn_sleeps);
         int r = futex_wait_abs(&o->now_serving, s, slice_end(at, &slice), ticket_bit(t));
         atomic_fetch_and_explicit(&o->napping, ~ticket_bit(t), memory_order_relaxed);
         atomic_fetch_sub_explicit(&o->sleepers, 1, memory_order_relaxed);
