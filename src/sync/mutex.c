@@ -457,8 +457,14 @@ static void advance_from(mobj *o, uint32_t s)
          * n_gone read, its owner read now_serving after our CAS and frees it itself. */
         if (atomic_load_explicit(&o->n_gone, memory_order_seq_cst)) free_gone(o, s);
         s++;
-        if (atomic_load_explicit(&o->sleepers, memory_order_seq_cst))
+        if (atomic_load_explicit(&o->sleepers, memory_order_seq_cst)) {
+            /* The one we wake is as good as running (on its way to the lock): its
+             * napping bit goes down now, so that the next in line spins for it instead
+             * of sleeping too — else, once one hand-off slept, every later one would
+             * (each waiter napping behind a napping one). relaxed: a hint. */
+            atomic_fetch_and_explicit(&o->napping, ~ticket_bit(s), memory_order_relaxed);
             futex_wake_bits(&o->now_serving, ticket_bit(s));
+        }
         if (!atomic_load_explicit(&o->n_gone, memory_order_seq_cst)) return;
         int gone = 0;
         uint64_t want = st_make(s, SLOT_GONE);
