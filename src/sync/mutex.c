@@ -65,6 +65,15 @@
  *   Waiters sleep on now_serving with FUTEX_WAIT_BITSET, bit (ticket % 32); an advance
  * wakes only that bucket, and only when `sleepers` says somebody sleeps (so the fair path
  * makes no system call when uncontended either).
+ *   The spin for a turn (issue 15): before it sleeps, the next in line (t == s + 1) spins
+ * for its turn while the served ticket's holder runs — it is not asleep on now_serving
+ * (its bit in `napping`, set around each sleep there) nor on the plock (the plock's waiters
+ * bit: only the served ticket's holder waits on the plock). Reading only, pause then
+ * sched_yield, at most TURN_SPIN_NS and never past the deadline (spin.h). Further back it
+ * sleeps at once. Whoever wakes a ticket's bucket lowers its napping bit first (the woken
+ * one is on its way), else one sleep would make every later hand-off sleep too. The words
+ * read are hints a sharer may forge: a lie costs one bounded spin, or a sleep instead of a
+ * spin; exclusion and FIFO order never depend on them.
  *   Dead and departed ticket holders: a locker first claims a slot (slots[], CAS of its
  * process identity {pid, start time}) and marks it TAKING, then takes its ticket and
  * records it in the slot (HAVE). A waiter that times out marks its slot GONE; whoever
