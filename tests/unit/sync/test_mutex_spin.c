@@ -5,12 +5,17 @@
  * then sleeps. Through mutex.c's test seams (the ticket hook, and per-process counters of
  * turn waits that spun, that the spin ended, and sleeps on the queue):
  *  1. Hand-off, FIFO: 2 processes x 1 thread lock and unlock 20,000 times each as fast as
- *     they can (the case the spin is for: the unlocker locks again at once and becomes
- *     the next in line). Grants come exactly in ticket order (the spin changed nothing of
- *     the order), the plain counter under the lock is exact, and the spin path ran and
- *     ended with the turn at least once (printed: how often, and the sleeps).
- *  2. Hand-off, FIFO, 3 processes x 2 threads: the same with a queue longer than one (only
- *     the next in line may spin; the others sleep).
+ *     they can (the unlocker locks again at once and becomes the next in line). Grants
+ *     come exactly in ticket order (the spin changed nothing of the order) and the plain
+ *     counter under the lock is exact. Whether the spin for a turn runs here is a race
+ *     (printed, not checked: see case_handoff_2x1).
+ *  2. The same with 3 processes x 2 threads (a queue longer than one: only the next in
+ *     line may spin; the others sleep).
+ *  2b. 3 processes x 1 thread with 2 us of work inside the lock: while one holds, the
+ *     served one waits on the lock and the next in line spins for its turn. FIFO as in
+ *     1, and the spin ran and ended with the turn at least once (a run without, e.g. with
+ *     the processes preempted throughout, is repeated up to 20 times; observed: hundreds
+ *     to thousands of 13,333 hand-offs per run, under ASan and TSan too).
  *  3. A sleeping predecessor: a holder holds the lock, W1 is served and sleeps on the lock
  *     (its waiters bit, seen through the plock), and then we queue behind W1 with a 100 ms
  *     deadline: no spin at all (turn_spins stays 0), -ETIMEDOUT.
@@ -54,6 +59,7 @@ typedef struct ho_arg {
     ferry_mutex *m;
     ho_log *log;
     int threads, iters;
+    int64_t cs_ns; /* busy time inside the lock */
 } ho_arg;
 
 static _Thread_local uint32_t ho_ticket;
@@ -71,6 +77,11 @@ static void *ho_thread(void *p)
         CHECK(a->log->n < HO_ITERS_TOTAL);
         a->log->ticket[a->log->n++] = ho_ticket;
         a->log->inside++;
+        if (a->cs_ns) {
+            int64_t end = now_ns() + a->cs_ns;
+            while (now_ns() < end) {
+            }
+        }
         CHECK_EQ(ferry_mutex_unlock(a->m), 0);
     }
     return NULL;
@@ -99,7 +110,7 @@ static void ho_proc(void *p)
 }
 
 /* One run; returns how often the spin ended with the turn. */
-static uint64_t handoff_run(int procs, int threads)
+static uint64_t handoff_run(int procs, int threads, int64_t cs_ns)
 {
     int fds = fd_count();
     ho_log *l = shared_alloc(sizeof *l);
@@ -107,7 +118,7 @@ static uint64_t handoff_run(int procs, int threads)
     ferry_mutex *m;
     CHECK_EQ(ferry_mutex_create(FERRY_MUTEX_FAIR, &m), 0);
     int workers = procs * threads, iters = HO_ITERS_TOTAL / workers;
-    ho_arg a = {m, l, threads, iters};
+    ho_arg a = {m, l, threads, iters, cs_ns};
     pid_t pids[HO_MAX_WORKERS];
     for (int i = 0; i < procs; i++) pids[i] = spawn(ho_proc, &a);
     for (int i = 0; i < procs; i++) wait_ok(pids[i]);
@@ -116,11 +127,12 @@ static uint64_t handoff_run(int procs, int threads)
     /* FIFO: every ticket is granted (nobody gives up), in ticket order: consecutive. */
     int faults = 0;
     for (uint32_t j = 1; j < l->n; j++) faults += l->ticket[j] != l->ticket[j - 1] + 1;
-    printf("    %d x %d: %d locks, turn waits that spun %llu (the turn came in %llu), sleeps "
+    printf("    %d x %d, %lld ns inside: %d locks, turn waits that spun %llu (the turn came in "
+           "%llu), sleeps "
            "%llu; grants out of ticket order: %d\n",
-           procs, threads, workers * iters, (unsigned long long)atomic_load(&l->spins),
-           (unsigned long long)atomic_load(&l->spun), (unsigned long long)atomic_load(&l->sleeps),
-           faults);
+           procs, threads, (long long)cs_ns, workers * iters,
+           (unsigned long long)atomic_load(&l->spins), (unsigned long long)atomic_load(&l->spun),
+           (unsigned long long)atomic_load(&l->sleeps), faults);
     CHECK_EQ(faults, 0);
     uint64_t spun = atomic_load(&l->spun);
     ferry_mutex_close(m);
@@ -129,23 +141,27 @@ static uint64_t handoff_run(int procs, int threads)
     return spun;
 }
 
-static void handoff(int procs, int threads)
-{
-    /* The spin path must run and pay off at least once: on a loaded machine a run may
-     * have none (the peer always advanced the queue before the unlocker queued again, so
-     * every hand-off waited on the lock itself; often so in a run of 50 ms): up to 20 runs. */
-    int runs = 0;
-    while (handoff_run(procs, threads) == 0) CHECK(++runs < 20);
-}
-
 static void case_handoff_2x1(void)
 {
-    handoff(2, 1);
+    /* FIFO, as fast as it goes. Whether the spin for a turn runs here depends on a race
+     * (the unlocker queues again before or after the next holder advanced the queue; on
+     * this VM whole runs go one way), so it is printed, not checked. */
+    handoff_run(2, 1, 0);
 }
 
 static void case_handoff_3x2(void)
 {
-    handoff(3, 2);
+    handoff_run(3, 2, 0);
+}
+
+static void case_handoff_3x1_cs(void)
+{
+    /* Three lockers and 2 us inside: while one holds, the next (served) waits on the lock
+     * and the one after it, next in line, spins for its turn while that one runs. The
+     * spin must run and pay off at least once (a run where it never does, e.g. with the
+     * processes preempted throughout, is repeated, up to 20 times). */
+    int runs = 0;
+    while (handoff_run(3, 1, 2000) == 0) CHECK(++runs < 20);
 }
 
 /* ------------------------------------------------------------ 3-5. predecessors */
@@ -283,6 +299,7 @@ int main(void)
     printf("test_mutex_spin\n");
     run_case("1. hand-off FIFO, 2 x 1", case_handoff_2x1, 90);
     run_case("2. hand-off FIFO, 3 x 2", case_handoff_3x2, 90);
+    run_case("2b. hand-off FIFO, 3 x 1, 2 us inside", case_handoff_3x1_cs, 120);
     run_case("3. no spin for a sleeper", case_sleeping, 30);
     run_case("4. bounded spin, stuck predecessor", case_stuck, 30);
     run_case("5. no spin when not next", case_not_next, 30);
