@@ -758,7 +758,10 @@ typedef struct ferry_mutex ferry_mutex;
  *    -EDEADLK (it wrote the locker's own id) or, at unlock, -EPERM (it rewrote the word),
  *    or let two lockers in at once: protect nothing from it you would not protect from
  *    any writer of shared memory. It cannot make a locker crash, write outside the
- *    object, or wait past its deadline by more than one slice.
+ *    object, or wait past its deadline by more than one slice. Waiting: the next in line
+ *    spins for its turn (reading only; pause, then sched_yield) while the thread before
+ *    it runs, for at most 20 us per lock call whatever the shared words say, then sleeps;
+ *    waiters further back sleep at once. Locks are granted in ticket (FIFO) order.
  * create: -EINVAL (unknown flags), -ENOMEM, -EMFILE. adopt: as ferry_sem_adopt.
  * open: those of the naming service, -EPROTOTYPE (not a mutex), -EBADMSG, and -EPERM: a
  * plain mutex and the caller is not trusted with its sharers — refused by ferryd, or by
@@ -975,6 +978,9 @@ FERRY_API void ferry_rpc_client_close(ferry_rpc_client *c);
  * for its reply into resp (the caller's data/cap; on return type 0, len, and fds the
  * caller then owns). Returns the reply's length. timeout_ns bounds the whole call; like
  * the channel's calls, the deadline is read lazily (fixed at the call's first wait).
+ * ferry_call gives out no id: a call another thread may cancel is made with
+ * ferry_call_start (a ferry_call made while no other call is pending takes a fast path
+ * whose id no table holds, so ferry_call_cancel of a guessed id is -ENOENT for it).
  * Errors: -ETIMEDOUT, -EAGAIN (FERRY_NOW), -EPIPE, -EMSGSIZE, -ECANCELED, and the errors
  * of ferry_sendmsg.
  */

@@ -90,6 +90,12 @@ int ferry__plock_broken(ferry__plock *lk)
     return (atomic_load_explicit(&lk->state, memory_order_acquire) & FERRY__PL_BROKEN) != 0;
 }
 
+int ferry__plock_sleepers(ferry__plock *lk)
+{
+    /* relaxed: a hint, nothing is published with it. */
+    return (atomic_load_explicit(&lk->word, memory_order_relaxed) & PL_WAITERS) != 0;
+}
+
 int ferry__plock_held(ferry__plock *lk)
 {
     /* relaxed: only this thread writes its own id into the word, so a match is ours. */

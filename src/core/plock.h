@@ -106,4 +106,8 @@ int ferry__plock_held(ferry__plock *lk);
 /* Not recoverable? */
 int ferry__plock_broken(ferry__plock *lk);
 
+/* Does the word say that somebody may sleep on it (its waiters bit)? A hint (a snapshot
+ * of a word any sharer may write): for a caller deciding whether to spin. */
+int ferry__plock_sleepers(ferry__plock *lk);
+
 #endif

@@ -6,7 +6,8 @@
  * Rules:
  *  - recv_mu serializes receiving, send_mu sending (the channel's one-receiver,
  *    one-sender rule); mu guards the set of ids awaiting a reply and the reference count.
- *    The mutexes are the only memory-ordering points (no atomics).
+ *    The locks (rpc/lock.h, inline futex locks: cheaper than pthread mutexes on the
+ *    request's path) are the only memory-ordering points.
  *  - An id enters the set when its request is received and leaves it at its (first)
  *    reply: a reply to an id not in the set (never received, or answered already) is
  *    -ENOENT on the server and nothing reaches the client.
@@ -16,22 +17,25 @@
  *  - Messages of any other kind are dropped (their fds closed).
  *  - The set is open addressing with linear probing (ids are never 0), deletion by
  *    backward shift, grown at half load.
+ *
+ * _GNU_SOURCE: syscall() (core/futex.h, through rpc/lock.h).
  */
+#define _GNU_SOURCE
 #include "rpc/wire.h"
 
 #include <ferry/ferry.h>
 
 #include "core/time.h"
+#include "rpc/lock.h"
 
 #include <errno.h>
-#include <pthread.h>
 #include <stdlib.h>
 #include <string.h>
 #include <unistd.h>
 
 struct ferry_rpc_server {
     ferry_chan *ch;
-    pthread_mutex_t mu, recv_mu, send_mu;
+    ferry__rpc_lock mu, recv_mu, send_mu; /* lock.h: why not pthread mutexes */
     unsigned refs;
     uint64_t *ids; /* the set: 0 = empty */
     size_t cap, n;
@@ -109,9 +113,9 @@ int ferry_rpc_server_create(ferry_chan *ch, ferry_rpc_server **out)
     if (!ch || !out) return -EINVAL;
     ferry_rpc_server *s = calloc(1, sizeof *s);
     if (!s) return -ENOMEM;
-    pthread_mutex_init(&s->mu, NULL);
-    pthread_mutex_init(&s->recv_mu, NULL);
-    pthread_mutex_init(&s->send_mu, NULL);
+    ferry__rpc_lock_init(&s->mu);
+    ferry__rpc_lock_init(&s->recv_mu);
+    ferry__rpc_lock_init(&s->send_mu);
     s->ch = ch;
     s->refs = 1;
     *out = s;
@@ -121,23 +125,20 @@ int ferry_rpc_server_create(ferry_chan *ch, ferry_rpc_server **out)
 ferry_rpc_server *ferry_rpc_server_ref(ferry_rpc_server *s)
 {
     if (!s) return NULL;
-    pthread_mutex_lock(&s->mu);
+    ferry__rpc_lock_take(&s->mu);
     s->refs++;
-    pthread_mutex_unlock(&s->mu);
+    ferry__rpc_lock_give(&s->mu);
     return s;
 }
 
 void ferry_rpc_server_unref(ferry_rpc_server *s)
 {
     if (!s) return;
-    pthread_mutex_lock(&s->mu);
+    ferry__rpc_lock_take(&s->mu);
     unsigned left = --s->refs;
-    pthread_mutex_unlock(&s->mu);
+    ferry__rpc_lock_give(&s->mu);
     if (left) return;
     ferry_chan_close(s->ch);
-    pthread_mutex_destroy(&s->mu);
-    pthread_mutex_destroy(&s->recv_mu);
-    pthread_mutex_destroy(&s->send_mu);
     free(s->ids);
     free(s);
 }
@@ -149,7 +150,7 @@ ssize_t ferry_recv_request(ferry_rpc_server *s, ferry_rpc_request *rq, int64_t t
      * lazily (core/time.h): fixed after the first drop, when the receive loops. */
     ferry__when w;
     if (ferry__when_from(timeout_ns, &w) < 0) return -EINVAL;
-    pthread_mutex_lock(&s->recv_mu);
+    ferry__rpc_lock_take(&s->recv_mu);
     ssize_t rc;
     for (;;) {
         int64_t to = w.timeout;
@@ -162,9 +163,9 @@ ssize_t ferry_recv_request(ferry_rpc_server *s, ferry_rpc_request *rq, int64_t t
         int kind = ferry__rpc_kind(rq->msg.type);
         uint64_t id = ferry__rpc_id(rq->msg.type);
         if (kind == FERRY__RPC_REQUEST && id != 0) {
-            pthread_mutex_lock(&s->mu);
+            ferry__rpc_lock_take(&s->mu);
             int a = set_add(s, id);
-            pthread_mutex_unlock(&s->mu);
+            ferry__rpc_lock_give(&s->mu);
             if (a < 0) {
                 for (uint32_t i = 0; i < rq->msg.nfds; i++) close(rq->msg.fds[i]);
                 rc = a;
@@ -176,10 +177,10 @@ ssize_t ferry_recv_request(ferry_rpc_server *s, ferry_rpc_request *rq, int64_t t
             break;
         }
         if (kind == FERRY__RPC_CANCEL) {
-            pthread_mutex_lock(&s->mu);
+            ferry__rpc_lock_take(&s->mu);
             ssize_t at = set_find(s, id);
             if (at >= 0) s->ids[at] |= CANCELLED;
-            pthread_mutex_unlock(&s->mu);
+            ferry__rpc_lock_give(&s->mu);
         } else if (kind == FERRY__RPC_ONEWAY) {
             rq->id = 0;
             rq->oneway = 1;
@@ -189,7 +190,7 @@ ssize_t ferry_recv_request(ferry_rpc_server *s, ferry_rpc_request *rq, int64_t t
         for (uint32_t i = 0; i < rq->msg.nfds; i++) close(rq->msg.fds[i]);
         ferry__when_at(&w);
     }
-    pthread_mutex_unlock(&s->recv_mu);
+    ferry__rpc_lock_give(&s->recv_mu);
     if (rc >= 0) rq->msg.type = 0;
     return rc;
 }
@@ -198,9 +199,9 @@ int ferry_reply(ferry_rpc_server *s, uint64_t id, const ferry_msg *resp, int64_t
 {
     /* (the timeout is checked before the id is taken: a bad one must not lose the call) */
     if (!s || !resp || resp->nfds > FERRY_MAX_FDS || !ferry__timeout_ok(timeout_ns)) return -EINVAL;
-    pthread_mutex_lock(&s->mu);
+    ferry__rpc_lock_take(&s->mu);
     int rc = set_del(s, id);
-    pthread_mutex_unlock(&s->mu);
+    ferry__rpc_lock_give(&s->mu);
     if (rc < 0) return rc; /* -ECANCELED: the client is not waiting; nothing to send */
     ferry_msg out;
     out.type = ferry__rpc_type(FERRY__RPC_REPLY, id);
@@ -209,19 +210,19 @@ int ferry_reply(ferry_rpc_server *s, uint64_t id, const ferry_msg *resp, int64_t
     out.cap = 0;
     out.nfds = resp->nfds;
     memcpy(out.fds, resp->fds, sizeof out.fds[0] * resp->nfds);
-    pthread_mutex_lock(&s->send_mu);
+    ferry__rpc_lock_take(&s->send_mu);
     rc = ferry_sendmsg(s->ch, &out, timeout_ns);
-    pthread_mutex_unlock(&s->send_mu);
+    ferry__rpc_lock_give(&s->send_mu);
     return rc;
 }
 
 int ferry_rpc_cancelled(ferry_rpc_server *s, uint64_t id)
 {
     if (!s) return -EINVAL;
-    pthread_mutex_lock(&s->mu);
+    ferry__rpc_lock_take(&s->mu);
     ssize_t at = set_find(s, id);
     int rc = at < 0 ? -ENOENT : (s->ids[at] & CANCELLED) ? 1 : 0;
-    pthread_mutex_unlock(&s->mu);
+    ferry__rpc_lock_give(&s->mu);
     return rc;
 }
 

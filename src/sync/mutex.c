@@ -65,6 +65,15 @@
  *   Waiters sleep on now_serving with FUTEX_WAIT_BITSET, bit (ticket % 32); an advance
  * wakes only that bucket, and only when `sleepers` says somebody sleeps (so the fair path
  * makes no system call when uncontended either).
+ *   The spin for a turn (issue 15): before it sleeps, the next in line (t == s + 1) spins
+ * for its turn while the served ticket's holder runs — it is not asleep on now_serving
+ * (its bit in `napping`, set around each sleep there) nor on the plock (the plock's waiters
+ * bit: only the served ticket's holder waits on the plock). Reading only, pause then
+ * sched_yield, at most TURN_SPIN_NS and never past the deadline (spin.h). Further back it
+ * sleeps at once. Whoever wakes a ticket's bucket lowers its napping bit first (the woken
+ * one is on its way), else one sleep would make every later hand-off sleep too. The words
+ * read are hints a sharer may forge: a lie costs one bounded spin, or a sleep instead of a
+ * spin; exclusion and FIFO order never depend on them.
  *   Dead and departed ticket holders: a locker first claims a slot (slots[], CAS of its
  * process identity {pid, start time}) and marks it TAKING, then takes its ticket and
  * records it in the slot (HAVE). A waiter that times out marks its slot GONE; whoever
@@ -100,6 +109,7 @@
 #include "core/plock.h"
 #include "core/time.h"
 #include "obj.h"
+#include "spin.h"
 
 #include <errno.h>
 #include <fcntl.h>
@@ -136,6 +146,7 @@
 
 #define FERRY__MUTEX_SLOTS 128
 #define SPIN_NS            20000 /* spin this long on a held word before sleeping */
+#define TURN_SPIN_NS       20000 /* the next in line spins this long for its turn */
 #define SLICE_MIN_NS       (5 * 1000 * 1000)
 #define SLICE_MAX_NS       (160 * 1000 * 1000)
 
@@ -161,6 +172,10 @@ typedef struct mobj {
     _Atomic uint32_t slot_gen;    /* futex word: bumped when a slot is freed */
     _Atomic uint32_t slot_waiters;
     mslot slots[FERRY__MUTEX_SLOTS];
+    /* Bit ticket % 32 is up while that ticket's holder sleeps on now_serving (a hint for
+     * the next one's spin, see wait_turn; appended here so the words above keep their
+     * offsets). */
+    _Atomic uint32_t napping;
 } mobj;
 
 /* ferryd tells a plain mutex from a fair one by this word (shm/obj.h). */
@@ -189,6 +204,13 @@ size_t ferry__mutex_plock_offset(void)
 {
     return offsetof(mobj, lk);
 }
+
+/* A test seam: this process's fair waits for a turn that spun (wait_turn's spin began),
+ * that the spin ended (the turn came), and the sleeps on now_serving. */
+_Atomic uint64_t ferry__mutex_turn_spins, ferry__mutex_turn_spun, ferry__mutex_turn_sleeps;
+#define TEST_COUNT(c) atomic_fetch_add_explicit(&(c), 1, memory_order_relaxed)
+#else
+#define TEST_COUNT(c) ((void)0)
 #endif
 
 /* ------------------------------------------------------------ who am I, who lives */
@@ -444,8 +466,14 @@ static void advance_from(mobj *o, uint32_t s)
          * n_gone read, its owner read now_serving after our CAS and frees it itself. */
         if (atomic_load_explicit(&o->n_gone, memory_order_seq_cst)) free_gone(o, s);
         s++;
-        if (atomic_load_explicit(&o->sleepers, memory_order_seq_cst))
+        if (atomic_load_explicit(&o->sleepers, memory_order_seq_cst)) {
+            /* The one we wake is as good as running (on its way to the lock): its
+             * napping bit goes down now, so that the next in line spins for it instead
+             * of sleeping too — else, once one hand-off slept, every later one would
+             * (each waiter napping behind a napping one). relaxed: a hint. */
+            atomic_fetch_and_explicit(&o->napping, ~ticket_bit(s), memory_order_relaxed);
             futex_wake_bits(&o->now_serving, ticket_bit(s));
+        }
         if (!atomic_load_explicit(&o->n_gone, memory_order_seq_cst)) return;
         int gone = 0;
         uint64_t want = st_make(s, SLOT_GONE);
@@ -527,14 +555,56 @@ done:
     return rc;
 }
 
+/* The spin of wait_turn (spin.h): ticket t waits for now_serving to reach it. */
+typedef struct turn_arg {
+    mobj *o;
+    uint32_t t;
+} turn_arg;
+
+static int turn_ready(void *p)
+{
+    turn_arg *a = p;
+    /* acquire: as wait_turn's load. */
+    uint32_t s = atomic_load_explicit(&a->o->now_serving, memory_order_acquire);
+    return (int32_t)(a->t - s) <= 0; /* served, or passed over (see wait_turn) */
+}
+
+/* Is spinning for ticket t worth it: is the thread that passes the turn to t running?
+ * That is the holder of the ticket being served, s, once it takes the lock. So: t must
+ * be next (t == s + 1: one hand-off away; further back the wait is at least a whole
+ * critical section more, and a queue of spinners would burn every CPU), s's holder must
+ * not sleep on now_serving (its napping bit) nor on the lock (the plock's waiters bit:
+ * only the served ticket's holder waits there). Every word read is a sharer's to write;
+ * a lie costs at most the spin's bounded budget, or a sleep instead of a spin.
+ * relaxed: hints only, the decision to sleep is re-checked under the futex protocol. */
+static int turn_running(void *p)
+{
+    turn_arg *a = p;
+    uint32_t s = atomic_load_explicit(&a->o->now_serving, memory_order_relaxed);
+    if (a->t - s != 1) return 0;
+    if (atomic_load_explicit(&a->o->napping, memory_order_relaxed) & ticket_bit(s)) return 0;
+    return !ferry__plock_sleepers(&a->o->lk);
+}
+
 /* Wait until ticket t is served (0) or the deadline passes. */
 static int wait_turn(mobj *o, uint32_t t, ferry__when *w)
 {
+    /* First a short spin, while the one before us runs (turn_running): a hand-off from
+     * a running thread then costs no system call on either side (advance_from wakes only
+     * announced sleepers) and no scheduler round trip. */
+    turn_arg ta = {o, t};
+    if (!turn_ready(&ta) && turn_running(&ta)) {
+        TEST_COUNT(ferry__mutex_turn_spins);
+        if (ferry__sync_spin(turn_ready, turn_running, &ta, TURN_SPIN_NS, w)) {
+            TEST_COUNT(ferry__mutex_turn_spun);
+            return 0;
+        }
+    }
     int64_t slice = 0;
     uint32_t prev = t; /* now_serving at the last sleep: progress resets the slice */
     for (;;) {
         /* acquire: a turn passed to us brings the previous holder's writes with it
-         * (not needed for exclusion — the robust mutex gives that — but cheap). */
+         * (not needed for exclusion — the plock gives that — but cheap). */
         uint32_t s = atomic_load_explicit(&o->now_serving, memory_order_acquire);
         if (s == t) return 0;
         if ((int32_t)(t - s) < 0) return 0; /* passed over (a skip in a window): go on */
@@ -544,9 +614,13 @@ static int wait_turn(mobj *o, uint32_t t, ferry__when *w)
         prev = s;
         /* Announce, then let the kernel compare the word: the seq_cst RMW pairs with
          * advance_from's CAS then load of sleepers (the kernel's futex_wait orders its
-         * read after our RMW with a full barrier). */
+         * read after our RMW with a full barrier). The napping bit only tells the next
+         * in line not to spin for us (relaxed: a hint, see turn_running). */
         atomic_fetch_add_explicit(&o->sleepers, 1, memory_order_seq_cst);
+        atomic_fetch_or_explicit(&o->napping, ticket_bit(t), memory_order_relaxed);
+        TEST_COUNT(ferry__mutex_turn_sleeps);
         int r = futex_wait_abs(&o->now_serving, s, slice_end(at, &slice), ticket_bit(t));
+        atomic_fetch_and_explicit(&o->napping, ~ticket_bit(t), memory_order_relaxed);
         atomic_fetch_sub_explicit(&o->sleepers, 1, memory_order_relaxed);
         /* A slice without progress: has the ticket being served been left behind? */
         if (r == -ETIMEDOUT && atomic_load_explicit(&o->now_serving, memory_order_seq_cst) == s &&
