@@ -261,5 +261,19 @@ const bench_target BENCH_TARGETS[] = {
      BENCH_PINGPONG, BENCH_PINGPONG, 64, 64, F_P50, BENCH_INFO, 0},
     {"rt-signal pingpong 64 p50 / eventfd pingpong 64 p50", "rt-signal", "eventfd", BENCH_PINGPONG,
      BENCH_PINGPONG, 64, 64, F_P50, BENCH_INFO, 0},
+/* More processes than CPUs (issue 15, `--pairs N`): N pairs pinging 64 B at once,
+ * unpinned; aggregate round trips/s against the raw pipe's in the same run. Any other N
+ * given to --pairs prints as INFO. */
+#define VS_PIPE_PAIRS(n)                                                                           \
+    {                                                                                              \
+        "ferry-shm --pairs " #n " round trips/s / pipe --pairs " #n, "ferry-shm", "pipe",          \
+            BENCH_PAIRS, BENCH_PAIRS, n, n, F_MSGS, 0, 1.0                                         \
+    }
+    VS_PIPE_PAIRS(2),
+    VS_PIPE_PAIRS(8),
+    VS_PIPE_PAIRS(64),
+#undef VS_PIPE_PAIRS
 };
+_Static_assert(sizeof BENCH_TARGETS / sizeof BENCH_TARGETS[0] <= BENCH_MAX_TARGETS,
+               "raise BENCH_MAX_TARGETS");
 const size_t BENCH_NTARGETS = sizeof BENCH_TARGETS / sizeof BENCH_TARGETS[0];
