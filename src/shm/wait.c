@@ -23,6 +23,7 @@
 #endif
 
 _Atomic int ferry__mb_state;
+int64_t ferry__wait_slice_ns = FERRY__WAIT_SLICE_NS;
 
 /* A child of fork() is a new mm, not registered: it registers again on first publish. */
 static void mb_forked(void)
@@ -198,7 +199,7 @@ int ferry__wait(ferry__spin *s, ferry__cond_fn cond, ferry__alive_fn alive, void
          * its way out): a live peer's wake-ups bring what we wait for, so the fast path
          * pays nothing. */
         if (check_peer && (rc = alive(arg)) < 0) break;
-        int64_t slice = left < FERRY__WAIT_SLICE_NS ? left : FERRY__WAIT_SLICE_NS;
+        int64_t slice = left < ferry__wait_slice_ns ? left : ferry__wait_slice_ns;
         if (sleeps) (*sleeps)++;
         slept = 1;
         int w = ferry__futex_wait(futex, seen, slice);

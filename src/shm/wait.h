@@ -67,6 +67,10 @@
  * it is noticed within a slice. Each slice costs a futex call and a poll (~200 of each a
  * second per sleeping waiter; the barrier is paid once per sleep, not per slice). */
 #define FERRY__WAIT_SLICE_NS (5 * 1000 * 1000)
+/* The slice in use: FERRY__WAIT_SLICE_NS. A test may lengthen it before it starts any
+ * thread or process that waits (test_wait_stress: a lost wake-up then stalls a wait
+ * until its deadline instead of one slice). */
+extern int64_t ferry__wait_slice_ns;
 
 /* This process's membarrier registration: 0 not (yet, or not since fork), 1 registered,
  * -1 unavailable. */
