@@ -91,6 +91,7 @@ void ferry__spin_init(ferry__spin *s, int64_t max_ns)
     s->cur_ns = s->max_ns;
     s->slept = 0;
     s->probe = 0;
+    s->probe_every = FERRY__SPIN_PROBE;
     s->asked = 0;
     s->mb_fails = 0;
 }
@@ -143,18 +144,23 @@ int ferry__wait(ferry__spin *s, ferry__cond_fn cond, ferry__alive_fn alive, void
     int c = cond(arg), early = 0;
     if (c != 0) return c < 0 ? c : 0;
     /* The budget: cur_ns; once spinning stopped paying (cur_ns 0), the whole budget every
-     * FERRY__SPIN_PROBE waits: long enough to cover the peer's wake-up, so two ends that
-     * both went to sleeping find their way back to spinning when the CPUs free up. */
+     * probe_every waits: long enough to cover the peer's wake-up, so two ends that both
+     * went to sleeping find their way back to spinning when the CPUs free up. A probe
+     * that fails doubles the period (up to FERRY__SPIN_PROBE_MAX: while the CPUs stay
+     * oversubscribed, probes cost next to nothing); one that pays resets it. */
     const int64_t floor = s->max_ns / 16;
     int64_t budget = s->cur_ns;
-    if (budget == 0 && s->max_ns > 0 && ++s->probe >= FERRY__SPIN_PROBE) {
+    int probing = 0;
+    if (budget == 0 && s->max_ns > 0 && ++s->probe >= s->probe_every) {
         s->probe = 0;
         budget = s->max_ns;
+        probing = 1;
     }
     c = spin(budget, cond, arg, w, peer, &early);
     if (c != 0) {
         /* Spinning paid off: let the budget grow back towards its maximum. */
         s->cur_ns = budget * 2 > s->max_ns ? s->max_ns : budget * 2;
+        s->probe_every = FERRY__SPIN_PROBE;
         count_wait(s, 0);
         return c < 0 ? c : 0;
     }
@@ -162,6 +168,7 @@ int ferry__wait(ferry__spin *s, ferry__cond_fn cond, ferry__alive_fn alive, void
      * spin cut short by a sleeping peer, or none (FERRY_NOW), says nothing about it. */
     if (budget > 0 && !early)
         s->cur_ns = s->cur_ns <= floor ? 0 : s->cur_ns / 2 < floor ? floor : s->cur_ns / 2;
+    if (probing && !early && s->probe_every < FERRY__SPIN_PROBE_MAX) s->probe_every *= 2;
     int rc, check_peer = 0, announced = 0, slept = 0;
     for (;;) {
         /* Announce ourselves, read the futex word, barrier, re-check the condition. The

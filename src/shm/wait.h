@@ -43,7 +43,8 @@
  * out, down to a floor of 1/16, and then to nothing: spinning has stopped paying (more
  * processes than CPUs: the peer we spin for is waiting for the CPU we burn), so the waiter
  * sleeps at once; every FERRY__SPIN_PROBE-th wait it still spins the whole budget, which
- * covers a peer's wake-up, and a spin that pays doubles the budget back. A spin also
+ * covers a peer's wake-up (a probe that fails doubles that period, up to
+ * FERRY__SPIN_PROBE_MAX), and a spin that pays doubles the budget back. A spin also
  * stops early when the peer says it sleeps in a ferry wait on this channel (its own
  * waiting flags, `peer` below: raised before it sleeps, taken by whoever wakes it, so a
  * peer just woken counts as running): spinning for a sleeping peer only burns the CPU it
@@ -95,8 +96,10 @@ static inline void ferry__publish_fence(_Atomic uint32_t *peer_cannot)
         atomic_thread_fence(memory_order_seq_cst);
 }
 
-/* Once spinning stopped paying, every this many waits spin the whole budget (wait.h). */
-#define FERRY__SPIN_PROBE 16
+/* Once spinning stopped paying, every this many waits spin the whole budget (wait.h);
+ * each probe that fails doubles the period, up to the maximum. */
+#define FERRY__SPIN_PROBE     16
+#define FERRY__SPIN_PROBE_MAX 1024
 
 /* Adaptive fence: the share of waits that slept (fixed point, FERRY__FENCE_ONE = all)
  * above which the waiter asks its waker to fence, and below which it stops asking. */
@@ -106,13 +109,14 @@ static inline void ferry__publish_fence(_Atomic uint32_t *peer_cannot)
 
 /* Adaptive spin and fence state, one per waiting side; private to its thread. */
 typedef struct ferry__spin {
-    int64_t max_ns;   /* configured budget (0 = never spin) */
-    int64_t cur_ns;   /* current budget: halves when spinning failed (max/16, then 0),
-                         doubles when it paid */
-    uint32_t slept;   /* moving share of waits that slept, 0..FERRY__FENCE_ONE */
-    uint32_t probe;   /* waits since the last probe while cur_ns is 0 */
-    uint8_t asked;    /* the shared fence flag is up and ordered by a membarrier (wait.h) */
-    uint8_t mb_fails; /* our membarrier failed: the flag stays up, we fence ourselves */
+    int64_t max_ns;       /* configured budget (0 = never spin) */
+    int64_t cur_ns;       /* current budget: halves when spinning failed (max/16, then 0),
+                             doubles when it paid */
+    uint32_t slept;       /* moving share of waits that slept, 0..FERRY__FENCE_ONE */
+    uint32_t probe;       /* waits since the last probe while cur_ns is 0 */
+    uint32_t probe_every; /* FERRY__SPIN_PROBE, doubled by each probe that failed */
+    uint8_t asked;        /* the shared fence flag is up and ordered by a membarrier (wait.h) */
+    uint8_t mb_fails;     /* our membarrier failed: the flag stays up, we fence ourselves */
 } ferry__spin;
 
 /* Where the peer says it sleeps in a ferry wait on this channel: its waiting flags (it

@@ -10,10 +10,10 @@
  * waiting flag is down on every way out; ferry__wake_if_waiting makes a call only for an
  * announced waiter, and takes the announcement; the spin budget halves on failure down
  * to a floor of max/16, then to none with a whole-budget probe every FERRY__SPIN_PROBE
- * waits, and doubles when spinning paid; the peer's sleeping hint ends a spin at once
- * (and only shortens it); the fence flag goes up after mostly sleeping waits and down
- * again after mostly spinning ones. Timing: only "did not return early", and CPU time
- * far below a sleep's length.
+ * waits (doubled by each failed probe, up to FERRY__SPIN_PROBE_MAX), and doubles when spinning
+ * paid; the peer's sleeping hint ends a spin at once (and only shortens it); the fence flag goes up
+ * after mostly sleeping waits and down again after mostly spinning ones. Timing: only "did not
+ * return early", and CPU time far below a sleep's length.
  */
 #define _GNU_SOURCE
 #include "core/proc.h"
@@ -257,9 +257,25 @@ static void test_spin_budget(words *w)
             -ETIMEDOUT);
         CHECK_EQ(s.cur_ns, want[i]);
     }
-    /* At none, every FERRY__SPIN_PROBE-th wait spins the whole budget; a condition that
-     * comes true while it spins brings the budget back. */
-    s.probe = FERRY__SPIN_PROBE - 1;
+    /* At none, every FERRY__SPIN_PROBE-th wait spins the whole budget; a probe that
+     * fails doubles the period, up to FERRY__SPIN_PROBE_MAX. */
+    CHECK_EQ(s.probe_every, FERRY__SPIN_PROBE);
+    for (int k = 0; k < 8; k++) {
+        s.probe = s.probe_every - 1;
+        uint32_t every = s.probe_every;
+        ferry__when soon;
+        CHECK_EQ(ferry__when_from(1000, &soon), 0);
+        CHECK_EQ(
+            ferry__wait(&s, cond, alive, &c, &w->futex, &w->waiting, &w->cannot, &soon, NULL, NULL),
+            -ETIMEDOUT);
+        CHECK_EQ(s.probe, 0);
+        CHECK_EQ(s.probe_every,
+                 every * 2 > FERRY__SPIN_PROBE_MAX ? FERRY__SPIN_PROBE_MAX : every * 2);
+        CHECK_EQ(s.cur_ns, 0);
+    }
+    CHECK_EQ(s.probe_every, FERRY__SPIN_PROBE_MAX);
+    /* A condition that comes true while a probe spins brings the budget back. */
+    s.probe = s.probe_every - 1;
     c.cond_calls = 0;
     c.ready_after = 100;
     ferry__when forever;
@@ -271,6 +287,7 @@ static void test_spin_budget(words *w)
     CHECK_EQ(sleeps, 0);
     CHECK_EQ(s.cur_ns, 1600000);
     CHECK_EQ(s.probe, 0);
+    CHECK_EQ(s.probe_every, FERRY__SPIN_PROBE);
     c.ready_after = 0;
 }
 
