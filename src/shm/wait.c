@@ -171,6 +171,14 @@ int ferry__wait(ferry__spin *s, ferry__cond_fn cond, ferry__alive_fn alive, void
     if (probing && !early && s->probe_every < FERRY__SPIN_PROBE_MAX) s->probe_every *= 2;
     int rc, check_peer = 0, announced = 0, slept = 0;
     for (;;) {
+        /* Back from a FUTEX_WAIT: what woke us is usually what we wait for. Look before
+         * announcing again: an announcement we do not need makes the waker's next
+         * publication pay a wake-up call. (Looking more often is always safe; cond's
+         * own acquire loads order what it finds.) */
+        if (slept && (c = cond(arg)) != 0) {
+            rc = c < 0 ? c : 0;
+            break;
+        }
         /* Announce ourselves, read the futex word, barrier, re-check the condition. The
          * barrier pairs with the waker's (wait.h): if the waker's state change is not
          * visible to the re-check below, our flag is visible to it, and it bumps the word
