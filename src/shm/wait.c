@@ -147,11 +147,12 @@ int ferry__wait(ferry__spin *s, ferry__cond_fn cond, ferry__alive_fn alive, void
      * probe_every waits: long enough to cover the peer's wake-up, so two ends that both
      * went to sleeping find their way back to spinning when the CPUs free up. A probe
      * that fails doubles the period (up to FERRY__SPIN_PROBE_MAX: while the CPUs stay
-     * oversubscribed, probes cost next to nothing); one that pays resets it. */
+     * oversubscribed, probes cost next to nothing); one that pays resets it. A FERRY_NOW
+     * call (w->at 0) spins nothing and counts for nothing. */
     const int64_t floor = s->max_ns / 16;
     int64_t budget = s->cur_ns;
     int probing = 0;
-    if (budget == 0 && s->max_ns > 0 && ++s->probe >= s->probe_every) {
+    if (budget == 0 && s->max_ns > 0 && w->at != 0 && ++s->probe >= s->probe_every) {
         s->probe = 0;
         budget = s->max_ns;
         probing = 1;
