@@ -29,6 +29,7 @@
 #define _POSIX_C_SOURCE 200809L /* strtok_r, isatty, strdup, sigaction, strsignal */
 #include "bench_broker.h"
 #include "bench_ferry.h"
+#include "bench_pairs.h"
 #include "bench_plan.h"
 
 #include <signal.h>
@@ -86,6 +87,8 @@ static void usage(FILE *f)
     fprintf(f,
             "usage: ferry bench [--csv] [--quick | --smoke] [--repeat N]\n"
             "                   [--only MECH[,MECH...]] [--url URL]... [--plot FILE.svg]\n"
+            "       ferry bench --pairs N[,N...] [--csv] [--quick | --smoke] [--repeat N]\n"
+            "                   [--only MECH[,MECH...]]\n"
             "       ferry bench --scale [--csv] [--smoke]\n"
             "       ferry bench --version\n"
             "(`ferry bench` runs the program ferry-bench, which takes the same options.)\n"
@@ -111,12 +114,19 @@ static void usage(FILE *f)
             "              become a private directory, a free TCP port, a unique name and a\n"
             "              unique number. Alone (without --only) it measures only that row.\n"
             "              E.g. --url 'shm://{dir}/bench.sock' (up to %d)\n"
+            "  --pairs L   instead of the rows: for each N in the comma-separated list (1..%d),\n"
+            "              N pairs of processes ping 64 B messages at once, unpinned (more\n"
+            "              processes than CPUs), and the row's figures are the aggregate round\n"
+            "              trips/s over one common window and the p50/p99/p99.9 of every\n"
+            "              pair's round trips. Rows: pipe and ferry-shm, or --only's (any\n"
+            "              mechanism with every size, e.g. ferry-unix,unix,ferry-shm-blocking);\n"
+            "              --pairs 2,8,64 prints the three ferry-shm / pipe targets\n"
             "  --scale     instead of the rows: start a private ferryd, register 10,000 names\n"
             "              (10 server processes) and open 1,000 clients (watches), then report\n"
             "              ferryd's VmRSS (target: < 16 MiB); with --smoke, 100 names and 20\n"
             "              clients\n"
             "  --only L    only these mechanisms (comma-separated):\n",
-            BENCH_MAX_REPEAT, REPEAT_FULL, REPEAT_QUICK, REPEAT_SMOKE, MAX_URLS);
+            BENCH_MAX_REPEAT, REPEAT_FULL, REPEAT_QUICK, REPEAT_SMOKE, MAX_URLS, BENCH_MAX_PAIRS);
     for (size_t i = 0; i < BENCH_NMECHS; i++) {
         const bench_mech *m = &BENCH_MECHS[i];
         if (m->fn)
@@ -185,10 +195,11 @@ static bench_budget split_budget(const bench_budget *b, int n)
 
 static void progress(int tty, size_t i, size_t total, int rep, int repeat, const bench_row *r)
 {
-    char pass[32] = "";
+    char pass[32] = "", pat[32];
     if (repeat > 1) snprintf(pass, sizeof pass, "(%d/%d) ", rep + 1, repeat);
     fprintf(stderr, "%s[%3zu/%zu] %s%s %s %zu%s", tty ? "\r\033[K" : "", i + 1, total, pass,
-            r->job.mechanism, bench_pattern_name(r->job.pattern), r->job.size, tty ? "" : "\n");
+            r->job.mechanism, bench_job_pattern(&r->job, pat, sizeof pat), r->job.size,
+            tty ? "" : "\n");
 }
 
 static volatile sig_atomic_t stop_signal; /* the signal that interrupted the run, or 0 */
@@ -233,7 +244,31 @@ typedef struct bench_opts {
     int repeat;      /* --repeat, or 0: the mode's default (mode_repeat) */
     int mode_repeat; /* the default of the mode (full, --quick, --smoke) */
     const char *only, *plot;
+    int pairs[BENCH_MAX_ROWS]; /* --pairs: the counts, npairs of them (0: not asked) */
+    int npairs;
 } bench_opts;
+
+/* --pairs' list: 1..BENCH_MAX_PAIRS each, comma-separated. 0, or -1 (said why). */
+static int parse_pairs(const char *s, bench_opts *o)
+{
+    const char *p = s;
+    o->npairs = 0;
+    for (;;) {
+        char *end;
+        long v = strtol(p, &end, 10);
+        if (end == p || v < 1 || v > BENCH_MAX_PAIRS || (*end != ',' && *end != '\0') ||
+            o->npairs == 16) {
+            fprintf(stderr,
+                    "ferry bench: --pairs wants up to 16 whole numbers from 1 to %d, "
+                    "comma-separated, not '%s'\n",
+                    BENCH_MAX_PAIRS, s);
+            return -1;
+        }
+        o->pairs[o->npairs++] = (int)v;
+        if (*end == '\0') return 0;
+        p = end + 1;
+    }
+}
 
 #define GO (-1) /* parse_args: carry on (anything else: exit with it) */
 
@@ -267,7 +302,12 @@ static int parse_args(int argc, char **argv, bench_opts *o)
             o->plot = argv[++i];
         else if (strncmp(a, "--plot=", 7) == 0)
             o->plot = a + 7;
-        else if (strcmp(a, "--repeat") == 0 && i + 1 < argc)
+        else if ((strcmp(a, "--pairs") == 0 && i + 1 < argc) || strncmp(a, "--pairs=", 8) == 0) {
+            if (parse_pairs(a[7] == '=' ? a + 8 : argv[++i], o) != 0) {
+                usage(stderr);
+                return 2;
+            }
+        } else if (strcmp(a, "--repeat") == 0 && i + 1 < argc)
             rep_arg = argv[++i];
         else if (strncmp(a, "--repeat=", 9) == 0)
             rep_arg = a + 9;
@@ -293,7 +333,7 @@ static int parse_args(int argc, char **argv, bench_opts *o)
 /* --scale instead of the rows: it takes only --csv and --smoke. Its exit code. */
 static int run_scale(const bench_opts *o)
 {
-    if (o->only || nurls || o->plot || o->repeat) {
+    if (o->only || nurls || o->plot || o->repeat || o->npairs) {
         fprintf(stderr, "ferry bench: --scale takes only --csv and --smoke\n\n");
         usage(stderr);
         return 2;
@@ -305,7 +345,9 @@ static int run_scale(const bench_opts *o)
 /* Which mechanisms run: all, or only --only's and --url's. 0, or -1 (usage printed). */
 static int select_mechs(const bench_opts *o, int selected[BENCH_NMECHS])
 {
-    for (size_t i = 0; i < BENCH_NMECHS; i++) selected[i] = 1;
+    for (size_t i = 0; i < BENCH_NMECHS; i++)
+        selected[i] = !o->npairs || strcmp(BENCH_MECHS[i].name, "pipe") == 0 ||
+                      strcmp(BENCH_MECHS[i].name, "ferry-shm") == 0; /* --pairs: these two */
     if (!o->only && !nurls) return 0;
     memset(selected, 0, BENCH_NMECHS * sizeof *selected);
     if (o->only && select_only(o->only, selected) != 0) {
@@ -316,13 +358,16 @@ static int select_mechs(const bench_opts *o, int selected[BENCH_NMECHS])
 }
 
 /* Say on stderr what is left out, how much will run, and where. */
-static void announce(const bench_notes *notes, size_t n, int repeat, int self_cpu, int peer_cpu)
+static void announce(const bench_notes *notes, size_t n, int repeat, int self_cpu, int peer_cpu,
+                     int rows_are_pairs)
 {
     for (int i = 0; i < notes->n; i++)
         fprintf(stderr, "ferry bench: %s: %s\n", notes->note[i].names, notes->note[i].text);
     fprintf(stderr, "ferry bench: %zu measurement%s x %d repetition%s, ", n, n == 1 ? "" : "s",
             repeat, repeat > 1 ? "s" : "");
-    if (peer_cpu >= 0)
+    if (n > 0 && rows_are_pairs)
+        fprintf(stderr, "the pairs unpinned\n");
+    else if (peer_cpu >= 0)
         fprintf(stderr, "pinned to cpu %d and cpu %d\n", self_cpu, peer_cpu);
     else
         fprintf(stderr, "not pinned (fewer than 2 cpus)\n");
@@ -347,11 +392,13 @@ static int run_rows(bench_row *rows, size_t n, const size_t *order, int repeat,
             if (!r->ok) continue; /* it failed in an earlier repetition */
             *res = (bench_result){-1, -1, -1, -1, -1, ""};
             progress(tty, (size_t)rep * n + j, n * (size_t)repeat, rep, repeat, r);
-            if (r->mech->fn(&r->job, res) != 0) {
+            bench_fn fn = r->job.pattern == BENCH_PAIRS ? bench_pairs : r->mech->fn;
+            if (fn(&r->job, res) != 0) {
+                char pat[32];
                 r->ok = 0;
                 failed = 1;
                 fprintf(stderr, "%s%s %s %zu: FAILED: %s\n", tty ? "\r\033[K" : "",
-                        r->job.mechanism, bench_pattern_name(r->job.pattern), r->job.size,
+                        r->job.mechanism, bench_job_pattern(&r->job, pat, sizeof pat), r->job.size,
                         res->err[0] ? res->err : "no reason given");
             }
         }
@@ -404,8 +451,16 @@ int main(int argc, char **argv)
 
     static bench_row rows[BENCH_MAX_ROWS];
     static bench_notes notes;
-    size_t n = bench_plan(rows, selected, &notes), order[BENCH_MAX_ROWS];
-    for (int i = 0; i < nurls; i++) n = bench_plan_mech(rows, n, &urls[i].mech, &notes);
+    if (o.npairs && (nurls || o.plot)) {
+        fprintf(stderr, "ferry bench: --pairs takes neither --url nor --plot\n\n");
+        usage(stderr);
+        return 2;
+    }
+    size_t n = o.npairs ? bench_plan_pairs(rows, selected, o.pairs, o.npairs, &notes)
+                        : bench_plan(rows, selected, &notes),
+           order[BENCH_MAX_ROWS];
+    if (!o.npairs)
+        for (int i = 0; i < nurls; i++) n = bench_plan_mech(rows, n, &urls[i].mech, &notes);
     bench_measure_order(rows, n, order);
     bench_result *reps = calloc(n * (size_t)repeat + 1, sizeof *reps);
     if (!reps) {
@@ -417,7 +472,7 @@ int main(int argc, char **argv)
 
     signal(SIGPIPE, SIG_IGN); /* a closed pipe or socket is an error code, not a death */
     catch_stop_signals();
-    announce(&notes, n, repeat, self_cpu, peer_cpu);
+    announce(&notes, n, repeat, self_cpu, peer_cpu, o.npairs > 0);
     int failed = run_rows(rows, n, order, repeat, &share, peer_cpu, reps);
     release_mechs(rows, n);
     if (stop_signal) {

@@ -15,6 +15,7 @@
  *                  the peer libraries, both sides in children (bench_lib.h)
  *   bench_guard.c  bounded blocking calls for mechanisms without timeouts
  *   bench_stats.c  samples and percentiles
+ *   bench_pairs.c  --pairs N: N pingpong pairs at once, unpinned, one aggregate figure
  *
  * Rules: every measurement forks its own peer and tears everything down before it
  * returns. A row runner never prints; it fills a bench_result, or returns -1 with a
@@ -36,8 +37,15 @@
 
 /* pingpong: a round trip between two processes; stream: one-way throughput; uncontended:
  * one process, a synchronization object's fast path (bench_sync.c); handoff: two
- * processes taking turns through a shared mutex (bench_sync.c). */
-typedef enum { BENCH_PINGPONG, BENCH_STREAM, BENCH_UNCONTENDED, BENCH_HANDOFF } bench_pattern;
+ * processes taking turns through a shared mutex (bench_sync.c); pairs: job.pairs pingpong
+ * pairs at once, unpinned, the aggregate round trips/s (bench_pairs.c). */
+typedef enum {
+    BENCH_PINGPONG,
+    BENCH_STREAM,
+    BENCH_UNCONTENDED,
+    BENCH_HANDOFF,
+    BENCH_PAIRS
+} bench_pattern;
 
 /* How long one measurement runs: a warm-up that is not measured, then the measured part.
  * Each part stops at its count or its time, whichever comes first. */
@@ -49,6 +57,8 @@ typedef struct bench_budget {
 } bench_budget;
 
 /* One measurement to make. */
+struct bench_result;
+struct bench_gang;
 typedef struct bench_job {
     const char *mechanism;
     bench_pattern pattern;
@@ -56,6 +66,14 @@ typedef struct bench_job {
     const bench_budget *budget;
     int peer_cpu;    /* the CPU the peer process pins itself to; -1: no pinning */
     const void *arg; /* the mechanism's table argument (bench_mechs.c), or NULL */
+    /* BENCH_PAIRS rows: how many pairs, and the mechanism's own runner, which each pair
+     * runs as a pingpong (bench_pairs.c). */
+    int pairs;
+    int (*pair_fn)(const struct bench_job *job, struct bench_result *res);
+    /* Set in a pair of a BENCH_PAIRS row: the shared page all pairs time against, and
+     * this pair's slot in it (bench_loop_pingpong then runs in step with the others). */
+    struct bench_gang *gang;
+    int slot;
 } bench_job;
 
 /* What one measurement found. A figure that does not apply is negative. */
@@ -78,6 +96,8 @@ int bench_ring(const bench_job *job, bench_result *res);       /* bench_base.c *
 /* The raw kernel mechanisms: job->arg is the link's raw_ops (bench_raw.h). */
 int bench_raw(const bench_job *job, bench_result *res);     /* bench_raw.c */
 int bench_eventfd(const bench_job *job, bench_result *res); /* bench_raw_eventfd.c */
+/* A BENCH_PAIRS row: job->pairs pairs of job->pair_fn pingpong at 64 B, at once. */
+int bench_pairs(const bench_job *job, bench_result *res); /* bench_pairs.c */
 
 /* ---- the peer process (bench_peer.c) */
 
@@ -126,6 +146,8 @@ void bench_child_signals(void);
 /* Choose two CPUs this process may run on, pin the caller to the first (*self_cpu) and
  * return the second (the peer's), or -1 when fewer than two are allowed or pinning fails. */
 int bench_pin_setup(int *self_cpu);
+/* In a child: run on every CPU the process was allowed before bench_pin_setup. */
+void bench_unpin(void);
 
 /* ---- the measured loops (bench_loop.c) */
 
@@ -135,7 +157,9 @@ typedef int (*bench_rt_fn)(void *ctx, uint64_t seq, bench_result *res);
  * -1 with res->err set. */
 typedef int (*bench_rx_fn)(void *ctx, uint64_t seq, bench_result *res);
 
-/* Warm up, then time every round trip: fills rtt_p50/p99/p999 and msgs_per_s. */
+/* Warm up, then time every round trip: fills rtt_p50/p99/p999 and msgs_per_s. In a pair
+ * of a BENCH_PAIRS row (job->gang set), it runs in step with the other pairs instead
+ * (bench_pairs.h). */
 int bench_loop_pingpong(const bench_job *job, bench_rt_fn rt, void *ctx, bench_result *res);
 /* Receive a stream: warm up, time the messages received until the count or the time is
  * up, then ask the sender to stop (sh->stop) and drain the rest (checked, not counted)

@@ -12,6 +12,7 @@
  */
 #define _POSIX_C_SOURCE 200809L /* clock_gettime */
 #include "bench.h"
+#include "bench_pairs.h"
 
 #define CLOCK_EVERY   64
 #define STREAM_FACTOR 10                  /* a stream measures this many times max_iters messages */
@@ -36,6 +37,7 @@ int bench_loop_pingpong(const bench_job *job, bench_rt_fn rt, void *ctx, bench_r
     uint64_t seq = 0;
     int rc = 0;
 
+    if (job->gang) return bench_gang_loop(job, rt, ctx, res); /* one of N pairs */
     if (bench_samples_init(&s, b->max_iters) != 0) return bench_fail(res, "out of memory");
 
     int64_t warm_end = bench_now_ns() + b->warm_ns;

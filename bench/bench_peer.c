@@ -64,11 +64,21 @@ static int pin_to(int cpu)
     return sched_setaffinity(0, sizeof set, &set);
 }
 
+static cpu_set_t allowed; /* before bench_pin_setup pinned us */
+static int have_allowed;
+
+void bench_unpin(void)
+{
+    if (have_allowed) sched_setaffinity(0, sizeof allowed, &allowed); /* best effort */
+}
+
 int bench_pin_setup(int *self_cpu)
 {
     cpu_set_t set;
     int first = -1, second = -1;
     if (sched_getaffinity(0, sizeof set, &set) != 0) return -1;
+    allowed = set;
+    have_allowed = 1;
     for (int c = 0; c < CPU_SETSIZE && second < 0; c++) {
         if (!CPU_ISSET(c, &set)) continue;
         if (first < 0)

@@ -23,8 +23,15 @@ static const size_t STREAM_SIZES[] = {64, 1048576};
 
 const char *bench_pattern_name(bench_pattern p)
 {
-    static const char *const NAMES[] = {"pingpong", "stream", "uncontended", "handoff"};
+    static const char *const NAMES[] = {"pingpong", "stream", "uncontended", "handoff", "pairs"};
     return NAMES[p];
+}
+
+const char *bench_job_pattern(const bench_job *job, char *buf, size_t len)
+{
+    if (job->pattern != BENCH_PAIRS) return bench_pattern_name(job->pattern);
+    snprintf(buf, len, "pairs-%d", job->pairs);
+    return buf;
 }
 
 double bench_field_of(const bench_result *res, bench_field f)
@@ -36,7 +43,8 @@ long bench_find_row(const bench_row *rows, size_t n, const char *mech, bench_pat
                     size_t size)
 {
     for (size_t k = 0; k < n; k++)
-        if (rows[k].job.pattern == pat && rows[k].job.size == size &&
+        if (rows[k].job.pattern == pat &&
+            (pat == BENCH_PAIRS ? (size_t)rows[k].job.pairs : rows[k].job.size) == size &&
             strcmp(rows[k].job.mechanism, mech) == 0)
             return (long)k;
     return -1;
@@ -112,6 +120,44 @@ size_t bench_plan_mech(bench_row *rows, size_t n, const bench_mech *m, bench_not
     return n;
 }
 
+int bench_mech_pairs_ok(const bench_mech *m)
+{
+    /* Every SHAPE_ALL runner times its pingpong with bench_loop_pingpong in the process
+     * that forks its peer, which is what a pair needs. */
+    return m->fn && m->shape == SHAPE_ALL && (!m->limit || m->limit(&(const char *){NULL}) >= 64);
+}
+
+size_t bench_plan_pairs(bench_row *rows, const int *selected, const int *pairs, int npairs,
+                        bench_notes *notes)
+{
+    size_t n = 0;
+    const char *why;
+    for (size_t i = 0; i < BENCH_NMECHS; i++) {
+        const bench_mech *m = &BENCH_MECHS[i];
+        if (!selected[i]) continue;
+        if (!m->fn) {
+            note(notes, m->name, "left out: %s", m->missing);
+            continue;
+        }
+        if (m->unavailable && (why = m->unavailable()) != NULL) {
+            note(notes, m->name, "left out: %s", why);
+            continue;
+        }
+        if (!bench_mech_pairs_ok(m)) {
+            note(notes, m->name, "left out: no pairs rows (not a message pingpong)");
+            continue;
+        }
+        for (int k = 0; k < npairs; k++) {
+            size_t before = n;
+            add_row(rows, &n, m, BENCH_PAIRS, 64);
+            if (n == before) break;
+            rows[n - 1].job.pairs = pairs[k];
+            rows[n - 1].job.pair_fn = m->fn;
+        }
+    }
+    return n;
+}
+
 size_t bench_plan(bench_row *rows, const int *selected, bench_notes *notes)
 {
     size_t n = 0;
@@ -131,12 +177,37 @@ int bench_target_sizes(const bench_target *t, size_t sizes[4][2])
     return 4;
 }
 
+const bench_target *bench_targets(const bench_row *rows, size_t n, size_t *count)
+{
+    static bench_target all[BENCH_MAX_TARGETS + BENCH_MAX_ROWS];
+    static char labels[BENCH_MAX_ROWS][96];
+    size_t m = 0;
+    for (size_t i = 0; i < BENCH_NTARGETS && i < BENCH_MAX_TARGETS; i++)
+        all[m++] = BENCH_TARGETS[i];
+    for (size_t k = 0; k < n; k++) {
+        const bench_job *j = &rows[k].job;
+        int named = 0;
+        if (j->pattern != BENCH_PAIRS || strcmp(j->mechanism, "ferry-shm") != 0) continue;
+        for (size_t i = 0; i < m; i++)
+            named |= all[i].num_pat == BENCH_PAIRS && all[i].num_size == (size_t)j->pairs;
+        if (named) continue;
+        snprintf(labels[k], sizeof labels[k],
+                 "ferry-shm --pairs %d round trips/s / pipe --pairs %d", j->pairs, j->pairs);
+        const size_t np = (size_t)j->pairs;
+        all[m++] = (bench_target){labels[k], "ferry-shm", "pipe", BENCH_PAIRS, BENCH_PAIRS,
+                                  np,        np,          F_MSGS, BENCH_INFO,  0};
+    }
+    *count = m;
+    return all;
+}
+
 void bench_measure_order(const bench_row *rows, size_t n, size_t *order)
 {
     int taken[BENCH_MAX_ROWS] = {0};
-    size_t m = 0;
-    for (size_t i = 0; i < BENCH_NTARGETS; i++) {
-        const bench_target *t = &BENCH_TARGETS[i];
+    size_t m = 0, nt;
+    const bench_target *targets = bench_targets(rows, n, &nt);
+    for (size_t i = 0; i < nt; i++) {
+        const bench_target *t = &targets[i];
         size_t sizes[4][2];
         for (int k = bench_target_sizes(t, sizes) - 1; k >= 0; k--) {
             long pair[2] = {bench_find_row(rows, n, t->den, t->den_pat, sizes[k][1]),

@@ -61,6 +61,8 @@ typedef struct bench_target {
     int at_most; /* 1: ratio <= limit; 0: ratio >= limit; BENCH_INFO: no limit */
     double limit;
 } bench_target;
+/* A BENCH_PAIRS target's num_size and den_size are the rows' numbers of pairs (their
+ * payload is always 64 B), as bench_find_row's size is for that pattern. */
 
 #define BENCH_INFO (-1)
 
@@ -72,9 +74,10 @@ int bench_target_sizes(const bench_target *t, size_t sizes[4][2]);
 extern const bench_target BENCH_TARGETS[];
 extern const size_t BENCH_NTARGETS;
 
-#define BENCH_MAX_ROWS   160
-#define BENCH_MAX_REPEAT 100
-#define BENCH_MAX_NOTES  32
+#define BENCH_MAX_ROWS    160
+#define BENCH_MAX_TARGETS 96 /* BENCH_TARGETS has at most this many */
+#define BENCH_MAX_REPEAT  100
+#define BENCH_MAX_NOTES   32
 
 typedef struct bench_row {
     bench_job job;
@@ -95,6 +98,9 @@ typedef struct bench_notes {
 } bench_notes;
 
 /* ---- bench_plan.c */
+/* The targets of a plan: BENCH_TARGETS, then, for a --pairs N that no target names, the
+ * same ferry-shm / pipe ratio as INFO. Static storage, valid until the next call. */
+const bench_target *bench_targets(const bench_row *rows, size_t n, size_t *count);
 
 /* The rows of the selected mechanisms (selected[i] for BENCH_MECHS[i]), grouped by
  * mechanism, in the printed order; rows a mechanism cannot have here are left out, with a
@@ -105,10 +111,18 @@ size_t bench_plan(bench_row *rows, const int *selected, bench_notes *notes);
 size_t bench_plan_mech(bench_row *rows, size_t n, const bench_mech *m, bench_notes *notes);
 /* The order in which one repetition measures the rows: see bench_plan.c. */
 void bench_measure_order(const bench_row *rows, size_t n, size_t *order);
-/* The index of a planned row, or -1. */
+/* The index of a planned row, or -1. For BENCH_PAIRS, size is the number of pairs. */
 long bench_find_row(const bench_row *rows, size_t n, const char *mech, bench_pattern pat,
                     size_t size);
 const char *bench_pattern_name(bench_pattern p);
+/* The pattern column of a job: its pattern's name, or "pairs-N" for a BENCH_PAIRS row. */
+const char *bench_job_pattern(const bench_job *job, char *buf, size_t len);
+/* Can a mechanism run as N pairs (its pingpong 64 runs bench_loop_pingpong)? */
+int bench_mech_pairs_ok(const bench_mech *m);
+/* --pairs: for each selected mechanism that can, a BENCH_PAIRS row per count in
+ * pairs[0..npairs), grouped by mechanism. Returns the number of rows. */
+size_t bench_plan_pairs(bench_row *rows, const int *selected, const int *pairs, int npairs,
+                        bench_notes *notes);
 double bench_field_of(const bench_result *res, bench_field f);
 
 /* ---- bench_report.c */

@@ -71,7 +71,8 @@ static void cells(const bench_row *r, int repeat, char out[MAX_NCOLS][CELL])
     const double v[5] = {r->res.rtt_p50_ns, r->res.rtt_p99_ns, r->res.rtt_p999_ns,
                          r->res.msgs_per_s, r->res.bytes_per_s};
     snprintf(out[0], CELL, "%s", r->job.mechanism);
-    snprintf(out[1], CELL, "%s", bench_pattern_name(r->job.pattern));
+    char pat[32];
+    snprintf(out[1], CELL, "%s", bench_job_pattern(&r->job, pat, sizeof pat));
     snprintf(out[2], CELL, "%zu", r->job.size);
     for (int i = 0; i < 5; i++) {
         if (v[i] < 0)
@@ -171,8 +172,10 @@ static void print_target(FILE *f, const bench_target *t, const char *label, cons
 void bench_print_targets(FILE *f, const bench_row *rows, size_t n, int repeat)
 {
     int header = 0;
-    for (size_t i = 0; i < BENCH_NTARGETS; i++) {
-        const bench_target *t = &BENCH_TARGETS[i];
+    size_t nt;
+    const bench_target *targets = bench_targets(rows, n, &nt);
+    for (size_t i = 0; i < nt; i++) {
+        const bench_target *t = &targets[i];
         size_t sizes[4][2];
         int each = bench_target_sizes(t, sizes) > 1;
         for (int k = 0; k < bench_target_sizes(t, sizes); k++) {

@@ -149,7 +149,9 @@ typedef struct ferry_chan_opts {
     size_t mem_cap;           /* FERRY_UNBOUNDED only: largest ring it may grow to; default 64 MiB.
                                  All live rings of a direction together stay under 2 * mem_cap. */
     int64_t spin_ns;          /* how long a waiting call may spin before it sleeps; default 50 us.
-                                 The spin adapts downwards when it does not pay off. */
+                                 The spin adapts downwards when it does not pay off, down to
+                                 none (more processes than CPUs; a probe now and then brings
+                                 it back), and ends early while the peer sleeps (shm). */
     unsigned mode;            /* ferry_listen: permission bits of the socket file; default 0600 */
     uint32_t max_skipped_fds; /* fds a receiving end keeps in messages its typed receives passed
                                  over; default FERRY_SKIPPED_FDS_DEFAULT (64) */

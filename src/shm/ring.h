@@ -56,11 +56,11 @@ typedef struct ferry__ring_ctl {
     /* Producer-written. */
     alignas(64) _Atomic uint32_t data_futex;    /* bumped to wake a consumer waiting for data */
     alignas(64) _Atomic uint32_t space_waiting; /* producer sleeps for space / a take */
-    _Atomic uint32_t space_fence; /* producer's membarrier failed: the consumer must fence */
+    _Atomic uint32_t space_fence;               /* producer asks the consumer to fence (wait.h) */
     /* Consumer-written, rarely; read by the producer after every commit. */
     alignas(64) _Atomic uint32_t data_waiting; /* consumer sleeps for data */
     _Atomic uint32_t armed;                    /* consumer polls an eventfd for data */
-    _Atomic uint32_t data_fence; /* consumer's membarrier failed: the producer must fence */
+    _Atomic uint32_t data_fence;               /* consumer asks the producer to fence (wait.h) */
     /* Consumer-written, per message; read by the producer only when the ring looks full. */
     alignas(64) _Atomic uint64_t tail; /* position of the oldest record not yet taken */
     _Atomic uint64_t taken;            /* messages taken (capacity counting) */

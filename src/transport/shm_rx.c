@@ -421,9 +421,12 @@ static int rx_find(shm_chan *c, int64_t filter, ferry__when *w, size_t *idx)
         if (blocked) return rx_wait_blocked(c, w);
         int dead = atomic_load_explicit(&c->dead, memory_order_relaxed);
         uint64_t sleeps = 0;
+        /* The peer's sleeping hint: its flags for "waiting for data from us" and "waiting
+         * for room in what it sends us" (wait.h: a hint, never trusted for a wake-up). */
+        const ferry__peer peer = {{&c->tx.ctl->data_waiting, &r->ctl->space_waiting}};
         int rc = dead ? dead
                       : ferry__wait(&r->spin, rx_ready, rx_alive, c, &r->ctl->data_futex,
-                                    &r->ctl->data_waiting, &r->ctl->data_fence, w, &sleeps);
+                                    &r->ctl->data_waiting, &r->ctl->data_fence, w, &sleeps, &peer);
         FERRY__COUNT(c->base.st.recv_waits, sleeps);
         /* Nothing there and FERRY_NOW: is the peer still there? An event loop (armed fd)
          * has just been told "readable", so it gets a real answer; a busy poller gets

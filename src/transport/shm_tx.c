@@ -179,8 +179,12 @@ static int tx_reserve(shm_chan *c, size_t len, ferry__when *w)
         }
         if (rc == 0) {
             uint64_t sleeps = 0;
-            rc = ferry__wait(&t->spin, tx_fits_cond, tx_alive, &a, &t->ctl->space_futex,
-                             &t->ctl->space_waiting, &t->ctl->space_fence, w, &sleeps);
+            /* The peer's sleeping hint: its flags for "waiting for data from us" and
+             * "waiting for room in what it sends us" (wait.h: a hint only). */
+            rc = ferry__wait(
+                &t->spin, tx_fits_cond, tx_alive, &a, &t->ctl->space_futex, &t->ctl->space_waiting,
+                &t->ctl->space_fence, w, &sleeps,
+                &(const ferry__peer){{&t->ctl->data_waiting, &c->rx.ctl->space_waiting}});
             FERRY__COUNT(c->base.st.send_waits, sleeps);
             if (rc < 0) return rc;
         }
@@ -214,8 +218,10 @@ static int tx_rendezvous(shm_chan *c, ferry__rec *r, ferry__when *w)
     shm_tx *t = &c->tx;
     struct claim_arg a = {c, r};
     uint64_t sleeps = 0;
+    /* The peer's sleeping hint (wait.h): its waiting flags, as in tx_reserve. */
     int rc = ferry__wait(&t->spin, tx_claimed, tx_claim_alive, &a, &t->ctl->space_futex,
-                         &t->ctl->space_waiting, &t->ctl->space_fence, w, &sleeps);
+                         &t->ctl->space_waiting, &t->ctl->space_fence, w, &sleeps,
+                         &(const ferry__peer){{&t->ctl->data_waiting, &c->rx.ctl->space_waiting}});
     FERRY__COUNT(c->base.st.send_waits, sleeps);
     if (rc == 0) return 0;
     uint64_t seq = t->seq;

@@ -354,4 +354,23 @@ fi
 expect 1 "$FERRY" bench --smoke --only spin-baseline --plot "$tmp/no/such/dir/p.svg"
 grep -q -- '--plot' "$tmp/err" || fail "--plot to a bad path: no message"
 
+# ---- --pairs: N pairs at once, unpinned; one row per mechanism and N (the aggregate), the
+# ferry-shm / pipe target at N = 2, the same ratio as INFO for an N no target names
+expect 0 "$FERRY" bench --csv --smoke --pairs 2,3
+[ "$(head -n 1 "$tmp/out")" = "$header" ] || fail "--pairs: CSV header"
+[ "$(wc -l <"$tmp/out")" -eq 5 ] || fail "--pairs 2,3: $(($(wc -l <"$tmp/out") - 1)) rows, want 4"
+for row in pipe,pairs-2 pipe,pairs-3 ferry-shm,pairs-2 ferry-shm,pairs-3; do
+    awk -F, -v r="$row" '$1 "," $2 == r && $3 == 64 && $4 > 0 && $7 > 0 { ok = 1 } END { exit !ok }' \
+        "$tmp/out" || fail "--pairs: no row $row with figures"
+done
+expect 0 "$FERRY" bench --smoke --pairs 2,3
+grep -q 'ferry-shm --pairs 2 round trips/s / pipe --pairs 2 .*>= 1 ' "$tmp/out" ||
+    fail "--pairs 2: no target line"
+grep -q 'ferry-shm --pairs 3 round trips/s / pipe --pairs 3 .*INFO' "$tmp/out" ||
+    fail "--pairs 3: no INFO line"
+expect 2 "$FERRY" bench --pairs 0
+expect 2 "$FERRY" bench --pairs 2,x
+expect 2 "$FERRY" bench --pairs 129
+expect 2 "$FERRY" bench --pairs 2 --scale
+
 echo "test_cli: ok"

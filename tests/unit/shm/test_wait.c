@@ -9,8 +9,11 @@
  * (a peer killed with SIGKILL, seen through core/proc) end it with that exact code; the
  * waiting flag is down on every way out; ferry__wake_if_waiting makes a call only for an
  * announced waiter, and takes the announcement; the spin budget halves on failure down
- * to a floor of max/16 and doubles when spinning paid. Timing: only "did not return
- * early".
+ * to a floor of max/16, then to none with a whole-budget probe every FERRY__SPIN_PROBE
+ * waits (doubled by each failed probe, up to FERRY__SPIN_PROBE_MAX), and doubles when spinning
+ * paid; the peer's sleeping hint ends a spin at once (and only shortens it); the fence flag goes up
+ * after mostly sleeping waits and down again after mostly spinning ones. Timing: only "did not
+ * return early", and CPU time far below a sleep's length.
  */
 #define _GNU_SOURCE
 #include "core/proc.h"
@@ -27,6 +30,7 @@
 typedef struct words {
     _Atomic uint32_t futex, waiting, cannot;
     _Atomic uint32_t state; /* 0 not yet, 1 ready, 2 broken */
+    _Atomic uint32_t peer;  /* a peer's sleeping flag (test_peer_hint) */
 } words;
 
 typedef struct ctx {
@@ -68,8 +72,8 @@ static int do_wait(ctx *c, int64_t timeout, uint64_t *sleeps)
     ferry__spin_init(&s, 20000);
     ferry__when when;
     CHECK_EQ(ferry__when_from(timeout, &when), 0);
-    int rc =
-        ferry__wait(&s, cond, alive, c, &c->w->futex, &c->w->waiting, &c->w->cannot, &when, sleeps);
+    int rc = ferry__wait(&s, cond, alive, c, &c->w->futex, &c->w->waiting, &c->w->cannot, &when,
+                         sleeps, NULL);
     CHECK_EQ(atomic_load(&c->w->waiting), 0); /* down on every way out */
     return rc;
 }
@@ -181,7 +185,8 @@ static void test_spurious(words *w)
     ferry__spin_init(&s, 0);
     ferry__when when;
     CHECK_EQ(ferry__when_from(150000000, &when), 0);
-    int rc = ferry__wait(&s, cond, alive, &c, &w->futex, &w->waiting, &w->cannot, &when, &sleeps);
+    int rc =
+        ferry__wait(&s, cond, alive, &c, &w->futex, &w->waiting, &w->cannot, &when, &sleeps, NULL);
     atomic_store(&sp.stop, 1);
     pthread_join(t, NULL);
     CHECK_EQ(rc, -ETIMEDOUT);
@@ -236,25 +241,142 @@ static void test_spin_budget(words *w)
     CHECK_EQ(s.cur_ns, 1600000);
     ctx c = {.w = w};
     atomic_store(&w->state, 0);
-    int64_t want = 1600000;
+    /* FERRY_NOW spins nothing: no verdict on the budget. */
+    ferry__when now;
+    CHECK_EQ(ferry__when_from(0, &now), 0);
+    CHECK_EQ(ferry__wait(&s, cond, alive, &c, &w->futex, &w->waiting, &w->cannot, &now, NULL, NULL),
+             -EAGAIN);
+    CHECK_EQ(s.cur_ns, 1600000);
+    /* Spins that run out: halves down to max/16, then none. */
+    const int64_t want[8] = {800000, 400000, 200000, 100000, 0, 0, 0, 0};
     for (int i = 0; i < 8; i++) {
-        ferry__when now;
-        CHECK_EQ(ferry__when_from(0, &now), 0);
-        CHECK_EQ(ferry__wait(&s, cond, alive, &c, &w->futex, &w->waiting, &w->cannot, &now, NULL),
-                 -EAGAIN);
-        want = want / 2 < 100000 ? 100000 : want / 2;
-        CHECK_EQ(s.cur_ns, want); /* halves on failure, down to max/16 */
+        ferry__when soon;
+        CHECK_EQ(ferry__when_from(1000, &soon), 0);
+        CHECK_EQ(
+            ferry__wait(&s, cond, alive, &c, &w->futex, &w->waiting, &w->cannot, &soon, NULL, NULL),
+            -ETIMEDOUT);
+        CHECK_EQ(s.cur_ns, want[i]);
     }
-    /* A condition that comes true while spinning: the budget doubles back. */
+    /* At none, every FERRY__SPIN_PROBE-th wait spins the whole budget; a probe that
+     * fails doubles the period, up to FERRY__SPIN_PROBE_MAX. */
+    CHECK_EQ(s.probe_every, FERRY__SPIN_PROBE);
+    for (int k = 0; k < 8; k++) {
+        s.probe = s.probe_every - 1;
+        uint32_t every = s.probe_every;
+        ferry__when soon;
+        CHECK_EQ(ferry__when_from(1000, &soon), 0);
+        CHECK_EQ(
+            ferry__wait(&s, cond, alive, &c, &w->futex, &w->waiting, &w->cannot, &soon, NULL, NULL),
+            -ETIMEDOUT);
+        CHECK_EQ(s.probe, 0);
+        CHECK_EQ(s.probe_every,
+                 every * 2 > FERRY__SPIN_PROBE_MAX ? FERRY__SPIN_PROBE_MAX : every * 2);
+        CHECK_EQ(s.cur_ns, 0);
+    }
+    CHECK_EQ(s.probe_every, FERRY__SPIN_PROBE_MAX);
+    /* A condition that comes true while a probe spins brings the budget back. */
+    s.probe = s.probe_every - 1;
     c.cond_calls = 0;
     c.ready_after = 100;
     ferry__when forever;
     CHECK_EQ(ferry__when_from(-1, &forever), 0);
     uint64_t sleeps = 0;
-    CHECK_EQ(
-        ferry__wait(&s, cond, alive, &c, &w->futex, &w->waiting, &w->cannot, &forever, &sleeps), 0);
+    CHECK_EQ(ferry__wait(&s, cond, alive, &c, &w->futex, &w->waiting, &w->cannot, &forever, &sleeps,
+                         NULL),
+             0);
     CHECK_EQ(sleeps, 0);
-    CHECK_EQ(s.cur_ns, 200000);
+    CHECK_EQ(s.cur_ns, 1600000);
+    CHECK_EQ(s.probe, 0);
+    CHECK_EQ(s.probe_every, FERRY__SPIN_PROBE);
+    c.ready_after = 0;
+}
+
+/* The peer's sleeping hint: with the peer's flag up, a spin of a whole second ends at
+ * once and the wait sleeps (its CPU time stays far below the wait), leaving the budget as
+ * it was; with the flag down the same wait spins (the budget is bounded by itself). */
+static void test_peer_hint(words *w)
+{
+    _Atomic uint32_t *flag = &w->peer;
+    ferry__peer peer = {{NULL, flag}};
+    ferry__spin s;
+    ferry__spin_init(&s, 1000000000);
+    ctx c = {.w = w};
+    atomic_store(&w->state, 0);
+    atomic_store(flag, 1); /* "I sleep" */
+    struct timespec c0, c1;
+    clock_gettime(CLOCK_THREAD_CPUTIME_ID, &c0);
+    int64_t t0 = ferry__now_ns();
+    ferry__when when;
+    CHECK_EQ(ferry__when_from(60000000, &when), 0);
+    uint64_t sleeps = 0;
+    CHECK_EQ(
+        ferry__wait(&s, cond, alive, &c, &w->futex, &w->waiting, &w->cannot, &when, &sleeps, &peer),
+        -ETIMEDOUT);
+    clock_gettime(CLOCK_THREAD_CPUTIME_ID, &c1);
+    int64_t cpu = (c1.tv_sec - c0.tv_sec) * 1000000000LL + (c1.tv_nsec - c0.tv_nsec);
+    CHECK(ferry__now_ns() - t0 >= 60000000);
+    CHECK(sleeps >= 1);
+    CHECK(cpu < 30000000);          /* slept, not spun (measured: ~0.1 ms) */
+    CHECK_EQ(s.cur_ns, 1000000000); /* no verdict on the budget */
+    /* Flag down: the spin runs to the deadline (a lying peer: our own budget, no more). */
+    atomic_store(flag, 0);
+    clock_gettime(CLOCK_THREAD_CPUTIME_ID, &c0);
+    CHECK_EQ(ferry__when_from(20000000, &when), 0);
+    CHECK_EQ(
+        ferry__wait(&s, cond, alive, &c, &w->futex, &w->waiting, &w->cannot, &when, NULL, &peer),
+        -ETIMEDOUT);
+    clock_gettime(CLOCK_THREAD_CPUTIME_ID, &c1);
+    cpu = (c1.tv_sec - c0.tv_sec) * 1000000000LL + (c1.tv_nsec - c0.tv_nsec);
+    CHECK(cpu > 1000000); /* it spun */
+    CHECK_EQ(s.cur_ns, 500000000);
+}
+
+/* The adaptive fence: a waiter that sleeps on most waits raises the shared fence flag
+ * (its waker fences from then on) and stops calling membarrier; once its waits stop
+ * sleeping, it lowers the flag again before its next sleep. */
+static void test_adaptive_fence(words *w)
+{
+    ferry__spin s;
+    ferry__spin_init(&s, 0); /* FERRY_NO_SPIN: every bounded wait sleeps */
+    ctx c = {.w = w};
+    atomic_store(&w->state, 0);
+    atomic_store(&w->cannot, 0);
+    int raised_at = -1;
+    for (int i = 0; i < 40 && raised_at < 0; i++) {
+        ferry__when when;
+        CHECK_EQ(ferry__when_from(200000, &when), 0);
+        CHECK_EQ(
+            ferry__wait(&s, cond, alive, &c, &w->futex, &w->waiting, &w->cannot, &when, NULL, NULL),
+            -ETIMEDOUT);
+        if (atomic_load(&w->cannot)) raised_at = i;
+    }
+    /* The share passes one half after 11 sleeps; the 12th wait's barrier raises it. */
+    CHECK_EQ(raised_at, 11);
+    CHECK_EQ(s.asked, 1);
+    /* Waits whose condition comes true while spinning (a budget again) lower the share;
+     * the flag comes down at the next sleep once it is under 1/8. */
+    ferry__spin_init(&s, 1000000);
+    s.slept = FERRY__FENCE_ONE;
+    s.asked = 1;
+    for (int i = 0; i < 40; i++) {
+        c.cond_calls = 0;
+        c.ready_after = 3;
+        ferry__when forever;
+        CHECK_EQ(ferry__when_from(-1, &forever), 0);
+        CHECK_EQ(ferry__wait(&s, cond, alive, &c, &w->futex, &w->waiting, &w->cannot, &forever,
+                             NULL, NULL),
+                 0);
+    }
+    c.ready_after = 0;
+    CHECK(s.slept < FERRY__FENCE_LOW);
+    CHECK_EQ(atomic_load(&w->cannot), 1); /* not yet: nothing slept */
+    ferry__when when;
+    CHECK_EQ(ferry__when_from(200000, &when), 0);
+    CHECK_EQ(
+        ferry__wait(&s, cond, alive, &c, &w->futex, &w->waiting, &w->cannot, &when, NULL, NULL),
+        -ETIMEDOUT);
+    CHECK_EQ(atomic_load(&w->cannot), 0);
+    CHECK_EQ(s.asked, 0);
 }
 
 int main(void)
@@ -269,6 +391,8 @@ int main(void)
     test_signals(w);
     test_wake_if_waiting(w);
     test_spin_budget(w);
+    test_peer_hint(w);
+    test_adaptive_fence(w);
     ferry__seg_unmap(&seg);
     CHECK_EQ(fd_count(), fds);
     printf("ok: wait\n");
