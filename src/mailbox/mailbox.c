@@ -1366,6 +1366,10 @@ void ferry__mailbox_get_layout(const ferry_mailbox *mb, ferry__mailbox_layout *l
         .entry_len = MB_ENTRY,
         .nslots = mb->nslots,
         .size = mb->seg.size,
+        .rx_wait_off = offsetof(mbshm, rx_wait),
+        .rxq_off = offsetof(mbshm, rxq),
+        .rxq_entry_len = sizeof(mbwaiter),
+        .rxq_n = MB_RXQ,
     };
 }
 #endif
