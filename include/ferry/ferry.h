@@ -30,8 +30,9 @@
  *    version's or above 4096 is -EINVAL. A ferry_X_stats writes min(size, its own
  *    sizeof) bytes and sets size to that (a field lies within size only if it was
  *    filled), -EINVAL for a size as above. Records that the library fills
- *    (ferry_name_info, ferry_watch_event, ferry_rpc_request) have reserved room it zeroes
- *    instead; ferry_msg and ferry_cred are fixed (more comes as new functions).
+ *    (ferry_name_info, ferry_watch_event, ferry_rpc_request, ferry_bcast_sub_info) have
+ *    reserved room it zeroes instead; ferry_msg and ferry_cred are fixed (more comes as
+ *    new functions).
  *    docs/api.md has the rule in full.
  *  - Lifetimes: shared objects are made by ferry_X_create, reached by ferry_X_adopt (a
  *    descriptor) or ferry_X_open (a name), released by ferry_X_close. Every handle type
