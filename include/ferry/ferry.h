@@ -1453,7 +1453,8 @@ FERRY_API int ferry_mailbox_attach(ferry_mailbox *mb, int64_t timeout_ns);
  * sharer held the lock for over 1 s). */
 FERRY_API int ferry_mailbox_detach(ferry_mailbox *mb);
 
-/* Copy the mailbox's counters (a snapshot taken under its lock) into *st (prepared by
+/* Copy the mailbox's counters (a snapshot taken under its lock; `waiting` judges the
+ * waiters' processes after it, a few system calls each) into *st (prepared by
  * ferry_mailbox_counters_init). Errors: -EINVAL (NULL, or st->size 0, too small or above
  * 4096), -EBADMSG, -ETIMEDOUT (a sharer held the lock for over 1 s). */
 FERRY_API int ferry_mailbox_stats(const ferry_mailbox *mb, ferry_mailbox_counters *st);
