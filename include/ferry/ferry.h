@@ -30,8 +30,9 @@
  *    version's or above 4096 is -EINVAL. A ferry_X_stats writes min(size, its own
  *    sizeof) bytes and sets size to that (a field lies within size only if it was
  *    filled), -EINVAL for a size as above. Records that the library fills
- *    (ferry_name_info, ferry_watch_event, ferry_rpc_request) have reserved room it zeroes
- *    instead; ferry_msg and ferry_cred are fixed (more comes as new functions).
+ *    (ferry_name_info, ferry_watch_event, ferry_rpc_request, ferry_bcast_sub_info) have
+ *    reserved room it zeroes instead; ferry_msg and ferry_cred are fixed (more comes as
+ *    new functions).
  *    docs/api.md has the rule in full.
  *  - Lifetimes: shared objects are made by ferry_X_create, reached by ferry_X_adopt (a
  *    descriptor) or ferry_X_open (a name), released by ferry_X_close. Every handle type
@@ -720,6 +721,11 @@ FERRY_API int ferry_sem_trywait(ferry_sem *s);
 FERRY_API int ferry_sem_post(ferry_sem *s);
 /* The current value (>= 0), a snapshot; or -EBADMSG. */
 FERRY_API int ferry_sem_value(const ferry_sem *s);
+/* Callers blocked in ferry_sem_wait now (>= 0), of every process, a snapshot; or -EINVAL
+ * (NULL). A hint: a waiter killed while it waited stays counted (with FERRY_SEM_UNDO until
+ * a wait reclaims its process's units), and a sharer can write any count: the result is
+ * at most 4194304 (the kernel's limit on tasks). */
+FERRY_API int ferry_sem_waiters(const ferry_sem *s);
 FERRY_API void ferry_sem_close(ferry_sem *s);
 
 /* ---- robust mutex */
@@ -1175,6 +1181,51 @@ FERRY_API int ferry_bcast_fd(const ferry_bcast *b);
 FERRY_API size_t ferry_bcast_max_msg(const ferry_bcast *b);
 /* Active subscribers now (a snapshot, of every process), or -EINVAL. */
 FERRY_API int ferry_bcast_subscribers(const ferry_bcast *b);
+
+/* Counters of a broadcast object (shared by every handle), a snapshot. Prepare with
+ * ferry_bcast_counters_init ("Sized structs"). */
+typedef struct ferry_bcast_counters {
+    size_t size;          /* set by ferry_bcast_counters_init; ferry_bcast_stats sets it to
+                             the bytes it wrote */
+    uint64_t published;   /* messages published so far */
+    uint64_t max_lag;     /* the largest lag of an active subscriber (see ferry_bcast_list) */
+    uint32_t subscribers; /* active subscriber entries now (as ferry_bcast_subscribers) */
+    uint32_t max_subs;    /* as created */
+    uint32_t slots;       /* as created */
+    uint32_t ended;       /* 1 once the stream was ended, else 0 */
+    size_t max_msg;       /* as created */
+} ferry_bcast_counters;
+
+/* Zero *st and record this program's sizeof(*st) in st->size. Never fails. */
+static inline void ferry_bcast_counters_init(ferry_bcast_counters *st)
+{
+    memset(st, 0, sizeof *st);
+    st->size = sizeof *st;
+}
+
+/* Copy the object's counters into *st (prepared by ferry_bcast_counters_init), from any
+ * handle (the publisher's or any opener's). Never blocks. Errors: -EINVAL (NULL, or
+ * st->size 0, too small or above 4096). What a sharer wrote can make published and the
+ * lags wrong, never larger than the ring allows (max_lag <= slots). */
+FERRY_API int ferry_bcast_stats(const ferry_bcast *b, ferry_bcast_counters *st);
+
+/* One subscriber, as ferry_bcast_list tells it (a record: see "Sized structs"). */
+typedef struct ferry_bcast_sub_info {
+    pid_t pid;            /* its process (in the pid namespace of the object's sharers) */
+    uint32_t flags;       /* its FERRY_SUB_* flags */
+    uint64_t lag;         /* messages published that it has not released yet, 0..slots:
+                             a blocking subscriber `slots` behind holds the publisher */
+    uint32_t holding;     /* 1 while a peek (or a drop-oldest copy) holds its next message */
+    uint32_t alive;       /* 0 if its process is certainly gone (its entry is freed when it
+                             blocks the publisher or the table is full), else 1 */
+    uint64_t reserved[4]; /* zeroed by the library */
+} ferry_bcast_sub_info;
+
+/* The active subscribers (of every process), in the order of their entries: up to cap
+ * records into out. Returns the number written (>= 0; cap = the counters' max_subs
+ * takes them all), or -EINVAL (b NULL, out NULL with cap > 0). A snapshot, entry by
+ * entry; never blocks (it looks at each process: a few system calls per subscriber). */
+FERRY_API ssize_t ferry_bcast_list(const ferry_bcast *b, ferry_bcast_sub_info *out, size_t cap);
 /* End the stream now (from the publisher): subscribers get -EPIPE once they have taken
  * every message published before; later publishes are -EPIPE. -EINVAL (NULL). */
 FERRY_API int ferry_bcast_end(ferry_bcast *b);
@@ -1335,6 +1386,12 @@ typedef struct ferry_mailbox_counters {
     uint32_t queued;    /* messages waiting now */
     uint32_t capacity;  /* as created */
     size_t max_msg;     /* as created */
+    /* Receivers blocked in a receive now, of every process: those queued in the FIFO
+       of waiters whose process is alive, plus (when all 64 places are taken) the others
+       that sleep. A hint, not a guarantee: a sharer can make it wrong (at most 4194304,
+       the kernel's limit on tasks), and one killed while waiting beyond the 64 stays
+       counted. (A uint64_t: it starts past max_msg's struct on every ABI.) */
+    uint64_t waiting;
 } ferry_mailbox_counters;
 
 /* Zero *st and record this program's sizeof(*st) in st->size. Never fails. */
@@ -1404,7 +1461,8 @@ FERRY_API int ferry_mailbox_attach(ferry_mailbox *mb, int64_t timeout_ns);
  * sharer held the lock for over 1 s). */
 FERRY_API int ferry_mailbox_detach(ferry_mailbox *mb);
 
-/* Copy the mailbox's counters (a snapshot taken under its lock) into *st (prepared by
+/* Copy the mailbox's counters (a snapshot taken under its lock; `waiting` judges the
+ * waiters' processes after it, a few system calls each) into *st (prepared by
  * ferry_mailbox_counters_init). Errors: -EINVAL (NULL, or st->size 0, too small or above
  * 4096), -EBADMSG, -ETIMEDOUT (a sharer held the lock for over 1 s). */
 FERRY_API int ferry_mailbox_stats(const ferry_mailbox *mb, ferry_mailbox_counters *st);

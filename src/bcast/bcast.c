@@ -315,6 +315,62 @@ int ferry_bcast_subscribers(const ferry_bcast *b)
     return n;
 }
 
+/* A subscriber's lag: messages published that entry e has not released, 0..nslots.
+ * pos is read before head (both seq_cst: after the subscriber's and the publisher's
+ * stores in the one total order), so an honest pos is never past that head; a later
+ * publish may make the difference exceed nslots by the time head is read, and a sharer
+ * can write anything: clamped. *pos_out: the pos word as read (HOLD bit included). */
+static uint64_t lag_of(const ferry_bcast *b, subent *e, uint64_t *pos_out)
+{
+    uint64_t p = atomic_load_explicit(&e->pos, memory_order_seq_cst);
+    uint64_t head = atomic_load_explicit(&b->sh->head, memory_order_seq_cst);
+    uint64_t pv = p & ~HOLD;
+    *pos_out = p;
+    if (pv >= head) return 0;
+    return head - pv > b->nslots ? b->nslots : head - pv;
+}
+
+int ferry_bcast_stats(const ferry_bcast *b, ferry_bcast_counters *ust)
+{
+    if (!b || ferry__sized_check(ust, FERRY__BCAST_COUNTERS_V0) < 0) return -EINVAL;
+    ferry_bcast_counters full = {
+        .size = sizeof full, .max_subs = b->max_subs, .slots = b->nslots, .max_msg = b->max_msg};
+    /* relaxed: counters, a snapshot; each word is read once. */
+    full.published = atomic_load_explicit(&b->sh->head, memory_order_relaxed);
+    full.ended = atomic_load_explicit(&b->sh->closed, memory_order_relaxed) != 0;
+    for (uint32_t i = 0; i < b->max_subs; i++) { /* bounded by the private max_subs */
+        subent *e = &b->subs[i];
+        if (atomic_load_explicit(&e->state, memory_order_relaxed) != SUB_ACTIVE) continue;
+        full.subscribers++;
+        uint64_t p, lag = lag_of(b, e, &p);
+        if (lag > full.max_lag) full.max_lag = lag;
+    }
+    /* a full struct of this version, then the caller's prefix of it (core/abi.h) */
+    return ferry__sized_out(ust, &full, sizeof full, FERRY__BCAST_COUNTERS_V0);
+}
+
+ssize_t ferry_bcast_list(const ferry_bcast *b, ferry_bcast_sub_info *out, size_t cap)
+{
+    if (!b || (!out && cap)) return -EINVAL;
+    size_t n = 0;
+    for (uint32_t i = 0; i < b->max_subs && n < cap; i++) { /* bounded by the private max_subs */
+        subent *e = &b->subs[i];
+        /* relaxed: a snapshot of one entry; each word is read once and checked. */
+        if (atomic_load_explicit(&e->state, memory_order_relaxed) != SUB_ACTIVE) continue;
+        uint64_t id = atomic_load_explicit(&e->id, memory_order_relaxed);
+        uint32_t fl = atomic_load_explicit(&e->flags, memory_order_relaxed);
+        uint64_t p, lag = lag_of(b, e, &p);
+        ferry_bcast_sub_info *r = &out[n++];
+        memset(r, 0, sizeof *r);
+        r->pid = ferry__proc_pid(id);
+        r->flags = fl & FERRY_SUB_DROP_OLDEST; /* only the flags we know */
+        r->lag = lag;
+        r->holding = (p & HOLD) != 0;
+        r->alive = id != 0 && !ferry__proc_dead(id); /* id 0: being evicted or garbage */
+    }
+    return (ssize_t)n;
+}
+
 static void ring_all(ferry_bcast *b);
 
 int ferry_bcast_end(ferry_bcast *b)

@@ -52,6 +52,7 @@
 #define FERRY__CHAN_COUNTERS_V0    FERRY__OFFSETOFEND(ferry_chan_counters, grows)
 #define FERRY__MAILBOX_COUNTERS_V0 FERRY__OFFSETOFEND(ferry_mailbox_counters, max_msg)
 #define FERRY__EVENT_COUNTERS_V0   FERRY__OFFSETOFEND(ferry_event_counters, merged)
+#define FERRY__BCAST_COUNTERS_V0   FERRY__OFFSETOFEND(ferry_bcast_counters, max_msg)
 
 /*
  * The library's half of a ferry_X_opts_init: zero `size` bytes at o (the caller's

@@ -35,4 +35,14 @@ uint64_t ferry__proc_ns(void);
 /* 1 if the process id names is certainly dead, else 0. */
 int ferry__proc_dead(uint64_t id);
 
+/* The pid in an id (its low 22 bits: Linux pids stay below PID_MAX_LIMIT, 2^22). */
+static inline pid_t ferry__proc_pid(uint64_t id)
+{
+    return (pid_t)(id & ((UINT64_C(1) << 22) - 1));
+}
+
+/* PID_MAX_LIMIT: no pid namespace holds more tasks, so no count of waiters can be larger
+ * (the bound for counts read from shared memory). */
+#define FERRY__PROC_MAX_TASKS (UINT32_C(1) << 22)
+
 #endif

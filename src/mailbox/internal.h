@@ -26,7 +26,10 @@ typedef struct ferry__mailbox_layout {
     size_t guarded_off, guarded_len; /* the fields the lock guards, the waiter FIFO too */
     size_t table_off, entry_len;     /* the slot table */
     uint32_t nslots;
-    size_t size; /* of the object */
+    size_t size;                   /* of the object */
+    size_t rx_wait_off;            /* the count of sleeping receivers (uint32_t) */
+    size_t rxq_off, rxq_entry_len; /* the FIFO of waiters: {ticket u64, owner u64, ...} */
+    uint32_t rxq_n;
 } ferry__mailbox_layout;
 
 void ferry__mailbox_get_layout(const ferry_mailbox *mb, ferry__mailbox_layout *l);

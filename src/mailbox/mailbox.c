@@ -1120,7 +1120,20 @@ int ferry_mailbox_stats(const ferry_mailbox *cmb, ferry_mailbox_counters *ust)
                                    .queued = h->nready,
                                    .capacity = mb->capacity,
                                    .max_msg = mb->max_msg};
+    /* Waiting receivers: the owners of the FIFO's entries (copied under the lock, judged
+     * alive after it: ferry__proc_dead makes system calls), and, when the FIFO is full,
+     * those counted in rx_wait beyond it (a waiter registers whenever a place is free, so
+     * only then can one wait unregistered). Each word read once; counts bounded. */
+    uint64_t owners[MB_RXQ];
+    uint32_t nreg = 0;
+    for (uint32_t k = 0; k < MB_RXQ; k++)
+        if (RD(h->rxq[k].ticket)) owners[nreg++] = RD(h->rxq[k].owner);
+    uint32_t rx = RD(h->rx_wait);
+    uint64_t beyond = nreg == MB_RXQ && rx > MB_RXQ ? rx - MB_RXQ : 0;
     mb_unlock(mb);
+    for (uint32_t k = 0; k < nreg; k++) full.waiting += !ferry__proc_dead(owners[k]);
+    full.waiting += beyond;
+    if (full.waiting > FERRY__PROC_MAX_TASKS) full.waiting = FERRY__PROC_MAX_TASKS;
     /* a full struct of this version, then the caller's prefix of it (core/abi.h) */
     return ferry__sized_out(ust, &full, sizeof full, FERRY__MAILBOX_COUNTERS_V0);
 }
@@ -1353,6 +1366,10 @@ void ferry__mailbox_get_layout(const ferry_mailbox *mb, ferry__mailbox_layout *l
         .entry_len = MB_ENTRY,
         .nslots = mb->nslots,
         .size = mb->seg.size,
+        .rx_wait_off = offsetof(mbshm, rx_wait),
+        .rxq_off = offsetof(mbshm, rxq),
+        .rxq_entry_len = sizeof(mbwaiter),
+        .rxq_n = MB_RXQ,
     };
 }
 #endif

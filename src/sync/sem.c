@@ -513,3 +513,11 @@ int ferry_sem_value(const ferry_sem *s)
     uint32_t v = atomic_load_explicit(&s->sh->value, memory_order_relaxed);
     return v > INT32_MAX ? -EBADMSG : (int)v;
 }
+
+int ferry_sem_waiters(const ferry_sem *s)
+{
+    if (!s) return -EINVAL;
+    /* relaxed: a snapshot. A sharer may write any count: bounded by the tasks there can be. */
+    uint32_t w = atomic_load_explicit(&s->sh->waiters, memory_order_relaxed);
+    return w > FERRY__PROC_MAX_TASKS ? (int)FERRY__PROC_MAX_TASKS : (int)w;
+}

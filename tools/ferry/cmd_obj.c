@@ -376,8 +376,10 @@ static void stat_usage(FILE *f)
     fputs("usage: ferry stat NAME [--json] [--timeout T]\n"
           "  What NAME is and what it holds now: its kind, owner (uid, gid, pid, alive),\n"
           "  mode, introductions and how long it has been owned; and, where you may open\n"
-          "  the object: a mailbox's depth, capacity, max message and counters; a\n"
-          "  broadcast's subscribers; a semaphore's value; an event queue's counters.\n"
+          "  the object: a mailbox's depth, capacity, max message, counters and waiting\n"
+          "  receivers; a broadcast's subscribers, messages published and each\n"
+          "  subscriber's lag (pid, lag, drop-oldest, holding, dead); a semaphore's value\n"
+          "  and waiters; an event queue's counters.\n"
           "  Exit: 0, 2 usage, 3 timeout, 4 no such name, 1 other.\n",
           f);
 }
@@ -399,6 +401,43 @@ static void kv(int json, int *first, const char *key, const char *fmt, ...)
     if (!json) putchar('\n');
     *first = 0;
     va_end(ap);
+}
+
+/* A broadcast's counters and its subscribers (one line each; --json: an array "subs"). */
+static int bcast_stat(ferry_bcast *bc, int j, int *first)
+{
+    ferry_bcast_counters st;
+    ferry_bcast_counters_init(&st);
+    int rc = ferry_bcast_stats(bc, &st);
+    if (rc < 0) return rc;
+    kv(j, first, "subscribers", "%u", st.subscribers);
+    kv(j, first, "published", "%llu", (unsigned long long)st.published);
+    kv(j, first, "max_lag", "%llu", (unsigned long long)st.max_lag);
+    kv(j, first, "slots", "%u", st.slots);
+    kv(j, first, "max_subs", "%u", st.max_subs);
+    kv(j, first, "max_msg", "%zu", st.max_msg);
+    kv(j, first, "ended", "%s", st.ended ? "true" : "false");
+    /* max_subs <= FERRY_BCAST_MAX_SUBS: the library checked it when it mapped the object */
+    ferry_bcast_sub_info *subs = calloc(st.max_subs ? st.max_subs : 1, sizeof *subs);
+    if (!subs) return -ENOMEM;
+    ssize_t n = ferry_bcast_list(bc, subs, st.max_subs);
+    if (j) printf(", \"subs\": [");
+    for (ssize_t i = 0; i < n; i++) {
+        const ferry_bcast_sub_info *r = &subs[i];
+        int drop = (r->flags & FERRY_SUB_DROP_OLDEST) != 0;
+        if (j)
+            printf("%s{\"pid\": %d, \"lag\": %llu, \"drop_oldest\": %s, \"holding\": %s, "
+                   "\"alive\": %s}",
+                   i ? ", " : "", (int)r->pid, (unsigned long long)r->lag, drop ? "true" : "false",
+                   r->holding ? "true" : "false", r->alive ? "true" : "false");
+        else
+            printf("%-14s pid %d lag %llu%s%s%s\n", "sub:", (int)r->pid, (unsigned long long)r->lag,
+                   drop ? " drop-oldest" : "", r->holding ? " holding" : "",
+                   r->alive ? "" : " dead");
+    }
+    if (j) putchar(']');
+    free(subs);
+    return n < 0 ? (int)n : 0;
 }
 
 int stat_main(int argc, char **argv)
@@ -457,23 +496,23 @@ int stat_main(int argc, char **argv)
             kv(j, &first, "withdrawn", "%llu", (unsigned long long)st.withdrawn);
             kv(j, &first, "torn", "%llu", (unsigned long long)st.torn);
             kv(j, &first, "recovered", "%llu", (unsigned long long)st.recovered);
+            kv(j, &first, "waiting", "%llu", (unsigned long long)st.waiting);
         }
     } else if (in.kind == FERRY_OBJ_BCAST) {
         ferry_bcast *bc;
         if ((rc = ferry_bcast_open(name, &bc, to)) == 0) {
-            int subs = ferry_bcast_subscribers(bc);
-            size_t mm = ferry_bcast_max_msg(bc);
+            rc = bcast_stat(bc, j, &first);
             ferry_bcast_close(bc);
-            if (subs >= 0) kv(j, &first, "subscribers", "%d", subs);
-            kv(j, &first, "max_msg", "%zu", mm);
         }
     } else if (in.kind == FERRY_OBJ_SEM) {
         ferry_sem *s;
         if ((rc = ferry_sem_open(name, &s, to)) == 0) {
             int v = ferry_sem_value(s);
+            int w = ferry_sem_waiters(s);
             ferry_sem_close(s);
             if (v >= 0) kv(j, &first, "value", "%d", v);
-            rc = v < 0 ? v : 0;
+            if (w >= 0) kv(j, &first, "waiters", "%d", w);
+            rc = v < 0 ? v : w < 0 ? w : 0;
         }
     } else if (in.kind == FERRY_OBJ_EVENT) {
         ferry_event *e;

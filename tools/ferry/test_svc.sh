@@ -13,7 +13,11 @@
 #    mailbox recv --count 3` gets them in order with their types; depth 0 after;
 #    `ferry send`/`ferry recv` reach the mailbox by name too;
 #  - a broadcast (`ferry pub`) seen by `ferry sub` with type, size and "lost 0";
-#  - events (post, next, a timeout), semaphores (value, wait, post, a timeout);
+#    `ferry stat` of a broadcast with two stopped subscribers (one --drop-oldest) after 3
+#    messages: subscribers 2, published 3, max_lag 3, each subscriber's pid and lag 3;
+#  - a mailbox receiver blocked on a type shows as `waiting: 1` (0 before and after);
+#  - events (post, next, a timeout), semaphores (value, wait, post, a timeout; a blocked
+#    `ferry sem wait` shows as `waiters: 1`, 0 before and after);
 #  - `ferry kill NAME TERM` stops a `ferry serve` (0); a bad signal is 2;
 #  - errors: no such name 4 (call, stat, kill, sem), no ferryd 4, a timeout 3 (a call
 #    whose CMD sleeps), the server dying mid-call 6, a name of another kind 7 (call on a
@@ -68,6 +72,16 @@ bg() {
     "$@" >"$tmp/$tag.out" 2>"$tmp/$tag.err" &
     eval "pid_$tag=$!"
     pids="$pids $!"
+}
+
+# until_stat NAME PATTERN WHY: wait (at most 10 s) until `ferry stat NAME` has a matching line.
+until_stat() {
+    i=0
+    until "$FERRY" stat "$1" >"$tmp/out" 2>"$tmp/err" && grep -q "$2" "$tmp/out"; do
+        i=$((i + 1))
+        [ $i -gt 500 ] && fail "$3"
+        sleep 0.02
+    done
 }
 
 # until_grep FILE PATTERN: wait (at most 10 s) until FILE has a line matching PATTERN.
@@ -157,6 +171,17 @@ expect 0 "$FERRY" recv org.t.mb --count 1 -q # a mailbox by name, through `ferry
 expect 0 "$FERRY" send org.t.mb --data m4
 expect 0 "$FERRY" stat org.t.mb
 grep -q '^depth: *1$' "$tmp/out" || fail "stat: depth 1 after"
+grep -q '^waiting: *0$' "$tmp/out" || fail "stat: no waiting receiver"
+# a receiver blocked on type 9 shows as waiting 1 until a type-9 message comes
+bg mbw "$FERRY" mailbox recv org.t.mb --type-filter 9 --count 1 --timeout 20s -q
+until_stat org.t.mb '^waiting: *1$' "a blocked mailbox recv never showed as waiting 1"
+expect 0 "$FERRY" stat org.t.mb --json
+python3 -c 'import json,sys; d=json.load(open(sys.argv[1])); sys.exit(0 if d["waiting"] == 1 else 1)' "$tmp/out" ||
+    fail "stat --json: waiting 1"
+expect 0 "$FERRY" mailbox send org.t.mb --data nine --type 9
+wait "$pid_mbw" || fail "mailbox recv of type 9 exited $?"
+[ "$(cat "$tmp/mbw.out")" = nine ] || fail "mailbox recv of type 9: $(cat "$tmp/mbw.out")"
+until_stat org.t.mb '^waiting: *0$' "waiting never went back to 0"
 expect 3 "$FERRY" mailbox recv org.t.mb --type-filter 9 --timeout 100ms
 one_line "timed out"
 expect 7 "$FERRY" call org.t.mb hi
@@ -188,6 +213,33 @@ wait "$pid_sub" || fail "sub exited $?"
     fail "sub: $(cat "$tmp/sub.out")"
 wait "$pid_pub" || fail "pub exited $?"
 
+# ---- broadcast stat: 2 subscribers, stopped, lag 3 each after 3 messages
+mkfifo "$tmp/pubin2"
+exec 3<>"$tmp/pubin2"
+"$FERRY" pub org.t.bc2 --lines <"$tmp/pubin2" >"$tmp/pub2.out" 2>"$tmp/pub2.err" 3>&- &
+pid_pub2=$!
+pids="$pids $pid_pub2"
+until_grep "$tmp/pub2.err" "published org.t.bc2"
+bg s1 "$FERRY" sub org.t.bc2 --count 3 --timeout 20s -q
+bg s2 "$FERRY" sub org.t.bc2 --count 3 --timeout 20s -q --drop-oldest
+until_stat org.t.bc2 '^subscribers: *2$' "the two subs never subscribed"
+kill -STOP "$pid_s1" "$pid_s2"
+printf 'a\nb\nc\n' >&3
+until_stat org.t.bc2 '^published: *3$' "pub never published 3"
+grep -q '^max_lag: *3$' "$tmp/out" || fail "stat: bcast max_lag 3"
+[ "$(grep -c "^sub: *pid [0-9]* lag 3" "$tmp/out")" -eq 2 ] || fail "stat: two subs with lag 3"
+grep -q "^sub: *pid $pid_s1 lag 3$" "$tmp/out" || fail "stat: sub 1 (pid, lag 3, blocking)"
+grep -q "^sub: *pid $pid_s2 lag 3 drop-oldest$" "$tmp/out" || fail "stat: sub 2 (pid, lag 3, drop-oldest)"
+expect 0 "$FERRY" stat org.t.bc2 --json
+python3 -c 'import json,sys; d=json.load(open(sys.argv[1])); s=sorted(d["subs"], key=lambda x: x["drop_oldest"]); sys.exit(0 if d["subscribers"] == 2 and d["published"] == 3 and [x["lag"] for x in s] == [3, 3] and [x["drop_oldest"] for x in s] == [False, True] and all(x["alive"] for x in s) and d["ended"] is False else 1)' "$tmp/out" ||
+    fail "stat --json: bcast subs"
+kill -CONT "$pid_s1" "$pid_s2"
+wait "$pid_s1" || fail "sub 1 exited $?"
+wait "$pid_s2" || fail "sub 2 exited $?"
+[ "$(cat "$tmp/s1.out")" = "$(printf 'a\nb\nc')" ] || fail "sub 1: $(cat "$tmp/s1.out")"
+exec 3>&-
+wait "$pid_pub2" || fail "pub 2 exited $?"
+
 # ---- events and semaphores
 bg ev "$FERRY" event create org.t.ev
 until_grep "$tmp/ev.err" "published org.t.ev"
@@ -210,6 +262,17 @@ one_line "timed out"
 expect 0 "$FERRY" sem post org.t.sem
 expect 0 "$FERRY" stat org.t.sem
 grep -q '^value: *1$' "$tmp/out" || fail "stat: sem value"
+grep -q '^waiters: *0$' "$tmp/out" || fail "stat: sem waiters 0"
+expect 0 "$FERRY" sem wait org.t.sem
+bg semw "$FERRY" sem wait org.t.sem --timeout 20s
+until_stat org.t.sem '^waiters: *1$' "a blocked sem wait never showed as waiters 1"
+grep -q '^value: *0$' "$tmp/out" || fail "stat: sem value 0 with a waiter"
+expect 0 "$FERRY" stat org.t.sem --json
+python3 -c 'import json,sys; d=json.load(open(sys.argv[1])); sys.exit(0 if d["waiters"] == 1 and d["value"] == 0 else 1)' "$tmp/out" ||
+    fail "stat --json: sem waiters 1"
+expect 0 "$FERRY" sem post org.t.sem
+wait "$pid_semw" || fail "sem wait exited $?"
+until_stat org.t.sem '^waiters: *0$' "sem waiters never went back to 0"
 
 # ---- errors
 expect 4 "$FERRY" call org.t.nosuch hi

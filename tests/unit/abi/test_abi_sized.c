@@ -287,8 +287,14 @@ static void test_layout(void)
     CHECK(sizeof(ferry_mailbox_opts) - FERRY__MAILBOX_OPTS_V0 < alignof(ferry_mailbox_opts));
     CHECK(sizeof(ferry_policy) - FERRY__POLICY_V0 < alignof(ferry_policy));
     CHECK(sizeof(ferry_chan_counters) - FERRY__CHAN_COUNTERS_V0 < alignof(ferry_chan_counters));
-    CHECK(sizeof(ferry_mailbox_counters) - FERRY__MAILBOX_COUNTERS_V0 <
+    /* ferry_mailbox_counters grew `waiting` after its first version: it starts at or past
+     * that version's sizeof (no old tail padding reused), and ends the struct */
+    CHECK(offsetof(ferry_mailbox_counters, waiting) >= FERRY__MAILBOX_COUNTERS_V0);
+    CHECK(offsetof(ferry_mailbox_counters, waiting) % alignof(uint64_t) == 0);
+    CHECK(sizeof(ferry_mailbox_counters) - FERRY__OFFSETOFEND(ferry_mailbox_counters, waiting) <
           alignof(ferry_mailbox_counters));
+    CHECK_EQ(offsetof(ferry_bcast_counters, size), 0);
+    CHECK(sizeof(ferry_bcast_counters) - FERRY__BCAST_COUNTERS_V0 < alignof(ferry_bcast_counters));
     CHECK(sizeof(ferry_event_counters) - FERRY__EVENT_COUNTERS_V0 < alignof(ferry_event_counters));
     CHECK(sizeof(ferry_policy) <= FERRY__SIZED_MAX);
 }
