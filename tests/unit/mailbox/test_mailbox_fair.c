@@ -1,7 +1,8 @@
 // SPDX-License-Identifier: MIT
 /*
  * test_mailbox_fair — the fair FIFO hand-out among waiting receivers:
- *   - 3 receiver processes start waiting 40 ms apart; 3 messages sent after that go to
+ *   - 3 receiver processes start waiting one after another (each once the one before
+ *     waits: ferry_mailbox_counters.waiting); 3 messages sent after that go to
  *     them in the order they came (the first waiter gets the first message);
  *   - a newcomer cannot take a message from under a waiter (-EAGAIN: it was handed);
  *   - typed waiters: a message goes to the oldest waiter whose filter takes it;
@@ -26,6 +27,21 @@ static void nap_ms(int ms)
 {
     struct timespec ts = {ms / 1000, (long)(ms % 1000) * 1000000L};
     while (nanosleep(&ts, &ts) < 0) {
+    }
+}
+
+/* Wait (at most 10 s) until n receivers wait in mb's queue: the order of waiters is then
+ * the order they were started in, however slowly the machine schedules them. */
+static void wait_waiting(ferry_mailbox *mb, uint64_t n)
+{
+    int64_t end = ferry__now_ns() + 10 * SEC;
+    for (;;) {
+        ferry_mailbox_counters s;
+        ferry_mailbox_counters_init(&s);
+        CHECK_EQ(ferry_mailbox_stats(mb, &s), 0);
+        if (s.waiting >= n) return;
+        CHECK(ferry__now_ns() < end);
+        nap_ms(1);
     }
 }
 
@@ -57,8 +73,10 @@ static void test_order(void)
     ferry_mailbox *mb = make();
     for (int round = 0; round < 5; round++) {
         pid_t w[3];
-        for (int i = 0; i < 3; i++) w[i] = waiter(mb, 40 * i, 0, i);
-        nap_ms(200);
+        for (int i = 0; i < 3; i++) {
+            w[i] = waiter(mb, 0, 0, i);
+            wait_waiting(mb, (uint64_t)i + 1);
+        }
         for (int i = 0; i < 3; i++) CHECK_EQ(ferry_mailbox_send(mb, 0, &i, sizeof i, 0), 0);
         for (int i = 0; i < 3; i++) wait_ok(w[i]);
     }
@@ -69,7 +87,7 @@ static void test_no_stealing(void)
 {
     ferry_mailbox *mb = make();
     pid_t w = waiter(mb, 0, 0, 7);
-    nap_ms(100);
+    wait_waiting(mb, 1);
     int v = 7;
     CHECK_EQ(ferry_mailbox_send(mb, 0, &v, sizeof v, 0), 0);
     CHECK_EQ(ferry_mailbox_recv(mb, 0, NULL, &v, sizeof v, FERRY_NOW), -EAGAIN);
@@ -80,10 +98,12 @@ static void test_no_stealing(void)
 static void test_typed(void)
 {
     ferry_mailbox *mb = make();
-    pid_t a = waiter(mb, 0, 5, 50);   /* oldest: type 5 only */
-    pid_t b = waiter(mb, 40, 0, 10);  /* any */
-    pid_t c = waiter(mb, 80, -3, 30); /* type <= 3 */
-    nap_ms(200);
+    pid_t a = waiter(mb, 0, 5, 50); /* oldest: type 5 only */
+    wait_waiting(mb, 1);
+    pid_t b = waiter(mb, 0, 0, 10); /* any */
+    wait_waiting(mb, 2);
+    pid_t c = waiter(mb, 0, -3, 30); /* type <= 3 */
+    wait_waiting(mb, 3);
     int v = 10;
     CHECK_EQ(ferry_mailbox_send(mb, 1, &v, sizeof v, 0), 0); /* a no, b yes */
     wait_ok(b);
@@ -106,9 +126,9 @@ static void test_dead_waiter(void)
         ferry_mailbox_recv(mb, 0, NULL, &v, sizeof v, FERRY_FOREVER);
         _exit(3); /* must not get here */
     }
-    nap_ms(50);
+    wait_waiting(mb, 1);
     pid_t live = waiter(mb, 0, 0, 9);
-    nap_ms(50);
+    wait_waiting(mb, 2);
     kill(dead, SIGKILL);
     int st;
     CHECK_EQ(waitpid(dead, &st, 0), dead);
@@ -138,7 +158,7 @@ static void test_dead_waiter_order(void)
             ferry_mailbox_recv(mb, 0, NULL, &v, sizeof v, FERRY_FOREVER);
             _exit(3); /* must not get here */
         }
-        nap_ms(50); /* the doomed one is the oldest waiter */
+        wait_waiting(mb, 1); /* the doomed one is the oldest waiter */
         pid_t live = fork();
         CHECK(live >= 0);
         if (live == 0) {
@@ -150,7 +170,7 @@ static void test_dead_waiter_order(void)
             }
             _exit(0);
         }
-        nap_ms(50);
+        wait_waiting(mb, 2);
         kill(dead, SIGKILL);
         int st;
         CHECK_EQ(waitpid(dead, &st, 0), dead);
