@@ -10,6 +10,9 @@
 
 #include <ferry/ferry.h>
 
+#include "core/time.h"
+
+#include <sched.h>
 #include <stdint.h>
 #include <sys/mman.h>
 
@@ -91,6 +94,16 @@ static void run(uint32_t capacity, int zero_copy)
             receiver(mb, &logs[i], zero_copy);
             _exit(0);
         }
+    }
+    /* Every receiver waits before the first message: the hand-out to waiters is FIFO, so
+     * each gets one however slowly the machine schedules them (checked below). */
+    for (int64_t end = ferry__now_ns() + 10LL * 1000 * 1000 * 1000;;) {
+        ferry_mailbox_counters s;
+        ferry_mailbox_counters_init(&s);
+        CHECK_EQ(ferry_mailbox_stats(mb, &s), 0);
+        if (s.waiting >= RECEIVERS) break;
+        CHECK(ferry__now_ns() < end);
+        sched_yield();
     }
     for (int i = 0; i < SENDERS; i++) {
         tx[i] = fork();
