@@ -1067,15 +1067,20 @@ int ferry__fdchan_new(const ferry__fdchan_cfg *cfg, int64_t deadline, ferry_chan
             rc = -ENOMEM;
     }
     if (rc == 0 && cfg->max_msg == 0) rc = await_hello(c, deadline);
-    if (rc == 0) rc = send_hello(c);
-    /* A joiner whose creator sent its HELLO and messages and closed already: the channel
-     * is made anyway, so that what the creator sent is drained, then -EPIPE (a close never
-     * destroys what that end sent). The failed write marked the link dead, which would
-     * stop receives before the queue: clear it (nothing else has seen it yet; the
-     * receives find the end after the creator's messages, and sends find it again). */
-    if (rc == -EPIPE && cfg->max_msg == 0) {
-        atomic_store(&c->dead, 0);
-        rc = 0;
+    /* A joiner whose creator sent its HELLO and messages and closed already: only the
+     * reply fails (-EPIPE). The channel is made anyway, so that what the creator sent is
+     * drained, then -EPIPE (a close never destroys what that end sent). Only then: a
+     * joiner that never got a whole HELLO (the stream ended first: -EPIPE from
+     * await_hello) knows no shape, and has no channel. The failed write marked the link
+     * dead, which would stop receives before the queue: clear it (nothing else has seen
+     * it yet; the receives find the end after the creator's messages, and sends find it
+     * again). */
+    if (rc == 0) {
+        rc = send_hello(c);
+        if (rc == -EPIPE && cfg->max_msg == 0) {
+            atomic_store(&c->dead, 0);
+            rc = 0;
+        }
     }
     if (rc < 0) {
         if (c) {
