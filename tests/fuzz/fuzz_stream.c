@@ -35,14 +35,15 @@
  * whether or not the creator is still there to take the joiner's reply (ctl bit 6: what
  * it sent is drained all the same); -EPIPE when S ends before a whole HELLO (no shape, no
  * channel); -EBADMSG for a bad one. A reference parser (the frame rules of fdchan.h,
- * written out plainly) says what S holds: the valid frames before the first bad or cut one, and how the stream
- * ends (-EBADMSG: a bad frame; -EPIPE: the end, or a frame cut short; in packet mode a
- * short, cut or over-long packet is -EBADMSG too, and only a clean end -EPIPE). Every receive must
- * then answer exactly what that model says for the bytes written so far: the message
- * the filter picks (type, length, bytes), -EMSGSIZE for a buffer too small (it stays
- * queued), -EAGAIN while the writer is open and nothing eligible is whole, and the end's
- * error once everything eligible was taken (one -EAGAIN just before it is tolerated, see
- * the loop); nothing else (abort). The whole input must
+ * written out plainly) says what S holds: the valid frames before the first bad or cut
+ * one, and how the stream ends (-EBADMSG: a bad frame; -EPIPE: the end, or a frame cut
+ * short; in packet mode a short, cut or over-long packet is -EBADMSG too, and only a
+ * clean end -EPIPE). Every receive must then answer exactly what that model says for
+ * the bytes written so far: the message the filter picks (type, length, bytes),
+ * -EMSGSIZE for a buffer too small (it stays queued), -EAGAIN while the writer is open
+ * and nothing eligible is whole, and the end's error once everything eligible was taken
+ * (one -EAGAIN just before it is tolerated, see the loop); nothing else (abort). The
+ * whole input must
  * finish within a bounded number of calls, and leave no descriptor (count of
  * /proc/self/fd) and no memory (LeakSanitizer) behind.
  * Built with -fsanitize=fuzzer as `fuzz_stream`, and with replay_main.c as
