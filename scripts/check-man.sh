@@ -11,8 +11,8 @@
 #     no rendered line is wider than MANWIDTH=80, and lexgrog (mandb) reads its NAME
 #     section; every link resolves to a page;
 #  3. every page names only what exists: each ferry_* identifier is a public function or
-#     type of ferry.h, or a page; each FERRY_* a macro of ferry.h or an environment
-#     variable or option the sources read; each NAME(N) reference to a ferry page points
+#     type of ferry.h, or a page; each FERRY_* a macro of ferry.h, an environment
+#     variable or option the sources read, or one the tools set for a child; each NAME(N) reference to a ferry page points
 #     to a page or link that is built (ferry(1) excepted while man/ferry.1.scd is absent);
 #     each error code -EXXX one that ferry_strerror names (src/core/error.c).
 # Skips (exit 0, with a message) when scdoc or man is not installed (scripts/deps.sh
@@ -78,9 +78,11 @@ perl -ne 'print "$1\n" while /\b(ferry_\w+)\s*;/g; print "$1\n" while /struct\s+
     print "$1\n" while /typedef\s+\S+\s*\(\*\s*(ferry_\w+)\)/g' include/ferry/ferry.h |
     sort -u >"$tmp/types"
 grep -oE '^#define (FERRY_[A-Z0-9_]+)' include/ferry/ferry.h | cut -d' ' -f2 | sort -u >"$tmp/macros"
-# Environment variables and build options the sources and build files name.
+# Environment variables and build options the sources and build files name: read
+# ("NAME": getenv, setenv) or set for a child ("NAME=...", as `ferry serve --exec`
+# builds its command's environment).
 {
-    grep -rhoE '"FERRY_[A-Z0-9_]+"' src tools bench 2>/dev/null | tr -d '"'
+    grep -rhoE '"FERRY_[A-Z0-9_]+("|=)' src tools bench 2>/dev/null | tr -d '"='
     git ls-files '*CMakeLists.txt' '*.cmake' | xargs grep -hoE '\bFERRY_[A-Z0-9_]+' 2>/dev/null
 } | sort -u >"$tmp/envs"
 

@@ -356,6 +356,8 @@ FERRY_API int ferry_pipe_pair_fd(const ferry_chan_opts *opts, ferry_chan **a, in
  * A peer that died is noticed: on shm a call waiting on the ring returns -EPIPE within
  * 10 ms of the peer's death (at once when the peer closes; an armed ferry_chan_poll_fd polls
  * readable at once), on the other transports when the kernel reports the hang-up.
+ * After a send's -EPIPE every send is -EPIPE, while receives still return everything the
+ * peer sent before it went, then -EPIPE.
  * Errors: -EMSGSIZE (len > max_msg; nothing sent), -ETIMEDOUT, -EAGAIN, -EPIPE, -EBADMSG,
  * -ENOBUFS (unbounded channel at its memory cap), -EBUSY (a loan is outstanding).
  */

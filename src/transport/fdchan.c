@@ -49,7 +49,11 @@ typedef struct fdchan {
     int sock; /* a socket (MSG_NOSIGNAL), else a pipe or FIFO */
     unsigned kind;
     uint32_t max_msg;
-    _Atomic int dead;           /* 0, -EPIPE or -EBADMSG; only ever set once */
+    _Atomic int dead; /* 0, -EPIPE or -EBADMSG; only ever set once */
+    /* -EPIPE once a write found the peer gone (0 before): sends fail at once, while
+     * receives go on taking what the peer sent before it went, up to the end of its
+     * stream (then dead is set). Only ever set once. */
+    _Atomic int tx_dead;
     int reset_seen;             /* a read said ECONNRESET once: what is queued is read next */
     unsigned long forks_at_new; /* stream socket: the fork count when the end was made */
     uint64_t tx_seq, rx_seq;
@@ -237,9 +241,16 @@ static ssize_t write_frame(fdchan *c, struct iovec *iov, int niov, const int *fd
     return n;
 }
 
+/* A write failed with e. The peer gone (EPIPE and the like) ends the sending side only
+ * (tx_dead): what the peer sent before it went is still in this end's kernel buffer and
+ * the receives take it, then find the end of the stream themselves (a close never
+ * destroys what that end sent). Seq_cst, as dead: a receiving thread may read it. */
 static int write_error(fdchan *c, int e)
 {
-    if (e == EPIPE || e == ECONNRESET || e == ENOTCONN || e == ESHUTDOWN) return fail(c, -EPIPE);
+    if (e == EPIPE || e == ECONNRESET || e == ENOTCONN || e == ESHUTDOWN) {
+        atomic_store(&c->tx_dead, -EPIPE);
+        return -EPIPE;
+    }
     if (e == EBADF) return -EINVAL; /* one of the caller's fds */
     return -e;
 }
@@ -841,6 +852,7 @@ int ferry__fdchan_sendmsg(ferry_chan *ch, const ferry_msg *m, ferry__when *w)
 {
     fdchan *c = (fdchan *)ch;
     int dead = atomic_load(&c->dead);
+    if (!dead) dead = atomic_load(&c->tx_dead);
     if (dead) return dead;
     if (m->len > c->max_msg) return -EMSGSIZE;
     if (m->nfds && !(c->kind & FDCHAN_PACKET)) return -EOPNOTSUPP;
@@ -959,7 +971,8 @@ void ferry__fdchan_set_cred(ferry_chan *ch, const ferry_cred *cred)
 void ferry__fdchan_close(ferry_chan *ch)
 {
     fdchan *c = (fdchan *)ch;
-    if (c->pend && !atomic_load(&c->dead)) flush(c, 0); /* what the kernel takes now */
+    if (c->pend && !atomic_load(&c->dead) && !atomic_load(&c->tx_dead))
+        flush(c, 0); /* what the kernel takes now */
     free(c->pend);
     if (c->sock && !(c->kind & FDCHAN_PACKET) && c->rfd >= 0 &&
         atomic_load_explicit(&forks, memory_order_relaxed) == c->forks_at_new) {
@@ -1067,15 +1080,16 @@ int ferry__fdchan_new(const ferry__fdchan_cfg *cfg, int64_t deadline, ferry_chan
             rc = -ENOMEM;
     }
     if (rc == 0 && cfg->max_msg == 0) rc = await_hello(c, deadline);
-    if (rc == 0) rc = send_hello(c);
-    /* A joiner whose creator sent its HELLO and messages and closed already: the channel
-     * is made anyway, so that what the creator sent is drained, then -EPIPE (a close never
-     * destroys what that end sent). The failed write marked the link dead, which would
-     * stop receives before the queue: clear it (nothing else has seen it yet; the
-     * receives find the end after the creator's messages, and sends find it again). */
-    if (rc == -EPIPE && cfg->max_msg == 0) {
-        atomic_store(&c->dead, 0);
-        rc = 0;
+    /* A joiner whose creator sent its HELLO and messages and closed already: only the
+     * reply fails (-EPIPE). The channel is made anyway, so that what the creator sent is
+     * drained, then -EPIPE (a close never destroys what that end sent): the failed write
+     * ended the sending side only (write_error), so sends say -EPIPE at once and the
+     * receives take the creator's messages first. Only then: a joiner that never got a
+     * whole HELLO (the stream ended first: -EPIPE from await_hello) knows no shape, and
+     * has no channel. */
+    if (rc == 0) {
+        rc = send_hello(c);
+        if (rc == -EPIPE && cfg->max_msg == 0) rc = 0;
     }
     if (rc < 0) {
         if (c) {

@@ -78,6 +78,9 @@
  *    buffer (FERRY_NOW sends until -EAGAIN), loses nothing: the peer receives every one,
  *    then -EPIPE (where the transport knows, and on sysvmq for the opener after the
  *    listener's close; else -EAGAIN); both ways, on every transport;
+ *  - send after close: one end sends 5 messages and closes; the other's send fails with
+ *    -EPIPE first (within 5 s), and then its receives still return all 5 in order, then
+ *    -EPIPE; both ways, where the transport sees a peer go;
  *  - fork copy (fd transports): a copy of an end that a forked process inherits and
  *    closes disturbs neither end (messages unread in it stay, both ways work);
  *  - garbage, on stream transports: (a) a raw peer (a raw socket connected to the
@@ -2020,6 +2023,78 @@ static void check_close(const form *f)
     }
 }
 
+/* ---------------------------------------------------------------- send after close */
+
+/* A send that finds the peer gone costs nothing the peer sent before it went: one end
+ * sends SAC_N messages and closes; the other, told over ctl afterwards, sends (FERRY_NOW,
+ * every 10 ms, at most 5 s: a TCP peer answers the first send with a reset, and the next
+ * one sees it) until one fails with -EPIPE, and only then receives: all SAC_N in order,
+ * then -EPIPE (again with FERRY_FOREVER), and its sends stay -EPIPE. Both ways. Where the
+ * transport cannot see a peer go (queues), skipped. */
+#define SAC_N 5
+
+static int sac_by_parent; /* which end sends and closes in this round */
+
+static void sac_send_and_close(conn *k)
+{
+    for (uint64_t s = 0; s < SAC_N; s++) send_n(k->ch, s, T5S, 0);
+    ferry_chan_close(k->ch);
+    k->ch = NULL;
+    ctl_put(&k->c, 's');
+}
+
+static void sac_send_fail_then_drain(conn *k)
+{
+    ctl_expect(&k->c, 's');
+    uint8_t buf[PAYLOAD];
+    fill_seq(buf, sizeof buf, 1000);
+    int r = 0;
+    for (int i = 0; i < 500 && (r = ferry_send(k->ch, buf, sizeof buf, FERRY_NOW)) == 0; i++)
+        sleep_ms(10);
+    if (r != -EPIPE) fprintf(stderr, "send to a closed peer: %d %s\n", r, ferry_strerror(r));
+    CHECK_EQ(r, -EPIPE);
+    for (uint64_t s = 0; s < SAC_N; s++) recv_n(k->ch, s, T5S);
+    char rb[PAYLOAD + 64];
+    CHECK_EQ(ferry_recv(k->ch, rb, sizeof rb, T5S), -EPIPE);
+    CHECK_EQ(ferry_recv(k->ch, rb, sizeof rb, FERRY_FOREVER), -EPIPE);
+    CHECK_EQ(ferry_send(k->ch, buf, sizeof buf, FERRY_NOW), -EPIPE);
+}
+
+static void sac_child(conn *k)
+{
+    STAGE("send after close: child");
+    if (sac_by_parent)
+        sac_send_fail_then_drain(k);
+    else
+        sac_send_and_close(k);
+}
+
+static void sac_parent(conn *k)
+{
+    STAGE("send after close: parent");
+    if (sac_by_parent)
+        sac_send_and_close(k);
+    else
+        sac_send_fail_then_drain(k);
+}
+
+static void check_send_after_close(const form *f)
+{
+    if (!f->death) {
+        skip(f, "send after close", f->note);
+        return;
+    }
+    for (sac_by_parent = 1; sac_by_parent >= 0; sac_by_parent--) {
+        begin(sac_by_parent ? "send after close: the accepting end closes"
+                            : "send after close: the opening end closes");
+        run(f, NULL, sac_child, sac_parent);
+        ok(f,
+           "the %s end sends %d and closes: the other's send is -EPIPE, then all %d arrive "
+           "in order, then -EPIPE",
+           sac_by_parent ? "accepting" : "opening", SAC_N, SAC_N);
+    }
+}
+
 /* A copy of a channel end inherited by a forked process and closed there (the end it
  * does not use) disturbs neither end: the child sends 3 messages, the parent forks a
  * process that closes its copy of the parent's end and exits, then the parent receives
@@ -2257,6 +2332,7 @@ static void run_form(const form *f)
     check_zerocopy(f);
     check_death(f);
     check_close(f);
+    check_send_after_close(f);
     check_fork_copy(f);
     check_garbage(f);
 }

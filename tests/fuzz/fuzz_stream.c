@@ -26,17 +26,24 @@
  *              lies), into a unix channel's joiner (ferry__unix_from_sock, as a
  *              broker-made socket pair is adopted): the packet parser (read_packet);
  *   ctl bit 5  packet mode: each packet carries nfds % 4 descriptors (its header's
- *              nfds byte), which must come out with the message or be closed.
+ *              nfds byte), which must come out with the message or be closed;
+ *   ctl bit 6  the creator is gone before the joiner answers: all of S is written
+ *              before the open (when the kernel takes it all) and every end of the
+ *              harness is closed, so the joiner's HELLO reply fails with EPIPE.
  *   seed       drives the chunk sizes, filters and buffer sizes.
- * Oracle: a reference parser (the frame rules of fdchan.h, written out plainly) says
- * what S holds: the valid frames before the first bad or cut one, and how the stream
- * ends (-EBADMSG: a bad frame; -EPIPE: the end, or a frame cut short; in packet mode a
- * short, cut or over-long packet is -EBADMSG too, and only a clean end -EPIPE). Every receive must
- * then answer exactly what that model says for the bytes written so far: the message
- * the filter picks (type, length, bytes), -EMSGSIZE for a buffer too small (it stays
- * queued), -EAGAIN while the writer is open and nothing eligible is whole, and the end's
- * error once everything eligible was taken (one -EAGAIN just before it is tolerated, see
- * the loop); nothing else (abort). The whole input must
+ * Oracle: ferry_chan_open answers 0 exactly when S starts with a whole, valid HELLO,
+ * whether or not the creator is still there to take the joiner's reply (ctl bit 6: what
+ * it sent is drained all the same); -EPIPE when S ends before a whole HELLO (no shape, no
+ * channel); -EBADMSG for a bad one. A reference parser (the frame rules of fdchan.h,
+ * written out plainly) says what S holds: the valid frames before the first bad or cut
+ * one, and how the stream ends (-EBADMSG: a bad frame; -EPIPE: the end, or a frame cut
+ * short; in packet mode a short, cut or over-long packet is -EBADMSG too, and only a
+ * clean end -EPIPE). Every receive must then answer exactly what that model says for
+ * the bytes written so far: the message the filter picks (type, length, bytes),
+ * -EMSGSIZE for a buffer too small (it stays queued), -EAGAIN while the writer is open
+ * and nothing eligible is whole, and the end's error once everything eligible was taken
+ * (one -EAGAIN just before it is tolerated, see the loop); nothing else (abort). The
+ * whole input must
  * finish within a bounded number of calls, and leave no descriptor (count of
  * /proc/self/fd) and no memory (LeakSanitizer) behind.
  * Built with -fsanitize=fuzzer as `fuzz_stream`, and with replay_main.c as
@@ -512,7 +519,28 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
         REQUIRE(feed(fwd[1], sock, s.p, &done, first) == 0 && done == first);
     }
     int closed = 0;
-    if (done == s.len) {
+    /* ctl bit 6: the creator is gone before the joiner answers its HELLO. All of S is
+     * written now and every end of ours is closed (the socket both ways, the pipe we
+     * write and the one the joiner's HELLO goes to), so that the joiner's reply meets a
+     * closed link (-EPIPE). The open must not care: it answers as the model says (0 for
+     * a whole, valid HELLO), and the receives drain what S holds. When S does not fit in
+     * the kernel's buffer now, the rest goes in chunks as without the bit. */
+    if ((ctl & 64) && done < s.len) {
+        if (pkt) {
+            REQUIRE(feed_packets(fwd[1], s.p, &md, &next_pk, md.npk, spare) == 0);
+            done = next_pk ? pk_end[next_pk - 1] : 0;
+        } else {
+            REQUIRE(feed(fwd[1], sock, s.p, &done, s.len) == 0);
+        }
+    }
+    if ((ctl & 64) && done == s.len) {
+        close(fwd[1]);
+        fwd[1] = -1;
+        if (back[0] >= 0) close(back[0]);
+        back[0] = -1;
+        closed = 1;
+    }
+    if (!closed && done == s.len) {
         end_writer(fwd[1], sock);
         closed = 1;
     }
@@ -637,7 +665,7 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
     REQUIRE(now_ms() - t0 < 5000); /* FERRY_NOW calls only: never a wait */
     ferry_chan_close(ch);
 out:
-    if (sock || !closed) close(fwd[1]);
+    if (fwd[1] >= 0 && (sock || !closed)) close(fwd[1]);
     if (back[0] >= 0) close(back[0]);
     if (spare >= 0) close(spare);
     REQUIRE(fd_count() == fds_before);

@@ -63,6 +63,14 @@ export FERRY_NO_AUTOSPAWN=1
 want "" call org.
 "$FERRYD" --foreground --socket "$FERRY_BROKER" --policy "$tmp/none.conf" 2>"$tmp/ferryd.err" &
 pids="$pids $!"
+# ferryd answers before anything registers: with FERRY_NO_AUTOSPAWN a name's owner that
+# finds nobody listening gives up at once (ECONNREFUSED, exit 4), it does not wait.
+i=0
+until "$FERRY" stat org.comp.none >/dev/null 2>"$tmp/stat.err"; [ $? -eq 4 ] && grep -q ENOENT "$tmp/stat.err"; do
+    i=$((i + 1))
+    [ $i -gt 500 ] && fail "ferryd never came up: $(cat "$tmp/ferryd.err" "$tmp/stat.err")"
+    sleep 0.02
+done
 "$FERRY" serve org.comp.echo --echo 2>"$tmp/serve.err" &
 pids="$pids $!"
 "$FERRY" mailbox create org.comp.box 2>"$tmp/mb.err" &
@@ -70,7 +78,7 @@ pids="$pids $!"
 i=0
 until [ "$("$FERRY" ls --names 2>/dev/null | wc -l)" -eq 2 ]; do
     i=$((i + 1))
-    [ $i -gt 500 ] && fail "the names never showed"
+    [ $i -gt 500 ] && fail "the names never showed: $(cat "$tmp/serve.err" "$tmp/mb.err")"
     sleep 0.02
 done
 want "org.comp.box org.comp.echo" call org.
