@@ -345,7 +345,7 @@ static int run_rows(bench_row *rows, size_t n, const size_t *order, int repeat,
             bench_row *r = &rows[order[j]];
             bench_result *res = &r->rep[rep];
             if (!r->ok) continue; /* it failed in an earlier repetition */
-            *res = (bench_result){-1, -1, -1, -1, -1, ""};
+            *res = (bench_result){-1, -1, -1, -1, -1, "", 0, 0};
             progress(tty, (size_t)rep * n + j, n * (size_t)repeat, rep, repeat, r);
             if (r->mech->fn(&r->job, res) != 0) {
                 r->ok = 0;

@@ -187,6 +187,12 @@ static int ferry_stream_send(void *ctx, bench_shared *sh)
         if (r < 0) return bench_peer_fail(sh, "peer: send: %s", ferry_strerror(r));
         if (seq % 64 == 0 && bench_now_ns() > deadline) break;
     }
+    ferry_chan_counters st;
+    ferry_chan_counters_init(&st);
+    /* Relaxed: the END message below (a release in every transport's ordering, or a
+     * system call) carries it to the receiver, which reads it after that message. */
+    if (ferry_chan_stats(c->b, &st) == 0)
+        atomic_store_explicit(&sh->peer_sleeps, st.send_waits, memory_order_relaxed);
     send_end(c->b); /* the receiver drains up to here */
     ferry_chan_close(c->b);
     return 0;
@@ -348,6 +354,13 @@ int bench_ferry(const bench_job *job, bench_result *res)
     if (job->pattern == BENCH_STREAM) {
         rc = bench_loop_stream_rx(job, p.sh, ferry_rx, &c, res);
         if (c.zerocopy && !c.touch) res->bytes_per_s = -1; /* a descriptor rate: msgs/s */
+        ferry_chan_counters st;
+        ferry_chan_counters_init(&st);
+        if (rc == 0 && ferry_chan_stats(c.a, &st) == 0 && st.recv_msgs > 0) {
+            uint64_t tx = atomic_load_explicit(&p.sh->peer_sleeps, memory_order_relaxed);
+            res->has_sleeps = 1;
+            res->sleeps_per_msg = (double)(st.recv_waits + tx) / (double)st.recv_msgs;
+        }
     } else
         rc = bench_loop_pingpong(job, ferry_rt, &c, res);
 out:

@@ -229,6 +229,10 @@ const bench_target BENCH_TARGETS[] = {
      BENCH_STREAM, BENCH_STREAM, 1048576, 1048576, F_BYTES, BENCH_INFO, 0},
     {"ferry-shm stream 1 MiB bytes/s / unix stream 1 MiB bytes/s", "ferry-shm", "unix",
      BENCH_STREAM, BENCH_STREAM, 1048576, 1048576, F_BYTES, 0, 3},
+    /* Sleeps in the kernel (FUTEX_WAIT, receiver and sender together) per message of the
+     * 1 MiB stream: a copy that outlasts the spin must not cost a sleep (issue 15). */
+    {"ferry-shm stream 1 MiB sleeps per message", "ferry-shm", NULL, BENCH_STREAM, BENCH_STREAM,
+     1048576, 1048576, F_SLEEPS, 1, 0.05},
 /* Each ferry kernel transport against its raw mechanism, at every pingpong size both
  * have. Printed once both rows exist (the ferry-<scheme> rows come with their
  * transports). */

@@ -29,6 +29,7 @@ const char *bench_pattern_name(bench_pattern p)
 
 double bench_field_of(const bench_result *res, bench_field f)
 {
+    if (f == F_SLEEPS) return res->has_sleeps ? res->sleeps_per_msg : -1;
     return f == F_P50 ? res->rtt_p50_ns : f == F_MSGS ? res->msgs_per_s : res->bytes_per_s;
 }
 
@@ -138,6 +139,7 @@ void bench_measure_order(const bench_row *rows, size_t n, size_t *order)
     for (size_t i = 0; i < BENCH_NTARGETS; i++) {
         const bench_target *t = &BENCH_TARGETS[i];
         size_t sizes[4][2];
+        if (!t->den) continue; /* a figure of one row: no pair to keep together */
         for (int k = bench_target_sizes(t, sizes) - 1; k >= 0; k--) {
             long pair[2] = {bench_find_row(rows, n, t->den, t->den_pat, sizes[k][1]),
                             bench_find_row(rows, n, t->num, t->num_pat, sizes[k][0])};

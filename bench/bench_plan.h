@@ -48,10 +48,12 @@ extern const bench_mech BENCH_MECHS[];
 extern const size_t BENCH_NMECHS;
 
 /* A figure a target compares. */
-typedef enum bench_field { F_P50, F_MSGS, F_BYTES } bench_field;
+/* F_SLEEPS: sleeps per message (bench_result.sleeps_per_msg), for a target of one row. */
+typedef enum bench_field { F_P50, F_MSGS, F_BYTES, F_SLEEPS } bench_field;
 
 /* A target: the ratio num/den of one figure of two rows, measured in the same run. With
- * at_most = BENCH_INFO there is no limit: the ratio is printed, marked INFO. */
+ * at_most = BENCH_INFO there is no limit: the ratio is printed, marked INFO. den NULL:
+ * the figure of num itself (F_SLEEPS). */
 typedef struct bench_target {
     const char *label;
     const char *num, *den; /* mechanisms */

@@ -93,6 +93,11 @@ typedef struct shm_rx {
     _Atomic int epfd;
     _Atomic int self_set;
     ferry__spin spin;
+    /* Spin extensions for the producer's progress on the record expected (rx_wait_cond):
+     * the record they count for, the progress last seen, how many are left. */
+    uint64_t ext_seq;
+    uint32_t ext_done;
+    uint64_t ext_left;
 } shm_rx;
 
 typedef struct shm_chan {

@@ -111,6 +111,32 @@ static int rx_ready(void *arg)
     return atomic_load_explicit(&rec_in(cur_map(r), r->scan)->seq, memory_order_acquire) != 0;
 }
 
+/* ferry__cond_fn of a receive's wait: a record is committed at the scan position, or the
+ * producer is writing the record expected there (a large one, in chunks: ring.h, wprog)
+ * and has made progress since we last looked. Then the wait returns and the receive waits
+ * again, with a fresh spin, instead of sleeping while the record is on its way. wprog is
+ * only a hint, and a producer could change it forever: each record grants at most
+ * max_msg / FERRY__CHUNK + 2 such returns (ext_left). Relaxed: nothing is read through
+ * it; the record itself is acquired through its seq (rx_ready, rx_next). */
+static int rx_wait_cond(void *arg)
+{
+    shm_chan *c = arg;
+    shm_rx *r = &c->rx;
+    if (rx_ready(arg)) return 1;
+    uint64_t p = atomic_load_explicit(&r->ctl->wprog, memory_order_relaxed);
+    if ((uint32_t)(p >> 32) != (uint32_t)r->expect) return 0;
+    if (r->ext_seq != r->expect) {
+        r->ext_seq = r->expect;
+        r->ext_done = 0;
+        r->ext_left = c->max_msg / FERRY__CHUNK + 2;
+    }
+    uint32_t done = (uint32_t)p;
+    if (done <= r->ext_done || r->ext_left == 0) return 0;
+    r->ext_done = done;
+    r->ext_left--;
+    return 1;
+}
+
 /* A JUMP record: take the next ring from the link and continue there. */
 static int rx_jump(shm_chan *c)
 {
@@ -422,7 +448,7 @@ static int rx_find(shm_chan *c, int64_t filter, ferry__when *w, size_t *idx)
         int dead = atomic_load_explicit(&c->dead, memory_order_relaxed);
         uint64_t sleeps = 0;
         int rc = dead ? dead
-                      : ferry__wait(&r->spin, rx_ready, rx_alive, c, &r->ctl->data_futex,
+                      : ferry__wait(&r->spin, rx_wait_cond, rx_alive, c, &r->ctl->data_futex,
                                     &r->ctl->data_waiting, &r->ctl->data_fence, w, &sleeps);
         FERRY__COUNT(c->base.st.recv_waits, sleeps);
         /* Nothing there and FERRY_NOW: is the peer still there? An event loop (armed fd)
@@ -515,6 +541,24 @@ static int rx_check(shm_chan *c)
     return dead == -EBADMSG ? dead : 0;
 }
 
+/* Copy a payload out of the ring. A large one goes in chunks, each followed by a word of
+ * progress (ring.h, rprog) that keeps a producer waiting for the room spinning rather
+ * than sleeping. Relaxed: only a hint; the room is released (with release) by
+ * rx_publish as before. */
+static void rx_copy(shm_chan *c, uint8_t *dst, const uint8_t *src, size_t len, uint64_t seq)
+{
+    if (len <= FERRY__CHUNK) {
+        if (len) memcpy(dst, src, len);
+        return;
+    }
+    for (size_t done = 0; done < len;) {
+        size_t n = len - done < FERRY__CHUNK ? len - done : FERRY__CHUNK;
+        memcpy(dst + done, src + done, n);
+        done += n;
+        atomic_store_explicit(&c->rx.ctl->rprog, FERRY__PROG(seq, done), memory_order_relaxed);
+    }
+}
+
 ssize_t ferry__shm_recvmsg(ferry_chan *ch, ferry_msg *m, int64_t filter, int keep_fds,
                            ferry__when *w)
 {
@@ -528,7 +572,7 @@ ssize_t ferry__shm_recvmsg(ferry_chan *ch, ferry_msg *m, int64_t filter, int kee
     m->type = e->type;
     m->len = e->len;
     if (e->len > m->cap) return -EMSGSIZE; /* it stays queued */
-    if (e->len) memcpy(m->data, (uint8_t *)rec_in(e->map, e->pos) + FERRY__FRAME_HDR, e->len);
+    rx_copy(c, m->data, (uint8_t *)rec_in(e->map, e->pos) + FERRY__FRAME_HDR, e->len, e->seq);
     if ((e->flags & FERRY__F_CRC) && rx_crc_bad(e, m->data)) return ferry__shm_fail(c, -EBADMSG);
     if (keep_fds)
         entry_give_fds(&c->rx, e, m);

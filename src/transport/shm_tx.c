@@ -52,14 +52,34 @@ static int tx_fits(const shm_chan *c, uint64_t fp)
 struct fit_arg {
     shm_chan *c;
     uint64_t fp;
+    uint64_t prog; /* the consumer's rprog as last seen */
+    uint64_t left; /* spin extensions still granted for its progress in this reservation */
 };
 
-/* ferry__cond_fn: does the record fit after a fresh look at the consumer's indices? */
+/* Does the record fit after a fresh look at the consumer's indices? */
 static int tx_fits_cond(void *arg)
 {
     struct fit_arg *a = arg;
     int rc = tx_refresh(a->c);
     return rc < 0 ? rc : tx_fits(a->c, a->fp);
+}
+
+/* ferry__cond_fn of a wait for room: the record fits, or the consumer is copying a large
+ * record out and has made progress since we last looked (ring.h, FERRY__CHUNK): then the
+ * wait returns and tx_reserve waits again, with a fresh spin, instead of sleeping while
+ * room is on its way. rprog is only a hint, and a consumer could change it forever: each
+ * reservation grants at most a->left such returns (every chunk of every large record the
+ * ring can hold, twice). Relaxed: nothing is read through it. */
+static int tx_wait_cond(void *arg)
+{
+    struct fit_arg *a = arg;
+    int rc = tx_fits_cond(arg);
+    if (rc != 0) return rc;
+    uint64_t p = atomic_load_explicit(&a->c->tx.ctl->rprog, memory_order_relaxed);
+    if (p == a->prog || a->left == 0) return 0;
+    a->prog = p;
+    a->left--;
+    return 1;
 }
 
 static int tx_alive(void *arg)
@@ -165,7 +185,8 @@ static int tx_reserve(shm_chan *c, size_t len, ferry__when *w)
 {
     shm_tx *t = &c->tx;
     uint64_t fp = ferry__rec_footprint(len);
-    struct fit_arg a = {c, fp};
+    struct fit_arg a = {c, fp, 0, 0};
+    int waited = 0;
     for (;;) {
         /* What we cached of the consumer's indices is usually enough; only when it says
          * "full" do we pull the consumer's line over (tx_fits_cond refreshes). */
@@ -178,11 +199,17 @@ static int tx_reserve(shm_chan *c, size_t len, ferry__when *w)
             continue;
         }
         if (rc == 0) {
+            if (!waited) {
+                waited = 1;
+                a.prog = atomic_load_explicit(&t->ctl->rprog, memory_order_relaxed);
+                a.left = 2 * (t->size / FERRY__CHUNK) + 2;
+            }
             uint64_t sleeps = 0;
-            rc = ferry__wait(&t->spin, tx_fits_cond, tx_alive, &a, &t->ctl->space_futex,
+            rc = ferry__wait(&t->spin, tx_wait_cond, tx_alive, &a, &t->ctl->space_futex,
                              &t->ctl->space_waiting, &t->ctl->space_fence, w, &sleeps);
             FERRY__COUNT(c->base.st.send_waits, sleeps);
             if (rc < 0) return rc;
+            continue; /* room, or only the consumer's progress: look again */
         }
         uint64_t off = t->head & (t->size - 1), to_end = t->size - off;
         if (fp > to_end) tx_control(c, FERRY__F_WRAP, to_end); /* pad to the end */
@@ -271,6 +298,25 @@ static int tx_finish(shm_chan *c, int64_t type, size_t len, uint32_t nfds, const
     return rc;
 }
 
+/* Copy a payload into the record at the head. A large one goes in chunks, each followed
+ * by a word of progress (ring.h, wprog) that keeps a consumer waiting on this record
+ * spinning rather than sleeping. Relaxed: only a hint; the record is published (with
+ * release) by tx_publish as before. */
+static void tx_copy(shm_chan *c, uint8_t *dst, const void *src, size_t len)
+{
+    if (len <= FERRY__CHUNK) {
+        if (len) memcpy(dst, src, len);
+        return;
+    }
+    uint64_t seq = c->tx.seq + 1;
+    for (size_t done = 0; done < len;) {
+        size_t n = len - done < FERRY__CHUNK ? len - done : FERRY__CHUNK;
+        memcpy(dst + done, (const uint8_t *)src + done, n);
+        done += n;
+        atomic_store_explicit(&c->tx.ctl->wprog, FERRY__PROG(seq, done), memory_order_relaxed);
+    }
+}
+
 int ferry__shm_sendmsg(ferry_chan *ch, const ferry_msg *m, ferry__when *w)
 {
     shm_chan *c = (shm_chan *)ch;
@@ -295,7 +341,7 @@ int ferry__shm_sendmsg(ferry_chan *ch, const ferry_msg *m, ferry__when *w)
      * 20-30 ns per round trip faster than clearing just before the publication; in
      * ferry bench the difference is within the machine's noise. */
     tx_clear_slot(&c->tx, c->tx.head + ferry__rec_footprint(m->len));
-    if (m->len) memcpy((uint8_t *)rec_at(&c->tx, c->tx.head) + FERRY__FRAME_HDR, m->data, m->len);
+    tx_copy(c, (uint8_t *)rec_at(&c->tx, c->tx.head) + FERRY__FRAME_HDR, m->data, m->len);
     return tx_finish(c, m->type, m->len, m->nfds, m->fds, w);
 }
 
