@@ -94,6 +94,7 @@ size_t bench_plan_mech(bench_row *rows, size_t n, const bench_mech *m, bench_not
     if (m->shape == SHAPE_COPY) add_row(rows, &n, m, BENCH_STREAM, 1048576);
     if (m->shape == SHAPE_UNCONTENDED) add_row(rows, &n, m, BENCH_UNCONTENDED, 0);
     if (m->shape == SHAPE_HANDOFF) add_row(rows, &n, m, BENCH_HANDOFF, 0);
+    if (m->shape == SHAPE_SELF) add_row(rows, &n, m, BENCH_UNCONTENDED, 64);
     if (m->shape != SHAPE_ALL) return n;
     const char *limit_name = NULL;
     size_t limit = m->limit ? m->limit(&limit_name) : SIZE_MAX, over = 0;

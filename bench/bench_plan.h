@@ -27,6 +27,7 @@ typedef enum bench_shape {
     SHAPE_COPY,        /* stream at 1 MiB only */
     SHAPE_UNCONTENDED, /* uncontended at size 0 only: a synchronization object, one process */
     SHAPE_HANDOFF,     /* handoff at size 0 only: a mutex taken in turns by two processes */
+    SHAPE_SELF,        /* uncontended at 64 B only: one thread, both ends of a channel */
 } bench_shape;
 
 typedef struct bench_mech {
