@@ -99,6 +99,14 @@ typedef struct ferry__rec {
 _Static_assert(sizeof(ferry__rec) == FERRY__FRAME_HDR, "record header must be 32 bytes");
 _Static_assert(__BYTE_ORDER__ == __ORDER_LITTLE_ENDIAN__, "ring records are little-endian");
 
+/* The header's first 8 bytes as one little-endian word: magic, version, flags, nfds, and
+ * the reserved byte (0). Written and read as a whole word (shm_tx.c, shm_rx.c). */
+static inline uint64_t ferry__rec_word0(uint8_t flags, uint8_t nfds)
+{
+    return (uint64_t)FERRY__FRAME_MAGIC | (uint64_t)FERRY__FRAME_VERSION << 32 |
+           (uint64_t)flags << 40 | (uint64_t)nfds << 48;
+}
+
 /* Bytes a record of len payload bytes occupies. */
 static inline uint64_t ferry__rec_footprint(uint64_t len)
 {

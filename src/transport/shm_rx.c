@@ -81,10 +81,12 @@ static void q_remove(shm_rx *r, size_t i)
 /* Close and free the fds an entry holds, and take them off the budget of the queue. */
 static void entry_drop_fds(shm_rx *r, rx_entry *e)
 {
-    if (e->fds) {
-        for (uint32_t i = 0; i < e->nfds; i++) close(e->fds[i]);
-        r->qfds -= e->nfds;
+    if (!e->fds) { /* the common case: nothing to close or free */
+        e->nfds = 0;
+        return;
     }
+    for (uint32_t i = 0; i < e->nfds; i++) close(e->fds[i]);
+    r->qfds -= e->nfds;
     free(e->fds);
     e->fds = NULL;
     e->nfds = 0;
@@ -198,17 +200,22 @@ int ferry__shm_rx_next(shm_chan *c, rx_entry *e, int64_t filter, int exempt)
         if ((s & FERRY__SEQ_MASK) != r->expect ||
             (extra && (c->capacity != 0 || extra != FERRY__SEQ_CANCELLED)))
             return -EBADMSG;
-        /* Copy the header once; only the copy is validated and used. */
-        ferry__rec h;
-        memcpy(&h, rec, offsetof(ferry__rec, seq));
-        memcpy(&h.len, &rec->len, sizeof h.len + sizeof h.crc);
-        ferry__frame f = {.flags = h.flags,
-                          .nfds = h.nfds,
-                          .type = h.type,
+        /* Copy the header once, as whole 8-byte words (as the producer writes them:
+         * ferry__rec_word0); only the copy is validated and used. */
+        uint64_t w0, w3;
+        int64_t type;
+        memcpy(&w0, rec, sizeof w0);
+        memcpy(&type, &rec->type, sizeof type);
+        memcpy(&w3, &rec->len, sizeof w3);
+        uint8_t flags = (uint8_t)(w0 >> 40), nfds = (uint8_t)(w0 >> 48);
+        ferry__frame f = {.flags = flags,
+                          .nfds = nfds,
+                          .type = type,
                           .seq = r->expect,
-                          .len = h.len,
-                          .crc = h.crc};
-        if (h.magic != FERRY__FRAME_MAGIC || h.version != FERRY__FRAME_VERSION || h.reserved != 0 ||
+                          .len = (uint32_t)w3,
+                          .crc = (uint32_t)(w3 >> 32)};
+        /* magic, version and the reserved byte in one compare */
+        if (w0 != ferry__rec_word0(flags, nfds) ||
             ferry__frame_validate(&f, (uint32_t)c->max_msg) < 0)
             return -EBADMSG;
         uint8_t ctl = f.flags & (FERRY__F_WRAP | FERRY__F_JUMP);
@@ -559,10 +566,70 @@ static void rx_copy(shm_chan *c, uint8_t *dst, const uint8_t *src, size_t len, u
     }
 }
 
+/*
+ * The fast path of a receive: filter 0, nothing queued, no peek held, the channel fine, a
+ * plain message (no fds, no control record) committed at the scan position and fitting
+ * the caller's buffer. It takes the record straight from the ring, without the queue.
+ * Everything else, including every record that fails a check here, goes the general way
+ * (rx_find), which reads the header again and reports what is wrong: this path only ever
+ * uses its own copy of a header that passed the same checks as ferry__shm_rx_next's.
+ * Returns the length taken, or -1 (not taken: go the general way).
+ */
+static ssize_t rx_fast(shm_chan *c, ferry_msg *m, int keep_fds)
+{
+    shm_rx *r = &c->rx;
+    rx_map *map = cur_map(r);
+    uint64_t off = r->scan & (map->size - 1);
+    ferry__rec *rec = (ferry__rec *)(map->data + off);
+    /* Acquire pairs with the producer's release store of seq (as in rx_ready). */
+    if (atomic_load_explicit(&rec->seq, memory_order_acquire) != r->expect) return -1;
+    __builtin_prefetch((uint8_t *)rec + FERRY__REC_ALIGN);
+    uint64_t w0, w3;
+    int64_t type;
+    memcpy(&w0, rec, sizeof w0);
+    memcpy(&type, &rec->type, sizeof type);
+    memcpy(&w3, &rec->len, sizeof w3);
+    uint8_t flags = (uint8_t)(w0 >> 40);
+    uint32_t len = (uint32_t)w3;
+    /* A plain message: no WRAP/JUMP, no fds, magic/version/reserved right; and as
+     * ferry__frame_validate and rx_next ask: length, type, ring bounds, crc when required. */
+    if (w0 != ferry__rec_word0(flags, 0) || (flags & ~FERRY__F_CRC) != 0 || len > c->max_msg ||
+        type < 0 || ((c->flags & FERRY_CHECKSUM) && !(flags & FERRY__F_CRC)) || len > m->cap)
+        return -1;
+    uint64_t fp = ferry__rec_footprint(len);
+    if (off + fp > map->size) return -1;
+    rx_copy(c, m->data, (uint8_t *)rec + FERRY__FRAME_HDR, len, r->expect);
+    if (flags & FERRY__F_CRC) {
+        rx_entry e = {.seq = r->expect,
+                      .type = type,
+                      .len = len,
+                      .flags = flags,
+                      .crc = (uint32_t)(w3 >> 32)};
+        if (rx_crc_bad(&e, m->data)) return ferry__shm_fail(c, -EBADMSG);
+    }
+    r->scan += fp;
+    r->expect++;
+    r->taken++;
+    m->type = type;
+    m->len = len;
+    if (keep_fds) m->nfds = 0;
+    FERRY__COUNT(c->base.st.recv_msgs, 1);
+    FERRY__COUNT(c->base.st.recv_bytes, len);
+    rx_publish(c);
+    rx_update_ready(c);
+    return (ssize_t)len;
+}
+
 ssize_t ferry__shm_recvmsg(ferry_chan *ch, ferry_msg *m, int64_t filter, int keep_fds,
                            ferry__when *w)
 {
     shm_chan *c = (shm_chan *)ch;
+    shm_rx *rx = &c->rx;
+    if (filter == 0 && rx->qlen == 0 && !rx->held && !rx->fds_pending && c->capacity != 0 &&
+        !atomic_load_explicit(&c->dead, memory_order_relaxed)) {
+        ssize_t n = rx_fast(c, m, keep_fds);
+        if (n != -1) return n; /* -1: not taken here */
+    }
     size_t idx;
     int rc = rx_check(c);
     if (rc == 0) rc = rx_find(c, filter, w, &idx);

@@ -16,7 +16,11 @@
 #include <string.h>
 #include <unistd.h>
 
-static ferry__rec *rec_at(shm_tx *t, uint64_t pos)
+/* The per-message helpers: always inlined into the send path (a call each costs more
+ * than what most of them do). */
+#define HOT inline __attribute__((always_inline))
+
+static HOT ferry__rec *rec_at(shm_tx *t, uint64_t pos)
 {
     return (ferry__rec *)(t->data + (pos & (t->size - 1)));
 }
@@ -36,7 +40,7 @@ static int tx_refresh(shm_chan *c)
 }
 
 /* Would a record of footprint fp fit now (ring bytes and the message cap)? */
-static int tx_fits(const shm_chan *c, uint64_t fp)
+static HOT int tx_fits(const shm_chan *c, uint64_t fp)
 {
     const shm_tx *t = &c->tx;
     uint64_t off = t->head & (t->size - 1), to_end = t->size - off;
@@ -90,7 +94,7 @@ static int tx_alive(void *arg)
 /* Clear the commit word of the slot at `next` (reserved: it lies within the room we
  * checked), so stale bytes there can never pass for a committed record. The release
  * store in tx_publish orders this before the consumer can see the record in front. */
-static void tx_clear_slot(shm_tx *t, uint64_t next)
+static HOT void tx_clear_slot(shm_tx *t, uint64_t next)
 {
     atomic_store_explicit(&rec_at(t, next)->seq, 0, memory_order_relaxed);
 }
@@ -99,7 +103,7 @@ static void tx_clear_slot(shm_tx *t, uint64_t next)
  * cleared (tx_clear_slot; after a JUMP the next slot lies in the new, zero-filled ring,
  * and the old ring's bytes at that position may be a record still waiting to be read, so
  * they are left alone); the next record goes at `next`. */
-static void tx_publish(shm_chan *c, ferry__rec *r, uint64_t next)
+static HOT void tx_publish(shm_chan *c, ferry__rec *r, uint64_t next)
 {
     shm_tx *t = &c->tx;
     atomic_store_explicit(&r->seq, ++t->seq, memory_order_release);
@@ -115,27 +119,24 @@ static void tx_publish(shm_chan *c, ferry__rec *r, uint64_t next)
     t->head = next;
 }
 
-static void tx_header(shm_chan *c, ferry__rec *r, uint8_t flags, uint8_t nfds, int64_t type,
-                      uint32_t len)
+static HOT void tx_header(shm_chan *c, ferry__rec *r, uint8_t flags, uint8_t nfds, int64_t type,
+                          uint32_t len)
 {
-    r->magic = FERRY__FRAME_MAGIC;
-    r->version = FERRY__FRAME_VERSION;
-    r->flags = flags;
-    r->nfds = nfds;
-    r->reserved = 0;
-    r->type = type;
-    r->len = len;
-    r->crc = 0;
+    uint32_t crc = 0;
     if (c->flags & FERRY_CHECKSUM) {
-        r->flags |= FERRY__F_CRC;
-        ferry__frame f = {.flags = r->flags,
-                          .nfds = nfds,
-                          .type = type,
-                          .seq = c->tx.seq + 1,
-                          .len = len,
-                          .crc = 0};
-        r->crc = ferry__frame_crc(&f, (uint8_t *)r + FERRY__FRAME_HDR);
+        flags |= FERRY__F_CRC;
+        ferry__frame f = {
+            .flags = flags, .nfds = nfds, .type = type, .seq = c->tx.seq + 1, .len = len, .crc = 0};
+        crc = ferry__frame_crc(&f, (uint8_t *)r + FERRY__FRAME_HDR);
     }
+    /* Whole 8-byte words (ring.h: ferry__rec_word0), as the consumer reads them: a load
+     * that spans several smaller stores still in the store buffer cannot be forwarded
+     * from them, and waits for them to reach the cache (a sender that receives its own
+     * messages, or a consumer on the same core, would pay that on every record). */
+    uint64_t w0 = ferry__rec_word0(flags, nfds), w3 = (uint64_t)len | (uint64_t)crc << 32;
+    memcpy(r, &w0, sizeof w0);
+    r->type = type;
+    memcpy(&r->len, &w3, sizeof w3);
 }
 
 /* Commit a control record (WRAP or JUMP) of footprint fp at the head. */
@@ -255,7 +256,7 @@ static int tx_rendezvous(shm_chan *c, ferry__rec *r, ferry__when *w)
     return 0; /* the consumer claimed it just in time */
 }
 
-static int tx_check(shm_chan *c, size_t len)
+static HOT int tx_check(shm_chan *c, size_t len)
 {
     int dead = atomic_load_explicit(&c->dead, memory_order_relaxed);
     if (dead) return dead;
@@ -267,8 +268,8 @@ static int tx_check(shm_chan *c, size_t len)
 /* Publish the record at the head (header still to write) and do the capacity-0 wait;
  * a capacity-0 message's fds go only once it is claimed, so a withdrawn message never
  * leaves one in flight. */
-static int tx_finish(shm_chan *c, int64_t type, size_t len, uint32_t nfds, const int *fds,
-                     ferry__when *w)
+static HOT int tx_finish(shm_chan *c, int64_t type, size_t len, uint32_t nfds, const int *fds,
+                         ferry__when *w)
 {
     shm_tx *t = &c->tx;
     ferry__rec *r = rec_at(t, t->head);
@@ -327,8 +328,11 @@ int ferry__shm_sendmsg(ferry_chan *ch, const ferry_msg *m, ferry__when *w)
     if (c->capacity == 0)
         for (uint32_t i = 0; i < m->nfds; i++) /* checked now: they are sent after the commit */
             if (fcntl(m->fds[i], F_GETFD) < 0) return -EINVAL;
-    rc = tx_reserve(c, m->len, w);
-    if (rc < 0) return rc;
+    /* The common case, room in the ring without a wrap (what the producer knows of the
+     * consumer's tail is enough): no call to tx_reserve. */
+    shm_tx *t = &c->tx;
+    uint64_t fp = ferry__rec_footprint(m->len), off = t->head & (t->size - 1);
+    if (!(fp <= t->size - off && tx_fits(c, fp)) && (rc = tx_reserve(c, m->len, w)) < 0) return rc;
     if (m->nfds && c->capacity != 0) {
         /* The fds go first, so the consumer finds them queued when it reads the record. */
         ferry__link_msg lm = {
