@@ -50,8 +50,9 @@ typedef struct shm_tx {
     ferry__ring_ctl *ctl;
     uint8_t *data;
     uint64_t size;
-    ferry__seg grown; /* the current ring when it is not the first one */
-    uint64_t head;    /* next record position */
+    ferry__seg grown;  /* the current ring when it is not the first one */
+    uint64_t head;     /* next record position */
+    uint64_t clear_to; /* every slot in [head, clear_to) is cleared (shm_tx.c: batches) */
     uint64_t tail_cache, taken_cache;
     uint64_t seq; /* seq of the last committed record */
     uint64_t sent, cancelled;

@@ -99,6 +99,35 @@ static HOT void tx_clear_slot(shm_tx *t, uint64_t next)
     atomic_store_explicit(&rec_at(t, next)->seq, 0, memory_order_relaxed);
 }
 
+/* The next slot must be clear before the record in front of it is published: skip the
+ * store when a batch (tx_clear_ahead) already cleared it in this lap. */
+static HOT void tx_clear_next(shm_tx *t, uint64_t next)
+{
+    if (next + FERRY__REC_ALIGN > t->clear_to) tx_clear_slot(t, next);
+}
+
+#define CLEAR_BATCH 1024u /* bytes of slots cleared at once (divides every ring size) */
+#define CLEAR_LOW   256u  /* clear the next batch when less than this is left cleared */
+
+/* Batched slot clears: after a publication, clear the commit word of every 64-byte slot
+ * of the next CLEAR_BATCH bytes beyond what is cleared already, so that the records
+ * written there need no clear of their own (tx_clear_next). Done after the publication,
+ * not before it: on x86 stores become visible in program order, and a clear waiting for
+ * its cache line (the consumer read it a lap ago) would hold the publication back.
+ * Invariant: every slot in [head, clear_to) was cleared in this lap and not written since
+ * (records are written only below the head). Only room that is free is cleared: the
+ * batch must lie below tail + size (what the producer knows of the tail is a lower bound,
+ * so this errs on the safe side); otherwise the per-record clear does the work. */
+static HOT void tx_clear_ahead(shm_tx *t)
+{
+    if (t->clear_to > t->head + CLEAR_LOW) return;
+    uint64_t from = t->clear_to > t->head ? t->clear_to : t->head;
+    uint64_t to = (from + CLEAR_BATCH) & ~(uint64_t)(CLEAR_BATCH - 1);
+    if (to - t->tail_cache > t->size) return;
+    for (uint64_t p = from; p < to; p += FERRY__REC_ALIGN) tx_clear_slot(t, p);
+    t->clear_to = to;
+}
+
 /* Publish the record r, whose header and payload are written and whose next slot is
  * cleared (tx_clear_slot; after a JUMP the next slot lies in the new, zero-filled ring,
  * and the old ring's bytes at that position may be a record still waiting to be read, so
@@ -144,7 +173,7 @@ static void tx_control(shm_chan *c, uint8_t flag, uint64_t fp)
 {
     ferry__rec *r = rec_at(&c->tx, c->tx.head);
     tx_header(c, r, flag, 0, 0, 0);
-    if (flag != FERRY__F_JUMP) tx_clear_slot(&c->tx, c->tx.head + fp);
+    if (flag != FERRY__F_JUMP) tx_clear_next(&c->tx, c->tx.head + fp);
     tx_publish(c, r, c->tx.head + fp);
 }
 
@@ -177,6 +206,7 @@ static int tx_grow(shm_chan *c)
     t->grown = seg;
     t->data = seg.base;
     t->size = size;
+    t->clear_to = t->head; /* what was cleared lies in the old ring */
     FERRY__COUNT(c->base.st.grows, 1);
     return 0;
 }
@@ -275,6 +305,7 @@ static HOT int tx_finish(shm_chan *c, int64_t type, size_t len, uint32_t nfds, c
     ferry__rec *r = rec_at(t, t->head);
     tx_header(c, r, 0, (uint8_t)nfds, type, (uint32_t)len);
     tx_publish(c, r, t->head + ferry__rec_footprint(len));
+    tx_clear_ahead(t);
     t->sent++;
     FERRY__COUNT(c->base.st.sent_msgs, 1);
     FERRY__COUNT(c->base.st.sent_bytes, len);
@@ -344,7 +375,7 @@ int ferry__shm_sendmsg(ferry_chan *ch, const ferry_msg *m, ferry__when *w)
      * with (or waiting on) the lines in front. In bench/ring_designs this ordering was
      * 20-30 ns per round trip faster than clearing just before the publication; in
      * ferry bench the difference is within the machine's noise. */
-    tx_clear_slot(&c->tx, c->tx.head + ferry__rec_footprint(m->len));
+    tx_clear_next(&c->tx, c->tx.head + ferry__rec_footprint(m->len));
     tx_copy(c, (uint8_t *)rec_at(&c->tx, c->tx.head) + FERRY__FRAME_HDR, m->data, m->len);
     return tx_finish(c, m->type, m->len, m->nfds, m->fds, w);
 }
@@ -376,7 +407,7 @@ int ferry__shm_commit(ferry_chan *ch, int64_t type, size_t len)
     t->loaned = 0;
     int dead = atomic_load_explicit(&c->dead, memory_order_relaxed);
     if (dead) return dead;
-    tx_clear_slot(t, t->head + ferry__rec_footprint(len));
+    tx_clear_next(t, t->head + ferry__rec_footprint(len));
     return tx_finish(c, type, len, 0, NULL, &t->loan_when);
 }
 

@@ -15,6 +15,8 @@
  *     returned at all).
  *  3. The same for a consumer that lies about its copy-out progress to a producer
  *     waiting for room: -ETIMEDOUT, slept, little CPU.
+ *  4. Slot clears in batches (issue 15, item 5) keep stale bytes of earlier laps from
+ *     ever passing for a record (test_stale_laps).
  */
 #include "testutil.h"
 
@@ -180,9 +182,50 @@ static void test_lying_consumer(void)
     ferry_chan_close(a);
 }
 
+/* Slot clears (per record, or in batches ahead of the head: shm_tx.c) across many laps
+ * of a small ring: payloads full of words that look like commit words the consumer will
+ * expect a lap later, records of every size (so later slots fall inside earlier
+ * payloads), the ring kept partly full (so a batch often finds no free room). Every
+ * message must come back intact, none early, no -EBADMSG. */
+static void test_stale_laps(void)
+{
+    ferry_chan_opts o;
+    ferry_chan_opts_init(&o);
+    o.ring_bytes = 4096;
+    ferry_chan *a, *b;
+    CHECK_EQ(ferry_pair(&o, &a, &b), 0);
+    static uint64_t out[128], in[128];
+    uint64_t seq = 0, got = 0; /* messages sent and received (seq counts records) */
+    for (int round = 0; round < 20000; round++) {
+        int burst = 1 + round % 5;
+        for (int k = 0; k < burst; k++) {
+            size_t words = 1 + (size_t)(round * 37 + k * 11) % 120;
+            for (size_t j = 0; j < words; j++) out[j] = seq + 1 + j % 32; /* future seqs */
+            out[0] = seq;
+            int rc = ferry_send(a, out, words * 8, FERRY_NOW);
+            if (rc == -EAGAIN) break; /* full: drain below */
+            CHECK_EQ(rc, 0);
+            seq++;
+        }
+        while (got < seq - (round % 3 == 0 ? 0 : (seq - got) / 2)) {
+            ssize_t n = ferry_recv(b, in, sizeof in, FERRY_NOW);
+            CHECK(n >= 8 && n % 8 == 0);
+            CHECK_EQ(in[0], got);
+            for (size_t j = 1; j < (size_t)n / 8; j++) CHECK_EQ(in[j], got + 1 + j % 32);
+            got++;
+        }
+        /* All taken: the slot after the last record must read as empty (cleared). */
+        if (got == seq) CHECK_EQ(ferry_recv(b, in, sizeof in, FERRY_NOW), -EAGAIN);
+    }
+    CHECK(seq > 20000);
+    ferry_chan_close(a);
+    ferry_chan_close(b);
+}
+
 int main(void)
 {
     int before = fd_count();
+    test_stale_laps();
     test_progress_keeps_spinning();
     test_lying_producer();
     test_lying_consumer();
