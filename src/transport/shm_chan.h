@@ -150,6 +150,10 @@ void ferry__shm_tx_free(shm_chan *c);
  * matches the record: it is about to be taken), or an error (-EBADMSG: the producer
  * broke the rules; -EPIPE; -ENOMEM). */
 int ferry__shm_rx_next(shm_chan *c, rx_entry *e, int64_t filter, int exempt);
+/* The receive fast path (filter 0, nothing queued, no peek held, capacity != 0, the
+ * channel not dead): the length of the message taken into m, -1 when it must go the
+ * general way (nothing is consumed then), or -EBADMSG. */
+ssize_t ferry__shm_rx_fast(shm_chan *c, ferry_msg *m, int keep_fds);
 ssize_t ferry__shm_recvmsg(ferry_chan *ch, ferry_msg *m, int64_t filter, int keep_fds,
                            ferry__when *w);
 int ferry__shm_peek(ferry_chan *ch, int64_t filter, ferry_msg *m, ferry__when *w);

@@ -573,9 +573,11 @@ static void rx_copy(shm_chan *c, uint8_t *dst, const uint8_t *src, size_t len, u
  * Everything else, including every record that fails a check here, goes the general way
  * (rx_find), which reads the header again and reports what is wrong: this path only ever
  * uses its own copy of a header that passed the same checks as ferry__shm_rx_next's.
- * Returns the length taken, or -1 (not taken: go the general way).
+ * Returns the length taken, or -1 (not taken: go the general way), or -EBADMSG (a bad
+ * crc: the channel is failed). The caller checked filter, queue, peek, fds_pending,
+ * capacity != 0 and dead (fuzz_shm_ring drives it on hostile rings too).
  */
-static ssize_t rx_fast(shm_chan *c, ferry_msg *m, int keep_fds)
+ssize_t ferry__shm_rx_fast(shm_chan *c, ferry_msg *m, int keep_fds)
 {
     shm_rx *r = &c->rx;
     rx_map *map = cur_map(r);
@@ -627,7 +629,7 @@ ssize_t ferry__shm_recvmsg(ferry_chan *ch, ferry_msg *m, int64_t filter, int kee
     shm_rx *rx = &c->rx;
     if (filter == 0 && rx->qlen == 0 && !rx->held && !rx->fds_pending && c->capacity != 0 &&
         !atomic_load_explicit(&c->dead, memory_order_relaxed)) {
-        ssize_t n = rx_fast(c, m, keep_fds);
+        ssize_t n = ferry__shm_rx_fast(c, m, keep_fds);
         if (n != -1) return n; /* -1: not taken here */
     }
     size_t idx;
