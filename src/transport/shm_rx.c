@@ -402,6 +402,27 @@ static int rx_wait_blocked(shm_chan *c, ferry__when *w)
     }
 }
 
+/* Wait until something is committed at the scan position (or the producer's progress
+ * on it moved: rx_wait_cond): 0 to look again, or an error. */
+static int rx_wait_data(shm_chan *c, ferry__when *w)
+{
+    shm_rx *r = &c->rx;
+    int dead = atomic_load_explicit(&c->dead, memory_order_relaxed);
+    uint64_t sleeps = 0;
+    int rc = dead ? dead
+                  : ferry__wait(&r->spin, rx_wait_cond, rx_alive, c, &r->ctl->data_futex,
+                                &r->ctl->data_waiting, &r->ctl->data_fence, w, &sleeps);
+    FERRY__COUNT(c->base.st.recv_waits, sleeps);
+    /* Nothing there and FERRY_NOW: is the peer still there? An event loop (armed fd)
+     * has just been told "readable", so it gets a real answer; a busy poller gets
+     * one every few milliseconds, which keeps its empty polls free of syscalls. */
+    int armed = atomic_load_explicit(&r->epfd, memory_order_relaxed) >= 0; /* (a hint) */
+    if (rc == -EAGAIN && (armed ? ferry__shm_alive(c) : ferry__shm_check_alive(c)) < 0) rc = -EPIPE;
+    /* The peer is gone: hand out what it committed before it went, then -EPIPE. */
+    if (rc == -EPIPE && rx_ready(c)) return 0;
+    return rc < 0 ? rc : 0;
+}
+
 /* Find (and, with capacity 0, claim) the message to hand out next; its index in q. */
 static int rx_find(shm_chan *c, int64_t filter, ferry__when *w, size_t *idx)
 {
@@ -452,20 +473,7 @@ static int rx_find(shm_chan *c, int64_t filter, ferry__when *w, size_t *idx)
             continue;
         }
         if (blocked) return rx_wait_blocked(c, w);
-        int dead = atomic_load_explicit(&c->dead, memory_order_relaxed);
-        uint64_t sleeps = 0;
-        int rc = dead ? dead
-                      : ferry__wait(&r->spin, rx_wait_cond, rx_alive, c, &r->ctl->data_futex,
-                                    &r->ctl->data_waiting, &r->ctl->data_fence, w, &sleeps);
-        FERRY__COUNT(c->base.st.recv_waits, sleeps);
-        /* Nothing there and FERRY_NOW: is the peer still there? An event loop (armed fd)
-         * has just been told "readable", so it gets a real answer; a busy poller gets
-         * one every few milliseconds, which keeps its empty polls free of syscalls. */
-        int armed = atomic_load_explicit(&r->epfd, memory_order_relaxed) >= 0; /* (a hint) */
-        if (rc == -EAGAIN && (armed ? ferry__shm_alive(c) : ferry__shm_check_alive(c)) < 0)
-            rc = -EPIPE;
-        /* The peer is gone: hand out what it committed before it went, then -EPIPE. */
-        if (rc == -EPIPE && rx_ready(c)) continue;
+        int rc = rx_wait_data(c, w);
         if (rc < 0) return rc;
     }
 }
@@ -627,10 +635,16 @@ ssize_t ferry__shm_recvmsg(ferry_chan *ch, ferry_msg *m, int64_t filter, int kee
 {
     shm_chan *c = (shm_chan *)ch;
     shm_rx *rx = &c->rx;
-    if (filter == 0 && rx->qlen == 0 && !rx->held && !rx->fds_pending && c->capacity != 0 &&
-        !atomic_load_explicit(&c->dead, memory_order_relaxed)) {
+    /* The fast path; when nothing is there yet, wait here and try it again (a receive
+     * that waited takes the fast path too). */
+    while (filter == 0 && rx->qlen == 0 && !rx->held && !rx->fds_pending && c->capacity != 0 &&
+           !atomic_load_explicit(&c->dead, memory_order_relaxed)) {
         ssize_t n = ferry__shm_rx_fast(c, m, keep_fds);
-        if (n != -1) return n; /* -1: not taken here */
+        if (n != -1) return n;  /* -1: not taken here */
+        if (rx_ready(c)) break; /* something the general way must read */
+        int rc = rx_wait_data(c, w);
+        if (rc == -EAGAIN || rc == -ETIMEDOUT) rx_update_ready(c); /* a READY that came late */
+        if (rc < 0) return rc;
     }
     size_t idx;
     int rc = rx_check(c);
