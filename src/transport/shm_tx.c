@@ -115,9 +115,10 @@ static HOT void tx_clear_next(shm_tx *t, uint64_t next)
  * not before it: on x86 stores become visible in program order, and a clear waiting for
  * its cache line (the consumer read it a lap ago) would hold the publication back.
  * Invariant: every slot in [head, clear_to) was cleared in this lap and not written since
- * (records are written only below the head). Only room that is free is cleared: the
- * batch must lie below tail + size (what the producer knows of the tail is a lower bound,
- * so this errs on the safe side); otherwise the per-record clear does the work. */
+ * (records are written only below the head; a loan, whose caller writes a whole buffer
+ * that may reach past the record it commits, resets clear_to to the head). Only room that is free
+ * is cleared: the batch must lie below tail + size (what the producer knows of the tail is a lower
+ * bound, so this errs on the safe side); otherwise the per-record clear does the work. */
 static HOT void tx_clear_ahead(shm_tx *t)
 {
     if (t->clear_to > t->head + CLEAR_LOW) return;
@@ -389,6 +390,10 @@ int ferry__shm_loan(ferry_chan *ch, size_t len, void **buf, ferry__when *w)
     rc = tx_reserve(c, len, w);
     if (rc < 0) return rc;
     shm_tx *t = &c->tx;
+    /* The caller may write anywhere in its buffer, over slots a batch cleared: forget the
+     * cleared frontier, so the commit clears the slot after its record itself, and the
+     * next batch starts again at the head (test_shm_large: test_stale_laps). */
+    t->clear_to = t->head;
     t->loaned = 1;
     t->loan_pos = t->head;
     t->loan_len = len;

@@ -185,7 +185,8 @@ static void test_lying_consumer(void)
 /* Slot clears (per record, or in batches ahead of the head: shm_tx.c) across many laps
  * of a small ring: payloads full of words that look like commit words the consumer will
  * expect a lap later, records of every size (so later slots fall inside earlier
- * payloads), the ring kept partly full (so a batch often finds no free room). Every
+ * payloads), loans larger than what they commit (the next slot lies in bytes the caller
+ * wrote), the ring kept partly full (so a batch often finds no free room). Every
  * message must come back intact, none early, no -EBADMSG. */
 static void test_stale_laps(void)
 {
@@ -202,7 +203,20 @@ static void test_stale_laps(void)
             size_t words = 1 + (size_t)(round * 37 + k * 11) % 120;
             for (size_t j = 0; j < words; j++) out[j] = seq + 1 + j % 32; /* future seqs */
             out[0] = seq;
-            int rc = ferry_send(a, out, words * 8, FERRY_NOW);
+            int rc;
+            if (round % 4 == 3) {
+                /* A loan larger than what is committed, its whole buffer written: the
+                 * slot after the record lies in bytes the caller wrote. */
+                void *p;
+                rc = ferry_loan(a, sizeof out, &p, FERRY_NOW);
+                if (rc == 0) {
+                    for (size_t j = 0; j < 128; j++) ((uint64_t *)p)[j] = seq + 1 + j % 32;
+                    memcpy(p, out, words * 8);
+                    rc = ferry_commit(a, 0, words * 8);
+                }
+            } else {
+                rc = ferry_send(a, out, words * 8, FERRY_NOW);
+            }
             if (rc == -EAGAIN) break; /* full: drain below */
             CHECK_EQ(rc, 0);
             seq++;
