@@ -560,10 +560,11 @@ static int rx_check(shm_chan *c)
  * progress (ring.h, rprog) that keeps a producer waiting for the room spinning rather
  * than sleeping. Relaxed: only a hint; the room is released (with release) by
  * rx_publish as before. */
-static void rx_copy(shm_chan *c, uint8_t *dst, const uint8_t *src, size_t len, uint64_t seq)
+static inline __attribute__((always_inline)) void
+rx_copy(shm_chan *c, uint8_t *dst, const uint8_t *src, size_t len, uint64_t seq)
 {
     if (len <= FERRY__CHUNK) {
-        if (len) memcpy(dst, src, len);
+        ferry__shm_copy(dst, src, len);
         return;
     }
     for (size_t done = 0; done < len;) {

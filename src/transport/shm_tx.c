@@ -335,10 +335,10 @@ static HOT int tx_finish(shm_chan *c, int64_t type, size_t len, uint32_t nfds, c
  * by a word of progress (ring.h, wprog) that keeps a consumer waiting on this record
  * spinning rather than sleeping. Relaxed: only a hint; the record is published (with
  * release) by tx_publish as before. */
-static void tx_copy(shm_chan *c, uint8_t *dst, const void *src, size_t len)
+static HOT void tx_copy(shm_chan *c, uint8_t *dst, const void *src, size_t len)
 {
     if (len <= FERRY__CHUNK) {
-        if (len) memcpy(dst, src, len);
+        ferry__shm_copy(dst, src, len);
         return;
     }
     uint64_t seq = c->tx.seq + 1;
