@@ -139,6 +139,10 @@ static void usage(FILE *f)
           "Synchronization, size 0: uncontended (one process; the time of one wait+post pair\n"
           "of a semaphore, from batches of 100; msgs_per_s = pairs/s) and handoff (two\n"
           "processes take turns through one mutex; the time of one round of the turn).\n"
+          "ferry-shm-self, uncontended at 64: one thread sends and receives 64-byte messages\n"
+          "on one channel (both ends), batches of 100; the time of one send+recv pair.\n"
+          "The 1 MiB ferry stream also reports its sleeps (both sides) per message, as a\n"
+          "target.\n"
           "Request/reply peers, pingpong at 64 only: zeromq-reqrep (REQ/REP over ipc://) and\n"
           "dbus-call (an sd-bus method call through a dbus-daemon each measurement starts\n"
           "on a private address and stops).\n"
@@ -390,7 +394,7 @@ static int run_rows(bench_row *rows, size_t n, const size_t *order, int repeat,
             bench_row *r = &rows[order[j]];
             bench_result *res = &r->rep[rep];
             if (!r->ok) continue; /* it failed in an earlier repetition */
-            *res = (bench_result){-1, -1, -1, -1, -1, ""};
+            *res = (bench_result){-1, -1, -1, -1, -1, "", 0, 0};
             progress(tty, (size_t)rep * n + j, n * (size_t)repeat, rep, repeat, r);
             bench_fn fn = r->job.pattern == BENCH_PAIRS ? bench_pairs : r->mech->fn;
             if (fn(&r->job, res) != 0) {

@@ -81,6 +81,10 @@ typedef struct bench_result {
     double rtt_p50_ns, rtt_p99_ns, rtt_p999_ns;
     double msgs_per_s, bytes_per_s;
     char err[256]; /* why the measurement failed */
+    /* The ferry stream rows: how often either side slept in the kernel (FUTEX_WAIT), per
+     * message received, over the whole run; has_sleeps 0 elsewhere (zero-initialized). */
+    int has_sleeps;
+    double sleeps_per_msg;
 } bench_result;
 
 typedef int (*bench_fn)(const bench_job *job, bench_result *res);
@@ -106,6 +110,9 @@ typedef struct bench_shared {
     _Alignas(64) _Atomic uint32_t stop; /* the measuring side asks a streaming peer to stop */
     _Alignas(64) _Atomic uint32_t line; /* spin/futex baselines: the one shared cache line */
     _Alignas(64) char err[256];         /* the peer's reason for failing, NUL-terminated */
+    /* A ferry streaming peer: its sends' sleeps (send_waits), stored before its last
+     * message, so the receiver of that message sees them. */
+    _Alignas(64) _Atomic uint64_t peer_sleeps;
 } bench_shared;
 
 typedef struct bench_peer {

@@ -582,7 +582,7 @@ int bench_scale_main(int smoke, int csv)
 {
     const scale_cfg cfg = smoke ? (scale_cfg){2, 50, 20} : (scale_cfg){10, 1000, 1000};
     const long total = (long)cfg.servers * cfg.names_per;
-    bench_result res = {-1, -1, -1, -1, -1, ""};
+    bench_result res = {-1, -1, -1, -1, -1, "", 0, 0};
     bferryd d = {.pid = -1};
     child srv[16], cli = {-1, -1};
     int nsrv = 0, sstop[2] = {-1, -1}, cstop[2] = {-1, -1}, rc = -1;

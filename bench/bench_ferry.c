@@ -187,6 +187,12 @@ static int ferry_stream_send(void *ctx, bench_shared *sh)
         if (r < 0) return bench_peer_fail(sh, "peer: send: %s", ferry_strerror(r));
         if (seq % 64 == 0 && bench_now_ns() > deadline) break;
     }
+    ferry_chan_counters st;
+    ferry_chan_counters_init(&st);
+    /* Relaxed: the END message below (a release in every transport's ordering, or a
+     * system call) carries it to the receiver, which reads it after that message. */
+    if (ferry_chan_stats(c->b, &st) == 0)
+        atomic_store_explicit(&sh->peer_sleeps, st.send_waits, memory_order_relaxed);
     send_end(c->b); /* the receiver drains up to here */
     ferry_chan_close(c->b);
     return 0;
@@ -287,6 +293,49 @@ static void remove_dir(url_env *e)
     e->dir[0] = '\0';
 }
 
+/* ------------------------------------------------------------------ one thread */
+
+#define SELF_BATCH 100 /* send+recv pairs per timed batch */
+
+static int self_batch(void *ctx, uint64_t seq, bench_result *res)
+{
+    fctx *c = ctx;
+    for (int i = 0; i < SELF_BATCH; i++) {
+        uint64_t s = seq * SELF_BATCH + (uint64_t)i;
+        bench_stamp(c->sbuf, c->size, s);
+        int r = ferry_send(c->a, c->sbuf, c->size, FERRY_NOW);
+        if (r < 0) return bench_fail(res, "send: %s", ferry_strerror(r));
+        ssize_t n = ferry_recv(c->b, c->rbuf, c->size, FERRY_NOW);
+        if (n < 0) return bench_fail(res, "receive: %s", ferry_strerror((int)n));
+        if ((size_t)n != c->size || !bench_stamp_ok(c->rbuf, c->size, s))
+            return bench_fail(res, "receive: wrong payload");
+    }
+    return 0;
+}
+
+int bench_ferry_self(const bench_job *job, bench_result *res)
+{
+    fctx c = {NULL, NULL, NULL, {0}, job->size, NULL, NULL, 0, 0, 0, job};
+    unsigned char sbuf[64], rbuf[64];
+    int r, rc;
+    if (c.size < 16 || c.size > sizeof sbuf) return bench_fail(res, "size %zu", c.size);
+    bench_fill(sbuf, c.size);
+    c.sbuf = sbuf;
+    c.rbuf = rbuf;
+    if ((r = ferry_pair(NULL, &c.a, &c.b)) < 0)
+        return bench_fail(res, "making the pair: %s", ferry_strerror(r));
+    rc = bench_loop_pingpong(job, self_batch, &c, res);
+    if (rc == 0) {
+        res->rtt_p50_ns /= SELF_BATCH;
+        res->rtt_p99_ns /= SELF_BATCH;
+        res->rtt_p999_ns /= SELF_BATCH;
+        res->msgs_per_s *= SELF_BATCH;
+    }
+    ferry_chan_close(c.a);
+    ferry_chan_close(c.b);
+    return rc;
+}
+
 /* ------------------------------------------------------------------ the runner */
 
 int bench_ferry(const bench_job *job, bench_result *res)
@@ -348,6 +397,13 @@ int bench_ferry(const bench_job *job, bench_result *res)
     if (job->pattern == BENCH_STREAM) {
         rc = bench_loop_stream_rx(job, p.sh, ferry_rx, &c, res);
         if (c.zerocopy && !c.touch) res->bytes_per_s = -1; /* a descriptor rate: msgs/s */
+        ferry_chan_counters st;
+        ferry_chan_counters_init(&st);
+        if (rc == 0 && ferry_chan_stats(c.a, &st) == 0 && st.recv_msgs > 0) {
+            uint64_t tx = atomic_load_explicit(&p.sh->peer_sleeps, memory_order_relaxed);
+            res->has_sleeps = 1;
+            res->sleeps_per_msg = (double)(st.recv_waits + tx) / (double)st.recv_msgs;
+        }
     } else
         rc = bench_loop_pingpong(job, ferry_rt, &c, res);
 out:

@@ -35,5 +35,10 @@ typedef struct bench_ferry_spec {
 } bench_ferry_spec;
 
 int bench_ferry(const bench_job *job, bench_result *res); /* job->arg: bench_ferry_spec */
+/* ferry-shm-self, pattern uncontended at 64 B: one thread holds both ends of a ferry_pair
+ * and sends and receives 64-byte messages (FERRY_NOW: nothing ever waits), in batches of
+ * 100 timed with one clock read each; every figure is per send+recv pair: the software
+ * path of the channel, without a second CPU. */
+int bench_ferry_self(const bench_job *job, bench_result *res);
 
 #endif /* FERRY_TOOL_BENCH_FERRY_H */

@@ -44,6 +44,8 @@ const bench_mech BENCH_MECHS[] = {
      .fn = bench_ferry,
      .shape = SHAPE_ALL,
      .arg = &(const bench_ferry_spec){.pair = ferry_pair, .zerocopy = 1}},
+    /* One thread, both ends: the software path of a send+recv (bench_ferry_self). */
+    {.name = "ferry-shm-self", .fn = bench_ferry_self, .shape = SHAPE_SELF},
     {.name = "ferry-shm-zerocopy-touch",
      .fn = bench_ferry,
      .shape = SHAPE_ALL,
@@ -197,6 +199,9 @@ const bench_target BENCH_TARGETS[] = {
      BENCH_PINGPONG, 64, 64, F_P50, 1, 0.2},
     {"ferry-shm pingpong 64 p50 / spin-baseline p50", "ferry-shm", "spin-baseline", BENCH_PINGPONG,
      BENCH_PINGPONG, 64, 64, F_P50, 1, 1.5},
+    /* The software path alone: one thread's send+recv of 64 B on one channel, in ns. */
+    {"ferry-shm-self send+recv 64 B (ns, one thread)", "ferry-shm-self", NULL, BENCH_UNCONTENDED,
+     BENCH_UNCONTENDED, 64, 64, F_P50, 1, 25},
     /* RPC (issue 5): the request/reply peers against ferry-rpc; against ferry-shm
      * pingpong 64 as INFO (context, and the only ratio of a run without ferry-rpc). Here,
      * before the other ferry-rpc target: ferry-rpc (the denominator), zeromq-reqrep and
@@ -230,6 +235,10 @@ const bench_target BENCH_TARGETS[] = {
      BENCH_STREAM, BENCH_STREAM, 1048576, 1048576, F_BYTES, BENCH_INFO, 0},
     {"ferry-shm stream 1 MiB bytes/s / unix stream 1 MiB bytes/s", "ferry-shm", "unix",
      BENCH_STREAM, BENCH_STREAM, 1048576, 1048576, F_BYTES, 0, 3},
+    /* Sleeps in the kernel (FUTEX_WAIT, receiver and sender together) per message of the
+     * 1 MiB stream: a copy that outlasts the spin must not cost a sleep (issue 15). */
+    {"ferry-shm stream 1 MiB sleeps per message", "ferry-shm", NULL, BENCH_STREAM, BENCH_STREAM,
+     1048576, 1048576, F_SLEEPS, 1, 0.05},
 /* Each ferry kernel transport against its raw mechanism, at every pingpong size both
  * have. Printed once both rows exist (the ferry-<scheme> rows come with their
  * transports). */

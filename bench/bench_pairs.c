@@ -81,7 +81,7 @@ static void client(const bench_job *job, bench_gang *g, int i)
     j.pairs = 0;
     j.gang = g;
     j.slot = i;
-    bench_result r = {-1, -1, -1, -1, -1, ""};
+    bench_result r = {-1, -1, -1, -1, -1, "", 0, 0};
     int rc = job->pair_fn(&j, &r);
     if (rc != 0) snprintf(g->slot[i].err, sizeof g->slot[i].err, "%.199s", r.err);
     _exit(rc == 0 ? 0 : 1);

@@ -36,6 +36,7 @@ const char *bench_job_pattern(const bench_job *job, char *buf, size_t len)
 
 double bench_field_of(const bench_result *res, bench_field f)
 {
+    if (f == F_SLEEPS) return res->has_sleeps ? res->sleeps_per_msg : -1;
     return f == F_P50 ? res->rtt_p50_ns : f == F_MSGS ? res->msgs_per_s : res->bytes_per_s;
 }
 
@@ -101,6 +102,7 @@ size_t bench_plan_mech(bench_row *rows, size_t n, const bench_mech *m, bench_not
     if (m->shape == SHAPE_COPY) add_row(rows, &n, m, BENCH_STREAM, 1048576);
     if (m->shape == SHAPE_UNCONTENDED) add_row(rows, &n, m, BENCH_UNCONTENDED, 0);
     if (m->shape == SHAPE_HANDOFF) add_row(rows, &n, m, BENCH_HANDOFF, 0);
+    if (m->shape == SHAPE_SELF) add_row(rows, &n, m, BENCH_UNCONTENDED, 64);
     if (m->shape != SHAPE_ALL) return n;
     const char *limit_name = NULL;
     size_t limit = m->limit ? m->limit(&limit_name) : SIZE_MAX, over = 0;
@@ -209,6 +211,7 @@ void bench_measure_order(const bench_row *rows, size_t n, size_t *order)
     for (size_t i = 0; i < nt; i++) {
         const bench_target *t = &targets[i];
         size_t sizes[4][2];
+        if (!t->den) continue; /* a figure of one row: no pair to keep together */
         for (int k = bench_target_sizes(t, sizes) - 1; k >= 0; k--) {
             long pair[2] = {bench_find_row(rows, n, t->den, t->den_pat, sizes[k][1]),
                             bench_find_row(rows, n, t->num, t->num_pat, sizes[k][0])};

@@ -27,6 +27,7 @@ typedef enum bench_shape {
     SHAPE_COPY,        /* stream at 1 MiB only */
     SHAPE_UNCONTENDED, /* uncontended at size 0 only: a synchronization object, one process */
     SHAPE_HANDOFF,     /* handoff at size 0 only: a mutex taken in turns by two processes */
+    SHAPE_SELF,        /* uncontended at 64 B only: one thread, both ends of a channel */
 } bench_shape;
 
 typedef struct bench_mech {
@@ -48,10 +49,12 @@ extern const bench_mech BENCH_MECHS[];
 extern const size_t BENCH_NMECHS;
 
 /* A figure a target compares. */
-typedef enum bench_field { F_P50, F_MSGS, F_BYTES } bench_field;
+/* F_SLEEPS: sleeps per message (bench_result.sleeps_per_msg), for a target of one row. */
+typedef enum bench_field { F_P50, F_MSGS, F_BYTES, F_SLEEPS } bench_field;
 
 /* A target: the ratio num/den of one figure of two rows, measured in the same run. With
- * at_most = BENCH_INFO there is no limit: the ratio is printed, marked INFO. */
+ * at_most = BENCH_INFO there is no limit: the ratio is printed, marked INFO. den NULL:
+ * the figure of num itself (F_SLEEPS). */
 typedef struct bench_target {
     const char *label;
     const char *num, *den; /* mechanisms */

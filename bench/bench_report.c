@@ -143,7 +143,7 @@ static void print_target(FILE *f, const bench_target *t, const char *label, cons
     /* The ratio within each repetition: both figures measured back to back. */
     for (int k = 0; k < repeat; k++) {
         double x = bench_field_of(&na->rep[k], t->field);
-        double y = bench_field_of(&nb->rep[k], t->field);
+        double y = t->den ? bench_field_of(&nb->rep[k], t->field) : 1;
         if (x >= 0 && y > 0) ratio[m++] = x / y;
     }
     if (m == 0) return;
@@ -180,7 +180,7 @@ void bench_print_targets(FILE *f, const bench_row *rows, size_t n, int repeat)
         int each = bench_target_sizes(t, sizes) > 1;
         for (int k = 0; k < bench_target_sizes(t, sizes); k++) {
             long a = bench_find_row(rows, n, t->num, t->num_pat, sizes[k][0]);
-            long b = bench_find_row(rows, n, t->den, t->den_pat, sizes[k][1]);
+            long b = t->den ? bench_find_row(rows, n, t->den, t->den_pat, sizes[k][1]) : a;
             if (a < 0 || b < 0 || !rows[a].ok || !rows[b].ok) continue;
             char label[96];
             if (each)

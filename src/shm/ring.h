@@ -30,6 +30,7 @@
  *   consumer: tail, taken (per message)            consumer: space_futex
  *   both:     ready (eventfd state: set by the producer, src/transport/shm_tx.c; cleared
  *             and re-armed by the consumer, rx_update_ready in shm_rx.c)
+ *   producer: wprog; consumer: rprog (per chunk of a large record, FERRY__CHUNK)
  *
  * The producer's side of this protocol is src/transport/shm_tx.c, the consumer's
  * src/transport/shm_rx.c; setup and the checks of a peer's segments, shm.c.
@@ -68,7 +69,21 @@ typedef struct ferry__ring_ctl {
     alignas(64) _Atomic uint32_t space_futex; /* bumped to wake a producer waiting for space */
     /* Written by both (eventfd readiness). */
     alignas(64) _Atomic uint32_t ready;
+    /* Producer-written, once per chunk of a large record: its progress (FERRY__PROG). */
+    alignas(64) _Atomic uint64_t wprog;
+    /* Consumer-written, once per chunk of a large record it copies out (FERRY__PROG). */
+    alignas(64) _Atomic uint64_t rprog;
 } ferry__ring_ctl;
+
+/* Large records move in chunks: a producer that writes (a consumer that copies out) a
+ * payload of more than FERRY__CHUNK bytes stores, after each chunk, the record's seq (its
+ * low 32 bits) and the bytes done so far in wprog (rprog). The other side, waiting on
+ * that record, keeps spinning while the count grows instead of going to sleep: a 1 MiB
+ * copy outlasts any fixed spin. Only a hint: nothing is read through it, and each side
+ * bounds how many extensions it grants per record (a peer that lies about its progress
+ * buys at most max_msg / FERRY__CHUNK + 2 more spin budgets per record). */
+#define FERRY__CHUNK           ((uint64_t)32 << 10)
+#define FERRY__PROG(seq, done) ((uint64_t)(uint32_t)(seq) << 32 | (uint32_t)(done))
 
 _Static_assert(sizeof(ferry__ring_ctl) <= FERRY__RING_CTL_BYTES, "ctl block too large");
 
@@ -83,6 +98,14 @@ typedef struct ferry__rec {
 
 _Static_assert(sizeof(ferry__rec) == FERRY__FRAME_HDR, "record header must be 32 bytes");
 _Static_assert(__BYTE_ORDER__ == __ORDER_LITTLE_ENDIAN__, "ring records are little-endian");
+
+/* The header's first 8 bytes as one little-endian word: magic, version, flags, nfds, and
+ * the reserved byte (0). Written and read as a whole word (shm_tx.c, shm_rx.c). */
+static inline uint64_t ferry__rec_word0(uint8_t flags, uint8_t nfds)
+{
+    return (uint64_t)FERRY__FRAME_MAGIC | (uint64_t)FERRY__FRAME_VERSION << 32 |
+           (uint64_t)flags << 40 | (uint64_t)nfds << 48;
+}
 
 /* Bytes a record of len payload bytes occupies. */
 static inline uint64_t ferry__rec_footprint(uint64_t len)

@@ -18,6 +18,8 @@
 #include "shm/wait.h"
 #include "transport.h"
 
+#include <string.h>
+
 /* One mapped ring of the incoming direction. The first lives in the direction's first
  * segment (after its control block); later ones are whole segments (FERRY_UNBOUNDED). */
 typedef struct rx_map {
@@ -50,8 +52,9 @@ typedef struct shm_tx {
     ferry__ring_ctl *ctl;
     uint8_t *data;
     uint64_t size;
-    ferry__seg grown; /* the current ring when it is not the first one */
-    uint64_t head;    /* next record position */
+    ferry__seg grown;  /* the current ring when it is not the first one */
+    uint64_t head;     /* next record position */
+    uint64_t clear_to; /* every slot in [head, clear_to) is cleared (shm_tx.c: batches) */
     uint64_t tail_cache, taken_cache;
     uint64_t seq; /* seq of the last committed record */
     uint64_t sent, cancelled;
@@ -93,6 +96,11 @@ typedef struct shm_rx {
     _Atomic int epfd;
     _Atomic int self_set;
     ferry__spin spin;
+    /* Spin extensions for the producer's progress on the record expected (rx_wait_cond):
+     * the record they count for, the progress last seen, how many are left. */
+    uint64_t ext_seq;
+    uint32_t ext_done;
+    uint64_t ext_left;
 } shm_rx;
 
 typedef struct shm_chan {
@@ -109,6 +117,31 @@ typedef struct shm_chan {
     shm_tx tx;
     shm_rx rx;
 } shm_chan;
+
+/* Copy len bytes, inline for a small message (up to 64 bytes: two overlapping fixed-size
+ * copies, which compile to a few vector moves), memcpy above: a call into libc and its
+ * size dispatch cost as much as the rest of a small send. Either side may be the shared
+ * ring; like memcpy, it reads each source byte at most twice and uses nothing it read
+ * (the crc of a checksummed channel is checked on the copy). */
+static inline void ferry__shm_copy(void *dst, const void *src, size_t len)
+{
+    uint8_t *d = dst;
+    const uint8_t *s = src;
+    if (len > 64) {
+        memcpy(d, s, len);
+    } else if (len >= 32) {
+        memcpy(d, s, 32);
+        memcpy(d + len - 32, s + len - 32, 32);
+    } else if (len >= 16) {
+        memcpy(d, s, 16);
+        memcpy(d + len - 16, s + len - 16, 16);
+    } else if (len >= 8) {
+        memcpy(d, s, 8);
+        memcpy(d + len - 8, s + len - 8, 8);
+    } else {
+        for (size_t i = 0; i < len; i++) d[i] = s[i];
+    }
+}
 
 /* shm_live.c */
 int ferry__shm_alive(void *chan); /* ferry__alive_fn: poll the link */
@@ -144,6 +177,10 @@ void ferry__shm_tx_free(shm_chan *c);
  * matches the record: it is about to be taken), or an error (-EBADMSG: the producer
  * broke the rules; -EPIPE; -ENOMEM). */
 int ferry__shm_rx_next(shm_chan *c, rx_entry *e, int64_t filter, int exempt);
+/* The receive fast path (filter 0, nothing queued, no peek held, capacity != 0, the
+ * channel not dead): the length of the message taken into m, -1 when it must go the
+ * general way (nothing is consumed then), or -EBADMSG. */
+ssize_t ferry__shm_rx_fast(shm_chan *c, ferry_msg *m, int keep_fds);
 ssize_t ferry__shm_recvmsg(ferry_chan *ch, ferry_msg *m, int64_t filter, int keep_fds,
                            ferry__when *w);
 int ferry__shm_peek(ferry_chan *ch, int64_t filter, ferry_msg *m, ferry__when *w);

@@ -81,10 +81,12 @@ static void q_remove(shm_rx *r, size_t i)
 /* Close and free the fds an entry holds, and take them off the budget of the queue. */
 static void entry_drop_fds(shm_rx *r, rx_entry *e)
 {
-    if (e->fds) {
-        for (uint32_t i = 0; i < e->nfds; i++) close(e->fds[i]);
-        r->qfds -= e->nfds;
+    if (!e->fds) { /* the common case: nothing to close or free */
+        e->nfds = 0;
+        return;
     }
+    for (uint32_t i = 0; i < e->nfds; i++) close(e->fds[i]);
+    r->qfds -= e->nfds;
     free(e->fds);
     e->fds = NULL;
     e->nfds = 0;
@@ -109,6 +111,32 @@ static int rx_ready(void *arg)
 {
     shm_rx *r = &((shm_chan *)arg)->rx;
     return atomic_load_explicit(&rec_in(cur_map(r), r->scan)->seq, memory_order_acquire) != 0;
+}
+
+/* ferry__cond_fn of a receive's wait: a record is committed at the scan position, or the
+ * producer is writing the record expected there (a large one, in chunks: ring.h, wprog)
+ * and has made progress since we last looked. Then the wait returns and the receive waits
+ * again, with a fresh spin, instead of sleeping while the record is on its way. wprog is
+ * only a hint, and a producer could change it forever: each record grants at most
+ * max_msg / FERRY__CHUNK + 2 such returns (ext_left). Relaxed: nothing is read through
+ * it; the record itself is acquired through its seq (rx_ready, rx_next). */
+static int rx_wait_cond(void *arg)
+{
+    shm_chan *c = arg;
+    shm_rx *r = &c->rx;
+    if (rx_ready(arg)) return 1;
+    uint64_t p = atomic_load_explicit(&r->ctl->wprog, memory_order_relaxed);
+    if ((uint32_t)(p >> 32) != (uint32_t)r->expect) return 0;
+    if (r->ext_seq != r->expect) {
+        r->ext_seq = r->expect;
+        r->ext_done = 0;
+        r->ext_left = c->max_msg / FERRY__CHUNK + 2;
+    }
+    uint32_t done = (uint32_t)p;
+    if (done <= r->ext_done || r->ext_left == 0) return 0;
+    r->ext_done = done;
+    r->ext_left--;
+    return 1;
 }
 
 /* A JUMP record: take the next ring from the link and continue there. */
@@ -172,17 +200,22 @@ int ferry__shm_rx_next(shm_chan *c, rx_entry *e, int64_t filter, int exempt)
         if ((s & FERRY__SEQ_MASK) != r->expect ||
             (extra && (c->capacity != 0 || extra != FERRY__SEQ_CANCELLED)))
             return -EBADMSG;
-        /* Copy the header once; only the copy is validated and used. */
-        ferry__rec h;
-        memcpy(&h, rec, offsetof(ferry__rec, seq));
-        memcpy(&h.len, &rec->len, sizeof h.len + sizeof h.crc);
-        ferry__frame f = {.flags = h.flags,
-                          .nfds = h.nfds,
-                          .type = h.type,
+        /* Copy the header once, as whole 8-byte words (as the producer writes them:
+         * ferry__rec_word0); only the copy is validated and used. */
+        uint64_t w0, w3;
+        int64_t type;
+        memcpy(&w0, rec, sizeof w0);
+        memcpy(&type, &rec->type, sizeof type);
+        memcpy(&w3, &rec->len, sizeof w3);
+        uint8_t flags = (uint8_t)(w0 >> 40), nfds = (uint8_t)(w0 >> 48);
+        ferry__frame f = {.flags = flags,
+                          .nfds = nfds,
+                          .type = type,
                           .seq = r->expect,
-                          .len = h.len,
-                          .crc = h.crc};
-        if (h.magic != FERRY__FRAME_MAGIC || h.version != FERRY__FRAME_VERSION || h.reserved != 0 ||
+                          .len = (uint32_t)w3,
+                          .crc = (uint32_t)(w3 >> 32)};
+        /* magic, version and the reserved byte in one compare */
+        if (w0 != ferry__rec_word0(flags, nfds) ||
             ferry__frame_validate(&f, (uint32_t)c->max_msg) < 0)
             return -EBADMSG;
         uint8_t ctl = f.flags & (FERRY__F_WRAP | FERRY__F_JUMP);
@@ -369,6 +402,30 @@ static int rx_wait_blocked(shm_chan *c, ferry__when *w)
     }
 }
 
+/* Wait until something is committed at the scan position (or the producer's progress
+ * on it moved: rx_wait_cond): 0 to look again, or an error. */
+static int rx_wait_data(shm_chan *c, ferry__when *w)
+{
+    shm_rx *r = &c->rx;
+    int dead = atomic_load_explicit(&c->dead, memory_order_relaxed);
+    uint64_t sleeps = 0;
+    /* The peer's sleeping hint: its flags for "waiting for data from us" and "waiting for
+     * room in what it sends us" (wait.h: a hint, never trusted for a wake-up). */
+    const ferry__peer peer = {{&c->tx.ctl->data_waiting, &r->ctl->space_waiting}};
+    int rc = dead ? dead
+                  : ferry__wait(&r->spin, rx_wait_cond, rx_alive, c, &r->ctl->data_futex,
+                                &r->ctl->data_waiting, &r->ctl->data_fence, w, &sleeps, &peer);
+    FERRY__COUNT(c->base.st.recv_waits, sleeps);
+    /* Nothing there and FERRY_NOW: is the peer still there? An event loop (armed fd)
+     * has just been told "readable", so it gets a real answer; a busy poller gets
+     * one every few milliseconds, which keeps its empty polls free of syscalls. */
+    int armed = atomic_load_explicit(&r->epfd, memory_order_relaxed) >= 0; /* (a hint) */
+    if (rc == -EAGAIN && (armed ? ferry__shm_alive(c) : ferry__shm_check_alive(c)) < 0) rc = -EPIPE;
+    /* The peer is gone: hand out what it committed before it went, then -EPIPE. */
+    if (rc == -EPIPE && rx_ready(c)) return 0;
+    return rc < 0 ? rc : 0;
+}
+
 /* Find (and, with capacity 0, claim) the message to hand out next; its index in q. */
 static int rx_find(shm_chan *c, int64_t filter, ferry__when *w, size_t *idx)
 {
@@ -419,23 +476,7 @@ static int rx_find(shm_chan *c, int64_t filter, ferry__when *w, size_t *idx)
             continue;
         }
         if (blocked) return rx_wait_blocked(c, w);
-        int dead = atomic_load_explicit(&c->dead, memory_order_relaxed);
-        uint64_t sleeps = 0;
-        /* The peer's sleeping hint: its flags for "waiting for data from us" and "waiting
-         * for room in what it sends us" (wait.h: a hint, never trusted for a wake-up). */
-        const ferry__peer peer = {{&c->tx.ctl->data_waiting, &r->ctl->space_waiting}};
-        int rc = dead ? dead
-                      : ferry__wait(&r->spin, rx_ready, rx_alive, c, &r->ctl->data_futex,
-                                    &r->ctl->data_waiting, &r->ctl->data_fence, w, &sleeps, &peer);
-        FERRY__COUNT(c->base.st.recv_waits, sleeps);
-        /* Nothing there and FERRY_NOW: is the peer still there? An event loop (armed fd)
-         * has just been told "readable", so it gets a real answer; a busy poller gets
-         * one every few milliseconds, which keeps its empty polls free of syscalls. */
-        int armed = atomic_load_explicit(&r->epfd, memory_order_relaxed) >= 0; /* (a hint) */
-        if (rc == -EAGAIN && (armed ? ferry__shm_alive(c) : ferry__shm_check_alive(c)) < 0)
-            rc = -EPIPE;
-        /* The peer is gone: hand out what it committed before it went, then -EPIPE. */
-        if (rc == -EPIPE && rx_ready(c)) continue;
+        int rc = rx_wait_data(c, w);
         if (rc < 0) return rc;
     }
 }
@@ -518,10 +559,97 @@ static int rx_check(shm_chan *c)
     return dead == -EBADMSG ? dead : 0;
 }
 
+/* Copy a payload out of the ring. A large one goes in chunks, each followed by a word of
+ * progress (ring.h, rprog) that keeps a producer waiting for the room spinning rather
+ * than sleeping. Relaxed: only a hint; the room is released (with release) by
+ * rx_publish as before. */
+static inline __attribute__((always_inline)) void
+rx_copy(shm_chan *c, uint8_t *dst, const uint8_t *src, size_t len, uint64_t seq)
+{
+    if (len <= FERRY__CHUNK) {
+        ferry__shm_copy(dst, src, len);
+        return;
+    }
+    for (size_t done = 0; done < len;) {
+        size_t n = len - done < FERRY__CHUNK ? len - done : FERRY__CHUNK;
+        memcpy(dst + done, src + done, n);
+        done += n;
+        atomic_store_explicit(&c->rx.ctl->rprog, FERRY__PROG(seq, done), memory_order_relaxed);
+    }
+}
+
+/*
+ * The fast path of a receive: filter 0, nothing queued, no peek held, the channel fine, a
+ * plain message (no fds, no control record) committed at the scan position and fitting
+ * the caller's buffer. It takes the record straight from the ring, without the queue.
+ * Everything else, including every record that fails a check here, goes the general way
+ * (rx_find), which reads the header again and reports what is wrong: this path only ever
+ * uses its own copy of a header that passed the same checks as ferry__shm_rx_next's.
+ * Returns the length taken, or -1 (not taken: go the general way), or -EBADMSG (a bad
+ * crc: the channel is failed). The caller checked filter, queue, peek, fds_pending,
+ * capacity != 0 and dead (fuzz_shm_ring drives it on hostile rings too).
+ */
+ssize_t ferry__shm_rx_fast(shm_chan *c, ferry_msg *m, int keep_fds)
+{
+    shm_rx *r = &c->rx;
+    rx_map *map = cur_map(r);
+    uint64_t off = r->scan & (map->size - 1);
+    ferry__rec *rec = (ferry__rec *)(map->data + off);
+    /* Acquire pairs with the producer's release store of seq (as in rx_ready). */
+    if (atomic_load_explicit(&rec->seq, memory_order_acquire) != r->expect) return -1;
+    __builtin_prefetch((uint8_t *)rec + FERRY__REC_ALIGN);
+    uint64_t w0, w3;
+    int64_t type;
+    memcpy(&w0, rec, sizeof w0);
+    memcpy(&type, &rec->type, sizeof type);
+    memcpy(&w3, &rec->len, sizeof w3);
+    uint8_t flags = (uint8_t)(w0 >> 40);
+    uint32_t len = (uint32_t)w3;
+    /* A plain message: no WRAP/JUMP, no fds, magic/version/reserved right; and as
+     * ferry__frame_validate and rx_next ask: length, type, ring bounds, crc when required. */
+    if (w0 != ferry__rec_word0(flags, 0) || (flags & ~FERRY__F_CRC) != 0 || len > c->max_msg ||
+        type < 0 || ((c->flags & FERRY_CHECKSUM) && !(flags & FERRY__F_CRC)) || len > m->cap)
+        return -1;
+    uint64_t fp = ferry__rec_footprint(len);
+    if (off + fp > map->size) return -1;
+    rx_copy(c, m->data, (uint8_t *)rec + FERRY__FRAME_HDR, len, r->expect);
+    if (flags & FERRY__F_CRC) {
+        rx_entry e = {.seq = r->expect,
+                      .type = type,
+                      .len = len,
+                      .flags = flags,
+                      .crc = (uint32_t)(w3 >> 32)};
+        if (rx_crc_bad(&e, m->data)) return ferry__shm_fail(c, -EBADMSG);
+    }
+    r->scan += fp;
+    r->expect++;
+    r->taken++;
+    m->type = type;
+    m->len = len;
+    if (keep_fds) m->nfds = 0;
+    FERRY__COUNT(c->base.st.recv_msgs, 1);
+    FERRY__COUNT(c->base.st.recv_bytes, len);
+    rx_publish(c);
+    rx_update_ready(c);
+    return (ssize_t)len;
+}
+
 ssize_t ferry__shm_recvmsg(ferry_chan *ch, ferry_msg *m, int64_t filter, int keep_fds,
                            ferry__when *w)
 {
     shm_chan *c = (shm_chan *)ch;
+    shm_rx *rx = &c->rx;
+    /* The fast path; when nothing is there yet, wait here and try it again (a receive
+     * that waited takes the fast path too). */
+    while (filter == 0 && rx->qlen == 0 && !rx->held && !rx->fds_pending && c->capacity != 0 &&
+           !atomic_load_explicit(&c->dead, memory_order_relaxed)) {
+        ssize_t n = ferry__shm_rx_fast(c, m, keep_fds);
+        if (n != -1) return n;  /* -1: not taken here */
+        if (rx_ready(c)) break; /* something the general way must read */
+        int rc = rx_wait_data(c, w);
+        if (rc == -EAGAIN || rc == -ETIMEDOUT) rx_update_ready(c); /* a READY that came late */
+        if (rc < 0) return rc;
+    }
     size_t idx;
     int rc = rx_check(c);
     if (rc == 0) rc = rx_find(c, filter, w, &idx);
@@ -531,7 +659,7 @@ ssize_t ferry__shm_recvmsg(ferry_chan *ch, ferry_msg *m, int64_t filter, int kee
     m->type = e->type;
     m->len = e->len;
     if (e->len > m->cap) return -EMSGSIZE; /* it stays queued */
-    if (e->len) memcpy(m->data, (uint8_t *)rec_in(e->map, e->pos) + FERRY__FRAME_HDR, e->len);
+    rx_copy(c, m->data, (uint8_t *)rec_in(e->map, e->pos) + FERRY__FRAME_HDR, e->len, e->seq);
     if ((e->flags & FERRY__F_CRC) && rx_crc_bad(e, m->data)) return ferry__shm_fail(c, -EBADMSG);
     if (keep_fds)
         entry_give_fds(&c->rx, e, m);

@@ -16,7 +16,11 @@
 #include <string.h>
 #include <unistd.h>
 
-static ferry__rec *rec_at(shm_tx *t, uint64_t pos)
+/* The per-message helpers: always inlined into the send path (a call each costs more
+ * than what most of them do). */
+#define HOT inline __attribute__((always_inline))
+
+static HOT ferry__rec *rec_at(shm_tx *t, uint64_t pos)
 {
     return (ferry__rec *)(t->data + (pos & (t->size - 1)));
 }
@@ -36,7 +40,7 @@ static int tx_refresh(shm_chan *c)
 }
 
 /* Would a record of footprint fp fit now (ring bytes and the message cap)? */
-static int tx_fits(const shm_chan *c, uint64_t fp)
+static HOT int tx_fits(const shm_chan *c, uint64_t fp)
 {
     const shm_tx *t = &c->tx;
     uint64_t off = t->head & (t->size - 1), to_end = t->size - off;
@@ -52,14 +56,34 @@ static int tx_fits(const shm_chan *c, uint64_t fp)
 struct fit_arg {
     shm_chan *c;
     uint64_t fp;
+    uint64_t prog; /* the consumer's rprog as last seen */
+    uint64_t left; /* spin extensions still granted for its progress in this reservation */
 };
 
-/* ferry__cond_fn: does the record fit after a fresh look at the consumer's indices? */
+/* Does the record fit after a fresh look at the consumer's indices? */
 static int tx_fits_cond(void *arg)
 {
     struct fit_arg *a = arg;
     int rc = tx_refresh(a->c);
     return rc < 0 ? rc : tx_fits(a->c, a->fp);
+}
+
+/* ferry__cond_fn of a wait for room: the record fits, or the consumer is copying a large
+ * record out and has made progress since we last looked (ring.h, FERRY__CHUNK): then the
+ * wait returns and tx_reserve waits again, with a fresh spin, instead of sleeping while
+ * room is on its way. rprog is only a hint, and a consumer could change it forever: each
+ * reservation grants at most a->left such returns (every chunk of every large record the
+ * ring can hold, twice). Relaxed: nothing is read through it. */
+static int tx_wait_cond(void *arg)
+{
+    struct fit_arg *a = arg;
+    int rc = tx_fits_cond(arg);
+    if (rc != 0) return rc;
+    uint64_t p = atomic_load_explicit(&a->c->tx.ctl->rprog, memory_order_relaxed);
+    if (p == a->prog || a->left == 0) return 0;
+    a->prog = p;
+    a->left--;
+    return 1;
 }
 
 static int tx_alive(void *arg)
@@ -70,16 +94,46 @@ static int tx_alive(void *arg)
 /* Clear the commit word of the slot at `next` (reserved: it lies within the room we
  * checked), so stale bytes there can never pass for a committed record. The release
  * store in tx_publish orders this before the consumer can see the record in front. */
-static void tx_clear_slot(shm_tx *t, uint64_t next)
+static HOT void tx_clear_slot(shm_tx *t, uint64_t next)
 {
     atomic_store_explicit(&rec_at(t, next)->seq, 0, memory_order_relaxed);
+}
+
+/* The next slot must be clear before the record in front of it is published: skip the
+ * store when a batch (tx_clear_ahead) already cleared it in this lap. */
+static HOT void tx_clear_next(shm_tx *t, uint64_t next)
+{
+    if (next + FERRY__REC_ALIGN > t->clear_to) tx_clear_slot(t, next);
+}
+
+#define CLEAR_BATCH 1024u /* bytes of slots cleared at once (divides every ring size) */
+#define CLEAR_LOW   256u  /* clear the next batch when less than this is left cleared */
+
+/* Batched slot clears: after a publication, clear the commit word of every 64-byte slot
+ * of the next CLEAR_BATCH bytes beyond what is cleared already, so that the records
+ * written there need no clear of their own (tx_clear_next). Done after the publication,
+ * not before it: on x86 stores become visible in program order, and a clear waiting for
+ * its cache line (the consumer read it a lap ago) would hold the publication back.
+ * Invariant: every slot in [head, clear_to) was cleared in this lap and not written since
+ * (records are written only below the head; a loan, whose caller writes a whole buffer
+ * that may reach past the record it commits, resets clear_to to the head). Only room that is free
+ * is cleared: the batch must lie below tail + size (what the producer knows of the tail is a lower
+ * bound, so this errs on the safe side); otherwise the per-record clear does the work. */
+static HOT void tx_clear_ahead(shm_tx *t)
+{
+    if (t->clear_to > t->head + CLEAR_LOW) return;
+    uint64_t from = t->clear_to > t->head ? t->clear_to : t->head;
+    uint64_t to = (from + CLEAR_BATCH) & ~(uint64_t)(CLEAR_BATCH - 1);
+    if (to - t->tail_cache > t->size) return;
+    for (uint64_t p = from; p < to; p += FERRY__REC_ALIGN) tx_clear_slot(t, p);
+    t->clear_to = to;
 }
 
 /* Publish the record r, whose header and payload are written and whose next slot is
  * cleared (tx_clear_slot; after a JUMP the next slot lies in the new, zero-filled ring,
  * and the old ring's bytes at that position may be a record still waiting to be read, so
  * they are left alone); the next record goes at `next`. */
-static void tx_publish(shm_chan *c, ferry__rec *r, uint64_t next)
+static HOT void tx_publish(shm_chan *c, ferry__rec *r, uint64_t next)
 {
     shm_tx *t = &c->tx;
     atomic_store_explicit(&r->seq, ++t->seq, memory_order_release);
@@ -95,27 +149,24 @@ static void tx_publish(shm_chan *c, ferry__rec *r, uint64_t next)
     t->head = next;
 }
 
-static void tx_header(shm_chan *c, ferry__rec *r, uint8_t flags, uint8_t nfds, int64_t type,
-                      uint32_t len)
+static HOT void tx_header(shm_chan *c, ferry__rec *r, uint8_t flags, uint8_t nfds, int64_t type,
+                          uint32_t len)
 {
-    r->magic = FERRY__FRAME_MAGIC;
-    r->version = FERRY__FRAME_VERSION;
-    r->flags = flags;
-    r->nfds = nfds;
-    r->reserved = 0;
-    r->type = type;
-    r->len = len;
-    r->crc = 0;
+    uint32_t crc = 0;
     if (c->flags & FERRY_CHECKSUM) {
-        r->flags |= FERRY__F_CRC;
-        ferry__frame f = {.flags = r->flags,
-                          .nfds = nfds,
-                          .type = type,
-                          .seq = c->tx.seq + 1,
-                          .len = len,
-                          .crc = 0};
-        r->crc = ferry__frame_crc(&f, (uint8_t *)r + FERRY__FRAME_HDR);
+        flags |= FERRY__F_CRC;
+        ferry__frame f = {
+            .flags = flags, .nfds = nfds, .type = type, .seq = c->tx.seq + 1, .len = len, .crc = 0};
+        crc = ferry__frame_crc(&f, (uint8_t *)r + FERRY__FRAME_HDR);
     }
+    /* Whole 8-byte words (ring.h: ferry__rec_word0), as the consumer reads them: a load
+     * that spans several smaller stores still in the store buffer cannot be forwarded
+     * from them, and waits for them to reach the cache (a sender that receives its own
+     * messages, or a consumer on the same core, would pay that on every record). */
+    uint64_t w0 = ferry__rec_word0(flags, nfds), w3 = (uint64_t)len | (uint64_t)crc << 32;
+    memcpy(r, &w0, sizeof w0);
+    r->type = type;
+    memcpy(&r->len, &w3, sizeof w3);
 }
 
 /* Commit a control record (WRAP or JUMP) of footprint fp at the head. */
@@ -123,7 +174,7 @@ static void tx_control(shm_chan *c, uint8_t flag, uint64_t fp)
 {
     ferry__rec *r = rec_at(&c->tx, c->tx.head);
     tx_header(c, r, flag, 0, 0, 0);
-    if (flag != FERRY__F_JUMP) tx_clear_slot(&c->tx, c->tx.head + fp);
+    if (flag != FERRY__F_JUMP) tx_clear_next(&c->tx, c->tx.head + fp);
     tx_publish(c, r, c->tx.head + fp);
 }
 
@@ -156,6 +207,7 @@ static int tx_grow(shm_chan *c)
     t->grown = seg;
     t->data = seg.base;
     t->size = size;
+    t->clear_to = t->head; /* what was cleared lies in the old ring */
     FERRY__COUNT(c->base.st.grows, 1);
     return 0;
 }
@@ -165,7 +217,8 @@ static int tx_reserve(shm_chan *c, size_t len, ferry__when *w)
 {
     shm_tx *t = &c->tx;
     uint64_t fp = ferry__rec_footprint(len);
-    struct fit_arg a = {c, fp};
+    struct fit_arg a = {c, fp, 0, 0};
+    int waited = 0;
     for (;;) {
         /* What we cached of the consumer's indices is usually enough; only when it says
          * "full" do we pull the consumer's line over (tx_fits_cond refreshes). */
@@ -178,15 +231,21 @@ static int tx_reserve(shm_chan *c, size_t len, ferry__when *w)
             continue;
         }
         if (rc == 0) {
+            if (!waited) {
+                waited = 1;
+                a.prog = atomic_load_explicit(&t->ctl->rprog, memory_order_relaxed);
+                a.left = 2 * (t->size / FERRY__CHUNK) + 2;
+            }
             uint64_t sleeps = 0;
             /* The peer's sleeping hint: its flags for "waiting for data from us" and
              * "waiting for room in what it sends us" (wait.h: a hint only). */
             rc = ferry__wait(
-                &t->spin, tx_fits_cond, tx_alive, &a, &t->ctl->space_futex, &t->ctl->space_waiting,
+                &t->spin, tx_wait_cond, tx_alive, &a, &t->ctl->space_futex, &t->ctl->space_waiting,
                 &t->ctl->space_fence, w, &sleeps,
                 &(const ferry__peer){{&t->ctl->data_waiting, &c->rx.ctl->space_waiting}});
             FERRY__COUNT(c->base.st.send_waits, sleeps);
             if (rc < 0) return rc;
+            continue; /* room, or only the consumer's progress: look again */
         }
         uint64_t off = t->head & (t->size - 1), to_end = t->size - off;
         if (fp > to_end) tx_control(c, FERRY__F_WRAP, to_end); /* pad to the end */
@@ -234,7 +293,7 @@ static int tx_rendezvous(shm_chan *c, ferry__rec *r, ferry__when *w)
     return 0; /* the consumer claimed it just in time */
 }
 
-static int tx_check(shm_chan *c, size_t len)
+static HOT int tx_check(shm_chan *c, size_t len)
 {
     int dead = atomic_load_explicit(&c->dead, memory_order_relaxed);
     if (dead) return dead;
@@ -246,13 +305,14 @@ static int tx_check(shm_chan *c, size_t len)
 /* Publish the record at the head (header still to write) and do the capacity-0 wait;
  * a capacity-0 message's fds go only once it is claimed, so a withdrawn message never
  * leaves one in flight. */
-static int tx_finish(shm_chan *c, int64_t type, size_t len, uint32_t nfds, const int *fds,
-                     ferry__when *w)
+static HOT int tx_finish(shm_chan *c, int64_t type, size_t len, uint32_t nfds, const int *fds,
+                         ferry__when *w)
 {
     shm_tx *t = &c->tx;
     ferry__rec *r = rec_at(t, t->head);
     tx_header(c, r, 0, (uint8_t)nfds, type, (uint32_t)len);
     tx_publish(c, r, t->head + ferry__rec_footprint(len));
+    tx_clear_ahead(t);
     t->sent++;
     FERRY__COUNT(c->base.st.sent_msgs, 1);
     FERRY__COUNT(c->base.st.sent_bytes, len);
@@ -277,6 +337,25 @@ static int tx_finish(shm_chan *c, int64_t type, size_t len, uint32_t nfds, const
     return rc;
 }
 
+/* Copy a payload into the record at the head. A large one goes in chunks, each followed
+ * by a word of progress (ring.h, wprog) that keeps a consumer waiting on this record
+ * spinning rather than sleeping. Relaxed: only a hint; the record is published (with
+ * release) by tx_publish as before. */
+static HOT void tx_copy(shm_chan *c, uint8_t *dst, const void *src, size_t len)
+{
+    if (len <= FERRY__CHUNK) {
+        ferry__shm_copy(dst, src, len);
+        return;
+    }
+    uint64_t seq = c->tx.seq + 1;
+    for (size_t done = 0; done < len;) {
+        size_t n = len - done < FERRY__CHUNK ? len - done : FERRY__CHUNK;
+        memcpy(dst + done, (const uint8_t *)src + done, n);
+        done += n;
+        atomic_store_explicit(&c->tx.ctl->wprog, FERRY__PROG(seq, done), memory_order_relaxed);
+    }
+}
+
 int ferry__shm_sendmsg(ferry_chan *ch, const ferry_msg *m, ferry__when *w)
 {
     shm_chan *c = (shm_chan *)ch;
@@ -287,8 +366,11 @@ int ferry__shm_sendmsg(ferry_chan *ch, const ferry_msg *m, ferry__when *w)
     if (c->capacity == 0)
         for (uint32_t i = 0; i < m->nfds; i++) /* checked now: they are sent after the commit */
             if (fcntl(m->fds[i], F_GETFD) < 0) return -EINVAL;
-    rc = tx_reserve(c, m->len, w);
-    if (rc < 0) return rc;
+    /* The common case, room in the ring without a wrap (what the producer knows of the
+     * consumer's tail is enough): no call to tx_reserve. */
+    shm_tx *t = &c->tx;
+    uint64_t fp = ferry__rec_footprint(m->len), off = t->head & (t->size - 1);
+    if (!(fp <= t->size - off && tx_fits(c, fp)) && (rc = tx_reserve(c, m->len, w)) < 0) return rc;
     if (m->nfds && c->capacity != 0) {
         /* The fds go first, so the consumer finds them queued when it reads the record. */
         ferry__link_msg lm = {
@@ -300,8 +382,8 @@ int ferry__shm_sendmsg(ferry_chan *ch, const ferry_msg *m, ferry__when *w)
      * with (or waiting on) the lines in front. In bench/ring_designs this ordering was
      * 20-30 ns per round trip faster than clearing just before the publication; in
      * ferry bench the difference is within the machine's noise. */
-    tx_clear_slot(&c->tx, c->tx.head + ferry__rec_footprint(m->len));
-    if (m->len) memcpy((uint8_t *)rec_at(&c->tx, c->tx.head) + FERRY__FRAME_HDR, m->data, m->len);
+    tx_clear_next(&c->tx, c->tx.head + ferry__rec_footprint(m->len));
+    tx_copy(c, (uint8_t *)rec_at(&c->tx, c->tx.head) + FERRY__FRAME_HDR, m->data, m->len);
     return tx_finish(c, m->type, m->len, m->nfds, m->fds, w);
 }
 
@@ -314,6 +396,10 @@ int ferry__shm_loan(ferry_chan *ch, size_t len, void **buf, ferry__when *w)
     rc = tx_reserve(c, len, w);
     if (rc < 0) return rc;
     shm_tx *t = &c->tx;
+    /* The caller may write anywhere in its buffer, over slots a batch cleared: forget the
+     * cleared frontier, so the commit clears the slot after its record itself, and the
+     * next batch starts again at the head (test_shm_large: test_stale_laps). */
+    t->clear_to = t->head;
     t->loaned = 1;
     t->loan_pos = t->head;
     t->loan_len = len;
@@ -332,7 +418,7 @@ int ferry__shm_commit(ferry_chan *ch, int64_t type, size_t len)
     t->loaned = 0;
     int dead = atomic_load_explicit(&c->dead, memory_order_relaxed);
     if (dead) return dead;
-    tx_clear_slot(t, t->head + ferry__rec_footprint(len));
+    tx_clear_next(t, t->head + ferry__rec_footprint(len));
     return tx_finish(c, type, len, 0, NULL, &t->loan_when);
 }
 

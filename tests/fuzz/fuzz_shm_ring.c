@@ -1,7 +1,8 @@
 // SPDX-License-Identifier: MIT
 /*
  * fuzz_shm_ring.c — libFuzzer harness for the shm record reader (ferry__shm_rx_next in
- * src/transport/shm_rx.c) on ring memory written as a hostile producer would.
+ * src/transport/shm_rx.c, and its fast path ferry__shm_rx_fast when the input's mode asks)
+ * on ring memory written as a hostile producer would.
  *
  * The input (fuzz_shm_ring.h) sets the channel's shape and the consumer's position, and
  * its tail is the ring's bytes, indices and all; an FDS message and a SEG message (a real
@@ -115,6 +116,22 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
     long limit = (long)(3 * ring / FERRY__REC_ALIGN) + 2;
     for (long records = 0;; records++) {
         if (records > limit) abort();
+        if ((h.mode & 16) && filter == 0 && c->capacity != 0 && c->rx.qlen == 0 &&
+            !atomic_load_explicit(&c->dead, memory_order_relaxed)) {
+            /* The fast path: a message whose payload fits the buffer, or -1 (untouched:
+             * rx_next below reads the same record), or -EBADMSG (a bad crc). */
+            static uint8_t buf[1 << 16];
+            ferry_msg fm = {.data = buf, .cap = sizeof buf};
+            ssize_t fr = ferry__shm_rx_fast(c, &fm, 1);
+            if (getenv("FUZZ_SHM_VERBOSE")) fprintf(stderr, "rx_fast: %zd\n", fr);
+            if (fr == -EBADMSG) break;
+            if (fr != -1) {
+                if (fr < 0 || (size_t)fr != fm.len || fm.len > c->max_msg || fm.nfds != 0 ||
+                    fm.type < 0)
+                    abort();
+                continue;
+            }
+        }
         rx_entry e;
         memset(&e, 0, sizeof e);
         int rc = ferry__shm_rx_next(c, &e, filter, records & 1);

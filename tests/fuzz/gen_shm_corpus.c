@@ -80,6 +80,13 @@ static void ring_seed(const char *dir, const char *name, uint32_t cap, uint32_t 
     if (cap == 0) /* a producer that withdrew its first record */
         atomic_fetch_or(&((ferry__rec *)(t->data + (h.scan & 4095)))->seq, FERRY__SEQ_CANCELLED);
     put(dir, name, &h, sizeof h, t->data, 4096);
+    if (cap != 0) { /* the same ring read by ferry_recv's fast path (filter 0) */
+        char fast[64];
+        snprintf(fast, sizeof fast, "%s_fast", name);
+        h.mode |= 16;
+        h.filter_kind = 0;
+        put(dir, fast, &h, sizeof h, t->data, 4096);
+    }
     ferry_chan_close(a);
     ferry_chan_close(b);
 }
