@@ -36,7 +36,7 @@
 #include "proto.h"
 
 #include "core/time.h"
-#include "daemon/log.h"
+#include "broker/log.h"
 #include "shm/obj.h"
 
 #include <errno.h>
@@ -174,7 +174,7 @@ typedef struct broker {
 } broker;
 
 /* Log what happens rarely or on purpose (start-up, reload): not rate-limited. prio is a
- * syslog priority (src/daemon/log.h picks where the line goes). */
+ * syslog priority (src/broker/log.h picks where the line goes). */
 #define logf_ ferry__log
 
 /* Log what clients can cause (quota hits, an exhausted budget, accept errors): at most

@@ -35,7 +35,7 @@ typedef struct ferry__broker_cfg {
 
 /*
  * Serve until SIGTERM or SIGINT arrives on cfg->signal_fd. Logs through
- * src/daemon/log.h (the caller picks the sink). Also returns, after a clean
+ * src/broker/log.h (the caller picks the sink). Also returns, after a clean
  * shutdown, when exit_idle_s is set and no connection was open that long. Returns 0 after a clean
  * shutdown (every connection closed, everything freed), or -errno if the policy file
  * cannot be read at start or the loop cannot be set up. On SIGHUP the policy file is read

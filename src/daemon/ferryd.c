@@ -23,7 +23,7 @@
  *  - Without --foreground it detaches (fork, setsid, stdio to /dev/null, or stderr to
  *    $FERRY_LOG) and the starting process exits 0 once the socket is served (the policy
  *    loaded), else with the daemon's exit status.
- *  - The log (src/daemon/log.h): when detached, plain lines in $FERRY_LOG if set, else
+ *  - The log (src/broker/log.h): when detached, plain lines in $FERRY_LOG if set, else
  *    syslog (the library starts ferryd so, with --syslog); in the foreground, syslog with
  *    --syslog, else "<N>"-prefixed lines when stderr is systemd's journal
  *    ($JOURNAL_STREAM), else plain lines on stderr. Usage errors always go to stderr.
@@ -45,7 +45,7 @@
  */
 #define _GNU_SOURCE
 #include "broker/server.h"
-#include "daemon/log.h"
+#include "broker/log.h"
 #include "daemon/notify.h"
 
 #include "ferry/ferry.h"

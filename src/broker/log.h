@@ -1,7 +1,8 @@
 // SPDX-License-Identifier: MIT
 /*
- * log.h — ferryd's log: one line per message, each with a syslog priority (LOG_ERR,
- * LOG_WARNING, LOG_INFO, LOG_DEBUG ... from <syslog.h>), written where it will be read:
+ * log.h — ferryd's log (with the server, src/broker/server.c, that writes it): one line per
+ * message, each with a syslog priority (LOG_ERR, LOG_WARNING, LOG_INFO, LOG_DEBUG ... from
+ * <syslog.h>), written where it will be read:
  *
  *   FERRY__LOG_JOURNAL  stderr is systemd's journal ($JOURNAL_STREAM names stderr's
  *                       device and inode): "<N>text\n", the sd-daemon(3) prefix that
@@ -18,8 +19,8 @@
  * (a name, an error text) can start a line of its own or forge a priority; a line goes
  * out in one write(2). Single-threaded (ferryd is): the sink is a global.
  */
-#ifndef FERRY_DAEMON_LOG_H
-#define FERRY_DAEMON_LOG_H
+#ifndef FERRY_BROKER_LOG_H
+#define FERRY_BROKER_LOG_H
 
 #include <stdarg.h>
 #include <syslog.h>

@@ -3,7 +3,7 @@
  * log.c — ferryd's log sinks (see log.h for the rules).
  */
 #define _GNU_SOURCE /* secure_getenv */
-#include "daemon/log.h"
+#include "broker/log.h"
 
 #include <errno.h>
 #include <inttypes.h>
