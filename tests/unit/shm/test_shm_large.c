@@ -16,7 +16,7 @@
  *  3. The same for a consumer that lies about its copy-out progress to a producer
  *     waiting for room: -ETIMEDOUT, slept, little CPU.
  *  4. Slot clears in batches (issue 15, item 5) keep stale bytes of earlier laps from
- *     ever passing for a record (test_stale_laps).
+ *     ever passing for a record (the stale-laps case below).
  */
 #include "testutil.h"
 
