@@ -4,7 +4,8 @@
  * (dist/ferryd.service): an unprivileged uid of its own (DynamicUser=), CAP_KILL as its
  * only capability (ambient, and the bounding set), no_new_privs, and the listening
  * socket made by root and passed as fd 3 (socket activation). Root only (it changes
- * uids). With the ferryd this build made:
+ * uids). With the ferryd this build made (a copy in a 0755 directory of its own: the
+ * build may sit where the other uid cannot go):
  *  - it runs as that uid with CapEff = CAP_KILL alone, reads a 0644 policy file owned by
  *    root (uid 60313 may not own org.unpriv.*: -EACCES), and clients trust it (the
  *    listening socket is root's): a server (uid 60312) and a client (60313) meet.
@@ -36,6 +37,27 @@
 static const ident OWNER = {OWNER_UID, OWNER_UID, 0, {0}};
 static const ident OTHER = {OTHER_UID, OTHER_UID, 0, {0}};
 static test_broker b;
+/* A copy of this build's ferryd that uid FERRYD_UID may execute: the build tree may sit in
+ * a 0700 directory (a CI clone), which another uid cannot enter. */
+static char ferryd_dir[] = "/tmp/ferry-unpriv-XXXXXX";
+static char ferryd_copy[sizeof ferryd_dir + 8];
+
+static void copy_ferryd(void)
+{
+    CHECK(mkdtemp(ferryd_dir) != NULL);
+    CHECK(chmod(ferryd_dir, 0755) == 0);
+    snprintf(ferryd_copy, sizeof ferryd_copy, "%s/ferryd", ferryd_dir);
+    int in = open(FERRYD_PATH, O_RDONLY | O_CLOEXEC);
+    CHECK(in >= 0);
+    int out = open(ferryd_copy, O_WRONLY | O_CREAT | O_EXCL | O_CLOEXEC, 0755);
+    CHECK(out >= 0);
+    char buf[65536];
+    ssize_t n;
+    while ((n = read(in, buf, sizeof buf)) > 0) CHECK(write(out, buf, (size_t)n) == n);
+    CHECK(n == 0);
+    close(in);
+    CHECK(close(out) == 0);
+}
 
 /* Set this process's capability sets (effective, permitted, inheritable) to caps. */
 static int set_caps(uint64_t caps)
@@ -69,7 +91,7 @@ static pid_t start_ferryd(int lfd)
     snprintf(n, sizeof n, "%d", (int)getpid());
     setenv("LISTEN_PID", n, 1);
     setenv("LISTEN_FDS", "1", 1);
-    execl(FERRYD_PATH, "ferryd", "--foreground", "--policy", b.policy, (char *)NULL);
+    execl(ferryd_copy, "ferryd", "--foreground", "--policy", b.policy, (char *)NULL);
     _exit(127);
 }
 
@@ -171,6 +193,7 @@ int main(void)
     test_deadline(90);
     signal(SIGPIPE, SIG_IGN);
     broker_init(&b); /* FERRY_BROKER = b.sock, FERRY_NO_AUTOSPAWN=1 */
+    copy_ferryd();
     write_file(b.policy, "own org.unpriv.* "
                          "60312\n");
     CHECK(chmod(b.policy, 0644) == 0);
@@ -242,6 +265,7 @@ int main(void)
     close(lfd);
     CHECK(unlink(b.sock) == 0);
     broker_stop(&b); /* removes the directory */
+    CHECK(unlink(ferryd_copy) == 0 && rmdir(ferryd_dir) == 0);
     printf("test_ferryd_unpriv: ok\n");
     return 0;
 }
