@@ -165,6 +165,42 @@ def _policy(mode=0o600, takeover=False, allow_uids=(), allow_gids=()):
     return p
 
 
+async def _readable(fd):
+    """Wait until fd polls readable, on the running asyncio loop. Many waiters of one
+    fd share one loop.add_reader (which keeps only one callback per fd): it wakes them
+    all and is removed when the last is gone."""
+    import asyncio
+    loop = asyncio.get_running_loop()
+    key = (id(loop), fd)
+    waiters = _readers.get(key)
+    if waiters is None:
+        waiters = _readers[key] = []
+
+        def wake():
+            for f in waiters:
+                if not f.done():
+                    f.set_result(None)
+            waiters.clear()
+            loop.remove_reader(fd)
+            _readers.pop(key, None)
+
+        loop.add_reader(fd, wake)
+    fut = loop.create_future()
+    waiters.append(fut)
+    try:
+        await fut
+    finally:
+        if not fut.done() or fut.cancelled():
+            if fut in waiters:
+                waiters.remove(fut)
+            if not waiters and _readers.get(key) is waiters:
+                loop.remove_reader(fd)
+                del _readers[key]
+
+
+_readers = {}
+
+
 # ---------------------------------------------------------------- messages
 
 class Message:
@@ -367,20 +403,12 @@ class Channel:
     async def recv_async(self, type_filter=0):
         """Await the next message matching type_filter, on the running asyncio loop
         (loop.add_reader of the poll fd; no threads)."""
-        import asyncio
         while True:
             try:
                 return self.recv(type_filter, 0)
             except BlockingIOError:
                 pass
-            loop = asyncio.get_running_loop()
-            fut = loop.create_future()
-            fd = self.fileno()
-            loop.add_reader(fd, lambda: fut.done() or fut.set_result(None))
-            try:
-                await fut
-            finally:
-                loop.remove_reader(fd)
+            await _readable(self.fileno())
 
     async def send_async(self, data, type=0, fds=()):
         """Send, yielding to the loop while the channel is full (polled every 1 ms)."""
@@ -475,20 +503,12 @@ class Listener:
         return _check(_c.ferry_listener_poll_fd(self._handle()), "poll_fd")
 
     async def accept_async(self):
-        import asyncio
         while True:
             try:
                 return self.accept(0)
             except BlockingIOError:
                 pass
-            loop = asyncio.get_running_loop()
-            fut = loop.create_future()
-            fd = self.fileno()
-            loop.add_reader(fd, lambda: fut.done() or fut.set_result(None))
-            try:
-                await fut
-            finally:
-                loop.remove_reader(fd)
+            await _readable(self.fileno())
 
     def close(self):
         if self._h is not None:

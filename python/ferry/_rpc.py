@@ -13,9 +13,10 @@ empty reply, so that its client is not left waiting.
 import ctypes
 import select
 import sys
+import time
 
 from . import _lib
-from . import Message, _byref, _c, _chan_opts, _check, _policy, _raise, _timeout_ns
+from . import Message, _readable, _byref, _c, _chan_opts, _check, _policy, _raise, _timeout_ns
 from . import _ETIMEDOUT, _SLICE, _monotonic, _fileno, MAX_FDS, KIND_SHM
 
 
@@ -97,8 +98,16 @@ class Client:
         """Send a request (bytes-like, fds the caller keeps) and return the reply as a
         Message (its fds are the caller's). TimeoutError after timeout seconds (the call
         is then cancelled and a late reply dropped)."""
-        key = self._start(data, fds, timeout)
         deadline = None if timeout is None else _monotonic() + timeout
+        while True:
+            try:
+                key = self._start(data, fds, 0)
+                break
+            except BlockingIOError:  # the channel is full: read replies, retry
+                _c.ferry_rpc_dispatch(self._h)
+                if deadline is not None and _monotonic() >= deadline:
+                    _raise(-_ETIMEDOUT, "call")
+                time.sleep(0.001)
         ok = False
         try:
             while self._pending[key][2] is None:
@@ -121,8 +130,13 @@ class Client:
         """Await the reply to a request, on the running asyncio loop (add_reader of the
         client's poll fd; no threads). Cancelling the task cancels the call."""
         import asyncio
-        key = self._start(data, fds, None)
-        loop = asyncio.get_running_loop()
+        while True:
+            try:
+                key = self._start(data, fds, 0)
+                break
+            except BlockingIOError:  # the channel is full: let replies be read
+                _c.ferry_rpc_dispatch(self._h)
+                await asyncio.sleep(0.001)
         ok = False
         try:
             while True:
@@ -131,12 +145,7 @@ class Client:
                     break
                 if rc < 0:
                     _raise(rc, "call")
-                fut = loop.create_future()
-                loop.add_reader(self._fd, lambda: fut.done() or fut.set_result(None))
-                try:
-                    await fut
-                finally:
-                    loop.remove_reader(self._fd)
+                await _readable(self._fd)
             ok = True
             return self._finish(key)
         finally:
