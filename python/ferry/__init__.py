@@ -539,7 +539,9 @@ def open(url, timeout=None, **opts):
     o = _chan_opts(**opts)
     out = ctypes.c_void_p()
     u = url.encode()
-    _wait(lambda ns: _c.ferry_chan_open(u, _byref(o), _byref(out), ns), timeout, url)
+    # One call with the whole deadline: a handshake cut off by a slice and retried
+    # would show the listener a peer that went away.
+    _check(_c.ferry_chan_open(u, _byref(o), _byref(out), _timeout_ns(timeout)), url)
     return Channel(out.value)
 
 
@@ -560,8 +562,8 @@ def register(name, mode=0o600, takeover=False, allow_uids=(), allow_gids=(), tim
     o = _chan_opts(**opts)
     out = ctypes.c_void_p()
     n = name.encode()
-    _wait(lambda ns: _c.ferry_register(n, _byref(p), _byref(o), _byref(out), ns), timeout,
-          name)
+    _check(_c.ferry_register(n, _byref(p), _byref(o), _byref(out), _timeout_ns(timeout)),
+           name)
     return Listener(out.value)
 
 
