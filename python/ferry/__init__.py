@@ -53,6 +53,9 @@ _byref = ctypes.byref
 _monotonic = time.monotonic
 
 _library_path = _lib.path
+_ferry_send = _c.ferry_send
+_ferry_recvmsg = _c.ferry_recvmsg
+_string_at = ctypes.string_at
 
 
 # ---------------------------------------------------------------- errors
@@ -333,10 +336,18 @@ class Channel:
     def send(self, data, type=0, fds=(), timeout=None):
         """Send data (any bytes-like) as one message of type (>= 0) with fds (ints or
         objects with fileno(); at most 16; the caller keeps them)."""
-        h = self._handle()
-        if not fds and type == 0 and isinstance(data, bytes):
+        h = self._h
+        if h is None:
+            raise ValueError("channel is closed")
+        if not fds and type == 0 and data.__class__ is bytes:
             n = len(data)
-            _wait(lambda ns: _c.ferry_send(h, data, n, ns), timeout, "send")
+            if timeout is None:  # the hot path: one slice, then the general loop
+                rc = _ferry_send(h, data, n, _SLICE_NS)
+                if rc >= 0:
+                    return
+                if rc != -_ETIMEDOUT:
+                    _raise(rc, "send")
+            _wait(lambda ns: _ferry_send(h, data, n, ns), timeout, "send")
             return
         m = self._msg
         mv = memoryview(data)
@@ -365,11 +376,23 @@ class Channel:
     def recv(self, type_filter=0, timeout=None):
         """Take the next message matching type_filter (0 any, > 0 exactly that type,
         < 0 the lowest type <= -type_filter) and return it as a Message."""
-        h = self._handle()
+        h = self._h
+        if h is None:
+            raise ValueError("channel is closed")
         m = self._msg
         if self._buf is None:
             self._cap = min(_INITIAL_RECV, max(self.max_msg, 1))
             self._buf = ctypes.create_string_buffer(self._cap)
+            self._mref = _byref(m)
+            m.data = self._bufaddr = ctypes.addressof(self._buf)
+            m.cap = self._cap
+        if timeout is None:  # the hot path: one slice, then the general loop
+            # m.data and m.cap stay as set (the library writes type, len and fds only)
+            n = _ferry_recvmsg(h, self._mref, type_filter, _SLICE_NS)
+            if n >= 0:
+                nfds = m.nfds
+                return Message(_string_at(self._bufaddr, n), m.type,
+                               tuple(m.fds[:nfds]) if nfds else ())
         while True:
             m.data = ctypes.addressof(self._buf)
             m.cap = self._cap
@@ -381,6 +404,7 @@ class Channel:
                     raise
                 self._cap = m.len  # the message stays queued: take it with room enough
                 self._buf = ctypes.create_string_buffer(self._cap)
+                self._bufaddr = ctypes.addressof(self._buf)
                 continue
             fds = tuple(m.fds[:m.nfds]) if m.nfds else ()
             return Message(ctypes.string_at(self._buf, n), m.type, fds)
