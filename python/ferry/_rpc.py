@@ -16,7 +16,7 @@ import sys
 import time
 
 from . import _lib
-from . import Message, _readable, _byref, _c, _chan_opts, _check, _policy, _raise, _timeout_ns
+from . import Message, _byref, _c, _chan_opts, _check, _policy, _raise, _timeout_ns
 from . import _ETIMEDOUT, _SLICE, _monotonic, _fileno, MAX_FDS, KIND_SHM
 
 
@@ -51,12 +51,17 @@ class Client:
         self._pending = {}  # key -> [resp Msg, buffer, rc or None]
         self._next = 1
         self._cb = _lib.RpcCallback(self._done)
+        self._futs = {}  # key -> asyncio future of a call_async
+        self._reader_loop = None
         self._fd = _check(_c.ferry_rpc_poll_fd(self._h), "rpc_poll_fd")
 
     def _done(self, client, cid, rc, resp, ctx):
         ent = self._pending.get(ctx or 0)
         if ent is not None:
             ent[2] = rc
+        fut = self._futs.get(ctx or 0)
+        if fut is not None and not fut.done():
+            fut.set_result(None)
 
     def fileno(self):
         return self._fd
@@ -128,8 +133,11 @@ class Client:
 
     async def call_async(self, data, fds=()):
         """Await the reply to a request, on the running asyncio loop (add_reader of the
-        client's poll fd; no threads). Cancelling the task cancels the call."""
+        client's poll fd; no threads). Cancelling the task cancels the call. One reader
+        per client runs ferry_rpc_dispatch, whose callbacks complete each call's future
+        (a dispatch completes every call whose reply it read, not only its caller's)."""
         import asyncio
+        loop = asyncio.get_running_loop()
         while True:
             try:
                 key = self._start(data, fds, 0)
@@ -137,20 +145,33 @@ class Client:
             except BlockingIOError:  # the channel is full: let replies be read
                 _c.ferry_rpc_dispatch(self._h)
                 await asyncio.sleep(0.001)
+        fut = loop.create_future()
+        self._futs[key] = fut
+        if self._reader_loop is None:
+            self._reader_loop = loop
+            loop.add_reader(self._fd, self._on_readable)
         ok = False
         try:
-            while True:
-                rc = _c.ferry_rpc_dispatch(self._h)
-                if self._pending[key][2] is not None:
-                    break
-                if rc < 0:
-                    _raise(rc, "call")
-                await _readable(self._fd)
+            self._on_readable()  # the reply may be in already
+            await fut
             ok = True
             return self._finish(key)
         finally:
+            self._futs.pop(key, None)
             if not ok:
                 self._cancel(key)
+            if not self._futs and self._reader_loop is not None:
+                self._reader_loop.remove_reader(self._fd)
+                self._reader_loop = None
+
+    def _on_readable(self):
+        if self._h is None:
+            return
+        rc = _c.ferry_rpc_dispatch(self._h)
+        if rc < 0:  # the connection died: its calls ended with their callbacks
+            for f in list(self._futs.values()):
+                if not f.done():
+                    f.set_result(None)
 
     def close(self):
         if self._h is not None:
