@@ -157,6 +157,30 @@ def test_no_fd_growth_over_10000_messages():
         assert fd_count() == before
 
 
+def test_no_memory_growth_over_10000_messages():
+    import tracemalloc
+    a, b = ferry.pair()
+    with a, b:
+        for _ in range(200):
+            a.send(b"x" * 64, type=1)
+            b.recv()
+        tracemalloc.start()
+        try:
+            base = tracemalloc.get_traced_memory()[0]
+            for i in range(10000):
+                a.send(b"x" * 64, type=i % 3)
+                with a.loan(64) as buf:
+                    buf[:2] = b"zz"
+                b.recv()
+                with b.peek() as m:
+                    pass
+                del m
+            grown = tracemalloc.get_traced_memory()[0] - base
+        finally:
+            tracemalloc.stop()
+        assert grown < 64 * 1024, "traced memory grew by %d bytes" % grown
+
+
 def test_large_message_grows_receive_buffer():
     a, b = ferry.pair(max_msg=1 << 20, ring_bytes=4 << 20)
     with a, b:
