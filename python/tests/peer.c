@@ -11,6 +11,7 @@
  * an fd made by C, received by Python. It stops at the peer's end (-EPIPE) and exits 0;
  * any other error exits 1 with a message. Built against the shared libferry.
  */
+#define _POSIX_C_SOURCE 200809L /* pipe */
 #include <errno.h>
 #include <stdio.h>
 #include <string.h>
