@@ -41,8 +41,12 @@ def broker():
     old = {k: os.environ.get(k) for k in ("FERRY_BROKER", "FERRY_NO_AUTOSPAWN")}
     os.environ["FERRY_BROKER"] = sock
     os.environ["FERRY_NO_AUTOSPAWN"] = "1"
+    def die_with_parent():  # a killed test run takes its ferryd along (PR_SET_PDEATHSIG)
+        import ctypes
+        ctypes.CDLL(None).prctl(1, signal.SIGKILL)
+
     p = subprocess.Popen([exe, "--foreground", "--socket", sock, "--policy",
-                          os.path.join(d, "policy.conf")])
+                          os.path.join(d, "policy.conf")], preexec_fn=die_with_parent)
     try:
         for _ in range(500):
             s = socket.socket(socket.AF_UNIX, socket.SOCK_SEQPACKET)
@@ -57,14 +61,20 @@ def broker():
             pytest.fail("ferryd did not start")
         yield sock
     finally:
-        p.send_signal(signal.SIGTERM)
-        rc = p.wait(30)
-        for k, v in old.items():
-            if v is None:
-                os.environ.pop(k, None)
-            else:
-                os.environ[k] = v
-        shutil.rmtree(d, ignore_errors=True)
+        rc = None
+        try:
+            p.send_signal(signal.SIGTERM)
+            rc = p.wait(30)
+        finally:
+            if rc is None:
+                p.kill()
+                p.wait()
+            for k, v in old.items():
+                if v is None:
+                    os.environ.pop(k, None)
+                else:
+                    os.environ[k] = v
+            shutil.rmtree(d, ignore_errors=True)
         assert rc == 0, "ferryd exited %d" % rc
 
 
@@ -84,6 +94,16 @@ def tmpdir700():
     left = os.listdir(d)
     shutil.rmtree(d, ignore_errors=True)
     assert not left, "left in the test directory: %r" % left
+
+
+@pytest.fixture
+def scratch():
+    """A scratch directory (a pathlib.Path), removed with all in it after the test
+    (pytest's own tmp_path keeps the last runs' directories in /tmp)."""
+    import pathlib
+    d = tempfile.mkdtemp(prefix="ferry-pytest-")
+    yield pathlib.Path(d)
+    shutil.rmtree(d, ignore_errors=True)
 
 
 def fork(fn):

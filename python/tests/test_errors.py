@@ -142,20 +142,20 @@ def test_negative_timeout():
 PKG = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 
 
-def test_wrong_library_refused_at_import(tmp_path):
+def test_wrong_library_refused_at_import(scratch):
     """A library that is not libferry (here libc) is an ImportError naming what is
     missing, never a crash."""
     import ctypes.util
     libc = ctypes.util.find_library("c")
     env = dict(os.environ, FERRY_LIBRARY=libc, PYTHONPATH=PKG)
     r = subprocess.run([sys.executable, "-c", "import ferry"], env=env, capture_output=True,
-                       text=True, cwd=str(tmp_path))
+                       text=True, cwd=str(scratch))
     assert r.returncode != 0
     assert "ImportError: ferry:" in r.stderr and "missing ferry_strerror" in r.stderr
 
 
-def test_missing_library_refused_at_import(tmp_path):
-    env = dict(os.environ, FERRY_LIBRARY=str(tmp_path / "nope.so"), PYTHONPATH=PKG)
+def test_missing_library_refused_at_import(scratch):
+    env = dict(os.environ, FERRY_LIBRARY=str(scratch / "nope.so"), PYTHONPATH=PKG)
     r = subprocess.run([sys.executable, "-c", "import ferry"], env=env, capture_output=True,
-                       text=True, cwd=str(tmp_path))
+                       text=True, cwd=str(scratch))
     assert r.returncode != 0 and "cannot load libferry" in r.stderr

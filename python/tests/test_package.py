@@ -15,15 +15,15 @@ from ferry import _lib
 PKG = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 
 
-def test_pip_install_no_network(tmp_path):
+def test_pip_install_no_network(scratch):
     if subprocess.run([sys.executable, "-m", "pip", "--version"],
                       capture_output=True).returncode != 0:
         pytest.skip("no pip for %s" % sys.executable)
     import shutil
-    src = tmp_path / "src"
+    src = scratch / "src"
     shutil.copytree(PKG, src, ignore=shutil.ignore_patterns("tests", "build", "*.egg-info",
                                                             "__pycache__"))
-    target = tmp_path / "site"
+    target = scratch / "site"
     r = subprocess.run([sys.executable, "-m", "pip", "install", "-q", "--no-build-isolation",
                         "--no-deps", "--no-index", "--target", str(target), str(src)],
                        capture_output=True, text=True)
@@ -34,7 +34,7 @@ def test_pip_install_no_network(tmp_path):
                        env=dict(os.environ, PYTHONPATH=str(target),
                                 FERRY_LIBRARY=os.path.abspath(_lib.path) if "/" in _lib.path
                                 else _lib.path), capture_output=True,
-                       text=True, cwd=str(tmp_path))
+                       text=True, cwd=str(scratch))
     assert r.returncode == 0, r.stderr
     f, word = r.stdout.split()
     assert f.startswith(str(target)) and word == "ok"
