@@ -19,6 +19,8 @@ command -v clang >/dev/null 2>&1 || need+=(clang)
 # test.sh checks the format with this exact version (another formats differently).
 command -v clang-format-14 >/dev/null 2>&1 || need+=(clang-format-14)
 command -v python3 >/dev/null 2>&1 || need+=(python3) # test_ls.sh checks `ferry ls --json` parses
+# python_tests: the Python binding's pytest suite, with Debian's /usr/bin/python3.
+/usr/bin/python3 -c 'import pytest' >/dev/null 2>&1 || need+=(python3-pytest)
 # examples/libuv_echo (ferry in a libuv loop) is built and run by the tests.
 command -v pkg-config >/dev/null 2>&1 || need+=(pkg-config)
 dpkg-query -W -f='${Status}' libuv1-dev 2>/dev/null | grep -q 'ok installed' || need+=(libuv1-dev)

@@ -1,0 +1,605 @@
+# SPDX-License-Identifier: MIT
+"""ferry — fast, secure IPC for Linux, from Python (docs/python.md).
+
+A pure-Python binding over ctypes (ferry._lib has the declarations and the import-time
+checks). Rules of this module:
+  - Timeouts are seconds as float: None waits forever, 0 returns at once
+    (BlockingIOError when not ready), t > 0 at most t seconds (TimeoutError).
+  - Blocking waits run in slices of at most _SLICE seconds, so that a Ctrl-C (or any
+    signal handler that raises) interrupts them promptly. ctypes releases the GIL
+    during every foreign call.
+  - Every failure is a ferry.Error, which is also the OSError subclass Python gives
+    that errno (TimeoutError, BrokenPipeError, PermissionError, ...), with ferry's
+    message.
+  - Ownership: a handle owns its C object and frees it on close() (also on exit of its
+    with block, and, as a last resort, when collected). Received fds belong to the
+    caller (Message.fds, ints with FD_CLOEXEC set); sent fds stay the caller's.
+  - Zero-copy views (loan, peek) are memoryviews over ferry's memory that are released
+    when their with block ends, so later use raises ValueError; a view that escaped
+    (a slice, or an export still alive) keeps the memory pinned and is reported as
+    BufferError instead of being left dangling.
+  - A handle is not for concurrent use by several threads (its receive buffer and
+    message record are reused between calls); use one per thread.
+"""
+
+import ctypes
+import errno as _errno
+import os
+import sys
+import time
+
+from . import _lib
+from ._lib import lib as _c
+
+__all__ = [
+    "Error", "Channel", "Listener", "Message", "pair", "open", "listen", "connect",
+    "register", "Client", "rpc_connect", "serve", "Service", "Semaphore", "Event",
+    "Mailbox", "KIND_SHM", "KIND_UNIX", "FOREVER", "CAP_RING", "UNBOUNDED",
+]
+
+KIND_SHM = _lib.KIND_SHM
+KIND_UNIX = _lib.KIND_UNIX
+FOREVER = None
+CAP_RING = _lib.CAP_RING
+UNBOUNDED = _lib.UNBOUNDED
+MAX_FDS = _lib.MAX_FDS
+
+_SLICE = 0.1  # seconds: the longest a blocking call waits before Python checks signals
+_SLICE_NS = int(_SLICE * 1e9)
+_ETIMEDOUT = _errno.ETIMEDOUT
+_EAGAIN = _errno.EAGAIN
+_EMSGSIZE = _errno.EMSGSIZE
+_byref = ctypes.byref
+_monotonic = time.monotonic
+
+_library_path = _lib.path
+_ferry_send = _c.ferry_send
+_ferry_recvmsg = _c.ferry_recvmsg
+_string_at = ctypes.string_at
+
+
+# ---------------------------------------------------------------- errors
+
+class Error(OSError):
+    """A failure reported by libferry: errno is the positive errno, strerror ferry's
+    message. The instance is also the OSError subclass Python maps that errno to."""
+
+
+_error_classes = {}
+
+
+def _error_class(err):
+    base = type(OSError(err, ""))
+    cls = _error_classes.get(base)
+    if cls is None:
+        if base is OSError:
+            cls = Error
+        else:
+            cls = type(base.__name__, (Error, base), {"__module__": __name__})
+        _error_classes[base] = cls
+    return cls
+
+
+def strerror(err):
+    """ferry's message for a (positive or negative) errno."""
+    return _c.ferry_strerror(-abs(err)).decode("utf-8", "replace")
+
+
+def _raise(rc, what=None):
+    err = -rc
+    msg = strerror(err)
+    if what:
+        msg = "%s: %s" % (what, msg)
+    raise _error_class(err)(err, msg)
+
+
+def _check(rc, what=None):
+    if rc < 0:
+        _raise(rc, what)
+    return rc
+
+
+def _timeout_ns(timeout):
+    if timeout is None:
+        return -1
+    if timeout < 0:
+        raise ValueError("timeout must be None or >= 0")
+    return int(timeout * 1e9)
+
+
+def _wait(fn, timeout, what=None):
+    """Call fn(timeout_ns) in slices until it returns something else than a slice's
+    timeout or the deadline passes. fn's result is returned (>= 0) or raised."""
+    if timeout is not None and timeout <= _SLICE:
+        rc = fn(_timeout_ns(timeout))
+        if rc < 0:
+            _raise(rc, what)
+        return rc
+    deadline = None if timeout is None else _monotonic() + timeout
+    while True:
+        if deadline is None:
+            ns = _SLICE_NS
+        else:
+            left = deadline - _monotonic()
+            if left <= 0:
+                _raise(-_ETIMEDOUT, what)
+            ns = min(_SLICE_NS, int(left * 1e9))
+        rc = fn(ns)
+        if rc == -_ETIMEDOUT:
+            continue  # a signal handler that raises runs here, between two slices
+        if rc < 0:
+            _raise(rc, what)
+        return rc
+
+
+def _fileno(f):
+    return f if isinstance(f, int) else f.fileno()
+
+
+def _chan_opts(capacity=None, max_msg=None, ring_bytes=None, checksum=False, mode=None,
+               flags=0):
+    o = _lib.ChanOpts()
+    _c.ferry_chan_opts_init_sized(_byref(o), ctypes.sizeof(o))
+    if capacity is not None:
+        o.capacity = capacity
+    if max_msg is not None:
+        o.max_msg = max_msg
+    if ring_bytes is not None:
+        o.ring_bytes = ring_bytes
+    if mode is not None:
+        o.mode = mode
+    o.flags |= flags | (1 if checksum else 0)
+    return o
+
+
+def _policy(mode=0o600, takeover=False, allow_uids=(), allow_gids=()):
+    p = _lib.Policy()
+    _c.ferry_policy_init_sized(_byref(p), ctypes.sizeof(p))
+    p.mode = mode
+    if takeover:
+        p.flags |= 1
+    if len(allow_uids) > 16 or len(allow_gids) > 16:
+        raise ValueError("at most 16 allowed uids and 16 gids")
+    for i, u in enumerate(allow_uids):
+        p.allow_uids[i] = u
+    for i, g in enumerate(allow_gids):
+        p.allow_gids[i] = g
+    p.n_uids, p.n_gids = len(allow_uids), len(allow_gids)
+    return p
+
+
+async def _readable(fd):
+    """Wait until fd polls readable, on the running asyncio loop. Many waiters of one
+    fd share one loop.add_reader (which keeps only one callback per fd): it wakes them
+    all and is removed when the last is gone."""
+    import asyncio
+    loop = asyncio.get_running_loop()
+    key = (id(loop), fd)
+    waiters = _readers.get(key)
+    if waiters is None:
+        waiters = _readers[key] = []
+
+        def wake():
+            for f in waiters:
+                if not f.done():
+                    f.set_result(None)
+            waiters.clear()
+            loop.remove_reader(fd)
+            _readers.pop(key, None)
+
+        loop.add_reader(fd, wake)
+    fut = loop.create_future()
+    waiters.append(fut)
+    try:
+        await fut
+    finally:
+        if not fut.done() or fut.cancelled():
+            if fut in waiters:
+                waiters.remove(fut)
+            if not waiters and _readers.get(key) is waiters:
+                loop.remove_reader(fd)
+                del _readers[key]
+
+
+_readers = {}
+
+
+# ---------------------------------------------------------------- messages
+
+class Message:
+    """A received message: data (bytes), type (int >= 0) and fds (a tuple of ints the
+    receiver owns; close them, or use the message as a context manager)."""
+
+    __slots__ = ("data", "type", "fds")
+
+    def __init__(self, data, type=0, fds=()):
+        self.data = data
+        self.type = type
+        self.fds = fds
+
+    def close_fds(self):
+        fds, self.fds = self.fds, ()
+        for fd in fds:
+            os.close(fd)
+
+    def __enter__(self):
+        return self
+
+    def __exit__(self, *exc):
+        self.close_fds()
+
+    def __repr__(self):
+        return "Message(%r, type=%d, fds=%r)" % (self.data[:32], self.type, self.fds)
+
+
+_INITIAL_RECV = 64 << 10
+
+
+class _View:
+    """A memoryview over C memory that is released when the with block ends. The
+    array under it is checked for escapes (slices, exports) at release."""
+
+    def __init__(self, addr, n, readonly):
+        arr = (ctypes.c_char * n).from_address(addr) if n else (ctypes.c_char * 0)()
+        self._base = sys.getrefcount(arr)
+        self.arr = arr
+        mv = memoryview(arr).cast("B")
+        self.mv = mv.toreadonly() if readonly else mv
+        if readonly:
+            mv.release()
+
+    def release(self):
+        """Release the view; True when nothing else still refers to the memory."""
+        try:
+            self.mv.release()
+        except BufferError:
+            return False  # an export of the view itself is alive
+        # The array's count is back to where it was before any view was made only if
+        # no slice or export of a view still holds the memory.
+        return sys.getrefcount(self.arr) <= self._base
+
+
+class Channel:
+    """One end of a ferry channel (any transport). Made by pair(), open(url),
+    Listener.accept(), connect(name). A context manager; close() frees it."""
+
+    def __init__(self, handle):
+        self._h = handle
+        self._msg = _lib.Msg()
+        self._cap = 0
+        self._buf = None
+        self._loan = None      # (addr, size) of a loan kept after an exception
+        self._pinned = []      # escaped views: their memory must stay mapped
+        self._poll_fd = None
+
+    def _handle(self):
+        h = self._h
+        if h is None:
+            raise ValueError("channel is closed")
+        return h
+
+    # -- lifetime
+    def close(self):
+        """Close this end (the peer then sees BrokenPipeError once drained). Idempotent.
+        BufferError if a zero-copy view escaped its with block and is still alive: the
+        channel stays open then, so that view never dangles."""
+        if self._h is None:
+            return
+        self._pinned = [v for v in self._pinned if not v.release()]
+        if self._pinned:
+            raise BufferError("a loan/peek view outlived its with block and is still "
+                              "referenced: drop it before closing the channel")
+        h, self._h = self._h, None
+        _c.ferry_chan_close(h)
+
+    def __enter__(self):
+        return self
+
+    def __exit__(self, *exc):
+        self.close()
+
+    def __del__(self):
+        if getattr(self, "_h", None) is not None and not self._pinned:
+            try:
+                self.close()
+            except Exception:
+                pass
+
+    @property
+    def closed(self):
+        return self._h is None
+
+    def fileno(self):
+        """The poll fd: readable while a message waits or the peer is gone. Owned by
+        the channel (do not close it)."""
+        if self._poll_fd is None:
+            self._poll_fd = _check(_c.ferry_chan_poll_fd(self._handle()), "poll_fd")
+        return self._poll_fd
+
+    @property
+    def max_msg(self):
+        return _c.ferry_chan_max_msg(self._handle())
+
+    def peer(self):
+        """(uid, gid, pid) of the peer, where the transport knows it."""
+        cr = _lib.Cred()
+        _check(_c.ferry_chan_peer(self._handle(), _byref(cr)), "peer")
+        return (cr.uid, cr.gid, cr.pid)
+
+    def stats(self):
+        st = _lib.ChanCounters()
+        st.size = ctypes.sizeof(st)
+        _check(_c.ferry_chan_stats(self._handle(), _byref(st)), "stats")
+        return {n: getattr(st, n) for n, _ in st._fields_[1:]}
+
+    # -- copying send and receive
+    def send(self, data, type=0, fds=(), timeout=None):
+        """Send data (any bytes-like) as one message of type (>= 0) with fds (ints or
+        objects with fileno(); at most 16; the caller keeps them)."""
+        h = self._h
+        if h is None:
+            raise ValueError("channel is closed")
+        if not fds and type == 0 and data.__class__ is bytes:
+            n = len(data)
+            if timeout is None:  # the hot path: one slice, then the general loop
+                rc = _ferry_send(h, data, n, _SLICE_NS)
+                if rc >= 0:
+                    return
+                if rc != -_ETIMEDOUT:
+                    _raise(rc, "send")
+            _wait(lambda ns: _ferry_send(h, data, n, ns), timeout, "send")
+            return
+        m = self._msg
+        mv = memoryview(data)
+        if not mv.contiguous:
+            raise ValueError("data must be contiguous")
+        n = mv.nbytes
+        if mv.readonly:
+            buf = ctypes.c_char_p(data if isinstance(data, bytes) else bytes(mv))
+            m.data = ctypes.cast(buf, ctypes.c_void_p)
+        else:
+            buf = (ctypes.c_char * n).from_buffer(mv.cast("B")) if n else None
+            m.data = ctypes.addressof(buf) if n else None
+        m.type = type
+        m.len = n
+        if len(fds) > MAX_FDS:
+            raise ValueError("at most %d fds per message" % MAX_FDS)
+        m.nfds = len(fds)
+        for i, f in enumerate(fds):
+            m.fds[i] = _fileno(f)
+        try:
+            _wait(lambda ns: _c.ferry_sendmsg(h, _byref(m), ns), timeout, "send")
+        finally:
+            del buf
+            mv.release()
+
+    def recv(self, type_filter=0, timeout=None):
+        """Take the next message matching type_filter (0 any, > 0 exactly that type,
+        < 0 the lowest type <= -type_filter) and return it as a Message."""
+        h = self._h
+        if h is None:
+            raise ValueError("channel is closed")
+        m = self._msg
+        if self._buf is None:
+            self._cap = min(_INITIAL_RECV, max(self.max_msg, 1))
+            self._buf = ctypes.create_string_buffer(self._cap)
+            self._mref = _byref(m)
+            m.data = self._bufaddr = ctypes.addressof(self._buf)
+            m.cap = self._cap
+        if timeout is None:  # the hot path: one slice, then the general loop
+            # m.data and m.cap stay as set (the library writes type, len and fds only)
+            n = _ferry_recvmsg(h, self._mref, type_filter, _SLICE_NS)
+            if n >= 0:
+                nfds = m.nfds
+                return Message(_string_at(self._bufaddr, n), m.type,
+                               tuple(m.fds[:nfds]) if nfds else ())
+        while True:
+            m.data = ctypes.addressof(self._buf)
+            m.cap = self._cap
+            try:
+                n = _wait(lambda ns: _c.ferry_recvmsg(h, _byref(m), type_filter, ns),
+                          timeout, "recv")
+            except Error as e:
+                if e.errno != _EMSGSIZE or m.len <= self._cap:
+                    raise
+                self._cap = m.len  # the message stays queued: take it with room enough
+                self._buf = ctypes.create_string_buffer(self._cap)
+                self._bufaddr = ctypes.addressof(self._buf)
+                continue
+            fds = tuple(m.fds[:m.nfds]) if m.nfds else ()
+            return Message(ctypes.string_at(self._buf, n), m.type, fds)
+
+    # -- zero copy
+    def loan(self, size, type=0, timeout=None):
+        """with ch.loan(n) as buf: fill buf (a writable memoryview of n bytes in the
+        ring); it is committed as one message of type on a normal exit, and released
+        (ValueError on any later use) either way. On an exception nothing is sent: the
+        reservation is kept and reused by the next loan of at most that size."""
+        return _Loan(self, size, type, timeout)
+
+    def peek(self, type_filter=0, timeout=None):
+        """with ch.peek() as msg: msg.data is a read-only memoryview of the next
+        message in place (shm: shared memory the peer can still write: copy what you
+        check); msg.type, msg.fds as for recv. Released on exit."""
+        return _Peek(self, type_filter, timeout)
+
+    # -- asyncio
+    async def recv_async(self, type_filter=0):
+        """Await the next message matching type_filter, on the running asyncio loop
+        (loop.add_reader of the poll fd; no threads)."""
+        while True:
+            try:
+                return self.recv(type_filter, 0)
+            except BlockingIOError:
+                pass
+            await _readable(self.fileno())
+
+    async def send_async(self, data, type=0, fds=()):
+        """Send, yielding to the loop while the channel is full (polled every 1 ms)."""
+        import asyncio
+        while True:
+            try:
+                return self.send(data, type, fds, 0)
+            except BlockingIOError:
+                await asyncio.sleep(0.001)
+
+
+class _Loan:
+    def __init__(self, ch, size, type, timeout):
+        self.ch, self.size, self.type, self.timeout = ch, size, type, timeout
+        self.view = None
+
+    def __enter__(self):
+        ch = self.ch
+        h = ch._handle()
+        if ch._loan is not None and self.size <= ch._loan[1]:
+            addr = ch._loan[0]
+        else:
+            p = ctypes.c_void_p()
+            _wait(lambda ns: _c.ferry_loan(h, self.size, _byref(p), ns), self.timeout,
+                  "loan")
+            addr = p.value
+            ch._loan = (addr, self.size)
+        self.view = _View(addr, self.size, False)
+        return self.view.mv
+
+    def __exit__(self, et, ev, tb):
+        ch = self.ch
+        clean = self.view.release()
+        if not clean:
+            ch._pinned.append(self.view)
+            raise BufferError("a slice or export of the loaned view is still alive: "
+                              "nothing was committed; the memory stays reserved")
+        if et is not None:
+            return False
+        ch._loan = None
+        _check(_c.ferry_commit(ch._handle(), self.type, self.size), "commit")
+        return False
+
+
+class _Peek:
+    def __init__(self, ch, type_filter, timeout):
+        self.ch, self.filter, self.timeout = ch, type_filter, timeout
+        self.view = None
+
+    def __enter__(self):
+        ch = self.ch
+        h = ch._handle()
+        m = _lib.Msg()
+        _wait(lambda ns: _c.ferry_peek(h, self.filter, _byref(m), ns), self.timeout, "peek")
+        self.view = _View(m.data or 0, m.len, True)
+        return Message(self.view.mv, m.type, tuple(m.fds[:m.nfds]))
+
+    def __exit__(self, et, ev, tb):
+        ch = self.ch
+        if not self.view.release():
+            ch._pinned.append(self.view)
+            raise BufferError("a slice or export of the peeked view is still alive: the "
+                              "message stays peeked (not released)")
+        _check(_c.ferry_release(ch._handle()), "release")
+        return False
+
+
+class Listener:
+    """A listening endpoint: listen(url) or register(name). accept() gives channels."""
+
+    def __init__(self, handle):
+        self._h = handle
+
+    def _handle(self):
+        if self._h is None:
+            raise ValueError("listener is closed")
+        return self._h
+
+    def accept(self, timeout=None):
+        h = self._handle()
+        out = ctypes.c_void_p()
+        _wait(lambda ns: _c.ferry_accept(h, _byref(out), ns), timeout, "accept")
+        return Channel(out.value)
+
+    @property
+    def url(self):
+        buf = ctypes.create_string_buffer(4096)
+        n = _check(_c.ferry_listener_url(self._handle(), buf, 4096), "url")
+        return buf.value[:n].decode()
+
+    def fileno(self):
+        return _check(_c.ferry_listener_poll_fd(self._handle()), "poll_fd")
+
+    async def accept_async(self):
+        while True:
+            try:
+                return self.accept(0)
+            except BlockingIOError:
+                pass
+            await _readable(self.fileno())
+
+    def close(self):
+        if self._h is not None:
+            h, self._h = self._h, None
+            _c.ferry_listener_close(h)
+
+    def __enter__(self):
+        return self
+
+    def __exit__(self, *exc):
+        self.close()
+
+    def __del__(self):
+        if getattr(self, "_h", None) is not None:
+            self.close()
+
+
+def pair(**opts):
+    """Both ends of a shared-memory channel, e.g. before os.fork()."""
+    o = _chan_opts(**opts)
+    a, b = ctypes.c_void_p(), ctypes.c_void_p()
+    _check(_c.ferry_pair(_byref(o), _byref(a), _byref(b)), "pair")
+    return Channel(a.value), Channel(b.value)
+
+
+def open(url, timeout=None, **opts):
+    """Connect to a listener at url (shm://, unix://, tcp://, fifo://, ...)."""
+    o = _chan_opts(**opts)
+    out = ctypes.c_void_p()
+    u = url.encode()
+    # One call with the whole deadline: a handshake cut off by a slice and retried
+    # would show the listener a peer that went away.
+    _check(_c.ferry_chan_open(u, _byref(o), _byref(out), _timeout_ns(timeout)), url)
+    return Channel(out.value)
+
+
+def listen(url, **opts):
+    """Listen at url; opts (capacity, max_msg, ring_bytes, checksum, mode) shape the
+    channels made."""
+    o = _chan_opts(**opts)
+    out = ctypes.c_void_p()
+    _check(_c.ferry_listen(url.encode(), _byref(o), _byref(out)), url)
+    return Listener(out.value)
+
+
+def register(name, mode=0o600, takeover=False, allow_uids=(), allow_gids=(), timeout=5.0,
+             **opts):
+    """Own name at ferryd and serve it: clients that connect(name) come out of the
+    returned Listener's accept()."""
+    p = _policy(mode, takeover, allow_uids, allow_gids)
+    o = _chan_opts(**opts)
+    out = ctypes.c_void_p()
+    n = name.encode()
+    _check(_c.ferry_register(n, _byref(p), _byref(o), _byref(out), _timeout_ns(timeout)),
+           name)
+    return Listener(out.value)
+
+
+def connect(name, kind=KIND_SHM, timeout=5.0, **opts):
+    """A channel to the server registered under name (through ferryd)."""
+    o = _chan_opts(**opts)
+    out = ctypes.c_void_p()
+    n = name.encode()
+    # One call with the whole deadline: a retried connect would ask ferryd again.
+    _check(_c.ferry_connect(n, kind, _byref(o), _byref(out), _timeout_ns(timeout)), name)
+    return Channel(out.value)
+
+
+from ._rpc import Client, Service, rpc_connect, serve  # noqa: E402
+from ._sync import Event, Mailbox, Semaphore  # noqa: E402

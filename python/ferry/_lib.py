@@ -1,0 +1,271 @@
+# SPDX-License-Identifier: MIT
+"""ferry._lib — the ctypes declarations of libferry's C API (include/ferry/ferry.h).
+
+Rules: this module only loads the library, declares the structs and the prototypes,
+and checks at import that the library it found lays the sized structs out as declared
+here (docs/abi.md "Sized structs"). Anything wrong raises ImportError with the reason:
+a mismatched library is refused at import, never used to corrupt memory.
+
+The library is $FERRY_LIBRARY when set, else what ctypes.util.find_library("ferry")
+finds, else "libferry.so.0" through the dynamic linker's search path.
+"""
+
+import ctypes
+import ctypes.util
+import os
+
+c_int64 = ctypes.c_int64
+c_size_t = ctypes.c_size_t
+c_ssize_t = ctypes.c_ssize_t
+c_int = ctypes.c_int
+c_uint32 = ctypes.c_uint32
+c_uint64 = ctypes.c_uint64
+c_void_p = ctypes.c_void_p
+c_char_p = ctypes.c_char_p
+POINTER = ctypes.POINTER
+
+FOREVER = -1
+NOW = 0
+MAX_FDS = 16
+CAP_RING = 0xFFFFFFFF - 1
+UNBOUNDED = 0xFFFFFFFF
+KIND_SHM = 0
+KIND_UNIX = 1
+
+# The defaults ferry_chan_opts_init_sized fills (ferry.h): used to check the layout.
+_RING_BYTES_DEFAULT = 256 << 10
+_MAX_MAP_DEFAULT = 512 << 20
+
+
+class ChanOpts(ctypes.Structure):
+    _fields_ = [
+        ("size", c_size_t),
+        ("capacity", c_uint32),
+        ("flags", c_uint32),
+        ("ring_bytes", c_size_t),
+        ("max_msg", c_size_t),
+        ("mem_cap", c_size_t),
+        ("spin_ns", c_int64),
+        ("mode", ctypes.c_uint),
+        ("max_skipped_fds", c_uint32),
+        ("max_map", c_size_t),
+    ]
+
+
+class Msg(ctypes.Structure):
+    _fields_ = [
+        ("type", c_int64),
+        ("data", c_void_p),
+        ("len", c_size_t),
+        ("cap", c_size_t),
+        ("nfds", c_uint32),
+        ("fds", c_int * MAX_FDS),
+    ]
+
+
+class ChanCounters(ctypes.Structure):
+    _fields_ = [("size", c_size_t)] + [
+        (n, c_uint64)
+        for n in ("sent_msgs", "sent_bytes", "recv_msgs", "recv_bytes", "send_waits",
+                  "recv_waits", "wakeups", "drops", "grows")
+    ]
+
+
+class Policy(ctypes.Structure):
+    _fields_ = [
+        ("size", c_size_t),
+        ("mode", ctypes.c_uint),
+        ("gid", ctypes.c_uint32),
+        ("flags", c_uint32),
+        ("n_uids", c_uint32),
+        ("n_gids", c_uint32),
+        ("allow_uids", ctypes.c_uint32 * 16),
+        ("allow_gids", ctypes.c_uint32 * 16),
+    ]
+
+
+class Cred(ctypes.Structure):
+    _fields_ = [("uid", ctypes.c_uint32), ("gid", ctypes.c_uint32), ("pid", ctypes.c_int32)]
+
+
+class RpcRequest(ctypes.Structure):
+    _fields_ = [
+        ("id", c_uint64),
+        ("oneway", c_int),
+        ("msg", Msg),
+        ("reserved", c_uint64 * 4),
+    ]
+
+
+class MailboxOpts(ctypes.Structure):
+    _fields_ = [
+        ("size", c_size_t),
+        ("capacity", c_uint32),
+        ("flags", c_uint32),
+        ("max_msg", c_size_t),
+    ]
+
+
+class MailboxCounters(ctypes.Structure):
+    _fields_ = [("size", c_size_t)] + [
+        (n, c_uint64)
+        for n in ("sent", "received", "lost", "returned", "withdrawn", "torn", "recovered")
+    ] + [("queued", c_uint32), ("capacity", c_uint32), ("max_msg", c_size_t),
+         ("waiting", c_uint64)]
+
+
+RpcHandler = ctypes.CFUNCTYPE(None, c_void_p, POINTER(RpcRequest), c_void_p)
+RpcCallback = ctypes.CFUNCTYPE(None, c_void_p, c_uint64, c_ssize_t, POINTER(Msg), c_void_p)
+
+# name: (restype, argtypes)
+_PROTOS = {
+    "ferry_strerror": (c_char_p, [c_int]),
+    "ferry_chan_opts_init_sized": (None, [c_void_p, c_size_t]),
+    "ferry_policy_init_sized": (None, [c_void_p, c_size_t]),
+    "ferry_mailbox_opts_init_sized": (None, [c_void_p, c_size_t]),
+    "ferry_pair": (c_int, [POINTER(ChanOpts), POINTER(c_void_p), POINTER(c_void_p)]),
+    "ferry_listen": (c_int, [c_char_p, POINTER(ChanOpts), POINTER(c_void_p)]),
+    "ferry_accept": (c_int, [c_void_p, POINTER(c_void_p), c_int64]),
+    "ferry_listener_poll_fd": (c_int, [c_void_p]),
+    "ferry_listener_url": (c_ssize_t, [c_void_p, c_char_p, c_size_t]),
+    "ferry_listener_close": (None, [c_void_p]),
+    "ferry_chan_open": (c_int, [c_char_p, POINTER(ChanOpts), POINTER(c_void_p), c_int64]),
+    "ferry_chan_close": (None, [c_void_p]),
+    "ferry_send": (c_int, [c_void_p, c_void_p, c_size_t, c_int64]),
+    "ferry_sendmsg": (c_int, [c_void_p, POINTER(Msg), c_int64]),
+    "ferry_recvmsg": (c_ssize_t, [c_void_p, POINTER(Msg), c_int64, c_int64]),
+    "ferry_loan": (c_int, [c_void_p, c_size_t, POINTER(c_void_p), c_int64]),
+    "ferry_commit": (c_int, [c_void_p, c_int64, c_size_t]),
+    "ferry_peek": (c_int, [c_void_p, c_int64, POINTER(Msg), c_int64]),
+    "ferry_release": (c_int, [c_void_p]),
+    "ferry_chan_poll_fd": (c_int, [c_void_p]),
+    "ferry_chan_stats": (c_int, [c_void_p, c_void_p]),
+    "ferry_chan_max_msg": (c_size_t, [c_void_p]),
+    "ferry_chan_peer": (c_int, [c_void_p, POINTER(Cred)]),
+    "ferry_register": (c_int, [c_char_p, POINTER(Policy), POINTER(ChanOpts), POINTER(c_void_p),
+                               c_int64]),
+    "ferry_connect": (c_int, [c_char_p, c_int, POINTER(ChanOpts), POINTER(c_void_p), c_int64]),
+    # rpc
+    "ferry_rpc_client_create": (c_int, [c_void_p, POINTER(c_void_p)]),
+    "ferry_rpc_connect": (c_int, [c_char_p, c_int, POINTER(ChanOpts), POINTER(c_void_p),
+                                  c_int64]),
+    "ferry_rpc_client_close": (None, [c_void_p]),
+    "ferry_call_start": (c_int, [c_void_p, POINTER(Msg), POINTER(Msg), POINTER(c_uint64),
+                                 c_int64]),
+    "ferry_call_wait": (c_ssize_t, [c_void_p, c_uint64, c_int64]),
+    "ferry_call_async": (c_int, [c_void_p, POINTER(Msg), POINTER(Msg), RpcCallback, c_void_p,
+                                 POINTER(c_uint64), c_int64]),
+    "ferry_rpc_poll_fd": (c_int, [c_void_p]),
+    "ferry_rpc_dispatch": (c_int, [c_void_p]),
+    "ferry_call_cancel": (c_int, [c_void_p, c_uint64]),
+    "ferry_reply": (c_int, [c_void_p, c_uint64, POINTER(Msg), c_int64]),
+    "ferry_serve": (c_int, [c_char_p, RpcHandler, c_void_p, ctypes.c_uint, POINTER(Policy),
+                            POINTER(ChanOpts), POINTER(c_void_p), c_int64]),
+    "ferry_rpc_service_close": (None, [c_void_p]),
+    # sync objects
+    "ferry_sem_create": (c_int, [c_uint32, c_uint32, POINTER(c_void_p)]),
+    "ferry_sem_adopt": (c_int, [c_int, POINTER(c_void_p)]),
+    "ferry_sem_fd": (c_int, [c_void_p]),
+    "ferry_sem_wait": (c_int, [c_void_p, c_int64]),
+    "ferry_sem_post": (c_int, [c_void_p]),
+    "ferry_sem_value": (c_int, [c_void_p]),
+    "ferry_sem_close": (None, [c_void_p]),
+    "ferry_event_create": (c_int, [c_uint32, POINTER(c_void_p)]),
+    "ferry_event_adopt": (c_int, [c_int, POINTER(c_void_p)]),
+    "ferry_event_fd": (c_int, [c_void_p]),
+    "ferry_event_poll_fd": (c_int, [c_void_p]),
+    "ferry_event_post": (c_int, [c_void_p, c_uint64, c_uint32, c_int64]),
+    "ferry_event_next": (c_int, [c_void_p, POINTER(c_uint64), c_int64]),
+    "ferry_event_close": (None, [c_void_p]),
+    "ferry_mailbox_create": (c_int, [POINTER(MailboxOpts), POINTER(c_void_p)]),
+    "ferry_mailbox_adopt": (c_int, [c_int, POINTER(c_void_p)]),
+    "ferry_mailbox_fd": (c_int, [c_void_p]),
+    "ferry_mailbox_poll_fd": (c_int, [c_void_p]),
+    "ferry_mailbox_send": (c_int, [c_void_p, c_int64, c_void_p, c_size_t, c_int64]),
+    "ferry_mailbox_recv": (c_ssize_t, [c_void_p, c_int64, POINTER(c_int64), c_void_p, c_size_t,
+                                       c_int64]),
+    "ferry_mailbox_stats": (c_int, [c_void_p, POINTER(MailboxCounters)]),
+    "ferry_mailbox_close": (None, [c_void_p]),
+}
+
+
+def _find():
+    path = os.environ.get("FERRY_LIBRARY")
+    if path:
+        return path
+    return ctypes.util.find_library("ferry") or "libferry.so.0"
+
+
+def _load():
+    path = _find()
+    try:
+        lib = ctypes.CDLL(path, use_errno=True)
+    except OSError as e:
+        raise ImportError(
+            "ferry: cannot load libferry (%s): %s; set FERRY_LIBRARY to its path" % (path, e)
+        ) from None
+    missing = []
+    for name, (res, args) in _PROTOS.items():
+        try:
+            fn = getattr(lib, name)
+        except AttributeError:
+            missing.append(name)
+            continue
+        fn.restype = res
+        fn.argtypes = args
+    if missing:
+        raise ImportError("ferry: %s is not a libferry this binding knows: missing %s"
+                          % (path, ", ".join(missing[:5])))
+    _check_layout(lib, path)
+    return lib, path
+
+
+def _check_layout(lib, path):
+    """Check that the library's sized structs hold, at the offsets declared here, the
+    defaults ferry.h documents (so field order and padding agree), and that the library's
+    structs are no smaller than ours (an older library lacks fields we would set)."""
+    def bad(what):
+        raise ImportError("ferry: %s does not match this binding's struct layout (%s); "
+                          "install the matching python3-ferry" % (path, what))
+
+    # Options: the library fills defaults into a big, zeroed buffer; its own sizeof is
+    # at least where the last default lies.
+    buf = (ctypes.c_char * 4096)()
+    lib.ferry_chan_opts_init_sized(buf, 4096)
+    o = ChanOpts.from_buffer_copy(buf[:ctypes.sizeof(ChanOpts)])
+    if (o.size != 4096 or o.capacity != CAP_RING or o.ring_bytes != _RING_BYTES_DEFAULT
+            or o.mode != 0o600 or o.max_map != _MAX_MAP_DEFAULT):
+        bad("ferry_chan_opts")
+    buf = (ctypes.c_char * 4096)()
+    lib.ferry_policy_init_sized(buf, 4096)
+    p = Policy.from_buffer_copy(buf[:ctypes.sizeof(Policy)])
+    if p.mode != 0o600 or p.gid != 0xFFFFFFFF:
+        bad("ferry_policy")
+    buf = (ctypes.c_char * 4096)()
+    lib.ferry_mailbox_opts_init_sized(buf, 4096)
+    m = MailboxOpts.from_buffer_copy(buf[:ctypes.sizeof(MailboxOpts)])
+    if m.capacity != 64 or m.max_msg != 4096:
+        bad("ferry_mailbox_opts")
+    # Counters: ferry_chan_stats writes min(size, its sizeof) and says how much.
+    a, b = c_void_p(), c_void_p()
+    opts = ChanOpts()
+    lib.ferry_chan_opts_init_sized(ctypes.byref(opts), ctypes.sizeof(opts))
+    opts.ring_bytes = 4096
+    opts.max_msg = 0
+    rc = lib.ferry_pair(ctypes.byref(opts), ctypes.byref(a), ctypes.byref(b))
+    if rc < 0:
+        return  # cannot make a pair here (limits): the options checks above stand
+    try:
+        st = (ctypes.c_char * 4096)()
+        ctypes.memmove(st, ctypes.byref(c_size_t(4096)), ctypes.sizeof(c_size_t))
+        rc = lib.ferry_chan_stats(a, st)
+        got = c_size_t.from_buffer_copy(st[:ctypes.sizeof(c_size_t)]).value
+        if rc < 0 or got < ctypes.sizeof(ChanCounters):
+            bad("ferry_chan_counters: the library's is %d bytes, ours %d"
+                % (got, ctypes.sizeof(ChanCounters)))
+    finally:
+        lib.ferry_chan_close(a)
+        lib.ferry_chan_close(b)
+
+
+lib, path = _load()

@@ -1,0 +1,253 @@
+# SPDX-License-Identifier: MIT
+"""ferry._rpc — RPC over a ferry channel: Client.call and serve() (docs/rpc.md).
+
+Rules: a Client owns its C client (and the channel under it) and closes it on close().
+call() starts the request once and waits for its reply in slices (Ctrl-C interrupts the
+wait, and the call is then cancelled, so a late reply is dropped). serve() runs the
+handler in ferry's own pool threads (ctypes takes the GIL for the callback); what the
+handler returns is the reply: bytes-like, or (bytes-like, fds), or None for no reply.
+A handler that raises is reported through sys.unraisablehook and its request gets an
+empty reply, so that its client is not left waiting.
+"""
+
+import ctypes
+import select
+import sys
+import time
+
+from . import _lib
+from . import Message, _byref, _c, _chan_opts, _check, _policy, _raise, _timeout_ns
+from . import _ETIMEDOUT, _SLICE, _monotonic, _fileno, MAX_FDS, KIND_SHM
+
+
+def _fill(m, data, fds):
+    """Point m at data (kept alive by the returned object) and fds."""
+    mv = memoryview(data)
+    b = bytes(mv) if not isinstance(data, bytes) else data
+    keep = ctypes.c_char_p(b)
+    m.data = ctypes.cast(keep, ctypes.c_void_p)
+    m.len = len(b)
+    if len(fds) > MAX_FDS:
+        raise ValueError("at most %d fds per message" % MAX_FDS)
+    m.nfds = len(fds)
+    for i, f in enumerate(fds):
+        m.fds[i] = _fileno(f)
+    return keep
+
+
+class Client:
+    """An RPC client connection: rpc_connect(name) or Client(channel). Calls are made
+    with ferry_call_async and completed by ferry_rpc_dispatch in the calling thread
+    while it waits on the client's poll fd (select, in slices): a Ctrl-C cancels the
+    call, and asyncio awaits the same fd (call_async)."""
+
+    def __init__(self, channel):
+        h = channel._handle()
+        self._cap = max(channel.max_msg, 1)
+        out = ctypes.c_void_p()
+        _check(_c.ferry_rpc_client_create(h, _byref(out)), "rpc_client")
+        channel._h = None  # the client owns the channel now
+        self._h = out.value
+        self._pending = {}  # key -> [resp Msg, buffer, rc or None]
+        self._next = 1
+        self._cb = _lib.RpcCallback(self._done)
+        self._futs = {}  # key -> asyncio future of a call_async
+        self._reader_loop = None
+        self._fd = _check(_c.ferry_rpc_poll_fd(self._h), "rpc_poll_fd")
+
+    def _done(self, client, cid, rc, resp, ctx):
+        ent = self._pending.get(ctx or 0)
+        if ent is not None:
+            ent[2] = rc
+        fut = self._futs.get(ctx or 0)
+        if fut is not None and not fut.done():
+            fut.set_result(None)
+
+    def fileno(self):
+        return self._fd
+
+    def _start(self, data, fds, timeout):
+        if self._h is None:
+            raise ValueError("client is closed")
+        req, resp = _lib.Msg(), _lib.Msg()
+        keep = _fill(req, data, fds)
+        buf = ctypes.create_string_buffer(self._cap)
+        resp.data = ctypes.addressof(buf)
+        resp.cap = self._cap
+        key = self._next
+        self._next += 1
+        ent = [resp, buf, None, ctypes.c_uint64()]
+        self._pending[key] = ent
+        rc = _c.ferry_call_async(self._h, _byref(req), _byref(resp), self._cb, key,
+                                 _byref(ent[3]), _timeout_ns(timeout))
+        del keep
+        if rc < 0:
+            del self._pending[key]
+            _raise(rc, "call")
+        return key
+
+    def _finish(self, key):
+        resp, buf, rc, _ = self._pending.pop(key)
+        if rc < 0:
+            _raise(rc, "call")
+        return Message(ctypes.string_at(buf, rc), 0, tuple(resp.fds[:resp.nfds]))
+
+    def _cancel(self, key):
+        ent = self._pending.get(key)
+        if ent is not None and ent[2] is None and self._h is not None:
+            _c.ferry_call_cancel(self._h, ent[3].value)
+            _c.ferry_rpc_dispatch(self._h)  # runs its callback (-ECANCELED)
+        self._pending.pop(key, None)
+
+    def call(self, data, fds=(), timeout=None):
+        """Send a request (bytes-like, fds the caller keeps) and return the reply as a
+        Message (its fds are the caller's). TimeoutError after timeout seconds (the call
+        is then cancelled and a late reply dropped)."""
+        deadline = None if timeout is None else _monotonic() + timeout
+        while True:
+            try:
+                key = self._start(data, fds, 0)
+                break
+            except BlockingIOError:  # the channel is full: read replies, retry
+                _c.ferry_rpc_dispatch(self._h)
+                if deadline is not None and _monotonic() >= deadline:
+                    _raise(-_ETIMEDOUT, "call")
+                time.sleep(0.001)
+        ok = False
+        try:
+            while self._pending[key][2] is None:
+                rc = _c.ferry_rpc_dispatch(self._h)
+                if self._pending[key][2] is not None:
+                    break
+                if rc < 0:
+                    _raise(rc, "call")
+                left = _SLICE if deadline is None else min(_SLICE, deadline - _monotonic())
+                if left <= 0:
+                    _raise(-_ETIMEDOUT, "call")
+                select.select([self._fd], [], [], left)
+            ok = True
+            return self._finish(key)
+        finally:
+            if not ok:
+                self._cancel(key)
+
+    async def call_async(self, data, fds=()):
+        """Await the reply to a request, on the running asyncio loop (add_reader of the
+        client's poll fd; no threads). Cancelling the task cancels the call. One reader
+        per client runs ferry_rpc_dispatch, whose callbacks complete each call's future
+        (a dispatch completes every call whose reply it read, not only its caller's)."""
+        import asyncio
+        loop = asyncio.get_running_loop()
+        while True:
+            try:
+                key = self._start(data, fds, 0)
+                break
+            except BlockingIOError:  # the channel is full: let replies be read
+                _c.ferry_rpc_dispatch(self._h)
+                await asyncio.sleep(0.001)
+        fut = loop.create_future()
+        self._futs[key] = fut
+        if self._reader_loop is None:
+            self._reader_loop = loop
+            loop.add_reader(self._fd, self._on_readable)
+        ok = False
+        try:
+            self._on_readable()  # the reply may be in already
+            await fut
+            ok = True
+            return self._finish(key)
+        finally:
+            self._futs.pop(key, None)
+            if not ok:
+                self._cancel(key)
+            if not self._futs and self._reader_loop is not None:
+                self._reader_loop.remove_reader(self._fd)
+                self._reader_loop = None
+
+    def _on_readable(self):
+        if self._h is None:
+            return
+        rc = _c.ferry_rpc_dispatch(self._h)
+        if rc < 0:  # the connection died: its calls ended with their callbacks
+            for f in list(self._futs.values()):
+                if not f.done():
+                    f.set_result(None)
+
+    def close(self):
+        if self._h is not None:
+            h, self._h = self._h, None
+            self._pending.clear()
+            _c.ferry_rpc_client_close(h)
+
+    def __enter__(self):
+        return self
+
+    def __exit__(self, *exc):
+        self.close()
+
+    def __del__(self):
+        if getattr(self, "_h", None) is not None:
+            self.close()
+
+
+def rpc_connect(name, kind=KIND_SHM, timeout=5.0, **opts):
+    """A Client of the service registered under name."""
+    from . import connect
+    return Client(connect(name, kind, timeout, **opts))
+
+
+class Service:
+    """A running serve(): close() stops it (joins its threads, releases the name)."""
+
+    def __init__(self, handle, cb):
+        self._h = handle
+        self._cb = cb  # the C callback must outlive the service
+
+    def close(self):
+        if self._h is not None:
+            h, self._h = self._h, None
+            _c.ferry_rpc_service_close(h)
+
+    def __enter__(self):
+        return self
+
+    def __exit__(self, *exc):
+        self.close()
+
+    def __del__(self):
+        if getattr(self, "_h", None) is not None:
+            self.close()
+
+
+def serve(name, handler, threads=1, mode=0o600, timeout=5.0, **opts):
+    """Register name and answer every request with handler(Message) in threads pool
+    threads. Returns a Service."""
+
+    def trampoline(conn, rqp, ctx):
+        rq = rqp.contents
+        m = rq.msg
+        msg = Message(ctypes.string_at(m.data, m.len) if m.len else b"", m.type,
+                      tuple(m.fds[:m.nfds]))
+        try:
+            out = handler(msg)
+        except BaseException as e:  # noqa: B902 — never let it unwind into C
+            sys.unraisablehook(type("U", (), {"exc_type": type(e), "exc_value": e,
+                                             "exc_traceback": e.__traceback__,
+                                             "err_msg": "ferry.serve handler",
+                                             "object": handler})())
+            out = b""
+        if rq.oneway or out is None:
+            return
+        data, fds = (out if isinstance(out, tuple) else (out, ()))
+        resp = _lib.Msg()
+        keep = _fill(resp, data, fds)
+        _c.ferry_reply(conn, rq.id, _byref(resp), -1)
+        del keep
+
+    cb = _lib.RpcHandler(trampoline)
+    p = _policy(mode)
+    o = _chan_opts(**opts)
+    out = ctypes.c_void_p()
+    _check(_c.ferry_serve(name.encode(), cb, None, threads, _byref(p), _byref(o), _byref(out),
+                          _timeout_ns(timeout)), name)
+    return Service(out.value, cb)

@@ -1,0 +1,181 @@
+# SPDX-License-Identifier: MIT
+"""ferry._sync — semaphores, events and mailboxes (docs/sync.md, docs/mailbox.md).
+
+Rules: each handle owns its C object and closes it on close(). The object's own fd
+(handle.fd, to pass to another process, which makes a handle of it with adopt(fd); the
+fd is duplicated first, so the caller keeps the one it passed) is owned by the handle;
+fileno() is the fd to poll where the object has one. Waits run in slices (Ctrl-C works);
+timeouts are seconds (None forever, 0 now).
+"""
+
+import ctypes
+import os
+
+from . import _lib
+from . import _byref, _c, _check, _wait
+
+_SEM_UNDO = 1
+_EVENT_COALESCE = 1
+
+
+class _Handle:
+    _close = None
+
+    def __init__(self, h):
+        self._h = h
+
+    def _handle(self):
+        if self._h is None:
+            raise ValueError("%s is closed" % type(self).__name__)
+        return self._h
+
+    def close(self):
+        if self._h is not None:
+            h, self._h = self._h, None
+            type(self)._close(h)
+
+    def __enter__(self):
+        return self
+
+    def __exit__(self, *exc):
+        self.close()
+
+    def __del__(self):
+        if getattr(self, "_h", None) is not None:
+            self.close()
+
+    @classmethod
+    def _adopt(cls, fn, fd):
+        out = ctypes.c_void_p()
+        _check(fn(os.dup(fd), _byref(out)), "adopt")  # the dup is closed on failure
+        return cls(out.value)
+
+
+class Semaphore(_Handle):
+    """A counting semaphore shared between processes (inherit it over fork, or pass
+    .fd and adopt it). undo=True gives back a dead process's units."""
+
+    _close = staticmethod(lambda h: _c.ferry_sem_close(h))
+
+    def __init__(self, value=0, undo=False, _handle=None):
+        if _handle is None:
+            out = ctypes.c_void_p()
+            _check(_c.ferry_sem_create(value, _SEM_UNDO if undo else 0, _byref(out)),
+                   "sem_create")
+            _handle = out.value
+        super().__init__(_handle)
+
+    @classmethod
+    def adopt(cls, fd):
+        out = ctypes.c_void_p()
+        _check(_c.ferry_sem_adopt(os.dup(fd), _byref(out)), "sem_adopt")
+        return cls(_handle=out.value)
+
+    @property
+    def fd(self):
+        return _c.ferry_sem_fd(self._handle())
+
+    def acquire(self, timeout=None):
+        h = self._handle()
+        _wait(lambda ns: _c.ferry_sem_wait(h, ns), timeout, "sem_wait")
+
+    wait = acquire
+
+    def release(self):
+        _check(_c.ferry_sem_post(self._handle()), "sem_post")
+
+    post = release
+
+    @property
+    def value(self):
+        return _check(_c.ferry_sem_value(self._handle()), "sem_value")
+
+
+class Event(_Handle):
+    """A queue of 64-bit events (ferry_event): post(payload), next() -> payload."""
+
+    _close = staticmethod(lambda h: _c.ferry_event_close(h))
+
+    def __init__(self, capacity=0, _handle=None):
+        if _handle is None:
+            out = ctypes.c_void_p()
+            _check(_c.ferry_event_create(capacity, _byref(out)), "event_create")
+            _handle = out.value
+        super().__init__(_handle)
+
+    @classmethod
+    def adopt(cls, fd):
+        out = ctypes.c_void_p()
+        _check(_c.ferry_event_adopt(os.dup(fd), _byref(out)), "event_adopt")
+        return cls(_handle=out.value)
+
+    @property
+    def fd(self):
+        return _check(_c.ferry_event_fd(self._handle()), "event_fd")
+
+    def fileno(self):
+        return _check(_c.ferry_event_poll_fd(self._handle()), "event_poll_fd")
+
+    def post(self, payload, coalesce=False, timeout=None):
+        h = self._handle()
+        f = _EVENT_COALESCE if coalesce else 0
+        _wait(lambda ns: _c.ferry_event_post(h, payload, f, ns), timeout, "event_post")
+
+    def next(self, timeout=None):
+        h = self._handle()
+        p = ctypes.c_uint64()
+        _wait(lambda ns: _c.ferry_event_next(h, _byref(p), ns), timeout, "event_next")
+        return p.value
+
+
+class Mailbox(_Handle):
+    """A many-to-many message queue in shared memory (ferry_mailbox)."""
+
+    _close = staticmethod(lambda h: _c.ferry_mailbox_close(h))
+
+    def __init__(self, capacity=None, max_msg=None, _handle=None):
+        if _handle is None:
+            o = _lib.MailboxOpts()
+            _c.ferry_mailbox_opts_init_sized(_byref(o), ctypes.sizeof(o))
+            if capacity is not None:
+                o.capacity = capacity
+            if max_msg is not None:
+                o.max_msg = max_msg
+            out = ctypes.c_void_p()
+            _check(_c.ferry_mailbox_create(_byref(o), _byref(out)), "mailbox_create")
+            _handle = out.value
+        super().__init__(_handle)
+        self._buf = None
+
+    @classmethod
+    def adopt(cls, fd):
+        out = ctypes.c_void_p()
+        _check(_c.ferry_mailbox_adopt(os.dup(fd), _byref(out)), "mailbox_adopt")
+        return cls(_handle=out.value)
+
+    @property
+    def fd(self):
+        return _check(_c.ferry_mailbox_fd(self._handle()), "mailbox_fd")
+
+    def fileno(self):
+        return _check(_c.ferry_mailbox_poll_fd(self._handle()), "mailbox_poll_fd")
+
+    def send(self, data, type=0, timeout=None):
+        h = self._handle()
+        b = bytes(data)
+        n = len(b)
+        _wait(lambda ns: _c.ferry_mailbox_send(h, type, b, n, ns), timeout, "mailbox_send")
+
+    def recv(self, type_filter=0, timeout=None):
+        """(data, type) of the oldest message matching type_filter."""
+        h = self._handle()
+        if self._buf is None:
+            st = _lib.MailboxCounters()
+            st.size = ctypes.sizeof(st)
+            _check(_c.ferry_mailbox_stats(h, _byref(st)), "mailbox_stats")
+            self._buf = ctypes.create_string_buffer(max(st.max_msg, 1))
+        t = ctypes.c_int64()
+        buf = self._buf
+        n = _wait(lambda ns: _c.ferry_mailbox_recv(h, type_filter, _byref(t), buf, len(buf), ns),
+                  timeout, "mailbox_recv")
+        return ctypes.string_at(buf, n), t.value

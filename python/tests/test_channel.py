@@ -1,0 +1,244 @@
+# SPDX-License-Identifier: MIT
+"""Channels between Python processes: pair() over fork, listen/open over shm, unix and
+tcp 127.0.0.1; typed receive; fds both ways; kill -9 of the peer; fd growth."""
+
+import os
+import signal
+import time
+
+import pytest
+
+import ferry
+from conftest import fd_count, fork, wait_ok
+
+
+def echo_server(ch, n):
+    for _ in range(n):
+        m = ch.recv(timeout=30)
+        ch.send(b"echo:" + m.data, type=m.type, fds=m.fds, timeout=30)
+        m.close_fds()
+
+
+def test_pair_across_fork():
+    a, b = ferry.pair()
+    with a, b:
+        pid = fork(lambda: (a.close(), echo_server(b, 100)))
+        b.close()
+        for i in range(100):
+            a.send(b"x%d" % i, timeout=30)
+            m = a.recv(timeout=30)
+            assert m.data == b"echo:x%d" % i and m.type == 0 and m.fds == ()
+        wait_ok(pid)
+
+
+def url_for(scheme, d):
+    if scheme == "tcp":
+        return "tcp://127.0.0.1:0"
+    return "%s://%s/s.sock" % (scheme, d)
+
+
+@pytest.mark.parametrize("scheme", ["shm", "unix", "tcp"])
+def test_listen_open_across_processes(scheme, tmpdir700):
+    with ferry.listen(url_for(scheme, tmpdir700)) as lis:
+        url = lis.url
+
+        def child():
+            lis._h = None  # the parent's listener: not this process's to close
+            with ferry.open(url, timeout=30) as ch:
+                echo_server(ch, 50)
+                with pytest.raises(BrokenPipeError):
+                    ch.recv(timeout=30)
+
+        pid = fork(child)
+        with lis.accept(timeout=30) as ch:
+            for i in range(50):
+                payload = os.urandom(i * 97)
+                ch.send(payload, type=i % 3, timeout=30)
+                m = ch.recv(timeout=30)
+                assert m.data == b"echo:" + payload and m.type == i % 3
+        wait_ok(pid)
+
+
+def test_typed_receive():
+    a, b = ferry.pair()
+    with a, b:
+        for t in (3, 1, 2, 1):
+            a.send(b"t%d" % t, type=t)
+        assert b.recv(type_filter=2).data == b"t2"
+        assert b.recv(type_filter=-2).data == b"t1"  # lowest type <= 2: the first 1
+        assert b.recv().data == b"t3"                # skipped ones keep their order
+        assert b.recv().data == b"t1"
+        with pytest.raises(BlockingIOError):
+            b.recv(type_filter=7, timeout=0)
+
+
+@pytest.mark.parametrize("scheme", ["shm", "unix"])
+def test_fds_both_ways(scheme, tmpdir700):
+    with ferry.listen(url_for(scheme, tmpdir700)) as lis:
+        url = lis.url
+
+        def child():
+            lis._h = None
+            with ferry.open(url, timeout=30) as ch:
+                m = ch.recv(timeout=30)  # a pipe's write end from the parent
+                assert m.data == b"w" and len(m.fds) == 1
+                os.write(m.fds[0], b"child-was-here")
+                m.close_fds()
+                r, w = os.pipe()
+                os.write(w, b"from-child")
+                os.close(w)
+                ch.send(b"r", fds=[r], timeout=30)
+                os.close(r)
+                ch.recv(timeout=30)  # wait for the parent's go-ahead before closing
+
+        pid = fork(child)
+        with lis.accept(timeout=30) as ch:
+            r, w = os.pipe()
+            ch.send(b"w", fds=[w], timeout=30)
+            os.close(w)
+            m = ch.recv(timeout=30)
+            assert m.data == b"r" and len(m.fds) == 1
+            with m:
+                assert os.read(m.fds[0], 100) == b"from-child"
+            assert os.read(r, 100) == b"child-was-here"
+            os.close(r)
+            ch.send(b"done", timeout=30)
+        wait_ok(pid)
+
+
+def test_fd_objects_accepted():
+    a, b = ferry.pair()
+    with a, b, open("/dev/null", "rb") as f:
+        a.send(b"", fds=[f])
+        m = b.recv()
+        with m:
+            assert os.path.samestat(os.fstat(m.fds[0]), os.fstat(f.fileno()))
+
+
+def test_kill9_peer_gives_broken_pipe():
+    a, b = ferry.pair()
+    with a:
+        def child():
+            a.close()
+            b.send(b"ready")
+            time.sleep(60)
+
+        pid = fork(child)
+        b.close()
+        assert a.recv(timeout=30).data == b"ready"
+        os.kill(pid, signal.SIGKILL)
+        os.waitpid(pid, 0)
+        t0 = time.monotonic()
+        with pytest.raises(BrokenPipeError) as ei:
+            a.recv(timeout=30)
+        assert ei.value.errno == 32 and isinstance(ei.value, ferry.Error)
+        assert time.monotonic() - t0 < 10
+        with pytest.raises(BrokenPipeError):
+            a.send(b"x", timeout=30)
+
+
+def test_no_fd_growth_over_10000_messages():
+    a, b = ferry.pair()
+    with a, b:
+        for i in range(200):  # warm up: the lazily made things exist
+            a.send(b"x" * 64)
+            b.recv()
+        before = fd_count()
+        r, w = os.pipe()
+        for i in range(10000):
+            if i % 100 == 0:
+                a.send(b"f", fds=[r])
+                b.recv().close_fds()
+            else:
+                a.send(b"x" * 64, type=i % 5)
+                b.recv()
+        os.close(r)
+        os.close(w)
+        assert fd_count() == before
+
+
+def test_no_memory_growth_over_10000_messages():
+    import tracemalloc
+    a, b = ferry.pair()
+    with a, b:
+        for _ in range(200):
+            a.send(b"x" * 64, type=1)
+            b.recv()
+        tracemalloc.start()
+        try:
+            base = tracemalloc.get_traced_memory()[0]
+            for i in range(10000):
+                a.send(b"x" * 64, type=i % 3)
+                with a.loan(64) as buf:
+                    buf[:2] = b"zz"
+                b.recv()
+                with b.peek() as m:
+                    pass
+                del m
+            grown = tracemalloc.get_traced_memory()[0] - base
+        finally:
+            tracemalloc.stop()
+        assert grown < 64 * 1024, "traced memory grew by %d bytes" % grown
+
+
+def test_large_message_grows_receive_buffer():
+    a, b = ferry.pair(max_msg=1 << 20, ring_bytes=4 << 20)
+    with a, b:
+        big = os.urandom(1 << 20)
+        a.send(big)
+        assert b.recv().data == big
+
+
+def test_send_accepts_bytes_like():
+    a, b = ferry.pair()
+    with a, b:
+        a.send(bytearray(b"ba"), type=1)
+        a.send(memoryview(b"xmvx")[1:3])
+        import array
+        a.send(array.array("B", [1, 2, 3]))
+        assert b.recv().data == b"ba"
+        assert b.recv().data == b"mv"
+        assert b.recv().data == bytes([1, 2, 3])
+
+
+def test_ctrl_c_interrupts_blocking_recv():
+    a, b = ferry.pair()
+    with a, b:
+        pid = os.getpid()
+
+        def child():
+            time.sleep(0.3)
+            os.kill(pid, signal.SIGINT)
+
+        cpid = fork(child)
+        t0 = time.monotonic()
+        with pytest.raises(KeyboardInterrupt):
+            b.recv(timeout=20)  # TimeoutError after 20 s if the wait were not sliced
+        assert time.monotonic() - t0 < 5
+        wait_ok(cpid)
+        a.send(b"still works")
+        assert b.recv(timeout=5).data == b"still works"
+
+
+def test_fileno_polls():
+    import selectors
+    a, b = ferry.pair()
+    with a, b, selectors.DefaultSelector() as sel:
+        sel.register(b, selectors.EVENT_READ)
+        assert sel.select(0) == []
+        a.send(b"x")
+        assert len(sel.select(5)) == 1
+        b.recv()
+        sel.unregister(b)
+
+
+def test_closed_channel():
+    a, b = ferry.pair()
+    a.close()
+    a.close()  # idempotent
+    assert a.closed
+    with pytest.raises(ValueError):
+        a.send(b"x")
+    with pytest.raises(BrokenPipeError):
+        b.recv(timeout=5)
+    b.close()
