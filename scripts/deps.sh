@@ -21,6 +21,9 @@ command -v clang-format-14 >/dev/null 2>&1 || need+=(clang-format-14)
 command -v python3 >/dev/null 2>&1 || need+=(python3) # test_ls.sh checks `ferry ls --json` parses
 # python_tests: the Python binding's pytest suite, with Debian's /usr/bin/python3.
 /usr/bin/python3 -c 'import pytest' >/dev/null 2>&1 || need+=(python3-pytest)
+# ... and its check that `pip install ./python` works offline (pip + setuptools, no network).
+/usr/bin/python3 -m pip --version >/dev/null 2>&1 || need+=(python3-pip)
+/usr/bin/python3 -c 'import setuptools' >/dev/null 2>&1 || need+=(python3-setuptools)
 # examples/libuv_echo (ferry in a libuv loop) is built and run by the tests.
 command -v pkg-config >/dev/null 2>&1 || need+=(pkg-config)
 dpkg-query -W -f='${Status}' libuv1-dev 2>/dev/null | grep -q 'ok installed' || need+=(libuv1-dev)
