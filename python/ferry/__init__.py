@@ -500,16 +500,48 @@ class _Peek:
         return False
 
 
-class Listener:
-    """A listening endpoint: listen(url) or register(name). accept() gives channels."""
+class _Handle:
+    """A handle that owns one C object: close() (also on `with` exit and at collection)
+    releases it once through the class's _close; _handle() is the live pointer."""
 
-    def __init__(self, handle):
-        self._h = handle
+    _close = None
+    _what = None  # the name in "... is closed" (default: the class's)
+
+    def __init__(self, h):
+        self._h = h
 
     def _handle(self):
         if self._h is None:
-            raise ValueError("listener is closed")
+            raise ValueError("%s is closed" % (self._what or type(self).__name__))
         return self._h
+
+    def close(self):
+        if self._h is not None:
+            h, self._h = self._h, None
+            type(self)._close(h)
+
+    def __enter__(self):
+        return self
+
+    def __exit__(self, *exc):
+        self.close()
+
+    def __del__(self):
+        if getattr(self, "_h", None) is not None:
+            self.close()
+
+    @classmethod
+    def _adopt(cls, fn, fd):
+        out = ctypes.c_void_p()
+        _check(fn(os.dup(fd), _byref(out)), "adopt")  # the dup is closed on failure
+        return cls(out.value)
+
+
+class Listener(_Handle):
+    """A listening endpoint: listen(url) or register(name). accept() gives channels."""
+
+    _close = staticmethod(lambda h: _c.ferry_listener_close(h))
+    _what = "listener"
 
     def accept(self, timeout=None):
         h = self._handle()
@@ -533,21 +565,6 @@ class Listener:
             except BlockingIOError:
                 pass
             await _readable(self.fileno())
-
-    def close(self):
-        if self._h is not None:
-            h, self._h = self._h, None
-            _c.ferry_listener_close(h)
-
-    def __enter__(self):
-        return self
-
-    def __exit__(self, *exc):
-        self.close()
-
-    def __del__(self):
-        if getattr(self, "_h", None) is not None:
-            self.close()
 
 
 def pair(**opts):

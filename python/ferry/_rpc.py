@@ -16,7 +16,7 @@ import sys
 import time
 
 from . import _lib
-from . import Message, _byref, _c, _chan_opts, _check, _policy, _raise, _timeout_ns
+from . import Message, _Handle, _byref, _c, _chan_opts, _check, _policy, _raise, _timeout_ns
 from . import _ETIMEDOUT, _SLICE, _monotonic, _fileno, MAX_FDS, KIND_SHM
 
 
@@ -35,11 +35,14 @@ def _fill(m, data, fds):
     return keep
 
 
-class Client:
+class Client(_Handle):
     """An RPC client connection: rpc_connect(name) or Client(channel). Calls are made
     with ferry_call_async and completed by ferry_rpc_dispatch in the calling thread
     while it waits on the client's poll fd (select, in slices): a Ctrl-C cancels the
     call, and asyncio awaits the same fd (call_async)."""
+
+    _close = staticmethod(lambda h: _c.ferry_rpc_client_close(h))
+    _what = "client"
 
     def __init__(self, channel):
         h = channel._handle()
@@ -67,8 +70,7 @@ class Client:
         return self._fd
 
     def _start(self, data, fds, timeout):
-        if self._h is None:
-            raise ValueError("client is closed")
+        self._handle()  # ValueError once closed
         req, resp = _lib.Msg(), _lib.Msg()
         keep = _fill(req, data, fds)
         buf = ctypes.create_string_buffer(self._cap)
@@ -175,19 +177,8 @@ class Client:
 
     def close(self):
         if self._h is not None:
-            h, self._h = self._h, None
             self._pending.clear()
-            _c.ferry_rpc_client_close(h)
-
-    def __enter__(self):
-        return self
-
-    def __exit__(self, *exc):
-        self.close()
-
-    def __del__(self):
-        if getattr(self, "_h", None) is not None:
-            self.close()
+        super().close()
 
 
 def rpc_connect(name, kind=KIND_SHM, timeout=5.0, **opts):
@@ -196,27 +187,14 @@ def rpc_connect(name, kind=KIND_SHM, timeout=5.0, **opts):
     return Client(connect(name, kind, timeout, **opts))
 
 
-class Service:
+class Service(_Handle):
     """A running serve(): close() stops it (joins its threads, releases the name)."""
 
+    _close = staticmethod(lambda h: _c.ferry_rpc_service_close(h))
+
     def __init__(self, handle, cb):
-        self._h = handle
+        super().__init__(handle)
         self._cb = cb  # the C callback must outlive the service
-
-    def close(self):
-        if self._h is not None:
-            h, self._h = self._h, None
-            _c.ferry_rpc_service_close(h)
-
-    def __enter__(self):
-        return self
-
-    def __exit__(self, *exc):
-        self.close()
-
-    def __del__(self):
-        if getattr(self, "_h", None) is not None:
-            self.close()
 
 
 def serve(name, handler, threads=1, mode=0o600, timeout=5.0, **opts):

@@ -12,43 +12,10 @@ import ctypes
 import os
 
 from . import _lib
-from . import _byref, _c, _check, _wait
+from . import _byref, _c, _check, _Handle, _wait
 
 _SEM_UNDO = 1
 _EVENT_COALESCE = 1
-
-
-class _Handle:
-    _close = None
-
-    def __init__(self, h):
-        self._h = h
-
-    def _handle(self):
-        if self._h is None:
-            raise ValueError("%s is closed" % type(self).__name__)
-        return self._h
-
-    def close(self):
-        if self._h is not None:
-            h, self._h = self._h, None
-            type(self)._close(h)
-
-    def __enter__(self):
-        return self
-
-    def __exit__(self, *exc):
-        self.close()
-
-    def __del__(self):
-        if getattr(self, "_h", None) is not None:
-            self.close()
-
-    @classmethod
-    def _adopt(cls, fn, fd):
-        out = ctypes.c_void_p()
-        _check(fn(os.dup(fd), _byref(out)), "adopt")  # the dup is closed on failure
-        return cls(out.value)
 
 
 class Semaphore(_Handle):
