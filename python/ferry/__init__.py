@@ -530,11 +530,13 @@ class _Handle:
         if getattr(self, "_h", None) is not None:
             self.close()
 
-    @classmethod
-    def _adopt(cls, fn, fd):
+    @staticmethod
+    def _adopted(fn, fd, what):
+        """The handle fn (a ferry_X_adopt) makes of a duplicate of fd (the caller keeps
+        fd; the duplicate is closed on failure)."""
         out = ctypes.c_void_p()
-        _check(fn(os.dup(fd), _byref(out)), "adopt")  # the dup is closed on failure
-        return cls(out.value)
+        _check(fn(os.dup(fd), _byref(out)), what)
+        return out.value
 
 
 class Listener(_Handle):

@@ -9,7 +9,6 @@ timeouts are seconds (None forever, 0 now).
 """
 
 import ctypes
-import os
 
 from . import _lib
 from . import _byref, _c, _check, _Handle, _wait
@@ -34,9 +33,7 @@ class Semaphore(_Handle):
 
     @classmethod
     def adopt(cls, fd):
-        out = ctypes.c_void_p()
-        _check(_c.ferry_sem_adopt(os.dup(fd), _byref(out)), "sem_adopt")
-        return cls(_handle=out.value)
+        return cls(_handle=cls._adopted(_c.ferry_sem_adopt, fd, "sem_adopt"))
 
     @property
     def fd(self):
@@ -72,9 +69,7 @@ class Event(_Handle):
 
     @classmethod
     def adopt(cls, fd):
-        out = ctypes.c_void_p()
-        _check(_c.ferry_event_adopt(os.dup(fd), _byref(out)), "event_adopt")
-        return cls(_handle=out.value)
+        return cls(_handle=cls._adopted(_c.ferry_event_adopt, fd, "event_adopt"))
 
     @property
     def fd(self):
@@ -116,9 +111,7 @@ class Mailbox(_Handle):
 
     @classmethod
     def adopt(cls, fd):
-        out = ctypes.c_void_p()
-        _check(_c.ferry_mailbox_adopt(os.dup(fd), _byref(out)), "mailbox_adopt")
-        return cls(_handle=out.value)
+        return cls(_handle=cls._adopted(_c.ferry_mailbox_adopt, fd, "mailbox_adopt"))
 
     @property
     def fd(self):
