@@ -10,7 +10,11 @@
  *    list to equal a saved one (retrying for up to 2 s, so that another program's queue
  *    that comes and goes does not fail us; a leak of ours never goes away).
  *  - messages: send_typed(), expect(), expect_err() — typed send and filtered receive
- *    with exact results; pair_make() — listen + accept + open in this process.
+ *    with exact results; pair_make() — listen + accept + open in this process;
+ *    exchange_opener()/exchange_accepter() — the two halves of the round-trip test;
+ *    expect_broken() — a channel that met garbage stays broken both ways.
+ *  - timeouts: accept_bounds() — a listener's poll fd and accept's NOW / bounded waits;
+ *    recv_eintr_bound() — signals do not shorten a bounded receive.
  *  - garbage: junk_build() makes the bytes a raw (hostile) writer puts into a queue, from
  *    a table row: raw bytes, or a frame with chosen header fields.
  * Every blocking call is bounded (T5S unless the test is about the bound).
@@ -220,6 +224,36 @@ static inline void pair_close(ferry_listener *l, ferry_chan *srv, ferry_chan *cl
     ferry_listener_close(l);
 }
 
+/* The round-trip test: the opener sends RT_N spans of 200 bytes, then takes RT_N of 100;
+ * the accepter does the reverse. Each side checks every sequence number and byte. */
+#define RT_N 300
+
+static inline void exchange_opener(ferry_chan *ch)
+{
+    STAGE("child: send");
+    for (uint64_t i = 0; i < RT_N; i++) send_seq_span(ch, i, 200);
+    STAGE("child: receive");
+    for (uint64_t i = 0; i < RT_N; i++) recv_seq_span(ch, i + 1000, 100, T5S);
+}
+
+static inline void exchange_accepter(ferry_chan *ch)
+{
+    STAGE("parent: receive");
+    for (uint64_t i = 0; i < RT_N; i++) recv_seq_span(ch, i, 200, T5S);
+    STAGE("parent: send");
+    for (uint64_t i = 0; i < RT_N; i++) send_seq_span(ch, i + 1000, 100);
+}
+
+/* srv met garbage: every receive (typed by `filter`, untyped, and a bounded wait) and
+ * every send is -EBADMSG, for good. */
+static inline void expect_broken(ferry_chan *srv, int64_t filter)
+{
+    expect_err(srv, filter, FERRY_NOW, -EBADMSG);
+    expect_err(srv, 0, FERRY_NOW, -EBADMSG);
+    expect_err(srv, -5, T5S, -EBADMSG);
+    CHECK_EQ(ferry_send(srv, "x", 1, FERRY_NOW), -EBADMSG);
+}
+
 /* A positive number from a /proc file (the test fails when it cannot be read). */
 static inline long proc_num(const char *path)
 {
@@ -307,6 +341,40 @@ static inline pid_t usr1_storm(long ms)
         child_exit();
     }
     return pid;
+}
+
+/* ---------------------------------------------------------------- timeouts */
+
+/* l has exactly one channel waiting: its poll fd says so, accept takes it into *srv, and
+ * then accept finds none (-EAGAIN at once, -ETIMEDOUT after a 30 ms wait, *out untouched). */
+static inline void accept_bounds(ferry_listener *l, ferry_chan **srv)
+{
+    int lfd = ferry_listener_poll_fd(l);
+    CHECK(lfd >= 0);
+    CHECK(readable(lfd));
+    CHECK_EQ(ferry_accept(l, srv, FERRY_NOW), 0);
+    CHECK(!readable(lfd));
+    ferry_chan *none = NULL;
+    CHECK_EQ(ferry_accept(l, &none, FERRY_NOW), -EAGAIN);
+    int64_t t0 = now_ns();
+    CHECK_EQ(ferry_accept(l, &none, 30 * MS), -ETIMEDOUT);
+    CHECK(now_ns() - t0 >= 30 * MS);
+    CHECK(none == NULL);
+}
+
+/* EINTR does not shorten a bounded wait: a 200 ms receive on an empty ch under a SIGUSR1
+ * storm still takes 200 ms and ends -ETIMEDOUT. */
+static inline void recv_eintr_bound(ferry_chan *ch)
+{
+    char buf[16];
+    usr1_catch();
+    mqtest_signals = 0;
+    pid_t storm = usr1_storm(300);
+    int64_t t0 = now_ns();
+    CHECK_EQ(ferry_recv(ch, buf, sizeof buf, 200 * MS), -ETIMEDOUT);
+    CHECK(now_ns() - t0 >= 200 * MS);
+    CHECK(mqtest_signals > 0);
+    wait_ok(storm);
 }
 
 #endif
