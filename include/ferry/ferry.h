@@ -484,8 +484,9 @@ FERRY_API int ferry_chan_peer(const ferry_chan *ch, ferry_cred *out);
 
 /*
  * TLS 1.3 over TCP (docs/transports.md, docs/cluster.md): "tls://host:port",
- * "tls://[v6]:port". The tcp transport's frames (a crc on every one) inside TLS records;
- * no fds, no kernel credentials; capacity FERRY_CAP_RING only; max_msg as tcp. Present
+ * "tls://[v6]:port". The tcp transport's frames inside TLS records, with a crc only when
+ * the listener sets FERRY_CHECKSUM (TLS authenticates every byte already); no fds, no
+ * kernel credentials; capacity FERRY_CAP_RING only; max_msg as tcp. Present
  * when libferry was built with OpenSSL 3 (CMake FERRY_TLS): without it ferry_listen and
  * ferry_chan_open of a tls:// URL are -EPROTONOSUPPORT. TLS 1.3 only, no session
  * resumption, no 0-RTT. The client always checks the server's certificate: a chain to

@@ -9,8 +9,10 @@
  * handshake timeout, and then the socket and its SSL go to the fd engine (fdchan.h) with
  * a stream layer (ferry__fdchan_io): the engine reads and writes the plaintext stream
  * through SSL_read / SSL_write instead of read / sendmsg, and everything else — frames,
- * crc on every one, seq, HELLO, the typed queue, partial frames, poll fd, close — is the
- * engine's, as for tcp.
+ * seq, HELLO, the typed queue, partial frames, poll fd, close — is the engine's, as for
+ * tcp. Unlike tcp, frames carry a crc only when the listener asks (FERRY_CHECKSUM), as
+ * on the local transports: TLS's AEAD already authenticates every byte, with a key, where
+ * TCP's 16-bit sum does not (the crc of a 1 MiB message costs more than its decryption).
  * Rules:
  *  - TLS 1.3 only, no tickets or resumption, no renegotiation (1.3 has none). The client
  *    always verifies the server: chain to its CAs, and the host (SAN DNS, or IP for an
@@ -694,7 +696,7 @@ static int drive(tls_io *t, int what, int64_t deadline)
 
 /* TLS on the connected socket s (consumed in every case), then the channel end. */
 static int make_end(int s, SSL_CTX *ctx, const ferry_tls_opts *o, const char *host, size_t max,
-                    int64_t deadline, ferry_chan **out)
+                    unsigned kind, int64_t deadline, ferry_chan **out)
 {
     int one = 1;
     setsockopt(s, IPPROTO_TCP, TCP_NODELAY, &one, sizeof one);
@@ -740,7 +742,7 @@ static int make_end(int s, SSL_CTX *ctx, const ferry_tls_opts *o, const char *ho
     ferry__fdchan_cfg cfg = {.ops = &tls_chan_ops,
                              .rfd = s,
                              .wfd = s,
-                             .kind = FDCHAN_CHECKSUM,
+                             .kind = kind,
                              .max_msg = max,
                              .io = &tls_stream,
                              .io_ctx = t};
@@ -753,6 +755,7 @@ typedef struct tls_listener {
     struct ferry_listener base;
     int fd;
     size_t max;
+    unsigned kind; /* FDCHAN_CHECKSUM when the listener's options ask for it */
     SSL_CTX *ctx;
     ferry_tls_opts o; /* its pointers are not kept: only the numbers are used later */
 } tls_listener;
@@ -793,6 +796,7 @@ static int tls_listen(const char *where, const ferry_chan_opts *co, ferry_listen
     l->base.ops = &listener_ops;
     l->fd = fd;
     l->max = max;
+    l->kind = co && (co->flags & FERRY_CHECKSUM) ? FDCHAN_CHECKSUM : 0;
     l->ctx = ctx;
     l->o = o;
     l->o.cert = l->o.cert_pem = l->o.key = l->o.key_pem = l->o.ca = l->o.ca_pem = NULL;
@@ -807,7 +811,7 @@ static int tls_accept(ferry_listener *fl, ferry_chan **out, int64_t deadline)
     for (;;) {
         int s = ferry__accept(l->fd, deadline);
         if (s < 0) return s;
-        int rc = make_end(s, l->ctx, &l->o, NULL, l->max, deadline, out);
+        int rc = make_end(s, l->ctx, &l->o, NULL, l->max, l->kind, deadline, out);
         if (rc != -EPIPE) return rc; /* a client that gave up already: take the next */
     }
 }
@@ -847,8 +851,8 @@ static int tls_open(const char *where, const ferry_chan_opts *co, ferry_chan **o
         SSL_CTX_free(ctx);
         return s;
     }
-    rc = make_end(s, ctx, &o, host, 0, deadline, out);
-    SSL_CTX_free(ctx); /* the SSL holds its own reference */
+    rc = make_end(s, ctx, &o, host, 0, 0, deadline, out); /* the listener's HELLO decides */
+    SSL_CTX_free(ctx);                                    /* the SSL holds its own reference */
     return rc;
 }
 

@@ -15,10 +15,10 @@
  *   pipe                          ferry_pipe_pair() before fork
  *   posixmq:///NAME, sysvmq://KEY queues: no fds; peer death unknowable; capacity N is
  *                                 the queue depth; sysvmq has no pollable fd
- *   tls://127.0.0.1:P, tls://[::1]:P  tcp inside TLS 1.3: certificates made at the start
- *                                 (conf_tls_begin) and given through the environment; a
- *                                 raw peer's junk is -EPROTO at ferry_accept (not TLS);
- *                                 mid-stream garbage goes into the TLS stream as plaintext
+ *   tls://127.0.0.1:P, tls://[::1]:P  tcp's frames inside TLS 1.3 (a crc only with
+ *                                 FERRY_CHECKSUM: TLS authenticates every byte); certificates made
+ * at the start (conf_tls_begin) and given through the environment; a raw peer's junk is -EPROTO at
+ * ferry_accept (not TLS); mid-stream garbage goes into the TLS stream as plaintext
  *                                 (ferry__tls_inject), so the frame checks behind TLS are
  *                                 what is checked
  * A row whose transport is not in the library is still compiled; running its scheme
@@ -108,7 +108,6 @@ const form conf_forms[] = {
      .addr = ADDR_TLS4,
      .death = true,
      .pollable = true,
-     .crc_always = true,
      .raw_peer = true,
      .raw_peer_err = -EPROTO,
      .capmodes = CAPM_RING | CAPM_RING_LOOSE,
@@ -118,7 +117,6 @@ const form conf_forms[] = {
      .addr = ADDR_TLS6,
      .death = true,
      .pollable = true,
-     .crc_always = true,
      .raw_peer = true,
      .raw_peer_err = -EPROTO,
      .capmodes = CAPM_RING | CAPM_RING_LOOSE,
