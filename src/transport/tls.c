@@ -61,8 +61,10 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/epoll.h>
 #include <sys/socket.h>
 #include <sys/stat.h>
+#include <sys/timerfd.h>
 #include <unistd.h>
 
 #include <openssl/bio.h>
@@ -668,80 +670,79 @@ static int64_t hs_deadline(int64_t deadline, int64_t hs_ns)
     return deadline > 0 && deadline < d ? deadline : d;
 }
 
-/* Run SSL_accept / SSL_connect (or, after a client's handshake, wait for the server's
- * first record: SSL_peek) on the non-blocking socket until done or the deadline. */
+/* One step of SSL_accept / SSL_connect (or, after a client's handshake, of its wait for
+ * the server's first record: SSL_peek), never blocking: 0 done; POLLIN / POLLOUT what it
+ * waits for; or the failure's code (tls_error). */
 enum { HS_ACCEPT, HS_CONNECT, HS_PEEK };
 
+static int step(tls_io *t, int what)
+{
+    sigguard g;
+    sigpipe_block(&g, t->ktls);
+    ERR_clear_error();
+    errno = 0;
+    char b;
+    int r = what == HS_ACCEPT    ? SSL_accept(t->ssl)
+            : what == HS_CONNECT ? SSL_connect(t->ssl)
+                                 : SSL_peek(t->ssl, &b, 1);
+    int sys = errno;
+    sigpipe_restore(&g);
+    if (r > 0) return 0;
+    int e = SSL_get_error(t->ssl, r);
+    if (e == SSL_ERROR_WANT_READ || e == SSL_ERROR_WANT_WRITE) {
+        ERR_clear_error();
+        return e == SSL_ERROR_WANT_READ ? POLLIN : POLLOUT;
+    }
+    return tls_error(t->ssl, r, sys);
+}
+
+/* Steps until done or the deadline (the client's handshake). */
 static int drive(tls_io *t, int what, int64_t deadline)
 {
     for (;;) {
-        sigguard g;
-        sigpipe_block(&g, t->ktls);
-        ERR_clear_error();
-        errno = 0;
-        char b;
-        int r = what == HS_ACCEPT    ? SSL_accept(t->ssl)
-                : what == HS_CONNECT ? SSL_connect(t->ssl)
-                                     : SSL_peek(t->ssl, &b, 1);
-        int sys = errno;
-        sigpipe_restore(&g);
-        if (r > 0) return 0;
-        int e = SSL_get_error(t->ssl, r);
-        if (e != SSL_ERROR_WANT_READ && e != SSL_ERROR_WANT_WRITE) return tls_error(t->ssl, r, sys);
-        ERR_clear_error();
-        int rc = ferry__wait_fd(t->fd, e == SSL_ERROR_WANT_READ ? POLLIN : POLLOUT, deadline);
+        int rc = step(t, what);
+        if (rc <= 0) return rc;
+        rc = ferry__wait_fd(t->fd, (short)rc, deadline);
         if (rc < 0) return rc == -EAGAIN ? -ETIMEDOUT : rc;
     }
 }
 
-/* TLS on the connected socket s (consumed in every case), then the channel end. */
-static int make_end(int s, SSL_CTX *ctx, const ferry_tls_opts *o, const char *host, size_t max,
-                    unsigned kind, int64_t deadline, ferry_chan **out)
+/* The stream layer of a connected socket s (TCP_NODELAY): its SSL, our BIO or OpenSSL's
+ * socket BIO (kernel TLS). Does not own s on failure (NULL). */
+static tls_io *io_new(int s, SSL_CTX *ctx)
 {
     int one = 1;
     setsockopt(s, IPPROTO_TCP, TCP_NODELAY, &one, sizeof one);
     tls_io *t = calloc(1, sizeof *t);
-    if (!t) {
-        close(s);
-        return -ENOMEM;
-    }
+    if (!t) return NULL;
     pthread_mutex_init(&t->mu, NULL);
     t->fd = s;
     t->ktls = (SSL_CTX_get_options(ctx) & SSL_OP_ENABLE_KTLS) != 0;
     t->ssl = SSL_new(ctx);
-    int rc = t->ssl ? 0 : -ENOMEM;
-    if (rc == 0) {
-        if (t->ktls) {
-            if (SSL_set_fd(t->ssl, s) != 1) rc = -ENOMEM;
-        } else {
-            BIO *b = nosig_new(s);
-            if (b)
-                SSL_set_bio(t->ssl, b, b); /* the SSL owns b */
-            else
-                rc = -ENOMEM;
-        }
+    int ok = t->ssl != NULL;
+    if (ok && t->ktls) {
+        ok = SSL_set_fd(t->ssl, s) == 1;
+    } else if (ok) {
+        BIO *b = nosig_new(s);
+        if (b)
+            SSL_set_bio(t->ssl, b, b); /* the SSL owns b */
+        else
+            ok = 0;
     }
-    if (rc == 0 && !max) { /* the client: the server must be who the URL names */
-        const char *name = o->host ? o->host : host;
-        unsigned char a[16];
-        int ip = inet_pton(AF_INET, name, a) == 1 || inet_pton(AF_INET6, name, a) == 1;
-        X509_VERIFY_PARAM *vp = SSL_get0_param(t->ssl);
-        if (ip ? X509_VERIFY_PARAM_set1_ip_asc(vp, name) != 1
-               : SSL_set1_host(t->ssl, name) != 1 || SSL_set_tlsext_host_name(t->ssl, name) != 1)
-            rc = -EINVAL;
-    }
-    int64_t hd = hs_deadline(deadline, o->handshake_timeout_ns);
-    if (rc == 0) rc = drive(t, max ? HS_ACCEPT : HS_CONNECT, hd);
-    if (rc == 0 && !max) rc = drive(t, HS_PEEK, hd); /* a refusal of our certificate */
-    if (rc < 0) {
+    if (!ok) {
         io_free(t);
-        close(s);
-        return rc;
+        return NULL;
     }
+    return t;
+}
+
+/* A finished handshake: the channel end on it (owns t and its socket in every case). */
+static int finish_end(tls_io *t, size_t max, unsigned kind, int64_t deadline, ferry_chan **out)
+{
     peer_fill(t);
     ferry__fdchan_cfg cfg = {.ops = &tls_chan_ops,
-                             .rfd = s,
-                             .wfd = s,
+                             .rfd = t->fd,
+                             .wfd = t->fd,
                              .kind = kind,
                              .max_msg = max,
                              .io = &tls_stream,
@@ -749,18 +750,196 @@ static int make_end(int s, SSL_CTX *ctx, const ferry_tls_opts *o, const char *ho
     return ferry__fdchan_new(&cfg, deadline, out);
 }
 
-/* ------------------------------------------------------------------ listener and doors */
+/* ------------------------------------------------------------------ the listener */
+
+/*
+ * The listener runs its clients' handshakes side by side, never one after the other: a
+ * client that stalls its handshake holds only its own slot until its handshake_timeout_ns,
+ * and the others go on. Up to PENDING_MAX handshakes at once; past that, new connections
+ * wait in the kernel's backlog. The poll fd is an epoll of the listening socket, the
+ * sockets of the handshakes in progress (each for what its next step waits for) and a
+ * timerfd set to the earliest handshake deadline, so it polls readable whenever
+ * ferry_accept would not wait. ferry_accept's deadline bounds the call only: a handshake
+ * goes on across calls.
+ */
+#define PENDING_MAX 64
+
+typedef struct pending {
+    tls_io *t;
+    int64_t deadline;
+} pending;
 
 typedef struct tls_listener {
     struct ferry_listener base;
-    int fd;
+    int fd, epfd, tfd; /* the listening socket, the poll fd, the timerfd */
+    int fd_watched;    /* fd is in epfd (not while every slot is taken) */
     size_t max;
     unsigned kind; /* FDCHAN_CHECKSUM when the listener's options ask for it */
     SSL_CTX *ctx;
-    ferry_tls_opts o; /* its pointers are not kept: only the numbers are used later */
+    int64_t hs_ns;
+    int n;
+    pending *p[PENDING_MAX];
 } tls_listener;
 
 static const ferry__listener_ops listener_ops;
+
+/* Arm the timerfd for the earliest handshake deadline (disarm when none). */
+static void rearm(tls_listener *l)
+{
+    int64_t first = INT64_MAX;
+    for (int i = 0; i < l->n; i++)
+        if (l->p[i]->deadline < first) first = l->p[i]->deadline;
+    struct itimerspec its = {{0, 0}, {0, 0}};
+    if (first != INT64_MAX) {
+        if (first <= 0) first = 1; /* 0 would disarm */
+        its.it_value.tv_sec = first / 1000000000;
+        its.it_value.tv_nsec = first % 1000000000;
+    }
+    timerfd_settime(l->tfd, TFD_TIMER_ABSTIME, &its, NULL);
+}
+
+/* Watch the listening socket while a slot is free, not while none is (it would poll
+ * readable with nothing accept could do). */
+static void watch_listen(tls_listener *l)
+{
+    int want = l->n < PENDING_MAX;
+    if (want == l->fd_watched) return;
+    struct epoll_event ev = {.events = EPOLLIN, .data.ptr = NULL};
+    if (epoll_ctl(l->epfd, want ? EPOLL_CTL_ADD : EPOLL_CTL_DEL, l->fd, &ev) == 0)
+        l->fd_watched = want;
+}
+
+/* Take handshake i out (its socket closed unless keep): the slot is free again. */
+static tls_io *drop(tls_listener *l, int i, int keep)
+{
+    pending *p = l->p[i];
+    tls_io *t = p->t;
+    epoll_ctl(l->epfd, EPOLL_CTL_DEL, t->fd, NULL);
+    l->p[i] = l->p[--l->n];
+    free(p);
+    if (!keep) {
+        int fd = t->fd;
+        io_free(t);
+        close(fd);
+        t = NULL;
+    }
+    rearm(l);
+    watch_listen(l);
+    return t;
+}
+
+/* One step of handshake i: 1 it waits (epoll set for what), else it is over and out of
+ * the slots: 0 and *out the channel, or its error. */
+static int advance(tls_listener *l, int i, ferry_chan **out)
+{
+    tls_io *t = l->p[i]->t;
+    int rc = step(t, HS_ACCEPT);
+    if (rc > 0) {
+        struct epoll_event ev = {.events = rc == POLLIN ? EPOLLIN : EPOLLOUT, .data.ptr = l->p[i]};
+        epoll_ctl(l->epfd, EPOLL_CTL_MOD, t->fd, &ev);
+        return 1;
+    }
+    if (rc < 0) {
+        drop(l, i, 0);
+        return rc;
+    }
+    t = drop(l, i, 1);
+    return finish_end(t, l->max, l->kind, 0, out); /* a creator does not wait */
+}
+
+/* Take a waiting connection into a free slot and make its first step: 1 (it waits, or
+ * there was no connection: *none), else as advance. */
+static int take_new(tls_listener *l, ferry_chan **out, int *none)
+{
+    int s = ferry__accept(l->fd, 0);
+    *none = s == -EAGAIN;
+    if (s < 0) return s == -EAGAIN ? 1 : s;
+    pending *p = calloc(1, sizeof *p);
+    tls_io *t = p ? io_new(s, l->ctx) : NULL;
+    struct epoll_event ev = {.events = EPOLLIN, .data.ptr = p};
+    if (!t || epoll_ctl(l->epfd, EPOLL_CTL_ADD, s, &ev) < 0) {
+        int rc = t ? -errno : -ENOMEM;
+        if (t) io_free(t);
+        free(p);
+        close(s);
+        return rc;
+    }
+    int64_t now = ferry__now_ns();
+    p->t = t;
+    p->deadline = l->hs_ns > INT64_MAX - now ? INT64_MAX : now + l->hs_ns;
+    l->p[l->n++] = p;
+    rearm(l);
+    watch_listen(l);
+    return advance(l, l->n - 1, out);
+}
+
+static int tls_accept(ferry_listener *fl, ferry_chan **out, int64_t deadline)
+{
+    tls_listener *l = (tls_listener *)fl;
+    for (;;) {
+        /* A handshake past its bound is over: its peer stalled (-ETIMEDOUT). */
+        int64_t now = ferry__now_ns();
+        for (int i = 0; i < l->n; i++)
+            if (l->p[i]->deadline <= now) {
+                drop(l, i, 0);
+                return -ETIMEDOUT;
+            }
+        /* Whatever is ready now: waiting connections, handshakes that can step. */
+        struct epoll_event ev[16];
+        int k = epoll_wait(l->epfd, ev, 16, 0);
+        int again = 0; /* a new connection taken, or the timer: look again before sleeping */
+        for (int j = 0; j < k; j++) {
+            int rc;
+            if (ev[j].data.ptr == NULL) { /* the listening socket */
+                int none = 1;
+                if (l->n >= PENDING_MAX) continue;
+                rc = take_new(l, out, &none);
+                again |= !none;
+            } else if (ev[j].data.ptr == (void *)l) { /* the timer: expiry is checked above */
+                uint64_t x;
+                if (read(l->tfd, &x, sizeof x) < 0) { /* nothing to read: fine */
+                }
+                again = 1;
+                continue;
+            } else {
+                int i = 0;
+                while (i < l->n && l->p[i] != ev[j].data.ptr) i++;
+                if (i == l->n) continue; /* (gone since) */
+                rc = advance(l, i, out);
+            }
+            if (rc == 1 || rc == -EPIPE) continue; /* waits on; a client that gave up */
+            return rc; /* a channel, or that client's failure (the slots changed: return) */
+        }
+        if (again) continue;
+        /* Nothing to do: sleep on the poll fd until something is, or the deadline. */
+        int64_t left = ferry__remaining(deadline);
+        if (left <= 0) return deadline == 0 ? -EAGAIN : -ETIMEDOUT;
+        struct pollfd p = {.fd = l->epfd, .events = POLLIN};
+        int ms = left == INT64_MAX ? -1 : (int)((left + 999999) / 1000000);
+        if (poll(&p, 1, ms) < 0 && errno != EINTR) return -errno;
+    }
+}
+
+static int tls_listener_fd(const ferry_listener *fl)
+{
+    return ((const tls_listener *)fl)->epfd;
+}
+
+static int tls_listener_url(const ferry_listener *fl, char *buf, size_t cap)
+{
+    return ferry__tcp_bound_url(((const tls_listener *)fl)->fd, "tls", buf, cap);
+}
+
+static void tls_listener_close(ferry_listener *fl)
+{
+    tls_listener *l = (tls_listener *)fl;
+    while (l->n) drop(l, l->n - 1, 0);
+    if (l->epfd >= 0) close(l->epfd);
+    if (l->tfd >= 0) close(l->tfd);
+    if (l->fd >= 0) close(l->fd);
+    SSL_CTX_free(l->ctx);
+    free(l);
+}
 
 static int tls_listen(const char *where, const ferry_chan_opts *co, ferry_listener **out)
 {
@@ -773,65 +952,36 @@ static int tls_listen(const char *where, const ferry_chan_opts *co, ferry_listen
     if (co && co->capacity != FERRY_CAP_RING) return -EOPNOTSUPP;
     if ((rc = ferry__fdchan_max_from_opts(co, FERRY_MAX_MSG_LIMIT, &max)) < 0) return rc;
     if ((rc = opts_in(co, &o)) < 0) return rc;
-    SSL_CTX *ctx;
-    if ((rc = make_ctx(1, &o, &ctx)) < 0) return rc;
-    int fd = socket(ss.ss_family, SOCK_STREAM | SOCK_CLOEXEC | SOCK_NONBLOCK, 0);
-    if (fd < 0) {
-        rc = -errno;
-        SSL_CTX_free(ctx);
+    tls_listener *l = calloc(1, sizeof *l);
+    if (!l) return -ENOMEM;
+    l->base.ops = &listener_ops;
+    l->epfd = l->tfd = -1;
+    l->max = max;
+    l->kind = co && (co->flags & FERRY_CHECKSUM) ? FDCHAN_CHECKSUM : 0;
+    l->hs_ns = o.handshake_timeout_ns;
+    if ((rc = make_ctx(1, &o, &l->ctx)) < 0) {
+        free(l);
         return rc;
     }
     int one = 1;
-    setsockopt(fd, SOL_SOCKET, SO_REUSEADDR, &one, sizeof one);
-    tls_listener *l = NULL;
-    if (bind(fd, (struct sockaddr *)&ss, len) < 0 || listen(fd, 128) < 0)
+    struct epoll_event tev = {.events = EPOLLIN, .data.ptr = l};
+    if ((l->fd = socket(ss.ss_family, SOCK_STREAM | SOCK_CLOEXEC | SOCK_NONBLOCK, 0)) < 0 ||
+        setsockopt(l->fd, SOL_SOCKET, SO_REUSEADDR, &one, sizeof one) < 0 ||
+        bind(l->fd, (struct sockaddr *)&ss, len) < 0 || listen(l->fd, 128) < 0 ||
+        (l->epfd = epoll_create1(EPOLL_CLOEXEC)) < 0 ||
+        (l->tfd = timerfd_create(CLOCK_MONOTONIC, TFD_CLOEXEC | TFD_NONBLOCK)) < 0 ||
+        epoll_ctl(l->epfd, EPOLL_CTL_ADD, l->tfd, &tev) < 0) {
         rc = -errno;
-    else if (!(l = calloc(1, sizeof *l)))
-        rc = -ENOMEM;
-    if (rc < 0) {
-        close(fd);
-        SSL_CTX_free(ctx);
+        tls_listener_close(&l->base);
         return rc;
     }
-    l->base.ops = &listener_ops;
-    l->fd = fd;
-    l->max = max;
-    l->kind = co && (co->flags & FERRY_CHECKSUM) ? FDCHAN_CHECKSUM : 0;
-    l->ctx = ctx;
-    l->o = o;
-    l->o.cert = l->o.cert_pem = l->o.key = l->o.key_pem = l->o.ca = l->o.ca_pem = NULL;
-    l->o.host = NULL;
+    watch_listen(l);
+    if (!l->fd_watched) {
+        tls_listener_close(&l->base);
+        return -ENOMEM;
+    }
     *out = &l->base;
     return 0;
-}
-
-static int tls_accept(ferry_listener *fl, ferry_chan **out, int64_t deadline)
-{
-    tls_listener *l = (tls_listener *)fl;
-    for (;;) {
-        int s = ferry__accept(l->fd, deadline);
-        if (s < 0) return s;
-        int rc = make_end(s, l->ctx, &l->o, NULL, l->max, l->kind, deadline, out);
-        if (rc != -EPIPE) return rc; /* a client that gave up already: take the next */
-    }
-}
-
-static int tls_listener_fd(const ferry_listener *fl)
-{
-    return ((const tls_listener *)fl)->fd;
-}
-
-static int tls_listener_url(const ferry_listener *fl, char *buf, size_t cap)
-{
-    return ferry__tcp_bound_url(((const tls_listener *)fl)->fd, "tls", buf, cap);
-}
-
-static void tls_listener_close(ferry_listener *fl)
-{
-    tls_listener *l = (tls_listener *)fl;
-    close(l->fd);
-    SSL_CTX_free(l->ctx);
-    free(l);
 }
 
 static int tls_open(const char *where, const ferry_chan_opts *co, ferry_chan **out,
@@ -851,9 +1001,27 @@ static int tls_open(const char *where, const ferry_chan_opts *co, ferry_chan **o
         SSL_CTX_free(ctx);
         return s;
     }
-    rc = make_end(s, ctx, &o, host, 0, 0, deadline, out); /* the listener's HELLO decides */
-    SSL_CTX_free(ctx);                                    /* the SSL holds its own reference */
-    return rc;
+    tls_io *t = io_new(s, ctx);
+    SSL_CTX_free(ctx); /* the SSL holds its own reference */
+    rc = t ? 0 : -ENOMEM;
+    if (rc == 0) { /* the server must be who the URL (or o.host) names */
+        const char *name = o.host ? o.host : host;
+        unsigned char a[16];
+        int ip = inet_pton(AF_INET, name, a) == 1 || inet_pton(AF_INET6, name, a) == 1;
+        X509_VERIFY_PARAM *vp = SSL_get0_param(t->ssl);
+        if (ip ? X509_VERIFY_PARAM_set1_ip_asc(vp, name) != 1
+               : SSL_set1_host(t->ssl, name) != 1 || SSL_set_tlsext_host_name(t->ssl, name) != 1)
+            rc = -EINVAL;
+    }
+    int64_t hd = hs_deadline(deadline, o.handshake_timeout_ns);
+    if (rc == 0) rc = drive(t, HS_CONNECT, hd);
+    if (rc == 0) rc = drive(t, HS_PEEK, hd); /* a TLS 1.3 server's refusal of our certificate */
+    if (rc < 0) {
+        if (t) io_free(t);
+        close(s);
+        return rc;
+    }
+    return finish_end(t, 0, 0, deadline, out); /* the listener's HELLO decides the shape */
 }
 
 static const ferry__listener_ops listener_ops = {
