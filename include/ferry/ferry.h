@@ -489,7 +489,8 @@ FERRY_API int ferry_chan_peer(const ferry_chan *ch, ferry_cred *out);
  * kernel credentials; capacity FERRY_CAP_RING only; max_msg as tcp. Present
  * when libferry was built with OpenSSL 3 (CMake FERRY_TLS): without it ferry_listen and
  * ferry_chan_open of a tls:// URL are -EPROTONOSUPPORT. TLS 1.3 only, no session
- * resumption, no 0-RTT. The client always checks the server's certificate: a chain to
+ * resumption, no 0-RTT; both sides speak ALPN "ferry/1", so a TLS peer of another
+ * protocol fails the handshake (-EPROTO). The client always checks the server's certificate: a chain to
  * one of its CAs (ca / ca_pem, else the system's store) and the host name of the URL (or
  * `host`) among its subject alternative names (DNS, or IP for an address). The listener
  * checks client certificates as client_cert says. Linux kernel TLS is used when the
@@ -516,14 +517,17 @@ FERRY_API int ferry_chan_peer(const ferry_chan *ch, ferry_cred *out);
  *   -EACCES        the peer refused us: our certificate is missing (the listener
  *                  requires one), untrusted, or expired in its eyes (ferry_chan_open); a
  *                  listener that requires a certificate got none (ferry_accept)
- *   -EPROTO        the peer does not speak TLS 1.3 (a tcp:// peer, anything else), or
- *                  the handshake broke off for another reason
+ *   -EPROTO        the peer does not speak TLS 1.3 with ALPN "ferry/1" (a tcp:// peer,
+ *                  an HTTPS server, anything else), or the handshake broke off otherwise
  *   -ETIMEDOUT     the handshake did not finish within handshake_timeout_ns (or the
  *                  call's deadline, the earlier)
  *   -EPIPE         the peer closed during the handshake (ferry_accept skips such a peer
  *                  and waits on, as tcp does)
  * ferry_accept returns these for the peer that failed (nothing is left of it) and the
- * listener goes on: accept again. After the handshake a record that fails its
+ * listener goes on: accept again. The listener runs up to 64 handshakes side by side, each
+ * bounded by handshake_timeout_ns alone and going on across ferry_accept calls (whose
+ * timeout bounds only the call): a client that stalls holds one of them, not the others,
+ * and ferry_listener_poll_fd polls readable whenever ferry_accept would not wait. After the handshake a record that fails its
  * authentication is -EBADMSG (the channel is closed for good), as a bad frame is. A
  * tcp:// client at a tls:// listener sends nothing until it hears the listener's frame,
  * so the listener's handshake waits for its deadline (-ETIMEDOUT at ferry_accept; the

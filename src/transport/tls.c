@@ -14,7 +14,8 @@
  * on the local transports: TLS's AEAD already authenticates every byte, with a key, where
  * TCP's 16-bit sum does not (the crc of a 1 MiB message costs more than its decryption).
  * Rules:
- *  - TLS 1.3 only, no tickets or resumption, no renegotiation (1.3 has none). The client
+ *  - TLS 1.3 only, no tickets or resumption, no renegotiation (1.3 has none); ALPN
+ *    "ferry/1" on both sides (a TLS peer of another protocol is -EPROTO). The client
  *    always verifies the server: chain to its CAs, and the host (SAN DNS, or IP for an
  *    address literal). The listener verifies client certificates as opts->client_cert says.
  *  - Errors of the handshake map to one code each (tls_error): our verification of the
@@ -204,6 +205,35 @@ static int want_ktls(const ferry_tls_opts *t)
     return ktls_there;
 }
 
+/* ALPN: both sides speak "ferry/1" and nothing else. A TLS peer of another protocol (an
+ * HTTPS client or server holding a certificate for the same name) fails the handshake,
+ * -EPROTO, instead of exchanging bytes that mean something else on each side. */
+static const unsigned char ALPN[] = "\x07"
+                                    "ferry/1";
+#define ALPN_LEN (sizeof ALPN - 1)
+
+static int alpn_select(SSL *ssl, const unsigned char **out, unsigned char *outlen,
+                       const unsigned char *in, unsigned int inlen, void *arg)
+{
+    (void)ssl;
+    (void)arg;
+    unsigned char *sel = NULL;
+    if (SSL_select_next_proto(&sel, outlen, ALPN, ALPN_LEN, in, inlen) != OPENSSL_NPN_NEGOTIATED)
+        return SSL_TLSEXT_ERR_ALERT_FATAL; /* no_application_protocol */
+    *out = sel;
+    return SSL_TLSEXT_ERR_OK;
+}
+
+/* After a handshake: did both sides agree on ferry/1? (A server's callback runs only
+ * when the client offers ALPN at all, so the server asks too.) */
+static int alpn_agreed(SSL *ssl)
+{
+    const unsigned char *p = NULL;
+    unsigned int n = 0;
+    SSL_get0_alpn_selected(ssl, &p, &n);
+    return n == ALPN_LEN - 1 && memcmp(p, ALPN + 1, n) == 0;
+}
+
 /* A context for one side: TLS 1.3 only, our identity, the CAs, the checks. */
 static int make_ctx(int server, const ferry_tls_opts *t, SSL_CTX **out)
 {
@@ -235,6 +265,10 @@ static int make_ctx(int server, const ferry_tls_opts *t, SSL_CTX **out)
         if (server && t->client_cert == FERRY_TLS_CLIENT_REQUIRED)
             mode |= SSL_VERIFY_FAIL_IF_NO_PEER_CERT;
         SSL_CTX_set_verify(ctx, mode, NULL);
+        if (server)
+            SSL_CTX_set_alpn_select_cb(ctx, alpn_select, NULL);
+        else if (SSL_CTX_set_alpn_protos(ctx, ALPN, ALPN_LEN) != 0) /* 0: success */
+            rc = -ENOMEM;
     }
     ERR_clear_error();
     if (rc < 0) {
@@ -839,6 +873,7 @@ static int advance(tls_listener *l, int i, ferry_chan **out)
         epoll_ctl(l->epfd, EPOLL_CTL_MOD, t->fd, &ev);
         return 1;
     }
+    if (rc == 0 && !alpn_agreed(t->ssl)) rc = -EPROTO; /* a client that offered none */
     if (rc < 0) {
         drop(l, i, 0);
         return rc;
@@ -1015,6 +1050,7 @@ static int tls_open(const char *where, const ferry_chan_opts *co, ferry_chan **o
     }
     int64_t hd = hs_deadline(deadline, o.handshake_timeout_ns);
     if (rc == 0) rc = drive(t, HS_CONNECT, hd);
+    if (rc == 0 && !alpn_agreed(t->ssl)) rc = -EPROTO; /* a TLS server, but not ferry's */
     if (rc == 0) rc = drive(t, HS_PEEK, hd); /* a TLS 1.3 server's refusal of our certificate */
     if (rc < 0) {
         if (t) io_free(t);

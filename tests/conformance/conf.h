@@ -117,8 +117,9 @@ void conf_init(const char *tmpdir);
 void conf_tls_begin(void);
 void conf_tls_end(void);
 
-/* tls.c: bytes into an end's TLS stream as plaintext (the garbage of RAW_TLS). */
-int ferry__tls_inject(ferry_chan *ch, const void *buf, size_t len);
+/* Bytes into an end's TLS stream as plaintext (the garbage of RAW_TLS): tls.c's
+ * ferry__tls_inject. 0 or -errno. */
+int conf_tls_inject(ferry_chan *ch, const void *buf, size_t len);
 
 /* Why f cannot run here (a pair function not built, no IPv6 loopback), or NULL. */
 const char *form_unavailable(const form *f);

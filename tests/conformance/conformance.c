@@ -2180,7 +2180,7 @@ static void garbage_child(conn *k)
     CHECK_EQ(ferry_send(k->ch, "v1", 2, T5S), 0);
     CHECK_EQ(ferry_send(k->ch, "v2", 2, T5S), 0);
     if (raw < 0)
-        CHECK_EQ(ferry__tls_inject(k->ch, g, n), 0); /* inside the TLS stream */
+        CHECK_EQ(conf_tls_inject(k->ch, g, n), 0); /* inside the TLS stream */
     else
         CHECK_EQ(write(raw, g, n), (ssize_t)n);
     ctl_put(&k->c, 'g');

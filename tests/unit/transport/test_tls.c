@@ -12,7 +12,10 @@
  *    (-EKEYREJECTED / -EACCES), an expired client (-EKEYEXPIRED / -EACCES); the listener
  *    accepts a good client after every one;
  *  - other protocols: a tcp:// client at a tls:// listener (-ETIMEDOUT at the handshake
- *    bound / -EPIPE), a tls:// client at a tcp:// listener (-EPROTO / -EBADMSG);
+ *    bound / -EPIPE), a tls:// client at a tcp:// listener (-EPROTO / -EBADMSG), TLS
+ *    peers without ALPN "ferry/1" (-EPROTO both ways);
+ *  - the listener: handshakes side by side (mute clients do not hold up a good one), a
+ *    handshake across short ferry_accept calls, FERRY_NOW accepts driven by the poll fd;
  *  - stalls: a peer that says nothing is cut off at handshake_timeout_ns on both sides,
  *    also under FERRY_FOREVER, and at the call's own deadline when that is earlier;
  *  - readiness: a frame already decrypted in OpenSSL's buffer (not in the socket) makes
@@ -28,12 +31,15 @@
 
 #include "core/frame.h"
 
+#include <openssl/ssl.h>
+
 #include <ferry/ferry.h>
 
 #include <arpa/inet.h>
 #include <netinet/in.h>
 #include <poll.h>
 #include <pthread.h>
+#include <signal.h>
 #include <stdint.h>
 #include <sys/stat.h>
 #include <time.h>
@@ -491,6 +497,109 @@ static void test_listener_concurrency(void)
            (long long)(took / MS), calls);
 }
 
+/* TLS peers of another protocol (no ALPN "ferry/1"): a plain OpenSSL server, and a plain
+ * OpenSSL client, each with good certificates. */
+typedef struct raw_peer {
+    int fd; /* the listening socket (server) or the port to connect to (client) */
+    int rc; /* SSL_accept / SSL_connect result */
+} raw_peer;
+
+/* The raw peers write with OpenSSL's socket BIO, which raises SIGPIPE at a gone peer:
+ * blocked in their threads (ferry's own calls in the main thread never raise it). */
+static void no_sigpipe(void)
+{
+    sigset_t set;
+    sigemptyset(&set);
+    sigaddset(&set, SIGPIPE);
+    pthread_sigmask(SIG_BLOCK, &set, NULL);
+}
+
+static void *raw_server(void *p)
+{
+    raw_peer *r = p;
+    no_sigpipe();
+    SSL_CTX *ctx = SSL_CTX_new(TLS_server_method());
+    CHECK(SSL_CTX_use_certificate(ctx, server.x) == 1);
+    CHECK(SSL_CTX_use_PrivateKey(ctx, server.key) == 1);
+    int s = accept(r->fd, NULL, NULL);
+    CHECK(s >= 0);
+    SSL *ssl = SSL_new(ctx);
+    SSL_set_fd(ssl, s);
+    r->rc = SSL_accept(ssl);
+    char b;
+    SSL_read(ssl, &b, 1); /* until the client gives up */
+    SSL_free(ssl);
+    SSL_CTX_free(ctx);
+    close(s);
+    return NULL;
+}
+
+static void *raw_client(void *p)
+{
+    raw_peer *r = p;
+    no_sigpipe();
+    SSL_CTX *ctx = SSL_CTX_new(TLS_client_method());
+    X509_STORE_add_cert(SSL_CTX_get_cert_store(ctx), ca.x);
+    SSL_CTX_set_verify(ctx, SSL_VERIFY_PEER, NULL);
+    int s = socket(AF_INET, SOCK_STREAM | SOCK_CLOEXEC, 0);
+    struct sockaddr_in sa = {.sin_family = AF_INET, .sin_port = htons((uint16_t)r->fd)};
+    sa.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
+    CHECK_EQ(connect(s, (struct sockaddr *)&sa, sizeof sa), 0);
+    SSL *ssl = SSL_new(ctx);
+    SSL_set_fd(ssl, s);
+    r->rc = SSL_connect(ssl); /* TLS 1.3: the client is done before the server decides */
+    char b;
+    if (r->rc == 1) r->rc = SSL_read(ssl, &b, 1) > 0 ? 1 : 0; /* then it hears the end */
+    SSL_free(ssl);
+    SSL_CTX_free(ctx);
+    close(s);
+    return NULL;
+}
+
+static void test_alpn(void)
+{
+    int base = fd_count();
+    /* a plain TLS server */
+    int ls = socket(AF_INET, SOCK_STREAM | SOCK_CLOEXEC, 0);
+    struct sockaddr_in sa = {.sin_family = AF_INET};
+    sa.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
+    socklen_t n = sizeof sa;
+    CHECK_EQ(bind(ls, (struct sockaddr *)&sa, sizeof sa), 0);
+    CHECK_EQ(listen(ls, 4), 0);
+    CHECK_EQ(getsockname(ls, (struct sockaddr *)&sa, &n), 0);
+    raw_peer r = {.fd = ls};
+    pthread_t th;
+    CHECK_EQ(pthread_create(&th, NULL, raw_server, &r), 0);
+    ferry_tls_opts ct;
+    id_opts(&ct, NULL, &ca);
+    ferry_chan_opts o;
+    ferry_chan_opts_init(&o);
+    o.tls = &ct;
+    char url[64];
+    snprintf(url, sizeof url, "tls://127.0.0.1:%d", ntohs(sa.sin_port));
+    ferry_chan *c = NULL;
+    CHECK_EQ(ferry_chan_open(url, &o, &c, T5S), -EPROTO);
+    pthread_join(th, NULL);
+    CHECK_EQ(r.rc, 1); /* its handshake was fine: it is the protocol that differs */
+    close(ls);
+    /* a plain TLS client */
+    ferry_tls_opts st;
+    id_opts(&st, &server, NULL);
+    ferry_listener *l = NULL;
+    char lurl[128];
+    CHECK_EQ(listen_at("tls", &st, &l, lurl), 0);
+    raw_peer q = {.fd = atoi(strrchr(lurl, ':') + 1)};
+    CHECK_EQ(pthread_create(&th, NULL, raw_client, &q), 0);
+    ferry_chan *s = NULL;
+    CHECK_EQ(ferry_accept(l, &s, T5S), -EPROTO);
+    pthread_join(th, NULL);
+    CHECK(q.rc != 1); /* nothing came through */
+    ferry_listener_close(l);
+    CHECK_EQ(fd_count(), base);
+    printf("ok ALPN: a plain TLS server and a plain TLS client (good certificates, no "
+           "\"ferry/1\") are -EPROTO\n");
+}
+
 /* ---------------------------------------------------------------- readiness */
 
 /* Encode frame seq with payload p[0..n) into out; returns its length. */
@@ -775,6 +884,7 @@ int main(void)
     test_protocols();
     test_stalls();
     test_listener_concurrency();
+    test_alpn();
     test_pending();
     test_hostile();
     test_options();
