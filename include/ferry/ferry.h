@@ -486,59 +486,61 @@ FERRY_API int ferry_chan_peer(const ferry_chan *ch, ferry_cred *out);
  * TLS 1.3 over TCP (docs/transports.md, docs/cluster.md): "tls://host:port",
  * "tls://[v6]:port". The tcp transport's frames inside TLS records, with a crc only when
  * the listener sets FERRY_CHECKSUM (TLS authenticates every byte already); no fds, no
- * kernel credentials; capacity FERRY_CAP_RING only; max_msg as tcp. Present
- * when libferry was built with OpenSSL 3 (CMake FERRY_TLS): without it ferry_listen and
- * ferry_chan_open of a tls:// URL are -EPROTONOSUPPORT. TLS 1.3 only, no session
- * resumption, no 0-RTT; both sides speak ALPN "ferry/1", so a TLS peer of another
- * protocol fails the handshake (-EPROTO). The client always checks the server's certificate: a chain to
- * one of its CAs (ca / ca_pem, else the system's store) and the host name of the URL (or
- * `host`) among its subject alternative names (DNS, or IP for an address). The listener
- * checks client certificates as client_cert says. Linux kernel TLS is used when the
- * kernel has it (the `tls` module) unless FERRY_TLS_NO_KTLS; ferry_chan_peer_cert tells.
+ * kernel credentials; capacity FERRY_CAP_RING only; max_msg as tcp. Present when libferry
+ * was built with OpenSSL 3 (CMake FERRY_TLS): without it ferry_listen and ferry_chan_open
+ * of a tls:// URL are -EPROTONOSUPPORT. TLS 1.3 only, no session resumption, no 0-RTT;
+ * both sides speak ALPN "ferry/1", so a TLS peer of another protocol fails the handshake
+ * (-EPROTO). The client always checks the server's certificate: a chain to one of its CAs
+ * (ca / ca_pem, else the system's store) and the host name of the URL (or `host`) among
+ * its subject alternative names (DNS, or IP for an address). The listener checks client
+ * certificates as client_cert says. Linux kernel TLS is used when the kernel has it (the
+ * `tls` module) unless FERRY_TLS_NO_KTLS; ferry_chan_peer_cert tells.
  *
- * Options: ferry_chan_opts.tls, read during ferry_listen / ferry_chan_open only (the
- * files and PEM text are loaded then: the caller may free them after the call). A NULL
- * tls takes the defaults from the environment, read with secure_getenv (a set-uid
- * program ignores them): FERRY_TLS_CERT, FERRY_TLS_KEY (PEM files of this end's
- * certificate chain and key) and FERRY_TLS_CA (PEM file of the CAs that may vouch for the
- * peer). A non-NULL tls is used as given, without the environment.
+ * Options: ferry_chan_opts.tls, read during ferry_listen / ferry_chan_open only (the files
+ * and PEM text are loaded then: the caller may free them after the call). A NULL tls takes
+ * the defaults from the environment, read with secure_getenv (a set-uid program ignores
+ * them): FERRY_TLS_CERT, FERRY_TLS_KEY (PEM files of this end's certificate chain and key)
+ * and FERRY_TLS_CA (PEM file of the CAs that may vouch for the peer). A non-NULL tls is
+ * used as given, without the environment.
  *
  * Errors of a tls:// ferry_listen: -EINVAL (no certificate or key, one without the other,
  * a file and PEM text for the same item, a key that does not match the certificate, PEM
- * that does not parse, client_cert or flags unknown, client certificates asked for with
- * no CA), -ENOENT / -EACCES (a file that cannot be read), -EFBIG (a file over 1 MiB),
- * and those of tcp. Errors of the handshake (ferry_accept, ferry_chan_open), each its own:
- *   -EKEYREJECTED  the peer's certificate is not trusted (no chain to our CAs, a bad
- *                  signature, not a certificate for TLS use)
- *   -EKEYEXPIRED   the peer's certificate (or one of its chain) has expired or is not yet
- *                  valid
- *   -EREMCHG       ferry_chan_open: the server's certificate is valid, but not for the
- *                  host name asked for (the URL's host, or tls->host)
- *   -EACCES        the peer refused us: our certificate is missing (the listener
- *                  requires one), untrusted, or expired in its eyes (ferry_chan_open); a
- *                  listener that requires a certificate got none (ferry_accept)
- *   -EPROTO        the peer does not speak TLS 1.3 with ALPN "ferry/1" (a tcp:// peer,
- *                  an HTTPS server, anything else), or the handshake broke off otherwise
- *   -ETIMEDOUT     the handshake did not finish within handshake_timeout_ns (or the
- *                  call's deadline, the earlier)
- *   -EPIPE         the peer closed during the handshake (ferry_accept skips such a peer
- *                  and waits on, as tcp does)
+ * that does not parse, client_cert or flags unknown, client certificates asked for with no
+ * CA), -ENOENT / -EACCES (a file that cannot be read), -EFBIG (a file over 1 MiB), and
+ * those of tcp. Errors of the handshake (ferry_accept, ferry_chan_open), each its own:
+ *   -EKEYREJECTED the peer's certificate is not trusted (no chain to our CAs, a bad
+ *                 signature, not a certificate for TLS use)
+ *   -EKEYEXPIRED  the peer's certificate (or one of its chain) has expired or is not yet
+ *                 valid
+ *   -EREMCHG      ferry_chan_open: the server's certificate is valid, but not for the
+ *                 host name asked for (the URL's host, or tls->host)
+ *   -EACCES       the peer refused us: our certificate is missing (the listener requires
+ *                 one), untrusted, or expired in its eyes (ferry_chan_open); a listener
+ *                 that requires a certificate got none (ferry_accept)
+ *   -EPROTO       the peer does not speak TLS 1.3 with ALPN "ferry/1" (a tcp:// peer, an
+ *                 HTTPS server, anything else), or the handshake broke off otherwise
+ *   -ETIMEDOUT    the handshake did not finish within handshake_timeout_ns (ferry_chan_open:
+ *                 or its own deadline, the earlier)
+ *   -EPIPE        the peer closed during the handshake (ferry_accept skips such a peer
+ *                 and waits on, as tcp does)
  * ferry_accept returns these for the peer that failed (nothing is left of it) and the
  * listener goes on: accept again. The listener runs up to 64 handshakes side by side, each
  * bounded by handshake_timeout_ns alone and going on across ferry_accept calls (whose
  * timeout bounds only the call): a client that stalls holds one of them, not the others,
- * and ferry_listener_poll_fd polls readable whenever ferry_accept would not wait. After the handshake a record that fails its
- * authentication is -EBADMSG (the channel is closed for good), as a bad frame is. A
- * tcp:// client at a tls:// listener sends nothing until it hears the listener's frame,
- * so the listener's handshake waits for its deadline (-ETIMEDOUT at ferry_accept; the
- * client then -EPIPE); a tls:// client at a tcp:// listener gets -EPROTO, the listener's
- * channel -EBADMSG at its first receive.
+ * and ferry_listener_poll_fd polls readable whenever ferry_accept would not wait. After
+ * the handshake a record that fails its authentication is -EBADMSG (the channel is closed
+ * for good), as a bad frame is. A tcp:// client at a tls:// listener sends nothing until
+ * it hears the listener's frame, so the listener's handshake waits for its deadline
+ * (-ETIMEDOUT at ferry_accept; the client then -EPIPE); a tls:// client at a tcp://
+ * listener gets -EPROTO, the listener's channel -EBADMSG at its first receive.
  */
-#define FERRY_TLS_CLIENT_NONE 0u /* ferry_listen: ask no client certificate (default) */
-#define FERRY_TLS_CLIENT_OPTIONAL                                                                  \
-    1u                               /* ask one: a client without is let in, one with a bad        \
-                                        one is refused */
-#define FERRY_TLS_CLIENT_REQUIRED 2u /* a client must show one that verifies */
+
+/* ferry_tls_opts.client_cert (ferry_listen): ask no client certificate (the default); ask
+ * one, letting in a client without one and refusing one with a bad one; require one that
+ * verifies. */
+#define FERRY_TLS_CLIENT_NONE     0u
+#define FERRY_TLS_CLIENT_OPTIONAL 1u
+#define FERRY_TLS_CLIENT_REQUIRED 2u
 
 #define FERRY_TLS_NO_KTLS (1u << 0) /* ferry_tls_opts.flags: never use kernel TLS */
 
