@@ -741,6 +741,10 @@ static int drive(tls_io *t, int what, int64_t deadline)
     }
 }
 
+/* Tests: 1 = OpenSSL's socket BIO and the SIGPIPE guard even without kernel TLS, the path
+ * a machine with the tls module takes (test_tls runs it here, where there is none). */
+int ferry__tls_socket_bio;
+
 /* The stream layer of a connected socket s (TCP_NODELAY): its SSL, our BIO or OpenSSL's
  * socket BIO (kernel TLS). Does not own s on failure (NULL). */
 static tls_io *io_new(int s, SSL_CTX *ctx)
@@ -751,7 +755,7 @@ static tls_io *io_new(int s, SSL_CTX *ctx)
     if (!t) return NULL;
     pthread_mutex_init(&t->mu, NULL);
     t->fd = s;
-    t->ktls = (SSL_CTX_get_options(ctx) & SSL_OP_ENABLE_KTLS) != 0;
+    t->ktls = (SSL_CTX_get_options(ctx) & SSL_OP_ENABLE_KTLS) != 0 || ferry__tls_socket_bio;
     t->ssl = SSL_new(ctx);
     int ok = t->ssl != NULL;
     if (ok && t->ktls) {

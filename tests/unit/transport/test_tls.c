@@ -18,6 +18,8 @@
  *    handshake across short ferry_accept calls, FERRY_NOW accepts driven by the poll fd;
  *  - stalls: a peer that says nothing is cut off at handshake_timeout_ns on both sides,
  *    also under FERRY_FOREVER, and at the call's own deadline when that is earlier;
+ *  - OpenSSL's socket BIO, the kernel TLS path (a test hook: no tls module here): round
+ *    trips, -EPIPE at a closed peer and no SIGPIPE;
  *  - readiness: a frame already decrypted in OpenSSL's buffer (not in the socket) makes
  *    the poll fd readable and a blocking receive return it at once (SSL_pending);
  *  - hostile frames after the handshake (a length over max_msg, junk): -EBADMSG;
@@ -45,6 +47,7 @@
 #include <time.h>
 
 int ferry__tls_inject(ferry_chan *ch, const void *buf, size_t len); /* tls.c */
+extern int ferry__tls_socket_bio;                                   /* tls.c, tests only */
 
 #define T5S ((int64_t)5 * 1000000000)
 #define MS  ((int64_t)1000000)
@@ -600,6 +603,44 @@ static void test_alpn(void)
            "\"ferry/1\") are -EPROTO\n");
 }
 
+/* The path of a machine with kernel TLS: OpenSSL's socket BIO (which writes with write(2),
+ * raising SIGPIPE at a gone peer) and ferry's SIGPIPE guard around it. Here the kernel has
+ * no tls module, so the test hook takes the path without it: round trips, then sends to
+ * a closed peer until -EPIPE, with SIGPIPE at its default action (it would kill us). */
+static void test_socket_bio(void)
+{
+    int base = fd_count();
+    ferry__tls_socket_bio = 1;
+    ferry_tls_opts st, ct;
+    id_opts(&st, &server, &ca);
+    st.client_cert = FERRY_TLS_CLIENT_REQUIRED;
+    id_opts(&ct, &client, &ca);
+    duo d = meet(&st, &ct, NULL);
+    CHECK_EQ(d.srv_rc, 0);
+    CHECK_EQ(d.cli_rc, 0);
+    static char big[200000], in[200000];
+    for (int i = 0; i < 20; i++) {
+        size_t n = (size_t)(i * 9973) % sizeof big;
+        memset(big, i, n);
+        CHECK_EQ(ferry_send(d.cli, big, n, T5S), 0);
+        CHECK_EQ(ferry_recv(d.srv, in, sizeof in, T5S), (ssize_t)n);
+        CHECK(n == 0 || in[n - 1] == (char)i);
+    }
+    ferry_chan_close(d.srv);
+    int rc = 0, sends = 0;
+    while (rc == 0 && sends < 1000) rc = ferry_send(d.cli, big, 1000, T5S), sends++;
+    CHECK_EQ(rc, -EPIPE);
+    sigset_t pending;
+    CHECK_EQ(sigpending(&pending), 0);
+    CHECK(!sigismember(&pending, SIGPIPE));
+    ferry_chan_close(d.cli);
+    ferry__tls_socket_bio = 0;
+    CHECK_EQ(fd_count(), base);
+    printf("ok OpenSSL's socket BIO (the kernel TLS path): round trips; -EPIPE after %d sends "
+           "to a closed peer, no SIGPIPE\n",
+           sends);
+}
+
 /* ---------------------------------------------------------------- readiness */
 
 /* Encode frame seq with payload p[0..n) into out; returns its length. */
@@ -885,6 +926,7 @@ int main(void)
     test_stalls();
     test_listener_concurrency();
     test_alpn();
+    test_socket_bio();
     test_pending();
     test_hostile();
     test_options();
