@@ -277,6 +277,47 @@ static void test_optional(void)
     printf("ok optional client certificate: none (flags 0), a good one, a bad one refused\n");
 }
 
+/* Names a hostile certificate may carry: control bytes come out as '?', and more SANs
+ * than sans holds are cut at a whole line, with FERRY_PEER_CERT_TRUNCATED. */
+static void test_names(void)
+{
+    int base = fd_count();
+    char san[4096] = "";
+    for (int i = 0; i < 60; i++) {
+        char one[64];
+        snprintf(one, sizeof one, "%sDNS:host-%02d.a-rather-long-domain.example", i ? "," : "", i);
+        strcat(san, one);
+    }
+    tc_cert odd = tc_make("admin\nroot", san, &ca, -3600, 86400, 0);
+    ferry_tls_opts st, ct;
+    id_opts(&st, &server, &ca);
+    st.client_cert = FERRY_TLS_CLIENT_REQUIRED;
+    st.flags = FERRY_TLS_NO_KTLS;
+    id_opts(&ct, &odd, &ca);
+    duo d = meet(&st, &ct, NULL);
+    CHECK_EQ(d.srv_rc, 0);
+    CHECK_EQ(d.cli_rc, 0);
+    ferry_peer_cert p;
+    ferry_peer_cert_init(&p);
+    CHECK_EQ(ferry_chan_peer_cert(d.srv, &p), 0);
+    CHECK(strcmp(p.cn, "admin?root") == 0);
+    CHECK(strchr(p.subject, '\n') == NULL);
+    CHECK(p.flags & FERRY_PEER_CERT_TRUNCATED);
+    CHECK(!(p.flags & (FERRY_PEER_CERT_KTLS_TX | FERRY_PEER_CERT_KTLS_RX)));
+    size_t len = strlen(p.sans);
+    CHECK(len < sizeof p.sans && len > 900);
+    const char *last = strrchr(p.sans, '\n') + 1; /* the last line is whole */
+    CHECK(strncmp(last, "DNS:host-", 9) == 0 &&
+          strlen(last) == strlen("DNS:host-00.a-rather-long-domain.example"));
+    CHECK(strncmp(p.sans, "DNS:host-00.a-rather-long-domain.example\n", 41) == 0);
+    duo_close(&d);
+    tc_free(&odd);
+    CHECK_EQ(fd_count(), base);
+    printf("ok names: a newline in the CN comes out as '?'; 60 SANs cut at a whole line "
+           "(%zu bytes, TRUNCATED)\n",
+           len);
+}
+
 /* ---------------------------------------------------------------- failures */
 
 static void expect(const char *what, const tc_cert *srv_id, const tc_cert *srv_trust,
@@ -921,6 +962,7 @@ int main(void)
     dns_only = tc_make("ferry-server", "DNS:localhost", &ca, -3600, 86400, 0);
     test_mutual();
     test_optional();
+    test_names();
     test_failures();
     test_protocols();
     test_stalls();
