@@ -440,7 +440,8 @@ static int tls_error(SSL *ssl, int ret, int sys_errno)
 /* ------------------------------------------------------------------ the stream layer */
 
 typedef struct tls_io {
-    pthread_mutex_t mu; /* every SSL call: the sending and the receiving thread share ssl */
+    pthread_mutex_t mu; /* every SSL call, one record at a time: the sending and the
+                           receiving thread share ssl (and rerr) */
     SSL *ssl;
     int fd;
     int ktls;    /* OpenSSL's socket BIO (kernel TLS asked for): guard SIGPIPE */
@@ -456,17 +457,24 @@ static ssize_t io_read(void *ctx, void *buf, size_t len)
     tls_io *t = ctx;
     size_t total = 0;
     int err = 0;
-    pthread_mutex_lock(&t->mu);
-    if (t->rerr) err = t->rerr;
     while (!err && total < len) {
         size_t got = 0;
+        /* The lock for each record, not the whole read: the sending thread gets its turns. */
+        pthread_mutex_lock(&t->mu);
+        if (t->rerr) {
+            err = t->rerr;
+            pthread_mutex_unlock(&t->mu);
+            break;
+        }
         ERR_clear_error();
         errno = 0;
         if (SSL_read_ex(t->ssl, (uint8_t *)buf + total, len - total, &got) == 1) {
+            int more = SSL_pending(t->ssl) > 0;
+            pthread_mutex_unlock(&t->mu);
             total += got;
             /* A short record was likely the last there: stop rather than ask the socket
              * again only to hear EAGAIN (a full one is likely followed by more). */
-            if (got < REC_MAX && !SSL_pending(t->ssl)) break;
+            if (got < REC_MAX && !more) break;
             continue;
         }
         int e = SSL_get_error(t->ssl, 0), sys = errno;
@@ -480,24 +488,28 @@ static ssize_t io_read(void *ctx, void *buf, size_t len)
             err = t->rerr = EBADMSG; /* a record that failed, an alert: for good */
         }
         ERR_clear_error();
+        pthread_mutex_unlock(&t->mu);
     }
-    pthread_mutex_unlock(&t->mu);
     if (total) return (ssize_t)total;
     if (err == -1) return 0;
     errno = err;
     return -1;
 }
 
-/* One SSL_write of one record (n <= REC_MAX): 1 taken (also when it is stuck), 0 the
- * socket takes nothing now and nothing was taken, -1 an error (errno). */
+/* One SSL_write of one record (n <= REC_MAX), under the lock: 1 taken (also when it is
+ * stuck), 0 the socket takes nothing now and nothing was taken, -1 an error (errno). Only
+ * the sending thread (or the close) writes: stuck and held are its own. */
 static int write_rec(tls_io *t, const void *p, size_t n, int retry)
 {
     size_t w = 0;
+    pthread_mutex_lock(&t->mu);
     ERR_clear_error();
     errno = 0;
-    if (SSL_write_ex(t->ssl, p, n, &w) == 1 && w == n) return 1;
-    int e = SSL_get_error(t->ssl, 0), sys = errno;
+    int ok = SSL_write_ex(t->ssl, p, n, &w) == 1 && w == n;
+    int e = ok ? SSL_ERROR_NONE : SSL_get_error(t->ssl, 0), sys = errno;
     ERR_clear_error();
+    pthread_mutex_unlock(&t->mu);
+    if (ok) return 1;
     if (e == SSL_ERROR_WANT_WRITE || e == SSL_ERROR_WANT_READ) {
         if (retry) return 0; /* stuck stays as it is */
         /* OpenSSL may hold the record already: it must get these bytes again, so they
@@ -516,7 +528,6 @@ static ssize_t io_writev(void *ctx, const struct iovec *iov, int niov)
     size_t total = 0;
     int rc = 1;
     sigguard g;
-    pthread_mutex_lock(&t->mu);
     sigpipe_block(&g, t->ktls);
     if (t->held) {
         rc = write_rec(t, t->stuck, t->held, 1);
@@ -554,7 +565,6 @@ static ssize_t io_writev(void *ctx, const struct iovec *iov, int niov)
     }
     int e = errno;
     sigpipe_restore(&g);
-    pthread_mutex_unlock(&t->mu);
     if (total) return (ssize_t)total;
     errno = rc == 0 ? EAGAIN : e;
     return -1;
