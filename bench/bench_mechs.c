@@ -19,6 +19,9 @@
 #include "bench_raw.h"
 #include "bench_rpc.h"
 #include "bench_sync.h"
+#ifdef FERRY_BENCH_TLS
+#include "bench_tls.h"
+#endif
 
 const bench_mech BENCH_MECHS[] = {
     {.name = "spin-baseline", .fn = bench_spin, .shape = SHAPE_LINE},
@@ -60,6 +63,12 @@ const bench_mech BENCH_MECHS[] = {
      .fn = bench_ferry,
      .shape = SHAPE_ALL,
      .arg = &(const bench_ferry_spec){.url = "tcp://127.0.0.1:{port}"}},
+#ifdef FERRY_BENCH_TLS
+    /* tls:// (bench_tls.c): certificates made per measurement, given by the environment */
+    {.name = "ferry-tls", .fn = bench_ferry_tls, .shape = SHAPE_ALL},
+#else
+    {.name = "ferry-tls", .missing = "libferry was built without OpenSSL (FERRY_TLS)"},
+#endif
     {.name = "ferry-fifo",
      .fn = bench_ferry,
      .shape = SHAPE_ALL,
@@ -92,6 +101,12 @@ const bench_mech BENCH_MECHS[] = {
      .arg = &BENCH_RAW_UNIX,
      .limit = bench_raw_unix_limit},
     {.name = "tcp", .fn = bench_raw, .shape = SHAPE_ALL, .arg = &BENCH_RAW_TCP},
+#ifdef FERRY_BENCH_TLS
+    /* TLS 1.3 with OpenSSL directly over one TCP connection: ferry-tls's baseline */
+    {.name = "tls", .fn = bench_tls_raw, .shape = SHAPE_ALL},
+#else
+    {.name = "tls", .missing = "libferry was built without OpenSSL (FERRY_TLS)"},
+#endif
     {.name = "fifo", .fn = bench_raw, .shape = SHAPE_ALL, .arg = &BENCH_RAW_FIFO},
     {.name = "posixmq",
      .fn = bench_raw,
@@ -252,6 +267,11 @@ const bench_target BENCH_TARGETS[] = {
     {"broker-connect p50 / ferry-unix pingpong 64 p50", "broker-connect", "ferry-unix",
      BENCH_PINGPONG, BENCH_PINGPONG, 64, 64, F_P50, 1, 20},
     VS_RAW("ferry-tcp", "tcp"),
+    VS_RAW("ferry-tls", "tls"),
+    {"ferry-tls stream 1 MiB bytes/s / tls stream 1 MiB bytes/s", "ferry-tls", "tls", BENCH_STREAM,
+     BENCH_STREAM, 1048576, 1048576, F_BYTES, 0, 0.8},
+    {"ferry-tls pingpong 64 p50 / ferry-tcp pingpong 64 p50", "ferry-tls", "ferry-tcp",
+     BENCH_PINGPONG, BENCH_PINGPONG, 64, 64, F_P50, BENCH_INFO, 0},
     VS_RAW("ferry-fifo", "fifo"),
     VS_RAW("ferry-pipe", "pipe"),
     VS_RAW("ferry-posixmq", "posixmq"),

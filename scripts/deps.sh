@@ -4,7 +4,8 @@
 #   . scripts/deps.sh        building and testing (test.sh): compilers, cmake, sanitizer
 #                            runtimes, clang-format-14 (the format check), valgrind,
 #                            python3 and libuv (for tests and examples), scdoc and
-#                            man-db (the man pages and their check)
+#                            man-db (the man pages and their check), libssl-dev and
+#                            openssl (tls://)
 #   . scripts/deps.sh demo   the same, plus what the demo compares ferry with (demo.sh):
 #                            ZeroMQ, NNG, iceoryx and sd-bus (libsystemd-dev; with dbus
 #                            for dbus-daemon) for their `ferry bench` rows, pkg-config to
@@ -28,6 +29,10 @@ command -v python3 >/dev/null 2>&1 || need+=(python3) # test_ls.sh checks `ferry
 command -v pkg-config >/dev/null 2>&1 || need+=(pkg-config)
 dpkg-query -W -f='${Status}' libuv1-dev 2>/dev/null | grep -q 'ok installed' || need+=(libuv1-dev)
 command -v valgrind >/dev/null 2>&1 || need+=(valgrind) # test.sh's memcheck step
+# tls:// (an optional build dependency: OpenSSL 3), and the openssl tool for making
+# certificates by hand (docs/cluster.md; the tests make theirs with the library).
+dpkg-query -W -f='${Status}' libssl-dev 2>/dev/null | grep -q 'ok installed' || need+=(libssl-dev)
+command -v openssl >/dev/null 2>&1 || need+=(openssl)
 # The man pages (man/*.scd) are built with scdoc and checked with man -l (check-man.sh).
 command -v scdoc >/dev/null 2>&1 || need+=(scdoc)
 command -v man >/dev/null 2>&1 || need+=(man-db)

@@ -116,6 +116,7 @@ extern "C" {
 
 typedef struct ferry_chan ferry_chan;
 typedef struct ferry_listener ferry_listener;
+typedef struct ferry_tls_opts ferry_tls_opts; /* tls:// (below, with ferry_chan_peer_cert) */
 
 /*
  * Channel options. Always start from ferry_chan_opts_init(). The side that creates the
@@ -160,6 +161,11 @@ typedef struct ferry_chan_opts {
                                  rings of both directions including growth, plus the private heap
                                  of its skip queue; default FERRY_MAX_MAP_DEFAULT (512 MiB), 0 = the
                                  default. A creator's shape beyond it fails the handshake: -E2BIG */
+
+    /* tls:// only: certificates and checks (ferry_tls_opts, below), read during ferry_listen /
+     * ferry_chan_open only; NULL: from the environment (FERRY_TLS_CERT, FERRY_TLS_KEY,
+     * FERRY_TLS_CA). */
+    const ferry_tls_opts *tls;
 } ferry_chan_opts;
 
 /* The library's half of ferry_chan_opts_init, for bindings that cannot use the inline:
@@ -255,6 +261,8 @@ FERRY_API int ferry_chan_adopt(int fd, const ferry_chan_opts *opts, ferry_chan *
  *   "unix:///path", "unix://@name"  SOCK_SEQPACKET (fds, credentials)
  *   "tcp://host:port", "tcp://[v6]:port"   (port 0: the kernel picks a free one; see
  *                                   ferry_listener_url)
+ *   "tls://host:port", "tls://[v6]:port"   tcp inside TLS 1.3 (see "tls://" below:
+ *                                   opts->tls, the handshake's errors)
  *   "fifo:///path"                  two FIFOs, path.c2s and path.s2c; one client
  *   "posixmq:///name"               two POSIX queues, /name.c2s and /name.s2c; one peer
  *   "sysvmq://KEY", "sysvmq://"     System V queues (KEY decimal or 0x hex; or private)
@@ -275,7 +283,8 @@ FERRY_API int ferry_listen(const char *url, const ferry_chan_opts *opts, ferry_l
 
 /*
  * ferry_accept — wait for the next peer and return its channel (owned by the caller).
- * Errors: -ETIMEDOUT, -EAGAIN (FERRY_NOW), -ENOMEM, -EMFILE.
+ * Errors: -ETIMEDOUT, -EAGAIN (FERRY_NOW), -ENOMEM, -EMFILE; tls:// also the handshake's
+ * errors for a peer that failed it ("tls://" below), after which the listener accepts on.
  */
 FERRY_API int ferry_accept(ferry_listener *l, ferry_chan **out, int64_t timeout_ns);
 
@@ -286,7 +295,7 @@ FERRY_API int ferry_listener_poll_fd(const ferry_listener *l);
  * ferry_listener_url — the URL a peer passes to ferry_chan_open to reach l: written,
  * NUL-terminated, into buf (the caller's, cap bytes). Returns its length (without the
  * NUL). By scheme:
- *   "tcp://..."   the address and port the socket is bound to, numeric (getsockname):
+ *   "tcp://...", "tls://..."   the address and port the socket is bound to, numeric (getsockname):
  *                 after ferry_listen("tcp://127.0.0.1:0") the port the kernel picked,
  *                 e.g. "tcp://127.0.0.1:40123", "tcp://[::1]:40123". A wildcard address
  *                 (0.0.0.0, [::]) stays one: it reaches l from this machine only.
@@ -309,7 +318,9 @@ FERRY_API void ferry_listener_close(ferry_listener *l);
  * Errors: -ENOENT / -ECONNREFUSED (nobody listens), -ETIMEDOUT, -EAGAIN, -EBADMSG (a bad
  * handshake or a refused segment), -E2BIG (shm: the listener's shape needs more memory
  * than opts->max_map lets this end map), -EINVAL, -EPROTONOSUPPORT, -EACCES (fifo: a
- * path that is not a FIFO owned by the caller's euid or root, or a symlink).
+ * path that is not a FIFO owned by the caller's euid or root, or a symlink); tls:// also
+ * the handshake's errors ("tls://" below: -EKEYREJECTED, -EKEYEXPIRED, -EREMCHG, -EACCES,
+ * -EPROTO).
  */
 FERRY_API int ferry_chan_open(const char *url, const ferry_chan_opts *opts, ferry_chan **out,
                               int64_t timeout_ns);
@@ -468,6 +479,141 @@ typedef struct ferry_cred {
  * -EOPNOTSUPP (the transport cannot know: tcp, pipes, fifos, queues, shm pairs), -EINVAL.
  */
 FERRY_API int ferry_chan_peer(const ferry_chan *ch, ferry_cred *out);
+
+/* ---------------------------------------------------------------- tls:// */
+
+/*
+ * TLS 1.3 over TCP (docs/transports.md, docs/cluster.md): "tls://host:port",
+ * "tls://[v6]:port". The tcp transport's frames inside TLS records, with a crc only when
+ * the listener sets FERRY_CHECKSUM (TLS authenticates every byte already); no fds, no
+ * kernel credentials; capacity FERRY_CAP_RING only; max_msg as tcp. Present when libferry
+ * was built with OpenSSL 3 (CMake FERRY_TLS): without it ferry_listen and ferry_chan_open
+ * of a tls:// URL are -EPROTONOSUPPORT. TLS 1.3 only, no session resumption, no 0-RTT;
+ * both sides speak ALPN "ferry/1", so a TLS peer of another protocol fails the handshake
+ * (-EPROTO). The client always checks the server's certificate: a chain to one of its CAs
+ * (ca / ca_pem, else the system's store) and the host name of the URL (or `host`) among
+ * its subject alternative names (DNS, or IP for an address). The listener checks client
+ * certificates as client_cert says. Linux kernel TLS is used when the kernel has it (the
+ * `tls` module) unless FERRY_TLS_NO_KTLS; ferry_chan_peer_cert tells.
+ *
+ * Options: ferry_chan_opts.tls, read during ferry_listen / ferry_chan_open only (the files
+ * and PEM text are loaded then: the caller may free them after the call). A NULL tls takes
+ * the defaults from the environment, read with secure_getenv (a set-uid program ignores
+ * them): FERRY_TLS_CERT, FERRY_TLS_KEY (PEM files of this end's certificate chain and key)
+ * and FERRY_TLS_CA (PEM file of the CAs that may vouch for the peer). A non-NULL tls is
+ * used as given, without the environment.
+ *
+ * Errors of a tls:// ferry_listen: -EINVAL (no certificate or key, one without the other,
+ * a file and PEM text for the same item, a key that does not match the certificate, PEM
+ * that does not parse, client_cert or flags unknown, client certificates asked for with no
+ * CA), -ENOENT / -EACCES (a file that cannot be read), -EFBIG (a file over 1 MiB), and
+ * those of tcp. Errors of the handshake (ferry_accept, ferry_chan_open), each its own:
+ *   -EKEYREJECTED the peer's certificate is not trusted (no chain to our CAs, a bad
+ *                 signature, not a certificate for TLS use)
+ *   -EKEYEXPIRED  the peer's certificate (or one of its chain) has expired or is not yet
+ *                 valid
+ *   -EREMCHG      ferry_chan_open: the server's certificate is valid, but not for the
+ *                 host name asked for (the URL's host, or tls->host)
+ *   -EACCES       the peer refused us: our certificate is missing (the listener requires
+ *                 one), untrusted, or expired in its eyes (ferry_chan_open); a listener
+ *                 that requires a certificate got none (ferry_accept)
+ *   -EPROTO       the peer does not speak TLS 1.3 with ALPN "ferry/1" (a tcp:// peer, an
+ *                 HTTPS server, anything else), or the handshake broke off otherwise
+ *   -ETIMEDOUT    the handshake did not finish within handshake_timeout_ns (ferry_chan_open:
+ *                 or its own deadline, the earlier)
+ *   -EPIPE        the peer closed during the handshake (ferry_accept skips such a peer
+ *                 and waits on, as tcp does)
+ * ferry_accept returns these for the peer that failed (nothing is left of it) and the
+ * listener goes on: accept again. The listener runs up to 64 handshakes side by side, each
+ * bounded by handshake_timeout_ns alone and going on across ferry_accept calls (whose
+ * timeout bounds only the call): a client that stalls holds one of them, not the others,
+ * and ferry_listener_poll_fd polls readable whenever ferry_accept would not wait. After
+ * the handshake a record that fails its authentication is -EBADMSG (the channel is closed
+ * for good), as a bad frame is. A tcp:// client at a tls:// listener sends nothing until
+ * it hears the listener's frame, so the listener's handshake waits for its deadline
+ * (-ETIMEDOUT at ferry_accept; the client then -EPIPE); a tls:// client at a tcp://
+ * listener gets -EPROTO, the listener's channel -EBADMSG at its first receive.
+ */
+
+/* ferry_tls_opts.client_cert (ferry_listen): ask no client certificate (the default); ask
+ * one, letting in a client without one and refusing one with a bad one; require one that
+ * verifies. */
+#define FERRY_TLS_CLIENT_NONE     0u
+#define FERRY_TLS_CLIENT_OPTIONAL 1u
+#define FERRY_TLS_CLIENT_REQUIRED 2u
+
+#define FERRY_TLS_NO_KTLS (1u << 0) /* ferry_tls_opts.flags: never use kernel TLS */
+
+/* Default of ferry_tls_opts.handshake_timeout_ns (a value of 0 means it): 10 s. */
+#define FERRY_TLS_HANDSHAKE_TIMEOUT_DEFAULT ((int64_t)10 * 1000 * 1000 * 1000)
+
+/* TLS options (sized: start with ferry_tls_opts_init). Each of cert, key and ca comes from
+ * a PEM file (the path) or PEM text in memory (the _pem field, NUL-terminated), not both.
+ * All pointers are the caller's and are read during the call only. */
+struct ferry_tls_opts {
+    size_t size;                  /* sizeof(ferry_tls_opts) of the caller: ferry_tls_opts_init */
+    const char *cert, *cert_pem;  /* this end's certificate, then its chain (a listener needs
+                                     one; a client shows one when it has it) */
+    const char *key, *key_pem;    /* its private key (unencrypted PEM) */
+    const char *ca, *ca_pem;      /* the CAs that may vouch for the peer's certificate; a client
+                                     without: the system's store */
+    const char *host;             /* ferry_chan_open: the name the server's certificate must
+                                     carry; NULL: the URL's host (a DNS name or an address) */
+    uint32_t client_cert;         /* ferry_listen: FERRY_TLS_CLIENT_NONE, _OPTIONAL, _REQUIRED */
+    uint32_t flags;               /* FERRY_TLS_NO_KTLS */
+    int64_t handshake_timeout_ns; /* bound of one handshake, on both sides; 0: 10 s */
+};
+
+/* The library's half of ferry_tls_opts_init (bindings that cannot use the inline): zero
+ * size bytes at o, fill the defaults within them and set o->size = size. NULL: no-op. */
+FERRY_API void ferry_tls_opts_init_sized(ferry_tls_opts *o, size_t size);
+
+/* Fill *o with the defaults (all zero: nothing loaded, no client certificate asked for)
+ * and record this program's sizeof(*o). Never fails. */
+static inline void ferry_tls_opts_init(ferry_tls_opts *o)
+{
+    ferry_tls_opts_init_sized(o, sizeof *o);
+}
+
+/* ferry_peer_cert.flags */
+#define FERRY_PEER_CERT_VERIFIED  (1u << 0) /* the peer showed a certificate, and it verified */
+#define FERRY_PEER_CERT_TRUNCATED (1u << 1) /* sans did not hold every name (whole lines kept) */
+#define FERRY_PEER_CERT_KTLS_TX   (1u << 2) /* the kernel encrypts what this end sends */
+#define FERRY_PEER_CERT_KTLS_RX   (1u << 3) /* the kernel decrypts what this end receives */
+
+/* The peer's identity as its certificate states it (sized: ferry_peer_cert_init). The
+ * strings are NUL-terminated; bytes of the certificate's names that are control
+ * characters or not printable ASCII are written as '?' in cn and sans (so a name with an
+ * embedded NUL or newline never equals a plain one), and subject is RFC 2253 with such
+ * bytes escaped. All empty and flags without VERIFIED: the peer showed no certificate (a
+ * client at a FERRY_TLS_CLIENT_OPTIONAL listener, or any client of a _NONE one). */
+typedef struct ferry_peer_cert {
+    size_t size;        /* set by ferry_peer_cert_init; ferry_chan_peer_cert sets it to the
+                           bytes it wrote */
+    uint32_t flags;     /* FERRY_PEER_CERT_* */
+    uint32_t reserved;  /* 0 */
+    uint8_t sha256[32]; /* SHA-256 of the certificate (DER): a pin */
+    char cn[256];       /* the subject's (last) common name */
+    char subject[512];  /* the subject, RFC 2253: "CN=alice,O=Example" */
+    char sans[1024];    /* the subject alternative names, one per line, each "DNS:name",
+                           "IP:addr", "email:addr" or "URI:uri" */
+} ferry_peer_cert;
+
+/* Zero *p and record this program's sizeof(*p) in p->size. Never fails. */
+static inline void ferry_peer_cert_init(ferry_peer_cert *p)
+{
+    memset(p, 0, sizeof *p);
+    p->size = sizeof *p;
+}
+
+/*
+ * ferry_chan_peer_cert — the identity the peer's certificate proved in the TLS handshake
+ * (tls:// channels: both ends), so that a server can decide by it, as by ferry_chan_peer
+ * on a local transport. Written into *out (prepared by ferry_peer_cert_init: "Sized
+ * structs"). Errors: -EOPNOTSUPP (not a tls:// channel), -EINVAL (NULL, or out->size 0,
+ * too small or above 4096).
+ */
+FERRY_API int ferry_chan_peer_cert(const ferry_chan *ch, ferry_peer_cert *out);
 
 /* ---------------------------------------------------------------- the naming service */
 

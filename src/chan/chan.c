@@ -24,6 +24,9 @@ static const ferry__transport *const transports[] = {
     &ferry__shm_transport,    &ferry__unix_transport, &ferry__tcp_transport,
     &ferry__fifo_transport,   &ferry__pipe_transport, &ferry__posixmq_transport,
     &ferry__sysvmq_transport,
+#ifdef FERRY_HAVE_TLS
+    &ferry__tls_transport,
+#endif
 };
 
 #define NTRANSPORTS (sizeof transports / sizeof transports[0])
@@ -32,6 +35,14 @@ void ferry_chan_opts_init_sized(ferry_chan_opts *o, size_t size)
 {
     ferry_chan_opts d;
     ferry__opts_defaults(&d);
+    ferry__sized_init(o, size, &d, sizeof d);
+}
+
+void ferry_tls_opts_init_sized(ferry_tls_opts *o, size_t size)
+{
+    ferry_tls_opts d;
+    memset(&d, 0, sizeof d); /* nothing loaded, no client certificate, ktls when there */
+    d.size = sizeof d;
     ferry__sized_init(o, size, &d, sizeof d);
 }
 
@@ -303,6 +314,20 @@ int ferry_chan_peer(const ferry_chan *ch, ferry_cred *out)
     if (!ch || !out) return -EINVAL;
     if (!ch->ops->peer) return -EOPNOTSUPP;
     return ch->ops->peer(ch, out);
+}
+
+int ferry_chan_peer_cert(const ferry_chan *ch, ferry_peer_cert *out)
+{
+    if (!ch || !out) return -EINVAL;
+    int rc = ferry__sized_check(out, FERRY__PEER_CERT_V0);
+    if (rc < 0) return rc;
+    if (!ch->ops->peer_cert) return -EOPNOTSUPP;
+    /* a full struct of this version, then the caller's prefix of it (core/abi.h) */
+    ferry_peer_cert full;
+    memset(&full, 0, sizeof full);
+    full.size = sizeof full;
+    if ((rc = ch->ops->peer_cert(ch, &full)) < 0) return rc;
+    return ferry__sized_out(out, &full, sizeof full, FERRY__PEER_CERT_V0);
 }
 
 int ferry_chan_stats(const ferry_chan *ch, ferry_chan_counters *ust)

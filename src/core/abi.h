@@ -53,6 +53,9 @@
 #define FERRY__MAILBOX_COUNTERS_V0 FERRY__OFFSETOFEND(ferry_mailbox_counters, max_msg)
 #define FERRY__EVENT_COUNTERS_V0   FERRY__OFFSETOFEND(ferry_event_counters, merged)
 #define FERRY__BCAST_COUNTERS_V0   FERRY__OFFSETOFEND(ferry_bcast_counters, max_msg)
+/* Added in ferry 0.3 (tls://): their first version is 0.3's. */
+#define FERRY__TLS_OPTS_V0  FERRY__OFFSETOFEND(ferry_tls_opts, handshake_timeout_ns)
+#define FERRY__PEER_CERT_V0 FERRY__OFFSETOFEND(ferry_peer_cert, sans)
 
 /*
  * The library's half of a ferry_X_opts_init: zero `size` bytes at o (the caller's

@@ -63,6 +63,11 @@ static const char *const names[] = {
     [EDEADLK] = "EDEADLK: deadlock avoided",
     [EPROTOTYPE] = "EPROTOTYPE: a name of another kind (server or object)",
     [ECANCELED] = "ECANCELED: call cancelled",
+    /* tls:// handshakes (ferry.h "tls://"). */
+    [EKEYREJECTED] = "EKEYREJECTED: the peer's certificate is not trusted",
+    [EKEYEXPIRED] = "EKEYEXPIRED: the peer's certificate has expired or is not yet valid",
+    [EREMCHG] = "EREMCHG: the server's certificate is not for this host name",
+    [EFBIG] = "EFBIG: file too large",
 };
 
 const char *ferry_strerror(int err)

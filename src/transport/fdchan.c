@@ -99,6 +99,8 @@ typedef struct fdchan {
     int has_cred;
     ferry_cred cred;
     char *unlink1, *unlink2;
+    const ferry__fdchan_io *io; /* a stream layer (tls) or NULL: see fdchan.h */
+    void *io_ctx;
 } fdchan;
 
 /* ------------------------------------------------------------------ helpers */
@@ -132,6 +134,20 @@ int ferry__wait_fd(int fd, short events, int64_t deadline)
         if (n > 0) return 0;
         if (n < 0 && errno != EINTR) return -errno;
     }
+}
+
+/* Read stream bytes: through the stream layer when there is one. */
+static ssize_t rd(fdchan *c, void *buf, size_t len)
+{
+    return c->io ? c->io->read(c->io_ctx, buf, len) : read(c->rfd, buf, len);
+}
+
+/* Wait for input: not at all while the stream layer holds some already (its socket may
+ * have nothing more to say). */
+static int wait_in(fdchan *c, int64_t deadline)
+{
+    if (c->io && c->io->pending(c->io_ctx)) return 0;
+    return ferry__wait_fd(c->rfd, POLLIN, deadline);
 }
 
 int ferry__fdchan_max_from_opts(const ferry_chan_opts *o, size_t limit, size_t *max)
@@ -208,7 +224,9 @@ static ssize_t write_pipe_masked(int fd, const struct iovec *iov, int niov)
 static ssize_t write_frame(fdchan *c, struct iovec *iov, int niov, const int *fds, unsigned nfds)
 {
     ssize_t n;
-    if (c->sock) {
+    if (c->io) {
+        n = c->io->writev(c->io_ctx, iov, niov);
+    } else if (c->sock) {
         union {
             struct cmsghdr align;
             char buf[CMSG_SPACE(sizeof(int) * FERRY_MAX_FDS)];
@@ -609,6 +627,7 @@ static int parse_stream(fdchan *c)
 static int read_error(fdchan *c, int e)
 {
     if (e == EAGAIN || e == EINTR) return 0;
+    if (e == EBADMSG) return -EBADMSG; /* the stream layer found it corrupt */
     if (e == ECONNRESET && !c->reset_seen) {
         c->reset_seen = 1;
         return 1;
@@ -622,7 +641,7 @@ static int read_error(fdchan *c, int e)
 static int fill_part(fdchan *c)
 {
     size_t left = c->part_f.len - c->part_got;
-    ssize_t n = read(c->rfd, c->part_dst + c->part_got, left);
+    ssize_t n = rd(c, c->part_dst + c->part_got, left);
     if (n < 0) return read_error(c, errno);
     if (n == 0) return -EPIPE; /* a frame cut short by the end is lost with the peer */
     /* The crc is made as the payload comes in, while the rest is still on its way: at
@@ -645,7 +664,7 @@ static int fill_rbuf(fdchan *c)
     /* parse_stream leaves room: the frame in progress fits in rbuf, and starts at 0 */
     size_t space = c->rcap - c->rlen;
     uint64_t seq = c->rx_seq;
-    ssize_t n = read(c->rfd, c->rbuf + c->rlen, space);
+    ssize_t n = rd(c, c->rbuf + c->rlen, space);
     if (n < 0) return read_error(c, errno);
     if (n == 0) return -EPIPE; /* a frame cut short by the end is lost with the peer */
     c->rlen += (size_t)n;
@@ -769,7 +788,8 @@ static fmsg *pick(fdchan *c, int64_t filter, fmsg ***link)
 static void update_ready(fdchan *c)
 {
     if (c->epfd < 0) return;
-    int want = c->qhead != NULL || atomic_load(&c->dead) != 0;
+    int want =
+        c->qhead != NULL || atomic_load(&c->dead) != 0 || (c->io && c->io->pending(c->io_ctx));
     uint64_t v = 1;
     if (want && !c->ready)
         c->ready = write(c->efd, &v, sizeof v) == sizeof v;
@@ -825,7 +845,7 @@ static int find(fdchan *c, int64_t filter, ferry__when *w, fmsg ***out)
              * one reads first again (one call when the data is there). */
             if (first && c->wait_first && w->timeout != 0) {
                 int64_t t0 = ferry__now_ns();
-                rc = ferry__wait_fd(c->rfd, POLLIN, ferry__when_at(w));
+                rc = wait_in(c, ferry__when_at(w));
                 if (rc < 0) return rc;
                 if (ferry__now_ns() - t0 < QUICK_POLL_NS) c->wait_first = 0;
             }
@@ -837,7 +857,7 @@ static int find(fdchan *c, int64_t filter, ferry__when *w, fmsg ***out)
                 continue; /* hand out what was queued first */
             }
             c->wait_first = 1;
-            rc = ferry__wait_fd(c->rfd, POLLIN, ferry__when_at(w));
+            rc = wait_in(c, ferry__when_at(w));
         } else { /* full of messages the filter passes over (bytes or fds): only time
                   * can help (the one receiving thread is this one), or the peer's end */
             rc = wait_hangup(c, ferry__when_at(w));
@@ -961,6 +981,11 @@ int ferry__fdchan_peer(const ferry_chan *ch, ferry_cred *out)
     return 0;
 }
 
+void *ferry__fdchan_io_ctx(const ferry_chan *ch)
+{
+    return ((const fdchan *)ch)->io_ctx;
+}
+
 void ferry__fdchan_set_cred(ferry_chan *ch, const ferry_cred *cred)
 {
     fdchan *c = (fdchan *)ch;
@@ -974,8 +999,9 @@ void ferry__fdchan_close(ferry_chan *ch)
     if (c->pend && !atomic_load(&c->dead) && !atomic_load(&c->tx_dead))
         flush(c, 0); /* what the kernel takes now */
     free(c->pend);
-    if (c->sock && !(c->kind & FDCHAN_PACKET) && c->rfd >= 0 &&
-        atomic_load_explicit(&forks, memory_order_relaxed) == c->forks_at_new) {
+    int forked = atomic_load_explicit(&forks, memory_order_relaxed) != c->forks_at_new;
+    if (c->io) c->io->close(c->io_ctx, forked || c->rfd < 0); /* its goodbye before our FIN */
+    if (c->sock && !(c->kind & FDCHAN_PACKET) && c->rfd >= 0 && !forked) {
         /* TCP answers a close with data unread by a reset, and a reset throws away what
          * this end sent and the peer has not yet taken. So: the end of our stream goes
          * after our data (FIN), and what the peer sent is read and dropped first (as much
@@ -1022,7 +1048,7 @@ static int await_hello(fdchan *c, int64_t deadline)
     uint8_t hdr[FERRY__FRAME_HDR + HELLO_LEN];
     size_t got = 0;
     while (got < sizeof hdr) {
-        ssize_t n = read(c->rfd, hdr + got, sizeof hdr - got);
+        ssize_t n = rd(c, hdr + got, sizeof hdr - got);
         if (n > 0) {
             got += (size_t)n;
             if (c->kind & FDCHAN_PACKET) break; /* one packet is the whole HELLO */
@@ -1038,7 +1064,7 @@ static int await_hello(fdchan *c, int64_t deadline)
         if (n < 0 && errno != EAGAIN && errno != EINTR)
             return errno == ECONNRESET ? -EPIPE : -EBADMSG;
         struct pollfd p = {.fd = c->rfd, .events = POLLIN};
-        int rc = ferry__wait_fd(c->rfd, POLLIN, deadline);
+        int rc = wait_in(c, deadline);
         if (rc < 0) return rc;
         if (n == 0 && poll(&p, 1, 0) == 1 && !(p.revents & POLLIN)) return -EPIPE;
     }
@@ -1075,6 +1101,8 @@ int ferry__fdchan_new(const ferry__fdchan_cfg *cfg, int64_t deadline, ferry_chan
         c->qtail = &c->qhead;
         c->qfds_max = cfg->max_skipped_fds ? cfg->max_skipped_fds : FERRY_SKIPPED_FDS_DEFAULT;
         c->efd = c->epfd = -1;
+        c->io = cfg->io;
+        c->io_ctx = cfg->io_ctx;
         if ((cfg->unlink1 && !(c->unlink1 = strdup(cfg->unlink1))) ||
             (cfg->unlink2 && !(c->unlink2 = strdup(cfg->unlink2))))
             rc = -ENOMEM;
@@ -1098,6 +1126,7 @@ int ferry__fdchan_new(const ferry__fdchan_cfg *cfg, int64_t deadline, ferry_chan
             c->unlink1 = c->unlink2 = NULL;
             ferry__fdchan_close(&c->base);
         } else {
+            if (cfg->io) cfg->io->close(cfg->io_ctx, 1);
             close(cfg->rfd);
             if (cfg->wfd != cfg->rfd) close(cfg->wfd);
         }

@@ -50,11 +50,37 @@
 
 #include "transport.h"
 
+#include <sys/uio.h>
+
 #define FDCHAN_PACKET   1u /* SOCK_SEQPACKET: frame boundaries and SCM_RIGHTS */
 #define FDCHAN_CHECKSUM 2u /* crc on every frame (FERRY_CHECKSUM, or the transport's rule) */
 
 /* The default and largest max_msg of the stream transports. */
 #define FDCHAN_DEFAULT_MAX ((size_t)1 << 20)
+
+/*
+ * A byte-stream layer between the engine and its socket (tls.c: TLS records), instead of
+ * the plain read/sendmsg of the descriptor. Its calls never block (the socket is
+ * O_NONBLOCK); the engine still waits on rfd/wfd itself. read and writev may run at the
+ * same time (the receiving and the sending thread): the layer locks what they share.
+ *   read     up to len bytes of the stream: the count, 0 at its end, or -1 and errno
+ *            (EAGAIN nothing now; ECONNRESET as the kernel's; EBADMSG the layer found the
+ *            stream corrupt; other values as a read's). Fills as much of len as it can.
+ *   writev   take bytes of iov in order: the count taken (all of it is then on its way,
+ *            also what the layer still holds: it sends that before anything else), or -1
+ *            and errno (EAGAIN: nothing taken, wait for POLLOUT; EPIPE, ECONNRESET...).
+ *   pending  bytes the layer holds for read already (decrypted records): while > 0 a
+ *            receive must not wait on rfd, and the poll fd is readable.
+ *   close    free the layer; quiet = 0: tell the peer the stream ends (as far as the
+ *            socket takes it now, never waiting); 1: write nothing (a copy of the end
+ *            after fork(): the socket is shared with the other process).
+ */
+typedef struct ferry__fdchan_io {
+    ssize_t (*read)(void *ctx, void *buf, size_t len);
+    ssize_t (*writev)(void *ctx, const struct iovec *iov, int niov);
+    size_t (*pending)(void *ctx);
+    void (*close)(void *ctx, int quiet);
+} ferry__fdchan_io;
 
 /* How the engine learns the channel's shape. */
 typedef struct ferry__fdchan_cfg {
@@ -64,6 +90,8 @@ typedef struct ferry__fdchan_cfg {
     size_t max_msg;             /* creator: the channel's max_msg; joiner: 0 (learnt from HELLO) */
     const char *unlink1, *unlink2; /* paths to remove when this end closes (or NULL) */
     uint32_t max_skipped_fds;      /* this end's ferry_chan_opts.max_skipped_fds; 0: default */
+    const ferry__fdchan_io *io;    /* a stream layer (stream sockets only) or NULL */
+    void *io_ctx;                  /* its state: the channel owns it from now on (io->close) */
 } ferry__fdchan_cfg;
 
 /*
@@ -73,6 +101,9 @@ typedef struct ferry__fdchan_cfg {
  * -EPIPE, -ENOMEM.
  */
 int ferry__fdchan_new(const ferry__fdchan_cfg *cfg, int64_t deadline, ferry_chan **out);
+
+/* The io_ctx of an end made with a stream layer (NULL without one). */
+void *ferry__fdchan_io_ctx(const ferry_chan *ch);
 
 /* Record the peer's credentials (unix: SO_PEERCRED taken at connect/accept). */
 void ferry__fdchan_set_cred(ferry_chan *ch, const ferry_cred *cred);

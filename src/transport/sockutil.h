@@ -37,4 +37,15 @@ int ferry__accept(int lfd, int64_t deadline);
 int ferry__connect(int domain, int type, const struct sockaddr *sa, socklen_t len,
                    int64_t deadline);
 
+/* tcp.c, shared with tls.c. "host:port" or "[v6]:port" -> the first address getaddrinfo
+ * gives (numeric port; 0 only when passive: the kernel picks one at bind); host_out (may
+ * be NULL; 256 bytes) gets the host part, without brackets. -EINVAL (malformed), -ENOENT
+ * (no such host). */
+int ferry__tcp_resolve(const char *where, int passive, struct sockaddr_storage *ss, socklen_t *len,
+                       char *host_out);
+
+/* tcp.c: "SCHEME://addr:port" of the socket fd is bound to (numeric, "[v6]" for IPv6)
+ * into buf; its length, or -ENAMETOOLONG / -errno. */
+int ferry__tcp_bound_url(int fd, const char *scheme, char *buf, size_t cap);
+
 #endif

@@ -31,9 +31,8 @@ typedef struct tcp_listener {
     size_t max;
 } tcp_listener;
 
-/* "host:port" or "[v6]:port" -> the first address getaddrinfo gives (numeric port; 0
- * only when passive: the kernel picks one at bind). */
-static int resolve(const char *where, int passive, struct sockaddr_storage *ss, socklen_t *len)
+int ferry__tcp_resolve(const char *where, int passive, struct sockaddr_storage *ss, socklen_t *len,
+                       char *host_out)
 {
     char host[256];
     const char *port;
@@ -60,6 +59,7 @@ static int resolve(const char *where, int passive, struct sockaddr_storage *ss, 
     memcpy(ss, ai->ai_addr, ai->ai_addrlen);
     *len = ai->ai_addrlen;
     freeaddrinfo(ai);
+    if (host_out) memcpy(host_out, host, strlen(host) + 1);
     return 0;
 }
 
@@ -77,7 +77,7 @@ static int tcp_listen(const char *where, const ferry_chan_opts *o, ferry_listene
     struct sockaddr_storage ss;
     socklen_t len;
     size_t max;
-    int rc = resolve(where, 1, &ss, &len);
+    int rc = ferry__tcp_resolve(where, 1, &ss, &len, NULL);
     if (rc < 0) return rc;
     if (o && o->capacity != FERRY_CAP_RING) return -EOPNOTSUPP;
     if ((rc = ferry__fdchan_max_from_opts(o, FERRY_MAX_MSG_LIMIT, &max)) < 0) return rc;
@@ -118,20 +118,24 @@ static int tcp_listener_fd(const ferry_listener *fl)
     return ((const tcp_listener *)fl)->fd;
 }
 
-/* The address the listening socket is bound to: the real port when it was asked for 0. */
-static int tcp_listener_url(const ferry_listener *fl, char *buf, size_t cap)
+int ferry__tcp_bound_url(int fd, const char *scheme, char *buf, size_t cap)
 {
-    const tcp_listener *l = (const tcp_listener *)fl;
     struct sockaddr_storage ss;
     socklen_t len = sizeof ss;
-    if (getsockname(l->fd, (struct sockaddr *)&ss, &len) < 0) return -errno;
+    if (getsockname(fd, (struct sockaddr *)&ss, &len) < 0) return -errno;
     char host[NI_MAXHOST], serv[NI_MAXSERV];
     if (getnameinfo((struct sockaddr *)&ss, len, host, sizeof host, serv, sizeof serv,
                     NI_NUMERICHOST | NI_NUMERICSERV) != 0)
         return -EINVAL;
-    int n =
-        snprintf(buf, cap, ss.ss_family == AF_INET6 ? "tcp://[%s]:%s" : "tcp://%s:%s", host, serv);
+    int n = snprintf(buf, cap, ss.ss_family == AF_INET6 ? "%s://[%s]:%s" : "%s://%s:%s", scheme,
+                     host, serv);
     return n < 0 || (size_t)n >= cap ? -ENAMETOOLONG : n;
+}
+
+/* The address the listening socket is bound to: the real port when it was asked for 0. */
+static int tcp_listener_url(const ferry_listener *fl, char *buf, size_t cap)
+{
+    return ferry__tcp_bound_url(((const tcp_listener *)fl)->fd, "tcp", buf, cap);
 }
 
 static void tcp_listener_close(ferry_listener *fl)
@@ -146,7 +150,7 @@ static int tcp_open(const char *where, const ferry_chan_opts *o, ferry_chan **ou
     (void)o; /* the listener decides the shape */
     struct sockaddr_storage ss;
     socklen_t len;
-    int rc = resolve(where, 0, &ss, &len);
+    int rc = ferry__tcp_resolve(where, 0, &ss, &len, NULL);
     if (rc < 0) return rc;
     int s = ferry__connect(ss.ss_family, SOCK_STREAM, (struct sockaddr *)&ss, len, deadline);
     if (s < 0) return s;

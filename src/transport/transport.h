@@ -136,6 +136,10 @@ struct ferry__chan_ops {
      * One poll of a link, never blocks; may be called by any thread (direct/ asks it
      * before it reuses a kept channel). NULL: cannot tell (taken as 0). */
     int (*alive)(ferry_chan *ch);
+    /* tls://: the identity the peer's certificate proved, into *out (a full struct of
+     * this version, zeroed by the caller). Never blocks. NULL: not a TLS channel
+     * (-EOPNOTSUPP). */
+    int (*peer_cert)(const ferry_chan *ch, ferry_peer_cert *out);
     /* Close the end and free ch: every fd it holds, those of received-but-untaken
      * messages included; the peer sees -EPIPE after what was already sent. Never blocks
      * (it does not wait for the peer to take what was sent). No other call on ch may run
@@ -187,6 +191,8 @@ typedef struct ferry__transport {
 /* The transports (chan.c lists them). */
 extern const ferry__transport ferry__shm_transport, ferry__pipe_transport, ferry__unix_transport,
     ferry__fifo_transport, ferry__tcp_transport, ferry__posixmq_transport, ferry__sysvmq_transport;
+/* tls.c, built with OpenSSL only (FERRY_HAVE_TLS): chan.c lists it then. */
+extern const ferry__transport ferry__tls_transport;
 
 /* The from_sock doors of shm and unix, also called by name (tests/fuzz/fuzz_shm_setup.c). */
 int ferry__shm_from_link(int s, int creator, const ferry_chan_opts *o, const ferry_cred *peer,

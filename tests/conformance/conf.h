@@ -50,6 +50,8 @@ typedef enum addr_kind {
     ADDR_FIFO,          /* fifo:///TMPDIR/fN (FIFOs fN.c2s and fN.s2c) */
     ADDR_POSIXMQ,       /* posixmq:///ferry-conf-PID-N */
     ADDR_SYSVMQ,        /* sysvmq://KEY (decimal) */
+    ADDR_TLS4,          /* tls://127.0.0.1:PORT */
+    ADDR_TLS6,          /* tls://[::1]:PORT */
 } addr_kind;
 
 /* The kernel object under a stream transport's channel end, for the garbage checks. */
@@ -59,6 +61,8 @@ typedef enum raw_kind {
     RAW_TCP,       /* an AF_INET / AF_INET6 SOCK_STREAM socket */
     RAW_FIFO,      /* the FIFO PATH.c2s, opened for writing */
     RAW_PIPE,      /* an anonymous pipe's write end */
+    RAW_TLS,       /* TLS records on TCP: garbage goes into the encrypted stream as plaintext
+                      (ferry__tls_inject), as a peer holding the session could write it */
 } raw_kind;
 
 typedef int (*pair_fn)(const ferry_chan_opts *o, ferry_chan **a, ferry_chan **b);
@@ -82,6 +86,8 @@ typedef struct form {
                             of older messages (System V: msgrcv cannot look without taking) */
     int64_t type_max;    /* the largest message type, 0: INT64_MAX (sysvmq keeps the top
                             mtypes for itself) */
+    int raw_peer_err;    /* what a raw peer's junk gets at ferry_accept or the first receive;
+                            0: -EBADMSG (tls: -EPROTO at ferry_accept, not TLS) */
     unsigned capmodes;   /* CAPM_* */
     raw_kind raw;        /* the stream under a channel end, RAW_NONE if none */
     const char *note;    /* what cannot be checked on this transport, and why */
@@ -103,6 +109,17 @@ typedef struct addr {
 
 /* Remember the temporary directory for socket files and FIFOs (call once). */
 void conf_init(const char *tmpdir);
+
+/* tls rows: make a CA and a server certificate for localhost, 127.0.0.1 and ::1 (as PEM
+ * files in a private directory) and point FERRY_TLS_CERT, FERRY_TLS_KEY and FERRY_TLS_CA
+ * at them, so that every ferry_listen and ferry_chan_open with NULL options (the
+ * environment's defaults) meets. conf_tls_end removes them. Both exit 2 without TLS. */
+void conf_tls_begin(void);
+void conf_tls_end(void);
+
+/* Bytes into an end's TLS stream as plaintext (the garbage of RAW_TLS): tls.c's
+ * ferry__tls_inject. 0 or -errno. */
+int conf_tls_inject(ferry_chan *ch, const void *buf, size_t len);
 
 /* Why f cannot run here (a pair function not built, no IPv6 loopback), or NULL. */
 const char *form_unavailable(const form *f);

@@ -85,11 +85,13 @@
  *    closes disturbs neither end (messages unread in it stay, both ways work);
  *  - garbage, on stream transports: (a) a raw peer (a raw socket connected to the
  *    listener, the FIFOs opened by hand) writing junk is refused: ferry_accept or the
- *    first receive gives -EBADMSG, and a socket listener still accepts a real client
+ *    first receive gives -EBADMSG (tls: ferry_accept -EPROTO, the junk is not TLS), and a
+ *    socket listener still accepts a real client
  *    afterwards; (b) mid-stream, after three valid messages the peer writes one broken
  *    frame (junk, bad version, reserved byte, unknown flag, 17 fds, length max + 1,
  *    negative type, crc mismatch, missing crc where required) straight into its stream
- *    fd: the receiver gets the three messages, then -EBADMSG, then only -EBADMSG or
+ *    fd (tls: into its TLS stream, ferry__tls_inject): the receiver gets the three
+ *    messages, then -EBADMSG, then only -EBADMSG or
  *    -EPIPE from every later call, without a crash;
  *  - no leaks: every check ends with the fd count and the ferry memfd mappings of both
  *    processes as they were before it, and the temporary directory empty; the whole run
@@ -2169,7 +2171,7 @@ static int garbage_kind;
 static void garbage_child(conn *k)
 {
     STAGE("garbage: child writes a broken frame into its stream");
-    int raw = raw_find(k->f, &k->a, &k->before);
+    int raw = k->f->raw == RAW_TLS ? -1 : raw_find(k->f, &k->a, &k->before);
     uint8_t g[128];
     const char *what;
     size_t n = garbage_make(k->f, garbage_kind, ferry_chan_max_msg(k->ch), g, &what);
@@ -2177,7 +2179,10 @@ static void garbage_child(conn *k)
     CHECK_EQ(ferry_send(k->ch, "v0", 2, T5S), 0);
     CHECK_EQ(ferry_send(k->ch, "v1", 2, T5S), 0);
     CHECK_EQ(ferry_send(k->ch, "v2", 2, T5S), 0);
-    CHECK_EQ(write(raw, g, n), (ssize_t)n);
+    if (raw < 0)
+        CHECK_EQ(conf_tls_inject(k->ch, g, n), 0); /* inside the TLS stream */
+    else
+        CHECK_EQ(write(raw, g, n), (ssize_t)n);
     ctl_put(&k->c, 'g');
     ctl_expect(&k->c, 'x');
 }
@@ -2275,15 +2280,16 @@ static void garbage_raw_peer(const form *f)
         ferry_chan_close(ch);
         where = "-EBADMSG at the first receive, then closed";
     } else {
-        if (rc != -EBADMSG) fprintf(stderr, "ferry_accept of a raw peer: %s\n", ferry_strerror(rc));
-        CHECK_EQ(rc, -EBADMSG);
+        int want = f->raw_peer_err ? f->raw_peer_err : -EBADMSG;
+        if (rc != want) fprintf(stderr, "ferry_accept of a raw peer: %s\n", ferry_strerror(rc));
+        CHECK_EQ(rc, want);
         ctl_expect(&c, 'g');
-        where = "ferry_accept -EBADMSG";
+        where = want == -EBADMSG ? "ferry_accept -EBADMSG" : "ferry_accept -EPROTO (not TLS)";
     }
     ctl_put(&c, 'x');
     wait_ok(pid);
     ctl_close(&c);
-    bool sockets = f->raw == RAW_SEQPACKET || f->raw == RAW_TCP;
+    bool sockets = f->raw == RAW_SEQPACKET || f->raw == RAW_TCP || f->raw == RAW_TLS;
     if (sockets) genuine_client(l, &a);
     ferry_listener_close(l);
     CHECK_EQ(fd_count(), base);
@@ -2383,6 +2389,8 @@ int main(int argc, char **argv)
         usage();
     }
     watchdog_arm();
+    bool tls = strcmp(scheme, "tls") == 0;
+    if (tls) conf_tls_begin(); /* exits 2 without TLS */
     conf_init(tmpdir_make());
     leftovers_begin(chantest_dir);
     int base = fd_count(), maps = memfd_maps();
@@ -2402,6 +2410,7 @@ int main(int argc, char **argv)
     CHECK_EQ(memfd_maps(), maps);
     leftovers_end();
     tmpdir_remove();
+    if (tls) conf_tls_end();
     printf("conformance %s: %d checks passed, %d skipped\n", scheme, n_ok, n_skip);
     return 0;
 }

@@ -15,6 +15,12 @@
  *   pipe                          ferry_pipe_pair() before fork
  *   posixmq:///NAME, sysvmq://KEY queues: no fds; peer death unknowable; capacity N is
  *                                 the queue depth; sysvmq has no pollable fd
+ *   tls://127.0.0.1:P, tls://[::1]:P  tcp's frames inside TLS 1.3 (a crc only with
+ *                                 FERRY_CHECKSUM: TLS authenticates every byte); certificates made
+ * at the start (conf_tls_begin) and given through the environment; a raw peer's junk is -EPROTO at
+ * ferry_accept (not TLS); mid-stream garbage goes into the TLS stream as plaintext
+ *                                 (ferry__tls_inject), so the frame checks behind TLS are
+ *                                 what is checked
  * A row whose transport is not in the library is still compiled; running its scheme
  * ends with exit status 2 (conformance.c), and CTest registers only the schemes listed
  * in FERRY_CONFORMANCE_SCHEMES.
@@ -97,6 +103,24 @@ const form conf_forms[] = {
      .raw_peer = true,
      .capmodes = CAPM_RING | CAPM_RING_LOOSE,
      .raw = RAW_TCP},
+    {.scheme = "tls",
+     .name = "ipv4",
+     .addr = ADDR_TLS4,
+     .death = true,
+     .pollable = true,
+     .raw_peer = true,
+     .raw_peer_err = -EPROTO,
+     .capmodes = CAPM_RING | CAPM_RING_LOOSE,
+     .raw = RAW_TLS},
+    {.scheme = "tls",
+     .name = "ipv6",
+     .addr = ADDR_TLS6,
+     .death = true,
+     .pollable = true,
+     .raw_peer = true,
+     .raw_peer_err = -EPROTO,
+     .capmodes = CAPM_RING | CAPM_RING_LOOSE,
+     .raw = RAW_TLS},
     {.scheme = "fifo",
      .name = "path",
      .addr = ADDR_FIFO,
@@ -191,6 +215,8 @@ const char *form_unavailable(const form *f)
     if (f->addr == ADDR_PAIR && !f->pair) return f->missing;
     if (f->addr == ADDR_TCP4 && !free_port(AF_INET)) return "no IPv4 loopback here";
     if (f->addr == ADDR_TCP6 && !free_port(AF_INET6)) return "no IPv6 loopback (::1) here";
+    if (f->addr == ADDR_TLS4 && !free_port(AF_INET)) return "no IPv4 loopback here";
+    if (f->addr == ADDR_TLS6 && !free_port(AF_INET6)) return "no IPv6 loopback (::1) here";
     return NULL;
 }
 
@@ -216,12 +242,17 @@ int addr_make(const form *f, addr *a)
         break;
     case ADDR_TCP4:
     case ADDR_TCP6:
-        a->family = f->addr == ADDR_TCP4 ? AF_INET : AF_INET6;
+    case ADDR_TLS4:
+    case ADDR_TLS6: {
+        int tls = f->addr == ADDR_TLS4 || f->addr == ADDR_TLS6;
+        a->family = f->addr == ADDR_TCP4 || f->addr == ADDR_TLS4 ? AF_INET : AF_INET6;
         a->port = free_port(a->family);
         if (!a->port) return -EAFNOSUPPORT;
         snprintf(a->url, sizeof a->url,
-                 a->family == AF_INET ? "tcp://127.0.0.1:%u" : "tcp://[::1]:%u", (unsigned)a->port);
+                 a->family == AF_INET ? "%s://127.0.0.1:%u" : "%s://[::1]:%u", tls ? "tls" : "tcp",
+                 (unsigned)a->port);
         break;
+    }
     case ADDR_FIFO:
         snprintf(a->path, sizeof a->path, "%s/f%u", tmpdir, n);
         snprintf(a->url, sizeof a->url, "fifo://%s", a->path);
@@ -271,7 +302,9 @@ int raw_connect(const form *f, const addr *a, int *extra)
         return s;
     }
     case ADDR_TCP4:
-    case ADDR_TCP6: {
+    case ADDR_TCP6:
+    case ADDR_TLS4:
+    case ADDR_TLS6: {
         int s = socket(a->family, SOCK_STREAM | SOCK_CLOEXEC, 0);
         CHECK(s >= 0);
         struct sockaddr_storage ss;
@@ -357,6 +390,7 @@ static bool raw_matches(const form *f, const addr *a, int fd)
     }
     case RAW_PIPE:
         return S_ISFIFO(st.st_mode) && acc == O_WRONLY;
+    case RAW_TLS: /* written through the channel end (ferry__tls_inject) */
     case RAW_NONE:
         break;
     }
@@ -449,3 +483,59 @@ size_t garbage_make(const form *f, int kind, size_t max_msg, uint8_t *buf, const
     }
     return n;
 }
+
+/* ---------------------------------------------------------------- tls certificates */
+
+#ifdef FERRY_HAVE_TLS
+#include "tlscerts.h"
+
+static char tls_dir[64], tls_files[3][96];
+
+void conf_tls_begin(void)
+{
+    tc_cert ca = tc_make("ferry conformance CA", NULL, NULL, -3600, 86400, 1);
+    tc_cert srv = tc_make("localhost", "DNS:localhost,IP:127.0.0.1,IP:::1", &ca, -3600, 86400, 0);
+    snprintf(tls_dir, sizeof tls_dir, "/tmp/ferry-conf-tls-XXXXXX");
+    CHECK(mkdtemp(tls_dir) != NULL);
+    const char *names[3] = {"cert.pem", "key.pem", "ca.pem"};
+    const char *texts[3] = {srv.cert_pem, srv.key_pem, ca.cert_pem};
+    const char *vars[3] = {"FERRY_TLS_CERT", "FERRY_TLS_KEY", "FERRY_TLS_CA"};
+    for (int i = 0; i < 3; i++) {
+        snprintf(tls_files[i], sizeof tls_files[i], "%s/%s", tls_dir, names[i]);
+        tc_write(tls_files[i], texts[i]);
+        CHECK_EQ(setenv(vars[i], tls_files[i], 1), 0);
+    }
+    tc_free(&srv);
+    tc_free(&ca);
+}
+
+void conf_tls_end(void)
+{
+    for (int i = 0; i < 3; i++) unlink(tls_files[i]);
+    rmdir(tls_dir);
+}
+
+int ferry__tls_inject(ferry_chan *ch, const void *buf, size_t len); /* tls.c */
+
+int conf_tls_inject(ferry_chan *ch, const void *buf, size_t len)
+{
+    return ferry__tls_inject(ch, buf, len);
+}
+#else
+void conf_tls_begin(void)
+{
+    fprintf(stderr, "conformance tls: not built: this libferry has no tls transport "
+                    "(built without OpenSSL: FERRY_TLS)\n");
+    exit(2);
+}
+
+void conf_tls_end(void) {}
+
+int conf_tls_inject(ferry_chan *ch, const void *buf, size_t len)
+{
+    (void)ch;
+    (void)buf;
+    (void)len;
+    return -EOPNOTSUPP; /* never reached: conf_tls_begin exits first */
+}
+#endif

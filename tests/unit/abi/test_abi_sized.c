@@ -282,7 +282,17 @@ static void test_layout(void)
     CHECK_EQ(offsetof(ferry_chan_counters, size), 0);
     CHECK_EQ(offsetof(ferry_mailbox_counters, size), 0);
     CHECK_EQ(offsetof(ferry_event_counters, size), 0);
-    CHECK(sizeof(ferry_chan_opts) - FERRY__CHAN_OPTS_V0 < alignof(ferry_chan_opts));
+    /* ferry_chan_opts grew `tls` (0.3) after its first version: at or past that version's
+     * sizeof, and it ends the struct */
+    CHECK(offsetof(ferry_chan_opts, tls) >= FERRY__CHAN_OPTS_V0);
+    CHECK(sizeof(ferry_chan_opts) - FERRY__OFFSETOFEND(ferry_chan_opts, tls) <
+          alignof(ferry_chan_opts));
+    /* the tls structs (0.3: their first version) */
+    CHECK_EQ(offsetof(ferry_tls_opts, size), 0);
+    CHECK_EQ(offsetof(ferry_peer_cert, size), 0);
+    CHECK(sizeof(ferry_tls_opts) - FERRY__TLS_OPTS_V0 < alignof(ferry_tls_opts));
+    CHECK(sizeof(ferry_peer_cert) - FERRY__PEER_CERT_V0 < alignof(ferry_peer_cert));
+    CHECK(sizeof(ferry_peer_cert) <= FERRY__SIZED_MAX);
     CHECK(sizeof(ferry_bcast_opts) - FERRY__BCAST_OPTS_V0 < alignof(ferry_bcast_opts));
     CHECK(sizeof(ferry_mailbox_opts) - FERRY__MAILBOX_OPTS_V0 < alignof(ferry_mailbox_opts));
     CHECK(sizeof(ferry_policy) - FERRY__POLICY_V0 < alignof(ferry_policy));
