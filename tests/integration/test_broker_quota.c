@@ -232,7 +232,8 @@ typedef struct good_arg {
 } good_arg;
 
 /* As GOOD: lookup, connect (unix), pass a pipe's write end and read what the server wrote
- * into it, each round within 100 ms. */
+ * into it, each round within 1 s (the flood must not starve it; a quiet machine does a
+ * round in about 1 ms, and a 2-core machine under heavy load in well under 1 s). */
 static void good_rounds(void *arg)
 {
     good_arg *a = arg;
@@ -264,7 +265,7 @@ static void good_rounds(void *arg)
         sleep_ms(20);
     }
     printf("other uid during the flood: worst round %lld us\n", (long long)(worst / 1000));
-    CHECK(worst < 100 * MS);
+    CHECK(worst < SEC);
 }
 
 static void test_flood(pid_t echo)
