@@ -1473,6 +1473,280 @@ FERRY_API int ferry_mailbox_stats(const ferry_mailbox *mb, ferry_mailbox_counter
  * hold given up. The mailbox lives on while others hold it. NULL is a no-op. */
 FERRY_API void ferry_mailbox_close(ferry_mailbox *mb);
 
+/* ---------------------------------------------------------------- regions and states */
+/*
+ * Shared memory as an object (docs/region.md). A ferry_region is a block of memory that
+ * several processes map and read or write directly; a ferry_state is a value published
+ * by one writer and copied torn-free by any number of readers, built on a region.
+ *
+ * Backing. A volatile region is a memfd (never a name in /dev/shm: it vanishes with its
+ * last holder), sealed against shrinking and against further seals, and against growing
+ * unless FERRY_REGION_GROWABLE. Its inode is made mode 0444, so a process of another uid
+ * that holds a read-only descriptor cannot reopen it writable through /proc/PID/fd. A
+ * persistent region (FERRY_REGION_FILE) is a regular file at opts.path that survives
+ * restarts and reboots; a file cannot be sealed, so whoever can write it (its owner,
+ * the mode's writers) can also truncate it, and a mapper then faults (SIGBUS): only
+ * files owned by the caller's effective uid are opened or adopted.
+ *
+ * Layout. The object starts with a 4096-byte header the library keeps (its magic, kind,
+ * size, the 64-bit version word, a state's sequence word); the user's bytes follow it.
+ * ferry_region_map returns the address of the user's bytes (4096-aligned), never the
+ * header. ferry_region_size is the size of the user's bytes.
+ *
+ * Capabilities, not names. A region is shared by fork (the handle works in the child),
+ * by descriptor (ferry_region_fd / ferry_region_fd_readonly, then ferry_region_adopt), or
+ * published through ferryd (ferry_publish with FERRY_OBJ_REGION / FERRY_OBJ_STATE).
+ * Read-only is enforced by the kernel: a read-only handle holds an O_RDONLY descriptor,
+ * so mmap(PROT_WRITE, MAP_SHARED), mprotect(PROT_WRITE) of its mappings, pwrite,
+ * ftruncate and F_ADD_SEALS all fail in the kernel, whatever the holder does. Limit: a
+ * process of the *same* uid as the region's owner (or root) holding a read-only
+ * descriptor can reopen it writable through /proc/self/fd (it may chmod the inode): the
+ * uid, not the descriptor, is the boundary between processes of one user.
+ *
+ * Change notification. Every region has a 64-bit version word: ferry_region_notify bumps
+ * it and wakes every waiter; ferry_region_wait sleeps on it (a futex: it works on a
+ * read-only handle too); ferry_region_poll_fd gives a descriptor for event loops. A
+ * holder without the write right cannot bump the version; a holder with it can also
+ * write the word arbitrarily (it can write the data, too) but cannot make another
+ * process miss a ferry_region_notify: every waiter is woken and re-reads the word.
+ *
+ * Hostile sharers. Anything a sharer can write (the user's bytes, the header with the
+ * write right) is read by the library as hostile: every length is bounded by the
+ * holder's own copy of the sizes, no loop runs on a shared word without a bound, and the
+ * size of a mapping comes from fstat, never from the header. A region's contents are
+ * the application's to validate.
+ *
+ * Threads: every call may be made from any thread, on the same handle too, except that
+ * one ferry_state has one writer at a time (ferry_state_write serializes the threads of
+ * one process; two processes writing one state is a misuse: readers may then get
+ * -EAGAIN or -EBADMSG, never a fault).
+ */
+
+/* Kinds of published object (ferry_publish) for regions and states. */
+#define FERRY_OBJ_REGION 7
+#define FERRY_OBJ_STATE  8
+
+/* Region flags (ferry_region_opts.flags). */
+#define FERRY_REGION_GROWABLE (1u << 0) /* not sealed against growing: ferry_region_resize */
+#define FERRY_REGION_FILE     (1u << 1) /* persistent: backed by the file at opts.path */
+#define FERRY_REGION_EXCL     (1u << 2) /* FILE: fail with -EEXIST if the file exists */
+#define FERRY_REGION_RDONLY   (1u << 3) /* FILE: open an existing file read-only (never
+                                           creates it); the handle is read-only */
+
+/* Access to a mapping (ferry_region_map): FERRY_REGION_READ, or READ | WRITE. */
+#define FERRY_REGION_READ  (1u << 0)
+#define FERRY_REGION_WRITE (1u << 1)
+
+/* The largest region (user bytes): 1 TiB. A state's largest value: 64 MiB. */
+#define FERRY_REGION_MAX_SIZE ((uint64_t)1 << 40)
+#define FERRY_STATE_MAX_LEN   ((size_t)64 << 20)
+
+typedef struct ferry_region ferry_region;
+
+/* Region options: always start from ferry_region_opts_init(). */
+typedef struct ferry_region_opts {
+    size_t size;      /* sizeof(ferry_region_opts) of the caller: ferry_region_opts_init */
+    uint32_t flags;   /* FERRY_REGION_GROWABLE | FERRY_REGION_FILE | FERRY_REGION_EXCL |
+                         FERRY_REGION_RDONLY; default 0 (a volatile, fixed-size region) */
+    uint32_t mode;    /* FILE: the new file's permission bits exactly (the umask is not
+                         applied), at most 0777; default 0600 */
+    const char *path; /* FILE: the file (read during the call only); default NULL */
+} ferry_region_opts;
+
+/* The library's half of ferry_region_opts_init (as ferry_chan_opts_init_sized). */
+FERRY_API void ferry_region_opts_init_sized(ferry_region_opts *o, size_t size);
+
+/* Fill *o with the defaults and record this program's sizeof(*o). Never fails. */
+static inline void ferry_region_opts_init(ferry_region_opts *o)
+{
+    ferry_region_opts_init_sized(o, sizeof *o);
+}
+
+/*
+ * ferry_region_create — a new region of `size` user bytes (1 .. FERRY_REGION_MAX_SIZE),
+ * zeroed, version 0; the handle has the write right. opts may be NULL (a volatile,
+ * fixed-size region). With FERRY_REGION_FILE: the file at opts.path is created (mode
+ * opts.mode) or, if it exists and FERRY_REGION_EXCL is not set, opened and validated: a
+ * regular file (never through a symlink in the last component: -ELOOP), owned by the
+ * caller's effective uid, holding a region header, of exactly `size` user bytes (0:
+ * whatever it has; GROWABLE: at least `size`). A new file appears complete or not at all
+ * (it is built unnamed and linked in). The file outlives the handle; removing it is the
+ * caller's business (unlink, or `ferry rm`). The caller owns *out.
+ * Errors: -EINVAL (size, flags, mode, path NULL with FILE or set without it, RDONLY or
+ * EXCL without FILE, GROWABLE with RDONLY; options per "Sized structs", -E2BIG),
+ * -EEXIST (EXCL and the file exists), -ENOENT (RDONLY and no file, or no directory),
+ * -ELOOP (the path's last component is a symlink), -EBADMSG (an existing file that is no
+ * region of this kind and size, or is not the caller's), -EACCES, -ENOMEM, -EMFILE,
+ * -ENOSPC, and the errors of open(2) on the path.
+ */
+FERRY_API int ferry_region_create(size_t size, const ferry_region_opts *opts, ferry_region **out);
+
+/*
+ * ferry_region_adopt — a handle on the region behind fd (a ferry_region_fd or
+ * ferry_region_fd_readonly of some process). On success the handle owns fd; on failure
+ * fd is closed. fd is validated before use: a memfd sealed against shrinking and further
+ * seals (and against growing unless its header says growable), or a regular file owned
+ * by the caller's effective uid; its header (read once) has the magic, layout version,
+ * kind FERRY_OBJ_REGION and a size that fits the file. An fd opened read-only (O_RDONLY)
+ * makes a read-only handle. Errors: -EBADMSG (not such a region, or open write-only),
+ * -EINVAL (fd < 0), -ENOMEM.
+ */
+FERRY_API int ferry_region_adopt(int fd, ferry_region **out);
+
+/* The region's descriptor, to pass to another process (owned by the region: do not close
+ * it); read-only for a read-only handle. -EINVAL (NULL). */
+FERRY_API int ferry_region_fd(const ferry_region *r);
+
+/*
+ * ferry_region_fd_readonly — a new read-only descriptor of the region (an O_RDONLY
+ * reopen of its inode, FD_CLOEXEC), to hand out as a read-only capability: its adopter
+ * gets a read-only handle whose write paths the kernel refuses. The caller owns *fd.
+ * Errors: -EINVAL (NULL), -EMFILE, -ENFILE, -EACCES (a file region whose mode gives its
+ * owner no read bit).
+ */
+FERRY_API int ferry_region_fd_readonly(const ferry_region *r, int *fd);
+
+/* 1 if the handle has the write right, 0 if it is read-only, -EINVAL (NULL). */
+FERRY_API int ferry_region_writable(const ferry_region *r);
+
+/* The region's size in user bytes now (a growable region's is re-read from the kernel on
+ * every call, so it shows another holder's ferry_region_resize); 0 for NULL. */
+FERRY_API size_t ferry_region_size(const ferry_region *r);
+
+/*
+ * ferry_region_map — map the region's user bytes as they are now (ferry_region_size),
+ * shared, with prot FERRY_REGION_READ or FERRY_REGION_READ | FERRY_REGION_WRITE; *addr
+ * is the first user byte (4096-aligned). A mapping stays valid, at its length, until
+ * ferry_region_unmap or ferry_region_close of this handle — also after a resize (a region
+ * never shrinks, so no mapping ever faults); map again to reach bytes a resize added.
+ * Writes through any mapping of any holder are seen by all at once (it is one memory).
+ * Errors: -EINVAL (NULL, prot), -EACCES (FERRY_REGION_WRITE on a read-only handle),
+ * -ENOMEM.
+ */
+FERRY_API int ferry_region_map(ferry_region *r, uint32_t prot, void **addr);
+
+/* Unmap a mapping ferry_region_map made on this handle. -EINVAL (not one of them). */
+FERRY_API int ferry_region_unmap(ferry_region *r, void *addr);
+
+/*
+ * ferry_region_resize — grow a FERRY_REGION_GROWABLE region to new_size user bytes (the
+ * new bytes read as zeros), then ferry_region_notify, so other holders learn it (their
+ * ferry_region_size says the new size; their mappings keep their old length until they
+ * map again). A size at most the current one is a no-op (0): regions never shrink.
+ * Errors: -EINVAL (NULL, new_size above FERRY_REGION_MAX_SIZE), -EPERM (not growable:
+ * the size is sealed), -EACCES (read-only handle), -ENOSPC, -EFBIG.
+ */
+FERRY_API int ferry_region_resize(ferry_region *r, size_t new_size);
+
+/* Write the region's changes to its file and wait for the disk (msync(MS_SYNC) of this
+ * handle's mappings, then fsync): a persistent region survives a crash of the machine as
+ * of the last sync. A volatile region: 0 at once. Errors: -EINVAL (NULL), -EIO. */
+FERRY_API int ferry_region_sync(ferry_region *r);
+
+/* Bump the region's version by one and wake every waiter (ferry_region_wait, poll
+ * descriptors) of every process; a release: what this thread wrote before it is seen by
+ * anyone who sees the new version. Returns 0. Errors: -EINVAL (NULL), -EACCES (read-only
+ * handle: the kernel would refuse the write anyway). */
+FERRY_API int ferry_region_notify(ferry_region *r);
+
+/* The version now (an acquire: the writes before the notify that made it are seen).
+ * 0 for NULL. */
+FERRY_API uint64_t ferry_region_version(const ferry_region *r);
+
+/*
+ * ferry_region_wait — wait until the version differs from `seen` (typically a value
+ * ferry_region_version returned), up to timeout_ns. Sleeps on a futex (no CPU while it
+ * waits); works on a read-only handle. Returns 0 once it differs (read it with
+ * ferry_region_version). Errors: -ETIMEDOUT, -EAGAIN (FERRY_NOW and unchanged), -EINVAL.
+ */
+FERRY_API int ferry_region_wait(ferry_region *r, uint64_t seen, int64_t timeout_ns);
+
+/*
+ * ferry_region_poll_fd — a descriptor that polls readable (POLLIN) after the version
+ * changed, for event loops. Owned by the handle; every call returns the same one (in a
+ * child after fork the first call makes the child its own). Acknowledge with
+ * ferry_region_poll_ack before reading the version, so a later change makes it readable
+ * again. It can be readable spuriously (then the version is unchanged). It is backed by
+ * an eventfd that a thread of this process, sleeping on the region's futex, signals (a
+ * memfd gives no inotify events): the first call starts that thread, close stops it.
+ * Errors: -EINVAL (NULL), -EMFILE, -ENFILE, -ENOMEM, -EAGAIN (no thread).
+ */
+FERRY_API int ferry_region_poll_fd(ferry_region *r);
+
+/* Consume the readiness of ferry_region_poll_fd (it no longer polls readable until the
+ * next change). 0; -EINVAL (NULL, or no poll descriptor yet). */
+FERRY_API int ferry_region_poll_ack(ferry_region *r);
+
+/* Close the handle: unmap its mappings, stop its poll thread, close its descriptors. The
+ * region lives on while others hold it (a file: always). NULL is a no-op. */
+FERRY_API void ferry_region_close(ferry_region *r);
+
+/* ---- state: one writer, torn-free copies for any number of readers */
+
+typedef struct ferry_state ferry_state;
+
+/*
+ * ferry_state_create — a state whose value holds up to max_len bytes (1 ..
+ * FERRY_STATE_MAX_LEN), at first empty (length 0, version 0), on a region of its own
+ * (kind FERRY_OBJ_STATE). opts as ferry_region_create (NULL: volatile); a persistent
+ * state keeps its value across restarts. FERRY_REGION_GROWABLE is -EINVAL. The caller
+ * owns *out, and the handle may write (with RDONLY: read-only). Errors as
+ * ferry_region_create (-EBADMSG: an existing file that is no state of this max_len).
+ */
+FERRY_API int ferry_state_create(size_t max_len, const ferry_region_opts *opts, ferry_state **out);
+
+/* A handle on the state behind fd (a ferry_state_fd or ferry_state_fd_readonly): rules and
+ * errors of ferry_region_adopt (kind FERRY_OBJ_STATE; its max_len must fit the region).
+ * On success the handle owns fd; on failure fd is closed. */
+FERRY_API int ferry_state_adopt(int fd, ferry_state **out);
+
+/* The state's descriptor (owned by the state). -EINVAL (NULL). */
+FERRY_API int ferry_state_fd(const ferry_state *s);
+
+/* A new read-only descriptor of the state (caller owns *fd), as ferry_region_fd_readonly. */
+FERRY_API int ferry_state_fd_readonly(const ferry_state *s, int *fd);
+
+/* The largest value (decided at creation); 0 for NULL. */
+FERRY_API size_t ferry_state_max_len(const ferry_state *s);
+
+/* The region under the state (owned by the state: do not close it), for
+ * ferry_region_poll_fd / ferry_region_poll_ack (its version is bumped after every write,
+ * and differs from the state's version). NULL for NULL. */
+FERRY_API ferry_region *ferry_state_region(ferry_state *s);
+
+/*
+ * ferry_state_write — publish len bytes (0 .. max_len) as the new value: readers see
+ * the old or the new value whole, never a mix. Never waits for readers. The version goes
+ * up by one; then waiters are woken (ferry_state_wait, the region's poll descriptors).
+ * One writer at a time (threads of this process are serialized). A writer that dies in
+ * the middle leaves readers with -EAGAIN until the next write completes.
+ * Errors: -EINVAL (NULL, buf NULL with len > 0), -EMSGSIZE (len > max_len), -EACCES
+ * (read-only handle).
+ */
+FERRY_API int ferry_state_write(ferry_state *s, const void *buf, size_t len);
+
+/*
+ * ferry_state_read — copy the current value into buf (cap bytes): *len gets its length
+ * and *version (may be NULL) its version (0: never written). The copy is whole, of one
+ * version; it takes a few tries while a write is in progress, bounded (no wait for the
+ * writer, never a spin without end). Errors: -EAGAIN (a write was in progress on every
+ * try: the writer is slow, or died mid-write; try again), -EMSGSIZE (the value is longer
+ * than cap: *len gets its length, buf is undefined), -EBADMSG (the shared words are
+ * corrupt: a length above max_len), -EINVAL (NULL s or len, buf NULL with cap > 0).
+ */
+FERRY_API int ferry_state_read(const ferry_state *s, void *buf, size_t cap, size_t *len,
+                               uint64_t *version);
+
+/* The version of the last completed write (0: none), without copying. 0 for NULL. */
+FERRY_API uint64_t ferry_state_version(const ferry_state *s);
+
+/* Wait until the state's version differs from seen, up to timeout_ns (a futex sleep;
+ * works read-only). 0, -ETIMEDOUT, -EAGAIN (FERRY_NOW and unchanged), -EINVAL. */
+FERRY_API int ferry_state_wait(ferry_state *s, uint64_t seen, int64_t timeout_ns);
+
+/* Close the handle (as ferry_region_close). NULL is a no-op. */
+FERRY_API void ferry_state_close(ferry_state *s);
+
 #ifdef __cplusplus
 }
 #endif
