@@ -1530,8 +1530,8 @@ FERRY_API void ferry_mailbox_close(ferry_mailbox *mb);
 #define FERRY_REGION_GROWABLE (1u << 0) /* not sealed against growing: ferry_region_resize */
 #define FERRY_REGION_FILE     (1u << 1) /* persistent: backed by the file at opts.path */
 #define FERRY_REGION_EXCL     (1u << 2) /* FILE: fail with -EEXIST if the file exists */
-#define FERRY_REGION_RDONLY   (1u << 3) /* FILE: open an existing file read-only (never
-                                           creates it); the handle is read-only */
+/* FILE: open an existing file read-only (never creates it); the handle is read-only. */
+#define FERRY_REGION_RDONLY (1u << 3)
 
 /* Access to a mapping (ferry_region_map): FERRY_REGION_READ, or READ | WRITE. */
 #define FERRY_REGION_READ  (1u << 0)

@@ -119,7 +119,9 @@ int main(void)
     ferry_state *st;
     CHECK_EQ(ferry_state_create(64, NULL, &st), 0);
     CHECK_EQ(ferry_region_adopt(fcntl(ferry_state_fd(st), F_DUPFD_CLOEXEC, 0), &r2), -EBADMSG);
-    CHECK_EQ(ferry_state_adopt(fcntl(ferry_region_fd(r), F_DUPFD_CLOEXEC, 0), &st), -EBADMSG);
+    ferry_state *st2 = (ferry_state *)1;
+    CHECK_EQ(ferry_state_adopt(fcntl(ferry_region_fd(r), F_DUPFD_CLOEXEC, 0), &st2), -EBADMSG);
+    CHECK(st2 == NULL);
     ferry_state_close(st);
 
     ferry_region_close(r); /* unmaps a too */
