@@ -505,6 +505,10 @@ FERRY_API int ferry_chan_peer(const ferry_chan *ch, ferry_cred *out);
  * uid the policy lets open it not to scribble on the mutex's glibc fields (see
  * ferry_mutex_create). Without it ferryd hands such a mutex to the publisher's uid only. */
 #define FERRY_POLICY_TRUSTED_SHARERS (1u << 4)
+/* The write right of a published region (FERRY_OBJ_REGION; see "regions and states by
+ * name"): besides the uids and groups in write_uids / write_gids, everyone the policy
+ * lets open the region (connect) may open it writable. Only for FERRY_OBJ_REGION. */
+#define FERRY_WRITE_ANYONE (1u << 5)
 
 #define FERRY_POLICY_MAX_IDS 16
 
@@ -515,15 +519,26 @@ FERRY_API int ferry_chan_peer(const ferry_chan *ch, ferry_cred *out);
  * name (lookup, list, watch), 2 = may connect (implies see). Uids in allow_uids and
  * groups in allow_gids may see and connect whatever the mode says. root may see and
  * connect everything. Default (ferry_policy_init): mode 0600, no allow lists, no flags.
+ * For a published region or state, "connect" is opening it read-only; opening a region
+ * writable is a third right, granted only explicitly: to the uids in write_uids and the
+ * members of the groups in write_gids (who may also see and open it, whatever the mode
+ * says), and with FERRY_WRITE_ANYONE to everyone who may connect. root may write every
+ * region. Write rights on anything but a FERRY_OBJ_REGION are -EINVAL.
  */
 typedef struct ferry_policy {
     size_t size; /* sizeof(ferry_policy) of the caller: ferry_policy_init */
     unsigned mode;
     gid_t gid;
-    uint32_t flags; /* FERRY_TAKEOVER, FERRY_SIGNAL_*, FERRY_POLICY_TRUSTED_SHARERS */
+    uint32_t flags; /* FERRY_TAKEOVER, FERRY_SIGNAL_*, FERRY_POLICY_TRUSTED_SHARERS,
+                       FERRY_WRITE_ANYONE */
     uint32_t n_uids, n_gids;
     uid_t allow_uids[FERRY_POLICY_MAX_IDS];
     gid_t allow_gids[FERRY_POLICY_MAX_IDS];
+    /* Added in 0.3 (after the old sizeof on every ABI; the zeros mean "as before"). */
+    uint32_t reserved0; /* must be 0: explicit padding (docs/abi.md) */
+    uint32_t n_write_uids, n_write_gids;
+    uid_t write_uids[FERRY_POLICY_MAX_IDS]; /* may open a region writable */
+    gid_t write_gids[FERRY_POLICY_MAX_IDS];
 } ferry_policy;
 
 /* The library's half of ferry_policy_init (as ferry_chan_opts_init_sized). */
@@ -574,16 +589,21 @@ FERRY_API int ferry_connect(const char *name, int kind, const ferry_chan_opts *o
 /* What ferry_lookup and ferry_list tell about a name. */
 typedef struct ferry_name_info {
     char name[256];
-    uid_t uid;            /* owner */
-    gid_t gid;            /* the policy's group */
-    pid_t pid;            /* owner process */
-    unsigned mode;        /* the policy's mode */
-    uint64_t connects;    /* introductions made to this name so far */
-    uint32_t kind;        /* 0: a server (ferry_register, ferry_serve, ferry_inbox_open);
-                             else the FERRY_OBJ_* kind of a published object (ferry_publish) */
-    uint64_t since_ns;    /* when the current owner took the name: CLOCK_REALTIME, ns since
-                             the epoch (ferryd's clock) */
-    uint64_t reserved[8]; /* zeroed by the library: room for later fields, which read 0
+    uid_t uid;         /* owner */
+    gid_t gid;         /* the policy's group */
+    pid_t pid;         /* owner process */
+    unsigned mode;     /* the policy's mode */
+    uint64_t connects; /* introductions made to this name so far */
+    uint32_t kind;     /* 0: a server (ferry_register, ferry_serve, ferry_inbox_open);
+                          else the FERRY_OBJ_* kind of a published object (ferry_publish) */
+    uint64_t since_ns; /* when the current owner took the name: CLOCK_REALTIME, ns since
+                          the epoch (ferryd's clock) */
+    /* A published region or state (kind FERRY_OBJ_REGION / FERRY_OBJ_STATE): its size in
+     * bytes when published, and the device and inode of its file (a memfd, or the
+     * persistent file), for finding who holds it. 0 for other kinds. */
+    uint64_t size;
+    uint64_t dev, ino;
+    uint64_t reserved[5]; /* zeroed by the library: room for later fields, which read 0
                              from a library that does not know them */
 } ferry_name_info;
 
@@ -687,6 +707,56 @@ FERRY_API int ferry_publish(const char *name, int fd, int kind, const ferry_poli
 /* Unpublish: free the name (objects already opened are not affected) and the handle.
  * NULL is a no-op. */
 FERRY_API void ferry_pub_close(ferry_pub *p);
+
+/* ---- regions and states by name (docs/region-sharing.md) */
+
+/*
+ * A region (ferry_region_create) or a state (ferry_state_create) is published like any
+ * other object: ferry_publish(name, ferry_region_fd(r), FERRY_OBJ_REGION, policy, ...) or
+ * ferry_publish(name, ferry_state_fd(s), FERRY_OBJ_STATE, ...). Who may open it, and how,
+ * is the policy's (ferry_policy above): the connect right opens it read-only, the write
+ * right (write_uids, write_gids, FERRY_WRITE_ANYONE; regions only) writable.
+ *
+ * Read-only is the kernel's, not a promise. ferry_publish sends ferryd the region's
+ * read-write descriptor and a read-only one of the same inode (ferry_region_fd_readonly:
+ * made by the publisher, which owns the inode, so it works whatever uid ferryd runs as);
+ * a state's read-only one alone (its creator is its one writer). ferryd checks them (a
+ * genuine region or state of that kind, the same inode, one O_RDWR and one O_RDONLY, an
+ * inode owned by the publisher's uid that grants group and others no write) and hands an
+ * opener without the write right only the read-only one: its mmap with PROT_WRITE and
+ * MAP_SHARED, mprotect to PROT_WRITE, pwrite, ftruncate, F_ADD_SEALS and a reopen of
+ * /proc/self/fd/N for writing all fail in the kernel. A volatile region's memfd is mode
+ * 0444; a persistent region's file keeps its own mode, and one that grants group or
+ * others write is refused (-EPERM): whoever holds a read-only descriptor could reopen it
+ * writable. Against the publisher's own uid (the inode's owner, which may chmod it) and
+ * root, read-only is not enforced: give them only what they would have anyway.
+ */
+/* FERRY_OBJ_REGION and FERRY_OBJ_STATE are defined with the regions, below. */
+typedef struct ferry_region ferry_region; /* (again below: a typedef may be repeated) */
+typedef struct ferry_state ferry_state;
+
+/*
+ * ferry_region_open — open the region published under `name`. prot: FERRY_REGION_READ (a
+ * read-only handle: ferryd sends the read-only descriptor; the connect right suffices) or
+ * FERRY_REGION_READ | FERRY_REGION_WRITE (writable: the write right). On success the
+ * caller owns *out (ferry_region_close); a read-only handle's ferry_region_map with
+ * FERRY_REGION_WRITE is -EACCES.
+ * Errors: those of the naming service (above: -ENOENT no such name or one the caller may
+ * not see, -EACCES the policy denies the caller the connect right, or the write right
+ * when prot has FERRY_REGION_WRITE), -EPROTOTYPE (the name is not a region), -EINVAL
+ * (prot neither of the two, name invalid, out NULL), -EBADMSG (ferryd sent a descriptor
+ * that is not a region, or not of the access asked for; also a persistent region whose
+ * file the caller's euid does not own: ferry_region_adopt's rule), -ENOMEM, -EMFILE.
+ */
+FERRY_API int ferry_region_open(const char *name, uint32_t prot, ferry_region **out,
+                                int64_t timeout_ns);
+
+/*
+ * ferry_state_open — open the state published under `name`, as a reader (the connect
+ * right; ferryd only ever has a state's read-only descriptor). On success the caller
+ * owns *out (ferry_state_close). Errors: as ferry_region_open (-EPROTOTYPE: not a state).
+ */
+FERRY_API int ferry_state_open(const char *name, ferry_state **out, int64_t timeout_ns);
 
 /* ---- counting semaphore */
 

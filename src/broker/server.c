@@ -37,6 +37,7 @@
 
 #include "core/time.h"
 #include "broker/log.h"
+#include "region/region.h"
 #include "shm/obj.h"
 
 #include <errno.h>
@@ -140,8 +141,10 @@ typedef struct conn {
 
 typedef struct name {
     conn *owner;
-    uint32_t kind; /* 0: a server (REGISTER); else a published object, FERRY_OBJ_* */
-    int objfd;     /* the published object's memfd, or -1 */
+    uint32_t kind;           /* 0: a server (REGISTER); else a published object, FERRY_OBJ_* */
+    int objfd;               /* the published object's memfd (a region's read-write one), or -1 */
+    int rofd;                /* a region's or state's read-only descriptor, or -1 */
+    uint64_t size, dev, ino; /* a region's or state's, when published (ferry_name_info) */
     ferry_policy pol;
     gid_t gid; /* the policy's group, resolved */
     uint64_t connects;
@@ -354,6 +357,9 @@ static void info_of(const name *n, ferry_name_info *in)
     in->connects = n->connects;
     in->kind = n->kind;
     in->since_ns = n->since_ns;
+    in->size = n->size;
+    in->dev = n->dev;
+    in->ino = n->ino;
 }
 
 /* ------------------------------------------------------------------ output */
@@ -592,6 +598,11 @@ static void name_unown(name *n)
         n->objfd = -1;
         n->owner->u->used.fds--;
     }
+    if (n->rofd >= 0) {
+        close(n->rofd);
+        n->rofd = -1;
+        n->owner->u->used.fds--;
+    }
 }
 
 static void name_remove(broker *b, size_t i, int kind)
@@ -705,12 +716,50 @@ static int opens_to_others(const ferry_policy *pol, uid_t owner)
     return 0;
 }
 
+/* The descriptors of a region (rwfd and rofd) or a state (rofd; rwfd -1) that c
+ * publishes: a genuine one of that kind (region/region.h: seals, header, a file owned by
+ * c's uid), rofd open O_RDONLY and rwfd O_RDWR on the same inode. And the read-only one
+ * must stay read-only in the kernel: the inode is owned by c's uid (only the owner may
+ * chmod it) and grants group and others no write (otherwise an opener of another uid
+ * could reopen /proc/self/fd/N writable): -EPERM. The rest: -EINVAL. On success the
+ * size, device and inode go into id[0..3) (ferry_name_info). */
+static int region_fds_ok(const conn *c, uint32_t kind, int rwfd, int rofd, uint64_t id[3])
+{
+    uint32_t k;
+    int w, persistent;
+    uint64_t size;
+    struct stat ro, rw;
+    if (ferry__region_check(rofd, c->id.uid, &k, &w, &size, &persistent) < 0 || k != kind || w ||
+        fstat(rofd, &ro) < 0 || (fcntl(rofd, F_GETFL) & (O_ACCMODE | O_PATH)) != O_RDONLY)
+        return -EINVAL;
+    if (kind == FERRY_OBJ_REGION) {
+        if (ferry__region_check(rwfd, c->id.uid, &k, &w, NULL, NULL) < 0 || k != kind || !w ||
+            fstat(rwfd, &rw) < 0 || (fcntl(rwfd, F_GETFL) & (O_ACCMODE | O_PATH)) != O_RDWR ||
+            rw.st_dev != ro.st_dev || rw.st_ino != ro.st_ino)
+            return -EINVAL;
+    } else if (rwfd >= 0) {
+        return -EINVAL; /* a state's writer keeps its write right to itself */
+    }
+    if (ro.st_uid != c->id.uid || (ro.st_mode & 0022)) return -EPERM;
+    id[0] = size;
+    id[1] = (uint64_t)ro.st_dev;
+    id[2] = (uint64_t)ro.st_ino;
+    return 0;
+}
+
 static int register_name(broker *b, conn *c, const char *nm, const ferry_policy *polp,
-                         uint32_t kind, int objfd)
+                         uint32_t kind, int objfd, int rofd)
 {
     ferry_policy pol = *polp;
-    if (ferry__name_valid(nm) < 0 || ferry__policy_valid(&pol) < 0) return -EINVAL;
-    if (kind && (kind > FERRY_OBJ_BCAST || !is_object_fd(objfd, kind))) return -EINVAL;
+    uint64_t rid[3] = {0, 0, 0}; /* a region's size, dev, ino */
+    if (ferry__name_valid(nm) < 0 || ferry__policy_valid_for(&pol, kind) < 0) return -EINVAL;
+    if (kind == FERRY_OBJ_REGION || kind == FERRY_OBJ_STATE) {
+        int rc = region_fds_ok(c, kind, objfd, rofd, rid);
+        if (rc < 0) return rc;
+    } else if (kind && (kind > FERRY_OBJ_BCAST || rofd >= 0 || !is_object_fd(objfd, kind))) {
+        return -EINVAL;
+    }
+    uint64_t nfds = (uint64_t)(objfd >= 0) + (uint64_t)(rofd >= 0);
     /* A plain mutex goes to other uids only if the publisher says it trusts them. */
     if (kind == FERRY_OBJ_MUTEX && !(pol.flags & FERRY_POLICY_TRUSTED_SHARERS) &&
         opens_to_others(&pol, c->id.uid) && plain_mutex(objfd))
@@ -724,7 +773,7 @@ static int register_name(broker *b, conn *c, const char *nm, const ferry_policy 
         return -EEXIST;
     /* A takeover from the same uid moves a name it already holds: no new name. */
     if ((!old || old->owner->u != c->u) && !QUOTA_OK(b, c->u, names, 1)) return -EDQUOT;
-    if (objfd >= 0 && (!QUOTA_OK(b, c->u, fds, 1) || !fd_room(b, c->u, 0, 1))) return -EDQUOT;
+    if (nfds && (!QUOTA_OK(b, c->u, fds, nfds) || !fd_room(b, c->u, 0, nfds))) return -EDQUOT;
     int rc = watch_pid(b, c); /* its pidfd is charged too */
     if (rc < 0) return rc;
     name *n = malloc(sizeof *n + strlen(nm) + 1);
@@ -746,12 +795,16 @@ static int register_name(broker *b, conn *c, const char *nm, const ferry_policy 
     n->connects = 0;
     n->kind = kind;
     n->objfd = objfd;
+    n->rofd = rofd;
+    n->size = rid[0];
+    n->dev = rid[1];
+    n->ino = rid[2];
     struct timespec now;
     clock_gettime(CLOCK_REALTIME, &now);
     n->since_ns = (uint64_t)now.tv_sec * 1000000000u + (uint64_t)now.tv_nsec;
     c->nnames++;
     c->u->used.names++;
-    if (objfd >= 0) c->u->used.fds++;
+    c->u->used.fds += nfds;
     if (old) { /* a takeover: the old owner hears it lost the name */
         uint8_t buf[300];
         ferry__bw w = {.p = buf, .cap = sizeof buf};
@@ -771,20 +824,37 @@ static int register_name(broker *b, conn *c, const char *nm, const ferry_policy 
     return 0;
 }
 
-/* REGISTER (kind 0, objfd -1) and PUBLISH (an object kind and its memfd, which this
- * takes over in every case). */
-static int do_register(broker *b, conn *c, ferry__br *r, uint32_t kind, int objfd)
+/* REGISTER (publish 0, no fds) and PUBLISH (an object kind and its descriptors, which
+ * this takes over in every case: fds[0..nfds)). A region comes with its write lists and
+ * two descriptors (read-write, read-only), a state with one (read-only), any other
+ * object with one; anything else is -EBADMSG. */
+static int do_register(broker *b, conn *c, ferry__br *r, int publish, const int *fds, int nfds)
 {
     char nm[256];
     ferry_policy pol;
+    uint32_t kind = 0;
     int rc = ferry__br_register_body(r, nm, &pol);
-    if (kind) kind = ferry__br_u32(r);
-    if (rc < 0 || ferry__br_end(r) < 0 || (objfd >= 0) != (kind != 0)) {
-        if (objfd >= 0) close(objfd);
+    if (publish) kind = ferry__br_u32(r);
+    if (rc == 0 && kind == FERRY_OBJ_REGION) rc = ferry__br_write_lists(r, &pol);
+    int want = !publish ? 0 : kind == FERRY_OBJ_REGION ? 2 : 1;
+    int objfd = -1, rofd = -1;
+    if (rc < 0 || ferry__br_end(r) < 0 || (publish && !kind) || nfds != want) {
+        for (int i = 0; i < nfds; i++) close(fds[i]);
         return -EBADMSG;
     }
-    rc = register_name(b, c, nm, &pol, kind, objfd);
-    if (rc < 0 && objfd >= 0) close(objfd);
+    if (kind == FERRY_OBJ_REGION) {
+        objfd = fds[0];
+        rofd = fds[1];
+    } else if (kind == FERRY_OBJ_STATE) {
+        rofd = fds[0];
+    } else if (publish) {
+        objfd = fds[0];
+    }
+    rc = register_name(b, c, nm, &pol, kind, objfd, rofd);
+    if (rc < 0) {
+        if (objfd >= 0) close(objfd);
+        if (rofd >= 0) close(rofd);
+    }
     return rc;
 }
 
@@ -879,18 +949,26 @@ static int do_accepted(conn *c, ferry__br *r)
 
 /* ------------------------------------------------------------------ queries */
 
-/* OPEN name kind: a duplicate of the published object's descriptor, and oflags. */
+/* OPEN name kind [want]: a duplicate of the published object's descriptor, and oflags.
+ * A region or state: its read-only descriptor, or with FERRY__WANT_WRITE (the write
+ * right) a region's read-write one — the only place a writable one leaves ferryd. */
 static int do_open(broker *b, conn *c, uint64_t seq, ferry__br *r)
 {
     char nm[256];
     ferry__br_str(r, nm, sizeof nm);
     uint32_t kind = ferry__br_u32(r);
+    uint32_t want = r->off < r->len ? ferry__br_u32(r) : 0; /* absent: 0 (older clients) */
     if (ferry__br_end(r) < 0) return -EBADMSG;
-    if (ferry__name_valid(nm) < 0 || kind == 0 || kind > FERRY_OBJ_BCAST) return -EINVAL;
+    if (ferry__name_valid(nm) < 0 || kind == 0 || kind > FERRY_OBJ_STATE ||
+        (want & ~FERRY__WANT_WRITE) || (want && kind != FERRY_OBJ_REGION))
+        return -EINVAL;
     name *n = name_find(b, nm);
     if (!n || !visible(n, &c->id, FERRY__SEE)) return -ENOENT;
     if (!visible(n, &c->id, FERRY__CONNECT)) return -EACCES;
     if (n->kind != kind) return -EPROTOTYPE;
+    if (want && !visible(n, &c->id, FERRY__WRITE)) return -EACCES;
+    int src = kind == FERRY_OBJ_REGION || kind == FERRY_OBJ_STATE ? (want ? n->objfd : n->rofd)
+                                                                  : n->objfd;
     /* Trusted with the object's sharers: the owner's own uid (root too is another uid
      * here), or anyone when the publisher says so. */
     int trusted = c->id.uid == n->owner->id.uid || (n->pol.flags & FERRY_POLICY_TRUSTED_SHARERS);
@@ -899,7 +977,7 @@ static int do_open(broker *b, conn *c, uint64_t seq, ferry__br *r)
      * the reply says whether the opener is trusted and the library judges the mode by
      * its own read (FERRY__OPEN_TRUSTED, proto.h). */
     if (kind == FERRY_OBJ_MUTEX && !trusted && plain_mutex(n->objfd)) return -EPERM;
-    int fd = fcntl(n->objfd, F_DUPFD_CLOEXEC, 0);
+    int fd = fcntl(src, F_DUPFD_CLOEXEC, 0);
     if (fd < 0) return -errno;
     n->connects++;
     uint8_t buf[8];
@@ -1258,15 +1336,15 @@ static void on_request(broker *b, conn *c)
         int64_t op;
         uint64_t seq;
         size_t len;
-        int fd;
-        int rc = ferry__brecv(c->fd, buf, &op, &seq, &len, &fd);
+        int fds[FERRY__BFDS_MAX], nfds;
+        int rc = ferry__brecvn(c->fd, buf, &op, &seq, &len, fds, FERRY__BFDS_MAX, &nfds);
         if (rc == 0) return;
         if (rc < 0) {
             drop(b, c, rc == -EPIPE ? NULL : "bad packet");
             return;
         }
-        if (fd >= 0 && op != FERRY__OP_PUBLISH) { /* only a published object rides along */
-            close(fd);
+        if (nfds > 0 && op != FERRY__OP_PUBLISH) { /* only a published object rides along */
+            for (int i = 0; i < nfds; i++) close(fds[i]);
             drop(b, c, "sent a descriptor");
             return;
         }
@@ -1274,10 +1352,10 @@ static void on_request(broker *b, conn *c)
         ferry__br r = {.p = buf, .len = len};
         switch (op) {
         case FERRY__OP_REGISTER:
-            rc = do_register(b, c, &r, 0, -1);
+            rc = do_register(b, c, &r, 0, fds, 0);
             break;
         case FERRY__OP_PUBLISH:
-            rc = fd < 0 ? -EBADMSG : do_register(b, c, &r, 1, fd);
+            rc = do_register(b, c, &r, 1, fds, nfds);
             break;
         case FERRY__OP_OPEN:
             rc = do_open(b, c, seq, &r);
