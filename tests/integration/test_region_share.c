@@ -19,6 +19,9 @@
  *   WRITER (write_uids) opens org.rg.a writable, writes, notifies.
  *   OTHER  (no right on org.rg.a) -ENOENT; org.rg.b (see only) -EACCES, writable
  *          -EACCES; wrong kinds -EPROTOTYPE; unknown -ENOENT; the state read-only.
+ * Persistent regions: a file whose mode lets group or others write is refused (-EPERM);
+ * a 0644 one is published with its size and inode, and its owner's uid opens it by name;
+ * another uid's open is -EBADMSG (ferry_region_adopt takes only the caller's own files).
  * And what ferryd refuses at publish: a region whose inode lets group or others write
  * (-EPERM), write rights on a state (-EINVAL), a read-only region handle (-EACCES), a
  * descriptor of another kind (-EBADMSG); in raw PUBLISH packets two read-only
@@ -55,6 +58,8 @@ static test_broker b;
 static char ferryd_dir[] = "/tmp/ferry-rgshare-XXXXXX";
 static char ferryd_copy[sizeof ferryd_dir + 8];
 static int to_owner[2], from_owner[2]; /* OWNER waits for a byte on to_owner, says on from_owner */
+static char file_dir[] = "/tmp/ferry-rgfile-XXXXXX"; /* OWNER's, for persistent regions */
+static char file_ok[sizeof file_dir + 16], file_loose[sizeof file_dir + 16];
 
 static pid_t main_pid;
 static void remove_copy(void) /* also when a CHECK fails */
@@ -62,6 +67,9 @@ static void remove_copy(void) /* also when a CHECK fails */
     if (getpid() != main_pid) return;
     unlink(ferryd_copy);
     rmdir(ferryd_dir);
+    if (file_ok[0]) unlink(file_ok);
+    if (file_loose[0]) unlink(file_loose);
+    if (strcmp(file_dir + sizeof file_dir - 7, "XXXXXX") != 0) rmdir(file_dir);
 }
 
 static void copy_ferryd(void)
@@ -237,6 +245,52 @@ static void raw_refusals(ferry_region *r)
     ferry_region_close(r2);
 }
 
+/* Persistent regions: the file's own mode is what stands between a read-only opener and
+ * a writable reopen; one that grants group or others write is refused (-EPERM). One
+ * that does not is published, with its size. */
+static ferry_pub *publish_file_region(void)
+{
+    ferry_region_opts o;
+    ferry_region_opts_init(&o);
+    o.flags = FERRY_REGION_FILE;
+    o.mode = 0664;
+    o.path = file_loose;
+    ferry_region *loose, *r;
+    CHECK_EQ(ferry_region_create(4096, &o, &loose), 0);
+    ferry_policy pol;
+    ferry_policy_init(&pol);
+    pol.mode = 0666;
+    ferry_pub *p = NULL;
+    CHECK_EQ(
+        ferry_publish("org.rg.file", ferry_region_fd(loose), FERRY_OBJ_REGION, &pol, &p, 5 * SEC),
+        -EPERM);
+    ferry_region_close(loose);
+    o.mode = 0644;
+    o.path = file_ok;
+    CHECK_EQ(ferry_region_create(4096, &o, &r), 0);
+    char *u;
+    CHECK_EQ(ferry_region_map(r, FERRY_REGION_READ | FERRY_REGION_WRITE, (void **)&u), 0);
+    memcpy(u, "persistent", 11);
+    CHECK_EQ(ferry_publish("org.rg.file", ferry_region_fd(r), FERRY_OBJ_REGION, &pol, &p, 5 * SEC),
+             0);
+    ferry_name_info in;
+    CHECK_EQ(ferry_lookup("org.rg.file", &in, 5 * SEC), 0);
+    CHECK_EQ(in.size, 4096);
+    struct stat sb;
+    CHECK(stat(file_ok, &sb) == 0);
+    CHECK(in.dev == (uint64_t)sb.st_dev && in.ino == (uint64_t)sb.st_ino);
+    /* its owner's uid opens it by name (read-only: no write grant) */
+    ferry_region *mine;
+    CHECK_EQ(ferry_region_open("org.rg.file", FERRY_REGION_READ, &mine, 5 * SEC), 0);
+    CHECK_EQ(fcntl(ferry_region_fd(mine), F_GETFL) & O_ACCMODE, O_RDONLY);
+    const char *m;
+    CHECK_EQ(ferry_region_map(mine, FERRY_REGION_READ, (void **)&m), 0);
+    CHECK(memcmp(m, "persistent", 11) == 0);
+    ferry_region_close(mine);
+    ferry_region_close(r); /* the name keeps the file's descriptors in ferryd */
+    return p;
+}
+
 static void owner_main(void *arg)
 {
     (void)arg;
@@ -252,6 +306,7 @@ static void owner_main(void *arg)
     publish_refusals(r, s);
     raw_refusals(r);
 
+    ferry_pub *pf = publish_file_region();
     ferry_pub *pa = publish_region(r, "org.rg.a", 0660);
     ferry_pub *pb = publish_region(r, "org.rg.b", 0664);
     ferry_policy pol;
@@ -283,6 +338,7 @@ static void owner_main(void *arg)
     ferry_pub_close(pa);
     ferry_pub_close(pb);
     ferry_pub_close(ps);
+    ferry_pub_close(pf);
     ferry_state_close(s);
     ferry_region_close(r);
 }
@@ -387,6 +443,7 @@ static void reader_main(void *arg)
     CHECK(in.dev == (uint64_t)sb.st_dev && in.ino == (uint64_t)sb.st_ino);
     CHECK_EQ(in.connects, 2); /* the owner's own open and this one (refusals do not count) */
 
+    ferry_region *x;
     /* The state: a reader only; its descriptor read-only too. */
     ferry_state *s;
     CHECK_EQ(ferry_state_open("org.rg.s", &s, 5 * SEC), 0);
@@ -401,9 +458,13 @@ static void reader_main(void *arg)
     CHECK_EQ(in.kind, FERRY_OBJ_STATE);
     ferry_state_close(s);
 
+    /* A persistent region of another uid's: ferry_region_adopt takes files of the
+     * caller's own euid only (whoever may write a file can truncate it under its
+     * mappers), so by name too: -EBADMSG. */
+    CHECK_EQ(ferry_region_open("org.rg.file", FERRY_REGION_READ, &x, 5 * SEC), -EBADMSG);
+
     /* Wrong kinds. */
     CHECK_EQ(ferry_state_open("org.rg.a", &s, 5 * SEC), -EPROTOTYPE);
-    ferry_region *x;
     CHECK_EQ(ferry_region_open("org.rg.s", FERRY_REGION_READ, &x, 5 * SEC), -EPROTOTYPE);
     ferry_sem *sem;
     CHECK_EQ(ferry_sem_open("org.rg.a", &sem, 5 * SEC), -EPROTOTYPE);
@@ -521,6 +582,10 @@ int main(void)
     ferry_name_info in;
     CHECK_EQ(ferry_lookup("org.rg.none", &in, 10 * SEC), -ENOENT); /* it serves */
 
+    CHECK(mkdtemp(file_dir) != NULL);
+    CHECK(chown(file_dir, OWNER_UID, OWNER_UID) == 0 && chmod(file_dir, 0755) == 0);
+    snprintf(file_ok, sizeof file_ok, "%s/ok.rgn", file_dir);
+    snprintf(file_loose, sizeof file_loose, "%s/loose.rgn", file_dir);
     CHECK(pipe2(to_owner, O_CLOEXEC) == 0 && pipe2(from_owner, O_CLOEXEC) == 0);
     pid_t owner = spawn_as(&OWNER, owner_main, NULL);
     close(to_owner[0]); /* so that an owner that failed reads as an end, not a hang */
@@ -551,7 +616,7 @@ int main(void)
 
     broker_stop(&b);
     remove_copy();
-    CHECK(access(ferryd_dir, F_OK) < 0);
+    CHECK(access(ferryd_dir, F_OK) < 0 && access(file_dir, F_OK) < 0);
     puts("test_region_share: ok");
     return 0;
 }
