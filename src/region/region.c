@@ -616,9 +616,9 @@ static void poll_sleep(ferry_region *r, uint32_t lo)
 static void *poll_main(void *arg)
 {
     ferry_region *r = arg;
-    /* seq_cst loads as in ferry__region_wait_until: no notify is lost between the read
-     * of the word and the sleep. */
-    uint64_t seen = atomic_load_explicit(&r->hdr->version, memory_order_seq_cst);
+    /* Read by ferry_region_poll_fd before the thread started (a notify between that
+     * call and our first load is then not lost). */
+    uint64_t seen = r->poll_seen;
     for (;;) {
         /* acquire: pairs with the stopper's release store (nothing else to order). */
         if (atomic_load_explicit(&r->poll_stop, memory_order_acquire)) break;
@@ -669,6 +669,9 @@ int ferry_region_poll_fd(ferry_region *r)
             r->poll_efd = efd;
             r->poll_pid = me;
             atomic_store_explicit(&r->poll_stop, 0, memory_order_relaxed);
+            /* seq_cst as the loads of ferry__region_wait_until: a notify after this load
+             * is seen by the thread's first compare (or wakes its first sleep). */
+            r->poll_seen = atomic_load_explicit(&r->hdr->version, memory_order_seq_cst);
             int e = pthread_create(&r->poll_thr, NULL, poll_main, r);
             if (e != 0) {
                 close(efd);

@@ -86,6 +86,7 @@ struct ferry_region {
     pid_t poll_pid;   /* the process that made it */
     int poll_running; /* a poll thread of this process runs */
     pthread_t poll_thr;
+    uint64_t poll_seen;         /* the version when the descriptor was made (the thread's start) */
     _Atomic uint32_t poll_stop; /* private futex word: 1 tells the thread to end */
 };
 
