@@ -7,6 +7,7 @@
 #  - a published volatile region shows in the REGION table with its size, its holders
 #    (the publisher: 1; a reader that opened it by name: 2) and "(memfd: volatile)"; in
 #    JSON size, holders, persistent false, path null; a state likewise (kind "state");
+#    `ferry stat` shows a region's size and version, a state's max_len and version;
 #  - a published persistent region shows its file; under --path DIR its file is an
 #    object "region", live while held, "kept" once nobody holds it (and rm --stale keeps
 #    it);
@@ -55,8 +56,8 @@ json() {
     python3 -c '
 import json, sys
 d = json.load(open(sys.argv[1]))
-obj = {o["object"]: o for o in d["objects"]}
-names = {n["name"]: n for n in d["names"]}
+obj = {o["object"]: o for o in d.get("objects", [])}
+names = {n["name"]: n for n in d.get("names", [])}
 sys.exit(0 if eval(sys.argv[2]) else 1)' "$tmp/out" "$1" || fail "JSON check failed: $1"
 }
 
@@ -103,6 +104,11 @@ json "names['org.t.vol']['holders'] == 2 and names['org.t.vol']['connects'] == 1
 json "names['org.t.vol']['persistent'] is False and names['org.t.vol']['path'] is None"
 json "names['org.t.st']['kind'] == 'state' and names['org.t.st']['holders'] == 1"
 json "'size' not in names.get('org.t.none', {}) and len(d['objects']) == 0"
+expect 0 "$FERRY" stat org.t.vol
+grep -Eq '^kind: +region$' "$tmp/out" && grep -Eq '^size: +8192$' "$tmp/out" &&
+    grep -Eq '^version: +0$' "$tmp/out" || fail "stat of a region"
+expect 0 "$FERRY" stat --json org.t.st
+json "d['kind'] == 'state' and d['max_len'] == 64 and d['version'] == 0"
 expect 1 "$FERRY" rm org.t.vol
 grep -q 'volatile' "$tmp/err" || fail "rm of a volatile region: no reason given"
 
