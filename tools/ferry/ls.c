@@ -55,9 +55,19 @@
  *    unlink): each failure is reported on stderr and the rest goes on. OBJECT is
  *    "/name" (a POSIX pair: both queues), "sysvmq:ID" (that queue, and when it is a
  *    ferry door the back queue its hello names; also the back queue's door), a path
- *    (a socket or FIFO; PATH whose PATH.c2s / PATH.s2c are FIFOs removes both), or a
- *    ferry URL (posixmq:///x, sysvmq://#ID, fifo:///p, unix:///p, shm:///p). Regular
- *    files and directories are never removed.
+ *    (a socket or FIFO; PATH whose PATH.c2s / PATH.s2c are FIFOs removes both), a
+ *    ferry URL (posixmq:///x, sysvmq://#ID, fifo:///p, unix:///p, shm:///p), a
+ *    persistent region's or state's file owned by the caller's euid (ls_region.c: its
+ *    header read, never through a symlink; others' are refused with a message), or
+ *    the name of a published one (when no file has that name: its file as its
+ *    holders' descriptors or a --path DIR show it, of the inode ferryd reports).
+ *    Other regular files and directories are never removed.
+ *  - Regions and states (ls_region.c): the names ferryd lists with their size, and
+ *    per region its holders — processes with a descriptor or a mapping of its inode,
+ *    ferryd left out, a lower bound ("+?") when some process could not be looked at —
+ *    and its file ("(memfd: volatile)" for a memfd, "?" unknown). In --path DIRs a
+ *    region's file is an object "region" or "state": live while held, else kept (a
+ *    persistent region is kept by design: rm --stale never removes it).
  *  - Exit status: 0 done; 1 something failed (ls: ferryd answered with an error; rm: an
  *    object could not be removed); 2 usage.
  */
@@ -1235,12 +1245,15 @@ static void print_text(const broker *b, const objlist *l, const notes *ns)
 static void ls_usage(FILE *f)
 {
     fputs("usage: ferry ls [--json | --names] [--path DIR]... [--mqueue DIR] [--broker SOCKET]\n"
-          "  what ferryd holds (names, owners, connects) and the kernel objects ferry's\n"
-          "  transports made (POSIX and System V queue pairs; FIFO pairs and socket files\n"
-          "  in each --path DIR), each live, stale (its makers are gone) or unknown.\n"
+          "  what ferryd holds (names, owners, connects; regions and states with their\n"
+          "  size, holders and file) and the kernel objects ferry's transports made\n"
+          "  (POSIX and System V queue pairs; FIFO pairs, socket files and persistent\n"
+          "  region files in each --path DIR), each live, stale (its makers are gone),\n"
+          "  unknown, or kept (a region file nobody holds: never stale).\n"
           "  --json           one JSON object: {\"broker\", \"names\", \"objects\", \"notes\"}\n"
           "  --names          only ferryd's names, one a line (what completion uses)\n"
-          "  --path DIR       also look for FIFO pairs (*.c2s, *.s2c) and sockets in DIR\n"
+          "  --path DIR       also look for FIFO pairs (*.c2s, *.s2c), sockets and region\n"
+          "                   files in DIR\n"
           "  --mqueue DIR     where the mqueue file system is mounted (/dev/mqueue)\n"
           "  --broker SOCKET  ferryd's socket (default: as the library finds it)\n"
           "  ferryd is never started by this command. Exit: 0, 1 ferryd failed, 2 usage.\n",
@@ -1252,7 +1265,10 @@ static void rm_usage(FILE *f)
     fputs("usage: ferry rm [-n] [--path DIR]... [--mqueue DIR] (--stale | OBJECT...)\n"
           "  --stale     remove every stale object `ferry ls` (same options) shows\n"
           "  OBJECT      /name (both POSIX queues), sysvmq:ID (the queue, and its ferry\n"
-          "              partner), a path (socket, FIFO, or PATH.c2s + PATH.s2c), or a URL\n"
+          "              partner), a path (socket, FIFO, PATH.c2s + PATH.s2c, or a\n"
+          "              persistent region's file you own), a URL, or the name of a\n"
+          "              published persistent region (its file: found through its\n"
+          "              holders, or in a --path DIR)\n"
           "  -n          say what would be removed, remove nothing\n"
           "  Exit: 0 all removed, 1 something could not be (each is reported), 2 usage.\n",
           f);
