@@ -699,7 +699,11 @@ typedef struct ferry_pub ferry_pub;
  * connection to ferryd or any other socket is refused), -EPERM (a plain ferry_mutex —
  * not FERRY_MUTEX_FAIR — whose policy lets another uid open it: group or other connect
  * right, an allowed group, an allowed uid other than the caller's; unless the policy has
- * FERRY_POLICY_TRUSTED_SHARERS).
+ * FERRY_POLICY_TRUSTED_SHARERS). Regions and states (FERRY_OBJ_REGION, FERRY_OBJ_STATE:
+ * see "regions and states by name"): also -EACCES (a region's read-only descriptor: no
+ * write right to pass on), -EPERM (its file is another uid's, or lets group or others
+ * write), -EINVAL (write rights in the policy of any other kind; a file on a file system
+ * ferryd does not read: FUSE, network).
  */
 FERRY_API int ferry_publish(const char *name, int fd, int kind, const ferry_policy *policy,
                             ferry_pub **out, int64_t timeout_ns);
