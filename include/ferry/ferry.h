@@ -718,8 +718,11 @@ FERRY_API void ferry_pub_close(ferry_pub *p);
  * A region (ferry_region_create) or a state (ferry_state_create) is published like any
  * other object: ferry_publish(name, ferry_region_fd(r), FERRY_OBJ_REGION, policy, ...) or
  * ferry_publish(name, ferry_state_fd(s), FERRY_OBJ_STATE, ...). Who may open it, and how,
- * is the policy's (ferry_policy above): the connect right opens it read-only, the write
- * right (write_uids, write_gids, FERRY_WRITE_ANYONE; regions only) writable.
+ * is the policy's (ferry_policy above): the connect right (mode bit 2 of the caller's
+ * class, the allow lists) opens it read-only, the write right (write_uids, write_gids,
+ * FERRY_WRITE_ANYONE; regions only) writable; bit 4 alone lets a caller see the name,
+ * and its open is -EACCES. Example: mode 0660 with write_uids {1001}: the owner's uid
+ * and the group read, uid 1001 writes, others do not see the name.
  *
  * Read-only is the kernel's, not a promise. ferry_publish sends ferryd the region's
  * read-write descriptor and a read-only one of the same inode (ferry_region_fd_readonly:
