@@ -802,9 +802,11 @@ static int register_name(broker *b, conn *c, const char *nm, const ferry_policy 
         return -EEXIST;
     /* A takeover from the same uid moves a name it already holds: no new name. */
     if ((!old || old->owner->u != c->u) && !QUOTA_OK(b, c->u, names, 1)) return -EDQUOT;
-    if (nfds && (!QUOTA_OK(b, c->u, fds, nfds) || !fd_room(b, c->u, 0, nfds))) return -EDQUOT;
-    int rc = watch_pid(b, c); /* its pidfd is charged too */
+    /* The pidfd first (charged when it is opened), then the object's descriptors against
+     * what is left: checking both against the same count let one more through. */
+    int rc = watch_pid(b, c);
     if (rc < 0) return rc;
+    if (nfds && (!QUOTA_OK(b, c->u, fds, nfds) || !fd_room(b, c->u, 0, nfds))) return -EDQUOT;
     name *n = malloc(sizeof *n + strlen(nm) + 1);
     if (!n) return -ENOMEM;
     if (!old && b->nnames == b->capnames) {

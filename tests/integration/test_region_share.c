@@ -27,6 +27,8 @@
  * descriptor of another kind (-EBADMSG); in raw PUBLISH packets two read-only
  * descriptors, two read-write ones, or descriptors of two inodes (-EINVAL), a region with
  * one descriptor (dropped: -EBADMSG). ferry_list shows a region's size, dev and inode.
+ * A region's two descriptors are charged to its publisher (quota fds 3: -EDQUOT where a
+ * semaphore fits).
  */
 #include "testutil.h"
 
@@ -44,6 +46,7 @@
 #define READER_UID 60343
 #define WRITER_UID 60344
 #define OTHER_UID  60345
+#define QUOTA_UID  60346 /* may have ferryd hold 3 descriptors (policy.conf) */
 #define GRP        60350
 
 #define RSIZE  8192u
@@ -53,6 +56,7 @@ static const ident OWNER = {OWNER_UID, OWNER_UID, 0, {0}};
 static const ident READER = {READER_UID, GRP, 0, {0}};
 static const ident WRITER = {WRITER_UID, WRITER_UID, 0, {0}};
 static const ident OTHER = {OTHER_UID, OTHER_UID, 0, {0}};
+static const ident QUOTA = {QUOTA_UID, QUOTA_UID, 0, {0}};
 
 static test_broker b;
 static char ferryd_dir[] = "/tmp/ferry-rgshare-XXXXXX";
@@ -559,6 +563,25 @@ static void other_main(void *arg)
     ferry_state_close(s);
 }
 
+/* A region costs ferryd two descriptors, charged to the publisher: with a quota of 3
+ * (its connection, its pidfd, the object) a region is -EDQUOT where a semaphore fits —
+ * and the refused publish left nothing charged. */
+static void quota_main(void *arg)
+{
+    (void)arg;
+    ferry_region *r;
+    CHECK_EQ(ferry_region_create(4096, NULL, &r), 0);
+    ferry_pub *p;
+    CHECK_EQ(ferry_publish("org.rg.q", ferry_region_fd(r), FERRY_OBJ_REGION, NULL, &p, 5 * SEC),
+             -EDQUOT);
+    ferry_sem *sem;
+    CHECK_EQ(ferry_sem_create(0, 0, &sem), 0);
+    CHECK_EQ(ferry_publish("org.rg.q", ferry_sem_fd(sem), FERRY_OBJ_SEM, NULL, &p, 5 * SEC), 0);
+    ferry_pub_close(p);
+    ferry_sem_close(sem);
+    ferry_region_close(r);
+}
+
 /* ------------------------------------------------------------------ main */
 
 int main(void)
@@ -568,6 +591,8 @@ int main(void)
     signal(SIGPIPE, SIG_IGN);
     broker_init(&b); /* FERRY_BROKER = b.sock, FERRY_NO_AUTOSPAWN=1 */
     copy_ferryd();
+    write_file(b.policy, "quota fds 3 60346\n");
+    CHECK(chmod(b.policy, 0644) == 0);
 
     /* systemd's part: the listening socket, root's, 0666; ferryd runs unprivileged. */
     int lfd = socket(AF_UNIX, SOCK_SEQPACKET | SOCK_CLOEXEC, 0);
@@ -594,6 +619,7 @@ int main(void)
 
     run_as(&READER, reader_main, NULL);
     run_as(&OTHER, other_main, NULL);
+    run_as(&QUOTA, quota_main, NULL);
 
     /* Notification across processes by name: a reader waits, the writer writes. */
     CHECK(pipe2(reader_report, O_CLOEXEC) == 0);
