@@ -1711,7 +1711,8 @@ FERRY_API int ferry_region_unmap(ferry_region *r, void *addr);
  * ferry_region_size says the new size; their mappings keep their old length until they
  * map again). A size at most the current one is a no-op (0): regions never shrink.
  * Errors: -EINVAL (NULL, new_size above FERRY_REGION_MAX_SIZE), -EPERM (not growable:
- * the size is sealed), -EACCES (read-only handle), -ENOSPC, -EFBIG.
+ * the size is sealed), -EACCES (read-only handle), -ENOSPC (no room, or larger than the
+ * filesystem allows).
  */
 FERRY_API int ferry_region_resize(ferry_region *r, size_t new_size);
 

@@ -264,7 +264,7 @@ static int make_memfd(uint32_t kind, uint32_t hflags, uint64_t usize, uint64_t m
     if (rc == 0 && fchmod(fd, 0444) < 0) rc = -errno;
     if (rc < 0) {
         close(fd);
-        return rc == -EFBIG || rc == -ENOSPC ? rc : rc == -EINVAL ? -ENOMEM : rc;
+        return rc == -EFBIG ? -ENOSPC : rc == -EINVAL ? -ENOMEM : rc;
     }
     *fdout = fd;
     return 0;
@@ -326,7 +326,7 @@ static int file_create(int dfd, const char *base, uint32_t mode, uint32_t kind, 
     }
     int rc = 0;
     if (fchmod(fd, mode) < 0) rc = -errno;
-    if (rc == 0 && ftruncate(fd, (off_t)(HDR + usize)) < 0) rc = -errno;
+    if (rc == 0 && ftruncate(fd, (off_t)(HDR + usize)) < 0) rc = errno == EFBIG ? -ENOSPC : -errno;
     if (rc == 0) rc = full_pwrite(fd, &h, sizeof h, 0);
     if (rc == 0 && !named) {
         char p[64];
@@ -564,7 +564,7 @@ int ferry_region_resize(ferry_region *r, size_t new_size)
     if (ftruncate(r->fd, (off_t)(HDR + new_size)) < 0) {
         int e = errno;
         if (e == EPERM && size_now(r) >= new_size) return 0; /* another grew it further */
-        return e == EPERM ? -EPERM : -e;
+        return e == EFBIG ? -ENOSPC : -e; /* EFBIG: larger than the filesystem allows */
     }
     /* relaxed: informational only (readers trust fstat); the notify orders it. */
     uint64_t cur = atomic_load_explicit(&r->hdr->size, memory_order_relaxed);
