@@ -1118,7 +1118,7 @@ static void print_json(const broker *b, const objlist *l, const notes *ns)
         fprintf(f, "%s{\"kind\": \"%s\", \"object\": ", i ? ",\n  " : "\n  ", o->kind);
         json_str(f, o->name);
         fputs(", \"parts\": [", f);
-        int nparts = strcmp(o->kind, "socket") == 0 ? 1 : 2;
+        int nparts = strcmp(o->kind, "socket") == 0 || is_region_obj(o) ? 1 : 2;
         for (int s = 0; s < nparts; s++) {
             if (s) fputs(", ", f);
             if (o->part[s][0])

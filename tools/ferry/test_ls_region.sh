@@ -78,6 +78,7 @@ start() {
 export FERRY_BROKER="$tmp/ferryd.sock"
 export FERRY_NO_AUTOSPAWN=1
 LS="$FERRY ls --path $tmp/d"
+me=$(id -u)
 "$FERRYD" --foreground --socket "$FERRY_BROKER" --policy "$tmp/none.conf" 2>"$tmp/ferryd.err" &
 ferryd=$!
 pids="$pids $ferryd"
@@ -117,7 +118,7 @@ start file region org.t.file 4096 "$tmp/d/file.rgn"
 [ -f "$tmp/d/file.rgn" ] || fail "no region file"
 expect 0 $LS
 grep -Eq "^org\.t\.file +region +4096 +1(\+\?)? +$tmp/d/file\.rgn$" "$tmp/out" || fail "file row"
-grep -Eq "^region +$tmp/d/file\.rgn +0 +0600 +- +live +4096 bytes, 1 holder" "$tmp/out" ||
+grep -Eq "^region +$tmp/d/file\.rgn +$me +0600 +- +live +4096 bytes, 1 holder" "$tmp/out" ||
     fail "--path: live region file"
 expect 0 "$FERRY" ls
 grep -Eq "^org\.t\.file +region +4096 +1(\+\?)? +\?$" "$tmp/out" || fail "file row without --path"
@@ -125,10 +126,11 @@ expect 0 $LS --json
 json "names['org.t.file']['persistent'] is True and names['org.t.file']['path'] == '$tmp/d/file.rgn'"
 json "obj['$tmp/d/file.rgn']['kind'] == 'region' and obj['$tmp/d/file.rgn']['state'] == 'live'"
 json "obj['$tmp/d/file.rgn']['size'] == 4096 and obj['$tmp/d/file.rgn']['holders'] == 1"
+json "obj['$tmp/d/file.rgn']['parts'] == ['$tmp/d/file.rgn'] and obj['$tmp/d/file.rgn']['uid'] == $(id -u)"
 kill -9 $pid_file
 wait $pid_file 2>/dev/null
 expect 0 $LS
-grep -Eq "^region +$tmp/d/file\.rgn +0 +0600 +- +kept +4096 bytes, 0 holders" "$tmp/out" ||
+grep -Eq "^region +$tmp/d/file\.rgn +$me +0600 +- +kept +4096 bytes, 0 holders" "$tmp/out" ||
     fail "--path: a region file nobody holds is kept"
 expect 0 "$FERRY" rm --path "$tmp/d" --stale
 grep -q '^nothing stale$' "$tmp/out" || fail "rm --stale touched a persistent region"
