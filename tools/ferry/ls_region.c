@@ -101,6 +101,10 @@ static void scan_fds(int procfd, const char *pid, lsr_target *t, size_t n, unsig
         struct stat st;
         if (e->d_name[0] == '.') continue;
         if (fstatat(dirfd(d), e->d_name, &st, 0) < 0 || !S_ISREG(st.st_mode)) continue;
+        int wanted = 0;
+        for (size_t i = 0; i < n && !wanted; i++)
+            wanted = t[i].ino == (uint64_t)st.st_ino && t[i].dev == (uint64_t)st.st_dev;
+        if (!wanted) continue; /* readlink only what is looked for */
         char link[PATH_MAX];
         ssize_t k = readlinkat(dirfd(d), e->d_name, link, sizeof link - 1);
         link[k > 0 ? k : 0] = '\0';
