@@ -146,6 +146,7 @@ typedef struct name {
     int objfd;               /* the published object's memfd (a region's read-write one), or -1 */
     int rofd;                /* a region's or state's read-only descriptor, or -1 */
     uint64_t size, dev, ino; /* a region's or state's, when published (ferry_name_info) */
+    int persistent;          /* a region's or state's file is a file, not a memfd */
     ferry_policy pol;
     gid_t gid; /* the policy's group, resolved */
     uint64_t connects;
@@ -750,8 +751,8 @@ static int readable_fs(int fd)
  * no write (otherwise an opener of another uid could reopen /proc/self/fd/N writable):
  * -EPERM; then a genuine one of that kind (region/region.h: seals, header read once with
  * pread, a file owned by c's uid). The rest: -EINVAL. On success the size, device and
- * inode go into id[0..3) (ferry_name_info). */
-static int region_fds_ok(const conn *c, uint32_t kind, int rwfd, int rofd, uint64_t id[3])
+ * inode go into id[0..3) (ferry_name_info), and id[3] is 1 for a file (persistent). */
+static int region_fds_ok(const conn *c, uint32_t kind, int rwfd, int rofd, uint64_t id[4])
 {
     struct stat ro, rw;
     if (fstat(rofd, &ro) < 0 || !S_ISREG(ro.st_mode) ||
@@ -773,6 +774,7 @@ static int region_fds_ok(const conn *c, uint32_t kind, int rwfd, int rofd, uint6
     id[0] = size;
     id[1] = (uint64_t)ro.st_dev;
     id[2] = (uint64_t)ro.st_ino;
+    id[3] = persistent != 0;
     return 0;
 }
 
@@ -780,7 +782,7 @@ static int register_name(broker *b, conn *c, const char *nm, const ferry_policy 
                          uint32_t kind, int objfd, int rofd)
 {
     ferry_policy pol = *polp;
-    uint64_t rid[3] = {0, 0, 0}; /* a region's size, dev, ino */
+    uint64_t rid[4] = {0, 0, 0, 0}; /* a region's size, dev, ino, persistent */
     if (ferry__name_valid(nm) < 0 || ferry__policy_valid_for(&pol, kind) < 0) return -EINVAL;
     if (kind == FERRY_OBJ_REGION || kind == FERRY_OBJ_STATE) {
         int rc = region_fds_ok(c, kind, objfd, rofd, rid);
@@ -830,6 +832,7 @@ static int register_name(broker *b, conn *c, const char *nm, const ferry_policy 
     n->size = rid[0];
     n->dev = rid[1];
     n->ino = rid[2];
+    n->persistent = (int)rid[3];
     struct timespec now;
     clock_gettime(CLOCK_REALTIME, &now);
     n->since_ns = (uint64_t)now.tv_sec * 1000000000u + (uint64_t)now.tv_nsec;
@@ -998,6 +1001,11 @@ static int do_open(broker *b, conn *c, uint64_t seq, ferry__br *r)
     if (!visible(n, &c->id, FERRY__CONNECT)) return -EACCES;
     if (n->kind != kind) return -EPROTOTYPE;
     if (want && !visible(n, &c->id, FERRY__WRITE)) return -EACCES;
+    /* A file's read-write descriptor lets its holder truncate it under every mapper
+     * (SIGBUS: a memfd is sealed against that, a file cannot be): it goes to the
+     * publisher's uid (the file's owner, checked at publish) and root only, whatever the
+     * policy grants. */
+    if (want && n->persistent && c->id.uid != n->owner->id.uid && c->id.uid != 0) return -EACCES;
     int src = kind == FERRY_OBJ_REGION || kind == FERRY_OBJ_STATE ? (want ? n->objfd : n->rofd)
                                                                   : n->objfd;
     /* Trusted with the object's sharers: the owner's own uid (root too is another uid

@@ -20,8 +20,10 @@
  *   OTHER  (no right on org.rg.a) -ENOENT; org.rg.b (see only) -EACCES, writable
  *          -EACCES; wrong kinds -EPROTOTYPE; unknown -ENOENT; the state read-only.
  * Persistent regions: a file whose mode lets group or others write is refused (-EPERM);
- * a 0644 one is published with its size and inode, and its owner's uid opens it by name;
- * another uid's open is -EBADMSG (ferry_region_adopt takes only the caller's own files).
+ * a 0644 one is published with its size and inode, and its owner's uid opens it by name
+ * (writable too, granted); another uid's open is -EBADMSG (ferry_region_adopt takes only
+ * the caller's own files), and its writable open -EACCES from ferryd even with a grant
+ * (a file's read-write descriptor could truncate it under every mapper).
  * And what ferryd refuses at publish: a region whose inode lets group or others write
  * (-EPERM), write rights on a state (-EINVAL), a read-only region handle (-EACCES), a
  * descriptor of another kind (-EBADMSG); in raw PUBLISH packets two read-only
@@ -264,6 +266,9 @@ static ferry_pub *publish_file_region(void)
     ferry_policy pol;
     ferry_policy_init(&pol);
     pol.mode = 0666;
+    pol.write_uids[0] = WRITER_UID; /* granted, and still refused: a file can be truncated */
+    pol.write_uids[1] = OWNER_UID;
+    pol.n_write_uids = 2;
     ferry_pub *p = NULL;
     CHECK_EQ(
         ferry_publish("org.rg.file", ferry_region_fd(loose), FERRY_OBJ_REGION, &pol, &p, 5 * SEC),
@@ -283,8 +288,13 @@ static ferry_pub *publish_file_region(void)
     struct stat sb;
     CHECK(stat(file_ok, &sb) == 0);
     CHECK(in.dev == (uint64_t)sb.st_dev && in.ino == (uint64_t)sb.st_ino);
-    /* its owner's uid opens it by name (read-only: no write grant) */
+    /* its owner's uid opens it by name, read-only and (granted) writable */
     ferry_region *mine;
+    CHECK_EQ(
+        ferry_region_open("org.rg.file", FERRY_REGION_READ | FERRY_REGION_WRITE, &mine, 5 * SEC),
+        0);
+    CHECK_EQ(fcntl(ferry_region_fd(mine), F_GETFL) & O_ACCMODE, O_RDWR);
+    ferry_region_close(mine);
     CHECK_EQ(ferry_region_open("org.rg.file", FERRY_REGION_READ, &mine, 5 * SEC), 0);
     CHECK_EQ(fcntl(ferry_region_fd(mine), F_GETFL) & O_ACCMODE, O_RDONLY);
     const char *m;
@@ -516,6 +526,12 @@ static void writer_main(void *arg)
     CHECK_EQ(ferry_region_map(r, FERRY_REGION_READ | FERRY_REGION_WRITE, (void **)&u), 0);
     memcpy(u + 100, "written by the writer", 22);
     CHECK_EQ(ferry_region_notify(r), 0);
+    /* A persistent region's read-write descriptor goes to its owner's uid only, whatever
+     * the policy grants (its holder could truncate the file under every mapper): ferryd
+     * refuses (-EACCES, not the adopter's -EBADMSG). */
+    ferry_region *rf;
+    CHECK_EQ(ferry_region_open("org.rg.file", FERRY_REGION_READ | FERRY_REGION_WRITE, &rf, 5 * SEC),
+             -EACCES);
     /* org.rg.b grants WRITER the write right too (the same write_uids) */
     ferry_region *rb;
     CHECK_EQ(ferry_region_open("org.rg.b", FERRY_REGION_READ | FERRY_REGION_WRITE, &rb, 5 * SEC),
