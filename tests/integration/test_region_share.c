@@ -180,6 +180,8 @@ static void publish_refusals(ferry_region *r, ferry_state *s)
     ferry_sem *sem;
     CHECK_EQ(ferry_sem_create(0, 0, &sem), 0);
     CHECK_EQ(ferry_publish("org.rg.x", ferry_sem_fd(sem), FERRY_OBJ_SEM, &w, &p, 5 * SEC), -EINVAL);
+    ferry_listener *srv; /* a server: no write right to grant either */
+    CHECK_EQ(ferry_register("org.rg.x", &w, NULL, &srv, 5 * SEC), -EINVAL);
     /* the wrong kind of descriptor */
     CHECK_EQ(ferry_publish("org.rg.x", ferry_sem_fd(sem), FERRY_OBJ_REGION, &pol, &p, 5 * SEC),
              -EBADMSG);
