@@ -107,7 +107,8 @@ typedef struct ferry__quota {
     uint64_t pending; /* introductions asked for and not yet accepted by the server */
     uint64_t fds;     /* descriptors ferryd holds or has in flight for the uid (its
                          connections, its name-owning processes' pidfds, its published
-                         objects, queued descriptors, its introductions in flight) */
+                         objects (a region: two), queued descriptors, its introductions
+                         in flight) */
     uint64_t bytes;   /* bytes queued in ferryd for the uid's connections, and of the
                          introductions it asked for that wait for a slow server */
 } ferry__quota;
