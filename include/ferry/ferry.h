@@ -733,9 +733,9 @@ FERRY_API void ferry_pub_close(ferry_pub *p);
  * opener without the write right only the read-only one: its mmap with PROT_WRITE and
  * MAP_SHARED, mprotect to PROT_WRITE, pwrite, ftruncate, F_ADD_SEALS and a reopen of
  * /proc/self/fd/N for writing all fail in the kernel. A volatile region's memfd is mode
- * 0444; a persistent region's file keeps its own mode, and one that grants group or
- * others write is refused (-EPERM): whoever holds a read-only descriptor could reopen it
- * writable. Against the publisher's own uid (the inode's owner, which may chmod it) and
+ * 0444 (ferry_publish drops the group and other write bits of a memfd made elsewhere); a
+ * persistent region's file keeps its own mode, and one that grants group or others write
+ * is refused (-EPERM): whoever holds a read-only descriptor could reopen it writable. Against the publisher's own uid (the inode's owner, which may chmod it) and
  * root, read-only is not enforced: give them only what they would have anyway. A
  * persistent region's read-write descriptor goes to the publisher's uid and root only,
  * whatever the policy grants (its holder could truncate the file under every mapper).

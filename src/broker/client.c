@@ -649,7 +649,8 @@ struct ferry_pub {
 
 /* What ferry_publish sends ferryd for a region or state fd (docs/region-sharing.md): a
  * region's read-write descriptor and a read-only reopen of it, or a state's read-only
- * reopen alone (its one writer keeps the write right to itself). fd must be a genuine
+ * reopen alone (its one writer keeps the write right to itself); a memfd's group and
+ * other write bits are dropped first (fchmod). fd must be a genuine
  * one of kind (region/region.h: ferry__region_check, as the caller's euid: a file must
  * be its own) — -EBADMSG otherwise — and, for a region, open for writing (-EACCES: a
  * read-only handle has no write right to pass on). On success out[0..*n) are to send;
@@ -660,6 +661,15 @@ static int region_publish_fds(int fd, uint32_t kind, int out[2], int *n)
     int w;
     if (ferry__region_check(fd, geteuid(), &k, &w, NULL, NULL) < 0 || k != kind) return -EBADMSG;
     if (kind == FERRY_OBJ_REGION && !w) return -EACCES;
+    /* A memfd whose group or others may write (the kernel makes them 0777; ours are
+     * 0444, but fd may come from elsewhere) would let a reader of another uid reopen it
+     * writable: drop those bits (we own it, or fchmod fails and ferryd says -EPERM). A
+     * persistent region's file keeps the mode its owner gave it: ferryd refuses it. */
+    struct stat st;
+    if (fcntl(fd, F_GET_SEALS) >= 0 && fstat(fd, &st) == 0 && (st.st_mode & 0022) &&
+        fchmod(fd, st.st_mode & 07755) < 0) {
+        /* not ours: ferryd will refuse it, with the reason */
+    }
     int ro = ferry__region_reopen_ro(fd);
     if (ro < 0) return ro;
     if (kind == FERRY_OBJ_REGION) {

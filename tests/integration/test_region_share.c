@@ -25,8 +25,9 @@
  * the caller's own files), and its writable open -EACCES from ferryd even with a grant
  * (a file's read-write descriptor could truncate it under every mapper).
  * And what ferryd refuses at publish: a region whose inode lets group or others write
- * (-EPERM), write rights on a state (-EINVAL), a read-only region handle (-EACCES), a
- * descriptor of another kind (-EBADMSG); in raw PUBLISH packets two read-only
+ * (-EPERM; the library drops those bits of a memfd before it publishes), write rights on
+ * a state (-EINVAL), a read-only region handle (-EACCES), a descriptor of another kind
+ * (-EBADMSG); in raw PUBLISH packets two read-only
  * descriptors, two read-write ones, or descriptors of two inodes (-EINVAL), a region with
  * one descriptor (dropped: -EBADMSG). ferry_list shows a region's size, dev and inode.
  * A region's two descriptors are charged to its publisher (quota fds 3: -EDQUOT where a
@@ -143,6 +144,8 @@ static ferry_pub *publish_region(ferry_region *r, const char *name, unsigned mod
     return p;
 }
 
+static int raw_publish(const int *fds, int nfds);
+
 /* What ferryd (and the library before it) refuses to publish. */
 static void publish_refusals(ferry_region *r, ferry_state *s)
 {
@@ -150,22 +153,33 @@ static void publish_refusals(ferry_region *r, ferry_state *s)
     ferry_policy_init(&pol);
     pol.mode = 0644;
     ferry_pub *p = NULL;
-    /* a region whose inode others could write: a reader could reopen it writable */
+    /* a memfd whose inode others could write (a reader could reopen it writable): the
+     * library drops the group's and others' write bits before it publishes */
     ferry_region *loose;
     CHECK_EQ(ferry_region_create(4096, NULL, &loose), 0);
     CHECK(fchmod(ferry_region_fd(loose), 0666) == 0);
     CHECK_EQ(
         ferry_publish("org.rg.loose", ferry_region_fd(loose), FERRY_OBJ_REGION, &pol, &p, 5 * SEC),
-        -EPERM);
-    CHECK(fchmod(ferry_region_fd(loose), 0620) == 0); /* group write: the same */
-    CHECK_EQ(
-        ferry_publish("org.rg.loose", ferry_region_fd(loose), FERRY_OBJ_REGION, &pol, &p, 5 * SEC),
-        -EPERM);
-    CHECK(fchmod(ferry_region_fd(loose), 0600) == 0); /* the owner's own bits are its business */
+        0);
+    struct stat sb;
+    CHECK(fstat(ferry_region_fd(loose), &sb) == 0);
+    CHECK_EQ(sb.st_mode & 07777, 0644);
+    ferry_pub_close(p);
+    CHECK(fchmod(ferry_region_fd(loose), 0620) == 0); /* the owner's own bits are its business */
     CHECK_EQ(
         ferry_publish("org.rg.loose", ferry_region_fd(loose), FERRY_OBJ_REGION, &pol, &p, 5 * SEC),
         0);
+    CHECK(fstat(ferry_region_fd(loose), &sb) == 0);
+    CHECK_EQ(sb.st_mode & 07777, 0600);
     ferry_pub_close(p);
+    /* ferryd refuses such an inode itself (a publisher that skips the library) */
+    CHECK(fchmod(ferry_region_fd(loose), 0606) == 0);
+    int lro;
+    CHECK_EQ(ferry_region_fd_readonly(loose, &lro), 0);
+    CHECK_EQ(raw_publish((int[]){ferry_region_fd(loose), lro}, 2), -EPERM);
+    CHECK(fchmod(ferry_region_fd(loose), 0660) == 0);
+    CHECK_EQ(raw_publish((int[]){ferry_region_fd(loose), lro}, 2), -EPERM);
+    close(lro);
     ferry_region_close(loose);
     /* write rights mean something for a region only */
     ferry_policy w = pol;
