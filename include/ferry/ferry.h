@@ -735,10 +735,11 @@ FERRY_API void ferry_pub_close(ferry_pub *p);
  * /proc/self/fd/N for writing all fail in the kernel. A volatile region's memfd is mode
  * 0444 (ferry_publish drops the group and other write bits of a memfd made elsewhere); a
  * persistent region's file keeps its own mode, and one that grants group or others write
- * is refused (-EPERM): whoever holds a read-only descriptor could reopen it writable. Against the publisher's own uid (the inode's owner, which may chmod it) and
- * root, read-only is not enforced: give them only what they would have anyway. A
- * persistent region's read-write descriptor goes to the publisher's uid and root only,
- * whatever the policy grants (its holder could truncate the file under every mapper).
+ * is refused (-EPERM): whoever holds a read-only descriptor could reopen it writable.
+ * Against the publisher's own uid (the inode's owner, which may chmod it) and root,
+ * read-only is not enforced: give them only what they would have anyway. A persistent
+ * region's read-write descriptor goes to the publisher's uid and root only, whatever the
+ * policy grants (its holder could truncate the file under every mapper).
  */
 /* FERRY_OBJ_REGION and FERRY_OBJ_STATE are defined with the regions, below. */
 typedef struct ferry_region ferry_region; /* (again below: a typedef may be repeated) */
