@@ -201,8 +201,11 @@ static int handle_make(int fd, const ferry__region_hdr *h, uint64_t usize, int s
     if (!r) return -ENOMEM;
     void *p = mmap(NULL, HDR, writable ? PROT_READ | PROT_WRITE : PROT_READ, MAP_SHARED, fd, 0);
     if (p == MAP_FAILED) {
+        /* ENOMEM is ours; anything else (EINVAL: a hugetlbfs memfd, ENODEV, EACCES) says
+         * the descriptor is not what it claims. */
+        int e = errno;
         free(r);
-        return -ENOMEM;
+        return e == ENOMEM ? -ENOMEM : -EBADMSG;
     }
     if (pthread_mutex_init(&r->lock, NULL) != 0) {
         munmap(p, HDR);
