@@ -164,6 +164,8 @@ int main(void)
     CHECK(st2 == NULL);
     ferry_state_close(st);
 
+    CHECK_EQ(ferry_region_sync(r), 0); /* volatile: nothing to write, 0 */
+    CHECK_EQ(ferry_region_sync(NULL), -EINVAL);
     ferry_region_close(r); /* unmaps a too */
     ferry_region_close(NULL);
     CHECK_EQ(fd_count(), fds0);
