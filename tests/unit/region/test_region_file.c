@@ -211,6 +211,20 @@ int main(void)
     ferry_region_close(r);
     CHECK_EQ(ferry_region_create(6000, &o, &r), -EBADMSG); /* smaller than asked */
 
+    /* an existing file in a directory we may not write: opened (nothing to create) */
+    char rod[160], rof[200];
+    snprintf(rod, sizeof rod, "%s/rodir", dir);
+    snprintf(rof, sizeof rof, "%s/data", rod);
+    CHECK(mkdir(rod, 0700) == 0);
+    o = fopts(0, rof);
+    CHECK_EQ(ferry_region_create(100, &o, &r), 0);
+    ferry_region_close(r);
+    CHECK(chmod(rod, 0500) == 0);
+    CHECK_EQ(ferry_region_create(100, &o, &r), 0);
+    ferry_region_close(r);
+    CHECK(chmod(rod, 0700) == 0);
+    CHECK(unlink(rof) == 0 && rmdir(rod) == 0);
+
     char sp[160];
     snprintf(sp, sizeof sp, "%s/state", dir);
     const char *rm[] = {path, link, dangling, fifo, junk, sp, gp};
