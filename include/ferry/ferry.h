@@ -13,7 +13,8 @@
  *    another process (ferry_X_adopt turns it back into a handle); ferry_X_poll_fd is a
  *    descriptor to poll for readiness. Both are owned by the object, except where the
  *    function makes the descriptor for the caller (ferry_pair_fd, ferry_pipe_pair_fd,
- *    ferry_signal_poll_fd).
+ *    ferry_signal_poll_fd, and the read-only capabilities ferry_region_fd_readonly and
+ *    ferry_state_fd_readonly).
  *  - Counters: ferry_X_stats() copies them into a ferry_X_counters.
  *  - Sized structs: options (ferry_X_opts, ferry_policy) and counters (ferry_X_counters)
  *    start with `size_t size`, the sizeof of the struct as the caller was compiled, so

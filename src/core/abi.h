@@ -54,6 +54,9 @@
 #define FERRY__EVENT_COUNTERS_V0   FERRY__OFFSETOFEND(ferry_event_counters, merged)
 #define FERRY__BCAST_COUNTERS_V0   FERRY__OFFSETOFEND(ferry_bcast_counters, max_msg)
 
+/* The first version of the sized structs added in ferry 0.3. */
+#define FERRY__REGION_OPTS_V0 FERRY__OFFSETOFEND(ferry_region_opts, path)
+
 /*
  * The library's half of a ferry_X_opts_init: zero `size` bytes at o (the caller's
  * struct), copy the first min(size, ksize) bytes of defaults (a full struct of ours)

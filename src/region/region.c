@@ -201,8 +201,11 @@ static int handle_make(int fd, const ferry__region_hdr *h, uint64_t usize, int s
     if (!r) return -ENOMEM;
     void *p = mmap(NULL, HDR, writable ? PROT_READ | PROT_WRITE : PROT_READ, MAP_SHARED, fd, 0);
     if (p == MAP_FAILED) {
+        /* ENOMEM is ours; anything else (EINVAL: a hugetlbfs memfd, ENODEV, EACCES) says
+         * the descriptor is not what it claims. */
+        int e = errno;
         free(r);
-        return -ENOMEM;
+        return e == ENOMEM ? -ENOMEM : -EBADMSG;
     }
     if (pthread_mutex_init(&r->lock, NULL) != 0) {
         munmap(p, HDR);
@@ -387,9 +390,16 @@ int ferry__region_make(uint32_t kind, size_t size, uint64_t max_len, const ferry
         if (rdonly) {
             rc = file_open(dfd, base, 1, &fd);
         } else {
-            /* size 0: open an existing file only (EXCL was refused above). */
-            rc = size ? file_create(dfd, base, o.mode, kind, hflags, size, max_len, &fd) : -EEXIST;
-            if (rc == -EEXIST && !(o.flags & FERRY_REGION_EXCL)) rc = file_open(dfd, base, 0, &fd);
+            /* An existing file is opened first (so a directory we may not write is fine
+             * for a file that is there); then, when there is none, created; a creator
+             * that loses a race to another opens the winner's. size 0 only opens, and
+             * EXCL only creates. */
+            int excl = (o.flags & FERRY_REGION_EXCL) != 0;
+            rc = excl ? -ENOENT : file_open(dfd, base, 0, &fd);
+            if (rc == -ENOENT && size != 0) {
+                rc = file_create(dfd, base, o.mode, kind, hflags, size, max_len, &fd);
+                if (rc == -EEXIST && !excl) rc = file_open(dfd, base, 0, &fd);
+            }
         }
         free(base);
         close(dfd);

@@ -39,9 +39,6 @@
 /* Header flags (ferry__region_hdr.flags). */
 #define FERRY__REGION_HF_GROWABLE 1u
 
-/* ferry_region_opts' first version (ferry 0.3): the end of its last field (core/abi.h). */
-#define FERRY__REGION_OPTS_V0 (offsetof(ferry_region_opts, path) + sizeof(const char *))
-
 typedef struct ferry__region_hdr {
     /* Written once by the creator; an adopter judges a private copy. */
     uint32_t magic;   /* FERRY__REGION_MAGIC */

@@ -110,6 +110,46 @@ int main(void)
     CHECK(ftruncate(fdn, 8192) == 0);
     CHECK(fcntl(fdn, F_ADD_SEALS, F_SEAL_SHRINK | F_SEAL_GROW | F_SEAL_SEAL) == 0);
     CHECK_EQ(ferry_region_adopt(fdn, &r2), -EBADMSG);
+    /* a real region's memfd, reopened write-only: unreadable, refused */
+    char pth[64];
+    snprintf(pth, sizeof pth, "/proc/self/fd/%d", ferry_region_fd(r));
+    if (geteuid() == 0) { /* the owner cannot open a 0444 inode for writing; root can */
+        int wo = open(pth, O_WRONLY | O_CLOEXEC);
+        CHECK(wo >= 0);
+        CHECK_EQ(ferry_region_adopt(wo, &r2), -EBADMSG);
+    }
+    /* a header that claims growable on a memfd sealed against growing: refused */
+    fdn = memfd_create("x", MFD_CLOEXEC | MFD_ALLOW_SEALING);
+    CHECK(ftruncate(fdn, 8192) == 0);
+    {
+        char hdr[256];
+        CHECK_EQ(pread(ferry_region_fd(r), hdr, sizeof hdr, 0), (long)sizeof hdr);
+        uint64_t us = 4096;
+        memcpy(hdr + 64, &us, 8);
+        CHECK_EQ(pwrite(fdn, hdr, sizeof hdr, 0), (long)sizeof hdr);
+        int ok = memfd_create("y", MFD_CLOEXEC | MFD_ALLOW_SEALING); /* the same, valid */
+        CHECK(ftruncate(ok, 8192) == 0);
+        CHECK_EQ(pwrite(ok, hdr, sizeof hdr, 0), (long)sizeof hdr);
+        CHECK(fcntl(ok, F_ADD_SEALS, F_SEAL_SHRINK | F_SEAL_GROW | F_SEAL_SEAL) == 0);
+        CHECK_EQ(ferry_region_adopt(ok, &r2), 0); /* control: this one is a region */
+        ferry_region_close(r2);
+        hdr[12] = 1; /* flags: growable */
+        CHECK_EQ(pwrite(fdn, hdr, sizeof hdr, 0), (long)sizeof hdr);
+    }
+    CHECK(fcntl(fdn, F_ADD_SEALS, F_SEAL_SHRINK | F_SEAL_GROW | F_SEAL_SEAL) == 0);
+    CHECK_EQ(ferry_region_adopt(fdn, &r2), -EBADMSG);
+    /* a write seal (the writer's mappings would fail): refused */
+    fdn = memfd_create("x", MFD_CLOEXEC | MFD_ALLOW_SEALING);
+    CHECK(ftruncate(fdn, 8192) == 0);
+    {
+        char hdr[256];
+        CHECK_EQ(pread(ferry_region_fd(r), hdr, sizeof hdr, 0), (long)sizeof hdr);
+        uint64_t us = 4096;
+        memcpy(hdr + 64, &us, 8);
+        CHECK_EQ(pwrite(fdn, hdr, sizeof hdr, 0), (long)sizeof hdr);
+    }
+    CHECK(fcntl(fdn, F_ADD_SEALS, F_SEAL_SHRINK | F_SEAL_GROW | F_SEAL_WRITE | F_SEAL_SEAL) == 0);
+    CHECK_EQ(ferry_region_adopt(fdn, &r2), -EBADMSG);
     int pp[2];
     CHECK(pipe2(pp, O_CLOEXEC) == 0);
     CHECK_EQ(ferry_region_adopt(pp[0], &r2), -EBADMSG);
@@ -124,6 +164,8 @@ int main(void)
     CHECK(st2 == NULL);
     ferry_state_close(st);
 
+    CHECK_EQ(ferry_region_sync(r), 0); /* volatile: nothing to write, 0 */
+    CHECK_EQ(ferry_region_sync(NULL), -EINVAL);
     ferry_region_close(r); /* unmaps a too */
     ferry_region_close(NULL);
     CHECK_EQ(fd_count(), fds0);

@@ -192,9 +192,42 @@ int main(void)
         CHECK_EQ(ferry_region_create(0, &o, &r), -EBADMSG);
     }
 
+    /* a growable file region grows, and is found grown by the next opener */
+    char gp[160];
+    snprintf(gp, sizeof gp, "%s/growable", dir);
+    o = fopts(FERRY_REGION_GROWABLE, gp);
+    CHECK_EQ(ferry_region_create(100, &o, &r), 0);
+    CHECK_EQ(ferry_region_resize(r, 5000), 0);
+    char *g;
+    CHECK_EQ(ferry_region_map(r, FERRY_REGION_READ | FERRY_REGION_WRITE, (void **)&g), 0);
+    g[4999] = 'g';
+    CHECK_EQ(ferry_region_sync(r), 0);
+    ferry_region_close(r);
+    CHECK_EQ(ferry_region_create(100, &o, &r), 0); /* at least 100: fine */
+    CHECK_EQ(ferry_region_size(r), 5000);
+    CHECK_EQ(ferry_region_version(r), 1); /* the resize notified */
+    CHECK_EQ(ferry_region_map(r, FERRY_REGION_READ, (void **)&g), 0);
+    CHECK_EQ(g[4999], 'g');
+    ferry_region_close(r);
+    CHECK_EQ(ferry_region_create(6000, &o, &r), -EBADMSG); /* smaller than asked */
+
+    /* an existing file in a directory we may not write: opened (nothing to create) */
+    char rod[160], rof[200];
+    snprintf(rod, sizeof rod, "%s/rodir", dir);
+    snprintf(rof, sizeof rof, "%s/data", rod);
+    CHECK(mkdir(rod, 0700) == 0);
+    o = fopts(0, rof);
+    CHECK_EQ(ferry_region_create(100, &o, &r), 0);
+    ferry_region_close(r);
+    CHECK(chmod(rod, 0500) == 0);
+    CHECK_EQ(ferry_region_create(100, &o, &r), 0);
+    ferry_region_close(r);
+    CHECK(chmod(rod, 0700) == 0);
+    CHECK(unlink(rof) == 0 && rmdir(rod) == 0);
+
     char sp[160];
     snprintf(sp, sizeof sp, "%s/state", dir);
-    const char *rm[] = {path, link, dangling, fifo, junk, sp};
+    const char *rm[] = {path, link, dangling, fifo, junk, sp, gp};
     for (size_t i = 0; i < sizeof rm / sizeof rm[0]; i++) CHECK(unlink(rm[i]) == 0);
     CHECK(rmdir(dir) == 0);
     CHECK_EQ(fd_count(), fds0);
