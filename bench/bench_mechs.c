@@ -19,6 +19,7 @@
 #include "bench_raw.h"
 #include "bench_rpc.h"
 #include "bench_sync.h"
+#include "bench_region.h"
 #ifdef FERRY_BENCH_TLS
 #include "bench_tls.h"
 #endif
@@ -154,6 +155,37 @@ const bench_mech BENCH_MECHS[] = {
      .arg = &(const bench_sync_spec){SYNC_FERRY, FERRY_MUTEX_FAIR}},
     {.name = "rt-signal", .fn = bench_rt_signal, .shape = SHAPE_LINE},
     {.name = "ferry-event", .fn = bench_ferry_event, .shape = SHAPE_LINE},
+    /* Shared-memory state (bench_region.c): reads of a 64-byte value, alone and beside a
+     * writer that never pauses; and the change-notification round trip of regions. */
+    {.name = "memcpy-value",
+     .fn = bench_state_read,
+     .shape = SHAPE_SELF,
+     .arg = &(const bench_region_spec){STATE_MEMCPY, 0}},
+    {.name = "ferry-state",
+     .fn = bench_state_read,
+     .shape = SHAPE_SELF,
+     .arg = &(const bench_region_spec){STATE_FERRY, 0}},
+    {.name = "pthread-rwlock",
+     .fn = bench_state_read,
+     .shape = SHAPE_SELF,
+     .arg = &(const bench_region_spec){STATE_RWLOCK, 0}},
+    {.name = "posix-shm+mutex",
+     .fn = bench_state_read,
+     .shape = SHAPE_SELF,
+     .arg = &(const bench_region_spec){STATE_SHMMTX, 0}},
+    {.name = "ferry-state+writer",
+     .fn = bench_state_read,
+     .shape = SHAPE_SELF,
+     .arg = &(const bench_region_spec){STATE_FERRY, 1}},
+    {.name = "pthread-rwlock+writer",
+     .fn = bench_state_read,
+     .shape = SHAPE_SELF,
+     .arg = &(const bench_region_spec){STATE_RWLOCK, 1}},
+    {.name = "posix-shm+mutex+writer",
+     .fn = bench_state_read,
+     .shape = SHAPE_SELF,
+     .arg = &(const bench_region_spec){STATE_SHMMTX, 1}},
+    {.name = "ferry-region-notify", .fn = bench_region_notify, .shape = SHAPE_LINE},
 /* The peers, when ferry was built with them (tools/ferry/CMakeLists.txt). */
 #ifdef FERRY_BENCH_ZMQ
     {.name = "zeromq-ipc",
@@ -296,6 +328,25 @@ const bench_target BENCH_TARGETS[] = {
      BENCH_PINGPONG, BENCH_PINGPONG, 64, 64, F_P50, BENCH_INFO, 0},
     {"rt-signal pingpong 64 p50 / eventfd pingpong 64 p50", "rt-signal", "eventfd", BENCH_PINGPONG,
      BENCH_PINGPONG, 64, 64, F_P50, BENCH_INFO, 0},
+    /* Shared-memory state (issue 17): a ferry_state read of 64 B against a plain memcpy
+     * of the value (p50 at most 2x), and against a pthread rwlock in shared memory while a
+     * writer writes without pause (at least 5x the reads per second: the mean, which
+     * holds the reads that waited for the writer's lock; their p50 is INFO, since most
+     * batches of 100 reads find the lock free); the rest as INFO. */
+    {"ferry-state read 64 p50 / memcpy-value p50", "ferry-state", "memcpy-value", BENCH_UNCONTENDED,
+     BENCH_UNCONTENDED, 64, 64, F_P50, 1, 2},
+    {"ferry-state+writer reads/s / pthread-rwlock+writer reads/s", "ferry-state+writer",
+     "pthread-rwlock+writer", BENCH_UNCONTENDED, BENCH_UNCONTENDED, 64, 64, F_MSGS, 0, 5},
+    {"pthread-rwlock+writer read p50 / ferry-state+writer read p50", "pthread-rwlock+writer",
+     "ferry-state+writer", BENCH_UNCONTENDED, BENCH_UNCONTENDED, 64, 64, F_P50, BENCH_INFO, 0},
+    {"posix-shm+mutex+writer read p50 / ferry-state+writer read p50", "posix-shm+mutex+writer",
+     "ferry-state+writer", BENCH_UNCONTENDED, BENCH_UNCONTENDED, 64, 64, F_P50, BENCH_INFO, 0},
+    {"pthread-rwlock read p50 / ferry-state read p50", "pthread-rwlock", "ferry-state",
+     BENCH_UNCONTENDED, BENCH_UNCONTENDED, 64, 64, F_P50, BENCH_INFO, 0},
+    {"posix-shm+mutex read p50 / ferry-state read p50", "posix-shm+mutex", "ferry-state",
+     BENCH_UNCONTENDED, BENCH_UNCONTENDED, 64, 64, F_P50, BENCH_INFO, 0},
+    {"ferry-region-notify pingpong 64 p50 / eventfd pingpong 64 p50", "ferry-region-notify",
+     "eventfd", BENCH_PINGPONG, BENCH_PINGPONG, 64, 64, F_P50, BENCH_INFO, 0},
 /* More processes than CPUs (issue 15, `--pairs N`): N pairs pinging 64 B at once,
  * unpinned; aggregate round trips/s against the raw pipe's in the same run. Any other N
  * given to --pairs prints as INFO. */

@@ -18,7 +18,7 @@ cd "$(dirname "$0")/.."
 layer() {
     case "$1" in
     core) echo 0 ;;
-    shm) echo 1 ;;
+    shm | region) echo 1 ;; # region: beside shm (broker validates and opens regions)
     transport) echo 2 ;;
     chan) echo 3 ;;
     broker) echo 4 ;;

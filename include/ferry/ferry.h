@@ -13,7 +13,8 @@
  *    another process (ferry_X_adopt turns it back into a handle); ferry_X_poll_fd is a
  *    descriptor to poll for readiness. Both are owned by the object, except where the
  *    function makes the descriptor for the caller (ferry_pair_fd, ferry_pipe_pair_fd,
- *    ferry_signal_poll_fd).
+ *    ferry_signal_poll_fd, and the read-only capabilities ferry_region_fd_readonly and
+ *    ferry_state_fd_readonly).
  *  - Counters: ferry_X_stats() copies them into a ferry_X_counters.
  *  - Sized structs: options (ferry_X_opts, ferry_policy) and counters (ferry_X_counters)
  *    start with `size_t size`, the sizeof of the struct as the caller was compiled, so
@@ -651,6 +652,10 @@ FERRY_API int ferry_chan_peer_cert(const ferry_chan *ch, ferry_peer_cert *out);
  * uid the policy lets open it not to scribble on the mutex's glibc fields (see
  * ferry_mutex_create). Without it ferryd hands such a mutex to the publisher's uid only. */
 #define FERRY_POLICY_TRUSTED_SHARERS (1u << 4)
+/* The write right of a published region (FERRY_OBJ_REGION; see "regions and states by
+ * name"): besides the uids and groups in write_uids / write_gids, everyone the policy
+ * lets open the region (connect) may open it writable. Only for FERRY_OBJ_REGION. */
+#define FERRY_WRITE_ANYONE (1u << 5)
 
 #define FERRY_POLICY_MAX_IDS 16
 
@@ -661,15 +666,26 @@ FERRY_API int ferry_chan_peer_cert(const ferry_chan *ch, ferry_peer_cert *out);
  * name (lookup, list, watch), 2 = may connect (implies see). Uids in allow_uids and
  * groups in allow_gids may see and connect whatever the mode says. root may see and
  * connect everything. Default (ferry_policy_init): mode 0600, no allow lists, no flags.
+ * For a published region or state, "connect" is opening it read-only; opening a region
+ * writable is a third right, granted only explicitly: to the uids in write_uids and the
+ * members of the groups in write_gids (who may also see and open it, whatever the mode
+ * says), and with FERRY_WRITE_ANYONE to everyone who may connect. root may write every
+ * region. Write rights on anything but a FERRY_OBJ_REGION are -EINVAL.
  */
 typedef struct ferry_policy {
     size_t size; /* sizeof(ferry_policy) of the caller: ferry_policy_init */
     unsigned mode;
     gid_t gid;
-    uint32_t flags; /* FERRY_TAKEOVER, FERRY_SIGNAL_*, FERRY_POLICY_TRUSTED_SHARERS */
+    uint32_t flags; /* FERRY_TAKEOVER, FERRY_SIGNAL_*, FERRY_POLICY_TRUSTED_SHARERS,
+                       FERRY_WRITE_ANYONE */
     uint32_t n_uids, n_gids;
     uid_t allow_uids[FERRY_POLICY_MAX_IDS];
     gid_t allow_gids[FERRY_POLICY_MAX_IDS];
+    /* Added in 0.3 (after the old sizeof on every ABI; the zeros mean "as before"). */
+    uint32_t reserved0; /* must be 0: explicit padding (docs/abi.md) */
+    uint32_t n_write_uids, n_write_gids;
+    uid_t write_uids[FERRY_POLICY_MAX_IDS]; /* may open a region writable */
+    gid_t write_gids[FERRY_POLICY_MAX_IDS];
 } ferry_policy;
 
 /* The library's half of ferry_policy_init (as ferry_chan_opts_init_sized). */
@@ -720,16 +736,21 @@ FERRY_API int ferry_connect(const char *name, int kind, const ferry_chan_opts *o
 /* What ferry_lookup and ferry_list tell about a name. */
 typedef struct ferry_name_info {
     char name[256];
-    uid_t uid;            /* owner */
-    gid_t gid;            /* the policy's group */
-    pid_t pid;            /* owner process */
-    unsigned mode;        /* the policy's mode */
-    uint64_t connects;    /* introductions made to this name so far */
-    uint32_t kind;        /* 0: a server (ferry_register, ferry_serve, ferry_inbox_open);
-                             else the FERRY_OBJ_* kind of a published object (ferry_publish) */
-    uint64_t since_ns;    /* when the current owner took the name: CLOCK_REALTIME, ns since
-                             the epoch (ferryd's clock) */
-    uint64_t reserved[8]; /* zeroed by the library: room for later fields, which read 0
+    uid_t uid;         /* owner */
+    gid_t gid;         /* the policy's group */
+    pid_t pid;         /* owner process */
+    unsigned mode;     /* the policy's mode */
+    uint64_t connects; /* introductions made to this name so far */
+    uint32_t kind;     /* 0: a server (ferry_register, ferry_serve, ferry_inbox_open);
+                          else the FERRY_OBJ_* kind of a published object (ferry_publish) */
+    uint64_t since_ns; /* when the current owner took the name: CLOCK_REALTIME, ns since
+                          the epoch (ferryd's clock) */
+    /* A published region or state (kind FERRY_OBJ_REGION / FERRY_OBJ_STATE): its size in
+     * bytes when published, and the device and inode of its file (a memfd, or the
+     * persistent file), for finding who holds it. 0 for other kinds. */
+    uint64_t size;
+    uint64_t dev, ino;
+    uint64_t reserved[5]; /* zeroed by the library: room for later fields, which read 0
                              from a library that does not know them */
 } ferry_name_info;
 
@@ -825,7 +846,11 @@ typedef struct ferry_pub ferry_pub;
  * connection to ferryd or any other socket is refused), -EPERM (a plain ferry_mutex —
  * not FERRY_MUTEX_FAIR — whose policy lets another uid open it: group or other connect
  * right, an allowed group, an allowed uid other than the caller's; unless the policy has
- * FERRY_POLICY_TRUSTED_SHARERS).
+ * FERRY_POLICY_TRUSTED_SHARERS). Regions and states (FERRY_OBJ_REGION, FERRY_OBJ_STATE:
+ * see "regions and states by name"): also -EACCES (a region's read-only descriptor: no
+ * write right to pass on), -EPERM (its file is another uid's, or lets group or others
+ * write), -EINVAL (write rights in the policy of any other kind; a file on a file system
+ * ferryd does not read: FUSE, network).
  */
 FERRY_API int ferry_publish(const char *name, int fd, int kind, const ferry_policy *policy,
                             ferry_pub **out, int64_t timeout_ns);
@@ -833,6 +858,62 @@ FERRY_API int ferry_publish(const char *name, int fd, int kind, const ferry_poli
 /* Unpublish: free the name (objects already opened are not affected) and the handle.
  * NULL is a no-op. */
 FERRY_API void ferry_pub_close(ferry_pub *p);
+
+/* ---- regions and states by name (docs/region-sharing.md) */
+
+/*
+ * A region (ferry_region_create) or a state (ferry_state_create) is published like any
+ * other object: ferry_publish(name, ferry_region_fd(r), FERRY_OBJ_REGION, policy, ...) or
+ * ferry_publish(name, ferry_state_fd(s), FERRY_OBJ_STATE, ...). Who may open it, and how,
+ * is the policy's (ferry_policy above): the connect right (mode bit 2 of the caller's
+ * class, the allow lists) opens it read-only, the write right (write_uids, write_gids,
+ * FERRY_WRITE_ANYONE; regions only) writable; bit 4 alone lets a caller see the name,
+ * and its open is -EACCES. Example: mode 0660 with write_uids {1001}: the owner's uid
+ * and the group read, uid 1001 writes, others do not see the name.
+ *
+ * Read-only is the kernel's, not a promise. ferry_publish sends ferryd the region's
+ * read-write descriptor and a read-only one of the same inode (ferry_region_fd_readonly:
+ * made by the publisher, which owns the inode, so it works whatever uid ferryd runs as);
+ * a state's read-only one alone (its creator is its one writer). ferryd checks them (a
+ * genuine region or state of that kind, the same inode, one O_RDWR and one O_RDONLY, an
+ * inode owned by the publisher's uid that grants group and others no write) and hands an
+ * opener without the write right only the read-only one: its mmap with PROT_WRITE and
+ * MAP_SHARED, mprotect to PROT_WRITE, pwrite, ftruncate, F_ADD_SEALS and a reopen of
+ * /proc/self/fd/N for writing all fail in the kernel. A volatile region's memfd is mode
+ * 0444 (ferry_publish drops the group and other write bits of a memfd made elsewhere); a
+ * persistent region's file keeps its own mode, and one that grants group or others write
+ * is refused (-EPERM): whoever holds a read-only descriptor could reopen it writable.
+ * Against the publisher's own uid (the inode's owner, which may chmod it) and root,
+ * read-only is not enforced: give them only what they would have anyway. A persistent
+ * region's read-write descriptor goes to the publisher's uid and root only, whatever the
+ * policy grants (its holder could truncate the file under every mapper).
+ */
+/* FERRY_OBJ_REGION and FERRY_OBJ_STATE are defined with the regions, below. */
+typedef struct ferry_region ferry_region; /* (again below: a typedef may be repeated) */
+typedef struct ferry_state ferry_state;
+
+/*
+ * ferry_region_open — open the region published under `name`. prot: FERRY_REGION_READ (a
+ * read-only handle: ferryd sends the read-only descriptor; the connect right suffices) or
+ * FERRY_REGION_READ | FERRY_REGION_WRITE (writable: the write right). On success the
+ * caller owns *out (ferry_region_close); a read-only handle's ferry_region_map with
+ * FERRY_REGION_WRITE is -EACCES.
+ * Errors: those of the naming service (above: -ENOENT no such name or one the caller may
+ * not see, -EACCES the policy denies the caller the connect right, or the write right
+ * when prot has FERRY_REGION_WRITE), -EPROTOTYPE (the name is not a region), -EINVAL
+ * (prot neither of the two, name invalid, out NULL), -EBADMSG (ferryd sent a descriptor
+ * that is not a region, or not of the access asked for; also a persistent region whose
+ * file the caller's euid does not own: ferry_region_adopt's rule), -ENOMEM, -EMFILE.
+ */
+FERRY_API int ferry_region_open(const char *name, uint32_t prot, ferry_region **out,
+                                int64_t timeout_ns);
+
+/*
+ * ferry_state_open — open the state published under `name`, as a reader (the connect
+ * right; ferryd only ever has a state's read-only descriptor). On success the caller
+ * owns *out (ferry_state_close). Errors: as ferry_region_open (-EPROTOTYPE: not a state).
+ */
+FERRY_API int ferry_state_open(const char *name, ferry_state **out, int64_t timeout_ns);
 
 /* ---- counting semaphore */
 
@@ -1618,6 +1699,281 @@ FERRY_API int ferry_mailbox_stats(const ferry_mailbox *mb, ferry_mailbox_counter
 /* Close the handle: an outstanding loan is discarded, an outstanding peek released, a
  * hold given up. The mailbox lives on while others hold it. NULL is a no-op. */
 FERRY_API void ferry_mailbox_close(ferry_mailbox *mb);
+
+/* ---------------------------------------------------------------- regions and states */
+/*
+ * Shared memory as an object (docs/region.md). A ferry_region is a block of memory that
+ * several processes map and read or write directly; a ferry_state is a value published
+ * by one writer and copied torn-free by any number of readers, built on a region.
+ *
+ * Backing. A volatile region is a memfd (never a name in /dev/shm: it vanishes with its
+ * last holder), sealed against shrinking and against further seals, and against growing
+ * unless FERRY_REGION_GROWABLE. Its inode is made mode 0444, so a process of another uid
+ * that holds a read-only descriptor cannot reopen it writable through /proc/PID/fd. A
+ * persistent region (FERRY_REGION_FILE) is a regular file at opts.path that survives
+ * restarts and reboots; a file cannot be sealed, so whoever can write it (its owner,
+ * the mode's writers) can also truncate it, and a mapper then faults (SIGBUS): only
+ * files owned by the caller's effective uid are opened or adopted.
+ *
+ * Layout. The object starts with a 4096-byte header the library keeps (its magic, kind,
+ * size, the 64-bit version word, a state's sequence word); the user's bytes follow it.
+ * ferry_region_map returns the address of the user's bytes (4096-aligned), never the
+ * header. ferry_region_size is the size of the user's bytes.
+ *
+ * Capabilities, not names. A region is shared by fork (the handle works in the child),
+ * by descriptor (ferry_region_fd / ferry_region_fd_readonly, then ferry_region_adopt), or
+ * published through ferryd (ferry_publish with FERRY_OBJ_REGION / FERRY_OBJ_STATE).
+ * Read-only is enforced by the kernel: a read-only handle holds an O_RDONLY descriptor,
+ * so mmap(PROT_WRITE, MAP_SHARED), mprotect(PROT_WRITE) of its mappings, pwrite,
+ * ftruncate and F_ADD_SEALS all fail in the kernel, whatever the holder does. Limit: a
+ * process of the *same* uid as the region's owner (or root) holding a read-only
+ * descriptor can reopen it writable through /proc/self/fd (it may chmod the inode): the
+ * uid, not the descriptor, is the boundary between processes of one user.
+ *
+ * Change notification. Every region has a 64-bit version word: ferry_region_notify bumps
+ * it and wakes every waiter; ferry_region_wait sleeps on it (a futex: it works on a
+ * read-only handle too); ferry_region_poll_fd gives a descriptor for event loops. A
+ * holder without the write right cannot bump the version; a holder with it can also
+ * write the word arbitrarily (it can write the data, too) but cannot make another
+ * process miss a ferry_region_notify: every waiter is woken and re-reads the word.
+ *
+ * Hostile sharers. Anything a sharer can write (the user's bytes, the header with the
+ * write right) is read by the library as hostile: every length is bounded by the
+ * holder's own copy of the sizes, no loop runs on a shared word without a bound, and the
+ * size of a mapping comes from fstat, never from the header. A region's contents are
+ * the application's to validate.
+ *
+ * Threads: every call may be made from any thread, on the same handle too, except that
+ * one ferry_state has one writer at a time (ferry_state_write serializes the threads of
+ * one process; two processes writing one state is a misuse: readers may then get
+ * -EAGAIN or -EBADMSG, never a fault).
+ */
+
+/* Kinds of published object (ferry_publish) for regions and states. */
+#define FERRY_OBJ_REGION 7
+#define FERRY_OBJ_STATE  8
+
+/* Region flags (ferry_region_opts.flags). */
+#define FERRY_REGION_GROWABLE (1u << 0) /* not sealed against growing: ferry_region_resize */
+#define FERRY_REGION_FILE     (1u << 1) /* persistent: backed by the file at opts.path */
+#define FERRY_REGION_EXCL     (1u << 2) /* FILE: fail with -EEXIST if the file exists */
+/* FILE: open an existing file read-only (never creates it); the handle is read-only. */
+#define FERRY_REGION_RDONLY (1u << 3)
+
+/* Access to a mapping (ferry_region_map): FERRY_REGION_READ, or READ | WRITE. */
+#define FERRY_REGION_READ  (1u << 0)
+#define FERRY_REGION_WRITE (1u << 1)
+
+/* The largest region (user bytes): 1 TiB. A state's largest value: 64 MiB. */
+#define FERRY_REGION_MAX_SIZE ((uint64_t)1 << 40)
+#define FERRY_STATE_MAX_LEN   ((size_t)64 << 20)
+
+typedef struct ferry_region ferry_region;
+
+/* Region options: always start from ferry_region_opts_init(). */
+typedef struct ferry_region_opts {
+    size_t size;      /* sizeof(ferry_region_opts) of the caller: ferry_region_opts_init */
+    uint32_t flags;   /* FERRY_REGION_GROWABLE | FERRY_REGION_FILE | FERRY_REGION_EXCL |
+                         FERRY_REGION_RDONLY; default 0 (a volatile, fixed-size region) */
+    uint32_t mode;    /* FILE: the new file's permission bits exactly (the umask is not
+                         applied), at most 0777; default 0600 */
+    const char *path; /* FILE: the file (read during the call only); default NULL */
+} ferry_region_opts;
+
+/* The library's half of ferry_region_opts_init (as ferry_chan_opts_init_sized). */
+FERRY_API void ferry_region_opts_init_sized(ferry_region_opts *o, size_t size);
+
+/* Fill *o with the defaults and record this program's sizeof(*o). Never fails. */
+static inline void ferry_region_opts_init(ferry_region_opts *o)
+{
+    ferry_region_opts_init_sized(o, sizeof *o);
+}
+
+/*
+ * ferry_region_create — a new region of `size` user bytes (1 .. FERRY_REGION_MAX_SIZE),
+ * zeroed, version 0; the handle has the write right. opts may be NULL (a volatile,
+ * fixed-size region). With FERRY_REGION_FILE: the file at opts.path is created (mode
+ * opts.mode) or, if it exists and FERRY_REGION_EXCL is not set, opened and validated: a
+ * regular file (never through a symlink in the last component: -ELOOP), owned by the
+ * caller's effective uid, holding a region header, of exactly `size` user bytes (0:
+ * whatever it has; GROWABLE: at least `size`). A new file appears complete or not at all
+ * (it is built unnamed and linked in). The file outlives the handle; removing it is the
+ * caller's business (unlink, or `ferry rm`). The caller owns *out.
+ * Errors: -EINVAL (size, flags, mode, path NULL with FILE or set without it, RDONLY or
+ * EXCL without FILE, GROWABLE with RDONLY; options per "Sized structs", -E2BIG),
+ * -EEXIST (EXCL and the file exists), -ENOENT (RDONLY and no file, or no directory),
+ * -ELOOP (the path's last component is a symlink), -EBADMSG (an existing file that is no
+ * region of this kind and size, or is not the caller's), -EACCES, -ENOMEM, -EMFILE,
+ * -ENOSPC, and the errors of open(2) on the path.
+ */
+FERRY_API int ferry_region_create(size_t size, const ferry_region_opts *opts, ferry_region **out);
+
+/*
+ * ferry_region_adopt — a handle on the region behind fd (a ferry_region_fd or
+ * ferry_region_fd_readonly of some process). On success the handle owns fd; on failure
+ * fd is closed. fd is validated before use: a memfd sealed against shrinking and further
+ * seals (and against growing unless its header says growable), or a regular file owned
+ * by the caller's effective uid; its header (read once) has the magic, layout version,
+ * kind FERRY_OBJ_REGION and a size that fits the file. An fd opened read-only (O_RDONLY)
+ * makes a read-only handle. Errors: -EBADMSG (not such a region, or open write-only),
+ * -EINVAL (fd < 0), -ENOMEM.
+ */
+FERRY_API int ferry_region_adopt(int fd, ferry_region **out);
+
+/* The region's descriptor, to pass to another process (owned by the region: do not close
+ * it); read-only for a read-only handle. -EINVAL (NULL). */
+FERRY_API int ferry_region_fd(const ferry_region *r);
+
+/*
+ * ferry_region_fd_readonly — a new read-only descriptor of the region (an O_RDONLY
+ * reopen of its inode, FD_CLOEXEC), to hand out as a read-only capability: its adopter
+ * gets a read-only handle whose write paths the kernel refuses. The caller owns *fd.
+ * Errors: -EINVAL (NULL), -EMFILE, -ENFILE, -EACCES (a file region whose mode gives its
+ * owner no read bit).
+ */
+FERRY_API int ferry_region_fd_readonly(const ferry_region *r, int *fd);
+
+/* 1 if the handle has the write right, 0 if it is read-only, -EINVAL (NULL). */
+FERRY_API int ferry_region_writable(const ferry_region *r);
+
+/* The region's size in user bytes now (a growable region's is re-read from the kernel on
+ * every call, so it shows another holder's ferry_region_resize); 0 for NULL. */
+FERRY_API size_t ferry_region_size(const ferry_region *r);
+
+/*
+ * ferry_region_map — map the region's user bytes as they are now (ferry_region_size),
+ * shared, with prot FERRY_REGION_READ or FERRY_REGION_READ | FERRY_REGION_WRITE; *addr
+ * is the first user byte (4096-aligned). A mapping stays valid, at its length, until
+ * ferry_region_unmap or ferry_region_close of this handle — also after a resize (a region
+ * never shrinks, so no mapping ever faults); map again to reach bytes a resize added.
+ * Writes through any mapping of any holder are seen by all at once (it is one memory).
+ * Errors: -EINVAL (NULL, prot), -EACCES (FERRY_REGION_WRITE on a read-only handle),
+ * -ENOMEM.
+ */
+FERRY_API int ferry_region_map(ferry_region *r, uint32_t prot, void **addr);
+
+/* Unmap a mapping ferry_region_map made on this handle. -EINVAL (not one of them). */
+FERRY_API int ferry_region_unmap(ferry_region *r, void *addr);
+
+/*
+ * ferry_region_resize — grow a FERRY_REGION_GROWABLE region to new_size user bytes (the
+ * new bytes read as zeros), then ferry_region_notify, so other holders learn it (their
+ * ferry_region_size says the new size; their mappings keep their old length until they
+ * map again). A size at most the current one is a no-op (0): regions never shrink.
+ * Errors: -EINVAL (NULL, new_size above FERRY_REGION_MAX_SIZE), -EPERM (not growable:
+ * the size is sealed), -EACCES (read-only handle), -ENOSPC (no room, or larger than the
+ * filesystem allows).
+ */
+FERRY_API int ferry_region_resize(ferry_region *r, size_t new_size);
+
+/* Write the region's changes to its file and wait for the disk (msync(MS_SYNC) of this
+ * handle's mappings, then fsync): a persistent region survives a crash of the machine as
+ * of the last sync. A volatile region: 0 at once. Errors: -EINVAL (NULL), -EIO. */
+FERRY_API int ferry_region_sync(ferry_region *r);
+
+/* Bump the region's version by one and wake every waiter (ferry_region_wait, poll
+ * descriptors) of every process; a release: what this thread wrote before it is seen by
+ * anyone who sees the new version. Returns 0. Errors: -EINVAL (NULL), -EACCES (read-only
+ * handle: the kernel would refuse the write anyway). */
+FERRY_API int ferry_region_notify(ferry_region *r);
+
+/* The version now (an acquire: the writes before the notify that made it are seen).
+ * 0 for NULL. */
+FERRY_API uint64_t ferry_region_version(const ferry_region *r);
+
+/*
+ * ferry_region_wait — wait until the version differs from `seen` (typically a value
+ * ferry_region_version returned), up to timeout_ns. Sleeps on a futex (no CPU while it
+ * waits); works on a read-only handle. Returns 0 once it differs (read it with
+ * ferry_region_version). Errors: -ETIMEDOUT, -EAGAIN (FERRY_NOW and unchanged), -EINVAL.
+ */
+FERRY_API int ferry_region_wait(ferry_region *r, uint64_t seen, int64_t timeout_ns);
+
+/*
+ * ferry_region_poll_fd — a descriptor that polls readable (POLLIN) after the version
+ * changed, for event loops. Owned by the handle; every call returns the same one (in a
+ * child after fork the first call makes the child its own). Acknowledge with
+ * ferry_region_poll_ack before reading the version, so a later change makes it readable
+ * again. It can be readable spuriously (then the version is unchanged). It is backed by
+ * an eventfd that a thread of this process, sleeping on the region's futex, signals (a
+ * memfd gives no inotify events): the first call starts that thread, close stops it.
+ * Errors: -EINVAL (NULL), -EMFILE, -ENFILE, -ENOMEM, -EAGAIN (no thread).
+ */
+FERRY_API int ferry_region_poll_fd(ferry_region *r);
+
+/* Consume the readiness of ferry_region_poll_fd (it no longer polls readable until the
+ * next change). 0; -EINVAL (NULL, or no poll descriptor yet). */
+FERRY_API int ferry_region_poll_ack(ferry_region *r);
+
+/* Close the handle: unmap its mappings, stop its poll thread, close its descriptors. The
+ * region lives on while others hold it (a file: always). NULL is a no-op. */
+FERRY_API void ferry_region_close(ferry_region *r);
+
+/* ---- state: one writer, torn-free copies for any number of readers */
+
+typedef struct ferry_state ferry_state;
+
+/*
+ * ferry_state_create — a state whose value holds up to max_len bytes (1 ..
+ * FERRY_STATE_MAX_LEN), at first empty (length 0, version 0), on a region of its own
+ * (kind FERRY_OBJ_STATE). opts as ferry_region_create (NULL: volatile); a persistent
+ * state keeps its value across restarts. FERRY_REGION_GROWABLE is -EINVAL. The caller
+ * owns *out, and the handle may write (with RDONLY: read-only). Errors as
+ * ferry_region_create (-EBADMSG: an existing file that is no state of this max_len).
+ */
+FERRY_API int ferry_state_create(size_t max_len, const ferry_region_opts *opts, ferry_state **out);
+
+/* A handle on the state behind fd (a ferry_state_fd or ferry_state_fd_readonly): rules and
+ * errors of ferry_region_adopt (kind FERRY_OBJ_STATE; its max_len must fit the region).
+ * On success the handle owns fd; on failure fd is closed. */
+FERRY_API int ferry_state_adopt(int fd, ferry_state **out);
+
+/* The state's descriptor (owned by the state). -EINVAL (NULL). */
+FERRY_API int ferry_state_fd(const ferry_state *s);
+
+/* A new read-only descriptor of the state (caller owns *fd), as ferry_region_fd_readonly. */
+FERRY_API int ferry_state_fd_readonly(const ferry_state *s, int *fd);
+
+/* The largest value (decided at creation); 0 for NULL. */
+FERRY_API size_t ferry_state_max_len(const ferry_state *s);
+
+/* The region under the state (owned by the state: do not close it), for
+ * ferry_region_poll_fd / ferry_region_poll_ack (its version is bumped after every write,
+ * and differs from the state's version). NULL for NULL. */
+FERRY_API ferry_region *ferry_state_region(ferry_state *s);
+
+/*
+ * ferry_state_write — publish len bytes (0 .. max_len) as the new value: readers see
+ * the old or the new value whole, never a mix. Never waits for readers. The version goes
+ * up by one; then waiters are woken (ferry_state_wait, the region's poll descriptors).
+ * One writer at a time (threads of this process are serialized). A writer that dies in
+ * the middle leaves readers with -EAGAIN until the next write completes.
+ * Errors: -EINVAL (NULL, buf NULL with len > 0), -EMSGSIZE (len > max_len), -EACCES
+ * (read-only handle).
+ */
+FERRY_API int ferry_state_write(ferry_state *s, const void *buf, size_t len);
+
+/*
+ * ferry_state_read — copy the current value into buf (cap bytes): *len gets its length
+ * and *version (may be NULL) its version (0: never written). The copy is whole, of one
+ * version; it takes a few tries while a write is in progress, bounded (no wait for the
+ * writer, never a spin without end). Errors: -EAGAIN (a write was in progress on every
+ * try: the writer is slow, or died mid-write; try again), -EMSGSIZE (the value is longer
+ * than cap: *len gets its length, buf is undefined), -EBADMSG (the shared words are
+ * corrupt: a length above max_len), -EINVAL (NULL s or len, buf NULL with cap > 0).
+ */
+FERRY_API int ferry_state_read(const ferry_state *s, void *buf, size_t cap, size_t *len,
+                               uint64_t *version);
+
+/* The version of the last completed write (0: none), without copying. 0 for NULL. */
+FERRY_API uint64_t ferry_state_version(const ferry_state *s);
+
+/* Wait until the state's version differs from seen, up to timeout_ns (a futex sleep;
+ * works read-only). 0, -ETIMEDOUT, -EAGAIN (FERRY_NOW and unchanged), -EINVAL. */
+FERRY_API int ferry_state_wait(ferry_state *s, uint64_t seen, int64_t timeout_ns);
+
+/* Close the handle (as ferry_region_close). NULL is a no-op. */
+FERRY_API void ferry_state_close(ferry_state *s);
 
 #ifdef __cplusplus
 }

@@ -31,6 +31,7 @@
 #include "proto.h"
 
 #include "client.h"
+#include "region/region.h"
 #include "shm/obj.h"
 
 #include "core/time.h"
@@ -219,16 +220,16 @@ static int next_packet(int s, void *buf, int64_t *op, uint64_t *seq, size_t *len
  * r (reading from buf), its fd (if any) in *fd (owned by the caller; may be NULL when
  * none is expected). Returns the reply's status (0 or -errno) or an error of the exchange.
  */
-static int call(int s, int64_t op, const ferry__bw *req, int sendfd, void *buf, ferry__br *r,
-                int *fd, int64_t deadline)
+static int call_fds(int s, int64_t op, const ferry__bw *req, const int *sendfds, int nsend,
+                    void *buf, ferry__br *r, int *fd, int64_t deadline)
 {
     uint64_t seq = next_seq();
     if (fd) *fd = -1;
     if (req->err) return req->err; /* it could not be encoded: never send half of it */
-    int rc = ferry__bsend(s, op, seq, req->p, req->len, sendfd);
+    int rc = ferry__bsendn(s, op, seq, req->p, req->len, sendfds, nsend);
     if (rc == -EAGAIN) { /* a fresh connection is never full; be correct anyway */
         if ((rc = ferry__wait_fd(s, POLLOUT, deadline)) == 0)
-            rc = ferry__bsend(s, op, seq, req->p, req->len, sendfd);
+            rc = ferry__bsendn(s, op, seq, req->p, req->len, sendfds, nsend);
     }
     /* -EPIPE: ferryd may have refused the connection (quota) and hung up before the
      * request went out; its refusal then waits in the socket. Read it. */
@@ -254,6 +255,13 @@ static int call(int s, int64_t op, const ferry__bw *req, int sendfd, void *buf, 
     }
     if (fd) *fd = rfd;
     return status;
+}
+
+/* call_fds with one descriptor to send (sendfd), or none (-1). */
+static int call(int s, int64_t op, const ferry__bw *req, int sendfd, void *buf, ferry__br *r,
+                int *fd, int64_t deadline)
+{
+    return call_fds(s, op, req, &sendfd, sendfd >= 0 ? 1 : 0, buf, r, fd, deadline);
 }
 
 /* A channel's link from ferryd must be non-blocking (the transports wait with their own
@@ -453,7 +461,7 @@ int ferry_register(const char *name, const ferry_policy *policy, const ferry_cha
     snprintf(l->name, sizeof l->name, "%s", name);
     l->pol = pol;
     l->opts = o;
-    rc = ferry__policy_valid(&l->pol);
+    rc = ferry__policy_valid_for(&l->pol, 0); /* a server: no write right to grant */
     l->ep = epoll_create1(EPOLL_CLOEXEC);
     l->tfd = timerfd_create(CLOCK_MONOTONIC, TFD_CLOEXEC | TFD_NONBLOCK);
     if (rc == 0 && (l->ep < 0 || l->tfd < 0)) rc = -errno;
@@ -639,38 +647,85 @@ struct ferry_pub {
     char name[FERRY__NAME_MAX + 1];
 };
 
+/* What ferry_publish sends ferryd for a region or state fd (docs/region-sharing.md): a
+ * region's read-write descriptor and a read-only reopen of it, or a state's read-only
+ * reopen alone (its one writer keeps the write right to itself); a memfd's group and
+ * other write bits are dropped first (fchmod). fd must be a genuine
+ * one of kind (region/region.h: ferry__region_check, as the caller's euid: a file must
+ * be its own) — -EBADMSG otherwise — and, for a region, open for writing (-EACCES: a
+ * read-only handle has no write right to pass on). On success out[0..*n) are to send;
+ * the reopen (out[1] for a region, out[0] for a state) is the caller's to close. */
+static int region_publish_fds(int fd, uint32_t kind, int out[2], int *n)
+{
+    uint32_t k;
+    int w;
+    if (ferry__region_check(fd, geteuid(), &k, &w, NULL, NULL) < 0 || k != kind) return -EBADMSG;
+    if (kind == FERRY_OBJ_REGION && !w) return -EACCES;
+    /* A memfd whose group or others may write (the kernel makes them 0777; ours are
+     * 0444, but fd may come from elsewhere) would let a reader of another uid reopen it
+     * writable: drop those bits (we own it, or fchmod fails and ferryd says -EPERM). A
+     * persistent region's file keeps the mode its owner gave it: ferryd refuses it. */
+    struct stat st;
+    if (fcntl(fd, F_GET_SEALS) >= 0 && fstat(fd, &st) == 0 && (st.st_mode & 0022) &&
+        fchmod(fd, st.st_mode & 07755) < 0) {
+        /* not ours: ferryd will refuse it, with the reason */
+    }
+    int ro = ferry__region_reopen_ro(fd);
+    if (ro < 0) return ro;
+    if (kind == FERRY_OBJ_REGION) {
+        out[0] = fd;
+        out[1] = ro;
+        *n = 2;
+    } else {
+        out[0] = ro;
+        out[1] = -1;
+        *n = 1;
+    }
+    return 0;
+}
+
 int ferry_publish(const char *name, int fd, int kind, const ferry_policy *policy, ferry_pub **out,
                   int64_t timeout_ns)
 {
-    if (!out || fd < 0 || kind < FERRY_OBJ_SEM || kind > FERRY_OBJ_BCAST ||
+    if (!out || fd < 0 || kind < FERRY_OBJ_SEM || kind > FERRY_OBJ_STATE ||
         ferry__name_valid(name) < 0)
         return -EINVAL;
     ferry_policy pol;
     int rc = ferry__policy_in(policy, &pol);
     if (rc < 0) return rc;
-    if (ferry__policy_valid(&pol) < 0) return -EINVAL;
-    /* say now, not at the first opener, that fd is wrong (an event queue or a mailbox is
-     * a carrier socket: its opener validates it) */
-    if (kind != FERRY_OBJ_EVENT && kind != FERRY_OBJ_MAILBOX) {
+    if (ferry__policy_valid_for(&pol, (uint32_t)kind) < 0) return -EINVAL;
+    /* A region or a state goes with a read-only descriptor of its own (region_publish). */
+    int sendfds[2] = {fd, -1}, nsend = 1;
+    if (kind == FERRY_OBJ_REGION || kind == FERRY_OBJ_STATE) {
+        if ((rc = region_publish_fds(fd, (uint32_t)kind, sendfds, &nsend)) < 0) return rc;
+    } else if (kind != FERRY_OBJ_EVENT && kind != FERRY_OBJ_MAILBOX) {
+        /* say now, not at the first opener, that fd is wrong (an event queue or a mailbox
+         * is a carrier socket: its opener validates it) */
         ferry__seg seg;
         if (ferry__obj_map(fd, (uint32_t)kind, &seg) < 0) return -EBADMSG;
         ferry__seg_unmap(&seg);
     }
     int64_t deadline;
-    if (ferry__deadline(timeout_ns, &deadline) < 0) return -EINVAL;
-    ferry_pub *p = calloc(1, sizeof *p);
-    if (!p) return -ENOMEM;
-    int s = dial(deadline);
-    if (s < 0) {
+    ferry_pub *p = NULL;
+    int s = -1;
+    rc = ferry__deadline(timeout_ns, &deadline) < 0 ? -EINVAL : 0;
+    if (rc == 0 && !(p = calloc(1, sizeof *p))) rc = -ENOMEM;
+    if (rc == 0 && (s = dial(deadline)) < 0) rc = s;
+    if (rc < 0) {
+        if (sendfds[1] >= 0) close(sendfds[1]);
+        if (kind == FERRY_OBJ_STATE) close(sendfds[0]); /* the read-only one only */
         free(p);
-        return s;
+        return rc;
     }
-    uint8_t req[512], buf[FERRY__BMSG_MAX];
+    uint8_t req[1024], buf[FERRY__BMSG_MAX];
     ferry__bw w = {.p = req, .cap = sizeof req};
     ferry__br r;
     ferry__bw_register(&w, name, &pol);
     ferry__bw_u32(&w, (uint32_t)kind);
-    rc = call(s, FERRY__OP_PUBLISH, &w, fd, buf, &r, NULL, deadline);
+    if (kind == FERRY_OBJ_REGION) ferry__bw_write_lists(&w, &pol);
+    rc = call_fds(s, FERRY__OP_PUBLISH, &w, sendfds, nsend, buf, &r, NULL, deadline);
+    if (sendfds[1] >= 0) close(sendfds[1]);
+    if (kind == FERRY_OBJ_STATE) close(sendfds[0]);
     if (rc == 0) rc = ferry__br_end(&r);
     if (rc < 0) {
         close(s);
@@ -696,7 +751,14 @@ void ferry_pub_close(ferry_pub *p)
 
 int ferry__obj_open_trust(const char *name, int kind, int *fd, int *trusted, int64_t timeout_ns)
 {
-    if (!fd || !trusted || ferry__name_valid(name) < 0) return -EINVAL;
+    return ferry__obj_open_want(name, kind, 0, fd, trusted, timeout_ns);
+}
+
+int ferry__obj_open_want(const char *name, int kind, uint32_t want, int *fd, int *trusted,
+                         int64_t timeout_ns)
+{
+    if (!fd || !trusted || ferry__name_valid(name) < 0 || (want & ~FERRY__WANT_WRITE))
+        return -EINVAL;
     *fd = -1;
     *trusted = 0;
     int64_t deadline;
@@ -708,6 +770,7 @@ int ferry__obj_open_trust(const char *name, int kind, int *fd, int *trusted, int
     ferry__br r;
     ferry__bw_str(&w, name);
     ferry__bw_u32(&w, (uint32_t)kind);
+    if (want) ferry__bw_u32(&w, want); /* absent means 0: what an older ferryd expects */
     int rc = call(s, FERRY__OP_OPEN, &w, -1, buf, &r, fd, deadline);
     close(s);
     uint32_t oflags = 0;

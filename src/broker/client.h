@@ -20,4 +20,10 @@ int ferry__obj_open(const char *name, int kind, int *fd, int64_t timeout_ns);
  * is made from the descriptor only when it is 1 (ferry__mutex_adopt_trust). */
 int ferry__obj_open_trust(const char *name, int kind, int *fd, int *trusted, int64_t timeout_ns);
 
+/* The same with OPEN's want (broker/proto.h): FERRY__WANT_WRITE asks for a region's
+ * writable descriptor (the write right), 0 for what the kind hands everyone (a region's
+ * or state's read-only one). -EINVAL for other bits. */
+int ferry__obj_open_want(const char *name, int kind, uint32_t want, int *fd, int *trusted,
+                         int64_t timeout_ns);
+
 #endif

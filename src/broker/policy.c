@@ -61,10 +61,25 @@ int ferry__ident_in_group(const ferry__ident *who, gid_t gid)
 int ferry__policy_valid(const ferry_policy *p)
 {
     if (!p || p->mode > 0777 || p->n_uids > FERRY_POLICY_MAX_IDS ||
-        p->n_gids > FERRY_POLICY_MAX_IDS ||
-        (p->flags & ~(uint32_t)(FERRY_TAKEOVER | FERRY_SIGNAL_GROUP | FERRY_SIGNAL_ALLOWED |
-                                FERRY_SIGNAL_ANYONE | FERRY_POLICY_TRUSTED_SHARERS)) != 0)
+        p->n_gids > FERRY_POLICY_MAX_IDS || p->n_write_uids > FERRY_POLICY_MAX_IDS ||
+        p->n_write_gids > FERRY_POLICY_MAX_IDS || p->reserved0 != 0 ||
+        (p->flags &
+         ~(uint32_t)(FERRY_TAKEOVER | FERRY_SIGNAL_GROUP | FERRY_SIGNAL_ALLOWED |
+                     FERRY_SIGNAL_ANYONE | FERRY_POLICY_TRUSTED_SHARERS | FERRY_WRITE_ANYONE)) != 0)
         return -EINVAL;
+    return 0;
+}
+
+int ferry__policy_grants_write(const ferry_policy *p)
+{
+    return p && ((p->flags & FERRY_WRITE_ANYONE) || p->n_write_uids || p->n_write_gids);
+}
+
+int ferry__policy_valid_for(const ferry_policy *p, uint32_t kind)
+{
+    if (ferry__policy_valid(p) < 0) return -EINVAL;
+    /* The write right means something for a region only (a state has one writer). */
+    if (kind != FERRY_OBJ_REGION && ferry__policy_grants_write(p)) return -EINVAL;
     return 0;
 }
 
@@ -80,20 +95,39 @@ static int in_allow_lists(const ferry_policy *p, const ferry__ident *who)
     return 0;
 }
 
+/* Is who in p's write_uids, or a member of one of its write_gids? */
+static int in_write_lists(const ferry_policy *p, const ferry__ident *who)
+{
+    uint32_t nu = p->n_write_uids < FERRY_POLICY_MAX_IDS ? p->n_write_uids : FERRY_POLICY_MAX_IDS;
+    uint32_t ng = p->n_write_gids < FERRY_POLICY_MAX_IDS ? p->n_write_gids : FERRY_POLICY_MAX_IDS;
+    for (uint32_t i = 0; i < nu; i++)
+        if (p->write_uids[i] == who->uid) return 1;
+    for (uint32_t i = 0; i < ng; i++)
+        if (ferry__ident_in_group(who, p->write_gids[i])) return 1;
+    return 0;
+}
+
 int ferry__policy_allows(const ferry_policy *p, uid_t owner_uid, gid_t owner_gid,
                          const ferry__ident *who, unsigned right)
 {
     if (!p || !who) return 0;
-    if (right != FERRY__SEE && right != FERRY__CONNECT && right != FERRY__SIGNAL) return 0;
+    if (right != FERRY__SEE && right != FERRY__CONNECT && right != FERRY__SIGNAL &&
+        right != FERRY__WRITE)
+        return 0;
     if (who->uid == 0) return 1;
     gid_t group = p->gid == (gid_t)-1 ? owner_gid : p->gid;
+    if (right ==
+        FERRY__WRITE) /* explicit grants only: the write lists, or anyone who may connect */
+        return in_write_lists(p, who) ||
+               ((p->flags & FERRY_WRITE_ANYONE) &&
+                ferry__policy_allows(p, owner_uid, owner_gid, who, FERRY__CONNECT));
     if (right == FERRY__SIGNAL) { /* explicit grants only, to those who may see the name */
         if (!ferry__policy_allows(p, owner_uid, owner_gid, who, FERRY__SEE)) return 0;
         if (p->flags & FERRY_SIGNAL_ANYONE) return 1;
         if ((p->flags & FERRY_SIGNAL_GROUP) && ferry__ident_in_group(who, group)) return 1;
         return (p->flags & FERRY_SIGNAL_ALLOWED) && in_allow_lists(p, who);
     }
-    if (in_allow_lists(p, who)) return 1;
+    if (in_allow_lists(p, who) || in_write_lists(p, who)) return 1; /* write implies connect */
 
     /* One class, as for a file: the owner's bits, else the group's, else the others'. */
     unsigned bits;

@@ -64,6 +64,9 @@ int ferry__ident_in_group(const ferry__ident *who, gid_t gid);
 #define FERRY__CONNECT 2u
 /* Not a mode bit: the signal right of a name, from its policy's FERRY_SIGNAL_* flags. */
 #define FERRY__SIGNAL 1u
+/* Not a mode bit: the write right of a region, from its policy's write lists and
+ * FERRY_WRITE_ANYONE. It implies CONNECT (the write lists grant see and connect too). */
+#define FERRY__WRITE 8u
 
 /* The caller's policy in (NULL: none) as a full struct of this version in *p: the
  * defaults, then min(in->size, sizeof) bytes of in (core/abi.h). 0, -EINVAL (in->size 0,
@@ -71,13 +74,23 @@ int ferry__ident_in_group(const ferry__ident *who, gid_t gid);
  * function that takes a ferry_policy calls it first. */
 int ferry__policy_in(const ferry_policy *in, ferry_policy *p);
 
-/* 0 if p is acceptable from a server (mode <= 0777, n_uids/n_gids <= the maximum, no
- * unknown flags), else -EINVAL. */
+/* 0 if p is acceptable from a server (mode <= 0777, n_uids/n_gids and the write lists'
+ * counts <= the maximum, reserved0 0, no unknown flags), else -EINVAL. */
 int ferry__policy_valid(const ferry_policy *p);
 
+/* Does p grant a write right to anyone (write lists, FERRY_WRITE_ANYONE)? 1 or 0. */
+int ferry__policy_grants_write(const ferry_policy *p);
+
+/* ferry__policy_valid, and no write right unless kind is FERRY_OBJ_REGION (kind 0: a
+ * server). 0 or -EINVAL. */
+int ferry__policy_valid_for(const ferry_policy *p, uint32_t kind);
+
 /* Does policy p of a name owned by owner_uid (whose group is p->gid, or owner_gid when
- * p->gid is (gid_t)-1) grant `right` (FERRY__SEE, FERRY__CONNECT or FERRY__SIGNAL) to
- * who? CONNECT implies SEE. allow lists grant both. root is always granted. As for a
+ * p->gid is (gid_t)-1) grant `right` (FERRY__SEE, FERRY__CONNECT, FERRY__SIGNAL or
+ * FERRY__WRITE) to who? CONNECT implies SEE. allow lists grant both, the write lists
+ * all three of SEE, CONNECT and WRITE. WRITE is granted only explicitly: the write lists,
+ * or FERRY_WRITE_ANYONE to whoever has CONNECT (the mode grants no write, not even to
+ * the owner's uid). root is always granted. As for a
  * file, one class counts: the owner's bits for the owner uid, else the group's for a
  * member, else the others' (mode 0066 denies the owner). FERRY__SIGNAL is granted only
  * explicitly, and only with SEE: FERRY_SIGNAL_ANYONE to everyone, FERRY_SIGNAL_GROUP to
@@ -94,7 +107,8 @@ typedef struct ferry__quota {
     uint64_t pending; /* introductions asked for and not yet accepted by the server */
     uint64_t fds;     /* descriptors ferryd holds or has in flight for the uid (its
                          connections, its name-owning processes' pidfds, its published
-                         objects, queued descriptors, its introductions in flight) */
+                         objects (a region: two), queued descriptors, its introductions
+                         in flight) */
     uint64_t bytes;   /* bytes queued in ferryd for the uid's connections, and of the
                          introductions it asked for that wait for a slow server */
 } ferry__quota;

@@ -66,6 +66,40 @@ void ferry__bw_info(ferry__bw *w, const ferry_name_info *in)
     ferry__bw_u64(w, in->connects);
     ferry__bw_u32(w, in->kind);
     ferry__bw_u64(w, in->since_ns);
+    if (in->kind == FERRY_OBJ_REGION || in->kind == FERRY_OBJ_STATE) {
+        ferry__bw_u64(w, in->size);
+        ferry__bw_u64(w, in->dev);
+        ferry__bw_u64(w, in->ino);
+    }
+}
+
+void ferry__bw_write_lists(ferry__bw *w, const ferry_policy *p)
+{
+    if (p->n_write_uids > FERRY_POLICY_MAX_IDS || p->n_write_gids > FERRY_POLICY_MAX_IDS) {
+        w->err = -EINVAL;
+        return;
+    }
+    ferry__bw_u32(w, p->n_write_uids);
+    for (uint32_t i = 0; i < p->n_write_uids; i++) ferry__bw_u32(w, (uint32_t)p->write_uids[i]);
+    ferry__bw_u32(w, p->n_write_gids);
+    for (uint32_t i = 0; i < p->n_write_gids; i++) ferry__bw_u32(w, (uint32_t)p->write_gids[i]);
+}
+
+int ferry__br_write_lists(ferry__br *r, ferry_policy *p)
+{
+    p->n_write_uids = ferry__br_u32(r);
+    if (p->n_write_uids > FERRY_POLICY_MAX_IDS) {
+        p->n_write_uids = 0;
+        return r->err = -EBADMSG;
+    }
+    for (uint32_t i = 0; i < p->n_write_uids; i++) p->write_uids[i] = (uid_t)ferry__br_u32(r);
+    p->n_write_gids = ferry__br_u32(r);
+    if (p->n_write_gids > FERRY_POLICY_MAX_IDS) {
+        p->n_write_gids = 0;
+        return r->err = -EBADMSG;
+    }
+    for (uint32_t i = 0; i < p->n_write_gids; i++) p->write_gids[i] = (gid_t)ferry__br_u32(r);
+    return r->err ? -EBADMSG : 0;
 }
 
 void ferry__bw_register(ferry__bw *w, const char *name, const ferry_policy *p)
@@ -143,11 +177,17 @@ void ferry__br_info(ferry__br *r, ferry_name_info *out)
     out->mode = ferry__br_u32(r);
     out->connects = ferry__br_u64(r);
     out->kind = ferry__br_u32(r);
-    if (out->kind > FERRY_OBJ_BCAST) { /* 0 (a server) or a FERRY_OBJ_* kind, nothing else */
+    if (out->kind > FERRY_OBJ_STATE) { /* 0 (a server) or a FERRY_OBJ_* kind, nothing else */
         out->kind = 0;
         r->err = -EBADMSG;
     }
     out->since_ns = ferry__br_u64(r);
+    out->size = out->dev = out->ino = 0;
+    if (out->kind == FERRY_OBJ_REGION || out->kind == FERRY_OBJ_STATE) {
+        out->size = ferry__br_u64(r);
+        out->dev = ferry__br_u64(r);
+        out->ino = ferry__br_u64(r);
+    }
     memset(out->reserved, 0, sizeof out->reserved); /* ferry.h: zeroed, room for later */
 }
 
@@ -197,30 +237,33 @@ int ferry__br_register_body(ferry__br *r, char name[256], ferry_policy *p)
 
 int ferry__bsend(int sock, int64_t op, uint64_t seq, const void *payload, size_t len, int fd)
 {
+    return ferry__bsendn(sock, op, seq, payload, len, &fd, fd >= 0 ? 1 : 0);
+}
+
+int ferry__bsendn(int sock, int64_t op, uint64_t seq, const void *payload, size_t len,
+                  const int *fds, int nfds)
+{
     union {
         struct cmsghdr align;
-        char buf[CMSG_SPACE(sizeof(int))];
+        char buf[CMSG_SPACE(sizeof(int) * FERRY__BFDS_MAX)];
     } ctrl;
     if (len > FERRY__BMSG_MAX) return -EMSGSIZE;
-    ferry__frame f = {.flags = 0,
-                      .nfds = fd >= 0 ? 1 : 0,
-                      .type = op,
-                      .seq = seq,
-                      .len = (uint32_t)len,
-                      .crc = 0};
+    if (nfds < 0 || nfds > (int)FERRY__BFDS_MAX) return -EINVAL;
+    ferry__frame f = {
+        .flags = 0, .nfds = (uint8_t)nfds, .type = op, .seq = seq, .len = (uint32_t)len, .crc = 0};
     uint8_t hdr[FERRY__FRAME_HDR];
     ferry__frame_encode(&f, hdr);
     struct iovec iov[2] = {{hdr, sizeof hdr}, {(void *)payload, len}};
     struct msghdr mh = {.msg_iov = iov, .msg_iovlen = len ? 2 : 1};
-    if (fd >= 0) {
+    if (nfds > 0) {
         memset(&ctrl, 0, sizeof ctrl);
         mh.msg_control = ctrl.buf;
-        mh.msg_controllen = sizeof ctrl.buf;
+        mh.msg_controllen = CMSG_SPACE(sizeof(int) * (size_t)nfds);
         struct cmsghdr *cm = CMSG_FIRSTHDR(&mh);
         cm->cmsg_level = SOL_SOCKET;
         cm->cmsg_type = SCM_RIGHTS;
-        cm->cmsg_len = CMSG_LEN(sizeof(int));
-        memcpy(CMSG_DATA(cm), &fd, sizeof fd);
+        cm->cmsg_len = CMSG_LEN(sizeof(int) * (size_t)nfds);
+        memcpy(CMSG_DATA(cm), fds, sizeof(int) * (size_t)nfds);
     }
     for (;;) {
         ssize_t n = sendmsg(sock, &mh, MSG_DONTWAIT | MSG_NOSIGNAL);
@@ -234,6 +277,13 @@ int ferry__bsend(int sock, int64_t op, uint64_t seq, const void *payload, size_t
 
 int ferry__brecv(int sock, void *buf, int64_t *op, uint64_t *seq, size_t *len, int *fd)
 {
+    int nfds;
+    return ferry__brecvn(sock, buf, op, seq, len, fd, 1, &nfds);
+}
+
+int ferry__brecvn(int sock, void *buf, int64_t *op, uint64_t *seq, size_t *len, int *fds,
+                  int maxfds, int *nfds_out)
+{
     union {
         struct cmsghdr align;
         char buf[CMSG_SPACE(sizeof(int) * 8)];
@@ -242,7 +292,10 @@ int ferry__brecv(int sock, void *buf, int64_t *op, uint64_t *seq, size_t *len, i
     struct iovec iov[2] = {{hdr, sizeof hdr}, {buf, FERRY__BMSG_MAX}};
     struct msghdr mh = {
         .msg_iov = iov, .msg_iovlen = 2, .msg_control = ctrl.buf, .msg_controllen = sizeof ctrl};
-    *fd = -1;
+    if (maxfds > (int)FERRY__BFDS_MAX) maxfds = (int)FERRY__BFDS_MAX;
+    if (maxfds < 0) maxfds = 0;
+    for (int i = 0; i < maxfds; i++) fds[i] = -1;
+    *nfds_out = 0;
     ssize_t n;
     int resets = 0;
     /* ECONNRESET: the peer closed with packets of ours unread. The kernel says so once,
@@ -257,30 +310,34 @@ int ferry__brecv(int sock, void *buf, int64_t *op, uint64_t *seq, size_t *len, i
         return errno == ECONNRESET || errno == ENOTCONN ? -EPIPE : -errno;
     }
     if (n == 0) return -EPIPE;
-    /* Take every fd that came, whatever else is wrong, so none leaks. */
-    int got = -1, nfds = 0;
+    /* Take every fd that came, whatever else is wrong, so none leaks: up to maxfds
+     * into fds, the rest closed at once (and counted: the packet is then refused). */
+    int got[FERRY__BFDS_MAX], nfds = 0;
     for (struct cmsghdr *c = CMSG_FIRSTHDR(&mh); c; c = CMSG_NXTHDR(&mh, c)) {
         if (c->cmsg_level != SOL_SOCKET || c->cmsg_type != SCM_RIGHTS) continue;
         size_t k = (c->cmsg_len - CMSG_LEN(0)) / sizeof(int);
         for (size_t i = 0; i < k; i++) {
             int x;
             memcpy(&x, CMSG_DATA(c) + i * sizeof(int), sizeof x);
-            if (nfds++ == 0)
-                got = x;
+            if (nfds < maxfds && nfds < (int)FERRY__BFDS_MAX)
+                got[nfds] = x;
             else
                 close(x);
+            nfds++;
         }
     }
+    int kept = nfds < maxfds ? nfds : maxfds;
     ferry__frame f;
     if ((mh.msg_flags & (MSG_TRUNC | MSG_CTRUNC)) || n < (ssize_t)FERRY__FRAME_HDR ||
         ferry__frame_decode(hdr, FERRY__BMSG_MAX, &f) < 0 || f.flags != 0 ||
-        (size_t)n != FERRY__FRAME_HDR + f.len || f.nfds != nfds || nfds > 1) {
-        if (got >= 0) close(got);
+        (size_t)n != FERRY__FRAME_HDR + f.len || f.nfds != nfds || nfds > maxfds) {
+        for (int i = 0; i < kept; i++) close(got[i]);
         return -EBADMSG;
     }
     *op = f.type;
     *seq = f.seq;
     *len = f.len;
-    *fd = got;
+    for (int i = 0; i < kept; i++) fds[i] = got[i];
+    *nfds_out = kept;
     return 1;
 }

@@ -6,9 +6,9 @@
  * Every packet is one ferry frame (docs/architecture.md): the 32-byte header, then a payload of at
  * most FERRY__BMSG_MAX bytes. The header's type is the operation (FERRY__OP_*), its seq
  * the request id (the client picks it; the reply carries it back; unsolicited packets
- * from ferryd carry seq 0), nfds is 0 or 1 (a client sends a descriptor only with
- * PUBLISH). No crc: the kernel does not corrupt a local
- * socket, and a lying peer can compute a crc too.
+ * from ferryd carry seq 0), nfds is 0 or 1, or 2 (a client sends descriptors only with
+ * PUBLISH: two for a region, its read-write and its read-only descriptor). No crc: the kernel does
+ * not corrupt a local socket, and a lying peer can compute a crc too.
  *
  * Payloads are little-endian fields in a fixed order per operation, strings as a u16
  * length and that many bytes (no NUL; a NUL inside is invalid). A decoder accepts exactly
@@ -25,16 +25,24 @@
  *   LIST after max                             REPLY status count info...
  *   WATCH pattern                              REPLY status
  *   ACCEPTED id  (the server took introduction id; no reply)
- *   PUBLISH name policy kind + memfd          REPLY status
- *   OPEN name kind                             REPLY status [oflags] + fd (a duplicate)
+ *   PUBLISH name policy kind [wlists] + fds    REPLY status
+ *   OPEN name kind [want]                      REPLY status [oflags] + fd (a duplicate)
  *   KILL name sig                              REPLY status
  *                                             ferryd -> server / watcher (seq 0)
  *                                              INTRO id kind client-ident + fd
  *                                              LOST name  (taken over by another owner)
  *                                              EVENT kind info
  * status is 0 or a negative errno value. An info is: name uid gid pid mode connects kind
- * since (kind: u32, 0 a server or a FERRY_OBJ_* kind, any other value -EBADMSG; since:
- * u64, CLOCK_REALTIME ns when the owner took the name).
+ * since [size dev ino] (kind: u32, 0 a server or a FERRY_OBJ_* kind, any other value
+ * -EBADMSG; since: u64, CLOCK_REALTIME ns when the owner took the name; size, dev, ino:
+ * u64 each, present exactly when kind is FERRY_OBJ_REGION or FERRY_OBJ_STATE).
+ * Regions and states (docs/region-sharing.md): PUBLISH of FERRY_OBJ_REGION carries, after
+ * the kind, wlists (n_write_uids uids n_write_gids gids, as the allow lists) and two
+ * fds, the region's read-write descriptor then a read-only one of the same file;
+ * FERRY_OBJ_STATE no wlists and one fd, read-only. Other kinds: no wlists, one fd.
+ * OPEN's want (a u32, absent = 0) is FERRY__WANT_WRITE or 0: a region's writable
+ * descriptor (the write right), else its read-only one; any other value, or the bit for
+ * another kind, is -EINVAL.
  * An ident is: uid gid pid.
  * oflags (OPEN's reply, after status 0 only) is a u32 of FERRY__OPEN_* bits; any other bit
  * set is -EBADMSG. FERRY__OPEN_TRUSTED: ferryd trusts the opener with the object's
@@ -51,7 +59,9 @@
 #include <stddef.h>
 #include <stdint.h>
 
-#define FERRY__BMSG_MAX 16384u /* largest payload either side sends */
+#define FERRY__BMSG_MAX   16384u /* largest payload either side sends */
+#define FERRY__BFDS_MAX   2u     /* most descriptors in one packet */
+#define FERRY__WANT_WRITE 1u     /* OPEN's want: a region's writable descriptor */
 
 enum {
     FERRY__OP_REGISTER = 1,
@@ -81,6 +91,9 @@ void ferry__bw_u32(ferry__bw *w, uint32_t v);
 void ferry__bw_u64(ferry__bw *w, uint64_t v);
 void ferry__bw_str(ferry__bw *w, const char *s); /* at most FERRY__NAME_MAX bytes */
 void ferry__bw_info(ferry__bw *w, const ferry_name_info *in);
+/* A region's write lists (PUBLISH of FERRY_OBJ_REGION): counts over the maximum are
+ * -EINVAL in w->err. */
+void ferry__bw_write_lists(ferry__bw *w, const ferry_policy *p);
 void ferry__bw_cred(ferry__bw *w, const ferry_cred *c);
 
 /* A payload being read: p[off..len); err sticks at -EBADMSG once anything is wrong. */
@@ -96,6 +109,9 @@ uint64_t ferry__br_u64(ferry__br *r);
 void ferry__br_str(ferry__br *r, char *out, size_t cap);
 void ferry__br_info(ferry__br *r, ferry_name_info *out);
 void ferry__br_cred(ferry__br *r, ferry_cred *out);
+/* The write lists onto p (n_write_* and write_*): 0 or -EBADMSG (a count over the
+ * maximum, short). */
+int ferry__br_write_lists(ferry__br *r, ferry_policy *p);
 /* 0 if everything read was valid and nothing is left over, else -EBADMSG. */
 int ferry__br_end(const ferry__br *r);
 
@@ -115,10 +131,18 @@ void ferry__bw_register(ferry__bw *w, const char *name, const ferry_policy *p);
 /* Send one packet (header, payload, optional fd) without blocking: 0, -EAGAIN (the
  * socket is full: nothing sent), -EPIPE, -errno. */
 int ferry__bsend(int sock, int64_t op, uint64_t seq, const void *payload, size_t len, int fd);
+/* The same with nfds (0 .. FERRY__BFDS_MAX) descriptors, in order; the caller keeps them.
+ * -EINVAL for a count out of range. */
+int ferry__bsendn(int sock, int64_t op, uint64_t seq, const void *payload, size_t len,
+                  const int *fds, int nfds);
 
 /* Receive one packet without blocking into buf (FERRY__BMSG_MAX bytes): sets *op, *seq,
  * *len and *fd (-1 if none; the caller owns it). Returns 1, 0 (nothing there),
  * -EPIPE (end), -EBADMSG (not a valid frame, truncated, extra fds: any fds are closed). */
 int ferry__brecv(int sock, void *buf, int64_t *op, uint64_t *seq, size_t *len, int *fd);
+/* The same accepting up to maxfds (<= FERRY__BFDS_MAX) descriptors: fds[0..*nfds) the
+ * caller's, the rest of fds[0..maxfds) -1. More than maxfds came: all closed, -EBADMSG. */
+int ferry__brecvn(int sock, void *buf, int64_t *op, uint64_t *seq, size_t *len, int *fds,
+                  int maxfds, int *nfds);
 
 #endif

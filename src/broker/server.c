@@ -37,6 +37,7 @@
 
 #include "core/time.h"
 #include "broker/log.h"
+#include "region/region.h"
 #include "shm/obj.h"
 
 #include <errno.h>
@@ -54,6 +55,7 @@
 #include <sys/signalfd.h>
 #include <sys/socket.h>
 #include <sys/stat.h>
+#include <sys/statfs.h>
 #include <sys/syscall.h>
 #include <sys/timerfd.h>
 #include <unistd.h>
@@ -140,8 +142,11 @@ typedef struct conn {
 
 typedef struct name {
     conn *owner;
-    uint32_t kind; /* 0: a server (REGISTER); else a published object, FERRY_OBJ_* */
-    int objfd;     /* the published object's memfd, or -1 */
+    uint32_t kind;           /* 0: a server (REGISTER); else a published object, FERRY_OBJ_* */
+    int objfd;               /* the published object's memfd (a region's read-write one), or -1 */
+    int rofd;                /* a region's or state's read-only descriptor, or -1 */
+    uint64_t size, dev, ino; /* a region's or state's, when published (ferry_name_info) */
+    int persistent;          /* a region's or state's file is a file, not a memfd */
     ferry_policy pol;
     gid_t gid; /* the policy's group, resolved */
     uint64_t connects;
@@ -354,6 +359,9 @@ static void info_of(const name *n, ferry_name_info *in)
     in->connects = n->connects;
     in->kind = n->kind;
     in->since_ns = n->since_ns;
+    in->size = n->size;
+    in->dev = n->dev;
+    in->ino = n->ino;
 }
 
 /* ------------------------------------------------------------------ output */
@@ -592,6 +600,11 @@ static void name_unown(name *n)
         n->objfd = -1;
         n->owner->u->used.fds--;
     }
+    if (n->rofd >= 0) {
+        close(n->rofd);
+        n->rofd = -1;
+        n->owner->u->used.fds--;
+    }
 }
 
 static void name_remove(broker *b, size_t i, int kind)
@@ -705,12 +718,79 @@ static int opens_to_others(const ferry_policy *pol, uid_t owner)
     return 0;
 }
 
+/* May ferryd read the file behind fd without blocking for long? A memfd (tmpfs, or
+ * hugetlbfs), or a file on a local disk file system. A file on FUSE or a network file
+ * system is refused: its server (possibly the publisher itself) could make a pread of
+ * ferryd's — which has one thread — wait forever. */
+static int readable_fs(int fd)
+{
+    struct statfs sf;
+    if (fstatfs(fd, &sf) < 0) return 0;
+    switch ((unsigned long)sf.f_type) {
+    case 0x01021994ul: /* tmpfs, shmem: every memfd */
+    case 0x958458f6ul: /* hugetlbfs (MFD_HUGETLB) */
+    case 0x0000ef53ul: /* ext2, ext3, ext4 */
+    case 0x58465342ul: /* xfs */
+    case 0x9123683eul: /* btrfs */
+    case 0xf2f52010ul: /* f2fs */
+    case 0x2fc12fc1ul: /* zfs */
+    case 0xca451a4eul: /* bcachefs */
+    case 0x794c7630ul: /* overlayfs (containers' root) */
+        return 1;
+    default:
+        return 0;
+    }
+}
+
+/* The descriptors of a region (rwfd and rofd) or a state (rofd; rwfd -1) that c
+ * publishes. Checked in this order, so that nothing is read from a file before it is
+ * known to be one ferryd may read: rofd is a regular file open O_RDONLY on a file system
+ * readable_fs accepts, rwfd (a region's) O_RDWR on the same inode (a state's writer keeps
+ * its write right: none is accepted); the read-only one stays read-only in the kernel —
+ * the inode is owned by c's uid (only the owner may chmod it) and grants group and others
+ * no write (otherwise an opener of another uid could reopen /proc/self/fd/N writable):
+ * -EPERM; then a genuine one of that kind (region/region.h: seals, header read once with
+ * pread, a file owned by c's uid). The rest: -EINVAL. On success the size, device and
+ * inode go into id[0..3) (ferry_name_info), and id[3] is 1 for a file (persistent). */
+static int region_fds_ok(const conn *c, uint32_t kind, int rwfd, int rofd, uint64_t id[4])
+{
+    struct stat ro, rw;
+    if (fstat(rofd, &ro) < 0 || !S_ISREG(ro.st_mode) ||
+        (fcntl(rofd, F_GETFL) & (O_ACCMODE | O_PATH)) != O_RDONLY || !readable_fs(rofd))
+        return -EINVAL;
+    if (kind == FERRY_OBJ_REGION) {
+        if (rwfd < 0 || fstat(rwfd, &rw) < 0 || rw.st_dev != ro.st_dev || rw.st_ino != ro.st_ino ||
+            (fcntl(rwfd, F_GETFL) & (O_ACCMODE | O_PATH)) != O_RDWR)
+            return -EINVAL;
+    } else if (rwfd >= 0) {
+        return -EINVAL;
+    }
+    if (ro.st_uid != c->id.uid || (ro.st_mode & 0022)) return -EPERM;
+    uint32_t k;
+    int w, persistent;
+    uint64_t size;
+    if (ferry__region_check(rofd, c->id.uid, &k, &w, &size, &persistent) < 0 || k != kind || w)
+        return -EINVAL;
+    id[0] = size;
+    id[1] = (uint64_t)ro.st_dev;
+    id[2] = (uint64_t)ro.st_ino;
+    id[3] = persistent != 0;
+    return 0;
+}
+
 static int register_name(broker *b, conn *c, const char *nm, const ferry_policy *polp,
-                         uint32_t kind, int objfd)
+                         uint32_t kind, int objfd, int rofd)
 {
     ferry_policy pol = *polp;
-    if (ferry__name_valid(nm) < 0 || ferry__policy_valid(&pol) < 0) return -EINVAL;
-    if (kind && (kind > FERRY_OBJ_BCAST || !is_object_fd(objfd, kind))) return -EINVAL;
+    uint64_t rid[4] = {0, 0, 0, 0}; /* a region's size, dev, ino, persistent */
+    if (ferry__name_valid(nm) < 0 || ferry__policy_valid_for(&pol, kind) < 0) return -EINVAL;
+    if (kind == FERRY_OBJ_REGION || kind == FERRY_OBJ_STATE) {
+        int rc = region_fds_ok(c, kind, objfd, rofd, rid);
+        if (rc < 0) return rc;
+    } else if (kind && (kind > FERRY_OBJ_BCAST || rofd >= 0 || !is_object_fd(objfd, kind))) {
+        return -EINVAL;
+    }
+    uint64_t nfds = (uint64_t)(objfd >= 0) + (uint64_t)(rofd >= 0);
     /* A plain mutex goes to other uids only if the publisher says it trusts them. */
     if (kind == FERRY_OBJ_MUTEX && !(pol.flags & FERRY_POLICY_TRUSTED_SHARERS) &&
         opens_to_others(&pol, c->id.uid) && plain_mutex(objfd))
@@ -724,9 +804,11 @@ static int register_name(broker *b, conn *c, const char *nm, const ferry_policy 
         return -EEXIST;
     /* A takeover from the same uid moves a name it already holds: no new name. */
     if ((!old || old->owner->u != c->u) && !QUOTA_OK(b, c->u, names, 1)) return -EDQUOT;
-    if (objfd >= 0 && (!QUOTA_OK(b, c->u, fds, 1) || !fd_room(b, c->u, 0, 1))) return -EDQUOT;
-    int rc = watch_pid(b, c); /* its pidfd is charged too */
+    /* The pidfd first (charged when it is opened), then the object's descriptors against
+     * what is left: checking both against the same count let one more through. */
+    int rc = watch_pid(b, c);
     if (rc < 0) return rc;
+    if (nfds && (!QUOTA_OK(b, c->u, fds, nfds) || !fd_room(b, c->u, 0, nfds))) return -EDQUOT;
     name *n = malloc(sizeof *n + strlen(nm) + 1);
     if (!n) return -ENOMEM;
     if (!old && b->nnames == b->capnames) {
@@ -746,12 +828,17 @@ static int register_name(broker *b, conn *c, const char *nm, const ferry_policy 
     n->connects = 0;
     n->kind = kind;
     n->objfd = objfd;
+    n->rofd = rofd;
+    n->size = rid[0];
+    n->dev = rid[1];
+    n->ino = rid[2];
+    n->persistent = (int)rid[3];
     struct timespec now;
     clock_gettime(CLOCK_REALTIME, &now);
     n->since_ns = (uint64_t)now.tv_sec * 1000000000u + (uint64_t)now.tv_nsec;
     c->nnames++;
     c->u->used.names++;
-    if (objfd >= 0) c->u->used.fds++;
+    c->u->used.fds += nfds;
     if (old) { /* a takeover: the old owner hears it lost the name */
         uint8_t buf[300];
         ferry__bw w = {.p = buf, .cap = sizeof buf};
@@ -771,20 +858,37 @@ static int register_name(broker *b, conn *c, const char *nm, const ferry_policy 
     return 0;
 }
 
-/* REGISTER (kind 0, objfd -1) and PUBLISH (an object kind and its memfd, which this
- * takes over in every case). */
-static int do_register(broker *b, conn *c, ferry__br *r, uint32_t kind, int objfd)
+/* REGISTER (publish 0, no fds) and PUBLISH (an object kind and its descriptors, which
+ * this takes over in every case: fds[0..nfds)). A region comes with its write lists and
+ * two descriptors (read-write, read-only), a state with one (read-only), any other
+ * object with one; anything else is -EBADMSG. */
+static int do_register(broker *b, conn *c, ferry__br *r, int publish, const int *fds, int nfds)
 {
     char nm[256];
     ferry_policy pol;
+    uint32_t kind = 0;
     int rc = ferry__br_register_body(r, nm, &pol);
-    if (kind) kind = ferry__br_u32(r);
-    if (rc < 0 || ferry__br_end(r) < 0 || (objfd >= 0) != (kind != 0)) {
-        if (objfd >= 0) close(objfd);
+    if (publish) kind = ferry__br_u32(r);
+    if (rc == 0 && kind == FERRY_OBJ_REGION) rc = ferry__br_write_lists(r, &pol);
+    int want = !publish ? 0 : kind == FERRY_OBJ_REGION ? 2 : 1;
+    int objfd = -1, rofd = -1;
+    if (rc < 0 || ferry__br_end(r) < 0 || (publish && !kind) || nfds != want) {
+        for (int i = 0; i < nfds; i++) close(fds[i]);
         return -EBADMSG;
     }
-    rc = register_name(b, c, nm, &pol, kind, objfd);
-    if (rc < 0 && objfd >= 0) close(objfd);
+    if (kind == FERRY_OBJ_REGION) {
+        objfd = fds[0];
+        rofd = fds[1];
+    } else if (kind == FERRY_OBJ_STATE) {
+        rofd = fds[0];
+    } else if (publish) {
+        objfd = fds[0];
+    }
+    rc = register_name(b, c, nm, &pol, kind, objfd, rofd);
+    if (rc < 0) {
+        if (objfd >= 0) close(objfd);
+        if (rofd >= 0) close(rofd);
+    }
     return rc;
 }
 
@@ -879,18 +983,31 @@ static int do_accepted(conn *c, ferry__br *r)
 
 /* ------------------------------------------------------------------ queries */
 
-/* OPEN name kind: a duplicate of the published object's descriptor, and oflags. */
+/* OPEN name kind [want]: a duplicate of the published object's descriptor, and oflags.
+ * A region or state: its read-only descriptor, or with FERRY__WANT_WRITE (the write
+ * right) a region's read-write one — the only place a writable one leaves ferryd. */
 static int do_open(broker *b, conn *c, uint64_t seq, ferry__br *r)
 {
     char nm[256];
     ferry__br_str(r, nm, sizeof nm);
     uint32_t kind = ferry__br_u32(r);
+    uint32_t want = r->off < r->len ? ferry__br_u32(r) : 0; /* absent: 0 (older clients) */
     if (ferry__br_end(r) < 0) return -EBADMSG;
-    if (ferry__name_valid(nm) < 0 || kind == 0 || kind > FERRY_OBJ_BCAST) return -EINVAL;
+    if (ferry__name_valid(nm) < 0 || kind == 0 || kind > FERRY_OBJ_STATE ||
+        (want & ~FERRY__WANT_WRITE) || (want && kind != FERRY_OBJ_REGION))
+        return -EINVAL;
     name *n = name_find(b, nm);
     if (!n || !visible(n, &c->id, FERRY__SEE)) return -ENOENT;
     if (!visible(n, &c->id, FERRY__CONNECT)) return -EACCES;
     if (n->kind != kind) return -EPROTOTYPE;
+    if (want && !visible(n, &c->id, FERRY__WRITE)) return -EACCES;
+    /* A file's read-write descriptor lets its holder truncate it under every mapper
+     * (SIGBUS: a memfd is sealed against that, a file cannot be): it goes to the
+     * publisher's uid (the file's owner, checked at publish) and root only, whatever the
+     * policy grants. */
+    if (want && n->persistent && c->id.uid != n->owner->id.uid && c->id.uid != 0) return -EACCES;
+    int src = kind == FERRY_OBJ_REGION || kind == FERRY_OBJ_STATE ? (want ? n->objfd : n->rofd)
+                                                                  : n->objfd;
     /* Trusted with the object's sharers: the owner's own uid (root too is another uid
      * here), or anyone when the publisher says so. */
     int trusted = c->id.uid == n->owner->id.uid || (n->pol.flags & FERRY_POLICY_TRUSTED_SHARERS);
@@ -899,7 +1016,7 @@ static int do_open(broker *b, conn *c, uint64_t seq, ferry__br *r)
      * the reply says whether the opener is trusted and the library judges the mode by
      * its own read (FERRY__OPEN_TRUSTED, proto.h). */
     if (kind == FERRY_OBJ_MUTEX && !trusted && plain_mutex(n->objfd)) return -EPERM;
-    int fd = fcntl(n->objfd, F_DUPFD_CLOEXEC, 0);
+    int fd = fcntl(src, F_DUPFD_CLOEXEC, 0);
     if (fd < 0) return -errno;
     n->connects++;
     uint8_t buf[8];
@@ -1258,15 +1375,15 @@ static void on_request(broker *b, conn *c)
         int64_t op;
         uint64_t seq;
         size_t len;
-        int fd;
-        int rc = ferry__brecv(c->fd, buf, &op, &seq, &len, &fd);
+        int fds[FERRY__BFDS_MAX], nfds;
+        int rc = ferry__brecvn(c->fd, buf, &op, &seq, &len, fds, FERRY__BFDS_MAX, &nfds);
         if (rc == 0) return;
         if (rc < 0) {
             drop(b, c, rc == -EPIPE ? NULL : "bad packet");
             return;
         }
-        if (fd >= 0 && op != FERRY__OP_PUBLISH) { /* only a published object rides along */
-            close(fd);
+        if (nfds > 0 && op != FERRY__OP_PUBLISH) { /* only a published object rides along */
+            for (int i = 0; i < nfds; i++) close(fds[i]);
             drop(b, c, "sent a descriptor");
             return;
         }
@@ -1274,10 +1391,10 @@ static void on_request(broker *b, conn *c)
         ferry__br r = {.p = buf, .len = len};
         switch (op) {
         case FERRY__OP_REGISTER:
-            rc = do_register(b, c, &r, 0, -1);
+            rc = do_register(b, c, &r, 0, fds, 0);
             break;
         case FERRY__OP_PUBLISH:
-            rc = fd < 0 ? -EBADMSG : do_register(b, c, &r, 1, fd);
+            rc = do_register(b, c, &r, 1, fds, nfds);
             break;
         case FERRY__OP_OPEN:
             rc = do_open(b, c, seq, &r);

@@ -57,6 +57,9 @@
 #define FERRY__TLS_OPTS_V0  FERRY__OFFSETOFEND(ferry_tls_opts, handshake_timeout_ns)
 #define FERRY__PEER_CERT_V0 FERRY__OFFSETOFEND(ferry_peer_cert, sans)
 
+/* The first version of the sized structs added in ferry 0.3. */
+#define FERRY__REGION_OPTS_V0 FERRY__OFFSETOFEND(ferry_region_opts, path)
+
 /*
  * The library's half of a ferry_X_opts_init: zero `size` bytes at o (the caller's
  * struct), copy the first min(size, ksize) bytes of defaults (a full struct of ours)

@@ -4,9 +4,10 @@
  * and the name checks ferryd runs on what it decodes (src/broker/policy.c).
  *
  * Input: [op byte][payload]. The op byte picks the decoding a packet of that type gets:
- *  - requests, as ferryd decodes them (server.c): REGISTER (ferry__br_register), UNREGISTER
- *    and LOOKUP (a name), WATCH (a pattern), CONNECT and OPEN (name, kind), LIST (after,
- *    max), ACCEPTED (id);
+ *  - requests, as ferryd decodes them (server.c): REGISTER (ferry__br_register), PUBLISH
+ *    (the register body, a kind, a region's write lists: ferry__br_write_lists),
+ *    UNREGISTER and LOOKUP (a name), WATCH (a pattern), CONNECT (name, kind), OPEN (name,
+ *    kind, an optional want), LIST (after, max), ACCEPTED (id);
  *  - what the client library decodes (client.c): REPLY (status, then nothing, a cred, an
  *    info, OPEN's oflags (ferry__br_open_reply), or a count and that many infos: every
  *    shape is tried), INTRO (id, kind, cred),
@@ -19,9 +20,11 @@
  * -EBADMSG; every decoded string is NUL-terminated and shorter than its buffer, also after
  * a failure; a successful decode re-encodes with ferry__bw_* to exactly its input bytes;
  * ferry__name_valid / ferry__pattern_valid / ferry__policy_valid only answer 0 or -EINVAL;
- * ferry__brecv answers 1 exactly for a valid frame of the packet's size with at most one
- * fd and as many as the header says, hands back the header's fields and payload (and
- * ferry__bsend sends the same packet again), and leaves no descriptor open otherwise.
+ * ferry__brecvn (ferryd's, up to two fds) answers 1 exactly for a valid frame of the
+ * packet's size with at most two fds and as many as the header says, hands back the
+ * header's fields and payload (and ferry__bsendn sends the same packet again, which
+ * ferry__brecv, the client's, takes exactly when it has at most one fd), and leaves no
+ * descriptor open otherwise.
  * Built with -fsanitize=fuzzer as `fuzz_broker`, and with replay_main.c as
  * `fuzz_broker_replay`, which CTest runs over corpus/broker.
  */
@@ -110,6 +113,56 @@ static void req_register(const uint8_t *p, size_t n)
     REQUIRE(pv == 0 || pv == -EINVAL);
     ferry__bw w = WRITER();
     ferry__bw_register(&w, name, &pol);
+    check_end(&r, &w, rc);
+}
+
+/* PUBLISH: the register body, a kind, and for a region its write lists (server.c). */
+static void req_publish(const uint8_t *p, size_t n)
+{
+    char name[256 + 16];
+    ferry_policy pol;
+    memset(name, 0xaa, sizeof name);
+    ferry__br r = READER(p, n);
+    int rc = ferry__br_register_body(&r, name, &pol);
+    REQUIRE(rc == 0 || rc == -EBADMSG);
+    check_str(name, 256);
+    REQUIRE((uint8_t)name[256] == 0xaa);
+    uint32_t kind = ferry__br_u32(&r);
+    if (rc == 0 && kind == FERRY_OBJ_REGION) {
+        rc = ferry__br_write_lists(&r, &pol);
+        REQUIRE(rc == 0 || rc == -EBADMSG);
+        REQUIRE(pol.n_write_uids <= FERRY_POLICY_MAX_IDS &&
+                pol.n_write_gids <= FERRY_POLICY_MAX_IDS);
+    }
+    if (rc == 0) rc = ferry__br_end(&r);
+    if (rc != 0) return;
+    int pv = ferry__policy_valid_for(&pol, kind);
+    REQUIRE(pv == 0 || pv == -EINVAL);
+    ferry__bw w = WRITER();
+    ferry__bw_register(&w, name, &pol);
+    ferry__bw_u32(&w, kind);
+    if (kind == FERRY_OBJ_REGION) ferry__bw_write_lists(&w, &pol);
+    check_end(&r, &w, rc);
+}
+
+/* OPEN: a name, a kind, and a want when anything is left (server.c). */
+static void req_open(const uint8_t *p, size_t n)
+{
+    char nm[256 + 16];
+    memset(nm, 0xaa, sizeof nm);
+    ferry__br r = READER(p, n);
+    ferry__br_str(&r, nm, 256);
+    uint32_t kind = ferry__br_u32(&r);
+    int has_want = r.off < r.len;
+    uint32_t want = has_want ? ferry__br_u32(&r) : 0;
+    check_str(nm, 256);
+    int rc = ferry__br_end(&r);
+    if (rc != 0) return;
+    check_name(nm);
+    ferry__bw w = WRITER();
+    ferry__bw_str(&w, nm);
+    ferry__bw_u32(&w, kind);
+    if (has_want) ferry__bw_u32(&w, want);
     check_end(&r, &w, rc);
 }
 
@@ -310,8 +363,13 @@ static void dispatch(int64_t op, const uint8_t *p, size_t n)
         req_name(p, n);
         break;
     case FERRY__OP_CONNECT:
-    case FERRY__OP_OPEN:
         req_name_u32(p, n, 0);
+        break;
+    case FERRY__OP_OPEN:
+        req_open(p, n);
+        break;
+    case FERRY__OP_PUBLISH:
+        req_publish(p, n);
         break;
     case FERRY__OP_LIST:
         req_name_u32(p, n, 1);
@@ -333,6 +391,8 @@ static void dispatch(int64_t op, const uint8_t *p, size_t n)
         break;
     default:
         req_register(p, n);
+        req_publish(p, n);
+        req_open(p, n);
         req_name(p, n);
         req_name_u32(p, n, 0);
         req_name_u32(p, n, 1);
@@ -394,37 +454,45 @@ static void packet(const uint8_t *data, size_t size)
     int64_t op = -1;
     uint64_t seq = 0;
     size_t len = 0;
-    int fd = -1;
-    int rc = ferry__brecv(sv[1], buf, &op, &seq, &len, &fd);
+    int got[FERRY__BFDS_MAX], ngot = -1;
+    int rc = ferry__brecvn(sv[1], buf, &op, &seq, &len, got, FERRY__BFDS_MAX, &ngot);
     REQUIRE(rc == 1 || rc == -EBADMSG);
 
     ferry__frame f;
     int valid = size >= FERRY__FRAME_HDR && size <= FERRY__FRAME_HDR + FERRY__BMSG_MAX &&
                 ferry__frame_decode(data, FERRY__BMSG_MAX, &f) == 0 && f.flags == 0 &&
-                size == FERRY__FRAME_HDR + f.len && f.nfds == nsend && nsend <= 1;
+                size == FERRY__FRAME_HDR + f.len && f.nfds == nsend && nsend <= 2;
     REQUIRE((rc == 1) == valid);
     if (rc == 1) {
         REQUIRE(op == f.type && seq == f.seq && len == f.len);
         REQUIRE(len == 0 || memcmp(buf, data + FERRY__FRAME_HDR, len) == 0);
-        REQUIRE((fd >= 0) == (nsend == 1));
-        if (fd >= 0) REQUIRE(fcntl(fd, F_GETFD) == FD_CLOEXEC);
-        /* The packet again, sent by ferry__bsend: it arrives the same. */
+        REQUIRE(ngot == nsend);
+        for (int i = 0; i < ngot; i++) REQUIRE(fcntl(got[i], F_GETFD) == FD_CLOEXEC);
+        for (int i = ngot; i < (int)FERRY__BFDS_MAX; i++) REQUIRE(got[i] == -1);
+        /* The packet again, sent by ferry__bsendn: ferry__brecv (at most one fd) takes
+         * it the same, or refuses it (-EBADMSG, closing both) when it has two. */
         static uint8_t again[FERRY__BMSG_MAX];
         int64_t op2;
         uint64_t seq2;
         size_t len2;
         int fd2;
-        REQUIRE(ferry__bsend(sv[0], op, seq, buf, len, fd) == 0);
-        REQUIRE(ferry__brecv(sv[1], again, &op2, &seq2, &len2, &fd2) == 1);
-        REQUIRE(op2 == op && seq2 == seq && len2 == len && (fd2 >= 0) == (fd >= 0));
-        REQUIRE(len == 0 || memcmp(again, buf, len) == 0);
-        if (fd >= 0) close(fd);
+        REQUIRE(ferry__bsendn(sv[0], op, seq, buf, len, got, ngot) == 0);
+        int rc2 = ferry__brecv(sv[1], again, &op2, &seq2, &len2, &fd2);
+        REQUIRE(rc2 == (ngot <= 1 ? 1 : -EBADMSG));
+        if (rc2 == 1) {
+            REQUIRE(op2 == op && seq2 == seq && len2 == len && (fd2 >= 0) == (ngot == 1));
+            REQUIRE(len == 0 || memcmp(again, buf, len) == 0);
+        } else {
+            REQUIRE(fd2 == -1);
+        }
+        for (int i = 0; i < ngot; i++) close(got[i]);
         if (fd2 >= 0) close(fd2);
         dispatch(op, buf, len);
     } else {
-        REQUIRE(fd == -1);
+        REQUIRE(ngot == 0 && got[0] == -1 && got[1] == -1);
     }
     /* Nothing left queued, nothing leaked. */
+    int fd;
     REQUIRE(ferry__brecv(sv[1], buf, &op, &seq, &len, &fd) == 0);
     REQUIRE(lowest_free_fd(sv[1]) == before);
 }

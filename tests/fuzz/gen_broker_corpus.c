@@ -260,6 +260,50 @@ int main(int argc, char **argv)
     ferry__bw_str(&w, "org.example.mutex");
     ferry__bw_u32(&w, FERRY_OBJ_MUTEX);
     done("req_open", &w, 0, 0);
+    /* OPEN of a region with want (FERRY__WANT_WRITE), and a bad want */
+    w = start(FERRY__OP_OPEN);
+    ferry__bw_str(&w, "org.example.frame");
+    ferry__bw_u32(&w, FERRY_OBJ_REGION);
+    ferry__bw_u32(&w, FERRY__WANT_WRITE);
+    done("req_open_region_write", &w, 0, 0);
+    done("req_open_region_want_short", &w, 2, 0);
+
+    /* PUBLISH of a region: the register body, the kind, the write lists */
+    ferry_policy regp;
+    ferry_policy_init(&regp);
+    regp.mode = 0660;
+    regp.flags = FERRY_WRITE_ANYONE;
+    regp.n_write_uids = 2;
+    regp.write_uids[0] = 1001;
+    regp.write_uids[1] = 1002;
+    regp.n_write_gids = 1;
+    regp.write_gids[0] = 100;
+    w = start(FERRY__OP_PUBLISH);
+    ferry__bw_register(&w, "org.example.frame", &regp);
+    ferry__bw_u32(&w, FERRY_OBJ_REGION);
+    ferry__bw_write_lists(&w, &regp);
+    done("req_publish_region", &w, 0, 0);
+    done("req_publish_region_short", &w, 3, 0);
+    w = start(FERRY__OP_PUBLISH);
+    ferry__bw_register(&w, "org.example.cfg", &defp);
+    ferry__bw_u32(&w, FERRY_OBJ_STATE);
+    done("req_publish_state", &w, 0, 0);
+
+    /* LOOKUP's reply for a region: the info with size, dev, ino */
+    w = start(FERRY__OP_REPLY);
+    ferry__bw_u32(&w, 0);
+    ferry_name_info rin = {.uid = 1000,
+                           .gid = 100,
+                           .pid = 4242,
+                           .mode = 0660,
+                           .kind = FERRY_OBJ_REGION,
+                           .size = 1 << 20,
+                           .dev = 5,
+                           .ino = 77};
+    snprintf(rin.name, sizeof rin.name, "org.example.frame");
+    ferry__bw_info(&w, &rin);
+    done("rep_lookup_region", &w, 0, 0);
+    done("rep_lookup_region_short", &w, 8, 0);
 
     /* INTRO, EVENT, LOST */
     w = start(FERRY__OP_INTRO);
@@ -303,6 +347,11 @@ int main(int argc, char **argv)
     ferry__bw_u32(&p, FERRY_KIND_SHM);
     ferry__bw_cred(&p, &(ferry_cred){.uid = 1000, .gid = 1000, .pid = 78});
     packet("pkt_intro_fd", FERRY__OP_INTRO, 1, 0, &p, 0);
+    p.len = 0;
+    ferry__bw_register(&p, "org.example.frame", &regp);
+    ferry__bw_u32(&p, FERRY_OBJ_REGION);
+    ferry__bw_write_lists(&p, &regp);
+    packet("pkt_publish_region_2fds", FERRY__OP_PUBLISH, 2, 0, &p, 0);
     p.len = 0;
     packet("pkt_empty", FERRY__OP_ACCEPTED, 0, 0, &p, 0);
     memset(pl, 'z', sizeof pl);

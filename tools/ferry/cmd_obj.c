@@ -526,6 +526,20 @@ int stat_main(int argc, char **argv)
                 kv(j, &first, "merged", "%llu", (unsigned long long)st.merged);
             }
         }
+    } else if (in.kind == FERRY_OBJ_REGION) {
+        kv(j, &first, "size", "%llu", (unsigned long long)in.size);
+        ferry_region *r;
+        if ((rc = ferry_region_open(name, FERRY_REGION_READ, &r, to)) == 0) {
+            kv(j, &first, "version", "%llu", (unsigned long long)ferry_region_version(r));
+            ferry_region_close(r);
+        }
+    } else if (in.kind == FERRY_OBJ_STATE) {
+        ferry_state *st;
+        if ((rc = ferry_state_open(name, &st, to)) == 0) {
+            kv(j, &first, "max_len", "%zu", ferry_state_max_len(st));
+            kv(j, &first, "version", "%llu", (unsigned long long)ferry_state_version(st));
+            ferry_state_close(st);
+        }
     } else {
         rc = 0; /* a server, mutex or barrier: ferryd's view is all there is */
     }

@@ -1,6 +1,7 @@
 # SPDX-License-Identifier: MIT
 # bash completion for ferry(1): commands, each command's options and verbs, values of
-# --format and signals, files after --file/--fd, and the live names ferryd lists
+# --format and signals, files after --file/--fd, rm's operands (files, and names: a
+# published region's file is removed by name), and the live names ferryd lists
 # (`ferry ls --names`, which never starts ferryd). Installed as
 # ${datadir}/bash-completion/completions/ferry (loaded on demand by bash-completion).
 # The names come from the same `ferry` that is being completed (COMP_WORDS[0]).
@@ -66,7 +67,7 @@ _ferry()
     stat) opts="--json --timeout" ;;
     kill) opts="--timeout" ;;
     ls) opts="--json --names --path --mqueue --broker" ;;
-    rm) opts="--stale --dry-run --path --mqueue" ;;
+    rm) opts="--stale --dry-run --path --mqueue" ;; # operands: files and names (below)
     help)
         [ "$COMP_CWORD" -eq 2 ] && COMPREPLY=($(compgen -W "$commands" -- "$cur"))
         return 0
@@ -111,7 +112,11 @@ _ferry()
         esac
     done
     case $cmd in
-    ls | rm | bench) return 0 ;;
+    ls | bench) return 0 ;;
+    rm) # a path (a socket, FIFO or region file) or a published region's name
+        COMPREPLY=($(compgen -W "$(_ferry_names)" -- "$cur") $(compgen -f -- "$cur"))
+        return 0
+        ;;
     esac
     if [ "$nops" -eq 0 ]; then
         case $cmd.$verb in

@@ -441,8 +441,8 @@ void cli_time_str(uint64_t ns, char *buf, size_t cap)
 
 const char *cli_kind_name(uint32_t kind)
 {
-    static const char *const names[] = {"server", "semaphore", "mutex",    "barrier",
-                                        "event",  "mailbox",   "broadcast"};
+    static const char *const names[] = {"server",  "semaphore", "mutex",  "barrier", "event",
+                                        "mailbox", "broadcast", "region", "state"};
     return kind < sizeof names / sizeof *names ? names[kind] : "?";
 }
 

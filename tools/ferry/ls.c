@@ -55,14 +55,25 @@
  *    unlink): each failure is reported on stderr and the rest goes on. OBJECT is
  *    "/name" (a POSIX pair: both queues), "sysvmq:ID" (that queue, and when it is a
  *    ferry door the back queue its hello names; also the back queue's door), a path
- *    (a socket or FIFO; PATH whose PATH.c2s / PATH.s2c are FIFOs removes both), or a
- *    ferry URL (posixmq:///x, sysvmq://#ID, fifo:///p, unix:///p, shm:///p). Regular
- *    files and directories are never removed.
+ *    (a socket or FIFO; PATH whose PATH.c2s / PATH.s2c are FIFOs removes both), a
+ *    ferry URL (posixmq:///x, sysvmq://#ID, fifo:///p, unix:///p, shm:///p), a
+ *    persistent region's or state's file owned by the caller's euid (ls_region.c: its
+ *    header read, never through a symlink; others' are refused with a message), or
+ *    the name of a published one (when no file has that name: its file as its
+ *    holders' descriptors or a --path DIR show it, of the inode ferryd reports).
+ *    Other regular files and directories are never removed.
+ *  - Regions and states (ls_region.c): the names ferryd lists with their size, and
+ *    per region its holders — processes with a descriptor or a mapping of its inode,
+ *    ferryd left out, a lower bound ("+?") when some process could not be looked at —
+ *    and its file ("(memfd: volatile)" for a memfd, "?" unknown). In --path DIRs a
+ *    region's file is an object "region" or "state": live while held, else kept (a
+ *    persistent region is kept by design: rm --stale never removes it).
  *  - Exit status: 0 done; 1 something failed (ls: ferryd answered with an error; rm: an
  *    object could not be removed); 2 usage.
  */
 #define _GNU_SOURCE
 #include "commands.h"
+#include "ls_region.h"
 
 #include <ferry/ferry.h>
 
@@ -97,8 +108,9 @@
 #define HDR          32          /* a ferry frame header */
 #define FRAME_MAGIC  0x31595246u /* "FRY1" */
 
-enum { ST_LIVE, ST_STALE, ST_UNKNOWN };
-static const char *const state_names[] = {"live", "stale", "unknown"};
+/* ST_KEPT: a persistent region's file nobody holds: kept by design, never stale. */
+enum { ST_LIVE, ST_STALE, ST_UNKNOWN, ST_KEPT };
+static const char *const state_names[] = {"live", "stale", "unknown", "kept"};
 
 typedef struct pidref {
     pid_t pid;
@@ -108,7 +120,7 @@ typedef struct pidref {
 
 /* One ferry object: a queue pair, a FIFO pair or a socket file. */
 typedef struct obj {
-    const char *kind;       /* "posixmq", "sysvmq", "fifo", "socket" */
+    const char *kind;       /* "posixmq", "sysvmq", "fifo", "socket", "region", "state" */
     char name[PATH_MAX];    /* what `ferry rm` takes */
     char part[2][PATH_MAX]; /* c2s, s2c: queue names or paths; "" when missing */
     int id[2];              /* sysvmq: door (c2s) and back (s2c) ids, -1 missing */
@@ -121,6 +133,8 @@ typedef struct obj {
     pidref pids[MAX_PIDS];
     int npids;
     int unreadable; /* a process that could hold it had fds we could not read */
+    long long size; /* region, state: user bytes (the file's size less the header) */
+    int holders;    /* region, state: processes with an fd or a mapping of it */
     int state;
     char note[160];
 } obj;
@@ -171,6 +185,26 @@ static obj *obj_new(objlist *l, const char *kind)
     o->depth[0] = o->depth[1] = -1;
     o->state = ST_UNKNOWN;
     return o;
+}
+
+/* ferryd's pid from its lock file (PATH.lock: its courtesy; absent under socket
+ * activation), or 0. */
+static pid_t ferryd_pid(void)
+{
+    char sock[108], lock[120];
+    if (ferry_broker_path(sock, sizeof sock) < 0) return 0;
+    snprintf(lock, sizeof lock, "%s.lock", sock);
+    FILE *f = fopen(lock, "re");
+    int pid = 0;
+    if (f && fscanf(f, "%d", &pid) != 1) pid = 0;
+    if (f) fclose(f);
+    return pid > 0 ? (pid_t)pid : 0;
+}
+
+/* A persistent region's or state's file (found in a --path DIR)? */
+static int is_region_obj(const obj *o)
+{
+    return strcmp(o->kind, "region") == 0 || strcmp(o->kind, "state") == 0;
 }
 
 static int pid_alive(pid_t pid)
@@ -683,6 +717,23 @@ static void scan_dir(const char *dir, objlist *l, notes *ns)
             o->state = socket_state(path, o->note, sizeof o->note);
             continue;
         }
+        if (S_ISREG(st.st_mode)) { /* a persistent region's or state's file? */
+            int fd = openat(dirfd(d), e->d_name,
+                            O_RDONLY | O_NOFOLLOW | O_NONBLOCK | O_NOCTTY | O_CLOEXEC);
+            struct stat fst;
+            uint32_t k = fd >= 0 && fstat(fd, &fst) == 0 ? lsr_file_kind(fd, &fst) : 0;
+            if (fd >= 0) close(fd);
+            if (!k) continue;
+            obj *o = obj_new(l, k == FERRY_OBJ_STATE ? "state" : "region");
+            snprintf(o->name, sizeof o->name, "%s", path);
+            snprintf(o->part[0], sizeof o->part[0], "%s", path);
+            o->dev[0] = fst.st_dev;
+            o->ino[0] = fst.st_ino;
+            o->uid = fst.st_uid;
+            o->mode = fst.st_mode & 07777;
+            o->size = (long long)fst.st_size - (long long)LSR_HDR;
+            continue;
+        }
         int side = ends_with(path, ".c2s") ? 0 : ends_with(path, ".s2c") ? 1 : -1;
         if (!S_ISFIFO(st.st_mode) || side < 0) continue;
         char base[PATH_MAX];
@@ -722,8 +773,33 @@ static int could_open(const obj *o, uid_t uid)
 static void scan_holders(objlist *l)
 {
     int want = 0;
-    for (size_t i = 0; i < l->n; i++)
-        if (l->v[i].ino[0] || l->v[i].ino[1]) want = 1;
+    size_t nr = 0;
+    for (size_t i = 0; i < l->n; i++) {
+        if (is_region_obj(&l->v[i]))
+            nr++;
+        else if (l->v[i].ino[0] || l->v[i].ino[1])
+            want = 1;
+    }
+    if (nr) { /* regions: their holders (fds and mappings), by ls_region.c */
+        lsr_target *t = calloc(nr, sizeof *t);
+        size_t k = 0;
+        for (size_t i = 0; t && i < l->n; i++)
+            if (is_region_obj(&l->v[i])) {
+                t[k].dev = l->v[i].dev[0];
+                t[k].ino = l->v[i].ino[0];
+                k++;
+            }
+        if (t) lsr_scan(t, nr, ferryd_pid());
+        k = 0;
+        for (size_t i = 0; i < l->n; i++)
+            if (is_region_obj(&l->v[i])) {
+                obj *o = &l->v[i];
+                o->holders = t ? t[k].holders : 0;
+                o->unreadable = t ? t[k].unknown : 1;
+                k++;
+            }
+        free(t);
+    }
     if (!want) return;
     DIR *proc = opendir("/proc");
     if (!proc) return;
@@ -751,6 +827,7 @@ static void scan_holders(objlist *l)
             if (!S_ISFIFO(st.st_mode) && !S_ISREG(st.st_mode)) continue; /* mqueue: S_IFREG */
             for (size_t i = 0; i < l->n; i++) {
                 obj *o = &l->v[i];
+                if (is_region_obj(o)) continue;
                 for (int s = 0; s < 2; s++)
                     if (o->ino[s] && o->ino[s] == st.st_ino && o->dev[s] == st.st_dev)
                         pid_add(o, pid, "open");
@@ -764,7 +841,14 @@ static void scan_holders(objlist *l)
 static void decide(obj *o)
 {
     if (strcmp(o->kind, "socket") == 0 || strcmp(o->kind, "sysvmq") == 0)
-        return; /* decided when found */
+        return;             /* decided when found */
+    if (is_region_obj(o)) { /* persistent by design: held or kept, never stale */
+        o->state = o->holders ? ST_LIVE : ST_KEPT;
+        snprintf(o->note, sizeof o->note, "%lld bytes, %d holder%s%s", o->size, o->holders,
+                 o->holders == 1 ? "" : "s",
+                 o->unreadable ? " (or more: some processes could not be read)" : "");
+        return;
+    }
     int alive = 0;
     for (int i = 0; i < o->npids; i++) alive |= o->pids[i].alive;
     if (alive) {
@@ -787,7 +871,8 @@ static int kind_rank(const char *k)
     return strcmp(k, "posixmq") == 0  ? 0
            : strcmp(k, "sysvmq") == 0 ? 1
            : strcmp(k, "fifo") == 0   ? 2
-                                      : 3;
+           : strcmp(k, "socket") == 0 ? 3
+                                      : 4;
 }
 
 /* Rows in a stable order: by kind, then name (System V ids numerically). */
@@ -822,13 +907,56 @@ typedef struct broker {
     ferry_name_info *names;
     long *depth; /* per name: a mailbox's queued messages, -1 not a mailbox or unknown */
     size_t n;
+    lsr_target *rt; /* the regions and states among the names: their holders and files */
+    long *rti;      /* per name: its index in rt, or -1 */
+    size_t nrt;
 } broker;
 
 static const char *kind_of(uint32_t kind)
 {
-    static const char *const k[] = {"server", "semaphore", "mutex",    "barrier",
-                                    "event",  "mailbox",   "broadcast"};
+    static const char *const k[] = {"server",  "semaphore", "mutex",  "barrier", "event",
+                                    "mailbox", "broadcast", "region", "state"};
     return kind < sizeof k / sizeof *k ? k[kind] : "?";
+}
+
+/* The holders and files of the regions and states among the names (ls_region.c: by the
+ * device and inode ferryd reports, in every process the caller may look at). */
+static void broker_regions(broker *b)
+{
+    if (names_only || !b->n) return;
+    b->rti = malloc(b->n * sizeof *b->rti);
+    if (!b->rti) return;
+    for (size_t i = 0; i < b->n; i++) {
+        uint32_t k = b->names[i].kind;
+        b->rti[i] = k == FERRY_OBJ_REGION || k == FERRY_OBJ_STATE ? (long)b->nrt++ : -1;
+    }
+    if (!b->nrt || !(b->rt = calloc(b->nrt, sizeof *b->rt))) {
+        b->nrt = 0;
+        return;
+    }
+    for (size_t i = 0; i < b->n; i++)
+        if (b->rti[i] >= 0) {
+            b->rt[b->rti[i]].dev = b->names[i].dev;
+            b->rt[b->rti[i]].ino = b->names[i].ino;
+        }
+    lsr_scan(b->rt, b->nrt, b->pid);
+}
+
+/* The path of the region file with that device and inode among the objects found in
+ * --path DIRs, into out (left alone when there is none). */
+static void region_path_from(const objlist *l, uint64_t dev, uint64_t ino, char *out, size_t cap)
+{
+    for (size_t i = 0; i < l->n; i++)
+        if (is_region_obj(&l->v[i]) && (uint64_t)l->v[i].dev[0] == dev &&
+            (uint64_t)l->v[i].ino[0] == ino) {
+            snprintf(out, cap, "%s", l->v[i].name);
+            return;
+        }
+}
+
+static const lsr_target *region_of(const broker *b, size_t i)
+{
+    return b->rt && b->rti && b->rti[i] >= 0 ? &b->rt[b->rti[i]] : NULL;
 }
 
 /* Each mailbox's depth, where the caller may open it (ferry_mailbox_open: the connect
@@ -887,12 +1015,14 @@ static void broker_read(broker *b)
             if (b->n == 0 && (n == -ECONNREFUSED || n == -ENOENT)) return;
             b->running = 1;
             broker_depths(b);
+            broker_regions(b);
             return;
         }
         b->running = 1;
         b->n += (size_t)n;
         if (n < PAGE) {
             broker_depths(b);
+            broker_regions(b);
             return;
         }
         snprintf(after, sizeof after, "%s", b->names[b->n - 1].name);
@@ -964,9 +1094,23 @@ static void print_json(const broker *b, const objlist *l, const notes *ns)
                 (unsigned long long)n->connects, (unsigned long long)n->since_ns,
                 pid_alive(n->pid) ? "true" : "false");
         if (depth_of(b, i) >= 0)
-            fprintf(f, ", \"depth\": %ld}", depth_of(b, i));
+            fprintf(f, ", \"depth\": %ld", depth_of(b, i));
         else
-            fputs(", \"depth\": null}", f);
+            fputs(", \"depth\": null", f);
+        const lsr_target *rt = region_of(b, i);
+        if (rt) { /* a region or state: its size, holders, and its file if persistent */
+            fprintf(f, ", \"size\": %llu, \"holders\": %d, \"holders_complete\": %s, \"path\": ",
+                    (unsigned long long)n->size, rt->holders, rt->unknown ? "false" : "true");
+            if (rt->path[0])
+                json_str(f, rt->path);
+            else
+                fputs("null", f);
+            fprintf(f, ", \"persistent\": %s",
+                    rt->path[0]     ? "true"
+                    : rt->volatile_ ? "false"
+                                    : "null");
+        }
+        fputc('}', f);
     }
     fputs("],\n \"objects\": [", f);
     for (size_t i = 0; i < l->n; i++) {
@@ -974,7 +1118,7 @@ static void print_json(const broker *b, const objlist *l, const notes *ns)
         fprintf(f, "%s{\"kind\": \"%s\", \"object\": ", i ? ",\n  " : "\n  ", o->kind);
         json_str(f, o->name);
         fputs(", \"parts\": [", f);
-        int nparts = strcmp(o->kind, "socket") == 0 ? 1 : 2;
+        int nparts = strcmp(o->kind, "socket") == 0 || is_region_obj(o) ? 1 : 2;
         for (int s = 0; s < nparts; s++) {
             if (s) fputs(", ", f);
             if (o->part[s][0])
@@ -999,6 +1143,9 @@ static void print_json(const broker *b, const objlist *l, const notes *ns)
                 fputs(", \"key\": null", f);
         }
         fprintf(f, ", \"uid\": %u, \"mode\": \"%04o\"", (unsigned)o->uid, o->mode);
+        if (is_region_obj(o))
+            fprintf(f, ", \"size\": %lld, \"holders\": %d, \"holders_complete\": %s", o->size,
+                    o->holders, o->unreadable ? "false" : "true");
         if (has_depth(o)) {
             fputs(", \"depth\": [", f);
             for (int s = 0; s < 2; s++) {
@@ -1052,6 +1199,20 @@ static void print_text(const broker *b, const objlist *l, const notes *ns)
                        depth, pid_alive(n->pid) ? "alive" : "dead");
             }
         }
+        if (b->nrt) { /* the regions and states among them */
+            printf("\n%-32s %-6s %12s %7s %s\n", "REGION", "KIND", "SIZE", "HOLDERS", "FILE");
+            for (size_t i = 0; i < b->n; i++) {
+                const lsr_target *rt = region_of(b, i);
+                if (!rt) continue;
+                char h[24];
+                snprintf(h, sizeof h, "%d%s", rt->holders, rt->unknown ? "+?" : "");
+                printf("%-32s %-6s %12llu %7s %s\n", b->names[i].name, kind_of(b->names[i].kind),
+                       (unsigned long long)b->names[i].size, h,
+                       rt->path[0]     ? rt->path
+                       : rt->volatile_ ? "(memfd: volatile)"
+                                       : "?");
+            }
+        }
     }
     putchar('\n');
     if (l->n == 0) {
@@ -1084,12 +1245,15 @@ static void print_text(const broker *b, const objlist *l, const notes *ns)
 static void ls_usage(FILE *f)
 {
     fputs("usage: ferry ls [--json | --names] [--path DIR]... [--mqueue DIR] [--broker SOCKET]\n"
-          "  what ferryd holds (names, owners, connects) and the kernel objects ferry's\n"
-          "  transports made (POSIX and System V queue pairs; FIFO pairs and socket files\n"
-          "  in each --path DIR), each live, stale (its makers are gone) or unknown.\n"
+          "  what ferryd holds (names, owners, connects; regions and states with their\n"
+          "  size, holders and file) and the kernel objects ferry's transports made\n"
+          "  (POSIX and System V queue pairs; FIFO pairs, socket files and persistent\n"
+          "  region files in each --path DIR), each live, stale (its makers are gone),\n"
+          "  unknown, or kept (a region file nobody holds: never stale).\n"
           "  --json           one JSON object: {\"broker\", \"names\", \"objects\", \"notes\"}\n"
           "  --names          only ferryd's names, one a line (what completion uses)\n"
-          "  --path DIR       also look for FIFO pairs (*.c2s, *.s2c) and sockets in DIR\n"
+          "  --path DIR       also look for FIFO pairs (*.c2s, *.s2c), sockets and region\n"
+          "                   files in DIR\n"
           "  --mqueue DIR     where the mqueue file system is mounted (/dev/mqueue)\n"
           "  --broker SOCKET  ferryd's socket (default: as the library finds it)\n"
           "  ferryd is never started by this command. Exit: 0, 1 ferryd failed, 2 usage.\n",
@@ -1101,7 +1265,10 @@ static void rm_usage(FILE *f)
     fputs("usage: ferry rm [-n] [--path DIR]... [--mqueue DIR] (--stale | OBJECT...)\n"
           "  --stale     remove every stale object `ferry ls` (same options) shows\n"
           "  OBJECT      /name (both POSIX queues), sysvmq:ID (the queue, and its ferry\n"
-          "              partner), a path (socket, FIFO, or PATH.c2s + PATH.s2c), or a URL\n"
+          "              partner), a path (socket, FIFO, PATH.c2s + PATH.s2c, or a\n"
+          "              persistent region's file you own), a URL, or the name of a\n"
+          "              published persistent region (its file: found through its\n"
+          "              holders, or in a --path DIR)\n"
           "  -n          say what would be removed, remove nothing\n"
           "  Exit: 0 all removed, 1 something could not be (each is reported), 2 usage.\n",
           f);
@@ -1199,12 +1366,18 @@ int ls_main(int argc, char **argv)
     objlist l = {0};
     notes ns = {0};
     scan_all(&so, &l, &ns);
+    for (size_t i = 0; b.rt && i < b.n; i++) /* a region's file found in a --path DIR */
+        if (b.rti[i] >= 0 && !b.rt[b.rti[i]].path[0])
+            region_path_from(&l, b.names[i].dev, b.names[i].ino, b.rt[b.rti[i]].path,
+                             sizeof b.rt[b.rti[i]].path);
     if (json)
         print_json(&b, &l, &ns);
     else
         print_text(&b, &l, &ns);
     free(b.names);
     free(b.depth);
+    free(b.rt);
+    free(b.rti);
     free(l.v);
     if (fflush(stdout) != 0) return 1;
     return b.err ? 1 : 0;
@@ -1327,6 +1500,50 @@ static int operand_bad(const char *arg)
     return 0;
 }
 
+static const scanopts *rm_opts; /* rm's --path DIRs, for rm_region_name */
+
+/* `ferry rm NAME` of a region or state published under NAME (no file by that name): its
+ * file, found through the processes that hold it (ls_region.c), removed by the rules of
+ * a path; a volatile one has no file (it goes with its last holder). 1 when NAME was
+ * such a name (done, or reported), 0 when ferryd knows no region by it. */
+static int rm_region_name(const char *name, int dry)
+{
+    ferry_name_info in;
+    if (strchr(name, '/') || ferry_lookup(name, &in, CALL_TIMEOUT) < 0 ||
+        (in.kind != FERRY_OBJ_REGION && in.kind != FERRY_OBJ_STATE))
+        return 0;
+    lsr_target t = {.dev = in.dev, .ino = in.ino};
+    lsr_scan(&t, 1, ferryd_pid());
+    if (!t.path[0] && rm_opts) { /* its file in a --path DIR? */
+        objlist l = {0};
+        notes ns = {0};
+        for (int i = 0; i < rm_opts->ndirs; i++) scan_dir(rm_opts->dirs[i], &l, &ns);
+        region_path_from(&l, in.dev, in.ino, t.path, sizeof t.path);
+        free(l.v);
+    }
+    const char *what = in.kind == FERRY_OBJ_STATE ? "state" : "region";
+    if (t.path[0]) {
+        int rc = lsr_remove(t.path, dry, in.dev, in.ino);
+        if (rc < 0) /* gone, or no longer a region's file, since its holder showed it */
+            fprintf(stderr, "ferry rm: %s: its file %s: %s\n", name, t.path,
+                    rc == -ENOENT ? strerror(ENOENT) : "no longer a region file; left alone");
+        if (rc != 0) failed++;
+    } else if (t.volatile_) {
+        fprintf(stderr,
+                "ferry rm: %s: a volatile %s (a memfd): no file to remove; it goes "
+                "with its last holder\n",
+                name, what);
+        failed++;
+    } else {
+        fprintf(stderr,
+                "ferry rm: %s: a %s whose file cannot be found (no holder you may "
+                "look at shows its name; --path DIR looks in DIR); give its path\n",
+                name, what);
+        failed++;
+    }
+    return 1;
+}
+
 /* Remove one OBJECT operand (operand_bad said it is one). */
 static void rm_one(const char *arg, int dry)
 {
@@ -1377,6 +1594,14 @@ static void rm_one(const char *arg, int dry)
     if (!path) path = arg;
     struct stat st;
     char buf[PATH_MAX];
+    if (lstat(path, &st) == 0 && S_ISREG(st.st_mode)) { /* a persistent region's file? */
+        int rc = lsr_remove(path, dry, 0, 0);
+        if (rc == 0) return;
+        if (rc == 1) {
+            failed++;
+            return;
+        }
+    }
     if (ferry_file(path, &st)) {
         rm_path(path, dry, &removed);
         int side = ends_with(path, ".c2s") ? 0 : ends_with(path, ".s2c") ? 1 : -1;
@@ -1388,7 +1613,7 @@ static void rm_one(const char *arg, int dry)
         return;
     }
     if (lstat(path, &st) == 0) {
-        fprintf(stderr, "ferry rm: %s: not a socket or FIFO; left alone\n", path);
+        fprintf(stderr, "ferry rm: %s: not a socket, FIFO or region file; left alone\n", path);
         failed++;
         return;
     }
@@ -1400,7 +1625,7 @@ static void rm_one(const char *arg, int dry)
             rm_path(buf, dry, &removed);
         }
     }
-    if (!found) report(path, ENOENT);
+    if (!found && !rm_region_name(arg, dry)) report(path, ENOENT);
 }
 
 int rm_main(int argc, char **argv)
@@ -1416,6 +1641,7 @@ int rm_main(int argc, char **argv)
     }
     setenv("FERRY_NO_AUTOSPAWN", "1", 1);
     failed = 0;
+    rm_opts = &so;
     if (stale) {
         objlist l = {0};
         notes ns = {0};

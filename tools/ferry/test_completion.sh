@@ -6,7 +6,7 @@
 # Checks: commands by prefix; a command's options; --format values; mailbox verbs;
 # live names from a private ferryd (a `ferry serve` name and a published mailbox), by
 # prefix, for call, stat and `mailbox send`; kill's second operand is a signal; nothing
-# for serve's new name; the script is quiet (no output) when sourced, and `complete -p
+# for serve's new name; rm's operands are names and files; the script is quiet (no output) when sourced, and `complete -p
 # ferry` names _ferry.
 set -u
 FERRY=$1
@@ -88,5 +88,9 @@ want "org.comp.box org.comp.echo" send --format hex ''
 want "" serve org.comp.
 want "TERM" kill org.comp.echo TE
 want "" call org.comp.echo ''
+# rm: names (a published region is removed by name) and files
+: >"$tmp/org.comp.file"
+want "$tmp/org.comp.file" rm "$tmp/org.comp.f"
+want "org.comp.box org.comp.echo" rm org.comp.
 echo "test_completion: ok"
 exit 0

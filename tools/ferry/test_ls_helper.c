@@ -17,6 +17,14 @@
  *                                  wait until killed (holding the channel)
  *   test_ls_helper poke MSQID      send one non-ferry message (mtype 1) into System V
  *                                  queue MSQID, print "ready", wait until killed
+ *   test_ls_helper region NAME SIZE [PATH]  a region of SIZE bytes (a file at PATH, mode
+ *                                  0600, when given; else a memfd) published as NAME
+ *                                  (mode 0666: anyone may open it read-only), print
+ *                                  "ready", wait until killed
+ *   test_ls_helper state NAME      a state (64 bytes at most) published as NAME, likewise
+ *   test_ls_helper hold-region NAME  open region NAME read-only by name and map it, print
+ *                                  "ready", wait until killed
+ *   test_ls_helper mkregion PATH SIZE  make a persistent region file and exit
  *   test_ls_helper forge WHAT      raw System V writes, as a hostile process would; prints
  *                                  the queue id involved and exits:
  *                                  "pair": a door (0600) and a back queue whose mode lets
@@ -86,8 +94,60 @@ static int forge(const char *what)
     return -EINVAL;
 }
 
+/* The region commands (see above): an exit status, or -1 when argv is none of them. */
+static int region_cmd(int argc, char **argv)
+{
+    ferry_region *r = NULL;
+    ferry_state *st = NULL;
+    ferry_pub *pub = NULL;
+    ferry_region_opts o;
+    ferry_region_opts_init(&o);
+    int rc;
+    if (strcmp(argv[1], "region") == 0 && (argc == 4 || argc == 5)) {
+        if (argc == 5) {
+            o.flags = FERRY_REGION_FILE;
+            o.path = argv[4];
+        }
+        ferry_policy p;
+        ferry_policy_init(&p);
+        p.mode = 0666;
+        if ((rc = ferry_region_create((size_t)atol(argv[3]), &o, &r)) < 0 ||
+            (rc = ferry_publish(argv[2], ferry_region_fd(r), FERRY_OBJ_REGION, &p, &pub, 5 * SEC)) <
+                0)
+            goto fail;
+    } else if (strcmp(argv[1], "state") == 0 && argc == 3) {
+        ferry_policy p;
+        ferry_policy_init(&p);
+        p.mode = 0666;
+        if ((rc = ferry_state_create(64, NULL, &st)) < 0 ||
+            (rc = ferry_publish(argv[2], ferry_state_fd(st), FERRY_OBJ_STATE, &p, &pub, 5 * SEC)) <
+                0)
+            goto fail;
+    } else if (strcmp(argv[1], "hold-region") == 0 && argc == 3) {
+        void *a;
+        if ((rc = ferry_region_open(argv[2], FERRY_REGION_READ, &r, 5 * SEC)) < 0 ||
+            (rc = ferry_region_map(r, FERRY_REGION_READ, &a)) < 0)
+            goto fail;
+    } else if (strcmp(argv[1], "mkregion") == 0 && argc == 4) {
+        o.flags = FERRY_REGION_FILE;
+        o.path = argv[2];
+        if ((rc = ferry_region_create((size_t)atol(argv[3]), &o, &r)) < 0) goto fail;
+        ferry_region_close(r);
+        return 0;
+    } else {
+        return -1;
+    }
+    ready();
+    for (;;) pause();
+fail:
+    fprintf(stderr, "test_ls_helper %s %s: %s\n", argv[1], argv[2], ferry_strerror(rc));
+    return 1;
+}
+
 int main(int argc, char **argv)
 {
+    int rrc = argc >= 3 ? region_cmd(argc, argv) : -1;
+    if (rrc >= 0) return rrc;
     if (argc != 3) {
         fputs(
             "usage: test_ls_helper register|connect NAME | listen|leave|send|hold URL | poke ID | "

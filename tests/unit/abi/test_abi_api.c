@@ -6,7 +6,8 @@
  *  - Options (ferry_chan_opts: ferry_pair, ferry_pair_fd, ferry_pipe_pair,
  *    ferry_pipe_pair_fd, ferry_chan_adopt, ferry_listen, ferry_chan_open, ferry_register,
  *    ferry_connect, ferry_inbox_open, ferry_rpc_connect, ferry_serve; ferry_bcast_opts:
- *    ferry_bcast_create; ferry_mailbox_opts: ferry_mailbox_create; ferry_policy:
+ *    ferry_bcast_create; ferry_mailbox_opts: ferry_mailbox_create; ferry_region_opts:
+ *    ferry_region_create, ferry_state_create; ferry_policy:
  *    ferry_register, ferry_publish, ferry_inbox_open, ferry_serve): a prepared struct, NULL,
  *    the first version's size, and a newer caller's larger struct whose extra bytes are
  *    zero (up to 4096) all work; a nonzero byte past this library's struct is exactly
@@ -268,6 +269,27 @@ static int c_mailbox(const void *p)
     return rc;
 }
 
+static int c_region(const void *p)
+{
+    ferry_region *r;
+    int rc = ferry_region_create(4096, p, &r);
+    if (rc == 0) ferry_region_close(r);
+    return rc;
+}
+
+static int c_state(const void *p)
+{
+    ferry_state *st;
+    int rc = ferry_state_create(64, p, &st);
+    if (rc == 0) ferry_state_close(st);
+    return rc;
+}
+
+static void i_region(void *p)
+{
+    ferry_region_opts_init(p);
+}
+
 static void i_chan(void *p)
 {
     ferry_chan_opts_init(p);
@@ -316,6 +338,8 @@ static const in_family in_families[] = {
     CHAN(c_serve),
     {"c_bcast", sizeof(ferry_bcast_opts), FERRY__BCAST_OPTS_V0, i_bcast, c_bcast},
     {"c_mailbox", sizeof(ferry_mailbox_opts), FERRY__MAILBOX_OPTS_V0, i_mailbox, c_mailbox},
+    {"c_region", sizeof(ferry_region_opts), FERRY__REGION_OPTS_V0, i_region, c_region},
+    {"c_state", sizeof(ferry_region_opts), FERRY__REGION_OPTS_V0, i_region, c_state},
     POLICY(c_register_policy),
     POLICY(c_publish),
     POLICY(c_inbox_policy),
@@ -390,6 +414,10 @@ static void s_bcast(void *p, size_t n)
 static void s_mailbox(void *p, size_t n)
 {
     ferry_mailbox_opts_init_sized(p, n);
+}
+static void s_region(void *p, size_t n)
+{
+    ferry_region_opts_init_sized(p, n);
 }
 static void s_policy(void *p, size_t n)
 {
@@ -601,6 +629,7 @@ int main(void)
     check_init_sized("ferry_chan_opts", s_chan, i_chan, sizeof(ferry_chan_opts));
     check_init_sized("ferry_bcast_opts", s_bcast, i_bcast, sizeof(ferry_bcast_opts));
     check_init_sized("ferry_mailbox_opts", s_mailbox, i_mailbox, sizeof(ferry_mailbox_opts));
+    check_init_sized("ferry_region_opts", s_region, i_region, sizeof(ferry_region_opts));
     check_init_sized("ferry_policy", s_policy, i_policy, sizeof(ferry_policy));
 
     CHECK_EQ(ferry_pair(NULL, &pa, &pb), 0);

@@ -2,8 +2,9 @@
 /*
  * test_proto_info.c — the broker protocol's name info (src/broker/proto.c): an info round
  * trips with every field (kind and since_ns included, what `ferry ls` KIND and `ferry
- * stat` uptime read), a kind that is neither 0 nor a FERRY_OBJ_* is -EBADMSG (and reads as
- * 0), and a short or over-long payload is -EBADMSG. No broker runs.
+ * stat` uptime read; size, dev and ino for a region or a state), a kind that is neither 0 nor a
+ * FERRY_OBJ_* is -EBADMSG (and reads as 0), and a short or over-long payload is -EBADMSG. No broker
+ * runs.
  */
 #include "testutil.h" /* first: it defines _GNU_SOURCE */
 
@@ -46,12 +47,22 @@ int main(void)
     CHECK_EQ(out.kind, FERRY_OBJ_MAILBOX);
     CHECK(out.since_ns == in.since_ns);
 
-    for (uint32_t k = 0; k <= FERRY_OBJ_BCAST; k++) { /* a server and every object kind */
+    in.size = 4096;
+    in.dev = 0x1234;
+    in.ino = 0x987654321ull;
+    for (uint32_t k = 0; k <= FERRY_OBJ_STATE; k++) { /* a server and every object kind */
         in.kind = k;
         CHECK_EQ(roundtrip(&in, &out, 0, 0), 0);
         CHECK_EQ(out.kind, k);
+        /* size, dev, ino travel for a region or a state only; read 0 otherwise */
+        int rg = k == FERRY_OBJ_REGION || k == FERRY_OBJ_STATE;
+        CHECK(out.size == (rg ? 4096u : 0u));
+        CHECK(out.dev == (rg ? 0x1234u : 0u));
+        CHECK(out.ino == (rg ? 0x987654321ull : 0u));
     }
-    const uint32_t bad[] = {FERRY_OBJ_BCAST + 1, 64, UINT32_MAX};
+    in.kind = FERRY_OBJ_REGION;
+    CHECK_EQ(roundtrip(&in, &out, 8, 0), -EBADMSG); /* ino cut short */
+    const uint32_t bad[] = {FERRY_OBJ_STATE + 1, 64, UINT32_MAX};
     for (size_t i = 0; i < sizeof bad / sizeof *bad; i++) {
         in.kind = bad[i];
         CHECK_EQ(roundtrip(&in, &out, 0, 0), -EBADMSG);

@@ -61,7 +61,7 @@ static void test_basic(void)
     CHECK_EQ(ferry_register("org.pub.ev", NULL, NULL, &l, 5 * SEC), -EEXIST);
     /* Bad arguments, refused by the library. */
     CHECK_EQ(ferry_publish("org.pub.x", efd, 0, NULL, &p2, 5 * SEC), -EINVAL);
-    CHECK_EQ(ferry_publish("org.pub.x", efd, FERRY_OBJ_BCAST + 1, NULL, &p2, 5 * SEC), -EINVAL);
+    CHECK_EQ(ferry_publish("org.pub.x", efd, FERRY_OBJ_STATE + 1, NULL, &p2, 5 * SEC), -EINVAL);
     CHECK_EQ(ferry_publish("org.pub.x", -1, FERRY_OBJ_EVENT, NULL, &p2, 5 * SEC), -EINVAL);
     CHECK_EQ(ferry_publish("org..x", efd, FERRY_OBJ_EVENT, NULL, &p2, 5 * SEC), -EINVAL);
     CHECK_EQ(ferry_publish("org.pub.x", efd, FERRY_OBJ_EVENT, NULL, NULL, 5 * SEC), -EINVAL);

@@ -1,0 +1,194 @@
+#!/bin/sh
+# SPDX-License-Identifier: MIT
+# test_ls_region.sh — `ferry ls` and `ferry rm` of regions and states (run by CTest as
+# ferry_ls_region).
+#   usage: test_ls_region.sh PATH/TO/ferry PATH/TO/test_ls_helper PATH/TO/ferryd
+# With a real ferryd on a private socket, checks with exact exit codes:
+#  - a published volatile region shows in the REGION table with its size, its holders
+#    (the publisher: 1; a reader that opened it by name: 2) and "(memfd: volatile)"; in
+#    JSON size, holders, persistent false, path null; a state likewise (kind "state");
+#    `ferry stat` shows a region's size and version, a state's max_len and version;
+#  - a published persistent region shows its file; under --path DIR its file is an
+#    object "region", live while held, "kept" once nobody holds it (and rm --stale keeps
+#    it);
+#  - rm NAME of a volatile region exits 1 ("volatile"); rm of a region file another uid
+#    owns (as root too) exits 1 and leaves it; rm through a symlink to a region file
+#    removes nothing (exit 1: the link is no region file, and it is not followed); rm of
+#    an unrelated regular file exits 1 and leaves it; rm NAME of a published persistent
+#    region removes its file when it is found (a holder's descriptor shows its name, or
+#    it is in a --path DIR; else exit 1 and a reason); rm PATH of an unpublished one
+#    removes it; -n removes nothing.
+# A new region file is built under a temporary name and linked in, so its creator's
+# descriptor shows the temporary name "(deleted)": the file is found through --path.
+# Runs in a private IPC and mount namespace (unshare -i -m; exit 77, a skip, where that is
+# not allowed), with an mqueue file system of its own on $tmp/mq, as test_ls.sh does:
+# `ferry ls` lists, and `ferry rm --stale` removes, kernel queues system-wide, and other
+# tests make and leave queues at the same time.
+set -u
+FERRY=$1
+HELPER=$2
+FERRYD=$3
+
+if [ "${FERRY_LS_INNER:-}" != 1 ]; then
+    if ! unshare -i -m true 2>/dev/null; then
+        echo "test_ls_region: SKIP: no private IPC/mount namespace (unshare -i -m) here" >&2
+        exit 77
+    fi
+    FERRY_LS_INNER=1 exec unshare -i -m sh "$0" "$@"
+fi
+
+tmp=$(mktemp -d /tmp/test_ls_region.XXXXXX) || exit 1
+chmod 755 "$tmp"
+mkdir "$tmp/d" "$tmp/mq"
+mount -t mqueue none "$tmp/mq" || { echo "test_ls_region: cannot mount mqueue" >&2; exit 1; }
+pids=""
+cleanup() {
+    for p in $pids; do kill -9 "$p" 2>/dev/null; done
+    wait 2>/dev/null
+    umount "$tmp/mq" 2>/dev/null
+    rm -rf "$tmp"
+}
+trap cleanup EXIT
+trap 'exit 1' INT TERM
+
+fail() {
+    echo "test_ls_region: FAIL: $*" >&2
+    [ -f "$tmp/out" ] && sed 's/^/  out: /' "$tmp/out" >&2
+    [ -f "$tmp/err" ] && sed 's/^/  err: /' "$tmp/err" >&2
+    exit 1
+}
+
+expect() {
+    want=$1
+    shift
+    "$@" >"$tmp/out" 2>"$tmp/err"
+    got=$?
+    [ "$got" -eq "$want" ] || fail "'$*' exited $got, want $want"
+}
+
+json() {
+    python3 -c '
+import json, sys
+d = json.load(open(sys.argv[1]))
+obj = {o["object"]: o for o in d.get("objects", [])}
+names = {n["name"]: n for n in d.get("names", [])}
+sys.exit(0 if eval(sys.argv[2]) else 1)' "$tmp/out" "$1" || fail "JSON check failed: $1"
+}
+
+start() {
+    tag=$1
+    shift
+    "$HELPER" "$@" >"$tmp/$tag.out" 2>"$tmp/$tag.err" &
+    eval "pid_$tag=$!"
+    pids="$pids $!"
+    i=0
+    until grep -q ready "$tmp/$tag.out" 2>/dev/null; do
+        i=$((i + 1))
+        [ $i -gt 500 ] && { cat "$tmp/$tag.err" >&2; fail "helper $* never got ready"; }
+        sleep 0.01
+    done
+}
+
+export FERRY_BROKER="$tmp/ferryd.sock"
+export FERRY_NO_AUTOSPAWN=1
+LS="$FERRY ls --mqueue $tmp/mq --path $tmp/d"
+me=$(id -u)
+"$FERRYD" --foreground --socket "$FERRY_BROKER" --policy "$tmp/none.conf" 2>"$tmp/ferryd.err" &
+ferryd=$!
+pids="$pids $ferryd"
+i=0
+until $LS 2>/dev/null | grep -q '^ferryd: running'; do
+    i=$((i + 1))
+    [ $i -gt 500 ] && fail "ferryd never came up"
+    sleep 0.01
+done
+
+# ---- a volatile region, a state, a reader
+start vol region org.t.vol 8192
+start st state org.t.st
+expect 0 $LS
+grep -Eq "^org\.t\.vol +region +[0-9]+ +$pid_vol +0666 +0 +- alive$" "$tmp/out" || fail "name line"
+grep -Eq "^REGION +KIND +SIZE +HOLDERS +FILE$" "$tmp/out" || fail "no REGION table"
+grep -Eq "^org\.t\.vol +region +8192 +1(\+\?)? +\(memfd: volatile\)$" "$tmp/out" || fail "region row"
+grep -Eq "^org\.t\.st +state +[0-9]+ +1(\+\?)? +\(memfd: volatile\)$" "$tmp/out" || fail "state row"
+start rd hold-region org.t.vol
+expect 0 $LS --json
+python3 -m json.tool "$tmp/out" >/dev/null || fail "--json does not parse"
+json "names['org.t.vol']['kind'] == 'region' and names['org.t.vol']['size'] == 8192"
+json "names['org.t.vol']['holders'] == 2 and names['org.t.vol']['connects'] == 1"
+json "names['org.t.vol']['persistent'] is False and names['org.t.vol']['path'] is None"
+json "names['org.t.st']['kind'] == 'state' and names['org.t.st']['holders'] == 1"
+json "d['objects'] == []"
+expect 0 "$FERRY" stat org.t.vol
+grep -Eq '^kind: +region$' "$tmp/out" && grep -Eq '^size: +8192$' "$tmp/out" &&
+    grep -Eq '^version: +0$' "$tmp/out" || fail "stat of a region"
+expect 0 "$FERRY" stat --json org.t.st
+json "d['kind'] == 'state' and d['max_len'] == 64 and d['version'] == 0"
+expect 1 "$FERRY" rm org.t.vol
+grep -q 'volatile' "$tmp/err" || fail "rm of a volatile region: no reason given"
+
+# ---- a persistent region, published
+start file region org.t.file 4096 "$tmp/d/file.rgn"
+[ -f "$tmp/d/file.rgn" ] || fail "no region file"
+expect 0 $LS
+grep -Eq "^org\.t\.file +region +4096 +1(\+\?)? +$tmp/d/file\.rgn$" "$tmp/out" || fail "file row"
+grep -Eq "^region +$tmp/d/file\.rgn +$me +0600 +- +live +4096 bytes, 1 holder" "$tmp/out" ||
+    fail "--path: live region file"
+expect 0 "$FERRY" ls
+grep -Eq "^org\.t\.file +region +4096 +1(\+\?)? +\?$" "$tmp/out" || fail "file row without --path"
+expect 0 $LS --json
+json "names['org.t.file']['persistent'] is True and names['org.t.file']['path'] == '$tmp/d/file.rgn'"
+json "obj['$tmp/d/file.rgn']['kind'] == 'region' and obj['$tmp/d/file.rgn']['state'] == 'live'"
+json "obj['$tmp/d/file.rgn']['size'] == 4096 and obj['$tmp/d/file.rgn']['holders'] == 1"
+json "obj['$tmp/d/file.rgn']['parts'] == ['$tmp/d/file.rgn'] and obj['$tmp/d/file.rgn']['uid'] == $(id -u)"
+kill -9 $pid_file
+wait $pid_file 2>/dev/null
+expect 0 $LS
+grep -Eq "^region +$tmp/d/file\.rgn +$me +0600 +- +kept +4096 bytes, 0 holders" "$tmp/out" ||
+    fail "--path: a region file nobody holds is kept"
+expect 0 "$FERRY" rm --mqueue "$tmp/mq" --path "$tmp/d" --stale
+grep -q '^nothing stale$' "$tmp/out" || fail "rm --stale touched a persistent region"
+[ -f "$tmp/d/file.rgn" ] || fail "rm --stale removed a persistent region"
+
+# ---- rm refusals
+chown 65534 "$tmp/d/file.rgn" 2>/dev/null && {
+    expect 1 "$FERRY" rm "$tmp/d/file.rgn"
+    grep -q 'owned by uid 65534, not by you' "$tmp/err" || fail "rm of another's region: reason"
+    [ -f "$tmp/d/file.rgn" ] || fail "rm removed another uid's region"
+    chown "$(id -u)" "$tmp/d/file.rgn"
+}
+ln -s file.rgn "$tmp/d/link.rgn"
+expect 1 "$FERRY" rm "$tmp/d/link.rgn"
+[ -f "$tmp/d/file.rgn" ] && [ -L "$tmp/d/link.rgn" ] || fail "rm followed a symlink"
+rm -f "$tmp/d/link.rgn"
+echo "not a region" >"$tmp/d/plain"
+expect 1 "$FERRY" rm "$tmp/d/plain"
+grep -q 'not a socket, FIFO or region file; left alone' "$tmp/err" || fail "rm plain: reason"
+[ -f "$tmp/d/plain" ] || fail "rm removed a plain file"
+rm -f "$tmp/d/plain"
+
+# ---- rm NAME and rm PATH
+start file2 region org.t.file2 4096 "$tmp/d/file2.rgn"
+expect 1 "$FERRY" rm org.t.file2 # its holder shows no name: where to look must be given
+grep -q 'file cannot be found' "$tmp/err" || fail "rm NAME without --path: reason"
+expect 0 "$FERRY" rm --path "$tmp/d" -n org.t.file2
+grep -q "^would remove region $tmp/d/file2.rgn$" "$tmp/out" || fail "rm -n NAME"
+[ -f "$tmp/d/file2.rgn" ] || fail "rm -n removed"
+expect 0 "$FERRY" rm --path "$tmp/d" org.t.file2
+grep -q "^removed region $tmp/d/file2.rgn$" "$tmp/out" || fail "rm NAME"
+[ -e "$tmp/d/file2.rgn" ] && fail "rm NAME left the file"
+expect 0 "$FERRY" rm "$tmp/d/file.rgn"
+grep -q "^removed region $tmp/d/file.rgn$" "$tmp/out" || fail "rm PATH"
+"$HELPER" mkregion "$tmp/d/made.rgn" 100 || fail "mkregion"
+expect 0 "$FERRY" rm "$tmp/d/made.rgn"
+[ -z "$(ls -A "$tmp/d")" ] || fail "--path dir not empty: $(ls -A "$tmp/d")"
+expect 1 "$FERRY" rm org.t.none
+
+kill $pid_vol $pid_st $pid_rd $pid_file2
+wait $pid_vol $pid_st $pid_rd $pid_file2 2>/dev/null
+kill -TERM $ferryd
+wait $ferryd
+rc=$?
+[ $rc -eq 0 ] || fail "ferryd exited $rc on SIGTERM"
+pids=""
+echo "test_ls_region: ok"
