@@ -1957,10 +1957,11 @@ FERRY_API int ferry_state_write(ferry_state *s, const void *buf, size_t len);
  * ferry_state_read — copy the current value into buf (cap bytes): *len gets its length
  * and *version (may be NULL) its version (0: never written). The copy is whole, of one
  * version; it takes a few tries while a write is in progress, bounded (no wait for the
- * writer, never a spin without end). Errors: -EAGAIN (a write was in progress on every
- * try: the writer is slow, or died mid-write; try again), -EMSGSIZE (the value is longer
- * than cap: *len gets its length, buf is undefined), -EBADMSG (the shared words are
- * corrupt: a length above max_len), -EINVAL (NULL s or len, buf NULL with cap > 0).
+ * writer, never a spin without end: at most 256 tries, 64 with a pause between them, then
+ * sched_yield between them for at most about 2 ms). Errors: -EAGAIN (a write was in progress on
+ * every try: the writer is slow, or died mid-write; try again), -EMSGSIZE (the value is longer than
+ * cap: *len gets its length, buf is undefined), -EBADMSG (the shared words are corrupt: a length
+ * above max_len), -EINVAL (NULL s or len, buf NULL with cap > 0).
  */
 FERRY_API int ferry_state_read(const ferry_state *s, void *buf, size_t cap, size_t *len,
                                uint64_t *version);

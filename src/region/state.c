@@ -14,7 +14,8 @@
  *    words may be of two versions, which the second seq read rejects).
  * Hostile input: seq, len and the payload are shared words a write holder may scribble.
  * len is bounded by our private max_len before it steers any copy; retries are bounded
- * (READ_TRIES), so a writer that died with seq odd, or a scribbler flipping seq, costs a
+ * (READ_TRIES, and YIELD_NS for the tries that yield), so a writer that died with seq
+ * odd, or a scribbler flipping seq, costs a
  * reader -EAGAIN, never a hang. The state's version is seq / 2 (a write in progress
  * shows the version before it).
  * Waiting: ferry_state_write ends with ferry_region_notify (the region's version bump
@@ -48,6 +49,7 @@ _Static_assert(ATOMIC_LLONG_LOCK_FREE == 2, "64-bit atomics in shared memory");
  * CPU gets it back). Then -EAGAIN. */
 #define READ_TRIES 256
 #define SPIN_TRIES 64
+#define YIELD_NS   (2 * 1000 * 1000) /* and the yields stop after 2 ms */
 
 #ifdef FERRY_TEST_HOOKS /* only in ferry_test_static, never in an installed library */
 void (*ferry__state_write_hook)(void);
@@ -179,12 +181,19 @@ int ferry_state_read(const ferry_state *s, void *buf, size_t cap, size_t *len, u
     if (!s || !len || (!buf && cap > 0)) return -EINVAL;
     ferry__region_hdr *h = s->r->hdr;
     unsigned char *dst = buf;
+    int64_t give_up = 0; /* the yield phase's deadline, taken at its first yield */
     for (int t = 0; t < READ_TRIES; t++) {
-        if (t > 0) {
-            if (t < SPIN_TRIES)
-                relax();
-            else
-                sched_yield();
+        if (t > 0 && t < SPIN_TRIES) {
+            relax();
+        } else if (t > 0) {
+            /* On a loaded machine one sched_yield can hand the CPU away for a whole
+             * slice: the yields are bounded in time too (YIELD_NS). */
+            int64_t now = ferry__now_ns();
+            if (give_up == 0)
+                give_up = now + YIELD_NS;
+            else if (now > give_up)
+                break;
+            sched_yield();
         }
         /* acquire: pairs with the writer's seq_cst (release) store of the even seq, so
          * the payload and len it covers are visible to the loads below. */

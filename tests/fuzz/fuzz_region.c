@@ -224,8 +224,10 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
                 uint64_t v;
                 e = ferry_state_read(st, buf, cap, &len, &v);
                 REQUIRE(e == 0 || e == -EAGAIN || e == -EBADMSG || e == -EMSGSIZE);
-                if (e == 0) REQUIRE(len <= max_len && len <= cap);
-                if (e == -EMSGSIZE) REQUIRE(len <= max_len && len > cap);
+                size_t ml = ferry_state_max_len(st); /* the adopted header's, judged */
+                REQUIRE(ml >= 1 && ml <= 256 && (ml + 7) / 8 * 8 <= usize);
+                if (e == 0) REQUIRE(len <= ml && len <= cap);
+                if (e == -EMSGSIZE) REQUIRE(len <= ml && len > cap);
             } else {
                 REQUIRE(ferry_region_size(r) >= usize);
             }
@@ -240,7 +242,7 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
                     REQUIRE(e == -EACCES || e == -EMSGSIZE);
                 else
                     REQUIRE(e == 0 || e == -EMSGSIZE || e == -EACCES);
-                if (e == -EMSGSIZE) REQUIRE(len > max_len);
+                if (e == -EMSGSIZE) REQUIRE(len > ferry_state_max_len(st));
             }
             break;
         case 3:

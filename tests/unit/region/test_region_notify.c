@@ -88,6 +88,7 @@ int main(void)
         int64_t busy = cpu_ns() - c0, wall = now() - w0;
         printf("1 s wait: %lld us of CPU in %lld ms\n", (long long)(busy / 1000),
                (long long)(wall / MS));
+        fflush(stdout);
         CHECK(wall >= 1 * S);
         CHECK(busy < wall / 100); /* < 1 % */
         /* the poll descriptor idles without CPU too (its thread sleeps on the futex) */
@@ -101,6 +102,7 @@ int main(void)
         CHECK_EQ(ferry_region_wait(c, 0, FERRY_FOREVER), 0);
         int64_t lat = now() - atomic_load(cs);
         printf("wake-up after notify: %lld us\n", (long long)(lat / 1000));
+        fflush(stdout);
         CHECK(lat < 2 * S);
         CHECK_EQ(ferry_region_version(c), 1);
         CHECK(readable(pfd, 5000));

@@ -3,7 +3,9 @@
  * test_state_killed — hostile and dying writers. A writer killed in the middle of a write
  * (the test seam ferry__state_write_hook stops it there: seq odd, half the payload
  * written) leaves readers with -EAGAIN (bounded: no hang, no torn copy) and the old
- * version; the next write (by another holder of the write right) recovers, and readers
+ * version, within a bounded time even beside more spinning processes than CPUs (where
+ * each sched_yield can give the CPU away for a slice); the next write (by another holder
+ * of the write right) recovers, and readers
  * get it whole. A writer stopped (SIGSTOP) mid-write: readers get -EAGAIN, then the
  * whole value once it goes on. Corrupted shared words: a length above max_len with a
  * stable seq is -EBADMSG; a header scribbled to claim another max_len, kind or magic is
@@ -78,6 +80,29 @@ int main(void)
         CHECK_EQ(ferry_state_read(s, buf, sizeof buf, &len, &v), -EAGAIN);
         CHECK(now() - t0 < 2000000000LL); /* bounded (a few hundred tries) */
     }
+    /* ... and bounded in time on a loaded machine too: with more spinning processes than
+     * CPUs, each sched_yield can give the CPU away for a whole slice */
+    pid_t spin[4];
+    for (int i = 0; i < 4; i++) {
+        spin[i] = fork();
+        CHECK(spin[i] >= 0);
+        if (spin[i] == 0)
+            for (;;) {
+            }
+    }
+    int64_t worst = 0;
+    for (int i = 0; i < 20; i++) {
+        int64_t t0 = now();
+        CHECK_EQ(ferry_state_read(s, buf, sizeof buf, &len, &v), -EAGAIN);
+        if (now() - t0 > worst) worst = now() - t0;
+    }
+    for (int i = 0; i < 4; i++) {
+        kill(spin[i], SIGKILL);
+        waitpid(spin[i], NULL, 0);
+    }
+    printf("the slowest -EAGAIN read beside 4 spinners: %lld us\n", (long long)(worst / 1000));
+    fflush(stdout);
+    CHECK(worst < 500 * 1000000LL);      /* 2.3 s before the 2 ms bound on the yields */
     CHECK_EQ(ferry_state_version(s), 1); /* the write in progress does not count */
     CHECK_EQ(ferry_state_wait(s, 1, FERRY_NOW), -EAGAIN);
     /* a reader in another process, read-only: -EAGAIN too, then the recovery */
