@@ -45,14 +45,19 @@ static int display(int rofd)
     if (ferry_state_write(s, "x", 1) != -EACCES) return fprintf(stderr, "wrote!\n"), 1;
     uint64_t last = 0, shown = 0;
     double celsius = 0;
-    while (last < READINGS) {
-        struct pollfd p = {.fd = pfd, .events = POLLIN};
-        if (poll(&p, 1, 10000) != 1) return fprintf(stderr, "no reading for 10 s\n"), 1;
-        ferry_region_poll_ack(reg); /* first acknowledge, then read the newest */
+    /* Read first, then sleep: the poll descriptor reports the writes made after it was
+     * created, so the readings before it (perhaps all of them) are found by this read. */
+    for (int first = 1; last < READINGS; first = 0) {
+        if (!first) {
+            struct pollfd p = {.fd = pfd, .events = POLLIN};
+            if (poll(&p, 1, 10000) != 1) return fprintf(stderr, "no reading for 10 s\n"), 1;
+            ferry_region_poll_ack(reg); /* first acknowledge, then read the newest */
+        }
         struct reading r;
         size_t len;
         rc = ferry_state_read(s, &r, sizeof r, &len, NULL);
-        if (rc == -EAGAIN) continue; /* a write in progress; the next poll comes */
+        if (rc == -EAGAIN || (rc == 0 && len == 0))
+            continue; /* not yet written: the next poll comes */
         if (rc < 0 || len != sizeof r) return fprintf(stderr, "read: %s\n", ferry_strerror(rc)), 1;
         if (r.check != check_of(&r)) return fprintf(stderr, "a torn reading!\n"), 1;
         if (r.seq < last) return fprintf(stderr, "went back in time\n"), 1;
