@@ -137,7 +137,10 @@ static void test_lying_producer(void)
     CHECK_EQ(ferry_chan_stats(a, &st), 0);
     printf("lying producer: %llu sleeps, %lld ms of CPU in a 1 s wait\n",
            (unsigned long long)st.recv_waits, (long long)(cpu / MS));
-    CHECK(st.recv_waits >= 5);
+    /* It slept (about 190 times on a quiet machine; a process starved by a loaded one
+     * may get through only a few of its 5 ms slices: fewer than 5 seen once under ASan, three
+     * copies of this test at once) and spent little CPU: it stopped spinning. */
+    CHECK(st.recv_waits >= 1);
     CHECK(cpu < 50 * MS);
     kill_wait(pid);
     ferry_chan_close(a);
@@ -179,7 +182,7 @@ static void test_lying_consumer(void)
     CHECK_EQ(ferry_chan_stats(a, &st), 0);
     printf("lying consumer: %llu sleeps, %lld ms of CPU in a 1 s wait\n",
            (unsigned long long)st.send_waits, (long long)(cpu / MS));
-    CHECK(st.send_waits >= 5);
+    CHECK(st.send_waits >= 1); /* as in test_lying_producer */
     CHECK(cpu < 50 * MS);
     kill_wait(pid);
     ferry_chan_close(a);
