@@ -130,8 +130,11 @@ static inline void ferry__shm_copy(void *dst, const void *src, size_t len)
     if (len > 64) {
         memcpy(d, s, len);
     } else if (len >= 32) {
-        memcpy(d, s, 32);
+        /* The tail first: in the ring, a record's payload over 32 bytes reaches into its
+         * second line, and the producer then writes that line before all of the first
+         * (payload head, header, commit word), which the consumer is polling. */
         memcpy(d + len - 32, s + len - 32, 32);
+        memcpy(d, s, 32);
     } else if (len >= 16) {
         memcpy(d, s, 16);
         memcpy(d + len - 16, s + len - 16, 16);

