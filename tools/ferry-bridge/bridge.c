@@ -1,0 +1,1310 @@
+// SPDX-License-Identifier: MIT
+/*
+ * bridge.c — ferry-bridge: the local naming service's names across hosts, over NATS
+ * (docs/cluster.md, "Names across hosts", has the design, the subjects and the policy).
+ *
+ * Rules:
+ *  - One loop thread owns every piece of state: proxies (imported names registered
+ *    locally), their local connections, the table of calls forwarded and awaiting a
+ *    reply, the exporter's local client connections and their calls. cnats's delivery
+ *    threads touch nothing of it: they append the message to a bounded queue under qmu
+ *    and write the loop's eventfd (the queue's mutex orders the message's hand-over).
+ *  - Everything from NATS is hostile: subjects are matched against prefixes this bridge
+ *    built and the remaining tokens validated (identities [A-Za-z0-9_-]{1,63}, names by
+ *    ferry's name rule, sequence numbers as bounded decimals); a heartbeat is at most
+ *    HB_MAX bytes and HB_NAMES names; at most IMPORTS_MAX names are imported, PEND_MAX
+ *    calls pending, QUEUE_MAX messages queued (beyond: dropped and counted); payloads are
+ *    bounded by max_msg. Header values are compared with fixed strings only.
+ *  - A remote caller's identity is the NATS user token of the subject it published on
+ *    (ferry.C.rpc.<exporter>.<caller>.<name>), which the NATS servers' publish
+ *    permissions tie to the authenticated user. Locally it is this bridge's uid.
+ *  - No call is sent twice: a request is published once and never retried; a reply is
+ *    delivered only for a sequence number still pending, which it removes.
+ */
+#define _GNU_SOURCE
+#include "bridge.h"
+
+#include "core/name.h"
+#include "core/time.h"
+
+#include <ferry/ferry.h>
+#include <nats/nats.h>
+
+#include <errno.h>
+#include <getopt.h>
+#include <inttypes.h>
+#include <pthread.h>
+#include <signal.h>
+#include <stdarg.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/epoll.h>
+#include <sys/eventfd.h>
+#include <sys/random.h>
+#include <sys/signalfd.h>
+#include <sys/timerfd.h>
+#include <unistd.h>
+
+#define ID_MAX       63
+#define HB_MAX       65536
+#define HB_NAMES     1024
+#define IMPORTS_MAX  4096
+#define OUTS_MAX     4096
+#define PEND_MAX     65536
+#define QUEUE_MAX    65536
+#define MAX_URLS     8
+#define MAX_RULES    64
+#define MAX_USERS    16
+#define MSG_DEFAULT  ((size_t)64 << 10)
+#define MSG_LIMIT    ((size_t)1 << 20)
+#define SUBJ_MAX     600
+#define NBUCKETS     1024
+#define MS           ((int64_t)1000000)
+#define TICK_MS      50
+#define LOCAL_WAIT   (500 * MS) /* the most the loop waits on the local ferryd or a server */
+
+/* ------------------------------------------------------------------ types */
+
+enum { T_QUEUE = 1, T_TIMER, T_SIGNAL, T_LISTEN, T_CONN, T_OUT, T_WATCH };
+enum { Q_HB, Q_RPC, Q_REPLY, Q_DISCONNECTED, Q_RECONNECTED };
+enum { P_PROBING, P_LIVE, P_SHADOWED };
+
+typedef struct qitem {
+    int kind;
+    natsMsg *m;
+    struct qitem *next;
+} qitem;
+
+typedef struct rule {
+    char pat[256];
+    int any;
+    size_t nusers;
+    char users[MAX_USERS][ID_MAX + 1];
+} rule;
+
+/* An imported name: a local registration standing for a remote exporter's name. */
+typedef struct proxy {
+    int tag; /* T_LISTEN */
+    char name[256];
+    char exporter[ID_MAX + 1];
+    char boot[17];
+    int state;
+    int64_t last_seen;
+    unsigned pass; /* the heartbeat pass that last listed it */
+    ferry_listener *l;
+    struct proxy *hnext;
+} proxy;
+
+/* A local client's connection to a proxy. Freed when closed and no pending call refers
+ * to it (refs). */
+typedef struct conn {
+    int tag; /* T_CONN */
+    ferry_rpc_server *s;
+    int fd;
+    proxy *p; /* NULL once closed */
+    int refs;
+    struct conn *next, *prev;
+} conn;
+
+/* A call forwarded to another bridge (or a probe), by its sequence number. */
+typedef struct pend {
+    uint64_t seq;
+    int probe;
+    conn *c;     /* calls */
+    uint64_t id; /* calls: the local ferry call id */
+    char name[256], exporter[ID_MAX + 1]; /* probes */
+    int64_t deadline;
+    struct pend *hnext;
+} pend;
+
+/* The exporter's local client connection to an exported name, per remote caller. */
+typedef struct out {
+    int tag; /* T_OUT */
+    char name[256];
+    char caller[ID_MAX + 1];
+    ferry_rpc_client *c;
+    int fd;
+    struct xcall *calls;
+    struct out *next, *prev;
+} out;
+
+typedef struct xcall {
+    out *o;
+    uint64_t id;
+    int64_t deadline;
+    char reply[SUBJ_MAX];
+    ferry_msg resp;
+    struct xcall *next, *prev;
+} xcall;
+
+typedef struct bridge {
+    /* configuration */
+    const char *urls[MAX_URLS];
+    int nurls;
+    char user[ID_MAX + 1];
+    char *password;
+    const char *creds;
+    char cluster[ID_MAX + 1];
+    rule rules[MAX_RULES];
+    int nrules;
+    char imports[MAX_RULES][256];
+    int nimports;
+    unsigned import_mode;
+    int64_t hb_ns;
+    int dead_after;
+    int64_t call_timeout_ns;
+    size_t max_msg;
+    int verbose;
+    char boot[17];
+
+    /* NATS */
+    natsConnection *nc;
+    natsSubscription *sub_hb, *sub_rpc, *sub_reply;
+    int connected;
+
+    /* the queue from cnats's threads */
+    pthread_mutex_t qmu;
+    qitem *qhead, *qtail;
+    size_t qlen;
+    uint64_t qdropped;
+
+    /* the loop */
+    int ep, qfd, tfd, sfd;
+    int tag_queue, tag_timer, tag_signal, tag_watch;
+    int stop;
+    int64_t next_hb;
+    unsigned pass;
+    char *buf;
+
+    /* importer */
+    proxy *proxies[NBUCKETS];
+    size_t nproxies;
+    conn *conns;
+    pend *pends[NBUCKETS];
+    size_t npend;
+    uint64_t seq;
+    uint64_t dropped_replies;
+
+    /* exporter */
+    out *outs;
+    size_t nouts;
+    ferry_watch *watch;
+    int64_t watch_retry;
+} bridge;
+
+/* ------------------------------------------------------------------ small helpers */
+
+static int verbose_on;
+
+static void logf_(const char *fmt, ...) __attribute__((format(printf, 1, 2)));
+static void logf_(const char *fmt, ...)
+{
+    char line[1024];
+    va_list ap;
+    va_start(ap, fmt);
+    vsnprintf(line, sizeof line, fmt, ap);
+    va_end(ap);
+    for (char *p = line; *p; p++) /* nothing logged can forge a line */
+        if ((unsigned char)*p < 0x20 || (unsigned char)*p == 0x7f) *p = '?';
+    fprintf(stderr, "ferry-bridge: %s\n", line);
+}
+#define vlog(...)                                                                                  \
+    do {                                                                                           \
+        if (verbose_on) logf_(__VA_ARGS__);                                                        \
+    } while (0)
+
+static uint64_t hash_str(const char *s)
+{
+    uint64_t h = 1469598103934665603ull;
+    for (; *s; s++) h = (h ^ (unsigned char)*s) * 1099511628211ull;
+    return h;
+}
+
+/* An identity token (NATS user name, cluster name): 1..63 of [A-Za-z0-9_-]. */
+static int id_valid(const char *s, size_t n)
+{
+    if (n < 1 || n > ID_MAX) return 0;
+    for (size_t i = 0; i < n; i++) {
+        char c = s[i];
+        if (!((c >= 'a' && c <= 'z') || (c >= 'A' && c <= 'Z') || (c >= '0' && c <= '9') ||
+              c == '_' || c == '-'))
+            return 0;
+    }
+    return 1;
+}
+
+static const struct {
+    int err;
+    const char *s;
+} statuses[] = {{0, "0"},
+                {EACCES, "EACCES"},
+                {ENOENT, "ENOENT"},
+                {EPIPE, "EPIPE"},
+                {EMSGSIZE, "EMSGSIZE"},
+                {EBUSY, "EBUSY"},
+                {ETIMEDOUT, "ETIMEDOUT"}};
+
+static const char *status_str(int err)
+{
+    for (size_t i = 0; i < sizeof statuses / sizeof statuses[0]; i++)
+        if (statuses[i].err == err) return statuses[i].s;
+    return "EPIPE";
+}
+
+/* A status header's value -> errno (0 ok); anything unknown is EPIPE. */
+static int status_err(const char *v)
+{
+    if (!v) return EPIPE;
+    for (size_t i = 0; i < sizeof statuses / sizeof statuses[0]; i++)
+        if (strcmp(statuses[i].s, v) == 0) return statuses[i].err;
+    return EPIPE;
+}
+
+static int epoll_add(bridge *b, int fd, void *ptr)
+{
+    struct epoll_event ev = {.events = EPOLLIN, .data.ptr = ptr};
+    return epoll_ctl(b->ep, EPOLL_CTL_ADD, fd, &ev) < 0 ? -errno : 0;
+}
+
+static void epoll_del(bridge *b, int fd)
+{
+    if (fd >= 0) epoll_ctl(b->ep, EPOLL_CTL_DEL, fd, NULL);
+}
+
+/* Publish subj (reply subject reply, may be NULL) with op/status headers and data. */
+static int publish(bridge *b, const char *subj, const char *reply, const char *hkey,
+                   const char *hval, const void *data, size_t len)
+{
+    natsMsg *m = NULL;
+    natsStatus s = natsMsg_Create(&m, subj, reply, data, (int)len);
+    if (s == NATS_OK && hkey) s = natsMsgHeader_Set(m, hkey, hval);
+    if (s == NATS_OK) s = natsConnection_PublishMsg(b->nc, m);
+    natsMsg_Destroy(m);
+    if (s != NATS_OK) vlog("publish %s: %s", subj, natsStatus_GetText(s));
+    return s == NATS_OK ? 0 : -EIO;
+}
+
+static void reply_status(bridge *b, const char *reply, int err)
+{
+    if (reply && *reply) publish(b, reply, NULL, "Ferry-Status", status_str(err), NULL, 0);
+}
+
+/* ------------------------------------------------------------------ the queue */
+
+static void on_msg(natsConnection *nc, natsSubscription *sub, natsMsg *m, void *closure);
+
+static void push(bridge *b, int kind, natsMsg *m)
+{
+    qitem *it = malloc(sizeof *it);
+    pthread_mutex_lock(&b->qmu);
+    if (!it || b->qlen >= QUEUE_MAX) {
+        b->qdropped++;
+        pthread_mutex_unlock(&b->qmu);
+        free(it);
+        natsMsg_Destroy(m);
+        return;
+    }
+    it->kind = kind;
+    it->m = m;
+    it->next = NULL;
+    if (b->qtail)
+        b->qtail->next = it;
+    else
+        b->qhead = it;
+    b->qtail = it;
+    b->qlen++;
+    pthread_mutex_unlock(&b->qmu);
+    uint64_t one = 1;
+    if (write(b->qfd, &one, sizeof one) < 0) {
+        /* the counter cannot overflow in practice; the loop drains the queue anyway */
+    }
+}
+
+static bridge *the_bridge; /* for the cnats callbacks' closures */
+static char kind_hb, kind_rpc, kind_reply;
+
+static void on_msg(natsConnection *nc, natsSubscription *sub, natsMsg *m, void *closure)
+{
+    (void)nc;
+    (void)sub;
+    int kind = closure == &kind_hb ? Q_HB : closure == &kind_rpc ? Q_RPC : Q_REPLY;
+    push(the_bridge, kind, m);
+}
+
+static void on_disconnected(natsConnection *nc, void *closure)
+{
+    (void)nc;
+    push(closure, Q_DISCONNECTED, NULL);
+}
+
+static void on_reconnected(natsConnection *nc, void *closure)
+{
+    (void)nc;
+    push(closure, Q_RECONNECTED, NULL);
+}
+
+/* ------------------------------------------------------------------ importer */
+
+static proxy **proxy_slot(bridge *b, const char *name)
+{
+    proxy **pp = &b->proxies[hash_str(name) % NBUCKETS];
+    while (*pp && strcmp((*pp)->name, name) != 0) pp = &(*pp)->hnext;
+    return pp;
+}
+
+static void conn_put(conn *c)
+{
+    if (--c->refs == 0) free(c);
+}
+
+static void conn_close(bridge *b, conn *c)
+{
+    if (!c->p) return;
+    epoll_del(b, c->fd);
+    ferry_rpc_server_unref(c->s); /* the local caller's calls end with -EPIPE */
+    c->s = NULL;
+    c->p = NULL;
+    if (c->prev)
+        c->prev->next = c->next;
+    else
+        b->conns = c->next;
+    if (c->next) c->next->prev = c->prev;
+    conn_put(c);
+}
+
+/* Drop an imported name: the registration and every local connection to it. */
+static void proxy_drop(bridge *b, proxy *p)
+{
+    proxy **pp = proxy_slot(b, p->name);
+    *pp = p->hnext;
+    b->nproxies--;
+    for (conn *c = b->conns, *n; c; c = n) {
+        n = c->next;
+        if (c->p == p) conn_close(b, c);
+    }
+    if (p->l) {
+        epoll_del(b, ferry_listener_poll_fd(p->l));
+        ferry_listener_close(p->l);
+    }
+    vlog("dropped %s (from %s)", p->name, p->exporter);
+    free(p);
+}
+
+static void drop_all_proxies(bridge *b)
+{
+    for (size_t i = 0; i < NBUCKETS; i++)
+        while (b->proxies[i]) proxy_drop(b, b->proxies[i]);
+}
+
+static pend **pend_slot(bridge *b, uint64_t seq)
+{
+    pend **pp = &b->pends[seq % NBUCKETS];
+    while (*pp && (*pp)->seq != seq) pp = &(*pp)->hnext;
+    return pp;
+}
+
+static void pend_free(bridge *b, pend **pp)
+{
+    pend *p = *pp;
+    *pp = p->hnext;
+    b->npend--;
+    if (p->c) conn_put(p->c);
+    free(p);
+}
+
+static void subj_rpc(bridge *b, char *s, const char *exporter, const char *name)
+{
+    snprintf(s, SUBJ_MAX, "ferry.%s.rpc.%s.%s.%s", b->cluster, exporter, b->user, name);
+}
+
+/* Send a request (call or probe) to exporter for name; the reply comes to seq. */
+static int send_request(bridge *b, pend *p, const char *exporter, const char *name, const char *op,
+                        const void *data, size_t len)
+{
+    if (b->npend >= PEND_MAX) return -EBUSY;
+    char subj[SUBJ_MAX], reply[SUBJ_MAX];
+    p->seq = ++b->seq;
+    p->deadline = ferry__now_ns() + b->call_timeout_ns;
+    subj_rpc(b, subj, exporter, name);
+    snprintf(reply, sizeof reply, "ferry.%s.reply.%s.%s.%" PRIu64, b->cluster, b->user, b->boot,
+             p->seq);
+    int rc = publish(b, subj, reply, "Ferry-Op", op, data, len);
+    if (rc < 0) return rc;
+    pend **pp = &b->pends[p->seq % NBUCKETS];
+    p->hnext = *pp;
+    *pp = p;
+    b->npend++;
+    return 0;
+}
+
+static int import_wanted(bridge *b, const char *name)
+{
+    for (int i = 0; i < b->nimports; i++)
+        if (ferry__pattern_match(b->imports[i], name)) return 1;
+    return 0;
+}
+
+static void proxy_probe(bridge *b, proxy *p)
+{
+    pend *q = calloc(1, sizeof *q);
+    if (!q) return;
+    q->probe = 1;
+    snprintf(q->name, sizeof q->name, "%s", p->name);
+    snprintf(q->exporter, sizeof q->exporter, "%s", p->exporter);
+    if (send_request(b, q, p->exporter, p->name, "probe", NULL, 0) < 0) free(q);
+}
+
+/* A heartbeat from user `from`: "ferry-hb 1 BOOT\n" then one name per line. */
+static void on_hb(bridge *b, const char *from, const char *data, int len)
+{
+    if (len < 0 || len > HB_MAX) return;
+    char *text = malloc((size_t)len + 1);
+    if (!text) return;
+    memcpy(text, data, (size_t)len);
+    text[len] = 0;
+    char *save = NULL, *line = strtok_r(text, "\n", &save);
+    char boot[17];
+    if (!line || sscanf(line, "ferry-hb 1 %16[0-9a-f]", boot) != 1 || strlen(boot) != 16) {
+        vlog("bad heartbeat from %s", from);
+        free(text);
+        return;
+    }
+    unsigned pass = ++b->pass;
+    int64_t now = ferry__now_ns();
+    int n = 0;
+    while ((line = strtok_r(NULL, "\n", &save)) != NULL && n < HB_NAMES) {
+        n++;
+        if (ferry__name_valid(line) < 0 || !import_wanted(b, line)) continue;
+        proxy **pp = proxy_slot(b, line), *p = *pp;
+        if (p && strcmp(p->exporter, from) != 0) continue; /* another exporter has it first */
+        if (p && strcmp(p->boot, boot) != 0) {             /* the exporter's bridge restarted */
+            proxy_drop(b, p);
+            p = NULL;
+        }
+        if (!p) {
+            if (b->nproxies >= IMPORTS_MAX) continue;
+            p = calloc(1, sizeof *p);
+            if (!p) continue;
+            p->tag = T_LISTEN;
+            snprintf(p->name, sizeof p->name, "%s", line);
+            snprintf(p->exporter, sizeof p->exporter, "%s", from);
+            memcpy(p->boot, boot, sizeof p->boot);
+            p->state = P_PROBING;
+            pp = proxy_slot(b, line);
+            *pp = p;
+            b->nproxies++;
+            proxy_probe(b, p);
+        }
+        p->last_seen = now;
+        p->pass = pass;
+    }
+    /* names of this exporter it no longer lists: withdrawn */
+    for (size_t i = 0; i < NBUCKETS; i++)
+        for (proxy *p = b->proxies[i], *nx; p; p = nx) {
+            nx = p->hnext;
+            if (strcmp(p->exporter, from) == 0 && p->pass != pass) proxy_drop(b, p);
+        }
+    free(text);
+}
+
+static void proxy_register(bridge *b, proxy *p, int allowed)
+{
+    ferry_policy pol;
+    ferry_policy_init(&pol);
+    pol.mode = allowed ? b->import_mode : 0444;
+    ferry_chan_opts o;
+    ferry_chan_opts_init(&o);
+    o.max_msg = b->max_msg;
+    int rc = ferry_register(p->name, &pol, &o, &p->l, LOCAL_WAIT);
+    if (rc < 0) {
+        logf_("import %s from %s: %s", p->name, p->exporter, ferry_strerror(rc));
+        p->l = NULL;
+        p->state = P_SHADOWED;
+        return;
+    }
+    if (epoll_add(b, ferry_listener_poll_fd(p->l), p) < 0) {
+        ferry_listener_close(p->l);
+        p->l = NULL;
+        p->state = P_SHADOWED;
+        return;
+    }
+    p->state = P_LIVE;
+    vlog("imported %s from %s%s", p->name, p->exporter, allowed ? "" : " (refused: mode 0444)");
+}
+
+static void on_reply(bridge *b, natsMsg *m, const char *tail)
+{
+    /* tail: the sequence number, a bounded decimal */
+    size_t n = strlen(tail);
+    if (n < 1 || n > 19 || strspn(tail, "0123456789") != n) return;
+    uint64_t seq = strtoull(tail, NULL, 10);
+    pend **pp = pend_slot(b, seq), *p = *pp;
+    if (!p) {
+        b->dropped_replies++;
+        return;
+    }
+    const char *st = NULL;
+    int err;
+    if (natsMsg_IsNoResponders(m))
+        err = ENOENT;
+    else
+        err = natsMsgHeader_Get(m, "Ferry-Status", &st) == NATS_OK ? status_err(st) : EPIPE;
+    if (p->probe) {
+        proxy *x = *proxy_slot(b, p->name);
+        if (x && x->state == P_PROBING && strcmp(x->exporter, p->exporter) == 0) {
+            if (err == 0 || err == EACCES)
+                proxy_register(b, x, err == 0);
+            else
+                proxy_drop(b, x); /* the next heartbeat tries again */
+        }
+        pend_free(b, pp);
+        return;
+    }
+    conn *c = p->c;
+    if (c->p) {
+        int len = natsMsg_GetDataLength(m);
+        if (err == 0 && len >= 0 && (size_t)len <= b->max_msg) {
+            ferry_msg r = {.data = (void *)natsMsg_GetData(m), .len = (size_t)len};
+            int rc = ferry_reply(c->s, p->id, &r, LOCAL_WAIT);
+            if (rc < 0 && rc != -ENOENT && rc != -ECANCELED) conn_close(b, c);
+        } else {
+            /* the remote end failed (its owner died, the name went, a refusal): as for a
+             * local peer that is gone, every call on the connection ends with -EPIPE */
+            vlog("call to %s: remote %s", c->p->name, status_str(err));
+            conn_close(b, c);
+        }
+    }
+    pend_free(b, pp);
+}
+
+static void conn_read(bridge *b, conn *c)
+{
+    for (int i = 0; i < 64 && c->p; i++) {
+        ferry_rpc_request rq = {.msg = {.data = b->buf, .cap = b->max_msg}};
+        ssize_t rc = ferry_recv_request(c->s, &rq, FERRY_NOW);
+        if (rc == -EAGAIN) return;
+        if (rc < 0) {
+            conn_close(b, c);
+            return;
+        }
+        if (rq.msg.nfds > 0) {
+            /* fds cannot cross hosts */
+            for (uint32_t k = 0; k < rq.msg.nfds; k++) close(rq.msg.fds[k]);
+            conn_close(b, c);
+            return;
+        }
+        if (rq.oneway) {
+            char subj[SUBJ_MAX];
+            subj_rpc(b, subj, c->p->exporter, c->p->name);
+            publish(b, subj, NULL, "Ferry-Op", "oneway", rq.msg.data, rq.msg.len);
+            continue;
+        }
+        pend *p = calloc(1, sizeof *p);
+        if (!p) {
+            conn_close(b, c);
+            return;
+        }
+        p->c = c;
+        p->id = rq.id;
+        c->refs++;
+        if (send_request(b, p, c->p->exporter, c->p->name, "call", rq.msg.data, rq.msg.len) < 0) {
+            conn_put(c);
+            free(p);
+            conn_close(b, c);
+            return;
+        }
+    }
+}
+
+static void listener_ready(bridge *b, proxy *p)
+{
+    for (int i = 0; i < 64; i++) {
+        ferry_chan *ch;
+        if (ferry_accept(p->l, &ch, FERRY_NOW) < 0) return;
+        conn *c = calloc(1, sizeof *c);
+        if (!c || ferry_rpc_server_create(ch, &c->s) < 0) {
+            free(c);
+            ferry_chan_close(ch);
+            continue;
+        }
+        c->tag = T_CONN;
+        c->fd = ferry_rpc_server_poll_fd(c->s);
+        c->p = p;
+        c->refs = 1;
+        if (c->fd < 0 || epoll_add(b, c->fd, c) < 0) {
+            ferry_rpc_server_unref(c->s);
+            free(c);
+            continue;
+        }
+        c->next = b->conns;
+        if (b->conns) b->conns->prev = c;
+        b->conns = c;
+        conn_read(b, c); /* a request may have come with the connection */
+    }
+}
+
+/* ------------------------------------------------------------------ exporter */
+
+static const rule *export_rule(bridge *b, const char *name)
+{
+    for (int i = 0; i < b->nrules; i++)
+        if (ferry__pattern_match(b->rules[i].pat, name)) return &b->rules[i];
+    return NULL;
+}
+
+static int rule_allows(const rule *r, const char *caller)
+{
+    if (r->any) return 1;
+    for (size_t i = 0; i < r->nusers; i++)
+        if (strcmp(r->users[i], caller) == 0) return 1;
+    return 0;
+}
+
+static void xcall_done(bridge *b, xcall *x, ssize_t rc)
+{
+    out *o = x->o;
+    if (rc >= 0)
+        publish(b, x->reply, NULL, "Ferry-Status", "0", x->resp.data, x->resp.len);
+    else
+        reply_status(b, x->reply,
+                     rc == -EMSGSIZE    ? EMSGSIZE
+                     : rc == -ECANCELED ? ETIMEDOUT
+                                        : EPIPE);
+    for (uint32_t k = 0; k < x->resp.nfds; k++) close(x->resp.fds[k]); /* fds stay here */
+    if (x->prev)
+        x->prev->next = x->next;
+    else
+        o->calls = x->next;
+    if (x->next) x->next->prev = x->prev;
+    free(x->resp.data);
+    free(x);
+}
+
+static void on_xcall(ferry_rpc_client *c, uint64_t id, ssize_t rc, ferry_msg *resp, void *ctx)
+{
+    (void)c;
+    (void)id;
+    (void)resp;
+    xcall_done(the_bridge, ctx, rc);
+}
+
+static void out_close(bridge *b, out *o)
+{
+    epoll_del(b, o->fd);
+    ferry_rpc_client_close(o->c); /* pending callbacks are not run: answer them here */
+    while (o->calls) xcall_done(b, o->calls, -EPIPE);
+    if (o->prev)
+        o->prev->next = o->next;
+    else
+        b->outs = o->next;
+    if (o->next) o->next->prev = o->prev;
+    b->nouts--;
+    free(o);
+}
+
+static int is_own_proxy(bridge *b, const char *name)
+{
+    return *proxy_slot(b, name) != NULL;
+}
+
+static out *out_get(bridge *b, const char *name, const char *caller, int *err)
+{
+    for (out *o = b->outs; o; o = o->next)
+        if (strcmp(o->name, name) == 0 && strcmp(o->caller, caller) == 0) return o;
+    if (b->nouts >= OUTS_MAX) {
+        *err = EBUSY;
+        return NULL;
+    }
+    out *o = calloc(1, sizeof *o);
+    if (!o) {
+        *err = EBUSY;
+        return NULL;
+    }
+    ferry_chan_opts opts;
+    ferry_chan_opts_init(&opts);
+    opts.max_msg = b->max_msg;
+    int rc = ferry_rpc_connect(name, FERRY_KIND_UNIX, &opts, &o->c, LOCAL_WAIT);
+    if (rc < 0) {
+        free(o);
+        *err = rc == -ENOENT ? ENOENT : rc == -EACCES ? EACCES : EPIPE;
+        return NULL;
+    }
+    o->tag = T_OUT;
+    o->fd = ferry_rpc_poll_fd(o->c);
+    if (o->fd < 0 || epoll_add(b, o->fd, o) < 0) {
+        ferry_rpc_client_close(o->c);
+        free(o);
+        *err = EBUSY;
+        return NULL;
+    }
+    snprintf(o->name, sizeof o->name, "%s", name);
+    snprintf(o->caller, sizeof o->caller, "%s", caller);
+    o->next = b->outs;
+    if (b->outs) b->outs->prev = o;
+    b->outs = o;
+    b->nouts++;
+    return o;
+}
+
+/* A request for one of our names: tail = "<caller>.<name>". */
+static void on_rpc(bridge *b, natsMsg *m, const char *tail)
+{
+    const char *dot = strchr(tail, '.');
+    if (!dot || !id_valid(tail, (size_t)(dot - tail))) return;
+    char caller[ID_MAX + 1];
+    memcpy(caller, tail, (size_t)(dot - tail));
+    caller[dot - tail] = 0;
+    const char *name = dot + 1;
+    const char *reply = natsMsg_GetReply(m);
+    if (reply && strlen(reply) >= SUBJ_MAX) return;
+    const char *op = NULL;
+    if (natsMsgHeader_Get(m, "Ferry-Op", &op) != NATS_OK || !op) return;
+    int oneway = strcmp(op, "oneway") == 0, probe = strcmp(op, "probe") == 0;
+    if (!oneway && !probe && strcmp(op, "call") != 0) return;
+    if (!oneway && !reply) return;
+    int len = natsMsg_GetDataLength(m);
+    if (len < 0 || (size_t)len > b->max_msg) {
+        reply_status(b, reply, EMSGSIZE);
+        return;
+    }
+    /* the policy: a name we export (never one we import: no forwarding through us),
+     * to this caller */
+    const rule *r = ferry__name_valid(name) == 0 && !is_own_proxy(b, name) ? export_rule(b, name)
+                                                                           : NULL;
+    if (!r) {
+        reply_status(b, reply, ENOENT);
+        return;
+    }
+    if (!rule_allows(r, caller)) {
+        vlog("refused %s to %s", name, caller);
+        reply_status(b, reply, EACCES);
+        return;
+    }
+    if (probe) {
+        reply_status(b, reply, 0);
+        return;
+    }
+    int err = 0;
+    out *o = out_get(b, name, caller, &err);
+    if (!o) {
+        reply_status(b, reply, err);
+        return;
+    }
+    ferry_msg req = {.data = (void *)natsMsg_GetData(m), .len = (size_t)len};
+    if (oneway) {
+        if (ferry_rpc_send(o->c, &req, LOCAL_WAIT) == -EPIPE) out_close(b, o);
+        return;
+    }
+    xcall *x = calloc(1, sizeof *x);
+    char *rb = malloc(b->max_msg);
+    if (!x || !rb) {
+        free(x);
+        free(rb);
+        reply_status(b, reply, EBUSY);
+        return;
+    }
+    x->o = o;
+    x->deadline = ferry__now_ns() + b->call_timeout_ns;
+    snprintf(x->reply, sizeof x->reply, "%s", reply);
+    x->resp = (ferry_msg){.data = rb, .cap = b->max_msg};
+    int rc = ferry_call_async(o->c, &req, &x->resp, on_xcall, x, &x->id, LOCAL_WAIT);
+    if (rc < 0) {
+        free(rb);
+        free(x);
+        reply_status(b, reply, rc == -ETIMEDOUT ? EBUSY : EPIPE);
+        if (rc == -EPIPE || rc == -EBADMSG) out_close(b, o);
+        return;
+    }
+    x->next = o->calls;
+    if (o->calls) o->calls->prev = x;
+    o->calls = x;
+}
+
+static void out_ready(bridge *b, out *o)
+{
+    int rc = ferry_rpc_dispatch(o->c);
+    if (rc == -EPIPE || rc == -EBADMSG) out_close(b, o); /* its callbacks have run */
+}
+
+/* ------------------------------------------------------------------ heartbeat, timers */
+
+static void send_hb(bridge *b)
+{
+    char *text = malloc(HB_MAX);
+    if (!text) return;
+    size_t n = (size_t)snprintf(text, HB_MAX, "ferry-hb 1 %s\n", b->boot);
+    int count = 0;
+    if (b->nrules > 0) {
+        ferry_name_info info[64];
+        char after[256] = "";
+        for (;;) {
+            ssize_t got = ferry_list(after, info, 64, LOCAL_WAIT);
+            if (got <= 0) break;
+            for (ssize_t i = 0; i < got && count < HB_NAMES; i++) {
+                const char *name = info[i].name;
+                if (info[i].kind != 0 || info[i].pid == getpid() || is_own_proxy(b, name) ||
+                    !export_rule(b, name))
+                    continue;
+                size_t l = strlen(name);
+                if (n + l + 1 >= HB_MAX) break;
+                memcpy(text + n, name, l);
+                text[n + l] = '\n';
+                n += l + 1;
+                count++;
+            }
+            if (got < 64) break;
+            snprintf(after, sizeof after, "%s", info[got - 1].name);
+        }
+    }
+    char subj[SUBJ_MAX];
+    snprintf(subj, sizeof subj, "ferry.%s.hb.%s", b->cluster, b->user);
+    if (b->connected) publish(b, subj, NULL, NULL, NULL, text, n);
+    free(text);
+    b->next_hb = ferry__now_ns() + b->hb_ns;
+}
+
+static void open_watch(bridge *b)
+{
+    if (b->watch || b->nrules == 0) return;
+    if (ferry_watch_open("*", &b->watch, LOCAL_WAIT) < 0 ||
+        epoll_add(b, ferry_watch_poll_fd(b->watch), &b->tag_watch) < 0) {
+        ferry_watch_close(b->watch);
+        b->watch = NULL;
+        b->watch_retry = ferry__now_ns() + 1000 * MS;
+    }
+}
+
+static void watch_ready(bridge *b)
+{
+    ferry_watch_event ev;
+    int rc;
+    int changed = 0;
+    while ((rc = ferry_watch_next(b->watch, &ev, FERRY_NOW)) == 0)
+        if (ev.info.pid != getpid() && export_rule(b, ev.info.name)) changed = 1;
+    if (rc != -EAGAIN && rc != -ETIMEDOUT) { /* ferryd went away: open again later */
+        epoll_del(b, ferry_watch_poll_fd(b->watch));
+        ferry_watch_close(b->watch);
+        b->watch = NULL;
+        b->watch_retry = ferry__now_ns() + 1000 * MS;
+    }
+    if (changed) send_hb(b); /* a death or a new export is told at once */
+}
+
+static void tick(bridge *b)
+{
+    int64_t now = ferry__now_ns();
+    if (now >= b->next_hb) send_hb(b);
+    if (!b->watch && now >= b->watch_retry) open_watch(b);
+    /* exporters silent for dead_after heartbeats: their names go */
+    int64_t lapse = b->hb_ns * b->dead_after;
+    for (size_t i = 0; i < NBUCKETS; i++)
+        for (proxy *p = b->proxies[i], *nx; p; p = nx) {
+            nx = p->hnext;
+            if (now - p->last_seen > lapse) proxy_drop(b, p);
+        }
+    /* calls and probes nobody answered */
+    for (size_t i = 0; i < NBUCKETS; i++)
+        for (pend **pp = &b->pends[i]; *pp;) {
+            if (now > (*pp)->deadline)
+                pend_free(b, pp);
+            else
+                pp = &(*pp)->hnext;
+        }
+    for (out *o = b->outs; o; o = o->next)
+        for (xcall *x = o->calls, *nx; x; x = nx) {
+            nx = x->next;
+            if (now > x->deadline) ferry_call_cancel(o->c, x->id); /* -> on_xcall */
+        }
+}
+
+/* ------------------------------------------------------------------ dispatch */
+
+static void drain_queue(bridge *b)
+{
+    uint64_t v;
+    if (read(b->qfd, &v, sizeof v) < 0) {
+    }
+    char pre_hb[SUBJ_MAX], pre_rpc[SUBJ_MAX], pre_reply[SUBJ_MAX];
+    int nhb = snprintf(pre_hb, sizeof pre_hb, "ferry.%s.hb.", b->cluster);
+    int nrpc = snprintf(pre_rpc, sizeof pre_rpc, "ferry.%s.rpc.%s.", b->cluster, b->user);
+    int nrep = snprintf(pre_reply, sizeof pre_reply, "ferry.%s.reply.%s.%s.", b->cluster, b->user,
+                        b->boot);
+    for (int budget = 0; budget < 4096; budget++) {
+        pthread_mutex_lock(&b->qmu);
+        qitem *it = b->qhead;
+        if (it) {
+            b->qhead = it->next;
+            if (!b->qhead) b->qtail = NULL;
+            b->qlen--;
+        }
+        pthread_mutex_unlock(&b->qmu);
+        if (!it) return;
+        natsMsg *m = it->m;
+        const char *subj = m ? natsMsg_GetSubject(m) : NULL;
+        switch (it->kind) {
+        case Q_HB:
+            if (strncmp(subj, pre_hb, (size_t)nhb) == 0 &&
+                id_valid(subj + nhb, strlen(subj + nhb)) && strcmp(subj + nhb, b->user) != 0)
+                on_hb(b, subj + nhb, natsMsg_GetData(m), natsMsg_GetDataLength(m));
+            break;
+        case Q_RPC:
+            if (strncmp(subj, pre_rpc, (size_t)nrpc) == 0) on_rpc(b, m, subj + nrpc);
+            break;
+        case Q_REPLY:
+            if (strncmp(subj, pre_reply, (size_t)nrep) == 0) on_reply(b, m, subj + nrep);
+            break;
+        case Q_DISCONNECTED:
+            logf_("NATS connection lost: dropping the imported names");
+            b->connected = 0;
+            drop_all_proxies(b);
+            break;
+        case Q_RECONNECTED:
+            logf_("NATS connection back");
+            b->connected = 1;
+            send_hb(b);
+            break;
+        }
+        natsMsg_Destroy(m);
+        free(it);
+    }
+    uint64_t one = 1; /* more left: come back after the other fds */
+    if (write(b->qfd, &one, sizeof one) < 0) {
+    }
+}
+
+static int run_loop(bridge *b)
+{
+    struct epoll_event evs[64];
+    while (!b->stop) {
+        int n = epoll_wait(b->ep, evs, 64, -1);
+        if (n < 0) {
+            if (errno == EINTR) continue;
+            return 1;
+        }
+        for (int i = 0; i < n && !b->stop; i++) {
+            int *tag = evs[i].data.ptr;
+            switch (*tag) {
+            case T_QUEUE:
+                drain_queue(b);
+                break;
+            case T_TIMER: {
+                uint64_t v;
+                if (read(b->tfd, &v, sizeof v) < 0) {
+                }
+                tick(b);
+                break;
+            }
+            case T_SIGNAL:
+                b->stop = 1;
+                break;
+            case T_WATCH:
+                if (b->watch) watch_ready(b);
+                break;
+            case T_LISTEN:
+                listener_ready(b, evs[i].data.ptr);
+                break;
+            case T_CONN: {
+                conn *c = evs[i].data.ptr;
+                /* a connection closed earlier in this batch is only referenced by the
+                 * table: its fd was removed from the set, so it is not in later batches */
+                if (c->p) conn_read(b, c);
+                break;
+            }
+            case T_OUT:
+                out_ready(b, evs[i].data.ptr);
+                break;
+            }
+        }
+    }
+    return 0;
+}
+
+/* ------------------------------------------------------------------ setup */
+
+static void usage(FILE *f)
+{
+    fprintf(f,
+            "usage: ferry-bridge --nats URL [--nats URL...] --user USER\n"
+            "         [--password-file FILE | --creds FILE] [--cluster NAME]\n"
+            "         [--export PATTERN=USER[,USER...]|PATTERN=*]... [--import PATTERN]...\n"
+            "         [--import-mode OCTAL] [--heartbeat-ms N] [--dead-after N]\n"
+            "         [--call-timeout-ms N] [--max-msg BYTES] [--verbose]\n");
+}
+
+static int bad(const char *what, const char *arg)
+{
+    fprintf(stderr, "ferry-bridge: bad %s: %s\n", what, arg ? arg : "(missing)");
+    usage(stderr);
+    return 2;
+}
+
+static int parse_long(const char *s, long lo, long hi, long *out)
+{
+    char *end;
+    errno = 0;
+    long v = strtol(s, &end, 0);
+    if (errno || end == s || *end || v < lo || v > hi) return -1;
+    *out = v;
+    return 0;
+}
+
+static int parse_export(bridge *b, char *arg)
+{
+    char *eq = strchr(arg, '=');
+    if (!eq || b->nrules >= MAX_RULES) return -1;
+    *eq = 0;
+    rule *r = &b->rules[b->nrules];
+    memset(r, 0, sizeof *r);
+    if (ferry__pattern_valid(arg) < 0) return -1;
+    snprintf(r->pat, sizeof r->pat, "%s", arg);
+    if (strcmp(eq + 1, "*") == 0) {
+        r->any = 1;
+    } else {
+        char *save = NULL;
+        for (char *u = strtok_r(eq + 1, ",", &save); u; u = strtok_r(NULL, ",", &save)) {
+            if (!id_valid(u, strlen(u)) || r->nusers >= MAX_USERS) return -1;
+            snprintf(r->users[r->nusers++], ID_MAX + 1, "%s", u);
+        }
+        if (r->nusers == 0) return -1;
+    }
+    b->nrules++;
+    return 0;
+}
+
+static char *read_secret(const char *path)
+{
+    FILE *f = fopen(path, "re");
+    if (!f) return NULL;
+    char line[512];
+    char *s = fgets(line, sizeof line, f) ? strdup(strtok(line, "\r\n") ? line : "") : NULL;
+    fclose(f);
+    return s;
+}
+
+static int parse_args(bridge *b, int argc, char **argv)
+{
+    static const struct option opts[] = {
+        {"nats", required_argument, 0, 'n'},
+        {"user", required_argument, 0, 'u'},
+        {"password-file", required_argument, 0, 'p'},
+        {"creds", required_argument, 0, 'c'},
+        {"cluster", required_argument, 0, 'C'},
+        {"export", required_argument, 0, 'e'},
+        {"import", required_argument, 0, 'i'},
+        {"import-mode", required_argument, 0, 'm'},
+        {"heartbeat-ms", required_argument, 0, 'h'},
+        {"dead-after", required_argument, 0, 'd'},
+        {"call-timeout-ms", required_argument, 0, 't'},
+        {"max-msg", required_argument, 0, 's'},
+        {"verbose", no_argument, 0, 'v'},
+        {"help", no_argument, 0, 'H'},
+        {0, 0, 0, 0},
+    };
+    long v;
+    int c;
+    optind = 1;
+    while ((c = getopt_long(argc, argv, "", opts, NULL)) != -1) {
+        switch (c) {
+        case 'n':
+            if (b->nurls >= MAX_URLS) return bad("--nats (at most 8)", optarg);
+            b->urls[b->nurls++] = optarg;
+            break;
+        case 'u':
+            if (!id_valid(optarg, strlen(optarg))) return bad("--user", optarg);
+            snprintf(b->user, sizeof b->user, "%s", optarg);
+            break;
+        case 'p':
+            free(b->password);
+            b->password = read_secret(optarg);
+            if (!b->password) return bad("--password-file (unreadable)", optarg);
+            break;
+        case 'c':
+            b->creds = optarg;
+            break;
+        case 'C':
+            if (!id_valid(optarg, strlen(optarg))) return bad("--cluster", optarg);
+            snprintf(b->cluster, sizeof b->cluster, "%s", optarg);
+            break;
+        case 'e':
+            if (parse_export(b, optarg) < 0) return bad("--export", optarg);
+            break;
+        case 'i':
+            if (b->nimports >= MAX_RULES || ferry__pattern_valid(optarg) < 0)
+                return bad("--import", optarg);
+            snprintf(b->imports[b->nimports++], 256, "%s", optarg);
+            break;
+        case 'm':
+            if (parse_long(optarg, 0, 0777, &v) < 0) return bad("--import-mode", optarg);
+            b->import_mode = (unsigned)v;
+            break;
+        case 'h':
+            if (parse_long(optarg, 10, 600000, &v) < 0) return bad("--heartbeat-ms", optarg);
+            b->hb_ns = v * MS;
+            break;
+        case 'd':
+            if (parse_long(optarg, 2, 1000, &v) < 0) return bad("--dead-after", optarg);
+            b->dead_after = (int)v;
+            break;
+        case 't':
+            if (parse_long(optarg, 10, 3600000, &v) < 0) return bad("--call-timeout-ms", optarg);
+            b->call_timeout_ns = v * MS;
+            break;
+        case 's':
+            if (parse_long(optarg, 64, (long)MSG_LIMIT, &v) < 0) return bad("--max-msg", optarg);
+            b->max_msg = (size_t)v;
+            break;
+        case 'v':
+            b->verbose = 1;
+            break;
+        case 'H':
+            usage(stdout);
+            exit(0);
+        default:
+            usage(stderr);
+            return 2;
+        }
+    }
+    if (optind < argc) return bad("argument", argv[optind]);
+    if (b->nurls == 0) return bad("--nats", NULL);
+    if (!b->user[0]) return bad("--user", NULL);
+    return 0;
+}
+
+static int nats_setup(bridge *b)
+{
+    natsOptions *o = NULL;
+    natsStatus s = natsOptions_Create(&o);
+    if (s == NATS_OK) s = natsOptions_SetServers(o, b->urls, b->nurls);
+    if (s == NATS_OK && b->password) s = natsOptions_SetUserInfo(o, b->user, b->password);
+    if (s == NATS_OK && b->creds)
+        s = natsOptions_SetUserCredentialsFromFiles(o, b->creds, NULL);
+    if (s == NATS_OK) s = natsOptions_SetName(o, "ferry-bridge");
+    if (s == NATS_OK) s = natsOptions_SetMaxReconnect(o, -1);
+    if (s == NATS_OK) s = natsOptions_SetReconnectWait(o, 250);
+    if (s == NATS_OK) s = natsOptions_SetPingInterval(o, 1000);
+    if (s == NATS_OK) s = natsOptions_SetMaxPingsOut(o, 2);
+    if (s == NATS_OK) s = natsOptions_SetSendAsap(o, true); /* latency: no flusher batching */
+    if (s == NATS_OK) s = natsOptions_SetDisconnectedCB(o, on_disconnected, b);
+    if (s == NATS_OK) s = natsOptions_SetReconnectedCB(o, on_reconnected, b);
+    if (s == NATS_OK) s = natsOptions_SetRetryOnFailedConnect(o, true, on_reconnected, b);
+    if (s == NATS_OK) {
+        s = natsConnection_Connect(&b->nc, o);
+        if (s == NATS_OK)
+            b->connected = 1;
+        else if (s == NATS_NOT_YET_CONNECTED)
+            s = NATS_OK; /* it keeps trying; on_reconnected (as connected) says when */
+    }
+    natsOptions_Destroy(o);
+    char subj[SUBJ_MAX];
+    if (s == NATS_OK) {
+        snprintf(subj, sizeof subj, "ferry.%s.hb.*", b->cluster);
+        s = natsConnection_Subscribe(&b->sub_hb, b->nc, subj, on_msg, &kind_hb);
+    }
+    if (s == NATS_OK) {
+        snprintf(subj, sizeof subj, "ferry.%s.rpc.%s.*.>", b->cluster, b->user);
+        s = natsConnection_Subscribe(&b->sub_rpc, b->nc, subj, on_msg, &kind_rpc);
+    }
+    if (s == NATS_OK) {
+        snprintf(subj, sizeof subj, "ferry.%s.reply.%s.%s.*", b->cluster, b->user, b->boot);
+        s = natsConnection_Subscribe(&b->sub_reply, b->nc, subj, on_msg, &kind_reply);
+    }
+    if (s != NATS_OK) {
+        logf_("NATS: %s", natsStatus_GetText(s));
+        return -1;
+    }
+    if (b->connected) {
+        int64_t mp = natsConnection_GetMaxPayload(b->nc);
+        if (mp > 1024 && (size_t)mp - 1024 < b->max_msg) b->max_msg = (size_t)mp - 1024;
+    }
+    return 0;
+}
+
+static void teardown(bridge *b)
+{
+    natsSubscription_Destroy(b->sub_hb);
+    natsSubscription_Destroy(b->sub_rpc);
+    natsSubscription_Destroy(b->sub_reply);
+    if (b->nc) {
+        natsConnection_Close(b->nc);
+        natsConnection_Destroy(b->nc);
+    }
+    nats_CloseAndWait(2000);
+    drop_all_proxies(b);
+    while (b->outs) out_close(b, b->outs);
+    for (size_t i = 0; i < NBUCKETS; i++)
+        while (b->pends[i]) pend_free(b, &b->pends[i]);
+    for (qitem *it = b->qhead, *n; it; it = n) {
+        n = it->next;
+        natsMsg_Destroy(it->m);
+        free(it);
+    }
+    if (b->watch) ferry_watch_close(b->watch);
+    if (b->ep >= 0) close(b->ep);
+    if (b->qfd >= 0) close(b->qfd);
+    if (b->tfd >= 0) close(b->tfd);
+    if (b->sfd >= 0) close(b->sfd);
+    free(b->buf);
+    free(b->password);
+    pthread_mutex_destroy(&b->qmu);
+}
+
+int ferry__bridge_main(int argc, char **argv)
+{
+    bridge *b = calloc(1, sizeof *b);
+    if (!b) return 1;
+    b->ep = b->qfd = b->tfd = b->sfd = -1;
+    snprintf(b->cluster, sizeof b->cluster, "ferry");
+    b->import_mode = 0666;
+    b->hb_ns = 1000 * MS;
+    b->dead_after = 3;
+    b->call_timeout_ns = 30000 * MS;
+    b->max_msg = MSG_DEFAULT;
+    pthread_mutex_init(&b->qmu, NULL);
+    int rc = parse_args(b, argc, argv);
+    if (rc != 0) {
+        free(b->password);
+        free(b);
+        return rc;
+    }
+    verbose_on = b->verbose;
+    the_bridge = b;
+    uint64_t boot;
+    if (getrandom(&boot, sizeof boot, 0) != sizeof boot) boot = (uint64_t)ferry__now_ns();
+    snprintf(b->boot, sizeof b->boot, "%016" PRIx64, boot);
+
+    /* signals first: cnats's threads inherit the mask */
+    sigset_t set;
+    sigemptyset(&set);
+    sigaddset(&set, SIGTERM);
+    sigaddset(&set, SIGINT);
+    sigprocmask(SIG_BLOCK, &set, NULL);
+    signal(SIGPIPE, SIG_IGN);
+    b->tag_queue = T_QUEUE;
+    b->tag_timer = T_TIMER;
+    b->tag_signal = T_SIGNAL;
+    b->tag_watch = T_WATCH;
+    b->ep = epoll_create1(EPOLL_CLOEXEC);
+    b->qfd = eventfd(0, EFD_CLOEXEC | EFD_NONBLOCK);
+    b->tfd = timerfd_create(CLOCK_MONOTONIC, TFD_CLOEXEC | TFD_NONBLOCK);
+    b->sfd = signalfd(-1, &set, SFD_CLOEXEC | SFD_NONBLOCK);
+    b->buf = malloc(MSG_LIMIT);
+    struct itimerspec its = {{0, TICK_MS * MS}, {0, TICK_MS * MS}};
+    rc = 1;
+    if (b->ep < 0 || b->qfd < 0 || b->tfd < 0 || b->sfd < 0 || !b->buf ||
+        timerfd_settime(b->tfd, 0, &its, NULL) < 0 || epoll_add(b, b->qfd, &b->tag_queue) < 0 ||
+        epoll_add(b, b->tfd, &b->tag_timer) < 0 || epoll_add(b, b->sfd, &b->tag_signal) < 0) {
+        logf_("setup: %s", strerror(errno));
+        goto out;
+    }
+    if (nats_Open(-1) != NATS_OK || nats_setup(b) < 0) goto out;
+    open_watch(b);
+    logf_("user %s, cluster %s, %d export rule(s), %d import pattern(s)", b->user, b->cluster,
+          b->nrules, b->nimports);
+    send_hb(b);
+    rc = run_loop(b);
+out:
+    teardown(b);
+    free(b);
+    return rc;
+}
