@@ -46,23 +46,23 @@
 #include <sys/timerfd.h>
 #include <unistd.h>
 
-#define ID_MAX       63
-#define HB_MAX       65536
-#define HB_NAMES     1024
-#define IMPORTS_MAX  4096
-#define OUTS_MAX     4096
-#define PEND_MAX     65536
-#define QUEUE_MAX    65536
-#define MAX_URLS     8
-#define MAX_RULES    64
-#define MAX_USERS    16
-#define MSG_DEFAULT  ((size_t)64 << 10)
-#define MSG_LIMIT    ((size_t)1 << 20)
-#define SUBJ_MAX     600
-#define NBUCKETS     1024
-#define MS           ((int64_t)1000000)
-#define TICK_MS      50
-#define LOCAL_WAIT   (500 * MS) /* the most the loop waits on the local ferryd or a server */
+#define ID_MAX      63
+#define HB_MAX      65536
+#define HB_NAMES    1024
+#define IMPORTS_MAX 4096
+#define OUTS_MAX    4096
+#define PEND_MAX    65536
+#define QUEUE_MAX   65536
+#define MAX_URLS    8
+#define MAX_RULES   64
+#define MAX_USERS   16
+#define MSG_DEFAULT ((size_t)64 << 10)
+#define MSG_LIMIT   ((size_t)1 << 20)
+#define SUBJ_MAX    600
+#define NBUCKETS    1024
+#define MS          ((int64_t)1000000)
+#define TICK_MS     50
+#define LOCAL_WAIT  (500 * MS) /* the most the loop waits on the local ferryd or a server */
 
 /* ------------------------------------------------------------------ types */
 
@@ -111,8 +111,8 @@ typedef struct conn {
 typedef struct pend {
     uint64_t seq;
     int probe;
-    conn *c;     /* calls */
-    uint64_t id; /* calls: the local ferry call id */
+    conn *c;                              /* calls */
+    uint64_t id;                          /* calls: the local ferry call id */
     char name[256], exporter[ID_MAX + 1]; /* probes */
     int64_t deadline;
     struct pend *hnext;
@@ -770,8 +770,8 @@ static void on_rpc(bridge *b, natsMsg *m, const char *tail)
     }
     /* the policy: a name we export (never one we import: no forwarding through us),
      * to this caller */
-    const rule *r = ferry__name_valid(name) == 0 && !is_own_proxy(b, name) ? export_rule(b, name)
-                                                                           : NULL;
+    const rule *r =
+        ferry__name_valid(name) == 0 && !is_own_proxy(b, name) ? export_rule(b, name) : NULL;
     if (!r) {
         reply_status(b, reply, ENOENT);
         return;
@@ -1024,12 +1024,11 @@ static int run_loop(bridge *b)
 
 static void usage(FILE *f)
 {
-    fprintf(f,
-            "usage: ferry-bridge --nats URL [--nats URL...] --user USER\n"
-            "         [--password-file FILE | --creds FILE] [--cluster NAME]\n"
-            "         [--export PATTERN=USER[,USER...]|PATTERN=*]... [--import PATTERN]...\n"
-            "         [--import-mode OCTAL] [--heartbeat-ms N] [--dead-after N]\n"
-            "         [--call-timeout-ms N] [--max-msg BYTES] [--verbose]\n");
+    fprintf(f, "usage: ferry-bridge --nats URL [--nats URL...] --user USER\n"
+               "         [--password-file FILE | --creds FILE] [--cluster NAME]\n"
+               "         [--export PATTERN=USER[,USER...]|PATTERN=*]... [--import PATTERN]...\n"
+               "         [--import-mode OCTAL] [--heartbeat-ms N] [--dead-after N]\n"
+               "         [--call-timeout-ms N] [--max-msg BYTES] [--verbose]\n");
 }
 
 static int bad(const char *what, const char *arg)
@@ -1049,15 +1048,18 @@ static int parse_long(const char *s, long lo, long hi, long *out)
     return 0;
 }
 
-static int parse_export(bridge *b, char *arg)
+static int parse_export(bridge *b, const char *spec)
 {
+    char arg[2048]; /* a copy: argv's strings are left as they are */
+    if (strlen(spec) >= sizeof arg) return -1;
+    snprintf(arg, sizeof arg, "%s", spec);
     char *eq = strchr(arg, '=');
     if (!eq || b->nrules >= MAX_RULES) return -1;
     *eq = 0;
     rule *r = &b->rules[b->nrules];
     memset(r, 0, sizeof *r);
-    if (ferry__pattern_valid(arg) < 0) return -1;
-    snprintf(r->pat, sizeof r->pat, "%s", arg);
+    if (ferry__pattern_valid(arg) < 0 || strlen(arg) >= sizeof r->pat) return -1;
+    memcpy(r->pat, arg, strlen(arg) + 1);
     if (strcmp(eq + 1, "*") == 0) {
         r->any = 1;
     } else {
@@ -1177,8 +1179,7 @@ static int nats_setup(bridge *b)
     natsStatus s = natsOptions_Create(&o);
     if (s == NATS_OK) s = natsOptions_SetServers(o, b->urls, b->nurls);
     if (s == NATS_OK && b->password) s = natsOptions_SetUserInfo(o, b->user, b->password);
-    if (s == NATS_OK && b->creds)
-        s = natsOptions_SetUserCredentialsFromFiles(o, b->creds, NULL);
+    if (s == NATS_OK && b->creds) s = natsOptions_SetUserCredentialsFromFiles(o, b->creds, NULL);
     if (s == NATS_OK) s = natsOptions_SetName(o, "ferry-bridge");
     if (s == NATS_OK) s = natsOptions_SetMaxReconnect(o, -1);
     if (s == NATS_OK) s = natsOptions_SetReconnectWait(o, 250);
