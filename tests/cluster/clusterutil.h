@@ -261,8 +261,18 @@ typedef struct bridge_args {
     const char *extra[16];
 } bridge_args;
 
+#include <execinfo.h>
+static void segv_trace(int sig)
+{
+    void *fr[64];
+    int n = backtrace(fr, 64);
+    backtrace_symbols_fd(fr, n, 2);
+    signal(sig, SIG_DFL);
+    raise(sig);
+}
 static void bridge_child(void *arg)
 {
+    if (getenv("CL_VERBOSE")) signal(SIGSEGV, segv_trace);
     bridge_args *a = arg;
     char url[64];
     snprintf(url, sizeof url, "nats://%s:4222", a->h->addr);

@@ -85,7 +85,8 @@ typedef struct rule {
 
 /* An imported name: a local registration standing for a remote exporter's name. */
 typedef struct proxy {
-    int tag; /* T_LISTEN */
+    int tag;     /* T_LISTEN; 0 once buried */
+    void *gnext; /* the graveyard (bury) */
     char name[256];
     char exporter[ID_MAX + 1];
     char boot[17];
@@ -99,7 +100,8 @@ typedef struct proxy {
 /* A local client's connection to a proxy. Freed when closed and no pending call refers
  * to it (refs). */
 typedef struct conn {
-    int tag; /* T_CONN */
+    int tag;     /* T_CONN; 0 once buried */
+    void *gnext; /* the graveyard (bury) */
     ferry_rpc_server *s;
     int fd;
     proxy *p; /* NULL once closed */
@@ -120,7 +122,8 @@ typedef struct pend {
 
 /* The exporter's local client connection to an exported name, per remote caller. */
 typedef struct out {
-    int tag; /* T_OUT */
+    int tag;     /* T_OUT; 0 once buried */
+    void *gnext; /* the graveyard (bury) */
     char name[256];
     char caller[ID_MAX + 1];
     ferry_rpc_client *c;
@@ -191,7 +194,36 @@ typedef struct bridge {
     size_t nouts;
     ferry_watch *watch;
     int64_t watch_retry;
+
+    /* proxies, conns and outs closed during an epoll batch: a later event of the same
+     * batch may still point at them (its tag, 0, says to skip it). Freed after the batch. */
+    void *graveyard;
+    char *hb_last; /* the last heartbeat sent */
+    size_t hb_last_len;
 } bridge;
+
+/* The common head of proxy, conn and out. */
+typedef struct buried {
+    int tag;
+    void *gnext;
+} buried;
+
+static void bury(bridge *b, void *obj)
+{
+    buried *x = obj;
+    x->tag = 0;
+    x->gnext = b->graveyard;
+    b->graveyard = x;
+}
+
+static void free_graveyard(bridge *b)
+{
+    while (b->graveyard) {
+        buried *x = b->graveyard;
+        b->graveyard = x->gnext;
+        free(x);
+    }
+}
 
 /* ------------------------------------------------------------------ small helpers */
 
@@ -276,6 +308,7 @@ static void epoll_del(bridge *b, int fd)
 static int publish(bridge *b, const char *subj, const char *reply, const char *hkey,
                    const char *hval, const void *data, size_t len)
 {
+    if (!b->nc) return -EPIPE;
     natsMsg *m = NULL;
     natsStatus s = natsMsg_Create(&m, subj, reply, data, (int)len);
     if (s == NATS_OK && hkey) s = natsMsgHeader_Set(m, hkey, hval);
@@ -355,7 +388,7 @@ static proxy **proxy_slot(bridge *b, const char *name)
 
 static void conn_put(conn *c)
 {
-    if (--c->refs == 0) free(c);
+    if (--c->refs == 0) bury(the_bridge, c);
 }
 
 static void conn_close(bridge *b, conn *c)
@@ -388,7 +421,7 @@ static void proxy_drop(bridge *b, proxy *p)
         ferry_listener_close(p->l);
     }
     vlog("dropped %s (from %s)", p->name, p->exporter);
-    free(p);
+    bury(b, p);
 }
 
 static void drop_all_proxies(bridge *b)
@@ -503,7 +536,10 @@ static void on_hb(bridge *b, const char *from, const char *data, int len)
     for (size_t i = 0; i < NBUCKETS; i++)
         for (proxy *p = b->proxies[i], *nx; p; p = nx) {
             nx = p->hnext;
-            if (strcmp(p->exporter, from) == 0 && p->pass != pass) proxy_drop(b, p);
+            if (strcmp(p->exporter, from) == 0 && p->pass != pass) {
+                vlog("%s withdrew %s", from, p->name);
+                proxy_drop(b, p);
+            }
         }
     free(text);
 }
@@ -567,7 +603,10 @@ static void on_reply(bridge *b, natsMsg *m, const char *tail)
         if (err == 0 && len >= 0 && (size_t)len <= b->max_msg) {
             ferry_msg r = {.data = (void *)natsMsg_GetData(m), .len = (size_t)len};
             int rc = ferry_reply(c->s, p->id, &r, LOCAL_WAIT);
-            if (rc < 0 && rc != -ENOENT && rc != -ECANCELED) conn_close(b, c);
+            if (rc < 0 && rc != -ENOENT && rc != -ECANCELED) {
+                vlog("reply to a caller of %s: %s", c->p->name, ferry_strerror(rc));
+                conn_close(b, c);
+            }
         } else {
             /* the remote end failed (its owner died, the name went, a refusal): as for a
              * local peer that is gone, every call on the connection ends with -EPIPE */
@@ -585,6 +624,7 @@ static void conn_read(bridge *b, conn *c)
         ssize_t rc = ferry_recv_request(c->s, &rq, FERRY_NOW);
         if (rc == -EAGAIN) return;
         if (rc < 0) {
+            if (rc != -EPIPE) vlog("caller of %s: %s", c->p->name, ferry_strerror((int)rc));
             conn_close(b, c);
             return;
         }
@@ -666,11 +706,13 @@ static void xcall_done(bridge *b, xcall *x, ssize_t rc)
     out *o = x->o;
     if (rc >= 0)
         publish(b, x->reply, NULL, "Ferry-Status", "0", x->resp.data, x->resp.len);
-    else
+    else {
+        vlog("call to local %s for %s: %s", o->name, o->caller, ferry_strerror((int)rc));
         reply_status(b, x->reply,
                      rc == -EMSGSIZE    ? EMSGSIZE
                      : rc == -ECANCELED ? ETIMEDOUT
                                         : EPIPE);
+    }
     for (uint32_t k = 0; k < x->resp.nfds; k++) close(x->resp.fds[k]); /* fds stay here */
     if (x->prev)
         x->prev->next = x->next;
@@ -700,7 +742,7 @@ static void out_close(bridge *b, out *o)
         b->outs = o->next;
     if (o->next) o->next->prev = o->prev;
     b->nouts--;
-    free(o);
+    bury(b, o);
 }
 
 static int is_own_proxy(bridge *b, const char *name)
@@ -824,6 +866,7 @@ static void on_rpc(bridge *b, natsMsg *m, const char *tail)
 static void out_ready(bridge *b, out *o)
 {
     int rc = ferry_rpc_dispatch(o->c);
+    if (rc < 0) vlog("local %s for %s: %s", o->name, o->caller, ferry_strerror(rc));
     if (rc == -EPIPE || rc == -EBADMSG) out_close(b, o); /* its callbacks have run */
 }
 
@@ -840,7 +883,17 @@ static void send_hb(bridge *b)
         char after[256] = "";
         for (;;) {
             ssize_t got = ferry_list(after, info, 64, LOCAL_WAIT);
-            if (got <= 0) break;
+            if (got < 0) { /* ferryd away or slow: say what we said last (no withdrawal) */
+                vlog("listing the local names: %s", ferry_strerror((int)got));
+                if (b->hb_last) {
+                    free(text);
+                    text = b->hb_last;
+                    n = b->hb_last_len;
+                    b->hb_last = NULL;
+                }
+                break;
+            }
+            if (got == 0) break;
             for (ssize_t i = 0; i < got && count < HB_NAMES; i++) {
                 const char *name = info[i].name;
                 if (info[i].kind != 0 || info[i].pid == getpid() || is_own_proxy(b, name) ||
@@ -860,7 +913,9 @@ static void send_hb(bridge *b)
     char subj[SUBJ_MAX];
     snprintf(subj, sizeof subj, "ferry.%s.hb.%s", b->cluster, b->user);
     if (b->connected) publish(b, subj, NULL, NULL, NULL, text, n);
-    free(text);
+    free(b->hb_last);
+    b->hb_last = text;
+    b->hb_last_len = n;
     b->next_hb = ferry__now_ns() + b->hb_ns;
 }
 
@@ -901,7 +956,10 @@ static void tick(bridge *b)
     for (size_t i = 0; i < NBUCKETS; i++)
         for (proxy *p = b->proxies[i], *nx; p; p = nx) {
             nx = p->hnext;
-            if (now - p->last_seen > lapse) proxy_drop(b, p);
+            if (now - p->last_seen > lapse) {
+                vlog("%s silent for %" PRId64 " ms", p->exporter, (now - p->last_seen) / MS);
+                proxy_drop(b, p);
+            }
         }
     /* calls and probes nobody answered */
     for (size_t i = 0; i < NBUCKETS; i++)
@@ -984,7 +1042,7 @@ static int run_loop(bridge *b)
         }
         for (int i = 0; i < n && !b->stop; i++) {
             int *tag = evs[i].data.ptr;
-            switch (*tag) {
+            switch (*tag) { /* 0: closed earlier in this batch */
             case T_QUEUE:
                 drain_queue(b);
                 break;
@@ -1006,8 +1064,6 @@ static int run_loop(bridge *b)
                 break;
             case T_CONN: {
                 conn *c = evs[i].data.ptr;
-                /* a connection closed earlier in this batch is only referenced by the
-                 * table: its fd was removed from the set, so it is not in later batches */
                 if (c->p) conn_read(b, c);
                 break;
             }
@@ -1016,6 +1072,7 @@ static int run_loop(bridge *b)
                 break;
             }
         }
+        free_graveyard(b);
     }
     return 0;
 }
@@ -1223,29 +1280,37 @@ static int nats_setup(bridge *b)
 
 static void teardown(bridge *b)
 {
+    /* local callers of remote names and remote callers of ours are told first */
+    drop_all_proxies(b);
+    while (b->outs) out_close(b, b->outs);
     natsSubscription_Destroy(b->sub_hb);
     natsSubscription_Destroy(b->sub_rpc);
     natsSubscription_Destroy(b->sub_reply);
     if (b->nc) {
         natsConnection_Close(b->nc);
         natsConnection_Destroy(b->nc);
+        b->nc = NULL;
     }
-    nats_CloseAndWait(2000);
-    drop_all_proxies(b);
-    while (b->outs) out_close(b, b->outs);
-    for (size_t i = 0; i < NBUCKETS; i++)
-        while (b->pends[i]) pend_free(b, &b->pends[i]);
+    /* no more deliveries: the queue's messages are freed while the library still runs */
     for (qitem *it = b->qhead, *n; it; it = n) {
         n = it->next;
         natsMsg_Destroy(it->m);
         free(it);
     }
+    b->qhead = b->qtail = NULL;
+    nats_CloseAndWait(2000);
+    drop_all_proxies(b);
+    while (b->outs) out_close(b, b->outs);
+    for (size_t i = 0; i < NBUCKETS; i++)
+        while (b->pends[i]) pend_free(b, &b->pends[i]);
+    free_graveyard(b);
     if (b->watch) ferry_watch_close(b->watch);
     if (b->ep >= 0) close(b->ep);
     if (b->qfd >= 0) close(b->qfd);
     if (b->tfd >= 0) close(b->tfd);
     if (b->sfd >= 0) close(b->sfd);
     free(b->buf);
+    free(b->hb_last);
     free(b->password);
     pthread_mutex_destroy(&b->qmu);
 }
