@@ -66,7 +66,7 @@
 
 /* ------------------------------------------------------------------ types */
 
-enum { T_QUEUE = 1, T_TIMER, T_SIGNAL, T_LISTEN, T_CONN, T_OUT, T_WATCH };
+enum { T_QUEUE = 1, T_TIMER, T_SIGNAL, T_LISTEN, T_CONN, T_OUT, T_WATCH, T_MBOX };
 enum { Q_HB, Q_RPC, Q_REPLY, Q_DISCONNECTED, Q_RECONNECTED };
 enum { P_PROBING, P_LIVE, P_SHADOWED };
 
@@ -93,7 +93,22 @@ typedef struct proxy {
     int state;
     int64_t last_seen;
     unsigned pass; /* the heartbeat pass that last listed it */
+    int kind;      /* 's' a server (l), 'm' a mailbox (mb) */
     ferry_listener *l;
+    /* a mailbox: local senders send into mb; the bridge takes one message at a time and
+     * forwards it (stop and wait) until the exporter acknowledges it; a message is
+     * numbered msg_seq (from 1, per proxy), and resent with the same number until then:
+     * the exporter drops a number it has delivered (exactly once) */
+    ferry_mailbox *mb;
+    ferry_pub *pub;
+    int mbfd;
+    char *msg;
+    size_t msg_len;
+    int64_t msg_type;
+    uint64_t msg_seq;
+    int in_flight;     /* msg holds a message not yet acknowledged */
+    uint64_t pend_seq; /* the request carrying it now, 0: none */
+    int64_t retry_at;
     struct proxy *hnext;
 } proxy;
 
@@ -113,9 +128,11 @@ typedef struct conn {
 typedef struct pend {
     uint64_t seq;
     int probe;
-    conn *c;                              /* calls */
-    uint64_t id;                          /* calls: the local ferry call id */
-    char name[256], exporter[ID_MAX + 1]; /* probes */
+    conn *c;     /* calls */
+    uint64_t id; /* calls: the local ferry call id */
+    int mbox;    /* a mailbox message (msg_seq) */
+    uint64_t msg_seq;
+    char name[256], exporter[ID_MAX + 1]; /* probes, mailbox messages */
     int64_t deadline;
     struct pend *hnext;
 } pend;
@@ -140,6 +157,17 @@ typedef struct xcall {
     ferry_msg resp;
     struct xcall *next, *prev;
 } xcall;
+
+/* The exporter's handle on a local mailbox, per remote sender, and the last message
+ * number delivered from that sender's bridge incarnation (boot). */
+typedef struct mbout {
+    char name[256];
+    char caller[ID_MAX + 1];
+    char boot[17];
+    uint64_t last_seq;
+    ferry_mailbox *mb;
+    struct mbout *next;
+} mbout;
 
 typedef struct bridge {
     /* configuration */
@@ -192,6 +220,9 @@ typedef struct bridge {
     /* exporter */
     out *outs;
     size_t nouts;
+    struct mbout *mbouts;
+    size_t nmbouts;
+    uint64_t mb_lost; /* mailbox messages given up (withdrawn name, too large) */
     ferry_watch *watch;
     int64_t watch_retry;
 
@@ -304,18 +335,28 @@ static void epoll_del(bridge *b, int fd)
     if (fd >= 0) epoll_ctl(b->ep, EPOLL_CTL_DEL, fd, NULL);
 }
 
-/* Publish subj (reply subject reply, may be NULL) with op/status headers and data. */
-static int publish(bridge *b, const char *subj, const char *reply, const char *hkey,
-                   const char *hval, const void *data, size_t len)
+/* Publish subj (reply subject reply, may be NULL) with the headers hdr (key, value, ...,
+ * NULL; may be NULL) and data. */
+static int publish_h(bridge *b, const char *subj, const char *reply, const char *const *hdr,
+                     const void *data, size_t len)
 {
     if (!b->nc) return -EPIPE;
     natsMsg *m = NULL;
     natsStatus s = natsMsg_Create(&m, subj, reply, data, (int)len);
-    if (s == NATS_OK && hkey) s = natsMsgHeader_Set(m, hkey, hval);
+    for (int i = 0; s == NATS_OK && hdr && hdr[i]; i += 2)
+        s = natsMsgHeader_Set(m, hdr[i], hdr[i + 1]);
     if (s == NATS_OK) s = natsConnection_PublishMsg(b->nc, m);
     natsMsg_Destroy(m);
     if (s != NATS_OK) vlog("publish %s: %s", subj, natsStatus_GetText(s));
     return s == NATS_OK ? 0 : -EIO;
+}
+
+/* Publish with one header (hkey NULL: none). */
+static int publish(bridge *b, const char *subj, const char *reply, const char *hkey,
+                   const char *hval, const void *data, size_t len)
+{
+    const char *hdr[3] = {hkey, hval, NULL};
+    return publish_h(b, subj, reply, hkey ? hdr : NULL, data, len);
 }
 
 static void reply_status(bridge *b, const char *reply, int err)
@@ -420,6 +461,16 @@ static void proxy_drop(bridge *b, proxy *p)
         epoll_del(b, ferry_listener_poll_fd(p->l));
         ferry_listener_close(p->l);
     }
+    if (p->mb) {
+        epoll_del(b, p->mbfd);
+        ferry_pub_close(p->pub);
+        ferry_mailbox_close(p->mb);
+    }
+    if (p->in_flight) {
+        b->mb_lost++;
+        logf_("mailbox %s dropped with a message in flight (lost)", p->name);
+    }
+    free(p->msg);
     vlog("dropped %s (from %s)", p->name, p->exporter);
     bury(b, p);
 }
@@ -428,6 +479,17 @@ static void drop_all_proxies(bridge *b)
 {
     for (size_t i = 0; i < NBUCKETS; i++)
         while (b->proxies[i]) proxy_drop(b, b->proxies[i]);
+}
+
+/* The imported servers only: imported mailboxes stay while NATS is away (their senders
+ * fill them and then wait: back-pressure, nothing lost). */
+static void drop_server_proxies(bridge *b)
+{
+    for (size_t i = 0; i < NBUCKETS; i++)
+        for (proxy *p = b->proxies[i], *nx; p; p = nx) {
+            nx = p->hnext;
+            if (p->kind == 's') proxy_drop(b, p);
+        }
 }
 
 static pend **pend_slot(bridge *b, uint64_t seq)
@@ -453,7 +515,7 @@ static void subj_rpc(bridge *b, char *s, const char *exporter, const char *name)
 
 /* Send a request (call or probe) to exporter for name; the reply comes to seq. */
 static int send_request(bridge *b, pend *p, const char *exporter, const char *name, const char *op,
-                        const void *data, size_t len)
+                        const char *const *extra, const void *data, size_t len)
 {
     if (b->npend >= PEND_MAX) return -EBUSY;
     char subj[SUBJ_MAX], reply[SUBJ_MAX];
@@ -462,7 +524,12 @@ static int send_request(bridge *b, pend *p, const char *exporter, const char *na
     subj_rpc(b, subj, exporter, name);
     snprintf(reply, sizeof reply, "ferry.%s.reply.%s.%s.%" PRIu64, b->cluster, b->user, b->boot,
              p->seq);
-    int rc = publish(b, subj, reply, "Ferry-Op", op, data, len);
+    const char *hdr[12] = {"Ferry-Op", op};
+    for (int i = 0; extra && extra[i] && i < 8; i += 2) {
+        hdr[2 + i] = extra[i];
+        hdr[3 + i] = extra[i + 1];
+    }
+    int rc = publish_h(b, subj, reply, hdr, data, len);
     if (rc < 0) return rc;
     pend **pp = &b->pends[p->seq % NBUCKETS];
     p->hnext = *pp;
@@ -485,7 +552,7 @@ static void proxy_probe(bridge *b, proxy *p)
     q->probe = 1;
     snprintf(q->name, sizeof q->name, "%s", p->name);
     snprintf(q->exporter, sizeof q->exporter, "%s", p->exporter);
-    if (send_request(b, q, p->exporter, p->name, "probe", NULL, 0) < 0) free(q);
+    if (send_request(b, q, p->exporter, p->name, "probe", NULL, NULL, 0) < 0) free(q);
 }
 
 /* A heartbeat from user `from`: "ferry-hb 1 BOOT\n" then one name per line. */
@@ -508,18 +575,31 @@ static void on_hb(bridge *b, const char *from, const char *data, int len)
     int n = 0;
     while ((line = strtok_r(NULL, "\n", &save)) != NULL && n < HB_NAMES) {
         n++;
+        if ((line[0] != 's' && line[0] != 'm') || line[1] != ' ') continue;
+        int kind = line[0];
+        line += 2;
         if (ferry__name_valid(line) < 0 || !import_wanted(b, line)) continue;
         proxy **pp = proxy_slot(b, line), *p = *pp;
         if (p && strcmp(p->exporter, from) != 0) continue; /* another exporter has it first */
-        if (p && strcmp(p->boot, boot) != 0) {             /* the exporter's bridge restarted */
+        if (p && p->kind != kind) {
             proxy_drop(b, p);
             p = NULL;
+        }
+        if (p && strcmp(p->boot, boot) != 0) { /* the exporter's bridge restarted */
+            if (kind == 's') {
+                proxy_drop(b, p); /* its connections are gone */
+                p = NULL;
+            } else {
+                memcpy(p->boot, boot, sizeof p->boot); /* a mailbox just goes on */
+            }
         }
         if (!p) {
             if (b->nproxies >= IMPORTS_MAX) continue;
             p = calloc(1, sizeof *p);
             if (!p) continue;
-            p->tag = T_LISTEN;
+            p->tag = kind == 's' ? T_LISTEN : T_MBOX;
+            p->kind = kind;
+            p->mbfd = -1;
             snprintf(p->name, sizeof p->name, "%s", line);
             snprintf(p->exporter, sizeof p->exporter, "%s", from);
             memcpy(p->boot, boot, sizeof p->boot);
@@ -544,11 +624,42 @@ static void on_hb(bridge *b, const char *from, const char *data, int len)
     free(text);
 }
 
+static void proxy_register_mbox(bridge *b, proxy *p, const ferry_policy *pol)
+{
+    ferry_mailbox_opts mo;
+    ferry_mailbox_opts_init(&mo);
+    mo.capacity = 64;
+    mo.max_msg = b->max_msg;
+    p->msg = malloc(b->max_msg);
+    int rc = p->msg ? ferry_mailbox_create(&mo, &p->mb) : -ENOMEM;
+    if (rc == 0)
+        rc = ferry_publish(p->name, ferry_mailbox_fd(p->mb), FERRY_OBJ_MAILBOX, pol, &p->pub,
+                           LOCAL_WAIT);
+    if (rc == 0) rc = p->mbfd = ferry_mailbox_poll_fd(p->mb);
+    if (rc >= 0) rc = epoll_add(b, p->mbfd, p);
+    if (rc < 0) {
+        logf_("import mailbox %s from %s: %s", p->name, p->exporter, ferry_strerror(rc));
+        ferry_pub_close(p->pub);
+        ferry_mailbox_close(p->mb);
+        p->pub = NULL;
+        p->mb = NULL;
+        p->mbfd = -1;
+        p->state = P_SHADOWED;
+        return;
+    }
+    p->state = P_LIVE;
+    vlog("imported mailbox %s from %s", p->name, p->exporter);
+}
+
 static void proxy_register(bridge *b, proxy *p, int allowed)
 {
     ferry_policy pol;
     ferry_policy_init(&pol);
     pol.mode = allowed ? b->import_mode : 0444;
+    if (p->kind == 'm') {
+        proxy_register_mbox(b, p, &pol);
+        return;
+    }
     ferry_chan_opts o;
     ferry_chan_opts_init(&o);
     o.max_msg = b->max_msg;
@@ -569,6 +680,74 @@ static void proxy_register(bridge *b, proxy *p, int allowed)
     vlog("imported %s from %s%s", p->name, p->exporter, allowed ? "" : " (refused: mode 0444)");
 }
 
+/* Poll the proxy's mailbox (on) or not (off: a message is in flight). */
+static void mbox_arm(bridge *b, proxy *p, int on)
+{
+    struct epoll_event ev = {.events = on ? EPOLLIN : 0, .data.ptr = p};
+    epoll_ctl(b->ep, EPOLL_CTL_MOD, p->mbfd, &ev);
+}
+
+/* Send (or send again) the message in flight. */
+static void mbox_send(bridge *b, proxy *p)
+{
+    pend *q = calloc(1, sizeof *q);
+    if (!q) {
+        p->retry_at = ferry__now_ns() + 200 * MS;
+        return;
+    }
+    q->mbox = 1;
+    q->msg_seq = p->msg_seq;
+    snprintf(q->name, sizeof q->name, "%s", p->name);
+    snprintf(q->exporter, sizeof q->exporter, "%s", p->exporter);
+    char type[24], seq[24];
+    snprintf(type, sizeof type, "%" PRId64, p->msg_type);
+    snprintf(seq, sizeof seq, "%" PRIu64, p->msg_seq);
+    const char *hdr[] = {"Ferry-Type", type, "Ferry-Seq", seq, "Ferry-Boot", b->boot, NULL};
+    if (send_request(b, q, p->exporter, p->name, "put", hdr, p->msg, p->msg_len) < 0) {
+        free(q);
+        p->retry_at = ferry__now_ns() + 200 * MS;
+        return;
+    }
+    q->deadline = ferry__now_ns() + 1000 * MS; /* no answer: sent again */
+    p->pend_seq = q->seq;
+}
+
+/* The proxy's mailbox has messages: take one and forward it, unless one is in flight. */
+static void mbox_ready(bridge *b, proxy *p)
+{
+    if (p->in_flight || !p->mb) return;
+    ssize_t rc = ferry_mailbox_recv(p->mb, 0, &p->msg_type, p->msg, b->max_msg, FERRY_NOW);
+    if (rc < 0) {
+        if (rc != -EAGAIN) vlog("mailbox %s: %s", p->name, ferry_strerror((int)rc));
+        return;
+    }
+    p->msg_len = (size_t)rc;
+    p->msg_seq++;
+    p->in_flight = 1;
+    mbox_arm(b, p, 0);
+    mbox_send(b, p);
+}
+
+/* The exporter's answer to a mailbox message. */
+static void mbox_acked(bridge *b, pend *q, int err)
+{
+    proxy *p = *proxy_slot(b, q->name);
+    if (!p || p->kind != 'm' || !p->in_flight || p->pend_seq != q->seq) return; /* stale */
+    p->pend_seq = 0;
+    if (err == 0 || err == EMSGSIZE) {
+        if (err) {
+            b->mb_lost++;
+            logf_("mailbox %s: a message too large for the exporter (lost)", p->name);
+        }
+        p->in_flight = 0;
+        mbox_arm(b, p, 1);
+        mbox_ready(b, p);
+        return;
+    }
+    /* no answer: again now; the exporter's mailbox full: soon; refused or away: later */
+    p->retry_at = ferry__now_ns() + (err == ETIMEDOUT ? 0 : err == EBUSY ? 20 : 200) * MS;
+}
+
 static void on_reply(bridge *b, natsMsg *m, const char *tail)
 {
     /* tail: the sequence number, a bounded decimal */
@@ -586,6 +765,11 @@ static void on_reply(bridge *b, natsMsg *m, const char *tail)
         err = ENOENT;
     else
         err = natsMsgHeader_Get(m, "Ferry-Status", &st) == NATS_OK ? status_err(st) : EPIPE;
+    if (p->mbox) {
+        mbox_acked(b, p, err);
+        pend_free(b, pp);
+        return;
+    }
     if (p->probe) {
         proxy *x = *proxy_slot(b, p->name);
         if (x && x->state == P_PROBING && strcmp(x->exporter, p->exporter) == 0) {
@@ -648,7 +832,8 @@ static void conn_read(bridge *b, conn *c)
         p->c = c;
         p->id = rq.id;
         c->refs++;
-        if (send_request(b, p, c->p->exporter, c->p->name, "call", rq.msg.data, rq.msg.len) < 0) {
+        if (send_request(b, p, c->p->exporter, c->p->name, "call", NULL, rq.msg.data, rq.msg.len) <
+            0) {
             conn_put(c);
             free(p);
             conn_close(b, c);
@@ -789,6 +974,80 @@ static out *out_get(bridge *b, const char *name, const char *caller, int *err)
     return o;
 }
 
+static void mbout_close(bridge *b, mbout *o)
+{
+    for (mbout **pp = &b->mbouts; *pp; pp = &(*pp)->next)
+        if (*pp == o) {
+            *pp = o->next;
+            break;
+        }
+    b->nmbouts--;
+    ferry_mailbox_close(o->mb);
+    free(o);
+}
+
+/* A header holding a bounded decimal (at most 18 digits: no overflow). -1 if not. */
+static int64_t header_num(natsMsg *m, const char *key)
+{
+    const char *v = NULL;
+    if (natsMsgHeader_Get(m, key, &v) != NATS_OK || !v) return -1;
+    size_t n = strlen(v);
+    if (n < 1 || n > 18 || strspn(v, "0123456789") != n) return -1;
+    return (int64_t)strtoll(v, NULL, 10);
+}
+
+/* A message for one of our mailboxes from caller (allowed by the policy): delivered into
+ * the local mailbox once per (caller's bridge incarnation, message number). */
+static void on_put(bridge *b, natsMsg *m, const char *caller, const char *name, const char *reply)
+{
+    int64_t type = header_num(m, "Ferry-Type"), seq = header_num(m, "Ferry-Seq");
+    const char *boot = NULL;
+    if (type < 0 || seq < 1 || natsMsgHeader_Get(m, "Ferry-Boot", &boot) != NATS_OK || !boot ||
+        strlen(boot) != 16 || strspn(boot, "0123456789abcdef") != 16)
+        return; /* malformed: not answered */
+    mbout *o = b->mbouts;
+    while (o && (strcmp(o->name, name) != 0 || strcmp(o->caller, caller) != 0)) o = o->next;
+    if (!o) {
+        if (b->nmbouts >= OUTS_MAX || !(o = calloc(1, sizeof *o))) {
+            reply_status(b, reply, EBUSY);
+            return;
+        }
+        int rc = ferry_mailbox_open(name, &o->mb, LOCAL_WAIT);
+        if (rc < 0) {
+            free(o);
+            reply_status(b, reply, rc == -EACCES ? EACCES : ENOENT);
+            return;
+        }
+        snprintf(o->name, sizeof o->name, "%s", name);
+        snprintf(o->caller, sizeof o->caller, "%s", caller);
+        o->next = b->mbouts;
+        b->mbouts = o;
+        b->nmbouts++;
+    }
+    if (strcmp(o->boot, boot) != 0) { /* another incarnation of the sender's bridge */
+        memcpy(o->boot, boot, sizeof o->boot);
+        o->last_seq = 0;
+    }
+    if ((uint64_t)seq <= o->last_seq) { /* delivered already: acknowledged again */
+        reply_status(b, reply, 0);
+        return;
+    }
+    int rc = ferry_mailbox_send(o->mb, type, natsMsg_GetData(m), (size_t)natsMsg_GetDataLength(m),
+                                FERRY_NOW);
+    if (rc == 0) {
+        o->last_seq = (uint64_t)seq;
+        reply_status(b, reply, 0);
+    } else if (rc == -EAGAIN || rc == -ETIMEDOUT || rc == -ENOBUFS) {
+        reply_status(b, reply, EBUSY); /* full: the sender's bridge tries again */
+    } else if (rc == -EMSGSIZE) {
+        reply_status(b, reply, EMSGSIZE);
+    } else {
+        vlog("mailbox %s: %s", name, ferry_strerror(rc));
+        mbout_close(b, o);
+        reply_status(b, reply, EPIPE);
+    }
+}
+
 /* A request for one of our names: tail = "<caller>.<name>". */
 static void on_rpc(bridge *b, natsMsg *m, const char *tail)
 {
@@ -803,7 +1062,8 @@ static void on_rpc(bridge *b, natsMsg *m, const char *tail)
     const char *op = NULL;
     if (natsMsgHeader_Get(m, "Ferry-Op", &op) != NATS_OK || !op) return;
     int oneway = strcmp(op, "oneway") == 0, probe = strcmp(op, "probe") == 0;
-    if (!oneway && !probe && strcmp(op, "call") != 0) return;
+    int put = strcmp(op, "put") == 0;
+    if (!oneway && !probe && !put && strcmp(op, "call") != 0) return;
     if (!oneway && !reply) return;
     int len = natsMsg_GetDataLength(m);
     if (len < 0 || (size_t)len > b->max_msg) {
@@ -825,6 +1085,10 @@ static void on_rpc(bridge *b, natsMsg *m, const char *tail)
     }
     if (probe) {
         reply_status(b, reply, 0);
+        return;
+    }
+    if (put) {
+        on_put(b, m, caller, name, reply);
         return;
     }
     int err = 0;
@@ -896,14 +1160,16 @@ static void send_hb(bridge *b)
             if (got == 0) break;
             for (ssize_t i = 0; i < got && count < HB_NAMES; i++) {
                 const char *name = info[i].name;
-                if (info[i].kind != 0 || info[i].pid == getpid() || is_own_proxy(b, name) ||
-                    !export_rule(b, name))
+                if ((info[i].kind != 0 && info[i].kind != FERRY_OBJ_MAILBOX) ||
+                    info[i].pid == getpid() || is_own_proxy(b, name) || !export_rule(b, name))
                     continue;
                 size_t l = strlen(name);
-                if (n + l + 1 >= HB_MAX) break;
-                memcpy(text + n, name, l);
-                text[n + l] = '\n';
-                n += l + 1;
+                if (n + l + 3 >= HB_MAX) break;
+                text[n] = info[i].kind == 0 ? 's' : 'm';
+                text[n + 1] = ' ';
+                memcpy(text + n + 2, name, l);
+                text[n + 2 + l] = '\n';
+                n += l + 3;
                 count++;
             }
             if (got < 64) break;
@@ -935,8 +1201,15 @@ static void watch_ready(bridge *b)
     ferry_watch_event ev;
     int rc;
     int changed = 0;
-    while ((rc = ferry_watch_next(b->watch, &ev, FERRY_NOW)) == 0)
-        if (ev.info.pid != getpid() && export_rule(b, ev.info.name)) changed = 1;
+    while ((rc = ferry_watch_next(b->watch, &ev, FERRY_NOW)) == 0) {
+        if (ev.info.pid == getpid() || !export_rule(b, ev.info.name)) continue;
+        changed = 1;
+        if (ev.kind == FERRY_EV_RELEASED || ev.kind == FERRY_EV_DIED)
+            for (mbout *o = b->mbouts, *nx; o; o = nx) { /* unpublished: hold it no more */
+                nx = o->next;
+                if (strcmp(o->name, ev.info.name) == 0) mbout_close(b, o);
+            }
+    }
     if (rc != -EAGAIN && rc != -ETIMEDOUT) { /* ferryd went away: open again later */
         epoll_del(b, ferry_watch_poll_fd(b->watch));
         ferry_watch_close(b->watch);
@@ -956,7 +1229,7 @@ static void tick(bridge *b)
     for (size_t i = 0; i < NBUCKETS; i++)
         for (proxy *p = b->proxies[i], *nx; p; p = nx) {
             nx = p->hnext;
-            if (now - p->last_seen > lapse) {
+            if (p->kind == 's' && now - p->last_seen > lapse) {
                 vlog("%s silent for %" PRId64 " ms", p->exporter, (now - p->last_seen) / MS);
                 proxy_drop(b, p);
             }
@@ -964,11 +1237,18 @@ static void tick(bridge *b)
     /* calls and probes nobody answered */
     for (size_t i = 0; i < NBUCKETS; i++)
         for (pend **pp = &b->pends[i]; *pp;) {
-            if (now > (*pp)->deadline)
+            if (now > (*pp)->deadline) {
+                if ((*pp)->mbox) mbox_acked(b, *pp, ETIMEDOUT); /* sent again below */
                 pend_free(b, pp);
-            else
+            } else {
                 pp = &(*pp)->hnext;
+            }
         }
+    for (size_t i = 0; i < NBUCKETS; i++)
+        for (proxy *p = b->proxies[i]; p; p = p->hnext)
+            if (p->kind == 'm' && p->in_flight && !p->pend_seq && now >= p->retry_at &&
+                b->connected)
+                mbox_send(b, p);
     for (out *o = b->outs; o; o = o->next)
         for (xcall *x = o->calls, *nx; x; x = nx) {
             nx = x->next;
@@ -1013,9 +1293,9 @@ static void drain_queue(bridge *b)
             if (strncmp(subj, pre_reply, (size_t)nrep) == 0) on_reply(b, m, subj + nrep);
             break;
         case Q_DISCONNECTED:
-            logf_("NATS connection lost: dropping the imported names");
+            logf_("NATS connection lost: dropping the imported servers");
             b->connected = 0;
-            drop_all_proxies(b);
+            drop_server_proxies(b);
             break;
         case Q_RECONNECTED:
             logf_("NATS connection back");
@@ -1067,6 +1347,9 @@ static int run_loop(bridge *b)
                 if (c->p) conn_read(b, c);
                 break;
             }
+            case T_MBOX:
+                mbox_ready(b, evs[i].data.ptr);
+                break;
             case T_OUT:
                 out_ready(b, evs[i].data.ptr);
                 break;
@@ -1303,6 +1586,7 @@ static void teardown(bridge *b)
     while (b->outs) out_close(b, b->outs);
     for (size_t i = 0; i < NBUCKETS; i++)
         while (b->pends[i]) pend_free(b, &b->pends[i]);
+    while (b->mbouts) mbout_close(b, b->mbouts);
     free_graveyard(b);
     if (b->watch) ferry_watch_close(b->watch);
     if (b->ep >= 0) close(b->ep);
