@@ -199,6 +199,7 @@ typedef struct bridge {
     qitem *qhead, *qtail;
     size_t qlen;
     uint64_t qdropped;
+    int closing; /* teardown: the queue takes nothing more (under qmu) */
 
     /* the loop */
     int ep, qfd, tfd, sfd;
@@ -372,8 +373,8 @@ static void push(bridge *b, int kind, natsMsg *m)
 {
     qitem *it = malloc(sizeof *it);
     pthread_mutex_lock(&b->qmu);
-    if (!it || b->qlen >= QUEUE_MAX) {
-        b->qdropped++;
+    if (!it || b->qlen >= QUEUE_MAX || b->closing) {
+        if (!b->closing) b->qdropped++;
         pthread_mutex_unlock(&b->qmu);
         free(it);
         natsMsg_Destroy(m);
@@ -1563,6 +1564,9 @@ static int nats_setup(bridge *b)
 
 static void teardown(bridge *b)
 {
+    pthread_mutex_lock(&b->qmu);
+    b->closing = 1;
+    pthread_mutex_unlock(&b->qmu);
     /* local callers of remote names and remote callers of ours are told first */
     drop_all_proxies(b);
     while (b->outs) out_close(b, b->outs);
