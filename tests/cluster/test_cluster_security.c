@@ -166,6 +166,33 @@ static void hostile(void *arg)
     natsConnection_Flush(nc);
     for (int i = 0; i < 100 && atomic_load(&denied) < before + 3; i++) sleep_ms(10);
     CHECK_EQ(atomic_load(&denied), before + 3);
+
+    /* heartbeats: hostc may announce only as itself; what it announces under org.test.*
+     * is not imported (B imports org.test.* from hosta only); under org.open.* (from
+     * anyone) B probes hostc, nobody answers, nothing is registered; junk lines and an
+     * oversized heartbeat are ignored */
+    natsConnection_Publish(nc, "ferry.t.hb.hosta", "ferry-hb 1 0123456789abcdef\n", 28);
+    natsConnection_Flush(nc);
+    for (int i = 0; i < 100 && atomic_load(&denied) < before + 4; i++) sleep_ms(10);
+    CHECK_EQ(atomic_load(&denied), before + 4);
+    static char hb[80000];
+    int hn = snprintf(hb, sizeof hb,
+                      "ferry-hb 1 0123456789abcdef\ns org.test.squat\ns org.open.x\nm org.open.m\n"
+                      "s org.test.echo\nx org.open.y\ns bad..name\ns org.open.%0300d\n\n\n",
+                      1);
+    for (int i = 0; i < 2000; i++) hn += snprintf(hb + hn, sizeof hb - (size_t)hn, "s j.%d\n", i);
+    CHECK_EQ(natsConnection_Publish(nc, "ferry.t.hb.hostc", hb, hn), NATS_OK);
+    memset(hb, 'a', sizeof hb);
+    memcpy(hb, "ferry-hb 1 0123456789abcdef\ns org.open.big\n", 42);
+    CHECK_EQ(natsConnection_Publish(nc, "ferry.t.hb.hostc", hb, sizeof hb), NATS_OK);
+    natsConnection_Flush(nc);
+    sleep_ms(2500); /* past the probe's 2 s */
+    const char *absent[] = {"org.test.squat", "org.open.x", "org.open.m", "org.open.y",
+                            "org.open.big"};
+    ferry_name_info info;
+    for (size_t i = 0; i < sizeof absent / sizeof absent[0]; i++)
+        CHECK_EQ(ferry_lookup(absent[i], &info, 2 * SEC), -ENOENT);
+    CHECK_EQ(ferry_lookup("org.test.echo", &info, 2 * SEC), 0); /* still hosta's */
     natsSubscription_Destroy(sub);
     natsSubscription_Destroy(sub2);
     natsConnection_Destroy(nc);
@@ -235,7 +262,8 @@ int main(void)
                            "--dead-after",
                            "3",
                            NULL};
-    const char *exp_b[] = {"--import", "org.test.*", "--heartbeat-ms", "200", NULL};
+    const char *exp_b[] = {
+        "--import", "org.test.*=hosta", "--import", "org.open.*", "--heartbeat-ms", "200", NULL};
     cl_bridge_start(&C, 0, exp_a);
     cl_bridge_start(&C, 1, exp_b);
     pid_t s1 = cl_spawn(A, &ROOT, server_child, "org.test.echo");

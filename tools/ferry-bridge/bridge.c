@@ -179,7 +179,7 @@ typedef struct bridge {
     char cluster[ID_MAX + 1];
     rule rules[MAX_RULES];
     int nrules;
-    char imports[MAX_RULES][256];
+    rule imports[MAX_RULES]; /* which names to import, from which exporters */
     int nimports;
     unsigned import_mode;
     int64_t hb_ns;
@@ -539,21 +539,30 @@ static int send_request(bridge *b, pend *p, const char *exporter, const char *na
     return 0;
 }
 
-static int import_wanted(bridge *b, const char *name)
+static int rule_allows(const rule *r, const char *user);
+
+/* Import name from exporter `from`? The first import rule whose pattern matches decides. */
+static int import_wanted(bridge *b, const char *name, const char *from)
 {
     for (int i = 0; i < b->nimports; i++)
-        if (ferry__pattern_match(b->imports[i], name)) return 1;
+        if (ferry__pattern_match(b->imports[i].pat, name)) return rule_allows(&b->imports[i], from);
     return 0;
 }
 
-static void proxy_probe(bridge *b, proxy *p)
+static int proxy_probe(bridge *b, proxy *p)
 {
     pend *q = calloc(1, sizeof *q);
-    if (!q) return;
+    if (!q) return -ENOMEM;
     q->probe = 1;
     snprintf(q->name, sizeof q->name, "%s", p->name);
     snprintf(q->exporter, sizeof q->exporter, "%s", p->exporter);
-    if (send_request(b, q, p->exporter, p->name, "probe", NULL, NULL, 0) < 0) free(q);
+    int rc = send_request(b, q, p->exporter, p->name, "probe", NULL, NULL, 0);
+    if (rc < 0) {
+        free(q);
+        return rc;
+    }
+    q->deadline = ferry__now_ns() + 2000 * MS; /* unanswered: dropped, probed again */
+    return 0;
 }
 
 /* A heartbeat from user `from`: "ferry-hb 1 BOOT\n" then one name per line. */
@@ -579,7 +588,7 @@ static void on_hb(bridge *b, const char *from, const char *data, int len)
         if ((line[0] != 's' && line[0] != 'm') || line[1] != ' ') continue;
         int kind = line[0];
         line += 2;
-        if (ferry__name_valid(line) < 0 || !import_wanted(b, line)) continue;
+        if (ferry__name_valid(line) < 0 || !import_wanted(b, line, from)) continue;
         proxy **pp = proxy_slot(b, line), *p = *pp;
         if (p && strcmp(p->exporter, from) != 0) continue; /* another exporter has it first */
         if (p && p->kind != kind) {
@@ -608,7 +617,10 @@ static void on_hb(bridge *b, const char *from, const char *data, int len)
             pp = proxy_slot(b, line);
             *pp = p;
             b->nproxies++;
-            proxy_probe(b, p);
+            if (proxy_probe(b, p) < 0) {
+                proxy_drop(b, p); /* the next heartbeat tries again */
+                continue;
+            }
         }
         p->last_seen = now;
         p->pass = pass;
@@ -1240,6 +1252,11 @@ static void tick(bridge *b)
         for (pend **pp = &b->pends[i]; *pp;) {
             if (now > (*pp)->deadline) {
                 if ((*pp)->mbox) mbox_acked(b, *pp, ETIMEDOUT); /* sent again below */
+                if ((*pp)->probe) { /* unanswered: the next heartbeat probes again */
+                    proxy *x = *proxy_slot(b, (*pp)->name);
+                    if (x && x->state == P_PROBING && strcmp(x->exporter, (*pp)->exporter) == 0)
+                        proxy_drop(b, x);
+                }
                 pend_free(b, pp);
             } else {
                 pp = &(*pp)->hnext;
@@ -1367,7 +1384,8 @@ static void usage(FILE *f)
 {
     fprintf(f, "usage: ferry-bridge --nats URL [--nats URL...] --user USER\n"
                "         [--password-file FILE | --creds FILE] [--cluster NAME]\n"
-               "         [--export PATTERN=USER[,USER...]|PATTERN=*]... [--import PATTERN]...\n"
+               "         [--export PATTERN=USER[,USER...]|PATTERN=*]...\n"
+               "         [--import PATTERN[=USER[,USER...]]]...\n"
                "         [--import-mode OCTAL] [--heartbeat-ms N] [--dead-after N]\n"
                "         [--call-timeout-ms N] [--max-msg BYTES] [--verbose]\n");
 }
@@ -1389,19 +1407,21 @@ static int parse_long(const char *s, long lo, long hi, long *out)
     return 0;
 }
 
-static int parse_export(bridge *b, const char *spec)
+/* PATTERN=USER[,USER...] or PATTERN=* (or, when users are optional, PATTERN: anyone)
+ * into rules[*n]. */
+static int parse_rule(rule *rules, int *n, const char *spec, int users_optional)
 {
     char arg[2048]; /* a copy: argv's strings are left as they are */
     if (strlen(spec) >= sizeof arg) return -1;
     snprintf(arg, sizeof arg, "%s", spec);
     char *eq = strchr(arg, '=');
-    if (!eq || b->nrules >= MAX_RULES) return -1;
-    *eq = 0;
-    rule *r = &b->rules[b->nrules];
+    if ((!eq && !users_optional) || *n >= MAX_RULES) return -1;
+    if (eq) *eq = 0;
+    rule *r = &rules[*n];
     memset(r, 0, sizeof *r);
     if (ferry__pattern_valid(arg) < 0 || strlen(arg) >= sizeof r->pat) return -1;
     memcpy(r->pat, arg, strlen(arg) + 1);
-    if (strcmp(eq + 1, "*") == 0) {
+    if (!eq || strcmp(eq + 1, "*") == 0) {
         r->any = 1;
     } else {
         char *save = NULL;
@@ -1411,7 +1431,7 @@ static int parse_export(bridge *b, const char *spec)
         }
         if (r->nusers == 0) return -1;
     }
-    b->nrules++;
+    (*n)++;
     return 0;
 }
 
@@ -1470,12 +1490,10 @@ static int parse_args(bridge *b, int argc, char **argv)
             snprintf(b->cluster, sizeof b->cluster, "%s", optarg);
             break;
         case 'e':
-            if (parse_export(b, optarg) < 0) return bad("--export", optarg);
+            if (parse_rule(b->rules, &b->nrules, optarg, 0) < 0) return bad("--export", optarg);
             break;
         case 'i':
-            if (b->nimports >= MAX_RULES || ferry__pattern_valid(optarg) < 0)
-                return bad("--import", optarg);
-            snprintf(b->imports[b->nimports++], 256, "%s", optarg);
+            if (parse_rule(b->imports, &b->nimports, optarg, 1) < 0) return bad("--import", optarg);
             break;
         case 'm':
             if (parse_long(optarg, 0, 0777, &v) < 0) return bad("--import-mode", optarg);
