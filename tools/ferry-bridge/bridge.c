@@ -66,7 +66,7 @@
 
 /* ------------------------------------------------------------------ types */
 
-enum { T_QUEUE = 1, T_TIMER, T_SIGNAL, T_LISTEN, T_CONN, T_OUT, T_WATCH, T_MBOX };
+enum { T_QUEUE = 1, T_TIMER, T_SIGNAL, T_LISTEN, T_CONN, T_OUT, T_WATCH, T_MBOX, T_BCAST };
 enum { Q_HB, Q_RPC, Q_REPLY, Q_DISCONNECTED, Q_RECONNECTED };
 enum { P_PROBING, P_LIVE, P_SHADOWED };
 
@@ -109,6 +109,12 @@ typedef struct proxy {
     int in_flight;     /* msg holds a message not yet acknowledged */
     uint64_t pend_seq; /* the request carrying it now, 0: none */
     int64_t retry_at;
+    /* a broadcast: the bridge publishes into bc what the exporter sends, each message
+     * once (in_boot/in_seq: the exporter's incarnation and the last number published) */
+    ferry_bcast *bc;
+    char in_boot[17];
+    uint64_t in_seq;
+    int allowed;
     struct proxy *hnext;
 } proxy;
 
@@ -131,6 +137,7 @@ typedef struct pend {
     conn *c;     /* calls */
     uint64_t id; /* calls: the local ferry call id */
     int mbox;    /* a mailbox message (msg_seq) */
+    int bput;    /* a broadcast message to a remote subscriber (exporter: its user) */
     uint64_t msg_seq;
     char name[256], exporter[ID_MAX + 1]; /* probes, mailbox messages */
     int64_t deadline;
@@ -168,6 +175,36 @@ typedef struct mbout {
     ferry_mailbox *mb;
     struct mbout *next;
 } mbout;
+
+/* A remote subscriber (an importing bridge) of one of our broadcasts. */
+typedef struct rsub {
+    char user[ID_MAX + 1];
+    int missed;        /* our heartbeats since its last "sub" (it renews on each): its lease is
+                          counted in our heartbeats, so a stall of this loop lapses nothing */
+    uint64_t acked;    /* the last message number it acknowledged */
+    uint64_t pend_seq; /* the request carrying the message in flight, 0: none */
+    int64_t retry_at;
+    struct rsub *next;
+} rsub;
+
+/* The exporter's subscription to a local broadcast with remote subscribers: lossless
+ * (its publisher waits for the slowest remote subscriber), one message at a time, sent
+ * to every remote subscriber and acknowledged by each before the next is taken. */
+typedef struct bcout {
+    int tag;     /* T_BCAST; 0 once buried */
+    void *gnext; /* the graveyard */
+    char name[256];
+    ferry_bcast *bc;
+    ferry_sub *sub;
+    int fd;
+    char *msg;
+    size_t len;
+    int64_t type;
+    uint64_t seq; /* the number of the message taken last (from 1) */
+    int in_flight;
+    rsub *subs;
+    struct bcout *next;
+} bcout;
 
 typedef struct bridge {
     /* configuration */
@@ -223,7 +260,10 @@ typedef struct bridge {
     size_t nouts;
     struct mbout *mbouts;
     size_t nmbouts;
+    bcout *bcouts;
+    size_t nbcouts;
     uint64_t mb_lost; /* mailbox messages given up (withdrawn name, too large) */
+    uint64_t bc_gap;  /* broadcast messages an imported stream missed (lapsed lease) */
     ferry_watch *watch;
     int64_t watch_retry;
 
@@ -248,6 +288,10 @@ static void bury(bridge *b, void *obj)
     b->graveyard = x;
 }
 
+static void bcast_sub_lease(bridge *b, proxy *p);
+static void bput_acked(bridge *b, pend *q, int err);
+static int64_t header_num(natsMsg *m, const char *key);
+
 static void free_graveyard(bridge *b)
 {
     while (b->graveyard) {
@@ -271,7 +315,11 @@ static void logf_(const char *fmt, ...)
     va_end(ap);
     for (char *p = line; *p; p++) /* nothing logged can forge a line */
         if ((unsigned char)*p < 0x20 || (unsigned char)*p == 0x7f) *p = '?';
-    fprintf(stderr, "ferry-bridge: %s\n", line);
+    if (verbose_on)
+        fprintf(stderr, "ferry-bridge[%d] %.3f: %s\n", (int)getpid(),
+                (double)(ferry__now_ns() % 1000000000000LL) / 1e9, line);
+    else
+        fprintf(stderr, "ferry-bridge: %s\n", line);
 }
 #define vlog(...)                                                                                  \
     do {                                                                                           \
@@ -467,6 +515,10 @@ static void proxy_drop(bridge *b, proxy *p)
         ferry_pub_close(p->pub);
         ferry_mailbox_close(p->mb);
     }
+    if (p->bc) {
+        ferry_pub_close(p->pub);
+        ferry_bcast_close(p->bc); /* ends the stream: local subscribers get -EPIPE */
+    }
     if (p->in_flight) {
         b->mb_lost++;
         logf_("mailbox %s dropped with a message in flight (lost)", p->name);
@@ -585,7 +637,7 @@ static void on_hb(bridge *b, const char *from, const char *data, int len)
     int n = 0;
     while ((line = strtok_r(NULL, "\n", &save)) != NULL && n < HB_NAMES) {
         n++;
-        if ((line[0] != 's' && line[0] != 'm') || line[1] != ' ') continue;
+        if ((line[0] != 's' && line[0] != 'm' && line[0] != 'b') || line[1] != ' ') continue;
         int kind = line[0];
         line += 2;
         if (ferry__name_valid(line) < 0 || !import_wanted(b, line, from)) continue;
@@ -607,7 +659,7 @@ static void on_hb(bridge *b, const char *from, const char *data, int len)
             if (b->nproxies >= IMPORTS_MAX) continue;
             p = calloc(1, sizeof *p);
             if (!p) continue;
-            p->tag = kind == 's' ? T_LISTEN : T_MBOX;
+            p->tag = kind == 's' ? T_LISTEN : kind == 'm' ? T_MBOX : 0; /* 'b': not polled */
             p->kind = kind;
             p->mbfd = -1;
             snprintf(p->name, sizeof p->name, "%s", line);
@@ -624,6 +676,7 @@ static void on_hb(bridge *b, const char *from, const char *data, int len)
         }
         p->last_seen = now;
         p->pass = pass;
+        if (p->kind == 'b' && p->state == P_LIVE && p->allowed) bcast_sub_lease(b, p);
     }
     /* names of this exporter it no longer lists: withdrawn */
     for (size_t i = 0; i < NBUCKETS; i++)
@@ -664,6 +717,76 @@ static void proxy_register_mbox(bridge *b, proxy *p, const ferry_policy *pol)
     vlog("imported mailbox %s from %s", p->name, p->exporter);
 }
 
+static void proxy_register_bcast(bridge *b, proxy *p, const ferry_policy *pol)
+{
+    ferry_bcast_opts bo;
+    ferry_bcast_opts_init(&bo);
+    bo.max_msg = b->max_msg;
+    int rc = ferry_bcast_create(&bo, &p->bc);
+    if (rc == 0)
+        rc = ferry_publish(p->name, ferry_bcast_fd(p->bc), FERRY_OBJ_BCAST, pol, &p->pub,
+                           LOCAL_WAIT);
+    if (rc < 0) {
+        logf_("import broadcast %s from %s: %s", p->name, p->exporter, ferry_strerror(rc));
+        ferry_pub_close(p->pub);
+        ferry_bcast_close(p->bc);
+        p->pub = NULL;
+        p->bc = NULL;
+        p->state = P_SHADOWED;
+        return;
+    }
+    p->state = P_LIVE;
+    vlog("imported broadcast %s from %s", p->name, p->exporter);
+    if (p->allowed) bcast_sub_lease(b, p);
+}
+
+/* Ask (again) the exporter for its broadcast's messages: a lease it keeps for dead_after
+ * heartbeats. */
+static void bcast_sub_lease(bridge *b, proxy *p)
+{
+    char subj[SUBJ_MAX];
+    subj_rpc(b, subj, p->exporter, p->name);
+    publish(b, subj, NULL, "Ferry-Op", "sub", NULL, 0);
+}
+
+/* A message of an imported broadcast from its exporter `from`: published here once. */
+static void on_bput(bridge *b, natsMsg *m, const char *from, const char *name, const char *reply)
+{
+    proxy *p = *proxy_slot(b, name);
+    if (!p || p->kind != 'b' || !p->bc || !p->allowed || strcmp(p->exporter, from) != 0) {
+        reply_status(b, reply, ENOENT); /* not imported from it: it stops sending */
+        return;
+    }
+    int64_t type = header_num(m, "Ferry-Type"), seq = header_num(m, "Ferry-Seq");
+    const char *boot = NULL;
+    if (type < 0 || seq < 1 || natsMsgHeader_Get(m, "Ferry-Boot", &boot) != NATS_OK || !boot ||
+        strlen(boot) != 16 || strspn(boot, "0123456789abcdef") != 16)
+        return;
+    if (strcmp(p->in_boot, boot) != 0) {
+        memcpy(p->in_boot, boot, sizeof p->in_boot);
+        p->in_seq = 0;
+    }
+    if ((uint64_t)seq <= p->in_seq) { /* published already */
+        reply_status(b, reply, 0);
+        return;
+    }
+    if (p->in_seq && (uint64_t)seq != p->in_seq + 1) { /* our lease had lapsed */
+        b->bc_gap += (uint64_t)seq - p->in_seq - 1;
+        logf_("broadcast %s: %" PRIu64 " messages missed (the subscription lapsed)", name,
+              (uint64_t)seq - p->in_seq - 1);
+    }
+    int rc = ferry_bcast_publish(p->bc, type, natsMsg_GetData(m), (size_t)natsMsg_GetDataLength(m),
+                                 FERRY_NOW);
+    if (rc == 0) {
+        p->in_seq = (uint64_t)seq;
+        reply_status(b, reply, 0);
+    } else if (rc == -EAGAIN || rc == -ETIMEDOUT) {
+        reply_status(b, reply, EBUSY); /* a local lossless subscriber is behind */
+    } else {
+        reply_status(b, reply, rc == -EMSGSIZE ? EMSGSIZE : EPIPE);
+    }
+}
+
 static void proxy_register(bridge *b, proxy *p, int allowed)
 {
     ferry_policy pol;
@@ -671,6 +794,11 @@ static void proxy_register(bridge *b, proxy *p, int allowed)
     pol.mode = allowed ? b->import_mode : 0444;
     if (p->kind == 'm') {
         proxy_register_mbox(b, p, &pol);
+        return;
+    }
+    if (p->kind == 'b') {
+        p->allowed = allowed; /* refused: published 0444, never subscribed to */
+        proxy_register_bcast(b, p, &pol);
         return;
     }
     ferry_chan_opts o;
@@ -780,6 +908,11 @@ static void on_reply(bridge *b, natsMsg *m, const char *tail)
         err = natsMsgHeader_Get(m, "Ferry-Status", &st) == NATS_OK ? status_err(st) : EPIPE;
     if (p->mbox) {
         mbox_acked(b, p, err);
+        pend_free(b, pp);
+        return;
+    }
+    if (p->bput) {
+        bput_acked(b, p, err);
         pend_free(b, pp);
         return;
     }
@@ -1061,6 +1194,184 @@ static void on_put(bridge *b, natsMsg *m, const char *caller, const char *name, 
     }
 }
 
+/* ---- exported broadcasts */
+
+static void bcast_ready(bridge *b, bcout *o);
+
+static void bcout_close(bridge *b, bcout *o)
+{
+    for (bcout **pp = &b->bcouts; *pp; pp = &(*pp)->next)
+        if (*pp == o) {
+            *pp = o->next;
+            break;
+        }
+    b->nbcouts--;
+    epoll_del(b, o->fd);
+    ferry_sub_close(o->sub);
+    ferry_bcast_close(o->bc);
+    while (o->subs) {
+        rsub *r = o->subs;
+        o->subs = r->next;
+        free(r);
+    }
+    free(o->msg);
+    bury(b, o);
+}
+
+static void bcast_arm(bridge *b, bcout *o, int on)
+{
+    struct epoll_event ev = {.events = on ? EPOLLIN : 0, .data.ptr = o};
+    epoll_ctl(b->ep, EPOLL_CTL_MOD, o->fd, &ev);
+}
+
+static bcout *bcout_get(bridge *b, const char *name)
+{
+    for (bcout *o = b->bcouts; o; o = o->next)
+        if (strcmp(o->name, name) == 0) return o;
+    if (b->nbcouts >= OUTS_MAX) return NULL;
+    bcout *o = calloc(1, sizeof *o);
+    if (!o) return NULL;
+    o->tag = T_BCAST;
+    o->fd = -1;
+    snprintf(o->name, sizeof o->name, "%s", name);
+    int rc = ferry_bcast_open(name, &o->bc, LOCAL_WAIT);
+    if (rc == 0 && ferry_bcast_max_msg(o->bc) > b->max_msg) rc = -EMSGSIZE;
+    if (rc == 0 && !(o->msg = malloc(b->max_msg))) rc = -ENOMEM;
+    if (rc == 0) rc = ferry_bcast_subscribe(o->bc, 0, &o->sub); /* lossless */
+    if (rc == 0) rc = o->fd = ferry_sub_poll_fd(o->sub);
+    if (rc >= 0) rc = epoll_add(b, o->fd, o);
+    if (rc < 0) {
+        vlog("broadcast %s: %s", name, ferry_strerror(rc));
+        ferry_sub_close(o->sub);
+        ferry_bcast_close(o->bc);
+        free(o->msg);
+        free(o);
+        return NULL;
+    }
+    o->next = b->bcouts;
+    b->bcouts = o;
+    b->nbcouts++;
+    return o;
+}
+
+/* A remote subscriber asks for (or renews its lease on) one of our broadcasts (the
+ * policy allowed it). It gets the messages taken after now. */
+static void on_sub(bridge *b, const char *caller, const char *name)
+{
+    bcout *o = bcout_get(b, name);
+    if (!o) return;
+    rsub *r = o->subs;
+    while (r && strcmp(r->user, caller) != 0) r = r->next;
+    if (!r) {
+        if (!(r = calloc(1, sizeof *r))) return;
+        snprintf(r->user, sizeof r->user, "%s", caller);
+        r->acked = o->seq; /* a message in flight now is not its */
+        r->next = o->subs;
+        o->subs = r;
+        vlog("%s subscribed to %s", caller, name);
+    }
+    r->missed = 0;
+}
+
+static void bput_send(bridge *b, bcout *o, rsub *r)
+{
+    pend *q = calloc(1, sizeof *q);
+    if (!q) {
+        r->retry_at = ferry__now_ns() + 200 * MS;
+        return;
+    }
+    q->bput = 1;
+    q->msg_seq = o->seq;
+    snprintf(q->name, sizeof q->name, "%s", o->name);
+    snprintf(q->exporter, sizeof q->exporter, "%s", r->user); /* here: the subscriber */
+    char type[24], seq[24];
+    snprintf(type, sizeof type, "%" PRId64, o->type);
+    snprintf(seq, sizeof seq, "%" PRIu64, o->seq);
+    const char *hdr[] = {"Ferry-Type", type, "Ferry-Seq", seq, "Ferry-Boot", b->boot, NULL};
+    if (send_request(b, q, r->user, o->name, "bput", hdr, o->msg, o->len) < 0) {
+        free(q);
+        r->retry_at = ferry__now_ns() + 200 * MS;
+        return;
+    }
+    q->deadline = ferry__now_ns() + 1000 * MS;
+    r->pend_seq = q->seq;
+}
+
+/* Every remote subscriber has the message in flight: take the next. */
+static void bcast_check_done(bridge *b, bcout *o)
+{
+    if (!o->in_flight) return;
+    for (rsub *r = o->subs; r; r = r->next)
+        if (r->acked < o->seq) return;
+    o->in_flight = 0;
+    bcast_arm(b, o, 1);
+    bcast_ready(b, o);
+}
+
+static void bcast_ready(bridge *b, bcout *o)
+{
+    if (o->in_flight || !o->tag) return;
+    if (!o->subs) { /* nobody remote any more */
+        bcout_close(b, o);
+        return;
+    }
+    ssize_t rc = ferry_sub_recv(o->sub, o->msg, b->max_msg, &o->type, FERRY_NOW);
+    if (rc == -EAGAIN) return;
+    if (rc < 0) { /* -EPIPE: the stream ended (the importers' names go with the heartbeat) */
+        vlog("broadcast %s: %s", o->name, ferry_strerror((int)rc));
+        bcout_close(b, o);
+        return;
+    }
+    o->len = (size_t)rc;
+    o->seq++;
+    o->in_flight = 1;
+    bcast_arm(b, o, 0);
+    for (rsub *r = o->subs; r; r = r->next) bput_send(b, o, r);
+}
+
+static void bput_acked(bridge *b, pend *q, int err)
+{
+    bcout *o = b->bcouts;
+    while (o && strcmp(o->name, q->name) != 0) o = o->next;
+    if (!o) return;
+    rsub *r = o->subs;
+    while (r && strcmp(r->user, q->exporter) != 0) r = r->next;
+    if (!r || r->pend_seq != q->seq) return; /* stale */
+    r->pend_seq = 0;
+    if (err == 0 || err == EMSGSIZE) {
+        r->acked = q->msg_seq;
+        bcast_check_done(b, o);
+        return;
+    }
+    r->retry_at = ferry__now_ns() + (err == ETIMEDOUT ? 0 : err == EBUSY ? 5 : 200) * MS;
+}
+
+/* Leases, retries: from tick. */
+static void bcast_tick(bridge *b, int64_t now)
+{
+    for (bcout *o = b->bcouts, *on; o; o = on) {
+        on = o->next;
+        for (rsub **rp = &o->subs; *rp;) {
+            rsub *r = *rp;
+            if (r->missed > b->dead_after) {
+                vlog("%s's subscription to %s lapsed", r->user, o->name);
+                *rp = r->next;
+                free(r);
+            } else {
+                rp = &r->next;
+            }
+        }
+        if (o->in_flight) {
+            for (rsub *r = o->subs; r; r = r->next)
+                if (r->acked < o->seq && !r->pend_seq && now >= r->retry_at && b->connected)
+                    bput_send(b, o, r);
+            bcast_check_done(b, o);
+        } else if (!o->subs) {
+            bcout_close(b, o);
+        }
+    }
+}
+
 /* A request for one of our names: tail = "<caller>.<name>". */
 static void on_rpc(bridge *b, natsMsg *m, const char *tail)
 {
@@ -1075,12 +1386,17 @@ static void on_rpc(bridge *b, natsMsg *m, const char *tail)
     const char *op = NULL;
     if (natsMsgHeader_Get(m, "Ferry-Op", &op) != NATS_OK || !op) return;
     int oneway = strcmp(op, "oneway") == 0, probe = strcmp(op, "probe") == 0;
-    int put = strcmp(op, "put") == 0;
-    if (!oneway && !probe && !put && strcmp(op, "call") != 0) return;
-    if (!oneway && !reply) return;
+    int put = strcmp(op, "put") == 0, sub = strcmp(op, "sub") == 0;
+    int bput = strcmp(op, "bput") == 0;
+    if (!oneway && !probe && !put && !sub && !bput && strcmp(op, "call") != 0) return;
+    if (!reply && !oneway && !sub) return;
     int len = natsMsg_GetDataLength(m);
     if (len < 0 || (size_t)len > b->max_msg) {
         reply_status(b, reply, EMSGSIZE);
+        return;
+    }
+    if (bput) { /* a broadcast we import, from its exporter (the "caller" here) */
+        if (ferry__name_valid(name) == 0) on_bput(b, m, caller, name, reply);
         return;
     }
     /* the policy: a name we export (never one we import: no forwarding through us),
@@ -1102,6 +1418,10 @@ static void on_rpc(bridge *b, natsMsg *m, const char *tail)
     }
     if (put) {
         on_put(b, m, caller, name, reply);
+        return;
+    }
+    if (sub) {
+        on_sub(b, caller, name);
         return;
     }
     int err = 0;
@@ -1173,12 +1493,13 @@ static void send_hb(bridge *b)
             if (got == 0) break;
             for (ssize_t i = 0; i < got && count < HB_NAMES; i++) {
                 const char *name = info[i].name;
-                if ((info[i].kind != 0 && info[i].kind != FERRY_OBJ_MAILBOX) ||
+                if ((info[i].kind != 0 && info[i].kind != FERRY_OBJ_MAILBOX &&
+                     info[i].kind != FERRY_OBJ_BCAST) ||
                     info[i].pid == getpid() || is_own_proxy(b, name) || !export_rule(b, name))
                     continue;
                 size_t l = strlen(name);
                 if (n + l + 3 >= HB_MAX) break;
-                text[n] = info[i].kind == 0 ? 's' : 'm';
+                text[n] = info[i].kind == 0 ? 's' : info[i].kind == FERRY_OBJ_MAILBOX ? 'm' : 'b';
                 text[n + 1] = ' ';
                 memcpy(text + n + 2, name, l);
                 text[n + 2 + l] = '\n';
@@ -1191,7 +1512,9 @@ static void send_hb(bridge *b)
     }
     char subj[SUBJ_MAX];
     snprintf(subj, sizeof subj, "ferry.%s.hb.%s", b->cluster, b->user);
-    if (b->connected) publish(b, subj, NULL, NULL, NULL, text, n);
+    if (b->connected && publish(b, subj, NULL, NULL, NULL, text, n) == 0)
+        for (bcout *o = b->bcouts; o; o = o->next)
+            for (rsub *r = o->subs; r; r = r->next) r->missed++;
     free(b->hb_last);
     b->hb_last = text;
     b->hb_last_len = n;
@@ -1221,6 +1544,12 @@ static void watch_ready(bridge *b)
             for (mbout *o = b->mbouts, *nx; o; o = nx) { /* unpublished: hold it no more */
                 nx = o->next;
                 if (strcmp(o->name, ev.info.name) == 0) mbout_close(b, o);
+            }
+        /* a broadcast whose name went: its stream ends (or its publisher died) */
+        if (ev.kind == FERRY_EV_RELEASED || ev.kind == FERRY_EV_DIED)
+            for (bcout *o = b->bcouts, *nx; o; o = nx) {
+                nx = o->next;
+                if (strcmp(o->name, ev.info.name) == 0 && !o->in_flight) bcast_ready(b, o);
             }
     }
     if (rc != -EAGAIN && rc != -ETIMEDOUT) { /* ferryd went away: open again later */
@@ -1252,6 +1581,7 @@ static void tick(bridge *b)
         for (pend **pp = &b->pends[i]; *pp;) {
             if (now > (*pp)->deadline) {
                 if ((*pp)->mbox) mbox_acked(b, *pp, ETIMEDOUT); /* sent again below */
+                if ((*pp)->bput) bput_acked(b, *pp, ETIMEDOUT);
                 if ((*pp)->probe) { /* unanswered: the next heartbeat probes again */
                     proxy *x = *proxy_slot(b, (*pp)->name);
                     if (x && x->state == P_PROBING && strcmp(x->exporter, (*pp)->exporter) == 0)
@@ -1267,6 +1597,7 @@ static void tick(bridge *b)
             if (p->kind == 'm' && p->in_flight && !p->pend_seq && now >= p->retry_at &&
                 b->connected)
                 mbox_send(b, p);
+    bcast_tick(b, now);
     for (out *o = b->outs; o; o = o->next)
         for (xcall *x = o->calls, *nx; x; x = nx) {
             nx = x->next;
@@ -1367,6 +1698,9 @@ static int run_loop(bridge *b)
             }
             case T_MBOX:
                 mbox_ready(b, evs[i].data.ptr);
+                break;
+            case T_BCAST:
+                bcast_ready(b, evs[i].data.ptr);
                 break;
             case T_OUT:
                 out_ready(b, evs[i].data.ptr);
@@ -1609,6 +1943,7 @@ static void teardown(bridge *b)
     for (size_t i = 0; i < NBUCKETS; i++)
         while (b->pends[i]) pend_free(b, &b->pends[i]);
     while (b->mbouts) mbout_close(b, b->mbouts);
+    while (b->bcouts) bcout_close(b, b->bcouts);
     free_graveyard(b);
     if (b->watch) ferry_watch_close(b->watch);
     if (b->ep >= 0) close(b->ep);
