@@ -280,6 +280,9 @@ static void bridge_child(void *arg)
                       "--user",          (char *)a->h->user, "--password-file",
                       (char *)a->pwfile, "--cluster",        "t"};
     int n = 9;
+    /* 5 missed heartbeats before a name goes: this machine may stall a loop for 600 ms */
+    argv[n++] = "--dead-after";
+    argv[n++] = "5";
     if (getenv("CL_VERBOSE")) argv[n++] = "--verbose";
     for (int k = 0; a->extra[k] && n < 38; k++) argv[n++] = (char *)a->extra[k];
     argv[n] = NULL;

@@ -25,6 +25,7 @@
 #include "bridge.h"
 
 #include "core/name.h"
+#include "rpc/wire.h"
 #include "core/time.h"
 
 #include <ferry/ferry.h>
@@ -66,7 +67,7 @@
 
 /* ------------------------------------------------------------------ types */
 
-enum { T_QUEUE = 1, T_TIMER, T_SIGNAL, T_LISTEN, T_CONN, T_OUT, T_WATCH, T_MBOX, T_BCAST };
+enum { T_QUEUE = 1, T_TIMER, T_SIGNAL, T_LISTEN, T_CONN, T_OUT, T_WATCH, T_MBOX, T_BCAST, T_RELAY };
 enum { Q_HB, Q_RPC, Q_REPLY, Q_DISCONNECTED, Q_RECONNECTED };
 enum { P_PROBING, P_LIVE, P_SHADOWED };
 
@@ -121,12 +122,13 @@ typedef struct proxy {
 /* A local client's connection to a proxy. Freed when closed and no pending call refers
  * to it (refs). */
 typedef struct conn {
-    int tag;     /* T_CONN; 0 once buried */
-    void *gnext; /* the graveyard (bury) */
-    ferry_rpc_server *s;
+    int tag;        /* T_CONN; 0 once buried */
+    void *gnext;    /* the graveyard (bury) */
+    ferry_chan *ch; /* read raw: RPC by the wire of src/rpc/wire.h, else a channel */
     int fd;
     proxy *p; /* NULL once closed */
     int refs;
+    int rpc; /* its first message was RPC: an RPC connection */
     struct conn *next, *prev;
 } conn;
 
@@ -206,6 +208,42 @@ typedef struct bcout {
     struct bcout *next;
 } bcout;
 
+/* A channel relayed across hosts: a local channel end (the importer: a local client's
+ * connection to a proxy; the exporter: its connection to the server) and the peer
+ * bridge's relay of the same connection (connid, made by the importer). Each direction
+ * numbers its messages from 1; the sender keeps up to RELAY_WIN unacknowledged ones and
+ * stops reading its local end when the window is full (so a slow receiver pushes back
+ * to the sender through the channel's own capacity); the receiver delivers in order only
+ * (ferry_sendmsg without waiting: a full local channel drops the message, which comes
+ * again) and acknowledges cumulatively; the sender sends everything unacknowledged again
+ * when acknowledgements stall (go-back-N). */
+#define RELAY_WIN 256
+typedef struct rmsg {
+    int64_t type;
+    size_t len;
+    char *data;
+} rmsg;
+
+typedef struct relay {
+    int tag;     /* T_RELAY; 0 once buried */
+    void *gnext; /* the graveyard */
+    char peer[ID_MAX + 1];
+    char name[256];
+    char connid[48];
+    int importer;
+    ferry_chan *ch;
+    int fd;
+    int armed;
+    uint64_t snd_next, snd_acked; /* next number to give; all <= acked delivered */
+    rmsg win[RELAY_WIN];          /* number n at win[n % RELAY_WIN], acked < n < next */
+    int64_t snd_progress;
+    int local_eof;
+    uint64_t rcv_next;    /* next number expected */
+    uint32_t rcv_unacked; /* delivered since the last acknowledgement */
+    int64_t peer_seen;    /* the peer's last message or heartbeat */
+    struct relay *next, *prev;
+} relay;
+
 typedef struct bridge {
     /* configuration */
     const char *urls[MAX_URLS];
@@ -262,6 +300,9 @@ typedef struct bridge {
     size_t nmbouts;
     bcout *bcouts;
     size_t nbcouts;
+    relay *relays;
+    size_t nrelays;
+    uint64_t nconnid;
     uint64_t mb_lost; /* mailbox messages given up (withdrawn name, too large) */
     uint64_t bc_gap;  /* broadcast messages an imported stream missed (lapsed lease) */
     ferry_watch *watch;
@@ -290,6 +331,7 @@ static void bury(bridge *b, void *obj)
 
 static void bcast_sub_lease(bridge *b, proxy *p);
 static void bput_acked(bridge *b, pend *q, int err);
+static void relay_close(bridge *b, relay *r, int notify);
 static int64_t header_num(natsMsg *m, const char *key);
 
 static void free_graveyard(bridge *b)
@@ -485,8 +527,8 @@ static void conn_close(bridge *b, conn *c)
 {
     if (!c->p) return;
     epoll_del(b, c->fd);
-    ferry_rpc_server_unref(c->s); /* the local caller's calls end with -EPIPE */
-    c->s = NULL;
+    ferry_chan_close(c->ch); /* the local caller's calls end with -EPIPE */
+    c->ch = NULL;
     c->p = NULL;
     if (c->prev)
         c->prev->next = c->next;
@@ -505,6 +547,11 @@ static void proxy_drop(bridge *b, proxy *p)
     for (conn *c = b->conns, *n; c; c = n) {
         n = c->next;
         if (c->p == p) conn_close(b, c);
+    }
+    for (relay *r = b->relays, *n; r; r = n) {
+        n = r->next;
+        if (r->importer && strcmp(r->name, p->name) == 0 && strcmp(r->peer, p->exporter) == 0)
+            relay_close(b, r, 1);
     }
     if (p->l) {
         epoll_del(b, ferry_listener_poll_fd(p->l));
@@ -634,6 +681,8 @@ static void on_hb(bridge *b, const char *from, const char *data, int len)
     }
     unsigned pass = ++b->pass;
     int64_t now = ferry__now_ns();
+    for (relay *r = b->relays; r; r = r->next)
+        if (strcmp(r->peer, from) == 0) r->peer_seen = now;
     int n = 0;
     while ((line = strtok_r(NULL, "\n", &save)) != NULL && n < HB_NAMES) {
         n++;
@@ -932,7 +981,8 @@ static void on_reply(bridge *b, natsMsg *m, const char *tail)
         int len = natsMsg_GetDataLength(m);
         if (err == 0 && len >= 0 && (size_t)len <= b->max_msg) {
             ferry_msg r = {.data = (void *)natsMsg_GetData(m), .len = (size_t)len};
-            int rc = ferry_reply(c->s, p->id, &r, LOCAL_WAIT);
+            r.type = ferry__rpc_type(FERRY__RPC_REPLY, p->id);
+            int rc = ferry_sendmsg(c->ch, &r, LOCAL_WAIT);
             if (rc < 0 && rc != -ENOENT && rc != -ECANCELED) {
                 vlog("reply to a caller of %s: %s", c->p->name, ferry_strerror(rc));
                 conn_close(b, c);
@@ -947,23 +997,34 @@ static void on_reply(bridge *b, natsMsg *m, const char *tail)
     pend_free(b, pp);
 }
 
+static void relay_from_conn(bridge *b, conn *c, const ferry_msg *first);
+
 static void conn_read(bridge *b, conn *c)
 {
     for (int i = 0; i < 64 && c->p; i++) {
-        ferry_rpc_request rq = {.msg = {.data = b->buf, .cap = b->max_msg}};
-        ssize_t rc = ferry_recv_request(c->s, &rq, FERRY_NOW);
+        ferry_msg msg = {.data = b->buf, .cap = b->max_msg};
+        ssize_t rc = ferry_recvmsg(c->ch, &msg, 0, FERRY_NOW);
         if (rc == -EAGAIN) return;
         if (rc < 0) {
             if (rc != -EPIPE) vlog("caller of %s: %s", c->p->name, ferry_strerror((int)rc));
             conn_close(b, c);
             return;
         }
-        if (rq.msg.nfds > 0) {
+        if (msg.nfds > 0) {
             /* fds cannot cross hosts */
-            for (uint32_t k = 0; k < rq.msg.nfds; k++) close(rq.msg.fds[k]);
+            for (uint32_t k = 0; k < msg.nfds; k++) close(msg.fds[k]);
             conn_close(b, c);
             return;
         }
+        int kind = ferry__rpc_kind(msg.type);
+        if (kind == 0 && !c->rpc) { /* a plain channel: relayed as such from now on */
+            relay_from_conn(b, c, &msg);
+            return;
+        }
+        c->rpc = 1;
+        if (kind != FERRY__RPC_REQUEST && kind != FERRY__RPC_ONEWAY) continue; /* cancel... */
+        ferry_rpc_request rq = {
+            .id = ferry__rpc_id(msg.type), .oneway = kind == FERRY__RPC_ONEWAY, .msg = msg};
         if (rq.oneway) {
             char subj[SUBJ_MAX];
             subj_rpc(b, subj, c->p->exporter, c->p->name);
@@ -994,17 +1055,17 @@ static void listener_ready(bridge *b, proxy *p)
         ferry_chan *ch;
         if (ferry_accept(p->l, &ch, FERRY_NOW) < 0) return;
         conn *c = calloc(1, sizeof *c);
-        if (!c || ferry_rpc_server_create(ch, &c->s) < 0) {
-            free(c);
+        if (!c) {
             ferry_chan_close(ch);
             continue;
         }
+        c->ch = ch;
         c->tag = T_CONN;
-        c->fd = ferry_rpc_server_poll_fd(c->s);
+        c->fd = ferry_chan_poll_fd(ch);
         c->p = p;
         c->refs = 1;
         if (c->fd < 0 || epoll_add(b, c->fd, c) < 0) {
-            ferry_rpc_server_unref(c->s);
+            ferry_chan_close(ch);
             free(c);
             continue;
         }
@@ -1012,6 +1073,271 @@ static void listener_ready(bridge *b, proxy *p)
         if (b->conns) b->conns->prev = c;
         b->conns = c;
         conn_read(b, c); /* a request may have come with the connection */
+    }
+}
+
+/* ------------------------------------------------------------------ relayed channels */
+
+static void relay_publish(bridge *b, relay *r, const char *op, uint64_t seq, int64_t type,
+                          const void *data, size_t len)
+{
+    char subj[SUBJ_MAX], sq[24], ty[24];
+    subj_rpc(b, subj, r->peer, r->name);
+    snprintf(sq, sizeof sq, "%" PRIu64, seq);
+    snprintf(ty, sizeof ty, "%" PRId64, type);
+    const char *hdr[] = {"Ferry-Op", op,           "Ferry-Conn", r->connid, "Ferry-Seq",
+                         sq,         "Ferry-Type", ty,           NULL};
+    publish_h(b, subj, NULL, hdr, data, len);
+}
+
+static void relay_arm(bridge *b, relay *r, int on)
+{
+    if (r->armed == on) return;
+    struct epoll_event ev = {.events = on ? EPOLLIN : 0, .data.ptr = r};
+    epoll_ctl(b->ep, EPOLL_CTL_MOD, r->fd, &ev);
+    r->armed = on;
+}
+
+/* Close the relay; notify: tell the peer (cclose). */
+static void relay_close(bridge *b, relay *r, int notify)
+{
+    if (notify) relay_publish(b, r, "cclose", r->snd_next - 1, 0, NULL, 0);
+    epoll_del(b, r->fd);
+    ferry_chan_close(r->ch);
+    for (uint64_t n = r->snd_acked + 1; n < r->snd_next; n++) free(r->win[n % RELAY_WIN].data);
+    if (r->prev)
+        r->prev->next = r->next;
+    else
+        b->relays = r->next;
+    if (r->next) r->next->prev = r->prev;
+    b->nrelays--;
+    bury(b, r);
+}
+
+static relay *relay_new(bridge *b, const char *peer, const char *name, const char *connid,
+                        ferry_chan *ch, int importer)
+{
+    relay *r = b->nrelays < OUTS_MAX ? calloc(1, sizeof *r) : NULL;
+    if (!r) return NULL;
+    r->tag = T_RELAY;
+    snprintf(r->peer, sizeof r->peer, "%s", peer);
+    snprintf(r->name, sizeof r->name, "%s", name);
+    snprintf(r->connid, sizeof r->connid, "%s", connid);
+    r->importer = importer;
+    r->ch = ch;
+    r->fd = ferry_chan_poll_fd(ch);
+    r->snd_next = r->rcv_next = 1;
+    r->snd_progress = r->peer_seen = ferry__now_ns();
+    r->armed = 1;
+    if (r->fd < 0 || epoll_add(b, r->fd, r) < 0) {
+        free(r);
+        return NULL;
+    }
+    r->next = b->relays;
+    if (b->relays) b->relays->prev = r;
+    b->relays = r;
+    b->nrelays++;
+    return r;
+}
+
+static relay *relay_find(bridge *b, const char *peer, const char *connid)
+{
+    for (relay *r = b->relays; r; r = r->next)
+        if (strcmp(r->connid, connid) == 0 && strcmp(r->peer, peer) == 0) return r;
+    return NULL;
+}
+
+/* A message from the local end: numbered, kept, sent. */
+static int relay_take(bridge *b, relay *r, const ferry_msg *m)
+{
+    rmsg *w = &r->win[r->snd_next % RELAY_WIN];
+    w->data = malloc(m->len ? m->len : 1);
+    if (!w->data) return -ENOMEM;
+    memcpy(w->data, m->data, m->len);
+    w->len = m->len;
+    w->type = m->type;
+    relay_publish(b, r, "cdata", r->snd_next, w->type, w->data, w->len);
+    r->snd_next++;
+    return 0;
+}
+
+static void relay_local_ready(bridge *b, relay *r)
+{
+    while (r->tag && !r->local_eof) {
+        if (r->snd_next - r->snd_acked - 1 >= RELAY_WIN) { /* window full: push back */
+            relay_arm(b, r, 0);
+            return;
+        }
+        ferry_msg m = {.data = b->buf, .cap = b->max_msg};
+        ssize_t rc = ferry_recvmsg(r->ch, &m, 0, FERRY_NOW);
+        if (rc == -EAGAIN) return;
+        if (rc == -EPIPE) { /* the local end closed: cclose once all is acknowledged */
+            r->local_eof = 1;
+            relay_arm(b, r, 0);
+            if (r->snd_acked + 1 == r->snd_next) relay_close(b, r, 1);
+            return;
+        }
+        if (rc < 0 || m.nfds > 0) { /* fds cannot cross hosts */
+            for (uint32_t k = 0; k < m.nfds; k++) close(m.fds[k]);
+            relay_close(b, r, 1);
+            return;
+        }
+        if (relay_take(b, r, &m) < 0) {
+            relay_close(b, r, 1);
+            return;
+        }
+    }
+}
+
+/* The first plain message on a proxy connection: the connection becomes a relay. */
+static void relay_from_conn(bridge *b, conn *c, const ferry_msg *first)
+{
+    char connid[48];
+    snprintf(connid, sizeof connid, "%s-%" PRIu64, b->boot, ++b->nconnid);
+    ferry_chan *ch = c->ch;
+    proxy *p = c->p;
+    epoll_del(b, c->fd);
+    c->ch = NULL; /* the relay's now */
+    c->p = NULL;
+    if (c->prev)
+        c->prev->next = c->next;
+    else
+        b->conns = c->next;
+    if (c->next) c->next->prev = c->prev;
+    conn_put(c);
+    relay *r = relay_new(b, p->exporter, p->name, connid, ch, 1);
+    if (!r) {
+        ferry_chan_close(ch);
+        return;
+    }
+    relay_publish(b, r, "copen", 0, 0, NULL, 0);
+    if (relay_take(b, r, first) < 0) {
+        relay_close(b, r, 1);
+        return;
+    }
+    relay_local_ready(b, r);
+}
+
+/* cdata, cack, cclose for a relay of ours with caller (copen is the exporter's). */
+static const char *relay_connid(natsMsg *m)
+{
+    const char *connid = NULL;
+    if (natsMsgHeader_Get(m, "Ferry-Conn", &connid) != NATS_OK || !connid) return NULL;
+    size_t n = strlen(connid);
+    if (n < 1 || n >= 48 || strspn(connid, "0123456789abcdef-") != n) return NULL;
+    return connid;
+}
+
+/* Tell peer that connid is closed here (a relay we do not have). */
+static void relay_refuse(bridge *b, const char *peer, const char *name, const char *connid)
+{
+    relay *tmp = calloc(1, sizeof *tmp);
+    if (!tmp) return;
+    snprintf(tmp->peer, sizeof tmp->peer, "%s", peer);
+    snprintf(tmp->name, sizeof tmp->name, "%s", name);
+    snprintf(tmp->connid, sizeof tmp->connid, "%s", connid);
+    relay_publish(b, tmp, "cclose", 0, 0, NULL, 0);
+    free(tmp);
+}
+
+/* copen from caller (the export policy allowed it): connect to the local server. */
+static void on_copen(bridge *b, natsMsg *m, const char *caller, const char *name)
+{
+    const char *connid = relay_connid(m);
+    if (!connid || relay_find(b, caller, connid)) return; /* a repeat */
+    ferry_chan_opts o;
+    ferry_chan_opts_init(&o);
+    o.max_msg = b->max_msg;
+    ferry_chan *ch;
+    int rc = ferry_connect(name, FERRY_KIND_UNIX, &o, &ch, LOCAL_WAIT);
+    relay *r = rc == 0 ? relay_new(b, caller, name, connid, ch, 0) : NULL;
+    if (!r) {
+        if (rc == 0) ferry_chan_close(ch);
+        vlog("channel to %s for %s: %s", name, caller, ferry_strerror(rc < 0 ? rc : -ENOMEM));
+        relay_refuse(b, caller, name, connid);
+        return;
+    }
+    r->peer_seen = ferry__now_ns();
+    relay_local_ready(b, r); /* the server may have spoken first */
+}
+
+static void on_relay_op(bridge *b, natsMsg *m, const char *caller, const char *name, const char *op)
+{
+    const char *connid = relay_connid(m);
+    int64_t seq = header_num(m, "Ferry-Seq");
+    if (!connid || seq < 0) return;
+    relay *r = relay_find(b, caller, connid);
+    if (!r) { /* gone here: tell the peer, unless it is telling us */
+        if (strcmp(op, "cclose") != 0) relay_refuse(b, caller, name, connid);
+        return;
+    }
+    r->peer_seen = ferry__now_ns();
+    if (strcmp(op, "cclose") == 0) {
+        relay_close(b, r, 0);
+        return;
+    }
+    if (strcmp(op, "cack") == 0) {
+        uint64_t a = (uint64_t)seq;
+        if (a <= r->snd_acked || a >= r->snd_next) return;
+        for (uint64_t n = r->snd_acked + 1; n <= a; n++) {
+            free(r->win[n % RELAY_WIN].data);
+            r->win[n % RELAY_WIN].data = NULL;
+        }
+        r->snd_acked = a;
+        r->snd_progress = ferry__now_ns();
+        if (r->local_eof) {
+            if (r->snd_acked + 1 == r->snd_next) relay_close(b, r, 1);
+            return;
+        }
+        relay_arm(b, r, 1);
+        relay_local_ready(b, r);
+        return;
+    }
+    if (strcmp(op, "cdata") != 0) return;
+    int64_t type = header_num(m, "Ferry-Type");
+    if (type < 0) return;
+    if ((uint64_t)seq == r->rcv_next) {
+        ferry_msg d = {.type = type,
+                       .data = (void *)natsMsg_GetData(m),
+                       .len = (size_t)natsMsg_GetDataLength(m)};
+        int rc = ferry_sendmsg(r->ch, &d, FERRY_NOW);
+        if (rc == -EAGAIN || rc == -ETIMEDOUT) return; /* full: it comes again */
+        if (rc < 0) {
+            relay_close(b, r, 1);
+            return;
+        }
+        r->rcv_next++;
+        if (++r->rcv_unacked < 32) return;
+    }
+    /* every 32 delivered, and on a repeat or a gap: where we are */
+    r->rcv_unacked = 0;
+    relay_publish(b, r, "cack", r->rcv_next - 1, 0, NULL, 0);
+}
+
+/* From tick: acknowledgements owed, and everything unacknowledged sent again when the
+ * peer has acknowledged nothing for 300 ms (a relay whose peer says nothing for 30 s is
+ * closed). */
+static void relay_tick(bridge *b, int64_t now)
+{
+    for (relay *r = b->relays, *nx; r; r = nx) {
+        nx = r->next;
+        if (now - r->peer_seen > b->hb_ns * b->dead_after * 2) { /* the peer's bridge is gone */
+            vlog("channel %s with %s: the peer is silent", r->connid, r->peer);
+            relay_close(b, r, 0);
+            continue;
+        }
+        if (r->rcv_unacked) {
+            r->rcv_unacked = 0;
+            relay_publish(b, r, "cack", r->rcv_next - 1, 0, NULL, 0);
+        }
+        if (r->snd_acked + 1 < r->snd_next && now - r->snd_progress > 300 * MS && b->connected) {
+            if (r->importer && r->snd_acked == 0) relay_publish(b, r, "copen", 0, 0, NULL, 0);
+            for (uint64_t n = r->snd_acked + 1; n < r->snd_next; n++) {
+                rmsg *w = &r->win[n % RELAY_WIN];
+                relay_publish(b, r, "cdata", n, w->type, w->data, w->len);
+            }
+            r->snd_progress = now; /* and again after another 300 ms */
+        }
     }
 }
 
@@ -1387,9 +1713,11 @@ static void on_rpc(bridge *b, natsMsg *m, const char *tail)
     if (natsMsgHeader_Get(m, "Ferry-Op", &op) != NATS_OK || !op) return;
     int oneway = strcmp(op, "oneway") == 0, probe = strcmp(op, "probe") == 0;
     int put = strcmp(op, "put") == 0, sub = strcmp(op, "sub") == 0;
-    int bput = strcmp(op, "bput") == 0;
-    if (!oneway && !probe && !put && !sub && !bput && strcmp(op, "call") != 0) return;
-    if (!reply && !oneway && !sub) return;
+    int bput = strcmp(op, "bput") == 0, copen = strcmp(op, "copen") == 0;
+    int crelay = !strcmp(op, "cdata") || !strcmp(op, "cack") || !strcmp(op, "cclose");
+    if (!oneway && !probe && !put && !sub && !bput && !copen && !crelay && strcmp(op, "call") != 0)
+        return;
+    if (!reply && !oneway && !sub && !copen && !crelay) return;
     int len = natsMsg_GetDataLength(m);
     if (len < 0 || (size_t)len > b->max_msg) {
         reply_status(b, reply, EMSGSIZE);
@@ -1397,6 +1725,10 @@ static void on_rpc(bridge *b, natsMsg *m, const char *tail)
     }
     if (bput) { /* a broadcast we import, from its exporter (the "caller" here) */
         if (ferry__name_valid(name) == 0) on_bput(b, m, caller, name, reply);
+        return;
+    }
+    if (crelay) { /* a relayed channel of ours, either side */
+        if (ferry__name_valid(name) == 0) on_relay_op(b, m, caller, name, op);
         return;
     }
     /* the policy: a name we export (never one we import: no forwarding through us),
@@ -1422,6 +1754,10 @@ static void on_rpc(bridge *b, natsMsg *m, const char *tail)
     }
     if (sub) {
         on_sub(b, caller, name);
+        return;
+    }
+    if (copen) {
+        on_copen(b, m, caller, name);
         return;
     }
     int err = 0;
@@ -1598,6 +1934,7 @@ static void tick(bridge *b)
                 b->connected)
                 mbox_send(b, p);
     bcast_tick(b, now);
+    relay_tick(b, now);
     for (out *o = b->outs; o; o = o->next)
         for (xcall *x = o->calls, *nx; x; x = nx) {
             nx = x->next;
@@ -1701,6 +2038,9 @@ static int run_loop(bridge *b)
                 break;
             case T_BCAST:
                 bcast_ready(b, evs[i].data.ptr);
+                break;
+            case T_RELAY:
+                relay_local_ready(b, evs[i].data.ptr);
                 break;
             case T_OUT:
                 out_ready(b, evs[i].data.ptr);
@@ -1922,6 +2262,7 @@ static void teardown(bridge *b)
     /* local callers of remote names and remote callers of ours are told first */
     drop_all_proxies(b);
     while (b->outs) out_close(b, b->outs);
+    while (b->relays) relay_close(b, b->relays, 1);
     natsSubscription_Destroy(b->sub_hb);
     natsSubscription_Destroy(b->sub_rpc);
     natsSubscription_Destroy(b->sub_reply);
