@@ -112,7 +112,7 @@ static inline void cl_require(void)
 static inline void cl_sh(const char *fmt, ...) __attribute__((format(printf, 1, 2)));
 static inline void cl_sh(const char *fmt, ...)
 {
-    char cmd[512];
+    char cmd[2048];
     va_list ap;
     va_start(ap, fmt);
     vsnprintf(cmd, sizeof cmd, fmt, ap);
@@ -177,15 +177,25 @@ static void cl_write(const char *path, const char *text, mode_t mode, uid_t uid)
 }
 
 /* The permissions docs/cluster.md asks of every user U of cluster "t". */
+/* cl_tls: the clients' connections use TLS with client certificates that the servers map
+ * to the users (verify_and_map: user "CN=hosta"), no passwords (cl_up makes a CA, a
+ * server certificate per host and a client certificate per user with the openssl CLI). */
+static int cl_tls;
+
 static void cl_user_conf(char *out, size_t cap, const char *u, const char *pw)
 {
+    char who[128];
+    if (cl_tls)
+        snprintf(who, sizeof who, "user: \"CN=%s\"", u);
+    else
+        snprintf(who, sizeof who, "user: %s, password: \"%s\"", u, pw);
     snprintf(out, cap,
-             "    { user: %s, password: \"%s\", permissions: {\n"
+             "    { %s, permissions: {\n"
              "        publish: { allow: [\"ferry.t.hb.%s\", \"ferry.t.rpc.*.%s.>\"] },\n"
              "        subscribe: { allow: [\"ferry.t.hb.*\", \"ferry.t.rpc.%s.*.>\", "
              "\"ferry.t.reply.%s.>\"] },\n"
              "        allow_responses: true } }\n",
-             u, pw, u, u, u, u);
+             who, u, u, u, u);
 }
 
 static inline void cl_write_nats_conf(cluster *c, int i)
@@ -194,13 +204,19 @@ static inline void cl_write_nats_conf(cluster *c, int i)
     char users[3][1024], text[6000];
     const char *names[3] = {"hosta", "hostb", "hostc"};
     for (int k = 0; k < 3; k++) cl_user_conf(users[k], sizeof users[k], names[k], c->pw[k]);
+    char tls[512] = "";
+    if (cl_tls)
+        snprintf(tls, sizeof tls,
+                 "tls { cert_file: \"%s/srv-%s.pem\", key_file: \"%s/srv-%s.key\",\n"
+                 "      ca_file: \"%s/ca.pem\", verify_and_map: true }\n",
+                 c->dir, h->user, c->dir, h->user, c->dir);
     snprintf(text, sizeof text,
-             "server_name: %s\nlisten: \"%s:4222\"\n"
+             "server_name: %s\nlisten: \"%s:4222\"\n%s"
              "authorization { users: [\n%s%s%s] }\n"
              "cluster { name: ferrytest\n  listen: \"%s:6222\"\n  no_advertise: true\n"
              "  authorization { user: route, password: \"%s\" }\n"
              "  routes: [\"nats-route://route:%s@%s:6222\"] }\n",
-             h->user, h->addr, users[0], users[1], users[2], h->addr, c->routepw, c->routepw,
+             h->user, h->addr, tls, users[0], users[1], users[2], h->addr, c->routepw, c->routepw,
              o->addr);
     cl_write(h->conf, text, 0600, 0);
 }
@@ -257,6 +273,7 @@ static void ferryd_child(void *arg)
 
 typedef struct bridge_args {
     const host *h;
+    const char *dir;
     const char *pwfile;
     const char *extra[16];
 } bridge_args;
@@ -274,12 +291,26 @@ static void bridge_child(void *arg)
 {
     if (getenv("CL_VERBOSE")) signal(SIGSEGV, segv_trace);
     bridge_args *a = arg;
-    char url[64];
-    snprintf(url, sizeof url, "nats://%s:4222", a->h->addr);
+    char url[64], ca[128], cert[128], key[128];
+    snprintf(url, sizeof url, "%s://%s:4222", cl_tls ? "tls" : "nats", a->h->addr);
     char *argv[40] = {"ferry-bridge",    "--nats",           url,
                       "--user",          (char *)a->h->user, "--password-file",
                       (char *)a->pwfile, "--cluster",        "t"};
     int n = 9;
+    if (cl_tls) { /* a client certificate instead of the password */
+        snprintf(ca, sizeof ca, "%s/ca.pem", a->dir);
+        snprintf(cert, sizeof cert, "%s/cli-%s.pem", a->dir, a->h->user);
+        snprintf(key, sizeof key, "%s/cli-%s.key", a->dir, a->h->user);
+        n = 5;
+        argv[n++] = "--tls-ca";
+        argv[n++] = ca;
+        argv[n++] = "--tls-cert";
+        argv[n++] = cert;
+        argv[n++] = "--tls-key";
+        argv[n++] = key;
+        argv[n++] = "--cluster";
+        argv[n++] = "t";
+    }
     /* 5 missed heartbeats before a name goes: this machine may stall a loop for 600 ms */
     argv[n++] = "--dead-after";
     argv[n++] = "5";
@@ -297,9 +328,37 @@ static inline void cl_bridge_start(cluster *c, int i, const char *const *extra)
     snprintf(pwfile, sizeof pwfile, "%s/pw-%s", c->dir, h->user);
     snprintf(pw, sizeof pw, "%s\n", c->pw[i]);
     cl_write(pwfile, pw, 0600, BRIDGE_UID);
-    bridge_args a = {.h = h, .pwfile = pwfile};
+    bridge_args a = {.h = h, .pwfile = pwfile, .dir = c->dir};
     for (int k = 0; extra && extra[k] && k < 15; k++) a.extra[k] = extra[k];
     h->bridge = cl_spawn(h, &BRIDGE_ID, bridge_child, &a);
+}
+
+/* The CA, the servers' certificates (SAN: their addresses) and the users' client
+ * certificates (CN=hosta...; keys readable by the bridges' uid only), in c->dir. */
+static inline void cl_make_certs(cluster *c)
+{
+    const char *ec = "-newkey ec -pkeyopt ec_paramgen_curve:prime256v1 -nodes";
+    cl_sh("cd %s && openssl req -x509 %s -keyout ca.key -out ca.pem -days 1 "
+          "-subj /CN=ferry-test-ca 2>/dev/null",
+          c->dir, ec);
+    for (int i = 0; i < 2; i++) {
+        const host *h = &c->h[i];
+        cl_sh("cd %s && printf 'subjectAltName=IP:%s\n' > srv-%s.ext && "
+              "openssl req %s -keyout srv-%s.key -out srv-%s.csr -subj /CN=nats-%s 2>/dev/null &&"
+              " openssl x509 -req -in srv-%s.csr -CA ca.pem -CAkey ca.key -CAcreateserial "
+              "-out srv-%s.pem -days 1 -extfile srv-%s.ext 2>/dev/null",
+              c->dir, h->addr, h->user, ec, h->user, h->user, h->user, h->user, h->user, h->user);
+    }
+    const char *users[3] = {"hosta", "hostb", "hostc"};
+    for (int k = 0; k < 3; k++) {
+        cl_sh("cd %s && printf 'extendedKeyUsage=clientAuth\n' > cli.ext && "
+              "openssl req %s -keyout cli-%s.key -out cli-%s.csr -subj /CN=%s 2>/dev/null && "
+              "openssl x509 -req -in cli-%s.csr -CA ca.pem -CAkey ca.key -CAcreateserial "
+              "-out cli-%s.pem -days 1 -extfile cli.ext 2>/dev/null && "
+              "chown %d cli-%s.key && chmod 600 cli-%s.key && chmod 644 ca.pem cli-%s.pem",
+              c->dir, ec, users[k], users[k], users[k], users[k], users[k], BRIDGE_UID, users[k],
+              users[k], users[k]);
+    }
 }
 
 /* Namespaces, veth, configs, nats-servers and ferryds (no bridges yet). */
@@ -335,6 +394,7 @@ static inline void cl_up(cluster *c)
         cl_sh("ip -n %s addr add %s/24 dev fv%d", c->h[i].ns, c->h[i].addr, i);
         cl_sh("ip -n %s link set fv%d up", c->h[i].ns, i);
     }
+    if (cl_tls) cl_make_certs(c);
     for (int i = 0; i < 2; i++) cl_write_nats_conf(c, i);
     for (int i = 0; i < 2; i++) {
         host *h = &c->h[i];

@@ -251,6 +251,9 @@ typedef struct bridge {
     char user[ID_MAX + 1];
     char *password;
     const char *creds;
+    const char *tls_ca, *tls_cert, *tls_key; /* TLS to the NATS server; cert: a client
+                                                certificate (the server may map it to
+                                                the user: verify_and_map) */
     char cluster[ID_MAX + 1];
     rule rules[MAX_RULES];
     int nrules;
@@ -2058,6 +2061,7 @@ static void usage(FILE *f)
 {
     fprintf(f, "usage: ferry-bridge --nats URL [--nats URL...] --user USER\n"
                "         [--password-file FILE | --creds FILE] [--cluster NAME]\n"
+               "         [--tls-ca FILE] [--tls-cert FILE --tls-key FILE]\n"
                "         [--export PATTERN=USER[,USER...]|PATTERN=*]...\n"
                "         [--import PATTERN[=USER[,USER...]]]...\n"
                "         [--import-mode OCTAL] [--heartbeat-ms N] [--dead-after N]\n"
@@ -2126,6 +2130,9 @@ static int parse_args(bridge *b, int argc, char **argv)
         {"user", required_argument, 0, 'u'},
         {"password-file", required_argument, 0, 'p'},
         {"creds", required_argument, 0, 'c'},
+        {"tls-ca", required_argument, 0, 'A'},
+        {"tls-cert", required_argument, 0, 'T'},
+        {"tls-key", required_argument, 0, 'K'},
         {"cluster", required_argument, 0, 'C'},
         {"export", required_argument, 0, 'e'},
         {"import", required_argument, 0, 'i'},
@@ -2158,6 +2165,15 @@ static int parse_args(bridge *b, int argc, char **argv)
             break;
         case 'c':
             b->creds = optarg;
+            break;
+        case 'A':
+            b->tls_ca = optarg;
+            break;
+        case 'T':
+            b->tls_cert = optarg;
+            break;
+        case 'K':
+            b->tls_key = optarg;
             break;
         case 'C':
             if (!id_valid(optarg, strlen(optarg))) return bad("--cluster", optarg);
@@ -2202,6 +2218,7 @@ static int parse_args(bridge *b, int argc, char **argv)
     }
     if (optind < argc) return bad("argument", argv[optind]);
     if (b->nurls == 0) return bad("--nats", NULL);
+    if (!b->tls_cert != !b->tls_key) return bad("--tls-cert and --tls-key (both or neither)", NULL);
     if (!b->user[0]) return bad("--user", NULL);
     return 0;
 }
@@ -2213,6 +2230,10 @@ static int nats_setup(bridge *b)
     if (s == NATS_OK) s = natsOptions_SetServers(o, b->urls, b->nurls);
     if (s == NATS_OK && b->password) s = natsOptions_SetUserInfo(o, b->user, b->password);
     if (s == NATS_OK && b->creds) s = natsOptions_SetUserCredentialsFromFiles(o, b->creds, NULL);
+    if (s == NATS_OK && (b->tls_ca || b->tls_cert)) s = natsOptions_SetSecure(o, true);
+    if (s == NATS_OK && b->tls_ca) s = natsOptions_LoadCATrustedCertificates(o, b->tls_ca);
+    if (s == NATS_OK && b->tls_cert)
+        s = natsOptions_LoadCertificatesChain(o, b->tls_cert, b->tls_key);
     if (s == NATS_OK) s = natsOptions_SetName(o, "ferry-bridge");
     if (s == NATS_OK) s = natsOptions_SetMaxReconnect(o, -1);
     if (s == NATS_OK) s = natsOptions_SetReconnectWait(o, 250);
