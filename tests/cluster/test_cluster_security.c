@@ -150,6 +150,37 @@ static void hostile(void *arg)
     CHECK_EQ(req(nc, "ferry.t.rpc.hosta.hostc.org.test.secret", "exec", "x", 1, st, NULL, 0, NULL),
              NATS_TIMEOUT);
 
+    /* the mailbox, broadcast and channel operations, forged or malformed: nothing reaches
+     * a server (the counts below), no bridge falls over (both must stop cleanly) */
+    const char *hdrs[][8] = {
+        {"Ferry-Op", "put", "Ferry-Seq", "1", "Ferry-Type", "1", "Ferry-Boot", "zz"},
+        {"Ferry-Op", "put", "Ferry-Seq", "-1", "Ferry-Type", "1", "Ferry-Boot", "0123456789abcdef"},
+        {"Ferry-Op", "copen", "Ferry-Conn", "0-1", "Ferry-Seq", "0", NULL, NULL},
+        {"Ferry-Op", "cdata", "Ferry-Conn", "0123-9", "Ferry-Seq", "1", "Ferry-Type", "1"},
+        {"Ferry-Op", "cack", "Ferry-Conn", "../../x", "Ferry-Seq", "99999", NULL, NULL},
+        {"Ferry-Op", "cclose", "Ferry-Conn", "", "Ferry-Seq", "1", NULL, NULL},
+        {"Ferry-Op", "sub", NULL, NULL, NULL, NULL, NULL, NULL},
+        {"Ferry-Op", "bput", "Ferry-Seq", "1", "Ferry-Type", "1", "Ferry-Boot", "0123456789abcdef"},
+        {"Ferry-Op", "cdata", "Ferry-Conn", "1-1", "Ferry-Seq", "99999999999999999999",
+         "Ferry-Type", "1"},
+    };
+    const char *targets[] = {"ferry.t.rpc.hosta.hostc.org.test.echo",
+                             "ferry.t.rpc.hosta.hostc.org.test.secret",
+                             "ferry.t.rpc.hostb.hostc.org.test.echo"};
+    for (size_t t = 0; t < 3; t++)
+        for (size_t h = 0; h < sizeof hdrs / sizeof hdrs[0]; h++) {
+            natsMsg *m = NULL;
+            CHECK(natsMsg_Create(&m, targets[t], "ferry.t.reply.hostc.x.1", "payload", 7) ==
+                  NATS_OK);
+            for (int k = 0; k < 8 && hdrs[h][k]; k += 2)
+                CHECK(natsMsgHeader_Set(m, hdrs[h][k], hdrs[h][k + 1]) == NATS_OK);
+            CHECK(natsConnection_PublishMsg(nc, m) == NATS_OK);
+            natsMsg_Destroy(m);
+        }
+    natsConnection_Flush(nc);
+    sleep_ms(300);
+    CHECK_EQ(atomic_load(&denied), 0);
+
     /* claiming hostb's identity: the NATS server refuses the publish */
     CHECK_EQ(atomic_load(&denied), 0);
     CHECK_EQ(req(nc, "ferry.t.rpc.hosta.hostb.org.test.echo", "call", "x", 1, st, NULL, 0, NULL),
