@@ -36,7 +36,7 @@ typedef struct host {
     char ns[32];
     char addr[16];
     char user[16];
-    char sock[128];
+    char sock[100]; /* fits sun_path */
     char conf[128];
     char log[128];
     pid_t nats, ferryd, bridge;

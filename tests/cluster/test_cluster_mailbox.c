@@ -3,7 +3,8 @@
  * test_cluster_mailbox — a mailbox across hosts (docs/cluster.md): a mailbox published on
  * host A and exported; an unprivileged sender on host B opens it by name with the plain
  * API and sends N numbered, typed messages; A's receiver gets every one exactly once, in
- * order, with its type — also while B's and then A's nats-server are stopped and
+ * order, with its type — also after B's ferryd was restarted (the bridge publishes the
+ * imported mailbox again), and while B's and then A's nats-server are stopped and
  * restarted mid-stream (the in-flight message is sent again and delivered once). The
  * sender's view: every message sent was taken from B's mailbox (sent == received == N,
  * none queued, none lost). Skipped (77) when not root or without `ip` / nats-server.
@@ -98,6 +99,17 @@ static void sender(void *arg)
     ferry_mailbox_close(mb);
 }
 
+static void wait_present(void *arg)
+{
+    (void)arg;
+    int64_t end = now_ns() + 20 * SEC;
+    ferry_name_info info;
+    while (ferry_lookup("org.test.mbox", &info, 2 * SEC) != 0) {
+        CHECK(now_ns() < end);
+        sleep_ms(20);
+    }
+}
+
 int main(void)
 {
     cl_require();
@@ -111,6 +123,14 @@ int main(void)
     cl_bridge_start(&C, 0, exp_a);
     cl_bridge_start(&C, 1, exp_b);
     pid_t r = cl_spawn(A, &ROOT, receiver, NULL);
+    /* the mailbox imported on B; then B's ferryd killed and started again: the bridge
+     * publishes it again, and the sender finds it by name */
+    wait_ok(cl_spawn(B, &CALLER_ID, wait_present, NULL));
+    cl_kill(&B->ferryd);
+    unlink(B->sock);
+    B->ferryd = cl_spawn(B, &ROOT, ferryd_child, B);
+    for (int k = 0; k < 500 && !broker_connectable(B->sock); k++) sleep_ms(10);
+    CHECK(broker_connectable(B->sock));
     pid_t s = cl_spawn(B, &CALLER_ID, sender, NULL);
 
     int64_t t0 = now_ns();

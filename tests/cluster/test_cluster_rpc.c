@@ -191,6 +191,24 @@ static void caller_partition(void *arg)
     atomic_store(&sh->back_ns, now_ns() - atomic_load(&sh->start_ns));
 }
 
+/* After B's ferryd restarted: the name comes back on B and a call works. */
+static void caller_again(void *arg)
+{
+    (void)arg;
+    int64_t end = now_ns() + 20 * SEC;
+    for (;;) {
+        ferry_rpc_client *c;
+        if (ferry_rpc_connect("org.test.echo", FERRY_KIND_SHM, NULL, &c, 2 * SEC) == 0) {
+            char buf[64];
+            ssize_t rc = call_str(c, "again", buf, sizeof buf, 2 * SEC);
+            ferry_rpc_client_close(c);
+            if (rc == 5) return;
+        }
+        CHECK(now_ns() < end);
+        sleep_ms(20);
+    }
+}
+
 int main(void)
 {
     cl_require();
@@ -251,6 +269,17 @@ int main(void)
     printf("B's nats-server stopped: names gone on B after %.1f ms; restarted: a call works "
            "after %.1f ms\n",
            (double)atomic_load(&sh->lost_ns) / 1e6, (double)atomic_load(&sh->back_ns) / 1e6);
+
+    /* B's ferryd killed and started again: the proxies register again by themselves */
+    cl_kill(&B->ferryd);
+    unlink(B->sock);
+    B->ferryd = cl_spawn(B, &ROOT, ferryd_child, B);
+    for (int k = 0; k < 500 && !broker_connectable(B->sock); k++) sleep_ms(10);
+    CHECK(broker_connectable(B->sock));
+    int64_t t_ferryd = now_ns();
+    wait_ok(cl_spawn(B, &CALLER_ID, caller_again, NULL));
+    printf("B's ferryd restarted: a call works again after %.1f ms\n",
+           (double)(now_ns() - t_ferryd) / 1e6);
 
     cl_kill(&s_echo);
     cl_kill(&s_secret);

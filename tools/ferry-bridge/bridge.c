@@ -116,6 +116,7 @@ typedef struct proxy {
     char in_boot[17];
     uint64_t in_seq;
     int allowed;
+    unsigned mode; /* the local policy's mode it was published with */
     struct proxy *hnext;
 } proxy;
 
@@ -310,6 +311,7 @@ typedef struct bridge {
     uint64_t bc_gap;  /* broadcast messages an imported stream missed (lapsed lease) */
     ferry_watch *watch;
     int64_t watch_retry;
+    int watch_lost; /* the watch failed: ferryd went away */
 
     /* proxies, conns and outs closed during an epoll batch: a later event of the same
      * batch may still point at them (its tag, 0, says to skip it). Freed after the batch. */
@@ -844,6 +846,7 @@ static void proxy_register(bridge *b, proxy *p, int allowed)
     ferry_policy pol;
     ferry_policy_init(&pol);
     pol.mode = allowed ? b->import_mode : 0444;
+    p->mode = pol.mode;
     if (p->kind == 'm') {
         proxy_register_mbox(b, p, &pol);
         return;
@@ -1860,14 +1863,45 @@ static void send_hb(bridge *b)
     b->next_hb = ferry__now_ns() + b->hb_ns;
 }
 
+/* ferryd came back after a restart: the imported mailboxes and broadcasts are published
+ * again (servers' listeners register again by themselves). */
+static void republish(bridge *b)
+{
+    for (size_t i = 0; i < NBUCKETS; i++)
+        for (proxy *p = b->proxies[i]; p; p = p->hnext) {
+            if (!p->pub || (!p->mb && !p->bc)) continue;
+            ferry_pub_close(p->pub);
+            p->pub = NULL;
+            ferry_policy pol;
+            ferry_policy_init(&pol);
+            pol.mode = p->mode;
+            int fd = p->mb ? ferry_mailbox_fd(p->mb) : ferry_bcast_fd(p->bc);
+            int rc = ferry_publish(p->name, fd, p->mb ? FERRY_OBJ_MAILBOX : FERRY_OBJ_BCAST, &pol,
+                                   &p->pub, LOCAL_WAIT);
+            if (rc < 0) {
+                p->pub = NULL;
+                logf_("publishing %s again: %s", p->name, ferry_strerror(rc));
+            }
+        }
+}
+
+/* The watch: the exporter's news of its names, and everyone's sign that ferryd restarted
+ * (it fails; opened again, the imported objects are published again). */
 static void open_watch(bridge *b)
 {
-    if (b->watch || b->nrules == 0) return;
+    if (b->watch) return;
     if (ferry_watch_open("*", &b->watch, LOCAL_WAIT) < 0 ||
         epoll_add(b, ferry_watch_poll_fd(b->watch), &b->tag_watch) < 0) {
         ferry_watch_close(b->watch);
         b->watch = NULL;
-        b->watch_retry = ferry__now_ns() + 1000 * MS;
+        b->watch_retry = ferry__now_ns() + 200 * MS;
+        return;
+    }
+    if (b->watch_lost) {
+        b->watch_lost = 0;
+        logf_("ferryd is back: publishing the imported objects again");
+        republish(b);
+        send_hb(b);
     }
 }
 
@@ -1895,7 +1929,8 @@ static void watch_ready(bridge *b)
         epoll_del(b, ferry_watch_poll_fd(b->watch));
         ferry_watch_close(b->watch);
         b->watch = NULL;
-        b->watch_retry = ferry__now_ns() + 1000 * MS;
+        b->watch_retry = ferry__now_ns() + 200 * MS;
+        b->watch_lost = 1;
     }
     if (changed) send_hb(b); /* a death or a new export is told at once */
 }
