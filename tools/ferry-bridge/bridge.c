@@ -20,6 +20,16 @@
  *    permissions tie to the authenticated user. Locally it is this bridge's uid.
  *  - No call is sent twice: a request is published once and never retried; a reply is
  *    delivered only for a sequence number still pending, which it removes.
+ *  - What is retried is numbered and delivered once by its receiver: mailbox messages
+ *    (stop and wait; the exporter keeps the last number per sender's incarnation),
+ *    broadcast messages (stop and wait to every remote subscriber; the importer keeps
+ *    the last number published), relayed channel messages (a window of RELAY_WIN,
+ *    cumulative acknowledgements, in-order delivery, go-back-N).
+ *  - Closed proxies, connections, exporter connections, broadcast subscriptions and
+ *    relays are buried (tag 0) and freed after the epoll batch: a later event of the
+ *    same batch may still point at them.
+ *  - The loop never waits on a remote; it waits on the local ferryd or a local server for
+ *    at most LOCAL_WAIT (registering, connecting, listing).
  */
 #define _GNU_SOURCE
 #include "bridge.h"
