@@ -43,6 +43,12 @@ command -v abidiff >/dev/null 2>&1 || need+=(abigail-tools)
 command -v dh >/dev/null 2>&1 || need+=(debhelper)
 command -v lintian >/dev/null 2>&1 || need+=(lintian)
 command -v fakeroot >/dev/null 2>&1 || need+=(fakeroot)
+# tests/cluster and ferry-bridge (names across hosts, docs/cluster.md): the NATS server the
+# tests start in network namespaces, the C client the bridge is built with (FERRY_NATS=AUTO:
+# without it the bridge and its tests are left out), iproute2 for `ip netns`.
+command -v nats-server >/dev/null 2>&1 || need+=(nats-server)
+dpkg-query -W -f='${Status}' libnats-dev 2>/dev/null | grep -q 'ok installed' || need+=(libnats-dev)
+command -v ip >/dev/null 2>&1 || need+=(iproute2)
 # The clang runtimes for the sanitizers and libFuzzer.
 ls /usr/lib/llvm-*/lib/clang/*/lib/linux/libclang_rt.fuzzer-x86_64.a >/dev/null 2>&1 ||
   need+=(libclang-rt-14-dev)

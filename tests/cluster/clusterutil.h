@@ -1,0 +1,431 @@
+// SPDX-License-Identifier: MIT
+/*
+ * clusterutil.h — two "hosts" on one machine for the bridge's tests: two network
+ * namespaces the test makes (unique names fc<pid>a / fc<pid>b), a veth pair between them
+ * (made inside the namespaces, never in the caller's: 10.99.0.1 and 10.99.0.2, loopback
+ * up in each), a nats-server per namespace listening on its veth address only and
+ * clustered with the other by a route (users and passwords generated per run, per-user
+ * subject permissions as docs/cluster.md says), a ferryd per host (its own socket
+ * path) and a ferry-bridge per host running as an unprivileged uid (forked, not exec'd).
+ * Everything is removed at exit, also after a failed CHECK or the test's alarm: the
+ * processes (SIGKILL, reaped), the namespaces (their veth ends go with them) and the
+ * directory. Include after testutil.h and secutil.h.
+ */
+#ifndef FERRY_CLUSTERUTIL_H
+#define FERRY_CLUSTERUTIL_H
+
+#include "bridge.h"
+
+#include <arpa/inet.h>
+#include <fcntl.h>
+#include <netinet/in.h>
+#include <sched.h>
+#include <signal.h>
+#include <stdarg.h>
+#include <sys/random.h>
+#include <sys/socket.h>
+#include <sys/stat.h>
+
+#define BRIDGE_UID 61818
+#define CALLER_UID 61819
+
+static const ident BRIDGE_ID = {BRIDGE_UID, BRIDGE_UID, 0, {0}};
+static const ident CALLER_ID = {CALLER_UID, CALLER_UID, 0, {0}};
+
+typedef struct host {
+    char ns[32];
+    char addr[16];
+    char user[16];
+    char sock[100]; /* fits sun_path */
+    char conf[128];
+    char log[128];
+    pid_t nats, ferryd, bridge;
+} host;
+
+typedef struct cluster {
+    char dir[64];
+    char pw[3][40]; /* hosta, hostb, hostc */
+    char routepw[40];
+    host h[2];
+    int ns_made[2];
+    pid_t owner;
+} cluster;
+
+static cluster *cl_current;
+
+static void cl_kill(pid_t *pid)
+{
+    if (*pid > 0) {
+        kill(*pid, SIGKILL);
+        waitpid(*pid, NULL, 0);
+        *pid = -1;
+    }
+}
+
+static void cl_cleanup(void)
+{
+    cluster *c = cl_current;
+    if (!c || getpid() != c->owner) return;
+    for (int i = 0; i < 2; i++) {
+        cl_kill(&c->h[i].bridge);
+        cl_kill(&c->h[i].nats);
+        cl_kill(&c->h[i].ferryd);
+    }
+    char cmd[256];
+    for (int i = 0; i < 2; i++)
+        if (c->ns_made[i]) {
+            snprintf(cmd, sizeof cmd, "ip netns del %s", c->h[i].ns);
+            if (system(cmd) != 0) fprintf(stderr, "cleanup: %s failed\n", cmd);
+            c->ns_made[i] = 0;
+        }
+    if (c->dir[0]) {
+        snprintf(cmd, sizeof cmd, "rm -rf -- '%s'", c->dir);
+        if (system(cmd) != 0) fprintf(stderr, "cleanup: %s failed\n", cmd);
+        c->dir[0] = 0;
+    }
+    cl_current = NULL;
+}
+
+static void cl_on_signal(int sig)
+{
+    (void)sig;
+    exit(1); /* runs cl_cleanup (atexit) */
+}
+
+/* Skip (exit 77) unless root with `ip` and nats-server. */
+static inline void cl_require(void)
+{
+    if (geteuid() != 0) {
+        printf("SKIP: not root (network namespaces need it)\n");
+        exit(77);
+    }
+    if (system("command -v ip >/dev/null 2>&1") != 0) {
+        printf("SKIP: no `ip` command (iproute2)\n");
+        exit(77);
+    }
+    if (system("command -v nats-server >/dev/null 2>&1") != 0) {
+        printf("SKIP: no nats-server (Debian nats-server)\n");
+        exit(77);
+    }
+}
+
+static inline void cl_sh(const char *fmt, ...) __attribute__((format(printf, 1, 2)));
+static inline void cl_sh(const char *fmt, ...)
+{
+    char cmd[2048];
+    va_list ap;
+    va_start(ap, fmt);
+    vsnprintf(cmd, sizeof cmd, fmt, ap);
+    va_end(ap);
+    if (system(cmd) != 0) {
+        fprintf(stderr, "command failed: %s\n", cmd);
+        exit(1);
+    }
+}
+
+static inline void cl_enter(const host *h)
+{
+    char p[64];
+    snprintf(p, sizeof p, "/run/netns/%s", h->ns);
+    int fd = open(p, O_RDONLY | O_CLOEXEC);
+    CHECK(fd >= 0);
+    CHECK(setns(fd, CLONE_NEWNET) == 0);
+    close(fd);
+}
+
+/* Fork a child in h's namespace, with h's ferryd, as id, running fn(arg). */
+static inline pid_t cl_spawn(const host *h, const ident *id, void (*fn)(void *), void *arg)
+{
+    fflush(stdout);
+    fflush(stderr);
+    pid_t parent = getpid();
+    pid_t pid = fork();
+    CHECK(pid >= 0);
+    if (pid == 0) {
+        cl_current = NULL; /* the child cleans nothing up */
+        signal(SIGTERM, SIG_DFL);
+        signal(SIGALRM, SIG_DFL);
+        alarm(0);
+        cl_enter(h);
+        setenv("FERRY_BROKER", h->sock, 1);
+        setenv("FERRY_NO_AUTOSPAWN", "1", 1);
+        become(id, parent);
+        fn(arg);
+        fflush(stdout);
+        _exit(0);
+    }
+    return pid;
+}
+
+static void cl_random(char *out, size_t n)
+{
+    static const char al[] = "abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ0123456789";
+    unsigned char r[64];
+    CHECK(n <= sizeof r + 1);
+    CHECK(getrandom(r, n - 1, 0) == (ssize_t)(n - 1));
+    for (size_t i = 0; i + 1 < n; i++) out[i] = al[r[i] % (sizeof al - 1)];
+    out[n - 1] = 0;
+}
+
+static void cl_write(const char *path, const char *text, mode_t mode, uid_t uid)
+{
+    int fd = open(path, O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, mode);
+    CHECK(fd >= 0);
+    CHECK(write(fd, text, strlen(text)) == (ssize_t)strlen(text));
+    CHECK(fchown(fd, uid, (gid_t)-1) == 0);
+    close(fd);
+}
+
+/* The permissions docs/cluster.md asks of every user U of cluster "t". */
+/* cl_tls: the clients' connections use TLS with client certificates that the servers map
+ * to the users (verify_and_map: user "CN=hosta"), no passwords (cl_up makes a CA, a
+ * server certificate per host and a client certificate per user with the openssl CLI). */
+static int cl_tls;
+
+static void cl_user_conf(char *out, size_t cap, const char *u, const char *pw)
+{
+    char who[128];
+    if (cl_tls)
+        snprintf(who, sizeof who, "user: \"CN=%s\"", u);
+    else
+        snprintf(who, sizeof who, "user: %s, password: \"%s\"", u, pw);
+    snprintf(out, cap,
+             "    { %s, permissions: {\n"
+             "        publish: { allow: [\"ferry.t.hb.%s\", \"ferry.t.rpc.*.%s.>\"] },\n"
+             "        subscribe: { allow: [\"ferry.t.hb.*\", \"ferry.t.rpc.%s.*.>\", "
+             "\"ferry.t.reply.%s.>\"] },\n"
+             "        allow_responses: true } }\n",
+             who, u, u, u, u);
+}
+
+static inline void cl_write_nats_conf(cluster *c, int i)
+{
+    host *h = &c->h[i], *o = &c->h[1 - i];
+    char users[3][1024], text[6000];
+    const char *names[3] = {"hosta", "hostb", "hostc"};
+    for (int k = 0; k < 3; k++) cl_user_conf(users[k], sizeof users[k], names[k], c->pw[k]);
+    char tls[512] = "";
+    if (cl_tls)
+        snprintf(tls, sizeof tls,
+                 "tls { cert_file: \"%s/srv-%s.pem\", key_file: \"%s/srv-%s.key\",\n"
+                 "      ca_file: \"%s/ca.pem\", verify_and_map: true }\n",
+                 c->dir, h->user, c->dir, h->user, c->dir);
+    snprintf(text, sizeof text,
+             "server_name: %s\nlisten: \"%s:4222\"\n%s"
+             "authorization { users: [\n%s%s%s] }\n"
+             "cluster { name: ferrytest\n  listen: \"%s:6222\"\n  no_advertise: true\n"
+             "  authorization { user: route, password: \"%s\" }\n"
+             "  routes: [\"nats-route://route:%s@%s:6222\"] }\n",
+             h->user, h->addr, tls, users[0], users[1], users[2], h->addr, c->routepw, c->routepw,
+             o->addr);
+    cl_write(h->conf, text, 0600, 0);
+}
+
+static void nats_child(void *arg)
+{
+    host *h = arg;
+    int fd = open(h->log, O_WRONLY | O_CREAT | O_APPEND | O_CLOEXEC, 0600);
+    if (fd >= 0) {
+        dup2(fd, 1);
+        dup2(fd, 2);
+    }
+    execlp("nats-server", "nats-server", "-c", h->conf, (char *)NULL);
+    _exit(127);
+}
+
+static void tcp_probe(void *arg)
+{
+    const host *h = arg;
+    for (int i = 0; i < 1000; i++) {
+        int s = socket(AF_INET, SOCK_STREAM | SOCK_CLOEXEC, 0);
+        struct sockaddr_in sa = {.sin_family = AF_INET, .sin_port = htons(4222)};
+        inet_pton(AF_INET, h->addr, &sa.sin_addr);
+        int ok = connect(s, (struct sockaddr *)&sa, sizeof sa) == 0;
+        close(s);
+        if (ok) _exit(0);
+        sleep_ms(10);
+    }
+    _exit(1);
+}
+
+/* (Re)start h's nats-server and wait until it accepts on its address. */
+static inline void cl_nats_start(cluster *c, int i)
+{
+    host *h = &c->h[i];
+    h->nats = cl_spawn(h, &ROOT, nats_child, h);
+    wait_ok(cl_spawn(h, &ROOT, tcp_probe, h));
+}
+
+static inline void cl_nats_stop(cluster *c, int i)
+{
+    host *h = &c->h[i];
+    kill(h->nats, SIGTERM);
+    waitpid(h->nats, NULL, 0);
+    h->nats = -1;
+}
+
+static void ferryd_child(void *arg)
+{
+    host *h = arg;
+    execl(FERRYD_PATH, FERRYD_PATH, "--foreground", "--socket", h->sock, (char *)NULL);
+    _exit(127);
+}
+
+typedef struct bridge_args {
+    const host *h;
+    const char *dir;
+    const char *pwfile;
+    const char *extra[16];
+} bridge_args;
+
+#include <execinfo.h>
+static void segv_trace(int sig)
+{
+    void *fr[64];
+    int n = backtrace(fr, 64);
+    backtrace_symbols_fd(fr, n, 2);
+    signal(sig, SIG_DFL);
+    raise(sig);
+}
+static void bridge_child(void *arg)
+{
+    if (getenv("CL_VERBOSE")) signal(SIGSEGV, segv_trace);
+    bridge_args *a = arg;
+    char url[64], ca[128], cert[128], key[128];
+    snprintf(url, sizeof url, "%s://%s:4222", cl_tls ? "tls" : "nats", a->h->addr);
+    char *argv[40] = {"ferry-bridge",    "--nats",           url,
+                      "--user",          (char *)a->h->user, "--password-file",
+                      (char *)a->pwfile, "--cluster",        "t"};
+    int n = 9;
+    if (cl_tls) { /* a client certificate instead of the password */
+        snprintf(ca, sizeof ca, "%s/ca.pem", a->dir);
+        snprintf(cert, sizeof cert, "%s/cli-%s.pem", a->dir, a->h->user);
+        snprintf(key, sizeof key, "%s/cli-%s.key", a->dir, a->h->user);
+        n = 5;
+        argv[n++] = "--tls-ca";
+        argv[n++] = ca;
+        argv[n++] = "--tls-cert";
+        argv[n++] = cert;
+        argv[n++] = "--tls-key";
+        argv[n++] = key;
+        argv[n++] = "--cluster";
+        argv[n++] = "t";
+    }
+    /* 5 missed heartbeats before a name goes: this machine may stall a loop for 600 ms */
+    argv[n++] = "--dead-after";
+    argv[n++] = "5";
+    if (getenv("CL_VERBOSE")) argv[n++] = "--verbose";
+    for (int k = 0; a->extra[k] && n < 38; k++) argv[n++] = (char *)a->extra[k];
+    argv[n] = NULL;
+    exit(ferry__bridge_main(n, argv)); /* exit: a sanitizer build checks for leaks */
+}
+
+/* Start h's bridge (as BRIDGE_ID) with extra arguments (NULL-terminated). */
+static inline void cl_bridge_start(cluster *c, int i, const char *const *extra)
+{
+    host *h = &c->h[i];
+    char pwfile[128], pw[64];
+    snprintf(pwfile, sizeof pwfile, "%s/pw-%s", c->dir, h->user);
+    snprintf(pw, sizeof pw, "%s\n", c->pw[i]);
+    cl_write(pwfile, pw, 0600, BRIDGE_UID);
+    bridge_args a = {.h = h, .pwfile = pwfile, .dir = c->dir};
+    for (int k = 0; extra && extra[k] && k < 15; k++) a.extra[k] = extra[k];
+    h->bridge = cl_spawn(h, &BRIDGE_ID, bridge_child, &a);
+}
+
+/* The CA, the servers' certificates (SAN: their addresses) and the users' client
+ * certificates (CN=hosta...; keys readable by the bridges' uid only), in c->dir. */
+static inline void cl_make_certs(cluster *c)
+{
+    const char *ec = "-newkey ec -pkeyopt ec_paramgen_curve:prime256v1 -nodes";
+    cl_sh("cd %s && openssl req -x509 %s -keyout ca.key -out ca.pem -days 1 "
+          "-subj /CN=ferry-test-ca 2>/dev/null",
+          c->dir, ec);
+    for (int i = 0; i < 2; i++) {
+        const host *h = &c->h[i];
+        cl_sh("cd %s && printf 'subjectAltName=IP:%s\n' > srv-%s.ext && "
+              "openssl req %s -keyout srv-%s.key -out srv-%s.csr -subj /CN=nats-%s 2>/dev/null &&"
+              " openssl x509 -req -in srv-%s.csr -CA ca.pem -CAkey ca.key -CAcreateserial "
+              "-out srv-%s.pem -days 1 -extfile srv-%s.ext 2>/dev/null",
+              c->dir, h->addr, h->user, ec, h->user, h->user, h->user, h->user, h->user, h->user);
+    }
+    const char *users[3] = {"hosta", "hostb", "hostc"};
+    for (int k = 0; k < 3; k++) {
+        cl_sh("cd %s && printf 'extendedKeyUsage=clientAuth\n' > cli.ext && "
+              "openssl req %s -keyout cli-%s.key -out cli-%s.csr -subj /CN=%s 2>/dev/null && "
+              "openssl x509 -req -in cli-%s.csr -CA ca.pem -CAkey ca.key -CAcreateserial "
+              "-out cli-%s.pem -days 1 -extfile cli.ext 2>/dev/null && "
+              "chown %d cli-%s.key && chmod 600 cli-%s.key && chmod 644 ca.pem cli-%s.pem",
+              c->dir, ec, users[k], users[k], users[k], users[k], users[k], BRIDGE_UID, users[k],
+              users[k], users[k]);
+    }
+}
+
+/* Namespaces, veth, configs, nats-servers and ferryds (no bridges yet). */
+static inline void cl_up(cluster *c)
+{
+    memset(c, 0, sizeof *c);
+    c->owner = getpid();
+    for (int i = 0; i < 2; i++) c->h[i].nats = c->h[i].ferryd = c->h[i].bridge = -1;
+    cl_current = c;
+    atexit(cl_cleanup);
+    signal(SIGTERM, cl_on_signal);
+    signal(SIGINT, cl_on_signal);
+    snprintf(c->dir, sizeof c->dir, "/tmp/ferry-cluster-XXXXXX");
+    CHECK(mkdtemp(c->dir) != NULL);
+    chmod(c->dir, 0755); /* the bridges and callers run as other uids */
+    for (int k = 0; k < 3; k++) cl_random(c->pw[k], sizeof c->pw[k]);
+    cl_random(c->routepw, sizeof c->routepw);
+    for (int i = 0; i < 2; i++) {
+        host *h = &c->h[i];
+        snprintf(h->ns, sizeof h->ns, "fc%d%c", (int)getpid(), 'a' + i);
+        snprintf(h->addr, sizeof h->addr, "10.99.0.%d", i + 1);
+        snprintf(h->user, sizeof h->user, "host%c", 'a' + i);
+        snprintf(h->sock, sizeof h->sock, "%s/ferryd-%c.sock", c->dir, 'a' + i);
+        snprintf(h->conf, sizeof h->conf, "%s/nats-%c.conf", c->dir, 'a' + i);
+        snprintf(h->log, sizeof h->log, "%s/nats-%c.log", c->dir, 'a' + i);
+        cl_sh("ip netns add %s", h->ns);
+        c->ns_made[i] = 1;
+        cl_sh("ip -n %s link set lo up", h->ns);
+    }
+    /* the veth pair is made inside the first namespace, its peer put in the second */
+    cl_sh("ip -n %s link add fv0 type veth peer name fv1 netns %s", c->h[0].ns, c->h[1].ns);
+    for (int i = 0; i < 2; i++) {
+        cl_sh("ip -n %s addr add %s/24 dev fv%d", c->h[i].ns, c->h[i].addr, i);
+        cl_sh("ip -n %s link set fv%d up", c->h[i].ns, i);
+    }
+    if (cl_tls) cl_make_certs(c);
+    for (int i = 0; i < 2; i++) cl_write_nats_conf(c, i);
+    for (int i = 0; i < 2; i++) {
+        host *h = &c->h[i];
+        h->ferryd = cl_spawn(h, &ROOT, ferryd_child, h);
+        for (int k = 0; k < 500 && !broker_connectable(h->sock); k++) sleep_ms(10);
+        CHECK(broker_connectable(h->sock));
+    }
+    for (int i = 0; i < 2; i++) cl_nats_start(c, i);
+}
+
+/* Stop everything cleanly (bridges and ferryds must exit 0 on SIGTERM), then clean up. */
+static inline void cl_down(cluster *c)
+{
+    for (int i = 0; i < 2; i++) {
+        host *h = &c->h[i];
+        if (h->bridge > 0) {
+            kill(h->bridge, SIGTERM);
+            wait_ok(h->bridge);
+            h->bridge = -1;
+        }
+        if (h->ferryd > 0) {
+            kill(h->ferryd, SIGTERM);
+            wait_ok(h->ferryd);
+            h->ferryd = -1;
+        }
+        if (h->nats > 0) cl_nats_stop(c, i);
+    }
+    cl_cleanup();
+    char cmd[128];
+    snprintf(cmd, sizeof cmd, "ip netns list | grep -q '^fc%d'", (int)getpid());
+    CHECK(system(cmd) != 0); /* no namespace left */
+}
+
+#endif

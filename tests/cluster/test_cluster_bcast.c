@@ -1,0 +1,159 @@
+// SPDX-License-Identifier: MIT
+/*
+ * test_cluster_bcast — a broadcast across hosts (docs/cluster.md): a publisher on host A,
+ * exported; two unprivileged subscribers on host B with the plain API
+ * (ferry_bcast_open / ferry_bcast_subscribe): a lossless one gets all N messages in
+ * order with their types; a slow drop-oldest one gets an increasing subset, and what it
+ * got plus ferry_sub_lost is exactly N. When the publisher ends and leaves, both get
+ * -EPIPE after their last message. Skipped (77) when not root or without `ip` /
+ * nats-server.
+ */
+#include "testutil.h"
+
+#include "brokerutil.h"
+#include "secutil.h"
+
+#include "clusterutil.h"
+
+#include <ferry/ferry.h>
+#include <stdatomic.h>
+#include <sys/mman.h>
+
+#define N 3000
+
+typedef struct shared {
+    _Atomic int subs_ready;
+    _Atomic int all_got;
+    _Atomic uint64_t slow_got, slow_lost;
+} shared;
+
+static shared *sh;
+static cluster C;
+
+static void publisher(void *arg)
+{
+    (void)arg;
+    ferry_bcast_opts o;
+    ferry_bcast_opts_init(&o);
+    o.max_msg = 256;
+    ferry_bcast *bc;
+    CHECK_EQ(ferry_bcast_create(&o, &bc), 0);
+    ferry_policy pol;
+    ferry_policy_init(&pol);
+    pol.n_uids = 1;
+    pol.allow_uids[0] = BRIDGE_UID;
+    ferry_pub *pub;
+    CHECK_EQ(ferry_publish("org.test.bc", ferry_bcast_fd(bc), FERRY_OBJ_BCAST, &pol, &pub, 5 * SEC),
+             0);
+    int64_t end = now_ns() + 30 * SEC;
+    while (atomic_load(&sh->subs_ready) < 2 || ferry_bcast_subscribers(bc) < 1) {
+        CHECK(now_ns() < end); /* B's two subscribers, and A's bridge for them */
+        sleep_ms(10);
+    }
+    for (int i = 0; i < N; i++) {
+        char msg[32];
+        int n = snprintf(msg, sizeof msg, "%d", i);
+        CHECK_EQ(ferry_bcast_publish(bc, i % 5 + 1, msg, (size_t)n, 60 * SEC), 0);
+    }
+    end = now_ns() + 60 * SEC;
+    while (!atomic_load(&sh->all_got)) {
+        CHECK(now_ns() < end);
+        sleep_ms(10);
+    }
+    ferry_pub_close(pub);
+    ferry_bcast_close(bc); /* the end of the stream */
+}
+
+static ferry_bcast *open_remote(void)
+{
+    ferry_bcast *bc = NULL;
+    int64_t end = now_ns() + 20 * SEC;
+    int rc;
+    while ((rc = ferry_bcast_open("org.test.bc", &bc, 2 * SEC)) != 0) {
+        CHECK_EQ(rc, -ENOENT);
+        CHECK(now_ns() < end);
+        sleep_ms(20);
+    }
+    return bc;
+}
+
+static void sub_lossless(void *arg)
+{
+    (void)arg;
+    CHECK_EQ(getuid(), CALLER_UID);
+    ferry_bcast *bc = open_remote();
+    ferry_sub *s;
+    CHECK_EQ(ferry_bcast_subscribe(bc, 0, &s), 0);
+    atomic_fetch_add(&sh->subs_ready, 1);
+    for (int i = 0; i < N; i++) {
+        char buf[64];
+        int64_t type = -1;
+        ssize_t n = ferry_sub_recv(s, buf, sizeof buf - 1, &type, 30 * SEC);
+        CHECK(n > 0);
+        buf[n] = 0;
+        CHECK_EQ(atoi(buf), i);
+        CHECK_EQ(type, i % 5 + 1);
+    }
+    atomic_store(&sh->all_got, 1);
+    char buf[64];
+    CHECK_EQ(ferry_sub_recv(s, buf, sizeof buf, NULL, 30 * SEC), -EPIPE);
+    CHECK_EQ(ferry_sub_lost(s), 0);
+    ferry_sub_close(s);
+    ferry_bcast_close(bc);
+}
+
+static void sub_slow(void *arg)
+{
+    (void)arg;
+    ferry_bcast *bc = open_remote();
+    ferry_sub *s;
+    CHECK_EQ(ferry_bcast_subscribe(bc, FERRY_SUB_DROP_OLDEST, &s), 0);
+    atomic_fetch_add(&sh->subs_ready, 1);
+    uint64_t got = 0;
+    int last = -1;
+    for (;;) {
+        char buf[64];
+        ssize_t n = ferry_sub_recv(s, buf, sizeof buf - 1, NULL, 60 * SEC);
+        if (n == -EPIPE) break;
+        CHECK(n > 0);
+        buf[n] = 0;
+        int v = atoi(buf);
+        CHECK(v > last && v < N); /* increasing: a subset, in order */
+        last = v;
+        if (++got % 20 == 0) sleep_ms(20);
+    }
+    uint64_t lost = ferry_sub_lost(s);
+    atomic_store(&sh->slow_got, got);
+    atomic_store(&sh->slow_lost, lost);
+    CHECK_EQ(got + lost, N); /* exact */
+    ferry_sub_close(s);
+    ferry_bcast_close(bc);
+}
+
+int main(void)
+{
+    cl_require();
+    test_deadline(170);
+    sh = mmap(NULL, sizeof *sh, PROT_READ | PROT_WRITE, MAP_SHARED | MAP_ANONYMOUS, -1, 0);
+    CHECK(sh != MAP_FAILED);
+    cl_up(&C);
+    host *A = &C.h[0], *B = &C.h[1];
+    const char *exp_a[] = {"--export", "org.test.bc=hostb", "--heartbeat-ms", "200", NULL};
+    const char *exp_b[] = {"--import", "org.test.*=hosta", "--heartbeat-ms", "200", NULL};
+    cl_bridge_start(&C, 0, exp_a);
+    cl_bridge_start(&C, 1, exp_b);
+    int64_t t0 = now_ns();
+    pid_t p = cl_spawn(A, &ROOT, publisher, NULL);
+    pid_t s1 = cl_spawn(B, &CALLER_ID, sub_lossless, NULL);
+    pid_t s2 = cl_spawn(B, &CALLER_ID, sub_slow, NULL);
+    wait_ok(s1);
+    wait_ok(s2);
+    wait_ok(p);
+    printf("%d messages across hosts: the lossless subscriber got all in order; the slow "
+           "drop-oldest one got %llu and lost %llu (exactly %d); %.1f ms in all\n",
+           N, (unsigned long long)atomic_load(&sh->slow_got),
+           (unsigned long long)atomic_load(&sh->slow_lost), N, (double)(now_ns() - t0) / 1e6);
+    cl_down(&C);
+    printf("ok\n");
+    return 0;
+}

@@ -1,0 +1,166 @@
+// SPDX-License-Identifier: MIT
+/*
+ * test_cluster_chan — a plain channel across hosts (docs/cluster.md): a server on host A
+ * registers a name and accepts; an unprivileged client on host B connects to it with
+ * ferry_connect and streams N numbered, typed messages (N = 1,000,000, or
+ * $FERRY_CLUSTER_CHAN_N); the server, which starts reading only after 1 s (so the
+ * relay's windows fill and the client's sends block: back-pressure, nothing lost), gets
+ * every one in order, then streams 10,000 back, which the client gets in order; the
+ * client closes and the server sees -EPIPE. A send with fds on the relayed channel ends
+ * it (fds cannot cross hosts). Skipped (77) when not root or without `ip` / nats-server.
+ */
+#include "testutil.h"
+
+#include "brokerutil.h"
+#include "secutil.h"
+
+#include "clusterutil.h"
+
+#include <ferry/ferry.h>
+#include <stdatomic.h>
+#include <sys/mman.h>
+
+#define BACK 10000
+
+typedef struct shared {
+    _Atomic int64_t first_ns, last_ns;
+} shared;
+
+static shared *sh;
+static cluster C;
+static long n_msgs = 1000000;
+
+typedef struct rec {
+    uint64_t seq;
+    uint64_t pad;
+} rec;
+
+static void server(void *arg)
+{
+    (void)arg;
+    ferry_policy pol;
+    ferry_policy_init(&pol);
+    pol.n_uids = 1;
+    pol.allow_uids[0] = BRIDGE_UID;
+    ferry_listener *l;
+    CHECK_EQ(ferry_register("org.test.stream", &pol, NULL, &l, 5 * SEC), 0);
+    ferry_chan *ch;
+    CHECK_EQ(ferry_accept(l, &ch, 60 * SEC), 0);
+    ferry_cred who;
+    CHECK_EQ(ferry_chan_peer(ch, &who), 0);
+    CHECK_EQ(who.uid, BRIDGE_UID); /* a remote client is the bridge's uid here */
+    sleep_ms(1000);                /* let the windows fill: the client must wait */
+    for (long i = 0; i < n_msgs; i++) {
+        rec r;
+        ferry_msg m = {.data = &r, .cap = sizeof r};
+        ssize_t n = ferry_recvmsg(ch, &m, 0, 60 * SEC);
+        if (n != (ssize_t)sizeof r || r.seq != (uint64_t)i)
+            fprintf(stderr, "message %ld: n %zd seq %llu\n", i, n, (unsigned long long)r.seq);
+        CHECK_EQ(n, sizeof r);
+        CHECK_EQ(r.seq, i);
+        CHECK_EQ(m.type, i % 100);
+        if (i == 0) atomic_store(&sh->first_ns, now_ns());
+    }
+    atomic_store(&sh->last_ns, now_ns());
+    for (long i = 0; i < BACK; i++) {
+        rec r = {.seq = (uint64_t)i};
+        ferry_msg m = {.type = 7, .data = &r, .len = sizeof r};
+        CHECK_EQ(ferry_sendmsg(ch, &m, 60 * SEC), 0);
+    }
+    char buf[16];
+    CHECK_EQ(ferry_recv(ch, buf, sizeof buf, 60 * SEC), -EPIPE); /* the client closed */
+    ferry_chan_close(ch);
+    ferry_listener_close(l);
+}
+
+static void client(void *arg)
+{
+    (void)arg;
+    CHECK_EQ(getuid(), CALLER_UID);
+    ferry_chan *ch = NULL;
+    int64_t end = now_ns() + 20 * SEC;
+    int rc;
+    while ((rc = ferry_connect("org.test.stream", FERRY_KIND_SHM, NULL, &ch, 2 * SEC)) != 0) {
+        CHECK_EQ(rc, -ENOENT);
+        CHECK(now_ns() < end);
+        sleep_ms(20);
+    }
+    for (long i = 0; i < n_msgs; i++) {
+        rec r = {.seq = (uint64_t)i};
+        ferry_msg m = {.type = i % 100, .data = &r, .len = sizeof r};
+        CHECK_EQ(ferry_sendmsg(ch, &m, 60 * SEC), 0);
+    }
+    for (long i = 0; i < BACK; i++) {
+        rec r;
+        ferry_msg m = {.data = &r, .cap = sizeof r};
+        CHECK_EQ(ferry_recvmsg(ch, &m, 0, 60 * SEC), sizeof r);
+        CHECK_EQ(r.seq, i);
+        CHECK_EQ(m.type, 7);
+    }
+    ferry_chan_close(ch);
+
+    /* fds cannot cross hosts: the relayed channel ends */
+    while (ferry_connect("org.test.fds", FERRY_KIND_UNIX, NULL, &ch, 2 * SEC) != 0) {
+        CHECK(now_ns() < end + 40 * SEC);
+        sleep_ms(20);
+    }
+    CHECK_EQ(ferry_send(ch, "x", 1, 5 * SEC), 0);
+    char buf[8];
+    CHECK_EQ(ferry_recv(ch, buf, sizeof buf, 10 * SEC), 1); /* the server's echo */
+    int p[2];
+    CHECK(pipe(p) == 0);
+    ferry_msg m = {.data = "y", .len = 1, .fds = {p[0]}, .nfds = 1};
+    CHECK_EQ(ferry_sendmsg(ch, &m, 5 * SEC), 0);
+    CHECK_EQ(ferry_recv(ch, buf, sizeof buf, 10 * SEC), -EPIPE);
+    close(p[0]);
+    close(p[1]);
+    ferry_chan_close(ch);
+}
+
+/* Echoes every message; counts what it got (the fd-carrying one never arrives). */
+static void server_fds(void *arg)
+{
+    (void)arg;
+    ferry_policy pol;
+    ferry_policy_init(&pol);
+    pol.n_uids = 1;
+    pol.allow_uids[0] = BRIDGE_UID;
+    ferry_listener *l;
+    CHECK_EQ(ferry_register("org.test.fds", &pol, NULL, &l, 5 * SEC), 0);
+    ferry_chan *ch;
+    CHECK_EQ(ferry_accept(l, &ch, 120 * SEC), 0);
+    char buf[8];
+    CHECK_EQ(ferry_recv(ch, buf, sizeof buf, 10 * SEC), 1);
+    CHECK_EQ(ferry_send(ch, buf, 1, 5 * SEC), 0);
+    CHECK_EQ(ferry_recv(ch, buf, sizeof buf, 10 * SEC), -EPIPE); /* never the "y" */
+    ferry_chan_close(ch);
+    ferry_listener_close(l);
+}
+
+int main(void)
+{
+    cl_require();
+    test_deadline(290);
+    const char *env = getenv("FERRY_CLUSTER_CHAN_N");
+    if (env && atol(env) > 0) n_msgs = atol(env);
+    sh = mmap(NULL, sizeof *sh, PROT_READ | PROT_WRITE, MAP_SHARED | MAP_ANONYMOUS, -1, 0);
+    CHECK(sh != MAP_FAILED);
+    cl_up(&C);
+    host *A = &C.h[0], *B = &C.h[1];
+    const char *exp_a[] = {"--export", "org.test.*=hostb", "--heartbeat-ms", "200", NULL};
+    const char *exp_b[] = {"--import", "org.test.*=hosta", "--heartbeat-ms", "200", NULL};
+    cl_bridge_start(&C, 0, exp_a);
+    cl_bridge_start(&C, 1, exp_b);
+    pid_t s = cl_spawn(A, &ROOT, server, NULL);
+    pid_t s2 = cl_spawn(A, &ROOT, server_fds, NULL);
+    pid_t c = cl_spawn(B, &CALLER_ID, client, NULL);
+    wait_ok(c);
+    wait_ok(s);
+    wait_ok(s2);
+    double secs = (double)(atomic_load(&sh->last_ns) - atomic_load(&sh->first_ns)) / 1e9;
+    printf("%ld messages of 16 B across hosts in order: %.2f s, %.0f messages/s\n", n_msgs, secs,
+           (double)n_msgs / secs);
+    cl_down(&C);
+    printf("ok\n");
+    return 0;
+}

@@ -1,0 +1,290 @@
+// SPDX-License-Identifier: MIT
+/*
+ * test_cluster_rpc — RPC across hosts through ferry-bridge and NATS (docs/cluster.md),
+ * between two network namespaces (clusterutil.h): a name served on host A and exported
+ * is called from host B by an unprivileged caller with the plain ferry API; unknown and
+ * unexported names are -ENOENT; a name exported to another user is -EACCES; a call past
+ * its deadline is -ETIMEDOUT and the next one gets its own reply; no call is delivered
+ * twice (the server counts); kill -9 of the remote owner gives the pending caller -EPIPE
+ * (the time is printed) and the name goes; B's nats-server stopped: the names go
+ * (-ENOENT), restarted: calls work again (the time is printed). Skipped (77) when not
+ * root or without `ip` / nats-server.
+ */
+#include "testutil.h"
+
+#include "brokerutil.h"
+#include "secutil.h"
+
+#include "clusterutil.h"
+
+#include <ferry/ferry.h>
+#include <stdatomic.h>
+#include <sys/mman.h>
+#include <sys/random.h>
+
+#define HB_MS "200"
+
+/* Shared with the children (MAP_SHARED before fork). */
+typedef struct shared {
+    _Atomic int64_t kill_ns;  /* when the parent killed the slow server */
+    _Atomic int in_call;      /* the caller is in its call */
+    _Atomic int64_t epipe_ns; /* how long after the kill the caller saw -EPIPE */
+    _Atomic int64_t gone_ns;  /* ... and the name was gone on B */
+    _Atomic int64_t lost_ns;  /* B's nats-server stopped -> names gone on B */
+    _Atomic int64_t back_ns;  /* restarted -> a call works again */
+    _Atomic int64_t stop_ns, start_ns;
+} shared;
+
+static shared *sh;
+static cluster C;
+
+/* ------------------------------------------------------------------ servers on A */
+
+static _Atomic uint64_t handled; /* requests handled (per server process) */
+
+/* "count": reply with the number of requests handled before it; "sleep:MS": sleep,
+ * then echo; anything else: echo reversed. */
+static void handler(ferry_rpc_server *conn, ferry_rpc_request *rq, void *ctx)
+{
+    (void)ctx;
+    char out[512];
+    size_t n = rq->msg.len < sizeof out ? rq->msg.len : sizeof out;
+    const char *in = rq->msg.data;
+    if (n == 5 && memcmp(in, "count", 5) == 0) {
+        uint64_t v = atomic_load(&handled);
+        ferry_msg r = {.data = &v, .len = sizeof v};
+        ferry_reply(conn, rq->id, &r, 5 * SEC);
+        return;
+    }
+    atomic_fetch_add(&handled, 1);
+    if (n > 6 && memcmp(in, "sleep:", 6) == 0) {
+        char num[16] = {0};
+        memcpy(num, in + 6, n - 6 < 15 ? n - 6 : 15);
+        sleep_ms(atoi(num));
+    }
+    for (size_t i = 0; i < n; i++) out[i] = in[n - 1 - i];
+    ferry_msg r = {.data = out, .len = n};
+    ferry_reply(conn, rq->id, &r, 5 * SEC);
+}
+
+static void server_child(void *arg)
+{
+    const char *name = arg;
+    ferry_policy pol;
+    ferry_policy_init(&pol);
+    pol.n_uids = 1;
+    pol.allow_uids[0] = BRIDGE_UID; /* the bridge may connect: the opt-in to export */
+    ferry_rpc_service *svc;
+    CHECK_EQ(ferry_serve(name, handler, NULL, 4, &pol, NULL, &svc, 5 * SEC), 0);
+    for (;;) pause();
+}
+
+/* ------------------------------------------------------------------ callers on B */
+
+/* Wait until name is visible (ferry_lookup) or gone; returns 0 when it got there. */
+static int wait_name(const char *name, int present, int64_t limit_ns)
+{
+    int64_t end = now_ns() + limit_ns;
+    for (;;) {
+        ferry_name_info info;
+        int rc = ferry_lookup(name, &info, 2 * SEC);
+        if (present ? rc == 0 : rc == -ENOENT) return 0;
+        if (now_ns() > end) return -1;
+        sleep_ms(20);
+    }
+}
+
+static ssize_t call_str(ferry_rpc_client *c, const char *s, char *buf, size_t cap, int64_t t)
+{
+    ferry_msg req = {.data = (void *)s, .len = strlen(s)};
+    ferry_msg resp = {.data = buf, .cap = cap};
+    return ferry_call(c, &req, &resp, t);
+}
+
+static void caller_basic(void *arg)
+{
+    (void)arg;
+    CHECK_EQ(getuid(), CALLER_UID);
+    CHECK_EQ(wait_name("org.test.echo", 1, 20 * SEC), 0);
+    ferry_rpc_client *c;
+    CHECK_EQ(ferry_rpc_connect("org.test.echo", FERRY_KIND_SHM, NULL, &c, 5 * SEC), 0);
+
+    /* round trips with unique payloads */
+    int64_t t0 = now_ns();
+    enum { N = 1000 };
+    for (int i = 0; i < N; i++) {
+        char msg[64], want[64], buf[128];
+        int n = snprintf(msg, sizeof msg, "call-%d-%u", i, (unsigned)random());
+        for (int k = 0; k < n; k++) want[k] = msg[n - 1 - k];
+        ssize_t got = call_str(c, msg, buf, sizeof buf, 5 * SEC);
+        CHECK_EQ(got, n);
+        CHECK(memcmp(buf, want, (size_t)n) == 0);
+    }
+    printf("%d round trips across the namespaces: %.1f us each\n", N,
+           (double)(now_ns() - t0) / N / 1000.0);
+
+    /* exactly once: the server handled N requests, no more */
+    uint64_t count = 0;
+    ferry_msg req = {.data = "count", .len = 5}, resp = {.data = &count, .cap = sizeof count};
+    CHECK_EQ(ferry_call(c, &req, &resp, 5 * SEC), sizeof count);
+    CHECK_EQ(count, N);
+
+    /* a deadline passing: -ETIMEDOUT; the late reply is dropped, the next call gets its own */
+    char buf[128];
+    CHECK_EQ(call_str(c, "sleep:1500", buf, sizeof buf, 300 * MS), -ETIMEDOUT);
+    CHECK_EQ(call_str(c, "after", buf, sizeof buf, 5 * SEC), 5);
+    CHECK(memcmp(buf, "retfa", 5) == 0);
+    sleep_ms(1500); /* the late reply arrives and is dropped */
+    CHECK_EQ(call_str(c, "again", buf, sizeof buf, 5 * SEC), 5);
+    CHECK(memcmp(buf, "niaga", 5) == 0);
+    CHECK_EQ(ferry_call(c, &req, &resp, 5 * SEC), sizeof count);
+    CHECK_EQ(count, N + 3); /* each delivered once */
+    ferry_rpc_client_close(c);
+
+    /* a name nobody has, and one A serves but does not export: -ENOENT */
+    CHECK_EQ(ferry_rpc_connect("org.test.nobody", FERRY_KIND_SHM, NULL, &c, 2 * SEC), -ENOENT);
+    CHECK_EQ(ferry_rpc_connect("org.test.private", FERRY_KIND_SHM, NULL, &c, 2 * SEC), -ENOENT);
+
+    /* exported to hostc only: B's caller is refused */
+    CHECK_EQ(wait_name("org.test.secret", 1, 10 * SEC), 0);
+    CHECK_EQ(ferry_rpc_connect("org.test.secret", FERRY_KIND_SHM, NULL, &c, 2 * SEC), -EACCES);
+}
+
+static void caller_death(void *arg)
+{
+    (void)arg;
+    CHECK_EQ(wait_name("org.test.slow", 1, 20 * SEC), 0);
+    ferry_rpc_client *c;
+    CHECK_EQ(ferry_rpc_connect("org.test.slow", FERRY_KIND_SHM, NULL, &c, 5 * SEC), 0);
+    char buf[64];
+    CHECK_EQ(call_str(c, "warm", buf, sizeof buf, 5 * SEC), 4);
+    atomic_store(&sh->in_call, 1);
+    CHECK_EQ(call_str(c, "sleep:20000", buf, sizeof buf, 20 * SEC), -EPIPE);
+    int64_t t = now_ns();
+    CHECK(atomic_load(&sh->kill_ns) > 0);
+    atomic_store(&sh->epipe_ns, t - atomic_load(&sh->kill_ns));
+    ferry_rpc_client_close(c);
+    CHECK_EQ(wait_name("org.test.slow", 0, 10 * SEC), 0);
+    atomic_store(&sh->gone_ns, now_ns() - atomic_load(&sh->kill_ns));
+}
+
+static void caller_partition(void *arg)
+{
+    (void)arg;
+    /* the parent stops B's nats-server meanwhile */
+    while (atomic_load(&sh->stop_ns) == 0) sleep_ms(5);
+    CHECK_EQ(wait_name("org.test.echo", 0, 10 * SEC), 0);
+    atomic_store(&sh->lost_ns, now_ns() - atomic_load(&sh->stop_ns));
+    while (atomic_load(&sh->start_ns) == 0) sleep_ms(5);
+    int64_t end = now_ns() + 30 * SEC;
+    for (;;) {
+        ferry_rpc_client *c;
+        if (ferry_rpc_connect("org.test.echo", FERRY_KIND_SHM, NULL, &c, 2 * SEC) == 0) {
+            char buf[64];
+            ssize_t rc = call_str(c, "back", buf, sizeof buf, 2 * SEC);
+            ferry_rpc_client_close(c);
+            if (rc == 4) break;
+        }
+        CHECK(now_ns() < end);
+        sleep_ms(20);
+    }
+    atomic_store(&sh->back_ns, now_ns() - atomic_load(&sh->start_ns));
+}
+
+/* After B's ferryd restarted: the name comes back on B and a call works. */
+static void caller_again(void *arg)
+{
+    (void)arg;
+    int64_t end = now_ns() + 20 * SEC;
+    for (;;) {
+        ferry_rpc_client *c;
+        if (ferry_rpc_connect("org.test.echo", FERRY_KIND_SHM, NULL, &c, 2 * SEC) == 0) {
+            char buf[64];
+            ssize_t rc = call_str(c, "again", buf, sizeof buf, 2 * SEC);
+            ferry_rpc_client_close(c);
+            if (rc == 5) return;
+        }
+        CHECK(now_ns() < end);
+        sleep_ms(20);
+    }
+}
+
+int main(void)
+{
+    cl_require();
+    test_deadline(170);
+    sh = mmap(NULL, sizeof *sh, PROT_READ | PROT_WRITE, MAP_SHARED | MAP_ANONYMOUS, -1, 0);
+    CHECK(sh != MAP_FAILED);
+    cl_up(&C);
+    host *A = &C.h[0], *B = &C.h[1];
+    const char *exp_a[] = {"--export",
+                           "org.test.echo=hostb",
+                           "--export",
+                           "org.test.slow=hostb",
+                           "--export",
+                           "org.test.secret=hostc",
+                           "--import",
+                           "org.test.*",
+                           "--heartbeat-ms",
+                           HB_MS,
+                           "--call-timeout-ms",
+                           "10000",
+                           NULL};
+    const char *exp_b[] = {"--import", "org.test.*", "--heartbeat-ms", HB_MS, NULL};
+    cl_bridge_start(&C, 0, exp_a);
+    cl_bridge_start(&C, 1, exp_b);
+    pid_t s_echo = cl_spawn(A, &ROOT, server_child, "org.test.echo");
+    pid_t s_slow = cl_spawn(A, &ROOT, server_child, "org.test.slow");
+    pid_t s_secret = cl_spawn(A, &ROOT, server_child, "org.test.secret");
+    pid_t s_private = cl_spawn(A, &ROOT, server_child, "org.test.private");
+
+    wait_ok(cl_spawn(B, &CALLER_ID, caller_basic, NULL));
+
+    /* kill -9 of the remote owner during a call */
+    pid_t d = cl_spawn(B, &CALLER_ID, caller_death, NULL);
+    while (!atomic_load(&sh->in_call)) sleep_ms(5);
+    sleep_ms(300); /* the call is on its way or in the handler */
+    atomic_store(&sh->kill_ns, now_ns());
+    kill(s_slow, SIGKILL);
+    waitpid(s_slow, NULL, 0);
+    wait_ok(d);
+    printf("remote owner killed: caller -EPIPE after %.1f ms, name gone on B after %.1f ms\n",
+           (double)atomic_load(&sh->epipe_ns) / 1e6, (double)atomic_load(&sh->gone_ns) / 1e6);
+    CHECK(atomic_load(&sh->epipe_ns) < 2 * SEC);
+
+    /* B's nats-server stopped and restarted */
+    pid_t p = cl_spawn(B, &CALLER_ID, caller_partition, NULL);
+    sleep_ms(200);
+    atomic_store(&sh->stop_ns, now_ns());
+    cl_nats_stop(&C, 1);
+    while (atomic_load(&sh->lost_ns) == 0) {
+        int st;
+        CHECK(waitpid(p, &st, WNOHANG) == 0); /* the caller must not have failed */
+        sleep_ms(10);
+    }
+    sleep_ms(500);
+    atomic_store(&sh->start_ns, now_ns());
+    cl_nats_start(&C, 1);
+    wait_ok(p);
+    printf("B's nats-server stopped: names gone on B after %.1f ms; restarted: a call works "
+           "after %.1f ms\n",
+           (double)atomic_load(&sh->lost_ns) / 1e6, (double)atomic_load(&sh->back_ns) / 1e6);
+
+    /* B's ferryd killed and started again: the proxies register again by themselves */
+    cl_kill(&B->ferryd);
+    unlink(B->sock);
+    B->ferryd = cl_spawn(B, &ROOT, ferryd_child, B);
+    for (int k = 0; k < 500 && !broker_connectable(B->sock); k++) sleep_ms(10);
+    CHECK(broker_connectable(B->sock));
+    int64_t t_ferryd = now_ns();
+    wait_ok(cl_spawn(B, &CALLER_ID, caller_again, NULL));
+    printf("B's ferryd restarted: a call works again after %.1f ms\n",
+           (double)(now_ns() - t_ferryd) / 1e6);
+
+    cl_kill(&s_echo);
+    cl_kill(&s_secret);
+    cl_kill(&s_private);
+    cl_down(&C);
+    printf("ok\n");
+    return 0;
+}
