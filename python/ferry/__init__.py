@@ -34,7 +34,12 @@ from ._lib import lib as _c
 __all__ = [
     "Error", "Channel", "Listener", "Message", "pair", "open", "listen", "connect",
     "register", "Client", "rpc_connect", "serve", "Service", "Semaphore", "Event",
-    "Mailbox", "KIND_SHM", "KIND_UNIX", "FOREVER", "CAP_RING", "UNBOUNDED",
+    "Mailbox", "Mutex", "Barrier", "Broadcast", "Subscriber", "SubscriberInfo",
+    "ls", "lookup", "NameInfo", "watch", "Watch", "WatchEvent", "publish", "Publication",
+    "inbox", "Inbox", "InboxMessage", "send_to",
+    "KIND_SHM", "KIND_UNIX", "FOREVER", "CAP_RING", "UNBOUNDED",
+    "EV_OWNED", "EV_CHANGED", "EV_RELEASED", "EV_DIED",
+    "OBJ_SEM", "OBJ_MUTEX", "OBJ_BARRIER", "OBJ_EVENT", "OBJ_MAILBOX", "OBJ_BCAST",
 ]
 
 KIND_SHM = _lib.KIND_SHM
@@ -229,7 +234,8 @@ class Message:
         self.close_fds()
 
     def __repr__(self):
-        return "Message(%r, type=%d, fds=%r)" % (self.data[:32], self.type, self.fds)
+        return "%s(%r, type=%d, fds=%r)" % (type(self).__name__, self.data[:32], self.type,
+                                           self.fds)
 
 
 _INITIAL_RECV = 64 << 10
@@ -621,4 +627,9 @@ def connect(name, kind=KIND_SHM, timeout=5.0, **opts):
 
 
 from ._rpc import Client, Service, rpc_connect, serve  # noqa: E402
-from ._sync import Event, Mailbox, Semaphore  # noqa: E402
+from ._sync import (Barrier, Event, Mailbox, Mutex, Semaphore,  # noqa: E402
+                    OBJ_SEM, OBJ_MUTEX, OBJ_BARRIER, OBJ_EVENT, OBJ_MAILBOX, OBJ_BCAST)
+from ._bcast import Broadcast, Subscriber, SubscriberInfo  # noqa: E402
+from ._names import (NameInfo, Watch, WatchEvent, Publication, Inbox,  # noqa: E402
+                     InboxMessage, inbox, lookup, ls, publish, send_to, watch,
+                     EV_OWNED, EV_CHANGED, EV_RELEASED, EV_DIED)
