@@ -38,13 +38,15 @@ command -v abidiff >/dev/null 2>&1 || need+=(abigail-tools)
 command -v dh >/dev/null 2>&1 || need+=(debhelper)
 command -v lintian >/dev/null 2>&1 || need+=(lintian)
 command -v fakeroot >/dev/null 2>&1 || need+=(fakeroot)
+command -v dh_python3 >/dev/null 2>&1 || need+=(dh-python) # python3-ferry's packaging
 # The clang runtimes for the sanitizers and libFuzzer.
 ls /usr/lib/llvm-*/lib/clang/*/lib/linux/libclang_rt.fuzzer-x86_64.a >/dev/null 2>&1 ||
   need+=(libclang-rt-14-dev)
 if [ "${1:-}" = demo ]; then
   # dpkg-query: installed, whatever the state of PATH or pkg-config.
+  # python3-zmq: the py-zmq row of python/bench.py.
   for pkg in pkg-config libzmq3-dev libnng-dev iceoryx libiceoryx-binding-c-dev \
-    libiceoryx-posh-dev libiceoryx-hoofs-dev libsystemd-dev dbus librsvg2-bin; do
+    libiceoryx-posh-dev libiceoryx-hoofs-dev libsystemd-dev dbus librsvg2-bin python3-zmq; do
     dpkg-query -W -f='${Status}' "$pkg" 2>/dev/null | grep -q 'ok installed' || need+=("$pkg")
   done
 fi
