@@ -60,7 +60,6 @@ _monotonic = time.monotonic
 _library_path = _lib.path
 _ferry_send = _c.ferry_send
 _ferry_recvmsg = _c.ferry_recvmsg
-_string_at = ctypes.string_at
 
 
 # ---------------------------------------------------------------- errors
@@ -385,35 +384,46 @@ class Channel:
         h = self._h
         if h is None:
             raise ValueError("channel is closed")
-        m = self._msg
-        if self._buf is None:
-            self._cap = min(_INITIAL_RECV, max(self.max_msg, 1))
-            self._buf = ctypes.create_string_buffer(self._cap)
-            self._mref = _byref(m)
-            m.data = self._bufaddr = ctypes.addressof(self._buf)
-            m.cap = self._cap
+        buf = self._buf
+        if buf is None:
+            buf = self._recv_setup()
         if timeout is None:  # the hot path: one slice, then the general loop
-            # m.data and m.cap stay as set (the library writes type, len and fds only)
+            # m.data and m.cap stay as set (the library writes type, len and fds only);
+            # buf[:n] is the cheapest copy of the bytes out (one C call, no string_at)
             n = _ferry_recvmsg(h, self._mref, type_filter, _SLICE_NS)
             if n >= 0:
-                nfds = m.nfds
-                return Message(_string_at(self._bufaddr, n), m.type,
-                               tuple(m.fds[:nfds]) if nfds else ())
+                m = self._msg
+                if m.nfds:
+                    return Message(buf[:n], m.type, tuple(m.fds[:m.nfds]))
+                return Message(buf[:n], m.type, ())
+        return self._recv_wait(h, type_filter, timeout)
+
+    def _recv_setup(self):
+        m = self._msg
+        self._cap = min(_INITIAL_RECV, max(self.max_msg, 1))
+        self._buf = ctypes.create_string_buffer(self._cap)
+        self._mref = _byref(m)
+        m.data = ctypes.addressof(self._buf)
+        m.cap = self._cap
+        return self._buf
+
+    def _recv_wait(self, h, type_filter, timeout):
+        m = self._msg
+        fn = _c.ferry_recvmsg
+        mref = self._mref
         while True:
             m.data = ctypes.addressof(self._buf)
             m.cap = self._cap
             try:
-                n = _wait(lambda ns: _c.ferry_recvmsg(h, _byref(m), type_filter, ns),
-                          timeout, "recv")
+                n = _wait(lambda ns: fn(h, mref, type_filter, ns), timeout, "recv")
             except Error as e:
                 if e.errno != _EMSGSIZE or m.len <= self._cap:
                     raise
                 self._cap = m.len  # the message stays queued: take it with room enough
                 self._buf = ctypes.create_string_buffer(self._cap)
-                self._bufaddr = ctypes.addressof(self._buf)
                 continue
             fds = tuple(m.fds[:m.nfds]) if m.nfds else ()
-            return Message(ctypes.string_at(self._buf, n), m.type, fds)
+            return Message(self._buf[:n], m.type, fds)
 
     # -- zero copy
     def loan(self, size, type=0, timeout=None):
