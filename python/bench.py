@@ -88,57 +88,65 @@ def finish(pid):
 
 # ---------------------------------------------------------------- rows
 
-def row_ferry(n, warm):
+BLOCK = 500  # round trips per block: py-ferry-shm and py-ferry-ctypes-bare alternate
+
+
+def rows_ferry_and_bare(n, warm):
+    """py-ferry-shm and py-ferry-ctypes-bare in the same two processes, alternating
+    blocks of BLOCK round trips on two channels, so that both see the same load (the
+    ratio of the two is what the wrapper costs)."""
     a, b = ferry.pair()
-    data = b"x" * SMALL
-    total = n + warm
-
-    def child():
-        a.close()
-        send, recv = b.send, b.recv
-        for _ in range(total):
-            send(recv().data)
-
-    b_close = b.close
-    send, recv = a.send, a.recv
-
-    def one():
-        send(data)
-        recv()
-
-    row, pid = measure("py-ferry-shm", SMALL, n, warm, child, one)
-    b_close()
-    finish(pid)
-    a.close()
-    return row
-
-
-def row_bare(n, warm):
-    a, b = ctypes.c_void_p(), ctypes.c_void_p()
-    assert C.ferry_pair(None, ctypes.byref(a), ctypes.byref(b)) == 0
+    ba, bb = ctypes.c_void_p(), ctypes.c_void_p()
+    assert C.ferry_pair(None, ctypes.byref(ba), ctypes.byref(bb)) == 0
     send, recvmsg = C.ferry_send, C.ferry_recvmsg
     buf = ctypes.create_string_buffer(4096)
     m = ferry._lib.Msg()
     m.data, m.cap = ctypes.addressof(buf), 4096
     mref = ctypes.byref(m)
     data = b"x" * SMALL
-    total = n + warm
-
-    def child():
-        C.ferry_chan_close(a)
-        for _ in range(total):
-            k = recvmsg(b, mref, 0, -1)
-            send(b, buf, k, -1)
-
-    def one():
-        send(a, data, SMALL, -1)
-        buf[:recvmsg(a, mref, 0, -1)]
-
-    row, pid = measure("py-ferry-ctypes-bare", SMALL, n, warm, child, one)
-    C.ferry_chan_close(b)
+    blocks = (n + warm + BLOCK - 1) // BLOCK
+    pid = os.fork()
+    if pid == 0:
+        code = 1
+        try:
+            a.close()
+            C.ferry_chan_close(ba)
+            wsend, wrecv = b.send, b.recv
+            for _ in range(blocks):
+                for _ in range(BLOCK):  # the package
+                    wsend(wrecv().data)
+                for _ in range(BLOCK):  # bare ctypes
+                    k = recvmsg(bb, mref, 0, -1)
+                    send(bb, buf, k, -1)
+            code = 0
+        finally:
+            os._exit(code)
+    b.close()
+    C.ferry_chan_close(bb)
+    wsend, wrecv = a.send, a.recv
+    tw, tb = [], []
+    wall_w = wall_b = 0
+    for _ in range(blocks):
+        t_start = _clock()
+        for _ in range(BLOCK):
+            t0 = _clock()
+            wsend(data)
+            wrecv()
+            tw.append(_clock() - t0)
+        t_mid = _clock()
+        for _ in range(BLOCK):
+            t0 = _clock()
+            send(ba, data, SMALL, -1)
+            buf[:recvmsg(ba, mref, 0, -1)]  # the bytes out, as any receive into Python
+            tb.append(_clock() - t0)
+        wall_w += t_mid - t_start
+        wall_b += _clock() - t_mid
     finish(pid)
-    C.ferry_chan_close(a)
-    return row
+    a.close()
+    C.ferry_chan_close(ba)
+    k = len(tw) - n  # the first samples are the warm-up
+    return (Row("py-ferry-shm", SMALL, tw[k:], wall_w * n // len(tw)),
+            Row("py-ferry-ctypes-bare", SMALL, tb[k:], wall_b * n // len(tb)))
 
 
 def row_pipe(n, warm, size=SMALL):
@@ -298,8 +306,8 @@ def main():
     args = ap.parse_args()
     warm, bwarm = max(args.n // 20, 100), max(args.big_n // 10, 10)
     plan = [
-        (("py-ferry-shm", SMALL), lambda: row_ferry(args.n, warm)),
-        (("py-ferry-ctypes-bare", SMALL), lambda: row_bare(args.n, warm)),
+        ((("py-ferry-shm", SMALL), ("py-ferry-ctypes-bare", SMALL)),
+         lambda: rows_ferry_and_bare(args.n, warm)),
         (("py-mp-pipe", SMALL), lambda: row_pipe(args.n, warm)),
         (("py-mp-queue", SMALL), lambda: row_queue(args.n, warm)),
         (("py-zmq", SMALL), lambda: row_zmq(args.n, warm)),
@@ -307,22 +315,26 @@ def main():
         (("py-ferry-shm-copy", BIG), lambda: row_ferry_copy_big(args.big_n, bwarm)),
         (("py-mp-pipe", BIG), lambda: row_pipe(args.big_n, bwarm, BIG)),
     ]
-    runs = {key: [] for key, _ in plan}
+    plan = [(k if isinstance(k[0], tuple) else (k,), fn) for k, fn in plan]
+    runs = {key: [] for keys, _ in plan for key in keys}
     for _ in range(args.repeat):
-        for key, fn in plan:
-            if args.only and key[0] not in args.only.split(","):
+        for keys, fn in plan:
+            if args.only and not any(k[0] in args.only.split(",") for k in keys):
                 continue
-            print("bench: %s, %d B ..." % key, file=sys.stderr, flush=True)
+            print("bench: %s ..." % ", ".join("%s %d B" % k for k in keys), file=sys.stderr,
+                  flush=True)
             r = fn()
-            if r is not None:
-                runs[key].append(r)
+            for key, row in zip(keys, r if isinstance(r, tuple) else (r,)):
+                if row is not None:
+                    runs[key].append(row)
     print(HEADER)
     rows = {}
-    for key, _ in plan:
-        rs = sorted(runs[key], key=lambda r: r.p50)
-        if rs:
-            rows[key] = rs[len(rs) // 2]
-            print(rows[key].csv(), flush=True)
+    for keys, _ in plan:
+        for key in keys:
+            rs = sorted(runs[key], key=lambda r: r.p50)
+            if rs:
+                rows[key] = rs[len(rs) // 2]
+                print(rows[key].csv(), flush=True)
     targets = [
         ("py-mp-pipe / py-ferry-shm, 64 B", (("py-mp-pipe", SMALL), ("py-ferry-shm", SMALL)), 15),
         ("py-mp-queue / py-ferry-shm, 64 B", (("py-mp-queue", SMALL), ("py-ferry-shm", SMALL)),

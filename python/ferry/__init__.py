@@ -268,11 +268,16 @@ class Channel:
     """One end of a ferry channel (any transport). Made by pair(), open(url),
     Listener.accept(), connect(name). A context manager; close() frees it."""
 
+    __slots__ = ("_h", "_msg", "_smsg", "_cap", "_buf", "_mref", "_loan", "_pinned", "_poll_fd",
+                 "__weakref__")
+
     def __init__(self, handle):
         self._h = handle
-        self._msg = _lib.Msg()
+        self._msg = _lib.Msg()   # the receive record (data: the receive buffer)
+        self._smsg = _lib.Msg()  # the send record of the general send path
         self._cap = 0
-        self._buf = None
+        self._buf = None       # the receive buffer, made by the first recv
+        self._mref = None      # byref(self._msg), made once
         self._loan = None      # (addr, size) of a loan kept after an exception
         self._pinned = []      # escaped views: their memory must stay mapped
         self._poll_fd = None
@@ -341,20 +346,23 @@ class Channel:
     def send(self, data, type=0, fds=(), timeout=None):
         """Send data (any bytes-like) as one message of type (>= 0) with fds (ints or
         objects with fileno(); at most 16; the caller keeps them)."""
+        if timeout is None and not fds and not type and data.__class__ is bytes:
+            # The hot path: bytes, no fds, type 0, no deadline: one slice, then the
+            # general path (a send that failed sent nothing, so trying again is safe).
+            h = self._h
+            if h is not None and _ferry_send(h, data, len(data), _SLICE_NS) >= 0:
+                return
+        self._send(data, type, fds, timeout)
+
+    def _send(self, data, type, fds, timeout):
         h = self._h
         if h is None:
             raise ValueError("channel is closed")
         if not fds and type == 0 and data.__class__ is bytes:
             n = len(data)
-            if timeout is None:  # the hot path: one slice, then the general loop
-                rc = _ferry_send(h, data, n, _SLICE_NS)
-                if rc >= 0:
-                    return
-                if rc != -_ETIMEDOUT:
-                    _raise(rc, "send")
             _wait(lambda ns: _ferry_send(h, data, n, ns), timeout, "send")
             return
-        m = self._msg
+        m = self._smsg  # never the receive record: its data is the receive buffer
         mv = memoryview(data)
         if not mv.contiguous:
             raise ValueError("data must be contiguous")
@@ -381,21 +389,23 @@ class Channel:
     def recv(self, type_filter=0, timeout=None):
         """Take the next message matching type_filter (0 any, > 0 exactly that type,
         < 0 the lowest type <= -type_filter) and return it as a Message."""
+        if timeout is None:
+            # The hot path: one slice into the receive buffer, then the general path.
+            # m.data and m.cap stay as set (the library writes type, len and fds only);
+            # buf[:n] is the cheapest copy of the bytes out (one C call).
+            h, buf = self._h, self._buf
+            if h is not None and buf is not None:
+                n = _ferry_recvmsg(h, self._mref, type_filter, _SLICE_NS)
+                if n >= 0:
+                    m = self._msg
+                    if m.nfds:
+                        return Message(buf[:n], m.type, tuple(m.fds[:m.nfds]))
+                    return Message(buf[:n], m.type, ())
         h = self._h
         if h is None:
             raise ValueError("channel is closed")
-        buf = self._buf
-        if buf is None:
-            buf = self._recv_setup()
-        if timeout is None:  # the hot path: one slice, then the general loop
-            # m.data and m.cap stay as set (the library writes type, len and fds only);
-            # buf[:n] is the cheapest copy of the bytes out (one C call, no string_at)
-            n = _ferry_recvmsg(h, self._mref, type_filter, _SLICE_NS)
-            if n >= 0:
-                m = self._msg
-                if m.nfds:
-                    return Message(buf[:n], m.type, tuple(m.fds[:m.nfds]))
-                return Message(buf[:n], m.type, ())
+        if self._buf is None:
+            self._recv_setup()
         return self._recv_wait(h, type_filter, timeout)
 
     def _recv_setup(self):

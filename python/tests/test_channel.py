@@ -242,3 +242,19 @@ def test_closed_channel():
     with pytest.raises(BrokenPipeError):
         b.recv(timeout=5)
     b.close()
+
+
+def test_general_send_does_not_move_the_receive_buffer():
+    # The general send path (a type, fds, a bytearray) and the receive path once shared
+    # one message record: a send moved the receive buffer onto its own data, so the
+    # next recv wrote there and returned stale bytes.
+    a, b = ferry.pair()
+    with a, b:
+        b.send(b"first")
+        assert a.recv().data == b"first"
+        a.send(b"q", type=1)
+        a.send(bytearray(b"w"))
+        b.send(b"y" * 1000, type=2)
+        m = a.recv()
+        assert (m.data, m.type) == (b"y" * 1000, 2)
+        assert b.recv().data == b"q" and b.recv().data == b"w"
