@@ -91,3 +91,24 @@ def test_asyncio_server_100_clients(tmpdir700):
 
         asyncio.run(asyncio.wait_for(server(), 120))
         wait_ok(pid)
+
+
+def test_subscriber_and_watch_and_inbox_async(broker):
+    threads = threading.active_count()
+
+    async def main():
+        with ferry.Broadcast() as b, b.subscribe() as s, \
+                ferry.watch("org.pytest.aw.*") as w, ferry.inbox("org.pytest.aw.in") as ib:
+            assert (await w.next_async()).info.name == "org.pytest.aw.in"
+            task = asyncio.ensure_future(s.recv_async())
+            await asyncio.sleep(0.05)
+            assert not task.done()
+            b.publish(b"async")
+            assert (await asyncio.wait_for(task, 30)).data == b"async"
+            pid = fork(lambda: ferry.send_to("org.pytest.aw.in", b"to-inbox", timeout=30))
+            m = await asyncio.wait_for(ib.recv_async(), 30)
+            assert (m.data, m.sender[2]) == (b"to-inbox", pid)
+            wait_ok(pid)
+            assert threading.active_count() == threads
+
+    asyncio.run(main())
