@@ -20,7 +20,10 @@ same run: compare rows with each other, not across runs or machines.
     FERRY_LIBRARY=build/libferry.so /usr/bin/python3 python/bench.py [-n N] [-r REPEAT]
 
 With -r R every row is measured R times, interleaved, and the run whose p50 is the
-median of the R is printed (a loaded machine then disturbs every row alike).
+median of the R is printed (a loaded machine then disturbs every row alike). The two
+sides are pinned to two cpus, as `ferry bench` does. py-ferry-shm and
+py-ferry-ctypes-bare are measured in the same two processes, alternating blocks of 500
+round trips, so that their ratio (what the wrapper costs) sees one load.
 """
 
 import argparse
@@ -58,12 +61,24 @@ class Row:
                                                  self.p999, self.rate)
 
 
+CPUS = sorted(os.sched_getaffinity(0))[:2]
+
+
+def pin(side):
+    """Pin this process to one cpu (side 0: the measuring side, 1: the echo side), as
+    `ferry bench` pins its two sides to two cpus, so that both sides can run at once and
+    the scheduler does not move them during a row. Nothing with fewer than two cpus."""
+    if len(CPUS) == 2:
+        os.sched_setaffinity(0, {CPUS[side]})
+
+
 def measure(name, size, n, warm, child, one):
     """Fork child() as the echo side, then time n round trips of one() (after warm)."""
     pid = os.fork()
     if pid == 0:
         code = 1
         try:
+            pin(1)
             child()
             code = 0
         finally:
@@ -109,6 +124,7 @@ def rows_ferry_and_bare(n, warm):
     if pid == 0:
         code = 1
         try:
+            pin(1)
             a.close()
             C.ferry_chan_close(ba)
             wsend, wrecv = b.send, b.recv
@@ -304,6 +320,7 @@ def main():
     ap.add_argument("-r", "--repeat", type=int, default=1, help="runs per row (median p50)")
     ap.add_argument("--only", help="comma-separated mechanisms to run")
     args = ap.parse_args()
+    pin(0)
     warm, bwarm = max(args.n // 20, 100), max(args.big_n // 10, 10)
     plan = [
         ((("py-ferry-shm", SMALL), ("py-ferry-ctypes-bare", SMALL)),
