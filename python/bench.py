@@ -23,7 +23,9 @@ With -r R every row is measured R times, interleaved, and the run whose p50 is t
 median of the R is printed (a loaded machine then disturbs every row alike). The two
 sides are pinned to two cpus, as `ferry bench` does. py-ferry-shm and
 py-ferry-ctypes-bare are measured in the same two processes, alternating blocks of 500
-round trips, so that their ratio (what the wrapper costs) sees one load.
+round trips, so that their ratio (what the wrapper costs) sees one load. Pinned, the
+threads a side starts (multiprocessing.Queue's feeder, pyzmq's I/O thread) share its
+cpu, as in `ferry bench`'s own rows; --no-pin leaves placement to the scheduler.
 """
 
 import argparse
@@ -319,7 +321,10 @@ def main():
     ap.add_argument("--big-n", type=int, default=500, help="1 MiB round trips per row")
     ap.add_argument("-r", "--repeat", type=int, default=1, help="runs per row (median p50)")
     ap.add_argument("--only", help="comma-separated mechanisms to run")
+    ap.add_argument("--no-pin", action="store_true", help="let the scheduler place both sides")
     args = ap.parse_args()
+    if args.no_pin:
+        CPUS.clear()
     pin(0)
     warm, bwarm = max(args.n // 20, 100), max(args.big_n // 10, 10)
     plan = [
