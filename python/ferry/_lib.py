@@ -176,8 +176,8 @@ def record_buffer(cls, n):
 
 def _reserved_ok(rec):
     if isinstance(rec, WatchEvent):
-        return (rec.reserved == 0 and not any(rec.reserved2) and _reserved_ok(rec.info)
-                and 1 <= rec.kind <= 4)
+        # (kind is not checked: a later library may add kinds; they come out as ints)
+        return rec.reserved == 0 and not any(rec.reserved2) and _reserved_ok(rec.info)
     if isinstance(rec, NameInfo):
         raw = ctypes.string_at(ctypes.addressof(rec) + NameInfo.name.offset, 256)
         return not any(rec.reserved) and b"\0" in raw

@@ -174,3 +174,14 @@ def test_record_layout_mismatch_is_refused(broker, monkeypatch, delta):
             ferry.ls()
         with pytest.raises(RuntimeError):
             ferry.lookup("org.pytest.layout")
+
+
+@pytest.mark.parametrize("delta", [-1, 1])
+def test_watch_event_layout_mismatch_is_refused(broker, monkeypatch, delta):
+    fields = [(n, t) for n, t in _lib.WatchEvent._fields_ if n != "reserved2"]
+    wrong = type("WatchEvent", (ctypes.Structure,),
+                 {"_fields_": fields + [("reserved2", ctypes.c_uint64 * (4 + delta))]})
+    with ferry.watch("org.pytest.wl") as w, ferry.register("org.pytest.wl"):
+        monkeypatch.setattr(_lib, "WatchEvent", wrong)
+        with pytest.raises(RuntimeError, match="lays out WatchEvent differently"):
+            w.next(timeout=10)
