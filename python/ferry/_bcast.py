@@ -5,13 +5,14 @@ gets every message in order, zero copy (ferry_bcast, docs/broadcast.md).
 Rules: a Broadcast owns its C object; closing it in the publishing process ends the
 stream. The C object must outlive its subscriptions in a process, so a Subscriber keeps
 its Broadcast alive and Broadcast.close() closes the subscriptions made from it first.
-A Subscriber is for one thread at a time, in the process that made it (not in a fork
-child). Views of loan() and peek() are released at the end of their with block, as a
+A Subscriber is for one thread at a time, in the process that made it: in a fork child
+its methods raise ValueError and its close() leaves the parent's subscription alone. Views of loan() and peek() are released at the end of their with block, as a
 Channel's (an escaped view: BufferError, the memory stays pinned).
 """
 
 import collections
 import ctypes
+import os
 import weakref
 
 from . import _lib
@@ -178,14 +179,25 @@ class Subscriber(_Handle):
 
     def __init__(self, h, bcast):
         super().__init__(h)
+        self._pid = os.getpid()  # the subscription is this process's only
         self._bcast = bcast  # the C object must outlive the subscription
         self._cap = max(bcast.max_msg, 1)
         self._buf = ctypes.create_string_buffer(self._cap)
         self._type = ctypes.c_int64()
         self._pinned = []
 
+    def _handle(self):
+        h = self._h
+        if h is None or self._pid != os.getpid():
+            raise ValueError("subscriber is closed" if h is None else
+                             "subscriber of another process (made before a fork)")
+        return h
+
     def close(self):
         if self._h is None:
+            return
+        if self._pid != os.getpid():
+            self._h = None  # a fork child's copy: the entry is the parent's, left alone
             return
         self._pinned = [v for v in self._pinned if not v.release()]
         if self._pinned:

@@ -134,3 +134,22 @@ def test_ctrl_c_during_subscriber_wait():
         wait_ok(cpid)
         b.publish(b"still works")
         assert s.recv(timeout=5).data == b"still works"
+
+
+def test_subscription_is_not_closed_by_a_fork_child():
+    # A fork child inherits the Subscriber object but not the subscription (ferry.h:
+    # a ferry_sub is used in the process that made it): its close() or collection must
+    # leave the parent's entry alone, and using it there is a ValueError.
+    with ferry.Broadcast(slots=4) as b, b.subscribe() as s:
+        def child():
+            with pytest.raises(ValueError):
+                s.recv(timeout=0)
+            s.close()
+
+        wait_ok(fork(child))
+        assert b.subscribers == 1
+        for i in range(4):
+            b.publish(b"%d" % i, timeout=0)
+        with pytest.raises(BlockingIOError):
+            b.publish(b"4", timeout=0)  # the parent's entry still holds the publisher
+        assert [s.recv(timeout=5).data for _ in range(4)] == [b"0", b"1", b"2", b"3"]
