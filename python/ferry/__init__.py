@@ -238,6 +238,7 @@ class Message:
 
 
 _INITIAL_RECV = 64 << 10
+_new_message = Message.__new__
 
 
 class _View:
@@ -400,7 +401,11 @@ class Channel:
                     m = self._msg
                     if m.nfds:
                         return Message(buf[:n], m.type, tuple(m.fds[:m.nfds]))
-                    return Message(buf[:n], m.type, ())
+                    msg = _new_message(Message)  # 20 ns less than Message(...)
+                    msg.data = buf[:n]
+                    msg.type = m.type
+                    msg.fds = ()
+                    return msg
         h = self._h
         if h is None:
             raise ValueError("channel is closed")
