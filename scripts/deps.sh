@@ -43,6 +43,7 @@ command -v abidiff >/dev/null 2>&1 || need+=(abigail-tools)
 command -v dh >/dev/null 2>&1 || need+=(debhelper)
 command -v lintian >/dev/null 2>&1 || need+=(lintian)
 command -v fakeroot >/dev/null 2>&1 || need+=(fakeroot)
+command -v dh_python3 >/dev/null 2>&1 || need+=(dh-python) # python3-ferry's packaging
 # tests/cluster and ferry-bridge (names across hosts, docs/cluster.md): the NATS server the
 # tests start in network namespaces, the C client the bridge is built with (FERRY_NATS=AUTO:
 # without it the bridge and its tests are left out), iproute2 for `ip netns`.
@@ -54,8 +55,9 @@ ls /usr/lib/llvm-*/lib/clang/*/lib/linux/libclang_rt.fuzzer-x86_64.a >/dev/null 
   need+=(libclang-rt-14-dev)
 if [ "${1:-}" = demo ]; then
   # dpkg-query: installed, whatever the state of PATH or pkg-config.
+  # python3-zmq: the py-zmq row of python/bench.py.
   for pkg in pkg-config libzmq3-dev libnng-dev iceoryx libiceoryx-binding-c-dev \
-    libiceoryx-posh-dev libiceoryx-hoofs-dev libsystemd-dev dbus librsvg2-bin; do
+    libiceoryx-posh-dev libiceoryx-hoofs-dev libsystemd-dev dbus librsvg2-bin python3-zmq; do
     dpkg-query -W -f='${Status}' "$pkg" 2>/dev/null | grep -q 'ok installed' || need+=("$pkg")
   done
 fi

@@ -34,7 +34,12 @@ from ._lib import lib as _c
 __all__ = [
     "Error", "Channel", "Listener", "Message", "pair", "open", "listen", "connect",
     "register", "Client", "rpc_connect", "serve", "Service", "Semaphore", "Event",
-    "Mailbox", "KIND_SHM", "KIND_UNIX", "FOREVER", "CAP_RING", "UNBOUNDED",
+    "Mailbox", "Mutex", "Barrier", "Broadcast", "Subscriber", "SubscriberInfo",
+    "ls", "lookup", "NameInfo", "watch", "Watch", "WatchEvent", "publish", "Publication",
+    "inbox", "Inbox", "InboxMessage", "send_to",
+    "KIND_SHM", "KIND_UNIX", "FOREVER", "CAP_RING", "UNBOUNDED",
+    "EV_OWNED", "EV_CHANGED", "EV_RELEASED", "EV_DIED",
+    "OBJ_SEM", "OBJ_MUTEX", "OBJ_BARRIER", "OBJ_EVENT", "OBJ_MAILBOX", "OBJ_BCAST",
 ]
 
 KIND_SHM = _lib.KIND_SHM
@@ -55,7 +60,6 @@ _monotonic = time.monotonic
 _library_path = _lib.path
 _ferry_send = _c.ferry_send
 _ferry_recvmsg = _c.ferry_recvmsg
-_string_at = ctypes.string_at
 
 
 # ---------------------------------------------------------------- errors
@@ -229,10 +233,12 @@ class Message:
         self.close_fds()
 
     def __repr__(self):
-        return "Message(%r, type=%d, fds=%r)" % (self.data[:32], self.type, self.fds)
+        return "%s(%r, type=%d, fds=%r)" % (type(self).__name__, self.data[:32], self.type,
+                                           self.fds)
 
 
 _INITIAL_RECV = 64 << 10
+_new_message = Message.__new__
 
 
 class _View:
@@ -263,11 +269,16 @@ class Channel:
     """One end of a ferry channel (any transport). Made by pair(), open(url),
     Listener.accept(), connect(name). A context manager; close() frees it."""
 
+    __slots__ = ("_h", "_msg", "_smsg", "_cap", "_buf", "_mref", "_loan", "_pinned", "_poll_fd",
+                 "__weakref__")
+
     def __init__(self, handle):
         self._h = handle
-        self._msg = _lib.Msg()
+        self._msg = _lib.Msg()   # the receive record (data: the receive buffer)
+        self._smsg = _lib.Msg()  # the send record of the general send path
         self._cap = 0
-        self._buf = None
+        self._buf = None       # the receive buffer, made by the first recv
+        self._mref = None      # byref(self._msg), made once
         self._loan = None      # (addr, size) of a loan kept after an exception
         self._pinned = []      # escaped views: their memory must stay mapped
         self._poll_fd = None
@@ -336,20 +347,23 @@ class Channel:
     def send(self, data, type=0, fds=(), timeout=None):
         """Send data (any bytes-like) as one message of type (>= 0) with fds (ints or
         objects with fileno(); at most 16; the caller keeps them)."""
+        if timeout is None and not fds and not type and data.__class__ is bytes:
+            # The hot path: bytes, no fds, type 0, no deadline: one slice, then the
+            # general path (a send that failed sent nothing, so trying again is safe).
+            h = self._h
+            if h is not None and _ferry_send(h, data, len(data), _SLICE_NS) >= 0:
+                return
+        self._send(data, type, fds, timeout)
+
+    def _send(self, data, type, fds, timeout):
         h = self._h
         if h is None:
             raise ValueError("channel is closed")
         if not fds and type == 0 and data.__class__ is bytes:
             n = len(data)
-            if timeout is None:  # the hot path: one slice, then the general loop
-                rc = _ferry_send(h, data, n, _SLICE_NS)
-                if rc >= 0:
-                    return
-                if rc != -_ETIMEDOUT:
-                    _raise(rc, "send")
             _wait(lambda ns: _ferry_send(h, data, n, ns), timeout, "send")
             return
-        m = self._msg
+        m = self._smsg  # never the receive record: its data is the receive buffer
         mv = memoryview(data)
         if not mv.contiguous:
             raise ValueError("data must be contiguous")
@@ -376,38 +390,55 @@ class Channel:
     def recv(self, type_filter=0, timeout=None):
         """Take the next message matching type_filter (0 any, > 0 exactly that type,
         < 0 the lowest type <= -type_filter) and return it as a Message."""
+        if timeout is None:
+            # The hot path: one slice into the receive buffer, then the general path.
+            # m.data and m.cap stay as set (the library writes type, len and fds only);
+            # buf[:n] is the cheapest copy of the bytes out (one C call).
+            h, buf = self._h, self._buf
+            if h is not None and buf is not None:
+                n = _ferry_recvmsg(h, self._mref, type_filter, _SLICE_NS)
+                if n >= 0:
+                    m = self._msg
+                    if m.nfds:
+                        return Message(buf[:n], m.type, tuple(m.fds[:m.nfds]))
+                    msg = _new_message(Message)  # 20 ns less than Message(...)
+                    msg.data = buf[:n]
+                    msg.type = m.type
+                    msg.fds = ()
+                    return msg
         h = self._h
         if h is None:
             raise ValueError("channel is closed")
-        m = self._msg
         if self._buf is None:
-            self._cap = min(_INITIAL_RECV, max(self.max_msg, 1))
-            self._buf = ctypes.create_string_buffer(self._cap)
-            self._mref = _byref(m)
-            m.data = self._bufaddr = ctypes.addressof(self._buf)
-            m.cap = self._cap
-        if timeout is None:  # the hot path: one slice, then the general loop
-            # m.data and m.cap stay as set (the library writes type, len and fds only)
-            n = _ferry_recvmsg(h, self._mref, type_filter, _SLICE_NS)
-            if n >= 0:
-                nfds = m.nfds
-                return Message(_string_at(self._bufaddr, n), m.type,
-                               tuple(m.fds[:nfds]) if nfds else ())
+            self._recv_setup()
+        return self._recv_wait(h, type_filter, timeout)
+
+    def _recv_setup(self):
+        m = self._msg
+        self._cap = min(_INITIAL_RECV, max(self.max_msg, 1))
+        self._buf = ctypes.create_string_buffer(self._cap)
+        self._mref = _byref(m)
+        m.data = ctypes.addressof(self._buf)
+        m.cap = self._cap
+        return self._buf
+
+    def _recv_wait(self, h, type_filter, timeout):
+        m = self._msg
+        fn = _c.ferry_recvmsg
+        mref = self._mref
         while True:
             m.data = ctypes.addressof(self._buf)
             m.cap = self._cap
             try:
-                n = _wait(lambda ns: _c.ferry_recvmsg(h, _byref(m), type_filter, ns),
-                          timeout, "recv")
+                n = _wait(lambda ns: fn(h, mref, type_filter, ns), timeout, "recv")
             except Error as e:
                 if e.errno != _EMSGSIZE or m.len <= self._cap:
                     raise
                 self._cap = m.len  # the message stays queued: take it with room enough
                 self._buf = ctypes.create_string_buffer(self._cap)
-                self._bufaddr = ctypes.addressof(self._buf)
                 continue
             fds = tuple(m.fds[:m.nfds]) if m.nfds else ()
-            return Message(ctypes.string_at(self._buf, n), m.type, fds)
+            return Message(self._buf[:n], m.type, fds)
 
     # -- zero copy
     def loan(self, size, type=0, timeout=None):
@@ -621,4 +652,9 @@ def connect(name, kind=KIND_SHM, timeout=5.0, **opts):
 
 
 from ._rpc import Client, Service, rpc_connect, serve  # noqa: E402
-from ._sync import Event, Mailbox, Semaphore  # noqa: E402
+from ._sync import (Barrier, Event, Mailbox, Mutex, Semaphore,  # noqa: E402
+                    OBJ_SEM, OBJ_MUTEX, OBJ_BARRIER, OBJ_EVENT, OBJ_MAILBOX, OBJ_BCAST)
+from ._bcast import Broadcast, Subscriber, SubscriberInfo  # noqa: E402
+from ._names import (NameInfo, Watch, WatchEvent, Publication, Inbox,  # noqa: E402
+                     InboxMessage, inbox, lookup, ls, publish, send_to, watch,
+                     EV_OWNED, EV_CHANGED, EV_RELEASED, EV_DIED)

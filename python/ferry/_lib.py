@@ -114,6 +114,95 @@ class MailboxCounters(ctypes.Structure):
          ("waiting", c_uint64)]
 
 
+class BcastOpts(ctypes.Structure):
+    _fields_ = [("size", c_size_t), ("slots", c_uint32), ("max_subs", c_uint32),
+                ("max_msg", c_size_t)]
+
+
+class BcastCounters(ctypes.Structure):
+    _fields_ = [("size", c_size_t), ("published", c_uint64), ("max_lag", c_uint64),
+                ("subscribers", c_uint32), ("max_subs", c_uint32), ("slots", c_uint32),
+                ("ended", c_uint32), ("max_msg", c_size_t)]
+
+
+# Records the library fills (ferry.h "Sized structs": no size field, reserved room the
+# library zeroes). Their layout is checked at every fill by check_records() below.
+class NameInfo(ctypes.Structure):
+    _fields_ = [
+        ("name", ctypes.c_char * 256),
+        ("uid", c_uint32),
+        ("gid", c_uint32),
+        ("pid", ctypes.c_int32),
+        ("mode", ctypes.c_uint),
+        ("connects", c_uint64),
+        ("kind", c_uint32),
+        ("since_ns", c_uint64),
+        ("reserved", c_uint64 * 8),
+    ]
+
+
+class WatchEvent(ctypes.Structure):
+    _fields_ = [
+        ("kind", c_int),
+        ("reserved", c_uint32),
+        ("info", NameInfo),
+        ("reserved2", c_uint64 * 4),
+    ]
+
+
+class BcastSubInfo(ctypes.Structure):
+    _fields_ = [
+        ("pid", ctypes.c_int32),
+        ("flags", c_uint32),
+        ("lag", c_uint64),
+        ("holding", c_uint32),
+        ("alive", c_uint32),
+        ("reserved", c_uint64 * 4),
+    ]
+
+
+_GUARD = 0xA5
+_SLACK = 4096  # bytes past the records: room a larger library record would spill into
+
+
+def record_buffer(cls, n):
+    """A buffer for n records of cls, filled with a guard byte, with _SLACK bytes of
+    guard after them (check_records reads what the library did to it)."""
+    size = ctypes.sizeof(cls) * n + _SLACK
+    buf = (ctypes.c_char * size)()
+    ctypes.memset(buf, _GUARD, size)
+    return buf
+
+
+def _reserved_ok(rec):
+    if isinstance(rec, WatchEvent):
+        # (kind is not checked: a later library may add kinds; they come out as ints)
+        return rec.reserved == 0 and not any(rec.reserved2) and _reserved_ok(rec.info)
+    if isinstance(rec, NameInfo):
+        raw = ctypes.string_at(ctypes.addressof(rec) + NameInfo.name.offset, 256)
+        return not any(rec.reserved) and b"\0" in raw
+    return not any(rec.reserved)
+
+
+def check_records(buf, cls, n):
+    """The layout check of the records the library fills (ferry_name_info,
+    ferry_watch_event, ferry_bcast_sub_info), which have no size field and no accessor
+    that tells their size: the library zeroes their reserved words and writes nothing
+    past its n-th record. So in a buffer prefilled with a guard byte, each of the n
+    records as declared here must have its reserved words zero (a record of another
+    size puts the library's fields or the guard there) and the bytes past n records
+    must still be the guard (a larger library record would spill into the slack). Any
+    mismatch raises RuntimeError: nothing read is used. Returns the records."""
+    sz = ctypes.sizeof(cls)
+    recs = [cls.from_buffer_copy(buf, i * sz) for i in range(n)]
+    tail = bytes(buf)[n * sz:]
+    if tail.count(_GUARD) != len(tail) or not all(_reserved_ok(r) for r in recs):
+        raise RuntimeError("ferry: %s lays out %s differently from this binding (the "
+                           "record's size or reserved words differ); install the matching "
+                           "python3-ferry" % (path, cls.__name__))
+    return recs
+
+
 RpcHandler = ctypes.CFUNCTYPE(None, c_void_p, POINTER(RpcRequest), c_void_p)
 RpcCallback = ctypes.CFUNCTYPE(None, c_void_p, c_uint64, c_ssize_t, POINTER(Msg), c_void_p)
 
@@ -186,6 +275,62 @@ _PROTOS = {
                                        c_int64]),
     "ferry_mailbox_stats": (c_int, [c_void_p, POINTER(MailboxCounters)]),
     "ferry_mailbox_close": (None, [c_void_p]),
+    "ferry_mailbox_open": (c_int, [c_char_p, POINTER(c_void_p), c_int64]),
+    "ferry_sem_open": (c_int, [c_char_p, POINTER(c_void_p), c_int64]),
+    "ferry_event_open": (c_int, [c_char_p, POINTER(c_void_p), c_int64]),
+    "ferry_mutex_create": (c_int, [c_uint32, POINTER(c_void_p)]),
+    "ferry_mutex_adopt": (c_int, [c_int, POINTER(c_void_p)]),
+    "ferry_mutex_open": (c_int, [c_char_p, POINTER(c_void_p), c_int64]),
+    "ferry_mutex_fd": (c_int, [c_void_p]),
+    "ferry_mutex_lock": (c_int, [c_void_p, c_int64]),
+    "ferry_mutex_consistent": (c_int, [c_void_p]),
+    "ferry_mutex_unlock": (c_int, [c_void_p]),
+    "ferry_mutex_close": (None, [c_void_p]),
+    "ferry_barrier_create": (c_int, [c_uint32, POINTER(c_void_p)]),
+    "ferry_barrier_adopt": (c_int, [c_int, POINTER(c_void_p)]),
+    "ferry_barrier_open": (c_int, [c_char_p, POINTER(c_void_p), c_int64]),
+    "ferry_barrier_fd": (c_int, [c_void_p]),
+    "ferry_barrier_wait": (c_int, [c_void_p, c_int64]),
+    "ferry_barrier_close": (None, [c_void_p]),
+    # naming
+    "ferry_publish": (c_int, [c_char_p, c_int, c_int, POINTER(Policy), POINTER(c_void_p),
+                              c_int64]),
+    "ferry_pub_close": (None, [c_void_p]),
+    "ferry_lookup": (c_int, [c_char_p, c_void_p, c_int64]),
+    "ferry_list": (c_ssize_t, [c_char_p, c_void_p, c_size_t, c_int64]),
+    "ferry_watch_open": (c_int, [c_char_p, POINTER(c_void_p), c_int64]),
+    "ferry_watch_next": (c_int, [c_void_p, c_void_p, c_int64]),
+    "ferry_watch_poll_fd": (c_int, [c_void_p]),
+    "ferry_watch_close": (None, [c_void_p]),
+    "ferry_inbox_open": (c_int, [c_char_p, POINTER(Policy), POINTER(ChanOpts),
+                                 POINTER(c_void_p), c_int64]),
+    "ferry_recv_from": (c_ssize_t, [c_void_p, c_char_p, POINTER(Msg), c_int64, POINTER(Cred),
+                                    c_int64]),
+    "ferry_inbox_poll_fd": (c_int, [c_void_p]),
+    "ferry_inbox_close": (None, [c_void_p]),
+    "ferry_send_to": (c_int, [c_char_p, POINTER(Msg), c_int64]),
+    # broadcast
+    "ferry_bcast_opts_init_sized": (None, [c_void_p, c_size_t]),
+    "ferry_bcast_create": (c_int, [POINTER(BcastOpts), POINTER(c_void_p)]),
+    "ferry_bcast_adopt": (c_int, [c_int, POINTER(c_void_p)]),
+    "ferry_bcast_open": (c_int, [c_char_p, POINTER(c_void_p), c_int64]),
+    "ferry_bcast_fd": (c_int, [c_void_p]),
+    "ferry_bcast_max_msg": (c_size_t, [c_void_p]),
+    "ferry_bcast_subscribers": (c_int, [c_void_p]),
+    "ferry_bcast_stats": (c_int, [c_void_p, c_void_p]),
+    "ferry_bcast_list": (c_ssize_t, [c_void_p, c_void_p, c_size_t]),
+    "ferry_bcast_end": (c_int, [c_void_p]),
+    "ferry_bcast_close": (None, [c_void_p]),
+    "ferry_bcast_publish": (c_int, [c_void_p, c_int64, c_void_p, c_size_t, c_int64]),
+    "ferry_bcast_loan": (c_int, [c_void_p, c_size_t, POINTER(c_void_p), c_int64]),
+    "ferry_bcast_commit": (c_int, [c_void_p, c_int64, c_size_t]),
+    "ferry_bcast_subscribe": (c_int, [c_void_p, c_uint32, POINTER(c_void_p)]),
+    "ferry_sub_recv": (c_ssize_t, [c_void_p, c_void_p, c_size_t, POINTER(c_int64), c_int64]),
+    "ferry_sub_peek": (c_int, [c_void_p, POINTER(Msg), c_int64]),
+    "ferry_sub_release": (c_int, [c_void_p]),
+    "ferry_sub_lost": (c_uint64, [c_void_p]),
+    "ferry_sub_poll_fd": (c_int, [c_void_p]),
+    "ferry_sub_close": (None, [c_void_p]),
 }
 
 
@@ -246,6 +391,12 @@ def _check_layout(lib, path):
     m = MailboxOpts.from_buffer_copy(buf[:ctypes.sizeof(MailboxOpts)])
     if m.capacity != 64 or m.max_msg != 4096:
         bad("ferry_mailbox_opts")
+    buf = (ctypes.c_char * 4096)()
+    lib.ferry_bcast_opts_init_sized(buf, 4096)
+    bo = BcastOpts.from_buffer_copy(buf[:ctypes.sizeof(BcastOpts)])
+    if bo.size != 4096 or bo.slots != 64 or bo.max_subs != 32 or bo.max_msg != 4096:
+        bad("ferry_bcast_opts")
+    _check_counters(lib, bad)
     # Counters: ferry_chan_stats writes min(size, its sizeof) and says how much.
     a, b = c_void_p(), c_void_p()
     opts = ChanOpts()
@@ -266,6 +417,30 @@ def _check_layout(lib, path):
     finally:
         lib.ferry_chan_close(a)
         lib.ferry_chan_close(b)
+
+
+def _check_counters(lib, bad):
+    """ferry_bcast_stats writes min(size, its sizeof) and says how much: the library's
+    ferry_bcast_counters must be at least ours, and hold what the object was made with
+    where we declare it."""
+    o = BcastOpts()
+    lib.ferry_bcast_opts_init_sized(ctypes.byref(o), ctypes.sizeof(o))
+    o.slots, o.max_subs, o.max_msg = 2, 3, 5
+    b = c_void_p()
+    if lib.ferry_bcast_create(ctypes.byref(o), ctypes.byref(b)) < 0:
+        return  # cannot make one here (limits): the options check stands
+    try:
+        st = (ctypes.c_char * 4096)()
+        ctypes.memmove(st, ctypes.byref(c_size_t(4096)), ctypes.sizeof(c_size_t))
+        rc = lib.ferry_bcast_stats(b, st)
+        c = BcastCounters.from_buffer_copy(st[:ctypes.sizeof(BcastCounters)])
+        if rc < 0 or c.size < ctypes.sizeof(BcastCounters):
+            bad("ferry_bcast_counters: the library's is %d bytes, ours %d"
+                % (c.size, ctypes.sizeof(BcastCounters)))
+        if c.slots != 2 or c.max_subs != 3 or c.max_msg != 5:
+            bad("ferry_bcast_counters")
+    finally:
+        lib.ferry_bcast_close(b)
 
 
 lib, path = _load()

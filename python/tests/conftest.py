@@ -25,6 +25,16 @@ sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 import ferry  # noqa: E402
 
 
+def c_env():
+    """The environment for the C programs the tests start (ferryd, the C peer): without
+    LD_PRELOAD, which under the sanitizer run (python/CMakeLists.txt) holds the shared
+    ASan runtime that /usr/bin/python3 needs for an ASan libferry, and which clashes
+    with the static runtime those programs carry."""
+    env = dict(os.environ)
+    env.pop("LD_PRELOAD", None)
+    return env
+
+
 def fd_count():
     return len(os.listdir("/proc/self/fd"))
 
@@ -46,7 +56,8 @@ def broker():
         ctypes.CDLL(None).prctl(1, signal.SIGKILL)
 
     p = subprocess.Popen([exe, "--foreground", "--socket", sock, "--policy",
-                          os.path.join(d, "policy.conf")], preexec_fn=die_with_parent)
+                          os.path.join(d, "policy.conf")], preexec_fn=die_with_parent,
+                         env=c_env())
     try:
         for _ in range(500):
             s = socket.socket(socket.AF_UNIX, socket.SOCK_SEQPACKET)

@@ -91,3 +91,80 @@ def test_asyncio_server_100_clients(tmpdir700):
 
         asyncio.run(asyncio.wait_for(server(), 120))
         wait_ok(pid)
+
+
+def test_subscriber_and_watch_and_inbox_async(broker):
+    threads = threading.active_count()
+
+    async def main():
+        with ferry.Broadcast() as b, b.subscribe() as s, \
+                ferry.watch("org.pytest.aw.*") as w, ferry.inbox("org.pytest.aw.in") as ib:
+            assert (await w.next_async()).info.name == "org.pytest.aw.in"
+            task = asyncio.ensure_future(s.recv_async())
+            await asyncio.sleep(0.05)
+            assert not task.done()
+            b.publish(b"async")
+            assert (await asyncio.wait_for(task, 30)).data == b"async"
+            pid = fork(lambda: ferry.send_to("org.pytest.aw.in", b"to-inbox", timeout=30))
+            m = await asyncio.wait_for(ib.recv_async(), 30)
+            assert (m.data, m.sender[2]) == (b"to-inbox", pid)
+            wait_ok(pid)
+            assert threading.active_count() == threads
+
+    asyncio.run(main())
+
+
+def test_asyncio_server_with_100_concurrent_clients(tmpdir700):
+    """An asyncio echo server (accept_async, a task per connection, recv_async) serving
+    100 clients at once: 100 connections from a forked process whose own asyncio loop
+    keeps them all in flight together."""
+    n_clients, rounds = 100, 5
+    url = "shm://%s/srv.sock" % tmpdir700
+    with ferry.listen(url, ring_bytes=8192) as lis:
+        def client():
+            lis._h = None  # the parent's listener
+
+            async def main():
+                chans = [ferry.open(url, timeout=30) for _ in range(n_clients)]
+                go = asyncio.Event()
+
+                async def one(i, ch):
+                    await go.wait()  # all 100 connected before any round trip
+                    for r in range(rounds):
+                        ch.send(b"c%d.%d" % (i, r))
+                        m = await ch.recv_async()
+                        assert m.data == b"echo:c%d.%d" % (i, r)
+
+                tasks = [asyncio.ensure_future(one(i, ch)) for i, ch in enumerate(chans)]
+                go.set()
+                await asyncio.wait_for(asyncio.gather(*tasks), 60)
+                for ch in chans:
+                    ch.close()
+
+            asyncio.run(main())
+
+        pid = fork(client)
+
+        async def server():
+            conns = []
+            peak = [0, 0]  # connections open now, most at once
+
+            async def serve(ch):
+                peak[0] += 1
+                peak[1] = max(peak[1], peak[0])
+                with ch:
+                    for _ in range(rounds):
+                        m = await ch.recv_async()
+                        ch.send(b"echo:" + m.data)
+                peak[0] -= 1
+
+            for _ in range(n_clients):
+                ch = await asyncio.wait_for(lis.accept_async(), 60)
+                conns.append(asyncio.ensure_future(serve(ch)))
+            await asyncio.wait_for(asyncio.gather(*conns), 60)
+            return peak[1]
+
+        threads = threading.active_count()
+        assert asyncio.run(server()) == n_clients  # all were served at the same time
+        assert threading.active_count() == threads
+        wait_ok(pid)

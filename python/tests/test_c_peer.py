@@ -8,10 +8,11 @@ import subprocess
 import pytest
 
 import ferry
+from conftest import c_env
 
 
 def run_peer(peer_bin, *args):
-    return subprocess.Popen([peer_bin] + list(args))
+    return subprocess.Popen([peer_bin] + list(args), env=c_env())
 
 
 def exchange(ch):

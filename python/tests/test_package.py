@@ -44,13 +44,26 @@ class FakeLib:
     """A libferry whose ferry_chan_opts puts fields elsewhere (as a library built from
     another ferry.h would): capacity written 8 bytes later than the binding expects."""
 
-    def __init__(self, shift_opts=False, small_counters=False):
+    def __init__(self, shift_opts=False, small_counters=False, shift_bcast_opts=False,
+                 small_bcast_counters=False):
         self.shift_opts, self.small_counters = shift_opts, small_counters
-        real = _lib.lib
-        for n in ("ferry_policy_init_sized", "ferry_mailbox_opts_init_sized", "ferry_pair",
-                  "ferry_chan_close"):
-            setattr(self, n, getattr(real, n))
-        self._real = real
+        self.shift_bcast_opts = shift_bcast_opts
+        self.small_bcast_counters = small_bcast_counters
+        self._real = _lib.lib
+
+    def __getattr__(self, name):  # everything else: the real library's
+        return getattr(self._real, name)
+
+    def ferry_bcast_opts_init_sized(self, buf, size):
+        self._real.ferry_bcast_opts_init_sized(buf, size)
+        if self.shift_bcast_opts:
+            buf[8:12], buf[12:16] = buf[12:16], buf[8:12]  # slots and max_subs swapped
+
+    def ferry_bcast_stats(self, b, st):
+        rc = self._real.ferry_bcast_stats(b, st)
+        if self.small_bcast_counters:
+            ctypes.memmove(st, ctypes.byref(ctypes.c_size_t(24)), 8)
+        return rc
 
     def ferry_chan_opts_init_sized(self, buf, size):
         self._real.ferry_chan_opts_init_sized(buf, size)
@@ -75,6 +88,16 @@ def test_layout_check_refuses_moved_fields():
 def test_layout_check_refuses_smaller_counters():
     with pytest.raises(ImportError, match="ferry_chan_counters"):
         _lib._check_layout(FakeLib(small_counters=True), "fake")
+
+
+def test_layout_check_refuses_moved_bcast_fields():
+    with pytest.raises(ImportError, match="ferry_bcast_opts"):
+        _lib._check_layout(FakeLib(shift_bcast_opts=True), "fake")
+
+
+def test_layout_check_refuses_smaller_bcast_counters():
+    with pytest.raises(ImportError, match="ferry_bcast_counters"):
+        _lib._check_layout(FakeLib(small_bcast_counters=True), "fake")
 
 
 def test_version_and_path():

@@ -27,15 +27,26 @@ def test_serve_and_call_across_processes(broker):
             return (b"here", [r])
         return b"re:" + m.data
 
-    with ferry.serve("org.pytest.rpc", handler, threads=2):
-        def child():
-            with ferry.rpc_connect("org.pytest.rpc", timeout=30) as c:
-                for i in range(50):
-                    assert c.call(b"%d" % i, timeout=30).data == b"re:%d" % i
-                with c.call(b"fd", timeout=30) as m:
-                    assert m.data == b"here" and os.read(m.fds[0], 10) == b"served"
+    # The client is forked before serve() starts its threads: a fork of a process whose
+    # other threads may hold a lock (the allocator's, under ASan) can leave the child
+    # stuck on it.
+    r, w = os.pipe()
 
-        wait_ok(fork(child))
+    def child():
+        os.close(w)
+        assert os.read(r, 1) == b"g"  # the service is up
+        with ferry.rpc_connect("org.pytest.rpc", timeout=30) as c:
+            for i in range(50):
+                assert c.call(b"%d" % i, timeout=30).data == b"re:%d" % i
+            with c.call(b"fd", timeout=30) as m:
+                assert m.data == b"here" and os.read(m.fds[0], 10) == b"served"
+
+    pid = fork(child)
+    os.close(r)
+    with ferry.serve("org.pytest.rpc", handler, threads=2):
+        os.write(w, b"g")
+        os.close(w)
+        wait_ok(pid)
     for fd in made:
         os.close(fd)
 

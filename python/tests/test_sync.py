@@ -70,3 +70,118 @@ def test_mailbox_across_fork():
         with pytest.raises(ferry.Error) as ei:
             mb.send(b"x" * 257)
         assert ei.value.errno == 90  # EMSGSIZE
+
+
+def test_mutex_across_fork_and_errors():
+    with ferry.Mutex() as m:
+        r, w = os.pipe()
+
+        def child():
+            assert m.lock(timeout=30) is True
+            os.write(w, b"L")
+            time.sleep(0.5)
+            m.unlock()
+
+        pid = fork(child)
+        assert os.read(r, 1) == b"L"
+        with pytest.raises(BlockingIOError) as ei:
+            m.lock(timeout=0)
+        assert ei.value.errno == 11
+        with pytest.raises(TimeoutError) as ei:
+            m.lock(timeout=0.1)
+        assert ei.value.errno == 110 and isinstance(ei.value, ferry.Error)
+        with m.hold(timeout=30) as ok:  # waits for the child's unlock
+            assert ok is True
+            with pytest.raises(ferry.Error) as ei:
+                m.lock(timeout=1)
+            assert ei.value.errno == 35  # EDEADLK: this thread holds it
+        with pytest.raises(PermissionError) as ei:
+            m.unlock()
+        assert ei.value.errno == 1
+        wait_ok(pid)
+        os.close(r)
+        os.close(w)
+
+
+@pytest.mark.parametrize("fair", [False, True])
+def test_mutex_owner_died(fair):
+    with ferry.Mutex(fair=fair) as m:
+        pid = fork(lambda: (m.lock(), os._exit(0)))
+        os.waitpid(pid, 0)
+        assert m.lock(timeout=30) is False  # held now, state to repair
+        m.consistent()
+        m.unlock()
+        assert m.lock(timeout=5) is True
+        m.unlock()
+
+
+def test_mutex_not_consistent_is_not_recoverable():
+    with ferry.Mutex() as m:
+        pid = fork(lambda: (m.lock(), os._exit(0)))
+        os.waitpid(pid, 0)
+        assert m.lock(timeout=30) is False
+        m.unlock()  # without consistent(): unusable for everyone from now on
+        with pytest.raises(ferry.Error) as ei:
+            m.lock(timeout=1)
+        assert ei.value.errno == 131  # ENOTRECOVERABLE
+
+
+def test_mutex_adopt_fd():
+    with ferry.Mutex(fair=True) as m, ferry.Mutex.adopt(m.fd) as n:
+        assert n.lock(timeout=5)
+        with pytest.raises(BlockingIOError):
+            threading_lock_from_other_thread(m)
+        n.unlock()
+
+
+def threading_lock_from_other_thread(m):
+    import threading
+    out = []
+
+    def run():
+        try:
+            m.lock(timeout=0)
+        except BaseException as e:
+            out.append(e)
+
+    t = threading.Thread(target=run)
+    t.start()
+    t.join()
+    raise out[0]
+
+
+def test_barrier_across_fork():
+    with ferry.Barrier(3) as b:
+        r, w = os.pipe()
+
+        def child():
+            serial = b.wait(timeout=30)
+            os.write(w, b"1" if serial else b"0")
+
+        pids = [fork(child) for _ in range(2)]
+        got = [b.wait(timeout=30)]
+        for p in pids:
+            wait_ok(p)
+        got += [os.read(r, 1) == b"1" for _ in range(2)]
+        assert sorted(got) == [False, False, True]  # exactly one serial party
+        with pytest.raises(TimeoutError):
+            b.wait(timeout=0.2)  # withdrawn: the next round still needs 3
+        with pytest.raises(BlockingIOError):
+            b.wait(timeout=0)
+        os.close(r)
+        os.close(w)
+
+
+def test_barrier_wait_sliced_keeps_arrival():
+    # A wait longer than one 100 ms slice: withdrawn and re-arrived between slices,
+    # the round still completes.
+    with ferry.Barrier(2) as b:
+        pid = fork(lambda: (time.sleep(0.5), b.wait(timeout=30)))
+        b.wait(timeout=30)
+        wait_ok(pid)
+
+
+def test_barrier_bad_count():
+    with pytest.raises(ferry.Error) as ei:
+        ferry.Barrier(0)
+    assert ei.value.errno == 22

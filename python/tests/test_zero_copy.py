@@ -1,8 +1,6 @@
 # SPDX-License-Identifier: MIT
 """loan and peek: the views work in their with block and are dead after it."""
 
-import os
-
 import pytest
 
 import ferry
