@@ -174,7 +174,11 @@ class NameInfo(ctypes.Structure):
         ("connects", c_uint64),
         ("kind", c_uint32),
         ("since_ns", c_uint64),
-        ("reserved", c_uint64 * 8),
+        # 0.3: a published region or state's size, and its file's device and inode
+        ("size", c_uint64),
+        ("dev", c_uint64),
+        ("ino", c_uint64),
+        ("reserved", c_uint64 * 5),
     ]
 
 

@@ -172,6 +172,10 @@ class Region(_Handle):
 
     # -- properties
     @property
+    def closed(self):
+        return self._h is None
+
+    @property
     def fd(self):
         """The handle's descriptor (read-only for a read-only handle); owned by the
         region: do not close it."""
@@ -330,6 +334,10 @@ class State(_Handle):
     def close(self):
         self._poll_fd = None
         super().close()
+
+    @property
+    def closed(self):
+        return self._h is None
 
     @property
     def fd(self):
