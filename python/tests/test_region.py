@@ -134,6 +134,21 @@ def test_notify_wakes_a_waiting_process_and_timeouts():
         assert time.monotonic() - t >= 0.29
 
 
+def test_ctrl_c_during_region_and_state_wait():
+    import signal
+    with ferry.Region(PAGE) as r, ferry.State(16) as s:
+        for wait in (lambda: r.wait(0, timeout=None), lambda: s.wait(0, timeout=20)):
+            pid = os.getpid()
+            cpid = fork(lambda: (time.sleep(0.3), os.kill(pid, signal.SIGINT)))
+            t0 = time.monotonic()
+            with pytest.raises(KeyboardInterrupt):
+                wait()
+            assert time.monotonic() - t0 < 5
+            wait_ok(cpid)
+        r.notify()
+        assert r.wait(0, timeout=5) == 1
+
+
 def test_poll_fd_and_wait_async():
     import select
     with ferry.Region(PAGE) as r:
