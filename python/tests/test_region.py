@@ -372,3 +372,26 @@ def test_publish_state_and_open(broker):
             ferry._region._publish("py.state.bad", s.fd, ferry.OBJ_STATE, 0o600, (), (),
                                    (1,), (), False, False, 5.0)
         assert ei.value.errno == errno.EINVAL
+
+
+def test_region_and_tls_opts_layout_checked():
+    import ctypes
+    from ferry import _lib
+    real = _lib.lib
+
+    def bad(what):
+        raise ImportError(what)
+
+    class Shifted:
+        """The real library, with ferry_region_opts' fields 4 bytes later than ours."""
+        ferry_tls_opts_init_sized = staticmethod(real.ferry_tls_opts_init_sized)
+
+        @staticmethod
+        def ferry_region_opts_init_sized(buf, n):
+            real.ferry_region_opts_init_sized(buf, n)
+            raw = bytes(buf)
+            ctypes.memmove(buf, raw[:8] + b"\0" * 4 + raw[8:n - 4], n)
+
+    _lib._check_region_tls(real, bad)  # the real layout passes
+    with pytest.raises(ImportError, match="RegionOpts"):
+        _lib._check_region_tls(Shifted(), bad)
