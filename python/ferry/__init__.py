@@ -37,6 +37,7 @@ __all__ = [
     "Mailbox", "Mutex", "Barrier", "Broadcast", "Subscriber", "SubscriberInfo",
     "ls", "lookup", "NameInfo", "watch", "Watch", "WatchEvent", "publish", "Publication",
     "inbox", "Inbox", "InboxMessage", "send_to",
+    "Region", "State", "OBJ_REGION", "OBJ_STATE", "TLS", "PeerCert",
     "KIND_SHM", "KIND_UNIX", "FOREVER", "CAP_RING", "UNBOUNDED",
     "EV_OWNED", "EV_CHANGED", "EV_RELEASED", "EV_DIED",
     "OBJ_SEM", "OBJ_MUTEX", "OBJ_BARRIER", "OBJ_EVENT", "OBJ_MAILBOX", "OBJ_BCAST",
@@ -141,9 +142,12 @@ def _fileno(f):
 
 
 def _chan_opts(capacity=None, max_msg=None, ring_bytes=None, checksum=False, mode=None,
-               flags=0):
+               flags=0, tls=None):
     o = _lib.ChanOpts()
     _c.ferry_chan_opts_init_sized(_byref(o), ctypes.sizeof(o))
+    if tls is not None:  # a ferry.TLS; its struct and strings live as long as o
+        o._tls = tls._struct()
+        o.tls = ctypes.addressof(o._tls)
     if capacity is not None:
         o.capacity = capacity
     if max_msg is not None:
@@ -336,6 +340,12 @@ class Channel:
         cr = _lib.Cred()
         _check(_c.ferry_chan_peer(self._handle(), _byref(cr)), "peer")
         return (cr.uid, cr.gid, cr.pid)
+
+    def peer_cert(self):
+        """tls:// channels: the peer's certificate as a ferry.PeerCert (verified, sha256,
+        cn, subject, sans, ktls). OSError EOPNOTSUPP on other transports."""
+        from ._tls import peer_cert
+        return peer_cert(self._handle())
 
     def stats(self):
         st = _lib.ChanCounters()
@@ -658,3 +668,5 @@ from ._bcast import Broadcast, Subscriber, SubscriberInfo  # noqa: E402
 from ._names import (NameInfo, Watch, WatchEvent, Publication, Inbox,  # noqa: E402
                      InboxMessage, inbox, lookup, ls, publish, send_to, watch,
                      EV_OWNED, EV_CHANGED, EV_RELEASED, EV_DIED)
+from ._region import Region, State, OBJ_REGION, OBJ_STATE  # noqa: E402
+from ._tls import TLS, PeerCert  # noqa: E402

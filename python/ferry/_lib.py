@@ -49,6 +49,7 @@ class ChanOpts(ctypes.Structure):
         ("mode", ctypes.c_uint),
         ("max_skipped_fds", c_uint32),
         ("max_map", c_size_t),
+        ("tls", c_void_p),  # const ferry_tls_opts * (ferry._tls.TLS)
     ]
 
 
@@ -81,6 +82,12 @@ class Policy(ctypes.Structure):
         ("n_gids", c_uint32),
         ("allow_uids", ctypes.c_uint32 * 16),
         ("allow_gids", ctypes.c_uint32 * 16),
+        # 0.3: the write right of a published region (ferry._region)
+        ("reserved0", c_uint32),
+        ("n_write_uids", c_uint32),
+        ("n_write_gids", c_uint32),
+        ("write_uids", ctypes.c_uint32 * 16),
+        ("write_gids", ctypes.c_uint32 * 16),
     ]
 
 
@@ -125,6 +132,36 @@ class BcastCounters(ctypes.Structure):
                 ("ended", c_uint32), ("max_msg", c_size_t)]
 
 
+class RegionOpts(ctypes.Structure):
+    _fields_ = [("size", c_size_t), ("flags", c_uint32), ("mode", c_uint32),
+                ("path", c_char_p)]
+
+
+class TlsOpts(ctypes.Structure):
+    _fields_ = [
+        ("size", c_size_t),
+        ("cert", c_char_p), ("cert_pem", c_char_p),
+        ("key", c_char_p), ("key_pem", c_char_p),
+        ("ca", c_char_p), ("ca_pem", c_char_p),
+        ("host", c_char_p),
+        ("client_cert", c_uint32),
+        ("flags", c_uint32),
+        ("handshake_timeout_ns", c_int64),
+    ]
+
+
+class PeerCert(ctypes.Structure):
+    _fields_ = [
+        ("size", c_size_t),
+        ("flags", c_uint32),
+        ("reserved", c_uint32),
+        ("sha256", ctypes.c_uint8 * 32),
+        ("cn", ctypes.c_char * 256),
+        ("subject", ctypes.c_char * 512),
+        ("sans", ctypes.c_char * 1024),
+    ]
+
+
 # Records the library fills (ferry.h "Sized structs": no size field, reserved room the
 # library zeroes). Their layout is checked at every fill by check_records() below.
 class NameInfo(ctypes.Structure):
@@ -137,7 +174,11 @@ class NameInfo(ctypes.Structure):
         ("connects", c_uint64),
         ("kind", c_uint32),
         ("since_ns", c_uint64),
-        ("reserved", c_uint64 * 8),
+        # 0.3: a published region or state's size, and its file's device and inode
+        ("size", c_uint64),
+        ("dev", c_uint64),
+        ("ino", c_uint64),
+        ("reserved", c_uint64 * 5),
     ]
 
 
@@ -331,6 +372,41 @@ _PROTOS = {
     "ferry_sub_lost": (c_uint64, [c_void_p]),
     "ferry_sub_poll_fd": (c_int, [c_void_p]),
     "ferry_sub_close": (None, [c_void_p]),
+    # regions and states (ferry._region)
+    "ferry_region_opts_init_sized": (None, [c_void_p, c_size_t]),
+    "ferry_region_create": (c_int, [c_size_t, POINTER(RegionOpts), POINTER(c_void_p)]),
+    "ferry_region_adopt": (c_int, [c_int, POINTER(c_void_p)]),
+    "ferry_region_open": (c_int, [c_char_p, c_uint32, POINTER(c_void_p), c_int64]),
+    "ferry_region_fd": (c_int, [c_void_p]),
+    "ferry_region_fd_readonly": (c_int, [c_void_p, POINTER(c_int)]),
+    "ferry_region_writable": (c_int, [c_void_p]),
+    "ferry_region_size": (c_size_t, [c_void_p]),
+    "ferry_region_map": (c_int, [c_void_p, c_uint32, POINTER(c_void_p)]),
+    "ferry_region_unmap": (c_int, [c_void_p, c_void_p]),
+    "ferry_region_resize": (c_int, [c_void_p, c_size_t]),
+    "ferry_region_sync": (c_int, [c_void_p]),
+    "ferry_region_notify": (c_int, [c_void_p]),
+    "ferry_region_version": (c_uint64, [c_void_p]),
+    "ferry_region_wait": (c_int, [c_void_p, c_uint64, c_int64]),
+    "ferry_region_poll_fd": (c_int, [c_void_p]),
+    "ferry_region_poll_ack": (c_int, [c_void_p]),
+    "ferry_region_close": (None, [c_void_p]),
+    "ferry_state_create": (c_int, [c_size_t, POINTER(RegionOpts), POINTER(c_void_p)]),
+    "ferry_state_adopt": (c_int, [c_int, POINTER(c_void_p)]),
+    "ferry_state_open": (c_int, [c_char_p, POINTER(c_void_p), c_int64]),
+    "ferry_state_fd": (c_int, [c_void_p]),
+    "ferry_state_fd_readonly": (c_int, [c_void_p, POINTER(c_int)]),
+    "ferry_state_max_len": (c_size_t, [c_void_p]),
+    "ferry_state_region": (c_void_p, [c_void_p]),
+    "ferry_state_write": (c_int, [c_void_p, c_void_p, c_size_t]),
+    "ferry_state_read": (c_int, [c_void_p, c_void_p, c_size_t, POINTER(c_size_t),
+                                 POINTER(c_uint64)]),
+    "ferry_state_version": (c_uint64, [c_void_p]),
+    "ferry_state_wait": (c_int, [c_void_p, c_uint64, c_int64]),
+    "ferry_state_close": (None, [c_void_p]),
+    # tls:// (ferry._tls)
+    "ferry_tls_opts_init_sized": (None, [c_void_p, c_size_t]),
+    "ferry_chan_peer_cert": (c_int, [c_void_p, POINTER(PeerCert)]),
 }
 
 
@@ -396,6 +472,7 @@ def _check_layout(lib, path):
     bo = BcastOpts.from_buffer_copy(buf[:ctypes.sizeof(BcastOpts)])
     if bo.size != 4096 or bo.slots != 64 or bo.max_subs != 32 or bo.max_msg != 4096:
         bad("ferry_bcast_opts")
+    _check_region_tls(lib, bad)
     _check_counters(lib, bad)
     # Counters: ferry_chan_stats writes min(size, its sizeof) and says how much.
     a, b = c_void_p(), c_void_p()
@@ -417,6 +494,25 @@ def _check_layout(lib, path):
     finally:
         lib.ferry_chan_close(a)
         lib.ferry_chan_close(b)
+
+
+def _check_region_tls(lib, bad):
+    """ferry_region_opts and ferry_tls_opts, as the options above: the library fills its
+    defaults (region: mode 0600, flags 0, path NULL; tls: all zero) into a big buffer
+    prefilled with a guard byte, which must land where we declare them, and its size
+    field must read back the size we gave."""
+    for cls, init, ok in (
+            (RegionOpts, lib.ferry_region_opts_init_sized,
+             lambda o: o.flags == 0 and o.mode == 0o600 and o.path is None),
+            (TlsOpts, lib.ferry_tls_opts_init_sized,
+             lambda o: (o.client_cert == 0 and o.flags == 0 and o.handshake_timeout_ns == 0
+                        and o.cert is None and o.host is None))):
+        buf = (ctypes.c_char * 4096)()
+        ctypes.memset(buf, 0xA5, 4096)
+        init(buf, 4096)
+        o = cls.from_buffer_copy(buf[:ctypes.sizeof(cls)])
+        if o.size != 4096 or not ok(o):
+            bad(cls.__name__)
 
 
 def _check_counters(lib, bad):
