@@ -38,14 +38,9 @@ set -u
 FERRY=$1
 HELPER=$2
 FERRYD=$3
-
-if [ "${FERRY_LS_INNER:-}" != 1 ]; then
-    if ! unshare -i -m true 2>/dev/null; then
-        echo "test_ls: SKIP: no private IPC/mount namespace (unshare -i -m) here" >&2
-        exit 77
-    fi
-    FERRY_LS_INNER=1 exec unshare -i -m sh "$0" "$@"
-fi
+TEST=test_ls
+. "$(dirname "$0")/testlib.sh"
+private_ns FERRY_LS_INNER "$@"
 
 . "$(dirname "$0")/../../tests/common/stage.sh"
 
@@ -53,59 +48,10 @@ fi
 tmp=$(mktemp -d /tmp/test_ls.XXXXXX) || exit 1
 chmod 755 "$tmp"
 mkdir "$tmp/mq" "$tmp/d"
-mount -t mqueue none "$tmp/mq" || { echo "test_ls: cannot mount mqueue" >&2; exit 1; }
+mount_mq
 pids=""
-cleanup() {
-    for p in $pids; do kill -9 "$p" 2>/dev/null; done
-    wait 2>/dev/null
-    umount "$tmp/mq" 2>/dev/null
-    rm -rf "$tmp"
-    stage_cleanup
-}
-trap cleanup EXIT
+trap testlib_cleanup EXIT
 trap 'exit 1' INT TERM
-
-fail() {
-    echo "test_ls: FAIL: $*" >&2
-    [ -f "$tmp/out" ] && sed 's/^/  out: /' "$tmp/out" >&2
-    [ -f "$tmp/err" ] && sed 's/^/  err: /' "$tmp/err" >&2
-    exit 1
-}
-
-# expect CODE CMD...: run CMD (stdout to $tmp/out, stderr to $tmp/err), want exit CODE.
-expect() {
-    want=$1
-    shift
-    "$@" >"$tmp/out" 2>"$tmp/err"
-    got=$?
-    [ "$got" -eq "$want" ] || fail "'$*' exited $got, want $want"
-}
-
-# json PYTHON-EXPR: evaluate EXPR with d = the JSON of `ferry ls --json` in $tmp/out; fail
-# unless it is true.
-json() {
-    python3 -c '
-import json, sys
-d = json.load(open(sys.argv[1]))
-obj = {o["object"]: o for o in d["objects"]}
-names = {n["name"]: n for n in d["names"]}
-sys.exit(0 if eval(sys.argv[2]) else 1)' "$tmp/out" "$1" || fail "JSON check failed: $1"
-}
-
-# start NAME ARGS...: run the helper in the background until it says "ready".
-start() {
-    tag=$1
-    shift
-    "$HELPER" "$@" >"$tmp/$tag.out" 2>"$tmp/$tag.err" &
-    eval "pid_$tag=$!"
-    pids="$pids $!"
-    i=0
-    until grep -q ready "$tmp/$tag.out" 2>/dev/null; do
-        i=$((i + 1))
-        [ $i -gt 500 ] && { cat "$tmp/$tag.err" >&2; fail "helper $* never got ready"; }
-        sleep 0.01
-    done
-}
 
 LS="$FERRY ls --mqueue $tmp/mq --path $tmp/d"
 RM="$FERRY rm --mqueue $tmp/mq --path $tmp/d"

@@ -28,51 +28,17 @@
 set -u
 FERRY=$1
 FERRYD=$2
+TEST=test_svc
+. "$(dirname "$0")/testlib.sh"
 
 . "$(dirname "$0")/../../tests/common/stage.sh"
 
 tmp=$(mktemp -d /tmp/test_svc.XXXXXX) || exit 1
 chmod 755 "$tmp"
 pids=""
-cleanup() {
-    for p in $pids; do kill -9 "$p" 2>/dev/null; done
-    wait 2>/dev/null
-    rm -rf "$tmp"
-    stage_cleanup
-}
-trap cleanup EXIT
+trap testlib_cleanup EXIT
 trap 'exit 1' INT TERM
-
-fail() {
-    echo "test_svc: FAIL: $*" >&2
-    for f in out err; do
-        [ -f "$tmp/$f" ] && sed "s/^/  $f: /" "$tmp/$f" >&2
-    done
-    exit 1
-}
-
-expect() {
-    want=$1
-    shift
-    "$@" >"$tmp/out" 2>"$tmp/err"
-    got=$?
-    [ "$got" -eq "$want" ] || fail "'$*' exited $got, want $want"
-}
-
-# one_line CAUSE: stderr is one line naming CAUSE (besides a command's "watching ...").
-one_line() {
-    [ "$(grep -vc '^ferry [a-z]*: watching ' "$tmp/err")" -eq 1 ] || fail "want one line on stderr"
-    grep -q "$1" "$tmp/err" || fail "stderr does not name '$1'"
-}
-
-# bg TAG CMD...: run CMD in the background (output $tmp/TAG.out, .err); pid_TAG.
-bg() {
-    tag=$1
-    shift
-    "$@" >"$tmp/$tag.out" 2>"$tmp/$tag.err" &
-    eval "pid_$tag=$!"
-    pids="$pids $!"
-}
+ONE_LINE_SKIP='^ferry [a-z]*: watching ' # a command's "watching ..."
 
 # until_stat NAME PATTERN WHY: wait (at most 10 s) until `ferry stat NAME` has a matching line.
 until_stat() {
