@@ -32,6 +32,7 @@
 #include "broker/policy.h"
 #include "broker/proto.h"
 #include "core/frame.h"
+#include "fuzzutil.h"
 
 #include <errno.h>
 #include <fcntl.h>
@@ -41,16 +42,6 @@
 #include <string.h>
 #include <sys/socket.h>
 #include <unistd.h>
-
-int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size);
-
-#define REQUIRE(x)                                                                                 \
-    do {                                                                                           \
-        if (!(x)) {                                                                                \
-            fprintf(stderr, "%s:%d: invariant broken: %s\n", __FILE__, __LINE__, #x);              \
-            abort();                                                                               \
-        }                                                                                          \
-    } while (0)
 
 #define INFO_MIN 26u                    /* bytes of the smallest encoded info */
 #define SEND_MAX (FERRY__BMSG_MAX + 64) /* larger inputs are cut (still over the max) */
