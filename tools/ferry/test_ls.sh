@@ -45,13 +45,7 @@ private_ns FERRY_LS_INNER "$@"
 . "$(dirname "$0")/../../tests/common/stage.sh"
 
 # Under /tmp, whatever TMPDIR says: `ferry rm` as uid 65534 must reach --mqueue / --path.
-tmp=$(mktemp -d /tmp/test_ls.XXXXXX) || exit 1
-chmod 755 "$tmp"
-mkdir "$tmp/mq" "$tmp/d"
-mount_mq
-pids=""
-trap testlib_cleanup EXIT
-trap 'exit 1' INT TERM
+scratch 755 mq d
 
 LS="$FERRY ls --mqueue $tmp/mq --path $tmp/d"
 RM="$FERRY rm --mqueue $tmp/mq --path $tmp/d"
@@ -259,12 +253,7 @@ expect 0 "$FERRY" rm "sysvmq:$d1" "sysvmq:$d3" "sysvmq:$d4"
 # rm --stale removes both queues
 start lv leave sysvmq://0x7e770021
 start ov hold sysvmq://0x7e770021
-i=0
-until grep -q left "$tmp/lv.out" 2>/dev/null; do
-    i=$((i + 1))
-    [ $i -gt 500 ] && { cat "$tmp/lv.err" >&2; fail "(f) the listener never left"; }
-    sleep 0.01
-done
+wait_out lv left "(f) the listener never left"
 d5=$(ipcs -q | awk '$1 == "0x7e770021" { print $2 }')
 [ -n "$d5" ] || fail "(f) the queues went with the listener's close"
 expect 0 $LS

@@ -32,13 +32,7 @@ TEST=test_ls_region
 . "$(dirname "$0")/testlib.sh"
 private_ns FERRY_LS_INNER "$@"
 
-tmp=$(mktemp -d /tmp/test_ls_region.XXXXXX) || exit 1
-chmod 755 "$tmp"
-mkdir "$tmp/d" "$tmp/mq"
-mount_mq
-pids=""
-trap testlib_cleanup EXIT
-trap 'exit 1' INT TERM
+scratch 755 d mq
 JSON_OPTIONAL=1 # json also checks `ferry stat --json`, which has no objects or names
 
 export FERRY_BROKER="$tmp/ferryd.sock"

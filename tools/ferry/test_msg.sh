@@ -26,12 +26,7 @@ TEST=test_msg
 . "$(dirname "$0")/testlib.sh"
 private_ns FERRY_MSG_INNER "$@"
 
-tmp=$(mktemp -d /tmp/test_msg.XXXXXX) || exit 1
-mkdir "$tmp/mq" "$tmp/d"
-mount_mq
-pids=""
-trap testlib_cleanup EXIT
-trap 'exit 1' INT TERM
+scratch - mq d
 FAIL_FILES="out err rout rerr"
 ONE_LINE_SKIP='^ferry [a-z]*: listening on ' # a listener's "listening on URL"
 

@@ -33,11 +33,7 @@ TEST=test_svc
 
 . "$(dirname "$0")/../../tests/common/stage.sh"
 
-tmp=$(mktemp -d /tmp/test_svc.XXXXXX) || exit 1
-chmod 755 "$tmp"
-pids=""
-trap testlib_cleanup EXIT
-trap 'exit 1' INT TERM
+scratch 755
 ONE_LINE_SKIP='^ferry [a-z]*: watching ' # a command's "watching ..."
 
 # until_stat NAME PATTERN WHY: wait (at most 10 s) until `ferry stat NAME` has a matching line.

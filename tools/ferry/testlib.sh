@@ -7,10 +7,13 @@
 #   private_ns VAR "$@"          re-exec this script in a private IPC and mount namespace
 #                                (unshare -i -m) with VAR=1; exit 77 (a skip) where that
 #                                is not allowed; returns in the re-exec'd script
-#   mount_mq                     mount an mqueue file system of this test's own on $tmp/mq
-#   trap testlib_cleanup EXIT    kill -9 $pids, reap them, unmount $tmp/mq (if mount_mq
-#                                mounted it), remove $tmp, and stage_cleanup where
-#                                tests/common/stage.sh was sourced
+#   scratch MODE DIR...          tmp = a fresh /tmp/$TEST.XXXXXX (chmod MODE; - leaves
+#                                it 0700) holding the directories DIR...; with mq among
+#                                them, an mqueue file system of this test's own mounted
+#                                there; pids empty; on EXIT testlib_cleanup (kill -9
+#                                $pids, reap them, unmount $tmp/mq, remove $tmp, and
+#                                stage_cleanup where tests/common/stage.sh was sourced),
+#                                on INT and TERM exit 1
 #   fail MSG                     FAIL line, the files $FAIL_FILES (default "out err") of
 #                                $tmp shown, exit 1
 #   expect CODE CMD...           run CMD (stdout $tmp/out, stderr $tmp/err), want exit CODE
@@ -21,7 +24,9 @@
 #                                "objects" / "names" by name; with JSON_OPTIONAL=1 either
 #                                may be missing, as in `ferry stat --json`)
 #   bg TAG CMD...                CMD in the background (output $tmp/TAG.out, .err); pid_TAG
-#   start TAG ARGS...            bg TAG "$HELPER" ARGS, then wait (at most 5 s) for "ready"
+#   wait_out TAG WORD WHY        wait (at most 5 s) until $tmp/TAG.out has WORD; else
+#                                show $tmp/TAG.err and fail WHY
+#   start TAG ARGS...            bg TAG "$HELPER" ARGS, then wait_out TAG ready
 #
 # Rules: POSIX sh (the scripts run under sh); every function fails the test (exit 1)
 # rather than return an error; $tmp, $pids and the scripts' own variables are the
@@ -43,9 +48,20 @@ private_ns() {
     exec env "$testlib_var=1" unshare -i -m sh "$0" "$@"
 }
 
-mount_mq() {
-    mount -t mqueue none "$tmp/mq" || { echo "$TEST: cannot mount mqueue" >&2; exit 1; }
-    testlib_mq=1
+scratch() {
+    tmp=$(mktemp -d "/tmp/$TEST.XXXXXX") || exit 1
+    [ "$1" = - ] || chmod "$1" "$tmp"
+    shift
+    for testlib_d in "$@"; do mkdir "$tmp/$testlib_d"; done
+    case " $* " in
+    *" mq "*)
+        mount -t mqueue none "$tmp/mq" || { echo "$TEST: cannot mount mqueue" >&2; exit 1; }
+        testlib_mq=1
+        ;;
+    esac
+    pids=""
+    trap testlib_cleanup EXIT
+    trap 'exit 1' INT TERM
 }
 
 testlib_cleanup() {
@@ -99,14 +115,18 @@ bg() {
     pids="$pids $!"
 }
 
+wait_out() {
+    i=0
+    until grep -q "$2" "$tmp/$1.out" 2>/dev/null; do
+        i=$((i + 1))
+        [ $i -gt 500 ] && { cat "$tmp/$1.err" >&2; fail "$3"; }
+        sleep 0.01
+    done
+}
+
 start() {
     tag=$1
     shift
     bg "$tag" "$HELPER" "$@"
-    i=0
-    until grep -q ready "$tmp/$tag.out" 2>/dev/null; do
-        i=$((i + 1))
-        [ $i -gt 500 ] && { cat "$tmp/$tag.err" >&2; fail "helper $* never got ready"; }
-        sleep 0.01
-    done
+    wait_out "$tag" ready "helper $* never got ready"
 }
