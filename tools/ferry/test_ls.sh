@@ -82,17 +82,11 @@ json 'd["broker"]["running"] is False and d["names"] == [] and d["objects"] == [
 export FERRY_NO_AUTOSPAWN=1
 
 # ---- a real ferryd and a name
-"$FERRYD" --foreground --socket "$FERRY_BROKER" --policy "$tmp/none.conf" 2>"$tmp/ferryd.err" &
-ferryd=$!
-pids="$pids $ferryd"
-i=0
-while :; do
+ls_up() {
     $LS >"$tmp/out" 2>&1
-    grep -q '^ferryd: running' "$tmp/out" && break
-    i=$((i + 1))
-    [ $i -gt 500 ] && fail "ferryd never came up"
-    sleep 0.01
-done
+    grep -q '^ferryd: running' "$tmp/out"
+}
+start_ferryd ls_up
 start name register org.test.ls
 expect 0 "$HELPER" connect org.test.ls
 expect 0 $LS
@@ -292,9 +286,5 @@ expect 0 $RM --stale
 
 kill $pid_name
 wait $pid_name 2>/dev/null
-kill -TERM $ferryd
-wait $ferryd
-rc=$?
-[ $rc -eq 0 ] || fail "ferryd exited $rc on SIGTERM"
-pids=""
+stop_ferryd
 echo "test_ls: ok"

@@ -39,15 +39,8 @@ export FERRY_BROKER="$tmp/ferryd.sock"
 export FERRY_NO_AUTOSPAWN=1
 LS="$FERRY ls --mqueue $tmp/mq --path $tmp/d"
 me=$(id -u)
-"$FERRYD" --foreground --socket "$FERRY_BROKER" --policy "$tmp/none.conf" 2>"$tmp/ferryd.err" &
-ferryd=$!
-pids="$pids $ferryd"
-i=0
-until $LS 2>/dev/null | grep -q '^ferryd: running'; do
-    i=$((i + 1))
-    [ $i -gt 500 ] && fail "ferryd never came up"
-    sleep 0.01
-done
+ls_up() { $LS 2>/dev/null | grep -q '^ferryd: running'; }
+start_ferryd ls_up
 
 # ---- a volatile region, a state, a reader
 start vol region org.t.vol 8192
@@ -132,9 +125,5 @@ expect 1 "$FERRY" rm org.t.none
 
 kill $pid_vol $pid_st $pid_rd $pid_file2
 wait $pid_vol $pid_st $pid_rd $pid_file2 2>/dev/null
-kill -TERM $ferryd
-wait $ferryd
-rc=$?
-[ $rc -eq 0 ] || fail "ferryd exited $rc on SIGTERM"
-pids=""
+stop_ferryd
 echo "test_ls_region: ok"

@@ -27,6 +27,13 @@
 #   wait_out TAG WORD WHY        wait (at most 5 s) until $tmp/TAG.out has WORD; else
 #                                show $tmp/TAG.err and fail WHY
 #   start TAG ARGS...            bg TAG "$HELPER" ARGS, then wait_out TAG ready
+#   start_ferryd READY [PAUSE]   "$FERRYD" --foreground on $FERRY_BROKER, policy file
+#                                $tmp/none.conf, stderr $tmp/ferryd.err; its pid in
+#                                $ferryd and $pids; then wait until the command READY
+#                                succeeds (500 tries PAUSE s apart, default 0.01), else
+#                                fail "ferryd never came up"
+#   stop_ferryd                  SIGTERM to $ferryd, want exit 0; pids emptied (the
+#                                caller has reaped the others)
 #
 # Rules: POSIX sh (the scripts run under sh); every function fails the test (exit 1)
 # rather than return an error; $tmp, $pids and the scripts' own variables are the
@@ -129,4 +136,24 @@ start() {
     shift
     bg "$tag" "$HELPER" "$@"
     wait_out "$tag" ready "helper $* never got ready"
+}
+
+start_ferryd() {
+    "$FERRYD" --foreground --socket "$FERRY_BROKER" --policy "$tmp/none.conf" 2>"$tmp/ferryd.err" &
+    ferryd=$!
+    pids="$pids $ferryd"
+    i=0
+    until "$1"; do
+        i=$((i + 1))
+        [ $i -gt 500 ] && fail "ferryd never came up"
+        sleep "${2:-0.01}"
+    done
+}
+
+stop_ferryd() {
+    kill -TERM $ferryd
+    wait $ferryd
+    rc=$?
+    [ $rc -eq 0 ] || fail "ferryd exited $rc on SIGTERM"
+    pids=""
 }
