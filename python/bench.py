@@ -110,6 +110,15 @@ def finish(pid):
         raise SystemExit("bench: an echo child failed")
 
 
+def round_trip(send, recv, data):
+    """one() for measure(): send(data), then recv() the echo."""
+    def one():
+        send(data)
+        recv()
+
+    return one
+
+
 def measure_ends(name, size, n, warm, a, b, echo, one):
     """measure() over two ends: the child closes a and runs echo() (one round trip's
     echo on b) n + warm times; then the parent closes b, waits for the child and
@@ -195,12 +204,7 @@ def row_pipe(n, warm, size=SMALL):
     def echo():
         b.send_bytes(b.recv_bytes())
 
-    send, recv = a.send_bytes, a.recv_bytes
-
-    def one():
-        send(data)
-        recv()
-
+    one = round_trip(a.send_bytes, a.recv_bytes, data)
     return measure_ends("py-mp-pipe", size, n, warm, a, b, echo, one)
 
 
@@ -215,12 +219,7 @@ def row_queue(n, warm):
         q2.close()
         q2.join_thread()  # the feeder thread flushes the last put before os._exit
 
-    put, get = q1.put, q2.get
-
-    def one():
-        put(data)
-        get()
-
+    one = round_trip(q1.put, q2.get, data)
     row, pid = measure("py-mp-queue", SMALL, n, warm, child, one)
     finish(pid)
     for q in (q1, q2):
@@ -254,12 +253,7 @@ def row_zmq(n, warm):
         ctx = zmq.Context()
         s = ctx.socket(zmq.PAIR)
         s.bind(url)
-        send, recv = s.send, s.recv
-
-        def one():
-            send(data)
-            recv()
-
+        one = round_trip(s.send, s.recv, data)
         row, pid = measure("py-zmq", SMALL, n, warm, child, one)
         finish(pid)
         s.close(linger=0)
@@ -303,11 +297,8 @@ def row_ferry_copy_big(n, warm):
     def echo():
         b.send(b.recv().data)
 
-    def one():
-        a.send(data)
-        a.recv()
-
-    return measure_ends("py-ferry-shm-copy", BIG, n, warm, a, b, echo, one)
+    return measure_ends("py-ferry-shm-copy", BIG, n, warm, a, b, echo,
+                        round_trip(a.send, a.recv, data))
 
 
 def ratio(rows, slow, fast):
