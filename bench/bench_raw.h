@@ -78,6 +78,11 @@ void raw_reader_free(raw_reader *r);
  * -EMSGSIZE when it is longer than cap, or -errno. */
 ssize_t raw_read_frame(raw_reader *r, void *p, size_t cap);
 
+/* A connected TCP pair over 127.0.0.1, made before fork (bench_raw_sock.c): fd[0] the
+ * accepted end, fd[1] the connecting one, both TCP_NODELAY. 0, or -1 with errno set and
+ * fd[] as far as it was made (the caller closes what is >= 0). */
+int raw_tcp_pair(int fd[2]);
+
 /* Read a whole number from a /proc file; 0 when it cannot. */
 size_t raw_proc_size(const char *path);
 

@@ -147,32 +147,40 @@ static int nodelay(int fd)
     return setsockopt(fd, IPPROTO_TCP, TCP_NODELAY, &one, sizeof one);
 }
 
-static raw_link *tcp_make(const bench_job *job, bench_result *res)
+int raw_tcp_pair(int fd[2])
 {
-    raw_link *l = link_new(1);
     struct sockaddr_in a = {.sin_family = AF_INET, .sin_port = 0};
     socklen_t alen = sizeof a;
-    int lfd = -1;
-    (void)job;
-    if (!l) {
-        bench_fail(res, "out of memory");
-        return NULL;
-    }
+    int lfd = -1, rc = 0;
     a.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
     /* Listen on an ephemeral port, connect to it, accept: connected before fork. */
     if ((lfd = socket(AF_INET, SOCK_STREAM | SOCK_CLOEXEC, 0)) < 0 ||
         bind(lfd, (struct sockaddr *)&a, sizeof a) != 0 || listen(lfd, 1) != 0 ||
         getsockname(lfd, (struct sockaddr *)&a, &alen) != 0 ||
-        (l->fd[1] = socket(AF_INET, SOCK_STREAM | SOCK_CLOEXEC, 0)) < 0 ||
-        connect(l->fd[1], (struct sockaddr *)&a, sizeof a) != 0 ||
-        (l->fd[0] = accept4(lfd, NULL, NULL, SOCK_CLOEXEC)) < 0 || nodelay(l->fd[0]) != 0 ||
-        nodelay(l->fd[1]) != 0) {
+        (fd[1] = socket(AF_INET, SOCK_STREAM | SOCK_CLOEXEC, 0)) < 0 ||
+        connect(fd[1], (struct sockaddr *)&a, sizeof a) != 0 ||
+        (fd[0] = accept4(lfd, NULL, NULL, SOCK_CLOEXEC)) < 0 || nodelay(fd[0]) != 0 ||
+        nodelay(fd[1]) != 0)
+        rc = -1;
+    int e = errno;
+    if (lfd >= 0) close(lfd);
+    errno = e;
+    return rc;
+}
+
+static raw_link *tcp_make(const bench_job *job, bench_result *res)
+{
+    raw_link *l = link_new(1);
+    (void)job;
+    if (!l) {
+        bench_fail(res, "out of memory");
+        return NULL;
+    }
+    if (raw_tcp_pair(l->fd) != 0) {
         bench_fail(res, "tcp over 127.0.0.1: %s", strerror(errno));
-        if (lfd >= 0) close(lfd);
         sock_free(l, 1);
         return NULL;
     }
-    close(lfd);
     return l;
 }
 

@@ -100,12 +100,6 @@ struct raw_link {
     unsigned char out[16384]; /* a small message's length and payload, one record */
 };
 
-static int nodelay(int fd)
-{
-    int one = 1;
-    return setsockopt(fd, IPPROTO_TCP, TCP_NODELAY, &one, sizeof one);
-}
-
 static void tls_free(raw_link *l, int remove)
 {
     SSL_free(l->ssl);
@@ -134,23 +128,11 @@ static raw_link *tls_make(const bench_job *job, bench_result *res)
         tls_free(l, 1);
         return NULL;
     }
-    struct sockaddr_in a = {.sin_family = AF_INET, .sin_port = 0};
-    socklen_t alen = sizeof a;
-    a.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
-    int lfd = -1;
-    if ((lfd = socket(AF_INET, SOCK_STREAM | SOCK_CLOEXEC, 0)) < 0 ||
-        bind(lfd, (struct sockaddr *)&a, sizeof a) != 0 || listen(lfd, 1) != 0 ||
-        getsockname(lfd, (struct sockaddr *)&a, &alen) != 0 ||
-        (l->fd[1] = socket(AF_INET, SOCK_STREAM | SOCK_CLOEXEC, 0)) < 0 ||
-        connect(l->fd[1], (struct sockaddr *)&a, sizeof a) != 0 ||
-        (l->fd[0] = accept4(lfd, NULL, NULL, SOCK_CLOEXEC)) < 0 || nodelay(l->fd[0]) != 0 ||
-        nodelay(l->fd[1]) != 0) {
+    if (raw_tcp_pair(l->fd) != 0) {
         bench_fail(res, "tcp over 127.0.0.1: %s", strerror(errno));
-        if (lfd >= 0) close(lfd);
         tls_free(l, 1);
         return NULL;
     }
-    close(lfd);
     return l;
 }
 

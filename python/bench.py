@@ -74,8 +74,9 @@ def pin(side):
         os.sched_setaffinity(0, {CPUS[side]})
 
 
-def measure(name, size, n, warm, child, one):
-    """Fork child() as the echo side, then time n round trips of one() (after warm)."""
+def spawn(child):
+    """Fork child() as the echo side, pinned to the other cpu; its pid (the child exits
+    0 when child() returned, 1 when it raised)."""
     pid = os.fork()
     if pid == 0:
         code = 1
@@ -85,6 +86,12 @@ def measure(name, size, n, warm, child, one):
             code = 0
         finally:
             os._exit(code)
+    return pid
+
+
+def measure(name, size, n, warm, child, one):
+    """Fork child() as the echo side, then time n round trips of one() (after warm)."""
+    pid = spawn(child)
     ts = []
     for _ in range(warm):
         one()
@@ -101,6 +108,33 @@ def finish(pid):
     _, st = os.waitpid(pid, 0)
     if os.waitstatus_to_exitcode(st) != 0:
         raise SystemExit("bench: an echo child failed")
+
+
+def round_trip(send, recv, data):
+    """one() for measure(): send(data), then recv() the echo."""
+    def one():
+        send(data)
+        recv()
+
+    return one
+
+
+def measure_ends(name, size, n, warm, a, b, echo, one):
+    """measure() over two ends: the child closes a and runs echo() (one round trip's
+    echo on b) n + warm times; then the parent closes b, waits for the child and
+    closes a."""
+    total = n + warm
+
+    def child():
+        a.close()
+        for _ in range(total):
+            echo()
+
+    row, pid = measure(name, size, n, warm, child, one)
+    b.close()
+    finish(pid)
+    a.close()
+    return row
 
 
 # ---------------------------------------------------------------- rows
@@ -122,23 +156,19 @@ def rows_ferry_and_bare(n, warm):
     mref = ctypes.byref(m)
     data = b"x" * SMALL
     blocks = (n + warm + BLOCK - 1) // BLOCK
-    pid = os.fork()
-    if pid == 0:
-        code = 1
-        try:
-            pin(1)
-            a.close()
-            C.ferry_chan_close(ba)
-            wsend, wrecv = b.send, b.recv
-            for _ in range(blocks):
-                for _ in range(BLOCK):  # the package
-                    wsend(wrecv().data)
-                for _ in range(BLOCK):  # bare ctypes
-                    k = recvmsg(bb, mref, 0, -1)
-                    send(bb, buf, k, -1)
-            code = 0
-        finally:
-            os._exit(code)
+
+    def child():
+        a.close()
+        C.ferry_chan_close(ba)
+        wsend, wrecv = b.send, b.recv
+        for _ in range(blocks):
+            for _ in range(BLOCK):  # the package
+                wsend(wrecv().data)
+            for _ in range(BLOCK):  # bare ctypes
+                k = recvmsg(bb, mref, 0, -1)
+                send(bb, buf, k, -1)
+
+    pid = spawn(child)
     b.close()
     C.ferry_chan_close(bb)
     wsend, wrecv = a.send, a.recv
@@ -170,24 +200,12 @@ def rows_ferry_and_bare(n, warm):
 def row_pipe(n, warm, size=SMALL):
     a, b = mp.Pipe()
     data = os.urandom(size)
-    total = n + warm
 
-    def child():
-        a.close()
-        for _ in range(total):
-            b.send_bytes(b.recv_bytes())
+    def echo():
+        b.send_bytes(b.recv_bytes())
 
-    send, recv = a.send_bytes, a.recv_bytes
-
-    def one():
-        send(data)
-        recv()
-
-    row, pid = measure("py-mp-pipe", size, n, warm, child, one)
-    b.close()
-    finish(pid)
-    a.close()
-    return row
+    one = round_trip(a.send_bytes, a.recv_bytes, data)
+    return measure_ends("py-mp-pipe", size, n, warm, a, b, echo, one)
 
 
 def row_queue(n, warm):
@@ -201,12 +219,7 @@ def row_queue(n, warm):
         q2.close()
         q2.join_thread()  # the feeder thread flushes the last put before os._exit
 
-    put, get = q1.put, q2.get
-
-    def one():
-        put(data)
-        get()
-
+    one = round_trip(q1.put, q2.get, data)
     row, pid = measure("py-mp-queue", SMALL, n, warm, child, one)
     finish(pid)
     for q in (q1, q2):
@@ -240,12 +253,7 @@ def row_zmq(n, warm):
         ctx = zmq.Context()
         s = ctx.socket(zmq.PAIR)
         s.bind(url)
-        send, recv = s.send, s.recv
-
-        def one():
-            send(data)
-            recv()
-
+        one = round_trip(s.send, s.recv, data)
         row, pid = measure("py-zmq", SMALL, n, warm, child, one)
         finish(pid)
         s.close(linger=0)
@@ -261,16 +269,13 @@ def _big_pair():
 
 def row_ferry_zc(n, warm):
     a, b = _big_pair()
-    total = n + warm
     pack, unpack = struct.Struct("<Q").pack_into, struct.Struct("<Q").unpack_from
 
-    def child():
-        a.close()
-        for _ in range(total):
-            with b.peek() as m:
-                seq, = unpack(m.data)
-            with b.loan(BIG) as buf:
-                pack(buf, 0, seq)
+    def echo():
+        with b.peek() as m:
+            seq, = unpack(m.data)
+        with b.loan(BIG) as buf:
+            pack(buf, 0, seq)
 
     seq = [0]
 
@@ -282,32 +287,18 @@ def row_ferry_zc(n, warm):
             if unpack(m.data)[0] != seq[0]:
                 raise SystemExit("bench: wrong echo")
 
-    row, pid = measure("py-ferry-shm-zc", BIG, n, warm, child, one)
-    b.close()
-    finish(pid)
-    a.close()
-    return row
+    return measure_ends("py-ferry-shm-zc", BIG, n, warm, a, b, echo, one)
 
 
 def row_ferry_copy_big(n, warm):
     a, b = _big_pair()
     data = os.urandom(BIG)
-    total = n + warm
 
-    def child():
-        a.close()
-        for _ in range(total):
-            b.send(b.recv().data)
+    def echo():
+        b.send(b.recv().data)
 
-    def one():
-        a.send(data)
-        a.recv()
-
-    row, pid = measure("py-ferry-shm-copy", BIG, n, warm, child, one)
-    b.close()
-    finish(pid)
-    a.close()
-    return row
+    return measure_ends("py-ferry-shm-copy", BIG, n, warm, a, b, echo,
+                        round_trip(a.send, a.recv, data))
 
 
 def ratio(rows, slow, fast):

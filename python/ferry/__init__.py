@@ -141,21 +141,44 @@ def _fileno(f):
     return f if isinstance(f, int) else f.fileno()
 
 
+def _opts(cls, init, **fields):
+    """A cls record filled with its defaults by init (a ferry_X_opts_init_sized), then
+    with each of fields that is not None."""
+    o = cls()
+    init(_byref(o), ctypes.sizeof(o))
+    for name, value in fields.items():
+        if value is not None:
+            setattr(o, name, value)
+    return o
+
+
+def _counters(cls, fn, h, what):
+    """The counters fn (a ferry_X_stats) writes into a cls record, as a dict (every
+    field but size)."""
+    st = cls()
+    st.size = ctypes.sizeof(st)
+    _check(fn(h, _byref(st)), what)
+    return {n: getattr(st, n) for n, _ in st._fields_[1:]}
+
+
+async def _poll_async(attempt, fileno):
+    """Await attempt() (a call with timeout 0: BlockingIOError while not ready) on the
+    running asyncio loop, waiting for fileno() to poll readable between tries."""
+    while True:
+        try:
+            return attempt()
+        except BlockingIOError:
+            pass
+        await _readable(fileno())
+
+
 def _chan_opts(capacity=None, max_msg=None, ring_bytes=None, checksum=False, mode=None,
                flags=0, tls=None):
-    o = _lib.ChanOpts()
-    _c.ferry_chan_opts_init_sized(_byref(o), ctypes.sizeof(o))
+    o = _opts(_lib.ChanOpts, _c.ferry_chan_opts_init_sized, capacity=capacity,
+              max_msg=max_msg, ring_bytes=ring_bytes, mode=mode)
     if tls is not None:  # a ferry.TLS; its struct and strings live as long as o
         o._tls = tls._struct()
         o.tls = ctypes.addressof(o._tls)
-    if capacity is not None:
-        o.capacity = capacity
-    if max_msg is not None:
-        o.max_msg = max_msg
-    if ring_bytes is not None:
-        o.ring_bytes = ring_bytes
-    if mode is not None:
-        o.mode = mode
     o.flags |= flags | (1 if checksum else 0)
     return o
 
@@ -269,6 +292,24 @@ class _View:
         return sys.getrefcount(self.arr) <= self._base
 
 
+def _unpin(owner, busy):
+    """Release owner's escaped views that are free now; BufferError(busy) while one is
+    still referenced (owner must then stay open, so that the view never dangles)."""
+    owner._pinned = [v for v in owner._pinned if not v.release()]
+    if owner._pinned:
+        raise BufferError(busy)
+
+
+def _del_unpinned(self):
+    """__del__ of a handle with zero-copy views: close unless a view is still pinned
+    (then the memory must stay mapped, so the handle is left open)."""
+    if getattr(self, "_h", None) is not None and not self._pinned:
+        try:
+            self.close()
+        except Exception:
+            pass
+
+
 class Channel:
     """One end of a ferry channel (any transport). Made by pair(), open(url),
     Listener.accept(), connect(name). A context manager; close() frees it."""
@@ -300,10 +341,8 @@ class Channel:
         channel stays open then, so that view never dangles."""
         if self._h is None:
             return
-        self._pinned = [v for v in self._pinned if not v.release()]
-        if self._pinned:
-            raise BufferError("a loan/peek view outlived its with block and is still "
-                              "referenced: drop it before closing the channel")
+        _unpin(self, "a loan/peek view outlived its with block and is still "
+               "referenced: drop it before closing the channel")
         h, self._h = self._h, None
         _c.ferry_chan_close(h)
 
@@ -313,12 +352,7 @@ class Channel:
     def __exit__(self, *exc):
         self.close()
 
-    def __del__(self):
-        if getattr(self, "_h", None) is not None and not self._pinned:
-            try:
-                self.close()
-            except Exception:
-                pass
+    __del__ = _del_unpinned
 
     @property
     def closed(self):
@@ -348,10 +382,7 @@ class Channel:
         return peer_cert(self._handle())
 
     def stats(self):
-        st = _lib.ChanCounters()
-        st.size = ctypes.sizeof(st)
-        _check(_c.ferry_chan_stats(self._handle(), _byref(st)), "stats")
-        return {n: getattr(st, n) for n, _ in st._fields_[1:]}
+        return _counters(_lib.ChanCounters, _c.ferry_chan_stats, self._handle(), "stats")
 
     # -- copying send and receive
     def send(self, data, type=0, fds=(), timeout=None):
@@ -468,12 +499,7 @@ class Channel:
     async def recv_async(self, type_filter=0):
         """Await the next message matching type_filter, on the running asyncio loop
         (loop.add_reader of the poll fd; no threads)."""
-        while True:
-            try:
-                return self.recv(type_filter, 0)
-            except BlockingIOError:
-                pass
-            await _readable(self.fileno())
+        return await _poll_async(lambda: self.recv(type_filter, 0), self.fileno)
 
     async def send_async(self, data, type=0, fds=()):
         """Send, yielding to the loop while the channel is full (polled every 1 ms)."""
@@ -486,58 +512,84 @@ class Channel:
 
 
 class _Loan:
-    def __init__(self, ch, size, type, timeout):
-        self.ch, self.size, self.type, self.timeout = ch, size, type, timeout
+    """The with block of a loan: a Channel's (ferry_loan / ferry_commit) or, with _fn
+    "bcast_" and its own _busy, a Broadcast's (ferry_bcast_loan / ferry_bcast_commit).
+    The owner keeps (addr, size) of a loan left after an exception in _loan, and views
+    that escaped their block in _pinned."""
+
+    _fn = ""
+    _busy = ("a slice or export of the loaned view is still alive: nothing was "
+             "committed; the memory stays reserved")
+
+    def __init__(self, owner, size, type, timeout):
+        self.owner, self.size, self.type, self.timeout = owner, size, type, timeout
         self.view = None
 
     def __enter__(self):
-        ch = self.ch
-        h = ch._handle()
-        if ch._loan is not None and self.size <= ch._loan[1]:
-            addr = ch._loan[0]
+        o = self.owner
+        h = o._handle()
+        if o._loan is not None and self.size <= o._loan[1]:
+            addr = o._loan[0]
         else:
             p = ctypes.c_void_p()
-            _wait(lambda ns: _c.ferry_loan(h, self.size, _byref(p), ns), self.timeout,
-                  "loan")
+            what = self._fn + "loan"
+            fn = getattr(_c, "ferry_" + what)
+            _wait(lambda ns: fn(h, self.size, _byref(p), ns), self.timeout, what)
             addr = p.value
-            ch._loan = (addr, self.size)
+            o._loan = (addr, self.size)
         self.view = _View(addr, self.size, False)
         return self.view.mv
 
     def __exit__(self, et, ev, tb):
-        ch = self.ch
-        clean = self.view.release()
-        if not clean:
-            ch._pinned.append(self.view)
-            raise BufferError("a slice or export of the loaned view is still alive: "
-                              "nothing was committed; the memory stays reserved")
+        o = self.owner
+        if not self.view.release():
+            o._pinned.append(self.view)
+            raise BufferError(self._busy)
         if et is not None:
             return False
-        ch._loan = None
-        _check(_c.ferry_commit(ch._handle(), self.type, self.size), "commit")
+        o._loan = None
+        what = self._fn + "commit"
+        _check(getattr(_c, "ferry_" + what)(o._handle(), self.type, self.size), what)
         return False
 
 
 class _Peek:
-    def __init__(self, ch, type_filter, timeout):
-        self.ch, self.filter, self.timeout = ch, type_filter, timeout
+    """The with block of a peek: a Channel's (ferry_peek(h, type_filter, ...) /
+    ferry_release) or, with _fn "sub_", no type filter, no fds and its own _busy, a
+    Subscriber's (ferry_sub_peek / ferry_sub_release). The owner keeps views that
+    escaped their block in _pinned."""
+
+    _fn = ""
+    _busy = ("a slice or export of the peeked view is still alive: the message stays "
+             "peeked (not released)")
+
+    def __init__(self, owner, type_filter, timeout):
+        self.owner, self.filter, self.timeout = owner, type_filter, timeout
         self.view = None
 
+    def _args(self):
+        return (self.filter,)
+
+    @staticmethod
+    def _fds(m):
+        return tuple(m.fds[:m.nfds])
+
     def __enter__(self):
-        ch = self.ch
-        h = ch._handle()
+        h = self.owner._handle()
         m = _lib.Msg()
-        _wait(lambda ns: _c.ferry_peek(h, self.filter, _byref(m), ns), self.timeout, "peek")
+        what = self._fn + "peek"
+        fn, args = getattr(_c, "ferry_" + what), self._args()
+        _wait(lambda ns: fn(h, *args, _byref(m), ns), self.timeout, what)
         self.view = _View(m.data or 0, m.len, True)
-        return Message(self.view.mv, m.type, tuple(m.fds[:m.nfds]))
+        return Message(self.view.mv, m.type, self._fds(m))
 
     def __exit__(self, et, ev, tb):
-        ch = self.ch
+        o = self.owner
         if not self.view.release():
-            ch._pinned.append(self.view)
-            raise BufferError("a slice or export of the peeked view is still alive: the "
-                              "message stays peeked (not released)")
-        _check(_c.ferry_release(ch._handle()), "release")
+            o._pinned.append(self.view)
+            raise BufferError(self._busy)
+        what = self._fn + "release"
+        _check(getattr(_c, "ferry_" + what)(o._handle()), what)
         return False
 
 
@@ -602,12 +654,7 @@ class Listener(_Handle):
         return _check(_c.ferry_listener_poll_fd(self._handle()), "poll_fd")
 
     async def accept_async(self):
-        while True:
-            try:
-                return self.accept(0)
-            except BlockingIOError:
-                pass
-            await _readable(self.fileno())
+        return await _poll_async(lambda: self.accept(0), self.fileno)
 
 
 def pair(**opts):

@@ -16,7 +16,8 @@ import os
 import weakref
 
 from . import _lib
-from . import (Message, _byref, _c, _check, _Handle, _View, _wait)
+from . import (Message, _byref, _c, _check, _counters, _del_unpinned, _Handle, _Loan, _opts,
+               _Peek, _poll_async, _unpin, _wait)
 from ._sync import OBJ_BCAST, _Shared
 
 _SUB_DROP_OLDEST = 1
@@ -39,14 +40,8 @@ class Broadcast(_Shared):
     _adopt_fn, _open_fn, _fd_fn = "ferry_bcast_adopt", "ferry_bcast_open", "ferry_bcast_fd"
 
     def __init__(self, slots=None, max_subs=None, max_msg=None):
-        o = _lib.BcastOpts()
-        _c.ferry_bcast_opts_init_sized(_byref(o), ctypes.sizeof(o))
-        if slots is not None:
-            o.slots = slots
-        if max_subs is not None:
-            o.max_subs = max_subs
-        if max_msg is not None:
-            o.max_msg = max_msg
+        o = _opts(_lib.BcastOpts, _c.ferry_bcast_opts_init_sized, slots=slots,
+                  max_subs=max_subs, max_msg=max_msg)
         out = ctypes.c_void_p()
         _check(_c.ferry_bcast_create(_byref(o), _byref(out)), "bcast_create")
         self._init_handle(out.value)
@@ -65,18 +60,11 @@ class Broadcast(_Shared):
             return
         for s in list(self._subs):
             s.close()
-        self._pinned = [v for v in self._pinned if not v.release()]
-        if self._pinned:
-            raise BufferError("a loaned view outlived its with block and is still "
-                              "referenced: drop it before closing")
+        _unpin(self, "a loaned view outlived its with block and is still referenced: "
+               "drop it before closing")
         super().close()
 
-    def __del__(self):
-        if getattr(self, "_h", None) is not None and not self._pinned:
-            try:
-                self.close()
-            except Exception:
-                pass
+    __del__ = _del_unpinned
 
     @property
     def max_msg(self):
@@ -90,10 +78,8 @@ class Broadcast(_Shared):
     def stats(self):
         """The counters (published, max_lag, subscribers, max_subs, slots, ended,
         max_msg) as a dict."""
-        st = _lib.BcastCounters()
-        st.size = ctypes.sizeof(st)
-        _check(_c.ferry_bcast_stats(self._handle(), _byref(st)), "bcast_stats")
-        return {n: getattr(st, n) for n, _ in st._fields_[1:]}
+        return _counters(_lib.BcastCounters, _c.ferry_bcast_stats, self._handle(),
+                         "bcast_stats")
 
     def list_subscribers(self):
         """The active subscriptions (of every process) as a list of SubscriberInfo."""
@@ -137,36 +123,10 @@ class Broadcast(_Shared):
         return s
 
 
-class _BcastLoan:
-    def __init__(self, b, size, type, timeout):
-        self.b, self.size, self.type, self.timeout = b, size, type, timeout
-        self.view = None
-
-    def __enter__(self):
-        b = self.b
-        h = b._handle()
-        if b._loan is not None and self.size <= b._loan[1]:
-            addr = b._loan[0]
-        else:
-            p = ctypes.c_void_p()
-            fn = _c.ferry_bcast_loan
-            _wait(lambda ns: fn(h, self.size, _byref(p), ns), self.timeout, "bcast_loan")
-            addr = p.value
-            b._loan = (addr, self.size)
-        self.view = _View(addr, self.size, False)
-        return self.view.mv
-
-    def __exit__(self, et, ev, tb):
-        b = self.b
-        if not self.view.release():
-            b._pinned.append(self.view)
-            raise BufferError("a slice or export of the loaned view is still alive: "
-                              "nothing was published; the slot stays reserved")
-        if et is not None:
-            return False
-        b._loan = None
-        _check(_c.ferry_bcast_commit(b._handle(), self.type, self.size), "bcast_commit")
-        return False
+class _BcastLoan(_Loan):
+    _fn = "bcast_"
+    _busy = ("a slice or export of the loaned view is still alive: nothing was "
+             "published; the slot stays reserved")
 
 
 class Subscriber(_Handle):
@@ -199,18 +159,11 @@ class Subscriber(_Handle):
         if self._pid != os.getpid():
             self._h = None  # a fork child's copy: the entry is the parent's, left alone
             return
-        self._pinned = [v for v in self._pinned if not v.release()]
-        if self._pinned:
-            raise BufferError("a peeked view outlived its with block and is still "
-                              "referenced: drop it before closing")
+        _unpin(self, "a peeked view outlived its with block and is still referenced: "
+               "drop it before closing")
         super().close()
 
-    def __del__(self):
-        if getattr(self, "_h", None) is not None and not self._pinned:
-            try:
-                self.close()
-            except Exception:
-                pass
+    __del__ = _del_unpinned
 
     def recv(self, timeout=None):
         """The next message as a Message (data bytes, type). BrokenPipeError at the end
@@ -244,34 +197,20 @@ class Subscriber(_Handle):
 
     async def recv_async(self):
         """Await the next message on the running asyncio loop (no threads)."""
-        from . import _readable
-        while True:
-            try:
-                return self.recv(0)
-            except BlockingIOError:
-                pass
-            await _readable(self.fileno())
+        return await _poll_async(lambda: self.recv(0), self.fileno)
 
 
-class _SubPeek:
+class _SubPeek(_Peek):
+    _fn = "sub_"
+    _busy = ("a slice or export of the peeked view is still alive: the message stays "
+             "held (not released)")
+
     def __init__(self, s, timeout):
-        self.s, self.timeout = s, timeout
-        self.view = None
+        super().__init__(s, 0, timeout)
 
-    def __enter__(self):
-        s = self.s
-        h = s._handle()
-        m = _lib.Msg()
-        fn = _c.ferry_sub_peek
-        _wait(lambda ns: fn(h, _byref(m), ns), self.timeout, "sub_peek")
-        self.view = _View(m.data or 0, m.len, True)
-        return Message(self.view.mv, m.type)
+    def _args(self):
+        return ()
 
-    def __exit__(self, et, ev, tb):
-        s = self.s
-        if not self.view.release():
-            s._pinned.append(self.view)
-            raise BufferError("a slice or export of the peeked view is still alive: the "
-                              "message stays held (not released)")
-        _check(_c.ferry_sub_release(s._handle()), "sub_release")
-        return False
+    @staticmethod
+    def _fds(m):
+        return ()

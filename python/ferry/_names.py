@@ -17,7 +17,7 @@ import collections
 
 from . import _lib
 from . import (Error, Message, _byref, _c, _chan_opts, _check, _fileno, _Handle, _policy,
-               _raise, _timeout_ns, _wait, _EMSGSIZE, MAX_FDS)
+               _poll_async, _raise, _timeout_ns, _wait, _EMSGSIZE, MAX_FDS)
 
 EV_OWNED = 1     # the name got an owner
 EV_CHANGED = 2   # taken over by another process (info: the new owner)
@@ -95,13 +95,7 @@ class Watch(_Handle):
 
     async def next_async(self):
         """Await the next event on the running asyncio loop (no threads)."""
-        from . import _readable
-        while True:
-            try:
-                return self.next(0)
-            except BlockingIOError:
-                pass
-            await _readable(self.fileno())
+        return await _poll_async(lambda: self.next(0), self.fileno)
 
 
 def watch(pattern="*", timeout=5.0):
@@ -196,13 +190,7 @@ class Inbox(_Handle):
         return _check(_c.ferry_inbox_poll_fd(self._handle()), "inbox_poll_fd")
 
     async def recv_async(self, sender=None, type_filter=0):
-        from . import _readable
-        while True:
-            try:
-                return self.recv(sender, type_filter, 0)
-            except BlockingIOError:
-                pass
-            await _readable(self.fileno())
+        return await _poll_async(lambda: self.recv(sender, type_filter, 0), self.fileno)
 
 
 def inbox(name, mode=0o600, allow_uids=(), allow_gids=(), takeover=False, timeout=5.0,

@@ -15,7 +15,7 @@ import ctypes
 import errno
 
 from . import _lib
-from . import Error, _byref, _c, _check, _Handle, _timeout_ns, _wait
+from . import Error, _byref, _c, _check, _counters, _Handle, _opts, _timeout_ns, _wait
 
 _SEM_UNDO = 1
 _EVENT_COALESCE = 1
@@ -228,12 +228,8 @@ class Mailbox(_Shared):
                                    "ferry_mailbox_fd")
 
     def __init__(self, capacity=None, max_msg=None):
-        o = _lib.MailboxOpts()
-        _c.ferry_mailbox_opts_init_sized(_byref(o), ctypes.sizeof(o))
-        if capacity is not None:
-            o.capacity = capacity
-        if max_msg is not None:
-            o.max_msg = max_msg
+        o = _opts(_lib.MailboxOpts, _c.ferry_mailbox_opts_init_sized, capacity=capacity,
+                  max_msg=max_msg)
         out = ctypes.c_void_p()
         _check(_c.ferry_mailbox_create(_byref(o), _byref(out)), "mailbox_create")
         self._init_handle(out.value)
@@ -255,10 +251,8 @@ class Mailbox(_Shared):
         """(data, type) of the oldest message matching type_filter."""
         h = self._handle()
         if self._buf is None:
-            st = _lib.MailboxCounters()
-            st.size = ctypes.sizeof(st)
-            _check(_c.ferry_mailbox_stats(h, _byref(st)), "mailbox_stats")
-            self._buf = ctypes.create_string_buffer(max(st.max_msg, 1))
+            st = _counters(_lib.MailboxCounters, _c.ferry_mailbox_stats, h, "mailbox_stats")
+            self._buf = ctypes.create_string_buffer(max(st["max_msg"], 1))
         t = ctypes.c_int64()
         buf = self._buf
         n = _wait(lambda ns: _c.ferry_mailbox_recv(h, type_filter, _byref(t), buf, len(buf), ns),

@@ -41,6 +41,7 @@
  */
 #define _GNU_SOURCE /* memfd_create, MSG_CMSG_CLOEXEC, F_ADD_SEALS */
 #include "sync/obj.h"
+#include "fuzzutil.h"
 
 #include <ferry/ferry.h>
 
@@ -58,16 +59,6 @@
 #include <time.h>
 #include <unistd.h>
 
-int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size);
-
-#define REQUIRE(x)                                                                                 \
-    do {                                                                                           \
-        if (!(x)) {                                                                                \
-            fprintf(stderr, "%s:%d: invariant broken: %s\n", __FILE__, __LINE__, #x);              \
-            abort();                                                                               \
-        }                                                                                          \
-    } while (0)
-
 #define MAX_OPS 256
 #define PAGE    4096u
 #define MSG_CAP 4096u /* the largest max_msg the shapes use */
@@ -77,25 +68,6 @@ enum { K_MAILBOX, K_EVENT, K_BCAST };
 static const uint32_t kinds[3] = {FERRY_OBJ_MAILBOX, FERRY_OBJ_EVENT, FERRY_OBJ_BCAST};
 
 /* ------------------------------------------------------------------ helpers */
-
-static int fd_count(void)
-{
-    DIR *d = opendir("/proc/self/fd");
-    REQUIRE(d != NULL);
-    int n = 0;
-    struct dirent *e;
-    while ((e = readdir(d)) != NULL)
-        if (e->d_name[0] != '.') n++;
-    closedir(d);
-    return n;
-}
-
-static int64_t now_ns(void)
-{
-    struct timespec ts;
-    clock_gettime(CLOCK_MONOTONIC, &ts);
-    return (int64_t)ts.tv_sec * 1000000000 + ts.tv_nsec;
-}
 
 /* The memfd inside a carrier (MSG_PEEK: it stays), or -1. The doorbell end is closed. */
 static int carrier_memfd(int carrier)
@@ -163,33 +135,12 @@ static int make_memfd(const void *img, size_t n, size_t size, int unsealed)
 
 /* ------------------------------------------------------------------ the input */
 
-typedef struct in {
-    const uint8_t *p;
-    size_t n;
-} in;
-
-static int take(in *r, void *dst, size_t k)
-{
-    if (r->n < k) return 0;
-    memcpy(dst, r->p, k);
-    r->p += k;
-    r->n -= k;
-    return 1;
-}
-
-static uint8_t byte(in *r)
-{
-    uint8_t b = 0;
-    take(r, &b, 1);
-    return b;
-}
-
 /* A patch op's body: write it to map (size bytes) if map is not NULL. */
-static void patch(in *r, uint8_t *map, size_t size)
+static void patch(fuzz_in *r, uint8_t *map, size_t size)
 {
     uint32_t off = 0;
-    take(r, &off, 4);
-    size_t n = byte(r) % 17;
+    fuzz_take(r, &off, 4);
+    size_t n = fuzz_byte(r) % 17;
     if (n > r->n) n = r->n;
     if (map && size >= n) {
         size_t at = off % (size - n + 1);
@@ -245,17 +196,17 @@ static void *mb_create(uint8_t shape, uint8_t pre, int *fd)
     return mb;
 }
 
-static void mb_ops(ferry_mailbox *mb, in *r, uint8_t *map, size_t size)
+static void mb_ops(ferry_mailbox *mb, fuzz_in *r, uint8_t *map, size_t size)
 {
     static uint8_t buf[MSG_CAP + 64];
     int peeked = 0, loaned = 0;
     for (int k = 0; k < MAX_OPS && r->n; k++) {
-        uint8_t op = byte(r) % 16, a = byte(r);
+        uint8_t op = fuzz_byte(r) % 16, a = fuzz_byte(r);
         if (op == 0) {
             patch(r, map, size);
             continue;
         }
-        int64_t t0 = now_ns();
+        int64_t t0 = fuzz_now_ns();
         switch (op) {
         case 1:
         case 9: {
@@ -338,7 +289,7 @@ static void mb_ops(ferry_mailbox *mb, in *r, uint8_t *map, size_t size)
             break;
         }
         }
-        int64_t took = now_ns() - t0;
+        int64_t took = fuzz_now_ns() - t0;
         REQUIRE(took < 2000000000); /* FERRY_NOW: never a wait past the lock's 1 s grace */
         /* A call that waited out the grace met a lock the scribble left to a live process:
          * every further call would wait the same second. Stop here, so that one input
@@ -360,15 +311,15 @@ static void *ev_create(uint8_t shape, uint8_t pre, int *fd)
     return e;
 }
 
-static void ev_ops(ferry_event *e, in *r, uint8_t *map, size_t size)
+static void ev_ops(ferry_event *e, fuzz_in *r, uint8_t *map, size_t size)
 {
     for (int k = 0; k < MAX_OPS && r->n; k++) {
-        uint8_t op = byte(r) % 16, a = byte(r);
+        uint8_t op = fuzz_byte(r) % 16, a = fuzz_byte(r);
         if (op == 0) {
             patch(r, map, size);
             continue;
         }
-        int64_t t0 = now_ns();
+        int64_t t0 = fuzz_now_ns();
         switch (op % 4) {
         case 1: {
             int rc = ferry_event_post(e, a % 5, a & 1 ? FERRY_EVENT_COALESCE : 0, FERRY_NOW);
@@ -395,7 +346,7 @@ static void ev_ops(ferry_event *e, in *r, uint8_t *map, size_t size)
             break;
         }
         }
-        REQUIRE(now_ns() - t0 < 2000000000);
+        REQUIRE(fuzz_now_ns() - t0 < 2000000000);
     }
 }
 
@@ -420,18 +371,18 @@ static void *bc_create(uint8_t shape, uint8_t pre, int *fd)
 
 #define NSUBS 4
 
-static void bc_ops(ferry_bcast *b, in *r, uint8_t *map, size_t size)
+static void bc_ops(ferry_bcast *b, fuzz_in *r, uint8_t *map, size_t size)
 {
     static uint8_t buf[MSG_CAP + 64];
     ferry_sub *subs[NSUBS] = {0};
     int peeked[NSUBS] = {0}, loaned = 0;
     for (int k = 0; k < MAX_OPS && r->n; k++) {
-        uint8_t op = byte(r) % 16, a = byte(r);
+        uint8_t op = fuzz_byte(r) % 16, a = fuzz_byte(r);
         if (op == 0) {
             patch(r, map, size);
             continue;
         }
-        int64_t t0 = now_ns();
+        int64_t t0 = fuzz_now_ns();
         ferry_sub **s = &subs[a % NSUBS];
         int *pk = &peeked[a % NSUBS];
         switch (op) {
@@ -521,7 +472,7 @@ static void bc_ops(ferry_bcast *b, in *r, uint8_t *map, size_t size)
             break;
         }
         }
-        REQUIRE(now_ns() - t0 < 2000000000);
+        REQUIRE(fuzz_now_ns() - t0 < 2000000000);
     }
     for (int i = 0; i < NSUBS; i++) ferry_sub_close(subs[i]);
 }
@@ -566,8 +517,8 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
     int kind = data[0] % 3, mode = data[1] % 6;
     if (kind == K_MAILBOX && skip_mailbox) return 0;
     uint8_t shape = data[2], pre = data[3];
-    in r = {data + 4, size - 4};
-    int fds_before = fd_count();
+    fuzz_in r = {data + 4, size - 4};
+    int fds_before = fuzz_fd_count();
 
     /* The real object (every mode but 1 starts from one). */
     void *orig = NULL;
@@ -689,7 +640,7 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
     if (map) munmap(map, msize);
     if (memfd >= 0) close(memfd);
     if (orig) close_obj(kind, orig);
-    int after = fd_count();
+    int after = fuzz_fd_count();
     if (after != fds_before)
         fprintf(stderr, "descriptors: %d before, %d after\n", fds_before, after);
     REQUIRE(after == fds_before);

@@ -32,6 +32,7 @@
 #include "broker/policy.h"
 #include "broker/proto.h"
 #include "core/frame.h"
+#include "fuzzutil.h"
 
 #include <errno.h>
 #include <fcntl.h>
@@ -41,16 +42,6 @@
 #include <string.h>
 #include <sys/socket.h>
 #include <unistd.h>
-
-int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size);
-
-#define REQUIRE(x)                                                                                 \
-    do {                                                                                           \
-        if (!(x)) {                                                                                \
-            fprintf(stderr, "%s:%d: invariant broken: %s\n", __FILE__, __LINE__, #x);              \
-            abort();                                                                               \
-        }                                                                                          \
-    } while (0)
 
 #define INFO_MIN 26u                    /* bytes of the smallest encoded info */
 #define SEND_MAX (FERRY__BMSG_MAX + 64) /* larger inputs are cut (still over the max) */
@@ -96,16 +87,26 @@ static void check_info(const ferry_name_info *in)
 
 /* ------------------------------------------------------------------ requests (ferryd) */
 
+/* A REGISTER body's name (into name[256 + 16], guard bytes past 256) and policy, read by
+ * decode (ferry__br_register or ferry__br_register_body): its result, 0 or -EBADMSG; the
+ * name is terminated within 256 bytes and the guard is intact either way. */
+static int register_head(ferry__br *r, int (*decode)(ferry__br *, char *, ferry_policy *),
+                         char *name, ferry_policy *pol)
+{
+    memset(name, 0xaa, 256 + 16);
+    int rc = decode(r, name, pol);
+    REQUIRE(rc == 0 || rc == -EBADMSG);
+    check_str(name, 256);
+    REQUIRE((uint8_t)name[256] == 0xaa);
+    return rc;
+}
+
 static void req_register(const uint8_t *p, size_t n)
 {
     char name[256 + 16];
     ferry_policy pol;
-    memset(name, 0xaa, sizeof name);
     ferry__br r = READER(p, n);
-    int rc = ferry__br_register(&r, name, &pol);
-    REQUIRE(rc == 0 || rc == -EBADMSG);
-    check_str(name, 256);
-    REQUIRE((uint8_t)name[256] == 0xaa);
+    int rc = register_head(&r, ferry__br_register, name, &pol);
     if (rc != 0) return;
     REQUIRE(pol.n_uids <= FERRY_POLICY_MAX_IDS && pol.n_gids <= FERRY_POLICY_MAX_IDS);
     check_name(name);
@@ -121,12 +122,8 @@ static void req_publish(const uint8_t *p, size_t n)
 {
     char name[256 + 16];
     ferry_policy pol;
-    memset(name, 0xaa, sizeof name);
     ferry__br r = READER(p, n);
-    int rc = ferry__br_register_body(&r, name, &pol);
-    REQUIRE(rc == 0 || rc == -EBADMSG);
-    check_str(name, 256);
-    REQUIRE((uint8_t)name[256] == 0xaa);
+    int rc = register_head(&r, ferry__br_register_body, name, &pol);
     uint32_t kind = ferry__br_u32(&r);
     if (rc == 0 && kind == FERRY_OBJ_REGION) {
         rc = ferry__br_write_lists(&r, &pol);

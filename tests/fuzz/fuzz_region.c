@@ -29,6 +29,7 @@
  */
 #define _GNU_SOURCE /* memfd_create, F_ADD_SEALS */
 #include "region/region.h"
+#include "fuzzutil.h"
 
 #include <ferry/ferry.h>
 
@@ -43,67 +44,17 @@
 #include <time.h>
 #include <unistd.h>
 
-int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size);
-
-#define REQUIRE(x)                                                                                 \
-    do {                                                                                           \
-        if (!(x)) {                                                                                \
-            fprintf(stderr, "%s:%d: invariant broken: %s\n", __FILE__, __LINE__, #x);              \
-            abort();                                                                               \
-        }                                                                                          \
-    } while (0)
-
 #define MAX_OPS 256
 #define HDRSZ   ((size_t)FERRY__REGION_HDR)
 
-static int fd_count(void)
-{
-    DIR *d = opendir("/proc/self/fd");
-    REQUIRE(d != NULL);
-    int n = 0;
-    struct dirent *e;
-    while ((e = readdir(d)) != NULL)
-        if (e->d_name[0] != '.') n++;
-    closedir(d);
-    return n;
-}
-
-static int64_t now_ns(void)
-{
-    struct timespec ts;
-    clock_gettime(CLOCK_MONOTONIC, &ts);
-    return (int64_t)ts.tv_sec * 1000000000 + ts.tv_nsec;
-}
-
-typedef struct in {
-    const uint8_t *p;
-    size_t n;
-} in;
-
-static int take(in *s, void *out, size_t k)
-{
-    if (s->n < k) return 0;
-    memcpy(out, s->p, k);
-    s->p += k;
-    s->n -= k;
-    return 1;
-}
-
-static uint8_t byte(in *s)
-{
-    uint8_t b = 0;
-    take(s, &b, 1);
-    return b;
-}
-
 /* Apply a patch [u16 off][u8 n][bytes] to the image at img (len bytes mapped). */
-static void patch(in *s, unsigned char *img, size_t len)
+static void patch(fuzz_in *s, unsigned char *img, size_t len)
 {
     uint16_t off = 0;
-    take(s, &off, 2);
-    uint8_t n = byte(s) % 17;
+    fuzz_take(s, &off, 2);
+    uint8_t n = fuzz_byte(s) % 17;
     unsigned char b[16];
-    if (!take(s, b, n)) return;
+    if (!fuzz_take(s, b, n)) return;
     for (uint8_t i = 0; i < n; i++) img[((size_t)off + i) % len] = b[i];
 }
 
@@ -132,12 +83,12 @@ static int memfd_of(const unsigned char *img, size_t len)
 
 int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 {
-    in s = {data, size};
-    int fds0 = fd_count();
-    int is_state = byte(&s) & 1;
-    int mode = byte(&s) % 6;
-    uint8_t shape = byte(&s);
-    uint8_t seals = byte(&s);
+    fuzz_in s = {data, size};
+    int fds0 = fuzz_fd_count();
+    int is_state = fuzz_byte(&s) & 1;
+    int mode = fuzz_byte(&s) % 6;
+    uint8_t shape = fuzz_byte(&s);
+    uint8_t seals = fuzz_byte(&s);
     uint32_t kind = is_state ? FERRY_OBJ_STATE : FERRY_OBJ_REGION;
     size_t max_len = is_state ? 1 + shape % 256 : 0;
     size_t usize = is_state ? (max_len + 7) & ~(size_t)7 : 1 + (size_t)(shape % 3) * 4096 + shape;
@@ -168,8 +119,8 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
         unsigned char *img = image(kind, usize, max_len);
         /* the patches before the first call go into the image */
         while (s.n > 0 && s.p[0] % 8 == 0) {
-            byte(&s); /* the op */
-            byte(&s); /* its arg, unused */
+            fuzz_byte(&s); /* the op */
+            fuzz_byte(&s); /* its arg, unused */
             patch(&s, img, HDRSZ + usize);
         }
         if (mode == 2 || mode == 3) {
@@ -209,9 +160,9 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
     int nmaps = 0;
 
     for (int op = 0; rc == 0 && op < MAX_OPS && s.n > 0; op++) {
-        uint8_t o = byte(&s) % 8;
-        uint8_t arg = byte(&s);
-        int64_t t0 = now_ns();
+        uint8_t o = fuzz_byte(&s) % 8;
+        uint8_t arg = fuzz_byte(&s);
+        int64_t t0 = fuzz_now_ns();
         int e;
         switch (o) {
         case 0:
@@ -283,7 +234,7 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
             REQUIRE(e == 0 || (e == -EACCES && !ferry_region_writable(reg)));
             break;
         }
-        REQUIRE(now_ns() - t0 < 2000000000LL);
+        REQUIRE(fuzz_now_ns() - t0 < 2000000000LL);
     }
 
     if (st) ferry_state_close(st);
@@ -291,6 +242,6 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
     if (live != MAP_FAILED) munmap(live, live_len);
     ferry_state_close(owner_s);
     ferry_region_close(owner_r);
-    REQUIRE(fd_count() == fds0);
+    REQUIRE(fuzz_fd_count() == fds0);
     return 0;
 }

@@ -53,6 +53,7 @@
 #include "core/frame.h"
 #include "core/time.h"
 #include "transport/transport.h"
+#include "fuzzutil.h"
 
 #include <ferry/ferry.h>
 
@@ -67,8 +68,6 @@
 #include <sys/socket.h>
 #include <time.h>
 #include <unistd.h>
-
-int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size);
 
 /* The receive buffer: one static area whose bytes past the buffer's size are poisoned for
  * the call under ASan (so an overrun is caught as with an exact malloc, without a large
@@ -88,25 +87,9 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size);
 #define ASAN_UNPOISON_MEMORY_REGION(a, n) ((void)(a), (void)(n))
 #endif
 
-#define REQUIRE(x)                                                                                 \
-    do {                                                                                           \
-        if (!(x)) {                                                                                \
-            fprintf(stderr, "%s:%d: invariant broken: %s\n", __FILE__, __LINE__, #x);              \
-            abort();                                                                               \
-        }                                                                                          \
-    } while (0)
-
 #define HELLO_BYTES (FERRY__FRAME_HDR + 8u)
 #define STREAM_MAX  ((size_t)1536 << 10) /* S is cut here (mid-frame if need be) */
 #define PKT_MAX     ((size_t)128 << 10)  /* packet mode: the socket's buffer takes this */
-
-/* The harness's own bookkeeping (building the stream, the model) is not what is fuzzed:
- * without coverage tracing it costs a fraction (its loops would dominate the run). */
-#if defined(__clang__)
-#define NOCOV __attribute__((no_sanitize("coverage")))
-#else
-#define NOCOV
-#endif
 
 static uint8_t rxbuf[STREAM_MAX + 64] __attribute__((aligned(64)));
 
@@ -119,7 +102,7 @@ typedef struct buf {
     size_t len, cap;
 } buf;
 
-NOCOV static void put(buf *b, const void *src, size_t n)
+FUZZ_NOCOV static void put(buf *b, const void *src, size_t n)
 {
     if (n > STREAM_MAX - b->len) n = STREAM_MAX - b->len;
     if (n == 0) return;
@@ -159,7 +142,7 @@ static void put_frame(buf *s, ferry__frame *f, const uint8_t *payload, int fix_c
  *   the next one);   bit 7: the stream ends halfway through this frame's payload.
  * Magic, version and the reserved byte are fixed unless bit 0.
  */
-NOCOV static void build_framed(buf *s, const uint8_t *body, size_t n, uint32_t max, int csum)
+FUZZ_NOCOV static void build_framed(buf *s, const uint8_t *body, size_t n, uint32_t max, int csum)
 {
     uint32_t hello[2] = {max, csum ? 2u : 0u};
     ferry__frame hf = {.flags = csum ? FERRY__F_CRC : 0, .seq = 0, .len = 8};
@@ -235,7 +218,7 @@ typedef struct model {
     size_t first_taken; /* messages before it are all taken */
 } model;
 
-NOCOV static void add_msg(model *md, const ferry__frame *f, size_t pos)
+FUZZ_NOCOV static void add_msg(model *md, const ferry__frame *f, size_t pos)
 {
     if (md->n == md->cap) {
         md->cap = md->cap ? 2 * md->cap : 64;
@@ -252,7 +235,7 @@ NOCOV static void add_msg(model *md, const ferry__frame *f, size_t pos)
 /* Packet mode: packet j is S[pk_end[j-1], pk_end[j]); a frame is valid only as a whole
  * packet, with as many descriptors as its header says; anything else (short, cut, too
  * long, bad) is -EBADMSG once that packet is in; a clean end is -EPIPE. */
-NOCOV static void parse_packets(model *md, const uint8_t *s, int csum)
+FUZZ_NOCOV static void parse_packets(model *md, const uint8_t *s, int csum)
 {
     for (size_t j = 1; j < md->npk; j++) {
         size_t a = md->pk_end[j - 1], b = md->pk_end[j];
@@ -269,7 +252,7 @@ NOCOV static void parse_packets(model *md, const uint8_t *s, int csum)
     }
 }
 
-NOCOV static void parse_model(model *md, const uint8_t *s, size_t len)
+FUZZ_NOCOV static void parse_model(model *md, const uint8_t *s, size_t len)
 {
     md->term = -EPIPE;
     md->term_at = SIZE_MAX;
@@ -320,7 +303,7 @@ NOCOV static void parse_model(model *md, const uint8_t *s, size_t len)
 
 /* What a receive with this filter must return, with `written` bytes of S written and
  * the writer closed or not: the index of the message, or -1 and *err. */
-NOCOV static ssize_t expect(model *md, int64_t filter, size_t written, int closed, int *err)
+FUZZ_NOCOV static ssize_t expect(model *md, int64_t filter, size_t written, int closed, int *err)
 {
     while (md->first_taken < md->n && md->m[md->first_taken].taken) md->first_taken++;
     ssize_t best = -1;
@@ -345,19 +328,7 @@ NOCOV static ssize_t expect(model *md, int64_t filter, size_t written, int close
 
 /* ------------------------------------------------------------------ helpers */
 
-NOCOV static int fd_count(void)
-{
-    DIR *d = opendir("/proc/self/fd");
-    REQUIRE(d != NULL);
-    int n = 0;
-    struct dirent *e;
-    while ((e = readdir(d)) != NULL)
-        if (e->d_name[0] != '.') n++;
-    closedir(d);
-    return n;
-}
-
-NOCOV static uint32_t rnd(uint64_t *st)
+FUZZ_NOCOV static uint32_t rnd(uint64_t *st)
 {
     *st ^= *st << 13;
     *st ^= *st >> 7;
@@ -367,9 +338,7 @@ NOCOV static uint32_t rnd(uint64_t *st)
 
 static int64_t now_ms(void)
 {
-    struct timespec ts;
-    clock_gettime(CLOCK_MONOTONIC, &ts);
-    return (int64_t)ts.tv_sec * 1000 + ts.tv_nsec / 1000000;
+    return fuzz_now_ns() / 1000000;
 }
 
 /* Write what the kernel takes now of s[*done, upto). -1: the reader is gone. */
@@ -490,7 +459,7 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
     }
     parse_model(&md, s.p, s.len);
 
-    int fds_before = fd_count();
+    int fds_before = fuzz_fd_count();
     /* fwd: what we write (fwd[1]) -> the channel (fwd[0]). The channel writes its HELLO
      * to wfd: a pipe (back) whose read end we keep, or, for a socket, a duplicate of its
      * own end (the HELLO then waits, unread, at fwd[1]), so that the channel sees a
@@ -668,7 +637,7 @@ out:
     if (fwd[1] >= 0 && (sock || !closed)) close(fwd[1]);
     if (back[0] >= 0) close(back[0]);
     if (spare >= 0) close(spare);
-    REQUIRE(fd_count() == fds_before);
+    REQUIRE(fuzz_fd_count() == fds_before);
     free(md.m);
     free(s.p);
     free(pk_end);

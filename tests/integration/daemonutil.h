@@ -8,7 +8,12 @@
  *   dgram_listen()   an AF_UNIX datagram socket at a path or an abstract "@name", with
  *                    SO_PASSCRED, to play systemd's notify socket or syslog's /dev/log;
  *   dgram_recv()     one datagram within a deadline, with the sender's pid;
- *   slurp()          a file's contents.
+ *   slurp()          a file's contents;
+ *   copy_program()   a copy of a program (ferryd) in a fresh 0755 directory, for another
+ *                    uid to execute when the build tree sits where it cannot enter;
+ *   activation_socket(), activation_env()  socket activation as systemd does it: the
+ *                    listening socket, and in the forked child fd 3, LISTEN_PID and
+ *                    LISTEN_FDS.
  * Include after testutil.h and brokerutil.h.
  */
 #ifndef FERRY_DAEMONUTIL_H
@@ -17,6 +22,7 @@
 #include <poll.h>
 #include <stddef.h>
 #include <sys/prctl.h>
+#include <sys/stat.h>
 #include <sys/socket.h>
 #include <sys/un.h>
 
@@ -154,6 +160,51 @@ static inline void slurp(const char *path, char *buf, size_t cap)
     if (fd < 0) return;
     read_all(fd, buf, cap);
     close(fd);
+}
+
+/* Copy the program src into the directory made from the mkdtemp template dir (changed in
+ * place; mode 0755) as copy (cap bytes: "DIR/NAME"), mode 0755. The caller removes both. */
+static inline void copy_program(const char *src, char *dir, const char *name, char *copy,
+                                size_t cap)
+{
+    CHECK(mkdtemp(dir) != NULL);
+    CHECK(chmod(dir, 0755) == 0);
+    snprintf(copy, cap, "%s/%s", dir, name);
+    int in = open(src, O_RDONLY | O_CLOEXEC);
+    CHECK(in >= 0);
+    int out = open(copy, O_WRONLY | O_CREAT | O_EXCL | O_CLOEXEC, 0755);
+    CHECK(out >= 0);
+    char buf[65536];
+    ssize_t n;
+    while ((n = read(in, buf, sizeof buf)) > 0) CHECK(write(out, buf, (size_t)n) == n);
+    CHECK(n == 0);
+    close(in);
+    CHECK(close(out) == 0);
+}
+
+/* A listening SOCK_SEQPACKET socket at path, as a service manager makes one: mode (0:
+ * left as bind made it), backlog. The caller closes it. */
+static inline int activation_socket(const char *path, mode_t mode, int backlog)
+{
+    int lfd = socket(AF_UNIX, SOCK_SEQPACKET | SOCK_CLOEXEC, 0);
+    CHECK(lfd >= 0);
+    struct sockaddr_un sa = {.sun_family = AF_UNIX};
+    snprintf(sa.sun_path, sizeof sa.sun_path, "%s", path);
+    CHECK(bind(lfd, (struct sockaddr *)&sa, sizeof sa) == 0);
+    if (mode) CHECK(chmod(path, mode) == 0);
+    CHECK(listen(lfd, backlog) == 0);
+    return lfd;
+}
+
+/* In the forked child that execs an activated ferryd: lfd as fd 3, not close-on-exec
+ * (_exit(fail) when that cannot be done), LISTEN_PID = this process, LISTEN_FDS=1. */
+static inline void activation_env(int lfd, int fail)
+{
+    if (lfd == 3 ? fcntl(3, F_SETFD, 0) < 0 : dup2(lfd, 3) != 3) _exit(fail);
+    char n[32];
+    snprintf(n, sizeof n, "%d", (int)getpid());
+    setenv("LISTEN_PID", n, 1);
+    setenv("LISTEN_FDS", "1", 1);
 }
 
 /* Wait (up to 10 s) until nothing listens at path any more. 1 when it stopped. */

@@ -162,21 +162,12 @@ static void test_activated(void)
     char addr[120], buf[512], want[160];
     snprintf(addr, sizeof addr, "%s/notify", b.dir);
     int ns = dgram_listen(addr);
-    int lfd = socket(AF_UNIX, SOCK_SEQPACKET | SOCK_CLOEXEC, 0);
-    CHECK(lfd >= 0);
-    struct sockaddr_un sa = {.sun_family = AF_UNIX};
-    snprintf(sa.sun_path, sizeof sa.sun_path, "%s", b.sock);
-    CHECK(bind(lfd, (struct sockaddr *)&sa, sizeof sa) == 0);
-    CHECK(listen(lfd, 16) == 0);
+    int lfd = activation_socket(b.sock, 0, 16);
     pid_t d = fork();
     CHECK(d >= 0);
     if (d == 0) {
         prctl(PR_SET_PDEATHSIG, SIGKILL);
-        if (lfd == 3 ? fcntl(3, F_SETFD, 0) < 0 : dup2(lfd, 3) != 3) _exit(126);
-        char n[32];
-        snprintf(n, sizeof n, "%d", (int)getpid());
-        setenv("LISTEN_PID", n, 1);
-        setenv("LISTEN_FDS", "1", 1);
+        activation_env(lfd, 126);
         setenv("NOTIFY_SOCKET", addr, 1);
         char unused[120];
         snprintf(unused, sizeof unused, "%s/unused.sock", b.dir);

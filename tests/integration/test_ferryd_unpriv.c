@@ -20,6 +20,7 @@
 #include "testutil.h"
 
 #include "brokerutil.h"
+#include "daemonutil.h"
 #include "secutil.h"
 
 #include <ferry/ferry.h>
@@ -41,23 +42,6 @@ static test_broker b;
  * a 0700 directory (a CI clone), which another uid cannot enter. */
 static char ferryd_dir[] = "/tmp/ferry-unpriv-XXXXXX";
 static char ferryd_copy[sizeof ferryd_dir + 8];
-
-static void copy_ferryd(void)
-{
-    CHECK(mkdtemp(ferryd_dir) != NULL);
-    CHECK(chmod(ferryd_dir, 0755) == 0);
-    snprintf(ferryd_copy, sizeof ferryd_copy, "%s/ferryd", ferryd_dir);
-    int in = open(FERRYD_PATH, O_RDONLY | O_CLOEXEC);
-    CHECK(in >= 0);
-    int out = open(ferryd_copy, O_WRONLY | O_CREAT | O_EXCL | O_CLOEXEC, 0755);
-    CHECK(out >= 0);
-    char buf[65536];
-    ssize_t n;
-    while ((n = read(in, buf, sizeof buf)) > 0) CHECK(write(out, buf, (size_t)n) == n);
-    CHECK(n == 0);
-    close(in);
-    CHECK(close(out) == 0);
-}
 
 /* Set this process's capability sets (effective, permitted, inheritable) to caps. */
 static int set_caps(uint64_t caps)
@@ -86,11 +70,7 @@ static pid_t start_ferryd(int lfd)
         prctl(PR_SET_NO_NEW_PRIVS, 1, 0, 0, 0) < 0)
         _exit(122);
     prctl(PR_SET_PDEATHSIG, SIGKILL);
-    if (lfd == 3 ? fcntl(3, F_SETFD, 0) < 0 : dup2(lfd, 3) != 3) _exit(123); /* not CLOEXEC */
-    char n[32];
-    snprintf(n, sizeof n, "%d", (int)getpid());
-    setenv("LISTEN_PID", n, 1);
-    setenv("LISTEN_FDS", "1", 1);
+    activation_env(lfd, 123);
     execl(ferryd_copy, "ferryd", "--foreground", "--policy", b.policy, (char *)NULL);
     _exit(127);
 }
@@ -193,19 +173,13 @@ int main(void)
     test_deadline(90);
     signal(SIGPIPE, SIG_IGN);
     broker_init(&b); /* FERRY_BROKER = b.sock, FERRY_NO_AUTOSPAWN=1 */
-    copy_ferryd();
+    copy_program(FERRYD_PATH, ferryd_dir, "ferryd", ferryd_copy, sizeof ferryd_copy);
     write_file(b.policy, "own org.unpriv.* "
                          "60312\n");
     CHECK(chmod(b.policy, 0644) == 0);
 
     /* systemd's part: the listening socket, root's, 0666. */
-    int lfd = socket(AF_UNIX, SOCK_SEQPACKET | SOCK_CLOEXEC, 0);
-    CHECK(lfd >= 0);
-    struct sockaddr_un sa = {.sun_family = AF_UNIX};
-    snprintf(sa.sun_path, sizeof sa.sun_path, "%s", b.sock);
-    CHECK(bind(lfd, (struct sockaddr *)&sa, sizeof sa) == 0);
-    CHECK(chmod(b.sock, 0666) == 0);
-    CHECK(listen(lfd, 64) == 0);
+    int lfd = activation_socket(b.sock, 0666, 64);
     b.pid = start_ferryd(lfd);
     ferry_name_info in;
     CHECK_EQ(ferry_lookup("org.unpriv.none", &in, 10 * SEC), -ENOENT); /* it serves */

@@ -36,6 +36,7 @@
 #include "testutil.h"
 
 #include "brokerutil.h"
+#include "daemonutil.h"
 #include "secutil.h"
 
 #include <ferry/ferry.h>
@@ -51,6 +52,14 @@
 #define OTHER_UID  60345
 #define QUOTA_UID  60346 /* may have ferryd hold 3 descriptors (policy.conf) */
 #define GRP        60350
+
+/* expr fails: it is failed (-1, MAP_FAILED) and errno is err. */
+#define CHECK_ERRNO(expr, failed, err)                                                             \
+    do {                                                                                           \
+        errno = 0;                                                                                 \
+        CHECK((expr) == (failed));                                                                 \
+        CHECK_EQ(errno, err);                                                                      \
+    } while (0)
 
 #define RSIZE  8192u
 #define HDR_SZ 4096u /* the region header in front of the user's bytes (region.h) */
@@ -82,20 +91,8 @@ static void remove_copy(void) /* also when a CHECK fails */
 static void copy_ferryd(void)
 {
     main_pid = getpid();
-    CHECK(mkdtemp(ferryd_dir) != NULL);
-    atexit(remove_copy);
-    CHECK(chmod(ferryd_dir, 0755) == 0);
-    snprintf(ferryd_copy, sizeof ferryd_copy, "%s/ferryd", ferryd_dir);
-    int in = open(FERRYD_PATH, O_RDONLY | O_CLOEXEC);
-    CHECK(in >= 0);
-    int out = open(ferryd_copy, O_WRONLY | O_CREAT | O_EXCL | O_CLOEXEC, 0755);
-    CHECK(out >= 0);
-    char buf[65536];
-    ssize_t n;
-    while ((n = read(in, buf, sizeof buf)) > 0) CHECK(write(out, buf, (size_t)n) == n);
-    CHECK(n == 0);
-    close(in);
-    CHECK(close(out) == 0);
+    atexit(remove_copy); /* a template not made yet is nothing to remove */
+    copy_program(FERRYD_PATH, ferryd_dir, "ferryd", ferryd_copy, sizeof ferryd_copy);
 }
 
 /* ferryd as an unprivileged uid with no capability, serving lfd (socket activation). */
@@ -108,11 +105,7 @@ static pid_t start_ferryd(int lfd)
         setresuid(FERRYD_UID, FERRYD_UID, FERRYD_UID) < 0)
         _exit(121);
     prctl(PR_SET_PDEATHSIG, SIGKILL);
-    if (lfd == 3 ? fcntl(3, F_SETFD, 0) < 0 : dup2(lfd, 3) != 3) _exit(123);
-    char n[32];
-    snprintf(n, sizeof n, "%d", (int)getpid());
-    setenv("LISTEN_PID", n, 1);
-    setenv("LISTEN_FDS", "1", 1);
+    activation_env(lfd, 123);
     execl(ferryd_copy, "ferryd", "--foreground", "--policy", b.policy, (char *)NULL);
     _exit(127);
 }
@@ -382,45 +375,23 @@ static void kernel_refuses(int fd)
 {
     CHECK_EQ(fcntl(fd, F_GETFL) & O_ACCMODE, O_RDONLY);
     size_t len = HDR_SZ + RSIZE;
-    errno = 0;
-    CHECK(mmap(NULL, len, PROT_READ | PROT_WRITE, MAP_SHARED, fd, 0) == MAP_FAILED);
-    CHECK_EQ(errno, EACCES);
-    errno = 0;
-    CHECK(mmap(NULL, len, PROT_WRITE, MAP_SHARED, fd, 0) == MAP_FAILED);
-    CHECK_EQ(errno, EACCES);
+    CHECK_ERRNO(mmap(NULL, len, PROT_READ | PROT_WRITE, MAP_SHARED, fd, 0), MAP_FAILED, EACCES);
+    CHECK_ERRNO(mmap(NULL, len, PROT_WRITE, MAP_SHARED, fd, 0), MAP_FAILED, EACCES);
     char *m = mmap(NULL, len, PROT_READ, MAP_SHARED, fd, 0);
     CHECK(m != MAP_FAILED);
-    errno = 0;
-    CHECK_EQ(mprotect(m, len, PROT_READ | PROT_WRITE), -1);
-    CHECK_EQ(errno, EACCES);
+    CHECK_ERRNO(mprotect(m, len, PROT_READ | PROT_WRITE), -1, EACCES);
     CHECK(memcmp(m + HDR_SZ, "hello from the owner", 21) == 0);
     CHECK(munmap(m, len) == 0);
-    errno = 0;
-    CHECK_EQ(pwrite(fd, "x", 1, HDR_SZ), -1);
-    CHECK_EQ(errno, EBADF);
-    errno = 0;
-    CHECK_EQ(write(fd, "x", 1), -1);
-    CHECK_EQ(errno, EBADF);
-    errno = 0;
-    CHECK_EQ(ftruncate(fd, 0), -1);
-    CHECK_EQ(errno, EINVAL);
-    errno = 0;
-    CHECK_EQ(fallocate(fd, FALLOC_FL_PUNCH_HOLE | FALLOC_FL_KEEP_SIZE, 0, 4096), -1);
-    CHECK_EQ(errno, EBADF);
-    errno = 0;
-    CHECK_EQ(fcntl(fd, F_ADD_SEALS, F_SEAL_WRITE), -1);
-    CHECK_EQ(errno, EPERM);
-    errno = 0;
-    CHECK_EQ(fchmod(fd, 0666), -1);
-    CHECK_EQ(errno, EPERM);
+    CHECK_ERRNO(pwrite(fd, "x", 1, HDR_SZ), -1, EBADF);
+    CHECK_ERRNO(write(fd, "x", 1), -1, EBADF);
+    CHECK_ERRNO(ftruncate(fd, 0), -1, EINVAL);
+    CHECK_ERRNO(fallocate(fd, FALLOC_FL_PUNCH_HOLE | FALLOC_FL_KEEP_SIZE, 0, 4096), -1, EBADF);
+    CHECK_ERRNO(fcntl(fd, F_ADD_SEALS, F_SEAL_WRITE), -1, EPERM);
+    CHECK_ERRNO(fchmod(fd, 0666), -1, EPERM);
     char path[64];
     snprintf(path, sizeof path, "/proc/self/fd/%d", fd);
-    errno = 0;
-    CHECK_EQ(open(path, O_RDWR | O_CLOEXEC), -1);
-    CHECK_EQ(errno, EACCES);
-    errno = 0;
-    CHECK_EQ(open(path, O_WRONLY | O_CLOEXEC), -1);
-    CHECK_EQ(errno, EACCES);
+    CHECK_ERRNO(open(path, O_RDWR | O_CLOEXEC), -1, EACCES);
+    CHECK_ERRNO(open(path, O_WRONLY | O_CLOEXEC), -1, EACCES);
     int again = open(path, O_RDONLY | O_CLOEXEC); /* reading it again is fine */
     CHECK(again >= 0);
     close(again);
@@ -560,17 +531,11 @@ static void writer_main(void *arg)
 static void kernel_refuses_state(int fd)
 {
     CHECK_EQ(fcntl(fd, F_GETFL) & O_ACCMODE, O_RDONLY);
-    errno = 0;
-    CHECK(mmap(NULL, HDR_SZ, PROT_READ | PROT_WRITE, MAP_SHARED, fd, 0) == MAP_FAILED);
-    CHECK_EQ(errno, EACCES);
-    errno = 0;
-    CHECK_EQ(pwrite(fd, "x", 1, 0), -1);
-    CHECK_EQ(errno, EBADF);
+    CHECK_ERRNO(mmap(NULL, HDR_SZ, PROT_READ | PROT_WRITE, MAP_SHARED, fd, 0), MAP_FAILED, EACCES);
+    CHECK_ERRNO(pwrite(fd, "x", 1, 0), -1, EBADF);
     char path[64];
     snprintf(path, sizeof path, "/proc/self/fd/%d", fd);
-    errno = 0;
-    CHECK_EQ(open(path, O_RDWR | O_CLOEXEC), -1);
-    CHECK_EQ(errno, EACCES);
+    CHECK_ERRNO(open(path, O_RDWR | O_CLOEXEC), -1, EACCES);
 }
 
 static void other_main(void *arg)
@@ -627,13 +592,7 @@ int main(void)
     CHECK(chmod(b.policy, 0644) == 0);
 
     /* systemd's part: the listening socket, root's, 0666; ferryd runs unprivileged. */
-    int lfd = socket(AF_UNIX, SOCK_SEQPACKET | SOCK_CLOEXEC, 0);
-    CHECK(lfd >= 0);
-    struct sockaddr_un sa = {.sun_family = AF_UNIX};
-    snprintf(sa.sun_path, sizeof sa.sun_path, "%s", b.sock);
-    CHECK(bind(lfd, (struct sockaddr *)&sa, sizeof sa) == 0);
-    CHECK(chmod(b.sock, 0666) == 0);
-    CHECK(listen(lfd, 64) == 0);
+    int lfd = activation_socket(b.sock, 0666, 64);
     b.pid = start_ferryd(lfd);
     close(lfd);
     ferry_name_info in;

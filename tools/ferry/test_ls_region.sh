@@ -28,80 +28,19 @@ set -u
 FERRY=$1
 HELPER=$2
 FERRYD=$3
+TEST=test_ls_region
+. "$(dirname "$0")/testlib.sh"
+private_ns FERRY_LS_INNER "$@"
 
-if [ "${FERRY_LS_INNER:-}" != 1 ]; then
-    if ! unshare -i -m true 2>/dev/null; then
-        echo "test_ls_region: SKIP: no private IPC/mount namespace (unshare -i -m) here" >&2
-        exit 77
-    fi
-    FERRY_LS_INNER=1 exec unshare -i -m sh "$0" "$@"
-fi
-
-tmp=$(mktemp -d /tmp/test_ls_region.XXXXXX) || exit 1
-chmod 755 "$tmp"
-mkdir "$tmp/d" "$tmp/mq"
-mount -t mqueue none "$tmp/mq" || { echo "test_ls_region: cannot mount mqueue" >&2; exit 1; }
-pids=""
-cleanup() {
-    for p in $pids; do kill -9 "$p" 2>/dev/null; done
-    wait 2>/dev/null
-    umount "$tmp/mq" 2>/dev/null
-    rm -rf "$tmp"
-}
-trap cleanup EXIT
-trap 'exit 1' INT TERM
-
-fail() {
-    echo "test_ls_region: FAIL: $*" >&2
-    [ -f "$tmp/out" ] && sed 's/^/  out: /' "$tmp/out" >&2
-    [ -f "$tmp/err" ] && sed 's/^/  err: /' "$tmp/err" >&2
-    exit 1
-}
-
-expect() {
-    want=$1
-    shift
-    "$@" >"$tmp/out" 2>"$tmp/err"
-    got=$?
-    [ "$got" -eq "$want" ] || fail "'$*' exited $got, want $want"
-}
-
-json() {
-    python3 -c '
-import json, sys
-d = json.load(open(sys.argv[1]))
-obj = {o["object"]: o for o in d.get("objects", [])}
-names = {n["name"]: n for n in d.get("names", [])}
-sys.exit(0 if eval(sys.argv[2]) else 1)' "$tmp/out" "$1" || fail "JSON check failed: $1"
-}
-
-start() {
-    tag=$1
-    shift
-    "$HELPER" "$@" >"$tmp/$tag.out" 2>"$tmp/$tag.err" &
-    eval "pid_$tag=$!"
-    pids="$pids $!"
-    i=0
-    until grep -q ready "$tmp/$tag.out" 2>/dev/null; do
-        i=$((i + 1))
-        [ $i -gt 500 ] && { cat "$tmp/$tag.err" >&2; fail "helper $* never got ready"; }
-        sleep 0.01
-    done
-}
+scratch 755 d mq
+JSON_OPTIONAL=1 # json also checks `ferry stat --json`, which has no objects or names
 
 export FERRY_BROKER="$tmp/ferryd.sock"
 export FERRY_NO_AUTOSPAWN=1
 LS="$FERRY ls --mqueue $tmp/mq --path $tmp/d"
 me=$(id -u)
-"$FERRYD" --foreground --socket "$FERRY_BROKER" --policy "$tmp/none.conf" 2>"$tmp/ferryd.err" &
-ferryd=$!
-pids="$pids $ferryd"
-i=0
-until $LS 2>/dev/null | grep -q '^ferryd: running'; do
-    i=$((i + 1))
-    [ $i -gt 500 ] && fail "ferryd never came up"
-    sleep 0.01
-done
+ls_up() { $LS 2>/dev/null | grep -q '^ferryd: running'; }
+start_ferryd ls_up
 
 # ---- a volatile region, a state, a reader
 start vol region org.t.vol 8192
@@ -186,9 +125,5 @@ expect 1 "$FERRY" rm org.t.none
 
 kill $pid_vol $pid_st $pid_rd $pid_file2
 wait $pid_vol $pid_st $pid_rd $pid_file2 2>/dev/null
-kill -TERM $ferryd
-wait $ferryd
-rc=$?
-[ $rc -eq 0 ] || fail "ferryd exited $rc on SIGTERM"
-pids=""
+stop_ferryd
 echo "test_ls_region: ok"

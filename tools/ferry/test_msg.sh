@@ -22,51 +22,13 @@
 # socket file or FIFO left, no ferry process running.
 set -u
 FERRY=$1
+TEST=test_msg
+. "$(dirname "$0")/testlib.sh"
+private_ns FERRY_MSG_INNER "$@"
 
-if [ "${FERRY_MSG_INNER:-}" != 1 ]; then
-    if ! unshare -i -m true 2>/dev/null; then
-        echo "test_msg: SKIP: no private IPC/mount namespace (unshare -i -m) here" >&2
-        exit 77
-    fi
-    FERRY_MSG_INNER=1 exec unshare -i -m sh "$0" "$@"
-fi
-
-tmp=$(mktemp -d /tmp/test_msg.XXXXXX) || exit 1
-mkdir "$tmp/mq" "$tmp/d"
-mount -t mqueue none "$tmp/mq" || { echo "test_msg: cannot mount mqueue" >&2; exit 1; }
-pids=""
-cleanup() {
-    for p in $pids; do kill -9 "$p" 2>/dev/null; done
-    wait 2>/dev/null
-    umount "$tmp/mq" 2>/dev/null
-    rm -rf "$tmp"
-}
-trap cleanup EXIT
-trap 'exit 1' INT TERM
-
-fail() {
-    echo "test_msg: FAIL: $*" >&2
-    for f in out err rout rerr; do
-        [ -f "$tmp/$f" ] && sed "s/^/  $f: /" "$tmp/$f" >&2
-    done
-    exit 1
-}
-
-# expect CODE CMD...: run CMD (stdout to $tmp/out, stderr to $tmp/err), want exit CODE.
-expect() {
-    want=$1
-    shift
-    "$@" >"$tmp/out" 2>"$tmp/err"
-    got=$?
-    [ "$got" -eq "$want" ] || fail "'$*' exited $got, want $want"
-}
-
-# one_line CAUSE: stderr is exactly one line naming CAUSE (besides a listener's
-# "listening on URL").
-one_line() {
-    [ "$(grep -vc '^ferry [a-z]*: listening on ' "$tmp/err")" -eq 1 ] || fail "want one line on stderr"
-    grep -q "$1" "$tmp/err" || fail "stderr does not name '$1'"
-}
+scratch - mq d
+FAIL_FILES="out err rout rerr"
+ONE_LINE_SKIP='^ferry [a-z]*: listening on ' # a listener's "listening on URL"
 
 # receiver ARGS...: `ferry recv ARGS` in the background (stdout $tmp/rout).
 receiver() {

@@ -28,51 +28,13 @@
 set -u
 FERRY=$1
 FERRYD=$2
+TEST=test_svc
+. "$(dirname "$0")/testlib.sh"
 
 . "$(dirname "$0")/../../tests/common/stage.sh"
 
-tmp=$(mktemp -d /tmp/test_svc.XXXXXX) || exit 1
-chmod 755 "$tmp"
-pids=""
-cleanup() {
-    for p in $pids; do kill -9 "$p" 2>/dev/null; done
-    wait 2>/dev/null
-    rm -rf "$tmp"
-    stage_cleanup
-}
-trap cleanup EXIT
-trap 'exit 1' INT TERM
-
-fail() {
-    echo "test_svc: FAIL: $*" >&2
-    for f in out err; do
-        [ -f "$tmp/$f" ] && sed "s/^/  $f: /" "$tmp/$f" >&2
-    done
-    exit 1
-}
-
-expect() {
-    want=$1
-    shift
-    "$@" >"$tmp/out" 2>"$tmp/err"
-    got=$?
-    [ "$got" -eq "$want" ] || fail "'$*' exited $got, want $want"
-}
-
-# one_line CAUSE: stderr is one line naming CAUSE (besides a command's "watching ...").
-one_line() {
-    [ "$(grep -vc '^ferry [a-z]*: watching ' "$tmp/err")" -eq 1 ] || fail "want one line on stderr"
-    grep -q "$1" "$tmp/err" || fail "stderr does not name '$1'"
-}
-
-# bg TAG CMD...: run CMD in the background (output $tmp/TAG.out, .err); pid_TAG.
-bg() {
-    tag=$1
-    shift
-    "$@" >"$tmp/$tag.out" 2>"$tmp/$tag.err" &
-    eval "pid_$tag=$!"
-    pids="$pids $!"
-}
+scratch 755
+ONE_LINE_SKIP='^ferry [a-z]*: watching ' # a command's "watching ..."
 
 # until_stat NAME PATTERN WHY: wait (at most 10 s) until `ferry stat NAME` has a matching line.
 until_stat() {
@@ -101,15 +63,11 @@ export FERRY_NO_AUTOSPAWN=1
 expect 4 "$FERRY" call org.t.echo hi
 one_line "org.t.echo"
 
-"$FERRYD" --foreground --socket "$FERRY_BROKER" --policy "$tmp/none.conf" 2>"$tmp/ferryd.err" &
-ferryd=$!
-pids="$pids $ferryd"
-i=0
-until "$FERRY" stat org.t.none >/dev/null 2>"$tmp/err"; [ $? -eq 4 ] && grep -q ENOENT "$tmp/err"; do
-    i=$((i + 1))
-    [ $i -gt 500 ] && fail "ferryd never came up"
-    sleep 0.02
-done
+stat_up() { # a name that is not there: 4, ENOENT (ferryd answered)
+    "$FERRY" stat org.t.none >/dev/null 2>"$tmp/err"
+    [ $? -eq 4 ] && grep -q ENOENT "$tmp/err"
+}
+start_ferryd stat_up 0.02
 
 # ---- serve --exec, call
 bg up "$FERRY" serve org.t.up --exec 'printf "%s:" "$FERRY_NAME"; tr a-z A-Z'

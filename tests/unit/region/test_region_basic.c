@@ -31,6 +31,19 @@ static void sealed_memfd(int fd, int growable)
     CHECK_EQ(st.st_mode & 07777, 0444);
 }
 
+/* An unsealed 8192-byte memfd holding hdr: the first 256 bytes of r's header, with the
+ * user size (offset 64) set to 4096 (a valid image until the caller changes it). */
+static int image_memfd(ferry_region *r, char hdr[256])
+{
+    int fd = memfd_create("x", MFD_CLOEXEC | MFD_ALLOW_SEALING);
+    CHECK(ftruncate(fd, 8192) == 0);
+    CHECK_EQ(pread(ferry_region_fd(r), hdr, 256, 0), 256);
+    uint64_t us = 4096;
+    memcpy(hdr + 64, &us, 8);
+    CHECK_EQ(pwrite(fd, hdr, 256, 0), 256);
+    return fd;
+}
+
 int main(void)
 {
     int fds0 = fd_count();
@@ -119,35 +132,18 @@ int main(void)
         CHECK_EQ(ferry_region_adopt(wo, &r2), -EBADMSG);
     }
     /* a header that claims growable on a memfd sealed against growing: refused */
-    fdn = memfd_create("x", MFD_CLOEXEC | MFD_ALLOW_SEALING);
-    CHECK(ftruncate(fdn, 8192) == 0);
-    {
-        char hdr[256];
-        CHECK_EQ(pread(ferry_region_fd(r), hdr, sizeof hdr, 0), (long)sizeof hdr);
-        uint64_t us = 4096;
-        memcpy(hdr + 64, &us, 8);
-        CHECK_EQ(pwrite(fdn, hdr, sizeof hdr, 0), (long)sizeof hdr);
-        int ok = memfd_create("y", MFD_CLOEXEC | MFD_ALLOW_SEALING); /* the same, valid */
-        CHECK(ftruncate(ok, 8192) == 0);
-        CHECK_EQ(pwrite(ok, hdr, sizeof hdr, 0), (long)sizeof hdr);
-        CHECK(fcntl(ok, F_ADD_SEALS, F_SEAL_SHRINK | F_SEAL_GROW | F_SEAL_SEAL) == 0);
-        CHECK_EQ(ferry_region_adopt(ok, &r2), 0); /* control: this one is a region */
-        ferry_region_close(r2);
-        hdr[12] = 1; /* flags: growable */
-        CHECK_EQ(pwrite(fdn, hdr, sizeof hdr, 0), (long)sizeof hdr);
-    }
+    char hdr[256];
+    fdn = image_memfd(r, hdr);
+    int ok = image_memfd(r, hdr); /* the same, valid */
+    CHECK(fcntl(ok, F_ADD_SEALS, F_SEAL_SHRINK | F_SEAL_GROW | F_SEAL_SEAL) == 0);
+    CHECK_EQ(ferry_region_adopt(ok, &r2), 0); /* control: this one is a region */
+    ferry_region_close(r2);
+    hdr[12] = 1; /* flags: growable */
+    CHECK_EQ(pwrite(fdn, hdr, sizeof hdr, 0), (long)sizeof hdr);
     CHECK(fcntl(fdn, F_ADD_SEALS, F_SEAL_SHRINK | F_SEAL_GROW | F_SEAL_SEAL) == 0);
     CHECK_EQ(ferry_region_adopt(fdn, &r2), -EBADMSG);
     /* a write seal (the writer's mappings would fail): refused */
-    fdn = memfd_create("x", MFD_CLOEXEC | MFD_ALLOW_SEALING);
-    CHECK(ftruncate(fdn, 8192) == 0);
-    {
-        char hdr[256];
-        CHECK_EQ(pread(ferry_region_fd(r), hdr, sizeof hdr, 0), (long)sizeof hdr);
-        uint64_t us = 4096;
-        memcpy(hdr + 64, &us, 8);
-        CHECK_EQ(pwrite(fdn, hdr, sizeof hdr, 0), (long)sizeof hdr);
-    }
+    fdn = image_memfd(r, hdr);
     CHECK(fcntl(fdn, F_ADD_SEALS, F_SEAL_SHRINK | F_SEAL_GROW | F_SEAL_WRITE | F_SEAL_SEAL) == 0);
     CHECK_EQ(ferry_region_adopt(fdn, &r2), -EBADMSG);
     int pp[2];

@@ -102,6 +102,61 @@ static int listen_at(const char *scheme, const ferry_tls_opts *t, ferry_listener
     return rc;
 }
 
+/* A client thread opens url (tls: its options, NULL for NULL options; *a: its result and
+ * channel) while l accepts with timeout: the accept's result, *s its channel. */
+static int accept_client(ferry_listener *l, const char *url, const ferry_tls_opts *tls,
+                         client_arg *a, ferry_chan **s, int64_t timeout)
+{
+    *a = (client_arg){.tls = tls, .timeout = T5S};
+    snprintf(a->url, sizeof a->url, "%s", url);
+    pthread_t th;
+    CHECK_EQ(pthread_create(&th, NULL, client_main, a), 0);
+    int rc = ferry_accept(l, s, timeout);
+    pthread_join(th, NULL);
+    return rc;
+}
+
+/* The port of a listener's url ("...:PORT"). */
+static int url_port(const char *url)
+{
+    return atoi(strrchr(url, ':') + 1);
+}
+
+/* A TCP socket connected to 127.0.0.1:port (the caller closes it). */
+static int tcp_connect(int port)
+{
+    struct sockaddr_in sa = {.sin_family = AF_INET, .sin_port = htons((uint16_t)port)};
+    sa.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
+    int s = socket(AF_INET, SOCK_STREAM | SOCK_CLOEXEC, 0);
+    CHECK_EQ(connect(s, (struct sockaddr *)&sa, sizeof sa), 0);
+    return s;
+}
+
+/* A plain TCP socket listening on 127.0.0.1 at a free port (*port; the caller closes it). */
+static int tcp_listen(int *port)
+{
+    int ls = socket(AF_INET, SOCK_STREAM | SOCK_CLOEXEC, 0);
+    struct sockaddr_in sa = {.sin_family = AF_INET};
+    sa.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
+    socklen_t n = sizeof sa;
+    CHECK_EQ(bind(ls, (struct sockaddr *)&sa, sizeof sa), 0);
+    CHECK_EQ(listen(ls, 4), 0);
+    CHECK_EQ(getsockname(ls, (struct sockaddr *)&sa, &n), 0);
+    *port = ntohs(sa.sin_port);
+    return ls;
+}
+
+/* ferry_chan_open of tls://127.0.0.1:port with the tls options t. */
+static int open_tls(int port, const ferry_tls_opts *t, ferry_chan **c, int64_t timeout)
+{
+    ferry_chan_opts o;
+    ferry_chan_opts_init(&o);
+    o.tls = t;
+    char url[64];
+    snprintf(url, sizeof url, "tls://127.0.0.1:%d", port);
+    return ferry_chan_open(url, &o, c, timeout);
+}
+
 /* Listen with st, open with ct (client url = the listener's, or `url` when given), accept:
  * the two results, and the channels when they are made. */
 typedef struct duo {
@@ -114,29 +169,22 @@ static duo meet(const ferry_tls_opts *st, const ferry_tls_opts *ct, const char *
     ferry_listener *l = NULL;
     char url[128];
     CHECK_EQ(listen_at("tls", st, &l, url), 0);
-    client_arg a = {.tls = ct, .timeout = T5S};
-    if (client_host) { /* the same port under another host name */
-        const char *port = strrchr(url, ':');
-        snprintf(a.url, sizeof a.url, "tls://%s%s", client_host, port);
-    } else {
-        snprintf(a.url, sizeof a.url, "%s", url);
-    }
-    pthread_t th;
-    CHECK_EQ(pthread_create(&th, NULL, client_main, &a), 0);
+    char curl[128];
+    if (client_host) /* the same port under another host name */
+        snprintf(curl, sizeof curl, "tls://%s%s", client_host, strrchr(url, ':'));
+    else
+        snprintf(curl, sizeof curl, "%s", url);
+    client_arg a;
     duo d = {0};
-    d.srv_rc = ferry_accept(l, &d.srv, T5S);
-    pthread_join(th, NULL);
+    d.srv_rc = accept_client(l, curl, ct, &a, &d.srv, T5S);
     d.cli_rc = a.rc;
     d.cli = a.ch;
     /* the listener goes on: a good client after whatever happened */
     ferry_tls_opts good;
     id_opts(&good, &client, &ca);
-    client_arg b = {.tls = &good, .timeout = T5S};
-    snprintf(b.url, sizeof b.url, "%s", url);
-    CHECK_EQ(pthread_create(&th, NULL, client_main, &b), 0);
+    client_arg b;
     ferry_chan *s2 = NULL;
-    int rc = ferry_accept(l, &s2, T5S);
-    pthread_join(th, NULL);
+    int rc = accept_client(l, url, &good, &b, &s2, T5S);
     if (st->cert_pem == server.cert_pem &&
         (st->client_cert == FERRY_TLS_CLIENT_NONE || st->ca_pem == ca.cert_pem)) {
         CHECK_EQ(rc, 0);
@@ -157,6 +205,32 @@ static void duo_close(duo *d)
     ferry_chan_close(d->cli);
 }
 
+/* meet() that must succeed on both sides. */
+static duo meet_ok(const ferry_tls_opts *st, const ferry_tls_opts *ct)
+{
+    duo d = meet(st, ct, NULL);
+    CHECK_EQ(d.srv_rc, 0);
+    CHECK_EQ(d.cli_rc, 0);
+    return d;
+}
+
+/* The plain pair: the server's identity with no client certificates (st), a client with
+ * none that trusts the test CA (ct). */
+static void plain_opts(ferry_tls_opts *st, ferry_tls_opts *ct)
+{
+    id_opts(st, &server, NULL);
+    id_opts(ct, NULL, &ca);
+}
+
+/* A tls:// listener with the server's identity and a 300 ms handshake bound (st: its
+ * options, for the caller to change and listen again with). */
+static void short_listener(ferry_tls_opts *st, ferry_listener **l, char *url)
+{
+    id_opts(st, &server, NULL);
+    st->handshake_timeout_ns = 300 * MS;
+    CHECK_EQ(listen_at("tls", st, l, url), 0);
+}
+
 /* ---------------------------------------------------------------- mutual TLS, identity */
 
 static void test_mutual(void)
@@ -166,9 +240,7 @@ static void test_mutual(void)
     id_opts(&st, &server, &ca);
     st.client_cert = FERRY_TLS_CLIENT_REQUIRED;
     id_opts(&ct, &client, &ca);
-    duo d = meet(&st, &ct, NULL);
-    CHECK_EQ(d.srv_rc, 0);
-    CHECK_EQ(d.cli_rc, 0);
+    duo d = meet_ok(&st, &ct);
     char big[100000], in[100000];
     for (size_t i = 0; i < sizeof big; i++) big[i] = (char)(i * 7);
     for (size_t n = 0; n <= sizeof big; n = n ? n * 3 : 1) {
@@ -225,13 +297,9 @@ static void test_mutual(void)
     ferry_listener *l = NULL;
     char url[128];
     CHECK_EQ(listen_at("tcp", NULL, &l, url), 0);
-    client_arg a = {.timeout = T5S};
-    snprintf(a.url, sizeof a.url, "%s", url);
-    pthread_t th;
-    CHECK_EQ(pthread_create(&th, NULL, client_main, &a), 0);
+    client_arg a;
     ferry_chan *s = NULL;
-    CHECK_EQ(ferry_accept(l, &s, T5S), 0);
-    pthread_join(th, NULL);
+    CHECK_EQ(accept_client(l, url, NULL, &a, &s, T5S), 0);
     CHECK_EQ(a.rc, 0);
     ferry_peer_cert_init(&p);
     CHECK_EQ(ferry_chan_peer_cert(s, &p), -EOPNOTSUPP);
@@ -249,9 +317,7 @@ static void test_optional(void)
     id_opts(&st, &server, &ca);
     st.client_cert = FERRY_TLS_CLIENT_OPTIONAL;
     id_opts(&ct, NULL, &ca);
-    duo d = meet(&st, &ct, NULL);
-    CHECK_EQ(d.srv_rc, 0);
-    CHECK_EQ(d.cli_rc, 0);
+    duo d = meet_ok(&st, &ct);
     ferry_peer_cert p;
     ferry_peer_cert_init(&p);
     CHECK_EQ(ferry_chan_peer_cert(d.srv, &p), 0);
@@ -260,9 +326,7 @@ static void test_optional(void)
     duo_close(&d);
     /* with one: it is checked and told */
     id_opts(&ct, &client, &ca);
-    d = meet(&st, &ct, NULL);
-    CHECK_EQ(d.srv_rc, 0);
-    CHECK_EQ(d.cli_rc, 0);
+    d = meet_ok(&st, &ct);
     ferry_peer_cert_init(&p);
     CHECK_EQ(ferry_chan_peer_cert(d.srv, &p), 0);
     CHECK(p.flags & FERRY_PEER_CERT_VERIFIED);
@@ -294,9 +358,7 @@ static void test_names(void)
     st.client_cert = FERRY_TLS_CLIENT_REQUIRED;
     st.flags = FERRY_TLS_NO_KTLS;
     id_opts(&ct, &odd, &ca);
-    duo d = meet(&st, &ct, NULL);
-    CHECK_EQ(d.srv_rc, 0);
-    CHECK_EQ(d.cli_rc, 0);
+    duo d = meet_ok(&st, &ct);
     ferry_peer_cert p;
     ferry_peer_cert_init(&p);
     CHECK_EQ(ferry_chan_peer_cert(d.srv, &p), 0);
@@ -368,22 +430,18 @@ static void test_failures(void)
 static void test_protocols(void)
 {
     int base = fd_count();
-    ferry_tls_opts st;
-    id_opts(&st, &server, NULL);
-    st.handshake_timeout_ns = 300 * MS;
     /* a tcp:// client at a tls:// listener: both wait for the other to speak first */
+    ferry_tls_opts st;
     ferry_listener *l = NULL;
     char url[128];
-    CHECK_EQ(listen_at("tls", &st, &l, url), 0);
-    client_arg a = {.timeout = T5S};
-    snprintf(a.url, sizeof a.url, "tcp://%s", url + 6);
-    pthread_t th;
-    CHECK_EQ(pthread_create(&th, NULL, client_main, &a), 0);
+    short_listener(&st, &l, url);
+    char curl[128];
+    snprintf(curl, sizeof curl, "tcp://%s", url + 6);
+    client_arg a;
     ferry_chan *s = NULL;
     int64_t t0 = now_ns();
-    CHECK_EQ(ferry_accept(l, &s, FERRY_FOREVER), -ETIMEDOUT);
-    int64_t took = now_ns() - t0;
-    pthread_join(th, NULL);
+    CHECK_EQ(accept_client(l, curl, NULL, &a, &s, FERRY_FOREVER), -ETIMEDOUT);
+    int64_t took = now_ns() - t0; /* with the client's end: it is told at once */
     CHECK_EQ(a.rc, -EPIPE);
     CHECK(took >= 290 * MS && took < 4000 * MS);
     ferry_listener_close(l);
@@ -397,6 +455,7 @@ static void test_protocols(void)
     id_opts(&ct, NULL, &ca);
     client_arg b = {.tls = &ct, .timeout = T5S};
     snprintf(b.url, sizeof b.url, "tls://%s", url + 6);
+    pthread_t th;
     CHECK_EQ(pthread_create(&th, NULL, client_main, &b), 0);
     CHECK_EQ(ferry_accept(l, &s, T5S), 0);
     char buf[64];
@@ -414,16 +473,10 @@ static void test_stalls(void)
 {
     int base = fd_count();
     ferry_tls_opts st;
-    id_opts(&st, &server, NULL);
-    st.handshake_timeout_ns = 300 * MS;
     ferry_listener *l = NULL;
     char url[128];
-    CHECK_EQ(listen_at("tls", &st, &l, url), 0);
-    int port = atoi(strrchr(url, ':') + 1);
-    struct sockaddr_in sa = {.sin_family = AF_INET, .sin_port = htons((uint16_t)port)};
-    sa.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
-    int mute = socket(AF_INET, SOCK_STREAM | SOCK_CLOEXEC, 0);
-    CHECK_EQ(connect(mute, (struct sockaddr *)&sa, sizeof sa), 0);
+    short_listener(&st, &l, url);
+    int mute = tcp_connect(url_port(url));
     ferry_chan *s = NULL;
     int64_t t0 = now_ns();
     CHECK_EQ(ferry_accept(l, &s, FERRY_FOREVER), -ETIMEDOUT);
@@ -434,10 +487,7 @@ static void test_stalls(void)
     st.handshake_timeout_ns = 0; /* 10 s */
     ferry_listener_close(l);
     CHECK_EQ(listen_at("tls", &st, &l, url), 0);
-    port = atoi(strrchr(url, ':') + 1);
-    sa.sin_port = htons((uint16_t)port);
-    mute = socket(AF_INET, SOCK_STREAM | SOCK_CLOEXEC, 0);
-    CHECK_EQ(connect(mute, (struct sockaddr *)&sa, sizeof sa), 0);
+    mute = tcp_connect(url_port(url));
     t0 = now_ns();
     CHECK_EQ(ferry_accept(l, &s, 200 * MS), -ETIMEDOUT);
     int64_t took2 = now_ns() - t0;
@@ -446,22 +496,14 @@ static void test_stalls(void)
     ferry_listener_close(l);
 
     /* a server that accepts and never answers the ClientHello */
-    int ls = socket(AF_INET, SOCK_STREAM | SOCK_CLOEXEC, 0);
-    sa.sin_port = 0;
-    socklen_t n = sizeof sa;
-    CHECK_EQ(bind(ls, (struct sockaddr *)&sa, sizeof sa), 0);
-    CHECK_EQ(listen(ls, 4), 0);
-    CHECK_EQ(getsockname(ls, (struct sockaddr *)&sa, &n), 0);
+    int port;
+    int ls = tcp_listen(&port);
     ferry_tls_opts ct;
     id_opts(&ct, NULL, &ca);
     ct.handshake_timeout_ns = 300 * MS;
-    ferry_chan_opts o;
-    ferry_chan_opts_init(&o);
-    o.tls = &ct;
-    snprintf(url, sizeof url, "tls://127.0.0.1:%d", ntohs(sa.sin_port));
     ferry_chan *c = NULL;
     t0 = now_ns();
-    CHECK_EQ(ferry_chan_open(url, &o, &c, FERRY_FOREVER), -ETIMEDOUT);
+    CHECK_EQ(open_tls(port, &ct, &c, FERRY_FOREVER), -ETIMEDOUT);
     int64_t took3 = now_ns() - t0;
     CHECK(took3 >= 290 * MS && took3 < 4000 * MS);
     int acc = accept(ls, NULL, NULL);
@@ -479,36 +521,26 @@ static void test_listener_concurrency(void)
 {
     int base = fd_count();
     ferry_tls_opts st, ct;
-    id_opts(&st, &server, NULL);
-    id_opts(&ct, NULL, &ca);
+    plain_opts(&st, &ct);
     ferry_listener *l = NULL;
     char url[128];
     CHECK_EQ(listen_at("tls", &st, &l, url), 0); /* handshake bound: the default 10 s */
-    int port = atoi(strrchr(url, ':') + 1);
-    struct sockaddr_in sa = {.sin_family = AF_INET, .sin_port = htons((uint16_t)port)};
-    sa.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
     int mute[3];
-    for (int i = 0; i < 3; i++) {
-        mute[i] = socket(AF_INET, SOCK_STREAM | SOCK_CLOEXEC, 0);
-        CHECK_EQ(connect(mute[i], (struct sockaddr *)&sa, sizeof sa), 0);
-    }
+    for (int i = 0; i < 3; i++) mute[i] = tcp_connect(url_port(url));
     /* let the listener take the mute ones first */
     ferry_chan *s = NULL;
     CHECK_EQ(ferry_accept(l, &s, 50 * MS), -ETIMEDOUT);
-    client_arg a = {.tls = &ct, .timeout = T5S};
-    snprintf(a.url, sizeof a.url, "%s", url);
-    pthread_t th;
+    client_arg a;
     int64_t t0 = now_ns();
-    CHECK_EQ(pthread_create(&th, NULL, client_main, &a), 0);
-    CHECK_EQ(ferry_accept(l, &s, T5S), 0);
-    int64_t took = now_ns() - t0;
-    pthread_join(th, NULL);
+    CHECK_EQ(accept_client(l, url, &ct, &a, &s, T5S), 0);
+    int64_t took = now_ns() - t0; /* with the client's end of the handshake */
     CHECK_EQ(a.rc, 0);
     CHECK(took < 2000 * MS); /* not behind the mute ones' 10 s */
     ferry_chan_close(s);
     ferry_chan_close(a.ch);
     /* accept in 1 ms slices (as a loop that checks for signals does): the handshake goes
      * on across the calls, and the client gets its channel */
+    pthread_t th;
     CHECK_EQ(pthread_create(&th, NULL, client_main, &a), 0);
     int rc, calls = 0;
     t0 = now_ns();
@@ -585,10 +617,7 @@ static void *raw_client(void *p)
     SSL_CTX *ctx = SSL_CTX_new(TLS_client_method());
     X509_STORE_add_cert(SSL_CTX_get_cert_store(ctx), ca.x);
     SSL_CTX_set_verify(ctx, SSL_VERIFY_PEER, NULL);
-    int s = socket(AF_INET, SOCK_STREAM | SOCK_CLOEXEC, 0);
-    struct sockaddr_in sa = {.sin_family = AF_INET, .sin_port = htons((uint16_t)r->fd)};
-    sa.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
-    CHECK_EQ(connect(s, (struct sockaddr *)&sa, sizeof sa), 0);
+    int s = tcp_connect(r->fd);
     SSL *ssl = SSL_new(ctx);
     SSL_set_fd(ssl, s);
     r->rc = SSL_connect(ssl); /* TLS 1.3: the client is done before the server decides */
@@ -604,25 +633,15 @@ static void test_alpn(void)
 {
     int base = fd_count();
     /* a plain TLS server */
-    int ls = socket(AF_INET, SOCK_STREAM | SOCK_CLOEXEC, 0);
-    struct sockaddr_in sa = {.sin_family = AF_INET};
-    sa.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
-    socklen_t n = sizeof sa;
-    CHECK_EQ(bind(ls, (struct sockaddr *)&sa, sizeof sa), 0);
-    CHECK_EQ(listen(ls, 4), 0);
-    CHECK_EQ(getsockname(ls, (struct sockaddr *)&sa, &n), 0);
+    int port;
+    int ls = tcp_listen(&port);
     raw_peer r = {.fd = ls};
     pthread_t th;
     CHECK_EQ(pthread_create(&th, NULL, raw_server, &r), 0);
     ferry_tls_opts ct;
     id_opts(&ct, NULL, &ca);
-    ferry_chan_opts o;
-    ferry_chan_opts_init(&o);
-    o.tls = &ct;
-    char url[64];
-    snprintf(url, sizeof url, "tls://127.0.0.1:%d", ntohs(sa.sin_port));
     ferry_chan *c = NULL;
-    CHECK_EQ(ferry_chan_open(url, &o, &c, T5S), -EPROTO);
+    CHECK_EQ(open_tls(port, &ct, &c, T5S), -EPROTO);
     pthread_join(th, NULL);
     CHECK_EQ(r.rc, 1); /* its handshake was fine: it is the protocol that differs */
     close(ls);
@@ -632,7 +651,7 @@ static void test_alpn(void)
     ferry_listener *l = NULL;
     char lurl[128];
     CHECK_EQ(listen_at("tls", &st, &l, lurl), 0);
-    raw_peer q = {.fd = atoi(strrchr(lurl, ':') + 1)};
+    raw_peer q = {.fd = url_port(lurl)};
     CHECK_EQ(pthread_create(&th, NULL, raw_client, &q), 0);
     ferry_chan *s = NULL;
     CHECK_EQ(ferry_accept(l, &s, T5S), -EPROTO);
@@ -656,9 +675,7 @@ static void test_socket_bio(void)
     id_opts(&st, &server, &ca);
     st.client_cert = FERRY_TLS_CLIENT_REQUIRED;
     id_opts(&ct, &client, &ca);
-    duo d = meet(&st, &ct, NULL);
-    CHECK_EQ(d.srv_rc, 0);
-    CHECK_EQ(d.cli_rc, 0);
+    duo d = meet_ok(&st, &ct);
     static char big[200000], in[200000];
     for (int i = 0; i < 20; i++) {
         size_t n = (size_t)(i * 9973) % sizeof big;
@@ -712,11 +729,8 @@ static void test_pending(void)
     CHECK(n / 16384 == (FERRY__FRAME_HDR + sizeof big) / 16384); /* one record holds both */
     for (int round = 0; round < 2; round++) {
         ferry_tls_opts st, ct;
-        id_opts(&st, &server, NULL);
-        id_opts(&ct, NULL, &ca);
-        duo d = meet(&st, &ct, NULL);
-        CHECK_EQ(d.srv_rc, 0);
-        CHECK_EQ(d.cli_rc, 0);
+        plain_opts(&st, &ct);
+        duo d = meet_ok(&st, &ct);
         int pfd = round == 0 ? ferry_chan_poll_fd(d.srv) : -1;
         struct pollfd p = {.fd = pfd, .events = POLLIN};
         CHECK_EQ(ferry__tls_inject(d.cli, wire, n), 0);
@@ -744,8 +758,7 @@ static void test_hostile(void)
     int base = fd_count();
     for (int kind = 0; kind < 2; kind++) {
         ferry_tls_opts st, ct;
-        id_opts(&st, &server, NULL);
-        id_opts(&ct, NULL, &ca);
+        plain_opts(&st, &ct);
         duo d = meet(&st, &ct, NULL);
         CHECK_EQ(d.cli_rc, 0);
         CHECK_EQ(ferry_send(d.cli, "good", 4, T5S), 0);
@@ -793,13 +806,9 @@ static void test_options(void)
     char url[128];
     CHECK_EQ(listen_at("tls", NULL, &l, url), 0);
     CHECK(strncmp(url, "tls://127.0.0.1:", 16) == 0);
-    client_arg a = {.timeout = T5S};
-    snprintf(a.url, sizeof a.url, "%s", url);
-    pthread_t th;
-    CHECK_EQ(pthread_create(&th, NULL, client_main, &a), 0);
+    client_arg a;
     ferry_chan *s = NULL;
-    CHECK_EQ(ferry_accept(l, &s, T5S), 0);
-    pthread_join(th, NULL);
+    CHECK_EQ(accept_client(l, url, NULL, &a, &s, T5S), 0);
     CHECK_EQ(a.rc, 0);
     CHECK_EQ(ferry_send(a.ch, "env", 3, T5S), 0);
     char buf[8];
@@ -812,11 +821,8 @@ static void test_options(void)
     ferry_tls_opts t;
     ferry_tls_opts_init(&t);
     CHECK_EQ(listen_at("tls", NULL, &l, url), 0);
-    client_arg b = {.tls = &t, .timeout = T5S};
-    snprintf(b.url, sizeof b.url, "%s", url);
-    CHECK_EQ(pthread_create(&th, NULL, client_main, &b), 0);
-    CHECK_EQ(ferry_accept(l, &s, T5S), -EACCES);
-    pthread_join(th, NULL);
+    client_arg b;
+    CHECK_EQ(accept_client(l, url, &t, &b, &s, T5S), -EACCES);
     CHECK_EQ(b.rc, -EKEYREJECTED);
     ferry_listener_close(l);
     unsetenv("FERRY_TLS_CERT");
@@ -922,8 +928,7 @@ static void test_threads(void)
 {
     int base = fd_count();
     ferry_tls_opts st, ct;
-    id_opts(&st, &server, NULL);
-    id_opts(&ct, NULL, &ca);
+    plain_opts(&st, &ct);
     duo d = meet(&st, &ct, NULL);
     CHECK_EQ(d.cli_rc, 0);
     const int n = 1500;
