@@ -3,9 +3,9 @@
  * fuzzutil.h — the pieces the libFuzzer harnesses share (fuzz_region.c, fuzz_adopt.c,
  * fuzz_stream.c, fuzz_broker.c): the entry point's prototype, REQUIRE (an invariant:
  * abort with its text when broken, which libFuzzer and the replay report as a crash),
- * fuzz_fd_count (the descriptors open now, to check that nothing leaks), fuzz_now_ns
- * (CLOCK_MONOTONIC), and fuzz_in, a cursor over the input that the harness reads its
- * fields from (fuzz_take, fuzz_byte: what is past the end reads as missing / zero).
+ * a count of the descriptors open now (to check that nothing leaks), CLOCK_MONOTONIC in
+ * ns, and a cursor over the input that the harness reads its fields from (a take of k
+ * bytes and a byte: what is past the end reads as missing / zero).
  *
  * Rules: header only (static inline, so that a harness that does not use a piece pays
  * nothing and gets no unused-function warning); nothing here allocates or keeps state.

@@ -3,7 +3,7 @@
 # test_ls_region.sh, test_msg.sh, test_svc.sh). Sourced, before anything else runs:
 #
 #   . "$(dirname "$0")/testlib.sh"
-#   TEST=test_x                  the name in SKIP / FAIL lines (set before sourcing)
+#   TEST=NAME                    the name in SKIP / FAIL lines (set before sourcing)
 #   private_ns VAR "$@"          re-exec this script in a private IPC and mount namespace
 #                                (unshare -i -m) with VAR=1; exit 77 (a skip) where that
 #                                is not allowed; returns in the re-exec'd script
