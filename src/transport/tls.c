@@ -35,8 +35,9 @@
  *    readable.
  *  - SIGPIPE: without kernel TLS the SSL's BIO is our own (nosig BIO: send with
  *    MSG_NOSIGNAL, recv); with kernel TLS OpenSSL's socket BIO (it drives the kernel's
- *    records), and SIGPIPE is blocked in the calling thread around its writes
- *    (sigpipe_block), a SIGPIPE they raised consumed.
+ *    records), and SIGPIPE is blocked in the calling thread around every SSL call that
+ *    may write (sigpipe_block: the handshake, writes, reads — SSL_read answers a
+ *    KeyUpdate and sends alerts —, the close), a SIGPIPE they raised consumed.
  *  - Kernel TLS: SSL_OP_ENABLE_KTLS unless FERRY_TLS_NO_KTLS, when the kernel has the tls
  *    module (asked once: TCP_ULP "tls" on an unconnected socket says ENOTCONN when the
  *    module is there, ENOENT when not). ferry_chan_peer_cert says which directions got it.
@@ -457,6 +458,10 @@ static ssize_t io_read(void *ctx, void *buf, size_t len)
     tls_io *t = ctx;
     size_t total = 0;
     int err = 0;
+    /* SSL_read writes too (the answer to a peer's KeyUpdate that asks for one, alerts):
+     * on the socket BIO a peer that asks and hangs up would raise SIGPIPE here. */
+    sigguard g;
+    sigpipe_block(&g, t->ktls);
     while (!err && total < len) {
         size_t got = 0;
         /* The lock for each record, not the whole read: the sending thread gets its turns. */
@@ -490,6 +495,7 @@ static ssize_t io_read(void *ctx, void *buf, size_t len)
         ERR_clear_error();
         pthread_mutex_unlock(&t->mu);
     }
+    sigpipe_restore(&g);
     if (total) return (ssize_t)total;
     if (err == -1) return 0;
     errno = err;

@@ -1,0 +1,131 @@
+// SPDX-License-Identifier: MIT
+/*
+ * test_tls_review — tls:// findings of the security review (a hostile TLS peer, played
+ * here with OpenSSL's API directly; both ends in this process, the peer in a thread):
+ *  - SIGPIPE from a read: on the kernel TLS path (OpenSSL's socket BIO, test hook
+ *    ferry__tls_socket_bio) SSL_read writes too (the answer to a KeyUpdate that asks
+ *    for one, alerts). A peer that sends KeyUpdates asking for an answer and hangs up
+ *    made the receiving side's SSL_read write to a closed connection: SIGPIPE killed the
+ *    process. Now: the receive ends with -EPIPE and the process lives.
+ * SIGPIPE stays at its default action (it would kill the test). No descriptor is left.
+ */
+#include "testutil.h" /* first: _GNU_SOURCE */
+#include "tlscerts.h"
+
+#include <openssl/err.h>
+#include <openssl/ssl.h>
+
+#include <ferry/ferry.h>
+
+#include <arpa/inet.h>
+#include <netinet/in.h>
+#include <pthread.h>
+#include <signal.h>
+#include <stdatomic.h>
+#include <stdint.h>
+#include <sys/socket.h>
+#include <time.h>
+#include <unistd.h>
+
+extern int ferry__tls_socket_bio; /* tls.c, tests only */
+
+#define T5S ((int64_t)5 * 1000000000)
+
+static tc_cert ca, server;
+
+/* The hostile client: a TLS 1.3 handshake with ALPN "ferry/1" (so the listener takes
+ * it), reads the listener's HELLO, then sends `nku` KeyUpdates that ask for an answer
+ * and closes (a FIN: everything it was sent was read). */
+typedef struct peer {
+    int port;
+    int nku;
+    _Atomic int accepted; /* set by the main thread once ferry_accept returned */
+    int ok;
+} peer;
+
+static void *peer_main(void *arg)
+{
+    peer *p = arg;
+    SSL_CTX *ctx = SSL_CTX_new(TLS_client_method());
+    CHECK(ctx != NULL);
+    SSL_CTX_set_min_proto_version(ctx, TLS1_3_VERSION);
+    X509_STORE_add_cert(SSL_CTX_get_cert_store(ctx), ca.x);
+    SSL_CTX_set_verify(ctx, SSL_VERIFY_PEER, NULL);
+    static const unsigned char alpn[] = "\x07"
+                                        "ferry/1";
+    CHECK_EQ(SSL_CTX_set_alpn_protos(ctx, alpn, sizeof alpn - 1), 0);
+    int s = socket(AF_INET, SOCK_STREAM | SOCK_CLOEXEC, 0);
+    struct sockaddr_in sa = {.sin_family = AF_INET, .sin_port = htons((uint16_t)p->port)};
+    sa.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
+    CHECK_EQ(connect(s, (struct sockaddr *)&sa, sizeof sa), 0);
+    SSL *ssl = SSL_new(ctx);
+    SSL_set_fd(ssl, s);
+    CHECK_EQ(SSL_connect(ssl), 1);
+    char hello[256];
+    size_t got = 0;
+    CHECK_EQ(SSL_read_ex(ssl, hello, sizeof hello, &got), 1); /* the listener's HELLO */
+    while (!atomic_load(&p->accepted)) usleep(1000);
+    int sent = 0;
+    for (int i = 0; i < p->nku; i++) {
+        if (SSL_key_update(ssl, SSL_KEY_UPDATE_REQUESTED) != 1) break;
+        if (SSL_do_handshake(ssl) != 1) break; /* sends it */
+        sent++;
+    }
+    p->ok = sent == p->nku;
+    ERR_clear_error();
+    SSL_free(ssl);
+    close(s); /* FIN: the listener's answers to come find no one (RST, then EPIPE) */
+    SSL_CTX_free(ctx);
+    return NULL;
+}
+
+static void test_sigpipe_on_read(void)
+{
+    int base = fd_count();
+    ferry__tls_socket_bio = 1; /* the kernel TLS path: OpenSSL's socket BIO */
+    ferry_tls_opts t;
+    ferry_tls_opts_init(&t);
+    t.cert_pem = server.cert_pem;
+    t.key_pem = server.key_pem;
+    ferry_chan_opts o;
+    ferry_chan_opts_init(&o);
+    o.tls = &t;
+    ferry_listener *l = NULL;
+    CHECK_EQ(ferry_listen("tls://127.0.0.1:0", &o, &l), 0);
+    char url[128];
+    CHECK(ferry_listener_url(l, url, sizeof url) > 0);
+    peer p = {.nku = 8};
+    p.port = atoi(strrchr(url, ':') + 1);
+    pthread_t th;
+    CHECK_EQ(pthread_create(&th, NULL, peer_main, &p), 0);
+    ferry_chan *srv = NULL;
+    CHECK_EQ(ferry_accept(l, &srv, T5S), 0);
+    atomic_store(&p.accepted, 1);
+    pthread_join(th, NULL);
+    CHECK(p.ok);
+    /* Let the KeyUpdates and the FIN arrive before the first read. */
+    struct timespec ts = {0, 200 * 1000 * 1000};
+    nanosleep(&ts, NULL);
+    char buf[64];
+    ssize_t rc = ferry_recv(srv, buf, sizeof buf, T5S);
+    CHECK_EQ(rc, -EPIPE);
+    sigset_t pending;
+    CHECK_EQ(sigpending(&pending), 0);
+    CHECK(!sigismember(&pending, SIGPIPE));
+    ferry_chan_close(srv);
+    ferry_listener_close(l);
+    ferry__tls_socket_bio = 0;
+    CHECK_EQ(fd_count(), base);
+    printf("ok a peer's KeyUpdates then a hang-up: the receive is -EPIPE, no SIGPIPE\n");
+}
+
+int main(void)
+{
+    signal(SIGPIPE, SIG_DFL);
+    ca = tc_make("review CA", NULL, NULL, -60, 3600, 1);
+    server = tc_make("localhost", "DNS:localhost,IP:127.0.0.1", &ca, -60, 3600, 0);
+    test_sigpipe_on_read();
+    tc_free(&server);
+    tc_free(&ca);
+    return 0;
+}
