@@ -21,6 +21,7 @@
 #include <errno.h>
 #include <fcntl.h>
 #include <limits.h>
+#include <signal.h>
 #include <linux/futex.h>
 #include <stdint.h>
 #include <stdio.h>
@@ -682,7 +683,14 @@ int ferry_region_poll_fd(ferry_region *r)
             /* seq_cst as the loads of ferry__region_wait_until: a notify after this load
              * is seen by the thread's first compare (or wakes its first sleep). */
             r->poll_seen = atomic_load_explicit(&r->hdr->version, memory_order_seq_cst);
+            /* The thread takes no signal (it inherits the mask it is created with): a
+             * process-directed signal the application blocks later in its own threads,
+             * to take it with sigwait or a signalfd, must not land here instead. */
+            sigset_t all, old;
+            sigfillset(&all);
+            pthread_sigmask(SIG_SETMASK, &all, &old);
             int e = pthread_create(&r->poll_thr, NULL, poll_main, r);
+            pthread_sigmask(SIG_SETMASK, &old, NULL);
             if (e != 0) {
                 close(efd);
                 r->poll_efd = -1;
