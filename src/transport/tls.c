@@ -1077,7 +1077,10 @@ static int tls_open(const char *where, const ferry_chan_opts *co, ferry_chan **o
         close(s);
         return rc;
     }
-    return finish_end(t, 0, 0, deadline, out); /* the listener's HELLO decides the shape */
+    /* The listener's HELLO decides the shape; it is part of the setup, so the handshake's
+     * bound holds for it too (a server that sends one byte of it and then nothing must
+     * not hold a FERRY_FOREVER open for ever). */
+    return finish_end(t, 0, 0, hd, out);
 }
 
 static const ferry__listener_ops listener_ops = {

@@ -7,6 +7,11 @@
  *    for one, alerts). A peer that sends KeyUpdates asking for an answer and hangs up
  *    made the receiving side's SSL_read write to a closed connection: SIGPIPE killed the
  *    process. Now: the receive ends with -EPIPE and the process lives.
+ *  - a server that stalls after the handshake: a TLS server that completes the handshake
+ *    and sends one byte of the HELLO frame, then nothing, held a ferry_chan_open with
+ *    FERRY_FOREVER forever (the HELLO wait had only the caller's deadline), although
+ *    handshake_timeout_ns bounds the setup "also under FERRY_FOREVER". Now -ETIMEDOUT
+ *    at the handshake bound.
  * SIGPIPE stays at its default action (it would kill the test). No descriptor is left.
  */
 #include "testutil.h" /* first: _GNU_SOURCE */
@@ -119,12 +124,114 @@ static void test_sigpipe_on_read(void)
     printf("ok a peer's KeyUpdates then a hang-up: the receive is -EPIPE, no SIGPIPE\n");
 }
 
+/* The stalling server: accepts one connection, completes a TLS 1.3 handshake with ALPN
+ * "ferry/1", writes one byte (the first of a HELLO), then waits until told to end. */
+typedef struct stall {
+    int lfd;
+    _Atomic int done;
+} stall;
+
+static int alpn_ferry(SSL *ssl, const unsigned char **out, unsigned char *outlen,
+                      const unsigned char *in, unsigned int inlen, void *arg)
+{
+    (void)ssl;
+    (void)arg;
+    static const unsigned char alpn[] = "\x07"
+                                        "ferry/1";
+    unsigned char *sel = NULL;
+    if (SSL_select_next_proto(&sel, outlen, alpn, sizeof alpn - 1, in, inlen) !=
+        OPENSSL_NPN_NEGOTIATED)
+        return SSL_TLSEXT_ERR_ALERT_FATAL;
+    *out = sel;
+    return SSL_TLSEXT_ERR_OK;
+}
+
+static void *stall_main(void *arg)
+{
+    stall *st = arg;
+    SSL_CTX *ctx = SSL_CTX_new(TLS_server_method());
+    CHECK(ctx != NULL);
+    SSL_CTX_set_min_proto_version(ctx, TLS1_3_VERSION);
+    SSL_CTX_set_num_tickets(ctx, 0);
+    CHECK_EQ(SSL_CTX_use_certificate(ctx, server.x), 1);
+    CHECK_EQ(SSL_CTX_use_PrivateKey(ctx, server.key), 1);
+    SSL_CTX_set_alpn_select_cb(ctx, alpn_ferry, NULL);
+    int s = accept4(st->lfd, NULL, NULL, SOCK_CLOEXEC);
+    CHECK(s >= 0);
+    SSL *ssl = SSL_new(ctx);
+    SSL_set_fd(ssl, s);
+    if (SSL_accept(ssl) == 1) {
+        size_t w;
+        SSL_write_ex(ssl, "\x01", 1, &w); /* one byte of a HELLO, then silence */
+    }
+    while (!atomic_load(&st->done)) usleep(1000);
+    ERR_clear_error();
+    SSL_free(ssl);
+    close(s);
+    SSL_CTX_free(ctx);
+    return NULL;
+}
+
+typedef struct opener {
+    char url[64];
+    _Atomic int finished;
+    int rc;
+    ferry_chan *ch;
+} opener;
+
+static void *opener_main(void *arg)
+{
+    opener *op = arg;
+    ferry_tls_opts t;
+    ferry_tls_opts_init(&t);
+    t.ca_pem = ca.cert_pem;
+    t.handshake_timeout_ns = 300 * (int64_t)1000000;
+    ferry_chan_opts o;
+    ferry_chan_opts_init(&o);
+    o.tls = &t;
+    op->rc = ferry_chan_open(op->url, &o, &op->ch, FERRY_FOREVER);
+    atomic_store(&op->finished, 1);
+    return NULL;
+}
+
+static void test_hello_stall(void)
+{
+    int base = fd_count();
+    stall st = {.lfd = socket(AF_INET, SOCK_STREAM | SOCK_CLOEXEC, 0)};
+    CHECK(st.lfd >= 0);
+    struct sockaddr_in sa = {.sin_family = AF_INET};
+    sa.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
+    socklen_t sl = sizeof sa;
+    CHECK_EQ(bind(st.lfd, (struct sockaddr *)&sa, sizeof sa), 0);
+    CHECK_EQ(listen(st.lfd, 4), 0);
+    CHECK_EQ(getsockname(st.lfd, (struct sockaddr *)&sa, &sl), 0);
+    pthread_t sth, oth;
+    CHECK_EQ(pthread_create(&sth, NULL, stall_main, &st), 0);
+    opener op = {.rc = 1};
+    snprintf(op.url, sizeof op.url, "tls://127.0.0.1:%d", ntohs(sa.sin_port));
+    CHECK_EQ(pthread_create(&oth, NULL, opener_main, &op), 0);
+    /* handshake_timeout_ns is 300 ms: 10 s is a generous bound on a loaded machine. */
+    for (int i = 0; i < 1000 && !atomic_load(&op.finished); i++) usleep(10000);
+    int finished = atomic_load(&op.finished);
+    atomic_store(&st.done, 1); /* the server hangs up: an opener still waiting ends */
+    pthread_join(sth, NULL);
+    pthread_join(oth, NULL);
+    CHECK(finished);
+    CHECK_EQ(op.rc, -ETIMEDOUT);
+    if (op.rc == 0) ferry_chan_close(op.ch);
+    close(st.lfd);
+    CHECK_EQ(fd_count(), base);
+    printf("ok a server that stalls in its HELLO: ferry_chan_open(FERRY_FOREVER) is -ETIMEDOUT "
+           "at the handshake bound\n");
+}
+
 int main(void)
 {
     signal(SIGPIPE, SIG_DFL);
     ca = tc_make("review CA", NULL, NULL, -60, 3600, 1);
     server = tc_make("localhost", "DNS:localhost,IP:127.0.0.1", &ca, -60, 3600, 0);
     test_sigpipe_on_read();
+    test_hello_stall();
     tc_free(&server);
     tc_free(&ca);
     return 0;
