@@ -446,12 +446,46 @@ typedef struct tls_io {
     SSL *ssl;
     int fd;
     int ktls;    /* OpenSSL's socket BIO (kernel TLS asked for): guard SIGPIPE */
+    long budget; /* socket bytes one SSL_read may still take (rd_budget); -1: no bound */
     int rerr;    /* a fatal read error, given again by every later read (errno value) */
     size_t held; /* bytes of stuck: a record OpenSSL must be given again (0: none) */
     uint8_t stuck[REC_MAX];
     uint8_t stage[REC_MAX]; /* a record gathered from pieces of iov (a header and payload) */
     ferry_peer_cert peer;   /* set once after the handshake, read-only since */
 } tls_io;
+
+/*
+ * The bound of one SSL_read: OpenSSL handles the records that carry no data (KeyUpdate,
+ * and others after the handshake) inside one SSL_read, for as long as the peer sends
+ * them. A peer that streams KeyUpdates (and reads our answers) kept a receive inside one
+ * SSL_read for ever, past every deadline. So each SSL_read of io_read may take at most
+ * READ_BUDGET bytes from the socket (two whole records: a record of data always fits);
+ * then the socket "has nothing" (a retry), SSL_read says WANT_READ, and the engine checks
+ * its deadline before it asks again. A callback on the read BIO (ours, or OpenSSL's
+ * socket BIO of kernel TLS) keeps the count; budget -1 (the handshake, the close): none.
+ */
+#define READ_BUDGET (2L * (REC_MAX + 256 + 5))
+
+static long rd_budget(BIO *b, int oper, const char *argp, size_t len, int argi, long argl, int ret,
+                      size_t *processed)
+{
+    (void)argp;
+    (void)len;
+    (void)argi;
+    (void)argl;
+    tls_io *t = (tls_io *)BIO_get_callback_arg(b);
+    if (oper == BIO_CB_READ) { /* before a read: refuse it once the budget is spent */
+        if (t->budget == 0) {
+            BIO_clear_retry_flags(b);
+            BIO_set_retry_read(b);
+            return -1;
+        }
+        return 1;
+    }
+    if (oper == (BIO_CB_READ | BIO_CB_RETURN) && ret > 0 && processed && t->budget > 0)
+        t->budget = *processed >= (size_t)t->budget ? 0 : t->budget - (long)*processed;
+    return oper & BIO_CB_RETURN ? ret : 1;
+}
 
 static ssize_t io_read(void *ctx, void *buf, size_t len)
 {
@@ -473,7 +507,10 @@ static ssize_t io_read(void *ctx, void *buf, size_t len)
         }
         ERR_clear_error();
         errno = 0;
-        if (SSL_read_ex(t->ssl, (uint8_t *)buf + total, len - total, &got) == 1) {
+        t->budget = READ_BUDGET;
+        int ok = SSL_read_ex(t->ssl, (uint8_t *)buf + total, len - total, &got) == 1;
+        t->budget = -1;
+        if (ok) {
             int more = SSL_pending(t->ssl) > 0;
             pthread_mutex_unlock(&t->mu);
             total += got;
@@ -484,7 +521,7 @@ static ssize_t io_read(void *ctx, void *buf, size_t len)
         }
         int e = SSL_get_error(t->ssl, 0), sys = errno;
         if (e == SSL_ERROR_WANT_READ || e == SSL_ERROR_WANT_WRITE) {
-            err = EAGAIN;
+            err = EAGAIN; /* (the budget spent: the socket has more, and polls so) */
         } else if (e == SSL_ERROR_ZERO_RETURN) {
             err = -1; /* the end: 0 */
         } else if (e == SSL_ERROR_SYSCALL && sys) {
@@ -782,6 +819,12 @@ static tls_io *io_new(int s, SSL_CTX *ctx)
             SSL_set_bio(t->ssl, b, b); /* the SSL owns b */
         else
             ok = 0;
+    }
+    t->budget = -1;
+    if (ok) { /* the read bound of io_read (rd_budget) */
+        BIO *rb = SSL_get_rbio(t->ssl);
+        BIO_set_callback_arg(rb, (char *)t);
+        BIO_set_callback_ex(rb, rd_budget);
     }
     if (!ok) {
         io_free(t);

@@ -225,6 +225,94 @@ static void test_hello_stall(void)
            "at the handshake bound\n");
 }
 
+/* The flooding client: after the handshake and the HELLO, KeyUpdates that ask for an
+ * answer, never reading the answers, until told to stop or the socket stays full. */
+typedef struct flood {
+    int port;
+    _Atomic int accepted, stop;
+    long sent;
+} flood;
+
+static void *flood_main(void *arg)
+{
+    flood *f = arg;
+    SSL_CTX *ctx = SSL_CTX_new(TLS_client_method());
+    SSL_CTX_set_min_proto_version(ctx, TLS1_3_VERSION);
+    X509_STORE_add_cert(SSL_CTX_get_cert_store(ctx), ca.x);
+    SSL_CTX_set_verify(ctx, SSL_VERIFY_PEER, NULL);
+    static const unsigned char alpn[] = "\x07"
+                                        "ferry/1";
+    SSL_CTX_set_alpn_protos(ctx, alpn, sizeof alpn - 1);
+    int s = socket(AF_INET, SOCK_STREAM | SOCK_CLOEXEC, 0);
+    struct sockaddr_in sa = {.sin_family = AF_INET, .sin_port = htons((uint16_t)f->port)};
+    sa.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
+    CHECK_EQ(connect(s, (struct sockaddr *)&sa, sizeof sa), 0);
+    SSL *ssl = SSL_new(ctx);
+    SSL_set_fd(ssl, s);
+    CHECK_EQ(SSL_connect(ssl), 1);
+    char hello[256];
+    size_t got = 0;
+    CHECK_EQ(SSL_read_ex(ssl, hello, sizeof hello, &got), 1);
+    while (!atomic_load(&f->accepted)) usleep(1000);
+    struct timeval tv = {0, 200000}; /* a send that waits 200 ms: the socket stays full */
+    setsockopt(s, SOL_SOCKET, SO_SNDTIMEO, &tv, sizeof tv);
+    struct timespec t0, t1;
+    clock_gettime(CLOCK_MONOTONIC, &t0);
+    while (!atomic_load(&f->stop)) {
+        clock_gettime(CLOCK_MONOTONIC, &t1);
+        if (t1.tv_sec - t0.tv_sec > 8) break;
+        if (SSL_key_update(ssl, SSL_KEY_UPDATE_REQUESTED) != 1) break;
+        if (SSL_do_handshake(ssl) != 1) break;
+        f->sent++;
+    }
+    while (!atomic_load(&f->stop)) usleep(1000);
+    ERR_clear_error();
+    SSL_free(ssl);
+    close(s);
+    SSL_CTX_free(ctx);
+    return NULL;
+}
+
+static void test_keyupdate_flood(void)
+{
+    int base = fd_count();
+    ferry_tls_opts t;
+    ferry_tls_opts_init(&t);
+    t.cert_pem = server.cert_pem;
+    t.key_pem = server.key_pem;
+    ferry_chan_opts o;
+    ferry_chan_opts_init(&o);
+    o.tls = &t;
+    ferry_listener *l = NULL;
+    CHECK_EQ(ferry_listen("tls://127.0.0.1:0", &o, &l), 0);
+    char url[128];
+    CHECK(ferry_listener_url(l, url, sizeof url) > 0);
+    flood f = {.sent = 0};
+    f.port = atoi(strrchr(url, ':') + 1);
+    pthread_t th;
+    CHECK_EQ(pthread_create(&th, NULL, flood_main, &f), 0);
+    ferry_chan *srv = NULL;
+    CHECK_EQ(ferry_accept(l, &srv, T5S), 0);
+    atomic_store(&f.accepted, 1);
+    char buf[64];
+    /* A receive of 1 s: nothing comes but KeyUpdates; it ends near its deadline (3 s is
+     * generous; before, it stayed inside one SSL_read for as long as they came). */
+    struct timespec w0, w1;
+    clock_gettime(CLOCK_MONOTONIC, &w0);
+    ssize_t rc = ferry_recv(srv, buf, sizeof buf, 1000000000);
+    clock_gettime(CLOCK_MONOTONIC, &w1);
+    int64_t ms = (w1.tv_sec - w0.tv_sec) * 1000 + (w1.tv_nsec - w0.tv_nsec) / 1000000;
+    atomic_store(&f.stop, 1);
+    pthread_join(th, NULL);
+    CHECK_EQ(rc, -ETIMEDOUT);
+    CHECK(ms < 3000);
+    ferry_chan_close(srv);
+    ferry_listener_close(l);
+    CHECK_EQ(fd_count(), base);
+    printf("ok a stream of KeyUpdates: a 1 s receive is -ETIMEDOUT after %lld ms (%ld sent)\n",
+           (long long)ms, f.sent);
+}
+
 int main(void)
 {
     signal(SIGPIPE, SIG_DFL);
@@ -232,6 +320,7 @@ int main(void)
     server = tc_make("localhost", "DNS:localhost,IP:127.0.0.1", &ca, -60, 3600, 0);
     test_sigpipe_on_read();
     test_hello_stall();
+    test_keyupdate_flood();
     tc_free(&server);
     tc_free(&ca);
     return 0;
