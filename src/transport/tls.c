@@ -461,8 +461,9 @@ typedef struct tls_io {
  * SSL_read for ever, past every deadline. So each SSL_read of io_read may take at most
  * READ_BUDGET bytes from the socket (two whole records: a record of data always fits);
  * then the socket "has nothing" (a retry), SSL_read says WANT_READ, and the engine checks
- * its deadline before it asks again. A callback on the read BIO (ours, or OpenSSL's
- * socket BIO of kernel TLS) keeps the count; budget -1 (the handshake, the close): none.
+ * its deadline before it asks again. Each step of a handshake (and the client's SSL_peek
+ * for the first record) has the same bound. A callback on the read BIO (ours, or
+ * OpenSSL's socket BIO of kernel TLS) keeps the count; budget -1 (the close): none.
  */
 #define READ_BUDGET (2L * (REC_MAX + 256 + 5))
 
@@ -769,10 +770,12 @@ static int step(tls_io *t, int what)
     ERR_clear_error();
     errno = 0;
     char b;
+    t->budget = READ_BUDGET; /* SSL_peek too handles KeyUpdates for as long as they come */
     int r = what == HS_ACCEPT    ? SSL_accept(t->ssl)
             : what == HS_CONNECT ? SSL_connect(t->ssl)
                                  : SSL_peek(t->ssl, &b, 1);
     int sys = errno;
+    t->budget = -1;
     sigpipe_restore(&g);
     if (r > 0) return 0;
     int e = SSL_get_error(t->ssl, r);

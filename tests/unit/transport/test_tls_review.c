@@ -11,7 +11,9 @@
  *    and sends one byte of the HELLO frame, then nothing, held a ferry_chan_open with
  *    FERRY_FOREVER forever (the HELLO wait had only the caller's deadline), although
  *    handshake_timeout_ns bounds the setup "also under FERRY_FOREVER". Now -ETIMEDOUT
- *    at the handshake bound.
+ *    at the handshake bound. The same for a server that sends KeyUpdates and never a
+ *    HELLO (the client's SSL_peek for the first record handled them for as long as they
+ *    came).
  * SIGPIPE stays at its default action (it would kill the test). No descriptor is left.
  */
 #include "testutil.h" /* first: _GNU_SOURCE */
@@ -128,6 +130,7 @@ static void test_sigpipe_on_read(void)
  * "ferry/1", writes one byte (the first of a HELLO), then waits until told to end. */
 typedef struct stall {
     int lfd;
+    int keyupdates; /* 1: after the handshake, KeyUpdates (no answer asked) instead */
     _Atomic int done;
 } stall;
 
@@ -146,9 +149,20 @@ static int alpn_ferry(SSL *ssl, const unsigned char **out, unsigned char *outlen
     return SSL_TLSEXT_ERR_OK;
 }
 
+/* The raw peers write with OpenSSL's socket BIO: SIGPIPE is blocked in their threads
+ * (this process keeps its default action, which the tests rely on). */
+static void peer_thread_no_sigpipe(void)
+{
+    sigset_t p;
+    sigemptyset(&p);
+    sigaddset(&p, SIGPIPE);
+    pthread_sigmask(SIG_BLOCK, &p, NULL);
+}
+
 static void *stall_main(void *arg)
 {
     stall *st = arg;
+    peer_thread_no_sigpipe();
     SSL_CTX *ctx = SSL_CTX_new(TLS_server_method());
     CHECK(ctx != NULL);
     SSL_CTX_set_min_proto_version(ctx, TLS1_3_VERSION);
@@ -160,9 +174,23 @@ static void *stall_main(void *arg)
     CHECK(s >= 0);
     SSL *ssl = SSL_new(ctx);
     SSL_set_fd(ssl, s);
-    if (SSL_accept(ssl) == 1) {
+    struct timeval tv = {0, 200000}; /* a send waits 200 ms at most: done is seen */
+    setsockopt(s, SOL_SOCKET, SO_SNDTIMEO, &tv, sizeof tv);
+    if (SSL_accept(ssl) == 1 && !st->keyupdates) {
         size_t w;
         SSL_write_ex(ssl, "\x01", 1, &w); /* one byte of a HELLO, then silence */
+    } else if (st->keyupdates) {          /* records without data, for 8 s at most */
+        struct timespec t0, t1;
+        clock_gettime(CLOCK_MONOTONIC, &t0);
+        while (!atomic_load(&st->done)) {
+            clock_gettime(CLOCK_MONOTONIC, &t1);
+            if (t1.tv_sec - t0.tv_sec > 8) break;
+            if (SSL_key_update(ssl, SSL_KEY_UPDATE_NOT_REQUESTED) != 1 ||
+                SSL_do_handshake(ssl) != 1) {
+                ERR_clear_error();
+                usleep(1000);
+            }
+        }
     }
     while (!atomic_load(&st->done)) usleep(1000);
     ERR_clear_error();
@@ -194,10 +222,10 @@ static void *opener_main(void *arg)
     return NULL;
 }
 
-static void test_hello_stall(void)
+static void test_hello_stall(int keyupdates)
 {
     int base = fd_count();
-    stall st = {.lfd = socket(AF_INET, SOCK_STREAM | SOCK_CLOEXEC, 0)};
+    stall st = {.lfd = socket(AF_INET, SOCK_STREAM | SOCK_CLOEXEC, 0), .keyupdates = keyupdates};
     CHECK(st.lfd >= 0);
     struct sockaddr_in sa = {.sin_family = AF_INET};
     sa.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
@@ -210,8 +238,8 @@ static void test_hello_stall(void)
     opener op = {.rc = 1};
     snprintf(op.url, sizeof op.url, "tls://127.0.0.1:%d", ntohs(sa.sin_port));
     CHECK_EQ(pthread_create(&oth, NULL, opener_main, &op), 0);
-    /* handshake_timeout_ns is 300 ms: 10 s is a generous bound on a loaded machine. */
-    for (int i = 0; i < 1000 && !atomic_load(&op.finished); i++) usleep(10000);
+    /* handshake_timeout_ns is 300 ms: 3 s is a generous bound on a loaded machine. */
+    for (int i = 0; i < 300 && !atomic_load(&op.finished); i++) usleep(10000);
     int finished = atomic_load(&op.finished);
     atomic_store(&st.done, 1); /* the server hangs up: an opener still waiting ends */
     pthread_join(sth, NULL);
@@ -221,8 +249,9 @@ static void test_hello_stall(void)
     if (op.rc == 0) ferry_chan_close(op.ch);
     close(st.lfd);
     CHECK_EQ(fd_count(), base);
-    printf("ok a server that stalls in its HELLO: ferry_chan_open(FERRY_FOREVER) is -ETIMEDOUT "
-           "at the handshake bound\n");
+    printf("ok a server that %s: ferry_chan_open(FERRY_FOREVER) is -ETIMEDOUT at the "
+           "handshake bound\n",
+           keyupdates ? "sends KeyUpdates, never a HELLO" : "stalls in its HELLO");
 }
 
 /* The flooding client: after the handshake and the HELLO, KeyUpdates that ask for an
@@ -236,6 +265,7 @@ typedef struct flood {
 static void *flood_main(void *arg)
 {
     flood *f = arg;
+    peer_thread_no_sigpipe();
     SSL_CTX *ctx = SSL_CTX_new(TLS_client_method());
     SSL_CTX_set_min_proto_version(ctx, TLS1_3_VERSION);
     X509_STORE_add_cert(SSL_CTX_get_cert_store(ctx), ca.x);
@@ -319,7 +349,8 @@ int main(void)
     ca = tc_make("review CA", NULL, NULL, -60, 3600, 1);
     server = tc_make("localhost", "DNS:localhost,IP:127.0.0.1", &ca, -60, 3600, 0);
     test_sigpipe_on_read();
-    test_hello_stall();
+    test_hello_stall(0);
+    test_hello_stall(1);
     test_keyupdate_flood();
     tc_free(&server);
     tc_free(&ca);
