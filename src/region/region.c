@@ -147,10 +147,12 @@ static int inspect(int fd, uint32_t kind, uid_t uid, ferry__region_hdr *hdr, uin
     uint64_t us = (uint64_t)st.st_size - HDR;
     int seals = fcntl(fd, F_GET_SEALS);
     int isfile = 0;
-    if (seals < 0) {
-        /* Not a memfd: a plain file, trusted only when the caller owns it (whoever can
-         * write it can truncate it under every mapper). */
-        if (errno != EINVAL || st.st_uid != uid) return -EBADMSG;
+    if (seals < 0 || seals == F_SEAL_SEAL) {
+        /* Not a memfd of ours: a plain file, trusted only when the caller owns it
+         * (whoever can write it can truncate it under every mapper). tmpfs answers
+         * F_GET_SEALS for its files too, with F_SEAL_SEAL alone (as for a memfd made
+         * without sealing): that is such a file, under the same rule. */
+        if ((seals < 0 && errno != EINVAL) || st.st_uid != uid) return -EBADMSG;
         isfile = 1;
     } else {
         int need = F_SEAL_SHRINK | F_SEAL_SEAL;
