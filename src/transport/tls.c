@@ -540,30 +540,41 @@ static ssize_t io_read(void *ctx, void *buf, size_t len)
     return -1;
 }
 
-/* One SSL_write of one record (n <= REC_MAX), under the lock: 1 taken (also when it is
- * stuck), 0 the socket takes nothing now and nothing was taken, -1 an error (errno). Only
- * the sending thread (or the close) writes: stuck and held are its own. */
+/* SSL_writes of one record's bytes (n <= REC_MAX), under the lock: 1 all taken (also
+ * when some are stuck), 0 the socket takes nothing now and nothing was taken, -1 an error
+ * (errno). A record may go out in pieces: a peer that negotiated a smaller record size
+ * (max_fragment_length) makes SSL_write_ex take less than n (partial writes are on), and
+ * the rest is written next. retry: p and n are stuck and held (they are updated here).
+ * Only the sending thread (or the close) writes: stuck and held are its own. */
 static int write_rec(tls_io *t, const void *p, size_t n, int retry)
 {
-    size_t w = 0;
-    pthread_mutex_lock(&t->mu);
-    ERR_clear_error();
-    errno = 0;
-    int ok = SSL_write_ex(t->ssl, p, n, &w) == 1 && w == n;
-    int e = ok ? SSL_ERROR_NONE : SSL_get_error(t->ssl, 0), sys = errno;
-    ERR_clear_error();
-    pthread_mutex_unlock(&t->mu);
-    if (ok) return 1;
-    if (e == SSL_ERROR_WANT_WRITE || e == SSL_ERROR_WANT_READ) {
-        if (retry) return 0; /* stuck stays as it is */
-        /* OpenSSL may hold the record already: it must get these bytes again, so they
-         * are kept and counted as taken. */
-        memcpy(t->stuck, p, n);
-        t->held = n;
-        return 1;
+    size_t done = 0;
+    for (;;) {
+        size_t w = 0;
+        pthread_mutex_lock(&t->mu);
+        ERR_clear_error();
+        errno = 0;
+        int ok = SSL_write_ex(t->ssl, (const uint8_t *)p + done, n - done, &w) == 1;
+        int e = ok ? SSL_ERROR_NONE : SSL_get_error(t->ssl, 0), sys = errno;
+        ERR_clear_error();
+        pthread_mutex_unlock(&t->mu);
+        if (ok) {
+            done += w;
+            if (done < n) continue;
+            if (retry) t->held = 0;
+            return 1;
+        }
+        if (e == SSL_ERROR_WANT_WRITE || e == SSL_ERROR_WANT_READ) {
+            if (retry && done == 0) return 0; /* stuck stays as it is */
+            /* OpenSSL may hold the record already: it must get these bytes again, so they
+             * are kept and counted as taken (memmove: p may be stuck itself). */
+            memmove(t->stuck, (const uint8_t *)p + done, n - done);
+            t->held = n - done;
+            return 1;
+        }
+        errno = e == SSL_ERROR_SYSCALL && sys ? sys : EPIPE;
+        return -1;
     }
-    errno = e == SSL_ERROR_SYSCALL && sys ? sys : EPIPE;
-    return -1;
 }
 
 static ssize_t io_writev(void *ctx, const struct iovec *iov, int niov)
@@ -573,10 +584,7 @@ static ssize_t io_writev(void *ctx, const struct iovec *iov, int niov)
     int rc = 1;
     sigguard g;
     sigpipe_block(&g, t->ktls);
-    if (t->held) {
-        rc = write_rec(t, t->stuck, t->held, 1);
-        if (rc == 1) t->held = 0;
-    }
+    if (t->held) rc = write_rec(t, t->stuck, t->held, 1); /* held 0 once all went */
     int i = 0;
     size_t off = 0; /* into iov[i] */
     while (rc == 1 && !t->held) {
@@ -637,7 +645,8 @@ static void io_close(void *ctx, int quiet)
     if (!quiet && !t->rerr) { /* the rest of a stuck record, then close_notify: no wait */
         sigguard g;
         sigpipe_block(&g, t->ktls);
-        if (!t->held || write_rec(t, t->stuck, t->held, 1) == 1) SSL_shutdown(t->ssl);
+        if (t->held) write_rec(t, t->stuck, t->held, 1);
+        if (!t->held) SSL_shutdown(t->ssl);
         sigpipe_restore(&g);
     }
     io_free(t);

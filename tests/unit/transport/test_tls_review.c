@@ -14,6 +14,10 @@
  *    at the handshake bound. The same for a server that sends KeyUpdates and never a
  *    HELLO (the client's SSL_peek for the first record handled them for as long as they
  *    came).
+ *  - a client that negotiated max_fragment_length (512-byte records): the listener's end
+ *    took a partial SSL_write (one small record of a larger write) as a failure, and
+ *    every send of more than 512 bytes to that client was -EPIPE. Now the record goes
+ *    out in pieces and the message arrives whole.
  * SIGPIPE stays at its default action (it would kill the test). No descriptor is left.
  */
 #include "testutil.h" /* first: _GNU_SOURCE */
@@ -343,6 +347,81 @@ static void test_keyupdate_flood(void)
            (long long)ms, f.sent);
 }
 
+/* A client with 512-byte records: reads the HELLO, then `want` bytes (a frame), counting
+ * them into got. */
+typedef struct small {
+    int port;
+    size_t want, got;
+    _Atomic int accepted;
+} small;
+
+static void *small_main(void *arg)
+{
+    small *sm = arg;
+    peer_thread_no_sigpipe();
+    SSL_CTX *ctx = SSL_CTX_new(TLS_client_method());
+    SSL_CTX_set_min_proto_version(ctx, TLS1_3_VERSION);
+    X509_STORE_add_cert(SSL_CTX_get_cert_store(ctx), ca.x);
+    SSL_CTX_set_verify(ctx, SSL_VERIFY_PEER, NULL);
+    static const unsigned char alpn[] = "\x07"
+                                        "ferry/1";
+    SSL_CTX_set_alpn_protos(ctx, alpn, sizeof alpn - 1);
+    CHECK_EQ(SSL_CTX_set_tlsext_max_fragment_length(ctx, TLSEXT_max_fragment_length_512), 1);
+    int s = socket(AF_INET, SOCK_STREAM | SOCK_CLOEXEC, 0);
+    struct sockaddr_in sa = {.sin_family = AF_INET, .sin_port = htons((uint16_t)sm->port)};
+    sa.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
+    CHECK_EQ(connect(s, (struct sockaddr *)&sa, sizeof sa), 0);
+    struct timeval tv = {5, 0}; /* reads end: a test that fails does not hang */
+    setsockopt(s, SOL_SOCKET, SO_RCVTIMEO, &tv, sizeof tv);
+    SSL *ssl = SSL_new(ctx);
+    SSL_set_fd(ssl, s);
+    CHECK_EQ(SSL_connect(ssl), 1);
+    char hello[256];
+    size_t got = 0;
+    CHECK_EQ(SSL_read_ex(ssl, hello, sizeof hello, &got), 1); /* the HELLO, one record */
+    atomic_store(&sm->accepted, 1);
+    static char in[65536];
+    while (sm->got < sm->want && SSL_read_ex(ssl, in, sizeof in, &got) == 1) sm->got += got;
+    ERR_clear_error();
+    SSL_free(ssl);
+    close(s);
+    SSL_CTX_free(ctx);
+    return NULL;
+}
+
+static void test_small_records(void)
+{
+    int base = fd_count();
+    ferry_tls_opts t;
+    ferry_tls_opts_init(&t);
+    t.cert_pem = server.cert_pem;
+    t.key_pem = server.key_pem;
+    ferry_chan_opts o;
+    ferry_chan_opts_init(&o);
+    o.tls = &t;
+    ferry_listener *l = NULL;
+    CHECK_EQ(ferry_listen("tls://127.0.0.1:0", &o, &l), 0);
+    char url[128];
+    CHECK(ferry_listener_url(l, url, sizeof url) > 0);
+    static char msg[40000];
+    memset(msg, 'm', sizeof msg);
+    small sm = {.want = 32 + sizeof msg}; /* a frame: its header, then the payload */
+    sm.port = atoi(strrchr(url, ':') + 1);
+    pthread_t th;
+    CHECK_EQ(pthread_create(&th, NULL, small_main, &sm), 0);
+    ferry_chan *srv = NULL;
+    CHECK_EQ(ferry_accept(l, &srv, T5S), 0);
+    while (!atomic_load(&sm.accepted)) usleep(1000);
+    CHECK_EQ(ferry_send(srv, msg, sizeof msg, T5S), 0);
+    pthread_join(th, NULL);
+    CHECK(sm.got >= sizeof msg);
+    ferry_chan_close(srv);
+    ferry_listener_close(l);
+    CHECK_EQ(fd_count(), base);
+    printf("ok a client with 512-byte records: a %zu-byte message goes out whole (%zu bytes)\n",
+           sizeof msg, sm.got);
+}
+
 int main(void)
 {
     signal(SIGPIPE, SIG_DFL);
@@ -352,6 +431,7 @@ int main(void)
     test_hello_stall(0);
     test_hello_stall(1);
     test_keyupdate_flood();
+    test_small_records();
     tc_free(&server);
     tc_free(&ca);
     return 0;
