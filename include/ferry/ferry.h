@@ -521,7 +521,7 @@ FERRY_API int ferry_chan_peer(const ferry_chan *ch, ferry_cred *out);
  *   -EPROTO       the peer does not speak TLS 1.3 with ALPN "ferry/1" (a tcp:// peer, an
  *                 HTTPS server, anything else), or the handshake broke off otherwise
  *   -ETIMEDOUT    the handshake did not finish within handshake_timeout_ns (ferry_chan_open:
- *                 or its own deadline, the earlier)
+ *                 with the listener's first frame, or its own deadline, the earlier)
  *   -EPIPE        the peer closed during the handshake (ferry_accept skips such a peer
  *                 and waits on, as tcp does)
  * ferry_accept returns these for the peer that failed (nothing is left of it) and the

@@ -658,15 +658,16 @@ struct ferry_pub {
 static int region_publish_fds(int fd, uint32_t kind, int out[2], int *n)
 {
     uint32_t k;
-    int w;
-    if (ferry__region_check(fd, geteuid(), &k, &w, NULL, NULL) < 0 || k != kind) return -EBADMSG;
+    int w, persistent;
+    if (ferry__region_check(fd, geteuid(), &k, &w, NULL, &persistent) < 0 || k != kind)
+        return -EBADMSG;
     if (kind == FERRY_OBJ_REGION && !w) return -EACCES;
     /* A memfd whose group or others may write (the kernel makes them 0777; ours are
      * 0444, but fd may come from elsewhere) would let a reader of another uid reopen it
      * writable: drop those bits (we own it, or fchmod fails and ferryd says -EPERM). A
      * persistent region's file keeps the mode its owner gave it: ferryd refuses it. */
     struct stat st;
-    if (fcntl(fd, F_GET_SEALS) >= 0 && fstat(fd, &st) == 0 && (st.st_mode & 0022) &&
+    if (!persistent && fstat(fd, &st) == 0 && (st.st_mode & 0022) &&
         fchmod(fd, st.st_mode & 07755) < 0) {
         /* not ours: ferryd will refuse it, with the reason */
     }

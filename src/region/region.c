@@ -21,6 +21,7 @@
 #include <errno.h>
 #include <fcntl.h>
 #include <limits.h>
+#include <signal.h>
 #include <linux/futex.h>
 #include <stdint.h>
 #include <stdio.h>
@@ -146,10 +147,12 @@ static int inspect(int fd, uint32_t kind, uid_t uid, ferry__region_hdr *hdr, uin
     uint64_t us = (uint64_t)st.st_size - HDR;
     int seals = fcntl(fd, F_GET_SEALS);
     int isfile = 0;
-    if (seals < 0) {
-        /* Not a memfd: a plain file, trusted only when the caller owns it (whoever can
-         * write it can truncate it under every mapper). */
-        if (errno != EINVAL || st.st_uid != uid) return -EBADMSG;
+    if (seals < 0 || seals == F_SEAL_SEAL) {
+        /* Not a memfd of ours: a plain file, trusted only when the caller owns it
+         * (whoever can write it can truncate it under every mapper). tmpfs answers
+         * F_GET_SEALS for its files too, with F_SEAL_SEAL alone (as for a memfd made
+         * without sealing): that is such a file, under the same rule. */
+        if ((seals < 0 && errno != EINVAL) || st.st_uid != uid) return -EBADMSG;
         isfile = 1;
     } else {
         int need = F_SEAL_SHRINK | F_SEAL_SEAL;
@@ -682,7 +685,20 @@ int ferry_region_poll_fd(ferry_region *r)
             /* seq_cst as the loads of ferry__region_wait_until: a notify after this load
              * is seen by the thread's first compare (or wakes its first sleep). */
             r->poll_seen = atomic_load_explicit(&r->hdr->version, memory_order_seq_cst);
+            /* The thread takes no signal (it inherits the mask it is created with): a
+             * process-directed signal the application blocks later in its own threads,
+             * to take it with sigwait or a signalfd, must not land here instead. The
+             * signals of a fault stay open (blocked, the kernel would deliver them with
+             * the default action, past the application's handler). */
+            sigset_t all, old;
+            sigfillset(&all);
+            sigdelset(&all, SIGSEGV);
+            sigdelset(&all, SIGBUS);
+            sigdelset(&all, SIGFPE);
+            sigdelset(&all, SIGILL);
+            pthread_sigmask(SIG_SETMASK, &all, &old);
             int e = pthread_create(&r->poll_thr, NULL, poll_main, r);
+            pthread_sigmask(SIG_SETMASK, &old, NULL);
             if (e != 0) {
                 close(efd);
                 r->poll_efd = -1;

@@ -35,8 +35,9 @@
  *    readable.
  *  - SIGPIPE: without kernel TLS the SSL's BIO is our own (nosig BIO: send with
  *    MSG_NOSIGNAL, recv); with kernel TLS OpenSSL's socket BIO (it drives the kernel's
- *    records), and SIGPIPE is blocked in the calling thread around its writes
- *    (sigpipe_block), a SIGPIPE they raised consumed.
+ *    records), and SIGPIPE is blocked in the calling thread around every SSL call that
+ *    may write (sigpipe_block: the handshake, writes, reads — SSL_read answers a
+ *    KeyUpdate and sends alerts —, the close), a SIGPIPE they raised consumed.
  *  - Kernel TLS: SSL_OP_ENABLE_KTLS unless FERRY_TLS_NO_KTLS, when the kernel has the tls
  *    module (asked once: TCP_ULP "tls" on an unconnected socket says ENOTCONN when the
  *    module is there, ENOENT when not). ferry_chan_peer_cert says which directions got it.
@@ -445,6 +446,7 @@ typedef struct tls_io {
     SSL *ssl;
     int fd;
     int ktls;    /* OpenSSL's socket BIO (kernel TLS asked for): guard SIGPIPE */
+    long budget; /* socket bytes one SSL_read may still take (rd_budget); -1: no bound */
     int rerr;    /* a fatal read error, given again by every later read (errno value) */
     size_t held; /* bytes of stuck: a record OpenSSL must be given again (0: none) */
     uint8_t stuck[REC_MAX];
@@ -452,11 +454,49 @@ typedef struct tls_io {
     ferry_peer_cert peer;   /* set once after the handshake, read-only since */
 } tls_io;
 
+/*
+ * The bound of one SSL_read: OpenSSL handles the records that carry no data (KeyUpdate,
+ * and others after the handshake) inside one SSL_read, for as long as the peer sends
+ * them. A peer that streams KeyUpdates (and reads our answers) kept a receive inside one
+ * SSL_read for ever, past every deadline. So each SSL_read of io_read may take at most
+ * READ_BUDGET bytes from the socket (two whole records: a record of data always fits);
+ * then the socket "has nothing" (a retry), SSL_read says WANT_READ, and the engine checks
+ * its deadline before it asks again. Each step of a handshake (and the client's SSL_peek
+ * for the first record) has the same bound. A callback on the read BIO (ours, or
+ * OpenSSL's socket BIO of kernel TLS) keeps the count; budget -1 (the close): none.
+ */
+#define READ_BUDGET (2L * (REC_MAX + 256 + 5))
+
+static long rd_budget(BIO *b, int oper, const char *argp, size_t len, int argi, long argl, int ret,
+                      size_t *processed)
+{
+    (void)argp;
+    (void)len;
+    (void)argi;
+    (void)argl;
+    tls_io *t = (tls_io *)BIO_get_callback_arg(b);
+    if (oper == BIO_CB_READ) { /* before a read: refuse it once the budget is spent */
+        if (t->budget == 0) {
+            BIO_clear_retry_flags(b);
+            BIO_set_retry_read(b);
+            return -1;
+        }
+        return 1;
+    }
+    if (oper == (BIO_CB_READ | BIO_CB_RETURN) && ret > 0 && processed && t->budget > 0)
+        t->budget = *processed >= (size_t)t->budget ? 0 : t->budget - (long)*processed;
+    return oper & BIO_CB_RETURN ? ret : 1;
+}
+
 static ssize_t io_read(void *ctx, void *buf, size_t len)
 {
     tls_io *t = ctx;
     size_t total = 0;
     int err = 0;
+    /* SSL_read writes too (the answer to a peer's KeyUpdate that asks for one, alerts):
+     * on the socket BIO a peer that asks and hangs up would raise SIGPIPE here. */
+    sigguard g;
+    sigpipe_block(&g, t->ktls);
     while (!err && total < len) {
         size_t got = 0;
         /* The lock for each record, not the whole read: the sending thread gets its turns. */
@@ -468,7 +508,10 @@ static ssize_t io_read(void *ctx, void *buf, size_t len)
         }
         ERR_clear_error();
         errno = 0;
-        if (SSL_read_ex(t->ssl, (uint8_t *)buf + total, len - total, &got) == 1) {
+        t->budget = READ_BUDGET;
+        int ok = SSL_read_ex(t->ssl, (uint8_t *)buf + total, len - total, &got) == 1;
+        t->budget = -1;
+        if (ok) {
             int more = SSL_pending(t->ssl) > 0;
             pthread_mutex_unlock(&t->mu);
             total += got;
@@ -479,7 +522,7 @@ static ssize_t io_read(void *ctx, void *buf, size_t len)
         }
         int e = SSL_get_error(t->ssl, 0), sys = errno;
         if (e == SSL_ERROR_WANT_READ || e == SSL_ERROR_WANT_WRITE) {
-            err = EAGAIN;
+            err = EAGAIN; /* (the budget spent: the socket has more, and polls so) */
         } else if (e == SSL_ERROR_ZERO_RETURN) {
             err = -1; /* the end: 0 */
         } else if (e == SSL_ERROR_SYSCALL && sys) {
@@ -490,36 +533,48 @@ static ssize_t io_read(void *ctx, void *buf, size_t len)
         ERR_clear_error();
         pthread_mutex_unlock(&t->mu);
     }
+    sigpipe_restore(&g);
     if (total) return (ssize_t)total;
     if (err == -1) return 0;
     errno = err;
     return -1;
 }
 
-/* One SSL_write of one record (n <= REC_MAX), under the lock: 1 taken (also when it is
- * stuck), 0 the socket takes nothing now and nothing was taken, -1 an error (errno). Only
- * the sending thread (or the close) writes: stuck and held are its own. */
+/* SSL_writes of one record's bytes (n <= REC_MAX), under the lock: 1 all taken (also
+ * when some are stuck), 0 the socket takes nothing now and nothing was taken, -1 an error
+ * (errno). A record may go out in pieces: a peer that negotiated a smaller record size
+ * (max_fragment_length) makes SSL_write_ex take less than n (partial writes are on), and
+ * the rest is written next. retry: p and n are stuck and held (they are updated here).
+ * Only the sending thread (or the close) writes: stuck and held are its own. */
 static int write_rec(tls_io *t, const void *p, size_t n, int retry)
 {
-    size_t w = 0;
-    pthread_mutex_lock(&t->mu);
-    ERR_clear_error();
-    errno = 0;
-    int ok = SSL_write_ex(t->ssl, p, n, &w) == 1 && w == n;
-    int e = ok ? SSL_ERROR_NONE : SSL_get_error(t->ssl, 0), sys = errno;
-    ERR_clear_error();
-    pthread_mutex_unlock(&t->mu);
-    if (ok) return 1;
-    if (e == SSL_ERROR_WANT_WRITE || e == SSL_ERROR_WANT_READ) {
-        if (retry) return 0; /* stuck stays as it is */
-        /* OpenSSL may hold the record already: it must get these bytes again, so they
-         * are kept and counted as taken. */
-        memcpy(t->stuck, p, n);
-        t->held = n;
-        return 1;
+    size_t done = 0;
+    for (;;) {
+        size_t w = 0;
+        pthread_mutex_lock(&t->mu);
+        ERR_clear_error();
+        errno = 0;
+        int ok = SSL_write_ex(t->ssl, (const uint8_t *)p + done, n - done, &w) == 1;
+        int e = ok ? SSL_ERROR_NONE : SSL_get_error(t->ssl, 0), sys = errno;
+        ERR_clear_error();
+        pthread_mutex_unlock(&t->mu);
+        if (ok) {
+            done += w;
+            if (done < n) continue;
+            if (retry) t->held = 0;
+            return 1;
+        }
+        if (e == SSL_ERROR_WANT_WRITE || e == SSL_ERROR_WANT_READ) {
+            if (retry && done == 0) return 0; /* stuck stays as it is */
+            /* OpenSSL may hold the record already: it must get these bytes again, so they
+             * are kept and counted as taken (memmove: p may be stuck itself). */
+            memmove(t->stuck, (const uint8_t *)p + done, n - done);
+            t->held = n - done;
+            return 1;
+        }
+        errno = e == SSL_ERROR_SYSCALL && sys ? sys : EPIPE;
+        return -1;
     }
-    errno = e == SSL_ERROR_SYSCALL && sys ? sys : EPIPE;
-    return -1;
 }
 
 static ssize_t io_writev(void *ctx, const struct iovec *iov, int niov)
@@ -529,10 +584,7 @@ static ssize_t io_writev(void *ctx, const struct iovec *iov, int niov)
     int rc = 1;
     sigguard g;
     sigpipe_block(&g, t->ktls);
-    if (t->held) {
-        rc = write_rec(t, t->stuck, t->held, 1);
-        if (rc == 1) t->held = 0;
-    }
+    if (t->held) rc = write_rec(t, t->stuck, t->held, 1); /* held 0 once all went */
     int i = 0;
     size_t off = 0; /* into iov[i] */
     while (rc == 1 && !t->held) {
@@ -593,7 +645,8 @@ static void io_close(void *ctx, int quiet)
     if (!quiet && !t->rerr) { /* the rest of a stuck record, then close_notify: no wait */
         sigguard g;
         sigpipe_block(&g, t->ktls);
-        if (!t->held || write_rec(t, t->stuck, t->held, 1) == 1) SSL_shutdown(t->ssl);
+        if (t->held) write_rec(t, t->stuck, t->held, 1);
+        if (!t->held) SSL_shutdown(t->ssl);
         sigpipe_restore(&g);
     }
     io_free(t);
@@ -726,10 +779,12 @@ static int step(tls_io *t, int what)
     ERR_clear_error();
     errno = 0;
     char b;
+    t->budget = READ_BUDGET; /* SSL_peek too handles KeyUpdates for as long as they come */
     int r = what == HS_ACCEPT    ? SSL_accept(t->ssl)
             : what == HS_CONNECT ? SSL_connect(t->ssl)
                                  : SSL_peek(t->ssl, &b, 1);
     int sys = errno;
+    t->budget = -1;
     sigpipe_restore(&g);
     if (r > 0) return 0;
     int e = SSL_get_error(t->ssl, r);
@@ -776,6 +831,12 @@ static tls_io *io_new(int s, SSL_CTX *ctx)
             SSL_set_bio(t->ssl, b, b); /* the SSL owns b */
         else
             ok = 0;
+    }
+    t->budget = -1;
+    if (ok) { /* the read bound of io_read (rd_budget) */
+        BIO *rb = SSL_get_rbio(t->ssl);
+        BIO_set_callback_arg(rb, (char *)t);
+        BIO_set_callback_ex(rb, rd_budget);
     }
     if (!ok) {
         io_free(t);
@@ -1071,7 +1132,10 @@ static int tls_open(const char *where, const ferry_chan_opts *co, ferry_chan **o
         close(s);
         return rc;
     }
-    return finish_end(t, 0, 0, deadline, out); /* the listener's HELLO decides the shape */
+    /* The listener's HELLO decides the shape; it is part of the setup, so the handshake's
+     * bound holds for it too (a server that sends one byte of it and then nothing must
+     * not hold a FERRY_FOREVER open for ever). */
+    return finish_end(t, 0, 0, hd, out);
 }
 
 static const ferry__listener_ops listener_ops = {
