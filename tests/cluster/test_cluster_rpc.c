@@ -5,7 +5,8 @@
  * is called from host B by an unprivileged caller with the plain ferry API; unknown and
  * unexported names are -ENOENT; a name exported to another user is -EACCES; a call past
  * its deadline is -ETIMEDOUT and the next one gets its own reply; no call is delivered
- * twice (the server counts); kill -9 of the remote owner gives the pending caller -EPIPE
+ * twice (the server counts); a request with fds is -EOPNOTSUPP at the caller and the
+ * connection goes on; kill -9 of the remote owner gives the pending caller -EPIPE
  * (the time is printed) and the name goes; B's nats-server stopped: the names go
  * (-ENOENT), restarted: calls work again (the time is printed). Skipped (77) when not
  * root or without `ip` / nats-server.
@@ -122,6 +123,21 @@ static void caller_basic(void *arg)
     }
     printf("%d round trips across the namespaces: %.1f us each\n", N,
            (double)(now_ns() - t0) / N / 1000.0);
+
+    /* a request with fds: -EOPNOTSUPP at the caller, nothing sent (the count below stays
+     * N), and the connection goes on (the proxy said FERRY_NO_FDS in the handshake) */
+    {
+        int p[2];
+        CHECK(pipe(p) == 0);
+        char buf[16];
+        ferry_msg req = {.data = "fd", .len = 2, .fds = {p[0]}, .nfds = 1};
+        ferry_msg resp = {.data = buf, .cap = sizeof buf};
+        CHECK_EQ(ferry_call(c, &req, &resp, 5 * SEC), -EOPNOTSUPP);
+        uint64_t id;
+        CHECK_EQ(ferry_call_start(c, &req, &resp, &id, 5 * SEC), -EOPNOTSUPP);
+        close(p[0]);
+        close(p[1]);
+    }
 
     /* exactly once: the server handled N requests, no more */
     uint64_t count = 0;

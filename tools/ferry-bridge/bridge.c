@@ -869,6 +869,7 @@ static void proxy_register(bridge *b, proxy *p, int allowed)
     ferry_chan_opts o;
     ferry_chan_opts_init(&o);
     o.max_msg = b->max_msg;
+    o.flags |= FERRY_NO_FDS; /* fds cannot cross hosts: a local sender's are -EOPNOTSUPP */
     int rc = ferry_register(p->name, &pol, &o, &p->l, LOCAL_WAIT);
     if (rc < 0) {
         logf_("import %s from %s: %s", p->name, p->exporter, ferry_strerror(rc));
