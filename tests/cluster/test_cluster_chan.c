@@ -20,7 +20,6 @@
 
 #include <ferry/ferry.h>
 #include <stdatomic.h>
-#include <sys/mman.h>
 
 #define BACK 10000
 
@@ -42,9 +41,7 @@ static void server(void *arg)
 {
     (void)arg;
     ferry_policy pol;
-    ferry_policy_init(&pol);
-    pol.n_uids = 1;
-    pol.allow_uids[0] = BRIDGE_UID;
+    cl_bridge_policy(&pol);
     ferry_listener *l;
     CHECK_EQ(ferry_register("org.test.stream", &pol, NULL, &l, 5 * SEC), 0);
     ferry_chan *ch;
@@ -134,9 +131,7 @@ static void server_fds(void *arg)
 {
     (void)arg;
     ferry_policy pol;
-    ferry_policy_init(&pol);
-    pol.n_uids = 1;
-    pol.allow_uids[0] = BRIDGE_UID;
+    cl_bridge_policy(&pol);
     ferry_listener *l;
     CHECK_EQ(ferry_register("org.test.fds", &pol, NULL, &l, 5 * SEC), 0);
     for (int k = 0; k < 2; k++) { /* the client's unix, then its shm connection */
@@ -158,18 +153,13 @@ static void server_fds(void *arg)
 
 int main(void)
 {
-    cl_require();
-    test_deadline(290);
     const char *env = getenv("FERRY_CLUSTER_CHAN_N");
     if (env && atol(env) > 0) n_msgs = atol(env);
-    sh = mmap(NULL, sizeof *sh, PROT_READ | PROT_WRITE, MAP_SHARED | MAP_ANONYMOUS, -1, 0);
-    CHECK(sh != MAP_FAILED);
-    cl_up(&C);
+    sh = cl_begin(&C, 290, sizeof *sh);
     host *A = &C.h[0], *B = &C.h[1];
     const char *exp_a[] = {"--export", "org.test.*=hostb", "--heartbeat-ms", "200", NULL};
     const char *exp_b[] = {"--import", "org.test.*=hosta", "--heartbeat-ms", "200", NULL};
-    cl_bridge_start(&C, 0, exp_a);
-    cl_bridge_start(&C, 1, exp_b);
+    cl_bridges(&C, exp_a, exp_b);
     pid_t s = cl_spawn(A, &ROOT, server, NULL);
     pid_t s2 = cl_spawn(A, &ROOT, server_fds, NULL);
     pid_t c = cl_spawn(B, &CALLER_ID, client, NULL);

@@ -2169,6 +2169,48 @@ static char *read_secret(const char *path)
     return s;
 }
 
+/* The numeric options: getopt letter, name (for the error), bounds. */
+typedef struct num_opt {
+    int c;
+    const char *name;
+    long lo, hi;
+} num_opt;
+
+static const num_opt num_opts[] = {
+    {'m', "--import-mode", 0, 0777},         {'h', "--heartbeat-ms", 10, 600000},
+    {'d', "--dead-after", 2, 1000},          {'t', "--call-timeout-ms", 10, 3600000},
+    {'s', "--max-msg", 64, (long)MSG_LIMIT},
+};
+
+static const num_opt *num_opt_of(int c)
+{
+    for (size_t i = 0; i < sizeof num_opts / sizeof num_opts[0]; i++)
+        if (num_opts[i].c == c) return &num_opts[i];
+    return NULL;
+}
+
+/* Store v (within num_opt_of(c)'s bounds) where option c goes. */
+static void num_opt_set(bridge *b, int c, long v)
+{
+    switch (c) {
+    case 'm':
+        b->import_mode = (unsigned)v;
+        break;
+    case 'h':
+        b->hb_ns = v * MS;
+        break;
+    case 'd':
+        b->dead_after = (int)v;
+        break;
+    case 't':
+        b->call_timeout_ns = v * MS;
+        break;
+    default:
+        b->max_msg = (size_t)v;
+        break; /* 's' */
+    }
+}
+
 static int parse_args(bridge *b, int argc, char **argv)
 {
     static const struct option opts[] = {
@@ -2231,35 +2273,21 @@ static int parse_args(bridge *b, int argc, char **argv)
         case 'i':
             if (parse_rule(b->imports, &b->nimports, optarg, 1) < 0) return bad("--import", optarg);
             break;
-        case 'm':
-            if (parse_long(optarg, 0, 0777, &v) < 0) return bad("--import-mode", optarg);
-            b->import_mode = (unsigned)v;
-            break;
-        case 'h':
-            if (parse_long(optarg, 10, 600000, &v) < 0) return bad("--heartbeat-ms", optarg);
-            b->hb_ns = v * MS;
-            break;
-        case 'd':
-            if (parse_long(optarg, 2, 1000, &v) < 0) return bad("--dead-after", optarg);
-            b->dead_after = (int)v;
-            break;
-        case 't':
-            if (parse_long(optarg, 10, 3600000, &v) < 0) return bad("--call-timeout-ms", optarg);
-            b->call_timeout_ns = v * MS;
-            break;
-        case 's':
-            if (parse_long(optarg, 64, (long)MSG_LIMIT, &v) < 0) return bad("--max-msg", optarg);
-            b->max_msg = (size_t)v;
-            break;
         case 'v':
             b->verbose = 1;
             break;
         case 'H':
             usage(stdout);
             exit(0);
-        default:
-            usage(stderr);
-            return 2;
+        default: {
+            const num_opt *n = num_opt_of(c);
+            if (!n) {
+                usage(stderr);
+                return 2;
+            }
+            if (parse_long(optarg, n->lo, n->hi, &v) < 0) return bad(n->name, optarg);
+            num_opt_set(b, c, v);
+        }
         }
     }
     if (optind < argc) return bad("argument", argv[optind]);
