@@ -7,7 +7,9 @@
  * competing receivers. Every number is received exactly once in all, with its type, B's
  * receivers get a share, also while B's nats-server is stopped for 500 ms and restarted
  * mid-stream (a pull or an answer lost then is pulled again; the exporter holds each
- * message until the next pull acknowledges it). Nothing more arrives after the N.
+ * message until the next pull acknowledges it). Nothing more arrives after the N, and
+ * nothing is given back into A's mailbox after the exporter's give-back time (every
+ * message delivered on B was acknowledged).
  * Skipped (77) when not root or without `ip` / nats-server.
  */
 #include "testutil.h"
@@ -76,6 +78,13 @@ static void owner(void *arg)
         CHECK_EQ(ferry_mailbox_send(mb, i % 7 + 1, msg, (size_t)n, 60 * SEC), 0);
     }
     while (!atomic_load(&sh->done)) sleep_ms(10);
+    /* nothing given back: the exporter held no message delivered on B (the importer
+     * acknowledges its last delivery at once), so none came back here twice */
+    ferry_mailbox_counters st;
+    ferry_mailbox_counters_init(&st);
+    CHECK_EQ(ferry_mailbox_stats(mb, &st), 0);
+    CHECK_EQ(st.queued, 0);
+    CHECK_EQ(st.sent, N);
     ferry_pub_close(pub);
     ferry_mailbox_close(mb);
 }
@@ -148,6 +157,7 @@ int main(void)
     printf("%d messages received exactly once: %d on A (slow), %d on B, %.1f ms\n", N, N - on_b,
            on_b, ms);
     CHECK(on_b > 0);
+    sleep_ms(2000); /* past the exporter's give-back time (2 x 3 x 200 ms) */
     atomic_store(&sh->done, 1);
     wait_ok(o);
     cl_down(&C);

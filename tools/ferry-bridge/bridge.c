@@ -576,6 +576,8 @@ static void conn_close(bridge *b, conn *c)
 }
 
 /* Drop an imported name: the registration and every local connection to it. */
+static int mpull_send(bridge *b, proxy *p, int want);
+
 static void proxy_drop(bridge *b, proxy *p)
 {
     proxy **pp = proxy_slot(b, p->name);
@@ -594,6 +596,8 @@ static void proxy_drop(bridge *b, proxy *p)
         epoll_del(b, ferry_listener_poll_fd(p->l));
         ferry_listener_close(p->l);
     }
+    if (p->mb && p->recv && p->in_boot[0] && b->connected)
+        mpull_send(b, p, 0); /* what was delivered here is not given back there */
     if (p->mb) {
         epoll_del(b, p->mbfd);
         ferry_pub_close(p->pub);
@@ -994,6 +998,29 @@ static void mbox_acked(bridge *b, pend *q, int err)
  * message delivered here (Ferry-Ack, of the exporter's incarnation Ferry-Ack-Boot), so
  * the exporter holds each message until it is known delivered and sends it again
  * otherwise; in_boot/in_seq drop a repeat: each message reaches this mailbox once. */
+/* Send a pull (want 0: only the acknowledgement, nothing more wanted). */
+static int mpull_send(bridge *b, proxy *p, int want)
+{
+    pend *q = calloc(1, sizeof *q);
+    if (!q) return -ENOMEM;
+    q->mpull = 1;
+    snprintf(q->name, sizeof q->name, "%s", p->name);
+    snprintf(q->exporter, sizeof q->exporter, "%s", p->exporter);
+    char ack[24];
+    snprintf(ack, sizeof ack, "%" PRIu64, p->in_seq);
+    const char *hdr[] = {
+        "Ferry-Ack",      ack, "Ferry-Ack-Boot", p->in_boot[0] ? p->in_boot : "-", "Ferry-Want",
+        want ? "1" : "0", NULL};
+    int rc = send_request(b, q, p->exporter, p->name, "mpull", hdr, NULL, 0);
+    if (rc < 0) {
+        free(q);
+        return rc;
+    }
+    q->deadline = ferry__now_ns() + 1000 * MS; /* unanswered: pulled again (it is held) */
+    if (want) p->pull_seq = q->seq;
+    return 0;
+}
+
 static void mpull_maybe(bridge *b, proxy *p, int64_t now)
 {
     if (!p->recv || !p->mb || p->state != P_LIVE || p->pull_seq || now < p->pull_at ||
@@ -1004,22 +1031,7 @@ static void mpull_maybe(bridge *b, proxy *p, int64_t now)
     if (ferry_mailbox_stats(p->mb, &st) < 0) return;
     if (st.waiting > 0) p->recv_until = now + 1000 * MS;
     if (now >= p->recv_until || st.queued >= PULL_WIN) return;
-    pend *q = calloc(1, sizeof *q);
-    if (!q) return;
-    q->mpull = 1;
-    snprintf(q->name, sizeof q->name, "%s", p->name);
-    snprintf(q->exporter, sizeof q->exporter, "%s", p->exporter);
-    char ack[24];
-    snprintf(ack, sizeof ack, "%" PRIu64, p->in_seq);
-    const char *hdr[] = {"Ferry-Ack", ack, "Ferry-Ack-Boot", p->in_boot[0] ? p->in_boot : "-",
-                         NULL};
-    if (send_request(b, q, p->exporter, p->name, "mpull", hdr, NULL, 0) < 0) {
-        free(q);
-        p->pull_at = now + 200 * MS;
-        return;
-    }
-    q->deadline = now + 1000 * MS; /* unanswered: pulled again (the exporter still holds it) */
-    p->pull_seq = q->seq;
+    if (mpull_send(b, p, 1) < 0) p->pull_at = now + 200 * MS;
 }
 
 /* The exporter's answer to a pull (m NULL: none came): a message (delivered here once),
@@ -1055,7 +1067,10 @@ static void mpull_done(bridge *b, pend *q, natsMsg *m, int err)
         }
         p->in_seq = (uint64_t)seq;
     }
-    mpull_maybe(b, p, now); /* more receivers waiting: the next one now */
+    mpull_maybe(b, p, now); /* receivers still active: the next one now */
+    if (!p->pull_seq)
+        mpull_send(b, p, 0); /* else acknowledge now: nothing is held there
+                                for a message delivered here */
 }
 
 static void on_reply(bridge *b, natsMsg *m, const char *tail)
@@ -1691,6 +1706,11 @@ static void on_mpull(bridge *b, natsMsg *m, const char *caller, const char *name
         natsMsgHeader_Get(m, "Ferry-Ack-Boot", &ack_boot) == NATS_OK && ack_boot &&
         strcmp(ack_boot, b->boot) == 0)
         o->held = 0; /* delivered there */
+    const char *want = NULL;
+    if (natsMsgHeader_Get(m, "Ferry-Want", &want) == NATS_OK && want && strcmp(want, "0") == 0) {
+        reply_status(b, reply, 0); /* the puller stops: only the acknowledgement */
+        return;
+    }
     if (!o->held) {
         if (!o->hbuf && !(o->hbuf = malloc(b->max_msg))) {
             reply_status(b, reply, EBUSY);
