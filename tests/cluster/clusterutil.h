@@ -16,6 +16,8 @@
 
 #include "bridge.h"
 
+#include <nats/nats.h>
+
 #include <arpa/inet.h>
 #include <fcntl.h>
 #include <netinet/in.h>
@@ -544,6 +546,53 @@ static inline ferry_rpc_client *cl_rpc_connect(const char *name)
         sleep_ms(20);
     }
     return c;
+}
+
+/* A mailbox (capacity, max_msg) published under name with the bridge policy: *mb and
+ * *pub are the caller's. */
+static inline void cl_mailbox_publish(const char *name, uint32_t capacity, size_t max_msg,
+                                      ferry_mailbox **mb, ferry_pub **pub)
+{
+    ferry_mailbox_opts o;
+    ferry_mailbox_opts_init(&o);
+    o.capacity = capacity;
+    o.max_msg = max_msg;
+    CHECK_EQ(ferry_mailbox_create(&o, mb), 0);
+    ferry_policy pol;
+    cl_bridge_policy(&pol);
+    CHECK_EQ(ferry_publish(name, ferry_mailbox_fd(*mb), FERRY_OBJ_MAILBOX, &pol, pub, 5 * SEC), 0);
+}
+
+/* Open the mailbox published (or imported) under name once it is there (-ENOENT until
+ * then; 20 s at most). */
+static inline ferry_mailbox *cl_mailbox_open(const char *name)
+{
+    ferry_mailbox *mb = NULL;
+    int64_t end = now_ns() + 20 * SEC;
+    int rc;
+    while ((rc = ferry_mailbox_open(name, &mb, 2 * SEC)) != 0) {
+        CHECK_EQ(rc, -ENOENT);
+        CHECK(now_ns() < end);
+        sleep_ms(20);
+    }
+    return mb;
+}
+
+/* A raw NATS client on host B as the third user, hostc (its replies under
+ * ferry.t.reply.hostc, as its permissions say); on_err (may be NULL) gets the
+ * connection's asynchronous errors. The caller destroys it. */
+static inline natsConnection *cl_nats_hostc(const cluster *c, natsErrHandler on_err)
+{
+    natsOptions *o;
+    natsConnection *nc;
+    CHECK(natsOptions_Create(&o) == NATS_OK);
+    CHECK(natsOptions_SetURL(o, "nats://10.99.0.2:4222") == NATS_OK);
+    CHECK(natsOptions_SetUserInfo(o, "hostc", c->pw[2]) == NATS_OK);
+    CHECK(natsOptions_SetCustomInboxPrefix(o, "ferry.t.reply.hostc") == NATS_OK);
+    if (on_err) CHECK(natsOptions_SetErrorHandler(o, on_err, NULL) == NATS_OK);
+    CHECK(natsConnection_Connect(&nc, o) == NATS_OK);
+    natsOptions_Destroy(o);
+    return nc;
 }
 
 #endif

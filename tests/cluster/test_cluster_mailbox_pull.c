@@ -22,7 +22,6 @@
 #include "clusterutil.h"
 
 #include <ferry/ferry.h>
-#include <nats/nats.h>
 #include <stdatomic.h>
 
 typedef struct shared {
@@ -87,18 +86,9 @@ static void check_msg(const pulled *p, const char *data, int64_t type)
 static void owner(void *arg)
 {
     (void)arg;
-    ferry_mailbox_opts o;
-    ferry_mailbox_opts_init(&o);
-    o.capacity = 8;
-    o.max_msg = 64;
     ferry_mailbox *mb;
-    CHECK_EQ(ferry_mailbox_create(&o, &mb), 0);
-    ferry_policy pol;
-    cl_bridge_policy(&pol);
     ferry_pub *pub;
-    CHECK_EQ(
-        ferry_publish("org.test.pq", ferry_mailbox_fd(mb), FERRY_OBJ_MAILBOX, &pol, &pub, 5 * SEC),
-        0);
+    cl_mailbox_publish("org.test.pq", 8, 64, &mb, &pub);
     for (int i = 0; i < 3; i++) {
         char msg[8];
         int n = snprintf(msg, sizeof msg, "%d", i);
@@ -121,13 +111,7 @@ static void owner(void *arg)
 static void puller(void *arg)
 {
     (void)arg;
-    natsOptions *o;
-    natsConnection *nc;
-    CHECK(natsOptions_Create(&o) == NATS_OK);
-    CHECK(natsOptions_SetURL(o, "nats://10.99.0.2:4222") == NATS_OK);
-    CHECK(natsOptions_SetUserInfo(o, "hostc", C.pw[2]) == NATS_OK);
-    CHECK(natsOptions_SetCustomInboxPrefix(o, "ferry.t.reply.hostc") == NATS_OK);
-    CHECK(natsConnection_Connect(&nc, o) == NATS_OK);
+    natsConnection *nc = cl_nats_hostc(&C, NULL);
     pulled p, q;
     int64_t end = now_ns() + 10 * SEC;
     /* until the route, A's subscription and the mailbox are there */
@@ -175,7 +159,6 @@ static void puller(void *arg)
     CHECK_EQ(pull(nc, "org.test.pq", NULL, NULL, NULL, &p), NATS_OK);
     CHECK(strcmp(p.st, "EAGAIN") == 0);
     natsConnection_Destroy(nc);
-    natsOptions_Destroy(o);
     nats_CloseAndWait(2000);
 }
 

@@ -60,18 +60,9 @@ static void take(ferry_mailbox *mb, int b_side, int slow)
 static void owner(void *arg)
 {
     (void)arg;
-    ferry_mailbox_opts o;
-    ferry_mailbox_opts_init(&o);
-    o.capacity = 64;
-    o.max_msg = 64;
     ferry_mailbox *mb;
-    CHECK_EQ(ferry_mailbox_create(&o, &mb), 0);
-    ferry_policy pol;
-    cl_bridge_policy(&pol);
     ferry_pub *pub;
-    CHECK_EQ(
-        ferry_publish("org.test.q", ferry_mailbox_fd(mb), FERRY_OBJ_MAILBOX, &pol, &pub, 5 * SEC),
-        0);
+    cl_mailbox_publish("org.test.q", 64, 64, &mb, &pub);
     for (int i = 0; i < N; i++) {
         char msg[32];
         int n = snprintf(msg, sizeof msg, "%d", i);
@@ -93,12 +84,7 @@ static void owner(void *arg)
 static void a_receiver(void *arg)
 {
     (void)arg;
-    ferry_mailbox *mb;
-    int64_t end = now_ns() + 20 * SEC;
-    while (ferry_mailbox_open("org.test.q", &mb, 2 * SEC) != 0) {
-        CHECK(now_ns() < end);
-        sleep_ms(20);
-    }
+    ferry_mailbox *mb = cl_mailbox_open("org.test.q");
     take(mb, 0, 1);
     ferry_mailbox_close(mb);
 }
@@ -108,14 +94,7 @@ static void b_receiver(void *arg)
 {
     (void)arg;
     CHECK_EQ(getuid(), CALLER_UID);
-    ferry_mailbox *mb = NULL;
-    int64_t end = now_ns() + 20 * SEC;
-    int rc;
-    while ((rc = ferry_mailbox_open("org.test.q", &mb, 2 * SEC)) != 0) {
-        CHECK_EQ(rc, -ENOENT);
-        CHECK(now_ns() < end);
-        sleep_ms(20);
-    }
+    ferry_mailbox *mb = cl_mailbox_open("org.test.q");
     take(mb, 1, 0);
     /* nothing more comes: none was delivered twice, none is left here */
     char buf[64];

@@ -21,7 +21,6 @@
 #include "clusterutil.h"
 
 #include <ferry/ferry.h>
-#include <nats/nats.h>
 #include <stdatomic.h>
 
 static cluster C;
@@ -65,14 +64,7 @@ static natsStatus req(natsConnection *nc, const char *subj, const char *op, cons
 static void hostile(void *arg)
 {
     (void)arg;
-    natsOptions *o;
-    natsConnection *nc;
-    CHECK(natsOptions_Create(&o) == NATS_OK);
-    CHECK(natsOptions_SetURL(o, "nats://10.99.0.2:4222") == NATS_OK);
-    CHECK(natsOptions_SetUserInfo(o, "hostc", C.pw[2]) == NATS_OK);
-    CHECK(natsOptions_SetCustomInboxPrefix(o, "ferry.t.reply.hostc") == NATS_OK);
-    CHECK(natsOptions_SetErrorHandler(o, on_err, NULL) == NATS_OK);
-    CHECK(natsConnection_Connect(&nc, o) == NATS_OK);
+    natsConnection *nc = cl_nats_hostc(&C, on_err);
     char st[16], buf[128];
     int n = 0;
 
@@ -200,7 +192,6 @@ static void hostile(void *arg)
     natsSubscription_Destroy(sub);
     natsSubscription_Destroy(sub2);
     natsConnection_Destroy(nc);
-    natsOptions_Destroy(o);
     nats_CloseAndWait(2000);
 }
 
