@@ -129,8 +129,9 @@ typedef struct ferry_tls_opts ferry_tls_opts; /* tls:// (below, with ferry_chan_
 /*
  * Channel options. Always start from ferry_chan_opts_init(). The side that creates the
  * channel (ferry_pair*, ferry_listen) decides the shape of the channel: capacity,
- * ring_bytes, max_msg, mem_cap and FERRY_CHECKSUM; the other side takes them from the
- * handshake and uses only its local choices (spin_ns, FERRY_NO_SPIN, max_skipped_fds).
+ * ring_bytes, max_msg, mem_cap, FERRY_CHECKSUM and (shm, unix) FERRY_NO_FDS; the other
+ * side takes them from the handshake and uses only its local choices (spin_ns,
+ * FERRY_NO_SPIN, max_skipped_fds).
  * max_skipped_fds (each end's own, never negotiated; 0 means the default): once the
  * messages this end holds because its typed receives passed over them carry that many
  * fds, it takes no more messages from the transport, so the sender is held back as by a
