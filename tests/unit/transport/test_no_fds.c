@@ -5,9 +5,13 @@
  * -EOPNOTSUPP, nothing is sent, and the channel goes on (the next plain message is the
  * first one the creator gets); the creator's own sends with fds still go. Without the
  * flag the same send carries its fd (the control). Forms: ferry_pair (shm), shm://
- * and unix:// listeners (a thread opens). No fd leaks.
+ * and unix:// listeners (a thread opens), and a name of a real ferryd (ferry_register
+ * with the flag, ferry_connect with FERRY_KIND_SHM and FERRY_KIND_UNIX: what
+ * ferry-bridge's proxies do). No fd leaks.
  */
 #include "testutil.h"
+
+#include "brokerutil.h"
 
 #include <ferry/ferry.h>
 #include <pthread.h>
@@ -82,6 +86,39 @@ static void check_ends(ferry_chan *creator, ferry_chan *joiner, int no_fds)
     close(pfd[1]);
 }
 
+typedef struct connector {
+    uint32_t kind;
+    ferry_chan *ch;
+    int rc;
+} connector;
+
+static void *connect_thread(void *arg)
+{
+    connector *c = arg;
+    c->rc = ferry_connect("org.test.nofds", c->kind, NULL, &c->ch, 10 * SEC);
+    return NULL;
+}
+
+static void by_name(uint32_t kind, int no_fds)
+{
+    ferry_chan_opts o;
+    ferry_chan_opts_init(&o);
+    if (no_fds) o.flags |= FERRY_NO_FDS;
+    ferry_listener *l;
+    CHECK_EQ(ferry_register("org.test.nofds", NULL, &o, &l, 5 * SEC), 0);
+    connector cn = {.kind = kind};
+    pthread_t t;
+    CHECK_EQ(pthread_create(&t, NULL, connect_thread, &cn), 0);
+    ferry_chan *srv;
+    CHECK_EQ(ferry_accept(l, &srv, 10 * SEC), 0);
+    CHECK_EQ(pthread_join(t, NULL), 0);
+    CHECK_EQ(cn.rc, 0);
+    check_ends(srv, cn.ch, no_fds);
+    ferry_chan_close(cn.ch);
+    ferry_chan_close(srv);
+    ferry_listener_close(l);
+}
+
 static void by_pair(int no_fds)
 {
     ferry_chan_opts o;
@@ -128,6 +165,13 @@ int main(void)
         by_listener(unx, no_fds);
     }
     CHECK_EQ(fd_count(), fds);
+    test_broker b;
+    broker_start(&b);
+    for (int no_fds = 0; no_fds < 2; no_fds++) {
+        by_name(FERRY_KIND_SHM, no_fds);
+        by_name(FERRY_KIND_UNIX, no_fds);
+    }
+    broker_stop(&b);
     CHECK_EQ(rmdir(dir), 0);
     printf("test_no_fds: ok\n");
     return 0;
