@@ -114,6 +114,13 @@ extern "C" {
  * and checks the crc there (see ferry_peek). No other transport peeks into shared memory,
  * so elsewhere it changes nothing. */
 #define FERRY_PEEK_PRIVATE (1u << 3)
+/* shm and unix (ferry_listen, ferry_register, ferry_pair), a choice of the creating end: it
+ * takes no fds. The handshake tells the other end, whose ferry_sendmsg with nfds > 0 is
+ * then -EOPNOTSUPP, nothing sent, the channel usable on. ferry-bridge sets it on its
+ * proxies of names on other hosts (fds cannot cross hosts). The creator's own sends with
+ * fds still go. A peer whose libferry predates the flag refuses that handshake (-EBADMSG).
+ * Other transports ignore it (fds never ride there). */
+#define FERRY_NO_FDS (1u << 4)
 
 typedef struct ferry_chan ferry_chan;
 typedef struct ferry_listener ferry_listener;
@@ -122,8 +129,9 @@ typedef struct ferry_tls_opts ferry_tls_opts; /* tls:// (below, with ferry_chan_
 /*
  * Channel options. Always start from ferry_chan_opts_init(). The side that creates the
  * channel (ferry_pair*, ferry_listen) decides the shape of the channel: capacity,
- * ring_bytes, max_msg, mem_cap and FERRY_CHECKSUM; the other side takes them from the
- * handshake and uses only its local choices (spin_ns, FERRY_NO_SPIN, max_skipped_fds).
+ * ring_bytes, max_msg, mem_cap, FERRY_CHECKSUM and (shm, unix) FERRY_NO_FDS; the other
+ * side takes them from the handshake and uses only its local choices (spin_ns,
+ * FERRY_NO_SPIN, max_skipped_fds).
  * max_skipped_fds (each end's own, never negotiated; 0 means the default): once the
  * messages this end holds because its typed receives passed over them carry that many
  * fds, it takes no more messages from the transport, so the sender is held back as by a
@@ -144,7 +152,7 @@ typedef struct ferry_tls_opts ferry_tls_opts; /* tls:// (below, with ferry_chan_
 typedef struct ferry_chan_opts {
     size_t size;              /* sizeof(ferry_chan_opts) of the caller: ferry_chan_opts_init */
     uint32_t capacity;        /* 0, N, FERRY_CAP_RING (default) or FERRY_UNBOUNDED */
-    uint32_t flags;           /* FERRY_CHECKSUM | FERRY_NO_SPIN */
+    uint32_t flags;           /* FERRY_CHECKSUM | FERRY_NO_SPIN | FERRY_NO_FDS ... */
     size_t ring_bytes;        /* ring size per direction, a power of two >= 4096; default 256 KiB.
                                  0 = derive from max_msg */
     size_t max_msg;           /* largest message; default and most ring_bytes / 2 - 128;
@@ -386,7 +394,9 @@ FERRY_API ssize_t ferry_recv(ferry_chan *ch, void *buf, size_t cap, int64_t time
 /*
  * ferry_sendmsg — send m->type, m->data[0..m->len) and m->fds[0..m->nfds). The caller
  * keeps its data and fds. Errors as ferry_send, and -EINVAL (type < 0, nfds > 16, a
- * bad fd).
+ * bad fd); -EOPNOTSUPP (nfds > 0 where fds do not ride: tcp, tls, fifo, pipe, posixmq,
+ * sysvmq; or a peer that said FERRY_NO_FDS, e.g. a name on another host through
+ * ferry-bridge): nothing sent, the channel stays usable.
  */
 FERRY_API int ferry_sendmsg(ferry_chan *ch, const ferry_msg *m, int64_t timeout_ns);
 

@@ -875,8 +875,9 @@ int ferry__fdchan_sendmsg(ferry_chan *ch, const ferry_msg *m, ferry__when *w)
     if (!dead) dead = atomic_load(&c->tx_dead);
     if (dead) return dead;
     if (m->len > c->max_msg) return -EMSGSIZE;
-    if (m->nfds && !(c->kind & FDCHAN_PACKET)) return -EOPNOTSUPP;
-    if (c->pend) { /* the rest of the last frame goes first */
+    if (m->nfds && (!(c->kind & FDCHAN_PACKET) || (c->kind & FDCHAN_PEER_NO_FDS)))
+        return -EOPNOTSUPP; /* nothing sent: the end stays usable */
+    if (c->pend) {          /* the rest of the last frame goes first */
         int rc = flush(c, ferry__when_at(w));
         if (rc < 0) return rc;
     }
@@ -1037,7 +1038,8 @@ void ferry__fdchan_close(ferry_chan *ch)
 
 static int send_hello(fdchan *c)
 {
-    uint32_t hello[2] = {c->max_msg, c->kind & FDCHAN_CHECKSUM};
+    /* A joiner never says FDCHAN_NO_FDS (only the creator decides the shape). */
+    uint32_t hello[2] = {c->max_msg, c->kind & (FDCHAN_CHECKSUM | FDCHAN_NO_FDS)};
     ferry__when now = ferry__when_in(1000000000); /* an empty link takes 40 bytes */
     return send_frame(c, 0, 0, hello, HELLO_LEN, NULL, 0, &now);
 }
@@ -1075,9 +1077,10 @@ static int await_hello(fdchan *c, int64_t deadline)
     uint32_t max, flags;
     memcpy(&max, hdr + FERRY__FRAME_HDR, 4);
     memcpy(&flags, hdr + FERRY__FRAME_HDR + 4, 4);
-    if (max == 0 || max > FERRY_MAX_MSG_LIMIT || (flags & ~FDCHAN_CHECKSUM)) return -EBADMSG;
+    if (max == 0 || max > FERRY_MAX_MSG_LIMIT || (flags & ~(FDCHAN_CHECKSUM | FDCHAN_NO_FDS)))
+        return -EBADMSG;
     c->max_msg = max;
-    c->kind |= flags;
+    c->kind |= (flags & FDCHAN_CHECKSUM) | ((flags & FDCHAN_NO_FDS) ? FDCHAN_PEER_NO_FDS : 0);
     c->rx_seq = 1;
     return 0;
 }

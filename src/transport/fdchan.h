@@ -54,6 +54,10 @@
 
 #define FDCHAN_PACKET   1u /* SOCK_SEQPACKET: frame boundaries and SCM_RIGHTS */
 #define FDCHAN_CHECKSUM 2u /* crc on every frame (FERRY_CHECKSUM, or the transport's rule) */
+#define FDCHAN_NO_FDS   4u /* creator: this end takes no fds (FERRY_NO_FDS), said in its HELLO */
+#define FDCHAN_PEER_NO_FDS                                                                         \
+    8u /* joiner: the creator's HELLO said FDCHAN_NO_FDS: sends with                               \
+          fds are -EOPNOTSUPP */
 
 /* The default and largest max_msg of the stream transports. */
 #define FDCHAN_DEFAULT_MAX ((size_t)1 << 20)

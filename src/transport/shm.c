@@ -49,7 +49,8 @@ static int shape_from_opts(const ferry_chan_opts *o, shape *s)
         ferry__opts_defaults(&d);
         o = &d;
     }
-    if (o->flags & ~(uint32_t)(FERRY_CHECKSUM | FERRY_NO_SPIN | FERRY_PEEK_PRIVATE)) return -EINVAL;
+    if (o->flags & ~(uint32_t)(FERRY_CHECKSUM | FERRY_NO_SPIN | FERRY_PEEK_PRIVATE | FERRY_NO_FDS))
+        return -EINVAL;
     if (o->max_msg > FERRY_MAX_MSG_LIMIT) return -EINVAL;
     uint64_t ring = o->ring_bytes;
     if (ring == 0) { /* the smallest ring that carries max_msg */
@@ -62,7 +63,7 @@ static int shape_from_opts(const ferry_chan_opts *o, shape *s)
     if (max > FERRY_MAX_MSG_LIMIT) max = FERRY_MAX_MSG_LIMIT;
     if (o->capacity == FERRY_UNBOUNDED && o->mem_cap < ring) return -EINVAL;
     s->capacity = o->capacity;
-    s->flags = o->flags & FERRY_CHECKSUM;
+    s->flags = o->flags & (FERRY_CHECKSUM | FERRY_NO_FDS);
     s->ring_bytes = ring;
     s->max_msg = max;
     s->mem_cap =
@@ -76,7 +77,7 @@ static int shape_from_link(const ferry__link_msg *m, shape *s)
     uint64_t ring = m->ring_bytes;
     if (!is_pow2(ring) || ring < FERRY__RING_MIN || ring > FERRY__RING_MAX ||
         m->max_msg > ferry__ring_max_msg(ring) || m->max_msg > FERRY_MAX_MSG_LIMIT ||
-        (m->flags & ~(uint32_t)FERRY_CHECKSUM) || m->seq != 0)
+        (m->flags & ~(uint32_t)(FERRY_CHECKSUM | FERRY_NO_FDS)) || m->seq != 0)
         return -EBADMSG;
     s->capacity = m->capacity;
     s->flags = m->flags;
@@ -228,6 +229,7 @@ static int setup_adopt(int link, const ferry_chan_opts *local, int64_t deadline,
     size_t max_map = local && local->max_map ? local->max_map : FERRY_MAX_MAP_DEFAULT;
     if (rc == 0 && !own && shape_footprint(&s) > max_map) rc = -E2BIG;
     if (rc == 0 && !(c = chan_new(link, &s, local))) rc = -ENOMEM;
+    if (c) c->peer_no_fds = (s.flags & FERRY_NO_FDS) != 0; /* the creator takes none */
     size_t size = FERRY__RING_CTL_BYTES + s.ring_bytes;
     /* The creator's outgoing direction is our incoming one. */
     if (rc == 0) rc = ferry__seg_map_checked(fds[0], size, &c->seg_rx);

@@ -105,8 +105,9 @@ typedef struct shm_rx {
 
 typedef struct shm_chan {
     struct ferry_chan base;
-    int link; /* control link socket */
-    uint32_t capacity, flags;
+    int link;                 /* control link socket */
+    uint32_t capacity, flags; /* flags: FERRY_CHECKSUM, FERRY_NO_FDS (the creator's) */
+    int peer_no_fds;          /* adopter: the creator's SETUP said FERRY_NO_FDS */
     uint64_t ring_bytes, max_msg, mem_cap;
     ferry__seg seg_tx, seg_rx; /* the two first segments (control block + first ring) */
     _Atomic int dead;          /* 0, -EPIPE or -EBADMSG */

@@ -361,6 +361,7 @@ int ferry__shm_sendmsg(ferry_chan *ch, const ferry_msg *m, ferry__when *w)
     shm_chan *c = (shm_chan *)ch;
     int rc = tx_check(c, m->len);
     if (rc < 0) return rc;
+    if (m->nfds && c->peer_no_fds) return -EOPNOTSUPP; /* nothing sent: the end stays usable */
     /* A rendezvous send always waits for its receiver: fix its deadline now. */
     if (c->capacity == 0) ferry__when_at(w);
     if (c->capacity == 0)

@@ -89,7 +89,8 @@ static int unix_listen(const char *where, const ferry_chan_opts *o, ferry_listen
     if (!l) return -ENOMEM;
     l->base.ops = &listener_ops;
     l->max = max;
-    l->kind = o && (o->flags & FERRY_CHECKSUM) ? FDCHAN_CHECKSUM : 0;
+    l->kind = (o && (o->flags & FERRY_CHECKSUM) ? FDCHAN_CHECKSUM : 0) |
+              (o && (o->flags & FERRY_NO_FDS) ? FDCHAN_NO_FDS : 0);
     l->skipped_fds = o ? o->max_skipped_fds : 0;
     memcpy(l->path, sa.sun_path, sizeof l->path);
     l->fd = ferry__unix_listen(SOCK_SEQPACKET, &sa, len, o ? o->mode : 0600);
@@ -152,7 +153,8 @@ int ferry__unix_from_sock(int s, int creator, const ferry_chan_opts *o, const fe
             close(s);
             return rc;
         }
-        kind = o && (o->flags & FERRY_CHECKSUM) ? FDCHAN_CHECKSUM : 0;
+        kind = (o && (o->flags & FERRY_CHECKSUM) ? FDCHAN_CHECKSUM : 0) |
+               (o && (o->flags & FERRY_NO_FDS) ? FDCHAN_NO_FDS : 0);
     }
     big_sndbuf(s);
     ferry__fdchan_cfg cfg = {.ops = &ferry__fdchan_peer_ops,

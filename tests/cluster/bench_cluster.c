@@ -53,34 +53,16 @@ static void summarize(int64_t *lat, int n)
 
 /* ------------------------------------------------------------------ ferry-nats-rpc */
 
-static void echo(ferry_rpc_server *conn, ferry_rpc_request *rq, void *ctx)
-{
-    (void)ctx;
-    ferry_msg r = {.data = rq->msg.data, .len = rq->msg.len};
-    ferry_reply(conn, rq->id, &r, 5 * SEC);
-}
-
 static void ferry_server(void *arg)
 {
     (void)arg;
-    ferry_policy pol;
-    ferry_policy_init(&pol);
-    pol.n_uids = 1;
-    pol.allow_uids[0] = BRIDGE_UID;
-    ferry_rpc_service *svc;
-    CHECK_EQ(ferry_serve("org.bench.echo", echo, NULL, 1, &pol, NULL, &svc, 5 * SEC), 0);
-    for (;;) pause();
+    cl_serve_forever("org.bench.echo", cl_echo, 1);
 }
 
 static void ferry_client(void *arg)
 {
     (void)arg;
-    int64_t end = now_ns() + 20 * SEC;
-    ferry_rpc_client *c;
-    while (ferry_rpc_connect("org.bench.echo", FERRY_KIND_SHM, NULL, &c, 2 * SEC) != 0) {
-        CHECK(now_ns() < end);
-        sleep_ms(20);
-    }
+    ferry_rpc_client *c = cl_rpc_connect("org.bench.echo");
     char in[SIZE] = {1}, out[SIZE];
     ferry_msg q = {.data = in, .len = SIZE}, r = {.data = out, .cap = SIZE};
     for (int i = 0; i < 500; i++) CHECK_EQ(ferry_call(c, &q, &r, 5 * SEC), SIZE);
@@ -228,8 +210,7 @@ int main(int argc, char **argv)
     host *A = &C.h[0], *B = &C.h[1];
     const char *exp_a[] = {"--export", "org.bench.echo=hostb", NULL};
     const char *exp_b[] = {"--import", "org.bench.*", NULL};
-    cl_bridge_start(&C, 0, exp_a);
-    cl_bridge_start(&C, 1, exp_b);
+    cl_bridges(&C, exp_a, exp_b);
     pid_t srv = cl_spawn(A, &ROOT, ferry_server, NULL);
     pid_t rsp = cl_spawn(A, &ROOT, nats_responder, NULL);
 #ifdef FERRY_BENCH_ZMQ

@@ -16,12 +16,16 @@
 
 #include "bridge.h"
 
+#include <nats/nats.h>
+
 #include <arpa/inet.h>
 #include <fcntl.h>
 #include <netinet/in.h>
 #include <sched.h>
 #include <signal.h>
 #include <stdarg.h>
+#include <stdatomic.h>
+#include <sys/mman.h>
 #include <sys/random.h>
 #include <sys/socket.h>
 #include <sys/stat.h>
@@ -66,6 +70,11 @@ static void cl_cleanup(void)
 {
     cluster *c = cl_current;
     if (!c || getpid() != c->owner) return;
+    /* a second signal (the test's alarm and CTest's or timeout's TERM at once) must not
+     * exit again from inside this exit: the namespaces would stay */
+    signal(SIGTERM, SIG_IGN);
+    signal(SIGINT, SIG_IGN);
+    signal(SIGALRM, SIG_IGN);
     for (int i = 0; i < 2; i++) {
         cl_kill(&c->h[i].bridge);
         cl_kill(&c->h[i].nats);
@@ -361,6 +370,22 @@ static inline void cl_make_certs(cluster *c)
     }
 }
 
+/* Start h's ferryd (as root) and wait until its socket takes connections. */
+static inline void cl_ferryd_start(host *h)
+{
+    h->ferryd = cl_spawn(h, &ROOT, ferryd_child, h);
+    for (int k = 0; k < 500 && !broker_connectable(h->sock); k++) sleep_ms(10);
+    CHECK(broker_connectable(h->sock));
+}
+
+/* kill -9 of h's ferryd, then a new one on the same socket path. */
+static inline void cl_ferryd_restart(host *h)
+{
+    cl_kill(&h->ferryd);
+    unlink(h->sock);
+    cl_ferryd_start(h);
+}
+
 /* Namespaces, veth, configs, nats-servers and ferryds (no bridges yet). */
 static inline void cl_up(cluster *c)
 {
@@ -396,12 +421,7 @@ static inline void cl_up(cluster *c)
     }
     if (cl_tls) cl_make_certs(c);
     for (int i = 0; i < 2; i++) cl_write_nats_conf(c, i);
-    for (int i = 0; i < 2; i++) {
-        host *h = &c->h[i];
-        h->ferryd = cl_spawn(h, &ROOT, ferryd_child, h);
-        for (int k = 0; k < 500 && !broker_connectable(h->sock); k++) sleep_ms(10);
-        CHECK(broker_connectable(h->sock));
-    }
+    for (int i = 0; i < 2; i++) cl_ferryd_start(&c->h[i]);
     for (int i = 0; i < 2; i++) cl_nats_start(c, i);
 }
 
@@ -426,6 +446,158 @@ static inline void cl_down(cluster *c)
     char cmd[128];
     snprintf(cmd, sizeof cmd, "ip netns list | grep -q '^fc%d'", (int)getpid());
     CHECK(system(cmd) != 0); /* no namespace left */
+}
+
+/* ------------------------------------------------------------------ the tests' common parts */
+
+/* The start of every cluster test's main: skip unless root with `ip` and nats-server, arm
+ * the test's alarm (secs), map `shared` bytes shared with the children (MAP_SHARED before
+ * any fork; 0: none, NULL returned) and bring the cluster up (cl_up). */
+static inline void *cl_begin(cluster *c, unsigned secs, size_t shared)
+{
+    cl_require();
+    test_deadline(secs);
+    void *sh = NULL;
+    if (shared) {
+        sh = mmap(NULL, shared, PROT_READ | PROT_WRITE, MAP_SHARED | MAP_ANONYMOUS, -1, 0);
+        CHECK(sh != MAP_FAILED);
+    }
+    cl_up(c);
+    return sh;
+}
+
+/* Both bridges: A's and B's arguments (NULL-terminated). */
+static inline void cl_bridges(cluster *c, const char *const *a, const char *const *b)
+{
+    cl_bridge_start(c, 0, a);
+    cl_bridge_start(c, 1, b);
+}
+
+/* A name's policy that lets the bridge's uid connect: the opt-in to export. */
+static inline void cl_bridge_policy(ferry_policy *pol)
+{
+    ferry_policy_init(pol);
+    pol->n_uids = 1;
+    pol->allow_uids[0] = BRIDGE_UID;
+}
+
+/* An RPC handler that sends every request back as its reply. */
+static inline void cl_echo(ferry_rpc_server *conn, ferry_rpc_request *rq, void *ctx)
+{
+    (void)ctx;
+    ferry_msg r = {.data = rq->msg.data, .len = rq->msg.len};
+    ferry_reply(conn, rq->id, &r, 5 * SEC);
+}
+
+static _Atomic uint64_t cl_handled; /* requests handled (per server process) */
+
+/* An RPC handler: "count" replies with the number of requests handled before it
+ * (cl_handled, per server process); "sleep:MS" sleeps, then replies it reversed; anything
+ * else is replied reversed. */
+static inline void cl_reverse(ferry_rpc_server *conn, ferry_rpc_request *rq, void *ctx)
+{
+    (void)ctx;
+    char out[512];
+    size_t n = rq->msg.len < sizeof out ? rq->msg.len : sizeof out;
+    const char *in = rq->msg.data;
+    if (n == 5 && memcmp(in, "count", 5) == 0) {
+        uint64_t v = atomic_load(&cl_handled);
+        ferry_msg r = {.data = &v, .len = sizeof v};
+        ferry_reply(conn, rq->id, &r, 5 * SEC);
+        return;
+    }
+    atomic_fetch_add(&cl_handled, 1);
+    if (n > 6 && memcmp(in, "sleep:", 6) == 0) {
+        char num[16] = {0};
+        memcpy(num, in + 6, n - 6 < 15 ? n - 6 : 15);
+        sleep_ms(atoi(num));
+    }
+    for (size_t i = 0; i < n; i++) out[i] = in[n - 1 - i];
+    ferry_msg r = {.data = out, .len = n};
+    ferry_reply(conn, rq->id, &r, 5 * SEC);
+}
+
+/* A child's body: serve name with fn on threads threads (the bridge policy), forever. */
+static inline void cl_serve_forever(const char *name, ferry_rpc_handler fn, unsigned threads)
+{
+    ferry_policy pol;
+    cl_bridge_policy(&pol);
+    ferry_rpc_service *svc;
+    CHECK_EQ(ferry_serve(name, fn, NULL, threads, &pol, NULL, &svc, 5 * SEC), 0);
+    for (;;) pause();
+}
+
+/* Wait (looking up every 20 ms) until name is there (present) or gone: 0, or -1 after
+ * limit_ns. */
+static inline int cl_wait_name(const char *name, int present, int64_t limit_ns)
+{
+    int64_t end = now_ns() + limit_ns;
+    for (;;) {
+        ferry_name_info info;
+        int rc = ferry_lookup(name, &info, 2 * SEC);
+        if (present ? rc == 0 : rc == -ENOENT) return 0;
+        if (now_ns() > end) return -1;
+        sleep_ms(20);
+    }
+}
+
+/* Connect an RPC client to name once it is there (retrying every 20 ms for 20 s). */
+static inline ferry_rpc_client *cl_rpc_connect(const char *name)
+{
+    int64_t end = now_ns() + 20 * SEC;
+    ferry_rpc_client *c;
+    while (ferry_rpc_connect(name, FERRY_KIND_SHM, NULL, &c, 2 * SEC) != 0) {
+        CHECK(now_ns() < end);
+        sleep_ms(20);
+    }
+    return c;
+}
+
+/* A mailbox (capacity, max_msg) published under name with the bridge policy: *mb and
+ * *pub are the caller's. */
+static inline void cl_mailbox_publish(const char *name, uint32_t capacity, size_t max_msg,
+                                      ferry_mailbox **mb, ferry_pub **pub)
+{
+    ferry_mailbox_opts o;
+    ferry_mailbox_opts_init(&o);
+    o.capacity = capacity;
+    o.max_msg = max_msg;
+    CHECK_EQ(ferry_mailbox_create(&o, mb), 0);
+    ferry_policy pol;
+    cl_bridge_policy(&pol);
+    CHECK_EQ(ferry_publish(name, ferry_mailbox_fd(*mb), FERRY_OBJ_MAILBOX, &pol, pub, 5 * SEC), 0);
+}
+
+/* Open the mailbox published (or imported) under name once it is there (-ENOENT until
+ * then; 20 s at most). */
+static inline ferry_mailbox *cl_mailbox_open(const char *name)
+{
+    ferry_mailbox *mb = NULL;
+    int64_t end = now_ns() + 20 * SEC;
+    int rc;
+    while ((rc = ferry_mailbox_open(name, &mb, 2 * SEC)) != 0) {
+        CHECK_EQ(rc, -ENOENT);
+        CHECK(now_ns() < end);
+        sleep_ms(20);
+    }
+    return mb;
+}
+
+/* A raw NATS client on host B as the third user, hostc (its replies under
+ * ferry.t.reply.hostc, as its permissions say); on_err (may be NULL) gets the
+ * connection's asynchronous errors. The caller destroys it. */
+static inline natsConnection *cl_nats_hostc(const cluster *c, natsErrHandler on_err)
+{
+    natsOptions *o;
+    natsConnection *nc;
+    CHECK(natsOptions_Create(&o) == NATS_OK);
+    CHECK(natsOptions_SetURL(o, "nats://10.99.0.2:4222") == NATS_OK);
+    CHECK(natsOptions_SetUserInfo(o, "hostc", c->pw[2]) == NATS_OK);
+    CHECK(natsOptions_SetCustomInboxPrefix(o, "ferry.t.reply.hostc") == NATS_OK);
+    if (on_err) CHECK(natsOptions_SetErrorHandler(o, on_err, NULL) == NATS_OK);
+    CHECK(natsConnection_Connect(&nc, o) == NATS_OK);
+    natsOptions_Destroy(o);
+    return nc;
 }
 
 #endif

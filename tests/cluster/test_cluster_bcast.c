@@ -17,7 +17,6 @@
 
 #include <ferry/ferry.h>
 #include <stdatomic.h>
-#include <sys/mman.h>
 
 #define N 3000
 
@@ -39,9 +38,7 @@ static void publisher(void *arg)
     ferry_bcast *bc;
     CHECK_EQ(ferry_bcast_create(&o, &bc), 0);
     ferry_policy pol;
-    ferry_policy_init(&pol);
-    pol.n_uids = 1;
-    pol.allow_uids[0] = BRIDGE_UID;
+    cl_bridge_policy(&pol);
     ferry_pub *pub;
     CHECK_EQ(ferry_publish("org.test.bc", ferry_bcast_fd(bc), FERRY_OBJ_BCAST, &pol, &pub, 5 * SEC),
              0);
@@ -132,16 +129,11 @@ static void sub_slow(void *arg)
 
 int main(void)
 {
-    cl_require();
-    test_deadline(170);
-    sh = mmap(NULL, sizeof *sh, PROT_READ | PROT_WRITE, MAP_SHARED | MAP_ANONYMOUS, -1, 0);
-    CHECK(sh != MAP_FAILED);
-    cl_up(&C);
+    sh = cl_begin(&C, 170, sizeof *sh);
     host *A = &C.h[0], *B = &C.h[1];
     const char *exp_a[] = {"--export", "org.test.bc=hostb", "--heartbeat-ms", "200", NULL};
     const char *exp_b[] = {"--import", "org.test.*=hosta", "--heartbeat-ms", "200", NULL};
-    cl_bridge_start(&C, 0, exp_a);
-    cl_bridge_start(&C, 1, exp_b);
+    cl_bridges(&C, exp_a, exp_b);
     int64_t t0 = now_ns();
     pid_t p = cl_spawn(A, &ROOT, publisher, NULL);
     pid_t s1 = cl_spawn(B, &CALLER_ID, sub_lossless, NULL);

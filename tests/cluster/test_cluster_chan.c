@@ -6,8 +6,10 @@
  * $FERRY_CLUSTER_CHAN_N); the server, which starts reading only after 1 s (so the
  * relay's windows fill and the client's sends block: back-pressure, nothing lost), gets
  * every one in order, then streams 10,000 back, which the client gets in order; the
- * client closes and the server sees -EPIPE. A send with fds on the relayed channel ends
- * it (fds cannot cross hosts). Skipped (77) when not root or without `ip` / nats-server.
+ * client closes and the server sees -EPIPE. A send with fds on a relayed channel (unix
+ * and shm) is -EOPNOTSUPP at the sender and the channel goes on (fds cannot cross hosts;
+ * the bridge's proxy says FERRY_NO_FDS in the handshake). Skipped (77) when not root or without
+ * `ip` / nats-server.
  */
 #include "testutil.h"
 
@@ -18,12 +20,12 @@
 
 #include <ferry/ferry.h>
 #include <stdatomic.h>
-#include <sys/mman.h>
 
 #define BACK 10000
 
 typedef struct shared {
     _Atomic int64_t first_ns, last_ns;
+    _Atomic int fds_accepts; /* server_fds: connections it is done with */
 } shared;
 
 static shared *sh;
@@ -39,9 +41,7 @@ static void server(void *arg)
 {
     (void)arg;
     ferry_policy pol;
-    ferry_policy_init(&pol);
-    pol.n_uids = 1;
-    pol.allow_uids[0] = BRIDGE_UID;
+    cl_bridge_policy(&pol);
     ferry_listener *l;
     CHECK_EQ(ferry_register("org.test.stream", &pol, NULL, &l, 5 * SEC), 0);
     ferry_chan *ch;
@@ -99,58 +99,67 @@ static void client(void *arg)
     }
     ferry_chan_close(ch);
 
-    /* fds cannot cross hosts: the relayed channel ends */
-    while (ferry_connect("org.test.fds", FERRY_KIND_UNIX, NULL, &ch, 2 * SEC) != 0) {
-        CHECK(now_ns() < end + 40 * SEC);
-        sleep_ms(20);
+    /* fds cannot cross hosts: the proxy said FERRY_NO_FDS in the handshake, so a send
+     * with fds is -EOPNOTSUPP at the sender, nothing sent, and the channel goes on */
+    const uint32_t kinds[2] = {FERRY_KIND_UNIX, FERRY_KIND_SHM};
+    for (int k = 0; k < 2; k++) {
+        /* the server accepts one at a time (the exporting bridge's connect to it waits
+         * 500 ms at most): the next connection once it is done with this one */
+        while (atomic_load(&sh->fds_accepts) < k) sleep_ms(5);
+        while (ferry_connect("org.test.fds", kinds[k], NULL, &ch, 2 * SEC) != 0) {
+            CHECK(now_ns() < end + 40 * SEC);
+            sleep_ms(20);
+        }
+        CHECK_EQ(ferry_send(ch, "x", 1, 5 * SEC), 0);
+        char buf[8];
+        CHECK_EQ(ferry_recv(ch, buf, sizeof buf, 10 * SEC), 1); /* the server's echo */
+        int p[2];
+        CHECK(pipe(p) == 0);
+        ferry_msg m = {.data = "y", .len = 1, .fds = {p[0]}, .nfds = 1};
+        CHECK_EQ(ferry_sendmsg(ch, &m, 5 * SEC), -EOPNOTSUPP);
+        CHECK_EQ(ferry_send(ch, "z", 1, 5 * SEC), 0);
+        CHECK_EQ(ferry_recv(ch, buf, sizeof buf, 10 * SEC), 1); /* "z" back: never the "y" */
+        CHECK_EQ(buf[0], 'z');
+        close(p[0]);
+        close(p[1]);
+        ferry_chan_close(ch);
     }
-    CHECK_EQ(ferry_send(ch, "x", 1, 5 * SEC), 0);
-    char buf[8];
-    CHECK_EQ(ferry_recv(ch, buf, sizeof buf, 10 * SEC), 1); /* the server's echo */
-    int p[2];
-    CHECK(pipe(p) == 0);
-    ferry_msg m = {.data = "y", .len = 1, .fds = {p[0]}, .nfds = 1};
-    CHECK_EQ(ferry_sendmsg(ch, &m, 5 * SEC), 0);
-    CHECK_EQ(ferry_recv(ch, buf, sizeof buf, 10 * SEC), -EPIPE);
-    close(p[0]);
-    close(p[1]);
-    ferry_chan_close(ch);
 }
 
-/* Echoes every message; counts what it got (the fd-carrying one never arrives). */
+/* Echoes every message of two connections (the fd-carrying one never arrives). */
 static void server_fds(void *arg)
 {
     (void)arg;
     ferry_policy pol;
-    ferry_policy_init(&pol);
-    pol.n_uids = 1;
-    pol.allow_uids[0] = BRIDGE_UID;
+    cl_bridge_policy(&pol);
     ferry_listener *l;
     CHECK_EQ(ferry_register("org.test.fds", &pol, NULL, &l, 5 * SEC), 0);
-    ferry_chan *ch;
-    CHECK_EQ(ferry_accept(l, &ch, 120 * SEC), 0);
-    char buf[8];
-    CHECK_EQ(ferry_recv(ch, buf, sizeof buf, 10 * SEC), 1);
-    CHECK_EQ(ferry_send(ch, buf, 1, 5 * SEC), 0);
-    CHECK_EQ(ferry_recv(ch, buf, sizeof buf, 10 * SEC), -EPIPE); /* never the "y" */
-    ferry_chan_close(ch);
+    for (int k = 0; k < 2; k++) { /* the client's unix, then its shm connection */
+        ferry_chan *ch;
+        CHECK_EQ(ferry_accept(l, &ch, 120 * SEC), 0);
+        char buf[8];
+        CHECK_EQ(ferry_recv(ch, buf, sizeof buf, 10 * SEC), 1);
+        CHECK_EQ(buf[0], 'x');
+        CHECK_EQ(ferry_send(ch, buf, 1, 5 * SEC), 0);
+        CHECK_EQ(ferry_recv(ch, buf, sizeof buf, 10 * SEC), 1); /* never the "y" */
+        CHECK_EQ(buf[0], 'z');
+        CHECK_EQ(ferry_send(ch, buf, 1, 5 * SEC), 0);
+        CHECK_EQ(ferry_recv(ch, buf, sizeof buf, 10 * SEC), -EPIPE); /* the client closed */
+        ferry_chan_close(ch);
+        atomic_fetch_add(&sh->fds_accepts, 1);
+    }
     ferry_listener_close(l);
 }
 
 int main(void)
 {
-    cl_require();
-    test_deadline(290);
     const char *env = getenv("FERRY_CLUSTER_CHAN_N");
     if (env && atol(env) > 0) n_msgs = atol(env);
-    sh = mmap(NULL, sizeof *sh, PROT_READ | PROT_WRITE, MAP_SHARED | MAP_ANONYMOUS, -1, 0);
-    CHECK(sh != MAP_FAILED);
-    cl_up(&C);
+    sh = cl_begin(&C, 290, sizeof *sh);
     host *A = &C.h[0], *B = &C.h[1];
     const char *exp_a[] = {"--export", "org.test.*=hostb", "--heartbeat-ms", "200", NULL};
     const char *exp_b[] = {"--import", "org.test.*=hosta", "--heartbeat-ms", "200", NULL};
-    cl_bridge_start(&C, 0, exp_a);
-    cl_bridge_start(&C, 1, exp_b);
+    cl_bridges(&C, exp_a, exp_b);
     pid_t s = cl_spawn(A, &ROOT, server, NULL);
     pid_t s2 = cl_spawn(A, &ROOT, server_fds, NULL);
     pid_t c = cl_spawn(B, &CALLER_ID, client, NULL);

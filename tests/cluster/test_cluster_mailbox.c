@@ -18,7 +18,6 @@
 
 #include <ferry/ferry.h>
 #include <stdatomic.h>
-#include <sys/mman.h>
 
 #define N 3000
 
@@ -33,20 +32,9 @@ static cluster C;
 static void receiver(void *arg)
 {
     (void)arg;
-    ferry_mailbox_opts o;
-    ferry_mailbox_opts_init(&o);
-    o.capacity = 64;
-    o.max_msg = 256;
     ferry_mailbox *mb;
-    CHECK_EQ(ferry_mailbox_create(&o, &mb), 0);
-    ferry_policy pol;
-    ferry_policy_init(&pol);
-    pol.n_uids = 1;
-    pol.allow_uids[0] = BRIDGE_UID; /* the bridge may open it: the opt-in to export */
-    ferry_pub *pub;
-    CHECK_EQ(ferry_publish("org.test.mbox", ferry_mailbox_fd(mb), FERRY_OBJ_MAILBOX, &pol, &pub,
-                           5 * SEC),
-             0);
+    ferry_pub *pub; /* the bridge may open it: the opt-in to export */
+    cl_mailbox_publish("org.test.mbox", 64, 256, &mb, &pub);
     for (int i = 0; i < N; i++) {
         char buf[256];
         int64_t type = -1;
@@ -69,14 +57,7 @@ static void sender(void *arg)
 {
     (void)arg;
     CHECK_EQ(getuid(), CALLER_UID);
-    ferry_mailbox *mb = NULL;
-    int64_t end = now_ns() + 20 * SEC;
-    int rc;
-    while ((rc = ferry_mailbox_open("org.test.mbox", &mb, 2 * SEC)) != 0) {
-        CHECK_EQ(rc, -ENOENT);
-        CHECK(now_ns() < end);
-        sleep_ms(20);
-    }
+    ferry_mailbox *mb = cl_mailbox_open("org.test.mbox");
     for (int i = 0; i < N; i++) {
         char msg[32];
         int n = snprintf(msg, sizeof msg, "%d", i);
@@ -84,7 +65,7 @@ static void sender(void *arg)
         atomic_store(&sh->sent, i + 1);
     }
     /* everything sent was taken by the bridge, once A had it */
-    end = now_ns() + 60 * SEC;
+    int64_t end = now_ns() + 60 * SEC;
     while (atomic_load(&sh->got) < N) {
         CHECK(now_ns() < end);
         sleep_ms(10);
@@ -102,35 +83,21 @@ static void sender(void *arg)
 static void wait_present(void *arg)
 {
     (void)arg;
-    int64_t end = now_ns() + 20 * SEC;
-    ferry_name_info info;
-    while (ferry_lookup("org.test.mbox", &info, 2 * SEC) != 0) {
-        CHECK(now_ns() < end);
-        sleep_ms(20);
-    }
+    CHECK_EQ(cl_wait_name("org.test.mbox", 1, 20 * SEC), 0);
 }
 
 int main(void)
 {
-    cl_require();
-    test_deadline(170);
-    sh = mmap(NULL, sizeof *sh, PROT_READ | PROT_WRITE, MAP_SHARED | MAP_ANONYMOUS, -1, 0);
-    CHECK(sh != MAP_FAILED);
-    cl_up(&C);
+    sh = cl_begin(&C, 170, sizeof *sh);
     host *A = &C.h[0], *B = &C.h[1];
     const char *exp_a[] = {"--export", "org.test.mbox=hostb", "--heartbeat-ms", "200", NULL};
     const char *exp_b[] = {"--import", "org.test.*", "--heartbeat-ms", "200", NULL};
-    cl_bridge_start(&C, 0, exp_a);
-    cl_bridge_start(&C, 1, exp_b);
+    cl_bridges(&C, exp_a, exp_b);
     pid_t r = cl_spawn(A, &ROOT, receiver, NULL);
     /* the mailbox imported on B; then B's ferryd killed and started again: the bridge
      * publishes it again, and the sender finds it by name */
     wait_ok(cl_spawn(B, &CALLER_ID, wait_present, NULL));
-    cl_kill(&B->ferryd);
-    unlink(B->sock);
-    B->ferryd = cl_spawn(B, &ROOT, ferryd_child, B);
-    for (int k = 0; k < 500 && !broker_connectable(B->sock); k++) sleep_ms(10);
-    CHECK(broker_connectable(B->sock));
+    cl_ferryd_restart(B);
     pid_t s = cl_spawn(B, &CALLER_ID, sender, NULL);
 
     int64_t t0 = now_ns();

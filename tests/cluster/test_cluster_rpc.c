@@ -5,7 +5,8 @@
  * is called from host B by an unprivileged caller with the plain ferry API; unknown and
  * unexported names are -ENOENT; a name exported to another user is -EACCES; a call past
  * its deadline is -ETIMEDOUT and the next one gets its own reply; no call is delivered
- * twice (the server counts); kill -9 of the remote owner gives the pending caller -EPIPE
+ * twice (the server counts); a request with fds is -EOPNOTSUPP at the caller and the
+ * connection goes on; kill -9 of the remote owner gives the pending caller -EPIPE
  * (the time is printed) and the name goes; B's nats-server stopped: the names go
  * (-ENOENT), restarted: calls work again (the time is printed). Skipped (77) when not
  * root or without `ip` / nats-server.
@@ -40,59 +41,12 @@ static cluster C;
 
 /* ------------------------------------------------------------------ servers on A */
 
-static _Atomic uint64_t handled; /* requests handled (per server process) */
-
-/* "count": reply with the number of requests handled before it; "sleep:MS": sleep,
- * then echo; anything else: echo reversed. */
-static void handler(ferry_rpc_server *conn, ferry_rpc_request *rq, void *ctx)
-{
-    (void)ctx;
-    char out[512];
-    size_t n = rq->msg.len < sizeof out ? rq->msg.len : sizeof out;
-    const char *in = rq->msg.data;
-    if (n == 5 && memcmp(in, "count", 5) == 0) {
-        uint64_t v = atomic_load(&handled);
-        ferry_msg r = {.data = &v, .len = sizeof v};
-        ferry_reply(conn, rq->id, &r, 5 * SEC);
-        return;
-    }
-    atomic_fetch_add(&handled, 1);
-    if (n > 6 && memcmp(in, "sleep:", 6) == 0) {
-        char num[16] = {0};
-        memcpy(num, in + 6, n - 6 < 15 ? n - 6 : 15);
-        sleep_ms(atoi(num));
-    }
-    for (size_t i = 0; i < n; i++) out[i] = in[n - 1 - i];
-    ferry_msg r = {.data = out, .len = n};
-    ferry_reply(conn, rq->id, &r, 5 * SEC);
-}
-
 static void server_child(void *arg)
 {
-    const char *name = arg;
-    ferry_policy pol;
-    ferry_policy_init(&pol);
-    pol.n_uids = 1;
-    pol.allow_uids[0] = BRIDGE_UID; /* the bridge may connect: the opt-in to export */
-    ferry_rpc_service *svc;
-    CHECK_EQ(ferry_serve(name, handler, NULL, 4, &pol, NULL, &svc, 5 * SEC), 0);
-    for (;;) pause();
+    cl_serve_forever(arg, cl_reverse, 4);
 }
 
 /* ------------------------------------------------------------------ callers on B */
-
-/* Wait until name is visible (ferry_lookup) or gone; returns 0 when it got there. */
-static int wait_name(const char *name, int present, int64_t limit_ns)
-{
-    int64_t end = now_ns() + limit_ns;
-    for (;;) {
-        ferry_name_info info;
-        int rc = ferry_lookup(name, &info, 2 * SEC);
-        if (present ? rc == 0 : rc == -ENOENT) return 0;
-        if (now_ns() > end) return -1;
-        sleep_ms(20);
-    }
-}
 
 static ssize_t call_str(ferry_rpc_client *c, const char *s, char *buf, size_t cap, int64_t t)
 {
@@ -105,7 +59,7 @@ static void caller_basic(void *arg)
 {
     (void)arg;
     CHECK_EQ(getuid(), CALLER_UID);
-    CHECK_EQ(wait_name("org.test.echo", 1, 20 * SEC), 0);
+    CHECK_EQ(cl_wait_name("org.test.echo", 1, 20 * SEC), 0);
     ferry_rpc_client *c;
     CHECK_EQ(ferry_rpc_connect("org.test.echo", FERRY_KIND_SHM, NULL, &c, 5 * SEC), 0);
 
@@ -122,6 +76,21 @@ static void caller_basic(void *arg)
     }
     printf("%d round trips across the namespaces: %.1f us each\n", N,
            (double)(now_ns() - t0) / N / 1000.0);
+
+    /* a request with fds: -EOPNOTSUPP at the caller, nothing sent (the count below stays
+     * N), and the connection goes on (the proxy said FERRY_NO_FDS in the handshake) */
+    {
+        int p[2];
+        CHECK(pipe(p) == 0);
+        char buf[16];
+        ferry_msg req = {.data = "fd", .len = 2, .fds = {p[0]}, .nfds = 1};
+        ferry_msg resp = {.data = buf, .cap = sizeof buf};
+        CHECK_EQ(ferry_call(c, &req, &resp, 5 * SEC), -EOPNOTSUPP);
+        uint64_t id;
+        CHECK_EQ(ferry_call_start(c, &req, &resp, &id, 5 * SEC), -EOPNOTSUPP);
+        close(p[0]);
+        close(p[1]);
+    }
 
     /* exactly once: the server handled N requests, no more */
     uint64_t count = 0;
@@ -146,14 +115,14 @@ static void caller_basic(void *arg)
     CHECK_EQ(ferry_rpc_connect("org.test.private", FERRY_KIND_SHM, NULL, &c, 2 * SEC), -ENOENT);
 
     /* exported to hostc only: B's caller is refused */
-    CHECK_EQ(wait_name("org.test.secret", 1, 10 * SEC), 0);
+    CHECK_EQ(cl_wait_name("org.test.secret", 1, 10 * SEC), 0);
     CHECK_EQ(ferry_rpc_connect("org.test.secret", FERRY_KIND_SHM, NULL, &c, 2 * SEC), -EACCES);
 }
 
 static void caller_death(void *arg)
 {
     (void)arg;
-    CHECK_EQ(wait_name("org.test.slow", 1, 20 * SEC), 0);
+    CHECK_EQ(cl_wait_name("org.test.slow", 1, 20 * SEC), 0);
     ferry_rpc_client *c;
     CHECK_EQ(ferry_rpc_connect("org.test.slow", FERRY_KIND_SHM, NULL, &c, 5 * SEC), 0);
     char buf[64];
@@ -164,8 +133,26 @@ static void caller_death(void *arg)
     CHECK(atomic_load(&sh->kill_ns) > 0);
     atomic_store(&sh->epipe_ns, t - atomic_load(&sh->kill_ns));
     ferry_rpc_client_close(c);
-    CHECK_EQ(wait_name("org.test.slow", 0, 10 * SEC), 0);
+    CHECK_EQ(cl_wait_name("org.test.slow", 0, 10 * SEC), 0);
     atomic_store(&sh->gone_ns, now_ns() - atomic_load(&sh->kill_ns));
+}
+
+/* Connect to name and call it with msg, again every 20 ms until a call gets its
+ * reversed reply (within limit_ns). */
+static void call_works(const char *name, const char *msg, int64_t limit_ns)
+{
+    int64_t end = now_ns() + limit_ns;
+    for (;;) {
+        ferry_rpc_client *c;
+        if (ferry_rpc_connect(name, FERRY_KIND_SHM, NULL, &c, 2 * SEC) == 0) {
+            char buf[64];
+            ssize_t rc = call_str(c, msg, buf, sizeof buf, 2 * SEC);
+            ferry_rpc_client_close(c);
+            if (rc == (ssize_t)strlen(msg)) return;
+        }
+        CHECK(now_ns() < end);
+        sleep_ms(20);
+    }
 }
 
 static void caller_partition(void *arg)
@@ -173,21 +160,10 @@ static void caller_partition(void *arg)
     (void)arg;
     /* the parent stops B's nats-server meanwhile */
     while (atomic_load(&sh->stop_ns) == 0) sleep_ms(5);
-    CHECK_EQ(wait_name("org.test.echo", 0, 10 * SEC), 0);
+    CHECK_EQ(cl_wait_name("org.test.echo", 0, 10 * SEC), 0);
     atomic_store(&sh->lost_ns, now_ns() - atomic_load(&sh->stop_ns));
     while (atomic_load(&sh->start_ns) == 0) sleep_ms(5);
-    int64_t end = now_ns() + 30 * SEC;
-    for (;;) {
-        ferry_rpc_client *c;
-        if (ferry_rpc_connect("org.test.echo", FERRY_KIND_SHM, NULL, &c, 2 * SEC) == 0) {
-            char buf[64];
-            ssize_t rc = call_str(c, "back", buf, sizeof buf, 2 * SEC);
-            ferry_rpc_client_close(c);
-            if (rc == 4) break;
-        }
-        CHECK(now_ns() < end);
-        sleep_ms(20);
-    }
+    call_works("org.test.echo", "back", 30 * SEC);
     atomic_store(&sh->back_ns, now_ns() - atomic_load(&sh->start_ns));
 }
 
@@ -195,27 +171,12 @@ static void caller_partition(void *arg)
 static void caller_again(void *arg)
 {
     (void)arg;
-    int64_t end = now_ns() + 20 * SEC;
-    for (;;) {
-        ferry_rpc_client *c;
-        if (ferry_rpc_connect("org.test.echo", FERRY_KIND_SHM, NULL, &c, 2 * SEC) == 0) {
-            char buf[64];
-            ssize_t rc = call_str(c, "again", buf, sizeof buf, 2 * SEC);
-            ferry_rpc_client_close(c);
-            if (rc == 5) return;
-        }
-        CHECK(now_ns() < end);
-        sleep_ms(20);
-    }
+    call_works("org.test.echo", "again", 20 * SEC);
 }
 
 int main(void)
 {
-    cl_require();
-    test_deadline(170);
-    sh = mmap(NULL, sizeof *sh, PROT_READ | PROT_WRITE, MAP_SHARED | MAP_ANONYMOUS, -1, 0);
-    CHECK(sh != MAP_FAILED);
-    cl_up(&C);
+    sh = cl_begin(&C, 170, sizeof *sh);
     host *A = &C.h[0], *B = &C.h[1];
     const char *exp_a[] = {"--export",
                            "org.test.echo=hostb",
@@ -231,8 +192,7 @@ int main(void)
                            "10000",
                            NULL};
     const char *exp_b[] = {"--import", "org.test.*", "--heartbeat-ms", HB_MS, NULL};
-    cl_bridge_start(&C, 0, exp_a);
-    cl_bridge_start(&C, 1, exp_b);
+    cl_bridges(&C, exp_a, exp_b);
     pid_t s_echo = cl_spawn(A, &ROOT, server_child, "org.test.echo");
     pid_t s_slow = cl_spawn(A, &ROOT, server_child, "org.test.slow");
     pid_t s_secret = cl_spawn(A, &ROOT, server_child, "org.test.secret");
@@ -271,11 +231,7 @@ int main(void)
            (double)atomic_load(&sh->lost_ns) / 1e6, (double)atomic_load(&sh->back_ns) / 1e6);
 
     /* B's ferryd killed and started again: the proxies register again by themselves */
-    cl_kill(&B->ferryd);
-    unlink(B->sock);
-    B->ferryd = cl_spawn(B, &ROOT, ferryd_child, B);
-    for (int k = 0; k < 500 && !broker_connectable(B->sock); k++) sleep_ms(10);
-    CHECK(broker_connectable(B->sock));
+    cl_ferryd_restart(B);
     int64_t t_ferryd = now_ns();
     wait_ok(cl_spawn(B, &CALLER_ID, caller_again, NULL));
     printf("B's ferryd restarted: a call works again after %.1f ms\n",

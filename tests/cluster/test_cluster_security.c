@@ -21,40 +21,12 @@
 #include "clusterutil.h"
 
 #include <ferry/ferry.h>
-#include <nats/nats.h>
 #include <stdatomic.h>
-#include <sys/mman.h>
 
 static cluster C;
-static _Atomic uint64_t handled;
-
-static void handler(ferry_rpc_server *conn, ferry_rpc_request *rq, void *ctx)
-{
-    (void)ctx;
-    char out[512];
-    size_t n = rq->msg.len < sizeof out ? rq->msg.len : sizeof out;
-    const char *in = rq->msg.data;
-    if (n == 5 && memcmp(in, "count", 5) == 0) {
-        uint64_t v = atomic_load(&handled);
-        ferry_msg r = {.data = &v, .len = sizeof v};
-        ferry_reply(conn, rq->id, &r, 5 * SEC);
-        return;
-    }
-    atomic_fetch_add(&handled, 1);
-    for (size_t i = 0; i < n; i++) out[i] = in[n - 1 - i];
-    ferry_msg r = {.data = out, .len = n};
-    ferry_reply(conn, rq->id, &r, 5 * SEC);
-}
-
 static void server_child(void *arg)
 {
-    ferry_policy pol;
-    ferry_policy_init(&pol);
-    pol.n_uids = 1;
-    pol.allow_uids[0] = BRIDGE_UID;
-    ferry_rpc_service *svc;
-    CHECK_EQ(ferry_serve(arg, handler, NULL, 2, &pol, NULL, &svc, 5 * SEC), 0);
-    for (;;) pause();
+    cl_serve_forever(arg, cl_reverse, 2);
 }
 
 static _Atomic int denied; /* permission violations the server reported to us */
@@ -92,14 +64,7 @@ static natsStatus req(natsConnection *nc, const char *subj, const char *op, cons
 static void hostile(void *arg)
 {
     (void)arg;
-    natsOptions *o;
-    natsConnection *nc;
-    CHECK(natsOptions_Create(&o) == NATS_OK);
-    CHECK(natsOptions_SetURL(o, "nats://10.99.0.2:4222") == NATS_OK);
-    CHECK(natsOptions_SetUserInfo(o, "hostc", C.pw[2]) == NATS_OK);
-    CHECK(natsOptions_SetCustomInboxPrefix(o, "ferry.t.reply.hostc") == NATS_OK);
-    CHECK(natsOptions_SetErrorHandler(o, on_err, NULL) == NATS_OK);
-    CHECK(natsConnection_Connect(&nc, o) == NATS_OK);
+    natsConnection *nc = cl_nats_hostc(&C, on_err);
     char st[16], buf[128];
     int n = 0;
 
@@ -227,7 +192,6 @@ static void hostile(void *arg)
     natsSubscription_Destroy(sub);
     natsSubscription_Destroy(sub2);
     natsConnection_Destroy(nc);
-    natsOptions_Destroy(o);
     nats_CloseAndWait(2000);
 }
 
@@ -267,22 +231,12 @@ static void wait_gone(void *arg)
 
 static void wait_present(void *arg)
 {
-    int64_t end = now_ns() + 20 * SEC;
-    ferry_name_info info;
-    while (ferry_lookup(arg, &info, 2 * SEC) != 0) {
-        CHECK(now_ns() < end);
-        sleep_ms(20);
-    }
+    CHECK_EQ(cl_wait_name(arg, 1, 20 * SEC), 0);
 }
 
 int main(void)
 {
-    cl_require();
-    test_deadline(170);
-    gone_ns =
-        mmap(NULL, sizeof *gone_ns, PROT_READ | PROT_WRITE, MAP_SHARED | MAP_ANONYMOUS, -1, 0);
-    CHECK(gone_ns != MAP_FAILED);
-    cl_up(&C);
+    gone_ns = cl_begin(&C, 170, sizeof *gone_ns);
     host *A = &C.h[0], *B = &C.h[1];
     const char *exp_a[] = {"--export",
                            "org.test.echo=hostb",
@@ -295,8 +249,7 @@ int main(void)
                            NULL};
     const char *exp_b[] = {
         "--import", "org.test.*=hosta", "--import", "org.open.*", "--heartbeat-ms", "200", NULL};
-    cl_bridge_start(&C, 0, exp_a);
-    cl_bridge_start(&C, 1, exp_b);
+    cl_bridges(&C, exp_a, exp_b);
     pid_t s1 = cl_spawn(A, &ROOT, server_child, "org.test.echo");
     pid_t s2 = cl_spawn(A, &ROOT, server_child, "org.test.secret");
     wait_ok(cl_spawn(B, &CALLER_ID, wait_present, "org.test.echo"));

@@ -20,34 +20,16 @@
 
 static cluster C;
 
-static void handler(ferry_rpc_server *conn, ferry_rpc_request *rq, void *ctx)
-{
-    (void)ctx;
-    ferry_msg r = {.data = rq->msg.data, .len = rq->msg.len};
-    ferry_reply(conn, rq->id, &r, 5 * SEC);
-}
-
 static void server_child(void *arg)
 {
     (void)arg;
-    ferry_policy pol;
-    ferry_policy_init(&pol);
-    pol.n_uids = 1;
-    pol.allow_uids[0] = BRIDGE_UID;
-    ferry_rpc_service *svc;
-    CHECK_EQ(ferry_serve("org.test.echo", handler, NULL, 2, &pol, NULL, &svc, 5 * SEC), 0);
-    for (;;) pause();
+    cl_serve_forever("org.test.echo", cl_echo, 2);
 }
 
 static void caller(void *arg)
 {
     (void)arg;
-    ferry_rpc_client *c;
-    int64_t end = now_ns() + 20 * SEC;
-    while (ferry_rpc_connect("org.test.echo", FERRY_KIND_SHM, NULL, &c, 2 * SEC) != 0) {
-        CHECK(now_ns() < end);
-        sleep_ms(20);
-    }
+    ferry_rpc_client *c = cl_rpc_connect("org.test.echo");
     for (int i = 0; i < 100; i++) {
         char msg[32], buf[32];
         int n = snprintf(msg, sizeof msg, "tls-%d", i);
@@ -88,14 +70,12 @@ static void outsiders(void *arg)
 
 int main(void)
 {
-    cl_require();
     if (system("command -v openssl >/dev/null 2>&1") != 0) {
         printf("SKIP: no openssl command\n");
         return 77;
     }
-    test_deadline(170);
     cl_tls = 1;
-    cl_up(&C);
+    cl_begin(&C, 170, 0);
     /* a certificate of the CA for a name no user has */
     cl_sh("cd %s && openssl req -newkey ec -pkeyopt ec_paramgen_curve:prime256v1 -nodes "
           "-keyout cli-nobody.key -out cli-nobody.csr -subj /CN=nobody 2>/dev/null && "
@@ -105,8 +85,7 @@ int main(void)
     host *A = &C.h[0], *B = &C.h[1];
     const char *exp_a[] = {"--export", "org.test.echo=hostb", "--heartbeat-ms", "200", NULL};
     const char *exp_b[] = {"--import", "org.test.*=hosta", "--heartbeat-ms", "200", NULL};
-    cl_bridge_start(&C, 0, exp_a);
-    cl_bridge_start(&C, 1, exp_b);
+    cl_bridges(&C, exp_a, exp_b);
     pid_t s = cl_spawn(A, &ROOT, server_child, NULL);
     wait_ok(cl_spawn(B, &CALLER_ID, caller, NULL));
     wait_ok(cl_spawn(B, &ROOT, outsiders, NULL));

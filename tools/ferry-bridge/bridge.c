@@ -73,6 +73,7 @@
 #define NBUCKETS    1024
 #define MS          ((int64_t)1000000)
 #define TICK_MS     50
+#define PULL_WIN    32         /* --recv: messages pulled ahead for local receivers */
 #define LOCAL_WAIT  (500 * MS) /* the most the loop waits on the local ferryd or a server */
 
 /* ------------------------------------------------------------------ types */
@@ -125,6 +126,13 @@ typedef struct proxy {
     ferry_bcast *bc;
     char in_boot[17];
     uint64_t in_seq;
+    /* a mailbox received here (--recv): local receivers take what the bridge pulls from
+     * the exporter (one message per pull, while receivers wait and none is queued);
+     * in_boot/in_seq: the exporter's incarnation and the last number delivered here */
+    int recv;
+    uint64_t pull_seq;  /* the pull in flight, 0: none */
+    int64_t pull_at;    /* no pull before (empty exporter, errors) */
+    int64_t recv_until; /* pulls go on until then: a local receiver waited within 1 s */
     int allowed;
     unsigned mode; /* the local policy's mode it was published with */
     struct proxy *hnext;
@@ -151,6 +159,7 @@ typedef struct pend {
     uint64_t id; /* calls: the local ferry call id */
     int mbox;    /* a mailbox message (msg_seq) */
     int bput;    /* a broadcast message to a remote subscriber (exporter: its user) */
+    int mpull;   /* a pull for a mailbox received here (--recv) */
     uint64_t msg_seq;
     char name[256], exporter[ID_MAX + 1]; /* probes, mailbox messages */
     int64_t deadline;
@@ -186,6 +195,15 @@ typedef struct mbout {
     char boot[17];
     uint64_t last_seq;
     ferry_mailbox *mb;
+    /* pulls (a receiving host's bridge): the message taken for it and not yet
+     * acknowledged, numbered from the bridge-wide b->mseq; given back to the mailbox when
+     * the puller is silent */
+    int held;
+    char *hbuf;
+    size_t hlen;
+    int64_t htype;
+    uint64_t hseq;
+    int64_t pulled_at;
     struct mbout *next;
 } mbout;
 
@@ -270,6 +288,8 @@ typedef struct bridge {
     int nrules;
     rule imports[MAX_RULES]; /* which names to import, from which exporters */
     int nimports;
+    rule recvs[MAX_RULES]; /* imported mailboxes received here (--recv), not sent to */
+    int nrecvs;
     unsigned import_mode;
     int64_t hb_ns;
     int dead_after;
@@ -318,6 +338,7 @@ typedef struct bridge {
     size_t nrelays;
     uint64_t nconnid;
     uint64_t mb_lost; /* mailbox messages given up (withdrawn name, too large) */
+    uint64_t mseq;    /* the last number given to a pulled mailbox message */
     uint64_t bc_gap;  /* broadcast messages an imported stream missed (lapsed lease) */
     ferry_watch *watch;
     int64_t watch_retry;
@@ -412,7 +433,8 @@ static const struct {
                 {EPIPE, "EPIPE"},
                 {EMSGSIZE, "EMSGSIZE"},
                 {EBUSY, "EBUSY"},
-                {ETIMEDOUT, "ETIMEDOUT"}};
+                {ETIMEDOUT, "ETIMEDOUT"},
+                {EAGAIN, "EAGAIN"}};
 
 static const char *status_str(int err)
 {
@@ -554,6 +576,8 @@ static void conn_close(bridge *b, conn *c)
 }
 
 /* Drop an imported name: the registration and every local connection to it. */
+static int mpull_send(bridge *b, proxy *p, int want);
+
 static void proxy_drop(bridge *b, proxy *p)
 {
     proxy **pp = proxy_slot(b, p->name);
@@ -572,6 +596,8 @@ static void proxy_drop(bridge *b, proxy *p)
         epoll_del(b, ferry_listener_poll_fd(p->l));
         ferry_listener_close(p->l);
     }
+    if (p->mb && p->recv && p->in_boot[0] && b->connected)
+        mpull_send(b, p, 0); /* what was delivered here is not given back there */
     if (p->mb) {
         epoll_del(b, p->mbfd);
         ferry_pub_close(p->pub);
@@ -614,13 +640,19 @@ static pend **pend_slot(bridge *b, uint64_t seq)
     return pp;
 }
 
+/* Free a pend already out of the table. */
+static void pend_release(pend *p)
+{
+    if (p->c) conn_put(p->c);
+    free(p);
+}
+
 static void pend_free(bridge *b, pend **pp)
 {
     pend *p = *pp;
     *pp = p->hnext;
     b->npend--;
-    if (p->c) conn_put(p->c);
-    free(p);
+    pend_release(p);
 }
 
 static void subj_rpc(bridge *b, char *s, const char *exporter, const char *name)
@@ -765,8 +797,12 @@ static void proxy_register_mbox(bridge *b, proxy *p, const ferry_policy *pol)
     if (rc == 0)
         rc = ferry_publish(p->name, ferry_mailbox_fd(p->mb), FERRY_OBJ_MAILBOX, pol, &p->pub,
                            LOCAL_WAIT);
-    if (rc == 0) rc = p->mbfd = ferry_mailbox_poll_fd(p->mb);
-    if (rc >= 0) rc = epoll_add(b, p->mbfd, p);
+    p->recv = 0;
+    for (int i = 0; i < b->nrecvs && !p->recv; i++)
+        p->recv = ferry__pattern_match(b->recvs[i].pat, p->name);
+    /* received here: the bridge never takes from it (it pulls into it, tick) */
+    if (rc == 0 && !p->recv) rc = p->mbfd = ferry_mailbox_poll_fd(p->mb);
+    if (rc >= 0 && !p->recv) rc = epoll_add(b, p->mbfd, p);
     if (rc < 0) {
         logf_("import mailbox %s from %s: %s", p->name, p->exporter, ferry_strerror(rc));
         ferry_pub_close(p->pub);
@@ -778,7 +814,7 @@ static void proxy_register_mbox(bridge *b, proxy *p, const ferry_policy *pol)
         return;
     }
     p->state = P_LIVE;
-    vlog("imported mailbox %s from %s", p->name, p->exporter);
+    vlog("imported mailbox %s from %s%s", p->name, p->exporter, p->recv ? " (received here)" : "");
 }
 
 static void proxy_register_bcast(bridge *b, proxy *p, const ferry_policy *pol)
@@ -869,6 +905,7 @@ static void proxy_register(bridge *b, proxy *p, int allowed)
     ferry_chan_opts o;
     ferry_chan_opts_init(&o);
     o.max_msg = b->max_msg;
+    o.flags |= FERRY_NO_FDS; /* fds cannot cross hosts: a local sender's are -EOPNOTSUPP */
     int rc = ferry_register(p->name, &pol, &o, &p->l, LOCAL_WAIT);
     if (rc < 0) {
         logf_("import %s from %s: %s", p->name, p->exporter, ferry_strerror(rc));
@@ -954,6 +991,88 @@ static void mbox_acked(bridge *b, pend *q, int err)
     p->retry_at = ferry__now_ns() + (err == ETIMEDOUT ? 0 : err == EBUSY ? 20 : 200) * MS;
 }
 
+/* A mailbox received here: pull one message from the exporter, unless a pull is in
+ * flight, while a local receiver waited within the last second and fewer than PULL_WIN
+ * messages are queued here (a prefetch: the next pull follows each delivery at once, and
+ * each tick). The pull acknowledges the last
+ * message delivered here (Ferry-Ack, of the exporter's incarnation Ferry-Ack-Boot), so
+ * the exporter holds each message until it is known delivered and sends it again
+ * otherwise; in_boot/in_seq drop a repeat: each message reaches this mailbox once. */
+/* Send a pull (want 0: only the acknowledgement, nothing more wanted). */
+static int mpull_send(bridge *b, proxy *p, int want)
+{
+    pend *q = calloc(1, sizeof *q);
+    if (!q) return -ENOMEM;
+    q->mpull = 1;
+    snprintf(q->name, sizeof q->name, "%s", p->name);
+    snprintf(q->exporter, sizeof q->exporter, "%s", p->exporter);
+    char ack[24];
+    snprintf(ack, sizeof ack, "%" PRIu64, p->in_seq);
+    const char *hdr[] = {
+        "Ferry-Ack",      ack, "Ferry-Ack-Boot", p->in_boot[0] ? p->in_boot : "-", "Ferry-Want",
+        want ? "1" : "0", NULL};
+    int rc = send_request(b, q, p->exporter, p->name, "mpull", hdr, NULL, 0);
+    if (rc < 0) {
+        free(q);
+        return rc;
+    }
+    q->deadline = ferry__now_ns() + 1000 * MS; /* unanswered: pulled again (it is held) */
+    if (want) p->pull_seq = q->seq;
+    return 0;
+}
+
+static void mpull_maybe(bridge *b, proxy *p, int64_t now)
+{
+    if (!p->recv || !p->mb || p->state != P_LIVE || p->pull_seq || now < p->pull_at ||
+        !b->connected)
+        return;
+    ferry_mailbox_counters st;
+    ferry_mailbox_counters_init(&st);
+    if (ferry_mailbox_stats(p->mb, &st) < 0) return;
+    if (st.waiting > 0) p->recv_until = now + 1000 * MS;
+    if (now >= p->recv_until || st.queued >= PULL_WIN) return;
+    if (mpull_send(b, p, 1) < 0) p->pull_at = now + 200 * MS;
+}
+
+/* The exporter's answer to a pull (m NULL: none came): a message (delivered here once),
+ * EAGAIN (its mailbox is empty) or an error. */
+static void mpull_done(bridge *b, pend *q, natsMsg *m, int err)
+{
+    proxy *p = *proxy_slot(b, q->name);
+    if (!p || p->kind != 'm' || !p->recv || p->pull_seq != q->seq) return; /* stale */
+    p->pull_seq = 0;
+    int64_t now = ferry__now_ns();
+    if (err != 0 || !m) { /* empty: the next tick; refused or away: later */
+        p->pull_at = now + (err == EAGAIN || err == ETIMEDOUT ? 0 : 200 * MS);
+        return;
+    }
+    int64_t type = header_num(m, "Ferry-Type"), seq = header_num(m, "Ferry-Seq");
+    const char *boot = NULL;
+    int len = natsMsg_GetDataLength(m);
+    if (type < 0 || seq < 1 || len < 0 || (size_t)len > b->max_msg ||
+        natsMsgHeader_Get(m, "Ferry-Boot", &boot) != NATS_OK || !boot || strlen(boot) != 16 ||
+        strspn(boot, "0123456789abcdef") != 16) {
+        p->pull_at = now + 200 * MS; /* malformed: not delivered, not acknowledged */
+        return;
+    }
+    if (strcmp(p->in_boot, boot) != 0) { /* the exporter's bridge restarted */
+        memcpy(p->in_boot, boot, sizeof p->in_boot);
+        p->in_seq = 0;
+    }
+    if ((uint64_t)seq > p->in_seq) {
+        int rc = ferry_mailbox_send(p->mb, type, natsMsg_GetData(m), (size_t)len, FERRY_NOW);
+        if (rc < 0) { /* full (local senders): not acknowledged, it comes again */
+            p->pull_at = now + 20 * MS;
+            return;
+        }
+        p->in_seq = (uint64_t)seq;
+    }
+    mpull_maybe(b, p, now); /* receivers still active: the next one now */
+    if (!p->pull_seq)
+        mpull_send(b, p, 0); /* else acknowledge now: nothing is held there
+                                for a message delivered here */
+}
+
 static void on_reply(bridge *b, natsMsg *m, const char *tail)
 {
     /* tail: the sequence number, a bounded decimal */
@@ -965,6 +1084,10 @@ static void on_reply(bridge *b, natsMsg *m, const char *tail)
         b->dropped_replies++;
         return;
     }
+    /* out of the table first: a handler below may send a request (a new entry, maybe at
+     * the head of this very bucket, where pp points) */
+    *pp = p->hnext;
+    b->npend--;
     const char *st = NULL;
     int err;
     if (natsMsg_IsNoResponders(m))
@@ -973,12 +1096,17 @@ static void on_reply(bridge *b, natsMsg *m, const char *tail)
         err = natsMsgHeader_Get(m, "Ferry-Status", &st) == NATS_OK ? status_err(st) : EPIPE;
     if (p->mbox) {
         mbox_acked(b, p, err);
-        pend_free(b, pp);
+        pend_release(p);
+        return;
+    }
+    if (p->mpull) {
+        mpull_done(b, p, m, err);
+        pend_release(p);
         return;
     }
     if (p->bput) {
         bput_acked(b, p, err);
-        pend_free(b, pp);
+        pend_release(p);
         return;
     }
     if (p->probe) {
@@ -989,7 +1117,7 @@ static void on_reply(bridge *b, natsMsg *m, const char *tail)
             else
                 proxy_drop(b, x); /* the next heartbeat tries again */
         }
-        pend_free(b, pp);
+        pend_release(p);
         return;
     }
     conn *c = p->c;
@@ -1010,7 +1138,7 @@ static void on_reply(bridge *b, natsMsg *m, const char *tail)
             conn_close(b, c);
         }
     }
-    pend_free(b, pp);
+    pend_release(p);
 }
 
 static void relay_from_conn(bridge *b, conn *c, const ferry_msg *first);
@@ -1462,6 +1590,23 @@ static out *out_get(bridge *b, const char *name, const char *caller, int *err)
     return o;
 }
 
+/* A message held for a puller goes back into the mailbox (at its end: a receiver here,
+ * or the next pull, takes it), so that a puller that went away loses nothing. */
+static void mbout_give_back(bridge *b, mbout *o)
+{
+    if (!o->held) return;
+    int rc = ferry_mailbox_send(o->mb, o->htype, o->hbuf, o->hlen, FERRY_NOW);
+    if (rc == 0) {
+        o->held = 0;
+        vlog("mailbox %s: a message held for %s given back", o->name, o->caller);
+    } else if (rc != -EAGAIN && rc != -ETIMEDOUT && rc != -ENOBUFS) {
+        o->held = 0;
+        b->mb_lost++;
+        logf_("mailbox %s: a message held for %s: %s (lost)", o->name, o->caller,
+              ferry_strerror(rc));
+    }
+}
+
 static void mbout_close(bridge *b, mbout *o)
 {
     for (mbout **pp = &b->mbouts; *pp; pp = &(*pp)->next)
@@ -1470,7 +1615,9 @@ static void mbout_close(bridge *b, mbout *o)
             break;
         }
     b->nmbouts--;
+    mbout_give_back(b, o);
     ferry_mailbox_close(o->mb);
+    free(o->hbuf);
     free(o);
 }
 
@@ -1484,6 +1631,30 @@ static int64_t header_num(natsMsg *m, const char *key)
     return (int64_t)strtoll(v, NULL, 10);
 }
 
+/* The handle on name for caller, opened on first use; NULL: refused, answered on reply. */
+static mbout *mbout_get(bridge *b, const char *name, const char *caller, const char *reply)
+{
+    mbout *o = b->mbouts;
+    while (o && (strcmp(o->name, name) != 0 || strcmp(o->caller, caller) != 0)) o = o->next;
+    if (o) return o;
+    if (b->nmbouts >= OUTS_MAX || !(o = calloc(1, sizeof *o))) {
+        reply_status(b, reply, EBUSY);
+        return NULL;
+    }
+    int rc = ferry_mailbox_open(name, &o->mb, LOCAL_WAIT);
+    if (rc < 0) {
+        free(o);
+        reply_status(b, reply, rc == -EACCES ? EACCES : ENOENT);
+        return NULL;
+    }
+    snprintf(o->name, sizeof o->name, "%s", name);
+    snprintf(o->caller, sizeof o->caller, "%s", caller);
+    o->next = b->mbouts;
+    b->mbouts = o;
+    b->nmbouts++;
+    return o;
+}
+
 /* A message for one of our mailboxes from caller (allowed by the policy): delivered into
  * the local mailbox once per (caller's bridge incarnation, message number). */
 static void on_put(bridge *b, natsMsg *m, const char *caller, const char *name, const char *reply)
@@ -1493,25 +1664,8 @@ static void on_put(bridge *b, natsMsg *m, const char *caller, const char *name, 
     if (type < 0 || seq < 1 || natsMsgHeader_Get(m, "Ferry-Boot", &boot) != NATS_OK || !boot ||
         strlen(boot) != 16 || strspn(boot, "0123456789abcdef") != 16)
         return; /* malformed: not answered */
-    mbout *o = b->mbouts;
-    while (o && (strcmp(o->name, name) != 0 || strcmp(o->caller, caller) != 0)) o = o->next;
-    if (!o) {
-        if (b->nmbouts >= OUTS_MAX || !(o = calloc(1, sizeof *o))) {
-            reply_status(b, reply, EBUSY);
-            return;
-        }
-        int rc = ferry_mailbox_open(name, &o->mb, LOCAL_WAIT);
-        if (rc < 0) {
-            free(o);
-            reply_status(b, reply, rc == -EACCES ? EACCES : ENOENT);
-            return;
-        }
-        snprintf(o->name, sizeof o->name, "%s", name);
-        snprintf(o->caller, sizeof o->caller, "%s", caller);
-        o->next = b->mbouts;
-        b->mbouts = o;
-        b->nmbouts++;
-    }
+    mbout *o = mbout_get(b, name, caller, reply);
+    if (!o) return;
     if (strcmp(o->boot, boot) != 0) { /* another incarnation of the sender's bridge */
         memcpy(o->boot, boot, sizeof o->boot);
         o->last_seq = 0;
@@ -1534,6 +1688,59 @@ static void on_put(bridge *b, natsMsg *m, const char *caller, const char *name, 
         mbout_close(b, o);
         reply_status(b, reply, EPIPE);
     }
+}
+
+/* A pull from caller (a bridge whose local receivers take from our mailbox: --recv
+ * there): forget the held message if the pull acknowledges it (its number, of this
+ * incarnation), then answer with the held message again or the next one taken from the
+ * mailbox (EAGAIN: it is empty). A message is held until acknowledged, so a lost answer
+ * or a lost pull costs nothing: the next pull gets it again. */
+static void on_mpull(bridge *b, natsMsg *m, const char *caller, const char *name, const char *reply)
+{
+    mbout *o = mbout_get(b, name, caller, reply);
+    if (!o) return;
+    o->pulled_at = ferry__now_ns();
+    const char *ack_boot = NULL;
+    int64_t ack = header_num(m, "Ferry-Ack");
+    if (o->held && ack >= 0 && (uint64_t)ack >= o->hseq &&
+        natsMsgHeader_Get(m, "Ferry-Ack-Boot", &ack_boot) == NATS_OK && ack_boot &&
+        strcmp(ack_boot, b->boot) == 0)
+        o->held = 0; /* delivered there */
+    const char *want = NULL;
+    if (natsMsgHeader_Get(m, "Ferry-Want", &want) == NATS_OK && want && strcmp(want, "0") == 0) {
+        reply_status(b, reply, 0); /* the puller stops: only the acknowledgement */
+        return;
+    }
+    if (!o->held) {
+        if (!o->hbuf && !(o->hbuf = malloc(b->max_msg))) {
+            reply_status(b, reply, EBUSY);
+            return;
+        }
+        ssize_t rc = ferry_mailbox_recv(o->mb, 0, &o->htype, o->hbuf, b->max_msg, FERRY_NOW);
+        if (rc < 0) {
+            if (rc != -EAGAIN && rc != -EMSGSIZE)
+                vlog("mailbox %s: %s", name, ferry_strerror((int)rc));
+            reply_status(b, reply, rc == -EAGAIN ? EAGAIN : rc == -EMSGSIZE ? EMSGSIZE : EPIPE);
+            if (rc != -EAGAIN && rc != -EMSGSIZE) mbout_close(b, o);
+            return;
+        }
+        o->hlen = (size_t)rc;
+        o->hseq = ++b->mseq;
+        o->held = 1;
+    }
+    char type[24], seq[24];
+    snprintf(type, sizeof type, "%" PRId64, o->htype);
+    snprintf(seq, sizeof seq, "%" PRIu64, o->hseq);
+    const char *hdr[] = {"Ferry-Status", "0",     "Ferry-Type", type, "Ferry-Seq", seq,
+                         "Ferry-Boot",   b->boot, NULL};
+    publish_h(b, reply, NULL, hdr, o->hbuf, o->hlen);
+}
+
+/* Messages held for pullers silent for twice the heartbeat lapse go back. */
+static void mbout_tick(bridge *b, int64_t now)
+{
+    for (mbout *o = b->mbouts; o; o = o->next)
+        if (o->held && now - o->pulled_at > 2 * b->hb_ns * b->dead_after) mbout_give_back(b, o);
 }
 
 /* ---- exported broadcasts */
@@ -1730,8 +1937,10 @@ static void on_rpc(bridge *b, natsMsg *m, const char *tail)
     int oneway = strcmp(op, "oneway") == 0, probe = strcmp(op, "probe") == 0;
     int put = strcmp(op, "put") == 0, sub = strcmp(op, "sub") == 0;
     int bput = strcmp(op, "bput") == 0, copen = strcmp(op, "copen") == 0;
+    int mpull = strcmp(op, "mpull") == 0;
     int crelay = !strcmp(op, "cdata") || !strcmp(op, "cack") || !strcmp(op, "cclose");
-    if (!oneway && !probe && !put && !sub && !bput && !copen && !crelay && strcmp(op, "call") != 0)
+    if (!oneway && !probe && !put && !sub && !bput && !copen && !crelay && !mpull &&
+        strcmp(op, "call") != 0)
         return;
     if (!reply && !oneway && !sub && !copen && !crelay) return;
     int len = natsMsg_GetDataLength(m);
@@ -1766,6 +1975,10 @@ static void on_rpc(bridge *b, natsMsg *m, const char *tail)
     }
     if (put) {
         on_put(b, m, caller, name, reply);
+        return;
+    }
+    if (mpull) {
+        on_mpull(b, m, caller, name, reply);
         return;
     }
     if (sub) {
@@ -1966,6 +2179,7 @@ static void tick(bridge *b)
             if (now > (*pp)->deadline) {
                 if ((*pp)->mbox) mbox_acked(b, *pp, ETIMEDOUT); /* sent again below */
                 if ((*pp)->bput) bput_acked(b, *pp, ETIMEDOUT);
+                if ((*pp)->mpull) mpull_done(b, *pp, NULL, ETIMEDOUT); /* pulled again */
                 if ((*pp)->probe) { /* unanswered: the next heartbeat probes again */
                     proxy *x = *proxy_slot(b, (*pp)->name);
                     if (x && x->state == P_PROBING && strcmp(x->exporter, (*pp)->exporter) == 0)
@@ -1981,6 +2195,9 @@ static void tick(bridge *b)
             if (p->kind == 'm' && p->in_flight && !p->pend_seq && now >= p->retry_at &&
                 b->connected)
                 mbox_send(b, p);
+            else if (p->kind == 'm')
+                mpull_maybe(b, p, now);
+    mbout_tick(b, now);
     bcast_tick(b, now);
     relay_tick(b, now);
     for (out *o = b->outs; o; o = o->next)
@@ -2108,7 +2325,7 @@ static void usage(FILE *f)
                "         [--password-file FILE | --creds FILE] [--cluster NAME]\n"
                "         [--tls-ca FILE] [--tls-cert FILE --tls-key FILE]\n"
                "         [--export PATTERN=USER[,USER...]|PATTERN=*]...\n"
-               "         [--import PATTERN[=USER[,USER...]]]...\n"
+               "         [--import PATTERN[=USER[,USER...]]]... [--recv PATTERN]...\n"
                "         [--import-mode OCTAL] [--heartbeat-ms N] [--dead-after N]\n"
                "         [--call-timeout-ms N] [--max-msg BYTES] [--verbose]\n");
 }
@@ -2168,6 +2385,48 @@ static char *read_secret(const char *path)
     return s;
 }
 
+/* The numeric options: getopt letter, name (for the error), bounds. */
+typedef struct num_opt {
+    int c;
+    const char *name;
+    long lo, hi;
+} num_opt;
+
+static const num_opt num_opts[] = {
+    {'m', "--import-mode", 0, 0777},         {'h', "--heartbeat-ms", 10, 600000},
+    {'d', "--dead-after", 2, 1000},          {'t', "--call-timeout-ms", 10, 3600000},
+    {'s', "--max-msg", 64, (long)MSG_LIMIT},
+};
+
+static const num_opt *num_opt_of(int c)
+{
+    for (size_t i = 0; i < sizeof num_opts / sizeof num_opts[0]; i++)
+        if (num_opts[i].c == c) return &num_opts[i];
+    return NULL;
+}
+
+/* Store v (within num_opt_of(c)'s bounds) where option c goes. */
+static void num_opt_set(bridge *b, int c, long v)
+{
+    switch (c) {
+    case 'm':
+        b->import_mode = (unsigned)v;
+        break;
+    case 'h':
+        b->hb_ns = v * MS;
+        break;
+    case 'd':
+        b->dead_after = (int)v;
+        break;
+    case 't':
+        b->call_timeout_ns = v * MS;
+        break;
+    default:
+        b->max_msg = (size_t)v;
+        break; /* 's' */
+    }
+}
+
 static int parse_args(bridge *b, int argc, char **argv)
 {
     static const struct option opts[] = {
@@ -2181,6 +2440,7 @@ static int parse_args(bridge *b, int argc, char **argv)
         {"cluster", required_argument, 0, 'C'},
         {"export", required_argument, 0, 'e'},
         {"import", required_argument, 0, 'i'},
+        {"recv", required_argument, 0, 'r'},
         {"import-mode", required_argument, 0, 'm'},
         {"heartbeat-ms", required_argument, 0, 'h'},
         {"dead-after", required_argument, 0, 'd'},
@@ -2230,25 +2490,9 @@ static int parse_args(bridge *b, int argc, char **argv)
         case 'i':
             if (parse_rule(b->imports, &b->nimports, optarg, 1) < 0) return bad("--import", optarg);
             break;
-        case 'm':
-            if (parse_long(optarg, 0, 0777, &v) < 0) return bad("--import-mode", optarg);
-            b->import_mode = (unsigned)v;
-            break;
-        case 'h':
-            if (parse_long(optarg, 10, 600000, &v) < 0) return bad("--heartbeat-ms", optarg);
-            b->hb_ns = v * MS;
-            break;
-        case 'd':
-            if (parse_long(optarg, 2, 1000, &v) < 0) return bad("--dead-after", optarg);
-            b->dead_after = (int)v;
-            break;
-        case 't':
-            if (parse_long(optarg, 10, 3600000, &v) < 0) return bad("--call-timeout-ms", optarg);
-            b->call_timeout_ns = v * MS;
-            break;
-        case 's':
-            if (parse_long(optarg, 64, (long)MSG_LIMIT, &v) < 0) return bad("--max-msg", optarg);
-            b->max_msg = (size_t)v;
+        case 'r':
+            if (strchr(optarg, '=') || parse_rule(b->recvs, &b->nrecvs, optarg, 1) < 0)
+                return bad("--recv", optarg);
             break;
         case 'v':
             b->verbose = 1;
@@ -2256,9 +2500,15 @@ static int parse_args(bridge *b, int argc, char **argv)
         case 'H':
             usage(stdout);
             exit(0);
-        default:
-            usage(stderr);
-            return 2;
+        default: {
+            const num_opt *n = num_opt_of(c);
+            if (!n) {
+                usage(stderr);
+                return 2;
+            }
+            if (parse_long(optarg, n->lo, n->hi, &v) < 0) return bad(n->name, optarg);
+            num_opt_set(b, c, v);
+        }
         }
     }
     if (optind < argc) return bad("argument", argv[optind]);
