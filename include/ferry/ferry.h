@@ -859,8 +859,9 @@ typedef struct ferry_pub ferry_pub;
  * FERRY_POLICY_TRUSTED_SHARERS). Regions and states (FERRY_OBJ_REGION, FERRY_OBJ_STATE:
  * see "regions and states by name"): also -EACCES (a region's read-only descriptor: no
  * write right to pass on), -EPERM (its file is another uid's, or lets group or others
- * write), -EINVAL (write rights in the policy of any other kind; a file on a file system
- * ferryd does not read: FUSE, network).
+ * write), -EINVAL (write rights in the policy of any other kind; a file that is not on
+ * tmpfs or hugetlbfs: ferryd asks nothing of such a file, since on FUSE even an fstat
+ * can wait forever — a persistent region on a disk is shared by path or descriptor).
  */
 FERRY_API int ferry_publish(const char *name, int fd, int kind, const ferry_policy *policy,
                             ferry_pub **out, int64_t timeout_ns);

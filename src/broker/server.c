@@ -55,7 +55,6 @@
 #include <sys/signalfd.h>
 #include <sys/socket.h>
 #include <sys/stat.h>
-#include <sys/statfs.h>
 #include <sys/syscall.h>
 #include <sys/timerfd.h>
 #include <unistd.h>
@@ -718,49 +717,36 @@ static int opens_to_others(const ferry_policy *pol, uid_t owner)
     return 0;
 }
 
-/* May ferryd read the file behind fd without blocking for long? A memfd (tmpfs, or
- * hugetlbfs), or a file on a local disk file system. A file on FUSE or a network file
- * system is refused: its server (possibly the publisher itself) could make a pread of
- * ferryd's — which has one thread — wait forever. */
-static int readable_fs(int fd)
+/* May ferryd look at the file behind fd at all? Only a memfd or another tmpfs or
+ * hugetlbfs file: F_GET_SEALS answers for those alone, and it asks no file system (so it
+ * is asked first, before any fstat). A file on any other file system is refused unread:
+ * on FUSE — which an unprivileged user can mount in a user namespace, directly or as an
+ * overlayfs layer — even an fstat waits on the file system's server (possibly the
+ * publisher itself), and ferryd has one thread. */
+static int shmem_file(int fd)
 {
-    struct statfs sf;
-    if (fstatfs(fd, &sf) < 0) return 0;
-    switch ((unsigned long)sf.f_type) {
-    case 0x01021994ul: /* tmpfs, shmem: every memfd */
-    case 0x958458f6ul: /* hugetlbfs (MFD_HUGETLB) */
-    case 0x0000ef53ul: /* ext2, ext3, ext4 */
-    case 0x58465342ul: /* xfs */
-    case 0x9123683eul: /* btrfs */
-    case 0xf2f52010ul: /* f2fs */
-    case 0x2fc12fc1ul: /* zfs */
-    case 0xca451a4eul: /* bcachefs */
-    case 0x794c7630ul: /* overlayfs (containers' root) */
-        return 1;
-    default:
-        return 0;
-    }
+    return fcntl(fd, F_GET_SEALS) >= 0;
 }
 
 /* The descriptors of a region (rwfd and rofd) or a state (rofd; rwfd -1) that c
- * publishes. Checked in this order, so that nothing is read from a file before it is
- * known to be one ferryd may read: rofd is a regular file open O_RDONLY on a file system
- * readable_fs accepts, rwfd (a region's) O_RDWR on the same inode (a state's writer keeps
- * its write right: none is accepted); the read-only one stays read-only in the kernel —
- * the inode is owned by c's uid (only the owner may chmod it) and grants group and others
- * no write (otherwise an opener of another uid could reopen /proc/self/fd/N writable):
- * -EPERM; then a genuine one of that kind (region/region.h: seals, header read once with
- * pread, a file owned by c's uid). The rest: -EINVAL. On success the size, device and
- * inode go into id[0..3) (ferry_name_info), and id[3] is 1 for a file (persistent). */
+ * publishes. Checked in this order, so that nothing is asked of a file before it is
+ * known to be one ferryd may look at: rofd is open O_RDONLY, a tmpfs or hugetlbfs file
+ * (shmem_file) and a regular one, rwfd (a region's) O_RDWR on the same inode (a state's writer
+ * keeps its write right: none is accepted); the read-only one stays read-only in the kernel — the
+ * inode is owned by c's uid (only the owner may chmod it) and grants group and others no write
+ * (otherwise an opener of another uid could reopen /proc/self/fd/N writable): -EPERM; then a
+ * genuine one of that kind (region/region.h: seals, header read once with pread, a file owned by
+ * c's uid). The rest: -EINVAL. On success the size, device and inode go into id[0..3)
+ * (ferry_name_info), and id[3] is 1 for a file (persistent). */
 static int region_fds_ok(const conn *c, uint32_t kind, int rwfd, int rofd, uint64_t id[4])
 {
     struct stat ro, rw;
-    if (fstat(rofd, &ro) < 0 || !S_ISREG(ro.st_mode) ||
-        (fcntl(rofd, F_GETFL) & (O_ACCMODE | O_PATH)) != O_RDONLY || !readable_fs(rofd))
+    if ((fcntl(rofd, F_GETFL) & (O_ACCMODE | O_PATH)) != O_RDONLY || !shmem_file(rofd) ||
+        fstat(rofd, &ro) < 0 || !S_ISREG(ro.st_mode))
         return -EINVAL;
     if (kind == FERRY_OBJ_REGION) {
-        if (rwfd < 0 || fstat(rwfd, &rw) < 0 || rw.st_dev != ro.st_dev || rw.st_ino != ro.st_ino ||
-            (fcntl(rwfd, F_GETFL) & (O_ACCMODE | O_PATH)) != O_RDWR)
+        if (rwfd < 0 || !shmem_file(rwfd) || fstat(rwfd, &rw) < 0 || rw.st_dev != ro.st_dev ||
+            rw.st_ino != ro.st_ino || (fcntl(rwfd, F_GETFL) & (O_ACCMODE | O_PATH)) != O_RDWR)
             return -EINVAL;
     } else if (rwfd >= 0) {
         return -EINVAL;

@@ -11,7 +11,7 @@
  * sharers can write steers a size or a loop here: sizes come from fstat and from the
  * handle's private copy of the header taken once at adoption.
  */
-#define _GNU_SOURCE /* memfd_create, F_ADD_SEALS, O_TMPFILE, O_PATH, eventfd, syscall */
+#define _GNU_SOURCE /* memfd_create, F_ADD_SEALS, O_TMPFILE, O_PATH, eventfd, syscall, statx */
 #include "region/region.h"
 
 #include "core/abi.h"
@@ -140,19 +140,32 @@ static int inspect(int fd, uint32_t kind, uid_t uid, ferry__region_hdr *hdr, uin
     int acc = fl & O_ACCMODE;
     if (acc != O_RDONLY && acc != O_RDWR) return -EBADMSG; /* O_WRONLY, O_PATH: unreadable */
     if (fl & O_PATH) return -EBADMSG;
+    /* F_GET_SEALS first: it answers for tmpfs and hugetlbfs files alone, asking no file
+     * system. Any other file must be the caller's own, and that is checked from the
+     * attributes the kernel has cached (AT_STATX_DONT_SYNC) before anything asks its file
+     * system: an fstat or pread of a FUSE file (which another user can mount in a user
+     * namespace) waits on that file system's server, so a stranger's such file is refused
+     * without waiting. */
+    int seals = fcntl(fd, F_GET_SEALS);
+    if (seals < 0) {
+        struct statx sx;
+        if (errno != EINVAL ||
+            statx(fd, "", AT_EMPTY_PATH | AT_STATX_DONT_SYNC, STATX_UID, &sx) < 0 ||
+            !(sx.stx_mask & STATX_UID) || sx.stx_uid != uid)
+            return -EBADMSG;
+    }
     struct stat st;
     if (fstat(fd, &st) < 0 || !S_ISREG(st.st_mode)) return -EBADMSG;
     if (st.st_size <= (off_t)HDR || (uint64_t)st.st_size - HDR > FERRY_REGION_MAX_SIZE)
         return -EBADMSG;
     uint64_t us = (uint64_t)st.st_size - HDR;
-    int seals = fcntl(fd, F_GET_SEALS);
     int isfile = 0;
     if (seals < 0 || seals == F_SEAL_SEAL) {
         /* Not a memfd of ours: a plain file, trusted only when the caller owns it
          * (whoever can write it can truncate it under every mapper). tmpfs answers
          * F_GET_SEALS for its files too, with F_SEAL_SEAL alone (as for a memfd made
          * without sealing): that is such a file, under the same rule. */
-        if ((seals < 0 && errno != EINVAL) || st.st_uid != uid) return -EBADMSG;
+        if (st.st_uid != uid) return -EBADMSG;
         isfile = 1;
     } else {
         int need = F_SEAL_SHRINK | F_SEAL_SEAL;

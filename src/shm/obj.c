@@ -41,8 +41,10 @@ int ferry__obj_create(uint32_t kind, size_t size, int *fd, ferry__seg *seg)
 int ferry__obj_map(int fd, uint32_t kind, ferry__seg *seg)
 {
     struct stat st;
-    if (fstat(fd, &st) < 0 || !S_ISREG(st.st_mode) || st.st_size < (off_t)sizeof(ferry__obj_hdr) ||
-        (size_t)st.st_size > FERRY__OBJ_MAX)
+    /* F_GET_SEALS first: it answers for memfds (tmpfs, hugetlbfs) alone and asks no file
+     * system, where an fstat of a FUSE file waits on its server (a sender's). */
+    if (fcntl(fd, F_GET_SEALS) < 0 || fstat(fd, &st) < 0 || !S_ISREG(st.st_mode) ||
+        st.st_size < (off_t)sizeof(ferry__obj_hdr) || (size_t)st.st_size > FERRY__OBJ_MAX)
         return -EBADMSG;
     int rc = ferry__seg_map_checked(fd, (size_t)st.st_size, seg);
     if (rc < 0) return rc == -ENOMEM ? rc : -EBADMSG;
@@ -59,8 +61,9 @@ int ferry__obj_map(int fd, uint32_t kind, ferry__seg *seg)
 int ferry__obj_check(int fd, uint32_t kind)
 {
     struct stat st;
-    if (fstat(fd, &st) < 0 || !S_ISREG(st.st_mode) || st.st_size < (off_t)sizeof(ferry__obj_hdr) ||
-        (size_t)st.st_size > FERRY__OBJ_MAX)
+    /* F_GET_SEALS first, as in ferry__obj_map: nothing waits on a FUSE server. */
+    if (fcntl(fd, F_GET_SEALS) < 0 || fstat(fd, &st) < 0 || !S_ISREG(st.st_mode) ||
+        st.st_size < (off_t)sizeof(ferry__obj_hdr) || (size_t)st.st_size > FERRY__OBJ_MAX)
         return -EBADMSG;
     /* Sealed as ferry__seg_create seals: the size is fixed, and so are the seals (nobody
      * can add a write seal later and make the others' mappings fail). */

@@ -74,8 +74,12 @@ static test_broker b;
 static char ferryd_dir[] = "/tmp/ferry-rgshare-XXXXXX";
 static char ferryd_copy[sizeof ferryd_dir + 8];
 static int to_owner[2], from_owner[2]; /* OWNER waits for a byte on to_owner, says on from_owner */
-static char file_dir[] = "/tmp/ferry-rgfile-XXXXXX"; /* OWNER's, for persistent regions */
+/* OWNER's, for persistent regions: on tmpfs (ferryd takes tmpfs and hugetlbfs files
+ * alone), and on the disk /var/tmp is on (refused unread). */
+static char file_dir[] = "/dev/shm/ferry-rgfile-XXXXXX";
+static char disk_dir[] = "/var/tmp/ferry-rgfile-XXXXXX";
 static char file_ok[sizeof file_dir + 16], file_loose[sizeof file_dir + 16];
+static char file_disk[sizeof disk_dir + 16];
 
 static pid_t main_pid;
 static void remove_copy(void) /* also when a CHECK fails */
@@ -85,7 +89,9 @@ static void remove_copy(void) /* also when a CHECK fails */
     rmdir(ferryd_dir);
     if (file_ok[0]) unlink(file_ok);
     if (file_loose[0]) unlink(file_loose);
+    if (file_disk[0]) unlink(file_disk);
     if (strcmp(file_dir + sizeof file_dir - 7, "XXXXXX") != 0) rmdir(file_dir);
+    if (strcmp(disk_dir + sizeof disk_dir - 7, "XXXXXX") != 0) rmdir(disk_dir);
 }
 
 static void copy_ferryd(void)
@@ -283,7 +289,16 @@ static ferry_pub *publish_file_region(void)
         ferry_publish("org.rg.file", ferry_region_fd(loose), FERRY_OBJ_REGION, &pol, &p, 5 * SEC),
         -EPERM);
     ferry_region_close(loose);
+    /* A file on a disk file system: ferryd asks nothing of it (on FUSE even an fstat
+     * would wait on the file system's server), -EINVAL; shared by path or descriptor. */
     o.mode = 0644;
+    o.path = file_disk;
+    ferry_region *disk;
+    CHECK_EQ(ferry_region_create(4096, &o, &disk), 0);
+    CHECK_EQ(
+        ferry_publish("org.rg.file", ferry_region_fd(disk), FERRY_OBJ_REGION, &pol, &p, 5 * SEC),
+        -EINVAL);
+    ferry_region_close(disk);
     o.path = file_ok;
     CHECK_EQ(ferry_region_create(4096, &o, &r), 0);
     char *u;
@@ -602,6 +617,9 @@ int main(void)
     CHECK(chown(file_dir, OWNER_UID, OWNER_UID) == 0 && chmod(file_dir, 0755) == 0);
     snprintf(file_ok, sizeof file_ok, "%s/ok.rgn", file_dir);
     snprintf(file_loose, sizeof file_loose, "%s/loose.rgn", file_dir);
+    CHECK(mkdtemp(disk_dir) != NULL);
+    CHECK(chown(disk_dir, OWNER_UID, OWNER_UID) == 0 && chmod(disk_dir, 0755) == 0);
+    snprintf(file_disk, sizeof file_disk, "%s/disk.rgn", disk_dir);
     CHECK(pipe2(to_owner, O_CLOEXEC) == 0 && pipe2(from_owner, O_CLOEXEC) == 0);
     pid_t owner = spawn_as(&OWNER, owner_main, NULL);
     close(to_owner[0]); /* so that an owner that failed reads as an end, not a hang */

@@ -18,7 +18,8 @@
 #    region removes its file when it is found (a holder's descriptor shows its name, or
 #    it is in a --path DIR; else exit 1 and a reason); rm PATH of an unpublished one
 #    removes it; -n removes nothing.
-# A new region file is built under a temporary name and linked in, so its creator's
+# Region files live on a tmpfs of the test's own ($tmp/shm: ferryd takes tmpfs and hugetlbfs
+# files alone). A new region file is built under a temporary name and linked in, so its creator's
 # descriptor shows the temporary name "(deleted)": the file is found through --path.
 # Runs in a private IPC and mount namespace (unshare -i -m; exit 77, a skip, where that is
 # not allowed), with an mqueue file system of its own on $tmp/mq, as test_ls.sh does:
@@ -32,12 +33,12 @@ TEST=test_ls_region
 . "$(dirname "$0")/testlib.sh"
 private_ns FERRY_LS_INNER "$@"
 
-scratch 755 d mq
+scratch 755 mq shm
 JSON_OPTIONAL=1 # json also checks `ferry stat --json`, which has no objects or names
 
 export FERRY_BROKER="$tmp/ferryd.sock"
 export FERRY_NO_AUTOSPAWN=1
-LS="$FERRY ls --mqueue $tmp/mq --path $tmp/d"
+LS="$FERRY ls --mqueue $tmp/mq --path $tmp/shm"
 me=$(id -u)
 ls_up() { $LS 2>/dev/null | grep -q '^ferryd: running'; }
 start_ferryd ls_up
@@ -67,60 +68,60 @@ expect 1 "$FERRY" rm org.t.vol
 grep -q 'volatile' "$tmp/err" || fail "rm of a volatile region: no reason given"
 
 # ---- a persistent region, published
-start file region org.t.file 4096 "$tmp/d/file.rgn"
-[ -f "$tmp/d/file.rgn" ] || fail "no region file"
+start file region org.t.file 4096 "$tmp/shm/file.rgn"
+[ -f "$tmp/shm/file.rgn" ] || fail "no region file"
 expect 0 $LS
-grep -Eq "^org\.t\.file +region +4096 +1(\+\?)? +$tmp/d/file\.rgn$" "$tmp/out" || fail "file row"
-grep -Eq "^region +$tmp/d/file\.rgn +$me +0600 +- +live +4096 bytes, 1 holder" "$tmp/out" ||
+grep -Eq "^org\.t\.file +region +4096 +1(\+\?)? +$tmp/shm/file\.rgn$" "$tmp/out" || fail "file row"
+grep -Eq "^region +$tmp/shm/file\.rgn +$me +0600 +- +live +4096 bytes, 1 holder" "$tmp/out" ||
     fail "--path: live region file"
 expect 0 "$FERRY" ls
 grep -Eq "^org\.t\.file +region +4096 +1(\+\?)? +\?$" "$tmp/out" || fail "file row without --path"
 expect 0 $LS --json
-json "names['org.t.file']['persistent'] is True and names['org.t.file']['path'] == '$tmp/d/file.rgn'"
-json "obj['$tmp/d/file.rgn']['kind'] == 'region' and obj['$tmp/d/file.rgn']['state'] == 'live'"
-json "obj['$tmp/d/file.rgn']['size'] == 4096 and obj['$tmp/d/file.rgn']['holders'] == 1"
-json "obj['$tmp/d/file.rgn']['parts'] == ['$tmp/d/file.rgn'] and obj['$tmp/d/file.rgn']['uid'] == $(id -u)"
+json "names['org.t.file']['persistent'] is True and names['org.t.file']['path'] == '$tmp/shm/file.rgn'"
+json "obj['$tmp/shm/file.rgn']['kind'] == 'region' and obj['$tmp/shm/file.rgn']['state'] == 'live'"
+json "obj['$tmp/shm/file.rgn']['size'] == 4096 and obj['$tmp/shm/file.rgn']['holders'] == 1"
+json "obj['$tmp/shm/file.rgn']['parts'] == ['$tmp/shm/file.rgn'] and obj['$tmp/shm/file.rgn']['uid'] == $(id -u)"
 kill -9 $pid_file
 wait $pid_file 2>/dev/null
 expect 0 $LS
-grep -Eq "^region +$tmp/d/file\.rgn +$me +0600 +- +kept +4096 bytes, 0 holders" "$tmp/out" ||
+grep -Eq "^region +$tmp/shm/file\.rgn +$me +0600 +- +kept +4096 bytes, 0 holders" "$tmp/out" ||
     fail "--path: a region file nobody holds is kept"
-expect 0 "$FERRY" rm --mqueue "$tmp/mq" --path "$tmp/d" --stale
+expect 0 "$FERRY" rm --mqueue "$tmp/mq" --path "$tmp/shm" --stale
 grep -q '^nothing stale$' "$tmp/out" || fail "rm --stale touched a persistent region"
-[ -f "$tmp/d/file.rgn" ] || fail "rm --stale removed a persistent region"
+[ -f "$tmp/shm/file.rgn" ] || fail "rm --stale removed a persistent region"
 
 # ---- rm refusals
-chown 65534 "$tmp/d/file.rgn" 2>/dev/null && {
-    expect 1 "$FERRY" rm "$tmp/d/file.rgn"
+chown 65534 "$tmp/shm/file.rgn" 2>/dev/null && {
+    expect 1 "$FERRY" rm "$tmp/shm/file.rgn"
     grep -q 'owned by uid 65534, not by you' "$tmp/err" || fail "rm of another's region: reason"
-    [ -f "$tmp/d/file.rgn" ] || fail "rm removed another uid's region"
-    chown "$(id -u)" "$tmp/d/file.rgn"
+    [ -f "$tmp/shm/file.rgn" ] || fail "rm removed another uid's region"
+    chown "$(id -u)" "$tmp/shm/file.rgn"
 }
-ln -s file.rgn "$tmp/d/link.rgn"
-expect 1 "$FERRY" rm "$tmp/d/link.rgn"
-[ -f "$tmp/d/file.rgn" ] && [ -L "$tmp/d/link.rgn" ] || fail "rm followed a symlink"
-rm -f "$tmp/d/link.rgn"
-echo "not a region" >"$tmp/d/plain"
-expect 1 "$FERRY" rm "$tmp/d/plain"
+ln -s file.rgn "$tmp/shm/link.rgn"
+expect 1 "$FERRY" rm "$tmp/shm/link.rgn"
+[ -f "$tmp/shm/file.rgn" ] && [ -L "$tmp/shm/link.rgn" ] || fail "rm followed a symlink"
+rm -f "$tmp/shm/link.rgn"
+echo "not a region" >"$tmp/shm/plain"
+expect 1 "$FERRY" rm "$tmp/shm/plain"
 grep -q 'not a socket, FIFO or region file; left alone' "$tmp/err" || fail "rm plain: reason"
-[ -f "$tmp/d/plain" ] || fail "rm removed a plain file"
-rm -f "$tmp/d/plain"
+[ -f "$tmp/shm/plain" ] || fail "rm removed a plain file"
+rm -f "$tmp/shm/plain"
 
 # ---- rm NAME and rm PATH
-start file2 region org.t.file2 4096 "$tmp/d/file2.rgn"
+start file2 region org.t.file2 4096 "$tmp/shm/file2.rgn"
 expect 1 "$FERRY" rm org.t.file2 # its holder shows no name: where to look must be given
 grep -q 'file cannot be found' "$tmp/err" || fail "rm NAME without --path: reason"
-expect 0 "$FERRY" rm --path "$tmp/d" -n org.t.file2
-grep -q "^would remove region $tmp/d/file2.rgn$" "$tmp/out" || fail "rm -n NAME"
-[ -f "$tmp/d/file2.rgn" ] || fail "rm -n removed"
-expect 0 "$FERRY" rm --path "$tmp/d" org.t.file2
-grep -q "^removed region $tmp/d/file2.rgn$" "$tmp/out" || fail "rm NAME"
-[ -e "$tmp/d/file2.rgn" ] && fail "rm NAME left the file"
-expect 0 "$FERRY" rm "$tmp/d/file.rgn"
-grep -q "^removed region $tmp/d/file.rgn$" "$tmp/out" || fail "rm PATH"
-"$HELPER" mkregion "$tmp/d/made.rgn" 100 || fail "mkregion"
-expect 0 "$FERRY" rm "$tmp/d/made.rgn"
-[ -z "$(ls -A "$tmp/d")" ] || fail "--path dir not empty: $(ls -A "$tmp/d")"
+expect 0 "$FERRY" rm --path "$tmp/shm" -n org.t.file2
+grep -q "^would remove region $tmp/shm/file2.rgn$" "$tmp/out" || fail "rm -n NAME"
+[ -f "$tmp/shm/file2.rgn" ] || fail "rm -n removed"
+expect 0 "$FERRY" rm --path "$tmp/shm" org.t.file2
+grep -q "^removed region $tmp/shm/file2.rgn$" "$tmp/out" || fail "rm NAME"
+[ -e "$tmp/shm/file2.rgn" ] && fail "rm NAME left the file"
+expect 0 "$FERRY" rm "$tmp/shm/file.rgn"
+grep -q "^removed region $tmp/shm/file.rgn$" "$tmp/out" || fail "rm PATH"
+"$HELPER" mkregion "$tmp/shm/made.rgn" 100 || fail "mkregion"
+expect 0 "$FERRY" rm "$tmp/shm/made.rgn"
+[ -z "$(ls -A "$tmp/shm")" ] || fail "--path dir not empty: $(ls -A "$tmp/shm")"
 expect 1 "$FERRY" rm org.t.none
 
 kill $pid_vol $pid_st $pid_rd $pid_file2

@@ -10,8 +10,9 @@
 #   scratch MODE DIR...          tmp = a fresh /tmp/$TEST.XXXXXX (chmod MODE; - leaves
 #                                it 0700) holding the directories DIR...; with mq among
 #                                them, an mqueue file system of this test's own mounted
-#                                there; pids empty; on EXIT testlib_cleanup (kill -9
-#                                $pids, reap them, unmount $tmp/mq, remove $tmp, and
+#                                there, with shm a tmpfs (both need private_ns); pids
+#                                empty; on EXIT testlib_cleanup (kill -9 $pids, reap
+#                                them, unmount those, remove $tmp, and
 #                                stage_cleanup where tests/common/stage.sh was sourced),
 #                                on INT and TERM exit 1
 #   fail MSG                     FAIL line, the files $FAIL_FILES (default "out err") of
@@ -41,7 +42,7 @@
 
 FAIL_FILES="out err"
 JSON_OPTIONAL=0
-testlib_mq=0
+testlib_mounts=""
 
 private_ns() {
     testlib_var=$1
@@ -63,7 +64,13 @@ scratch() {
     case " $* " in
     *" mq "*)
         mount -t mqueue none "$tmp/mq" || { echo "$TEST: cannot mount mqueue" >&2; exit 1; }
-        testlib_mq=1
+        testlib_mounts="$tmp/mq"
+        ;;
+    esac
+    case " $* " in
+    *" shm "*)
+        mount -t tmpfs -o mode=0755 none "$tmp/shm" || { echo "$TEST: cannot mount tmpfs" >&2; exit 1; }
+        testlib_mounts="$testlib_mounts $tmp/shm"
         ;;
     esac
     pids=""
@@ -74,7 +81,7 @@ scratch() {
 testlib_cleanup() {
     for p in $pids; do kill -9 "$p" 2>/dev/null; done
     wait 2>/dev/null
-    [ "$testlib_mq" = 1 ] && umount "$tmp/mq" 2>/dev/null
+    for testlib_m in $testlib_mounts; do umount "$testlib_m" 2>/dev/null; done
     rm -rf "$tmp"
     if command -v stage_cleanup >/dev/null 2>&1; then stage_cleanup; fi
 }
