@@ -41,11 +41,14 @@ int ferry__seg_create(size_t size, int *fd, ferry__seg *out)
 
 int ferry__seg_map_checked(int fd, size_t size, ferry__seg *out)
 {
+    /* The seals first: F_GET_SEALS answers for memfds (tmpfs, hugetlbfs) alone and asks no
+     * file system, where an fstat of a FUSE file a hostile peer sent would wait on that
+     * file system's server. */
+    int seals = fcntl(fd, F_GET_SEALS);
+    if (seals < 0 || (seals & REQUIRED_SEALS) != REQUIRED_SEALS) return -EBADMSG;
     struct stat st;
     if (fstat(fd, &st) < 0) return -EBADMSG;
     if (!S_ISREG(st.st_mode) || st.st_size < 0 || (size_t)st.st_size != size) return -EBADMSG;
-    int seals = fcntl(fd, F_GET_SEALS);
-    if (seals < 0 || (seals & REQUIRED_SEALS) != REQUIRED_SEALS) return -EBADMSG;
     return map_fd(fd, size, out);
 }
 
