@@ -90,23 +90,33 @@ static void *peer_main(void *arg)
     return NULL;
 }
 
-static void test_sigpipe_on_read(void)
+/* A tls:// listener on 127.0.0.1 with the server's certificate, at a port the kernel
+ * picks (*port). Its options are static: they outlive the listener. */
+static ferry_listener *server_listen(int *port)
 {
-    int base = fd_count();
-    ferry__tls_socket_bio = 1; /* the kernel TLS path: OpenSSL's socket BIO */
-    ferry_tls_opts t;
+    static ferry_tls_opts t;
+    static ferry_chan_opts o;
     ferry_tls_opts_init(&t);
     t.cert_pem = server.cert_pem;
     t.key_pem = server.key_pem;
-    ferry_chan_opts o;
     ferry_chan_opts_init(&o);
     o.tls = &t;
     ferry_listener *l = NULL;
     CHECK_EQ(ferry_listen("tls://127.0.0.1:0", &o, &l), 0);
     char url[128];
     CHECK(ferry_listener_url(l, url, sizeof url) > 0);
+    *port = atoi(strrchr(url, ':') + 1);
+    return l;
+}
+
+static void test_sigpipe_on_read(void)
+{
+    int base = fd_count();
+    ferry__tls_socket_bio = 1; /* the kernel TLS path: OpenSSL's socket BIO */
+    int port;
+    ferry_listener *l = server_listen(&port);
     peer p = {.nku = 8};
-    p.port = atoi(strrchr(url, ':') + 1);
+    p.port = port;
     pthread_t th;
     CHECK_EQ(pthread_create(&th, NULL, peer_main, &p), 0);
     ferry_chan *srv = NULL;
@@ -310,19 +320,10 @@ static void *flood_main(void *arg)
 static void test_keyupdate_flood(void)
 {
     int base = fd_count();
-    ferry_tls_opts t;
-    ferry_tls_opts_init(&t);
-    t.cert_pem = server.cert_pem;
-    t.key_pem = server.key_pem;
-    ferry_chan_opts o;
-    ferry_chan_opts_init(&o);
-    o.tls = &t;
-    ferry_listener *l = NULL;
-    CHECK_EQ(ferry_listen("tls://127.0.0.1:0", &o, &l), 0);
-    char url[128];
-    CHECK(ferry_listener_url(l, url, sizeof url) > 0);
+    int port;
+    ferry_listener *l = server_listen(&port);
     flood f = {.sent = 0};
-    f.port = atoi(strrchr(url, ':') + 1);
+    f.port = port;
     pthread_t th;
     CHECK_EQ(pthread_create(&th, NULL, flood_main, &f), 0);
     ferry_chan *srv = NULL;
@@ -392,21 +393,12 @@ static void *small_main(void *arg)
 static void test_small_records(void)
 {
     int base = fd_count();
-    ferry_tls_opts t;
-    ferry_tls_opts_init(&t);
-    t.cert_pem = server.cert_pem;
-    t.key_pem = server.key_pem;
-    ferry_chan_opts o;
-    ferry_chan_opts_init(&o);
-    o.tls = &t;
-    ferry_listener *l = NULL;
-    CHECK_EQ(ferry_listen("tls://127.0.0.1:0", &o, &l), 0);
-    char url[128];
-    CHECK(ferry_listener_url(l, url, sizeof url) > 0);
+    int port;
+    ferry_listener *l = server_listen(&port);
     static char msg[40000];
     memset(msg, 'm', sizeof msg);
     small sm = {.want = 32 + sizeof msg}; /* a frame: its header, then the payload */
-    sm.port = atoi(strrchr(url, ':') + 1);
+    sm.port = port;
     pthread_t th;
     CHECK_EQ(pthread_create(&th, NULL, small_main, &sm), 0);
     ferry_chan *srv = NULL;
