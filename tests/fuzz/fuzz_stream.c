@@ -29,7 +29,10 @@
  *              nfds byte), which must come out with the message or be closed;
  *   ctl bit 6  the creator is gone before the joiner answers: all of S is written
  *              before the open (when the kernel takes it all) and every end of the
- *              harness is closed, so the joiner's HELLO reply fails with EPIPE.
+ *              harness is closed, so the joiner's HELLO reply fails with EPIPE;
+ *   ctl bit 7  framed: the HELLO says the creator takes no descriptors (FERRY_NO_FDS);
+ *              a packet-mode joiner's send with one must then be -EOPNOTSUPP (checked
+ *              while the harness's end is open: a dead channel's send is -EPIPE first).
  *   seed       drives the chunk sizes, filters and buffer sizes.
  * Oracle: ferry_chan_open answers 0 exactly when S starts with a whole, valid HELLO,
  * whether or not the creator is still there to take the joiner's reply (ctl bit 6: what
@@ -142,9 +145,10 @@ static void put_frame(buf *s, ferry__frame *f, const uint8_t *payload, int fix_c
  *   the next one);   bit 7: the stream ends halfway through this frame's payload.
  * Magic, version and the reserved byte are fixed unless bit 0.
  */
-FUZZ_NOCOV static void build_framed(buf *s, const uint8_t *body, size_t n, uint32_t max, int csum)
+FUZZ_NOCOV static void build_framed(buf *s, const uint8_t *body, size_t n, uint32_t max, int csum,
+                                    int no_fds)
 {
-    uint32_t hello[2] = {max, csum ? 2u : 0u};
+    uint32_t hello[2] = {max, (csum ? 2u : 0u) | (no_fds ? 4u : 0u)};
     ferry__frame hf = {.flags = csum ? FERRY__F_CRC : 0, .seq = 0, .len = 8};
     put_frame(s, &hf, (const uint8_t *)hello, 1);
     uint64_t seq = 1;
@@ -206,6 +210,7 @@ typedef struct mmsg {
 
 typedef struct model {
     int open_rc; /* what ferry_chan_open must answer */
+    int no_fds;  /* the HELLO said the creator takes no descriptors */
     uint32_t max;
     mmsg *m;
     size_t n, cap;
@@ -270,11 +275,12 @@ FUZZ_NOCOV static void parse_model(model *md, const uint8_t *s, size_t len)
     memcpy(&flags, s + FERRY__FRAME_HDR + 4, 4);
     if (ferry__frame_decode(s, 8, &f) < 0 || f.seq != 0 || f.len != 8 || f.nfds ||
         ferry__frame_check_crc(&f, s + FERRY__FRAME_HDR) < 0 || max == 0 ||
-        max > FERRY_MAX_MSG_LIMIT || (flags & ~2u)) {
+        max > FERRY_MAX_MSG_LIMIT || (flags & ~6u)) { /* 2: checksums, 4: no fds */
         md->open_rc = -EBADMSG;
         return;
     }
     md->max = max;
+    md->no_fds = (flags & 4) != 0;
     int csum = (flags & 2) != 0;
     if (md->pkt) {
         parse_packets(md, s, csum);
@@ -420,7 +426,7 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
     int pkt = (ctl & 16) != 0;
     buf s = {0};
     if (ctl & 1)
-        build_framed(&s, body, blen, max_table[data[1] & 7], (ctl & 2) != 0);
+        build_framed(&s, body, blen, max_table[data[1] & 7], (ctl & 2) != 0, (ctl & 128) != 0);
     else
         put(&s, body, blen);
     model md;
@@ -533,6 +539,10 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
     REQUIRE(rc == md.open_rc);
     if (rc < 0) goto out; /* the channel closed fwd[0] and wfd */
     if (ctl & 8) REQUIRE(ferry_chan_poll_fd(ch) >= 0);
+    if (pkt && md.no_fds && !closed) { /* the creator takes none: refused, nothing sent */
+        ferry_msg m = {.type = 1, .nfds = 1, .fds = {STDIN_FILENO}};
+        REQUIRE(ferry_sendmsg(ch, &m, FERRY_NOW) == -EOPNOTSUPP);
+    }
 
     int64_t t0 = now_ms();
     int term_seen = 0, spurious = 0;
