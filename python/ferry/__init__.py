@@ -174,14 +174,23 @@ async def _poll_async(attempt, fileno):
         await _readable(fileno())
 
 
+_PEEK_PRIVATE = 1 << 3  # ferry.h FERRY_PEEK_PRIVATE
+_NO_FDS = 1 << 4  # ferry.h FERRY_NO_FDS
+
+
 def _chan_opts(capacity=None, max_msg=None, ring_bytes=None, checksum=False, mode=None,
-               flags=0, tls=None):
+               flags=0, tls=None, no_fds=False, peek_private=False):
+    """A ferry_chan_opts. no_fds (the creating end: listen, register, pair): the peer's
+    sends with fds are refused (EOPNOTSUPP), so a peer cannot fill this end's fd table
+    through messages whose fds this program ignores. peek_private: peek() hands out a
+    private copy checked there (shm), not the ring bytes the peer can still write."""
     o = _opts(_lib.ChanOpts, _c.ferry_chan_opts_init_sized, capacity=capacity,
               max_msg=max_msg, ring_bytes=ring_bytes, mode=mode)
     if tls is not None:  # a ferry.TLS; its struct and strings live as long as o
         o._tls = tls._struct()
         o.tls = ctypes.addressof(o._tls)
-    o.flags |= flags | (1 if checksum else 0)
+    o.flags |= (flags | (1 if checksum else 0) | (_NO_FDS if no_fds else 0)
+                | (_PEEK_PRIVATE if peek_private else 0))
     return o
 
 
@@ -701,7 +710,7 @@ def open(url, timeout=None, **opts):
 
 
 def listen(url, **opts):
-    """Listen at url; opts (capacity, max_msg, ring_bytes, checksum, mode) shape the
+    """Listen at url; opts (capacity, max_msg, ring_bytes, checksum, mode, no_fds) shape the
     channels made."""
     o = _chan_opts(**opts)
     out = ctypes.c_void_p()
