@@ -85,7 +85,7 @@ extern "C" {
 #endif
 
 #define FERRY_VERSION_MAJOR 0
-#define FERRY_VERSION_MINOR 2
+#define FERRY_VERSION_MINOR 3
 
 /* Timeouts. */
 #define FERRY_FOREVER ((int64_t)-1)
