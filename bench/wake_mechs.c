@@ -29,9 +29,17 @@
  *                   a sleeper could not read past)
  *   ferry           a ferry_pair() channel, ferry_send / ferry_recv (default options)
  *   ferry-nospin    the same with FERRY_NO_SPIN
+ *   futex-tmo-lines futex-tmo, and each hand-off also writes one word in each of
+ *                   --lines more cache lines (default 16), which the receiver reads: what
+ *                   a line costs per hand-off when 2N processes share the CPUs
+ *   futex-tmo-pages the same with each of those lines on a page of its own
+ *   futex-spin      futex-tmo after polling for up to --spin-ns (default 1000) while the
+ *                   peer's own waiting flag is down (it is not asleep)
  * A row that the kernel does not have (ENOSYS) prints "n/a".
  *
- * Usage: wake_mechs [--pairs 2,8,64] [--rounds 3] [--window-ms 500] [--quick] [ROW...]
+ * Usage: wake_mechs [--pairs 2,8,64] [--rounds 3] [--window-ms 500] [--lines 16]
+ *                   [--spin-ns 1000] [--quick] [ROW...]
+ *        wake_mechs --cold MiB   (the user path alone with cold caches: see cold())
  * Rows run one after the other in each round, so every round is a same-run comparison;
  * the last column is the median over the rounds of the row's ratio to the first row.
  * --quick: 2 pairs, one round, 50 ms windows (the smoke test: every row runs, exit 0).
@@ -61,6 +69,7 @@
 #define MSG       64
 #define MAX_PAIRS 256
 #define MAX_ROUND 32
+#define MAX_LINES 64
 #define SLICE_NS  5000000L /* ferry's FERRY__WAIT_SLICE_NS */
 
 #ifndef SYS_futex_waitv
@@ -89,12 +98,18 @@ enum {
     R_SOCKWAKE_POLL,
     R_FERRY,
     R_FERRY_NOSPIN,
+    R_FUTEX_LINES,
+    R_FUTEX_PAGES,
+    R_FUTEX_SPIN,
     R_N
 };
 static const char *const row_name[R_N] = {
-    "pipe",       "unix-stream",   "unix-seqpacket", "eventfd",     "futex",
-    "futex-near", "futex-tmo",     "futex-wakeop",   "futex2",      "futex-waitv",
-    "sockwake",   "sockwake-poll", "ferry",          "ferry-nospin"};
+    "pipe",      "unix-stream",  "unix-seqpacket",  "eventfd",         "futex",     "futex-near",
+    "futex-tmo", "futex-wakeop", "futex2",          "futex-waitv",     "sockwake",  "sockwake-poll",
+    "ferry",     "ferry-nospin", "futex-tmo-lines", "futex-tmo-pages", "futex-spin"};
+
+static int extra_lines = 16;   /* --lines: futex-tmo-lines, futex-tmo-pages */
+static int64_t spin_ns = 1000; /* --spin-ns: futex-spin */
 
 static int64_t now_ns(void)
 {
@@ -118,6 +133,8 @@ typedef struct dir {
     _Atomic uint32_t wait_near;
     alignas(64) _Atomic uint32_t wait_far;
     alignas(64) unsigned char msg[MSG];
+    alignas(64) _Atomic uint64_t extra[MAX_LINES][8];     /* futex-tmo-lines: one word a line */
+    alignas(4096) _Atomic uint64_t pages[MAX_LINES][512]; /* futex-tmo-pages: one a page */
 } dir;
 
 typedef struct pair {
@@ -150,6 +167,22 @@ static void flag_wait(pair *p, dir *d, uint32_t old)
 {
     _Atomic uint32_t *flag = flag_of(p, d);
     char b[64];
+    if (p->row == R_FUTEX_SPIN) {
+        /* The peer's flag: it waits on the other direction. Relaxed: a hint. */
+        _Atomic uint32_t *peer = &p->d[!p->side].wait_far;
+        for (int64_t end = 0;;) {
+            for (int i = 0; i < 32; i++) {
+                if (atomic_load_explicit(&d->seq, memory_order_acquire) != old) return;
+#if defined(__x86_64__) || defined(__i386__)
+                __builtin_ia32_pause();
+#endif
+            }
+            if (atomic_load_explicit(peer, memory_order_relaxed)) break;
+            int64_t t = now_ns();
+            if (!end) end = t + spin_ns;
+            if (t >= end) break;
+        }
+    }
     for (;;) {
         if (atomic_load_explicit(&d->seq, memory_order_acquire) != old) return;
         atomic_store_explicit(flag, 1, memory_order_relaxed);
@@ -160,7 +193,10 @@ static void flag_wait(pair *p, dir *d, uint32_t old)
         }
         long r = 0;
         switch (p->row) {
-        case R_FUTEX_TMO: {
+        case R_FUTEX_TMO:
+        case R_FUTEX_LINES:
+        case R_FUTEX_PAGES:
+        case R_FUTEX_SPIN: {
             struct timespec ts = {0, SLICE_NS};
             r = syscall(SYS_futex, (uint32_t *)&d->seq, FUTEX_WAIT, old, &ts, NULL, 0);
             break;
@@ -252,6 +288,11 @@ static void take(pair *p, unsigned char *buf, uint32_t k)
     default:
         flag_wait(p, in, k);
         memcpy(buf, in->msg, MSG);
+        /* Relaxed: the acquire of seq in flag_wait ordered them; the values are unused. */
+        for (int i = 0; i < (p->row == R_FUTEX_LINES ? extra_lines : 0); i++)
+            buf[0] ^= (unsigned char)atomic_load_explicit(&in->extra[i][0], memory_order_relaxed);
+        for (int i = 0; i < (p->row == R_FUTEX_PAGES ? extra_lines : 0); i++)
+            buf[0] ^= (unsigned char)atomic_load_explicit(&in->pages[i][0], memory_order_relaxed);
     }
 }
 
@@ -275,6 +316,11 @@ static void give(pair *p, const unsigned char *buf)
         if ((errno = -ferry_send(p->ch, buf, MSG, FERRY_FOREVER)) != 0) die(p, "ferry_send");
         return;
     default:
+        /* Relaxed: flag_post's seq_cst increment publishes them. */
+        for (int i = 0; i < (p->row == R_FUTEX_LINES ? extra_lines : 0); i++)
+            atomic_store_explicit(&out->extra[i][0], buf[i % MSG], memory_order_relaxed);
+        for (int i = 0; i < (p->row == R_FUTEX_PAGES ? extra_lines : 0); i++)
+            atomic_store_explicit(&out->pages[i][0], buf[i % MSG], memory_order_relaxed);
         flag_post(p, out, buf);
     }
 }
@@ -434,6 +480,76 @@ static int cmp_double(const void *a, const void *b)
     return (x > y) - (x < y);
 }
 
+/* --cold MiB: one process, one thread; before every step it touches one line of every
+ * page of a MiB-sized buffer (evicting the caches and the TLB, as 2N processes do to each
+ * other), then times the step alone: a ferry_send and a ferry_recv on a ferry_pair, or a
+ * raw hand-off's two halves (the message and the sequence word in a shared page).
+ * Prints ns per send + receive, the medians of 5 rounds of 2,000. */
+static int cold(long mib)
+{
+    size_t size = (size_t)mib << 20;
+    unsigned char *junk =
+        mmap(NULL, size, PROT_READ | PROT_WRITE, MAP_PRIVATE | MAP_ANONYMOUS, -1, 0);
+    dir *d = mmap(NULL, sizeof(dir), PROT_READ | PROT_WRITE, MAP_SHARED | MAP_ANONYMOUS, -1, 0);
+    ferry_chan *a = NULL, *b = NULL;
+    if (junk == MAP_FAILED || d == MAP_FAILED || ferry_pair(NULL, &a, &b) < 0) {
+        fprintf(stderr, "wake_mechs: cold: setup failed\n");
+        return 1;
+    }
+    memset(junk, 1, size);
+    unsigned char msg[MSG], out[MSG];
+    memset(msg, 'c', sizeof msg);
+    double f[5], fs[5], r[5], c[5];
+    size_t off = 0;
+    enum { N = 2000 };
+    for (int round = 0; round < 5; round++) {
+        int64_t t[4] = {0, 0, 0, 0}; /* ferry send, ferry recv, raw, two clock reads */
+        for (int i = 0; i < N; i++) {
+            for (int step = 0; step < 6; step++) {
+                for (size_t k = 0; k < size; k += 4096) junk[k + off]++;
+                off = (off + 64) & 4095;
+                int64_t t0 = now_ns();
+                switch (step) {
+                case 0:
+                    (void)ferry_send(a, msg, MSG, FERRY_NOW);
+                    break;
+                case 1:
+                    (void)ferry_recv(b, out, MSG, FERRY_NOW);
+                    break;
+                case 2:
+                    memcpy(d->msg, msg, MSG);
+                    atomic_fetch_add_explicit(&d->seq, 1, memory_order_seq_cst);
+                    break;
+                case 3:
+                    if (atomic_load_explicit(&d->seq, memory_order_acquire))
+                        memcpy(out, d->msg, MSG);
+                    break;
+                default:
+                    break; /* 4, 5: the clock reads alone */
+                }
+                int64_t dt = now_ns() - t0;
+                t[step < 2 ? step : step < 4 ? 2 : 3] += dt;
+            }
+        }
+        f[round] = (double)(t[0] + t[1]) / N;
+        fs[round] = (double)t[0] / N;
+        r[round] = (double)t[2] / N;
+        c[round] = (double)t[3] / N;
+    }
+    qsort(f, 5, sizeof f[0], cmp_double);
+    qsort(fs, 5, sizeof fs[0], cmp_double);
+    qsort(r, 5, sizeof r[0], cmp_double);
+    qsort(c, 5, sizeof c[0], cmp_double);
+    printf("cold (%ld MiB touched between steps), ns per send + receive, each with its two "
+           "clock reads:\n  ferry %.0f (the send %.0f)   raw %.0f   clock reads alone %.0f\n",
+           mib, f[2], fs[2], r[2], c[2]);
+    ferry_chan_close(a);
+    ferry_chan_close(b);
+    munmap(junk, size);
+    munmap(d, sizeof(dir));
+    return 0;
+}
+
 int main(int argc, char **argv)
 {
     int rows[R_N], nrows = 0, rounds = 3, pairs[16], npairs = 0;
@@ -446,6 +562,21 @@ int main(int argc, char **argv)
             rounds = atoi(argv[++a]);
         } else if (!strcmp(argv[a], "--window-ms") && a + 1 < argc) {
             window_ns = atoll(argv[++a]) * 1000000;
+        } else if (!strcmp(argv[a], "--lines") && a + 1 < argc) {
+            extra_lines = atoi(argv[++a]);
+            if (extra_lines < 0 || extra_lines > MAX_LINES) {
+                fprintf(stderr, "wake_mechs: --lines 0..%d\n", MAX_LINES);
+                return 2;
+            }
+        } else if (!strcmp(argv[a], "--spin-ns") && a + 1 < argc) {
+            spin_ns = atoll(argv[++a]);
+        } else if (!strcmp(argv[a], "--cold") && a + 1 < argc) {
+            long mib = atol(argv[++a]);
+            if (mib < 1 || mib > 4096) {
+                fprintf(stderr, "wake_mechs: --cold 1..4096 (MiB)\n");
+                return 2;
+            }
+            return cold(mib);
         } else if (!strcmp(argv[a], "--quick")) {
             plist = "2";
             rounds = 1;
@@ -455,7 +586,7 @@ int main(int argc, char **argv)
             while (r < R_N && strcmp(argv[a], row_name[r])) r++;
             if (r == R_N || nrows == R_N) {
                 fprintf(stderr, "usage: wake_mechs [--pairs 2,8,64] [--rounds 3] [--window-ms 500] "
-                                "[--quick] [ROW...]\n");
+                                "[--lines 16] [--spin-ns 1000] [--quick] [ROW...] | --cold MiB\n");
                 return 2;
             }
             rows[nrows++] = r;
