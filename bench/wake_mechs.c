@@ -82,6 +82,14 @@
 #define SYS_futex_wait 455
 #endif
 #define FUTEX2_U32 0x02 /* FUTEX2_SIZE_U32; shared (no FUTEX2_PRIVATE) */
+#ifndef FUTEX_WAITV_MAX /* kernel headers older than 5.16: the layout of linux/futex.h */
+struct futex_waitv {
+    uint64_t val;
+    uint64_t uaddr;
+    uint32_t flags;
+    uint32_t __reserved;
+};
+#endif
 
 enum {
     R_PIPE,
