@@ -27,7 +27,8 @@
  *                   sleeping on its link would cost)
  *   sockwake-poll   the same, the waiter in poll() (the link also queues fd messages, which
  *                   a sleeper could not read past)
- *   ferry           a ferry_pair() channel, ferry_send / ferry_recv (default options)
+ *   ferry           a ferry_pair() channel, ferry_send / ferry_recv (default options;
+ *                   --ring sets its ring_bytes)
  *   ferry-nospin    the same with FERRY_NO_SPIN
  *   futex-tmo-lines futex-tmo, and each hand-off also writes one word in each of
  *                   --lines more cache lines (default 16), which the receiver reads: what
@@ -38,7 +39,7 @@
  * A row that the kernel does not have (ENOSYS) prints "n/a".
  *
  * Usage: wake_mechs [--pairs 2,8,64] [--rounds 3] [--window-ms 500] [--lines 16]
- *                   [--spin-ns 1000] [--quick] [ROW...]
+ *                   [--spin-ns 1000] [--ring BYTES] [--quick] [ROW...]
  *        wake_mechs --cold MiB   (the user path alone with cold caches: see cold())
  * Rows run one after the other in each round, so every round is a same-run comparison;
  * the last column is the median over the rounds of the row's ratio to the first row.
@@ -118,6 +119,7 @@ static const char *const row_name[R_N] = {
 
 static int extra_lines = 16;   /* --lines: futex-tmo-lines, futex-tmo-pages */
 static int64_t spin_ns = 1000; /* --spin-ns: futex-spin */
+static long ring_bytes;        /* --ring: the ferry rows' ring_bytes (0: the default) */
 
 static int64_t now_ns(void)
 {
@@ -429,6 +431,7 @@ static double run(int row, int n, int64_t warm_ns, int64_t window_ns)
             ferry_chan_opts o;
             ferry_chan_opts_init(&o);
             if (row == R_FERRY_NOSPIN) o.flags |= FERRY_NO_SPIN;
+            if (ring_bytes) o.ring_bytes = (size_t)ring_bytes;
             int r = ferry_pair(&o, &end[0], &end[1]);
             if (r < 0) {
                 fprintf(stderr, "ferry_pair: %s\n", ferry_strerror(r));
@@ -576,6 +579,8 @@ int main(int argc, char **argv)
                 fprintf(stderr, "wake_mechs: --lines 0..%d\n", MAX_LINES);
                 return 2;
             }
+        } else if (!strcmp(argv[a], "--ring") && a + 1 < argc) {
+            ring_bytes = atol(argv[++a]); /* ferry_pair checks it */
         } else if (!strcmp(argv[a], "--spin-ns") && a + 1 < argc) {
             spin_ns = atoll(argv[++a]);
         } else if (!strcmp(argv[a], "--cold") && a + 1 < argc) {
@@ -593,8 +598,10 @@ int main(int argc, char **argv)
             int r = 0;
             while (r < R_N && strcmp(argv[a], row_name[r])) r++;
             if (r == R_N || nrows == R_N) {
-                fprintf(stderr, "usage: wake_mechs [--pairs 2,8,64] [--rounds 3] [--window-ms 500] "
-                                "[--lines 16] [--spin-ns 1000] [--quick] [ROW...] | --cold MiB\n");
+                fprintf(stderr,
+                        "usage: wake_mechs [--pairs 2,8,64] [--rounds 3] [--window-ms 500] "
+                        "[--lines 16] [--spin-ns 1000] [--ring BYTES] [--quick] [ROW...] | --cold "
+                        "MiB\n");
                 return 2;
             }
             rows[nrows++] = r;
