@@ -937,8 +937,13 @@ static int joiner_hello(fdchan *c, int64_t deadline, char remote[FERRY_REMOTE_ID
         uint8_t pk[FERRY__FRAME_HDR + HELLO_MAX];
         ssize_t n = recv(c->rfd, pk, sizeof pk, MSG_PEEK | MSG_DONTWAIT);
         ferry__frame f;
-        if (n >= (ssize_t)FERRY__FRAME_HDR && ferry__frame_decode(pk, HELLO_MAX, &f) == 0 &&
-            f.seq == 0) {
+        /* A first packet that is no frame at all is refused by the receiving side too,
+         * whatever its place (a longer one is cut here: its header is enough). */
+        if (n > 0 && (n < (ssize_t)FERRY__FRAME_HDR ||
+                      ferry__frame_decode(pk, c->max_msg > HELLO_MAX ? c->max_msg : HELLO_MAX,
+                                          &f) < 0))
+            return -EBADMSG;
+        if (n > 0 && f.seq == 0) {
             char r[FERRY_REMOTE_ID_MAX + 1];
             int no_fds;
             if ((size_t)n != FERRY__FRAME_HDR + f.len || f.nfds ||
@@ -951,7 +956,7 @@ static int joiner_hello(fdchan *c, int64_t deadline, char remote[FERRY_REMOTE_ID
         }
         if (n == 0) return -EPIPE;
         if (n < 0 && errno != EAGAIN && errno != EINTR) return -EPIPE;
-        /* n > 0: another frame is first. The receiving side has taken the HELLO and is
+        /* n > 0: a later frame is first. The receiving side has taken the HELLO and is
          * about to record it, or the joiner broke the rules (never recorded: after 100
          * looks, -EBADMSG) */
         if (n > 0 && ++later > 100) return -EBADMSG;
