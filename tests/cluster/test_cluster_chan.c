@@ -8,8 +8,11 @@
  * every one in order, then streams 10,000 back, which the client gets in order; the
  * client closes and the server sees -EPIPE. A send with fds on a relayed channel (unix
  * and shm) is -EOPNOTSUPP at the sender and the channel goes on (fds cannot cross hosts;
- * the bridge's proxy says FERRY_NO_FDS in the handshake). Skipped (77) when not root or without
- * `ip` / nats-server.
+ * the bridge's proxy says FERRY_NO_FDS in the handshake), in both directions: the
+ * server's send with an fd is -EOPNOTSUPP too (the exporting bridge joins with
+ * FERRY_NO_FDS), and the client gets nothing of it. The server, trusting the bridge's uid
+ * (FERRY_TRUST_RELAY), sees the remote user: ferry_chan_peer_remote says "hostb".
+ * Skipped (77) when not root or without `ip` / nats-server.
  */
 #include "testutil.h"
 
@@ -112,7 +115,10 @@ static void client(void *arg)
         }
         CHECK_EQ(ferry_send(ch, "x", 1, 5 * SEC), 0);
         char buf[8];
-        CHECK_EQ(ferry_recv(ch, buf, sizeof buf, 10 * SEC), 1); /* the server's echo */
+        ferry_msg e = {.data = buf, .cap = sizeof buf};
+        CHECK_EQ(ferry_recvmsg(ch, &e, 0, 10 * SEC), 1); /* the server's echo, first: */
+        CHECK_EQ(buf[0], 'x'); /* its message with an fd never left A */
+        CHECK_EQ(e.nfds, 0u);
         int p[2];
         CHECK(pipe(p) == 0);
         ferry_msg m = {.data = "y", .len = 1, .fds = {p[0]}, .nfds = 1};
@@ -132,14 +138,25 @@ static void server_fds(void *arg)
     (void)arg;
     ferry_policy pol;
     cl_bridge_policy(&pol);
+    ferry_chan_opts o;
+    ferry_chan_opts_init(&o);
+    o.flags |= FERRY_TRUST_RELAY; /* the bridge names the remote user */
+    o.relay_uid = BRIDGE_UID;
     ferry_listener *l;
-    CHECK_EQ(ferry_register("org.test.fds", &pol, NULL, &l, 5 * SEC), 0);
+    CHECK_EQ(ferry_register("org.test.fds", &pol, &o, &l, 5 * SEC), 0);
+    int p[2];
+    CHECK(pipe(p) == 0);
     for (int k = 0; k < 2; k++) { /* the client's unix, then its shm connection */
         ferry_chan *ch;
         CHECK_EQ(ferry_accept(l, &ch, 120 * SEC), 0);
-        char buf[8];
+        char buf[8], id[FERRY_REMOTE_ID_MAX + 1];
         CHECK_EQ(ferry_recv(ch, buf, sizeof buf, 10 * SEC), 1);
         CHECK_EQ(buf[0], 'x');
+        CHECK_EQ(ferry_chan_peer_remote(ch, id, sizeof id), 5);
+        CHECK(strcmp(id, "hostb") == 0);
+        /* towards the remote client: -EOPNOTSUPP here, nothing sent, the channel goes on */
+        ferry_msg m = {.data = "w", .len = 1, .fds = {p[0]}, .nfds = 1};
+        CHECK_EQ(ferry_sendmsg(ch, &m, 5 * SEC), -EOPNOTSUPP);
         CHECK_EQ(ferry_send(ch, buf, 1, 5 * SEC), 0);
         CHECK_EQ(ferry_recv(ch, buf, sizeof buf, 10 * SEC), 1); /* never the "y" */
         CHECK_EQ(buf[0], 'z');
@@ -148,6 +165,8 @@ static void server_fds(void *arg)
         ferry_chan_close(ch);
         atomic_fetch_add(&sh->fds_accepts, 1);
     }
+    close(p[0]);
+    close(p[1]);
     ferry_listener_close(l);
 }
 
