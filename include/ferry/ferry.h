@@ -531,8 +531,8 @@ FERRY_API int ferry_chan_peer(const ferry_chan *ch, ferry_cred *out);
  * The joiner's handshake is read at this end's first receive; before it, this call looks
  * without waiting: -EAGAIN while it has not arrived.
  * Errors: -ENOENT (no identity believed: none named, not the trusted uid, no
- * FERRY_TRUST_RELAY, or this end joined), -EAGAIN, -ERANGE (cap too small), -EPIPE,
- * -EBADMSG, -EOPNOTSUPP (not unix), -EINVAL.
+ * FERRY_TRUST_RELAY, or this end joined), -EAGAIN, -ENAMETOOLONG (cap too small: buf is
+ * left as it was), -EPIPE, -EBADMSG, -EOPNOTSUPP (not unix), -EINVAL.
  */
 FERRY_API ssize_t ferry_chan_peer_remote(const ferry_chan *ch, char *buf, size_t cap);
 

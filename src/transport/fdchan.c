@@ -939,9 +939,9 @@ static int joiner_hello(fdchan *c, int64_t deadline, char remote[FERRY_REMOTE_ID
         ferry__frame f;
         /* A first packet that is no frame at all is refused by the receiving side too,
          * whatever its place (a longer one is cut here: its header is enough). */
-        if (n > 0 && (n < (ssize_t)FERRY__FRAME_HDR ||
-                      ferry__frame_decode(pk, c->max_msg > HELLO_MAX ? c->max_msg : HELLO_MAX,
-                                          &f) < 0))
+        if (n > 0 &&
+            (n < (ssize_t)FERRY__FRAME_HDR ||
+             ferry__frame_decode(pk, c->max_msg > HELLO_MAX ? c->max_msg : HELLO_MAX, &f) < 0))
             return -EBADMSG;
         if (n > 0 && f.seq == 0) {
             char r[FERRY_REMOTE_ID_MAX + 1];
@@ -983,12 +983,13 @@ int ferry__fdchan_sendmsg(ferry_chan *ch, const ferry_msg *m, ferry__when *w)
     if (m->len > c->max_msg) return -EMSGSIZE;
     if (m->nfds && (!(c->kind & FDCHAN_PACKET) || (c->kind & FDCHAN_PEER_NO_FDS)))
         return -EOPNOTSUPP; /* nothing sent: the end stays usable */
-    if (m->nfds && c->creator) { /* does the joiner take fds? its HELLO says */
+    if (m->nfds && c->creator) {
+        /* does the joiner take fds? its HELLO says */
         int rc = joiner_hello(c, ferry__when_at(w), NULL);
         if (rc < 0) return rc;
         if (rc) return -EOPNOTSUPP;
     }
-    if (c->pend) {          /* the rest of the last frame goes first */
+    if (c->pend) { /* the rest of the last frame goes first */
         int rc = flush(c, ferry__when_at(w));
         if (rc < 0) return rc;
     }
@@ -1095,14 +1096,15 @@ int ferry__fdchan_peer(const ferry_chan *ch, ferry_cred *out)
 
 ssize_t ferry__fdchan_peer_remote(const ferry_chan *ch, char *buf, size_t cap)
 {
-    fdchan *c = (fdchan *)ch; /* (joiner_hello only reads the end, and peeks the socket) */
+    /* (joiner_hello only reads the end, and peeks at the socket) */
+    fdchan *c = (fdchan *)ch;
     if (!c->creator) return -ENOENT; /* a joiner: its creator names nobody */
     char r[FERRY_REMOTE_ID_MAX + 1];
     int rc = joiner_hello(c, 0, r);
     if (rc < 0) return rc;
     size_t n = strlen(r);
     if (n == 0) return -ENOENT;
-    if (cap <= n) return -ERANGE;
+    if (cap <= n) return -ENAMETOOLONG;
     memcpy(buf, r, n + 1);
     return (ssize_t)n;
 }
@@ -1169,8 +1171,7 @@ void ferry__fdchan_close(ferry_chan *ch)
 static int send_hello(fdchan *c, int joiner, uint64_t creator_type, const char *relay_for)
 {
     uint8_t p[HELLO_MAX];
-    uint32_t hello[2] = {c->max_msg,
-                         c->kind & (FDCHAN_CHECKSUM | (joiner ? 0 : FDCHAN_NO_FDS))};
+    uint32_t hello[2] = {c->max_msg, c->kind & (FDCHAN_CHECKSUM | (joiner ? 0 : FDCHAN_NO_FDS))};
     memcpy(p, hello, HELLO_LEN);
     uint32_t len = HELLO_LEN;
     uint64_t type = 0;

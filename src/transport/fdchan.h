@@ -54,11 +54,13 @@
 
 #define FDCHAN_PACKET   1u /* SOCK_SEQPACKET: frame boundaries and SCM_RIGHTS */
 #define FDCHAN_CHECKSUM 2u /* crc on every frame (FERRY_CHECKSUM, or the transport's rule) */
-#define FDCHAN_NO_FDS   4u /* creator: this end takes no fds (FERRY_NO_FDS), said in its HELLO */
-#define FDCHAN_PEER_NO_FDS                                                                         \
-    8u /* joiner: the creator's HELLO said FDCHAN_NO_FDS: sends with                               \
-          fds are -EOPNOTSUPP */
-#define FDCHAN_TRUST_RELAY 16u /* creator: believe relay_uid's named identity (FERRY_TRUST_RELAY) */
+/* this end takes no fds (FERRY_NO_FDS): a creator says it in its HELLO's flags word, a
+ * joiner in its HELLO's type (below) */
+#define FDCHAN_NO_FDS 4u
+/* joiner: the creator's HELLO said FDCHAN_NO_FDS: sends with fds are -EOPNOTSUPP */
+#define FDCHAN_PEER_NO_FDS 8u
+/* creator: believe the identity a joiner of relay_uid names (FERRY_TRUST_RELAY) */
+#define FDCHAN_TRUST_RELAY 16u
 
 /*
  * The HELLO's type field (ignored by every libferry before these bits: they checked the

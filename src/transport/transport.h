@@ -134,7 +134,7 @@ struct ferry__chan_ops {
     int (*peer)(const ferry_chan *ch, ferry_cred *out);
     /* The remote identity a trusted relay named (ferry_chan_peer_remote): its length,
      * copied NUL-terminated into buf; -ENOENT none believed, -EAGAIN the joiner's
-     * handshake not here yet, -ERANGE. Never blocks. NULL: -EOPNOTSUPP. */
+     * handshake not here yet, -ENAMETOOLONG. Never blocks. NULL: -EOPNOTSUPP. */
     ssize_t (*peer_remote)(const ferry_chan *ch, char *buf, size_t cap);
     /* Is the peer still there: 0 yes (or cannot tell), -EPIPE gone, -EBADMSG broken.
      * One poll of a link, never blocks; may be called by any thread (direct/ asks it

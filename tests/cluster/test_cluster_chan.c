@@ -117,7 +117,7 @@ static void client(void *arg)
         char buf[8];
         ferry_msg e = {.data = buf, .cap = sizeof buf};
         CHECK_EQ(ferry_recvmsg(ch, &e, 0, 10 * SEC), 1); /* the server's echo, first: */
-        CHECK_EQ(buf[0], 'x'); /* its message with an fd never left A */
+        CHECK_EQ(buf[0], 'x');                           /* its message with an fd never left A */
         CHECK_EQ(e.nfds, 0u);
         int p[2];
         CHECK(pipe(p) == 0);

@@ -156,8 +156,7 @@ FUZZ_NOCOV static void build_framed(buf *s, const uint8_t *body, size_t n, uint3
                                     int no_fds, int64_t hello_type)
 {
     uint32_t hello[2] = {max, (csum ? 2u : 0u) | (no_fds ? 4u : 0u)};
-    ferry__frame hf = {
-        .flags = csum ? FERRY__F_CRC : 0, .type = hello_type, .seq = 0, .len = 8};
+    ferry__frame hf = {.flags = csum ? FERRY__F_CRC : 0, .type = hello_type, .seq = 0, .len = 8};
     put_frame(s, &hf, (const uint8_t *)hello, 1);
     uint64_t seq = 1;
     uint8_t *pay = NULL;

@@ -14,7 +14,7 @@
  *    HELLO. An identity from an untrusted uid is ignored (-ENOENT); from the trusted uid it
  *    is seen; malformed ones (the bit without bytes, bytes without the bit, a space, 128
  *    bytes) are -EBADMSG, at ferry_chan_peer_remote and at the first receive. -EAGAIN
- *    while the HELLO has not come, -ERANGE, -EOPNOTSUPP (shm), -ENOENT on the joining end,
+ *    while the HELLO has not come, -ENAMETOOLONG, -EOPNOTSUPP (shm), -ENOENT on the joining end,
  *    -EINVAL for bad relay_for.
  *  - fds: the accepting end's send with an fd to a joiner that said FERRY_NO_FDS is
  *    -EOPNOTSUPP, nothing arrives, the next plain message does, and the joiner's own sends
@@ -41,7 +41,7 @@
 #define OTHER_UID 61831
 
 static uid_t trusted, untrusted; /* the relay uid the listeners trust; a uid they do not */
-static ident relay_id, other_id;  /* who the clients run as */
+static ident relay_id, other_id; /* who the clients run as */
 
 /* ------------------------------------------------------------------ by name (RPC) */
 
@@ -50,8 +50,8 @@ static void who_handler(ferry_rpc_server *conn, ferry_rpc_request *rq, void *ctx
     (void)ctx;
     char id[FERRY_REMOTE_ID_MAX + 1], out[160];
     ssize_t n = ferry_rpc_server_peer_remote(conn, id, sizeof id);
-    int len = n >= 0 ? snprintf(out, sizeof out, "%s", id)
-                     : snprintf(out, sizeof out, "err %d", (int)n);
+    int len =
+        n >= 0 ? snprintf(out, sizeof out, "%s", id) : snprintf(out, sizeof out, "err %d", (int)n);
     for (uint32_t i = 0; i < rq->msg.nfds; i++) close(rq->msg.fds[i]);
     ferry_msg r = {.data = out, .len = (size_t)len};
     if (!rq->oneway) ferry_reply(conn, rq->id, &r, SEC);
@@ -78,7 +78,8 @@ static void ask_child(void *arg)
     ssize_t n = ferry_call(c, &req, &resp, 5 * SEC);
     CHECK(n >= 0);
     buf[n] = 0;
-    if (strcmp(buf, a->want) != 0) fprintf(stderr, "%s: got \"%s\", want \"%s\"\n", a->name, buf, a->want);
+    if (strcmp(buf, a->want) != 0)
+        fprintf(stderr, "%s: got \"%s\", want \"%s\"\n", a->name, buf, a->want);
     CHECK(strcmp(buf, a->want) == 0);
     ferry_rpc_client_close(c);
 }
@@ -203,7 +204,7 @@ static void by_name_chan(int no_fds)
     char id[FERRY_REMOTE_ID_MAX + 1];
     CHECK_EQ(ferry_chan_peer_remote(ch, id, sizeof id), 5); /* looked at in the queue */
     CHECK(strcmp(id, "hostb") == 0);
-    CHECK_EQ(ferry_chan_peer_remote(ch, id, 5), -ERANGE);
+    CHECK_EQ(ferry_chan_peer_remote(ch, id, 5), -ENAMETOOLONG);
     int p[2];
     CHECK_EQ(pipe(p), 0);
     CHECK_EQ(write(p[1], "p", 1), 1);
@@ -294,8 +295,8 @@ static ferry_listener *listen_at(const char *url, uid_t relay_uid)
 
 /* One raw connection: the HELLO given, then what ferry_chan_peer_remote says at once
  * (want_id: the identity, or NULL and want_rc), and what the first receive says. */
-static void raw_case(ferry_listener *l, const char *path, int64_t type, const char *extra,
-                     size_t n, const char *want_id, int want_rc)
+static void raw_case(ferry_listener *l, const char *path, int64_t type, const char *extra, size_t n,
+                     const char *want_id, int want_rc)
 {
     uint32_t max;
     int s = raw_connect(path);
@@ -348,11 +349,11 @@ static void raw_handshakes(const char *dir)
     const char *paths[] = {path_t, path_u};
     for (int i = 0; i < 2; i++) {
         ferry_listener *l = (ferry_listener *)both[i];
-        raw_case(l, paths[i], 2, "", 0, NULL, -EBADMSG);         /* the bit, no bytes */
-        raw_case(l, paths[i], 0, "admin", 5, NULL, -EBADMSG);    /* bytes, no bit */
-        raw_case(l, paths[i], 2, "ad min", 6, NULL, -EBADMSG);   /* a space */
-        raw_case(l, paths[i], 2, "ad\nmin", 6, NULL, -EBADMSG);  /* a control character */
-        raw_case(l, paths[i], 2, big, 128, NULL, -EBADMSG);      /* one byte too long */
+        raw_case(l, paths[i], 2, "", 0, NULL, -EBADMSG);        /* the bit, no bytes */
+        raw_case(l, paths[i], 0, "admin", 5, NULL, -EBADMSG);   /* bytes, no bit */
+        raw_case(l, paths[i], 2, "ad min", 6, NULL, -EBADMSG);  /* a space */
+        raw_case(l, paths[i], 2, "ad\nmin", 6, NULL, -EBADMSG); /* a control character */
+        raw_case(l, paths[i], 2, big, 128, NULL, -EBADMSG);     /* one byte too long */
     }
     raw_case(lu, path_u, 2, big, 127, NULL, -ENOENT); /* the longest, untrusted */
     ferry_listener_close(lt);
@@ -444,7 +445,7 @@ int main(void)
         other_id = (ident){OTHER_UID, OTHER_UID, 0, {0}};
     } else {
         trusted = getuid();
-        untrusted = getuid() + 4242; /* a uid nobody here has */
+        untrusted = getuid() + 4242;      /* a uid nobody here has */
         relay_id = (ident){0, 0, 0, {0}}; /* uid 0 in an ident: stay who we are */
     }
     char dir[] = "/tmp/ferry-relay-XXXXXX";
