@@ -946,7 +946,7 @@ static int joiner_hello(fdchan *c, int64_t deadline, char remote[FERRY_REMOTE_ID
         if (n > 0 && f.seq == 0) {
             char r[FERRY_REMOTE_ID_MAX + 1];
             int no_fds;
-            if ((size_t)n != FERRY__FRAME_HDR + f.len || f.nfds ||
+            if ((size_t)n != FERRY__FRAME_HDR + f.len || f.nfds || (f.flags & ~FERRY__F_CRC) ||
                 ((c->kind & FDCHAN_CHECKSUM) && !(f.flags & FERRY__F_CRC)) ||
                 ferry__frame_check_crc(&f, pk + FERRY__FRAME_HDR) < 0 ||
                 parse_joiner_hello(c, &f, pk + FERRY__FRAME_HDR, &no_fds, r) < 0)

@@ -21,6 +21,8 @@
  *    with fds still go; without the flag the fd goes (the control). Before the joiner's
  *    HELLO has come: FERRY_NOW -EAGAIN, a bound -ETIMEDOUT; a HELLO without the hint (an
  *    older libferry's) lets the fd go.
+ *  - threads: the accepting end's receiving thread takes the joiner's HELLO while its
+ *    sending thread asks for it (fds, identity): the same answers.
  * As root the clients run as uids 61830 (the trusted relay) and 61831; otherwise the
  * trusted uid is the test's own and "another uid" is one nobody has (listeners trusting
  * it), so the same refusals are checked either way.
@@ -409,6 +411,68 @@ static void raw_fds(const char *dir)
     ferry_listener_close(l);
 }
 
+/* Threads: the creator's receiving thread takes the joiner's HELLO while its sending
+ * thread looks for it (a send with fds, the identity) — either way the same answers (and
+ * TSan sees the hand-over). 50 rounds, the joiner a thread of this process. */
+typedef struct opener {
+    const char *url;
+    ferry_chan *ch;
+    int rc;
+} opener;
+
+static void *open_thread(void *arg)
+{
+    opener *o = arg;
+    ferry_chan_opts opts;
+    ferry_chan_opts_init(&opts);
+    opts.flags |= FERRY_NO_FDS;
+    opts.relay_for = "hostb";
+    o->rc = ferry_chan_open(o->url, &opts, &o->ch, 5 * SEC);
+    if (o->rc == 0) o->rc = ferry_send(o->ch, "a", 1, 5 * SEC);
+    return NULL;
+}
+
+static void *recv_thread(void *arg)
+{
+    char buf[8];
+    return (void *)(intptr_t)ferry_recv(arg, buf, sizeof buf, 5 * SEC);
+}
+
+static void threads(const char *dir)
+{
+    char path[128], url[160];
+    snprintf(path, sizeof path, "%s/threads", dir);
+    snprintf(url, sizeof url, "unix://%s", path);
+    ferry_listener *l = listen_at(url, getuid());
+    int p[2];
+    CHECK_EQ(pipe(p), 0);
+    for (int round = 0; round < 50; round++) {
+        opener o = {.url = url};
+        pthread_t to, tr;
+        CHECK_EQ(pthread_create(&to, NULL, open_thread, &o), 0);
+        ferry_chan *ch;
+        CHECK_EQ(ferry_accept(l, &ch, 5 * SEC), 0);
+        CHECK_EQ(pthread_create(&tr, NULL, recv_thread, ch), 0);
+        ferry_msg m = {.type = 1, .data = "x", .len = 1, .nfds = 1, .fds = {p[0]}};
+        CHECK_EQ(ferry_sendmsg(ch, &m, 5 * SEC), -EOPNOTSUPP);
+        char id[16];
+        ssize_t rc;
+        while ((rc = ferry_chan_peer_remote(ch, id, sizeof id)) == -EAGAIN) sleep_ms(1);
+        CHECK_EQ(rc, 5);
+        CHECK(strcmp(id, "hostb") == 0);
+        void *got;
+        CHECK_EQ(pthread_join(tr, &got), 0);
+        CHECK_EQ((intptr_t)got, 1);
+        CHECK_EQ(pthread_join(to, NULL), 0);
+        CHECK_EQ(o.rc, 0);
+        ferry_chan_close(o.ch);
+        ferry_chan_close(ch);
+    }
+    close(p[0]);
+    close(p[1]);
+    ferry_listener_close(l);
+}
+
 static void bad_args(void)
 {
     ferry_chan_opts o;
@@ -455,6 +519,7 @@ int main(void)
     raw_handshakes(dir);
     raw_longest(dir);
     raw_fds(dir);
+    threads(dir);
     CHECK_EQ(fd_count(), fds);
     test_broker b;
     broker_start(&b);
