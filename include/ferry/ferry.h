@@ -120,10 +120,10 @@ extern "C" {
  * proxies of names on other hosts (fds cannot cross hosts). The creator's own sends with
  * fds still go. A peer whose libferry predates the flag refuses that handshake (-EBADMSG).
  * unix, the joining end (ferry_connect, ferry_chan_open): it takes no fds either, said in
- * its handshake reply in a field older libferry ignores (such a creator's sends with fds
- * then go, and the joiner closes the channel: ferry-bridge's relays do). A creator waits
- * for that reply before its first send with fds (within the send's deadline; FERRY_NOW:
- * -EAGAIN while it has not come), then -EOPNOTSUPP as above.
+ * its handshake reply in a field older libferry ignores (an older creator is not told,
+ * and its sends with fds still arrive: ferry-bridge then closes the relay). A creator
+ * waits for that reply before its first send with fds (within the send's deadline;
+ * FERRY_NOW: -EAGAIN while it has not come), then -EOPNOTSUPP as above.
  * Other transports ignore it (fds never ride there). */
 #define FERRY_NO_FDS (1u << 4)
 /* A creating end (unix: ferry_listen, ferry_register, ferry_serve) believes the remote
@@ -146,7 +146,7 @@ typedef struct ferry_tls_opts ferry_tls_opts; /* tls:// (below, with ferry_chan_
  * channel (ferry_pair*, ferry_listen) decides the shape of the channel: capacity,
  * ring_bytes, max_msg, mem_cap, FERRY_CHECKSUM and (shm, unix) FERRY_NO_FDS; the other
  * side takes them from the handshake and uses only its local choices (spin_ns,
- * FERRY_NO_SPIN, max_skipped_fds).
+ * FERRY_NO_SPIN, max_skipped_fds; unix also FERRY_NO_FDS and relay_for, said in its reply).
  * max_skipped_fds (each end's own, never negotiated; 0 means the default): once the
  * messages this end holds because its typed receives passed over them carry that many
  * fds, it takes no more messages from the transport, so the sender is held back as by a
