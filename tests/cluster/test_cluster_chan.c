@@ -176,8 +176,11 @@ int main(void)
     if (env && atol(env) > 0) n_msgs = atol(env);
     sh = cl_begin(&C, 290, sizeof *sh);
     host *A = &C.h[0], *B = &C.h[1];
-    const char *exp_a[] = {"--export", "org.test.*=hostb", "--heartbeat-ms", "200", NULL};
-    const char *exp_b[] = {"--import", "org.test.*=hosta", "--heartbeat-ms", "200", NULL};
+    /* heartbeats every 500 ms (a name lapses after 2.5 s): at 200 ms a 1 s stall of A's
+     * bridge, streaming at full speed on a machine at load 50+, dropped the import mid-stream
+     * ("hosta silent for 1020 ms") and the channel with it */
+    const char *exp_a[] = {"--export", "org.test.*=hostb", "--heartbeat-ms", "500", NULL};
+    const char *exp_b[] = {"--import", "org.test.*=hosta", "--heartbeat-ms", "500", NULL};
     cl_bridges(&C, exp_a, exp_b);
     pid_t s = cl_spawn(A, &ROOT, server, NULL);
     pid_t s2 = cl_spawn(A, &ROOT, server_fds, NULL);
