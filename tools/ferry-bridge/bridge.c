@@ -17,7 +17,10 @@
  *    bounded by max_msg. Header values are compared with fixed strings only.
  *  - A remote caller's identity is the NATS user token of the subject it published on
  *    (ferry.C.rpc.<exporter>.<caller>.<name>), which the NATS servers' publish
- *    permissions tie to the authenticated user. Locally it is this bridge's uid.
+ *    permissions tie to the authenticated user. Locally it is this bridge's uid, and the
+ *    exporter's connections to a server (one per name and caller: RPC and relayed
+ *    channels) name that user in their handshake (ferry_chan_opts.relay_for), which a
+ *    server that trusts this bridge's uid reads with ferry_chan_peer_remote.
  *  - No call is sent twice: a request is published once and never retried; a reply is
  *    delivered only for a sequence number still pending, which it removes.
  *  - What is retried is numbered and delivered once by its receiver: mailbox messages
@@ -1321,7 +1324,8 @@ static void relay_local_ready(bridge *b, relay *r)
             if (r->snd_acked + 1 == r->snd_next) relay_close(b, r, 1);
             return;
         }
-        if (rc < 0 || m.nfds > 0) { /* fds cannot cross hosts */
+        if (rc < 0 || m.nfds > 0) { /* fds cannot cross hosts (a server whose libferry
+                                     * ignores our FERRY_NO_FDS sent some) */
             for (uint32_t k = 0; k < m.nfds; k++) close(m.fds[k]);
             relay_close(b, r, 1);
             return;
@@ -1392,6 +1396,8 @@ static void on_copen(bridge *b, natsMsg *m, const char *caller, const char *name
     ferry_chan_opts o;
     ferry_chan_opts_init(&o);
     o.max_msg = b->max_msg;
+    o.flags |= FERRY_NO_FDS; /* the server's sends with fds: -EOPNOTSUPP there */
+    o.relay_for = caller;    /* the server sees it if it trusts our uid (FERRY_TRUST_RELAY) */
     ferry_chan *ch;
     int rc = ferry_connect(name, FERRY_KIND_UNIX, &o, &ch, LOCAL_WAIT);
     relay *r = rc == 0 ? relay_new(b, caller, name, connid, ch, 0) : NULL;
@@ -1567,6 +1573,7 @@ static out *out_get(bridge *b, const char *name, const char *caller, int *err)
     ferry_chan_opts opts;
     ferry_chan_opts_init(&opts);
     opts.max_msg = b->max_msg;
+    opts.relay_for = caller; /* the server sees it if it trusts our uid (FERRY_TRUST_RELAY) */
     int rc = ferry_rpc_connect(name, FERRY_KIND_UNIX, &opts, &o->c, LOCAL_WAIT);
     if (rc < 0) {
         free(o);
