@@ -231,7 +231,9 @@ typedef struct bcout {
     char *msg;
     size_t len;
     int64_t type;
-    uint64_t seq; /* the number of the message taken last (from 1) */
+    uint64_t seq; /* the number of the message taken last: its number in the stream + 1
+                     (ferry_sub_seq), so numbers go on across a new subscription and count
+                     what this bridge was not subscribed for (a lapse) or was skipped */
     int in_flight;
     rsub *subs;
     struct bcout *next;
@@ -870,12 +872,22 @@ static void on_bput(bridge *b, natsMsg *m, const char *from, const char *name, c
         reply_status(b, reply, 0);
         return;
     }
-    if (p->in_seq && (uint64_t)seq != p->in_seq + 1) { /* our lease had lapsed */
-        b->bc_gap += (uint64_t)seq - p->in_seq - 1;
-        logf_("broadcast %s: %" PRIu64 " messages missed (the subscription lapsed)", name,
-              (uint64_t)seq - p->in_seq - 1);
+    int rc = 0;
+    if (p->in_seq && (uint64_t)seq != p->in_seq + 1) {
+        /* Our lease had lapsed (or the exporter's publisher skipped): the messages between
+         * are a gap that every local subscriber counts in ferry_sub_lost. Once recorded,
+         * in_seq says so: a resend of this message (a full ring below) is no new gap. */
+        uint64_t gap = (uint64_t)seq - p->in_seq - 1;
+        rc = ferry_bcast_skip(p->bc, gap, FERRY_NOW);
+        if (rc == 0) {
+            b->bc_gap += gap;
+            p->in_seq = (uint64_t)seq - 1;
+            logf_("broadcast %s: %" PRIu64 " messages missed (the subscription lapsed)", name,
+                  gap);
+        }
     }
-    int rc = ferry_bcast_publish(p->bc, type, natsMsg_GetData(m), (size_t)natsMsg_GetDataLength(m),
+    if (rc == 0)
+        rc = ferry_bcast_publish(p->bc, type, natsMsg_GetData(m), (size_t)natsMsg_GetDataLength(m),
                                  FERRY_NOW);
     if (rc == 0) {
         p->in_seq = (uint64_t)seq;
@@ -1872,7 +1884,7 @@ static void bcast_ready(bridge *b, bcout *o)
         return;
     }
     o->len = (size_t)rc;
-    o->seq++;
+    o->seq = ferry_sub_seq(o->sub); /* this message's number in the stream + 1 */
     o->in_flight = 1;
     bcast_arm(b, o, 0);
     for (rsub *r = o->subs; r; r = r->next) bput_send(b, o, r);
