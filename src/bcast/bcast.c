@@ -108,7 +108,7 @@
 #define HOLD      ((uint64_t)1 << 63)
 #define SLICE_NS  ((int64_t)20 * 1000 * 1000)
 #define SPINS     128
-#define RETRY_MAX 100000 /* a bound on CAS retries (only a hostile sharer needs it) */
+#define RETRY_MAX 100000        /* a bound on CAS retries (only a hostile sharer needs it) */
 #define GAP_TYPE  ((int64_t)-1) /* a gap record's type (messages have types >= 0) */
 #define XGEN_MAX  4096          /* a bound on the joiner's seqlock retries */
 

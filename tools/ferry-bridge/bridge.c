@@ -882,8 +882,7 @@ static void on_bput(bridge *b, natsMsg *m, const char *from, const char *name, c
         if (rc == 0) {
             b->bc_gap += gap;
             p->in_seq = (uint64_t)seq - 1;
-            logf_("broadcast %s: %" PRIu64 " messages missed (the subscription lapsed)", name,
-                  gap);
+            logf_("broadcast %s: %" PRIu64 " messages missed (the subscription lapsed)", name, gap);
         }
     }
     if (rc == 0)

@@ -138,7 +138,7 @@ static void test_dropped(void)
     CHECK_EQ(ferry_sub_release(drp), 0);
     CHECK_EQ(ferry_sub_seq(drp), 128);
     CHECK_EQ(ferry_bcast_skip(b, 3, FERRY_NOW), 0); /* record 29: 135..137 */
-    pub(b, 138); /* record 30: the drop-oldest one loses 128 */
+    pub(b, 138);                                    /* record 30: the drop-oldest one loses 128 */
     take(blk, 138);
     for (uint64_t i = 129; i < 135; i++) take(drp, i);
     CHECK_EQ(ferry_sub_lost(drp), 120);
@@ -284,8 +284,7 @@ static void test_procs(void)
         }
         if (k == 1) CHECK_EQ(out[0] + out[1], num);
         printf("subscriber %d: received %llu, lost %llu, subscriptions %llu\n", k,
-               (unsigned long long)out[0], (unsigned long long)out[1],
-               (unsigned long long)out[2]);
+               (unsigned long long)out[0], (unsigned long long)out[1], (unsigned long long)out[2]);
         int st2;
         CHECK(waitpid(pids[k], &st2, 0) == pids[k] && WIFEXITED(st2) && WEXITSTATUS(st2) == 0);
     }
