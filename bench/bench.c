@@ -354,9 +354,11 @@ static int run_scale(const bench_opts *o)
 /* Which mechanisms run: all, or only --only's and --url's. 0, or -1 (usage printed). */
 static int select_mechs(const bench_opts *o, int selected[BENCH_NMECHS])
 {
-    for (size_t i = 0; i < BENCH_NMECHS; i++)
+    for (size_t i = 0; i < BENCH_NMECHS; i++) {
         selected[i] = !o->npairs || strcmp(BENCH_MECHS[i].name, "pipe") == 0 ||
                       strcmp(BENCH_MECHS[i].name, "ferry-shm") == 0; /* --pairs: these two */
+        if (BENCH_MECHS[i].opt_in) selected[i] = o->npairs ? 0 : 2;  /* a note only */
+    }
     if (!o->only && !nurls) return 0;
     memset(selected, 0, BENCH_NMECHS * sizeof *selected);
     if (o->only && select_only(o->only, selected) != 0) {

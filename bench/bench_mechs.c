@@ -23,6 +23,9 @@
 #ifdef FERRY_BENCH_TLS
 #include "bench_tls.h"
 #endif
+#ifdef FERRY_BENCH_NATS
+#include "bench_nats.h"
+#endif
 
 const bench_mech BENCH_MECHS[] = {
     {.name = "spin-baseline", .fn = bench_spin, .shape = SHAPE_LINE},
@@ -235,6 +238,36 @@ const bench_mech BENCH_MECHS[] = {
 #else
     {.name = "dbus-call", .missing = FERRY_BENCH_MISSING_SDBUS},
 #endif
+/* Between two network namespaces (bench_nats.c): request/reply through ferry-bridge and
+ * NATS, its cnats baseline and ZeroMQ over tcp; only with --only (root, nats-server). */
+#ifdef FERRY_BENCH_NATS
+    {.name = "ferry-nats-rpc",
+     .fn = bench_nats_ferry,
+     .shape = SHAPE_LINE,
+     .unavailable = bench_nats_unavailable,
+     .done = bench_nats_done,
+     .opt_in = 1},
+    {.name = "nats-reqrep",
+     .fn = bench_nats_reqrep,
+     .shape = SHAPE_LINE,
+     .unavailable = bench_nats_unavailable,
+     .done = bench_nats_done,
+     .opt_in = 1},
+#ifdef FERRY_BENCH_ZMQ
+    {.name = "zeromq-reqrep-netns",
+     .fn = bench_nats_zmq,
+     .shape = SHAPE_LINE,
+     .unavailable = bench_nats_unavailable,
+     .done = bench_nats_done,
+     .opt_in = 1},
+#else
+    {.name = "zeromq-reqrep-netns", .missing = FERRY_BENCH_MISSING_ZMQ, .opt_in = 1},
+#endif
+#else
+    {.name = "ferry-nats-rpc", .missing = FERRY_BENCH_MISSING_NATS, .opt_in = 1},
+    {.name = "nats-reqrep", .missing = FERRY_BENCH_MISSING_NATS, .opt_in = 1},
+    {.name = "zeromq-reqrep-netns", .missing = FERRY_BENCH_MISSING_NATS, .opt_in = 1},
+#endif
 };
 const size_t BENCH_NMECHS = sizeof BENCH_MECHS / sizeof BENCH_MECHS[0];
 
@@ -347,6 +380,13 @@ const bench_target BENCH_TARGETS[] = {
      BENCH_UNCONTENDED, BENCH_UNCONTENDED, 64, 64, F_P50, BENCH_INFO, 0},
     {"ferry-region-notify pingpong 64 p50 / eventfd pingpong 64 p50", "ferry-region-notify",
      "eventfd", BENCH_PINGPONG, BENCH_PINGPONG, 64, 64, F_P50, BENCH_INFO, 0},
+    /* Across hosts (issue 18, docs/cluster.md): a call through both ferry-bridges and
+     * nats-servers between two network namespaces against a direct cnats request/reply
+     * along the same path; ZeroMQ over tcp between the same namespaces beside it. */
+    {"ferry-nats-rpc p50 / nats-reqrep p50 (two network namespaces)", "ferry-nats-rpc",
+     "nats-reqrep", BENCH_PINGPONG, BENCH_PINGPONG, 64, 64, F_P50, 1, 1.3},
+    {"ferry-nats-rpc p50 / zeromq-reqrep-netns p50", "ferry-nats-rpc", "zeromq-reqrep-netns",
+     BENCH_PINGPONG, BENCH_PINGPONG, 64, 64, F_P50, BENCH_INFO, 0},
 /* More processes than CPUs (issue 15, `--pairs N`): N pairs pinging 64 B at once,
  * unpinned; aggregate round trips/s against the raw pipe's in the same run. Any other N
  * given to --pairs prints as INFO. */
