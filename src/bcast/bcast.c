@@ -110,7 +110,7 @@
 #define SPINS     128
 #define RETRY_MAX 100000        /* a bound on CAS retries (only a hostile sharer needs it) */
 #define GAP_TYPE  ((int64_t)-1) /* a gap record's type (messages have types >= 0) */
-#define XGEN_MAX  4096          /* a bound on the joiner's seqlock retries */
+#define XGEN_MAX  64            /* a bound on the joiner's seqlock retries (yields) */
 
 enum { SUB_FREE = 0, SUB_JOINING = 1, SUB_ACTIVE = 2 };
 
@@ -189,8 +189,10 @@ static slothdr *slot_at(const ferry_bcast *b, uint64_t seq)
 
 /* head and extra(head) as one pair, read inside the seqlock of a skip (top of the file):
  * every load is seq_cst, so loads between two equal even xgen values saw none of a
- * skip's stores in part. A sharer that leaves xgen odd costs XGEN_MAX tries; the last
- * pair read is then used (lost counts of this stream are a sharer's to break anyway). */
+ * skip's stores in part. A sharer that leaves xgen odd (or a publisher stopped inside a
+ * skip for XGEN_MAX yields) costs those tries, and the last pair read is then used: the
+ * joiner's lost count may be off by that one gap (lost counts are a sharer's to break
+ * anyway). Few tries: under load a yield can cost a time slice. */
 static uint64_t stream_pos(bshm *sh, uint64_t *extra)
 {
     uint64_t h = 0, x = 0;
@@ -199,7 +201,7 @@ static uint64_t stream_pos(bshm *sh, uint64_t *extra)
         h = atomic_load_explicit(&sh->head, memory_order_seq_cst);
         x = atomic_load_explicit(&sh->extra, memory_order_seq_cst);
         if (!(g & 1) && atomic_load_explicit(&sh->xgen, memory_order_seq_cst) == g) break;
-        if (i > 8) sched_yield(); /* a skip is a few stores: its publisher was preempted */
+        if (i > 4) sched_yield(); /* a skip is a few stores: its publisher was preempted */
     }
     *extra = x;
     return h;
