@@ -6,7 +6,7 @@
  * The world: two "hosts" as the cluster tests make them (tests/cluster/clusterutil.h): two
  * network namespaces with a veth pair between them, a nats-server in each clustered by a
  * route, a ferryd and a ferry-bridge in each (A exports org.bench.echo to hostb, B
- * imports org.bench.*; heartbeats every 200 ms). On A three servers wait: a ferry_serve
+ * imports org.bench.*; the default heartbeat). On A three servers wait: a ferry_serve
  * echo, a cnats responder (SendAsap) and, with libzmq, a REP socket on 10.99.0.1:5555.
  * A keeper process, forked by the first row that needs it, builds all of that (it is
  * the owner clusterutil.h cleans up for: its atexit and signal handlers are its own, not
@@ -197,8 +197,10 @@ static void keeper(int cmd, int ready)
     cl_up(W);
     snprintf(world_bridge, sizeof world_bridge, "%s/ferry-bridge", W->dir);
     cl_sh("cp -- '%s' '%s' && chmod 0755 '%s'", bridge_source(), world_bridge, world_bridge);
-    const char *exp_a[] = {"--export", "org.bench.echo=hostb", "--heartbeat-ms", "200", NULL};
-    const char *exp_b[] = {"--import", "org.bench.*", "--heartbeat-ms", "200", NULL};
+    /* the default heartbeat (1 s, 5 missed: clusterutil.h): a shorter one lets a loaded
+     * machine lapse the import in the middle of a row */
+    const char *exp_a[] = {"--export", "org.bench.echo=hostb", NULL};
+    const char *exp_b[] = {"--import", "org.bench.*", NULL};
     cl_bridges(W, exp_a, exp_b);
     host *A = &W->h[0];
     pid_t srv[3] = {cl_spawn(A, &ROOT, ferry_server, NULL),
