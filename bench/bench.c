@@ -151,11 +151,12 @@ static void usage(FILE *f)
           "Request/reply peers, pingpong at 64 only: zeromq-reqrep (REQ/REP over ipc://) and\n"
           "dbus-call (an sd-bus method call through a dbus-daemon each measurement starts\n"
           "on a private address and stops).\n"
-          "Between two network namespaces, pingpong at 64 only, and only when --only names\n"
-          "them (root, `ip`, nats-server and the ferry-bridge program): ferry-nats-rpc (a\n"
+          "Between two network namespaces, only when --only names them (root, `ip`,\n"
+          "nats-server and the ferry-bridge program), pingpong at 64: ferry-nats-rpc (a\n"
           "ferry_call through two ferry-bridges and two clustered nats-servers), nats-reqrep\n"
-          "(cnats request/reply along the same path) and zeromq-reqrep-netns (REQ/REP over\n"
-          "tcp between the namespaces); see docs/cluster.md.\n"
+          "(cnats request/reply along the same path), zeromq-reqrep-netns (REQ/REP over\n"
+          "tcp between the namespaces); every size, the peer on the other side of the veth\n"
+          "pair: ferry-tls-netns, tls-netns, ferry-tcp-netns, tcp-netns (docs/cluster.md).\n"
           "The table's spread column is min..max over the repetitions of rtt_p50_ns, or for\n"
           "a stream row of msgs_per_s (bytes_per_s for memcpy-baseline).\n",
           f);

@@ -7,6 +7,8 @@
  *                        both ferry-bridges and both nats-servers
  *   nats-reqrep          the baseline: a cnats request/reply along the same path
  *   zeromq-reqrep-netns  libzmq REQ/REP over tcp between the namespaces (with libzmq)
+ * and, in the same world, any ordinary runner with the driver in A and its peer in B
+ * (bench_netns_row: e.g. ferry-tls-netns, tls-netns, tcp-netns, ferry-tcp-netns).
  */
 #ifndef FERRY_TOOL_BENCH_NATS_H
 #define FERRY_TOOL_BENCH_NATS_H
@@ -18,6 +20,13 @@ int bench_nats_reqrep(const bench_job *job, bench_result *res);
 #ifdef FERRY_BENCH_ZMQ
 int bench_nats_zmq(const bench_job *job, bench_result *res);
 #endif
+/* A row between the namespaces: job->arg is one of these. */
+typedef struct bench_netns_spec {
+    bench_fn fn;     /* the ordinary runner */
+    const void *arg; /* its job->arg (e.g. a bench_ferry_spec with a URL on 10.99.0.1) */
+} bench_netns_spec;
+int bench_netns_row(const bench_job *job, bench_result *res);
+
 /* NULL when the rows can run here, else why not. */
 const char *bench_nats_unavailable(void);
 /* The end of a run: the namespaces, servers and bridges go. */
