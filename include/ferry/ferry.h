@@ -1419,6 +1419,10 @@ FERRY_API void ferry_rpc_service_close(ferry_rpc_service *s);
  *    dead processes too.
  *  - A subscriber starts at the current head (messages published before it subscribed are
  *    not its, nor lost); ferry_sub_close frees its entry.
+ *  - Gaps: a publisher that relays a stream and missed some of it (ferry-bridge after a
+ *    lapse) records them with ferry_bcast_skip; every subscriber counts them in
+ *    ferry_sub_lost, exactly, as drops. Messages are numbered in publishing order, skipped
+ *    ones included (ferry_sub_seq).
  *  - End of stream: ferry_bcast_end, or ferry_bcast_close in the publishing process (the
  *    creator, or the last process that published), ends the stream; subscribers get
  *    -EPIPE after the last message. A publisher process that dies is noticed by waiting
@@ -1478,7 +1482,7 @@ FERRY_API int ferry_bcast_subscribers(const ferry_bcast *b);
 typedef struct ferry_bcast_counters {
     size_t size;          /* set by ferry_bcast_counters_init; ferry_bcast_stats sets it to
                              the bytes it wrote */
-    uint64_t published;   /* messages published so far */
+    uint64_t published;   /* messages published so far, and those skipped (ferry_bcast_skip) */
     uint64_t max_lag;     /* the largest lag of an active subscriber (see ferry_bcast_list) */
     uint32_t subscribers; /* active subscriber entries now (as ferry_bcast_subscribers) */
     uint32_t max_subs;    /* as created */
@@ -1538,6 +1542,16 @@ FERRY_API int ferry_bcast_loan(ferry_bcast *b, size_t len, void **buf, int64_t t
 /* Publish the loaned slot with len (<= the loaned len) bytes. -EINVAL (no loan, len too
  * large, type < 0: the loan stays). */
 FERRY_API int ferry_bcast_commit(ferry_bcast *b, int64_t type, size_t len);
+/*
+ * ferry_bcast_skip — record that n messages of the stream are missing here (a relay that
+ * missed them): every subscriber that takes the record adds n to ferry_sub_lost and goes
+ * on to the next message; a drop-oldest subscriber that has the record dropped counts the
+ * n as well. The record takes one slot, so it waits as publish does. n = 0 does nothing.
+ * (Subscribers linked with a libferry older than 0.3 get -EBADMSG once for the record and
+ * do not count it.) Errors as ferry_bcast_publish, and -EOVERFLOW (the stream's count
+ * would pass INT64_MAX).
+ */
+FERRY_API int ferry_bcast_skip(ferry_bcast *b, uint64_t n, int64_t timeout_ns);
 
 /* Subscription flag: drop the oldest message instead of blocking the publisher. */
 #define FERRY_SUB_DROP_OLDEST (1u << 0)
@@ -1558,8 +1572,14 @@ FERRY_API ssize_t ferry_sub_recv(ferry_sub *s, void *buf, size_t cap, int64_t *t
 FERRY_API int ferry_sub_peek(ferry_sub *s, ferry_msg *m, int64_t timeout_ns);
 /* Release the peeked message. -EINVAL (no peek). */
 FERRY_API int ferry_sub_release(ferry_sub *s);
-/* Messages the publisher dropped for this drop-oldest subscription so far (exact). */
+/* Messages this subscription lost so far (exact): those the publisher dropped for a
+ * drop-oldest subscription, and those it skipped (ferry_bcast_skip). */
 FERRY_API uint64_t ferry_sub_lost(const ferry_sub *s);
+/* The stream's number of the next message this subscription takes (of the peeked one while
+ * a peek is outstanding). Messages are numbered from 0 in publishing order, skipped ones
+ * included, so after a receive, ferry_sub_seq - 1 is that message's number; it moves by
+ * exactly one per message received plus the messages counted lost. 0 for NULL. */
+FERRY_API uint64_t ferry_sub_seq(const ferry_sub *s);
 /*
  * ferry_sub_poll_fd — a descriptor that polls readable (POLLIN) while a message waits for this
  * subscription, or once the stream has ended. Level-triggered, owned by the subscription.
