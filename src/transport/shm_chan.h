@@ -101,6 +101,10 @@ typedef struct shm_rx {
     uint64_t ext_seq;
     uint32_t ext_done;
     uint64_t ext_left;
+    /* Gathering (shm_rx.c, rx_gather): receives in a row that found their record at
+     * once, and the footprint of the last record the fast path took. */
+    uint32_t run;
+    uint64_t last_fp;
 } shm_rx;
 
 typedef struct shm_chan {
