@@ -151,6 +151,26 @@ static inline void ferry__shm_copy(void *dst, const void *src, size_t len)
     }
 }
 
+/* Gathering: a side that streams faster than its peer should not take the peer's lines
+ * while the peer works on them. A consumer that has read up to the producer (shm_rx.c,
+ * rx_gather) waits until the record FERRY__GATHER_AHEAD records ahead is committed, and
+ * a producer that found the ring full (shm_tx.c, tx_gather) until the consumer freed
+ * room for as many records, each at most FERRY__GATHER_NS and at most a quarter of the
+ * ring ahead, looking every FERRY__GATHER_POLL pauses. Hints only: what is then read or
+ * written is checked as always. */
+#define FERRY__GATHER_AHEAD 128u
+#define FERRY__GATHER_NS    4000
+#define FERRY__GATHER_POLL  16u
+
+static inline void ferry__cpu_relax(void)
+{
+#if defined(__x86_64__) || defined(__i386__)
+    __builtin_ia32_pause();
+#else
+    atomic_signal_fence(memory_order_seq_cst);
+#endif
+}
+
 /* shm_live.c */
 int ferry__shm_alive(void *chan); /* ferry__alive_fn: poll the link */
 

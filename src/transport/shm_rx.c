@@ -638,20 +638,8 @@ ssize_t ferry__shm_rx_fast(shm_chan *c, ferry_msg *m, int keep_fds)
     return (ssize_t)len;
 }
 
-#if defined(__x86_64__) || defined(__i386__)
-#define cpu_relax() __builtin_ia32_pause()
-#else
-#define cpu_relax() atomic_signal_fence(memory_order_seq_cst)
-#endif
-
-/* Gathering (rx_gather): a stream is GATHER_RUN receives in a row that found their record
- * at once; the probe looks GATHER_AHEAD records ahead (at most a quarter of the ring); a
- * gather lasts at most GATHER_NS, and ends after GATHER_CHECK polls when the next record
- * is not committed yet by then (no stream, or it stopped). */
-#define GATHER_RUN   8u
-#define GATHER_AHEAD 128u
-#define GATHER_NS    4000
-#define GATHER_CHECK 16u
+/* A stream: this many receives in a row that found their record at once (rx_gather). */
+#define GATHER_RUN 8u
 
 /*
  * A stream read up to the producer: let records gather before polling the next record.
@@ -660,37 +648,37 @@ ssize_t ferry__shm_rx_fast(shm_chan *c, ferry_msg *m, int keep_fds)
  * works on it (and the hardware prefetcher, following the consumer, takes the lines
  * after it): both sides then pay a transfer for every line. A consumer a few KiB behind
  * reads lines the producer is done with. So wait, spinning on the commit word of the
- * record GATHER_AHEAD records ahead, taking it to be as large as the last one (the
+ * record FERRY__GATHER_AHEAD records ahead, taking it to be as large as the last one (the
  * records of a stream mostly are), until it shows exactly the seq that record must
- * have, or GATHER_NS pass, or the caller's deadline. After GATHER_CHECK polls, one look
- * at the next record: not committed yet means no stream worth waiting for (the producer
- * is slow, or it stopped after a burst), and the receive waits for it as usual; so a
- * burst's end costs a message that follows at most those polls (~0.5 us here).
- * The probe is only a hint: it may land inside a record, on padding or on bytes a hostile
- * peer wrote there; it is compared, never used, and the wait is bounded in time. It stays
- * inside the ring, before the ring's end (where a WRAP would shift the records anyway).
- * The records are then read as always, each through its own commit word.
+ * have, or FERRY__GATHER_NS pass, or the caller's deadline. After FERRY__GATHER_POLL polls, one
+ * look at the next record: not committed yet means no stream worth waiting for (the producer is
+ * slow, or it stopped after a burst), and the receive waits for it as usual; so a burst's end costs
+ * a message that follows at most those polls (~0.5 us here). The probe is only a hint: it may land
+ * inside a record, on padding or on bytes a hostile peer wrote there; it is compared, never used,
+ * and the wait is bounded in time. It stays inside the ring, before the ring's end (where a WRAP
+ * would shift the records anyway). The records are then read as always, each through its own commit
+ * word.
  */
 static void rx_gather(shm_chan *c, ferry__when *w)
 {
     shm_rx *r = &c->rx;
     rx_map *m = cur_map(r);
-    uint64_t fp = r->last_fp, off = r->scan & (m->size - 1), k = GATHER_AHEAD;
+    uint64_t fp = r->last_fp, off = r->scan & (m->size - 1), k = FERRY__GATHER_AHEAD;
     if (fp == 0) return;
     if (k * fp > m->size / 4) k = m->size / 4 / fp;
     if (off + k * fp >= m->size) k = (m->size - off) / fp - 1;
     if (k < 2) return;
     ferry__rec *probe = rec_in(m, r->scan + k * fp);
     const uint64_t want = r->expect + k;
-    int64_t end = ferry__now_ns() + GATHER_NS, at = ferry__when_at(w);
+    int64_t end = ferry__now_ns() + FERRY__GATHER_NS, at = ferry__when_at(w);
     if (at < end) end = at;
     for (unsigned i = 1;; i++) {
         /* Relaxed: a hint, nothing is read through it (see above). */
         if (atomic_load_explicit(&probe->seq, memory_order_relaxed) == want) return;
-        cpu_relax();
-        if (i % GATHER_CHECK != 0) continue;
+        ferry__cpu_relax();
+        if (i % FERRY__GATHER_POLL != 0) continue;
         if (ferry__now_ns() >= end) return;
-        if (i == GATHER_CHECK && !rx_ready(c)) return;
+        if (i == FERRY__GATHER_POLL && !rx_ready(c)) return;
     }
 }
 

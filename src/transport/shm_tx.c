@@ -212,13 +212,43 @@ static int tx_grow(shm_chan *c)
     return 0;
 }
 
+/*
+ * The ring is full and the consumer is taking records (a stream faster than its
+ * consumer): before waiting for room as usual, let room gather. A producer that polls
+ * the consumer's tail and writes each record as soon as one is taken takes the tail's
+ * line from the consumer at every message (it writes it at every take), and writes the
+ * lines the consumer has just read. So look at the tail only every FERRY__GATHER_POLL
+ * pauses, until there is room for FERRY__GATHER_AHEAD more records of this size (at most
+ * a quarter of the ring), or FERRY__GATHER_NS pass, or the deadline. Relaxed, and only a
+ * hint: the reservation then takes the tail again with its checks (tx_refresh), and
+ * a tail that lies only ends the gather sooner or lets it run its time.
+ */
+static void tx_gather(shm_chan *c, uint64_t fp, ferry__when *w)
+{
+    shm_tx *t = &c->tx;
+    uint64_t k = FERRY__GATHER_AHEAD;
+    if (k * fp > t->size / 4) k = t->size / 4 / fp;
+    if (k < 2) return;
+    /* The tail at which this record, k more and the slot after them fit. */
+    if (t->head + (k + 1) * fp + FERRY__REC_ALIGN <= t->size) return;
+    const uint64_t goal = t->head + (k + 1) * fp + FERRY__REC_ALIGN - t->size;
+    int64_t end = ferry__now_ns() + FERRY__GATHER_NS, at = ferry__when_at(w);
+    if (at < end) end = at;
+    for (unsigned i = 1;; i++) {
+        ferry__cpu_relax();
+        if (i % FERRY__GATHER_POLL != 0) continue;
+        if (atomic_load_explicit(&t->ctl->tail, memory_order_relaxed) >= goal) return;
+        if (ferry__now_ns() >= end) return;
+    }
+}
+
 /* Wait for room for a record of len bytes; on success the record goes at t->head. */
 static int tx_reserve(shm_chan *c, size_t len, ferry__when *w)
 {
     shm_tx *t = &c->tx;
     uint64_t fp = ferry__rec_footprint(len);
     struct fit_arg a = {c, fp, 0, 0};
-    int waited = 0;
+    int waited = 0, gathered = 0;
     for (;;) {
         /* What we cached of the consumer's indices is usually enough; only when it says
          * "full" do we pull the consumer's line over (tx_fits_cond refreshes). */
@@ -228,6 +258,14 @@ static int tx_reserve(shm_chan *c, size_t len, ferry__when *w)
         if (rc == 0 && c->capacity == FERRY_UNBOUNDED) {
             rc = tx_grow(c);
             if (rc < 0) return rc;
+            continue;
+        }
+        /* Full, in a ring counted in bytes only, for a caller that waits and a spin that
+         * pays (not FERRY_NO_SPIN, not given up): let room gather first, once. */
+        if (rc == 0 && !gathered && c->capacity == FERRY_CAP_RING && w->at != 0 &&
+            t->spin.cur_ns > 0) {
+            gathered = 1;
+            tx_gather(c, fp, w);
             continue;
         }
         if (rc == 0) {
