@@ -666,7 +666,8 @@ static void rx_gather(shm_chan *c, ferry__when *w)
     uint64_t fp = r->last_fp, off = r->scan & (m->size - 1), k = FERRY__GATHER_AHEAD;
     if (fp == 0) return;
     if (k * fp > m->size / 4) k = m->size / 4 / fp;
-    if (off + k * fp >= m->size) k = (m->size - off) / fp - 1;
+    uint64_t before_end = (m->size - off) / fp; /* records of this size before the end */
+    if (k >= before_end) k = before_end ? before_end - 1 : 0;
     if (k < 2) return;
     ferry__rec *probe = rec_in(m, r->scan + k * fp);
     const uint64_t want = r->expect + k;
