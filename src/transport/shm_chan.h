@@ -101,7 +101,7 @@ typedef struct shm_rx {
     uint64_t ext_seq;
     uint32_t ext_done;
     uint64_t ext_left;
-    /* Gathering (shm_rx.c, rx_gather): receives in a row that found their record at
+    /* Gathering (shm_rx.c, ferry__shm_rx_gather): receives in a row that found their record at
      * once, and the footprint of the last record the fast path took. */
     uint32_t run;
     uint64_t last_fp;
@@ -153,7 +153,7 @@ static inline void ferry__shm_copy(void *dst, const void *src, size_t len)
 
 /* Gathering: a side that streams faster than its peer should not take the peer's lines
  * while the peer works on them. A consumer that has read up to the producer (shm_rx.c,
- * rx_gather) waits until the record FERRY__GATHER_AHEAD records ahead is committed, and
+ * ferry__shm_rx_gather) waits until the record FERRY__GATHER_AHEAD records ahead is committed, and
  * a producer that found the ring full (shm_tx.c, tx_gather) until the consumer freed
  * room for as many records, each at most FERRY__GATHER_NS and at most a quarter of the
  * ring ahead, looking every FERRY__GATHER_POLL pauses. Hints only: what is then read or
@@ -209,6 +209,10 @@ int ferry__shm_rx_next(shm_chan *c, rx_entry *e, int64_t filter, int exempt);
  * channel not dead): the length of the message taken into m, -1 when it must go the
  * general way (nothing is consumed then), or -EBADMSG. */
 ssize_t ferry__shm_rx_fast(shm_chan *c, ferry_msg *m, int keep_fds);
+/* A stream's receive that found nothing: wait, bounded by FERRY__GATHER_NS and w, for
+ * records to gather (probing the ring ahead of the scan position as a hint only; the
+ * fuzz target fuzz_shm_ring drives it on hostile rings too). Consumes nothing. */
+void ferry__shm_rx_gather(shm_chan *c, ferry__when *w);
 ssize_t ferry__shm_recvmsg(ferry_chan *ch, ferry_msg *m, int64_t filter, int keep_fds,
                            ferry__when *w);
 int ferry__shm_peek(ferry_chan *ch, int64_t filter, ferry_msg *m, ferry__when *w);

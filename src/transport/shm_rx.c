@@ -638,7 +638,7 @@ ssize_t ferry__shm_rx_fast(shm_chan *c, ferry_msg *m, int keep_fds)
     return (ssize_t)len;
 }
 
-/* A stream: this many receives in a row that found their record at once (rx_gather). */
+/* A stream: this many receives in a row that found their record at once (ferry__shm_rx_gather). */
 #define GATHER_RUN 8u
 
 /*
@@ -659,7 +659,7 @@ ssize_t ferry__shm_rx_fast(shm_chan *c, ferry_msg *m, int keep_fds)
  * would shift the records anyway). The records are then read as always, each through its own commit
  * word.
  */
-static void rx_gather(shm_chan *c, ferry__when *w)
+void ferry__shm_rx_gather(shm_chan *c, ferry__when *w)
 {
     shm_rx *r = &c->rx;
     rx_map *m = cur_map(r);
@@ -705,7 +705,7 @@ ssize_t ferry__shm_recvmsg(ferry_chan *ch, ferry_msg *m, int64_t filter, int kee
         /* A stream read up to the producer, a caller that waits and a spin that pays
          * (not FERRY_NO_SPIN, not given up): let records gather first. */
         if (stream && w->at != 0 && rx->spin.cur_ns > 0) {
-            rx_gather(c, w);
+            ferry__shm_rx_gather(c, w);
             continue;
         }
         int rc = rx_wait_data(c, w);
