@@ -149,6 +149,26 @@ static HOT void tx_publish(shm_chan *c, ferry__rec *r, uint64_t next)
     t->head = next;
 }
 
+/* A small record just published: hint the CPU to move its lines (the header's, and the
+ * second one of a payload that reaches into it) from this core's caches to the shared
+ * one, where the consumer, polling the commit word, finds them without first taking them
+ * from this core. CLDEMOTE, written as bytes (0f 1c /0, [rax]) for assemblers that do
+ * not know it; it lies in the hint-NOP space, so a CPU without it executes a NOP. Only a
+ * hint, with no effect on what is written or its order. A 64 B ping-pong took 5-25 ns
+ * less per round trip with it here (performance.md); a 64 B stream, no change measured. */
+static HOT void tx_demote(ferry__rec *r, size_t len)
+{
+#if defined(__x86_64__)
+    __asm__ volatile(".byte 0x0f, 0x1c, 0x00" ::"a"(r) : "memory");
+    if (len > FERRY__REC_ALIGN - FERRY__FRAME_HDR)
+        __asm__ volatile(".byte 0x0f, 0x1c, 0x00" ::"a"((uint8_t *)r + FERRY__REC_ALIGN)
+                         : "memory");
+#else
+    (void)r;
+    (void)len;
+#endif
+}
+
 static HOT void tx_header(shm_chan *c, ferry__rec *r, uint8_t flags, uint8_t nfds, int64_t type,
                           uint32_t len)
 {
@@ -350,6 +370,7 @@ static HOT int tx_finish(shm_chan *c, int64_t type, size_t len, uint32_t nfds, c
     ferry__rec *r = rec_at(t, t->head);
     tx_header(c, r, 0, (uint8_t)nfds, type, (uint32_t)len);
     tx_publish(c, r, t->head + ferry__rec_footprint(len));
+    tx_demote(r, len);
     tx_clear_ahead(t);
     t->sent++;
     FERRY__COUNT(c->base.st.sent_msgs, 1);
