@@ -6,9 +6,10 @@
  * direction, with typed selective receive).
  *
  * Rules: the tx half is touched only by the sending thread and the rx half only by the
- * receiving thread; `dead` is written by either with relaxed atomics (it only ever goes
- * from 0 to an error). Everything the peer can write (the ring control blocks and rings)
- * is read through copies that are validated before use (ring.h).
+ * receiving thread (except rx.recvs, an atomic the sending thread reads); `dead` is written by
+ * either with relaxed atomics (it only ever goes from 0 to an error). Everything the peer can write
+ * (the ring control blocks and rings) is read through copies that are validated before use
+ * (ring.h).
  */
 #ifndef FERRY_TRANSPORT_SHM_CHAN_H
 #define FERRY_TRANSPORT_SHM_CHAN_H
@@ -58,6 +59,7 @@ typedef struct shm_tx {
     uint64_t tail_cache, taken_cache;
     uint64_t seq; /* seq of the last committed record */
     uint64_t sent, cancelled;
+    uint32_t recvs_seen; /* rx.recvs at the last send (tx_demote) */
     ferry__spin spin;
     /* The outstanding loan. */
     int loaned;
@@ -105,6 +107,9 @@ typedef struct shm_rx {
      * once, and the footprint of the last record the fast path took. */
     uint32_t run;
     uint64_t last_fp;
+    /* Messages taken (low 32 bits), for the sending thread: shm_tx.c demotes a record's
+     * lines only when this end received since its last send. */
+    _Atomic uint32_t recvs;
 } shm_rx;
 
 typedef struct shm_chan {

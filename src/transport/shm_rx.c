@@ -536,6 +536,8 @@ static void rx_taken(shm_chan *c, size_t idx, uint32_t len)
     shm_rx *r = &c->rx;
     q_remove(r, idx);
     r->taken++;
+    /* Relaxed: only the send side's demote gate reads it (shm_tx.c, tx_demote). */
+    atomic_store_explicit(&r->recvs, (uint32_t)r->taken, memory_order_relaxed);
     FERRY__COUNT(c->base.st.recv_msgs, 1);
     FERRY__COUNT(c->base.st.recv_bytes, len);
     rx_publish(c);
@@ -628,6 +630,8 @@ ssize_t ferry__shm_rx_fast(shm_chan *c, ferry_msg *m, int keep_fds)
     r->last_fp = fp;
     r->expect++;
     r->taken++;
+    /* Relaxed: only the send side's demote gate reads it (shm_tx.c, tx_demote). */
+    atomic_store_explicit(&r->recvs, (uint32_t)r->taken, memory_order_relaxed);
     m->type = type;
     m->len = len;
     if (keep_fds) m->nfds = 0;

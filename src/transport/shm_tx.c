@@ -149,13 +149,17 @@ static HOT void tx_publish(shm_chan *c, ferry__rec *r, uint64_t next)
     t->head = next;
 }
 
-/* A small record just published: hint the CPU to move its lines (the header's, and the
- * second one of a payload that reaches into it) from this core's caches to the shared
- * one, where the consumer, polling the commit word, finds them without first taking them
- * from this core. CLDEMOTE, written as bytes (0f 1c /0, [rax]) for assemblers that do
- * not know it; it lies in the hint-NOP space, so a CPU without it executes a NOP. Only a
- * hint, with no effect on what is written or its order. A 64 B ping-pong took 5-25 ns
- * less per round trip with it here (performance.md); a 64 B stream, no change measured. */
+/* A record just published, by an end that received since its last send (a request or
+ * a reply: its peer is likely waiting for this record, polling its commit word): hint
+ * the CPU to move the record's lines (the header's, and the second one of a payload that
+ * reaches into it) from this core's caches to the shared one, where the consumer finds
+ * them without first taking them from this core. CLDEMOTE, written as bytes (0f 1c /0,
+ * [rax]) for assemblers that do not know it; it lies in the hint-NOP space, so a CPU
+ * without it executes a NOP. Only a hint, with no effect on what is written or its
+ * order. Not for an end that only sends (a stream, or one thread that sends and then
+ * receives on the other end: the line it reads back would come from the shared cache,
+ * 22 -> 165 ns per send + receive here). A 64 B ping-pong took 5-25 ns less per round
+ * trip with it (performance.md). */
 static HOT void tx_demote(ferry__rec *r, size_t len)
 {
 #if defined(__x86_64__)
@@ -370,7 +374,12 @@ static HOT int tx_finish(shm_chan *c, int64_t type, size_t len, uint32_t nfds, c
     ferry__rec *r = rec_at(t, t->head);
     tx_header(c, r, 0, (uint8_t)nfds, type, (uint32_t)len);
     tx_publish(c, r, t->head + ferry__rec_footprint(len));
-    tx_demote(r, len);
+    /* Relaxed: a hint (tx_demote); the receiving thread stores it. */
+    uint32_t recvs = atomic_load_explicit(&c->rx.recvs, memory_order_relaxed);
+    if (recvs != t->recvs_seen) {
+        t->recvs_seen = recvs;
+        tx_demote(r, len);
+    }
     tx_clear_ahead(t);
     t->sent++;
     FERRY__COUNT(c->base.st.sent_msgs, 1);
