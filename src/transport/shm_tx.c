@@ -158,8 +158,9 @@ static HOT void tx_publish(shm_chan *c, ferry__rec *r, uint64_t next)
  * without it executes a NOP. Only a hint, with no effect on what is written or its
  * order. Not for an end that only sends (a stream, or one thread that sends and then
  * receives on the other end: the line it reads back would come from the shared cache,
- * 22 -> 165 ns per send + receive here). A 64 B ping-pong took 5-25 ns less per round
- * trip with it (performance.md). */
+ * 22 -> 165 ns per send + receive here), and not when the consumer sleeps (it reads the
+ * record after a wake-up, maybe on this CPU: 64 pairs on 2 CPUs lost ~5 % with it). A
+ * 64 B ping-pong took 5-25 ns less per round trip with it (performance.md). */
 static HOT void tx_demote(ferry__rec *r, size_t len)
 {
 #if defined(__x86_64__)
@@ -373,13 +374,15 @@ static HOT int tx_finish(shm_chan *c, int64_t type, size_t len, uint32_t nfds, c
     shm_tx *t = &c->tx;
     ferry__rec *r = rec_at(t, t->head);
     tx_header(c, r, 0, (uint8_t)nfds, type, (uint32_t)len);
-    tx_publish(c, r, t->head + ferry__rec_footprint(len));
-    /* Relaxed: a hint (tx_demote); the receiving thread stores it. */
+    /* Relaxed, both: hints (tx_demote). The receiving thread stores recvs; the consumer
+     * raises data_waiting before it sleeps (then it reads the record after a wake-up, on
+     * whichever CPU: no demote). Read before the publication, which may take the flag. */
     uint32_t recvs = atomic_load_explicit(&c->rx.recvs, memory_order_relaxed);
-    if (recvs != t->recvs_seen) {
-        t->recvs_seen = recvs;
-        tx_demote(r, len);
-    }
+    int demote = recvs != t->recvs_seen &&
+                 !atomic_load_explicit(&t->ctl->data_waiting, memory_order_relaxed);
+    t->recvs_seen = recvs;
+    tx_publish(c, r, t->head + ferry__rec_footprint(len));
+    if (demote) tx_demote(r, len);
     tx_clear_ahead(t);
     t->sent++;
     FERRY__COUNT(c->base.st.sent_msgs, 1);
