@@ -6,10 +6,10 @@
  * direction, with typed selective receive).
  *
  * Rules: the tx half is touched only by the sending thread and the rx half only by the
- * receiving thread (except rx.recvs, an atomic the sending thread reads); `dead` is written by
- * either with relaxed atomics (it only ever goes from 0 to an error). Everything the peer can write
- * (the ring control blocks and rings) is read through copies that are validated before use
- * (ring.h).
+ * receiving thread (except rx.recvs, an atomic the sending thread reads); `dead` is
+ * written by either with relaxed atomics (it only ever goes from 0 to an error).
+ * Everything the peer can write (the ring control blocks and rings) is read through
+ * copies that are validated before use (ring.h).
  */
 #ifndef FERRY_TRANSPORT_SHM_CHAN_H
 #define FERRY_TRANSPORT_SHM_CHAN_H
@@ -103,8 +103,8 @@ typedef struct shm_rx {
     uint64_t ext_seq;
     uint32_t ext_done;
     uint64_t ext_left;
-    /* Gathering (shm_rx.c, ferry__shm_rx_gather): receives in a row that found their record at
-     * once, and the footprint of the last record the fast path took. */
+    /* Gathering (shm_rx.c, ferry__shm_rx_gather): receives in a row that found their
+     * record at once, and the footprint of the last record the fast path took. */
     uint32_t run;
     uint64_t last_fp;
     /* Messages taken (low 32 bits), for the sending thread: shm_tx.c demotes a record's
@@ -157,12 +157,12 @@ static inline void ferry__shm_copy(void *dst, const void *src, size_t len)
 }
 
 /* Gathering: a side that streams faster than its peer should not take the peer's lines
- * while the peer works on them. A consumer that has read up to the producer (shm_rx.c,
- * ferry__shm_rx_gather) waits until the record FERRY__GATHER_AHEAD records ahead is committed, and
- * a producer that found the ring full (shm_tx.c, tx_gather) until the consumer freed
- * room for as many records, each at most FERRY__GATHER_NS and at most a quarter of the
- * ring ahead, looking every FERRY__GATHER_POLL pauses. Hints only: what is then read or
- * written is checked as always. */
+ * while the peer works on them. A consumer that has read up to the producer
+ * (shm_rx.c, ferry__shm_rx_gather) waits until the record FERRY__GATHER_AHEAD records
+ * ahead is committed, and a producer that found the ring full (shm_tx.c, tx_gather)
+ * until the consumer freed room for as many records, each at most FERRY__GATHER_NS and at most a
+ * quarter of the ring ahead, looking every FERRY__GATHER_POLL pauses. Hints only: what is then read
+ * or written is checked as always. */
 #define FERRY__GATHER_AHEAD 128u
 #define FERRY__GATHER_NS    4000
 #define FERRY__GATHER_POLL  16u

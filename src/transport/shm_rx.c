@@ -642,7 +642,8 @@ ssize_t ferry__shm_rx_fast(shm_chan *c, ferry_msg *m, int keep_fds)
     return (ssize_t)len;
 }
 
-/* A stream: this many receives in a row that found their record at once (ferry__shm_rx_gather). */
+/* A stream: this many receives in a row that found their record at once
+ * (ferry__shm_rx_gather). */
 #define GATHER_RUN 8u
 
 /*
@@ -654,14 +655,14 @@ ssize_t ferry__shm_rx_fast(shm_chan *c, ferry_msg *m, int keep_fds)
  * reads lines the producer is done with. So wait, spinning on the commit word of the
  * record FERRY__GATHER_AHEAD records ahead, taking it to be as large as the last one (the
  * records of a stream mostly are), until it shows exactly the seq that record must
- * have, or FERRY__GATHER_NS pass, or the caller's deadline. After FERRY__GATHER_POLL polls, one
- * look at the next record: not committed yet means no stream worth waiting for (the producer is
- * slow, or it stopped after a burst), and the receive waits for it as usual; so a burst's end costs
- * a message that follows at most those polls (~0.5 us here). The probe is only a hint: it may land
- * inside a record, on padding or on bytes a hostile peer wrote there; it is compared, never used,
- * and the wait is bounded in time. It stays inside the ring, before the ring's end (where a WRAP
- * would shift the records anyway). The records are then read as always, each through its own commit
- * word.
+ * have, or FERRY__GATHER_NS pass, or the caller's deadline. After FERRY__GATHER_POLL
+ * polls, one look at the next record: not committed yet means no stream worth waiting
+ * for (the producer is slow, or it stopped after a burst), and the receive waits for it
+ * as usual; so a burst's end costs a message that follows at most those polls (~0.5 us
+ * here). The probe is only a hint: it may land inside a record, on padding or on bytes a
+ * hostile peer wrote there; it is compared, never used, and the wait is bounded in time.
+ * It stays inside the ring, before the ring's end (where a WRAP would shift the records
+ * anyway). The records are then read as always, each through its own commit word.
  */
 void ferry__shm_rx_gather(shm_chan *c, ferry__when *w)
 {
@@ -698,8 +699,9 @@ ssize_t ferry__shm_recvmsg(ferry_chan *ch, ferry_msg *m, int64_t filter, int kee
     while (filter == 0 && rx->qlen == 0 && !rx->held && !rx->fds_pending && c->capacity != 0 &&
            !atomic_load_explicit(&c->dead, memory_order_relaxed)) {
         ssize_t n = ferry__shm_rx_fast(c, m, keep_fds);
-        if (n != -1) {                                      /* -1: not taken here */
-            if (!waited && rx->run < GATHER_RUN) rx->run++; /* found at once */
+        if (n != -1) { /* -1: not taken here */
+            /* Found at once (without a wait or a gather): one more of a stream's run. */
+            if (!waited && rx->run < GATHER_RUN) rx->run++;
             return n;
         }
         if (rx_ready(c)) break; /* something the general way must read */
