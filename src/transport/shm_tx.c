@@ -378,9 +378,11 @@ static HOT int tx_finish(shm_chan *c, int64_t type, size_t len, uint32_t nfds, c
      * raises data_waiting before it sleeps (then it reads the record after a wake-up, on
      * whichever CPU: no demote). Read before the publication, which may take the flag. */
     uint32_t recvs = atomic_load_explicit(&c->rx.recvs, memory_order_relaxed);
-    int demote = recvs != t->recvs_seen &&
-                 !atomic_load_explicit(&t->ctl->data_waiting, memory_order_relaxed);
-    t->recvs_seen = recvs;
+    int demote = 0;
+    if (recvs != t->recvs_seen) {
+        t->recvs_seen = recvs;
+        demote = !atomic_load_explicit(&t->ctl->data_waiting, memory_order_relaxed);
+    }
     tx_publish(c, r, t->head + ferry__rec_footprint(len));
     if (demote) tx_demote(r, len);
     tx_clear_ahead(t);
