@@ -6,9 +6,10 @@
  * direction, with typed selective receive).
  *
  * Rules: the tx half is touched only by the sending thread and the rx half only by the
- * receiving thread; `dead` is written by either with relaxed atomics (it only ever goes
- * from 0 to an error). Everything the peer can write (the ring control blocks and rings)
- * is read through copies that are validated before use (ring.h).
+ * receiving thread (except rx.recvs, an atomic the sending thread reads); `dead` is
+ * written by either with relaxed atomics (it only ever goes from 0 to an error).
+ * Everything the peer can write (the ring control blocks and rings) is read through
+ * copies that are validated before use (ring.h).
  */
 #ifndef FERRY_TRANSPORT_SHM_CHAN_H
 #define FERRY_TRANSPORT_SHM_CHAN_H
@@ -58,6 +59,7 @@ typedef struct shm_tx {
     uint64_t tail_cache, taken_cache;
     uint64_t seq; /* seq of the last committed record */
     uint64_t sent, cancelled;
+    uint32_t recvs_seen; /* rx.recvs at the last send (tx_demote) */
     ferry__spin spin;
     /* The outstanding loan. */
     int loaned;
@@ -101,6 +103,13 @@ typedef struct shm_rx {
     uint64_t ext_seq;
     uint32_t ext_done;
     uint64_t ext_left;
+    /* Gathering (shm_rx.c, ferry__shm_rx_gather): receives in a row that found their
+     * record at once, and the footprint of the last record the fast path took. */
+    uint32_t run;
+    uint64_t last_fp;
+    /* Messages taken (low 32 bits), for the sending thread: shm_tx.c demotes a record's
+     * lines only when this end received since its last send. */
+    _Atomic uint32_t recvs;
 } shm_rx;
 
 typedef struct shm_chan {
@@ -147,6 +156,26 @@ static inline void ferry__shm_copy(void *dst, const void *src, size_t len)
     }
 }
 
+/* Gathering: a side that streams faster than its peer should not take the peer's lines
+ * while the peer works on them. A consumer that has read up to the producer
+ * (shm_rx.c, ferry__shm_rx_gather) waits until the record FERRY__GATHER_AHEAD records
+ * ahead is committed, and a producer that found the ring full (shm_tx.c, tx_gather)
+ * until the consumer freed room for as many records, each at most FERRY__GATHER_NS and at most a
+ * quarter of the ring ahead, looking every FERRY__GATHER_POLL pauses. Hints only: what is then read
+ * or written is checked as always. */
+#define FERRY__GATHER_AHEAD 128u
+#define FERRY__GATHER_NS    4000
+#define FERRY__GATHER_POLL  16u
+
+static inline void ferry__cpu_relax(void)
+{
+#if defined(__x86_64__) || defined(__i386__)
+    __builtin_ia32_pause();
+#else
+    atomic_signal_fence(memory_order_seq_cst);
+#endif
+}
+
 /* shm_live.c */
 int ferry__shm_alive(void *chan); /* ferry__alive_fn: poll the link */
 
@@ -185,6 +214,10 @@ int ferry__shm_rx_next(shm_chan *c, rx_entry *e, int64_t filter, int exempt);
  * channel not dead): the length of the message taken into m, -1 when it must go the
  * general way (nothing is consumed then), or -EBADMSG. */
 ssize_t ferry__shm_rx_fast(shm_chan *c, ferry_msg *m, int keep_fds);
+/* A stream's receive that found nothing: wait, bounded by FERRY__GATHER_NS and w, for
+ * records to gather (probing the ring ahead of the scan position as a hint only; the
+ * fuzz target fuzz_shm_ring drives it on hostile rings too). Consumes nothing. */
+void ferry__shm_rx_gather(shm_chan *c, ferry__when *w);
 ssize_t ferry__shm_recvmsg(ferry_chan *ch, ferry_msg *m, int64_t filter, int keep_fds,
                            ferry__when *w);
 int ferry__shm_peek(ferry_chan *ch, int64_t filter, ferry_msg *m, ferry__when *w);

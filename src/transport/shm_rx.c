@@ -536,6 +536,8 @@ static void rx_taken(shm_chan *c, size_t idx, uint32_t len)
     shm_rx *r = &c->rx;
     q_remove(r, idx);
     r->taken++;
+    /* Relaxed: only the send side's demote gate reads it (shm_tx.c, tx_demote). */
+    atomic_store_explicit(&r->recvs, (uint32_t)r->taken, memory_order_relaxed);
     FERRY__COUNT(c->base.st.recv_msgs, 1);
     FERRY__COUNT(c->base.st.recv_bytes, len);
     rx_publish(c);
@@ -625,8 +627,11 @@ ssize_t ferry__shm_rx_fast(shm_chan *c, ferry_msg *m, int keep_fds)
         if (rx_crc_bad(&e, m->data)) return ferry__shm_fail(c, -EBADMSG);
     }
     r->scan += fp;
+    r->last_fp = fp;
     r->expect++;
     r->taken++;
+    /* Relaxed: only the send side's demote gate reads it (shm_tx.c, tx_demote). */
+    atomic_store_explicit(&r->recvs, (uint32_t)r->taken, memory_order_relaxed);
     m->type = type;
     m->len = len;
     if (keep_fds) m->nfds = 0;
@@ -637,6 +642,52 @@ ssize_t ferry__shm_rx_fast(shm_chan *c, ferry_msg *m, int keep_fds)
     return (ssize_t)len;
 }
 
+/* A stream: this many receives in a row that found their record at once
+ * (ferry__shm_rx_gather). */
+#define GATHER_RUN 8u
+
+/*
+ * A stream read up to the producer: let records gather before polling the next record.
+ * A consumer that polls the line the producer is about to write, and reads each record
+ * as soon as it is committed, takes every line away from the producer while it still
+ * works on it (and the hardware prefetcher, following the consumer, takes the lines
+ * after it): both sides then pay a transfer for every line. A consumer a few KiB behind
+ * reads lines the producer is done with. So wait, spinning on the commit word of the
+ * record FERRY__GATHER_AHEAD records ahead, taking it to be as large as the last one (the
+ * records of a stream mostly are), until it shows exactly the seq that record must
+ * have, or FERRY__GATHER_NS pass, or the caller's deadline. After FERRY__GATHER_POLL
+ * polls, one look at the next record: not committed yet means no stream worth waiting
+ * for (the producer is slow, or it stopped after a burst), and the receive waits for it
+ * as usual; so a burst's end costs a message that follows at most those polls (~0.5 us
+ * here). The probe is only a hint: it may land inside a record, on padding or on bytes a
+ * hostile peer wrote there; it is compared, never used, and the wait is bounded in time.
+ * It stays inside the ring, before the ring's end (where a WRAP would shift the records
+ * anyway). The records are then read as always, each through its own commit word.
+ */
+void ferry__shm_rx_gather(shm_chan *c, ferry__when *w)
+{
+    shm_rx *r = &c->rx;
+    rx_map *m = cur_map(r);
+    uint64_t fp = r->last_fp, off = r->scan & (m->size - 1), k = FERRY__GATHER_AHEAD;
+    if (fp == 0) return;
+    if (k * fp > m->size / 4) k = m->size / 4 / fp;
+    uint64_t before_end = (m->size - off) / fp; /* records of this size before the end */
+    if (k >= before_end) k = before_end ? before_end - 1 : 0;
+    if (k < 2) return;
+    ferry__rec *probe = rec_in(m, r->scan + k * fp);
+    const uint64_t want = r->expect + k;
+    int64_t end = ferry__now_ns() + FERRY__GATHER_NS, at = ferry__when_at(w);
+    if (at < end) end = at;
+    for (unsigned i = 1;; i++) {
+        /* Relaxed: a hint, nothing is read through it (see above). */
+        if (atomic_load_explicit(&probe->seq, memory_order_relaxed) == want) return;
+        ferry__cpu_relax();
+        if (i % FERRY__GATHER_POLL != 0) continue;
+        if (ferry__now_ns() >= end) return;
+        if (i == FERRY__GATHER_POLL && !rx_ready(c)) return;
+    }
+}
+
 ssize_t ferry__shm_recvmsg(ferry_chan *ch, ferry_msg *m, int64_t filter, int keep_fds,
                            ferry__when *w)
 {
@@ -644,11 +695,25 @@ ssize_t ferry__shm_recvmsg(ferry_chan *ch, ferry_msg *m, int64_t filter, int kee
     shm_rx *rx = &c->rx;
     /* The fast path; when nothing is there yet, wait here and try it again (a receive
      * that waited takes the fast path too). */
+    int waited = 0;
     while (filter == 0 && rx->qlen == 0 && !rx->held && !rx->fds_pending && c->capacity != 0 &&
            !atomic_load_explicit(&c->dead, memory_order_relaxed)) {
         ssize_t n = ferry__shm_rx_fast(c, m, keep_fds);
-        if (n != -1) return n;  /* -1: not taken here */
+        if (n != -1) { /* -1: not taken here */
+            /* Found at once (without a wait or a gather): one more of a stream's run. */
+            if (!waited && rx->run < GATHER_RUN) rx->run++;
+            return n;
+        }
         if (rx_ready(c)) break; /* something the general way must read */
+        int stream = rx->run >= GATHER_RUN;
+        rx->run = 0;
+        waited = 1;
+        /* A stream read up to the producer, a caller that waits and a spin that pays
+         * (not FERRY_NO_SPIN, not given up): let records gather first. */
+        if (stream && w->at != 0 && rx->spin.cur_ns > 0) {
+            ferry__shm_rx_gather(c, w);
+            continue;
+        }
         int rc = rx_wait_data(c, w);
         if (rc == -EAGAIN || rc == -ETIMEDOUT) rx_update_ready(c); /* a READY that came late */
         if (rc < 0) return rc;

@@ -1,7 +1,8 @@
 // SPDX-License-Identifier: MIT
 /*
  * fuzz_shm_ring.c — libFuzzer harness for the shm record reader (ferry__shm_rx_next in
- * src/transport/shm_rx.c, and its fast path ferry__shm_rx_fast when the input's mode asks)
+ * src/transport/shm_rx.c, its fast path ferry__shm_rx_fast and the stream gather
+ * ferry__shm_rx_gather when the input's mode asks)
  * on ring memory written as a hostile producer would.
  *
  * The input (fuzz_shm_ring.h) sets the channel's shape and the consumer's position, and
@@ -129,6 +130,10 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
                 if (fr < 0 || (size_t)fr != fm.len || fm.len > c->max_msg || fm.nfds != 0 ||
                     fm.type < 0)
                     abort();
+                if (h.mode & 32) { /* the probe ahead stays in the ring (ASan) */
+                    ferry__when w = ferry__when_in(1000);
+                    ferry__shm_rx_gather(c, &w);
+                }
                 continue;
             }
         }

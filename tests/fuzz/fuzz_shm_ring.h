@@ -14,7 +14,9 @@ typedef struct fuzz_ring_hdr {
     uint8_t mode;        /* bit 0 FERRY_CHECKSUM; bits 1-2 capacity (ring, 0, unbounded, 4);
                             bit 3: a SEG (a real ring twice the size) waits on the link;
                             bit 4: with filter 0, try the receive fast path first
-                            (ferry__shm_rx_fast), as ferry_recv does */
+                            (ferry__shm_rx_fast), as ferry_recv does;
+                            bit 5: after each message it takes, the stream gather
+                            (ferry__shm_rx_gather) with a 1 us deadline */
     uint8_t max_skipped; /* the consumer's fd budget */
     uint8_t nfds;        /* fds of an FDS message waiting on the link (% 17; 0 = none) */
     uint8_t fds_seq;     /* that message's seq: expect + (fds_seq % 4) */

@@ -86,6 +86,9 @@ static void ring_seed(const char *dir, const char *name, uint32_t cap, uint32_t 
         h.mode |= 16;
         h.filter_kind = 0;
         put(dir, fast, &h, sizeof h, t->data, 4096);
+        snprintf(fast, sizeof fast, "%s_gather", name); /* and the stream gather after each */
+        h.mode |= 32;
+        put(dir, fast, &h, sizeof h, t->data, 4096);
     }
     ferry_chan_close(a);
     ferry_chan_close(b);
