@@ -33,6 +33,7 @@
  */
 #define _GNU_SOURCE
 #include "bridge.h"
+#include "jetstream.h"
 
 #include "core/name.h"
 #include "rpc/wire.h"
@@ -44,6 +45,7 @@
 #include <errno.h>
 #include <getopt.h>
 #include <inttypes.h>
+#include <limits.h>
 #include <pthread.h>
 #include <signal.h>
 #include <stdarg.h>
@@ -135,6 +137,10 @@ typedef struct proxy {
     int64_t recv_until; /* pulls go on until then: a local receiver waited within 1 s */
     int allowed;
     unsigned mode; /* the local policy's mode it was published with */
+    /* a mailbox the exporter keeps in JetStream ("j" in its heartbeat): its messages are
+     * published into the exporter's stream by jsi's thread (jetstream.c) */
+    int js;
+    ferry__js_imp *jsi;
     struct proxy *hnext;
 } proxy;
 
@@ -290,6 +296,11 @@ typedef struct bridge {
     int nimports;
     rule recvs[MAX_RULES]; /* imported mailboxes received here (--recv), not sent to */
     int nrecvs;
+    rule jss[MAX_RULES]; /* exported mailboxes kept in JetStream (--jetstream) */
+    int njss;
+    int64_t js_max_bytes, js_max_msgs;
+    int js_replicas;
+    ferry__js *js; /* JetStream: our stream's consumers, imports' publishers */
     unsigned import_mode;
     int64_t hb_ns;
     int dead_after;
@@ -598,6 +609,8 @@ static void proxy_drop(bridge *b, proxy *p)
     }
     if (p->mb && p->recv && p->in_boot[0] && b->connected)
         mpull_send(b, p, 0); /* what was delivered here is not given back there */
+    ferry__js_import_stop(p->jsi); /* before its mailbox closes */
+    p->jsi = NULL;
     if (p->mb) {
         epoll_del(b, p->mbfd);
         ferry_pub_close(p->pub);
@@ -733,13 +746,16 @@ static void on_hb(bridge *b, const char *from, const char *data, int len)
     int n = 0;
     while ((line = strtok_r(NULL, "\n", &save)) != NULL && n < HB_NAMES) {
         n++;
-        if ((line[0] != 's' && line[0] != 'm' && line[0] != 'b') || line[1] != ' ') continue;
-        int kind = line[0];
+        if ((line[0] != 's' && line[0] != 'm' && line[0] != 'b' && line[0] != 'j') ||
+            line[1] != ' ')
+            continue;
+        int js = line[0] == 'j'; /* a mailbox kept in the exporter's JetStream stream */
+        int kind = js ? 'm' : line[0];
         line += 2;
         if (ferry__name_valid(line) < 0 || !import_wanted(b, line, from)) continue;
         proxy **pp = proxy_slot(b, line), *p = *pp;
         if (p && strcmp(p->exporter, from) != 0) continue; /* another exporter has it first */
-        if (p && p->kind != kind) {
+        if (p && (p->kind != kind || p->js != js)) {
             proxy_drop(b, p);
             p = NULL;
         }
@@ -757,6 +773,7 @@ static void on_hb(bridge *b, const char *from, const char *data, int len)
             if (!p) continue;
             p->tag = kind == 's' ? T_LISTEN : kind == 'm' ? T_MBOX : 0; /* 'b': not polled */
             p->kind = kind;
+            p->js = js;
             p->mbfd = -1;
             snprintf(p->name, sizeof p->name, "%s", line);
             snprintf(p->exporter, sizeof p->exporter, "%s", from);
@@ -800,11 +817,17 @@ static void proxy_register_mbox(bridge *b, proxy *p, const ferry_policy *pol)
     p->recv = 0;
     for (int i = 0; i < b->nrecvs && !p->recv; i++)
         p->recv = ferry__pattern_match(b->recvs[i].pat, p->name);
-    /* received here: the bridge never takes from it (it pulls into it, tick) */
-    if (rc == 0 && !p->recv) rc = p->mbfd = ferry_mailbox_poll_fd(p->mb);
-    if (rc >= 0 && !p->recv) rc = epoll_add(b, p->mbfd, p);
+    /* received here: the bridge never takes from it (it pulls into it, tick); kept in
+     * JetStream: jsi's thread takes from it */
+    if (rc == 0 && p->js && !p->recv && !(p->jsi = ferry__js_import(b->js, p->mb, p->exporter,
+                                                                     p->name)))
+        rc = -ENOMEM;
+    if (rc == 0 && !p->recv && !p->js) rc = p->mbfd = ferry_mailbox_poll_fd(p->mb);
+    if (rc >= 0 && !p->recv && !p->js) rc = epoll_add(b, p->mbfd, p);
     if (rc < 0) {
         logf_("import mailbox %s from %s: %s", p->name, p->exporter, ferry_strerror(rc));
+        ferry__js_import_stop(p->jsi);
+        p->jsi = NULL;
         ferry_pub_close(p->pub);
         ferry_mailbox_close(p->mb);
         p->pub = NULL;
@@ -814,7 +837,8 @@ static void proxy_register_mbox(bridge *b, proxy *p, const ferry_policy *pol)
         return;
     }
     p->state = P_LIVE;
-    vlog("imported mailbox %s from %s%s", p->name, p->exporter, p->recv ? " (received here)" : "");
+    vlog("imported mailbox %s from %s%s%s", p->name, p->exporter,
+         p->recv ? " (received here)" : "", p->js ? " (JetStream)" : "");
 }
 
 static void proxy_register_bcast(bridge *b, proxy *p, const ferry_policy *pol)
@@ -2034,6 +2058,24 @@ static void out_ready(bridge *b, out *o)
 
 /* ------------------------------------------------------------------ heartbeat, timers */
 
+/* Is the exported mailbox name kept in JetStream (--jetstream)? */
+static int js_wanted(bridge *b, const char *name)
+{
+    for (int i = 0; i < b->njss; i++)
+        if (ferry__pattern_match(b->jss[i].pat, name)) return 1;
+    return 0;
+}
+
+/* May caller send into our mailbox name (the export policy)? Called by jetstream.c's
+ * consumer threads: it reads the configuration only, which nothing changes after
+ * parse_args. */
+static int js_allow(void *ctx, const char *name, const char *caller)
+{
+    bridge *b = ctx;
+    const rule *r = export_rule(b, name);
+    return r && rule_allows(r, caller);
+}
+
 static void send_hb(bridge *b)
 {
     char *text = malloc(HB_MAX);
@@ -2065,6 +2107,8 @@ static void send_hb(bridge *b)
                 size_t l = strlen(name);
                 if (n + l + 3 >= HB_MAX) break;
                 text[n] = info[i].kind == 0 ? 's' : info[i].kind == FERRY_OBJ_MAILBOX ? 'm' : 'b';
+                if (text[n] == 'm' && js_wanted(b, name) && ferry__js_export(b->js, name) == 0)
+                    text[n] = 'j'; /* kept in JetStream: consumed by its thread */
                 text[n + 1] = ' ';
                 memcpy(text + n + 2, name, l);
                 text[n + 2 + l] = '\n';
@@ -2136,6 +2180,7 @@ static void watch_ready(bridge *b)
     while ((rc = ferry_watch_next(b->watch, &ev, FERRY_NOW)) == 0) {
         if (ev.info.pid == getpid() || !export_rule(b, ev.info.name)) continue;
         changed = 1;
+        ferry__js_reopen(b->js, ev.info.name); /* a JetStream consumer's mailbox changed */
         if (ev.kind == FERRY_EV_RELEASED || ev.kind == FERRY_EV_DIED)
             for (mbout *o = b->mbouts, *nx; o; o = nx) { /* unpublished: hold it no more */
                 nx = o->next;
@@ -2326,6 +2371,8 @@ static void usage(FILE *f)
                "         [--tls-ca FILE] [--tls-cert FILE --tls-key FILE]\n"
                "         [--export PATTERN=USER[,USER...]|PATTERN=*]...\n"
                "         [--import PATTERN[=USER[,USER...]]]... [--recv PATTERN]...\n"
+               "         [--jetstream PATTERN]... [--js-max-bytes N] [--js-max-msgs N]\n"
+               "         [--js-replicas N]\n"
                "         [--import-mode OCTAL] [--heartbeat-ms N] [--dead-after N]\n"
                "         [--call-timeout-ms N] [--max-msg BYTES] [--verbose]\n");
 }
@@ -2396,6 +2443,9 @@ static const num_opt num_opts[] = {
     {'m', "--import-mode", 0, 0777},         {'h', "--heartbeat-ms", 10, 600000},
     {'d', "--dead-after", 2, 1000},          {'t', "--call-timeout-ms", 10, 3600000},
     {'s', "--max-msg", 64, (long)MSG_LIMIT},
+    {'B', "--js-max-bytes", 1 << 20, LONG_MAX},
+    {'M', "--js-max-msgs", 1, LONG_MAX},
+    {'R', "--js-replicas", 1, 5},
 };
 
 static const num_opt *num_opt_of(int c)
@@ -2421,6 +2471,15 @@ static void num_opt_set(bridge *b, int c, long v)
     case 't':
         b->call_timeout_ns = v * MS;
         break;
+    case 'B':
+        b->js_max_bytes = v;
+        break;
+    case 'M':
+        b->js_max_msgs = v;
+        break;
+    case 'R':
+        b->js_replicas = (int)v;
+        break;
     default:
         b->max_msg = (size_t)v;
         break; /* 's' */
@@ -2441,6 +2500,10 @@ static int parse_args(bridge *b, int argc, char **argv)
         {"export", required_argument, 0, 'e'},
         {"import", required_argument, 0, 'i'},
         {"recv", required_argument, 0, 'r'},
+        {"jetstream", required_argument, 0, 'j'},
+        {"js-max-bytes", required_argument, 0, 'B'},
+        {"js-max-msgs", required_argument, 0, 'M'},
+        {"js-replicas", required_argument, 0, 'R'},
         {"import-mode", required_argument, 0, 'm'},
         {"heartbeat-ms", required_argument, 0, 'h'},
         {"dead-after", required_argument, 0, 'd'},
@@ -2494,6 +2557,10 @@ static int parse_args(bridge *b, int argc, char **argv)
             if (strchr(optarg, '=') || parse_rule(b->recvs, &b->nrecvs, optarg, 1) < 0)
                 return bad("--recv", optarg);
             break;
+        case 'j':
+            if (strchr(optarg, '=') || parse_rule(b->jss, &b->njss, optarg, 1) < 0)
+                return bad("--jetstream", optarg);
+            break;
         case 'v':
             b->verbose = 1;
             break;
@@ -2530,6 +2597,9 @@ static int nats_setup(bridge *b)
     if (s == NATS_OK && b->tls_cert)
         s = natsOptions_LoadCertificatesChain(o, b->tls_cert, b->tls_key);
     if (s == NATS_OK) s = natsOptions_SetName(o, "ferry-bridge");
+    char inbox[SUBJ_MAX]; /* JetStream's replies (jetstream.c): under our reply subjects */
+    snprintf(inbox, sizeof inbox, "ferry.%s.reply.%s.js", b->cluster, b->user);
+    if (s == NATS_OK) s = natsOptions_SetCustomInboxPrefix(o, inbox);
     if (s == NATS_OK) s = natsOptions_SetMaxReconnect(o, -1);
     if (s == NATS_OK) s = natsOptions_SetReconnectWait(o, 250);
     if (s == NATS_OK) s = natsOptions_SetPingInterval(o, 1000);
@@ -2567,6 +2637,19 @@ static int nats_setup(bridge *b)
         int64_t mp = natsConnection_GetMaxPayload(b->nc);
         if (mp > 1024 && (size_t)mp - 1024 < b->max_msg) b->max_msg = (size_t)mp - 1024;
     }
+    ferry__js_conf jc = {.nc = b->nc,
+                         .cluster = b->cluster,
+                         .user = b->user,
+                         .max_msg = b->max_msg,
+                         .max_bytes = b->js_max_bytes,
+                         .max_msgs = b->js_max_msgs,
+                         .replicas = b->js_replicas,
+                         .allow = js_allow,
+                         .allow_ctx = b};
+    if (ferry__js_open(&jc, &b->js) < 0) {
+        logf_("JetStream: no memory");
+        return -1;
+    }
     return 0;
 }
 
@@ -2579,6 +2662,8 @@ static void teardown(bridge *b)
     drop_all_proxies(b);
     while (b->outs) out_close(b, b->outs);
     while (b->relays) relay_close(b, b->relays, 1);
+    ferry__js_close(b->js); /* its threads use the connection */
+    b->js = NULL;
     natsSubscription_Destroy(b->sub_hb);
     natsSubscription_Destroy(b->sub_rpc);
     natsSubscription_Destroy(b->sub_reply);
@@ -2624,6 +2709,9 @@ int ferry__bridge_main(int argc, char **argv)
     b->dead_after = 3;
     b->call_timeout_ns = 30000 * MS;
     b->max_msg = MSG_DEFAULT;
+    b->js_max_bytes = (int64_t)256 << 20;
+    b->js_max_msgs = 1000000;
+    b->js_replicas = 1;
     pthread_mutex_init(&b->qmu, NULL);
     int rc = parse_args(b, argc, argv);
     if (rc != 0) {
