@@ -235,7 +235,7 @@ static natsSubscription *consumer_open(exp_t *e, jsCtx *ctx, const char *filter,
         return NULL;
     }
     jsConsumerInfo *ci = NULL;
-    s = natsSubscription_GetConsumerInfo(&ci, sub, NULL, &je);
+    s = js_GetConsumerInfo(&ci, ctx, js->stream, durable, NULL, &je);
     if (s != NATS_OK || !ci || !ci->Config || !ci->Config->FilterSubject ||
         strcmp(ci->Config->FilterSubject, filter) != 0) { /* a hash collision: not ours */
         js_log("consumer %s of %s: %s", durable, e->name,
