@@ -143,8 +143,9 @@ int main(void)
     int dups = atomic_load(&sh->dups);
     CHECK_EQ(atomic_load(&sh->got), n); /* every number, at least once */
     for (int i = 0; i < n; i++) CHECK(atomic_load(&sh->seen[i]) >= 1);
-    printf("%d messages delivered at least once in %.1f ms (%.0f messages/s), %d duplicates\n",
-           n, (double)(t2 - t0) / 1e6, (double)n * 1e9 / (double)(t2 - t0), dups);
+    printf("%d messages delivered at least once in %.1f ms (after the first %d: %.0f messages/s),"
+           " %d duplicates\n",
+           n, (double)(t2 - t0) / 1e6, n / 4, (double)(n - n / 4) * 1e9 / (double)(t2 - t1), dups);
     if (clean) CHECK_EQ(dups, 0); /* without faults nothing is delivered twice */
     cl_down(&C);
     printf("ok\n");

@@ -74,8 +74,9 @@ struct ferry__js {
     char secret[33];   /* Nats-Msg-Id prefix */
     atomic_int stop;   /* seq_cst: every thread ends its loop once it sees it */
     _Atomic uint64_t ctr; /* relaxed: only uniqueness matters (one fetch_add per message) */
-    pthread_mutex_t mu;   /* stream_ok, exps, nexp */
+    pthread_mutex_t mu;   /* stream_ok, stream_err, exps, nexp */
     int stream_ok;
+    int stream_err; /* the last failure logged (status << 16 | JetStream code): once each */
     exp_t *exps[JS_MAX_EXPORTS];
     int nexp;
     /* counters: relaxed atomics, statistics only (no other memory is published by them) */
@@ -196,7 +197,12 @@ static int stream_ensure(ferry__js *js, jsCtx *ctx)
     }
     int rc = -EAGAIN;
     if (s != NATS_OK) {
-        js_log("stream %s: %s (%d)", js->stream, natsStatus_GetText(s), (int)je);
+        pthread_mutex_lock(&js->mu);
+        int again = js->stream_err == ((int)s << 16 | (int)je);
+        js->stream_err = (int)s << 16 | (int)je;
+        pthread_mutex_unlock(&js->mu);
+        if (!again) /* NATS away, no JetStream there: logged once, tried every 500 ms */
+            js_log("stream %s: %s (%d)", js->stream, natsStatus_GetText(s), (int)je);
     } else if (!si || !si->Config || si->Config->SubjectsLen != 1 || !si->Config->Subjects ||
                strcmp(si->Config->Subjects[0], js->subjects) != 0 ||
                si->Config->Retention != js_WorkQueuePolicy) {
@@ -211,9 +217,10 @@ static int stream_ensure(ferry__js *js, jsCtx *ctx)
     return rc;
 }
 
-/* The durable pull consumer of e's mailbox (made if missing), checked to be ours. */
+/* The durable pull consumer of e's mailbox (made if missing), checked to be ours. A
+ * failure is logged unless *quiet (set then; cleared on success): once per outage. */
 static natsSubscription *consumer_open(exp_t *e, jsCtx *ctx, const char *filter,
-                                       const char *durable)
+                                       const char *durable, int *quiet)
 {
     ferry__js *js = e->js;
     jsSubOptions so;
@@ -231,20 +238,26 @@ static natsSubscription *consumer_open(exp_t *e, jsCtx *ctx, const char *filter,
     jsErrCode je = 0;
     natsStatus s = js_PullSubscribe(&sub, ctx, filter, durable, NULL, &so, &je);
     if (s != NATS_OK) {
-        js_log("consumer %s of %s: %s (%d)", durable, e->name, natsStatus_GetText(s), (int)je);
+        if (!*quiet)
+            js_log("consumer %s of %s: %s (%d)", durable, e->name, natsStatus_GetText(s),
+                   (int)je);
+        *quiet = 1;
         return NULL;
     }
     jsConsumerInfo *ci = NULL;
     s = js_GetConsumerInfo(&ci, ctx, js->stream, durable, NULL, &je);
     if (s != NATS_OK || !ci || !ci->Config || !ci->Config->FilterSubject ||
         strcmp(ci->Config->FilterSubject, filter) != 0) { /* a hash collision: not ours */
-        js_log("consumer %s of %s: %s", durable, e->name,
-               s != NATS_OK ? natsStatus_GetText(s) : "another mailbox's (not used)");
+        if (!*quiet)
+            js_log("consumer %s of %s: %s", durable, e->name,
+                   s != NATS_OK ? natsStatus_GetText(s) : "another mailbox's (not used)");
+        *quiet = 1;
         jsConsumerInfo_Destroy(ci);
         natsSubscription_Destroy(sub);
         return NULL;
     }
     jsConsumerInfo_Destroy(ci);
+    *quiet = 0;
     return sub;
 }
 
@@ -337,13 +350,13 @@ static void *exp_main(void *arg)
     natsSubscription *sub = NULL;
     ferry_mailbox *mb = NULL;
     unsigned mbgen = 0;
-    int errors = 0;
+    int errors = 0, quiet = 0;
     if (natsConnection_JetStream(&ctx, js->conf.nc, &jo) != NATS_OK) {
         js_log("mailbox %s: no JetStream context", e->name);
         return NULL;
     }
     while (!stopping(js)) {
-        if (!sub && (stream_ensure(js, ctx) < 0 || !(sub = consumer_open(e, ctx, filter, durable)))) {
+        if (!sub && (stream_ensure(js, ctx) < 0 || !(sub = consumer_open(e, ctx, filter, durable, &quiet)))) {
             nap_ms(500);
             continue;
         }
@@ -439,13 +452,16 @@ struct ferry__js_imp {
     ferry_mailbox *mb;
     char subj[SUBJ_LEN];
     char name[256];
+    char stream[160]; /* the exporter's stream: every acknowledgement must name it */
+    atomic_int captured; /* seq_cst: another stream took our messages: the import stops */
     pthread_t th;
     atomic_int stop; /* seq_cst: set by ferry__js_import_stop, read by the thread */
     jsCtx *ctx;
     pthread_mutex_t mu; /* slots, inflight (the ack handler runs on a cnats thread) */
     pthread_cond_t cv;
     slot slots[JS_WIN];
-    int inflight;
+    int inflight; /* slots not free */
+    int nfailed;  /* slots S_FAILED */
     char *buf;
 };
 
@@ -468,7 +484,17 @@ static void on_puback(jsCtx *ctx, natsMsg *m, jsPubAck *pa, jsPubAckErr *pae, vo
         natsMsg_Destroy(m);
         return;
     }
-    if (pa && !pae) {
+    if (pa && !pae && (!pa->Stream || strcmp(pa->Stream, imp->stream) != 0)) {
+        /* stored, but in a stream that is not the exporter's (another member made one on
+         * its subjects first): nothing more is sent into it (docs/cluster.md) */
+        if (!atomic_exchange(&imp->captured, 1)) /* seq_cst: the thread stops taking */
+            js_log("mailbox %s: stored in stream %.64s, not %s: the import stops", imp->name,
+                   pa->Stream ? pa->Stream : "?", imp->stream);
+        s->state = S_FREE;
+        imp->inflight--;
+        count(&imp->js->lost, 1);
+        natsMsg_Destroy(m);
+    } else if (pa && !pae) {
         s->state = S_FREE;
         imp->inflight--;
         count(&imp->js->published, 1);
@@ -486,6 +512,7 @@ static void on_puback(jsCtx *ctx, natsMsg *m, jsPubAck *pa, jsPubAckErr *pae, vo
         } else {
             if (pae && pae->Err == NATS_TIMEOUT) wait = 0;
             s->state = S_FAILED;
+            imp->nfailed++;
             s->m = m; /* ours again: published again by the thread */
             s->retry_at = ferry__now_ns() + wait * MS;
         }
@@ -501,6 +528,7 @@ static void imp_publish(ferry__js_imp *imp, slot *s, natsMsg *m)
     jsPubOptions_Init(&po);
     po.MaxWait = JS_PUB_WAIT_MS;
     pthread_mutex_lock(&imp->mu);
+    if (s->state == S_FAILED) imp->nfailed--;
     s->state = S_FLIGHT;
     s->m = NULL;
     pthread_mutex_unlock(&imp->mu);
@@ -508,6 +536,7 @@ static void imp_publish(ferry__js_imp *imp, slot *s, natsMsg *m)
     if (st != NATS_OK) {
         pthread_mutex_lock(&imp->mu);
         s->state = S_FAILED;
+        imp->nfailed++;
         s->m = m;
         s->retry_at = ferry__now_ns() + 200 * MS;
         pthread_mutex_unlock(&imp->mu);
@@ -557,6 +586,10 @@ static int imp_take(ferry__js_imp *imp, int64_t timeout)
 /* Publish again every failed message whose time came. */
 static void imp_retry(ferry__js_imp *imp)
 {
+    pthread_mutex_lock(&imp->mu);
+    int failed = imp->nfailed;
+    pthread_mutex_unlock(&imp->mu);
+    if (!failed) return;
     int64_t now = ferry__now_ns();
     for (int i = 0; i < JS_WIN; i++) {
         slot *s = &imp->slots[i];
@@ -578,7 +611,7 @@ static void *imp_main(void *arg)
         pthread_mutex_lock(&imp->mu);
         int busy = imp->inflight;
         pthread_mutex_unlock(&imp->mu);
-        if (busy < JS_WIN) {
+        if (busy < JS_WIN && !atomic_load(&imp->captured)) {
             /* nothing in flight: wait for a local message; else take what is there */
             if (imp_take(imp, busy ? FERRY_NOW : 100 * MS) == 0) continue;
         }
@@ -619,6 +652,7 @@ ferry__js_imp *ferry__js_import(ferry__js *js, ferry_mailbox *mb, const char *ex
     snprintf(imp->name, sizeof imp->name, "%s", name);
     snprintf(imp->subj, sizeof imp->subj, "ferry.%s.mq.%s.%s.%s", js->conf.cluster, exporter,
              js->conf.user, name);
+    snprintf(imp->stream, sizeof imp->stream, "ferry_%s_%s", js->conf.cluster, exporter);
     imp->buf = malloc(js->conf.max_msg ? js->conf.max_msg : 1);
     pthread_mutex_init(&imp->mu, NULL);
     pthread_cond_init(&imp->cv, NULL);
