@@ -233,7 +233,10 @@ static inline void cl_write_nats_conf(cluster *c, int i)
         snprintf(js, sizeof js, "jetstream { store_dir: \"%s/js-%s\" }\n", c->dir, h->user);
     snprintf(text, sizeof text,
              "server_name: %s\nlisten: \"%s:4222\"\n%s%s"
-             "authorization { users: [\n%s%s%s] }\n"
+             /* 10 s to authenticate: a client forked on a machine at load 50 may take
+                longer than the default 2 s, and cnats gives a connection up for good on
+                that error */
+             "authorization { timeout: 10, users: [\n%s%s%s] }\n"
              "cluster { name: ferrytest\n  listen: \"%s:6222\"\n  no_advertise: true\n"
              "  authorization { user: route, password: \"%s\" }\n"
              "  routes: [\"nats-route://route:%s@%s:6222\"] }\n",

@@ -52,6 +52,7 @@ static void receiver(void *arg)
         if (n == -ETIMEDOUT && all) break;
         CHECK(n > 0 && n < (ssize_t)sizeof buf);
         buf[n] = 0;
+        CHECK(buf[0] != 'x'); /* a forged message (forger) is never delivered */
         int i = atoi(buf);
         CHECK(i >= 0 && i < sh->n);
         CHECK_EQ(type, i % 7 + 1);
@@ -91,6 +92,45 @@ static void sender(void *arg)
     ferry_mailbox_close(mb);
 }
 
+/* A raw NATS client as hostc (not in the export's users) on B stores messages into A's
+ * stream as itself (the stream acknowledges them: they are there), with a valid type, with
+ * bad types, and tries to publish as hostb (refused by the servers). The exporter must
+ * deliver none of them: the receiver checks that no payload starting with 'x' comes. */
+static void forger(void *arg)
+{
+    (void)arg;
+    natsConnection *nc = cl_nats_hostc(&C, NULL);
+    jsCtx *js = NULL;
+    CHECK(natsConnection_JetStream(&js, nc, NULL) == NATS_OK);
+    const char *subj = "ferry.t.mq.hosta.hostc.org.test.jmbox";
+    const char *types[] = {"1", "-1", "1234567890123456789012", "1x", NULL};
+    for (int k = 0; types[k]; k++) {
+        natsMsg *m = NULL;
+        CHECK(natsMsg_Create(&m, subj, NULL, "x-forged", 8) == NATS_OK);
+        CHECK(natsMsgHeader_Set(m, "Ferry-Type", types[k]) == NATS_OK);
+        jsPubAck *pa = NULL;
+        jsErrCode je = 0;
+        int64_t end = now_ns() + 30 * SEC;
+        while (js_PublishMsg(&pa, js, m, NULL, &je) != NATS_OK) { /* until A made it */
+            CHECK(now_ns() < end);
+            sleep_ms(100);
+        }
+        CHECK(pa && pa->Stream && strcmp(pa->Stream, "ferry_t_hosta") == 0);
+        jsPubAck_Destroy(pa);
+        natsMsg_Destroy(m);
+    }
+    /* as another user: the servers refuse it (permissions) */
+    natsMsg *m = NULL;
+    CHECK(natsMsg_Create(&m, "ferry.t.mq.hosta.hostb.org.test.jmbox", NULL, "x-spoofed", 9) ==
+          NATS_OK);
+    CHECK(natsMsgHeader_Set(m, "Ferry-Type", "1") == NATS_OK);
+    natsConnection_PublishMsg(nc, m);
+    natsMsg_Destroy(m);
+    natsConnection_Flush(nc);
+    jsCtx_Destroy(js);
+    natsConnection_Destroy(nc);
+}
+
 /* Wait until the receiver has at least k distinct numbers (the test's alarm bounds it). */
 static void wait_got(int k)
 {
@@ -112,6 +152,7 @@ int main(void)
     cl_bridges(&C, exp_a, exp_b);
     pid_t r = cl_spawn(A, &ROOT, receiver, NULL);
     pid_t s = cl_spawn(B, &CALLER_ID, sender, NULL);
+    pid_t f = cl_spawn(B, &ROOT, forger, NULL);
     int n = sh->n;
 
     int64_t t0 = now_ns();
@@ -139,6 +180,7 @@ int main(void)
     }
     wait_ok(s);
     int64_t t2 = now_ns();
+    wait_ok(f);
     wait_ok(r);
     int dups = atomic_load(&sh->dups);
     CHECK_EQ(atomic_load(&sh->got), n); /* every number, at least once */

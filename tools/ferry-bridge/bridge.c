@@ -81,7 +81,7 @@
 /* ------------------------------------------------------------------ types */
 
 enum { T_QUEUE = 1, T_TIMER, T_SIGNAL, T_LISTEN, T_CONN, T_OUT, T_WATCH, T_MBOX, T_BCAST, T_RELAY };
-enum { Q_HB, Q_RPC, Q_REPLY, Q_DISCONNECTED, Q_RECONNECTED };
+enum { Q_HB, Q_RPC, Q_REPLY, Q_DISCONNECTED, Q_RECONNECTED, Q_CLOSED };
 enum { P_PROBING, P_LIVE, P_SHADOWED };
 
 typedef struct qitem {
@@ -325,6 +325,7 @@ typedef struct bridge {
     int ep, qfd, tfd, sfd;
     int tag_queue, tag_timer, tag_signal, tag_watch;
     int stop;
+    int failed; /* the NATS connection closed for good: exit 1 */
     int64_t next_hb;
     unsigned pass;
     char *buf;
@@ -555,6 +556,14 @@ static void on_reconnected(natsConnection *nc, void *closure)
 {
     (void)nc;
     push(closure, Q_RECONNECTED, NULL);
+}
+
+/* cnats gave the connection up for good (an -ERR it does not reconnect after, such as an
+ * authentication timeout on a loaded machine): nothing would ever come again. */
+static void on_closed(natsConnection *nc, void *closure)
+{
+    (void)nc;
+    push(closure, Q_CLOSED, NULL);
 }
 
 /* ------------------------------------------------------------------ importer */
@@ -2293,6 +2302,11 @@ static void drain_queue(bridge *b)
             b->connected = 0;
             drop_server_proxies(b);
             break;
+        case Q_CLOSED: /* exit 1: the service manager starts a new bridge */
+            logf_("NATS connection closed for good: stopping");
+            b->stop = 1;
+            b->failed = 1;
+            break;
         case Q_RECONNECTED:
             logf_("NATS connection back");
             b->connected = 1;
@@ -2607,6 +2621,7 @@ static int nats_setup(bridge *b)
     if (s == NATS_OK) s = natsOptions_SetSendAsap(o, true); /* latency: no flusher batching */
     if (s == NATS_OK) s = natsOptions_SetDisconnectedCB(o, on_disconnected, b);
     if (s == NATS_OK) s = natsOptions_SetReconnectedCB(o, on_reconnected, b);
+    if (s == NATS_OK) s = natsOptions_SetClosedCB(o, on_closed, b);
     if (s == NATS_OK) s = natsOptions_SetRetryOnFailedConnect(o, true, on_reconnected, b);
     if (s == NATS_OK) {
         s = natsConnection_Connect(&b->nc, o);
@@ -2755,6 +2770,7 @@ int ferry__bridge_main(int argc, char **argv)
           b->nrules, b->nimports);
     send_hb(b);
     rc = run_loop(b);
+    if (b->failed) rc = 1;
 out:
     teardown(b);
     free(b);

@@ -501,7 +501,7 @@ static void on_puback(jsCtx *ctx, natsMsg *m, jsPubAck *pa, jsPubAckErr *pae, vo
         if (pa->Duplicate) count(&imp->js->duplicates, 1);
         natsMsg_Destroy(m);
     } else {
-        int64_t wait = 100; /* no stream yet, NATS away, full: again soon */
+        int64_t wait = 100; /* NATS away, the stream full: again soon */
         if (pae && pae->ErrCode == JSStreamMessageExceedsMaximumErr) {
             /* too large for that stream: it never will be taken */
             s->state = S_FREE;
@@ -510,7 +510,8 @@ static void on_puback(jsCtx *ctx, natsMsg *m, jsPubAck *pa, jsPubAckErr *pae, vo
             js_log("mailbox %s: a message too large for the stream (lost)", imp->name);
             natsMsg_Destroy(m);
         } else {
-            if (pae && pae->Err == NATS_TIMEOUT) wait = 0;
+            if (pae && pae->Err == NATS_TIMEOUT) wait = 0; /* 2 s went by already */
+            if (pae && pae->Err == NATS_NO_RESPONDERS) wait = 500; /* no stream (yet) */
             s->state = S_FAILED;
             imp->nfailed++;
             s->m = m; /* ours again: published again by the thread */
