@@ -350,7 +350,7 @@ static void *exp_main(void *arg)
     natsSubscription *sub = NULL;
     ferry_mailbox *mb = NULL;
     unsigned mbgen = 0;
-    int errors = 0, quiet = 0;
+    int errors = 0, quiet = 0, flowing = 0;
     if (natsConnection_JetStream(&ctx, js->conf.nc, &jo) != NATS_OK) {
         js_log("mailbox %s: no JetStream context", e->name);
         return NULL;
@@ -361,17 +361,30 @@ static void *exp_main(void *arg)
             continue;
         }
         natsMsgList list = {0};
-        jsErrCode je = 0;
-        natsStatus s = natsSubscription_Fetch(&list, sub, JS_BATCH, JS_FETCH_MS, &je);
-        if (s == NATS_TIMEOUT) {
+        /* while messages flow: what is there now, up to a batch (no wait); else a long
+         * poll for the next one (a long poll for a whole batch would hold a partial batch
+         * back until it expires). Never short polls for big batches: libnats 3.4.1's
+         * _fetch writes past its array when more than half a batch arrives late for
+         * requests that expired (seen as heap corruption with 20 ms polls of 64) */
+        jsFetchRequest fr;
+        jsFetchRequest_Init(&fr);
+        fr.Batch = flowing ? JS_BATCH : 1;
+        fr.NoWait = flowing;
+        fr.Expires = JS_FETCH_MS * MS;
+        natsStatus s = natsSubscription_FetchRequest(&list, sub, &fr);
+        int was = flowing;
+        flowing = s == NATS_OK && list.Count > 0;
+        if (s == NATS_TIMEOUT || (was && !flowing && s != NATS_OK && s != NATS_CONNECTION_CLOSED &&
+                                  s != NATS_CONNECTION_DISCONNECTED)) {
+            natsMsgList_Destroy(&list); /* nothing now */
             errors = 0;
             continue;
         }
         if (s != NATS_OK) { /* NATS away, or the consumer gone: made again after a few */
             natsMsgList_Destroy(&list);
             if (++errors >= 10) {
-                js_log("mailbox %s: fetch: %s (%d): subscribing again", e->name,
-                       natsStatus_GetText(s), (int)je);
+                js_log("mailbox %s: fetch: %s: subscribing again", e->name,
+                       natsStatus_GetText(s));
                 natsSubscription_Destroy(sub);
                 sub = NULL;
                 errors = 0;
@@ -613,10 +626,10 @@ static void *imp_main(void *arg)
         int busy = imp->inflight;
         pthread_mutex_unlock(&imp->mu);
         if (busy < JS_WIN && !atomic_load(&imp->captured)) {
-            /* nothing in flight: wait for a local message; else take what is there */
-            if (imp_take(imp, busy ? FERRY_NOW : 100 * MS) == 0) continue;
-        }
-        if (busy > 0) {
+            /* room in the window: wait for a local message, briefly while publishes are
+             * in flight (their failures are retried at the next turn) */
+            imp_take(imp, busy ? 5 * MS : 100 * MS);
+        } else if (busy > 0) { /* the window is full: until an acknowledgement */
             struct timespec ts;
             clock_gettime(CLOCK_REALTIME, &ts);
             ts.tv_nsec += 20 * 1000000L;
@@ -627,6 +640,8 @@ static void *imp_main(void *arg)
             pthread_mutex_lock(&imp->mu);
             pthread_cond_timedwait(&imp->cv, &imp->mu, &ts);
             pthread_mutex_unlock(&imp->mu);
+        } else {
+            nap_ms(100); /* captured, nothing in flight: only a stop comes */
         }
     }
     /* stopping: what is in flight gets JS_STOP_MS to be stored (failed ones are sent
