@@ -203,18 +203,19 @@ static void cl_user_conf(char *out, size_t cap, const char *u, const char *pw)
         snprintf(who, sizeof who, "user: %s, password: \"%s\"", u, pw);
     /* JetStream (docs/cluster.md): publishing into others' streams as itself, and the API
      * of its own stream ferry_t_U only */
-    snprintf(out, cap,
-             "    { %s, permissions: {\n"
-             "        publish: { allow: [\"ferry.t.hb.%s\", \"ferry.t.rpc.*.%s.>\",\n"
-             "          \"ferry.t.mq.*.%s.>\", \"$JS.API.STREAM.CREATE.ferry_t_%s\",\n"
-             "          \"$JS.API.STREAM.INFO.ferry_t_%s\", \"$JS.API.CONSUMER.CREATE.ferry_t_%s.>\",\n"
-             "          \"$JS.API.CONSUMER.DURABLE.CREATE.ferry_t_%s.*\",\n"
-             "          \"$JS.API.CONSUMER.INFO.ferry_t_%s.*\",\n"
-             "          \"$JS.API.CONSUMER.MSG.NEXT.ferry_t_%s.*\", \"$JS.ACK.ferry_t_%s.>\"] },\n"
-             "        subscribe: { allow: [\"ferry.t.hb.*\", \"ferry.t.rpc.%s.*.>\", "
-             "\"ferry.t.reply.%s.>\"] },\n"
-             "        allow_responses: true } }\n",
-             who, u, u, u, u, u, u, u, u, u, u, u, u);
+    snprintf(
+        out, cap,
+        "    { %s, permissions: {\n"
+        "        publish: { allow: [\"ferry.t.hb.%s\", \"ferry.t.rpc.*.%s.>\",\n"
+        "          \"ferry.t.mq.*.%s.>\", \"$JS.API.STREAM.CREATE.ferry_t_%s\",\n"
+        "          \"$JS.API.STREAM.INFO.ferry_t_%s\", \"$JS.API.CONSUMER.CREATE.ferry_t_%s.>\",\n"
+        "          \"$JS.API.CONSUMER.DURABLE.CREATE.ferry_t_%s.*\",\n"
+        "          \"$JS.API.CONSUMER.INFO.ferry_t_%s.*\",\n"
+        "          \"$JS.API.CONSUMER.MSG.NEXT.ferry_t_%s.*\", \"$JS.ACK.ferry_t_%s.>\"] },\n"
+        "        subscribe: { allow: [\"ferry.t.hb.*\", \"ferry.t.rpc.%s.*.>\", "
+        "\"ferry.t.reply.%s.>\"] },\n"
+        "        allow_responses: true } }\n",
+        who, u, u, u, u, u, u, u, u, u, u, u, u);
 }
 
 static inline void cl_write_nats_conf(cluster *c, int i)
@@ -229,8 +230,7 @@ static inline void cl_write_nats_conf(cluster *c, int i)
                  "tls { cert_file: \"%s/srv-%s.pem\", key_file: \"%s/srv-%s.key\",\n"
                  "      ca_file: \"%s/ca.pem\", verify_and_map: true }\n",
                  c->dir, h->user, c->dir, h->user, c->dir);
-    if (cl_js)
-        snprintf(js, sizeof js, "jetstream { store_dir: \"%s/js-%s\" }\n", c->dir, h->user);
+    if (cl_js) snprintf(js, sizeof js, "jetstream { store_dir: \"%s/js-%s\" }\n", c->dir, h->user);
     snprintf(text, sizeof text,
              "server_name: %s\nlisten: \"%s:4222\"\n%s%s"
              /* 10 s to authenticate: a client forked on a machine at load 50 may take

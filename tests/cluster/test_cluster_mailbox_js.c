@@ -148,8 +148,9 @@ int main(void)
     int clean = getenv("FERRY_CLUSTER_JS_CLEAN") != NULL;
     int off = clean && getenv("FERRY_CLUSTER_JS_OFF") != NULL;
     host *A = &C.h[0], *B = &C.h[1];
-    const char *exp_a[] = {"--export", "org.test.jmbox=hostb", "--heartbeat-ms", "200",
-                           "--jetstream", "org.test.*", NULL};
+    const char *exp_a[] = {"--export", "org.test.jmbox=hostb", "--heartbeat-ms",
+                           "200",      "--jetstream",          "org.test.*",
+                           NULL};
     const char *exp_b[] = {"--import", "org.test.*", "--heartbeat-ms", "200", NULL};
     if (off) exp_a[4] = NULL; /* the plain path: one put per round trip */
     cl_bridges(&C, exp_a, exp_b);

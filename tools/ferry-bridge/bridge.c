@@ -617,7 +617,7 @@ static void proxy_drop(bridge *b, proxy *p)
         ferry_listener_close(p->l);
     }
     if (p->mb && p->recv && p->in_boot[0] && b->connected)
-        mpull_send(b, p, 0); /* what was delivered here is not given back there */
+        mpull_send(b, p, 0);       /* what was delivered here is not given back there */
     ferry__js_import_stop(p->jsi); /* before its mailbox closes */
     p->jsi = NULL;
     if (p->mb) {
@@ -828,8 +828,8 @@ static void proxy_register_mbox(bridge *b, proxy *p, const ferry_policy *pol)
         p->recv = ferry__pattern_match(b->recvs[i].pat, p->name);
     /* received here: the bridge never takes from it (it pulls into it, tick); kept in
      * JetStream: jsi's thread takes from it */
-    if (rc == 0 && p->js && !p->recv && !(p->jsi = ferry__js_import(b->js, p->mb, p->exporter,
-                                                                     p->name)))
+    if (rc == 0 && p->js && !p->recv &&
+        !(p->jsi = ferry__js_import(b->js, p->mb, p->exporter, p->name)))
         rc = -ENOMEM;
     if (rc == 0 && !p->recv && !p->js) rc = p->mbfd = ferry_mailbox_poll_fd(p->mb);
     if (rc >= 0 && !p->recv && !p->js) rc = epoll_add(b, p->mbfd, p);
@@ -846,8 +846,8 @@ static void proxy_register_mbox(bridge *b, proxy *p, const ferry_policy *pol)
         return;
     }
     p->state = P_LIVE;
-    vlog("imported mailbox %s from %s%s%s", p->name, p->exporter,
-         p->recv ? " (received here)" : "", p->js ? " (JetStream)" : "");
+    vlog("imported mailbox %s from %s%s%s", p->name, p->exporter, p->recv ? " (received here)" : "",
+         p->js ? " (JetStream)" : "");
 }
 
 static void proxy_register_bcast(bridge *b, proxy *p, const ferry_policy *pol)
@@ -2456,10 +2456,8 @@ typedef struct num_opt {
 static const num_opt num_opts[] = {
     {'m', "--import-mode", 0, 0777},         {'h', "--heartbeat-ms", 10, 600000},
     {'d', "--dead-after", 2, 1000},          {'t', "--call-timeout-ms", 10, 3600000},
-    {'s', "--max-msg", 64, (long)MSG_LIMIT},
-    {'B', "--js-max-bytes", 1 << 20, LONG_MAX},
-    {'M', "--js-max-msgs", 1, LONG_MAX},
-    {'R', "--js-replicas", 1, 5},
+    {'s', "--max-msg", 64, (long)MSG_LIMIT}, {'B', "--js-max-bytes", 1 << 20, LONG_MAX},
+    {'M', "--js-max-msgs", 1, LONG_MAX},     {'R', "--js-replicas", 1, 5},
 };
 
 static const num_opt *num_opt_of(int c)

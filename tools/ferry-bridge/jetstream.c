@@ -68,17 +68,19 @@ typedef struct exp_t {
 
 struct ferry__js {
     ferry__js_conf conf;
-    char stream[160];  /* ferry_<cluster>_<user> */
-    char subjects[160]; /* ferry.<cluster>.mq.<user>.> */
-    char prefix[160];  /* ferry.<cluster>.mq.<user>. */
-    char secret[33];   /* Nats-Msg-Id prefix */
-    atomic_int stop;   /* seq_cst: every thread ends its loop once it sees it */
+    char stream[160];     /* ferry_<cluster>_<user> */
+    char subjects[160];   /* ferry.<cluster>.mq.<user>.> */
+    char prefix[160];     /* ferry.<cluster>.mq.<user>. */
+    char secret[33];      /* Nats-Msg-Id prefix */
+    atomic_int stop;      /* seq_cst: every thread ends its loop once it sees it */
     _Atomic uint64_t ctr; /* relaxed: only uniqueness matters (one fetch_add per message) */
-    pthread_mutex_t mu;   /* stream_ok, stream_err, exps, nexp */
+    pthread_mutex_t mu;   /* stream_ok, stream_err, exps, nexp, imps (and each import's
+                             acknowledgements are handled holding it: see on_puback) */
     int stream_ok;
     int stream_err; /* the last failure logged (status << 16 | JetStream code): once each */
     exp_t *exps[JS_MAX_EXPORTS];
     int nexp;
+    struct ferry__js_imp *imps; /* the running imports (their ack handler's lookup) */
     /* counters: relaxed atomics, statistics only (no other memory is published by them) */
     _Atomic uint64_t delivered, redelivered, refused, published, duplicates, resent, lost;
 };
@@ -239,8 +241,7 @@ static natsSubscription *consumer_open(exp_t *e, jsCtx *ctx, const char *filter,
     natsStatus s = js_PullSubscribe(&sub, ctx, filter, durable, NULL, &so, &je);
     if (s != NATS_OK) {
         if (!*quiet)
-            js_log("consumer %s of %s: %s (%d)", durable, e->name, natsStatus_GetText(s),
-                   (int)je);
+            js_log("consumer %s of %s: %s (%d)", durable, e->name, natsStatus_GetText(s), (int)je);
         *quiet = 1;
         return NULL;
     }
@@ -278,8 +279,8 @@ static int msg_sender(exp_t *e, natsMsg *m, char *caller)
 /* Deliver one fetched message into the local mailbox (opened on demand) and acknowledge
  * it. Returns 0 (done: delivered, or terminated as refused), -EAGAIN (not delivered
  * now: the caller gives it and the rest of the batch back), -ECANCELED (stopping). */
-static int deliver(exp_t *e, natsMsg *m, ferry_mailbox **mb, unsigned *mbgen,
-                   natsMsg **rest, int nrest)
+static int deliver(exp_t *e, natsMsg *m, ferry_mailbox **mb, unsigned *mbgen, natsMsg **rest,
+                   int nrest)
 {
     ferry__js *js = e->js;
     char caller[64];
@@ -356,7 +357,8 @@ static void *exp_main(void *arg)
         return NULL;
     }
     while (!stopping(js)) {
-        if (!sub && (stream_ensure(js, ctx) < 0 || !(sub = consumer_open(e, ctx, filter, durable, &quiet)))) {
+        if (!sub && (stream_ensure(js, ctx) < 0 ||
+                     !(sub = consumer_open(e, ctx, filter, durable, &quiet)))) {
             nap_ms(500);
             continue;
         }
@@ -383,8 +385,7 @@ static void *exp_main(void *arg)
         if (s != NATS_OK) { /* NATS away, or the consumer gone: made again after a few */
             natsMsgList_Destroy(&list);
             if (++errors >= 10) {
-                js_log("mailbox %s: fetch: %s: subscribing again", e->name,
-                       natsStatus_GetText(s));
+                js_log("mailbox %s: fetch: %s: subscribing again", e->name, natsStatus_GetText(s));
                 natsSubscription_Destroy(sub);
                 sub = NULL;
                 errors = 0;
@@ -396,7 +397,7 @@ static void *exp_main(void *arg)
         for (int i = 0; i < list.Count; i++) {
             int rc = deliver(e, list.Msgs[i], &mb, &mbgen, list.Msgs + i + 1, list.Count - i - 1);
             if (rc == -ECANCELED) break; /* unacknowledged: the stream delivers them again */
-            if (rc == -EAGAIN) { /* no mailbox here now: given back, and a pause */
+            if (rc == -EAGAIN) {         /* no mailbox here now: given back, and a pause */
                 for (int k = i; k < list.Count; k++) natsMsg_NakWithDelay(list.Msgs[k], 1000, NULL);
                 nap_ms(200);
                 break;
@@ -455,8 +456,8 @@ enum { S_FREE, S_FLIGHT, S_FAILED };
 
 typedef struct slot {
     int state;
-    uint64_t n;    /* its number (the Nats-Msg-Id's tail) */
-    natsMsg *m;    /* S_FAILED: the message to publish again */
+    uint64_t n; /* its number (the Nats-Msg-Id's tail) */
+    natsMsg *m; /* S_FAILED: the message to publish again */
     int64_t retry_at;
 } slot;
 
@@ -465,7 +466,7 @@ struct ferry__js_imp {
     ferry_mailbox *mb;
     char subj[SUBJ_LEN];
     char name[256];
-    char stream[160]; /* the exporter's stream: every acknowledgement must name it */
+    char stream[160];    /* the exporter's stream: every acknowledgement must name it */
     atomic_int captured; /* seq_cst: another stream took our messages: the import stops */
     pthread_t th;
     atomic_int stop; /* seq_cst: set by ferry__js_import_stop, read by the thread */
@@ -476,13 +477,32 @@ struct ferry__js_imp {
     int inflight; /* slots not free */
     int nfailed;  /* slots S_FAILED */
     char *buf;
+    struct ferry__js_imp *next; /* js->imps */
 };
 
 /* cnats's thread: the stream's answer to a publish (or its absence after MaxWait). */
+static void puback(ferry__js_imp *imp, natsMsg *m, jsPubAck *pa, jsPubAckErr *pae);
+
+/* The handler's closure is the bridge's js, not the import: cnats may call it for a
+ * publish it already handed back (ferry__js_import_stop), and the import must then be
+ * gone from js->imps, where it is looked up by the message's subject under js->mu. */
 static void on_puback(jsCtx *ctx, natsMsg *m, jsPubAck *pa, jsPubAckErr *pae, void *closure)
 {
     (void)ctx;
-    ferry__js_imp *imp = closure;
+    ferry__js *js = closure;
+    const char *subj = natsMsg_GetSubject(m);
+    pthread_mutex_lock(&js->mu);
+    ferry__js_imp *imp = js->imps;
+    while (imp && (!subj || strcmp(imp->subj, subj) != 0)) imp = imp->next;
+    if (imp)
+        puback(imp, m, pa, pae);
+    else
+        natsMsg_Destroy(m);
+    pthread_mutex_unlock(&js->mu);
+}
+
+static void puback(ferry__js_imp *imp, natsMsg *m, jsPubAck *pa, jsPubAckErr *pae)
+{
     const char *id = NULL;
     uint64_t n = 0;
     /* our own message: the id is ours (<secret>-<n>) */
@@ -523,7 +543,7 @@ static void on_puback(jsCtx *ctx, natsMsg *m, jsPubAck *pa, jsPubAckErr *pae, vo
             js_log("mailbox %s: a message too large for the stream (lost)", imp->name);
             natsMsg_Destroy(m);
         } else {
-            if (pae && pae->Err == NATS_TIMEOUT) wait = 0; /* 2 s went by already */
+            if (pae && pae->Err == NATS_TIMEOUT) wait = 0;         /* 2 s went by already */
             if (pae && pae->Err == NATS_NO_RESPONDERS) wait = 500; /* no stream (yet) */
             s->state = S_FAILED;
             imp->nfailed++;
@@ -677,9 +697,21 @@ ferry__js_imp *ferry__js_import(ferry__js *js, ferry_mailbox *mb, const char *ex
     jo.Wait = JS_PUB_WAIT_MS;
     jo.PublishAsync.MaxPending = 4 * JS_WIN; /* above our window: a publish never stalls */
     jo.PublishAsync.AckHandler = on_puback;
-    jo.PublishAsync.AckHandlerClosure = imp;
-    if (!imp->buf || natsConnection_JetStream(&imp->ctx, js->conf.nc, &jo) != NATS_OK ||
-        pthread_create(&imp->th, NULL, imp_main, imp) != 0) {
+    jo.PublishAsync.AckHandlerClosure = js;
+    int ok = imp->buf && natsConnection_JetStream(&imp->ctx, js->conf.nc, &jo) == NATS_OK;
+    pthread_mutex_lock(&js->mu); /* in js->imps before its first publish */
+    if (ok) {
+        imp->next = js->imps;
+        js->imps = imp;
+    }
+    pthread_mutex_unlock(&js->mu);
+    if (ok && pthread_create(&imp->th, NULL, imp_main, imp) != 0) {
+        pthread_mutex_lock(&js->mu);
+        js->imps = imp->next; /* nothing published: no handler can hold it */
+        pthread_mutex_unlock(&js->mu);
+        ok = 0;
+    }
+    if (!ok) {
         if (imp->ctx) jsCtx_Destroy(imp->ctx);
         pthread_cond_destroy(&imp->cv);
         pthread_mutex_destroy(&imp->mu);
@@ -698,6 +730,13 @@ void ferry__js_import_stop(ferry__js_imp *imp)
     pthread_cond_broadcast(&imp->cv);
     pthread_mutex_unlock(&imp->mu);
     pthread_join(imp->th, NULL);
+    pthread_mutex_lock(&imp->js->mu); /* out of js->imps: no ack handler finds it now */
+    for (ferry__js_imp **pp = &imp->js->imps; *pp; pp = &(*pp)->next)
+        if (*pp == imp) {
+            *pp = imp->next;
+            break;
+        }
+    pthread_mutex_unlock(&imp->js->mu);
     /* no more acknowledgements for what is still pending: taken back, counted lost */
     natsMsgList pending = {0};
     if (js_PublishAsyncGetPendingList(&pending, imp->ctx) == NATS_OK) natsMsgList_Destroy(&pending);
@@ -749,7 +788,8 @@ void ferry__js_close(ferry__js *js)
     ferry__js_counters(js, &st);
     if (st.delivered || st.published || st.lost || st.refused)
         js_log("delivered %" PRIu64 " (%" PRIu64 " redelivered), refused %" PRIu64
-               ", published %" PRIu64 " (%" PRIu64 " duplicates, %" PRIu64 " resent), lost %" PRIu64,
+               ", published %" PRIu64 " (%" PRIu64 " duplicates, %" PRIu64
+               " resent), lost %" PRIu64,
                st.delivered, st.redelivered, st.refused, st.published, st.duplicates, st.resent,
                st.lost);
     pthread_mutex_destroy(&js->mu);

@@ -27,13 +27,13 @@ typedef struct ferry__js_imp ferry__js_imp;
 typedef int (*ferry__js_allow_fn)(void *ctx, const char *name, const char *caller);
 
 typedef struct ferry__js_conf {
-    natsConnection *nc;   /* the bridge's connection (shared, thread-safe in cnats) */
-    const char *cluster;  /* validated identity tokens */
+    natsConnection *nc;  /* the bridge's connection (shared, thread-safe in cnats) */
+    const char *cluster; /* validated identity tokens */
     const char *user;
-    size_t max_msg;       /* largest payload delivered or published */
-    int64_t max_bytes;    /* the stream's limits (exporter) */
+    size_t max_msg;    /* largest payload delivered or published */
+    int64_t max_bytes; /* the stream's limits (exporter) */
     int64_t max_msgs;
-    int replicas;         /* the stream's replicas (1: R1 on one server) */
+    int replicas; /* the stream's replicas (1: R1 on one server) */
     ferry__js_allow_fn allow;
     void *allow_ctx;
 } ferry__js_conf;
