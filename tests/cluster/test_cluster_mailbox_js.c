@@ -11,7 +11,8 @@
  * B's mailbox, nothing queued or lost there. $FERRY_CLUSTER_JS_N changes N;
  * $FERRY_CLUSTER_JS_CLEAN=1 leaves the faults out (a throughput run), and with it
  * $FERRY_CLUSTER_JS_OFF=1 runs the same without --jetstream (the plain path, for the
- * ratio in docs/cluster.md). Skipped (77) when not root or without `ip` / nats-server.
+ * ratio in docs/cluster.md; $FERRY_CLUSTER_JS_WIN=N passes --mailbox-window N to B's
+ * bridge). Skipped (77) when not root or without `ip` / nats-server.
  */
 #include "testutil.h"
 
@@ -151,7 +152,11 @@ int main(void)
     const char *exp_a[] = {"--export", "org.test.jmbox=hostb", "--heartbeat-ms",
                            "200",      "--jetstream",          "org.test.*",
                            NULL};
-    const char *exp_b[] = {"--import", "org.test.*", "--heartbeat-ms", "200", NULL};
+    const char *exp_b[] = {"--import", "org.test.*", "--heartbeat-ms", "200", NULL, NULL, NULL};
+    if (getenv("FERRY_CLUSTER_JS_WIN")) {
+        exp_b[4] = "--mailbox-window";
+        exp_b[5] = getenv("FERRY_CLUSTER_JS_WIN");
+    }
     if (off) exp_a[4] = NULL; /* the plain path: one put per round trip */
     cl_bridges(&C, exp_a, exp_b);
     pid_t r = cl_spawn(A, &ROOT, receiver, NULL);

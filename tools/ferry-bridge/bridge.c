@@ -109,19 +109,20 @@ typedef struct proxy {
     unsigned pass; /* the heartbeat pass that last listed it */
     int kind;      /* 's' a server (l), 'm' a mailbox (mb) */
     ferry_listener *l;
-    /* a mailbox: local senders send into mb; the bridge takes one message at a time and
-     * forwards it (stop and wait) until the exporter acknowledges it; a message is
-     * numbered msg_seq (from 1, per proxy), and resent with the same number until then:
-     * the exporter drops a number it has delivered (exactly once) */
+    /* a mailbox: local senders send into mb; the bridge takes messages from it and
+     * forwards each until the exporter acknowledges it, up to MBOX_WIN at once to an
+     * exporter that announces the window ("w" in its heartbeat: wide), else one (stop and
+     * wait); a message is numbered (from 1, per proxy) and resent with the same number
+     * until acknowledged: the exporter delivers numbers in order only, each once, and
+     * drops a number it has delivered (exactly once) */
     ferry_mailbox *mb;
     ferry_pub *pub;
     int mbfd;
-    char *msg;
-    size_t msg_len;
-    int64_t msg_type;
-    uint64_t msg_seq;
-    int in_flight;     /* msg holds a message not yet acknowledged */
-    uint64_t pend_seq; /* the request carrying it now, 0: none */
+    char *msg;         /* scratch: a message taken from mb */
+    struct mslot *win; /* MBOX_WIN slots: number n at win[n % MBOX_WIN], base <= n <= msg_seq */
+    uint64_t base;     /* the lowest number not acknowledged */
+    uint64_t msg_seq;  /* the last number given */
+    int wide;          /* the exporter takes a window */
     int64_t retry_at;
     /* a broadcast: the bridge publishes into bc what the exporter sends, each message
      * once (in_boot/in_seq: the exporter's incarnation and the last number published) */
@@ -143,6 +144,17 @@ typedef struct proxy {
     ferry__js_imp *jsi;
     struct proxy *hnext;
 } proxy;
+
+/* A message forwarded to a mailbox's exporter and not yet acknowledged. */
+#define MBOX_WIN 32
+typedef struct mslot {
+    char *data;
+    size_t len;
+    int64_t type;
+    uint64_t seq;  /* its number */
+    uint64_t pend; /* the request carrying it now, 0: none (to be sent) */
+    int acked;
+} mslot;
 
 /* A local client's connection to a proxy. Freed when closed and no pending call refers
  * to it (refs). */
@@ -300,6 +312,7 @@ typedef struct bridge {
     int njss;
     int64_t js_max_bytes, js_max_msgs;
     int js_replicas;
+    int mbox_win;  /* --mailbox-window: puts in flight per imported mailbox (1..MBOX_WIN) */
     ferry__js *js; /* JetStream: our stream's consumers, imports' publishers */
     unsigned import_mode;
     int64_t hb_ns;
@@ -629,10 +642,13 @@ static void proxy_drop(bridge *b, proxy *p)
         ferry_pub_close(p->pub);
         ferry_bcast_close(p->bc); /* ends the stream: local subscribers get -EPIPE */
     }
-    if (p->in_flight) {
-        b->mb_lost++;
-        logf_("mailbox %s dropped with a message in flight (lost)", p->name);
+    if (p->win && p->msg_seq >= p->base) {
+        b->mb_lost += p->msg_seq + 1 - p->base;
+        logf_("mailbox %s dropped with %" PRIu64 " messages in flight (lost)", p->name,
+              p->msg_seq + 1 - p->base);
     }
+    for (int i = 0; p->win && i < MBOX_WIN; i++) free(p->win[i].data);
+    free(p->win);
     free(p->msg);
     vlog("dropped %s (from %s)", p->name, p->exporter);
     bury(b, p);
@@ -748,6 +764,7 @@ static void on_hb(bridge *b, const char *from, const char *data, int len)
         free(text);
         return;
     }
+    int wide = strcmp(line + strlen("ferry-hb 1 ") + 16, " w") == 0;
     unsigned pass = ++b->pass;
     int64_t now = ferry__now_ns();
     for (relay *r = b->relays; r; r = r->next)
@@ -798,6 +815,7 @@ static void on_hb(bridge *b, const char *from, const char *data, int len)
         }
         p->last_seen = now;
         p->pass = pass;
+        p->wide = wide;
         if (p->kind == 'b' && p->state == P_LIVE && p->allowed) bcast_sub_lease(b, p);
     }
     /* names of this exporter it no longer lists: withdrawn */
@@ -819,7 +837,10 @@ static void proxy_register_mbox(bridge *b, proxy *p, const ferry_policy *pol)
     mo.capacity = 64;
     mo.max_msg = b->max_msg;
     p->msg = malloc(b->max_msg);
-    int rc = p->msg ? ferry_mailbox_create(&mo, &p->mb) : -ENOMEM;
+    p->win = calloc(MBOX_WIN, sizeof *p->win);
+    p->base = 1;
+    p->msg_seq = 0;
+    int rc = p->msg && p->win ? ferry_mailbox_create(&mo, &p->mb) : -ENOMEM;
     if (rc == 0)
         rc = ferry_publish(p->name, ferry_mailbox_fd(p->mb), FERRY_OBJ_MAILBOX, pol, &p->pub,
                            LOCAL_WAIT);
@@ -963,8 +984,8 @@ static void mbox_arm(bridge *b, proxy *p, int on)
     epoll_ctl(b->ep, EPOLL_CTL_MOD, p->mbfd, &ev);
 }
 
-/* Send (or send again) the message in flight. */
-static void mbox_send(bridge *b, proxy *p)
+/* Send (or send again) the message in slot m. */
+static void mbox_send(bridge *b, proxy *p, mslot *m)
 {
     pend *q = calloc(1, sizeof *q);
     if (!q) {
@@ -972,55 +993,87 @@ static void mbox_send(bridge *b, proxy *p)
         return;
     }
     q->mbox = 1;
-    q->msg_seq = p->msg_seq;
+    q->msg_seq = m->seq;
     snprintf(q->name, sizeof q->name, "%s", p->name);
     snprintf(q->exporter, sizeof q->exporter, "%s", p->exporter);
-    char type[24], seq[24];
-    snprintf(type, sizeof type, "%" PRId64, p->msg_type);
-    snprintf(seq, sizeof seq, "%" PRIu64, p->msg_seq);
-    const char *hdr[] = {"Ferry-Type", type, "Ferry-Seq", seq, "Ferry-Boot", b->boot, NULL};
-    if (send_request(b, q, p->exporter, p->name, "put", hdr, p->msg, p->msg_len) < 0) {
+    char type[24], seq[24], base[24];
+    snprintf(type, sizeof type, "%" PRId64, m->type);
+    snprintf(seq, sizeof seq, "%" PRIu64, m->seq);
+    snprintf(base, sizeof base, "%" PRIu64, p->base);
+    /* Ferry-Base: every number below it was acknowledged (an exporter whose bridge
+     * restarted starts from there) */
+    const char *hdr[] = {"Ferry-Type", type,         "Ferry-Seq", seq, "Ferry-Boot",
+                         b->boot,      "Ferry-Base", base,        NULL};
+    if (send_request(b, q, p->exporter, p->name, "put", hdr, m->data, m->len) < 0) {
         free(q);
         p->retry_at = ferry__now_ns() + 200 * MS;
         return;
     }
     q->deadline = ferry__now_ns() + 1000 * MS; /* no answer: sent again */
-    p->pend_seq = q->seq;
+    m->pend = q->seq;
 }
 
-/* The proxy's mailbox has messages: take one and forward it, unless one is in flight. */
+/* Send again, in order, every message not acknowledged and not in flight. */
+static void mbox_resend(bridge *b, proxy *p)
+{
+    for (uint64_t n = p->base; n <= p->msg_seq; n++) {
+        mslot *m = &p->win[n % MBOX_WIN];
+        if (!m->acked && !m->pend) mbox_send(b, p, m);
+    }
+}
+
+/* The proxy's mailbox has messages: take and forward them while the window has room. */
 static void mbox_ready(bridge *b, proxy *p)
 {
-    if (p->in_flight || !p->mb) return;
-    ssize_t rc = ferry_mailbox_recv(p->mb, 0, &p->msg_type, p->msg, b->max_msg, FERRY_NOW);
-    if (rc < 0) {
-        if (rc != -EAGAIN) vlog("mailbox %s: %s", p->name, ferry_strerror((int)rc));
-        return;
+    if (!p->mb || !p->win) return;
+    uint64_t win = p->wide ? (uint64_t)b->mbox_win : 1;
+    while (p->msg_seq + 1 - p->base < win) {
+        int64_t type = 0;
+        ssize_t rc = ferry_mailbox_recv(p->mb, 0, &type, p->msg, b->max_msg, FERRY_NOW);
+        if (rc < 0) {
+            if (rc != -EAGAIN) vlog("mailbox %s: %s", p->name, ferry_strerror((int)rc));
+            break;
+        }
+        char *d = malloc(rc > 0 ? (size_t)rc : 1);
+        if (!d) {
+            b->mb_lost++;
+            logf_("mailbox %s: no memory for a message (lost)", p->name);
+            continue;
+        }
+        memcpy(d, p->msg, (size_t)rc);
+        mslot *m = &p->win[(p->msg_seq + 1) % MBOX_WIN];
+        *m = (mslot){.data = d, .len = (size_t)rc, .type = type, .seq = ++p->msg_seq};
+        if (b->connected) mbox_send(b, p, m); /* else the tick sends it */
     }
-    p->msg_len = (size_t)rc;
-    p->msg_seq++;
-    p->in_flight = 1;
-    mbox_arm(b, p, 0);
-    mbox_send(b, p);
+    mbox_arm(b, p, p->msg_seq + 1 - p->base < win); /* a full window: stop polling */
 }
 
 /* The exporter's answer to a mailbox message. */
 static void mbox_acked(bridge *b, pend *q, int err)
 {
     proxy *p = *proxy_slot(b, q->name);
-    if (!p || p->kind != 'm' || !p->in_flight || p->pend_seq != q->seq) return; /* stale */
-    p->pend_seq = 0;
+    if (!p || p->kind != 'm' || !p->win || q->msg_seq < p->base || q->msg_seq > p->msg_seq)
+        return; /* stale */
+    mslot *m = &p->win[q->msg_seq % MBOX_WIN];
+    if (m->seq != q->msg_seq || m->pend != q->seq) return; /* stale */
+    m->pend = 0;
     if (err == 0 || err == EMSGSIZE) {
         if (err) {
             b->mb_lost++;
             logf_("mailbox %s: a message too large for the exporter (lost)", p->name);
         }
-        p->in_flight = 0;
-        mbox_arm(b, p, 1);
+        m->acked = 1;
+        while (p->base <= p->msg_seq && p->win[p->base % MBOX_WIN].acked) {
+            mslot *f = &p->win[p->base % MBOX_WIN];
+            free(f->data);
+            *f = (mslot){0};
+            p->base++;
+        }
         mbox_ready(b, p);
         return;
     }
-    /* no answer: again now; the exporter's mailbox full: soon; refused or away: later */
+    /* no answer: again now; the exporter's mailbox full or an earlier number missing
+     * there (EBUSY): soon; refused or away: later */
     p->retry_at = ferry__now_ns() + (err == ETIMEDOUT ? 0 : err == EBUSY ? 20 : 200) * MS;
 }
 
@@ -1703,8 +1756,18 @@ static void on_put(bridge *b, natsMsg *m, const char *caller, const char *name, 
         memcpy(o->boot, boot, sizeof o->boot);
         o->last_seq = 0;
     }
+    /* the sender's lowest unacknowledged number (a sender without it: this one); what is
+     * below it was delivered, by us or by a bridge before us */
+    int64_t base = header_num(m, "Ferry-Base");
+    if (base < 1) base = seq;
+    if (base > seq) return; /* malformed: not answered */
+    if (o->last_seq < (uint64_t)base - 1) o->last_seq = (uint64_t)base - 1;
     if ((uint64_t)seq <= o->last_seq) { /* delivered already: acknowledged again */
         reply_status(b, reply, 0);
+        return;
+    }
+    if ((uint64_t)seq != o->last_seq + 1) { /* an earlier one is missing: in order only */
+        reply_status(b, reply, EBUSY);
         return;
     }
     int rc = ferry_mailbox_send(o->mb, type, natsMsg_GetData(m), (size_t)natsMsg_GetDataLength(m),
@@ -2089,7 +2152,8 @@ static void send_hb(bridge *b)
 {
     char *text = malloc(HB_MAX);
     if (!text) return;
-    size_t n = (size_t)snprintf(text, HB_MAX, "ferry-hb 1 %s\n", b->boot);
+    /* " w": our mailboxes take a window of puts (mbox_ready) */
+    size_t n = (size_t)snprintf(text, HB_MAX, "ferry-hb 1 %s w\n", b->boot);
     int count = 0;
     if (b->nrules > 0) {
         ferry_name_info info[64];
@@ -2245,12 +2309,12 @@ static void tick(bridge *b)
             }
         }
     for (size_t i = 0; i < NBUCKETS; i++)
-        for (proxy *p = b->proxies[i]; p; p = p->hnext)
-            if (p->kind == 'm' && p->in_flight && !p->pend_seq && now >= p->retry_at &&
-                b->connected)
-                mbox_send(b, p);
-            else if (p->kind == 'm')
-                mpull_maybe(b, p, now);
+        for (proxy *p = b->proxies[i]; p; p = p->hnext) {
+            if (p->kind != 'm') continue;
+            if (p->win && p->msg_seq >= p->base && now >= p->retry_at && b->connected)
+                mbox_resend(b, p);
+            mpull_maybe(b, p, now);
+        }
     mbout_tick(b, now);
     bcast_tick(b, now);
     relay_tick(b, now);
@@ -2386,7 +2450,7 @@ static void usage(FILE *f)
                "         [--export PATTERN=USER[,USER...]|PATTERN=*]...\n"
                "         [--import PATTERN[=USER[,USER...]]]... [--recv PATTERN]...\n"
                "         [--jetstream PATTERN]... [--js-max-bytes N] [--js-max-msgs N]\n"
-               "         [--js-replicas N]\n"
+               "         [--js-replicas N] [--mailbox-window N]\n"
                "         [--import-mode OCTAL] [--heartbeat-ms N] [--dead-after N]\n"
                "         [--call-timeout-ms N] [--max-msg BYTES] [--verbose]\n");
 }
@@ -2458,6 +2522,7 @@ static const num_opt num_opts[] = {
     {'d', "--dead-after", 2, 1000},          {'t', "--call-timeout-ms", 10, 3600000},
     {'s', "--max-msg", 64, (long)MSG_LIMIT}, {'B', "--js-max-bytes", 1 << 20, LONG_MAX},
     {'M', "--js-max-msgs", 1, LONG_MAX},     {'R', "--js-replicas", 1, 5},
+    {'W', "--mailbox-window", 1, MBOX_WIN},
 };
 
 static const num_opt *num_opt_of(int c)
@@ -2492,6 +2557,9 @@ static void num_opt_set(bridge *b, int c, long v)
     case 'R':
         b->js_replicas = (int)v;
         break;
+    case 'W':
+        b->mbox_win = (int)v;
+        break;
     default:
         b->max_msg = (size_t)v;
         break; /* 's' */
@@ -2516,6 +2584,7 @@ static int parse_args(bridge *b, int argc, char **argv)
         {"js-max-bytes", required_argument, 0, 'B'},
         {"js-max-msgs", required_argument, 0, 'M'},
         {"js-replicas", required_argument, 0, 'R'},
+        {"mailbox-window", required_argument, 0, 'W'},
         {"import-mode", required_argument, 0, 'm'},
         {"heartbeat-ms", required_argument, 0, 'h'},
         {"dead-after", required_argument, 0, 'd'},
@@ -2725,6 +2794,7 @@ int ferry__bridge_main(int argc, char **argv)
     b->js_max_bytes = (int64_t)256 << 20;
     b->js_max_msgs = 1000000;
     b->js_replicas = 1;
+    b->mbox_win = MBOX_WIN;
     pthread_mutex_init(&b->qmu, NULL);
     int rc = parse_args(b, argc, argv);
     if (rc != 0) {
