@@ -151,6 +151,12 @@ static void usage(FILE *f)
           "Request/reply peers, pingpong at 64 only: zeromq-reqrep (REQ/REP over ipc://) and\n"
           "dbus-call (an sd-bus method call through a dbus-daemon each measurement starts\n"
           "on a private address and stops).\n"
+          "Between two network namespaces, only when --only names them (root, `ip`,\n"
+          "nats-server and the ferry-bridge program), pingpong at 64: ferry-nats-rpc (a\n"
+          "ferry_call through two ferry-bridges and two clustered nats-servers), nats-reqrep\n"
+          "(cnats request/reply along the same path), zeromq-reqrep-netns (REQ/REP over\n"
+          "tcp between the namespaces); every size, the peer on the other side of the veth\n"
+          "pair: ferry-tls-netns, tls-netns, ferry-tcp-netns, tcp-netns (docs/cluster.md).\n"
           "The table's spread column is min..max over the repetitions of rtt_p50_ns, or for\n"
           "a stream row of msgs_per_s (bytes_per_s for memcpy-baseline).\n",
           f);
@@ -354,9 +360,11 @@ static int run_scale(const bench_opts *o)
 /* Which mechanisms run: all, or only --only's and --url's. 0, or -1 (usage printed). */
 static int select_mechs(const bench_opts *o, int selected[BENCH_NMECHS])
 {
-    for (size_t i = 0; i < BENCH_NMECHS; i++)
+    for (size_t i = 0; i < BENCH_NMECHS; i++) {
         selected[i] = !o->npairs || strcmp(BENCH_MECHS[i].name, "pipe") == 0 ||
                       strcmp(BENCH_MECHS[i].name, "ferry-shm") == 0; /* --pairs: these two */
+        if (BENCH_MECHS[i].opt_in) selected[i] = o->npairs ? 0 : 2;  /* a note only */
+    }
     if (!o->only && !nurls) return 0;
     memset(selected, 0, BENCH_NMECHS * sizeof *selected);
     if (o->only && select_only(o->only, selected) != 0) {

@@ -89,6 +89,16 @@ typedef struct bench_result {
 
 typedef int (*bench_fn)(const bench_job *job, bench_result *res);
 
+/* The rows between two network namespaces (bench_nats.c) run an ordinary runner with this
+ * set: the driver is in namespace `a` (descriptors of /run/netns/...), raw_tcp_pair
+ * listens there on addr and connects from `b`, and bench_peer_start's peer enters `b`.
+ * {-1, -1, NULL} (no namespaces) otherwise. */
+typedef struct bench_netns {
+    int a, b;
+    const char *addr;
+} bench_netns;
+extern bench_netns bench_netns_now; /* bench_peer.c */
+
 /* ---- row runners: 0 and *res filled, or -1 with res->err set */
 int bench_spin(const bench_job *job, bench_result *res);       /* bench_base.c */
 int bench_futex(const bench_job *job, bench_result *res);      /* bench_base.c */

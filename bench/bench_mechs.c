@@ -23,6 +23,9 @@
 #ifdef FERRY_BENCH_TLS
 #include "bench_tls.h"
 #endif
+#ifdef FERRY_BENCH_NATS
+#include "bench_nats.h"
+#endif
 
 const bench_mech BENCH_MECHS[] = {
     {.name = "spin-baseline", .fn = bench_spin, .shape = SHAPE_LINE},
@@ -235,6 +238,62 @@ const bench_mech BENCH_MECHS[] = {
 #else
     {.name = "dbus-call", .missing = FERRY_BENCH_MISSING_SDBUS},
 #endif
+/* Between two network namespaces (bench_nats.c): request/reply through ferry-bridge and
+ * NATS, its cnats baseline and ZeroMQ over tcp; only with --only (root, nats-server). */
+#ifdef FERRY_BENCH_NATS
+    {.name = "ferry-nats-rpc",
+     .fn = bench_nats_ferry,
+     .shape = SHAPE_LINE,
+     .unavailable = bench_nats_unavailable,
+     .done = bench_nats_done,
+     .opt_in = 1},
+    {.name = "nats-reqrep",
+     .fn = bench_nats_reqrep,
+     .shape = SHAPE_LINE,
+     .unavailable = bench_nats_unavailable,
+     .done = bench_nats_done,
+     .opt_in = 1},
+#ifdef FERRY_BENCH_ZMQ
+    {.name = "zeromq-reqrep-netns",
+     .fn = bench_nats_zmq,
+     .shape = SHAPE_LINE,
+     .unavailable = bench_nats_unavailable,
+     .done = bench_nats_done,
+     .opt_in = 1},
+#else
+    {.name = "zeromq-reqrep-netns", .missing = FERRY_BENCH_MISSING_ZMQ, .opt_in = 1},
+#endif
+/* The tls:// rows and their baselines with the peer on host B and the driver on A,
+ * over the veth pair (bench_netns_row). */
+#ifdef FERRY_BENCH_TLS
+#define NETNS_ROW(nm, f, a)                                                                        \
+    {                                                                                              \
+        .name = nm, .fn = bench_netns_row, .shape = SHAPE_ALL,                                     \
+        .arg = &(const bench_netns_spec){f, a}, .unavailable = bench_nats_unavailable,             \
+        .done = bench_nats_done, .opt_in = 1                                                       \
+    }
+    NETNS_ROW("ferry-tls-netns", bench_ferry_tls,
+              &(const bench_ferry_spec){.url = "tls://10.99.0.1:{port}"}),
+    NETNS_ROW("tls-netns", bench_tls_raw, NULL),
+    NETNS_ROW("ferry-tcp-netns", bench_ferry,
+              &(const bench_ferry_spec){.url = "tcp://10.99.0.1:{port}"}),
+    NETNS_ROW("tcp-netns", bench_raw, &BENCH_RAW_TCP),
+#undef NETNS_ROW
+#else
+    {.name = "ferry-tls-netns", .missing = "libferry was built without OpenSSL (FERRY_TLS)"},
+    {.name = "tls-netns", .missing = "libferry was built without OpenSSL (FERRY_TLS)"},
+    {.name = "ferry-tcp-netns", .missing = "libferry was built without OpenSSL (FERRY_TLS)"},
+    {.name = "tcp-netns", .missing = "libferry was built without OpenSSL (FERRY_TLS)"},
+#endif
+#else
+    {.name = "ferry-nats-rpc", .missing = FERRY_BENCH_MISSING_NATS, .opt_in = 1},
+    {.name = "nats-reqrep", .missing = FERRY_BENCH_MISSING_NATS, .opt_in = 1},
+    {.name = "zeromq-reqrep-netns", .missing = FERRY_BENCH_MISSING_NATS, .opt_in = 1},
+    {.name = "ferry-tls-netns", .missing = FERRY_BENCH_MISSING_NATS, .opt_in = 1},
+    {.name = "tls-netns", .missing = FERRY_BENCH_MISSING_NATS, .opt_in = 1},
+    {.name = "ferry-tcp-netns", .missing = FERRY_BENCH_MISSING_NATS, .opt_in = 1},
+    {.name = "tcp-netns", .missing = FERRY_BENCH_MISSING_NATS, .opt_in = 1},
+#endif
 };
 const size_t BENCH_NMECHS = sizeof BENCH_MECHS / sizeof BENCH_MECHS[0];
 
@@ -347,6 +406,22 @@ const bench_target BENCH_TARGETS[] = {
      BENCH_UNCONTENDED, BENCH_UNCONTENDED, 64, 64, F_P50, BENCH_INFO, 0},
     {"ferry-region-notify pingpong 64 p50 / eventfd pingpong 64 p50", "ferry-region-notify",
      "eventfd", BENCH_PINGPONG, BENCH_PINGPONG, 64, 64, F_P50, BENCH_INFO, 0},
+    /* Across hosts (issue 18, docs/cluster.md): a call through both ferry-bridges and
+     * nats-servers between two network namespaces against a direct cnats request/reply
+     * along the same path; ZeroMQ over tcp between the same namespaces beside it. */
+    {"ferry-nats-rpc p50 / nats-reqrep p50 (two network namespaces)", "ferry-nats-rpc",
+     "nats-reqrep", BENCH_PINGPONG, BENCH_PINGPONG, 64, 64, F_P50, 1, 1.3},
+    {"ferry-nats-rpc p50 / zeromq-reqrep-netns p50", "ferry-nats-rpc", "zeromq-reqrep-netns",
+     BENCH_PINGPONG, BENCH_PINGPONG, 64, 64, F_P50, BENCH_INFO, 0},
+    /* tls:// between the namespaces: the targets of ferry-tls over the veth pair */
+    {"ferry-tls-netns pingpong p50 / tls-netns pingpong p50", "ferry-tls-netns", "tls-netns",
+     BENCH_PINGPONG, BENCH_PINGPONG, BENCH_EACH_SIZE, BENCH_EACH_SIZE, F_P50, 1, 1.25},
+    {"ferry-tls-netns stream 1 MiB bytes/s / tls-netns stream 1 MiB bytes/s", "ferry-tls-netns",
+     "tls-netns", BENCH_STREAM, BENCH_STREAM, 1048576, 1048576, F_BYTES, 0, 0.8},
+    {"ferry-tcp-netns pingpong p50 / tcp-netns pingpong p50", "ferry-tcp-netns", "tcp-netns",
+     BENCH_PINGPONG, BENCH_PINGPONG, BENCH_EACH_SIZE, BENCH_EACH_SIZE, F_P50, BENCH_INFO, 0},
+    {"ferry-tls-netns pingpong 64 p50 / ferry-tcp-netns pingpong 64 p50", "ferry-tls-netns",
+     "ferry-tcp-netns", BENCH_PINGPONG, BENCH_PINGPONG, 64, 64, F_P50, BENCH_INFO, 0},
 /* More processes than CPUs (issue 15, `--pairs N`): N pairs pinging 64 B at once,
  * unpinned; aggregate round trips/s against the raw pipe's in the same run. Any other N
  * given to --pairs prints as INFO. */

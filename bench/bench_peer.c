@@ -28,6 +28,8 @@
 #include <sys/wait.h>
 #include <unistd.h>
 
+bench_netns bench_netns_now = {-1, -1, NULL};
+
 #define PEER_REAP_NS ((int64_t)10 * 1000 * 1000 * 1000)
 
 int bench_fail(bench_result *res, const char *fmt, ...)
@@ -119,6 +121,10 @@ int bench_peer_start(bench_peer *p, const bench_job *job, bench_peer_fn fn, void
         alarm((unsigned)((b->warm_ns + b->run_ns) / 1000000000 + 60)); /* watchdog */
         if (job->peer_cpu >= 0 && pin_to(job->peer_cpu) != 0) {
             bench_peer_fail(p->sh, "peer: pin to cpu %d: %s", job->peer_cpu, strerror(errno));
+            _exit(1);
+        }
+        if (bench_netns_now.b >= 0 && setns(bench_netns_now.b, CLONE_NEWNET) != 0) {
+            bench_peer_fail(p->sh, "peer: setns: %s", strerror(errno)); /* the other host */
             _exit(1);
         }
         _exit(fn(ctx, p->sh) == 0 ? 0 : 1);

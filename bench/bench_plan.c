@@ -164,7 +164,11 @@ size_t bench_plan(bench_row *rows, const int *selected, bench_notes *notes)
 {
     size_t n = 0;
     for (size_t i = 0; i < BENCH_NMECHS; i++)
-        if (selected[i]) n = bench_plan_mech(rows, n, &BENCH_MECHS[i], notes);
+        if (selected[i] == 2)
+            note(notes, BENCH_MECHS[i].name, "left out: only with --only (it needs root: %s)",
+                 "two network namespaces, nats-servers, ferry-bridges");
+        else if (selected[i])
+            n = bench_plan_mech(rows, n, &BENCH_MECHS[i], notes);
     return n;
 }
 

@@ -43,6 +43,9 @@ typedef struct bench_mech {
     const char *(*unavailable)(void);
     /* Called once at the end of a run that measured it (e.g. stop a daemon). */
     void (*done)(void);
+    /* 1: measured only when --only names it (a run that builds a world of its own: the
+     * rows between network namespaces); the default run leaves it out with a note. */
+    int opt_in;
 } bench_mech;
 
 extern const bench_mech BENCH_MECHS[];
@@ -107,7 +110,8 @@ const bench_target *bench_targets(const bench_row *rows, size_t n, size_t *count
 
 /* The rows of the selected mechanisms (selected[i] for BENCH_MECHS[i]), grouped by
  * mechanism, in the printed order; rows a mechanism cannot have here are left out, with a
- * note. Returns the number of rows (at most BENCH_MAX_ROWS). */
+ * note (selected[i] == 2: an opt-in mechanism the default run only notes). Returns the number of
+ * rows (at most BENCH_MAX_ROWS). */
 size_t bench_plan(bench_row *rows, const int *selected, bench_notes *notes);
 /* Add the rows of one more mechanism (not in the table, e.g. --url) to a plan of n rows.
  * Returns the new number of rows. */

@@ -10,13 +10,14 @@
  *         a length prefix (bench_raw.c).
  * Both are connected before fork and carry no name, so nothing can be left behind.
  */
-#define _GNU_SOURCE /* accept4 */
+#define _GNU_SOURCE /* accept4, setns */
 #include "bench_raw.h"
 
 #include <arpa/inet.h>
 #include <errno.h>
 #include <netinet/in.h>
 #include <netinet/tcp.h>
+#include <sched.h>
 #include <stdlib.h>
 #include <sys/socket.h>
 #include <unistd.h>
@@ -153,16 +154,23 @@ int raw_tcp_pair(int fd[2])
     socklen_t alen = sizeof a;
     int lfd = -1, rc = 0;
     a.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
+    /* Between namespaces (bench_netns_now): we listen in ours (a) on its address, and the
+     * connecting socket is made in b (a socket stays in the namespace it was made in). */
+    const bench_netns *ns = &bench_netns_now;
+    if (ns->b >= 0 && inet_pton(AF_INET, ns->addr, &a.sin_addr) != 1) return -1;
     /* Listen on an ephemeral port, connect to it, accept: connected before fork. */
     if ((lfd = socket(AF_INET, SOCK_STREAM | SOCK_CLOEXEC, 0)) < 0 ||
         bind(lfd, (struct sockaddr *)&a, sizeof a) != 0 || listen(lfd, 1) != 0 ||
         getsockname(lfd, (struct sockaddr *)&a, &alen) != 0 ||
+        (ns->b >= 0 && setns(ns->b, CLONE_NEWNET) != 0) ||
         (fd[1] = socket(AF_INET, SOCK_STREAM | SOCK_CLOEXEC, 0)) < 0 ||
+        (ns->b >= 0 && setns(ns->a, CLONE_NEWNET) != 0) ||
         connect(fd[1], (struct sockaddr *)&a, sizeof a) != 0 ||
         (fd[0] = accept4(lfd, NULL, NULL, SOCK_CLOEXEC)) < 0 || nodelay(fd[0]) != 0 ||
         nodelay(fd[1]) != 0)
         rc = -1;
     int e = errno;
+    if (ns->b >= 0 && setns(ns->a, CLONE_NEWNET) != 0) rc = -1; /* back, also after a failure */
     if (lfd >= 0) close(lfd);
     errno = e;
     return rc;

@@ -8,7 +8,8 @@
 #  - the installed libferry.so holds no path of its build tree, and holds the prefix's
 #    ferryd (its built-in autospawn path follows the prefix);
 #  - tests/consumer is built three ways and run, each binary shared and static:
-#    pkg-config + Makefile, find_package(ferry 0.2) (0.1 and 0.3 are refused), and
+#    pkg-config + Makefile, find_package(ferry X.Y) of the project version (the minor
+#    versions around it and 1.0 are refused), and
 #    add_subdirectory of this source tree (which builds no ferryd, no tests and installs
 #    nothing). Each run meets a forked server by name through a ferryd autospawned on a
 #    private socket: the installed one when FERRY_FERRYD is unset (checked through
@@ -43,6 +44,12 @@ fail() { echo "check-consumer: FAILED: $*" >&2; exit 1; }
 
 prefix=$tmp/prefix
 libdir=lib
+# The project version (CMakeLists.txt), its major.minor, and the minor versions around it.
+version=$(sed -n 's/^project(ferry VERSION \([0-9.]*\) .*/\1/p' CMakeLists.txt)
+[ -n "$version" ] || fail "no project version in CMakeLists.txt"
+want=${version%.*}
+minor=${want#*.}
+others="${want%%.*}.$((minor - 1)) ${want%%.*}.$((minor + 1)) 1.0"
 if command -v dpkg-architecture >/dev/null 2>&1; then
     libdir=lib/$(dpkg-architecture -qDEB_HOST_MULTIARCH)
 fi
@@ -59,14 +66,14 @@ outside=$(cd "$tmp/stage" && find . \( -type f -o -type l \) | sed 's|^\.||' | g
 [ -z "$outside" ] || fail "the install writes outside the prefix: $outside"
 cmake --install "$tmp/build" >/dev/null
 for f in bin/ferryd include/ferry/ferry.h "$libdir/libferry.so" "$libdir/libferry.so.0" \
-    "$libdir/libferry.so.0.2.0" "$libdir/libferry.a" "$libdir/pkgconfig/ferry.pc" \
+    "$libdir/libferry.so.$version" "$libdir/libferry.a" "$libdir/pkgconfig/ferry.pc" \
     "$libdir/cmake/ferry/ferryConfig.cmake" "$libdir/cmake/ferry/ferryConfigVersion.cmake" \
     "$libdir/cmake/ferry/ferryTargets.cmake"; do
     [ -e "$prefix/$f" ] || fail "not installed: $f"
 done
 
 # The installed library never looks into its build tree (debug info aside: stripped).
-objcopy --strip-debug "$prefix/$libdir/libferry.so.0.2.0" "$tmp/lib-stripped.so"
+objcopy --strip-debug "$prefix/$libdir/libferry.so.$version" "$tmp/lib-stripped.so"
 ! grep -aqF "$tmp/build" "$tmp/lib-stripped.so" || fail "libferry.so names its build tree"
 grep -aqF "$prefix/bin/ferryd" "$tmp/lib-stripped.so" ||
     fail "libferry.so does not name the prefix's ferryd"
@@ -108,18 +115,18 @@ PKG_CONFIG_PATH="$prefix/$libdir/pkgconfig" make -s -C "$tmp/mk" consumer consum
 run pkgconfig-shared "$tmp/mk/consumer"
 run pkgconfig-static "$tmp/mk/consumer_static" "$tmp/ferryd-wrapper"
 
-echo "check-consumer: find_package(ferry 0.2)"
-cmake -S tests/consumer -B "$tmp/pkg" -DCMAKE_PREFIX_PATH="$prefix" >/dev/null
+echo "check-consumer: find_package(ferry $want)"
+cmake -S tests/consumer -B "$tmp/pkg" -DCMAKE_PREFIX_PATH="$prefix" -DFERRY_CONSUMER_WANT="$want" >/dev/null
 cmake --build "$tmp/pkg" -j"$jobs" >/dev/null
 run package-shared "$tmp/pkg/consumer"
 run package-static "$tmp/pkg/consumer_static"
-for want in 0.1 0.3 1.0; do
-    if cmake -S tests/consumer -B "$tmp/pkg-$want" -DCMAKE_PREFIX_PATH="$prefix" \
-        -DFERRY_CONSUMER_WANT="$want" >/dev/null 2>&1; then
-        fail "find_package(ferry $want) accepted ferry 0.2"
+for other in $others; do
+    if cmake -S tests/consumer -B "$tmp/pkg-$other" -DCMAKE_PREFIX_PATH="$prefix" \
+        -DFERRY_CONSUMER_WANT="$other" >/dev/null 2>&1; then
+        fail "find_package(ferry $other) accepted ferry $version"
     fi
 done
-echo "check-consumer: find_package(ferry 0.1 / 0.3 / 1.0) refused: ok"
+echo "check-consumer: find_package(ferry ${others// / \/ }) refused: ok"
 
 echo "check-consumer: add_subdirectory"
 cmake -S tests/consumer -B "$tmp/sub" -DFERRY_CONSUMER_MODE=subdir -DFERRY_SOURCE_DIR="$src" >/dev/null

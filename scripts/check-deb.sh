@@ -28,8 +28,9 @@ cleanup() {
 }
 trap cleanup EXIT
 
-# The tree as git sees it (tracked files, with their changes): no build directories.
-src="$work/ferry-0.2.0"
+# The tree as git sees it (tracked files, with their changes): no build directories. Its
+# directory is named for the version of debian/changelog's first entry.
+src="$work/ferry-$(sed -n '1s/^ferry (\([^)]*\)).*/\1/p' debian/changelog)"
 mkdir -p "$src"
 git ls-files -z | xargs -0 cp --parents -t "$src"
 (cd "$src" && dpkg-buildpackage -b -us -uc >"$work/build.log" 2>&1) ||

@@ -69,7 +69,7 @@ TSAN_OPTIONS=halt_on_error=1 ctest --test-dir $b/tsan --output-on-failure -j"$jo
 
 # The libFuzzer harnesses (tests/fuzz/fuzz_NAME.c, seeds in tests/fuzz/corpus/NAME): add a
 # name here to run a new one. Names without a target in this tree are skipped.
-fuzzers="frame broker stream adopt shm_ring shm_setup"
+fuzzers="frame broker stream adopt shm_ring shm_setup region"
 step "libFuzzer: each harness for ${fuzz_seconds}s, two at a time"
 cmake -S . -B $b/fuzz -DCMAKE_C_COMPILER=clang -DFERRY_FUZZ=ON -DFERRY_WERROR=ON >/dev/null
 targets=$(cmake --build $b/fuzz --target help | sed -n 's/^\.\.\. \(fuzz_[a-z_]*\)$/\1/p')

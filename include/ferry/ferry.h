@@ -85,7 +85,7 @@ extern "C" {
 #endif
 
 #define FERRY_VERSION_MAJOR 0
-#define FERRY_VERSION_MINOR 2
+#define FERRY_VERSION_MINOR 3
 
 /* Timeouts. */
 #define FERRY_FOREVER ((int64_t)-1)
@@ -119,8 +119,23 @@ extern "C" {
  * then -EOPNOTSUPP, nothing sent, the channel usable on. ferry-bridge sets it on its
  * proxies of names on other hosts (fds cannot cross hosts). The creator's own sends with
  * fds still go. A peer whose libferry predates the flag refuses that handshake (-EBADMSG).
+ * unix, the joining end (ferry_connect, ferry_chan_open): it takes no fds either, said in
+ * its handshake reply in a field older libferry ignores (an older creator is not told,
+ * and its sends with fds still arrive: ferry-bridge then closes the relay). A creator
+ * waits for that reply before its first send with fds (within the send's deadline;
+ * FERRY_NOW: -EAGAIN while it has not come), then -EOPNOTSUPP as above.
  * Other transports ignore it (fds never ride there). */
 #define FERRY_NO_FDS (1u << 4)
+/* A creating end (unix: ferry_listen, ferry_register, ferry_serve) believes the remote
+ * identity a joining end names in its handshake (ferry_chan_opts.relay_for) when, and only
+ * when, that joiner's kernel-stamped uid is ferry_chan_opts.relay_uid: a relay such as
+ * ferry-bridge, which connects for users on other hosts. ferry_chan_peer_remote then
+ * tells the identity. Without the flag, or from any other uid, a named identity is
+ * ignored (the peer is a plain local peer). Other transports ignore it. */
+#define FERRY_TRUST_RELAY (1u << 5)
+/* The longest remote identity (bytes, without the NUL) ferry_chan_opts.relay_for may
+ * name: 1..127 printable ASCII characters other than space (0x21..0x7e). */
+#define FERRY_REMOTE_ID_MAX 127
 
 typedef struct ferry_chan ferry_chan;
 typedef struct ferry_listener ferry_listener;
@@ -131,7 +146,7 @@ typedef struct ferry_tls_opts ferry_tls_opts; /* tls:// (below, with ferry_chan_
  * channel (ferry_pair*, ferry_listen) decides the shape of the channel: capacity,
  * ring_bytes, max_msg, mem_cap, FERRY_CHECKSUM and (shm, unix) FERRY_NO_FDS; the other
  * side takes them from the handshake and uses only its local choices (spin_ns,
- * FERRY_NO_SPIN, max_skipped_fds).
+ * FERRY_NO_SPIN, max_skipped_fds; unix also FERRY_NO_FDS and relay_for, said in its reply).
  * max_skipped_fds (each end's own, never negotiated; 0 means the default): once the
  * messages this end holds because its typed receives passed over them carry that many
  * fds, it takes no more messages from the transport, so the sender is held back as by a
@@ -175,6 +190,16 @@ typedef struct ferry_chan_opts {
      * ferry_chan_open only; NULL: from the environment (FERRY_TLS_CERT, FERRY_TLS_KEY,
      * FERRY_TLS_CA). */
     const ferry_tls_opts *tls;
+
+    /* Relayed identities (docs/security.md, "Relays"), unix only (elsewhere ignored):
+     * relay_for, a joining end (ferry_connect, ferry_chan_open): the remote user this end
+     *   connects for (a relay's own check decided who that is), said in the handshake when
+     *   the creator's libferry reads it (older ones are told nothing); NULL: none. At most
+     *   FERRY_REMOTE_ID_MAX characters 0x21..0x7e, else -EINVAL. Read during the call only.
+     * relay_uid, a creating end with FERRY_TRUST_RELAY: the one uid whose joiners are
+     *   believed (0 is root: only when given with the flag). */
+    const char *relay_for;
+    uid_t relay_uid;
 } ferry_chan_opts;
 
 /* The library's half of ferry_chan_opts_init, for bindings that cannot use the inline:
@@ -490,6 +515,26 @@ typedef struct ferry_cred {
  * -EOPNOTSUPP (the transport cannot know: tcp, pipes, fifos, queues, shm pairs), -EINVAL.
  */
 FERRY_API int ferry_chan_peer(const ferry_chan *ch, ferry_cred *out);
+
+/*
+ * ferry_chan_peer_remote — the remote identity a trusted relay connected for (unix
+ * channels a listener with FERRY_TRUST_RELAY accepted): ferry-bridge names the NATS user
+ * its export policy admitted. Copies it, NUL-terminated, into buf (cap bytes) and returns
+ * its length.
+ * The threat model: the identity is the relay's word, believed only because the peer's
+ * kernel-stamped uid (SO_PEERCRED, through ferryd for a name) is the relay_uid this end
+ * chose, so any process of that uid can name anyone: give it to a dedicated relay uid
+ * only. Any other local process naming an identity (in its ferry_chan_opts.relay_for, or
+ * forged bytes in its handshake) is a plain local peer here: -ENOENT, as for a peer that
+ * named none; ferry_chan_peer still gives its uid. Malformed handshakes are -EBADMSG
+ * on the first receive, as any corrupt frame.
+ * The joiner's handshake is read at this end's first receive; before it, this call looks
+ * without waiting: -EAGAIN while it has not arrived.
+ * Errors: -ENOENT (no identity believed: none named, not the trusted uid, no
+ * FERRY_TRUST_RELAY, or this end joined), -EAGAIN, -ENAMETOOLONG (cap too small: buf is
+ * left as it was), -EPIPE, -EBADMSG, -EOPNOTSUPP (not unix), -EINVAL.
+ */
+FERRY_API ssize_t ferry_chan_peer_remote(const ferry_chan *ch, char *buf, size_t cap);
 
 /* ---------------------------------------------------------------- tls:// */
 
@@ -1325,6 +1370,12 @@ FERRY_API int ferry_reply(ferry_rpc_server *s, uint64_t id, const ferry_msg *res
 FERRY_API int ferry_rpc_cancelled(ferry_rpc_server *s, uint64_t id);
 /* The fd that polls readable while a request waits (ferry_chan_poll_fd). */
 FERRY_API int ferry_rpc_server_poll_fd(ferry_rpc_server *s);
+/* The remote identity a trusted relay connected for (ferry_chan_peer_remote of the
+ * connection's channel, with its threat model): ferry-bridge's connections carry the
+ * NATS user of the caller on another host, one connection per (name, user). Known once
+ * a request was received (in a ferry_serve handler: always). Errors as
+ * ferry_chan_peer_remote. */
+FERRY_API ssize_t ferry_rpc_server_peer_remote(const ferry_rpc_server *s, char *buf, size_t cap);
 
 /* A handler of ferry_serve: called for each request or one-way message, in a pool
  * thread. It replies with ferry_reply(conn, rq->id, ...) now or, holding a
@@ -1368,6 +1419,10 @@ FERRY_API void ferry_rpc_service_close(ferry_rpc_service *s);
  *    dead processes too.
  *  - A subscriber starts at the current head (messages published before it subscribed are
  *    not its, nor lost); ferry_sub_close frees its entry.
+ *  - Gaps: a publisher that relays a stream and missed some of it (ferry-bridge after a
+ *    lapse) records them with ferry_bcast_skip; every subscriber counts them in
+ *    ferry_sub_lost, exactly, as drops. Messages are numbered in publishing order, skipped
+ *    ones included (ferry_sub_seq).
  *  - End of stream: ferry_bcast_end, or ferry_bcast_close in the publishing process (the
  *    creator, or the last process that published), ends the stream; subscribers get
  *    -EPIPE after the last message. A publisher process that dies is noticed by waiting
@@ -1427,7 +1482,7 @@ FERRY_API int ferry_bcast_subscribers(const ferry_bcast *b);
 typedef struct ferry_bcast_counters {
     size_t size;          /* set by ferry_bcast_counters_init; ferry_bcast_stats sets it to
                              the bytes it wrote */
-    uint64_t published;   /* messages published so far */
+    uint64_t published;   /* messages published so far, and those skipped (ferry_bcast_skip) */
     uint64_t max_lag;     /* the largest lag of an active subscriber (see ferry_bcast_list) */
     uint32_t subscribers; /* active subscriber entries now (as ferry_bcast_subscribers) */
     uint32_t max_subs;    /* as created */
@@ -1487,6 +1542,16 @@ FERRY_API int ferry_bcast_loan(ferry_bcast *b, size_t len, void **buf, int64_t t
 /* Publish the loaned slot with len (<= the loaned len) bytes. -EINVAL (no loan, len too
  * large, type < 0: the loan stays). */
 FERRY_API int ferry_bcast_commit(ferry_bcast *b, int64_t type, size_t len);
+/*
+ * ferry_bcast_skip — record that n messages of the stream are missing here (a relay that
+ * missed them): every subscriber that takes the record adds n to ferry_sub_lost and goes
+ * on to the next message; a drop-oldest subscriber that has the record dropped counts the
+ * n as well. The record takes one slot, so it waits as publish does. n = 0 does nothing.
+ * (Subscribers linked with a libferry older than 0.3 get -EBADMSG once for the record and
+ * do not count it.) Errors as ferry_bcast_publish, and -EOVERFLOW (the stream's count
+ * would pass INT64_MAX).
+ */
+FERRY_API int ferry_bcast_skip(ferry_bcast *b, uint64_t n, int64_t timeout_ns);
 
 /* Subscription flag: drop the oldest message instead of blocking the publisher. */
 #define FERRY_SUB_DROP_OLDEST (1u << 0)
@@ -1507,8 +1572,14 @@ FERRY_API ssize_t ferry_sub_recv(ferry_sub *s, void *buf, size_t cap, int64_t *t
 FERRY_API int ferry_sub_peek(ferry_sub *s, ferry_msg *m, int64_t timeout_ns);
 /* Release the peeked message. -EINVAL (no peek). */
 FERRY_API int ferry_sub_release(ferry_sub *s);
-/* Messages the publisher dropped for this drop-oldest subscription so far (exact). */
+/* Messages this subscription lost so far (exact): those the publisher dropped for a
+ * drop-oldest subscription, and those it skipped (ferry_bcast_skip). */
 FERRY_API uint64_t ferry_sub_lost(const ferry_sub *s);
+/* The stream's number of the next message this subscription takes (of the peeked one while
+ * a peek is outstanding). Messages are numbered from 0 in publishing order, skipped ones
+ * included, so after a receive, ferry_sub_seq - 1 is that message's number; it moves by
+ * exactly one per message received plus the messages counted lost. 0 for NULL. */
+FERRY_API uint64_t ferry_sub_seq(const ferry_sub *s);
 /*
  * ferry_sub_poll_fd — a descriptor that polls readable (POLLIN) while a message waits for this
  * subscription, or once the stream has ended. Level-triggered, owned by the subscription.

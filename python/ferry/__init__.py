@@ -17,7 +17,9 @@ checks). Rules of this module:
   - Zero-copy views (loan, peek) are memoryviews over ferry's memory that are released
     when their with block ends, so later use raises ValueError; a view that escaped
     (a slice, or an export still alive) keeps the memory pinned and is reported as
-    BufferError instead of being left dangling.
+    BufferError instead of being left dangling. A view is in its owner's _pinned from
+    the start of its block, so that a close() inside the block releases it (ValueError
+    on later use) before the memory goes, or refuses (BufferError) while it escaped.
   - A handle is not for concurrent use by several threads (its receive buffer and
     message record are reused between calls); use one per thread.
 """
@@ -172,14 +174,23 @@ async def _poll_async(attempt, fileno):
         await _readable(fileno())
 
 
+_PEEK_PRIVATE = 1 << 3  # ferry.h FERRY_PEEK_PRIVATE
+_NO_FDS = 1 << 4  # ferry.h FERRY_NO_FDS
+
+
 def _chan_opts(capacity=None, max_msg=None, ring_bytes=None, checksum=False, mode=None,
-               flags=0, tls=None):
+               flags=0, tls=None, no_fds=False, peek_private=False):
+    """A ferry_chan_opts. no_fds (the creating end: listen, register, pair): the peer's
+    sends with fds are refused (EOPNOTSUPP), so a peer cannot fill this end's fd table
+    through messages whose fds this program ignores. peek_private: peek() hands out a
+    private copy checked there (shm), not the ring bytes the peer can still write."""
     o = _opts(_lib.ChanOpts, _c.ferry_chan_opts_init_sized, capacity=capacity,
               max_msg=max_msg, ring_bytes=ring_bytes, mode=mode)
     if tls is not None:  # a ferry.TLS; its struct and strings live as long as o
         o._tls = tls._struct()
         o.tls = ctypes.addressof(o._tls)
-    o.flags |= flags | (1 if checksum else 0)
+    o.flags |= (flags | (1 if checksum else 0) | (_NO_FDS if no_fds else 0)
+                | (_PEEK_PRIVATE if peek_private else 0))
     return o
 
 
@@ -293,8 +304,9 @@ class _View:
 
 
 def _unpin(owner, busy):
-    """Release owner's escaped views that are free now; BufferError(busy) while one is
-    still referenced (owner must then stay open, so that the view never dangles)."""
+    """Release owner's views (escaped ones, and those of a with block still running)
+    that are free now; BufferError(busy) while one is still referenced (owner must then
+    stay open, so that the view never dangles)."""
     owner._pinned = [v for v in owner._pinned if not v.release()]
     if owner._pinned:
         raise BufferError(busy)
@@ -511,11 +523,30 @@ class Channel:
                 await asyncio.sleep(0.001)
 
 
+def _pin(owner, view):
+    """view enters owner's _pinned for its with block (see _unpin): a close() inside the
+    block must release it before the memory under it goes."""
+    owner._pinned.append(view)
+    return view
+
+
+def _unpinned(owner, view):
+    """The end of view's with block: True when view was released (it leaves _pinned);
+    False when a slice or export still holds it (it stays pinned)."""
+    if not view.release():
+        return False
+    if view in owner._pinned:  # not there when a close() in the block released it
+        owner._pinned.remove(view)
+    return True
+
+
 class _Loan:
     """The with block of a loan: a Channel's (ferry_loan / ferry_commit) or, with _fn
     "bcast_" and its own _busy, a Broadcast's (ferry_bcast_loan / ferry_bcast_commit).
-    The owner keeps (addr, size) of a loan left after an exception in _loan, and views
-    that escaped their block in _pinned."""
+    The owner keeps (addr, size) of a loan left after an exception in _loan, and the view
+    in _pinned while the block runs and after, if it escaped. A close() in the block ends
+    it without a commit (ValueError at the block's end, unless an exception is on its
+    way)."""
 
     _fn = ""
     _busy = ("a slice or export of the loaned view is still alive: nothing was "
@@ -537,16 +568,16 @@ class _Loan:
             _wait(lambda ns: fn(h, self.size, _byref(p), ns), self.timeout, what)
             addr = p.value
             o._loan = (addr, self.size)
-        self.view = _View(addr, self.size, False)
+        self.view = _pin(o, _View(addr, self.size, False))
         return self.view.mv
 
     def __exit__(self, et, ev, tb):
         o = self.owner
-        if not self.view.release():
-            o._pinned.append(self.view)
+        if not _unpinned(o, self.view):
             raise BufferError(self._busy)
         if et is not None:
             return False
+        o._handle()  # closed in the block: ValueError, nothing was committed
         o._loan = None
         what = self._fn + "commit"
         _check(getattr(_c, "ferry_" + what)(o._handle(), self.type, self.size), what)
@@ -556,8 +587,9 @@ class _Loan:
 class _Peek:
     """The with block of a peek: a Channel's (ferry_peek(h, type_filter, ...) /
     ferry_release) or, with _fn "sub_", no type filter, no fds and its own _busy, a
-    Subscriber's (ferry_sub_peek / ferry_sub_release). The owner keeps views that
-    escaped their block in _pinned."""
+    Subscriber's (ferry_sub_peek / ferry_sub_release). The owner keeps the view in
+    _pinned while the block runs and after, if it escaped. A close() in the block
+    released the message: the block ends quietly."""
 
     _fn = ""
     _busy = ("a slice or export of the peeked view is still alive: the message stays "
@@ -580,14 +612,15 @@ class _Peek:
         what = self._fn + "peek"
         fn, args = getattr(_c, "ferry_" + what), self._args()
         _wait(lambda ns: fn(h, *args, _byref(m), ns), self.timeout, what)
-        self.view = _View(m.data or 0, m.len, True)
+        self.view = _pin(self.owner, _View(m.data or 0, m.len, True))
         return Message(self.view.mv, m.type, self._fds(m))
 
     def __exit__(self, et, ev, tb):
         o = self.owner
-        if not self.view.release():
-            o._pinned.append(self.view)
+        if not _unpinned(o, self.view):
             raise BufferError(self._busy)
+        if o._h is None:
+            return False  # closed in the block: the close gave the message back
         what = self._fn + "release"
         _check(getattr(_c, "ferry_" + what)(o._handle()), what)
         return False
@@ -677,7 +710,7 @@ def open(url, timeout=None, **opts):
 
 
 def listen(url, **opts):
-    """Listen at url; opts (capacity, max_msg, ring_bytes, checksum, mode) shape the
+    """Listen at url; opts (capacity, max_msg, ring_bytes, checksum, mode, no_fds) shape the
     channels made."""
     o = _chan_opts(**opts)
     out = ctypes.c_void_p()

@@ -108,6 +108,14 @@ class Broadcast(_Shared):
         size reuses it."""
         return _BcastLoan(self, size, type, timeout)
 
+    def skip(self, n, timeout=None):
+        """Record that n messages of the stream are missing here (a relay that missed
+        them): every subscriber counts them in its lost count. Takes one slot, so it
+        waits as publish does."""
+        h = self._handle()
+        fn = _c.ferry_bcast_skip
+        _wait(lambda ns: fn(h, n, ns), timeout, "bcast_skip")
+
     def end(self):
         """End the stream now: subscribers get what was published, then StopIteration
         (BrokenPipeError from recv)."""
@@ -182,6 +190,11 @@ class Subscriber(_Handle):
     @property
     def lost(self):
         return _c.ferry_sub_lost(self._handle())
+
+    @property
+    def seq(self):
+        """The stream's number of the next message (skipped ones included)."""
+        return _c.ferry_sub_seq(self._handle())
 
     def fileno(self):
         return _check(_c.ferry_sub_poll_fd(self._handle()), "sub_poll_fd")

@@ -370,6 +370,9 @@ _PROTOS = {
     "ferry_sub_peek": (c_int, [c_void_p, POINTER(Msg), c_int64]),
     "ferry_sub_release": (c_int, [c_void_p]),
     "ferry_sub_lost": (c_uint64, [c_void_p]),
+    # 0.3: broadcast gaps
+    "ferry_bcast_skip": (c_int, [c_void_p, c_uint64, c_int64]),
+    "ferry_sub_seq": (c_uint64, [c_void_p]),
     "ferry_sub_poll_fd": (c_int, [c_void_p]),
     "ferry_sub_close": (None, [c_void_p]),
     # regions and states (ferry._region)

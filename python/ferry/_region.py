@@ -83,6 +83,41 @@ def _publish(name, fd, kind, mode, allow_uids, allow_gids, write_uids, write_gid
     return Publication(out.value, name)
 
 
+def _create(fn, n, o, path, what):
+    """The handle fn (ferry_region_create / ferry_state_create) makes of n and the options
+    o; an error names path, else what."""
+    out = ctypes.c_void_p()
+    _check(fn(n, _byref(o), _byref(out)), path and os.fsdecode(path) or what)
+    return out.value
+
+
+def _wrapped(cls, base, h):
+    """An instance of cls around the handle h (it owns h), set up by base's __init__ (a
+    subclass's __init__ may take other arguments)."""
+    self = cls.__new__(cls)
+    base.__init__(self, 0, _handle=h)
+    return self
+
+
+def _adopt(cls, fn, fd, what):
+    """cls around the handle fn (ferry_X_adopt) makes of a duplicate of fd (an int or an
+    object with fileno(); the caller keeps fd)."""
+    fd = fd if isinstance(fd, int) else fd.fileno()
+    return cls._wrap(cls._adopted(fn, fd, what))
+
+
+async def _version_change(obj, seen):
+    """Await a version of obj (a Region or State) other than seen: ack, read the version,
+    else wait for the poll descriptor to become readable; returns the version."""
+    fd = obj.fileno()
+    while True:
+        obj.ack()
+        v = obj.version
+        if v != seen:
+            return v
+        await _readable(fd)
+
+
 class Region(_Handle):
     """A block of shared memory (docs/region.md). Region(size) makes a volatile region
     (a memfd) of size bytes, zeroed, version 0; growable=True lets resize() grow it;
@@ -98,26 +133,20 @@ class Region(_Handle):
                  readonly=False, _handle=None):
         if _handle is None:
             o = _opts(path, mode, _GROWABLE if growable else 0, excl, readonly)
-            out = ctypes.c_void_p()
-            _check(_c.ferry_region_create(size, _byref(o), _byref(out)),
-                   path and os.fsdecode(path) or "region")
-            _handle = out.value
+            _handle = _create(_c.ferry_region_create, size, o, path, "region")
         self._views = []  # (addr, _View): mappings handed out by map()
         self._poll_fd = None
         super().__init__(_handle)
 
     @classmethod
     def _wrap(cls, h):
-        self = cls.__new__(cls)
-        Region.__init__(self, 0, _handle=h)
-        return self
+        return _wrapped(cls, Region, h)
 
     @classmethod
     def adopt(cls, fd):
         """A handle on the region behind fd (an int or an object with fileno()); the
         caller keeps fd. A read-only fd makes a read-only handle."""
-        fd = fd if isinstance(fd, int) else fd.fileno()
-        return cls._wrap(cls._adopted(_c.ferry_region_adopt, fd, "region adopt"))
+        return _adopt(cls, _c.ferry_region_adopt, fd, "region adopt")
 
     @classmethod
     def open(cls, name, write=False, timeout=5.0):
@@ -263,13 +292,7 @@ class Region(_Handle):
     async def wait_async(self, seen):
         """Await a version other than seen on the running asyncio loop (the poll
         descriptor with loop.add_reader; no threads of Python's); returns it."""
-        fd = self.fileno()
-        while True:
-            self.ack()
-            v = self.version
-            if v != seen:
-                return v
-            await _readable(fd)
+        return await _version_change(self, seen)
 
     # -- naming
     def publish_as(self, name, mode=0o600, allow_uids=(), allow_gids=(), write_uids=(),
@@ -302,10 +325,7 @@ class State(_Handle):
                  _handle=None):
         if _handle is None:
             o = _opts(path, mode, 0, excl, readonly)
-            out = ctypes.c_void_p()
-            _check(_c.ferry_state_create(max_len, _byref(o), _byref(out)),
-                   path and os.fsdecode(path) or "state")
-            _handle = out.value
+            _handle = _create(_c.ferry_state_create, max_len, o, path, "state")
         super().__init__(_handle)
         self._poll_fd = None
         self._buf = None
@@ -314,15 +334,12 @@ class State(_Handle):
 
     @classmethod
     def _wrap(cls, h):
-        self = cls.__new__(cls)
-        State.__init__(self, 0, _handle=h)
-        return self
+        return _wrapped(cls, State, h)
 
     @classmethod
     def adopt(cls, fd):
         """A handle on the state behind fd (the caller keeps fd)."""
-        fd = fd if isinstance(fd, int) else fd.fileno()
-        return cls._wrap(cls._adopted(_c.ferry_state_adopt, fd, "state adopt"))
+        return _adopt(cls, _c.ferry_state_adopt, fd, "state adopt")
 
     @classmethod
     def open(cls, name, timeout=5.0):
@@ -410,13 +427,7 @@ class State(_Handle):
 
     async def wait_async(self, seen):
         """Await a version other than seen on the running asyncio loop; returns it."""
-        fd = self.fileno()
-        while True:
-            self.ack()
-            v = self.version
-            if v != seen:
-                return v
-            await _readable(fd)
+        return await _version_change(self, seen)
 
     def publish_as(self, name, mode=0o600, allow_uids=(), allow_gids=(), takeover=False,
                    timeout=5.0):

@@ -56,6 +56,18 @@ def test_drop_oldest_counts_lost_exactly():
             s.recv(timeout=0)
 
 
+def test_skip_counts_in_lost_and_seq():
+    with ferry.Broadcast(slots=4) as b, b.subscribe() as s, b.subscribe(drop_oldest=True) as d:
+        b.publish(b"0")
+        b.skip(5)  # numbers 1..5
+        b.publish(b"6")
+        for sub in (s, d):
+            assert sub.recv(timeout=0).data == b"0" and sub.seq == 1
+            assert sub.recv(timeout=0).data == b"6" and sub.seq == 7
+            assert sub.lost == 5
+        assert b.stats()["published"] == 7
+
+
 def test_blocking_subscriber_holds_publisher():
     with ferry.Broadcast(slots=2) as b, b.subscribe() as s:
         b.publish(b"a")

@@ -2,6 +2,8 @@
 """Channels between Python processes: pair() over fork, listen/open over shm, unix and
 tcp 127.0.0.1; typed receive; fds both ways; kill -9 of the peer; fd growth."""
 
+import ctypes
+import errno
 import os
 import signal
 import time
@@ -113,6 +115,59 @@ def test_fd_objects_accepted():
         m = b.recv()
         with m:
             assert os.path.samestat(os.fstat(m.fds[0]), os.fstat(f.fileno()))
+
+
+@pytest.mark.parametrize("scheme", ["pair", "unix"])
+def test_no_fds_refuses_the_peers_fds(scheme, tmpdir700):
+    """no_fds=True on the creating end: the peer's send with fds is EOPNOTSUPP, nothing
+    sent, the channel goes on; the creator's own fds still go."""
+    if scheme == "pair":
+        mine, peer = ferry.pair(no_fds=True)
+    else:
+        import threading
+        with ferry.listen(url_for("unix", tmpdir700), no_fds=True) as lis:
+            got = []
+            t = threading.Thread(target=lambda: got.append(ferry.open(lis.url, timeout=10)))
+            t.start()
+            mine = lis.accept(timeout=10)
+            t.join()
+            peer, = got
+    with mine, peer, open("/dev/null", "rb") as f:
+        base = fd_count()
+        with pytest.raises(ferry.Error) as ei:
+            peer.send(b"x", fds=[f], timeout=5)
+        assert ei.value.errno == errno.EOPNOTSUPP
+        with pytest.raises(BlockingIOError):
+            mine.recv(timeout=0)  # nothing was sent
+        peer.send(b"plain", timeout=5)
+        m = mine.recv(timeout=5)
+        assert m.data == b"plain" and m.fds == () and fd_count() == base
+        mine.send(b"back", fds=[f], timeout=5)
+        with peer.recv(timeout=5) as m:
+            assert len(m.fds) == 1
+
+
+def _in_memfd(addr):
+    """Is addr inside a mapping of a memfd (a channel's shared segment)?"""
+    with open("/proc/self/maps") as f:
+        for line in f:
+            if "/memfd:" in line:
+                lo, hi = (int(x, 16) for x in line.split()[0].split("-"))
+                if lo <= addr < hi:
+                    return True
+    return False
+
+
+@pytest.mark.parametrize("private", [False, True])
+def test_peek_private_is_a_copy(private):
+    """peek_private=True: the peeked bytes are this end's own copy, not the shared ring
+    the peer can still write; without it, peek is in place."""
+    a, b = ferry.pair(peek_private=private)
+    with a, b:
+        a.send(b"private", type=3)
+        with b.peek(timeout=5) as m:
+            assert bytes(m.data) == b"private" and m.type == 3
+            assert _in_memfd(ctypes.addressof(m.data.obj)) != private
 
 
 def test_kill9_peer_gives_broken_pipe():

@@ -49,6 +49,19 @@
  *         and wakes.
  * Every sleep is sliced at 20 ms, so a lost wake-up (from a hostile sharer) costs a slice.
  *
+ * Gaps (ferry_bcast_skip). A gap record takes one slot like a message (type GAP_TYPE, its
+ * slot's len = n, the count of messages it stands for, n >= 1) and is never handed out:
+ * every subscriber that takes it adds n to its lost count. Each slot also carries
+ * `extra`, the sum of (n - 1) over the gap records before it, so record s is message
+ * number s + extra(s) of the stream; a subscriber keeps the extra of the record it expects
+ * (`xk`) and, at every record it reads, adds extra - xk to lost: the messages of gap
+ * records the publisher dropped for it (counted as one each by the pos jump) are then
+ * counted exactly too. The publisher keeps the running total in the header (`extra`); a
+ * joiner needs it together with head, so a skip changes both inside a seqlock (`xgen`,
+ * odd while it writes; a plain publish changes head only, which leaves extra(head) as it
+ * was). A library older than gaps writes no extra (0: no gaps) and takes a gap record as
+ * -EBADMSG (its type is negative), without counting it.
+ *
  * End of stream: ferry_bcast_close in the publisher's process sets `closed`; subscribers
  * get -EPIPE once they have taken everything. A publisher process that dies is noticed by
  * waiting subscribers at their next slice (its identity is in the header).
@@ -95,7 +108,9 @@
 #define HOLD      ((uint64_t)1 << 63)
 #define SLICE_NS  ((int64_t)20 * 1000 * 1000)
 #define SPINS     128
-#define RETRY_MAX 100000 /* a bound on CAS retries (only a hostile sharer needs it) */
+#define RETRY_MAX 100000        /* a bound on CAS retries (only a hostile sharer needs it) */
+#define GAP_TYPE  ((int64_t)-1) /* a gap record's type (messages have types >= 0) */
+#define XGEN_MAX  64            /* a bound on the joiner's seqlock retries (yields) */
 
 enum { SUB_FREE = 0, SUB_JOINING = 1, SUB_ACTIVE = 2 };
 
@@ -112,6 +127,8 @@ typedef struct bshm {
     _Atomic uint32_t used;    /* 1 + the highest entry ever claimed: the publisher's scans
                                  stop there (bounded by max_subs on use) */
     _Alignas(64) _Atomic uint64_t head;
+    _Atomic uint64_t extra; /* extra(head): the sum of (n - 1) over the gap records */
+    _Atomic uint32_t xgen;  /* the seqlock of (head, extra) for a skip: odd while it writes */
 } bshm;
 
 typedef struct subent {
@@ -127,8 +144,8 @@ typedef struct subent {
 typedef struct slothdr {
     _Atomic uint64_t seq; /* the message it holds */
     _Atomic int64_t type;
-    _Atomic uint64_t len;
-    uint64_t pad;
+    _Atomic uint64_t len;   /* bytes; in a gap record, the messages it stands for */
+    _Atomic uint64_t extra; /* the sum of (n - 1) over the gap records before it */
 } slothdr;
 
 _Static_assert(sizeof(bshm) <= SUBS_OFF, "the header overlaps the entries");
@@ -156,7 +173,8 @@ struct ferry_sub {
     subent *e;
     uint32_t flags;
     uint64_t expect; /* the pos this subscriber last set */
-    uint64_t lost;   /* messages the publisher dropped for us */
+    uint64_t xk;     /* extra of record `expect` (top of the file, "Gaps") */
+    uint64_t lost;   /* messages the publisher dropped for us, and those of gap records */
     int peeked;      /* a peek of message `expect` is outstanding */
     int bellfd;      /* -1, or the doorbell (ferry_sub_poll_fd) */
     uint64_t id;     /* our identity, as written into the entry */
@@ -167,6 +185,26 @@ struct ferry_sub {
 static slothdr *slot_at(const ferry_bcast *b, uint64_t seq)
 {
     return (slothdr *)(b->slots + (size_t)(seq & (b->nslots - 1)) * b->stride);
+}
+
+/* head and extra(head) as one pair, read inside the seqlock of a skip (top of the file):
+ * every load is seq_cst, so loads between two equal even xgen values saw none of a
+ * skip's stores in part. A sharer that leaves xgen odd (or a publisher stopped inside a
+ * skip for XGEN_MAX yields) costs those tries, and the last pair read is then used: the
+ * joiner's lost count may be off by that one gap (lost counts are a sharer's to break
+ * anyway). Few tries: under load a yield can cost a time slice. */
+static uint64_t stream_pos(bshm *sh, uint64_t *extra)
+{
+    uint64_t h = 0, x = 0;
+    for (int i = 0; i < XGEN_MAX; i++) {
+        uint32_t g = atomic_load_explicit(&sh->xgen, memory_order_seq_cst);
+        h = atomic_load_explicit(&sh->head, memory_order_seq_cst);
+        x = atomic_load_explicit(&sh->extra, memory_order_seq_cst);
+        if (!(g & 1) && atomic_load_explicit(&sh->xgen, memory_order_seq_cst) == g) break;
+        if (i > 4) sched_yield(); /* a skip is a few stores: its publisher was preempted */
+    }
+    *extra = x;
+    return h;
 }
 
 /* ------------------------------------------------------------------ making and mapping */
@@ -335,8 +373,10 @@ int ferry_bcast_stats(const ferry_bcast *b, ferry_bcast_counters *ust)
     if (!b || ferry__sized_check(ust, FERRY__BCAST_COUNTERS_V0) < 0) return -EINVAL;
     ferry_bcast_counters full = {
         .size = sizeof full, .max_subs = b->max_subs, .slots = b->nslots, .max_msg = b->max_msg};
-    /* relaxed: counters, a snapshot; each word is read once. */
-    full.published = atomic_load_explicit(&b->sh->head, memory_order_relaxed);
+    /* The stream's count (skipped messages included) as one pair; the rest relaxed:
+     * counters, a snapshot; each word is read once. */
+    uint64_t x, h = stream_pos(b->sh, &x);
+    full.published = h + x;
     full.ended = atomic_load_explicit(&b->sh->closed, memory_order_relaxed) != 0;
     for (uint32_t i = 0; i < b->max_subs; i++) { /* bounded by the private max_subs */
         subent *e = &b->subs[i];
@@ -564,6 +604,43 @@ static int wait_room(ferry_bcast *b, uint64_t s, ferry__when *w)
     }
 }
 
+/* The next record's number, once its slot is free (waits as publish): 0, or an error. */
+static int reserve(ferry_bcast *b, uint64_t *seq, ferry__when *w)
+{
+    bshm *sh = b->sh;
+    uint64_t id = ferry__proc_self();
+    /* relaxed: a label read by subscribers' liveness checks only */
+    if (atomic_load_explicit(&sh->pub_id, memory_order_relaxed) != id)
+        atomic_store_explicit(&sh->pub_id, id, memory_order_relaxed);
+    /* relaxed: only the publisher writes head */
+    *seq = atomic_load_explicit(&sh->head, memory_order_relaxed);
+    return wait_room(b, *seq, w);
+}
+
+/* Record s is in its slot (seq stored): make it visible (head, with the skip's extra in
+ * the seqlock when xnew != NULL) and wake the subscribers. */
+static void publish_record(ferry_bcast *b, uint64_t s, const uint64_t *xnew)
+{
+    bshm *sh = b->sh;
+    uint32_t g = 0;
+    if (xnew) {
+        /* seq_cst: the seqlock (stream_pos): odd, then extra and head, then even, all in
+         * the one total order of the joiner's seq_cst loads. Only the publisher writes. */
+        g = atomic_load_explicit(&sh->xgen, memory_order_relaxed);
+        atomic_store_explicit(&sh->xgen, g | 1, memory_order_seq_cst);
+        atomic_store_explicit(&sh->extra, *xnew, memory_order_seq_cst);
+    }
+    /* seq_cst: release for the slot (subscribers acquire head), and the first half of the
+     * data Dekker pair (our load of sub_waiting follows) and of the joining argument. */
+    atomic_store_explicit(&sh->head, s + 1, memory_order_seq_cst);
+    if (xnew) atomic_store_explicit(&sh->xgen, (g | 1) + 1, memory_order_seq_cst);
+    if (atomic_load_explicit(&sh->sub_waiting, memory_order_seq_cst)) {
+        atomic_fetch_add_explicit(&sh->data_ftx, 1, memory_order_seq_cst);
+        ferry__futex_wake(&sh->data_ftx, INT32_MAX);
+    }
+    ring_all(b);
+}
+
 int ferry_bcast_loan(ferry_bcast *b, size_t len, void **buf, int64_t timeout_ns)
 {
     ferry__when w;
@@ -572,14 +649,8 @@ int ferry_bcast_loan(ferry_bcast *b, size_t len, void **buf, int64_t timeout_ns)
     /* relaxed: a flag; publishing after the end is the caller's error */
     if (atomic_load_explicit(&b->sh->closed, memory_order_relaxed)) return -EPIPE;
     if (len > b->max_msg) return -EMSGSIZE;
-    bshm *sh = b->sh;
-    uint64_t id = ferry__proc_self();
-    /* relaxed: a label read by subscribers' liveness checks only */
-    if (atomic_load_explicit(&sh->pub_id, memory_order_relaxed) != id)
-        atomic_store_explicit(&sh->pub_id, id, memory_order_relaxed);
-    /* relaxed: only the publisher writes head */
-    uint64_t s = atomic_load_explicit(&sh->head, memory_order_relaxed);
-    int rc = wait_room(b, s, &w);
+    uint64_t s;
+    int rc = reserve(b, &s, &w);
     if (rc < 0) return rc;
     b->loaned = 1;
     b->loan_seq = s;
@@ -596,17 +667,42 @@ int ferry_bcast_commit(ferry_bcast *b, int64_t type, size_t len)
     slothdr *h = slot_at(b, s);
     atomic_store_explicit(&h->type, type, memory_order_relaxed);
     atomic_store_explicit(&h->len, len, memory_order_relaxed);
-    /* release: the data, type and len are visible to whoever reads this seq */
+    /* relaxed: only the publisher writes extra (read once; a sharer's value only skews
+     * the lost counts) */
+    atomic_store_explicit(&h->extra, atomic_load_explicit(&sh->extra, memory_order_relaxed),
+                          memory_order_relaxed);
+    /* release: the data, type, len and extra are visible to whoever reads this seq */
     atomic_store_explicit(&h->seq, s, memory_order_release);
-    /* seq_cst: release for the slot (subscribers acquire head), and the first half of the
-     * data Dekker pair (our load of sub_waiting follows) and of the joining argument. */
-    atomic_store_explicit(&sh->head, s + 1, memory_order_seq_cst);
     b->loaned = 0;
-    if (atomic_load_explicit(&sh->sub_waiting, memory_order_seq_cst)) {
-        atomic_fetch_add_explicit(&sh->data_ftx, 1, memory_order_seq_cst);
-        ferry__futex_wake(&sh->data_ftx, INT32_MAX);
-    }
-    ring_all(b);
+    publish_record(b, s, NULL);
+    return 0;
+}
+
+int ferry_bcast_skip(ferry_bcast *b, uint64_t n, int64_t timeout_ns)
+{
+    ferry__when w;
+    if (!b || ferry__when_from(timeout_ns, &w) < 0) return -EINVAL;
+    if (b->loaned) return -EBUSY;
+    /* relaxed: a flag; publishing after the end is the caller's error */
+    if (atomic_load_explicit(&b->sh->closed, memory_order_relaxed)) return -EPIPE;
+    if (n == 0) return 0;
+    bshm *sh = b->sh;
+    uint64_t s;
+    int rc = reserve(b, &s, &w);
+    if (rc < 0) return rc;
+    /* relaxed: only the publisher writes extra; read once */
+    uint64_t x = atomic_load_explicit(&sh->extra, memory_order_relaxed);
+    /* The stream's count s + x + n stays within INT64_MAX. */
+    if (s > (uint64_t)INT64_MAX || x > (uint64_t)INT64_MAX - s || n > (uint64_t)INT64_MAX - s - x)
+        return -EOVERFLOW;
+    slothdr *h = slot_at(b, s);
+    atomic_store_explicit(&h->type, GAP_TYPE, memory_order_relaxed);
+    atomic_store_explicit(&h->len, n, memory_order_relaxed);
+    atomic_store_explicit(&h->extra, x, memory_order_relaxed);
+    /* release: type, len and extra are visible to whoever reads this seq */
+    atomic_store_explicit(&h->seq, s, memory_order_release);
+    uint64_t xnew = x + n - 1;
+    publish_record(b, s, &xnew);
     return 0;
 }
 
@@ -684,7 +780,9 @@ int ferry_bcast_subscribe(ferry_bcast *b, uint32_t flags, ferry_sub **out)
     /* seq_cst: the publisher's scan either sees us ACTIVE (and, by this release, our id,
      * flags and pos) or our next load of head sees its store (top of the file). */
     atomic_store_explicit(&e->state, SUB_ACTIVE, memory_order_seq_cst);
-    uint64_t h2 = atomic_load_explicit(&sh->head, memory_order_seq_cst);
+    /* head again (each of stream_pos's loads is seq_cst, after the store of ACTIVE), with
+     * extra(head): the stream's count before our first message. */
+    uint64_t x2, h2 = stream_pos(sh, &x2);
     for (int tries = 0; h2 != h && tries < RETRY_MAX; tries++) {
         uint64_t p = atomic_load_explicit(&e->pos, memory_order_seq_cst);
         if ((p & ~HOLD) >= h2) break;
@@ -696,6 +794,7 @@ int ferry_bcast_subscribe(ferry_bcast *b, uint32_t flags, ferry_sub **out)
     s->e = e;
     s->flags = flags;
     s->expect = h2;
+    s->xk = x2;
     s->bellfd = -1;
     s->id = me;
     *out = s;
@@ -726,6 +825,11 @@ void ferry_sub_close(ferry_sub *s)
 uint64_t ferry_sub_lost(const ferry_sub *s)
 {
     return s ? s->lost : 0;
+}
+
+uint64_t ferry_sub_seq(const ferry_sub *s)
+{
+    return s ? s->expect + s->xk : 0;
 }
 
 /* Is the stream over for us: closed, or the publisher dead? -EPIPE or 0. */
@@ -778,6 +882,34 @@ static int wait_data(ferry_bcast *b, uint64_t want, ferry__when *w)
 }
 
 static void after_take(ferry_sub *s);
+static int advance(ferry_sub *s, uint64_t from, uint64_t seq);
+
+/* Record p (seq checked; held if `hold`) is read: count the messages of gap records that
+ * were dropped for us (its extra against ours). Then, if it is a gap record, take it and
+ * count its messages: 1 (taken; the caller looks for the next record), -EBADMSG (taken: a
+ * sharer wrote it), or 0 (a message: the caller hands it out). */
+static int take_gap(ferry_sub *s, uint64_t p, slothdr *h, int hold)
+{
+    /* Stable: a blocking subscriber's pos is p and a held one's slot is not rewritten (a
+     * sharer aside: every value is checked or only counted). */
+    uint64_t x = atomic_load_explicit(&h->extra, memory_order_relaxed);
+    if (x >= s->xk) s->lost += x - s->xk; /* less: a sharer's; not counted */
+    s->xk = x;
+    if (atomic_load_explicit(&h->type, memory_order_relaxed) != GAP_TYPE) return 0;
+    uint64_t n = atomic_load_explicit(&h->len, memory_order_relaxed);
+    if (hold) {
+        /* seq_cst: release of our reads of the slot, and the room Dekker pair */
+        atomic_store_explicit(&s->e->pos, p + 1, memory_order_seq_cst);
+        s->expect = p + 1;
+        wake_pub(s->b->sh);
+    } else if (advance(s, p, p) == 1) {
+        return -EBADMSG; /* a blocking subscriber's pos moved under it: a sharer */
+    }
+    if (n == 0) return -EBADMSG; /* a sharer's (a gap stands for >= 1 message) */
+    s->lost += n;
+    s->xk = x + n - 1; /* extra of the next record */
+    return 1;
+}
 
 /* Find the next message: its seq in *seq and slot in *h (0), or an error. Accounts
  * drops. With hold, the message is held (HOLD set) on success. */
@@ -818,6 +950,12 @@ static int next_msg(ferry_sub *s, int hold, uint64_t *seq, slothdr **hp, ferry__
                 atomic_store_explicit(&e->pos, p, memory_order_seq_cst);
                 return -EBADMSG; /* it changed under a hold: a sharer wrote it */
             }
+        }
+        rc = take_gap(s, p, h, hold);
+        if (rc == 1) continue; /* a gap record: counted, taken; the next one */
+        if (rc < 0) {
+            after_take(s);
+            return rc;
         }
         *seq = p;
         *hp = h;

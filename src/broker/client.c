@@ -461,6 +461,8 @@ int ferry_register(const char *name, const ferry_policy *policy, const ferry_cha
     snprintf(l->name, sizeof l->name, "%s", name);
     l->pol = pol;
     l->opts = o;
+    /* relay_for is a joiner's, read during a call only: not kept */
+    l->opts.relay_for = NULL;
     rc = ferry__policy_valid_for(&l->pol, 0); /* a server: no write right to grant */
     l->ep = epoll_create1(EPOLL_CLOEXEC);
     l->tfd = timerfd_create(CLOCK_MONOTONIC, TFD_CLOEXEC | TFD_NONBLOCK);

@@ -46,10 +46,21 @@ void ferry_tls_opts_init_sized(ferry_tls_opts *o, size_t size)
     ferry__sized_init(o, size, &d, sizeof d);
 }
 
+int ferry__remote_id_valid(const char *id)
+{
+    size_t n = 0;
+    for (; id[n]; n++)
+        if (n == FERRY_REMOTE_ID_MAX || (unsigned char)id[n] < 0x21 || (unsigned char)id[n] > 0x7e)
+            return -EINVAL;
+    return n ? 0 : -EINVAL;
+}
+
 int ferry__chan_opts_in(const ferry_chan_opts *in, ferry_chan_opts *o)
 {
     ferry__opts_defaults(o);
-    return ferry__sized_in(o, sizeof *o, in, FERRY__CHAN_OPTS_V0);
+    int rc = ferry__sized_in(o, sizeof *o, in, FERRY__CHAN_OPTS_V0);
+    if (rc == 0 && o->relay_for && ferry__remote_id_valid(o->relay_for) < 0) rc = -EINVAL;
+    return rc;
 }
 
 static const ferry__transport *by_scheme(const char *scheme)
@@ -314,6 +325,13 @@ int ferry_chan_peer(const ferry_chan *ch, ferry_cred *out)
     if (!ch || !out) return -EINVAL;
     if (!ch->ops->peer) return -EOPNOTSUPP;
     return ch->ops->peer(ch, out);
+}
+
+ssize_t ferry_chan_peer_remote(const ferry_chan *ch, char *buf, size_t cap)
+{
+    if (!ch || !buf) return -EINVAL;
+    if (!ch->ops->peer_remote) return -EOPNOTSUPP;
+    return ch->ops->peer_remote(ch, buf, cap);
 }
 
 int ferry_chan_peer_cert(const ferry_chan *ch, ferry_peer_cert *out)

@@ -21,9 +21,14 @@ int ferry__chan_from_sock(int kind, int s, int creator, const ferry_chan_opts *o
 
 /* The caller's options in (NULL: none) as a full struct of this version in *o (core/abi.h:
  * min(in->size, sizeof) bytes over the defaults). 0, -EINVAL (in->size 0, too small, too
- * large) or -E2BIG (fields this version does not know, set). Every public function that
+ * large; relay_for not a valid identity) or -E2BIG (fields this version does not know,
+ * set). Every public function that
  * takes a ferry_chan_opts calls it first, then passes o on. */
 int ferry__chan_opts_in(const ferry_chan_opts *in, ferry_chan_opts *o);
+
+/* A remote identity as ferry_chan_opts.relay_for must be: 1..FERRY_REMOTE_ID_MAX bytes
+ * 0x21..0x7e, NUL-terminated. 0 or -EINVAL. */
+int ferry__remote_id_valid(const char *id);
 
 /* 1 if some transport serves kind through the broker (from_sock), else 0. */
 int ferry__chan_kind_ok(int kind);

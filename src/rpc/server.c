@@ -230,3 +230,8 @@ int ferry_rpc_server_poll_fd(ferry_rpc_server *s)
 {
     return s ? ferry_chan_poll_fd(s->ch) : -EINVAL;
 }
+
+ssize_t ferry_rpc_server_peer_remote(const ferry_rpc_server *s, char *buf, size_t cap)
+{
+    return s ? ferry_chan_peer_remote(s->ch, buf, cap) : -EINVAL;
+}

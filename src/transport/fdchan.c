@@ -23,10 +23,13 @@
 #include <sys/socket.h>
 #include <sys/stat.h>
 #include <sys/uio.h>
+#include <time.h>
 #include <unistd.h>
 
 #define FDCHAN_BACKLOG_MAX ((size_t)8 << 20) /* bytes of parsed, untaken messages */
 #define HELLO_LEN          8u
+/* packet mode: a joiner's HELLO may name the identity it relays for (fdchan.h) */
+#define HELLO_MAX (HELLO_LEN + FERRY_REMOTE_ID_MAX)
 /* stream: the read buffer, a 64 KiB message and its header (one read takes it whole);
  * longer frames bypass it */
 #define RBUF_SIZE ((size_t)(64 << 10) + FERRY__FRAME_HDR)
@@ -98,6 +101,16 @@ typedef struct fdchan {
     int efd, epfd, ready;
     int has_cred;
     ferry_cred cred;
+    /* packet mode, a creator (fdchan.h, "The HELLO's type field"): the joiner's HELLO, taken
+     * by the receiving side (check_frame), which sets joiner_no_fds and remote[] (the
+     * identity believed, "" none) and then hello_seen (release); other threads look at
+     * them only after an acquire load of hello_seen, or at the HELLO still queued in the
+     * kernel (joiner_hello). Never changed once set. */
+    int creator;
+    uid_t relay_uid;
+    _Atomic int hello_seen;
+    int joiner_no_fds;
+    char remote[FERRY_REMOTE_ID_MAX + 1];
     char *unlink1, *unlink2;
     const ferry__fdchan_io *io; /* a stream layer (tls) or NULL: see fdchan.h */
     void *io_ctx;
@@ -401,6 +414,35 @@ static void msg_free(fmsg *m)
     free(m);
 }
 
+/* The joiner's HELLO (f, its payload), read by this creator: 0, whether the joiner takes
+ * no fds (*no_fds), and the identity believed (remote: "" when none was named, or the
+ * joiner is not the trusted relay); -EBADMSG when it disagrees on the shape or names a
+ * malformed identity (whoever sent it). Reads only what never changes once the end is
+ * made (kind, max_msg, cred, relay_uid), so any thread may call it. */
+static int parse_joiner_hello(const fdchan *c, const ferry__frame *f, const uint8_t *payload,
+                              int *no_fds, char remote[FERRY_REMOTE_ID_MAX + 1])
+{
+    uint32_t max, flags;
+    if (f->len < HELLO_LEN || f->len > HELLO_MAX) return -EBADMSG;
+    memcpy(&max, payload, 4);
+    memcpy(&flags, payload + 4, 4);
+    if (max != c->max_msg || flags != (c->kind & FDCHAN_CHECKSUM)) return -EBADMSG;
+    uint64_t t = (uint64_t)f->type; /* other bits: hints of later versions, ignored */
+    size_t n = f->len - HELLO_LEN;
+    if (!(t & FDCHAN_HT_REMOTE) != !n) return -EBADMSG; /* an identity exactly when said */
+    if (n && !(c->kind & FDCHAN_PACKET)) return -EBADMSG;
+    for (size_t i = 0; i < n; i++)
+        if (payload[HELLO_LEN + i] < 0x21 || payload[HELLO_LEN + i] > 0x7e) return -EBADMSG;
+    *no_fds = (t & FDCHAN_HT_NO_FDS) != 0;
+    remote[0] = 0;
+    /* believed only from the uid this end trusts, as the kernel stamped it */
+    if (n && (c->kind & FDCHAN_TRUST_RELAY) && c->has_cred && c->cred.uid == c->relay_uid) {
+        memcpy(remote, payload + HELLO_LEN, n);
+        remote[n] = 0;
+    }
+    return 0;
+}
+
 /* Check a decoded frame, whose payload is at `payload`, against the channel's rules:
  * strict seq, as many fds as the header says, known flags, a crc where the channel needs
  * one and a right one wherever it is (sum: the crc already made as the payload came in,
@@ -414,12 +456,15 @@ static int check_frame(fdchan *c, const ferry__frame *f, const uint8_t *payload,
         ((f->flags & FERRY__F_CRC) &&
          (sum ? *sum != f->crc : ferry__frame_check_crc(f, payload) < 0)))
         return -EBADMSG;
-    if (c->rx_seq++ == 0) { /* the peer's HELLO: it must agree on the shape */
-        uint32_t max, flags;
-        memcpy(&max, payload, 4);
-        memcpy(&flags, payload + 4, 4);
-        if (f->len != HELLO_LEN || max != c->max_msg || flags != (c->kind & FDCHAN_CHECKSUM))
-            return -EBADMSG;
+    if (c->rx_seq++ == 0) { /* the joiner's HELLO: it must agree on the shape */
+        int no_fds;
+        char remote[FERRY_REMOTE_ID_MAX + 1];
+        if (parse_joiner_hello(c, f, payload, &no_fds, remote) < 0) return -EBADMSG;
+        c->joiner_no_fds = no_fds;
+        memcpy(c->remote, remote, sizeof remote);
+        /* release: joiner_no_fds and remote[] are written before another thread that
+         * sees hello_seen (acquire, joiner_hello) reads them */
+        atomic_store_explicit(&c->hello_seen, 1, memory_order_release);
         return 1;
     }
     return 0;
@@ -690,16 +735,17 @@ static int read_packet(fdchan *c)
         char buf[CMSG_SPACE(sizeof(int) * FERRY_MAX_FDS)];
     } ctrl;
     ferry_msg *to = c->direct;
-    if (to && (c->direct_filter != 0 || to->cap < c->max_msg || c->qhead || c->rx_seq == 0))
-        to = NULL;
-    if (!to && !c->spare) {
+    int hello = c->rx_seq == 0; /* the joiner's HELLO: into hbuf (max_msg may be smaller) */
+    uint8_t hbuf[HELLO_MAX];
+    if (to && (c->direct_filter != 0 || to->cap < c->max_msg || c->qhead || hello)) to = NULL;
+    if (!to && !hello && !c->spare) {
         if (!(c->spare = malloc(sizeof(fmsg) + c->max_msg))) return -ENOMEM;
         c->spare->room = c->max_msg;
         c->spare->nfds = 0;
     }
-    uint8_t hdr[FERRY__FRAME_HDR], *dst = to ? (uint8_t *)to->data : c->spare->data;
+    uint8_t hdr[FERRY__FRAME_HDR], *dst = to ? (uint8_t *)to->data : hello ? hbuf : c->spare->data;
     /* max_msg bytes of room, no more: a longer packet is MSG_TRUNC, i.e. -EBADMSG */
-    struct iovec iov[2] = {{hdr, sizeof hdr}, {dst, c->max_msg}};
+    struct iovec iov[2] = {{hdr, sizeof hdr}, {dst, hello ? sizeof hbuf : c->max_msg}};
     struct msghdr mh = {
         .msg_iov = iov, .msg_iovlen = 2, .msg_control = ctrl.buf, .msg_controllen = sizeof ctrl};
     ssize_t n = recvmsg(c->rfd, &mh, MSG_DONTWAIT | MSG_CMSG_CLOEXEC);
@@ -724,7 +770,7 @@ static int read_packet(fdchan *c)
     }
     ferry__frame f;
     fmsg *m = NULL;
-    uint32_t max = c->rx_seq == 0 ? HELLO_LEN : c->max_msg;
+    uint32_t max = hello ? HELLO_MAX : c->max_msg;
     int rc = -EBADMSG;
     int good = !overflow && !(mh.msg_flags & (MSG_CTRUNC | MSG_TRUNC)) && n >= FERRY__FRAME_HDR &&
                ferry__frame_decode(hdr, max, &f) == 0 && (size_t)n == FERRY__FRAME_HDR + f.len;
@@ -737,7 +783,7 @@ static int read_packet(fdchan *c)
         /* A large payload stays where it was read (no copy); a small one is copied into
          * a message of its own size, and the big buffer serves the next packet. */
         rc = accept_frame(c, &f, dst, fds, nfds,
-                          (size_t)f.len + 4096 < c->max_msg ? NULL : c->spare, NULL, &m);
+                          hello || (size_t)f.len + 4096 < c->max_msg ? NULL : c->spare, NULL, &m);
     }
     if (rc < 0) {
         for (unsigned i = 0; i < nfds; i++) close(fds[i]);
@@ -868,6 +914,66 @@ static int find(fdchan *c, int64_t filter, ferry__when *w, fmsg ***out)
 
 /* ------------------------------------------------------------------ ops */
 
+/*
+ * A creator (packet mode) that needs the joiner's HELLO now (a send with fds, the
+ * relayed identity) from a thread that may not be the receiving one. Once the receiving
+ * side took it (hello_seen), its record; before, the HELLO itself, looked at in the
+ * kernel's queue (MSG_PEEK: nothing is taken, so the receiving side still reads and
+ * checks it; no control buffer, so no descriptor is installed). Waits until deadline for
+ * it (a joiner sends it as soon as it has the creator's: one round trip after the
+ * accept). Returns whether the joiner takes no fds (0 or 1), with the identity believed
+ * in remote (if non-NULL); -EAGAIN / -ETIMEDOUT (not there yet), -EPIPE, -EBADMSG.
+ */
+static int joiner_hello(fdchan *c, int64_t deadline, char remote[FERRY_REMOTE_ID_MAX + 1])
+{
+    for (int later = 0;;) {
+        /* acquire: pairs with check_frame's release; joiner_no_fds and remote[] are set */
+        if (atomic_load_explicit(&c->hello_seen, memory_order_acquire)) {
+            if (remote) memcpy(remote, c->remote, sizeof c->remote);
+            return c->joiner_no_fds;
+        }
+        int dead = atomic_load(&c->dead);
+        if (dead) return dead;
+        uint8_t pk[FERRY__FRAME_HDR + HELLO_MAX];
+        ssize_t n = recv(c->rfd, pk, sizeof pk, MSG_PEEK | MSG_DONTWAIT);
+        ferry__frame f;
+        /* A first packet that is no frame at all is refused by the receiving side too,
+         * whatever its place (a longer one is cut here: its header is enough). */
+        if (n > 0 &&
+            (n < (ssize_t)FERRY__FRAME_HDR ||
+             ferry__frame_decode(pk, c->max_msg > HELLO_MAX ? c->max_msg : HELLO_MAX, &f) < 0))
+            return -EBADMSG;
+        if (n > 0 && f.seq == 0) {
+            char r[FERRY_REMOTE_ID_MAX + 1];
+            int no_fds;
+            if ((size_t)n != FERRY__FRAME_HDR + f.len || f.nfds || (f.flags & ~FERRY__F_CRC) ||
+                ((c->kind & FDCHAN_CHECKSUM) && !(f.flags & FERRY__F_CRC)) ||
+                ferry__frame_check_crc(&f, pk + FERRY__FRAME_HDR) < 0 ||
+                parse_joiner_hello(c, &f, pk + FERRY__FRAME_HDR, &no_fds, r) < 0)
+                return -EBADMSG; /* the receiving side will refuse it too */
+            if (remote) memcpy(remote, r, sizeof r);
+            return no_fds;
+        }
+        if (n == 0) return -EPIPE;
+        if (n < 0 && errno != EAGAIN && errno != EINTR) return -EPIPE;
+        /* n > 0: a later frame is first. The receiving side has taken the HELLO and is
+         * about to record it, or the joiner broke the rules (never recorded: after 100
+         * looks, -EBADMSG) */
+        if (n > 0 && ++later > 100) return -EBADMSG;
+        int64_t left = ferry__remaining(deadline);
+        if (left <= 0) return deadline == 0 ? -EAGAIN : -ETIMEDOUT;
+        int64_t slice = n > 0 ? 1000000 : 10000000; /* wait for the record, or the HELLO */
+        if (left < slice) slice = left;
+        if (n > 0) {
+            struct timespec ts = {0, slice};
+            nanosleep(&ts, NULL);
+        } else {
+            struct pollfd p = {.fd = c->rfd, .events = POLLIN};
+            poll(&p, 1, (int)((slice + 999999) / 1000000));
+        }
+    }
+}
+
 int ferry__fdchan_sendmsg(ferry_chan *ch, const ferry_msg *m, ferry__when *w)
 {
     fdchan *c = (fdchan *)ch;
@@ -877,7 +983,13 @@ int ferry__fdchan_sendmsg(ferry_chan *ch, const ferry_msg *m, ferry__when *w)
     if (m->len > c->max_msg) return -EMSGSIZE;
     if (m->nfds && (!(c->kind & FDCHAN_PACKET) || (c->kind & FDCHAN_PEER_NO_FDS)))
         return -EOPNOTSUPP; /* nothing sent: the end stays usable */
-    if (c->pend) {          /* the rest of the last frame goes first */
+    if (m->nfds && c->creator) {
+        /* does the joiner take fds? its HELLO says */
+        int rc = joiner_hello(c, ferry__when_at(w), NULL);
+        if (rc < 0) return rc;
+        if (rc) return -EOPNOTSUPP;
+    }
+    if (c->pend) { /* the rest of the last frame goes first */
         int rc = flush(c, ferry__when_at(w));
         if (rc < 0) return rc;
     }
@@ -982,6 +1094,21 @@ int ferry__fdchan_peer(const ferry_chan *ch, ferry_cred *out)
     return 0;
 }
 
+ssize_t ferry__fdchan_peer_remote(const ferry_chan *ch, char *buf, size_t cap)
+{
+    /* (joiner_hello only reads the end, and peeks at the socket) */
+    fdchan *c = (fdchan *)ch;
+    if (!c->creator) return -ENOENT; /* a joiner: its creator names nobody */
+    char r[FERRY_REMOTE_ID_MAX + 1];
+    int rc = joiner_hello(c, 0, r);
+    if (rc < 0) return rc;
+    size_t n = strlen(r);
+    if (n == 0) return -ENOENT;
+    if (cap <= n) return -ENAMETOOLONG;
+    memcpy(buf, r, n + 1);
+    return (ssize_t)n;
+}
+
 void *ferry__fdchan_io_ctx(const ferry_chan *ch)
 {
     return ((const fdchan *)ch)->io_ctx;
@@ -1036,16 +1163,38 @@ void ferry__fdchan_close(ferry_chan *ch)
 
 /* ------------------------------------------------------------------ making */
 
-static int send_hello(fdchan *c)
+/* This end's HELLO. A creator: the shape (flags word: FDCHAN_CHECKSUM, FDCHAN_NO_FDS),
+ * and in packet mode the type bit that it reads a named identity. A joiner: the shape it
+ * agrees to, and its hints in the type field (fdchan.h): never FDCHAN_NO_FDS in the
+ * flags word (older creators refuse any bit there they did not send), and the identity
+ * only to a creator that reads it (creator_type: its HELLO's type). */
+static int send_hello(fdchan *c, int joiner, uint64_t creator_type, const char *relay_for)
 {
-    /* A joiner never says FDCHAN_NO_FDS (only the creator decides the shape). */
-    uint32_t hello[2] = {c->max_msg, c->kind & (FDCHAN_CHECKSUM | FDCHAN_NO_FDS)};
+    uint8_t p[HELLO_MAX];
+    uint32_t hello[2] = {c->max_msg, c->kind & (FDCHAN_CHECKSUM | (joiner ? 0 : FDCHAN_NO_FDS))};
+    memcpy(p, hello, HELLO_LEN);
+    uint32_t len = HELLO_LEN;
+    uint64_t type = 0;
+    int pkt = (c->kind & FDCHAN_PACKET) != 0;
+    if (!joiner) {
+        type = pkt ? FDCHAN_HT_READS_REMOTE : 0;
+    } else if (pkt) {
+        if (c->kind & FDCHAN_NO_FDS) type |= FDCHAN_HT_NO_FDS;
+        if (relay_for && (creator_type & FDCHAN_HT_READS_REMOTE)) {
+            size_t n = strlen(relay_for); /* (checked by ferry__chan_opts_in) */
+            if (n > FERRY_REMOTE_ID_MAX) n = FERRY_REMOTE_ID_MAX;
+            memcpy(p + HELLO_LEN, relay_for, n);
+            len += (uint32_t)n;
+            type |= FDCHAN_HT_REMOTE;
+        }
+    }
     ferry__when now = ferry__when_in(1000000000); /* an empty link takes 40 bytes */
-    return send_frame(c, 0, 0, hello, HELLO_LEN, NULL, 0, &now);
+    return send_frame(c, 0, (int64_t)type, p, len, NULL, 0, &now);
 }
 
-/* A joiner: read the creator's HELLO (the first frame) to learn the shape. */
-static int await_hello(fdchan *c, int64_t deadline)
+/* A joiner: read the creator's HELLO (the first frame) to learn the shape; *type gets
+ * its type field (what the creator reads in the joiner's HELLO). */
+static int await_hello(fdchan *c, int64_t deadline, uint64_t *type)
 {
     uint8_t hdr[FERRY__FRAME_HDR + HELLO_LEN];
     size_t got = 0;
@@ -1082,6 +1231,7 @@ static int await_hello(fdchan *c, int64_t deadline)
     c->max_msg = max;
     c->kind |= (flags & FDCHAN_CHECKSUM) | ((flags & FDCHAN_NO_FDS) ? FDCHAN_PEER_NO_FDS : 0);
     c->rx_seq = 1;
+    *type = (uint64_t)f.type;
     return 0;
 }
 
@@ -1106,11 +1256,14 @@ int ferry__fdchan_new(const ferry__fdchan_cfg *cfg, int64_t deadline, ferry_chan
         c->efd = c->epfd = -1;
         c->io = cfg->io;
         c->io_ctx = cfg->io_ctx;
+        c->creator = cfg->max_msg > 0 && (cfg->kind & FDCHAN_PACKET);
+        c->relay_uid = cfg->relay_uid;
         if ((cfg->unlink1 && !(c->unlink1 = strdup(cfg->unlink1))) ||
             (cfg->unlink2 && !(c->unlink2 = strdup(cfg->unlink2))))
             rc = -ENOMEM;
     }
-    if (rc == 0 && cfg->max_msg == 0) rc = await_hello(c, deadline);
+    uint64_t creator_type = 0;
+    if (rc == 0 && cfg->max_msg == 0) rc = await_hello(c, deadline, &creator_type);
     /* A joiner whose creator sent its HELLO and messages and closed already: only the
      * reply fails (-EPIPE). The channel is made anyway, so that what the creator sent is
      * drained, then -EPIPE (a close never destroys what that end sent): the failed write
@@ -1119,7 +1272,7 @@ int ferry__fdchan_new(const ferry__fdchan_cfg *cfg, int64_t deadline, ferry_chan
      * whole HELLO (the stream ended first: -EPIPE from await_hello) knows no shape, and
      * has no channel. */
     if (rc == 0) {
-        rc = send_hello(c);
+        rc = send_hello(c, cfg->max_msg == 0, creator_type, cfg->relay_for);
         if (rc == -EPIPE && cfg->max_msg == 0) rc = 0;
     }
     if (rc < 0) {
@@ -1153,5 +1306,6 @@ const ferry__chan_ops ferry__fdchan_peer_ops = {
     .fd = ferry__fdchan_fd,
     .max_msg = ferry__fdchan_max_msg,
     .peer = ferry__fdchan_peer,
+    .peer_remote = ferry__fdchan_peer_remote,
     .close = ferry__fdchan_close,
 };

@@ -54,10 +54,29 @@
 
 #define FDCHAN_PACKET   1u /* SOCK_SEQPACKET: frame boundaries and SCM_RIGHTS */
 #define FDCHAN_CHECKSUM 2u /* crc on every frame (FERRY_CHECKSUM, or the transport's rule) */
-#define FDCHAN_NO_FDS   4u /* creator: this end takes no fds (FERRY_NO_FDS), said in its HELLO */
-#define FDCHAN_PEER_NO_FDS                                                                         \
-    8u /* joiner: the creator's HELLO said FDCHAN_NO_FDS: sends with                               \
-          fds are -EOPNOTSUPP */
+/* this end takes no fds (FERRY_NO_FDS): a creator says it in its HELLO's flags word, a
+ * joiner in its HELLO's type (below) */
+#define FDCHAN_NO_FDS 4u
+/* joiner: the creator's HELLO said FDCHAN_NO_FDS: sends with fds are -EOPNOTSUPP */
+#define FDCHAN_PEER_NO_FDS 8u
+/* creator: believe the identity a joiner of relay_uid names (FERRY_TRUST_RELAY) */
+#define FDCHAN_TRUST_RELAY 16u
+
+/*
+ * The HELLO's type field (ignored by every libferry before these bits: they checked the
+ * flags word and the length, never the type, so a bit there is a hint an older peer
+ * drops, never a refusal). Packet mode only (unix); stream creators set and read none.
+ *   creator's HELLO   FDCHAN_HT_READS_REMOTE: this creator reads a joiner's HT_REMOTE.
+ *   joiner's HELLO    FDCHAN_HT_NO_FDS: the joiner takes no fds (its FERRY_NO_FDS);
+ *                     FDCHAN_HT_REMOTE: the payload is the 8 bytes and then 1..
+ *                     FERRY_REMOTE_ID_MAX bytes 0x21..0x7e, the identity the joiner
+ *                     relays for (sent only to a creator that said HT_READS_REMOTE).
+ * A creator believes the identity only with FDCHAN_TRUST_RELAY and a peer of relay_uid;
+ * a malformed one (length, bytes) is -EBADMSG whoever sent it. Other bits are ignored.
+ */
+#define FDCHAN_HT_READS_REMOTE 1u
+#define FDCHAN_HT_NO_FDS       1u
+#define FDCHAN_HT_REMOTE       2u
 
 /* The default and largest max_msg of the stream transports. */
 #define FDCHAN_DEFAULT_MAX ((size_t)1 << 20)
@@ -96,6 +115,11 @@ typedef struct ferry__fdchan_cfg {
     uint32_t max_skipped_fds;      /* this end's ferry_chan_opts.max_skipped_fds; 0: default */
     const ferry__fdchan_io *io;    /* a stream layer (stream sockets only) or NULL */
     void *io_ctx;                  /* its state: the channel owns it from now on (io->close) */
+    /* packet mode: a creator with FDCHAN_TRUST_RELAY believes joiners of this uid */
+    uid_t relay_uid;
+    /* packet mode, a joiner: FDCHAN_NO_FDS in kind says "no fds" in its HELLO's type;
+     * relay_for (or NULL; valid: checked by ferry__chan_opts_in) the identity it names */
+    const char *relay_for;
 } ferry__fdchan_cfg;
 
 /*
@@ -128,6 +152,7 @@ ssize_t ferry__fdchan_recvmsg(ferry_chan *ch, ferry_msg *m, int64_t filter, int 
 int ferry__fdchan_fd(ferry_chan *ch);
 size_t ferry__fdchan_max_msg(const ferry_chan *ch);
 int ferry__fdchan_peer(const ferry_chan *ch, ferry_cred *out);
+ssize_t ferry__fdchan_peer_remote(const ferry_chan *ch, char *buf, size_t cap);
 void ferry__fdchan_close(ferry_chan *ch);
 
 /* Wait until fd has `events` (POLLIN/POLLOUT) or the deadline passes: 0, -ETIMEDOUT,

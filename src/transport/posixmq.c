@@ -103,7 +103,7 @@ static int attr_from_opts(const ferry_chan_opts *o, struct mq_attr *a)
 {
     mq_limits k = read_limits();
     if (o->flags & ~(uint32_t)(FERRY_CHECKSUM | FERRY_NO_SPIN | FERRY_PERSIST | FERRY_PEEK_PRIVATE |
-                               FERRY_NO_FDS))
+                               FERRY_NO_FDS | FERRY_TRUST_RELAY))
         return -EINVAL;
     if (o->capacity == 0 || o->capacity == FERRY_UNBOUNDED) return -EOPNOTSUPP;
     long depth = o->capacity == FERRY_CAP_RING

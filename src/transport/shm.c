@@ -49,7 +49,8 @@ static int shape_from_opts(const ferry_chan_opts *o, shape *s)
         ferry__opts_defaults(&d);
         o = &d;
     }
-    if (o->flags & ~(uint32_t)(FERRY_CHECKSUM | FERRY_NO_SPIN | FERRY_PEEK_PRIVATE | FERRY_NO_FDS))
+    if (o->flags & ~(uint32_t)(FERRY_CHECKSUM | FERRY_NO_SPIN | FERRY_PEEK_PRIVATE | FERRY_NO_FDS |
+                               FERRY_TRUST_RELAY))
         return -EINVAL;
     if (o->max_msg > FERRY_MAX_MSG_LIMIT) return -EINVAL;
     uint64_t ring = o->ring_bytes;

@@ -148,7 +148,7 @@ static int shape_from_opts(const ferry_chan_opts *o, sv_shape *s)
     long msgmax = proc_long("/proc/sys/kernel/msgmax", 8192);
     long msgmnb = proc_long("/proc/sys/kernel/msgmnb", 16384);
     if (o->flags & ~(uint32_t)(FERRY_CHECKSUM | FERRY_NO_SPIN | FERRY_PERSIST | FERRY_PEEK_PRIVATE |
-                               FERRY_NO_FDS))
+                               FERRY_NO_FDS | FERRY_TRUST_RELAY))
         return -EINVAL;
     if (o->capacity == 0 || o->capacity == FERRY_UNBOUNDED) return -EOPNOTSUPP;
     size_t max = o->max_msg ? o->max_msg : msgmax > (long)HDR ? (size_t)msgmax - HDR : 0;

@@ -132,6 +132,10 @@ struct ferry__chan_ops {
     /* The peer's kernel-stamped credentials into *out. Never blocks. NULL when the
      * transport cannot know them (-EOPNOTSUPP). */
     int (*peer)(const ferry_chan *ch, ferry_cred *out);
+    /* The remote identity a trusted relay named (ferry_chan_peer_remote): its length,
+     * copied NUL-terminated into buf; -ENOENT none believed, -EAGAIN the joiner's
+     * handshake not here yet, -ENAMETOOLONG. Never blocks. NULL: -EOPNOTSUPP. */
+    ssize_t (*peer_remote)(const ferry_chan *ch, char *buf, size_t cap);
     /* Is the peer still there: 0 yes (or cannot tell), -EPIPE gone, -EBADMSG broken.
      * One poll of a link, never blocks; may be called by any thread (direct/ asks it
      * before it reuses a kept channel). NULL: cannot tell (taken as 0). */

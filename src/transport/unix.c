@@ -30,6 +30,7 @@ typedef struct unix_listener {
     size_t max;
     unsigned kind;
     uint32_t skipped_fds; /* opts->max_skipped_fds of the accepted ends (0: default) */
+    uid_t relay_uid;      /* opts->relay_uid (FERRY_TRUST_RELAY in kind) */
     char path[sizeof(((struct sockaddr_un *)0)->sun_path)]; /* "" for an abstract name */
 } unix_listener;
 
@@ -61,8 +62,22 @@ static void set_cred(ferry_chan *ch, int s)
         ferry__fdchan_set_cred(ch, &(ferry_cred){.uid = u.uid, .gid = u.gid, .pid = u.pid});
 }
 
-static int make_end(int s, size_t max, unsigned kind, uint32_t skipped_fds, int64_t deadline,
-                    ferry_chan **out)
+/* The fd engine's kind bits of ferry_chan_opts flags: a creator's (max > 0) shape and
+ * trust, a joiner's word on fds (fdchan.h). */
+static unsigned kind_of(const ferry_chan_opts *o, int creator)
+{
+    if (!o) return 0;
+    if (!creator) return o->flags & FERRY_NO_FDS ? FDCHAN_NO_FDS : 0;
+    return (o->flags & FERRY_CHECKSUM ? FDCHAN_CHECKSUM : 0) |
+           (o->flags & FERRY_NO_FDS ? FDCHAN_NO_FDS : 0) |
+           (o->flags & FERRY_TRUST_RELAY ? FDCHAN_TRUST_RELAY : 0);
+}
+
+/* An end on socket s: a creator (max > 0) with the listener's kind, skipped_fds and
+ * relay_uid; a joiner with its kind and relay_for. SO_PEERCRED is recorded before anyone
+ * can receive on it (the creator's trust in a named identity reads it). */
+static int make_end(int s, size_t max, unsigned kind, uint32_t skipped_fds, uid_t relay_uid,
+                    const char *relay_for, int64_t deadline, ferry_chan **out)
 {
     big_sndbuf(s);
     ferry__fdchan_cfg cfg = {.ops = &ferry__fdchan_peer_ops,
@@ -70,7 +85,9 @@ static int make_end(int s, size_t max, unsigned kind, uint32_t skipped_fds, int6
                              .wfd = s,
                              .kind = kind | FDCHAN_PACKET,
                              .max_msg = max,
-                             .max_skipped_fds = skipped_fds};
+                             .max_skipped_fds = skipped_fds,
+                             .relay_uid = relay_uid,
+                             .relay_for = relay_for};
     int rc = ferry__fdchan_new(&cfg, deadline, out);
     if (rc == 0) set_cred(*out, s);
     return rc;
@@ -89,9 +106,9 @@ static int unix_listen(const char *where, const ferry_chan_opts *o, ferry_listen
     if (!l) return -ENOMEM;
     l->base.ops = &listener_ops;
     l->max = max;
-    l->kind = (o && (o->flags & FERRY_CHECKSUM) ? FDCHAN_CHECKSUM : 0) |
-              (o && (o->flags & FERRY_NO_FDS) ? FDCHAN_NO_FDS : 0);
+    l->kind = kind_of(o, 1);
     l->skipped_fds = o ? o->max_skipped_fds : 0;
+    l->relay_uid = o ? o->relay_uid : 0;
     memcpy(l->path, sa.sun_path, sizeof l->path);
     l->fd = ferry__unix_listen(SOCK_SEQPACKET, &sa, len, o ? o->mode : 0600);
     if (l->fd < 0) {
@@ -109,7 +126,7 @@ static int unix_accept(ferry_listener *fl, ferry_chan **out, int64_t deadline)
     for (;;) {
         int s = ferry__accept(l->fd, deadline);
         if (s < 0) return s;
-        int rc = make_end(s, l->max, l->kind, l->skipped_fds, deadline, out);
+        int rc = make_end(s, l->max, l->kind, l->skipped_fds, l->relay_uid, NULL, deadline, out);
         if (rc != -EPIPE) return rc; /* a client that gave up already: take the next */
     }
 }
@@ -137,14 +154,14 @@ static int unix_open(const char *where, const ferry_chan_opts *o, ferry_chan **o
     if (rc < 0) return rc;
     int s = ferry__connect(AF_UNIX, SOCK_SEQPACKET, (struct sockaddr *)&sa, len, deadline);
     if (s < 0) return s;
-    return make_end(s, 0, 0, o ? o->max_skipped_fds : 0, deadline, out);
+    return make_end(s, 0, kind_of(o, 0), o ? o->max_skipped_fds : 0, 0, o ? o->relay_for : NULL,
+                    deadline, out);
 }
 
 int ferry__unix_from_sock(int s, int creator, const ferry_chan_opts *o, const ferry_cred *peer,
                           int64_t deadline, ferry_chan **out)
 {
     size_t max = 0;
-    unsigned kind = 0;
     if (creator) {
         int rc = o && o->capacity != FERRY_CAP_RING
                      ? -EOPNOTSUPP
@@ -153,16 +170,17 @@ int ferry__unix_from_sock(int s, int creator, const ferry_chan_opts *o, const fe
             close(s);
             return rc;
         }
-        kind = (o && (o->flags & FERRY_CHECKSUM) ? FDCHAN_CHECKSUM : 0) |
-               (o && (o->flags & FERRY_NO_FDS) ? FDCHAN_NO_FDS : 0);
     }
+    unsigned kind = kind_of(o, creator);
     big_sndbuf(s);
     ferry__fdchan_cfg cfg = {.ops = &ferry__fdchan_peer_ops,
                              .rfd = s,
                              .wfd = s,
                              .kind = kind | FDCHAN_PACKET,
                              .max_msg = max,
-                             .max_skipped_fds = o ? o->max_skipped_fds : 0};
+                             .max_skipped_fds = o ? o->max_skipped_fds : 0,
+                             .relay_uid = o ? o->relay_uid : 0,
+                             .relay_for = o && !creator ? o->relay_for : NULL};
     int rc = ferry__fdchan_new(&cfg, deadline, out);
     if (rc == 0 && peer) ferry__fdchan_set_cred(*out, peer);
     return rc;

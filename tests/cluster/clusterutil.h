@@ -6,7 +6,8 @@
  * up in each), a nats-server per namespace listening on its veth address only and
  * clustered with the other by a route (users and passwords generated per run, per-user
  * subject permissions as docs/cluster.md says), a ferryd per host (its own socket
- * path) and a ferry-bridge per host running as an unprivileged uid (forked, not exec'd).
+ * path) and a ferry-bridge per host running as an unprivileged uid (forked, not exec'd;
+ * exec'd from CL_BRIDGE_PROGRAM when the includer defines it, as ferry bench does).
  * Everything is removed at exit, also after a failed CHECK or the test's alarm: the
  * processes (SIGKILL, reaped), the namespaces (their veth ends go with them) and the
  * directory. Include after testutil.h and secutil.h.
@@ -341,7 +342,13 @@ static void bridge_child(void *arg)
     if (getenv("CL_VERBOSE")) argv[n++] = "--verbose";
     for (int k = 0; a->extra[k] && n < 38; k++) argv[n++] = (char *)a->extra[k];
     argv[n] = NULL;
+#ifdef CL_BRIDGE_PROGRAM
+    /* ferry bench (bench_nats.c): the ferry-bridge program, not the code linked in */
+    execv(CL_BRIDGE_PROGRAM, argv);
+    _exit(127);
+#else
     exit(ferry__bridge_main(n, argv)); /* exit: a sanitizer build checks for leaks */
+#endif
 }
 
 /* Start h's bridge (as BRIDGE_ID) with extra arguments (NULL-terminated). */

@@ -4,9 +4,13 @@
  * exported; two unprivileged subscribers on host B with the plain API
  * (ferry_bcast_open / ferry_bcast_subscribe): a lossless one gets all N messages in
  * order with their types; a slow drop-oldest one gets an increasing subset, and what it
- * got plus ferry_sub_lost is exactly N. When the publisher ends and leaves, both get
- * -EPIPE after their last message. Skipped (77) when not root or without `ip` /
- * nats-server.
+ * got plus ferry_sub_lost is exactly N. Halfway, B's nats-server is stopped until A's
+ * bridge drops B's lease (the publisher sees its subscription go), GAP messages are
+ * published that B therefore misses, and the server is started again: B's bridge records
+ * the gap (ferry_bcast_skip) and both subscribers count it in ferry_sub_lost exactly —
+ * the lossless one's lost is exactly the numbers missing from what it got (at least GAP),
+ * and so is the drop-oldest one's. When the publisher ends and leaves, both get -EPIPE
+ * after their last message. Skipped (77) when not root or without `ip` / nats-server.
  */
 #include "testutil.h"
 
@@ -18,11 +22,14 @@
 #include <ferry/ferry.h>
 #include <stdatomic.h>
 
-#define N 3000
+#define N   3000
+#define GAP 500 /* published while B's lease has lapsed */
 
 typedef struct shared {
     _Atomic int subs_ready;
     _Atomic int all_got;
+    _Atomic int phase; /* 1: stop B's nats-server; 2: start it again */
+    _Atomic uint64_t lossless_lost;
     _Atomic uint64_t slow_got, slow_lost;
 } shared;
 
@@ -48,6 +55,24 @@ static void publisher(void *arg)
         sleep_ms(10);
     }
     for (int i = 0; i < N; i++) {
+        if (i == N / 2) {
+            /* B's nats-server goes away; A's bridge drops B's lease (its subscription
+             * here goes: B was its only remote subscriber) */
+            atomic_store(&sh->phase, 1);
+            end = now_ns() + 30 * SEC;
+            while (ferry_bcast_subscribers(bc) > 0) {
+                CHECK(now_ns() < end);
+                sleep_ms(10);
+            }
+        }
+        if (i == N / 2 + GAP) { /* B comes back and subscribes again */
+            atomic_store(&sh->phase, 2);
+            end = now_ns() + 30 * SEC;
+            while (ferry_bcast_subscribers(bc) < 1) {
+                CHECK(now_ns() < end);
+                sleep_ms(10);
+            }
+        }
         char msg[32];
         int n = snprintf(msg, sizeof msg, "%d", i);
         CHECK_EQ(ferry_bcast_publish(bc, i % 5 + 1, msg, (size_t)n, 60 * SEC), 0);
@@ -82,19 +107,30 @@ static void sub_lossless(void *arg)
     ferry_sub *s;
     CHECK_EQ(ferry_bcast_subscribe(bc, 0, &s), 0);
     atomic_fetch_add(&sh->subs_ready, 1);
-    for (int i = 0; i < N; i++) {
+    uint64_t got = 0, missing = 0;
+    for (int last = -1; last < N - 1;) {
         char buf[64];
         int64_t type = -1;
         ssize_t n = ferry_sub_recv(s, buf, sizeof buf - 1, &type, 30 * SEC);
         CHECK(n > 0);
         buf[n] = 0;
-        CHECK_EQ(atoi(buf), i);
-        CHECK_EQ(type, i % 5 + 1);
+        int v = atoi(buf);
+        CHECK(v > last && v < N);
+        CHECK_EQ(type, v % 5 + 1);
+        /* in order; what is missing went by while the lease had lapsed, and the lost
+         * count says so by the time the next message is taken */
+        if (v != last + 1) CHECK(v > N / 2 && last < N / 2 + GAP);
+        missing += (uint64_t)(v - last - 1);
+        CHECK_EQ(ferry_sub_lost(s), missing);
+        last = v;
+        got++;
     }
+    atomic_store(&sh->lossless_lost, missing);
     atomic_store(&sh->all_got, 1);
     char buf[64];
     CHECK_EQ(ferry_sub_recv(s, buf, sizeof buf, NULL, 30 * SEC), -EPIPE);
-    CHECK_EQ(ferry_sub_lost(s), 0);
+    CHECK(missing >= GAP);
+    CHECK_EQ(got + ferry_sub_lost(s), N); /* exact */
     ferry_sub_close(s);
     ferry_bcast_close(bc);
 }
@@ -106,7 +142,7 @@ static void sub_slow(void *arg)
     ferry_sub *s;
     CHECK_EQ(ferry_bcast_subscribe(bc, FERRY_SUB_DROP_OLDEST, &s), 0);
     atomic_fetch_add(&sh->subs_ready, 1);
-    uint64_t got = 0;
+    uint64_t got = 0, missing = 0;
     int last = -1;
     for (;;) {
         char buf[64];
@@ -116,10 +152,13 @@ static void sub_slow(void *arg)
         buf[n] = 0;
         int v = atoi(buf);
         CHECK(v > last && v < N); /* increasing: a subset, in order */
+        missing += (uint64_t)(v - last - 1);
+        CHECK_EQ(ferry_sub_lost(s), missing); /* drops and the gap, exactly */
         last = v;
         if (++got % 20 == 0) sleep_ms(20);
     }
     uint64_t lost = ferry_sub_lost(s);
+    CHECK_EQ(last, N - 1);
     atomic_store(&sh->slow_got, got);
     atomic_store(&sh->slow_lost, lost);
     CHECK_EQ(got + lost, N); /* exact */
@@ -138,12 +177,21 @@ int main(void)
     pid_t p = cl_spawn(A, &ROOT, publisher, NULL);
     pid_t s1 = cl_spawn(B, &CALLER_ID, sub_lossless, NULL);
     pid_t s2 = cl_spawn(B, &CALLER_ID, sub_slow, NULL);
+    while (atomic_load(&sh->phase) < 1) sleep_ms(5);
+    cl_nats_stop(&C, 1);
+    int64_t t1 = now_ns();
+    while (atomic_load(&sh->phase) < 2) sleep_ms(5);
+    printf("B's nats-server stopped; A's bridge dropped B's lease after %.0f ms\n",
+           (double)(now_ns() - t1) / 1e6);
+    cl_nats_start(&C, 1);
     wait_ok(s1);
     wait_ok(s2);
     wait_ok(p);
-    printf("%d messages across hosts: the lossless subscriber got all in order; the slow "
-           "drop-oldest one got %llu and lost %llu (exactly %d); %.1f ms in all\n",
-           N, (unsigned long long)atomic_load(&sh->slow_got),
+    printf("%d messages across hosts: the lossless subscriber got all in order but the %llu "
+           "missed in the lapse (lost, exactly); the slow drop-oldest one got %llu and lost "
+           "%llu (exactly %d); %.1f ms in all\n",
+           N, (unsigned long long)atomic_load(&sh->lossless_lost),
+           (unsigned long long)atomic_load(&sh->slow_got),
            (unsigned long long)atomic_load(&sh->slow_lost), N, (double)(now_ns() - t0) / 1e6);
     cl_down(&C);
     printf("ok\n");

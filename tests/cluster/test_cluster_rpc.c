@@ -8,8 +8,11 @@
  * twice (the server counts); a request with fds is -EOPNOTSUPP at the caller and the
  * connection goes on; kill -9 of the remote owner gives the pending caller -EPIPE
  * (the time is printed) and the name goes; B's nats-server stopped: the names go
- * (-ENOENT), restarted: calls work again (the time is printed). Skipped (77) when not
- * root or without `ip` / nats-server.
+ * (-ENOENT), restarted: calls work again (the time is printed). The remote caller's NATS
+ * user reaches a server that trusts the bridge's uid (FERRY_TRUST_RELAY):
+ * ferry_rpc_server_peer_remote says "hostb" there, -ENOENT at a server without the
+ * flag, and -ENOENT for a local client on A that names "hostb" itself. Skipped (77) when
+ * not root or without `ip` / nats-server.
  */
 #include "testutil.h"
 
@@ -44,6 +47,75 @@ static cluster C;
 static void server_child(void *arg)
 {
     cl_serve_forever(arg, cl_reverse, 4);
+}
+
+/* Replies with who the caller is: ferry_rpc_server_peer_remote, or "err N". */
+static void who_handler(ferry_rpc_server *conn, ferry_rpc_request *rq, void *ctx)
+{
+    (void)ctx;
+    char id[FERRY_REMOTE_ID_MAX + 1], out[160];
+    ssize_t n = ferry_rpc_server_peer_remote(conn, id, sizeof id);
+    int len =
+        n >= 0 ? snprintf(out, sizeof out, "%s", id) : snprintf(out, sizeof out, "err %d", (int)n);
+    ferry_msg r = {.data = out, .len = (size_t)len};
+    ferry_reply(conn, rq->id, &r, 5 * SEC);
+}
+
+/* "org.test.w.trust": trusts the bridge's uid to name the remote caller; "org.test.w.plain":
+ * does not. Both let the bridge and A's local CALLER_UID connect. */
+static void server_who(void *arg)
+{
+    int trust = arg != NULL;
+    ferry_policy pol;
+    cl_bridge_policy(&pol);
+    pol.allow_uids[pol.n_uids++] = CALLER_UID;
+    ferry_chan_opts o;
+    ferry_chan_opts_init(&o);
+    if (trust) o.flags |= FERRY_TRUST_RELAY;
+    o.relay_uid = BRIDGE_UID;
+    ferry_rpc_service *svc;
+    CHECK_EQ(ferry_serve(trust ? "org.test.w.trust" : "org.test.w.plain", who_handler, NULL, 2,
+                         &pol, &o, &svc, 5 * SEC),
+             0);
+    for (;;) pause();
+}
+
+/* Call name (connecting with relay_for, kind) and require the answer want. */
+static void who_is(const char *name, int kind, const char *relay_for, const char *want)
+{
+    CHECK_EQ(cl_wait_name(name, 1, 20 * SEC), 0);
+    ferry_chan_opts o;
+    ferry_chan_opts_init(&o);
+    o.relay_for = relay_for;
+    ferry_rpc_client *c;
+    CHECK_EQ(ferry_rpc_connect(name, kind, &o, &c, 5 * SEC), 0);
+    char buf[160];
+    ferry_msg req = {.data = "who", .len = 3}, resp = {.data = buf, .cap = sizeof buf - 1};
+    ssize_t n = ferry_call(c, &req, &resp, 5 * SEC);
+    CHECK(n >= 0);
+    buf[n] = 0;
+    printf("%s (kind %d, naming %s): %s\n", name, kind, relay_for ? relay_for : "nobody", buf);
+    CHECK(strcmp(buf, want) == 0);
+    ferry_rpc_client_close(c);
+}
+
+/* On B: the server on A sees B's NATS user, whatever B's caller names itself. */
+static void caller_who(void *arg)
+{
+    (void)arg;
+    CHECK_EQ(getuid(), CALLER_UID);
+    who_is("org.test.w.trust", FERRY_KIND_SHM, NULL, "hostb");
+    who_is("org.test.w.trust", FERRY_KIND_UNIX, "admin", "hostb"); /* B's proxy ignores it */
+    who_is("org.test.w.plain", FERRY_KIND_SHM, NULL, "err -2");
+}
+
+/* On A: a local client that is not the bridge names "hostb": not believed. */
+static void local_spoofer(void *arg)
+{
+    (void)arg;
+    CHECK_EQ(getuid(), CALLER_UID);
+    who_is("org.test.w.trust", FERRY_KIND_UNIX, "hostb", "err -2");
+    who_is("org.test.w.trust", FERRY_KIND_UNIX, NULL, "err -2");
 }
 
 /* ------------------------------------------------------------------ callers on B */
@@ -184,6 +256,8 @@ int main(void)
                            "org.test.slow=hostb",
                            "--export",
                            "org.test.secret=hostc",
+                           "--export",
+                           "org.test.w.*=hostb",
                            "--import",
                            "org.test.*",
                            "--heartbeat-ms",
@@ -197,8 +271,12 @@ int main(void)
     pid_t s_slow = cl_spawn(A, &ROOT, server_child, "org.test.slow");
     pid_t s_secret = cl_spawn(A, &ROOT, server_child, "org.test.secret");
     pid_t s_private = cl_spawn(A, &ROOT, server_child, "org.test.private");
+    pid_t s_who = cl_spawn(A, &ROOT, server_who, "trust");
+    pid_t s_whonot = cl_spawn(A, &ROOT, server_who, NULL);
 
     wait_ok(cl_spawn(B, &CALLER_ID, caller_basic, NULL));
+    wait_ok(cl_spawn(B, &CALLER_ID, caller_who, NULL));
+    wait_ok(cl_spawn(A, &CALLER_ID, local_spoofer, NULL));
 
     /* kill -9 of the remote owner during a call */
     pid_t d = cl_spawn(B, &CALLER_ID, caller_death, NULL);
@@ -240,6 +318,8 @@ int main(void)
     cl_kill(&s_echo);
     cl_kill(&s_secret);
     cl_kill(&s_private);
+    cl_kill(&s_who);
+    cl_kill(&s_whonot);
     cl_down(&C);
     printf("ok\n");
     return 0;

@@ -2,7 +2,7 @@
 /*
  * consumer.c — ferry used from another project, as a new user would (scripts/
  * check-consumer.sh builds it three ways against an install in a temporary prefix:
- * pkg-config + Makefile, find_package(ferry 0.2), add_subdirectory of the source tree).
+ * pkg-config + Makefile, find_package(ferry 0.3), add_subdirectory of the source tree).
  *
  * It sees only the public header: ferry's private src/ must not be on its include path
  * (checked at compile time below). It talks to a forked peer over ferry_pair, then
@@ -28,8 +28,8 @@
 #endif
 #endif
 
-#if FERRY_VERSION_MAJOR != 0 || FERRY_VERSION_MINOR < 2
-#error "this consumer wants ferry 0.2 or later"
+#if FERRY_VERSION_MAJOR != 0 || FERRY_VERSION_MINOR < 3
+#error "this consumer wants ferry 0.3 or later"
 #endif
 
 #define SEC  ((int64_t)1000000000)

@@ -26,6 +26,12 @@
  *              ops call the object (send/recv/peek/loan/attach..., post/next...,
  *              publish/subscribe/sub_recv/sub_peek...), all with FERRY_NOW. At most
  *              256 ops.
+ * The broadcast ring's model, while it is clean (mode 0 and no patch so far): every
+ * subscription's ferry_sub_seq is its start + the messages it received + ferry_sub_lost;
+ * the counters' published is the pre-publishes + publishes + commits + the skipped n of
+ * ferry_bcast_skip; a subscription that finds nothing (-EAGAIN, -EPIPE) has its
+ * ferry_sub_seq at published, and a lossless one's lost is then exactly the n skipped
+ * since it subscribed.
  * Invariants (abort when broken): no crash, no UB, no access outside the mapping
  * (ASan/UBSan); adopt answers 0 or -EBADMSG (modes 2..5: -EBADMSG); every call returns
  * data or an error its ferry.h entry documents (or -ENOTRECOVERABLE: a lock a sharer broke),
@@ -371,25 +377,53 @@ static void *bc_create(uint8_t shape, uint8_t pre, int *fd)
 
 #define NSUBS 4
 
-static void bc_ops(ferry_bcast *b, fuzz_in *r, uint8_t *map, size_t size)
+/* The model of a clean ring (top of the file). */
+typedef struct bc_model {
+    int clean;
+    uint64_t stream;         /* messages published + skipped */
+    uint64_t start[NSUBS];   /* ferry_sub_seq when it subscribed */
+    uint64_t got[NSUBS];     /* messages it received (a peek: at its release) */
+    uint64_t skipped[NSUBS]; /* n skipped since it subscribed */
+    int lossless[NSUBS];
+} bc_model;
+
+static void bc_check(ferry_bcast *b, const bc_model *mo, ferry_sub *s, int i, int peeked,
+                     int caught_up)
+{
+    if (!mo->clean) return;
+    ferry_bcast_counters st;
+    ferry_bcast_counters_init(&st);
+    REQUIRE(ferry_bcast_stats(b, &st) == 0 && st.published == mo->stream);
+    if (!s || peeked) return;
+    REQUIRE(ferry_sub_seq(s) == mo->start[i] + mo->got[i] + ferry_sub_lost(s));
+    if (!caught_up) return;
+    REQUIRE(ferry_sub_seq(s) == mo->stream);
+    if (mo->lossless[i]) REQUIRE(ferry_sub_lost(s) == mo->skipped[i]);
+}
+
+static void bc_ops(ferry_bcast *b, fuzz_in *r, uint8_t *map, size_t size, int clean, uint64_t pre)
 {
     static uint8_t buf[MSG_CAP + 64];
     ferry_sub *subs[NSUBS] = {0};
     int peeked[NSUBS] = {0}, loaned = 0;
+    bc_model mo = {.clean = clean, .stream = pre};
     for (int k = 0; k < MAX_OPS && r->n; k++) {
         uint8_t op = fuzz_byte(r) % 16, a = fuzz_byte(r);
         if (op == 0) {
             patch(r, map, size);
+            mo.clean = 0;
             continue;
         }
         int64_t t0 = fuzz_now_ns();
-        ferry_sub **s = &subs[a % NSUBS];
-        int *pk = &peeked[a % NSUBS];
+        int si = a % NSUBS, caught_up = 0;
+        ferry_sub **s = &subs[si];
+        int *pk = &peeked[si];
         switch (op) {
         case 1:
         case 9: {
             int rc = ferry_bcast_publish(b, a % 3, buf, (a * 13u) % (MSG_CAP + 2), FERRY_NOW);
             ALLOWED(rc, -EAGAIN, -EMSGSIZE, -EPIPE, -EBUSY, HOSTILE);
+            if (rc == 0) mo.stream++;
             break;
         }
         case 2:
@@ -398,6 +432,12 @@ static void bc_ops(ferry_bcast *b, fuzz_in *r, uint8_t *map, size_t size)
             int rc = ferry_bcast_subscribe(b, a & 4 ? FERRY_SUB_DROP_OLDEST : 0, s);
             ALLOWED(rc, -ENOSPC, HOSTILE);
             if (rc < 0) *s = NULL;
+            if (rc == 0) {
+                mo.start[si] = ferry_sub_seq(*s);
+                mo.got[si] = mo.skipped[si] = 0;
+                mo.lossless[si] = !(a & 4);
+                if (mo.clean) REQUIRE(mo.start[si] == mo.stream && ferry_sub_lost(*s) == 0);
+            }
             break;
         }
         case 3:
@@ -409,6 +449,8 @@ static void bc_ops(ferry_bcast *b, fuzz_in *r, uint8_t *map, size_t size)
             ssize_t n = ferry_sub_recv(*s, buf, cap, &type, FERRY_NOW);
             ALLOWED(n, -EAGAIN, -EMSGSIZE, -EPIPE, -EBUSY, HOSTILE);
             if (n >= 0) REQUIRE((size_t)n <= cap);
+            if (n >= 0) mo.got[si]++;
+            caught_up = n == -EAGAIN || n == -EPIPE;
             break;
         }
         case 4: {
@@ -416,11 +458,13 @@ static void bc_ops(ferry_bcast *b, fuzz_in *r, uint8_t *map, size_t size)
             if (*pk) {
                 REQUIRE(ferry_sub_release(*s) == 0);
                 *pk = 0;
+                mo.got[si]++;
                 break;
             }
             ferry_msg m;
             int rc = ferry_sub_peek(*s, &m, FERRY_NOW);
             ALLOWED(rc, -EAGAIN, -EPIPE, HOSTILE);
+            caught_up = rc == -EAGAIN || rc == -EPIPE;
             if (rc == 0) {
                 REQUIRE(m.len <= ferry_bcast_max_msg(b) && m.nfds == 0);
                 /* Read the whole view: outside the object's mapping it would fault. */
@@ -446,7 +490,10 @@ static void bc_ops(ferry_bcast *b, fuzz_in *r, uint8_t *map, size_t size)
             if (loaned) {
                 int rc = ferry_bcast_commit(b, a % 3, a % 80);
                 ALLOWED(rc, -EINVAL);
-                if (rc == 0) loaned = 0;
+                if (rc == 0) {
+                    loaned = 0;
+                    mo.stream++;
+                }
                 break;
             }
             void *p;
@@ -465,14 +512,27 @@ static void bc_ops(ferry_bcast *b, fuzz_in *r, uint8_t *map, size_t size)
         case 13:
             if (a == 0x5a) REQUIRE(ferry_bcast_end(b) == 0);
             break;
+        case 14: { /* a gap: 0..31 messages */
+            uint64_t n = a >> 3;
+            int rc = ferry_bcast_skip(b, n, FERRY_NOW);
+            ALLOWED(rc, -EAGAIN, -EPIPE, -EBUSY, -EOVERFLOW, HOSTILE);
+            if (rc == 0) {
+                mo.stream += n;
+                for (int i = 0; i < NSUBS; i++) mo.skipped[i] += n;
+            }
+            break;
+        }
         default: {
             if (!*s) break;
             ssize_t n = ferry_sub_recv(*s, buf, MSG_CAP, NULL, FERRY_NOW);
             ALLOWED(n, -EAGAIN, -EPIPE, -EBUSY, HOSTILE);
+            if (n >= 0) mo.got[si]++;
+            caught_up = n == -EAGAIN || n == -EPIPE;
             break;
         }
         }
         REQUIRE(fuzz_now_ns() - t0 < 2000000000);
+        if (op != 6) bc_check(b, &mo, *s, si, *pk, caught_up);
     }
     for (int i = 0; i < NSUBS; i++) ferry_sub_close(subs[i]);
 }
@@ -620,6 +680,8 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
         }
     }
 
+    /* Clean: a real object nobody has scribbled on (yet). */
+    int clean = mode == 0 && r.n == size - 4;
     void *obj = NULL;
     int rc = adopt(kind, fd, &obj);
     if (mode >= 2) {
@@ -634,7 +696,7 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
         else if (kind == K_EVENT)
             ev_ops(obj, &r, map, msize);
         else
-            bc_ops(obj, &r, map, msize);
+            bc_ops(obj, &r, map, msize, clean, pre % 8);
         close_obj(kind, obj);
     }
     if (map) munmap(map, msize);

@@ -23,7 +23,9 @@
  * (ASan/UBSan); adopt answers 0 or -EBADMSG (modes 3, 4: -EBADMSG); ferry_state_read
  * answers 0 (a length within max_len and the buffer), -EAGAIN, -EBADMSG or -EMSGSIZE;
  * writes, waits, maps and notifies answer what ferry.h documents (a read-only handle:
- * -EACCES); no call takes longer than 2 s; after closing everything, no descriptor is left.
+ * -EACCES); no call takes longer than 10 s (the library's own waits are milliseconds;
+ * the bound leaves room for a machine at load 60, where 2 s was once exceeded); after
+ * closing everything, no descriptor is left.
  * Built with -fsanitize=fuzzer as `fuzz_region`, and with replay_main.c as
  * `fuzz_region_replay`, which CTest runs over corpus/region.
  */
@@ -234,7 +236,7 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
             REQUIRE(e == 0 || (e == -EACCES && !ferry_region_writable(reg)));
             break;
         }
-        REQUIRE(fuzz_now_ns() - t0 < 2000000000LL);
+        REQUIRE(fuzz_now_ns() - t0 < 10000000000LL);
     }
 
     if (st) ferry_state_close(st);

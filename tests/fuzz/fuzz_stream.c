@@ -33,7 +33,10 @@
  *   ctl bit 7  framed: the HELLO says the creator takes no descriptors (FERRY_NO_FDS);
  *              a packet-mode joiner's send with one must then be -EOPNOTSUPP (checked
  *              while the harness's end is open: a dead channel's send is -EPIPE first).
- *   seed       drives the chunk sizes, filters and buffer sizes.
+ *   seed       drives the chunk sizes, filters and buffer sizes; and two bits of its
+ *              high byte: 0x80, the joiner opens with FERRY_NO_FDS and relay_for
+ *              "fuzz-peer" (its hints, fdchan.h "The HELLO's type field"); 0x40, framed:
+ *              the HELLO's type says the creator reads a relayed identity (1).
  * Oracle: ferry_chan_open answers 0 exactly when S starts with a whole, valid HELLO,
  * whether or not the creator is still there to take the joiner's reply (ctl bit 6: what
  * it sent is drained all the same); -EPIPE when S ends before a whole HELLO (no shape, no
@@ -46,6 +49,10 @@
  * -EMSGSIZE for a buffer too small (it stays queued), -EAGAIN while the writer is open
  * and nothing eligible is whole, and the end's error once everything eligible was taken
  * (one -EAGAIN just before it is tolerated, see the loop); nothing else (abort). The
+ * joiner's own HELLO (what the harness reads back) must say exactly its shape and, in
+ * packet mode only, its hints: type bit 1 (no fds) with seed bit 0x80, and type bit 2 with
+ * the identity after the 8 bytes when also the creator's HELLO type has bit 0 (a creator
+ * that does not read one is never sent one); type 0 and 8 bytes otherwise. The
  * whole input must
  * finish within a bounded number of calls, and leave no descriptor (count of
  * /proc/self/fd) and no memory (LeakSanitizer) behind.
@@ -146,10 +153,10 @@ static void put_frame(buf *s, ferry__frame *f, const uint8_t *payload, int fix_c
  * Magic, version and the reserved byte are fixed unless bit 0.
  */
 FUZZ_NOCOV static void build_framed(buf *s, const uint8_t *body, size_t n, uint32_t max, int csum,
-                                    int no_fds)
+                                    int no_fds, int64_t hello_type)
 {
     uint32_t hello[2] = {max, (csum ? 2u : 0u) | (no_fds ? 4u : 0u)};
-    ferry__frame hf = {.flags = csum ? FERRY__F_CRC : 0, .seq = 0, .len = 8};
+    ferry__frame hf = {.flags = csum ? FERRY__F_CRC : 0, .type = hello_type, .seq = 0, .len = 8};
     put_frame(s, &hf, (const uint8_t *)hello, 1);
     uint64_t seq = 1;
     uint8_t *pay = NULL;
@@ -211,6 +218,7 @@ typedef struct mmsg {
 typedef struct model {
     int open_rc; /* what ferry_chan_open must answer */
     int no_fds;  /* the HELLO said the creator takes no descriptors */
+    int csum;    /* the HELLO said checksums */
     uint32_t max;
     mmsg *m;
     size_t n, cap;
@@ -281,7 +289,7 @@ FUZZ_NOCOV static void parse_model(model *md, const uint8_t *s, size_t len)
     }
     md->max = max;
     md->no_fds = (flags & 4) != 0;
-    int csum = (flags & 2) != 0;
+    int csum = md->csum = (flags & 2) != 0;
     if (md->pkt) {
         parse_packets(md, s, csum);
         return;
@@ -426,7 +434,8 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
     int pkt = (ctl & 16) != 0;
     buf s = {0};
     if (ctl & 1)
-        build_framed(&s, body, blen, max_table[data[1] & 7], (ctl & 2) != 0, (ctl & 128) != 0);
+        build_framed(&s, body, blen, max_table[data[1] & 7], (ctl & 2) != 0, (ctl & 128) != 0,
+                     (data[3] & 0x40) ? 1 : 0);
     else
         put(&s, body, blen);
     model md;
@@ -528,6 +537,11 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
     ferry_chan_opts o;
     ferry_chan_opts_init(&o);
     o.max_skipped_fds = UINT32_MAX;
+    int hints = (data[3] & 0x80) != 0; /* the joiner's own word (its HELLO's type) */
+    if (hints) {
+        o.flags |= FERRY_NO_FDS;
+        o.relay_for = "fuzz-peer";
+    }
     if (pkt) { /* a unix channel's joiner, as a broker-made socket pair is adopted */
         rc = ferry__unix_from_sock(fwd[0], 0, &o, NULL, ferry__now_ns() + 1000000000, &ch);
     } else {
@@ -538,6 +552,26 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
     if (rc != md.open_rc) fprintf(stderr, "open: %d, model %d\n", rc, md.open_rc);
     REQUIRE(rc == md.open_rc);
     if (rc < 0) goto out; /* the channel closed fwd[0] and wfd */
+    /* The joiner's HELLO, where our end is still there to read it: its shape, and its
+     * hints exactly as the creator's HELLO let it say them (packet mode only). */
+    int rfd = pkt || sock ? fwd[1] : back[0];
+    if (rfd >= 0) {
+        uint8_t h[FERRY__FRAME_HDR + 8 + FERRY_REMOTE_ID_MAX + 1];
+        ssize_t n = recv(rfd, h, sizeof h, MSG_DONTWAIT);
+        if (n < 0 && errno == ENOTSOCK) n = read(rfd, h, sizeof h); /* a pipe */
+        int64_t ctype;
+        memcpy(&ctype, s.p + 8, 8); /* (S holds a whole HELLO: the open succeeded) */
+        int said = pkt && hints && (ctype & 1);
+        uint32_t len = 8 + (said ? 9 : 0), flags = md.csum ? 2u : 0u;
+        int64_t type = pkt && hints ? 1 + (said ? 2 : 0) : 0;
+        ferry__frame f;
+        REQUIRE(n == (ssize_t)(FERRY__FRAME_HDR + len));
+        REQUIRE(ferry__frame_decode(h, len, &f) == 0 && f.seq == 0 && f.len == len);
+        REQUIRE(f.type == type && ferry__frame_check_crc(&f, h + FERRY__FRAME_HDR) == 0);
+        REQUIRE(memcmp(h + FERRY__FRAME_HDR, &md.max, 4) == 0);
+        REQUIRE(memcmp(h + FERRY__FRAME_HDR + 4, &flags, 4) == 0);
+        REQUIRE(!said || memcmp(h + FERRY__FRAME_HDR + 8, "fuzz-peer", 9) == 0);
+    }
     if (ctl & 8) REQUIRE(ferry_chan_poll_fd(ch) >= 0);
     if (pkt && md.no_fds && !closed) { /* the creator takes none: refused, nothing sent */
         ferry_msg m = {.type = 1, .nfds = 1, .fds = {STDIN_FILENO}};

@@ -248,6 +248,37 @@ static void adopt_seeds(void)
         snprintf(name, sizeof name, "%s_raw", kinds[k]);
         save("adopt", name);
 
+        /* a broadcast with gaps (ferry_bcast_skip, op 14: n = arg >> 3): a lossless and a
+         * drop-oldest subscriber on a 4-slot ring, gaps taken and gaps dropped */
+        if (k == 2) {
+            adopt_head(k, 0, 1, 2);
+            op(2, 0);       /* subscriber 0: lossless */
+            op(2, 5);       /* subscriber 1: drop-oldest */
+            op(1, 8);       /* publish */
+            op(14, 3 << 3); /* a gap of 3 */
+            op(1, 16);      /* publish */
+            op(3, 8);       /* 0 receives the first */
+            op(3, 8);       /* and the second over the gap */
+            op(14, 1 << 3); /* a gap of 1 */
+            op(1, 24);      /* 4 records past 1's start: */
+            op(1, 32);      /* the ring drops 1's oldest (the gap of 3 too) */
+            op(3, 8);
+            op(3, 8);
+            op(3, 8);  /* 0 caught up: its lost is the 4 skipped */
+            op(4, 1);  /* 1 peeks */
+            op(4, 1);  /* and releases */
+            op(15, 1); /* 1 receives the rest */
+            op(15, 1);
+            op(15, 1);
+            op(14, 0); /* n = 0: nothing */
+            op(8, 1);
+            op(13, 0x5a);   /* the end */
+            op(14, 2 << 3); /* -EPIPE */
+            op(15, 0);
+            snprintf(name, sizeof name, "%s_gaps", kinds[k]);
+            save("adopt", name);
+        }
+
         /* broken carriers and memfds (modes 2..5) */
         for (uint8_t m = 2; m < 6; m++) {
             adopt_head(k, m, 0, 1);

@@ -17,7 +17,10 @@
  *    bounded by max_msg. Header values are compared with fixed strings only.
  *  - A remote caller's identity is the NATS user token of the subject it published on
  *    (ferry.C.rpc.<exporter>.<caller>.<name>), which the NATS servers' publish
- *    permissions tie to the authenticated user. Locally it is this bridge's uid.
+ *    permissions tie to the authenticated user. Locally it is this bridge's uid, and the
+ *    exporter's connections to a server (one per name and caller: RPC and relayed
+ *    channels) name that user in their handshake (ferry_chan_opts.relay_for), which a
+ *    server that trusts this bridge's uid reads with ferry_chan_peer_remote.
  *  - No call is sent twice: a request is published once and never retried; a reply is
  *    delivered only for a sequence number still pending, which it removes.
  *  - What is retried is numbered and delivered once by its receiver: mailbox messages
@@ -56,6 +59,7 @@
 #include <sys/eventfd.h>
 #include <sys/random.h>
 #include <sys/signalfd.h>
+#include <sys/stat.h>
 #include <sys/timerfd.h>
 #include <unistd.h>
 
@@ -128,6 +132,7 @@ typedef struct proxy {
      * once (in_boot/in_seq: the exporter's incarnation and the last number published) */
     ferry_bcast *bc;
     char in_boot[17];
+    char in_stream[17]; /* a broadcast: the exporter's object (Ferry-Stream), or "" */
     uint64_t in_seq;
     /* a mailbox received here (--recv): local receivers take what the bridge pulls from
      * the exporter (one message per pull, while receivers wait and none is queued);
@@ -249,7 +254,11 @@ typedef struct bcout {
     char *msg;
     size_t len;
     int64_t type;
-    uint64_t seq; /* the number of the message taken last (from 1) */
+    uint64_t seq;    /* the number of the message taken last: its number in the stream + 1
+                        (ferry_sub_seq), so numbers go on across a new subscription and count
+                        what this bridge was not subscribed for (a lapse) or was skipped */
+    char stream[17]; /* the object's identity (its memfd's device and inode, hex): a new
+                        object under the name numbers from 1 again (Ferry-Stream) */
     int in_flight;
     rsub *subs;
     struct bcout *next;
@@ -912,24 +921,39 @@ static void on_bput(bridge *b, natsMsg *m, const char *from, const char *name, c
         return;
     }
     int64_t type = header_num(m, "Ferry-Type"), seq = header_num(m, "Ferry-Seq");
-    const char *boot = NULL;
+    const char *boot = NULL, *stream = NULL;
     if (type < 0 || seq < 1 || natsMsgHeader_Get(m, "Ferry-Boot", &boot) != NATS_OK || !boot ||
         strlen(boot) != 16 || strspn(boot, "0123456789abcdef") != 16)
         return;
-    if (strcmp(p->in_boot, boot) != 0) {
+    /* The exporter's object: absent (an older bridge), or 16 hex digits */
+    if (natsMsgHeader_Get(m, "Ferry-Stream", &stream) != NATS_OK || !stream) stream = "";
+    if (*stream && (strlen(stream) != 16 || strspn(stream, "0123456789abcdef") != 16)) return;
+    if (strcmp(p->in_boot, boot) != 0 || strcmp(p->in_stream, stream) != 0) {
+        /* another incarnation of the exporter, or another object under the name (its
+         * publisher made it anew): its numbers start again */
         memcpy(p->in_boot, boot, sizeof p->in_boot);
+        snprintf(p->in_stream, sizeof p->in_stream, "%s", stream);
         p->in_seq = 0;
     }
     if ((uint64_t)seq <= p->in_seq) { /* published already */
         reply_status(b, reply, 0);
         return;
     }
-    if (p->in_seq && (uint64_t)seq != p->in_seq + 1) { /* our lease had lapsed */
-        b->bc_gap += (uint64_t)seq - p->in_seq - 1;
-        logf_("broadcast %s: %" PRIu64 " messages missed (the subscription lapsed)", name,
-              (uint64_t)seq - p->in_seq - 1);
+    int rc = 0;
+    if (p->in_seq && (uint64_t)seq != p->in_seq + 1) {
+        /* Our lease had lapsed (or the exporter's publisher skipped): the messages between
+         * are a gap that every local subscriber counts in ferry_sub_lost. Once recorded,
+         * in_seq says so: a resend of this message (a full ring below) is no new gap. */
+        uint64_t gap = (uint64_t)seq - p->in_seq - 1;
+        rc = ferry_bcast_skip(p->bc, gap, FERRY_NOW);
+        if (rc == 0) {
+            b->bc_gap += gap;
+            p->in_seq = (uint64_t)seq - 1;
+            logf_("broadcast %s: %" PRIu64 " messages missed (the subscription lapsed)", name, gap);
+        }
     }
-    int rc = ferry_bcast_publish(p->bc, type, natsMsg_GetData(m), (size_t)natsMsg_GetDataLength(m),
+    if (rc == 0)
+        rc = ferry_bcast_publish(p->bc, type, natsMsg_GetData(m), (size_t)natsMsg_GetDataLength(m),
                                  FERRY_NOW);
     if (rc == 0) {
         p->in_seq = (uint64_t)seq;
@@ -1407,7 +1431,8 @@ static void relay_local_ready(bridge *b, relay *r)
             if (r->snd_acked + 1 == r->snd_next) relay_close(b, r, 1);
             return;
         }
-        if (rc < 0 || m.nfds > 0) { /* fds cannot cross hosts */
+        if (rc < 0 || m.nfds > 0) { /* fds cannot cross hosts (a server whose libferry
+                                     * ignores our FERRY_NO_FDS sent some) */
             for (uint32_t k = 0; k < m.nfds; k++) close(m.fds[k]);
             relay_close(b, r, 1);
             return;
@@ -1478,6 +1503,8 @@ static void on_copen(bridge *b, natsMsg *m, const char *caller, const char *name
     ferry_chan_opts o;
     ferry_chan_opts_init(&o);
     o.max_msg = b->max_msg;
+    o.flags |= FERRY_NO_FDS; /* the server's sends with fds: -EOPNOTSUPP there */
+    o.relay_for = caller;    /* the server sees it if it trusts our uid (FERRY_TRUST_RELAY) */
     ferry_chan *ch;
     int rc = ferry_connect(name, FERRY_KIND_UNIX, &o, &ch, LOCAL_WAIT);
     relay *r = rc == 0 ? relay_new(b, caller, name, connid, ch, 0) : NULL;
@@ -1653,6 +1680,7 @@ static out *out_get(bridge *b, const char *name, const char *caller, int *err)
     ferry_chan_opts opts;
     ferry_chan_opts_init(&opts);
     opts.max_msg = b->max_msg;
+    opts.relay_for = caller; /* the server sees it if it trusts our uid (FERRY_TRUST_RELAY) */
     int rc = ferry_rpc_connect(name, FERRY_KIND_UNIX, &opts, &o->c, LOCAL_WAIT);
     if (rc < 0) {
         free(o);
@@ -1881,6 +1909,11 @@ static bcout *bcout_get(bridge *b, const char *name)
     snprintf(o->name, sizeof o->name, "%s", name);
     int rc = ferry_bcast_open(name, &o->bc, LOCAL_WAIT);
     if (rc == 0 && ferry_bcast_max_msg(o->bc) > b->max_msg) rc = -EMSGSIZE;
+    struct stat st;
+    if (rc == 0 && fstat(ferry_bcast_fd(o->bc), &st) != 0) rc = -errno;
+    if (rc == 0)
+        snprintf(o->stream, sizeof o->stream, "%016llx",
+                 (unsigned long long)(((uint64_t)st.st_dev << 40) ^ (uint64_t)st.st_ino));
     if (rc == 0 && !(o->msg = malloc(b->max_msg))) rc = -ENOMEM;
     if (rc == 0) rc = ferry_bcast_subscribe(o->bc, 0, &o->sub); /* lossless */
     if (rc == 0) rc = o->fd = ferry_sub_poll_fd(o->sub);
@@ -1932,7 +1965,8 @@ static void bput_send(bridge *b, bcout *o, rsub *r)
     char type[24], seq[24];
     snprintf(type, sizeof type, "%" PRId64, o->type);
     snprintf(seq, sizeof seq, "%" PRIu64, o->seq);
-    const char *hdr[] = {"Ferry-Type", type, "Ferry-Seq", seq, "Ferry-Boot", b->boot, NULL};
+    const char *hdr[] = {"Ferry-Type", type,           "Ferry-Seq", seq, "Ferry-Boot",
+                         b->boot,      "Ferry-Stream", o->stream,   NULL};
     if (send_request(b, q, r->user, o->name, "bput", hdr, o->msg, o->len) < 0) {
         free(q);
         r->retry_at = ferry__now_ns() + 200 * MS;
@@ -1968,7 +2002,7 @@ static void bcast_ready(bridge *b, bcout *o)
         return;
     }
     o->len = (size_t)rc;
-    o->seq++;
+    o->seq = ferry_sub_seq(o->sub); /* this message's number in the stream + 1 */
     o->in_flight = 1;
     bcast_arm(b, o, 0);
     for (rsub *r = o->subs; r; r = r->next) bput_send(b, o, r);

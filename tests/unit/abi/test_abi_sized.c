@@ -283,9 +283,12 @@ static void test_layout(void)
     CHECK_EQ(offsetof(ferry_mailbox_counters, size), 0);
     CHECK_EQ(offsetof(ferry_event_counters, size), 0);
     /* ferry_chan_opts grew `tls` (0.3) after its first version: at or past that version's
-     * sizeof, and it ends the struct */
+     * sizeof; then `relay_for` and `relay_uid` (0.3, relayed identities), which end the
+     * struct */
     CHECK(offsetof(ferry_chan_opts, tls) >= FERRY__CHAN_OPTS_V0);
-    CHECK(sizeof(ferry_chan_opts) - FERRY__OFFSETOFEND(ferry_chan_opts, tls) <
+    CHECK(offsetof(ferry_chan_opts, relay_for) >= FERRY__OFFSETOFEND(ferry_chan_opts, tls));
+    CHECK(offsetof(ferry_chan_opts, relay_uid) >= FERRY__OFFSETOFEND(ferry_chan_opts, relay_for));
+    CHECK(sizeof(ferry_chan_opts) - FERRY__OFFSETOFEND(ferry_chan_opts, relay_uid) <
           alignof(ferry_chan_opts));
     /* the tls structs (0.3: their first version) */
     CHECK_EQ(offsetof(ferry_tls_opts, size), 0);

@@ -4,7 +4,8 @@
  * head, wait words, subscriber entries, slots) while a publisher and subscribers of both
  * kinds keep calling with short deadlines: every call returns within its bound with one of
  * its documented results, nothing crashes or touches memory outside the object, and no
- * descriptor is left behind.
+ * descriptor is left behind. Gaps (ferry_bcast_skip) and a subscriber joining and leaving
+ * every round (the seqlock of head and extra, which a sharer may leave odd) too.
  */
 #include "testutil.h"
 
@@ -69,6 +70,20 @@ int main(void)
         int64_t t0 = now_ns();
         long rc = ferry_bcast_publish(b, 1, buf, 64, 2 * MS);
         CHECK(allowed(rc));
+        if (calls % 4 == 0) {
+            rc = ferry_bcast_skip(b, 3, 2 * MS);
+            CHECK(allowed(rc) || rc == -EOVERFLOW);
+        }
+        ferry_sub *j = NULL;
+        rc = ferry_bcast_subscribe(b, calls & 1 ? FERRY_SUB_DROP_OLDEST : 0, &j);
+        CHECK(rc == 0 || rc == -ENOSPC);
+        if (rc == 0) {
+            (void)ferry_sub_seq(j);
+            ferry_sub_close(j);
+        }
+        ferry_bcast_counters bst;
+        ferry_bcast_counters_init(&bst);
+        CHECK_EQ(ferry_bcast_stats(b, &bst), 0);
         for (int k = 0; k < 3; k++) {
             ferry_msg m;
             if (k == 1) {

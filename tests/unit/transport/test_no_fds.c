@@ -20,8 +20,12 @@
 
 #define SEC ((int64_t)1000000000)
 
+/* The joining end, in a thread: ferry_connect(url, kind) when by_name (url is then a
+ * name of the broker), else ferry_chan_open(url). */
 typedef struct {
     const char *url;
+    int by_name;
+    uint32_t kind;
     ferry_chan *ch;
     int rc;
 } opener;
@@ -29,7 +33,10 @@ typedef struct {
 static void *open_thread(void *arg)
 {
     opener *o = arg;
-    o->rc = ferry_chan_open(o->url, NULL, &o->ch, 10 * SEC);
+    if (o->by_name)
+        o->rc = ferry_connect(o->url, o->kind, NULL, &o->ch, 10 * SEC);
+    else
+        o->rc = ferry_chan_open(o->url, NULL, &o->ch, 10 * SEC);
     return NULL;
 }
 
@@ -86,39 +93,6 @@ static void check_ends(ferry_chan *creator, ferry_chan *joiner, int no_fds)
     close(pfd[1]);
 }
 
-typedef struct connector {
-    uint32_t kind;
-    ferry_chan *ch;
-    int rc;
-} connector;
-
-static void *connect_thread(void *arg)
-{
-    connector *c = arg;
-    c->rc = ferry_connect("org.test.nofds", c->kind, NULL, &c->ch, 10 * SEC);
-    return NULL;
-}
-
-static void by_name(uint32_t kind, int no_fds)
-{
-    ferry_chan_opts o;
-    ferry_chan_opts_init(&o);
-    if (no_fds) o.flags |= FERRY_NO_FDS;
-    ferry_listener *l;
-    CHECK_EQ(ferry_register("org.test.nofds", NULL, &o, &l, 5 * SEC), 0);
-    connector cn = {.kind = kind};
-    pthread_t t;
-    CHECK_EQ(pthread_create(&t, NULL, connect_thread, &cn), 0);
-    ferry_chan *srv;
-    CHECK_EQ(ferry_accept(l, &srv, 10 * SEC), 0);
-    CHECK_EQ(pthread_join(t, NULL), 0);
-    CHECK_EQ(cn.rc, 0);
-    check_ends(srv, cn.ch, no_fds);
-    ferry_chan_close(cn.ch);
-    ferry_chan_close(srv);
-    ferry_listener_close(l);
-}
-
 static void by_pair(int no_fds)
 {
     ferry_chan_opts o;
@@ -131,14 +105,18 @@ static void by_pair(int no_fds)
     ferry_chan_close(b);
 }
 
-static void by_listener(const char *url, int no_fds)
+/* A listener on url (ferry_listen, the thread's ferry_chan_open) or, by_name, a name
+ * registered with the broker (ferry_register, the thread's ferry_connect with kind), the
+ * channel made with FERRY_NO_FDS when no_fds; the accepted end is the creator. */
+static void by_listener(const char *url, int by_name, uint32_t kind, int no_fds)
 {
     ferry_chan_opts o;
     ferry_chan_opts_init(&o);
     if (no_fds) o.flags |= FERRY_NO_FDS;
     ferry_listener *l;
-    CHECK_EQ(ferry_listen(url, &o, &l), 0);
-    opener op = {.url = url};
+    int rc = by_name ? ferry_register(url, NULL, &o, &l, 5 * SEC) : ferry_listen(url, &o, &l);
+    CHECK_EQ(rc, 0);
+    opener op = {.url = url, .by_name = by_name, .kind = kind};
     pthread_t t;
     CHECK_EQ(pthread_create(&t, NULL, open_thread, &op), 0);
     ferry_chan *srv;
@@ -161,15 +139,15 @@ int main(void)
     int fds = fd_count();
     for (int no_fds = 0; no_fds < 2; no_fds++) {
         by_pair(no_fds);
-        by_listener(shm, no_fds);
-        by_listener(unx, no_fds);
+        by_listener(shm, 0, 0, no_fds);
+        by_listener(unx, 0, 0, no_fds);
     }
     CHECK_EQ(fd_count(), fds);
     test_broker b;
     broker_start(&b);
     for (int no_fds = 0; no_fds < 2; no_fds++) {
-        by_name(FERRY_KIND_SHM, no_fds);
-        by_name(FERRY_KIND_UNIX, no_fds);
+        by_listener("org.test.nofds", 1, FERRY_KIND_SHM, no_fds);
+        by_listener("org.test.nofds", 1, FERRY_KIND_UNIX, no_fds);
     }
     broker_stop(&b);
     CHECK_EQ(rmdir(dir), 0);

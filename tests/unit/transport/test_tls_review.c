@@ -44,6 +44,46 @@ extern int ferry__tls_socket_bio; /* tls.c, tests only */
 
 static tc_cert ca, server;
 
+/* The hostile client's context: TLS 1.3, the test CA trusted, the server verified, ALPN
+ * "ferry/1" (so the listener takes it). The caller frees it (SSL_CTX_free). */
+static SSL_CTX *client_ctx(void)
+{
+    SSL_CTX *ctx = SSL_CTX_new(TLS_client_method());
+    CHECK(ctx != NULL);
+    SSL_CTX_set_min_proto_version(ctx, TLS1_3_VERSION);
+    X509_STORE_add_cert(SSL_CTX_get_cert_store(ctx), ca.x);
+    SSL_CTX_set_verify(ctx, SSL_VERIFY_PEER, NULL);
+    static const unsigned char alpn[] = "\x07"
+                                        "ferry/1";
+    CHECK_EQ(SSL_CTX_set_alpn_protos(ctx, alpn, sizeof alpn - 1), 0);
+    return ctx;
+}
+
+/* A TCP socket connected to 127.0.0.1:port; the caller closes it. */
+static int client_socket(int port)
+{
+    int s = socket(AF_INET, SOCK_STREAM | SOCK_CLOEXEC, 0);
+    CHECK(s >= 0);
+    struct sockaddr_in sa = {.sin_family = AF_INET, .sin_port = htons((uint16_t)port)};
+    sa.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
+    CHECK_EQ(connect(s, (struct sockaddr *)&sa, sizeof sa), 0);
+    return s;
+}
+
+/* The client's handshake on s, then the listener's HELLO read (one record). The caller
+ * frees the SSL (SSL_free) and closes s. */
+static SSL *client_handshake(SSL_CTX *ctx, int s)
+{
+    SSL *ssl = SSL_new(ctx);
+    CHECK(ssl != NULL);
+    SSL_set_fd(ssl, s);
+    CHECK_EQ(SSL_connect(ssl), 1);
+    char hello[256];
+    size_t got = 0;
+    CHECK_EQ(SSL_read_ex(ssl, hello, sizeof hello, &got), 1); /* the listener's HELLO */
+    return ssl;
+}
+
 /* The hostile client: a TLS 1.3 handshake with ALPN "ferry/1" (so the listener takes
  * it), reads the listener's HELLO, then sends `nku` KeyUpdates that ask for an answer
  * and closes (a FIN: everything it was sent was read). */
@@ -57,24 +97,9 @@ typedef struct peer {
 static void *peer_main(void *arg)
 {
     peer *p = arg;
-    SSL_CTX *ctx = SSL_CTX_new(TLS_client_method());
-    CHECK(ctx != NULL);
-    SSL_CTX_set_min_proto_version(ctx, TLS1_3_VERSION);
-    X509_STORE_add_cert(SSL_CTX_get_cert_store(ctx), ca.x);
-    SSL_CTX_set_verify(ctx, SSL_VERIFY_PEER, NULL);
-    static const unsigned char alpn[] = "\x07"
-                                        "ferry/1";
-    CHECK_EQ(SSL_CTX_set_alpn_protos(ctx, alpn, sizeof alpn - 1), 0);
-    int s = socket(AF_INET, SOCK_STREAM | SOCK_CLOEXEC, 0);
-    struct sockaddr_in sa = {.sin_family = AF_INET, .sin_port = htons((uint16_t)p->port)};
-    sa.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
-    CHECK_EQ(connect(s, (struct sockaddr *)&sa, sizeof sa), 0);
-    SSL *ssl = SSL_new(ctx);
-    SSL_set_fd(ssl, s);
-    CHECK_EQ(SSL_connect(ssl), 1);
-    char hello[256];
-    size_t got = 0;
-    CHECK_EQ(SSL_read_ex(ssl, hello, sizeof hello, &got), 1); /* the listener's HELLO */
+    SSL_CTX *ctx = client_ctx();
+    int s = client_socket(p->port);
+    SSL *ssl = client_handshake(ctx, s);
     while (!atomic_load(&p->accepted)) usleep(1000);
     int sent = 0;
     for (int i = 0; i < p->nku; i++) {
@@ -280,23 +305,9 @@ static void *flood_main(void *arg)
 {
     flood *f = arg;
     peer_thread_no_sigpipe();
-    SSL_CTX *ctx = SSL_CTX_new(TLS_client_method());
-    SSL_CTX_set_min_proto_version(ctx, TLS1_3_VERSION);
-    X509_STORE_add_cert(SSL_CTX_get_cert_store(ctx), ca.x);
-    SSL_CTX_set_verify(ctx, SSL_VERIFY_PEER, NULL);
-    static const unsigned char alpn[] = "\x07"
-                                        "ferry/1";
-    SSL_CTX_set_alpn_protos(ctx, alpn, sizeof alpn - 1);
-    int s = socket(AF_INET, SOCK_STREAM | SOCK_CLOEXEC, 0);
-    struct sockaddr_in sa = {.sin_family = AF_INET, .sin_port = htons((uint16_t)f->port)};
-    sa.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
-    CHECK_EQ(connect(s, (struct sockaddr *)&sa, sizeof sa), 0);
-    SSL *ssl = SSL_new(ctx);
-    SSL_set_fd(ssl, s);
-    CHECK_EQ(SSL_connect(ssl), 1);
-    char hello[256];
-    size_t got = 0;
-    CHECK_EQ(SSL_read_ex(ssl, hello, sizeof hello, &got), 1);
+    SSL_CTX *ctx = client_ctx();
+    int s = client_socket(f->port);
+    SSL *ssl = client_handshake(ctx, s);
     while (!atomic_load(&f->accepted)) usleep(1000);
     struct timeval tv = {0, 200000}; /* a send that waits 200 ms: the socket stays full */
     setsockopt(s, SOL_SOCKET, SO_SNDTIMEO, &tv, sizeof tv);
@@ -360,27 +371,14 @@ static void *small_main(void *arg)
 {
     small *sm = arg;
     peer_thread_no_sigpipe();
-    SSL_CTX *ctx = SSL_CTX_new(TLS_client_method());
-    SSL_CTX_set_min_proto_version(ctx, TLS1_3_VERSION);
-    X509_STORE_add_cert(SSL_CTX_get_cert_store(ctx), ca.x);
-    SSL_CTX_set_verify(ctx, SSL_VERIFY_PEER, NULL);
-    static const unsigned char alpn[] = "\x07"
-                                        "ferry/1";
-    SSL_CTX_set_alpn_protos(ctx, alpn, sizeof alpn - 1);
+    SSL_CTX *ctx = client_ctx();
     CHECK_EQ(SSL_CTX_set_tlsext_max_fragment_length(ctx, TLSEXT_max_fragment_length_512), 1);
-    int s = socket(AF_INET, SOCK_STREAM | SOCK_CLOEXEC, 0);
-    struct sockaddr_in sa = {.sin_family = AF_INET, .sin_port = htons((uint16_t)sm->port)};
-    sa.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
-    CHECK_EQ(connect(s, (struct sockaddr *)&sa, sizeof sa), 0);
+    int s = client_socket(sm->port);
     struct timeval tv = {5, 0}; /* reads end: a test that fails does not hang */
     setsockopt(s, SOL_SOCKET, SO_RCVTIMEO, &tv, sizeof tv);
-    SSL *ssl = SSL_new(ctx);
-    SSL_set_fd(ssl, s);
-    CHECK_EQ(SSL_connect(ssl), 1);
-    char hello[256];
-    size_t got = 0;
-    CHECK_EQ(SSL_read_ex(ssl, hello, sizeof hello, &got), 1); /* the HELLO, one record */
+    SSL *ssl = client_handshake(ctx, s);
     atomic_store(&sm->accepted, 1);
+    size_t got = 0;
     static char in[65536];
     while (sm->got < sm->want && SSL_read_ex(ssl, in, sizeof in, &got) == 1) sm->got += got;
     ERR_clear_error();
