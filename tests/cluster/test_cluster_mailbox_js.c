@@ -157,7 +157,7 @@ int main(void)
         exp_b[4] = "--mailbox-window";
         exp_b[5] = getenv("FERRY_CLUSTER_JS_WIN");
     }
-    if (off) exp_a[4] = NULL; /* the plain path: one put per round trip */
+    if (off) exp_a[4] = NULL; /* the plain path: puts, with their window */
     cl_bridges(&C, exp_a, exp_b);
     pid_t r = cl_spawn(A, &ROOT, receiver, NULL);
     pid_t s = cl_spawn(B, &CALLER_ID, sender, NULL);
