@@ -191,6 +191,9 @@ static void cl_write(const char *path, const char *text, mode_t mode, uid_t uid)
  * to the users (verify_and_map: user "CN=hosta"), no passwords (cl_up makes a CA, a
  * server certificate per host and a client certificate per user with the openssl CLI). */
 static int cl_tls;
+/* cl_js: the servers run JetStream (a store per server in the test's directory), for
+ * bridges with --jetstream */
+static int cl_js;
 
 static void cl_user_conf(char *out, size_t cap, const char *u, const char *pw)
 {
@@ -199,19 +202,27 @@ static void cl_user_conf(char *out, size_t cap, const char *u, const char *pw)
         snprintf(who, sizeof who, "user: \"CN=%s\"", u);
     else
         snprintf(who, sizeof who, "user: %s, password: \"%s\"", u, pw);
-    snprintf(out, cap,
-             "    { %s, permissions: {\n"
-             "        publish: { allow: [\"ferry.t.hb.%s\", \"ferry.t.rpc.*.%s.>\"] },\n"
-             "        subscribe: { allow: [\"ferry.t.hb.*\", \"ferry.t.rpc.%s.*.>\", "
-             "\"ferry.t.reply.%s.>\"] },\n"
-             "        allow_responses: true } }\n",
-             who, u, u, u, u);
+    /* JetStream (docs/cluster.md): publishing into others' streams as itself, and the API
+     * of its own stream ferry_t_U only */
+    snprintf(
+        out, cap,
+        "    { %s, permissions: {\n"
+        "        publish: { allow: [\"ferry.t.hb.%s\", \"ferry.t.rpc.*.%s.>\",\n"
+        "          \"ferry.t.mq.*.%s.>\", \"$JS.API.STREAM.CREATE.ferry_t_%s\",\n"
+        "          \"$JS.API.STREAM.INFO.ferry_t_%s\", \"$JS.API.CONSUMER.CREATE.ferry_t_%s.>\",\n"
+        "          \"$JS.API.CONSUMER.DURABLE.CREATE.ferry_t_%s.*\",\n"
+        "          \"$JS.API.CONSUMER.INFO.ferry_t_%s.*\",\n"
+        "          \"$JS.API.CONSUMER.MSG.NEXT.ferry_t_%s.*\", \"$JS.ACK.ferry_t_%s.>\"] },\n"
+        "        subscribe: { allow: [\"ferry.t.hb.*\", \"ferry.t.rpc.%s.*.>\", "
+        "\"ferry.t.reply.%s.>\"] },\n"
+        "        allow_responses: true } }\n",
+        who, u, u, u, u, u, u, u, u, u, u, u, u);
 }
 
 static inline void cl_write_nats_conf(cluster *c, int i)
 {
     host *h = &c->h[i], *o = &c->h[1 - i];
-    char users[3][1024], text[6000];
+    char users[3][2048], text[10000], js[256] = "";
     const char *names[3] = {"hosta", "hostb", "hostc"};
     for (int k = 0; k < 3; k++) cl_user_conf(users[k], sizeof users[k], names[k], c->pw[k]);
     char tls[512] = "";
@@ -220,14 +231,18 @@ static inline void cl_write_nats_conf(cluster *c, int i)
                  "tls { cert_file: \"%s/srv-%s.pem\", key_file: \"%s/srv-%s.key\",\n"
                  "      ca_file: \"%s/ca.pem\", verify_and_map: true }\n",
                  c->dir, h->user, c->dir, h->user, c->dir);
+    if (cl_js) snprintf(js, sizeof js, "jetstream { store_dir: \"%s/js-%s\" }\n", c->dir, h->user);
     snprintf(text, sizeof text,
-             "server_name: %s\nlisten: \"%s:4222\"\n%s"
-             "authorization { users: [\n%s%s%s] }\n"
+             "server_name: %s\nlisten: \"%s:4222\"\n%s%s"
+             /* 10 s to authenticate: a client forked on a machine at load 50 may take
+                longer than the default 2 s, and cnats gives a connection up for good on
+                that error */
+             "authorization { timeout: 10, users: [\n%s%s%s] }\n"
              "cluster { name: ferrytest\n  listen: \"%s:6222\"\n  no_advertise: true\n"
              "  authorization { user: route, password: \"%s\" }\n"
              "  routes: [\"nats-route://route:%s@%s:6222\"] }\n",
-             h->user, h->addr, tls, users[0], users[1], users[2], h->addr, c->routepw, c->routepw,
-             o->addr);
+             h->user, h->addr, tls, js, users[0], users[1], users[2], h->addr, c->routepw,
+             c->routepw, o->addr);
     cl_write(h->conf, text, 0600, 0);
 }
 

@@ -5,7 +5,8 @@
  * API and sends N numbered, typed messages; A's receiver gets every one exactly once, in
  * order, with its type — also after B's ferryd was restarted (the bridge publishes the
  * imported mailbox again), and while B's and then A's nats-server are stopped and
- * restarted mid-stream (the in-flight message is sent again and delivered once). The
+ * restarted mid-stream (the in-flight messages are sent again and delivered once), and
+ * while A's receiver pauses twice so that its mailbox is full under a window of puts. The
  * sender's view: every message sent was taken from B's mailbox (sent == received == N,
  * none queued, none lost). Skipped (77) when not root or without `ip` / nats-server.
  */
@@ -38,6 +39,9 @@ static void receiver(void *arg)
     for (int i = 0; i < N; i++) {
         char buf[256];
         int64_t type = -1;
+        /* a pause: the mailbox fills with a window of puts in flight, so A's bridge refuses
+         * some (EBUSY) while later ones arrive; they must still come in order, once */
+        if (i == N / 2 || i == N / 2 + 100) sleep_ms(400);
         ssize_t n = ferry_mailbox_recv(mb, 0, &type, buf, sizeof buf, 60 * SEC);
         CHECK(n > 0 && n < (ssize_t)sizeof buf);
         buf[n] = 0;

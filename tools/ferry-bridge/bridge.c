@@ -36,6 +36,7 @@
  */
 #define _GNU_SOURCE
 #include "bridge.h"
+#include "jetstream.h"
 
 #include "core/name.h"
 #include "rpc/wire.h"
@@ -47,6 +48,7 @@
 #include <errno.h>
 #include <getopt.h>
 #include <inttypes.h>
+#include <limits.h>
 #include <pthread.h>
 #include <signal.h>
 #include <stdarg.h>
@@ -83,7 +85,7 @@
 /* ------------------------------------------------------------------ types */
 
 enum { T_QUEUE = 1, T_TIMER, T_SIGNAL, T_LISTEN, T_CONN, T_OUT, T_WATCH, T_MBOX, T_BCAST, T_RELAY };
-enum { Q_HB, Q_RPC, Q_REPLY, Q_DISCONNECTED, Q_RECONNECTED };
+enum { Q_HB, Q_RPC, Q_REPLY, Q_DISCONNECTED, Q_RECONNECTED, Q_CLOSED };
 enum { P_PROBING, P_LIVE, P_SHADOWED };
 
 typedef struct qitem {
@@ -111,19 +113,20 @@ typedef struct proxy {
     unsigned pass; /* the heartbeat pass that last listed it */
     int kind;      /* 's' a server (l), 'm' a mailbox (mb) */
     ferry_listener *l;
-    /* a mailbox: local senders send into mb; the bridge takes one message at a time and
-     * forwards it (stop and wait) until the exporter acknowledges it; a message is
-     * numbered msg_seq (from 1, per proxy), and resent with the same number until then:
-     * the exporter drops a number it has delivered (exactly once) */
+    /* a mailbox: local senders send into mb; the bridge takes messages from it and
+     * forwards each until the exporter acknowledges it, up to MBOX_WIN at once to an
+     * exporter that announces the window ("w" in its heartbeat: wide), else one (stop and
+     * wait); a message is numbered (from 1, per proxy) and resent with the same number
+     * until acknowledged: the exporter delivers numbers in order only, each once, and
+     * drops a number it has delivered (exactly once) */
     ferry_mailbox *mb;
     ferry_pub *pub;
     int mbfd;
-    char *msg;
-    size_t msg_len;
-    int64_t msg_type;
-    uint64_t msg_seq;
-    int in_flight;     /* msg holds a message not yet acknowledged */
-    uint64_t pend_seq; /* the request carrying it now, 0: none */
+    char *msg;         /* scratch: a message taken from mb */
+    struct mslot *win; /* MBOX_WIN slots: number n at win[n % MBOX_WIN], base <= n <= msg_seq */
+    uint64_t base;     /* the lowest number not acknowledged */
+    uint64_t msg_seq;  /* the last number given */
+    int wide;          /* the exporter takes a window */
     int64_t retry_at;
     /* a broadcast: the bridge publishes into bc what the exporter sends, each message
      * once (in_boot/in_seq: the exporter's incarnation and the last number published) */
@@ -140,8 +143,23 @@ typedef struct proxy {
     int64_t recv_until; /* pulls go on until then: a local receiver waited within 1 s */
     int allowed;
     unsigned mode; /* the local policy's mode it was published with */
+    /* a mailbox the exporter keeps in JetStream ("j" in its heartbeat): its messages are
+     * published into the exporter's stream by jsi's thread (jetstream.c) */
+    int js;
+    ferry__js_imp *jsi;
     struct proxy *hnext;
 } proxy;
+
+/* A message forwarded to a mailbox's exporter and not yet acknowledged. */
+#define MBOX_WIN 32
+typedef struct mslot {
+    char *data;
+    size_t len;
+    int64_t type;
+    uint64_t seq;  /* its number */
+    uint64_t pend; /* the request carrying it now, 0: none (to be sent) */
+    int acked;
+} mslot;
 
 /* A local client's connection to a proxy. Freed when closed and no pending call refers
  * to it (refs). */
@@ -299,6 +317,12 @@ typedef struct bridge {
     int nimports;
     rule recvs[MAX_RULES]; /* imported mailboxes received here (--recv), not sent to */
     int nrecvs;
+    rule jss[MAX_RULES]; /* exported mailboxes kept in JetStream (--jetstream) */
+    int njss;
+    int64_t js_max_bytes, js_max_msgs;
+    int js_replicas;
+    int mbox_win;  /* --mailbox-window: puts in flight per imported mailbox (1..MBOX_WIN) */
+    ferry__js *js; /* JetStream: our stream's consumers, imports' publishers */
     unsigned import_mode;
     int64_t hb_ns;
     int dead_after;
@@ -323,6 +347,7 @@ typedef struct bridge {
     int ep, qfd, tfd, sfd;
     int tag_queue, tag_timer, tag_signal, tag_watch;
     int stop;
+    int failed; /* the NATS connection closed for good: exit 1 */
     int64_t next_hb;
     unsigned pass;
     char *buf;
@@ -555,6 +580,14 @@ static void on_reconnected(natsConnection *nc, void *closure)
     push(closure, Q_RECONNECTED, NULL);
 }
 
+/* cnats gave the connection up for good (an -ERR it does not reconnect after, such as an
+ * authentication timeout on a loaded machine): nothing would ever come again. */
+static void on_closed(natsConnection *nc, void *closure)
+{
+    (void)nc;
+    push(closure, Q_CLOSED, NULL);
+}
+
 /* ------------------------------------------------------------------ importer */
 
 static proxy **proxy_slot(bridge *b, const char *name)
@@ -606,7 +639,9 @@ static void proxy_drop(bridge *b, proxy *p)
         ferry_listener_close(p->l);
     }
     if (p->mb && p->recv && p->in_boot[0] && b->connected)
-        mpull_send(b, p, 0); /* what was delivered here is not given back there */
+        mpull_send(b, p, 0);       /* what was delivered here is not given back there */
+    ferry__js_import_stop(p->jsi); /* before its mailbox closes */
+    p->jsi = NULL;
     if (p->mb) {
         epoll_del(b, p->mbfd);
         ferry_pub_close(p->pub);
@@ -616,10 +651,13 @@ static void proxy_drop(bridge *b, proxy *p)
         ferry_pub_close(p->pub);
         ferry_bcast_close(p->bc); /* ends the stream: local subscribers get -EPIPE */
     }
-    if (p->in_flight) {
-        b->mb_lost++;
-        logf_("mailbox %s dropped with a message in flight (lost)", p->name);
+    if (p->win && p->msg_seq >= p->base) {
+        b->mb_lost += p->msg_seq + 1 - p->base;
+        logf_("mailbox %s dropped with %" PRIu64 " messages in flight (lost)", p->name,
+              p->msg_seq + 1 - p->base);
     }
+    for (int i = 0; p->win && i < MBOX_WIN; i++) free(p->win[i].data);
+    free(p->win);
     free(p->msg);
     vlog("dropped %s (from %s)", p->name, p->exporter);
     bury(b, p);
@@ -735,6 +773,7 @@ static void on_hb(bridge *b, const char *from, const char *data, int len)
         free(text);
         return;
     }
+    int wide = strcmp(line + strlen("ferry-hb 1 ") + 16, " w") == 0;
     unsigned pass = ++b->pass;
     int64_t now = ferry__now_ns();
     for (relay *r = b->relays; r; r = r->next)
@@ -742,13 +781,16 @@ static void on_hb(bridge *b, const char *from, const char *data, int len)
     int n = 0;
     while ((line = strtok_r(NULL, "\n", &save)) != NULL && n < HB_NAMES) {
         n++;
-        if ((line[0] != 's' && line[0] != 'm' && line[0] != 'b') || line[1] != ' ') continue;
-        int kind = line[0];
+        if ((line[0] != 's' && line[0] != 'm' && line[0] != 'b' && line[0] != 'j') ||
+            line[1] != ' ')
+            continue;
+        int js = line[0] == 'j'; /* a mailbox kept in the exporter's JetStream stream */
+        int kind = js ? 'm' : line[0];
         line += 2;
         if (ferry__name_valid(line) < 0 || !import_wanted(b, line, from)) continue;
         proxy **pp = proxy_slot(b, line), *p = *pp;
         if (p && strcmp(p->exporter, from) != 0) continue; /* another exporter has it first */
-        if (p && p->kind != kind) {
+        if (p && (p->kind != kind || p->js != js)) {
             proxy_drop(b, p);
             p = NULL;
         }
@@ -766,6 +808,7 @@ static void on_hb(bridge *b, const char *from, const char *data, int len)
             if (!p) continue;
             p->tag = kind == 's' ? T_LISTEN : kind == 'm' ? T_MBOX : 0; /* 'b': not polled */
             p->kind = kind;
+            p->js = js;
             p->mbfd = -1;
             snprintf(p->name, sizeof p->name, "%s", line);
             snprintf(p->exporter, sizeof p->exporter, "%s", from);
@@ -781,6 +824,7 @@ static void on_hb(bridge *b, const char *from, const char *data, int len)
         }
         p->last_seen = now;
         p->pass = pass;
+        p->wide = wide;
         if (p->kind == 'b' && p->state == P_LIVE && p->allowed) bcast_sub_lease(b, p);
     }
     /* names of this exporter it no longer lists: withdrawn */
@@ -802,18 +846,27 @@ static void proxy_register_mbox(bridge *b, proxy *p, const ferry_policy *pol)
     mo.capacity = 64;
     mo.max_msg = b->max_msg;
     p->msg = malloc(b->max_msg);
-    int rc = p->msg ? ferry_mailbox_create(&mo, &p->mb) : -ENOMEM;
+    p->win = calloc(MBOX_WIN, sizeof *p->win);
+    p->base = 1;
+    p->msg_seq = 0;
+    int rc = p->msg && p->win ? ferry_mailbox_create(&mo, &p->mb) : -ENOMEM;
     if (rc == 0)
         rc = ferry_publish(p->name, ferry_mailbox_fd(p->mb), FERRY_OBJ_MAILBOX, pol, &p->pub,
                            LOCAL_WAIT);
     p->recv = 0;
     for (int i = 0; i < b->nrecvs && !p->recv; i++)
         p->recv = ferry__pattern_match(b->recvs[i].pat, p->name);
-    /* received here: the bridge never takes from it (it pulls into it, tick) */
-    if (rc == 0 && !p->recv) rc = p->mbfd = ferry_mailbox_poll_fd(p->mb);
-    if (rc >= 0 && !p->recv) rc = epoll_add(b, p->mbfd, p);
+    /* received here: the bridge never takes from it (it pulls into it, tick); kept in
+     * JetStream: jsi's thread takes from it */
+    if (rc == 0 && p->js && !p->recv &&
+        !(p->jsi = ferry__js_import(b->js, p->mb, p->exporter, p->name)))
+        rc = -ENOMEM;
+    if (rc == 0 && !p->recv && !p->js) rc = p->mbfd = ferry_mailbox_poll_fd(p->mb);
+    if (rc >= 0 && !p->recv && !p->js) rc = epoll_add(b, p->mbfd, p);
     if (rc < 0) {
         logf_("import mailbox %s from %s: %s", p->name, p->exporter, ferry_strerror(rc));
+        ferry__js_import_stop(p->jsi);
+        p->jsi = NULL;
         ferry_pub_close(p->pub);
         ferry_mailbox_close(p->mb);
         p->pub = NULL;
@@ -823,7 +876,8 @@ static void proxy_register_mbox(bridge *b, proxy *p, const ferry_policy *pol)
         return;
     }
     p->state = P_LIVE;
-    vlog("imported mailbox %s from %s%s", p->name, p->exporter, p->recv ? " (received here)" : "");
+    vlog("imported mailbox %s from %s%s%s", p->name, p->exporter, p->recv ? " (received here)" : "",
+         p->js ? " (JetStream)" : "");
 }
 
 static void proxy_register_bcast(bridge *b, proxy *p, const ferry_policy *pol)
@@ -954,8 +1008,8 @@ static void mbox_arm(bridge *b, proxy *p, int on)
     epoll_ctl(b->ep, EPOLL_CTL_MOD, p->mbfd, &ev);
 }
 
-/* Send (or send again) the message in flight. */
-static void mbox_send(bridge *b, proxy *p)
+/* Send (or send again) the message in slot m. */
+static void mbox_send(bridge *b, proxy *p, mslot *m)
 {
     pend *q = calloc(1, sizeof *q);
     if (!q) {
@@ -963,55 +1017,87 @@ static void mbox_send(bridge *b, proxy *p)
         return;
     }
     q->mbox = 1;
-    q->msg_seq = p->msg_seq;
+    q->msg_seq = m->seq;
     snprintf(q->name, sizeof q->name, "%s", p->name);
     snprintf(q->exporter, sizeof q->exporter, "%s", p->exporter);
-    char type[24], seq[24];
-    snprintf(type, sizeof type, "%" PRId64, p->msg_type);
-    snprintf(seq, sizeof seq, "%" PRIu64, p->msg_seq);
-    const char *hdr[] = {"Ferry-Type", type, "Ferry-Seq", seq, "Ferry-Boot", b->boot, NULL};
-    if (send_request(b, q, p->exporter, p->name, "put", hdr, p->msg, p->msg_len) < 0) {
+    char type[24], seq[24], base[24];
+    snprintf(type, sizeof type, "%" PRId64, m->type);
+    snprintf(seq, sizeof seq, "%" PRIu64, m->seq);
+    snprintf(base, sizeof base, "%" PRIu64, p->base);
+    /* Ferry-Base: every number below it was acknowledged (an exporter whose bridge
+     * restarted starts from there) */
+    const char *hdr[] = {"Ferry-Type", type,         "Ferry-Seq", seq, "Ferry-Boot",
+                         b->boot,      "Ferry-Base", base,        NULL};
+    if (send_request(b, q, p->exporter, p->name, "put", hdr, m->data, m->len) < 0) {
         free(q);
         p->retry_at = ferry__now_ns() + 200 * MS;
         return;
     }
     q->deadline = ferry__now_ns() + 1000 * MS; /* no answer: sent again */
-    p->pend_seq = q->seq;
+    m->pend = q->seq;
 }
 
-/* The proxy's mailbox has messages: take one and forward it, unless one is in flight. */
+/* Send again, in order, every message not acknowledged and not in flight. */
+static void mbox_resend(bridge *b, proxy *p)
+{
+    for (uint64_t n = p->base; n <= p->msg_seq; n++) {
+        mslot *m = &p->win[n % MBOX_WIN];
+        if (!m->acked && !m->pend) mbox_send(b, p, m);
+    }
+}
+
+/* The proxy's mailbox has messages: take and forward them while the window has room. */
 static void mbox_ready(bridge *b, proxy *p)
 {
-    if (p->in_flight || !p->mb) return;
-    ssize_t rc = ferry_mailbox_recv(p->mb, 0, &p->msg_type, p->msg, b->max_msg, FERRY_NOW);
-    if (rc < 0) {
-        if (rc != -EAGAIN) vlog("mailbox %s: %s", p->name, ferry_strerror((int)rc));
-        return;
+    if (!p->mb || !p->win) return;
+    uint64_t win = p->wide ? (uint64_t)b->mbox_win : 1;
+    while (p->msg_seq + 1 - p->base < win) {
+        int64_t type = 0;
+        ssize_t rc = ferry_mailbox_recv(p->mb, 0, &type, p->msg, b->max_msg, FERRY_NOW);
+        if (rc < 0) {
+            if (rc != -EAGAIN) vlog("mailbox %s: %s", p->name, ferry_strerror((int)rc));
+            break;
+        }
+        char *d = malloc(rc > 0 ? (size_t)rc : 1);
+        if (!d) {
+            b->mb_lost++;
+            logf_("mailbox %s: no memory for a message (lost)", p->name);
+            continue;
+        }
+        memcpy(d, p->msg, (size_t)rc);
+        mslot *m = &p->win[(p->msg_seq + 1) % MBOX_WIN];
+        *m = (mslot){.data = d, .len = (size_t)rc, .type = type, .seq = ++p->msg_seq};
+        if (b->connected) mbox_send(b, p, m); /* else the tick sends it */
     }
-    p->msg_len = (size_t)rc;
-    p->msg_seq++;
-    p->in_flight = 1;
-    mbox_arm(b, p, 0);
-    mbox_send(b, p);
+    mbox_arm(b, p, p->msg_seq + 1 - p->base < win); /* a full window: stop polling */
 }
 
 /* The exporter's answer to a mailbox message. */
 static void mbox_acked(bridge *b, pend *q, int err)
 {
     proxy *p = *proxy_slot(b, q->name);
-    if (!p || p->kind != 'm' || !p->in_flight || p->pend_seq != q->seq) return; /* stale */
-    p->pend_seq = 0;
+    if (!p || p->kind != 'm' || !p->win || q->msg_seq < p->base || q->msg_seq > p->msg_seq)
+        return; /* stale */
+    mslot *m = &p->win[q->msg_seq % MBOX_WIN];
+    if (m->seq != q->msg_seq || m->pend != q->seq) return; /* stale */
+    m->pend = 0;
     if (err == 0 || err == EMSGSIZE) {
         if (err) {
             b->mb_lost++;
             logf_("mailbox %s: a message too large for the exporter (lost)", p->name);
         }
-        p->in_flight = 0;
-        mbox_arm(b, p, 1);
+        m->acked = 1;
+        while (p->base <= p->msg_seq && p->win[p->base % MBOX_WIN].acked) {
+            mslot *f = &p->win[p->base % MBOX_WIN];
+            free(f->data);
+            *f = (mslot){0};
+            p->base++;
+        }
         mbox_ready(b, p);
         return;
     }
-    /* no answer: again now; the exporter's mailbox full: soon; refused or away: later */
+    /* no answer: again now; the exporter's mailbox full or an earlier number missing
+     * there (EBUSY): soon; refused or away: later */
     p->retry_at = ferry__now_ns() + (err == ETIMEDOUT ? 0 : err == EBUSY ? 20 : 200) * MS;
 }
 
@@ -1698,8 +1784,18 @@ static void on_put(bridge *b, natsMsg *m, const char *caller, const char *name, 
         memcpy(o->boot, boot, sizeof o->boot);
         o->last_seq = 0;
     }
+    /* the sender's lowest unacknowledged number (a sender without it: this one); what is
+     * below it was delivered, by us or by a bridge before us */
+    int64_t base = header_num(m, "Ferry-Base");
+    if (base < 1) base = seq;
+    if (base > seq) return; /* malformed: not answered */
+    if (o->last_seq < (uint64_t)base - 1) o->last_seq = (uint64_t)base - 1;
     if ((uint64_t)seq <= o->last_seq) { /* delivered already: acknowledged again */
         reply_status(b, reply, 0);
+        return;
+    }
+    if ((uint64_t)seq != o->last_seq + 1) { /* an earlier one is missing: in order only */
+        reply_status(b, reply, EBUSY);
         return;
     }
     int rc = ferry_mailbox_send(o->mb, type, natsMsg_GetData(m), (size_t)natsMsg_GetDataLength(m),
@@ -2068,11 +2164,30 @@ static void out_ready(bridge *b, out *o)
 
 /* ------------------------------------------------------------------ heartbeat, timers */
 
+/* Is the exported mailbox name kept in JetStream (--jetstream)? */
+static int js_wanted(bridge *b, const char *name)
+{
+    for (int i = 0; i < b->njss; i++)
+        if (ferry__pattern_match(b->jss[i].pat, name)) return 1;
+    return 0;
+}
+
+/* May caller send into our mailbox name (the export policy)? Called by jetstream.c's
+ * consumer threads: it reads the configuration only, which nothing changes after
+ * parse_args. */
+static int js_allow(void *ctx, const char *name, const char *caller)
+{
+    bridge *b = ctx;
+    const rule *r = export_rule(b, name);
+    return r && rule_allows(r, caller);
+}
+
 static void send_hb(bridge *b)
 {
     char *text = malloc(HB_MAX);
     if (!text) return;
-    size_t n = (size_t)snprintf(text, HB_MAX, "ferry-hb 1 %s\n", b->boot);
+    /* " w": our mailboxes take a window of puts (mbox_ready) */
+    size_t n = (size_t)snprintf(text, HB_MAX, "ferry-hb 1 %s w\n", b->boot);
     int count = 0;
     if (b->nrules > 0) {
         ferry_name_info info[64];
@@ -2099,6 +2214,8 @@ static void send_hb(bridge *b)
                 size_t l = strlen(name);
                 if (n + l + 3 >= HB_MAX) break;
                 text[n] = info[i].kind == 0 ? 's' : info[i].kind == FERRY_OBJ_MAILBOX ? 'm' : 'b';
+                if (text[n] == 'm' && js_wanted(b, name) && ferry__js_export(b->js, name) == 0)
+                    text[n] = 'j'; /* kept in JetStream: consumed by its thread */
                 text[n + 1] = ' ';
                 memcpy(text + n + 2, name, l);
                 text[n + 2 + l] = '\n';
@@ -2170,6 +2287,7 @@ static void watch_ready(bridge *b)
     while ((rc = ferry_watch_next(b->watch, &ev, FERRY_NOW)) == 0) {
         if (ev.info.pid == getpid() || !export_rule(b, ev.info.name)) continue;
         changed = 1;
+        ferry__js_reopen(b->js, ev.info.name); /* a JetStream consumer's mailbox changed */
         if (ev.kind == FERRY_EV_RELEASED || ev.kind == FERRY_EV_DIED)
             for (mbout *o = b->mbouts, *nx; o; o = nx) { /* unpublished: hold it no more */
                 nx = o->next;
@@ -2225,12 +2343,12 @@ static void tick(bridge *b)
             }
         }
     for (size_t i = 0; i < NBUCKETS; i++)
-        for (proxy *p = b->proxies[i]; p; p = p->hnext)
-            if (p->kind == 'm' && p->in_flight && !p->pend_seq && now >= p->retry_at &&
-                b->connected)
-                mbox_send(b, p);
-            else if (p->kind == 'm')
-                mpull_maybe(b, p, now);
+        for (proxy *p = b->proxies[i]; p; p = p->hnext) {
+            if (p->kind != 'm') continue;
+            if (p->win && p->msg_seq >= p->base && now >= p->retry_at && b->connected)
+                mbox_resend(b, p);
+            mpull_maybe(b, p, now);
+        }
     mbout_tick(b, now);
     bcast_tick(b, now);
     relay_tick(b, now);
@@ -2281,6 +2399,11 @@ static void drain_queue(bridge *b)
             logf_("NATS connection lost: dropping the imported servers");
             b->connected = 0;
             drop_server_proxies(b);
+            break;
+        case Q_CLOSED: /* exit 1: the service manager starts a new bridge */
+            logf_("NATS connection closed for good: stopping");
+            b->stop = 1;
+            b->failed = 1;
             break;
         case Q_RECONNECTED:
             logf_("NATS connection back");
@@ -2360,6 +2483,8 @@ static void usage(FILE *f)
                "         [--tls-ca FILE] [--tls-cert FILE --tls-key FILE]\n"
                "         [--export PATTERN=USER[,USER...]|PATTERN=*]...\n"
                "         [--import PATTERN[=USER[,USER...]]]... [--recv PATTERN]...\n"
+               "         [--jetstream PATTERN]... [--js-max-bytes N] [--js-max-msgs N]\n"
+               "         [--js-replicas N] [--mailbox-window N]\n"
                "         [--import-mode OCTAL] [--heartbeat-ms N] [--dead-after N]\n"
                "         [--call-timeout-ms N] [--max-msg BYTES] [--verbose]\n");
 }
@@ -2429,7 +2554,9 @@ typedef struct num_opt {
 static const num_opt num_opts[] = {
     {'m', "--import-mode", 0, 0777},         {'h', "--heartbeat-ms", 10, 600000},
     {'d', "--dead-after", 2, 1000},          {'t', "--call-timeout-ms", 10, 3600000},
-    {'s', "--max-msg", 64, (long)MSG_LIMIT},
+    {'s', "--max-msg", 64, (long)MSG_LIMIT}, {'B', "--js-max-bytes", 1 << 20, LONG_MAX},
+    {'M', "--js-max-msgs", 1, LONG_MAX},     {'R', "--js-replicas", 1, 5},
+    {'W', "--mailbox-window", 1, MBOX_WIN},
 };
 
 static const num_opt *num_opt_of(int c)
@@ -2455,6 +2582,18 @@ static void num_opt_set(bridge *b, int c, long v)
     case 't':
         b->call_timeout_ns = v * MS;
         break;
+    case 'B':
+        b->js_max_bytes = v;
+        break;
+    case 'M':
+        b->js_max_msgs = v;
+        break;
+    case 'R':
+        b->js_replicas = (int)v;
+        break;
+    case 'W':
+        b->mbox_win = (int)v;
+        break;
     default:
         b->max_msg = (size_t)v;
         break; /* 's' */
@@ -2475,6 +2614,11 @@ static int parse_args(bridge *b, int argc, char **argv)
         {"export", required_argument, 0, 'e'},
         {"import", required_argument, 0, 'i'},
         {"recv", required_argument, 0, 'r'},
+        {"jetstream", required_argument, 0, 'j'},
+        {"js-max-bytes", required_argument, 0, 'B'},
+        {"js-max-msgs", required_argument, 0, 'M'},
+        {"js-replicas", required_argument, 0, 'R'},
+        {"mailbox-window", required_argument, 0, 'W'},
         {"import-mode", required_argument, 0, 'm'},
         {"heartbeat-ms", required_argument, 0, 'h'},
         {"dead-after", required_argument, 0, 'd'},
@@ -2528,6 +2672,10 @@ static int parse_args(bridge *b, int argc, char **argv)
             if (strchr(optarg, '=') || parse_rule(b->recvs, &b->nrecvs, optarg, 1) < 0)
                 return bad("--recv", optarg);
             break;
+        case 'j':
+            if (strchr(optarg, '=') || parse_rule(b->jss, &b->njss, optarg, 1) < 0)
+                return bad("--jetstream", optarg);
+            break;
         case 'v':
             b->verbose = 1;
             break;
@@ -2564,6 +2712,9 @@ static int nats_setup(bridge *b)
     if (s == NATS_OK && b->tls_cert)
         s = natsOptions_LoadCertificatesChain(o, b->tls_cert, b->tls_key);
     if (s == NATS_OK) s = natsOptions_SetName(o, "ferry-bridge");
+    char inbox[SUBJ_MAX]; /* JetStream's replies (jetstream.c): under our reply subjects */
+    snprintf(inbox, sizeof inbox, "ferry.%s.reply.%s.js", b->cluster, b->user);
+    if (s == NATS_OK) s = natsOptions_SetCustomInboxPrefix(o, inbox);
     if (s == NATS_OK) s = natsOptions_SetMaxReconnect(o, -1);
     if (s == NATS_OK) s = natsOptions_SetReconnectWait(o, 250);
     if (s == NATS_OK) s = natsOptions_SetPingInterval(o, 1000);
@@ -2571,6 +2722,7 @@ static int nats_setup(bridge *b)
     if (s == NATS_OK) s = natsOptions_SetSendAsap(o, true); /* latency: no flusher batching */
     if (s == NATS_OK) s = natsOptions_SetDisconnectedCB(o, on_disconnected, b);
     if (s == NATS_OK) s = natsOptions_SetReconnectedCB(o, on_reconnected, b);
+    if (s == NATS_OK) s = natsOptions_SetClosedCB(o, on_closed, b);
     if (s == NATS_OK) s = natsOptions_SetRetryOnFailedConnect(o, true, on_reconnected, b);
     if (s == NATS_OK) {
         s = natsConnection_Connect(&b->nc, o);
@@ -2601,6 +2753,19 @@ static int nats_setup(bridge *b)
         int64_t mp = natsConnection_GetMaxPayload(b->nc);
         if (mp > 1024 && (size_t)mp - 1024 < b->max_msg) b->max_msg = (size_t)mp - 1024;
     }
+    ferry__js_conf jc = {.nc = b->nc,
+                         .cluster = b->cluster,
+                         .user = b->user,
+                         .max_msg = b->max_msg,
+                         .max_bytes = b->js_max_bytes,
+                         .max_msgs = b->js_max_msgs,
+                         .replicas = b->js_replicas,
+                         .allow = js_allow,
+                         .allow_ctx = b};
+    if (ferry__js_open(&jc, &b->js) < 0) {
+        logf_("JetStream: no memory");
+        return -1;
+    }
     return 0;
 }
 
@@ -2613,6 +2778,8 @@ static void teardown(bridge *b)
     drop_all_proxies(b);
     while (b->outs) out_close(b, b->outs);
     while (b->relays) relay_close(b, b->relays, 1);
+    ferry__js_close(b->js); /* its threads use the connection */
+    b->js = NULL;
     natsSubscription_Destroy(b->sub_hb);
     natsSubscription_Destroy(b->sub_rpc);
     natsSubscription_Destroy(b->sub_reply);
@@ -2658,6 +2825,10 @@ int ferry__bridge_main(int argc, char **argv)
     b->dead_after = 3;
     b->call_timeout_ns = 30000 * MS;
     b->max_msg = MSG_DEFAULT;
+    b->js_max_bytes = (int64_t)256 << 20;
+    b->js_max_msgs = 1000000;
+    b->js_replicas = 1;
+    b->mbox_win = MBOX_WIN;
     pthread_mutex_init(&b->qmu, NULL);
     int rc = parse_args(b, argc, argv);
     if (rc != 0) {
@@ -2701,6 +2872,7 @@ int ferry__bridge_main(int argc, char **argv)
           b->nrules, b->nimports);
     send_hb(b);
     rc = run_loop(b);
+    if (b->failed) rc = 1;
 out:
     teardown(b);
     free(b);

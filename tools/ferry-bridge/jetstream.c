@@ -1,0 +1,797 @@
+// SPDX-License-Identifier: MIT
+/*
+ * jetstream.c — ferry-bridge's at-least-once mailboxes on NATS JetStream (jetstream.h;
+ * docs/cluster.md, "Mailboxes through JetStream").
+ *
+ * Rules:
+ *  - One stream per exporting bridge: ferry_<cluster>_<user>, subjects
+ *    ferry.<cluster>.mq.<user>.>, file storage, work-queue retention, discard new (a full
+ *    stream refuses new messages: the senders wait, nothing stored is evicted), bounded by
+ *    max_bytes, max_msgs and max_msg per message. A message for mailbox N of exporter E
+ *    from user S is published on ferry.<cluster>.mq.E.S.N: S is the token the NATS
+ *    servers' publish permissions tie to the authenticated user (ferry.<cluster>.mq.*.S.>).
+ *  - Exporter: one thread per exported mailbox, a durable pull consumer (m<hash of N>,
+ *    filter ferry.<cluster>.mq.E.*.N, explicit acks). Each message fetched is checked
+ *    (subject token by token, the sender against the export policy, Ferry-Type a bounded
+ *    decimal, the payload at most max_msg: else terminated, never delivered), put into the
+ *    local mailbox with ferry_mailbox_send and acknowledged only after it succeeded. A full
+ *    mailbox: the thread waits (telling the stream "in progress"), a missing one: the
+ *    messages are given back with a delay. So a message is delivered at least once: a
+ *    bridge killed between the send and the acknowledgement leaves it to be delivered
+ *    again by its successor.
+ *  - Importer: one thread per imported JetStream mailbox takes what local senders put in
+ *    the bridge's proxy mailbox and publishes it asynchronously, up to JS_WIN messages in
+ *    flight, each with Nats-Msg-Id <secret>-<n> (secret: 128 random bits of this bridge's
+ *    incarnation, never published, so nobody else can make the stream drop ours as
+ *    duplicates). A message whose acknowledgement does not come in JS_PUB_WAIT_MS, or that
+ *    the stream refused for now (full, no stream, NATS away), is published again with the
+ *    same id (the stream stores it once within its 10 min duplicate window).
+ *  - Everything from NATS is hostile: subjects are matched against the prefix this bridge
+ *    built and the rest validated; headers are read through cnats's parser and compared or
+ *    parsed as bounded decimals only.
+ *  - Threads share only: the configuration (immutable), the export table (mu), counters
+ *    (atomics, relaxed: statistics only) and the stop flags (atomics, seq_cst).
+ */
+#define _POSIX_C_SOURCE 200809L
+#include "jetstream.h"
+
+#include "core/time.h"
+
+#include <errno.h>
+#include <inttypes.h>
+#include <pthread.h>
+#include <stdarg.h>
+#include <stdatomic.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/random.h>
+#include <time.h>
+
+#define JS_MAX_EXPORTS 256
+#define JS_WIN         128  /* importer: publishes in flight */
+#define JS_BATCH       64   /* exporter: messages per fetch */
+#define JS_ACK_WAIT_MS 5000 /* exporter: unacknowledged for this long: delivered again */
+#define JS_FETCH_MS    500
+#define JS_PUB_WAIT_MS 2000 /* importer: no acknowledgement in this time: published again */
+#define JS_STOP_MS     2000 /* importer: how long a stop waits for publishes in flight */
+#define JS_DUP_WINDOW  ((int64_t)600 * 1000000000) /* the stream's duplicate window */
+#define SUBJ_LEN       600
+#define MS             ((int64_t)1000000)
+
+typedef struct exp_t {
+    ferry__js *js;
+    char name[256];
+    pthread_t th;
+    atomic_uint gen; /* bumped by ferry__js_reopen: the thread reopens its mailbox */
+} exp_t;
+
+struct ferry__js {
+    ferry__js_conf conf;
+    char stream[160];     /* ferry_<cluster>_<user> */
+    char subjects[160];   /* ferry.<cluster>.mq.<user>.> */
+    char prefix[160];     /* ferry.<cluster>.mq.<user>. */
+    char secret[33];      /* Nats-Msg-Id prefix */
+    atomic_int stop;      /* seq_cst: every thread ends its loop once it sees it */
+    _Atomic uint64_t ctr; /* relaxed: only uniqueness matters (one fetch_add per message) */
+    pthread_mutex_t mu;   /* stream_ok, stream_err, exps, nexp, imps (and each import's
+                             acknowledgements are handled holding it: see on_puback) */
+    int stream_ok;
+    int stream_err; /* the last failure logged (status << 16 | JetStream code): once each */
+    exp_t *exps[JS_MAX_EXPORTS];
+    int nexp;
+    struct ferry__js_imp *imps; /* the running imports (their ack handler's lookup) */
+    /* counters: relaxed atomics, statistics only (no other memory is published by them) */
+    _Atomic uint64_t delivered, redelivered, refused, published, duplicates, resent, lost;
+};
+
+static void count(_Atomic uint64_t *c, uint64_t n)
+{
+    atomic_fetch_add_explicit(c, n, memory_order_relaxed); /* a statistic: no ordering */
+}
+
+static void js_log(const char *fmt, ...) __attribute__((format(printf, 1, 2)));
+static void js_log(const char *fmt, ...)
+{
+    char line[512];
+    va_list ap;
+    va_start(ap, fmt);
+    vsnprintf(line, sizeof line, fmt, ap);
+    va_end(ap);
+    for (char *p = line; *p; p++) /* nothing logged can forge a line */
+        if ((unsigned char)*p < 0x20 || (unsigned char)*p == 0x7f) *p = '?';
+    fprintf(stderr, "ferry-bridge: jetstream: %s\n", line);
+}
+
+static int stopping(ferry__js *js)
+{
+    return atomic_load(&js->stop); /* seq_cst: pairs with the store in ferry__js_close */
+}
+
+static void nap_ms(int64_t ms)
+{
+    struct timespec ts = {(time_t)(ms / 1000), (long)(ms % 1000) * 1000000L};
+    while (nanosleep(&ts, &ts) != 0 && errno == EINTR) {
+    }
+}
+
+static uint64_t hash_name(const char *s)
+{
+    uint64_t h = 1469598103934665603ull;
+    for (; *s; s++) h = (h ^ (unsigned char)*s) * 1099511628211ull;
+    return h;
+}
+
+/* A header holding a bounded decimal (1..18 digits, no sign: no overflow), else -1. */
+static int64_t hdr_num(natsMsg *m, const char *key)
+{
+    const char *v = NULL;
+    if (natsMsgHeader_Get(m, key, &v) != NATS_OK || !v) return -1;
+    size_t n = strnlen(v, 19);
+    if (n < 1 || n > 18 || strspn(v, "0123456789") != n) return -1;
+    return (int64_t)strtoll(v, NULL, 10);
+}
+
+/* An identity token: 1..63 of [A-Za-z0-9_-]. */
+static int token_valid(const char *s, size_t n)
+{
+    if (n < 1 || n > 63) return 0;
+    for (size_t i = 0; i < n; i++) {
+        char c = s[i];
+        if (!((c >= 'a' && c <= 'z') || (c >= 'A' && c <= 'Z') || (c >= '0' && c <= '9') ||
+              c == '_' || c == '-'))
+            return 0;
+    }
+    return 1;
+}
+
+int ferry__js_open(const ferry__js_conf *conf, ferry__js **out)
+{
+    ferry__js *js = calloc(1, sizeof *js);
+    if (!js) return -ENOMEM;
+    js->conf = *conf;
+    snprintf(js->stream, sizeof js->stream, "ferry_%s_%s", conf->cluster, conf->user);
+    snprintf(js->subjects, sizeof js->subjects, "ferry.%s.mq.%s.>", conf->cluster, conf->user);
+    snprintf(js->prefix, sizeof js->prefix, "ferry.%s.mq.%s.", conf->cluster, conf->user);
+    unsigned char r[16];
+    if (getrandom(r, sizeof r, 0) != (ssize_t)sizeof r) {
+        free(js);
+        return -EIO;
+    }
+    for (int i = 0; i < 16; i++) snprintf(js->secret + 2 * i, 3, "%02x", r[i]);
+    pthread_mutex_init(&js->mu, NULL);
+    *out = js;
+    return 0;
+}
+
+/* ------------------------------------------------------------------ exporter */
+
+/* Make sure our stream exists (once per bridge; another thread may have done it). The
+ * stream of that name must have our subject and work-queue retention, else it is not
+ * ours and nothing is consumed from it. */
+static int stream_ensure(ferry__js *js, jsCtx *ctx)
+{
+    pthread_mutex_lock(&js->mu);
+    int ok = js->stream_ok;
+    pthread_mutex_unlock(&js->mu);
+    if (ok) return 0;
+    jsStreamInfo *si = NULL;
+    jsErrCode je = 0;
+    natsStatus s = js_GetStreamInfo(&si, ctx, js->stream, NULL, &je);
+    if (s == NATS_NOT_FOUND) {
+        jsStreamConfig sc;
+        jsStreamConfig_Init(&sc);
+        const char *subj = js->subjects;
+        sc.Name = js->stream;
+        sc.Description = "ferry-bridge: mailboxes exported through JetStream";
+        sc.Subjects = &subj;
+        sc.SubjectsLen = 1;
+        sc.Retention = js_WorkQueuePolicy;
+        sc.Storage = js_FileStorage;
+        sc.Discard = js_DiscardNew;
+        sc.MaxBytes = js->conf.max_bytes;
+        sc.MaxMsgs = js->conf.max_msgs;
+        sc.MaxMsgSize = (int32_t)(js->conf.max_msg + 4096); /* payload and our headers */
+        sc.Duplicates = JS_DUP_WINDOW;
+        sc.Replicas = js->conf.replicas;
+        s = js_AddStream(&si, ctx, &sc, NULL, &je);
+        if (s == NATS_OK) js_log("stream %s made (%s)", js->stream, js->subjects);
+    }
+    int rc = -EAGAIN;
+    if (s != NATS_OK) {
+        pthread_mutex_lock(&js->mu);
+        int again = js->stream_err == ((int)s << 16 | (int)je);
+        js->stream_err = (int)s << 16 | (int)je;
+        pthread_mutex_unlock(&js->mu);
+        if (!again) /* NATS away, no JetStream there: logged once, tried every 500 ms */
+            js_log("stream %s: %s (%d)", js->stream, natsStatus_GetText(s), (int)je);
+    } else if (!si || !si->Config || si->Config->SubjectsLen != 1 || !si->Config->Subjects ||
+               strcmp(si->Config->Subjects[0], js->subjects) != 0 ||
+               si->Config->Retention != js_WorkQueuePolicy) {
+        js_log("stream %s exists with another configuration: not used", js->stream);
+    } else {
+        rc = 0;
+        pthread_mutex_lock(&js->mu);
+        js->stream_ok = 1;
+        pthread_mutex_unlock(&js->mu);
+    }
+    jsStreamInfo_Destroy(si);
+    return rc;
+}
+
+/* The durable pull consumer of e's mailbox (made if missing), checked to be ours. A
+ * failure is logged unless *quiet (set then; cleared on success): once per outage. */
+static natsSubscription *consumer_open(exp_t *e, jsCtx *ctx, const char *filter,
+                                       const char *durable, int *quiet)
+{
+    ferry__js *js = e->js;
+    jsSubOptions so;
+    jsSubOptions_Init(&so);
+    so.Stream = js->stream;
+    so.Config.Durable = durable;
+    so.Config.Description = e->name;
+    so.Config.AckPolicy = js_AckExplicit;
+    so.Config.AckWait = JS_ACK_WAIT_MS * MS;
+    so.Config.MaxDeliver = -1;
+    so.Config.MaxAckPending = 2 * JS_BATCH;
+    so.Config.DeliverPolicy = js_DeliverAll;
+    so.Config.FilterSubject = filter;
+    natsSubscription *sub = NULL;
+    jsErrCode je = 0;
+    natsStatus s = js_PullSubscribe(&sub, ctx, filter, durable, NULL, &so, &je);
+    if (s != NATS_OK) {
+        if (!*quiet)
+            js_log("consumer %s of %s: %s (%d)", durable, e->name, natsStatus_GetText(s), (int)je);
+        *quiet = 1;
+        return NULL;
+    }
+    jsConsumerInfo *ci = NULL;
+    s = js_GetConsumerInfo(&ci, ctx, js->stream, durable, NULL, &je);
+    if (s != NATS_OK || !ci || !ci->Config || !ci->Config->FilterSubject ||
+        strcmp(ci->Config->FilterSubject, filter) != 0) { /* a hash collision: not ours */
+        if (!*quiet)
+            js_log("consumer %s of %s: %s", durable, e->name,
+                   s != NATS_OK ? natsStatus_GetText(s) : "another mailbox's (not used)");
+        *quiet = 1;
+        jsConsumerInfo_Destroy(ci);
+        natsSubscription_Destroy(sub);
+        return NULL;
+    }
+    jsConsumerInfo_Destroy(ci);
+    *quiet = 0;
+    return sub;
+}
+
+/* The sender token of a message of e's mailbox (subject prefix + sender + '.' + name),
+ * validated, into caller; -1 if the subject is not that. */
+static int msg_sender(exp_t *e, natsMsg *m, char *caller)
+{
+    const char *subj = natsMsg_GetSubject(m);
+    size_t np = strlen(e->js->prefix);
+    if (!subj || strncmp(subj, e->js->prefix, np) != 0) return -1;
+    const char *s = subj + np, *dot = strchr(s, '.');
+    if (!dot || !token_valid(s, (size_t)(dot - s)) || strcmp(dot + 1, e->name) != 0) return -1;
+    memcpy(caller, s, (size_t)(dot - s));
+    caller[dot - s] = 0;
+    return 0;
+}
+
+/* Deliver one fetched message into the local mailbox (opened on demand) and acknowledge
+ * it. Returns 0 (done: delivered, or terminated as refused), -EAGAIN (not delivered
+ * now: the caller gives it and the rest of the batch back), -ECANCELED (stopping). */
+static int deliver(exp_t *e, natsMsg *m, ferry_mailbox **mb, unsigned *mbgen, natsMsg **rest,
+                   int nrest)
+{
+    ferry__js *js = e->js;
+    char caller[64];
+    int64_t type = hdr_num(m, "Ferry-Type");
+    int len = natsMsg_GetDataLength(m);
+    if (msg_sender(e, m, caller) < 0 || type < 0 || len < 0 || (size_t)len > js->conf.max_msg ||
+        !js->conf.allow(js->conf.allow_ctx, e->name, caller)) {
+        count(&js->refused, 1);
+        natsMsg_Term(m, NULL); /* never delivered, never again */
+        return 0;
+    }
+    /* acquire: pairs with the release increment in ferry__js_reopen (a new mailbox) */
+    unsigned gen = atomic_load_explicit(&e->gen, memory_order_acquire);
+    if (*mb && gen != *mbgen) {
+        ferry_mailbox_close(*mb);
+        *mb = NULL;
+    }
+    if (!*mb) {
+        int rc = ferry_mailbox_open(e->name, mb, 500 * MS);
+        if (rc < 0) {
+            *mb = NULL;
+            return -EAGAIN;
+        }
+        *mbgen = gen;
+    }
+    int64_t progress = ferry__now_ns();
+    for (;;) {
+        int rc = ferry_mailbox_send(*mb, type, natsMsg_GetData(m), (size_t)len, 200 * MS);
+        if (rc == 0) break;
+        if (rc == -EMSGSIZE) { /* larger than that mailbox takes */
+            count(&js->refused, 1);
+            js_log("mailbox %s: a message of %d bytes is too large (dropped)", e->name, len);
+            natsMsg_Term(m, NULL);
+            return 0;
+        }
+        if (rc != -ETIMEDOUT && rc != -EAGAIN && rc != -ENOBUFS) {
+            ferry_mailbox_close(*mb);
+            *mb = NULL;
+            return -EAGAIN;
+        }
+        if (stopping(js)) return -ECANCELED;
+        if (ferry__now_ns() - progress > JS_ACK_WAIT_MS * MS / 3) { /* full for long */
+            natsMsg_InProgress(m, NULL);
+            for (int i = 0; i < nrest; i++) natsMsg_InProgress(rest[i], NULL);
+            progress = ferry__now_ns();
+        }
+    }
+    jsMsgMetaData *meta = NULL;
+    if (natsMsg_GetMetaData(&meta, m) == NATS_OK && meta && meta->NumDelivered > 1)
+        count(&js->redelivered, 1);
+    jsMsgMetaData_Destroy(meta);
+    count(&js->delivered, 1);
+    natsMsg_Ack(m, NULL); /* after the send: a lost acknowledgement means a redelivery */
+    return 0;
+}
+
+static void *exp_main(void *arg)
+{
+    exp_t *e = arg;
+    ferry__js *js = e->js;
+    char filter[SUBJ_LEN], durable[24];
+    snprintf(filter, sizeof filter, "%s*.%s", js->prefix, e->name);
+    snprintf(durable, sizeof durable, "m%016" PRIx64, hash_name(e->name));
+    jsOptions jo;
+    jsOptions_Init(&jo);
+    jo.Wait = 2000;
+    jsCtx *ctx = NULL;
+    natsSubscription *sub = NULL;
+    ferry_mailbox *mb = NULL;
+    unsigned mbgen = 0;
+    int errors = 0, quiet = 0, flowing = 0;
+    if (natsConnection_JetStream(&ctx, js->conf.nc, &jo) != NATS_OK) {
+        js_log("mailbox %s: no JetStream context", e->name);
+        return NULL;
+    }
+    while (!stopping(js)) {
+        if (!sub && (stream_ensure(js, ctx) < 0 ||
+                     !(sub = consumer_open(e, ctx, filter, durable, &quiet)))) {
+            nap_ms(500);
+            continue;
+        }
+        natsMsgList list = {0};
+        /* while messages flow: what is there now, up to a batch (no wait); else a long
+         * poll for the next one (a long poll for a whole batch would hold a partial batch
+         * back until it expires). Never short polls for big batches: libnats 3.4.1's
+         * _fetch writes past its array when more than half a batch arrives late for
+         * requests that expired (seen as heap corruption with 20 ms polls of 64) */
+        jsFetchRequest fr;
+        jsFetchRequest_Init(&fr);
+        fr.Batch = flowing ? JS_BATCH : 1;
+        fr.NoWait = flowing;
+        fr.Expires = JS_FETCH_MS * MS;
+        natsStatus s = natsSubscription_FetchRequest(&list, sub, &fr);
+        int was = flowing;
+        flowing = s == NATS_OK && list.Count > 0;
+        if (s == NATS_TIMEOUT || (was && !flowing && s != NATS_OK && s != NATS_CONNECTION_CLOSED &&
+                                  s != NATS_CONNECTION_DISCONNECTED)) {
+            natsMsgList_Destroy(&list); /* nothing now */
+            errors = 0;
+            continue;
+        }
+        if (s != NATS_OK) { /* NATS away, or the consumer gone: made again after a few */
+            natsMsgList_Destroy(&list);
+            if (++errors >= 10) {
+                js_log("mailbox %s: fetch: %s: subscribing again", e->name, natsStatus_GetText(s));
+                natsSubscription_Destroy(sub);
+                sub = NULL;
+                errors = 0;
+            }
+            nap_ms(200);
+            continue;
+        }
+        errors = 0;
+        for (int i = 0; i < list.Count; i++) {
+            int rc = deliver(e, list.Msgs[i], &mb, &mbgen, list.Msgs + i + 1, list.Count - i - 1);
+            if (rc == -ECANCELED) break; /* unacknowledged: the stream delivers them again */
+            if (rc == -EAGAIN) {         /* no mailbox here now: given back, and a pause */
+                for (int k = i; k < list.Count; k++) natsMsg_NakWithDelay(list.Msgs[k], 1000, NULL);
+                nap_ms(200);
+                break;
+            }
+        }
+        natsMsgList_Destroy(&list);
+    }
+    if (sub) natsSubscription_Destroy(sub); /* not Unsubscribe: the durable stays */
+    if (mb) ferry_mailbox_close(mb);
+    jsCtx_Destroy(ctx);
+    return NULL;
+}
+
+int ferry__js_export(ferry__js *js, const char *name)
+{
+    pthread_mutex_lock(&js->mu);
+    for (int i = 0; i < js->nexp; i++)
+        if (strcmp(js->exps[i]->name, name) == 0) {
+            pthread_mutex_unlock(&js->mu);
+            return 0;
+        }
+    int rc = 0;
+    exp_t *e = NULL;
+    if (js->nexp >= JS_MAX_EXPORTS)
+        rc = -ENOSPC;
+    else if (strlen(name) >= sizeof e->name || !(e = calloc(1, sizeof *e)))
+        rc = -ENOMEM;
+    if (rc == 0) {
+        e->js = js;
+        snprintf(e->name, sizeof e->name, "%s", name);
+        if (pthread_create(&e->th, NULL, exp_main, e) != 0) {
+            free(e);
+            rc = -ENOMEM;
+        } else {
+            js->exps[js->nexp++] = e;
+        }
+    }
+    pthread_mutex_unlock(&js->mu);
+    if (rc < 0) js_log("mailbox %s: not consumed: %s", name, strerror(-rc));
+    return rc;
+}
+
+void ferry__js_reopen(ferry__js *js, const char *name)
+{
+    pthread_mutex_lock(&js->mu);
+    for (int i = 0; i < js->nexp; i++)
+        if (strcmp(js->exps[i]->name, name) == 0)
+            /* release: pairs with the acquire load in deliver */
+            atomic_fetch_add_explicit(&js->exps[i]->gen, 1, memory_order_release);
+    pthread_mutex_unlock(&js->mu);
+}
+
+/* ------------------------------------------------------------------ importer */
+
+enum { S_FREE, S_FLIGHT, S_FAILED };
+
+typedef struct slot {
+    int state;
+    uint64_t n; /* its number (the Nats-Msg-Id's tail) */
+    natsMsg *m; /* S_FAILED: the message to publish again */
+    int64_t retry_at;
+} slot;
+
+struct ferry__js_imp {
+    ferry__js *js;
+    ferry_mailbox *mb;
+    char subj[SUBJ_LEN];
+    char name[256];
+    char stream[160];    /* the exporter's stream: every acknowledgement must name it */
+    atomic_int captured; /* seq_cst: another stream took our messages: the import stops */
+    pthread_t th;
+    atomic_int stop; /* seq_cst: set by ferry__js_import_stop, read by the thread */
+    jsCtx *ctx;
+    pthread_mutex_t mu; /* slots, inflight (the ack handler runs on a cnats thread) */
+    pthread_cond_t cv;
+    slot slots[JS_WIN];
+    int inflight; /* slots not free */
+    int nfailed;  /* slots S_FAILED */
+    char *buf;
+    struct ferry__js_imp *next; /* js->imps */
+};
+
+/* cnats's thread: the stream's answer to a publish (or its absence after MaxWait). */
+static void puback(ferry__js_imp *imp, natsMsg *m, jsPubAck *pa, jsPubAckErr *pae);
+
+/* The handler's closure is the bridge's js, not the import: cnats may call it for a
+ * publish it already handed back (ferry__js_import_stop), and the import must then be
+ * gone from js->imps, where it is looked up by the message's subject under js->mu. */
+static void on_puback(jsCtx *ctx, natsMsg *m, jsPubAck *pa, jsPubAckErr *pae, void *closure)
+{
+    (void)ctx;
+    ferry__js *js = closure;
+    const char *subj = natsMsg_GetSubject(m);
+    pthread_mutex_lock(&js->mu);
+    ferry__js_imp *imp = js->imps;
+    while (imp && (!subj || strcmp(imp->subj, subj) != 0)) imp = imp->next;
+    if (imp)
+        puback(imp, m, pa, pae);
+    else
+        natsMsg_Destroy(m);
+    pthread_mutex_unlock(&js->mu);
+}
+
+static void puback(ferry__js_imp *imp, natsMsg *m, jsPubAck *pa, jsPubAckErr *pae)
+{
+    const char *id = NULL;
+    uint64_t n = 0;
+    /* our own message: the id is ours (<secret>-<n>) */
+    if (natsMsgHeader_Get(m, "Nats-Msg-Id", &id) == NATS_OK && id && strlen(id) > 33)
+        n = strtoull(id + 33, NULL, 10);
+    pthread_mutex_lock(&imp->mu);
+    slot *s = NULL;
+    for (int i = 0; i < JS_WIN && n && !s; i++)
+        if (imp->slots[i].state == S_FLIGHT && imp->slots[i].n == n) s = &imp->slots[i];
+    if (!s) { /* not in flight (cannot happen: cnats answers each publish once) */
+        pthread_mutex_unlock(&imp->mu);
+        natsMsg_Destroy(m);
+        return;
+    }
+    if (pa && !pae && (!pa->Stream || strcmp(pa->Stream, imp->stream) != 0)) {
+        /* stored, but in a stream that is not the exporter's (another member made one on
+         * its subjects first): nothing more is sent into it (docs/cluster.md) */
+        if (!atomic_exchange(&imp->captured, 1)) /* seq_cst: the thread stops taking */
+            js_log("mailbox %s: stored in stream %.64s, not %s: the import stops", imp->name,
+                   pa->Stream ? pa->Stream : "?", imp->stream);
+        s->state = S_FREE;
+        imp->inflight--;
+        count(&imp->js->lost, 1);
+        natsMsg_Destroy(m);
+    } else if (pa && !pae) {
+        s->state = S_FREE;
+        imp->inflight--;
+        count(&imp->js->published, 1);
+        if (pa->Duplicate) count(&imp->js->duplicates, 1);
+        natsMsg_Destroy(m);
+    } else {
+        int64_t wait = 100; /* NATS away, the stream full: again soon */
+        if (pae && pae->ErrCode == JSStreamMessageExceedsMaximumErr) {
+            /* too large for that stream: it never will be taken */
+            s->state = S_FREE;
+            imp->inflight--;
+            count(&imp->js->lost, 1);
+            js_log("mailbox %s: a message too large for the stream (lost)", imp->name);
+            natsMsg_Destroy(m);
+        } else {
+            if (pae && pae->Err == NATS_TIMEOUT) wait = 0;         /* 2 s went by already */
+            if (pae && pae->Err == NATS_NO_RESPONDERS) wait = 500; /* no stream (yet) */
+            s->state = S_FAILED;
+            imp->nfailed++;
+            s->m = m; /* ours again: published again by the thread */
+            s->retry_at = ferry__now_ns() + wait * MS;
+        }
+    }
+    pthread_cond_signal(&imp->cv);
+    pthread_mutex_unlock(&imp->mu);
+}
+
+/* Publish (again) slot s's message (s->m, owned by the caller until cnats takes it). */
+static void imp_publish(ferry__js_imp *imp, slot *s, natsMsg *m)
+{
+    jsPubOptions po;
+    jsPubOptions_Init(&po);
+    po.MaxWait = JS_PUB_WAIT_MS;
+    pthread_mutex_lock(&imp->mu);
+    if (s->state == S_FAILED) imp->nfailed--;
+    s->state = S_FLIGHT;
+    s->m = NULL;
+    pthread_mutex_unlock(&imp->mu);
+    natsStatus st = js_PublishMsgAsync(imp->ctx, &m, &po); /* takes m on success */
+    if (st != NATS_OK) {
+        pthread_mutex_lock(&imp->mu);
+        s->state = S_FAILED;
+        imp->nfailed++;
+        s->m = m;
+        s->retry_at = ferry__now_ns() + 200 * MS;
+        pthread_mutex_unlock(&imp->mu);
+    }
+}
+
+/* Take the next local message into a free slot and publish it; 0 if one was taken. */
+static int imp_take(ferry__js_imp *imp, int64_t timeout)
+{
+    ferry__js *js = imp->js;
+    int64_t type = 0;
+    ssize_t len = ferry_mailbox_recv(imp->mb, 0, &type, imp->buf, js->conf.max_msg, timeout);
+    if (len < 0) return -1;
+    /* relaxed: only uniqueness matters */
+    uint64_t n = atomic_fetch_add_explicit(&js->ctr, 1, memory_order_relaxed) + 1;
+    char id[64], tstr[24];
+    snprintf(id, sizeof id, "%s-%" PRIu64, js->secret, n);
+    snprintf(tstr, sizeof tstr, "%" PRId64, type);
+    natsMsg *m = NULL;
+    if (natsMsg_Create(&m, imp->subj, NULL, imp->buf, (int)len) != NATS_OK ||
+        natsMsgHeader_Set(m, "Ferry-Type", tstr) != NATS_OK ||
+        natsMsgHeader_Set(m, "Nats-Msg-Id", id) != NATS_OK) {
+        natsMsg_Destroy(m);
+        count(&js->lost, 1);
+        js_log("mailbox %s: no memory for a message (lost)", imp->name);
+        return 0;
+    }
+    pthread_mutex_lock(&imp->mu);
+    slot *s = NULL; /* one is free: only this thread fills slots, and fewer than JS_WIN
+                       were busy */
+    for (int i = 0; i < JS_WIN && !s; i++)
+        if (imp->slots[i].state == S_FREE) s = &imp->slots[i];
+    if (!s) {
+        pthread_mutex_unlock(&imp->mu);
+        natsMsg_Destroy(m);
+        count(&js->lost, 1);
+        return 0;
+    }
+    s->n = n;
+    s->state = S_FLIGHT;
+    imp->inflight++;
+    pthread_mutex_unlock(&imp->mu);
+    imp_publish(imp, s, m);
+    return 0;
+}
+
+/* Publish again every failed message whose time came. */
+static void imp_retry(ferry__js_imp *imp)
+{
+    pthread_mutex_lock(&imp->mu);
+    int failed = imp->nfailed;
+    pthread_mutex_unlock(&imp->mu);
+    if (!failed) return;
+    int64_t now = ferry__now_ns();
+    for (int i = 0; i < JS_WIN; i++) {
+        slot *s = &imp->slots[i];
+        pthread_mutex_lock(&imp->mu);
+        natsMsg *m = s->state == S_FAILED && now >= s->retry_at ? s->m : NULL;
+        pthread_mutex_unlock(&imp->mu);
+        if (m) {
+            count(&imp->js->resent, 1);
+            imp_publish(imp, s, m);
+        }
+    }
+}
+
+static void *imp_main(void *arg)
+{
+    ferry__js_imp *imp = arg;
+    while (!atomic_load(&imp->stop)) { /* seq_cst: pairs with ferry__js_import_stop */
+        imp_retry(imp);
+        pthread_mutex_lock(&imp->mu);
+        int busy = imp->inflight;
+        pthread_mutex_unlock(&imp->mu);
+        if (busy < JS_WIN && !atomic_load(&imp->captured)) {
+            /* room in the window: wait for a local message, briefly while publishes are
+             * in flight (their failures are retried at the next turn) */
+            imp_take(imp, busy ? 5 * MS : 100 * MS);
+        } else if (busy > 0) { /* the window is full: until an acknowledgement */
+            struct timespec ts;
+            clock_gettime(CLOCK_REALTIME, &ts);
+            ts.tv_nsec += 20 * 1000000L;
+            if (ts.tv_nsec >= 1000000000L) {
+                ts.tv_sec++;
+                ts.tv_nsec -= 1000000000L;
+            }
+            pthread_mutex_lock(&imp->mu);
+            pthread_cond_timedwait(&imp->cv, &imp->mu, &ts);
+            pthread_mutex_unlock(&imp->mu);
+        } else {
+            nap_ms(100); /* captured, nothing in flight: only a stop comes */
+        }
+    }
+    /* stopping: what is in flight gets JS_STOP_MS to be stored (failed ones are sent
+     * again meanwhile) */
+    int64_t end = ferry__now_ns() + JS_STOP_MS * MS;
+    for (;;) {
+        pthread_mutex_lock(&imp->mu);
+        int busy = imp->inflight;
+        pthread_mutex_unlock(&imp->mu);
+        if (busy == 0 || ferry__now_ns() > end) break;
+        imp_retry(imp);
+        nap_ms(10);
+    }
+    return NULL;
+}
+
+ferry__js_imp *ferry__js_import(ferry__js *js, ferry_mailbox *mb, const char *exporter,
+                                const char *name)
+{
+    ferry__js_imp *imp = calloc(1, sizeof *imp);
+    if (!imp) return NULL;
+    imp->js = js;
+    imp->mb = mb;
+    snprintf(imp->name, sizeof imp->name, "%s", name);
+    snprintf(imp->subj, sizeof imp->subj, "ferry.%s.mq.%s.%s.%s", js->conf.cluster, exporter,
+             js->conf.user, name);
+    snprintf(imp->stream, sizeof imp->stream, "ferry_%s_%s", js->conf.cluster, exporter);
+    imp->buf = malloc(js->conf.max_msg ? js->conf.max_msg : 1);
+    pthread_mutex_init(&imp->mu, NULL);
+    pthread_cond_init(&imp->cv, NULL);
+    jsOptions jo;
+    jsOptions_Init(&jo);
+    jo.Wait = JS_PUB_WAIT_MS;
+    jo.PublishAsync.MaxPending = 4 * JS_WIN; /* above our window: a publish never stalls */
+    jo.PublishAsync.AckHandler = on_puback;
+    jo.PublishAsync.AckHandlerClosure = js;
+    int ok = imp->buf && natsConnection_JetStream(&imp->ctx, js->conf.nc, &jo) == NATS_OK;
+    pthread_mutex_lock(&js->mu); /* in js->imps before its first publish */
+    if (ok) {
+        imp->next = js->imps;
+        js->imps = imp;
+    }
+    pthread_mutex_unlock(&js->mu);
+    if (ok && pthread_create(&imp->th, NULL, imp_main, imp) != 0) {
+        pthread_mutex_lock(&js->mu);
+        js->imps = imp->next; /* nothing published: no handler can hold it */
+        pthread_mutex_unlock(&js->mu);
+        ok = 0;
+    }
+    if (!ok) {
+        if (imp->ctx) jsCtx_Destroy(imp->ctx);
+        pthread_cond_destroy(&imp->cv);
+        pthread_mutex_destroy(&imp->mu);
+        free(imp->buf);
+        free(imp);
+        return NULL;
+    }
+    return imp;
+}
+
+void ferry__js_import_stop(ferry__js_imp *imp)
+{
+    if (!imp) return;
+    atomic_store(&imp->stop, 1); /* seq_cst: the thread's loop and waits see it */
+    pthread_mutex_lock(&imp->mu);
+    pthread_cond_broadcast(&imp->cv);
+    pthread_mutex_unlock(&imp->mu);
+    pthread_join(imp->th, NULL);
+    pthread_mutex_lock(&imp->js->mu); /* out of js->imps: no ack handler finds it now */
+    for (ferry__js_imp **pp = &imp->js->imps; *pp; pp = &(*pp)->next)
+        if (*pp == imp) {
+            *pp = imp->next;
+            break;
+        }
+    pthread_mutex_unlock(&imp->js->mu);
+    /* no more acknowledgements for what is still pending: taken back, counted lost */
+    natsMsgList pending = {0};
+    if (js_PublishAsyncGetPendingList(&pending, imp->ctx) == NATS_OK) natsMsgList_Destroy(&pending);
+    uint64_t lost = 0;
+    pthread_mutex_lock(&imp->mu);
+    for (int i = 0; i < JS_WIN; i++)
+        if (imp->slots[i].state != S_FREE) {
+            lost++;
+            natsMsg_Destroy(imp->slots[i].m);
+            imp->slots[i].m = NULL;
+            imp->slots[i].state = S_FREE;
+        }
+    pthread_mutex_unlock(&imp->mu);
+    if (lost) {
+        count(&imp->js->lost, lost);
+        js_log("mailbox %s: %" PRIu64 " messages not stored when the import stopped (lost)",
+               imp->name, lost);
+    }
+    jsCtx_Destroy(imp->ctx);
+    pthread_cond_destroy(&imp->cv);
+    pthread_mutex_destroy(&imp->mu);
+    free(imp->buf);
+    free(imp);
+}
+
+/* ------------------------------------------------------------------ both */
+
+void ferry__js_counters(ferry__js *js, ferry__js_stats *out)
+{
+    /* relaxed: a snapshot of statistics */
+    out->delivered = atomic_load_explicit(&js->delivered, memory_order_relaxed);
+    out->redelivered = atomic_load_explicit(&js->redelivered, memory_order_relaxed);
+    out->refused = atomic_load_explicit(&js->refused, memory_order_relaxed);
+    out->published = atomic_load_explicit(&js->published, memory_order_relaxed);
+    out->duplicates = atomic_load_explicit(&js->duplicates, memory_order_relaxed);
+    out->resent = atomic_load_explicit(&js->resent, memory_order_relaxed);
+    out->lost = atomic_load_explicit(&js->lost, memory_order_relaxed);
+}
+
+void ferry__js_close(ferry__js *js)
+{
+    if (!js) return;
+    atomic_store(&js->stop, 1); /* seq_cst: the consumer threads end their loops */
+    for (int i = 0; i < js->nexp; i++) {
+        pthread_join(js->exps[i]->th, NULL);
+        free(js->exps[i]);
+    }
+    ferry__js_stats st;
+    ferry__js_counters(js, &st);
+    if (st.delivered || st.published || st.lost || st.refused)
+        js_log("delivered %" PRIu64 " (%" PRIu64 " redelivered), refused %" PRIu64
+               ", published %" PRIu64 " (%" PRIu64 " duplicates, %" PRIu64
+               " resent), lost %" PRIu64,
+               st.delivered, st.redelivered, st.refused, st.published, st.duplicates, st.resent,
+               st.lost);
+    pthread_mutex_destroy(&js->mu);
+    free(js);
+}
