@@ -417,8 +417,7 @@ static void free_graveyard(bridge *b)
 
 static int verbose_on;
 
-static void logf_(const char *fmt, ...) __attribute__((format(printf, 1, 2)));
-static void logf_(const char *fmt, ...)
+void ferry__bridge_logf(const char *fmt, ...)
 {
     char line[1024];
     va_list ap;
@@ -435,7 +434,7 @@ static void logf_(const char *fmt, ...)
 }
 #define vlog(...)                                                                                  \
     do {                                                                                           \
-        if (verbose_on) logf_(__VA_ARGS__);                                                        \
+        if (verbose_on) ferry__bridge_logf(__VA_ARGS__);                                           \
     } while (0)
 
 static uint64_t hash_str(const char *s)
@@ -653,8 +652,8 @@ static void proxy_drop(bridge *b, proxy *p)
     }
     if (p->win && p->msg_seq >= p->base) {
         b->mb_lost += p->msg_seq + 1 - p->base;
-        logf_("mailbox %s dropped with %" PRIu64 " messages in flight (lost)", p->name,
-              p->msg_seq + 1 - p->base);
+        ferry__bridge_logf("mailbox %s dropped with %" PRIu64 " messages in flight (lost)", p->name,
+                           p->msg_seq + 1 - p->base);
     }
     for (int i = 0; p->win && i < MBOX_WIN; i++) free(p->win[i].data);
     free(p->win);
@@ -864,7 +863,8 @@ static void proxy_register_mbox(bridge *b, proxy *p, const ferry_policy *pol)
     if (rc == 0 && !p->recv && !p->js) rc = p->mbfd = ferry_mailbox_poll_fd(p->mb);
     if (rc >= 0 && !p->recv && !p->js) rc = epoll_add(b, p->mbfd, p);
     if (rc < 0) {
-        logf_("import mailbox %s from %s: %s", p->name, p->exporter, ferry_strerror(rc));
+        ferry__bridge_logf("import mailbox %s from %s: %s", p->name, p->exporter,
+                           ferry_strerror(rc));
         ferry__js_import_stop(p->jsi);
         p->jsi = NULL;
         ferry_pub_close(p->pub);
@@ -890,7 +890,8 @@ static void proxy_register_bcast(bridge *b, proxy *p, const ferry_policy *pol)
         rc = ferry_publish(p->name, ferry_bcast_fd(p->bc), FERRY_OBJ_BCAST, pol, &p->pub,
                            LOCAL_WAIT);
     if (rc < 0) {
-        logf_("import broadcast %s from %s: %s", p->name, p->exporter, ferry_strerror(rc));
+        ferry__bridge_logf("import broadcast %s from %s: %s", p->name, p->exporter,
+                           ferry_strerror(rc));
         ferry_pub_close(p->pub);
         ferry_bcast_close(p->bc);
         p->pub = NULL;
@@ -949,7 +950,8 @@ static void on_bput(bridge *b, natsMsg *m, const char *from, const char *name, c
         if (rc == 0) {
             b->bc_gap += gap;
             p->in_seq = (uint64_t)seq - 1;
-            logf_("broadcast %s: %" PRIu64 " messages missed (the subscription lapsed)", name, gap);
+            ferry__bridge_logf(
+                "broadcast %s: %" PRIu64 " messages missed (the subscription lapsed)", name, gap);
         }
     }
     if (rc == 0)
@@ -986,7 +988,7 @@ static void proxy_register(bridge *b, proxy *p, int allowed)
     o.flags |= FERRY_NO_FDS; /* fds cannot cross hosts: a local sender's are -EOPNOTSUPP */
     int rc = ferry_register(p->name, &pol, &o, &p->l, LOCAL_WAIT);
     if (rc < 0) {
-        logf_("import %s from %s: %s", p->name, p->exporter, ferry_strerror(rc));
+        ferry__bridge_logf("import %s from %s: %s", p->name, p->exporter, ferry_strerror(rc));
         p->l = NULL;
         p->state = P_SHADOWED;
         return;
@@ -1061,7 +1063,7 @@ static void mbox_ready(bridge *b, proxy *p)
         char *d = malloc(rc > 0 ? (size_t)rc : 1);
         if (!d) {
             b->mb_lost++;
-            logf_("mailbox %s: no memory for a message (lost)", p->name);
+            ferry__bridge_logf("mailbox %s: no memory for a message (lost)", p->name);
             continue;
         }
         memcpy(d, p->msg, (size_t)rc);
@@ -1084,7 +1086,7 @@ static void mbox_acked(bridge *b, pend *q, int err)
     if (err == 0 || err == EMSGSIZE) {
         if (err) {
             b->mb_lost++;
-            logf_("mailbox %s: a message too large for the exporter (lost)", p->name);
+            ferry__bridge_logf("mailbox %s: a message too large for the exporter (lost)", p->name);
         }
         m->acked = 1;
         while (p->base <= p->msg_seq && p->win[p->base % MBOX_WIN].acked) {
@@ -1716,8 +1718,8 @@ static void mbout_give_back(bridge *b, mbout *o)
     } else if (rc != -EAGAIN && rc != -ETIMEDOUT && rc != -ENOBUFS) {
         o->held = 0;
         b->mb_lost++;
-        logf_("mailbox %s: a message held for %s: %s (lost)", o->name, o->caller,
-              ferry_strerror(rc));
+        ferry__bridge_logf("mailbox %s: a message held for %s: %s (lost)", o->name, o->caller,
+                           ferry_strerror(rc));
     }
 }
 
@@ -2254,7 +2256,7 @@ static void republish(bridge *b)
                                    &p->pub, LOCAL_WAIT);
             if (rc < 0) {
                 p->pub = NULL;
-                logf_("publishing %s again: %s", p->name, ferry_strerror(rc));
+                ferry__bridge_logf("publishing %s again: %s", p->name, ferry_strerror(rc));
             }
         }
 }
@@ -2273,7 +2275,7 @@ static void open_watch(bridge *b)
     }
     if (b->watch_lost) {
         b->watch_lost = 0;
-        logf_("ferryd is back: publishing the imported objects again");
+        ferry__bridge_logf("ferryd is back: publishing the imported objects again");
         republish(b);
         send_hb(b);
     }
@@ -2396,17 +2398,17 @@ static void drain_queue(bridge *b)
             if (strncmp(subj, pre_reply, (size_t)nrep) == 0) on_reply(b, m, subj + nrep);
             break;
         case Q_DISCONNECTED:
-            logf_("NATS connection lost: dropping the imported servers");
+            ferry__bridge_logf("NATS connection lost: dropping the imported servers");
             b->connected = 0;
             drop_server_proxies(b);
             break;
         case Q_CLOSED: /* exit 1: the service manager starts a new bridge */
-            logf_("NATS connection closed for good: stopping");
+            ferry__bridge_logf("NATS connection closed for good: stopping");
             b->stop = 1;
             b->failed = 1;
             break;
         case Q_RECONNECTED:
-            logf_("NATS connection back");
+            ferry__bridge_logf("NATS connection back");
             b->connected = 1;
             send_hb(b);
             break;
@@ -2746,7 +2748,7 @@ static int nats_setup(bridge *b)
         s = natsConnection_Subscribe(&b->sub_reply, b->nc, subj, on_msg, &kind_reply);
     }
     if (s != NATS_OK) {
-        logf_("NATS: %s", natsStatus_GetText(s));
+        ferry__bridge_logf("NATS: %s", natsStatus_GetText(s));
         return -1;
     }
     if (b->connected) {
@@ -2763,7 +2765,7 @@ static int nats_setup(bridge *b)
                          .allow = js_allow,
                          .allow_ctx = b};
     if (ferry__js_open(&jc, &b->js) < 0) {
-        logf_("JetStream: no memory");
+        ferry__bridge_logf("JetStream: no memory");
         return -1;
     }
     return 0;
@@ -2863,13 +2865,13 @@ int ferry__bridge_main(int argc, char **argv)
     if (b->ep < 0 || b->qfd < 0 || b->tfd < 0 || b->sfd < 0 || !b->buf ||
         timerfd_settime(b->tfd, 0, &its, NULL) < 0 || epoll_add(b, b->qfd, &b->tag_queue) < 0 ||
         epoll_add(b, b->tfd, &b->tag_timer) < 0 || epoll_add(b, b->sfd, &b->tag_signal) < 0) {
-        logf_("setup: %s", strerror(errno));
+        ferry__bridge_logf("setup: %s", strerror(errno));
         goto out;
     }
     if (nats_Open(-1) != NATS_OK || nats_setup(b) < 0) goto out;
     open_watch(b);
-    logf_("user %s, cluster %s, %d export rule(s), %d import pattern(s)", b->user, b->cluster,
-          b->nrules, b->nimports);
+    ferry__bridge_logf("user %s, cluster %s, %d export rule(s), %d import pattern(s)", b->user,
+                       b->cluster, b->nrules, b->nimports);
     send_hb(b);
     rc = run_loop(b);
     if (b->failed) rc = 1;

@@ -14,4 +14,9 @@
  * it from a single-threaded process (it blocks SIGTERM/SIGINT before making threads). */
 int ferry__bridge_main(int argc, char **argv);
 
+/* Log one line to stderr ("ferry-bridge: ..."; with --verbose, pid and time too), every
+ * control character replaced so that nothing logged (names, NATS headers) can forge a
+ * line. Thread-safe (one fprintf). */
+void ferry__bridge_logf(const char *fmt, ...) __attribute__((format(printf, 1, 2)));
+
 #endif

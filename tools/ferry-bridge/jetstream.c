@@ -34,6 +34,7 @@
  */
 #define _POSIX_C_SOURCE 200809L
 #include "jetstream.h"
+#include "bridge.h"
 
 #include "core/time.h"
 
@@ -90,18 +91,8 @@ static void count(_Atomic uint64_t *c, uint64_t n)
     atomic_fetch_add_explicit(c, n, memory_order_relaxed); /* a statistic: no ordering */
 }
 
-static void js_log(const char *fmt, ...) __attribute__((format(printf, 1, 2)));
-static void js_log(const char *fmt, ...)
-{
-    char line[512];
-    va_list ap;
-    va_start(ap, fmt);
-    vsnprintf(line, sizeof line, fmt, ap);
-    va_end(ap);
-    for (char *p = line; *p; p++) /* nothing logged can forge a line */
-        if ((unsigned char)*p < 0x20 || (unsigned char)*p == 0x7f) *p = '?';
-    fprintf(stderr, "ferry-bridge: jetstream: %s\n", line);
-}
+/* A line of the bridge's log (bridge.h), tagged: every call passes a literal format. */
+#define js_log(...) ferry__bridge_logf("jetstream: " __VA_ARGS__)
 
 static int stopping(ferry__js *js)
 {
