@@ -884,6 +884,19 @@ static int wait_data(ferry_bcast *b, uint64_t want, ferry__when *w)
 static void after_take(ferry_sub *s);
 static int advance(ferry_sub *s, uint64_t from, uint64_t seq);
 
+/* Record p is read and taken: a held one's slot is given back (our pos moves past it), a
+ * blocking subscriber's pos advances. 0, or -EBADMSG when a blocking subscriber's pos
+ * moved under it (a sharer). */
+static int done_with(ferry_sub *s, uint64_t p, int hold)
+{
+    if (!hold) return advance(s, p, p) == 1 ? -EBADMSG : 0;
+    /* seq_cst: release of our reads of the slot, and the room Dekker pair */
+    atomic_store_explicit(&s->e->pos, p + 1, memory_order_seq_cst);
+    s->expect = p + 1;
+    wake_pub(s->b->sh);
+    return 0;
+}
+
 /* Record p (seq checked; held if `hold`) is read: count the messages of gap records that
  * were dropped for us (its extra against ours). Then, if it is a gap record, take it and
  * count its messages: 1 (taken; the caller looks for the next record), -EBADMSG (taken: a
@@ -897,14 +910,7 @@ static int take_gap(ferry_sub *s, uint64_t p, slothdr *h, int hold)
     s->xk = x;
     if (atomic_load_explicit(&h->type, memory_order_relaxed) != GAP_TYPE) return 0;
     uint64_t n = atomic_load_explicit(&h->len, memory_order_relaxed);
-    if (hold) {
-        /* seq_cst: release of our reads of the slot, and the room Dekker pair */
-        atomic_store_explicit(&s->e->pos, p + 1, memory_order_seq_cst);
-        s->expect = p + 1;
-        wake_pub(s->b->sh);
-    } else if (advance(s, p, p) == 1) {
-        return -EBADMSG; /* a blocking subscriber's pos moved under it: a sharer */
-    }
+    if (done_with(s, p, hold) < 0) return -EBADMSG;
     if (n == 0) return -EBADMSG; /* a sharer's (a gap stands for >= 1 message) */
     s->lost += n;
     s->xk = x + n - 1; /* extra of the next record */
@@ -1010,14 +1016,7 @@ ssize_t ferry_sub_recv(ferry_sub *s, void *buf, size_t cap, int64_t *type, int64
         }
         return ret;
     }
-    if (hold) {
-        /* seq_cst: release of our reads of the slot, and the room Dekker pair */
-        atomic_store_explicit(&s->e->pos, seq + 1, memory_order_seq_cst);
-        s->expect = seq + 1;
-        wake_pub(s->b->sh);
-    } else if (advance(s, seq, seq) == 1) {
-        return -EBADMSG; /* a blocking subscriber's pos moved under it: a sharer */
-    }
+    if (done_with(s, seq, hold) < 0) return -EBADMSG;
     if (ret >= 0 && type) *type = t;
     after_take(s);
     return ret;
