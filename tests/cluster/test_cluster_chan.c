@@ -101,6 +101,9 @@ static void client(void *arg)
         CHECK_EQ(m.type, 7);
     }
     ferry_chan_close(ch);
+    /* the fds part's own 40 s, from the stream's end: at load 30 the stream alone took
+     * over 60 s (20 s on a quiet machine), which a bound from the start counted against it */
+    end = now_ns();
 
     /* fds cannot cross hosts: the proxy said FERRY_NO_FDS in the handshake, so a send
      * with fds is -EOPNOTSUPP at the sender, nothing sent, and the channel goes on */
@@ -146,6 +149,9 @@ static void server_fds(void *arg)
     CHECK_EQ(ferry_register("org.test.fds", &pol, &o, &l, 5 * SEC), 0);
     int p[2];
     CHECK(pipe(p) == 0);
+    /* the client connects only after the stream: the accepts' 120 s count from its end
+     * (at load 30 the stream alone took over 120 s; the test's own deadline bounds this) */
+    while (!atomic_load(&sh->last_ns)) sleep_ms(20);
     for (int k = 0; k < 2; k++) { /* the client's unix, then its shm connection */
         ferry_chan *ch;
         CHECK_EQ(ferry_accept(l, &ch, 120 * SEC), 0);

@@ -20,7 +20,11 @@
  *     connection and drops what the sender had not transmitted (TCP's rule, documented at
  *     ferry_chan_close); those rounds are counted and printed, not failed;
  *   - after the last message the receive answers -EPIPE, within BOUND_MS (default 100)
- *     of the death (reaped); nothing else (a -ETIMEDOUT for 5 s is a hang);
+ *     of the death (reaped) plus the time the receiving thread itself waited runnable for
+ *     a CPU in that window (/proc/thread-self/schedstat: what the machine's load cost, not
+ *     the channel; at load 50 on 2 CPUs a 20 ms drain takes a second); nothing else (a
+ *     -ETIMEDOUT for 5 s is a hang). A round over the bound prints the raw latency and the
+ *     wait; the summary counts the rounds over the bound before the allowance too;
  *   - the parent has as many descriptors after the round as before the first.
  * At the end: no file left in the run's directory (/tmp/ferry-soak-*, removed), and no
  * ferry entry in /dev/shm that was not there before.
@@ -66,6 +70,18 @@ static int64_t now_ns(void)
     struct timespec ts;
     clock_gettime(CLOCK_MONOTONIC, &ts);
     return (int64_t)ts.tv_sec * SEC + ts.tv_nsec;
+}
+
+/* The calling thread's run-queue wait so far (ns): the time it was runnable but not
+ * running (second field of /proc/thread-self/schedstat); -1 when unreadable. */
+static int64_t self_wait_ns(void)
+{
+    FILE *f = fopen("/proc/thread-self/schedstat", "re");
+    if (!f) return -1;
+    unsigned long long run = 0, wait = 0;
+    int n = fscanf(f, "%llu %llu", &run, &wait);
+    fclose(f);
+    return n == 2 ? (int64_t)wait : -1;
 }
 
 static uint64_t rnd_state;
@@ -214,7 +230,8 @@ static pid_t start_round(ferry_chan **out, _Atomic uint64_t *committed, uint32_t
 typedef struct stats {
     uint64_t msgs;
     int64_t worst_ns, sum_ns;
-    int worst_round, over;
+    int worst_round, over, over_raw; /* over the bound with / without the allowance */
+    int64_t worst_wait_ns;           /* the largest run-queue wait allowed in a round */
     int reset_losses; /* tcp: rounds whose dead sender's unsent bytes the kernel's reset dropped */
 } stats;
 
@@ -234,7 +251,7 @@ static void run_round(_Atomic uint64_t *committed, stats *s, int64_t bound_ns)
     int64_t start = now_ns();
     int64_t kill_at = start + (int64_t)(rnd() % 8000) * 1000;
     int64_t pause_until = rnd() % 8 == 0 ? start + (int64_t)(rnd() % 4000) * 1000 : 0;
-    int64_t dead_at = 0;
+    int64_t dead_at = 0, wait_at_death = -1;
     uint64_t expect = 0, at_death = 0;
     int ok = 1;
     for (;;) {
@@ -245,6 +262,7 @@ static void run_round(_Atomic uint64_t *committed, stats *s, int64_t bound_ns)
             while (waitpid(pid, &st, 0) < 0 && errno == EINTR) {
             }
             dead_at = now_ns();
+            wait_at_death = self_wait_ns();
             /* acquire: pairs with the sender's release */
             at_death = atomic_load_explicit(committed, memory_order_acquire);
             if (!WIFSIGNALED(st)) {
@@ -304,16 +322,24 @@ static void run_round(_Atomic uint64_t *committed, stats *s, int64_t bound_ns)
             break;
         }
         int64_t lat = now_ns() - dead_at;
+        int64_t w = self_wait_ns(), waited = 0;
+        if (wait_at_death >= 0 && w >= wait_at_death) waited = w - wait_at_death;
+        if (waited > s->worst_wait_ns) s->worst_wait_ns = waited;
         s->sum_ns += lat;
         if (lat > s->worst_ns) {
             s->worst_ns = lat;
             s->worst_round = round_no;
         }
-        if (lat > bound_ns) {
+        if (lat > bound_ns) s->over_raw++;
+        if (lat > bound_ns + waited) {
             s->over++;
-            fail("-EPIPE %.1f ms after the death (bound %lld ms)", (double)lat / MS,
-                 (long long)(bound_ns / MS));
-        }
+            fail("-EPIPE %.1f ms after the death, of which this thread waited %.1f ms for a CPU "
+                 "(bound %lld ms + that wait)",
+                 (double)lat / MS, (double)waited / MS, (long long)(bound_ns / MS));
+        } else if (lat > bound_ns)
+            printf("round %d: -EPIPE %.1f ms after the death, over %lld ms, but this thread "
+                   "waited %.1f ms of it for a CPU (load)\n",
+                   round_no, (double)lat / MS, (long long)(bound_ns / MS), (double)waited / MS);
         /* tcp, a dead sender with unread data: the kernel answers its close with a reset
          * and drops what it had not transmitted yet, though its sends had returned (TCP's
          * rule; ferry.h, ferry_chan_close). What arrived is still checked above: whole, in
@@ -394,10 +420,11 @@ int main(int argc, char **argv)
     int shm_after = count_entries("/dev/shm", "ferry");
     if (shm_after > shm_before) fail("%d ferry entries left in /dev/shm", shm_after - shm_before);
     printf("soak %s: %d rounds in %.1f s (seed %u), %llu messages, -EPIPE after the death: worst "
-           "%.1f ms (round %d), mean %.2f ms, %d over %lld ms; %d failures",
+           "%.1f ms (round %d), mean %.2f ms, %d over %lld ms (%d over it plus the run-queue "
+           "wait, worst wait %.1f ms); %d failures",
            tp, rounds, (double)(now_ns() - t0) / SEC, seed, (unsigned long long)s.msgs,
            (double)s.worst_ns / MS, s.worst_round, rounds ? (double)s.sum_ns / rounds / MS : 0.0,
-           s.over, (long long)(bound_ns / MS), failures);
+           s.over_raw, (long long)(bound_ns / MS), s.over, (double)s.worst_wait_ns / MS, failures);
     if (!strcmp(tp, "tcp"))
         printf("; %d rounds lost unsent bytes to the reset of a dead sender with unread data",
                s.reset_losses);
