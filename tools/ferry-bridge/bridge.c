@@ -444,8 +444,7 @@ static uint64_t hash_str(const char *s)
     return h;
 }
 
-/* An identity token (NATS user name, cluster name): 1..63 of [A-Za-z0-9_-]. */
-static int id_valid(const char *s, size_t n)
+int ferry__bridge_id_valid(const char *s, size_t n)
 {
     if (n < 1 || n > ID_MAX) return 0;
     for (size_t i = 0; i < n; i++) {
@@ -2057,7 +2056,7 @@ static void bcast_tick(bridge *b, int64_t now)
 static void on_rpc(bridge *b, natsMsg *m, const char *tail)
 {
     const char *dot = strchr(tail, '.');
-    if (!dot || !id_valid(tail, (size_t)(dot - tail))) return;
+    if (!dot || !ferry__bridge_id_valid(tail, (size_t)(dot - tail))) return;
     char caller[ID_MAX + 1];
     memcpy(caller, tail, (size_t)(dot - tail));
     caller[dot - tail] = 0;
@@ -2388,7 +2387,8 @@ static void drain_queue(bridge *b)
         switch (it->kind) {
         case Q_HB:
             if (strncmp(subj, pre_hb, (size_t)nhb) == 0 &&
-                id_valid(subj + nhb, strlen(subj + nhb)) && strcmp(subj + nhb, b->user) != 0)
+                ferry__bridge_id_valid(subj + nhb, strlen(subj + nhb)) &&
+                strcmp(subj + nhb, b->user) != 0)
                 on_hb(b, subj + nhb, natsMsg_GetData(m), natsMsg_GetDataLength(m));
             break;
         case Q_RPC:
@@ -2527,7 +2527,7 @@ static int parse_rule(rule *rules, int *n, const char *spec, int users_optional)
     } else {
         char *save = NULL;
         for (char *u = strtok_r(eq + 1, ",", &save); u; u = strtok_r(NULL, ",", &save)) {
-            if (!id_valid(u, strlen(u)) || r->nusers >= MAX_USERS) return -1;
+            if (!ferry__bridge_id_valid(u, strlen(u)) || r->nusers >= MAX_USERS) return -1;
             snprintf(r->users[r->nusers++], ID_MAX + 1, "%s", u);
         }
         if (r->nusers == 0) return -1;
@@ -2640,7 +2640,7 @@ static int parse_args(bridge *b, int argc, char **argv)
             b->urls[b->nurls++] = optarg;
             break;
         case 'u':
-            if (!id_valid(optarg, strlen(optarg))) return bad("--user", optarg);
+            if (!ferry__bridge_id_valid(optarg, strlen(optarg))) return bad("--user", optarg);
             snprintf(b->user, sizeof b->user, "%s", optarg);
             break;
         case 'p':
@@ -2661,7 +2661,7 @@ static int parse_args(bridge *b, int argc, char **argv)
             b->tls_key = optarg;
             break;
         case 'C':
-            if (!id_valid(optarg, strlen(optarg))) return bad("--cluster", optarg);
+            if (!ferry__bridge_id_valid(optarg, strlen(optarg))) return bad("--cluster", optarg);
             snprintf(b->cluster, sizeof b->cluster, "%s", optarg);
             break;
         case 'e':

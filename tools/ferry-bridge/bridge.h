@@ -9,6 +9,8 @@
 #ifndef FERRY_BRIDGE_H
 #define FERRY_BRIDGE_H
 
+#include <stddef.h>
+
 /* Run a bridge with the command line argv (argv[0] the program name) until SIGTERM or
  * SIGINT. Returns the exit status: 0 clean stop, 1 an error at run time, 2 usage. Call
  * it from a single-threaded process (it blocks SIGTERM/SIGINT before making threads). */
@@ -18,5 +20,9 @@ int ferry__bridge_main(int argc, char **argv);
  * control character replaced so that nothing logged (names, NATS headers) can forge a
  * line. Thread-safe (one fprintf). */
 void ferry__bridge_logf(const char *fmt, ...) __attribute__((format(printf, 1, 2)));
+
+/* Is s[0..n) an identity token (NATS user name, cluster name): 1..63 of [A-Za-z0-9_-]?
+ * 1 or 0. */
+int ferry__bridge_id_valid(const char *s, size_t n);
 
 #endif

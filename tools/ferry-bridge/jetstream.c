@@ -123,19 +123,6 @@ static int64_t hdr_num(natsMsg *m, const char *key)
     return (int64_t)strtoll(v, NULL, 10);
 }
 
-/* An identity token: 1..63 of [A-Za-z0-9_-]. */
-static int token_valid(const char *s, size_t n)
-{
-    if (n < 1 || n > 63) return 0;
-    for (size_t i = 0; i < n; i++) {
-        char c = s[i];
-        if (!((c >= 'a' && c <= 'z') || (c >= 'A' && c <= 'Z') || (c >= '0' && c <= '9') ||
-              c == '_' || c == '-'))
-            return 0;
-    }
-    return 1;
-}
-
 int ferry__js_open(const ferry__js_conf *conf, ferry__js **out)
 {
     ferry__js *js = calloc(1, sizeof *js);
@@ -261,7 +248,8 @@ static int msg_sender(exp_t *e, natsMsg *m, char *caller)
     size_t np = strlen(e->js->prefix);
     if (!subj || strncmp(subj, e->js->prefix, np) != 0) return -1;
     const char *s = subj + np, *dot = strchr(s, '.');
-    if (!dot || !token_valid(s, (size_t)(dot - s)) || strcmp(dot + 1, e->name) != 0) return -1;
+    if (!dot || !ferry__bridge_id_valid(s, (size_t)(dot - s)) || strcmp(dot + 1, e->name) != 0)
+        return -1;
     memcpy(caller, s, (size_t)(dot - s));
     caller[dot - s] = 0;
     return 0;
