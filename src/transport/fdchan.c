@@ -309,7 +309,8 @@ static int flush(fdchan *c, int64_t deadline)
 /*
  * On a byte stream, wait (until the deadline) for room for a whole frame of `size` bytes,
  * so that a frame is started only when the kernel will take all of it: a frame begun and
- * not finished would leave the receiver waiting for the rest. The kernel tells no exact
+ * not finished would leave the receiver waiting for the rest. Only a send with a deadline
+ * needs this; one without (FERRY_FOREVER) always finishes what it begins. The kernel tells no exact
  * figure, so this errs on the safe side: for a pipe, its size less what is queued and
  * one page (the buffer is kept in pages); for a socket, half its send buffer (the rest
  * is the kernel's bookkeeping) less what is queued. A frame larger than the whole buffer
@@ -324,8 +325,12 @@ static int flush(fdchan *c, int64_t deadline)
  */
 static int wait_room(fdchan *c, size_t size, ferry__when *w)
 {
-    /* A packet, or a pipe write of at most PIPE_BUF, is atomic: all of it or EAGAIN. */
-    if ((c->kind & FDCHAN_PACKET) || (!c->sock && size <= 4096) || size <= c->room) return 0;
+    /* A packet, or a pipe write of at most PIPE_BUF, is atomic: all of it or EAGAIN. A
+     * send without a deadline finishes any frame it begins (send_frame writes the rest as
+     * the reader makes room, as a blocking write would): nothing to ask the kernel. */
+    if ((c->kind & FDCHAN_PACKET) || (!c->sock && size <= 4096) || size <= c->room ||
+        w->at == FERRY__NO_DEADLINE)
+        return 0;
     for (int backoff = 50;; backoff = backoff < 2000 ? backoff * 2 : 2000) {
         int queued = 0, cap;
         socklen_t l = sizeof cap;
@@ -376,6 +381,21 @@ static int send_frame(fdchan *c, uint64_t seq, int64_t type, const void *data, u
     for (;;) {
         ssize_t n = write_frame(c, iov, len ? 2 : 1, fds, nfds);
         if (n == (ssize_t)total) return 0;
+        if (n > 0 && w->at == FERRY__NO_DEADLINE) { /* the rest follows, from here */
+            size_t done = (size_t)n;
+            for (int i = 0; i < 2 && done; i++) {
+                size_t from = done < iov[i].iov_len ? done : iov[i].iov_len;
+                iov[i].iov_base = (uint8_t *)iov[i].iov_base + from;
+                iov[i].iov_len -= from;
+                done -= from;
+            }
+            total -= (size_t)n;
+            fds = NULL; /* (a stream carries no fds today; a packet is never split) */
+            nfds = 0;
+            int rc = ferry__wait_fd(c->wfd, POLLOUT, FERRY__NO_DEADLINE);
+            if (rc < 0) return rc;
+            continue;
+        }
         if (n > 0) { /* the kernel took part of the frame: the rest must follow it */
             c->pend_len = total - (size_t)n;
             c->pend_off = 0;

@@ -14,7 +14,9 @@
  *                    sizes on both sides of the read buffer's size, small
  *                    frames right after large ones, buffers of exactly the size and of
  *                    max_msg; on unix an fd riding on a large message (kept by
- *                    ferry_recvmsg, closed by ferry_recv).
+ *                    ferry_recvmsg, closed by ferry_recv). Sends alternate between a
+ *                    deadline and none (two paths through a frame the kernel takes
+ *                    in parts).
  *   tcp-raw          a raw TCP peer (this test writes the frames) against a ferry client:
  *                    a large frame whose second half comes only after a receive timed
  *                    out in the middle of it (then received whole and exact); a large
@@ -86,14 +88,18 @@ static size_t mixed_size(int i, size_t big, size_t max)
     return s == (size_t)-1 ? big : s == (size_t)-2 ? max : s;
 }
 
-static void send_pat(ferry_chan *ch, int64_t type, size_t len, uint32_t seed, int fd)
+/* Sends with a deadline (T) and without (FERRY_FOREVER) take different paths in
+ * fdchan.c: a frame begun with a deadline waits for room first; one without writes at
+ * once and finishes as the reader takes, like a blocking write. The script uses both. */
+static void send_pat(ferry_chan *ch, int64_t type, size_t len, uint32_t seed, int fd,
+                     int64_t timeout)
 {
     uint8_t *p = malloc(len ? len : 1);
     CHECK(p != NULL);
     pat_fill(p, len, seed);
     ferry_msg m = {.type = type, .data = p, .len = len, .nfds = fd >= 0};
     m.fds[0] = fd;
-    CHECK_EQ(ferry_sendmsg(ch, &m, T), 0);
+    CHECK_EQ(ferry_sendmsg(ch, &m, timeout), 0);
     free(p);
 }
 
@@ -102,25 +108,25 @@ static void send_pat(ferry_chan *ch, int64_t type, size_t len, uint32_t seed, in
 static int sender(ferry_chan *ch, int with_fds)
 {
     size_t max = ferry_chan_max_msg(ch), big = max < MIB ? max : MIB;
-    send_pat(ch, 1, big, 1, -1); /* 1 MiB and max_msg */
-    send_pat(ch, 2, max, 2, -1);
-    send_pat(ch, 3, big, 3, -1); /* for a buffer one byte too small, then whole */
-    send_pat(ch, 4, big, 4, -1); /* passed over by filter 5 */
-    send_pat(ch, 5, big, 5, -1);
-    send_pat(ch, 6, 100, 6, -1);
+    send_pat(ch, 1, big, 1, -1, T); /* 1 MiB and max_msg */
+    send_pat(ch, 2, max, 2, -1, FERRY_FOREVER);
+    send_pat(ch, 3, big, 3, -1, FERRY_FOREVER); /* for a buffer one byte too small, then whole */
+    send_pat(ch, 4, big, 4, -1, T);             /* passed over by filter 5 */
+    send_pat(ch, 5, big, 5, -1, FERRY_FOREVER);
+    send_pat(ch, 6, 100, 6, -1, T);
     char go[8];
     CHECK_EQ(ferry_recv(ch, go, sizeof go, T), 2); /* the receiver has taken all so far */
-    send_pat(ch, 30, 200, 30, -1); /* too long for the next buffer, and one that fits */
-    send_pat(ch, 31, 5, 31, -1);
+    send_pat(ch, 30, 200, 30, -1, T); /* too long for the next buffer, and one that fits */
+    send_pat(ch, 31, 5, 31, -1, FERRY_FOREVER);
     for (int i = 0; i < (int)NMIXED; i++) {
         size_t s = mixed_size(i, big, max);
-        if (s <= max) send_pat(ch, 10 + i, s, 10 + (uint32_t)i, -1);
+        if (s <= max) send_pat(ch, 10 + i, s, 10 + (uint32_t)i, -1, (i & 1) ? T : FERRY_FOREVER);
     }
     if (with_fds) { /* an fd on a large packet, twice */
         int p[2];
         CHECK(pipe(p) == 0);
-        send_pat(ch, 7, big, 7, p[1]);
-        send_pat(ch, 8, big, 8, p[1]);
+        send_pat(ch, 7, big, 7, p[1], T);
+        send_pat(ch, 8, big, 8, p[1], FERRY_FOREVER);
         close(p[0]);
         close(p[1]);
     }

@@ -14,13 +14,16 @@
  *             that finds nothing there, mostly) and answers it.
  * Bounds (a constant of SLACK for what a phase's first call may do once: a buffer's
  * first allocation, a first probe):
- *   64 B send      <= N * 9 / 8 + SLACK (one write per send; tcp asks the kernel how
- *                  much room there is once per several kilobytes, not per send)
- *   send           <= 2N + SLACK
+ *   send           <= N * 9 / 8 + 2W + SLACK (these sends have no deadline: one write
+ *                  per send, and nothing asked of the kernel first; W is the number of
+ *                  waits, polls for room when the kernel took part of a frame: each costs
+ *                  the poll and the write after it, as a blocking write sleeps inside
+ *                  its one call. W depends on how fast the peer takes, e.g. on the
+ *                  machine's load, so it is counted, not assumed)
  *   recv           <= 2N + SLACK (one read when the data is there, poll + read when not)
  *   pingpong       <= 3N + SLACK (a blocking receive and a send per round; at 64 KiB
- *                  N / 8 more: a pipe's send asks how much room is left once per
- *                  several sends)
+ *                  N / 8 more: a frame longer than a pipe's buffer is taken in parts,
+ *                  and a send may wait for the reader between them)
  * tcp: a 64 KiB message is longer than a loopback segment and may arrive in two pieces;
  * a receive that has to wait for each costs a poll and a read per piece, so the 64 KiB
  * recv and pingpong bounds there are 2N higher (pieces are the sender's timing: under
@@ -237,6 +240,16 @@ static int is_alloc(long nr)
            nr == SYS_mprotect;
 }
 
+/* The waits of a phase: its polls (see the send bound above). */
+static long waits(const long *counts)
+{
+    long w = counts[SYS_ppoll];
+#ifdef SYS_poll
+    w += counts[SYS_poll];
+#endif
+    return w;
+}
+
 static void print_table(int phase, const long *counts, long total, int n)
 {
     printf("  %-16s %5ld calls for %d ops (%.2f per op):", phase_name[phase], total, n,
@@ -322,8 +335,9 @@ int main(int argc, char **argv)
     printf("%s: system calls of one channel end, N = %d\n", argv[1], n);
     int bad = 0;
     for (int p = 0; p < NPHASES; p++) {
-        long bound = p == 0 ? (long)n * 9 / 8 : p % 3 == 2 ? 3L * n : 2L * n;
-        if (p == 5) bound += n / 8; /* a 64 KiB send asks for room now and then */
+        long bound = p % 3 == 2 ? 3L * n : 2L * n;
+        if (p % 3 == 0) bound = (long)n * 9 / 8 + 2 * waits(counts[p]);
+        if (p == 5) bound += n / 8; /* a 64 KiB send may wait for room now and then */
         if (p >= 4 && strcmp(argv[1], "tcp") == 0) bound += 2L * n; /* pieces (see above) */
         bound += SLACK;
         print_table(p, counts[p], total[p], n);
