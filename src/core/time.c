@@ -1,6 +1,7 @@
 // SPDX-License-Identifier: MIT
 /*
- * time.c — deadlines on CLOCK_MONOTONIC (see time.h).
+ * time.c — deadlines on CLOCK_MONOTONIC (see time.h). The clocks are read through the
+ * vDSO's own function where it can be found (vdso.c: half the cost of glibc's wrapper).
  */
 #define _GNU_SOURCE
 #include "time.h"
@@ -10,7 +11,8 @@
 static int64_t clock_ns(clockid_t id)
 {
     struct timespec ts;
-    clock_gettime(id, &ts);
+    ferry__vdso_gettime_fn fn = ferry__vdso_gettime();
+    if (!fn || fn(id, &ts) != 0) clock_gettime(id, &ts);
     return (int64_t)ts.tv_sec * 1000000000 + ts.tv_nsec;
 }
 
@@ -19,7 +21,7 @@ int64_t ferry__now_ns(void)
     return clock_ns(CLOCK_MONOTONIC);
 }
 
-int64_t ferry__coarse_ns(void)
+int64_t ferry__coarse_ns_slow(void)
 {
     return clock_ns(CLOCK_MONOTONIC_COARSE);
 }

@@ -11,8 +11,11 @@
 #ifndef FERRY_CORE_TIME_H
 #define FERRY_CORE_TIME_H
 
+#include "vdso.h"
+
 #include <errno.h>
 #include <stdint.h>
+#include <time.h>
 
 #define FERRY__NO_DEADLINE INT64_MAX
 
@@ -30,8 +33,18 @@ typedef struct ferry__when {
 
 /* Now on CLOCK_MONOTONIC, in ns. */
 int64_t ferry__now_ns(void);
-/* Now on CLOCK_MONOTONIC_COARSE (a few ms resolution, no TSC read): cheap. */
-int64_t ferry__coarse_ns(void);
+/* Now on CLOCK_MONOTONIC_COARSE (a few ms resolution, no TSC read): cheap. Inline, the
+ * vDSO's function called directly (vdso.h): a shm send reads it once per message. */
+int64_t ferry__coarse_ns_slow(void);
+static inline int64_t ferry__coarse_ns(void)
+{
+    uintptr_t fn = atomic_load_explicit(&ferry__vdso_fn, memory_order_relaxed);
+    struct timespec ts;
+    if (__builtin_expect(fn > 1, 1) &&
+        ((ferry__vdso_gettime_fn)fn)(CLOCK_MONOTONIC_COARSE, &ts) == 0)
+        return (int64_t)ts.tv_sec * 1000000000 + ts.tv_nsec;
+    return ferry__coarse_ns_slow();
+}
 /* A caller's timeout_ns -> absolute deadline in *deadline: FERRY_FOREVER (-1) ->
  * FERRY__NO_DEADLINE, 0 -> 0 (already passed), > 0 -> now + timeout (saturating).
  * Returns 0, or -EINVAL for any other negative value (only -1 means forever). Every

@@ -5,12 +5,17 @@
  * bounds; every other negative timeout is exactly -EINVAL, from ferry__deadline and
  * ferry__when_from alike; a lazy deadline is fixed once, at its first need, and then
  * stays; ferry__remaining of the two special deadlines; both clocks never go back.
+ * The vDSO's clock_gettime (core/vdso.c) is found wherever the kernel maps a vDSO (not
+ * under valgrind, which hides it: then none, and the clocks still work), and the clocks
+ * read through it agree with glibc's: each read lies between two of glibc's.
  */
 #define _GNU_SOURCE /* nanosleep */
 #include "core/time.h"
+#include "core/vdso.h"
 #include "testutil.h"
 
 #include <stdint.h>
+#include <sys/auxv.h>
 #include <time.h>
 
 static void test_deadline(void)
@@ -120,6 +125,43 @@ static void test_clocks(void)
     }
 }
 
+static int64_t glibc_ns(clockid_t id)
+{
+    struct timespec ts;
+    CHECK(clock_gettime(id, &ts) == 0);
+    return (int64_t)ts.tv_sec * 1000000000 + ts.tv_nsec;
+}
+
+static void test_vdso(void)
+{
+    ferry__vdso_gettime_fn fn = ferry__vdso_gettime();
+    if (!getauxval(AT_SYSINFO_EHDR)) {
+        CHECK(fn == NULL);
+        printf("no vDSO here (valgrind?): glibc's clock_gettime is used\n");
+    } else {
+        CHECK(fn != NULL);
+        CHECK(ferry__vdso_gettime() == fn); /* looked up once */
+        clockid_t ids[] = {CLOCK_MONOTONIC, CLOCK_MONOTONIC_COARSE, CLOCK_REALTIME};
+        for (size_t i = 0; i < sizeof ids / sizeof ids[0]; i++) {
+            for (int k = 0; k < 1000; k++) {
+                int64_t before = glibc_ns(ids[i]);
+                struct timespec ts;
+                CHECK_EQ(fn(ids[i], &ts), 0);
+                int64_t v = (int64_t)ts.tv_sec * 1000000000 + ts.tv_nsec;
+                CHECK(v >= before && v <= glibc_ns(ids[i]));
+            }
+        }
+    }
+    /* Whichever way: the library's clocks are glibc's clocks. */
+    for (int k = 0; k < 1000; k++) {
+        int64_t b = glibc_ns(CLOCK_MONOTONIC), v = ferry__now_ns();
+        CHECK(v >= b && v <= glibc_ns(CLOCK_MONOTONIC));
+        b = glibc_ns(CLOCK_MONOTONIC_COARSE);
+        v = ferry__coarse_ns();
+        CHECK(v >= b && v <= glibc_ns(CLOCK_MONOTONIC_COARSE));
+    }
+}
+
 int main(void)
 {
     test_deadline();
@@ -127,6 +169,7 @@ int main(void)
     test_remaining();
     test_when();
     test_clocks();
+    test_vdso();
     printf("ok: time\n");
     return 0;
 }
