@@ -271,7 +271,21 @@ int ferry__shm_rx_next(shm_chan *c, rx_entry *e, int64_t filter, int exempt)
 }
 
 /* Publish our progress: messages taken and the oldest position still in use. */
-static void rx_publish(shm_chan *c)
+/* Rings we have left and no longer read from (all below tail) can go. */
+static __attribute__((noinline)) void rx_drop_maps(shm_rx *r, uint64_t tail)
+{
+    while (r->nmaps > 1 && r->maps[0]->end <= tail) {
+        rx_map *old = r->maps[0];
+        if (old->seg.base) r->mapped -= old->size;
+        ferry__seg_unmap(&old->seg);
+        free(old);
+        memmove(r->maps, r->maps + 1, (r->nmaps - 1) * sizeof *r->maps);
+        r->nmaps--;
+    }
+}
+
+/* Inline: every receive runs it (a call costs more than most of what it does). */
+static inline __attribute__((always_inline)) void rx_publish(shm_chan *c)
 {
     shm_rx *r = &c->rx;
     uint64_t tail = r->qlen ? q_at(r, 0)->pos : r->scan;
@@ -283,15 +297,7 @@ static void rx_publish(shm_chan *c)
     ferry__publish_fence(&r->ctl->space_fence);
     if (ferry__wake_if_waiting(&r->ctl->space_futex, &r->ctl->space_waiting))
         FERRY__COUNT(c->base.st.wakeups, 1);
-    /* Rings we have left and no longer read from can go. */
-    while (r->nmaps > 1 && r->maps[0]->end <= tail) {
-        rx_map *old = r->maps[0];
-        if (old->seg.base) r->mapped -= old->size;
-        ferry__seg_unmap(&old->seg);
-        free(old);
-        memmove(r->maps, r->maps + 1, (r->nmaps - 1) * sizeof *r->maps);
-        r->nmaps--;
-    }
+    if (__builtin_expect(r->nmaps > 1, 0)) rx_drop_maps(r, tail);
 }
 
 /* Capacity 0, a claimed record that carries fds: take them from the link. The producer
@@ -511,11 +517,10 @@ static void rx_set_ready(shm_rx *r)
  * nothing there for a moment: the receive that follows finds nothing and comes here
  * again. FDS and SEG messages stay on the link (its records come next: readable is
  * right); a peer's malformed READY fails the channel (-EBADMSG). */
-static void rx_update_ready(shm_chan *c)
+static __attribute__((noinline)) void rx_clear_ready(shm_chan *c)
 {
     shm_rx *r = &c->rx;
-    /* Acquire: pairs with ferry__shm_fd's release, so efd is there once epfd is. */
-    if (atomic_load_explicit(&r->epfd, memory_order_acquire) < 0 || rx_has_message(c)) return;
+    if (rx_has_message(c)) return;
     if (ferry__link_drain_ready(c->link) < 0) {
         ferry__shm_fail(c, -EBADMSG);
         return;
@@ -528,6 +533,13 @@ static void rx_update_ready(shm_chan *c)
     atomic_store_explicit(&r->ctl->ready, 0, memory_order_seq_cst);
     atomic_thread_fence(memory_order_seq_cst);
     if (rx_has_message(c)) rx_set_ready(r);
+}
+
+/* Inline, the end that is not armed (the per-message case) costs one load. */
+static inline __attribute__((always_inline)) void rx_update_ready(shm_chan *c)
+{
+    /* Acquire: pairs with ferry__shm_fd's release, so efd is there once epfd is. */
+    if (atomic_load_explicit(&c->rx.epfd, memory_order_acquire) >= 0) rx_clear_ready(c);
 }
 
 /* Take q[idx] out of the queue and account for it. */
@@ -593,7 +605,8 @@ rx_copy(shm_chan *c, uint8_t *dst, const uint8_t *src, size_t len, uint64_t seq)
  * crc: the channel is failed). The caller checked filter, queue, peek, fds_pending,
  * capacity != 0 and dead (fuzz_shm_ring drives it on hostile rings too).
  */
-ssize_t ferry__shm_rx_fast(shm_chan *c, ferry_msg *m, int keep_fds)
+static inline __attribute__((always_inline)) ssize_t rx_fast(shm_chan *c, ferry_msg *m,
+                                                             int keep_fds)
 {
     shm_rx *r = &c->rx;
     rx_map *map = cur_map(r);
@@ -640,6 +653,11 @@ ssize_t ferry__shm_rx_fast(shm_chan *c, ferry_msg *m, int keep_fds)
     rx_publish(c);
     rx_update_ready(c);
     return (ssize_t)len;
+}
+
+ssize_t ferry__shm_rx_fast(shm_chan *c, ferry_msg *m, int keep_fds)
+{
+    return rx_fast(c, m, keep_fds);
 }
 
 /* A stream: this many receives in a row that found their record at once
@@ -698,8 +716,8 @@ ssize_t ferry__shm_recvmsg(ferry_chan *ch, ferry_msg *m, int64_t filter, int kee
     int waited = 0;
     while (filter == 0 && rx->qlen == 0 && !rx->held && !rx->fds_pending && c->capacity != 0 &&
            !atomic_load_explicit(&c->dead, memory_order_relaxed)) {
-        ssize_t n = ferry__shm_rx_fast(c, m, keep_fds);
-        if (n != -1) { /* -1: not taken here */
+        ssize_t n = rx_fast(c, m, keep_fds); /* (inline: ferry__shm_rx_fast) */
+        if (n != -1) {                       /* -1: not taken here */
             /* Found at once (without a wait or a gather): one more of a stream's run. */
             if (!waited && rx->run < GATHER_RUN) rx->run++;
             return n;
