@@ -8,6 +8,7 @@
 #define _GNU_SOURCE /* strdup */
 #include "chan/chan.h"
 #include "core/abi.h"
+#include "core/hot.h"
 #include "core/time.h"
 #include "core/url.h"
 #include "transport/transport.h"
@@ -240,7 +241,7 @@ void ferry_chan_close(ferry_chan *ch)
     if (ch) ch->ops->close(ch);
 }
 
-int ferry_sendmsg(ferry_chan *ch, const ferry_msg *m, int64_t timeout_ns)
+FERRY__HOT int ferry_sendmsg(ferry_chan *ch, const ferry_msg *m, int64_t timeout_ns)
 {
     if (!ch || !m || m->type < 0 || m->nfds > FERRY_MAX_FDS || (m->len && !m->data)) return -EINVAL;
     ferry__when w;
@@ -248,7 +249,7 @@ int ferry_sendmsg(ferry_chan *ch, const ferry_msg *m, int64_t timeout_ns)
     return ch->ops->sendmsg(ch, m, &w);
 }
 
-int ferry_send(ferry_chan *ch, const void *buf, size_t len, int64_t timeout_ns)
+FERRY__HOT int ferry_send(ferry_chan *ch, const void *buf, size_t len, int64_t timeout_ns)
 {
     ferry_msg m; /* only these fields are read: no need to clear the fd array */
     m.type = 0;
@@ -258,7 +259,7 @@ int ferry_send(ferry_chan *ch, const void *buf, size_t len, int64_t timeout_ns)
     return ferry_sendmsg(ch, &m, timeout_ns);
 }
 
-ssize_t ferry_recvmsg(ferry_chan *ch, ferry_msg *m, int64_t filter, int64_t timeout_ns)
+FERRY__HOT ssize_t ferry_recvmsg(ferry_chan *ch, ferry_msg *m, int64_t filter, int64_t timeout_ns)
 {
     if (!ch || !m || filter == INT64_MIN || (m->cap && !m->data)) return -EINVAL;
     ferry__when w;
@@ -266,7 +267,7 @@ ssize_t ferry_recvmsg(ferry_chan *ch, ferry_msg *m, int64_t filter, int64_t time
     return ch->ops->recvmsg(ch, m, filter, 1, &w);
 }
 
-ssize_t ferry_recv(ferry_chan *ch, void *buf, size_t cap, int64_t timeout_ns)
+FERRY__HOT ssize_t ferry_recv(ferry_chan *ch, void *buf, size_t cap, int64_t timeout_ns)
 {
     if (!ch || (cap && !buf)) return -EINVAL;
     ferry_msg m; /* keep_fds == 0: the fd array is neither read nor written */
@@ -278,7 +279,7 @@ ssize_t ferry_recv(ferry_chan *ch, void *buf, size_t cap, int64_t timeout_ns)
     return ch->ops->recvmsg(ch, &m, 0, 0, &w);
 }
 
-int ferry_loan(ferry_chan *ch, size_t len, void **buf, int64_t timeout_ns)
+FERRY__HOT int ferry_loan(ferry_chan *ch, size_t len, void **buf, int64_t timeout_ns)
 {
     if (!ch || !buf) return -EINVAL;
     if (!ch->ops->loan) return -EOPNOTSUPP;
@@ -287,7 +288,7 @@ int ferry_loan(ferry_chan *ch, size_t len, void **buf, int64_t timeout_ns)
     return ch->ops->loan(ch, len, buf, &w);
 }
 
-int ferry_commit(ferry_chan *ch, int64_t type, size_t len)
+FERRY__HOT int ferry_commit(ferry_chan *ch, int64_t type, size_t len)
 {
     if (!ch || type < 0) return -EINVAL;
     if (!ch->ops->commit) return -EOPNOTSUPP;

@@ -14,6 +14,7 @@
  */
 #define _GNU_SOURCE
 #include "vdso.h"
+#include "hot.h"
 
 #include <elf.h>
 #include <link.h>
@@ -24,7 +25,7 @@
 /* The resolved function: 0 not looked up yet, 1 looked up and absent, else the function.
  * Relaxed: the value is the address of code mapped before main() and never unmapped, so
  * nothing is published through it; two threads that look it up at once find the same. */
-_Atomic uintptr_t ferry__vdso_fn;
+FERRY__HOT_DATA _Atomic uintptr_t ferry__vdso_fn;
 
 /* The image's first PT_LOAD segment, within which every table must lie. */
 typedef struct image {

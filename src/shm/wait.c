@@ -5,6 +5,7 @@
 #define _GNU_SOURCE
 #include "wait.h"
 #include "core/futex.h"
+#include "core/hot.h"
 
 #include "core/time.h"
 
@@ -22,7 +23,7 @@
 #define cpu_relax() atomic_signal_fence(memory_order_seq_cst)
 #endif
 
-_Atomic int ferry__mb_state;
+FERRY__HOT_DATA _Atomic int ferry__mb_state;
 int64_t ferry__wait_slice_ns = FERRY__WAIT_SLICE_NS;
 
 /* A child of fork() is a new mm, not registered: it registers again on first publish. */
@@ -137,9 +138,10 @@ static int spin(int64_t budget, ferry__cond_fn cond, void *arg, ferry__when *w,
     }
 }
 
-int ferry__wait(ferry__spin *s, ferry__cond_fn cond, ferry__alive_fn alive, void *arg,
-                _Atomic uint32_t *futex, _Atomic uint32_t *waiting, _Atomic uint32_t *cannot,
-                ferry__when *w, uint64_t *sleeps, const ferry__peer *peer)
+FERRY__HOT int ferry__wait(ferry__spin *s, ferry__cond_fn cond, ferry__alive_fn alive, void *arg,
+                           _Atomic uint32_t *futex, _Atomic uint32_t *waiting,
+                           _Atomic uint32_t *cannot, ferry__when *w, uint64_t *sleeps,
+                           const ferry__peer *peer)
 {
     int c = cond(arg), early = 0;
     if (c != 0) return c < 0 ? c : 0;
@@ -228,7 +230,7 @@ int ferry__wait(ferry__spin *s, ferry__cond_fn cond, ferry__alive_fn alive, void
     return rc;
 }
 
-int ferry__wake_waiter(_Atomic uint32_t *futex, _Atomic uint32_t *waiting)
+FERRY__HOT int ferry__wake_waiter(_Atomic uint32_t *futex, _Atomic uint32_t *waiting)
 {
     /* Take the announcement, so one sleep costs at most one wake-up call; the waiter
      * announces itself again each time before it sleeps again. */

@@ -19,6 +19,8 @@
 #include "shm/wait.h"
 #include "transport.h"
 
+#include <stdalign.h>
+#include <stddef.h>
 #include <string.h>
 
 /* One mapped ring of the incoming direction. The first lives in the direction's first
@@ -50,52 +52,54 @@ _Static_assert(sizeof(rx_entry) <= FERRY__REC_ALIGN,
                "a queue entry costs no more private heap than its record takes of the ring");
 
 typedef struct shm_tx {
+    /* What every send reads and writes, in the first line (the struct is 64-byte
+     * aligned in shm_chan): with more processes than CPUs each hand-off starts on cold
+     * caches, and each line it touches is a miss. */
     ferry__ring_ctl *ctl;
     uint8_t *data;
     uint64_t size;
-    ferry__seg grown;  /* the current ring when it is not the first one */
     uint64_t head;     /* next record position */
     uint64_t clear_to; /* every slot in [head, clear_to) is cleared (shm_tx.c: batches) */
     uint64_t tail_cache, taken_cache;
     uint64_t seq; /* seq of the last committed record */
+    /* The second line. */
     uint64_t sent, cancelled;
     uint32_t recvs_seen; /* rx.recvs at the last send (tx_demote) */
+    int loaned;          /* a loan is outstanding (below) */
     ferry__spin spin;
+    ferry__seg grown; /* the current ring when it is not the first one */
     /* The outstanding loan. */
-    int loaned;
     uint64_t loan_pos;
     size_t loan_len;
     ferry__when loan_when;
 } shm_tx;
 
 typedef struct shm_rx {
+    /* What every receive reads and writes, in the first line (as in shm_tx). */
     ferry__ring_ctl *ctl;
-    rx_map **maps; /* maps[nmaps - 1] is the ring being scanned */
-    size_t nmaps;
     rx_map *cur;     /* = maps[nmaps - 1], kept at hand for the per-record path */
     uint64_t scan;   /* next record position to read */
     uint64_t expect; /* seq expected there */
     uint64_t taken;
-    rx_entry *q; /* read, not yet taken, in order: q[qhead .. qhead + qlen) */
-    size_t qhead, qlen, qcap;
-    size_t qmax;          /* the most entries q may ever need (bounds its heap) */
-    uint32_t qfds;        /* fds held by entries in q (not counting a peeked one) */
-    uint32_t max_skipped; /* the local fd budget of skipped messages (ferry_chan_opts) */
-    uint64_t mapped;      /* bytes of growth rings mapped now */
-    int fds_pending;      /* capacity 0: a claimed entry in q still waits for its fds */
-    int held;             /* a peek is outstanding: q[qhead + held_idx] */
-    int peek_private;     /* FERRY_PEEK_PRIVATE: a peek hands out a copy in pbuf */
-    uint8_t *pbuf;        /* that copy (malloc'd, grown to the largest message peeked) */
-    size_t pcap;
-    size_t held_idx;
+    size_t qlen; /* entries in q (below) */
+    /* Gathering (shm_rx.c, ferry__shm_rx_gather): the footprint of the last record the
+     * fast path took, and receives in a row that found their record at once. */
+    uint64_t last_fp;
+    uint32_t run;
+    /* Messages taken (low 32 bits), for the sending thread: shm_tx.c demotes a record's
+     * lines only when this end received since its last send. */
+    _Atomic uint32_t recvs;
+    /* The second line. */
+    int held;        /* a peek is outstanding: q[qhead + held_idx] */
+    int fds_pending; /* capacity 0: a claimed entry in q still waits for its fds */
     /* ferry_chan_poll_fd(): an epoll of the link (readable when the producer sent READY,
      * or it hung up) and efd, an eventfd this end writes itself when it finds a message
      * the producer did not announce (self_set: it may hold a count). Both -1 until asked:
      * an end that is never armed holds one descriptor, its link. ferry_chan_poll_fd may
      * run in another thread than a receive: efd is written before epfd is published
      * (release), and read only after epfd was seen (acquire); self_set is exchanged. */
-    int efd;
     _Atomic int epfd;
+    int efd;
     _Atomic int self_set;
     ferry__spin spin;
     /* Spin extensions for the producer's progress on the record expected (rx_wait_cond):
@@ -103,29 +107,41 @@ typedef struct shm_rx {
     uint64_t ext_seq;
     uint32_t ext_done;
     uint64_t ext_left;
-    /* Gathering (shm_rx.c, ferry__shm_rx_gather): receives in a row that found their
-     * record at once, and the footprint of the last record the fast path took. */
-    uint32_t run;
-    uint64_t last_fp;
-    /* Messages taken (low 32 bits), for the sending thread: shm_tx.c demotes a record's
-     * lines only when this end received since its last send. */
-    _Atomic uint32_t recvs;
+    rx_map **maps; /* maps[nmaps - 1] is the ring being scanned */
+    size_t nmaps;
+    rx_entry *q; /* read, not yet taken, in order: q[qhead .. qhead + qlen) */
+    size_t qhead, qcap;
+    size_t qmax;          /* the most entries q may ever need (bounds its heap) */
+    uint32_t qfds;        /* fds held by entries in q (not counting a peeked one) */
+    uint32_t max_skipped; /* the local fd budget of skipped messages (ferry_chan_opts) */
+    uint64_t mapped;      /* bytes of growth rings mapped now */
+    int peek_private;     /* FERRY_PEEK_PRIVATE: a peek hands out a copy in pbuf */
+    uint8_t *pbuf;        /* that copy (malloc'd, grown to the largest message peeked) */
+    size_t pcap;
+    size_t held_idx;
 } shm_rx;
 
+_Static_assert(offsetof(shm_tx, sent) == 64 && offsetof(shm_rx, held) == 64,
+               "each side's per-message fields fill its first line");
+
+/* Allocated 64-byte aligned (shm.c): base and the fields both sides read per message in
+ * the first two lines, then each side's own lines (tx, rx), which also keeps a sending
+ * and a receiving thread of one end off each other's lines. */
 typedef struct shm_chan {
     struct ferry_chan base;
-    int link;                 /* control link socket */
+    _Atomic int dead;         /* 0, -EPIPE or -EBADMSG */
     uint32_t capacity, flags; /* flags: FERRY_CHECKSUM, FERRY_NO_FDS (the creator's) */
     int peer_no_fds;          /* adopter: the creator's SETUP said FERRY_NO_FDS */
-    uint64_t ring_bytes, max_msg, mem_cap;
-    ferry__seg seg_tx, seg_rx; /* the two first segments (control block + first ring) */
-    _Atomic int dead;          /* 0, -EPIPE or -EBADMSG */
-    int has_cred;              /* met through a listener: the link's SO_PEERCRED is the peer */
-    ferry_cred cred;
+    uint64_t max_msg;
     _Atomic int64_t next_live_check; /* coarse clock; the sending and the receiving thread
                                         both use it: relaxed (a rate limit, no data) */
-    shm_tx tx;
-    shm_rx rx;
+    int link;                        /* control link socket */
+    int has_cred; /* met through a listener: the link's SO_PEERCRED is the peer */
+    uint64_t ring_bytes, mem_cap;
+    ferry__seg seg_tx, seg_rx; /* the two first segments (control block + first ring) */
+    ferry_cred cred;
+    alignas(64) shm_tx tx;
+    alignas(64) shm_rx rx;
 } shm_chan;
 
 /* Copy len bytes, inline for a small message (up to 64 bytes: two overlapping fixed-size

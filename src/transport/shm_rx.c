@@ -14,6 +14,8 @@
 #include "shm_chan.h"
 #include "shm_link.h"
 
+#include "core/hot.h"
+
 #include <errno.h>
 #include <stdlib.h>
 #include <string.h>
@@ -122,7 +124,7 @@ static int rx_ready(void *arg)
  * only a hint, and a producer could change it forever: each record grants at most
  * max_msg / FERRY__CHUNK + 2 such returns (ext_left). Relaxed: nothing is read through
  * it; the record itself is acquired through its seq (rx_ready, rx_next). */
-static int rx_wait_cond(void *arg)
+FERRY__HOT static int rx_wait_cond(void *arg)
 {
     shm_chan *c = arg;
     shm_rx *r = &c->rx;
@@ -412,7 +414,7 @@ static int rx_wait_blocked(shm_chan *c, ferry__when *w)
 
 /* Wait until something is committed at the scan position (or the producer's progress
  * on it moved: rx_wait_cond): 0 to look again, or an error. */
-static int rx_wait_data(shm_chan *c, ferry__when *w)
+FERRY__HOT static int rx_wait_data(shm_chan *c, ferry__when *w)
 {
     shm_rx *r = &c->rx;
     int dead = atomic_load_explicit(&c->dead, memory_order_relaxed);
@@ -706,8 +708,8 @@ void ferry__shm_rx_gather(shm_chan *c, ferry__when *w)
     }
 }
 
-ssize_t ferry__shm_recvmsg(ferry_chan *ch, ferry_msg *m, int64_t filter, int keep_fds,
-                           ferry__when *w)
+FERRY__HOT ssize_t ferry__shm_recvmsg(ferry_chan *ch, ferry_msg *m, int64_t filter, int keep_fds,
+                                      ferry__when *w)
 {
     shm_chan *c = (shm_chan *)ch;
     shm_rx *rx = &c->rx;

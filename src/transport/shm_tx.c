@@ -10,6 +10,7 @@
 #include "shm_link.h"
 
 #include "core/crc32c.h"
+#include "core/hot.h"
 
 #include <errno.h>
 #include <fcntl.h>
@@ -429,7 +430,7 @@ static HOT void tx_copy(shm_chan *c, uint8_t *dst, const void *src, size_t len)
     }
 }
 
-int ferry__shm_sendmsg(ferry_chan *ch, const ferry_msg *m, ferry__when *w)
+FERRY__HOT int ferry__shm_sendmsg(ferry_chan *ch, const ferry_msg *m, ferry__when *w)
 {
     shm_chan *c = (shm_chan *)ch;
     int rc = tx_check(c, m->len);
@@ -461,7 +462,7 @@ int ferry__shm_sendmsg(ferry_chan *ch, const ferry_msg *m, ferry__when *w)
     return tx_finish(c, m->type, m->len, m->nfds, m->fds, w);
 }
 
-int ferry__shm_loan(ferry_chan *ch, size_t len, void **buf, ferry__when *w)
+FERRY__HOT int ferry__shm_loan(ferry_chan *ch, size_t len, void **buf, ferry__when *w)
 {
     shm_chan *c = (shm_chan *)ch;
     int rc = tx_check(c, len);
@@ -484,7 +485,7 @@ int ferry__shm_loan(ferry_chan *ch, size_t len, void **buf, ferry__when *w)
     return 0;
 }
 
-int ferry__shm_commit(ferry_chan *ch, int64_t type, size_t len)
+FERRY__HOT int ferry__shm_commit(ferry_chan *ch, int64_t type, size_t len)
 {
     shm_chan *c = (shm_chan *)ch;
     shm_tx *t = &c->tx;
