@@ -1360,8 +1360,10 @@ FERRY_API ssize_t ferry_recv_request(ferry_rpc_server *s, ferry_rpc_request *rq,
 /* ferry_reply — answer request id with resp (type ignored; the caller keeps data and
  * fds). Once per request: a second reply, or one to an id never received, is -ENOENT and
  * sends nothing; a reply to a request the client cancelled is -ECANCELED and sends
- * nothing. The id is used up in every case, even when the send fails. Errors: -ENOENT,
- * -ECANCELED, and those of ferry_sendmsg. */
+ * nothing. A send that sent nothing (-EOPNOTSUPP: fds towards a client that takes none,
+ * -EMSGSIZE, -EAGAIN, -ETIMEDOUT, -EINVAL) leaves the id awaiting its reply: reply again
+ * (or the client times out; the id is forgotten with the connection). Any other outcome
+ * uses the id up. Errors: -ENOENT, -ECANCELED, and those of ferry_sendmsg. */
 FERRY_API int ferry_reply(ferry_rpc_server *s, uint64_t id, const ferry_msg *resp,
                           int64_t timeout_ns);
 /* Has the client cancelled request id? 1 yes, 0 no, -ENOENT (not awaiting a reply). The

@@ -213,6 +213,17 @@ int ferry_reply(ferry_rpc_server *s, uint64_t id, const ferry_msg *resp, int64_t
     ferry__rpc_lock_take(&s->send_mu);
     rc = ferry_sendmsg(s->ch, &out, timeout_ns);
     ferry__rpc_lock_give(&s->send_mu);
+    if (rc == -EOPNOTSUPP || rc == -EMSGSIZE || rc == -EAGAIN || rc == -ETIMEDOUT ||
+        rc == -EINVAL) {
+        /* Nothing was sent (ferry_sendmsg's contract for these): the request still
+         * awaits its reply, which may be sent again (e.g. without the fds a relayed
+         * client cannot take). Taken back out of the set before the send, so two
+         * replies racing for one id still send at most one; the slot it had is free,
+         * so this adds without allocating. */
+        ferry__rpc_lock_take(&s->mu);
+        (void)set_add(s, id);
+        ferry__rpc_lock_give(&s->mu);
+    }
     return rc;
 }
 

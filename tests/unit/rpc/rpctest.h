@@ -22,7 +22,8 @@ enum {
     CMD_TWICE = 3,   /* reply, then reply again (-ENOENT) and to unknown ids (-ENOENT) */
     CMD_COUNT = 4,   /* reply u64: one-way messages seen so far */
     CMD_NOREPLY = 5, /* never reply */
-    CMD_FD = 8       /* write "x" to the request's fd, reply with that fd, close it */
+    CMD_FD = 8,      /* write "x" to the request's fd, reply with that fd, close it */
+    CMD_RETRY = 9    /* a reply of arg bytes (-EMSGSIZE: the id stays), then like ECHO */
 };
 
 typedef struct req_head {
@@ -102,6 +103,15 @@ static inline int serve_one(ferry_rpc_server *s, ferry_rpc_request *rq, uint64_t
         CHECK_EQ(ferry_reply(s, rq->id + 1000000, &r, FERRY_FOREVER), -ENOENT);
         CHECK_EQ(ferry_reply(s, 0, &r, FERRY_FOREVER), -ENOENT);
         return 0;
+    case CMD_RETRY: {
+        uint8_t *big = calloc(1, h.arg);
+        CHECK(big != NULL);
+        ferry_msg b = {.data = big, .len = h.arg};
+        CHECK_EQ(ferry_reply(s, rq->id, &b, FERRY_FOREVER), -EMSGSIZE);
+        free(big);
+        r.len = expect_echo(rq->msg.data, rq->msg.len, out);
+        break;
+    }
     case CMD_FD: {
         CHECK_EQ(rq->msg.nfds, 1);
         CHECK_EQ(write(rq->msg.fds[0], "x", 1), 1);

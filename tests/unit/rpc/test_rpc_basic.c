@@ -8,7 +8,8 @@
  *  - one-way messages: 100 sent, then a call counts exactly 100 at the server;
  *  - -EMSGSIZE: a 1,000-byte reply to a caller allowing 100 (resp.len says 1000); the
  *    connection goes on; a 100,000-byte reply (larger than the reader's first buffer)
- *    arrives whole;
+ *    arrives whole; a reply one byte over the channel's max_msg is -EMSGSIZE at the
+ *    server, which then replies again to the same id (the client gets that reply);
  *  - late reply: a call times out (-ETIMEDOUT at 50 ms) while the server sleeps 300 ms;
  *    the next call gets its own reply, the late one is dropped (ferry_rpc_dropped 1);
  *  - cancel: a started call cancelled from another thread ends with -ECANCELED at once;
@@ -136,6 +137,7 @@ int main(void)
         server(b);
     }
     ferry_chan_close(b);
+    size_t max_msg = ferry_chan_max_msg(a); /* (the server's end has the same) */
     CHECK_EQ(ferry_rpc_client_create(a, &cli), 0);
 
     /* correlation */
@@ -171,6 +173,17 @@ int main(void)
         CHECK_EQ(ferry_call(cli, &q, &r, FERRY_FOREVER), -EMSGSIZE);
         CHECK_EQ(r.len, 1000);
         echo_ok(1);
+    }
+
+    /* a reply the channel cannot carry (one byte over max_msg): -EMSGSIZE at the server,
+     * nothing sent, and the request still awaits its reply, which the server then sends */
+    {
+        uint8_t req[64], resp[64], want[64];
+        size_t len = make_req(req, CMD_RETRY, (uint32_t)(max_msg + 1), 9, 20);
+        ferry_msg q = {.data = req, .len = len}, r = {.data = resp, .cap = sizeof resp};
+        size_t wl = expect_echo(req, len, want);
+        CHECK_EQ(ferry_call(cli, &q, &r, 10LL * 1000000000), (ssize_t)wl);
+        CHECK(memcmp(resp, want, wl) == 0);
     }
 
     /* a reply larger than the reader's first buffer (64 KiB): it grows */
