@@ -528,6 +528,24 @@ static inline void cl_reverse(ferry_rpc_server *conn, ferry_rpc_request *rq, voi
         ferry_reply(conn, rq->id, &r, 5 * SEC);
         return;
     }
+    if (n == 7 && memcmp(in, "fdreply", 7) == 0) { /* (not counted) */
+        /* A reply with an fd, then, when that sent nothing, one saying what it returned
+         * (towards a remote caller: -EOPNOTSUPP, and the id still awaits its reply). */
+        int p[2];
+        int rc = pipe(p) == 0 ? 0 : -errno;
+        if (rc == 0) {
+            ferry_msg r = {.data = "fd", .len = 2, .fds = {p[0]}, .nfds = 1};
+            rc = ferry_reply(conn, rq->id, &r, 5 * SEC);
+            close(p[0]);
+            close(p[1]);
+        }
+        if (rc < 0) {
+            int len = snprintf(out, sizeof out, "fd:%d", rc);
+            ferry_msg r = {.data = out, .len = (size_t)len};
+            ferry_reply(conn, rq->id, &r, 5 * SEC);
+        }
+        return;
+    }
     atomic_fetch_add(&cl_handled, 1);
     if (n > 6 && memcmp(in, "sleep:", 6) == 0) {
         char num[16] = {0};

@@ -6,8 +6,9 @@
  * unexported names are -ENOENT; a name exported to another user is -EACCES; a call past
  * its deadline is -ETIMEDOUT and the next one gets its own reply; no call is delivered
  * twice (the server counts); a request with fds is -EOPNOTSUPP at the caller and the
- * connection goes on; kill -9 of the remote owner gives the pending caller -EPIPE
- * (the time is printed) and the name goes; B's nats-server stopped: the names go
+ * connection goes on; a server's reply with fds is -EOPNOTSUPP at the server, which then
+ * replies without them to the same request; kill -9 of the remote owner gives the pending caller
+ * -EPIPE (the time is printed) and the name goes; B's nats-server stopped: the names go
  * (-ENOENT), restarted: calls work again (the time is printed). The remote caller's NATS
  * user reaches a server that trusts the bridge's uid (FERRY_TRUST_RELAY):
  * ferry_rpc_server_peer_remote says "hostb" there, -ENOENT at a server without the
@@ -162,6 +163,16 @@ static void caller_basic(void *arg)
         CHECK_EQ(ferry_call_start(c, &req, &resp, &id, 5 * SEC), -EOPNOTSUPP);
         close(p[0]);
         close(p[1]);
+    }
+
+    /* a reply with fds towards this remote caller: -EOPNOTSUPP at the server (the bridge
+     * joined its connection with FERRY_NO_FDS), nothing sent, and the server's second
+     * reply to the same request arrives (ferry_reply kept the id) */
+    {
+        char buf[32];
+        ssize_t got = call_str(c, "fdreply", buf, sizeof buf, 5 * SEC);
+        CHECK_EQ(got, 6);
+        CHECK(memcmp(buf, "fd:-95", 6) == 0);
     }
 
     /* exactly once: the server handled N requests, no more */

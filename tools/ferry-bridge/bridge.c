@@ -1682,6 +1682,10 @@ static out *out_get(bridge *b, const char *name, const char *caller, int *err)
     ferry_chan_opts_init(&opts);
     opts.max_msg = b->max_msg;
     opts.relay_for = caller; /* the server sees it if it trusts our uid (FERRY_TRUST_RELAY) */
+    /* A reply with fds is -EOPNOTSUPP at the server, whose id then still awaits a reply
+     * without them (ferry_reply); one that comes anyway (an older libferry) is closed
+     * here (on_xcall). */
+    opts.flags |= FERRY_NO_FDS;
     int rc = ferry_rpc_connect(name, FERRY_KIND_UNIX, &opts, &o->c, LOCAL_WAIT);
     if (rc < 0) {
         free(o);
