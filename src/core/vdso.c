@@ -54,8 +54,9 @@ static uintptr_t lookup(void)
     const ElfW(Ehdr) *eh = (const ElfW(Ehdr) *)base;
     if (memcmp(eh->e_ident, ELFMAG, SELFMAG) != 0 ||
         eh->e_ident[EI_CLASS] != (sizeof(void *) == 8 ? ELFCLASS64 : ELFCLASS32) ||
-        eh->e_phentsize != sizeof(ElfW(Phdr)))
-        return 0;
+        eh->e_phentsize != sizeof(ElfW(Phdr)) || eh->e_phoff > 4096 ||
+        eh->e_phnum > (4096 - eh->e_phoff) / sizeof(ElfW(Phdr)))
+        return 0; /* (the program headers lie in the image's first page) */
     const ElfW(Phdr) *ph = (const ElfW(Phdr) *)(base + eh->e_phoff);
     image im = {0, 0, 0};
     const ElfW(Phdr) *dyn_ph = NULL;
@@ -96,8 +97,9 @@ static uintptr_t lookup(void)
     const char *str = (const char *)table(&im, strtab, strsz);
     if (!h || !str || !strsz) return 0;
     size_t nsym = h[1];
+    if (nsym > im.size / sizeof(ElfW(Sym))) return 0;
     const ElfW(Sym) *sym = (const ElfW(Sym) *)table(&im, symtab, nsym * sizeof(ElfW(Sym)));
-    if (!sym || nsym > im.size / sizeof(ElfW(Sym))) return 0;
+    if (!sym) return 0;
     static const char *const names[] = {"__vdso_clock_gettime", "__kernel_clock_gettime"};
     for (size_t i = 0; i < nsym; i++) {
         if (ELF64_ST_TYPE(sym[i].st_info) != STT_FUNC || sym[i].st_shndx == SHN_UNDEF ||
