@@ -272,7 +272,6 @@ int ferry__shm_rx_next(shm_chan *c, rx_entry *e, int64_t filter, int exempt)
     }
 }
 
-/* Publish our progress: messages taken and the oldest position still in use. */
 /* Rings we have left and no longer read from (all below tail) can go. */
 static __attribute__((noinline)) void rx_drop_maps(shm_rx *r, uint64_t tail)
 {
@@ -286,7 +285,8 @@ static __attribute__((noinline)) void rx_drop_maps(shm_rx *r, uint64_t tail)
     }
 }
 
-/* Inline: every receive runs it (a call costs more than most of what it does). */
+/* Publish our progress: messages taken and the oldest position still in use. Inline:
+ * every receive runs it (a call costs more than most of what it does). */
 static inline __attribute__((always_inline)) void rx_publish(shm_chan *c)
 {
     shm_rx *r = &c->rx;
