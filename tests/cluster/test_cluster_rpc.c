@@ -50,18 +50,6 @@ static void server_child(void *arg)
     cl_serve_forever(arg, cl_reverse, 4);
 }
 
-/* Replies with who the caller is: ferry_rpc_server_peer_remote, or "err N". */
-static void who_handler(ferry_rpc_server *conn, ferry_rpc_request *rq, void *ctx)
-{
-    (void)ctx;
-    char id[FERRY_REMOTE_ID_MAX + 1], out[160];
-    ssize_t n = ferry_rpc_server_peer_remote(conn, id, sizeof id);
-    int len =
-        n >= 0 ? snprintf(out, sizeof out, "%s", id) : snprintf(out, sizeof out, "err %d", (int)n);
-    ferry_msg r = {.data = out, .len = (size_t)len};
-    ferry_reply(conn, rq->id, &r, 5 * SEC);
-}
-
 /* "org.test.w.trust": trusts the bridge's uid to name the remote caller; "org.test.w.plain":
  * does not. Both let the bridge and A's local CALLER_UID connect. */
 static void server_who(void *arg)
@@ -75,7 +63,7 @@ static void server_who(void *arg)
     if (trust) o.flags |= FERRY_TRUST_RELAY;
     o.relay_uid = BRIDGE_UID;
     ferry_rpc_service *svc;
-    CHECK_EQ(ferry_serve(trust ? "org.test.w.trust" : "org.test.w.plain", who_handler, NULL, 2,
+    CHECK_EQ(ferry_serve(trust ? "org.test.w.trust" : "org.test.w.plain", sec_who_handler, NULL, 2,
                          &pol, &o, &svc, 5 * SEC),
              0);
     for (;;) pause();

@@ -22,6 +22,21 @@
 #define SEC ((int64_t)1000000000)
 #define MS  ((int64_t)1000000)
 
+/* An RPC handler (ferry_serve) that replies with who the caller is, as the server sees
+ * it: ferry_rpc_server_peer_remote's name, or "err N" (its error). The relay tests
+ * (test_relay_peer, test_cluster_rpc) serve with it. */
+static inline void sec_who_handler(ferry_rpc_server *conn, ferry_rpc_request *rq, void *ctx)
+{
+    (void)ctx;
+    char id[FERRY_REMOTE_ID_MAX + 1], out[160];
+    ssize_t n = ferry_rpc_server_peer_remote(conn, id, sizeof id);
+    int len =
+        n >= 0 ? snprintf(out, sizeof out, "%s", id) : snprintf(out, sizeof out, "err %d", (int)n);
+    for (uint32_t i = 0; i < rq->msg.nfds; i++) close(rq->msg.fds[i]);
+    ferry_msg r = {.data = out, .len = (size_t)len};
+    if (!rq->oneway) ferry_reply(conn, rq->id, &r, 5 * SEC);
+}
+
 /* Who a child becomes. uid 0: stays root. */
 typedef struct ident {
     uid_t uid;

@@ -47,18 +47,6 @@ static ident relay_id, other_id; /* who the clients run as */
 
 /* ------------------------------------------------------------------ by name (RPC) */
 
-static void who_handler(ferry_rpc_server *conn, ferry_rpc_request *rq, void *ctx)
-{
-    (void)ctx;
-    char id[FERRY_REMOTE_ID_MAX + 1], out[160];
-    ssize_t n = ferry_rpc_server_peer_remote(conn, id, sizeof id);
-    int len =
-        n >= 0 ? snprintf(out, sizeof out, "%s", id) : snprintf(out, sizeof out, "err %d", (int)n);
-    for (uint32_t i = 0; i < rq->msg.nfds; i++) close(rq->msg.fds[i]);
-    ferry_msg r = {.data = out, .len = (size_t)len};
-    if (!rq->oneway) ferry_reply(conn, rq->id, &r, SEC);
-}
-
 typedef struct ask {
     const char *name;
     int kind;
@@ -96,7 +84,7 @@ static ferry_rpc_service *serve_name(const char *name, int trust, uid_t relay_ui
     if (trust) o.flags |= FERRY_TRUST_RELAY;
     o.relay_uid = relay_uid;
     ferry_rpc_service *s;
-    CHECK_EQ(ferry_serve(name, who_handler, NULL, 2, &pol, &o, &s, 5 * SEC), 0);
+    CHECK_EQ(ferry_serve(name, sec_who_handler, NULL, 2, &pol, &o, &s, 5 * SEC), 0);
     return s;
 }
 
