@@ -148,8 +148,19 @@ def wait_ok(pid, timeout=60):
         time.sleep(0.01)
 
 
+@pytest.fixture(autouse=True, scope="session")
+def link_watcher():
+    """The library keeps one descriptor for the process's lifetime once a shm channel end
+    has slept: its link watcher's epoll set (src/shm/watch.h). Make it before the first
+    test counts descriptors, by a receive that sleeps (it spins first, then sleeps)."""
+    a, b = ferry.pair()
+    with a, b:
+        with pytest.raises(TimeoutError):
+            a.recv(timeout=0.05)
+
+
 @pytest.fixture(autouse=True)
-def no_leftovers():
+def no_leftovers(link_watcher):
     """Every test: no fd more after it than before. (ferry's shared memory is memfds,
     never named in /dev/shm; socket files live in tmpdir700, checked empty at its end.)"""
     fds = fd_count()

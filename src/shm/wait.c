@@ -6,6 +6,7 @@
 #include "wait.h"
 #include "core/futex.h"
 #include "core/hot.h"
+#include "watch.h"
 
 #include "core/time.h"
 
@@ -141,7 +142,7 @@ static int spin(int64_t budget, ferry__cond_fn cond, void *arg, ferry__when *w,
 FERRY__HOT int ferry__wait(ferry__spin *s, ferry__cond_fn cond, ferry__alive_fn alive, void *arg,
                            _Atomic uint32_t *futex, _Atomic uint32_t *waiting,
                            _Atomic uint32_t *cannot, ferry__when *w, uint64_t *sleeps,
-                           const ferry__peer *peer)
+                           const ferry__peer *peer, ferry__watch *watch)
 {
     int c = cond(arg), early = 0;
     if (c != 0) return c < 0 ? c : 0;
@@ -216,8 +217,18 @@ FERRY__HOT int ferry__wait(ferry__spin *s, ferry__cond_fn cond, ferry__alive_fn 
          * wake-up, or after a wake-up that brought nothing (a closing peer wakes us on
          * its way out): a live peer's wake-ups bring what we wait for, so the fast path
          * pays nothing. */
+        /* Watched (watch.h): sleep to the deadline; the watcher wakes us if the link hangs
+         * up. hup is read after the word (its acquire pairs with the watcher's bump): a
+         * hang-up that bumped the word before we read it shows here. Once it fired, or
+         * where there is no watcher, or while our membarrier fails (a sleep may then miss
+         * one wake-up: wait.h), sleep in slices. */
+        int untimed = watch && !s->mb_fails && ferry__watch_join(watch);
+        if (watch && ferry__watch_fired(watch)) {
+            untimed = 0;
+            check_peer = 1;
+        }
         if (check_peer && (rc = alive(arg)) < 0) break;
-        int64_t slice = left < ferry__wait_slice_ns ? left : ferry__wait_slice_ns;
+        int64_t slice = untimed || left < ferry__wait_slice_ns ? left : ferry__wait_slice_ns;
         if (sleeps) (*sleeps)++;
         slept = 1;
         int w = ferry__futex_wait(futex, seen, slice);

@@ -14,8 +14,10 @@
  *           is set, bump the futex word and FUTEX_WAKE (ferry__wake_if_waiting).
  * The two barriers form a Dekker pair: either the waiter's re-check sees the new state,
  * or the waker sees the waiting flag; so no wake-up is lost and the fast path (nobody
- * waiting) makes no system call. Waits are sliced so that a dead peer, which will never
- * wake us, is noticed within a slice.
+ * waiting) makes no system call. A peer killed by a signal wakes nobody: where the
+ * channel end has a watch entry (watch.h), the process's watcher thread wakes us when the
+ * peer's end of the link hangs up, and a sleep lasts until the deadline; otherwise waits
+ * are sliced, so that a dead peer is noticed within a slice.
  *
  * The barriers are asymmetric, and adaptive. A full fence per message costs as much as
  * draining the store buffer, which for a record just written to lines the peer holds
@@ -63,10 +65,12 @@
 #include <stdint.h>
 
 #include "core/time.h"
+#include "watch.h"
 
-/* Liveness is checked this often while asleep: a peer killed by a signal wakes nobody, so
- * it is noticed within a slice. Each slice costs a futex call and a poll (~200 of each a
- * second per sleeping waiter; the barrier is paid once per sleep, not per slice). */
+/* Without a watcher (watch.h), liveness is checked this often while asleep: a peer killed
+ * by a signal wakes nobody, so it is noticed within a slice. Each slice costs a futex call
+ * and a poll (~200 of each a second per sleeping waiter; the barrier is paid once per
+ * sleep, not per slice). */
 #define FERRY__WAIT_SLICE_NS (5 * 1000 * 1000)
 /* The slice in use: FERRY__WAIT_SLICE_NS. A test may lengthen it before it starts any
  * thread or process that waits (test_wait_stress: a lost wake-up then stalls a wait
@@ -139,10 +143,12 @@ typedef int (*ferry__alive_fn)(void *arg);
  * (returned as is). The deadline is fixed on first need (time.h).
  * cannot: our fence flag (the waker fences while it is up); peer: the peer's sleeping
  * hint, or NULL. *sleeps is incremented for every FUTEX_WAIT that actually slept.
+ * watch: the channel end's entry with the process's link watcher (its words include
+ * futex), joined here before the first sleep; NULL: sleep in slices.
  */
 int ferry__wait(ferry__spin *s, ferry__cond_fn cond, ferry__alive_fn alive, void *arg,
                 _Atomic uint32_t *futex, _Atomic uint32_t *waiting, _Atomic uint32_t *cannot,
-                ferry__when *w, uint64_t *sleeps, const ferry__peer *peer);
+                ferry__when *w, uint64_t *sleeps, const ferry__peer *peer, ferry__watch *watch);
 
 /* Waker side: call after ferry__publish_fence, which follows the state change. Returns 1
  * if a wake-up system call was made. */

@@ -141,12 +141,17 @@ static int chan_attach(shm_chan *c)
     c->tx.ctl = c->seg_tx.base;
     c->tx.data = (uint8_t *)c->seg_tx.base + FERRY__RING_CTL_BYTES;
     c->tx.size = c->ring_bytes;
-    return ferry__shm_rx_init(c);
+    int rc = ferry__shm_rx_init(c);
+    /* What our waiters sleep on: data on the incoming ring, room on the outgoing one. */
+    if (rc == 0)
+        ferry__watch_init(&c->watch, c->link, &c->rx.ctl->data_futex, &c->tx.ctl->space_futex);
+    return rc;
 }
 
 static void chan_free(shm_chan *c)
 {
     if (!c) return;
+    ferry__watch_leave(&c->watch); /* before the link closes and the words go */
     if (c->link >= 0 && c->tx.ctl && c->rx.ctl) {
         /* Hang up first, then wake a peer asleep on either ring: it re-checks, finds the
          * link hung up and returns -EPIPE now rather than at the end of its sleep slice. */

@@ -140,6 +140,7 @@ typedef struct shm_chan {
     uint64_t ring_bytes, mem_cap;
     ferry__seg seg_tx, seg_rx; /* the two first segments (control block + first ring) */
     ferry_cred cred;
+    ferry__watch watch; /* the link and both our futex words, with the process's watcher */
     alignas(64) shm_tx tx;
     alignas(64) shm_rx rx;
 } shm_chan;

@@ -424,7 +424,8 @@ FERRY__HOT static int rx_wait_data(shm_chan *c, ferry__when *w)
     const ferry__peer peer = {{&c->tx.ctl->data_waiting, &r->ctl->space_waiting}};
     int rc = dead ? dead
                   : ferry__wait(&r->spin, rx_wait_cond, rx_alive, c, &r->ctl->data_futex,
-                                &r->ctl->data_waiting, &r->ctl->data_fence, w, &sleeps, &peer);
+                                &r->ctl->data_waiting, &r->ctl->data_fence, w, &sleeps, &peer,
+                                &c->watch);
     FERRY__COUNT(c->base.st.recv_waits, sleeps);
     /* Nothing there and FERRY_NOW: is the peer still there? An event loop (armed fd)
      * has just been told "readable", so it gets a real answer; a busy poller gets

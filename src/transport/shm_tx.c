@@ -306,7 +306,8 @@ static int tx_reserve(shm_chan *c, size_t len, ferry__when *w)
             rc = ferry__wait(
                 &t->spin, tx_wait_cond, tx_alive, &a, &t->ctl->space_futex, &t->ctl->space_waiting,
                 &t->ctl->space_fence, w, &sleeps,
-                &(const ferry__peer){{&t->ctl->data_waiting, &c->rx.ctl->space_waiting}});
+                &(const ferry__peer){{&t->ctl->data_waiting, &c->rx.ctl->space_waiting}},
+                &c->watch);
             FERRY__COUNT(c->base.st.send_waits, sleeps);
             if (rc < 0) return rc;
             continue; /* room, or only the consumer's progress: look again */
@@ -344,7 +345,8 @@ static int tx_rendezvous(shm_chan *c, ferry__rec *r, ferry__when *w)
     /* The peer's sleeping hint (wait.h): its waiting flags, as in tx_reserve. */
     int rc = ferry__wait(&t->spin, tx_claimed, tx_claim_alive, &a, &t->ctl->space_futex,
                          &t->ctl->space_waiting, &t->ctl->space_fence, w, &sleeps,
-                         &(const ferry__peer){{&t->ctl->data_waiting, &c->rx.ctl->space_waiting}});
+                         &(const ferry__peer){{&t->ctl->data_waiting, &c->rx.ctl->space_waiting}},
+                         &c->watch);
     FERRY__COUNT(c->base.st.send_waits, sleeps);
     if (rc == 0) return 0;
     uint64_t seq = t->seq;

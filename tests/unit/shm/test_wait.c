@@ -73,7 +73,7 @@ static int do_wait(ctx *c, int64_t timeout, uint64_t *sleeps)
     ferry__when when;
     CHECK_EQ(ferry__when_from(timeout, &when), 0);
     int rc = ferry__wait(&s, cond, alive, c, &c->w->futex, &c->w->waiting, &c->w->cannot, &when,
-                         sleeps, NULL);
+                         sleeps, NULL, NULL);
     CHECK_EQ(atomic_load(&c->w->waiting), 0); /* down on every way out */
     return rc;
 }
@@ -185,8 +185,8 @@ static void test_spurious(words *w)
     ferry__spin_init(&s, 0);
     ferry__when when;
     CHECK_EQ(ferry__when_from(150000000, &when), 0);
-    int rc =
-        ferry__wait(&s, cond, alive, &c, &w->futex, &w->waiting, &w->cannot, &when, &sleeps, NULL);
+    int rc = ferry__wait(&s, cond, alive, &c, &w->futex, &w->waiting, &w->cannot, &when, &sleeps,
+                         NULL, NULL);
     atomic_store(&sp.stop, 1);
     pthread_join(t, NULL);
     CHECK_EQ(rc, -ETIMEDOUT);
@@ -244,7 +244,8 @@ static void test_spin_budget(words *w)
     /* FERRY_NOW spins nothing: no verdict on the budget. */
     ferry__when now;
     CHECK_EQ(ferry__when_from(0, &now), 0);
-    CHECK_EQ(ferry__wait(&s, cond, alive, &c, &w->futex, &w->waiting, &w->cannot, &now, NULL, NULL),
+    CHECK_EQ(ferry__wait(&s, cond, alive, &c, &w->futex, &w->waiting, &w->cannot, &now, NULL, NULL,
+                         NULL),
              -EAGAIN);
     CHECK_EQ(s.cur_ns, 1600000);
     /* Spins that run out: halves down to max/16, then none. */
@@ -252,9 +253,9 @@ static void test_spin_budget(words *w)
     for (int i = 0; i < 8; i++) {
         ferry__when soon;
         CHECK_EQ(ferry__when_from(1000, &soon), 0);
-        CHECK_EQ(
-            ferry__wait(&s, cond, alive, &c, &w->futex, &w->waiting, &w->cannot, &soon, NULL, NULL),
-            -ETIMEDOUT);
+        CHECK_EQ(ferry__wait(&s, cond, alive, &c, &w->futex, &w->waiting, &w->cannot, &soon, NULL,
+                             NULL, NULL),
+                 -ETIMEDOUT);
         CHECK_EQ(s.cur_ns, want[i]);
     }
     /* At none, every FERRY__SPIN_PROBE-th wait spins the whole budget; a probe that
@@ -265,9 +266,9 @@ static void test_spin_budget(words *w)
         uint32_t every = s.probe_every;
         ferry__when soon;
         CHECK_EQ(ferry__when_from(1000, &soon), 0);
-        CHECK_EQ(
-            ferry__wait(&s, cond, alive, &c, &w->futex, &w->waiting, &w->cannot, &soon, NULL, NULL),
-            -ETIMEDOUT);
+        CHECK_EQ(ferry__wait(&s, cond, alive, &c, &w->futex, &w->waiting, &w->cannot, &soon, NULL,
+                             NULL, NULL),
+                 -ETIMEDOUT);
         CHECK_EQ(s.probe, 0);
         CHECK_EQ(s.probe_every,
                  every * 2 > FERRY__SPIN_PROBE_MAX ? FERRY__SPIN_PROBE_MAX : every * 2);
@@ -282,7 +283,7 @@ static void test_spin_budget(words *w)
     CHECK_EQ(ferry__when_from(-1, &forever), 0);
     uint64_t sleeps = 0;
     CHECK_EQ(ferry__wait(&s, cond, alive, &c, &w->futex, &w->waiting, &w->cannot, &forever, &sleeps,
-                         NULL),
+                         NULL, NULL),
              0);
     CHECK_EQ(sleeps, 0);
     CHECK_EQ(s.cur_ns, 1600000);
@@ -309,9 +310,9 @@ static void test_peer_hint(words *w)
     ferry__when when;
     CHECK_EQ(ferry__when_from(60000000, &when), 0);
     uint64_t sleeps = 0;
-    CHECK_EQ(
-        ferry__wait(&s, cond, alive, &c, &w->futex, &w->waiting, &w->cannot, &when, &sleeps, &peer),
-        -ETIMEDOUT);
+    CHECK_EQ(ferry__wait(&s, cond, alive, &c, &w->futex, &w->waiting, &w->cannot, &when, &sleeps,
+                         &peer, NULL),
+             -ETIMEDOUT);
     clock_gettime(CLOCK_THREAD_CPUTIME_ID, &c1);
     int64_t cpu = (c1.tv_sec - c0.tv_sec) * 1000000000LL + (c1.tv_nsec - c0.tv_nsec);
     CHECK(ferry__now_ns() - t0 >= 60000000);
@@ -322,9 +323,9 @@ static void test_peer_hint(words *w)
     atomic_store(flag, 0);
     clock_gettime(CLOCK_THREAD_CPUTIME_ID, &c0);
     CHECK_EQ(ferry__when_from(20000000, &when), 0);
-    CHECK_EQ(
-        ferry__wait(&s, cond, alive, &c, &w->futex, &w->waiting, &w->cannot, &when, NULL, &peer),
-        -ETIMEDOUT);
+    CHECK_EQ(ferry__wait(&s, cond, alive, &c, &w->futex, &w->waiting, &w->cannot, &when, NULL,
+                         &peer, NULL),
+             -ETIMEDOUT);
     clock_gettime(CLOCK_THREAD_CPUTIME_ID, &c1);
     cpu = (c1.tv_sec - c0.tv_sec) * 1000000000LL + (c1.tv_nsec - c0.tv_nsec);
     CHECK(cpu > 1000000); /* it spun */
@@ -345,9 +346,9 @@ static void test_adaptive_fence(words *w)
     for (int i = 0; i < 40 && raised_at < 0; i++) {
         ferry__when when;
         CHECK_EQ(ferry__when_from(200000, &when), 0);
-        CHECK_EQ(
-            ferry__wait(&s, cond, alive, &c, &w->futex, &w->waiting, &w->cannot, &when, NULL, NULL),
-            -ETIMEDOUT);
+        CHECK_EQ(ferry__wait(&s, cond, alive, &c, &w->futex, &w->waiting, &w->cannot, &when, NULL,
+                             NULL, NULL),
+                 -ETIMEDOUT);
         if (atomic_load(&w->cannot)) raised_at = i;
     }
     /* The share passes one half after 11 sleeps; the 12th wait's barrier raises it. */
@@ -364,7 +365,7 @@ static void test_adaptive_fence(words *w)
         ferry__when forever;
         CHECK_EQ(ferry__when_from(-1, &forever), 0);
         CHECK_EQ(ferry__wait(&s, cond, alive, &c, &w->futex, &w->waiting, &w->cannot, &forever,
-                             NULL, NULL),
+                             NULL, NULL, NULL),
                  0);
     }
     c.ready_after = 0;
@@ -372,9 +373,9 @@ static void test_adaptive_fence(words *w)
     CHECK_EQ(atomic_load(&w->cannot), 1); /* not yet: nothing slept */
     ferry__when when;
     CHECK_EQ(ferry__when_from(200000, &when), 0);
-    CHECK_EQ(
-        ferry__wait(&s, cond, alive, &c, &w->futex, &w->waiting, &w->cannot, &when, NULL, NULL),
-        -ETIMEDOUT);
+    CHECK_EQ(ferry__wait(&s, cond, alive, &c, &w->futex, &w->waiting, &w->cannot, &when, NULL, NULL,
+                         NULL),
+             -ETIMEDOUT);
     CHECK_EQ(atomic_load(&w->cannot), 0);
     CHECK_EQ(s.asked, 0);
 }
