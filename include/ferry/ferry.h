@@ -398,9 +398,10 @@ FERRY_API int ferry_pipe_pair_fd(const ferry_chan_opts *opts, ferry_chan **a, in
  * never delivered; on shm its fds never left this process, so none stays open anywhere;
  * they travel once the receiver has claimed it, and a receive whose deadline passes
  * before they arrive returns -ETIMEDOUT / -EAGAIN and takes that message next time).
- * A peer that died is noticed: on shm a call waiting on the ring returns -EPIPE within
- * 10 ms of the peer's death (at once when the peer closes; an armed ferry_chan_poll_fd polls
- * readable at once), on the other transports when the kernel reports the hang-up.
+ * A peer that died is noticed: on shm a call waiting on the ring returns -EPIPE at once
+ * (woken by the process's link watcher thread, docs/shm-channel.md; within 10 ms where
+ * none could be started; an armed ferry_chan_poll_fd polls readable at once), on the
+ * other transports when the kernel reports the hang-up.
  * After a send's -EPIPE every send is -EPIPE, while receives still return everything the
  * peer sent before it went, then -EPIPE.
  * Errors: -EMSGSIZE (len > max_msg; nothing sent), -ETIMEDOUT, -EAGAIN, -EPIPE, -EBADMSG,
