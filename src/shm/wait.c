@@ -213,10 +213,6 @@ FERRY__HOT int ferry__wait(ferry__spin *s, ferry__cond_fn cond, ferry__alive_fn 
             rc = at == 0 ? -EAGAIN : -ETIMEDOUT;
             break;
         }
-        /* Ask the kernel whether the peer lives only after a slice went by without a
-         * wake-up, or after a wake-up that brought nothing (a closing peer wakes us on
-         * its way out): a live peer's wake-ups bring what we wait for, so the fast path
-         * pays nothing. */
         /* Watched (watch.h): sleep to the deadline; the watcher wakes us if the link hangs
          * up. hup is read after the word (its acquire pairs with the watcher's bump): a
          * hang-up that bumped the word before we read it shows here. Once it fired, or
@@ -227,6 +223,10 @@ FERRY__HOT int ferry__wait(ferry__spin *s, ferry__cond_fn cond, ferry__alive_fn 
             untimed = 0;
             check_peer = 1;
         }
+        /* Ask the kernel whether the peer lives only after a slice went by without a
+         * wake-up, after a wake-up that brought nothing (a closing peer, or the watcher,
+         * wakes us on its way out), or once the watcher saw the link hang up: a live
+         * peer's wake-ups bring what we wait for, so the fast path pays nothing. */
         if (check_peer && (rc = alive(arg)) < 0) break;
         int64_t slice = untimed || left < ferry__wait_slice_ns ? left : ferry__wait_slice_ns;
         if (sleeps) (*sleeps)++;

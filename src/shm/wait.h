@@ -5,11 +5,12 @@
  * The protocol (one waiter per futex word, the other process is the waker):
  *   waiter: spin on cond() for an adaptive budget (see "Spinning" below); then set
  *           *waiting = 1, read the futex word, barrier, re-check cond(), and FUTEX_WAIT on
- *           the word for at most FERRY__WAIT_SLICE_NS; repeat until cond() holds, the
- *           deadline passes, or the liveness check reports the peer gone (after a slice
- *           that ran out with *waiting still set, only the word is read again and cond()
- *           re-checked: the flag has been visible since the last barrier). *waiting is
- *           cleared on the way out.
+ *           the word until the deadline (a watched end: watch.h) or for at most
+ *           FERRY__WAIT_SLICE_NS; repeat until cond() holds, the deadline passes, or the
+ *           liveness check reports the peer gone (after a slice that ran out with
+ *           *waiting still set, only the word is read again and cond() re-checked: the
+ *           flag has been visible since the last barrier). *waiting is cleared on the
+ *           way out.
  *   waker:  make cond() true (release store), ferry__publish_fence, and only if *waiting
  *           is set, bump the futex word and FUTEX_WAKE (ferry__wake_if_waiting).
  * The two barriers form a Dekker pair: either the waiter's re-check sees the new state,
