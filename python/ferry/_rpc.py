@@ -19,6 +19,8 @@ import errno as _errno
 import select
 import sys
 import time
+import traceback
+import types
 
 from . import _lib
 from . import Message, _Handle, _byref, _c, _chan_opts, _check, _policy, _raise, _timeout_ns
@@ -216,10 +218,23 @@ class _Request(Message):
 
 def _unraisable(exc, what, obj):
     """Report exc through sys.unraisablehook, as the interpreter reports an exception it
-    cannot raise anywhere (the threads of serve() are ferry's, with no caller above)."""
-    sys.unraisablehook(type("U", (), {"exc_type": type(exc), "exc_value": exc,
-                                     "exc_traceback": exc.__traceback__,
-                                     "err_msg": what, "object": obj})())
+    cannot raise anywhere (the threads of serve() are ferry's, with no caller above).
+    The interpreter's own hook (sys.__unraisablehook__) takes only its own
+    UnraisableHookArgs, which Python code cannot make: in its place, what it would print
+    is printed. Never raises (the caller is a C callback that must go on)."""
+    try:
+        hook = sys.unraisablehook
+        if hook is sys.__unraisablehook__:
+            if sys.stderr is not None:
+                sys.stderr.write("%s: %r\n" % (what, obj))
+                traceback.print_exception(type(exc), exc, exc.__traceback__, file=sys.stderr)
+                sys.stderr.flush()
+        else:
+            hook(types.SimpleNamespace(exc_type=type(exc), exc_value=exc,
+                                       exc_traceback=exc.__traceback__, err_msg=what,
+                                       object=obj))
+    except BaseException:  # noqa: B902 — a hook that fails: nothing more to do
+        pass
 
 
 def _remote_of(conn):
