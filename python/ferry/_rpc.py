@@ -18,6 +18,7 @@ import ctypes
 import errno as _errno
 import select
 import sys
+import threading
 import time
 import traceback
 import types
@@ -25,7 +26,7 @@ import types
 from . import _lib
 from . import Message, _Handle, _byref, _c, _chan_opts, _check, _policy, _raise, _timeout_ns
 from . import _ETIMEDOUT, _SLICE, _monotonic, _fileno, MAX_FDS, KIND_SHM
-from . import _error_class, _peer_remote, strerror
+from . import _error_class, _TRUST_RELAY, REMOTE_ID_MAX, strerror
 
 
 def _fill(m, data, fds):
@@ -237,13 +238,12 @@ def _unraisable(exc, what, obj):
         pass
 
 
-def _remote_of(conn):
-    """The caller's relayed identity (ferry_rpc_server_peer_remote), or None when none is
-    believed (ENOENT), on shm (EOPNOTSUPP), or on any other failure to tell."""
-    try:
-        return _peer_remote(_c.ferry_rpc_server_peer_remote, conn)
-    except OSError:
-        return None
+def _remote_of(conn, buf):
+    """The caller's relayed identity (ferry_rpc_server_peer_remote into buf), or None
+    when none is believed (ENOENT), on shm (EOPNOTSUPP), or on any other failure to
+    tell."""
+    n = _c.ferry_rpc_server_peer_remote(conn, buf, len(buf))
+    return buf.raw[:n].decode("ascii") if n > 0 else None
 
 
 # ferry_reply outcomes that need no report: the caller cancelled the call (a timeout or
@@ -284,8 +284,16 @@ def serve(name, handler, threads=1, mode=0o600, timeout=5.0, **opts):
     def trampoline(conn, rqp, ctx):
         rq = rqp.contents
         m = rq.msg
+        # Only a service that trusts a relay can believe an identity: the others skip
+        # the call (each handler thread has its own buffer)
+        remote = None
+        if trusting:
+            buf = getattr(bufs, "buf", None)
+            if buf is None:
+                buf = bufs.buf = ctypes.create_string_buffer(REMOTE_ID_MAX + 1)
+            remote = _remote_of(conn, buf)
         msg = _Request(ctypes.string_at(m.data, m.len) if m.len else b"", m.type,
-                       tuple(m.fds[:m.nfds]), _remote_of(conn))
+                       tuple(m.fds[:m.nfds]), remote)
         try:
             out = handler(msg)
         except BaseException as e:  # noqa: B902 — never let it unwind into C
@@ -306,9 +314,11 @@ def serve(name, handler, threads=1, mode=0o600, timeout=5.0, **opts):
             _unraisable(_reply_failed(rc, rq, resp.nfds, resp.len), "ferry.serve reply",
                         handler)
 
-    cb = _lib.RpcHandler(trampoline)
     p = _policy(mode)
     o = _chan_opts(**opts)
+    trusting = bool(o.flags & _TRUST_RELAY)
+    bufs = threading.local()
+    cb = _lib.RpcHandler(trampoline)
     out = ctypes.c_void_p()
     _check(_c.ferry_serve(name.encode(), cb, None, threads, _byref(p), _byref(o), _byref(out),
                           _timeout_ns(timeout)), name)
