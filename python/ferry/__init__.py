@@ -40,7 +40,7 @@ __all__ = [
     "ls", "lookup", "NameInfo", "watch", "Watch", "WatchEvent", "publish", "Publication",
     "inbox", "Inbox", "InboxMessage", "send_to",
     "Region", "State", "OBJ_REGION", "OBJ_STATE", "TLS", "PeerCert",
-    "KIND_SHM", "KIND_UNIX", "FOREVER", "CAP_RING", "UNBOUNDED",
+    "KIND_SHM", "KIND_UNIX", "FOREVER", "CAP_RING", "UNBOUNDED", "REMOTE_ID_MAX",
     "EV_OWNED", "EV_CHANGED", "EV_RELEASED", "EV_DIED",
     "OBJ_SEM", "OBJ_MUTEX", "OBJ_BARRIER", "OBJ_EVENT", "OBJ_MAILBOX", "OBJ_BCAST",
 ]
@@ -176,19 +176,38 @@ async def _poll_async(attempt, fileno):
 
 _PEEK_PRIVATE = 1 << 3  # ferry.h FERRY_PEEK_PRIVATE
 _NO_FDS = 1 << 4  # ferry.h FERRY_NO_FDS
+_TRUST_RELAY = 1 << 5  # ferry.h FERRY_TRUST_RELAY
+REMOTE_ID_MAX = 127  # ferry.h FERRY_REMOTE_ID_MAX: the longest relay_for, in bytes
 
 
 def _chan_opts(capacity=None, max_msg=None, ring_bytes=None, checksum=False, mode=None,
-               flags=0, tls=None, no_fds=False, peek_private=False):
+               flags=0, tls=None, no_fds=False, peek_private=False, relay_for=None,
+               trust_relay_uid=None):
     """A ferry_chan_opts. no_fds (the creating end: listen, register, pair): the peer's
     sends with fds are refused (EOPNOTSUPP), so a peer cannot fill this end's fd table
     through messages whose fds this program ignores. peek_private: peek() hands out a
-    private copy checked there (shm), not the ring bytes the peer can still write."""
+    private copy checked there (shm), not the ring bytes the peer can still write.
+    relay_for (a joining end: open, connect, rpc_connect; unix only): the remote
+    identity this end connects for (str or bytes, 1..REMOTE_ID_MAX characters 0x21..0x7e:
+    else ferry.Error EINVAL, from the library; a NUL, which could not reach it, is the
+    same EINVAL here). trust_relay_uid (a creating end: listen, register, serve; unix):
+    believe the identity a joiner of that uid names (FERRY_TRUST_RELAY with relay_uid),
+    read with Channel.peer_remote() / Message.remote; ValueError unless 0..2**32-2."""
     o = _opts(_lib.ChanOpts, _c.ferry_chan_opts_init_sized, capacity=capacity,
               max_msg=max_msg, ring_bytes=ring_bytes, mode=mode)
     if tls is not None:  # a ferry.TLS; its struct and strings live as long as o
         o._tls = tls._struct()
         o.tls = ctypes.addressof(o._tls)
+    if relay_for is not None:
+        rf = relay_for.encode("utf-8") if isinstance(relay_for, str) else bytes(relay_for)
+        if b"\0" in rf:  # c_char_p would cut it there: refuse it as the library would
+            _raise(-_errno.EINVAL, "relay_for")
+        o.relay_for = rf  # (the library checks the rest: length, characters)
+    if trust_relay_uid is not None:
+        if isinstance(trust_relay_uid, bool) or not 0 <= trust_relay_uid <= 0xFFFFFFFE:
+            raise ValueError("trust_relay_uid must be a uid (0..2**32-2)")
+        o.relay_uid = trust_relay_uid
+        flags |= _TRUST_RELAY
     o.flags |= (flags | (1 if checksum else 0) | (_NO_FDS if no_fds else 0)
                 | (_PEEK_PRIVATE if peek_private else 0))
     return o
@@ -258,6 +277,12 @@ class Message:
         self.data = data
         self.type = type
         self.fds = fds
+
+    @property
+    def remote(self):
+        """The remote identity a trusted relay named for the sender (a str), or None.
+        Always None here; the requests a ferry.serve handler gets carry it (_Request)."""
+        return None
 
     def close_fds(self):
         fds, self.fds = self.fds, ()
@@ -386,6 +411,17 @@ class Channel:
         cr = _lib.Cred()
         _check(_c.ferry_chan_peer(self._handle(), _byref(cr)), "peer")
         return (cr.uid, cr.gid, cr.pid)
+
+    def peer_remote(self):
+        """The remote identity a trusted relay connected for, as a str (ferry_chan_peer_remote:
+        a unix channel accepted by a listener made with trust_relay_uid, whose joiner has
+        that uid and named relay_for). The identity is the relay's word, believed for its
+        uid only (docs/security.md "Relays"). FileNotFoundError (ENOENT) when none is
+        believed: none named, another uid, no trust_relay_uid, or this end joined;
+        BlockingIOError (EAGAIN) while the joiner's handshake has not arrived (it is read
+        at this end's first receive; this call does not wait); ferry.Error EOPNOTSUPP on
+        other transports; BrokenPipeError, ferry.Error EBADMSG (a malformed handshake)."""
+        return _peer_remote(_c.ferry_chan_peer_remote, self._handle())
 
     def peer_cert(self):
         """tls:// channels: the peer's certificate as a ferry.PeerCert (verified, sha256,
@@ -521,6 +557,15 @@ class Channel:
                 return self.send(data, type, fds, 0)
             except BlockingIOError:
                 await asyncio.sleep(0.001)
+
+
+def _peer_remote(fn, h):
+    """fn (ferry_chan_peer_remote or ferry_rpc_server_peer_remote) of h, as a str."""
+    buf = ctypes.create_string_buffer(REMOTE_ID_MAX + 1)
+    n = fn(h, buf, len(buf))
+    if n < 0:
+        _raise(n, "peer_remote")
+    return buf.raw[:n].decode("ascii")  # 0x21..0x7e only (the library checks)
 
 
 def _pin(owner, view):

@@ -50,6 +50,10 @@ class ChanOpts(ctypes.Structure):
         ("max_skipped_fds", c_uint32),
         ("max_map", c_size_t),
         ("tls", c_void_p),  # const ferry_tls_opts * (ferry._tls.TLS)
+        # 0.3, relayed identities: const char *relay_for (bytes kept by ctypes in the
+        # struct's _objects while it lives) and uid_t relay_uid; they end the C struct
+        ("relay_for", c_char_p),
+        ("relay_uid", c_uint32),
     ]
 
 
@@ -272,6 +276,7 @@ _PROTOS = {
     "ferry_chan_stats": (c_int, [c_void_p, c_void_p]),
     "ferry_chan_max_msg": (c_size_t, [c_void_p]),
     "ferry_chan_peer": (c_int, [c_void_p, POINTER(Cred)]),
+    "ferry_chan_peer_remote": (c_ssize_t, [c_void_p, c_char_p, c_size_t]),
     "ferry_register": (c_int, [c_char_p, POINTER(Policy), POINTER(ChanOpts), POINTER(c_void_p),
                                c_int64]),
     "ferry_connect": (c_int, [c_char_p, c_int, POINTER(ChanOpts), POINTER(c_void_p), c_int64]),
@@ -292,6 +297,7 @@ _PROTOS = {
     "ferry_serve": (c_int, [c_char_p, RpcHandler, c_void_p, ctypes.c_uint, POINTER(Policy),
                             POINTER(ChanOpts), POINTER(c_void_p), c_int64]),
     "ferry_rpc_service_close": (None, [c_void_p]),
+    "ferry_rpc_server_peer_remote": (c_ssize_t, [c_void_p, c_char_p, c_size_t]),
     # sync objects
     "ferry_sem_create": (c_int, [c_uint32, c_uint32, POINTER(c_void_p)]),
     "ferry_sem_adopt": (c_int, [c_int, POINTER(c_void_p)]),
@@ -475,6 +481,20 @@ def _check_layout(lib, path):
     bo = BcastOpts.from_buffer_copy(buf[:ctypes.sizeof(BcastOpts)])
     if bo.size != 4096 or bo.slots != 64 or bo.max_subs != 32 or bo.max_msg != 4096:
         bad("ferry_bcast_opts")
+    # relay_for and relay_uid default to zero, which a default cannot place: a pair made
+    # with an invalid relay_for (a space) must be -EINVAL, i.e. the library reads the
+    # pointer where we put it (elsewhere it would read NULL and make the pair; a library
+    # whose struct ends before it says -E2BIG). relay_uid is the next member, the last.
+    probe = ChanOpts()
+    lib.ferry_chan_opts_init_sized(ctypes.byref(probe), ctypes.sizeof(probe))
+    probe.relay_for = b" "
+    pa, pb = c_void_p(), c_void_p()
+    rc = lib.ferry_pair(ctypes.byref(probe), ctypes.byref(pa), ctypes.byref(pb))
+    if rc == 0:
+        lib.ferry_chan_close(pa)
+        lib.ferry_chan_close(pb)
+    if rc != -22:  # -EINVAL
+        bad("ferry_chan_opts.relay_for: a pair with an invalid one gave %d" % rc)
     _check_region_tls(lib, bad)
     _check_counters(lib, bad)
     # Counters: ferry_chan_stats writes min(size, its sizeof) and says how much.

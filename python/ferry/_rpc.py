@@ -7,17 +7,26 @@ wait, and the call is then cancelled, so a late reply is dropped). serve() runs 
 handler in ferry's own pool threads (ctypes takes the GIL for the callback); what the
 handler returns is the reply: bytes-like, or (bytes-like, fds), or None for no reply.
 A handler that raises is reported through sys.unraisablehook and its request gets an
-empty reply, so that its client is not left waiting.
+empty reply, so that its client is not left waiting. A reply ferry_reply refuses (it sent
+nothing: fds to a client that takes none, more than max_msg, ...) is reported the same
+way, as a ferry.Error with its errno, and not sent in another form: that caller times out
+(see serve). Each request a handler gets is a Message with remote: the identity a trusted
+relay named for the caller (ferry_rpc_server_peer_remote), or None.
 """
 
 import ctypes
+import errno as _errno
 import select
 import sys
+import threading
 import time
+import traceback
+import types
 
 from . import _lib
 from . import Message, _Handle, _byref, _c, _chan_opts, _check, _policy, _raise, _timeout_ns
 from . import _ETIMEDOUT, _SLICE, _monotonic, _fileno, MAX_FDS, KIND_SHM
+from . import _error_class, _TRUST_RELAY, REMOTE_ID_MAX, strerror
 
 
 def _fill(m, data, fds):
@@ -197,34 +206,119 @@ class Service(_Handle):
         self._cb = cb  # the C callback must outlive the service
 
 
+class _Request(Message):
+    """What a serve() handler gets: a Message whose remote is the identity a trusted relay
+    named for the caller (serve(..., trust_relay_uid=uid)), a str, or None."""
+
+    __slots__ = ("remote",)  # (shadows Message.remote, which is always None)
+
+    def __init__(self, data, type=0, fds=(), remote=None):
+        Message.__init__(self, data, type, fds)
+        self.remote = remote
+
+
+def _unraisable(exc, what, obj):
+    """Report exc through sys.unraisablehook, as the interpreter reports an exception it
+    cannot raise anywhere (the threads of serve() are ferry's, with no caller above).
+    The interpreter's own hook (sys.__unraisablehook__) takes only its own
+    UnraisableHookArgs, which Python code cannot make: in its place, what it would print
+    is printed. Never raises (the caller is a C callback that must go on)."""
+    try:
+        hook = sys.unraisablehook
+        if hook is sys.__unraisablehook__:
+            if sys.stderr is not None:
+                sys.stderr.write("%s: %r\n" % (what, obj))
+                traceback.print_exception(type(exc), exc, exc.__traceback__, file=sys.stderr)
+                sys.stderr.flush()
+        else:
+            hook(types.SimpleNamespace(exc_type=type(exc), exc_value=exc,
+                                       exc_traceback=exc.__traceback__, err_msg=what,
+                                       object=obj))
+    except BaseException:  # noqa: B902 — a hook that fails: nothing more to do
+        pass
+
+
+def _remote_of(conn, buf):
+    """The caller's relayed identity (ferry_rpc_server_peer_remote into buf), or None
+    when none is believed (ENOENT), on shm (EOPNOTSUPP), or on any other failure to
+    tell."""
+    n = _c.ferry_rpc_server_peer_remote(conn, buf, len(buf))
+    return buf.raw[:n].decode("ascii") if n > 0 else None
+
+
+# ferry_reply outcomes that need no report: the caller cancelled the call (a timeout or
+# Ctrl-C in Client.call) or is gone: nobody waits for the reply.
+_REPLY_QUIET = (-_errno.ECANCELED, -_errno.EPIPE)
+
+
+def _reply_failed(rc, rq, nfds, nbytes):
+    """The ferry.Error for a ferry_reply that returned rc < 0, saying what happened."""
+    err = -rc
+    if err == _errno.EOPNOTSUPP and nfds:
+        why = ("the reply carries %d fds and the client takes none (it connected with "
+               "no_fds, or it is a remote caller through ferry-bridge)" % nfds)
+    elif err == _errno.EMSGSIZE:
+        why = "the reply's %d bytes are more than the channel's max_msg" % nbytes
+    else:
+        why = strerror(err)
+    msg = ("ferry.serve: the reply to request %d was not sent: %s; the caller gets no "
+           "reply (it waits until its timeout)" % (rq.id, why))
+    return _error_class(err)(err, msg)
+
+
 def serve(name, handler, threads=1, mode=0o600, timeout=5.0, **opts):
     """Register name and answer every request with handler(Message) in threads pool
-    threads. Returns a Service."""
+    threads. Returns a Service. opts are channel options (_chan_opts), e.g.
+    trust_relay_uid=uid: then msg.remote is the identity a relay of that uid named for
+    the caller (a str; None when there is none).
+
+    A reply that could not be sent (ferry_reply < 0: fds to a client that takes none,
+    EOPNOTSUPP; more than max_msg, EMSGSIZE; ...) is reported through
+    sys.unraisablehook as a ferry.Error with that errno and a message saying so, and not
+    retried in another form: the caller gets no reply and its call ends at its timeout,
+    as with a C server. (A reply without the refused fds, or an empty one, would look
+    like a valid answer that it is not.) A cancelled call (ECANCELED) or a client that is
+    gone (EPIPE) is not reported: nobody waits for that reply. The service goes on
+    serving."""
 
     def trampoline(conn, rqp, ctx):
         rq = rqp.contents
         m = rq.msg
-        msg = Message(ctypes.string_at(m.data, m.len) if m.len else b"", m.type,
-                      tuple(m.fds[:m.nfds]))
+        # Only a service that trusts a relay can believe an identity: the others skip
+        # the call (each handler thread has its own buffer)
+        remote = None
+        if trusting:
+            buf = getattr(bufs, "buf", None)
+            if buf is None:
+                buf = bufs.buf = ctypes.create_string_buffer(REMOTE_ID_MAX + 1)
+            remote = _remote_of(conn, buf)
+        msg = _Request(ctypes.string_at(m.data, m.len) if m.len else b"", m.type,
+                       tuple(m.fds[:m.nfds]), remote)
         try:
             out = handler(msg)
         except BaseException as e:  # noqa: B902 — never let it unwind into C
-            sys.unraisablehook(type("U", (), {"exc_type": type(e), "exc_value": e,
-                                             "exc_traceback": e.__traceback__,
-                                             "err_msg": "ferry.serve handler",
-                                             "object": handler})())
+            _unraisable(e, "ferry.serve handler", handler)
             out = b""
         if rq.oneway or out is None:
             return
-        data, fds = (out if isinstance(out, tuple) else (out, ()))
-        resp = _lib.Msg()
-        keep = _fill(resp, data, fds)
-        _c.ferry_reply(conn, rq.id, _byref(resp), -1)
+        try:
+            data, fds = (out if isinstance(out, tuple) else (out, ()))
+            resp = _lib.Msg()
+            keep = _fill(resp, data, fds)
+        except BaseException as e:  # noqa: B902 — a reply that is not bytes-like, ...
+            _unraisable(e, "ferry.serve handler's reply", handler)
+            return
+        rc = _c.ferry_reply(conn, rq.id, _byref(resp), -1)
         del keep
+        if rc < 0 and rc not in _REPLY_QUIET:
+            _unraisable(_reply_failed(rc, rq, resp.nfds, resp.len), "ferry.serve reply",
+                        handler)
 
-    cb = _lib.RpcHandler(trampoline)
     p = _policy(mode)
     o = _chan_opts(**opts)
+    trusting = bool(o.flags & _TRUST_RELAY)
+    bufs = threading.local()
+    cb = _lib.RpcHandler(trampoline)
     out = ctypes.c_void_p()
     _check(_c.ferry_serve(name.encode(), cb, None, threads, _byref(p), _byref(o), _byref(out),
                           _timeout_ns(timeout)), name)
