@@ -4,11 +4,17 @@
  * (docs/cluster.md, "Names across hosts", has the design, the subjects and the policy).
  *
  * Rules:
- *  - One loop thread owns every piece of state: proxies (imported names registered
- *    locally), their local connections, the table of calls forwarded and awaiting a
- *    reply, the exporter's local client connections and their calls. cnats's delivery
- *    threads touch nothing of it: they append the message to a bounded queue under qmu
- *    and write the loop's eventfd (the queue's mutex orders the message's hand-over).
+ *  - Every piece of state (proxies: imported names registered locally, their local
+ *    connections, the table of calls forwarded and awaiting a reply, the exporter's local
+ *    client connections and their calls, ...) is touched only under the state lock `mu`,
+ *    by one thread at a time: the loop holds it for each epoll batch, and cnats's delivery
+ *    threads (one per subscription) hold it while they handle a message of NATS in place
+ *    (on_msg: no hand-over to the loop, whose wake-up costs tens of µs per hop on a loaded
+ *    machine; docs/cluster.md, "Cost"). The mutex orders everything one holder did before
+ *    the next holder's accesses. The connection's events (lost, back, closed), from
+ *    cnats's callback thread, still go through a bounded queue under qmu and the loop's
+ *    eventfd. A delivery thread never frees a buried object: only the loop does, after
+ *    its batch (see the graveyard below), and nothing blocks on NATS under mu.
  *  - Everything from NATS is hostile: subjects are matched against prefixes this bridge
  *    built and the remaining tokens validated (identities [A-Za-z0-9_-]{1,63}, names by
  *    ferry's name rule, sequence numbers as bounded decimals); a heartbeat is at most
@@ -89,8 +95,7 @@ enum { Q_HB, Q_RPC, Q_REPLY, Q_DISCONNECTED, Q_RECONNECTED, Q_CLOSED };
 enum { P_PROBING, P_LIVE, P_SHADOWED };
 
 typedef struct qitem {
-    int kind;
-    natsMsg *m;
+    int kind; /* Q_DISCONNECTED, Q_RECONNECTED, Q_CLOSED */
     struct qitem *next;
 } qitem;
 
@@ -336,12 +341,20 @@ typedef struct bridge {
     natsSubscription *sub_hb, *sub_rpc, *sub_reply;
     int connected;
 
-    /* the queue from cnats's threads */
+    /* the state lock: every field below and above that changes after setup is read and
+     * written under it (the loop per epoll batch, cnats's delivery threads per message) */
+    pthread_mutex_t mu;
+    /* the subjects' prefixes this bridge subscribed with (fixed before the subscriptions) */
+    char pre_hb[SUBJ_MAX], pre_rpc[SUBJ_MAX], pre_reply[SUBJ_MAX];
+    size_t npre_hb, npre_rpc, npre_reply;
+
+    /* the queue from cnats's callback thread (the connection's events) */
     pthread_mutex_t qmu;
     qitem *qhead, *qtail;
     size_t qlen;
     uint64_t qdropped;
-    int closing; /* teardown: the queue takes nothing more (under qmu) */
+    int closing; /* teardown: the queue takes nothing more (under qmu), and a message of
+                    NATS is dropped unhandled (under mu) */
 
     /* the loop */
     int ep, qfd, tfd, sfd;
@@ -526,9 +539,7 @@ static void reply_status(bridge *b, const char *reply, int err)
 
 /* ------------------------------------------------------------------ the queue */
 
-static void on_msg(natsConnection *nc, natsSubscription *sub, natsMsg *m, void *closure);
-
-static void push(bridge *b, int kind, natsMsg *m)
+static void push(bridge *b, int kind)
 {
     qitem *it = malloc(sizeof *it);
     pthread_mutex_lock(&b->qmu);
@@ -536,11 +547,9 @@ static void push(bridge *b, int kind, natsMsg *m)
         if (!b->closing) b->qdropped++;
         pthread_mutex_unlock(&b->qmu);
         free(it);
-        natsMsg_Destroy(m);
         return;
     }
     it->kind = kind;
-    it->m = m;
     it->next = NULL;
     if (b->qtail)
         b->qtail->next = it;
@@ -558,24 +567,33 @@ static void push(bridge *b, int kind, natsMsg *m)
 static bridge *the_bridge; /* for the cnats callbacks' closures */
 static char kind_hb, kind_rpc, kind_reply;
 
+static void handle_msg(bridge *b, int kind, natsMsg *m);
+
+/* A message of NATS, on the delivery thread of its subscription: handled here, under the
+ * state lock (the loop may hold it for one epoll batch: the message waits that long, as it
+ * used to wait in the queue). m is destroyed here. */
 static void on_msg(natsConnection *nc, natsSubscription *sub, natsMsg *m, void *closure)
 {
     (void)nc;
     (void)sub;
+    bridge *b = the_bridge;
     int kind = closure == &kind_hb ? Q_HB : closure == &kind_rpc ? Q_RPC : Q_REPLY;
-    push(the_bridge, kind, m);
+    pthread_mutex_lock(&b->mu);
+    if (!b->closing) handle_msg(b, kind, m);
+    pthread_mutex_unlock(&b->mu);
+    natsMsg_Destroy(m);
 }
 
 static void on_disconnected(natsConnection *nc, void *closure)
 {
     (void)nc;
-    push(closure, Q_DISCONNECTED, NULL);
+    push(closure, Q_DISCONNECTED);
 }
 
 static void on_reconnected(natsConnection *nc, void *closure)
 {
     (void)nc;
-    push(closure, Q_RECONNECTED, NULL);
+    push(closure, Q_RECONNECTED);
 }
 
 /* cnats gave the connection up for good (an -ERR it does not reconnect after, such as an
@@ -583,7 +601,7 @@ static void on_reconnected(natsConnection *nc, void *closure)
 static void on_closed(natsConnection *nc, void *closure)
 {
     (void)nc;
-    push(closure, Q_CLOSED, NULL);
+    push(closure, Q_CLOSED);
 }
 
 /* ------------------------------------------------------------------ importer */
@@ -2366,16 +2384,34 @@ static void tick(bridge *b)
 
 /* ------------------------------------------------------------------ dispatch */
 
+/* A message of NATS (kind Q_HB, Q_RPC or Q_REPLY), under mu: its subject checked against
+ * the prefix its subscription was made with, then handled. m stays the caller's. */
+static void handle_msg(bridge *b, int kind, natsMsg *m)
+{
+    const char *subj = natsMsg_GetSubject(m);
+    if (!subj) return;
+    switch (kind) {
+    case Q_HB:
+        if (strncmp(subj, b->pre_hb, b->npre_hb) == 0 &&
+            ferry__bridge_id_valid(subj + b->npre_hb, strlen(subj + b->npre_hb)) &&
+            strcmp(subj + b->npre_hb, b->user) != 0)
+            on_hb(b, subj + b->npre_hb, natsMsg_GetData(m), natsMsg_GetDataLength(m));
+        break;
+    case Q_RPC:
+        if (strncmp(subj, b->pre_rpc, b->npre_rpc) == 0) on_rpc(b, m, subj + b->npre_rpc);
+        break;
+    case Q_REPLY:
+        if (strncmp(subj, b->pre_reply, b->npre_reply) == 0) on_reply(b, m, subj + b->npre_reply);
+        break;
+    }
+}
+
+/* The connection's events, queued by cnats's callback thread; under mu. */
 static void drain_queue(bridge *b)
 {
     uint64_t v;
     if (read(b->qfd, &v, sizeof v) < 0) {
     }
-    char pre_hb[SUBJ_MAX], pre_rpc[SUBJ_MAX], pre_reply[SUBJ_MAX];
-    int nhb = snprintf(pre_hb, sizeof pre_hb, "ferry.%s.hb.", b->cluster);
-    int nrpc = snprintf(pre_rpc, sizeof pre_rpc, "ferry.%s.rpc.%s.", b->cluster, b->user);
-    int nrep = snprintf(pre_reply, sizeof pre_reply, "ferry.%s.reply.%s.%s.", b->cluster, b->user,
-                        b->boot);
     for (int budget = 0; budget < 4096; budget++) {
         pthread_mutex_lock(&b->qmu);
         qitem *it = b->qhead;
@@ -2386,21 +2422,7 @@ static void drain_queue(bridge *b)
         }
         pthread_mutex_unlock(&b->qmu);
         if (!it) return;
-        natsMsg *m = it->m;
-        const char *subj = m ? natsMsg_GetSubject(m) : NULL;
         switch (it->kind) {
-        case Q_HB:
-            if (strncmp(subj, pre_hb, (size_t)nhb) == 0 &&
-                ferry__bridge_id_valid(subj + nhb, strlen(subj + nhb)) &&
-                strcmp(subj + nhb, b->user) != 0)
-                on_hb(b, subj + nhb, natsMsg_GetData(m), natsMsg_GetDataLength(m));
-            break;
-        case Q_RPC:
-            if (strncmp(subj, pre_rpc, (size_t)nrpc) == 0) on_rpc(b, m, subj + nrpc);
-            break;
-        case Q_REPLY:
-            if (strncmp(subj, pre_reply, (size_t)nrep) == 0) on_reply(b, m, subj + nrep);
-            break;
         case Q_DISCONNECTED:
             ferry__bridge_logf("NATS connection lost: dropping the imported servers");
             b->connected = 0;
@@ -2417,7 +2439,6 @@ static void drain_queue(bridge *b)
             send_hb(b);
             break;
         }
-        natsMsg_Destroy(m);
         free(it);
     }
     uint64_t one = 1; /* more left: come back after the other fds */
@@ -2425,15 +2446,19 @@ static void drain_queue(bridge *b)
     }
 }
 
+/* The loop: called and returns without mu; holds it for each epoll batch. */
 static int run_loop(bridge *b)
 {
     struct epoll_event evs[64];
-    while (!b->stop) {
+    for (;;) {
         int n = epoll_wait(b->ep, evs, 64, -1);
         if (n < 0) {
             if (errno == EINTR) continue;
             return 1;
         }
+        /* an object a delivery thread closed (buried) after epoll_wait returned its event
+         * is still there, tagged 0: the graveyard is freed below, by this thread only */
+        pthread_mutex_lock(&b->mu);
         for (int i = 0; i < n && !b->stop; i++) {
             int *tag = evs[i].data.ptr;
             switch (*tag) { /* 0: closed earlier in this batch */
@@ -2476,8 +2501,10 @@ static int run_loop(bridge *b)
             }
         }
         free_graveyard(b);
+        int stop = b->stop;
+        pthread_mutex_unlock(&b->mu);
+        if (stop) return 0;
     }
-    return 0;
 }
 
 /* ------------------------------------------------------------------ setup */
@@ -2775,11 +2802,15 @@ static int nats_setup(bridge *b)
     return 0;
 }
 
+/* Called without mu. From here on the delivery threads drop what comes (closing, set
+ * under mu: a message being handled is finished first) and the state is this thread's. */
 static void teardown(bridge *b)
 {
+    pthread_mutex_lock(&b->mu);
     pthread_mutex_lock(&b->qmu);
     b->closing = 1;
     pthread_mutex_unlock(&b->qmu);
+    pthread_mutex_unlock(&b->mu);
     /* local callers of remote names and remote callers of ours are told first */
     drop_all_proxies(b);
     while (b->outs) out_close(b, b->outs);
@@ -2794,10 +2825,8 @@ static void teardown(bridge *b)
         natsConnection_Destroy(b->nc);
         b->nc = NULL;
     }
-    /* no more deliveries: the queue's messages are freed while the library still runs */
     for (qitem *it = b->qhead, *n; it; it = n) {
         n = it->next;
-        natsMsg_Destroy(it->m);
         free(it);
     }
     b->qhead = b->qtail = NULL;
@@ -2818,6 +2847,7 @@ static void teardown(bridge *b)
     free(b->hb_last);
     free(b->password);
     pthread_mutex_destroy(&b->qmu);
+    pthread_mutex_destroy(&b->mu);
 }
 
 int ferry__bridge_main(int argc, char **argv)
@@ -2836,6 +2866,7 @@ int ferry__bridge_main(int argc, char **argv)
     b->js_replicas = 1;
     b->mbox_win = MBOX_WIN;
     pthread_mutex_init(&b->qmu, NULL);
+    pthread_mutex_init(&b->mu, NULL);
     int rc = parse_args(b, argc, argv);
     if (rc != 0) {
         free(b->password);
@@ -2847,6 +2878,11 @@ int ferry__bridge_main(int argc, char **argv)
     uint64_t boot;
     if (getrandom(&boot, sizeof boot, 0) != sizeof boot) boot = (uint64_t)ferry__now_ns();
     snprintf(b->boot, sizeof b->boot, "%016" PRIx64, boot);
+    b->npre_hb = (size_t)snprintf(b->pre_hb, sizeof b->pre_hb, "ferry.%s.hb.", b->cluster);
+    b->npre_rpc =
+        (size_t)snprintf(b->pre_rpc, sizeof b->pre_rpc, "ferry.%s.rpc.%s.", b->cluster, b->user);
+    b->npre_reply = (size_t)snprintf(b->pre_reply, sizeof b->pre_reply, "ferry.%s.reply.%s.%s.",
+                                     b->cluster, b->user, b->boot);
 
     /* signals first: cnats's threads inherit the mask */
     sigset_t set;
@@ -2872,11 +2908,17 @@ int ferry__bridge_main(int argc, char **argv)
         ferry__bridge_logf("setup: %s", strerror(errno));
         goto out;
     }
-    if (nats_Open(-1) != NATS_OK || nats_setup(b) < 0) goto out;
+    /* the delivery threads wait for the state until it is set up */
+    pthread_mutex_lock(&b->mu);
+    if (nats_Open(-1) != NATS_OK || nats_setup(b) < 0) {
+        pthread_mutex_unlock(&b->mu);
+        goto out;
+    }
     open_watch(b);
     ferry__bridge_logf("user %s, cluster %s, %d export rule(s), %d import pattern(s)", b->user,
                        b->cluster, b->nrules, b->nimports);
     send_hb(b);
+    pthread_mutex_unlock(&b->mu);
     rc = run_loop(b);
     if (b->failed) rc = 1;
 out:
