@@ -4,20 +4,19 @@
  * (docs/cluster.md, "Names across hosts", has the design, the subjects and the policy).
  *
  * Rules:
- *  - Every piece of state (proxies: imported names registered locally, their local
- *    connections, the table of calls forwarded and awaiting a reply, the exporter's local
- *    client connections and their calls, ...) is touched only under the state lock `mu`,
- *    by one thread at a time; the mutex orders what one holder did before the next
- *    holder's accesses. The loop holds it for each epoll batch.
- *  - A message of NATS is handled by the thread the socket woke, with no hand-over to
- *    another thread (each costs a wake-up, tens of µs on a loaded machine: docs/cluster.md,
- *    "Cost"). A plain connection is read and written by the loop itself (cnats's external
- *    event loop, "NATS's socket in the loop" below; our subscriptions are synchronous and
- *    the loop empties them after each read). With TLS, cnats's threads read it and each
- *    subscription's delivery thread handles its messages in place, under mu (on_msg).
- *    The connection's events (lost, back, closed), from cnats's callback thread, go
- *    through a bounded queue under qmu and the loop's eventfd. Only the loop frees a
- *    buried object (after its batch: see the graveyard below).
+ *  - One loop thread owns every piece of state: proxies (imported names registered
+ *    locally), their local connections, the table of calls forwarded and awaiting a
+ *    reply, the exporter's local client connections and their calls.
+ *  - A plain NATS connection is read and written by the loop itself (cnats's external
+ *    event loop: "NATS's socket in the loop" below; our subscriptions are synchronous and
+ *    the loop empties them after each read), so a message is handled by the thread the
+ *    socket woke, with no hand-over between threads (each costs a wake-up, tens of µs on
+ *    a loaded machine: docs/cluster.md, "Cost"). cnats's threads (ping timer, reconnect,
+ *    JetStream's) touch only the socket's epoll interest, under emu. With TLS, cnats's
+ *    threads read the connection and its delivery threads append each message to a
+ *    bounded queue under qmu and write the loop's eventfd (the queue's mutex orders the
+ *    message's hand-over); the connection's events (lost, back, closed), from cnats's
+ *    callback thread, go that way in both cases.
  *  - Since the loop reads the socket, cnats's pongs are read only while it runs: a loop
  *    held up for more than about 2 s (a ping every 1 s, 2 unanswered: nats_setup) makes
  *    cnats take the connection for stale and reconnect (the imported servers go and come
@@ -27,10 +26,10 @@
  *    built and the remaining tokens validated (identities [A-Za-z0-9_-]{1,63}, names by
  *    ferry's name rule, sequence numbers as bounded decimals); a heartbeat is at most
  *    HB_MAX bytes and HB_NAMES names; at most IMPORTS_MAX names are imported, PEND_MAX
- *    calls pending, QUEUE_MAX connection events queued (beyond: dropped and counted),
- *    messages waiting in a subscription by cnats's pending limits (65,536 messages or
- *    64 MiB per subscription, its defaults: beyond, it drops them); payloads are bounded
- *    by max_msg. Header values are compared with fixed strings only.
+ *    calls pending, QUEUE_MAX messages queued (TLS; beyond: dropped and counted), and on
+ *    a plain connection the messages waiting in a subscription by cnats's pending limits
+ *    (65,536 messages or 64 MiB per subscription, its defaults: beyond, it drops them);
+ *    payloads are bounded by max_msg. Header values are compared with fixed strings only.
  *  - A remote caller's identity is the NATS user token of the subject it published on
  *    (ferry.C.rpc.<exporter>.<caller>.<name>), which the NATS servers' publish
  *    permissions tie to the authenticated user. Locally it is this bridge's uid, and the
@@ -118,7 +117,8 @@ enum { Q_HB, Q_RPC, Q_REPLY, Q_DISCONNECTED, Q_RECONNECTED, Q_CLOSED };
 enum { P_PROBING, P_LIVE, P_SHADOWED };
 
 typedef struct qitem {
-    int kind; /* Q_DISCONNECTED, Q_RECONNECTED, Q_CLOSED */
+    int kind;
+    natsMsg *m; /* Q_HB, Q_RPC, Q_REPLY (TLS: cnats's delivery threads); else NULL */
     struct qitem *next;
 } qitem;
 
@@ -370,20 +370,16 @@ typedef struct bridge {
     int nats_unread; /* nats_pump read for our subscriptions: the loop empties them */
     int connected;
 
-    /* the state lock: every field below and above that changes after setup is read and
-     * written under it (the loop per epoll batch, cnats's delivery threads per message) */
-    pthread_mutex_t mu;
     /* the subjects' prefixes this bridge subscribed with (fixed before the subscriptions) */
     char pre_hb[SUBJ_MAX], pre_rpc[SUBJ_MAX], pre_reply[SUBJ_MAX];
     size_t npre_hb, npre_rpc, npre_reply;
 
-    /* the queue from cnats's callback thread (the connection's events) */
+    /* the queue from cnats's threads: the connection's events, and with TLS the messages */
     pthread_mutex_t qmu;
     qitem *qhead, *qtail;
     size_t qlen;
     uint64_t qdropped;
-    int closing; /* teardown: the queue takes nothing more (under qmu), and a message of
-                    NATS is dropped unhandled (under mu) */
+    int closing; /* teardown: the queue takes nothing more (under qmu) */
 
     /* the loop */
     int ep, qfd, tfd, sfd;
@@ -571,7 +567,7 @@ static void reply_status(bridge *b, const char *reply, int err)
 
 /* ------------------------------------------------------------------ the queue */
 
-static void push(bridge *b, int kind)
+static void push(bridge *b, int kind, natsMsg *m)
 {
     qitem *it = malloc(sizeof *it);
     pthread_mutex_lock(&b->qmu);
@@ -579,9 +575,11 @@ static void push(bridge *b, int kind)
         if (!b->closing) b->qdropped++;
         pthread_mutex_unlock(&b->qmu);
         free(it);
+        natsMsg_Destroy(m);
         return;
     }
     it->kind = kind;
+    it->m = m;
     it->next = NULL;
     if (b->qtail)
         b->qtail->next = it;
@@ -599,33 +597,26 @@ static void push(bridge *b, int kind)
 static bridge *the_bridge; /* for the cnats callbacks' closures */
 static char kind_hb, kind_rpc, kind_reply;
 
-static void handle_msg(bridge *b, int kind, natsMsg *m);
-
-/* A message of NATS, on the delivery thread of its subscription: handled here, under the
- * state lock (the loop may hold it for one epoll batch: the message waits that long, as it
- * used to wait in the queue). m is destroyed here. */
+/* A message of NATS on a delivery thread of cnats (TLS only; a plain connection is read
+ * by the loop: nats_drain): queued for the loop, which owns m from here. */
 static void on_msg(natsConnection *nc, natsSubscription *sub, natsMsg *m, void *closure)
 {
     (void)nc;
     (void)sub;
-    bridge *b = the_bridge;
     int kind = closure == &kind_hb ? Q_HB : closure == &kind_rpc ? Q_RPC : Q_REPLY;
-    pthread_mutex_lock(&b->mu);
-    if (!b->closing) handle_msg(b, kind, m);
-    pthread_mutex_unlock(&b->mu);
-    natsMsg_Destroy(m);
+    push(the_bridge, kind, m);
 }
 
 static void on_disconnected(natsConnection *nc, void *closure)
 {
     (void)nc;
-    push(closure, Q_DISCONNECTED);
+    push(closure, Q_DISCONNECTED, NULL);
 }
 
 static void on_reconnected(natsConnection *nc, void *closure)
 {
     (void)nc;
-    push(closure, Q_RECONNECTED);
+    push(closure, Q_RECONNECTED, NULL);
 }
 
 /* cnats gave the connection up for good (an -ERR it does not reconnect after, such as an
@@ -633,7 +624,7 @@ static void on_reconnected(natsConnection *nc, void *closure)
 static void on_closed(natsConnection *nc, void *closure)
 {
     (void)nc;
-    push(closure, Q_CLOSED);
+    push(closure, Q_CLOSED, NULL);
 }
 
 /* ------------------------------------------------------------------ importer */
@@ -2416,7 +2407,7 @@ static void tick(bridge *b)
 
 /* ------------------------------------------------------------------ dispatch */
 
-/* A message of NATS (kind Q_HB, Q_RPC or Q_REPLY), under mu: its subject checked against
+/* A message of NATS (kind Q_HB, Q_RPC or Q_REPLY): its subject checked against
  * the prefix its subscription was made with, then handled. m stays the caller's. */
 static void handle_msg(bridge *b, int kind, natsMsg *m)
 {
@@ -2438,7 +2429,7 @@ static void handle_msg(bridge *b, int kind, natsMsg *m)
     }
 }
 
-/* The connection's events, queued by cnats's callback thread; under mu. */
+/* What cnats's threads queued: the connection's events, and with TLS the messages. */
 static void drain_queue(bridge *b)
 {
     uint64_t v;
@@ -2455,6 +2446,11 @@ static void drain_queue(bridge *b)
         pthread_mutex_unlock(&b->qmu);
         if (!it) return;
         switch (it->kind) {
+        case Q_HB:
+        case Q_RPC:
+        case Q_REPLY:
+            handle_msg(b, it->kind, it->m);
+            break;
         case Q_DISCONNECTED:
             ferry__bridge_logf("NATS connection lost: dropping the imported servers");
             b->connected = 0;
@@ -2471,6 +2467,7 @@ static void drain_queue(bridge *b)
             send_hb(b);
             break;
         }
+        natsMsg_Destroy(it->m);
         free(it);
     }
     uint64_t one = 1; /* more left: come back after the other fds */
@@ -2486,8 +2483,9 @@ static void drain_queue(bridge *b)
  * thread that the socket woke, with no hand-over between threads. cnats calls the four
  * callbacks below from its threads (connect, reconnect, ping timer, JetStream's threads
  * publishing, close), holding the connection's lock; they only change the socket's epoll
- * interest, under emu. Only the holder of mu calls natsConnection_ProcessReadEvent and
- * nats_flush (ProcessWriteEvent), so writes never race one another. */
+ * interest, under emu. Only the loop's thread calls natsConnection_ProcessReadEvent and
+ * nats_flush (ProcessWriteEvent), so writes never race one another (teardown, after the
+ * loop, is that thread too). */
 
 /* Under emu: the interest nev on nfd, or the socket out of the set when nev is 0. */
 static void nats_ev_apply(bridge *b)
@@ -2550,8 +2548,9 @@ static natsStatus nats_ev_detach(void *ud)
     return NATS_OK;
 }
 
-/* Under mu, b->evloop: write what cnats has buffered, if it asked to (ProcessWriteEvent
- * with nothing buffered would take the empty write for a closed connection). */
+/* b->evloop, on the loop's thread: write what cnats has buffered, if it asked to
+ * (ProcessWriteEvent with nothing buffered would take the empty write for a closed
+ * connection). */
 static void nats_flush(bridge *b)
 {
     pthread_mutex_lock(&b->emu);
@@ -2560,8 +2559,8 @@ static void nats_flush(bridge *b)
     if (out) natsConnection_ProcessWriteEvent(b->nc);
 }
 
-/* Under mu: handle what the reads queued in our subscriptions, in order per
- * subscription (each read takes at most cnats's buffer, so this is bounded). */
+/* Handle what the reads queued in our subscriptions, in order per subscription (each
+ * read takes at most cnats's buffer, so this is bounded). */
 static void nats_drain(bridge *b)
 {
     natsSubscription *subs[3] = {b->sub_hb, b->sub_rpc, b->sub_reply};
@@ -2578,7 +2577,7 @@ static void nats_drain(bridge *b)
         }
 }
 
-/* Under mu: the socket is ready (ev: epoll's events). */
+/* The socket is ready (ev: epoll's events). */
 static void nats_ready(bridge *b, uint32_t ev)
 {
     if (ev & (EPOLLIN | EPOLLERR | EPOLLHUP)) natsConnection_ProcessReadEvent(b->nc);
@@ -2586,9 +2585,9 @@ static void nats_ready(bridge *b, uint32_t ev)
     nats_drain(b);
 }
 
-/* jetstream.c's pump (ferry__js_conf): while the holder of mu waits for a JetStream
- * thread, that thread's replies and acknowledgements still come in. What it reads for
- * our subscriptions waits there for the loop (nats_unread). */
+/* jetstream.c's pump (ferry__js_conf): while the loop waits for a JetStream thread, that
+ * thread's replies and acknowledgements still come in. What it reads for our
+ * subscriptions waits there for the loop (nats_unread). */
 static void nats_pump(void *ctx)
 {
     bridge *b = ctx;
@@ -2605,19 +2604,15 @@ static void nats_pump(void *ctx)
     b->nats_unread = 1;
 }
 
-/* The loop: called and returns without mu; holds it for each epoll batch. */
 static int run_loop(bridge *b)
 {
     struct epoll_event evs[64];
-    for (;;) {
+    while (!b->stop) {
         int n = epoll_wait(b->ep, evs, 64, -1);
         if (n < 0) {
             if (errno == EINTR) continue;
             return 1;
         }
-        /* an object a delivery thread closed (buried) after epoll_wait returned its event
-         * is still there, tagged 0: the graveyard is freed below, by this thread only */
-        pthread_mutex_lock(&b->mu);
         for (int i = 0; i < n && !b->stop; i++) {
             int *tag = evs[i].data.ptr;
             switch (*tag) { /* 0: closed earlier in this batch */
@@ -2664,10 +2659,8 @@ static int run_loop(bridge *b)
         }
         if (b->nats_unread) nats_drain(b);
         free_graveyard(b);
-        int stop = b->stop;
-        pthread_mutex_unlock(&b->mu);
-        if (stop) return 0;
     }
+    return 0;
 }
 
 /* ------------------------------------------------------------------ setup */
@@ -2979,15 +2972,11 @@ static int nats_setup(bridge *b)
     return 0;
 }
 
-/* Called without mu. From here on the delivery threads drop what comes (closing, set
- * under mu: a message being handled is finished first) and the state is this thread's. */
 static void teardown(bridge *b)
 {
-    pthread_mutex_lock(&b->mu);
     pthread_mutex_lock(&b->qmu);
     b->closing = 1;
     pthread_mutex_unlock(&b->qmu);
-    pthread_mutex_unlock(&b->mu);
     /* local callers of remote names and remote callers of ours are told first */
     drop_all_proxies(b);
     while (b->outs) out_close(b, b->outs);
@@ -3002,8 +2991,10 @@ static void teardown(bridge *b)
         natsConnection_Destroy(b->nc);
         b->nc = NULL;
     }
+    /* no more deliveries: the queue's messages are freed while the library still runs */
     for (qitem *it = b->qhead, *n; it; it = n) {
         n = it->next;
+        natsMsg_Destroy(it->m);
         free(it);
     }
     b->qhead = b->qtail = NULL;
@@ -3024,7 +3015,6 @@ static void teardown(bridge *b)
     free(b->hb_last);
     free(b->password);
     pthread_mutex_destroy(&b->qmu);
-    pthread_mutex_destroy(&b->mu);
 }
 
 int ferry__bridge_main(int argc, char **argv)
@@ -3043,7 +3033,6 @@ int ferry__bridge_main(int argc, char **argv)
     b->js_replicas = 1;
     b->mbox_win = MBOX_WIN;
     pthread_mutex_init(&b->qmu, NULL);
-    pthread_mutex_init(&b->mu, NULL);
     pthread_mutex_init(&b->emu, NULL);
     b->nfd = -1;
     b->tag_nats = T_NATS;
@@ -3088,17 +3077,11 @@ int ferry__bridge_main(int argc, char **argv)
         ferry__bridge_logf("setup: %s", strerror(errno));
         goto out;
     }
-    /* the delivery threads wait for the state until it is set up */
-    pthread_mutex_lock(&b->mu);
-    if (nats_Open(-1) != NATS_OK || nats_setup(b) < 0) {
-        pthread_mutex_unlock(&b->mu);
-        goto out;
-    }
+    if (nats_Open(-1) != NATS_OK || nats_setup(b) < 0) goto out;
     open_watch(b);
     ferry__bridge_logf("user %s, cluster %s, %d export rule(s), %d import pattern(s)", b->user,
                        b->cluster, b->nrules, b->nimports);
     send_hb(b);
-    pthread_mutex_unlock(&b->mu);
     rc = run_loop(b);
     if (b->failed) rc = 1;
 out:
