@@ -30,7 +30,10 @@
  *    built and the rest validated; headers are read through cnats's parser and compared or
  *    parsed as bounded decimals only.
  *  - Threads share only: the configuration (immutable), the export table (mu), counters
- *    (atomics, relaxed: statistics only) and the stop flags (atomics, seq_cst).
+ *    (atomics, relaxed: statistics only) and the stop and done flags (atomics, seq_cst).
+ *  - When the bridge's loop reads the connection itself (conf.pump), a stop or close that
+ *    waits for a thread pumps the connection meanwhile: the replies and acknowledgements
+ *    the thread waits for come in only that way (join_pumping).
  */
 #define _POSIX_C_SOURCE 200809L
 #include "jetstream.h"
