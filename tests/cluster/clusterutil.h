@@ -300,7 +300,7 @@ typedef struct bridge_args {
     const host *h;
     const char *dir;
     const char *pwfile;
-    const char *extra[16];
+    const char *extra[24];
 } bridge_args;
 
 #include <execinfo.h>
@@ -360,7 +360,7 @@ static inline void cl_bridge_start(cluster *c, int i, const char *const *extra)
     snprintf(pw, sizeof pw, "%s\n", c->pw[i]);
     cl_write(pwfile, pw, 0600, BRIDGE_UID);
     bridge_args a = {.h = h, .pwfile = pwfile, .dir = c->dir};
-    for (int k = 0; extra && extra[k] && k < 15; k++) a.extra[k] = extra[k];
+    for (int k = 0; extra && extra[k] && k < 23; k++) a.extra[k] = extra[k];
     h->bridge = cl_spawn(h, &BRIDGE_ID, bridge_child, &a);
 }
 

@@ -9,8 +9,14 @@
  * connection goes on; a server's reply with fds is -EOPNOTSUPP at the server, which then
  * replies without them to the same request; kill -9 of the remote owner gives the pending caller
  * -EPIPE (the time is printed) and the name goes; B's nats-server stopped: the names go
- * (-ENOENT), restarted: calls work again (the time is printed). The remote caller's NATS
- * user reaches a server that trusts the bridge's uid (FERRY_TRUST_RELAY):
+ * (-ENOENT), restarted: calls work again (the time is printed). Replies that find their
+ * caller gone are dropped, never delivered to anyone else, and each request is handled
+ * once: a caller killed during its call ("gone"), and a call in flight while B's
+ * nats-server is stopped and started again (-EPIPE at the caller, "inflight"); many calls
+ * back to back across several of cnats's 1 s pings ("steady": none fails; a first
+ * version of the bridge's loop reading and writing the NATS socket itself sometimes
+ * wrote with nothing to write after a ping, which cnats takes for a closed connection). The remote
+ * caller's NATS user reaches a server that trusts the bridge's uid (FERRY_TRUST_RELAY):
  * ferry_rpc_server_peer_remote says "hostb" there, -ENOENT at a server without the
  * flag, and -ENOENT for a local client on A that names "hostb" itself. Skipped (77) when
  * not root or without `ip` / nats-server.
@@ -38,6 +44,7 @@ typedef struct shared {
     _Atomic int64_t lost_ns;  /* B's nats-server stopped -> names gone on B */
     _Atomic int64_t back_ns;  /* restarted -> a call works again */
     _Atomic int64_t stop_ns, start_ns;
+    _Atomic int inflight; /* caller_inflight is in its call */
 } shared;
 
 static shared *sh;
@@ -208,6 +215,106 @@ static void caller_death(void *arg)
     atomic_store(&sh->gone_ns, now_ns() - atomic_load(&sh->kill_ns));
 }
 
+/* The number of requests org.test.late's server handled (its count is not counted). */
+static uint64_t late_count(ferry_rpc_client *c)
+{
+    uint64_t count = 0;
+    ferry_msg req = {.data = "count", .len = 5}, resp = {.data = &count, .cap = sizeof count};
+    CHECK_EQ(ferry_call(c, &req, &resp, 5 * SEC), sizeof count);
+    return count;
+}
+
+/* A caller killed while its call is in the server: its reply reaches B's bridge for a
+ * connection that is gone and is dropped; the next caller gets its own replies only, and
+ * the server handled each request once. */
+static void caller_gone(void *arg)
+{
+    (void)arg;
+    CHECK_EQ(cl_wait_name("org.test.late", 1, 20 * SEC), 0);
+    ferry_rpc_client *c;
+    CHECK_EQ(ferry_rpc_connect("org.test.late", FERRY_KIND_SHM, NULL, &c, 5 * SEC), 0);
+    CHECK_EQ(late_count(c), 0);
+    pid_t k = fork();
+    CHECK(k >= 0);
+    if (k == 0) {
+        ferry_rpc_client *kc;
+        if (ferry_rpc_connect("org.test.late", FERRY_KIND_SHM, NULL, &kc, 5 * SEC) != 0) _exit(1);
+        char buf[64];
+        call_str(kc, "sleep:1500", buf, sizeof buf, 20 * SEC); /* killed in it */
+        _exit(2);
+    }
+    int64_t end = now_ns() + 20 * SEC;
+    while (late_count(c) < 1) { /* the request is in the server's handler */
+        CHECK(now_ns() < end);
+        sleep_ms(10);
+    }
+    kill(k, SIGKILL);
+    int st;
+    CHECK_EQ(waitpid(k, &st, 0), k);
+    CHECK(WIFSIGNALED(st));
+    sleep_ms(2000); /* its reply comes (after 1.5 s) and is dropped */
+    char buf[64];
+    for (int i = 0; i < 20; i++) {
+        char msg[32], want[32];
+        int n = snprintf(msg, sizeof msg, "next-%d", i);
+        for (int j = 0; j < n; j++) want[j] = msg[n - 1 - j];
+        CHECK_EQ(call_str(c, msg, buf, sizeof buf, 5 * SEC), n);
+        CHECK(memcmp(buf, want, (size_t)n) == 0);
+    }
+    CHECK_EQ(late_count(c), 21);
+    ferry_rpc_client_close(c);
+}
+
+/* A call in flight while the parent stops B's nats-server: -EPIPE (the imported name
+ * went with the connection); its late reply is delivered nowhere; after the restart the
+ * server counts it once. */
+static void caller_inflight(void *arg)
+{
+    (void)arg;
+    CHECK_EQ(cl_wait_name("org.test.late", 1, 20 * SEC), 0);
+    ferry_rpc_client *c;
+    CHECK_EQ(ferry_rpc_connect("org.test.late", FERRY_KIND_SHM, NULL, &c, 5 * SEC), 0);
+    uint64_t before = late_count(c);
+    atomic_store(&sh->inflight, 1);
+    char buf[64];
+    CHECK_EQ(call_str(c, "sleep:3000", buf, sizeof buf, 30 * SEC), -EPIPE);
+    ferry_rpc_client_close(c);
+    /* back: the name is imported again once NATS is */
+    int64_t end = now_ns() + 30 * SEC;
+    for (;;) {
+        if (ferry_rpc_connect("org.test.late", FERRY_KIND_SHM, NULL, &c, 2 * SEC) == 0) break;
+        CHECK(now_ns() < end);
+        sleep_ms(20);
+    }
+    sleep_ms(3500); /* the sleeping request's reply has come and gone by now */
+    CHECK_EQ(call_str(c, "fresh", buf, sizeof buf, 5 * SEC), 5);
+    CHECK(memcmp(buf, "hserf", 5) == 0);
+    CHECK_EQ(late_count(c), before + 2);
+    ferry_rpc_client_close(c);
+}
+
+/* Calls back to back for 3.5 s (several of cnats's 1 s pings and the bridge's heartbeats
+ * cross them): each one gets its own reply. */
+static void caller_steady(void *arg)
+{
+    (void)arg;
+    CHECK_EQ(cl_wait_name("org.test.echo", 1, 20 * SEC), 0);
+    ferry_rpc_client *c;
+    CHECK_EQ(ferry_rpc_connect("org.test.echo", FERRY_KIND_SHM, NULL, &c, 5 * SEC), 0);
+    int64_t end = now_ns() + 3500 * MS;
+    long n = 0;
+    while (now_ns() < end) {
+        char msg[32], want[32], buf[32];
+        int len = snprintf(msg, sizeof msg, "s-%ld", n);
+        for (int j = 0; j < len; j++) want[j] = msg[len - 1 - j];
+        CHECK_EQ(call_str(c, msg, buf, sizeof buf, 5 * SEC), len);
+        CHECK(memcmp(buf, want, (size_t)len) == 0);
+        n++;
+    }
+    printf("steady: %ld calls in 3.5 s, none failed\n", n);
+    ferry_rpc_client_close(c);
+}
+
 /* Connect to name and call it with msg, again every 20 ms until a call gets its
  * reversed reply (within limit_ns). */
 static void call_works(const char *name, const char *msg, int64_t limit_ns)
@@ -257,6 +364,8 @@ int main(void)
                            "org.test.secret=hostc",
                            "--export",
                            "org.test.w.*=hostb",
+                           "--export",
+                           "org.test.late=hostb",
                            "--import",
                            "org.test.*",
                            "--heartbeat-ms",
@@ -268,6 +377,7 @@ int main(void)
     cl_bridges(&C, exp_a, exp_b);
     pid_t s_echo = cl_spawn(A, &ROOT, server_child, "org.test.echo");
     pid_t s_slow = cl_spawn(A, &ROOT, server_child, "org.test.slow");
+    pid_t s_late = cl_spawn(A, &ROOT, server_child, "org.test.late");
     pid_t s_secret = cl_spawn(A, &ROOT, server_child, "org.test.secret");
     pid_t s_private = cl_spawn(A, &ROOT, server_child, "org.test.private");
     pid_t s_who = cl_spawn(A, &ROOT, server_who, "trust");
@@ -276,6 +386,8 @@ int main(void)
     wait_ok(cl_spawn(B, &CALLER_ID, caller_basic, NULL));
     wait_ok(cl_spawn(B, &CALLER_ID, caller_who, NULL));
     wait_ok(cl_spawn(A, &CALLER_ID, local_spoofer, NULL));
+    wait_ok(cl_spawn(B, &CALLER_ID, caller_steady, NULL));
+    wait_ok(cl_spawn(B, &CALLER_ID, caller_gone, NULL));
 
     /* kill -9 of the remote owner during a call */
     pid_t d = cl_spawn(B, &CALLER_ID, caller_death, NULL);
@@ -289,9 +401,11 @@ int main(void)
            (double)atomic_load(&sh->epipe_ns) / 1e6, (double)atomic_load(&sh->gone_ns) / 1e6);
     CHECK(atomic_load(&sh->epipe_ns) < 2 * SEC);
 
-    /* B's nats-server stopped and restarted */
+    /* B's nats-server stopped and restarted, a call in flight */
+    pid_t inf = cl_spawn(B, &CALLER_ID, caller_inflight, NULL);
+    while (!atomic_load(&sh->inflight)) sleep_ms(5);
     pid_t p = cl_spawn(B, &CALLER_ID, caller_partition, NULL);
-    sleep_ms(200);
+    sleep_ms(300); /* the call is on its way or in the handler */
     atomic_store(&sh->stop_ns, now_ns());
     cl_nats_stop(&C, 1);
     while (atomic_load(&sh->lost_ns) == 0) {
@@ -303,6 +417,7 @@ int main(void)
     atomic_store(&sh->start_ns, now_ns());
     cl_nats_start(&C, 1);
     wait_ok(p);
+    wait_ok(inf);
     printf("B's nats-server stopped: names gone on B after %.1f ms; restarted: a call works "
            "after %.1f ms\n",
            (double)atomic_load(&sh->lost_ns) / 1e6, (double)atomic_load(&sh->back_ns) / 1e6);
@@ -314,6 +429,7 @@ int main(void)
     printf("B's ferryd restarted: a call works again after %.1f ms\n",
            (double)(now_ns() - t_ferryd) / 1e6);
 
+    cl_kill(&s_late);
     cl_kill(&s_echo);
     cl_kill(&s_secret);
     cl_kill(&s_private);

@@ -6,15 +6,30 @@
  * Rules:
  *  - One loop thread owns every piece of state: proxies (imported names registered
  *    locally), their local connections, the table of calls forwarded and awaiting a
- *    reply, the exporter's local client connections and their calls. cnats's delivery
- *    threads touch nothing of it: they append the message to a bounded queue under qmu
- *    and write the loop's eventfd (the queue's mutex orders the message's hand-over).
+ *    reply, the exporter's local client connections and their calls.
+ *  - A plain NATS connection is read and written by the loop itself (cnats's external
+ *    event loop: "NATS's socket in the loop" below; our subscriptions are synchronous and
+ *    the loop empties them after each read), so a message is handled by the thread the
+ *    socket woke, with no hand-over between threads (each costs a wake-up, tens of µs on
+ *    a loaded machine: docs/cluster.md, "Cost"). cnats's threads (ping timer, reconnect,
+ *    JetStream's) touch only the socket's epoll interest, under emu. With TLS, cnats's
+ *    threads read the connection and its delivery threads append each message to a
+ *    bounded queue under qmu and write the loop's eventfd (the queue's mutex orders the
+ *    message's hand-over); the connection's events (lost, back, closed), from cnats's
+ *    callback thread, go that way in both cases.
+ *  - Since the loop reads the socket, cnats's pongs are read only while it runs: a loop
+ *    held up for more than about 2 s (a ping every 1 s, 2 unanswered: nats_setup) makes
+ *    cnats take the connection for stale and reconnect (the imported servers go and come
+ *    back). The loop's waits on local processes are bounded by LOCAL_WAIT each; waiting
+ *    for a JetStream thread, it reads the socket meanwhile (nats_pump).
  *  - Everything from NATS is hostile: subjects are matched against prefixes this bridge
  *    built and the remaining tokens validated (identities [A-Za-z0-9_-]{1,63}, names by
  *    ferry's name rule, sequence numbers as bounded decimals); a heartbeat is at most
  *    HB_MAX bytes and HB_NAMES names; at most IMPORTS_MAX names are imported, PEND_MAX
- *    calls pending, QUEUE_MAX messages queued (beyond: dropped and counted); payloads are
- *    bounded by max_msg. Header values are compared with fixed strings only.
+ *    calls pending, QUEUE_MAX messages queued (TLS; beyond: dropped and counted), and on
+ *    a plain connection the messages waiting in a subscription by cnats's pending limits
+ *    (65,536 messages or 64 MiB per subscription, its defaults: beyond, it drops them);
+ *    payloads are bounded by max_msg. Header values are compared with fixed strings only.
  *  - A remote caller's identity is the NATS user token of the subject it published on
  *    (ferry.C.rpc.<exporter>.<caller>.<name>), which the NATS servers' publish
  *    permissions tie to the authenticated user. Locally it is this bridge's uid, and the
@@ -49,6 +64,7 @@
 #include <getopt.h>
 #include <inttypes.h>
 #include <limits.h>
+#include <poll.h>
 #include <pthread.h>
 #include <signal.h>
 #include <stdarg.h>
@@ -84,13 +100,25 @@
 
 /* ------------------------------------------------------------------ types */
 
-enum { T_QUEUE = 1, T_TIMER, T_SIGNAL, T_LISTEN, T_CONN, T_OUT, T_WATCH, T_MBOX, T_BCAST, T_RELAY };
+enum {
+    T_QUEUE = 1,
+    T_TIMER,
+    T_SIGNAL,
+    T_LISTEN,
+    T_CONN,
+    T_OUT,
+    T_WATCH,
+    T_MBOX,
+    T_BCAST,
+    T_RELAY,
+    T_NATS
+};
 enum { Q_HB, Q_RPC, Q_REPLY, Q_DISCONNECTED, Q_RECONNECTED, Q_CLOSED };
 enum { P_PROBING, P_LIVE, P_SHADOWED };
 
 typedef struct qitem {
     int kind;
-    natsMsg *m;
+    natsMsg *m; /* Q_HB, Q_RPC, Q_REPLY (TLS: cnats's delivery threads); else NULL */
     struct qitem *next;
 } qitem;
 
@@ -334,9 +362,19 @@ typedef struct bridge {
     /* NATS */
     natsConnection *nc;
     natsSubscription *sub_hb, *sub_rpc, *sub_reply;
+    int evloop;          /* the loop reads and writes the socket (a plain connection) */
+    pthread_mutex_t emu; /* nfd, nev: changed by cnats's threads through the callbacks */
+    int nfd;             /* the socket as it is in ep, -1: not there */
+    uint32_t nev;        /* its epoll interest: EPOLLIN, EPOLLOUT (cnats has bytes to write) */
+    int tag_nats;
+    int nats_unread; /* nats_pump read for our subscriptions: the loop empties them */
     int connected;
 
-    /* the queue from cnats's threads */
+    /* the subjects' prefixes this bridge subscribed with (fixed before the subscriptions) */
+    char pre_hb[SUBJ_MAX], pre_rpc[SUBJ_MAX], pre_reply[SUBJ_MAX];
+    size_t npre_hb, npre_rpc, npre_reply;
+
+    /* the queue from cnats's threads: the connection's events, and with TLS the messages */
     pthread_mutex_t qmu;
     qitem *qhead, *qtail;
     size_t qlen;
@@ -495,6 +533,8 @@ static void epoll_del(bridge *b, int fd)
     if (fd >= 0) epoll_ctl(b->ep, EPOLL_CTL_DEL, fd, NULL);
 }
 
+static void nats_flush(bridge *b);
+
 /* Publish subj (reply subject reply, may be NULL) with the headers hdr (key, value, ...,
  * NULL; may be NULL) and data. */
 static int publish_h(bridge *b, const char *subj, const char *reply, const char *const *hdr,
@@ -506,6 +546,7 @@ static int publish_h(bridge *b, const char *subj, const char *reply, const char 
     for (int i = 0; s == NATS_OK && hdr && hdr[i]; i += 2)
         s = natsMsgHeader_Set(m, hdr[i], hdr[i + 1]);
     if (s == NATS_OK) s = natsConnection_PublishMsg(b->nc, m);
+    if (s == NATS_OK && b->evloop) nats_flush(b); /* now, not after the batch */
     natsMsg_Destroy(m);
     if (s != NATS_OK) vlog("publish %s: %s", subj, natsStatus_GetText(s));
     return s == NATS_OK ? 0 : -EIO;
@@ -525,8 +566,6 @@ static void reply_status(bridge *b, const char *reply, int err)
 }
 
 /* ------------------------------------------------------------------ the queue */
-
-static void on_msg(natsConnection *nc, natsSubscription *sub, natsMsg *m, void *closure);
 
 static void push(bridge *b, int kind, natsMsg *m)
 {
@@ -558,6 +597,8 @@ static void push(bridge *b, int kind, natsMsg *m)
 static bridge *the_bridge; /* for the cnats callbacks' closures */
 static char kind_hb, kind_rpc, kind_reply;
 
+/* A message of NATS on a delivery thread of cnats (TLS only; a plain connection is read
+ * by the loop: nats_drain): queued for the loop, which owns m from here. */
 static void on_msg(natsConnection *nc, natsSubscription *sub, natsMsg *m, void *closure)
 {
     (void)nc;
@@ -2366,16 +2407,34 @@ static void tick(bridge *b)
 
 /* ------------------------------------------------------------------ dispatch */
 
+/* A message of NATS (kind Q_HB, Q_RPC or Q_REPLY): its subject checked against
+ * the prefix its subscription was made with, then handled. m stays the caller's. */
+static void handle_msg(bridge *b, int kind, natsMsg *m)
+{
+    const char *subj = natsMsg_GetSubject(m);
+    if (!subj) return;
+    switch (kind) {
+    case Q_HB:
+        if (strncmp(subj, b->pre_hb, b->npre_hb) == 0 &&
+            ferry__bridge_id_valid(subj + b->npre_hb, strlen(subj + b->npre_hb)) &&
+            strcmp(subj + b->npre_hb, b->user) != 0)
+            on_hb(b, subj + b->npre_hb, natsMsg_GetData(m), natsMsg_GetDataLength(m));
+        break;
+    case Q_RPC:
+        if (strncmp(subj, b->pre_rpc, b->npre_rpc) == 0) on_rpc(b, m, subj + b->npre_rpc);
+        break;
+    case Q_REPLY:
+        if (strncmp(subj, b->pre_reply, b->npre_reply) == 0) on_reply(b, m, subj + b->npre_reply);
+        break;
+    }
+}
+
+/* What cnats's threads queued: the connection's events, and with TLS the messages. */
 static void drain_queue(bridge *b)
 {
     uint64_t v;
     if (read(b->qfd, &v, sizeof v) < 0) {
     }
-    char pre_hb[SUBJ_MAX], pre_rpc[SUBJ_MAX], pre_reply[SUBJ_MAX];
-    int nhb = snprintf(pre_hb, sizeof pre_hb, "ferry.%s.hb.", b->cluster);
-    int nrpc = snprintf(pre_rpc, sizeof pre_rpc, "ferry.%s.rpc.%s.", b->cluster, b->user);
-    int nrep = snprintf(pre_reply, sizeof pre_reply, "ferry.%s.reply.%s.%s.", b->cluster, b->user,
-                        b->boot);
     for (int budget = 0; budget < 4096; budget++) {
         pthread_mutex_lock(&b->qmu);
         qitem *it = b->qhead;
@@ -2386,20 +2445,11 @@ static void drain_queue(bridge *b)
         }
         pthread_mutex_unlock(&b->qmu);
         if (!it) return;
-        natsMsg *m = it->m;
-        const char *subj = m ? natsMsg_GetSubject(m) : NULL;
         switch (it->kind) {
         case Q_HB:
-            if (strncmp(subj, pre_hb, (size_t)nhb) == 0 &&
-                ferry__bridge_id_valid(subj + nhb, strlen(subj + nhb)) &&
-                strcmp(subj + nhb, b->user) != 0)
-                on_hb(b, subj + nhb, natsMsg_GetData(m), natsMsg_GetDataLength(m));
-            break;
         case Q_RPC:
-            if (strncmp(subj, pre_rpc, (size_t)nrpc) == 0) on_rpc(b, m, subj + nrpc);
-            break;
         case Q_REPLY:
-            if (strncmp(subj, pre_reply, (size_t)nrep) == 0) on_reply(b, m, subj + nrep);
+            handle_msg(b, it->kind, it->m);
             break;
         case Q_DISCONNECTED:
             ferry__bridge_logf("NATS connection lost: dropping the imported servers");
@@ -2417,12 +2467,141 @@ static void drain_queue(bridge *b)
             send_hb(b);
             break;
         }
-        natsMsg_Destroy(m);
+        natsMsg_Destroy(it->m);
         free(it);
     }
     uint64_t one = 1; /* more left: come back after the other fds */
     if (write(b->qfd, &one, sizeof one) < 0) {
     }
+}
+
+/* ------------------------------------------------------------------ NATS's socket in the loop */
+
+/* With a plain connection (b->evloop) this loop reads and writes the NATS socket itself
+ * (cnats's external event loop: natsOptions_SetEventLoop), and our three subscriptions are
+ * synchronous ones that the loop empties after each read: a message is handled by the
+ * thread that the socket woke, with no hand-over between threads. cnats calls the four
+ * callbacks below from its threads (connect, reconnect, ping timer, JetStream's threads
+ * publishing, close), holding the connection's lock; they only change the socket's epoll
+ * interest, under emu. Only the loop's thread calls natsConnection_ProcessReadEvent and
+ * nats_flush (ProcessWriteEvent), so writes never race one another (teardown, after the
+ * loop, is that thread too). */
+
+/* Under emu: the interest nev on nfd, or the socket out of the set when nev is 0. */
+static void nats_ev_apply(bridge *b)
+{
+    if (b->nfd < 0) return;
+    if (b->nev == 0) {
+        epoll_ctl(b->ep, EPOLL_CTL_DEL, b->nfd, NULL);
+        b->nfd = -1; /* cnats closes it next: no stale registration can outlive it */
+        return;
+    }
+    struct epoll_event ev = {.events = b->nev, .data.ptr = &b->tag_nats};
+    epoll_ctl(b->ep, EPOLL_CTL_MOD, b->nfd, &ev);
+}
+
+/* cnats connected or reconnected on fd: read it (loop is the bridge). */
+static natsStatus nats_ev_attach(void **ud, void *loop, natsConnection *nc, natsSock fd)
+{
+    (void)nc;
+    bridge *b = loop;
+    pthread_mutex_lock(&b->emu);
+    if (b->nfd >= 0) epoll_ctl(b->ep, EPOLL_CTL_DEL, b->nfd, NULL);
+    b->nfd = fd;
+    b->nev = EPOLLIN;
+    struct epoll_event ev = {.events = b->nev, .data.ptr = &b->tag_nats};
+    int rc = epoll_ctl(b->ep, EPOLL_CTL_ADD, fd, &ev);
+    if (rc < 0) b->nfd = -1;
+    pthread_mutex_unlock(&b->emu);
+    *ud = b;
+    return rc == 0 ? NATS_OK : NATS_SYS_ERROR;
+}
+
+static natsStatus nats_ev_read(void *ud, bool add)
+{
+    bridge *b = ud;
+    pthread_mutex_lock(&b->emu);
+    b->nev = add ? b->nev | EPOLLIN : b->nev & ~(uint32_t)EPOLLIN;
+    nats_ev_apply(b);
+    pthread_mutex_unlock(&b->emu);
+    return NATS_OK;
+}
+
+/* cnats has bytes to write (add) or wrote them all (remove). */
+static natsStatus nats_ev_write(void *ud, bool add)
+{
+    bridge *b = ud;
+    pthread_mutex_lock(&b->emu);
+    b->nev = add ? b->nev | EPOLLOUT : b->nev & ~(uint32_t)EPOLLOUT;
+    nats_ev_apply(b);
+    pthread_mutex_unlock(&b->emu);
+    return NATS_OK;
+}
+
+static natsStatus nats_ev_detach(void *ud)
+{
+    bridge *b = ud;
+    pthread_mutex_lock(&b->emu);
+    b->nev = 0;
+    nats_ev_apply(b);
+    pthread_mutex_unlock(&b->emu);
+    return NATS_OK;
+}
+
+/* b->evloop, on the loop's thread: write what cnats has buffered, if it asked to
+ * (ProcessWriteEvent with nothing buffered would take the empty write for a closed
+ * connection). */
+static void nats_flush(bridge *b)
+{
+    pthread_mutex_lock(&b->emu);
+    int out = b->nfd >= 0 && (b->nev & EPOLLOUT);
+    pthread_mutex_unlock(&b->emu);
+    if (out) natsConnection_ProcessWriteEvent(b->nc);
+}
+
+/* Handle what the reads queued in our subscriptions, in order per subscription (each
+ * read takes at most cnats's buffer, so this is bounded). */
+static void nats_drain(bridge *b)
+{
+    natsSubscription *subs[3] = {b->sub_hb, b->sub_rpc, b->sub_reply};
+    static const int kinds[3] = {Q_HB, Q_RPC, Q_REPLY};
+    b->nats_unread = 0;
+    for (int i = 0; i < 3; i++)
+        for (;;) {
+            natsMsg *m = NULL;
+            natsStatus s = natsSubscription_NextMsg(&m, subs[i], 0);
+            if (s == NATS_SLOW_CONSUMER) continue; /* told once: cnats dropped some */
+            if (s != NATS_OK) break;
+            handle_msg(b, kinds[i], m);
+            natsMsg_Destroy(m);
+        }
+}
+
+/* The socket is ready (ev: epoll's events). */
+static void nats_ready(bridge *b, uint32_t ev)
+{
+    if (ev & (EPOLLIN | EPOLLERR | EPOLLHUP)) natsConnection_ProcessReadEvent(b->nc);
+    if (ev & EPOLLOUT) nats_flush(b);
+    nats_drain(b);
+}
+
+/* jetstream.c's pump (ferry__js_conf): while the loop waits for a JetStream thread, that
+ * thread's replies and acknowledgements still come in. What it reads for our
+ * subscriptions waits there for the loop (nats_unread). */
+static void nats_pump(void *ctx)
+{
+    bridge *b = ctx;
+    pthread_mutex_lock(&b->emu);
+    struct pollfd p = {.fd = b->nfd, .events = POLLIN | (b->nev & EPOLLOUT ? POLLOUT : 0)};
+    pthread_mutex_unlock(&b->emu);
+    if (p.fd < 0) { /* away: cnats reconnects on its thread */
+        poll(NULL, 0, 10);
+        return;
+    }
+    if (poll(&p, 1, 10) <= 0) return;
+    if (p.revents & (POLLIN | POLLERR | POLLHUP)) natsConnection_ProcessReadEvent(b->nc);
+    if (p.revents & POLLOUT) nats_flush(b);
+    b->nats_unread = 1;
 }
 
 static int run_loop(bridge *b)
@@ -2470,11 +2649,15 @@ static int run_loop(bridge *b)
             case T_RELAY:
                 relay_local_ready(b, evs[i].data.ptr);
                 break;
+            case T_NATS:
+                nats_ready(b, evs[i].events);
+                break;
             case T_OUT:
                 out_ready(b, evs[i].data.ptr);
                 break;
             }
         }
+        if (b->nats_unread) nats_drain(b);
         free_graveyard(b);
     }
     return 0;
@@ -2726,6 +2909,15 @@ static int nats_setup(bridge *b)
     if (s == NATS_OK) s = natsOptions_SetPingInterval(o, 1000);
     if (s == NATS_OK) s = natsOptions_SetMaxPingsOut(o, 2);
     if (s == NATS_OK) s = natsOptions_SetSendAsap(o, true); /* latency: no flusher batching */
+    /* a plain connection is read by the loop itself (nats_ev_attach); TLS stays on cnats's
+     * threads: in the event loop, SSL_read of a partial record waits in poll() without a
+     * deadline (cnats 3.4's natsSock_Read), which would stall the loop */
+    b->evloop = !(b->tls_ca || b->tls_cert);
+    for (int i = 0; i < b->nurls; i++)
+        if (strncmp(b->urls[i], "tls:", 4) == 0) b->evloop = 0;
+    if (s == NATS_OK && b->evloop)
+        s = natsOptions_SetEventLoop(o, b, nats_ev_attach, nats_ev_read, nats_ev_write,
+                                     nats_ev_detach);
     if (s == NATS_OK) s = natsOptions_SetDisconnectedCB(o, on_disconnected, b);
     if (s == NATS_OK) s = natsOptions_SetReconnectedCB(o, on_reconnected, b);
     if (s == NATS_OK) s = natsOptions_SetClosedCB(o, on_closed, b);
@@ -2741,15 +2933,18 @@ static int nats_setup(bridge *b)
     char subj[SUBJ_MAX];
     if (s == NATS_OK) {
         snprintf(subj, sizeof subj, "ferry.%s.hb.*", b->cluster);
-        s = natsConnection_Subscribe(&b->sub_hb, b->nc, subj, on_msg, &kind_hb);
+        s = b->evloop ? natsConnection_SubscribeSync(&b->sub_hb, b->nc, subj)
+                      : natsConnection_Subscribe(&b->sub_hb, b->nc, subj, on_msg, &kind_hb);
     }
     if (s == NATS_OK) {
         snprintf(subj, sizeof subj, "ferry.%s.rpc.%s.*.>", b->cluster, b->user);
-        s = natsConnection_Subscribe(&b->sub_rpc, b->nc, subj, on_msg, &kind_rpc);
+        s = b->evloop ? natsConnection_SubscribeSync(&b->sub_rpc, b->nc, subj)
+                      : natsConnection_Subscribe(&b->sub_rpc, b->nc, subj, on_msg, &kind_rpc);
     }
     if (s == NATS_OK) {
         snprintf(subj, sizeof subj, "ferry.%s.reply.%s.%s.*", b->cluster, b->user, b->boot);
-        s = natsConnection_Subscribe(&b->sub_reply, b->nc, subj, on_msg, &kind_reply);
+        s = b->evloop ? natsConnection_SubscribeSync(&b->sub_reply, b->nc, subj)
+                      : natsConnection_Subscribe(&b->sub_reply, b->nc, subj, on_msg, &kind_reply);
     }
     if (s != NATS_OK) {
         ferry__bridge_logf("NATS: %s", natsStatus_GetText(s));
@@ -2767,7 +2962,9 @@ static int nats_setup(bridge *b)
                          .max_msgs = b->js_max_msgs,
                          .replicas = b->js_replicas,
                          .allow = js_allow,
-                         .allow_ctx = b};
+                         .allow_ctx = b,
+                         .pump = b->evloop ? nats_pump : NULL,
+                         .pump_ctx = b};
     if (ferry__js_open(&jc, &b->js) < 0) {
         ferry__bridge_logf("JetStream: no memory");
         return -1;
@@ -2836,6 +3033,9 @@ int ferry__bridge_main(int argc, char **argv)
     b->js_replicas = 1;
     b->mbox_win = MBOX_WIN;
     pthread_mutex_init(&b->qmu, NULL);
+    pthread_mutex_init(&b->emu, NULL);
+    b->nfd = -1;
+    b->tag_nats = T_NATS;
     int rc = parse_args(b, argc, argv);
     if (rc != 0) {
         free(b->password);
@@ -2847,6 +3047,11 @@ int ferry__bridge_main(int argc, char **argv)
     uint64_t boot;
     if (getrandom(&boot, sizeof boot, 0) != sizeof boot) boot = (uint64_t)ferry__now_ns();
     snprintf(b->boot, sizeof b->boot, "%016" PRIx64, boot);
+    b->npre_hb = (size_t)snprintf(b->pre_hb, sizeof b->pre_hb, "ferry.%s.hb.", b->cluster);
+    b->npre_rpc =
+        (size_t)snprintf(b->pre_rpc, sizeof b->pre_rpc, "ferry.%s.rpc.%s.", b->cluster, b->user);
+    b->npre_reply = (size_t)snprintf(b->pre_reply, sizeof b->pre_reply, "ferry.%s.reply.%s.%s.",
+                                     b->cluster, b->user, b->boot);
 
     /* signals first: cnats's threads inherit the mask */
     sigset_t set;

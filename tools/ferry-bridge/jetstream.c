@@ -30,7 +30,10 @@
  *    built and the rest validated; headers are read through cnats's parser and compared or
  *    parsed as bounded decimals only.
  *  - Threads share only: the configuration (immutable), the export table (mu), counters
- *    (atomics, relaxed: statistics only) and the stop flags (atomics, seq_cst).
+ *    (atomics, relaxed: statistics only) and the stop and done flags (atomics, seq_cst).
+ *  - When the bridge's loop reads the connection itself (conf.pump), a stop or close that
+ *    waits for a thread pumps the connection meanwhile: the replies and acknowledgements
+ *    the thread waits for come in only that way (join_pumping).
  */
 #define _POSIX_C_SOURCE 200809L
 #include "jetstream.h"
@@ -64,6 +67,7 @@ typedef struct exp_t {
     ferry__js *js;
     char name[256];
     pthread_t th;
+    atomic_int done; /* seq_cst: set by the thread as it ends (join_pumping) */
     atomic_uint gen; /* bumped by ferry__js_reopen: the thread reopens its mailbox */
 } exp_t;
 
@@ -93,6 +97,15 @@ static void count(_Atomic uint64_t *c, uint64_t n)
 
 /* A line of the bridge's log (bridge.h), tagged: every call passes a literal format. */
 #define js_log(...) ferry__bridge_logf("jetstream: " __VA_ARGS__)
+
+/* Join th, which sets *done as it ends; until then the connection is pumped when the
+ * caller is the one who reads it (conf.pump: the thread may wait for a reply). */
+static void join_pumping(ferry__js *js, pthread_t th, atomic_int *done)
+{
+    while (js->conf.pump && !atomic_load(done)) /* seq_cst: pairs with the thread's store */
+        js->conf.pump(js->conf.pump_ctx);
+    pthread_join(th, NULL);
+}
 
 static int stopping(ferry__js *js)
 {
@@ -316,9 +329,18 @@ static int deliver(exp_t *e, natsMsg *m, ferry_mailbox **mb, unsigned *mbgen, na
     return 0;
 }
 
+static void exp_run(exp_t *e);
+
 static void *exp_main(void *arg)
 {
     exp_t *e = arg;
+    exp_run(e);
+    atomic_store(&e->done, 1); /* seq_cst: pairs with the load in join_pumping */
+    return NULL;
+}
+
+static void exp_run(exp_t *e)
+{
     ferry__js *js = e->js;
     char filter[SUBJ_LEN], durable[24];
     snprintf(filter, sizeof filter, "%s*.%s", js->prefix, e->name);
@@ -333,7 +355,7 @@ static void *exp_main(void *arg)
     int errors = 0, quiet = 0, flowing = 0;
     if (natsConnection_JetStream(&ctx, js->conf.nc, &jo) != NATS_OK) {
         js_log("mailbox %s: no JetStream context", e->name);
-        return NULL;
+        return;
     }
     while (!stopping(js)) {
         if (!sub && (stream_ensure(js, ctx) < 0 ||
@@ -387,7 +409,6 @@ static void *exp_main(void *arg)
     if (sub) natsSubscription_Destroy(sub); /* not Unsubscribe: the durable stays */
     if (mb) ferry_mailbox_close(mb);
     jsCtx_Destroy(ctx);
-    return NULL;
 }
 
 int ferry__js_export(ferry__js *js, const char *name)
@@ -449,6 +470,7 @@ struct ferry__js_imp {
     atomic_int captured; /* seq_cst: another stream took our messages: the import stops */
     pthread_t th;
     atomic_int stop; /* seq_cst: set by ferry__js_import_stop, read by the thread */
+    atomic_int done; /* seq_cst: set by the thread as it ends (join_pumping) */
     jsCtx *ctx;
     pthread_mutex_t mu; /* slots, inflight (the ack handler runs on a cnats thread) */
     pthread_cond_t cv;
@@ -616,9 +638,18 @@ static void imp_retry(ferry__js_imp *imp)
     }
 }
 
+static void imp_run(ferry__js_imp *imp);
+
 static void *imp_main(void *arg)
 {
     ferry__js_imp *imp = arg;
+    imp_run(imp);
+    atomic_store(&imp->done, 1); /* seq_cst: pairs with the load in join_pumping */
+    return NULL;
+}
+
+static void imp_run(ferry__js_imp *imp)
+{
     while (!atomic_load(&imp->stop)) { /* seq_cst: pairs with ferry__js_import_stop */
         imp_retry(imp);
         pthread_mutex_lock(&imp->mu);
@@ -654,7 +685,6 @@ static void *imp_main(void *arg)
         imp_retry(imp);
         nap_ms(10);
     }
-    return NULL;
 }
 
 ferry__js_imp *ferry__js_import(ferry__js *js, ferry_mailbox *mb, const char *exporter,
@@ -708,7 +738,7 @@ void ferry__js_import_stop(ferry__js_imp *imp)
     pthread_mutex_lock(&imp->mu);
     pthread_cond_broadcast(&imp->cv);
     pthread_mutex_unlock(&imp->mu);
-    pthread_join(imp->th, NULL);
+    join_pumping(imp->js, imp->th, &imp->done);
     pthread_mutex_lock(&imp->js->mu); /* out of js->imps: no ack handler finds it now */
     for (ferry__js_imp **pp = &imp->js->imps; *pp; pp = &(*pp)->next)
         if (*pp == imp) {
@@ -760,7 +790,7 @@ void ferry__js_close(ferry__js *js)
     if (!js) return;
     atomic_store(&js->stop, 1); /* seq_cst: the consumer threads end their loops */
     for (int i = 0; i < js->nexp; i++) {
-        pthread_join(js->exps[i]->th, NULL);
+        join_pumping(js, js->exps[i]->th, &js->exps[i]->done);
         free(js->exps[i]);
     }
     ferry__js_stats st;

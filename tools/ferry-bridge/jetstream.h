@@ -36,6 +36,12 @@ typedef struct ferry__js_conf {
     int replicas; /* the stream's replicas (1: R1 on one server) */
     ferry__js_allow_fn allow;
     void *allow_ctx;
+    /* NULL, or: the caller reads the connection itself (an external event loop), so a
+     * stop or close that waits for a thread calls pump(pump_ctx) in a loop until the
+     * thread ends (it reads and writes the connection, waiting at most a few ms): what
+     * the thread waits for from NATS comes only that way */
+    void (*pump)(void *ctx);
+    void *pump_ctx;
 } ferry__js_conf;
 
 /* What the threads counted (a snapshot; ferry__js_counters). */
