@@ -150,9 +150,9 @@ def wait_ok(pid, timeout=60):
 
 @pytest.fixture(autouse=True, scope="session")
 def link_watcher():
-    """The library keeps one descriptor for the process's lifetime once it made a shm
-    channel end: its link watcher's epoll set (src/shm/watch.h). Make it before the first
-    test counts descriptors (and sleep once, as the first waits did before)."""
+    """The library keeps one descriptor for the process's lifetime once a shm channel end
+    has slept: its link watcher's epoll set (src/shm/watch.h). Make it before the first
+    test counts descriptors, by a receive that sleeps (it spins first, then sleeps)."""
     a, b = ferry.pair()
     with a, b:
         with pytest.raises(TimeoutError):

@@ -145,7 +145,7 @@ typedef int (*ferry__alive_fn)(void *arg);
  * cannot: our fence flag (the waker fences while it is up); peer: the peer's sleeping
  * hint, or NULL. *sleeps is incremented for every FUTEX_WAIT that actually slept.
  * watch: the channel end's entry with the process's link watcher (its words include
- * futex), joined here before a sleep if it is not yet; NULL: sleep in slices.
+ * futex), joined here before the first sleep; NULL: sleep in slices.
  */
 int ferry__wait(ferry__spin *s, ferry__cond_fn cond, ferry__alive_fn alive, void *arg,
                 _Atomic uint32_t *futex, _Atomic uint32_t *waiting, _Atomic uint32_t *cannot,

@@ -11,7 +11,6 @@
 #define _GNU_SOURCE
 #include "watch.h"
 #include "core/futex.h"
-#include "core/hot.h"
 
 #include <errno.h>
 #include <pthread.h>
@@ -37,7 +36,7 @@ static struct {
 
 /* Starts at 1: an entry's 0 means "not joined". Relaxed everywhere: it changes only in
  * a fork child (single-threaded then), and otherwise under the lock. */
-FERRY__HOT_DATA _Atomic uint32_t ferry__watch_gen = 1; /* read by every shm send (shm_chan.h) */
+_Atomic uint32_t ferry__watch_gen = 1;
 
 void ferry__watch_init(ferry__watch *e, int fd, _Atomic uint32_t *w0, _Atomic uint32_t *w1)
 {
@@ -63,14 +62,6 @@ static void fire(ferry__watch *e)
     }
 }
 
-/* A new generation: no entry is joined any more. Never 0, an unjoined entry's mark
- * (shm_chan.h compares the two without the lock). */
-static void next_gen(void)
-{
-    uint32_t g = atomic_load_explicit(&ferry__watch_gen, memory_order_relaxed) + 1;
-    atomic_store_explicit(&ferry__watch_gen, g ? g : 1, memory_order_relaxed);
-}
-
 static void *watch_main(void *arg)
 {
     int epfd = (int)(intptr_t)arg;
@@ -86,7 +77,7 @@ static void *watch_main(void *arg)
             for (uint32_t i = 0; i < W.n; i++)
                 if (W.slots[i].e) fire(W.slots[i].e);
             W.failed = 1;
-            next_gen();
+            atomic_fetch_add_explicit(&ferry__watch_gen, 1, memory_order_relaxed);
             pthread_mutex_unlock(&W.mu);
             return NULL;
         }
@@ -110,7 +101,7 @@ static void watch_forked(void)
     W.failed = 0;
     W.n = 0;
     W.free = UINT32_MAX;
-    next_gen();
+    atomic_fetch_add_explicit(&ferry__watch_gen, 1, memory_order_relaxed);
 }
 
 static void watch_once(void)

@@ -10,23 +10,20 @@
  * for a waiter that waits long.
  *
  * The watcher is one thread per process, started on first need, that holds the links of
- * the channel ends in one epoll set (hang-up only, one shot). When a link hangs
+ * the channel ends that sleep in one epoll set (hang-up only, one shot). When a link hangs
  * up, it sets the entry's `hup` word (release), then bumps each of the entry's futex words
  * and wakes every sleeper on them. A waiter on a watched entry sleeps without a timeout
  * (or to its own deadline) and, after reading its futex word, reads `hup`: either it sees
  * the bump in the word it read, and then `hup` too (the acquire on the word pairs with the
  * watcher's bump), or its FUTEX_WAIT finds the word changed or is woken. So no death is
- * missed, and a live channel's sleeps cost one FUTEX_WAIT each, like a pipe's read. The
- * owner may read `hup` too: a shm end's sends and empty polls do, instead of reading the
- * clock to rate-limit their own look at the link (shm_chan.h).
+ * missed, and a live channel's sleeps cost one FUTEX_WAIT each, like a pipe's read.
  *
  * Rules:
  * - An entry lives inside its owner's channel end (ferry__watch_init at setup); it is
- *   joined (registered) at setup and, where that did not take (a fork child's inherited
- *   end), by a waiter before its first untimed sleep, from any thread; and it must leave
- * (ferry__watch_leave) before its fd is closed or its words unmapped. The watcher touches an entry
- * only under the registry lock, and only while it is registered, so a leave that returned ends
- * every use of it.
+ *   joined (registered) by a waiter before its first untimed sleep, from any thread, and
+ *   must leave (ferry__watch_leave) before its fd is closed or its words unmapped. The
+ *   watcher touches an entry only under the registry lock, and only while it is
+ *   registered, so a leave that returned ends every use of it.
  * - The words are bumped (a spurious wake-up for whoever sleeps on them; their protocol
  *   allows that: wait.h) and never read for anything else. hup only goes 0 -> 1.
  * - Fork: the child has no watcher thread and does not share the parent's (its copy of the

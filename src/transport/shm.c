@@ -143,13 +143,8 @@ static int chan_attach(shm_chan *c)
     c->tx.size = c->ring_bytes;
     int rc = ferry__shm_rx_init(c);
     /* What our waiters sleep on: data on the incoming ring, room on the outgoing one. */
-    if (rc == 0) {
+    if (rc == 0)
         ferry__watch_init(&c->watch, c->link, &c->rx.ctl->data_futex, &c->tx.ctl->space_futex);
-        /* Joined now, not at the first sleep: a joined end's sends and empty polls learn
-         * of a hang-up from the watcher (shm_chan.h) instead of reading the clock. Where
-         * no watcher can run, it stays unjoined: the clock and slices, as before. */
-        (void)ferry__watch_join(&c->watch);
-    }
     return rc;
 }
 

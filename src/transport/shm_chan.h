@@ -135,13 +135,12 @@ typedef struct shm_chan {
     uint64_t max_msg;
     _Atomic int64_t next_live_check; /* coarse clock; the sending and the receiving thread
                                         both use it: relaxed (a rate limit, no data) */
-    ferry__watch watch; /* the link and both our futex words, with the process's watcher
-                           (hup and joined in the line every send reads) */
-    int link;           /* control link socket */
-    int has_cred;       /* met through a listener: the link's SO_PEERCRED is the peer */
+    int link;                        /* control link socket */
+    int has_cred; /* met through a listener: the link's SO_PEERCRED is the peer */
     uint64_t ring_bytes, mem_cap;
     ferry__seg seg_tx, seg_rx; /* the two first segments (control block + first ring) */
     ferry_cred cred;
+    ferry__watch watch; /* the link and both our futex words, with the process's watcher */
     alignas(64) shm_tx tx;
     alignas(64) shm_rx rx;
 } shm_chan;
@@ -199,17 +198,10 @@ int ferry__shm_alive(void *chan); /* ferry__alive_fn: poll the link */
 
 #define FERRY__LIVE_CHECK_NS (10 * 1000 * 1000) /* a send or empty poll asks this often */
 
-/* ferry__shm_alive when the process's watcher saw the link hang up (an end joined to it:
- * watch.h), otherwise at most every FERRY__LIVE_CHECK_NS (coarse clock); inline: every
+/* ferry__shm_alive, at most every FERRY__LIVE_CHECK_NS (coarse clock); inline: every
  * send runs it. */
 static inline int ferry__shm_check_alive(shm_chan *c)
 {
-    /* Relaxed: hints. hup is raised soon after the hang-up; a send that misses it by a
-     * moment is one that came first. joined == the generation: the watcher of this very
-     * process (not a parent's before fork) watches the link. */
-    uint32_t j = atomic_load_explicit(&c->watch.joined, memory_order_relaxed);
-    if (__builtin_expect(j == atomic_load_explicit(&ferry__watch_gen, memory_order_relaxed), 1))
-        return atomic_load_explicit(&c->watch.hup, memory_order_relaxed) ? ferry__shm_alive(c) : 0;
     int64_t now = ferry__coarse_ns();
     /* Relaxed: a send and a receive on one end may race here; the worst outcome is one
      * extra or one late liveness poll. */

@@ -4,8 +4,8 @@
  * what, and exits 1 (so a forked child's failure shows in its exit status).
  * fd_count() counts this process's open descriptors, for leak checks:
  *   int before = fd_count(); ...; CHECK_EQ(fd_count(), before);
- * except the one the library keeps for the process's lifetime once it made a shm channel
- * end (its link watcher's epoll set: src/shm/watch.h), which is not a leak.
+ * except the one the library keeps for the process's lifetime once a shm channel end has
+ * slept (its link watcher's epoll set: src/shm/watch.h), which is not a leak.
  * sched_wait_ns() is how long a task has waited runnable for a CPU, for time bounds that
  * must not fail when the machine, not the code under test, was slow (see there).
  */

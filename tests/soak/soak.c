@@ -109,8 +109,8 @@ static void fail(const char *fmt, ...)
 
 int ferry__watch_fd(void); /* src/shm/watch.h (ferry_test_static) */
 
-/* Open descriptors, except the one the library keeps for the process's lifetime once it
- * made a shm channel end (the link watcher's epoll set). */
+/* Open descriptors, except the one the library keeps for the process's lifetime once a
+ * shm channel end slept (the link watcher's epoll set). */
 static int fd_count(void)
 {
     DIR *d = opendir("/proc/self/fd");
