@@ -16,6 +16,7 @@
 
 #include "core/abi.h"
 #include "core/futex.h"
+#include "core/thread.h"
 #include "core/time.h"
 
 #include <errno.h>
@@ -698,17 +699,9 @@ int ferry_region_poll_fd(ferry_region *r)
             /* seq_cst as the loads of ferry__region_wait_until: a notify after this load
              * is seen by the thread's first compare (or wakes its first sleep). */
             r->poll_seen = atomic_load_explicit(&r->hdr->version, memory_order_seq_cst);
-            /* The thread takes no signal (it inherits the mask it is created with): a
-             * process-directed signal the application blocks later in its own threads,
-             * to take it with sigwait or a signalfd, must not land here instead. The
-             * signals of a fault stay open (blocked, the kernel would deliver them with
-             * the default action, past the application's handler). */
+            /* The thread takes no signal (core/thread.h: why). */
             sigset_t all, old;
-            sigfillset(&all);
-            sigdelset(&all, SIGSEGV);
-            sigdelset(&all, SIGBUS);
-            sigdelset(&all, SIGFPE);
-            sigdelset(&all, SIGILL);
+            ferry__thread_sigmask(&all);
             pthread_sigmask(SIG_SETMASK, &all, &old);
             int e = pthread_create(&r->poll_thr, NULL, poll_main, r);
             pthread_sigmask(SIG_SETMASK, &old, NULL);

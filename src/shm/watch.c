@@ -11,6 +11,7 @@
 #define _GNU_SOURCE
 #include "watch.h"
 #include "core/futex.h"
+#include "core/thread.h"
 
 #include <errno.h>
 #include <pthread.h>
@@ -117,14 +118,9 @@ static int start(void)
         W.failed = 1;
         return -1;
     }
-    /* The thread takes no signal (as the region poll thread, region.c): a process-directed
-     * signal must reach the application's threads; the signals of a fault stay open. */
+    /* The thread takes no signal (core/thread.h). */
     sigset_t all, old;
-    sigfillset(&all);
-    sigdelset(&all, SIGSEGV);
-    sigdelset(&all, SIGBUS);
-    sigdelset(&all, SIGFPE);
-    sigdelset(&all, SIGILL);
+    ferry__thread_sigmask(&all);
     pthread_attr_t a;
     pthread_t t;
     int e = pthread_attr_init(&a);

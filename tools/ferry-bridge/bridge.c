@@ -2517,25 +2517,25 @@ static natsStatus nats_ev_attach(void **ud, void *loop, natsConnection *nc, nats
     return rc == 0 ? NATS_OK : NATS_SYS_ERROR;
 }
 
-static natsStatus nats_ev_read(void *ud, bool add)
+/* Add (or remove) bit in the socket's epoll interest, from any of cnats's threads. */
+static natsStatus nats_ev_set(bridge *b, uint32_t bit, bool add)
 {
-    bridge *b = ud;
     pthread_mutex_lock(&b->emu);
-    b->nev = add ? b->nev | EPOLLIN : b->nev & ~(uint32_t)EPOLLIN;
+    b->nev = add ? b->nev | bit : b->nev & ~bit;
     nats_ev_apply(b);
     pthread_mutex_unlock(&b->emu);
     return NATS_OK;
 }
 
+static natsStatus nats_ev_read(void *ud, bool add)
+{
+    return nats_ev_set(ud, EPOLLIN, add);
+}
+
 /* cnats has bytes to write (add) or wrote them all (remove). */
 static natsStatus nats_ev_write(void *ud, bool add)
 {
-    bridge *b = ud;
-    pthread_mutex_lock(&b->emu);
-    b->nev = add ? b->nev | EPOLLOUT : b->nev & ~(uint32_t)EPOLLOUT;
-    nats_ev_apply(b);
-    pthread_mutex_unlock(&b->emu);
-    return NATS_OK;
+    return nats_ev_set(ud, EPOLLOUT, add);
 }
 
 static natsStatus nats_ev_detach(void *ud)
