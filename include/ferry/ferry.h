@@ -712,6 +712,16 @@ FERRY_API int ferry_chan_peer_cert(const ferry_chan *ch, ferry_peer_cert *out);
  * name"): besides the uids and groups in write_uids / write_gids, everyone the policy
  * lets open the region (connect) may open it writable. Only for FERRY_OBJ_REGION. */
 #define FERRY_WRITE_ANYONE (1u << 5)
+/* Keep a published object's name when its publisher dies (ferry_publish only; needs
+ * FERRY_TAKEOVER: -EINVAL without it, and on ferry_register, ferry_serve and
+ * ferry_inbox_open). The publisher's death (or its ferry_pub_leave) leaves the name an
+ * orphan: it keeps its object and policy, opens work as the policy says, it counts against
+ * its uid's quotas (names, fds) as before, and ferry_lookup shows pid 0 (uid: the
+ * publisher's); watchers hear FERRY_EV_DIED all the same. A process of its uid (or root)
+ * takes it over with ferry_publish (any object), and may then ferry_pub_close it: the only
+ * way an orphan goes, besides ferryd's exit (a restarted ferryd has none). A ferryd that
+ * predates the flag refuses it (-EINVAL: unknown flags are). */
+#define FERRY_POLICY_KEEP (1u << 6)
 
 #define FERRY_POLICY_MAX_IDS 16
 
@@ -733,7 +743,7 @@ typedef struct ferry_policy {
     unsigned mode;
     gid_t gid;
     uint32_t flags; /* FERRY_TAKEOVER, FERRY_SIGNAL_*, FERRY_POLICY_TRUSTED_SHARERS,
-                       FERRY_WRITE_ANYONE */
+                       FERRY_WRITE_ANYONE, FERRY_POLICY_KEEP */
     uint32_t n_uids, n_gids;
     uid_t allow_uids[FERRY_POLICY_MAX_IDS];
     gid_t allow_gids[FERRY_POLICY_MAX_IDS];
@@ -794,7 +804,7 @@ typedef struct ferry_name_info {
     char name[256];
     uid_t uid;         /* owner */
     gid_t gid;         /* the policy's group */
-    pid_t pid;         /* owner process */
+    pid_t pid;         /* owner process; 0: an orphan (FERRY_POLICY_KEEP, publisher gone) */
     unsigned mode;     /* the policy's mode */
     uint64_t connects; /* introductions made to this name so far */
     uint32_t kind;     /* 0: a server (ferry_register, ferry_serve, ferry_inbox_open);
@@ -827,7 +837,8 @@ typedef struct ferry_watch ferry_watch;
 #define FERRY_EV_OWNED    1 /* the name got an owner */
 #define FERRY_EV_CHANGED  2 /* the name was taken over by another process */
 #define FERRY_EV_RELEASED 3 /* its owner released the name (listener closed) */
-#define FERRY_EV_DIED     4 /* its owner died; the name is free */
+#define FERRY_EV_DIED     4 /* its owner died; the name is free (FERRY_POLICY_KEEP: kept, an
+                              orphan) */
 
 typedef struct ferry_watch_event {
     int kind;              /* FERRY_EV_* */
@@ -893,7 +904,9 @@ typedef struct ferry_pub ferry_pub;
  * ferry_publish — give the object behind fd (a ferry_X_fd()) a name in ferryd, with a
  * policy like ferry_register's (may be NULL: the defaults). ferryd keeps a duplicate of
  * fd and hands duplicates to whoever opens the name and may connect. The name is freed
- * by ferry_pub_close or when this process dies. The caller keeps fd; owns *out.
+ * by ferry_pub_close or when this process dies (with FERRY_POLICY_KEEP it stays, an
+ * orphan: see there; FERRY_TAKEOVER takes over an orphan of the caller's uid, as a live
+ * owner's name). The caller keeps fd; owns *out.
  * Errors: as ferry_register (-EEXIST, -EACCES, -EDQUOT, -EINVAL, -ECONNREFUSED), and
  * -EBADMSG (fd is not a ferry object of that kind), -EINVAL (ferryd refuses fd: not a
  * sealed memfd whose header is of that kind, or for FERRY_OBJ_EVENT and
@@ -915,6 +928,10 @@ FERRY_API int ferry_publish(const char *name, int fd, int kind, const ferry_poli
 /* Unpublish: free the name (objects already opened are not affected) and the handle.
  * NULL is a no-op. */
 FERRY_API void ferry_pub_close(ferry_pub *p);
+
+/* Free the handle but not the name: as if this process died (a FERRY_POLICY_KEEP name
+ * stays, an orphan; any other is freed). NULL is a no-op. */
+FERRY_API void ferry_pub_leave(ferry_pub *p);
 
 /* ---- regions and states by name (docs/region-sharing.md) */
 

@@ -752,6 +752,13 @@ void ferry_pub_close(ferry_pub *p)
     free(p);
 }
 
+void ferry_pub_leave(ferry_pub *p)
+{
+    if (!p) return;
+    close(p->sock); /* ferryd sees the hang-up: FERRY_POLICY_KEEP names stay, orphans */
+    free(p);
+}
+
 int ferry__obj_open_trust(const char *name, int kind, int *fd, int *trusted, int64_t timeout_ns)
 {
     return ferry__obj_open_want(name, kind, 0, fd, trusted, timeout_ns);

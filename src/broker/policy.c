@@ -63,9 +63,9 @@ int ferry__policy_valid(const ferry_policy *p)
     if (!p || p->mode > 0777 || p->n_uids > FERRY_POLICY_MAX_IDS ||
         p->n_gids > FERRY_POLICY_MAX_IDS || p->n_write_uids > FERRY_POLICY_MAX_IDS ||
         p->n_write_gids > FERRY_POLICY_MAX_IDS || p->reserved0 != 0 ||
-        (p->flags &
-         ~(uint32_t)(FERRY_TAKEOVER | FERRY_SIGNAL_GROUP | FERRY_SIGNAL_ALLOWED |
-                     FERRY_SIGNAL_ANYONE | FERRY_POLICY_TRUSTED_SHARERS | FERRY_WRITE_ANYONE)) != 0)
+        (p->flags & ~(uint32_t)(FERRY_TAKEOVER | FERRY_SIGNAL_GROUP | FERRY_SIGNAL_ALLOWED |
+                                FERRY_SIGNAL_ANYONE | FERRY_POLICY_TRUSTED_SHARERS |
+                                FERRY_WRITE_ANYONE | FERRY_POLICY_KEEP)) != 0)
         return -EINVAL;
     return 0;
 }
@@ -80,6 +80,10 @@ int ferry__policy_valid_for(const ferry_policy *p, uint32_t kind)
     if (ferry__policy_valid(p) < 0) return -EINVAL;
     /* The write right means something for a region only (a state has one writer). */
     if (kind != FERRY_OBJ_REGION && ferry__policy_grants_write(p)) return -EINVAL;
+    /* A kept name is a published object's (a server's name is nothing without its
+     * process), and its orphan needs a way out: a takeover by its uid. */
+    if ((p->flags & FERRY_POLICY_KEEP) && (kind == 0 || !(p->flags & FERRY_TAKEOVER)))
+        return -EINVAL;
     return 0;
 }
 

@@ -82,7 +82,8 @@ int ferry__policy_valid(const ferry_policy *p);
 int ferry__policy_grants_write(const ferry_policy *p);
 
 /* ferry__policy_valid, and no write right unless kind is FERRY_OBJ_REGION (kind 0: a
- * server). 0 or -EINVAL. */
+ * server); FERRY_POLICY_KEEP only for a published object (kind > 0) and only with
+ * FERRY_TAKEOVER. 0 or -EINVAL. */
 int ferry__policy_valid_for(const ferry_policy *p, uint32_t kind);
 
 /* Does policy p of a name owned by owner_uid (whose group is p->gid, or owner_gid when

@@ -140,7 +140,9 @@ typedef struct conn {
 } conn;
 
 typedef struct name {
-    conn *owner;
+    conn *owner;             /* NULL: an orphan (FERRY_POLICY_KEEP, its publisher gone) */
+    uid_t ouid;              /* the owner's uid (kept by an orphan: its policy's owner) */
+    uidrec *ou;              /* charged for the name and its descriptors (the owner's uid) */
     uint32_t kind;           /* 0: a server (REGISTER); else a published object, FERRY_OBJ_* */
     int objfd;               /* the published object's memfd (a region's read-write one), or -1 */
     int rofd;                /* a region's or state's read-only descriptor, or -1 */
@@ -344,16 +346,16 @@ static name *name_find(broker *b, const char *s)
 
 static int visible(const name *n, const ferry__ident *who, unsigned right)
 {
-    return ferry__policy_allows(&n->pol, n->owner->id.uid, n->gid, who, right);
+    return ferry__policy_allows(&n->pol, n->ouid, n->gid, who, right);
 }
 
 static void info_of(const name *n, ferry_name_info *in)
 {
     memset(in, 0, sizeof *in);
     snprintf(in->name, sizeof in->name, "%s", n->name);
-    in->uid = n->owner->id.uid;
+    in->uid = n->ouid;
     in->gid = n->gid;
-    in->pid = n->owner->id.pid;
+    in->pid = n->owner ? n->owner->id.pid : 0; /* 0: an orphan (FERRY_POLICY_KEEP) */
     in->mode = n->pol.mode;
     in->connects = n->connects;
     in->kind = n->kind;
@@ -589,20 +591,21 @@ static void announce(broker *b, const name *n, int kind, const name *prev)
 
 /* ------------------------------------------------------------------ names come and go */
 
-/* n's owner no longer holds it: uncount it (and the object's descriptor). */
+/* n's owner no longer holds it: uncount it (and the object's descriptor) from its uid
+ * (an orphan's too: it counted against its uid until now). */
 static void name_unown(name *n)
 {
-    n->owner->nnames--;
-    n->owner->u->used.names--;
+    if (n->owner) n->owner->nnames--;
+    n->ou->used.names--;
     if (n->objfd >= 0) {
         close(n->objfd);
         n->objfd = -1;
-        n->owner->u->used.fds--;
+        n->ou->used.fds--;
     }
     if (n->rofd >= 0) {
         close(n->rofd);
         n->rofd = -1;
-        n->owner->u->used.fds--;
+        n->ou->used.fds--;
     }
 }
 
@@ -785,11 +788,13 @@ static int register_name(broker *b, conn *c, const char *nm, const ferry_policy 
     int found;
     size_t i = name_pos(b, nm, &found);
     name *old = found ? b->names[i] : NULL;
+    /* An orphan (FERRY_POLICY_KEEP, its publisher gone) is taken over by the same rule:
+     * its policy has FERRY_TAKEOVER (KEEP requires it), the caller is its uid or root. */
     if (old && (old->owner == c || !(old->pol.flags & FERRY_TAKEOVER) ||
-                (c->id.uid != old->owner->id.uid && c->id.uid != 0)))
+                (c->id.uid != old->ouid && c->id.uid != 0)))
         return -EEXIST;
     /* A takeover from the same uid moves a name it already holds: no new name. */
-    if ((!old || old->owner->u != c->u) && !QUOTA_OK(b, c->u, names, 1)) return -EDQUOT;
+    if ((!old || old->ou != c->u) && !QUOTA_OK(b, c->u, names, 1)) return -EDQUOT;
     /* The pidfd first (charged when it is opened), then the object's descriptors against
      * what is left: checking both against the same count let one more through. */
     int rc = watch_pid(b, c);
@@ -809,6 +814,8 @@ static int register_name(broker *b, conn *c, const char *nm, const ferry_policy 
     }
     strcpy(n->name, nm);
     n->owner = c;
+    n->ouid = c->id.uid;
+    n->ou = c->u;
     n->pol = pol;
     n->gid = pol.gid == (gid_t)-1 ? c->id.gid : pol.gid;
     n->connects = 0;
@@ -825,11 +832,11 @@ static int register_name(broker *b, conn *c, const char *nm, const ferry_policy 
     c->nnames++;
     c->u->used.names++;
     c->u->used.fds += nfds;
-    if (old) { /* a takeover: the old owner hears it lost the name */
+    if (old) { /* a takeover: the old owner (an orphan has none) hears it lost the name */
         uint8_t buf[300];
         ferry__bw w = {.p = buf, .cap = sizeof buf};
         ferry__bw_str(&w, nm);
-        emit(b, old->owner, FERRY__OP_LOST, 0, &w, -1);
+        if (old->owner) emit(b, old->owner, FERRY__OP_LOST, 0, &w, -1);
         name_unown(old);
         n->connects = old->connects;
         b->names[i] = n;
@@ -991,12 +998,12 @@ static int do_open(broker *b, conn *c, uint64_t seq, ferry__br *r)
      * (SIGBUS: a memfd is sealed against that, a file cannot be): it goes to the
      * publisher's uid (the file's owner, checked at publish) and root only, whatever the
      * policy grants. */
-    if (want && n->persistent && c->id.uid != n->owner->id.uid && c->id.uid != 0) return -EACCES;
+    if (want && n->persistent && c->id.uid != n->ouid && c->id.uid != 0) return -EACCES;
     int src = kind == FERRY_OBJ_REGION || kind == FERRY_OBJ_STATE ? (want ? n->objfd : n->rofd)
                                                                   : n->objfd;
     /* Trusted with the object's sharers: the owner's own uid (root too is another uid
      * here), or anyone when the publisher says so. */
-    int trusted = c->id.uid == n->owner->id.uid || (n->pol.flags & FERRY_POLICY_TRUSTED_SHARERS);
+    int trusted = c->id.uid == n->ouid || (n->pol.flags & FERRY_POLICY_TRUSTED_SHARERS);
     /* A plain mutex goes to trusted openers only: its mode is read again, since the
      * publisher may have changed the word. It may change it again after this read, so
      * the reply says whether the opener is trusted and the library judges the mode by
@@ -1136,7 +1143,7 @@ static int do_kill(broker *b, conn *c, ferry__br *r)
     int unpriv = c->id.uid != 0;
     int sys = n && unpriv && ferry__sysconf_may_signal(b->sys, nm, &c->id);
     if (!n || (!sys && !visible(n, &c->id, FERRY__SEE))) return -ENOENT;
-    proc *t = n->owner->proc;
+    proc *t = n->owner ? n->owner->proc : NULL; /* an orphan: nobody to signal */
     int granted = sys || (unpriv && visible(n, &c->id, FERRY__SIGNAL));
     if (!granted && !visible(n, &c->id, FERRY__CONNECT)) return -EACCES;
     if (!t) return -ESRCH; /* no pidfd: its death is under way or unknowable */
@@ -1213,10 +1220,22 @@ static int do_watch(conn *c, ferry__br *r)
 
 /* ------------------------------------------------------------------ connections */
 
+/* c's names go with it (watchers hear FERRY_EV_DIED), except those published with
+ * FERRY_POLICY_KEEP: they stay, with their object and policy, as orphans (no owner,
+ * still charged to their uid) until a takeover or ferryd's exit. */
 static void conn_free(broker *b, conn *c)
 {
-    for (size_t i = b->nnames; i-- > 0;)
-        if (b->names[i]->owner == c) name_remove(b, i, FERRY_EV_DIED);
+    for (size_t i = b->nnames; i-- > 0;) {
+        name *n = b->names[i];
+        if (n->owner != c) continue;
+        if (n->pol.flags & FERRY_POLICY_KEEP) {
+            announce(b, n, FERRY_EV_DIED, NULL); /* about the owner that died */
+            n->owner = NULL;
+            c->nnames--;
+        } else {
+            name_remove(b, i, FERRY_EV_DIED);
+        }
+    }
     while (c->nintros) intro_release(c, 0);
     free(c->intros);
     while (c->oq) unqueue(c); /* the shares go with their last packet */
@@ -1429,7 +1448,7 @@ static void on_tick(broker *b)
     int64_t now = ferry__now_ns(), idle = (int64_t)b->cfg->idle_ms * 1000000;
     for (conn *c = b->conns; c; c = c->next)
         if (!c->nnames && !c->watch && !c->nintros && now - c->last_ns > idle) drop(b, c, "idle");
-    if (b->conns) {
+    if (b->conns || b->nnames) { /* orphans (FERRY_POLICY_KEEP) keep ferryd up too */
         b->idle_since = 0;
     } else if (!b->idle_since) {
         b->idle_since = now;
@@ -1539,6 +1558,11 @@ int ferry__broker_run(const ferry__broker_cfg *cfg)
 out:
     for (conn *c = b.conns; c; c = c->next) c->dropping = 1;
     reap(&b);
+    while (b.nnames) { /* the orphans left (FERRY_POLICY_KEEP): a restart loses them */
+        name *n = b.names[--b.nnames];
+        name_unown(n);
+        free(n);
+    }
     while (b.uids) {
         uidrec *u = b.uids;
         b.uids = u->next;

@@ -19,7 +19,8 @@
  * Invariants (abort when broken): no crash or UB (ASan/UBSan); a decoder fails only with
  * -EBADMSG; every decoded string is NUL-terminated and shorter than its buffer, also after
  * a failure; a successful decode re-encodes with ferry__bw_* to exactly its input bytes;
- * ferry__name_valid / ferry__pattern_valid / ferry__policy_valid only answer 0 or -EINVAL;
+ * ferry__name_valid / ferry__pattern_valid / ferry__policy_valid only answer 0 or -EINVAL
+ * (and -EINVAL for FERRY_POLICY_KEEP on a server, or without FERRY_TAKEOVER);
  * ferry__brecvn (ferryd's, up to two fds) answers 1 exactly for a valid frame of the
  * packet's size with at most two fds and as many as the header says, hands back the
  * header's fields and payload (and ferry__bsendn sends the same packet again, which
@@ -112,6 +113,8 @@ static void req_register(const uint8_t *p, size_t n)
     check_name(name);
     int pv = ferry__policy_valid(&pol);
     REQUIRE(pv == 0 || pv == -EINVAL);
+    /* a server's name is never kept (FERRY_POLICY_KEEP: published objects only) */
+    if (pol.flags & FERRY_POLICY_KEEP) REQUIRE(ferry__policy_valid_for(&pol, 0) == -EINVAL);
     ferry__bw w = WRITER();
     ferry__bw_register(&w, name, &pol);
     check_end(&r, &w, rc);
@@ -135,6 +138,9 @@ static void req_publish(const uint8_t *p, size_t n)
     if (rc != 0) return;
     int pv = ferry__policy_valid_for(&pol, kind);
     REQUIRE(pv == 0 || pv == -EINVAL);
+    /* a kept name (an orphan once its publisher dies) needs FERRY_TAKEOVER, its way out */
+    if ((pol.flags & FERRY_POLICY_KEEP) && (kind == 0 || !(pol.flags & FERRY_TAKEOVER)))
+        REQUIRE(pv == -EINVAL);
     ferry__bw w = WRITER();
     ferry__bw_register(&w, name, &pol);
     ferry__bw_u32(&w, kind);

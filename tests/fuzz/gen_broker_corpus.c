@@ -288,6 +288,17 @@ int main(int argc, char **argv)
     ferry__bw_register(&w, "org.example.cfg", &defp);
     ferry__bw_u32(&w, FERRY_OBJ_STATE);
     done("req_publish_state", &w, 0, 0);
+    /* PUBLISH of a kept mailbox (FERRY_POLICY_KEEP: an orphan when its publisher dies) */
+    ferry_policy keepp;
+    ferry_policy_init(&keepp);
+    keepp.flags = FERRY_POLICY_KEEP | FERRY_TAKEOVER;
+    w = start(FERRY__OP_PUBLISH);
+    ferry__bw_register(&w, "org.example.kept", &keepp);
+    ferry__bw_u32(&w, FERRY_OBJ_MAILBOX);
+    done("req_publish_kept", &w, 0, 0);
+    w = start(FERRY__OP_REGISTER);
+    ferry__bw_register(&w, "org.example.kept", &keepp);
+    done("req_register_kept", &w, 0, 0);
 
     /* LOOKUP's reply for a region: the info with size, dev, ino */
     w = start(FERRY__OP_REPLY);

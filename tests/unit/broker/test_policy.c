@@ -151,7 +151,13 @@ static void check_policy(void)
     CHECK_EQ(ferry__policy_valid(&q), 0);
     q.flags = FERRY_WRITE_ANYONE;
     CHECK_EQ(ferry__policy_valid(&q), 0);
-    q.flags = 1u << 6;
+    q.flags = FERRY_POLICY_KEEP | FERRY_TAKEOVER;
+    CHECK_EQ(ferry__policy_valid(&q), 0);
+    CHECK_EQ(ferry__policy_valid_for(&q, FERRY_OBJ_MAILBOX), 0);
+    CHECK_EQ(ferry__policy_valid_for(&q, 0), -EINVAL); /* a server's name is never kept */
+    q.flags = FERRY_POLICY_KEEP;                       /* an orphan needs its takeover */
+    CHECK_EQ(ferry__policy_valid_for(&q, FERRY_OBJ_MAILBOX), -EINVAL);
+    q.flags = 1u << 7;
     CHECK_EQ(ferry__policy_valid(&q), -EINVAL);
     q.flags = 1u << 31;
     CHECK_EQ(ferry__policy_valid(&q), -EINVAL);
