@@ -1723,6 +1723,7 @@ typedef struct ferry_mailbox_counters {
        the kernel's limit on tasks), and one killed while waiting beyond the 64 stays
        counted. (A uint64_t: it starts past max_msg's struct on every ABI.) */
     uint64_t waiting;
+    uint64_t flags; /* as created: FERRY_MAILBOX_* (added in 0.3; a uint64_t, as waiting) */
 } ferry_mailbox_counters;
 
 /* Zero *st and record this program's sizeof(*st) in st->size. Never fails. */

@@ -122,7 +122,8 @@ class MailboxCounters(ctypes.Structure):
         (n, c_uint64)
         for n in ("sent", "received", "lost", "returned", "withdrawn", "torn", "recovered")
     ] + [("queued", c_uint32), ("capacity", c_uint32), ("max_msg", c_size_t),
-         ("waiting", c_uint64)]
+         ("waiting", c_uint64),
+         ("flags", c_uint64)]
 
 
 class BcastOpts(ctypes.Structure):

@@ -1119,7 +1119,8 @@ int ferry_mailbox_stats(const ferry_mailbox *cmb, ferry_mailbox_counters *ust)
                                    .recovered = h->recovered,
                                    .queued = h->nready,
                                    .capacity = mb->capacity,
-                                   .max_msg = mb->max_msg};
+                                   .max_msg = mb->max_msg,
+                                   .flags = mb->flags};
     /* Waiting receivers: the owners of the FIFO's entries (copied under the lock, judged
      * alive after it: ferry__proc_dead makes system calls), and, when the FIFO is full,
      * those counted in rx_wait beyond it (a waiter registers whenever a place is free, so

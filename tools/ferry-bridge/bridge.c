@@ -679,11 +679,19 @@ static void proxy_drop(bridge *b, proxy *p)
     }
     if (p->mb && p->recv && p->in_boot[0] && b->connected)
         mpull_send(b, p, 0);       /* what was delivered here is not given back there */
-    ferry__js_import_stop(p->jsi); /* before its mailbox closes */
+    /* A JetStream import outlives the bridge's own exit (teardown): its name is left
+     * kept (FERRY_POLICY_KEEP: an orphan for the next bridge to take over) and what is in
+     * flight stays peeked, to come back to that bridge. Dropped on purpose (the exporter
+     * is gone, or the import withdrawn), it goes as before. */
+    int keep = p->jsi && b->closing; /* closing: set by this (the main) thread */
+    ferry__js_import_stop(p->jsi, keep); /* before its mailbox closes */
     p->jsi = NULL;
     if (p->mb) {
         epoll_del(b, p->mbfd);
-        ferry_pub_close(p->pub);
+        if (keep)
+            ferry_pub_leave(p->pub);
+        else
+            ferry_pub_close(p->pub);
         ferry_mailbox_close(p->mb);
     }
     if (p->bc) {
@@ -878,6 +886,51 @@ static void on_hb(bridge *b, const char *from, const char *data, int len)
     free(text);
 }
 
+/* Is p's mailbox kept in JetStream (imported, not received here)? Such a proxy mailbox is
+ * FERRY_MAILBOX_AT_LEAST_ONCE and its name FERRY_POLICY_KEEP: it outlives this bridge. */
+static int proxy_js_kept(const proxy *p)
+{
+    return p->kind == 'm' && p->js && !p->recv;
+}
+
+/* The local policy of proxy p, with mode. */
+static void proxy_policy(const proxy *p, unsigned mode, ferry_policy *pol)
+{
+    ferry_policy_init(pol);
+    pol->mode = mode;
+    if (proxy_js_kept(p)) pol->flags |= FERRY_POLICY_KEEP | FERRY_TAKEOVER;
+}
+
+/* A JetStream import's mailbox left by an earlier bridge (killed, or stopped: its name
+ * kept, an orphan): opened into p->mb when it is one (a mailbox of this uid, of the shape
+ * mo asks for), to be published again (a takeover) with what it holds, the messages its
+ * dead peeks give back included. 0 (p->mb set or not), or -EEXIST: a live process owns
+ * the name (the bridge does not take it over, whatever its policy allows). */
+static int proxy_adopt_orphan(bridge *b, proxy *p, const ferry_mailbox_opts *mo)
+{
+    (void)b;
+    ferry_name_info in;
+    if (ferry_lookup(p->name, &in, LOCAL_WAIT) < 0) return 0;
+    if (in.pid != 0) return -EEXIST;
+    if (in.uid != geteuid() || in.kind != FERRY_OBJ_MAILBOX) return 0; /* a takeover fails */
+    ferry_mailbox *mb;
+    if (ferry_mailbox_open(p->name, &mb, LOCAL_WAIT) < 0) return 0;
+    ferry_mailbox_counters st;
+    ferry_mailbox_counters_init(&st);
+    if (ferry_mailbox_stats(mb, &st) < 0 || st.capacity != mo->capacity ||
+        st.max_msg != mo->max_msg || st.flags != mo->flags) {
+        ferry__bridge_logf("import mailbox %s: the one left by an earlier bridge is of another "
+                           "shape: made anew (its %u messages dropped)",
+                           p->name, (unsigned)st.queued);
+        ferry_mailbox_close(mb);
+        return 0;
+    }
+    vlog("import mailbox %s: taken over from an earlier bridge (%u queued)", p->name,
+         (unsigned)st.queued);
+    p->mb = mb;
+    return 0;
+}
+
 static void proxy_register_mbox(bridge *b, proxy *p, const ferry_policy *pol)
 {
     ferry_mailbox_opts mo;
@@ -888,13 +941,20 @@ static void proxy_register_mbox(bridge *b, proxy *p, const ferry_policy *pol)
     p->win = calloc(MBOX_WIN, sizeof *p->win);
     p->base = 1;
     p->msg_seq = 0;
-    int rc = p->msg && p->win ? ferry_mailbox_create(&mo, &p->mb) : -ENOMEM;
-    if (rc == 0)
-        rc = ferry_publish(p->name, ferry_mailbox_fd(p->mb), FERRY_OBJ_MAILBOX, pol, &p->pub,
-                           LOCAL_WAIT);
     p->recv = 0;
     for (int i = 0; i < b->nrecvs && !p->recv; i++)
         p->recv = ferry__pattern_match(b->recvs[i].pat, p->name);
+    ferry_policy kpol = *pol;
+    if (proxy_js_kept(p)) {
+        mo.flags = FERRY_MAILBOX_AT_LEAST_ONCE;
+        proxy_policy(p, pol->mode, &kpol);
+    }
+    int rc = p->msg && p->win ? 0 : -ENOMEM;
+    if (rc == 0 && proxy_js_kept(p)) rc = proxy_adopt_orphan(b, p, &mo);
+    if (rc == 0 && !p->mb) rc = ferry_mailbox_create(&mo, &p->mb);
+    if (rc == 0)
+        rc = ferry_publish(p->name, ferry_mailbox_fd(p->mb), FERRY_OBJ_MAILBOX, &kpol, &p->pub,
+                           LOCAL_WAIT);
     /* received here: the bridge never takes from it (it pulls into it, tick); kept in
      * JetStream: jsi's thread takes from it */
     if (rc == 0 && p->js && !p->recv &&
@@ -905,7 +965,7 @@ static void proxy_register_mbox(bridge *b, proxy *p, const ferry_policy *pol)
     if (rc < 0) {
         ferry__bridge_logf("import mailbox %s from %s: %s", p->name, p->exporter,
                            ferry_strerror(rc));
-        ferry__js_import_stop(p->jsi);
+        ferry__js_import_stop(p->jsi, 0);
         p->jsi = NULL;
         ferry_pub_close(p->pub);
         ferry_mailbox_close(p->mb);
@@ -2293,8 +2353,7 @@ static void republish(bridge *b)
             ferry_pub_close(p->pub);
             p->pub = NULL;
             ferry_policy pol;
-            ferry_policy_init(&pol);
-            pol.mode = p->mode;
+            proxy_policy(p, p->mode, &pol);
             int fd = p->mb ? ferry_mailbox_fd(p->mb) : ferry_bcast_fd(p->bc);
             int rc = ferry_publish(p->name, fd, p->mb ? FERRY_OBJ_MAILBOX : FERRY_OBJ_BCAST, &pol,
                                    &p->pub, LOCAL_WAIT);

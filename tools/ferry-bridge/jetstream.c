@@ -20,12 +20,20 @@
  *    bridge killed between the send and the acknowledgement leaves it to be delivered
  *    again by its successor.
  *  - Importer: one thread per imported JetStream mailbox takes what local senders put in
- *    the bridge's proxy mailbox and publishes it asynchronously, up to JS_WIN messages in
- *    flight, each with Nats-Msg-Id <secret>-<n> (secret: 128 random bits of this bridge's
- *    incarnation, never published, so nobody else can make the stream drop ours as
- *    duplicates). A message whose acknowledgement does not come in JS_PUB_WAIT_MS, or that
- *    the stream refused for now (full, no stream, NATS away), is published again with the
- *    same id (the stream stores it once within its 10 min duplicate window).
+ *    the bridge's proxy mailbox (FERRY_MAILBOX_AT_LEAST_ONCE) and publishes it
+ *    asynchronously, up to JS_WIN messages in flight, each with Nats-Msg-Id <secret>-<n>
+ *    (secret: 128 random bits of this bridge's incarnation, never published, so nobody
+ *    else can make the stream drop ours as duplicates). A message whose acknowledgement
+ *    does not come in JS_PUB_WAIT_MS, or that the stream refused for now (full, no stream,
+ *    NATS away), is published again with the same id (the stream stores it once within its
+ *    10 min duplicate window). A message is only peeked from the mailbox, never taken: it
+ *    is released (finished with) when the stream acknowledged it. One peek per handle, so
+ *    each slot of the window has a handle of its own (a duplicate of the mailbox's
+ *    descriptor, adopted: its own mapping and 2 descriptors). A bridge that dies with
+ *    messages in flight leaves them peeked by a dead process: the mailbox puts them back
+ *    once a receiver (its successor: the name is kept, FERRY_POLICY_KEEP) notices, and
+ *    they are published again under new ids (stored twice if the first publish was
+ *    stored: the documented duplicate).
  *  - Everything from NATS is hostile: subjects are matched against the prefix this bridge
  *    built and the rest validated; headers are read through cnats's parser and compared or
  *    parsed as bounded decimals only.
@@ -42,7 +50,9 @@
 #include "core/time.h"
 
 #include <errno.h>
+#include <fcntl.h>
 #include <inttypes.h>
+#include <unistd.h>
 #include <pthread.h>
 #include <stdarg.h>
 #include <stdatomic.h>
@@ -53,7 +63,7 @@
 #include <time.h>
 
 #define JS_MAX_EXPORTS 256
-#define JS_WIN         128  /* importer: publishes in flight */
+#define JS_WIN         32   /* importer: publishes in flight (one mailbox handle each) */
 #define JS_BATCH       64   /* exporter: messages per fetch */
 #define JS_ACK_WAIT_MS 5000 /* exporter: unacknowledged for this long: delivered again */
 #define JS_FETCH_MS    500
@@ -89,6 +99,16 @@ struct ferry__js {
     /* counters: relaxed atomics, statistics only (no other memory is published by them) */
     _Atomic uint64_t delivered, redelivered, refused, published, duplicates, resent, lost;
 };
+
+/* Handles left open and peeked by ferry__js_import_stop(keep): the process exits with
+ * them (their peeks come back to the next bridge); listed so that they stay reachable
+ * (a leak checker at exit sees them held, not lost). */
+typedef struct kept_h {
+    struct kept_h *next;
+    ferry_mailbox *h;
+} kept_h;
+static kept_h *kept_list;
+static pthread_mutex_t kept_mu = PTHREAD_MUTEX_INITIALIZER;
 
 static void count(_Atomic uint64_t *c, uint64_t n)
 {
@@ -455,6 +475,7 @@ void ferry__js_reopen(ferry__js *js, const char *name)
 enum { S_FREE, S_FLIGHT, S_FAILED };
 
 typedef struct slot {
+    ferry_mailbox *h; /* its own handle of the mailbox: peeked while the slot is busy */
     int state;
     uint64_t n; /* its number (the Nats-Msg-Id's tail) */
     natsMsg *m; /* S_FAILED: the message to publish again */
@@ -477,7 +498,6 @@ struct ferry__js_imp {
     slot slots[JS_WIN];
     int inflight; /* slots not free */
     int nfailed;  /* slots S_FAILED */
-    char *buf;
     struct ferry__js_imp *next; /* js->imps */
 };
 
@@ -524,11 +544,14 @@ static void puback(ferry__js_imp *imp, natsMsg *m, jsPubAck *pa, jsPubAckErr *pa
         if (!atomic_exchange(&imp->captured, 1)) /* seq_cst: the thread stops taking */
             js_log("mailbox %s: stored in stream %.64s, not %s: the import stops", imp->name,
                    pa->Stream ? pa->Stream : "?", imp->stream);
+        ferry_mailbox_release(s->h);
         s->state = S_FREE;
         imp->inflight--;
         count(&imp->js->lost, 1);
         natsMsg_Destroy(m);
     } else if (pa && !pae) {
+        /* stored: now it may leave the mailbox (a crash before this returns it) */
+        ferry_mailbox_release(s->h);
         s->state = S_FREE;
         imp->inflight--;
         count(&imp->js->published, 1);
@@ -538,6 +561,7 @@ static void puback(ferry__js_imp *imp, natsMsg *m, jsPubAck *pa, jsPubAckErr *pa
         int64_t wait = 100; /* NATS away, the stream full: again soon */
         if (pae && pae->ErrCode == JSStreamMessageExceedsMaximumErr) {
             /* too large for that stream: it never will be taken */
+            ferry_mailbox_release(s->h);
             s->state = S_FREE;
             imp->inflight--;
             count(&imp->js->lost, 1);
@@ -578,38 +602,40 @@ static void imp_publish(ferry__js_imp *imp, slot *s, natsMsg *m)
     }
 }
 
-/* Take the next local message into a free slot and publish it; 0 if one was taken. */
+/* Peek the next local message with a free slot's handle and publish it; 0 if one was
+ * peeked. */
 static int imp_take(ferry__js_imp *imp, int64_t timeout)
 {
     ferry__js *js = imp->js;
-    int64_t type = 0;
-    ssize_t len = ferry_mailbox_recv(imp->mb, 0, &type, imp->buf, js->conf.max_msg, timeout);
-    if (len < 0) return -1;
-    /* relaxed: only uniqueness matters */
-    uint64_t n = atomic_fetch_add_explicit(&js->ctr, 1, memory_order_relaxed) + 1;
-    char id[64], tstr[24];
-    snprintf(id, sizeof id, "%s-%" PRIu64, js->secret, n);
-    snprintf(tstr, sizeof tstr, "%" PRId64, type);
-    natsMsg *m = NULL;
-    if (natsMsg_Create(&m, imp->subj, NULL, imp->buf, (int)len) != NATS_OK ||
-        natsMsgHeader_Set(m, "Ferry-Type", tstr) != NATS_OK ||
-        natsMsgHeader_Set(m, "Nats-Msg-Id", id) != NATS_OK) {
-        natsMsg_Destroy(m);
-        count(&js->lost, 1);
-        js_log("mailbox %s: no memory for a message (lost)", imp->name);
-        return 0;
-    }
     pthread_mutex_lock(&imp->mu);
     slot *s = NULL; /* one is free: only this thread fills slots, and fewer than JS_WIN
                        were busy */
     for (int i = 0; i < JS_WIN && !s; i++)
         if (imp->slots[i].state == S_FREE) s = &imp->slots[i];
-    if (!s) {
-        pthread_mutex_unlock(&imp->mu);
+    pthread_mutex_unlock(&imp->mu);
+    if (!s) return -1;
+    int64_t type = 0;
+    const void *data;
+    size_t len;
+    if (ferry_mailbox_peek(s->h, 0, &data, &len, &type, timeout) < 0) return -1;
+    /* relaxed: only uniqueness matters */
+    uint64_t n = atomic_fetch_add_explicit(&js->ctr, 1, memory_order_relaxed) + 1;
+    char id[64], tstr[24];
+    snprintf(id, sizeof id, "%s-%" PRIu64, js->secret, n);
+    snprintf(tstr, sizeof tstr, "%" PRId64, type);
+    natsMsg *m = NULL; /* a copy of the peeked bytes (the peek stays until the ack) */
+    if (len > js->conf.max_msg ||
+        natsMsg_Create(&m, imp->subj, NULL, (const char *)data, (int)len) != NATS_OK ||
+        natsMsgHeader_Set(m, "Ferry-Type", tstr) != NATS_OK ||
+        natsMsgHeader_Set(m, "Nats-Msg-Id", id) != NATS_OK) {
         natsMsg_Destroy(m);
+        ferry_mailbox_release(s->h);
         count(&js->lost, 1);
+        js_log("mailbox %s: no memory for a message, or larger than --max-msg (lost)",
+               imp->name);
         return 0;
     }
+    pthread_mutex_lock(&imp->mu);
     s->n = n;
     s->state = S_FLIGHT;
     imp->inflight++;
@@ -698,7 +724,11 @@ ferry__js_imp *ferry__js_import(ferry__js *js, ferry_mailbox *mb, const char *ex
     snprintf(imp->subj, sizeof imp->subj, "ferry.%s.mq.%s.%s.%s", js->conf.cluster, exporter,
              js->conf.user, name);
     snprintf(imp->stream, sizeof imp->stream, "ferry_%s_%s", js->conf.cluster, exporter);
-    imp->buf = malloc(js->conf.max_msg ? js->conf.max_msg : 1);
+    int ok = 1;
+    for (int i = 0; i < JS_WIN && ok; i++) { /* a handle per slot: one peek each */
+        int fd = fcntl(ferry_mailbox_fd(mb), F_DUPFD_CLOEXEC, 0);
+        ok = fd >= 0 && ferry_mailbox_adopt(fd, &imp->slots[i].h) == 0; /* takes fd */
+    }
     pthread_mutex_init(&imp->mu, NULL);
     pthread_cond_init(&imp->cv, NULL);
     jsOptions jo;
@@ -707,7 +737,7 @@ ferry__js_imp *ferry__js_import(ferry__js *js, ferry_mailbox *mb, const char *ex
     jo.PublishAsync.MaxPending = 4 * JS_WIN; /* above our window: a publish never stalls */
     jo.PublishAsync.AckHandler = on_puback;
     jo.PublishAsync.AckHandlerClosure = js;
-    int ok = imp->buf && natsConnection_JetStream(&imp->ctx, js->conf.nc, &jo) == NATS_OK;
+    ok = ok && natsConnection_JetStream(&imp->ctx, js->conf.nc, &jo) == NATS_OK;
     pthread_mutex_lock(&js->mu); /* in js->imps before its first publish */
     if (ok) {
         imp->next = js->imps;
@@ -724,14 +754,14 @@ ferry__js_imp *ferry__js_import(ferry__js *js, ferry_mailbox *mb, const char *ex
         if (imp->ctx) jsCtx_Destroy(imp->ctx);
         pthread_cond_destroy(&imp->cv);
         pthread_mutex_destroy(&imp->mu);
-        free(imp->buf);
+        for (int i = 0; i < JS_WIN; i++) ferry_mailbox_close(imp->slots[i].h);
         free(imp);
         return NULL;
     }
     return imp;
 }
 
-void ferry__js_import_stop(ferry__js_imp *imp)
+void ferry__js_import_stop(ferry__js_imp *imp, int keep)
 {
     if (!imp) return;
     atomic_store(&imp->stop, 1); /* seq_cst: the thread's loop and waits see it */
@@ -746,28 +776,47 @@ void ferry__js_import_stop(ferry__js_imp *imp)
             break;
         }
     pthread_mutex_unlock(&imp->js->mu);
-    /* no more acknowledgements for what is still pending: taken back, counted lost */
+    /* no more acknowledgements for what is still pending: taken back. keep (the bridge
+     * exits, the name stays): each one's peek stays outstanding, its handle left open
+     * until the process exits, after which the mailbox gives the message back to the
+     * next bridge (closing the handle would release the peek: finished, gone). Else (the
+     * import is dropped, and its mailbox with it): released, counted lost. */
     natsMsgList pending = {0};
     if (js_PublishAsyncGetPendingList(&pending, imp->ctx) == NATS_OK) natsMsgList_Destroy(&pending);
-    uint64_t lost = 0;
+    uint64_t left = 0;
     pthread_mutex_lock(&imp->mu);
-    for (int i = 0; i < JS_WIN; i++)
-        if (imp->slots[i].state != S_FREE) {
-            lost++;
-            natsMsg_Destroy(imp->slots[i].m);
-            imp->slots[i].m = NULL;
-            imp->slots[i].state = S_FREE;
+    for (int i = 0; i < JS_WIN; i++) {
+        slot *s = &imp->slots[i];
+        if (s->state != S_FREE) {
+            left++;
+            natsMsg_Destroy(s->m);
+            s->m = NULL;
+            s->state = S_FREE;
+            kept_h *k = keep ? malloc(sizeof *k) : NULL;
+            if (k) { /* s->h stays open (and peeked) until the exit */
+                k->h = s->h;
+                pthread_mutex_lock(&kept_mu);
+                k->next = kept_list;
+                kept_list = k;
+                pthread_mutex_unlock(&kept_mu);
+                continue;
+            }
         }
+        ferry_mailbox_close(s->h);
+    }
     pthread_mutex_unlock(&imp->mu);
-    if (lost) {
-        count(&imp->js->lost, lost);
+    if (left && keep) {
+        js_log("mailbox %s: %" PRIu64 " messages not stored yet are left peeked: the next "
+               "bridge gets them back",
+               imp->name, left);
+    } else if (left) {
+        count(&imp->js->lost, left);
         js_log("mailbox %s: %" PRIu64 " messages not stored when the import stopped (lost)",
-               imp->name, lost);
+               imp->name, left);
     }
     jsCtx_Destroy(imp->ctx);
     pthread_cond_destroy(&imp->cv);
     pthread_mutex_destroy(&imp->mu);
-    free(imp->buf);
     free(imp);
 }
 

@@ -75,15 +75,19 @@ int ferry__js_export(ferry__js *js, const char *name);
  * thread opens it again before its next delivery. */
 void ferry__js_reopen(ferry__js *js, const char *name);
 
-/* The importer: start publishing what arrives in mb (the bridge's proxy mailbox; the
- * caller keeps it open until ferry__js_import_stop) into exporter's stream, as messages
- * for name. NULL on failure (logged by the caller). */
+/* The importer: start publishing what arrives in mb (the bridge's proxy mailbox, made
+ * FERRY_MAILBOX_AT_LEAST_ONCE; the caller keeps it open until ferry__js_import_stop) into
+ * exporter's stream, as messages for name. Each message is peeked, and released only once
+ * the stream acknowledged it, through one of JS_WIN handles of mb (duplicates of its
+ * descriptor) that the import owns. NULL on failure (logged by the caller). */
 ferry__js_imp *ferry__js_import(ferry__js *js, ferry_mailbox *mb, const char *exporter,
                                 const char *name);
 
-/* Stop an import: publishes in flight get up to 2 s to be acknowledged, the rest is
- * counted lost. NULL is a no-op. */
-void ferry__js_import_stop(ferry__js_imp *imp);
+/* Stop an import: publishes in flight get up to 2 s to be acknowledged. The rest: keep
+ * (the bridge exits and leaves the mailbox's name kept) leaves them peeked, their handles
+ * open until the process exits, so that the mailbox gives them back to the next bridge;
+ * otherwise they are released and counted lost. NULL is a no-op. */
+void ferry__js_import_stop(ferry__js_imp *imp, int keep);
 
 /* A snapshot of the counters. */
 void ferry__js_counters(ferry__js *js, ferry__js_stats *out);

@@ -142,6 +142,7 @@ static void test_kept(void)
     CHECK_EQ(st.returned, 1);
     CHECK_EQ(st.lost, 0);
     CHECK_EQ(st.queued, 0);
+    CHECK_EQ(st.flags, FERRY_MAILBOX_AT_LEAST_ONCE); /* the shape a bridge checks */
     /* the same uid takes the orphan over, with that very object */
     ferry_policy pol;
     keep_policy(&pol, 0600);
