@@ -837,8 +837,7 @@ typedef struct ferry_watch ferry_watch;
 #define FERRY_EV_OWNED    1 /* the name got an owner */
 #define FERRY_EV_CHANGED  2 /* the name was taken over by another process */
 #define FERRY_EV_RELEASED 3 /* its owner released the name (listener closed) */
-#define FERRY_EV_DIED     4 /* its owner died; the name is free (FERRY_POLICY_KEEP: kept, an
-                              orphan) */
+#define FERRY_EV_DIED     4 /* its owner died; the name is free (FERRY_POLICY_KEEP: kept) */
 
 typedef struct ferry_watch_event {
     int kind;              /* FERRY_EV_* */

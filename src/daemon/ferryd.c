@@ -37,8 +37,9 @@
  *    1 any failure; 2 bad usage; 3 already running; 4 unsafe socket directory.
  *  - SIGTERM / SIGINT: close every connection, remove the socket file, exit 0.
  *    SIGHUP: read the policy file again (--policy, $FERRY_POLICY, /etc/ferry/policy.conf).
- *  - --exit-idle S: exit when no connection has been open for S seconds (ferryd keeps no
- *    state a restart would lose; the library starts ferryd with this when it autospawns).
+ *  - --exit-idle S: exit when no connection has been open for S seconds and it holds no
+ *    kept name (FERRY_POLICY_KEEP: an orphan, the one state a restart would lose); the
+ *    library starts ferryd with this when it autospawns.
  *  - At start the soft RLIMIT_NOFILE is raised to the hard limit: every descriptor
  *    ferryd holds is for some client, and server.c budgets them against this limit
  *    (with reserves for root and for existing clients).

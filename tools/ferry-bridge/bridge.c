@@ -678,12 +678,12 @@ static void proxy_drop(bridge *b, proxy *p)
         ferry_listener_close(p->l);
     }
     if (p->mb && p->recv && p->in_boot[0] && b->connected)
-        mpull_send(b, p, 0);       /* what was delivered here is not given back there */
+        mpull_send(b, p, 0); /* what was delivered here is not given back there */
     /* A JetStream import outlives the bridge's own exit (teardown): its name is left
      * kept (FERRY_POLICY_KEEP: an orphan for the next bridge to take over) and what is in
      * flight stays peeked, to come back to that bridge. Dropped on purpose (the exporter
      * is gone, or the import withdrawn), it goes as before. */
-    int keep = p->jsi && b->closing; /* closing: set by this (the main) thread */
+    int keep = p->jsi && b->closing;     /* closing: set by this (the main) thread */
     ferry__js_import_stop(p->jsi, keep); /* before its mailbox closes */
     p->jsi = NULL;
     if (p->mb) {

@@ -496,8 +496,8 @@ struct ferry__js_imp {
     pthread_mutex_t mu; /* slots, inflight (the ack handler runs on a cnats thread) */
     pthread_cond_t cv;
     slot slots[JS_WIN];
-    int inflight; /* slots not free */
-    int nfailed;  /* slots S_FAILED */
+    int inflight;               /* slots not free */
+    int nfailed;                /* slots S_FAILED */
     struct ferry__js_imp *next; /* js->imps */
 };
 
@@ -631,8 +631,7 @@ static int imp_take(ferry__js_imp *imp, int64_t timeout)
         natsMsg_Destroy(m);
         ferry_mailbox_release(s->h);
         count(&js->lost, 1);
-        js_log("mailbox %s: no memory for a message, or larger than --max-msg (lost)",
-               imp->name);
+        js_log("mailbox %s: no memory for a message, or larger than --max-msg (lost)", imp->name);
         return 0;
     }
     pthread_mutex_lock(&imp->mu);

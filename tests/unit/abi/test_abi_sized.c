@@ -304,11 +304,14 @@ static void test_layout(void)
     CHECK(sizeof(ferry_policy) - FERRY__OFFSETOFEND(ferry_policy, write_gids) <
           alignof(ferry_policy));
     CHECK(sizeof(ferry_chan_counters) - FERRY__CHAN_COUNTERS_V0 < alignof(ferry_chan_counters));
-    /* ferry_mailbox_counters grew `waiting` after its first version: it starts at or past
-     * that version's sizeof (no old tail padding reused), and ends the struct */
+    /* ferry_mailbox_counters grew `waiting`, then `flags`, after its first version: they
+     * start at or past that version's sizeof (no old tail padding reused), follow each
+     * other, and `flags` ends the struct */
     CHECK(offsetof(ferry_mailbox_counters, waiting) >= FERRY__MAILBOX_COUNTERS_V0);
     CHECK(offsetof(ferry_mailbox_counters, waiting) % alignof(uint64_t) == 0);
-    CHECK(sizeof(ferry_mailbox_counters) - FERRY__OFFSETOFEND(ferry_mailbox_counters, waiting) <
+    CHECK_EQ(offsetof(ferry_mailbox_counters, flags),
+             FERRY__OFFSETOFEND(ferry_mailbox_counters, waiting));
+    CHECK(sizeof(ferry_mailbox_counters) - FERRY__OFFSETOFEND(ferry_mailbox_counters, flags) <
           alignof(ferry_mailbox_counters));
     CHECK_EQ(offsetof(ferry_bcast_counters, size), 0);
     CHECK(sizeof(ferry_bcast_counters) - FERRY__BCAST_COUNTERS_V0 < alignof(ferry_bcast_counters));

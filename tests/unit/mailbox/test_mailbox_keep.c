@@ -11,6 +11,8 @@
  *     and ferry_pub_close then frees it (-ENOENT);
  *   - without FERRY_POLICY_KEEP the name is freed when its publisher dies, as before;
  *   - -EINVAL: FERRY_POLICY_KEEP on ferry_register, and without FERRY_TAKEOVER;
+ *   - a ferryd started with --exit-idle stays up while it holds an orphan, and exits once
+ *     the orphan is taken over and freed;
  *   - as root: another uid's takeover of an orphan is -EEXIST (the takeover rule), and a
  *     kept orphan still counts against its uid's names quota (`quota names 1`: another
  *     name -EDQUOT, the takeover of its own orphan 0);
@@ -242,6 +244,38 @@ static void test_uids(void)
     run_as(&QUOTA, quota_orphan, NULL);
 }
 
+/* A second ferryd with --exit-idle 1: an orphan keeps it up; it exits once that goes. */
+static void test_exit_idle(void)
+{
+    test_broker X;
+    const char *extra[] = {"--exit-idle", "1", NULL};
+    broker_init(&X); /* FERRY_BROKER: X's now */
+    broker_run(&X, extra);
+    ferry_mailbox *mb;
+    CHECK_EQ(ferry_mailbox_create(NULL, &mb), 0);
+    ferry_policy pol;
+    keep_policy(&pol, 0600);
+    ferry_pub *p;
+    CHECK_EQ(
+        ferry_publish("org.keep.idle", ferry_mailbox_fd(mb), FERRY_OBJ_MAILBOX, &pol, &p, 5 * SEC),
+        0);
+    ferry_pub_leave(p); /* no connection left, one orphan */
+    sleep_ms(2500);     /* over twice the idle time */
+    CHECK_EQ(waitpid(X.pid, NULL, WNOHANG), 0);
+    CHECK_EQ(
+        ferry_publish("org.keep.idle", ferry_mailbox_fd(mb), FERRY_OBJ_MAILBOX, &pol, &p, 5 * SEC),
+        0);
+    ferry_pub_close(p);
+    ferry_mailbox_close(mb);
+    int st = -1;
+    for (int i = 0; i < 500 && waitpid(X.pid, &st, WNOHANG) == 0; i++) sleep_ms(10);
+    CHECK(WIFEXITED(st) && WEXITSTATUS(st) == 0); /* gone by itself, cleanly */
+    X.pid = -1;
+    broker_stop(&X);
+    setenv("FERRY_BROKER", B.sock, 1); /* back to the test's ferryd */
+    broker_current = &B;
+}
+
 int main(void)
 {
     test_deadline(60);
@@ -255,6 +289,7 @@ int main(void)
     int dfds = proc_fd_count(B.pid);
     test_invalid();
     test_kept();
+    test_exit_idle();
     if (geteuid() == 0)
         test_uids();
     else
