@@ -10,6 +10,9 @@
  * one fd in flight, freed when the server says ACCEPTED or goes away).
  * Death: a server's names are freed when its connection hangs up or when its process
  * exits (its pidfd polls readable) — whichever comes first; watchers hear at once.
+ * A published name with FERRY_POLICY_KEEP stays instead, an orphan (owner NULL): its
+ * object, policy and charges (to n->ou, its publisher's uid) kept until a takeover by
+ * that uid or root, or ferryd's exit.
  *
  * Resources (docs/security.md, "ferryd lends no privilege"):
  *  - Every descriptor ferryd holds for a client is charged to a uid's used.fds: its

@@ -24,7 +24,8 @@ typedef struct ferry__broker_cfg {
     int signal_fd;           /* a signalfd for SIGTERM/SIGINT (stop) and SIGHUP (reload) */
     const char *policy_path; /* the system policy file (a missing file: the defaults) */
     int idle_ms;             /* silent connections without a role are dropped after this */
-    int exit_idle_s;         /* > 0: return once no connection was open for this long */
+    int exit_idle_s;         /* > 0: return once no connection was open for this long
+                                and no orphaned kept name is held (FERRY_POLICY_KEEP) */
     int verbose;             /* log every request (LOG_DEBUG) and every drop (LOG_INFO) */
     /* Told the service state (sd_notify(3) words), or NULL: "READY=1" once serving (the
      * policy loaded, the listener polled), "RELOADING=1" then "READY=1" around a SIGHUP
@@ -36,7 +37,8 @@ typedef struct ferry__broker_cfg {
 /*
  * Serve until SIGTERM or SIGINT arrives on cfg->signal_fd. Logs through
  * src/broker/log.h (the caller picks the sink). Also returns, after a clean
- * shutdown, when exit_idle_s is set and no connection was open that long. Returns 0 after a clean
+ * shutdown, when exit_idle_s is set and no connection was open that long (nor an orphaned
+ * kept name held: those are lost on return). Returns 0 after a clean
  * shutdown (every connection closed, everything freed), or -errno if the policy file
  * cannot be read at start or the loop cannot be set up. On SIGHUP the policy file is read
  * again; a file with an error is reported and the old policy kept.
