@@ -103,7 +103,6 @@ static uint64_t shape_footprint(const shape *s)
 
 /* ------------------------------------------------------------------ channel objects */
 
-static const ferry__chan_ops chan_ops;
 static const ferry__listener_ops listener_ops;
 
 static shm_chan *chan_new(int link, const shape *s, const ferry_chan_opts *local)
@@ -113,7 +112,7 @@ static shm_chan *chan_new(int link, const shape *s, const ferry_chan_opts *local
     if (!c) return NULL;
     memset(c, 0, sizeof *c);
     ferry__fence_setup(); /* this process publishes: let sleepers' membarriers reach it */
-    c->base.ops = &chan_ops;
+    c->base.ops = &ferry__shm_chan_ops;
     c->link = link;
     c->capacity = s->capacity;
     c->flags = s->flags;
@@ -438,7 +437,7 @@ static const ferry__listener_ops listener_ops = {
     .close = shm_listener_close,
 };
 
-static const ferry__chan_ops chan_ops = {
+const ferry__chan_ops ferry__shm_chan_ops = {
     .sendmsg = ferry__shm_sendmsg,
     .recvmsg = ferry__shm_recvmsg,
     .loan = ferry__shm_loan,

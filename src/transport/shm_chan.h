@@ -77,19 +77,22 @@ typedef struct shm_tx {
 typedef struct shm_rx {
     /* What every receive reads and writes, in the first line (as in shm_tx). */
     ferry__ring_ctl *ctl;
-    rx_map *cur;     /* = maps[nmaps - 1], kept at hand for the per-record path */
+    /* The ring being scanned (maps[nmaps - 1]): its bytes and size - 1, kept here so
+     * that a receive does not read the rx_map (another allocation: a line, maybe a page,
+     * on cold caches). */
+    uint8_t *data;
+    uint64_t mask;
     uint64_t scan;   /* next record position to read */
     uint64_t expect; /* seq expected there */
     uint64_t taken;
     size_t qlen; /* entries in q (below) */
-    /* Gathering (shm_rx.c, ferry__shm_rx_gather): the footprint of the last record the
-     * fast path took, and receives in a row that found their record at once. */
-    uint64_t last_fp;
-    uint32_t run;
     /* Messages taken (low 32 bits), for the sending thread: shm_tx.c demotes a record's
      * lines only when this end received since its last send. */
     _Atomic uint32_t recvs;
-    /* The second line. */
+    /* Gathering (shm_rx.c, ferry__shm_rx_gather): receives in a row that found their
+     * record at once (last_fp below: the footprint of the last one the fast path took). */
+    uint32_t run;
+    /* The second line: also read by every receive (held, fds_pending, epfd). */
     int held;        /* a peek is outstanding: q[qhead + held_idx] */
     int fds_pending; /* capacity 0: a claimed entry in q still waits for its fds */
     /* ferry_chan_poll_fd(): an epoll of the link (readable when the producer sent READY,
@@ -101,12 +104,14 @@ typedef struct shm_rx {
     _Atomic int epfd;
     int efd;
     _Atomic int self_set;
+    uint64_t last_fp;
     ferry__spin spin;
     /* Spin extensions for the producer's progress on the record expected (rx_wait_cond):
      * the record they count for, the progress last seen, how many are left. */
     uint64_t ext_seq;
     uint32_t ext_done;
     uint64_t ext_left;
+    rx_map *cur;   /* = maps[nmaps - 1] (its data and size - 1 are in the first line) */
     rx_map **maps; /* maps[nmaps - 1] is the ring being scanned */
     size_t nmaps;
     rx_entry *q; /* read, not yet taken, in order: q[qhead .. qhead + qlen) */
@@ -121,8 +126,9 @@ typedef struct shm_rx {
     size_t held_idx;
 } shm_rx;
 
-_Static_assert(offsetof(shm_tx, sent) == 64 && offsetof(shm_rx, held) == 64,
-               "each side's per-message fields fill its first line");
+_Static_assert(offsetof(shm_tx, sent) == 64 && offsetof(shm_rx, held) == 64 &&
+                   offsetof(shm_rx, spin) + offsetof(ferry__spin, probe) <= 128,
+               "each side's per-message fields fill its first line (the receive's, two)");
 
 /* Allocated 64-byte aligned (shm.c): base and the fields both sides read per message in
  * the first two lines, then each side's own lines (tx, rx), which also keeps a sending

@@ -112,7 +112,7 @@ static void entry_give_fds(shm_rx *r, rx_entry *e, ferry_msg *m)
 static int rx_ready(void *arg)
 {
     shm_rx *r = &((shm_chan *)arg)->rx;
-    ferry__rec *rec = rec_in(cur_map(r), r->scan);
+    ferry__rec *rec = (ferry__rec *)(r->data + (r->scan & r->mask));
     __builtin_prefetch((uint8_t *)rec + FERRY__REC_ALIGN);
     return atomic_load_explicit(&rec->seq, memory_order_acquire) != 0;
 }
@@ -178,6 +178,8 @@ static int rx_jump(shm_chan *c)
     old->end = r->scan + FERRY__REC_ALIGN;
     r->maps[r->nmaps++] = nm;
     r->cur = nm;
+    r->data = nm->data;
+    r->mask = nm->size - 1;
     return 0;
 }
 
@@ -612,9 +614,8 @@ static inline __attribute__((always_inline)) ssize_t rx_fast(shm_chan *c, ferry_
                                                              int keep_fds)
 {
     shm_rx *r = &c->rx;
-    rx_map *map = cur_map(r);
-    uint64_t off = r->scan & (map->size - 1);
-    ferry__rec *rec = (ferry__rec *)(map->data + off);
+    uint64_t off = r->scan & r->mask;
+    ferry__rec *rec = (ferry__rec *)(r->data + off);
     /* The record's second line: asked for before the first is looked at (rx_ready). */
     __builtin_prefetch((uint8_t *)rec + FERRY__REC_ALIGN);
     /* Acquire pairs with the producer's release store of seq (as in rx_ready). */
@@ -632,7 +633,7 @@ static inline __attribute__((always_inline)) ssize_t rx_fast(shm_chan *c, ferry_
         type < 0 || ((c->flags & FERRY_CHECKSUM) && !(flags & FERRY__F_CRC)) || len > m->cap)
         return -1;
     uint64_t fp = ferry__rec_footprint(len);
-    if (off + fp > map->size) return -1;
+    if (off + fp > r->mask + 1) return -1;
     rx_copy(c, m->data, (uint8_t *)rec + FERRY__FRAME_HDR, len, r->expect);
     if (flags & FERRY__F_CRC) {
         rx_entry e = {.seq = r->expect,
@@ -850,6 +851,8 @@ int ferry__shm_rx_init(shm_chan *c)
     r->maps[0] = m;
     r->nmaps = 1;
     r->cur = m;
+    r->data = m->data;
+    r->mask = m->size - 1;
     r->ctl = c->seg_rx.base;
     r->expect = 1;
     /* Every queued record takes at least 64 bytes of a live ring: at most the first
