@@ -139,7 +139,10 @@ static int spin(int64_t budget, ferry__cond_fn cond, void *arg, ferry__when *w,
     }
 }
 
-FERRY__HOT int ferry__wait(ferry__spin *s, ferry__cond_fn cond, ferry__alive_fn alive, void *arg,
+/* On a page boundary: wait.c's hot text comes first in the library's .text.hot (link
+ * order), so the per-message functions after it (about 7 KiB) lie on two pages, not three
+ * (each a TLB miss per turn when processes outnumber CPUs: core/hot.h). */
+FERRY__HOT __attribute__((aligned(4096))) int ferry__wait(ferry__spin *s, ferry__cond_fn cond, ferry__alive_fn alive, void *arg,
                            _Atomic uint32_t *futex, _Atomic uint32_t *waiting,
                            _Atomic uint32_t *cannot, ferry__when *w, uint64_t *sleeps,
                            const ferry__peer *peer, ferry__watch *watch)
@@ -208,7 +211,8 @@ FERRY__HOT int ferry__wait(ferry__spin *s, ferry__cond_fn cond, ferry__alive_fn 
             break;
         }
         int64_t at = ferry__when_at(w);
-        int64_t left = ferry__remaining(at);
+        /* (No call for no deadline: ferry__remaining lies outside the hot text.) */
+        int64_t left = at == FERRY__NO_DEADLINE ? INT64_MAX : ferry__remaining(at);
         if (left <= 0) {
             rc = at == 0 ? -EAGAIN : -ETIMEDOUT;
             break;

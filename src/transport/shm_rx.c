@@ -584,13 +584,21 @@ static int rx_check(shm_chan *c)
  * progress (ring.h, rprog) that keeps a producer waiting for the room spinning rather
  * than sleeping. Relaxed: only a hint; the room is released (with release) by
  * rx_publish as before. */
+static FERRY__COLD void rx_copy_chunks(shm_chan *c, uint8_t *dst, const uint8_t *src, size_t len,
+                                       uint64_t seq);
+
 static inline __attribute__((always_inline)) void
 rx_copy(shm_chan *c, uint8_t *dst, const uint8_t *src, size_t len, uint64_t seq)
 {
-    if (len <= FERRY__CHUNK) {
+    if (len <= FERRY__CHUNK)
         ferry__shm_copy(dst, src, len);
-        return;
-    }
+    else
+        rx_copy_chunks(c, dst, src, len, seq);
+}
+
+static FERRY__COLD void rx_copy_chunks(shm_chan *c, uint8_t *dst, const uint8_t *src, size_t len,
+                                       uint64_t seq)
+{
     for (size_t done = 0; done < len;) {
         size_t n = len - done < FERRY__CHUNK ? len - done : FERRY__CHUNK;
         memcpy(dst + done, src + done, n);
@@ -710,6 +718,9 @@ void ferry__shm_rx_gather(shm_chan *c, ferry__when *w)
     }
 }
 
+static ssize_t rx_recv_general(shm_chan *c, ferry_msg *m, int64_t filter, int keep_fds,
+                               ferry__when *w);
+
 FERRY__HOT ssize_t ferry__shm_recvmsg(ferry_chan *ch, ferry_msg *m, int64_t filter, int keep_fds,
                                       ferry__when *w)
 {
@@ -740,6 +751,13 @@ FERRY__HOT ssize_t ferry__shm_recvmsg(ferry_chan *ch, ferry_msg *m, int64_t filt
         if (rc == -EAGAIN || rc == -ETIMEDOUT) rx_update_ready(c); /* a READY that came late */
         if (rc < 0) return rc;
     }
+    return rx_recv_general(c, m, filter, keep_fds, w);
+}
+
+/* The general way of ferry__shm_recvmsg (the queue, typed receive, fds, rendezvous). */
+static FERRY__COLD ssize_t rx_recv_general(shm_chan *c, ferry_msg *m, int64_t filter,
+                                           int keep_fds, ferry__when *w)
+{
     size_t idx;
     int rc = rx_check(c);
     if (rc == 0) rc = rx_find(c, filter, w, &idx);
