@@ -142,10 +142,10 @@ static int spin(int64_t budget, ferry__cond_fn cond, void *arg, ferry__when *w,
 /* On a page boundary: wait.c's hot text comes first in the library's .text.hot (link
  * order), so the per-message functions after it (about 7 KiB) lie on two pages, not three
  * (each a TLB miss per turn when processes outnumber CPUs: core/hot.h). */
-FERRY__HOT __attribute__((aligned(4096))) int ferry__wait(ferry__spin *s, ferry__cond_fn cond, ferry__alive_fn alive, void *arg,
-                           _Atomic uint32_t *futex, _Atomic uint32_t *waiting,
-                           _Atomic uint32_t *cannot, ferry__when *w, uint64_t *sleeps,
-                           const ferry__peer *peer, ferry__watch *watch)
+FERRY__HOT __attribute__((aligned(4096))) int
+ferry__wait(ferry__spin *s, ferry__cond_fn cond, ferry__alive_fn alive, void *arg,
+            _Atomic uint32_t *futex, _Atomic uint32_t *waiting, _Atomic uint32_t *cannot,
+            ferry__when *w, uint64_t *sleeps, const ferry__peer *peer, ferry__watch *watch)
 {
     int c = cond(arg), early = 0;
     if (c != 0) return c < 0 ? c : 0;

@@ -755,8 +755,8 @@ FERRY__HOT ssize_t ferry__shm_recvmsg(ferry_chan *ch, ferry_msg *m, int64_t filt
 }
 
 /* The general way of ferry__shm_recvmsg (the queue, typed receive, fds, rendezvous). */
-static FERRY__COLD ssize_t rx_recv_general(shm_chan *c, ferry_msg *m, int64_t filter,
-                                           int keep_fds, ferry__when *w)
+static FERRY__COLD ssize_t rx_recv_general(shm_chan *c, ferry_msg *m, int64_t filter, int keep_fds,
+                                           ferry__when *w)
 {
     size_t idx;
     int rc = rx_check(c);
