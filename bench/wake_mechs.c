@@ -127,6 +127,7 @@ static int usage;              /* --usage: print the cost per round trip (struct
  * over every round trip they made, the warm-up's included). */
 typedef struct use {
     double user_ns, sys_ns, vcs, ivcs;
+    uint64_t all; /* the round trips they made */
 } use;
 
 static int64_t now_ns(void)
@@ -300,10 +301,15 @@ static void take(pair *p, unsigned char *buf, uint32_t k)
         memcpy(buf, in->msg, MSG);
         return;
     case R_FERRY:
-    case R_FERRY_NOSPIN:
-        if ((errno = -(int)ferry_recv(p->ch, buf, MSG, FERRY_FOREVER)) != -MSG)
+    case R_FERRY_NOSPIN: {
+        /* errno only on failure: the raw rows touch it (a TLS page) only then too. */
+        ssize_t n = ferry_recv(p->ch, buf, MSG, FERRY_FOREVER);
+        if (n != MSG) {
+            errno = n < 0 ? (int)-n : EMSGSIZE;
             die(p, "ferry_recv");
+        }
         return;
+    }
     default:
         flag_wait(p, in, k);
         memcpy(buf, in->msg, MSG);
@@ -331,9 +337,14 @@ static void give(pair *p, const unsigned char *buf)
         if (write(p->wfd[p->side], &v, sizeof v) != sizeof v) die(p, "write");
         return;
     case R_FERRY:
-    case R_FERRY_NOSPIN:
-        if ((errno = -ferry_send(p->ch, buf, MSG, FERRY_FOREVER)) != 0) die(p, "ferry_send");
+    case R_FERRY_NOSPIN: {
+        int rc = ferry_send(p->ch, buf, MSG, FERRY_FOREVER);
+        if (rc != 0) {
+            errno = -rc;
+            die(p, "ferry_send");
+        }
         return;
+    }
     default:
         /* Relaxed: flag_post's seq_cst increment publishes them. */
         for (int i = 0; i < (p->row == R_FUTEX_LINES ? extra_lines : 0); i++)
@@ -496,6 +507,7 @@ static double run(int row, int n, int64_t warm_ns, int64_t window_ns, use *u)
         rate = (double)total * 1e9 / (double)window_ns;
         getrusage(RUSAGE_CHILDREN, &r1);
         double rt = all ? (double)all : 1;
+        u->all = all;
 #define TV_NS(tv) ((double)(tv).tv_sec * 1e9 + (double)(tv).tv_usec * 1e3)
         u->user_ns = (TV_NS(r1.ru_utime) - TV_NS(r0.ru_utime)) / rt;
         u->sys_ns = (TV_NS(r1.ru_stime) - TV_NS(r0.ru_stime)) / rt;
@@ -681,8 +693,9 @@ int main(int argc, char **argv)
                    row_name[rows[j]]);
             for (int r = 0; r < rounds; r++)
                 if (res[j][r] > 0)
-                    printf("  %15s %6.0f %6.0f %5.2f %5.2f\n", "", us[j][r].user_ns,
-                           us[j][r].sys_ns, us[j][r].vcs, us[j][r].ivcs);
+                    printf("  %15s %6.0f %6.0f %5.2f %5.2f   (%llu round trips)\n", "",
+                           us[j][r].user_ns, us[j][r].sys_ns, us[j][r].vcs, us[j][r].ivcs,
+                           (unsigned long long)us[j][r].all);
         }
         fflush(stdout);
     }
