@@ -232,7 +232,10 @@ ferry__wait(ferry__spin *s, ferry__cond_fn cond, ferry__alive_fn alive, void *ar
          * wakes us on its way out), or once the watcher saw the link hang up: a live
          * peer's wake-ups bring what we wait for, so the fast path pays nothing. */
         if (check_peer && (rc = alive(arg)) < 0) break;
-        int64_t slice = untimed || left < ferry__wait_slice_ns ? left : ferry__wait_slice_ns;
+        int64_t slice = left;
+        if (!untimed && left > ferry__wait_slice_ns)
+            slice = ferry__wait_slice_ns; /* (a global:
+read only when sliced) */
         if (sleeps) (*sleeps)++;
         slept = 1;
         int w = ferry__futex_wait(futex, seen, slice);

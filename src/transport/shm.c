@@ -12,6 +12,7 @@
  */
 #define _GNU_SOURCE
 #include "shm_chan.h"
+#include "core/vdso.h"
 #include "shm_link.h"
 #include "sockutil.h"
 
@@ -111,7 +112,9 @@ static shm_chan *chan_new(int link, const shape *s, const ferry_chan_opts *local
     shm_chan *c = aligned_alloc(alignof(shm_chan), sizeof *c);
     if (!c) return NULL;
     memset(c, 0, sizeof *c);
-    ferry__fence_setup(); /* this process publishes: let sleepers' membarriers reach it */
+    /* This process publishes: let sleepers' membarriers reach it (shm_chan.h: mb_ok). */
+    c->mb_ok = ferry__fence_setup() > 0;
+    c->clock = ferry__vdso_gettime(); /* NULL: none (time.c's clock then) */
     c->base.ops = &ferry__shm_chan_ops;
     c->link = link;
     c->capacity = s->capacity;

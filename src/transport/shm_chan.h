@@ -142,6 +142,16 @@ typedef struct shm_chan {
     _Atomic int64_t next_live_check; /* coarse clock; the sending and the receiving thread
                                         both use it: relaxed (a rate limit, no data) */
     int link;                        /* control link socket */
+    /* This process was registered for expedited membarriers when the end was made
+     * (ferry__mb_state > 0 then). Kept here, beside what every message reads, so that a
+     * publication reads no global (libferry's data page: one more TLB miss per turn
+     * when processes outnumber CPUs). A registration belongs to the mm, which fork
+     * copies (only exec clears it): it still holds in a fork child. */
+    int mb_ok;
+    /* The vDSO's clock_gettime (ferry__vdso_fn when the end was made, > 1), or NULL:
+     * the liveness rate limit's clock (ferry__shm_check_alive), for the same reason. The
+     * vDSO stays where it is across fork. */
+    ferry__vdso_gettime_fn clock;
     int has_cred; /* met through a listener: the link's SO_PEERCRED is the peer */
     uint64_t ring_bytes, mem_cap;
     ferry__seg seg_tx, seg_rx; /* the two first segments (control block + first ring) */
@@ -150,6 +160,9 @@ typedef struct shm_chan {
     alignas(64) shm_tx tx;
     alignas(64) shm_rx rx;
 } shm_chan;
+
+_Static_assert(offsetof(shm_chan, clock) + sizeof(void *) <= 128,
+               "the per-message fields of the end sit in its first two lines");
 
 /* Copy len bytes, inline for a small message (up to 64 bytes: two overlapping fixed-size
  * copies, which compile to a few vector moves), memcpy above: a call into libc and its
@@ -208,7 +221,10 @@ int ferry__shm_alive(void *chan); /* ferry__alive_fn: poll the link */
  * send runs it. */
 static inline int ferry__shm_check_alive(shm_chan *c)
 {
-    int64_t now = ferry__coarse_ns();
+    struct timespec ts;
+    int64_t now = c->clock && c->clock(CLOCK_MONOTONIC_COARSE, &ts) == 0
+                      ? (int64_t)ts.tv_sec * 1000000000 + ts.tv_nsec
+                      : ferry__coarse_ns_slow();
     /* Relaxed: a send and a receive on one end may race here; the worst outcome is one
      * extra or one late liveness poll. */
     if (__builtin_expect(now < atomic_load_explicit(&c->next_live_check, memory_order_relaxed), 1))

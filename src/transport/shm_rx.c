@@ -298,7 +298,7 @@ static inline __attribute__((always_inline)) void rx_publish(shm_chan *c)
      * reuse those bytes (it acquires tail). It also publishes `taken` with it. */
     atomic_store_explicit(&r->ctl->tail, tail, memory_order_release);
     /* Dekker pair with a producer that announces it sleeps for space (wait.h). */
-    ferry__publish_fence(&r->ctl->space_fence);
+    ferry__publish_fence_reg(&r->ctl->space_fence, c->mb_ok);
     if (ferry__wake_if_waiting(&r->ctl->space_futex, &r->ctl->space_waiting))
         FERRY__COUNT(c->base.st.wakeups, 1);
     if (__builtin_expect(r->nmaps > 1, 0)) rx_drop_maps(r, tail);
@@ -721,6 +721,25 @@ void ferry__shm_rx_gather(shm_chan *c, ferry__when *w)
 static ssize_t rx_recv_general(shm_chan *c, ferry_msg *m, int64_t filter, int keep_fds,
                                ferry__when *w);
 
+/* Back from a wait with a message there (after a sleep: on cold caches and a cold TLB
+ * when processes outnumber CPUs). Ask at once for the lines this receive goes on to
+ * touch (the consumer's and the producer's lines of the incoming control block, which
+ * lie on a page of their own) and those of the send that most often follows (the
+ * outgoing side's fields, its control block's waiting line, the slot of its next
+ * record), so that their misses (and page walks) overlap instead of following one
+ * another. Hints only: prefetches neither fault nor change what is read; the addresses
+ * are our own (the slot lies inside our outgoing ring). */
+static inline __attribute__((always_inline)) void rx_after_wait(shm_chan *c)
+{
+    shm_tx *t = &c->tx;
+    __builtin_prefetch(&c->rx.ctl->tail, 1);
+    __builtin_prefetch(&c->rx.ctl->space_waiting, 0);
+    __builtin_prefetch(&c->dead, 1);
+    __builtin_prefetch(&t->sent, 1);
+    __builtin_prefetch(&t->ctl->data_waiting, 0);
+    __builtin_prefetch(t->data + (t->head & (t->size - 1)), 1);
+}
+
 FERRY__HOT ssize_t ferry__shm_recvmsg(ferry_chan *ch, ferry_msg *m, int64_t filter, int keep_fds,
                                       ferry__when *w)
 {
@@ -750,6 +769,7 @@ FERRY__HOT ssize_t ferry__shm_recvmsg(ferry_chan *ch, ferry_msg *m, int64_t filt
         int rc = rx_wait_data(c, w);
         if (rc == -EAGAIN || rc == -ETIMEDOUT) rx_update_ready(c); /* a READY that came late */
         if (rc < 0) return rc;
+        rx_after_wait(c);
     }
     return rx_recv_general(c, m, filter, keep_fds, w);
 }

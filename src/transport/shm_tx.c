@@ -140,7 +140,7 @@ static HOT void tx_publish(shm_chan *c, ferry__rec *r, uint64_t next)
     atomic_store_explicit(&r->seq, ++t->seq, memory_order_release);
     /* Dekker pair with the consumer's "announce, barrier, re-check" (wait.h): order the
      * publication before the loads of its waiting and armed flags. */
-    ferry__publish_fence(&t->ctl->data_fence);
+    ferry__publish_fence_reg(&t->ctl->data_fence, c->mb_ok);
     if (ferry__wake_if_waiting(&t->ctl->data_futex, &t->ctl->data_waiting))
         FERRY__COUNT(c->base.st.wakeups, 1);
     if (atomic_load_explicit(&t->ctl->armed, memory_order_relaxed) &&
