@@ -725,10 +725,10 @@ static ssize_t rx_recv_general(shm_chan *c, ferry_msg *m, int64_t filter, int ke
  * when processes outnumber CPUs). Ask at once for the lines this receive goes on to
  * touch (the consumer's and the producer's lines of the incoming control block, which
  * lie on a page of their own) and those of the send that most often follows (the
- * outgoing side's fields, its control block's waiting line, the slot of its next
- * record), so that their misses (and page walks) overlap instead of following one
- * another. Hints only: prefetches neither fault nor change what is read; the addresses
- * are our own (the slot lies inside our outgoing ring). */
+ * outgoing side's fields, its control block's waiting line), so that their misses (and
+ * page walks) overlap instead of following one another. Not the slot of our next
+ * record: a spinning peer polls that line, and taking it early for writing makes both
+ * sides pay for it twice. Hints only: prefetches neither fault nor change what is read. */
 static inline __attribute__((always_inline)) void rx_after_wait(shm_chan *c)
 {
     shm_tx *t = &c->tx;
@@ -737,7 +737,6 @@ static inline __attribute__((always_inline)) void rx_after_wait(shm_chan *c)
     __builtin_prefetch(&c->dead, 1);
     __builtin_prefetch(&t->sent, 1);
     __builtin_prefetch(&t->ctl->data_waiting, 0);
-    __builtin_prefetch(t->data + (t->head & (t->size - 1)), 1);
 }
 
 FERRY__HOT ssize_t ferry__shm_recvmsg(ferry_chan *ch, ferry_msg *m, int64_t filter, int keep_fds,
