@@ -124,11 +124,24 @@ static int rx_ready(void *arg)
  * only a hint, and a producer could change it forever: each record grants at most
  * max_msg / FERRY__CHUNK + 2 such returns (ext_left). Relaxed: nothing is read through
  * it; the record itself is acquired through its seq (rx_ready, rx_next). */
+/* What a receive's wait looks at: the channel, and the record slot at the scan position,
+ * found before the wait (only this thread moves the scan position or the ring). After a
+ * sleep the first look then reads the slot alone, not the channel's line first and the
+ * slot after it: on cold caches and a cold TLB (processes outnumbering CPUs) the two
+ * misses, a page each, overlap instead of following one another. */
+typedef struct rx_wait_arg {
+    shm_chan *c;
+    ferry__rec *rec;
+} rx_wait_arg;
+
 FERRY__HOT static int rx_wait_cond(void *arg)
 {
-    shm_chan *c = arg;
+    const rx_wait_arg *a = arg;
+    shm_chan *c = a->c;
     shm_rx *r = &c->rx;
-    if (rx_ready(arg)) return 1;
+    __builtin_prefetch((uint8_t *)a->rec + FERRY__REC_ALIGN);
+    /* Acquire: as in rx_ready. */
+    if (atomic_load_explicit(&a->rec->seq, memory_order_acquire) != 0) return 1;
     uint64_t p = atomic_load_explicit(&r->ctl->wprog, memory_order_relaxed);
     if ((uint32_t)(p >> 32) != (uint32_t)r->expect) return 0;
     if (r->ext_seq != r->expect) {
@@ -393,7 +406,7 @@ static long rx_pick(shm_rx *r, int64_t filter)
 
 static int rx_alive(void *arg)
 {
-    return ferry__shm_alive(arg);
+    return ferry__shm_alive(((rx_wait_arg *)arg)->c);
 }
 
 /* The fd budget holds the next record back and nothing queued matches: only a take from
@@ -424,8 +437,9 @@ FERRY__HOT static int rx_wait_data(shm_chan *c, ferry__when *w)
     /* The peer's sleeping hint: its flags for "waiting for data from us" and "waiting for
      * room in what it sends us" (wait.h: a hint, never trusted for a wake-up). */
     const ferry__peer peer = {{&c->tx.ctl->data_waiting, &r->ctl->space_waiting}};
+    rx_wait_arg a = {c, (ferry__rec *)(r->data + (r->scan & r->mask))};
     int rc = dead ? dead
-                  : ferry__wait(&r->spin, rx_wait_cond, rx_alive, c, &r->ctl->data_futex,
+                  : ferry__wait(&r->spin, rx_wait_cond, rx_alive, &a, &r->ctl->data_futex,
                                 &r->ctl->data_waiting, &r->ctl->data_fence, w, &sleeps, &peer,
                                 &c->watch);
     FERRY__COUNT(c->base.st.recv_waits, sleeps);
