@@ -61,6 +61,7 @@
 #include <string.h>
 #include <sys/eventfd.h>
 #include <sys/mman.h>
+#include <sys/resource.h>
 #include <sys/socket.h>
 #include <sys/syscall.h>
 #include <sys/wait.h>
@@ -120,6 +121,14 @@ static const char *const row_name[R_N] = {
 static int extra_lines = 16;   /* --lines: futex-tmo-lines, futex-tmo-pages */
 static int64_t spin_ns = 1000; /* --spin-ns: futex-spin */
 static long ring_bytes;        /* --ring: the ferry rows' ring_bytes (0: the default) */
+static int usage;              /* --usage: print the cost per round trip (struct use) */
+
+/* What the processes of one run cost per round trip (getrusage of the reaped children,
+ * over every round trip they made, the warm-up's included). */
+typedef struct use {
+    double user_ns, sys_ns, vcs, ivcs;
+    uint64_t all; /* the round trips they made */
+} use;
 
 static int64_t now_ns(void)
 {
@@ -132,6 +141,7 @@ static int64_t now_ns(void)
 typedef struct gang {
     _Atomic int64_t start, end; /* 0 until the driver opens the window */
     _Atomic uint64_t count[MAX_PAIRS];
+    _Atomic uint64_t total[MAX_PAIRS]; /* every round trip, the warm-up's too (--usage) */
     _Atomic int failed;
     char err[128];
 } gang;
@@ -291,10 +301,15 @@ static void take(pair *p, unsigned char *buf, uint32_t k)
         memcpy(buf, in->msg, MSG);
         return;
     case R_FERRY:
-    case R_FERRY_NOSPIN:
-        if ((errno = -(int)ferry_recv(p->ch, buf, MSG, FERRY_FOREVER)) != -MSG)
+    case R_FERRY_NOSPIN: {
+        /* errno only on failure: the raw rows touch it (a TLS page) only then too. */
+        ssize_t n = ferry_recv(p->ch, buf, MSG, FERRY_FOREVER);
+        if (n != MSG) {
+            errno = n < 0 ? (int)-n : EMSGSIZE;
             die(p, "ferry_recv");
+        }
         return;
+    }
     default:
         flag_wait(p, in, k);
         memcpy(buf, in->msg, MSG);
@@ -322,9 +337,14 @@ static void give(pair *p, const unsigned char *buf)
         if (write(p->wfd[p->side], &v, sizeof v) != sizeof v) die(p, "write");
         return;
     case R_FERRY:
-    case R_FERRY_NOSPIN:
-        if ((errno = -ferry_send(p->ch, buf, MSG, FERRY_FOREVER)) != 0) die(p, "ferry_send");
+    case R_FERRY_NOSPIN: {
+        int rc = ferry_send(p->ch, buf, MSG, FERRY_FOREVER);
+        if (rc != 0) {
+            errno = -rc;
+            die(p, "ferry_send");
+        }
         return;
+    }
     default:
         /* Relaxed: flag_post's seq_cst increment publishes them. */
         for (int i = 0; i < (p->row == R_FUTEX_LINES ? extra_lines : 0); i++)
@@ -341,7 +361,7 @@ static _Noreturn void side_main(pair *p, int idx)
 {
     unsigned char buf[MSG];
     memset(buf, 'w', sizeof buf);
-    uint64_t count = 0;
+    uint64_t count = 0, total = 0;
     for (uint32_t k = 0;; k++) {
         if (p->side == 0) {
             give(p, buf);
@@ -351,6 +371,7 @@ static _Noreturn void side_main(pair *p, int idx)
             give(p, buf);
             continue;
         }
+        total++;
         /* Relaxed: the window is a pair of numbers, set once; a late look costs one count. */
         int64_t st = atomic_load_explicit(&p->g->start, memory_order_relaxed);
         if (!st) continue;
@@ -359,6 +380,7 @@ static _Noreturn void side_main(pair *p, int idx)
         if (t >= st) count++;
     }
     atomic_store_explicit(&p->g->count[idx], count, memory_order_relaxed);
+    atomic_store_explicit(&p->g->total[idx], total, memory_order_relaxed);
     _exit(0); /* waitpid orders the store before the driver's read */
 }
 
@@ -404,8 +426,10 @@ static void close_fds(pair *p)
 
 /* One run of `row` with n pairs: aggregate round trips/s, 0 when the row is not there
  * (ENOSYS), -1 on failure (reported). */
-static double run(int row, int n, int64_t warm_ns, int64_t window_ns)
+static double run(int row, int n, int64_t warm_ns, int64_t window_ns, use *u)
 {
+    struct rusage r0, r1;
+    getrusage(RUSAGE_CHILDREN, &r0);
     gang *g = mmap(NULL, sizeof *g, PROT_READ | PROT_WRITE, MAP_SHARED | MAP_ANONYMOUS, -1, 0);
     if (g == MAP_FAILED) return -1;
     pid_t pids[2 * MAX_PAIRS];
@@ -477,9 +501,19 @@ static double run(int row, int n, int64_t warm_ns, int64_t window_ns)
             fprintf(stderr, "%s\n", g->err);
     }
     if (!bad) {
-        uint64_t total = 0;
+        uint64_t total = 0, all = 0;
         for (int i = 0; i < n; i++) total += atomic_load(&g->count[i]);
+        for (int i = 0; i < n; i++) all += atomic_load(&g->total[i]);
         rate = (double)total * 1e9 / (double)window_ns;
+        getrusage(RUSAGE_CHILDREN, &r1);
+        double rt = all ? (double)all : 1;
+        u->all = all;
+#define TV_NS(tv) ((double)(tv).tv_sec * 1e9 + (double)(tv).tv_usec * 1e3)
+        u->user_ns = (TV_NS(r1.ru_utime) - TV_NS(r0.ru_utime)) / rt;
+        u->sys_ns = (TV_NS(r1.ru_stime) - TV_NS(r0.ru_stime)) / rt;
+#undef TV_NS
+        u->vcs = (double)(r1.ru_nvcsw - r0.ru_nvcsw) / rt;
+        u->ivcs = (double)(r1.ru_nivcsw - r0.ru_nivcsw) / rt;
     }
     munmap(g, sizeof *g);
     return rate;
@@ -590,6 +624,8 @@ int main(int argc, char **argv)
                 return 2;
             }
             return cold(mib);
+        } else if (!strcmp(argv[a], "--usage")) {
+            usage = 1;
         } else if (!strcmp(argv[a], "--quick")) {
             plist = "2";
             rounds = 1;
@@ -627,9 +663,10 @@ int main(int argc, char **argv)
     int failed = 0;
     for (int pi = 0; pi < npairs; pi++) {
         static double res[R_N][MAX_ROUND];
+        static use us[R_N][MAX_ROUND];
         for (int r = 0; r < rounds; r++)
             for (int j = 0; j < nrows; j++) {
-                res[j][r] = run(rows[j], pairs[pi], warm_ns, window_ns);
+                res[j][r] = run(rows[j], pairs[pi], warm_ns, window_ns, &us[j][r]);
                 failed |= res[j][r] < 0;
             }
         printf("%d pairs: round trips/s in each round, median ratio to %s\n", pairs[pi],
@@ -649,6 +686,16 @@ int main(int argc, char **argv)
             if (nr)
                 printf("   %.2f", nr % 2 ? ratio[nr / 2] : (ratio[nr / 2 - 1] + ratio[nr / 2]) / 2);
             printf("\n");
+        }
+        for (int j = 0; j < nrows && usage; j++) {
+            printf("  %-15s per round trip, each round: user ns / sys ns / voluntary / "
+                   "involuntary switches\n",
+                   row_name[rows[j]]);
+            for (int r = 0; r < rounds; r++)
+                if (res[j][r] > 0)
+                    printf("  %15s %6.0f %6.0f %5.2f %5.2f   (%llu round trips)\n", "",
+                           us[j][r].user_ns, us[j][r].sys_ns, us[j][r].vcs, us[j][r].ivcs,
+                           (unsigned long long)us[j][r].all);
         }
         fflush(stdout);
     }
