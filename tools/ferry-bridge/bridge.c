@@ -261,17 +261,22 @@ typedef struct mbout {
 /* A remote subscriber (an importing bridge) of one of our broadcasts. */
 typedef struct rsub {
     char user[ID_MAX + 1];
-    int missed;        /* our heartbeats since its last "sub" (it renews on each): its lease is
-                          counted in our heartbeats, so a stall of this loop lapses nothing */
-    uint64_t acked;    /* the last message number it acknowledged */
-    uint64_t pend_seq; /* the request carrying the message in flight, 0: none */
-    int64_t retry_at;
+    int missed;  /* our heartbeats since its last "sub" (it renews on each): its lease is
+                    counted in our heartbeats, so a stall of this loop lapses nothing */
+    uint64_t lo; /* the first message (the bcout's count k, below) it has not acknowledged */
+    uint64_t pend[MBOX_WIN];    /* the request carrying message k at [k % MBOX_WIN], 0: none */
+    unsigned char ok[MBOX_WIN]; /* message k (> lo) acknowledged out of order */
+    int wide;                   /* it takes a window ("Ferry-Win" in its "sub"), else one */
+    int64_t retry_at;           /* no sending before (its bridge's errors) */
     struct rsub *next;
 } rsub;
 
 /* The exporter's subscription to a local broadcast with remote subscribers: lossless
- * (its publisher waits for the slowest remote subscriber), one message at a time, sent
- * to every remote subscriber and acknowledged by each before the next is taken. */
+ * (its publisher waits for the slowest remote subscriber). Messages taken are counted
+ * (k, from 0) and kept in win[k % MBOX_WIN] from lo (the first one some remote subscriber
+ * has not acknowledged) to hi (the next to take): up to --bcast-window of them, each sent
+ * to every remote subscriber in order (to one that takes no window: one at a time) and
+ * kept until each acknowledged it. */
 typedef struct bcout {
     int tag;     /* T_BCAST; 0 once buried */
     void *gnext; /* the graveyard */
@@ -279,15 +284,15 @@ typedef struct bcout {
     ferry_bcast *bc;
     ferry_sub *sub;
     int fd;
-    char *msg;
-    size_t len;
-    int64_t type;
+    char *msg;       /* scratch: a message taken */
+    mslot *win;      /* MBOX_WIN slots: message k at win[k % MBOX_WIN], lo <= k < hi */
+    uint64_t lo, hi; /* the first message kept, the next to take */
+    int ended;       /* the stream ended: closed once every message kept is acknowledged */
     uint64_t seq;    /* the number of the message taken last: its number in the stream + 1
                         (ferry_sub_seq), so numbers go on across a new subscription and count
                         what this bridge was not subscribed for (a lapse) or was skipped */
     char stream[17]; /* the object's identity (its memfd's device and inode, hex): a new
                         object under the name numbers from 1 again (Ferry-Stream) */
-    int in_flight;
     rsub *subs;
     struct bcout *next;
 } bcout;
@@ -350,6 +355,7 @@ typedef struct bridge {
     int64_t js_max_bytes, js_max_msgs;
     int js_replicas;
     int mbox_win;  /* --mailbox-window: puts in flight per imported mailbox (1..MBOX_WIN) */
+    int bc_win;    /* --bcast-window: messages in flight per exported broadcast (1..MBOX_WIN) */
     ferry__js *js; /* JetStream: our stream's consumers, imports' publishers */
     unsigned import_mode;
     int64_t hb_ns;
@@ -765,8 +771,8 @@ static int send_request(bridge *b, pend *p, const char *exporter, const char *na
     subj_rpc(b, subj, exporter, name);
     snprintf(reply, sizeof reply, "ferry.%s.reply.%s.%s.%" PRIu64, b->cluster, b->user, b->boot,
              p->seq);
-    const char *hdr[12] = {"Ferry-Op", op};
-    for (int i = 0; extra && extra[i] && i < 8; i += 2) {
+    const char *hdr[16] = {"Ferry-Op", op}; /* up to 6 extra headers, NULL-terminated */
+    for (int i = 0; extra && extra[i] && i < 12; i += 2) {
         hdr[2 + i] = extra[i];
         hdr[3 + i] = extra[i + 1];
     }
@@ -1010,10 +1016,18 @@ static void bcast_sub_lease(bridge *b, proxy *p)
 {
     char subj[SUBJ_MAX];
     subj_rpc(b, subj, p->exporter, p->name);
-    publish(b, subj, NULL, "Ferry-Op", "sub", NULL, 0);
+    /* Ferry-Win: messages may come ahead of a missing one (answered EAGAIN, sent again) */
+    const char *hdr[] = {"Ferry-Op", "sub", "Ferry-Win", "1", NULL};
+    publish_h(b, subj, NULL, hdr, NULL, 0);
 }
 
-/* A message of an imported broadcast from its exporter `from`: published here once. */
+/* A message of an imported broadcast from its exporter `from`: published here once, in
+ * order. The exporter sends up to a window of messages at once (we asked for it: Ferry-Win
+ * in our "sub"), each with Ferry-Base, the number of the first message we have not
+ * acknowledged: numbers below it we did not publish will never come (a lapsed lease, a
+ * message too large here: a gap). A message ahead of one missing here (lost between the
+ * hosts, or refused with EBUSY) is not kept: answered EAGAIN, the exporter sends it again
+ * after the missing one went (nothing buffered here, whatever the exporter sends). */
 static void on_bput(bridge *b, natsMsg *m, const char *from, const char *name, const char *reply)
 {
     proxy *p = *proxy_slot(b, name);
@@ -1022,9 +1036,13 @@ static void on_bput(bridge *b, natsMsg *m, const char *from, const char *name, c
         return;
     }
     int64_t type = header_num(m, "Ferry-Type"), seq = header_num(m, "Ferry-Seq");
-    const char *boot = NULL, *stream = NULL;
-    if (type < 0 || seq < 1 || natsMsgHeader_Get(m, "Ferry-Boot", &boot) != NATS_OK || !boot ||
-        strlen(boot) != 16 || strspn(boot, "0123456789abcdef") != 16)
+    const char *boot = NULL, *stream = NULL, *bv = NULL;
+    int64_t base = header_num(m, "Ferry-Base");
+    if (natsMsgHeader_Get(m, "Ferry-Base", &bv) != NATS_OK || !bv)
+        base = seq; /* an older exporter: one at a time, anything before it is a gap */
+    if (type < 0 || seq < 1 || base < 1 || base > seq ||
+        natsMsgHeader_Get(m, "Ferry-Boot", &boot) != NATS_OK || !boot || strlen(boot) != 16 ||
+        strspn(boot, "0123456789abcdef") != 16)
         return;
     /* The exporter's object: absent (an older bridge), or 16 hex digits */
     if (natsMsgHeader_Get(m, "Ferry-Stream", &stream) != NATS_OK || !stream) stream = "";
@@ -1041,18 +1059,24 @@ static void on_bput(bridge *b, natsMsg *m, const char *from, const char *name, c
         return;
     }
     int rc = 0;
-    if (p->in_seq && (uint64_t)seq != p->in_seq + 1) {
-        /* Our lease had lapsed (or the exporter's publisher skipped): the messages between
-         * are a gap that every local subscriber counts in ferry_sub_lost. Once recorded,
-         * in_seq says so: a resend of this message (a full ring below) is no new gap. */
-        uint64_t gap = (uint64_t)seq - p->in_seq - 1;
-        rc = ferry_bcast_skip(p->bc, gap, FERRY_NOW);
-        if (rc == 0) {
+    if (p->in_seq + 1 < (uint64_t)base) {
+        /* Our lease had lapsed (or the exporter's publisher skipped, or a message was too
+         * large here): the messages below base we lack are a gap that every local
+         * subscriber counts in ferry_sub_lost (none before the first message). Once
+         * recorded, in_seq says so: a resend of this message is no new gap. */
+        uint64_t gap = (uint64_t)base - 1 - p->in_seq;
+        if (p->in_seq) rc = ferry_bcast_skip(p->bc, gap, FERRY_NOW);
+        if (rc == 0 && p->in_seq) {
             b->bc_gap += gap;
-            p->in_seq = (uint64_t)seq - 1;
             ferry__bridge_logf(
                 "broadcast %s: %" PRIu64 " messages missed (the subscription lapsed)", name, gap);
         }
+        if (rc == 0) p->in_seq = (uint64_t)base - 1;
+    }
+    if (rc == 0 && (uint64_t)seq > p->in_seq + 1) {
+        /* one from base on is missing here: not published ahead of it */
+        reply_status(b, reply, EAGAIN);
+        return;
     }
     if (rc == 0)
         rc = ferry_bcast_publish(p->bc, type, natsMsg_GetData(m), (size_t)natsMsg_GetDataLength(m),
@@ -1993,6 +2017,8 @@ static void bcout_close(bridge *b, bcout *o)
         o->subs = r->next;
         free(r);
     }
+    for (int i = 0; o->win && i < MBOX_WIN; i++) free(o->win[i].data);
+    free(o->win);
     free(o->msg);
     bury(b, o);
 }
@@ -2021,6 +2047,7 @@ static bcout *bcout_get(bridge *b, const char *name)
         snprintf(o->stream, sizeof o->stream, "%016llx",
                  (unsigned long long)(((uint64_t)st.st_dev << 40) ^ (uint64_t)st.st_ino));
     if (rc == 0 && !(o->msg = malloc(b->max_msg))) rc = -ENOMEM;
+    if (rc == 0 && !(o->win = calloc(MBOX_WIN, sizeof *o->win))) rc = -ENOMEM;
     if (rc == 0) rc = ferry_bcast_subscribe(o->bc, 0, &o->sub); /* lossless */
     if (rc == 0) rc = o->fd = ferry_sub_poll_fd(o->sub);
     if (rc >= 0) rc = epoll_add(b, o->fd, o);
@@ -2028,6 +2055,7 @@ static bcout *bcout_get(bridge *b, const char *name)
         vlog("broadcast %s: %s", name, ferry_strerror(rc));
         ferry_sub_close(o->sub);
         ferry_bcast_close(o->bc);
+        free(o->win);
         free(o->msg);
         free(o);
         return NULL;
@@ -2040,7 +2068,7 @@ static bcout *bcout_get(bridge *b, const char *name)
 
 /* A remote subscriber asks for (or renews its lease on) one of our broadcasts (the
  * policy allowed it). It gets the messages taken after now. */
-static void on_sub(bridge *b, const char *caller, const char *name)
+static void on_sub(bridge *b, natsMsg *m, const char *caller, const char *name)
 {
     bcout *o = bcout_get(b, name);
     if (!o) return;
@@ -2049,71 +2077,109 @@ static void on_sub(bridge *b, const char *caller, const char *name)
     if (!r) {
         if (!(r = calloc(1, sizeof *r))) return;
         snprintf(r->user, sizeof r->user, "%s", caller);
-        r->acked = o->seq; /* a message in flight now is not its */
+        r->lo = o->hi; /* a message taken already is not its */
         r->next = o->subs;
         o->subs = r;
         vlog("%s subscribed to %s", caller, name);
     }
     r->missed = 0;
+    r->wide = header_num(m, "Ferry-Win") >= 1; /* its bridge takes a window */
 }
 
-static void bput_send(bridge *b, bcout *o, rsub *r)
+/* Send (or send again) message k to the remote subscriber r. Ferry-Base: the number of
+ * the first message r has not acknowledged (the messages before it that its bridge did
+ * not publish will never come: a gap it counts); an older importer ignores it. */
+static void bput_send(bridge *b, bcout *o, rsub *r, uint64_t k)
 {
     pend *q = calloc(1, sizeof *q);
     if (!q) {
         r->retry_at = ferry__now_ns() + 200 * MS;
         return;
     }
+    const mslot *m = &o->win[k % MBOX_WIN];
     q->bput = 1;
-    q->msg_seq = o->seq;
+    q->msg_seq = k; /* here: the message's count, not its number */
     snprintf(q->name, sizeof q->name, "%s", o->name);
     snprintf(q->exporter, sizeof q->exporter, "%s", r->user); /* here: the subscriber */
-    char type[24], seq[24];
-    snprintf(type, sizeof type, "%" PRId64, o->type);
-    snprintf(seq, sizeof seq, "%" PRIu64, o->seq);
-    const char *hdr[] = {"Ferry-Type", type,           "Ferry-Seq", seq, "Ferry-Boot",
-                         b->boot,      "Ferry-Stream", o->stream,   NULL};
-    if (send_request(b, q, r->user, o->name, "bput", hdr, o->msg, o->len) < 0) {
+    char type[24], seq[24], base[24];
+    snprintf(type, sizeof type, "%" PRId64, m->type);
+    snprintf(seq, sizeof seq, "%" PRIu64, m->seq);
+    snprintf(base, sizeof base, "%" PRIu64, o->win[r->lo % MBOX_WIN].seq);
+    const char *hdr[] = {"Ferry-Type",   type,      "Ferry-Seq",  seq,  "Ferry-Boot", b->boot,
+                         "Ferry-Stream", o->stream, "Ferry-Base", base, NULL};
+    if (send_request(b, q, r->user, o->name, "bput", hdr, m->data, m->len) < 0) {
         free(q);
         r->retry_at = ferry__now_ns() + 200 * MS;
         return;
     }
-    q->deadline = ferry__now_ns() + 1000 * MS;
-    r->pend_seq = q->seq;
+    q->deadline = ferry__now_ns() + 1000 * MS; /* no answer: sent again */
+    r->pend[k % MBOX_WIN] = q->seq;
 }
 
-/* Every remote subscriber has the message in flight: take the next. */
-static void bcast_check_done(bridge *b, bcout *o)
+/* Send r, in order, every message of its window neither acknowledged nor in flight. */
+static void bsub_pump(bridge *b, bcout *o, rsub *r)
 {
-    if (!o->in_flight) return;
+    if (!b->connected || ferry__now_ns() < r->retry_at) return;
+    uint64_t end = r->lo + (r->wide ? (uint64_t)b->bc_win : 1);
+    if (end > o->hi) end = o->hi;
+    for (uint64_t k = r->lo; k < end; k++)
+        if (!r->ok[k % MBOX_WIN] && !r->pend[k % MBOX_WIN]) bput_send(b, o, r, k);
+}
+
+/* Drop the messages every remote subscriber acknowledged, then take more. */
+static void bcast_advance(bridge *b, bcout *o)
+{
+    if (!o->tag) return;
+    uint64_t lo = o->hi;
     for (rsub *r = o->subs; r; r = r->next)
-        if (r->acked < o->seq) return;
-    o->in_flight = 0;
-    bcast_arm(b, o, 1);
+        if (r->lo < lo) lo = r->lo;
+    for (; o->lo < lo; o->lo++) {
+        mslot *f = &o->win[o->lo % MBOX_WIN];
+        free(f->data);
+        *f = (mslot){0};
+    }
+    if (o->ended && o->lo == o->hi) {
+        bcout_close(b, o);
+        return;
+    }
     bcast_ready(b, o);
 }
 
+/* Take messages while the window has room and send them. */
 static void bcast_ready(bridge *b, bcout *o)
 {
-    if (o->in_flight || !o->tag) return;
+    if (!o->tag || o->ended) return;
     if (!o->subs) { /* nobody remote any more */
         bcout_close(b, o);
         return;
     }
-    ssize_t rc = ferry_sub_recv(o->sub, o->msg, b->max_msg, &o->type, FERRY_NOW);
-    if (rc == -EAGAIN) return;
-    if (rc < 0) { /* -EPIPE: the stream ended (the importers' names go with the heartbeat) */
-        vlog("broadcast %s: %s", o->name, ferry_strerror((int)rc));
-        bcout_close(b, o);
-        return;
+    while (o->hi - o->lo < (uint64_t)b->bc_win) {
+        int64_t type = 0;
+        ssize_t rc = ferry_sub_recv(o->sub, o->msg, b->max_msg, &type, FERRY_NOW);
+        if (rc == -EAGAIN) break;
+        if (rc < 0) { /* -EPIPE: the stream ended (the importers' names go with the heartbeat) */
+            vlog("broadcast %s: %s", o->name, ferry_strerror((int)rc));
+            o->ended = 1;
+            bcast_arm(b, o, 0);
+            if (o->lo == o->hi) bcout_close(b, o); /* else once the rest is acknowledged */
+            return;
+        }
+        char *d = malloc(rc > 0 ? (size_t)rc : 1);
+        if (!d) { /* lost: the importers count it as a gap (its number is skipped) */
+            ferry__bridge_logf("broadcast %s: no memory for a message (lost)", o->name);
+            continue;
+        }
+        memcpy(d, o->msg, (size_t)rc);
+        o->seq = ferry_sub_seq(o->sub); /* this message's number in the stream + 1 */
+        o->win[o->hi % MBOX_WIN] =
+            (mslot){.data = d, .len = (size_t)rc, .type = type, .seq = o->seq};
+        o->hi++;
+        for (rsub *r = o->subs; r; r = r->next) bsub_pump(b, o, r);
     }
-    o->len = (size_t)rc;
-    o->seq = ferry_sub_seq(o->sub); /* this message's number in the stream + 1 */
-    o->in_flight = 1;
-    bcast_arm(b, o, 0);
-    for (rsub *r = o->subs; r; r = r->next) bput_send(b, o, r);
+    bcast_arm(b, o, o->hi - o->lo < (uint64_t)b->bc_win); /* a full window: stop polling */
 }
 
+/* A remote subscriber's answer to message q->msg_seq (a count). */
 static void bput_acked(bridge *b, pend *q, int err)
 {
     bcout *o = b->bcouts;
@@ -2121,19 +2187,31 @@ static void bput_acked(bridge *b, pend *q, int err)
     if (!o) return;
     rsub *r = o->subs;
     while (r && strcmp(r->user, q->exporter) != 0) r = r->next;
-    if (!r || r->pend_seq != q->seq) return; /* stale */
-    r->pend_seq = 0;
-    if (err == 0 || err == EMSGSIZE) {
-        r->acked = q->msg_seq;
-        bcast_check_done(b, o);
+    uint64_t k = q->msg_seq;
+    if (!r || k < r->lo || k >= o->hi || r->pend[k % MBOX_WIN] != q->seq) return; /* stale */
+    r->pend[k % MBOX_WIN] = 0;
+    int64_t now = ferry__now_ns();
+    if (err == 0 || err == EMSGSIZE) { /* EMSGSIZE: never publishable there (a gap there) */
+        r->ok[k % MBOX_WIN] = 1;
+        if (k == r->lo) r->retry_at = 0; /* the first went: the rest may follow now */
+        while (r->lo < o->hi && r->ok[r->lo % MBOX_WIN]) r->ok[r->lo++ % MBOX_WIN] = 0;
+        bsub_pump(b, o, r);
+        bcast_advance(b, o);
         return;
     }
-    r->retry_at = ferry__now_ns() + (err == ETIMEDOUT ? 0 : err == EBUSY ? 5 : 200) * MS;
+    if (err == EAGAIN) { /* an earlier message missing there: again once it went (or soon) */
+        if (r->retry_at <= now) r->retry_at = now + 100 * MS;
+        return;
+    }
+    /* no answer: again now; its ring full (a local lossless subscriber behind): soon;
+     * refused or away: later */
+    r->retry_at = now + (err == ETIMEDOUT ? 0 : err == EBUSY ? 5 : 200) * MS;
 }
 
 /* Leases, retries: from tick. */
 static void bcast_tick(bridge *b, int64_t now)
 {
+    (void)now;
     for (bcout *o = b->bcouts, *on; o; o = on) {
         on = o->next;
         for (rsub **rp = &o->subs; *rp;) {
@@ -2146,14 +2224,12 @@ static void bcast_tick(bridge *b, int64_t now)
                 rp = &r->next;
             }
         }
-        if (o->in_flight) {
-            for (rsub *r = o->subs; r; r = r->next)
-                if (r->acked < o->seq && !r->pend_seq && now >= r->retry_at && b->connected)
-                    bput_send(b, o, r);
-            bcast_check_done(b, o);
-        } else if (!o->subs) {
+        if (!o->subs) {
             bcout_close(b, o);
+            continue;
         }
+        for (rsub *r = o->subs; r; r = r->next) bsub_pump(b, o, r);
+        bcast_advance(b, o); /* a lapsed subscriber held the window */
     }
 }
 
@@ -2218,7 +2294,7 @@ static void on_rpc(bridge *b, natsMsg *m, const char *tail)
         return;
     }
     if (sub) {
-        on_sub(b, caller, name);
+        on_sub(b, m, caller, name);
         return;
     }
     if (copen) {
@@ -2402,7 +2478,7 @@ static void watch_ready(bridge *b)
         if (ev.kind == FERRY_EV_RELEASED || ev.kind == FERRY_EV_DIED)
             for (bcout *o = b->bcouts, *nx; o; o = nx) {
                 nx = o->next;
-                if (strcmp(o->name, ev.info.name) == 0 && !o->in_flight) bcast_ready(b, o);
+                if (strcmp(o->name, ev.info.name) == 0) bcast_ready(b, o);
             }
     }
     if (rc != -EAGAIN && rc != -ETIMEDOUT) { /* ferryd went away: open again later */
@@ -2732,7 +2808,7 @@ static void usage(FILE *f)
                "         [--export PATTERN=USER[,USER...]|PATTERN=*]...\n"
                "         [--import PATTERN[=USER[,USER...]]]... [--recv PATTERN]...\n"
                "         [--jetstream PATTERN]... [--js-max-bytes N] [--js-max-msgs N]\n"
-               "         [--js-replicas N] [--mailbox-window N]\n"
+               "         [--js-replicas N] [--mailbox-window N] [--bcast-window N]\n"
                "         [--import-mode OCTAL] [--heartbeat-ms N] [--dead-after N]\n"
                "         [--call-timeout-ms N] [--max-msg BYTES] [--verbose]\n");
 }
@@ -2804,7 +2880,7 @@ static const num_opt num_opts[] = {
     {'d', "--dead-after", 2, 1000},          {'t', "--call-timeout-ms", 10, 3600000},
     {'s', "--max-msg", 64, (long)MSG_LIMIT}, {'B', "--js-max-bytes", 1 << 20, LONG_MAX},
     {'M', "--js-max-msgs", 1, LONG_MAX},     {'R', "--js-replicas", 1, 5},
-    {'W', "--mailbox-window", 1, MBOX_WIN},
+    {'W', "--mailbox-window", 1, MBOX_WIN},  {'w', "--bcast-window", 1, MBOX_WIN},
 };
 
 static const num_opt *num_opt_of(int c)
@@ -2842,6 +2918,9 @@ static void num_opt_set(bridge *b, int c, long v)
     case 'W':
         b->mbox_win = (int)v;
         break;
+    case 'w':
+        b->bc_win = (int)v;
+        break;
     default:
         b->max_msg = (size_t)v;
         break; /* 's' */
@@ -2867,6 +2946,7 @@ static int parse_args(bridge *b, int argc, char **argv)
         {"js-max-msgs", required_argument, 0, 'M'},
         {"js-replicas", required_argument, 0, 'R'},
         {"mailbox-window", required_argument, 0, 'W'},
+        {"bcast-window", required_argument, 0, 'w'},
         {"import-mode", required_argument, 0, 'm'},
         {"heartbeat-ms", required_argument, 0, 'h'},
         {"dead-after", required_argument, 0, 'd'},
@@ -3091,6 +3171,7 @@ int ferry__bridge_main(int argc, char **argv)
     b->js_max_msgs = 1000000;
     b->js_replicas = 1;
     b->mbox_win = MBOX_WIN;
+    b->bc_win = MBOX_WIN;
     pthread_mutex_init(&b->qmu, NULL);
     pthread_mutex_init(&b->emu, NULL);
     b->nfd = -1;
