@@ -17,6 +17,11 @@
  * is stopped and started again within the lease (--dead-after 15): every message arrives
  * once, in order, and the subscriber's lost count stays 0. Skipped (77) when not root or
  * without `ip` / nats-server.
+ * Last, B's side of the window against a raw cnats client as "hostc" exporting
+ * org.test.raw (heartbeats, probes answered): a message ahead of a missing one is answered
+ * EAGAIN and not published; a duplicate 0 and not published again; a Ferry-Base above
+ * Ferry-Seq, 0 or not a number gets no answer; numbers below Ferry-Base that B lacks are a
+ * gap counted exactly in ferry_sub_lost.
  */
 #include "testutil.h"
 
@@ -247,6 +252,123 @@ static void sub_w(void *arg)
     ferry_bcast_close(bc);
 }
 
+/* B: a raw exporter of org.test.raw as hostc, and a lossless subscriber to it. */
+static natsConnection *raw_nc;
+
+static void raw_hb(void)
+{
+    const char *hb = "ferry-hb 1 0123456789abcdef w\nb org.test.raw\n";
+    CHECK(natsConnection_Publish(raw_nc, "ferry.t.hb.hostc", hb, (int)strlen(hb)) == NATS_OK);
+}
+
+static void raw_on_req(natsConnection *nc, natsSubscription *sub, natsMsg *m, void *closure)
+{
+    (void)sub;
+    (void)closure;
+    const char *reply = natsMsg_GetReply(m);
+    if (reply && *reply) { /* probes: the name is here */
+        natsMsg *r = NULL;
+        if (natsMsg_Create(&r, reply, NULL, NULL, 0) == NATS_OK) {
+            natsMsgHeader_Set(r, "Ferry-Status", "0");
+            natsConnection_PublishMsg(nc, r);
+            natsMsg_Destroy(r);
+        }
+    }
+    natsMsg_Destroy(m);
+}
+
+/* One bput of org.test.raw; base NULL: left out. The answer's Ferry-Status into st ("":
+ * no answer within 500 ms). */
+static void raw_bput(const char *seq, const char *base, const char *data, char st[16])
+{
+    raw_hb();
+    natsMsg *m = NULL, *r = NULL;
+    CHECK(natsMsg_Create(&m, "ferry.t.rpc.hostb.hostc.org.test.raw", NULL, data,
+                         (int)strlen(data)) == NATS_OK);
+    CHECK(natsMsgHeader_Set(m, "Ferry-Op", "bput") == NATS_OK);
+    CHECK(natsMsgHeader_Set(m, "Ferry-Type", "3") == NATS_OK);
+    CHECK(natsMsgHeader_Set(m, "Ferry-Seq", seq) == NATS_OK);
+    CHECK(natsMsgHeader_Set(m, "Ferry-Boot", "0123456789abcdef") == NATS_OK);
+    if (base) CHECK(natsMsgHeader_Set(m, "Ferry-Base", base) == NATS_OK);
+    natsStatus s = natsConnection_RequestMsg(&r, raw_nc, m, 500);
+    natsMsg_Destroy(m);
+    st[0] = 0;
+    if (s != NATS_OK) return;
+    const char *v = NULL;
+    if (natsMsgHeader_Get(r, "Ferry-Status", &v) == NATS_OK && v) snprintf(st, 16, "%s", v);
+    natsMsg_Destroy(r);
+}
+
+static void raw_expect(ferry_sub *s, const char *data, uint64_t lost)
+{
+    char buf[64];
+    int64_t type = -1;
+    ssize_t n = ferry_sub_recv(s, buf, sizeof buf - 1, &type, 5 * SEC);
+    CHECK_EQ(n, (ssize_t)strlen(data));
+    buf[n] = 0;
+    CHECK(strcmp(buf, data) == 0);
+    CHECK_EQ(type, 3);
+    CHECK_EQ(ferry_sub_lost(s), lost);
+}
+
+static void raw_side(void *arg)
+{
+    (void)arg;
+    raw_nc = cl_nats_hostc(&C, NULL);
+    natsSubscription *sub = NULL;
+    CHECK(natsConnection_Subscribe(&sub, raw_nc, "ferry.t.rpc.hostc.*.>", raw_on_req, NULL) ==
+          NATS_OK);
+    ferry_bcast *bc = NULL;
+    int64_t end = now_ns() + 20 * SEC;
+    int rc;
+    while ((rc = ferry_bcast_open("org.test.raw", &bc, 2 * SEC)) != 0) {
+        CHECK_EQ(rc, -ENOENT);
+        CHECK(now_ns() < end);
+        raw_hb();
+        sleep_ms(100);
+    }
+    ferry_sub *s;
+    CHECK_EQ(ferry_bcast_subscribe(bc, 0, &s), 0);
+    char st[16], buf[64];
+    raw_bput("5", "3", "m5", st); /* 3 missing: not published ahead of it */
+    CHECK(strcmp(st, "EAGAIN") == 0);
+    raw_bput("3", "3", "m3", st); /* the first: nothing before it counted */
+    CHECK(strcmp(st, "0") == 0);
+    raw_expect(s, "m3", 0);
+    raw_bput("5", "4", "m5", st); /* 4 missing */
+    CHECK(strcmp(st, "EAGAIN") == 0);
+    raw_bput("4", "4", "m4", st);
+    CHECK(strcmp(st, "0") == 0);
+    raw_expect(s, "m4", 0);
+    raw_bput("5", "4", "m5", st);
+    CHECK(strcmp(st, "0") == 0);
+    raw_expect(s, "m5", 0);
+    raw_bput("5", "5", "m5", st); /* published already: not again */
+    CHECK(strcmp(st, "0") == 0);
+    raw_bput("7", "8", "m7", st); /* malformed: no answer */
+    CHECK(strcmp(st, "") == 0);
+    raw_bput("7", "0", "m7", st);
+    CHECK(strcmp(st, "") == 0);
+    raw_bput("7", "x", "m7", st);
+    CHECK(strcmp(st, "") == 0);
+    raw_bput("9", "8", "m9", st); /* 6, 7 never come (a gap), 8 missing */
+    CHECK(strcmp(st, "EAGAIN") == 0);
+    raw_bput("8", "8", "m8", st);
+    CHECK(strcmp(st, "0") == 0);
+    raw_expect(s, "m8", 2); /* the gap, recorded once */
+    raw_bput("9", "8", "m9", st);
+    CHECK(strcmp(st, "0") == 0);
+    raw_expect(s, "m9", 2);
+    raw_bput("10", NULL, "m10", st); /* no base (an older exporter): one at a time */
+    CHECK(strcmp(st, "0") == 0);
+    raw_expect(s, "m10", 2);
+    CHECK_EQ(ferry_sub_recv(s, buf, sizeof buf, NULL, FERRY_NOW), -EAGAIN); /* nothing else */
+    ferry_sub_close(s);
+    ferry_bcast_close(bc);
+    natsSubscription_Destroy(sub);
+    natsConnection_Destroy(raw_nc);
+}
+
 int main(void)
 {
     sh = cl_begin(&C, 170, sizeof *sh);
@@ -256,8 +378,15 @@ int main(void)
         "--export", "org.test.bc=hostb", "--export", "org.test.bcw=hostb", "--heartbeat-ms",
         "200",      "--dead-after",      "15",       "--bcast-window",     win ? win : "32",
         NULL};
-    const char *exp_b[] = {
-        "--import", "org.test.*=hosta", "--heartbeat-ms", "200", "--dead-after", "15", NULL};
+    const char *exp_b[] = {"--import",
+                           "org.test.raw=hostc",
+                           "--import",
+                           "org.test.*=hosta",
+                           "--heartbeat-ms",
+                           "200",
+                           "--dead-after",
+                           "15",
+                           NULL};
     cl_bridges(&C, exp_a, exp_b);
     int64_t t0 = now_ns();
     pid_t p = cl_spawn(A, &ROOT, publisher, NULL);
@@ -295,6 +424,9 @@ int main(void)
            "then %d more, B's nats-server restarted when %d had come: all once, in order, none "
            "lost\n",
            win ? win : "32", T, rate, F, got_at_stop);
+    wait_ok(cl_spawn(B, &CALLER_ID, raw_side, NULL));
+    printf("B against a raw exporter: EAGAIN ahead of a missing number, duplicates and "
+           "malformed bases not published, a gap of 2 counted once\n");
     cl_down(&C);
     printf("ok\n");
     return 0;
