@@ -448,8 +448,9 @@ static void exp_run(exp_t *e)
             }
             /* what may wait in it: JS_HELD deliveries (the consumer's 128 unacknowledged)
              * and statuses; beyond that cnats drops (they come again after the ack wait) */
+            int64_t bytes = 4 * JS_HELD * ((int64_t)js->conf.max_msg + 4096);
             natsSubscription_SetPendingLimits(sub, 4 * JS_HELD,
-                                              (int)(4 * JS_HELD * (js->conf.max_msg + 4096)));
+                                              (int)(bytes < (256 << 20) ? bytes : (256 << 20)));
             open = 0;
         }
         int64_t now = ferry__now_ns();
@@ -521,19 +522,16 @@ static void exp_run(exp_t *e)
         int i = 0;
         for (; i < nheld; i++) {
             int rc = deliver(e, held[i], ndel[i], &mb, &mbgen, held + i + 1, nheld - i - 1);
-            natsMsg_Destroy(held[i]);
-            if (rc == -ECANCELED) { /* unacknowledged: the stream delivers them again */
-                i++;
-                break;
-            }
-            if (rc == -EAGAIN) { /* no mailbox here now: given back, and a pause */
-                for (i++; i < nheld; i++) {
+            if (rc == -ECANCELED) break; /* unacknowledged: the stream delivers them again */
+            if (rc == -EAGAIN) {         /* no mailbox here now: given back, and a pause */
+                for (; i < nheld; i++) {
                     msg_answer(e, held[i], "-NAK {\"delay\": 1000000000}");
                     natsMsg_Destroy(held[i]);
                 }
                 nap_ms(200);
                 break;
             }
+            natsMsg_Destroy(held[i]);
         }
         for (; i < nheld; i++) natsMsg_Destroy(held[i]);
         if (failed) {
@@ -619,6 +617,7 @@ struct ferry__js_imp {
     slot slots[JS_WIN];
     int inflight;               /* slots not free */
     int nfailed;                /* slots S_FAILED */
+    int any; /* a publish was made: the thread's own (read by import_stop after the join) */
     struct ferry__js_imp *next; /* js->imps */
 };
 
@@ -713,6 +712,7 @@ static void imp_publish(ferry__js_imp *imp, slot *s, natsMsg *m)
     s->m = NULL;
     pthread_mutex_unlock(&imp->mu);
     natsStatus st = js_PublishMsgAsync(imp->ctx, &m, &po); /* takes m on success */
+    if (st == NATS_OK) imp->any = 1;
     if (st != NATS_OK) {
         pthread_mutex_lock(&imp->mu);
         s->state = S_FAILED;
@@ -901,8 +901,10 @@ void ferry__js_import_stop(ferry__js_imp *imp, int keep)
      * until the process exits, after which the mailbox gives the message back to the
      * next bridge (closing the handle would release the peek: finished, gone). Else (the
      * import is dropped, and its mailbox with it): released, counted lost. */
-    natsMsgList pending = {0};
-    if (js_PublishAsyncGetPendingList(&pending, imp->ctx) == NATS_OK) natsMsgList_Destroy(&pending);
+    natsMsgList pending = {0}; /* not before a first publish: libnats 3.4.1 reads its
+                                  pending map, made by that publish (NULL: SIGSEGV) */
+    if (imp->any && js_PublishAsyncGetPendingList(&pending, imp->ctx) == NATS_OK)
+        natsMsgList_Destroy(&pending);
     uint64_t left = 0;
     pthread_mutex_lock(&imp->mu);
     for (int i = 0; i < JS_WIN; i++) {
