@@ -11,7 +11,17 @@
  *    from user S is published on ferry.<cluster>.mq.E.S.N: S is the token the NATS
  *    servers' publish permissions tie to the authenticated user (ferry.<cluster>.mq.*.S.>).
  *  - Exporter: one thread per exported mailbox, a durable pull consumer (m<hash of N>,
- *    filter ferry.<cluster>.mq.E.*.N, explicit acks). Each message fetched is checked
+ *    filter ferry.<cluster>.mq.E.*.N, explicit acks), made with js_AddConsumer and pulled
+ *    by our own code, not libnats's fetch (3.4.1's _fetch writes past its 64-entry array
+ *    when messages of expired requests come late: heap corruption): a sync subscription
+ *    on an inbox under the bridge's inbox prefix, pull requests ({"batch":64,"expires":..})
+ *    published to $JS.API.CONSUMER.MSG.NEXT.<stream>.<durable>, and every message that
+ *    comes taken, late or not, up to JS_HELD at a time. A message is a delivery only if
+ *    its reply subject is $JS.ACK.<our stream>.<our durable>. and 5 bounded decimals
+ *    (else dropped and counted); one with a Status header ends a request (404, 408, 409)
+ *    or is ignored (100). Acknowledgements are published to that reply subject by hand
+ *    ("+ACK", "+WPI", "-NAK {"delay": ns}", "+TERM": libnats's natsMsg_Ack & co. only take
+ *    messages of its JetStream subscriptions). Each delivery is checked
  *    (subject token by token, the sender against the export policy, Ferry-Type a bounded
  *    decimal, the payload at most max_msg: else terminated, never delivered), put into the
  *    local mailbox with ferry_mailbox_send and acknowledged only after it succeeded. A full
@@ -63,11 +73,11 @@
 #include <time.h>
 
 #define JS_MAX_EXPORTS 256
-#define JS_WIN         32   /* importer: publishes in flight (one mailbox handle each) */
-#define JS_BATCH       64   /* exporter: messages per pull request */
+#define JS_WIN         32             /* importer: publishes in flight (one mailbox handle each) */
+#define JS_BATCH       64             /* exporter: messages per pull request */
 #define JS_HELD        (2 * JS_BATCH) /* exporter: messages taken at once (= MaxAckPending) */
-#define JS_ACK_WAIT_MS 5000 /* exporter: unacknowledged for this long: delivered again */
-#define JS_FETCH_MS    500  /* exporter: a pull request expires after this */
+#define JS_ACK_WAIT_MS 5000           /* exporter: unacknowledged for this long: delivered again */
+#define JS_FETCH_MS    500            /* exporter: a pull request expires after this */
 #define JS_PUB_WAIT_MS 2000 /* importer: no acknowledgement in this time: published again */
 #define JS_STOP_MS     2000 /* importer: how long a stop waits for publishes in flight */
 #define JS_DUP_WINDOW  ((int64_t)600 * 1000000000) /* the stream's duplicate window */
@@ -234,8 +244,7 @@ static int stream_ensure(ferry__js *js, jsCtx *ctx)
 /* The durable pull consumer of e's mailbox (made if missing), checked to be ours: no
  * subscription is bound to it (exp_run pulls through its own inbox). 0, or -EAGAIN; a
  * failure is logged unless *quiet (set then; cleared on success): once per outage. */
-static int consumer_open(exp_t *e, jsCtx *ctx, const char *filter, const char *durable,
-                         int *quiet)
+static int consumer_open(exp_t *e, jsCtx *ctx, const char *filter, const char *durable, int *quiet)
 {
     ferry__js *js = e->js;
     jsConsumerInfo *ci = NULL;
@@ -434,8 +443,8 @@ static void exp_run(exp_t *e)
         return;
     }
     while (!stopping(js)) {
-        if (!ready && (stream_ensure(js, ctx) < 0 || consumer_open(e, ctx, filter, durable,
-                                                                   &quiet) < 0)) {
+        if (!ready &&
+            (stream_ensure(js, ctx) < 0 || consumer_open(e, ctx, filter, durable, &quiet) < 0)) {
             nap_ms(500);
             continue;
         }
@@ -462,8 +471,8 @@ static void exp_run(exp_t *e)
                 continue;
             }
         }
-        if (!open && natsConnection_PublishRequestString(js->conf.nc, next, inbox, req) ==
-                         NATS_OK) {
+        if (!open &&
+            natsConnection_PublishRequestString(js->conf.nc, next, inbox, req) == NATS_OK) {
             open = 1;
             left = JS_BATCH;
             deadline = now + (JS_FETCH_MS + 1000) * MS; /* the server's 408 may be late */
@@ -510,8 +519,7 @@ static void exp_run(exp_t *e)
             ndel[nheld++] = nd;
             if (open && --left == 0) { /* used up: the next request goes out now */
                 open = 0;
-                if (natsConnection_PublishRequestString(js->conf.nc, next, inbox, req) ==
-                    NATS_OK) {
+                if (natsConnection_PublishRequestString(js->conf.nc, next, inbox, req) == NATS_OK) {
                     open = 1;
                     left = JS_BATCH;
                     deadline = ferry__now_ns() + (JS_FETCH_MS + 1000) * MS;
@@ -615,9 +623,9 @@ struct ferry__js_imp {
     pthread_mutex_t mu; /* slots, inflight (the ack handler runs on a cnats thread) */
     pthread_cond_t cv;
     slot slots[JS_WIN];
-    int inflight;               /* slots not free */
-    int nfailed;                /* slots S_FAILED */
-    int any; /* a publish was made: the thread's own (read by import_stop after the join) */
+    int inflight; /* slots not free */
+    int nfailed;  /* slots S_FAILED */
+    int any;      /* a publish was made: the thread's own (read by import_stop after the join) */
     struct ferry__js_imp *next; /* js->imps */
 };
 
