@@ -509,8 +509,12 @@ static void exp_run(exp_t *e)
                 natsMsg_Destroy(m);
                 continue;
             }
+            /* a delivery comes with the stream's subject (ours: under prefix); a message
+             * published to our inbox by anyone else comes with the inbox's: never answered
+             * (a "+TERM" to a reply subject it chose could end one of our real messages) */
             int64_t nd = msg_delivered(m, ackpre);
-            if (nd < 0) { /* not a delivery of our consumer: dropped, counted */
+            const char *subj = natsMsg_GetSubject(m);
+            if (nd < 0 || !subj || strncmp(subj, js->prefix, strlen(js->prefix)) != 0) {
                 count(&js->refused, 1);
                 natsMsg_Destroy(m);
                 continue;
