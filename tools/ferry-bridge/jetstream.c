@@ -18,11 +18,11 @@
  *    published to $JS.API.CONSUMER.MSG.NEXT.<stream>.<durable>, and every message that
  *    comes taken, late or not, up to JS_HELD at a time. A message is a delivery only if
  *    its reply subject is $JS.ACK.<our stream>.<our durable>. and 5 bounded decimals
- *    and its subject under our prefix (else dropped and counted, never answered); one with a Status
- * header ends a request (404, 408, 409) or is ignored (100). Acknowledgements are published to that
- * reply subject by hand
- *    ("+ACK", "+WPI", "-NAK {"delay": ns}", "+TERM": libnats's natsMsg_Ack & co. only take
- *    messages of its JetStream subscriptions). Each delivery is checked
+ *    and its subject under our prefix (else dropped and counted, never answered); one
+ *    with a Status header ends a request (404, 408, 409) or is ignored (100).
+ *    Acknowledgements are published to that reply subject by hand ("+ACK", "+WPI",
+ *    "-NAK {"delay": ns}", "+TERM": libnats's natsMsg_Ack & co. only take messages of
+ *    its JetStream subscriptions). Each delivery is checked
  *    (subject token by token, the sender against the export policy, Ferry-Type a bounded
  *    decimal, the payload at most max_msg: else terminated, never delivered), put into the
  *    local mailbox with ferry_mailbox_send and acknowledged only after it succeeded. A full
