@@ -11,7 +11,18 @@
  *    from user S is published on ferry.<cluster>.mq.E.S.N: S is the token the NATS
  *    servers' publish permissions tie to the authenticated user (ferry.<cluster>.mq.*.S.>).
  *  - Exporter: one thread per exported mailbox, a durable pull consumer (m<hash of N>,
- *    filter ferry.<cluster>.mq.E.*.N, explicit acks). Each message fetched is checked
+ *    filter ferry.<cluster>.mq.E.*.N, explicit acks), made with js_AddConsumer and pulled
+ *    by our own code, not libnats's fetch (3.4.1's _fetch writes past its 64-entry array
+ *    when messages of expired requests come late: heap corruption): a sync subscription
+ *    on an inbox under the bridge's inbox prefix, pull requests ({"batch":64,"expires":..})
+ *    published to $JS.API.CONSUMER.MSG.NEXT.<stream>.<durable>, and every message that
+ *    comes taken, late or not, up to JS_HELD at a time. A message is a delivery only if
+ *    its reply subject is $JS.ACK.<our stream>.<our durable>. and 5 bounded decimals
+ *    and its subject under our prefix (else dropped and counted, never answered); one
+ *    with a Status header ends a request (404, 408, 409) or is ignored (100).
+ *    Acknowledgements are published to that reply subject by hand ("+ACK", "+WPI",
+ *    "-NAK {"delay": ns}", "+TERM": libnats's natsMsg_Ack & co. only take messages of
+ *    its JetStream subscriptions). Each delivery is checked
  *    (subject token by token, the sender against the export policy, Ferry-Type a bounded
  *    decimal, the payload at most max_msg: else terminated, never delivered), put into the
  *    local mailbox with ferry_mailbox_send and acknowledged only after it succeeded. A full
@@ -63,10 +74,11 @@
 #include <time.h>
 
 #define JS_MAX_EXPORTS 256
-#define JS_WIN         32   /* importer: publishes in flight (one mailbox handle each) */
-#define JS_BATCH       64   /* exporter: messages per fetch */
-#define JS_ACK_WAIT_MS 5000 /* exporter: unacknowledged for this long: delivered again */
-#define JS_FETCH_MS    500
+#define JS_WIN         32             /* importer: publishes in flight (one mailbox handle each) */
+#define JS_BATCH       64             /* exporter: messages per pull request */
+#define JS_HELD        (2 * JS_BATCH) /* exporter: messages taken at once (= MaxAckPending) */
+#define JS_ACK_WAIT_MS 5000           /* exporter: unacknowledged for this long: delivered again */
+#define JS_FETCH_MS    500            /* exporter: a pull request expires after this */
 #define JS_PUB_WAIT_MS 2000 /* importer: no acknowledgement in this time: published again */
 #define JS_STOP_MS     2000 /* importer: how long a stop waits for publishes in flight */
 #define JS_DUP_WINDOW  ((int64_t)600 * 1000000000) /* the stream's duplicate window */
@@ -230,47 +242,40 @@ static int stream_ensure(ferry__js *js, jsCtx *ctx)
     return rc;
 }
 
-/* The durable pull consumer of e's mailbox (made if missing), checked to be ours. A
+/* The durable pull consumer of e's mailbox (made if missing), checked to be ours: no
+ * subscription is bound to it (exp_run pulls through its own inbox). 0, or -EAGAIN; a
  * failure is logged unless *quiet (set then; cleared on success): once per outage. */
-static natsSubscription *consumer_open(exp_t *e, jsCtx *ctx, const char *filter,
-                                       const char *durable, int *quiet)
+static int consumer_open(exp_t *e, jsCtx *ctx, const char *filter, const char *durable, int *quiet)
 {
     ferry__js *js = e->js;
-    jsSubOptions so;
-    jsSubOptions_Init(&so);
-    so.Stream = js->stream;
-    so.Config.Durable = durable;
-    so.Config.Description = e->name;
-    so.Config.AckPolicy = js_AckExplicit;
-    so.Config.AckWait = JS_ACK_WAIT_MS * MS;
-    so.Config.MaxDeliver = -1;
-    so.Config.MaxAckPending = 2 * JS_BATCH;
-    so.Config.DeliverPolicy = js_DeliverAll;
-    so.Config.FilterSubject = filter;
-    natsSubscription *sub = NULL;
-    jsErrCode je = 0;
-    natsStatus s = js_PullSubscribe(&sub, ctx, filter, durable, NULL, &so, &je);
-    if (s != NATS_OK) {
-        if (!*quiet)
-            js_log("consumer %s of %s: %s (%d)", durable, e->name, natsStatus_GetText(s), (int)je);
-        *quiet = 1;
-        return NULL;
-    }
     jsConsumerInfo *ci = NULL;
-    s = js_GetConsumerInfo(&ci, ctx, js->stream, durable, NULL, &je);
+    jsErrCode je = 0;
+    natsStatus s = js_GetConsumerInfo(&ci, ctx, js->stream, durable, NULL, &je);
+    if (s == NATS_NOT_FOUND) {
+        jsConsumerConfig cc;
+        jsConsumerConfig_Init(&cc);
+        cc.Durable = durable;
+        cc.Description = e->name;
+        cc.AckPolicy = js_AckExplicit;
+        cc.AckWait = JS_ACK_WAIT_MS * MS;
+        cc.MaxDeliver = -1;
+        cc.MaxAckPending = 2 * JS_BATCH;
+        cc.DeliverPolicy = js_DeliverAll;
+        cc.FilterSubject = filter;
+        s = js_AddConsumer(&ci, ctx, js->stream, &cc, NULL, &je);
+    }
     if (s != NATS_OK || !ci || !ci->Config || !ci->Config->FilterSubject ||
         strcmp(ci->Config->FilterSubject, filter) != 0) { /* a hash collision: not ours */
         if (!*quiet)
-            js_log("consumer %s of %s: %s", durable, e->name,
-                   s != NATS_OK ? natsStatus_GetText(s) : "another mailbox's (not used)");
+            js_log("consumer %s of %s: %s (%d)", durable, e->name,
+                   s != NATS_OK ? natsStatus_GetText(s) : "another mailbox's (not used)", (int)je);
         *quiet = 1;
         jsConsumerInfo_Destroy(ci);
-        natsSubscription_Destroy(sub);
-        return NULL;
+        return -EAGAIN;
     }
     jsConsumerInfo_Destroy(ci);
     *quiet = 0;
-    return sub;
+    return 0;
 }
 
 /* The sender token of a message of e's mailbox (subject prefix + sender + '.' + name),
@@ -288,11 +293,44 @@ static int msg_sender(exp_t *e, natsMsg *m, char *caller)
     return 0;
 }
 
-/* Deliver one fetched message into the local mailbox (opened on demand) and acknowledge
+/* A message pulled for e's consumer carries the reply subject the stream acknowledges
+ * on: ackpre ($JS.ACK.<our stream>.<our durable>.) and then exactly 5 bounded decimals
+ * (delivered, stream seq, consumer seq, timestamp, pending). Returns how often the stream
+ * has delivered it (>= 1), or -1: not a delivery of ours (dropped, never answered). */
+static int64_t msg_delivered(natsMsg *m, const char *ackpre)
+{
+    const char *r = natsMsg_GetReply(m);
+    size_t np = strlen(ackpre);
+    if (!r || strncmp(r, ackpre, np) != 0) return -1;
+    int64_t first = -1;
+    const char *p = r + np;
+    for (int t = 0; t < 5; t++) {
+        size_t n = strspn(p, "0123456789");
+        if (n < 1 || n > 19 || (p[n] != (t < 4 ? '.' : '\0'))) return -1;
+        if (t == 0) {
+            if (n > 18) return -1;
+            first = (int64_t)strtoll(p, NULL, 10);
+        }
+        p += n + (t < 4);
+    }
+    return first >= 1 ? first : -1;
+}
+
+/* Answer the stream about m (its reply subject, checked by msg_delivered): "+ACK",
+ * "+WPI" (in progress), "+TERM", or "-NAK {...}". Published without waiting (a lost one
+ * means a redelivery, or a longer wait). libnats's natsMsg_Ack & co. only take messages of
+ * its JetStream subscriptions. */
+static void msg_answer(exp_t *e, natsMsg *m, const char *body)
+{
+    natsConnection_PublishString(e->js->conf.nc, natsMsg_GetReply(m), body);
+}
+
+/* Deliver one pulled message into the local mailbox (opened on demand) and acknowledge
  * it. Returns 0 (done: delivered, or terminated as refused), -EAGAIN (not delivered
- * now: the caller gives it and the rest of the batch back), -ECANCELED (stopping). */
-static int deliver(exp_t *e, natsMsg *m, ferry_mailbox **mb, unsigned *mbgen, natsMsg **rest,
-                   int nrest)
+ * now: the caller gives it and the rest back), -ECANCELED (stopping). rest: the messages
+ * held after it, told "in progress" with it while the mailbox is full. */
+static int deliver(exp_t *e, natsMsg *m, int64_t ndel, ferry_mailbox **mb, unsigned *mbgen,
+                   natsMsg **rest, int nrest)
 {
     ferry__js *js = e->js;
     char caller[64];
@@ -301,7 +339,7 @@ static int deliver(exp_t *e, natsMsg *m, ferry_mailbox **mb, unsigned *mbgen, na
     if (msg_sender(e, m, caller) < 0 || type < 0 || len < 0 || (size_t)len > js->conf.max_msg ||
         !js->conf.allow(js->conf.allow_ctx, e->name, caller)) {
         count(&js->refused, 1);
-        natsMsg_Term(m, NULL); /* never delivered, never again */
+        msg_answer(e, m, "+TERM"); /* never delivered, never again */
         return 0;
     }
     /* acquire: pairs with the release increment in ferry__js_reopen (a new mailbox) */
@@ -325,7 +363,7 @@ static int deliver(exp_t *e, natsMsg *m, ferry_mailbox **mb, unsigned *mbgen, na
         if (rc == -EMSGSIZE) { /* larger than that mailbox takes */
             count(&js->refused, 1);
             js_log("mailbox %s: a message of %d bytes is too large (dropped)", e->name, len);
-            natsMsg_Term(m, NULL);
+            msg_answer(e, m, "+TERM");
             return 0;
         }
         if (rc != -ETIMEDOUT && rc != -EAGAIN && rc != -ENOBUFS) {
@@ -335,18 +373,27 @@ static int deliver(exp_t *e, natsMsg *m, ferry_mailbox **mb, unsigned *mbgen, na
         }
         if (stopping(js)) return -ECANCELED;
         if (ferry__now_ns() - progress > JS_ACK_WAIT_MS * MS / 3) { /* full for long */
-            natsMsg_InProgress(m, NULL);
-            for (int i = 0; i < nrest; i++) natsMsg_InProgress(rest[i], NULL);
+            msg_answer(e, m, "+WPI");
+            for (int i = 0; i < nrest; i++) msg_answer(e, rest[i], "+WPI");
             progress = ferry__now_ns();
         }
     }
-    jsMsgMetaData *meta = NULL;
-    if (natsMsg_GetMetaData(&meta, m) == NATS_OK && meta && meta->NumDelivered > 1)
-        count(&js->redelivered, 1);
-    jsMsgMetaData_Destroy(meta);
+    if (ndel > 1) count(&js->redelivered, 1);
     count(&js->delivered, 1);
-    natsMsg_Ack(m, NULL); /* after the send: a lost acknowledgement means a redelivery */
+    msg_answer(e, m, "+ACK"); /* after the send: a lost acknowledgement means a redelivery */
     return 0;
+}
+
+/* The status of a message from the stream's server on our inbox ("404", "408", "409",
+ * "100", "503"...: 3 digits), into st; 0 if it has none (a delivery, to be checked). */
+static int msg_status(natsMsg *m, char st[4])
+{
+    const char *v = NULL;
+    if (natsMsgHeader_Get(m, "Status", &v) != NATS_OK || !v) return 0;
+    if (strnlen(v, 4) < 3) return -1;
+    memcpy(st, v, 3);
+    st[3] = 0;
+    return 1;
 }
 
 static void exp_run(exp_t *e);
@@ -359,74 +406,159 @@ static void *exp_main(void *arg)
     return NULL;
 }
 
+/* The exporter's pull, done here rather than with libnats's fetch (whose 3.4.1 _fetch
+ * overruns its array when messages of expired requests arrive late): one sync
+ * subscription on an inbox under the bridge's inbox prefix; one pull request of JS_BATCH
+ * at a time, expiring after JS_FETCH_MS on the server, published again as soon as it is
+ * used up (JS_BATCH messages came), ended (404/408/409) or lost (no end in time). Every
+ * message that comes is taken, up to JS_HELD at once, whichever request it answers:
+ * a late one of an expired request is a delivery like any other. */
 static void exp_run(exp_t *e)
 {
     ferry__js *js = e->js;
-    char filter[SUBJ_LEN], durable[24];
+    char filter[SUBJ_LEN], durable[24], inbox[SUBJ_LEN], next[SUBJ_LEN], ackpre[SUBJ_LEN];
+    char req[64];
     snprintf(filter, sizeof filter, "%s*.%s", js->prefix, e->name);
     snprintf(durable, sizeof durable, "m%016" PRIx64, hash_name(e->name));
+    snprintf(next, sizeof next, "$JS.API.CONSUMER.MSG.NEXT.%s.%s", js->stream, durable);
+    snprintf(ackpre, sizeof ackpre, "$JS.ACK.%s.%s.", js->stream, durable);
+    snprintf(inbox, sizeof inbox, "ferry.%s.reply.%s.js.%s.%016" PRIx64, js->conf.cluster,
+             js->conf.user, durable,
+             atomic_fetch_add_explicit(&js->ctr, 1, memory_order_relaxed) ^
+                 hash_name(js->secret)); /* unique per thread and incarnation */
+    snprintf(req, sizeof req, "{\"batch\":%d,\"expires\":%" PRId64 "}", JS_BATCH,
+             (JS_FETCH_MS - 10) * MS);
     jsOptions jo;
     jsOptions_Init(&jo);
     jo.Wait = 2000;
     jsCtx *ctx = NULL;
     natsSubscription *sub = NULL;
     ferry_mailbox *mb = NULL;
+    natsMsg *held[JS_HELD];
+    int64_t ndel[JS_HELD];
     unsigned mbgen = 0;
-    int errors = 0, quiet = 0, flowing = 0;
+    int errors = 0, quiet = 0, ready = 0, open = 0, left = 0;
+    int64_t deadline = 0;
     if (natsConnection_JetStream(&ctx, js->conf.nc, &jo) != NATS_OK) {
         js_log("mailbox %s: no JetStream context", e->name);
         return;
     }
     while (!stopping(js)) {
-        if (!sub && (stream_ensure(js, ctx) < 0 ||
-                     !(sub = consumer_open(e, ctx, filter, durable, &quiet)))) {
+        if (!ready &&
+            (stream_ensure(js, ctx) < 0 || consumer_open(e, ctx, filter, durable, &quiet) < 0)) {
             nap_ms(500);
             continue;
         }
-        natsMsgList list = {0};
-        /* while messages flow: what is there now, up to a batch (no wait); else a long
-         * poll for the next one (a long poll for a whole batch would hold a partial batch
-         * back until it expires). Never short polls for big batches: libnats 3.4.1's
-         * _fetch writes past its array when more than half a batch arrives late for
-         * requests that expired (seen as heap corruption with 20 ms polls of 64) */
-        jsFetchRequest fr;
-        jsFetchRequest_Init(&fr);
-        fr.Batch = flowing ? JS_BATCH : 1;
-        fr.NoWait = flowing;
-        fr.Expires = JS_FETCH_MS * MS;
-        natsStatus s = natsSubscription_FetchRequest(&list, sub, &fr);
-        int was = flowing;
-        flowing = s == NATS_OK && list.Count > 0;
-        if (s == NATS_TIMEOUT || (was && !flowing && s != NATS_OK && s != NATS_CONNECTION_CLOSED &&
-                                  s != NATS_CONNECTION_DISCONNECTED)) {
-            natsMsgList_Destroy(&list); /* nothing now */
-            errors = 0;
-            continue;
-        }
-        if (s != NATS_OK) { /* NATS away, or the consumer gone: made again after a few */
-            natsMsgList_Destroy(&list);
-            if (++errors >= 10) {
-                js_log("mailbox %s: fetch: %s: subscribing again", e->name, natsStatus_GetText(s));
-                natsSubscription_Destroy(sub);
+        ready = 1;
+        if (!sub) {
+            if (natsConnection_SubscribeSync(&sub, js->conf.nc, inbox) != NATS_OK) {
                 sub = NULL;
-                errors = 0;
+                nap_ms(500);
+                continue;
             }
-            nap_ms(200);
-            continue;
+            /* what may wait in it: JS_HELD deliveries (the consumer's 128 unacknowledged)
+             * and statuses; beyond that cnats drops (they come again after the ack wait) */
+            int64_t bytes = 4 * JS_HELD * ((int64_t)js->conf.max_msg + 4096);
+            natsSubscription_SetPendingLimits(sub, 4 * JS_HELD,
+                                              (int)(bytes < (256 << 20) ? bytes : (256 << 20)));
+            open = 0;
         }
-        errors = 0;
-        for (int i = 0; i < list.Count; i++) {
-            int rc = deliver(e, list.Msgs[i], &mb, &mbgen, list.Msgs + i + 1, list.Count - i - 1);
+        int64_t now = ferry__now_ns();
+        if (open && now > deadline) { /* no end came: NATS away, or the consumer gone */
+            open = 0;
+            if (++errors >= 10) {
+                js_log("mailbox %s: pull requests unanswered: checking the consumer", e->name);
+                ready = errors = 0;
+                continue;
+            }
+        }
+        if (!open &&
+            natsConnection_PublishRequestString(js->conf.nc, next, inbox, req) == NATS_OK) {
+            open = 1;
+            left = JS_BATCH;
+            deadline = now + (JS_FETCH_MS + 1000) * MS; /* the server's 408 may be late */
+        }
+        /* take what came: wait up to 100 ms for the first, the rest as they are there */
+        int nheld = 0, failed = 0;
+        while (nheld < JS_HELD) {
+            natsMsg *m = NULL;
+            natsStatus s = natsSubscription_NextMsg(&m, sub, nheld ? 0 : 100);
+            if (s == NATS_NO_RESPONDERS) { /* no JetStream there: the request ended */
+                open = 0;
+                failed = 1;
+                break;
+            }
+            if (s != NATS_OK) {
+                if (s != NATS_TIMEOUT) failed = 1; /* the connection closed */
+                break;
+            }
+            char st[4];
+            int sts = msg_status(m, st);
+            if (sts != 0) { /* the end of a request (perhaps an older one), or a heartbeat */
+                if (sts > 0 && (strcmp(st, "404") == 0 || strcmp(st, "408") == 0)) {
+                    open = 0;
+                    errors = 0;
+                } else if (sts > 0 && strcmp(st, "100") == 0) {
+                    /* idle heartbeat: we ask for none, nothing to do */
+                } else { /* 409 (consumer deleted, too many waiting...) or unknown */
+                    const char *d = NULL;
+                    natsMsgHeader_Get(m, "Description", &d);
+                    if (d && strstr(d, "Deleted")) ready = 0; /* made again */
+                    open = 0;
+                    failed = 1;
+                }
+                natsMsg_Destroy(m);
+                continue;
+            }
+            /* a delivery comes with the stream's subject (ours: under prefix); a message
+             * published to our inbox by anyone else comes with the inbox's: never answered
+             * (a "+TERM" to a reply subject it chose could end one of our real messages) */
+            int64_t nd = msg_delivered(m, ackpre);
+            const char *subj = natsMsg_GetSubject(m);
+            if (nd < 0 || !subj || strncmp(subj, js->prefix, strlen(js->prefix)) != 0) {
+                count(&js->refused, 1);
+                natsMsg_Destroy(m);
+                continue;
+            }
+            held[nheld] = m;
+            ndel[nheld++] = nd;
+            if (open && --left == 0) { /* used up: the next request goes out now */
+                open = 0;
+                if (natsConnection_PublishRequestString(js->conf.nc, next, inbox, req) == NATS_OK) {
+                    open = 1;
+                    left = JS_BATCH;
+                    deadline = ferry__now_ns() + (JS_FETCH_MS + 1000) * MS;
+                }
+            }
+        }
+        if (nheld > 0) errors = 0;
+        int i = 0;
+        for (; i < nheld; i++) {
+            int rc = deliver(e, held[i], ndel[i], &mb, &mbgen, held + i + 1, nheld - i - 1);
             if (rc == -ECANCELED) break; /* unacknowledged: the stream delivers them again */
             if (rc == -EAGAIN) {         /* no mailbox here now: given back, and a pause */
-                for (int k = i; k < list.Count; k++) natsMsg_NakWithDelay(list.Msgs[k], 1000, NULL);
+                for (; i < nheld; i++) {
+                    msg_answer(e, held[i], "-NAK {\"delay\": 1000000000}");
+                    natsMsg_Destroy(held[i]);
+                }
                 nap_ms(200);
                 break;
             }
+            natsMsg_Destroy(held[i]);
         }
-        natsMsgList_Destroy(&list);
+        for (; i < nheld; i++) natsMsg_Destroy(held[i]);
+        if (failed) {
+            if (++errors >= 10) {
+                js_log("mailbox %s: pull failing: checking the consumer", e->name);
+                ready = errors = 0;
+            }
+            nap_ms(200);
+        }
     }
-    if (sub) natsSubscription_Destroy(sub); /* not Unsubscribe: the durable stays */
+    if (sub) {
+        natsSubscription_Unsubscribe(sub); /* what waits in it comes again after the ack wait */
+        natsSubscription_Destroy(sub);
+    }
     if (mb) ferry_mailbox_close(mb);
     jsCtx_Destroy(ctx);
 }
@@ -496,8 +628,9 @@ struct ferry__js_imp {
     pthread_mutex_t mu; /* slots, inflight (the ack handler runs on a cnats thread) */
     pthread_cond_t cv;
     slot slots[JS_WIN];
-    int inflight;               /* slots not free */
-    int nfailed;                /* slots S_FAILED */
+    int inflight; /* slots not free */
+    int nfailed;  /* slots S_FAILED */
+    int any;      /* a publish was made: the thread's own (read by import_stop after the join) */
     struct ferry__js_imp *next; /* js->imps */
 };
 
@@ -592,6 +725,7 @@ static void imp_publish(ferry__js_imp *imp, slot *s, natsMsg *m)
     s->m = NULL;
     pthread_mutex_unlock(&imp->mu);
     natsStatus st = js_PublishMsgAsync(imp->ctx, &m, &po); /* takes m on success */
+    if (st == NATS_OK) imp->any = 1;
     if (st != NATS_OK) {
         pthread_mutex_lock(&imp->mu);
         s->state = S_FAILED;
@@ -780,8 +914,10 @@ void ferry__js_import_stop(ferry__js_imp *imp, int keep)
      * until the process exits, after which the mailbox gives the message back to the
      * next bridge (closing the handle would release the peek: finished, gone). Else (the
      * import is dropped, and its mailbox with it): released, counted lost. */
-    natsMsgList pending = {0};
-    if (js_PublishAsyncGetPendingList(&pending, imp->ctx) == NATS_OK) natsMsgList_Destroy(&pending);
+    natsMsgList pending = {0}; /* not before a first publish: libnats 3.4.1 reads its
+                                  pending map, made by that publish (NULL: SIGSEGV) */
+    if (imp->any && js_PublishAsyncGetPendingList(&pending, imp->ctx) == NATS_OK)
+        natsMsgList_Destroy(&pending);
     uint64_t left = 0;
     pthread_mutex_lock(&imp->mu);
     for (int i = 0; i < JS_WIN; i++) {
