@@ -912,9 +912,8 @@ static void proxy_policy(const proxy *p, unsigned mode, ferry_policy *pol)
  * mo asks for), to be published again (a takeover) with what it holds, the messages its
  * dead peeks give back included. 0 (p->mb set or not), or -EEXIST: a live process owns
  * the name (the bridge does not take it over, whatever its policy allows). */
-static int proxy_adopt_orphan(bridge *b, proxy *p, const ferry_mailbox_opts *mo)
+static int proxy_adopt_orphan(proxy *p, const ferry_mailbox_opts *mo)
 {
-    (void)b;
     ferry_name_info in;
     if (ferry_lookup(p->name, &in, LOCAL_WAIT) < 0) return 0;
     if (in.pid != 0) return -EEXIST;
@@ -956,7 +955,7 @@ static void proxy_register_mbox(bridge *b, proxy *p, const ferry_policy *pol)
         proxy_policy(p, pol->mode, &kpol);
     }
     int rc = p->msg && p->win ? 0 : -ENOMEM;
-    if (rc == 0 && proxy_js_kept(p)) rc = proxy_adopt_orphan(b, p, &mo);
+    if (rc == 0 && proxy_js_kept(p)) rc = proxy_adopt_orphan(p, &mo);
     if (rc == 0 && !p->mb) rc = ferry_mailbox_create(&mo, &p->mb);
     if (rc == 0)
         rc = ferry_publish(p->name, ferry_mailbox_fd(p->mb), FERRY_OBJ_MAILBOX, &kpol, &p->pub,
@@ -2209,9 +2208,8 @@ static void bput_acked(bridge *b, pend *q, int err)
 }
 
 /* Leases, retries: from tick. */
-static void bcast_tick(bridge *b, int64_t now)
+static void bcast_tick(bridge *b)
 {
-    (void)now;
     for (bcout *o = b->bcouts, *on; o; o = on) {
         on = o->next;
         for (rsub **rp = &o->subs; *rp;) {
@@ -2531,7 +2529,7 @@ static void tick(bridge *b)
             mpull_maybe(b, p, now);
         }
     mbout_tick(b, now);
-    bcast_tick(b, now);
+    bcast_tick(b);
     relay_tick(b, now);
     for (out *o = b->outs; o; o = o->next)
         for (xcall *x = o->calls, *nx; x; x = nx) {
