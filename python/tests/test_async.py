@@ -2,6 +2,8 @@
 """asyncio: recv_async on the poll fd (no threads)."""
 
 import asyncio
+import os
+import signal
 import threading
 
 import ferry
@@ -165,6 +167,11 @@ def test_asyncio_server_with_100_concurrent_clients(tmpdir700):
             return peak[1]
 
         threads = threading.active_count()
-        assert asyncio.run(server()) == n_clients  # all were served at the same time
+        try:
+            assert asyncio.run(server()) == n_clients  # all were served at the same time
+        except BaseException:
+            os.kill(pid, signal.SIGKILL)  # not left behind, holding the test's output open
+            os.waitpid(pid, 0)
+            raise
         assert threading.active_count() == threads
         wait_ok(pid)
