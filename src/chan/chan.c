@@ -246,6 +246,8 @@ FERRY__HOT int ferry_sendmsg(ferry_chan *ch, const ferry_msg *m, int64_t timeout
     if (!ch || !m || m->type < 0 || m->nfds > FERRY_MAX_FDS || (m->len && !m->data)) return -EINVAL;
     ferry__when w;
     if (ferry__when_from(timeout_ns, &w) < 0) return -EINVAL;
+    /* shm: a direct call, no read of the ops table (transport.h). */
+    if (__builtin_expect(ch->ops == &ferry__shm_chan_ops, 1)) return ferry__shm_sendmsg(ch, m, &w);
     return ch->ops->sendmsg(ch, m, &w);
 }
 
@@ -264,6 +266,8 @@ FERRY__HOT ssize_t ferry_recvmsg(ferry_chan *ch, ferry_msg *m, int64_t filter, i
     if (!ch || !m || filter == INT64_MIN || (m->cap && !m->data)) return -EINVAL;
     ferry__when w;
     if (ferry__when_from(timeout_ns, &w) < 0) return -EINVAL;
+    if (__builtin_expect(ch->ops == &ferry__shm_chan_ops, 1))
+        return ferry__shm_recvmsg(ch, m, filter, 1, &w);
     return ch->ops->recvmsg(ch, m, filter, 1, &w);
 }
 
@@ -276,6 +280,8 @@ FERRY__HOT ssize_t ferry_recv(ferry_chan *ch, void *buf, size_t cap, int64_t tim
     m.nfds = 0;
     ferry__when w;
     if (ferry__when_from(timeout_ns, &w) < 0) return -EINVAL;
+    if (__builtin_expect(ch->ops == &ferry__shm_chan_ops, 1))
+        return ferry__shm_recvmsg(ch, &m, 0, 0, &w);
     return ch->ops->recvmsg(ch, &m, 0, 0, &w);
 }
 

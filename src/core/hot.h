@@ -12,11 +12,16 @@
 
 #if defined(__GNUC__)
 #define FERRY__HOT __attribute__((hot))
+/* The rare parts of those functions (a full ring, a rendezvous, a large copy, the general
+ * receive), out of line and out of .text.hot (into .text.unlikely): the hot text then
+ * fits in fewer pages. */
+#define FERRY__COLD __attribute__((cold, noinline))
 /* The few globals those functions read (in .data, which is small: not among the
  * kilobytes of .bss tables, a page or more away). */
 #define FERRY__HOT_DATA __attribute__((section(".data.ferry_hot")))
 #else
 #define FERRY__HOT
+#define FERRY__COLD
 #define FERRY__HOT_DATA
 #endif
 

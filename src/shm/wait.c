@@ -139,10 +139,13 @@ static int spin(int64_t budget, ferry__cond_fn cond, void *arg, ferry__when *w,
     }
 }
 
-FERRY__HOT int ferry__wait(ferry__spin *s, ferry__cond_fn cond, ferry__alive_fn alive, void *arg,
-                           _Atomic uint32_t *futex, _Atomic uint32_t *waiting,
-                           _Atomic uint32_t *cannot, ferry__when *w, uint64_t *sleeps,
-                           const ferry__peer *peer, ferry__watch *watch)
+/* On a page boundary: wait.c's hot text comes first in the library's .text.hot (link
+ * order), so the per-message functions after it (about 7 KiB) lie on two pages, not three
+ * (each a TLB miss per turn when processes outnumber CPUs: core/hot.h). */
+FERRY__HOT __attribute__((aligned(4096))) int
+ferry__wait(ferry__spin *s, ferry__cond_fn cond, ferry__alive_fn alive, void *arg,
+            _Atomic uint32_t *futex, _Atomic uint32_t *waiting, _Atomic uint32_t *cannot,
+            ferry__when *w, uint64_t *sleeps, const ferry__peer *peer, ferry__watch *watch)
 {
     int c = cond(arg), early = 0;
     if (c != 0) return c < 0 ? c : 0;
@@ -208,7 +211,8 @@ FERRY__HOT int ferry__wait(ferry__spin *s, ferry__cond_fn cond, ferry__alive_fn 
             break;
         }
         int64_t at = ferry__when_at(w);
-        int64_t left = ferry__remaining(at);
+        /* (No call for no deadline: ferry__remaining lies outside the hot text.) */
+        int64_t left = at == FERRY__NO_DEADLINE ? INT64_MAX : ferry__remaining(at);
         if (left <= 0) {
             rc = at == 0 ? -EAGAIN : -ETIMEDOUT;
             break;
@@ -228,7 +232,10 @@ FERRY__HOT int ferry__wait(ferry__spin *s, ferry__cond_fn cond, ferry__alive_fn 
          * wakes us on its way out), or once the watcher saw the link hang up: a live
          * peer's wake-ups bring what we wait for, so the fast path pays nothing. */
         if (check_peer && (rc = alive(arg)) < 0) break;
-        int64_t slice = untimed || left < ferry__wait_slice_ns ? left : ferry__wait_slice_ns;
+        int64_t slice = left;
+        if (!untimed && left > ferry__wait_slice_ns)
+            slice = ferry__wait_slice_ns; /* (a global:
+read only when sliced) */
         if (sleeps) (*sleeps)++;
         slept = 1;
         int w = ferry__futex_wait(futex, seen, slice);

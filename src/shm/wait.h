@@ -101,6 +101,18 @@ static inline void ferry__publish_fence(_Atomic uint32_t *peer_cannot)
         atomic_thread_fence(memory_order_seq_cst);
 }
 
+/* ferry__publish_fence for a waker that knows whether this process is registered
+ * (registered: ferry__mb_state was > 0 when its object was made; a registration belongs
+ * to the mm, which fork copies and only exec clears), so that a publication reads no
+ * global. The same barrier otherwise, with the same reasoning. */
+static inline void ferry__publish_fence_reg(_Atomic uint32_t *peer_cannot, int registered)
+{
+    if (registered && !atomic_load_explicit(peer_cannot, memory_order_relaxed))
+        atomic_signal_fence(memory_order_seq_cst); /* the waiter's membarrier does the rest */
+    else
+        atomic_thread_fence(memory_order_seq_cst);
+}
+
 /* Once spinning stopped paying, every this many waits spin the whole budget (wait.h);
  * each probe that fails doubles the period, up to the maximum. */
 #define FERRY__SPIN_PROBE     16

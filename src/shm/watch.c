@@ -35,10 +35,6 @@ static struct {
     uint32_t free;   /* first free slot below n, or UINT32_MAX */
 } W = {PTHREAD_MUTEX_INITIALIZER, -1, 0, NULL, 0, 0, UINT32_MAX};
 
-/* Starts at 1: an entry's 0 means "not joined". Relaxed everywhere: it changes only in
- * a fork child (single-threaded then), and otherwise under the lock. */
-_Atomic uint32_t ferry__watch_gen = 1;
-
 void ferry__watch_init(ferry__watch *e, int fd, _Atomic uint32_t *w0, _Atomic uint32_t *w1)
 {
     atomic_init(&e->hup, 0);
@@ -63,6 +59,8 @@ static void fire(ferry__watch *e)
     }
 }
 
+static void slot_put(uint32_t s);
+
 static void *watch_main(void *arg)
 {
     int epfd = (int)(intptr_t)arg;
@@ -74,11 +72,14 @@ static void *watch_main(void *arg)
         if (n < 0) {
             /* Cannot happen with a valid descriptor; if it does, nobody hears of a hang-up
              * any more: wake every waiter (each re-checks its peer), and make every later
-             * sleep a sliced one (a new generation: no entry is joined). */
+             * sleep a sliced one (every entry leaves the registry, unjoined). */
             for (uint32_t i = 0; i < W.n; i++)
-                if (W.slots[i].e) fire(W.slots[i].e);
+                if (W.slots[i].e) {
+                    fire(W.slots[i].e); /* hup first: a waiter then sleeps in slices */
+                    atomic_store_explicit(&W.slots[i].e->joined, 0, memory_order_relaxed);
+                    slot_put(i);
+                }
             W.failed = 1;
-            atomic_fetch_add_explicit(&ferry__watch_gen, 1, memory_order_relaxed);
             pthread_mutex_unlock(&W.mu);
             return NULL;
         }
@@ -91,23 +92,37 @@ static void *watch_main(void *arg)
     }
 }
 
-/* A fork child: the thread stayed in the parent, the epoll set is the parent's (closing
- * our copy leaves it alone), and the lock may have been held by a parent thread. Entries
- * joined there carry the old generation and join again here when they need to. */
+/* Fork: the parent holds the lock across it (as glibc's malloc holds its arenas), so the
+ * child's copy of the registry is whole. */
+static void watch_prepare(void)
+{
+    pthread_mutex_lock(&W.mu);
+}
+
+static void watch_parent(void)
+{
+    pthread_mutex_unlock(&W.mu);
+}
+
+/* A fork child (one thread): the watcher thread stayed in the parent, and the epoll set is
+ * the parent's (closing our copy leaves it alone). Every entry registered there is
+ * unjoined here (the entries are the child's copies, at the same addresses), so it joins
+ * this process's watcher when it needs to; the registry starts empty. */
 static void watch_forked(void)
 {
+    for (uint32_t i = 0; i < W.n; i++)
+        if (W.slots[i].e) atomic_store_explicit(&W.slots[i].e->joined, 0, memory_order_relaxed);
     pthread_mutex_init(&W.mu, NULL);
     if (W.epfd >= 0) close(W.epfd);
     W.epfd = -1;
     W.failed = 0;
     W.n = 0;
     W.free = UINT32_MAX;
-    atomic_fetch_add_explicit(&ferry__watch_gen, 1, memory_order_relaxed);
 }
 
 static void watch_once(void)
 {
-    pthread_atfork(NULL, NULL, watch_forked);
+    pthread_atfork(watch_prepare, watch_parent, watch_forked);
 }
 
 /* Under the lock: make the epoll set and the thread. 0, or -1 (W.failed set). */
@@ -176,8 +191,7 @@ int ferry__watch_join_slow(ferry__watch *e)
     pthread_once(&once, watch_once);
     int ok = 0;
     pthread_mutex_lock(&W.mu);
-    uint32_t gen = atomic_load_explicit(&ferry__watch_gen, memory_order_relaxed);
-    if (atomic_load_explicit(&e->joined, memory_order_relaxed) == gen) {
+    if (atomic_load_explicit(&e->joined, memory_order_relaxed) != 0) {
         ok = 1; /* another thread of this end joined it meanwhile */
     } else if (!W.failed && (W.epfd >= 0 || start() == 0)) {
         uint32_t s = slot_take();
@@ -193,7 +207,7 @@ int ferry__watch_join_slow(ferry__watch *e)
                 e->slot = s;
                 /* Release pairs with ferry__watch_join's acquire: a waiter that finds the
                  * entry joined finds it in the epoll set. */
-                atomic_store_explicit(&e->joined, gen, memory_order_release);
+                atomic_store_explicit(&e->joined, 1, memory_order_release);
                 ok = 1;
             } else {
                 slot_put(s);
@@ -206,15 +220,14 @@ int ferry__watch_join_slow(ferry__watch *e)
 
 void ferry__watch_leave(ferry__watch *e)
 {
-    /* Not joined in this process (never, or only in a parent before fork): nothing here
-     * refers to it. Relaxed: the owner's own earlier join is ordered by program order or
-     * by whatever handed the end from thread to thread. */
-    uint32_t j = atomic_load_explicit(&e->joined, memory_order_relaxed);
-    if (j == 0 || j != atomic_load_explicit(&ferry__watch_gen, memory_order_relaxed)) return;
+    /* Not joined in this process (never, or only in a parent before fork: the child's
+     * fork handler unjoined it): nothing here refers to it. Relaxed: the owner's own
+     * earlier join is ordered by program order or by whatever handed the end from thread
+     * to thread. */
+    if (atomic_load_explicit(&e->joined, memory_order_relaxed) == 0) return;
     pthread_mutex_lock(&W.mu);
-    if (atomic_load_explicit(&e->joined, memory_order_relaxed) ==
-            atomic_load_explicit(&ferry__watch_gen, memory_order_relaxed) &&
-        e->slot < W.n && W.slots[e->slot].e == e) {
+    if (atomic_load_explicit(&e->joined, memory_order_relaxed) != 0 && e->slot < W.n &&
+        W.slots[e->slot].e == e) {
         (void)epoll_ctl(W.epfd, EPOLL_CTL_DEL, e->fd, NULL);
         slot_put(e->slot);
     }

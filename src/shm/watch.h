@@ -28,7 +28,8 @@
  *   allows that: wait.h) and never read for anything else. hup only goes 0 -> 1.
  * - Fork: the child has no watcher thread and does not share the parent's (its copy of the
  *   epoll descriptor is closed in the child); entries joined in the parent are not joined
- *   in the child (a fork generation tells), and join again on first need.
+ *   in the child (its fork handler clears their `joined`, walking the registry, which the
+ *   parent's fork handler holds still across the fork), and join again on first need.
  * - Where the watcher cannot run (no thread, no epoll: ferry__watch_join returns 0), and
  *   after an entry fired, waiters sleep in slices as before.
  * - The epoll descriptor lives until the process exits (ferry__watch_fd).
@@ -41,7 +42,7 @@
 
 typedef struct ferry__watch {
     _Atomic uint32_t hup;       /* 1 once the watcher saw fd hang up */
-    _Atomic uint32_t joined;    /* the fork generation it is registered in; 0 none */
+    _Atomic uint32_t joined;    /* 1 while registered with this process's watcher */
     uint32_t slot;              /* its place in the registry (under the registry lock) */
     int fd;                     /* the link watched for a hang-up (not owned) */
     _Atomic uint32_t *words[2]; /* bumped and woken on a hang-up (NULL: none) */
@@ -51,9 +52,6 @@ typedef struct ferry__watch {
  * be NULL) are the futex words its waiters sleep on. Owns nothing. */
 void ferry__watch_init(ferry__watch *e, int fd, _Atomic uint32_t *w0, _Atomic uint32_t *w1);
 
-/* The generation joined entries of this process carry (changes in a fork child). */
-extern _Atomic uint32_t ferry__watch_gen;
-
 int ferry__watch_join_slow(ferry__watch *e);
 
 /* May a waiter on e sleep without a timeout? 1 when e is registered with this process's
@@ -62,10 +60,10 @@ int ferry__watch_join_slow(ferry__watch *e);
 static inline int ferry__watch_join(ferry__watch *e)
 {
     /* Acquire pairs with the release in ferry__watch_join_slow: a joined entry is in the
-     * epoll set. */
-    uint32_t j = atomic_load_explicit(&e->joined, memory_order_acquire);
-    if (__builtin_expect(
-            j != 0 && j == atomic_load_explicit(&ferry__watch_gen, memory_order_relaxed), 1))
+     * epoll set. No global is read (a fork child's entries were unjoined by its fork
+     * handler, watch.c): with more processes than CPUs, libferry's data page would be
+     * one more TLB miss per sleep. */
+    if (__builtin_expect(atomic_load_explicit(&e->joined, memory_order_acquire) != 0, 1))
         return !atomic_load_explicit(&e->hup, memory_order_relaxed);
     return ferry__watch_join_slow(e);
 }

@@ -12,6 +12,7 @@
  */
 #define _GNU_SOURCE
 #include "shm_chan.h"
+#include "core/vdso.h"
 #include "shm_link.h"
 #include "sockutil.h"
 
@@ -103,7 +104,6 @@ static uint64_t shape_footprint(const shape *s)
 
 /* ------------------------------------------------------------------ channel objects */
 
-static const ferry__chan_ops chan_ops;
 static const ferry__listener_ops listener_ops;
 
 static shm_chan *chan_new(int link, const shape *s, const ferry_chan_opts *local)
@@ -112,8 +112,10 @@ static shm_chan *chan_new(int link, const shape *s, const ferry_chan_opts *local
     shm_chan *c = aligned_alloc(alignof(shm_chan), sizeof *c);
     if (!c) return NULL;
     memset(c, 0, sizeof *c);
-    ferry__fence_setup(); /* this process publishes: let sleepers' membarriers reach it */
-    c->base.ops = &chan_ops;
+    /* This process publishes: let sleepers' membarriers reach it (shm_chan.h: mb_ok). */
+    c->mb_ok = ferry__fence_setup() > 0;
+    c->clock = ferry__vdso_gettime(); /* NULL: none (time.c's clock then) */
+    c->base.ops = &ferry__shm_chan_ops;
     c->link = link;
     c->capacity = s->capacity;
     c->flags = s->flags;
@@ -438,7 +440,7 @@ static const ferry__listener_ops listener_ops = {
     .close = shm_listener_close,
 };
 
-static const ferry__chan_ops chan_ops = {
+const ferry__chan_ops ferry__shm_chan_ops = {
     .sendmsg = ferry__shm_sendmsg,
     .recvmsg = ferry__shm_recvmsg,
     .loan = ferry__shm_loan,

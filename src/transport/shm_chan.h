@@ -77,19 +77,22 @@ typedef struct shm_tx {
 typedef struct shm_rx {
     /* What every receive reads and writes, in the first line (as in shm_tx). */
     ferry__ring_ctl *ctl;
-    rx_map *cur;     /* = maps[nmaps - 1], kept at hand for the per-record path */
+    /* The ring being scanned (maps[nmaps - 1]): its bytes and size - 1, kept here so
+     * that a receive does not read the rx_map (another allocation: a line, maybe a page,
+     * on cold caches). */
+    uint8_t *data;
+    uint64_t mask;
     uint64_t scan;   /* next record position to read */
     uint64_t expect; /* seq expected there */
     uint64_t taken;
     size_t qlen; /* entries in q (below) */
-    /* Gathering (shm_rx.c, ferry__shm_rx_gather): the footprint of the last record the
-     * fast path took, and receives in a row that found their record at once. */
-    uint64_t last_fp;
-    uint32_t run;
     /* Messages taken (low 32 bits), for the sending thread: shm_tx.c demotes a record's
      * lines only when this end received since its last send. */
     _Atomic uint32_t recvs;
-    /* The second line. */
+    /* Gathering (shm_rx.c, ferry__shm_rx_gather): receives in a row that found their
+     * record at once (last_fp below: the footprint of the last one the fast path took). */
+    uint32_t run;
+    /* The second line: also read by every receive (held, fds_pending, epfd). */
     int held;        /* a peek is outstanding: q[qhead + held_idx] */
     int fds_pending; /* capacity 0: a claimed entry in q still waits for its fds */
     /* ferry_chan_poll_fd(): an epoll of the link (readable when the producer sent READY,
@@ -101,12 +104,14 @@ typedef struct shm_rx {
     _Atomic int epfd;
     int efd;
     _Atomic int self_set;
+    uint64_t last_fp;
     ferry__spin spin;
     /* Spin extensions for the producer's progress on the record expected (rx_wait_cond):
      * the record they count for, the progress last seen, how many are left. */
     uint64_t ext_seq;
     uint32_t ext_done;
     uint64_t ext_left;
+    rx_map *cur;   /* = maps[nmaps - 1] (its data and size - 1 are in the first line) */
     rx_map **maps; /* maps[nmaps - 1] is the ring being scanned */
     size_t nmaps;
     rx_entry *q; /* read, not yet taken, in order: q[qhead .. qhead + qlen) */
@@ -121,8 +126,9 @@ typedef struct shm_rx {
     size_t held_idx;
 } shm_rx;
 
-_Static_assert(offsetof(shm_tx, sent) == 64 && offsetof(shm_rx, held) == 64,
-               "each side's per-message fields fill its first line");
+_Static_assert(offsetof(shm_tx, sent) == 64 && offsetof(shm_rx, held) == 64 &&
+                   offsetof(shm_rx, spin) + offsetof(ferry__spin, probe) <= 128,
+               "each side's per-message fields fill its first line (the receive's, two)");
 
 /* Allocated 64-byte aligned (shm.c): base and the fields both sides read per message in
  * the first two lines, then each side's own lines (tx, rx), which also keeps a sending
@@ -136,14 +142,30 @@ typedef struct shm_chan {
     _Atomic int64_t next_live_check; /* coarse clock; the sending and the receiving thread
                                         both use it: relaxed (a rate limit, no data) */
     int link;                        /* control link socket */
+    /* This process was registered for expedited membarriers when the end was made
+     * (ferry__mb_state > 0 then). Kept here, beside what every message reads, so that a
+     * publication reads no global (libferry's data page: one more TLB miss per turn
+     * when processes outnumber CPUs). A registration belongs to the mm, which fork
+     * copies (only exec clears it): it still holds in a fork child. */
+    int mb_ok;
+    /* The vDSO's clock_gettime (ferry__vdso_fn when the end was made, > 1), or NULL:
+     * the liveness rate limit's clock (ferry__shm_check_alive), for the same reason. The
+     * vDSO stays where it is across fork. */
+    ferry__vdso_gettime_fn clock;
     int has_cred; /* met through a listener: the link's SO_PEERCRED is the peer */
     uint64_t ring_bytes, mem_cap;
+    /* The link and both our futex words, with the process's watcher; read before every
+     * sleep: on one line (its own: the next 64 bytes). */
+    alignas(64) ferry__watch watch;
     ferry__seg seg_tx, seg_rx; /* the two first segments (control block + first ring) */
     ferry_cred cred;
-    ferry__watch watch; /* the link and both our futex words, with the process's watcher */
     alignas(64) shm_tx tx;
     alignas(64) shm_rx rx;
 } shm_chan;
+
+_Static_assert(offsetof(shm_chan, clock) + sizeof(void *) <= 128 &&
+                   offsetof(shm_chan, watch) % 64 + sizeof(ferry__watch) <= 64,
+               "the per-message fields of the end sit in its first two lines, the watch in one");
 
 /* Copy len bytes, inline for a small message (up to 64 bytes: two overlapping fixed-size
  * copies, which compile to a few vector moves), memcpy above: a call into libc and its
@@ -202,7 +224,10 @@ int ferry__shm_alive(void *chan); /* ferry__alive_fn: poll the link */
  * send runs it. */
 static inline int ferry__shm_check_alive(shm_chan *c)
 {
-    int64_t now = ferry__coarse_ns();
+    struct timespec ts;
+    int64_t now = c->clock && c->clock(CLOCK_MONOTONIC_COARSE, &ts) == 0
+                      ? (int64_t)ts.tv_sec * 1000000000 + ts.tv_nsec
+                      : ferry__coarse_ns_slow();
     /* Relaxed: a send and a receive on one end may race here; the worst outcome is one
      * extra or one late liveness poll. */
     if (__builtin_expect(now < atomic_load_explicit(&c->next_live_check, memory_order_relaxed), 1))

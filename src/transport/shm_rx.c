@@ -112,7 +112,7 @@ static void entry_give_fds(shm_rx *r, rx_entry *e, ferry_msg *m)
 static int rx_ready(void *arg)
 {
     shm_rx *r = &((shm_chan *)arg)->rx;
-    ferry__rec *rec = rec_in(cur_map(r), r->scan);
+    ferry__rec *rec = (ferry__rec *)(r->data + (r->scan & r->mask));
     __builtin_prefetch((uint8_t *)rec + FERRY__REC_ALIGN);
     return atomic_load_explicit(&rec->seq, memory_order_acquire) != 0;
 }
@@ -124,11 +124,24 @@ static int rx_ready(void *arg)
  * only a hint, and a producer could change it forever: each record grants at most
  * max_msg / FERRY__CHUNK + 2 such returns (ext_left). Relaxed: nothing is read through
  * it; the record itself is acquired through its seq (rx_ready, rx_next). */
+/* What a receive's wait looks at: the channel, and the record slot at the scan position,
+ * found before the wait (only this thread moves the scan position or the ring). After a
+ * sleep the first look then reads the slot alone, not the channel's line first and the
+ * slot after it: on cold caches and a cold TLB (processes outnumbering CPUs) the two
+ * misses, a page each, overlap instead of following one another. */
+typedef struct rx_wait_arg {
+    shm_chan *c;
+    ferry__rec *rec;
+} rx_wait_arg;
+
 FERRY__HOT static int rx_wait_cond(void *arg)
 {
-    shm_chan *c = arg;
+    const rx_wait_arg *a = arg;
+    shm_chan *c = a->c;
     shm_rx *r = &c->rx;
-    if (rx_ready(arg)) return 1;
+    __builtin_prefetch((uint8_t *)a->rec + FERRY__REC_ALIGN);
+    /* Acquire: as in rx_ready. */
+    if (atomic_load_explicit(&a->rec->seq, memory_order_acquire) != 0) return 1;
     uint64_t p = atomic_load_explicit(&r->ctl->wprog, memory_order_relaxed);
     if ((uint32_t)(p >> 32) != (uint32_t)r->expect) return 0;
     if (r->ext_seq != r->expect) {
@@ -178,6 +191,8 @@ static int rx_jump(shm_chan *c)
     old->end = r->scan + FERRY__REC_ALIGN;
     r->maps[r->nmaps++] = nm;
     r->cur = nm;
+    r->data = nm->data;
+    r->mask = nm->size - 1;
     return 0;
 }
 
@@ -296,7 +311,7 @@ static inline __attribute__((always_inline)) void rx_publish(shm_chan *c)
      * reuse those bytes (it acquires tail). It also publishes `taken` with it. */
     atomic_store_explicit(&r->ctl->tail, tail, memory_order_release);
     /* Dekker pair with a producer that announces it sleeps for space (wait.h). */
-    ferry__publish_fence(&r->ctl->space_fence);
+    ferry__publish_fence_reg(&r->ctl->space_fence, c->mb_ok);
     if (ferry__wake_if_waiting(&r->ctl->space_futex, &r->ctl->space_waiting))
         FERRY__COUNT(c->base.st.wakeups, 1);
     if (__builtin_expect(r->nmaps > 1, 0)) rx_drop_maps(r, tail);
@@ -391,7 +406,7 @@ static long rx_pick(shm_rx *r, int64_t filter)
 
 static int rx_alive(void *arg)
 {
-    return ferry__shm_alive(arg);
+    return ferry__shm_alive(((rx_wait_arg *)arg)->c);
 }
 
 /* The fd budget holds the next record back and nothing queued matches: only a take from
@@ -422,8 +437,9 @@ FERRY__HOT static int rx_wait_data(shm_chan *c, ferry__when *w)
     /* The peer's sleeping hint: its flags for "waiting for data from us" and "waiting for
      * room in what it sends us" (wait.h: a hint, never trusted for a wake-up). */
     const ferry__peer peer = {{&c->tx.ctl->data_waiting, &r->ctl->space_waiting}};
+    rx_wait_arg a = {c, (ferry__rec *)(r->data + (r->scan & r->mask))};
     int rc = dead ? dead
-                  : ferry__wait(&r->spin, rx_wait_cond, rx_alive, c, &r->ctl->data_futex,
+                  : ferry__wait(&r->spin, rx_wait_cond, rx_alive, &a, &r->ctl->data_futex,
                                 &r->ctl->data_waiting, &r->ctl->data_fence, w, &sleeps, &peer,
                                 &c->watch);
     FERRY__COUNT(c->base.st.recv_waits, sleeps);
@@ -582,13 +598,21 @@ static int rx_check(shm_chan *c)
  * progress (ring.h, rprog) that keeps a producer waiting for the room spinning rather
  * than sleeping. Relaxed: only a hint; the room is released (with release) by
  * rx_publish as before. */
+static FERRY__COLD void rx_copy_chunks(shm_chan *c, uint8_t *dst, const uint8_t *src, size_t len,
+                                       uint64_t seq);
+
 static inline __attribute__((always_inline)) void
 rx_copy(shm_chan *c, uint8_t *dst, const uint8_t *src, size_t len, uint64_t seq)
 {
-    if (len <= FERRY__CHUNK) {
+    if (len <= FERRY__CHUNK)
         ferry__shm_copy(dst, src, len);
-        return;
-    }
+    else
+        rx_copy_chunks(c, dst, src, len, seq);
+}
+
+static FERRY__COLD void rx_copy_chunks(shm_chan *c, uint8_t *dst, const uint8_t *src, size_t len,
+                                       uint64_t seq)
+{
     for (size_t done = 0; done < len;) {
         size_t n = len - done < FERRY__CHUNK ? len - done : FERRY__CHUNK;
         memcpy(dst + done, src + done, n);
@@ -612,9 +636,8 @@ static inline __attribute__((always_inline)) ssize_t rx_fast(shm_chan *c, ferry_
                                                              int keep_fds)
 {
     shm_rx *r = &c->rx;
-    rx_map *map = cur_map(r);
-    uint64_t off = r->scan & (map->size - 1);
-    ferry__rec *rec = (ferry__rec *)(map->data + off);
+    uint64_t off = r->scan & r->mask;
+    ferry__rec *rec = (ferry__rec *)(r->data + off);
     /* The record's second line: asked for before the first is looked at (rx_ready). */
     __builtin_prefetch((uint8_t *)rec + FERRY__REC_ALIGN);
     /* Acquire pairs with the producer's release store of seq (as in rx_ready). */
@@ -632,7 +655,7 @@ static inline __attribute__((always_inline)) ssize_t rx_fast(shm_chan *c, ferry_
         type < 0 || ((c->flags & FERRY_CHECKSUM) && !(flags & FERRY__F_CRC)) || len > m->cap)
         return -1;
     uint64_t fp = ferry__rec_footprint(len);
-    if (off + fp > map->size) return -1;
+    if (off + fp > r->mask + 1) return -1;
     rx_copy(c, m->data, (uint8_t *)rec + FERRY__FRAME_HDR, len, r->expect);
     if (flags & FERRY__F_CRC) {
         rx_entry e = {.seq = r->expect,
@@ -709,6 +732,27 @@ void ferry__shm_rx_gather(shm_chan *c, ferry__when *w)
     }
 }
 
+static ssize_t rx_recv_general(shm_chan *c, ferry_msg *m, int64_t filter, int keep_fds,
+                               ferry__when *w);
+
+/* Back from a wait with a message there (after a sleep: on cold caches and a cold TLB
+ * when processes outnumber CPUs). Ask at once for the lines this receive goes on to
+ * touch (the consumer's and the producer's lines of the incoming control block, which
+ * lie on a page of their own) and those of the send that most often follows (the
+ * outgoing side's fields, its control block's waiting line), so that their misses (and
+ * page walks) overlap instead of following one another. Not the slot of our next
+ * record: a spinning peer polls that line, and taking it early for writing makes both
+ * sides pay for it twice. Hints only: prefetches neither fault nor change what is read. */
+static inline __attribute__((always_inline)) void rx_after_wait(shm_chan *c)
+{
+    shm_tx *t = &c->tx;
+    __builtin_prefetch(&c->rx.ctl->tail, 1);
+    __builtin_prefetch(&c->rx.ctl->space_waiting, 0);
+    __builtin_prefetch(&c->dead, 1);
+    __builtin_prefetch(&t->sent, 1);
+    __builtin_prefetch(&t->ctl->data_waiting, 0);
+}
+
 FERRY__HOT ssize_t ferry__shm_recvmsg(ferry_chan *ch, ferry_msg *m, int64_t filter, int keep_fds,
                                       ferry__when *w)
 {
@@ -738,7 +782,15 @@ FERRY__HOT ssize_t ferry__shm_recvmsg(ferry_chan *ch, ferry_msg *m, int64_t filt
         int rc = rx_wait_data(c, w);
         if (rc == -EAGAIN || rc == -ETIMEDOUT) rx_update_ready(c); /* a READY that came late */
         if (rc < 0) return rc;
+        rx_after_wait(c);
     }
+    return rx_recv_general(c, m, filter, keep_fds, w);
+}
+
+/* The general way of ferry__shm_recvmsg (the queue, typed receive, fds, rendezvous). */
+static FERRY__COLD ssize_t rx_recv_general(shm_chan *c, ferry_msg *m, int64_t filter, int keep_fds,
+                                           ferry__when *w)
+{
     size_t idx;
     int rc = rx_check(c);
     if (rc == 0) rc = rx_find(c, filter, w, &idx);
@@ -850,6 +902,8 @@ int ferry__shm_rx_init(shm_chan *c)
     r->maps[0] = m;
     r->nmaps = 1;
     r->cur = m;
+    r->data = m->data;
+    r->mask = m->size - 1;
     r->ctl = c->seg_rx.base;
     r->expect = 1;
     /* Every queued record takes at least 64 bytes of a live ring: at most the first

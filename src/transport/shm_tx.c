@@ -140,7 +140,7 @@ static HOT void tx_publish(shm_chan *c, ferry__rec *r, uint64_t next)
     atomic_store_explicit(&r->seq, ++t->seq, memory_order_release);
     /* Dekker pair with the consumer's "announce, barrier, re-check" (wait.h): order the
      * publication before the loads of its waiting and armed flags. */
-    ferry__publish_fence(&t->ctl->data_fence);
+    ferry__publish_fence_reg(&t->ctl->data_fence, c->mb_ok);
     if (ferry__wake_if_waiting(&t->ctl->data_futex, &t->ctl->data_waiting))
         FERRY__COUNT(c->base.st.wakeups, 1);
     if (atomic_load_explicit(&t->ctl->armed, memory_order_relaxed) &&
@@ -268,8 +268,9 @@ static void tx_gather(shm_chan *c, uint64_t fp, ferry__when *w)
     }
 }
 
-/* Wait for room for a record of len bytes; on success the record goes at t->head. */
-static int tx_reserve(shm_chan *c, size_t len, ferry__when *w)
+/* Wait for room for a record of len bytes; on success the record goes at t->head. Cold:
+ * the send calls it only when what it knows of the consumer says "full" (or a wrap). */
+static FERRY__COLD int tx_reserve(shm_chan *c, size_t len, ferry__when *w)
 {
     shm_tx *t = &c->tx;
     uint64_t fp = ferry__rec_footprint(len);
@@ -368,6 +369,9 @@ static HOT int tx_check(shm_chan *c, size_t len)
     return ferry__shm_check_alive(c);
 }
 
+static int tx_finish_rendezvous(shm_chan *c, ferry__rec *r, size_t len, uint32_t nfds,
+                                const int *fds, ferry__when *w);
+
 /* Publish the record at the head (header still to write) and do the capacity-0 wait;
  * a capacity-0 message's fds go only once it is claimed, so a withdrawn message never
  * leaves one in flight. */
@@ -393,7 +397,14 @@ static HOT int tx_finish(shm_chan *c, int64_t type, size_t len, uint32_t nfds, c
     FERRY__COUNT(c->base.st.sent_msgs, 1);
     FERRY__COUNT(c->base.st.sent_bytes, len);
     if (c->capacity != 0) return 0;
-    uint64_t seq = t->seq;
+    return tx_finish_rendezvous(c, r, len, nfds, fds, w);
+}
+
+/* tx_finish of a capacity-0 channel: wait for the claim, then send the fds. */
+static FERRY__COLD int tx_finish_rendezvous(shm_chan *c, ferry__rec *r, size_t len, uint32_t nfds,
+                                            const int *fds, ferry__when *w)
+{
+    uint64_t seq = c->tx.seq;
     int rc = tx_rendezvous(c, r, w);
     if (rc < 0) {
         FERRY__COUNT(c->base.st.sent_msgs, (uint64_t)-1);
@@ -417,12 +428,18 @@ static HOT int tx_finish(shm_chan *c, int64_t type, size_t len, uint32_t nfds, c
  * by a word of progress (ring.h, wprog) that keeps a consumer waiting on this record
  * spinning rather than sleeping. Relaxed: only a hint; the record is published (with
  * release) by tx_publish as before. */
+static FERRY__COLD void tx_copy_chunks(shm_chan *c, uint8_t *dst, const void *src, size_t len);
+
 static HOT void tx_copy(shm_chan *c, uint8_t *dst, const void *src, size_t len)
 {
-    if (len <= FERRY__CHUNK) {
+    if (len <= FERRY__CHUNK)
         ferry__shm_copy(dst, src, len);
-        return;
-    }
+    else
+        tx_copy_chunks(c, dst, src, len);
+}
+
+static FERRY__COLD void tx_copy_chunks(shm_chan *c, uint8_t *dst, const void *src, size_t len)
+{
     uint64_t seq = c->tx.seq + 1;
     for (size_t done = 0; done < len;) {
         size_t n = len - done < FERRY__CHUNK ? len - done : FERRY__CHUNK;

@@ -198,6 +198,21 @@ extern const ferry__transport ferry__shm_transport, ferry__pipe_transport, ferry
 /* tls.c, built with OpenSSL only (FERRY_HAVE_TLS): chan.c lists it then. */
 extern const ferry__transport ferry__tls_transport;
 
+/* The shm channel's ops table and its two per-message doors (shm.c, shm_tx.c, shm_rx.c),
+ * for chan.c to call directly when a channel's ops are these: a send or a receive then
+ * does not read the table, which lies on a page of its own that a hand-off would touch
+ * for nothing else (with more processes than CPUs each page is a TLB miss: performance.md,
+ * "What is left of the 64-pair gap"). */
+#if defined(__GNUC__)
+/* Hidden (it is anyway: the library's default): its address is then taken relative to
+ * the code, not read from the GOT (which lies on the table's page). */
+__attribute__((visibility("hidden")))
+#endif
+extern const ferry__chan_ops ferry__shm_chan_ops;
+int ferry__shm_sendmsg(ferry_chan *ch, const ferry_msg *m, ferry__when *w);
+ssize_t ferry__shm_recvmsg(ferry_chan *ch, ferry_msg *m, int64_t filter, int keep_fds,
+                           ferry__when *w);
+
 /* The from_sock doors of shm and unix, also called by name (tests/fuzz/fuzz_shm_setup.c). */
 int ferry__shm_from_link(int s, int creator, const ferry_chan_opts *o, const ferry_cred *peer,
                          int64_t deadline, ferry_chan **out);
