@@ -21,7 +21,8 @@
  * message of exactly the row's size (transports with a kernel limit, such as a queue's
  * message size, take what they need), with the same ring rule.
  * Rules: each process closes the end it does not use right after fork (as ferry_pair()
- * asks); every call has a bound (BENCH_OP_TIMEOUT_NS); -EPIPE on receive is the normal end
+ * asks); every call has a bound (BENCH_OP_TIMEOUT_NS; in a --pairs row, the client's
+ * alarm instead, as for the raw pipe beside it); -EPIPE on receive is the normal end
  * of a run (the other side closed), anywhere else it is a failure.
  */
 #define _POSIX_C_SOURCE 200809L /* mkdtemp, kill */
@@ -50,6 +51,7 @@ typedef struct fctx {
     int zerocopy, touch;
     uint64_t fold; /* touch: the XOR of the pattern's words between the stamps */
     const bench_job *job;
+    int64_t tmo; /* each send's and receive's bound: TMO, or FERRY_FOREVER (--pairs) */
 } fctx;
 
 /* The XOR of a payload's 8-byte words (size is a multiple of 8 in every row). With the
@@ -71,10 +73,10 @@ static int send_one(fctx *c, ferry_chan *ch, uint64_t seq)
 {
     if (!c->zerocopy) {
         bench_stamp(c->sbuf, c->size, seq);
-        return ferry_send(ch, c->sbuf, c->size, TMO);
+        return ferry_send(ch, c->sbuf, c->size, c->tmo);
     }
     void *p;
-    int r = ferry_loan(ch, c->size, &p, TMO);
+    int r = ferry_loan(ch, c->size, &p, c->tmo);
     if (r < 0) return r;
     if (c->touch) memcpy(p, c->sbuf, c->size); /* every byte, written in place */
     bench_stamp(p, c->size, seq);              /* the first and last 8 bytes */
@@ -101,7 +103,7 @@ static int recv_one(fctx *c, ferry_chan *ch, uint64_t seq, const char **why)
     *why = NULL;
     if (!c->zerocopy) {
         ferry_msg m = {.data = c->rbuf, .cap = c->size};
-        ssize_t n = ferry_recvmsg(ch, &m, 0, TMO);
+        ssize_t n = ferry_recvmsg(ch, &m, 0, c->tmo);
         if (n == -EPIPE || (n >= 0 && m.type == END_TYPE)) return 0;
         if (n < 0) return (int)n;
         if ((size_t)n != c->size)
@@ -111,7 +113,7 @@ static int recv_one(fctx *c, ferry_chan *ch, uint64_t seq, const char **why)
         return *why ? -EBADMSG : 1;
     }
     ferry_msg m;
-    int r = ferry_peek(ch, 0, &m, TMO);
+    int r = ferry_peek(ch, 0, &m, c->tmo);
     if (r == -EPIPE) return 0;
     if (r < 0) return r;
     if (m.type == END_TYPE) return ferry_release(ch) < 0 ? -EBADMSG : 0;
@@ -315,7 +317,7 @@ static int self_batch(void *ctx, uint64_t seq, bench_result *res)
 
 int bench_ferry_self(const bench_job *job, bench_result *res)
 {
-    fctx c = {NULL, NULL, NULL, {0}, job->size, NULL, NULL, 0, 0, 0, job};
+    fctx c = {.size = job->size, .job = job, .tmo = TMO};
     unsigned char sbuf[64], rbuf[64];
     int r, rc;
     if (c.size < 16 || c.size > sizeof sbuf) return bench_fail(res, "size %zu", c.size);
@@ -341,7 +343,15 @@ int bench_ferry_self(const bench_job *job, bench_result *res)
 int bench_ferry(const bench_job *job, bench_result *res)
 {
     const bench_ferry_spec *spec = job->arg;
-    fctx c = {NULL, NULL, NULL, {0}, job->size, NULL, NULL, spec->zerocopy, spec->touch, 0, job};
+    /* In a --pairs row (job->gang) every call waits without a deadline, as the raw
+     * pipe's read() beside it does: a deadline costs each sleep a kernel timer armed and
+     * cancelled (docs/performance.md). Still bounded: a dead peer is -EPIPE (the link
+     * watcher), and bench_pairs.c's alarm() and reaper end a client that hangs. */
+    fctx c = {.size = job->size,
+              .zerocopy = spec->zerocopy,
+              .touch = spec->touch,
+              .job = job,
+              .tmo = job->gang ? FERRY_FOREVER : TMO};
     bench_peer p = {-1, NULL};
     ferry_listener *l = NULL;
     url_env env = {"", ""};

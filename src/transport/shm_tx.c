@@ -360,12 +360,23 @@ static int tx_rendezvous(shm_chan *c, ferry__rec *r, ferry__when *w)
     return 0; /* the consumer claimed it just in time */
 }
 
-static HOT int tx_check(shm_chan *c, size_t len)
+/* Before a send: the end's state and whether the peer is still there. A send that may
+ * wait (w->timeout is not FERRY_NOW) on an end whose link the process's watcher holds
+ * learns of a hang-up from the watcher (its hup word, watch.h) and asks the kernel only
+ * then: no poll every FERRY__LIVE_CHECK_NS, a system call that cost ~5 % of the round
+ * trips with 64 pairs on 2 CPUs (docs/performance.md). A FERRY_NOW send keeps the
+ * rate-limited poll: its -EPIPE comes in the very call, before the watcher ran
+ * (shm-channel.md, "Peer death"). */
+static HOT int tx_check(shm_chan *c, size_t len, const ferry__when *w)
 {
     int dead = atomic_load_explicit(&c->dead, memory_order_relaxed);
     if (dead) return dead;
     if (len > c->max_msg) return -EMSGSIZE;
     if (c->tx.loaned) return -EBUSY;
+    /* Relaxed: joined was set by this end's own join (this thread, or one that handed
+     * the end over), and a fork child's handler cleared it; hup is read with acquire. */
+    if (w->timeout != FERRY_NOW && atomic_load_explicit(&c->watch.joined, memory_order_relaxed))
+        return ferry__watch_fired(&c->watch) ? ferry__shm_alive(c) : 0;
     return ferry__shm_check_alive(c);
 }
 
@@ -452,7 +463,7 @@ static FERRY__COLD void tx_copy_chunks(shm_chan *c, uint8_t *dst, const void *sr
 FERRY__HOT int ferry__shm_sendmsg(ferry_chan *ch, const ferry_msg *m, ferry__when *w)
 {
     shm_chan *c = (shm_chan *)ch;
-    int rc = tx_check(c, m->len);
+    int rc = tx_check(c, m->len, w);
     if (rc < 0) return rc;
     if (m->nfds && c->peer_no_fds) return -EOPNOTSUPP; /* nothing sent: the end stays usable */
     /* A rendezvous send always waits for its receiver: fix its deadline now. */
@@ -484,7 +495,7 @@ FERRY__HOT int ferry__shm_sendmsg(ferry_chan *ch, const ferry_msg *m, ferry__whe
 FERRY__HOT int ferry__shm_loan(ferry_chan *ch, size_t len, void **buf, ferry__when *w)
 {
     shm_chan *c = (shm_chan *)ch;
-    int rc = tx_check(c, len);
+    int rc = tx_check(c, len, w);
     if (rc < 0) return rc;
     if (c->capacity == 0) ferry__when_at(w);
     rc = tx_reserve(c, len, w);

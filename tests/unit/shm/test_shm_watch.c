@@ -8,6 +8,10 @@
  *   kill_rx:  a receiver asleep on an empty channel, the peer SIGKILLed after 100 ms:
  *             -EPIPE, at most 3 sleeps (slices: ~20).
  *   kill_tx:  the same for a sender asleep on a full ring.
+ *   kill_room: a sender with room in the ring, on an end that joined the watcher (it
+ *             slept once), the peer SIGKILLed: its sends that may wait ask no kernel
+ *             every 10 ms (shm_tx.c, tx_check) but the watcher's hup word, and still
+ *             return -EPIPE once it fired (within 300 ms here), long before the ring fills.
  *   fork:     a fork child does not use its parent's watcher (its copy of the epoll
  *             descriptor is closed), and its own hears of a death on an end it inherited.
  *   churn:    channels closed while the watcher fires for them, 2,000 times, two ways (a
@@ -118,6 +122,23 @@ static void test_kill(int tx)
     ferry_chan_close(a);
 }
 
+static void test_kill_room(void)
+{
+    ferry_chan *a, *b;
+    make_pair(64, &a, &b);
+    char m;
+    CHECK_EQ(ferry_recv(a, &m, 1, 2 * 1000000), -ETIMEDOUT); /* a slept: it joined */
+    CHECK(counters(a).recv_waits >= 1);
+    pid_t pid = peer(a, b, 0, 0);
+    reap(pid, 1);
+    int rc = 0, sent = 0;
+    for (; sent < 15 && (rc = ferry_send(a, "z", 1, FERRY_FOREVER)) == 0; sent++) sleep_ms(20);
+    fprintf(stderr, "kill_room: -EPIPE after %d sends\n", sent);
+    CHECK_EQ(rc, -EPIPE);
+    CHECK_EQ(ferry_send(a, "z", 1, FERRY_NOW), -EPIPE); /* and from then on */
+    ferry_chan_close(a);
+}
+
 static void test_fork(void)
 {
     ferry_chan *a, *b;
@@ -190,6 +211,7 @@ int main(void)
     test_idle();
     test_kill(0);
     test_kill(1);
+    test_kill_room();
     test_fork();
     test_churn();
     CHECK_EQ(fd_count(), fds);
